@@ -1,0 +1,16 @@
+#!/bin/sh
+# make bench: runs every benchmark in bench/ side by side with its anchor and
+# prints each budget of DESIGN.md as a ratio.  Benchmarks arrive with the
+# issues that own them (collection, store, detection); each is an executable
+# bench/bench_*.sh or a built bench_* program taking the bin directory.
+set -eu
+bindir=${1:-build/bin}
+here=$(dirname "$0")
+found=0
+for b in "$here"/bench_*.sh; do
+	[ -x "$b" ] || continue
+	found=1
+	echo "== $(basename "$b")"
+	"$b" "$bindir"
+done
+[ "$found" = 1 ] || echo "bench: no benchmarks yet"

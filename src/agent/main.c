@@ -1,0 +1,317 @@
+/*
+ * daemoneye-agent — the orchestrator.
+ *
+ * Each cycle: enumerate processes, replace the event store's snapshot,
+ * run every enabled detection rule over it, and deliver the alerts (stdout
+ * now; more sinks later).  `--once` runs one cycle and exits; otherwise a
+ * cycle runs every app.scan_interval_ms until SIGINT or SIGTERM.
+ *
+ * Exit status (sysexits): 0 ok, 64 usage, 78 configuration, 74 I/O or
+ * database, 73 cannot create the state directory.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemoneye/alert.h"
+#include "daemoneye/collect.h"
+#include "daemoneye/config.h"
+#include "daemoneye/detect.h"
+#include "daemoneye/log.h"
+#include "daemoneye/store.h"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: daemoneye-agent [-c FILE] [--set KEY=VALUE]... [--once] [--check-config]\n"
+		"\n"
+		"  -c, --config FILE    read FILE instead of /etc/daemoneye/config.yaml and\n"
+		"                       ~/.config/daemoneye/config.yaml\n"
+		"  -s, --set KEY=VALUE  override one setting (repeatable), e.g.\n"
+		"                       --set app.scan_interval_ms=15000\n"
+		"  -1, --once           run one collection and detection cycle, then exit\n"
+		"  -n, --check-config   validate the configuration and exit\n"
+		"  -h, --help           show this help\n"
+		"  -V, --version        show the version\n"
+		"\n"
+		"Environment: DAEMONEYE_SECTION__KEY=VALUE overrides a setting, e.g.\n"
+		"DAEMONEYE_APP__SCAN_INTERVAL_MS=15000.  See daemoneye-agent(8).\n");
+}
+
+struct agent {
+	struct de_config *cfg;
+	struct de_store *store;
+	struct de_collector *collector;
+	struct de_rule *rules;
+	size_t nrules;
+	uint64_t rule_timeout_ms;
+	bool stdout_enabled;
+	enum de_alert_format alert_format;
+	bool color;
+};
+
+/* mkdir -p with mode 0750 for the state directory. */
+static int make_dirs(const char *path)
+{
+	char buf[4096];
+	size_t n = strlen(path);
+
+	if (n == 0 || n >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, path, n + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, 0750) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static int setup(struct agent *ag, struct de_error *err)
+{
+	struct de_store_config sc = {0};
+	const char *fmt, *dbpath;
+	char *state = NULL, *path = NULL;
+	uint64_t u;
+	int rc;
+
+	if ((rc = de_config_state_dir(ag->cfg, &state, err)) < 0)
+		return rc;
+	if ((rc = make_dirs(state)) < 0) {
+		rc = de_error_set(err, DE_ERR_IO, -rc,
+				  "cannot create state directory %s: %s "
+				  "(set app.state_dir to a writable directory)",
+				  state, strerror(-rc));
+		goto out;
+	}
+	if ((rc = de_config_get_str(ag->cfg, "database.path", &dbpath, err)) < 0)
+		goto out;
+	if (dbpath)
+		rc = de_expand_home(dbpath, &path, err);
+	else if (asprintf(&path, "%s/events.sqlite", state) < 0)
+		rc = de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
+	if (rc < 0)
+		goto out;
+	sc.path = path;
+	if ((rc = de_config_get_u64(ag->cfg, "database.max_size_mb", &sc.max_size_mb, err)) < 0 ||
+	    (rc = de_config_get_bool(ag->cfg, "database.wal_mode", &sc.wal_mode, err)) < 0 ||
+	    (rc = de_config_get_u64(ag->cfg, "database.max_connections", &u, err)) < 0)
+		goto out;
+	sc.max_connections = (uint32_t)u;
+	if ((rc = de_store_open(&sc, &ag->store, err)) < 0)
+		goto out;
+	de_log_info("event store %s", path);
+
+	bool builtin;
+	if ((rc = de_config_get_bool(ag->cfg, "detection.builtin_rules", &builtin, err)) < 0 ||
+	    (rc = de_config_get_u64(ag->cfg, "detection.rule_timeout_ms", &ag->rule_timeout_ms,
+				    err)) < 0)
+		goto out;
+	if (builtin && (rc = de_detect_builtin_rules(&ag->rules, &ag->nrules, err)) < 0)
+		goto out;
+	de_log_info("%zu detection rules loaded", ag->nrules);
+
+	if ((rc = de_config_get_bool(ag->cfg, "alerting.stdout.enabled", &ag->stdout_enabled,
+				     err)) < 0 ||
+	    (rc = de_config_get_str(ag->cfg, "alerting.stdout.format", &fmt, err)) < 0)
+		goto out;
+	if (strcmp(fmt, "json") == 0)
+		ag->alert_format = DE_ALERT_JSON;
+	else if (strcmp(fmt, "text") == 0)
+		ag->alert_format = DE_ALERT_TEXT;
+	else
+		ag->alert_format = isatty(STDOUT_FILENO) ? DE_ALERT_TEXT : DE_ALERT_JSON;
+	ag->color = ag->alert_format == DE_ALERT_TEXT && de_use_color(stdout);
+
+	rc = de_collector_open(NULL, &ag->collector, err);
+out:
+	free(state);
+	free(path);
+	return rc;
+}
+
+/* One full cycle: collect, store, detect, deliver. */
+static int cycle(struct agent *ag, struct de_error *err)
+{
+	struct de_process_list procs = {0};
+	struct de_alert_list alerts = {0};
+	struct de_collect_stats stats;
+	int64_t scan_id, t0 = de_now_ms();
+	int rc;
+
+	if ((rc = de_store_scan_begin(ag->store, t0, "poll", &scan_id, err)) < 0)
+		return rc;
+	if ((rc = de_collector_scan(ag->collector, scan_id, &procs, &stats, err)) < 0)
+		goto out;
+	if ((rc = de_store_processes(ag->store, procs.items, procs.len, err)) < 0)
+		goto out;
+	if ((rc = de_store_scan_end(ag->store, scan_id, de_now_ms(), procs.len, err)) < 0)
+		goto out;
+	de_log_debug("scan %lld: %zu processes (%zu vanished, %zu inaccessible) in %lld ms",
+		     (long long)scan_id, stats.recorded, stats.vanished, stats.inaccessible,
+		     (long long)(de_now_ms() - t0));
+
+	for (size_t i = 0; i < ag->nrules; i++) {
+		struct de_error rerr = {0};
+		if (!ag->rules[i].enabled)
+			continue;
+		/* one failing rule never stops the others */
+		if (de_detect_run_rule(de_store_db(ag->store), &ag->rules[i], scan_id,
+				       ag->rule_timeout_ms, &alerts, &rerr) < 0)
+			de_log_err(&rerr);
+	}
+	for (size_t i = 0; i < alerts.len; i++) {
+		struct de_error aerr = {0};
+		if (de_store_alert(ag->store, &alerts.items[i], &aerr) < 0)
+			de_log_err(&aerr);
+		if (ag->stdout_enabled &&
+		    de_alert_write(stdout, &alerts.items[i], ag->alert_format, ag->color) < 0)
+			de_log_warn("cannot write alert to standard output");
+	}
+	de_log_info("scan %lld: %zu processes, %zu alerts", (long long)scan_id, procs.len,
+		    alerts.len);
+out:
+	de_process_list_clear(&procs);
+	de_alert_list_clear(&alerts);
+	return rc;
+}
+
+/* Sleep ms milliseconds unless a stop is requested. */
+static void nap(uint64_t ms)
+{
+	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+
+	while (!stop_requested && nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"set", required_argument, NULL, 's'},
+		{"once", no_argument, NULL, '1'},
+		{"check-config", no_argument, NULL, 'n'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	struct de_config_sources src = {0};
+	const char **sets = calloc((size_t)argc + 1, sizeof(char *));
+	struct agent ag = {0};
+	struct de_error err = {0};
+	bool once = false, check = false;
+	const char *s;
+	uint64_t interval;
+	int c, rc, status = 0;
+
+	if (!sets)
+		return EX_OSERR;
+	while ((c = getopt_long(argc, argv, "c:s:1nhV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			src.file = optarg;
+			break;
+		case 's':
+			sets[src.nsets++] = optarg;
+			break;
+		case '1':
+			once = true;
+			break;
+		case 'n':
+			check = true;
+			break;
+		case 'h':
+			usage(stdout);
+			free(sets);
+			return 0;
+		case 'V':
+			printf("daemoneye-agent %s\n", DE_VERSION);
+			free(sets);
+			return 0;
+		default:
+			usage(stderr);
+			free(sets);
+			return EX_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "daemoneye-agent: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		free(sets);
+		return EX_USAGE;
+	}
+	src.sets = sets;
+	de_log_init("daemoneye-agent", DE_LOG_INFO, DE_LOG_TEXT, NULL);
+	if (de_config_load(&src, &ag.cfg, &err) < 0) {
+		fprintf(stderr, "daemoneye-agent: %s\n", err.message);
+		free(sets);
+		return de_error_exit_code(&err);
+	}
+	if (de_config_get_str(ag.cfg, "logging.level", &s, &err) == 0)
+		de_log_set_level((enum de_log_level)de_log_level_parse(s));
+	if (de_config_get_str(ag.cfg, "logging.format", &s, &err) == 0)
+		de_log_set_format((enum de_log_format)de_log_format_parse(s));
+	if (check) {
+		printf("configuration OK\n");
+		goto done;
+	}
+	if ((rc = de_config_get_u64(ag.cfg, "app.scan_interval_ms", &interval, &err)) < 0 ||
+	    (rc = setup(&ag, &err)) < 0) {
+		de_log_err(&err);
+		status = de_error_exit_code(&err);
+		goto done;
+	}
+
+	struct sigaction sa = {0};
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	de_log_info("daemoneye-agent %s started%s (scan every %llu ms)", DE_VERSION,
+		    once ? " for one cycle" : "", (unsigned long long)interval);
+	while (!stop_requested) {
+		de_error_clear(&err);
+		if (cycle(&ag, &err) < 0) {
+			de_log_err(&err);
+			if (once) {
+				status = de_error_exit_code(&err);
+				break;
+			}
+		}
+		if (once)
+			break;
+		nap(interval);
+	}
+	if (!once)
+		de_log_info("stopping");
+done:
+	de_collector_close(ag.collector);
+	de_store_close(ag.store);
+	de_rule_array_free(ag.rules, ag.nrules);
+	de_config_free(ag.cfg);
+	free(sets);
+	return status;
+}

@@ -1,0 +1,1080 @@
+/*
+ * config.c — the layered configuration (see include/daemoneye/config.h).
+ *
+ * Each layer is parsed into a jansson tree plus an "origins" object that maps
+ * every dotted key to where its value was written ("FILE:LINE:COL",
+ * "environment NAME", "--set").  Building merges the layers in order and
+ * validates the result against `schema` below, which is the one list of keys
+ * daemoneye understands: to add a setting, add it here and to defaults.yaml.
+ *
+ * YAML is read with libyaml's event parser.  We accept the JSON-compatible
+ * core of YAML 1.2: mappings with scalar keys, sequences, and scalars whose
+ * plain forms null/~, true/false, integers and floats are typed; anything
+ * quoted is a string.  Aliases (the billion-laughs vector), duplicate keys,
+ * keys containing '.', several documents and nesting deeper than
+ * MAX_DEPTH are errors, each with file:line:column.
+ */
+#include "daemoneye/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yaml.h>
+
+extern const char *const de_defaults_yaml;
+extern const size_t de_defaults_yaml_len;
+
+extern char **environ;
+
+#define MAX_DEPTH  32
+#define MAX_LAYERS 64
+#define MAX_KEY	   256
+
+/* ---- schema ------------------------------------------------------------- */
+
+enum vtype { V_U64, V_BOOL, V_STR, V_STR_LIST, V_ENUM, V_DOUBLE, V_ANY };
+
+struct key_spec {
+	const char *key; /* dotted path */
+	enum vtype type;
+	bool nullable;	     /* may be null (meaning "use the built-in choice") */
+	int64_t min, max;    /* for V_U64 */
+	const char *choices; /* for V_ENUM: space-separated allowed values */
+};
+
+static const struct key_spec schema[] = {
+	{"app.scan_interval_ms", V_U64, false, 1000, 86400000, NULL},
+	{"app.state_dir", V_STR, true, 0, 0, NULL},
+	{"logging.level", V_ENUM, false, 0, 0, "debug info warn error"},
+	{"logging.format", V_ENUM, false, 0, 0, "text json"},
+	{"database.path", V_STR, true, 0, 0, NULL},
+	{"database.max_size_mb", V_U64, false, 1, 16777216, NULL},
+	{"database.wal_mode", V_BOOL, false, 0, 0, NULL},
+	{"database.max_connections", V_U64, false, 1, 1024, NULL},
+	{"database.retention_days", V_U64, false, 1, 36500, NULL},
+	{"detection.rule_timeout_ms", V_U64, false, 1, 3600000, NULL},
+	{"detection.rules_dirs", V_STR_LIST, false, 0, 0, NULL},
+	{"detection.builtin_rules", V_BOOL, false, 0, 0, NULL},
+	{"alerting.stdout.enabled", V_BOOL, false, 0, 0, NULL},
+	{"alerting.stdout.format", V_ENUM, false, 0, 0, "auto text json"},
+};
+
+#define NSCHEMA (sizeof(schema) / sizeof(schema[0]))
+
+/* ---- types -------------------------------------------------------------- */
+
+struct layer {
+	json_t *tree;	 /* object */
+	json_t *origins; /* object: dotted key -> string */
+};
+
+struct de_config_builder {
+	struct layer layers[MAX_LAYERS];
+	size_t nlayers;
+};
+
+struct de_config {
+	json_t *tree;
+	json_t *origins;
+};
+
+/* ---- YAML -> JSON -------------------------------------------------------- */
+
+struct yctx {
+	yaml_parser_t parser;
+	const char *origin; /* file name or description */
+	json_t *origins;    /* where to record key origins */
+	struct de_error *err;
+};
+
+static int yerr_at(struct yctx *y, const yaml_mark_t *m, const char *fmt, const char *detail)
+{
+	return de_error_set(y->err, DE_ERR_CONFIGURATION, EINVAL, "%s:%zu:%zu: %s%s", y->origin,
+			    m->line + 1, m->column + 1, fmt, detail ? detail : "");
+}
+
+static int yparse(struct yctx *y, yaml_event_t *ev)
+{
+	if (!yaml_parser_parse(&y->parser, ev)) {
+		const yaml_mark_t *m = &y->parser.problem_mark;
+		return de_error_set(y->err, DE_ERR_CONFIGURATION, EINVAL,
+				    "%s:%zu:%zu: invalid YAML: %s%s%s", y->origin, m->line + 1,
+				    m->column + 1, y->parser.problem ? y->parser.problem : "error",
+				    y->parser.context ? " " : "",
+				    y->parser.context ? y->parser.context : "");
+	}
+	return 0;
+}
+
+static void record_origin(struct yctx *y, const char *path, const yaml_mark_t *m)
+{
+	char buf[PATH_MAX + 64];
+
+	if (!y->origins || !*path)
+		return;
+	snprintf(buf, sizeof(buf), "%s:%zu:%zu", y->origin, m->line + 1, m->column + 1);
+	json_object_set_new(y->origins, path, json_string(buf));
+}
+
+static bool all_digits(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (!isdigit((unsigned char)*s))
+			return false;
+	return true;
+}
+
+/* Type a scalar the YAML 1.2 core-schema way; quoted scalars are strings. */
+static int scalar_value(struct yctx *y, const yaml_event_t *ev, json_t **out)
+{
+	const char *s = (const char *)ev->data.scalar.value;
+	size_t n = ev->data.scalar.length;
+	const char *tag = (const char *)ev->data.scalar.tag;
+
+	if (strlen(s) != n)
+		return yerr_at(y, &ev->start_mark, "NUL character in scalar", NULL);
+	if (tag && strcmp(tag, YAML_STR_TAG) != 0 && strcmp(tag, "!") != 0)
+		return yerr_at(y, &ev->start_mark, "unsupported YAML tag ", tag);
+	if (tag || ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) {
+		*out = json_stringn(s, n);
+		goto done;
+	}
+	if (n == 0 || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
+	    !strcmp(s, "NULL")) {
+		*out = json_null();
+	} else if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE")) {
+		*out = json_true();
+	} else if (!strcmp(s, "false") || !strcmp(s, "False") || !strcmp(s, "FALSE")) {
+		*out = json_false();
+	} else if (((s[0] == '-' || s[0] == '+') && all_digits(s + 1)) || all_digits(s)) {
+		char *end;
+		errno = 0;
+		long long v = strtoll(s, &end, 10);
+		if (errno == ERANGE)
+			return yerr_at(y, &ev->start_mark, "integer out of range: ", s);
+		*out = json_integer(v);
+	} else if (strspn(s, "0123456789.eE+-") == n && strpbrk(s, "0123456789") &&
+		   strchr(s, '.')) {
+		char *end;
+		double v = strtod(s, &end);
+		if (*end || !isfinite(v))
+			*out = json_stringn(s, n);
+		else
+			*out = json_real(v);
+	} else {
+		*out = json_stringn(s, n);
+	}
+done:
+	if (!*out)
+		return de_error_set(y->err, DE_ERR_CONFIGURATION, ENOMEM, "out of memory");
+	return 0;
+}
+
+static int parse_node(struct yctx *y, yaml_event_t *ev, const char *path, int depth, json_t **out);
+
+static int parse_mapping(struct yctx *y, const char *path, int depth, json_t **out)
+{
+	json_t *obj = json_object();
+	json_t *marks = json_object(); /* key -> line of first occurrence */
+	int rc = 0;
+
+	if (!obj || !marks) {
+		rc = de_error_set(y->err, DE_ERR_CONFIGURATION, ENOMEM, "out of memory");
+		goto out;
+	}
+	for (;;) {
+		yaml_event_t kev, vev;
+		char sub[MAX_KEY * 2];
+		json_t *val = NULL;
+		const char *k;
+
+		if ((rc = yparse(y, &kev)) < 0)
+			goto out;
+		if (kev.type == YAML_MAPPING_END_EVENT) {
+			yaml_event_delete(&kev);
+			break;
+		}
+		if (kev.type != YAML_SCALAR_EVENT) {
+			rc = yerr_at(y, &kev.start_mark, "mapping keys must be plain scalars",
+				     NULL);
+			yaml_event_delete(&kev);
+			goto out;
+		}
+		k = (const char *)kev.data.scalar.value;
+		if (kev.data.scalar.length == 0 || strlen(k) != kev.data.scalar.length ||
+		    strchr(k, '.') || kev.data.scalar.length >= MAX_KEY) {
+			rc = yerr_at(y, &kev.start_mark,
+				     "invalid key (empty, too long, or containing '.'): ", k);
+			yaml_event_delete(&kev);
+			goto out;
+		}
+		if (json_object_get(marks, k)) {
+			char detail[MAX_KEY + 64];
+			snprintf(detail, sizeof(detail), "'%s' (first at line %lld)", k,
+				 (long long)json_integer_value(json_object_get(marks, k)));
+			rc = yerr_at(y, &kev.start_mark, "duplicate key ", detail);
+			yaml_event_delete(&kev);
+			goto out;
+		}
+		json_object_set_new(marks, k, json_integer((json_int_t)kev.start_mark.line + 1));
+		snprintf(sub, sizeof(sub), "%s%s%s", path, *path ? "." : "", k);
+		if ((rc = yparse(y, &vev)) < 0) {
+			yaml_event_delete(&kev);
+			goto out;
+		}
+		rc = parse_node(y, &vev, sub, depth + 1, &val);
+		yaml_event_delete(&vev);
+		if (rc == 0 && json_object_set_new(obj, k, val) < 0)
+			rc = de_error_set(y->err, DE_ERR_CONFIGURATION, ENOMEM, "out of memory");
+		yaml_event_delete(&kev);
+		if (rc < 0)
+			goto out;
+	}
+out:
+	json_decref(marks);
+	if (rc < 0)
+		json_decref(obj);
+	else
+		*out = obj;
+	return rc;
+}
+
+static int parse_sequence(struct yctx *y, const char *path, int depth, json_t **out)
+{
+	json_t *arr = json_array();
+	int rc = 0;
+	size_t i = 0;
+
+	if (!arr)
+		return de_error_set(y->err, DE_ERR_CONFIGURATION, ENOMEM, "out of memory");
+	for (;; i++) {
+		yaml_event_t ev;
+		char sub[MAX_KEY * 2];
+		json_t *val = NULL;
+
+		if ((rc = yparse(y, &ev)) < 0)
+			break;
+		if (ev.type == YAML_SEQUENCE_END_EVENT) {
+			yaml_event_delete(&ev);
+			break;
+		}
+		snprintf(sub, sizeof(sub), "%s[%zu]", path, i);
+		rc = parse_node(y, &ev, sub, depth + 1, &val);
+		yaml_event_delete(&ev);
+		if (rc < 0)
+			break;
+		json_array_append_new(arr, val);
+	}
+	if (rc < 0)
+		json_decref(arr);
+	else
+		*out = arr;
+	return rc;
+}
+
+static int parse_node(struct yctx *y, yaml_event_t *ev, const char *path, int depth, json_t **out)
+{
+	if (depth > MAX_DEPTH)
+		return yerr_at(y, &ev->start_mark, "nesting too deep", NULL);
+	switch (ev->type) {
+	case YAML_SCALAR_EVENT:
+		record_origin(y, path, &ev->start_mark);
+		return scalar_value(y, ev, out);
+	case YAML_MAPPING_START_EVENT:
+		record_origin(y, path, &ev->start_mark);
+		return parse_mapping(y, path, depth, out);
+	case YAML_SEQUENCE_START_EVENT:
+		record_origin(y, path, &ev->start_mark);
+		return parse_sequence(y, path, depth, out);
+	case YAML_ALIAS_EVENT:
+		return yerr_at(y, &ev->start_mark, "YAML aliases are not supported", NULL);
+	default:
+		return yerr_at(y, &ev->start_mark, "unexpected YAML structure", NULL);
+	}
+}
+
+/*
+ * Parse one YAML document from text into *out (any node type).  An empty
+ * stream yields JSON null.  `origins` may be NULL.
+ */
+static int yaml_to_json(const char *text, size_t len, const char *origin, json_t *origins,
+			json_t **out, struct de_error *err)
+{
+	struct yctx y = {.origin = origin, .origins = origins, .err = err};
+	yaml_event_t ev;
+	json_t *root = NULL;
+	int rc;
+
+	if (!yaml_parser_initialize(&y.parser))
+		return de_error_set(err, DE_ERR_CONFIGURATION, ENOMEM, "out of memory");
+	yaml_parser_set_input_string(&y.parser, (const unsigned char *)text, len);
+	if ((rc = yparse(&y, &ev)) < 0) /* STREAM-START */
+		goto out;
+	yaml_event_delete(&ev);
+	if ((rc = yparse(&y, &ev)) < 0)
+		goto out;
+	if (ev.type == YAML_STREAM_END_EVENT) {
+		yaml_event_delete(&ev);
+		root = json_null();
+		goto out;
+	}
+	yaml_event_delete(&ev); /* DOCUMENT-START */
+	if ((rc = yparse(&y, &ev)) < 0)
+		goto out;
+	rc = parse_node(&y, &ev, "", 0, &root);
+	yaml_event_delete(&ev);
+	if (rc < 0)
+		goto out;
+	if ((rc = yparse(&y, &ev)) < 0) /* DOCUMENT-END */
+		goto out;
+	yaml_event_delete(&ev);
+	if ((rc = yparse(&y, &ev)) < 0)
+		goto out;
+	if (ev.type != YAML_STREAM_END_EVENT)
+		rc = yerr_at(&y, &ev.start_mark,
+			     "several YAML documents in one input; daemoneye reads one", NULL);
+	yaml_event_delete(&ev);
+out:
+	yaml_parser_delete(&y.parser);
+	if (rc < 0) {
+		json_decref(root);
+		return rc;
+	}
+	*out = root;
+	return 0;
+}
+
+/* ---- builder ------------------------------------------------------------- */
+
+struct de_config_builder *de_config_builder_new(void)
+{
+	return calloc(1, sizeof(struct de_config_builder));
+}
+
+void de_config_builder_free(struct de_config_builder *b)
+{
+	if (!b)
+		return;
+	for (size_t i = 0; i < b->nlayers; i++) {
+		json_decref(b->layers[i].tree);
+		json_decref(b->layers[i].origins);
+	}
+	free(b);
+}
+
+static int push_layer(struct de_config_builder *b, json_t *tree, json_t *origins,
+		      struct de_error *err)
+{
+	if (b->nlayers >= MAX_LAYERS) {
+		json_decref(tree);
+		json_decref(origins);
+		return de_error_set(err, DE_ERR_CONFIGURATION, E2BIG,
+				    "too many configuration layers (at most %d)", MAX_LAYERS);
+	}
+	b->layers[b->nlayers].tree = tree;
+	b->layers[b->nlayers].origins = origins;
+	b->nlayers++;
+	return 0;
+}
+
+int de_config_builder_add_yaml(struct de_config_builder *b, const char *text, size_t len,
+			       const char *origin, struct de_error *err)
+{
+	json_t *origins = json_object(), *tree = NULL;
+	int rc;
+
+	if (!origins)
+		return de_error_set(err, DE_ERR_CONFIGURATION, ENOMEM, "out of memory");
+	rc = yaml_to_json(text, len, origin, origins, &tree, err);
+	if (rc < 0) {
+		json_decref(origins);
+		return rc;
+	}
+	if (json_is_null(tree)) {
+		json_decref(tree);
+		tree = json_object(); /* an empty file sets nothing */
+	} else if (!json_is_object(tree)) {
+		json_decref(tree);
+		json_decref(origins);
+		return de_error_set(err, DE_ERR_CONFIGURATION, EINVAL,
+				    "%s: the top level must be a mapping of sections (app:, "
+				    "logging:, ...)",
+				    origin);
+	}
+	return push_layer(b, tree, origins, err);
+}
+
+int de_config_builder_add_embedded_defaults(struct de_config_builder *b, struct de_error *err)
+{
+	return de_config_builder_add_yaml(b, de_defaults_yaml, de_defaults_yaml_len, "defaults",
+					  err);
+}
+
+int de_expand_home(const char *path, char **out, struct de_error *err)
+{
+	const char *home;
+
+	if (strncmp(path, "~/", 2) != 0) {
+		*out = strdup(path);
+		goto done;
+	}
+	home = getenv("HOME");
+	if (!home || !*home) {
+		struct passwd *pw = getpwuid(getuid());
+		home = pw ? pw->pw_dir : NULL;
+	}
+	if (!home)
+		return de_error_set(err, DE_ERR_CONFIGURATION, ENOENT,
+				    "cannot expand '%s': no home directory ($HOME unset)", path);
+	if (asprintf(out, "%s/%s", home, path + 2) < 0)
+		*out = NULL;
+done:
+	return *out ? 0 : de_error_set(err, DE_ERR_CONFIGURATION, ENOMEM, "out of memory");
+}
+
+int de_config_builder_add_file(struct de_config_builder *b, const char *path, bool optional,
+			       struct de_error *err)
+{
+	char *full = NULL, *buf = NULL;
+	struct stat st;
+	int fd = -1, rc;
+	size_t got = 0;
+
+	if ((rc = de_expand_home(path, &full, err)) < 0)
+		return rc;
+	fd = open(full, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT && optional) {
+			rc = 0;
+			goto out;
+		}
+		rc = de_error_set(err, DE_ERR_CONFIGURATION, errno,
+				  "cannot open configuration file %s: %s", full, strerror(errno));
+		goto out;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		rc = de_error_set(err, DE_ERR_CONFIGURATION, EISDIR,
+				  "configuration file %s is not a regular file", full);
+		goto out;
+	}
+	if ((size_t)st.st_size > DE_CONFIG_MAX_FILE) {
+		rc = de_error_set(err, DE_ERR_CONFIGURATION, EFBIG,
+				  "configuration file %s is larger than %u bytes", full,
+				  DE_CONFIG_MAX_FILE);
+		goto out;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		rc = de_error_set(err, DE_ERR_CONFIGURATION, ENOMEM, "out of memory");
+		goto out;
+	}
+	while (got < (size_t)st.st_size) {
+		ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			rc = de_error_set(err, DE_ERR_CONFIGURATION, errno,
+					  "cannot read configuration file %s: %s", full,
+					  strerror(errno));
+			goto out;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	buf[got] = '\0';
+	rc = de_config_builder_add_yaml(b, buf, got, full, err);
+out:
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	free(full);
+	return rc;
+}
+
+/* Set tree[path] = val (consumed), creating mappings along the dotted path. */
+static int set_path(json_t *tree, const char *path, json_t *val)
+{
+	char buf[MAX_KEY * 4];
+	char *seg, *next;
+	json_t *cur = tree;
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	seg = buf;
+	while ((next = strchr(seg, '.'))) {
+		json_t *child;
+		*next = '\0';
+		child = json_object_get(cur, seg);
+		if (!json_is_object(child)) {
+			child = json_object();
+			if (json_object_set_new(cur, seg, child) < 0) {
+				json_decref(val);
+				return -1;
+			}
+		}
+		cur = child;
+		seg = next + 1;
+	}
+	return json_object_set_new(cur, seg, val);
+}
+
+static bool valid_key(const char *k)
+{
+	size_t n = strlen(k);
+
+	if (n == 0 || n >= MAX_KEY || k[0] == '.' || k[n - 1] == '.' || strstr(k, ".."))
+		return false;
+	for (; *k; k++)
+		if (!islower((unsigned char)*k) && !isdigit((unsigned char)*k) && *k != '_' &&
+		    *k != '.')
+			return false;
+	return true;
+}
+
+/* One key=value from the environment or --set, value read as YAML. */
+static int add_assignment(struct de_config_builder *b, const char *key, const char *value,
+			  const char *origin, struct de_error *err)
+{
+	json_t *tree, *origins, *val = NULL;
+	int rc;
+
+	if (!valid_key(key))
+		return de_error_set(err, DE_ERR_CONFIGURATION, EINVAL,
+				    "%s: invalid configuration key '%s' (expected dotted "
+				    "lower-case names such as app.scan_interval_ms)",
+				    origin, key);
+	if (strlen(value) > DE_CONFIG_MAX_FILE)
+		return de_error_set(err, DE_ERR_CONFIGURATION, EFBIG, "%s: value too large",
+				    origin);
+	rc = yaml_to_json(value, strlen(value), origin, NULL, &val, err);
+	if (rc < 0)
+		return rc;
+	tree = json_object();
+	origins = json_object();
+	if (!tree || !origins || set_path(tree, key, val) < 0 ||
+	    json_object_set_new(origins, key, json_string(origin)) < 0) {
+		json_decref(tree);
+		json_decref(origins);
+		return de_error_set(err, DE_ERR_CONFIGURATION, ENOMEM, "out of memory");
+	}
+	return push_layer(b, tree, origins, err);
+}
+
+int de_config_builder_add_environment(struct de_config_builder *b, const char *prefix,
+				      char *const *envp, struct de_error *err)
+{
+	size_t plen;
+
+	if (!prefix)
+		prefix = DE_CONFIG_ENV_PREFIX;
+	if (!envp)
+		envp = environ;
+	plen = strlen(prefix);
+	for (size_t i = 0; envp[i]; i++) {
+		const char *e = envp[i], *eq = strchr(e, '=');
+		char key[MAX_KEY], origin[MAX_KEY + 32];
+		size_t k = 0;
+		int rc;
+
+		if (!eq || (size_t)(eq - e) <= plen || strncasecmp(e, prefix, plen) != 0)
+			continue;
+		snprintf(origin, sizeof(origin), "environment %.*s", (int)(eq - e), e);
+		for (const char *p = e + plen; p < eq && k + 1 < sizeof(key); p++) {
+			if (p[0] == '_' && p + 1 < eq && p[1] == '_') {
+				key[k++] = '.';
+				p++;
+			} else {
+				key[k++] = (char)tolower((unsigned char)*p);
+			}
+		}
+		key[k] = '\0';
+		if ((rc = add_assignment(b, key, eq + 1, origin, err)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
+int de_config_builder_add_set(struct de_config_builder *b, const char *assignment,
+			      struct de_error *err)
+{
+	const char *eq = strchr(assignment, '=');
+	char key[MAX_KEY], origin[MAX_KEY + 16];
+
+	if (!eq || eq == assignment || (size_t)(eq - assignment) >= sizeof(key))
+		return de_error_set(err, DE_ERR_CONFIGURATION, EINVAL,
+				    "--set %s: expected key=value (for example "
+				    "--set app.scan_interval_ms=15000)",
+				    assignment);
+	memcpy(key, assignment, (size_t)(eq - assignment));
+	key[eq - assignment] = '\0';
+	snprintf(origin, sizeof(origin), "--set %s", key);
+	return add_assignment(b, key, eq + 1, origin, err);
+}
+
+/* ---- merging and validation ---------------------------------------------- */
+
+/* Drop origins of `path` and everything below it. */
+static void drop_origins(json_t *origins, const char *path)
+{
+	size_t n = strlen(path);
+	const char *k;
+	json_t *v;
+	void *tmp;
+
+	json_object_foreach_safe (origins, tmp, k, v) {
+		if (strncmp(k, path, n) == 0 && (k[n] == '\0' || k[n] == '.' || k[n] == '['))
+			json_object_del(origins, k);
+	}
+}
+
+static void copy_origins(json_t *dst, const json_t *src, const char *path)
+{
+	size_t n = strlen(path);
+	const char *k;
+	json_t *v;
+
+	json_object_foreach ((json_t *)src, k, v) {
+		if (strncmp(k, path, n) == 0 && (k[n] == '\0' || k[n] == '.' || k[n] == '['))
+			json_object_set(dst, k, v);
+	}
+}
+
+static int merge(json_t *dst, json_t *dst_orig, const json_t *src, const json_t *src_orig,
+		 const char *path)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach ((json_t *)src, k, v) {
+		char sub[MAX_KEY * 4];
+		json_t *cur = json_object_get(dst, k);
+
+		snprintf(sub, sizeof(sub), "%s%s%s", path, *path ? "." : "", k);
+		if (json_is_object(cur) && json_is_object(v)) {
+			json_t *o = json_object_get(src_orig, sub);
+			if (o)
+				json_object_set(dst_orig, sub, o);
+			if (merge(cur, dst_orig, v, src_orig, sub) < 0)
+				return -1;
+			continue;
+		}
+		drop_origins(dst_orig, sub);
+		if (json_object_set_new(dst, k, json_deep_copy(v)) < 0)
+			return -1;
+		copy_origins(dst_orig, src_orig, sub);
+	}
+	return 0;
+}
+
+static const char *origin_of(const json_t *origins, const char *key)
+{
+	const char *o = json_string_value(json_object_get(origins, key));
+	return o ? o : "defaults";
+}
+
+static const struct key_spec *spec_for(const char *key)
+{
+	for (size_t i = 0; i < NSCHEMA; i++)
+		if (strcmp(schema[i].key, key) == 0)
+			return &schema[i];
+	return NULL;
+}
+
+static bool is_section(const char *key)
+{
+	size_t n = strlen(key);
+	for (size_t i = 0; i < NSCHEMA; i++)
+		if (strncmp(schema[i].key, key, n) == 0 && schema[i].key[n] == '.')
+			return true;
+	return false;
+}
+
+static const char *json_kind(const json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		return "a mapping";
+	case JSON_ARRAY:
+		return "a list";
+	case JSON_STRING:
+		return "a string";
+	case JSON_INTEGER:
+		return "an integer";
+	case JSON_REAL:
+		return "a number";
+	case JSON_TRUE:
+	case JSON_FALSE:
+		return "a boolean";
+	default:
+		return "null";
+	}
+}
+
+static int check_value(const struct key_spec *s, const json_t *v, const json_t *origins,
+		       struct de_error *err)
+{
+	const char *o = origin_of(origins, s->key);
+
+	if (json_is_null(v)) {
+		if (s->nullable)
+			return 0;
+		return de_error_set(err, DE_ERR_CONFIGURATION, EINVAL, "%s: '%s' must not be null",
+				    o, s->key);
+	}
+	switch (s->type) {
+	case V_U64:
+		if (!json_is_integer(v))
+			break;
+		if (json_integer_value(v) < s->min || json_integer_value(v) > s->max)
+			return de_error_set(err, DE_ERR_CONFIGURATION, ERANGE,
+					    "%s: '%s' is %lld, out of range %lld..%lld", o, s->key,
+					    (long long)json_integer_value(v), (long long)s->min,
+					    (long long)s->max);
+		return 0;
+	case V_BOOL:
+		if (json_is_boolean(v))
+			return 0;
+		break;
+	case V_STR:
+		if (json_is_string(v))
+			return 0;
+		break;
+	case V_DOUBLE:
+		if (json_is_number(v))
+			return 0;
+		break;
+	case V_STR_LIST: {
+		size_t i;
+		json_t *e;
+		if (!json_is_array(v))
+			break;
+		json_array_foreach (v, i, e)
+			if (!json_is_string(e))
+				return de_error_set(
+					err, DE_ERR_CONFIGURATION, EINVAL,
+					"%s: '%s' must be a list of strings; item %zu is %s", o,
+					s->key, i, json_kind(e));
+		return 0;
+	}
+	case V_ENUM: {
+		char word[64];
+		const char *p = s->choices;
+		if (!json_is_string(v))
+			break;
+		while (*p) {
+			size_t l = strcspn(p, " ");
+			snprintf(word, sizeof(word), "%.*s", (int)l, p);
+			if (strcmp(word, json_string_value(v)) == 0)
+				return 0;
+			p += l;
+			while (*p == ' ')
+				p++;
+		}
+		return de_error_set(err, DE_ERR_CONFIGURATION, EINVAL,
+				    "%s: '%s' is '%s'; expected one of: %s", o, s->key,
+				    json_string_value(v), s->choices);
+	}
+	case V_ANY:
+		return 0;
+	}
+	static const char *const want[] = {
+		[V_U64] = "a non-negative integer",
+		[V_BOOL] = "true or false",
+		[V_STR] = "a string",
+		[V_STR_LIST] = "a list of strings",
+		[V_ENUM] = "a string",
+		[V_DOUBLE] = "a number",
+		[V_ANY] = "anything",
+	};
+	return de_error_set(err, DE_ERR_CONFIGURATION, EINVAL, "%s: '%s' must be %s, not %s", o,
+			    s->key, want[s->type], json_kind(v));
+}
+
+static int validate(const json_t *tree, const json_t *origins, const char *path,
+		    struct de_error *err)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach ((json_t *)tree, k, v) {
+		char sub[MAX_KEY * 4];
+		const struct key_spec *s;
+		int rc;
+
+		snprintf(sub, sizeof(sub), "%s%s%s", path, *path ? "." : "", k);
+		s = spec_for(sub);
+		if (s) {
+			if ((rc = check_value(s, v, origins, err)) < 0)
+				return rc;
+		} else if (is_section(sub)) {
+			if (!json_is_object(v))
+				return de_error_set(err, DE_ERR_CONFIGURATION, EINVAL,
+						    "%s: '%s' is a section and must be a mapping, "
+						    "not %s",
+						    origin_of(origins, sub), sub, json_kind(v));
+			if ((rc = validate(v, origins, sub, err)) < 0)
+				return rc;
+		} else {
+			return de_error_set(
+				err, DE_ERR_CONFIGURATION, EINVAL,
+				"%s: unknown configuration key '%s' (see `daemoneye-cli "
+				"config show` for the known keys)",
+				origin_of(origins, sub), sub);
+		}
+	}
+	return 0;
+}
+
+int de_config_build(struct de_config_builder *b, struct de_config **out, struct de_error *err)
+{
+	struct de_config *c = calloc(1, sizeof(*c));
+	int rc;
+
+	if (!c)
+		return de_error_set(err, DE_ERR_CONFIGURATION, ENOMEM, "out of memory");
+	c->tree = json_object();
+	c->origins = json_object();
+	if (!c->tree || !c->origins) {
+		rc = de_error_set(err, DE_ERR_CONFIGURATION, ENOMEM, "out of memory");
+		goto fail;
+	}
+	for (size_t i = 0; i < b->nlayers; i++) {
+		if (merge(c->tree, c->origins, b->layers[i].tree, b->layers[i].origins, "") < 0) {
+			rc = de_error_set(err, DE_ERR_CONFIGURATION, ENOMEM, "out of memory");
+			goto fail;
+		}
+	}
+	if ((rc = validate(c->tree, c->origins, "", err)) < 0)
+		goto fail;
+	*out = c;
+	return 0;
+fail:
+	de_config_free(c);
+	return rc;
+}
+
+int de_config_load(const struct de_config_sources *src, struct de_config **out,
+		   struct de_error *err)
+{
+	struct de_config_builder *b = de_config_builder_new();
+	int rc;
+
+	if (!b)
+		return de_error_set(err, DE_ERR_CONFIGURATION, ENOMEM, "out of memory");
+	if ((rc = de_config_builder_add_embedded_defaults(b, err)) < 0)
+		goto out;
+	if (src->file) {
+		rc = de_config_builder_add_file(b, src->file, false, err);
+	} else {
+		const char *sys = src->system_file ? src->system_file : DE_CONFIG_SYSTEM_FILE;
+		const char *usr = src->user_file ? src->user_file : DE_CONFIG_USER_FILE;
+		if (*sys)
+			rc = de_config_builder_add_file(b, sys, true, err);
+		if (rc == 0 && *usr)
+			rc = de_config_builder_add_file(b, usr, true, err);
+	}
+	if (rc < 0)
+		goto out;
+	if ((rc = de_config_builder_add_environment(b, NULL, src->envp, err)) < 0)
+		goto out;
+	for (size_t i = 0; i < src->nsets; i++)
+		if ((rc = de_config_builder_add_set(b, src->sets[i], err)) < 0)
+			goto out;
+	rc = de_config_build(b, out, err);
+out:
+	de_config_builder_free(b);
+	return rc;
+}
+
+void de_config_free(struct de_config *c)
+{
+	if (!c)
+		return;
+	json_decref(c->tree);
+	json_decref(c->origins);
+	free(c);
+}
+
+/* ---- getters ------------------------------------------------------------- */
+
+static const json_t *lookup(const struct de_config *c, const char *key)
+{
+	char buf[MAX_KEY * 4];
+	char *seg, *next;
+	const json_t *cur = c->tree;
+
+	if (strlen(key) >= sizeof(buf))
+		return NULL;
+	snprintf(buf, sizeof(buf), "%s", key);
+	seg = buf;
+	while ((next = strchr(seg, '.'))) {
+		*next = '\0';
+		cur = json_object_get(cur, seg);
+		if (!json_is_object(cur))
+			return NULL;
+		seg = next + 1;
+	}
+	return json_object_get(cur, seg);
+}
+
+static int get_checked(const struct de_config *c, const char *key, const json_t **v,
+		       struct de_error *err)
+{
+	*v = lookup(c, key);
+	if (!*v)
+		return de_error_set(err, DE_ERR_CONFIGURATION, ENOENT,
+				    "missing configuration key '%s'", key);
+	return 0;
+}
+
+static int wrong_type(const struct de_config *c, const char *key, const json_t *v, const char *want,
+		      struct de_error *err)
+{
+	return de_error_set(err, DE_ERR_CONFIGURATION, EINVAL, "%s: '%s' must be %s, not %s",
+			    origin_of(c->origins, key), key, want, json_kind(v));
+}
+
+int de_config_get_u64(const struct de_config *c, const char *key, uint64_t *out,
+		      struct de_error *err)
+{
+	const json_t *v;
+	int rc = get_checked(c, key, &v, err);
+
+	if (rc < 0)
+		return rc;
+	if (!json_is_integer(v))
+		return wrong_type(c, key, v, "a non-negative integer", err);
+	if (json_integer_value(v) < 0)
+		return de_error_set(err, DE_ERR_CONFIGURATION, ERANGE,
+				    "%s: '%s' is %lld; it must not be negative",
+				    origin_of(c->origins, key), key,
+				    (long long)json_integer_value(v));
+	*out = (uint64_t)json_integer_value(v);
+	return 0;
+}
+
+int de_config_get_i64(const struct de_config *c, const char *key, int64_t *out,
+		      struct de_error *err)
+{
+	const json_t *v;
+	int rc = get_checked(c, key, &v, err);
+
+	if (rc < 0)
+		return rc;
+	if (!json_is_integer(v))
+		return wrong_type(c, key, v, "an integer", err);
+	*out = json_integer_value(v);
+	return 0;
+}
+
+int de_config_get_double(const struct de_config *c, const char *key, double *out,
+			 struct de_error *err)
+{
+	const json_t *v;
+	int rc = get_checked(c, key, &v, err);
+
+	if (rc < 0)
+		return rc;
+	if (!json_is_number(v))
+		return wrong_type(c, key, v, "a number", err);
+	*out = json_number_value(v);
+	return 0;
+}
+
+int de_config_get_bool(const struct de_config *c, const char *key, bool *out, struct de_error *err)
+{
+	const json_t *v;
+	int rc = get_checked(c, key, &v, err);
+
+	if (rc < 0)
+		return rc;
+	if (!json_is_boolean(v))
+		return wrong_type(c, key, v, "true or false", err);
+	*out = json_is_true(v);
+	return 0;
+}
+
+int de_config_get_str(const struct de_config *c, const char *key, const char **out,
+		      struct de_error *err)
+{
+	const json_t *v;
+	int rc = get_checked(c, key, &v, err);
+
+	if (rc < 0)
+		return rc;
+	if (json_is_null(v)) {
+		*out = NULL;
+		return 0;
+	}
+	if (!json_is_string(v))
+		return wrong_type(c, key, v, "a string", err);
+	*out = json_string_value(v);
+	return 0;
+}
+
+int de_config_get_str_list(const struct de_config *c, const char *key, const char ***out, size_t *n,
+			   struct de_error *err)
+{
+	const json_t *v;
+	const char **arr;
+	int rc = get_checked(c, key, &v, err);
+
+	if (rc < 0)
+		return rc;
+	if (!json_is_array(v))
+		return wrong_type(c, key, v, "a list of strings", err);
+	for (size_t i = 0; i < json_array_size(v); i++)
+		if (!json_is_string(json_array_get(v, i)))
+			return wrong_type(c, key, v, "a list of strings", err);
+	arr = calloc(json_array_size(v) + 1, sizeof(char *));
+	if (!arr)
+		return de_error_set(err, DE_ERR_CONFIGURATION, ENOMEM, "out of memory");
+	for (size_t i = 0; i < json_array_size(v); i++)
+		arr[i] = json_string_value(json_array_get(v, i));
+	*out = arr;
+	*n = json_array_size(v);
+	return 0;
+}
+
+const char *de_config_origin(const struct de_config *c, const char *key)
+{
+	if (!lookup(c, key))
+		return NULL;
+	return origin_of(c->origins, key);
+}
+
+const json_t *de_config_tree(const struct de_config *c)
+{
+	return c->tree;
+}
+
+int de_config_state_dir(const struct de_config *c, char **out, struct de_error *err)
+{
+	const char *dir = NULL, *xdg;
+	int rc = de_config_get_str(c, "app.state_dir", &dir, err);
+
+	if (rc < 0)
+		return rc;
+	if (dir && *dir)
+		return de_expand_home(dir, out, err);
+	if (geteuid() == 0) {
+		*out = strdup("/var/lib/daemoneye");
+	} else if ((xdg = getenv("XDG_STATE_HOME")) && xdg[0] == '/') {
+		if (asprintf(out, "%s/daemoneye", xdg) < 0)
+			*out = NULL;
+	} else {
+		return de_expand_home("~/.local/state/daemoneye", out, err);
+	}
+	return *out ? 0 : de_error_set(err, DE_ERR_CONFIGURATION, ENOMEM, "out of memory");
+}

@@ -1,0 +1,305 @@
+/*
+ * test_collect.c — /proc collection against real child processes: exact
+ * argv with hostile bytes, a 128 KiB command line, a deleted executable, an
+ * executable whose real name ends in " (deleted)", a process that is gone,
+ * and a full scan that sees ourselves.  Every child is started here and
+ * reaped by its pid.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "daemoneye/collect.h"
+
+static char tmpdir[] = "/tmp/de-test-collect-XXXXXX";
+
+static int setup(void **state)
+{
+	(void)state;
+	return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+/*
+ * Start `path` with argv and return its pid once exec has happened (the
+ * CLOEXEC pipe closes on a successful exec).  With `input`, the child's
+ * stdin is a pipe whose write end is returned there, so that `sh -c 'read
+ * x'` waits, keeping its argv, until the test closes it.
+ */
+static pid_t spawn_in(const char *path, char *const argv[], int *input)
+{
+	int p[2], in[2] = {-1, -1};
+	char c;
+	pid_t pid;
+
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	if (input)
+		assert_int_equal(pipe2(in, O_CLOEXEC), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (input)
+			dup2(in[0], 0); /* dup2 clears CLOEXEC on fd 0 */
+		execv(path, argv);
+		_exit(127);
+	}
+	close(p[1]);
+	assert_int_equal(read(p[0], &c, 1), 0);
+	close(p[0]);
+	if (input) {
+		close(in[0]);
+		*input = in[1];
+	}
+	return pid;
+}
+
+static pid_t spawn(const char *path, char *const argv[])
+{
+	return spawn_in(path, argv, NULL);
+}
+
+static void reap(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+static void copy_file(const char *from, const char *to)
+{
+	char cmd[PATH_MAX * 2 + 16];
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", from, to);
+	assert_int_equal(system(cmd), 0);
+}
+
+static void read_pid(pid_t pid, struct de_process_record *r)
+{
+	struct de_collector *c;
+	struct de_error e = {0};
+	assert_int_equal(de_collector_open(NULL, &c, &e), 0);
+	assert_int_equal(de_collector_read(c, pid, 5, r, &e), 0);
+	de_collector_close(c);
+}
+
+static void test_hostile_argv(void **state)
+{
+	(void)state;
+	struct de_process_record r;
+	pid_t pid;
+
+	/* a shell waiting on stdin keeps its argv as given */
+	char *w_argv[] = {"sh",		  "-c",		  "read x", "a\nb", "quote\"back\\slash",
+			  "\x01\x1b[31m", "\xff\xfe bad", "",	    NULL};
+	int in;
+	pid = spawn_in("/bin/sh", w_argv, &in);
+	read_pid(pid, &r);
+	assert_int_equal(r.command_line_len, 8);
+	for (int i = 0; i < 8; i++)
+		assert_string_equal(r.command_line[i], w_argv[i]);
+	assert_int_equal(r.pid, (uint32_t)pid);
+	assert_true(r.has_ppid);
+	assert_int_equal(r.ppid, (uint32_t)getpid());
+	assert_true(r.accessible);
+	assert_true(r.file_exists);
+	assert_true(r.has_start_time);
+	assert_true(r.start_time > 1600000000000LL);
+	assert_true(r.has_memory_usage);
+	char uid[16];
+	snprintf(uid, sizeof(uid), "%u", getuid());
+	assert_string_equal(r.user_id, uid);
+	assert_non_null(r.executable_path);
+	char real[PATH_MAX];
+	assert_non_null(realpath("/bin/sh", real));
+	assert_string_equal(r.executable_path, real);
+	assert_false(json_is_true(json_object_get(r.platform_data, "exe_deleted")));
+	assert_false(json_is_true(json_object_get(r.platform_data, "kernel_thread")));
+	/* the record survives JSON exactly */
+	json_t *j = de_process_record_to_json(&r);
+	struct de_process_record back;
+	assert_int_equal(de_process_record_from_json(j, &back, NULL), 0);
+	assert_true(de_process_record_equal(&r, &back));
+	de_process_record_clear(&back);
+	json_decref(j);
+	de_process_record_clear(&r);
+	close(in);
+	reap(pid);
+}
+
+static void test_huge_cmdline(void **state)
+{
+	(void)state;
+	/* 128 KiB of arguments: four of 32 KiB (one argument may not exceed
+	 * the kernel's MAX_ARG_STRLEN of 128 KiB including its NUL) */
+	enum { PART = 32 * 1024, PARTS = 4 };
+	char *parts[PARTS];
+	char *argv[PARTS + 4] = {"sh", "-c", "read x", NULL};
+	int in;
+	struct de_process_record r;
+	pid_t pid;
+
+	for (int i = 0; i < PARTS; i++) {
+		parts[i] = malloc(PART + 1);
+		memset(parts[i], 'a' + i, PART);
+		parts[i][PART] = '\0';
+		argv[3 + i] = parts[i];
+	}
+	argv[3 + PARTS] = NULL;
+	pid = spawn_in("/bin/sh", argv, &in);
+	read_pid(pid, &r);
+	assert_int_equal(r.command_line_len, 3 + PARTS);
+	for (int i = 0; i < PARTS; i++)
+		assert_string_equal(r.command_line[3 + i], parts[i]);
+	assert_false(json_is_true(json_object_get(r.platform_data, "cmdline_truncated")));
+	de_process_record_clear(&r);
+	close(in);
+	reap(pid);
+	for (int i = 0; i < PARTS; i++)
+		free(parts[i]);
+}
+
+static void test_deleted_executable(void **state)
+{
+	(void)state;
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/victim-sleep", tmpdir);
+	copy_file("/bin/sleep", path);
+	char *argv[] = {"victim-sleep", "30", NULL};
+	pid_t pid = spawn(path, argv);
+	struct de_process_record r;
+
+	read_pid(pid, &r);
+	assert_string_equal(r.executable_path, path);
+	assert_true(r.file_exists);
+	assert_false(json_is_true(json_object_get(r.platform_data, "exe_deleted")));
+	de_process_record_clear(&r);
+
+	assert_int_equal(unlink(path), 0);
+	read_pid(pid, &r);
+	assert_string_equal(r.executable_path, path); /* suffix removed */
+	assert_false(r.file_exists);
+	assert_true(json_is_true(json_object_get(r.platform_data, "exe_deleted")));
+	assert_false(json_is_true(json_object_get(r.platform_data, "exe_replaced")));
+	de_process_record_clear(&r);
+
+	/* a different file now at the path: replaced */
+	copy_file("/bin/true", path);
+	read_pid(pid, &r);
+	assert_true(r.file_exists);
+	assert_true(json_is_true(json_object_get(r.platform_data, "exe_replaced")));
+	de_process_record_clear(&r);
+	unlink(path);
+	reap(pid);
+}
+
+static void test_name_with_deleted_suffix(void **state)
+{
+	(void)state;
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/my prog (deleted)", tmpdir);
+	copy_file("/bin/sleep", path);
+	char *argv[] = {"x", "30", NULL};
+	pid_t pid = spawn(path, argv);
+	struct de_process_record r;
+
+	read_pid(pid, &r);
+	assert_string_equal(r.executable_path, path); /* a real name is kept whole */
+	assert_true(r.file_exists);
+	assert_false(json_is_true(json_object_get(r.platform_data, "exe_deleted")));
+	assert_string_equal(r.name, "my prog (delete"); /* comm: 15 bytes */
+	de_process_record_clear(&r);
+	reap(pid);
+	unlink(path);
+}
+
+static void test_gone_process(void **state)
+{
+	(void)state;
+	char *argv[] = {"true", NULL};
+	pid_t pid = spawn("/bin/true", argv);
+	struct de_collector *c;
+	struct de_process_record r;
+	struct de_error e = {0};
+
+	waitpid(pid, NULL, 0);
+	assert_int_equal(de_collector_open(NULL, &c, &e), 0);
+	assert_int_equal(de_collector_read(c, pid, 1, &r, &e), -ESRCH);
+	de_collector_close(c);
+}
+
+static void test_zombie(void **state)
+{
+	(void)state;
+	char *argv[] = {"true", NULL};
+	pid_t pid = spawn("/bin/true", argv);
+	struct de_process_record r;
+	siginfo_t si;
+
+	/* wait for exit without reaping: a zombie */
+	assert_int_equal(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT), 0);
+	read_pid(pid, &r);
+	assert_string_equal(json_string_value(json_object_get(r.platform_data, "state")), "Z");
+	assert_null(r.executable_path);
+	assert_int_equal(r.command_line_len, 0);
+	de_process_record_clear(&r);
+	waitpid(pid, NULL, 0);
+}
+
+static void test_full_scan(void **state)
+{
+	(void)state;
+	struct de_collector *c;
+	struct de_process_list l = {0};
+	struct de_collect_stats st;
+	struct de_error e = {0};
+	bool found_self = false;
+
+	assert_int_equal(de_collector_open(NULL, &c, &e), 0);
+	assert_int_equal(de_collector_scan(c, 42, &l, &st, &e), 0);
+	assert_true(l.len >= 1);
+	assert_int_equal(st.recorded, l.len);
+	for (size_t i = 0; i < l.len; i++) {
+		assert_int_equal(l.items[i].scan_id, 42);
+		assert_non_null(l.items[i].name);
+		if (l.items[i].pid == (uint32_t)getpid())
+			found_self = true;
+	}
+	assert_true(found_self);
+	de_process_list_clear(&l);
+	de_collector_close(c);
+
+	/* a proc root that is not there is the only scan failure */
+	assert_true(de_collector_open("/nonexistent-proc", &c, &e) < 0);
+	assert_int_equal(e.category, DE_ERR_IO);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_hostile_argv),
+		cmocka_unit_test(test_huge_cmdline),
+		cmocka_unit_test(test_deleted_executable),
+		cmocka_unit_test(test_name_with_deleted_suffix),
+		cmocka_unit_test(test_gone_process),
+		cmocka_unit_test(test_zombie),
+		cmocka_unit_test(test_full_scan),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,512 @@
+/*
+ * test_model.c — ProcessRecord, Alert, DetectionRule: every seed field, its
+ * type and optionality, JSON that round-trips exactly, hostile bytes, and
+ * the errors for malformed records.  Also UUID v4 and the enums.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "daemoneye/model.h"
+
+static char *xstrdup(const char *s)
+{
+	char *d = strdup(s);
+	assert_non_null(d);
+	return d;
+}
+
+/* ---- UUID and enums ----------------------------------------------------- */
+
+static void test_uuid(void **state)
+{
+	(void)state;
+	struct de_uuid a, b, c;
+	char s[DE_UUID_STR_LEN + 1];
+
+	assert_int_equal(de_uuid_v4(&a), 0);
+	assert_int_equal(de_uuid_v4(&b), 0);
+	assert_memory_not_equal(a.bytes, b.bytes, 16);
+	assert_int_equal(a.bytes[6] >> 4, 4);	   /* version 4 */
+	assert_int_equal(a.bytes[8] & 0xc0, 0x80); /* RFC variant */
+	de_uuid_format(&a, s);
+	assert_int_equal(strlen(s), 36);
+	assert_int_equal(s[14], '4');
+	assert_int_equal(de_uuid_parse(s, &c), 0);
+	assert_memory_equal(a.bytes, c.bytes, 16);
+	assert_int_equal(de_uuid_parse("0B8F3A52-3C1E-4A8E-9F3C-2D1B7C9E4A10", &c), 0);
+	assert_int_equal(de_uuid_parse("0b8f3a52-3c1e-4a8e-9f3c-2d1b7c9e4a1", &c), -EINVAL);
+	assert_int_equal(de_uuid_parse("0b8f3a52x3c1e-4a8e-9f3c-2d1b7c9e4a10", &c), -EINVAL);
+	assert_int_equal(de_uuid_parse("0b8f3a52-3c1e-4a8e-9f3c-2d1b7c9e4a1g", &c), -EINVAL);
+	assert_int_equal(de_uuid_parse(NULL, &c), -EINVAL);
+}
+
+static void test_severity(void **state)
+{
+	(void)state;
+	static const char *const names[] = {"low", "medium", "high", "critical"};
+	struct de_error e = {0};
+	enum de_severity s;
+
+	for (int i = 0; i < DE_SEV_MAX; i++) {
+		assert_string_equal(de_severity_name((enum de_severity)i), names[i]);
+		assert_int_equal(de_severity_parse(names[i], &s, &e), 0);
+		assert_int_equal(s, i);
+	}
+	assert_int_equal(de_severity_parse("CRITICAL", &s, &e), 0);
+	assert_int_equal(s, DE_SEV_CRITICAL);
+	assert_int_equal(de_severity_parse("High", &s, &e), 0);
+	assert_int_equal(s, DE_SEV_HIGH);
+	assert_int_equal(de_severity_parse("urgent", &s, &e), -EINVAL);
+	assert_int_equal(e.category, DE_ERR_VALIDATION);
+	assert_non_null(strstr(e.message, "urgent"));
+	assert_non_null(strstr(e.message, "low, medium, high or critical"));
+	assert_null(de_severity_name(DE_SEV_MAX));
+}
+
+static void test_rule_source(void **state)
+{
+	(void)state;
+	enum de_rule_source s;
+	struct de_error e = {0};
+	assert_string_equal(de_rule_source_name(DE_RULE_BUILTIN), "builtin");
+	assert_string_equal(de_rule_source_name(DE_RULE_FILE), "file");
+	assert_string_equal(de_rule_source_name(DE_RULE_USER), "user");
+	assert_int_equal(de_rule_source_parse("File", &s, &e), 0);
+	assert_int_equal(s, DE_RULE_FILE);
+	assert_int_equal(de_rule_source_parse("Builtin", &s, &e), 0);
+	assert_int_equal(s, DE_RULE_BUILTIN);
+	assert_int_equal(de_rule_source_parse("remote", &s, &e), -EINVAL);
+	assert_non_null(strstr(e.message, "remote"));
+}
+
+/* ---- ProcessRecord ------------------------------------------------------ */
+
+static void full_record(struct de_process_record *r)
+{
+	memset(r, 0, sizeof(*r));
+	assert_int_equal(de_uuid_parse("0b8f3a52-3c1e-4a8e-9f3c-2d1b7c9e4a10", &r->id), 0);
+	r->scan_id = 12345;
+	r->collection_time = 1764060360123;
+	r->pid = 4294967295u; /* u32 max */
+	r->has_ppid = true;
+	r->ppid = 1;
+	r->name = xstrdup("chrome");
+	r->executable_path = xstrdup("/opt/google/chrome/chrome");
+	r->command_line = calloc(3, sizeof(char *));
+	r->command_line[0] = xstrdup("/opt/google/chrome/chrome");
+	r->command_line[1] = xstrdup("--type=renderer");
+	r->command_line[2] = xstrdup("");
+	r->command_line_len = 3;
+	r->has_start_time = true;
+	r->start_time = 1764060300000;
+	r->has_cpu_usage = true;
+	r->cpu_usage = 12.345678901234567;
+	r->has_memory_usage = true;
+	r->memory_usage = 9007199254740993ull; /* beyond double precision */
+	r->executable_hash =
+		xstrdup("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+	r->hash_algorithm = xstrdup("sha256");
+	r->user_id = xstrdup("1000");
+	r->accessible = true;
+	r->file_exists = true;
+	r->platform_data =
+		json_pack("{s:s,s:i,s:b}", "state", "S", "threads", 4, "kernel_thread", 0);
+}
+
+static void test_record_every_field(void **state)
+{
+	(void)state;
+	struct de_process_record r, back;
+	struct de_error e = {0};
+	full_record(&r);
+	json_t *j = de_process_record_to_json(&r);
+	assert_non_null(j);
+
+	assert_string_equal(json_string_value(json_object_get(j, "id")),
+			    "0b8f3a52-3c1e-4a8e-9f3c-2d1b7c9e4a10");
+	assert_int_equal(json_integer_value(json_object_get(j, "scan_id")), 12345);
+	assert_int_equal(json_integer_value(json_object_get(j, "collection_time")), 1764060360123);
+	assert_int_equal(json_integer_value(json_object_get(j, "pid")), 4294967295);
+	assert_int_equal(json_integer_value(json_object_get(j, "ppid")), 1);
+	assert_string_equal(json_string_value(json_object_get(j, "name")), "chrome");
+	assert_string_equal(json_string_value(json_object_get(j, "executable_path")),
+			    "/opt/google/chrome/chrome");
+	assert_int_equal(json_array_size(json_object_get(j, "command_line")), 3);
+	assert_string_equal(
+		json_string_value(json_array_get(json_object_get(j, "command_line"), 1)),
+		"--type=renderer");
+	assert_int_equal(json_integer_value(json_object_get(j, "start_time")), 1764060300000);
+	assert_true(json_real_value(json_object_get(j, "cpu_usage")) == 12.345678901234567);
+	assert_int_equal(json_integer_value(json_object_get(j, "memory_usage")), 9007199254740993);
+	assert_int_equal(strlen(json_string_value(json_object_get(j, "executable_hash"))), 64);
+	assert_string_equal(json_string_value(json_object_get(j, "hash_algorithm")), "sha256");
+	assert_string_equal(json_string_value(json_object_get(j, "user_id")), "1000");
+	assert_true(json_is_true(json_object_get(j, "accessible")));
+	assert_true(json_is_true(json_object_get(j, "file_exists")));
+	assert_string_equal(
+		json_string_value(json_object_get(json_object_get(j, "platform_data"), "state")),
+		"S");
+	assert_int_equal(json_object_size(j), 17); /* exactly the seed's fields */
+
+	/* through text and back: equal struct, identical text */
+	char *text = json_dumps(j, JSON_COMPACT);
+	json_t *j2 = json_loads(text, 0, NULL);
+	assert_int_equal(de_process_record_from_json(j2, &back, &e), 0);
+	assert_true(de_process_record_equal(&r, &back));
+	json_t *j3 = de_process_record_to_json(&back);
+	char *text2 = json_dumps(j3, JSON_COMPACT);
+	assert_string_equal(text, text2);
+
+	/* equality notices a changed field */
+	back.ppid = 2;
+	assert_false(de_process_record_equal(&r, &back));
+	back.ppid = 1;
+	free(back.command_line[2]);
+	back.command_line[2] = xstrdup("x");
+	assert_false(de_process_record_equal(&r, &back));
+
+	free(text);
+	free(text2);
+	json_decref(j);
+	json_decref(j2);
+	json_decref(j3);
+	de_process_record_clear(&back);
+	de_process_record_clear(&r);
+}
+
+static void test_record_optionals_absent(void **state)
+{
+	(void)state;
+	struct de_process_record r = {0}, back;
+	struct de_error e = {0};
+	r.pid = 1;
+	r.name = xstrdup("init");
+	r.command_line = calloc(1, sizeof(char *));
+	json_t *j = de_process_record_to_json(&r);
+	static const char *const nulls[] = {"ppid",	      "executable_path", "start_time",
+					    "cpu_usage",      "memory_usage",	 "executable_hash",
+					    "hash_algorithm", "user_id",	 "platform_data"};
+	for (size_t i = 0; i < sizeof(nulls) / sizeof(nulls[0]); i++)
+		assert_true(json_is_null(json_object_get(j, nulls[i])));
+	assert_true(json_is_false(json_object_get(j, "accessible")));
+	assert_int_equal(de_process_record_from_json(j, &back, &e), 0);
+	assert_true(de_process_record_equal(&r, &back));
+	assert_false(back.has_ppid);
+	assert_false(back.has_cpu_usage);
+	assert_null(back.executable_path);
+	assert_null(back.platform_data);
+	de_process_record_clear(&back);
+
+	/* a missing optional member reads as None, too */
+	for (size_t i = 0; i < sizeof(nulls) / sizeof(nulls[0]); i++)
+		json_object_del(j, nulls[i]);
+	assert_int_equal(de_process_record_from_json(j, &back, &e), 0);
+	assert_true(de_process_record_equal(&r, &back));
+	de_process_record_clear(&back);
+	json_decref(j);
+	de_process_record_clear(&r);
+}
+
+static void test_record_hostile_bytes(void **state)
+{
+	(void)state;
+	struct de_process_record r = {0}, back;
+	struct de_error e = {0};
+	r.pid = 7;
+	r.name = xstrdup("ev\nil\x1b[31m\xff");
+	r.executable_path = xstrdup("/tmp/my prog (deleted)");
+	r.command_line = calloc(4, sizeof(char *));
+	r.command_line[0] = xstrdup("a\"b\\c");
+	r.command_line[1] = xstrdup("\x01\x02\t\r\n");
+	r.command_line[2] = xstrdup("\xc3\x28 invalid \xed\xa0\x80 surrogate \xf8");
+	r.command_line[3] = xstrdup("caf\xc3\xa9 ok");
+	r.command_line_len = 4;
+	json_t *j = de_process_record_to_json(&r);
+	assert_non_null(j);
+	/* valid JSON text, parseable by a strict parser */
+	char *text = json_dumps(j, JSON_COMPACT);
+	assert_non_null(text);
+	json_t *j2 = json_loads(text, 0, NULL);
+	assert_non_null(j2);
+	assert_non_null(json_object_get(j2, "name_raw"));
+	assert_non_null(json_object_get(j2, "command_line_raw"));
+	assert_null(json_object_get(j2, "executable_path_raw")); /* valid UTF-8 */
+	assert_int_equal(de_process_record_from_json(j2, &back, &e), 0);
+	assert_true(de_process_record_equal(&r, &back));
+	assert_string_equal(back.name, "ev\nil\x1b[31m\xff");
+	assert_string_equal(back.command_line[2], "\xc3\x28 invalid \xed\xa0\x80 surrogate \xf8");
+	free(text);
+	json_decref(j);
+	json_decref(j2);
+	de_process_record_clear(&back);
+	de_process_record_clear(&r);
+}
+
+static void test_record_huge_command_line(void **state)
+{
+	(void)state;
+	struct de_process_record r = {0}, back;
+	size_t n = 128 * 1024;
+	r.pid = 9;
+	r.name = xstrdup("big");
+	r.command_line = calloc(1, sizeof(char *));
+	r.command_line[0] = malloc(n + 1);
+	memset(r.command_line[0], 'A', n);
+	r.command_line[0][n] = '\0';
+	r.command_line_len = 1;
+	json_t *j = de_process_record_to_json(&r);
+	assert_int_equal(de_process_record_from_json(j, &back, NULL), 0);
+	assert_int_equal(strlen(back.command_line[0]), n);
+	assert_true(de_process_record_equal(&r, &back));
+	json_decref(j);
+	de_process_record_clear(&back);
+	de_process_record_clear(&r);
+}
+
+/* Parse `text` as a ProcessRecord and expect an error mentioning `needle`. */
+static void expect_bad_record(const char *text, const char *needle)
+{
+	struct de_process_record r;
+	struct de_error e = {0};
+	json_t *j = json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+	assert_non_null(j);
+	assert_true(de_process_record_from_json(j, &r, &e) < 0);
+	assert_int_equal(e.category, DE_ERR_VALIDATION);
+	if (!strstr(e.message, needle))
+		fail_msg("error '%s' does not mention '%s'", e.message, needle);
+	json_decref(j);
+}
+
+#define BASE                                                                                       \
+	"\"id\":\"0b8f3a52-3c1e-4a8e-9f3c-2d1b7c9e4a10\",\"scan_id\":1,\"collection_time\":1,"     \
+	"\"name\":\"x\",\"command_line\":[],\"accessible\":true,\"file_exists\":true"
+
+static void test_record_malformed(void **state)
+{
+	(void)state;
+	expect_bad_record("[1]", "expected a JSON object");
+	expect_bad_record("{" BASE "}", "'pid' is missing");
+	expect_bad_record("{" BASE ",\"pid\":-1}", "'pid' is out of range");
+	expect_bad_record("{" BASE ",\"pid\":4294967296}", "'pid' is out of range");
+	expect_bad_record("{" BASE ",\"pid\":\"12\"}", "'pid' must be an integer");
+	expect_bad_record("{" BASE ",\"pid\":1,\"ppid\":1.5}", "'ppid' must be an integer");
+	expect_bad_record("{" BASE ",\"pid\":1,\"cpu_usage\":\"hot\"}",
+			  "'cpu_usage' must be a number");
+	expect_bad_record("{" BASE ",\"pid\":1,\"memory_usage\":-5}",
+			  "'memory_usage' is out of range");
+	expect_bad_record("{" BASE ",\"pid\":1,\"bogus\":1}", "unknown member 'bogus'");
+	expect_bad_record("{" BASE ",\"pid\":1,\"name_raw\":\"!!!\"}", "'name_raw'");
+	expect_bad_record("{" BASE ",\"pid\":1,\"command_line_raw\":[\"YQ==\"]}",
+			  "'command_line_raw' must be an array as long as its twin");
+	expect_bad_record(
+		"{\"id\":\"nope\",\"scan_id\":1,\"collection_time\":1,\"pid\":1,"
+		"\"name\":\"x\",\"command_line\":[],\"accessible\":true,\"file_exists\":true}",
+		"'id' must be a UUID string");
+	expect_bad_record("{\"id\":\"0b8f3a52-3c1e-4a8e-9f3c-2d1b7c9e4a10\",\"scan_id\":1,"
+			  "\"collection_time\":1,\"pid\":1,\"name\":null,\"command_line\":[],"
+			  "\"accessible\":true,\"file_exists\":true}",
+			  "'name' must not be null");
+	expect_bad_record(
+		"{\"id\":\"0b8f3a52-3c1e-4a8e-9f3c-2d1b7c9e4a10\",\"scan_id\":1,"
+		"\"collection_time\":1,\"pid\":1,\"name\":\"a\\u0000b\",\"command_line\":[],"
+		"\"accessible\":true,\"file_exists\":true}",
+		"NUL");
+	expect_bad_record("{\"id\":\"0b8f3a52-3c1e-4a8e-9f3c-2d1b7c9e4a10\",\"scan_id\":1,"
+			  "\"collection_time\":1,\"pid\":1,\"name\":\"x\",\"command_line\":[1],"
+			  "\"accessible\":true,\"file_exists\":true}",
+			  "'command_line'");
+	expect_bad_record("{\"id\":\"0b8f3a52-3c1e-4a8e-9f3c-2d1b7c9e4a10\",\"scan_id\":1,"
+			  "\"collection_time\":1,\"pid\":1,\"name\":\"x\",\"command_line\":[],"
+			  "\"accessible\":\"yes\",\"file_exists\":true}",
+			  "'accessible' must be true or false");
+}
+
+/* ---- Alert -------------------------------------------------------------- */
+
+static void test_alert_every_field(void **state)
+{
+	(void)state;
+	struct de_alert a = {0}, back;
+	struct de_error e = {0};
+	assert_int_equal(de_uuid_v4(&a.id), 0);
+	a.alert_time = 1764060360123;
+	a.rule_id = xstrdup("deleted-executable");
+	a.title = xstrdup("Process running a deleted executable");
+	a.description = xstrdup("desc");
+	a.severity = DE_SEV_CRITICAL;
+	a.has_scan_id = true;
+	a.scan_id = 99;
+	a.affected_processes = calloc(2, sizeof(uint32_t));
+	a.affected_processes[0] = 10;
+	a.affected_processes[1] = 4294967295u;
+	a.affected_processes_len = 2;
+	a.process_count = 2;
+	a.alert_data = json_pack("[{s:i},{s:i}]", "pid", 10, "pid", 11);
+	a.has_rule_execution_time_ms = true;
+	a.rule_execution_time_ms = 3;
+	a.dedupe_key = xstrdup("deleted-executable|sleep|/tmp/x");
+
+	json_t *j = de_alert_to_json(&a);
+	assert_int_equal(json_object_size(j), 12);
+	assert_string_equal(json_string_value(json_object_get(j, "severity")), "critical");
+	assert_int_equal(json_integer_value(json_object_get(j, "scan_id")), 99);
+	assert_int_equal(
+		json_integer_value(json_array_get(json_object_get(j, "affected_processes"), 1)),
+		4294967295);
+	assert_int_equal(json_integer_value(json_object_get(j, "process_count")), 2);
+	assert_int_equal(json_integer_value(json_object_get(j, "rule_execution_time_ms")), 3);
+	assert_int_equal(json_integer_value(json_object_get(j, "alert_time")), 1764060360123);
+	assert_string_equal(json_string_value(json_object_get(j, "rule_id")), "deleted-executable");
+	assert_string_equal(json_string_value(json_object_get(j, "title")),
+			    "Process running a deleted executable");
+	assert_string_equal(json_string_value(json_object_get(j, "description")), "desc");
+	assert_string_equal(json_string_value(json_object_get(j, "dedupe_key")),
+			    "deleted-executable|sleep|/tmp/x");
+	assert_int_equal(de_alert_from_json(j, &back, &e), 0);
+	assert_true(de_alert_equal(&a, &back));
+	de_alert_clear(&back);
+
+	/* optional scan_id and execution time */
+	a.has_scan_id = false;
+	a.has_rule_execution_time_ms = false;
+	json_decref(j);
+	j = de_alert_to_json(&a);
+	assert_true(json_is_null(json_object_get(j, "scan_id")));
+	assert_true(json_is_null(json_object_get(j, "rule_execution_time_ms")));
+	assert_int_equal(de_alert_from_json(j, &back, &e), 0);
+	assert_true(de_alert_equal(&a, &back));
+	assert_false(back.has_scan_id);
+	de_alert_clear(&back);
+
+	/* alert_data is required but may be JSON null */
+	json_object_set_new(j, "alert_data", json_null());
+	assert_int_equal(de_alert_from_json(j, &back, &e), 0);
+	assert_true(json_is_null(back.alert_data));
+	de_alert_clear(&back);
+	json_object_del(j, "alert_data");
+	assert_true(de_alert_from_json(j, &back, &e) < 0);
+	assert_non_null(strstr(e.message, "'alert_data' is missing"));
+
+	/* unknown severity */
+	json_object_set_new(j, "alert_data", json_array());
+	json_object_set_new(j, "severity", json_string("urgent"));
+	assert_true(de_alert_from_json(j, &back, &e) < 0);
+	assert_non_null(strstr(e.message, "unknown severity 'urgent'"));
+	json_object_set_new(j, "severity", json_string("Medium"));
+	json_object_set_new(j, "process_count", json_integer(2147483648));
+	assert_true(de_alert_from_json(j, &back, &e) < 0);
+	assert_non_null(strstr(e.message, "'process_count' is out of range"));
+
+	json_decref(j);
+	de_alert_clear(&a);
+}
+
+/* ---- DetectionRule ------------------------------------------------------ */
+
+static void test_rule_every_field(void **state)
+{
+	(void)state;
+	struct de_rule r = {0}, back;
+	struct de_error e = {0};
+	r.id = xstrdup("reverse-shell");
+	r.name = xstrdup("Reverse shell");
+	r.description = xstrdup("bash -i >& /dev/tcp");
+	r.version = 3;
+	r.sql_query = xstrdup("SELECT pid FROM processes WHERE command_line LIKE '%/dev/tcp/%'");
+	r.enabled = true;
+	r.severity = DE_SEV_HIGH;
+	r.category = xstrdup("execution");
+	r.tags = calloc(2, sizeof(char *));
+	r.tags[0] = xstrdup("attack.t1059.004");
+	r.tags[1] = xstrdup("linux");
+	r.tags_len = 2;
+	r.author = xstrdup("daemoneye");
+	r.created_at = 1;
+	r.updated_at = 2;
+	r.source_type = DE_RULE_FILE;
+	r.source_path = xstrdup("/etc/daemoneye/rules.d/shell.yaml");
+
+	json_t *j = de_rule_to_json(&r);
+	assert_int_equal(json_object_size(j), 14);
+	assert_string_equal(json_string_value(json_object_get(j, "severity")), "high");
+	assert_string_equal(json_string_value(json_object_get(j, "source_type")), "file");
+	assert_int_equal(json_integer_value(json_object_get(j, "version")), 3);
+	assert_true(json_is_true(json_object_get(j, "enabled")));
+	assert_string_equal(json_string_value(json_array_get(json_object_get(j, "tags"), 0)),
+			    "attack.t1059.004");
+	assert_string_equal(json_string_value(json_object_get(j, "source_path")),
+			    "/etc/daemoneye/rules.d/shell.yaml");
+	assert_string_equal(json_string_value(json_object_get(j, "author")), "daemoneye");
+	assert_string_equal(json_string_value(json_object_get(j, "category")), "execution");
+	assert_int_equal(json_integer_value(json_object_get(j, "created_at")), 1);
+	assert_int_equal(json_integer_value(json_object_get(j, "updated_at")), 2);
+	assert_int_equal(de_rule_from_json(j, &back, &e), 0);
+	assert_true(de_rule_equal(&r, &back));
+	de_rule_clear(&back);
+
+	/* optional strings absent */
+	free(r.description);
+	free(r.category);
+	free(r.author);
+	free(r.source_path);
+	r.description = r.category = r.author = r.source_path = NULL;
+	r.source_type = DE_RULE_BUILTIN;
+	json_decref(j);
+	j = de_rule_to_json(&r);
+	assert_true(json_is_null(json_object_get(j, "description")));
+	assert_true(json_is_null(json_object_get(j, "source_path")));
+	assert_int_equal(de_rule_from_json(j, &back, &e), 0);
+	assert_true(de_rule_equal(&r, &back));
+	assert_null(back.author);
+	de_rule_clear(&back);
+
+	json_object_set_new(j, "source_type", json_string("remote"));
+	assert_true(de_rule_from_json(j, &back, &e) < 0);
+	assert_non_null(strstr(e.message, "source_type"));
+	json_object_set_new(j, "source_type", json_string("User"));
+	json_object_set_new(j, "version", json_string("1"));
+	assert_true(de_rule_from_json(j, &back, &e) < 0);
+	assert_non_null(strstr(e.message, "'version' must be an integer"));
+	json_decref(j);
+	de_rule_clear(&r);
+}
+
+/* ---- byte helpers --------------------------------------------------------- */
+
+static void test_utf8_and_escape(void **state)
+{
+	(void)state;
+	assert_true(de_utf8_valid("caf\xc3\xa9", 5));
+	assert_true(de_utf8_valid("\xf0\x9f\x98\x80", 4));
+	assert_false(de_utf8_valid("\xc0\xaf", 2));	    /* overlong */
+	assert_false(de_utf8_valid("\xed\xa0\x80", 3));	    /* surrogate */
+	assert_false(de_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
+	assert_false(de_utf8_valid("\xe2\x82", 2));	    /* truncated */
+	char *s = de_escape_text("a\nb\x1b[0m\\\xff\xc3\xa9", 11);
+	assert_string_equal(s, "a\\nb\\x1b[0m\\\\\\xff\xc3\xa9");
+	free(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_uuid),
+		cmocka_unit_test(test_severity),
+		cmocka_unit_test(test_rule_source),
+		cmocka_unit_test(test_record_every_field),
+		cmocka_unit_test(test_record_optionals_absent),
+		cmocka_unit_test(test_record_hostile_bytes),
+		cmocka_unit_test(test_record_huge_command_line),
+		cmocka_unit_test(test_record_malformed),
+		cmocka_unit_test(test_alert_every_field),
+		cmocka_unit_test(test_rule_every_field),
+		cmocka_unit_test(test_utf8_and_escape),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
