@@ -3,119 +3,55 @@
  *
  *   daemoneye-cli [-c FILE] [--set KEY=VALUE]... COMMAND [ARGS]
  *
- * Commands: config show [--format yaml|json] [--origins], config validate.
- * Exit status follows sysexits(3): 64 usage, 78 configuration.
+ * main.c parses the global options, loads the configuration and dispatches
+ * to the command table below; each command group lives in its own
+ * cmd_<group>.c.  Exit status follows sysexits(3).
  */
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
 
-#include "daemoneye/config.h"
+#include "cli.h"
+#include "daemoneye/alert.h"
 #include "daemoneye/log.h"
+
+static const struct cli_command commands[] = {
+	{"config", "show [--format yaml|json] [--origins] | validate", cmd_config},
+};
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+void cli_errorf(const char *fmt, ...)
+{
+	va_list ap;
+	fputs("daemoneye-cli: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int cli_fail(const struct de_error *err)
+{
+	cli_errorf("%s", err->message);
+	return de_error_exit_code(err);
+}
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: daemoneye-cli [-c FILE] [--set KEY=VALUE]... COMMAND [ARGS]\n"
-		   "\n"
-		   "Commands:\n"
-		   "  config show [--format yaml|json] [--origins]\n"
-		   "                        print the effective configuration (with --origins,\n"
-		   "                        where each value came from)\n"
-		   "  config validate       check the configuration; exit 0 or 78\n"
-		   "\n"
-		   "Options:\n"
+		   "\nCommands:\n");
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f, "\nOptions:\n"
 		   "  -c, --config FILE     read FILE instead of the standard configuration files\n"
 		   "  -s, --set KEY=VALUE   override one setting (repeatable)\n"
 		   "  -h, --help            show this help\n"
 		   "  -V, --version         show the version\n"
 		   "See daemoneye-cli(1).\n");
-}
-
-/* YAML for people: keys plain, strings JSON-quoted (valid YAML). */
-static void print_yaml(const json_t *node, const struct de_config *cfg, const char *path,
-		       int indent, bool origins)
-{
-	const char *k;
-	json_t *v;
-
-	json_object_foreach ((json_t *)node, k, v) {
-		char sub[1024];
-		snprintf(sub, sizeof(sub), "%s%s%s", path, *path ? "." : "", k);
-		if (json_is_object(v)) {
-			printf("%*s%s:\n", indent, "", k);
-			print_yaml(v, cfg, sub, indent + 2, origins);
-			continue;
-		}
-		char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_ENSURE_ASCII);
-		printf("%*s%s: %s", indent, "", k, s ? s : "?");
-		if (origins)
-			printf("  # %s", de_config_origin(cfg, sub));
-		printf("\n");
-		free(s);
-	}
-}
-
-static int cmd_config(struct de_config *cfg, int argc, char **argv)
-{
-	static const struct option opts[] = {
-		{"format", required_argument, NULL, 'f'},
-		{"origins", no_argument, NULL, 'o'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
-	bool json = false, origins = false;
-	int c;
-
-	if (argc < 2) {
-		fprintf(stderr, "daemoneye-cli: config: expected 'show' or 'validate'\n");
-		return EX_USAGE;
-	}
-	const char *sub = argv[1];
-	optind = 2;
-	while ((c = getopt_long(argc, argv, "f:oh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'f':
-			if (strcmp(optarg, "json") == 0)
-				json = true;
-			else if (strcmp(optarg, "yaml") != 0) {
-				fprintf(stderr,
-					"daemoneye-cli: unknown format '%s' (yaml or json)\n",
-					optarg);
-				return EX_USAGE;
-			}
-			break;
-		case 'o':
-			origins = true;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			return EX_USAGE;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "daemoneye-cli: unexpected argument '%s'\n", argv[optind]);
-		return EX_USAGE;
-	}
-	if (strcmp(sub, "validate") == 0) {
-		printf("configuration OK\n");
-		return 0;
-	}
-	if (strcmp(sub, "show") != 0) {
-		fprintf(stderr, "daemoneye-cli: config: unknown subcommand '%s'\n", sub);
-		return EX_USAGE;
-	}
-	if (json) {
-		char *s = json_dumps(de_config_tree(cfg), JSON_INDENT(2) | JSON_ENSURE_ASCII);
-		printf("%s\n", s ? s : "{}");
-		free(s);
-	} else {
-		print_yaml(de_config_tree(cfg), cfg, "", 0, origins);
-	}
-	return 0;
 }
 
 int main(int argc, char **argv)
@@ -129,8 +65,9 @@ int main(int argc, char **argv)
 	};
 	struct de_config_sources src = {0};
 	const char **sets = calloc((size_t)argc + 1, sizeof(char *));
-	struct de_config *cfg = NULL;
+	struct cli_ctx ctx = {0};
 	struct de_error err = {0};
+	const struct cli_command *cmd = NULL;
 	int c, status;
 
 	if (!sets)
@@ -163,22 +100,28 @@ int main(int argc, char **argv)
 		free(sets);
 		return EX_USAGE;
 	}
-	src.sets = sets;
-	de_log_init("daemoneye-cli", DE_LOG_WARN, DE_LOG_TEXT, NULL);
-	const char *cmd = argv[optind];
-	if (strcmp(cmd, "config") != 0) {
-		fprintf(stderr, "daemoneye-cli: unknown command '%s'\n", cmd);
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		if (strcmp(argv[optind], commands[i].name) == 0)
+			cmd = &commands[i];
+	if (!cmd) {
+		cli_errorf("unknown command '%s'", argv[optind]);
 		usage(stderr);
 		free(sets);
 		return EX_USAGE;
 	}
-	if (de_config_load(&src, &cfg, &err) < 0) {
-		fprintf(stderr, "daemoneye-cli: %s\n", err.message);
+	src.sets = sets;
+	de_log_init("daemoneye-cli", DE_LOG_WARN, DE_LOG_TEXT, NULL);
+	if (de_config_load(&src, &ctx.cfg, &err) < 0) {
+		status = cli_fail(&err);
 		free(sets);
-		return de_error_exit_code(&err);
+		return status;
 	}
-	status = cmd_config(cfg, argc - optind, argv + optind);
-	de_config_free(cfg);
+	ctx.color = de_use_color(stdout);
+	int cargc = argc - optind;
+	char **cargv = argv + optind;
+	optind = 1; /* commands parse their own options from cargv[1] */
+	status = cmd->run(&ctx, cargc, cargv);
+	de_config_free(ctx.cfg);
 	free(sets);
 	return status;
 }

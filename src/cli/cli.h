@@ -1,0 +1,38 @@
+/*
+ * cli.h — what the daemoneye-cli command files share: the command table
+ * entry type, the global options, and small helpers.  One file per command
+ * group (cmd_config.c, ...); main.c parses global options and dispatches.
+ *
+ * A command returns a sysexits(3) status.  It prints results on stdout and
+ * errors on stderr as "daemoneye-cli: <message>".
+ */
+#ifndef DAEMONEYE_CLI_H
+#define DAEMONEYE_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "daemoneye/config.h"
+#include "daemoneye/error.h"
+
+struct cli_ctx {
+	struct de_config *cfg; /* the effective configuration (owned by main) */
+	bool color;	       /* colour allowed on stdout (NO_COLOR, TERM=dumb) */
+};
+
+struct cli_command {
+	const char *name;    /* first word on the command line */
+	const char *summary; /* one line for --help */
+	/* argv[0] is the command name; getopt state is reset before the call */
+	int (*run)(struct cli_ctx *ctx, int argc, char **argv);
+};
+
+/* Print "daemoneye-cli: <fmt>" on stderr. */
+void cli_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Report a library error and return its sysexits code. */
+int cli_fail(const struct de_error *err);
+
+/* Command groups (one file each). */
+int cmd_config(struct cli_ctx *ctx, int argc, char **argv);
+
+#endif
