@@ -167,7 +167,7 @@ static int cycle(struct agent *ag, struct de_error *err)
 
 	/* a failed scan leaves the store as it was; the next cycle retries */
 	if ((rc = de_store_scan_begin(ag->store, t0, "poll", &scan_id, err)) < 0)
-		return rc;
+		return de_error_prefix(err, "scan failed: ");
 	if ((rc = de_collector_scan(ag->collector, scan_id, &procs, &stats, err)) < 0 ||
 	    (rc = de_store_processes(ag->store, procs.items, procs.len, err)) < 0 ||
 	    (rc = de_store_scan_end(ag->store, scan_id, de_now_ms(), procs.len, err)) < 0) {

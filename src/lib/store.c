@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 /* ---- the in-memory snapshot index --------------------------------------- */
@@ -174,12 +175,19 @@ struct de_store {
 	bool snap_loaded;
 	int64_t snap_time, snap_scan, sample_time; /* from store_state */
 	struct de_store_diff last_diff;		   /* of the last successful batch */
+	int step_errno;				   /* errno after the last failed step */
 };
 
 static int db_err(struct de_store *s, struct de_error *err, const char *what)
 {
 	int ec = s->db ? sqlite3_extended_errcode(s->db) & 0xff : SQLITE_ERROR;
 	int sys = s->db ? sqlite3_system_errno(s->db) : 0;
+
+	/* SQLite does not always keep the OS error of a failed write; the
+	   errno left by the step (cleared before it) names it */
+	if (!sys && (s->step_errno == EROFS || s->step_errno == ENOSPC || s->step_errno == EDQUOT ||
+		     s->step_errno == EIO))
+		sys = s->step_errno;
 	int code = EIO;
 
 	if (ec == SQLITE_FULL || sys == ENOSPC)
@@ -190,6 +198,15 @@ static int db_err(struct de_store *s, struct de_error *err, const char *what)
 		code = EBUSY;
 	else if (ec == SQLITE_NOMEM)
 		code = ENOMEM;
+	/* SQLite reports a write on a read-only mount as a plain I/O error */
+	struct statvfs vfs;
+	if ((ec == SQLITE_IOERR || ec == SQLITE_READONLY || ec == SQLITE_CANTOPEN) &&
+	    statvfs(s->path, &vfs) == 0 && (vfs.f_flag & ST_RDONLY))
+		return de_error_set(err, DE_ERR_DATABASE, EROFS, "%s: %s: %s (%s)", s->path, what,
+				    sqlite3_errmsg(s->db), strerror(EROFS));
+	if (sys && ec != SQLITE_CONSTRAINT && ec != SQLITE_ERROR)
+		return de_error_set(err, DE_ERR_DATABASE, code, "%s: %s: %s (%s)", s->path, what,
+				    sqlite3_errmsg(s->db), strerror(sys));
 	return de_error_set(err, DE_ERR_DATABASE, code, "%s: %s: %s", s->path, what,
 			    s->db ? sqlite3_errmsg(s->db) : "no connection");
 }
@@ -543,6 +560,10 @@ int de_store_open(const struct de_store_config *cfg, struct de_store **out, stru
 					       : "PRAGMA journal_mode=DELETE",
 				 NULL, NULL, NULL) != SQLITE_OK ||
 		    sqlite3_exec(s->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) !=
+			    SQLITE_OK ||
+		    /* a first scan of 10,000 processes dirties ~12 MB: keep it in memory
+		       rather than spill and re-read (the cache grows only as used) */
+		    sqlite3_exec(s->db, "PRAGMA cache_size=-16384", NULL, NULL, NULL) !=
 			    SQLITE_OK) {
 			rc = db_err(s, err, "cannot set journal mode");
 			goto fail;
@@ -610,9 +631,14 @@ sqlite3 *de_store_db(struct de_store *s)
 
 static int exec_step(struct de_store *s, sqlite3_stmt *st, struct de_error *err, const char *what)
 {
-	int rc = sqlite3_step(st);
+	int rc;
+
+	errno = 0;
+	rc = sqlite3_step(st);
+	s->step_errno = errno;
+	rc = rc == SQLITE_DONE ? 0 : db_err(s, err, what);
 	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? 0 : db_err(s, err, what);
+	return rc;
 }
 
 int de_store_scan_begin(struct de_store *s, int64_t started_ms, const char *source,
@@ -688,10 +714,22 @@ static const char *const volatile_keys[] = {
 	"state", "threads", "utime_ticks", "stime_ticks", "nice", "vsize", "rss", NULL,
 };
 
-static bool is_volatile(const char *k)
+/* A switch on the first byte first: this runs for every key of every record. */
+static bool is_volatile(const char *k, size_t n)
 {
+	switch (k[0]) {
+	case 's':
+	case 't':
+	case 'u':
+	case 'n':
+	case 'v':
+	case 'r':
+		break;
+	default:
+		return false;
+	}
 	for (size_t i = 0; volatile_keys[i]; i++)
-		if (strcmp(k, volatile_keys[i]) == 0)
+		if (strlen(volatile_keys[i]) == n && memcmp(k, volatile_keys[i], n) == 0)
 			return true;
 	return false;
 }
@@ -706,48 +744,69 @@ static uint64_t mix(uint64_t h)
 	return h;
 }
 
+/*
+ * Not a cryptographic hash: change detection within one host's snapshot,
+ * one multiply per 8 bytes (this runs over every byte of every record of
+ * every scan).  A collision would hide one change until the next one.
+ */
+#define HK 0x9E3779B97F4A7C15ull
+
 static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
 {
 	const unsigned char *b = p;
 	uint64_t w;
 
-	h = mix(h ^ (n + 0x9E3779B97F4A7C15ull));
+	h = (h ^ n) * HK;
 	while (n >= 8) {
 		memcpy(&w, b, 8);
-		h = (h ^ mix(w)) * 0x100000001b3ull;
+		h = (h ^ w) * HK;
+		h ^= h >> 29;
 		b += 8;
 		n -= 8;
 	}
 	w = 0;
 	memcpy(&w, b, n);
-	return mix(h ^ w);
-}
-
-static uint64_t hash_str(uint64_t h, const char *s)
-{
-	return s ? hash_bytes(h, s, strlen(s)) : mix(h ^ 0x5bd1e995u);
+	h = (h ^ w) * HK;
+	return h ^ (h >> 32);
 }
 
 static uint64_t hash_u64(uint64_t h, uint64_t v)
 {
-	return mix(h ^ mix(v + 0x632be59bd9b4e019ull));
+	h = (h ^ v) * HK;
+	return h ^ (h >> 29);
+}
+
+static uint64_t hash_str(uint64_t h, const char *s)
+{
+	return s ? hash_bytes(h, s, strlen(s)) : hash_u64(h, 0x5bd1e995ull);
 }
 
 static uint64_t hash_json(uint64_t h, const json_t *j);
 
-/* Object members combined by addition: the order of keys does not matter. */
-static uint64_t hash_object(uint64_t h, const json_t *o, int want_volatile)
+/*
+ * Object members combined by addition: the order of keys does not matter.
+ * One pass yields two sums, the identity members (*id) and the volatile
+ * ones (*vol, may be NULL: then every member counts as identity).  The
+ * iterator API is used directly: json_object_foreach looks every key up
+ * again, which dominated a scan's cost.
+ */
+static void hash_members(const json_t *o, uint64_t *id, uint64_t *vol)
 {
-	const char *k;
-	json_t *v;
-	uint64_t sum = 0;
+	uint64_t a = 0, b = 0;
 
-	json_object_foreach ((json_t *)o, k, v) {
-		if (want_volatile >= 0 && is_volatile(k) != (bool)want_volatile)
-			continue;
-		sum += mix(hash_str(1, k) ^ hash_json(2, v));
+	for (void *it = json_object_iter((json_t *)o); it;
+	     it = json_object_iter_next((json_t *)o, it)) {
+		const char *k = json_object_iter_key(it);
+		size_t kn = json_object_iter_key_len(it);
+		uint64_t m = mix(hash_bytes(1, k, kn) ^ hash_json(2, json_object_iter_value(it)));
+		if (vol && is_volatile(k, kn))
+			b += m;
+		else
+			a += m;
 	}
-	return hash_u64(h, sum);
+	*id = a;
+	if (vol)
+		*vol = b;
 }
 
 static uint64_t hash_json(uint64_t h, const json_t *j)
@@ -755,8 +814,11 @@ static uint64_t hash_json(uint64_t h, const json_t *j)
 	if (!j)
 		return hash_u64(h, 11);
 	switch (json_typeof(j)) {
-	case JSON_OBJECT:
-		return hash_object(hash_u64(h, 1), j, -1);
+	case JSON_OBJECT: {
+		uint64_t sum;
+		hash_members(j, &sum, NULL);
+		return hash_u64(hash_u64(h, 1), sum);
+	}
 	case JSON_ARRAY: {
 		h = hash_u64(h, 2);
 		for (size_t i = 0; i < json_array_size(j); i++)
@@ -782,9 +844,13 @@ static uint64_t hash_json(uint64_t h, const json_t *j)
 	}
 }
 
-static uint64_t identity_hash(const struct de_process_record *r)
+/*
+ * The two hashes of a record: identity (what makes history) and changing
+ * values (what only updates the snapshot row).
+ */
+static void record_hashes(const struct de_process_record *r, uint64_t *idh, uint64_t *vh)
 {
-	uint64_t h = 0x1234567;
+	uint64_t h = 0x1234567, v = 0x7654321, u = 0, pid_sum = 0, pvol_sum = 0;
 
 	h = hash_u64(h, r->has_ppid ? (uint64_t)r->ppid + 1 : 0);
 	h = hash_str(h, r->name);
@@ -796,24 +862,19 @@ static uint64_t identity_hash(const struct de_process_record *r)
 	h = hash_str(h, r->hash_algorithm);
 	h = hash_str(h, r->user_id);
 	h = hash_u64(h, (uint64_t)r->accessible << 1 | r->file_exists);
-	if (json_is_object(r->platform_data))
-		h = hash_object(h, r->platform_data, 0);
-	else
+	if (json_is_object(r->platform_data)) {
+		hash_members(r->platform_data, &pid_sum, &pvol_sum);
+		h = hash_u64(h, pid_sum);
+	} else {
 		h = hash_json(h, r->platform_data);
-	return h;
-}
-
-static uint64_t value_hash(const struct de_process_record *r)
-{
-	uint64_t h = 0x7654321, u = 0;
-
+	}
 	if (r->has_cpu_usage)
 		memcpy(&u, &r->cpu_usage, 8);
-	h = hash_u64(h, r->has_cpu_usage ? u : 0xfff);
-	h = hash_u64(h, r->has_memory_usage ? r->memory_usage : UINT64_MAX);
-	if (json_is_object(r->platform_data))
-		h = hash_object(h, r->platform_data, 1);
-	return h;
+	v = hash_u64(v, r->has_cpu_usage ? u : 0xfff);
+	v = hash_u64(v, r->has_memory_usage ? r->memory_usage : UINT64_MAX);
+	v = hash_u64(v, pvol_sum);
+	*idh = mix(h);
+	*vh = mix(v);
 }
 
 /* ---- binding a record --------------------------------------------------- */
@@ -863,45 +924,172 @@ static void bound_clear(struct bound *b)
 	memset(b, 0, sizeof(*b));
 }
 
-/* argv as a JSON array; the model's JSON keeps invalid UTF-8 exactly (_raw twin). */
+/* A growable string for the JSON text below. */
+struct sbuf {
+	char *p;
+	size_t len, cap;
+	bool oom;
+};
+
+static void sb_put(struct sbuf *b, const char *s, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		char *np = realloc(b->p, cap);
+		if (!np) {
+			b->oom = true;
+			return;
+		}
+		b->p = np;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+/* A JSON string literal of valid UTF-8 (as jansson writes it, compact). */
+static void sb_json_str(struct sbuf *b, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t run = 0;
+
+	sb_put(b, "\"", 1);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f)
+			continue;
+		sb_put(b, s + run, i - run);
+		run = i + 1;
+		char esc[7] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15], 0};
+		switch (c) {
+		case '"':
+			sb_put(b, "\\\"", 2);
+			break;
+		case '\\':
+			sb_put(b, "\\\\", 2);
+			break;
+		case '\n':
+			sb_put(b, "\\n", 2);
+			break;
+		case '\t':
+			sb_put(b, "\\t", 2);
+			break;
+		case '\r':
+			sb_put(b, "\\r", 2);
+			break;
+		default:
+			sb_put(b, esc, 6);
+		}
+	}
+	sb_put(b, s + run, n - run);
+	sb_put(b, "\"", 1);
+}
+
+/*
+ * Compact JSON text of a value.  Flat objects of strings, integers and
+ * booleans (what the collector's platform_data is) are written here, the
+ * rest through jansson: json_dumps dominated the cost of a new process.
+ */
+static void sb_json(struct sbuf *b, const json_t *j)
+{
+	char num[32];
+	int n;
+
+	switch (json_typeof(j)) {
+	case JSON_STRING:
+		sb_json_str(b, json_string_value(j), json_string_length(j));
+		return;
+	case JSON_INTEGER:
+		n = snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(j));
+		sb_put(b, num, (size_t)n);
+		return;
+	case JSON_TRUE:
+		sb_put(b, "true", 4);
+		return;
+	case JSON_FALSE:
+		sb_put(b, "false", 5);
+		return;
+	case JSON_NULL:
+		sb_put(b, "null", 4);
+		return;
+	case JSON_OBJECT: {
+		bool first = true;
+		sb_put(b, "{", 1);
+		for (void *it = json_object_iter((json_t *)j); it;
+		     it = json_object_iter_next((json_t *)j, it)) {
+			if (!first)
+				sb_put(b, ",", 1);
+			first = false;
+			sb_json_str(b, json_object_iter_key(it), json_object_iter_key_len(it));
+			sb_put(b, ":", 1);
+			sb_json(b, json_object_iter_value(it));
+		}
+		sb_put(b, "}", 1);
+		return;
+	}
+	default: {
+		char *t = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+		if (!t) {
+			b->oom = true;
+			return;
+		}
+		sb_put(b, t, strlen(t));
+		free(t);
+	}
+	}
+}
+
+/*
+ * The text forms of a record.  argv_json: a JSON array; arguments that are
+ * not valid UTF-8 carry U+FFFD there (the exact bytes stay in command_line).
+ */
 static int bound_make(struct bound *b, const struct de_process_record *r)
 {
-	json_t *j = NULL;
+	struct sbuf sb = {0};
+	bool utf8_ok = true;
 
 	memset(b, 0, sizeof(*b));
 	b->cmd = join_argv(r->command_line, r->command_line_len);
 	if (!b->cmd)
 		goto fail;
-	bool utf8_ok = true;
 	for (size_t i = 0; i < r->command_line_len && utf8_ok; i++)
 		utf8_ok = de_utf8_valid(r->command_line[i], strlen(r->command_line[i]));
 	if (utf8_ok) {
-		j = json_array();
-		for (size_t i = 0; j && i < r->command_line_len; i++)
-			if (json_array_append_new(j, json_string(r->command_line[i])) < 0)
-				goto fail;
-		if (!j)
+		sb_put(&sb, "[", 1);
+		for (size_t i = 0; i < r->command_line_len; i++) {
+			if (i)
+				sb_put(&sb, ",", 1);
+			sb_json_str(&sb, r->command_line[i], strlen(r->command_line[i]));
+		}
+		sb_put(&sb, "]", 1);
+		if (sb.oom)
 			goto fail;
-		b->argv = json_dumps(j, JSON_COMPACT);
+		b->argv = sb.p;
 	} else {
 		json_t *full = de_process_record_to_json(r);
 		if (!full)
 			goto fail;
 		b->argv = json_dumps(json_object_get(full, "command_line"), JSON_COMPACT);
 		json_decref(full);
-	}
-	if (!b->argv)
-		goto fail;
-	if (r->platform_data) {
-		b->pd = json_dumps(r->platform_data, JSON_COMPACT | JSON_SORT_KEYS);
-		if (!b->pd)
+		if (!b->argv)
 			goto fail;
 	}
+	sb = (struct sbuf){0};
+	if (r->platform_data) {
+		sb_json(&sb, r->platform_data);
+		if (sb.oom || !sb.p)
+			goto fail;
+		b->pd = sb.p;
+	}
 	de_uuid_format(&r->id, b->uuid);
-	json_decref(j);
 	return 0;
 fail:
-	json_decref(j);
+	free(sb.p);
 	bound_clear(b);
 	return -ENOMEM;
 }
@@ -950,7 +1138,11 @@ static void bind_record(sqlite3_stmt *st, const struct de_process_record *r, con
 static int run(struct de_store *s, int which, struct de_error *err, const char *what)
 {
 	sqlite3_stmt *st = s->st[which];
-	int rc = sqlite3_step(st);
+	int rc;
+
+	errno = 0;
+	rc = sqlite3_step(st);
+	s->step_errno = errno;
 
 	if (rc != SQLITE_DONE) {
 		rc = db_err(s, err, what);
@@ -1041,9 +1233,10 @@ static int apply_one(struct de_store *s, const struct de_process_record *r, stru
 	struct snap_ent *old = tab_find(&s->snap, r->pid);
 	struct snap_ent *ne = tab_add(nt, r->pid);
 	struct bound b = {0};
-	uint64_t idh = identity_hash(r), vh = value_hash(r);
+	uint64_t idh, vh;
 	int rc = 0;
 
+	record_hashes(r, &idh, &vh);
 	if (!ne)
 		return de_error_set(err, DE_ERR_VALIDATION, EINVAL,
 				    "%s: pid %u appears twice in one scan; the scan is refused",
@@ -1213,7 +1406,10 @@ int de_store_processes(struct de_store *s, const struct de_process_record *recs,
 		if (rc < 0)
 			goto fail;
 	}
-	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+	errno = 0;
+	rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+	s->step_errno = errno;
+	if (rc != SQLITE_OK) {
 		rc = db_err(s, err, "cannot commit the snapshot");
 		goto fail;
 	}
