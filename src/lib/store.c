@@ -75,9 +75,14 @@ static int tab_init(struct snap_tab *t, size_t n)
 	return 0;
 }
 
+/*
+ * The pid itself, not a hash of it: scans list pids in ascending order, so
+ * consecutive records then touch consecutive slots (a scrambled slot cost a
+ * cache miss per record).  Linear probing absorbs the collisions.
+ */
 static size_t pid_slot(uint32_t pid, size_t cap)
 {
-	return (size_t)(((uint64_t)pid * 0x9E3779B97F4A7C15ull) >> 20) & (cap - 1);
+	return (size_t)pid & (cap - 1);
 }
 
 static struct snap_ent *tab_find(const struct snap_tab *t, uint32_t pid)
