@@ -207,6 +207,8 @@ struct de_prune_stats {
  * undelivered alert, or anything outside this file (the audit ledger).
  * Works in short transactions of `batch` rows (0: 500), at most
  * `max_batches` (0: 20) per call, so a scan is never held up for long.
+ * Then checkpoints the write-ahead log (PASSIVE, never waiting for
+ * readers): call it between scans, so that scans only append to the WAL.
  */
 int de_store_prune(struct de_store *s, int64_t now_ms, uint64_t retention_days, size_t batch,
 		   size_t max_batches, struct de_prune_stats *st, struct de_error *err);

@@ -569,6 +569,12 @@ int de_store_open(const struct de_store_config *cfg, struct de_store **out, stru
 				 NULL, NULL, NULL) != SQLITE_OK ||
 		    sqlite3_exec(s->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) !=
 			    SQLITE_OK ||
+		    /* checkpoints run between scans, in de_store_prune(); this is the
+		       backstop for callers that never call it (64 MiB of WAL) */
+		    sqlite3_exec(s->db, "PRAGMA wal_autocheckpoint=16384", NULL, NULL, NULL) !=
+			    SQLITE_OK ||
+		    sqlite3_exec(s->db, "PRAGMA journal_size_limit=33554432", NULL, NULL, NULL) !=
+			    SQLITE_OK ||
 		    /* a first scan of 10,000 processes dirties ~12 MB: keep it in memory
 		       rather than spill and re-read (the cache grows only as used) */
 		    sqlite3_exec(s->db, "PRAGMA cache_size=-16384", NULL, NULL, NULL) !=
@@ -1832,6 +1838,16 @@ int de_store_prune(struct de_store *s, int64_t now_ms, uint64_t retention_days, 
 	/* hand freed pages back (files created with auto_vacuum=INCREMENTAL) */
 	if (st.rows > 0)
 		sqlite3_exec(s->db, "PRAGMA incremental_vacuum(4096)", NULL, NULL, NULL);
+	/*
+	 * Fold the WAL into the file here, between scans, so that a scan's
+	 * commit never pays for a checkpoint and its fsyncs.  PASSIVE: readers
+	 * are never waited for; what they still need stays for next time.
+	 */
+	if (s->wal &&
+	    sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) !=
+		    SQLITE_OK &&
+	    sqlite3_errcode(s->db) != SQLITE_BUSY)
+		return db_err(s, err, "cannot checkpoint the write-ahead log");
 	if (out)
 		*out = st;
 	return 0;
