@@ -1,7 +1,10 @@
 /*
- * test_store.c — the event store on real SQLite files: schema, snapshot
- * replacement, scans, alerts, exact bytes, and refusal to touch a corrupt,
- * foreign or newer-version file.
+ * test_store.c — the event store on real SQLite files: schema, the snapshot
+ * diff (new, changed, exited, reused pids), history and samples, queries,
+ * the single-writer lock, the v1 -> v2 migration, retention by age and
+ * size, scans, alerts and deliveries, exact bytes, refusal to touch a
+ * corrupt, foreign or newer-version file, and (as root) a real full disk
+ * and a real read-only bind mount.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -10,7 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <malloc.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -28,6 +34,11 @@ static int teardown(void **state)
 {
 	(void)state;
 	char cmd[128];
+	/* a failed fault test may leave its mounts behind */
+	snprintf(cmd, sizeof(cmd), "%s/full", tmpdir);
+	umount2(cmd, MNT_DETACH);
+	snprintf(cmd, sizeof(cmd), "%s/ro", tmpdir);
+	umount2(cmd, MNT_DETACH);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
 	return system(cmd) == 0 ? 0 : -1;
 }
@@ -98,6 +109,17 @@ static void test_snapshot_and_scans(void **state)
 	assert_string_equal(
 		(count(db, "PRAGMA user_version") == DE_STORE_SCHEMA_VERSION) ? "ok" : "bad", "ok");
 
+	/* a scan source is poll or event; a failed scan keeps its reason */
+	assert_int_equal(de_store_scan_begin(s, 2000, "bogus", &scan, &e), -EINVAL);
+	assert_int_equal(e.category, DE_ERR_VALIDATION);
+	assert_int_equal(de_store_scan_begin(s, 2000, "event", &scan, &e), 0);
+	assert_int_equal(count(db, "SELECT count(*) FROM scans WHERE status = 'running'"), 1);
+	assert_int_equal(de_store_scan_fail(s, scan, 2100, "disk full", &e), 0);
+	assert_int_equal(count(db,
+			       "SELECT count(*) FROM scans WHERE status = 'failed' AND "
+			       "error = 'disk full' AND source = 'event' AND duration_ms = 100"),
+			 1);
+
 	/* the next snapshot replaces the previous one */
 	assert_int_equal(de_store_processes(s, recs, 1, &e), 0);
 	assert_int_equal(count(db, "SELECT count(*) FROM processes"), 1);
@@ -114,6 +136,21 @@ static void test_snapshot_and_scans(void **state)
 	a.dedupe_key = strdup("k");
 	assert_int_equal(de_store_alert(s, &a, &e), 0);
 	assert_int_equal(count(db, "SELECT count(*) FROM alerts WHERE severity = 'critical'"), 1);
+	/* delivery records: one per (alert, sink), attempts counted */
+	char aid[DE_UUID_STR_LEN + 1];
+	de_uuid_format(&a.id, aid);
+	assert_int_equal(
+		de_store_alert_delivery(s, aid, "webhook", DE_DELIVERY_PENDING, 6, NULL, &e), 0);
+	assert_int_equal(
+		de_store_alert_delivery(s, aid, "webhook", DE_DELIVERY_FAILED, 7, "timeout", &e),
+		0);
+	assert_int_equal(
+		de_store_alert_delivery(s, aid, "webhook", DE_DELIVERY_DELIVERED, 8, NULL, &e), 0);
+	assert_int_equal(count(db, "SELECT count(*) FROM alert_deliveries WHERE sink = 'webhook' "
+				   "AND status = 'delivered' AND attempts = 2 AND delivered_at = 8 "
+				   "AND last_attempt_at = 8"),
+			 1);
+	assert_int_equal(count(db, "SELECT count(*) FROM alert_deliveries"), 1);
 	de_alert_clear(&a);
 	for (int i = 0; i < 3; i++)
 		de_process_record_clear(&recs[i]);
@@ -122,7 +159,7 @@ static void test_snapshot_and_scans(void **state)
 	/* reopen read-only: data still there */
 	cfg.read_only = true;
 	assert_int_equal(de_store_open(&cfg, &s, &e), 0);
-	assert_int_equal(count(de_store_db(s), "SELECT count(*) FROM scans"), 1);
+	assert_int_equal(count(de_store_db(s), "SELECT count(*) FROM scans"), 2);
 	de_store_close(s);
 	free(path);
 }
@@ -192,11 +229,721 @@ static void test_refuses_foreign_files(void **state)
 	free(absent);
 }
 
+/* ---- the snapshot diff -------------------------------------------------- */
+
+static void assert_integrity(sqlite3 *db)
+{
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
+	sqlite3_finalize(st);
+}
+
+static void mk(struct de_process_record *r, uint32_t pid, int64_t start, int64_t t, int64_t scan)
+{
+	char arg[32];
+	memset(r, 0, sizeof(*r));
+	de_uuid_v4(&r->id);
+	r->pid = pid;
+	r->scan_id = scan;
+	r->collection_time = t;
+	r->has_ppid = true;
+	r->ppid = pid > 1 ? 1 : 0;
+	r->name = strdup(pid % 2 ? "odd" : "even");
+	r->executable_path = strdup("/usr/bin/synthetic");
+	r->command_line = calloc(2, sizeof(char *));
+	r->command_line[0] = strdup("synthetic");
+	snprintf(arg, sizeof(arg), "--n=%u", pid);
+	r->command_line[1] = strdup(arg);
+	r->command_line_len = 2;
+	r->has_start_time = true;
+	r->start_time = start;
+	r->has_cpu_usage = true;
+	r->cpu_usage = 0.5;
+	r->has_memory_usage = true;
+	r->memory_usage = 4096;
+	r->user_id = strdup("0");
+	r->accessible = true;
+	r->file_exists = true;
+	r->platform_data = json_pack("{s:s,s:i,s:i}", "state", "S", "utime_ticks", 1, "euid", 0);
+}
+
+static void mk_many(struct de_process_record *r, size_t n, int64_t t, int64_t scan)
+{
+	for (size_t i = 0; i < n; i++)
+		mk(&r[i], (uint32_t)(i + 1), 1000 + (int64_t)i, t, scan);
+}
+
+static void retime(struct de_process_record *r, size_t n, int64_t t, int64_t scan)
+{
+	for (size_t i = 0; i < n; i++) {
+		r[i].collection_time = t;
+		r[i].scan_id = scan;
+	}
+}
+
+static void clear_many(struct de_process_record *r, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		de_process_record_clear(&r[i]);
+}
+
+static struct de_store *open_at(const char *path, uint64_t sample_s)
+{
+	struct de_store_config cfg = {.path = path,
+				      .max_size_mb = 100,
+				      .wal_mode = true,
+				      .max_connections = 1,
+				      .sample_interval_s = sample_s};
+	struct de_store *s = NULL;
+	struct de_error e = {0};
+	if (de_store_open(&cfg, &s, &e) < 0)
+		fail_msg("open %s: %s", path, e.message);
+	return s;
+}
+
+static void store_ok(struct de_store *s, struct de_process_record *r, size_t n)
+{
+	struct de_error e = {0};
+	if (de_store_processes(s, r, n, &e) < 0)
+		fail_msg("store: %s", e.message);
+}
+
+static void test_diff_grows_with_churn(void **state)
+{
+	(void)state;
+	char *path = db_path("diff.sqlite");
+	struct de_store *s = open_at(path, 3600);
+	sqlite3 *db = de_store_db(s);
+	struct de_process_record r[100];
+	struct de_store_diff d;
+	struct de_error e = {0};
+
+	mk_many(r, 100, 10000, 1);
+	store_ok(s, r, 100);
+	d = de_store_last_diff(s);
+	assert_int_equal(d.added, 100);
+	assert_int_equal(count(db, "SELECT count(*) FROM process_instances"), 100);
+
+	/* an unchanged scan writes no process rows */
+	int before = sqlite3_total_changes(db);
+	retime(r, 100, 20000, 2);
+	store_ok(s, r, 100);
+	d = de_store_last_diff(s);
+	assert_int_equal(d.added + d.changed + d.exited + d.samples + d.history, 0);
+	/* only store_state (3 rows) and the scans counts (no scans row 2 here) */
+	assert_true(sqlite3_total_changes(db) - before <= 4);
+	assert_int_equal(count(db, "SELECT count(*) FROM process_instances"), 100);
+	assert_int_equal(count(db, "SELECT value FROM store_state WHERE key='snapshot_time'"),
+			 20000);
+
+	/* a changing value: the snapshot row only */
+	r[4].cpu_usage = 42.0;
+	json_object_set_new(r[4].platform_data, "utime_ticks", json_integer(99));
+	retime(r, 100, 30000, 3);
+	store_ok(s, r, 100);
+	d = de_store_last_diff(s);
+	assert_int_equal(d.changed, 1);
+	assert_int_equal(d.history, 0);
+	assert_int_equal(count(db, "SELECT cpu_usage FROM processes WHERE pid = 5"), 42);
+	assert_int_equal(count(db, "SELECT count(*) FROM process_changes"), 0);
+
+	/* an identity change (exec): history keeps the old command line */
+	free(r[6].command_line[1]);
+	r[6].command_line[1] = strdup("--exec'd");
+	retime(r, 100, 40000, 4);
+	store_ok(s, r, 100);
+	d = de_store_last_diff(s);
+	assert_int_equal(d.changed, 1);
+	assert_int_equal(d.history, 1);
+	assert_int_equal(count(db, "SELECT count(*) FROM process_changes WHERE command_line = "
+				   "'synthetic --n=7' AND changed_at = 40000"),
+			 1);
+	assert_int_equal(count(db, "SELECT count(*) FROM processes WHERE pid = 7 AND "
+				   "command_line = 'synthetic --exec''d'"),
+			 1);
+
+	/* an exit: out of the snapshot, exited in history */
+	retime(r, 100, 50000, 5);
+	store_ok(s, r, 99); /* pid 100 is gone */
+	d = de_store_last_diff(s);
+	assert_int_equal(d.exited, 1);
+	assert_int_equal(count(db, "SELECT count(*) FROM processes"), 99);
+	assert_int_equal(count(db, "SELECT exited_at FROM process_instances WHERE pid = 100"),
+			 50000);
+	assert_int_equal(count(db, "SELECT last_seen FROM process_instances WHERE pid = 100"),
+			 40000);
+	assert_int_equal(count(db, "SELECT exit_scan_id FROM process_instances WHERE pid = 100"),
+			 5);
+
+	/* a reused pid is a new instance */
+	r[9].start_time = 777777;
+	retime(r, 100, 60000, 6);
+	store_ok(s, r, 99);
+	d = de_store_last_diff(s);
+	assert_int_equal(d.added, 1);
+	assert_int_equal(d.exited, 1);
+	assert_int_equal(count(db, "SELECT count(*) FROM process_instances WHERE pid = 10"), 2);
+	assert_int_equal(count(db,
+			       "SELECT count(*) FROM processes p JOIN process_instances i ON "
+			       "i.id = p.instance_id WHERE p.pid = 10 AND i.start_time = 777777 "
+			       "AND i.exited_at IS NULL"),
+			 1);
+	assert_int_equal(count(db, "SELECT count(*) FROM processes"), 99);
+
+	/* a pid twice is refused and nothing changes */
+	int64_t inst = count(db, "SELECT count(*) FROM process_instances");
+	r[1].pid = r[0].pid;
+	r[1].start_time = 5;
+	r[2].start_time = 6; /* would be a new instance if the batch were applied */
+	assert_true(de_store_processes(s, r, 99, &e) < 0);
+	assert_int_equal(e.category, DE_ERR_VALIDATION);
+	assert_non_null(strstr(e.message, "appears twice"));
+	assert_int_equal(count(db, "SELECT count(*) FROM process_instances"), inst);
+	/* and the in-memory index was not disturbed: the good batch again is a no-op */
+	r[1].pid = 2;
+	r[1].start_time = 1001;
+	r[2].start_time = 1002;
+	store_ok(s, r, 99);
+	d = de_store_last_diff(s);
+	assert_int_equal(d.added + d.changed + d.exited, 0);
+	de_store_close(s);
+
+	/* reopening rebuilds the index from the file: still a no-op */
+	s = open_at(path, 3600);
+	store_ok(s, r, 99);
+	d = de_store_last_diff(s);
+	assert_int_equal(d.added + d.changed + d.exited + d.history, 0);
+	de_store_close(s);
+	clear_many(r, 100);
+	free(path);
+}
+
+static void test_samples(void **state)
+{
+	(void)state;
+	char *path = db_path("samples.sqlite");
+	struct de_store *s = open_at(path, 10);
+	sqlite3 *db = de_store_db(s);
+	struct de_process_record r[10];
+	struct de_store_diff d;
+
+	mk_many(r, 10, 100000, 1);
+	store_ok(s, r, 10); /* sample clock starts here; first values live in the instance */
+	assert_int_equal(count(db, "SELECT count(*) FROM process_samples"), 0);
+	r[0].memory_usage = 8192;
+	retime(r, 10, 105000, 2); /* 5 s later: not yet */
+	store_ok(s, r, 10);
+	d = de_store_last_diff(s);
+	assert_int_equal(d.samples, 0);
+	assert_int_equal(d.changed, 1);
+	assert_int_equal(count(db, "SELECT memory_usage FROM processes WHERE pid = 1"), 8192);
+	retime(r, 10, 111000, 3); /* 11 s after the last sampling point */
+	store_ok(s, r, 10);
+	d = de_store_last_diff(s);
+	assert_int_equal(d.samples, 1); /* only the one that changed */
+	assert_int_equal(count(db, "SELECT memory_usage FROM process_samples WHERE t = 111000"),
+			 8192);
+	retime(r, 10, 122000, 4); /* due again, nothing changed since the sample */
+	store_ok(s, r, 10);
+	assert_int_equal(de_store_last_diff(s).samples, 0);
+	de_store_close(s);
+	/* after a restart the last sampled value is known: still nothing */
+	s = open_at(path, 10);
+	retime(r, 10, 133000, 5);
+	store_ok(s, r, 10);
+	assert_int_equal(de_store_last_diff(s).samples, 0);
+	de_store_close(s);
+	clear_many(r, 10);
+	free(path);
+}
+
+/* ---- queries ------------------------------------------------------------ */
+
+struct collected {
+	uint32_t pids[64];
+	size_t n;
+	bool alive[64];
+	int stop_after;
+};
+
+static int collect_cb(const struct de_process_row *row, void *arg)
+{
+	struct collected *c = arg;
+	if (c->n < 64) {
+		c->alive[c->n] = row->alive;
+		c->pids[c->n++] = row->pid;
+	}
+	return c->stop_after && (int)c->n >= c->stop_after ? 7 : 0;
+}
+
+static size_t query(struct de_store *s, const struct de_process_query *q, struct collected *c)
+{
+	struct de_error e = {0};
+	memset(c->pids, 0, sizeof(c->pids));
+	c->n = 0;
+	int rc = de_store_query_processes(s, q, collect_cb, c, &e);
+	if (rc < 0)
+		fail_msg("query: %s", e.message);
+	return c->n;
+}
+
+static void test_query(void **state)
+{
+	(void)state;
+	char *path = db_path("query.sqlite");
+	struct de_store *s = open_at(path, 3600);
+	struct de_process_record r[20];
+	struct collected c = {0};
+
+	mk_many(r, 20, 1000, 1);
+	store_ok(s, r, 20);
+	retime(r, 20, 2000, 2);
+	store_ok(s, r, 10); /* 11..20 exit at 2000 */
+	retime(r, 20, 3000, 3);
+	r[0].start_time = 5; /* pid 1 reused at 3000 */
+	store_ok(s, r, 10);
+
+	struct de_process_query q = {.has_pid = true, .pid = 1};
+	assert_int_equal(query(s, &q, &c), 2);
+	assert_false(c.alive[0]);
+	assert_true(c.alive[1]);
+	q = (struct de_process_query){.name = "odd"};
+	assert_int_equal(query(s, &q, &c), 11); /* 10 odd pids, pid 1 twice */
+	q = (struct de_process_query){.name_pattern = "ev*"};
+	assert_int_equal(query(s, &q, &c), 10);
+	q = (struct de_process_query){.current_only = true};
+	assert_int_equal(query(s, &q, &c), 10);
+	q = (struct de_process_query){.has_since = true, .since_ms = 2500};
+	assert_int_equal(query(s, &q, &c),
+			 11); /* 11..20 gone by then; the first pid 1 exits at 3000 */
+	q = (struct de_process_query){.has_until = true, .until_ms = 1500};
+	assert_int_equal(query(s, &q, &c), 20); /* the reused pid 1 appeared later */
+	q = (struct de_process_query){.has_scan_id = true, .scan_id = 1};
+	assert_int_equal(query(s, &q, &c), 20);
+	q = (struct de_process_query){.has_scan_id = true, .scan_id = 3};
+	assert_int_equal(query(s, &q, &c), 10);
+	q = (struct de_process_query){.limit = 5, .offset = 3};
+	assert_int_equal(query(s, &q, &c), 5);
+	assert_int_equal(c.pids[0], 4);
+	/* the callback stops the stream and its value comes back */
+	struct de_error e = {0};
+	c.n = 0;
+	c.stop_after = 2;
+	q = (struct de_process_query){0};
+	assert_int_equal(de_store_query_processes(s, &q, collect_cb, &c, &e), 7);
+	assert_int_equal(c.n, 2);
+	c.stop_after = 0;
+	de_store_close(s);
+
+	/* the same through a read-only connection */
+	struct de_store_config ro = {.path = path, .read_only = true};
+	assert_int_equal(de_store_open(&ro, &s, &e), 0);
+	q = (struct de_process_query){.has_pid = true, .pid = 1};
+	assert_int_equal(query(s, &q, &c), 2);
+	assert_true(de_store_processes(s, r, 1, &e) < 0);
+	de_store_close(s);
+	clear_many(r, 20);
+	free(path);
+}
+
+/* Rows are streamed: the heap does not grow with the number of rows. */
+struct heapwatch {
+	size_t rows;
+	size_t max; /* most heap in use seen during the stream */
+};
+
+static int heap_cb(const struct de_process_row *row, void *arg)
+{
+	struct heapwatch *h = arg;
+	(void)row;
+	h->rows++;
+	if (mallinfo2().uordblks > h->max)
+		h->max = mallinfo2().uordblks;
+	return 0;
+}
+
+static void test_query_streams(void **state)
+{
+	(void)state;
+	char *path = db_path("stream.sqlite");
+	struct de_store *s = open_at(path, 3600);
+	sqlite3 *db = de_store_db(s);
+	struct de_error e = {0};
+	enum { ROWS = 20000 };
+
+	/* 20,000 exited instances with fat command lines, written directly */
+	assert_int_equal(
+		sqlite3_exec(db,
+			     "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 "
+			     "FROM n WHERE i < 20000) "
+			     "INSERT INTO process_instances(pid, start_time, name, "
+			     "command_line, argv_json, accessible, file_exists, first_seen, "
+			     "last_seen, exited_at) SELECT i, i, 'n' || i, "
+			     "printf('%.2000c', 'x'), '[]', 1, 1, i, i, i + 1 FROM n",
+			     NULL, NULL, NULL),
+		SQLITE_OK);
+	struct heapwatch h = {0};
+	struct de_process_query q = {0};
+	size_t before = mallinfo2().uordblks;
+	assert_int_equal(de_store_query_processes(s, &q, heap_cb, &h, &e), 0);
+	assert_int_equal(h.rows, ROWS);
+	/* 20,000 x 2 KB held in memory would be 40 MB; the stream stays small
+	   (valgrind's malloc reports 0 here, which passes trivially) */
+	assert_true(h.max < before + 8 * 1024 * 1024);
+	q.has_since = true;
+	q.since_ms = ROWS - 9; /* exited_at = i + 1 >= ROWS - 9 */
+	h = (struct heapwatch){0};
+	assert_int_equal(de_store_query_processes(s, &q, heap_cb, &h, &e), 0);
+	assert_int_equal(h.rows, 11);
+	de_store_close(s);
+	free(path);
+}
+
+/* ---- one writer --------------------------------------------------------- */
+
+static void test_single_writer(void **state)
+{
+	(void)state;
+	char *path = db_path("lock.sqlite");
+	struct de_store *w = open_at(path, 0), *w2 = NULL, *rd = NULL;
+	struct de_store_config cfg = {.path = path, .wal_mode = true};
+	struct de_error e = {0};
+	char pid[32];
+
+	assert_int_equal(de_store_open(&cfg, &w2, &e), -EBUSY);
+	assert_null(w2);
+	assert_non_null(strstr(e.message, "already open for writing"));
+	snprintf(pid, sizeof(pid), "pid %ld", (long)getpid());
+	assert_non_null(strstr(e.message, pid));
+	cfg.read_only = true;
+	assert_int_equal(de_store_open(&cfg, &rd, &e), 0); /* readers need no lock */
+	de_store_close(rd);
+	de_store_close(w);
+	cfg.read_only = false;
+	assert_int_equal(de_store_open(&cfg, &w2, &e), 0); /* released on close */
+	de_store_close(w2);
+	free(path);
+}
+
+/* ---- migration ---------------------------------------------------------- */
+
+static void test_migrates_v1(void **state)
+{
+	(void)state;
+	char *path = db_path("v1.sqlite");
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(
+		sqlite3_exec(
+			db,
+			"CREATE TABLE scans (id INTEGER PRIMARY KEY, started_at INTEGER NOT "
+			"NULL, ended_at INTEGER, process_count INTEGER, duration_ms INTEGER, "
+			"source TEXT NOT NULL);"
+			"CREATE TABLE processes (pid INTEGER PRIMARY KEY, id TEXT NOT NULL, "
+			"scan_id INTEGER NOT NULL, collection_time INTEGER NOT NULL, ppid "
+			"INTEGER, name TEXT NOT NULL, executable_path TEXT, command_line TEXT "
+			"NOT NULL, argv_json TEXT NOT NULL, start_time INTEGER, cpu_usage REAL, "
+			"memory_usage INTEGER, executable_hash TEXT, hash_algorithm TEXT, "
+			"user_id TEXT, accessible INTEGER NOT NULL, file_exists INTEGER NOT "
+			"NULL, exe_deleted INTEGER NOT NULL DEFAULT 0, exe_replaced INTEGER NOT "
+			"NULL DEFAULT 0, platform_data TEXT);"
+			"CREATE INDEX processes_ppid ON processes(ppid);"
+			"CREATE TABLE alerts (id TEXT PRIMARY KEY, alert_time INTEGER NOT NULL, "
+			"rule_id TEXT NOT NULL, title TEXT NOT NULL, description TEXT NOT NULL, "
+			"severity TEXT NOT NULL, scan_id INTEGER, affected_processes TEXT NOT "
+			"NULL, process_count INTEGER NOT NULL, alert_data TEXT NOT NULL, "
+			"rule_execution_time_ms INTEGER, dedupe_key TEXT NOT NULL);"
+			"CREATE INDEX alerts_time ON alerts(alert_time);"
+			"INSERT INTO scans VALUES(1, 10, 20, 1, 10, 'poll');"
+			"INSERT INTO scans VALUES(2, 30, NULL, NULL, NULL, 'poll');"
+			"INSERT INTO processes(pid, id, scan_id, collection_time, name, "
+			"command_line, argv_json, start_time, accessible, file_exists) "
+			"VALUES(1, 'x', 1, 15, 'init', 'init', '[\"init\"]', 1000, 1, 1);"
+			"PRAGMA user_version=1;",
+			NULL, NULL, NULL),
+		SQLITE_OK);
+	sqlite3_close(db);
+
+	struct de_store *s = open_at(path, 0);
+	db = de_store_db(s);
+	assert_int_equal(count(db, "PRAGMA user_version"), 2);
+	assert_int_equal(count(db, "SELECT count(*) FROM process_instances WHERE pid = 1 AND "
+				   "first_seen = 15"),
+			 1);
+	assert_int_equal(count(db, "SELECT count(*) FROM scans WHERE status = 'failed'"), 1);
+	/* the migrated row is the same instance: rewritten, not a new one */
+	struct de_process_record r;
+	mk(&r, 1, 1000, 40, 3);
+	store_ok(s, &r, 1);
+	assert_int_equal(de_store_last_diff(s).added, 0);
+	assert_int_equal(count(db, "SELECT count(*) FROM process_instances"), 1);
+	assert_int_equal(count(db, "SELECT count(*) FROM process_changes"), 0);
+	de_process_record_clear(&r);
+	de_store_close(s);
+	free(path);
+}
+
+/* ---- retention ---------------------------------------------------------- */
+
+static void add_alert(struct de_store *s, int64_t t, const char *delivery)
+{
+	struct de_alert a = {0};
+	struct de_error e = {0};
+	char id[DE_UUID_STR_LEN + 1];
+	de_uuid_v4(&a.id);
+	a.alert_time = t;
+	a.rule_id = strdup("r");
+	a.title = strdup("t");
+	a.description = strdup("d");
+	a.alert_data = json_null();
+	a.dedupe_key = strdup("k");
+	assert_int_equal(de_store_alert(s, &a, &e), 0);
+	de_uuid_format(&a.id, id);
+	if (strcmp(delivery, "none") != 0)
+		assert_int_equal(de_store_alert_delivery(s, id, "stdout",
+							 strcmp(delivery, "delivered") == 0
+								 ? DE_DELIVERY_DELIVERED
+								 : DE_DELIVERY_FAILED,
+							 t, NULL, &e),
+				 0);
+	de_alert_clear(&a);
+}
+
+static void test_retention(void **state)
+{
+	(void)state;
+	char *path = db_path("retention.sqlite");
+	struct de_store *s = open_at(path, 1);
+	sqlite3 *db = de_store_db(s);
+	struct de_process_record r[200];
+	struct de_prune_stats ps;
+	struct de_error e = {0};
+	const int64_t day = 86400000;
+	int64_t scan;
+
+	/* 200 processes 10 days ago, 150 of which exit then; 50 still live */
+	mk_many(r, 200, 1 * day, 1);
+	assert_int_equal(de_store_scan_begin(s, 1 * day, "poll", &scan, &e), 0);
+	store_ok(s, r, 200);
+	assert_int_equal(de_store_scan_end(s, scan, 1 * day + 5, 200, &e), 0);
+	r[0].cpu_usage = 9;
+	retime(r, 200, 2 * day, 2);
+	store_ok(s, r, 50); /* pid 1 sampled; 150 exit at day 2 */
+	retime(r, 200, 10 * day, 3);
+	assert_int_equal(de_store_scan_begin(s, 10 * day, "poll", &scan, &e), 0);
+	store_ok(s, r, 50);
+	assert_int_equal(de_store_scan_end(s, scan, 10 * day + 5, 50, &e), 0);
+	add_alert(s, 1 * day, "delivered");
+	add_alert(s, 1 * day, "failed");
+	add_alert(s, 1 * day, "none");
+	add_alert(s, 10 * day, "delivered");
+	assert_int_equal(count(db, "SELECT count(*) FROM process_samples"), 1);
+
+	/* keep 5 days, in batches of 40 rows */
+	assert_int_equal(de_store_prune(s, 11 * day, 5, 40, 100, &ps, &e), 0);
+	assert_false(ps.more);
+	assert_int_equal(count(db, "SELECT count(*) FROM process_instances"), 50);
+	assert_int_equal(count(db, "SELECT count(*) FROM process_instances WHERE exited_at IS "
+				   "NOT NULL"),
+			 0);
+	assert_int_equal(count(db, "SELECT count(*) FROM processes"), 50);	/* never */
+	assert_int_equal(count(db, "SELECT count(*) FROM process_samples"), 0); /* old history */
+	assert_int_equal(count(db, "SELECT count(*) FROM alerts"), 3); /* undelivered stay */
+	assert_int_equal(count(db, "SELECT count(*) FROM alerts a WHERE NOT EXISTS (SELECT 1 "
+				   "FROM alert_deliveries d WHERE d.alert_id = a.id AND "
+				   "d.status = 'delivered')"),
+			 2);
+	assert_int_equal(count(db, "SELECT count(*) FROM scans"), 1); /* the newest stays */
+
+	/* a small batch budget stops early and says so */
+	retime(r, 200, 12 * day, 4);
+	store_ok(s, r, 200); /* 150 new instances */
+	retime(r, 200, 13 * day, 5);
+	store_ok(s, r, 50); /* and they exit */
+	assert_int_equal(de_store_prune(s, 30 * day, 5, 40, 1, &ps, &e), 0);
+	assert_true(ps.more);
+	assert_int_equal(ps.rows, 40);
+	de_store_close(s);
+	clear_many(r, 200);
+	free(path);
+}
+
+static void test_retention_by_size(void **state)
+{
+	(void)state;
+	char *path = db_path("size.sqlite");
+	struct de_store_config cfg = {.path = path, .max_size_mb = 1, .wal_mode = true};
+	struct de_store *s;
+	struct de_error e = {0};
+	struct de_prune_stats ps;
+	enum { N = 400 };
+	struct de_process_record *r = calloc(N, sizeof(*r));
+	char big[2048];
+
+	assert_int_equal(de_store_open(&cfg, &s, &e), 0);
+	sqlite3 *db = de_store_db(s);
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	/* generations of 400 fat processes that all exit: ~3 MB of history */
+	for (int g = 0; g < 4; g++) {
+		mk_many(r, N, 1000 + g, g + 1);
+		for (size_t i = 0; i < N; i++) {
+			r[i].start_time = g * 100000 + (int64_t)i;
+			free(r[i].command_line[1]);
+			r[i].command_line[1] = strdup(big);
+		}
+		store_ok(s, r, N);
+		clear_many(r, N);
+	}
+	mk(&r[0], 1, 424242, 9000, 9); /* the live snapshot: one process */
+	store_ok(s, r, 1);
+	assert_true(count(db, "SELECT count(*) FROM process_instances") > 1000);
+	assert_int_equal(de_store_prune(s, 10000, 0, 100, 1000, &ps, &e), 0);
+	assert_false(ps.over_cap);
+	assert_true(ps.used_bytes <= 1024 * 1024);
+	assert_true(ps.rows > 0);
+	/* oldest first: what is left is the newest generation, and the snapshot */
+	assert_int_equal(count(db, "SELECT count(*) FROM process_instances WHERE start_time < "
+				   "100000 AND exited_at IS NOT NULL"),
+			 0);
+	assert_int_equal(count(db, "SELECT count(*) FROM processes WHERE start_time = 424242"), 1);
+	assert_integrity(db);
+	/* the file shrank too (auto_vacuum=INCREMENTAL on new files) */
+	struct de_store_stats st;
+	assert_int_equal(
+		sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL),
+		SQLITE_OK);
+	assert_int_equal(de_store_stats(s, &st, &e), 0);
+	assert_true(st.file_bytes <= 2 * 1024 * 1024);
+	de_process_record_clear(&r[0]);
+	free(r);
+	de_store_close(s);
+	free(path);
+}
+
+/* ---- faults on real file systems (root only) ----------------------------- */
+
+static bool need_root(const char *what)
+{
+	if (geteuid() == 0)
+		return true;
+	printf("# skipped %s: needs root to mount a file system\n", what);
+	return false;
+}
+
+static void fat_batch(struct de_process_record *r, size_t n, uint32_t base, int64_t t)
+{
+	char big[1024];
+	memset(big, 'b', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		mk(&r[i], base + (uint32_t)i, t + (int64_t)i, t, t);
+		free(r[i].command_line[1]);
+		r[i].command_line[1] = strdup(big);
+	}
+}
+
+static void test_disk_full(void **state)
+{
+	(void)state;
+	if (!need_root("disk full"))
+		return;
+	char *dir = db_path("full");
+	char *path = db_path("full/events.sqlite");
+	struct de_error e = {0};
+	enum { N = 2000 };
+	struct de_process_record *r = calloc(N, sizeof(*r));
+
+	assert_int_equal(mkdir(dir, 0700), 0);
+	assert_int_equal(mount("tmpfs", dir, "tmpfs", 0, "size=600k"), 0);
+	struct de_store *s = open_at(path, 0);
+	sqlite3 *db = de_store_db(s);
+	fat_batch(r, 20, 1, 1000);
+	store_ok(s, r, 20);
+	clear_many(r, 20);
+	/* 2000 records of 1 KiB arguments cannot fit in 600 KiB */
+	fat_batch(r, N, 1, 2000);
+	int rc = de_store_processes(s, r, N, &e);
+	assert_int_equal(rc, -ENOSPC);
+	assert_int_equal(e.category, DE_ERR_DATABASE);
+	printf("# disk full reported as: %s\n", e.message);
+	/* earlier data intact */
+	assert_int_equal(count(db, "SELECT count(*) FROM processes"), 20);
+	assert_int_equal(count(db, "SELECT count(*) FROM process_instances"), 20);
+	assert_int_equal(count(db, "SELECT value FROM store_state WHERE key='snapshot_time'"),
+			 1000);
+	/* room again: the same batch goes through on retry */
+	assert_int_equal(mount("tmpfs", dir, "tmpfs", MS_REMOUNT, "size=64m"), 0);
+	store_ok(s, r, N);
+	assert_int_equal(count(db, "SELECT count(*) FROM processes"), N);
+	assert_int_equal(de_store_last_diff(s).exited, 20); /* new start times: new instances */
+	clear_many(r, N);
+	de_store_close(s);
+	/* and the file is sound */
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_integrity(db);
+	sqlite3_close(db);
+	assert_int_equal(umount2(dir, MNT_DETACH), 0);
+	free(r);
+	free(dir);
+	free(path);
+}
+
+static void test_read_only_bind(void **state)
+{
+	(void)state;
+	if (!need_root("read-only bind mount"))
+		return;
+	char *dir = db_path("ro");
+	char *path = db_path("ro/events.sqlite");
+	struct de_process_record r[3];
+	struct de_error e = {0};
+
+	assert_int_equal(mkdir(dir, 0700), 0);
+	struct de_store *s = open_at(path, 0);
+	mk_many(r, 3, 1000, 1);
+	store_ok(s, r, 3);
+	de_store_close(s);
+	assert_int_equal(mount(dir, dir, "none", MS_BIND, NULL), 0);
+	assert_int_equal(mount("none", dir, "none", MS_REMOUNT | MS_BIND | MS_RDONLY, NULL), 0);
+	/* a writer is refused with a clear reason, the file untouched */
+	struct de_store_config cfg = {.path = path, .wal_mode = true};
+	s = NULL;
+	assert_true(de_store_open(&cfg, &s, &e) < 0);
+	assert_null(s);
+	assert_int_equal(e.code, EROFS);
+	assert_non_null(strstr(e.message, "Read-only file system"));
+	/* readers still read */
+	cfg.read_only = true;
+	assert_int_equal(de_store_open(&cfg, &s, &e), 0);
+	struct collected c = {0};
+	struct de_process_query q = {0};
+	assert_int_equal(query(s, &q, &c), 3);
+	de_store_close(s);
+	assert_int_equal(umount2(dir, MNT_DETACH), 0);
+	clear_many(r, 3);
+	free(dir);
+	free(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_snapshot_and_scans),
 		cmocka_unit_test(test_refuses_foreign_files),
+		cmocka_unit_test(test_diff_grows_with_churn),
+		cmocka_unit_test(test_samples),
+		cmocka_unit_test(test_query),
+		cmocka_unit_test(test_query_streams),
+		cmocka_unit_test(test_single_writer),
+		cmocka_unit_test(test_migrates_v1),
+		cmocka_unit_test(test_retention),
+		cmocka_unit_test(test_retention_by_size),
+		cmocka_unit_test(test_disk_full),
+		cmocka_unit_test(test_read_only_bind),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

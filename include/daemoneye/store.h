@@ -1,13 +1,46 @@
 /*
  * store.h — the event store: SQLite (WAL) holding the current process
- * snapshot, the scans and the alerts.  The seed's EventStore.
+ * snapshot, the history of process instances, sampled resource use, the
+ * scans, the alerts and their delivery records.  The seed's EventStore.
  *
- * `processes` is the current snapshot, one row per live process with every
- * ProcessRecord column (command_line as one text column of the arguments
- * joined by spaces, argv as a JSON array in `argv_json`), plus the derived
- * columns exe_deleted and exe_replaced.  This is what detection rules see.
+ * Relations (schema version 2; see store.c for the full DDL):
  *
- * Ownership: the store is opaque; de_store_close() accepts NULL.
+ *   processes          the current snapshot, one row per live process, with
+ *                      every ProcessRecord column (command_line as one text
+ *                      column of the arguments joined by spaces, argv as a
+ *                      JSON array in `argv_json`), the derived exe_deleted and
+ *                      exe_replaced, and `instance_id` (-> process_instances).
+ *                      This is what detection rules see.  A row is written
+ *                      only when its process appears or something in it
+ *                      changes, so its `scan_id`, `collection_time` and `id`
+ *                      name the scan that last wrote it; the newest scan is
+ *                      `SELECT max(id) FROM scans WHERE status = 'ok'`.
+ *   process_instances  history: one row per process instance (pid,
+ *                      start_time) with its identity fields, first_seen,
+ *                      last_seen and exited_at (NULL while alive), the scans
+ *                      that first and last saw it, and its first cpu/memory.
+ *   process_changes    when an instance's identity fields change while it
+ *                      lives (exec, reparenting, its file deleted), the
+ *                      previous values, so history is never overwritten.
+ *   process_samples    cpu_usage and memory_usage of live instances, written
+ *                      at most every sample_interval_s and only for the
+ *                      instances whose values changed since their last sample.
+ *   scans              id, started_at, ended_at, process_count, duration_ms,
+ *                      source ('poll' or 'event'), status ('running', 'ok',
+ *                      'failed') and the counts of new/changed/exited.
+ *   alerts, alert_deliveries   alerts and one row per (alert, sink) delivery.
+ *   store_state        key/value bookkeeping (time of the last snapshot).
+ *
+ * Storage grows with process churn, not with scans x processes: a scan of an
+ * unchanged host writes its scans row and one store_state row.
+ *
+ * One writer: a read-write open takes an exclusive flock(2) on "<path>.lock"
+ * and a second writer is refused with the holder's pid.  Readers (the CLI)
+ * open read-only, take no lock and read while the agent writes (WAL).
+ *
+ * Ownership: the store is opaque; de_store_close() accepts NULL.  Rows given
+ * to a query callback borrow the statement's memory and are valid only
+ * during the call.
  */
 #ifndef DAEMONEYE_STORE_H
 #define DAEMONEYE_STORE_H
@@ -22,38 +55,176 @@
 
 /* The seed's EventStoreConfig. */
 struct de_store_config {
-	const char *path;     /* database file */
-	uint64_t max_size_mb; /* size cap */
-	bool wal_mode;	      /* journal_mode=WAL */
-	uint32_t max_connections;
-	bool read_only; /* open for reading only (the CLI) */
+	const char *path;	    /* database file */
+	uint64_t max_size_mb;	    /* size cap enforced by de_store_prune (0: none) */
+	bool wal_mode;		    /* journal_mode=WAL (else a rollback journal) */
+	uint32_t max_connections;   /* accepted from the seed; the agent uses one */
+	bool read_only;		    /* open for reading only (the CLI): no lock, no writes */
+	uint64_t sample_interval_s; /* cpu/memory into history at most this often (0: 300) */
+	int busy_timeout_ms;	    /* wait for a lock this long (0: 5000) */
 };
 
 struct de_store;
 
-#define DE_STORE_SCHEMA_VERSION 1
+#define DE_STORE_SCHEMA_VERSION 2
 
 /*
- * Open (and, unless read_only, create and migrate) the store.  A file that
- * is not a SQLite database, or carries a newer schema version, is refused
- * with a DatabaseError; it is never overwritten.
+ * Open (and, unless read_only, lock, create and migrate) the store.  A file
+ * that is not a SQLite database, or carries a newer schema version, is
+ * refused with a DatabaseError; it is never overwritten.  A store already
+ * open for writing by another process is refused (EBUSY) naming its pid.
+ * A read-only open of a missing file fails with ENOENT and creates nothing.
  */
 int de_store_open(const struct de_store_config *cfg, struct de_store **out, struct de_error *err);
 void de_store_close(struct de_store *s);
 
-/* Record the start of a scan; *scan_id receives its id. */
+/*
+ * Record the start of a scan; *scan_id receives its id.  source is "poll"
+ * or "event" (anything else is a ValidationError).
+ */
 int de_store_scan_begin(struct de_store *s, int64_t started_ms, const char *source,
 			int64_t *scan_id, struct de_error *err);
-/* Record its end and the number of processes seen. */
+/* Record its successful end and the number of processes seen. */
 int de_store_scan_end(struct de_store *s, int64_t scan_id, int64_t ended_ms, size_t count,
 		      struct de_error *err);
+/*
+ * Mark a scan failed with a reason (best effort: on a full or read-only disk
+ * this fails too, and the scan row stays 'running').
+ */
+int de_store_scan_fail(struct de_store *s, int64_t scan_id, int64_t ended_ms, const char *why,
+		       struct de_error *err);
 
-/* Replace the current snapshot with recs, in one transaction. */
+/* What one de_store_processes() call wrote. */
+struct de_store_diff {
+	size_t added;	/* new instances (also new snapshot rows) */
+	size_t changed; /* snapshot rows rewritten (identity or changing values) */
+	size_t history; /* identity changes recorded in process_changes */
+	size_t exited;	/* instances marked exited and dropped from the snapshot */
+	size_t samples; /* rows written to process_samples */
+};
+
+/*
+ * Bring the snapshot to recs (a full scan: every live process once; a pid
+ * twice is a ValidationError) in one transaction: insert new instances,
+ * rewrite only the rows that changed, mark the missing ones exited, sample
+ * cpu/memory when the sample interval has passed.  The batch's time is the
+ * largest collection_time in recs.  On any failure (disk full, read-only
+ * file system) the transaction is rolled back, the store is as before, and
+ * the next call starts afresh.  de_store_last_diff() says what it wrote.
+ */
 int de_store_processes(struct de_store *s, const struct de_process_record *recs, size_t n,
 		       struct de_error *err);
+/* What the last successful de_store_processes() wrote. */
+struct de_store_diff de_store_last_diff(const struct de_store *s);
 
 /* Insert an alert. */
 int de_store_alert(struct de_store *s, const struct de_alert *a, struct de_error *err);
+
+enum de_delivery_status { DE_DELIVERY_PENDING = 0, DE_DELIVERY_DELIVERED, DE_DELIVERY_FAILED };
+
+/*
+ * Record (or update) the delivery of alert alert_id to sink: status, the
+ * time and an optional error text.  Attempts are counted.  Retention only
+ * prunes an alert whose every delivery is DELIVERED.
+ */
+int de_store_alert_delivery(struct de_store *s, const char *alert_id, const char *sink,
+			    enum de_delivery_status status, int64_t when_ms, const char *error,
+			    struct de_error *err);
+
+/* ---- queries (the seed's ProcessQuery) ---------------------------------- */
+
+struct de_process_query {
+	bool has_pid;
+	uint32_t pid;
+	const char *name;	  /* exact name, or NULL */
+	const char *name_pattern; /* GLOB pattern (* ? [..]), or NULL */
+	bool has_since;		  /* alive at or after since_ms */
+	int64_t since_ms;
+	bool has_until; /* first seen at or before until_ms */
+	int64_t until_ms;
+	bool has_scan_id; /* alive during this scan */
+	int64_t scan_id;
+	bool current_only; /* only instances in the current snapshot */
+	uint64_t limit;	   /* 0: no limit */
+	uint64_t offset;
+};
+
+/*
+ * One process instance.  Strings are borrowed (valid during the callback);
+ * optional numbers have has_ flags.  For a live instance last_seen is the
+ * time of the newest snapshot and cpu/memory are current; for an exited one
+ * they are the last sampled (or first) values.
+ */
+struct de_process_row {
+	int64_t instance_id;
+	uint32_t pid;
+	bool has_ppid;
+	uint32_t ppid;
+	const char *name;
+	const char *executable_path; /* NULL when unknown */
+	const char *command_line;    /* arguments joined by spaces */
+	const char *argv_json;	     /* JSON array */
+	bool has_start_time;
+	int64_t start_time;
+	int64_t first_seen, last_seen;
+	bool has_exited_at;
+	int64_t exited_at;
+	int64_t first_scan_id, last_scan_id; /* 0: unknown */
+	bool has_cpu_usage;
+	double cpu_usage;
+	bool has_memory_usage;
+	uint64_t memory_usage;
+	const char *executable_hash;
+	const char *user_id;
+	bool accessible, file_exists, exe_deleted, exe_replaced;
+	bool alive; /* in the current snapshot */
+};
+
+/* Return 0 to continue, anything else to stop (de_store_query_processes returns it). */
+typedef int (*de_process_row_cb)(const struct de_process_row *row, void *arg);
+
+/*
+ * Stream the instances matching q, oldest first, to cb, in constant memory.
+ * Returns 0, the callback's nonzero value, or a negative error.
+ */
+int de_store_query_processes(struct de_store *s, const struct de_process_query *q,
+			     de_process_row_cb cb, void *arg, struct de_error *err);
+
+/* ---- retention ---------------------------------------------------------- */
+
+struct de_prune_stats {
+	size_t rows;	     /* rows deleted by this call */
+	bool more;	     /* stopped at the batch budget; call again */
+	bool over_cap;	     /* still above max_size_mb with nothing left to prune */
+	uint64_t used_bytes; /* pages in use after pruning */
+};
+
+/*
+ * Prune history older than retention_days (0: no age limit) and, while the
+ * pages in use exceed max_size_mb, the oldest history: exited instances with
+ * their samples and changes, then samples, changes, finished scans and fully
+ * delivered alerts.  Never the current snapshot, the instances in it, an
+ * undelivered alert, or anything outside this file (the audit ledger).
+ * Works in short transactions of `batch` rows (0: 500), at most
+ * `max_batches` (0: 20) per call, so a scan is never held up for long.
+ * Then checkpoints the write-ahead log (PASSIVE, never waiting for
+ * readers): call it between scans, so that scans only append to the WAL.
+ */
+int de_store_prune(struct de_store *s, int64_t now_ms, uint64_t retention_days, size_t batch,
+		   size_t max_batches, struct de_prune_stats *st, struct de_error *err);
+
+/* ---- statistics --------------------------------------------------------- */
+
+struct de_store_stats {
+	int64_t processes, instances, live_instances, changes, samples, scans, failed_scans, alerts,
+		deliveries;
+	int64_t oldest_ms, newest_ms; /* first scan start, last scan end (0: none) */
+	int64_t last_scan_id;
+	uint64_t file_bytes, wal_bytes, used_bytes;
+	int schema_version;
+};
+
+int de_store_stats(struct de_store *s, struct de_store_stats *out, struct de_error *err);
 
 /* The underlying connection (borrowed), for the detection engine. */
 sqlite3 *de_store_db(struct de_store *s);

@@ -63,6 +63,8 @@ struct agent {
 	bool stdout_enabled;
 	enum de_alert_format alert_format;
 	bool color;
+	uint64_t retention_days; /* database.retention_days */
+	bool warned_over_cap;	 /* said once that the snapshot alone exceeds max_size_mb */
 };
 
 /* mkdir -p with mode 0750 for the state directory. */
@@ -115,7 +117,11 @@ static int setup(struct agent *ag, struct de_error *err)
 	sc.path = path;
 	if ((rc = de_config_get_u64(ag->cfg, "database.max_size_mb", &sc.max_size_mb, err)) < 0 ||
 	    (rc = de_config_get_bool(ag->cfg, "database.wal_mode", &sc.wal_mode, err)) < 0 ||
-	    (rc = de_config_get_u64(ag->cfg, "database.max_connections", &u, err)) < 0)
+	    (rc = de_config_get_u64(ag->cfg, "database.max_connections", &u, err)) < 0 ||
+	    (rc = de_config_get_u64(ag->cfg, "database.sample_interval_s", &sc.sample_interval_s,
+				    err)) < 0 ||
+	    (rc = de_config_get_u64(ag->cfg, "database.retention_days", &ag->retention_days, err)) <
+		    0)
 		goto out;
 	sc.max_connections = (uint32_t)u;
 	if ((rc = de_store_open(&sc, &ag->store, err)) < 0)
@@ -159,17 +165,22 @@ static int cycle(struct agent *ag, struct de_error *err)
 	int64_t scan_id, t0 = de_now_ms();
 	int rc;
 
+	/* a failed scan leaves the store as it was; the next cycle retries */
 	if ((rc = de_store_scan_begin(ag->store, t0, "poll", &scan_id, err)) < 0)
-		return rc;
-	if ((rc = de_collector_scan(ag->collector, scan_id, &procs, &stats, err)) < 0)
+		return de_error_prefix(err, "scan failed: ");
+	if ((rc = de_collector_scan(ag->collector, scan_id, &procs, &stats, err)) < 0 ||
+	    (rc = de_store_processes(ag->store, procs.items, procs.len, err)) < 0 ||
+	    (rc = de_store_scan_end(ag->store, scan_id, de_now_ms(), procs.len, err)) < 0) {
+		de_store_scan_fail(ag->store, scan_id, de_now_ms(), err->message, NULL);
+		de_error_prefix(err, "scan %lld failed: ", (long long)scan_id);
 		goto out;
-	if ((rc = de_store_processes(ag->store, procs.items, procs.len, err)) < 0)
-		goto out;
-	if ((rc = de_store_scan_end(ag->store, scan_id, de_now_ms(), procs.len, err)) < 0)
-		goto out;
-	de_log_debug("scan %lld: %zu processes (%zu vanished, %zu inaccessible) in %lld ms",
+	}
+	struct de_store_diff diff = de_store_last_diff(ag->store);
+	de_log_debug("scan %lld: %zu processes (%zu vanished, %zu inaccessible) in %lld ms; "
+		     "stored %zu new, %zu changed, %zu exited, %zu samples",
 		     (long long)scan_id, stats.recorded, stats.vanished, stats.inaccessible,
-		     (long long)(de_now_ms() - t0));
+		     (long long)(de_now_ms() - t0), diff.added, diff.changed, diff.exited,
+		     diff.samples);
 
 	for (size_t i = 0; i < ag->nrules; i++) {
 		struct de_error rerr = {0};
@@ -182,11 +193,38 @@ static int cycle(struct agent *ag, struct de_error *err)
 	}
 	for (size_t i = 0; i < alerts.len; i++) {
 		struct de_error aerr = {0};
-		if (de_store_alert(ag->store, &alerts.items[i], &aerr) < 0)
+		char id[DE_UUID_STR_LEN + 1];
+		bool stored = de_store_alert(ag->store, &alerts.items[i], &aerr) == 0;
+		if (!stored)
 			de_log_err(&aerr);
-		if (ag->stdout_enabled &&
-		    de_alert_write(stdout, &alerts.items[i], ag->alert_format, ag->color) < 0)
+		if (!ag->stdout_enabled)
+			continue;
+		bool sent = de_alert_write(stdout, &alerts.items[i], ag->alert_format, ag->color) ==
+				    0 &&
+			    fflush(stdout) == 0;
+		if (!sent)
 			de_log_warn("cannot write alert to standard output");
+		de_uuid_format(&alerts.items[i].id, id);
+		if (stored &&
+		    de_store_alert_delivery(ag->store, id, "stdout",
+					    sent ? DE_DELIVERY_DELIVERED : DE_DELIVERY_FAILED,
+					    de_now_ms(), sent ? NULL : "write failed", &aerr) < 0)
+			de_log_err(&aerr);
+	}
+	/* retention: a few short transactions between scans, never inside one */
+	struct de_prune_stats ps;
+	struct de_error perr = {0};
+	if (de_store_prune(ag->store, de_now_ms(), ag->retention_days, 0, 0, &ps, &perr) < 0) {
+		de_log_err(&perr);
+	} else {
+		if (ps.rows)
+			de_log_debug("retention: pruned %zu rows%s", ps.rows,
+				     ps.more ? " (more next cycle)" : "");
+		if (ps.over_cap && !ag->warned_over_cap)
+			de_log_warnx("event store uses %llu bytes, above database.max_size_mb, "
+				     "with no history left to prune",
+				     (unsigned long long)ps.used_bytes);
+		ag->warned_over_cap = ps.over_cap;
 	}
 	de_log_info("scan %lld: %zu processes, %zu alerts", (long long)scan_id, procs.len,
 		    alerts.len);

@@ -14,6 +14,7 @@
 
 #include "daemoneye/config.h"
 #include "daemoneye/error.h"
+#include "daemoneye/store.h"
 
 struct cli_ctx {
 	struct de_config *cfg; /* the effective configuration (owned by main) */
@@ -32,7 +33,21 @@ void cli_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Report a library error and return its sysexits code. */
 int cli_fail(const struct de_error *err);
 
+/*
+ * Open the event store read-only where the agent keeps it (database.path,
+ * else app.state_dir/events.sqlite).  0, or a sysexits status after printing
+ * the reason (66 when there is no store yet).  (cmd_processes.c)
+ */
+int cli_open_store(struct cli_ctx *ctx, struct de_store **out);
+/*
+ * Parse RFC 3339, a date, "now" or a relative time ("-1h") into ms since
+ * the epoch.  0 or -1.  (cmd_processes.c)
+ */
+int cli_parse_time(const char *s, int64_t now_ms, int64_t *out);
+
 /* Command groups (one file each). */
 int cmd_config(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_processes(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_stats(struct cli_ctx *ctx, int argc, char **argv);
 
 #endif

@@ -20,6 +20,9 @@
 
 static const struct cli_command commands[] = {
 	{"config", "show [--format yaml|json] [--origins] | validate", cmd_config},
+	{"processes", "[--pid N] [--name S] [--since T] [--until T] [--limit N] [--format F]",
+	 cmd_processes},
+	{"stats", "[--format table|json]  rows, sizes and time span of the event store", cmd_stats},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

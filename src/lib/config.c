@@ -61,6 +61,7 @@ static const struct key_spec schema[] = {
 	{"database.wal_mode", V_BOOL, false, 0, 0, NULL},
 	{"database.max_connections", V_U64, false, 1, 1024, NULL},
 	{"database.retention_days", V_U64, false, 1, 36500, NULL},
+	{"database.sample_interval_s", V_U64, false, 1, 86400, NULL},
 	{"detection.rule_timeout_ms", V_U64, false, 1, 3600000, NULL},
 	{"detection.rules_dirs", V_STR_LIST, false, 0, 0, NULL},
 	{"detection.builtin_rules", V_BOOL, false, 0, 0, NULL},

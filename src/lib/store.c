@@ -4,26 +4,219 @@
  * Opening checks that an existing file is a SQLite database of a schema
  * version we know before touching it: a corrupt or foreign file is an error,
  * never silently recreated.  Migrations run forward inside one transaction,
- * keyed by PRAGMA user_version.
+ * keyed by PRAGMA user_version.  A writer holds an exclusive flock(2) on
+ * "<path>.lock" for as long as the store is open.
+ *
+ * Why the snapshot diff lives in memory: comparing a 10,000-process scan
+ * against the rows in SQLite would read the whole snapshot each scan.  The
+ * store instead keeps, per live pid, the instance key (start_time), its row
+ * id and two 64-bit hashes — one over the identity fields (name, paths,
+ * argv, ppid, hash, user, the non-volatile platform_data keys), one over the
+ * changing values (cpu, memory, the volatile platform_data keys).  A scan
+ * then writes only the rows whose hashes differ.  The table is rebuilt for
+ * each batch and swapped in only after COMMIT, so a failed transaction
+ * leaves memory and file consistent with each other.
  */
 #include "daemoneye/store.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+/* ---- the in-memory snapshot index --------------------------------------- */
+
+struct snap_ent {
+	uint32_t pid;
+	bool used;
+	bool has_start;
+	bool known; /* hashes valid (false for rows migrated from v1) */
+	bool seen;  /* present in the batch being applied */
+	int64_t start;
+	int64_t inst; /* process_instances.id */
+	uint64_t idh; /* identity hash */
+	uint64_t vh;  /* changing-values hash */
+	/* the values last recorded into history (instance row or a sample) */
+	bool s_has_cpu, s_has_mem;
+	double s_cpu;
+	uint64_t s_mem;
+};
+
+struct snap_tab {
+	struct snap_ent *e;
+	size_t cap; /* power of two, or 0 */
+	size_t len;
+};
+
+static void tab_free(struct snap_tab *t)
+{
+	free(t->e);
+	t->e = NULL;
+	t->cap = t->len = 0;
+}
+
+static int tab_init(struct snap_tab *t, size_t n)
+{
+	size_t cap = 64;
+
+	while (cap < n * 2)
+		cap *= 2;
+	t->e = calloc(cap, sizeof(*t->e));
+	if (!t->e)
+		return -ENOMEM;
+	t->cap = cap;
+	t->len = 0;
+	return 0;
+}
+
+/*
+ * The pid itself, not a hash of it: scans list pids in ascending order, so
+ * consecutive records then touch consecutive slots (a scrambled slot cost a
+ * cache miss per record).  Linear probing absorbs the collisions.
+ */
+static size_t pid_slot(uint32_t pid, size_t cap)
+{
+	return (size_t)pid & (cap - 1);
+}
+
+static struct snap_ent *tab_find(const struct snap_tab *t, uint32_t pid)
+{
+	if (!t->cap)
+		return NULL;
+	for (size_t i = pid_slot(pid, t->cap);; i = (i + 1) & (t->cap - 1)) {
+		if (!t->e[i].used)
+			return NULL;
+		if (t->e[i].pid == pid)
+			return &t->e[i];
+	}
+}
+
+/* Insert pid (table sized for it); NULL when pid is already there. */
+static struct snap_ent *tab_add(struct snap_tab *t, uint32_t pid)
+{
+	for (size_t i = pid_slot(pid, t->cap);; i = (i + 1) & (t->cap - 1)) {
+		if (!t->e[i].used) {
+			t->e[i].used = true;
+			t->e[i].pid = pid;
+			t->len++;
+			return &t->e[i];
+		}
+		if (t->e[i].pid == pid)
+			return NULL;
+	}
+}
+
+/* ---- the store ---------------------------------------------------------- */
+
+enum {
+	ST_INS_SNAP,
+	ST_INS_INST,
+	ST_UPD_VALS,
+	ST_SAVE_CHANGE,
+	ST_UPD_INST,
+	ST_EXIT_INST,
+	ST_DEL_SNAP,
+	ST_INS_SAMPLE,
+	ST_SET_STATE,
+	ST_MAX
+};
+
+static const char *const stmt_sql[ST_MAX] = {
+	[ST_INS_SNAP] = "INSERT OR REPLACE INTO processes(pid, id, scan_id, collection_time,"
+			" ppid, name, executable_path, command_line, argv_json, start_time,"
+			" cpu_usage, memory_usage, executable_hash, hash_algorithm, user_id,"
+			" accessible, file_exists, exe_deleted, exe_replaced, platform_data,"
+			" instance_id, identity_hash, value_hash)"
+			" VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,"
+			"?18,?19,?20,?21,?22,?23)",
+	[ST_INS_INST] = "INSERT INTO process_instances(pid, ppid, name, executable_path,"
+			" command_line, argv_json, start_time, cpu_usage, memory_usage,"
+			" executable_hash, hash_algorithm, user_id, accessible, file_exists,"
+			" exe_deleted, exe_replaced, platform_data, first_seen, last_seen,"
+			" first_scan_id, last_scan_id)"
+			" VALUES(?1,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,"
+			"?4,?4,?3,?3)",
+	[ST_UPD_VALS] = "UPDATE processes SET id = ?2, scan_id = ?3, collection_time = ?4,"
+			" cpu_usage = ?11, memory_usage = ?12, platform_data = ?20,"
+			" value_hash = ?23 WHERE pid = ?1",
+	[ST_SAVE_CHANGE] = "INSERT INTO process_changes(instance_id, changed_at, scan_id, ppid,"
+			   " name, executable_path, command_line, argv_json, executable_hash,"
+			   " hash_algorithm, user_id, accessible, file_exists, exe_deleted,"
+			   " exe_replaced, platform_data)"
+			   " SELECT id, ?2, ?3, ppid, name, executable_path, command_line,"
+			   " argv_json, executable_hash, hash_algorithm, user_id, accessible,"
+			   " file_exists, exe_deleted, exe_replaced, platform_data"
+			   " FROM process_instances WHERE id = ?1",
+	[ST_UPD_INST] = "UPDATE process_instances SET ppid = ?5, name = ?6,"
+			" executable_path = ?7, command_line = ?8, argv_json = ?9,"
+			" executable_hash = ?13, hash_algorithm = ?14, user_id = ?15,"
+			" accessible = ?16, file_exists = ?17, exe_deleted = ?18,"
+			" exe_replaced = ?19, platform_data = ?20 WHERE id = ?21",
+	[ST_EXIT_INST] = "UPDATE process_instances SET exited_at = ?2, exit_scan_id = ?3,"
+			 " last_seen = ?4, last_scan_id = ?5 WHERE id = ?1",
+	[ST_DEL_SNAP] = "DELETE FROM processes WHERE pid = ?1 AND instance_id = ?2",
+	[ST_INS_SAMPLE] = "INSERT INTO process_samples(instance_id, t, scan_id, cpu_usage,"
+			  " memory_usage) VALUES(?1, ?2, ?3, ?4, ?5)",
+	[ST_SET_STATE] = "INSERT OR REPLACE INTO store_state(key, value) VALUES"
+			 "('snapshot_time', ?1), ('snapshot_scan', ?2), ('sample_time', ?3)",
+};
 
 struct de_store {
 	sqlite3 *db;
 	char path[4096];
-	sqlite3_stmt *ins_proc; /* cached INSERT into processes */
+	int lock_fd; /* -1 when read-only */
+	bool read_only;
+	bool wal;
+	uint64_t max_size_bytes;
+	int64_t sample_interval_ms;
+	sqlite3_stmt *st[ST_MAX];
+	struct snap_tab snap; /* the committed snapshot, by pid */
+	bool snap_loaded;
+	int64_t snap_time, snap_scan, sample_time; /* from store_state */
+	struct de_store_diff last_diff;		   /* of the last successful batch */
+	int step_errno;				   /* errno after the last failed step */
 };
 
 static int db_err(struct de_store *s, struct de_error *err, const char *what)
 {
-	return de_error_set(err, DE_ERR_DATABASE, EIO, "%s: %s: %s", s->path, what,
+	int ec = s->db ? sqlite3_extended_errcode(s->db) & 0xff : SQLITE_ERROR;
+	int sys = s->db ? sqlite3_system_errno(s->db) : 0;
+
+	/* SQLite does not always keep the OS error of a failed write; the
+	   errno left by the step (cleared before it) names it */
+	if (!sys && (s->step_errno == EROFS || s->step_errno == ENOSPC || s->step_errno == EDQUOT ||
+		     s->step_errno == EIO))
+		sys = s->step_errno;
+	int code = EIO;
+
+	if (ec == SQLITE_FULL || sys == ENOSPC)
+		code = ENOSPC;
+	else if (ec == SQLITE_READONLY || sys == EROFS)
+		code = EROFS;
+	else if (ec == SQLITE_BUSY || ec == SQLITE_LOCKED)
+		code = EBUSY;
+	else if (ec == SQLITE_NOMEM)
+		code = ENOMEM;
+	/* SQLite reports a write on a read-only mount as a plain I/O error */
+	struct statvfs vfs;
+	if ((ec == SQLITE_IOERR || ec == SQLITE_READONLY || ec == SQLITE_CANTOPEN) &&
+	    statvfs(s->path, &vfs) == 0 && (vfs.f_flag & ST_RDONLY))
+		return de_error_set(err, DE_ERR_DATABASE, EROFS, "%s: %s: %s (%s)", s->path, what,
+				    sqlite3_errmsg(s->db), strerror(EROFS));
+	if (sys && ec != SQLITE_CONSTRAINT && ec != SQLITE_ERROR)
+		return de_error_set(err, DE_ERR_DATABASE, code, "%s: %s: %s (%s)", s->path, what,
+				    sqlite3_errmsg(s->db), strerror(sys));
+	return de_error_set(err, DE_ERR_DATABASE, code, "%s: %s: %s", s->path, what,
 			    s->db ? sqlite3_errmsg(s->db) : "no connection");
 }
+
+/* ---- schema ------------------------------------------------------------- */
 
 static const char *const migrations[] = {
 	/* 1: the foundation schema */
@@ -70,21 +263,125 @@ static const char *const migrations[] = {
 	"  rule_execution_time_ms INTEGER,"
 	"  dedupe_key TEXT NOT NULL);"
 	"CREATE INDEX alerts_time ON alerts(alert_time);",
+
+	/* 2: history that grows with churn, samples, scan status, deliveries */
+	"ALTER TABLE processes ADD COLUMN instance_id INTEGER;"
+	"ALTER TABLE processes ADD COLUMN identity_hash INTEGER;"
+	"ALTER TABLE processes ADD COLUMN value_hash INTEGER;"
+	"CREATE INDEX processes_name ON processes(name);"
+	"CREATE TABLE process_instances ("
+	"  id INTEGER PRIMARY KEY,"
+	"  pid INTEGER NOT NULL,"
+	"  start_time INTEGER,"
+	"  ppid INTEGER,"
+	"  name TEXT NOT NULL,"
+	"  executable_path TEXT,"
+	"  command_line TEXT NOT NULL,"
+	"  argv_json TEXT NOT NULL,"
+	"  executable_hash TEXT,"
+	"  hash_algorithm TEXT,"
+	"  user_id TEXT,"
+	"  accessible INTEGER NOT NULL,"
+	"  file_exists INTEGER NOT NULL,"
+	"  exe_deleted INTEGER NOT NULL DEFAULT 0,"
+	"  exe_replaced INTEGER NOT NULL DEFAULT 0,"
+	"  platform_data TEXT,"
+	"  cpu_usage REAL," /* first observed */
+	"  memory_usage INTEGER,"
+	"  first_seen INTEGER NOT NULL,"
+	"  last_seen INTEGER NOT NULL," /* maintained at exit; live: the snapshot time */
+	"  exited_at INTEGER,"		/* when the store saw it gone */
+	"  first_scan_id INTEGER,"
+	"  last_scan_id INTEGER,"
+	"  exit_scan_id INTEGER);"
+	"CREATE INDEX process_instances_pid ON process_instances(pid, start_time);"
+	"CREATE INDEX process_instances_name ON process_instances(name);"
+	"CREATE INDEX process_instances_exited ON process_instances(exited_at)"
+	"  WHERE exited_at IS NOT NULL;"
+	"CREATE TABLE process_changes ("
+	"  id INTEGER PRIMARY KEY,"
+	"  instance_id INTEGER NOT NULL,"
+	"  changed_at INTEGER NOT NULL,"
+	"  scan_id INTEGER,"
+	"  ppid INTEGER,"
+	"  name TEXT NOT NULL,"
+	"  executable_path TEXT,"
+	"  command_line TEXT NOT NULL,"
+	"  argv_json TEXT NOT NULL,"
+	"  executable_hash TEXT,"
+	"  hash_algorithm TEXT,"
+	"  user_id TEXT,"
+	"  accessible INTEGER NOT NULL,"
+	"  file_exists INTEGER NOT NULL,"
+	"  exe_deleted INTEGER NOT NULL,"
+	"  exe_replaced INTEGER NOT NULL,"
+	"  platform_data TEXT);"
+	"CREATE INDEX process_changes_instance ON process_changes(instance_id);"
+	"CREATE TABLE process_samples ("
+	"  id INTEGER PRIMARY KEY,"
+	"  instance_id INTEGER NOT NULL,"
+	"  t INTEGER NOT NULL,"
+	"  scan_id INTEGER,"
+	"  cpu_usage REAL,"
+	"  memory_usage INTEGER);"
+	"CREATE INDEX process_samples_instance ON process_samples(instance_id);"
+	"ALTER TABLE scans ADD COLUMN status TEXT NOT NULL DEFAULT 'ok';"
+	"ALTER TABLE scans ADD COLUMN error TEXT;"
+	"ALTER TABLE scans ADD COLUMN new_count INTEGER;"
+	"ALTER TABLE scans ADD COLUMN changed_count INTEGER;"
+	"ALTER TABLE scans ADD COLUMN exited_count INTEGER;"
+	"UPDATE scans SET status = 'failed', error = 'unfinished before schema 2'"
+	"  WHERE ended_at IS NULL;"
+	"CREATE TABLE alert_deliveries ("
+	"  id INTEGER PRIMARY KEY,"
+	"  alert_id TEXT NOT NULL,"
+	"  sink TEXT NOT NULL,"
+	"  status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  last_attempt_at INTEGER,"
+	"  delivered_at INTEGER,"
+	"  error TEXT,"
+	"  UNIQUE (alert_id, sink));"
+	"CREATE TABLE store_state (key TEXT PRIMARY KEY, value INTEGER) WITHOUT ROWID;"
+	/* the v1 snapshot becomes the first instances */
+	"INSERT INTO process_instances(pid, start_time, ppid, name, executable_path,"
+	"  command_line, argv_json, executable_hash, hash_algorithm, user_id, accessible,"
+	"  file_exists, exe_deleted, exe_replaced, platform_data, cpu_usage, memory_usage,"
+	"  first_seen, last_seen, first_scan_id, last_scan_id)"
+	"  SELECT pid, start_time, ppid, name, executable_path, command_line, argv_json,"
+	"  executable_hash, hash_algorithm, user_id, accessible, file_exists, exe_deleted,"
+	"  exe_replaced, platform_data, cpu_usage, memory_usage, collection_time,"
+	"  collection_time, scan_id, scan_id FROM processes ORDER BY pid;"
+	"UPDATE processes SET instance_id ="
+	"  (SELECT i.id FROM process_instances i WHERE i.pid = processes.pid);"
+	"INSERT INTO store_state(key, value)"
+	"  SELECT 'snapshot_time', max(collection_time) FROM processes HAVING count(*) > 0;"
+	"INSERT INTO store_state(key, value)"
+	"  SELECT 'snapshot_scan', max(scan_id) FROM processes HAVING count(*) > 0;",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+static int read_version(sqlite3 *db, int *out)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int(st, 0);
+	rc = sqlite3_finalize(st);
+	return rc == SQLITE_OK ? 0 : -1;
+}
 
 static int migrate(struct de_store *s, struct de_error *err)
 {
 	sqlite3_stmt *st;
 	int version = 0, rc;
 
-	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
-		return db_err(s, err, "not a daemoneye event store (cannot read its version)");
-	if (sqlite3_step(st) == SQLITE_ROW)
-		version = sqlite3_column_int(st, 0);
-	rc = sqlite3_finalize(st);
-	if (rc != SQLITE_OK)
+	if (read_version(s->db, &version) < 0)
 		return db_err(s, err, "not a daemoneye event store (cannot read its version)");
 	if (version > NMIGRATIONS)
 		return de_error_set(
@@ -106,6 +403,10 @@ static int migrate(struct de_store *s, struct de_error *err)
 					    "%s: is a SQLite database but not a daemoneye event "
 					    "store; refusing to modify it",
 					    s->path);
+		/* a new file: let retention hand freed pages back to the file system */
+		if (sqlite3_exec(s->db, "PRAGMA auto_vacuum=INCREMENTAL", NULL, NULL, NULL) !=
+		    SQLITE_OK)
+			return db_err(s, err, "cannot set auto_vacuum");
 	}
 	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
 		return db_err(s, err, "cannot start migration");
@@ -114,24 +415,135 @@ static int migrate(struct de_store *s, struct de_error *err)
 		snprintf(pragma, sizeof(pragma), "PRAGMA user_version=%d", v + 1);
 		if (sqlite3_exec(s->db, migrations[v], NULL, NULL, NULL) != SQLITE_OK ||
 		    sqlite3_exec(s->db, pragma, NULL, NULL, NULL) != SQLITE_OK) {
-			rc = db_err(s, err, "migration failed");
-			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+			char what[64];
+			snprintf(what, sizeof(what), "migration to schema version %d failed",
+				 v + 1);
+			rc = db_err(s, err, what);
+			if (!sqlite3_get_autocommit(s->db))
+				sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 			return rc;
 		}
 	}
-	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-		return db_err(s, err, "cannot commit migration");
+	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		rc = db_err(s, err, "cannot commit migration");
+		if (!sqlite3_get_autocommit(s->db))
+			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		return rc;
+	}
+	return 0;
+}
+
+/* ---- open / close ------------------------------------------------------- */
+
+/* The single-writer lock: an exclusive flock on "<path>.lock" holding our pid. */
+static int take_lock(struct de_store *s, struct de_error *err)
+{
+	char lpath[4200], buf[32];
+	int fd;
+
+	snprintf(lpath, sizeof(lpath), "%s.lock", s->path);
+	fd = open(lpath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return de_error_set(err, DE_ERR_DATABASE, errno, "%s: cannot open lock file %s: %s",
+				    s->path, lpath, strerror(errno));
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+		ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+		buf[n > 0 ? n : 0] = '\0';
+		buf[strcspn(buf, "\n")] = '\0';
+		close(fd);
+		if (e == EWOULDBLOCK)
+			return de_error_set(err, DE_ERR_DATABASE, EBUSY,
+					    "%s: the event store is already open for writing by "
+					    "another process (pid %s, lock %s); only one "
+					    "daemoneye-agent may write to a store",
+					    s->path, *buf ? buf : "unknown", lpath);
+		return de_error_set(err, DE_ERR_DATABASE, e, "%s: cannot lock %s: %s", s->path,
+				    lpath, strerror(e));
+	}
+	int len = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, (size_t)len, 0) != len) {
+		int e = errno;
+		close(fd);
+		return de_error_set(err, DE_ERR_DATABASE, e, "%s: cannot write lock file %s: %s",
+				    s->path, lpath, strerror(e));
+	}
+	s->lock_fd = fd;
+	return 0;
+}
+
+static int64_t state_get(struct de_store *s, const char *key)
+{
+	sqlite3_stmt *st;
+	int64_t v = 0;
+
+	if (sqlite3_prepare_v2(s->db, "SELECT value FROM store_state WHERE key = ?", -1, &st,
+			       NULL) != SQLITE_OK)
+		return 0;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/*
+ * A reader on a read-only file system cannot create the WAL index (-shm) a
+ * WAL-mode file needs; when that is why reading failed, open the file as
+ * immutable instead (nothing can write through a read-only mount).
+ */
+static int reopen_immutable(struct de_store *s, struct de_error *err)
+{
+	char dir[4096], uri[3 * 4096 + 32], *slash;
+	size_t o;
+
+	snprintf(dir, sizeof(dir), "%s", s->path);
+	slash = strrchr(dir, '/');
+	if (slash)
+		*(slash == dir ? slash + 1 : slash) = '\0';
+	else
+		snprintf(dir, sizeof(dir), ".");
+	if (access(dir, W_OK) == 0 || errno != EROFS)
+		return db_err(s, err, "not a daemoneye event store (cannot read its version)");
+	o = (size_t)snprintf(uri, sizeof(uri), "file:");
+	for (const unsigned char *p = (const unsigned char *)s->path; *p; p++)
+		o += (size_t)snprintf(
+			uri + o, sizeof(uri) - o,
+			(*p == '%' || *p == '?' || *p == '#' || *p < 0x21) ? "%%%02X" : "%c", *p);
+	snprintf(uri + o, sizeof(uri) - o, "?immutable=1");
+	sqlite3_close(s->db);
+	s->db = NULL;
+	if (sqlite3_open_v2(uri, &s->db,
+			    SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX |
+				    SQLITE_OPEN_EXRESCODE,
+			    NULL) != SQLITE_OK)
+		return db_err(s, err, "cannot open event store on a read-only file system");
 	return 0;
 }
 
 int de_store_open(const struct de_store_config *cfg, struct de_store **out, struct de_error *err)
 {
-	struct de_store *s = calloc(1, sizeof(*s));
+	struct de_store *s;
 	int flags, rc;
 
+	if (!cfg || !cfg->path || !*cfg->path)
+		return de_error_set(err, DE_ERR_CONFIGURATION, EINVAL,
+				    "database.path: no event store path given");
+	if (strlen(cfg->path) >= sizeof(s->path))
+		return de_error_set(err, DE_ERR_CONFIGURATION, ENAMETOOLONG,
+				    "database.path: path too long");
+	s = calloc(1, sizeof(*s));
 	if (!s)
 		return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
+	s->lock_fd = -1;
+	s->read_only = cfg->read_only;
+	s->wal = cfg->wal_mode;
+	s->max_size_bytes = cfg->max_size_mb * 1024 * 1024;
+	s->sample_interval_ms =
+		(int64_t)(cfg->sample_interval_s ? cfg->sample_interval_s : 300) * 1000;
 	snprintf(s->path, sizeof(s->path), "%s", cfg->path);
+	if (!cfg->read_only && (rc = take_lock(s, err)) < 0)
+		goto fail;
 	flags = cfg->read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
 	flags |= SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
 	if (sqlite3_open_v2(cfg->path, &s->db, flags, NULL) != SQLITE_OK) {
@@ -142,9 +554,12 @@ int de_store_open(const struct de_store_config *cfg, struct de_store **out, stru
 			s->db ? sqlite3_errmsg(s->db) : "out of memory");
 		goto fail;
 	}
-	sqlite3_busy_timeout(s->db, 5000);
+	sqlite3_busy_timeout(s->db, cfg->busy_timeout_ms > 0 ? cfg->busy_timeout_ms : 5000);
 	sqlite3_db_config(s->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
 	sqlite3_db_config(s->db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, NULL);
+	/* reads through a mapping, not a pread copy per page: rules and joins
+	   scan the whole snapshot every cycle */
+	sqlite3_exec(s->db, "PRAGMA mmap_size=268435456", NULL, NULL, NULL);
 	if (!cfg->read_only) {
 		if ((rc = migrate(s, err)) < 0)
 			goto fail;
@@ -153,25 +568,49 @@ int de_store_open(const struct de_store_config *cfg, struct de_store **out, stru
 					       : "PRAGMA journal_mode=DELETE",
 				 NULL, NULL, NULL) != SQLITE_OK ||
 		    sqlite3_exec(s->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) !=
+			    SQLITE_OK ||
+		    /* checkpoints run between scans, in de_store_prune(); this is the
+		       backstop for callers that never call it (64 MiB of WAL) */
+		    sqlite3_exec(s->db, "PRAGMA wal_autocheckpoint=16384", NULL, NULL, NULL) !=
+			    SQLITE_OK ||
+		    sqlite3_exec(s->db, "PRAGMA journal_size_limit=33554432", NULL, NULL, NULL) !=
+			    SQLITE_OK ||
+		    /* a first scan of 10,000 processes dirties ~12 MB: keep it in memory
+		       rather than spill and re-read (the cache grows only as used) */
+		    sqlite3_exec(s->db, "PRAGMA cache_size=-16384", NULL, NULL, NULL) !=
 			    SQLITE_OK) {
 			rc = db_err(s, err, "cannot set journal mode");
 			goto fail;
 		}
+		for (int i = 0; i < ST_MAX; i++)
+			if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+					       &s->st[i], NULL) != SQLITE_OK) {
+				rc = db_err(s, err, "cannot prepare statements");
+				goto fail;
+			}
 	} else {
-		sqlite3_stmt *st;
 		int version = -1;
-		if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK) {
-			if (sqlite3_step(st) == SQLITE_ROW)
-				version = sqlite3_column_int(st, 0);
-			sqlite3_finalize(st);
-		}
-		if (version < 1 || version > NMIGRATIONS) {
+		if (read_version(s->db, &version) < 0 && (rc = reopen_immutable(s, err)) < 0)
+			goto fail;
+		if ((version < 0 && read_version(s->db, &version) < 0) || version < 1 ||
+		    version > NMIGRATIONS) {
 			rc = de_error_set(err, DE_ERR_DATABASE, EPROTO,
 					  "%s: not a daemoneye event store of a known version",
 					  cfg->path);
 			goto fail;
 		}
+		if (version < NMIGRATIONS) {
+			rc = de_error_set(err, DE_ERR_DATABASE, EPROTO,
+					  "%s: schema version %d is older than %d; run "
+					  "daemoneye-agent once to migrate it",
+					  cfg->path, version, NMIGRATIONS);
+			goto fail;
+		}
+		sqlite3_exec(s->db, "PRAGMA query_only=1", NULL, NULL, NULL);
 	}
+	s->snap_time = state_get(s, "snapshot_time");
+	s->snap_scan = state_get(s, "snapshot_scan");
+	s->sample_time = state_get(s, "sample_time");
 	*out = s;
 	return 0;
 fail:
@@ -183,14 +622,37 @@ void de_store_close(struct de_store *s)
 {
 	if (!s)
 		return;
-	sqlite3_finalize(s->ins_proc);
+	for (int i = 0; i < ST_MAX; i++)
+		sqlite3_finalize(s->st[i]);
 	sqlite3_close(s->db);
+	tab_free(&s->snap);
+	if (s->lock_fd >= 0)
+		close(s->lock_fd); /* releases the flock */
 	free(s);
+}
+
+struct de_store_diff de_store_last_diff(const struct de_store *s)
+{
+	return s->last_diff;
 }
 
 sqlite3 *de_store_db(struct de_store *s)
 {
 	return s->db;
+}
+
+/* ---- scans -------------------------------------------------------------- */
+
+static int exec_step(struct de_store *s, sqlite3_stmt *st, struct de_error *err, const char *what)
+{
+	int rc;
+
+	errno = 0;
+	rc = sqlite3_step(st);
+	s->step_errno = errno;
+	rc = rc == SQLITE_DONE ? 0 : db_err(s, err, what);
+	sqlite3_reset(st);
+	return rc;
 }
 
 int de_store_scan_begin(struct de_store *s, int64_t started_ms, const char *source,
@@ -199,15 +661,20 @@ int de_store_scan_begin(struct de_store *s, int64_t started_ms, const char *sour
 	sqlite3_stmt *st;
 	int rc;
 
-	if (sqlite3_prepare_v2(s->db, "INSERT INTO scans(started_at, source) VALUES(?, ?)", -1, &st,
-			       NULL) != SQLITE_OK)
+	if (!source || (strcmp(source, "poll") != 0 && strcmp(source, "event") != 0))
+		return de_error_set(err, DE_ERR_VALIDATION, EINVAL,
+				    "scan source must be 'poll' or 'event', not '%s'",
+				    source ? source : "(null)");
+	if (sqlite3_prepare_v2(
+		    s->db, "INSERT INTO scans(started_at, source, status) VALUES(?, ?, 'running')",
+		    -1, &st, NULL) != SQLITE_OK)
 		return db_err(s, err, "cannot record scan");
 	sqlite3_bind_int64(st, 1, started_ms);
 	sqlite3_bind_text(st, 2, source, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
+	rc = exec_step(s, st, err, "cannot record scan");
 	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		return db_err(s, err, "cannot record scan");
+	if (rc < 0)
+		return rc;
 	*scan_id = sqlite3_last_insert_rowid(s->db);
 	return 0;
 }
@@ -220,16 +687,211 @@ int de_store_scan_end(struct de_store *s, int64_t scan_id, int64_t ended_ms, siz
 
 	if (sqlite3_prepare_v2(s->db,
 			       "UPDATE scans SET ended_at = ?1, process_count = ?2,"
-			       " duration_ms = ?1 - started_at WHERE id = ?3",
+			       " duration_ms = ?1 - started_at, status = 'ok' WHERE id = ?3",
 			       -1, &st, NULL) != SQLITE_OK)
 		return db_err(s, err, "cannot finish scan");
 	sqlite3_bind_int64(st, 1, ended_ms);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)count);
 	sqlite3_bind_int64(st, 3, scan_id);
-	rc = sqlite3_step(st);
+	rc = exec_step(s, st, err, "cannot finish scan");
 	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : db_err(s, err, "cannot finish scan");
+	return rc;
 }
+
+int de_store_scan_fail(struct de_store *s, int64_t scan_id, int64_t ended_ms, const char *why,
+		       struct de_error *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(s->db,
+			       "UPDATE scans SET ended_at = ?1, duration_ms = ?1 - started_at,"
+			       " status = 'failed', error = ?2 WHERE id = ?3",
+			       -1, &st, NULL) != SQLITE_OK)
+		return db_err(s, err, "cannot mark scan failed");
+	sqlite3_bind_int64(st, 1, ended_ms);
+	sqlite3_bind_text(st, 2, why, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, scan_id);
+	rc = exec_step(s, st, err, "cannot mark scan failed");
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* ---- hashing records ---------------------------------------------------- */
+
+/*
+ * platform_data keys whose values change while a process lives: they go
+ * into the changing-values hash (snapshot update only), not the identity
+ * hash (which records history).
+ */
+static const char *const volatile_keys[] = {
+	"state", "threads", "utime_ticks", "stime_ticks", "nice", "vsize", "rss", NULL,
+};
+
+/* A switch on the first byte first: this runs for every key of every record. */
+static bool is_volatile(const char *k, size_t n)
+{
+	switch (k[0]) {
+	case 's':
+	case 't':
+	case 'u':
+	case 'n':
+	case 'v':
+	case 'r':
+		break;
+	default:
+		return false;
+	}
+	for (size_t i = 0; volatile_keys[i]; i++)
+		if (strlen(volatile_keys[i]) == n && memcmp(k, volatile_keys[i], n) == 0)
+			return true;
+	return false;
+}
+
+static uint64_t mix(uint64_t h)
+{
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ull;
+	h ^= h >> 33;
+	return h;
+}
+
+/*
+ * Not a cryptographic hash: change detection within one host's snapshot,
+ * one multiply per 8 bytes (this runs over every byte of every record of
+ * every scan).  A collision would hide one change until the next one.
+ */
+#define HK 0x9E3779B97F4A7C15ull
+
+static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	uint64_t w;
+
+	h = (h ^ n) * HK;
+	while (n >= 8) {
+		memcpy(&w, b, 8);
+		h = (h ^ w) * HK;
+		h ^= h >> 29;
+		b += 8;
+		n -= 8;
+	}
+	w = 0;
+	memcpy(&w, b, n);
+	h = (h ^ w) * HK;
+	return h ^ (h >> 32);
+}
+
+static uint64_t hash_u64(uint64_t h, uint64_t v)
+{
+	h = (h ^ v) * HK;
+	return h ^ (h >> 29);
+}
+
+static uint64_t hash_str(uint64_t h, const char *s)
+{
+	return s ? hash_bytes(h, s, strlen(s)) : hash_u64(h, 0x5bd1e995ull);
+}
+
+static uint64_t hash_json(uint64_t h, const json_t *j);
+
+/*
+ * Object members combined by addition: the order of keys does not matter.
+ * One pass yields two sums, the identity members (*id) and the volatile
+ * ones (*vol, may be NULL: then every member counts as identity).  The
+ * iterator API is used directly: json_object_foreach looks every key up
+ * again, which dominated a scan's cost.
+ */
+static void hash_members(const json_t *o, uint64_t *id, uint64_t *vol)
+{
+	uint64_t a = 0, b = 0;
+
+	for (void *it = json_object_iter((json_t *)o); it;
+	     it = json_object_iter_next((json_t *)o, it)) {
+		const char *k = json_object_iter_key(it);
+		size_t kn = json_object_iter_key_len(it);
+		uint64_t m = mix(hash_bytes(1, k, kn) ^ hash_json(2, json_object_iter_value(it)));
+		if (vol && is_volatile(k, kn))
+			b += m;
+		else
+			a += m;
+	}
+	*id = a;
+	if (vol)
+		*vol = b;
+}
+
+static uint64_t hash_json(uint64_t h, const json_t *j)
+{
+	if (!j)
+		return hash_u64(h, 11);
+	switch (json_typeof(j)) {
+	case JSON_OBJECT: {
+		uint64_t sum;
+		hash_members(j, &sum, NULL);
+		return hash_u64(hash_u64(h, 1), sum);
+	}
+	case JSON_ARRAY: {
+		h = hash_u64(h, 2);
+		for (size_t i = 0; i < json_array_size(j); i++)
+			h = hash_json(h, json_array_get(j, i));
+		return h;
+	}
+	case JSON_STRING:
+		return hash_bytes(hash_u64(h, 3), json_string_value(j), json_string_length(j));
+	case JSON_INTEGER:
+		return hash_u64(hash_u64(h, 4), (uint64_t)json_integer_value(j));
+	case JSON_REAL: {
+		double d = json_real_value(j);
+		uint64_t u;
+		memcpy(&u, &d, 8);
+		return hash_u64(hash_u64(h, 5), u);
+	}
+	case JSON_TRUE:
+		return hash_u64(h, 6);
+	case JSON_FALSE:
+		return hash_u64(h, 7);
+	default:
+		return hash_u64(h, 8);
+	}
+}
+
+/*
+ * The two hashes of a record: identity (what makes history) and changing
+ * values (what only updates the snapshot row).
+ */
+static void record_hashes(const struct de_process_record *r, uint64_t *idh, uint64_t *vh)
+{
+	uint64_t h = 0x1234567, v = 0x7654321, u = 0, pid_sum = 0, pvol_sum = 0;
+
+	h = hash_u64(h, r->has_ppid ? (uint64_t)r->ppid + 1 : 0);
+	h = hash_str(h, r->name);
+	h = hash_str(h, r->executable_path);
+	h = hash_u64(h, r->command_line_len);
+	for (size_t i = 0; i < r->command_line_len; i++)
+		h = hash_str(h, r->command_line[i]);
+	h = hash_str(h, r->executable_hash);
+	h = hash_str(h, r->hash_algorithm);
+	h = hash_str(h, r->user_id);
+	h = hash_u64(h, (uint64_t)r->accessible << 1 | r->file_exists);
+	if (json_is_object(r->platform_data)) {
+		hash_members(r->platform_data, &pid_sum, &pvol_sum);
+		h = hash_u64(h, pid_sum);
+	} else {
+		h = hash_json(h, r->platform_data);
+	}
+	if (r->has_cpu_usage)
+		memcpy(&u, &r->cpu_usage, 8);
+	v = hash_u64(v, r->has_cpu_usage ? u : 0xfff);
+	v = hash_u64(v, r->has_memory_usage ? r->memory_usage : UINT64_MAX);
+	v = hash_u64(v, pvol_sum);
+	*idh = mix(h);
+	*vh = mix(v);
+}
+
+/* ---- binding a record --------------------------------------------------- */
 
 /* Arguments joined by single spaces (exact bytes). */
 static char *join_argv(char *const *argv, size_t n)
@@ -259,33 +921,208 @@ static bool pd_bool(const json_t *pd, const char *k)
 	return json_is_true(json_object_get(pd, k));
 }
 
-static int bind_record(sqlite3_stmt *st, const struct de_process_record *r)
-{
+/*
+ * The text forms of a record, built once and bound to several statements.
+ * Parameter numbers are shared by every statement in stmt_sql[].
+ */
+struct bound {
 	char uuid[DE_UUID_STR_LEN + 1];
-	char *cmd = join_argv(r->command_line, r->command_line_len);
-	json_t *j = de_process_record_to_json(r);
-	char *argv = NULL, *pd = NULL;
-	int rc = -ENOMEM;
+	char *cmd, *argv, *pd;
+};
 
-	if (!cmd || !j)
-		goto out;
-	argv = json_dumps(json_object_get(j, "command_line"), JSON_COMPACT);
-	pd = r->platform_data ? json_dumps(r->platform_data, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-	if (!argv || (r->platform_data && !pd))
-		goto out;
-	de_uuid_format(&r->id, uuid);
+static void bound_clear(struct bound *b)
+{
+	free(b->cmd);
+	free(b->argv);
+	free(b->pd);
+	memset(b, 0, sizeof(*b));
+}
+
+/* A growable string for the JSON text below. */
+struct sbuf {
+	char *p;
+	size_t len, cap;
+	bool oom;
+};
+
+static void sb_put(struct sbuf *b, const char *s, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		char *np = realloc(b->p, cap);
+		if (!np) {
+			b->oom = true;
+			return;
+		}
+		b->p = np;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+/* A JSON string literal of valid UTF-8 (as jansson writes it, compact). */
+static void sb_json_str(struct sbuf *b, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t run = 0;
+
+	sb_put(b, "\"", 1);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f)
+			continue;
+		sb_put(b, s + run, i - run);
+		run = i + 1;
+		char esc[7] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15], 0};
+		switch (c) {
+		case '"':
+			sb_put(b, "\\\"", 2);
+			break;
+		case '\\':
+			sb_put(b, "\\\\", 2);
+			break;
+		case '\n':
+			sb_put(b, "\\n", 2);
+			break;
+		case '\t':
+			sb_put(b, "\\t", 2);
+			break;
+		case '\r':
+			sb_put(b, "\\r", 2);
+			break;
+		default:
+			sb_put(b, esc, 6);
+		}
+	}
+	sb_put(b, s + run, n - run);
+	sb_put(b, "\"", 1);
+}
+
+/*
+ * Compact JSON text of a value.  Flat objects of strings, integers and
+ * booleans (what the collector's platform_data is) are written here, the
+ * rest through jansson: json_dumps dominated the cost of a new process.
+ */
+static void sb_json(struct sbuf *b, const json_t *j)
+{
+	char num[32];
+	int n;
+
+	switch (json_typeof(j)) {
+	case JSON_STRING:
+		sb_json_str(b, json_string_value(j), json_string_length(j));
+		return;
+	case JSON_INTEGER:
+		n = snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(j));
+		sb_put(b, num, (size_t)n);
+		return;
+	case JSON_TRUE:
+		sb_put(b, "true", 4);
+		return;
+	case JSON_FALSE:
+		sb_put(b, "false", 5);
+		return;
+	case JSON_NULL:
+		sb_put(b, "null", 4);
+		return;
+	case JSON_OBJECT: {
+		bool first = true;
+		sb_put(b, "{", 1);
+		for (void *it = json_object_iter((json_t *)j); it;
+		     it = json_object_iter_next((json_t *)j, it)) {
+			if (!first)
+				sb_put(b, ",", 1);
+			first = false;
+			sb_json_str(b, json_object_iter_key(it), json_object_iter_key_len(it));
+			sb_put(b, ":", 1);
+			sb_json(b, json_object_iter_value(it));
+		}
+		sb_put(b, "}", 1);
+		return;
+	}
+	default: {
+		char *t = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+		if (!t) {
+			b->oom = true;
+			return;
+		}
+		sb_put(b, t, strlen(t));
+		free(t);
+	}
+	}
+}
+
+/*
+ * The text forms of a record.  argv_json: a JSON array; arguments that are
+ * not valid UTF-8 carry U+FFFD there (the exact bytes stay in command_line).
+ */
+static int bound_make(struct bound *b, const struct de_process_record *r)
+{
+	struct sbuf sb = {0};
+	bool utf8_ok = true;
+
+	memset(b, 0, sizeof(*b));
+	b->cmd = join_argv(r->command_line, r->command_line_len);
+	if (!b->cmd)
+		goto fail;
+	for (size_t i = 0; i < r->command_line_len && utf8_ok; i++)
+		utf8_ok = de_utf8_valid(r->command_line[i], strlen(r->command_line[i]));
+	if (utf8_ok) {
+		sb_put(&sb, "[", 1);
+		for (size_t i = 0; i < r->command_line_len; i++) {
+			if (i)
+				sb_put(&sb, ",", 1);
+			sb_json_str(&sb, r->command_line[i], strlen(r->command_line[i]));
+		}
+		sb_put(&sb, "]", 1);
+		if (sb.oom)
+			goto fail;
+		b->argv = sb.p;
+	} else {
+		json_t *full = de_process_record_to_json(r);
+		if (!full)
+			goto fail;
+		b->argv = json_dumps(json_object_get(full, "command_line"), JSON_COMPACT);
+		json_decref(full);
+		if (!b->argv)
+			goto fail;
+	}
+	sb = (struct sbuf){0};
+	if (r->platform_data) {
+		sb_json(&sb, r->platform_data);
+		if (sb.oom || !sb.p)
+			goto fail;
+		b->pd = sb.p;
+	}
+	de_uuid_format(&r->id, b->uuid);
+	return 0;
+fail:
+	free(sb.p);
+	bound_clear(b);
+	return -ENOMEM;
+}
+
+static void bind_record(sqlite3_stmt *st, const struct de_process_record *r, const struct bound *b,
+			int64_t inst, uint64_t idh, uint64_t vh)
+{
 	sqlite3_bind_int64(st, 1, r->pid);
-	sqlite3_bind_text(st, 2, uuid, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, b->uuid, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, r->scan_id);
 	sqlite3_bind_int64(st, 4, r->collection_time);
 	if (r->has_ppid)
 		sqlite3_bind_int64(st, 5, r->ppid);
 	else
 		sqlite3_bind_null(st, 5);
-	sqlite3_bind_text(st, 6, r->name, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 7, r->executable_path, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 8, cmd, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 9, argv, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 6, r->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, r->executable_path, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 8, b->cmd, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 9, b->argv, -1, SQLITE_STATIC);
 	if (r->has_start_time)
 		sqlite3_bind_int64(st, 10, r->start_time);
 	else
@@ -298,66 +1135,340 @@ static int bind_record(sqlite3_stmt *st, const struct de_process_record *r)
 		sqlite3_bind_int64(st, 12, (sqlite3_int64)r->memory_usage);
 	else
 		sqlite3_bind_null(st, 12);
-	sqlite3_bind_text(st, 13, r->executable_hash, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 14, r->hash_algorithm, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 15, r->user_id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 13, r->executable_hash, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 14, r->hash_algorithm, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 15, r->user_id, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 16, r->accessible);
 	sqlite3_bind_int(st, 17, r->file_exists);
 	sqlite3_bind_int(st, 18, pd_bool(r->platform_data, "exe_deleted"));
 	sqlite3_bind_int(st, 19, pd_bool(r->platform_data, "exe_replaced"));
-	sqlite3_bind_text(st, 20, pd, -1, SQLITE_TRANSIENT);
-	rc = 0;
+	sqlite3_bind_text(st, 20, b->pd, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 21, inst);
+	sqlite3_bind_int64(st, 22, (sqlite3_int64)idh);
+	sqlite3_bind_int64(st, 23, (sqlite3_int64)vh);
+}
+
+/* Step a statement whose parameters are bound, then reset it. */
+static int run(struct de_store *s, int which, struct de_error *err, const char *what)
+{
+	sqlite3_stmt *st = s->st[which];
+	int rc;
+
+	errno = 0;
+	rc = sqlite3_step(st);
+	s->step_errno = errno;
+
+	if (rc != SQLITE_DONE) {
+		rc = db_err(s, err, what);
+		sqlite3_reset(st);
+		return rc;
+	}
+	sqlite3_reset(st);
+	return 0;
+}
+
+/* ---- loading the snapshot index ----------------------------------------- */
+
+static int load_snapshot(struct de_store *s, struct de_error *err)
+{
+	static const char sql[] =
+		"SELECT p.pid, p.start_time, p.instance_id, p.identity_hash, p.value_hash,"
+		" CASE WHEN sm.id IS NULL THEN i.cpu_usage ELSE sm.cpu_usage END,"
+		" CASE WHEN sm.id IS NULL THEN i.memory_usage ELSE sm.memory_usage END"
+		" FROM processes p LEFT JOIN process_instances i ON i.id = p.instance_id"
+		" LEFT JOIN process_samples sm ON sm.id ="
+		"  (SELECT max(id) FROM process_samples WHERE instance_id = p.instance_id)";
+	sqlite3_stmt *st;
+	struct snap_tab t;
+	int64_t n = 0;
+	int rc;
+
+	if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM processes", -1, &st, NULL) != SQLITE_OK)
+		return db_err(s, err, "cannot read the snapshot");
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (tab_init(&t, (size_t)n) < 0)
+		return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		tab_free(&t);
+		return db_err(s, err, "cannot read the snapshot");
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && t.len < (size_t)n) {
+		struct snap_ent *e = tab_add(&t, (uint32_t)sqlite3_column_int64(st, 0));
+		if (!e)
+			continue;
+		e->has_start = sqlite3_column_type(st, 1) != SQLITE_NULL;
+		e->start = sqlite3_column_int64(st, 1);
+		e->inst = sqlite3_column_int64(st, 2);
+		e->known = sqlite3_column_type(st, 3) != SQLITE_NULL &&
+			   sqlite3_column_type(st, 2) != SQLITE_NULL;
+		e->idh = (uint64_t)sqlite3_column_int64(st, 3);
+		e->vh = (uint64_t)sqlite3_column_int64(st, 4);
+		e->s_has_cpu = sqlite3_column_type(st, 5) != SQLITE_NULL;
+		e->s_cpu = sqlite3_column_double(st, 5);
+		e->s_has_mem = sqlite3_column_type(st, 6) != SQLITE_NULL;
+		e->s_mem = (uint64_t)sqlite3_column_int64(st, 6);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		tab_free(&t);
+		return db_err(s, err, "cannot read the snapshot");
+	}
+	tab_free(&s->snap);
+	s->snap = t;
+	s->snap_loaded = true;
+	return 0;
+}
+
+/* ---- applying a scan ---------------------------------------------------- */
+
+static bool sample_differs(const struct snap_ent *e, const struct de_process_record *r)
+{
+	if (e->s_has_cpu != r->has_cpu_usage || e->s_has_mem != r->has_memory_usage)
+		return true;
+	return (r->has_cpu_usage && e->s_cpu != r->cpu_usage) ||
+	       (r->has_memory_usage && e->s_mem != r->memory_usage);
+}
+
+static void remember_sample(struct snap_ent *e, const struct de_process_record *r)
+{
+	e->s_has_cpu = r->has_cpu_usage;
+	e->s_cpu = r->cpu_usage;
+	e->s_has_mem = r->has_memory_usage;
+	e->s_mem = r->memory_usage;
+}
+
+/* One record against the committed snapshot; its new index entry goes to nt. */
+static int apply_one(struct de_store *s, const struct de_process_record *r, struct snap_tab *nt,
+		     int64_t t, int64_t scan, bool sampling, struct de_store_diff *d,
+		     struct de_error *err)
+{
+	struct snap_ent *old = tab_find(&s->snap, r->pid);
+	struct snap_ent *ne = tab_add(nt, r->pid);
+	struct bound b = {0};
+	uint64_t idh, vh;
+	int rc = 0;
+
+	record_hashes(r, &idh, &vh);
+	if (!ne)
+		return de_error_set(err, DE_ERR_VALIDATION, EINVAL,
+				    "%s: pid %u appears twice in one scan; the scan is refused",
+				    s->path, r->pid);
+	if (old && old->has_start == r->has_start_time &&
+	    (!r->has_start_time || old->start == r->start_time)) {
+		/* the same instance */
+		*ne = *old;
+		old->seen = true;
+		ne->seen = false;
+		if (old->known && old->idh == idh && old->vh == vh &&
+		    !(sampling && sample_differs(old, r)))
+			return 0;
+		if (bound_make(&b, r) < 0)
+			return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
+		if (!old->known || old->idh != idh) {
+			sqlite3_stmt *st = s->st[ST_SAVE_CHANGE];
+			if (old->known) {
+				sqlite3_bind_int64(st, 1, old->inst);
+				sqlite3_bind_int64(st, 2, t);
+				sqlite3_bind_int64(st, 3, scan);
+				if ((rc = run(s, ST_SAVE_CHANGE, err, "cannot record a change")) <
+				    0)
+					goto out;
+				d->history++;
+			}
+			bind_record(s->st[ST_UPD_INST], r, &b, old->inst, idh, vh);
+			if ((rc = run(s, ST_UPD_INST, err, "cannot update an instance")) < 0)
+				goto out;
+			bind_record(s->st[ST_INS_SNAP], r, &b, old->inst, idh, vh);
+			if ((rc = run(s, ST_INS_SNAP, err, "cannot store a process")) < 0)
+				goto out;
+			d->changed++;
+		} else if (old->vh != vh) {
+			bind_record(s->st[ST_UPD_VALS], r, &b, old->inst, idh, vh);
+			if ((rc = run(s, ST_UPD_VALS, err, "cannot update a process")) < 0)
+				goto out;
+			d->changed++;
+		}
+		ne->known = true;
+		ne->idh = idh;
+		ne->vh = vh;
+		if (sampling && sample_differs(old, r)) {
+			sqlite3_stmt *st = s->st[ST_INS_SAMPLE];
+			sqlite3_bind_int64(st, 1, old->inst);
+			sqlite3_bind_int64(st, 2, t);
+			sqlite3_bind_int64(st, 3, scan);
+			if (r->has_cpu_usage)
+				sqlite3_bind_double(st, 4, r->cpu_usage);
+			else
+				sqlite3_bind_null(st, 4);
+			if (r->has_memory_usage)
+				sqlite3_bind_int64(st, 5, (sqlite3_int64)r->memory_usage);
+			else
+				sqlite3_bind_null(st, 5);
+			if ((rc = run(s, ST_INS_SAMPLE, err, "cannot record a sample")) < 0)
+				goto out;
+			remember_sample(ne, r);
+			d->samples++;
+		}
+		goto out;
+	}
+	/* a new instance (a new pid, or a reused pid with another start time) */
+	if (bound_make(&b, r) < 0)
+		return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
+	bind_record(s->st[ST_INS_INST], r, &b, 0, idh, vh);
+	if ((rc = run(s, ST_INS_INST, err, "cannot record a process instance")) < 0)
+		goto out;
+	ne->inst = sqlite3_last_insert_rowid(s->db);
+	ne->has_start = r->has_start_time;
+	ne->start = r->start_time;
+	ne->known = true;
+	ne->idh = idh;
+	ne->vh = vh;
+	remember_sample(ne, r);
+	bind_record(s->st[ST_INS_SNAP], r, &b, ne->inst, idh, vh);
+	if ((rc = run(s, ST_INS_SNAP, err, "cannot store a process")) < 0)
+		goto out;
+	d->added++;
 out:
-	free(cmd);
-	free(argv);
-	free(pd);
-	json_decref(j);
+	bound_clear(&b);
 	return rc;
+}
+
+/*
+ * Reading each record costs a cache miss per pointer (names, arguments, the
+ * platform_data tree): ask for the next records' memory ahead of time, in
+ * two steps, so the misses overlap instead of queueing.
+ */
+static void prefetch_record(const struct de_process_record *recs, size_t n, size_t i)
+{
+	if (i + 8 < n) {
+		const struct de_process_record *r = &recs[i + 8];
+		__builtin_prefetch(r->name);
+		__builtin_prefetch(r->executable_path);
+		__builtin_prefetch(r->command_line);
+		__builtin_prefetch(r->platform_data);
+		__builtin_prefetch(r->executable_hash);
+		__builtin_prefetch(r->user_id);
+	}
+	if (i + 4 < n) {
+		const struct de_process_record *r = &recs[i + 4];
+		for (size_t k = 0; k < r->command_line_len && k < 8; k++)
+			__builtin_prefetch(r->command_line[k]);
+		if (json_is_object(r->platform_data))
+			__builtin_prefetch(json_object_iter(r->platform_data));
+	}
+}
+
+static int rollback(struct de_store *s)
+{
+	for (int i = 0; i < ST_MAX; i++)
+		sqlite3_reset(s->st[i]);
+	if (!sqlite3_get_autocommit(s->db))
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return 0;
 }
 
 int de_store_processes(struct de_store *s, const struct de_process_record *recs, size_t n,
 		       struct de_error *err)
 {
-	int rc = 0;
+	struct de_store_diff d = {0};
+	struct snap_tab nt = {0};
+	int64_t t = INT64_MIN, scan = 0;
+	bool sampling;
+	int rc;
 
-	if (!s->ins_proc &&
-	    sqlite3_prepare_v3(s->db,
-			       "INSERT OR REPLACE INTO processes(pid, id, scan_id, collection_time,"
-			       " ppid, name, executable_path, command_line, argv_json, start_time,"
-			       " cpu_usage, memory_usage, executable_hash, hash_algorithm, user_id,"
-			       " accessible, file_exists, exe_deleted, exe_replaced, platform_data)"
-			       " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,"
-			       "?18,?19,?20)",
-			       -1, SQLITE_PREPARE_PERSISTENT, &s->ins_proc, NULL) != SQLITE_OK)
-		return db_err(s, err, "cannot prepare snapshot insert");
-	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-		return db_err(s, err, "cannot start snapshot transaction");
-	if (sqlite3_exec(s->db, "DELETE FROM processes", NULL, NULL, NULL) != SQLITE_OK) {
-		rc = db_err(s, err, "cannot clear snapshot");
-		goto rollback;
+	if (s->read_only)
+		return de_error_set(err, DE_ERR_DATABASE, EROFS, "%s: store opened read-only",
+				    s->path);
+	if (!s->snap_loaded && (rc = load_snapshot(s, err)) < 0)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		if (recs[i].collection_time > t)
+			t = recs[i].collection_time;
+		if (recs[i].scan_id > scan)
+			scan = recs[i].scan_id;
+	}
+	if (n == 0)
+		t = de_now_ms();
+	sampling = t - s->sample_time >= s->sample_interval_ms;
+	if (tab_init(&nt, n) < 0)
+		return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
+	for (size_t i = 0; i < s->snap.cap; i++)
+		s->snap.e[i].seen = false;
+	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		rc = db_err(s, err, "cannot start the snapshot transaction");
+		goto fail;
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (bind_record(s->ins_proc, &recs[i]) < 0) {
-			rc = de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
-			goto rollback;
-		}
-		if (sqlite3_step(s->ins_proc) != SQLITE_DONE) {
-			rc = db_err(s, err, "cannot store process");
-			goto rollback;
-		}
-		sqlite3_reset(s->ins_proc);
-		sqlite3_clear_bindings(s->ins_proc);
+		prefetch_record(recs, n, i);
+		if ((rc = apply_one(s, &recs[i], &nt, t, scan, sampling, &d, err)) < 0)
+			goto fail;
 	}
-	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-		rc = db_err(s, err, "cannot commit snapshot");
-		goto rollback;
+	/* whatever was not seen has exited */
+	for (size_t i = 0; i < s->snap.cap; i++) {
+		struct snap_ent *e = &s->snap.e[i];
+		if (!e->used || e->seen)
+			continue;
+		sqlite3_stmt *st = s->st[ST_EXIT_INST];
+		sqlite3_bind_int64(st, 1, e->inst);
+		sqlite3_bind_int64(st, 2, t);
+		sqlite3_bind_int64(st, 3, scan);
+		sqlite3_bind_int64(st, 4, s->snap_time ? s->snap_time : t);
+		sqlite3_bind_int64(st, 5, s->snap_scan);
+		if ((rc = run(s, ST_EXIT_INST, err, "cannot mark a process exited")) < 0)
+			goto fail;
+		sqlite3_bind_int64(s->st[ST_DEL_SNAP], 1, e->pid);
+		sqlite3_bind_int64(s->st[ST_DEL_SNAP], 2, e->inst);
+		if ((rc = run(s, ST_DEL_SNAP, err, "cannot remove an exited process")) < 0)
+			goto fail;
+		d.exited++;
 	}
+	sqlite3_bind_int64(s->st[ST_SET_STATE], 1, t);
+	sqlite3_bind_int64(s->st[ST_SET_STATE], 2, scan);
+	sqlite3_bind_int64(s->st[ST_SET_STATE], 3, sampling ? t : s->sample_time);
+	if ((rc = run(s, ST_SET_STATE, err, "cannot record the snapshot time")) < 0)
+		goto fail;
+	if (scan > 0) {
+		sqlite3_stmt *st;
+		if (sqlite3_prepare_v2(s->db,
+				       "UPDATE scans SET new_count = ?1, changed_count = ?2,"
+				       " exited_count = ?3 WHERE id = ?4",
+				       -1, &st, NULL) != SQLITE_OK) {
+			rc = db_err(s, err, "cannot record scan counts");
+			goto fail;
+		}
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)d.added);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)d.changed);
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)d.exited);
+		sqlite3_bind_int64(st, 4, scan);
+		rc = exec_step(s, st, err, "cannot record scan counts");
+		sqlite3_finalize(st);
+		if (rc < 0)
+			goto fail;
+	}
+	errno = 0;
+	rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+	s->step_errno = errno;
+	if (rc != SQLITE_OK) {
+		rc = db_err(s, err, "cannot commit the snapshot");
+		goto fail;
+	}
+	tab_free(&s->snap);
+	s->snap = nt;
+	s->snap_time = t;
+	s->snap_scan = scan;
+	if (sampling)
+		s->sample_time = t;
+	s->last_diff = d;
 	return 0;
-rollback:
-	sqlite3_reset(s->ins_proc);
-	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+fail:
+	rollback(s);
+	tab_free(&nt);
 	return rc;
 }
+
+/* ---- alerts ------------------------------------------------------------- */
 
 int de_store_alert(struct de_store *s, const struct de_alert *a, struct de_error *err)
 {
@@ -397,11 +1508,382 @@ int de_store_alert(struct de_store *s, const struct de_alert *a, struct de_error
 	if (a->has_rule_execution_time_ms)
 		sqlite3_bind_int64(st, 11, a->rule_execution_time_ms);
 	sqlite3_bind_text(st, 12, a->dedupe_key, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : db_err(s, err, "cannot store alert");
+	rc = exec_step(s, st, err, "cannot store alert");
 out:
 	sqlite3_finalize(st);
 	free(affected);
 	free(data);
 	json_decref(j);
 	return rc;
+}
+
+int de_store_alert_delivery(struct de_store *s, const char *alert_id, const char *sink,
+			    enum de_delivery_status status, int64_t when_ms, const char *error,
+			    struct de_error *err)
+{
+	static const char *const names[] = {"pending", "delivered", "failed"};
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!alert_id || !sink || (unsigned)status > DE_DELIVERY_FAILED)
+		return de_error_set(err, DE_ERR_VALIDATION, EINVAL,
+				    "alert delivery needs an alert id, a sink and a valid status");
+	if (sqlite3_prepare_v2(
+		    s->db,
+		    "INSERT INTO alert_deliveries(alert_id, sink, status, attempts,"
+		    " last_attempt_at, delivered_at, error)"
+		    " VALUES(?1, ?2, ?3, ?3 != 'pending', ?4,"
+		    "  CASE WHEN ?3 = 'delivered' THEN ?4 END, ?5)"
+		    " ON CONFLICT(alert_id, sink) DO UPDATE SET status = excluded.status,"
+		    " attempts = attempts + (excluded.status != 'pending'),"
+		    " last_attempt_at = excluded.last_attempt_at,"
+		    " delivered_at = coalesce(excluded.delivered_at, delivered_at),"
+		    " error = excluded.error",
+		    -1, &st, NULL) != SQLITE_OK)
+		return db_err(s, err, "cannot record alert delivery");
+	sqlite3_bind_text(st, 1, alert_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, sink, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, names[status], -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, when_ms);
+	sqlite3_bind_text(st, 5, error, -1, SQLITE_STATIC);
+	rc = exec_step(s, st, err, "cannot record alert delivery");
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* ---- queries ------------------------------------------------------------ */
+
+int de_store_query_processes(struct de_store *s, const struct de_process_query *q,
+			     de_process_row_cb cb, void *arg, struct de_error *err)
+{
+	char sql[2048];
+	size_t len;
+	sqlite3_stmt *st;
+	int rc, step;
+
+	len = (size_t)snprintf(
+		sql, sizeof(sql), "%s",
+		"SELECT i.id, i.pid, i.ppid, i.name, i.executable_path, i.command_line,"
+		" i.argv_json, i.start_time, i.first_seen,"
+		" CASE WHEN p.pid IS NULL THEN i.last_seen ELSE ss.t END,"
+		" i.exited_at, i.first_scan_id,"
+		" CASE WHEN p.pid IS NULL THEN i.last_scan_id ELSE ss.scan END,"
+		" CASE WHEN p.pid IS NOT NULL THEN p.cpu_usage"
+		"  WHEN sm.id IS NOT NULL THEN sm.cpu_usage ELSE i.cpu_usage END,"
+		" CASE WHEN p.pid IS NOT NULL THEN p.memory_usage"
+		"  WHEN sm.id IS NOT NULL THEN sm.memory_usage ELSE i.memory_usage END,"
+		" i.executable_hash, i.user_id, i.accessible, i.file_exists, i.exe_deleted,"
+		" i.exe_replaced, p.pid IS NOT NULL"
+		" FROM process_instances i"
+		" LEFT JOIN processes p ON p.pid = i.pid AND p.instance_id = i.id"
+		" LEFT JOIN process_samples sm ON p.pid IS NULL AND sm.id ="
+		"  (SELECT max(id) FROM process_samples WHERE instance_id = i.id)"
+		" JOIN (SELECT (SELECT value FROM store_state WHERE key = 'snapshot_time') AS t,"
+		"  (SELECT value FROM store_state WHERE key = 'snapshot_scan') AS scan) ss"
+		" WHERE 1");
+#define ADD(clause) len += (size_t)snprintf(sql + len, sizeof(sql) - len, "%s", clause)
+	if (q->has_pid)
+		ADD(" AND i.pid = :pid");
+	if (q->name)
+		ADD(" AND i.name = :name");
+	if (q->name_pattern)
+		ADD(" AND i.name GLOB :pattern");
+	if (q->has_since)
+		ADD(" AND (i.exited_at IS NULL OR i.exited_at >= :since)");
+	if (q->has_until)
+		ADD(" AND i.first_seen <= :until");
+	if (q->has_scan_id)
+		ADD(" AND i.first_scan_id <= :scan AND (i.exit_scan_id IS NULL OR i.exit_scan_id > "
+		    ":scan)");
+	if (q->current_only)
+		ADD(" AND p.pid IS NOT NULL");
+	ADD(" ORDER BY i.id LIMIT :limit OFFSET :offset");
+#undef ADD
+	if (len >= sizeof(sql))
+		return de_error_set(err, DE_ERR_DATABASE, E2BIG, "query too long");
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return db_err(s, err, "cannot prepare the process query");
+#define BIDX(n) sqlite3_bind_parameter_index(st, n)
+	if (q->has_pid)
+		sqlite3_bind_int64(st, BIDX(":pid"), q->pid);
+	if (q->name)
+		sqlite3_bind_text(st, BIDX(":name"), q->name, -1, SQLITE_STATIC);
+	if (q->name_pattern)
+		sqlite3_bind_text(st, BIDX(":pattern"), q->name_pattern, -1, SQLITE_STATIC);
+	if (q->has_since)
+		sqlite3_bind_int64(st, BIDX(":since"), q->since_ms);
+	if (q->has_until)
+		sqlite3_bind_int64(st, BIDX(":until"), q->until_ms);
+	if (q->has_scan_id)
+		sqlite3_bind_int64(st, BIDX(":scan"), q->scan_id);
+	sqlite3_bind_int64(st, BIDX(":limit"),
+			   q->limit && q->limit < INT64_MAX ? (sqlite3_int64)q->limit : -1);
+	sqlite3_bind_int64(st, BIDX(":offset"),
+			   q->offset < INT64_MAX ? (sqlite3_int64)q->offset : INT64_MAX);
+#undef BIDX
+	rc = 0;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		struct de_process_row r = {0};
+		r.instance_id = sqlite3_column_int64(st, 0);
+		r.pid = (uint32_t)sqlite3_column_int64(st, 1);
+		r.has_ppid = sqlite3_column_type(st, 2) != SQLITE_NULL;
+		r.ppid = (uint32_t)sqlite3_column_int64(st, 2);
+		r.name = (const char *)sqlite3_column_text(st, 3);
+		r.executable_path = (const char *)sqlite3_column_text(st, 4);
+		r.command_line = (const char *)sqlite3_column_text(st, 5);
+		r.argv_json = (const char *)sqlite3_column_text(st, 6);
+		r.has_start_time = sqlite3_column_type(st, 7) != SQLITE_NULL;
+		r.start_time = sqlite3_column_int64(st, 7);
+		r.first_seen = sqlite3_column_int64(st, 8);
+		r.last_seen = sqlite3_column_int64(st, 9);
+		r.has_exited_at = sqlite3_column_type(st, 10) != SQLITE_NULL;
+		r.exited_at = sqlite3_column_int64(st, 10);
+		r.first_scan_id = sqlite3_column_int64(st, 11);
+		r.last_scan_id = sqlite3_column_int64(st, 12);
+		r.has_cpu_usage = sqlite3_column_type(st, 13) != SQLITE_NULL;
+		r.cpu_usage = sqlite3_column_double(st, 13);
+		r.has_memory_usage = sqlite3_column_type(st, 14) != SQLITE_NULL;
+		r.memory_usage = (uint64_t)sqlite3_column_int64(st, 14);
+		r.executable_hash = (const char *)sqlite3_column_text(st, 15);
+		r.user_id = (const char *)sqlite3_column_text(st, 16);
+		r.accessible = sqlite3_column_int(st, 17);
+		r.file_exists = sqlite3_column_int(st, 18);
+		r.exe_deleted = sqlite3_column_int(st, 19);
+		r.exe_replaced = sqlite3_column_int(st, 20);
+		r.alive = sqlite3_column_int(st, 21);
+		if (!r.name)
+			r.name = "";
+		if (!r.command_line)
+			r.command_line = "";
+		if (!r.argv_json)
+			r.argv_json = "[]";
+		if ((rc = cb(&r, arg)) != 0)
+			break;
+	}
+	if (rc == 0 && step != SQLITE_DONE)
+		rc = db_err(s, err, "process query failed");
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* ---- retention ---------------------------------------------------------- */
+
+static int64_t scalar(struct de_store *s, const char *sql)
+{
+	sqlite3_stmt *st;
+	int64_t v = -1;
+
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static uint64_t used_bytes(struct de_store *s)
+{
+	int64_t pages = scalar(s, "PRAGMA page_count");
+	int64_t free_pages = scalar(s, "PRAGMA freelist_count");
+	int64_t psize = scalar(s, "PRAGMA page_size");
+
+	if (pages < 0 || free_pages < 0 || psize < 0)
+		return 0;
+	return (uint64_t)(pages - free_pages) * (uint64_t)psize;
+}
+
+/*
+ * The history categories, oldest first within each.  ?1 is the cutoff
+ * (rows older than it may go), ?2 the batch size.  Exited instances go with
+ * their samples and changes; alerts only when every delivery is done.
+ */
+static const char *const prune_sql[] = {
+	"CREATE TEMP TABLE IF NOT EXISTS prune_ids(id INTEGER PRIMARY KEY);"
+	"DELETE FROM temp.prune_ids;"
+	"INSERT INTO temp.prune_ids SELECT id FROM process_instances"
+	" WHERE exited_at IS NOT NULL AND exited_at < ?1 ORDER BY exited_at LIMIT ?2;",
+	"DELETE FROM process_samples WHERE id IN (SELECT id FROM process_samples"
+	" WHERE t < ?1 ORDER BY id LIMIT ?2)",
+	"DELETE FROM process_changes WHERE id IN (SELECT id FROM process_changes"
+	" WHERE changed_at < ?1 ORDER BY id LIMIT ?2)",
+	"DELETE FROM scans WHERE id IN (SELECT id FROM scans WHERE started_at < ?1"
+	" AND status != 'running' AND id < (SELECT max(id) FROM scans) ORDER BY id LIMIT ?2)",
+	"CREATE TEMP TABLE IF NOT EXISTS prune_alerts(id TEXT PRIMARY KEY);"
+	"DELETE FROM temp.prune_alerts;"
+	"INSERT INTO temp.prune_alerts SELECT a.id FROM alerts a WHERE a.alert_time < ?1"
+	" AND EXISTS (SELECT 1 FROM alert_deliveries d WHERE d.alert_id = a.id)"
+	" AND NOT EXISTS (SELECT 1 FROM alert_deliveries d WHERE d.alert_id = a.id"
+	"  AND d.status != 'delivered') ORDER BY a.alert_time LIMIT ?2;",
+};
+
+/* Run the (possibly multi-statement) sql with ?1/?2 bound; changes() of the last. */
+static int exec_bound(struct de_store *s, const char *sql, int64_t cutoff, int64_t batch,
+		      int64_t *changes, struct de_error *err)
+{
+	const char *tail = sql;
+	int rc = 0;
+
+	while (tail && *tail) {
+		sqlite3_stmt *st;
+		if (sqlite3_prepare_v2(s->db, tail, -1, &st, &tail) != SQLITE_OK)
+			return db_err(s, err, "cannot prepare retention");
+		if (!st)
+			break;
+		if (sqlite3_bind_parameter_count(st) >= 1)
+			sqlite3_bind_int64(st, 1, cutoff);
+		if (sqlite3_bind_parameter_count(st) >= 2)
+			sqlite3_bind_int64(st, 2, batch);
+		rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+		if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+			return db_err(s, err, "retention failed");
+		*changes = sqlite3_changes64(s->db);
+	}
+	return 0;
+}
+
+/* One batch from the first category with anything older than cutoff. */
+static int prune_step(struct de_store *s, int64_t cutoff, int64_t batch, int64_t *deleted,
+		      struct de_error *err)
+{
+	int rc;
+	int64_t n = 0;
+
+	*deleted = 0;
+	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return db_err(s, err, "cannot start retention");
+	for (size_t c = 0; c < sizeof(prune_sql) / sizeof(prune_sql[0]); c++) {
+		if ((rc = exec_bound(s, prune_sql[c], cutoff, batch, &n, err)) < 0)
+			goto fail;
+		if (n <= 0)
+			continue;
+		if (c == 0) {
+			static const char *const del[] = {
+				"DELETE FROM process_samples WHERE instance_id IN temp.prune_ids",
+				"DELETE FROM process_changes WHERE instance_id IN temp.prune_ids",
+				"DELETE FROM process_instances WHERE id IN temp.prune_ids",
+			};
+			for (size_t k = 0; k < 3; k++) {
+				int64_t m = 0;
+				if ((rc = exec_bound(s, del[k], 0, 0, &m, err)) < 0)
+					goto fail;
+				*deleted += m;
+			}
+		} else if (c == 4) {
+			int64_t m = 0;
+			if ((rc = exec_bound(s,
+					     "DELETE FROM alert_deliveries WHERE alert_id IN "
+					     "temp.prune_alerts",
+					     0, 0, &m, err)) < 0)
+				goto fail;
+			*deleted += m;
+			if ((rc = exec_bound(s, "DELETE FROM alerts WHERE id IN temp.prune_alerts",
+					     0, 0, &m, err)) < 0)
+				goto fail;
+			*deleted += m;
+		} else {
+			*deleted += n;
+		}
+		break;
+	}
+	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		rc = db_err(s, err, "cannot commit retention");
+		goto fail;
+	}
+	return 0;
+fail:
+	rollback(s);
+	return rc;
+}
+
+int de_store_prune(struct de_store *s, int64_t now_ms, uint64_t retention_days, size_t batch,
+		   size_t max_batches, struct de_prune_stats *out, struct de_error *err)
+{
+	struct de_prune_stats st = {0};
+	int64_t b = batch ? (int64_t)batch : 500, del;
+	size_t left = max_batches ? max_batches : 20;
+	int rc;
+
+	if (s->read_only)
+		return de_error_set(err, DE_ERR_DATABASE, EROFS, "%s: store opened read-only",
+				    s->path);
+	if (retention_days) {
+		int64_t cutoff = now_ms - (int64_t)retention_days * 86400000;
+		for (; left > 0; left--) {
+			if ((rc = prune_step(s, cutoff, b, &del, err)) < 0)
+				return rc;
+			st.rows += (size_t)del;
+			if (del == 0)
+				break;
+		}
+		if (left == 0)
+			st.more = true;
+	}
+	st.used_bytes = used_bytes(s);
+	while (s->max_size_bytes && st.used_bytes > s->max_size_bytes) {
+		if (left == 0) {
+			st.more = true;
+			break;
+		}
+		left--;
+		if ((rc = prune_step(s, INT64_MAX, b, &del, err)) < 0)
+			return rc;
+		st.rows += (size_t)del;
+		st.used_bytes = used_bytes(s);
+		if (del == 0) {
+			st.over_cap = true;
+			break;
+		}
+	}
+	/* hand freed pages back (files created with auto_vacuum=INCREMENTAL) */
+	if (st.rows > 0)
+		sqlite3_exec(s->db, "PRAGMA incremental_vacuum(4096)", NULL, NULL, NULL);
+	/*
+	 * Fold the WAL into the file here, between scans, so that a scan's
+	 * commit never pays for a checkpoint and its fsyncs.  PASSIVE: readers
+	 * are never waited for; what they still need stays for next time.
+	 */
+	if (s->wal &&
+	    sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) !=
+		    SQLITE_OK &&
+	    sqlite3_errcode(s->db) != SQLITE_BUSY)
+		return db_err(s, err, "cannot checkpoint the write-ahead log");
+	if (out)
+		*out = st;
+	return 0;
+}
+
+/* ---- statistics --------------------------------------------------------- */
+
+int de_store_stats(struct de_store *s, struct de_store_stats *out, struct de_error *err)
+{
+	struct de_store_stats st = {0};
+	struct stat sb;
+	char wal[4200];
+
+	st.processes = scalar(s, "SELECT count(*) FROM processes");
+	st.instances = scalar(s, "SELECT count(*) FROM process_instances");
+	st.live_instances =
+		scalar(s, "SELECT count(*) FROM process_instances WHERE exited_at IS NULL");
+	st.changes = scalar(s, "SELECT count(*) FROM process_changes");
+	st.samples = scalar(s, "SELECT count(*) FROM process_samples");
+	st.scans = scalar(s, "SELECT count(*) FROM scans");
+	st.failed_scans = scalar(s, "SELECT count(*) FROM scans WHERE status = 'failed'");
+	st.alerts = scalar(s, "SELECT count(*) FROM alerts");
+	st.deliveries = scalar(s, "SELECT count(*) FROM alert_deliveries");
+	st.oldest_ms = scalar(s, "SELECT coalesce(min(started_at), 0) FROM scans");
+	st.newest_ms =
+		scalar(s, "SELECT coalesce(max(coalesce(ended_at, started_at)), 0) FROM scans");
+	st.last_scan_id = scalar(s, "SELECT coalesce(max(id), 0) FROM scans WHERE status = 'ok'");
+	st.schema_version = (int)scalar(s, "PRAGMA user_version");
+	if (st.processes < 0 || st.instances < 0 || st.scans < 0 || st.alerts < 0)
+		return db_err(s, err, "cannot read statistics");
+	st.used_bytes = used_bytes(s);
+	if (stat(s->path, &sb) == 0)
+		st.file_bytes = (uint64_t)sb.st_size;
+	snprintf(wal, sizeof(wal), "%s-wal", s->path);
+	if (stat(wal, &sb) == 0)
+		st.wal_bytes = (uint64_t)sb.st_size;
+	*out = st;
+	return 0;
 }

@@ -1,0 +1,627 @@
+/*
+ * cmd_processes.c — `daemoneye-cli processes`: process instances from the
+ * event store (the live snapshot and the history), filtered by pid, name,
+ * time range and limit, as a table for people or JSON, NDJSON or CSV for
+ * programs.  Rows stream from the store one at a time, so memory stays
+ * constant however many match.
+ *
+ * Also the helpers the store commands share: finding and opening the store
+ * read-only the way the agent finds it, and parsing times.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "daemoneye/model.h"
+
+/* ---- shared: the store and times ---------------------------------------- */
+
+int cli_open_store(struct cli_ctx *ctx, struct de_store **out)
+{
+	struct de_store_config sc = {.read_only = true};
+	struct de_error err = {0};
+	const char *dbpath;
+	char *state = NULL, *path = NULL;
+	struct stat st;
+	int rc;
+
+	if (de_config_get_str(ctx->cfg, "database.path", &dbpath, &err) < 0)
+		return cli_fail(&err);
+	if (dbpath)
+		rc = de_expand_home(dbpath, &path, &err);
+	else if ((rc = de_config_state_dir(ctx->cfg, &state, &err)) == 0 &&
+		 asprintf(&path, "%s/events.sqlite", state) < 0)
+		rc = de_error_set(&err, DE_ERR_IO, ENOMEM, "out of memory");
+	free(state);
+	if (rc < 0)
+		return cli_fail(&err);
+	if (stat(path, &st) < 0) {
+		cli_errorf("no event store at %s: %s (run daemoneye-agent first, or set "
+			   "database.path or app.state_dir)",
+			   path, strerror(errno));
+		free(path);
+		return errno == EACCES ? EX_NOPERM : EX_NOINPUT;
+	}
+	sc.path = path;
+	rc = de_store_open(&sc, out, &err);
+	free(path);
+	return rc < 0 ? cli_fail(&err) : 0;
+}
+
+/*
+ * RFC 3339 ("2026-11-25T09:30:00Z", "...T09:30:00.250+02:00"), a date
+ * ("2026-11-25", midnight UTC), "now", or a relative time before now
+ * ("-90s", "-15m", "-1h", "-2d", "-1w"; the minus is optional).
+ */
+int cli_parse_time(const char *s, int64_t now_ms, int64_t *out)
+{
+	int y, mo, d, h = 0, mi = 0, sec = 0, n = 0;
+	int64_t frac_ms = 0;
+
+	if (strcmp(s, "now") == 0) {
+		*out = now_ms;
+		return 0;
+	}
+	const char *p = s[0] == '-' ? s + 1 : s;
+	if (*p >= '0' && *p <= '9') {
+		char *end;
+		errno = 0;
+		unsigned long long v = strtoull(p, &end, 10);
+		int64_t unit = 0;
+		if (end[0] && !end[1]) {
+			switch (end[0]) {
+			case 's':
+				unit = 1000;
+				break;
+			case 'm':
+				unit = 60000;
+				break;
+			case 'h':
+				unit = 3600000;
+				break;
+			case 'd':
+				unit = 86400000;
+				break;
+			case 'w':
+				unit = 7 * 86400000LL;
+				break;
+			}
+		}
+		if (unit && errno == 0 && end != p && v <= (unsigned long long)(INT64_MAX / unit)) {
+			*out = now_ms - (int64_t)v * unit;
+			return 0;
+		}
+	}
+	if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10)
+		return -1;
+	p = s + 10;
+	int tz = 0; /* minutes east of UTC */
+	if (*p) {
+		int m = 0;
+		if ((*p != 'T' && *p != 't' && *p != ' ') ||
+		    sscanf(p + 1, "%2d:%2d:%2d%n", &h, &mi, &sec, &m) != 3 || m != 8)
+			return -1;
+		p += 9;
+		if (*p == '.') {
+			int digits = 0;
+			for (p++; *p >= '0' && *p <= '9'; p++, digits++)
+				if (digits < 3)
+					frac_ms = frac_ms * 10 + (*p - '0');
+			if (!digits)
+				return -1;
+			for (; digits < 3; digits++)
+				frac_ms *= 10;
+		}
+		if (*p == 'Z' || *p == 'z') {
+			p++;
+		} else if (*p == '+' || *p == '-') {
+			int th, tm, k = 0;
+			if (sscanf(p + 1, "%2d:%2d%n", &th, &tm, &k) != 2 || k != 5 || th > 23 ||
+			    tm > 59)
+				return -1;
+			tz = (th * 60 + tm) * (*p == '-' ? -1 : 1);
+			p += 6;
+		} else {
+			return -1;
+		}
+		if (*p)
+			return -1;
+	}
+	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+		return -1;
+	struct tm tmv = {.tm_year = y - 1900,
+			 .tm_mon = mo - 1,
+			 .tm_mday = d,
+			 .tm_hour = h,
+			 .tm_min = mi,
+			 .tm_sec = sec};
+	time_t t = timegm(&tmv);
+	if (tmv.tm_mday != d) /* 2026-02-31 */
+		return -1;
+	*out = ((int64_t)t - tz * 60) * 1000 + frac_ms;
+	return 0;
+}
+
+/* ---- output ------------------------------------------------------------- */
+
+enum fmt { F_TABLE, F_JSON, F_NDJSON, F_CSV };
+
+struct out {
+	enum fmt fmt;
+	bool color;
+	size_t width; /* terminal columns; 0: unlimited */
+	size_t rows;
+	char *line; /* table line buffer */
+	size_t cap;
+};
+
+static size_t term_width(void)
+{
+	const char *c = getenv("COLUMNS");
+	struct winsize ws;
+
+	if (c && *c) {
+		char *end;
+		unsigned long v = strtoul(c, &end, 10);
+		if (!*end && v >= 20 && v <= 10000)
+			return v;
+	}
+	if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col)
+		return ws.ws_col;
+	return 0;
+}
+
+static void fmt_time(int64_t ms, char buf[32])
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tmv;
+
+	if (ms <= 0 || !gmtime_r(&t, &tmv)) {
+		snprintf(buf, 32, "-");
+		return;
+	}
+	strftime(buf, 32, "%Y-%m-%d %H:%M:%S", &tmv);
+}
+
+static void fmt_bytes(bool has, uint64_t v, char buf[16])
+{
+	static const char units[] = "BKMGTP";
+	double d = (double)v;
+	int u = 0;
+
+	if (!has) {
+		snprintf(buf, 16, "-");
+		return;
+	}
+	while (d >= 1024 && u < 5) {
+		d /= 1024;
+		u++;
+	}
+	snprintf(buf, 16, u ? "%.1f%c" : "%.0f%c", d, units[u]);
+}
+
+/* Append escaped text to the line buffer. */
+static void put_text(struct out *o, size_t *len, const char *s)
+{
+	char *e = de_escape_text(s ? s : "", s ? strlen(s) : 0);
+	size_t n = e ? strlen(e) : 0;
+
+	if (*len + n + 1 > o->cap) {
+		size_t cap = (*len + n + 1) * 2;
+		char *nl = realloc(o->line, cap);
+		if (!nl) {
+			free(e);
+			return;
+		}
+		o->line = nl;
+		o->cap = cap;
+	}
+	memcpy(o->line + *len, e ? e : "", n);
+	*len += n;
+	o->line[*len] = '\0';
+	free(e);
+}
+
+/* Print the line cut to the terminal width (counting UTF-8 characters). */
+static void emit_line(struct out *o, size_t len, const char *pre, const char *post)
+{
+	size_t cols = 0, i = 0;
+
+	for (; i < len; i++) {
+		if (((unsigned char)o->line[i] & 0xC0) != 0x80) {
+			if (o->width && cols == o->width)
+				break;
+			cols++;
+		}
+	}
+	/* trailing spaces are noise */
+	while (i > 0 && o->line[i - 1] == ' ')
+		i--;
+	printf("%s%.*s%s\n", pre, (int)i, o->line, post);
+}
+
+static void table_header(struct out *o)
+{
+	size_t len = 0;
+
+	put_text(o, &len,
+		 "    PID    PPID USER   STARTED (UTC)       EXITED (UTC)          CPU%"
+		 "    RSS NAME            COMMAND");
+	emit_line(o, len, o->color ? "\033[1m" : "", o->color ? "\033[0m" : "");
+}
+
+static void table_row(struct out *o, const struct de_process_row *r)
+{
+	char start[32], exited[32], rss[16], cpu[16], head[160];
+	size_t len = 0;
+
+	fmt_time(r->has_start_time ? r->start_time : r->first_seen, start);
+	if (r->alive)
+		snprintf(exited, sizeof(exited), "(running)");
+	else
+		fmt_time(r->has_exited_at ? r->exited_at : 0, exited);
+	fmt_bytes(r->has_memory_usage, r->memory_usage, rss);
+	if (r->has_cpu_usage)
+		snprintf(cpu, sizeof(cpu), "%.1f", r->cpu_usage);
+	else
+		snprintf(cpu, sizeof(cpu), "-");
+	char ppid[16] = "-";
+	if (r->has_ppid)
+		snprintf(ppid, sizeof(ppid), "%u", r->ppid);
+	snprintf(head, sizeof(head), "%7u %7s ", r->pid, ppid);
+	put_text(o, &len, head);
+	char user[8];
+	snprintf(user, sizeof(user), "%-6.6s", r->user_id ? r->user_id : "-");
+	put_text(o, &len, user);
+	snprintf(head, sizeof(head), " %-19s %-19s %6s %6s ", start, exited, cpu, rss);
+	put_text(o, &len, head);
+	size_t before = len;
+	put_text(o, &len, r->name);
+	while (len < before + 15)
+		put_text(o, &len, " ");
+	put_text(o, &len, " ");
+	put_text(o, &len, r->command_line);
+	bool dim = o->color && !r->alive;
+	emit_line(o, len, dim ? "\033[2m" : "", dim ? "\033[0m" : "");
+}
+
+static void b64(const unsigned char *s, size_t n, char *out)
+{
+	static const char tab[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i += 3) {
+		unsigned v = (unsigned)s[i] << 16 | (i + 1 < n ? (unsigned)s[i + 1] << 8 : 0) |
+			     (i + 2 < n ? s[i + 2] : 0);
+		out[o++] = tab[v >> 18 & 63];
+		out[o++] = tab[v >> 12 & 63];
+		out[o++] = i + 1 < n ? tab[v >> 6 & 63] : '=';
+		out[o++] = i + 2 < n ? tab[v & 63] : '=';
+	}
+	out[o] = '\0';
+}
+
+/*
+ * A text member: valid UTF-8 as is; otherwise U+FFFD per bad byte and the
+ * exact bytes in "<name>_raw" (base64), as the model's JSON does.
+ */
+static void set_text(json_t *o, const char *name, const char *s)
+{
+	size_t n;
+
+	if (!s) {
+		json_object_set_new(o, name, json_null());
+		return;
+	}
+	n = strlen(s);
+	if (de_utf8_valid(s, n)) {
+		json_object_set_new(o, name, json_stringn(s, n));
+		return;
+	}
+	char *fixed = malloc(n * 3 + 1), *raw = malloc((n + 2) / 3 * 4 + 1), key[64];
+	size_t k = 0;
+	if (!fixed || !raw)
+		goto out;
+	for (size_t i = 0; i < n;) {
+		size_t l = 1;
+		while (l <= 4 && i + l <= n && !de_utf8_valid(s + i, l))
+			l++;
+		if (l <= 4 && i + l <= n) {
+			memcpy(fixed + k, s + i, l);
+			k += l;
+			i += l;
+		} else {
+			memcpy(fixed + k, "\xEF\xBF\xBD", 3);
+			k += 3;
+			i++;
+		}
+	}
+	json_object_set_new(o, name, json_stringn(fixed, k));
+	b64((const unsigned char *)s, n, raw);
+	snprintf(key, sizeof(key), "%s_raw", name);
+	json_object_set_new(o, key, json_string(raw));
+out:
+	free(fixed);
+	free(raw);
+}
+
+static json_t *row_json(const struct de_process_row *r)
+{
+	json_t *o = json_object();
+
+	if (!o)
+		return NULL;
+	json_object_set_new(o, "instance_id", json_integer(r->instance_id));
+	json_object_set_new(o, "pid", json_integer(r->pid));
+	json_object_set_new(o, "ppid", r->has_ppid ? json_integer(r->ppid) : json_null());
+	set_text(o, "name", r->name);
+	set_text(o, "executable_path", r->executable_path);
+	set_text(o, "command_line", r->command_line);
+	json_t *argv = json_loads(r->argv_json, JSON_DECODE_ANY, NULL);
+	json_object_set_new(o, "argv", argv ? argv : json_null());
+	json_object_set_new(o, "start_time",
+			    r->has_start_time ? json_integer(r->start_time) : json_null());
+	json_object_set_new(o, "first_seen", json_integer(r->first_seen));
+	json_object_set_new(o, "last_seen", json_integer(r->last_seen));
+	json_object_set_new(o, "exited_at",
+			    r->has_exited_at ? json_integer(r->exited_at) : json_null());
+	json_object_set_new(o, "alive", json_boolean(r->alive));
+	json_object_set_new(o, "first_scan_id", json_integer(r->first_scan_id));
+	json_object_set_new(o, "last_scan_id", json_integer(r->last_scan_id));
+	json_object_set_new(o, "cpu_usage",
+			    r->has_cpu_usage ? json_real(r->cpu_usage) : json_null());
+	json_object_set_new(o, "memory_usage",
+			    r->has_memory_usage ? json_integer((json_int_t)r->memory_usage)
+						: json_null());
+	set_text(o, "user_id", r->user_id);
+	set_text(o, "executable_hash", r->executable_hash);
+	json_object_set_new(o, "accessible", json_boolean(r->accessible));
+	json_object_set_new(o, "file_exists", json_boolean(r->file_exists));
+	json_object_set_new(o, "exe_deleted", json_boolean(r->exe_deleted));
+	json_object_set_new(o, "exe_replaced", json_boolean(r->exe_replaced));
+	return o;
+}
+
+/* RFC 4180: quote when needed, double the quotes; bytes kept exactly. */
+static void csv_field(const char *s, bool last)
+{
+	if (s && strpbrk(s, ",\"\r\n")) {
+		putchar('"');
+		for (; *s; s++) {
+			if (*s == '"')
+				putchar('"');
+			putchar(*s);
+		}
+		putchar('"');
+	} else if (s) {
+		fputs(s, stdout);
+	}
+	fputs(last ? "\r\n" : ",", stdout);
+}
+
+static void csv_num(bool has, long long v, bool last)
+{
+	char buf[32];
+	snprintf(buf, sizeof(buf), "%lld", v);
+	csv_field(has ? buf : NULL, last);
+}
+
+static void csv_row(const struct de_process_row *r)
+{
+	char cpu[32];
+	snprintf(cpu, sizeof(cpu), "%.2f", r->cpu_usage);
+	csv_num(true, r->instance_id, false);
+	csv_num(true, r->pid, false);
+	csv_num(r->has_ppid, r->ppid, false);
+	csv_field(r->name, false);
+	csv_field(r->executable_path, false);
+	csv_field(r->command_line, false);
+	csv_num(r->has_start_time, r->start_time, false);
+	csv_num(true, r->first_seen, false);
+	csv_num(true, r->last_seen, false);
+	csv_num(r->has_exited_at, r->exited_at, false);
+	csv_field(r->alive ? "true" : "false", false);
+	csv_field(r->has_cpu_usage ? cpu : NULL, false);
+	csv_num(r->has_memory_usage, (long long)r->memory_usage, false);
+	csv_field(r->user_id, false);
+	csv_field(r->executable_hash, false);
+	csv_field(r->exe_deleted ? "true" : "false", true);
+}
+
+static int print_row(const struct de_process_row *r, void *arg)
+{
+	struct out *o = arg;
+	json_t *j;
+
+	switch (o->fmt) {
+	case F_TABLE:
+		if (o->rows == 0)
+			table_header(o);
+		table_row(o, r);
+		break;
+	case F_CSV:
+		if (o->rows == 0)
+			fputs("instance_id,pid,ppid,name,executable_path,command_line,start_time,"
+			      "first_seen,last_seen,exited_at,alive,cpu_usage,memory_usage,user_id,"
+			      "executable_hash,exe_deleted\r\n",
+			      stdout);
+		csv_row(r);
+		break;
+	case F_JSON:
+	case F_NDJSON:
+		if (!(j = row_json(r)))
+			return -ENOMEM;
+		if (o->fmt == F_JSON)
+			fputs(o->rows ? ",\n  " : "[\n  ", stdout);
+		json_dumpf(j, stdout, JSON_COMPACT);
+		if (o->fmt == F_NDJSON)
+			putchar('\n');
+		json_decref(j);
+		break;
+	}
+	o->rows++;
+	return ferror(stdout) ? -EIO : 0;
+}
+
+/* ---- the command -------------------------------------------------------- */
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: daemoneye-cli processes [--pid N] [--name S] [--since T] [--until T]\n"
+		"                                 [--scan ID] [--live] [--limit N] [--offset N]\n"
+		"                                 [--format table|json|ndjson|csv]\n"
+		"\n"
+		"  --name S     exact name; with * ? or [ a glob pattern\n"
+		"  --since T    alive at or after T; --until T: started by T.  T is RFC 3339\n"
+		"               (2026-11-25T09:30:00Z), a date, now, or relative (-90s -15m\n"
+		"               -1h -2d -1w)\n"
+		"  --scan ID    alive during scan ID;  --live: only the current snapshot\n");
+}
+
+static int parse_u64(const char *opt, const char *s, uint64_t max, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (!*s || *end || errno || s[0] == '-' || v > max) {
+		cli_errorf("processes: %s wants a number up to %llu, not '%s'", opt,
+			   (unsigned long long)max, s);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+int cmd_processes(struct cli_ctx *ctx, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"pid", required_argument, NULL, 'p'},
+		{"name", required_argument, NULL, 'n'},
+		{"since", required_argument, NULL, 's'},
+		{"until", required_argument, NULL, 'u'},
+		{"limit", required_argument, NULL, 'l'},
+		{"offset", required_argument, NULL, 'o'},
+		{"format", required_argument, NULL, 'f'},
+		{"scan", required_argument, NULL, 'S'},
+		{"live", no_argument, NULL, 'L'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct de_process_query q = {0};
+	struct out o = {.fmt = F_TABLE, .color = ctx->color};
+	struct de_store *store = NULL;
+	struct de_error err = {0};
+	int64_t now = de_now_ms();
+	uint64_t u;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "p:n:s:u:l:o:f:S:Lh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			if (parse_u64("--pid", optarg, UINT32_MAX, &u) < 0)
+				return EX_USAGE;
+			q.has_pid = true;
+			q.pid = (uint32_t)u;
+			break;
+		case 'n':
+			if (strpbrk(optarg, "*?["))
+				q.name_pattern = optarg;
+			else
+				q.name = optarg;
+			break;
+		case 's':
+		case 'u': {
+			int64_t t;
+			if (cli_parse_time(optarg, now, &t) < 0) {
+				cli_errorf(
+					"processes: %s: cannot read time '%s' (RFC 3339 like "
+					"2026-11-25T09:30:00Z, a date, now, or relative like -1h)",
+					c == 's' ? "--since" : "--until", optarg);
+				return EX_USAGE;
+			}
+			if (c == 's') {
+				q.has_since = true;
+				q.since_ms = t;
+			} else {
+				q.has_until = true;
+				q.until_ms = t;
+			}
+			break;
+		}
+		case 'l':
+			if (parse_u64("--limit", optarg, INT64_MAX, &q.limit) < 0)
+				return EX_USAGE;
+			break;
+		case 'o':
+			if (parse_u64("--offset", optarg, INT64_MAX, &q.offset) < 0)
+				return EX_USAGE;
+			break;
+		case 'S':
+			if (parse_u64("--scan", optarg, INT64_MAX, &u) < 0)
+				return EX_USAGE;
+			q.has_scan_id = true;
+			q.scan_id = (int64_t)u;
+			break;
+		case 'L':
+			q.current_only = true;
+			break;
+		case 'f':
+			if (strcmp(optarg, "table") == 0)
+				o.fmt = F_TABLE;
+			else if (strcmp(optarg, "json") == 0)
+				o.fmt = F_JSON;
+			else if (strcmp(optarg, "ndjson") == 0)
+				o.fmt = F_NDJSON;
+			else if (strcmp(optarg, "csv") == 0)
+				o.fmt = F_CSV;
+			else {
+				cli_errorf("processes: unknown format '%s' (table, json, ndjson "
+					   "or csv)",
+					   optarg);
+				return EX_USAGE;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return EX_USAGE;
+		}
+	}
+	if (optind < argc) {
+		cli_errorf("processes: unexpected argument '%s'", argv[optind]);
+		return EX_USAGE;
+	}
+	if (q.has_since && q.has_until && q.since_ms > q.until_ms) {
+		cli_errorf("processes: --since is after --until");
+		return EX_USAGE;
+	}
+	if ((rc = cli_open_store(ctx, &store)) != 0)
+		return rc;
+	if (o.fmt == F_TABLE)
+		o.width = term_width();
+	rc = de_store_query_processes(store, &q, print_row, &o, &err);
+	if (o.fmt == F_JSON)
+		fputs(o.rows ? "\n]\n" : "[]\n", stdout);
+	free(o.line);
+	de_store_close(store);
+	if (rc < 0 && err.category != DE_ERR_NONE)
+		return cli_fail(&err);
+	if (rc < 0 || fflush(stdout) != 0) {
+		cli_errorf("processes: cannot write the output");
+		return EX_IOERR;
+	}
+	if (o.fmt == F_TABLE && o.rows == 0)
+		fprintf(stderr, "daemoneye-cli: processes: no process matches\n");
+	return 0;
+}
