@@ -59,6 +59,8 @@ static const struct key_spec schema[] = {
 	{"detection.rule_timeout_ms", V_U64, false, 1, 3600000, NULL},
 	{"detection.rules_dirs", V_STR_LIST, false, 0, 0, NULL},
 	{"detection.builtin_rules", V_BOOL, false, 0, 0, NULL},
+	{"detection.max_subquery_depth", V_U64, false, 1, 16, NULL},
+	{"detection.memory_limit_mb", V_U64, false, 0, 65536, NULL},
 	{"alerting.stdout.enabled", V_BOOL, false, 0, 0, NULL},
 	{"alerting.stdout.format", V_ENUM, false, 0, 0, "auto text json"},
 };
