@@ -165,7 +165,8 @@ static void test_accepts_rules(void **state)
 		  1);
 	expect_ok("SELECT 1;", 1);
 	expect_ok("SELECT 1; -- trailing comment\n  ;", 1);
-	expect_ok("SELECT ';(SELECT (SELECT (SELECT' AS s, \"name\" FROM processes /* ( select */", 3);
+	expect_ok("SELECT ';(SELECT (SELECT (SELECT' AS s, \"name\" FROM processes /* ( select */",
+		  3);
 	expect_ok("SELECT id, source, started_at FROM scans", 1);
 	expect_ok("SELECT upper(name), lower(name), substr(name, 1, 2), instr(name, 's'), "
 		  "coalesce(ppid, 0), ifnull(user_id, '?'), datetime(start_time / 1000, "
@@ -176,7 +177,8 @@ static void test_accepts_rules(void **state)
 static void test_rejects_writes_and_schema(void **state)
 {
 	(void)state;
-	expect_refused("INSERT INTO processes(pid) VALUES(1)", "INSERT on processes is not allowed");
+	expect_refused("INSERT INTO processes(pid) VALUES(1)",
+		       "INSERT on processes is not allowed");
 	expect_refused("UPDATE processes SET name = 'x'", "UPDATE on processes is not allowed");
 	expect_refused("DELETE FROM processes", "DELETE on processes is not allowed");
 	expect_refused("REPLACE INTO scans(id) VALUES(9)", "INSERT on scans is not allowed");
@@ -192,8 +194,7 @@ static void test_rejects_writes_and_schema(void **state)
 	expect_refused("PRAGMA writable_schema=1", "PRAGMA is not allowed");
 	expect_refused("PRAGMA journal_mode=DELETE", "PRAGMA is not allowed");
 	expect_refused("PRAGMA table_info(processes)", "PRAGMA is not allowed");
-	expect_refused("SELECT * FROM pragma_table_info('processes')",
-		       "table-valued functions");
+	expect_refused("SELECT * FROM pragma_table_info('processes')", "table-valued functions");
 	expect_refused("SELECT name FROM sqlite_master", "is not visible to rules");
 	expect_refused("SELECT * FROM sqlite_schema", "is not visible to rules");
 	expect_refused("SELECT * FROM sqlite_temp_master", "is not visible");
@@ -233,7 +234,8 @@ static void test_rejects_functions(void **state)
 	expect_refused("SELECT printf('%.*c', 1000000000, 'x')", "function printf()");
 	expect_refused("SELECT abs(-1)", "function abs() is not allowed");
 	expect_refused("SELECT name FROM processes WHERE name GLOB 's*'", "function glob()");
-	expect_refused("SELECT name FROM processes WHERE name REGEXP 's.*'", "no such function: REGEXP");
+	expect_refused("SELECT name FROM processes WHERE name REGEXP 's.*'",
+		       "no such function: REGEXP");
 	expect_refused("SELECT name FROM processes WHERE name MATCH 's'", "");
 	expect_refused("SELECT sqlite_version()", "function sqlite_version()");
 	expect_refused("SELECT * FROM json_each('[1,2]')", "table-valued functions");

@@ -299,8 +299,8 @@ struct authctx {
 	const struct de_validator *v;
 	bool saw_select;
 	bool denied;
-	char why[512];	   /* the first denial, for the error message */
-	char **stored;	   /* names of the database's own tables and views */
+	char why[512]; /* the first denial, for the error message */
+	char **stored; /* names of the database's own tables and views */
 	size_t nstored;
 };
 
@@ -450,11 +450,16 @@ static int authorize(void *ud, int action, const char *a, const char *b, const c
 	case SQLITE_FUNCTION:
 		if (function_allowed(ac->v, b))
 			return SQLITE_OK;
-		if (!ac->denied)
-			snprintf(ac->why, sizeof(ac->why),
-				 "function %s() is not allowed in rules (allowed: see "
-				 "`daemoneye-cli rules schema`)",
-				 b ? b : "?");
+		if (!ac->denied) {
+			size_t o = (size_t)snprintf(
+				ac->why, sizeof(ac->why),
+				"function %s() is not allowed in rules (allowed:", b ? b : "?");
+			for (size_t i = 0; i < ac->v->nfunctions && o < sizeof(ac->why); i++)
+				o += (size_t)snprintf(ac->why + o, sizeof(ac->why) - o, " %s",
+						      ac->v->functions[i]);
+			if (o < sizeof(ac->why))
+				snprintf(ac->why + o, sizeof(ac->why) - o, ")");
+		}
 		break;
 	case SQLITE_INSERT:
 	case SQLITE_UPDATE:
