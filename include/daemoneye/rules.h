@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "daemoneye/config.h"
 #include "daemoneye/error.h"
 #include "daemoneye/model.h"
 #include "daemoneye/validator.h"
@@ -85,6 +86,23 @@ int de_rules_load_dir(const char *dir, enum de_rule_source src, struct de_valida
  */
 int de_rules_state_apply(const char *path, struct de_rule_set *set, struct de_error *err);
 int de_rules_state_set(const char *path, const char *id, bool enabled, struct de_error *err);
+
+/*
+ * Where the operator's rules live, under app.state_dir: imported rule files
+ * in *user_dir ("STATE/rules.d", loaded as source User) and enable/disable
+ * overrides in *state_file ("STATE/rules-state.json").  New strings the
+ * caller frees.
+ */
+int de_rules_paths(const struct de_config *c, char **user_dir, char **state_file,
+		   struct de_error *err);
+
+/*
+ * Load the configured rule set: the builtin library (if
+ * detection.builtin_rules), every directory of detection.rules_dirs
+ * (source File), the imported rules (source User), then the overrides.
+ */
+int de_rules_load_config(const struct de_config *c, struct de_validator *v, struct de_rule_set *set,
+			 struct de_rule_problems *problems, struct de_error *err);
 
 /* Write rules as one YAML rule file (a `rules:` list) that loads back equal. */
 int de_rules_write_yaml(FILE *f, const struct de_rule *const *rules, size_t n,

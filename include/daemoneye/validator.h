@@ -33,6 +33,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "daemoneye/config.h"
 #include "daemoneye/error.h"
 
 /* ---- what rules see ----------------------------------------------------- */
@@ -91,7 +92,15 @@ void de_validator_with_max_nesting(struct de_validator *v, unsigned depth);
  */
 void de_validator_with_memory_limit(struct de_validator *v, uint64_t bytes);
 
+/*
+ * A validator set up from the configuration: detection.rule_timeout_ms,
+ * detection.max_subquery_depth, detection.memory_limit_mb.
+ */
+int de_validator_from_config(const struct de_config *c, struct de_validator **out,
+			     struct de_error *err);
+
 uint64_t de_validator_timeout(const struct de_validator *v);
+unsigned de_validator_max_nesting(const struct de_validator *v);
 /* The allowlist (borrowed), *n entries. */
 const char *const *de_validator_functions(const struct de_validator *v, size_t *n);
 

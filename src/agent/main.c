@@ -25,6 +25,7 @@
 #include "daemoneye/config.h"
 #include "daemoneye/detect.h"
 #include "daemoneye/log.h"
+#include "daemoneye/rules.h"
 #include "daemoneye/store.h"
 
 static volatile sig_atomic_t stop_requested;
@@ -57,9 +58,10 @@ struct agent {
 	struct de_config *cfg;
 	struct de_store *store;
 	struct de_collector *collector;
-	struct de_rule *rules;
-	size_t nrules;
-	uint64_t rule_timeout_ms;
+	struct de_validator *validator; /* the SQL sandbox's settings */
+	struct de_engine *engine;	/* rules run here, read-only */
+	struct de_rule_set rules;	/* builtin + rules_dirs + imported */
+	struct de_rule_result *results; /* one per rule, reused each cycle */
 	bool stdout_enabled;
 	enum de_alert_format alert_format;
 	bool color;
@@ -122,14 +124,21 @@ static int setup(struct agent *ag, struct de_error *err)
 		goto out;
 	de_log_info("event store %s", path);
 
-	bool builtin;
-	if ((rc = de_config_get_bool(ag->cfg, "detection.builtin_rules", &builtin, err)) < 0 ||
-	    (rc = de_config_get_u64(ag->cfg, "detection.rule_timeout_ms", &ag->rule_timeout_ms,
-				    err)) < 0)
+	struct de_rule_problems problems = {0};
+	if ((rc = de_validator_from_config(ag->cfg, &ag->validator, err)) < 0 ||
+	    (rc = de_rules_load_config(ag->cfg, ag->validator, &ag->rules, &problems, err)) < 0)
 		goto out;
-	if (builtin && (rc = de_detect_builtin_rules(&ag->rules, &ag->nrules, err)) < 0)
+	/* a bad rule is reported and skipped; the others run */
+	for (size_t i = 0; i < problems.len; i++)
+		de_log_warnx("rule skipped: %s", problems.items[i]);
+	de_rule_problems_clear(&problems);
+	if (!(ag->results = calloc(ag->rules.len + 1, sizeof(*ag->results)))) {
+		rc = de_error_set(err, DE_ERR_DETECTION, ENOMEM, "out of memory");
 		goto out;
-	de_log_info("%zu detection rules loaded", ag->nrules);
+	}
+	if ((rc = de_engine_open(path, ag->validator, &ag->engine, err)) < 0)
+		goto out;
+	de_log_info("%zu detection rules loaded", ag->rules.len);
 
 	if ((rc = de_config_get_bool(ag->cfg, "alerting.stdout.enabled", &ag->stdout_enabled,
 				     err)) < 0 ||
@@ -171,15 +180,11 @@ static int cycle(struct agent *ag, struct de_error *err)
 		     (long long)scan_id, stats.recorded, stats.vanished, stats.inaccessible,
 		     (long long)(de_now_ms() - t0));
 
-	for (size_t i = 0; i < ag->nrules; i++) {
-		struct de_error rerr = {0};
-		if (!ag->rules[i].enabled)
-			continue;
-		/* one failing rule never stops the others */
-		if (de_detect_run_rule(de_store_db(ag->store), &ag->rules[i], scan_id,
-				       ag->rule_timeout_ms, &alerts, &rerr) < 0)
-			de_log_err(&rerr);
-	}
+	/* every enabled rule with its own timeout; one failing never stops the others */
+	de_engine_run(ag->engine, ag->rules.items, ag->rules.len, scan_id, &alerts, ag->results);
+	for (size_t i = 0; i < ag->rules.len; i++)
+		if (ag->results[i].ran && ag->results[i].status < 0)
+			de_log_err(&ag->results[i].error);
 	for (size_t i = 0; i < alerts.len; i++) {
 		struct de_error aerr = {0};
 		if (de_store_alert(ag->store, &alerts.items[i], &aerr) < 0)
@@ -310,7 +315,10 @@ int main(int argc, char **argv)
 done:
 	de_collector_close(ag.collector);
 	de_store_close(ag.store);
-	de_rule_array_free(ag.rules, ag.nrules);
+	de_engine_close(ag.engine);
+	de_rule_set_clear(&ag.rules);
+	free(ag.results);
+	de_validator_free(ag.validator);
 	de_config_free(ag.cfg);
 	free(sets);
 	return status;

@@ -625,6 +625,61 @@ out:
 	return rc;
 }
 
+/* ---- the configured set ---------------------------------------------------------- */
+
+int de_rules_paths(const struct de_config *c, char **user_dir, char **state_file,
+		   struct de_error *err)
+{
+	char *state = NULL;
+	int rc;
+
+	if ((rc = de_config_state_dir(c, &state, err)) < 0)
+		return rc;
+	*user_dir = *state_file = NULL;
+	if (asprintf(user_dir, "%s/rules.d", state) < 0 ||
+	    asprintf(state_file, "%s/rules-state.json", state) < 0) {
+		free(*user_dir);
+		*user_dir = NULL;
+		rc = de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
+	}
+	free(state);
+	return rc;
+}
+
+int de_rules_load_config(const struct de_config *c, struct de_validator *v, struct de_rule_set *set,
+			 struct de_rule_problems *problems, struct de_error *err)
+{
+	const char **dirs;
+	char *user = NULL, *state = NULL;
+	size_t n;
+	bool builtin;
+	int rc;
+
+	if ((rc = de_config_get_bool(c, "detection.builtin_rules", &builtin, err)) < 0 ||
+	    (rc = de_config_get_str_list(c, "detection.rules_dirs", &dirs, &n, err)) < 0)
+		return rc;
+	if (builtin && (rc = de_rules_load_builtin(v, set, problems, err)) < 0)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		char *dir = NULL;
+		if ((rc = de_expand_home(dirs[i], &dir, err)) < 0)
+			goto out;
+		rc = de_rules_load_dir(dir, DE_RULE_FILE, v, set, problems, err);
+		free(dir);
+		if (rc < 0)
+			goto out;
+	}
+	if ((rc = de_rules_paths(c, &user, &state, err)) < 0 ||
+	    (rc = de_rules_load_dir(user, DE_RULE_USER, v, set, problems, err)) < 0 ||
+	    (rc = de_rules_state_apply(state, set, err)) < 0)
+		goto out;
+out:
+	free(dirs);
+	free(user);
+	free(state);
+	return rc;
+}
+
 /* ---- export --------------------------------------------------------------------- */
 
 static int emit(yaml_emitter_t *em, yaml_event_t *ev)

@@ -198,9 +198,34 @@ void de_validator_with_memory_limit(struct de_validator *v, uint64_t bytes)
 	v->memory_limit = bytes;
 }
 
+int de_validator_from_config(const struct de_config *c, struct de_validator **out,
+			     struct de_error *err)
+{
+	struct de_validator *v;
+	uint64_t timeout, depth, mem;
+	int rc;
+
+	if ((rc = de_config_get_u64(c, "detection.rule_timeout_ms", &timeout, err)) < 0 ||
+	    (rc = de_config_get_u64(c, "detection.max_subquery_depth", &depth, err)) < 0 ||
+	    (rc = de_config_get_u64(c, "detection.memory_limit_mb", &mem, err)) < 0)
+		return rc;
+	if (!(v = de_validator_new()))
+		return de_error_set(err, DE_ERR_DETECTION, ENOMEM, "out of memory");
+	de_validator_with_timeout(v, timeout);
+	de_validator_with_max_nesting(v, (unsigned)depth);
+	de_validator_with_memory_limit(v, mem << 20);
+	*out = v;
+	return 0;
+}
+
 uint64_t de_validator_timeout(const struct de_validator *v)
 {
 	return v->timeout_ms;
+}
+
+unsigned de_validator_max_nesting(const struct de_validator *v)
+{
+	return v->max_nesting;
 }
 
 const char *const *de_validator_functions(const struct de_validator *v, size_t *n)
