@@ -47,6 +47,13 @@ struct de_alert_list {
 
 void de_alert_list_clear(struct de_alert_list *l);
 
+/*
+ * The current row of st as a new JSON object {column: value} (caller owns
+ * the reference; NULL on ENOMEM).  Text that is not UTF-8 is escaped with
+ * de_escape_text(); blobs are read as text the same way.
+ */
+json_t *de_row_json(sqlite3_stmt *st);
+
 /* What happened to one rule in a run. */
 struct de_rule_result {
 	const char *rule_id;   /* borrowed from the rule */

@@ -20,6 +20,11 @@
 
 static const struct cli_command commands[] = {
 	{"config", "show [--format yaml|json] [--origins] | validate", cmd_config},
+	{"query", "[--format F] [--param K=V]... [--limit N] [--timeout MS] SQL", cmd_query},
+	{"rules",
+	 "list|show ID|validate FILE...|test FILE|ID|import FILE|export [ID]|enable ID|disable "
+	 "ID|schema",
+	 cmd_rules},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

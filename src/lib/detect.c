@@ -70,8 +70,7 @@ static int64_t mono_us(void)
 
 /* ---- rows to alerts ------------------------------------------------------------ */
 
-/* One row as a JSON object of column name -> value. */
-static json_t *row_json(sqlite3_stmt *st)
+json_t *de_row_json(sqlite3_stmt *st)
 {
 	json_t *o = json_object();
 	int n = sqlite3_column_count(st);
@@ -331,7 +330,7 @@ int de_engine_run_rule(struct de_engine *e, const struct de_rule *rule, int64_t 
 			a->process_count++; /* no pid column: count rows */
 		}
 		if (json_array_size(a->alert_data) < DE_DETECT_MAX_ROWS) {
-			json_t *row = row_json(st);
+			json_t *row = de_row_json(st);
 			if (!row || json_array_append_new(a->alert_data, row) < 0) {
 				fail(res, rule, ENOMEM, "out of memory");
 				break;
