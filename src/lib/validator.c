@@ -309,7 +309,7 @@ int de_validator_open_db(const struct de_validator *v, const char *path, sqlite3
 		}
 	}
 	if (sqlite3_exec(db,
-			 "PRAGMA query_only=1; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-4096",
+			 "PRAGMA query_only=1; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-16384",
 			 NULL, NULL, NULL) != SQLITE_OK)
 		return db_fail(db, path, err, "cannot lock down the connection");
 	for (size_t i = 0; i < NCOLS(limits); i++)
