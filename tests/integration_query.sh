@@ -171,6 +171,12 @@ check "the agent honours a disabled rule" test -z "$(grep '"test-esc-shell"' "$t
 cli rules enable test-esc-shell >/dev/null
 "$bin/daemoneye-agent" --once "${S[@]}" --set alerting.stdout.format=json >"$tmp/a" 2>/dev/null
 check "the agent runs an imported, enabled rule" grep -q '"rule_id": *"test-esc-shell"' "$tmp/a"
+sed 's/test-esc-shell/test-cmdline-file/' "$tmp/good.yaml" >"$tmp/extra.yaml"
+"$bin/daemoneye-agent" --once "${S[@]}" --rules "$tmp/extra.yaml" --set alerting.stdout.format=json >"$tmp/a" 2>/dev/null
+check "agent --rules FILE loads and runs its rules" grep -q '"rule_id": *"test-cmdline-file"' "$tmp/a"
+"$bin/daemoneye-agent" --once "${S[@]}" --rules "$tmp/absent.yaml" >/dev/null 2>"$tmp/e"; rc=$?
+check "agent --rules with a missing file fails (rc=$rc)" test "$rc" != 0
+check "  naming the file" grep -q "absent.yaml" "$tmp/e"
 cli rules export >"$tmp/all.yaml"
 cli rules validate "$tmp/all.yaml" >"$tmp/o" 2>&1; rc=$?
 check "rules export loads back (rc=$rc)" grep -q "all.yaml: 26 rules OK, 0 rejected" "$tmp/o"

@@ -39,12 +39,14 @@ static void on_signal(int sig)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: daemoneye-agent [-c FILE] [--set KEY=VALUE]... [--once] [--check-config]\n"
+		"usage: daemoneye-agent [-c FILE] [--set KEY=VALUE]... [--rules FILE]... [--once]\n"
+		"                       [--check-config]\n"
 		"\n"
 		"  -c, --config FILE    read FILE instead of /etc/daemoneye/config.yaml and\n"
 		"                       ~/.config/daemoneye/config.yaml\n"
 		"  -s, --set KEY=VALUE  override one setting (repeatable), e.g.\n"
 		"                       --set app.scan_interval_ms=15000\n"
+		"  -r, --rules FILE     also load the detection rules of FILE (repeatable)\n"
 		"  -1, --once           run one collection and detection cycle, then exit\n"
 		"  -n, --check-config   validate the configuration and exit\n"
 		"  -h, --help           show this help\n"
@@ -62,6 +64,8 @@ struct agent {
 	struct de_engine *engine;	/* rules run here, read-only */
 	struct de_rule_set rules;	/* builtin + rules_dirs + imported */
 	struct de_rule_result *results; /* one per rule, reused each cycle */
+	const char **rule_files;	/* --rules FILE..., borrowed from argv */
+	size_t nrule_files;
 	bool stdout_enabled;
 	enum de_alert_format alert_format;
 	bool color;
@@ -128,6 +132,12 @@ static int setup(struct agent *ag, struct de_error *err)
 	if ((rc = de_validator_from_config(ag->cfg, &ag->validator, err)) < 0 ||
 	    (rc = de_rules_load_config(ag->cfg, ag->validator, &ag->rules, &problems, err)) < 0)
 		goto out;
+	for (size_t i = 0; i < ag->nrule_files; i++)
+		if ((rc = de_rules_load_file(ag->rule_files[i], DE_RULE_FILE, ag->validator,
+					     &ag->rules, &problems, err)) < 0) {
+			de_rule_problems_clear(&problems);
+			goto out;
+		}
 	/* a bad rule is reported and skipped; the others run */
 	for (size_t i = 0; i < problems.len; i++)
 		de_log_warnx("rule skipped: %s", problems.items[i]);
@@ -213,32 +223,36 @@ static void nap(uint64_t ms)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"set", required_argument, NULL, 's'},
-		{"once", no_argument, NULL, '1'},
-		{"check-config", no_argument, NULL, 'n'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0},
+		{"config", required_argument, NULL, 'c'}, {"set", required_argument, NULL, 's'},
+		{"rules", required_argument, NULL, 'r'},  {"once", no_argument, NULL, '1'},
+		{"check-config", no_argument, NULL, 'n'}, {"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},	  {NULL, 0, NULL, 0},
 	};
 	struct de_config_sources src = {0};
 	const char **sets = calloc((size_t)argc + 1, sizeof(char *));
-	struct agent ag = {0};
+	const char **rule_files = calloc((size_t)argc + 1, sizeof(char *));
+	struct agent ag = {.rule_files = rule_files};
 	struct de_error err = {0};
 	bool once = false, check = false;
 	const char *s;
 	uint64_t interval;
 	int c, rc, status = 0;
 
-	if (!sets)
+	if (!sets || !rule_files) {
+		free(sets);
+		free(rule_files);
 		return EX_OSERR;
-	while ((c = getopt_long(argc, argv, "c:s:1nhV", opts, NULL)) != -1) {
+	}
+	while ((c = getopt_long(argc, argv, "c:s:r:1nhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			src.file = optarg;
 			break;
 		case 's':
 			sets[src.nsets++] = optarg;
+			break;
+		case 'r':
+			rule_files[ag.nrule_files++] = optarg;
 			break;
 		case '1':
 			once = true;
@@ -249,14 +263,17 @@ int main(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			free(sets);
+			free(rule_files);
 			return 0;
 		case 'V':
 			printf("daemoneye-agent %s\n", DE_VERSION);
 			free(sets);
+			free(rule_files);
 			return 0;
 		default:
 			usage(stderr);
 			free(sets);
+			free(rule_files);
 			return EX_USAGE;
 		}
 	}
@@ -264,6 +281,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "daemoneye-agent: unexpected argument '%s'\n", argv[optind]);
 		usage(stderr);
 		free(sets);
+		free(rule_files);
 		return EX_USAGE;
 	}
 	src.sets = sets;
@@ -271,6 +289,7 @@ int main(int argc, char **argv)
 	if (de_config_load(&src, &ag.cfg, &err) < 0) {
 		fprintf(stderr, "daemoneye-agent: %s\n", err.message);
 		free(sets);
+		free(rule_files);
 		return de_error_exit_code(&err);
 	}
 	if (de_config_get_str(ag.cfg, "logging.level", &s, &err) == 0)
@@ -321,5 +340,6 @@ done:
 	de_validator_free(ag.validator);
 	de_config_free(ag.cfg);
 	free(sets);
+	free(rule_files);
 	return status;
 }
