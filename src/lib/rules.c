@@ -420,8 +420,8 @@ out:
 int de_rules_load_builtin(struct de_validator *v, struct de_rule_set *set,
 			  struct de_rule_problems *problems, struct de_error *err)
 {
-	/* builtins are as old as the build: their timestamps are the epoch of
-	 * this library's rules file, a constant */
+	/* builtins have no file of their own: created_at = updated_at = 0
+	 * (a build time would make builds irreproducible) */
 	return de_rules_parse(de_builtin_rules_yaml, de_builtin_rules_yaml_len,
 			      "builtin:rules/builtin.yaml", DE_RULE_BUILTIN, 0, v, set, problems,
 			      err);
