@@ -27,7 +27,13 @@ cli() { "$bin/daemoneye-cli" "${S[@]}" "$@"; }
 # a process whose command line carries terminal escapes, then one cycle
 setsid sh -c 'sleep 300; : "$0"' "$(printf 'de-esc-\033[31mred\033[0m')" </dev/null >/dev/null 2>&1 &
 pids+=($!)
-for _ in $(seq 200); do grep -q de-esc "/proc/$!/cmdline" 2>/dev/null && break; sleep 0.05; done
+# wait for the exec of sh itself (setsid's own command line shows the text first)
+for _ in $(seq 200); do
+	exe=$(readlink "/proc/$!/exe" 2>/dev/null)
+	[ -n "$exe" ] && [ "${exe##*/}" != setsid ] && [ "${exe##*/}" != bash ] &&
+		grep -q de-esc "/proc/$!/cmdline" 2>/dev/null && break
+	sleep 0.05
+done
 "$bin/daemoneye-agent" --once "${S[@]}" >/dev/null 2>&1
 db=$tmp/state/events.sqlite
 check "agent left an event store" test -s "$db"

@@ -51,14 +51,20 @@ for line in open(sys.argv[1]):
     for p in a["affected_processes"]: print(a["rule_id"], p)
 ' "$1"
 }
-# wait until /proc/PID/cmdline contains TEXT (the exec happened)
+# wait until PID has exec'd its final program: /proc/PID/exe is EXE (or, with
+# no EXE, neither the setsid nor the bash that start it) and its command
+# line contains TEXT
 wait_exec() {
-	local pid=$1 text=$2
+	local pid=$1 text=$2 want=${3:-} exe
 	for _ in $(seq 200); do
-		tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$text" && return 0
+		exe=$(readlink "/proc/$pid/exe" 2>/dev/null)
+		if { [ -n "$want" ] && [ "${exe% (deleted)}" = "$want" ]; } ||
+			{ [ -z "$want" ] && [ -n "$exe" ] && [ "${exe##*/}" != setsid ] && [ "${exe##*/}" != bash ]; }; then
+			tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$text" && return 0
+		fi
 		sleep 0.05
 	done
-	echo "# pid $pid never showed '$text'"
+	echo "# pid $pid never became '$want' with '$text'"
 	return 1
 }
 
@@ -85,7 +91,7 @@ sleeper() {       # sleeper RULE PATH [ARGV0]: a copy of sleep at PATH, argv[0] 
 	fi
 	pids+=($!)
 	expect[$rule]=$!
-	wait_exec "$!" "300"
+	wait_exec "$!" "300" "$path"
 }
 shell_sim() { # shell_sim RULE TEXT: sh whose command line carries TEXT, never run
 	local rule=$1 text=$2
