@@ -160,6 +160,8 @@ check "  while the good one loads" grep -q "bad.yaml: 1 rule OK, 1 rejected" "$t
 cli rules test "$tmp/good.yaml" >"$tmp/o" 2>&1; rc=$?
 check "rules test FILE runs over the snapshot (rc=$rc)" grep -q "rule test-esc-shell: 1 alert" "$tmp/o"
 check "  and prints the alert with no raw escape byte" test -z "$(grep -l $'\033' "$tmp/o")"
+cli rules test "$tmp/good.yaml" --format json >"$tmp/o" 2>&1; rc=$?
+check "rules test FILE --format json (options after the argument)" python3 -c 'import json,sys; a=json.loads(open(sys.argv[1]).readline()); assert a["rule_id"]=="test-esc-shell"' "$tmp/o"
 cli rules test deleted-executable >"$tmp/o" 2>&1; rc=$?
 check "rules test ID (rc=$rc)" grep -q "rule deleted-executable: " "$tmp/o"
 cli rules import "$tmp/bad.yaml" >/dev/null 2>"$tmp/e"; rc=$?

@@ -477,12 +477,9 @@ int cmd_rules(struct cli_ctx *ctx, int argc, char **argv)
 	const char *format = NULL;
 	int c;
 
-	if (argc < 2) {
-		usage(stderr);
-		return EX_USAGE;
-	}
-	const char *sub = argv[1];
-	optind = 2;
+	/* re-initialise getopt so options may come anywhere; the subcommand and
+	 * its arguments are what is left, in order */
+	optind = 0;
 	while ((c = getopt_long(argc, argv, "f:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
@@ -496,8 +493,13 @@ int cmd_rules(struct cli_ctx *ctx, int argc, char **argv)
 			return EX_USAGE;
 		}
 	}
-	int nargs = argc - optind;
-	char **args = argv + optind;
+	if (optind >= argc) {
+		usage(stderr);
+		return EX_USAGE;
+	}
+	const char *sub = argv[optind];
+	int nargs = argc - optind - 1;
+	char **args = argv + optind + 1;
 	bool json = format && !strcmp(format, "json");
 	if (format && !json && strcmp(format, "table") && strcmp(format, "text")) {
 		cli_errorf("unknown format '%s'", format);
