@@ -1,8 +1,10 @@
 /*
- * test_detect.c — rule execution over a real store: the builtin rule
- * raises an alert for a deleted executable with every Alert field filled;
- * a rule that writes, runs two statements or never ends is refused or
- * stopped, and the store is unchanged.
+ * test_detect.c — the DetectionEngine over a real store: alerts carry every
+ * seed field; dedupe keys (default and from dedupe_key_fields) group rows;
+ * pids are distinct; a failing or slow rule never stops the others and is
+ * reported; a rule cut short keeps its alerts marked incomplete; the alert
+ * count per rule is capped; single-process runs (the exec path) see only
+ * that pid and skip rules without a pid column.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -15,19 +17,27 @@
 #include <cmocka.h>
 
 #include "daemoneye/detect.h"
+#include "daemoneye/rules.h"
 #include "daemoneye/store.h"
 
 static char tmpdir[] = "/tmp/de-test-detect-XXXXXX";
-static struct de_store *store;
+static char *dbpath;
+static struct de_validator *val;
+static struct de_engine *eng;
 
-static void record(struct de_process_record *r, uint32_t pid, const char *name, bool deleted)
+static void record(struct de_process_record *r, uint32_t pid, uint32_t ppid, const char *name,
+		   bool deleted)
 {
 	memset(r, 0, sizeof(*r));
 	de_uuid_v4(&r->id);
 	r->pid = pid;
+	r->has_ppid = true;
+	r->ppid = ppid;
 	r->name = strdup(name);
 	r->executable_path = strdup(deleted ? "/tmp/payload" : "/usr/bin/ok");
-	r->command_line = calloc(1, sizeof(char *));
+	r->command_line = calloc(2, sizeof(char *));
+	r->command_line[0] = strdup(name);
+	r->command_line_len = 1;
 	r->accessible = true;
 	r->file_exists = !deleted;
 	r->platform_data = json_pack("{s:b}", "exe_deleted", deleted);
@@ -36,63 +46,74 @@ static void record(struct de_process_record *r, uint32_t pid, const char *name, 
 static int setup(void **state)
 {
 	(void)state;
-	char *path;
+	struct de_store *store;
 	struct de_error e = {0};
-	struct de_process_record recs[4];
+	struct de_process_record recs[5];
 
-	if (!mkdtemp(tmpdir) || asprintf(&path, "%s/events.sqlite", tmpdir) < 0)
+	if (!mkdtemp(tmpdir) || asprintf(&dbpath, "%s/events.sqlite", tmpdir) < 0)
 		return -1;
-	struct de_store_config cfg = {.path = path, .wal_mode = true};
+	struct de_store_config cfg = {.path = dbpath, .wal_mode = true};
 	if (de_store_open(&cfg, &store, &e) < 0)
 		return -1;
-	free(path);
-	record(&recs[0], 10, "payload", true);
-	record(&recs[1], 11, "payload", true);
-	record(&recs[2], 12, "other", true);
-	record(&recs[3], 13, "fine", false);
-	int rc = de_store_processes(store, recs, 4, &e);
-	for (int i = 0; i < 4; i++)
+	record(&recs[0], 10, 1, "payload", true);
+	record(&recs[1], 11, 1, "payload", true);
+	record(&recs[2], 12, 10, "other", true);
+	record(&recs[3], 13, 1, "fine", false);
+	record(&recs[4], 14, 13, "fine", false);
+	int rc = de_store_processes(store, recs, 5, &e);
+	for (int i = 0; i < 5; i++)
 		de_process_record_clear(&recs[i]);
-	return rc;
+	de_store_close(store);
+	if (rc < 0 || !(val = de_validator_new()))
+		return -1;
+	de_validator_with_timeout(val, 200);
+	return de_engine_open(dbpath, val, &eng, &e);
 }
 
 static int teardown(void **state)
 {
 	(void)state;
 	char cmd[128];
-	de_store_close(store);
+	de_engine_close(eng);
+	de_validator_free(val);
+	free(dbpath);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
 	return system(cmd) == 0 ? 0 : -1;
 }
 
-static void test_builtin_rules(void **state)
+static struct de_rule mkrule(const char *id, const char *sql)
+{
+	struct de_rule r = {.id = (char *)id,
+			    .name = (char *)"Test rule",
+			    .description = (char *)"what it means",
+			    .sql_query = (char *)sql,
+			    .enabled = true,
+			    .severity = DE_SEV_MEDIUM};
+	return r;
+}
+
+static void test_builtin_deleted_executable(void **state)
 {
 	(void)state;
-	struct de_rule *rules;
-	size_t n;
+	struct de_rule_set set = {0};
+	struct de_rule_problems pr = {0};
+	struct de_alert_list alerts = {0};
+	struct de_rule_result res;
 	struct de_error e = {0};
 
-	assert_int_equal(de_detect_builtin_rules(&rules, &n, &e), 0);
-	assert_true(n >= 1);
-	for (size_t i = 0; i < n; i++) {
-		assert_non_null(rules[i].id);
-		assert_non_null(rules[i].sql_query);
-		assert_int_equal(rules[i].source_type, DE_RULE_BUILTIN);
-		assert_true(rules[i].enabled);
-		assert_true(rules[i].tags_len >= 1);
-		assert_int_equal(strncmp(rules[i].tags[0], "attack.t", 8), 0);
-	}
-	assert_string_equal(rules[0].id, "deleted-executable");
-
-	struct de_alert_list alerts = {0};
-	assert_int_equal(de_detect_run_rule(de_store_db(store), &rules[0], 77, 1000, &alerts, &e),
-			 0);
+	assert_int_equal(de_rules_load_builtin(val, &set, &pr, &e), 0);
+	const struct de_rule *rule = de_rule_set_find(&set, "deleted-executable");
+	assert_non_null(rule);
+	assert_int_equal(de_engine_run_rule(eng, rule, 77, NULL, &alerts, &res), 0);
+	assert_true(res.ran);
+	assert_int_equal(res.rows, 3);
+	assert_int_equal(res.alerts, 2);
 	/* two dedupe keys: payload (pids 10, 11) and other (12) */
 	assert_int_equal(alerts.len, 2);
 	struct de_alert *a = &alerts.items[0];
 	assert_string_equal(a->rule_id, "deleted-executable");
-	assert_string_equal(a->title, rules[0].name);
-	assert_string_equal(a->description, rules[0].description);
+	assert_string_equal(a->title, rule->name);
+	assert_string_equal(a->description, rule->description);
 	assert_int_equal(a->severity, DE_SEV_HIGH);
 	assert_true(a->has_scan_id);
 	assert_int_equal(a->scan_id, 77);
@@ -103,58 +124,160 @@ static void test_builtin_rules(void **state)
 	assert_true(a->has_rule_execution_time_ms);
 	assert_true(a->rule_execution_time_ms >= 0);
 	assert_true(a->alert_time > 0);
+	assert_false(a->incomplete);
 	assert_string_equal(a->dedupe_key, "deleted-executable|payload|/tmp/payload");
 	assert_int_equal(json_array_size(a->alert_data), 2);
 	assert_string_equal(json_string_value(json_object_get(json_array_get(a->alert_data, 0),
 							      "executable_path")),
 			    "/tmp/payload");
 	assert_int_equal(alerts.items[1].affected_processes[0], 12);
+	/* the JSON form has the seed's fields and no "incomplete" when complete */
+	json_t *j = de_alert_to_json(a);
+	assert_int_equal(json_object_size(j), 12);
+	json_decref(j);
 	de_alert_list_clear(&alerts);
-	de_rule_array_free(rules, n);
+	de_rule_set_clear(&set);
 }
 
-static void expect_refused(const char *sql, const char *needle)
-{
-	struct de_rule r = {.id = "bad", .name = "bad", .sql_query = (char *)sql, .enabled = true};
-	struct de_alert_list alerts = {0};
-	struct de_error e = {0};
-	sqlite3 *db = de_store_db(store);
-
-	assert_true(de_detect_run_rule(db, &r, 1, 200, &alerts, &e) < 0);
-	assert_int_equal(e.category, DE_ERR_DETECTION);
-	if (!strstr(e.message, needle))
-		fail_msg("'%s' -> '%s' lacks '%s'", sql, e.message, needle);
-	assert_int_equal(alerts.len, 0);
-	free(alerts.items);
-	/* the store is untouched */
-	sqlite3_stmt *st;
-	assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM processes", -1, &st, NULL),
-			 SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(st, 0), 4);
-	sqlite3_finalize(st);
-}
-
-static void test_hostile_rules(void **state)
+static void test_dedupe_and_distinct_pids(void **state)
 {
 	(void)state;
-	expect_refused("DELETE FROM processes", "not authorized");
-	expect_refused("UPDATE processes SET name = 'x'", "not authorized");
-	expect_refused("SELECT 1; DELETE FROM processes", "only one SQL statement");
-	expect_refused("ATTACH DATABASE '/tmp/x.db' AS x", "not authorized");
-	expect_refused("PRAGMA writable_schema=1", "not authorized");
-	expect_refused("DROP TABLE processes", "not authorized");
-	expect_refused("SELEKT 1", "syntax error");
-	expect_refused("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
-		       "SELECT count(*) FROM c",
-		       "timeout");
+	struct de_alert_list alerts = {0};
+	struct de_rule_result res;
+	char *fields[] = {"ppid"};
+	/* a join that returns pid 10 twice (once per matching child row) */
+	struct de_rule r = mkrule("by-ppid", "SELECT p.pid, p.ppid, p.name FROM processes p, "
+					     "processes q WHERE p.name = 'payload' "
+					     "ORDER BY p.pid");
+	r.dedupe_key_fields = fields;
+	r.dedupe_key_fields_len = 1;
+	assert_int_equal(de_engine_run_rule(eng, &r, 5, NULL, &alerts, &res), 0);
+	assert_int_equal(res.rows, 10); /* 2 x 5 */
+	assert_int_equal(alerts.len, 1);
+	assert_string_equal(alerts.items[0].dedupe_key, "by-ppid|1");
+	assert_int_equal(alerts.items[0].affected_processes_len, 2);
+	assert_int_equal(alerts.items[0].process_count, 2);
+	assert_int_equal(json_array_size(alerts.items[0].alert_data), 10);
+	de_alert_list_clear(&alerts);
+
+	/* no pid column: process_count counts rows, no pids */
+	r = mkrule("count", "SELECT name, count(*) AS n FROM processes GROUP BY name");
+	assert_int_equal(de_engine_run_rule(eng, &r, 5, NULL, &alerts, &res), 0);
+	assert_int_equal(alerts.len, 3);
+	assert_int_equal(alerts.items[0].affected_processes_len, 0);
+	assert_int_equal(alerts.items[0].process_count, 1);
+	de_alert_list_clear(&alerts);
+}
+
+static void test_failures_are_isolated(void **state)
+{
+	(void)state;
+	struct de_alert_list alerts = {0};
+	struct de_rule_result res[5];
+	struct de_rule rules[5] = {
+		mkrule("broken", "SELEKT pid FROM processes"),
+		mkrule("writer", "DELETE FROM processes"),
+		mkrule("endless", "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
+				  "SELECT count(*) AS pid FROM c"),
+		mkrule("off", "SELECT pid, name FROM processes"),
+		mkrule("good", "SELECT pid, name, executable_path FROM processes WHERE pid = 13"),
+	};
+	rules[3].enabled = false;
+
+	assert_int_equal(de_engine_run(eng, rules, 5, 9, &alerts, res), 3);
+	assert_int_equal(res[0].status, -EINVAL);
+	assert_non_null(strstr(res[0].error.message, "rule broken: near \"SELEKT\": syntax error"));
+	assert_int_equal(res[1].status, -EPERM);
+	assert_non_null(strstr(res[1].error.message, "DELETE on processes is not allowed"));
+	assert_int_equal(res[2].status, -ETIMEDOUT);
+	assert_non_null(strstr(res[2].error.message, "rule endless: stopped: ran longer than its "
+						     "timeout of 200 ms"));
+	assert_false(res[3].ran);
+	assert_int_equal(res[4].status, 0);
+	assert_true(res[4].ran);
+	assert_int_equal(res[4].alerts, 1);
+	assert_int_equal(alerts.len, 1);
+	assert_string_equal(alerts.items[0].rule_id, "good");
+	de_alert_list_clear(&alerts);
+}
+
+static void test_incomplete_marker(void **state)
+{
+	(void)state;
+	struct de_alert_list alerts = {0};
+	struct de_rule_result res;
+	/* one row at once, then an endless search: cut short by the timeout */
+	struct de_rule r =
+		mkrule("partial", "SELECT pid, name, executable_path FROM processes WHERE pid = 13 "
+				  "OR (pid = 14 AND (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL "
+				  "SELECT x + 1 FROM c) SELECT count(*) FROM c) > 0)");
+
+	/* generous: the first row must come well before the deadline, even under valgrind */
+	de_validator_with_timeout(val, 2000);
+	assert_int_equal(de_engine_run_rule(eng, &r, 3, NULL, &alerts, &res), -ETIMEDOUT);
+	assert_int_equal(res.rows, 1);
+	assert_int_equal(alerts.len, 1);
+	assert_true(alerts.items[0].incomplete);
+	assert_non_null(strstr(alerts.items[0].description, "[incomplete: rule partial: stopped"));
+	json_t *j = de_alert_to_json(&alerts.items[0]);
+	assert_true(json_is_true(json_object_get(j, "incomplete")));
+	json_decref(j);
+	de_alert_list_clear(&alerts);
+
+	/* too many distinct alerts: capped, the rest reported as incomplete */
+	r = mkrule("flood", "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
+			    "LIMIT 1500) SELECT x AS pid, x AS name FROM c");
+	de_validator_with_timeout(val, 0); /* the cap, not the clock, must stop it */
+	assert_int_equal(de_engine_run_rule(eng, &r, 3, NULL, &alerts, &res), -E2BIG);
+	de_validator_with_timeout(val, 200);
+	assert_int_equal(alerts.len, DE_DETECT_MAX_ALERTS);
+	assert_true(alerts.items[0].incomplete);
+	assert_non_null(strstr(res.error.message, "more than 1000 distinct alerts"));
+	de_alert_list_clear(&alerts);
+}
+
+static void test_single_process_runs(void **state)
+{
+	(void)state;
+	struct de_alert_list alerts = {0};
+	struct de_rule_result res[3];
+	struct de_rule rules[3] = {
+		mkrule("deleted", "SELECT pid, name, executable_path FROM processes "
+				  "WHERE exe_deleted = 1;  "),
+		mkrule("no-pid", "SELECT name FROM processes -- trailing comment"),
+		mkrule("children", "SELECT c.pid, c.name, p.name AS parent FROM processes c "
+				   "JOIN processes p ON p.pid = c.ppid WHERE p.name = 'payload'"),
+	};
+
+	assert_int_equal(de_engine_run_pid(eng, rules, 3, 11, 4, &alerts, res), 0);
+	assert_true(res[0].ran);
+	assert_false(res[1].ran); /* not a single-process rule */
+	assert_true(res[2].ran);
+	assert_int_equal(alerts.len, 1);
+	assert_int_equal(alerts.items[0].affected_processes_len, 1);
+	assert_int_equal(alerts.items[0].affected_processes[0], 11);
+	de_alert_list_clear(&alerts);
+
+	assert_int_equal(de_engine_run_pid(eng, rules, 3, 12, 4, &alerts, res), 0);
+	assert_int_equal(alerts.len, 2); /* deleted, and a child of payload */
+	assert_string_equal(alerts.items[1].rule_id, "children");
+	assert_int_equal(alerts.items[1].affected_processes[0], 12);
+	de_alert_list_clear(&alerts);
+
+	assert_int_equal(de_engine_run_pid(eng, rules, 3, 13, 4, &alerts, res), 0);
+	assert_int_equal(alerts.len, 0);
+	assert_int_equal(de_engine_run_pid(eng, rules, 3, 99999, 4, &alerts, res), 0);
+	assert_int_equal(alerts.len, 0);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_builtin_rules),
-		cmocka_unit_test(test_hostile_rules),
+		cmocka_unit_test(test_builtin_deleted_executable),
+		cmocka_unit_test(test_dedupe_and_distinct_pids),
+		cmocka_unit_test(test_failures_are_isolated),
+		cmocka_unit_test(test_incomplete_marker),
+		cmocka_unit_test(test_single_process_runs),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,28 +1,43 @@
 /*
- * detect.h — running SQL detection rules over the event store's snapshot.
+ * detect.h — the DetectionEngine: runs rules over the event store's
+ * snapshot inside the SQL sandbox (validator.h) and turns their rows into
+ * Alerts.
  *
- * A rule is a single SQLite SELECT.  It runs on the store's connection under
- * an authorizer that allows reading and calling functions only, so a rule
- * cannot write, attach, or change settings.  Each distinct dedupe key among
- * the matching rows (rule id + process name + executable path) becomes one
- * Alert listing the matching pids, with the rows themselves (capped at
- * DE_DETECT_MAX_ROWS) as alert_data.
+ * The engine owns a sandbox connection to the store file, separate from the
+ * store's own (read-write) connection.  Each rule runs with its own timeout;
+ * a failing rule never stops the others and is reported in its
+ * de_rule_result.  Each distinct dedupe key among a rule's rows (rule id +
+ * the values of its dedupe_key_fields, by default name + executable_path)
+ * becomes one Alert: affected_processes are the distinct pids of its rows,
+ * process_count their number, alert_data the rows as JSON objects (at most
+ * DE_DETECT_MAX_ROWS), rule_execution_time_ms the rule's run time, scan_id
+ * the scan.  A rule cut short (timeout, memory, too many alerts) after
+ * producing rows keeps its alerts marked incomplete, so "no match" and
+ * "could not finish" are never confused.
+ *
+ * Single-process runs (de_engine_run_pid) are for exec events: every rule
+ * whose result has a `pid` column runs restricted to that pid, the rule's
+ * SELECT wrapped as a subquery with the pid bound as a parameter (SQLite
+ * pushes the condition down, so it costs a primary-key lookup).
  *
  * Ownership: alerts are appended to a caller-owned de_alert_list, cleared
- * with de_alert_list_clear().  Builtin rules are returned as new de_rule
- * structs the caller frees.
+ * with de_alert_list_clear().  The engine borrows its validator, which must
+ * outlive it.  Results borrow rule ids from the rules passed in.
  */
 #ifndef DAEMONEYE_DETECT_H
 #define DAEMONEYE_DETECT_H
 
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "daemoneye/error.h"
 #include "daemoneye/model.h"
+#include "daemoneye/validator.h"
 
-#define DE_DETECT_MAX_ROWS 100
+#define DE_DETECT_MAX_ROWS   100  /* rows kept in one alert's alert_data */
+#define DE_DETECT_MAX_ALERTS 1000 /* distinct alerts one rule may raise per run */
 
 struct de_alert_list {
 	struct de_alert *items; /* owned */
@@ -32,16 +47,53 @@ struct de_alert_list {
 
 void de_alert_list_clear(struct de_alert_list *l);
 
-/* The rules compiled into daemoneye, as new structs (caller frees each). */
-int de_detect_builtin_rules(struct de_rule **out, size_t *n, struct de_error *err);
-void de_rule_array_free(struct de_rule *rules, size_t n);
+/*
+ * The current row of st as a new JSON object {column: value} (caller owns
+ * the reference; NULL on ENOMEM).  Text that is not UTF-8 is escaped with
+ * de_escape_text(); blobs are read as text the same way.
+ */
+json_t *de_row_json(sqlite3_stmt *st);
+
+/* What happened to one rule in a run. */
+struct de_rule_result {
+	const char *rule_id;   /* borrowed from the rule */
+	bool ran;	       /* false: disabled, or not a single-process rule */
+	int status;	       /* 0, or -errno: ETIMEDOUT, ENOMEM, E2BIG, EPERM, EIO... */
+	size_t rows;	       /* rows the rule returned (before it stopped, if it did) */
+	size_t alerts;	       /* alerts it raised */
+	int64_t elapsed_us;    /* its run time */
+	struct de_error error; /* why it failed (status < 0) */
+};
+
+struct de_engine;
+
+/* Open an engine on the event store file db_path (read-only sandbox). */
+int de_engine_open(const char *db_path, struct de_validator *v, struct de_engine **out,
+		   struct de_error *err);
+void de_engine_close(struct de_engine *e);
+/* The sandbox connection (borrowed), e.g. for `daemoneye-cli query`. */
+sqlite3 *de_engine_db(struct de_engine *e);
 
 /*
- * Run one rule over db and append its alerts to *alerts.  timeout_ms bounds
- * its execution (0: no bound).  A rule that fails is a DetectionError naming
- * the rule; nothing is appended then.
+ * Run one rule (enabled or not) over the snapshot, or over one process
+ * when pid is non-NULL.  Alerts are appended to *alerts; *result says how
+ * it went.  Returns result->status.
  */
-int de_detect_run_rule(sqlite3 *db, const struct de_rule *rule, int64_t scan_id,
-		       uint64_t timeout_ms, struct de_alert_list *alerts, struct de_error *err);
+int de_engine_run_rule(struct de_engine *e, const struct de_rule *rule, int64_t scan_id,
+		       const uint32_t *pid, struct de_alert_list *alerts,
+		       struct de_rule_result *result);
+
+/*
+ * Run every enabled rule of rules[0..n).  results (n entries) may be NULL.
+ * Returns the number of rules that failed (>= 0); a failure is never fatal
+ * to the others.
+ */
+int de_engine_run(struct de_engine *e, const struct de_rule *rules, size_t n, int64_t scan_id,
+		  struct de_alert_list *alerts, struct de_rule_result *results);
+
+/* The same restricted to one process (the exec path); see above. */
+int de_engine_run_pid(struct de_engine *e, const struct de_rule *rules, size_t n, uint32_t pid,
+		      int64_t scan_id, struct de_alert_list *alerts,
+		      struct de_rule_result *results);
 
 #endif

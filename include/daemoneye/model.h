@@ -116,6 +116,10 @@ struct de_alert {
 	bool has_rule_execution_time_ms;
 	int64_t rule_execution_time_ms;
 	char *dedupe_key;
+	/* Not in the seed: true when the rule was cut short (timeout, memory)
+	 * after producing these rows, so more processes may match.  "No alert"
+	 * and "could not finish" are never confused.  JSON "incomplete". */
+	bool incomplete;
 };
 
 void de_alert_clear(struct de_alert *a);
@@ -142,6 +146,10 @@ struct de_rule {
 	int64_t updated_at;
 	enum de_rule_source source_type;
 	char *source_path; /* NULL when absent */
+	/* Not in the seed: result columns whose values (after the rule id) form
+	 * each alert's dedupe key; none means name + executable_path. */
+	char **dedupe_key_fields;
+	size_t dedupe_key_fields_len;
 };
 
 void de_rule_clear(struct de_rule *r);

@@ -25,6 +25,7 @@
 #include "daemoneye/config.h"
 #include "daemoneye/detect.h"
 #include "daemoneye/log.h"
+#include "daemoneye/rules.h"
 #include "daemoneye/store.h"
 
 static volatile sig_atomic_t stop_requested;
@@ -38,12 +39,14 @@ static void on_signal(int sig)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: daemoneye-agent [-c FILE] [--set KEY=VALUE]... [--once] [--check-config]\n"
+		"usage: daemoneye-agent [-c FILE] [--set KEY=VALUE]... [--rules FILE]... [--once]\n"
+		"                       [--check-config]\n"
 		"\n"
 		"  -c, --config FILE    read FILE instead of /etc/daemoneye/config.yaml and\n"
 		"                       ~/.config/daemoneye/config.yaml\n"
 		"  -s, --set KEY=VALUE  override one setting (repeatable), e.g.\n"
 		"                       --set app.scan_interval_ms=15000\n"
+		"  -r, --rules FILE     also load the detection rules of FILE (repeatable)\n"
 		"  -1, --once           run one collection and detection cycle, then exit\n"
 		"  -n, --check-config   validate the configuration and exit\n"
 		"  -h, --help           show this help\n"
@@ -57,9 +60,12 @@ struct agent {
 	struct de_config *cfg;
 	struct de_store *store;
 	struct de_collector *collector;
-	struct de_rule *rules;
-	size_t nrules;
-	uint64_t rule_timeout_ms;
+	struct de_validator *validator; /* the SQL sandbox's settings */
+	struct de_engine *engine;	/* rules run here, read-only */
+	struct de_rule_set rules;	/* builtin + rules_dirs + imported */
+	struct de_rule_result *results; /* one per rule, reused each cycle */
+	const char **rule_files;	/* --rules FILE..., borrowed from argv */
+	size_t nrule_files;
 	bool stdout_enabled;
 	enum de_alert_format alert_format;
 	bool color;
@@ -128,14 +134,27 @@ static int setup(struct agent *ag, struct de_error *err)
 		goto out;
 	de_log_info("event store %s", path);
 
-	bool builtin;
-	if ((rc = de_config_get_bool(ag->cfg, "detection.builtin_rules", &builtin, err)) < 0 ||
-	    (rc = de_config_get_u64(ag->cfg, "detection.rule_timeout_ms", &ag->rule_timeout_ms,
-				    err)) < 0)
+	struct de_rule_problems problems = {0};
+	if ((rc = de_validator_from_config(ag->cfg, &ag->validator, err)) < 0 ||
+	    (rc = de_rules_load_config(ag->cfg, ag->validator, &ag->rules, &problems, err)) < 0)
 		goto out;
-	if (builtin && (rc = de_detect_builtin_rules(&ag->rules, &ag->nrules, err)) < 0)
+	for (size_t i = 0; i < ag->nrule_files; i++)
+		if ((rc = de_rules_load_file(ag->rule_files[i], DE_RULE_FILE, ag->validator,
+					     &ag->rules, &problems, err)) < 0) {
+			de_rule_problems_clear(&problems);
+			goto out;
+		}
+	/* a bad rule is reported and skipped; the others run */
+	for (size_t i = 0; i < problems.len; i++)
+		de_log_warnx("rule skipped: %s", problems.items[i]);
+	de_rule_problems_clear(&problems);
+	if (!(ag->results = calloc(ag->rules.len + 1, sizeof(*ag->results)))) {
+		rc = de_error_set(err, DE_ERR_DETECTION, ENOMEM, "out of memory");
 		goto out;
-	de_log_info("%zu detection rules loaded", ag->nrules);
+	}
+	if ((rc = de_engine_open(path, ag->validator, &ag->engine, err)) < 0)
+		goto out;
+	de_log_info("%zu detection rules loaded", ag->rules.len);
 
 	if ((rc = de_config_get_bool(ag->cfg, "alerting.stdout.enabled", &ag->stdout_enabled,
 				     err)) < 0 ||
@@ -182,15 +201,11 @@ static int cycle(struct agent *ag, struct de_error *err)
 		     (long long)(de_now_ms() - t0), diff.added, diff.changed, diff.exited,
 		     diff.samples);
 
-	for (size_t i = 0; i < ag->nrules; i++) {
-		struct de_error rerr = {0};
-		if (!ag->rules[i].enabled)
-			continue;
-		/* one failing rule never stops the others */
-		if (de_detect_run_rule(de_store_db(ag->store), &ag->rules[i], scan_id,
-				       ag->rule_timeout_ms, &alerts, &rerr) < 0)
-			de_log_err(&rerr);
-	}
+	/* every enabled rule with its own timeout; one failing never stops the others */
+	de_engine_run(ag->engine, ag->rules.items, ag->rules.len, scan_id, &alerts, ag->results);
+	for (size_t i = 0; i < ag->rules.len; i++)
+		if (ag->results[i].ran && ag->results[i].status < 0)
+			de_log_err(&ag->results[i].error);
 	for (size_t i = 0; i < alerts.len; i++) {
 		struct de_error aerr = {0};
 		char id[DE_UUID_STR_LEN + 1];
@@ -246,32 +261,36 @@ static void nap(uint64_t ms)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"set", required_argument, NULL, 's'},
-		{"once", no_argument, NULL, '1'},
-		{"check-config", no_argument, NULL, 'n'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0},
+		{"config", required_argument, NULL, 'c'}, {"set", required_argument, NULL, 's'},
+		{"rules", required_argument, NULL, 'r'},  {"once", no_argument, NULL, '1'},
+		{"check-config", no_argument, NULL, 'n'}, {"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},	  {NULL, 0, NULL, 0},
 	};
 	struct de_config_sources src = {0};
 	const char **sets = calloc((size_t)argc + 1, sizeof(char *));
-	struct agent ag = {0};
+	const char **rule_files = calloc((size_t)argc + 1, sizeof(char *));
+	struct agent ag = {.rule_files = rule_files};
 	struct de_error err = {0};
 	bool once = false, check = false;
 	const char *s;
 	uint64_t interval;
 	int c, rc, status = 0;
 
-	if (!sets)
+	if (!sets || !rule_files) {
+		free(sets);
+		free(rule_files);
 		return EX_OSERR;
-	while ((c = getopt_long(argc, argv, "c:s:1nhV", opts, NULL)) != -1) {
+	}
+	while ((c = getopt_long(argc, argv, "c:s:r:1nhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			src.file = optarg;
 			break;
 		case 's':
 			sets[src.nsets++] = optarg;
+			break;
+		case 'r':
+			rule_files[ag.nrule_files++] = optarg;
 			break;
 		case '1':
 			once = true;
@@ -282,14 +301,17 @@ int main(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			free(sets);
+			free(rule_files);
 			return 0;
 		case 'V':
 			printf("daemoneye-agent %s\n", DE_VERSION);
 			free(sets);
+			free(rule_files);
 			return 0;
 		default:
 			usage(stderr);
 			free(sets);
+			free(rule_files);
 			return EX_USAGE;
 		}
 	}
@@ -297,6 +319,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "daemoneye-agent: unexpected argument '%s'\n", argv[optind]);
 		usage(stderr);
 		free(sets);
+		free(rule_files);
 		return EX_USAGE;
 	}
 	src.sets = sets;
@@ -304,6 +327,7 @@ int main(int argc, char **argv)
 	if (de_config_load(&src, &ag.cfg, &err) < 0) {
 		fprintf(stderr, "daemoneye-agent: %s\n", err.message);
 		free(sets);
+		free(rule_files);
 		return de_error_exit_code(&err);
 	}
 	if (de_config_get_str(ag.cfg, "logging.level", &s, &err) == 0)
@@ -348,8 +372,12 @@ int main(int argc, char **argv)
 done:
 	de_collector_close(ag.collector);
 	de_store_close(ag.store);
-	de_rule_array_free(ag.rules, ag.nrules);
+	de_engine_close(ag.engine);
+	de_rule_set_clear(&ag.rules);
+	free(ag.results);
+	de_validator_free(ag.validator);
 	de_config_free(ag.cfg);
 	free(sets);
+	free(rule_files);
 	return status;
 }

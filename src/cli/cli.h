@@ -45,9 +45,19 @@ int cli_open_store(struct cli_ctx *ctx, struct de_store **out);
  */
 int cli_parse_time(const char *s, int64_t now_ms, int64_t *out);
 
+struct de_validator;
+struct de_engine;
+/* The event store's path (database.path, or app.state_dir/events.sqlite); caller frees. */
+int cli_store_path(struct cli_ctx *ctx, char **out, struct de_error *err);
+/* A read-only detection engine on the event store (missing store: IoError ENOENT). */
+int cli_open_engine(struct cli_ctx *ctx, struct de_validator *v, struct de_engine **out,
+		    struct de_error *err);
+
 /* Command groups (one file each). */
 int cmd_config(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_processes(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_stats(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_query(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_rules(struct cli_ctx *ctx, int argc, char **argv);
 
 #endif

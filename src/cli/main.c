@@ -23,6 +23,11 @@ static const struct cli_command commands[] = {
 	{"processes", "[--pid N] [--name S] [--since T] [--until T] [--limit N] [--format F]",
 	 cmd_processes},
 	{"stats", "[--format table|json]  rows, sizes and time span of the event store", cmd_stats},
+	{"query", "[--format F] [--param K=V]... [--limit N] [--timeout MS] SQL", cmd_query},
+	{"rules",
+	 "list|show ID|validate FILE...|test FILE|ID|import FILE|export [ID]|enable ID|disable "
+	 "ID|schema",
+	 cmd_rules},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

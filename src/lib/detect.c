@@ -1,81 +1,55 @@
 /*
- * detect.c — rule execution (see detect.h).
+ * detect.c — the DetectionEngine (see detect.h).
  *
- * Safety here rests on SQLite, never on matching SQL text: the statement is
- * prepared under an authorizer that permits only SELECT, column reads and
- * function calls; sqlite3_stmt_readonly() must agree; a progress handler
- * stops a rule that runs past its deadline.
+ * Safety is the validator's job (validator.c): every rule is prepared with
+ * de_validator_prepare() on the engine's sandbox connection and stepped
+ * under de_validator_arm().  This file turns rows into alerts: it groups
+ * rows by dedupe key, collects distinct pids, keeps the first
+ * DE_DETECT_MAX_ROWS rows as JSON, caps the number of alerts per rule, and
+ * marks alerts incomplete when their rule did not finish.
  */
 #include "daemoneye/detect.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-/* ---- builtin rules ----------------------------------------------------- */
-
-struct builtin {
-	const char *id, *name, *description, *severity, *category, *tags, *sql;
+struct de_engine {
+	sqlite3 *db;		/* sandbox connection, owned */
+	struct de_validator *v; /* borrowed */
 };
 
-static const struct builtin builtins[] = {
-	{
-		"deleted-executable",
-		"Process running a deleted executable",
-		"The file this process was started from has been deleted while the process "
-		"runs: a common way to hide a dropped payload (ATT&CK T1070.004, indicator "
-		"removal: file deletion).",
-		"high",
-		"defense_evasion",
-		"attack.t1070.004",
-		"SELECT pid, ppid, name, executable_path, command_line, user_id, start_time"
-		" FROM processes WHERE exe_deleted = 1",
-	},
-};
-
-#define NBUILTINS (sizeof(builtins) / sizeof(builtins[0]))
-
-void de_rule_array_free(struct de_rule *rules, size_t n)
+int de_engine_open(const char *db_path, struct de_validator *v, struct de_engine **out,
+		   struct de_error *err)
 {
-	for (size_t i = 0; rules && i < n; i++)
-		de_rule_clear(&rules[i]);
-	free(rules);
-}
+	struct de_engine *e = calloc(1, sizeof(*e));
+	int rc;
 
-int de_detect_builtin_rules(struct de_rule **out, size_t *n, struct de_error *err)
-{
-	struct de_rule *rules = calloc(NBUILTINS, sizeof(*rules));
-
-	if (!rules)
+	if (!e)
 		return de_error_set(err, DE_ERR_DETECTION, ENOMEM, "out of memory");
-	for (size_t i = 0; i < NBUILTINS; i++) {
-		const struct builtin *b = &builtins[i];
-		struct de_rule *r = &rules[i];
-		r->id = strdup(b->id);
-		r->name = strdup(b->name);
-		r->description = strdup(b->description);
-		r->version = 1;
-		r->sql_query = strdup(b->sql);
-		r->enabled = true;
-		de_severity_parse(b->severity, &r->severity, NULL);
-		r->category = strdup(b->category);
-		r->tags = calloc(1, sizeof(char *));
-		if (r->tags && (r->tags[0] = strdup(b->tags)))
-			r->tags_len = 1;
-		r->source_type = DE_RULE_BUILTIN;
-		if (!r->id || !r->name || !r->description || !r->sql_query || !r->category ||
-		    !r->tags_len) {
-			de_rule_array_free(rules, NBUILTINS);
-			return de_error_set(err, DE_ERR_DETECTION, ENOMEM, "out of memory");
-		}
+	e->v = v;
+	if ((rc = de_validator_open_db(v, db_path, &e->db, err)) < 0) {
+		free(e);
+		return rc;
 	}
-	*out = rules;
-	*n = NBUILTINS;
+	*out = e;
 	return 0;
 }
 
-/* ---- execution ------------------------------------------------------------ */
+void de_engine_close(struct de_engine *e)
+{
+	if (!e)
+		return;
+	sqlite3_close(e->db);
+	free(e);
+}
+
+sqlite3 *de_engine_db(struct de_engine *e)
+{
+	return e->db;
+}
 
 void de_alert_list_clear(struct de_alert_list *l)
 {
@@ -87,53 +61,16 @@ void de_alert_list_clear(struct de_alert_list *l)
 	memset(l, 0, sizeof(*l));
 }
 
-static int authorize(void *ud, int action, const char *a, const char *b, const char *c,
-		     const char *d)
-{
-	(void)ud;
-	(void)a;
-	(void)b;
-	(void)c;
-	(void)d;
-	switch (action) {
-	case SQLITE_SELECT:
-	case SQLITE_READ:
-	case SQLITE_FUNCTION:
-	case SQLITE_RECURSIVE: /* bounded by the deadline below */
-		return SQLITE_OK;
-	default:
-		return SQLITE_DENY;
-	}
-}
-
-struct deadline {
-	struct timespec end;
-	int expired;
-};
-
-static int check_deadline(void *ud)
-{
-	struct deadline *dl = ud;
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	if (now.tv_sec > dl->end.tv_sec ||
-	    (now.tv_sec == dl->end.tv_sec && now.tv_nsec >= dl->end.tv_nsec)) {
-		dl->expired = 1;
-		return 1;
-	}
-	return 0;
-}
-
-static int64_t mono_ms(void)
+static int64_t mono_us(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* One row as a JSON object of column name -> value. */
-static json_t *row_json(sqlite3_stmt *st)
+/* ---- rows to alerts ------------------------------------------------------------ */
+
+json_t *de_row_json(sqlite3_stmt *st)
 {
 	json_t *o = json_object();
 	int n = sqlite3_column_count(st);
@@ -154,25 +91,20 @@ static json_t *row_json(sqlite3_stmt *st)
 		default: {
 			const char *t = (const char *)sqlite3_column_text(st, i);
 			size_t l = (size_t)sqlite3_column_bytes(st, i);
-			v = de_utf8_valid(t, l) ? json_stringn(t, l) : NULL;
+			v = t && de_utf8_valid(t, l) ? json_stringn(t, l) : NULL;
 			if (!v) { /* not UTF-8: keep it readable and unambiguous */
-				char *esc = de_escape_text(t, l);
+				char *esc = t ? de_escape_text(t, l) : NULL;
 				v = json_string(esc ? esc : "");
 				free(esc);
 			}
 		}
 		}
-		json_object_set_new(o, name ? name : "?", v);
+		if (json_object_set_new(o, name ? name : "?", v) < 0) {
+			json_decref(o);
+			return NULL;
+		}
 	}
 	return o;
-}
-
-static const char *col_text(sqlite3_stmt *st, const char *col)
-{
-	for (int i = 0; i < sqlite3_column_count(st); i++)
-		if (strcmp(sqlite3_column_name(st, i), col) == 0)
-			return (const char *)sqlite3_column_text(st, i);
-	return NULL;
 }
 
 static int col_index(sqlite3_stmt *st, const char *col)
@@ -183,15 +115,57 @@ static int col_index(sqlite3_stmt *st, const char *col)
 	return -1;
 }
 
-/* Find or create the alert for dedupe key `key` among alerts[first..]. */
+/* Growable string for dedupe keys. */
+struct sbuf {
+	char *s;
+	size_t len, cap;
+};
+
+static int sb_add(struct sbuf *b, const char *s, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		size_t nc = (b->len + n + 1) * 2;
+		char *ns = realloc(b->s, nc);
+		if (!ns)
+			return -ENOMEM;
+		b->s = ns;
+		b->cap = nc;
+	}
+	memcpy(b->s + b->len, s, n);
+	b->len += n;
+	b->s[b->len] = '\0';
+	return 0;
+}
+
+#define MAX_KEY_PART 1024 /* bytes of one value used in a dedupe key */
+
+static int make_key(struct sbuf *b, const struct de_rule *rule, sqlite3_stmt *st, const int *cols,
+		    size_t ncols)
+{
+	b->len = 0;
+	if (sb_add(b, rule->id, strlen(rule->id)) < 0)
+		return -ENOMEM;
+	for (size_t i = 0; i < ncols; i++) {
+		const char *t =
+			cols[i] >= 0 ? (const char *)sqlite3_column_text(st, cols[i]) : NULL;
+		size_t n = t ? (size_t)sqlite3_column_bytes(st, cols[i]) : 0;
+		if (sb_add(b, "|", 1) < 0 ||
+		    sb_add(b, t ? t : "", n > MAX_KEY_PART ? MAX_KEY_PART : n) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Find the alert for key among alerts[first..], or create it (NULL on ENOMEM). */
 static struct de_alert *alert_for(struct de_alert_list *l, size_t first, const char *key,
-				  const struct de_rule *rule, int64_t scan_id)
+				  const struct de_rule *rule, int64_t scan_id, bool *created)
 {
 	struct de_alert *a;
 
-	for (size_t i = first; i < l->len; i++)
-		if (strcmp(l->items[i].dedupe_key, key) == 0)
-			return &l->items[i];
+	*created = false;
+	for (size_t i = l->len; i > first; i--)
+		if (strcmp(l->items[i - 1].dedupe_key, key) == 0)
+			return &l->items[i - 1];
 	if (l->len == l->cap) {
 		size_t nc = l->cap ? l->cap * 2 : 8;
 		struct de_alert *ni = realloc(l->items, nc * sizeof(*ni));
@@ -217,96 +191,212 @@ static struct de_alert *alert_for(struct de_alert_list *l, size_t first, const c
 		return NULL;
 	}
 	l->len++;
+	*created = true;
 	return a;
 }
 
-int de_detect_run_rule(sqlite3 *db, const struct de_rule *rule, int64_t scan_id,
-		       uint64_t timeout_ms, struct de_alert_list *alerts, struct de_error *err)
+static int add_pid(struct de_alert *a, uint32_t pid)
+{
+	uint32_t *np;
+
+	for (size_t i = a->affected_processes_len; i > 0; i--)
+		if (a->affected_processes[i - 1] == pid)
+			return 0;
+	np = realloc(a->affected_processes, (a->affected_processes_len + 1) * sizeof(uint32_t));
+	if (!np)
+		return -ENOMEM;
+	a->affected_processes = np;
+	np[a->affected_processes_len++] = pid;
+	return 0;
+}
+
+/* ---- running a rule ------------------------------------------------------------ */
+
+/* "SELECT * FROM (<rule>\n) WHERE pid = ?1", the rule's text without its ';'. */
+static char *wrap_for_pid(const char *sql)
+{
+	size_t n = strlen(sql);
+	char *out = NULL;
+
+	while (n > 0 && (sql[n - 1] == ';' || sql[n - 1] == ' ' || sql[n - 1] == '\t' ||
+			 sql[n - 1] == '\n' || sql[n - 1] == '\r'))
+		n--;
+	if (asprintf(&out, "SELECT * FROM (%.*s\n) WHERE pid = ?1", (int)n, sql) < 0)
+		return NULL;
+	return out;
+}
+
+static int fail(struct de_rule_result *res, const struct de_rule *rule, int code, const char *msg)
+{
+	de_error_set(&res->error, DE_ERR_DETECTION, code, "rule %s: %s", rule->id, msg);
+	res->status = -(code ? code : EINVAL);
+	return res->status;
+}
+
+int de_engine_run_rule(struct de_engine *e, const struct de_rule *rule, int64_t scan_id,
+		       const uint32_t *pid, struct de_alert_list *alerts,
+		       struct de_rule_result *res)
 {
 	sqlite3_stmt *st = NULL;
-	struct deadline dl = {0};
-	const char *tail = NULL;
-	size_t first = alerts->len;
-	int64_t t0 = mono_ms();
-	int rc = 0, step;
+	struct de_guard g = {0};
+	struct de_error perr = {0};
+	struct sbuf key = {0};
+	size_t first = alerts->len, nkey;
+	int keycols[32], pidcol, step = SQLITE_DONE;
+	int64_t t0 = mono_us();
+	bool stopped = false;
 
-	sqlite3_set_authorizer(db, authorize, NULL);
-	step = sqlite3_prepare_v2(db, rule->sql_query, -1, &st, &tail);
-	sqlite3_set_authorizer(db, NULL, NULL);
-	if (step != SQLITE_OK || !st) {
-		rc = de_error_set(err, DE_ERR_DETECTION, EINVAL, "rule %s: %s", rule->id,
-				  st		      ? sqlite3_errmsg(db)
-				  : step == SQLITE_OK ? "empty query"
-						      : sqlite3_errmsg(db));
-		goto out;
-	}
-	if (tail && tail[strspn(tail, " \t\r\n;")] != '\0') {
-		rc = de_error_set(err, DE_ERR_DETECTION, EINVAL,
-				  "rule %s: only one SQL statement is allowed", rule->id);
-		goto out;
-	}
-	if (!sqlite3_stmt_readonly(st)) {
-		rc = de_error_set(err, DE_ERR_DETECTION, EPERM,
-				  "rule %s: the query is not read-only", rule->id);
-		goto out;
-	}
-	if (timeout_ms) {
-		clock_gettime(CLOCK_MONOTONIC, &dl.end);
-		dl.end.tv_sec += (time_t)(timeout_ms / 1000);
-		dl.end.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-		if (dl.end.tv_nsec >= 1000000000L) {
-			dl.end.tv_sec++;
-			dl.end.tv_nsec -= 1000000000L;
+	memset(res, 0, sizeof(*res));
+	res->rule_id = rule->id;
+	res->ran = true;
+	if (pid) {
+		/* only rules whose rows carry a pid concern single processes */
+		if (de_validator_prepare(e->v, e->db, rule->sql_query, &st, &perr) < 0)
+			return fail(res, rule, perr.code, perr.message);
+		pidcol = col_index(st, "pid");
+		sqlite3_finalize(st);
+		st = NULL;
+		if (pidcol < 0) {
+			res->ran = false;
+			return 0;
 		}
-		sqlite3_progress_handler(db, 1000, check_deadline, &dl);
+		/* the restricted query nests one level deeper than the rule itself */
+		char *w = wrap_for_pid(rule->sql_query);
+		unsigned depth = de_validator_max_nesting(e->v);
+		if (!w)
+			return fail(res, rule, ENOMEM, "out of memory");
+		de_validator_with_max_nesting(e->v, depth + 1);
+		int rc = de_validator_prepare(e->v, e->db, w, &st, &perr);
+		de_validator_with_max_nesting(e->v, depth);
+		free(w);
+		if (rc == 0 && sqlite3_bind_int64(st, 1, *pid) != SQLITE_OK)
+			rc = de_error_set(&perr, DE_ERR_DETECTION, EIO, "cannot bind the pid");
+		if (rc < 0) {
+			sqlite3_finalize(st);
+			return fail(res, rule, perr.code, perr.message);
+		}
+	} else if (de_validator_prepare(e->v, e->db, rule->sql_query, &st, &perr) < 0) {
+		return fail(res, rule, perr.code, perr.message);
 	}
-	int pidcol = col_index(st, "pid");
+	pidcol = col_index(st, "pid");
+	if (rule->dedupe_key_fields_len) {
+		nkey = rule->dedupe_key_fields_len < 32 ? rule->dedupe_key_fields_len : 32;
+		for (size_t i = 0; i < nkey; i++)
+			keycols[i] = col_index(st, rule->dedupe_key_fields[i]);
+	} else {
+		nkey = 2;
+		keycols[0] = col_index(st, "name");
+		keycols[1] = col_index(st, "executable_path");
+	}
+	de_validator_arm(e->v, e->db, &g);
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *name = col_text(st, "name"), *exe = col_text(st, "executable_path");
-		char *key = NULL;
 		struct de_alert *a;
+		bool created;
 
-		if (asprintf(&key, "%s|%s|%s", rule->id, name ? name : "", exe ? exe : "") < 0) {
-			rc = de_error_set(err, DE_ERR_DETECTION, ENOMEM, "out of memory");
+		res->rows++;
+		if (make_key(&key, rule, st, keycols, nkey) < 0) {
+			fail(res, rule, ENOMEM, "out of memory");
 			break;
 		}
-		a = alert_for(alerts, first, key, rule, scan_id);
-		free(key);
+		if (alerts->len - first >= DE_DETECT_MAX_ALERTS) {
+			/* only rows of existing alerts may still be counted */
+			bool known = false;
+			for (size_t i = first; i < alerts->len && !known; i++)
+				known = strcmp(alerts->items[i].dedupe_key, key.s) == 0;
+			if (!known) {
+				char m[128];
+				snprintf(m, sizeof(m),
+					 "stopped: more than %d distinct alerts in one run; make "
+					 "the rule more specific",
+					 DE_DETECT_MAX_ALERTS);
+				fail(res, rule, E2BIG, m);
+				stopped = true;
+				break;
+			}
+		}
+		a = alert_for(alerts, first, key.s, rule, scan_id, &created);
 		if (!a) {
-			rc = de_error_set(err, DE_ERR_DETECTION, ENOMEM, "out of memory");
+			fail(res, rule, ENOMEM, "out of memory");
 			break;
 		}
 		if (pidcol >= 0 && sqlite3_column_type(st, pidcol) == SQLITE_INTEGER) {
-			uint32_t *np = realloc(a->affected_processes,
-					       (a->affected_processes_len + 1) * sizeof(uint32_t));
-			if (!np) {
-				rc = de_error_set(err, DE_ERR_DETECTION, ENOMEM, "out of memory");
+			sqlite3_int64 p = sqlite3_column_int64(st, pidcol);
+			if (p >= 0 && p <= UINT32_MAX && add_pid(a, (uint32_t)p) < 0) {
+				fail(res, rule, ENOMEM, "out of memory");
 				break;
 			}
-			a->affected_processes = np;
-			np[a->affected_processes_len++] =
-				(uint32_t)sqlite3_column_int64(st, pidcol);
+			a->process_count = (int32_t)a->affected_processes_len;
+		} else if (pidcol < 0 && a->process_count < INT32_MAX) {
+			a->process_count++; /* no pid column: count rows */
 		}
-		a->process_count++;
-		if (json_array_size(a->alert_data) < DE_DETECT_MAX_ROWS)
-			json_array_append_new(a->alert_data, row_json(st));
+		if (json_array_size(a->alert_data) < DE_DETECT_MAX_ROWS) {
+			json_t *row = de_row_json(st);
+			if (!row || json_array_append_new(a->alert_data, row) < 0) {
+				fail(res, rule, ENOMEM, "out of memory");
+				break;
+			}
+		}
 	}
-	if (rc == 0 && step != SQLITE_DONE)
-		rc = de_error_set(err, DE_ERR_DETECTION, dl.expired ? ETIMEDOUT : EIO,
-				  "rule %s: %s", rule->id,
-				  dl.expired ? "stopped: ran longer than its timeout"
-					     : sqlite3_errmsg(db));
-	for (size_t i = first; rc == 0 && i < alerts->len; i++) {
-		alerts->items[i].has_rule_execution_time_ms = true;
-		alerts->items[i].rule_execution_time_ms = mono_ms() - t0;
+	de_validator_disarm(e->db, &g);
+	if (res->status == 0 && step != SQLITE_DONE) {
+		de_validator_step_error(e->db, &g, step, &perr);
+		fail(res, rule, perr.code, perr.message);
+		stopped = true;
 	}
-out:
-	sqlite3_progress_handler(db, 0, NULL, NULL);
 	sqlite3_finalize(st);
-	if (rc < 0) {
+	free(key.s);
+	res->elapsed_us = mono_us() - t0;
+	for (size_t i = first; i < alerts->len; i++) {
+		struct de_alert *a = &alerts->items[i];
+		a->has_rule_execution_time_ms = true;
+		a->rule_execution_time_ms = res->elapsed_us / 1000;
+		if (res->status < 0) {
+			/* cut short: keep what was found, say it is partial */
+			char *d = NULL;
+			a->incomplete = true;
+			if (asprintf(&d, "%s [incomplete: %s; more processes may match]",
+				     a->description, res->error.message) >= 0) {
+				free(a->description);
+				a->description = d;
+			}
+		}
+	}
+	if (res->status < 0 && !stopped) {
+		/* out of memory mid-way: drop the partial alerts of this rule */
 		for (size_t i = first; i < alerts->len; i++)
 			de_alert_clear(&alerts->items[i]);
 		alerts->len = first;
 	}
-	return rc;
+	res->alerts = alerts->len - first;
+	return res->status;
+}
+
+static int run_all(struct de_engine *e, const struct de_rule *rules, size_t n, int64_t scan_id,
+		   const uint32_t *pid, struct de_alert_list *alerts,
+		   struct de_rule_result *results)
+{
+	int failed = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct de_rule_result local, *res = results ? &results[i] : &local;
+		memset(res, 0, sizeof(*res));
+		res->rule_id = rules[i].id;
+		if (!rules[i].enabled)
+			continue;
+		if (de_engine_run_rule(e, &rules[i], scan_id, pid, alerts, res) < 0)
+			failed++;
+	}
+	return failed;
+}
+
+int de_engine_run(struct de_engine *e, const struct de_rule *rules, size_t n, int64_t scan_id,
+		  struct de_alert_list *alerts, struct de_rule_result *results)
+{
+	return run_all(e, rules, n, scan_id, NULL, alerts, results);
+}
+
+int de_engine_run_pid(struct de_engine *e, const struct de_rule *rules, size_t n, uint32_t pid,
+		      int64_t scan_id, struct de_alert_list *alerts, struct de_rule_result *results)
+{
+	return run_all(e, rules, n, scan_id, &pid, alerts, results);
 }

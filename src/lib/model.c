@@ -301,16 +301,28 @@ static const struct field alert_fields[] = {
 	REQ(AL, alert_data, F_JSON),
 	OPTN(AL, rule_execution_time_ms, F_I64),
 	REQ(AL, dedupe_key, F_STR),
+	{"incomplete", F_BOOL, offsetof(AL, incomplete), NO_OFF, NO_OFF, true},
 };
 #undef AL
 
 #define RU struct de_rule
 static const struct field rule_fields[] = {
-	REQ(RU, id, F_STR),	     REQ(RU, name, F_STR),	  OPT(RU, description, F_STR),
-	REQ(RU, version, F_I32),     REQ(RU, sql_query, F_STR),	  REQ(RU, enabled, F_BOOL),
-	REQ(RU, severity, F_SEV),    OPT(RU, category, F_STR),	  VEC(RU, tags, F_STRV),
-	OPT(RU, author, F_STR),	     REQ(RU, created_at, F_I64),  REQ(RU, updated_at, F_I64),
-	REQ(RU, source_type, F_SRC), OPT(RU, source_path, F_STR),
+	REQ(RU, id, F_STR),
+	REQ(RU, name, F_STR),
+	OPT(RU, description, F_STR),
+	REQ(RU, version, F_I32),
+	REQ(RU, sql_query, F_STR),
+	REQ(RU, enabled, F_BOOL),
+	REQ(RU, severity, F_SEV),
+	OPT(RU, category, F_STR),
+	VEC(RU, tags, F_STRV),
+	OPT(RU, author, F_STR),
+	REQ(RU, created_at, F_I64),
+	REQ(RU, updated_at, F_I64),
+	REQ(RU, source_type, F_SRC),
+	OPT(RU, source_path, F_STR),
+	{"dedupe_key_fields", F_STRV, offsetof(RU, dedupe_key_fields), NO_OFF,
+	 offsetof(RU, dedupe_key_fields_len), true},
 };
 #undef RU
 
@@ -591,6 +603,11 @@ static json_t *fields_to_json(const void *obj, const struct field *fs, size_t nf
 				goto fail;
 			continue;
 		}
+		/* daemoneye's own optional additions (no seed field is an optional
+		 * bool or vector) appear only when set, keeping the seed's shape */
+		if (f->optional && ((f->type == F_BOOL && !*CAT(obj, f->off, bool)) ||
+				    (f->type == F_STRV && !*CAT(obj, f->len_off, size_t))))
+			continue;
 		switch (f->type) {
 		case F_UUID:
 			de_uuid_format(CAT(obj, f->off, struct de_uuid), ubuf);

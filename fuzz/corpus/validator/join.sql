@@ -1,0 +1,1 @@
+SELECT p.pid FROM processes p JOIN processes c ON c.ppid = p.pid WHERE p.name IN ('nginx','httpd')

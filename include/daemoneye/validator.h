@@ -1,0 +1,148 @@
+/*
+ * validator.h — the SQL sandbox every rule and every `daemoneye-cli query`
+ * runs in: the seed's SqlValidator, built on SQLite's own parser.
+ *
+ * Safety rests on SQLite, never on matching SQL text.  A sandbox connection
+ * is opened read-only with SQLITE_DBCONFIG_DEFENSIVE, extension loading off,
+ * an untrusted schema, PRAGMA query_only, and lowered sqlite3_limit() values
+ * (SQL length, expression depth, compound selects, LIKE pattern length,
+ * VDBE program size, attached databases = 0, bound variables, value length).
+ * A statement is prepared under an authorizer that allows only SELECT,
+ * column reads of the rule-visible relations (de_relations()) and calls of
+ * the allowlisted functions; it must be exactly one statement, a SELECT
+ * that returns columns, not EXPLAIN, and sqlite3_stmt_readonly() must
+ * agree.  Subqueries may nest at most `max_nesting` deep.  While it runs, a
+ * progress handler enforces the timeout, and a process-wide SQLite heap
+ * limit (sqlite3_hard_heap_limit64, see de_validator_with_memory_limit)
+ * turns a memory-hungry query into an error instead of an exhausted host.
+ *
+ * Errors are DetectionErrors naming the offending construct: the function,
+ * the table or column (with what is available), or the statement kind.
+ *
+ * Ownership: a validator is opaque and freed with de_validator_free() (which
+ * accepts NULL).  Connections from de_validator_open_db() are closed by the
+ * caller with sqlite3_close(); statements from de_validator_prepare() are
+ * finalized by the caller.
+ */
+#ifndef DAEMONEYE_VALIDATOR_H
+#define DAEMONEYE_VALIDATOR_H
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "daemoneye/config.h"
+#include "daemoneye/error.h"
+
+/* ---- what rules see ----------------------------------------------------- */
+
+struct de_column {
+	const char *name;
+	const char *type;	 /* SQLite declared type */
+	const char *description; /* one line for `rules schema` */
+};
+
+struct de_relation {
+	const char *name;
+	const char *description;
+	const struct de_column *columns;
+	size_t ncolumns;
+};
+
+/*
+ * The one list of relations (and their columns) that rules and queries may
+ * read.  To expose another relation of the event store, add it here.
+ * Returns a static array of *n entries.
+ */
+const struct de_relation *de_relations(size_t *n);
+
+/* ---- the validator ------------------------------------------------------ */
+
+#define DE_VALIDATOR_DEFAULT_TIMEOUT_MS 30000
+#define DE_VALIDATOR_DEFAULT_NESTING	3
+#define DE_VALIDATOR_DEFAULT_MEMORY	(64ull << 20)
+#define DE_VALIDATOR_MAX_SQL		100000 /* bytes of SQL text */
+
+struct de_validator;
+
+/*
+ * A validator with the defaults: the issue's function allowlist (count, sum,
+ * ..., like; no regexp/glob/match), read-only, a 30 s timeout, subqueries 3
+ * deep, a 64 MiB SQLite heap limit.  NULL on ENOMEM.
+ */
+struct de_validator *de_validator_new(void);
+void de_validator_free(struct de_validator *v);
+
+/* Replace the function allowlist (names compared case-insensitively). */
+int de_validator_with_allowed_functions(struct de_validator *v, const char *const *names, size_t n,
+					struct de_error *err);
+/* Read-only is the only mode daemoneye runs SQL in: false is a ValidationError. */
+int de_validator_with_read_only_mode(struct de_validator *v, bool read_only, struct de_error *err);
+/* Per-statement time limit in ms (0: none). */
+void de_validator_with_timeout(struct de_validator *v, uint64_t timeout_ms);
+/* Deepest subquery nesting allowed (a plain SELECT is depth 1). */
+void de_validator_with_max_nesting(struct de_validator *v, unsigned depth);
+/*
+ * SQLite heap limit in bytes (0: none), applied with
+ * sqlite3_hard_heap_limit64() when a sandbox connection is opened.  SQLite
+ * offers no per-connection limit, so this bounds all SQLite memory of the
+ * process; daemoneye's own store needs a few MiB, well below the default.
+ */
+void de_validator_with_memory_limit(struct de_validator *v, uint64_t bytes);
+
+/*
+ * A validator set up from the configuration: detection.rule_timeout_ms,
+ * detection.max_subquery_depth, detection.memory_limit_mb.
+ */
+int de_validator_from_config(const struct de_config *c, struct de_validator **out,
+			     struct de_error *err);
+
+uint64_t de_validator_timeout(const struct de_validator *v);
+unsigned de_validator_max_nesting(const struct de_validator *v);
+/* The allowlist (borrowed), *n entries. */
+const char *const *de_validator_functions(const struct de_validator *v, size_t *n);
+
+/*
+ * Open a sandbox connection: on the database file `path` (read-only; the
+ * file must exist), or with path NULL on an empty in-memory database holding
+ * the rule-visible relations' schema (for validating without a store).
+ */
+int de_validator_open_db(const struct de_validator *v, const char *path, sqlite3 **out,
+			 struct de_error *err);
+
+/*
+ * Prepare sql on a sandbox connection with every check above.  On success
+ * *out is a statement ready to bind and step under de_validator_arm().
+ */
+int de_validator_prepare(const struct de_validator *v, sqlite3 *db, const char *sql,
+			 sqlite3_stmt **out, struct de_error *err);
+
+/*
+ * The seed's validate_query: 0 if sql would be accepted (checked against
+ * the rule-visible schema, without a store), else a DetectionError.
+ */
+int de_validator_validate_query(struct de_validator *v, const char *sql, struct de_error *err);
+
+/* ---- running under the limits -------------------------------------------- */
+
+struct de_guard {
+	struct timespec end; /* CLOCK_MONOTONIC deadline */
+	uint64_t timeout_ms;
+	bool armed;
+	bool expired; /* set when the progress handler stopped the statement */
+};
+
+/* Start the timeout for statements on db (until de_validator_disarm()). */
+void de_validator_arm(const struct de_validator *v, sqlite3 *db, struct de_guard *g);
+void de_validator_disarm(sqlite3 *db, struct de_guard *g);
+/*
+ * Turn a failed sqlite3_step() result into a DetectionError that says why:
+ * stopped by the timeout (ETIMEDOUT), by the memory limit (ENOMEM), a value
+ * over the length limit (E2BIG), or SQLite's own message (EIO).
+ */
+int de_validator_step_error(sqlite3 *db, const struct de_guard *g, int step_rc,
+			    struct de_error *err);
+
+#endif

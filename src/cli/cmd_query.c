@@ -1,0 +1,458 @@
+/*
+ * cmd_query.c — `daemoneye-cli query`: operator SQL through the same
+ * sandbox as the rules (validator.h), over a read-only connection to the
+ * event store.  Values given with --param are bound as parameters, never
+ * spliced into the SQL.  Rows are streamed as they come (json, ndjson,
+ * csv); the table format holds at most TABLE_MAX_ROWS rows to size its
+ * columns, fitted to the terminal's width.
+ *
+ * Also home of cli_store_path() and cli_open_engine(), shared with
+ * cmd_rules.c.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "daemoneye/detect.h"
+#include "daemoneye/store.h"
+#include "daemoneye/validator.h"
+
+#define TABLE_MAX_ROWS 10000
+#define MAX_PARAMS     32
+
+int cli_store_path(struct cli_ctx *ctx, char **out, struct de_error *err)
+{
+	const char *dbpath;
+	char *state = NULL;
+	int rc;
+
+	if ((rc = de_config_get_str(ctx->cfg, "database.path", &dbpath, err)) < 0)
+		return rc;
+	if (dbpath)
+		return de_expand_home(dbpath, out, err);
+	if ((rc = de_config_state_dir(ctx->cfg, &state, err)) < 0)
+		return rc;
+	if (asprintf(out, "%s/events.sqlite", state) < 0)
+		rc = de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
+	free(state);
+	return rc;
+}
+
+int cli_open_engine(struct cli_ctx *ctx, struct de_validator *v, struct de_engine **out,
+		    struct de_error *err)
+{
+	struct de_store_config sc = {.read_only = true};
+	struct de_store *store = NULL;
+	char *path = NULL;
+	int rc;
+
+	if ((rc = cli_store_path(ctx, &path, err)) < 0)
+		return rc;
+	/* the store's own checks first: exists, is ours, a version we know */
+	sc.path = path;
+	if ((rc = de_store_open(&sc, &store, err)) < 0) {
+		if (err->code == ENOENT)
+			de_error_set(err, DE_ERR_IO, ENOENT,
+				     "no event store at %s: run daemoneye-agent first, or set "
+				     "database.path / app.state_dir",
+				     path);
+		goto out;
+	}
+	de_store_close(store);
+	rc = de_engine_open(path, v, out, err);
+out:
+	free(path);
+	return rc;
+}
+
+/* ---- output ------------------------------------------------------------------ */
+
+enum fmt { F_TABLE, F_JSON, F_NDJSON, F_CSV };
+
+/* A cell as text for people: escaped, NULL as empty. */
+static char *cell_text(sqlite3_stmt *st, int i)
+{
+	const char *t;
+
+	if (sqlite3_column_type(st, i) == SQLITE_NULL)
+		return strdup("");
+	t = (const char *)sqlite3_column_text(st, i);
+	return de_escape_text(t ? t : "", t ? (size_t)sqlite3_column_bytes(st, i) : 0);
+}
+
+/* Display width: code points of (escaped, hence valid) UTF-8. */
+static size_t width_of(const char *s)
+{
+	size_t w = 0;
+	for (; *s; s++)
+		w += ((unsigned char)*s & 0xc0) != 0x80;
+	return w;
+}
+
+/* Print s in exactly w columns, cut with '~' when longer. */
+static void put_cell(const char *s, size_t w, bool last)
+{
+	size_t cols = 0;
+	const char *p = s;
+
+	while (*p && cols < w) {
+		const char *q = p + 1;
+		while (((unsigned char)*q & 0xc0) == 0x80)
+			q++;
+		if (cols == w - 1 && width_of(p) > 1) {
+			fputc('~', stdout);
+			cols++;
+			p = "";
+			break;
+		}
+		fwrite(p, 1, (size_t)(q - p), stdout);
+		p = q;
+		cols++;
+	}
+	if (!last)
+		for (; cols < w + 2; cols++)
+			fputc(' ', stdout);
+}
+
+static size_t term_width(void)
+{
+	struct winsize ws;
+	const char *c = getenv("COLUMNS");
+
+	if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+		return ws.ws_col;
+	if (c && atoi(c) > 0)
+		return (size_t)atoi(c);
+	return 0; /* not a terminal: no fitting */
+}
+
+struct table {
+	int ncols;
+	char ***rows; /* rows[r][c], owned */
+	size_t nrows;
+	size_t *w; /* natural widths */
+};
+
+static void table_print(struct table *t, sqlite3_stmt *st, bool color)
+{
+	size_t tw = term_width(), total = 0;
+
+	for (int c = 0; c < t->ncols; c++)
+		total += t->w[c] + (c ? 2 : 0);
+	/* too wide: shrink the widest column until it fits (at least 4 each) */
+	while (tw && total > tw) {
+		int widest = 0;
+		for (int c = 1; c < t->ncols; c++)
+			if (t->w[c] > t->w[widest])
+				widest = c;
+		if (t->w[widest] <= 4)
+			break;
+		t->w[widest]--;
+		total--;
+	}
+	if (color)
+		fputs("\033[1m", stdout);
+	for (int c = 0; c < t->ncols; c++) {
+		char *h = de_escape_text(sqlite3_column_name(st, c),
+					 strlen(sqlite3_column_name(st, c)));
+		put_cell(h ? h : "?", t->w[c], c == t->ncols - 1);
+		free(h);
+	}
+	if (color)
+		fputs("\033[0m", stdout);
+	fputc('\n', stdout);
+	for (size_t r = 0; r < t->nrows; r++) {
+		for (int c = 0; c < t->ncols; c++)
+			put_cell(t->rows[r][c], t->w[c], c == t->ncols - 1);
+		fputc('\n', stdout);
+	}
+}
+
+static void table_free(struct table *t)
+{
+	for (size_t r = 0; r < t->nrows; r++) {
+		for (int c = 0; c < t->ncols; c++)
+			free(t->rows[r][c]);
+		free(t->rows[r]);
+	}
+	free(t->rows);
+	free(t->w);
+}
+
+static void csv_field(const char *s)
+{
+	if (!strpbrk(s, ",\"\r\n")) {
+		fputs(s, stdout);
+		return;
+	}
+	fputc('"', stdout);
+	for (; *s; s++) {
+		if (*s == '"')
+			fputc('"', stdout);
+		fputc(*s, stdout);
+	}
+	fputc('"', stdout);
+}
+
+/* ---- parameters ------------------------------------------------------------------ */
+
+static bool is_int(const char *s)
+{
+	const char *p = s + (*s == '-');
+	if (!*p || strlen(p) > 18)
+		return false;
+	for (; *p; p++)
+		if (*p < '0' || *p > '9')
+			return false;
+	return true;
+}
+
+/* Bind NAME=VALUE to :NAME, @NAME, $NAME or ?NAME (a number). 0 or EX_USAGE. */
+static int bind_param(sqlite3_stmt *st, const char *assignment)
+{
+	const char *eq = strchr(assignment, '=');
+	char name[80];
+	int idx = 0;
+
+	if (!eq || eq == assignment || (size_t)(eq - assignment) > 64) {
+		cli_errorf("--param takes NAME=VALUE, not '%s'", assignment);
+		return EX_USAGE;
+	}
+	static const char prefixes[] = ":@$?";
+	for (const char *p = prefixes; *p && !idx; p++) {
+		snprintf(name, sizeof(name), "%c%.*s", *p, (int)(eq - assignment), assignment);
+		idx = sqlite3_bind_parameter_index(st, name);
+	}
+	if (!idx && is_int(assignment) && atoi(assignment) > 0 &&
+	    atoi(assignment) <= sqlite3_bind_parameter_count(st))
+		idx = atoi(assignment);
+	if (!idx) {
+		cli_errorf("the query has no parameter named '%.*s' (write :%.*s in the SQL)",
+			   (int)(eq - assignment), assignment, (int)(eq - assignment), assignment);
+		return EX_USAGE;
+	}
+	/* integers bind as integers (so json_extract(...) = :n works), the rest as text */
+	if (is_int(eq + 1))
+		sqlite3_bind_int64(st, idx, strtoll(eq + 1, NULL, 10));
+	else
+		sqlite3_bind_text(st, idx, eq + 1, -1, SQLITE_TRANSIENT);
+	return 0;
+}
+
+/* ---- the command ------------------------------------------------------------------- */
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: daemoneye-cli query [--format table|json|ndjson|csv] [--param "
+		   "NAME=VALUE]...\n"
+		   "                          [--limit N] [--timeout MS] SQL\n");
+}
+
+int cmd_query(struct cli_ctx *ctx, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"format", required_argument, NULL, 'f'}, {"param", required_argument, NULL, 'p'},
+		{"limit", required_argument, NULL, 'l'},  {"timeout", required_argument, NULL, 't'},
+		{"help", no_argument, NULL, 'h'},	  {NULL, 0, NULL, 0},
+	};
+	const char *params[MAX_PARAMS];
+	size_t nparams = 0, rows = 0;
+	unsigned long long limit = 0, timeout = 0;
+	bool have_timeout = false;
+	enum fmt fmt = F_TABLE;
+	struct de_validator *v = NULL;
+	struct de_engine *eng = NULL;
+	struct de_error err = {0};
+	struct table t = {0};
+	sqlite3_stmt *st = NULL;
+	struct de_guard g = {0};
+	int c, status = 0, step;
+	char *end;
+
+	optind = 0; /* re-initialise getopt: options may follow the SQL ("--" ends them) */
+	while ((c = getopt_long(argc, argv, "f:p:l:t:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			if (!strcmp(optarg, "table"))
+				fmt = F_TABLE;
+			else if (!strcmp(optarg, "json"))
+				fmt = F_JSON;
+			else if (!strcmp(optarg, "ndjson"))
+				fmt = F_NDJSON;
+			else if (!strcmp(optarg, "csv"))
+				fmt = F_CSV;
+			else {
+				cli_errorf("unknown format '%s' (table, json, ndjson or csv)",
+					   optarg);
+				return EX_USAGE;
+			}
+			break;
+		case 'p':
+			if (nparams == MAX_PARAMS) {
+				cli_errorf("at most %d --param", MAX_PARAMS);
+				return EX_USAGE;
+			}
+			params[nparams++] = optarg;
+			break;
+		case 'l':
+		case 't':
+			errno = 0;
+			unsigned long long n = strtoull(optarg, &end, 10);
+			if (errno || *end || !*optarg || optarg[0] == '-' ||
+			    n > (c == 'l' ? 1000000000ull : 3600000ull)) {
+				cli_errorf("--%s takes a number, not '%s'",
+					   c == 'l' ? "limit" : "timeout", optarg);
+				return EX_USAGE;
+			}
+			if (c == 'l')
+				limit = n;
+			else {
+				timeout = n;
+				have_timeout = true;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return EX_USAGE;
+		}
+	}
+	if (optind != argc - 1) {
+		cli_errorf(optind >= argc ? "query: the SQL is missing"
+					  : "query: give the SQL as one argument (quote it)");
+		usage(stderr);
+		return EX_USAGE;
+	}
+	const char *sql = argv[optind];
+
+	if (de_validator_from_config(ctx->cfg, &v, &err) < 0)
+		return cli_fail(&err);
+	if (have_timeout)
+		de_validator_with_timeout(v, timeout);
+	if (cli_open_engine(ctx, v, &eng, &err) < 0) {
+		status = cli_fail(&err);
+		goto out;
+	}
+	sqlite3 *db = de_engine_db(eng);
+	if (de_validator_prepare(v, db, sql, &st, &err) < 0) {
+		de_error_prefix(&err, "query rejected: ");
+		status = cli_fail(&err); /* 65 */
+		goto out;
+	}
+	for (size_t i = 0; i < nparams; i++)
+		if ((status = bind_param(st, params[i])) != 0)
+			goto out;
+	for (int i = 1; i <= sqlite3_bind_parameter_count(st); i++) {
+		const char *name = sqlite3_bind_parameter_name(st, i);
+		bool bound = false;
+		for (size_t k = 0; k < nparams && !bound; k++) {
+			const char *eq = strchr(params[k], '=');
+			bound = name ? strlen(name + 1) == (size_t)(eq - params[k]) &&
+						!strncmp(name + 1, params[k],
+							 (size_t)(eq - params[k]))
+				     : atoi(params[k]) == i;
+		}
+		if (!bound) {
+			cli_errorf("parameter %s has no value (give --param %s=VALUE)",
+				   name ? name : "?", name ? name + 1 : "N");
+			status = EX_USAGE;
+			goto out;
+		}
+	}
+	int ncols = sqlite3_column_count(st);
+	if (fmt == F_TABLE && !(t.w = calloc((size_t)ncols, sizeof(size_t)))) {
+		status = EX_OSERR;
+		goto out;
+	}
+	t.ncols = ncols;
+	for (int i = 0; fmt == F_TABLE && i < ncols; i++)
+		t.w[i] = width_of(sqlite3_column_name(st, i));
+	if (fmt == F_CSV) {
+		for (int i = 0; i < ncols; i++) {
+			char *h = de_escape_text(sqlite3_column_name(st, i),
+						 strlen(sqlite3_column_name(st, i)));
+			if (i)
+				fputc(',', stdout);
+			csv_field(h ? h : "");
+			free(h);
+		}
+		fputc('\n', stdout);
+	}
+	if (fmt == F_JSON)
+		fputs("[", stdout);
+	de_validator_arm(v, db, &g);
+	while ((!limit || rows < limit) && (step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (fmt == F_JSON || fmt == F_NDJSON) {
+			json_t *o = de_row_json(st);
+			char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+			if (fmt == F_JSON)
+				fputs(rows ? ",\n" : "\n", stdout);
+			fputs(s ? s : "null", stdout);
+			if (fmt == F_NDJSON)
+				fputc('\n', stdout);
+			free(s);
+			json_decref(o);
+		} else if (fmt == F_CSV) {
+			for (int i = 0; i < ncols; i++) {
+				char *s = cell_text(st, i);
+				if (i)
+					fputc(',', stdout);
+				csv_field(s ? s : "");
+				free(s);
+			}
+			fputc('\n', stdout);
+		} else {
+			if (t.nrows == TABLE_MAX_ROWS) {
+				cli_errorf("table output stops at %d rows; use --limit or --format "
+					   "ndjson for more",
+					   TABLE_MAX_ROWS);
+				break;
+			}
+			char **row = calloc((size_t)ncols, sizeof(char *));
+			char ***nr = realloc(t.rows, (t.nrows + 1) * sizeof(char **));
+			if (!row || !nr) {
+				free(row);
+				if (nr)
+					t.rows = nr;
+				status = EX_OSERR;
+				break;
+			}
+			t.rows = nr;
+			t.rows[t.nrows++] = row;
+			for (int i = 0; i < ncols; i++) {
+				row[i] = cell_text(st, i);
+				size_t w = row[i] ? width_of(row[i]) : 0;
+				if (w > t.w[i])
+					t.w[i] = w;
+			}
+		}
+		rows++;
+	}
+	de_validator_disarm(db, &g);
+	if (!status && (!limit || rows < limit) && step != SQLITE_DONE && step != SQLITE_ROW) {
+		de_validator_step_error(db, &g, step, &err);
+		de_error_prefix(&err, "query (after %zu rows): ", rows);
+		status = cli_fail(&err);
+	}
+	if (fmt == F_JSON)
+		fputs(rows ? "\n]\n" : "]\n", stdout);
+	if (fmt == F_TABLE && !status)
+		table_print(&t, st, ctx->color);
+	if (fflush(stdout) != 0 && !status) {
+		cli_errorf("cannot write the results: %s", strerror(errno));
+		status = EX_IOERR;
+	}
+out:
+	table_free(&t);
+	sqlite3_finalize(st);
+	de_engine_close(eng);
+	de_validator_free(v);
+	return status;
+}

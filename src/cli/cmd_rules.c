@@ -1,0 +1,550 @@
+/*
+ * cmd_rules.c — `daemoneye-cli rules ...`: the detection rules the agent
+ * would load (builtin library, detection.rules_dirs, imported rules, with
+ * the operator's enable/disable overrides), their files, and a dry run
+ * over the current snapshot.
+ *
+ * Persistent operator state lives under app.state_dir, next to the event
+ * store the agent owns: `import` copies a validated rule file into
+ * STATE/rules.d/ (loaded as source "user"), `enable`/`disable` record an
+ * override in STATE/rules-state.json.  The agent picks both up when it
+ * starts.  Nothing here writes the event store.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "daemoneye/alert.h"
+#include "daemoneye/detect.h"
+#include "daemoneye/rules.h"
+#include "daemoneye/validator.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: daemoneye-cli rules list [--format table|json]\n"
+		   "       daemoneye-cli rules show ID\n"
+		   "       daemoneye-cli rules validate FILE...\n"
+		   "       daemoneye-cli rules test [--format text|json] FILE|ID\n"
+		   "       daemoneye-cli rules import FILE\n"
+		   "       daemoneye-cli rules export [ID]\n"
+		   "       daemoneye-cli rules enable ID | disable ID\n"
+		   "       daemoneye-cli rules schema\n");
+}
+
+static void print_problems(const struct de_rule_problems *pr)
+{
+	for (size_t i = 0; i < pr->len; i++) {
+		char *m = de_escape_text(pr->items[i], strlen(pr->items[i]));
+		cli_errorf("%s", m ? m : "?");
+		free(m);
+	}
+}
+
+/* The configured set; problems are printed as warnings. */
+static int load_set(struct cli_ctx *ctx, struct de_validator **v, struct de_rule_set *set,
+		    bool quiet)
+{
+	struct de_rule_problems pr = {0};
+	struct de_error err = {0};
+
+	if (de_validator_from_config(ctx->cfg, v, &err) < 0 ||
+	    de_rules_load_config(ctx->cfg, *v, set, &pr, &err) < 0) {
+		de_rule_problems_clear(&pr);
+		return cli_fail(&err);
+	}
+	if (!quiet)
+		print_problems(&pr);
+	de_rule_problems_clear(&pr);
+	return 0;
+}
+
+static void put_escaped(const char *s)
+{
+	char *e = s ? de_escape_text(s, strlen(s)) : NULL;
+	fputs(e ? e : "", stdout);
+	free(e);
+}
+
+static int do_list(struct cli_ctx *ctx, bool json)
+{
+	struct de_validator *v = NULL;
+	struct de_rule_set set = {0};
+	int rc = load_set(ctx, &v, &set, false);
+
+	if (rc)
+		goto out;
+	if (json) {
+		json_t *arr = json_array();
+		for (size_t i = 0; arr && i < set.len; i++)
+			json_array_append_new(arr, de_rule_to_json(&set.items[i]));
+		char *s = arr ? json_dumps(arr, JSON_INDENT(2)) : NULL;
+		printf("%s\n", s ? s : "[]");
+		free(s);
+		json_decref(arr);
+		goto out;
+	}
+	if (ctx->color)
+		fputs("\033[1m", stdout);
+	printf("%-28s %-8s %-3s %-7s %-32s %s", "ID", "SEVERITY", "ON", "SOURCE", "ATT&CK", "NAME");
+	if (ctx->color)
+		fputs("\033[0m", stdout);
+	fputc('\n', stdout);
+	for (size_t i = 0; i < set.len; i++) {
+		const struct de_rule *r = &set.items[i];
+		char tags[256] = "";
+		size_t o = 0;
+		for (size_t t = 0; t < r->tags_len && o < sizeof(tags); t++)
+			o += (size_t)snprintf(tags + o, sizeof(tags) - o, "%s%s", t ? "," : "",
+					      r->tags[t]);
+		char *id = de_escape_text(r->id, strlen(r->id));
+		char *tg = de_escape_text(tags, strlen(tags));
+		printf("%-28s %-8s %-3s %-7s %-32s ", id ? id : "?", de_severity_name(r->severity),
+		       r->enabled ? "yes" : "no", de_rule_source_name(r->source_type),
+		       tg ? tg : "");
+		put_escaped(r->name);
+		fputc('\n', stdout);
+		free(id);
+		free(tg);
+	}
+out:
+	de_rule_set_clear(&set);
+	de_validator_free(v);
+	return rc;
+}
+
+static int do_show(struct cli_ctx *ctx, const char *id)
+{
+	struct de_validator *v = NULL;
+	struct de_rule_set set = {0};
+	struct de_error err = {0};
+	int rc = load_set(ctx, &v, &set, true);
+	const struct de_rule *r;
+
+	if (rc)
+		goto out;
+	if (!(r = de_rule_set_find(&set, id))) {
+		cli_errorf("no rule '%s' (see daemoneye-cli rules list)", id);
+		rc = EX_NOINPUT;
+		goto out;
+	}
+	size_t idx = (size_t)(r - set.items);
+	printf("# source: %s (%s)\n", de_rule_source_name(r->source_type), set.origins[idx]);
+	if (de_rules_write_yaml(stdout, &r, 1, &err) < 0)
+		rc = cli_fail(&err);
+out:
+	de_rule_set_clear(&set);
+	de_validator_free(v);
+	return rc;
+}
+
+static int do_validate(int n, char **files)
+{
+	struct de_validator *v = de_validator_new();
+	struct de_rule_set set = {0};
+	int bad = 0;
+
+	if (!v)
+		return EX_OSERR;
+	for (int i = 0; i < n; i++) {
+		struct de_rule_problems pr = {0};
+		struct de_error err = {0};
+		size_t before = set.len;
+		if (de_rules_load_file(files[i], DE_RULE_FILE, v, &set, &pr, &err) < 0) {
+			cli_errorf("%s", err.message);
+			bad = bad ? bad : de_error_exit_code(&err);
+		} else {
+			print_problems(&pr);
+			if (pr.len)
+				bad = bad ? bad : EX_DATAERR;
+			printf("%s: %zu rule%s OK, %zu rejected\n", files[i], set.len - before,
+			       set.len - before == 1 ? "" : "s", pr.len);
+		}
+		de_rule_problems_clear(&pr);
+	}
+	de_rule_set_clear(&set);
+	de_validator_free(v);
+	return bad;
+}
+
+static int do_test(struct cli_ctx *ctx, const char *what, bool json)
+{
+	struct de_validator *v = NULL;
+	struct de_rule_set set = {0};
+	struct de_engine *eng = NULL;
+	struct de_error err = {0};
+	struct stat st;
+	int rc = 0;
+
+	if (stat(what, &st) == 0 && S_ISREG(st.st_mode)) {
+		struct de_rule_problems pr = {0};
+		if (de_validator_from_config(ctx->cfg, &v, &err) < 0 ||
+		    de_rules_load_file(what, DE_RULE_FILE, v, &set, &pr, &err) < 0) {
+			de_rule_problems_clear(&pr);
+			rc = cli_fail(&err);
+			goto out;
+		}
+		print_problems(&pr);
+		if (pr.len)
+			rc = EX_DATAERR;
+		de_rule_problems_clear(&pr);
+	} else {
+		struct de_rule_set all = {0};
+		if ((rc = load_set(ctx, &v, &all, true)))
+			goto out;
+		struct de_rule *r = de_rule_set_find(&all, what);
+		if (!r) {
+			cli_errorf("'%s' is neither a rule file nor a rule id", what);
+			de_rule_set_clear(&all);
+			rc = EX_NOINPUT;
+			goto out;
+		}
+		/* keep just that rule */
+		set = all;
+		for (size_t i = 0; i < set.len; i++)
+			set.items[i].enabled = &set.items[i] == r;
+	}
+	if (cli_open_engine(ctx, v, &eng, &err) < 0) {
+		rc = cli_fail(&err);
+		goto out;
+	}
+	for (size_t i = 0; i < set.len; i++) {
+		struct de_alert_list alerts = {0};
+		struct de_rule_result res;
+		if (!set.items[i].enabled && stat(what, &st) != 0)
+			continue;
+		de_engine_run_rule(eng, &set.items[i], 0, NULL, &alerts, &res);
+		if (!json)
+			printf("rule %s: %zu alert%s from %zu row%s in %.1f ms%s\n",
+			       set.items[i].id, res.alerts, res.alerts == 1 ? "" : "s", res.rows,
+			       res.rows == 1 ? "" : "s", (double)res.elapsed_us / 1000.0,
+			       res.status < 0 ? " (did not finish)" : "");
+		for (size_t a = 0; a < alerts.len; a++) {
+			char *s = json ? de_alert_render_json(&alerts.items[a])
+				       : de_alert_render_text(&alerts.items[a], ctx->color);
+			printf("%s%s\n", json ? "" : "  ", s ? s : "?");
+			free(s);
+		}
+		if (res.status < 0) {
+			cli_errorf("%s", res.error.message);
+			rc = EX_DATAERR;
+		}
+		de_alert_list_clear(&alerts);
+	}
+out:
+	de_engine_close(eng);
+	de_rule_set_clear(&set);
+	de_validator_free(v);
+	return rc;
+}
+
+/* mkdir -p DIR (0755) */
+static int make_dirs(const char *path)
+{
+	char buf[4096];
+	size_t n = strlen(path);
+
+	if (n == 0 || n >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, path, n + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static int do_import(struct cli_ctx *ctx, const char *file)
+{
+	struct de_validator *v = NULL;
+	struct de_rule_set set = {0};
+	struct de_rule_problems pr = {0};
+	struct de_error err = {0};
+	char *user = NULL, *state = NULL, *dst = NULL, *tmp = NULL, *base = NULL;
+	FILE *f = NULL;
+	int rc = load_set(ctx, &v, &set, true);
+
+	if (rc)
+		goto out;
+	/* every rule of the file must load next to the configured ones */
+	if (de_rules_load_file(file, DE_RULE_USER, v, &set, &pr, &err) < 0) {
+		rc = cli_fail(&err);
+		goto out;
+	}
+	if (pr.len) {
+		print_problems(&pr);
+		cli_errorf("%s: not imported (%zu problem%s)", file, pr.len,
+			   pr.len == 1 ? "" : "s");
+		rc = EX_DATAERR;
+		goto out;
+	}
+	if (de_rules_paths(ctx->cfg, &user, &state, &err) < 0) {
+		rc = cli_fail(&err);
+		goto out;
+	}
+	char *copy = strdup(file);
+	base = copy ? strdup(basename(copy)) : NULL;
+	free(copy);
+	size_t bl = base ? strlen(base) : 0;
+	if (!base ||
+	    asprintf(&dst, "%s/%s%s", user, base,
+		     (bl > 5 && !strcmp(base + bl - 5, ".yaml")) ||
+				     (bl > 4 && !strcmp(base + bl - 4, ".yml"))
+			     ? ""
+			     : ".yaml") < 0 ||
+	    asprintf(&tmp, "%s/.import.tmp", user) < 0) {
+		rc = EX_OSERR;
+		goto out;
+	}
+	if ((rc = make_dirs(user)) < 0) {
+		cli_errorf("cannot create %s: %s", user, strerror(-rc));
+		rc = EX_CANTCREAT;
+		goto out;
+	}
+	if (access(dst, F_OK) == 0) {
+		cli_errorf("%s already exists; remove it first to replace it", dst);
+		rc = EX_CANTCREAT;
+		goto out;
+	}
+	/* copy the bytes that were validated: write the loaded file through */
+	{
+		char *text = NULL;
+		size_t len = 0;
+		FILE *in = fopen(file, "re");
+		struct stat st;
+		if (!in || fstat(fileno(in), &st) < 0 || st.st_size > DE_RULES_MAX_FILE ||
+		    !(text = malloc((size_t)st.st_size + 1)) ||
+		    (len = fread(text, 1, (size_t)st.st_size, in)) != (size_t)st.st_size ||
+		    !(f = fopen(tmp, "we")) || fwrite(text, 1, len, f) != len || fflush(f) != 0 ||
+		    fsync(fileno(f)) < 0) {
+			cli_errorf("cannot copy %s to %s: %s", file, tmp, strerror(errno));
+			rc = EX_IOERR;
+		}
+		if (in)
+			fclose(in);
+		free(text);
+	}
+	if (f && fclose(f) != 0 && !rc)
+		rc = EX_IOERR;
+	f = NULL;
+	if (!rc && rename(tmp, dst) < 0) {
+		cli_errorf("cannot install %s: %s", dst, strerror(errno));
+		rc = EX_IOERR;
+	}
+	if (rc)
+		unlink(tmp);
+	else
+		printf("imported %s as %s (loaded by daemoneye-agent at its next start)\n", file,
+		       dst);
+out:
+	if (f)
+		fclose(f);
+	free(user);
+	free(state);
+	free(dst);
+	free(tmp);
+	free(base);
+	de_rule_problems_clear(&pr);
+	de_rule_set_clear(&set);
+	de_validator_free(v);
+	return rc;
+}
+
+static int do_export(struct cli_ctx *ctx, const char *id)
+{
+	struct de_validator *v = NULL;
+	struct de_rule_set set = {0};
+	struct de_error err = {0};
+	const struct de_rule **list = NULL;
+	size_t n = 0;
+	int rc = load_set(ctx, &v, &set, true);
+
+	if (rc)
+		goto out;
+	if (!(list = calloc(set.len + 1, sizeof(*list)))) {
+		rc = EX_OSERR;
+		goto out;
+	}
+	for (size_t i = 0; i < set.len; i++)
+		if (!id || !strcmp(set.items[i].id, id))
+			list[n++] = &set.items[i];
+	if (id && !n) {
+		cli_errorf("no rule '%s' (see daemoneye-cli rules list)", id);
+		rc = EX_NOINPUT;
+		goto out;
+	}
+	if (de_rules_write_yaml(stdout, list, n, &err) < 0)
+		rc = cli_fail(&err);
+out:
+	free(list);
+	de_rule_set_clear(&set);
+	de_validator_free(v);
+	return rc;
+}
+
+static int do_enable(struct cli_ctx *ctx, const char *id, bool on)
+{
+	struct de_validator *v = NULL;
+	struct de_rule_set set = {0};
+	struct de_error err = {0};
+	char *user = NULL, *state = NULL;
+	int rc = load_set(ctx, &v, &set, true);
+
+	if (rc)
+		goto out;
+	if (!de_rule_set_find(&set, id)) {
+		cli_errorf("no rule '%s' (see daemoneye-cli rules list)", id);
+		rc = EX_NOINPUT;
+		goto out;
+	}
+	if (de_rules_paths(ctx->cfg, &user, &state, &err) < 0) {
+		rc = cli_fail(&err);
+		goto out;
+	}
+	char *dir = strdup(state);
+	if (!dir || (rc = make_dirs(dirname(dir))) < 0) {
+		cli_errorf("cannot create the state directory: %s", strerror(dir ? -rc : ENOMEM));
+		free(dir);
+		rc = EX_CANTCREAT;
+		goto out;
+	}
+	free(dir);
+	if (de_rules_state_set(state, id, on, &err) < 0) {
+		rc = cli_fail(&err);
+		goto out;
+	}
+	printf("rule %s %s (%s; daemoneye-agent applies it at its next start)\n", id,
+	       on ? "enabled" : "disabled", state);
+out:
+	free(user);
+	free(state);
+	de_rule_set_clear(&set);
+	de_validator_free(v);
+	return rc;
+}
+
+static int do_schema(struct cli_ctx *ctx)
+{
+	struct de_validator *v = NULL;
+	struct de_error err = {0};
+	size_t n, nf;
+
+	if (de_validator_from_config(ctx->cfg, &v, &err) < 0)
+		return cli_fail(&err);
+	const struct de_relation *rel = de_relations(&n);
+	for (size_t i = 0; i < n; i++) {
+		if (ctx->color)
+			fputs("\033[1m", stdout);
+		printf("%s", rel[i].name);
+		if (ctx->color)
+			fputs("\033[0m", stdout);
+		printf(" — %s\n", rel[i].description);
+		for (size_t c = 0; c < rel[i].ncolumns; c++)
+			printf("  %-18s %-8s %s\n", rel[i].columns[c].name, rel[i].columns[c].type,
+			       rel[i].columns[c].description);
+		printf("\n");
+	}
+	const char *const *f = de_validator_functions(v, &nf);
+	printf("functions:");
+	for (size_t i = 0; i < nf; i++)
+		printf(" %s", f[i]);
+	printf("\nlimits: one SELECT; subqueries %u deep; %llu ms; SQL %d bytes\n",
+	       de_validator_max_nesting(v), (unsigned long long)de_validator_timeout(v),
+	       DE_VALIDATOR_MAX_SQL);
+	de_validator_free(v);
+	return 0;
+}
+
+int cmd_rules(struct cli_ctx *ctx, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"format", required_argument, NULL, 'f'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *format = NULL;
+	int c;
+
+	/* re-initialise getopt so options may come anywhere; the subcommand and
+	 * its arguments are what is left, in order */
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "f:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			format = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return EX_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return EX_USAGE;
+	}
+	const char *sub = argv[optind];
+	int nargs = argc - optind - 1;
+	char **args = argv + optind + 1;
+	bool json = format && !strcmp(format, "json");
+	if (format && !json && strcmp(format, "table") && strcmp(format, "text")) {
+		cli_errorf("unknown format '%s'", format);
+		return EX_USAGE;
+	}
+#define NEED(n, what)                                                                              \
+	do {                                                                                       \
+		if (nargs != (n)) {                                                                \
+			cli_errorf("rules %s: expected %s", sub, what);                            \
+			usage(stderr);                                                             \
+			return EX_USAGE;                                                           \
+		}                                                                                  \
+	} while (0)
+	if (!strcmp(sub, "list")) {
+		NEED(0, "no arguments");
+		return do_list(ctx, json);
+	} else if (!strcmp(sub, "show")) {
+		NEED(1, "a rule id");
+		return do_show(ctx, args[0]);
+	} else if (!strcmp(sub, "validate")) {
+		if (nargs < 1) {
+			cli_errorf("rules validate: expected one or more files");
+			return EX_USAGE;
+		}
+		return do_validate(nargs, args);
+	} else if (!strcmp(sub, "test")) {
+		NEED(1, "a rule file or a rule id");
+		return do_test(ctx, args[0], json);
+	} else if (!strcmp(sub, "import")) {
+		NEED(1, "a rule file");
+		return do_import(ctx, args[0]);
+	} else if (!strcmp(sub, "export")) {
+		if (nargs > 1) {
+			cli_errorf("rules export: expected at most one rule id");
+			return EX_USAGE;
+		}
+		return do_export(ctx, nargs ? args[0] : NULL);
+	} else if (!strcmp(sub, "enable") || !strcmp(sub, "disable")) {
+		NEED(1, "a rule id");
+		return do_enable(ctx, args[0], !strcmp(sub, "enable"));
+	} else if (!strcmp(sub, "schema")) {
+		NEED(0, "no arguments");
+		return do_schema(ctx);
+	}
+	cli_errorf("rules: unknown subcommand '%s'", sub);
+	usage(stderr);
+	return EX_USAGE;
+}

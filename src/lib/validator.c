@@ -1,0 +1,777 @@
+/*
+ * validator.c — the SQL sandbox (see validator.h).
+ *
+ * Layers, each enforced by SQLite rather than by reading the SQL:
+ *   1. the connection: read-only open, DEFENSIVE, no extensions, untrusted
+ *      schema, query_only, in-memory temp storage (so a big sort counts
+ *      against the heap limit instead of filling /tmp), lowered limits;
+ *   2. the authorizer: SELECT, reads of listed relations/columns, listed
+ *      functions and recursive CTEs; everything else denied, and the first
+ *      denial is remembered so the error names the construct;
+ *   3. the prepared statement: exactly one, returns columns, not EXPLAIN,
+ *      sqlite3_stmt_readonly(), at least one SELECT authorised;
+ *   4. execution: a progress handler enforces the deadline, the hard heap
+ *      limit bounds memory, SQLITE_LIMIT_LENGTH bounds any single value.
+ * The one place that reads SQL text is the subquery nesting count, a cost
+ * cap applied after SQLite has accepted the statement: it tokenizes quotes,
+ * identifiers and comments exactly and counts nested SELECT keywords.
+ */
+#include "daemoneye/validator.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* ---- the rule-visible relations -------------------------------------------- */
+
+static const struct de_column processes_cols[] = {
+	{"pid", "INTEGER", "process ID"},
+	{"id", "TEXT", "UUID of this process record"},
+	{"scan_id", "INTEGER", "scan that recorded it"},
+	{"collection_time", "INTEGER", "when it was read, ms since the epoch"},
+	{"ppid", "INTEGER", "parent process ID (NULL if unknown)"},
+	{"name", "TEXT", "process name (comm, at most 15 bytes)"},
+	{"executable_path", "TEXT", "path of the running executable (NULL if unknown)"},
+	{"command_line", "TEXT", "arguments joined by single spaces"},
+	{"argv_json", "TEXT", "arguments as a JSON array of strings"},
+	{"start_time", "INTEGER", "process start, ms since the epoch"},
+	{"cpu_usage", "REAL", "percent of one core since the last sample"},
+	{"memory_usage", "INTEGER", "resident bytes"},
+	{"executable_hash", "TEXT", "SHA-256 of the executable (hex)"},
+	{"hash_algorithm", "TEXT", "'sha256' when hashed"},
+	{"user_id", "TEXT", "real uid, decimal"},
+	{"accessible", "INTEGER", "1 if its details could be read"},
+	{"file_exists", "INTEGER", "1 if executable_path exists on disk"},
+	{"exe_deleted", "INTEGER", "1 if the running image was deleted"},
+	{"exe_replaced", "INTEGER", "1 if executable_path now names another file"},
+	{"platform_data", "TEXT", "Linux facts as JSON (state, euid, kernel_thread, ...)"},
+};
+
+static const struct de_column scans_cols[] = {
+	{"id", "INTEGER", "scan id"},
+	{"started_at", "INTEGER", "ms since the epoch"},
+	{"ended_at", "INTEGER", "ms since the epoch (NULL while running)"},
+	{"process_count", "INTEGER", "processes recorded"},
+	{"duration_ms", "INTEGER", "how long the scan took"},
+	{"source", "TEXT", "what triggered it ('poll', ...)"},
+};
+
+#define NCOLS(a) (sizeof(a) / sizeof((a)[0]))
+
+static const struct de_relation relations[] = {
+	{"processes", "the current snapshot: one row per live process", processes_cols,
+	 NCOLS(processes_cols)},
+	{"scans", "one row per collection scan", scans_cols, NCOLS(scans_cols)},
+};
+
+#define NRELATIONS (sizeof(relations) / sizeof(relations[0]))
+
+const struct de_relation *de_relations(size_t *n)
+{
+	*n = NRELATIONS;
+	return relations;
+}
+
+static const struct de_relation *find_relation(const char *name)
+{
+	for (size_t i = 0; name && i < NRELATIONS; i++)
+		if (strcasecmp(relations[i].name, name) == 0)
+			return &relations[i];
+	return NULL;
+}
+
+static bool has_column(const struct de_relation *r, const char *col)
+{
+	for (size_t i = 0; i < r->ncolumns; i++)
+		if (strcasecmp(r->columns[i].name, col) == 0)
+			return true;
+	return false;
+}
+
+/* ---- the validator ----------------------------------------------------------- */
+
+static const char *const default_functions[] = {
+	"count",     "sum",	     "avg",
+	"min",	     "max",	     "total",
+	"length",    "substr",	     "instr",
+	"upper",     "lower",	     "trim",
+	"ltrim",     "rtrim",	     "replace",
+	"coalesce",  "ifnull",	     "nullif",
+	"hex",	     "datetime",     "date",
+	"time",	     "strftime",     "unixepoch",
+	"julianday", "json_extract", "json_array_length",
+	"like",
+};
+
+struct de_validator {
+	char **functions; /* owned, lower-case */
+	size_t nfunctions;
+	uint64_t timeout_ms;
+	unsigned max_nesting;
+	uint64_t memory_limit;
+	sqlite3 *schema_db; /* lazily opened for validate_query */
+};
+
+struct de_validator *de_validator_new(void)
+{
+	struct de_validator *v = calloc(1, sizeof(*v));
+
+	if (!v)
+		return NULL;
+	v->timeout_ms = DE_VALIDATOR_DEFAULT_TIMEOUT_MS;
+	v->max_nesting = DE_VALIDATOR_DEFAULT_NESTING;
+	v->memory_limit = DE_VALIDATOR_DEFAULT_MEMORY;
+	if (de_validator_with_allowed_functions(v, default_functions, NCOLS(default_functions),
+						NULL) < 0) {
+		free(v);
+		return NULL;
+	}
+	return v;
+}
+
+static void free_functions(char **f, size_t n)
+{
+	for (size_t i = 0; f && i < n; i++)
+		free(f[i]);
+	free(f);
+}
+
+void de_validator_free(struct de_validator *v)
+{
+	if (!v)
+		return;
+	free_functions(v->functions, v->nfunctions);
+	sqlite3_close(v->schema_db);
+	free(v);
+}
+
+int de_validator_with_allowed_functions(struct de_validator *v, const char *const *names, size_t n,
+					struct de_error *err)
+{
+	char **f = calloc(n ? n : 1, sizeof(char *));
+
+	if (!f)
+		return de_error_set(err, DE_ERR_DETECTION, ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		if (!names[i] || !*names[i] || strlen(names[i]) > 64) {
+			free_functions(f, i);
+			return de_error_set(err, DE_ERR_VALIDATION, EINVAL,
+					    "allowed function #%zu is empty or too long", i + 1);
+		}
+		if (!(f[i] = strdup(names[i]))) {
+			free_functions(f, i);
+			return de_error_set(err, DE_ERR_DETECTION, ENOMEM, "out of memory");
+		}
+		for (char *p = f[i]; *p; p++)
+			*p = (char)tolower((unsigned char)*p);
+	}
+	free_functions(v->functions, v->nfunctions);
+	v->functions = f;
+	v->nfunctions = n;
+	return 0;
+}
+
+int de_validator_with_read_only_mode(struct de_validator *v, bool read_only, struct de_error *err)
+{
+	(void)v;
+	if (!read_only)
+		return de_error_set(err, DE_ERR_VALIDATION, EPERM,
+				    "daemoneye runs rules and queries read-only only");
+	return 0;
+}
+
+void de_validator_with_timeout(struct de_validator *v, uint64_t timeout_ms)
+{
+	v->timeout_ms = timeout_ms;
+}
+
+void de_validator_with_max_nesting(struct de_validator *v, unsigned depth)
+{
+	v->max_nesting = depth ? depth : 1;
+}
+
+void de_validator_with_memory_limit(struct de_validator *v, uint64_t bytes)
+{
+	v->memory_limit = bytes;
+}
+
+int de_validator_from_config(const struct de_config *c, struct de_validator **out,
+			     struct de_error *err)
+{
+	struct de_validator *v;
+	uint64_t timeout, depth, mem;
+	int rc;
+
+	if ((rc = de_config_get_u64(c, "detection.rule_timeout_ms", &timeout, err)) < 0 ||
+	    (rc = de_config_get_u64(c, "detection.max_subquery_depth", &depth, err)) < 0 ||
+	    (rc = de_config_get_u64(c, "detection.memory_limit_mb", &mem, err)) < 0)
+		return rc;
+	if (!(v = de_validator_new()))
+		return de_error_set(err, DE_ERR_DETECTION, ENOMEM, "out of memory");
+	de_validator_with_timeout(v, timeout);
+	de_validator_with_max_nesting(v, (unsigned)depth);
+	de_validator_with_memory_limit(v, mem << 20);
+	*out = v;
+	return 0;
+}
+
+uint64_t de_validator_timeout(const struct de_validator *v)
+{
+	return v->timeout_ms;
+}
+
+unsigned de_validator_max_nesting(const struct de_validator *v)
+{
+	return v->max_nesting;
+}
+
+const char *const *de_validator_functions(const struct de_validator *v, size_t *n)
+{
+	*n = v->nfunctions;
+	return (const char *const *)v->functions;
+}
+
+static bool function_allowed(const struct de_validator *v, const char *name)
+{
+	for (size_t i = 0; name && i < v->nfunctions; i++)
+		if (strcasecmp(v->functions[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* ---- connections --------------------------------------------------------------- */
+
+/* The lowered limits.  Values are generous for real rules, tiny for abuse. */
+static const struct {
+	int id;
+	int value;
+} limits[] = {
+	{SQLITE_LIMIT_LENGTH, 8 << 20}, /* any one value: 2x the 4 MiB command-line cap */
+	{SQLITE_LIMIT_SQL_LENGTH, DE_VALIDATOR_MAX_SQL},
+	{SQLITE_LIMIT_COLUMN, 200},
+	{SQLITE_LIMIT_EXPR_DEPTH, 100},
+	{SQLITE_LIMIT_COMPOUND_SELECT, 8},
+	{SQLITE_LIMIT_VDBE_OP, 50000},
+	{SQLITE_LIMIT_FUNCTION_ARG, 16},
+	{SQLITE_LIMIT_ATTACHED, 0},
+	{SQLITE_LIMIT_LIKE_PATTERN_LENGTH, 1000},
+	{SQLITE_LIMIT_VARIABLE_NUMBER, 32},
+	{SQLITE_LIMIT_TRIGGER_DEPTH, 1},
+	{SQLITE_LIMIT_WORKER_THREADS, 0},
+};
+
+static int db_fail(sqlite3 *db, const char *path, struct de_error *err, const char *what)
+{
+	int rc = de_error_set(err, DE_ERR_DATABASE,
+			      db && sqlite3_errcode(db) == SQLITE_CANTOPEN ? ENOENT : EIO,
+			      "%s: %s: %s", path ? path : "schema", what,
+			      db ? sqlite3_errmsg(db) : "out of memory");
+	sqlite3_close(db);
+	return rc;
+}
+
+int de_validator_open_db(const struct de_validator *v, const char *path, sqlite3 **out,
+			 struct de_error *err)
+{
+	sqlite3 *db = NULL;
+	int flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
+	int on;
+
+	if (v->memory_limit)
+		sqlite3_hard_heap_limit64((sqlite3_int64)v->memory_limit);
+	flags |= path ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_MEMORY;
+	if (sqlite3_open_v2(path ? path : ":memory:", &db, flags, NULL) != SQLITE_OK)
+		return db_fail(db, path, err, "cannot open for rules");
+	if (sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, &on) != SQLITE_OK || !on ||
+	    sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, &on) != SQLITE_OK ||
+	    on || sqlite3_db_config(db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, &on) != SQLITE_OK ||
+	    on || sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, &on) != SQLITE_OK || on)
+		return db_fail(db, path, err, "cannot lock down the connection");
+	sqlite3_busy_timeout(db, 5000);
+	if (!path) {
+		/* the schema-only database: empty relations with the listed columns */
+		for (size_t i = 0; i < NRELATIONS; i++) {
+			char sql[4096];
+			size_t o = (size_t)snprintf(sql, sizeof(sql), "CREATE TABLE %s(",
+						    relations[i].name);
+			for (size_t c = 0; c < relations[i].ncolumns && o < sizeof(sql); c++)
+				o += (size_t)snprintf(sql + o, sizeof(sql) - o, "%s%s %s",
+						      c ? ", " : "", relations[i].columns[c].name,
+						      relations[i].columns[c].type);
+			if (o + 2 >= sizeof(sql))
+				return db_fail(db, path, err, "schema too long");
+			strcat(sql, ")");
+			if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+				return db_fail(db, path, err, "cannot create the rule schema");
+		}
+	}
+	if (sqlite3_exec(db,
+			 "PRAGMA query_only=1; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-16384",
+			 NULL, NULL, NULL) != SQLITE_OK)
+		return db_fail(db, path, err, "cannot lock down the connection");
+	for (size_t i = 0; i < NCOLS(limits); i++)
+		sqlite3_limit(db, limits[i].id, limits[i].value);
+	*out = db;
+	return 0;
+}
+
+/* ---- the authorizer ------------------------------------------------------------ */
+
+struct authctx {
+	const struct de_validator *v;
+	bool saw_select;
+	bool denied;
+	char why[512]; /* the first denial, for the error message */
+	char **stored; /* names of the database's own tables and views */
+	size_t nstored;
+};
+
+/*
+ * A CTE read without columns (count(*) FROM cte) reaches the authorizer as
+ * a READ of the CTE's name with no schema: allowed only if no stored table
+ * or view has that name (nor an internal sqlite_ one).
+ */
+static bool is_stored(const struct authctx *ac, const char *name)
+{
+	if (!name || strncasecmp(name, "sqlite_", 7) == 0)
+		return true;
+	for (size_t i = 0; i < ac->nstored; i++)
+		if (strcasecmp(ac->stored[i], name) == 0)
+			return true;
+	return false;
+}
+
+static int load_stored(sqlite3 *db, struct authctx *ac)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(db, "SELECT name FROM sqlite_schema WHERE type IN ('table', 'view')",
+			       -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *n = (const char *)sqlite3_column_text(st, 0);
+		char **nn = realloc(ac->stored, (ac->nstored + 1) * sizeof(char *));
+		if (!nn || !n || !(nn[ac->nstored] = strdup(n))) {
+			if (nn)
+				ac->stored = nn;
+			sqlite3_finalize(st);
+			return -ENOMEM;
+		}
+		ac->stored = nn;
+		ac->nstored++;
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+static const char *action_name(int action)
+{
+	switch (action) {
+	case SQLITE_CREATE_INDEX:
+	case SQLITE_CREATE_TEMP_INDEX:
+		return "CREATE INDEX";
+	case SQLITE_CREATE_TABLE:
+	case SQLITE_CREATE_TEMP_TABLE:
+		return "CREATE TABLE";
+	case SQLITE_CREATE_TRIGGER:
+	case SQLITE_CREATE_TEMP_TRIGGER:
+		return "CREATE TRIGGER";
+	case SQLITE_CREATE_VIEW:
+	case SQLITE_CREATE_TEMP_VIEW:
+		return "CREATE VIEW";
+	case SQLITE_CREATE_VTABLE:
+		return "CREATE VIRTUAL TABLE";
+	case SQLITE_DELETE:
+		return "DELETE";
+	case SQLITE_DROP_INDEX:
+	case SQLITE_DROP_TEMP_INDEX:
+		return "DROP INDEX";
+	case SQLITE_DROP_TABLE:
+	case SQLITE_DROP_TEMP_TABLE:
+		return "DROP TABLE";
+	case SQLITE_DROP_TRIGGER:
+	case SQLITE_DROP_TEMP_TRIGGER:
+		return "DROP TRIGGER";
+	case SQLITE_DROP_VIEW:
+	case SQLITE_DROP_TEMP_VIEW:
+		return "DROP VIEW";
+	case SQLITE_DROP_VTABLE:
+		return "DROP VIRTUAL TABLE";
+	case SQLITE_INSERT:
+		return "INSERT";
+	case SQLITE_PRAGMA:
+		return "PRAGMA";
+	case SQLITE_TRANSACTION:
+		return "a transaction statement (BEGIN/COMMIT/ROLLBACK)";
+	case SQLITE_UPDATE:
+		return "UPDATE";
+	case SQLITE_ATTACH:
+		return "ATTACH";
+	case SQLITE_DETACH:
+		return "DETACH";
+	case SQLITE_ALTER_TABLE:
+		return "ALTER TABLE";
+	case SQLITE_REINDEX:
+		return "REINDEX";
+	case SQLITE_ANALYZE:
+		return "ANALYZE";
+	case SQLITE_SAVEPOINT:
+		return "SAVEPOINT";
+	case SQLITE_COPY:
+		return "COPY";
+	default:
+		return "this kind of statement";
+	}
+}
+
+static void relation_list(char *buf, size_t len)
+{
+	size_t o = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < NRELATIONS && o < len; i++)
+		o += (size_t)snprintf(buf + o, len - o, "%s%s", i ? ", " : "", relations[i].name);
+}
+
+static int authorize(void *ud, int action, const char *a, const char *b, const char *c,
+		     const char *d)
+{
+	struct authctx *ac = ud;
+	const struct de_relation *rel;
+	char avail[256];
+
+	(void)d;
+	switch (action) {
+	case SQLITE_SELECT:
+		ac->saw_select = true;
+		return SQLITE_OK;
+	case SQLITE_RECURSIVE: /* bounded by the timeout and the heap limit */
+		return SQLITE_OK;
+	case SQLITE_READ:
+		/* c is the schema ("main"), NULL for a table read without columns */
+		rel = (!c || strcmp(c, "main") == 0) ? find_relation(a) : NULL;
+		if (!rel && !c && b && !*b && !is_stored(ac, a))
+			return SQLITE_OK; /* a CTE, counted without reading columns */
+		if (!rel) {
+			if (!ac->denied) {
+				relation_list(avail, sizeof(avail));
+				snprintf(ac->why, sizeof(ac->why),
+					 "table '%s' is not visible to rules (they can read: %s)",
+					 a ? a : "?", avail);
+			}
+			break;
+		}
+		if (b && *b && !has_column(rel, b)) {
+			if (!ac->denied)
+				snprintf(ac->why, sizeof(ac->why),
+					 "column %s.%s is not visible to rules", rel->name, b);
+			break;
+		}
+		return SQLITE_OK;
+	case SQLITE_FUNCTION:
+		if (function_allowed(ac->v, b))
+			return SQLITE_OK;
+		if (!ac->denied) {
+			size_t o = (size_t)snprintf(
+				ac->why, sizeof(ac->why),
+				"function %s() is not allowed in rules (allowed:", b ? b : "?");
+			for (size_t i = 0; i < ac->v->nfunctions && o < sizeof(ac->why); i++)
+				o += (size_t)snprintf(ac->why + o, sizeof(ac->why) - o, " %s",
+						      ac->v->functions[i]);
+			if (o < sizeof(ac->why))
+				snprintf(ac->why + o, sizeof(ac->why) - o, ")");
+		}
+		break;
+	case SQLITE_INSERT:
+	case SQLITE_UPDATE:
+	case SQLITE_DELETE:
+		if (ac->denied)
+			break;
+		if (a && strncmp(a, "sqlite_", 7) == 0)
+			/* SQLite asks this for schema changes and for table-valued
+			 * functions (json_each, pragma_*) alike */
+			snprintf(ac->why, sizeof(ac->why),
+				 "changing the schema (CREATE, DROP, ALTER) and table-valued "
+				 "functions (json_each, pragma_...) are not allowed: rules may "
+				 "only SELECT");
+		else
+			snprintf(ac->why, sizeof(ac->why),
+				 "%s on %s is not allowed: rules may only SELECT",
+				 action_name(action), a ? a : "?");
+		break;
+	default:
+		if (!ac->denied)
+			snprintf(ac->why, sizeof(ac->why),
+				 "%s is not allowed: rules may only SELECT", action_name(action));
+		break;
+	}
+	ac->denied = true;
+	return SQLITE_DENY;
+}
+
+/* ---- subquery nesting ------------------------------------------------------------ */
+
+/*
+ * Deepest nesting of SELECTs in sql (1 for a plain SELECT).  Each
+ * parenthesis opens a frame; a SELECT keyword marks its frame; the depth of
+ * a SELECT is the number of marked frames enclosing it.  Quotes, bracketed
+ * identifiers and comments are skipped as SQLite's tokenizer would.
+ */
+#define NEST_MAX 256
+static unsigned select_depth(const char *s, size_t n)
+{
+	bool marked[NEST_MAX + 1] = {false};
+	unsigned level = 0, depth = 0, deepest = 0;
+	size_t i = 0;
+
+	while (i < n) {
+		char ch = s[i];
+		if (ch == '\'' || ch == '"' || ch == '`' || ch == '[') {
+			char close = ch == '[' ? ']' : ch;
+			for (i++; i < n; i++) {
+				if (s[i] == close) {
+					if (close != ']' && i + 1 < n && s[i + 1] == close) {
+						i++; /* doubled quote */
+						continue;
+					}
+					break;
+				}
+			}
+			i++;
+		} else if (ch == '-' && i + 1 < n && s[i + 1] == '-') {
+			while (i < n && s[i] != '\n')
+				i++;
+		} else if (ch == '/' && i + 1 < n && s[i + 1] == '*') {
+			for (i += 2; i + 1 < n && !(s[i] == '*' && s[i + 1] == '/'); i++)
+				;
+			i += 2;
+		} else if (ch == '(') {
+			if (level < NEST_MAX)
+				marked[++level] = false;
+			else
+				return NEST_MAX; /* deeper than anything we accept */
+			i++;
+		} else if (ch == ')') {
+			if (level > 0) {
+				if (marked[level])
+					depth--;
+				level--;
+			}
+			i++;
+		} else if (isalpha((unsigned char)ch) || ch == '_') {
+			size_t st = i;
+			while (i < n && (isalnum((unsigned char)s[i]) || s[i] == '_' ||
+					 s[i] == '$' || (unsigned char)s[i] >= 0x80))
+				i++;
+			if (i - st == 6 && strncasecmp(s + st, "select", 6) == 0 &&
+			    !marked[level]) {
+				marked[level] = true;
+				depth++;
+				if (depth > deepest)
+					deepest = depth;
+			}
+		} else {
+			i++;
+		}
+	}
+	return deepest;
+}
+
+/* ---- prepare ------------------------------------------------------------------- */
+
+static void column_list(char *buf, size_t len)
+{
+	size_t o = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < NRELATIONS && o < len; i++) {
+		o += (size_t)snprintf(buf + o, len - o, "%s%s(", i ? "; " : "", relations[i].name);
+		for (size_t c = 0; c < relations[i].ncolumns && o < len; c++)
+			o += (size_t)snprintf(buf + o, len - o, "%s%s", c ? ", " : "",
+					      relations[i].columns[c].name);
+		if (o < len)
+			o += (size_t)snprintf(buf + o, len - o, ")");
+	}
+}
+
+/* SQLite refused to prepare: say why, with what is available when a name is unknown. */
+static int prepare_error(sqlite3 *db, const char *sql, struct authctx *ac, struct de_error *err)
+{
+	const char *msg = sqlite3_errmsg(db);
+	int off = sqlite3_error_offset(db);
+	char where[48] = "", avail[900];
+
+	if (off >= 0)
+		snprintf(where, sizeof(where), " (at offset %d)", off);
+	if (ac->denied)
+		return de_error_set(err, DE_ERR_DETECTION, EPERM, "%s", ac->why);
+	if (strncmp(msg, "no such table", 13) == 0 || strncmp(msg, "no such function", 16) == 0) {
+		relation_list(avail, sizeof(avail));
+		return de_error_set(err, DE_ERR_DETECTION, EINVAL, "%s%s; rules can read: %s", msg,
+				    where, avail);
+	}
+	if (strncmp(msg, "no such column", 14) == 0) {
+		column_list(avail, sizeof(avail));
+		return de_error_set(err, DE_ERR_DETECTION, EINVAL, "%s%s; available: %s", msg,
+				    where, avail);
+	}
+	(void)sql;
+	return de_error_set(err, DE_ERR_DETECTION,
+			    sqlite3_errcode(db) == SQLITE_TOOBIG ? E2BIG : EINVAL, "%s%s", msg,
+			    where);
+}
+
+int de_validator_prepare(const struct de_validator *v, sqlite3 *db, const char *sql,
+			 sqlite3_stmt **out, struct de_error *err)
+{
+	struct authctx ac = {.v = v};
+	sqlite3_stmt *st = NULL, *extra = NULL;
+	const char *tail = NULL, *tail2 = NULL;
+	size_t len = strlen(sql);
+	unsigned depth;
+	int rc;
+
+	if (len > DE_VALIDATOR_MAX_SQL)
+		return de_error_set(err, DE_ERR_DETECTION, E2BIG,
+				    "the query is %zu bytes long; at most %d are allowed", len,
+				    DE_VALIDATOR_MAX_SQL);
+	if ((rc = load_stored(db, &ac)) < 0) {
+		rc = de_error_set(err, DE_ERR_DATABASE, -rc, "cannot read the database schema: %s",
+				  sqlite3_errmsg(db));
+		goto out;
+	}
+	sqlite3_set_authorizer(db, authorize, &ac);
+	rc = sqlite3_prepare_v3(db, sql, (int)len, 0, &st, &tail);
+	if (rc != SQLITE_OK) {
+		rc = prepare_error(db, sql, &ac, err);
+		goto out;
+	}
+	if (!st) {
+		rc = de_error_set(err, DE_ERR_DETECTION, EINVAL, "the query is empty");
+		goto out;
+	}
+	/* exactly one statement: whatever follows must prepare to nothing */
+	if (tail && *tail) {
+		struct authctx ac2 = {.v = v, .stored = ac.stored, .nstored = ac.nstored};
+		sqlite3_set_authorizer(db, authorize, &ac2);
+		int r2 = sqlite3_prepare_v3(db, tail, -1, 0, &extra, &tail2);
+		if (r2 != SQLITE_OK || extra) {
+			rc = de_error_set(err, DE_ERR_DETECTION, EINVAL,
+					  "only one SQL statement is allowed; found more after "
+					  "offset %td",
+					  tail - sql);
+			goto out;
+		}
+	}
+	if (ac.denied) { /* an authorizer IGNORE never happens, but be sure */
+		rc = de_error_set(err, DE_ERR_DETECTION, EPERM, "%s", ac.why);
+		goto out;
+	}
+	if (sqlite3_stmt_isexplain(st)) {
+		rc = de_error_set(err, DE_ERR_DETECTION, EPERM,
+				  "EXPLAIN is not allowed: rules may only SELECT");
+		goto out;
+	}
+	if (!sqlite3_stmt_readonly(st) || !ac.saw_select || sqlite3_column_count(st) == 0) {
+		rc = de_error_set(err, DE_ERR_DETECTION, EPERM,
+				  "only SELECT statements are allowed (this statement %s)",
+				  !sqlite3_stmt_readonly(st) ? "would write"
+							     : "is not a query returning rows");
+		goto out;
+	}
+	depth = select_depth(sql, (size_t)(tail ? tail - sql : (ptrdiff_t)len));
+	if (depth > v->max_nesting) {
+		rc = de_error_set(err, DE_ERR_DETECTION, E2BIG,
+				  "subqueries nest %u deep; at most %u levels are allowed "
+				  "(detection.max_subquery_depth)",
+				  depth, v->max_nesting);
+		goto out;
+	}
+	*out = st;
+	st = NULL;
+	rc = 0;
+out:
+	sqlite3_set_authorizer(db, NULL, NULL);
+	for (size_t i = 0; i < ac.nstored; i++)
+		free(ac.stored[i]);
+	free(ac.stored);
+	sqlite3_finalize(extra);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int de_validator_validate_query(struct de_validator *v, const char *sql, struct de_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (!v->schema_db && (rc = de_validator_open_db(v, NULL, &v->schema_db, err)) < 0)
+		return rc;
+	if ((rc = de_validator_prepare(v, v->schema_db, sql, &st, err)) < 0)
+		return rc;
+	sqlite3_finalize(st);
+	return 0;
+}
+
+/* ---- execution ----------------------------------------------------------------- */
+
+static int check_deadline(void *ud)
+{
+	struct de_guard *g = ud;
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (now.tv_sec > g->end.tv_sec ||
+	    (now.tv_sec == g->end.tv_sec && now.tv_nsec >= g->end.tv_nsec)) {
+		g->expired = true;
+		return 1;
+	}
+	return 0;
+}
+
+void de_validator_arm(const struct de_validator *v, sqlite3 *db, struct de_guard *g)
+{
+	memset(g, 0, sizeof(*g));
+	g->timeout_ms = v->timeout_ms;
+	if (!v->timeout_ms)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &g->end);
+	g->end.tv_sec += (time_t)(v->timeout_ms / 1000);
+	g->end.tv_nsec += (long)(v->timeout_ms % 1000) * 1000000L;
+	if (g->end.tv_nsec >= 1000000000L) {
+		g->end.tv_sec++;
+		g->end.tv_nsec -= 1000000000L;
+	}
+	g->armed = true;
+	sqlite3_progress_handler(db, 1000, check_deadline, g);
+}
+
+void de_validator_disarm(sqlite3 *db, struct de_guard *g)
+{
+	if (g->armed)
+		sqlite3_progress_handler(db, 0, NULL, NULL);
+	g->armed = false;
+}
+
+int de_validator_step_error(sqlite3 *db, const struct de_guard *g, int step_rc,
+			    struct de_error *err)
+{
+	int primary = step_rc & 0xff;
+
+	if (g->expired || primary == SQLITE_INTERRUPT)
+		return de_error_set(err, DE_ERR_DETECTION, ETIMEDOUT,
+				    "stopped: ran longer than its timeout of %llu ms",
+				    (unsigned long long)g->timeout_ms);
+	if (primary == SQLITE_NOMEM)
+		return de_error_set(err, DE_ERR_DETECTION, ENOMEM,
+				    "stopped: needed more memory than the SQLite heap limit "
+				    "(detection.memory_limit_mb)");
+	if (primary == SQLITE_TOOBIG)
+		return de_error_set(err, DE_ERR_DETECTION, E2BIG,
+				    "stopped: a value grew larger than the length limit");
+	return de_error_set(err, DE_ERR_DETECTION, EIO, "%s", sqlite3_errmsg(db));
+}

