@@ -1,7 +1,8 @@
 /*
  * daemoneye-agent — the orchestrator.
  *
- * Each cycle: enumerate processes, replace the event store's snapshot,
+ * Each cycle: ask procmond (spawned over a socketpair, collector.c) for a
+ * scan of every process, replace the event store's snapshot,
  * run every enabled detection rule over it, and deliver the alerts (stdout
  * now; more sinks later).  `--once` runs one cycle and exits; otherwise a
  * cycle runs every app.scan_interval_ms until SIGINT or SIGTERM.
@@ -21,6 +22,7 @@
 #include <unistd.h>
 
 #include "daemoneye/alert.h"
+#include "collector.h"
 #include "daemoneye/collect.h"
 #include "daemoneye/config.h"
 #include "daemoneye/detect.h"
@@ -56,7 +58,8 @@ static void usage(FILE *f)
 struct agent {
 	struct de_config *cfg;
 	struct de_store *store;
-	struct de_collector *collector;
+	const struct de_config_sources *src; /* passed on to procmond */
+	struct procmond_chan pm;
 	struct de_rule *rules;
 	size_t nrules;
 	uint64_t rule_timeout_ms;
@@ -97,6 +100,9 @@ static int setup(struct agent *ag, struct de_error *err)
 
 	if ((rc = de_config_state_dir(ag->cfg, &state, err)) < 0)
 		return rc;
+	/* procmond first: it is the privileged half, started before we drop */
+	if ((rc = agent_procmond_start(ag->src, &ag->pm, err)) < 0)
+		goto out;
 	if ((rc = make_dirs(state)) < 0) {
 		rc = de_error_set(err, DE_ERR_IO, -rc,
 				  "cannot create state directory %s: %s "
@@ -143,7 +149,6 @@ static int setup(struct agent *ag, struct de_error *err)
 		ag->alert_format = isatty(STDOUT_FILENO) ? DE_ALERT_TEXT : DE_ALERT_JSON;
 	ag->color = ag->alert_format == DE_ALERT_TEXT && de_use_color(stdout);
 
-	rc = de_collector_open(NULL, &ag->collector, err);
 out:
 	free(state);
 	free(path);
@@ -161,7 +166,12 @@ static int cycle(struct agent *ag, struct de_error *err)
 
 	if ((rc = de_store_scan_begin(ag->store, t0, "poll", &scan_id, err)) < 0)
 		return rc;
-	if ((rc = de_collector_scan(ag->collector, scan_id, &procs, &stats, err)) < 0)
+	if (ag->pm.fd < 0) {
+		de_log_warnx("procmond is not running: starting it again");
+		if ((rc = agent_procmond_start(ag->src, &ag->pm, err)) < 0)
+			goto out;
+	}
+	if ((rc = agent_procmond_scan(&ag->pm, scan_id, &procs, &stats, err)) < 0)
 		goto out;
 	if ((rc = de_store_processes(ag->store, procs.items, procs.len, err)) < 0)
 		goto out;
@@ -262,6 +272,8 @@ int main(int argc, char **argv)
 		return EX_USAGE;
 	}
 	src.sets = sets;
+	ag.src = &src;
+	ag.pm.fd = -1;
 	de_log_init("daemoneye-agent", DE_LOG_INFO, DE_LOG_TEXT, NULL);
 	if (de_config_load(&src, &ag.cfg, &err) < 0) {
 		fprintf(stderr, "daemoneye-agent: %s\n", err.message);
@@ -308,7 +320,7 @@ int main(int argc, char **argv)
 	if (!once)
 		de_log_info("stopping");
 done:
-	de_collector_close(ag.collector);
+	agent_procmond_stop(&ag.pm);
 	de_store_close(ag.store);
 	de_rule_array_free(ag.rules, ag.nrules);
 	de_config_free(ag.cfg);

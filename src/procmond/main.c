@@ -4,9 +4,10 @@
  * Standalone, for debugging and tests: `procmond --once --output json`
  * prints one ProcessRecord per line and exits; without --once it rescans
  * every --interval milliseconds until SIGINT/SIGTERM.  (Spawned by the agent
- * it will talk over a socketpair; see DESIGN.md.)
+ * with --ipc-fd it answers the agent over a socketpair: serve.c.)
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,13 +19,14 @@
 #include "daemoneye/collect.h"
 #include "daemoneye/config.h"
 #include "daemoneye/log.h"
+#include "procmond.h"
 
-static volatile sig_atomic_t stop_requested;
+volatile sig_atomic_t procmond_stop;
 
 static void on_signal(int sig)
 {
 	(void)sig;
-	stop_requested = 1;
+	procmond_stop = 1;
 }
 
 static void usage(FILE *f)
@@ -37,6 +39,7 @@ static void usage(FILE *f)
 		   "  -i, --interval MS     time between scans without --once (default 30000)\n"
 		   "  -c, --config FILE     configuration file (collection.* settings)\n"
 		   "  -s, --set KEY=VALUE   override one setting (repeatable)\n"
+		   "      --ipc-fd N        serve the agent over the socketpair on descriptor N\n"
 		   "  -h, --help            show this help\n"
 		   "  -V, --version         show the version\n");
 }
@@ -134,6 +137,7 @@ int main(int argc, char **argv)
 		{"interval", required_argument, NULL, 'i'},
 		{"config", required_argument, NULL, 'c'},
 		{"set", required_argument, NULL, 's'},
+		{"ipc-fd", required_argument, NULL, 'F'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -147,6 +151,7 @@ int main(int argc, char **argv)
 	struct de_error err = {0};
 	bool once = false, json = true;
 	unsigned long interval = 30000;
+	long ipc_fd = -1;
 	int c, status = 0;
 	char *end;
 
@@ -157,6 +162,18 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 'c':
 			src.file = optarg;
+			break;
+		case 'F':
+			errno = 0;
+			ipc_fd = strtol(optarg, &end, 10);
+			if (errno || *end || ipc_fd < 0 || ipc_fd > 65535 ||
+			    fcntl((int)ipc_fd, F_GETFD) < 0) {
+				fprintf(stderr, "procmond: --ipc-fd needs an open descriptor\n");
+				free(sets);
+				return EX_USAGE;
+			}
+			/* ours alone: not inherited by anything we might start */
+			fcntl((int)ipc_fd, F_SETFD, FD_CLOEXEC);
 			break;
 		case 's':
 			sets[src.nsets++] = optarg;
@@ -226,13 +243,17 @@ int main(int argc, char **argv)
 		status = de_error_exit_code(&err);
 		goto out;
 	}
-	for (int64_t scan = 1; !stop_requested; scan++) {
+	if (ipc_fd >= 0) {
+		status = procmond_serve(col, (int)ipc_fd, "");
+		goto out;
+	}
+	for (int64_t scan = 1; !procmond_stop; scan++) {
 		status = scan_once(col, json, scan);
 		if (once || status)
 			break;
 		struct timespec ts = {(time_t)(interval / 1000),
 				      (long)(interval % 1000) * 1000000L};
-		while (!stop_requested && nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		while (!procmond_stop && nanosleep(&ts, &ts) < 0 && errno == EINTR)
 			;
 	}
 out:
