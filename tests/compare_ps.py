@@ -38,7 +38,8 @@ for p in stable:
     if comm.isprintable() and r["name"][:len(comm)] != comm and "name_raw" not in r:
         bad.append(f"{p}: name {r['name']!r} != {comm!r}")
     argv = r["command_line"]
-    if argv and args.isprintable() and "command_line_raw" not in r and ps1[p][3] == ps2[p][3]:
+    # ps shows control characters as spaces or '?': compare printable argv only
+    if argv and all(a.isprintable() for a in argv) and args.isprintable() and "command_line_raw" not in r and ps1[p][3] == ps2[p][3]:
         checked_args += 1
         if " ".join(argv) != args:
             bad.append(f"{p}: argv {argv!r} != {args!r}")

@@ -88,6 +88,9 @@ int de_collector_scan_each(struct de_collector *c, int64_t scan_id,
 			   int (*fn)(void *ctx, struct de_process_record *r), void *ctx,
 			   struct de_collect_stats *stats, struct de_error *err);
 
+/* The options in effect (borrowed; valid until the next configure/close). */
+const struct de_collect_options *de_collector_options(const struct de_collector *c);
+
 /* Bytes hashed since the collector was opened (for the warm-rescan check). */
 uint64_t de_collector_hashed_bytes(const struct de_collector *c);
 

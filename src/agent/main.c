@@ -23,6 +23,7 @@
 
 #include "daemoneye/alert.h"
 #include "collector.h"
+#include "privdrop.h"
 #include "daemoneye/collect.h"
 #include "daemoneye/config.h"
 #include "daemoneye/detect.h"
@@ -119,6 +120,13 @@ static int setup(struct agent *ag, struct de_error *err)
 	if (rc < 0)
 		goto out;
 	sc.path = path;
+	if (geteuid() == 0) {
+		/* procmond holds the privilege; we need none of it */
+		const char *user;
+		if ((rc = de_config_get_str(ag->cfg, "app.run_as_user", &user, err)) < 0 ||
+		    (rc = agent_drop_privileges(user, state, path, err)) < 0)
+			goto out;
+	}
 	if ((rc = de_config_get_u64(ag->cfg, "database.max_size_mb", &sc.max_size_mb, err)) < 0 ||
 	    (rc = de_config_get_bool(ag->cfg, "database.wal_mode", &sc.wal_mode, err)) < 0 ||
 	    (rc = de_config_get_u64(ag->cfg, "database.max_connections", &u, err)) < 0)

@@ -320,6 +320,11 @@ nomem:
 	return de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
 }
 
+const struct de_collect_options *de_collector_options(const struct de_collector *c)
+{
+	return &c->opt;
+}
+
 uint64_t de_collector_hashed_bytes(const struct de_collector *c)
 {
 	return de_hash_bytes_hashed(c->hashes);

@@ -15,9 +15,11 @@
 #include <string.h>
 #include <sysexits.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "daemoneye/collect.h"
 #include "daemoneye/config.h"
+#include "daemoneye/events.h"
 #include "daemoneye/log.h"
 #include "procmond.h"
 
@@ -31,17 +33,21 @@ static void on_signal(int sig)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: procmond [--once] [--output json|text] [--interval MS] [-c FILE] [--set "
-		   "K=V]...\n"
-		   "\n"
-		   "  -1, --once            one scan, then exit\n"
-		   "  -o, --output FORMAT   json (one ProcessRecord per line) or text\n"
-		   "  -i, --interval MS     time between scans without --once (default 30000)\n"
-		   "  -c, --config FILE     configuration file (collection.* settings)\n"
-		   "  -s, --set KEY=VALUE   override one setting (repeatable)\n"
-		   "      --ipc-fd N        serve the agent over the socketpair on descriptor N\n"
-		   "  -h, --help            show this help\n"
-		   "  -V, --version         show the version\n");
+	fprintf(f,
+		"usage: procmond [--once] [--output json|text] [--interval MS] [-c FILE] [--set "
+		"K=V]...\n"
+		"\n"
+		"  -1, --once            one scan, then exit\n"
+		"  -o, --output FORMAT   json (one ProcessRecord per line) or text\n"
+		"  -i, --interval MS     time between scans without --once (default 30000)\n"
+		"  -c, --config FILE     configuration file (collection.* settings)\n"
+		"  -s, --set KEY=VALUE   override one setting (repeatable)\n"
+		"  -e, --events          stream exec/exit events as JSON lines until "
+		"SIGINT/SIGTERM\n"
+		"                        (full scan to reconcile every --interval, default 1000)\n"
+		"      --ipc-fd N        serve the agent over the socketpair on descriptor N\n"
+		"  -h, --help            show this help\n"
+		"  -V, --version         show the version\n");
 }
 
 static int print_text(const struct de_process_record *r)
@@ -138,6 +144,8 @@ int main(int argc, char **argv)
 		{"config", required_argument, NULL, 'c'},
 		{"set", required_argument, NULL, 's'},
 		{"ipc-fd", required_argument, NULL, 'F'},
+		{"events", no_argument, NULL, 'e'},
+		{"no-sandbox", no_argument, NULL, 'S'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -152,16 +160,26 @@ int main(int argc, char **argv)
 	bool once = false, json = true;
 	unsigned long interval = 30000;
 	long ipc_fd = -1;
+	bool events = false, interval_set = false, want_events, sandbox = true;
+	char caps[256];
+	int rc;
+	struct de_events *ev = NULL;
 	int c, status = 0;
 	char *end;
 
 	if (!sets)
 		return EX_OSERR;
 	de_log_init("procmond", DE_LOG_INFO, DE_LOG_TEXT, NULL);
-	while ((c = getopt_long(argc, argv, "1o:i:c:s:hV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "1o:i:c:s:ehV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			src.file = optarg;
+			break;
+		case 'e':
+			events = true;
+			break;
+		case 'S':
+			sandbox = false;
 			break;
 		case 'F':
 			errno = 0;
@@ -202,13 +220,18 @@ int main(int argc, char **argv)
 				free(sets);
 				return EX_USAGE;
 			}
+			interval_set = true;
 			break;
 		case 'h':
 			usage(stdout);
 			free(sets);
 			return 0;
 		case 'V':
+#ifdef DE_SANITIZE_BUILD
+			printf("procmond %s (sanitizer build: no seccomp filter)\n", DE_VERSION);
+#else
 			printf("procmond %s\n", DE_VERSION);
+#endif
 			free(sets);
 			return 0;
 		default:
@@ -243,8 +266,45 @@ int main(int argc, char **argv)
 		status = de_error_exit_code(&err);
 		goto out;
 	}
+	/* root: keep CAP_SYS_PTRACE + CAP_DAC_READ_SEARCH, and CAP_NET_ADMIN
+	 * until the subscription below (privsep.c) */
+	if (procmond_drop_caps(events) < 0) {
+		de_log_errorx("cannot drop capabilities");
+		status = EX_OSERR;
+		goto out;
+	}
+	if (events) {
+		if (de_config_get_bool(cfg, "collection.events", &want_events, &err) < 0) {
+			de_log_err(&err);
+			status = de_error_exit_code(&err);
+			goto out;
+		}
+		if (want_events && de_events_open(&ev, &err) < 0) {
+			/* said once; the scans carry on */
+			de_log_warnx("%s", err.message);
+			ev = NULL;
+		}
+	}
+	if (procmond_drop_net_admin() < 0) {
+		de_log_errorx("cannot drop CAP_NET_ADMIN");
+		status = EX_OSERR;
+		goto out;
+	}
+	procmond_caps_text(caps, sizeof(caps));
+	if (geteuid() == 0) /* --once is for scripts: quiet unless asked */
+		de_log(once ? DE_LOG_DEBUG : DE_LOG_INFO, "running with capabilities: %s",
+		       caps[0] ? caps : "none");
+	if (sandbox && (rc = procmond_sandbox()) < 0) {
+		de_log_errorx("cannot load the seccomp filter: %s", strerror(-rc));
+		status = EX_OSERR;
+		goto out;
+	}
+	if (events) {
+		status = procmond_watch(col, ev, interval_set ? interval : 1000);
+		goto out;
+	}
 	if (ipc_fd >= 0) {
-		status = procmond_serve(col, (int)ipc_fd, "");
+		status = procmond_serve(col, (int)ipc_fd, caps);
 		goto out;
 	}
 	for (int64_t scan = 1; !procmond_stop; scan++) {
@@ -257,6 +317,7 @@ int main(int argc, char **argv)
 			;
 	}
 out:
+	de_events_close(ev);
 	de_collector_close(col);
 	free(flags);
 	de_config_free(cfg);

@@ -8,6 +8,8 @@
 
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
 
 #include "daemoneye/collect.h"
 
@@ -20,5 +22,22 @@ extern volatile sig_atomic_t procmond_stop;
  * retained capabilities for HELLO.  Returns a sysexits status.
  */
 int procmond_serve(struct de_collector *col, int fd, const char *caps);
+
+struct de_events;
+
+/*
+ * procmond --events: print exec/exit events as JSON lines until a signal;
+ * ev NULL means poll (a full scan each interval).  A sysexits status.
+ */
+int procmond_watch(struct de_collector *col, struct de_events *ev, unsigned long interval_ms);
+
+/* privsep.c: drop to CAP_SYS_PTRACE + CAP_DAC_READ_SEARCH (+ NET_ADMIN). */
+int procmond_drop_caps(bool keep_net_admin);
+/* Drop CAP_NET_ADMIN once the event subscription is made. */
+int procmond_drop_net_admin(void);
+/* The effective capabilities as text ("" for none). */
+void procmond_caps_text(char *buf, size_t size);
+/* no_new_privs + the seccomp allowlist.  0 or -errno. */
+int procmond_sandbox(void);
 
 #endif
