@@ -7,6 +7,9 @@
 set -u
 bin=$1
 tmp=$(mktemp -d /tmp/de-it-query-XXXXXX)
+# started as root the agent drops to app.run_as_user (nobody here): it must
+# reach its state directory below this one
+chmod 755 "$tmp"
 pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill -TERM -- "-$p" 2>/dev/null; done

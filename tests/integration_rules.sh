@@ -16,6 +16,9 @@
 set -u
 bin=$1
 tmp=$(mktemp -d /tmp/de-it-rules-XXXXXX)
+# started as root the agent drops to app.run_as_user (nobody here): it must
+# reach its state directory below this one
+chmod 755 "$tmp"
 shm=$(mktemp -d /dev/shm/de-it-rules-XXXXXX)
 pids=()
 stop_all() {

@@ -6,6 +6,9 @@
 set -u
 bin=$1
 tmp=$(mktemp -d /tmp/de-it-skeleton-XXXXXX)
+# started as root the agent runs as nobody after spawning procmond: its
+# state directories below must be reachable by that user
+chmod 755 "$tmp"
 pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
@@ -32,7 +35,7 @@ check "snapshot has processes ($n)" test "${n:-0}" -gt 0
 n=$(sqlite3 "$tmp/state/events.sqlite" "SELECT count(*) FROM scans WHERE ended_at IS NOT NULL")
 check "one finished scan recorded ($n)" test "$n" = 1
 self=$(sqlite3 "$tmp/state/events.sqlite" "SELECT count(*) FROM processes WHERE name='daemoneye-agent'")
-check "the agent sees itself" test "$self" = 1
+check "the agent sees itself" test "${self:-0}" -ge 1
 
 # 2. A copy of sleep whose file is deleted while it runs raises an alert.
 cp /bin/sleep "$tmp/sneaky-sleep"

@@ -7,6 +7,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <stdbool.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -16,12 +18,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "daemoneye/collect.h"
+#include "daemoneye/mask.h"
 
 static char tmpdir[] = "/tmp/de-test-collect-XXXXXX";
 
@@ -262,6 +266,267 @@ static void test_zombie(void **state)
 	waitpid(pid, NULL, 0);
 }
 
+static void sha256sum(const char *path, char out[65])
+{
+	char cmd[PATH_MAX + 32];
+	snprintf(cmd, sizeof(cmd), "sha256sum '%s'", path);
+	FILE *p = popen(cmd, "r");
+	assert_non_null(p);
+	assert_int_equal(fscanf(p, "%64s", out), 1);
+	pclose(p);
+}
+
+static void test_hash_matches_sha256sum(void **state)
+{
+	(void)state;
+	char path[PATH_MAX], want[65];
+	snprintf(path, sizeof(path), "%s/hashed-sleep", tmpdir);
+	copy_file("/bin/sleep", path);
+	sha256sum(path, want);
+	char *argv[] = {"hashed-sleep", "30", NULL};
+	pid_t pid = spawn(path, argv);
+	struct de_collector *c;
+	struct de_process_record r;
+	struct de_error e = {0};
+
+	assert_int_equal(de_collector_open(NULL, &c, &e), 0);
+	assert_int_equal(de_collector_read(c, pid, 1, &r, &e), 0);
+	assert_non_null(r.executable_hash);
+	assert_string_equal(r.executable_hash, want);
+	assert_string_equal(r.hash_algorithm, "sha256");
+	assert_null(json_object_get(r.platform_data, "hash_error"));
+	de_process_record_clear(&r);
+	/* warm: the same image again costs no bytes */
+	uint64_t before = de_collector_hashed_bytes(c);
+	assert_true(before > 0);
+	assert_int_equal(de_collector_read(c, pid, 2, &r, &e), 0);
+	assert_string_equal(r.executable_hash, want);
+	assert_int_equal(de_collector_hashed_bytes(c), before);
+	de_process_record_clear(&r);
+	/* deleted: the running image is still hashed, through /proc/PID/exe */
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(de_collector_read(c, pid, 3, &r, &e), 0);
+	assert_true(json_is_true(json_object_get(r.platform_data, "exe_deleted")));
+	assert_non_null(r.executable_hash);
+	assert_string_equal(r.executable_hash, want);
+	de_process_record_clear(&r);
+	/* a zero-length file now at the path: replaced too; the image keeps its
+	 * hash (the new file's would be e3b0c442...) */
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(de_collector_read(c, pid, 4, &r, &e), 0);
+	assert_true(r.file_exists);
+	assert_true(json_is_true(json_object_get(r.platform_data, "exe_replaced")));
+	assert_true(json_is_true(json_object_get(r.platform_data, "exe_deleted")));
+	assert_string_equal(r.executable_hash, want);
+	de_process_record_clear(&r);
+	de_collector_close(c);
+	reap(pid);
+	unlink(path);
+}
+
+static void test_hash_disabled_and_limited(void **state)
+{
+	(void)state;
+	char *argv[] = {"sleep", "30", NULL};
+	pid_t pid = spawn("/bin/sleep", argv);
+	struct de_collector *c;
+	struct de_collect_options o;
+	struct de_process_record r;
+	struct de_error e = {0};
+
+	assert_int_equal(de_collector_open(NULL, &c, &e), 0);
+	de_collect_options_default(&o);
+	o.max_hash_size = 1000; /* smaller than any sleep */
+	assert_int_equal(de_collector_configure(c, &o, &e), 0);
+	assert_int_equal(de_collector_read(c, pid, 1, &r, &e), 0);
+	assert_null(r.executable_hash);
+	assert_null(r.hash_algorithm);
+	assert_string_equal(json_string_value(json_object_get(r.platform_data, "hash_error")),
+			    "larger than the size limit");
+	de_process_record_clear(&r);
+	o.hash = false;
+	assert_int_equal(de_collector_configure(c, &o, &e), 0);
+	assert_int_equal(de_collector_read(c, pid, 1, &r, &e), 0);
+	assert_null(r.executable_hash);
+	de_process_record_clear(&r);
+	de_collector_close(c);
+	reap(pid);
+}
+
+/*
+ * An executable nobody may read (mode 0111): the process runs, is not
+ * dumpable, and a collector running as the same unprivileged user records
+ * it with accessible=false and no hash.  As root both sides run as nobody
+ * in a child; the verdict comes back as the exit status.
+ */
+static void test_unreadable_executable(void **state)
+{
+	(void)state;
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/noread", tmpdir);
+	copy_file("/bin/sleep", path);
+	assert_int_equal(chmod(path, 0111), 0);
+	assert_int_equal(chmod(tmpdir, 0755), 0);
+	bool root = geteuid() == 0;
+	pid_t checker = fork();
+	assert_true(checker >= 0);
+	if (checker == 0) {
+		if (root && (setgroups(0, NULL) < 0 || setresgid(65534, 65534, 65534) < 0 ||
+			     setresuid(65534, 65534, 65534) < 0))
+			_exit(10);
+		int p[2];
+		char ch;
+		if (pipe2(p, O_CLOEXEC) < 0)
+			_exit(11);
+		pid_t victim = fork();
+		if (victim == 0) {
+			/* through sh, so that valgrind's own exec check (which
+			 * reads the file) is not in the way */
+			char cmd[PATH_MAX + 16];
+			snprintf(cmd, sizeof(cmd), "exec '%s' 30", path);
+			char *argv[] = {"sh", "-c", cmd, NULL};
+			execv("/bin/sh", argv);
+			_exit(127);
+		}
+		close(p[1]);
+		if (read(p[0], &ch, 1) != 0)
+			_exit(12);
+		/* wait for sh to exec the victim (comm becomes "noread") */
+		char comm_path[64], comm[32] = "";
+		snprintf(comm_path, sizeof(comm_path), "/proc/%d/comm", (int)victim);
+		for (int i = 0; i < 2000 && strcmp(comm, "noread\n") != 0; i++) {
+			FILE *f = fopen(comm_path, "re");
+			if (!f || !fgets(comm, sizeof(comm), f))
+				comm[0] = '\0';
+			if (f)
+				fclose(f);
+			usleep(5000);
+		}
+		struct de_collector *c;
+		struct de_process_record r;
+		struct de_error e = {0};
+		int code = 0;
+		if (de_collector_open(NULL, &c, &e) < 0 ||
+		    de_collector_read(c, victim, 1, &r, &e) < 0)
+			code = 13;
+		else if (r.accessible || r.executable_hash)
+			code = 14;
+		else if (strcmp(r.name, "noread") != 0)
+			code = 15;
+		if (code != 13) {
+			de_process_record_clear(&r);
+			de_collector_close(c);
+		}
+		kill(victim, SIGKILL);
+		waitpid(victim, NULL, 0);
+		_exit(code);
+	}
+	int st;
+	assert_int_equal(waitpid(checker, &st, 0), checker);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	chmod(tmpdir, 0700);
+	unlink(path);
+}
+
+static void test_cpu_usage(void **state)
+{
+	(void)state;
+	char *argv[] = {"sh", "-c", "while :; do :; done", NULL};
+	pid_t pid = spawn("/bin/sh", argv);
+	struct de_collector *c;
+	struct de_process_record r;
+	struct de_error e = {0};
+
+	assert_int_equal(de_collector_open(NULL, &c, &e), 0);
+	assert_int_equal(de_collector_read(c, pid, 1, &r, &e), 0);
+	assert_false(r.has_cpu_usage); /* first sample of this instance */
+	de_process_record_clear(&r);
+	usleep(50000);
+	assert_int_equal(de_collector_read(c, pid, 2, &r, &e), 0);
+	assert_true(r.has_cpu_usage);
+	assert_true(r.cpu_usage >= 0.0);
+	assert_true(r.cpu_usage <= 100.0 * 64);
+	de_process_record_clear(&r);
+	/* the scan keeps the samples: the instance has cpu_usage there too */
+	struct de_process_list l = {0};
+	assert_int_equal(de_collector_scan(c, 3, &l, NULL, &e), 0);
+	bool found = false;
+	for (size_t i = 0; i < l.len; i++)
+		if (l.items[i].pid == (uint32_t)pid) {
+			found = true;
+			assert_true(l.items[i].has_cpu_usage);
+		}
+	assert_true(found);
+	de_process_list_clear(&l);
+	de_collector_close(c);
+	reap(pid);
+}
+
+static void test_masked_command_line(void **state)
+{
+	(void)state;
+	char *argv[] = {"sh",	   "-c",	  "read x",    "--password",
+			"hunter2", "--token=abc", "API_KEY=k", NULL};
+	int in;
+	pid_t pid = spawn_in("/bin/sh", argv, &in);
+	struct de_collector *c;
+	struct de_collect_options o;
+	struct de_process_record r;
+	struct de_error e = {0};
+
+	assert_int_equal(de_collector_open(NULL, &c, &e), 0);
+	assert_int_equal(de_collector_read(c, pid, 1, &r, &e), 0);
+	assert_int_equal(r.command_line_len, 7);
+	assert_string_equal(r.command_line[3], "--password");
+	assert_string_equal(r.command_line[4], DE_MASK_STRING);
+	assert_string_equal(r.command_line[5], "--token=" DE_MASK_STRING);
+	assert_string_equal(r.command_line[6], "API_KEY=" DE_MASK_STRING);
+	assert_int_equal(json_integer_value(json_object_get(r.platform_data, "cmdline_masked")), 3);
+	de_process_record_clear(&r);
+	/* only an explicit setting turns masking off */
+	de_collect_options_default(&o);
+	o.mask = false;
+	assert_int_equal(de_collector_configure(c, &o, &e), 0);
+	assert_int_equal(de_collector_read(c, pid, 2, &r, &e), 0);
+	assert_string_equal(r.command_line[4], "hunter2");
+	de_process_record_clear(&r);
+	de_collector_close(c);
+	close(in);
+	reap(pid);
+}
+
+/* Children that exit while the scan reads them are dropped, never fatal. */
+static void test_scan_under_churn(void **state)
+{
+	(void)state;
+	enum { N = 200 };
+	pid_t kids[N];
+	struct de_collector *c;
+	struct de_error e = {0};
+
+	assert_int_equal(de_collector_open(NULL, &c, &e), 0);
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < N; i++) {
+			kids[i] = fork();
+			assert_true(kids[i] >= 0);
+			if (kids[i] == 0)
+				_exit(0);
+		}
+		struct de_process_list l = {0};
+		struct de_collect_stats st;
+		assert_int_equal(de_collector_scan(c, round, &l, &st, &e), 0);
+		assert_int_equal(st.recorded, l.len);
+		assert_int_equal(st.seen, st.recorded + st.vanished);
+		de_process_list_clear(&l);
+		for (int i = 0; i < N; i++)
+			waitpid(kids[i], NULL, 0);
+	}
+	de_collector_close(c);
+}
+
 static void test_full_scan(void **state)
 {
 	(void)state;
@@ -300,6 +565,12 @@ int main(void)
 		cmocka_unit_test(test_gone_process),
 		cmocka_unit_test(test_zombie),
 		cmocka_unit_test(test_full_scan),
+		cmocka_unit_test(test_hash_matches_sha256sum),
+		cmocka_unit_test(test_hash_disabled_and_limited),
+		cmocka_unit_test(test_unreadable_executable),
+		cmocka_unit_test(test_cpu_usage),
+		cmocka_unit_test(test_masked_command_line),
+		cmocka_unit_test(test_scan_under_churn),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

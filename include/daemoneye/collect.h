@@ -9,8 +9,17 @@
  *
  * platform_data carries the Linux facts (see docs/collection.md): state,
  * threads, ppid-independent ids (euid, gid, egid), session, pgrp, tty_nr,
- * nice, kernel_thread, exe_deleted, exe_inode/exe_device, utime/stime ticks,
- * cmdline_truncated.
+ * nice, kernel_thread, exe_deleted, exe_replaced, exe_inode/exe_device,
+ * utime/stime ticks, cmdline_truncated, cmdline_masked, hash_error.
+ *
+ * The collector remembers every live process instance between scans: that
+ * gives cpu_usage (percent of one core since the previous sample of the
+ * same (pid, start_time); absent on the first sample) and lets a rescan read
+ * only /proc/PID/stat for an instance it already knows (an exec is noticed
+ * by comm, start_code and start_stack changing; every
+ * full_refresh_every-th scan re-reads everything).  Executables are hashed
+ * (SHA-256, hash.h) in a pass after enumeration, so hashing never holds up
+ * the listing, and command lines are masked (mask.h) when they are read.
  *
  * Ownership: de_process_list owns its records; clear it with
  * de_process_list_clear().
@@ -24,6 +33,7 @@
 #include <sys/types.h>
 
 #include "daemoneye/error.h"
+#include "daemoneye/hash.h"
 #include "daemoneye/model.h"
 
 /* Longest command line kept (bytes); longer ones are cut and flagged. */
@@ -36,17 +46,53 @@ struct de_process_list {
 };
 
 struct de_collect_stats {
-	size_t seen;	     /* numeric entries found in /proc */
-	size_t recorded;     /* records produced */
-	size_t vanished;     /* exited while being read */
-	size_t inaccessible; /* recorded with accessible=false */
+	size_t seen;	       /* numeric entries found in /proc */
+	size_t recorded;       /* records produced */
+	size_t vanished;       /* exited while being read */
+	size_t inaccessible;   /* recorded with accessible=false */
+	size_t reused;	       /* known instances refreshed from stat alone */
+	uint64_t hashed_bytes; /* bytes read for hashing in this scan */
+	size_t hashed_files;   /* files hashed in this scan (cache misses) */
 };
+
+struct de_collect_options {
+	bool hash;		       /* SHA-256 of executables (default true) */
+	uint64_t max_hash_size;	       /* bytes; 0 = no limit (default 256 MiB) */
+	bool mask;		       /* mask secrets in argv (default true) */
+	const char *const *mask_flags; /* NULL: de_mask_default_flags; copied */
+	size_t nmask_flags;
+	unsigned full_refresh_every; /* every Nth scan re-reads all files; 0 never (default 10) */
+};
+
+/* Fill *o with the defaults above. */
+void de_collect_options_default(struct de_collect_options *o);
 
 struct de_collector;
 
 /* Open a collector on proc_root (NULL: "/proc"). */
 int de_collector_open(const char *proc_root, struct de_collector **out, struct de_error *err);
 void de_collector_close(struct de_collector *c);
+
+/* Apply options (the collector starts with the defaults).  0 or -ENOMEM. */
+int de_collector_configure(struct de_collector *c, const struct de_collect_options *o,
+			   struct de_error *err);
+
+/*
+ * Read every process and call fn(ctx, record) for each, in /proc order,
+ * after the hashing pass.  The record is the callback's to keep (it may
+ * move it out, e.g. with de_process_list_push); what it leaves is cleared.
+ * A callback returning < 0 stops the scan with that value.  Fails only if
+ * proc_root cannot be listed, on ENOMEM, or when fn fails.
+ */
+int de_collector_scan_each(struct de_collector *c, int64_t scan_id,
+			   int (*fn)(void *ctx, struct de_process_record *r), void *ctx,
+			   struct de_collect_stats *stats, struct de_error *err);
+
+/* The options in effect (borrowed; valid until the next configure/close). */
+const struct de_collect_options *de_collector_options(const struct de_collector *c);
+
+/* Bytes hashed since the collector was opened (for the warm-rescan check). */
+uint64_t de_collector_hashed_bytes(const struct de_collector *c);
 
 /*
  * Read every process into *out (appended).  Fails only if proc_root itself
@@ -56,8 +102,10 @@ int de_collector_scan(struct de_collector *c, int64_t scan_id, struct de_process
 		      struct de_collect_stats *stats, struct de_error *err);
 
 /*
- * Read one process.  Returns 0 with *out filled, -ESRCH if the process does
- * not exist (or exited while being read), another negative errno on ENOMEM.
+ * Read one process completely (every file, hashed at once; used for exec
+ * events).  Returns 0 with *out filled, -ESRCH if the process does not
+ * exist (or exited while being read), another negative errno on ENOMEM.
+ * The instance is remembered for the next scan.
  */
 int de_collector_read(struct de_collector *c, pid_t pid, int64_t scan_id,
 		      struct de_process_record *out, struct de_error *err);

@@ -1,7 +1,8 @@
 /*
  * daemoneye-agent — the orchestrator.
  *
- * Each cycle: enumerate processes, replace the event store's snapshot,
+ * Each cycle: ask procmond (spawned over a socketpair, collector.c) for a
+ * scan of every process, replace the event store's snapshot,
  * run every enabled detection rule over it, and deliver the alerts (stdout
  * now; more sinks later).  `--once` runs one cycle and exits; otherwise a
  * cycle runs every app.scan_interval_ms until SIGINT or SIGTERM.
@@ -21,6 +22,8 @@
 #include <unistd.h>
 
 #include "daemoneye/alert.h"
+#include "collector.h"
+#include "privdrop.h"
 #include "daemoneye/collect.h"
 #include "daemoneye/config.h"
 #include "daemoneye/detect.h"
@@ -59,7 +62,8 @@ static void usage(FILE *f)
 struct agent {
 	struct de_config *cfg;
 	struct de_store *store;
-	struct de_collector *collector;
+	const struct de_config_sources *src; /* passed on to procmond */
+	struct procmond_chan pm;
 	struct de_validator *validator; /* the SQL sandbox's settings */
 	struct de_engine *engine;	/* rules run here, read-only */
 	struct de_rule_set rules;	/* builtin + rules_dirs + imported */
@@ -105,6 +109,9 @@ static int setup(struct agent *ag, struct de_error *err)
 
 	if ((rc = de_config_state_dir(ag->cfg, &state, err)) < 0)
 		return rc;
+	/* procmond first: it is the privileged half, started before we drop */
+	if ((rc = agent_procmond_start(ag->src, &ag->pm, err)) < 0)
+		goto out;
 	if ((rc = make_dirs(state)) < 0) {
 		rc = de_error_set(err, DE_ERR_IO, -rc,
 				  "cannot create state directory %s: %s "
@@ -121,6 +128,13 @@ static int setup(struct agent *ag, struct de_error *err)
 	if (rc < 0)
 		goto out;
 	sc.path = path;
+	if (geteuid() == 0) {
+		/* procmond holds the privilege; we need none of it */
+		const char *user;
+		if ((rc = de_config_get_str(ag->cfg, "app.run_as_user", &user, err)) < 0 ||
+		    (rc = agent_drop_privileges(user, state, path, err)) < 0)
+			goto out;
+	}
 	if ((rc = de_config_get_u64(ag->cfg, "database.max_size_mb", &sc.max_size_mb, err)) < 0 ||
 	    (rc = de_config_get_bool(ag->cfg, "database.wal_mode", &sc.wal_mode, err)) < 0 ||
 	    (rc = de_config_get_u64(ag->cfg, "database.max_connections", &u, err)) < 0 ||
@@ -167,8 +181,6 @@ static int setup(struct agent *ag, struct de_error *err)
 	else
 		ag->alert_format = isatty(STDOUT_FILENO) ? DE_ALERT_TEXT : DE_ALERT_JSON;
 	ag->color = ag->alert_format == DE_ALERT_TEXT && de_use_color(stdout);
-
-	rc = de_collector_open(NULL, &ag->collector, err);
 out:
 	free(state);
 	free(path);
@@ -187,7 +199,11 @@ static int cycle(struct agent *ag, struct de_error *err)
 	/* a failed scan leaves the store as it was; the next cycle retries */
 	if ((rc = de_store_scan_begin(ag->store, t0, "poll", &scan_id, err)) < 0)
 		return de_error_prefix(err, "scan failed: ");
-	if ((rc = de_collector_scan(ag->collector, scan_id, &procs, &stats, err)) < 0 ||
+	if (ag->pm.fd < 0) {
+		de_log_warnx("procmond is not running: starting it again");
+		rc = agent_procmond_start(ag->src, &ag->pm, err);
+	}
+	if (rc < 0 || (rc = agent_procmond_scan(&ag->pm, scan_id, &procs, &stats, err)) < 0 ||
 	    (rc = de_store_processes(ag->store, procs.items, procs.len, err)) < 0 ||
 	    (rc = de_store_scan_end(ag->store, scan_id, de_now_ms(), procs.len, err)) < 0) {
 		de_store_scan_fail(ag->store, scan_id, de_now_ms(), err->message, NULL);
@@ -324,6 +340,8 @@ int main(int argc, char **argv)
 	}
 	src.sets = sets;
 	de_log_init("daemoneye-agent", DE_LOG_INFO, DE_LOG_TEXT, NULL);
+	ag.src = &src;
+	ag.pm.fd = -1;
 	if (de_config_load(&src, &ag.cfg, &err) < 0) {
 		fprintf(stderr, "daemoneye-agent: %s\n", err.message);
 		free(sets);
@@ -370,7 +388,7 @@ int main(int argc, char **argv)
 	if (!once)
 		de_log_info("stopping");
 done:
-	de_collector_close(ag.collector);
+	agent_procmond_stop(&ag.pm);
 	de_store_close(ag.store);
 	de_engine_close(ag.engine);
 	de_rule_set_clear(&ag.rules);

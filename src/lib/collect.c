@@ -7,6 +7,16 @@
  * "deleted" when the inode behind /proc/PID/exe has no links left; only then
  * is the kernel's " (deleted)" suffix removed from the path, so a file that
  * really is named "x (deleted)" keeps its name.
+ *
+ * Every live instance has an entry in a table (a vector plus an
+ * open-addressing index by pid, rebuilt after each scan when exited
+ * instances are dropped).  A scan runs in three passes:
+ *   1. enumerate: read stat for each pid; a known instance is refreshed from
+ *      stat alone, a new one (or one that exec'd) is read completely;
+ *   2. check executables: each distinct path is stat'ed once per scan; a
+ *      process whose image no longer matches its path is looked at closely
+ *      (deleted? replaced? renamed?);
+ *   3. hash what the cache does not know, then hand out the records.
  */
 #include "daemoneye/collect.h"
 
@@ -17,10 +27,65 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "daemoneye/mask.h"
+
 #define PF_KTHREAD 0x00200000u
+
+/* Fields of /proc/PID/stat that we use (see proc(5)). */
+struct pstat {
+	char state;
+	int ppid, pgrp, session, tty_nr;
+	unsigned flags;
+	unsigned long long utime, stime;
+	long nice, num_threads;
+	unsigned long long starttime;
+	long rss;
+	unsigned long long startcode, startstack; /* change on exec (0 if hidden) */
+};
+
+/* One live process instance, as last read. */
+struct inst {
+	uint32_t pid;
+	uint32_t gen; /* scan generation in which it was last seen */
+	struct pstat ps;
+	char *name; /* comm, exact bytes */
+	int64_t collection_time;
+	/* cpu */
+	unsigned long long prev_ticks;
+	int64_t prev_ns; /* CLOCK_MONOTONIC of prev_ticks; 0 = none */
+	bool has_cpu;
+	double cpu;
+	/* status */
+	bool has_ids;
+	unsigned long uid, euid, gid, egid;
+	bool accessible;
+	/* cmdline (masked) */
+	char **argv;
+	size_t argc;
+	bool cmd_truncated;
+	int masked;
+	/* executable */
+	char *exe;	/* path (suffix removed when deleted), NULL when unknown */
+	bool has_image; /* image stat below is valid */
+	struct de_hash_key image;
+	bool deleted, replaced, file_exists;
+	/* hash */
+	bool hash_done;
+	char hex[DE_SHA256_HEX_LEN + 1];
+	char hash_err[DE_HASH_REASON_MAX];
+};
+
+/* Per-scan cache of stat(path) for executable paths. */
+struct pathent {
+	char *path; /* NULL: empty slot */
+	bool exists;
+	struct de_hash_key key;
+};
 
 struct de_collector {
 	int procfd; /* directory descriptor of proc_root */
@@ -28,7 +93,30 @@ struct de_collector {
 	int64_t btime_ms; /* boot time, ms since the epoch */
 	long clk_tck;	  /* clock ticks per second */
 	long page_size;
+	struct de_collect_options opt;
+	char **mask_flags; /* owned copy */
+	struct de_hash_cache *hashes;
+	/* instance table */
+	struct inst *v;
+	size_t n, cap;
+	uint32_t *idx; /* slot -> index + 1; 0 empty */
+	size_t nidx;   /* power of two */
+	uint32_t gen;
+	uint64_t scans;
+	/* random bytes for record ids, refilled 4 KiB at a time */
+	uint8_t rnd[4096];
+	size_t rnd_left;
+	/* path cache, cleared per scan */
+	struct pathent *paths;
+	size_t npaths, pused;
 };
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 /* Read a whole file at dirfd/path into a growing buffer (NUL added). */
 static int read_file(int dirfd, const char *path, char **buf, size_t *len, size_t cap)
@@ -82,6 +170,46 @@ static int read_file(int dirfd, const char *path, char **buf, size_t *len, size_
 	return 0;
 }
 
+/* Read a small file into a caller buffer (NUL added); bytes read or -errno. */
+static ssize_t read_small(int dirfd, const char *path, char *buf, size_t size, bool seqfile)
+{
+	int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
+	size_t n = 0;
+
+	if (fd < 0)
+		return -errno;
+	while (n + 1 < size) {
+		ssize_t r = read(fd, buf + n, size - 1 - n);
+		if (r < 0) {
+			int e = errno;
+			if (e == EINTR)
+				continue;
+			close(fd);
+			return -e;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+		/* stat and status are seq_files: a read with room to spare
+		 * returns the whole text, so the read that would return 0 is
+		 * saved (a third of the syscalls of a rescan) */
+		if (seqfile && n + 1 < size)
+			break;
+	}
+	close(fd);
+	buf[n] = '\0';
+	return (ssize_t)n;
+}
+
+void de_collect_options_default(struct de_collect_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->hash = true;
+	o->max_hash_size = 256u << 20;
+	o->mask = true;
+	o->full_refresh_every = 10;
+}
+
 int de_collector_open(const char *proc_root, struct de_collector **out, struct de_error *err)
 {
 	struct de_collector *c = calloc(1, sizeof(*c));
@@ -107,8 +235,42 @@ int de_collector_open(const char *proc_root, struct de_collector **out, struct d
 			c->btime_ms = strtoll(p + 7, NULL, 10) * 1000;
 		free(statbuf);
 	}
+	de_collect_options_default(&c->opt);
+	if ((rc = de_hash_cache_new(c->opt.max_hash_size, &c->hashes, err)) < 0) {
+		close(c->procfd);
+		free(c);
+		return rc;
+	}
 	*out = c;
 	return 0;
+}
+
+static void inst_clear(struct inst *e)
+{
+	free(e->name);
+	for (size_t i = 0; i < e->argc; i++)
+		free(e->argv[i]);
+	free(e->argv);
+	free(e->exe);
+	memset(e, 0, sizeof(*e));
+}
+
+static void free_flags(struct de_collector *c)
+{
+	if (c->mask_flags)
+		for (size_t i = 0; c->mask_flags[i]; i++)
+			free(c->mask_flags[i]);
+	free(c->mask_flags);
+	c->mask_flags = NULL;
+}
+
+static void paths_reset(struct de_collector *c)
+{
+	for (size_t i = 0; i < c->npaths; i++) {
+		free(c->paths[i].path);
+		c->paths[i].path = NULL;
+	}
+	c->pused = 0;
 }
 
 void de_collector_close(struct de_collector *c)
@@ -117,7 +279,64 @@ void de_collector_close(struct de_collector *c)
 		return;
 	if (c->procfd >= 0)
 		close(c->procfd);
+	for (size_t i = 0; i < c->n; i++)
+		inst_clear(&c->v[i]);
+	free(c->v);
+	free(c->idx);
+	paths_reset(c);
+	free(c->paths);
+	free_flags(c);
+	de_hash_cache_free(c->hashes);
 	free(c);
+}
+
+int de_collector_configure(struct de_collector *c, const struct de_collect_options *o,
+			   struct de_error *err)
+{
+	struct de_hash_cache *h = NULL;
+	char **flags = NULL;
+	int rc;
+
+	if (o->mask_flags) {
+		flags = calloc(o->nmask_flags + 1, sizeof(char *));
+		if (!flags)
+			goto nomem;
+		for (size_t i = 0; i < o->nmask_flags; i++)
+			if (!(flags[i] = strdup(o->mask_flags[i]))) {
+				for (size_t j = 0; j < i; j++)
+					free(flags[j]);
+				free(flags);
+				goto nomem;
+			}
+	}
+	if (o->max_hash_size != c->opt.max_hash_size) {
+		if ((rc = de_hash_cache_new(o->max_hash_size, &h, err)) < 0) {
+			if (flags)
+				for (size_t i = 0; flags[i]; i++)
+					free(flags[i]);
+			free(flags);
+			return rc;
+		}
+		de_hash_cache_free(c->hashes);
+		c->hashes = h;
+	}
+	free_flags(c);
+	c->mask_flags = flags;
+	c->opt = *o;
+	c->opt.mask_flags = (const char *const *)c->mask_flags;
+	return 0;
+nomem:
+	return de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
+}
+
+const struct de_collect_options *de_collector_options(const struct de_collector *c)
+{
+	return &c->opt;
+}
+
+uint64_t de_collector_hashed_bytes(const struct de_collector *c)
+{
+	return de_hash_bytes_hashed(c->hashes);
 }
 
 void de_process_list_clear(struct de_process_list *l)
@@ -145,16 +364,7 @@ int de_process_list_push(struct de_process_list *l, struct de_process_record *r)
 	return 0;
 }
 
-/* Fields of /proc/PID/stat that we use (see proc(5)). */
-struct pstat {
-	char state;
-	int ppid, pgrp, session, tty_nr;
-	unsigned flags;
-	unsigned long long utime, stime;
-	long nice, num_threads;
-	unsigned long long starttime;
-	long rss;
-};
+/* ---- parsing --------------------------------------------------------------- */
 
 /* Parse stat; comm and comm_len point into buf.  -EINVAL if malformed. */
 static int parse_stat(char *buf, size_t len, const char **comm, size_t *comm_len, struct pstat *ps)
@@ -174,14 +384,18 @@ static int parse_stat(char *buf, size_t len, const char **comm, size_t *comm_len
 	p = close + 1;
 	/* state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt
 	 * cmajflt utime stime cutime cstime priority nice num_threads
-	 * itrealvalue starttime vsize rss */
+	 * itrealvalue starttime vsize rss rsslim startcode endcode startstack */
 	int n = sscanf(p,
 		       " %c %d %d %d %d %*d %u %*u %*u %*u %*u %llu %llu %*d %*d %*d %ld %ld "
-		       "%*d %llu %*u %ld",
+		       "%*d %llu %*u %ld %*u %llu %*u %llu",
 		       &ps->state, &ps->ppid, &ps->pgrp, &ps->session, &ps->tty_nr, &ps->flags,
 		       &ps->utime, &ps->stime, &ps->nice, &ps->num_threads, &ps->starttime,
-		       &ps->rss);
-	return n == 12 ? 0 : -EINVAL;
+		       &ps->rss, &ps->startcode, &ps->startstack);
+	if (n < 12)
+		return -EINVAL;
+	if (n < 14)
+		ps->startcode = ps->startstack = 0;
+	return 0;
 }
 
 static char *dupn(const char *s, size_t n)
@@ -192,6 +406,13 @@ static char *dupn(const char *s, size_t n)
 		d[n] = '\0';
 	}
 	return d;
+}
+
+static void free_argv(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
 }
 
 /* Split a NUL-separated cmdline into argv (exact bytes). */
@@ -212,9 +433,7 @@ static int split_cmdline(const char *buf, size_t n, char ***argv, size_t *argc)
 		size_t l = strnlen(buf + start, n - start);
 		v[k] = dupn(buf + start, l);
 		if (!v[k]) {
-			for (size_t j = 0; j < k; j++)
-				free(v[j]);
-			free(v);
+			free_argv(v, k);
 			return -ENOMEM;
 		}
 		k++;
@@ -240,171 +459,559 @@ static bool gone(int e)
 	return e == -ENOENT || e == -ESRCH;
 }
 
-int de_collector_read(struct de_collector *c, pid_t pid, int64_t scan_id,
-		      struct de_process_record *out, struct de_error *err)
+/* ---- the instance table ---------------------------------------------------- */
+
+static size_t pid_slot(uint32_t pid, size_t mask)
 {
-	struct de_process_record r = {0};
-	struct pstat ps = {0};
-	char path[64], *statbuf = NULL, *status = NULL, *cmd = NULL;
-	const char *comm;
-	size_t n, comm_len;
-	bool vanished = false, denied = false;
-	json_t *pd = NULL;
+	return (size_t)((pid * 2654435761u) & mask);
+}
+
+static struct inst *table_find(struct de_collector *c, uint32_t pid)
+{
+	if (!c->nidx)
+		return NULL;
+	for (size_t i = pid_slot(pid, c->nidx - 1); c->idx[i]; i = (i + 1) & (c->nidx - 1))
+		if (c->v[c->idx[i] - 1].pid == pid)
+			return &c->v[c->idx[i] - 1];
+	return NULL;
+}
+
+static int index_rebuild(struct de_collector *c, size_t want)
+{
+	size_t n = 1024;
+	uint32_t *idx;
+
+	while (n < want * 2)
+		n *= 2;
+	if (!(idx = calloc(n, sizeof(*idx))))
+		return -ENOMEM;
+	free(c->idx);
+	c->idx = idx;
+	c->nidx = n;
+	for (size_t k = 0; k < c->n; k++) {
+		size_t i = pid_slot(c->v[k].pid, n - 1);
+		while (idx[i])
+			i = (i + 1) & (n - 1);
+		idx[i] = (uint32_t)(k + 1);
+	}
+	return 0;
+}
+
+/* A new zeroed entry for pid, indexed.  NULL on ENOMEM. */
+static struct inst *table_add(struct de_collector *c, uint32_t pid)
+{
+	if (c->n == c->cap) {
+		size_t nc = c->cap ? c->cap * 2 : 1024;
+		struct inst *nv = realloc(c->v, nc * sizeof(*nv));
+		if (!nv)
+			return NULL;
+		c->v = nv;
+		c->cap = nc;
+	}
+	if ((c->n + 1) * 2 > c->nidx) {
+		c->n++; /* so that the rebuild sizes for it */
+		memset(&c->v[c->n - 1], 0, sizeof(c->v[0]));
+		c->v[c->n - 1].pid = pid;
+		if (index_rebuild(c, c->n) < 0) {
+			c->n--;
+			return NULL;
+		}
+		return &c->v[c->n - 1];
+	}
+	memset(&c->v[c->n], 0, sizeof(c->v[0]));
+	c->v[c->n].pid = pid;
+	size_t i = pid_slot(pid, c->nidx - 1);
+	while (c->idx[i])
+		i = (i + 1) & (c->nidx - 1);
+	c->idx[i] = (uint32_t)(c->n + 1);
+	return &c->v[c->n++];
+}
+
+/* Drop the entries not seen in generation gen. */
+static int table_prune(struct de_collector *c, uint32_t gen)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < c->n; i++) {
+		if (c->v[i].gen != gen) {
+			inst_clear(&c->v[i]);
+			continue;
+		}
+		if (k != i)
+			c->v[k] = c->v[i];
+		k++;
+	}
+	c->n = k;
+	return index_rebuild(c, c->n);
+}
+
+/* ---- executables ------------------------------------------------------------ */
+
+static uint64_t str_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+/* stat(path), remembered for the rest of the scan (NULL cache: no memo). */
+static int path_stat(struct de_collector *c, bool memo, const char *path, bool *exists,
+		     struct de_hash_key *key)
+{
+	struct stat st;
+	struct pathent *p = NULL;
+
+	if (memo) {
+		if ((c->pused + 1) * 2 > c->npaths) {
+			size_t nn = c->npaths ? c->npaths * 2 : 256;
+			struct pathent *np = calloc(nn, sizeof(*np));
+			if (!np)
+				return -ENOMEM;
+			for (size_t i = 0; i < c->npaths; i++) {
+				if (!c->paths[i].path)
+					continue;
+				size_t j = (size_t)str_hash(c->paths[i].path) & (nn - 1);
+				while (np[j].path)
+					j = (j + 1) & (nn - 1);
+				np[j] = c->paths[i];
+			}
+			free(c->paths);
+			c->paths = np;
+			c->npaths = nn;
+		}
+		size_t j = (size_t)str_hash(path) & (c->npaths - 1);
+		while (c->paths[j].path && strcmp(c->paths[j].path, path) != 0)
+			j = (j + 1) & (c->npaths - 1);
+		p = &c->paths[j];
+		if (p->path) {
+			*exists = p->exists;
+			*key = p->key;
+			return 0;
+		}
+	}
+	*exists = stat(path, &st) == 0;
+	memset(key, 0, sizeof(*key));
+	if (*exists)
+		de_hash_key_from_stat(&st, key);
+	if (p) {
+		if (!(p->path = strdup(path)))
+			return -ENOMEM;
+		p->exists = *exists;
+		p->key = *key;
+		c->pused++;
+	}
+	return 0;
+}
+
+/*
+ * Read the executable link and the image behind it into e.  Returns 0,
+ * -EACCES when not permitted, -ESRCH when gone or without an image (a
+ * zombie or kernel thread), -ENOMEM.
+ */
+static int read_exe(struct de_collector *c, uint32_t pid, struct inst *e)
+{
+	static const char suffix[] = " (deleted)";
+	const size_t sl = sizeof(suffix) - 1;
+	char path[64], target[PATH_MAX + 1];
+	struct stat img;
+	ssize_t l;
+
+	snprintf(path, sizeof(path), "%u/exe", pid);
+	l = readlinkat(c->procfd, path, target, sizeof(target) - 1);
+	if (l < 0)
+		return errno == EACCES || errno == EPERM ? -EACCES : -ESRCH;
+	target[l] = '\0';
+	free(e->exe);
+	e->exe = NULL;
+	e->has_image = false;
+	e->deleted = false;
+	if (fstatat(c->procfd, path, &img, 0) == 0) {
+		struct de_hash_key k;
+		de_hash_key_from_stat(&img, &k);
+		if (!de_hash_key_equal(&k, &e->image))
+			e->hash_done = false;
+		e->image = k;
+		e->has_image = true;
+		e->deleted = img.st_nlink == 0;
+	}
+	if (e->deleted && (size_t)l > sl && strcmp(target + l - sl, suffix) == 0)
+		target[l - (ssize_t)sl] = '\0';
+	if (!(e->exe = strdup(target)))
+		return -ENOMEM;
+	return 0;
+}
+
+/*
+ * Does the path still hold the running image?  Stat'ing each distinct path
+ * once per scan answers for every process of that executable; only when it
+ * does not is the process's own image looked at again.
+ */
+static int check_exe(struct de_collector *c, bool memo, struct inst *e)
+{
+	struct de_hash_key k;
+	bool exists;
 	int rc;
 
-	snprintf(path, sizeof(path), "%d/stat", (int)pid);
-	rc = read_file(c->procfd, path, &statbuf, &n, 1u << 16);
-	if (rc < 0) {
-		if (rc == -ENOMEM)
-			return de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
-		return -ESRCH;
+	if (!e->exe)
+		return 0;
+	if ((rc = path_stat(c, memo, e->exe, &exists, &k)) < 0)
+		return rc;
+	if (exists && e->has_image && k.dev == e->image.dev && k.ino == e->image.ino) {
+		if (!de_hash_key_equal(&k, &e->image)) {
+			e->image = k; /* modified in place: hash again */
+			e->hash_done = false;
+		}
+		e->file_exists = true;
+		e->deleted = e->replaced = false;
+		return 0;
 	}
-	if (parse_stat(statbuf, n, &comm, &comm_len, &ps) < 0) {
-		free(statbuf);
-		return -ESRCH; /* truncated read of a dying process */
+	/* deleted, replaced, renamed, or another mount namespace */
+	if ((rc = read_exe(c, e->pid, e)) < 0)
+		return rc == -ENOMEM ? rc : 0;
+	if ((rc = path_stat(c, memo, e->exe, &exists, &k)) < 0)
+		return rc;
+	e->file_exists = exists;
+	e->replaced = exists && e->has_image && (k.dev != e->image.dev || k.ino != e->image.ino);
+	return 0;
+}
+
+/* Hash the image of e (through /proc/PID/exe, so a deleted file too). */
+static int hash_exe(struct de_collector *c, struct inst *e, struct de_collect_stats *st)
+{
+	char path[64];
+	int fd, rc;
+
+	if (e->hash_done || !e->exe)
+		return 0;
+	e->hash_done = true;
+	e->hex[0] = e->hash_err[0] = '\0';
+	if (!e->has_image) {
+		snprintf(e->hash_err, sizeof(e->hash_err), "executable not accessible");
+		return 0;
 	}
-	r.pid = (uint32_t)pid;
-	r.scan_id = scan_id;
-	r.collection_time = de_now_ms();
-	if (de_uuid_v4(&r.id) < 0)
-		memset(&r.id, 0, sizeof(r.id));
-	r.name = dupn(comm, comm_len);
-	r.has_ppid = ps.ppid > 0 || pid == 1;
-	r.ppid = (uint32_t)(ps.ppid > 0 ? ps.ppid : 0);
-	r.has_start_time = c->clk_tck > 0;
-	r.start_time =
-		c->btime_ms + (int64_t)(ps.starttime * 1000 / (unsigned long long)c->clk_tck);
-	r.has_memory_usage = true;
-	r.memory_usage = (uint64_t)(ps.rss > 0 ? ps.rss : 0) * (uint64_t)c->page_size;
-	r.accessible = true;
-	pd = json_object();
-	if (!r.name || !pd)
-		goto nomem;
+	if (de_hash_lookup(c->hashes, &e->image, e->hex, e->hash_err))
+		return 0;
+	snprintf(path, sizeof(path), "%u/exe", e->pid);
+	fd = openat(c->procfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		int er = errno;
+		if (er == ENOENT || er == ESRCH) {
+			/* exited since: not a property of the file, do not cache */
+			snprintf(e->hash_err, sizeof(e->hash_err), "process exited before hashing");
+			return 0;
+		}
+		snprintf(e->hash_err, sizeof(e->hash_err), "cannot open: %s", strerror(er));
+		return de_hash_remember_failure(c->hashes, &e->image, e->hash_err);
+	}
+	uint64_t before = de_hash_bytes_hashed(c->hashes), files = de_hash_files_hashed(c->hashes);
+	struct de_hash_key k;
+	rc = de_hash_fd(c->hashes, fd, e->hex, e->hash_err, &k);
+	close(fd);
+	if (st) {
+		st->hashed_bytes += de_hash_bytes_hashed(c->hashes) - before;
+		st->hashed_files += de_hash_files_hashed(c->hashes) - files;
+	}
+	if (rc == 0 && !de_hash_key_equal(&k, &e->image))
+		e->image = k;
+	return rc;
+}
+
+/* ---- reading one process ------------------------------------------------------ */
+
+static void take_stat(struct de_collector *c, struct inst *e, const struct pstat *ps, int64_t now)
+{
+	unsigned long long ticks = ps->utime + ps->stime;
+
+	e->has_cpu = false;
+	if (e->prev_ns && now > e->prev_ns && ticks >= e->prev_ticks && c->clk_tck > 0) {
+		double secs = (double)(now - e->prev_ns) / 1e9;
+		e->cpu = (double)(ticks - e->prev_ticks) / (double)c->clk_tck / secs * 100.0;
+		e->has_cpu = true;
+	}
+	e->prev_ticks = ticks;
+	e->prev_ns = now;
+	e->ps = *ps;
+	e->collection_time = de_now_ms();
+}
+
+/*
+ * Read status, cmdline and exe of pid into e (whose stat is fresh).
+ * -ESRCH when the process vanished, -ENOMEM.
+ */
+static int read_rest(struct de_collector *c, uint32_t pid, struct inst *e, bool memo)
+{
+	char path[64], status[4096], *cmd = NULL;
+	bool vanished = false, denied = false;
+	ssize_t sn;
+	size_t n;
+	int rc;
 
 	/* status: uid and gid sets */
-	snprintf(path, sizeof(path), "%d/status", (int)pid);
-	rc = read_file(c->procfd, path, &status, &n, 1u << 16);
-	if (rc == 0) {
+	snprintf(path, sizeof(path), "%u/status", pid);
+	sn = read_small(c->procfd, path, status, sizeof(status), true);
+	e->has_ids = false;
+	if (sn >= 0) {
 		const char *uid = status_field(status, "Uid"), *gid = status_field(status, "Gid");
-		unsigned long ru, eu, rg, eg;
-		if (uid && sscanf(uid, "%lu %lu", &ru, &eu) == 2) {
-			char b[24];
-			snprintf(b, sizeof(b), "%lu", ru);
-			r.user_id = strdup(b);
-			json_object_set_new(pd, "euid", json_integer((json_int_t)eu));
-		}
-		if (gid && sscanf(gid, "%lu %lu", &rg, &eg) == 2) {
-			json_object_set_new(pd, "gid", json_integer((json_int_t)rg));
-			json_object_set_new(pd, "egid", json_integer((json_int_t)eg));
-		}
-	} else if (gone(rc)) {
+		if (uid && gid && sscanf(uid, "%lu %lu", &e->uid, &e->euid) == 2 &&
+		    sscanf(gid, "%lu %lu", &e->gid, &e->egid) == 2)
+			e->has_ids = true;
+	} else if (gone((int)sn)) {
 		vanished = true;
-	} else if (rc == -EACCES || rc == -EPERM) {
+	} else if (sn == -EACCES || sn == -EPERM) {
 		denied = true;
 	}
 
 	/* cmdline: argv exactly, NUL-separated */
-	snprintf(path, sizeof(path), "%d/cmdline", (int)pid);
+	free_argv(e->argv, e->argc);
+	e->argv = NULL;
+	e->argc = 0;
+	e->cmd_truncated = false;
+	e->masked = 0;
+	snprintf(path, sizeof(path), "%u/cmdline", pid);
 	rc = read_file(c->procfd, path, &cmd, &n, DE_COLLECT_MAX_CMDLINE);
 	if (rc == 0) {
-		if (n >= DE_COLLECT_MAX_CMDLINE)
-			json_object_set_new(pd, "cmdline_truncated", json_true());
-		if (split_cmdline(cmd, n, &r.command_line, &r.command_line_len) < 0)
-			goto nomem;
+		e->cmd_truncated = n >= DE_COLLECT_MAX_CMDLINE;
+		rc = split_cmdline(cmd, n, &e->argv, &e->argc);
+		free(cmd);
+		if (rc < 0)
+			return rc;
+		if (c->opt.mask) {
+			size_t nf = c->opt.mask_flags ? c->opt.nmask_flags : 0;
+			rc = de_mask_argv(e->argv, e->argc, c->opt.mask_flags, nf);
+			if (rc < 0)
+				return rc;
+			e->masked = rc;
+		}
+	} else if (rc == -ENOMEM) {
+		return rc;
 	} else if (gone(rc)) {
 		vanished = true;
 	} else if (rc == -EACCES || rc == -EPERM) {
 		denied = true;
 	}
-	if (!r.command_line && !(r.command_line = calloc(1, sizeof(char *))))
-		goto nomem;
 
 	/* exe: the running image, and whether it is still on disk */
-	if (!(ps.flags & PF_KTHREAD)) {
-		char target[PATH_MAX + 1];
-		ssize_t l;
-		struct stat img = {0}, disk;
-
-		snprintf(path, sizeof(path), "%d/exe", (int)pid);
-		l = readlinkat(c->procfd, path, target, sizeof(target) - 1);
-		if (l >= 0) {
-			bool deleted = false;
-			target[l] = '\0';
-			if (fstatat(c->procfd, path, &img, 0) == 0) {
-				deleted = img.st_nlink == 0;
-				json_object_set_new(pd, "exe_inode",
-						    json_integer((json_int_t)img.st_ino));
-				json_object_set_new(pd, "exe_device",
-						    json_integer((json_int_t)img.st_dev));
-			}
-			static const char suffix[] = " (deleted)";
-			size_t sl = sizeof(suffix) - 1;
-			if (deleted && (size_t)l > sl && strcmp(target + l - sl, suffix) == 0)
-				target[l - (ssize_t)sl] = '\0';
-			r.executable_path = strdup(target);
-			if (!r.executable_path)
-				goto nomem;
-			/* file_exists reflects the path; "replaced" means the path
-			 * now names another file than the running image */
-			r.file_exists = stat(target, &disk) == 0;
-			json_object_set_new(pd, "exe_deleted", json_boolean(deleted));
-			json_object_set_new(
-				pd, "exe_replaced",
-				json_boolean(r.file_exists && (disk.st_ino != img.st_ino ||
-							       disk.st_dev != img.st_dev)));
-		} else if (errno == EACCES || errno == EPERM) {
+	free(e->exe);
+	e->exe = NULL;
+	e->has_image = e->deleted = e->replaced = e->file_exists = false;
+	if (!(e->ps.flags & PF_KTHREAD)) {
+		rc = read_exe(c, pid, e);
+		if (rc == -ENOMEM)
+			return rc;
+		if (rc == -EACCES)
 			denied = true;
-		} else if (errno == ENOENT || errno == ESRCH) {
-			/* a zombie has no exe; a vanished process neither */
-			if (ps.state != 'Z')
-				vanished = true;
-		}
+		else if (rc == -ESRCH && e->ps.state != 'Z')
+			vanished = true; /* a zombie has no exe */
+		if (rc == 0 && (rc = check_exe(c, memo, e)) < 0)
+			return rc;
 	}
 	if (vanished) {
 		struct stat st;
-		snprintf(path, sizeof(path), "%d", (int)pid);
+		snprintf(path, sizeof(path), "%u", pid);
 		if (fstatat(c->procfd, path, &st, 0) < 0)
-			goto dropped;
+			return -ESRCH;
 	}
-	r.accessible = !denied;
-
-	{
-		char st[2] = {ps.state, '\0'};
-		json_object_set_new(pd, "state", json_string(st));
-	}
-	json_object_set_new(pd, "threads", json_integer(ps.num_threads));
-	json_object_set_new(pd, "pgrp", json_integer(ps.pgrp));
-	json_object_set_new(pd, "session", json_integer(ps.session));
-	json_object_set_new(pd, "tty_nr", json_integer(ps.tty_nr));
-	json_object_set_new(pd, "nice", json_integer(ps.nice));
-	json_object_set_new(pd, "kernel_thread", json_boolean(ps.flags & PF_KTHREAD));
-	json_object_set_new(pd, "utime_ticks", json_integer((json_int_t)ps.utime));
-	json_object_set_new(pd, "stime_ticks", json_integer((json_int_t)ps.stime));
-	r.platform_data = pd;
-	free(statbuf);
-	free(status);
-	free(cmd);
-	*out = r;
+	e->accessible = !denied;
 	return 0;
-dropped:
-	rc = -ESRCH;
-	goto fail;
-nomem:
-	rc = de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
-fail:
-	json_decref(pd);
-	de_process_record_clear(&r);
-	free(statbuf);
-	free(status);
-	free(cmd);
-	return rc;
 }
 
-int de_collector_scan(struct de_collector *c, int64_t scan_id, struct de_process_list *out,
-		      struct de_collect_stats *stats, struct de_error *err)
+/*
+ * Read pid into its table entry: stat always; everything else when the
+ * instance is new, has exec'd, or full is set.  Returns the entry, or NULL
+ * with *rc = -ESRCH (gone) or -ENOMEM.
+ */
+static struct inst *read_pid(struct de_collector *c, uint32_t pid, bool full, bool memo,
+			     bool *reused, int *rc)
+{
+	char path[64], buf[1024];
+	const char *comm;
+	size_t comm_len;
+	struct pstat ps = {0};
+	struct inst *e;
+	ssize_t n;
+	int64_t now;
+
+	*reused = false;
+	snprintf(path, sizeof(path), "%u/stat", pid);
+	n = read_small(c->procfd, path, buf, sizeof(buf), true);
+	now = mono_ns();
+	if (n < 0) {
+		*rc = n == -ENOMEM ? -ENOMEM : -ESRCH;
+		return NULL;
+	}
+	if (parse_stat(buf, (size_t)n, &comm, &comm_len, &ps) < 0) {
+		*rc = -ESRCH; /* truncated read of a dying process */
+		return NULL;
+	}
+	e = table_find(c, pid);
+	if (e && e->ps.starttime == ps.starttime && e->name && strlen(e->name) == comm_len &&
+	    memcmp(e->name, comm, comm_len) == 0 && e->ps.startcode == ps.startcode &&
+	    e->ps.startstack == ps.startstack && !full) {
+		take_stat(c, e, &ps, now);
+		e->gen = c->gen;
+		*reused = true;
+		*rc = 0;
+		return e;
+	}
+	if (e && e->ps.starttime != ps.starttime) {
+		/* a new instance with a reused pid */
+		uint32_t keep = e->pid;
+		inst_clear(e);
+		e->pid = keep;
+	}
+	if (!e && !(e = table_add(c, pid))) {
+		*rc = -ENOMEM;
+		return NULL;
+	}
+	free(e->name);
+	if (!(e->name = dupn(comm, comm_len))) {
+		*rc = -ENOMEM;
+		return NULL;
+	}
+	take_stat(c, e, &ps, now);
+	e->gen = c->gen;
+	*rc = read_rest(c, pid, e, memo);
+	if (*rc < 0) {
+		e->gen = 0; /* not seen: pruned by the next scan */
+		return NULL;
+	}
+	return e;
+}
+
+/* ---- records ------------------------------------------------------------------- */
+
+static int build_record(struct de_collector *c, const struct inst *e, int64_t scan_id,
+			struct de_process_record *out)
+{
+	struct de_process_record r = {0};
+	const struct pstat *ps = &e->ps;
+	json_t *pd = json_object();
+	char b[24];
+
+	r.pid = e->pid;
+	r.scan_id = scan_id;
+	r.collection_time = e->collection_time;
+	/* a version 4 UUID from a pool: one getrandom per 256 records */
+	if (c->rnd_left < 16 && getrandom(c->rnd, sizeof(c->rnd), 0) == (ssize_t)sizeof(c->rnd))
+		c->rnd_left = sizeof(c->rnd);
+	if (c->rnd_left >= 16) {
+		memcpy(r.id.bytes, c->rnd + sizeof(c->rnd) - c->rnd_left, 16);
+		c->rnd_left -= 16;
+		r.id.bytes[6] = (uint8_t)((r.id.bytes[6] & 0x0f) | 0x40);
+		r.id.bytes[8] = (uint8_t)((r.id.bytes[8] & 0x3f) | 0x80);
+	} else if (de_uuid_v4(&r.id) < 0) {
+		memset(&r.id, 0, sizeof(r.id));
+	}
+	r.name = strdup(e->name);
+	r.has_ppid = ps->ppid > 0 || e->pid == 1;
+	r.ppid = (uint32_t)(ps->ppid > 0 ? ps->ppid : 0);
+	r.has_start_time = c->clk_tck > 0;
+	if (r.has_start_time)
+		r.start_time = c->btime_ms +
+			       (int64_t)(ps->starttime * 1000 / (unsigned long long)c->clk_tck);
+	r.has_cpu_usage = e->has_cpu;
+	r.cpu_usage = e->cpu;
+	r.has_memory_usage = true;
+	r.memory_usage = (uint64_t)(ps->rss > 0 ? ps->rss : 0) * (uint64_t)c->page_size;
+	r.accessible = e->accessible;
+	r.file_exists = e->file_exists;
+	if (!r.name || !pd)
+		goto nomem;
+	if (e->has_ids) {
+		snprintf(b, sizeof(b), "%lu", e->uid);
+		if (!(r.user_id = strdup(b)))
+			goto nomem;
+		json_object_set_new(pd, "euid", json_integer((json_int_t)e->euid));
+		json_object_set_new(pd, "gid", json_integer((json_int_t)e->gid));
+		json_object_set_new(pd, "egid", json_integer((json_int_t)e->egid));
+	}
+	if (!(r.command_line = calloc(e->argc ? e->argc : 1, sizeof(char *))))
+		goto nomem;
+	for (size_t i = 0; i < e->argc; i++) {
+		if (!(r.command_line[i] = strdup(e->argv[i])))
+			goto nomem;
+		r.command_line_len++;
+	}
+	if (e->exe) {
+		if (!(r.executable_path = strdup(e->exe)))
+			goto nomem;
+		json_object_set_new(pd, "exe_deleted", json_boolean(e->deleted));
+		json_object_set_new(pd, "exe_replaced", json_boolean(e->replaced));
+		if (e->has_image) {
+			json_object_set_new(pd, "exe_inode",
+					    json_integer((json_int_t)e->image.ino));
+			json_object_set_new(pd, "exe_device",
+					    json_integer((json_int_t)e->image.dev));
+			json_object_set_new(pd, "exe_size", json_integer(e->image.size));
+		}
+		if (e->hex[0]) {
+			if (!(r.executable_hash = strdup(e->hex)) ||
+			    !(r.hash_algorithm = strdup("sha256")))
+				goto nomem;
+		} else if (e->hash_err[0]) {
+			json_object_set_new(pd, "hash_error", json_string(e->hash_err));
+		}
+	}
+	{
+		char s[2] = {ps->state, '\0'};
+		json_object_set_new(pd, "state", json_string(s));
+	}
+	json_object_set_new(pd, "threads", json_integer(ps->num_threads));
+	json_object_set_new(pd, "pgrp", json_integer(ps->pgrp));
+	json_object_set_new(pd, "session", json_integer(ps->session));
+	json_object_set_new(pd, "tty_nr", json_integer(ps->tty_nr));
+	json_object_set_new(pd, "nice", json_integer(ps->nice));
+	json_object_set_new(pd, "kernel_thread", json_boolean(ps->flags & PF_KTHREAD));
+	json_object_set_new(pd, "utime_ticks", json_integer((json_int_t)ps->utime));
+	json_object_set_new(pd, "stime_ticks", json_integer((json_int_t)ps->stime));
+	json_object_set_new(pd, "start_ticks", json_integer((json_int_t)ps->starttime));
+	if (e->cmd_truncated)
+		json_object_set_new(pd, "cmdline_truncated", json_true());
+	if (e->masked)
+		json_object_set_new(pd, "cmdline_masked", json_integer(e->masked));
+	r.platform_data = pd;
+	*out = r;
+	return 0;
+nomem:
+	json_decref(pd);
+	de_process_record_clear(&r);
+	return -ENOMEM;
+}
+
+int de_collector_read(struct de_collector *c, pid_t pid, int64_t scan_id,
+		      struct de_process_record *out, struct de_error *err)
+{
+	struct inst *e;
+	bool reused;
+	int rc;
+
+	if (pid <= 0)
+		return -ESRCH;
+	e = read_pid(c, (uint32_t)pid, true, false, &reused, &rc);
+	if (!e) {
+		if (rc == -ENOMEM)
+			return de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
+		return rc;
+	}
+	if (c->opt.hash && (rc = hash_exe(c, e, NULL)) < 0)
+		return de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
+	if (build_record(c, e, scan_id, out) < 0)
+		return de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
+	return 0;
+}
+
+/* ---- scanning -------------------------------------------------------------------- */
+
+int de_collector_scan_each(struct de_collector *c, int64_t scan_id,
+			   int (*fn)(void *ctx, struct de_process_record *r), void *ctx,
+			   struct de_collect_stats *stats, struct de_error *err)
 {
 	struct de_collect_stats st = {0};
 	struct dirent *de;
+	uint32_t *order = NULL;
+	size_t norder = 0, corder = 0;
+	bool full;
 	DIR *d;
 	int dfd, rc = 0;
 
@@ -416,8 +1023,15 @@ int de_collector_scan(struct de_collector *c, int64_t scan_id, struct de_process
 			close(dfd);
 		return rc;
 	}
+	c->gen++;
+	c->scans++;
+	full = c->opt.full_refresh_every && c->scans % c->opt.full_refresh_every == 0;
+	paths_reset(c);
+
+	/* 1. enumerate */
 	while ((de = readdir(d))) {
-		struct de_process_record r;
+		struct inst *e;
+		bool reused;
 		char *end;
 		long pid;
 
@@ -427,25 +1041,80 @@ int de_collector_scan(struct de_collector *c, int64_t scan_id, struct de_process
 		if (*end || pid <= 0 || pid > INT_MAX)
 			continue;
 		st.seen++;
-		rc = de_collector_read(c, (pid_t)pid, scan_id, &r, err);
-		if (rc == -ESRCH) {
+		e = read_pid(c, (uint32_t)pid, full, true, &reused, &rc);
+		if (!e) {
+			if (rc == -ENOMEM)
+				break;
 			st.vanished++;
 			rc = 0;
 			continue;
 		}
-		if (rc < 0)
-			break;
-		if (!r.accessible)
-			st.inaccessible++;
-		if (de_process_list_push(out, &r) < 0) {
-			de_process_record_clear(&r);
-			rc = de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
-			break;
+		if (reused) {
+			st.reused++;
+			/* 2. the executable check, one stat per distinct path */
+			if ((rc = check_exe(c, true, e)) < 0)
+				break;
 		}
-		st.recorded++;
+		if (norder == corder) {
+			size_t nc = corder ? corder * 2 : 1024;
+			uint32_t *no = realloc(order, nc * sizeof(*no));
+			if (!no) {
+				rc = -ENOMEM;
+				break;
+			}
+			order = no;
+			corder = nc;
+		}
+		order[norder++] = (uint32_t)pid;
 	}
 	closedir(d);
+	if (rc == 0)
+		rc = table_prune(c, c->gen);
+
+	/* 3. hash, then hand out */
+	for (size_t i = 0; rc == 0 && c->opt.hash && i < norder; i++) {
+		struct inst *e = table_find(c, order[i]);
+		if (e)
+			rc = hash_exe(c, e, &st);
+	}
+	for (size_t i = 0; rc == 0 && i < norder; i++) {
+		struct de_process_record r;
+		struct inst *e = table_find(c, order[i]);
+		if (!e)
+			continue;
+		if ((rc = build_record(c, e, scan_id, &r)) < 0)
+			break;
+		if (!e->accessible)
+			st.inaccessible++;
+		st.recorded++;
+		rc = fn(ctx, &r);
+		de_process_record_clear(&r);
+		if (rc < 0) {
+			free(order);
+			if (stats)
+				*stats = st;
+			return rc;
+		}
+	}
+	free(order);
+	paths_reset(c);
+	if (rc == -ENOMEM)
+		rc = de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
 	if (stats)
 		*stats = st;
+	return rc;
+}
+
+static int push_cb(void *ctx, struct de_process_record *r)
+{
+	return de_process_list_push(ctx, r) < 0 ? -ENOMEM : 0;
+}
+
+int de_collector_scan(struct de_collector *c, int64_t scan_id, struct de_process_list *out,
+		      struct de_collect_stats *stats, struct de_error *err)
+{
+	int rc = de_collector_scan_each(c, scan_id, push_cb, out, stats, err);
+	if (rc == -ENOMEM)
+		rc = de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
 	return rc;
 }

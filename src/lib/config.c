@@ -49,6 +49,13 @@ struct key_spec {
 static const struct key_spec schema[] = {
 	{"app.scan_interval_ms", V_U64, false, 1000, 86400000, NULL},
 	{"app.state_dir", V_STR, true, 0, 0, NULL},
+	{"app.run_as_user", V_STR, false, 0, 0, NULL},
+	{"collection.hash_executables", V_BOOL, false, 0, 0, NULL},
+	{"collection.max_hash_size_mb", V_U64, false, 0, 1048576, NULL},
+	{"collection.mask_command_line", V_BOOL, false, 0, 0, NULL},
+	{"collection.mask_flags", V_STR_LIST, false, 0, 0, NULL},
+	{"collection.full_refresh_every", V_U64, false, 0, 1000000, NULL},
+	{"collection.events", V_BOOL, false, 0, 0, NULL},
 	{"logging.level", V_ENUM, false, 0, 0, "debug info warn error"},
 	{"logging.format", V_ENUM, false, 0, 0, "text json"},
 	{"database.path", V_STR, true, 0, 0, NULL},

@@ -48,6 +48,68 @@ static const struct de_column processes_cols[] = {
 	{"exe_deleted", "INTEGER", "1 if the running image was deleted"},
 	{"exe_replaced", "INTEGER", "1 if executable_path now names another file"},
 	{"platform_data", "TEXT", "Linux facts as JSON (state, euid, kernel_thread, ...)"},
+	{"instance_id", "INTEGER", "process_instances.id of this process instance"},
+	{"identity_hash", "INTEGER", "store-internal hash of the identity fields"},
+	{"value_hash", "INTEGER", "store-internal hash of the changing values"},
+};
+
+/* History (event store schema 2): one row per process instance (pid, start_time). */
+static const struct de_column instances_cols[] = {
+	{"id", "INTEGER", "instance id (processes.instance_id)"},
+	{"pid", "INTEGER", "process ID"},
+	{"start_time", "INTEGER", "process start, ms since the epoch"},
+	{"ppid", "INTEGER", "parent process ID when first seen"},
+	{"name", "TEXT", "process name"},
+	{"executable_path", "TEXT", "path of the executable"},
+	{"command_line", "TEXT", "arguments joined by single spaces"},
+	{"argv_json", "TEXT", "arguments as a JSON array"},
+	{"executable_hash", "TEXT", "SHA-256 of the executable (hex)"},
+	{"hash_algorithm", "TEXT", "'sha256' when hashed"},
+	{"user_id", "TEXT", "real uid, decimal"},
+	{"accessible", "INTEGER", "1 if its details could be read"},
+	{"file_exists", "INTEGER", "1 if executable_path existed"},
+	{"exe_deleted", "INTEGER", "1 if the running image was deleted"},
+	{"exe_replaced", "INTEGER", "1 if executable_path named another file"},
+	{"platform_data", "TEXT", "Linux facts as JSON"},
+	{"cpu_usage", "REAL", "first observed cpu percent"},
+	{"memory_usage", "INTEGER", "first observed resident bytes"},
+	{"first_seen", "INTEGER", "ms since the epoch"},
+	{"last_seen", "INTEGER", "ms since the epoch"},
+	{"exited_at", "INTEGER", "when it was seen gone (NULL while alive)"},
+	{"first_scan_id", "INTEGER", "scan that first saw it"},
+	{"last_scan_id", "INTEGER", "scan that last saw it"},
+	{"exit_scan_id", "INTEGER", "scan that saw it gone"},
+};
+
+/* Identity changes of a live instance (exec, reparenting, deletion): old values. */
+static const struct de_column changes_cols[] = {
+	{"id", "INTEGER", "change id"},
+	{"instance_id", "INTEGER", "process_instances.id"},
+	{"changed_at", "INTEGER", "ms since the epoch"},
+	{"scan_id", "INTEGER", "scan that saw the change"},
+	{"ppid", "INTEGER", "parent before the change"},
+	{"name", "TEXT", "name before the change"},
+	{"executable_path", "TEXT", "executable before the change"},
+	{"command_line", "TEXT", "arguments before the change"},
+	{"argv_json", "TEXT", "arguments as JSON before the change"},
+	{"executable_hash", "TEXT", "hash before the change"},
+	{"hash_algorithm", "TEXT", "'sha256' when hashed"},
+	{"user_id", "TEXT", "uid before the change"},
+	{"accessible", "INTEGER", "1 if readable"},
+	{"file_exists", "INTEGER", "1 if the executable existed"},
+	{"exe_deleted", "INTEGER", "1 if the image was deleted"},
+	{"exe_replaced", "INTEGER", "1 if the path named another file"},
+	{"platform_data", "TEXT", "Linux facts as JSON"},
+};
+
+/* Sampled cpu and memory of instances (database.sample_interval_s). */
+static const struct de_column samples_cols[] = {
+	{"id", "INTEGER", "sample id"},
+	{"instance_id", "INTEGER", "process_instances.id"},
+	{"t", "INTEGER", "ms since the epoch"},
+	{"scan_id", "INTEGER", "scan of the sample"},
+	{"cpu_usage", "REAL", "percent of one core"},
+	{"memory_usage", "INTEGER", "resident bytes"},
 };
 
 static const struct de_column scans_cols[] = {
@@ -57,6 +119,11 @@ static const struct de_column scans_cols[] = {
 	{"process_count", "INTEGER", "processes recorded"},
 	{"duration_ms", "INTEGER", "how long the scan took"},
 	{"source", "TEXT", "what triggered it ('poll', ...)"},
+	{"status", "TEXT", "'running', 'ok' or 'failed'"},
+	{"error", "TEXT", "why a failed scan failed"},
+	{"new_count", "INTEGER", "new process instances stored"},
+	{"changed_count", "INTEGER", "snapshot rows changed"},
+	{"exited_count", "INTEGER", "instances seen gone"},
 };
 
 #define NCOLS(a) (sizeof(a) / sizeof((a)[0]))
@@ -65,6 +132,11 @@ static const struct de_relation relations[] = {
 	{"processes", "the current snapshot: one row per live process", processes_cols,
 	 NCOLS(processes_cols)},
 	{"scans", "one row per collection scan", scans_cols, NCOLS(scans_cols)},
+	{"process_instances", "history: one row per process instance (pid, start_time)",
+	 instances_cols, NCOLS(instances_cols)},
+	{"process_changes", "history: identity changes of live instances (old values)",
+	 changes_cols, NCOLS(changes_cols)},
+	{"process_samples", "history: sampled cpu and memory", samples_cols, NCOLS(samples_cols)},
 };
 
 #define NRELATIONS (sizeof(relations) / sizeof(relations[0]))

@@ -4,9 +4,10 @@
  * Standalone, for debugging and tests: `procmond --once --output json`
  * prints one ProcessRecord per line and exits; without --once it rescans
  * every --interval milliseconds until SIGINT/SIGTERM.  (Spawned by the agent
- * it will talk over a socketpair; see DESIGN.md.)
+ * with --ipc-fd it answers the agent over a socketpair: serve.c.)
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,27 +15,39 @@
 #include <string.h>
 #include <sysexits.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "daemoneye/collect.h"
+#include "daemoneye/config.h"
+#include "daemoneye/events.h"
 #include "daemoneye/log.h"
+#include "procmond.h"
 
-static volatile sig_atomic_t stop_requested;
+volatile sig_atomic_t procmond_stop;
 
 static void on_signal(int sig)
 {
 	(void)sig;
-	stop_requested = 1;
+	procmond_stop = 1;
 }
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: procmond [--once] [--output json|text] [--interval MS]\n"
-		   "\n"
-		   "  -1, --once            one scan, then exit\n"
-		   "  -o, --output FORMAT   json (one ProcessRecord per line) or text\n"
-		   "  -i, --interval MS     time between scans without --once (default 30000)\n"
-		   "  -h, --help            show this help\n"
-		   "  -V, --version         show the version\n");
+	fprintf(f,
+		"usage: procmond [--once] [--output json|text] [--interval MS] [-c FILE] [--set "
+		"K=V]...\n"
+		"\n"
+		"  -1, --once            one scan, then exit\n"
+		"  -o, --output FORMAT   json (one ProcessRecord per line) or text\n"
+		"  -i, --interval MS     time between scans without --once (default 30000)\n"
+		"  -c, --config FILE     configuration file (collection.* settings)\n"
+		"  -s, --set KEY=VALUE   override one setting (repeatable)\n"
+		"  -e, --events          stream exec/exit events as JSON lines until "
+		"SIGINT/SIGTERM\n"
+		"                        (full scan to reconcile every --interval, default 1000)\n"
+		"      --ipc-fd N        serve the agent over the socketpair on descriptor N\n"
+		"  -h, --help            show this help\n"
+		"  -V, --version         show the version\n");
 }
 
 static int print_text(const struct de_process_record *r)
@@ -55,36 +68,70 @@ static int print_text(const struct de_process_record *r)
 	return rc < 0 ? rc : printf("\n");
 }
 
+struct emit {
+	bool json;
+	int rc;
+};
+
+static int emit_record(void *ctx, struct de_process_record *r)
+{
+	struct emit *em = ctx;
+
+	if (em->json) {
+		json_t *j = de_process_record_to_json(r);
+		char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+		em->rc = s ? printf("%s\n", s) : -1;
+		free(s);
+		json_decref(j);
+	} else {
+		em->rc = print_text(r);
+	}
+	return em->rc < 0 ? -EIO : 0;
+}
+
 static int scan_once(struct de_collector *c, bool json, int64_t scan_id)
 {
-	struct de_process_list procs = {0};
+	struct emit em = {json, 0};
+	struct de_collect_stats st;
 	struct de_error err = {0};
-	int rc = de_collector_scan(c, scan_id, &procs, NULL, &err);
+	int rc = de_collector_scan_each(c, scan_id, emit_record, &em, &st, &err);
 
-	if (rc < 0) {
+	if (rc < 0 && rc != -EIO) {
 		de_log_err(&err);
-		de_process_list_clear(&procs);
 		return de_error_exit_code(&err);
 	}
-	for (size_t i = 0; i < procs.len; i++) {
-		if (json) {
-			json_t *j = de_process_record_to_json(&procs.items[i]);
-			char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
-			if (s)
-				rc = printf("%s\n", s);
-			free(s);
-			json_decref(j);
-		} else {
-			rc = print_text(&procs.items[i]);
-		}
-		if (rc < 0)
-			break;
-	}
-	de_process_list_clear(&procs);
 	if (rc < 0 || fflush(stdout) != 0) {
 		de_log_warn("cannot write to standard output");
 		return EX_IOERR;
 	}
+	de_log_debug("scan %lld: %zu processes (%zu reused, %zu vanished), hashed %zu files, "
+		     "%llu bytes",
+		     (long long)scan_id, st.recorded, st.reused, st.vanished, st.hashed_files,
+		     (unsigned long long)st.hashed_bytes);
+	return 0;
+}
+
+/*
+ * The collection.* settings as collector options.  *flags receives the
+ * borrowed flag array to free() after de_collector_configure.
+ */
+static int load_options(const struct de_config *cfg, struct de_collect_options *o,
+			const char ***flags, struct de_error *err)
+{
+	uint64_t mb, every;
+	int rc;
+
+	de_collect_options_default(o);
+	if ((rc = de_config_get_bool(cfg, "collection.hash_executables", &o->hash, err)) < 0 ||
+	    (rc = de_config_get_u64(cfg, "collection.max_hash_size_mb", &mb, err)) < 0 ||
+	    (rc = de_config_get_bool(cfg, "collection.mask_command_line", &o->mask, err)) < 0 ||
+	    (rc = de_config_get_u64(cfg, "collection.full_refresh_every", &every, err)) < 0 ||
+	    (rc = de_config_get_str_list(cfg, "collection.mask_flags", flags, &o->nmask_flags,
+					 err)) < 0)
+		return rc;
+	o->max_hash_size = mb << 20;
+	o->full_refresh_every = (unsigned)every;
+	o->mask_flags = *flags;
 	return 0;
 }
 
@@ -94,20 +141,61 @@ int main(int argc, char **argv)
 		{"once", no_argument, NULL, '1'},
 		{"output", required_argument, NULL, 'o'},
 		{"interval", required_argument, NULL, 'i'},
+		{"config", required_argument, NULL, 'c'},
+		{"set", required_argument, NULL, 's'},
+		{"ipc-fd", required_argument, NULL, 'F'},
+		{"events", no_argument, NULL, 'e'},
+		{"no-sandbox", no_argument, NULL, 'S'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
 	struct de_collector *col = NULL;
+	struct de_config_sources src = {0};
+	struct de_config *cfg = NULL;
+	struct de_collect_options copt;
+	const char **flags = NULL, **sets = calloc((size_t)argc + 1, sizeof(char *));
+	const char *lv;
 	struct de_error err = {0};
 	bool once = false, json = true;
 	unsigned long interval = 30000;
+	long ipc_fd = -1;
+	bool events = false, interval_set = false, want_events, sandbox = true;
+	char caps[256];
+	int rc;
+	struct de_events *ev = NULL;
 	int c, status = 0;
 	char *end;
 
+	if (!sets)
+		return EX_OSERR;
 	de_log_init("procmond", DE_LOG_INFO, DE_LOG_TEXT, NULL);
-	while ((c = getopt_long(argc, argv, "1o:i:hV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "1o:i:c:s:ehV", opts, NULL)) != -1) {
 		switch (c) {
+		case 'c':
+			src.file = optarg;
+			break;
+		case 'e':
+			events = true;
+			break;
+		case 'S':
+			sandbox = false;
+			break;
+		case 'F':
+			errno = 0;
+			ipc_fd = strtol(optarg, &end, 10);
+			if (errno || *end || ipc_fd < 0 || ipc_fd > 65535 ||
+			    fcntl((int)ipc_fd, F_GETFD) < 0) {
+				fprintf(stderr, "procmond: --ipc-fd needs an open descriptor\n");
+				free(sets);
+				return EX_USAGE;
+			}
+			/* ours alone: not inherited by anything we might start */
+			fcntl((int)ipc_fd, F_SETFD, FD_CLOEXEC);
+			break;
+		case 's':
+			sets[src.nsets++] = optarg;
+			break;
 		case '1':
 			once = true;
 			break;
@@ -120,6 +208,7 @@ int main(int argc, char **argv)
 				fprintf(stderr,
 					"procmond: unknown output format '%s' (json or text)\n",
 					optarg);
+				free(sets);
 				return EX_USAGE;
 			}
 			break;
@@ -128,22 +217,32 @@ int main(int argc, char **argv)
 			interval = strtoul(optarg, &end, 10);
 			if (errno || *end || interval < 100 || interval > 86400000) {
 				fprintf(stderr, "procmond: --interval must be 100..86400000 ms\n");
+				free(sets);
 				return EX_USAGE;
 			}
+			interval_set = true;
 			break;
 		case 'h':
 			usage(stdout);
+			free(sets);
 			return 0;
 		case 'V':
+#ifdef DE_SANITIZE_BUILD
+			printf("procmond %s (sanitizer build: no seccomp filter)\n", DE_VERSION);
+#else
 			printf("procmond %s\n", DE_VERSION);
+#endif
+			free(sets);
 			return 0;
 		default:
 			usage(stderr);
+			free(sets);
 			return EX_USAGE;
 		}
 	}
 	if (optind < argc) {
 		fprintf(stderr, "procmond: unexpected argument '%s'\n", argv[optind]);
+		free(sets);
 		return EX_USAGE;
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -151,19 +250,77 @@ int main(int argc, char **argv)
 	sa.sa_handler = on_signal;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	if (de_collector_open(NULL, &col, &err) < 0) {
-		de_log_err(&err);
+	src.sets = sets;
+	if (de_config_load(&src, &cfg, &err) < 0) {
+		fprintf(stderr, "procmond: %s\n", err.message);
+		free(sets);
 		return de_error_exit_code(&err);
 	}
-	for (int64_t scan = 1; !stop_requested; scan++) {
+	if (de_config_get_str(cfg, "logging.level", &lv, &err) == 0)
+		de_log_set_level((enum de_log_level)de_log_level_parse(lv));
+	if (de_config_get_str(cfg, "logging.format", &lv, &err) == 0)
+		de_log_set_format((enum de_log_format)de_log_format_parse(lv));
+	if (load_options(cfg, &copt, &flags, &err) < 0 || de_collector_open(NULL, &col, &err) < 0 ||
+	    de_collector_configure(col, &copt, &err) < 0) {
+		de_log_err(&err);
+		status = de_error_exit_code(&err);
+		goto out;
+	}
+	/* root: keep CAP_SYS_PTRACE + CAP_DAC_READ_SEARCH, and CAP_NET_ADMIN
+	 * until the subscription below (privsep.c) */
+	if (procmond_drop_caps(events) < 0) {
+		de_log_errorx("cannot drop capabilities");
+		status = EX_OSERR;
+		goto out;
+	}
+	if (events) {
+		if (de_config_get_bool(cfg, "collection.events", &want_events, &err) < 0) {
+			de_log_err(&err);
+			status = de_error_exit_code(&err);
+			goto out;
+		}
+		if (want_events && de_events_open(&ev, &err) < 0) {
+			/* said once; the scans carry on */
+			de_log_warnx("%s", err.message);
+			ev = NULL;
+		}
+	}
+	if (procmond_drop_net_admin() < 0) {
+		de_log_errorx("cannot drop CAP_NET_ADMIN");
+		status = EX_OSERR;
+		goto out;
+	}
+	procmond_caps_text(caps, sizeof(caps));
+	if (geteuid() == 0) /* --once is for scripts: quiet unless asked */
+		de_log(once ? DE_LOG_DEBUG : DE_LOG_INFO, "running with capabilities: %s",
+		       caps[0] ? caps : "none");
+	if (sandbox && (rc = procmond_sandbox()) < 0) {
+		de_log_errorx("cannot load the seccomp filter: %s", strerror(-rc));
+		status = EX_OSERR;
+		goto out;
+	}
+	if (events) {
+		status = procmond_watch(col, ev, interval_set ? interval : 1000);
+		goto out;
+	}
+	if (ipc_fd >= 0) {
+		status = procmond_serve(col, (int)ipc_fd, caps);
+		goto out;
+	}
+	for (int64_t scan = 1; !procmond_stop; scan++) {
 		status = scan_once(col, json, scan);
 		if (once || status)
 			break;
 		struct timespec ts = {(time_t)(interval / 1000),
 				      (long)(interval % 1000) * 1000000L};
-		while (!stop_requested && nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		while (!procmond_stop && nanosleep(&ts, &ts) < 0 && errno == EINTR)
 			;
 	}
+out:
+	de_events_close(ev);
 	de_collector_close(col);
+	free(flags);
+	de_config_free(cfg);
+	free(sets);
 	return status;
 }

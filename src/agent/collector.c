@@ -1,0 +1,201 @@
+/*
+ * collector.c — spawning procmond and talking to it (see collector.h).
+ *
+ * procmond is the program next to ours (dirname of /proc/self/exe), so an
+ * installed agent uses the installed procmond and a build tree its own.
+ * The child gets our end of nothing: the socketpair is CLOEXEC and only its
+ * end is dup2'd to descriptor 3.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "collector.h"
+#include "daemoneye/log.h"
+
+static int procmond_path(char *buf, size_t size)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	char *slash;
+
+	if (n < 0)
+		return -errno;
+	self[n] = '\0';
+	slash = strrchr(self, '/');
+	if (!slash)
+		return -ENOENT;
+	*slash = '\0';
+	if ((size_t)snprintf(buf, size, "%s/procmond", self) >= size)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+int agent_procmond_start(const struct de_config_sources *src, struct procmond_chan *ch,
+			 struct de_error *err)
+{
+	char path[PATH_MAX];
+	const char **argv;
+	struct de_ipc_msg hello = {0};
+	int sv[2], rc;
+	size_t k = 0;
+
+	ch->pid = 0;
+	ch->fd = -1;
+	ch->rd = NULL;
+	if ((rc = procmond_path(path, sizeof(path))) < 0)
+		return de_error_set(err, DE_ERR_IO, -rc, "cannot locate procmond: %s",
+				    strerror(-rc));
+	if (access(path, X_OK) < 0)
+		return de_error_set(err, DE_ERR_IO, errno, "cannot run %s: %s", path,
+				    strerror(errno));
+	if (!(argv = calloc(6 + 2 * src->nsets, sizeof(char *))))
+		return de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
+	argv[k++] = "procmond";
+	argv[k++] = "--ipc-fd";
+	argv[k++] = "3";
+	if (src->file) {
+		argv[k++] = "-c";
+		argv[k++] = src->file;
+	}
+	for (size_t i = 0; i < src->nsets; i++) {
+		argv[k++] = "--set";
+		argv[k++] = src->sets[i];
+	}
+	argv[k] = NULL;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		rc = de_error_set(err, DE_ERR_IO, errno, "socketpair: %s", strerror(errno));
+		free(argv);
+		return rc;
+	}
+	ch->pid = fork();
+	if (ch->pid < 0) {
+		rc = de_error_set(err, DE_ERR_IO, errno, "fork: %s", strerror(errno));
+		close(sv[0]);
+		close(sv[1]);
+		free(argv);
+		ch->pid = 0;
+		return rc;
+	}
+	if (ch->pid == 0) {
+		/* dup2 clears CLOEXEC on descriptor 3 only */
+		if (dup2(sv[1], 3) < 0)
+			_exit(127);
+		execv(path, (char *const *)argv);
+		_exit(127);
+	}
+	free(argv);
+	close(sv[1]);
+	ch->fd = sv[0];
+	if ((rc = de_ipc_reader_new(ch->fd, &ch->rd, err)) < 0)
+		goto fail;
+	do
+		rc = de_ipc_recv(ch->rd, &hello, err);
+	while (rc == -EINTR);
+	if (rc < 0) {
+		de_error_prefix(err, "procmond did not start: ");
+		goto fail;
+	}
+	if (hello.kind != DE_IPC_HELLO || hello.version != DE_IPC_VERSION) {
+		de_ipc_msg_clear(&hello);
+		rc = de_error_set(
+			err, DE_ERR_IO, EPROTO,
+			"procmond spoke first with something other than a version %d HELLO",
+			DE_IPC_VERSION);
+		goto fail;
+	}
+	ch->events = hello.events;
+	snprintf(ch->caps, sizeof(ch->caps), "%s", hello.capabilities);
+	de_log_info("procmond pid %d started (capabilities: %s; events: %s)", (int)ch->pid,
+		    ch->caps[0] ? ch->caps : "none", ch->events ? "on" : "off");
+	de_ipc_msg_clear(&hello);
+	return 0;
+fail:
+	agent_procmond_stop(ch);
+	return rc;
+}
+
+int agent_procmond_scan(struct procmond_chan *ch, int64_t scan_id, struct de_process_list *out,
+			struct de_collect_stats *stats, struct de_error *err)
+{
+	struct de_ipc_msg req = {.kind = DE_IPC_SCAN_REQUEST, .scan_id = scan_id};
+	int rc;
+
+	if (ch->fd < 0)
+		return de_error_set(err, DE_ERR_IO, EPIPE, "procmond is not running");
+	if ((rc = de_ipc_send(ch->fd, &req, err)) < 0)
+		goto fail;
+	for (;;) {
+		struct de_ipc_msg m = {0};
+		rc = de_ipc_recv(ch->rd, &m, err);
+		if (rc == -EINTR)
+			continue;
+		if (rc < 0)
+			goto fail;
+		switch (m.kind) {
+		case DE_IPC_PROCESS:
+			if (m.record.scan_id != scan_id) {
+				de_ipc_msg_clear(&m);
+				rc = de_error_set(err, DE_ERR_IO, EPROTO,
+						  "procmond sent a record of another scan");
+				goto fail;
+			}
+			if (de_process_list_push(out, &m.record) < 0) {
+				de_ipc_msg_clear(&m);
+				return de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
+			}
+			break;
+		case DE_IPC_EVENT:
+			ch->events_seen++;
+			de_log_debug("%s pid %u", m.event == DE_IPC_EVENT_EXEC ? "exec" : "exit",
+				     m.pid);
+			break;
+		case DE_IPC_SCAN_DONE:
+			if (m.scan_id != scan_id) {
+				rc = de_error_set(err, DE_ERR_IO, EPROTO,
+						  "procmond finished another scan");
+				goto fail;
+			}
+			if (stats)
+				*stats = m.stats;
+			if (m.events_lost)
+				de_log_warnx("procmond lost %llu process events so far",
+					     (unsigned long long)m.events_lost);
+			return 0;
+		default:
+			de_ipc_msg_clear(&m);
+			rc = de_error_set(err, DE_ERR_IO, EPROTO,
+					  "unexpected message kind %d from procmond", (int)m.kind);
+			goto fail;
+		}
+		de_ipc_msg_clear(&m);
+	}
+fail:
+	de_error_prefix(err, "closing the procmond channel: ");
+	agent_procmond_stop(ch);
+	return rc;
+}
+
+void agent_procmond_stop(struct procmond_chan *ch)
+{
+	de_ipc_reader_free(ch->rd);
+	ch->rd = NULL;
+	if (ch->fd >= 0)
+		close(ch->fd);
+	ch->fd = -1;
+	if (ch->pid > 0) {
+		int st;
+		/* closing the channel ends procmond; SIGTERM in case it is mid-scan */
+		kill(ch->pid, SIGTERM);
+		while (waitpid(ch->pid, &st, 0) < 0 && errno == EINTR)
+			;
+	}
+	ch->pid = 0;
+}

@@ -1,0 +1,42 @@
+/*
+ * collector.h — the agent's end of procmond: spawn it over a socketpair,
+ * ask it for scans, receive the records (DESIGN.md decision 6).
+ */
+#ifndef AGENT_COLLECTOR_H
+#define AGENT_COLLECTOR_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "daemoneye/collect.h"
+#include "daemoneye/config.h"
+#include "daemoneye/ipc.h"
+
+struct procmond_chan {
+	pid_t pid;		  /* procmond's pid, 0 when not running */
+	int fd;			  /* our end of the socketpair, -1 when closed */
+	struct de_ipc_reader *rd; /* owned */
+	bool events;		  /* procmond reported real-time events */
+	char caps[128];		  /* capabilities procmond kept */
+	uint64_t events_seen;	  /* EVENT frames received */
+};
+
+/*
+ * Start `procmond --ipc-fd 3` from the agent's own directory, passing the
+ * configuration sources on, and wait for its HELLO.  0, or an IoError.
+ */
+int agent_procmond_start(const struct de_config_sources *src, struct procmond_chan *ch,
+			 struct de_error *err);
+
+/*
+ * One full scan through procmond: records are appended to *out.  Any
+ * malformed or unexpected frame closes the channel (and stops procmond)
+ * with err naming the reason.
+ */
+int agent_procmond_scan(struct procmond_chan *ch, int64_t scan_id, struct de_process_list *out,
+			struct de_collect_stats *stats, struct de_error *err);
+
+/* Close the channel, stop procmond (SIGTERM to its pid) and reap it. */
+void agent_procmond_stop(struct procmond_chan *ch);
+
+#endif

@@ -1,0 +1,276 @@
+/*
+ * hash.c — SHA-256 of executables with a (dev, ino, size, mtime, ctime)
+ * cache (see hash.h).
+ *
+ * The cache is an open-addressing table with linear probing; it is rebuilt
+ * empty when it would exceed DE_HASH_CACHE_MAX entries, which bounds memory
+ * whatever a host runs.  Reads use 256 KiB preads into one buffer and a
+ * single EVP context per file; posix_fadvise(SEQUENTIAL) lets the kernel
+ * read ahead.
+ */
+#include "daemoneye/hash.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define READ_CHUNK (256u * 1024u)
+
+struct entry {
+	bool used;
+	struct de_hash_key key;
+	char hex[DE_SHA256_HEX_LEN + 1]; /* "" when failed */
+	char reason[DE_HASH_REASON_MAX]; /* why it failed */
+};
+
+struct de_hash_cache {
+	struct entry *slots; /* power-of-two table */
+	size_t nslots;
+	size_t used;
+	uint64_t max_size;
+	uint64_t bytes; /* hashed so far */
+	uint64_t files;
+	unsigned char *buf; /* READ_CHUNK bytes */
+};
+
+void de_hash_key_from_stat(const struct stat *st, struct de_hash_key *out)
+{
+	out->dev = (uint64_t)st->st_dev;
+	out->ino = (uint64_t)st->st_ino;
+	out->size = (int64_t)st->st_size;
+	out->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+	out->ctime_ns = (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
+}
+
+bool de_hash_key_equal(const struct de_hash_key *a, const struct de_hash_key *b)
+{
+	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+	       a->mtime_ns == b->mtime_ns && a->ctime_ns == b->ctime_ns;
+}
+
+static uint64_t key_hash(const struct de_hash_key *k)
+{
+	uint64_t h = 1469598103934665603ULL;
+	const uint64_t v[5] = {k->dev, k->ino, (uint64_t)k->size, (uint64_t)k->mtime_ns,
+			       (uint64_t)k->ctime_ns};
+	for (int i = 0; i < 5; i++) {
+		h ^= v[i];
+		h *= 1099511628211ULL;
+		h ^= h >> 29;
+	}
+	return h;
+}
+
+int de_hash_cache_new(uint64_t max_size, struct de_hash_cache **out, struct de_error *err)
+{
+	struct de_hash_cache *c = calloc(1, sizeof(*c));
+
+	if (!c || !(c->slots = calloc(256, sizeof(struct entry))) ||
+	    !(c->buf = malloc(READ_CHUNK))) {
+		if (c)
+			free(c->slots);
+		free(c);
+		return de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
+	}
+	c->nslots = 256;
+	c->max_size = max_size;
+	*out = c;
+	return 0;
+}
+
+void de_hash_cache_free(struct de_hash_cache *c)
+{
+	if (!c)
+		return;
+	free(c->slots);
+	free(c->buf);
+	free(c);
+}
+
+static struct entry *find(struct de_hash_cache *c, const struct de_hash_key *k)
+{
+	size_t mask = c->nslots - 1, i = (size_t)key_hash(k) & mask;
+
+	while (c->slots[i].used) {
+		if (de_hash_key_equal(&c->slots[i].key, k))
+			return &c->slots[i];
+		i = (i + 1) & mask;
+	}
+	return &c->slots[i]; /* the empty slot where k belongs */
+}
+
+bool de_hash_lookup(struct de_hash_cache *c, const struct de_hash_key *k, char *hex, char *reason)
+{
+	struct entry *e = find(c, k);
+
+	if (!e->used)
+		return false;
+	memcpy(hex, e->hex, sizeof(e->hex));
+	memcpy(reason, e->reason, sizeof(e->reason));
+	return true;
+}
+
+static int grow(struct de_hash_cache *c)
+{
+	size_t n = c->nslots * 2;
+	struct entry *old = c->slots, *ns;
+	size_t on = c->nslots;
+
+	if (c->used + 1 > DE_HASH_CACHE_MAX) {
+		/* start over rather than grow without bound */
+		memset(c->slots, 0, c->nslots * sizeof(*c->slots));
+		c->used = 0;
+		return 0;
+	}
+	if ((c->used + 1) * 10 < c->nslots * 7)
+		return 0;
+	if (!(ns = calloc(n, sizeof(*ns))))
+		return -ENOMEM;
+	c->slots = ns;
+	c->nslots = n;
+	for (size_t i = 0; i < on; i++)
+		if (old[i].used)
+			*find(c, &old[i].key) = old[i];
+	free(old);
+	return 0;
+}
+
+static int store(struct de_hash_cache *c, const struct de_hash_key *k, const char *hex,
+		 const char *reason)
+{
+	struct entry *e;
+
+	if (grow(c) < 0)
+		return -ENOMEM;
+	e = find(c, k);
+	if (!e->used)
+		c->used++;
+	e->used = true;
+	e->key = *k;
+	snprintf(e->hex, sizeof(e->hex), "%s", hex);
+	snprintf(e->reason, sizeof(e->reason), "%s", reason);
+	return 0;
+}
+
+int de_hash_remember_failure(struct de_hash_cache *c, const struct de_hash_key *k,
+			     const char *reason)
+{
+	return store(c, k, "", reason);
+}
+
+static int sha256_buf(int fd, uint64_t max_size, unsigned char *buf, char *hex, uint64_t *bytes)
+{
+	static const char digits[] = "0123456789abcdef";
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	uint64_t off = 0;
+	int rc = 0;
+
+	if (!ctx)
+		return -ENOMEM;
+	if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+		rc = -EIO;
+		goto out;
+	}
+	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	for (;;) {
+		ssize_t r = pread(fd, buf, READ_CHUNK, (off_t)off);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = -errno;
+			goto out;
+		}
+		if (r == 0)
+			break;
+		off += (uint64_t)r;
+		if (max_size && off > max_size) {
+			rc = -EFBIG;
+			goto out;
+		}
+		if (EVP_DigestUpdate(ctx, buf, (size_t)r) != 1) {
+			rc = -EIO;
+			goto out;
+		}
+	}
+	if (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != 32) {
+		rc = -EIO;
+		goto out;
+	}
+	for (unsigned i = 0; i < mdlen; i++) {
+		hex[2 * i] = digits[md[i] >> 4];
+		hex[2 * i + 1] = digits[md[i] & 15];
+	}
+	hex[2 * mdlen] = '\0';
+	*bytes = off;
+out:
+	EVP_MD_CTX_free(ctx);
+	return rc;
+}
+
+int de_sha256_fd(int fd, uint64_t max_size, char hex[DE_SHA256_HEX_LEN + 1], uint64_t *bytes)
+{
+	unsigned char *buf = malloc(READ_CHUNK);
+	int rc;
+
+	if (!buf)
+		return -ENOMEM;
+	rc = sha256_buf(fd, max_size, buf, hex, bytes);
+	free(buf);
+	return rc;
+}
+
+int de_hash_fd(struct de_hash_cache *c, int fd, char *hex, char *reason,
+	       struct de_hash_key *key_out)
+{
+	struct stat st;
+	struct de_hash_key k;
+	uint64_t n = 0;
+	int rc;
+
+	hex[0] = '\0';
+	reason[0] = '\0';
+	if (fstat(fd, &st) < 0) {
+		snprintf(reason, DE_HASH_REASON_MAX, "fstat: %s", strerror(errno));
+		return 0;
+	}
+	de_hash_key_from_stat(&st, &k);
+	if (key_out)
+		*key_out = k;
+	if (de_hash_lookup(c, &k, hex, reason))
+		return 0;
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(reason, DE_HASH_REASON_MAX, "not a regular file");
+	} else if (c->max_size && (uint64_t)st.st_size > c->max_size) {
+		snprintf(reason, DE_HASH_REASON_MAX, "larger than the size limit");
+	} else {
+		rc = sha256_buf(fd, c->max_size, c->buf, hex, &n);
+		c->bytes += n;
+		if (rc == -ENOMEM)
+			return rc;
+		if (rc == -EFBIG)
+			snprintf(reason, DE_HASH_REASON_MAX, "larger than the size limit");
+		else if (rc < 0)
+			snprintf(reason, DE_HASH_REASON_MAX, "read: %s", strerror(-rc));
+		else
+			c->files++;
+		if (rc < 0)
+			hex[0] = '\0';
+	}
+	return store(c, &k, hex, reason);
+}
+
+uint64_t de_hash_bytes_hashed(const struct de_hash_cache *c)
+{
+	return c ? c->bytes : 0;
+}
+
+uint64_t de_hash_files_hashed(const struct de_hash_cache *c)
+{
+	return c ? c->files : 0;
+}

@@ -1,0 +1,43 @@
+/*
+ * procmond.h — what the files of procmond share: the IPC service loop
+ * (serve.c), real-time events (events in src/lib/events.c, used by
+ * serve.c and main.c) and privilege dropping (privsep.c).
+ */
+#ifndef PROCMOND_H
+#define PROCMOND_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "daemoneye/collect.h"
+
+/* Set by SIGINT/SIGTERM. */
+extern volatile sig_atomic_t procmond_stop;
+
+/*
+ * Answer the agent on fd until it closes the channel or a signal arrives:
+ * HELLO first, then a full scan for each SCAN_REQUEST.  caps names the
+ * retained capabilities for HELLO.  Returns a sysexits status.
+ */
+int procmond_serve(struct de_collector *col, int fd, const char *caps);
+
+struct de_events;
+
+/*
+ * procmond --events: print exec/exit events as JSON lines until a signal;
+ * ev NULL means poll (a full scan each interval).  A sysexits status.
+ */
+int procmond_watch(struct de_collector *col, struct de_events *ev, unsigned long interval_ms);
+
+/* privsep.c: drop to CAP_SYS_PTRACE + CAP_DAC_READ_SEARCH (+ NET_ADMIN). */
+int procmond_drop_caps(bool keep_net_admin);
+/* Drop CAP_NET_ADMIN once the event subscription is made. */
+int procmond_drop_net_admin(void);
+/* The effective capabilities as text ("" for none). */
+void procmond_caps_text(char *buf, size_t size);
+/* no_new_privs + the seccomp allowlist.  0 or -errno. */
+int procmond_sandbox(void);
+
+#endif

@@ -1,0 +1,296 @@
+/*
+ * test_ipc.c — frames: every message kind round-trips (a hostile record
+ * exactly), and the decoder rejects every malformed kind: truncated,
+ * oversized, bad CRC, not protobuf, unknown body, and invalid contents;
+ * the reader over a real socketpair, a peer closing mid-frame included.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <cmocka.h>
+
+#include "daemoneye/ipc.h"
+
+static void make_record(struct de_process_record *r)
+{
+	static const char *const argv[] = {"a\nb", "quote\"back\\slash", "\x01\x1b[31m",
+					   "\xff\xfe bad", ""};
+	memset(r, 0, sizeof(*r));
+	assert_int_equal(de_uuid_v4(&r->id), 0);
+	r->scan_id = 9;
+	r->collection_time = 1700000000123;
+	r->pid = 4242;
+	r->has_ppid = true;
+	r->ppid = 1;
+	r->name = strdup("we)ird\nname");
+	r->executable_path = strdup("/tmp/my prog (deleted)");
+	r->command_line = calloc(5, sizeof(char *));
+	for (int i = 0; i < 5; i++)
+		r->command_line[i] = strdup(argv[i]);
+	r->command_line_len = 5;
+	r->has_start_time = true;
+	r->start_time = 1699999999000;
+	r->has_cpu_usage = true;
+	r->cpu_usage = 12.5;
+	r->has_memory_usage = true;
+	r->memory_usage = 123456789;
+	r->executable_hash =
+		strdup("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+	r->hash_algorithm = strdup("sha256");
+	r->user_id = strdup("1000");
+	r->accessible = true;
+	r->file_exists = false;
+	r->platform_data =
+		json_pack("{s:s, s:b, s:i}", "state", "S", "exe_deleted", 1, "threads", 3);
+}
+
+static void roundtrip(const struct de_ipc_msg *m, struct de_ipc_msg *back)
+{
+	uint8_t *buf;
+	size_t len, used = 0;
+	struct de_error e = {0};
+
+	assert_int_equal(de_ipc_encode(m, &buf, &len, &e), 0);
+	/* every prefix is "need more", never an error */
+	for (size_t i = 0; i < len; i++)
+		assert_int_equal(de_ipc_decode(buf, i, &used, back, &e), -EAGAIN);
+	assert_int_equal(de_ipc_decode(buf, len, &used, back, &e), 0);
+	assert_int_equal(used, len);
+	assert_int_equal(back->kind, m->kind);
+	free(buf);
+}
+
+static void test_roundtrip_every_kind(void **state)
+{
+	(void)state;
+	struct de_ipc_msg m = {0}, b = {0};
+
+	m.kind = DE_IPC_HELLO;
+	m.version = DE_IPC_VERSION;
+	m.pid = 77;
+	m.capabilities = strdup("sys_ptrace,dac_read_search");
+	m.events = true;
+	roundtrip(&m, &b);
+	assert_int_equal(b.version, DE_IPC_VERSION);
+	assert_int_equal(b.pid, 77);
+	assert_string_equal(b.capabilities, m.capabilities);
+	assert_true(b.events);
+	de_ipc_msg_clear(&m);
+	de_ipc_msg_clear(&b);
+
+	m.kind = DE_IPC_SCAN_REQUEST;
+	m.scan_id = 123456789012LL;
+	roundtrip(&m, &b);
+	assert_int_equal(b.scan_id, 123456789012LL);
+	de_ipc_msg_clear(&b);
+
+	m.kind = DE_IPC_SCAN_DONE;
+	m.scan_id = 5;
+	m.stats.seen = 10;
+	m.stats.recorded = 9;
+	m.stats.vanished = 1;
+	m.stats.inaccessible = 2;
+	m.stats.hashed_bytes = 1u << 30;
+	m.events_lost = 3;
+	roundtrip(&m, &b);
+	assert_int_equal(b.stats.recorded, 9);
+	assert_int_equal(b.stats.vanished, 1);
+	assert_int_equal(b.stats.hashed_bytes, 1u << 30);
+	assert_int_equal(b.events_lost, 3);
+	de_ipc_msg_clear(&b);
+	memset(&m, 0, sizeof(m));
+
+	m.kind = DE_IPC_PROCESS;
+	m.has_record = true;
+	make_record(&m.record);
+	roundtrip(&m, &b);
+	assert_true(de_process_record_equal(&m.record, &b.record));
+	de_ipc_msg_clear(&b);
+
+	m.kind = DE_IPC_EVENT;
+	m.event = DE_IPC_EVENT_EXEC;
+	m.pid = 4242;
+	m.time_ms = 1700000000999;
+	roundtrip(&m, &b);
+	assert_int_equal(b.event, DE_IPC_EVENT_EXEC);
+	assert_true(b.has_record);
+	assert_true(de_process_record_equal(&m.record, &b.record));
+	de_ipc_msg_clear(&b);
+	de_ipc_msg_clear(&m);
+
+	m.kind = DE_IPC_EVENT;
+	m.event = DE_IPC_EVENT_EXIT;
+	m.pid = 4243;
+	m.has_exit_code = true;
+	m.exit_code = 256;
+	roundtrip(&m, &b);
+	assert_int_equal(b.event, DE_IPC_EVENT_EXIT);
+	assert_false(b.has_record);
+	assert_int_equal(b.exit_code, 256);
+	de_ipc_msg_clear(&b);
+}
+
+/* A frame around an arbitrary payload, with a right CRC. */
+static uint8_t *frame(const uint8_t *payload, size_t n, size_t *len)
+{
+	uint8_t *b = malloc(8 + n + 1);
+	uint32_t c = (uint32_t)crc32(crc32(0L, Z_NULL, 0), payload, (uInt)n);
+	b[0] = (uint8_t)(n >> 24);
+	b[1] = (uint8_t)(n >> 16);
+	b[2] = (uint8_t)(n >> 8);
+	b[3] = (uint8_t)n;
+	b[4] = (uint8_t)(c >> 24);
+	b[5] = (uint8_t)(c >> 16);
+	b[6] = (uint8_t)(c >> 8);
+	b[7] = (uint8_t)c;
+	if (n)
+		memcpy(b + 8, payload, n);
+	*len = 8 + n;
+	return b;
+}
+
+static void expect_reject(const uint8_t *b, size_t len, int want, const char *msg)
+{
+	struct de_ipc_msg m;
+	struct de_error e = {0};
+	size_t used = 0;
+	assert_int_equal(de_ipc_decode(b, len, &used, &m, &e), want);
+	assert_int_equal(e.category, DE_ERR_VALIDATION);
+	assert_non_null(strstr(e.message, msg));
+}
+
+static void test_rejects_malformed(void **state)
+{
+	(void)state;
+	struct de_ipc_msg m = {.kind = DE_IPC_SCAN_REQUEST, .scan_id = 7};
+	struct de_error e = {0};
+	uint8_t *b;
+	size_t len;
+
+	/* oversized: judged from the header alone */
+	uint8_t big[8] = {0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0};
+	expect_reject(big, sizeof(big), -EMSGSIZE, "oversized");
+	/* bad CRC */
+	assert_int_equal(de_ipc_encode(&m, &b, &len, &e), 0);
+	b[len - 1] ^= 1;
+	expect_reject(b, len, -EBADMSG, "CRC32");
+	free(b);
+	/* not protobuf (right CRC) */
+	static const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0x0f};
+	b = frame(junk, sizeof(junk), &len);
+	expect_reject(b, len, -EBADMSG, "not a valid Frame");
+	free(b);
+	/* a Frame with no known body: unknown kind (field 15) or empty */
+	static const uint8_t unknown[] = {0x7a, 0x00};
+	b = frame(unknown, sizeof(unknown), &len);
+	expect_reject(b, len, -EBADMSG, "unknown IPC frame");
+	free(b);
+	b = frame(NULL, 0, &len);
+	expect_reject(b, len, -EBADMSG, "unknown IPC frame");
+	free(b);
+	/* a ScanRequest missing its required scan_id */
+	static const uint8_t missing[] = {0x12, 0x00};
+	b = frame(missing, sizeof(missing), &len);
+	expect_reject(b, len, -EBADMSG, "not a valid Frame");
+	free(b);
+}
+
+static void test_rejects_bad_contents(void **state)
+{
+	(void)state;
+	struct de_ipc_msg m = {0};
+	struct de_error e = {0};
+	uint8_t *b;
+	size_t len;
+
+	m.kind = DE_IPC_PROCESS;
+	make_record(&m.record);
+	free(m.record.executable_hash);
+	m.record.executable_hash = strdup("not-a-hash");
+	assert_int_equal(de_ipc_encode(&m, &b, &len, &e), 0);
+	expect_reject(b, len, -EBADMSG, "executable_hash");
+	free(b);
+	free(m.record.executable_hash);
+	m.record.executable_hash = NULL;
+	assert_int_equal(de_ipc_encode(&m, &b, &len, &e), 0);
+	expect_reject(b, len, -EBADMSG, "hash_algorithm without a hash");
+	free(b);
+	free(m.record.hash_algorithm);
+	m.record.hash_algorithm = NULL;
+	free(m.record.user_id);
+	m.record.user_id = strdup("root");
+	assert_int_equal(de_ipc_encode(&m, &b, &len, &e), 0);
+	expect_reject(b, len, -EBADMSG, "user_id");
+	free(b);
+	de_ipc_msg_clear(&m);
+}
+
+static void test_reader_socketpair(void **state)
+{
+	(void)state;
+	int sv[2];
+	struct de_ipc_reader *r;
+	struct de_ipc_msg m = {0}, b = {0};
+	struct de_error e = {0};
+	uint8_t *buf;
+	size_t len;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(de_ipc_reader_new(sv[0], &r, &e), 0);
+	m.kind = DE_IPC_PROCESS;
+	make_record(&m.record);
+	/* a big command line: 1 MiB, more than one socket buffer */
+	char *huge = malloc(1u << 20);
+	memset(huge, 'x', (1u << 20) - 1);
+	huge[(1u << 20) - 1] = '\0';
+	free(m.record.command_line[0]);
+	m.record.command_line[0] = huge;
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(sv[0]);
+		int rc = de_ipc_send(sv[1], &m, &e);
+		struct de_ipc_msg s = {.kind = DE_IPC_SCAN_DONE, .scan_id = 3};
+		rc |= de_ipc_send(sv[1], &s, &e);
+		/* then half a frame, and close */
+		assert_int_equal(de_ipc_encode(&s, &buf, &len, &e), 0);
+		rc |= (int)write(sv[1], buf, len / 2) < 0;
+		_exit(rc ? 1 : 0);
+	}
+	close(sv[1]);
+	assert_int_equal(de_ipc_recv(r, &b, &e), 0);
+	assert_int_equal(b.kind, DE_IPC_PROCESS);
+	assert_true(de_process_record_equal(&m.record, &b.record));
+	de_ipc_msg_clear(&b);
+	assert_int_equal(de_ipc_recv(r, &b, &e), 0);
+	assert_int_equal(b.kind, DE_IPC_SCAN_DONE);
+	assert_int_equal(b.scan_id, 3);
+	assert_int_equal(de_ipc_recv(r, &b, &e), -EPROTO);
+	assert_non_null(strstr(e.message, "truncated"));
+	int st;
+	waitpid(pid, &st, 0);
+	assert_int_equal(st, 0);
+	de_ipc_reader_free(r);
+	close(sv[0]);
+	de_ipc_msg_clear(&m);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_roundtrip_every_kind),
+		cmocka_unit_test(test_rejects_malformed),
+		cmocka_unit_test(test_rejects_bad_contents),
+		cmocka_unit_test(test_reader_socketpair),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
