@@ -108,7 +108,7 @@ int main(void)
 	snprintf(path, sizeof(path), "%s/events.sqlite", dir);
 	struct de_store_config sc = {.path = path, .wal_mode = true};
 	if (de_store_open(&sc, &store, &e) < 0 ||
-	    de_store_scan_begin(store, 1, "bench", &scan, &e) < 0)
+	    de_store_scan_begin(store, 1, "poll", &scan, &e) < 0)
 		goto out;
 	for (uint32_t i = 0; i < NPROC; i++)
 		synth(&recs[i], i + 1, scan);

@@ -7,10 +7,16 @@ set -eu
 bindir=${1:-build/bin}
 here=$(dirname "$0")
 found=0
+broken=""
 for b in "$here"/bench_*.sh; do
 	[ -x "$b" ] || continue
 	found=1
 	echo "== $(basename "$b")"
-	"$b" "$bindir"
+	# one benchmark that cannot run must not hide the others' figures
+	"$b" "$bindir" || broken="$broken $(basename "$b")"
 done
 [ "$found" = 1 ] || echo "bench: no benchmarks yet"
+if [ -n "$broken" ]; then
+	echo "bench: these benchmarks could not run:$broken" >&2
+	exit 1
+fi
