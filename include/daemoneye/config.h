@@ -128,6 +128,12 @@ const json_t *de_config_tree(const struct de_config *c);
  */
 int de_config_state_dir(const struct de_config *c, char **out, struct de_error *err);
 
+/*
+ * mkdir -p: create `path` and its missing parents (parents 0755, the last
+ * component `mode`); existing directories are fine.  0 or -errno.
+ */
+int de_make_dirs(const char *path, unsigned int mode);
+
 /* Expand a leading "~/" (new string in *out). */
 int de_expand_home(const char *path, char **out, struct de_error *err);
 

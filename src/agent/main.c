@@ -77,28 +77,6 @@ struct agent {
 	bool warned_over_cap;	 /* said once that the snapshot alone exceeds max_size_mb */
 };
 
-/* mkdir -p with mode 0750 for the state directory. */
-static int make_dirs(const char *path)
-{
-	char buf[4096];
-	size_t n = strlen(path);
-
-	if (n == 0 || n >= sizeof(buf))
-		return -ENAMETOOLONG;
-	memcpy(buf, path, n + 1);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, 0750) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 static int setup(struct agent *ag, struct de_error *err)
 {
 	struct de_store_config sc = {0};
@@ -112,7 +90,7 @@ static int setup(struct agent *ag, struct de_error *err)
 	/* procmond first: it is the privileged half, started before we drop */
 	if ((rc = agent_procmond_start(ag->src, &ag->pm, err)) < 0)
 		goto out;
-	if ((rc = make_dirs(state)) < 0) {
+	if ((rc = de_make_dirs(state, 0750)) < 0) {
 		rc = de_error_set(err, DE_ERR_IO, -rc,
 				  "cannot create state directory %s: %s "
 				  "(set app.state_dir to a writable directory)",

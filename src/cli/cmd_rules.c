@@ -244,28 +244,6 @@ out:
 	return rc;
 }
 
-/* mkdir -p DIR (0755) */
-static int make_dirs(const char *path)
-{
-	char buf[4096];
-	size_t n = strlen(path);
-
-	if (n == 0 || n >= sizeof(buf))
-		return -ENAMETOOLONG;
-	memcpy(buf, path, n + 1);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 static int do_import(struct cli_ctx *ctx, const char *file)
 {
 	struct de_validator *v = NULL;
@@ -308,7 +286,7 @@ static int do_import(struct cli_ctx *ctx, const char *file)
 		rc = EX_OSERR;
 		goto out;
 	}
-	if ((rc = make_dirs(user)) < 0) {
+	if ((rc = de_make_dirs(user, 0755)) < 0) {
 		cli_errorf("cannot create %s: %s", user, strerror(-rc));
 		rc = EX_CANTCREAT;
 		goto out;
@@ -414,7 +392,7 @@ static int do_enable(struct cli_ctx *ctx, const char *id, bool on)
 		goto out;
 	}
 	char *dir = strdup(state);
-	if (!dir || (rc = make_dirs(dirname(dir))) < 0) {
+	if (!dir || (rc = de_make_dirs(dirname(dir), 0755)) < 0) {
 		cli_errorf("cannot create the state directory: %s", strerror(dir ? -rc : ENOMEM));
 		free(dir);
 		rc = EX_CANTCREAT;
