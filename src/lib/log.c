@@ -129,6 +129,9 @@ static void emit(enum de_log_level level, const json_t *fields, const char *msg)
 }
 
 static void vlog(enum de_log_level level, const json_t *fields, int errnum, const char *fmt,
+		 va_list ap) __attribute__((format(printf, 4, 0)));
+
+static void vlog(enum de_log_level level, const json_t *fields, int errnum, const char *fmt,
 		 va_list ap)
 {
 	char msg[4096];
