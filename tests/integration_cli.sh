@@ -5,12 +5,8 @@ set -u
 bin=$1
 tmp=$(mktemp -d /tmp/de-it-cli-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
-fails=0
-ok() { echo "ok - $*"; }
-bad() { echo "not ok - $*"; fails=$((fails + 1)); }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
-export HOME=$tmp
-for v in $(env | grep -o '^DAEMONEYE_[A-Za-z0-9_]*'); do unset "$v"; done
+. "$(dirname "$0")/lib.sh"
+hermetic "$tmp"
 
 cli=$bin/daemoneye-cli
 "$cli" config show >"$tmp/show"; rc=$?

@@ -13,13 +13,8 @@ cleanup() {
 	[ -n "${KEEP:-}" ] || rm -rf "$tmp"
 }
 trap cleanup EXIT
-fails=0
-ok() { echo "ok - $*"; }
-bad() { echo "not ok - $*"; fails=$((fails + 1)); }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
-export HOME=$tmp/home
-mkdir -p "$HOME"
-for v in $(env | grep -o '^DAEMONEYE_[A-Za-z0-9_]*'); do unset "$v"; done
+. "$(dirname "$0")/lib.sh"
+hermetic "$tmp/home"
 
 # 1. The live process set against ps, read before and after procmond.
 ps -eww -o pid=,ppid=,uid=,comm=,args= >"$tmp/ps1"

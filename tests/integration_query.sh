@@ -17,13 +17,8 @@ cleanup() {
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-fails=0
-ok() { echo "ok - $*"; }
-bad() { echo "not ok - $*"; fails=$((fails + 1)); }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
-export HOME=$tmp/home
-mkdir -p "$HOME"
-for v in $(env | grep -o '^DAEMONEYE_[A-Za-z0-9_]*'); do unset "$v"; done
+. "$(dirname "$0")/lib.sh"
+hermetic "$tmp/home"
 S=(--set app.state_dir="$tmp/state" --set 'detection.rules_dirs=[]')
 cli() { "$bin/daemoneye-cli" "${S[@]}" "$@"; }
 

@@ -31,14 +31,9 @@ cleanup() {
 	rm -rf "$tmp" "$shm"
 }
 trap cleanup EXIT
-fails=0
-ok() { echo "ok - $*"; }
-bad() { echo "not ok - $*"; fails=$((fails + 1)); }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+. "$(dirname "$0")/lib.sh"
 
-export HOME=$tmp/home
-mkdir -p "$HOME"
-for v in $(env | grep -o '^DAEMONEYE_[A-Za-z0-9_]*'); do unset "$v"; done
+hermetic "$tmp/home"
 agent() {
 	"$bin/daemoneye-agent" --once --set app.state_dir="$tmp/state" \
 		--set 'detection.rules_dirs=[]' --set alerting.stdout.format=json "$@"

@@ -15,15 +15,10 @@ cleanup() {
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-fails=0
-ok() { echo "ok - $*"; }
-bad() { echo "not ok - $*"; fails=$((fails + 1)); }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+. "$(dirname "$0")/lib.sh"
 
 # Keep the test hermetic: no user config, no DAEMONEYE_* from outside.
-export HOME=$tmp/home
-mkdir -p "$HOME"
-for v in $(env | grep -o '^DAEMONEYE_[A-Za-z0-9_]*'); do unset "$v"; done
+hermetic "$tmp/home"
 
 # 1. --once with no config file: exit 0 and an event store in state_dir.
 "$bin/daemoneye-agent" --once --set app.state_dir="$tmp/state" >"$tmp/out1" 2>"$tmp/err1"

@@ -27,21 +27,8 @@
 #include "daemoneye/collect.h"
 #include "daemoneye/mask.h"
 
-static char tmpdir[] = "/tmp/de-test-collect-XXXXXX";
-
-static int setup(void **state)
-{
-	(void)state;
-	return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	return system(cmd) == 0 ? 0 : -1;
-}
+#define DE_TEST_NAME "collect"
+#include "testutil.h"
 
 /*
  * Start `path` with argv and return its pid once exec has happened (the
@@ -572,5 +559,5 @@ int main(void)
 		cmocka_unit_test(test_masked_command_line),
 		cmocka_unit_test(test_scan_under_churn),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

@@ -17,21 +17,8 @@
 
 #include "daemoneye/config.h"
 
-static char tmpdir[] = "/tmp/de-test-config-XXXXXX";
-
-static int setup(void **state)
-{
-	(void)state;
-	return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	return system(cmd) == 0 ? 0 : -1;
-}
+#define DE_TEST_NAME "config"
+#include "testutil.h"
 
 static char *write_file(const char *name, const char *text)
 {
@@ -524,5 +511,5 @@ int main(void)
 		cmocka_unit_test(test_state_dir),
 		cmocka_unit_test(test_make_dirs),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

@@ -20,7 +20,8 @@
 #include "daemoneye/rules.h"
 #include "daemoneye/store.h"
 
-static char tmpdir[] = "/tmp/de-test-detect-XXXXXX";
+#define DE_TEST_NAME "detect"
+#include "testutil.h"
 static char *dbpath;
 static struct de_validator *val;
 static struct de_engine *eng;
@@ -50,7 +51,7 @@ static int setup(void **state)
 	struct de_error e = {0};
 	struct de_process_record recs[5];
 
-	if (!mkdtemp(tmpdir) || asprintf(&dbpath, "%s/events.sqlite", tmpdir) < 0)
+	if (tmpdir_make() < 0 || asprintf(&dbpath, "%s/events.sqlite", tmpdir) < 0)
 		return -1;
 	struct de_store_config cfg = {.path = dbpath, .wal_mode = true};
 	if (de_store_open(&cfg, &store, &e) < 0)
@@ -73,12 +74,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	char cmd[128];
 	de_engine_close(eng);
 	de_validator_free(val);
 	free(dbpath);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	return system(cmd) == 0 ? 0 : -1;
+	return tmpdir_remove();
 }
 
 static struct de_rule mkrule(const char *id, const char *sql)

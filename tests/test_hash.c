@@ -17,21 +17,8 @@
 
 #include "daemoneye/hash.h"
 
-static char tmpdir[] = "/tmp/de-test-hash-XXXXXX";
-
-static int setup(void **state)
-{
-	(void)state;
-	return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	return system(cmd) == 0 ? 0 : -1;
-}
+#define DE_TEST_NAME "hash"
+#include "testutil.h"
 
 static void write_file(const char *path, const char *data, size_t n)
 {
@@ -183,5 +170,5 @@ int main(void)
 		cmocka_unit_test(test_not_hashable),
 		cmocka_unit_test(test_many_entries),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

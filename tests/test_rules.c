@@ -18,23 +18,22 @@
 
 #include "daemoneye/rules.h"
 
-static char tmpdir[] = "/tmp/de-test-rules-XXXXXX";
+#define DE_TEST_NAME "rules"
+#include "testutil.h"
 static struct de_validator *val;
 
 static int setup(void **state)
 {
 	(void)state;
 	val = de_validator_new();
-	return mkdtemp(tmpdir) && val ? 0 : -1;
+	return tmpdir_make() == 0 && val ? 0 : -1;
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	char cmd[128];
 	de_validator_free(val);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	return system(cmd) == 0 ? 0 : -1;
+	return tmpdir_remove();
 }
 
 static void write_file(const char *name, const char *text)

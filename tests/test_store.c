@@ -22,13 +22,8 @@
 
 #include "daemoneye/store.h"
 
-static char tmpdir[] = "/tmp/de-test-store-XXXXXX";
-
-static int setup(void **state)
-{
-	(void)state;
-	return mkdtemp(tmpdir) ? 0 : -1;
-}
+#define DE_TEST_NAME "store"
+#include "testutil.h"
 
 static int teardown(void **state)
 {
@@ -39,8 +34,7 @@ static int teardown(void **state)
 	umount2(cmd, MNT_DETACH);
 	snprintf(cmd, sizeof(cmd), "%s/ro", tmpdir);
 	umount2(cmd, MNT_DETACH);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	return system(cmd) == 0 ? 0 : -1;
+	return tmpdir_remove();
 }
 
 static char *db_path(const char *name)
@@ -945,5 +939,5 @@ int main(void)
 		cmocka_unit_test(test_disk_full),
 		cmocka_unit_test(test_read_only_bind),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, tmpdir_setup, teardown);
 }

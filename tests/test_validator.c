@@ -19,7 +19,8 @@
 #include "daemoneye/store.h"
 #include "daemoneye/validator.h"
 
-static char tmpdir[] = "/tmp/de-test-validator-XXXXXX";
+#define DE_TEST_NAME "validator"
+#include "testutil.h"
 static char *dbpath;
 static struct de_validator *val;
 static sqlite3 *sandbox;
@@ -50,7 +51,7 @@ static int setup(void **state)
 	struct de_process_record recs[3];
 	int64_t scan;
 
-	if (!mkdtemp(tmpdir) || asprintf(&dbpath, "%s/events.sqlite", tmpdir) < 0)
+	if (tmpdir_make() < 0 || asprintf(&dbpath, "%s/events.sqlite", tmpdir) < 0)
 		return -1;
 	struct de_store_config cfg = {.path = dbpath, .wal_mode = true};
 	if (de_store_open(&cfg, &store, &e) < 0)
@@ -90,7 +91,6 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	char cmd[128];
 	unsigned char after[32];
 
 	sqlite3_close(sandbox);
@@ -103,8 +103,7 @@ static int teardown(void **state)
 		return -1;
 	}
 	free(dbpath);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	return system(cmd) == 0 ? 0 : -1;
+	return tmpdir_remove();
 }
 
 /* Prepare and run sql in the sandbox; 0 with *rows, or the error. */
