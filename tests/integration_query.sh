@@ -114,7 +114,7 @@ cli --set detection.memory_limit_mb=4 query --timeout 60000 "WITH RECURSIVE c(x)
 check "a memory-hungry query is stopped by detection.memory_limit_mb (rc=$rc)" test "$rc" = 65
 check "  with a clear error" grep -q "SQLite heap limit" "$tmp/e"
 check "no query changed a byte of the store" test "$sum" = "$(sha256sum <"$db")"
-check "the store is still whole" test "$(sqlite3 "$db" "SELECT count(*) FROM processes")" -gt 0
+check "the store is still whole" test "$(sqlite3 -readonly "$db" "SELECT count(*) FROM processes")" -gt 0
 
 # ---- rules ----------------------------------------------------------------------
 cli rules list >"$tmp/list"; rc=$?

@@ -161,7 +161,7 @@ done
 n=$(printf '%s\n' "${!expect[@]}" | wc -l)
 check "every builtin rule has a simulation ($n)" test "$n" -ge "$([ "$(id -u)" = 0 ] && echo 25 || echo 24)"
 db=$tmp/state/events.sqlite
-check "alerts stored with their rule and pid" test "$(sqlite3 "$db" "SELECT count(*) FROM alerts WHERE rule_id = 'reverse-shell-dev-tcp' AND affected_processes LIKE '%${expect[reverse-shell-dev-tcp]}%'")" -ge 1
+check "alerts stored with their rule and pid" test "$(sqlite3 -readonly "$db" "SELECT count(*) FROM alerts WHERE rule_id = 'reverse-shell-dev-tcp' AND affected_processes LIKE '%${expect[reverse-shell-dev-tcp]}%'")" -ge 1
 check "parent/child alert carries the parent's name" grep -q '"parent_name": *"nginx"' "$tmp/sim.out"
 check "no rule failed" test -z "$(grep -i 'rule .*: ' "$tmp/sim.err" | grep -v 'rules loaded')"
 

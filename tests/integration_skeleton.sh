@@ -25,11 +25,11 @@ hermetic "$tmp/home"
 rc=$?
 check "agent --once exits 0 (rc=$rc)" test "$rc" = 0
 check "event store created" test -s "$tmp/state/events.sqlite"
-n=$(sqlite3 "$tmp/state/events.sqlite" "SELECT count(*) FROM processes")
+n=$(sqlite3 -readonly "$tmp/state/events.sqlite" "SELECT count(*) FROM processes")
 check "snapshot has processes ($n)" test "${n:-0}" -gt 0
-n=$(sqlite3 "$tmp/state/events.sqlite" "SELECT count(*) FROM scans WHERE ended_at IS NOT NULL")
+n=$(sqlite3 -readonly "$tmp/state/events.sqlite" "SELECT count(*) FROM scans WHERE ended_at IS NOT NULL")
 check "one finished scan recorded ($n)" test "$n" = 1
-self=$(sqlite3 "$tmp/state/events.sqlite" "SELECT count(*) FROM processes WHERE name='daemoneye-agent'")
+self=$(sqlite3 -readonly "$tmp/state/events.sqlite" "SELECT count(*) FROM processes WHERE name='daemoneye-agent'")
 check "the agent sees itself" test "${self:-0}" -ge 1
 
 # 2. A copy of sleep whose file is deleted while it runs raises an alert.
@@ -46,7 +46,7 @@ check "agent --once with a deleted executable exits 0 (rc=$rc)" test "$rc" = 0
 line=$(grep '"deleted-executable"' "$tmp/out2" | grep "\[$victim\]\|\[$victim,\|,$victim\]\|,$victim," | head -n1)
 check "alert names the deleted executable's pid $victim" test -n "$line"
 check "alert is one valid JSON object" python3 -c 'import json,sys; a=json.loads(sys.argv[1]); assert a["severity"]=="high" and a["process_count"]>=1 and a["scan_id"]==2' "$line"
-check "alert stored in the event store" test "$(sqlite3 "$tmp/state/events.sqlite" "SELECT count(*) FROM alerts WHERE rule_id='deleted-executable' AND affected_processes LIKE '%$victim%'")" -ge 1
+check "alert stored in the event store" test "$(sqlite3 -readonly "$tmp/state/events.sqlite" "SELECT count(*) FROM alerts WHERE rule_id='deleted-executable' AND affected_processes LIKE '%$victim%'")" -ge 1
 # text format on request
 "$bin/daemoneye-agent" --once --set app.state_dir="$tmp/state" --set alerting.stdout.format=text >"$tmp/out3" 2>/dev/null
 check "text alert line" grep -q "HIGH.*Process running a deleted executable \[deleted-executable\] pid .*$victim.*sneaky-sleep" "$tmp/out3"
@@ -58,7 +58,7 @@ for sig in TERM INT; do
 	agent=$!
 	pids+=("$agent")
 	for _ in $(seq 100); do
-		n=$(sqlite3 "$tmp/loop$sig/events.sqlite" "SELECT count(*) FROM scans WHERE ended_at IS NOT NULL" 2>/dev/null)
+		n=$(sqlite3 -readonly "$tmp/loop$sig/events.sqlite" "SELECT count(*) FROM scans WHERE ended_at IS NOT NULL" 2>/dev/null)
 		[ "${n:-0}" -ge 2 ] && break
 		sleep 0.1
 	done
@@ -111,7 +111,7 @@ if [ "$(id -u)" = 0 ]; then
 	rc=$?
 	check "agent --once as nobody exits 0 (rc=$rc)" test "$rc" = 0
 	check "non-root state dir is ~/.local/state/daemoneye" test -s "$nobody_home/.local/state/daemoneye/events.sqlite"
-	n=$(sqlite3 "$nobody_home/.local/state/daemoneye/events.sqlite" "SELECT count(*) FROM processes WHERE accessible = 0")
+	n=$(sqlite3 -readonly "$nobody_home/.local/state/daemoneye/events.sqlite" "SELECT count(*) FROM processes WHERE accessible = 0")
 	check "non-root run records others' processes as inaccessible, not skipped ($n)" test "${n:-0}" -ge 1
 else
 	"$bin/daemoneye-agent" --once --set app.state_dir="$tmp/user" >/dev/null 2>&1

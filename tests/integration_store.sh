@@ -48,7 +48,7 @@ cli processes --pid 1 --format json >"$tmp/j"
 check "json is an array with pid 1 alive" python3 -c '
 import json,sys; a=json.load(open(sys.argv[1])); assert len(a)==1 and a[0]["pid"]==1 and a[0]["alive"] and isinstance(a[0]["argv"], list)' "$tmp/j"
 cli processes --format ndjson >"$tmp/nd"
-n=$(sqlite3 "$db" "SELECT count(*) FROM processes")
+n=$(sqlite3 -readonly "$db" "SELECT count(*) FROM processes")
 check "ndjson: one valid line per live process ($n)" python3 -c '
 import json,sys; rows=[json.loads(l) for l in open(sys.argv[1])]; assert len(rows)==int(sys.argv[2]), len(rows)' "$tmp/nd" "$n"
 cli processes --format csv --limit 3 >"$tmp/csv"
@@ -121,14 +121,14 @@ check "stats json" test $? = 0
 # 3. Twenty scans of a quiet host grow the store by kilobytes.
 sqlite3 "$db" "PRAGMA wal_checkpoint(TRUNCATE)" >/dev/null
 before=$(stat -c %s "$db")
-inst_before=$(sqlite3 "$db" "SELECT count(*) FROM process_instances")
+inst_before=$(sqlite3 -readonly "$db" "SELECT count(*) FROM process_instances")
 # (rules off: alerts are the alerting issue's growth, not the process history's)
 for i in $(seq 20); do "$bin/daemoneye-agent" --once --set app.state_dir="$tmp/state" --set detection.builtin_rules=false >/dev/null 2>&1; done
 sqlite3 "$db" "PRAGMA wal_checkpoint(TRUNCATE)" >/dev/null
 after=$(stat -c %s "$db")
 grown=$((after - before))
-inst_after=$(sqlite3 "$db" "SELECT count(*) FROM process_instances")
-live=$(sqlite3 "$db" "SELECT count(*) FROM processes")
+inst_after=$(sqlite3 -readonly "$db" "SELECT count(*) FROM process_instances")
+live=$(sqlite3 -readonly "$db" "SELECT count(*) FROM processes")
 check "20 scans grew the store by $grown bytes: kilobytes (< 256 KiB)" test "$grown" -lt 262144
 check "history grew by the new processes only ($((inst_after - inst_before)) instances, $live live)" \
 	test $((inst_after - inst_before)) -lt $((live * 2))
@@ -164,13 +164,14 @@ agent=$!
 pids+=("$agent")
 fdb=$tmp/full/state/events.sqlite
 for _ in $(seq 100); do
-	n=$(sqlite3 "$fdb" "SELECT count(*) FROM scans WHERE status='ok'" 2>/dev/null)
+	n=$(sqlite3 -readonly "$fdb" "SELECT count(*) FROM scans WHERE status='ok'" 2>/dev/null)
 	[ "${n:-0}" -ge 2 ] && break
 	sleep 0.1
 done
 check "agent on a small tmpfs ran ok scans ($n)" test "${n:-0}" -ge 2
-ok_before=$(sqlite3 "$fdb" "SELECT count(*) FROM scans WHERE status='ok'")
-inst_before=$(sqlite3 "$fdb" "SELECT count(*) FROM process_instances")
+[ "${n:-0}" -ge 2 ] || sed "s/^/#   /" "$tmp/full.err" | head -n 20
+ok_before=$(sqlite3 -readonly "$fdb" "SELECT count(*) FROM scans WHERE status='ok'")
+inst_before=$(sqlite3 -readonly "$fdb" "SELECT count(*) FROM process_instances")
 dd if=/dev/zero of="$tmp/full/filler" bs=64k 2>/dev/null
 # churn that needs room: 150 processes with 4 KiB of arguments each
 zeros=$(printf ' 0%.0s' $(seq 2000))
@@ -183,14 +184,14 @@ check "the agent keeps running" kill -0 "$agent"
 for p in "${churn[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
 rm -f "$tmp/full/filler"
 for _ in $(seq 100); do
-	n=$(sqlite3 "$fdb" "SELECT count(*) FROM scans WHERE status='ok'" 2>/dev/null)
+	n=$(sqlite3 -readonly "$fdb" "SELECT count(*) FROM scans WHERE status='ok'" 2>/dev/null)
 	[ "${n:-0}" -gt "$ok_before" ] && break
 	sleep 0.1
 done
 check "with room again the next scan succeeds ($n > $ok_before ok scans)" test "${n:-0}" -gt "$ok_before"
 kill "$agent"; wait "$agent"
-check "after the full disk: integrity ok" test "$(sqlite3 "$fdb" "PRAGMA integrity_check")" = ok
-check "earlier history intact" test "$(sqlite3 "$fdb" "SELECT count(*) FROM process_instances")" -ge "$inst_before"
+check "after the full disk: integrity ok" test "$(sqlite3 -readonly "$fdb" "PRAGMA integrity_check")" = ok
+check "earlier history intact" test "$(sqlite3 -readonly "$fdb" "SELECT count(*) FROM process_instances")" -ge "$inst_before"
 
 # 5b. Read-only: ext4 on a loop device turns read-only under the agent.
 truncate -s 32M "$tmp/ext4.img"
@@ -204,7 +205,7 @@ else
 	pids+=("$agent")
 	rdb=$tmp/ro/state/events.sqlite
 	for _ in $(seq 100); do
-		n=$(sqlite3 "$rdb" "SELECT count(*) FROM scans WHERE status='ok'" 2>/dev/null)
+		n=$(sqlite3 -readonly "$rdb" "SELECT count(*) FROM scans WHERE status='ok'" 2>/dev/null)
 		[ "${n:-0}" -ge 2 ] && break
 		sleep 0.1
 	done
@@ -222,8 +223,8 @@ else
 	kill "$agent"; wait "$agent"
 	umount "$tmp/ro"
 	mount -o errors=remount-ro "$loopdev" "$tmp/ro"
-	check "after the read-only episode: integrity ok" test "$(sqlite3 "$rdb" "PRAGMA integrity_check")" = ok
-	n=$(sqlite3 "$rdb" "SELECT count(*) FROM scans WHERE status='ok'" 2>&1)
+	check "after the read-only episode: integrity ok" test "$(sqlite3 -readonly "$rdb" "PRAGMA integrity_check")" = ok
+	n=$(sqlite3 -readonly "$rdb" "SELECT count(*) FROM scans WHERE status='ok'" 2>&1)
 	check "the ok scans are still there ($n)" test "$n" -ge 2
 	"$bin/daemoneye-agent" --once --set app.state_dir="$tmp/ro/state" >/dev/null 2>"$tmp/e"
 	check "writable again: the agent carries on with the same store" test $? = 0

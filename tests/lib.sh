@@ -4,6 +4,9 @@
 #   check WHAT COMMAND...   run COMMAND; report WHAT as ok or not ok
 #   hermetic HOME_DIR       fresh $HOME (no user config), no DAEMONEYE_* from outside
 #
+# Read the store with `sqlite3 -readonly`: a plain sqlite3 creates the file
+# when it is not there yet, racing the agent that is about to.
+#
 # A script ends with: echo "integration_X: $fails failed"; [ "$fails" = 0 ]
 fails=0
 ok() { echo "ok - $*"; }
