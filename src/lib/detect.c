@@ -7,6 +7,14 @@
  * rows by dedupe key, collects distinct pids, keeps the first
  * DE_DETECT_MAX_ROWS rows as JSON, caps the number of alerts per rule, and
  * marks alerts incomplete when their rule did not finish.
+ *
+ * Prepared statements are cached per engine, keyed by the rule's SQL text
+ * and the mode (whole snapshot, or restricted to one pid), because parsing
+ * dominated the cost: the exec path runs every single-process rule for each
+ * exec.  A cached statement passed the validator when it was prepared; if
+ * SQLite ever re-prepares it behind our back (a schema change: the
+ * authorizer is not installed then) it is dropped after that run, and the
+ * next run validates afresh.
  */
 #include "daemoneye/detect.h"
 
@@ -16,10 +24,32 @@
 #include <string.h>
 #include <time.h>
 
+/* One cached statement. */
+struct cached_stmt {
+	uint64_t hash;	   /* of sql and the mode */
+	char *sql;	   /* the rule's text, owned */
+	bool for_pid;	   /* the pid-restricted form */
+	sqlite3_stmt *st;  /* owned; NULL: the rule has no pid column (for_pid) */
+	int reprepares;	   /* SQLITE_STMTSTATUS_REPREPARE when validated */
+};
+
+#define ENGINE_MAX_CACHED 512 /* statements; beyond, the cache starts over */
+
 struct de_engine {
 	sqlite3 *db;		/* sandbox connection, owned */
 	struct de_validator *v; /* borrowed */
+	struct cached_stmt *cache; /* owned */
+	size_t ncache, capcache;
 };
+
+static void cache_clear(struct de_engine *e)
+{
+	for (size_t i = 0; i < e->ncache; i++) {
+		sqlite3_finalize(e->cache[i].st);
+		free(e->cache[i].sql);
+	}
+	e->ncache = 0;
+}
 
 int de_engine_open(const char *db_path, struct de_validator *v, struct de_engine **out,
 		   struct de_error *err)
@@ -42,6 +72,8 @@ void de_engine_close(struct de_engine *e)
 {
 	if (!e)
 		return;
+	cache_clear(e);
+	free(e->cache);
 	sqlite3_close(e->db);
 	free(e);
 }
@@ -226,6 +258,111 @@ static char *wrap_for_pid(const char *sql)
 	return out;
 }
 
+static uint64_t fnv1a(const char *s, bool for_pid)
+{
+	uint64_t h = for_pid ? 0x84222325cbf29ce4ULL : 0xcbf29ce484222325ULL;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+	return h;
+}
+
+/* Validate and prepare sql (for_pid: its pid-restricted form, or NULL in *out
+ * when its rows carry no pid). */
+static int prepare_rule(struct de_engine *e, const char *sql, bool for_pid, sqlite3_stmt **out,
+			struct de_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	*out = NULL;
+	if ((rc = de_validator_prepare(e->v, e->db, sql, &st, err)) < 0 || !for_pid) {
+		*out = st;
+		return rc;
+	}
+	/* only rules whose rows carry a pid concern single processes */
+	int pidcol = col_index(st, "pid");
+	sqlite3_finalize(st);
+	if (pidcol < 0)
+		return 0;
+	/* the restricted query nests one level deeper than the rule itself */
+	char *w = wrap_for_pid(sql);
+	unsigned depth = de_validator_max_nesting(e->v);
+	if (!w)
+		return de_error_set(err, DE_ERR_DETECTION, ENOMEM, "out of memory");
+	de_validator_with_max_nesting(e->v, depth + 1);
+	rc = de_validator_prepare(e->v, e->db, w, out, err);
+	de_validator_with_max_nesting(e->v, depth);
+	free(w);
+	return rc;
+}
+
+/*
+ * The statement for sql in the mode asked, from the cache or validated and
+ * prepared now (and cached).  *out NULL: a pid run of a rule without a pid
+ * column.  The statement stays the cache's: give it back with release_stmt().
+ */
+static int get_stmt(struct de_engine *e, const char *sql, bool for_pid, sqlite3_stmt **out,
+		    struct de_error *err)
+{
+	uint64_t h = fnv1a(sql, for_pid);
+	struct cached_stmt *c;
+	sqlite3_stmt *st;
+	int rc;
+
+	for (size_t i = 0; i < e->ncache; i++) {
+		c = &e->cache[i];
+		if (c->hash == h && c->for_pid == for_pid && strcmp(c->sql, sql) == 0) {
+			*out = c->st;
+			return 0;
+		}
+	}
+	if ((rc = prepare_rule(e, sql, for_pid, &st, err)) < 0)
+		return rc;
+	if (e->ncache >= ENGINE_MAX_CACHED)
+		cache_clear(e); /* a caller with ever new rules: start over */
+	if (e->ncache == e->capcache) {
+		size_t nc = e->capcache ? e->capcache * 2 : 64;
+		struct cached_stmt *n = realloc(e->cache, nc * sizeof(*n));
+		if (!n) {
+			sqlite3_finalize(st);
+			return de_error_set(err, DE_ERR_DETECTION, ENOMEM, "out of memory");
+		}
+		e->cache = n;
+		e->capcache = nc;
+	}
+	c = &e->cache[e->ncache];
+	if (!(c->sql = strdup(sql))) {
+		sqlite3_finalize(st);
+		return de_error_set(err, DE_ERR_DETECTION, ENOMEM, "out of memory");
+	}
+	c->hash = h;
+	c->for_pid = for_pid;
+	c->st = st;
+	c->reprepares = st ? sqlite3_stmt_status(st, SQLITE_STMTSTATUS_REPREPARE, 0) : 0;
+	e->ncache++;
+	*out = st;
+	return 0;
+}
+
+/* Reset a cached statement for its next run; drop it if SQLite re-prepared it. */
+static void release_stmt(struct de_engine *e, sqlite3_stmt *st)
+{
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	for (size_t i = 0; i < e->ncache; i++) {
+		struct cached_stmt *c = &e->cache[i];
+		if (c->st != st)
+			continue;
+		if (sqlite3_stmt_status(st, SQLITE_STMTSTATUS_REPREPARE, 0) != c->reprepares) {
+			sqlite3_finalize(c->st);
+			free(c->sql);
+			*c = e->cache[--e->ncache];
+		}
+		return;
+	}
+}
+
 static int fail(struct de_rule_result *res, const struct de_rule *rule, int code, const char *msg)
 {
 	de_error_set(&res->error, DE_ERR_DETECTION, code, "rule %s: %s", rule->id, msg);
@@ -249,34 +386,15 @@ int de_engine_run_rule(struct de_engine *e, const struct de_rule *rule, int64_t 
 	memset(res, 0, sizeof(*res));
 	res->rule_id = rule->id;
 	res->ran = true;
-	if (pid) {
-		/* only rules whose rows carry a pid concern single processes */
-		if (de_validator_prepare(e->v, e->db, rule->sql_query, &st, &perr) < 0)
-			return fail(res, rule, perr.code, perr.message);
-		pidcol = col_index(st, "pid");
-		sqlite3_finalize(st);
-		st = NULL;
-		if (pidcol < 0) {
-			res->ran = false;
-			return 0;
-		}
-		/* the restricted query nests one level deeper than the rule itself */
-		char *w = wrap_for_pid(rule->sql_query);
-		unsigned depth = de_validator_max_nesting(e->v);
-		if (!w)
-			return fail(res, rule, ENOMEM, "out of memory");
-		de_validator_with_max_nesting(e->v, depth + 1);
-		int rc = de_validator_prepare(e->v, e->db, w, &st, &perr);
-		de_validator_with_max_nesting(e->v, depth);
-		free(w);
-		if (rc == 0 && sqlite3_bind_int64(st, 1, *pid) != SQLITE_OK)
-			rc = de_error_set(&perr, DE_ERR_DETECTION, EIO, "cannot bind the pid");
-		if (rc < 0) {
-			sqlite3_finalize(st);
-			return fail(res, rule, perr.code, perr.message);
-		}
-	} else if (de_validator_prepare(e->v, e->db, rule->sql_query, &st, &perr) < 0) {
+	if (get_stmt(e, rule->sql_query, pid != NULL, &st, &perr) < 0)
 		return fail(res, rule, perr.code, perr.message);
+	if (!st) { /* no pid column: not a single-process rule */
+		res->ran = false;
+		return 0;
+	}
+	if (pid && sqlite3_bind_int64(st, 1, *pid) != SQLITE_OK) {
+		sqlite3_reset(st);
+		return fail(res, rule, EIO, "cannot bind the pid");
 	}
 	pidcol = col_index(st, "pid");
 	if (rule->dedupe_key_fields_len) {
@@ -343,7 +461,7 @@ int de_engine_run_rule(struct de_engine *e, const struct de_rule *rule, int64_t 
 		fail(res, rule, perr.code, perr.message);
 		stopped = true;
 	}
-	sqlite3_finalize(st);
+	release_stmt(e, st);
 	free(key.s);
 	res->elapsed_us = mono_us() - t0;
 	for (size_t i = first; i < alerts->len; i++) {
