@@ -267,6 +267,19 @@ static void test_single_process_runs(void **state)
 	assert_int_equal(alerts.len, 0);
 	assert_int_equal(de_engine_run_pid(eng, rules, 3, 99999, 4, &alerts, res), 0);
 	assert_int_equal(alerts.len, 0);
+
+	/* the statements are cached per mode: a whole-snapshot run of the same
+	 * rules after the pid runs sees every process again, twice alike */
+	for (int round = 0; round < 2; round++) {
+		assert_int_equal(de_engine_run(eng, rules, 3, 5, &alerts, res), 0);
+		assert_true(res[1].ran);
+		assert_string_equal(alerts.items[0].rule_id, "deleted");
+		assert_int_equal(alerts.items[0].affected_processes_len, 2); /* 11 and 12 */
+		de_alert_list_clear(&alerts);
+	}
+	assert_int_equal(de_engine_run_pid(eng, rules, 3, 12, 4, &alerts, res), 0);
+	assert_int_equal(alerts.len, 2);
+	de_alert_list_clear(&alerts);
 }
 
 int main(void)
