@@ -3,7 +3,7 @@
  * snapshot, the history of process instances, sampled resource use, the
  * scans, the alerts and their delivery records.  The seed's EventStore.
  *
- * Relations (schema version 2; see store.c for the full DDL):
+ * Relations (schema version 3; see store.c for the full DDL):
  *
  *   processes          the current snapshot, one row per live process, with
  *                      every ProcessRecord column (command_line as one text
@@ -28,8 +28,14 @@
  *   scans              id, started_at, ended_at, process_count, duration_ms,
  *                      source ('poll' or 'event'), status ('running', 'ok',
  *                      'failed') and the counts of new/changed/exited.
- *   alerts, alert_deliveries   alerts and one row per (alert, sink) delivery.
+ *   alerts, alert_deliveries   alerts (with `incomplete`: the rule was cut
+ *                      short) and one row per (alert, sink) delivery.
  *   store_state        key/value bookkeeping (time of the last snapshot).
+ *
+ * The snapshot is brought up to date by full scans (de_store_processes) and,
+ * between them, by procmond's real-time exec/exit events
+ * (de_store_apply_events); both diff against the same in-memory index, so
+ * a full scan after events writes only what the events missed.
  *
  * Storage grows with process churn, not with scans x processes: a scan of an
  * unchanged host writes its scans row and one store_state row.
@@ -66,7 +72,7 @@ struct de_store_config {
 
 struct de_store;
 
-#define DE_STORE_SCHEMA_VERSION 2
+#define DE_STORE_SCHEMA_VERSION 3
 
 /*
  * Open (and, unless read_only, lock, create and migrate) the store.  A file
@@ -114,10 +120,51 @@ struct de_store_diff {
  */
 int de_store_processes(struct de_store *s, const struct de_process_record *recs, size_t n,
 		       struct de_error *err);
-/* What the last successful de_store_processes() wrote. */
+/* What the last successful de_store_processes() or de_store_apply_events() wrote. */
 struct de_store_diff de_store_last_diff(const struct de_store *s);
 
-/* Insert an alert. */
+/* A real-time process event from procmond, for de_store_apply_events(). */
+enum de_store_event_kind { DE_STORE_EVENT_EXEC = 1, DE_STORE_EVENT_EXIT };
+
+struct de_store_event {
+	enum de_store_event_kind kind;
+	uint32_t pid;
+	int64_t time_ms; /* when procmond saw it */
+	/* exec: the process as read at once; NULL if it was already gone
+	   (borrowed: the store keeps no pointer into it after the call) */
+	const struct de_process_record *record;
+	bool has_exit_code; /* exit: the exit code, when known (not stored) */
+	int32_t exit_code;
+};
+
+/*
+ * Apply real-time events, in order, in one transaction, under scan_id (a scan
+ * begun with source "event"). exec with a record: the instance (pid,
+ * start_time) enters the snapshot and history as de_store_processes would add
+ * it; a previous live instance of the same pid with another start_time is
+ * marked exited (exited_at = time_ms) and leaves the snapshot; the same
+ * instance with changed identity (exec keeps pid and start_time but changes
+ * name, executable, argv) is rewritten with the old values kept in
+ * process_changes. exec without a record: nothing is written. exit: the live
+ * instance of pid is marked exited_at = time_ms and leaves the snapshot
+ * (unknown pid: nothing). The next de_store_processes() (a full scan) must
+ * treat these as already known (no double insert, no false exit). On failure
+ * everything is rolled back as in de_store_processes. de_store_last_diff()
+ * then says what it wrote.
+ *
+ * Details: the record's own scan_id is ignored (scan_id is used); an
+ * instance that ends by an event has last_seen = exited_at = time_ms and
+ * last_scan_id = exit_scan_id = scan_id; the exit code is not stored.  An
+ * exec's record whose pid differs from the event's, or an unknown kind, is
+ * a ValidationError (the whole batch is rolled back).  The snapshot time
+ * (store_state) becomes the newest event's time and the snapshot scan
+ * scan_id: the events keep the snapshot current.  The scan's new, changed
+ * and exited counts add up over the batches applied under it.
+ */
+int de_store_apply_events(struct de_store *s, int64_t scan_id, const struct de_store_event *ev,
+			  size_t n, struct de_error *err);
+
+/* Insert an alert (with its `incomplete` flag). */
 int de_store_alert(struct de_store *s, const struct de_alert *a, struct de_error *err);
 
 enum de_delivery_status { DE_DELIVERY_PENDING = 0, DE_DELIVERY_DELIVERED, DE_DELIVERY_FAILED };

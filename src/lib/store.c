@@ -13,9 +13,15 @@
  * id and two 64-bit hashes — one over the identity fields (name, paths,
  * argv, ppid, hash, user, the non-volatile platform_data keys), one over the
  * changing values (cpu, memory, the volatile platform_data keys).  A scan
- * then writes only the rows whose hashes differ.  The table is rebuilt for
- * each batch and swapped in only after COMMIT, so a failed transaction
- * leaves memory and file consistent with each other.
+ * then writes only the rows whose hashes differ.  For a full scan the table
+ * is rebuilt and swapped in only after COMMIT, so a failed transaction
+ * leaves memory and file consistent with each other.  Real-time events
+ * (de_store_apply_events) edit the table in place instead; when their
+ * transaction fails the table is dropped and reloaded from the file before
+ * the next batch.
+ *
+ * Schema history: 1 the foundation; 2 history that grows with churn
+ * (instances, changes, samples, scan status, deliveries); 3 alerts.incomplete.
  */
 #include "daemoneye/store.h"
 
@@ -112,6 +118,46 @@ static struct snap_ent *tab_add(struct snap_tab *t, uint32_t pid)
 	}
 }
 
+/* Room for one more entry at most half full (events add pids one at a time). */
+static int tab_reserve(struct snap_tab *t)
+{
+	struct snap_tab nt;
+
+	if (t->cap && (t->len + 1) * 2 <= t->cap)
+		return 0;
+	if (tab_init(&nt, (t->len + 1) * 2) < 0) /* doubles: amortised O(1) */
+		return -ENOMEM;
+	for (size_t i = 0; i < t->cap; i++) {
+		struct snap_ent *e = t->e[i].used ? tab_add(&nt, t->e[i].pid) : NULL;
+		if (e)
+			*e = t->e[i];
+	}
+	tab_free(t);
+	*t = nt;
+	return 0;
+}
+
+/*
+ * Remove an entry: later entries of its probe run move back into the hole
+ * (linear probing without tombstones), so lookups stay exact.
+ */
+static void tab_del(struct snap_tab *t, struct snap_ent *e)
+{
+	size_t hole = (size_t)(e - t->e), mask = t->cap - 1;
+
+	t->e[hole] = (struct snap_ent){0};
+	t->len--;
+	for (size_t i = (hole + 1) & mask; t->e[i].used; i = (i + 1) & mask) {
+		size_t home = pid_slot(t->e[i].pid, t->cap);
+		/* stays if its home lies cyclically in (hole, i] */
+		if (hole <= i ? (home > hole && home <= i) : (home > hole || home <= i))
+			continue;
+		t->e[hole] = t->e[i];
+		t->e[i] = (struct snap_ent){0};
+		hole = i;
+	}
+}
+
 /* ---- the store ---------------------------------------------------------- */
 
 enum {
@@ -124,6 +170,7 @@ enum {
 	ST_DEL_SNAP,
 	ST_INS_SAMPLE,
 	ST_SET_STATE,
+	ST_SCAN_COUNTS,
 	ST_MAX
 };
 
@@ -165,6 +212,9 @@ static const char *const stmt_sql[ST_MAX] = {
 			  " memory_usage) VALUES(?1, ?2, ?3, ?4, ?5)",
 	[ST_SET_STATE] = "INSERT OR REPLACE INTO store_state(key, value) VALUES"
 			 "('snapshot_time', ?1), ('snapshot_scan', ?2), ('sample_time', ?3)",
+	[ST_SCAN_COUNTS] = "UPDATE scans SET new_count = coalesce(new_count, 0) + ?1,"
+			   " changed_count = coalesce(changed_count, 0) + ?2,"
+			   " exited_count = coalesce(exited_count, 0) + ?3 WHERE id = ?4",
 };
 
 struct de_store {
@@ -358,6 +408,9 @@ static const char *const migrations[] = {
 	"  SELECT 'snapshot_time', max(collection_time) FROM processes HAVING count(*) > 0;"
 	"INSERT INTO store_state(key, value)"
 	"  SELECT 'snapshot_scan', max(scan_id) FROM processes HAVING count(*) > 0;",
+
+	/* 3: alerts cut short (a rule stopped by its time or memory limit) */
+	"ALTER TABLE alerts ADD COLUMN incomplete INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -1239,81 +1292,16 @@ static void remember_sample(struct snap_ent *e, const struct de_process_record *
 	e->s_mem = r->memory_usage;
 }
 
-/* One record against the committed snapshot; its new index entry goes to nt. */
-static int apply_one(struct de_store *s, const struct de_process_record *r, struct snap_tab *nt,
-		     int64_t t, int64_t scan, bool sampling, struct de_store_diff *d,
-		     struct de_error *err)
+/*
+ * A new instance of r: its process_instances row and its snapshot row; *ne
+ * (the index entry for its pid) is filled.
+ */
+static int write_new(struct de_store *s, const struct de_process_record *r, struct snap_ent *ne,
+		     uint64_t idh, uint64_t vh, struct de_store_diff *d, struct de_error *err)
 {
-	struct snap_ent *old = tab_find(&s->snap, r->pid);
-	struct snap_ent *ne = tab_add(nt, r->pid);
-	struct bound b = {0};
-	uint64_t idh, vh;
-	int rc = 0;
+	struct bound b;
+	int rc;
 
-	record_hashes(r, &idh, &vh);
-	if (!ne)
-		return de_error_set(err, DE_ERR_VALIDATION, EINVAL,
-				    "%s: pid %u appears twice in one scan; the scan is refused",
-				    s->path, r->pid);
-	if (old && old->has_start == r->has_start_time &&
-	    (!r->has_start_time || old->start == r->start_time)) {
-		/* the same instance */
-		*ne = *old;
-		old->seen = true;
-		ne->seen = false;
-		if (old->known && old->idh == idh && old->vh == vh &&
-		    !(sampling && sample_differs(old, r)))
-			return 0;
-		if (bound_make(&b, r) < 0)
-			return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
-		if (!old->known || old->idh != idh) {
-			sqlite3_stmt *st = s->st[ST_SAVE_CHANGE];
-			if (old->known) {
-				sqlite3_bind_int64(st, 1, old->inst);
-				sqlite3_bind_int64(st, 2, t);
-				sqlite3_bind_int64(st, 3, scan);
-				if ((rc = run(s, ST_SAVE_CHANGE, err, "cannot record a change")) <
-				    0)
-					goto out;
-				d->history++;
-			}
-			bind_record(s->st[ST_UPD_INST], r, &b, old->inst, idh, vh);
-			if ((rc = run(s, ST_UPD_INST, err, "cannot update an instance")) < 0)
-				goto out;
-			bind_record(s->st[ST_INS_SNAP], r, &b, old->inst, idh, vh);
-			if ((rc = run(s, ST_INS_SNAP, err, "cannot store a process")) < 0)
-				goto out;
-			d->changed++;
-		} else if (old->vh != vh) {
-			bind_record(s->st[ST_UPD_VALS], r, &b, old->inst, idh, vh);
-			if ((rc = run(s, ST_UPD_VALS, err, "cannot update a process")) < 0)
-				goto out;
-			d->changed++;
-		}
-		ne->known = true;
-		ne->idh = idh;
-		ne->vh = vh;
-		if (sampling && sample_differs(old, r)) {
-			sqlite3_stmt *st = s->st[ST_INS_SAMPLE];
-			sqlite3_bind_int64(st, 1, old->inst);
-			sqlite3_bind_int64(st, 2, t);
-			sqlite3_bind_int64(st, 3, scan);
-			if (r->has_cpu_usage)
-				sqlite3_bind_double(st, 4, r->cpu_usage);
-			else
-				sqlite3_bind_null(st, 4);
-			if (r->has_memory_usage)
-				sqlite3_bind_int64(st, 5, (sqlite3_int64)r->memory_usage);
-			else
-				sqlite3_bind_null(st, 5);
-			if ((rc = run(s, ST_INS_SAMPLE, err, "cannot record a sample")) < 0)
-				goto out;
-			remember_sample(ne, r);
-			d->samples++;
-		}
-		goto out;
-	}
-	/* a new instance (a new pid, or a reused pid with another start time) */
 	if (bound_make(&b, r) < 0)
 		return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
 	bind_record(s->st[ST_INS_INST], r, &b, 0, idh, vh);
@@ -1333,6 +1321,133 @@ static int apply_one(struct de_store *s, const struct de_process_record *r, stru
 out:
 	bound_clear(&b);
 	return rc;
+}
+
+/*
+ * The same instance seen again (old: its committed entry; ne: where its new
+ * entry goes, may be old itself): an identity change keeps the previous
+ * values in process_changes and rewrites the instance and snapshot rows, a
+ * change of values rewrites the snapshot row only, and when sampling a
+ * changed cpu/memory becomes a sample.  t and scan date the writes.
+ */
+static int write_same(struct de_store *s, const struct de_process_record *r,
+		      const struct snap_ent *old, struct snap_ent *ne, uint64_t idh, uint64_t vh,
+		      int64_t t, int64_t scan, bool sampling, struct de_store_diff *d,
+		      struct de_error *err)
+{
+	bool id_changed = !old->known || old->idh != idh, vals_changed = old->vh != vh;
+	bool sample = sampling && sample_differs(old, r);
+	int64_t inst = old->inst;
+	struct bound b;
+	int rc = 0;
+
+	if (!id_changed && !vals_changed && !sample)
+		return 0;
+	if (bound_make(&b, r) < 0)
+		return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
+	if (id_changed) {
+		sqlite3_stmt *st = s->st[ST_SAVE_CHANGE];
+		if (old->known) {
+			sqlite3_bind_int64(st, 1, inst);
+			sqlite3_bind_int64(st, 2, t);
+			sqlite3_bind_int64(st, 3, scan);
+			if ((rc = run(s, ST_SAVE_CHANGE, err, "cannot record a change")) < 0)
+				goto out;
+			d->history++;
+		}
+		bind_record(s->st[ST_UPD_INST], r, &b, inst, idh, vh);
+		if ((rc = run(s, ST_UPD_INST, err, "cannot update an instance")) < 0)
+			goto out;
+		bind_record(s->st[ST_INS_SNAP], r, &b, inst, idh, vh);
+		if ((rc = run(s, ST_INS_SNAP, err, "cannot store a process")) < 0)
+			goto out;
+		d->changed++;
+	} else if (vals_changed) {
+		bind_record(s->st[ST_UPD_VALS], r, &b, inst, idh, vh);
+		if ((rc = run(s, ST_UPD_VALS, err, "cannot update a process")) < 0)
+			goto out;
+		d->changed++;
+	}
+	ne->known = true;
+	ne->idh = idh;
+	ne->vh = vh;
+	if (sample) {
+		sqlite3_stmt *st = s->st[ST_INS_SAMPLE];
+		sqlite3_bind_int64(st, 1, inst);
+		sqlite3_bind_int64(st, 2, t);
+		sqlite3_bind_int64(st, 3, scan);
+		if (r->has_cpu_usage)
+			sqlite3_bind_double(st, 4, r->cpu_usage);
+		else
+			sqlite3_bind_null(st, 4);
+		if (r->has_memory_usage)
+			sqlite3_bind_int64(st, 5, (sqlite3_int64)r->memory_usage);
+		else
+			sqlite3_bind_null(st, 5);
+		if ((rc = run(s, ST_INS_SAMPLE, err, "cannot record a sample")) < 0)
+			goto out;
+		remember_sample(ne, r);
+		d->samples++;
+	}
+out:
+	bound_clear(&b);
+	return rc;
+}
+
+/*
+ * Instance e has exited: exited_at t (seen gone by scan), alive last at
+ * last_seen (scan last_scan); its snapshot row goes.
+ */
+static int write_exit(struct de_store *s, const struct snap_ent *e, int64_t t, int64_t scan,
+		      int64_t last_seen, int64_t last_scan, struct de_store_diff *d,
+		      struct de_error *err)
+{
+	sqlite3_stmt *st = s->st[ST_EXIT_INST];
+	int rc;
+
+	sqlite3_bind_int64(st, 1, e->inst);
+	sqlite3_bind_int64(st, 2, t);
+	sqlite3_bind_int64(st, 3, scan);
+	sqlite3_bind_int64(st, 4, last_seen);
+	sqlite3_bind_int64(st, 5, last_scan);
+	if ((rc = run(s, ST_EXIT_INST, err, "cannot mark a process exited")) < 0)
+		return rc;
+	sqlite3_bind_int64(s->st[ST_DEL_SNAP], 1, e->pid);
+	sqlite3_bind_int64(s->st[ST_DEL_SNAP], 2, e->inst);
+	if ((rc = run(s, ST_DEL_SNAP, err, "cannot remove an exited process")) < 0)
+		return rc;
+	d->exited++;
+	return 0;
+}
+
+static bool same_instance(const struct snap_ent *e, const struct de_process_record *r)
+{
+	return e->has_start == r->has_start_time &&
+	       (!r->has_start_time || e->start == r->start_time);
+}
+
+/* One record against the committed snapshot; its new index entry goes to nt. */
+static int apply_one(struct de_store *s, const struct de_process_record *r, struct snap_tab *nt,
+		     int64_t t, int64_t scan, bool sampling, struct de_store_diff *d,
+		     struct de_error *err)
+{
+	struct snap_ent *old = tab_find(&s->snap, r->pid);
+	struct snap_ent *ne = tab_add(nt, r->pid);
+	uint64_t idh, vh;
+
+	if (!ne)
+		return de_error_set(err, DE_ERR_VALIDATION, EINVAL,
+				    "%s: pid %u appears twice in one scan; the scan is refused",
+				    s->path, r->pid);
+	record_hashes(r, &idh, &vh);
+	if (old && same_instance(old, r)) {
+		*ne = *old;
+		old->seen = true;
+		ne->seen = false;
+		return write_same(s, r, old, ne, idh, vh, t, scan, sampling, d, err);
+	}
+	/* a new instance (a new pid, or a reused pid with another start time) */
+	return write_new(s, r, ne, idh, vh, d, err);
 }
 
 /*
@@ -1366,6 +1481,38 @@ static int rollback(struct de_store *s)
 		sqlite3_reset(s->st[i]);
 	if (!sqlite3_get_autocommit(s->db))
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return 0;
+}
+
+/*
+ * The end of a batch inside its transaction: the snapshot's time and scan
+ * (and the last sample time) into store_state, the counts into the scan's
+ * row; then COMMIT.
+ */
+static int finish_batch(struct de_store *s, int64_t t, int64_t scan, int64_t sample_time,
+			const struct de_store_diff *d, struct de_error *err)
+{
+	int rc;
+
+	sqlite3_bind_int64(s->st[ST_SET_STATE], 1, t);
+	sqlite3_bind_int64(s->st[ST_SET_STATE], 2, scan);
+	sqlite3_bind_int64(s->st[ST_SET_STATE], 3, sample_time);
+	if ((rc = run(s, ST_SET_STATE, err, "cannot record the snapshot time")) < 0)
+		return rc;
+	if (scan > 0) {
+		sqlite3_stmt *st = s->st[ST_SCAN_COUNTS];
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)d->added);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)d->changed);
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)d->exited);
+		sqlite3_bind_int64(st, 4, scan);
+		if ((rc = run(s, ST_SCAN_COUNTS, err, "cannot record scan counts")) < 0)
+			return rc;
+	}
+	errno = 0;
+	rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+	s->step_errno = errno;
+	if (rc != SQLITE_OK)
+		return db_err(s, err, "cannot commit the snapshot");
 	return 0;
 }
 
@@ -1410,50 +1557,12 @@ int de_store_processes(struct de_store *s, const struct de_process_record *recs,
 		struct snap_ent *e = &s->snap.e[i];
 		if (!e->used || e->seen)
 			continue;
-		sqlite3_stmt *st = s->st[ST_EXIT_INST];
-		sqlite3_bind_int64(st, 1, e->inst);
-		sqlite3_bind_int64(st, 2, t);
-		sqlite3_bind_int64(st, 3, scan);
-		sqlite3_bind_int64(st, 4, s->snap_time ? s->snap_time : t);
-		sqlite3_bind_int64(st, 5, s->snap_scan);
-		if ((rc = run(s, ST_EXIT_INST, err, "cannot mark a process exited")) < 0)
+		if ((rc = write_exit(s, e, t, scan, s->snap_time ? s->snap_time : t, s->snap_scan,
+				     &d, err)) < 0)
 			goto fail;
-		sqlite3_bind_int64(s->st[ST_DEL_SNAP], 1, e->pid);
-		sqlite3_bind_int64(s->st[ST_DEL_SNAP], 2, e->inst);
-		if ((rc = run(s, ST_DEL_SNAP, err, "cannot remove an exited process")) < 0)
-			goto fail;
-		d.exited++;
 	}
-	sqlite3_bind_int64(s->st[ST_SET_STATE], 1, t);
-	sqlite3_bind_int64(s->st[ST_SET_STATE], 2, scan);
-	sqlite3_bind_int64(s->st[ST_SET_STATE], 3, sampling ? t : s->sample_time);
-	if ((rc = run(s, ST_SET_STATE, err, "cannot record the snapshot time")) < 0)
+	if ((rc = finish_batch(s, t, scan, sampling ? t : s->sample_time, &d, err)) < 0)
 		goto fail;
-	if (scan > 0) {
-		sqlite3_stmt *st;
-		if (sqlite3_prepare_v2(s->db,
-				       "UPDATE scans SET new_count = ?1, changed_count = ?2,"
-				       " exited_count = ?3 WHERE id = ?4",
-				       -1, &st, NULL) != SQLITE_OK) {
-			rc = db_err(s, err, "cannot record scan counts");
-			goto fail;
-		}
-		sqlite3_bind_int64(st, 1, (sqlite3_int64)d.added);
-		sqlite3_bind_int64(st, 2, (sqlite3_int64)d.changed);
-		sqlite3_bind_int64(st, 3, (sqlite3_int64)d.exited);
-		sqlite3_bind_int64(st, 4, scan);
-		rc = exec_step(s, st, err, "cannot record scan counts");
-		sqlite3_finalize(st);
-		if (rc < 0)
-			goto fail;
-	}
-	errno = 0;
-	rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
-	s->step_errno = errno;
-	if (rc != SQLITE_OK) {
-		rc = db_err(s, err, "cannot commit the snapshot");
-		goto fail;
-	}
 	tab_free(&s->snap);
 	s->snap = nt;
 	s->snap_time = t;
@@ -1465,6 +1574,95 @@ int de_store_processes(struct de_store *s, const struct de_process_record *recs,
 fail:
 	rollback(s);
 	tab_free(&nt);
+	return rc;
+}
+
+/* ---- applying real-time events ------------------------------------------ */
+
+/* One event against the committed snapshot index, which it updates in place. */
+static int apply_event(struct de_store *s, int64_t scan, const struct de_store_event *ev,
+		       struct de_store_diff *d, struct de_error *err)
+{
+	struct snap_ent *e = tab_find(&s->snap, ev->pid);
+	struct de_process_record r;
+	uint64_t idh, vh;
+	int rc;
+
+	switch (ev->kind) {
+	case DE_STORE_EVENT_EXIT:
+		if (!e)
+			return 0; /* never stored, or already gone */
+		if ((rc = write_exit(s, e, ev->time_ms, scan, ev->time_ms, scan, d, err)) < 0)
+			return rc;
+		tab_del(&s->snap, e);
+		return 0;
+	case DE_STORE_EVENT_EXEC:
+		break;
+	default:
+		return de_error_set(err, DE_ERR_VALIDATION, EINVAL,
+				    "%s: unknown process event kind %d; the batch is refused",
+				    s->path, (int)ev->kind);
+	}
+	if (!ev->record)
+		return 0; /* gone before it could be read: nothing known to store */
+	if (ev->record->pid != ev->pid)
+		return de_error_set(err, DE_ERR_VALIDATION, EINVAL,
+				    "%s: exec event of pid %u carries a record of pid %u; the "
+				    "batch is refused",
+				    s->path, ev->pid, ev->record->pid);
+	r = *ev->record; /* shallow: only the scan differs */
+	r.scan_id = scan;
+	record_hashes(&r, &idh, &vh);
+	if (e && same_instance(e, &r)) /* exec in place: same pid and start */
+		return write_same(s, &r, e, e, idh, vh, ev->time_ms, scan, false, d, err);
+	if (e) {
+		/* the pid was reused: the old instance is over */
+		if ((rc = write_exit(s, e, ev->time_ms, scan, ev->time_ms, scan, d, err)) < 0)
+			return rc;
+		*e = (struct snap_ent){.used = true, .pid = ev->pid};
+	} else {
+		if (tab_reserve(&s->snap) < 0)
+			return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
+		e = tab_add(&s->snap, ev->pid);
+	}
+	return write_new(s, &r, e, idh, vh, d, err);
+}
+
+int de_store_apply_events(struct de_store *s, int64_t scan_id, const struct de_store_event *ev,
+			  size_t n, struct de_error *err)
+{
+	struct de_store_diff d = {0};
+	int64_t t = s->snap_time;
+	int rc;
+
+	if (s->read_only)
+		return de_error_set(err, DE_ERR_DATABASE, EROFS, "%s: store opened read-only",
+				    s->path);
+	if (n && !ev)
+		return de_error_set(err, DE_ERR_VALIDATION, EINVAL, "no events given");
+	if (!s->snap_loaded && (rc = load_snapshot(s, err)) < 0)
+		return rc;
+	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		rc = db_err(s, err, "cannot start the event transaction");
+		goto fail;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if ((rc = apply_event(s, scan_id, &ev[i], &d, err)) < 0)
+			goto fail;
+		if (ev[i].time_ms > t)
+			t = ev[i].time_ms;
+	}
+	/* the events keep the snapshot current up to the newest of them */
+	if ((rc = finish_batch(s, t, scan_id, s->sample_time, &d, err)) < 0)
+		goto fail;
+	s->snap_time = t;
+	s->snap_scan = scan_id;
+	s->last_diff = d;
+	return 0;
+fail:
+	rollback(s);
+	/* the index was edited in place: rebuild it from the file next time */
+	s->snap_loaded = false;
 	return rc;
 }
 
@@ -1488,8 +1686,8 @@ int de_store_alert(struct de_store *s, const struct de_alert *a, struct de_error
 	if (sqlite3_prepare_v2(s->db,
 			       "INSERT INTO alerts(id, alert_time, rule_id, title, description,"
 			       " severity, scan_id, affected_processes, process_count, alert_data,"
-			       " rule_execution_time_ms, dedupe_key)"
-			       " VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
+			       " rule_execution_time_ms, dedupe_key, incomplete)"
+			       " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
 			       -1, &st, NULL) != SQLITE_OK) {
 		rc = db_err(s, err, "cannot prepare alert insert");
 		goto out;
@@ -1508,6 +1706,7 @@ int de_store_alert(struct de_store *s, const struct de_alert *a, struct de_error
 	if (a->has_rule_execution_time_ms)
 		sqlite3_bind_int64(st, 11, a->rule_execution_time_ms);
 	sqlite3_bind_text(st, 12, a->dedupe_key, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 13, a->incomplete);
 	rc = exec_step(s, st, err, "cannot store alert");
 out:
 	sqlite3_finalize(st);
