@@ -3,7 +3,9 @@
 independent client of procmond's IPC frames (length + CRC32 + protobuf),
 written from proto/daemoneye_ipc.proto without the C code.  Without a mode:
 expect HELLO, ask for one scan, expect PROCESS frames then SCAN_DONE whose
-recorded count matches.  With a mode: send that malformed frame and expect
+recorded count matches (EVENT frames may come between any two); then, when
+HELLO says events are on, start a process and expect its exec EVENT, with
+the process and its command line, and its exit EVENT.  With a mode: send that malformed frame and expect
 procmond to close the channel, exit 76 (EX_PROTOCOL) and log why."""
 import os, socket, struct, subprocess, sys, zlib
 
@@ -86,8 +88,33 @@ if mode is None:
             done = dict(fields(body))
             assert done[1] == 5 and done[3] == n, (done, n)
             break
+        elif kind == 5:
+            pass  # an exec or exit on the host meanwhile
         else:
             raise AssertionError("unexpected kind %d" % kind)
+    if hello.get(4) == 1:
+        marker = b"de-ipc-client-%d" % os.getpid()
+        child = subprocess.Popen(["/bin/sh", "-c", "sleep 0.05; exit 3", marker])
+        child.wait()
+        a.settimeout(10)
+        seen = set()
+        while seen != {"exec", "exit"}:
+            kind, body = recv_frame(a)
+            assert kind == 5, "unexpected kind %d between scans" % kind
+            ev = {}
+            for f, v in fields(body):
+                ev.setdefault(f, v)
+            if ev[2] != child.pid:
+                continue
+            if ev[1] == 1 and 5 in ev:
+                proc_fields = list(fields(ev[5]))
+                argv = [v for f, v in proc_fields if f == 8]
+                assert marker in argv, argv
+                seen.add("exec")
+            elif ev[1] == 2:
+                assert ev[4] == 3 << 8, ev  # wait(2) status of exit(3)
+                seen.add("exit")
+        print("events: exec with its command line and exit of pid %d" % child.pid)
     a.close()
     rc = proc.wait(timeout=60)
     assert rc == 0, rc

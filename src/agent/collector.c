@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,6 +123,96 @@ fail:
 	return rc;
 }
 
+/* Queue an EVENT message (its record moves into the queue). */
+static void queue_event(struct procmond_chan *ch, struct de_ipc_msg *m)
+{
+	struct agent_event *e;
+
+	ch->events_seen++;
+	if (ch->nqueue == ch->capqueue) {
+		size_t nc = ch->capqueue ? ch->capqueue * 2 : 64;
+		struct agent_event *nq;
+		if (nc > AGENT_MAX_QUEUED_EVENTS ||
+		    !(nq = realloc(ch->queue, nc * sizeof(*nq)))) {
+			if (ch->events_dropped++ == 0)
+				de_log_warnx("more than %zu process events waiting: dropping "
+					     "them until the next full scan reconciles",
+					     ch->nqueue);
+			return;
+		}
+		ch->queue = nq;
+		ch->capqueue = nc;
+	}
+	e = &ch->queue[ch->nqueue++];
+	*e = (struct agent_event){
+		.kind = m->event,
+		.pid = m->pid,
+		.time_ms = m->time_ms,
+		.has_record = m->has_record,
+		.has_exit_code = m->has_exit_code,
+		.exit_code = m->exit_code,
+	};
+	if (m->has_record) {
+		e->record = m->record; /* moved */
+		memset(&m->record, 0, sizeof(m->record));
+		m->has_record = false;
+	}
+}
+
+void agent_events_clear(struct procmond_chan *ch)
+{
+	for (size_t i = 0; i < ch->nqueue; i++)
+		if (ch->queue[i].has_record)
+			de_process_record_clear(&ch->queue[i].record);
+	ch->nqueue = 0;
+}
+
+int agent_procmond_wait(struct procmond_chan *ch, int timeout_ms, struct de_error *err)
+{
+	size_t got = 0;
+	int rc;
+
+	if (ch->fd < 0)
+		return de_error_set(err, DE_ERR_IO, EPIPE, "procmond is not running");
+	/* a batch: whatever is readable now, at most 1024 frames */
+	while (got < 1024) {
+		struct de_ipc_msg m = {0};
+		if (!de_ipc_reader_pending(ch->rd)) {
+			struct pollfd p = {ch->fd, POLLIN, 0};
+			int pr = poll(&p, 1, got ? 0 : timeout_ms);
+			if (pr < 0 && errno == EINTR)
+				return 0;
+			if (pr < 0) {
+				rc = de_error_set(err, DE_ERR_IO, errno, "poll: %s",
+						  strerror(errno));
+				goto fail;
+			}
+			if (pr == 0)
+				return 0;
+		}
+		do
+			rc = de_ipc_recv(ch->rd, &m, err);
+		while (rc == -EINTR);
+		if (rc < 0)
+			goto fail;
+		if (m.kind != DE_IPC_EVENT) {
+			de_ipc_msg_clear(&m);
+			rc = de_error_set(err, DE_ERR_IO, EPROTO,
+					  "unexpected message kind %d from procmond between scans",
+					  (int)m.kind);
+			goto fail;
+		}
+		queue_event(ch, &m);
+		de_ipc_msg_clear(&m);
+		got++;
+	}
+	return 0;
+fail:
+	de_error_prefix(err, "closing the procmond channel: ");
+	agent_procmond_stop(ch);
+	return rc;
+}
+
 int agent_procmond_scan(struct procmond_chan *ch, int64_t scan_id, struct de_process_list *out,
 			struct de_collect_stats *stats, struct de_error *err)
 {
@@ -153,9 +244,7 @@ int agent_procmond_scan(struct procmond_chan *ch, int64_t scan_id, struct de_pro
 			}
 			break;
 		case DE_IPC_EVENT:
-			ch->events_seen++;
-			de_log_debug("%s pid %u", m.event == DE_IPC_EVENT_EXEC ? "exec" : "exit",
-				     m.pid);
+			queue_event(ch, &m);
 			break;
 		case DE_IPC_SCAN_DONE:
 			if (m.scan_id != scan_id) {
@@ -185,6 +274,10 @@ fail:
 
 void agent_procmond_stop(struct procmond_chan *ch)
 {
+	agent_events_clear(ch);
+	free(ch->queue);
+	ch->queue = NULL;
+	ch->capqueue = 0;
 	de_ipc_reader_free(ch->rd);
 	ch->rd = NULL;
 	if (ch->fd >= 0)

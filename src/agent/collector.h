@@ -12,6 +12,21 @@
 #include "daemoneye/config.h"
 #include "daemoneye/ipc.h"
 
+/* At most this many events wait for the agent; more are counted and dropped
+ * (the next full scan reconciles what they would have said). */
+#define AGENT_MAX_QUEUED_EVENTS 65536
+
+/* An exec or exit received from procmond, waiting to be applied. */
+struct agent_event {
+	enum de_ipc_event kind;
+	uint32_t pid;
+	int64_t time_ms;
+	bool has_record; /* exec: procmond read the process (else it was gone) */
+	struct de_process_record record; /* owned */
+	bool has_exit_code;
+	int32_t exit_code;
+};
+
 struct procmond_chan {
 	pid_t pid;		  /* procmond's pid, 0 when not running */
 	int fd;			  /* our end of the socketpair, -1 when closed */
@@ -19,6 +34,9 @@ struct procmond_chan {
 	bool events;		  /* procmond reported real-time events */
 	char caps[128];		  /* capabilities procmond kept */
 	uint64_t events_seen;	  /* EVENT frames received */
+	uint64_t events_dropped;  /* received while the queue was full */
+	struct agent_event *queue; /* owned: events not yet applied, oldest first */
+	size_t nqueue, capqueue;
 };
 
 /*
@@ -35,6 +53,18 @@ int agent_procmond_start(const struct de_config_sources *src, struct procmond_ch
  */
 int agent_procmond_scan(struct procmond_chan *ch, int64_t scan_id, struct de_process_list *out,
 			struct de_collect_stats *stats, struct de_error *err);
+
+/*
+ * Between scans: wait up to timeout_ms for EVENT frames and queue what
+ * arrives (at most a batch: whatever is readable now, never blocking once
+ * something came).  0 (also on timeout or a signal), or an error after which
+ * the channel is closed, as in agent_procmond_scan.  EVENT frames that come
+ * during a scan are queued by agent_procmond_scan the same way.
+ */
+int agent_procmond_wait(struct procmond_chan *ch, int timeout_ms, struct de_error *err);
+
+/* Forget the queued events (freeing their records). */
+void agent_events_clear(struct procmond_chan *ch);
 
 /* Close the channel, stop procmond (SIGTERM to its pid) and reap it. */
 void agent_procmond_stop(struct procmond_chan *ch);

@@ -7,6 +7,12 @@
  * now; more sinks later).  `--once` runs one cycle and exits; otherwise a
  * cycle runs every app.scan_interval_ms until SIGINT or SIGTERM.
  *
+ * Between cycles, when procmond has the kernel's process events (root,
+ * collection.events), each exec and exit it forwards is applied to the
+ * store at once as an "event" scan, and the rules that concern one process
+ * run over each process that exec'd, so an alert does not wait for the
+ * next cycle.  The full scan each cycle reconciles anything missed.
+ *
  * Exit status (sysexits): 0 ok, 64 usage, 78 configuration, 74 I/O or
  * database, 73 cannot create the state directory.
  */
@@ -165,6 +171,119 @@ out:
 	return rc;
 }
 
+/* Store each alert, write it to the sinks and record each delivery. */
+static void deliver(struct agent *ag, const struct de_alert_list *alerts)
+{
+	for (size_t i = 0; i < alerts->len; i++) {
+		struct de_error aerr = {0};
+		char id[DE_UUID_STR_LEN + 1];
+		bool stored = de_store_alert(ag->store, &alerts->items[i], &aerr) == 0;
+		if (!stored)
+			de_log_err(&aerr);
+		if (!ag->stdout_enabled)
+			continue;
+		bool sent = de_alert_write(stdout, &alerts->items[i], ag->alert_format, ag->color) ==
+				    0 &&
+			    fflush(stdout) == 0;
+		if (!sent)
+			de_log_warn("cannot write alert to standard output");
+		de_uuid_format(&alerts->items[i].id, id);
+		if (stored &&
+		    de_store_alert_delivery(ag->store, id, "stdout",
+					    sent ? DE_DELIVERY_DELIVERED : DE_DELIVERY_FAILED,
+					    de_now_ms(), sent ? NULL : "write failed", &aerr) < 0)
+			de_log_err(&aerr);
+	}
+}
+
+/*
+ * Apply queued events ev[0..n) (no exit in it of a pid exec'd earlier in
+ * it) as one "event" scan, then run the single-process rules over each
+ * process that exec'd, and deliver what they raise.
+ */
+static int apply_events(struct agent *ag, struct agent_event *ev, size_t n,
+			struct de_error *err)
+{
+	struct de_store_event *sev = calloc(n, sizeof(*sev));
+	struct de_alert_list alerts = {0};
+	size_t execs = 0;
+	int64_t scan_id;
+	int rc;
+
+	if (!sev)
+		return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		sev[i] = (struct de_store_event){
+			.kind = ev[i].kind == DE_IPC_EVENT_EXEC ? DE_STORE_EVENT_EXEC
+								  : DE_STORE_EVENT_EXIT,
+			.pid = ev[i].pid,
+			.time_ms = ev[i].time_ms,
+			.record = ev[i].has_record ? &ev[i].record : NULL,
+			.has_exit_code = ev[i].has_exit_code,
+			.exit_code = ev[i].exit_code,
+		};
+		execs += ev[i].has_record;
+	}
+	if ((rc = de_store_scan_begin(ag->store, de_now_ms(), "event", &scan_id, err)) < 0)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		if (ev[i].has_record)
+			ev[i].record.scan_id = scan_id;
+	if ((rc = de_store_apply_events(ag->store, scan_id, sev, n, err)) < 0 ||
+	    (rc = de_store_scan_end(ag->store, scan_id, de_now_ms(), execs, err)) < 0) {
+		de_store_scan_fail(ag->store, scan_id, de_now_ms(), err->message, NULL);
+		goto out;
+	}
+	/* each exec'd process at once, by the rules that concern one process */
+	for (size_t i = 0; i < n; i++) {
+		if (!ev[i].has_record)
+			continue;
+		de_engine_run_pid(ag->engine, ag->rules.items, ag->rules.len, ev[i].pid, scan_id,
+				  &alerts, ag->results);
+		for (size_t k = 0; k < ag->rules.len; k++)
+			if (ag->results[k].ran && ag->results[k].status < 0)
+				de_log_err(&ag->results[k].error);
+	}
+	deliver(ag, &alerts);
+	de_log_debug("event scan %lld: %zu events, %zu execs read, %zu alerts",
+		     (long long)scan_id, n, execs, alerts.len);
+out:
+	if (rc < 0)
+		de_error_prefix(err, "applying process events: ");
+	de_alert_list_clear(&alerts);
+	free(sev);
+	return rc;
+}
+
+/*
+ * Apply every queued event, in order.  The queue is cut before an exit of a
+ * process exec'd earlier in the same run, so that the rules see a process
+ * that lived for 10 ms before its exit takes it out of the snapshot.  A
+ * failure is logged and the rest dropped: the next full scan reconciles.
+ */
+static void handle_events(struct agent *ag)
+{
+	struct procmond_chan *ch = &ag->pm;
+	size_t start = 0;
+
+	for (size_t i = 0; i <= ch->nqueue; i++) {
+		bool cut = i == ch->nqueue;
+		if (!cut && ch->queue[i].kind == DE_IPC_EVENT_EXIT)
+			for (size_t k = start; k < i && !cut; k++)
+				cut = ch->queue[k].kind == DE_IPC_EVENT_EXEC &&
+				      ch->queue[k].pid == ch->queue[i].pid;
+		if (!cut || i == start)
+			continue;
+		struct de_error err = {0};
+		if (apply_events(ag, ch->queue + start, i - start, &err) < 0) {
+			de_log_err(&err);
+			break;
+		}
+		start = i;
+	}
+	agent_events_clear(ch);
+}
+
 /* One full cycle: collect, store, detect, deliver. */
 static int cycle(struct agent *ag, struct de_error *err)
 {
@@ -200,26 +319,7 @@ static int cycle(struct agent *ag, struct de_error *err)
 	for (size_t i = 0; i < ag->rules.len; i++)
 		if (ag->results[i].ran && ag->results[i].status < 0)
 			de_log_err(&ag->results[i].error);
-	for (size_t i = 0; i < alerts.len; i++) {
-		struct de_error aerr = {0};
-		char id[DE_UUID_STR_LEN + 1];
-		bool stored = de_store_alert(ag->store, &alerts.items[i], &aerr) == 0;
-		if (!stored)
-			de_log_err(&aerr);
-		if (!ag->stdout_enabled)
-			continue;
-		bool sent = de_alert_write(stdout, &alerts.items[i], ag->alert_format, ag->color) ==
-				    0 &&
-			    fflush(stdout) == 0;
-		if (!sent)
-			de_log_warn("cannot write alert to standard output");
-		de_uuid_format(&alerts.items[i].id, id);
-		if (stored &&
-		    de_store_alert_delivery(ag->store, id, "stdout",
-					    sent ? DE_DELIVERY_DELIVERED : DE_DELIVERY_FAILED,
-					    de_now_ms(), sent ? NULL : "write failed", &aerr) < 0)
-			de_log_err(&aerr);
-	}
+	deliver(ag, &alerts);
 	/* retention: a few short transactions between scans, never inside one */
 	struct de_prune_stats ps;
 	struct de_error perr = {0};
@@ -243,13 +343,32 @@ out:
 	return rc;
 }
 
-/* Sleep ms milliseconds unless a stop is requested. */
-static void nap(uint64_t ms)
+/*
+ * Wait ms milliseconds for the next cycle unless a stop is requested,
+ * applying process events as they arrive (with events off, a plain wait).
+ */
+static void wait_next(struct agent *ag, uint64_t ms)
 {
-	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+	int64_t until = de_now_ms() + (int64_t)ms;
 
-	while (!stop_requested && nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
+	handle_events(ag); /* those that came during the scan */
+	while (!stop_requested) {
+		int64_t left = until - de_now_ms();
+		struct de_error err = {0};
+		if (left <= 0)
+			break;
+		if (ag->pm.fd < 0) {
+			struct timespec ts = {(time_t)(left / 1000), (long)(left % 1000) * 1000000L};
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		if (agent_procmond_wait(&ag->pm, left > 1000 ? 1000 : (int)left, &err) < 0) {
+			/* the next cycle starts procmond again */
+			de_log_err(&err);
+			continue;
+		}
+		handle_events(ag);
+	}
 }
 
 int main(int argc, char **argv)
@@ -361,7 +480,7 @@ int main(int argc, char **argv)
 		}
 		if (once)
 			break;
-		nap(interval);
+		wait_next(&ag, interval);
 	}
 	if (!once)
 		de_log_info("stopping");

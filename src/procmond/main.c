@@ -268,12 +268,12 @@ int main(int argc, char **argv)
 	}
 	/* root: keep CAP_SYS_PTRACE + CAP_DAC_READ_SEARCH, and CAP_NET_ADMIN
 	 * until the subscription below (privsep.c) */
-	if (procmond_drop_caps(events) < 0) {
+	if (procmond_drop_caps(events || ipc_fd >= 0) < 0) {
 		de_log_errorx("cannot drop capabilities");
 		status = EX_OSERR;
 		goto out;
 	}
-	if (events) {
+	if (events || ipc_fd >= 0) {
 		if (de_config_get_bool(cfg, "collection.events", &want_events, &err) < 0) {
 			de_log_err(&err);
 			status = de_error_exit_code(&err);
@@ -304,7 +304,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (ipc_fd >= 0) {
-		status = procmond_serve(col, (int)ipc_fd, caps);
+		status = procmond_serve(col, ev, (int)ipc_fd, caps);
 		goto out;
 	}
 	for (int64_t scan = 1; !procmond_stop; scan++) {

@@ -16,14 +16,15 @@
 /* Set by SIGINT/SIGTERM. */
 extern volatile sig_atomic_t procmond_stop;
 
+struct de_events;
+
 /*
  * Answer the agent on fd until it closes the channel or a signal arrives:
- * HELLO first, then a full scan for each SCAN_REQUEST.  caps names the
+ * HELLO first, then a full scan for each SCAN_REQUEST; with ev (non-NULL)
+ * also an EVENT frame for each exec and exit as it happens.  caps names the
  * retained capabilities for HELLO.  Returns a sysexits status.
  */
-int procmond_serve(struct de_collector *col, int fd, const char *caps);
-
-struct de_events;
+int procmond_serve(struct de_collector *col, struct de_events *ev, int fd, const char *caps);
 
 /*
  * procmond --events: print exec/exit events as JSON lines until a signal;

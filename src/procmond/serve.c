@@ -5,57 +5,164 @@
  * SCAN_REQUEST every record as a PROCESS frame and a closing SCAN_DONE.
  * Anything else from the agent is a protocol violation: procmond logs the
  * reason and exits (EX_PROTOCOL) rather than guess.
+ *
+ * With the netlink process connector (ev non-NULL) an event thread sends an
+ * EVENT frame for each exec, read from /proc at once by its own collector
+ * (so a process that lives 10 ms still arrives with its command line), and
+ * for each exit.  EVENT frames may fall between any two frames of a scan:
+ * one mutex makes every frame whole on the wire.  If the agent is slow the
+ * event thread blocks in send, the kernel drops what it cannot queue, and
+ * SCAN_DONE reports the overruns; the agent's next full scan reconciles.
  */
 #include <errno.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sysexits.h>
 #include <unistd.h>
 
+#include "daemoneye/events.h"
 #include "daemoneye/ipc.h"
 #include "daemoneye/log.h"
 #include "procmond.h"
 
-struct send_ctx {
+struct server {
 	int fd;
+	pthread_mutex_t send_lock; /* one frame at a time on fd */
+	struct de_collector *ecol; /* the event thread's collector */
+	struct de_events *ev;
+	int event_rc; /* why the event thread stopped (0: asked to) */
+};
+
+/* Send one whole frame under the lock. */
+static int send_locked(struct server *s, const struct de_ipc_msg *m, struct de_error *err)
+{
+	int rc;
+
+	pthread_mutex_lock(&s->send_lock);
+	rc = de_ipc_send(s->fd, m, err);
+	pthread_mutex_unlock(&s->send_lock);
+	return rc;
+}
+
+struct send_ctx {
+	struct server *s;
 	struct de_error *err;
 };
 
 static int send_record(void *ctx, struct de_process_record *r)
 {
-	struct send_ctx *s = ctx;
+	struct send_ctx *sc = ctx;
 	struct de_ipc_msg m = {.kind = DE_IPC_PROCESS, .has_record = true};
 	int rc;
 
 	m.record = *r; /* borrowed for the send */
-	rc = de_ipc_send(s->fd, &m, s->err);
+	rc = send_locked(sc->s, &m, sc->err);
 	return rc < 0 ? rc : 0;
 }
 
-int procmond_serve(struct de_collector *col, int fd, const char *caps)
+/* One event as a frame: an exec carries the process as read now. */
+static int send_event(struct server *s, const struct de_event *e, struct de_error *err)
+{
+	struct de_ipc_msg m = {.kind = DE_IPC_EVENT, .pid = e->pid, .time_ms = de_now_ms()};
+	int rc;
+
+	if (e->kind == DE_EVENT_EXEC) {
+		m.event = DE_IPC_EVENT_EXEC;
+		rc = de_collector_read(s->ecol, (pid_t)e->pid, 0, &m.record, err);
+		if (rc == 0)
+			m.has_record = true;
+		else if (rc != -ESRCH) /* gone already: still an exec, without a record */
+			return rc;
+		de_error_clear(err);
+	} else {
+		m.event = DE_IPC_EVENT_EXIT;
+		m.has_exit_code = true;
+		m.exit_code = e->exit_code;
+	}
+	rc = send_locked(s, &m, err);
+	if (m.has_record)
+		de_process_record_clear(&m.record);
+	return rc;
+}
+
+/* The event thread: read the connector, forward at once. */
+static void *event_thread(void *arg)
+{
+	struct server *s = arg;
+	struct de_event buf[256];
+	int rc = 0;
+
+	while (!procmond_stop && rc == 0) {
+		struct pollfd p = {de_events_fd(s->ev), POLLIN, 0};
+		struct de_error err = {0};
+		size_t n;
+		int pr = poll(&p, 1, 200);
+
+		if (pr < 0 && errno != EINTR) {
+			rc = -errno;
+			break;
+		}
+		if (pr <= 0)
+			continue;
+		if ((rc = de_events_read(s->ev, buf, sizeof(buf) / sizeof(buf[0]), &n, &err)) < 0) {
+			de_log_err(&err);
+			break;
+		}
+		for (size_t i = 0; i < n && rc == 0; i++)
+			if ((rc = send_event(s, &buf[i], &err)) < 0 && rc != -EPIPE &&
+			    rc != -ECONNRESET)
+				de_log_err(&err);
+	}
+	s->event_rc = rc;
+	return NULL;
+}
+
+int procmond_serve(struct de_collector *col, struct de_events *ev, int fd, const char *caps)
 {
 	struct de_ipc_msg hello = {.kind = DE_IPC_HELLO, .version = DE_IPC_VERSION};
+	struct server s = {.fd = fd, .ev = ev};
 	struct de_ipc_reader *rd = NULL;
 	struct de_error err = {0};
-	int status = 0;
+	pthread_t th;
+	bool threaded = false;
+	int status = 0, rc;
 
+	pthread_mutex_init(&s.send_lock, NULL);
 	hello.pid = (uint32_t)getpid();
 	hello.capabilities = (char *)caps;
+	hello.events = ev != NULL;
+	if (ev && (de_collector_open(NULL, &s.ecol, &err) < 0 ||
+		   de_collector_configure(s.ecol, de_collector_options(col), &err) < 0)) {
+		de_log_err(&err);
+		status = EX_OSERR;
+		goto out;
+	}
 	if (de_ipc_send(fd, &hello, &err) < 0 || de_ipc_reader_new(fd, &rd, &err) < 0) {
 		de_log_err(&err);
-		return EX_IOERR;
+		status = EX_IOERR;
+		goto out;
+	}
+	if (ev) {
+		if ((rc = pthread_create(&th, NULL, event_thread, &s)) != 0) {
+			de_log_errorx("cannot start the event thread: error %d", rc);
+			status = EX_OSERR;
+			goto out;
+		}
+		threaded = true;
 	}
 	while (!procmond_stop) {
 		struct de_ipc_msg req = {0}, done = {.kind = DE_IPC_SCAN_DONE};
-		struct send_ctx sc = {fd, &err};
-		int rc;
+		struct send_ctx sc = {&s, &err};
 
 		de_error_clear(&err);
 		rc = de_ipc_recv(rd, &req, &err);
 		if (rc == -EINTR)
 			continue;
 		if (rc < 0) {
-			if (err.code == EPIPE)
-				break; /* the agent is gone: so are we */
+			if (err.code == EPIPE || err.code == ECONNRESET)
+				break; /* the agent is gone (maybe with frames unread): so are we */
 			de_log_errorx("closing the channel: %s", err.message);
 			status = EX_PROTOCOL;
 			break;
@@ -70,17 +177,34 @@ int procmond_serve(struct de_collector *col, int fd, const char *caps)
 		}
 		rc = de_collector_scan_each(col, req.scan_id, send_record, &sc, &done.stats, &err);
 		if (rc < 0) {
+			if (rc == -EPIPE || rc == -ECONNRESET)
+				break;
 			de_log_err(&err);
 			status = err.code == ENOMEM ? EX_OSERR : EX_IOERR;
 			break;
 		}
 		done.scan_id = req.scan_id;
-		if (de_ipc_send(fd, &done, &err) < 0) {
+		done.events_lost = ev ? de_events_overruns(ev) : 0;
+		if (send_locked(&s, &done, &err) < 0) {
+			if (err.code == EPIPE || err.code == ECONNRESET)
+				break;
 			de_log_err(&err);
 			status = EX_IOERR;
 			break;
 		}
 	}
+out:
+	procmond_stop = 1; /* ends the event thread too */
+	if (threaded) {
+		/* a blocked send ends when the agent closes its end */
+		shutdown(fd, SHUT_WR);
+		pthread_join(th, NULL);
+		if (s.event_rc < 0 && s.event_rc != -EPIPE && s.event_rc != -ECONNRESET &&
+		    status == 0)
+			status = EX_IOERR;
+	}
 	de_ipc_reader_free(rd);
+	de_collector_close(s.ecol);
+	pthread_mutex_destroy(&s.send_lock);
 	return status;
 }

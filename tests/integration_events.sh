@@ -1,0 +1,192 @@
+#!/bin/bash
+# integration_events.sh BINDIR — the exec path end to end: procmond forwards
+# the kernel's exec/exit events over the socketpair, the agent applies each
+# to the store at once (an "event" scan) and runs the single-process rules
+# over the process that exec'd, without waiting for the next cycle.
+#
+# As root (events need CAP_NET_ADMIN): an agent with a ten-minute scan
+# interval must, after its first scan,
+#   1. alert on a process that lives 10 ms, naming its pid, from an event scan;
+#   2. alert through a builtin rule (a hidden executable) the same way;
+#   3. show a new long-lived process in the `processes` snapshot, and after
+#      it is killed mark its instance exited and drop it from the snapshot;
+#   4. have run no second full scan meanwhile;
+#   5. with collection.events=false, raise nothing until the next cycle.
+# As any user: started as nobody the agent runs; whether the kernel lets an
+# unprivileged process subscribe depends on its version (Linux 6.6 opened
+# the process connector to non-root); if it does not, procmond says why
+# once and the agent runs on its scans (events: off).
+# Every process started here is reaped by its pid.
+set -u
+bin=$1
+tmp=$(mktemp -d /tmp/de-it-events-XXXXXX)
+chmod 755 "$tmp" # the root agent drops to nobody and must reach its state
+pids=()
+agent_pid=
+cleanup() {
+	[ -n "$agent_pid" ] && kill -TERM "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null
+	for p in "${pids[@]}"; do kill -TERM -- "-$p" 2>/dev/null; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+. "$(dirname "$0")/lib.sh"
+hermetic "$tmp/home"
+
+mark="de-it-events-$$"
+cat >"$tmp/mark.yaml" <<YAML
+rules:
+  - id: it-events-marker
+    name: events test marker
+    description: a process whose command line carries the test's marker
+    version: 1
+    severity: low
+    category: execution
+    tags: [attack.t1059.004]
+    author: tests
+    sql: |
+      SELECT pid, name, executable_path, command_line FROM processes
+      WHERE command_line LIKE '%$mark-%'
+YAML
+chmod 644 "$tmp/mark.yaml"
+
+# start_agent NAME [--set ...]: background agent, stdout NAME.out, stderr NAME.err
+start_agent() {
+	local name=$1
+	shift
+	"$bin/daemoneye-agent" --rules "$tmp/mark.yaml" --set app.state_dir="$tmp/$name" \
+		--set 'detection.rules_dirs=[]' --set app.scan_interval_ms=600000 \
+		--set alerting.stdout.format=json --set logging.level=debug "$@" \
+		>"$tmp/$name.out" 2>"$tmp/$name.err" &
+	agent_pid=$!
+	for _ in $(seq 600); do
+		grep -q "scan [0-9]*: [0-9]* processes" "$tmp/$name.err" && return 0
+		kill -0 "$agent_pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	echo "# the agent's first scan never finished:"
+	sed 's/^/#   /' "$tmp/$name.err" | tail -20
+	return 1
+}
+stop_agent() {
+	kill -TERM "$agent_pid" 2>/dev/null
+	wait "$agent_pid"
+	local rc=$?
+	agent_pid=
+	return $rc
+}
+# alerted NAME RULE PID [TRIES]: NAME.out has an alert of RULE naming PID
+alerted() {
+	local tries=${4:-200}
+	for _ in $(seq "$tries"); do
+		python3 - "$tmp/$1.out" "$2" "$3" <<'PY' && return 0
+import json, sys
+for line in open(sys.argv[1]):
+    if line.startswith("{"):
+        a = json.loads(line)
+        if a["rule_id"] == sys.argv[2] and int(sys.argv[3]) in a["affected_processes"]:
+            print(a["scan_id"])
+            sys.exit(0)
+sys.exit(1)
+PY
+		sleep 0.05
+	done
+	return 1
+}
+db() { sqlite3 -readonly "$tmp/$1/events.sqlite" "$2"; }
+# until_sql NAME SQL WANT: wait (10 s at most) for SQL to answer WANT
+until_sql() {
+	for _ in $(seq 200); do
+		[ "$(db "$1" "$2")" = "$3" ] && return 0
+		sleep 0.05
+	done
+	echo "# '$2' answered '$(db "$1" "$2")', not '$3'"
+	return 1
+}
+
+if [ "$(id -u)" = 0 ]; then
+	start_agent ev
+	check "agent starts with events on" grep -q "events: on" "$tmp/ev.err"
+
+	# 1. a process that lives 10 ms
+	sh -c 'sleep 0.01' "$mark-short" &
+	short=$!
+	wait "$short"
+	scan=$(alerted ev it-events-marker "$short")
+	check "a 10 ms process raises its alert from the event path (pid $short)" test -n "$scan"
+	check "the alert names an event scan ($scan)" \
+		test "$(db ev "SELECT source FROM scans WHERE id = ${scan:-0}")" = event
+	check "its instance is recorded exited" until_sql ev \
+		"SELECT count(*) FROM process_instances WHERE pid = $short AND exited_at IS NOT NULL" 1
+
+	# 2. a builtin rule on an exec: a hidden executable
+	cp /bin/sleep "$tmp/.de-hidden"
+	"$tmp/.de-hidden" 0.05 &
+	hidden=$!
+	wait "$hidden"
+	check "a builtin rule (hidden-executable) fires on the exec (pid $hidden)" \
+		alerted ev hidden-executable "$hidden"
+
+	# 3. a long-lived process enters the snapshot, then leaves it
+	setsid sh -c 'sleep 300; :' "$mark-long" </dev/null >/dev/null 2>&1 &
+	long=$!
+	pids+=("$long")
+	check "a new process is in the snapshot at once (pid $long)" \
+		until_sql ev "SELECT count(*) FROM processes WHERE pid = $long" 1
+	check "and alerted on" alerted ev it-events-marker "$long"
+	kill -TERM -- "-$long"
+	wait "$long"
+	pids=()
+	check "after its exit it leaves the snapshot" \
+		until_sql ev "SELECT count(*) FROM processes WHERE pid = $long" 0
+	check "and its instance is marked exited" until_sql ev \
+		"SELECT count(*) FROM process_instances WHERE pid = $long AND exited_at IS NOT NULL" 1
+
+	# 4. all of it without another full scan
+	check "only one full scan ran" test "$(db ev "SELECT count(*) FROM scans WHERE source = 'poll'")" = 1
+	check "event scans were recorded" test "$(db ev "SELECT count(*) FROM scans WHERE source = 'event' AND status = 'ok'")" -ge 1
+	stop_agent
+	rc=$?
+	check "agent exits 0 on SIGTERM (rc=$rc)" test "$rc" = 0
+	pm=$(sed -n 's/.*procmond pid \([0-9]*\) started.*/\1/p' "$tmp/ev.err" | head -1)
+	check "procmond ($pm) is gone with it" test -n "$pm" -a ! -e "/proc/${pm:-0}"
+
+	# 5. events off: nothing until the next cycle
+	start_agent off --set collection.events=false
+	check "collection.events=false: events off" grep -q "events: off" "$tmp/off.err"
+	sh -c 'sleep 0.01' "$mark-off" &
+	off=$!
+	wait "$off"
+	sleep 1
+	check "no alert without events before the next cycle" \
+		test -z "$(alerted off it-events-marker "$off" 1)"
+	check "no event scan" test "$(db off "SELECT count(*) FROM scans WHERE source = 'event'")" = 0
+	stop_agent
+else
+	echo "# not root: the real-time part needs CAP_NET_ADMIN for the process connector; only the non-root part runs"
+fi
+
+# as nobody (from root) or as ourselves: the connector may be refused
+nobody=()
+state=$tmp/user
+if [ "$(id -u)" = 0 ]; then
+	mkdir -p "$tmp/nobody"
+	chown nobody "$tmp/nobody"
+	nobody=(setpriv --reuid=nobody --regid=nogroup --clear-groups env HOME="$tmp/nobody")
+	state=$tmp/nobody/state
+fi
+"${nobody[@]}" "$bin/daemoneye-agent" --once --set app.state_dir="$state" \
+	--set 'detection.rules_dirs=[]' >"$tmp/user.out" 2>"$tmp/user.err"
+rc=$?
+check "unprivileged agent --once exits 0 (rc=$rc)" test "$rc" = 0
+if grep -q "events: off" "$tmp/user.err"; then
+	check "procmond says events need CAP_NET_ADMIN" grep -q "process events need CAP_NET_ADMIN" "$tmp/user.err"
+	check "said once" test "$(grep -c "process events need" "$tmp/user.err")" = 1
+else
+	check "this kernel lets non-root subscribe: events on, no complaint" \
+		test "$(grep -c "events: on" "$tmp/user.err")-$(grep -c "process events need" "$tmp/user.err")" = 1-0
+fi
+[ "$fails" = 0 ] || sed 's/^/#   /' "$tmp"/*.err | tail -40
+
+echo "integration_events: $fails failed"
+[ "$fails" = 0 ]
