@@ -129,7 +129,11 @@ after=$(stat -c %s "$db")
 grown=$((after - before))
 inst_after=$(sqlite3 -readonly "$db" "SELECT count(*) FROM process_instances")
 live=$(sqlite3 -readonly "$db" "SELECT count(*) FROM processes")
-check "20 scans grew the store by $grown bytes: kilobytes (< 256 KiB)" test "$grown" -lt 262144
+# a shared machine is not quiet (other tests, builds): what its new processes
+# add (about a KiB each, with their indexes) is history, not scan overhead
+new=$((inst_after - inst_before))
+check "20 scans grew the store by $grown bytes: kilobytes (< 256 KiB + 2 KiB x $new new processes)" \
+	test "$grown" -lt $((262144 + 2048 * new))
 check "history grew by the new processes only ($((inst_after - inst_before)) instances, $live live)" \
 	test $((inst_after - inst_before)) -lt $((live * 2))
 
