@@ -8,7 +8,8 @@
  * quietly.  The identity of a process instance is (pid, start_time).
  *
  * platform_data carries the Linux facts (see docs/collection.md): state,
- * threads, ppid-independent ids (euid, gid, egid), session, pgrp, tty_nr,
+ * threads, effective ids (euid, egid; user_id is the euid, as ps shows it),
+ * real ids (uid, gid) for set-id images only, session, pgrp, tty_nr,
  * nice, kernel_thread, exe_deleted, exe_replaced, exe_inode/exe_device,
  * utime/stime ticks, cmdline_truncated, cmdline_masked, hash_error.
  *

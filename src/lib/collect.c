@@ -60,9 +60,12 @@ struct inst {
 	int64_t prev_ns; /* CLOCK_MONOTONIC of prev_ticks; 0 = none */
 	bool has_cpu;
 	double cpu;
-	/* status */
+	/* ids: the owner of /proc/PID, i.e. the effective uid and gid */
 	bool has_ids;
-	unsigned long uid, euid, gid, egid;
+	uint32_t euid, egid;
+	/* real ids from status, read only for a set-id image */
+	bool has_real_ids;
+	uint32_t ruid, rgid;
 	bool accessible;
 	/* cmdline (masked) */
 	char **argv;
@@ -73,6 +76,7 @@ struct inst {
 	char *exe;	/* path (suffix removed when deleted), NULL when unknown */
 	bool has_image; /* image stat below is valid */
 	struct de_hash_key image;
+	unsigned image_mode; /* st_mode of the image (set-id bits) */
 	bool deleted, replaced, file_exists;
 	/* hash */
 	bool hash_done;
@@ -109,6 +113,9 @@ struct de_collector {
 	/* path cache, cleared per scan */
 	struct pathent *paths;
 	size_t npaths, pused;
+	/* read buffer for cmdline and cgroup, grown on demand, kept */
+	char *buf;
+	size_t bufcap;
 };
 
 static int64_t mono_ns(void)
@@ -201,6 +208,65 @@ static ssize_t read_small(int dirfd, const char *path, char *buf, size_t size, b
 	return (ssize_t)n;
 }
 
+/*
+ * Read path (relative to /proc) whole into c->buf (NUL added), at most cap
+ * bytes; *len == cap means the file was cut.  cmdline and the seq_files
+ * return all there is to a read with room to spare, so a short read ends
+ * the file without the read that would return 0.
+ */
+static int read_buf(struct de_collector *c, const char *path, size_t cap, size_t *len)
+{
+	int fd = openat(c->procfd, path, O_RDONLY | O_CLOEXEC);
+	size_t n = 0;
+
+	if (fd < 0)
+		return -errno;
+	for (;;) {
+		size_t want;
+		ssize_t r;
+		if (n + 1 >= c->bufcap) {
+			size_t ns = c->bufcap ? c->bufcap * 2 : 64u << 10;
+			char *nb;
+			if (c->bufcap >= cap + 1)
+				break; /* cap reached */
+			if (ns > cap + 1)
+				ns = cap + 1;
+			if (!(nb = realloc(c->buf, ns))) {
+				close(fd);
+				return -ENOMEM;
+			}
+			c->buf = nb;
+			c->bufcap = ns;
+		}
+		want = c->bufcap - 1 - n;
+		r = read(fd, c->buf + n, want);
+		if (r < 0) {
+			int e = errno;
+			if (e == EINTR)
+				continue;
+			close(fd);
+			return -e;
+		}
+		n += (size_t)r;
+		if ((size_t)r < want)
+			break;
+	}
+	close(fd);
+	c->buf[n] = '\0';
+	*len = n;
+	return 0;
+}
+
+/* A buffer grown past 1 MiB by a huge command line is not kept. */
+static void buf_trim(struct de_collector *c)
+{
+	if (c->bufcap > (1u << 20)) {
+		free(c->buf);
+		c->buf = NULL;
+		c->bufcap = 0;
+	}
+}
+
 void de_collect_options_default(struct de_collect_options *o)
 {
 	memset(o, 0, sizeof(*o));
@@ -285,6 +351,7 @@ void de_collector_close(struct de_collector *c)
 	free(c->idx);
 	paths_reset(c);
 	free(c->paths);
+	free(c->buf);
 	free_flags(c);
 	de_hash_cache_free(c->hashes);
 	free(c);
@@ -366,11 +433,62 @@ int de_process_list_push(struct de_process_list *l, struct de_process_record *r)
 
 /* ---- parsing --------------------------------------------------------------- */
 
-/* Parse stat; comm and comm_len point into buf.  -EINVAL if malformed. */
+/* The next space-separated decimal (a '-' sets *neg) after *p. */
+static bool next_num(const char **p, const char *end, unsigned long long *v, bool *neg)
+{
+	const char *q = *p;
+	unsigned long long x = 0;
+
+	while (q < end && *q == ' ')
+		q++;
+	*neg = q < end && *q == '-';
+	if (*neg)
+		q++;
+	if (q >= end || *q < '0' || *q > '9')
+		return false;
+	while (q < end && *q >= '0' && *q <= '9')
+		x = x * 10 + (unsigned)(*q++ - '0');
+	*v = x;
+	*p = q;
+	return true;
+}
+
+static long long sval(unsigned long long x, bool neg)
+{
+	return neg ? -(long long)x : (long long)x;
+}
+
+/*
+ * Parse stat; comm and comm_len point into buf.  -EINVAL if malformed.
+ * Hand-written rather than sscanf: it is most of a rescan's own CPU.
+ */
 static int parse_stat(char *buf, size_t len, const char **comm, size_t *comm_len, struct pstat *ps)
 {
+	/* after the comm: state, then (1-based) ppid pgrp session tty_nr tpgid
+	 * flags minflt cminflt majflt cmajflt utime stime cutime cstime
+	 * priority nice num_threads itrealvalue starttime vsize rss rsslim
+	 * startcode endcode startstack */
+	enum {
+		PPID = 1,
+		PGRP,
+		SESSION,
+		TTY,
+		FLAGS = 6,
+		UTIME = 11,
+		STIME,
+		NICE = 16,
+		THREADS,
+		START = 19,
+		RSS = 21,
+		SCODE = 23,
+		SSTACK = 25,
+		NF
+	};
 	char *open = memchr(buf, '(', len), *close = NULL;
-	char *p;
+	const char *p, *end = buf + len;
+	unsigned long long f[NF] = {0};
+	bool neg[NF] = {0};
+	size_t k;
 
 	for (char *q = buf + len; q > buf; q--)
 		if (q[-1] == ')') {
@@ -382,19 +500,30 @@ static int parse_stat(char *buf, size_t len, const char **comm, size_t *comm_len
 	*comm = open + 1;
 	*comm_len = (size_t)(close - open - 1);
 	p = close + 1;
-	/* state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt
-	 * cmajflt utime stime cutime cstime priority nice num_threads
-	 * itrealvalue starttime vsize rss rsslim startcode endcode startstack */
-	int n = sscanf(p,
-		       " %c %d %d %d %d %*d %u %*u %*u %*u %*u %llu %llu %*d %*d %*d %ld %ld "
-		       "%*d %llu %*u %ld %*u %llu %*u %llu",
-		       &ps->state, &ps->ppid, &ps->pgrp, &ps->session, &ps->tty_nr, &ps->flags,
-		       &ps->utime, &ps->stime, &ps->nice, &ps->num_threads, &ps->starttime,
-		       &ps->rss, &ps->startcode, &ps->startstack);
-	if (n < 12)
+	while (p < end && *p == ' ')
+		p++;
+	if (p >= end)
 		return -EINVAL;
-	if (n < 14)
-		ps->startcode = ps->startstack = 0;
+	ps->state = *p++;
+	for (k = 1; k < NF; k++)
+		if (!next_num(&p, end, &f[k], &neg[k]))
+			break;
+	if (k <= RSS)
+		return -EINVAL;
+	ps->ppid = (int)sval(f[PPID], neg[PPID]);
+	ps->pgrp = (int)sval(f[PGRP], neg[PGRP]);
+	ps->session = (int)sval(f[SESSION], neg[SESSION]);
+	ps->tty_nr = (int)sval(f[TTY], neg[TTY]);
+	ps->flags = (unsigned)f[FLAGS];
+	ps->utime = f[UTIME];
+	ps->stime = f[STIME];
+	ps->nice = (long)sval(f[NICE], neg[NICE]);
+	ps->num_threads = (long)sval(f[THREADS], neg[THREADS]);
+	ps->starttime = f[START];
+	ps->rss = (long)sval(f[RSS], neg[RSS]);
+	/* hidden (0) without ptrace access; absent on old kernels */
+	ps->startcode = k > SSTACK ? f[SCODE] : 0;
+	ps->startstack = k > SSTACK ? f[SSTACK] : 0;
 	return 0;
 }
 
@@ -632,6 +761,7 @@ static int read_exe(struct de_collector *c, uint32_t pid, struct inst *e)
 		if (!de_hash_key_equal(&k, &e->image))
 			e->hash_done = false;
 		e->image = k;
+		e->image_mode = (unsigned)img.st_mode;
 		e->has_image = true;
 		e->deleted = img.st_nlink == 0;
 	}
@@ -735,32 +865,52 @@ static void take_stat(struct de_collector *c, struct inst *e, const struct pstat
 	e->collection_time = de_now_ms();
 }
 
+/* Real uid and gid from status ("Uid:" and "Gid:", first column). */
+static int read_real_ids(struct de_collector *c, uint32_t pid, struct inst *e)
+{
+	char path[64], status[4096];
+	unsigned long uid, gid;
+	const char *u, *g;
+	ssize_t sn;
+
+	snprintf(path, sizeof(path), "%u/status", pid);
+	sn = read_small(c->procfd, path, status, sizeof(status), true);
+	if (sn < 0)
+		return (int)sn;
+	u = status_field(status, "Uid");
+	g = status_field(status, "Gid");
+	if (u && g && sscanf(u, "%lu", &uid) == 1 && sscanf(g, "%lu", &gid) == 1) {
+		e->ruid = (uint32_t)uid;
+		e->rgid = (uint32_t)gid;
+		e->has_real_ids = true;
+	}
+	return 0;
+}
+
 /*
- * Read status, cmdline and exe of pid into e (whose stat is fresh).
- * -ESRCH when the process vanished, -ENOMEM.
+ * Read the ids, cmdline and exe of pid into e (whose stat is
+ * fresh).  status is not read (it costs more than stat, cmdline and exe
+ * together): the effective ids are the owner of /proc/PID, and only a
+ * set-id image, whose real ids differ from the effective ones by design,
+ * has status read for them.  -ESRCH when the process vanished, -ENOMEM.
  */
 static int read_rest(struct de_collector *c, uint32_t pid, struct inst *e, bool memo)
 {
-	char path[64], status[4096], *cmd = NULL;
+	char path[64];
 	bool vanished = false, denied = false;
-	ssize_t sn;
-	size_t n;
+	struct stat st;
+	size_t n = 0;
 	int rc;
 
-	/* status: uid and gid sets */
-	snprintf(path, sizeof(path), "%u/status", pid);
-	sn = read_small(c->procfd, path, status, sizeof(status), true);
-	e->has_ids = false;
-	if (sn >= 0) {
-		const char *uid = status_field(status, "Uid"), *gid = status_field(status, "Gid");
-		if (uid && gid && sscanf(uid, "%lu %lu", &e->uid, &e->euid) == 2 &&
-		    sscanf(gid, "%lu %lu", &e->gid, &e->egid) == 2)
-			e->has_ids = true;
-	} else if (gone((int)sn)) {
-		vanished = true;
-	} else if (sn == -EACCES || sn == -EPERM) {
-		denied = true;
-	}
+	/* /proc/PID is owned by the effective uid and gid, also for a
+	 * non-dumpable process (only the files inside turn to root) */
+	snprintf(path, sizeof(path), "%u", pid);
+	if (fstatat(c->procfd, path, &st, 0) < 0)
+		return -ESRCH;
+	e->has_ids = true;
+	e->euid = (uint32_t)st.st_uid;
+	e->egid = (uint32_t)st.st_gid;
+	e->has_real_ids = false;
 
 	/* cmdline: argv exactly, NUL-separated */
 	free_argv(e->argv, e->argc);
@@ -769,11 +919,11 @@ static int read_rest(struct de_collector *c, uint32_t pid, struct inst *e, bool 
 	e->cmd_truncated = false;
 	e->masked = 0;
 	snprintf(path, sizeof(path), "%u/cmdline", pid);
-	rc = read_file(c->procfd, path, &cmd, &n, DE_COLLECT_MAX_CMDLINE);
+	rc = read_buf(c, path, DE_COLLECT_MAX_CMDLINE, &n);
 	if (rc == 0) {
 		e->cmd_truncated = n >= DE_COLLECT_MAX_CMDLINE;
-		rc = split_cmdline(cmd, n, &e->argv, &e->argc);
-		free(cmd);
+		rc = split_cmdline(c->buf, n, &e->argv, &e->argc);
+		buf_trim(c);
 		if (rc < 0)
 			return rc;
 		if (c->opt.mask) {
@@ -806,12 +956,12 @@ static int read_rest(struct de_collector *c, uint32_t pid, struct inst *e, bool 
 		if (rc == 0 && (rc = check_exe(c, memo, e)) < 0)
 			return rc;
 	}
-	if (vanished) {
-		struct stat st;
-		snprintf(path, sizeof(path), "%u", pid);
-		if (fstatat(c->procfd, path, &st, 0) < 0)
-			return -ESRCH;
-	}
+	if (e->has_image && (e->image_mode & (S_ISUID | S_ISGID)) && gone(read_real_ids(c, pid, e)))
+		vanished = true;
+
+	snprintf(path, sizeof(path), "%u", pid);
+	if (vanished && fstatat(c->procfd, path, &st, 0) < 0)
+		return -ESRCH;
 	e->accessible = !denied;
 	return 0;
 }
@@ -919,13 +1069,18 @@ static int build_record(struct de_collector *c, const struct inst *e, int64_t sc
 	if (!r.name || !pd)
 		goto nomem;
 	if (e->has_ids) {
-		snprintf(b, sizeof(b), "%lu", e->uid);
+		/* the effective uid, as ps's uid column shows it */
+		snprintf(b, sizeof(b), "%u", e->euid);
 		if (!(r.user_id = strdup(b)))
 			goto nomem;
-		json_object_set_new(pd, "euid", json_integer((json_int_t)e->euid));
-		json_object_set_new(pd, "gid", json_integer((json_int_t)e->gid));
-		json_object_set_new(pd, "egid", json_integer((json_int_t)e->egid));
+		json_object_set_new(pd, "euid", json_integer(e->euid));
+		json_object_set_new(pd, "egid", json_integer(e->egid));
 	}
+	if (e->has_real_ids) {
+		json_object_set_new(pd, "uid", json_integer(e->ruid));
+		json_object_set_new(pd, "gid", json_integer(e->rgid));
+	}
+
 	if (!(r.command_line = calloc(e->argc ? e->argc : 1, sizeof(char *))))
 		goto nomem;
 	for (size_t i = 0; i < e->argc; i++) {
