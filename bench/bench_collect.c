@@ -58,12 +58,59 @@ static long slurp(int dfd, const char *path, char *buf, size_t n)
 	return total;
 }
 
+/* Read the cgroup.type and cgroup.procs of every cgroup below dfd. */
+static long walk_cgroups(int dfd, char *buf, size_t n)
+{
+	DIR *d = fdopendir(dup(dfd));
+	struct dirent *e;
+	long sink = slurp(dfd, "cgroup.type", buf, n) + slurp(dfd, "cgroup.procs", buf, n);
+
+	while (d && (e = readdir(d))) {
+		int sub;
+		if (e->d_type != DT_DIR || e->d_name[0] == '.')
+			continue;
+		if ((sub = openat(dfd, e->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+			sink += walk_cgroups(sub, buf, n);
+			close(sub);
+		}
+	}
+	if (d)
+		closedir(d);
+	return sink;
+}
+
+/* The cgroup2 tree as procmond finds it (mountinfo) and walks it. */
+static long read_cgroup_tree(int pfd, char *buf, size_t n)
+{
+	char line[4096], root[4096], mnt[4096];
+	long sink = 0;
+	int fd = openat(pfd, "self/mountinfo", O_RDONLY | O_CLOEXEC);
+	FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+
+	while (f && fgets(line, sizeof(line), f)) {
+		if (!strstr(line, " - cgroup2 ") ||
+		    sscanf(line, "%*s %*s %*s %4095s %4095s", root, mnt) != 2 || strcmp(root, "/"))
+			continue;
+		int dfd = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd >= 0) {
+			sink += walk_cgroups(dfd, buf, n);
+			close(dfd);
+		}
+		break;
+	}
+	if (f)
+		fclose(f);
+	return sink;
+}
+
 /*
  * What procmond reads for a process it has not seen: mode FULL is the owner
- * of /proc/PID (effective ids), stat, cmdline, the exe link and the stat of
- * the image behind it (its identity: deleted, replaced, hash cache key);
- * LINKS is DESIGN.md's stat+cmdline+exe anchor (no ids, no image stat),
- * printed for reference; STAT is a rescan's stat alone.
+ * of /proc/PID (effective ids), stat, cmdline, the exe link, the stat of
+ * the image behind it (its identity: deleted, replaced, hash cache key) and
+ * the cgroup: /proc/PID/cgroup for the first 128 processes, then the
+ * cgroup2 tree once (as collect.c does); LINKS is DESIGN.md's
+ * stat+cmdline+exe anchor (no ids, no image stat, no cgroup), printed for
+ * reference; STAT is a rescan's stat alone.
  */
 enum reader { STAT, FULL, LINKS };
 
@@ -76,7 +123,7 @@ static double minimal_reader(enum reader mode)
 	struct dirent *e;
 	char p[64], link[4096];
 	struct stat st;
-	long sink = 0;
+	long sink = 0, nfull = 0;
 
 	while ((e = readdir(d))) {
 		if (e->d_name[0] < '1' || e->d_name[0] > '9')
@@ -91,8 +138,15 @@ static double minimal_reader(enum reader mode)
 		sink += slurp(pfd, p, buf, sizeof(buf));
 		snprintf(p, sizeof(p), "%s/exe", e->d_name);
 		sink += readlinkat(pfd, p, link, sizeof(link));
-		if (mode == FULL)
-			sink += fstatat(pfd, p, &st, 0) == 0 ? (long)st.st_ino : 0;
+		if (mode != FULL)
+			continue;
+		sink += fstatat(pfd, p, &st, 0) == 0 ? (long)st.st_ino : 0;
+		if (++nfull <= 128) {
+			snprintf(p, sizeof(p), "%s/cgroup", e->d_name);
+			sink += slurp(pfd, p, buf, sizeof(buf));
+		} else if (nfull == 129) {
+			sink += read_cgroup_tree(pfd, buf, sizeof(buf));
+		}
 	}
 	closedir(d);
 	close(pfd);
@@ -293,7 +347,7 @@ int main(int argc, char **argv)
 		ps = best(ps, run_ps());
 	}
 	ratio("first scan vs minimal reader (ms)", first, minr, "<=", 1.1, 1);
-	printf("  (minimal reader: ids+stat+cmdline+exe link+image stat %.2f ms; "
+	printf("  (minimal reader: ids+stat+cmdline+exe link+image stat+cgroup %.2f ms; "
 	       "stat+cmdline+exe link alone %.2f ms)\n",
 	       minr, links);
 	ratio("first scan vs ps -eo (ms)", first, ps, "<=", 0.5, 1);

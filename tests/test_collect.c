@@ -17,12 +17,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
 
 #include "daemoneye/collect.h"
 #include "daemoneye/mask.h"
@@ -690,6 +692,161 @@ static void test_ids(void **state)
 	unlink(path);
 }
 
+/* The path of the "0::" line of /proc/PID/cgroup (exact bytes), or "". */
+static void proc_cgroup_v2(pid_t pid, char *out, size_t size)
+{
+	char path[64], line[8192];
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
+	FILE *f = fopen(path, "re");
+	assert_non_null(f);
+	out[0] = '\0';
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, "0::", 3) == 0) {
+			line[strcspn(line, "\n")] = '\0';
+			snprintf(out, size, "%s", line + 3);
+		}
+	fclose(f);
+}
+
+/* platform_data.cgroup of r is exactly `want` (escaped + _raw if not UTF-8). */
+static void assert_cgroup(const struct de_process_record *r, const char *want)
+{
+	json_t *v = json_object_get(r->platform_data, "cgroup");
+	json_t *raw = json_object_get(r->platform_data, "cgroup_raw");
+	if (!*want) {
+		assert_null(v);
+		return;
+	}
+	assert_true(json_is_string(v));
+	if (de_utf8_valid(want, strlen(want))) {
+		assert_string_equal(json_string_value(v), want);
+		assert_null(raw);
+		return;
+	}
+	char *esc = de_escape_text(want, strlen(want));
+	assert_string_equal(json_string_value(v), esc);
+	free(esc);
+	assert_true(json_is_string(raw));
+	unsigned char dec[8192];
+	const char *b64 = json_string_value(raw);
+	int n = EVP_DecodeBlock(dec, (const unsigned char *)b64, (int)strlen(b64));
+	assert_true(n >= (int)strlen(want));
+	assert_memory_equal(dec, want, strlen(want));
+}
+
+/* A cgroup2 mount of our namespace's root ("/" in mountinfo), or "". */
+static void cgroup2_mount(char *out, size_t size)
+{
+	char line[4096], root[4096], mnt[4096];
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	out[0] = '\0';
+	while (f && fgets(line, sizeof(line), f))
+		if (strstr(line, " - cgroup2 ") &&
+		    sscanf(line, "%*s %*s %*s %4095s %4095s", root, mnt) == 2 &&
+		    strcmp(root, "/") == 0 && !strchr(mnt, '\\')) {
+			snprintf(out, size, "%s", mnt);
+			break;
+		}
+	if (f)
+		fclose(f);
+}
+
+/*
+ * platform_data.cgroup is the cgroup v2 path /proc/PID/cgroup names, read
+ * one by one (de_collector_read, the first processes of a scan) or from the
+ * cgroup2 tree (the rest of a scan).  As root, a child moved into a cgroup
+ * whose name holds quotes, a backslash, a control byte and invalid UTF-8
+ * is recorded exactly both ways.
+ */
+static void test_cgroup(void **state)
+{
+	(void)state;
+	struct de_process_record r;
+	char want[8192], mnt[4096], dir[8192], procs[8300];
+	char *argv[] = {"sh", "-c", "read x", NULL};
+	int in;
+	pid_t pid = spawn_in("/bin/sh", argv, &in);
+
+	read_pid(pid, &r);
+	proc_cgroup_v2(pid, want, sizeof(want));
+	assert_cgroup(&r, want);
+	de_process_record_clear(&r);
+
+	cgroup2_mount(mnt, sizeof(mnt));
+	snprintf(dir, sizeof(dir), "%s/de-test \"q\\b\x01\xff %d", mnt, (int)getpid());
+	if (geteuid() != 0 || !mnt[0] || mkdir(dir, 0755) < 0) {
+		print_message("cgroup: no writable cgroup2 mount, hostile name not tested\n");
+		close(in);
+		reap(pid);
+		return;
+	}
+	snprintf(procs, sizeof(procs), "%s/cgroup.procs", dir);
+	FILE *f = fopen(procs, "we");
+	assert_non_null(f);
+	fprintf(f, "%d\n", (int)pid);
+	assert_int_equal(fclose(f), 0);
+	proc_cgroup_v2(pid, want, sizeof(want));
+	assert_non_null(strstr(want, "de-test \"q\\b\x01\xff"));
+
+	/* one by one */
+	read_pid(pid, &r);
+	assert_cgroup(&r, want);
+	json_t *j = de_process_record_to_json(&r);
+	struct de_process_record back;
+	assert_int_equal(de_process_record_from_json(j, &back, NULL), 0);
+	assert_true(de_process_record_equal(&r, &back));
+	de_process_record_clear(&back);
+	json_decref(j);
+	de_process_record_clear(&r);
+
+	/* from the tree: enough processes that the scan walks it */
+	enum { IDLE = 200 };
+	pid_t idle[IDLE];
+	for (int i = 0; i < IDLE; i++) {
+		idle[i] = fork();
+		assert_true(idle[i] >= 0);
+		if (idle[i] == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGKILL); /* gone with a failed test */
+			for (;;)
+				pause();
+		}
+	}
+	/* the last one, read after the first 128 processes, from the tree */
+	f = fopen(procs, "we");
+	assert_non_null(f);
+	fprintf(f, "%d\n", (int)idle[IDLE - 1]);
+	assert_int_equal(fclose(f), 0);
+	/* processes started in the walk's clock tick are read one by one */
+	usleep(50000);
+	struct de_collector *c;
+	struct de_process_list l = {0};
+	struct de_collect_stats st;
+	struct de_error e = {0};
+	assert_int_equal(de_collector_open(NULL, &c, &e), 0);
+	assert_int_equal(de_collector_scan(c, 1, &l, &st, &e), 0);
+	assert_true(st.cgroup_reads < st.recorded);
+	int checked = 0;
+	for (size_t i = 0; i < l.len; i++) {
+		bool ours = l.items[i].pid == (uint32_t)pid;
+		for (int k = 0; k < IDLE && !ours; k++)
+			ours = l.items[i].pid == (uint32_t)idle[k];
+		if (!ours)
+			continue;
+		char now[8192];
+		proc_cgroup_v2((pid_t)l.items[i].pid, now, sizeof(now));
+		assert_cgroup(&l.items[i], now);
+		checked++;
+	}
+	assert_int_equal(checked, IDLE + 1);
+	de_process_list_clear(&l);
+	de_collector_close(c);
+	for (int i = 0; i < IDLE; i++)
+		reap(idle[i]);
+	close(in);
+	reap(pid);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 static void test_full_scan(void **state)
 {
 	(void)state;
@@ -736,6 +893,7 @@ int main(void)
 		cmocka_unit_test(test_scan_under_churn),
 		cmocka_unit_test(test_ids),
 		cmocka_unit_test(test_stat_parsing),
+		cmocka_unit_test(test_cgroup),
 	};
 	return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

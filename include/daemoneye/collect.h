@@ -9,9 +9,11 @@
  *
  * platform_data carries the Linux facts (see docs/collection.md): state,
  * threads, effective ids (euid, egid; user_id is the euid, as ps shows it),
- * real ids (uid, gid) for set-id images only, session, pgrp, tty_nr,
- * nice, kernel_thread, exe_deleted, exe_replaced, exe_inode/exe_device,
- * utime/stime ticks, cmdline_truncated, cmdline_masked, hash_error.
+ * real ids (uid, gid) for set-id images only, cgroup (v2 path, read on
+ * first sight; a scan takes most from one walk of the cgroup2 tree),
+ * session, pgrp, tty_nr, nice, kernel_thread, exe_deleted, exe_replaced,
+ * exe_inode/exe_device, utime/stime ticks, cmdline_truncated,
+ * cmdline_masked, hash_error.
  *
  * The collector remembers every live process instance between scans: that
  * gives cpu_usage (percent of one core since the previous sample of the
@@ -54,6 +56,7 @@ struct de_collect_stats {
 	size_t reused;	       /* known instances refreshed from stat alone */
 	uint64_t hashed_bytes; /* bytes read for hashing in this scan */
 	size_t hashed_files;   /* files hashed in this scan (cache misses) */
+	size_t cgroup_reads;   /* /proc/PID/cgroup files read (the rest: cgroup2 tree) */
 };
 
 struct de_collect_options {

@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,9 @@ struct inst {
 	bool has_real_ids;
 	uint32_t ruid, rgid;
 	bool accessible;
+	/* cgroup v2 path ("0::" line of /proc/PID/cgroup), NULL when none;
+	 * read on first sight, exec and full refresh only */
+	char *cgroup;
 	/* cmdline (masked) */
 	char **argv;
 	size_t argc;
@@ -89,6 +93,23 @@ struct pathent {
 	char *path; /* NULL: empty slot */
 	bool exists;
 	struct de_hash_key key;
+};
+
+/*
+ * pid -> cgroup v2 path for the processes of one scan, from the cgroup.procs
+ * files of the cgroup2 mount: one read per cgroup instead of one
+ * /proc/PID/cgroup read per process (which walks every v1 hierarchy too).
+ */
+#define CG_AMBIGUOUS UINT32_MAX
+struct cgmap {
+	bool built;			 /* tried in this scan (maybe empty) */
+	unsigned long long before_ticks; /* trust entries of processes started earlier */
+	uint32_t *pid;			 /* open addressing by pid; 0 = empty */
+	uint32_t *path;			 /* index into paths, or CG_AMBIGUOUS */
+	size_t nslots, used;		 /* nslots a power of two */
+	char **paths;			 /* cgroup paths, owned */
+	size_t npaths, cappaths;
+	size_t ncgroups; /* directories walked */
 };
 
 struct de_collector {
@@ -116,7 +137,13 @@ struct de_collector {
 	/* read buffer for cmdline and cgroup, grown on demand, kept */
 	char *buf;
 	size_t bufcap;
+	/* cgroups: per-scan map from the cgroup2 mount (see cg_build) */
+	bool in_scan;	 /* inside de_collector_scan_each */
+	size_t cg_reads; /* /proc/PID/cgroup reads in this scan */
+	struct cgmap cg;
 };
+
+static void cg_reset(struct cgmap *m);
 
 static int64_t mono_ns(void)
 {
@@ -209,14 +236,17 @@ static ssize_t read_small(int dirfd, const char *path, char *buf, size_t size, b
 }
 
 /*
- * Read path (relative to /proc) whole into c->buf (NUL added), at most cap
- * bytes; *len == cap means the file was cut.  cmdline and the seq_files
- * return all there is to a read with room to spare, so a short read ends
- * the file without the read that would return 0.
+ * Read dirfd/path whole into c->buf (NUL added), at most cap bytes; *len ==
+ * cap means the file was cut.  cmdline and the one-record seq_files (stat,
+ * status, /proc/PID/cgroup) return all there is to a read with room to
+ * spare, so with `short_eof` a short read ends the file without the read
+ * that would return 0.  Multi-record seq_files (mountinfo, cgroup.procs)
+ * return about a page per read and are read until 0.
  */
-static int read_buf(struct de_collector *c, const char *path, size_t cap, size_t *len)
+static int read_buf(struct de_collector *c, int dirfd, const char *path, size_t cap, bool short_eof,
+		    size_t *len)
 {
-	int fd = openat(c->procfd, path, O_RDONLY | O_CLOEXEC);
+	int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
 	size_t n = 0;
 
 	if (fd < 0)
@@ -248,7 +278,7 @@ static int read_buf(struct de_collector *c, const char *path, size_t cap, size_t
 			return -e;
 		}
 		n += (size_t)r;
-		if ((size_t)r < want)
+		if (r == 0 || (short_eof && (size_t)r < want))
 			break;
 	}
 	close(fd);
@@ -318,6 +348,7 @@ static void inst_clear(struct inst *e)
 		free(e->argv[i]);
 	free(e->argv);
 	free(e->exe);
+	free(e->cgroup);
 	memset(e, 0, sizeof(*e));
 }
 
@@ -352,6 +383,7 @@ void de_collector_close(struct de_collector *c)
 	paths_reset(c);
 	free(c->paths);
 	free(c->buf);
+	cg_reset(&c->cg);
 	free_flags(c);
 	de_hash_cache_free(c->hashes);
 	free(c);
@@ -847,6 +879,280 @@ static int hash_exe(struct de_collector *c, struct inst *e, struct de_collect_st
 	return rc;
 }
 
+/* ---- cgroups ----------------------------------------------------------------- */
+
+#define CG_WALK_AFTER  128   /* /proc/PID/cgroup reads in a scan before the walk pays */
+#define CG_MAX_CGROUPS 65536 /* a bigger tree is not walked */
+#define CG_MAX_DEPTH   64
+
+static void cg_reset(struct cgmap *m)
+{
+	for (size_t i = 0; i < m->npaths; i++)
+		free(m->paths[i]);
+	free(m->paths);
+	free(m->pid);
+	free(m->path);
+	memset(m, 0, sizeof(*m));
+}
+
+static int cg_grow(struct cgmap *m)
+{
+	size_t nn = m->nslots ? m->nslots * 2 : 4096;
+	uint32_t *np = calloc(nn, sizeof(*np)), *nq = calloc(nn, sizeof(*nq));
+
+	if (!np || !nq) {
+		free(np);
+		free(nq);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < m->nslots; i++) {
+		size_t j;
+		if (!m->pid[i])
+			continue;
+		for (j = pid_slot(m->pid[i], nn - 1); np[j]; j = (j + 1) & (nn - 1))
+			;
+		np[j] = m->pid[i];
+		nq[j] = m->path[i];
+	}
+	free(m->pid);
+	free(m->path);
+	m->pid = np;
+	m->path = nq;
+	m->nslots = nn;
+	return 0;
+}
+
+/* pid is in cgroup paths[path]; listed twice (moved during the walk, or a
+ * threaded subtree) it is ambiguous.  0 or -ENOMEM. */
+static int cg_put(struct cgmap *m, uint32_t pid, uint32_t path)
+{
+	size_t j;
+
+	if ((m->used + 1) * 2 > m->nslots && cg_grow(m) < 0)
+		return -ENOMEM;
+	for (j = pid_slot(pid, m->nslots - 1); m->pid[j]; j = (j + 1) & (m->nslots - 1))
+		if (m->pid[j] == pid) {
+			m->path[j] = CG_AMBIGUOUS;
+			return 0;
+		}
+	m->pid[j] = pid;
+	m->path[j] = path;
+	m->used++;
+	return 0;
+}
+
+/* The path the walk found for pid, NULL when absent or ambiguous. */
+static const char *cg_get(const struct cgmap *m, uint32_t pid)
+{
+	if (!m->nslots)
+		return NULL;
+	for (size_t j = pid_slot(pid, m->nslots - 1); m->pid[j]; j = (j + 1) & (m->nslots - 1))
+		if (m->pid[j] == pid)
+			return m->path[j] == CG_AMBIGUOUS ? NULL : m->paths[m->path[j]];
+	return NULL;
+}
+
+/*
+ * Record the processes of the cgroup directory open at dfd (rel is its
+ * path, "" for the root of the mount), then walk its children.  0,
+ * -ENOMEM, or -E2BIG for a tree too big or too deep.
+ */
+static int cg_walk(struct de_collector *c, int dfd, char *rel, size_t rl, int depth)
+{
+	struct cgmap *m = &c->cg;
+	uint32_t idx = CG_AMBIGUOUS;
+	struct dirent *de;
+	size_t n;
+	DIR *d;
+	int rc, sub;
+
+	if (++m->ncgroups > CG_MAX_CGROUPS || depth > CG_MAX_DEPTH)
+		return -E2BIG;
+	/* a "domain threaded" cgroup lists every process of its threaded
+	 * subtree, though /proc/PID/cgroup may name a threaded child: those
+	 * are marked ambiguous and read one by one */
+	if (rl == 0 || read_buf(c, dfd, "cgroup.type", 64, false, &n) < 0 ||
+	    strncmp(c->buf, "domain threaded", 15) != 0) {
+		if (m->npaths == m->cappaths) {
+			size_t nc = m->cappaths ? m->cappaths * 2 : 64;
+			char **np = realloc(m->paths, nc * sizeof(*np));
+			if (!np)
+				return -ENOMEM;
+			m->paths = np;
+			m->cappaths = nc;
+		}
+		if (!(m->paths[m->npaths] = strdup(rl ? rel : "/")))
+			return -ENOMEM;
+		idx = (uint32_t)m->npaths++;
+	}
+	/* a threaded cgroup refuses (EOPNOTSUPP), a removed one is gone:
+	 * whoever is not listed is read one by one */
+	rc = read_buf(c, dfd, "cgroup.procs", 64u << 20, false, &n);
+	if (rc == -ENOMEM)
+		return rc;
+	if (rc == 0 && n >= (64u << 20))
+		return -E2BIG;
+	for (size_t at = 0; rc == 0 && at < n;) {
+		char *end;
+		unsigned long pid = strtoul(c->buf + at, &end, 10);
+		if (end == c->buf + at)
+			break;
+		if (pid > 0 && pid <= UINT32_MAX && cg_put(m, (uint32_t)pid, idx) < 0)
+			return -ENOMEM;
+		at = (size_t)(end - c->buf) + 1;
+	}
+
+	/* openat ".", not dup: procmond's seccomp allowlist has no dup */
+	if ((sub = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return 0; /* children unknown: their processes are read one by one */
+	if (!(d = fdopendir(sub))) {
+		close(sub);
+		return 0;
+	}
+	rc = 0;
+	while (rc == 0 && (de = readdir(d))) {
+		size_t nl = strlen(de->d_name);
+		int cfd;
+		if (de->d_type != DT_DIR || strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0 || rl + 1 + nl >= PATH_MAX)
+			continue;
+		if ((cfd = openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+			continue;
+		rel[rl] = '/';
+		memcpy(rel + rl + 1, de->d_name, nl + 1);
+		rc = cg_walk(c, cfd, rel, rl + 1 + nl, depth + 1);
+		rel[rl] = '\0';
+		close(cfd);
+	}
+	closedir(d);
+	return rc;
+}
+
+/* Undo mountinfo's octal escapes (\040 for a space) in place. */
+static void unescape_octal(char *s)
+{
+	char *o = s;
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+		    s[3] >= '0' && s[3] <= '7') {
+			*o++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+			s += 3;
+		} else {
+			*o++ = *s;
+		}
+	}
+	*o = '\0';
+}
+
+/*
+ * The mount point of a cgroup2 mount whose root is our cgroup namespace's
+ * root (mountinfo shows "/" then), so that paths below it are the ones
+ * /proc/PID/cgroup prints.  0, or -ENOENT.
+ */
+static int cg_mount(struct de_collector *c, char *out, size_t size)
+{
+	size_t n;
+
+	if (read_buf(c, c->procfd, "self/mountinfo", 16u << 20, false, &n) < 0)
+		return -ENOENT;
+	for (char *line = c->buf, *next; line && *line; line = next) {
+		char *f[5], *sep, *save = NULL;
+		int k = 0;
+		if ((next = strchr(line, '\n')))
+			*next++ = '\0';
+		/* "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [OPTIONAL...] - TYPE ..." */
+		if (!(sep = strstr(line, " - ")) || strncmp(sep + 3, "cgroup2 ", 8) != 0)
+			continue;
+		*sep = '\0';
+		for (char *t = strtok_r(line, " ", &save); t && k < 5;
+		     t = strtok_r(NULL, " ", &save))
+			f[k++] = t;
+		if (k < 5 || strcmp(f[3], "/") != 0)
+			continue;
+		unescape_octal(f[4]);
+		if (strlen(f[4]) >= size)
+			continue;
+		memcpy(out, f[4], strlen(f[4]) + 1);
+		return 0;
+	}
+	return -ENOENT;
+}
+
+/* Build the scan's map (once); on any failure it stays empty. */
+static void cg_build(struct de_collector *c)
+{
+	struct cgmap *m = &c->cg;
+	char mnt[PATH_MAX], rel[PATH_MAX] = "";
+	unsigned long long hz = (unsigned long long)c->clk_tck;
+	struct timespec ts;
+	int dfd, rc;
+
+	m->built = true;
+	if (c->clk_tck <= 0 || cg_mount(c, mnt, sizeof(mnt)) < 0)
+		return;
+	/* a process that started in this clock tick or later may hold a pid
+	 * the walk saw with another process: it is read one by one */
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	m->before_ticks = (unsigned long long)ts.tv_sec * hz +
+			  (unsigned long long)ts.tv_nsec * hz / 1000000000ULL;
+	if ((dfd = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return;
+	rc = cg_walk(c, dfd, rel, 0, 0);
+	close(dfd);
+	buf_trim(c);
+	if (rc < 0) {
+		cg_reset(m);
+		m->built = true;
+	}
+}
+
+/*
+ * Read /proc/PID/cgroup for the path of its cgroup v2 line ("0::PATH",
+ * exact bytes; the kernel refuses '\n' in cgroup names, so lines split
+ * exactly).  v1 hierarchies' lines are not kept.  0, -ENOMEM, or the
+ * read's -errno.
+ */
+static int read_cgroup(struct de_collector *c, uint32_t pid, struct inst *e)
+{
+	char path[64];
+	size_t n;
+	int rc;
+
+	snprintf(path, sizeof(path), "%u/cgroup", pid);
+	if ((rc = read_buf(c, c->procfd, path, 1u << 20, true, &n)) < 0)
+		return rc;
+	for (size_t at = 0; at < n;) {
+		const char *l = c->buf + at, *nl = memchr(l, '\n', n - at);
+		size_t ll = nl ? (size_t)(nl - l) : n - at;
+		at += ll + 1;
+		if (ll >= 3 && memcmp(l, "0::", 3) == 0)
+			return (e->cgroup = dupn(l + 3, ll - 3)) ? 0 : -ENOMEM;
+	}
+	return 0;
+}
+
+/*
+ * e->cgroup of a process read in full.  Within a scan, after CG_WALK_AFTER
+ * processes were read one by one, the cgroup2 tree is walked once and the
+ * rest come from it when it lists them exactly once and they started
+ * before the walk; anything else reads /proc/PID/cgroup.  0, -ENOMEM or
+ * the read's -errno.
+ */
+static int cgroup_of(struct de_collector *c, uint32_t pid, struct inst *e)
+{
+	free(e->cgroup);
+	e->cgroup = NULL;
+	if (c->in_scan && !c->cg.built && c->cg_reads >= CG_WALK_AFTER)
+		cg_build(c);
+	if (c->cg.built && e->ps.starttime < c->cg.before_ticks) {
+		const char *p = cg_get(&c->cg, pid);
+		if (p)
+			return (e->cgroup = strdup(p)) ? 0 : -ENOMEM;
+	}
+	c->cg_reads++;
+	return read_cgroup(c, pid, e);
+}
+
 /* ---- reading one process ------------------------------------------------------ */
 
 static void take_stat(struct de_collector *c, struct inst *e, const struct pstat *ps, int64_t now)
@@ -888,7 +1194,7 @@ static int read_real_ids(struct de_collector *c, uint32_t pid, struct inst *e)
 }
 
 /*
- * Read the ids, cmdline and exe of pid into e (whose stat is
+ * Read the ids, cmdline, exe and cgroup of pid into e (whose stat is
  * fresh).  status is not read (it costs more than stat, cmdline and exe
  * together): the effective ids are the owner of /proc/PID, and only a
  * set-id image, whose real ids differ from the effective ones by design,
@@ -919,7 +1225,7 @@ static int read_rest(struct de_collector *c, uint32_t pid, struct inst *e, bool 
 	e->cmd_truncated = false;
 	e->masked = 0;
 	snprintf(path, sizeof(path), "%u/cmdline", pid);
-	rc = read_buf(c, path, DE_COLLECT_MAX_CMDLINE, &n);
+	rc = read_buf(c, c->procfd, path, DE_COLLECT_MAX_CMDLINE, true, &n);
 	if (rc == 0) {
 		e->cmd_truncated = n >= DE_COLLECT_MAX_CMDLINE;
 		rc = split_cmdline(c->buf, n, &e->argv, &e->argc);
@@ -957,6 +1263,13 @@ static int read_rest(struct de_collector *c, uint32_t pid, struct inst *e, bool 
 			return rc;
 	}
 	if (e->has_image && (e->image_mode & (S_ISUID | S_ISGID)) && gone(read_real_ids(c, pid, e)))
+		vanished = true;
+
+	/* cgroup: on first sight, exec and full refresh; never on a rescan */
+	rc = cgroup_of(c, pid, e);
+	if (rc == -ENOMEM)
+		return rc;
+	if (gone(rc))
 		vanished = true;
 
 	snprintf(path, sizeof(path), "%u", pid);
@@ -1031,6 +1344,40 @@ static struct inst *read_pid(struct de_collector *c, uint32_t pid, bool full, bo
 
 /* ---- records ------------------------------------------------------------------- */
 
+/*
+ * pd[key] := the bytes of s; when they are not valid UTF-8 (cgroup names
+ * may hold any byte but '/' and newline) the text is escaped as
+ * de_escape_text does and key_raw carries the exact bytes in base64, as
+ * model.c does for strings.  0 or -1 on ENOMEM.
+ */
+static int put_text(json_t *pd, const char *key, const char *s)
+{
+	size_t n = strlen(s);
+	char raw[32], *esc;
+	unsigned char *b64;
+	int len;
+
+	if (de_utf8_valid(s, n))
+		return json_object_set_new(pd, key, json_stringn(s, n));
+	if (!(esc = de_escape_text(s, n)))
+		return -1;
+	if (json_object_set_new(pd, key, json_string(esc)) < 0) {
+		free(esc);
+		return -1;
+	}
+	free(esc);
+	if (!(b64 = malloc(4 * ((n + 2) / 3) + 1)))
+		return -1;
+	len = EVP_EncodeBlock(b64, (const unsigned char *)s, (int)n);
+	snprintf(raw, sizeof(raw), "%s_raw", key);
+	if (json_object_set_new(pd, raw, json_stringn((const char *)b64, (size_t)len)) < 0) {
+		free(b64);
+		return -1;
+	}
+	free(b64);
+	return 0;
+}
+
 static int build_record(struct de_collector *c, const struct inst *e, int64_t scan_id,
 			struct de_process_record *out)
 {
@@ -1080,6 +1427,8 @@ static int build_record(struct de_collector *c, const struct inst *e, int64_t sc
 		json_object_set_new(pd, "uid", json_integer(e->ruid));
 		json_object_set_new(pd, "gid", json_integer(e->rgid));
 	}
+	if (e->cgroup && put_text(pd, "cgroup", e->cgroup) < 0)
+		goto nomem;
 
 	if (!(r.command_line = calloc(e->argc ? e->argc : 1, sizeof(char *))))
 		goto nomem;
@@ -1180,6 +1529,9 @@ int de_collector_scan_each(struct de_collector *c, int64_t scan_id,
 	}
 	c->gen++;
 	c->scans++;
+	c->in_scan = true;
+	c->cg_reads = 0;
+	cg_reset(&c->cg);
 	full = c->opt.full_refresh_every && c->scans % c->opt.full_refresh_every == 0;
 	paths_reset(c);
 
@@ -1223,6 +1575,9 @@ int de_collector_scan_each(struct de_collector *c, int64_t scan_id,
 		order[norder++] = (uint32_t)pid;
 	}
 	closedir(d);
+	c->in_scan = false;
+	st.cgroup_reads = c->cg_reads;
+	cg_reset(&c->cg);
 	if (rc == 0)
 		rc = table_prune(c, c->gen);
 
