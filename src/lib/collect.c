@@ -55,6 +55,7 @@ struct inst {
 	uint32_t gen; /* scan generation in which it was last seen */
 	struct pstat ps;
 	char *name; /* comm, exact bytes */
+	size_t name_len;
 	int64_t collection_time;
 	/* cpu */
 	unsigned long long prev_ticks;
@@ -150,6 +151,21 @@ static int64_t mono_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* buf := decimal pid + suffix (buf holds at least 11 + strlen(suffix)). */
+static void pid_path(char *buf, uint32_t pid, const char *suffix)
+{
+	char digits[10];
+	size_t n = 0;
+
+	do {
+		digits[n++] = (char)('0' + pid % 10);
+		pid /= 10;
+	} while (pid);
+	while (n)
+		*buf++ = digits[--n];
+	strcpy(buf, suffix);
 }
 
 /* Read a whole file at dirfd/path into a growing buffer (NUL added). */
@@ -778,7 +794,7 @@ static int read_exe(struct de_collector *c, uint32_t pid, struct inst *e)
 	struct stat img;
 	ssize_t l;
 
-	snprintf(path, sizeof(path), "%u/exe", pid);
+	pid_path(path, pid, "/exe");
 	l = readlinkat(c->procfd, path, target, sizeof(target) - 1);
 	if (l < 0)
 		return errno == EACCES || errno == EPERM ? -EACCES : -ESRCH;
@@ -854,7 +870,7 @@ static int hash_exe(struct de_collector *c, struct inst *e, struct de_collect_st
 	}
 	if (de_hash_lookup(c->hashes, &e->image, e->hex, e->hash_err))
 		return 0;
-	snprintf(path, sizeof(path), "%u/exe", e->pid);
+	pid_path(path, e->pid, "/exe");
 	fd = openat(c->procfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
 		int er = errno;
@@ -1118,7 +1134,7 @@ static int read_cgroup(struct de_collector *c, uint32_t pid, struct inst *e)
 	size_t n;
 	int rc;
 
-	snprintf(path, sizeof(path), "%u/cgroup", pid);
+	pid_path(path, pid, "/cgroup");
 	if ((rc = read_buf(c, c->procfd, path, 1u << 20, true, &n)) < 0)
 		return rc;
 	for (size_t at = 0; at < n;) {
@@ -1179,7 +1195,7 @@ static int read_real_ids(struct de_collector *c, uint32_t pid, struct inst *e)
 	const char *u, *g;
 	ssize_t sn;
 
-	snprintf(path, sizeof(path), "%u/status", pid);
+	pid_path(path, pid, "/status");
 	sn = read_small(c->procfd, path, status, sizeof(status), true);
 	if (sn < 0)
 		return (int)sn;
@@ -1210,7 +1226,7 @@ static int read_rest(struct de_collector *c, uint32_t pid, struct inst *e, bool 
 
 	/* /proc/PID is owned by the effective uid and gid, also for a
 	 * non-dumpable process (only the files inside turn to root) */
-	snprintf(path, sizeof(path), "%u", pid);
+	pid_path(path, pid, "");
 	if (fstatat(c->procfd, path, &st, 0) < 0)
 		return -ESRCH;
 	e->has_ids = true;
@@ -1224,7 +1240,7 @@ static int read_rest(struct de_collector *c, uint32_t pid, struct inst *e, bool 
 	e->argc = 0;
 	e->cmd_truncated = false;
 	e->masked = 0;
-	snprintf(path, sizeof(path), "%u/cmdline", pid);
+	pid_path(path, pid, "/cmdline");
 	rc = read_buf(c, c->procfd, path, DE_COLLECT_MAX_CMDLINE, true, &n);
 	if (rc == 0) {
 		e->cmd_truncated = n >= DE_COLLECT_MAX_CMDLINE;
@@ -1272,7 +1288,7 @@ static int read_rest(struct de_collector *c, uint32_t pid, struct inst *e, bool 
 	if (gone(rc))
 		vanished = true;
 
-	snprintf(path, sizeof(path), "%u", pid);
+	pid_path(path, pid, "");
 	if (vanished && fstatat(c->procfd, path, &st, 0) < 0)
 		return -ESRCH;
 	e->accessible = !denied;
@@ -1296,7 +1312,7 @@ static struct inst *read_pid(struct de_collector *c, uint32_t pid, bool full, bo
 	int64_t now;
 
 	*reused = false;
-	snprintf(path, sizeof(path), "%u/stat", pid);
+	pid_path(path, pid, "/stat");
 	n = read_small(c->procfd, path, buf, sizeof(buf), true);
 	now = mono_ns();
 	if (n < 0) {
@@ -1308,7 +1324,7 @@ static struct inst *read_pid(struct de_collector *c, uint32_t pid, bool full, bo
 		return NULL;
 	}
 	e = table_find(c, pid);
-	if (e && e->ps.starttime == ps.starttime && e->name && strlen(e->name) == comm_len &&
+	if (e && e->ps.starttime == ps.starttime && e->name && e->name_len == comm_len &&
 	    memcmp(e->name, comm, comm_len) == 0 && e->ps.startcode == ps.startcode &&
 	    e->ps.startstack == ps.startstack && !full) {
 		take_stat(c, e, &ps, now);
@@ -1328,6 +1344,7 @@ static struct inst *read_pid(struct de_collector *c, uint32_t pid, bool full, bo
 		return NULL;
 	}
 	free(e->name);
+	e->name_len = comm_len;
 	if (!(e->name = dupn(comm, comm_len))) {
 		*rc = -ENOMEM;
 		return NULL;
@@ -1417,15 +1434,15 @@ static int build_record(struct de_collector *c, const struct inst *e, int64_t sc
 		goto nomem;
 	if (e->has_ids) {
 		/* the effective uid, as ps's uid column shows it */
-		snprintf(b, sizeof(b), "%u", e->euid);
+		pid_path(b, e->euid, ""); /* any uint32_t, in decimal */
 		if (!(r.user_id = strdup(b)))
 			goto nomem;
-		json_object_set_new(pd, "euid", json_integer(e->euid));
-		json_object_set_new(pd, "egid", json_integer(e->egid));
+		json_object_set_new_nocheck(pd, "euid", json_integer(e->euid));
+		json_object_set_new_nocheck(pd, "egid", json_integer(e->egid));
 	}
 	if (e->has_real_ids) {
-		json_object_set_new(pd, "uid", json_integer(e->ruid));
-		json_object_set_new(pd, "gid", json_integer(e->rgid));
+		json_object_set_new_nocheck(pd, "uid", json_integer(e->ruid));
+		json_object_set_new_nocheck(pd, "gid", json_integer(e->rgid));
 	}
 	if (e->cgroup && put_text(pd, "cgroup", e->cgroup) < 0)
 		goto nomem;
@@ -1440,40 +1457,40 @@ static int build_record(struct de_collector *c, const struct inst *e, int64_t sc
 	if (e->exe) {
 		if (!(r.executable_path = strdup(e->exe)))
 			goto nomem;
-		json_object_set_new(pd, "exe_deleted", json_boolean(e->deleted));
-		json_object_set_new(pd, "exe_replaced", json_boolean(e->replaced));
+		json_object_set_new_nocheck(pd, "exe_deleted", json_boolean(e->deleted));
+		json_object_set_new_nocheck(pd, "exe_replaced", json_boolean(e->replaced));
 		if (e->has_image) {
-			json_object_set_new(pd, "exe_inode",
-					    json_integer((json_int_t)e->image.ino));
-			json_object_set_new(pd, "exe_device",
-					    json_integer((json_int_t)e->image.dev));
-			json_object_set_new(pd, "exe_size", json_integer(e->image.size));
+			json_object_set_new_nocheck(pd, "exe_inode",
+						    json_integer((json_int_t)e->image.ino));
+			json_object_set_new_nocheck(pd, "exe_device",
+						    json_integer((json_int_t)e->image.dev));
+			json_object_set_new_nocheck(pd, "exe_size", json_integer(e->image.size));
 		}
 		if (e->hex[0]) {
 			if (!(r.executable_hash = strdup(e->hex)) ||
 			    !(r.hash_algorithm = strdup("sha256")))
 				goto nomem;
 		} else if (e->hash_err[0]) {
-			json_object_set_new(pd, "hash_error", json_string(e->hash_err));
+			json_object_set_new_nocheck(pd, "hash_error", json_string(e->hash_err));
 		}
 	}
 	{
 		char s[2] = {ps->state, '\0'};
-		json_object_set_new(pd, "state", json_string(s));
+		json_object_set_new_nocheck(pd, "state", json_string(s));
 	}
-	json_object_set_new(pd, "threads", json_integer(ps->num_threads));
-	json_object_set_new(pd, "pgrp", json_integer(ps->pgrp));
-	json_object_set_new(pd, "session", json_integer(ps->session));
-	json_object_set_new(pd, "tty_nr", json_integer(ps->tty_nr));
-	json_object_set_new(pd, "nice", json_integer(ps->nice));
-	json_object_set_new(pd, "kernel_thread", json_boolean(ps->flags & PF_KTHREAD));
-	json_object_set_new(pd, "utime_ticks", json_integer((json_int_t)ps->utime));
-	json_object_set_new(pd, "stime_ticks", json_integer((json_int_t)ps->stime));
-	json_object_set_new(pd, "start_ticks", json_integer((json_int_t)ps->starttime));
+	json_object_set_new_nocheck(pd, "threads", json_integer(ps->num_threads));
+	json_object_set_new_nocheck(pd, "pgrp", json_integer(ps->pgrp));
+	json_object_set_new_nocheck(pd, "session", json_integer(ps->session));
+	json_object_set_new_nocheck(pd, "tty_nr", json_integer(ps->tty_nr));
+	json_object_set_new_nocheck(pd, "nice", json_integer(ps->nice));
+	json_object_set_new_nocheck(pd, "kernel_thread", json_boolean(ps->flags & PF_KTHREAD));
+	json_object_set_new_nocheck(pd, "utime_ticks", json_integer((json_int_t)ps->utime));
+	json_object_set_new_nocheck(pd, "stime_ticks", json_integer((json_int_t)ps->stime));
+	json_object_set_new_nocheck(pd, "start_ticks", json_integer((json_int_t)ps->starttime));
 	if (e->cmd_truncated)
-		json_object_set_new(pd, "cmdline_truncated", json_true());
+		json_object_set_new_nocheck(pd, "cmdline_truncated", json_true());
 	if (e->masked)
-		json_object_set_new(pd, "cmdline_masked", json_integer(e->masked));
+		json_object_set_new_nocheck(pd, "cmdline_masked", json_integer(e->masked));
 	r.platform_data = pd;
 	*out = r;
 	return 0;
@@ -1513,8 +1530,10 @@ int de_collector_scan_each(struct de_collector *c, int64_t scan_id,
 {
 	struct de_collect_stats st = {0};
 	struct dirent *de;
-	uint32_t *order = NULL;
+	uint32_t *order = NULL; /* indices into c->v, in /proc order */
 	size_t norder = 0, corder = 0;
+	bool fn_failed = false;
+	int prc;
 	bool full;
 	DIR *d;
 	int dfd, rc = 0;
@@ -1572,26 +1591,20 @@ int de_collector_scan_each(struct de_collector *c, int64_t scan_id,
 			order = no;
 			corder = nc;
 		}
-		order[norder++] = (uint32_t)pid;
+		order[norder++] = (uint32_t)(e - c->v);
 	}
 	closedir(d);
 	c->in_scan = false;
 	st.cgroup_reads = c->cg_reads;
 	cg_reset(&c->cg);
-	if (rc == 0)
-		rc = table_prune(c, c->gen);
 
-	/* 3. hash, then hand out */
-	for (size_t i = 0; rc == 0 && c->opt.hash && i < norder; i++) {
-		struct inst *e = table_find(c, order[i]);
-		if (e)
-			rc = hash_exe(c, e, &st);
-	}
+	/* 3. hash, then hand out; order holds indices into c->v, which stay
+	 * valid until the prune below */
+	for (size_t i = 0; rc == 0 && c->opt.hash && i < norder; i++)
+		rc = hash_exe(c, &c->v[order[i]], &st);
 	for (size_t i = 0; rc == 0 && i < norder; i++) {
 		struct de_process_record r;
-		struct inst *e = table_find(c, order[i]);
-		if (!e)
-			continue;
+		struct inst *e = &c->v[order[i]];
 		if ((rc = build_record(c, e, scan_id, &r)) < 0)
 			break;
 		if (!e->accessible)
@@ -1600,15 +1613,17 @@ int de_collector_scan_each(struct de_collector *c, int64_t scan_id,
 		rc = fn(ctx, &r);
 		de_process_record_clear(&r);
 		if (rc < 0) {
-			free(order);
-			if (stats)
-				*stats = st;
-			return rc;
+			fn_failed = true;
+			break;
 		}
 	}
 	free(order);
 	paths_reset(c);
-	if (rc == -ENOMEM)
+	/* drop the instances not seen in this scan */
+	prc = table_prune(c, c->gen);
+	if (rc == 0)
+		rc = prc;
+	if (rc == -ENOMEM && !fn_failed)
 		rc = de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
 	if (stats)
 		*stats = st;
