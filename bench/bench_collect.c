@@ -106,11 +106,10 @@ static long read_cgroup_tree(int pfd, char *buf, size_t n)
 /*
  * What procmond reads for a process it has not seen: mode FULL is the owner
  * of /proc/PID (effective ids), stat, cmdline, the exe link, the stat of
- * the image behind it (its identity: deleted, replaced, hash cache key) and
- * the cgroup: /proc/PID/cgroup for the first 128 processes, then the
- * cgroup2 tree once (as collect.c does); LINKS is DESIGN.md's
- * stat+cmdline+exe anchor (no ids, no image stat, no cgroup), printed for
- * reference; STAT is a rescan's stat alone.
+ * the image behind it (its identity: deleted, replaced, hash cache key;
+ * status too for a set-id image) and the cgroup: /proc/PID/cgroup for the first 128 processes, then
+ * the cgroup2 tree once (as collect.c does); LINKS is DESIGN.md's stat+cmdline+exe anchor (no ids,
+ * no image stat, no cgroup), printed for reference; STAT is a rescan's stat alone.
  */
 enum reader { STAT, FULL, LINKS };
 
@@ -140,7 +139,10 @@ static double minimal_reader(enum reader mode)
 		sink += readlinkat(pfd, p, link, sizeof(link));
 		if (mode != FULL)
 			continue;
-		sink += fstatat(pfd, p, &st, 0) == 0 ? (long)st.st_ino : 0;
+		if (fstatat(pfd, p, &st, 0) == 0 && (st.st_mode & (S_ISUID | S_ISGID))) {
+			snprintf(p, sizeof(p), "%s/status", e->d_name);
+			sink += slurp(pfd, p, buf, sizeof(buf));
+		}
 		if (++nfull <= 128) {
 			snprintf(p, sizeof(p), "%s/cgroup", e->d_name);
 			sink += slurp(pfd, p, buf, sizeof(buf));
