@@ -582,13 +582,24 @@ static void test_stat_parsing(void **state)
 	snprintf(dir, sizeof(dir), "%s/103", root);
 	assert_int_equal(mkdir(dir, 0700), 0);
 	put_file(dir, "stat", "103 (no closing paren S 1 2 3\n");
+	/* out-of-range numbers wrap, never overflow */
+	snprintf(dir, sizeof(dir), "%s/104", root);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	put_file(dir, "stat",
+		 "104 (big) R -9223372036854775808 0 0 0 0 0 0 0 0 0 99999999999999999999999 "
+		 "18446744073709551615 0 0 0 -9223372036854775808 -18446744073709551615 0 1 0 "
+		 "-1\n");
 
 	assert_int_equal(de_collector_open(root, &c, &e), 0);
 	assert_int_equal(de_collector_scan(c, 1, &l, &st, &e), 0);
-	assert_int_equal(st.seen, 4);
-	assert_int_equal(st.recorded, 1);
-	assert_int_equal(l.len, 1);
-	struct de_process_record *r = &l.items[0];
+	assert_int_equal(st.seen, 5);
+	assert_int_equal(st.recorded, 2);
+	assert_int_equal(l.len, 2);
+	/* a made-up directory lists in no particular order */
+	struct de_process_record *r = &l.items[l.items[0].pid == 100 ? 0 : 1];
+	struct de_process_record *big = &l.items[l.items[0].pid == 100 ? 1 : 0];
+	assert_int_equal(big->pid, 104);
+	assert_string_equal(big->name, "big");
 	assert_int_equal(r->pid, 100);
 	assert_string_equal(r->name, "a) S 9 (b) R 1 2 3");
 	assert_true(r->has_ppid);

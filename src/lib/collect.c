@@ -501,9 +501,10 @@ static bool next_num(const char **p, const char *end, unsigned long long *v, boo
 	return true;
 }
 
+/* As signed; negated in unsigned arithmetic, so no value overflows. */
 static long long sval(unsigned long long x, bool neg)
 {
-	return neg ? -(long long)x : (long long)x;
+	return (long long)(neg ? 0ULL - x : x);
 }
 
 /*
