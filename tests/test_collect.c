@@ -810,8 +810,8 @@ static void test_cgroup(void **state)
 	json_decref(j);
 	de_process_record_clear(&r);
 
-	/* from the tree: enough processes that the scan walks it */
-	enum { IDLE = 200 };
+	/* from the tree: a scan that walks it after two processes */
+	enum { IDLE = 3 };
 	pid_t idle[IDLE];
 	for (int i = 0; i < IDLE; i++) {
 		idle[i] = fork();
@@ -822,7 +822,7 @@ static void test_cgroup(void **state)
 				pause();
 		}
 	}
-	/* the last one, read after the first 128 processes, from the tree */
+	/* the last one, read after pid 1 and 2 (or whatever comes first) */
 	f = fopen(procs, "we");
 	assert_non_null(f);
 	fprintf(f, "%d\n", (int)idle[IDLE - 1]);
@@ -833,7 +833,12 @@ static void test_cgroup(void **state)
 	struct de_process_list l = {0};
 	struct de_collect_stats st;
 	struct de_error e = {0};
+	struct de_collect_options o;
 	assert_int_equal(de_collector_open(NULL, &c, &e), 0);
+	de_collect_options_default(&o);
+	assert_int_equal(o.cgroup_walk_after, 128);
+	o.cgroup_walk_after = 2;
+	assert_int_equal(de_collector_configure(c, &o, &e), 0);
 	assert_int_equal(de_collector_scan(c, 1, &l, &st, &e), 0);
 	assert_true(st.cgroup_reads < st.recorded);
 	int checked = 0;

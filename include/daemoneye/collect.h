@@ -66,6 +66,9 @@ struct de_collect_options {
 	const char *const *mask_flags; /* NULL: de_mask_default_flags; copied */
 	size_t nmask_flags;
 	unsigned full_refresh_every; /* every Nth scan re-reads all files; 0 never (default 10) */
+	/* new processes a scan reads /proc/PID/cgroup for before it walks the
+	 * cgroup2 tree for the rest (default 128) */
+	unsigned cgroup_walk_after;
 };
 
 /* Fill *o with the defaults above. */

@@ -320,6 +320,7 @@ void de_collect_options_default(struct de_collect_options *o)
 	o->max_hash_size = 256u << 20;
 	o->mask = true;
 	o->full_refresh_every = 10;
+	o->cgroup_walk_after = 128;
 }
 
 int de_collector_open(const char *proc_root, struct de_collector **out, struct de_error *err)
@@ -898,7 +899,6 @@ static int hash_exe(struct de_collector *c, struct inst *e, struct de_collect_st
 
 /* ---- cgroups ----------------------------------------------------------------- */
 
-#define CG_WALK_AFTER  128   /* /proc/PID/cgroup reads in a scan before the walk pays */
 #define CG_MAX_CGROUPS 65536 /* a bigger tree is not walked */
 #define CG_MAX_DEPTH   64
 
@@ -1149,17 +1149,17 @@ static int read_cgroup(struct de_collector *c, uint32_t pid, struct inst *e)
 }
 
 /*
- * e->cgroup of a process read in full.  Within a scan, after CG_WALK_AFTER
- * processes were read one by one, the cgroup2 tree is walked once and the
- * rest come from it when it lists them exactly once and they started
- * before the walk; anything else reads /proc/PID/cgroup.  0, -ENOMEM or
- * the read's -errno.
+ * e->cgroup of a process read in full.  Within a scan, after
+ * opt.cgroup_walk_after processes were read one by one, the cgroup2 tree
+ * is walked once and the rest come from it when it lists them exactly once
+ * and they started before the walk; anything else reads /proc/PID/cgroup.
+ * 0, -ENOMEM or the read's -errno.
  */
 static int cgroup_of(struct de_collector *c, uint32_t pid, struct inst *e)
 {
 	free(e->cgroup);
 	e->cgroup = NULL;
-	if (c->in_scan && !c->cg.built && c->cg_reads >= CG_WALK_AFTER)
+	if (c->in_scan && !c->cg.built && c->cg_reads >= c->opt.cgroup_walk_after)
 		cg_build(c);
 	if (c->cg.built && e->ps.starttime < c->cg.before_ticks) {
 		const char *p = cg_get(&c->cg, pid);
