@@ -35,12 +35,12 @@ for p in stable:
         bad.append(f"{p}: uid {r['user_id']} != {uid}")
     # ps shows comm with non-printables as '?'; compare printable names only
     # ps cuts comm at 15 bytes; kernel workqueue names are longer in stat
-    # a kernel worker renames itself after the workqueue it serves at any
-    # moment ("kworker/u8:0-ext4" -> "kworker/u8:0-writeback" -> back), so
-    # only the part before that suffix is stable
-    if comm.startswith("kworker/"):
-        comm = comm.split("-", 1)[0]
-    if comm.isprintable() and r["name"][:len(comm)] != comm and "name_raw" not in r:
+    # a kworker renames itself after the work item it runs ("-events",
+    # "-cgroup_destroy"...), even between two ps runs: compare the worker
+    name = r["name"]
+    if comm.startswith("kworker/") and name.startswith("kworker/"):
+        comm, name = comm.split("-", 1)[0], name.split("-", 1)[0]
+    if comm.isprintable() and name[:len(comm)] != comm and "name_raw" not in r:
         bad.append(f"{p}: name {r['name']!r} != {comm!r}")
     argv = r["command_line"]
     # ps shows control characters as spaces or '?': compare printable argv only

@@ -17,12 +17,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
 
 #include "daemoneye/collect.h"
 #include "daemoneye/mask.h"
@@ -514,6 +516,353 @@ static void test_scan_under_churn(void **state)
 	de_collector_close(c);
 }
 
+/* platform_data[key] as an integer, -1 when absent. */
+static long long pd_int(const struct de_process_record *r, const char *key)
+{
+	json_t *v = json_object_get(r->platform_data, key);
+	return json_is_integer(v) ? (long long)json_integer_value(v) : -1;
+}
+
+/* Wait until /proc/PID/comm reads `comm` (an exec through sh has happened). */
+static void wait_comm(pid_t pid, const char *comm)
+{
+	char path[64], want[32], got[32] = "";
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+	snprintf(want, sizeof(want), "%s\n", comm);
+	for (int i = 0; i < 2000 && strcmp(got, want) != 0; i++) {
+		FILE *f = fopen(path, "re");
+		if (!f || !fgets(got, sizeof(got), f))
+			got[0] = '\0';
+		if (f)
+			fclose(f);
+		usleep(5000);
+	}
+	assert_string_equal(got, want);
+}
+
+static void put_file(const char *dir, const char *name, const char *text)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/*
+ * stat is parsed by hand: a comm holding ") " and digits, negative fields,
+ * and truncated or garbled lines (dropped, never a crash), read from a
+ * made-up proc root.
+ */
+static void test_stat_parsing(void **state)
+{
+	(void)state;
+	char root[PATH_MAX], dir[PATH_MAX + 8];
+	struct de_collector *c;
+	struct de_process_list l = {0};
+	struct de_collect_stats st;
+	struct de_error e = {0};
+
+	snprintf(root, sizeof(root), "%s/proc", tmpdir);
+	assert_int_equal(mkdir(root, 0700), 0);
+	put_file(root, "stat", "cpu 1 2 3\nbtime 1700000000\n");
+	snprintf(dir, sizeof(dir), "%s/100", root);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	put_file(dir, "stat",
+		 "100 (a) S 9 (b) R 1 2 3) T 7 100 101 34817 -1 4194304 0 0 0 0 5 6 0 0 20 -3 2 0 "
+		 "12345 1000 77 18446744073709551615 4194304 4200000 140737488351232 0 0 0 0 0 "
+		 "0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n");
+	snprintf(dir, sizeof(dir), "%s/101", root);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	put_file(dir, "stat", "101 (x) S 1 2 3 4");
+	snprintf(dir, sizeof(dir), "%s/102", root);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	put_file(dir, "stat", "102 (x) S 1 2 3 0 -1 abc\n");
+	snprintf(dir, sizeof(dir), "%s/103", root);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	put_file(dir, "stat", "103 (no closing paren S 1 2 3\n");
+	/* out-of-range numbers wrap, never overflow */
+	snprintf(dir, sizeof(dir), "%s/104", root);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	put_file(dir, "stat",
+		 "104 (big) R -9223372036854775808 0 0 0 0 0 0 0 0 0 99999999999999999999999 "
+		 "18446744073709551615 0 0 0 -9223372036854775808 -18446744073709551615 0 1 0 "
+		 "-1\n");
+
+	assert_int_equal(de_collector_open(root, &c, &e), 0);
+	assert_int_equal(de_collector_scan(c, 1, &l, &st, &e), 0);
+	assert_int_equal(st.seen, 5);
+	assert_int_equal(st.recorded, 2);
+	assert_int_equal(l.len, 2);
+	/* a made-up directory lists in no particular order */
+	struct de_process_record *r = &l.items[l.items[0].pid == 100 ? 0 : 1];
+	struct de_process_record *big = &l.items[l.items[0].pid == 100 ? 1 : 0];
+	assert_int_equal(big->pid, 104);
+	assert_string_equal(big->name, "big");
+	assert_int_equal(r->pid, 100);
+	assert_string_equal(r->name, "a) S 9 (b) R 1 2 3");
+	assert_true(r->has_ppid);
+	assert_int_equal(r->ppid, 7);
+	assert_string_equal(json_string_value(json_object_get(r->platform_data, "state")), "T");
+	assert_int_equal(pd_int(r, "pgrp"), 100);
+	assert_int_equal(pd_int(r, "session"), 101);
+	assert_int_equal(pd_int(r, "tty_nr"), 34817);
+	assert_int_equal(pd_int(r, "nice"), -3);
+	assert_int_equal(pd_int(r, "threads"), 2);
+	assert_int_equal(pd_int(r, "utime_ticks"), 5);
+	assert_int_equal(pd_int(r, "stime_ticks"), 6);
+	assert_int_equal(pd_int(r, "start_ticks"), 12345);
+	assert_false(json_is_true(json_object_get(r->platform_data, "kernel_thread")));
+	assert_int_equal(r->memory_usage, 77u * (uint64_t)sysconf(_SC_PAGESIZE));
+	assert_int_equal(r->start_time, 1700000000000LL + 12345LL * 1000 / sysconf(_SC_CLK_TCK));
+	de_process_list_clear(&l);
+	de_collector_close(c);
+}
+
+/*
+ * user_id is the effective uid (the owner of /proc/PID, as ps's uid column);
+ * platform_data has euid and egid, and the real uid and gid only for a
+ * set-id image.  As root: a process that dropped to nobody without exec
+ * (and so is not dumpable) still shows nobody, and a setuid-root image run
+ * by nobody shows euid 0 with real uid nobody.
+ */
+static void test_ids(void **state)
+{
+	(void)state;
+	struct de_process_record r;
+	char want[16];
+	int in, sync[2];
+	char *argv[] = {"sh", "-c", "read x", NULL};
+	pid_t pid = spawn_in("/bin/sh", argv, &in);
+
+	read_pid(pid, &r);
+	snprintf(want, sizeof(want), "%u", (unsigned)geteuid());
+	assert_string_equal(r.user_id, want);
+	assert_int_equal(pd_int(&r, "euid"), (long long)geteuid());
+	assert_int_equal(pd_int(&r, "egid"), (long long)getegid());
+	assert_null(json_object_get(r.platform_data, "uid"));
+	assert_null(json_object_get(r.platform_data, "gid"));
+	de_process_record_clear(&r);
+	close(in);
+	reap(pid);
+	if (geteuid() != 0)
+		return;
+
+	/* dropped to nobody without exec: not dumpable, /proc/PID still says so */
+	assert_int_equal(pipe2(sync, O_CLOEXEC), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (setgroups(0, NULL) < 0 || setresgid(65534, 65534, 65534) < 0 ||
+		    setresuid(65534, 65534, 65534) < 0)
+			_exit(1);
+		close(sync[1]);
+		for (;;)
+			pause();
+	}
+	close(sync[1]);
+	char ch;
+	assert_int_equal(read(sync[0], &ch, 1), 0);
+	close(sync[0]);
+	read_pid(pid, &r);
+	assert_string_equal(r.user_id, "65534");
+	assert_int_equal(pd_int(&r, "euid"), 65534);
+	assert_int_equal(pd_int(&r, "egid"), 65534);
+	de_process_record_clear(&r);
+	reap(pid);
+
+	/* a setuid-root copy of sleep run by nobody: euid 0, real uid 65534 */
+	char path[PATH_MAX], cmd[PATH_MAX + 16];
+	snprintf(path, sizeof(path), "%s/suid", tmpdir);
+	copy_file("/bin/sleep", path);
+	assert_int_equal(chown(path, 0, 0), 0);
+	assert_int_equal(chmod(path, 04755), 0);
+	assert_int_equal(chmod(tmpdir, 0755), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (setgroups(0, NULL) < 0 || setresgid(65534, 65534, 65534) < 0 ||
+		    setresuid(65534, 65534, 65534) < 0)
+			_exit(1);
+		/* through sh, so that valgrind's exec check is not in the way */
+		snprintf(cmd, sizeof(cmd), "exec '%s' 30", path);
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	wait_comm(pid, "suid");
+	read_pid(pid, &r);
+	assert_string_equal(r.user_id, "0");
+	assert_int_equal(pd_int(&r, "euid"), 0);
+	assert_int_equal(pd_int(&r, "uid"), 65534);
+	assert_int_equal(pd_int(&r, "gid"), 65534);
+	assert_int_equal(pd_int(&r, "egid"), 65534);
+	de_process_record_clear(&r);
+	reap(pid);
+	chmod(tmpdir, 0700);
+	unlink(path);
+}
+
+/* The path of the "0::" line of /proc/PID/cgroup (exact bytes), or "". */
+static void proc_cgroup_v2(pid_t pid, char *out, size_t size)
+{
+	char path[64], line[8192];
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
+	FILE *f = fopen(path, "re");
+	assert_non_null(f);
+	out[0] = '\0';
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, "0::", 3) == 0) {
+			line[strcspn(line, "\n")] = '\0';
+			snprintf(out, size, "%s", line + 3);
+		}
+	fclose(f);
+}
+
+/* platform_data.cgroup of r is exactly `want` (escaped + _raw if not UTF-8). */
+static void assert_cgroup(const struct de_process_record *r, const char *want)
+{
+	json_t *v = json_object_get(r->platform_data, "cgroup");
+	json_t *raw = json_object_get(r->platform_data, "cgroup_raw");
+	if (!*want) {
+		assert_null(v);
+		return;
+	}
+	assert_true(json_is_string(v));
+	if (de_utf8_valid(want, strlen(want))) {
+		assert_string_equal(json_string_value(v), want);
+		assert_null(raw);
+		return;
+	}
+	char *esc = de_escape_text(want, strlen(want));
+	assert_string_equal(json_string_value(v), esc);
+	free(esc);
+	assert_true(json_is_string(raw));
+	unsigned char dec[8192];
+	const char *b64 = json_string_value(raw);
+	int n = EVP_DecodeBlock(dec, (const unsigned char *)b64, (int)strlen(b64));
+	assert_true(n >= (int)strlen(want));
+	assert_memory_equal(dec, want, strlen(want));
+}
+
+/* A cgroup2 mount of our namespace's root ("/" in mountinfo), or "". */
+static void cgroup2_mount(char *out, size_t size)
+{
+	char line[4096], root[4096], mnt[4096];
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	out[0] = '\0';
+	while (f && fgets(line, sizeof(line), f))
+		if (strstr(line, " - cgroup2 ") &&
+		    sscanf(line, "%*s %*s %*s %4095s %4095s", root, mnt) == 2 &&
+		    strcmp(root, "/") == 0 && !strchr(mnt, '\\')) {
+			snprintf(out, size, "%s", mnt);
+			break;
+		}
+	if (f)
+		fclose(f);
+}
+
+/*
+ * platform_data.cgroup is the cgroup v2 path /proc/PID/cgroup names, read
+ * one by one (de_collector_read, the first processes of a scan) or from the
+ * cgroup2 tree (the rest of a scan).  As root, a child moved into a cgroup
+ * whose name holds quotes, a backslash, a control byte and invalid UTF-8
+ * is recorded exactly both ways.
+ */
+static void test_cgroup(void **state)
+{
+	(void)state;
+	struct de_process_record r;
+	char want[8192], mnt[4096], dir[8192], procs[8300];
+	char *argv[] = {"sh", "-c", "read x", NULL};
+	int in;
+	pid_t pid = spawn_in("/bin/sh", argv, &in);
+
+	read_pid(pid, &r);
+	proc_cgroup_v2(pid, want, sizeof(want));
+	assert_cgroup(&r, want);
+	de_process_record_clear(&r);
+
+	cgroup2_mount(mnt, sizeof(mnt));
+	snprintf(dir, sizeof(dir), "%s/de-test \"q\\b\x01\xff %d", mnt, (int)getpid());
+	if (geteuid() != 0 || !mnt[0] || mkdir(dir, 0755) < 0) {
+		print_message("cgroup: no writable cgroup2 mount, hostile name not tested\n");
+		close(in);
+		reap(pid);
+		return;
+	}
+	snprintf(procs, sizeof(procs), "%s/cgroup.procs", dir);
+	FILE *f = fopen(procs, "we");
+	assert_non_null(f);
+	fprintf(f, "%d\n", (int)pid);
+	assert_int_equal(fclose(f), 0);
+	proc_cgroup_v2(pid, want, sizeof(want));
+	assert_non_null(strstr(want, "de-test \"q\\b\x01\xff"));
+
+	/* one by one */
+	read_pid(pid, &r);
+	assert_cgroup(&r, want);
+	json_t *j = de_process_record_to_json(&r);
+	struct de_process_record back;
+	assert_int_equal(de_process_record_from_json(j, &back, NULL), 0);
+	assert_true(de_process_record_equal(&r, &back));
+	de_process_record_clear(&back);
+	json_decref(j);
+	de_process_record_clear(&r);
+
+	/* from the tree: a scan that walks it after two processes */
+	enum { IDLE = 3 };
+	pid_t idle[IDLE];
+	for (int i = 0; i < IDLE; i++) {
+		idle[i] = fork();
+		assert_true(idle[i] >= 0);
+		if (idle[i] == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGKILL); /* gone with a failed test */
+			for (;;)
+				pause();
+		}
+	}
+	/* the last one, read after pid 1 and 2 (or whatever comes first) */
+	f = fopen(procs, "we");
+	assert_non_null(f);
+	fprintf(f, "%d\n", (int)idle[IDLE - 1]);
+	assert_int_equal(fclose(f), 0);
+	/* processes started in the walk's clock tick are read one by one */
+	usleep(50000);
+	struct de_collector *c;
+	struct de_process_list l = {0};
+	struct de_collect_stats st;
+	struct de_error e = {0};
+	struct de_collect_options o;
+	assert_int_equal(de_collector_open(NULL, &c, &e), 0);
+	de_collect_options_default(&o);
+	assert_int_equal(o.cgroup_walk_after, 128);
+	o.cgroup_walk_after = 2;
+	assert_int_equal(de_collector_configure(c, &o, &e), 0);
+	assert_int_equal(de_collector_scan(c, 1, &l, &st, &e), 0);
+	assert_true(st.cgroup_reads < st.recorded);
+	int checked = 0;
+	for (size_t i = 0; i < l.len; i++) {
+		bool ours = l.items[i].pid == (uint32_t)pid;
+		for (int k = 0; k < IDLE && !ours; k++)
+			ours = l.items[i].pid == (uint32_t)idle[k];
+		if (!ours)
+			continue;
+		char now[8192];
+		proc_cgroup_v2((pid_t)l.items[i].pid, now, sizeof(now));
+		assert_cgroup(&l.items[i], now);
+		checked++;
+	}
+	assert_int_equal(checked, IDLE + 1);
+	de_process_list_clear(&l);
+	de_collector_close(c);
+	for (int i = 0; i < IDLE; i++)
+		reap(idle[i]);
+	close(in);
+	reap(pid);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 static void test_full_scan(void **state)
 {
 	(void)state;
@@ -558,6 +907,9 @@ int main(void)
 		cmocka_unit_test(test_cpu_usage),
 		cmocka_unit_test(test_masked_command_line),
 		cmocka_unit_test(test_scan_under_churn),
+		cmocka_unit_test(test_ids),
+		cmocka_unit_test(test_stat_parsing),
+		cmocka_unit_test(test_cgroup),
 	};
 	return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

@@ -8,9 +8,12 @@
  * quietly.  The identity of a process instance is (pid, start_time).
  *
  * platform_data carries the Linux facts (see docs/collection.md): state,
- * threads, ppid-independent ids (euid, gid, egid), session, pgrp, tty_nr,
- * nice, kernel_thread, exe_deleted, exe_replaced, exe_inode/exe_device,
- * utime/stime ticks, cmdline_truncated, cmdline_masked, hash_error.
+ * threads, effective ids (euid, egid; user_id is the euid, as ps shows it),
+ * real ids (uid, gid) for set-id images only, cgroup (v2 path, read on
+ * first sight; a scan takes most from one walk of the cgroup2 tree),
+ * session, pgrp, tty_nr, nice, kernel_thread, exe_deleted, exe_replaced,
+ * exe_inode/exe_device, utime/stime ticks, cmdline_truncated,
+ * cmdline_masked, hash_error.
  *
  * The collector remembers every live process instance between scans: that
  * gives cpu_usage (percent of one core since the previous sample of the
@@ -53,6 +56,7 @@ struct de_collect_stats {
 	size_t reused;	       /* known instances refreshed from stat alone */
 	uint64_t hashed_bytes; /* bytes read for hashing in this scan */
 	size_t hashed_files;   /* files hashed in this scan (cache misses) */
+	size_t cgroup_reads;   /* /proc/PID/cgroup files read (the rest: cgroup2 tree) */
 };
 
 struct de_collect_options {
@@ -62,6 +66,9 @@ struct de_collect_options {
 	const char *const *mask_flags; /* NULL: de_mask_default_flags; copied */
 	size_t nmask_flags;
 	unsigned full_refresh_every; /* every Nth scan re-reads all files; 0 never (default 10) */
+	/* new processes a scan reads /proc/PID/cgroup for before it walks the
+	 * cgroup2 tree for the rest (default 128) */
+	unsigned cgroup_walk_after;
 };
 
 /* Fill *o with the defaults above. */

@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,16 +55,23 @@ struct inst {
 	uint32_t gen; /* scan generation in which it was last seen */
 	struct pstat ps;
 	char *name; /* comm, exact bytes */
+	size_t name_len;
 	int64_t collection_time;
 	/* cpu */
 	unsigned long long prev_ticks;
 	int64_t prev_ns; /* CLOCK_MONOTONIC of prev_ticks; 0 = none */
 	bool has_cpu;
 	double cpu;
-	/* status */
+	/* ids: the owner of /proc/PID, i.e. the effective uid and gid */
 	bool has_ids;
-	unsigned long uid, euid, gid, egid;
+	uint32_t euid, egid;
+	/* real ids from status, read only for a set-id image */
+	bool has_real_ids;
+	uint32_t ruid, rgid;
 	bool accessible;
+	/* cgroup v2 path ("0::" line of /proc/PID/cgroup), NULL when none;
+	 * read on first sight, exec and full refresh only */
+	char *cgroup;
 	/* cmdline (masked) */
 	char **argv;
 	size_t argc;
@@ -73,6 +81,7 @@ struct inst {
 	char *exe;	/* path (suffix removed when deleted), NULL when unknown */
 	bool has_image; /* image stat below is valid */
 	struct de_hash_key image;
+	unsigned image_mode; /* st_mode of the image (set-id bits) */
 	bool deleted, replaced, file_exists;
 	/* hash */
 	bool hash_done;
@@ -85,6 +94,23 @@ struct pathent {
 	char *path; /* NULL: empty slot */
 	bool exists;
 	struct de_hash_key key;
+};
+
+/*
+ * pid -> cgroup v2 path for the processes of one scan, from the cgroup.procs
+ * files of the cgroup2 mount: one read per cgroup instead of one
+ * /proc/PID/cgroup read per process (which walks every v1 hierarchy too).
+ */
+#define CG_AMBIGUOUS UINT32_MAX
+struct cgmap {
+	bool built;			 /* tried in this scan (maybe empty) */
+	unsigned long long before_ticks; /* trust entries of processes started earlier */
+	uint32_t *pid;			 /* open addressing by pid; 0 = empty */
+	uint32_t *path;			 /* index into paths, or CG_AMBIGUOUS */
+	size_t nslots, used;		 /* nslots a power of two */
+	char **paths;			 /* cgroup paths, owned */
+	size_t npaths, cappaths;
+	size_t ncgroups; /* directories walked */
 };
 
 struct de_collector {
@@ -109,13 +135,37 @@ struct de_collector {
 	/* path cache, cleared per scan */
 	struct pathent *paths;
 	size_t npaths, pused;
+	/* read buffer for cmdline and cgroup, grown on demand, kept */
+	char *buf;
+	size_t bufcap;
+	/* cgroups: per-scan map from the cgroup2 mount (see cg_build) */
+	bool in_scan;	 /* inside de_collector_scan_each */
+	size_t cg_reads; /* /proc/PID/cgroup reads in this scan */
+	struct cgmap cg;
 };
+
+static void cg_reset(struct cgmap *m);
 
 static int64_t mono_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* buf := decimal pid + suffix (buf holds at least 11 + strlen(suffix)). */
+static void pid_path(char *buf, uint32_t pid, const char *suffix)
+{
+	char digits[10];
+	size_t n = 0;
+
+	do {
+		digits[n++] = (char)('0' + pid % 10);
+		pid /= 10;
+	} while (pid);
+	while (n)
+		*buf++ = digits[--n];
+	strcpy(buf, suffix);
 }
 
 /* Read a whole file at dirfd/path into a growing buffer (NUL added). */
@@ -201,6 +251,68 @@ static ssize_t read_small(int dirfd, const char *path, char *buf, size_t size, b
 	return (ssize_t)n;
 }
 
+/*
+ * Read dirfd/path whole into c->buf (NUL added), at most cap bytes; *len ==
+ * cap means the file was cut.  cmdline and the one-record seq_files (stat,
+ * status, /proc/PID/cgroup) return all there is to a read with room to
+ * spare, so with `short_eof` a short read ends the file without the read
+ * that would return 0.  Multi-record seq_files (mountinfo, cgroup.procs)
+ * return about a page per read and are read until 0.
+ */
+static int read_buf(struct de_collector *c, int dirfd, const char *path, size_t cap, bool short_eof,
+		    size_t *len)
+{
+	int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
+	size_t n = 0;
+
+	if (fd < 0)
+		return -errno;
+	for (;;) {
+		size_t want;
+		ssize_t r;
+		if (n + 1 >= c->bufcap) {
+			size_t ns = c->bufcap ? c->bufcap * 2 : 64u << 10;
+			char *nb;
+			if (c->bufcap >= cap + 1)
+				break; /* cap reached */
+			if (ns > cap + 1)
+				ns = cap + 1;
+			if (!(nb = realloc(c->buf, ns))) {
+				close(fd);
+				return -ENOMEM;
+			}
+			c->buf = nb;
+			c->bufcap = ns;
+		}
+		want = c->bufcap - 1 - n;
+		r = read(fd, c->buf + n, want);
+		if (r < 0) {
+			int e = errno;
+			if (e == EINTR)
+				continue;
+			close(fd);
+			return -e;
+		}
+		n += (size_t)r;
+		if (r == 0 || (short_eof && (size_t)r < want))
+			break;
+	}
+	close(fd);
+	c->buf[n] = '\0';
+	*len = n;
+	return 0;
+}
+
+/* A buffer grown past 1 MiB by a huge command line is not kept. */
+static void buf_trim(struct de_collector *c)
+{
+	if (c->bufcap > (1u << 20)) {
+		free(c->buf);
+		c->buf = NULL;
+		c->bufcap = 0;
+	}
+}
+
 void de_collect_options_default(struct de_collect_options *o)
 {
 	memset(o, 0, sizeof(*o));
@@ -208,6 +320,7 @@ void de_collect_options_default(struct de_collect_options *o)
 	o->max_hash_size = 256u << 20;
 	o->mask = true;
 	o->full_refresh_every = 10;
+	o->cgroup_walk_after = 128;
 }
 
 int de_collector_open(const char *proc_root, struct de_collector **out, struct de_error *err)
@@ -252,6 +365,7 @@ static void inst_clear(struct inst *e)
 		free(e->argv[i]);
 	free(e->argv);
 	free(e->exe);
+	free(e->cgroup);
 	memset(e, 0, sizeof(*e));
 }
 
@@ -285,6 +399,8 @@ void de_collector_close(struct de_collector *c)
 	free(c->idx);
 	paths_reset(c);
 	free(c->paths);
+	free(c->buf);
+	cg_reset(&c->cg);
 	free_flags(c);
 	de_hash_cache_free(c->hashes);
 	free(c);
@@ -366,11 +482,63 @@ int de_process_list_push(struct de_process_list *l, struct de_process_record *r)
 
 /* ---- parsing --------------------------------------------------------------- */
 
-/* Parse stat; comm and comm_len point into buf.  -EINVAL if malformed. */
+/* The next space-separated decimal (a '-' sets *neg) after *p. */
+static bool next_num(const char **p, const char *end, unsigned long long *v, bool *neg)
+{
+	const char *q = *p;
+	unsigned long long x = 0;
+
+	while (q < end && *q == ' ')
+		q++;
+	*neg = q < end && *q == '-';
+	if (*neg)
+		q++;
+	if (q >= end || *q < '0' || *q > '9')
+		return false;
+	while (q < end && *q >= '0' && *q <= '9')
+		x = x * 10 + (unsigned)(*q++ - '0');
+	*v = x;
+	*p = q;
+	return true;
+}
+
+/* As signed; negated in unsigned arithmetic, so no value overflows. */
+static long long sval(unsigned long long x, bool neg)
+{
+	return (long long)(neg ? 0ULL - x : x);
+}
+
+/*
+ * Parse stat; comm and comm_len point into buf.  -EINVAL if malformed.
+ * Hand-written rather than sscanf: it is most of a rescan's own CPU.
+ */
 static int parse_stat(char *buf, size_t len, const char **comm, size_t *comm_len, struct pstat *ps)
 {
+	/* after the comm: state, then (1-based) ppid pgrp session tty_nr tpgid
+	 * flags minflt cminflt majflt cmajflt utime stime cutime cstime
+	 * priority nice num_threads itrealvalue starttime vsize rss rsslim
+	 * startcode endcode startstack */
+	enum {
+		PPID = 1,
+		PGRP,
+		SESSION,
+		TTY,
+		FLAGS = 6,
+		UTIME = 11,
+		STIME,
+		NICE = 16,
+		THREADS,
+		START = 19,
+		RSS = 21,
+		SCODE = 23,
+		SSTACK = 25,
+		NF
+	};
 	char *open = memchr(buf, '(', len), *close = NULL;
-	char *p;
+	const char *p, *end = buf + len;
+	unsigned long long f[NF] = {0};
+	bool neg[NF] = {0};
+	size_t k;
 
 	for (char *q = buf + len; q > buf; q--)
 		if (q[-1] == ')') {
@@ -382,19 +550,30 @@ static int parse_stat(char *buf, size_t len, const char **comm, size_t *comm_len
 	*comm = open + 1;
 	*comm_len = (size_t)(close - open - 1);
 	p = close + 1;
-	/* state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt
-	 * cmajflt utime stime cutime cstime priority nice num_threads
-	 * itrealvalue starttime vsize rss rsslim startcode endcode startstack */
-	int n = sscanf(p,
-		       " %c %d %d %d %d %*d %u %*u %*u %*u %*u %llu %llu %*d %*d %*d %ld %ld "
-		       "%*d %llu %*u %ld %*u %llu %*u %llu",
-		       &ps->state, &ps->ppid, &ps->pgrp, &ps->session, &ps->tty_nr, &ps->flags,
-		       &ps->utime, &ps->stime, &ps->nice, &ps->num_threads, &ps->starttime,
-		       &ps->rss, &ps->startcode, &ps->startstack);
-	if (n < 12)
+	while (p < end && *p == ' ')
+		p++;
+	if (p >= end)
 		return -EINVAL;
-	if (n < 14)
-		ps->startcode = ps->startstack = 0;
+	ps->state = *p++;
+	for (k = 1; k < NF; k++)
+		if (!next_num(&p, end, &f[k], &neg[k]))
+			break;
+	if (k <= RSS)
+		return -EINVAL;
+	ps->ppid = (int)sval(f[PPID], neg[PPID]);
+	ps->pgrp = (int)sval(f[PGRP], neg[PGRP]);
+	ps->session = (int)sval(f[SESSION], neg[SESSION]);
+	ps->tty_nr = (int)sval(f[TTY], neg[TTY]);
+	ps->flags = (unsigned)f[FLAGS];
+	ps->utime = f[UTIME];
+	ps->stime = f[STIME];
+	ps->nice = (long)sval(f[NICE], neg[NICE]);
+	ps->num_threads = (long)sval(f[THREADS], neg[THREADS]);
+	ps->starttime = f[START];
+	ps->rss = (long)sval(f[RSS], neg[RSS]);
+	/* hidden (0) without ptrace access; absent on old kernels */
+	ps->startcode = k > SSTACK ? f[SCODE] : 0;
+	ps->startstack = k > SSTACK ? f[SSTACK] : 0;
 	return 0;
 }
 
@@ -617,7 +796,7 @@ static int read_exe(struct de_collector *c, uint32_t pid, struct inst *e)
 	struct stat img;
 	ssize_t l;
 
-	snprintf(path, sizeof(path), "%u/exe", pid);
+	pid_path(path, pid, "/exe");
 	l = readlinkat(c->procfd, path, target, sizeof(target) - 1);
 	if (l < 0)
 		return errno == EACCES || errno == EPERM ? -EACCES : -ESRCH;
@@ -632,6 +811,7 @@ static int read_exe(struct de_collector *c, uint32_t pid, struct inst *e)
 		if (!de_hash_key_equal(&k, &e->image))
 			e->hash_done = false;
 		e->image = k;
+		e->image_mode = (unsigned)img.st_mode;
 		e->has_image = true;
 		e->deleted = img.st_nlink == 0;
 	}
@@ -692,7 +872,7 @@ static int hash_exe(struct de_collector *c, struct inst *e, struct de_collect_st
 	}
 	if (de_hash_lookup(c->hashes, &e->image, e->hex, e->hash_err))
 		return 0;
-	snprintf(path, sizeof(path), "%u/exe", e->pid);
+	pid_path(path, e->pid, "/exe");
 	fd = openat(c->procfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
 		int er = errno;
@@ -717,6 +897,279 @@ static int hash_exe(struct de_collector *c, struct inst *e, struct de_collect_st
 	return rc;
 }
 
+/* ---- cgroups ----------------------------------------------------------------- */
+
+#define CG_MAX_CGROUPS 65536 /* a bigger tree is not walked */
+#define CG_MAX_DEPTH   64
+
+static void cg_reset(struct cgmap *m)
+{
+	for (size_t i = 0; i < m->npaths; i++)
+		free(m->paths[i]);
+	free(m->paths);
+	free(m->pid);
+	free(m->path);
+	memset(m, 0, sizeof(*m));
+}
+
+static int cg_grow(struct cgmap *m)
+{
+	size_t nn = m->nslots ? m->nslots * 2 : 4096;
+	uint32_t *np = calloc(nn, sizeof(*np)), *nq = calloc(nn, sizeof(*nq));
+
+	if (!np || !nq) {
+		free(np);
+		free(nq);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < m->nslots; i++) {
+		size_t j;
+		if (!m->pid[i])
+			continue;
+		for (j = pid_slot(m->pid[i], nn - 1); np[j]; j = (j + 1) & (nn - 1))
+			;
+		np[j] = m->pid[i];
+		nq[j] = m->path[i];
+	}
+	free(m->pid);
+	free(m->path);
+	m->pid = np;
+	m->path = nq;
+	m->nslots = nn;
+	return 0;
+}
+
+/* pid is in cgroup paths[path]; listed twice (moved during the walk, or a
+ * threaded subtree) it is ambiguous.  0 or -ENOMEM. */
+static int cg_put(struct cgmap *m, uint32_t pid, uint32_t path)
+{
+	size_t j;
+
+	if ((m->used + 1) * 2 > m->nslots && cg_grow(m) < 0)
+		return -ENOMEM;
+	for (j = pid_slot(pid, m->nslots - 1); m->pid[j]; j = (j + 1) & (m->nslots - 1))
+		if (m->pid[j] == pid) {
+			m->path[j] = CG_AMBIGUOUS;
+			return 0;
+		}
+	m->pid[j] = pid;
+	m->path[j] = path;
+	m->used++;
+	return 0;
+}
+
+/* The path the walk found for pid, NULL when absent or ambiguous. */
+static const char *cg_get(const struct cgmap *m, uint32_t pid)
+{
+	if (!m->nslots)
+		return NULL;
+	for (size_t j = pid_slot(pid, m->nslots - 1); m->pid[j]; j = (j + 1) & (m->nslots - 1))
+		if (m->pid[j] == pid)
+			return m->path[j] == CG_AMBIGUOUS ? NULL : m->paths[m->path[j]];
+	return NULL;
+}
+
+/*
+ * Record the processes of the cgroup directory open at dfd (rel is its
+ * path, "" for the root of the mount), then walk its children.  0,
+ * -ENOMEM, or -E2BIG for a tree too big or too deep.
+ */
+static int cg_walk(struct de_collector *c, int dfd, char *rel, size_t rl, int depth)
+{
+	struct cgmap *m = &c->cg;
+	uint32_t idx = CG_AMBIGUOUS;
+	struct dirent *de;
+	size_t n;
+	DIR *d;
+	int rc, sub;
+
+	if (++m->ncgroups > CG_MAX_CGROUPS || depth > CG_MAX_DEPTH)
+		return -E2BIG;
+	/* a "domain threaded" cgroup lists every process of its threaded
+	 * subtree, though /proc/PID/cgroup may name a threaded child: those
+	 * are marked ambiguous and read one by one */
+	if (rl == 0 || read_buf(c, dfd, "cgroup.type", 64, false, &n) < 0 ||
+	    strncmp(c->buf, "domain threaded", 15) != 0) {
+		if (m->npaths == m->cappaths) {
+			size_t nc = m->cappaths ? m->cappaths * 2 : 64;
+			char **np = realloc(m->paths, nc * sizeof(*np));
+			if (!np)
+				return -ENOMEM;
+			m->paths = np;
+			m->cappaths = nc;
+		}
+		if (!(m->paths[m->npaths] = strdup(rl ? rel : "/")))
+			return -ENOMEM;
+		idx = (uint32_t)m->npaths++;
+	}
+	/* a threaded cgroup refuses (EOPNOTSUPP), a removed one is gone:
+	 * whoever is not listed is read one by one */
+	rc = read_buf(c, dfd, "cgroup.procs", 64u << 20, false, &n);
+	if (rc == -ENOMEM)
+		return rc;
+	if (rc == 0 && n >= (64u << 20))
+		return -E2BIG;
+	for (size_t at = 0; rc == 0 && at < n;) {
+		char *end;
+		unsigned long pid = strtoul(c->buf + at, &end, 10);
+		if (end == c->buf + at)
+			break;
+		if (pid > 0 && pid <= UINT32_MAX && cg_put(m, (uint32_t)pid, idx) < 0)
+			return -ENOMEM;
+		at = (size_t)(end - c->buf) + 1;
+	}
+
+	/* openat ".", not dup: procmond's seccomp allowlist has no dup */
+	if ((sub = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return 0; /* children unknown: their processes are read one by one */
+	if (!(d = fdopendir(sub))) {
+		close(sub);
+		return 0;
+	}
+	rc = 0;
+	while (rc == 0 && (de = readdir(d))) {
+		size_t nl = strlen(de->d_name);
+		int cfd;
+		if (de->d_type != DT_DIR || strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0 || rl + 1 + nl >= PATH_MAX)
+			continue;
+		if ((cfd = openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+			continue;
+		rel[rl] = '/';
+		memcpy(rel + rl + 1, de->d_name, nl + 1);
+		rc = cg_walk(c, cfd, rel, rl + 1 + nl, depth + 1);
+		rel[rl] = '\0';
+		close(cfd);
+	}
+	closedir(d);
+	return rc;
+}
+
+/* Undo mountinfo's octal escapes (\040 for a space) in place. */
+static void unescape_octal(char *s)
+{
+	char *o = s;
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+		    s[3] >= '0' && s[3] <= '7') {
+			*o++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+			s += 3;
+		} else {
+			*o++ = *s;
+		}
+	}
+	*o = '\0';
+}
+
+/*
+ * The mount point of a cgroup2 mount whose root is our cgroup namespace's
+ * root (mountinfo shows "/" then), so that paths below it are the ones
+ * /proc/PID/cgroup prints.  0, or -ENOENT.
+ */
+static int cg_mount(struct de_collector *c, char *out, size_t size)
+{
+	size_t n;
+
+	if (read_buf(c, c->procfd, "self/mountinfo", 16u << 20, false, &n) < 0)
+		return -ENOENT;
+	for (char *line = c->buf, *next; line && *line; line = next) {
+		char *f[5], *sep, *save = NULL;
+		int k = 0;
+		if ((next = strchr(line, '\n')))
+			*next++ = '\0';
+		/* "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [OPTIONAL...] - TYPE ..." */
+		if (!(sep = strstr(line, " - ")) || strncmp(sep + 3, "cgroup2 ", 8) != 0)
+			continue;
+		*sep = '\0';
+		for (char *t = strtok_r(line, " ", &save); t && k < 5;
+		     t = strtok_r(NULL, " ", &save))
+			f[k++] = t;
+		if (k < 5 || strcmp(f[3], "/") != 0)
+			continue;
+		unescape_octal(f[4]);
+		if (strlen(f[4]) >= size)
+			continue;
+		memcpy(out, f[4], strlen(f[4]) + 1);
+		return 0;
+	}
+	return -ENOENT;
+}
+
+/* Build the scan's map (once); on any failure it stays empty. */
+static void cg_build(struct de_collector *c)
+{
+	struct cgmap *m = &c->cg;
+	char mnt[PATH_MAX], rel[PATH_MAX] = "";
+	unsigned long long hz = (unsigned long long)c->clk_tck;
+	struct timespec ts;
+	int dfd, rc;
+
+	m->built = true;
+	if (c->clk_tck <= 0 || cg_mount(c, mnt, sizeof(mnt)) < 0)
+		return;
+	/* a process that started in this clock tick or later may hold a pid
+	 * the walk saw with another process: it is read one by one */
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	m->before_ticks = (unsigned long long)ts.tv_sec * hz +
+			  (unsigned long long)ts.tv_nsec * hz / 1000000000ULL;
+	if ((dfd = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return;
+	rc = cg_walk(c, dfd, rel, 0, 0);
+	close(dfd);
+	buf_trim(c);
+	if (rc < 0) {
+		cg_reset(m);
+		m->built = true;
+	}
+}
+
+/*
+ * Read /proc/PID/cgroup for the path of its cgroup v2 line ("0::PATH",
+ * exact bytes; the kernel refuses '\n' in cgroup names, so lines split
+ * exactly).  v1 hierarchies' lines are not kept.  0, -ENOMEM, or the
+ * read's -errno.
+ */
+static int read_cgroup(struct de_collector *c, uint32_t pid, struct inst *e)
+{
+	char path[64];
+	size_t n;
+	int rc;
+
+	pid_path(path, pid, "/cgroup");
+	if ((rc = read_buf(c, c->procfd, path, 1u << 20, true, &n)) < 0)
+		return rc;
+	for (size_t at = 0; at < n;) {
+		const char *l = c->buf + at, *nl = memchr(l, '\n', n - at);
+		size_t ll = nl ? (size_t)(nl - l) : n - at;
+		at += ll + 1;
+		if (ll >= 3 && memcmp(l, "0::", 3) == 0)
+			return (e->cgroup = dupn(l + 3, ll - 3)) ? 0 : -ENOMEM;
+	}
+	return 0;
+}
+
+/*
+ * e->cgroup of a process read in full.  Within a scan, after
+ * opt.cgroup_walk_after processes were read one by one, the cgroup2 tree
+ * is walked once and the rest come from it when it lists them exactly once
+ * and they started before the walk; anything else reads /proc/PID/cgroup.
+ * 0, -ENOMEM or the read's -errno.
+ */
+static int cgroup_of(struct de_collector *c, uint32_t pid, struct inst *e)
+{
+	free(e->cgroup);
+	e->cgroup = NULL;
+	if (c->in_scan && !c->cg.built && c->cg_reads >= c->opt.cgroup_walk_after)
+		cg_build(c);
+	if (c->cg.built && e->ps.starttime < c->cg.before_ticks) {
+		const char *p = cg_get(&c->cg, pid);
+		if (p)
+			return (e->cgroup = strdup(p)) ? 0 : -ENOMEM;
+	}
+	c->cg_reads++;
+	return read_cgroup(c, pid, e);
+}
+
 /* ---- reading one process ------------------------------------------------------ */
 
 static void take_stat(struct de_collector *c, struct inst *e, const struct pstat *ps, int64_t now)
@@ -735,32 +1188,52 @@ static void take_stat(struct de_collector *c, struct inst *e, const struct pstat
 	e->collection_time = de_now_ms();
 }
 
+/* Real uid and gid from status ("Uid:" and "Gid:", first column). */
+static int read_real_ids(struct de_collector *c, uint32_t pid, struct inst *e)
+{
+	char path[64], status[4096];
+	unsigned long uid, gid;
+	const char *u, *g;
+	ssize_t sn;
+
+	pid_path(path, pid, "/status");
+	sn = read_small(c->procfd, path, status, sizeof(status), true);
+	if (sn < 0)
+		return (int)sn;
+	u = status_field(status, "Uid");
+	g = status_field(status, "Gid");
+	if (u && g && sscanf(u, "%lu", &uid) == 1 && sscanf(g, "%lu", &gid) == 1) {
+		e->ruid = (uint32_t)uid;
+		e->rgid = (uint32_t)gid;
+		e->has_real_ids = true;
+	}
+	return 0;
+}
+
 /*
- * Read status, cmdline and exe of pid into e (whose stat is fresh).
- * -ESRCH when the process vanished, -ENOMEM.
+ * Read the ids, cmdline, exe and cgroup of pid into e (whose stat is
+ * fresh).  status is not read (it costs more than stat, cmdline and exe
+ * together): the effective ids are the owner of /proc/PID, and only a
+ * set-id image, whose real ids differ from the effective ones by design,
+ * has status read for them.  -ESRCH when the process vanished, -ENOMEM.
  */
 static int read_rest(struct de_collector *c, uint32_t pid, struct inst *e, bool memo)
 {
-	char path[64], status[4096], *cmd = NULL;
+	char path[64];
 	bool vanished = false, denied = false;
-	ssize_t sn;
-	size_t n;
+	struct stat st;
+	size_t n = 0;
 	int rc;
 
-	/* status: uid and gid sets */
-	snprintf(path, sizeof(path), "%u/status", pid);
-	sn = read_small(c->procfd, path, status, sizeof(status), true);
-	e->has_ids = false;
-	if (sn >= 0) {
-		const char *uid = status_field(status, "Uid"), *gid = status_field(status, "Gid");
-		if (uid && gid && sscanf(uid, "%lu %lu", &e->uid, &e->euid) == 2 &&
-		    sscanf(gid, "%lu %lu", &e->gid, &e->egid) == 2)
-			e->has_ids = true;
-	} else if (gone((int)sn)) {
-		vanished = true;
-	} else if (sn == -EACCES || sn == -EPERM) {
-		denied = true;
-	}
+	/* /proc/PID is owned by the effective uid and gid, also for a
+	 * non-dumpable process (only the files inside turn to root) */
+	pid_path(path, pid, "");
+	if (fstatat(c->procfd, path, &st, 0) < 0)
+		return -ESRCH;
+	e->has_ids = true;
+	e->euid = (uint32_t)st.st_uid;
+	e->egid = (uint32_t)st.st_gid;
+	e->has_real_ids = false;
 
 	/* cmdline: argv exactly, NUL-separated */
 	free_argv(e->argv, e->argc);
@@ -768,12 +1241,12 @@ static int read_rest(struct de_collector *c, uint32_t pid, struct inst *e, bool 
 	e->argc = 0;
 	e->cmd_truncated = false;
 	e->masked = 0;
-	snprintf(path, sizeof(path), "%u/cmdline", pid);
-	rc = read_file(c->procfd, path, &cmd, &n, DE_COLLECT_MAX_CMDLINE);
+	pid_path(path, pid, "/cmdline");
+	rc = read_buf(c, c->procfd, path, DE_COLLECT_MAX_CMDLINE, true, &n);
 	if (rc == 0) {
 		e->cmd_truncated = n >= DE_COLLECT_MAX_CMDLINE;
-		rc = split_cmdline(cmd, n, &e->argv, &e->argc);
-		free(cmd);
+		rc = split_cmdline(c->buf, n, &e->argv, &e->argc);
+		buf_trim(c);
 		if (rc < 0)
 			return rc;
 		if (c->opt.mask) {
@@ -806,12 +1279,19 @@ static int read_rest(struct de_collector *c, uint32_t pid, struct inst *e, bool 
 		if (rc == 0 && (rc = check_exe(c, memo, e)) < 0)
 			return rc;
 	}
-	if (vanished) {
-		struct stat st;
-		snprintf(path, sizeof(path), "%u", pid);
-		if (fstatat(c->procfd, path, &st, 0) < 0)
-			return -ESRCH;
-	}
+	if (e->has_image && (e->image_mode & (S_ISUID | S_ISGID)) && gone(read_real_ids(c, pid, e)))
+		vanished = true;
+
+	/* cgroup: on first sight, exec and full refresh; never on a rescan */
+	rc = cgroup_of(c, pid, e);
+	if (rc == -ENOMEM)
+		return rc;
+	if (gone(rc))
+		vanished = true;
+
+	pid_path(path, pid, "");
+	if (vanished && fstatat(c->procfd, path, &st, 0) < 0)
+		return -ESRCH;
 	e->accessible = !denied;
 	return 0;
 }
@@ -833,7 +1313,7 @@ static struct inst *read_pid(struct de_collector *c, uint32_t pid, bool full, bo
 	int64_t now;
 
 	*reused = false;
-	snprintf(path, sizeof(path), "%u/stat", pid);
+	pid_path(path, pid, "/stat");
 	n = read_small(c->procfd, path, buf, sizeof(buf), true);
 	now = mono_ns();
 	if (n < 0) {
@@ -845,7 +1325,7 @@ static struct inst *read_pid(struct de_collector *c, uint32_t pid, bool full, bo
 		return NULL;
 	}
 	e = table_find(c, pid);
-	if (e && e->ps.starttime == ps.starttime && e->name && strlen(e->name) == comm_len &&
+	if (e && e->ps.starttime == ps.starttime && e->name && e->name_len == comm_len &&
 	    memcmp(e->name, comm, comm_len) == 0 && e->ps.startcode == ps.startcode &&
 	    e->ps.startstack == ps.startstack && !full) {
 		take_stat(c, e, &ps, now);
@@ -865,6 +1345,7 @@ static struct inst *read_pid(struct de_collector *c, uint32_t pid, bool full, bo
 		return NULL;
 	}
 	free(e->name);
+	e->name_len = comm_len;
 	if (!(e->name = dupn(comm, comm_len))) {
 		*rc = -ENOMEM;
 		return NULL;
@@ -880,6 +1361,40 @@ static struct inst *read_pid(struct de_collector *c, uint32_t pid, bool full, bo
 }
 
 /* ---- records ------------------------------------------------------------------- */
+
+/*
+ * pd[key] := the bytes of s; when they are not valid UTF-8 (cgroup names
+ * may hold any byte but '/' and newline) the text is escaped as
+ * de_escape_text does and key_raw carries the exact bytes in base64, as
+ * model.c does for strings.  0 or -1 on ENOMEM.
+ */
+static int put_text(json_t *pd, const char *key, const char *s)
+{
+	size_t n = strlen(s);
+	char raw[32], *esc;
+	unsigned char *b64;
+	int len;
+
+	if (de_utf8_valid(s, n))
+		return json_object_set_new(pd, key, json_stringn(s, n));
+	if (!(esc = de_escape_text(s, n)))
+		return -1;
+	if (json_object_set_new(pd, key, json_string(esc)) < 0) {
+		free(esc);
+		return -1;
+	}
+	free(esc);
+	if (!(b64 = malloc(4 * ((n + 2) / 3) + 1)))
+		return -1;
+	len = EVP_EncodeBlock(b64, (const unsigned char *)s, (int)n);
+	snprintf(raw, sizeof(raw), "%s_raw", key);
+	if (json_object_set_new(pd, raw, json_stringn((const char *)b64, (size_t)len)) < 0) {
+		free(b64);
+		return -1;
+	}
+	free(b64);
+	return 0;
+}
 
 static int build_record(struct de_collector *c, const struct inst *e, int64_t scan_id,
 			struct de_process_record *out)
@@ -919,13 +1434,20 @@ static int build_record(struct de_collector *c, const struct inst *e, int64_t sc
 	if (!r.name || !pd)
 		goto nomem;
 	if (e->has_ids) {
-		snprintf(b, sizeof(b), "%lu", e->uid);
+		/* the effective uid, as ps's uid column shows it */
+		pid_path(b, e->euid, ""); /* any uint32_t, in decimal */
 		if (!(r.user_id = strdup(b)))
 			goto nomem;
-		json_object_set_new(pd, "euid", json_integer((json_int_t)e->euid));
-		json_object_set_new(pd, "gid", json_integer((json_int_t)e->gid));
-		json_object_set_new(pd, "egid", json_integer((json_int_t)e->egid));
+		json_object_set_new_nocheck(pd, "euid", json_integer(e->euid));
+		json_object_set_new_nocheck(pd, "egid", json_integer(e->egid));
 	}
+	if (e->has_real_ids) {
+		json_object_set_new_nocheck(pd, "uid", json_integer(e->ruid));
+		json_object_set_new_nocheck(pd, "gid", json_integer(e->rgid));
+	}
+	if (e->cgroup && put_text(pd, "cgroup", e->cgroup) < 0)
+		goto nomem;
+
 	if (!(r.command_line = calloc(e->argc ? e->argc : 1, sizeof(char *))))
 		goto nomem;
 	for (size_t i = 0; i < e->argc; i++) {
@@ -936,40 +1458,40 @@ static int build_record(struct de_collector *c, const struct inst *e, int64_t sc
 	if (e->exe) {
 		if (!(r.executable_path = strdup(e->exe)))
 			goto nomem;
-		json_object_set_new(pd, "exe_deleted", json_boolean(e->deleted));
-		json_object_set_new(pd, "exe_replaced", json_boolean(e->replaced));
+		json_object_set_new_nocheck(pd, "exe_deleted", json_boolean(e->deleted));
+		json_object_set_new_nocheck(pd, "exe_replaced", json_boolean(e->replaced));
 		if (e->has_image) {
-			json_object_set_new(pd, "exe_inode",
-					    json_integer((json_int_t)e->image.ino));
-			json_object_set_new(pd, "exe_device",
-					    json_integer((json_int_t)e->image.dev));
-			json_object_set_new(pd, "exe_size", json_integer(e->image.size));
+			json_object_set_new_nocheck(pd, "exe_inode",
+						    json_integer((json_int_t)e->image.ino));
+			json_object_set_new_nocheck(pd, "exe_device",
+						    json_integer((json_int_t)e->image.dev));
+			json_object_set_new_nocheck(pd, "exe_size", json_integer(e->image.size));
 		}
 		if (e->hex[0]) {
 			if (!(r.executable_hash = strdup(e->hex)) ||
 			    !(r.hash_algorithm = strdup("sha256")))
 				goto nomem;
 		} else if (e->hash_err[0]) {
-			json_object_set_new(pd, "hash_error", json_string(e->hash_err));
+			json_object_set_new_nocheck(pd, "hash_error", json_string(e->hash_err));
 		}
 	}
 	{
 		char s[2] = {ps->state, '\0'};
-		json_object_set_new(pd, "state", json_string(s));
+		json_object_set_new_nocheck(pd, "state", json_string(s));
 	}
-	json_object_set_new(pd, "threads", json_integer(ps->num_threads));
-	json_object_set_new(pd, "pgrp", json_integer(ps->pgrp));
-	json_object_set_new(pd, "session", json_integer(ps->session));
-	json_object_set_new(pd, "tty_nr", json_integer(ps->tty_nr));
-	json_object_set_new(pd, "nice", json_integer(ps->nice));
-	json_object_set_new(pd, "kernel_thread", json_boolean(ps->flags & PF_KTHREAD));
-	json_object_set_new(pd, "utime_ticks", json_integer((json_int_t)ps->utime));
-	json_object_set_new(pd, "stime_ticks", json_integer((json_int_t)ps->stime));
-	json_object_set_new(pd, "start_ticks", json_integer((json_int_t)ps->starttime));
+	json_object_set_new_nocheck(pd, "threads", json_integer(ps->num_threads));
+	json_object_set_new_nocheck(pd, "pgrp", json_integer(ps->pgrp));
+	json_object_set_new_nocheck(pd, "session", json_integer(ps->session));
+	json_object_set_new_nocheck(pd, "tty_nr", json_integer(ps->tty_nr));
+	json_object_set_new_nocheck(pd, "nice", json_integer(ps->nice));
+	json_object_set_new_nocheck(pd, "kernel_thread", json_boolean(ps->flags & PF_KTHREAD));
+	json_object_set_new_nocheck(pd, "utime_ticks", json_integer((json_int_t)ps->utime));
+	json_object_set_new_nocheck(pd, "stime_ticks", json_integer((json_int_t)ps->stime));
+	json_object_set_new_nocheck(pd, "start_ticks", json_integer((json_int_t)ps->starttime));
 	if (e->cmd_truncated)
-		json_object_set_new(pd, "cmdline_truncated", json_true());
+		json_object_set_new_nocheck(pd, "cmdline_truncated", json_true());
 	if (e->masked)
-		json_object_set_new(pd, "cmdline_masked", json_integer(e->masked));
+		json_object_set_new_nocheck(pd, "cmdline_masked", json_integer(e->masked));
 	r.platform_data = pd;
 	*out = r;
 	return 0;
@@ -1009,8 +1531,10 @@ int de_collector_scan_each(struct de_collector *c, int64_t scan_id,
 {
 	struct de_collect_stats st = {0};
 	struct dirent *de;
-	uint32_t *order = NULL;
+	uint32_t *order = NULL; /* indices into c->v, in /proc order */
 	size_t norder = 0, corder = 0;
+	bool fn_failed = false;
+	int prc;
 	bool full;
 	DIR *d;
 	int dfd, rc = 0;
@@ -1025,6 +1549,9 @@ int de_collector_scan_each(struct de_collector *c, int64_t scan_id,
 	}
 	c->gen++;
 	c->scans++;
+	c->in_scan = true;
+	c->cg_reads = 0;
+	cg_reset(&c->cg);
 	full = c->opt.full_refresh_every && c->scans % c->opt.full_refresh_every == 0;
 	paths_reset(c);
 
@@ -1065,23 +1592,20 @@ int de_collector_scan_each(struct de_collector *c, int64_t scan_id,
 			order = no;
 			corder = nc;
 		}
-		order[norder++] = (uint32_t)pid;
+		order[norder++] = (uint32_t)(e - c->v);
 	}
 	closedir(d);
-	if (rc == 0)
-		rc = table_prune(c, c->gen);
+	c->in_scan = false;
+	st.cgroup_reads = c->cg_reads;
+	cg_reset(&c->cg);
 
-	/* 3. hash, then hand out */
-	for (size_t i = 0; rc == 0 && c->opt.hash && i < norder; i++) {
-		struct inst *e = table_find(c, order[i]);
-		if (e)
-			rc = hash_exe(c, e, &st);
-	}
+	/* 3. hash, then hand out; order holds indices into c->v, which stay
+	 * valid until the prune below */
+	for (size_t i = 0; rc == 0 && c->opt.hash && i < norder; i++)
+		rc = hash_exe(c, &c->v[order[i]], &st);
 	for (size_t i = 0; rc == 0 && i < norder; i++) {
 		struct de_process_record r;
-		struct inst *e = table_find(c, order[i]);
-		if (!e)
-			continue;
+		struct inst *e = &c->v[order[i]];
 		if ((rc = build_record(c, e, scan_id, &r)) < 0)
 			break;
 		if (!e->accessible)
@@ -1090,15 +1614,17 @@ int de_collector_scan_each(struct de_collector *c, int64_t scan_id,
 		rc = fn(ctx, &r);
 		de_process_record_clear(&r);
 		if (rc < 0) {
-			free(order);
-			if (stats)
-				*stats = st;
-			return rc;
+			fn_failed = true;
+			break;
 		}
 	}
 	free(order);
 	paths_reset(c);
-	if (rc == -ENOMEM)
+	/* drop the instances not seen in this scan */
+	prc = table_prune(c, c->gen);
+	if (rc == 0)
+		rc = prc;
+	if (rc == -ENOMEM && !fn_failed)
 		rc = de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
 	if (stats)
 		*stats = st;
