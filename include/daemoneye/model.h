@@ -78,7 +78,7 @@ struct de_process_record {
 	uint64_t memory_usage; /* resident bytes */
 	char *executable_hash; /* lowercase hex SHA-256, or NULL */
 	char *hash_algorithm;  /* "sha256" when hashed, else NULL */
-	char *user_id;	       /* real uid as a decimal string, or NULL */
+	char *user_id;	       /* effective uid (as ps shows it), decimal, or NULL */
 	bool accessible;       /* could we read the process's details */
 	bool file_exists;      /* does executable_path exist on disk */
 	json_t *platform_data; /* Linux facts (object), or NULL */
