@@ -282,6 +282,38 @@ static void test_single_process_runs(void **state)
 	de_alert_list_clear(&alerts);
 }
 
+/*
+ * A cached statement must not outlive a schema change: here `processes`
+ * becomes a view over another table calling a function off the allowlist.
+ * SQLite would silently recompile the cached statement (without the
+ * authorizer); the engine must notice and validate again, and refuse.
+ */
+static void test_schema_change_revalidates(void **state)
+{
+	(void)state;
+	struct de_alert_list alerts = {0};
+	struct de_rule_result res;
+	struct de_rule rule =
+		mkrule("snap", "SELECT pid, name, executable_path FROM processes WHERE exe_deleted");
+	sqlite3 *w;
+
+	assert_int_equal(de_engine_run_rule(eng, &rule, 1, NULL, &alerts, &res), 0);
+	assert_true(alerts.len > 0);
+	de_alert_list_clear(&alerts);
+	assert_int_equal(sqlite3_open(dbpath, &w), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(w,
+				      "ALTER TABLE processes RENAME TO processes_real;"
+				      "CREATE VIEW processes AS SELECT pid, name, executable_path,"
+				      " exe_deleted, random() AS r FROM processes_real;",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(w);
+	assert_true(de_engine_run_rule(eng, &rule, 2, NULL, &alerts, &res) < 0);
+	assert_int_equal(alerts.len, 0);
+	assert_true(strstr(res.error.message, "random") ||
+		    strstr(res.error.message, "processes_real"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -290,6 +322,7 @@ int main(void)
 		cmocka_unit_test(test_failures_are_isolated),
 		cmocka_unit_test(test_incomplete_marker),
 		cmocka_unit_test(test_single_process_runs),
+		cmocka_unit_test(test_schema_change_revalidates), /* last: changes the schema */
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -11,10 +11,14 @@
  * Prepared statements are cached per engine, keyed by the rule's SQL text
  * and the mode (whole snapshot, or restricted to one pid), because parsing
  * dominated the cost: the exec path runs every single-process rule for each
- * exec.  A cached statement passed the validator when it was prepared; if
- * SQLite ever re-prepares it behind our back (a schema change: the
- * authorizer is not installed then) it is dropped after that run, and the
- * next run validates afresh.
+ * exec.  A cached statement passed the validator when it was prepared.
+ * SQLite re-prepares statements behind our back, without the authorizer:
+ * after any sqlite3_set_authorizer() on the connection (which every
+ * validation does: it expires all statements) and after a schema change.
+ * The first only recompiles the same text against the same schema, so the
+ * verdict stands; the second could change what a name refers to, so every
+ * run first compares the schema cookie with the one the cache was built
+ * under and, if it moved, empties the cache and validates afresh.
  */
 #include "daemoneye/detect.h"
 
@@ -30,7 +34,6 @@ struct cached_stmt {
 	char *sql;	   /* the rule's text, owned */
 	bool for_pid;	   /* the pid-restricted form */
 	sqlite3_stmt *st;  /* owned; NULL: the rule has no pid column (for_pid) */
-	int reprepares;	   /* SQLITE_STMTSTATUS_REPREPARE when validated */
 };
 
 #define ENGINE_MAX_CACHED 512 /* statements; beyond, the cache starts over */
@@ -40,6 +43,8 @@ struct de_engine {
 	struct de_validator *v; /* borrowed */
 	struct cached_stmt *cache; /* owned */
 	size_t ncache, capcache;
+	int64_t schema;		   /* schema cookie the cache was validated under */
+	sqlite3_stmt *schema_st;   /* PRAGMA schema_version, owned */
 };
 
 static void cache_clear(struct de_engine *e)
@@ -74,6 +79,7 @@ void de_engine_close(struct de_engine *e)
 		return;
 	cache_clear(e);
 	free(e->cache);
+	sqlite3_finalize(e->schema_st);
 	sqlite3_close(e->db);
 	free(e);
 }
@@ -339,28 +345,33 @@ static int get_stmt(struct de_engine *e, const char *sql, bool for_pid, sqlite3_
 	c->hash = h;
 	c->for_pid = for_pid;
 	c->st = st;
-	c->reprepares = st ? sqlite3_stmt_status(st, SQLITE_STMTSTATUS_REPREPARE, 0) : 0;
 	e->ncache++;
 	*out = st;
 	return 0;
 }
 
-/* Reset a cached statement for its next run; drop it if SQLite re-prepared it. */
-static void release_stmt(struct de_engine *e, sqlite3_stmt *st)
+/* Reset a cached statement for its next run. */
+static void release_stmt(sqlite3_stmt *st)
 {
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
-	for (size_t i = 0; i < e->ncache; i++) {
-		struct cached_stmt *c = &e->cache[i];
-		if (c->st != st)
-			continue;
-		if (sqlite3_stmt_status(st, SQLITE_STMTSTATUS_REPREPARE, 0) != c->reprepares) {
-			sqlite3_finalize(c->st);
-			free(c->sql);
-			*c = e->cache[--e->ncache];
-		}
-		return;
-	}
+}
+
+/* Empty the cache if the schema changed since it was filled (see the top). */
+static void check_schema(struct de_engine *e)
+{
+	int64_t v = -1;
+
+	if (!e->schema_st &&
+	    sqlite3_prepare_v2(e->db, "PRAGMA schema_version", -1, &e->schema_st, NULL) != SQLITE_OK)
+		e->schema_st = NULL;
+	if (e->schema_st && sqlite3_step(e->schema_st) == SQLITE_ROW)
+		v = sqlite3_column_int64(e->schema_st, 0);
+	if (e->schema_st)
+		sqlite3_reset(e->schema_st);
+	if (v < 0 || v != e->schema) /* unknown counts as changed */
+		cache_clear(e);
+	e->schema = v;
 }
 
 static int fail(struct de_rule_result *res, const struct de_rule *rule, int code, const char *msg)
@@ -386,6 +397,7 @@ int de_engine_run_rule(struct de_engine *e, const struct de_rule *rule, int64_t 
 	memset(res, 0, sizeof(*res));
 	res->rule_id = rule->id;
 	res->ran = true;
+	check_schema(e);
 	if (get_stmt(e, rule->sql_query, pid != NULL, &st, &perr) < 0)
 		return fail(res, rule, perr.code, perr.message);
 	if (!st) { /* no pid column: not a single-process rule */
@@ -461,7 +473,7 @@ int de_engine_run_rule(struct de_engine *e, const struct de_rule *rule, int64_t 
 		fail(res, rule, perr.code, perr.message);
 		stopped = true;
 	}
-	release_stmt(e, st);
+	release_stmt(st);
 	free(key.s);
 	res->elapsed_us = mono_us() - t0;
 	for (size_t i = first; i < alerts->len; i++) {
