@@ -68,7 +68,7 @@ def main():
             [f"{bindir}/daemoneye-agent", "--set", f"app.state_dir={tmp}/state",
              "--set", "detection.rules_dirs=[]",
              "--set", f"app.scan_interval_ms={INTERVAL_MS}",
-             "--set", "alerting.stdout.format=json"],
+             "--set", "alerting.stdout.format=json"] + sys.argv[3:],
             stdout=subprocess.DEVNULL, stderr=open(log, "w"))
 
         def wait_scans(k):

@@ -80,6 +80,9 @@ int de_ipc_encode(const struct de_ipc_msg *m, uint8_t **out, size_t *len, struct
 int de_ipc_decode(const uint8_t *buf, size_t len, size_t *consumed, struct de_ipc_msg *out,
 		  struct de_error *err);
 
+/* Write buf[0..len) to fd whole (blocking; EINTR retried).  0 or -errno. */
+int de_ipc_write_all(int fd, const uint8_t *buf, size_t len, struct de_error *err);
+
 /* Write one message to fd (blocking, whole frame).  0 or -errno. */
 int de_ipc_send(int fd, const struct de_ipc_msg *m, struct de_error *err);
 

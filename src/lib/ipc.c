@@ -376,24 +376,32 @@ int de_ipc_decode(const uint8_t *buf, size_t len, size_t *consumed, struct de_ip
 
 /* ---- descriptors ----------------------------------------------------------- */
 
-int de_ipc_send(int fd, const struct de_ipc_msg *m, struct de_error *err)
+int de_ipc_write_all(int fd, const uint8_t *buf, size_t len, struct de_error *err)
 {
-	uint8_t *buf;
-	size_t len, off = 0;
-	int rc;
+	size_t off = 0;
 
-	if ((rc = de_ipc_encode(m, &buf, &len, err)) < 0)
-		return rc;
 	while (off < len) {
 		ssize_t w = write(fd, buf + off, len - off);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
-			rc = de_error_set(err, DE_ERR_IO, errno, "IPC write: %s", strerror(errno));
-			break;
+			return de_error_set(err, DE_ERR_IO, errno, "IPC write: %s",
+					    strerror(errno));
 		}
 		off += (size_t)w;
 	}
+	return 0;
+}
+
+int de_ipc_send(int fd, const struct de_ipc_msg *m, struct de_error *err)
+{
+	uint8_t *buf;
+	size_t len;
+	int rc;
+
+	if ((rc = de_ipc_encode(m, &buf, &len, err)) < 0)
+		return rc;
+	rc = de_ipc_write_all(fd, buf, len, err);
 	free(buf);
 	return rc;
 }

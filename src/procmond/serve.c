@@ -13,11 +13,15 @@
  * one mutex makes every frame whole on the wire.  If the agent is slow the
  * event thread blocks in send, the kernel drops what it cannot queue, and
  * SCAN_DONE reports the overruns; the agent's next full scan reconciles.
+ * A scan's frames are gathered into writes of about 64 KiB (one write per
+ * record made a 10,000-process scan 10,000 system calls on both sides);
+ * events are written at once.
  */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sysexits.h>
 #include <unistd.h>
@@ -46,10 +50,54 @@ static int send_locked(struct server *s, const struct de_ipc_msg *m, struct de_e
 	return rc;
 }
 
+#define SCAN_WRITE_SIZE (64u * 1024u)
+
+/* The scan thread's gathered frames. */
 struct send_ctx {
 	struct server *s;
 	struct de_error *err;
+	uint8_t *buf; /* owned */
+	size_t len, cap;
 };
+
+/* Write what is gathered, whole, under the lock. */
+static int flush_frames(struct send_ctx *sc)
+{
+	int rc = 0;
+
+	if (sc->len) {
+		pthread_mutex_lock(&sc->s->send_lock);
+		rc = de_ipc_write_all(sc->s->fd, sc->buf, sc->len, sc->err);
+		pthread_mutex_unlock(&sc->s->send_lock);
+	}
+	sc->len = 0;
+	return rc;
+}
+
+/* Gather one message's frame; write when about SCAN_WRITE_SIZE is waiting. */
+static int gather(struct send_ctx *sc, const struct de_ipc_msg *m)
+{
+	uint8_t *f;
+	size_t n;
+	int rc;
+
+	if ((rc = de_ipc_encode(m, &f, &n, sc->err)) < 0)
+		return rc;
+	if (sc->len + n > sc->cap) {
+		size_t nc = sc->len + n > SCAN_WRITE_SIZE ? sc->len + n : SCAN_WRITE_SIZE;
+		uint8_t *nb = realloc(sc->buf, nc);
+		if (!nb) {
+			free(f);
+			return de_error_set(sc->err, DE_ERR_IO, ENOMEM, "out of memory");
+		}
+		sc->buf = nb;
+		sc->cap = nc;
+	}
+	memcpy(sc->buf + sc->len, f, n);
+	sc->len += n;
+	free(f);
+	return sc->len >= SCAN_WRITE_SIZE ? flush_frames(sc) : 0;
+}
 
 static int send_record(void *ctx, struct de_process_record *r)
 {
@@ -58,7 +106,7 @@ static int send_record(void *ctx, struct de_process_record *r)
 	int rc;
 
 	m.record = *r; /* borrowed for the send */
-	rc = send_locked(sc->s, &m, sc->err);
+	rc = gather(sc, &m);
 	return rc < 0 ? rc : 0;
 }
 
@@ -125,6 +173,7 @@ int procmond_serve(struct de_collector *col, struct de_events *ev, int fd, const
 	struct server s = {.fd = fd, .ev = ev};
 	struct de_ipc_reader *rd = NULL;
 	struct de_error err = {0};
+	struct send_ctx sc = {.s = &s, .err = &err};
 	pthread_t th;
 	bool threaded = false;
 	int status = 0, rc;
@@ -154,7 +203,6 @@ int procmond_serve(struct de_collector *col, struct de_events *ev, int fd, const
 	}
 	while (!procmond_stop) {
 		struct de_ipc_msg req = {0}, done = {.kind = DE_IPC_SCAN_DONE};
-		struct send_ctx sc = {&s, &err};
 
 		de_error_clear(&err);
 		rc = de_ipc_recv(rd, &req, &err);
@@ -175,6 +223,7 @@ int procmond_serve(struct de_collector *col, struct de_events *ev, int fd, const
 			status = EX_PROTOCOL;
 			break;
 		}
+		sc.len = 0;
 		rc = de_collector_scan_each(col, req.scan_id, send_record, &sc, &done.stats, &err);
 		if (rc < 0) {
 			if (rc == -EPIPE || rc == -ECONNRESET)
@@ -185,7 +234,7 @@ int procmond_serve(struct de_collector *col, struct de_events *ev, int fd, const
 		}
 		done.scan_id = req.scan_id;
 		done.events_lost = ev ? de_events_overruns(ev) : 0;
-		if (send_locked(&s, &done, &err) < 0) {
+		if (gather(&sc, &done) < 0 || flush_frames(&sc) < 0) {
 			if (err.code == EPIPE || err.code == ECONNRESET)
 				break;
 			de_log_err(&err);
@@ -204,6 +253,7 @@ out:
 			status = EX_IOERR;
 	}
 	de_ipc_reader_free(rd);
+	free(sc.buf);
 	de_collector_close(s.ecol);
 	pthread_mutex_destroy(&s.send_lock);
 	return status;
