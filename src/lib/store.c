@@ -796,6 +796,8 @@ void de_store_close(struct de_store *s)
 		return;
 	for (int i = 0; i < ST_MAX; i++)
 		sqlite3_finalize(s->st[i]);
+	sqlite3_finalize(s->multi_inst); /* before the close, which fails while any is open */
+	sqlite3_finalize(s->multi_snap);
 	sqlite3_close(s->db);
 	tab_free(&s->snap);
 	tab_free(&s->spare);
@@ -806,8 +808,6 @@ void de_store_close(struct de_store *s)
 		free(s->text[i].pd.p);
 	}
 	free(s->queue);
-	sqlite3_finalize(s->multi_inst);
-	sqlite3_finalize(s->multi_snap);
 	if (s->lock_fd >= 0)
 		close(s->lock_fd); /* releases the flock */
 	free(s);
