@@ -456,6 +456,49 @@ static void test_samples(void **state)
 	free(path);
 }
 
+/* The text columns: platform_data as compact JSON, exact integers, flags. */
+static void test_text_columns(void **state)
+{
+	(void)state;
+	char *path = db_path("text.sqlite");
+	struct de_store *s = open_at(path, 3600);
+	sqlite3 *db = de_store_db(s);
+	struct de_process_record r[2];
+
+	mk_many(r, 2, 1000, 1);
+	json_decref(r[0].platform_data);
+	r[0].platform_data =
+		json_pack("{s:I,s:I,s:I,s:s,s:b,s:b,s:n}", "nice", (json_int_t)-5, "lo",
+			  (json_int_t)INT64_MIN, "hi", (json_int_t)INT64_MAX, "state", "R\"\\\x01",
+			  "exe_deleted", 1, "exe_replaced", 1, "none");
+	json_decref(r[1].platform_data);
+	r[1].platform_data = NULL;
+	store_ok(s, r, 2);
+	assert_int_equal(count(db,
+			       "SELECT count(*) FROM processes WHERE pid = 1 AND platform_data = "
+			       "'{\"nice\":-5,\"lo\":-9223372036854775808,"
+			       "\"hi\":9223372036854775807,\"state\":\"R\\\"\\\\\\u0001\","
+			       "\"exe_deleted\":true,\"exe_replaced\":true,\"none\":null}'"
+			       " AND exe_deleted = 1 AND exe_replaced = 1"),
+			 1);
+	assert_int_equal(count(db, "SELECT count(*) FROM processes WHERE pid = 2 AND "
+				   "platform_data IS NULL AND exe_deleted = 0"),
+			 1);
+	/* an empty command line is an empty text and an empty array */
+	for (size_t i = 0; i < r[1].command_line_len; i++)
+		free(r[1].command_line[i]);
+	r[1].command_line_len = 0;
+	retime(r, 2, 2000, 2);
+	store_ok(s, r, 2);
+	assert_int_equal(count(db, "SELECT count(*) FROM processes WHERE pid = 2 AND "
+				   "command_line = '' AND argv_json = '[]'"),
+			 1);
+	assert_int_equal(de_store_last_diff(s).history, 1);
+	de_store_close(s);
+	clear_many(r, 2);
+	free(path);
+}
+
 /* ---- real-time events ---------------------------------------------------- */
 
 static struct de_store_event exec_ev(uint32_t pid, int64_t t, const struct de_process_record *r)
@@ -1214,6 +1257,7 @@ int main(void)
 		cmocka_unit_test(test_diff_grows_with_churn),
 		cmocka_unit_test(test_samples),
 		cmocka_unit_test(test_events),
+		cmocka_unit_test(test_text_columns),
 		cmocka_unit_test(test_query),
 		cmocka_unit_test(test_query_streams),
 		cmocka_unit_test(test_single_writer),
