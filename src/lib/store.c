@@ -18,7 +18,17 @@
  * leaves memory and file consistent with each other.  Real-time events
  * (de_store_apply_events) edit the table in place instead; when their
  * transaction fails the table is dropped and reloaded from the file before
- * the next batch.
+ * the next batch.  The hashes are stored in the processes rows (so a
+ * restart needs no rewrite): changing how they are computed needs a
+ * migration that sets them NULL.
+ *
+ * Where a scan's time goes (bench/bench_store.sh): on a steady host,
+ * walking each record's platform_data (a jansson object: every member and
+ * value its own allocation), which pd_sums() does for sixteen records side
+ * by side so their cache misses overlap; for new processes, SQLite's own
+ * inserts, which a full scan issues sixteen rows per statement
+ * (flush_queue()).  The record text is built in buffers reused from record
+ * to record.
  *
  * Schema history: 1 the foundation; 2 history that grows with churn
  * (instances, changes, samples, scan status, deliveries); 3 alerts.incomplete.
