@@ -625,6 +625,20 @@ static void test_events(void **state)
 	assert_int_equal(d.added + d.changed + d.exited + d.history + d.samples, 0);
 	assert_int_equal(count(db, "SELECT count(*) FROM process_instances"), EV_BASE + 2);
 
+	/* events older than the live instance (queued while a full scan saw the
+	   pid reused) change nothing: pid 5 has lived since 14500 */
+	struct de_process_record stale;
+	mk(&stale, 5, 1004, 20001, 0); /* the instance that ended at 15003 */
+	ev[0] = exec_ev(5, 20001, &stale);
+	ev[1] = exit_ev(5, 14400);
+	events_ok(s, 3, ev, 2);
+	d = de_store_last_diff(s);
+	assert_int_equal(d.added + d.changed + d.exited + d.history, 0);
+	assert_int_equal(count(db, "SELECT count(*) FROM processes p JOIN process_instances i ON "
+				   "i.id = p.instance_id WHERE p.pid = 5 AND i.start_time = 14500"),
+			 1);
+	de_process_record_clear(&stale);
+
 	/* many new pids grow the index; a full scan still agrees */
 	struct de_process_record many[100];
 	struct de_store_event mev[100];

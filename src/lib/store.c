@@ -1927,6 +1927,8 @@ static int apply_event(struct de_store *s, int64_t scan, const struct de_store_e
 	case DE_STORE_EVENT_EXIT:
 		if (!e)
 			return 0; /* never stored, or already gone */
+		if (e->has_start && ev->time_ms < e->start)
+			return 0; /* the exit of an earlier process with this pid */
 		if ((rc = write_exit(s, e, ev->time_ms, scan, ev->time_ms, scan, d, err)) < 0)
 			return rc;
 		tab_del(&s->snap, e);
@@ -1951,6 +1953,8 @@ static int apply_event(struct de_store *s, int64_t scan, const struct de_store_e
 	record_hashes(&r, &ps, &h);
 	if (e && same_instance(e, &r)) /* exec in place: same pid and start */
 		return write_same(s, &r, e, e, &h, ev->time_ms, scan, false, d, err);
+	if (e && e->has_start && r.has_start_time && r.start_time < e->start)
+		return 0; /* an earlier process with this pid: a newer one is already known */
 	if (e) {
 		/* the pid was reused: the old instance is over */
 		if ((rc = write_exit(s, e, ev->time_ms, scan, ev->time_ms, scan, d, err)) < 0)
