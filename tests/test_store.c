@@ -344,6 +344,11 @@ static void test_diff_grows_with_churn(void **state)
 	assert_int_equal(d.changed, 1);
 	assert_int_equal(d.history, 0);
 	assert_int_equal(count(db, "SELECT cpu_usage FROM processes WHERE pid = 5"), 42);
+	assert_int_equal(count(db,
+			       "SELECT count(*) FROM processes WHERE pid = 5 AND command_line = "
+			       "'synthetic --n=5' AND argv_json = '[\"synthetic\",\"--n=5\"]' AND "
+			       "platform_data LIKE '%\"utime_ticks\":99%'"),
+			 1);
 	assert_int_equal(count(db, "SELECT count(*) FROM process_changes"), 0);
 
 	/* an identity change (exec): history keeps the old command line */

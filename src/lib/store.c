@@ -1361,10 +1361,11 @@ static void sb_json(struct sbuf *b, const json_t *j)
  * The text forms of a record: command_line (arguments joined by single
  * spaces, exact bytes), argv_json (a JSON array; arguments that are not
  * valid UTF-8 carry U+FFFD there, the exact bytes stay in command_line) and
- * platform_data's JSON text.
+ * platform_data's JSON text.  With values_only just platform_data (what a
+ * change of values rewrites; the other two are then empty).
  */
 static int bound_make(struct de_store *s, size_t slot, struct bound *b,
-		      const struct de_process_record *r)
+		      const struct de_process_record *r, bool values_only)
 {
 	struct textbufs *t = &s->text[slot];
 	bool utf8_ok = true, ok;
@@ -1372,7 +1373,7 @@ static int bound_make(struct de_store *s, size_t slot, struct bound *b,
 	sb_reset(&t->cmd);
 	sb_reset(&t->argv);
 	sb_reset(&t->pd);
-	for (size_t i = 0; i < r->command_line_len; i++) {
+	for (size_t i = 0; i < r->command_line_len && !values_only; i++) {
 		size_t l = strlen(r->command_line[i]);
 		if (i)
 			sb_put(&t->cmd, " ", 1);
@@ -1380,7 +1381,9 @@ static int bound_make(struct de_store *s, size_t slot, struct bound *b,
 		if (utf8_ok)
 			utf8_ok = de_utf8_valid(r->command_line[i], l);
 	}
-	if (utf8_ok) {
+	if (values_only) {
+		/* argv_json and command_line are not rewritten */
+	} else if (utf8_ok) {
 		sb_put(&t->argv, "[", 1);
 		for (size_t i = 0; i < r->command_line_len; i++) {
 			if (i)
@@ -1610,14 +1613,14 @@ static int write_new(struct de_store *s, const struct de_process_record *r, stru
 	d->added++;
 	if (s->batching && !has_row) {
 		struct pending *p = &s->queue[s->queued];
-		if (bound_make(s, s->queued, &p->b, r) < 0)
+		if (bound_make(s, s->queued, &p->b, r, false) < 0)
 			return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
 		p->r = r;
 		p->h = *h;
 		p->inst = inst;
 		return ++s->queued == BATCH_ROWS ? flush_queue(s, err) : 0;
 	}
-	if (bound_make(s, BATCH_ROWS, &b, r) < 0)
+	if (bound_make(s, BATCH_ROWS, &b, r, false) < 0)
 		return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
 	bind_record(s->st[ST_INS_INST], 0, r, &b, inst, h);
 	if ((rc = run(s, ST_INS_INST, err, "cannot record a process instance")) < 0)
@@ -1646,7 +1649,7 @@ static int write_same(struct de_store *s, const struct de_process_record *r,
 
 	if (!id_changed && !vals_changed && !sample)
 		return 0;
-	if (bound_make(s, BATCH_ROWS, &b, r) < 0)
+	if (bound_make(s, BATCH_ROWS, &b, r, !id_changed) < 0)
 		return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
 	if (id_changed) {
 		sqlite3_stmt *st = s->st[ST_SAVE_CHANGE];
