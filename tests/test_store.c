@@ -344,6 +344,11 @@ static void test_diff_grows_with_churn(void **state)
 	assert_int_equal(d.changed, 1);
 	assert_int_equal(d.history, 0);
 	assert_int_equal(count(db, "SELECT cpu_usage FROM processes WHERE pid = 5"), 42);
+	assert_int_equal(count(db,
+			       "SELECT count(*) FROM processes WHERE pid = 5 AND command_line = "
+			       "'synthetic --n=5' AND argv_json = '[\"synthetic\",\"--n=5\"]' AND "
+			       "platform_data LIKE '%\"utime_ticks\":99%'"),
+			 1);
 	assert_int_equal(count(db, "SELECT count(*) FROM process_changes"), 0);
 
 	/* an identity change (exec): history keeps the old command line */
@@ -453,6 +458,49 @@ static void test_samples(void **state)
 	assert_int_equal(de_store_last_diff(s).samples, 0);
 	de_store_close(s);
 	clear_many(r, 10);
+	free(path);
+}
+
+/* The text columns: platform_data as compact JSON, exact integers, flags. */
+static void test_text_columns(void **state)
+{
+	(void)state;
+	char *path = db_path("text.sqlite");
+	struct de_store *s = open_at(path, 3600);
+	sqlite3 *db = de_store_db(s);
+	struct de_process_record r[2];
+
+	mk_many(r, 2, 1000, 1);
+	json_decref(r[0].platform_data);
+	r[0].platform_data =
+		json_pack("{s:I,s:I,s:I,s:s,s:b,s:b,s:n}", "nice", (json_int_t)-5, "lo",
+			  (json_int_t)INT64_MIN, "hi", (json_int_t)INT64_MAX, "state", "R\"\\\x01",
+			  "exe_deleted", 1, "exe_replaced", 1, "none");
+	json_decref(r[1].platform_data);
+	r[1].platform_data = NULL;
+	store_ok(s, r, 2);
+	assert_int_equal(count(db,
+			       "SELECT count(*) FROM processes WHERE pid = 1 AND platform_data = "
+			       "'{\"nice\":-5,\"lo\":-9223372036854775808,"
+			       "\"hi\":9223372036854775807,\"state\":\"R\\\"\\\\\\u0001\","
+			       "\"exe_deleted\":true,\"exe_replaced\":true,\"none\":null}'"
+			       " AND exe_deleted = 1 AND exe_replaced = 1"),
+			 1);
+	assert_int_equal(count(db, "SELECT count(*) FROM processes WHERE pid = 2 AND "
+				   "platform_data IS NULL AND exe_deleted = 0"),
+			 1);
+	/* an empty command line is an empty text and an empty array */
+	for (size_t i = 0; i < r[1].command_line_len; i++)
+		free(r[1].command_line[i]);
+	r[1].command_line_len = 0;
+	retime(r, 2, 2000, 2);
+	store_ok(s, r, 2);
+	assert_int_equal(count(db, "SELECT count(*) FROM processes WHERE pid = 2 AND "
+				   "command_line = '' AND argv_json = '[]'"),
+			 1);
+	assert_int_equal(de_store_last_diff(s).history, 1);
+	de_store_close(s);
+	clear_many(r, 2);
 	free(path);
 }
 
@@ -581,6 +629,20 @@ static void test_events(void **state)
 	d = de_store_last_diff(s);
 	assert_int_equal(d.added + d.changed + d.exited + d.history + d.samples, 0);
 	assert_int_equal(count(db, "SELECT count(*) FROM process_instances"), EV_BASE + 2);
+
+	/* events older than the live instance (queued while a full scan saw the
+	   pid reused) change nothing: pid 5 has lived since 14500 */
+	struct de_process_record stale;
+	mk(&stale, 5, 1004, 20001, 0); /* the instance that ended at 15003 */
+	ev[0] = exec_ev(5, 20001, &stale);
+	ev[1] = exit_ev(5, 14400);
+	events_ok(s, 3, ev, 2);
+	d = de_store_last_diff(s);
+	assert_int_equal(d.added + d.changed + d.exited + d.history, 0);
+	assert_int_equal(count(db, "SELECT count(*) FROM processes p JOIN process_instances i ON "
+				   "i.id = p.instance_id WHERE p.pid = 5 AND i.start_time = 14500"),
+			 1);
+	de_process_record_clear(&stale);
 
 	/* many new pids grow the index; a full scan still agrees */
 	struct de_process_record many[100];
@@ -1214,6 +1276,7 @@ int main(void)
 		cmocka_unit_test(test_diff_grows_with_churn),
 		cmocka_unit_test(test_samples),
 		cmocka_unit_test(test_events),
+		cmocka_unit_test(test_text_columns),
 		cmocka_unit_test(test_query),
 		cmocka_unit_test(test_query_streams),
 		cmocka_unit_test(test_single_writer),

@@ -156,7 +156,10 @@ struct de_store_event {
  * instance that ends by an event has last_seen = exited_at = time_ms and
  * last_scan_id = exit_scan_id = scan_id; the exit code is not stored.  An
  * exec's record whose pid differs from the event's, or an unknown kind, is
- * a ValidationError (the whole batch is rolled back).  The snapshot time
+ * a ValidationError (the whole batch is rolled back).  Events older than
+ * the live instance of their pid are ignored (applied after a full scan
+ * that already saw the pid reused): an exec whose start_time is earlier
+ * than the live instance's, an exit whose time_ms is.  The snapshot time
  * (store_state) becomes the newest event's time and the snapshot scan
  * scan_id: the events keep the snapshot current.  The scan's new, changed
  * and exited counts add up over the batches applied under it.

@@ -18,7 +18,17 @@
  * leaves memory and file consistent with each other.  Real-time events
  * (de_store_apply_events) edit the table in place instead; when their
  * transaction fails the table is dropped and reloaded from the file before
- * the next batch.
+ * the next batch.  The hashes are stored in the processes rows (so a
+ * restart needs no rewrite): changing how they are computed needs a
+ * migration that sets them NULL.
+ *
+ * Where a scan's time goes (bench/bench_store.sh): on a steady host,
+ * walking each record's platform_data (a jansson object: every member and
+ * value its own allocation), which pd_sums() does for sixteen records side
+ * by side so their cache misses overlap; for new processes, SQLite's own
+ * inserts, which a full scan issues sixteen rows per statement
+ * (flush_queue()).  The record text is built in buffers reused from record
+ * to record.
  *
  * Schema history: 1 the foundation; 2 history that grows with churn
  * (instances, changes, samples, scan status, deliveries); 3 alerts.incomplete.
@@ -42,8 +52,8 @@ struct snap_ent {
 	uint32_t pid;
 	bool used;
 	bool has_start;
-	bool known; /* hashes valid (false for rows migrated from v1) */
-	bool seen;  /* present in the batch being applied */
+	bool known;    /* hashes valid (false for rows migrated from v1) */
+	uint32_t seen; /* the generation (scan) that last saw it */
 	int64_t start;
 	int64_t inst; /* process_instances.id */
 	uint64_t idh; /* identity hash */
@@ -138,6 +148,26 @@ static int tab_reserve(struct snap_tab *t)
 }
 
 /*
+ * An empty table for n entries into *out, made from spare's memory when it
+ * is the right size (spare is then left empty), else newly allocated.
+ */
+static int tab_take(struct snap_tab *spare, struct snap_tab *out, size_t n)
+{
+	size_t cap = 64;
+
+	while (cap < n * 2)
+		cap *= 2;
+	if (spare->cap == cap) {
+		memset(spare->e, 0, cap * sizeof(*spare->e));
+		spare->len = 0;
+		*out = *spare;
+		*spare = (struct snap_tab){0};
+		return 0;
+	}
+	return tab_init(out, n);
+}
+
+/*
  * Remove an entry: later entries of its probe run move back into the hole
  * (linear probing without tombstones), so lookups stay exact.
  */
@@ -162,6 +192,7 @@ static void tab_del(struct snap_tab *t, struct snap_ent *e)
 
 enum {
 	ST_INS_SNAP,
+	ST_UPD_SNAP,
 	ST_INS_INST,
 	ST_UPD_VALS,
 	ST_SAVE_CHANGE,
@@ -171,24 +202,54 @@ enum {
 	ST_INS_SAMPLE,
 	ST_SET_STATE,
 	ST_SCAN_COUNTS,
+	ST_NEXT_INST,
 	ST_MAX
 };
 
+/*
+ * The two inserts of a new instance, also prepared for BATCH_ROWS rows at
+ * once (multi_sql()): a first scan of 10,000 processes spent about a third
+ * of SQLite's time opening, seeking and closing cursors per row.  Every
+ * statement numbers its parameters alike (bind_record()), NPARAM per row.
+ * OR FAIL: a multi-row insert that may abort needs a statement journal (a
+ * copy of every page it touches); a failed batch is rolled back whole
+ * anyway.  Instance ids are given, not left to SQLite, so that the
+ * snapshot rows of a batch can name them.
+ */
+#define NPARAM	   23
+#define BATCH_ROWS 16
+#define INS_SNAP_HEAD                                                                              \
+	"INSERT OR FAIL INTO processes(pid, id, scan_id, collection_time, ppid, name,"             \
+	" executable_path, command_line, argv_json, start_time, cpu_usage, memory_usage,"          \
+	" executable_hash, hash_algorithm, user_id, accessible, file_exists, exe_deleted,"         \
+	" exe_replaced, platform_data, instance_id, identity_hash, value_hash) VALUES"
+#define INS_SNAP_ROW                                                                               \
+	"(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23)"
+#define INS_INST_HEAD                                                                              \
+	"INSERT OR FAIL INTO process_instances(id, pid, ppid, name, executable_path,"              \
+	" command_line, argv_json, start_time, cpu_usage, memory_usage, executable_hash,"          \
+	" hash_algorithm, user_id, accessible, file_exists, exe_deleted, exe_replaced,"            \
+	" platform_data, first_seen, last_seen, first_scan_id, last_scan_id) VALUES"
+#define INS_INST_ROW                                                                               \
+	"(?21,?1,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?4,?4,?3,?3)"
+
 static const char *const stmt_sql[ST_MAX] = {
-	[ST_INS_SNAP] = "INSERT OR REPLACE INTO processes(pid, id, scan_id, collection_time,"
-			" ppid, name, executable_path, command_line, argv_json, start_time,"
-			" cpu_usage, memory_usage, executable_hash, hash_algorithm, user_id,"
-			" accessible, file_exists, exe_deleted, exe_replaced, platform_data,"
-			" instance_id, identity_hash, value_hash)"
-			" VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,"
-			"?18,?19,?20,?21,?22,?23)",
-	[ST_INS_INST] = "INSERT INTO process_instances(pid, ppid, name, executable_path,"
-			" command_line, argv_json, start_time, cpu_usage, memory_usage,"
-			" executable_hash, hash_algorithm, user_id, accessible, file_exists,"
-			" exe_deleted, exe_replaced, platform_data, first_seen, last_seen,"
-			" first_scan_id, last_scan_id)"
-			" VALUES(?1,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,"
-			"?4,?4,?3,?3)",
+	/*
+	 * Plain INSERT and UPDATE, never INSERT OR REPLACE: a REPLACE may
+	 * delete rows, so SQLite keeps a statement journal of every page it
+	 * touches, which for a 10,000-process first scan copied (and with big
+	 * pages spilled to a temporary file) several pages per record.  The
+	 * in-memory index says whether the pid already has a row.
+	 */
+	[ST_INS_SNAP] = INS_SNAP_HEAD INS_SNAP_ROW,
+	[ST_UPD_SNAP] = "UPDATE processes SET id = ?2, scan_id = ?3, collection_time = ?4,"
+			" ppid = ?5, name = ?6, executable_path = ?7, command_line = ?8,"
+			" argv_json = ?9, start_time = ?10, cpu_usage = ?11, memory_usage = ?12,"
+			" executable_hash = ?13, hash_algorithm = ?14, user_id = ?15,"
+			" accessible = ?16, file_exists = ?17, exe_deleted = ?18,"
+			" exe_replaced = ?19, platform_data = ?20, instance_id = ?21,"
+			" identity_hash = ?22, value_hash = ?23 WHERE pid = ?1",
+	[ST_INS_INST] = INS_INST_HEAD INS_INST_ROW,
 	[ST_UPD_VALS] = "UPDATE processes SET id = ?2, scan_id = ?3, collection_time = ?4,"
 			" cpu_usage = ?11, memory_usage = ?12, platform_data = ?20,"
 			" value_hash = ?23 WHERE pid = ?1",
@@ -212,9 +273,22 @@ static const char *const stmt_sql[ST_MAX] = {
 			  " memory_usage) VALUES(?1, ?2, ?3, ?4, ?5)",
 	[ST_SET_STATE] = "INSERT OR REPLACE INTO store_state(key, value) VALUES"
 			 "('snapshot_time', ?1), ('snapshot_scan', ?2), ('sample_time', ?3)",
+	[ST_NEXT_INST] = "SELECT coalesce(max(id), 0) + 1 FROM process_instances",
 	[ST_SCAN_COUNTS] = "UPDATE scans SET new_count = coalesce(new_count, 0) + ?1,"
 			   " changed_count = coalesce(changed_count, 0) + ?2,"
 			   " exited_count = coalesce(exited_count, 0) + ?3 WHERE id = ?4",
+};
+
+/* A growable string, reused record after record (bound_make). */
+struct sbuf {
+	char *p;
+	size_t len, cap;
+	bool oom;
+};
+
+/* The text columns of the record being written. */
+struct textbufs {
+	struct sbuf cmd, argv, pd;
 };
 
 struct de_store {
@@ -226,7 +300,18 @@ struct de_store {
 	uint64_t max_size_bytes;
 	int64_t sample_interval_ms;
 	sqlite3_stmt *st[ST_MAX];
-	struct snap_tab snap; /* the committed snapshot, by pid */
+	struct snap_tab snap;  /* the committed snapshot, by pid */
+	struct snap_tab spare; /* the previous index's memory, reused by the next scan */
+	uint32_t gen;	       /* counts full scans: snap_ent.seen */
+	struct pd_sum *pd;     /* per-record platform_data sums of the scan in hand */
+	/* bound_make's buffers: one per queued row, and one for single rows */
+	struct textbufs text[BATCH_ROWS + 1];
+	sqlite3_stmt *multi_inst, *multi_snap; /* the inserts for BATCH_ROWS rows */
+	struct pending *queue;		       /* BATCH_ROWS new instances to insert */
+	size_t queued;
+	bool batching;	   /* queue new instances (a full scan) */
+	int64_t next_inst; /* id for the next instance (within a transaction) */
+	size_t pd_cap;
 	bool snap_loaded;
 	int64_t snap_time, snap_scan, sample_time; /* from store_state */
 	struct de_store_diff last_diff;		   /* of the last successful batch */
@@ -456,10 +541,16 @@ static int migrate(struct de_store *s, struct de_error *err)
 					    "%s: is a SQLite database but not a daemoneye event "
 					    "store; refusing to modify it",
 					    s->path);
-		/* a new file: let retention hand freed pages back to the file system */
-		if (sqlite3_exec(s->db, "PRAGMA auto_vacuum=INCREMENTAL", NULL, NULL, NULL) !=
-		    SQLITE_OK)
-			return db_err(s, err, "cannot set auto_vacuum");
+		/*
+		 * A new file: 16 KiB pages (a first scan of 10,000 processes took
+		 * about three times as long with 4 KiB pages: four times as many
+		 * pages to allocate, fill, balance and log); let retention hand
+		 * freed pages back to the file system.
+		 */
+		if (sqlite3_exec(s->db, "PRAGMA page_size=16384", NULL, NULL, NULL) != SQLITE_OK ||
+		    sqlite3_exec(s->db, "PRAGMA auto_vacuum=INCREMENTAL", NULL, NULL, NULL) !=
+			    SQLITE_OK)
+			return db_err(s, err, "cannot set the page size or auto_vacuum");
 	}
 	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
 		return db_err(s, err, "cannot start migration");
@@ -574,6 +665,41 @@ static int reopen_immutable(struct de_store *s, struct de_error *err)
 	return 0;
 }
 
+/*
+ * Prepare head followed by BATCH_ROWS copies of row, the parameters of
+ * copy r renumbered by r * NPARAM.
+ */
+static int prepare_multi(struct de_store *s, const char *head, const char *row, sqlite3_stmt **out,
+			 struct de_error *err)
+{
+	size_t cap = strlen(head) + BATCH_ROWS * (strlen(row) * 2 + 2) + 1, o;
+	char *sql = malloc(cap);
+	int rc = 0;
+
+	if (!sql)
+		return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
+	o = (size_t)snprintf(sql, cap, "%s", head);
+	for (int r = 0; r < BATCH_ROWS; r++) {
+		if (r)
+			sql[o++] = ',';
+		for (const char *p = row; *p;) {
+			if (*p != '?') {
+				sql[o++] = *p++;
+				continue;
+			}
+			char *end;
+			long n = strtol(p + 1, &end, 10);
+			o += (size_t)snprintf(sql + o, cap - o, "?%ld", n + (long)r * NPARAM);
+			p = end;
+		}
+	}
+	sql[o] = '\0';
+	if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL) != SQLITE_OK)
+		rc = db_err(s, err, "cannot prepare statements");
+	free(sql);
+	return rc;
+}
+
 int de_store_open(const struct de_store_config *cfg, struct de_store **out, struct de_error *err)
 {
 	struct de_store *s;
@@ -641,6 +767,9 @@ int de_store_open(const struct de_store_config *cfg, struct de_store **out, stru
 				rc = db_err(s, err, "cannot prepare statements");
 				goto fail;
 			}
+		if ((rc = prepare_multi(s, INS_INST_HEAD, INS_INST_ROW, &s->multi_inst, err)) < 0 ||
+		    (rc = prepare_multi(s, INS_SNAP_HEAD, INS_SNAP_ROW, &s->multi_snap, err)) < 0)
+			goto fail;
 	} else {
 		int version = -1;
 		if (read_version(s->db, &version) < 0 && (rc = reopen_immutable(s, err)) < 0)
@@ -677,8 +806,18 @@ void de_store_close(struct de_store *s)
 		return;
 	for (int i = 0; i < ST_MAX; i++)
 		sqlite3_finalize(s->st[i]);
+	sqlite3_finalize(s->multi_inst); /* before the close, which fails while any is open */
+	sqlite3_finalize(s->multi_snap);
 	sqlite3_close(s->db);
 	tab_free(&s->snap);
+	tab_free(&s->spare);
+	free(s->pd);
+	for (size_t i = 0; i <= BATCH_ROWS; i++) {
+		free(s->text[i].cmd.p);
+		free(s->text[i].argv.p);
+		free(s->text[i].pd.p);
+	}
+	free(s->queue);
 	if (s->lock_fd >= 0)
 		close(s->lock_fd); /* releases the flock */
 	free(s);
@@ -773,32 +912,36 @@ int de_store_scan_fail(struct de_store *s, int64_t scan_id, int64_t ended_ms, co
 /* ---- hashing records ---------------------------------------------------- */
 
 /*
- * platform_data keys whose values change while a process lives: they go
- * into the changing-values hash (snapshot update only), not the identity
- * hash (which records history).
+ * platform_data keys whose values change while a process lives (state,
+ * threads, utime_ticks, stime_ticks, nice, vsize, rss): they go into the
+ * changing-values hash (snapshot update only), not the identity hash (which
+ * records history).  Also the two keys whose booleans have columns of their
+ * own.  A switch on the length first: this runs for every key of every
+ * record.
  */
-static const char *const volatile_keys[] = {
-	"state", "threads", "utime_ticks", "stime_ticks", "nice", "vsize", "rss", NULL,
-};
+enum pd_key { PD_IDENTITY, PD_VOLATILE, PD_EXE_DELETED, PD_EXE_REPLACED };
 
-/* A switch on the first byte first: this runs for every key of every record. */
-static bool is_volatile(const char *k, size_t n)
+static enum pd_key pd_key_kind(const char *k, size_t n)
 {
-	switch (k[0]) {
-	case 's':
-	case 't':
-	case 'u':
-	case 'n':
-	case 'v':
-	case 'r':
-		break;
+	switch (n) {
+	case 3:
+		return memcmp(k, "rss", 3) == 0 ? PD_VOLATILE : PD_IDENTITY;
+	case 4:
+		return memcmp(k, "nice", 4) == 0 ? PD_VOLATILE : PD_IDENTITY;
+	case 5:
+		return memcmp(k, "state", 5) == 0 || memcmp(k, "vsize", 5) == 0 ? PD_VOLATILE
+										: PD_IDENTITY;
+	case 7:
+		return memcmp(k, "threads", 7) == 0 ? PD_VOLATILE : PD_IDENTITY;
+	case 11:
+		if (memcmp(k, "utime_ticks", 11) == 0 || memcmp(k, "stime_ticks", 11) == 0)
+			return PD_VOLATILE;
+		return memcmp(k, "exe_deleted", 11) == 0 ? PD_EXE_DELETED : PD_IDENTITY;
+	case 12:
+		return memcmp(k, "exe_replaced", 12) == 0 ? PD_EXE_REPLACED : PD_IDENTITY;
 	default:
-		return false;
+		return PD_IDENTITY;
 	}
-	for (size_t i = 0; volatile_keys[i]; i++)
-		if (strlen(volatile_keys[i]) == n && memcmp(k, volatile_keys[i], n) == 0)
-			return true;
-	return false;
 }
 
 static uint64_t mix(uint64_t h)
@@ -818,6 +961,41 @@ static uint64_t mix(uint64_t h)
  */
 #define HK 0x9E3779B97F4A7C15ull
 
+/*
+ * The last n < 8 bytes as memcpy into a zeroed word would give them, but
+ * put together in registers: the memcpy became byte stores and one wide
+ * load of the same stack slot, a store-forwarding stall on every string.
+ */
+static inline uint64_t tail_bytes(const unsigned char *b, size_t n)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	uint64_t w = 0;
+	unsigned shift = 0;
+
+	if (n & 4) {
+		uint32_t x;
+		memcpy(&x, b, 4);
+		w = x;
+		b += 4;
+		shift = 32;
+	}
+	if (n & 2) {
+		uint16_t x;
+		memcpy(&x, b, 2);
+		w |= (uint64_t)x << shift;
+		b += 2;
+		shift += 16;
+	}
+	if (n & 1)
+		w |= (uint64_t)*b << shift;
+	return w;
+#else
+	uint64_t w = 0;
+	memcpy(&w, b, n);
+	return w;
+#endif
+}
+
 static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
 {
 	const unsigned char *b = p;
@@ -831,9 +1009,7 @@ static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
 		b += 8;
 		n -= 8;
 	}
-	w = 0;
-	memcpy(&w, b, n);
-	h = (h ^ w) * HK;
+	h = (h ^ tail_bytes(b, n)) * HK;
 	return h ^ (h >> 32);
 }
 
@@ -850,30 +1026,21 @@ static uint64_t hash_str(uint64_t h, const char *s)
 
 static uint64_t hash_json(uint64_t h, const json_t *j);
 
-/*
- * Object members combined by addition: the order of keys does not matter.
- * One pass yields two sums, the identity members (*id) and the volatile
- * ones (*vol, may be NULL: then every member counts as identity).  The
- * iterator API is used directly: json_object_foreach looks every key up
- * again, which dominated a scan's cost.
- */
-static void hash_members(const json_t *o, uint64_t *id, uint64_t *vol)
+/* Object members combined by addition: the order of keys does not matter. */
+static uint64_t member_hash(const char *k, size_t kn, const json_t *v)
 {
-	uint64_t a = 0, b = 0;
+	return mix(hash_bytes(1, k, kn) ^ hash_json(2, v));
+}
+
+static uint64_t hash_object(const json_t *o)
+{
+	uint64_t sum = 0;
 
 	for (void *it = json_object_iter((json_t *)o); it;
-	     it = json_object_iter_next((json_t *)o, it)) {
-		const char *k = json_object_iter_key(it);
-		size_t kn = json_object_iter_key_len(it);
-		uint64_t m = mix(hash_bytes(1, k, kn) ^ hash_json(2, json_object_iter_value(it)));
-		if (vol && is_volatile(k, kn))
-			b += m;
-		else
-			a += m;
-	}
-	*id = a;
-	if (vol)
-		*vol = b;
+	     it = json_object_iter_next((json_t *)o, it))
+		sum += member_hash(json_object_iter_key(it), json_object_iter_key_len(it),
+				   json_object_iter_value(it));
+	return sum;
 }
 
 static uint64_t hash_json(uint64_t h, const json_t *j)
@@ -881,11 +1048,8 @@ static uint64_t hash_json(uint64_t h, const json_t *j)
 	if (!j)
 		return hash_u64(h, 11);
 	switch (json_typeof(j)) {
-	case JSON_OBJECT: {
-		uint64_t sum;
-		hash_members(j, &sum, NULL);
-		return hash_u64(hash_u64(h, 1), sum);
-	}
+	case JSON_OBJECT:
+		return hash_u64(hash_u64(h, 1), hash_object(j));
 	case JSON_ARRAY: {
 		h = hash_u64(h, 2);
 		for (size_t i = 0; i < json_array_size(j); i++)
@@ -911,13 +1075,116 @@ static uint64_t hash_json(uint64_t h, const json_t *j)
 	}
 }
 
-/*
- * The two hashes of a record: identity (what makes history) and changing
- * values (what only updates the snapshot row).
- */
-static void record_hashes(const struct de_process_record *r, uint64_t *idh, uint64_t *vh)
+/* What one pass over a record's platform_data yields. */
+struct pd_sum {
+	uint64_t id, vol; /* member hashes summed: identity members, volatile ones */
+	bool object;	  /* platform_data is an object (else hashed whole) */
+	bool exe_deleted, exe_replaced;
+};
+
+static void pd_member(struct pd_sum *ps, void *it)
 {
-	uint64_t h = 0x1234567, v = 0x7654321, u = 0, pid_sum = 0, pvol_sum = 0;
+	const char *k = json_object_iter_key(it);
+	size_t kn = json_object_iter_key_len(it);
+	const json_t *v = json_object_iter_value(it);
+	uint64_t m = member_hash(k, kn, v);
+
+	switch (pd_key_kind(k, kn)) {
+	case PD_VOLATILE:
+		ps->vol += m;
+		return;
+	case PD_EXE_DELETED:
+		ps->exe_deleted = json_is_true(v);
+		break;
+	case PD_EXE_REPLACED:
+		ps->exe_replaced = json_is_true(v);
+		break;
+	default:
+		break;
+	}
+	ps->id += m;
+}
+
+#define PD_LANES 16
+
+/*
+ * The platform_data sums of n records.  Each object is a linked list of
+ * members, each member and its value a separate allocation: walked one
+ * record at a time, every step waits for memory (this was most of a steady
+ * scan's time).  So PD_LANES records are walked side by side, a step of
+ * each in turn: a lane asks for its next member and that member's value a
+ * round before it reads them, and the lanes' misses overlap.
+ */
+static void pd_sums(const struct de_process_record *recs, size_t n, struct pd_sum *out)
+{
+	for (size_t base = 0; base < n; base += PD_LANES) {
+		size_t m = n - base < PD_LANES ? n - base : PD_LANES, busy = 0;
+		void *next[PD_LANES], *ready[PD_LANES];
+
+		for (size_t j = 0; j < m; j++) {
+			const json_t *o = recs[base + j].platform_data;
+			struct pd_sum *ps = &out[base + j];
+			*ps = (struct pd_sum){.object = json_is_object(o)};
+			ready[j] = next[j] = NULL;
+			if (ps->object)
+				next[j] = json_object_iter((json_t *)o);
+			if (next[j]) {
+				__builtin_prefetch(next[j]);
+				busy++;
+			}
+			if (base + PD_LANES + j < n)
+				__builtin_prefetch(recs[base + PD_LANES + j].platform_data);
+		}
+		while (busy) {
+			for (size_t j = 0; j < m; j++) {
+				if (ready[j]) {
+					pd_member(&out[base + j], ready[j]);
+					ready[j] = NULL;
+				}
+				if (!next[j])
+					continue;
+				__builtin_prefetch(json_object_iter_value(next[j]));
+				ready[j] = next[j];
+				next[j] = json_object_iter_next(
+					(json_t *)recs[base + j].platform_data, next[j]);
+				if (next[j])
+					__builtin_prefetch(next[j]);
+				else
+					busy--;
+			}
+		}
+		for (size_t j = 0; j < m; j++)
+			if (ready[j])
+				pd_member(&out[base + j], ready[j]);
+	}
+}
+
+/* Room for n records' sums in s->pd. */
+static int pd_reserve(struct de_store *s, size_t n)
+{
+	struct pd_sum *p;
+
+	if (n <= s->pd_cap)
+		return 0;
+	p = realloc(s->pd, n * sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	s->pd = p;
+	s->pd_cap = n;
+	return 0;
+}
+
+/* A record's two hashes and the platform_data facts that have columns. */
+struct rec_sum {
+	uint64_t idh; /* identity: what makes history */
+	uint64_t vh;  /* changing values: what only updates the snapshot row */
+	bool exe_deleted, exe_replaced;
+};
+
+static void record_hashes(const struct de_process_record *r, const struct pd_sum *ps,
+			  struct rec_sum *out)
+{
+	uint64_t h = 0x1234567, v = 0x7654321, u = 0;
 
 	h = hash_u64(h, r->has_ppid ? (uint64_t)r->ppid + 1 : 0);
 	h = hash_str(h, r->name);
@@ -929,73 +1196,29 @@ static void record_hashes(const struct de_process_record *r, uint64_t *idh, uint
 	h = hash_str(h, r->hash_algorithm);
 	h = hash_str(h, r->user_id);
 	h = hash_u64(h, (uint64_t)r->accessible << 1 | r->file_exists);
-	if (json_is_object(r->platform_data)) {
-		hash_members(r->platform_data, &pid_sum, &pvol_sum);
-		h = hash_u64(h, pid_sum);
-	} else {
-		h = hash_json(h, r->platform_data);
-	}
+	h = ps->object ? hash_u64(h, ps->id) : hash_json(h, r->platform_data);
 	if (r->has_cpu_usage)
 		memcpy(&u, &r->cpu_usage, 8);
 	v = hash_u64(v, r->has_cpu_usage ? u : 0xfff);
 	v = hash_u64(v, r->has_memory_usage ? r->memory_usage : UINT64_MAX);
-	v = hash_u64(v, pvol_sum);
-	*idh = mix(h);
-	*vh = mix(v);
+	v = hash_u64(v, ps->vol);
+	out->idh = mix(h);
+	out->vh = mix(v);
+	out->exe_deleted = ps->exe_deleted;
+	out->exe_replaced = ps->exe_replaced;
 }
 
 /* ---- binding a record --------------------------------------------------- */
 
-/* Arguments joined by single spaces (exact bytes). */
-static char *join_argv(char *const *argv, size_t n)
-{
-	size_t len = 1;
-	char *out, *p;
-
-	for (size_t i = 0; i < n; i++)
-		len += strlen(argv[i]) + 1;
-	out = malloc(len);
-	if (!out)
-		return NULL;
-	p = out;
-	for (size_t i = 0; i < n; i++) {
-		size_t l = strlen(argv[i]);
-		if (i)
-			*p++ = ' ';
-		memcpy(p, argv[i], l);
-		p += l;
-	}
-	*p = '\0';
-	return out;
-}
-
-static bool pd_bool(const json_t *pd, const char *k)
-{
-	return json_is_true(json_object_get(pd, k));
-}
-
 /*
  * The text forms of a record, built once and bound to several statements.
- * Parameter numbers are shared by every statement in stmt_sql[].
+ * Parameter numbers are shared by every statement in stmt_sql[].  The
+ * strings live in the store's reusable buffers (struct textbufs): valid
+ * until the next bound_make(), so a new process costs no allocation.
  */
 struct bound {
 	char uuid[DE_UUID_STR_LEN + 1];
-	char *cmd, *argv, *pd;
-};
-
-static void bound_clear(struct bound *b)
-{
-	free(b->cmd);
-	free(b->argv);
-	free(b->pd);
-	memset(b, 0, sizeof(*b));
-}
-
-/* A growable string for the JSON text below. */
-struct sbuf {
-	char *p;
-	size_t len, cap;
-	bool oom;
+	const char *cmd, *argv, *pd; /* pd NULL when the record has none */
 };
 
 static void sb_put(struct sbuf *b, const char *s, size_t n)
@@ -1017,6 +1240,17 @@ static void sb_put(struct sbuf *b, const char *s, size_t n)
 	memcpy(b->p + b->len, s, n);
 	b->len += n;
 	b->p[b->len] = '\0';
+}
+
+/* Empty the buffer for reuse, keeping its memory; false if it ran out. */
+static bool sb_reset(struct sbuf *b)
+{
+	bool ok = !b->oom;
+
+	b->len = 0;
+	b->oom = false;
+	sb_put(b, "", 0); /* "" rather than NULL even when nothing is added */
+	return ok;
 }
 
 /* A JSON string literal of valid UTF-8 (as jansson writes it, compact). */
@@ -1057,6 +1291,22 @@ static void sb_json_str(struct sbuf *b, const char *s, size_t n)
 	sb_put(b, "\"", 1);
 }
 
+/* Decimal text of v, as "%" JSON_INTEGER_FORMAT writes it (snprintf was a
+   tenth of a new process's cost). */
+static void sb_int(struct sbuf *b, json_int_t v)
+{
+	char buf[24], *p = buf + sizeof(buf);
+	unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		*--p = '-';
+	sb_put(b, p, (size_t)(buf + sizeof(buf) - p));
+}
+
 /*
  * Compact JSON text of a value.  Flat objects of strings, integers and
  * booleans (what the collector's platform_data is) are written here, the
@@ -1064,16 +1314,12 @@ static void sb_json_str(struct sbuf *b, const char *s, size_t n)
  */
 static void sb_json(struct sbuf *b, const json_t *j)
 {
-	char num[32];
-	int n;
-
 	switch (json_typeof(j)) {
 	case JSON_STRING:
 		sb_json_str(b, json_string_value(j), json_string_length(j));
 		return;
 	case JSON_INTEGER:
-		n = snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(j));
-		sb_put(b, num, (size_t)n);
+		sb_int(b, json_integer_value(j));
 		return;
 	case JSON_TRUE:
 		sb_put(b, "true", 4);
@@ -1112,93 +1358,106 @@ static void sb_json(struct sbuf *b, const json_t *j)
 }
 
 /*
- * The text forms of a record.  argv_json: a JSON array; arguments that are
- * not valid UTF-8 carry U+FFFD there (the exact bytes stay in command_line).
+ * The text forms of a record: command_line (arguments joined by single
+ * spaces, exact bytes), argv_json (a JSON array; arguments that are not
+ * valid UTF-8 carry U+FFFD there, the exact bytes stay in command_line) and
+ * platform_data's JSON text.  With values_only just platform_data (what a
+ * change of values rewrites; the other two are then empty).
  */
-static int bound_make(struct bound *b, const struct de_process_record *r)
+static int bound_make(struct de_store *s, size_t slot, struct bound *b,
+		      const struct de_process_record *r, bool values_only)
 {
-	struct sbuf sb = {0};
-	bool utf8_ok = true;
+	struct textbufs *t = &s->text[slot];
+	bool utf8_ok = true, ok;
 
-	memset(b, 0, sizeof(*b));
-	b->cmd = join_argv(r->command_line, r->command_line_len);
-	if (!b->cmd)
-		goto fail;
-	for (size_t i = 0; i < r->command_line_len && utf8_ok; i++)
-		utf8_ok = de_utf8_valid(r->command_line[i], strlen(r->command_line[i]));
-	if (utf8_ok) {
-		sb_put(&sb, "[", 1);
+	sb_reset(&t->cmd);
+	sb_reset(&t->argv);
+	sb_reset(&t->pd);
+	for (size_t i = 0; i < r->command_line_len && !values_only; i++) {
+		size_t l = strlen(r->command_line[i]);
+		if (i)
+			sb_put(&t->cmd, " ", 1);
+		sb_put(&t->cmd, r->command_line[i], l);
+		if (utf8_ok)
+			utf8_ok = de_utf8_valid(r->command_line[i], l);
+	}
+	if (values_only) {
+		/* argv_json and command_line are not rewritten */
+	} else if (utf8_ok) {
+		sb_put(&t->argv, "[", 1);
 		for (size_t i = 0; i < r->command_line_len; i++) {
 			if (i)
-				sb_put(&sb, ",", 1);
-			sb_json_str(&sb, r->command_line[i], strlen(r->command_line[i]));
+				sb_put(&t->argv, ",", 1);
+			sb_json_str(&t->argv, r->command_line[i], strlen(r->command_line[i]));
 		}
-		sb_put(&sb, "]", 1);
-		if (sb.oom)
-			goto fail;
-		b->argv = sb.p;
+		sb_put(&t->argv, "]", 1);
 	} else {
 		json_t *full = de_process_record_to_json(r);
-		if (!full)
-			goto fail;
-		b->argv = json_dumps(json_object_get(full, "command_line"), JSON_COMPACT);
+		char *txt = full ? json_dumps(json_object_get(full, "command_line"), JSON_COMPACT)
+				 : NULL;
+		if (txt)
+			sb_put(&t->argv, txt, strlen(txt));
+		else
+			t->argv.oom = true;
+		free(txt);
 		json_decref(full);
-		if (!b->argv)
-			goto fail;
 	}
-	sb = (struct sbuf){0};
-	if (r->platform_data) {
-		sb_json(&sb, r->platform_data);
-		if (sb.oom || !sb.p)
-			goto fail;
-		b->pd = sb.p;
+	if (r->platform_data)
+		sb_json(&t->pd, r->platform_data);
+	ok = !t->cmd.oom && !t->argv.oom && !t->pd.oom;
+	if (!ok) {
+		/* leave the buffers usable for the next record */
+		sb_reset(&t->cmd);
+		sb_reset(&t->argv);
+		sb_reset(&t->pd);
+		return -ENOMEM;
 	}
+	b->cmd = t->cmd.p;
+	b->argv = t->argv.p;
+	b->pd = r->platform_data ? t->pd.p : NULL;
 	de_uuid_format(&r->id, b->uuid);
 	return 0;
-fail:
-	free(sb.p);
-	bound_clear(b);
-	return -ENOMEM;
 }
 
-static void bind_record(sqlite3_stmt *st, const struct de_process_record *r, const struct bound *b,
-			int64_t inst, uint64_t idh, uint64_t vh)
+/* Bind a record as the row whose parameters start after off (0, NPARAM, ...). */
+static void bind_record(sqlite3_stmt *st, int off, const struct de_process_record *r,
+			const struct bound *b, int64_t inst, const struct rec_sum *h)
 {
-	sqlite3_bind_int64(st, 1, r->pid);
-	sqlite3_bind_text(st, 2, b->uuid, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, r->scan_id);
-	sqlite3_bind_int64(st, 4, r->collection_time);
+	sqlite3_bind_int64(st, off + 1, r->pid);
+	sqlite3_bind_text(st, off + 2, b->uuid, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, off + 3, r->scan_id);
+	sqlite3_bind_int64(st, off + 4, r->collection_time);
 	if (r->has_ppid)
-		sqlite3_bind_int64(st, 5, r->ppid);
+		sqlite3_bind_int64(st, off + 5, r->ppid);
 	else
 		sqlite3_bind_null(st, 5);
-	sqlite3_bind_text(st, 6, r->name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 7, r->executable_path, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 8, b->cmd, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 9, b->argv, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, off + 6, r->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, off + 7, r->executable_path, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, off + 8, b->cmd, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, off + 9, b->argv, -1, SQLITE_STATIC);
 	if (r->has_start_time)
-		sqlite3_bind_int64(st, 10, r->start_time);
+		sqlite3_bind_int64(st, off + 10, r->start_time);
 	else
 		sqlite3_bind_null(st, 10);
 	if (r->has_cpu_usage)
-		sqlite3_bind_double(st, 11, r->cpu_usage);
+		sqlite3_bind_double(st, off + 11, r->cpu_usage);
 	else
 		sqlite3_bind_null(st, 11);
 	if (r->has_memory_usage)
-		sqlite3_bind_int64(st, 12, (sqlite3_int64)r->memory_usage);
+		sqlite3_bind_int64(st, off + 12, (sqlite3_int64)r->memory_usage);
 	else
 		sqlite3_bind_null(st, 12);
-	sqlite3_bind_text(st, 13, r->executable_hash, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 14, r->hash_algorithm, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 15, r->user_id, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 16, r->accessible);
-	sqlite3_bind_int(st, 17, r->file_exists);
-	sqlite3_bind_int(st, 18, pd_bool(r->platform_data, "exe_deleted"));
-	sqlite3_bind_int(st, 19, pd_bool(r->platform_data, "exe_replaced"));
-	sqlite3_bind_text(st, 20, b->pd, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 21, inst);
-	sqlite3_bind_int64(st, 22, (sqlite3_int64)idh);
-	sqlite3_bind_int64(st, 23, (sqlite3_int64)vh);
+	sqlite3_bind_text(st, off + 13, r->executable_hash, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, off + 14, r->hash_algorithm, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, off + 15, r->user_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, off + 16, r->accessible);
+	sqlite3_bind_int(st, off + 17, r->file_exists);
+	sqlite3_bind_int(st, off + 18, h->exe_deleted);
+	sqlite3_bind_int(st, off + 19, h->exe_replaced);
+	sqlite3_bind_text(st, off + 20, b->pd, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, off + 21, inst);
+	sqlite3_bind_int64(st, off + 22, (sqlite3_int64)h->idh);
+	sqlite3_bind_int64(st, off + 23, (sqlite3_int64)h->vh);
 }
 
 /* Step a statement whose parameters are bound, then reset it. */
@@ -1292,35 +1551,82 @@ static void remember_sample(struct snap_ent *e, const struct de_process_record *
 	e->s_mem = r->memory_usage;
 }
 
+/* A new instance waiting in s->queue for its rows to be inserted. */
+struct pending {
+	const struct de_process_record *r; /* borrowed from the batch */
+	struct rec_sum h;
+	int64_t inst;
+	struct bound b; /* in s->text[its place in the queue] */
+};
+
+/* Insert the queued instances: BATCH_ROWS at once, or row by row. */
+static int flush_queue(struct de_store *s, struct de_error *err)
+{
+	size_t n = s->queued;
+	int rc = 0;
+
+	s->queued = 0;
+	if (n == BATCH_ROWS) {
+		for (size_t i = 0; i < n; i++) {
+			const struct pending *p = &s->queue[i];
+			bind_record(s->multi_inst, (int)i * NPARAM, p->r, &p->b, p->inst, &p->h);
+			bind_record(s->multi_snap, (int)i * NPARAM, p->r, &p->b, p->inst, &p->h);
+		}
+		if ((rc = exec_step(s, s->multi_inst, err, "cannot record a process instance")) <
+			    0 ||
+		    (rc = exec_step(s, s->multi_snap, err, "cannot store a process")) < 0)
+			return rc;
+		return 0;
+	}
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		const struct pending *p = &s->queue[i];
+		bind_record(s->st[ST_INS_INST], 0, p->r, &p->b, p->inst, &p->h);
+		if ((rc = run(s, ST_INS_INST, err, "cannot record a process instance")) < 0)
+			break;
+		bind_record(s->st[ST_INS_SNAP], 0, p->r, &p->b, p->inst, &p->h);
+		rc = run(s, ST_INS_SNAP, err, "cannot store a process");
+	}
+	return rc;
+}
+
 /*
- * A new instance of r: its process_instances row and its snapshot row; *ne
- * (the index entry for its pid) is filled.
+ * A new instance of r: its process_instances row and its snapshot row (an
+ * UPDATE when has_row: its pid's row still holds an earlier instance); *ne
+ * (the index entry for its pid) is filled.  In a full scan the two inserts
+ * wait in the queue (flush_queue() writes them before anything reads them).
  */
 static int write_new(struct de_store *s, const struct de_process_record *r, struct snap_ent *ne,
-		     uint64_t idh, uint64_t vh, struct de_store_diff *d, struct de_error *err)
+		     bool has_row, const struct rec_sum *h, struct de_store_diff *d,
+		     struct de_error *err)
 {
 	struct bound b;
+	int64_t inst = s->next_inst++;
 	int rc;
 
-	if (bound_make(&b, r) < 0)
-		return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
-	bind_record(s->st[ST_INS_INST], r, &b, 0, idh, vh);
-	if ((rc = run(s, ST_INS_INST, err, "cannot record a process instance")) < 0)
-		goto out;
-	ne->inst = sqlite3_last_insert_rowid(s->db);
+	ne->inst = inst;
 	ne->has_start = r->has_start_time;
 	ne->start = r->start_time;
 	ne->known = true;
-	ne->idh = idh;
-	ne->vh = vh;
+	ne->idh = h->idh;
+	ne->vh = h->vh;
 	remember_sample(ne, r);
-	bind_record(s->st[ST_INS_SNAP], r, &b, ne->inst, idh, vh);
-	if ((rc = run(s, ST_INS_SNAP, err, "cannot store a process")) < 0)
-		goto out;
 	d->added++;
-out:
-	bound_clear(&b);
-	return rc;
+	if (s->batching && !has_row) {
+		struct pending *p = &s->queue[s->queued];
+		if (bound_make(s, s->queued, &p->b, r, false) < 0)
+			return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
+		p->r = r;
+		p->h = *h;
+		p->inst = inst;
+		return ++s->queued == BATCH_ROWS ? flush_queue(s, err) : 0;
+	}
+	if (bound_make(s, BATCH_ROWS, &b, r, false) < 0)
+		return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
+	bind_record(s->st[ST_INS_INST], 0, r, &b, inst, h);
+	if ((rc = run(s, ST_INS_INST, err, "cannot record a process instance")) < 0)
+		return rc;
+	bind_record(s->st[has_row ? ST_UPD_SNAP : ST_INS_SNAP], 0, r, &b, inst, h);
+	return run(s, has_row ? ST_UPD_SNAP : ST_INS_SNAP, err, "cannot store a process");
 }
 
 /*
@@ -1331,11 +1637,11 @@ out:
  * changed cpu/memory becomes a sample.  t and scan date the writes.
  */
 static int write_same(struct de_store *s, const struct de_process_record *r,
-		      const struct snap_ent *old, struct snap_ent *ne, uint64_t idh, uint64_t vh,
+		      const struct snap_ent *old, struct snap_ent *ne, const struct rec_sum *h,
 		      int64_t t, int64_t scan, bool sampling, struct de_store_diff *d,
 		      struct de_error *err)
 {
-	bool id_changed = !old->known || old->idh != idh, vals_changed = old->vh != vh;
+	bool id_changed = !old->known || old->idh != h->idh, vals_changed = old->vh != h->vh;
 	bool sample = sampling && sample_differs(old, r);
 	int64_t inst = old->inst;
 	struct bound b;
@@ -1343,7 +1649,7 @@ static int write_same(struct de_store *s, const struct de_process_record *r,
 
 	if (!id_changed && !vals_changed && !sample)
 		return 0;
-	if (bound_make(&b, r) < 0)
+	if (bound_make(s, BATCH_ROWS, &b, r, !id_changed) < 0)
 		return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
 	if (id_changed) {
 		sqlite3_stmt *st = s->st[ST_SAVE_CHANGE];
@@ -1355,22 +1661,22 @@ static int write_same(struct de_store *s, const struct de_process_record *r,
 				goto out;
 			d->history++;
 		}
-		bind_record(s->st[ST_UPD_INST], r, &b, inst, idh, vh);
+		bind_record(s->st[ST_UPD_INST], 0, r, &b, inst, h);
 		if ((rc = run(s, ST_UPD_INST, err, "cannot update an instance")) < 0)
 			goto out;
-		bind_record(s->st[ST_INS_SNAP], r, &b, inst, idh, vh);
-		if ((rc = run(s, ST_INS_SNAP, err, "cannot store a process")) < 0)
+		bind_record(s->st[ST_UPD_SNAP], 0, r, &b, inst, h);
+		if ((rc = run(s, ST_UPD_SNAP, err, "cannot store a process")) < 0)
 			goto out;
 		d->changed++;
 	} else if (vals_changed) {
-		bind_record(s->st[ST_UPD_VALS], r, &b, inst, idh, vh);
+		bind_record(s->st[ST_UPD_VALS], 0, r, &b, inst, h);
 		if ((rc = run(s, ST_UPD_VALS, err, "cannot update a process")) < 0)
 			goto out;
 		d->changed++;
 	}
 	ne->known = true;
-	ne->idh = idh;
-	ne->vh = vh;
+	ne->idh = h->idh;
+	ne->vh = h->vh;
 	if (sample) {
 		sqlite3_stmt *st = s->st[ST_INS_SAMPLE];
 		sqlite3_bind_int64(st, 1, inst);
@@ -1390,7 +1696,6 @@ static int write_same(struct de_store *s, const struct de_process_record *r,
 		d->samples++;
 	}
 out:
-	bound_clear(&b);
 	return rc;
 }
 
@@ -1426,28 +1731,32 @@ static bool same_instance(const struct snap_ent *e, const struct de_process_reco
 	       (!r->has_start_time || e->start == r->start_time);
 }
 
-/* One record against the committed snapshot; its new index entry goes to nt. */
-static int apply_one(struct de_store *s, const struct de_process_record *r, struct snap_tab *nt,
-		     int64_t t, int64_t scan, bool sampling, struct de_store_diff *d,
-		     struct de_error *err)
+/*
+ * One record (ps: its platform_data sums) against the committed snapshot;
+ * its new index entry goes to nt.  *seen counts the committed entries seen.
+ */
+static int apply_one(struct de_store *s, const struct de_process_record *r, const struct pd_sum *ps,
+		     struct snap_tab *nt, int64_t t, int64_t scan, bool sampling, size_t *seen,
+		     struct de_store_diff *d, struct de_error *err)
 {
 	struct snap_ent *old = tab_find(&s->snap, r->pid);
 	struct snap_ent *ne = tab_add(nt, r->pid);
-	uint64_t idh, vh;
+	struct rec_sum h;
 
 	if (!ne)
 		return de_error_set(err, DE_ERR_VALIDATION, EINVAL,
 				    "%s: pid %u appears twice in one scan; the scan is refused",
 				    s->path, r->pid);
-	record_hashes(r, &idh, &vh);
+	record_hashes(r, ps, &h);
 	if (old && same_instance(old, r)) {
 		*ne = *old;
-		old->seen = true;
-		ne->seen = false;
-		return write_same(s, r, old, ne, idh, vh, t, scan, sampling, d, err);
+		old->seen = s->gen;
+		(*seen)++;
+		return write_same(s, r, old, ne, &h, t, scan, sampling, d, err);
 	}
-	/* a new instance (a new pid, or a reused pid with another start time) */
-	return write_new(s, r, ne, idh, vh, d, err);
+	/* a new instance (a new pid, or a reused pid with another start time,
+	   whose row it takes over: the old instance's exit deletes nothing) */
+	return write_new(s, r, ne, old != NULL, &h, d, err);
 }
 
 /*
@@ -1475,8 +1784,27 @@ static void prefetch_record(const struct de_process_record *recs, size_t n, size
 	}
 }
 
+/* BEGIN IMMEDIATE, and the id the transaction's first new instance gets. */
+static int begin_write(struct de_store *s, struct de_error *err, const char *what)
+{
+	sqlite3_stmt *st = s->st[ST_NEXT_INST];
+	int rc;
+
+	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return db_err(s, err, what);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		s->next_inst = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? 0 : db_err(s, err, what);
+}
+
 static int rollback(struct de_store *s)
 {
+	s->queued = 0;
+	s->batching = false;
+	sqlite3_reset(s->multi_inst);
+	sqlite3_reset(s->multi_snap);
 	for (int i = 0; i < ST_MAX; i++)
 		sqlite3_reset(s->st[i]);
 	if (!sqlite3_get_autocommit(s->db))
@@ -1522,6 +1850,7 @@ int de_store_processes(struct de_store *s, const struct de_process_record *recs,
 	struct de_store_diff d = {0};
 	struct snap_tab nt = {0};
 	int64_t t = INT64_MIN, scan = 0;
+	size_t seen = 0;
 	bool sampling;
 	int rc;
 
@@ -1539,23 +1868,29 @@ int de_store_processes(struct de_store *s, const struct de_process_record *recs,
 	if (n == 0)
 		t = de_now_ms();
 	sampling = t - s->sample_time >= s->sample_interval_ms;
-	if (tab_init(&nt, n) < 0)
+	if (!s->queue && !(s->queue = calloc(BATCH_ROWS, sizeof(*s->queue))))
 		return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
-	for (size_t i = 0; i < s->snap.cap; i++)
-		s->snap.e[i].seen = false;
-	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
-		rc = db_err(s, err, "cannot start the snapshot transaction");
+	/* the new index reuses the previous scan's memory when it fits */
+	if ((rc = tab_take(&s->spare, &nt, n)) < 0 || (rc = pd_reserve(s, n)) < 0)
+		return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
+	s->gen++;
+	pd_sums(recs, n, s->pd);
+	if ((rc = begin_write(s, err, "cannot start the snapshot transaction")) < 0)
 		goto fail;
-	}
+	s->batching = true;
 	for (size_t i = 0; i < n; i++) {
 		prefetch_record(recs, n, i);
-		if ((rc = apply_one(s, &recs[i], &nt, t, scan, sampling, &d, err)) < 0)
+		if ((rc = apply_one(s, &recs[i], &s->pd[i], &nt, t, scan, sampling, &seen, &d,
+				    err)) < 0)
 			goto fail;
 	}
-	/* whatever was not seen has exited */
-	for (size_t i = 0; i < s->snap.cap; i++) {
+	s->batching = false;
+	if ((rc = flush_queue(s, err)) < 0)
+		goto fail;
+	/* whatever was not seen has exited (on a steady host: nothing to look for) */
+	for (size_t i = 0; seen < s->snap.len && i < s->snap.cap; i++) {
 		struct snap_ent *e = &s->snap.e[i];
-		if (!e->used || e->seen)
+		if (!e->used || e->seen == s->gen)
 			continue;
 		if ((rc = write_exit(s, e, t, scan, s->snap_time ? s->snap_time : t, s->snap_scan,
 				     &d, err)) < 0)
@@ -1563,7 +1898,8 @@ int de_store_processes(struct de_store *s, const struct de_process_record *recs,
 	}
 	if ((rc = finish_batch(s, t, scan, sampling ? t : s->sample_time, &d, err)) < 0)
 		goto fail;
-	tab_free(&s->snap);
+	tab_free(&s->spare);
+	s->spare = s->snap;
 	s->snap = nt;
 	s->snap_time = t;
 	s->snap_scan = scan;
@@ -1573,7 +1909,8 @@ int de_store_processes(struct de_store *s, const struct de_process_record *recs,
 	return 0;
 fail:
 	rollback(s);
-	tab_free(&nt);
+	tab_free(&s->spare);
+	s->spare = nt;
 	return rc;
 }
 
@@ -1585,13 +1922,16 @@ static int apply_event(struct de_store *s, int64_t scan, const struct de_store_e
 {
 	struct snap_ent *e = tab_find(&s->snap, ev->pid);
 	struct de_process_record r;
-	uint64_t idh, vh;
+	struct pd_sum ps;
+	struct rec_sum h;
 	int rc;
 
 	switch (ev->kind) {
 	case DE_STORE_EVENT_EXIT:
 		if (!e)
 			return 0; /* never stored, or already gone */
+		if (e->has_start && ev->time_ms < e->start)
+			return 0; /* the exit of an earlier process with this pid */
 		if ((rc = write_exit(s, e, ev->time_ms, scan, ev->time_ms, scan, d, err)) < 0)
 			return rc;
 		tab_del(&s->snap, e);
@@ -1612,9 +1952,12 @@ static int apply_event(struct de_store *s, int64_t scan, const struct de_store_e
 				    s->path, ev->pid, ev->record->pid);
 	r = *ev->record; /* shallow: only the scan differs */
 	r.scan_id = scan;
-	record_hashes(&r, &idh, &vh);
+	pd_sums(&r, 1, &ps);
+	record_hashes(&r, &ps, &h);
 	if (e && same_instance(e, &r)) /* exec in place: same pid and start */
-		return write_same(s, &r, e, e, idh, vh, ev->time_ms, scan, false, d, err);
+		return write_same(s, &r, e, e, &h, ev->time_ms, scan, false, d, err);
+	if (e && e->has_start && r.has_start_time && r.start_time < e->start)
+		return 0; /* an earlier process with this pid: a newer one is already known */
 	if (e) {
 		/* the pid was reused: the old instance is over */
 		if ((rc = write_exit(s, e, ev->time_ms, scan, ev->time_ms, scan, d, err)) < 0)
@@ -1625,7 +1968,7 @@ static int apply_event(struct de_store *s, int64_t scan, const struct de_store_e
 			return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
 		e = tab_add(&s->snap, ev->pid);
 	}
-	return write_new(s, &r, e, idh, vh, d, err);
+	return write_new(s, &r, e, false, &h, d, err); /* an exit deleted any row */
 }
 
 int de_store_apply_events(struct de_store *s, int64_t scan_id, const struct de_store_event *ev,
@@ -1642,10 +1985,8 @@ int de_store_apply_events(struct de_store *s, int64_t scan_id, const struct de_s
 		return de_error_set(err, DE_ERR_VALIDATION, EINVAL, "no events given");
 	if (!s->snap_loaded && (rc = load_snapshot(s, err)) < 0)
 		return rc;
-	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
-		rc = db_err(s, err, "cannot start the event transaction");
+	if ((rc = begin_write(s, err, "cannot start the event transaction")) < 0)
 		goto fail;
-	}
 	for (size_t i = 0; i < n; i++) {
 		if ((rc = apply_event(s, scan_id, &ev[i], &d, err)) < 0)
 			goto fail;
