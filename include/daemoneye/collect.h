@@ -21,8 +21,9 @@
  * only /proc/PID/stat for an instance it already knows (an exec is noticed
  * by comm, start_code and start_stack changing; every
  * full_refresh_every-th scan re-reads everything).  Executables are hashed
- * (SHA-256, hash.h) in a pass after enumeration, so hashing never holds up
- * the listing, and command lines are masked (mask.h) when they are read.
+ * (SHA-256, hash.h) by a worker thread while enumeration goes on, and in a
+ * pass after it for what the worker could not, so hashing never holds up
+ * the listing; command lines are masked (mask.h) when they are read.
  *
  * Ownership: de_process_list owns its records; clear it with
  * de_process_list_clear().

@@ -17,6 +17,11 @@
  *      process whose image no longer matches its path is looked at closely
  *      (deleted? replaced? renamed?);
  *   3. hash what the cache does not know, then hand out the records.
+ * Hashing starts during pass 1: each image the cache may not know is
+ * offered (once per scan) to a worker thread that hashes it on the other
+ * core while enumeration goes on, so pass 3 mostly finds the cache warm and
+ * a first scan does not wait for hashing on top of reading /proc.  The
+ * worker alone touches the hash cache until it is joined after pass 1.
  */
 #include "daemoneye/collect.h"
 
@@ -25,6 +30,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,6 +144,8 @@ struct de_collector {
 	/* read buffer for cmdline and cgroup, grown on demand, kept */
 	char *buf;
 	size_t bufcap;
+	/* the hashing worker of one scan (see the top of the file) */
+	struct hasher *hasher;
 	/* cgroups: per-scan map from the cgroup2 mount (see cg_build) */
 	bool in_scan;	 /* inside de_collector_scan_each */
 	size_t cg_reads; /* /proc/PID/cgroup reads in this scan */
@@ -856,6 +864,171 @@ static int check_exe(struct de_collector *c, bool memo, struct inst *e)
 	return 0;
 }
 
+/* ---- hashing beside enumeration ------------------------------------------ */
+
+struct hash_job {
+	uint32_t pid;
+	struct de_hash_key key;
+};
+
+struct hasher {
+	struct de_collector *c;
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct hash_job *q; /* FIFO, guarded by mu */
+	size_t head, len, cap;
+	bool closing;
+	/* images offered in this scan (main thread only): open addressing */
+	struct de_hash_key *seen;
+	bool *used;
+	size_t nslots, nseen;
+};
+
+static void *hasher_main(void *arg)
+{
+	struct hasher *h = arg;
+	char path[64], hex[DE_SHA256_HEX_LEN + 1], why[DE_HASH_REASON_MAX];
+
+	for (;;) {
+		struct hash_job j;
+		pthread_mutex_lock(&h->mu);
+		while (h->head == h->len && !h->closing)
+			pthread_cond_wait(&h->cv, &h->mu);
+		if (h->head == h->len) {
+			pthread_mutex_unlock(&h->mu);
+			return NULL;
+		}
+		j = h->q[h->head++];
+		pthread_mutex_unlock(&h->mu);
+		if (de_hash_lookup(h->c->hashes, &j.key, hex, why))
+			continue;
+		/* warm the cache only; pass 3 records failures and reasons */
+		pid_path(path, j.pid, "/exe");
+		int fd = openat(h->c->procfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+		if (fd < 0)
+			continue;
+		struct stat sb;
+		struct de_hash_key k;
+		if (fstat(fd, &sb) == 0) {
+			de_hash_key_from_stat(&sb, &k);
+			if (de_hash_key_equal(&k, &j.key))
+				de_hash_fd(h->c->hashes, fd, hex, why, NULL);
+		}
+		close(fd);
+	}
+}
+
+static uint64_t key_slot(const struct de_hash_key *k)
+{
+	uint64_t x = k->dev * 0x9e3779b97f4a7c15ULL ^ k->ino * 0xc2b2ae3d27d4eb4fULL ^
+		     (uint64_t)k->size ^ (uint64_t)k->mtime_ns * 0x165667b19e3779f9ULL ^
+		     (uint64_t)k->ctime_ns;
+	return x ^ (x >> 29);
+}
+
+/* Remember k as offered in this scan; false if it was already. */
+static bool hasher_first_offer(struct hasher *h, const struct de_hash_key *k)
+{
+	if (2 * (h->nseen + 1) > h->nslots) {
+		size_t nn = h->nslots ? h->nslots * 2 : 256;
+		struct de_hash_key *ns = calloc(nn, sizeof(*ns));
+		bool *nu = calloc(nn, sizeof(*nu));
+		if (!ns || !nu) {
+			free(ns);
+			free(nu);
+			return true; /* offering twice is harmless */
+		}
+		for (size_t i = 0; i < h->nslots; i++) {
+			if (!h->used[i])
+				continue;
+			size_t j = (size_t)key_slot(&h->seen[i]) & (nn - 1);
+			while (nu[j])
+				j = (j + 1) & (nn - 1);
+			nu[j] = true;
+			ns[j] = h->seen[i];
+		}
+		free(h->seen);
+		free(h->used);
+		h->seen = ns;
+		h->used = nu;
+		h->nslots = nn;
+	}
+	size_t j = (size_t)key_slot(k) & (h->nslots - 1);
+	while (h->used[j]) {
+		if (de_hash_key_equal(&h->seen[j], k))
+			return false;
+		j = (j + 1) & (h->nslots - 1);
+	}
+	h->used[j] = true;
+	h->seen[j] = *k;
+	h->nseen++;
+	return true;
+}
+
+/*
+ * Offer e's image to the worker, starting it on the first offer of a scan.
+ * Any failure (memory, no thread) only means pass 3 hashes it instead.
+ */
+static void hasher_offer(struct de_collector *c, const struct inst *e)
+{
+	struct hasher *h = c->hasher;
+
+	if (!c->opt.hash || e->hash_done || !e->exe || !e->has_image)
+		return;
+	if (!h) {
+		if (!(h = calloc(1, sizeof(*h))))
+			return;
+		h->c = c;
+		pthread_mutex_init(&h->mu, NULL);
+		pthread_cond_init(&h->cv, NULL);
+		if (pthread_create(&h->th, NULL, hasher_main, h) != 0) {
+			pthread_cond_destroy(&h->cv);
+			pthread_mutex_destroy(&h->mu);
+			free(h);
+			return;
+		}
+		c->hasher = h;
+	}
+	if (!hasher_first_offer(h, &e->image))
+		return;
+	pthread_mutex_lock(&h->mu);
+	if (h->len == h->cap) {
+		size_t nc = h->cap ? h->cap * 2 : 64;
+		struct hash_job *nq = realloc(h->q, nc * sizeof(*nq));
+		if (!nq) {
+			pthread_mutex_unlock(&h->mu);
+			return;
+		}
+		h->q = nq;
+		h->cap = nc;
+	}
+	h->q[h->len++] = (struct hash_job){e->pid, e->image};
+	pthread_cond_signal(&h->cv);
+	pthread_mutex_unlock(&h->mu);
+}
+
+/* Let the worker finish what it was offered and end it (NULL-safe). */
+static void hasher_join(struct de_collector *c)
+{
+	struct hasher *h = c->hasher;
+
+	if (!h)
+		return;
+	pthread_mutex_lock(&h->mu);
+	h->closing = true;
+	pthread_cond_signal(&h->cv);
+	pthread_mutex_unlock(&h->mu);
+	pthread_join(h->th, NULL);
+	pthread_cond_destroy(&h->cv);
+	pthread_mutex_destroy(&h->mu);
+	free(h->q);
+	free(h->seen);
+	free(h->used);
+	free(h);
+	c->hasher = NULL;
+}
+
 /* Hash the image of e (through /proc/PID/exe, so a deleted file too). */
 static int hash_exe(struct de_collector *c, struct inst *e, struct de_collect_stats *st)
 {
@@ -1547,6 +1720,8 @@ int de_collector_scan_each(struct de_collector *c, int64_t scan_id,
 			close(dfd);
 		return rc;
 	}
+	uint64_t hashed0 = de_hash_bytes_hashed(c->hashes);
+	uint64_t files0 = de_hash_files_hashed(c->hashes);
 	c->gen++;
 	c->scans++;
 	c->in_scan = true;
@@ -1582,6 +1757,7 @@ int de_collector_scan_each(struct de_collector *c, int64_t scan_id,
 			if ((rc = check_exe(c, true, e)) < 0)
 				break;
 		}
+		hasher_offer(c, e);
 		if (norder == corder) {
 			size_t nc = corder ? corder * 2 : 1024;
 			uint32_t *no = realloc(order, nc * sizeof(*no));
@@ -1599,10 +1775,13 @@ int de_collector_scan_each(struct de_collector *c, int64_t scan_id,
 	st.cgroup_reads = c->cg_reads;
 	cg_reset(&c->cg);
 
-	/* 3. hash, then hand out; order holds indices into c->v, which stay
-	 * valid until the prune below */
+	/* 3. hash (mostly cache hits now that the worker is done), then hand
+	 * out; order holds indices into c->v, valid until the prune below */
+	hasher_join(c);
 	for (size_t i = 0; rc == 0 && c->opt.hash && i < norder; i++)
-		rc = hash_exe(c, &c->v[order[i]], &st);
+		rc = hash_exe(c, &c->v[order[i]], NULL);
+	st.hashed_bytes = de_hash_bytes_hashed(c->hashes) - hashed0;
+	st.hashed_files = (size_t)(de_hash_files_hashed(c->hashes) - files0);
 	for (size_t i = 0; rc == 0 && i < norder; i++) {
 		struct de_process_record r;
 		struct inst *e = &c->v[order[i]];
