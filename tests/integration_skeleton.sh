@@ -118,5 +118,26 @@ else
 	check "agent --once as $(id -un)" test -s "$tmp/user/events.sqlite"
 fi
 
+# `make run` as root: no app.state_dir, so /var/lib/daemoneye; after the drop
+# to nobody the agent must keep using it (and not look in root's home, which
+# nobody cannot read).  Only where that directory is not there yet (a fresh
+# machine, as in CI): a host's real store is never touched.
+if [ "$(id -u)" = 0 ] && [ ! -e /var/lib/daemoneye ]; then
+	mkdir -p "$tmp/roothome"
+	chmod 700 "$tmp/roothome"
+	env -u XDG_STATE_HOME HOME="$tmp/roothome" "$bin/daemoneye-agent" --once \
+		>"$tmp/out6" 2>"$tmp/err6"
+	rc=$?
+	check "root, default state dir: agent --once exits 0 (rc=$rc)" test "$rc" = 0
+	check "root, default state dir: the store is /var/lib/daemoneye, written as nobody" \
+		test "$(stat -c %U /var/lib/daemoneye/events.sqlite 2>/dev/null)" = nobody
+	check "root, default state dir: nothing read from root's home" \
+		test -z "$(grep "$tmp/roothome" "$tmp/err6")"
+	[ "$rc" = 0 ] || sed 's/^/#   /' "$tmp/err6"
+	rm -rf /var/lib/daemoneye
+else
+	echo "# skip: root's default state dir: /var/lib/daemoneye exists here (a real store is never touched) or not root"
+fi
+
 echo "integration_skeleton: $fails failed"
 [ "$fails" = 0 ]

@@ -17,6 +17,7 @@
  * database, 73 cannot create the state directory.
  */
 #include <errno.h>
+#include <jansson.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -83,6 +84,45 @@ struct agent {
 	bool warned_over_cap;	 /* said once that the snapshot alone exceeds max_size_mb */
 };
 
+/*
+ * Started as root with no app.state_dir, the state directory is root's
+ * default (/var/lib/daemoneye); after the drop to app.run_as_user the same
+ * question would answer that user's ~/.local/state.  Reload the
+ * configuration with the directory chosen now pinned as a last --set, so
+ * that everything read after the drop (rules imported with the CLI, their
+ * enable/disable state) comes from the one directory.
+ */
+static int pin_state_dir(struct agent *ag, const char *state, struct de_error *err)
+{
+	struct de_config_sources src = *ag->src;
+	const char **sets = calloc(src.nsets + 1, sizeof(char *));
+	json_t *js = json_string(state);
+	char *quoted = js ? json_dumps(js, JSON_ENCODE_ANY) : NULL; /* YAML reads JSON */
+	char *assign = NULL;
+	struct de_config *cfg = NULL;
+	int rc;
+
+	json_decref(js);
+	if (!sets || !quoted || asprintf(&assign, "app.state_dir=%s", quoted) < 0) {
+		assign = NULL;
+		rc = de_error_set(err, DE_ERR_CONFIGURATION, ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < src.nsets; i++)
+		sets[i] = src.sets[i];
+	sets[src.nsets++] = assign;
+	src.sets = sets;
+	if ((rc = de_config_load(&src, &cfg, err)) < 0)
+		goto out;
+	de_config_free(ag->cfg);
+	ag->cfg = cfg;
+out:
+	free(assign);
+	free(quoted);
+	free(sets);
+	return rc;
+}
+
 static int setup(struct agent *ag, struct de_error *err)
 {
 	struct de_store_config sc = {0};
@@ -93,6 +133,8 @@ static int setup(struct agent *ag, struct de_error *err)
 
 	if ((rc = de_config_state_dir(ag->cfg, &state, err)) < 0)
 		return rc;
+	if (geteuid() == 0 && (rc = pin_state_dir(ag, state, err)) < 0)
+		goto out;
 	/* procmond first: it is the privileged half, started before we drop */
 	if ((rc = agent_procmond_start(ag->src, &ag->pm, err)) < 0)
 		goto out;
