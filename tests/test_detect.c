@@ -293,8 +293,8 @@ static void test_schema_change_revalidates(void **state)
 	(void)state;
 	struct de_alert_list alerts = {0};
 	struct de_rule_result res;
-	struct de_rule rule =
-		mkrule("snap", "SELECT pid, name, executable_path FROM processes WHERE exe_deleted");
+	struct de_rule rule = mkrule(
+		"snap", "SELECT pid, name, executable_path FROM processes WHERE exe_deleted");
 	sqlite3 *w;
 
 	assert_int_equal(de_engine_run_rule(eng, &rule, 1, NULL, &alerts, &res), 0);

@@ -132,8 +132,7 @@ static void queue_event(struct procmond_chan *ch, struct de_ipc_msg *m)
 	if (ch->nqueue == ch->capqueue) {
 		size_t nc = ch->capqueue ? ch->capqueue * 2 : 64;
 		struct agent_event *nq;
-		if (nc > AGENT_MAX_QUEUED_EVENTS ||
-		    !(nq = realloc(ch->queue, nc * sizeof(*nq)))) {
+		if (nc > AGENT_MAX_QUEUED_EVENTS || !(nq = realloc(ch->queue, nc * sizeof(*nq)))) {
 			if (ch->events_dropped++ == 0)
 				de_log_warnx("more than %zu process events waiting: dropping "
 					     "them until the next full scan reconciles",

@@ -224,8 +224,8 @@ static void deliver(struct agent *ag, const struct de_alert_list *alerts)
 			de_log_err(&aerr);
 		if (!ag->stdout_enabled)
 			continue;
-		bool sent = de_alert_write(stdout, &alerts->items[i], ag->alert_format, ag->color) ==
-				    0 &&
+		bool sent = de_alert_write(stdout, &alerts->items[i], ag->alert_format,
+					   ag->color) == 0 &&
 			    fflush(stdout) == 0;
 		if (!sent)
 			de_log_warn("cannot write alert to standard output");
@@ -243,8 +243,7 @@ static void deliver(struct agent *ag, const struct de_alert_list *alerts)
  * it) as one "event" scan, then run the single-process rules over each
  * process that exec'd, and deliver what they raise.
  */
-static int apply_events(struct agent *ag, struct agent_event *ev, size_t n,
-			struct de_error *err)
+static int apply_events(struct agent *ag, struct agent_event *ev, size_t n, struct de_error *err)
 {
 	struct de_store_event *sev = calloc(n, sizeof(*sev));
 	struct de_alert_list alerts = {0};
@@ -257,7 +256,7 @@ static int apply_events(struct agent *ag, struct agent_event *ev, size_t n,
 	for (size_t i = 0; i < n; i++) {
 		sev[i] = (struct de_store_event){
 			.kind = ev[i].kind == DE_IPC_EVENT_EXEC ? DE_STORE_EVENT_EXEC
-								  : DE_STORE_EVENT_EXIT,
+								: DE_STORE_EVENT_EXIT,
 			.pid = ev[i].pid,
 			.time_ms = ev[i].time_ms,
 			.record = ev[i].has_record ? &ev[i].record : NULL,
@@ -287,8 +286,8 @@ static int apply_events(struct agent *ag, struct agent_event *ev, size_t n,
 				de_log_err(&ag->results[k].error);
 	}
 	deliver(ag, &alerts);
-	de_log_debug("event scan %lld: %zu events, %zu execs read, %zu alerts",
-		     (long long)scan_id, n, execs, alerts.len);
+	de_log_debug("event scan %lld: %zu events, %zu execs read, %zu alerts", (long long)scan_id,
+		     n, execs, alerts.len);
 out:
 	if (rc < 0)
 		de_error_prefix(err, "applying process events: ");
@@ -400,7 +399,8 @@ static void wait_next(struct agent *ag, uint64_t ms)
 		if (left <= 0)
 			break;
 		if (ag->pm.fd < 0) {
-			struct timespec ts = {(time_t)(left / 1000), (long)(left % 1000) * 1000000L};
+			struct timespec ts = {(time_t)(left / 1000),
+					      (long)(left % 1000) * 1000000L};
 			nanosleep(&ts, NULL);
 			continue;
 		}

@@ -30,21 +30,21 @@
 
 /* One cached statement. */
 struct cached_stmt {
-	uint64_t hash;	   /* of sql and the mode */
-	char *sql;	   /* the rule's text, owned */
-	bool for_pid;	   /* the pid-restricted form */
-	sqlite3_stmt *st;  /* owned; NULL: the rule has no pid column (for_pid) */
+	uint64_t hash;	  /* of sql and the mode */
+	char *sql;	  /* the rule's text, owned */
+	bool for_pid;	  /* the pid-restricted form */
+	sqlite3_stmt *st; /* owned; NULL: the rule has no pid column (for_pid) */
 };
 
 #define ENGINE_MAX_CACHED 512 /* statements; beyond, the cache starts over */
 
 struct de_engine {
-	sqlite3 *db;		/* sandbox connection, owned */
-	struct de_validator *v; /* borrowed */
+	sqlite3 *db;		   /* sandbox connection, owned */
+	struct de_validator *v;	   /* borrowed */
 	struct cached_stmt *cache; /* owned */
 	size_t ncache, capcache;
-	int64_t schema;		   /* schema cookie the cache was validated under */
-	sqlite3_stmt *schema_st;   /* PRAGMA schema_version, owned */
+	int64_t schema;		 /* schema cookie the cache was validated under */
+	sqlite3_stmt *schema_st; /* PRAGMA schema_version, owned */
 };
 
 static void cache_clear(struct de_engine *e)
@@ -362,8 +362,8 @@ static void check_schema(struct de_engine *e)
 {
 	int64_t v = -1;
 
-	if (!e->schema_st &&
-	    sqlite3_prepare_v2(e->db, "PRAGMA schema_version", -1, &e->schema_st, NULL) != SQLITE_OK)
+	if (!e->schema_st && sqlite3_prepare_v2(e->db, "PRAGMA schema_version", -1, &e->schema_st,
+						NULL) != SQLITE_OK)
 		e->schema_st = NULL;
 	if (e->schema_st && sqlite3_step(e->schema_st) == SQLITE_ROW)
 		v = sqlite3_column_int64(e->schema_st, 0);
