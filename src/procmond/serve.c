@@ -18,7 +18,6 @@
  * events are written at once.
  */
 #include <errno.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,35 +134,24 @@ static int send_event(struct server *s, const struct de_event *e, struct de_erro
 	return rc;
 }
 
+/* One event for the agent; the agent gone is not worth a log line. */
+static int serve_event(void *ctx, const struct de_event *e)
+{
+	struct server *s = ctx;
+	struct de_error err = {0};
+	int rc = send_event(s, e, &err);
+
+	if (rc < 0 && rc != -EPIPE && rc != -ECONNRESET)
+		de_log_err(&err);
+	return rc;
+}
+
 /* The event thread: read the connector, forward at once. */
 static void *event_thread(void *arg)
 {
 	struct server *s = arg;
-	struct de_event buf[256];
-	int rc = 0;
 
-	while (!procmond_stop && rc == 0) {
-		struct pollfd p = {de_events_fd(s->ev), POLLIN, 0};
-		struct de_error err = {0};
-		size_t n;
-		int pr = poll(&p, 1, 200);
-
-		if (pr < 0 && errno != EINTR) {
-			rc = -errno;
-			break;
-		}
-		if (pr <= 0)
-			continue;
-		if ((rc = de_events_read(s->ev, buf, sizeof(buf) / sizeof(buf[0]), &n, &err)) < 0) {
-			de_log_err(&err);
-			break;
-		}
-		for (size_t i = 0; i < n && rc == 0; i++)
-			if ((rc = send_event(s, &buf[i], &err)) < 0 && rc != -EPIPE &&
-			    rc != -ECONNRESET)
-				de_log_err(&err);
-	}
-	s->event_rc = rc;
+	s->event_rc = procmond_follow_events(s->ev, serve_event, s);
 	return NULL;
 }
 

@@ -188,45 +188,56 @@ static int reconcile(struct watch *w, int64_t scan_id)
 	return rc;
 }
 
-/* The event thread: read the connector, report at once. */
-static void *event_thread(void *arg)
+int procmond_follow_events(struct de_events *ev, int (*fn)(void *ctx, const struct de_event *e),
+			   void *ctx)
 {
-	struct watch *w = arg;
 	struct de_event buf[256];
 	int rc = 0;
 
 	while (!procmond_stop && rc == 0) {
-		struct pollfd p = {de_events_fd(w->ev), POLLIN, 0};
+		struct pollfd p = {de_events_fd(ev), POLLIN, 0};
 		struct de_error err = {0};
 		size_t n;
 		int pr = poll(&p, 1, 200);
 
-		if (pr < 0 && errno != EINTR) {
-			rc = -errno;
-			break;
-		}
+		if (pr < 0 && errno != EINTR)
+			return -errno;
 		if (pr <= 0)
 			continue;
-		if ((rc = de_events_read(w->ev, buf, sizeof(buf) / sizeof(buf[0]), &n, &err)) < 0) {
+		if ((rc = de_events_read(ev, buf, sizeof(buf) / sizeof(buf[0]), &n, &err)) < 0) {
 			de_log_err(&err);
 			break;
 		}
-		for (size_t i = 0; i < n && rc == 0; i++) {
-			if (buf[i].kind == DE_EVENT_EXEC) {
-				rc = on_exec(w, buf[i].pid);
-				continue;
-			}
-			pthread_mutex_lock(&w->lock);
-			w->exits++;
-			keyset_drop_pid(&w->known, buf[i].pid);
-			rc = keyset_add(&w->exited, (struct key){buf[i].pid, 0});
-			if (rc == 0)
-				rc = print_event("exit", buf[i].pid, "netlink", NULL, true,
-						 buf[i].exit_code);
-			pthread_mutex_unlock(&w->lock);
-		}
+		for (size_t i = 0; i < n && rc == 0; i++)
+			rc = fn(ctx, &buf[i]);
 	}
-	w->event_rc = rc;
+	return rc;
+}
+
+/* One event for --events: an exec is read at once, an exit recorded. */
+static int watch_event(void *ctx, const struct de_event *e)
+{
+	struct watch *w = ctx;
+	int rc;
+
+	if (e->kind == DE_EVENT_EXEC)
+		return on_exec(w, e->pid);
+	pthread_mutex_lock(&w->lock);
+	w->exits++;
+	keyset_drop_pid(&w->known, e->pid);
+	rc = keyset_add(&w->exited, (struct key){e->pid, 0});
+	if (rc == 0)
+		rc = print_event("exit", e->pid, "netlink", NULL, true, e->exit_code);
+	pthread_mutex_unlock(&w->lock);
+	return rc;
+}
+
+/* The event thread: read the connector, report at once. */
+static void *event_thread(void *arg)
+{
+	struct watch *w = arg;
+
+	w->event_rc = procmond_follow_events(w->ev, watch_event, w);
 	procmond_stop = 1; /* a broken event stream ends the run */
 	return NULL;
 }
