@@ -42,6 +42,8 @@ struct de_hash_cache;
 /* Key of the file described by st. */
 void de_hash_key_from_stat(const struct stat *st, struct de_hash_key *out);
 bool de_hash_key_equal(const struct de_hash_key *a, const struct de_hash_key *b);
+/* A well-mixed 64-bit hash of k, for tables keyed by file identity. */
+uint64_t de_hash_key_hash(const struct de_hash_key *k);
 
 /*
  * A new cache.  Files larger than max_size bytes are not hashed (reason

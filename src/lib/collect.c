@@ -919,14 +919,6 @@ static void *hasher_main(void *arg)
 	}
 }
 
-static uint64_t key_slot(const struct de_hash_key *k)
-{
-	uint64_t x = k->dev * 0x9e3779b97f4a7c15ULL ^ k->ino * 0xc2b2ae3d27d4eb4fULL ^
-		     (uint64_t)k->size ^ (uint64_t)k->mtime_ns * 0x165667b19e3779f9ULL ^
-		     (uint64_t)k->ctime_ns;
-	return x ^ (x >> 29);
-}
-
 /* Remember k as offered in this scan; false if it was already. */
 static bool hasher_first_offer(struct hasher *h, const struct de_hash_key *k)
 {
@@ -942,7 +934,7 @@ static bool hasher_first_offer(struct hasher *h, const struct de_hash_key *k)
 		for (size_t i = 0; i < h->nslots; i++) {
 			if (!h->used[i])
 				continue;
-			size_t j = (size_t)key_slot(&h->seen[i]) & (nn - 1);
+			size_t j = (size_t)de_hash_key_hash(&h->seen[i]) & (nn - 1);
 			while (nu[j])
 				j = (j + 1) & (nn - 1);
 			nu[j] = true;
@@ -954,7 +946,7 @@ static bool hasher_first_offer(struct hasher *h, const struct de_hash_key *k)
 		h->used = nu;
 		h->nslots = nn;
 	}
-	size_t j = (size_t)key_slot(k) & (h->nslots - 1);
+	size_t j = (size_t)de_hash_key_hash(k) & (h->nslots - 1);
 	while (h->used[j]) {
 		if (de_hash_key_equal(&h->seen[j], k))
 			return false;

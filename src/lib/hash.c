@@ -52,7 +52,7 @@ bool de_hash_key_equal(const struct de_hash_key *a, const struct de_hash_key *b)
 	       a->mtime_ns == b->mtime_ns && a->ctime_ns == b->ctime_ns;
 }
 
-static uint64_t key_hash(const struct de_hash_key *k)
+uint64_t de_hash_key_hash(const struct de_hash_key *k)
 {
 	uint64_t h = 1469598103934665603ULL;
 	const uint64_t v[5] = {k->dev, k->ino, (uint64_t)k->size, (uint64_t)k->mtime_ns,
@@ -93,7 +93,7 @@ void de_hash_cache_free(struct de_hash_cache *c)
 
 static struct entry *find(struct de_hash_cache *c, const struct de_hash_key *k)
 {
-	size_t mask = c->nslots - 1, i = (size_t)key_hash(k) & mask;
+	size_t mask = c->nslots - 1, i = (size_t)de_hash_key_hash(k) & mask;
 
 	while (c->slots[i].used) {
 		if (de_hash_key_equal(&c->slots[i].key, k))
