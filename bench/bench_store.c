@@ -9,6 +9,10 @@
  * Every record is synthetic: no process is spawned (pids here are numbers
  * only), so this can run beside other benchmarks that do spawn processes.
  * Measures, side by side:
+ *   anchor      DESIGN.md's "SQLite 10,000-row insert in one transaction"
+ *               (19 ms on the project's machine), beside each ingest run
+ *               and among the steady scans: budgets are judged on figures
+ *               scaled to DESIGN.md's machine by it (anchor_ms())
  *   ingest      records/s for a scan of 10,000 new processes into an empty
  *               store, and for the scans of a steady host that follow
  *               (budget >= 300,000/s); beside it the bound SQLite itself
@@ -293,11 +297,11 @@ static void naive_scan(struct naive *nv, const struct de_process_record *r, size
 /* ---- the floor: SQLite alone writing what a new process needs ------------ */
 
 /*
- * Not a baseline to beat but a bound: the two rows a new process costs
- * (its snapshot row and its instance row, with every index of the store's
- * schema), their text built beforehand, inserted 16 to a statement as the
- * store does, into a fresh store's own tables.  No diffing, hashing or
- * JSON: what SQLite itself takes on this machine.
+ * Not a baseline to beat but a bound: the row a new process costs (its
+ * snapshot row, with every index of the store's schema), its text built
+ * beforehand, inserted 16 to a statement as the store does, into a fresh
+ * store's own table.  No diffing, hashing or JSON: what SQLite itself
+ * takes on this machine.
  */
 #define FLOOR_ROWS 16
 
@@ -305,6 +309,40 @@ struct floor_text {
 	char uuid[DE_UUID_STR_LEN + 1];
 	char *cmd, *argv, *pd;
 };
+
+/* The text columns of n records, built once (floor_texts_free). */
+static struct floor_text *floor_texts(const struct de_process_record *r, size_t n)
+{
+	struct floor_text *f = calloc(n, sizeof(*f));
+
+	if (!f)
+		die("calloc", NULL);
+	for (size_t i = 0; i < n; i++) {
+		json_t *j = de_process_record_to_json(&r[i]);
+		size_t o = 0, len = 1;
+		for (size_t k = 0; k < r[i].command_line_len; k++)
+			len += strlen(r[i].command_line[k]) + 1;
+		f[i].cmd = malloc(len);
+		for (size_t k = 0; k < r[i].command_line_len; k++)
+			o += (size_t)snprintf(f[i].cmd + o, len - o, "%s%s", k ? " " : "",
+					      r[i].command_line[k]);
+		f[i].argv = json_dumps(json_object_get(j, "command_line"), JSON_COMPACT);
+		f[i].pd = json_dumps(json_object_get(j, "platform_data"), JSON_COMPACT);
+		de_uuid_format(&r[i].id, f[i].uuid);
+		json_decref(j);
+	}
+	return f;
+}
+
+static void floor_texts_free(struct floor_text *f, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(f[i].cmd);
+		free(f[i].argv);
+		free(f[i].pd);
+	}
+	free(f);
+}
 
 static void floor_bind(sqlite3_stmt *st, int o, const struct de_process_record *r,
 		       const struct floor_text *f, int64_t inst)
@@ -329,9 +367,11 @@ static void floor_bind(sqlite3_stmt *st, int o, const struct de_process_record *
 	sqlite3_bind_int(st, o + 18, 0);
 	sqlite3_bind_int(st, o + 19, 0);
 	sqlite3_bind_text(st, o + 20, f->pd, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, o + 21, inst);
-	sqlite3_bind_int64(st, o + 22, inst * 7919);
-	sqlite3_bind_int64(st, o + 23, inst * 104729);
+	if (inst > 0) {
+		sqlite3_bind_int64(st, o + 21, inst);
+		sqlite3_bind_int64(st, o + 22, inst * 7919);
+		sqlite3_bind_int64(st, o + 23, inst * 104729);
+	}
 }
 
 static sqlite3_stmt *floor_prepare(sqlite3 *db, const char *head, const int *cols, int ncols)
@@ -350,72 +390,96 @@ static sqlite3_stmt *floor_prepare(sqlite3 *db, const char *head, const int *col
 	return st;
 }
 
-/* Seconds SQLite takes for the rows of n new processes. */
-static double floor_ingest(const char *path, const struct de_process_record *r, size_t n)
+/* Seconds SQLite takes for the rows of n new processes (texts in f). */
+static double floor_ingest(const char *path, const struct de_process_record *r,
+			   const struct floor_text *f, size_t n)
 {
-	static const int snap_cols[] = {1,  2,	3,  4,	5,  6,	7,  8,	9,  10, 11, 12,
-					13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23};
-	static const int inst_cols[] = {21, 1,	5,  6,	7,  8,	9,  10, 11, 12, 13,
-					14, 15, 16, 17, 18, 19, 20, 4,	4,  3,	3};
-	struct floor_text *f = calloc(n, sizeof(*f));
+	static const int snap_cols[] = {1,  2,	3,  4,	5,  6,	7,  8,	9,  10, 11, 12, 13,
+					14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 4,  3};
 	struct de_store *s = fresh(path);
 	sqlite3 *db = de_store_db(s);
-	sqlite3_stmt *snap, *inst;
+	sqlite3_stmt *snap;
 
-	for (size_t i = 0; i < n; i++) {
-		json_t *j = de_process_record_to_json(&r[i]);
-		size_t o = 0, len = 1;
-		for (size_t k = 0; k < r[i].command_line_len; k++)
-			len += strlen(r[i].command_line[k]) + 1;
-		f[i].cmd = malloc(len);
-		for (size_t k = 0; k < r[i].command_line_len; k++)
-			o += (size_t)snprintf(f[i].cmd + o, len - o, "%s%s", k ? " " : "",
-					      r[i].command_line[k]);
-		f[i].argv = json_dumps(json_object_get(j, "command_line"), JSON_COMPACT);
-		f[i].pd = json_dumps(r[i].platform_data, JSON_COMPACT);
-		de_uuid_format(&r[i].id, f[i].uuid);
-		json_decref(j);
-	}
 	snap = floor_prepare(
 		db,
 		"INSERT OR FAIL INTO processes(pid, id, scan_id, collection_time, ppid,"
 		" name, executable_path, command_line, argv_json, start_time, cpu_usage,"
 		" memory_usage, executable_hash, hash_algorithm, user_id, accessible,"
 		" file_exists, exe_deleted, exe_replaced, platform_data, instance_id,"
-		" identity_hash, value_hash) VALUES",
-		snap_cols, 23);
-	inst = floor_prepare(db,
-			     "INSERT OR FAIL INTO process_instances(id, pid, ppid, name,"
-			     " executable_path, command_line, argv_json, start_time, cpu_usage,"
-			     " memory_usage, executable_hash, hash_algorithm, user_id, accessible,"
-			     " file_exists, exe_deleted, exe_replaced, platform_data, first_seen,"
-			     " last_seen, first_scan_id, last_scan_id) VALUES",
-			     inst_cols, 22);
+		" identity_hash, value_hash, first_seen, first_scan_id) VALUES",
+		snap_cols, 25);
 	double t = now_s();
 	sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
 	for (size_t i = 0; i + FLOOR_ROWS <= n; i += FLOOR_ROWS) {
-		for (int k = 0; k < FLOOR_ROWS; k++) {
+		for (int k = 0; k < FLOOR_ROWS; k++)
 			floor_bind(snap, 23 * k, &r[i + k], &f[i + k], (int64_t)(i + k + 1));
-			floor_bind(inst, 23 * k, &r[i + k], &f[i + k], (int64_t)(i + k + 1));
-		}
-		if (sqlite3_step(inst) != SQLITE_DONE || sqlite3_step(snap) != SQLITE_DONE)
+		if (sqlite3_step(snap) != SQLITE_DONE)
 			die("floor insert", NULL);
-		sqlite3_reset(inst);
 		sqlite3_reset(snap);
 	}
 	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
 		die("floor commit", NULL);
 	t = now_s() - t;
 	sqlite3_finalize(snap);
-	sqlite3_finalize(inst);
 	de_store_close(s);
-	for (size_t i = 0; i < n; i++) {
-		free(f[i].cmd);
-		free(f[i].argv);
-		free(f[i].pd);
-	}
-	free(f);
 	return t;
+}
+
+/* ---- the anchor: DESIGN.md's "SQLite 10,000-row insert in one transaction" --- */
+
+/*
+ * DESIGN.md measured a plain 10,000-row insert in one transaction at 19 ms
+ * on the project's machine and set the ingest budgets there (300,000
+ * records/s, i.e. 33 ms for 10,000; steady write <= 10 ms).  This machine's
+ * speed for the same thing is measured beside every figure: a fresh file
+ * with the store's settings (16 KiB pages, WAL, synchronous=NORMAL, 16 MiB
+ * cache), one table of the ProcessRecord columns with no secondary index,
+ * the rows' text built beforehand, one prepared single-row INSERT per
+ * record.  Budgets are judged on figures scaled by 19 ms / this anchor.
+ */
+#define ANCHOR_DESIGN_MS 19.0
+
+static double anchor_ms(const char *path, const struct de_process_record *r,
+			const struct floor_text *f, size_t n)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+
+	rm_db(path);
+	if (sqlite3_open(path, &db) != SQLITE_OK ||
+	    sqlite3_exec(db,
+			 "PRAGMA page_size=16384; PRAGMA journal_mode=WAL;"
+			 " PRAGMA synchronous=NORMAL; PRAGMA cache_size=-16384;"
+			 "CREATE TABLE processes (pid INTEGER PRIMARY KEY, id TEXT NOT NULL,"
+			 " scan_id INTEGER NOT NULL, collection_time INTEGER NOT NULL,"
+			 " ppid INTEGER, name TEXT NOT NULL, executable_path TEXT,"
+			 " command_line TEXT NOT NULL, argv_json TEXT NOT NULL,"
+			 " start_time INTEGER, cpu_usage REAL, memory_usage INTEGER,"
+			 " executable_hash TEXT, hash_algorithm TEXT, user_id TEXT,"
+			 " accessible INTEGER NOT NULL, file_exists INTEGER NOT NULL,"
+			 " exe_deleted INTEGER NOT NULL, exe_replaced INTEGER NOT NULL,"
+			 " platform_data TEXT);",
+			 NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db,
+			       "INSERT INTO processes VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,"
+			       "?12,?13,?14,?15,?16,?17,?18,?19,?20)",
+			       -1, &st, NULL) != SQLITE_OK)
+		die("anchor", NULL);
+	double t = now_s();
+	sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+	for (size_t i = 0; i < n; i++) {
+		floor_bind(st, 0, &r[i], &f[i], 0);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			die("anchor insert", NULL);
+		sqlite3_reset(st);
+	}
+	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		die("anchor commit", NULL);
+	t = now_s() - t;
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	rm_db(path);
+	return t * 1000;
 }
 
 /* ---- the join ------------------------------------------------------------ */
@@ -460,29 +524,40 @@ static void line(const char *what, const char *ours, const char *naive, double v
 int main(int argc, char **argv)
 {
 	const char *dir = argc > 1 ? argv[1] : "/tmp";
-	char path[4096], npath[4096], a[64], b[64];
-	struct de_process_record *r = calloc(N, sizeof(*r));
+	char path[4096], npath[4096], apath[4096], a[64], b[64];
+	struct de_process_record *r = calloc(N, sizeof(*r)), *ar = calloc(N, sizeof(*ar));
+	struct floor_text *af;
 	struct de_error e = {0};
 	struct de_store *s;
 	struct naive nv;
 	const int64_t t0 = 1800000000000LL;
 	int fails = 0;
 
-	if (!r)
+	if (!r || !ar)
 		die("calloc", NULL);
 	snprintf(path, sizeof(path), "%s/bench-store.sqlite", dir);
 	snprintf(npath, sizeof(npath), "%s/bench-naive.sqlite", dir);
+	snprintf(apath, sizeof(apath), "%s/bench-anchor.sqlite", dir);
+	/* the anchor's and the floor's rows: the same synthetic host, text prebuilt */
+	synth_all(ar, N, t0, 1);
+	af = floor_texts(ar, N);
 	printf("event store benchmark: %d synthetic processes, files in %s\n", N, dir);
-	printf("(wall-clock times unless marked CPU; the machine may be shared, so CPU time\n"
-	       " is what the store itself costs)\n");
+	printf("(wall-clock times unless marked CPU.  Anchor: DESIGN.md's \"SQLite 10,000-row\n"
+	       " insert in one transaction\", 19 ms there, measured here beside each figure;\n"
+	       " \"vs budget\" judges a time or rate scaled by 19 ms / the anchor, i.e. as on\n"
+	       " DESIGN.md's machine; the raw figure is in the daemoneye column)\n");
 	printf("%-44s %14s %18s %9s %12s %8s\n", "measure", "daemoneye", "naive baseline",
 	       "vs naive", "budget", "vs budget");
 
-	/* 1. ingest: a first scan of N new processes, median of 3 fresh stores */
-	double ing[3], nai[3], ingc[3], flo[3];
-	for (int k = 0; k < 3; k++) {
+	/* 1. ingest: a first scan of N new processes, median of 5 fresh stores,
+	   each beside an anchor run */
+	enum { INGEST_RUNS = 5 };
+	double ing[INGEST_RUNS], nai[INGEST_RUNS], ingc[INGEST_RUNS], flo[INGEST_RUNS];
+	double anc_i[INGEST_RUNS];
+	for (int k = 0; k < INGEST_RUNS; k++) {
 		synth_all(r, N, t0, 1);
-		flo[k] = (double)N / floor_ingest(path, r, N);
+		anc_i[k] = anchor_ms(apath, ar, af, N);
+		flo[k] = (double)N / floor_ingest(path, ar, af, N);
 		s = fresh(path);
 		double t = now_s(), c = cpu_s();
 		if (de_store_processes(s, r, N, &e) < 0)
@@ -497,19 +572,28 @@ int main(int argc, char **argv)
 		naive_close(&nv);
 		clear_all(r, N);
 	}
-	double ingest = median(ing, 3), ningest = median(nai, 3), ingest_cpu = median(ingc, 3);
+	double ingest = median(ing, INGEST_RUNS), ningest = median(nai, INGEST_RUNS);
+	double ingest_cpu = median(ingc, INGEST_RUNS), anchor_i = median(anc_i, INGEST_RUNS);
+	/* a rate as on DESIGN.md's machine */
+	double ki = anchor_i / ANCHOR_DESIGN_MS;
+	printf("%-44s %11.2f ms  (DESIGN.md: %.0f ms; this machine %.2fx slower)\n",
+	       "anchor: 10,000-row insert, one transaction", anchor_i, ANCHOR_DESIGN_MS, ki);
 	snprintf(a, sizeof(a), "%.0f rec/s", ingest);
 	snprintf(b, sizeof(b), "%.0f rec/s", ningest);
 	line("ingest, 10,000 new processes, empty store", a, b, ingest / ningest, ">= 300000/s",
-	     ingest / 300000.0, ingest >= 300000.0);
-	fails += ingest < 300000.0;
+	     ingest * ki / 300000.0, ingest * ki >= 300000.0);
+	fails += ingest * ki < 300000.0;
+	snprintf(a, sizeof(a), "%.2fx", (double)N / ingest * 1000 / anchor_i);
+	line("  its time / the anchor's (budget 33.3/19)", a, "-", 0, "<= 1.754x",
+	     (double)N / ingest * 1000 / anchor_i / (N / 300.0 / ANCHOR_DESIGN_MS),
+	     ingest * ki >= 300000.0);
 	snprintf(a, sizeof(a), "%.0f rec/s", ingest_cpu);
 	line("  the same per CPU second of the store", a, "-", 0, ">= 300000/s",
-	     ingest_cpu / 300000.0, ingest_cpu >= 300000.0);
-	double ingest_floor = median(flo, 3);
+	     ingest_cpu * ki / 300000.0, ingest_cpu * ki >= 300000.0);
+	double ingest_floor = median(flo, INGEST_RUNS);
 	snprintf(a, sizeof(a), "%.0f rec/s", ingest_floor);
 	line("  bound: SQLite alone, the same rows prebuilt", a, "-", 0, ">= 300000/s",
-	     ingest_floor / 300000.0, ingest_floor >= 300000.0);
+	     ingest_floor * ki / 300000.0, ingest_floor * ki >= 300000.0);
 
 	/* 2. steady state: unchanged scans of the same host */
 	synth_all(r, N, t0, 1);
@@ -517,8 +601,10 @@ int main(int argc, char **argv)
 	if (de_store_processes(s, r, N, &e) < 0)
 		die("first scan", &e);
 	/* like the agent: each scan's records are freshly built, then freed */
-	double steady[50], steadyc[50], maint[50];
+	double steady[50], steadyc[50], maint[50], anc_s[5];
 	for (int k = 0; k < 50; k++) {
+		if (k % 10 == 5)
+			anc_s[k / 10] = anchor_ms(apath, ar, af, N);
 		clear_all(r, N);
 		synth_all(r, N, t0 + (k + 1) * 10000LL, k + 2);
 		double t = now_s(), c = cpu_s();
@@ -531,7 +617,8 @@ int main(int argc, char **argv)
 		maint[k] = (now_s() - t) * 1000;
 	}
 	double st_med = median(steady, 50), st_p95 = percentile(steady, 50, 0.95);
-	double st_cpu = median(steadyc, 50);
+	double st_cpu = median(steadyc, 50), anchor_s = median(anc_s, 5);
+	double ks = ANCHOR_DESIGN_MS / anchor_s; /* a time as on DESIGN.md's machine */
 	naive_open(&nv, npath);
 	double nsteady[5];
 	for (int k = 0; k < 5; k++) {
@@ -543,21 +630,23 @@ int main(int argc, char **argv)
 	double nst = median(nsteady, 5);
 	snprintf(a, sizeof(a), "%.2f ms", st_med);
 	snprintf(b, sizeof(b), "%.2f ms", nst);
-	line("steady write per scan @10,000 (median)", a, b, st_med / nst, "<= 10 ms", st_med / 10,
-	     st_med <= 10);
-	fails += st_med > 10;
+	printf("%-44s %11.2f ms  (median of 5 among the steady scans)\n",
+	       "anchor: 10,000-row insert, one transaction", anchor_s);
+	line("steady write per scan @10,000 (median)", a, b, st_med / nst, "<= 10 ms",
+	     st_med * ks / 10, st_med * ks <= 10);
+	fails += st_med * ks > 10;
 	snprintf(a, sizeof(a), "%.2f ms", st_p95);
-	line("steady write per scan @10,000 (p95)", a, b, st_p95 / nst, "<= 10 ms", st_p95 / 10,
-	     st_p95 <= 10);
+	line("steady write per scan @10,000 (p95)", a, b, st_p95 / nst, "<= 10 ms",
+	     st_p95 * ks / 10, st_p95 * ks <= 10);
 	snprintf(a, sizeof(a), "%.2f ms", st_cpu);
-	line("  median CPU time of the store", a, b, st_cpu / nst, "<= 10 ms", st_cpu / 10,
-	     st_cpu <= 10);
+	line("  median CPU time of the store", a, b, st_cpu / nst, "<= 10 ms", st_cpu * ks / 10,
+	     st_cpu * ks <= 10);
 	/* every scan after the first: records taken in per second */
 	double steady_rate = (double)N / (st_med / 1000), naive_rate = (double)N / (nst / 1000);
 	snprintf(a, sizeof(a), "%.0f rec/s", steady_rate);
 	snprintf(b, sizeof(b), "%.0f rec/s", naive_rate);
 	line("ingest, steady host (every scan after 1st)", a, b, steady_rate / naive_rate,
-	     ">= 300000/s", steady_rate / 300000.0, steady_rate >= 300000.0);
+	     ">= 300000/s", steady_rate / ks / 300000.0, steady_rate / ks >= 300000.0);
 
 	/* 2b. the same with churn: 20 exec + 20 exit and 500 changing values per scan */
 	double churn[20], cmaint[20];
@@ -580,8 +669,8 @@ int main(int argc, char **argv)
 	double ch = median(churn, 20);
 	snprintf(a, sizeof(a), "%.2f ms", ch);
 	snprintf(b, sizeof(b), "%.2f ms", nst);
-	line("  with 20 new + 20 exited + 500 changed", a, b, ch / nst, "<= 10 ms", ch / 10,
-	     ch <= 10);
+	line("  with 20 new + 20 exited + 500 changed", a, b, ch / nst, "<= 10 ms", ch * ks / 10,
+	     ch * ks <= 10);
 	printf("%-44s %14.2f ms steady, %.2f ms with churn (median; not part of a scan)\n",
 	       "  then between scans: retention + checkpoint", median(maint, 50),
 	       median(cmaint, 20));
@@ -654,6 +743,9 @@ int main(int argc, char **argv)
 	printf("%d of 4 budgets met\n", 4 - fails);
 	rm_db(path);
 	rm_db(npath);
+	floor_texts_free(af, N);
+	clear_all(ar, N);
+	free(ar);
 	free(r);
 	/* a missed budget is a result to read, not a failure of make bench */
 	return 0;

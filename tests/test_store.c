@@ -321,7 +321,11 @@ static void test_diff_grows_with_churn(void **state)
 	store_ok(s, r, 100);
 	d = de_store_last_diff(s);
 	assert_int_equal(d.added, 100);
-	assert_int_equal(count(db, "SELECT count(*) FROM process_instances"), 100);
+	/* one row per new process: live instances are their snapshot rows */
+	assert_int_equal(count(db, "SELECT count(*) FROM process_instances"), 0);
+	assert_int_equal(count(db, "SELECT count(*) FROM processes WHERE first_seen = 10000 AND "
+				   "first_scan_id = 1 AND instance_id BETWEEN 1 AND 100"),
+			 100);
 
 	/* an unchanged scan writes no process rows */
 	int before = sqlite3_total_changes(db);
@@ -331,7 +335,7 @@ static void test_diff_grows_with_churn(void **state)
 	assert_int_equal(d.added + d.changed + d.exited + d.samples + d.history, 0);
 	/* only store_state (3 rows) and the scans counts (no scans row 2 here) */
 	assert_true(sqlite3_total_changes(db) - before <= 4);
-	assert_int_equal(count(db, "SELECT count(*) FROM process_instances"), 100);
+	assert_int_equal(count(db, "SELECT count(*) FROM process_instances"), 0);
 	assert_int_equal(count(db, "SELECT value FROM store_state WHERE key='snapshot_time'"),
 			 20000);
 
@@ -378,6 +382,11 @@ static void test_diff_grows_with_churn(void **state)
 			 40000);
 	assert_int_equal(count(db, "SELECT exit_scan_id FROM process_instances WHERE pid = 100"),
 			 5);
+	/* its history row is its last snapshot row */
+	assert_int_equal(count(db, "SELECT count(*) FROM process_instances WHERE pid = 100 AND "
+				   "first_seen = 10000 AND first_scan_id = 1 AND last_scan_id = 4 "
+				   "AND command_line = 'synthetic --n=100' AND id = 100"),
+			 1);
 
 	/* a reused pid is a new instance */
 	r[9].start_time = 777777;
@@ -386,23 +395,26 @@ static void test_diff_grows_with_churn(void **state)
 	d = de_store_last_diff(s);
 	assert_int_equal(d.added, 1);
 	assert_int_equal(d.exited, 1);
-	assert_int_equal(count(db, "SELECT count(*) FROM process_instances WHERE pid = 10"), 2);
+	assert_int_equal(count(db, "SELECT count(*) FROM process_instances WHERE pid = 10 AND "
+				   "exited_at = 60000 AND exit_scan_id = 6 AND last_seen = 50000"),
+			 1);
 	assert_int_equal(count(db,
-			       "SELECT count(*) FROM processes p JOIN process_instances i ON "
-			       "i.id = p.instance_id WHERE p.pid = 10 AND i.start_time = 777777 "
-			       "AND i.exited_at IS NULL"),
+			       "SELECT count(*) FROM processes WHERE pid = 10 AND "
+			       "start_time = 777777 AND first_seen = 60000 AND instance_id > 100"),
 			 1);
 	assert_int_equal(count(db, "SELECT count(*) FROM processes"), 99);
 
 	/* a pid twice is refused and nothing changes */
-	int64_t inst = count(db, "SELECT count(*) FROM process_instances");
+	const char *all = "SELECT (SELECT count(*) FROM process_instances) + "
+			  "(SELECT count(*) FROM processes)";
+	int64_t inst = count(db, all);
 	r[1].pid = r[0].pid;
 	r[1].start_time = 5;
 	r[2].start_time = 6; /* would be a new instance if the batch were applied */
 	assert_true(de_store_processes(s, r, 99, &e) < 0);
 	assert_int_equal(e.category, DE_ERR_VALIDATION);
 	assert_non_null(strstr(e.message, "appears twice"));
-	assert_int_equal(count(db, "SELECT count(*) FROM process_instances"), inst);
+	assert_int_equal(count(db, all), inst);
 	/* and the in-memory index was not disturbed: the good batch again is a no-op */
 	r[1].pid = 2;
 	r[1].start_time = 1001;
@@ -575,7 +587,8 @@ static void test_events(void **state)
 	assert_int_equal(d.exited, 3);
 	assert_int_equal(d.samples, 0);
 	assert_int_equal(count(db, "SELECT count(*) FROM processes"), EV_BASE + 1 - 2);
-	assert_int_equal(count(db, "SELECT count(*) FROM process_instances"), EV_BASE + 2);
+	/* history: the three instances that left (pid 5's first, 7 and 1) */
+	assert_int_equal(count(db, "SELECT count(*) FROM process_instances"), 3);
 	assert_int_equal(count(db, "SELECT count(*) FROM processes WHERE pid IN (1, 7, 60)"), 0);
 	assert_int_equal(count(db, "SELECT count(*) FROM process_instances WHERE pid = 60"), 0);
 	/* exec in place: the old arguments kept, the new ones current */
@@ -585,14 +598,14 @@ static void test_events(void **state)
 	assert_int_equal(count(db, "SELECT count(*) FROM processes WHERE pid = 3 AND "
 				   "command_line = 'synthetic --exec''d'"),
 			 1);
-	assert_int_equal(count(db, "SELECT count(*) FROM process_instances WHERE pid = 3"), 1);
+	assert_int_equal(count(db, "SELECT count(*) FROM process_instances WHERE pid = 3"), 0);
 	/* pid reuse: the old instance ended when the new one appeared */
 	assert_int_equal(count(db, "SELECT exited_at FROM process_instances WHERE pid = 5 AND "
 				   "start_time = 1004"),
 			 15003);
-	assert_int_equal(count(db, "SELECT count(*) FROM processes p JOIN process_instances i ON "
-				   "i.id = p.instance_id WHERE p.pid = 5 AND i.start_time = 14500 "
-				   "AND i.first_scan_id = 2 AND i.exited_at IS NULL"),
+	assert_int_equal(count(db,
+			       "SELECT count(*) FROM processes WHERE pid = 5 AND "
+			       "start_time = 14500 AND first_scan_id = 2 AND first_seen = 15003"),
 			 1);
 	/* exit: time and scan of the event */
 	assert_int_equal(count(db, "SELECT count(*) FROM process_instances WHERE pid = 7 AND "
@@ -628,7 +641,7 @@ static void test_events(void **state)
 	store_ok(s, full, nf);
 	d = de_store_last_diff(s);
 	assert_int_equal(d.added + d.changed + d.exited + d.history + d.samples, 0);
-	assert_int_equal(count(db, "SELECT count(*) FROM process_instances"), EV_BASE + 2);
+	assert_int_equal(count(db, "SELECT count(*) FROM process_instances"), 3);
 
 	/* events older than the live instance (queued while a full scan saw the
 	   pid reused) change nothing: pid 5 has lived since 14500 */
@@ -639,8 +652,8 @@ static void test_events(void **state)
 	events_ok(s, 3, ev, 2);
 	d = de_store_last_diff(s);
 	assert_int_equal(d.added + d.changed + d.exited + d.history, 0);
-	assert_int_equal(count(db, "SELECT count(*) FROM processes p JOIN process_instances i ON "
-				   "i.id = p.instance_id WHERE p.pid = 5 AND i.start_time = 14500"),
+	assert_int_equal(count(db, "SELECT count(*) FROM processes WHERE pid = 5 AND "
+				   "start_time = 14500"),
 			 1);
 	de_process_record_clear(&stale);
 
@@ -663,7 +676,9 @@ static void test_events(void **state)
 	free(all);
 
 	/* a bad event rolls the whole batch back, memory and file alike */
-	int64_t inst = count(db, "SELECT count(*) FROM process_instances");
+	const char *every = "SELECT (SELECT count(*) FROM process_instances) + "
+			    "(SELECT count(*) FROM processes)";
+	int64_t inst = count(db, every);
 	struct de_process_record y;
 	mk(&y, 70, 41000, 41000, 0);
 	ev[0] = exec_ev(70, 41000, &y);
@@ -675,7 +690,7 @@ static void test_events(void **state)
 	ev[2] = (struct de_store_event){.kind = (enum de_store_event_kind)99, .pid = 8};
 	assert_int_equal(de_store_apply_events(s, 4, ev, 3, &e), -EINVAL);
 	assert_non_null(strstr(e.message, "unknown process event kind"));
-	assert_int_equal(count(db, "SELECT count(*) FROM process_instances"), inst);
+	assert_int_equal(count(db, every), inst);
 	assert_int_equal(count(db, "SELECT count(*) FROM processes WHERE pid = 2"), 1);
 	retime(full, nf, 50000, 5);
 	store_ok(s, full, nf); /* the 100 are gone now; pid 2 is not, pid 70 never came */
@@ -709,6 +724,44 @@ static void test_events(void **state)
 	clear_many(x, 4);
 	clear_many(full, nf);
 	clear_many(many, 100);
+	free(path);
+}
+
+/*
+ * A first scan inserts new processes many rows to a statement: an absent
+ * optional (ppid, start_time, cpu, memory) in any row of a batch is NULL in
+ * that row, and only there.
+ */
+static void test_batch_absent_values(void **state)
+{
+	(void)state;
+	char *path = db_path("nulls.sqlite");
+	struct de_store *s = open_at(path, 3600);
+	sqlite3 *db = de_store_db(s);
+	enum { N = 40 };
+	struct de_process_record r[N];
+
+	mk_many(r, N, 1000, 1);
+	for (size_t i = 0; i < N; i++) {
+		r[i].ppid = 7;
+		if (i % 4 == 1) {
+			r[i].has_ppid = false;
+			r[i].has_start_time = false;
+			r[i].has_cpu_usage = false;
+			r[i].has_memory_usage = false;
+		}
+	}
+	store_ok(s, r, N);
+	assert_int_equal(count(db, "SELECT count(*) FROM processes WHERE ppid IS NULL AND "
+				   "start_time IS NULL AND cpu_usage IS NULL AND memory_usage IS "
+				   "NULL AND pid % 4 = 2"),
+			 N / 4);
+	assert_int_equal(count(db, "SELECT count(*) FROM processes WHERE ppid = 7 AND "
+				   "start_time = 999 + pid AND cpu_usage = 0.5 AND memory_usage = "
+				   "4096 AND pid % 4 != 2"),
+			 N - N / 4);
+	de_store_close(s);
+	clear_many(r, N);
 	free(path);
 }
 
@@ -780,6 +833,21 @@ static void test_query(void **state)
 	q = (struct de_process_query){.limit = 5, .offset = 3};
 	assert_int_equal(query(s, &q, &c), 5);
 	assert_int_equal(c.pids[0], 4);
+	/* exited and live instances come merged, oldest (lowest id) first:
+	   pid 1's first instance exited, 2..10 live, 11..20 exited, then the
+	   second pid 1; offset and limit count across both */
+	q = (struct de_process_query){0};
+	assert_int_equal(query(s, &q, &c), 21);
+	for (size_t i = 0; i < 21; i++) {
+		assert_int_equal(c.pids[i], i == 20 ? 1 : i + 1);
+		assert_int_equal(c.alive[i], (i >= 1 && i <= 9) || i == 20);
+	}
+	q = (struct de_process_query){.limit = 4, .offset = 8};
+	assert_int_equal(query(s, &q, &c), 4);
+	assert_int_equal(c.pids[0], 9);
+	assert_true(c.alive[1]);
+	assert_int_equal(c.pids[2], 11);
+	assert_false(c.alive[2]);
 	/* the callback stops the stream and its value comes back */
 	struct de_error e = {0};
 	c.n = 0;
@@ -922,23 +990,28 @@ static void test_migrates_v1(void **state)
 	struct de_store *s = open_at(path, 0);
 	db = de_store_db(s);
 	assert_int_equal(count(db, "PRAGMA user_version"), DE_STORE_SCHEMA_VERSION);
-	assert_int_equal(count(db, "SELECT count(*) FROM process_instances WHERE pid = 1 AND "
-				   "first_seen = 15"),
+	/* live: its snapshot row carries what its instance row held */
+	assert_int_equal(count(db, "SELECT count(*) FROM processes WHERE pid = 1 AND "
+				   "first_seen = 15 AND first_scan_id = 1 AND instance_id = 1"),
 			 1);
+	assert_int_equal(count(db, "SELECT count(*) FROM process_instances"), 0);
 	assert_int_equal(count(db, "SELECT count(*) FROM scans WHERE status = 'failed'"), 1);
 	/* the migrated row is the same instance: rewritten, not a new one */
 	struct de_process_record r;
 	mk(&r, 1, 1000, 40, 3);
 	store_ok(s, &r, 1);
 	assert_int_equal(de_store_last_diff(s).added, 0);
-	assert_int_equal(count(db, "SELECT count(*) FROM process_instances"), 1);
+	assert_int_equal(count(db, "SELECT count(*) FROM process_instances"), 0);
 	assert_int_equal(count(db, "SELECT count(*) FROM process_changes"), 0);
 	de_process_record_clear(&r);
 	de_store_close(s);
 	free(path);
 }
 
-/* A version-2 file (before alerts carried `incomplete`) moves to version 3. */
+/*
+ * A version-2 file (before alerts carried `incomplete`, when live instances
+ * had history rows too) moves to version 4.
+ */
 static void test_migrates_v2(void **state)
 {
 	(void)state;
@@ -950,11 +1023,31 @@ static void test_migrates_v2(void **state)
 
 	mk_many(r, 3, 1000, 1);
 	store_ok(s, r, 3);
+	retime(r, 3, 1500, 2);
+	store_ok(s, r, 2); /* the third exits */
 	de_store_close(s);
-	/* take the file back to what schema 2 wrote */
+	/* take the file back to what schema 2 wrote: live instances had
+	   process_instances rows too (with their first cpu/memory), the
+	   snapshot had no first_seen but an index on name */
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	assert_int_equal(
 		sqlite3_exec(db,
+			     "INSERT INTO process_instances(id, pid, start_time, ppid, name,"
+			     " executable_path, command_line, argv_json, executable_hash,"
+			     " hash_algorithm, user_id, accessible, file_exists, exe_deleted,"
+			     " exe_replaced, platform_data, cpu_usage, memory_usage, first_seen,"
+			     " last_seen, first_scan_id, last_scan_id) SELECT instance_id, pid,"
+			     " start_time, ppid, name, executable_path, command_line, argv_json,"
+			     " executable_hash, hash_algorithm, user_id, accessible, file_exists,"
+			     " exe_deleted, exe_replaced, platform_data, cpu_usage, memory_usage,"
+			     " first_seen, first_seen, first_scan_id, first_scan_id FROM processes;"
+			     "ALTER TABLE processes DROP COLUMN first_seen;"
+			     "ALTER TABLE processes DROP COLUMN first_scan_id;"
+			     "CREATE INDEX processes_name ON processes(name);"
+			     "UPDATE process_instances SET cpu_usage = 1.5 WHERE pid = 3;"
+			     "INSERT INTO process_samples(instance_id, t, scan_id, cpu_usage,"
+			     " memory_usage) SELECT id, 1200, 1, 7.5, 4096 FROM process_instances"
+			     " WHERE pid = 3;"
 			     "ALTER TABLE alerts DROP COLUMN incomplete;"
 			     "INSERT INTO alerts(id, alert_time, rule_id, title, description,"
 			     " severity, affected_processes, process_count, alert_data,"
@@ -971,13 +1064,25 @@ static void test_migrates_v2(void **state)
 
 	s = open_at(path, 0);
 	db = de_store_db(s);
-	assert_int_equal(count(db, "PRAGMA user_version"), 3);
+	assert_int_equal(count(db, "PRAGMA user_version"), DE_STORE_SCHEMA_VERSION);
 	assert_int_equal(count(db, "SELECT count(*) FROM alerts WHERE id = 'old' AND "
 				   "incomplete = 0"),
 			 1);
+	/* schema 4: live instances moved into their snapshot rows, the exited
+	   one keeps its row with its last sampled values */
+	assert_int_equal(count(db, "SELECT count(*) FROM processes WHERE first_seen = 1000 AND "
+				   "first_scan_id = 1"),
+			 2);
+	assert_int_equal(count(db, "SELECT count(*) FROM process_instances"), 1);
+	assert_int_equal(count(db, "SELECT count(*) FROM process_instances WHERE pid = 3 AND "
+				   "cpu_usage = 7.5 AND exited_at = 1500"),
+			 1);
+	assert_int_equal(count(db, "SELECT count(*) FROM sqlite_master WHERE name = "
+				   "'processes_name'"),
+			 0);
 	/* history and snapshot survive: the same scan again writes nothing */
 	retime(r, 3, 2000, 2);
-	store_ok(s, r, 3);
+	store_ok(s, r, 2);
 	struct de_store_diff d = de_store_last_diff(s);
 	assert_int_equal(d.added + d.changed + d.exited + d.history, 0);
 	/* alerts cut short say so */
@@ -998,16 +1103,16 @@ static void test_migrates_v2(void **state)
 
 	/* a file from a newer daemoneye is still refused, untouched */
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version=4", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version=5", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	struct de_store_config cfg = {.path = path, .wal_mode = true};
 	s = NULL;
 	assert_true(de_store_open(&cfg, &s, &e) < 0);
 	assert_null(s);
 	assert_int_equal(e.category, DE_ERR_DATABASE);
-	assert_non_null(strstr(e.message, "schema version 4 is newer"));
+	assert_non_null(strstr(e.message, "schema version 5 is newer"));
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(count(db, "PRAGMA user_version"), 4);
+	assert_int_equal(count(db, "PRAGMA user_version"), 5);
 	sqlite3_close(db);
 	clear_many(r, 3);
 	free(path);
@@ -1072,10 +1177,8 @@ static void test_retention(void **state)
 	/* keep 5 days, in batches of 40 rows */
 	assert_int_equal(de_store_prune(s, 11 * day, 5, 40, 100, &ps, &e), 0);
 	assert_false(ps.more);
-	assert_int_equal(count(db, "SELECT count(*) FROM process_instances"), 50);
-	assert_int_equal(count(db, "SELECT count(*) FROM process_instances WHERE exited_at IS "
-				   "NOT NULL"),
-			 0);
+	/* the exited went; the live are their snapshot rows, never pruned */
+	assert_int_equal(count(db, "SELECT count(*) FROM process_instances"), 0);
 	assert_int_equal(count(db, "SELECT count(*) FROM processes"), 50);	/* never */
 	assert_int_equal(count(db, "SELECT count(*) FROM process_samples"), 0); /* old history */
 	assert_int_equal(count(db, "SELECT count(*) FROM alerts"), 3); /* undelivered stay */
@@ -1199,7 +1302,7 @@ static void test_disk_full(void **state)
 	printf("# disk full reported as: %s\n", e.message);
 	/* earlier data intact */
 	assert_int_equal(count(db, "SELECT count(*) FROM processes"), 20);
-	assert_int_equal(count(db, "SELECT count(*) FROM process_instances"), 20);
+	assert_int_equal(count(db, "SELECT count(*) FROM process_instances"), 0);
 	assert_int_equal(count(db, "SELECT value FROM store_state WHERE key='snapshot_time'"),
 			 1000);
 	/* the same processes as real-time events fail alike and change nothing */
@@ -1209,16 +1312,14 @@ static void test_disk_full(void **state)
 	assert_int_equal(de_store_apply_events(s, 0, ev, N, &e), -ENOSPC);
 	assert_int_equal(e.category, DE_ERR_DATABASE);
 	assert_int_equal(count(db, "SELECT count(*) FROM processes"), 20);
-	assert_int_equal(count(db, "SELECT count(*) FROM process_instances"), 20);
-	assert_int_equal(count(db, "SELECT count(*) FROM process_instances WHERE exited_at IS "
-				   "NOT NULL"),
-			 0);
+	assert_int_equal(count(db, "SELECT count(*) FROM process_instances"), 0);
 	free(ev);
 	/* room again: the same batch goes through on retry */
 	assert_int_equal(mount("tmpfs", dir, "tmpfs", MS_REMOUNT, "size=64m"), 0);
 	store_ok(s, r, N);
 	assert_int_equal(count(db, "SELECT count(*) FROM processes"), N);
 	assert_int_equal(de_store_last_diff(s).exited, 20); /* new start times: new instances */
+	assert_int_equal(count(db, "SELECT count(*) FROM process_instances"), 20);
 	clear_many(r, N);
 	de_store_close(s);
 	/* and the file is sound */
@@ -1277,6 +1378,7 @@ int main(void)
 		cmocka_unit_test(test_samples),
 		cmocka_unit_test(test_events),
 		cmocka_unit_test(test_text_columns),
+		cmocka_unit_test(test_batch_absent_values),
 		cmocka_unit_test(test_query),
 		cmocka_unit_test(test_query_streams),
 		cmocka_unit_test(test_single_writer),

@@ -3,22 +3,27 @@
  * snapshot, the history of process instances, sampled resource use, the
  * scans, the alerts and their delivery records.  The seed's EventStore.
  *
- * Relations (schema version 3; see store.c for the full DDL):
+ * Relations (schema version 4; see store.c for the full DDL):
  *
  *   processes          the current snapshot, one row per live process, with
  *                      every ProcessRecord column (command_line as one text
  *                      column of the arguments joined by spaces, argv as a
  *                      JSON array in `argv_json`), the derived exe_deleted and
- *                      exe_replaced, and `instance_id` (-> process_instances).
+ *                      exe_replaced, `instance_id` (the id its history row
+ *                      gets), and `first_seen`/`first_scan_id`.
  *                      This is what detection rules see.  A row is written
  *                      only when its process appears or something in it
  *                      changes, so its `scan_id`, `collection_time` and `id`
  *                      name the scan that last wrote it; the newest scan is
  *                      `SELECT max(id) FROM scans WHERE status = 'ok'`.
  *   process_instances  history: one row per process instance (pid,
- *                      start_time) with its identity fields, first_seen,
- *                      last_seen and exited_at (NULL while alive), the scans
- *                      that first and last saw it, and its first cpu/memory.
+ *                      start_time) that has left the snapshot (exited, or
+ *                      its pid reused): its last snapshot row with
+ *                      first_seen, last_seen, exited_at and the scans that
+ *                      first and last saw it and saw it gone.  Live
+ *                      instances are their processes rows only, so a new
+ *                      process costs one row; de_store_query_processes()
+ *                      reads both.
  *   process_changes    when an instance's identity fields change while it
  *                      lives (exec, reparenting, its file deleted), the
  *                      previous values, so history is never overwritten.
@@ -72,7 +77,7 @@ struct de_store_config {
 
 struct de_store;
 
-#define DE_STORE_SCHEMA_VERSION 3
+#define DE_STORE_SCHEMA_VERSION 4
 
 /*
  * Open (and, unless read_only, lock, create and migrate) the store.  A file
@@ -203,7 +208,7 @@ struct de_process_query {
  * One process instance.  Strings are borrowed (valid during the callback);
  * optional numbers have has_ flags.  For a live instance last_seen is the
  * time of the newest snapshot and cpu/memory are current; for an exited one
- * they are the last sampled (or first) values.
+ * they are the values last stored for it.
  */
 struct de_process_row {
 	int64_t instance_id;
@@ -234,7 +239,9 @@ struct de_process_row {
 typedef int (*de_process_row_cb)(const struct de_process_row *row, void *arg);
 
 /*
- * Stream the instances matching q, oldest first, to cb, in constant memory.
+ * Stream the instances matching q, oldest first (by instance id: exited
+ * and live instances merged), to cb, in memory that does not grow with
+ * history.
  * Returns 0, the callback's nonzero value, or a negative error.
  */
 int de_store_query_processes(struct de_store *s, const struct de_process_query *q,

@@ -31,7 +31,16 @@
  * to record.
  *
  * Schema history: 1 the foundation; 2 history that grows with churn
- * (instances, changes, samples, scan status, deliveries); 3 alerts.incomplete.
+ * (instances, changes, samples, scan status, deliveries); 3 alerts.incomplete;
+ * 4 an instance's history row written when it leaves the snapshot.
+ *
+ * Why 4: a new process used to cost two wide rows (snapshot and instance)
+ * and four index entries, which capped a first scan at about a third of
+ * DESIGN.md's ingest budget whatever the store did around them.  A live
+ * instance now is its snapshot row (with first_seen, first_scan_id); when
+ * it exits, or its pid is reused, that row is copied into process_instances
+ * with its exit time, in the same transaction that deletes it.  Readers
+ * that want every instance read both (de_store_query_processes()).
  */
 #include "daemoneye/store.h"
 
@@ -193,28 +202,27 @@ static void tab_del(struct snap_tab *t, struct snap_ent *e)
 enum {
 	ST_INS_SNAP,
 	ST_UPD_SNAP,
-	ST_INS_INST,
 	ST_UPD_VALS,
 	ST_SAVE_CHANGE,
-	ST_UPD_INST,
 	ST_EXIT_INST,
 	ST_DEL_SNAP,
 	ST_INS_SAMPLE,
 	ST_SET_STATE,
 	ST_SCAN_COUNTS,
-	ST_NEXT_INST,
 	ST_MAX
 };
 
 /*
- * The two inserts of a new instance, also prepared for BATCH_ROWS rows at
- * once (multi_sql()): a first scan of 10,000 processes spent about a third
- * of SQLite's time opening, seeking and closing cursors per row.  Every
- * statement numbers its parameters alike (bind_record()), NPARAM per row.
- * OR FAIL: a multi-row insert that may abort needs a statement journal (a
- * copy of every page it touches); a failed batch is rolled back whole
- * anyway.  Instance ids are given, not left to SQLite, so that the
- * snapshot rows of a batch can name them.
+ * The insert of a new instance (its snapshot row: the instance's history
+ * row is written when it leaves the snapshot, ST_EXIT_INST), also prepared
+ * for BATCH_ROWS rows at once (prepare_multi()): a first scan of 10,000
+ * processes spent about a third of SQLite's time opening, seeking and
+ * closing cursors per row.  Every statement numbers its parameters alike
+ * (bind_record()), NPARAM per row.  OR FAIL: a multi-row insert that may
+ * abort needs a statement journal (a copy of every page it touches); a
+ * failed batch is rolled back whole anyway.  Instance ids are given by the
+ * store (s->next_inst), not left to SQLite: the row that names an instance
+ * is written long before its history row.
  */
 #define NPARAM	   23
 #define BATCH_ROWS 16
@@ -222,16 +230,11 @@ enum {
 	"INSERT OR FAIL INTO processes(pid, id, scan_id, collection_time, ppid, name,"             \
 	" executable_path, command_line, argv_json, start_time, cpu_usage, memory_usage,"          \
 	" executable_hash, hash_algorithm, user_id, accessible, file_exists, exe_deleted,"         \
-	" exe_replaced, platform_data, instance_id, identity_hash, value_hash) VALUES"
+	" exe_replaced, platform_data, instance_id, identity_hash, value_hash, first_seen,"        \
+	" first_scan_id) VALUES"
 #define INS_SNAP_ROW                                                                               \
-	"(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23)"
-#define INS_INST_HEAD                                                                              \
-	"INSERT OR FAIL INTO process_instances(id, pid, ppid, name, executable_path,"              \
-	" command_line, argv_json, start_time, cpu_usage, memory_usage, executable_hash,"          \
-	" hash_algorithm, user_id, accessible, file_exists, exe_deleted, exe_replaced,"            \
-	" platform_data, first_seen, last_seen, first_scan_id, last_scan_id) VALUES"
-#define INS_INST_ROW                                                                               \
-	"(?21,?1,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?4,?4,?3,?3)"
+	"(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?4,?" \
+	"3)"
 
 static const char *const stmt_sql[ST_MAX] = {
 	/*
@@ -249,7 +252,6 @@ static const char *const stmt_sql[ST_MAX] = {
 			" accessible = ?16, file_exists = ?17, exe_deleted = ?18,"
 			" exe_replaced = ?19, platform_data = ?20, instance_id = ?21,"
 			" identity_hash = ?22, value_hash = ?23 WHERE pid = ?1",
-	[ST_INS_INST] = INS_INST_HEAD INS_INST_ROW,
 	[ST_UPD_VALS] = "UPDATE processes SET id = ?2, scan_id = ?3, collection_time = ?4,"
 			" cpu_usage = ?11, memory_usage = ?12, platform_data = ?20,"
 			" value_hash = ?23 WHERE pid = ?1",
@@ -257,23 +259,27 @@ static const char *const stmt_sql[ST_MAX] = {
 			   " name, executable_path, command_line, argv_json, executable_hash,"
 			   " hash_algorithm, user_id, accessible, file_exists, exe_deleted,"
 			   " exe_replaced, platform_data)"
-			   " SELECT id, ?2, ?3, ppid, name, executable_path, command_line,"
-			   " argv_json, executable_hash, hash_algorithm, user_id, accessible,"
-			   " file_exists, exe_deleted, exe_replaced, platform_data"
-			   " FROM process_instances WHERE id = ?1",
-	[ST_UPD_INST] = "UPDATE process_instances SET ppid = ?5, name = ?6,"
-			" executable_path = ?7, command_line = ?8, argv_json = ?9,"
-			" executable_hash = ?13, hash_algorithm = ?14, user_id = ?15,"
-			" accessible = ?16, file_exists = ?17, exe_deleted = ?18,"
-			" exe_replaced = ?19, platform_data = ?20 WHERE id = ?21",
-	[ST_EXIT_INST] = "UPDATE process_instances SET exited_at = ?2, exit_scan_id = ?3,"
-			 " last_seen = ?4, last_scan_id = ?5 WHERE id = ?1",
+			   " SELECT instance_id, ?2, ?3, ppid, name, executable_path,"
+			   " command_line, argv_json, executable_hash, hash_algorithm, user_id,"
+			   " accessible, file_exists, exe_deleted, exe_replaced, platform_data"
+			   " FROM processes WHERE pid = ?1",
+	/* the snapshot row, as it was last, becomes the instance's history */
+	[ST_EXIT_INST] = "INSERT INTO process_instances(id, pid, start_time, ppid, name,"
+			 " executable_path, command_line, argv_json, executable_hash,"
+			 " hash_algorithm, user_id, accessible, file_exists, exe_deleted,"
+			 " exe_replaced, platform_data, cpu_usage, memory_usage, first_seen,"
+			 " last_seen, exited_at, first_scan_id, last_scan_id, exit_scan_id)"
+			 " SELECT instance_id, pid, start_time, ppid, name, executable_path,"
+			 " command_line, argv_json, executable_hash, hash_algorithm, user_id,"
+			 " accessible, file_exists, exe_deleted, exe_replaced, platform_data,"
+			 " cpu_usage, memory_usage, coalesce(first_seen, collection_time), ?4,"
+			 " ?2, first_scan_id, ?5, ?3 FROM processes"
+			 " WHERE pid = ?6 AND instance_id = ?1",
 	[ST_DEL_SNAP] = "DELETE FROM processes WHERE pid = ?1 AND instance_id = ?2",
 	[ST_INS_SAMPLE] = "INSERT INTO process_samples(instance_id, t, scan_id, cpu_usage,"
 			  " memory_usage) VALUES(?1, ?2, ?3, ?4, ?5)",
 	[ST_SET_STATE] = "INSERT OR REPLACE INTO store_state(key, value) VALUES"
 			 "('snapshot_time', ?1), ('snapshot_scan', ?2), ('sample_time', ?3)",
-	[ST_NEXT_INST] = "SELECT coalesce(max(id), 0) + 1 FROM process_instances",
 	[ST_SCAN_COUNTS] = "UPDATE scans SET new_count = coalesce(new_count, 0) + ?1,"
 			   " changed_count = coalesce(changed_count, 0) + ?2,"
 			   " exited_count = coalesce(exited_count, 0) + ?3 WHERE id = ?4",
@@ -306,11 +312,11 @@ struct de_store {
 	struct pd_sum *pd;     /* per-record platform_data sums of the scan in hand */
 	/* bound_make's buffers: one per queued row, and one for single rows */
 	struct textbufs text[BATCH_ROWS + 1];
-	sqlite3_stmt *multi_inst, *multi_snap; /* the inserts for BATCH_ROWS rows */
-	struct pending *queue;		       /* BATCH_ROWS new instances to insert */
+	sqlite3_stmt *multi_snap; /* the insert of BATCH_ROWS new instances */
+	struct pending *queue;	  /* BATCH_ROWS new instances to insert */
 	size_t queued;
 	bool batching;	   /* queue new instances (a full scan) */
-	int64_t next_inst; /* id for the next instance (within a transaction) */
+	int64_t next_inst; /* id for the next instance (set by load_snapshot) */
 	size_t pd_cap;
 	bool snap_loaded;
 	int64_t snap_time, snap_scan, sample_time; /* from store_state */
@@ -496,6 +502,25 @@ static const char *const migrations[] = {
 
 	/* 3: alerts cut short (a rule stopped by its time or memory limit) */
 	"ALTER TABLE alerts ADD COLUMN incomplete INTEGER NOT NULL DEFAULT 0;",
+
+	/*
+	 * 4: a live instance is its snapshot row alone; its process_instances
+	 * row is written when it leaves the snapshot (one row per new process,
+	 * not two), holding its last values.  processes.name loses its index
+	 * (rules scan; the CLI's --name reads history through its own index).
+	 */
+	"ALTER TABLE processes ADD COLUMN first_seen INTEGER;"
+	"ALTER TABLE processes ADD COLUMN first_scan_id INTEGER;"
+	"UPDATE processes SET (first_seen, first_scan_id) = (SELECT i.first_seen,"
+	"  i.first_scan_id FROM process_instances i WHERE i.id = processes.instance_id);"
+	"UPDATE processes SET first_seen = collection_time WHERE first_seen IS NULL;"
+	"UPDATE process_instances SET (cpu_usage, memory_usage) = (SELECT sm.cpu_usage,"
+	"  sm.memory_usage FROM process_samples sm WHERE sm.instance_id = process_instances.id"
+	"  ORDER BY sm.id DESC LIMIT 1) WHERE exited_at IS NOT NULL AND EXISTS (SELECT 1"
+	"  FROM process_samples sm WHERE sm.instance_id = process_instances.id);"
+	"DELETE FROM process_instances WHERE exited_at IS NULL"
+	"  AND id IN (SELECT instance_id FROM processes);"
+	"DROP INDEX processes_name;",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -767,8 +792,7 @@ int de_store_open(const struct de_store_config *cfg, struct de_store **out, stru
 				rc = db_err(s, err, "cannot prepare statements");
 				goto fail;
 			}
-		if ((rc = prepare_multi(s, INS_INST_HEAD, INS_INST_ROW, &s->multi_inst, err)) < 0 ||
-		    (rc = prepare_multi(s, INS_SNAP_HEAD, INS_SNAP_ROW, &s->multi_snap, err)) < 0)
+		if ((rc = prepare_multi(s, INS_SNAP_HEAD, INS_SNAP_ROW, &s->multi_snap, err)) < 0)
 			goto fail;
 	} else {
 		int version = -1;
@@ -806,8 +830,7 @@ void de_store_close(struct de_store *s)
 		return;
 	for (int i = 0; i < ST_MAX; i++)
 		sqlite3_finalize(s->st[i]);
-	sqlite3_finalize(s->multi_inst); /* before the close, which fails while any is open */
-	sqlite3_finalize(s->multi_snap);
+	sqlite3_finalize(s->multi_snap); /* before the close, which fails while any is open */
 	sqlite3_close(s->db);
 	tab_free(&s->snap);
 	tab_free(&s->spare);
@@ -1430,7 +1453,7 @@ static void bind_record(sqlite3_stmt *st, int off, const struct de_process_recor
 	if (r->has_ppid)
 		sqlite3_bind_int64(st, off + 5, r->ppid);
 	else
-		sqlite3_bind_null(st, 5);
+		sqlite3_bind_null(st, off + 5);
 	sqlite3_bind_text(st, off + 6, r->name, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, off + 7, r->executable_path, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, off + 8, b->cmd, -1, SQLITE_STATIC);
@@ -1438,15 +1461,15 @@ static void bind_record(sqlite3_stmt *st, int off, const struct de_process_recor
 	if (r->has_start_time)
 		sqlite3_bind_int64(st, off + 10, r->start_time);
 	else
-		sqlite3_bind_null(st, 10);
+		sqlite3_bind_null(st, off + 10);
 	if (r->has_cpu_usage)
 		sqlite3_bind_double(st, off + 11, r->cpu_usage);
 	else
-		sqlite3_bind_null(st, 11);
+		sqlite3_bind_null(st, off + 11);
 	if (r->has_memory_usage)
 		sqlite3_bind_int64(st, off + 12, (sqlite3_int64)r->memory_usage);
 	else
-		sqlite3_bind_null(st, 12);
+		sqlite3_bind_null(st, off + 12);
 	sqlite3_bind_text(st, off + 13, r->executable_hash, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, off + 14, r->hash_algorithm, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, off + 15, r->user_id, -1, SQLITE_STATIC);
@@ -1483,22 +1506,29 @@ static int run(struct de_store *s, int which, struct de_error *err, const char *
 
 static int load_snapshot(struct de_store *s, struct de_error *err)
 {
+	/* the values last sampled, else the current ones (see sample_differs) */
 	static const char sql[] =
 		"SELECT p.pid, p.start_time, p.instance_id, p.identity_hash, p.value_hash,"
-		" CASE WHEN sm.id IS NULL THEN i.cpu_usage ELSE sm.cpu_usage END,"
-		" CASE WHEN sm.id IS NULL THEN i.memory_usage ELSE sm.memory_usage END"
-		" FROM processes p LEFT JOIN process_instances i ON i.id = p.instance_id"
-		" LEFT JOIN process_samples sm ON sm.id ="
+		" CASE WHEN sm.id IS NULL THEN p.cpu_usage ELSE sm.cpu_usage END,"
+		" CASE WHEN sm.id IS NULL THEN p.memory_usage ELSE sm.memory_usage END"
+		" FROM processes p LEFT JOIN process_samples sm ON sm.id ="
 		"  (SELECT max(id) FROM process_samples WHERE instance_id = p.instance_id)";
 	sqlite3_stmt *st;
 	struct snap_tab t;
-	int64_t n = 0;
+	int64_t n = 0, next = 1;
 	int rc;
 
-	if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM processes", -1, &st, NULL) != SQLITE_OK)
+	/* instance ids: past the highest in history and in the snapshot */
+	if (sqlite3_prepare_v2(
+		    s->db,
+		    "SELECT count(*), max(coalesce((SELECT max(id) FROM process_instances),"
+		    " 0), coalesce(max(instance_id), 0)) + 1 FROM processes",
+		    -1, &st, NULL) != SQLITE_OK)
 		return db_err(s, err, "cannot read the snapshot");
-	if (sqlite3_step(st) == SQLITE_ROW)
+	if (sqlite3_step(st) == SQLITE_ROW) {
 		n = sqlite3_column_int64(st, 0);
+		next = sqlite3_column_int64(st, 1);
+	}
 	sqlite3_finalize(st);
 	if (tab_init(&t, (size_t)n) < 0)
 		return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
@@ -1529,6 +1559,7 @@ static int load_snapshot(struct de_store *s, struct de_error *err)
 	}
 	tab_free(&s->snap);
 	s->snap = t;
+	s->next_inst = next;
 	s->snap_loaded = true;
 	return 0;
 }
@@ -1569,20 +1600,12 @@ static int flush_queue(struct de_store *s, struct de_error *err)
 	if (n == BATCH_ROWS) {
 		for (size_t i = 0; i < n; i++) {
 			const struct pending *p = &s->queue[i];
-			bind_record(s->multi_inst, (int)i * NPARAM, p->r, &p->b, p->inst, &p->h);
 			bind_record(s->multi_snap, (int)i * NPARAM, p->r, &p->b, p->inst, &p->h);
 		}
-		if ((rc = exec_step(s, s->multi_inst, err, "cannot record a process instance")) <
-			    0 ||
-		    (rc = exec_step(s, s->multi_snap, err, "cannot store a process")) < 0)
-			return rc;
-		return 0;
+		return exec_step(s, s->multi_snap, err, "cannot store a process");
 	}
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		const struct pending *p = &s->queue[i];
-		bind_record(s->st[ST_INS_INST], 0, p->r, &p->b, p->inst, &p->h);
-		if ((rc = run(s, ST_INS_INST, err, "cannot record a process instance")) < 0)
-			break;
 		bind_record(s->st[ST_INS_SNAP], 0, p->r, &p->b, p->inst, &p->h);
 		rc = run(s, ST_INS_SNAP, err, "cannot store a process");
 	}
@@ -1590,18 +1613,18 @@ static int flush_queue(struct de_store *s, struct de_error *err)
 }
 
 /*
- * A new instance of r: its process_instances row and its snapshot row (an
- * UPDATE when has_row: its pid's row still holds an earlier instance); *ne
- * (the index entry for its pid) is filled.  In a full scan the two inserts
- * wait in the queue (flush_queue() writes them before anything reads them).
+ * A new instance of r: its snapshot row (its pid has none: an earlier
+ * instance's row has gone with that instance's exit); *ne (the index entry
+ * for its pid) is filled.  Its history row is written when it leaves the
+ * snapshot (write_exit()), so a new process costs one row.  In a full scan
+ * the insert waits in the queue (flush_queue() writes it before anything
+ * reads it).
  */
 static int write_new(struct de_store *s, const struct de_process_record *r, struct snap_ent *ne,
-		     bool has_row, const struct rec_sum *h, struct de_store_diff *d,
-		     struct de_error *err)
+		     const struct rec_sum *h, struct de_store_diff *d, struct de_error *err)
 {
 	struct bound b;
 	int64_t inst = s->next_inst++;
-	int rc;
 
 	ne->inst = inst;
 	ne->has_start = r->has_start_time;
@@ -1611,7 +1634,7 @@ static int write_new(struct de_store *s, const struct de_process_record *r, stru
 	ne->vh = h->vh;
 	remember_sample(ne, r);
 	d->added++;
-	if (s->batching && !has_row) {
+	if (s->batching) {
 		struct pending *p = &s->queue[s->queued];
 		if (bound_make(s, s->queued, &p->b, r, false) < 0)
 			return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
@@ -1622,17 +1645,15 @@ static int write_new(struct de_store *s, const struct de_process_record *r, stru
 	}
 	if (bound_make(s, BATCH_ROWS, &b, r, false) < 0)
 		return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
-	bind_record(s->st[ST_INS_INST], 0, r, &b, inst, h);
-	if ((rc = run(s, ST_INS_INST, err, "cannot record a process instance")) < 0)
-		return rc;
-	bind_record(s->st[has_row ? ST_UPD_SNAP : ST_INS_SNAP], 0, r, &b, inst, h);
-	return run(s, has_row ? ST_UPD_SNAP : ST_INS_SNAP, err, "cannot store a process");
+	bind_record(s->st[ST_INS_SNAP], 0, r, &b, inst, h);
+	return run(s, ST_INS_SNAP, err, "cannot store a process");
 }
 
 /*
  * The same instance seen again (old: its committed entry; ne: where its new
  * entry goes, may be old itself): an identity change keeps the previous
- * values in process_changes and rewrites the instance and snapshot rows, a
+ * values (the snapshot row as it was) in process_changes and rewrites the
+ * snapshot row, a
  * change of values rewrites the snapshot row only, and when sampling a
  * changed cpu/memory becomes a sample.  t and scan date the writes.
  */
@@ -1654,16 +1675,13 @@ static int write_same(struct de_store *s, const struct de_process_record *r,
 	if (id_changed) {
 		sqlite3_stmt *st = s->st[ST_SAVE_CHANGE];
 		if (old->known) {
-			sqlite3_bind_int64(st, 1, inst);
+			sqlite3_bind_int64(st, 1, r->pid);
 			sqlite3_bind_int64(st, 2, t);
 			sqlite3_bind_int64(st, 3, scan);
 			if ((rc = run(s, ST_SAVE_CHANGE, err, "cannot record a change")) < 0)
 				goto out;
 			d->history++;
 		}
-		bind_record(s->st[ST_UPD_INST], 0, r, &b, inst, h);
-		if ((rc = run(s, ST_UPD_INST, err, "cannot update an instance")) < 0)
-			goto out;
 		bind_record(s->st[ST_UPD_SNAP], 0, r, &b, inst, h);
 		if ((rc = run(s, ST_UPD_SNAP, err, "cannot store a process")) < 0)
 			goto out;
@@ -1701,7 +1719,8 @@ out:
 
 /*
  * Instance e has exited: exited_at t (seen gone by scan), alive last at
- * last_seen (scan last_scan); its snapshot row goes.
+ * last_seen (scan last_scan); its snapshot row, as last written, becomes its
+ * process_instances row and leaves the snapshot.
  */
 static int write_exit(struct de_store *s, const struct snap_ent *e, int64_t t, int64_t scan,
 		      int64_t last_seen, int64_t last_scan, struct de_store_diff *d,
@@ -1715,7 +1734,8 @@ static int write_exit(struct de_store *s, const struct snap_ent *e, int64_t t, i
 	sqlite3_bind_int64(st, 3, scan);
 	sqlite3_bind_int64(st, 4, last_seen);
 	sqlite3_bind_int64(st, 5, last_scan);
-	if ((rc = run(s, ST_EXIT_INST, err, "cannot mark a process exited")) < 0)
+	sqlite3_bind_int64(st, 6, e->pid);
+	if ((rc = run(s, ST_EXIT_INST, err, "cannot record an exited process")) < 0)
 		return rc;
 	sqlite3_bind_int64(s->st[ST_DEL_SNAP], 1, e->pid);
 	sqlite3_bind_int64(s->st[ST_DEL_SNAP], 2, e->inst);
@@ -1754,9 +1774,17 @@ static int apply_one(struct de_store *s, const struct de_process_record *r, cons
 		(*seen)++;
 		return write_same(s, r, old, ne, &h, t, scan, sampling, d, err);
 	}
-	/* a new instance (a new pid, or a reused pid with another start time,
-	   whose row it takes over: the old instance's exit deletes nothing) */
-	return write_new(s, r, ne, old != NULL, &h, d, err);
+	if (old) {
+		/* the pid was reused (another start time): the old instance is
+		   over, seen gone by this scan */
+		int rc = write_exit(s, old, t, scan, s->snap_time ? s->snap_time : t, s->snap_scan,
+				    d, err);
+		if (rc < 0)
+			return rc;
+		old->seen = s->gen;
+		(*seen)++;
+	}
+	return write_new(s, r, ne, &h, d, err);
 }
 
 /*
@@ -1784,26 +1812,18 @@ static void prefetch_record(const struct de_process_record *recs, size_t n, size
 	}
 }
 
-/* BEGIN IMMEDIATE, and the id the transaction's first new instance gets. */
+/* BEGIN IMMEDIATE (instance ids come from s->next_inst: one writer). */
 static int begin_write(struct de_store *s, struct de_error *err, const char *what)
 {
-	sqlite3_stmt *st = s->st[ST_NEXT_INST];
-	int rc;
-
 	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
 		return db_err(s, err, what);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		s->next_inst = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	return rc == SQLITE_ROW ? 0 : db_err(s, err, what);
+	return 0;
 }
 
 static int rollback(struct de_store *s)
 {
 	s->queued = 0;
 	s->batching = false;
-	sqlite3_reset(s->multi_inst);
 	sqlite3_reset(s->multi_snap);
 	for (int i = 0; i < ST_MAX; i++)
 		sqlite3_reset(s->st[i]);
@@ -1968,7 +1988,7 @@ static int apply_event(struct de_store *s, int64_t scan, const struct de_store_e
 			return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
 		e = tab_add(&s->snap, ev->pid);
 	}
-	return write_new(s, &r, e, false, &h, d, err); /* an exit deleted any row */
+	return write_new(s, &r, e, &h, d, err); /* an exit deleted any row */
 }
 
 int de_store_apply_events(struct de_store *s, int64_t scan_id, const struct de_store_event *ev,
@@ -2093,116 +2113,152 @@ int de_store_alert_delivery(struct de_store *s, const char *alert_id, const char
 
 /* ---- queries ------------------------------------------------------------ */
 
-int de_store_query_processes(struct de_store *s, const struct de_process_query *q,
-			     de_process_row_cb cb, void *arg, struct de_error *err)
+/*
+ * The two halves of the process history, column for column alike: exited
+ * instances (process_instances) and live ones (the snapshot, whose last
+ * sighting is the snapshot's time).  Each is ordered by instance id, so
+ * merging them gives every instance oldest first without sorting history.
+ */
+#define QUERY_COLS                                                                                 \
+	" pid, ppid, name, executable_path, command_line, argv_json, start_time, first_seen,"      \
+	" %s, %s, first_scan_id, %s, cpu_usage, memory_usage, executable_hash, user_id,"           \
+	" accessible, file_exists, exe_deleted, exe_replaced, %d"
+
+static int prepare_query(struct de_store *s, const struct de_process_query *q, bool live,
+			 sqlite3_stmt **out, struct de_error *err)
 {
 	char sql[2048];
 	size_t len;
-	sqlite3_stmt *st;
-	int rc, step;
 
-	len = (size_t)snprintf(
-		sql, sizeof(sql), "%s",
-		"SELECT i.id, i.pid, i.ppid, i.name, i.executable_path, i.command_line,"
-		" i.argv_json, i.start_time, i.first_seen,"
-		" CASE WHEN p.pid IS NULL THEN i.last_seen ELSE ss.t END,"
-		" i.exited_at, i.first_scan_id,"
-		" CASE WHEN p.pid IS NULL THEN i.last_scan_id ELSE ss.scan END,"
-		" CASE WHEN p.pid IS NOT NULL THEN p.cpu_usage"
-		"  WHEN sm.id IS NOT NULL THEN sm.cpu_usage ELSE i.cpu_usage END,"
-		" CASE WHEN p.pid IS NOT NULL THEN p.memory_usage"
-		"  WHEN sm.id IS NOT NULL THEN sm.memory_usage ELSE i.memory_usage END,"
-		" i.executable_hash, i.user_id, i.accessible, i.file_exists, i.exe_deleted,"
-		" i.exe_replaced, p.pid IS NOT NULL"
-		" FROM process_instances i"
-		" LEFT JOIN processes p ON p.pid = i.pid AND p.instance_id = i.id"
-		" LEFT JOIN process_samples sm ON p.pid IS NULL AND sm.id ="
-		"  (SELECT max(id) FROM process_samples WHERE instance_id = i.id)"
-		" JOIN (SELECT (SELECT value FROM store_state WHERE key = 'snapshot_time') AS t,"
-		"  (SELECT value FROM store_state WHERE key = 'snapshot_scan') AS scan) ss"
-		" WHERE 1");
+	if (live)
+		len = (size_t)snprintf(sql, sizeof(sql),
+				       "SELECT instance_id," QUERY_COLS
+				       " FROM processes, (SELECT (SELECT value FROM store_state"
+				       " WHERE key = 'snapshot_time') AS t, (SELECT value FROM"
+				       " store_state WHERE key = 'snapshot_scan') AS scan) ss"
+				       " WHERE 1",
+				       "ss.t", "NULL", "ss.scan", 1);
+	else
+		len = (size_t)snprintf(sql, sizeof(sql),
+				       "SELECT id," QUERY_COLS " FROM process_instances WHERE 1",
+				       "last_seen", "exited_at", "last_scan_id", 0);
 #define ADD(clause) len += (size_t)snprintf(sql + len, sizeof(sql) - len, "%s", clause)
 	if (q->has_pid)
-		ADD(" AND i.pid = :pid");
+		ADD(" AND pid = :pid");
 	if (q->name)
-		ADD(" AND i.name = :name");
+		ADD(" AND name = :name");
 	if (q->name_pattern)
-		ADD(" AND i.name GLOB :pattern");
-	if (q->has_since)
-		ADD(" AND (i.exited_at IS NULL OR i.exited_at >= :since)");
+		ADD(" AND name GLOB :pattern");
+	if (q->has_since && !live)
+		ADD(" AND exited_at >= :since");
 	if (q->has_until)
-		ADD(" AND i.first_seen <= :until");
+		ADD(" AND first_seen <= :until");
 	if (q->has_scan_id)
-		ADD(" AND i.first_scan_id <= :scan AND (i.exit_scan_id IS NULL OR i.exit_scan_id > "
-		    ":scan)");
-	if (q->current_only)
-		ADD(" AND p.pid IS NOT NULL");
-	ADD(" ORDER BY i.id LIMIT :limit OFFSET :offset");
+		ADD(live ? " AND first_scan_id <= :scan"
+			 : " AND first_scan_id <= :scan AND (exit_scan_id IS NULL OR exit_scan_id "
+			   "> "
+			   ":scan)");
+	ADD(live ? " ORDER BY instance_id" : " ORDER BY id");
 #undef ADD
 	if (len >= sizeof(sql))
 		return de_error_set(err, DE_ERR_DATABASE, E2BIG, "query too long");
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(s->db, sql, -1, out, NULL) != SQLITE_OK)
 		return db_err(s, err, "cannot prepare the process query");
-#define BIDX(n) sqlite3_bind_parameter_index(st, n)
+#define BIDX(n) sqlite3_bind_parameter_index(*out, n)
 	if (q->has_pid)
-		sqlite3_bind_int64(st, BIDX(":pid"), q->pid);
+		sqlite3_bind_int64(*out, BIDX(":pid"), q->pid);
 	if (q->name)
-		sqlite3_bind_text(st, BIDX(":name"), q->name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(*out, BIDX(":name"), q->name, -1, SQLITE_STATIC);
 	if (q->name_pattern)
-		sqlite3_bind_text(st, BIDX(":pattern"), q->name_pattern, -1, SQLITE_STATIC);
-	if (q->has_since)
-		sqlite3_bind_int64(st, BIDX(":since"), q->since_ms);
+		sqlite3_bind_text(*out, BIDX(":pattern"), q->name_pattern, -1, SQLITE_STATIC);
+	if (q->has_since && !live)
+		sqlite3_bind_int64(*out, BIDX(":since"), q->since_ms);
 	if (q->has_until)
-		sqlite3_bind_int64(st, BIDX(":until"), q->until_ms);
+		sqlite3_bind_int64(*out, BIDX(":until"), q->until_ms);
 	if (q->has_scan_id)
-		sqlite3_bind_int64(st, BIDX(":scan"), q->scan_id);
-	sqlite3_bind_int64(st, BIDX(":limit"),
-			   q->limit && q->limit < INT64_MAX ? (sqlite3_int64)q->limit : -1);
-	sqlite3_bind_int64(st, BIDX(":offset"),
-			   q->offset < INT64_MAX ? (sqlite3_int64)q->offset : INT64_MAX);
+		sqlite3_bind_int64(*out, BIDX(":scan"), q->scan_id);
 #undef BIDX
+	return 0;
+}
+
+/* The current row of a query statement (strings borrowed from it). */
+static void query_row(sqlite3_stmt *st, struct de_process_row *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->instance_id = sqlite3_column_int64(st, 0);
+	r->pid = (uint32_t)sqlite3_column_int64(st, 1);
+	r->has_ppid = sqlite3_column_type(st, 2) != SQLITE_NULL;
+	r->ppid = (uint32_t)sqlite3_column_int64(st, 2);
+	r->name = (const char *)sqlite3_column_text(st, 3);
+	r->executable_path = (const char *)sqlite3_column_text(st, 4);
+	r->command_line = (const char *)sqlite3_column_text(st, 5);
+	r->argv_json = (const char *)sqlite3_column_text(st, 6);
+	r->has_start_time = sqlite3_column_type(st, 7) != SQLITE_NULL;
+	r->start_time = sqlite3_column_int64(st, 7);
+	r->first_seen = sqlite3_column_int64(st, 8);
+	r->last_seen = sqlite3_column_int64(st, 9);
+	r->has_exited_at = sqlite3_column_type(st, 10) != SQLITE_NULL;
+	r->exited_at = sqlite3_column_int64(st, 10);
+	r->first_scan_id = sqlite3_column_int64(st, 11);
+	r->last_scan_id = sqlite3_column_int64(st, 12);
+	r->has_cpu_usage = sqlite3_column_type(st, 13) != SQLITE_NULL;
+	r->cpu_usage = sqlite3_column_double(st, 13);
+	r->has_memory_usage = sqlite3_column_type(st, 14) != SQLITE_NULL;
+	r->memory_usage = (uint64_t)sqlite3_column_int64(st, 14);
+	r->executable_hash = (const char *)sqlite3_column_text(st, 15);
+	r->user_id = (const char *)sqlite3_column_text(st, 16);
+	r->accessible = sqlite3_column_int(st, 17);
+	r->file_exists = sqlite3_column_int(st, 18);
+	r->exe_deleted = sqlite3_column_int(st, 19);
+	r->exe_replaced = sqlite3_column_int(st, 20);
+	r->alive = sqlite3_column_int(st, 21);
+	if (!r->name)
+		r->name = "";
+	if (!r->command_line)
+		r->command_line = "";
+	if (!r->argv_json)
+		r->argv_json = "[]";
+}
+
+int de_store_query_processes(struct de_store *s, const struct de_process_query *q,
+			     de_process_row_cb cb, void *arg, struct de_error *err)
+{
+	sqlite3_stmt *st[2] = {NULL, NULL}; /* exited, live */
+	int step[2] = {SQLITE_DONE, SQLITE_DONE}, rc;
+	uint64_t skip = q->offset, left = q->limit ? q->limit : UINT64_MAX;
+
+	if ((!q->current_only && (rc = prepare_query(s, q, false, &st[0], err)) < 0) ||
+	    (rc = prepare_query(s, q, true, &st[1], err)) < 0)
+		goto out;
+	for (int k = 0; k < 2; k++)
+		if (st[k])
+			step[k] = sqlite3_step(st[k]);
 	rc = 0;
-	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		struct de_process_row r = {0};
-		r.instance_id = sqlite3_column_int64(st, 0);
-		r.pid = (uint32_t)sqlite3_column_int64(st, 1);
-		r.has_ppid = sqlite3_column_type(st, 2) != SQLITE_NULL;
-		r.ppid = (uint32_t)sqlite3_column_int64(st, 2);
-		r.name = (const char *)sqlite3_column_text(st, 3);
-		r.executable_path = (const char *)sqlite3_column_text(st, 4);
-		r.command_line = (const char *)sqlite3_column_text(st, 5);
-		r.argv_json = (const char *)sqlite3_column_text(st, 6);
-		r.has_start_time = sqlite3_column_type(st, 7) != SQLITE_NULL;
-		r.start_time = sqlite3_column_int64(st, 7);
-		r.first_seen = sqlite3_column_int64(st, 8);
-		r.last_seen = sqlite3_column_int64(st, 9);
-		r.has_exited_at = sqlite3_column_type(st, 10) != SQLITE_NULL;
-		r.exited_at = sqlite3_column_int64(st, 10);
-		r.first_scan_id = sqlite3_column_int64(st, 11);
-		r.last_scan_id = sqlite3_column_int64(st, 12);
-		r.has_cpu_usage = sqlite3_column_type(st, 13) != SQLITE_NULL;
-		r.cpu_usage = sqlite3_column_double(st, 13);
-		r.has_memory_usage = sqlite3_column_type(st, 14) != SQLITE_NULL;
-		r.memory_usage = (uint64_t)sqlite3_column_int64(st, 14);
-		r.executable_hash = (const char *)sqlite3_column_text(st, 15);
-		r.user_id = (const char *)sqlite3_column_text(st, 16);
-		r.accessible = sqlite3_column_int(st, 17);
-		r.file_exists = sqlite3_column_int(st, 18);
-		r.exe_deleted = sqlite3_column_int(st, 19);
-		r.exe_replaced = sqlite3_column_int(st, 20);
-		r.alive = sqlite3_column_int(st, 21);
-		if (!r.name)
-			r.name = "";
-		if (!r.command_line)
-			r.command_line = "";
-		if (!r.argv_json)
-			r.argv_json = "[]";
-		if ((rc = cb(&r, arg)) != 0)
-			break;
+	while (left > 0 && (step[0] == SQLITE_ROW || step[1] == SQLITE_ROW)) {
+		/* the lower instance id of the two heads */
+		int k = step[0] != SQLITE_ROW						  ? 1
+			: step[1] != SQLITE_ROW						  ? 0
+			: sqlite3_column_int64(st[1], 0) < sqlite3_column_int64(st[0], 0) ? 1
+											  : 0;
+		if (skip > 0) {
+			skip--;
+		} else {
+			struct de_process_row r;
+			query_row(st[k], &r);
+			if ((rc = cb(&r, arg)) != 0)
+				goto out;
+			left--;
+		}
+		step[k] = sqlite3_step(st[k]);
 	}
-	if (rc == 0 && step != SQLITE_DONE)
-		rc = db_err(s, err, "process query failed");
-	sqlite3_finalize(st);
+	for (int k = 0; k < 2; k++)
+		if (step[k] != SQLITE_ROW && step[k] != SQLITE_DONE) {
+			rc = db_err(s, err, "process query failed");
+			goto out;
+		}
+out:
+	sqlite3_finalize(st[0]);
+	sqlite3_finalize(st[1]);
 	return rc;
 }
 
@@ -2402,9 +2458,11 @@ int de_store_stats(struct de_store *s, struct de_store_stats *out, struct de_err
 	char wal[4200];
 
 	st.processes = scalar(s, "SELECT count(*) FROM processes");
+	/* history holds the exited instances; the snapshot the live ones */
+	st.live_instances = st.processes;
 	st.instances = scalar(s, "SELECT count(*) FROM process_instances");
-	st.live_instances =
-		scalar(s, "SELECT count(*) FROM process_instances WHERE exited_at IS NULL");
+	if (st.instances >= 0 && st.processes >= 0)
+		st.instances += st.processes;
 	st.changes = scalar(s, "SELECT count(*) FROM process_changes");
 	st.samples = scalar(s, "SELECT count(*) FROM process_samples");
 	st.scans = scalar(s, "SELECT count(*) FROM scans");

@@ -48,12 +48,18 @@ static const struct de_column processes_cols[] = {
 	{"exe_deleted", "INTEGER", "1 if the running image was deleted"},
 	{"exe_replaced", "INTEGER", "1 if executable_path now names another file"},
 	{"platform_data", "TEXT", "Linux facts as JSON (state, euid, kernel_thread, ...)"},
-	{"instance_id", "INTEGER", "process_instances.id of this process instance"},
+	{"instance_id", "INTEGER",
+	 "id of this process instance (process_instances.id once exited)"},
 	{"identity_hash", "INTEGER", "store-internal hash of the identity fields"},
 	{"value_hash", "INTEGER", "store-internal hash of the changing values"},
+	{"first_seen", "INTEGER", "when this instance was first stored, ms since the epoch"},
+	{"first_scan_id", "INTEGER", "scan that first saw this instance"},
 };
 
-/* History (event store schema 2): one row per process instance (pid, start_time). */
+/*
+ * History: one row per process instance (pid, start_time) that has left the
+ * snapshot (event store schema 4; live instances are the processes rows).
+ */
 static const struct de_column instances_cols[] = {
 	{"id", "INTEGER", "instance id (processes.instance_id)"},
 	{"pid", "INTEGER", "process ID"},
@@ -71,11 +77,11 @@ static const struct de_column instances_cols[] = {
 	{"exe_deleted", "INTEGER", "1 if the running image was deleted"},
 	{"exe_replaced", "INTEGER", "1 if executable_path named another file"},
 	{"platform_data", "TEXT", "Linux facts as JSON"},
-	{"cpu_usage", "REAL", "first observed cpu percent"},
-	{"memory_usage", "INTEGER", "first observed resident bytes"},
+	{"cpu_usage", "REAL", "last observed cpu percent"},
+	{"memory_usage", "INTEGER", "last observed resident bytes"},
 	{"first_seen", "INTEGER", "ms since the epoch"},
 	{"last_seen", "INTEGER", "ms since the epoch"},
-	{"exited_at", "INTEGER", "when it was seen gone (NULL while alive)"},
+	{"exited_at", "INTEGER", "when it was seen gone"},
 	{"first_scan_id", "INTEGER", "scan that first saw it"},
 	{"last_scan_id", "INTEGER", "scan that last saw it"},
 	{"exit_scan_id", "INTEGER", "scan that saw it gone"},
@@ -132,7 +138,7 @@ static const struct de_relation relations[] = {
 	{"processes", "the current snapshot: one row per live process", processes_cols,
 	 NCOLS(processes_cols)},
 	{"scans", "one row per collection scan", scans_cols, NCOLS(scans_cols)},
-	{"process_instances", "history: one row per process instance (pid, start_time)",
+	{"process_instances", "history: one row per exited process instance (pid, start_time)",
 	 instances_cols, NCOLS(instances_cols)},
 	{"process_changes", "history: identity changes of live instances (old values)",
 	 changes_cols, NCOLS(changes_cols)},
