@@ -742,10 +742,10 @@ static void test_facts_equal(void **state)
 		b.facts.hash_error = a.facts.hash_error ? xstrdup(a.facts.hash_error) : NULL;
 		b.platform_data = NULL;
 		assert_true(de_process_record_equal(&a, &b));
-		b.facts.utime_ticks++;
+		b.facts.utime_ticks ^= 1;
 		assert_false(de_process_record_equal(&a, &b));
 		assert_false(de_process_record_equal(&b, &back));
-		b.facts.utime_ticks--;
+		b.facts.utime_ticks ^= 1;
 		b.facts.has_ids = !b.facts.has_ids;
 		assert_false(de_process_record_equal(&a, &b));
 		assert_false(de_process_record_equal(&b, &back));
