@@ -5,10 +5,11 @@
  * checked again before it becomes a de_ipc_msg: strings without embedded
  * NULs, a 16-byte id, a 64-hex-digit hash, a decimal user id, facts
  * whose grouped fields come together (and a one-letter state), and
- * platform_data that parses as a JSON object.  Records with collector facts
- * (all of procmond's) travel without jansson on either side: the facts are
- * protobuf fields, and platform_data_json is only there for extra members.  protobuf-c's own
- * allocations are bounded by the payload size, which DE_IPC_MAX_FRAME bounds.
+ * platform_data that parses as a JSON object.  Records with collector
+ * facts (all of procmond's) travel without jansson on either side: the
+ * facts are protobuf fields, and platform_data_json is only there for
+ * extra members.  protobuf-c's own allocations are bounded by the payload
+ * size, which DE_IPC_MAX_FRAME bounds.
  */
 #include "daemoneye/ipc.h"
 
