@@ -72,8 +72,17 @@ static void synth(struct de_process_record *r, uint32_t pid, int64_t scan)
 	r->user_id = strdup(pid % 3 ? "1000" : "0");
 	r->accessible = true;
 	r->file_exists = !kthread;
-	r->platform_data = json_pack("{s:i,s:b,s:b,s:b}", "euid", pid % 3 ? 1000 : 0,
-				     "kernel_thread", kthread, "exe_deleted", 0, "exe_replaced", 0);
+	/* the facts as the collector fills them (record.facts) */
+	r->facts = (struct de_linux_facts){.present = true,
+					   .has_ids = true,
+					   .euid = pid % 3 ? 1000 : 0,
+					   .egid = pid % 3 ? 1000 : 0,
+					   .has_exe = !kthread,
+					   .state = 'S',
+					   .threads = 1,
+					   .pgrp = pid,
+					   .session = pid,
+					   .kernel_thread = kthread};
 }
 
 /* The anchor of DESIGN.md: a LIKE scan of the 10,000 rows, in ms. */

@@ -112,13 +112,27 @@ static void synth(struct de_process_record *r, uint32_t pid, int64_t t, int64_t 
 	r->user_id = strdup(buf);
 	r->accessible = true;
 	r->file_exists = true;
-	r->platform_data =
-		json_pack("{s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:b,s:I,s:I,s:I,s:I,s:b,s:b}",
-			  "state", "S", "threads", 1 + seed % 8, "euid", seed % 3 ? 1000 : 0, "gid",
-			  1000, "egid", 1000, "pgrp", pid, "session", pid, "tty_nr", 0, "nice", 0,
-			  "kernel_thread", 0, "utime_ticks", (json_int_t)(seed % 50), "stime_ticks",
-			  (json_int_t)(seed % 20), "exe_inode", (json_int_t)(100000 + seed % 12),
-			  "exe_device", (json_int_t)2049, "exe_deleted", 0, "exe_replaced", 0);
+	/* the facts as the collector fills them (record.facts, no jansson) */
+	r->facts = (struct de_linux_facts){
+		.present = true,
+		.has_ids = true,
+		.euid = seed % 3 ? 1000 : 0,
+		.egid = 1000,
+		.has_exe = true,
+		.has_image = true,
+		.exe_inode = 100000 + seed % 12,
+		.exe_device = 2049,
+		.exe_size = 1 << 20,
+		.state = 'S',
+		.threads = 1 + seed % 8,
+		.pgrp = pid,
+		.session = pid,
+		.utime_ticks = seed % 50,
+		.stime_ticks = seed % 20,
+		.start_ticks = pid * 10,
+	};
+	snprintf(buf, sizeof(buf), "/system.slice/%s.service", name);
+	r->facts.cgroup = strdup(buf);
 }
 
 static void synth_all(struct de_process_record *r, size_t n, int64_t t, int64_t scan)

@@ -3,7 +3,8 @@
 independent client of procmond's IPC frames (length + CRC32 + protobuf),
 written from proto/daemoneye_ipc.proto without the C code.  Without a mode:
 expect HELLO, ask for one scan, expect PROCESS frames then SCAN_DONE whose
-recorded count matches (EVENT frames may come between any two); then, when
+recorded count matches (EVENT frames may come between any two) and whose
+records carry their Linux facts as protobuf fields; then, when
 HELLO says events are on, start a process and expect its exec EVENT, with
 the process and its command line, and its exit EVENT.  With a mode: send that malformed frame and expect
 procmond to close the channel, exit 76 (EX_PROTOCOL) and log why."""
@@ -83,6 +84,14 @@ if mode is None:
         if kind == 3:
             rec = dict(fields(body))
             assert rec[2] == 5 and len(rec[1]) == 16 and 4 in rec, rec
+            # the Linux facts (Process.facts, a Facts message): a one-letter
+            # state and every required count; platform_data_json only for
+            # members beyond them (procmond sends none)
+            facts = dict(fields(rec[18]))
+            assert len(facts[12]) == 1 and facts[12].isalpha(), facts
+            assert all(f in facts for f in range(13, 22)), facts
+            assert (1 in facts) == (2 in facts) and (6 in facts) == (7 in facts), facts
+            assert 17 not in rec, rec
             n += 1
         elif kind == 4:
             done = dict(fields(body))

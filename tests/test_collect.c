@@ -122,8 +122,8 @@ static void test_hostile_argv(void **state)
 	char real[PATH_MAX];
 	assert_non_null(realpath("/bin/sh", real));
 	assert_string_equal(r.executable_path, real);
-	assert_false(json_is_true(json_object_get(r.platform_data, "exe_deleted")));
-	assert_false(json_is_true(json_object_get(r.platform_data, "kernel_thread")));
+	assert_false(r.facts.exe_deleted);
+	assert_false(r.facts.kernel_thread);
 	/* the record survives JSON exactly */
 	json_t *j = de_process_record_to_json(&r);
 	struct de_process_record back;
@@ -160,7 +160,7 @@ static void test_huge_cmdline(void **state)
 	assert_int_equal(r.command_line_len, 3 + PARTS);
 	for (int i = 0; i < PARTS; i++)
 		assert_string_equal(r.command_line[3 + i], parts[i]);
-	assert_false(json_is_true(json_object_get(r.platform_data, "cmdline_truncated")));
+	assert_false(r.facts.cmdline_truncated);
 	de_process_record_clear(&r);
 	close(in);
 	reap(pid);
@@ -181,22 +181,22 @@ static void test_deleted_executable(void **state)
 	read_pid(pid, &r);
 	assert_string_equal(r.executable_path, path);
 	assert_true(r.file_exists);
-	assert_false(json_is_true(json_object_get(r.platform_data, "exe_deleted")));
+	assert_false(r.facts.exe_deleted);
 	de_process_record_clear(&r);
 
 	assert_int_equal(unlink(path), 0);
 	read_pid(pid, &r);
 	assert_string_equal(r.executable_path, path); /* suffix removed */
 	assert_false(r.file_exists);
-	assert_true(json_is_true(json_object_get(r.platform_data, "exe_deleted")));
-	assert_false(json_is_true(json_object_get(r.platform_data, "exe_replaced")));
+	assert_true(r.facts.exe_deleted);
+	assert_false(r.facts.exe_replaced);
 	de_process_record_clear(&r);
 
 	/* a different file now at the path: replaced */
 	copy_file("/bin/true", path);
 	read_pid(pid, &r);
 	assert_true(r.file_exists);
-	assert_true(json_is_true(json_object_get(r.platform_data, "exe_replaced")));
+	assert_true(r.facts.exe_replaced);
 	de_process_record_clear(&r);
 	unlink(path);
 	reap(pid);
@@ -215,7 +215,7 @@ static void test_name_with_deleted_suffix(void **state)
 	read_pid(pid, &r);
 	assert_string_equal(r.executable_path, path); /* a real name is kept whole */
 	assert_true(r.file_exists);
-	assert_false(json_is_true(json_object_get(r.platform_data, "exe_deleted")));
+	assert_false(r.facts.exe_deleted);
 	assert_string_equal(r.name, "my prog (delete"); /* comm: 15 bytes */
 	de_process_record_clear(&r);
 	reap(pid);
@@ -248,7 +248,7 @@ static void test_zombie(void **state)
 	/* wait for exit without reaping: a zombie */
 	assert_int_equal(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT), 0);
 	read_pid(pid, &r);
-	assert_string_equal(json_string_value(json_object_get(r.platform_data, "state")), "Z");
+	assert_int_equal(r.facts.state, 'Z');
 	assert_null(r.executable_path);
 	assert_int_equal(r.command_line_len, 0);
 	de_process_record_clear(&r);
@@ -283,7 +283,7 @@ static void test_hash_matches_sha256sum(void **state)
 	assert_non_null(r.executable_hash);
 	assert_string_equal(r.executable_hash, want);
 	assert_string_equal(r.hash_algorithm, "sha256");
-	assert_null(json_object_get(r.platform_data, "hash_error"));
+	assert_null(r.facts.hash_error);
 	de_process_record_clear(&r);
 	/* warm: the same image again costs no bytes */
 	uint64_t before = de_collector_hashed_bytes(c);
@@ -295,7 +295,7 @@ static void test_hash_matches_sha256sum(void **state)
 	/* deleted: the running image is still hashed, through /proc/PID/exe */
 	assert_int_equal(unlink(path), 0);
 	assert_int_equal(de_collector_read(c, pid, 3, &r, &e), 0);
-	assert_true(json_is_true(json_object_get(r.platform_data, "exe_deleted")));
+	assert_true(r.facts.exe_deleted);
 	assert_non_null(r.executable_hash);
 	assert_string_equal(r.executable_hash, want);
 	de_process_record_clear(&r);
@@ -306,8 +306,8 @@ static void test_hash_matches_sha256sum(void **state)
 	close(fd);
 	assert_int_equal(de_collector_read(c, pid, 4, &r, &e), 0);
 	assert_true(r.file_exists);
-	assert_true(json_is_true(json_object_get(r.platform_data, "exe_replaced")));
-	assert_true(json_is_true(json_object_get(r.platform_data, "exe_deleted")));
+	assert_true(r.facts.exe_replaced);
+	assert_true(r.facts.exe_deleted);
 	assert_string_equal(r.executable_hash, want);
 	de_process_record_clear(&r);
 	de_collector_close(c);
@@ -332,8 +332,7 @@ static void test_hash_disabled_and_limited(void **state)
 	assert_int_equal(de_collector_read(c, pid, 1, &r, &e), 0);
 	assert_null(r.executable_hash);
 	assert_null(r.hash_algorithm);
-	assert_string_equal(json_string_value(json_object_get(r.platform_data, "hash_error")),
-			    "larger than the size limit");
+	assert_string_equal(r.facts.hash_error, "larger than the size limit");
 	de_process_record_clear(&r);
 	o.hash = false;
 	assert_int_equal(de_collector_configure(c, &o, &e), 0);
@@ -473,7 +472,7 @@ static void test_masked_command_line(void **state)
 	assert_string_equal(r.command_line[4], DE_MASK_STRING);
 	assert_string_equal(r.command_line[5], "--token=" DE_MASK_STRING);
 	assert_string_equal(r.command_line[6], "API_KEY=" DE_MASK_STRING);
-	assert_int_equal(json_integer_value(json_object_get(r.platform_data, "cmdline_masked")), 3);
+	assert_int_equal(r.facts.cmdline_masked, 3);
 	de_process_record_clear(&r);
 	/* only an explicit setting turns masking off */
 	de_collect_options_default(&o);
@@ -516,11 +515,16 @@ static void test_scan_under_churn(void **state)
 	de_collector_close(c);
 }
 
-/* platform_data[key] as an integer, -1 when absent. */
+/* platform_data[key] (the JSON form of the facts) as an integer, -1 when
+   absent. */
 static long long pd_int(const struct de_process_record *r, const char *key)
 {
-	json_t *v = json_object_get(r->platform_data, key);
-	return json_is_integer(v) ? (long long)json_integer_value(v) : -1;
+	json_t *pd = de_process_record_platform_json(r);
+	json_t *v = json_object_get(pd, key);
+	long long x = json_is_integer(v) ? (long long)json_integer_value(v) : -1;
+
+	json_decref(pd);
+	return x;
 }
 
 /* Wait until /proc/PID/comm reads `comm` (an exec through sh has happened). */
@@ -604,7 +608,7 @@ static void test_stat_parsing(void **state)
 	assert_string_equal(r->name, "a) S 9 (b) R 1 2 3");
 	assert_true(r->has_ppid);
 	assert_int_equal(r->ppid, 7);
-	assert_string_equal(json_string_value(json_object_get(r->platform_data, "state")), "T");
+	assert_int_equal(r->facts.state, 'T');
 	assert_int_equal(pd_int(r, "pgrp"), 100);
 	assert_int_equal(pd_int(r, "session"), 101);
 	assert_int_equal(pd_int(r, "tty_nr"), 34817);
@@ -613,7 +617,7 @@ static void test_stat_parsing(void **state)
 	assert_int_equal(pd_int(r, "utime_ticks"), 5);
 	assert_int_equal(pd_int(r, "stime_ticks"), 6);
 	assert_int_equal(pd_int(r, "start_ticks"), 12345);
-	assert_false(json_is_true(json_object_get(r->platform_data, "kernel_thread")));
+	assert_false(r->facts.kernel_thread);
 	assert_int_equal(r->memory_usage, 77u * (uint64_t)sysconf(_SC_PAGESIZE));
 	assert_int_equal(r->start_time, 1700000000000LL + 12345LL * 1000 / sysconf(_SC_CLK_TCK));
 	de_process_list_clear(&l);
@@ -641,8 +645,9 @@ static void test_ids(void **state)
 	assert_string_equal(r.user_id, want);
 	assert_int_equal(pd_int(&r, "euid"), (long long)geteuid());
 	assert_int_equal(pd_int(&r, "egid"), (long long)getegid());
-	assert_null(json_object_get(r.platform_data, "uid"));
-	assert_null(json_object_get(r.platform_data, "gid"));
+	assert_false(r.facts.has_real_ids);
+	assert_int_equal(pd_int(&r, "uid"), -1);
+	assert_int_equal(pd_int(&r, "gid"), -1);
 	de_process_record_clear(&r);
 	close(in);
 	reap(pid);
@@ -722,16 +727,22 @@ static void proc_cgroup_v2(pid_t pid, char *out, size_t size)
 /* platform_data.cgroup of r is exactly `want` (escaped + _raw if not UTF-8). */
 static void assert_cgroup(const struct de_process_record *r, const char *want)
 {
-	json_t *v = json_object_get(r->platform_data, "cgroup");
-	json_t *raw = json_object_get(r->platform_data, "cgroup_raw");
+	json_t *pd = de_process_record_platform_json(r);
+	json_t *v = json_object_get(pd, "cgroup");
+	json_t *raw = json_object_get(pd, "cgroup_raw");
+
 	if (!*want) {
 		assert_null(v);
+		assert_null(r->facts.cgroup);
+		json_decref(pd);
 		return;
 	}
+	assert_string_equal(r->facts.cgroup, want);
 	assert_true(json_is_string(v));
 	if (de_utf8_valid(want, strlen(want))) {
 		assert_string_equal(json_string_value(v), want);
 		assert_null(raw);
+		json_decref(pd);
 		return;
 	}
 	char *esc = de_escape_text(want, strlen(want));
@@ -743,6 +754,7 @@ static void assert_cgroup(const struct de_process_record *r, const char *want)
 	int n = EVP_DecodeBlock(dec, (const unsigned char *)b64, (int)strlen(b64));
 	assert_true(n >= (int)strlen(want));
 	assert_memory_equal(dec, want, strlen(want));
+	json_decref(pd);
 }
 
 /* A cgroup2 mount of our namespace's root ("/" in mountinfo), or "". */

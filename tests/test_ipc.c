@@ -53,6 +53,42 @@ static void make_record(struct de_process_record *r)
 		json_pack("{s:s, s:b, s:i}", "state", "S", "exe_deleted", 1, "threads", 3);
 }
 
+/* The facts procmond sends, with hostile text in cgroup and hash_error. */
+static void make_facts(struct de_process_record *r)
+{
+	struct de_linux_facts *f = &r->facts;
+
+	json_decref(r->platform_data);
+	r->platform_data = NULL;
+	f->present = true;
+	f->has_ids = true;
+	f->euid = 1000;
+	f->egid = 4294967295u;
+	f->has_real_ids = true;
+	f->uid = 0;
+	f->gid = 0;
+	f->cgroup = strdup("/user.slice/\xff\"q\\\x01\x7f");
+	f->has_exe = true;
+	f->exe_deleted = true;
+	f->has_image = true;
+	f->exe_inode = 1234567;
+	f->exe_device = -5;
+	f->exe_size = INT64_MAX;
+	f->hash_error = strdup("cannot open: \xc3\xa9\n");
+	f->state = 'S';
+	f->threads = 3;
+	f->pgrp = 4242;
+	f->session = 1;
+	f->tty_nr = 34817;
+	f->nice = -20;
+	f->kernel_thread = false;
+	f->utime_ticks = 5;
+	f->stime_ticks = 6;
+	f->start_ticks = 1234567890123;
+	f->cmdline_truncated = true;
+	f->cmdline_masked = 2;
+}
+
 static void roundtrip(const struct de_ipc_msg *m, struct de_ipc_msg *back)
 {
 	uint8_t *buf;
@@ -166,6 +202,184 @@ static void expect_reject(const uint8_t *b, size_t len, int want, const char *ms
 	assert_int_equal(de_ipc_decode(b, len, &used, &m, &e), want);
 	assert_int_equal(e.category, DE_ERR_VALIDATION);
 	assert_non_null(strstr(e.message, msg));
+}
+
+/* Records with facts travel as protobuf fields: equal after the trip, the
+   same JSON text, and extra platform_data members beside them. */
+static void test_roundtrip_facts(void **state)
+{
+	(void)state;
+	struct de_ipc_msg m = {0}, b = {0};
+	char t1[2048], t2[2048];
+
+	m.kind = DE_IPC_PROCESS;
+	m.has_record = true;
+	make_record(&m.record);
+	make_facts(&m.record);
+	roundtrip(&m, &b);
+	assert_true(b.record.facts.present);
+	assert_null(b.record.platform_data);
+	assert_true(de_process_record_equal(&m.record, &b.record));
+	assert_string_equal(b.record.facts.cgroup, m.record.facts.cgroup);
+	assert_true(de_linux_facts_json(&m.record, t1, sizeof(t1)) > 0);
+	assert_true(de_linux_facts_json(&b.record, t2, sizeof(t2)) > 0);
+	assert_string_equal(t1, t2);
+	de_ipc_msg_clear(&b);
+
+	/* the facts that may be absent, absent */
+	struct de_linux_facts *f = &m.record.facts;
+	free(f->cgroup);
+	free(f->hash_error);
+	f->cgroup = f->hash_error = NULL;
+	f->has_ids = f->has_real_ids = f->has_exe = f->has_image = false;
+	f->cmdline_truncated = false;
+	f->cmdline_masked = 0;
+	f->kernel_thread = true;
+	f->state = 'I';
+	roundtrip(&m, &b);
+	assert_true(de_process_record_equal(&m.record, &b.record));
+	assert_false(b.record.facts.has_ids);
+	assert_false(b.record.facts.has_exe);
+	assert_null(b.record.facts.cgroup);
+	de_ipc_msg_clear(&b);
+
+	/* extra members: platform_data_json beside the facts, in an event */
+	m.kind = DE_IPC_EVENT;
+	m.event = DE_IPC_EVENT_EXEC;
+	m.pid = m.record.pid;
+	m.record.platform_data = json_pack("{s:s,s:i}", "zone", "global", "rss", 12);
+	roundtrip(&m, &b);
+	assert_true(b.record.facts.present);
+	assert_true(json_equal(b.record.platform_data, m.record.platform_data));
+	assert_true(de_process_record_equal(&m.record, &b.record));
+	de_ipc_msg_clear(&b);
+	de_ipc_msg_clear(&m);
+}
+
+/* ---- hand-made protobuf: facts frames the encoder would never write ---- */
+
+struct pb {
+	uint8_t b[512];
+	size_t n;
+};
+
+static void pb_varint(struct pb *p, uint64_t v)
+{
+	do {
+		p->b[p->n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+		v >>= 7;
+	} while (v);
+}
+
+static void pb_int(struct pb *p, unsigned field, uint64_t v)
+{
+	pb_varint(p, field << 3);
+	pb_varint(p, v);
+}
+
+static void pb_bytes(struct pb *p, unsigned field, const void *d, size_t n)
+{
+	pb_varint(p, field << 3 | 2);
+	pb_varint(p, n);
+	memcpy(p->b + p->n, d, n);
+	p->n += n;
+}
+
+/* A PROCESS frame whose Facts are the required ones (state as given, NULL:
+   missing) plus the `extra` encoded fields. */
+static uint8_t *facts_frame(const char *state, size_t state_len, const struct pb *extra,
+			    size_t *len)
+{
+	struct pb facts = {.n = 0}, proc = {.n = 0}, fr = {.n = 0};
+	uint8_t id[16] = {1};
+
+	if (state)
+		pb_bytes(&facts, 12, state, state_len);
+	for (unsigned f = 13; f <= 21; f++)
+		pb_int(&facts, f, f == 17 ? 3 /* sint64 -2 */ : 1);
+	memcpy(facts.b + facts.n, extra->b, extra->n);
+	facts.n += extra->n;
+	pb_bytes(&proc, 1, id, sizeof(id));
+	pb_int(&proc, 2, 1);
+	pb_int(&proc, 3, 2);
+	pb_int(&proc, 4, 3);
+	pb_bytes(&proc, 6, "x", 1);
+	pb_int(&proc, 15, 1);
+	pb_int(&proc, 16, 0);
+	pb_bytes(&proc, 18, facts.b, facts.n);
+	pb_bytes(&fr, 3, proc.b, proc.n);
+	return frame(fr.b, fr.n, len);
+}
+
+static void test_rejects_bad_facts(void **state)
+{
+	(void)state;
+	struct de_ipc_msg m = {0};
+	struct de_error e = {0};
+	struct pb x = {.n = 0};
+	uint8_t *b;
+	size_t len, used;
+
+	/* the helper's own frame is good */
+	b = facts_frame("R", 1, &x, &len);
+	assert_int_equal(de_ipc_decode(b, len, &used, &m, &e), 0);
+	assert_true(m.record.facts.present);
+	assert_int_equal(m.record.facts.state, 'R');
+	assert_int_equal(m.record.facts.nice, -2);
+	de_ipc_msg_clear(&m);
+	free(b);
+
+	static const struct {
+		const char *state;
+		size_t state_len;
+		unsigned f1, f2;     /* varint fields to add (0: none) */
+		int64_t v;	     /* their value */
+		const char *text;    /* a bytes field 5 (cgroup) or 11 (hash_error) */
+		unsigned text_field; /* 0: none */
+		size_t text_len;
+		const char *why;
+	} cases[] = {
+		{"R", 1, 1, 0, 0, NULL, 0, 0, "uid without its gid"},
+		{"R", 1, 3, 0, 0, NULL, 0, 0, "uid without its gid"},
+		{"R", 1, 6, 0, 0, NULL, 0, 0, "exe_deleted without exe_replaced"},
+		{"R", 1, 8, 9, 0, NULL, 0, 0, "incomplete executable image"},
+		{"R", 1, 0, 0, 0, "no such file", 11, 12, "without an executable"},
+		{"R", 1, 0, 0, 0, "/a\0b", 5, 4, "NUL"},
+		{"RS", 2, 0, 0, 0, NULL, 0, 0, "state is not one letter"},
+		{"", 0, 0, 0, 0, NULL, 0, 0, "state is not one letter"},
+		{"1", 1, 0, 0, 0, NULL, 0, 0, "state is not one letter"},
+		{"\xc3", 1, 0, 0, 0, NULL, 0, 0, "state is not one letter"},
+		{NULL, 0, 0, 0, 0, NULL, 0, 0, "not a valid Frame"},
+		{"R", 1, 23, 0, 0, NULL, 0, 0, "cmdline_masked is not positive"},
+		{"R", 1, 23, 0, -1, NULL, 0, 0, "cmdline_masked is not positive"},
+		{"R", 1, 22, 0, 0, NULL, 0, 0, "cmdline_truncated sent as false"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		x.n = 0;
+		if (cases[i].f1)
+			pb_int(&x, cases[i].f1, (uint64_t)cases[i].v);
+		if (cases[i].f2)
+			pb_int(&x, cases[i].f2, (uint64_t)cases[i].v);
+		if (cases[i].text_field)
+			pb_bytes(&x, cases[i].text_field, cases[i].text, cases[i].text_len);
+		b = facts_frame(cases[i].state, cases[i].state_len, &x, &len);
+		expect_reject(b, len, -EBADMSG, cases[i].why);
+		free(b);
+	}
+	/* a negative count, and extra JSON that repeats a fact */
+	m.kind = DE_IPC_PROCESS;
+	make_record(&m.record);
+	make_facts(&m.record);
+	m.record.facts.threads = -1;
+	assert_int_equal(de_ipc_encode(&m, &b, &len, &e), 0);
+	expect_reject(b, len, -EBADMSG, "negative count");
+	free(b);
+	m.record.facts.threads = 1;
+	m.record.platform_data = json_pack("{s:i}", "euid", 0);
+	assert_int_equal(de_ipc_encode(&m, &b, &len, &e), 0);
+	expect_reject(b, len, -EBADMSG, "repeats a fact");
+	free(b);
+	de_ipc_msg_clear(&m);
 }
 
 static void test_rejects_malformed(void **state)
@@ -288,6 +502,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_roundtrip_every_kind),
+		cmocka_unit_test(test_roundtrip_facts),
+		cmocka_unit_test(test_rejects_bad_facts),
 		cmocka_unit_test(test_rejects_malformed),
 		cmocka_unit_test(test_rejects_bad_contents),
 		cmocka_unit_test(test_reader_socketpair),

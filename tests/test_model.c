@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
 
 #include "daemoneye/model.h"
 
@@ -477,6 +478,304 @@ static void test_rule_every_field(void **state)
 	de_rule_clear(&r);
 }
 
+/* ---- Linux facts ------------------------------------------------------------ */
+
+static uint64_t rnd_state = 0x2545F4914F6CDD1Dull;
+
+static uint32_t rnd(uint32_t n)
+{
+	rnd_state ^= rnd_state << 13;
+	rnd_state ^= rnd_state >> 7;
+	rnd_state ^= rnd_state << 17;
+	return (uint32_t)(rnd_state % n);
+}
+
+static int64_t rnd_i64(void)
+{
+	static const int64_t edges[] = {0, 1, -1, 42, INT64_MAX, INT64_MIN, 4294967295LL, -20};
+	if (rnd(3) == 0)
+		return edges[rnd(8)];
+	return (int64_t)((uint64_t)rnd(0xffffffffu) << 32 | rnd(0xffffffffu)) >> rnd(64);
+}
+
+/* Random bytes without NUL: controls, quotes, backslashes, DEL, valid and
+   invalid UTF-8. */
+static char *rnd_text(void)
+{
+	static const char *const pieces[] = {"/user.slice",
+					     "\"",
+					     "\\",
+					     "\b",
+					     "\f",
+					     "\n",
+					     "\r",
+					     "\t",
+					     "\x01",
+					     "\x1f",
+					     "\x7f",
+					     "\xc3\xa9",
+					     "\xe2\x82\xac",
+					     "\xf0\x9f\x98\x80",
+					     "\xff",
+					     "\xc0\xaf",
+					     "\xed\xa0\x80",
+					     "\xe2\x82",
+					     "a",
+					     " ",
+					     "/",
+					     "%",
+					     "{}",
+					     "\x1b[0m"};
+	size_t n = rnd(8), len = 0;
+	char *s = calloc(1, 128);
+
+	assert_non_null(s);
+	for (size_t i = 0; i < n; i++) {
+		const char *p = pieces[rnd(sizeof(pieces) / sizeof(pieces[0]))];
+		memcpy(s + len, p, strlen(p));
+		len += strlen(p);
+	}
+	return s;
+}
+
+static void rnd_facts(struct de_process_record *r)
+{
+	struct de_linux_facts *f = &r->facts;
+	static const char states[] = "RSDZTtXIKWP";
+
+	memset(r, 0, sizeof(*r));
+	f->present = true;
+	f->has_ids = rnd(4) != 0;
+	f->euid = rnd(70000);
+	f->egid = rnd(2) ? 4294967295u : rnd(70000);
+	f->has_real_ids = rnd(3) == 0;
+	f->uid = rnd(70000);
+	f->gid = rnd(70000);
+	f->cgroup = rnd(5) ? rnd_text() : NULL;
+	f->has_exe = rnd(4) != 0;
+	f->exe_deleted = rnd(2);
+	f->exe_replaced = rnd(2);
+	f->has_image = rnd(3) != 0;
+	f->exe_inode = rnd_i64();
+	f->exe_device = rnd_i64();
+	f->exe_size = rnd_i64();
+	f->hash_error = rnd(3) == 0 ? rnd_text() : NULL;
+	f->state = states[rnd(sizeof(states) - 1)];
+	f->threads = rnd_i64();
+	f->pgrp = rnd_i64();
+	f->session = rnd_i64();
+	f->tty_nr = rnd_i64();
+	f->nice = (int64_t)rnd(40) - 20;
+	f->kernel_thread = rnd(2);
+	f->utime_ticks = rnd_i64();
+	f->stime_ticks = rnd_i64();
+	f->start_ticks = rnd_i64();
+	f->cmdline_truncated = rnd(4) == 0;
+	f->cmdline_masked = rnd(3) == 0 ? rnd(5) : 0;
+}
+
+/* What build_record() in collect.c wrote into platform_data before the facts
+   were flat, written here independently (jansson, in insertion order); the
+   one difference: hash_error that is not UTF-8 is escaped (jansson refused
+   it, so it was left out). */
+static json_t *old_form(const struct de_linux_facts *f)
+{
+	json_t *pd = json_object();
+	char st[2] = {f->state, 0};
+
+#define SET(k, v) assert_int_equal(json_object_set_new(pd, k, v), 0)
+	if (f->has_ids) {
+		SET("euid", json_integer(f->euid));
+		SET("egid", json_integer(f->egid));
+	}
+	if (f->has_real_ids) {
+		SET("uid", json_integer(f->uid));
+		SET("gid", json_integer(f->gid));
+	}
+	if (f->cgroup) {
+		size_t n = strlen(f->cgroup);
+		if (de_utf8_valid(f->cgroup, n)) {
+			SET("cgroup", json_stringn(f->cgroup, n));
+		} else {
+			unsigned char b64[1024];
+			char *esc = de_escape_text(f->cgroup, n);
+			SET("cgroup", json_string(esc));
+			free(esc);
+			int len = EVP_EncodeBlock(b64, (const unsigned char *)f->cgroup, (int)n);
+			SET("cgroup_raw", json_stringn((const char *)b64, (size_t)len));
+		}
+	}
+	if (f->has_exe) {
+		SET("exe_deleted", json_boolean(f->exe_deleted));
+		SET("exe_replaced", json_boolean(f->exe_replaced));
+		if (f->has_image) {
+			SET("exe_inode", json_integer(f->exe_inode));
+			SET("exe_device", json_integer(f->exe_device));
+			SET("exe_size", json_integer(f->exe_size));
+		}
+		if (f->hash_error) {
+			char *esc = de_escape_text(f->hash_error, strlen(f->hash_error));
+			if (de_utf8_valid(f->hash_error, strlen(f->hash_error)))
+				SET("hash_error", json_string(f->hash_error));
+			else
+				SET("hash_error", json_string(esc));
+			free(esc);
+		}
+	}
+	SET("state", json_string(st));
+	SET("threads", json_integer(f->threads));
+	SET("pgrp", json_integer(f->pgrp));
+	SET("session", json_integer(f->session));
+	SET("tty_nr", json_integer(f->tty_nr));
+	SET("nice", json_integer(f->nice));
+	SET("kernel_thread", json_boolean(f->kernel_thread));
+	SET("utime_ticks", json_integer(f->utime_ticks));
+	SET("stime_ticks", json_integer(f->stime_ticks));
+	SET("start_ticks", json_integer(f->start_ticks));
+	if (f->cmdline_truncated)
+		SET("cmdline_truncated", json_true());
+	if (f->cmdline_masked)
+		SET("cmdline_masked", json_integer(f->cmdline_masked));
+#undef SET
+	return pd;
+}
+
+/* The facts' JSON (to_json, platform_json) is the old platform_data, member
+   for member and in the same order; the text serializer writes exactly what
+   json_dumps writes for it. */
+static void test_facts_json(void **state)
+{
+	(void)state;
+	char buf[4096];
+
+	for (int i = 0; i < 5000; i++) {
+		struct de_process_record r;
+		rnd_facts(&r);
+		r.name = xstrdup("x");
+		json_t *old = old_form(&r.facts);
+		json_t *pd = de_process_record_platform_json(&r);
+		json_t *full = de_process_record_to_json(&r);
+		char *want = json_dumps(old, JSON_COMPACT);
+		char *got = json_dumps(pd, JSON_COMPACT);
+		char *fromfull = json_dumps(json_object_get(full, "platform_data"), JSON_COMPACT);
+		assert_non_null(want);
+		assert_string_equal(got, want);
+		assert_string_equal(fromfull, want);
+		long n = de_linux_facts_json(&r, buf, sizeof(buf));
+		assert_int_equal(n, (long)strlen(want));
+		assert_string_equal(buf, want);
+		/* snprintf-like: the length whatever the room, text only when it fits */
+		assert_int_equal(de_linux_facts_json(&r, NULL, 0), n);
+		memset(buf, 'Z', sizeof(buf));
+		assert_int_equal(de_linux_facts_json(&r, buf, (size_t)n), n);
+		assert_int_equal(buf[n], 'Z');
+		assert_int_equal(de_linux_facts_json(&r, buf, (size_t)n + 1), n);
+		assert_string_equal(buf, want);
+		free(want);
+		free(got);
+		free(fromfull);
+		json_decref(old);
+		json_decref(pd);
+		json_decref(full);
+		de_process_record_clear(&r);
+	}
+	struct de_process_record none = {0};
+	assert_int_equal(de_linux_facts_json(&none, buf, sizeof(buf)), -EINVAL);
+}
+
+/* de_json_str escapes exactly as jansson: every byte alone and mixed. */
+static void test_json_str(void **state)
+{
+	(void)state;
+	char s[2], out[DE_JSON_STR_MAX(64)];
+
+	for (int c = 0; c < 0x80; c++) {
+		s[0] = (char)c;
+		json_t *j = json_stringn(s, 1);
+		char *want = json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
+		size_t n = de_json_str(out, s, 1);
+		assert_int_equal(n, strlen(want));
+		assert_int_equal(de_json_str(NULL, s, 1), n);
+		assert_memory_equal(out, want, n);
+		free(want);
+		json_decref(j);
+	}
+	for (int i = 0; i < 2000; i++) {
+		char *t = rnd_text();
+		size_t l = strlen(t);
+		if (de_utf8_valid(t, l)) {
+			json_t *j = json_stringn(t, l);
+			char *want = json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
+			size_t n = de_json_str(out, t, l);
+			assert_true(n <= DE_JSON_STR_MAX(l));
+			assert_int_equal(n, strlen(want));
+			assert_memory_equal(out, want, n);
+			free(want);
+			json_decref(j);
+		}
+		free(t);
+	}
+}
+
+/* Equality: facts with facts directly; facts against the same JSON (what a
+   record read back from JSON carries); extras after the facts. */
+static void test_facts_equal(void **state)
+{
+	(void)state;
+	struct de_error e = {0};
+
+	for (int i = 0; i < 500; i++) {
+		struct de_process_record a, b, back;
+		rnd_facts(&a);
+		a.name = xstrdup("x");
+		a.command_line = calloc(1, sizeof(char *));
+		json_t *j = de_process_record_to_json(&a);
+		assert_int_equal(de_process_record_from_json(j, &back, &e), 0);
+		assert_false(back.facts.present);
+		assert_true(de_process_record_equal(&a, &back));
+		assert_true(de_process_record_equal(&back, &a));
+		/* a copy of the facts */
+		b = a;
+		b.name = xstrdup("x");
+		b.command_line = calloc(1, sizeof(char *));
+		b.facts.cgroup = a.facts.cgroup ? xstrdup(a.facts.cgroup) : NULL;
+		b.facts.hash_error = a.facts.hash_error ? xstrdup(a.facts.hash_error) : NULL;
+		b.platform_data = NULL;
+		assert_true(de_process_record_equal(&a, &b));
+		b.facts.utime_ticks ^= 1;
+		assert_false(de_process_record_equal(&a, &b));
+		assert_false(de_process_record_equal(&b, &back));
+		b.facts.utime_ticks ^= 1;
+		b.facts.has_ids = !b.facts.has_ids;
+		assert_false(de_process_record_equal(&a, &b));
+		assert_false(de_process_record_equal(&b, &back));
+		b.facts.has_ids = !b.facts.has_ids;
+		/* extras: written after the facts, compared too */
+		b.platform_data = json_pack("{s:s}", "zone", "a");
+		assert_false(de_process_record_equal(&a, &b));
+		json_t *bj = de_process_record_platform_json(&b);
+		const char *last = NULL;
+		const char *k;
+		json_t *v;
+		json_object_foreach (bj, k, v)
+			last = k;
+		assert_string_equal(last, "zone");
+		assert_int_equal(json_object_size(bj),
+				 json_object_size(json_object_get(j, "platform_data")) + 1);
+		json_decref(bj);
+		json_decref(j);
+		de_process_record_clear(&back);
+		de_process_record_clear(&a);
+		de_process_record_clear(&b);
+	}
+	/* a record without facts or platform_data: null */
+	struct de_process_record n = {0};
+	json_t *pj = de_process_record_platform_json(&n);
+	assert_true(json_is_null(pj));
+	json_decref(pj);
+	de_linux_facts_clear(NULL);
+}
+
 /* ---- byte helpers --------------------------------------------------------- */
 
 static void test_utf8_and_escape(void **state)
@@ -507,6 +806,9 @@ int main(void)
 		cmocka_unit_test(test_alert_every_field),
 		cmocka_unit_test(test_rule_every_field),
 		cmocka_unit_test(test_utf8_and_escape),
+		cmocka_unit_test(test_facts_json),
+		cmocka_unit_test(test_json_str),
+		cmocka_unit_test(test_facts_equal),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,7 +7,8 @@
  * could be read, and a process that exits while it is read is dropped
  * quietly.  The identity of a process instance is (pid, start_time).
  *
- * platform_data carries the Linux facts (see docs/collection.md): state,
+ * record.facts (struct de_linux_facts, model.h; platform_data in JSON)
+ * carries the Linux facts (see docs/collection.md): state,
  * threads, effective ids (euid, egid; user_id is the euid, as ps shows it),
  * real ids (uid, gid) for set-id images only, cgroup (v2 path, read on
  * first sight; a scan takes most from one walk of the cgroup2 tree),

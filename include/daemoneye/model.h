@@ -59,6 +59,55 @@ int de_rule_source_parse(const char *s, enum de_rule_source *out, struct de_erro
 
 /* ---- ProcessRecord ------------------------------------------------------ */
 
+/*
+ * The Linux facts the collector reads for each process (docs/collection.md),
+ * held flat so that a scan costs no allocation per fact.  Their JSON form is
+ * the record's platform_data object: one member per fact, named as the
+ * fields below, in this order, numbers as JSON integers, booleans as JSON
+ * booleans.  Facts that may be unknown have a has_ flag (or a NULL pointer)
+ * and are then left out of the JSON.  (No field is named `linux`: that is a
+ * predefined macro in GNU C.)
+ */
+struct de_linux_facts {
+	bool present;	   /* the record carries collector facts (else all below is unset) */
+	bool has_ids;	   /* euid, egid known (the owner of /proc/PID) */
+	uint32_t euid;	   /* "euid" */
+	uint32_t egid;	   /* "egid" */
+	bool has_real_ids; /* uid, gid known (read for set-id images) */
+	uint32_t uid;	   /* "uid": real uid */
+	uint32_t gid;	   /* "gid": real gid */
+	/* "cgroup": the cgroup v2 path, exact bytes, owned, NULL when none.  When
+	 * not valid UTF-8 the JSON text is escaped as de_escape_text() does and
+	 * "cgroup_raw" carries the exact bytes in base64. */
+	char *cgroup;
+	bool has_exe;	   /* the process has an executable: exe_deleted, exe_replaced */
+	bool exe_deleted;  /* "exe_deleted": the image was unlinked */
+	bool exe_replaced; /* "exe_replaced": the path now names another file */
+	bool has_image;	   /* the image was stat'ed: exe_inode, exe_device, exe_size */
+	int64_t exe_inode; /* "exe_inode" (st_ino as a JSON integer) */
+	int64_t exe_device;
+	int64_t exe_size;
+	/* "hash_error": why the image was not hashed, owned, NULL when it was
+	 * (or when hashing is off).  Not valid UTF-8: escaped as for cgroup,
+	 * without a _raw twin. */
+	char *hash_error;
+	char state; /* "state": one letter as in /proc/PID/stat */
+	int64_t threads;
+	int64_t pgrp;
+	int64_t session;
+	int64_t tty_nr;
+	int64_t nice;
+	bool kernel_thread; /* "kernel_thread": PF_KTHREAD */
+	int64_t utime_ticks;
+	int64_t stime_ticks;
+	int64_t start_ticks;
+	bool cmdline_truncated; /* "cmdline_truncated": only written when true */
+	int64_t cmdline_masked; /* "cmdline_masked": arguments masked, only written when > 0 */
+};
+
+/* Release the strings the facts own and zero them (NULL accepted). */
+void de_linux_facts_clear(struct de_linux_facts *f);
+
 struct de_process_record {
 	struct de_uuid id;	 /* unique identifier of this record */
 	int64_t scan_id;	 /* scan this record belongs to */
@@ -81,19 +130,38 @@ struct de_process_record {
 	char *user_id;	       /* effective uid (as ps shows it), decimal, or NULL */
 	bool accessible;       /* could we read the process's details */
 	bool file_exists;      /* does executable_path exist on disk */
-	json_t *platform_data; /* Linux facts (object), or NULL */
+	/* Collector facts (facts.present).  The seed's platform_data is their
+	 * JSON form followed by the members of platform_data below. */
+	struct de_linux_facts facts;
+	/* Without facts: the whole platform_data value (any JSON, NULL = None),
+	 * as records parsed from JSON carry it.  With facts: NULL, or an object
+	 * of extra members written after the facts' own. */
+	json_t *platform_data;
 };
 
 void de_process_record_clear(struct de_process_record *r);
 void de_process_record_free(struct de_process_record *r);
-/* Field-by-field equality (strings by bytes, JSON by json_equal). */
+/*
+ * Field-by-field equality (strings by bytes, JSON by json_equal).  Facts
+ * compare field by field with facts; a record with facts and one with a
+ * JSON platform_data compare by their platform_data JSON.
+ */
 bool de_process_record_equal(const struct de_process_record *a, const struct de_process_record *b);
-/* Serialise to a new JSON object (caller owns the reference), NULL on ENOMEM. */
+/* Serialise to a new JSON object (caller owns the reference), NULL on ENOMEM.
+ * platform_data is the facts' JSON (see de_process_record_platform_json). */
 json_t *de_process_record_to_json(const struct de_process_record *r);
+/*
+ * The seed's platform_data of r as a JSON value: the facts as an object
+ * (then the members of r->platform_data), or r->platform_data itself
+ * without facts.  A new reference the caller owns (json_null() when r has
+ * neither); NULL on ENOMEM.
+ */
+json_t *de_process_record_platform_json(const struct de_process_record *r);
 /*
  * Parse a JSON object into *out (which must be zeroed or cleared).  Missing
  * required members, wrong types and out-of-range numbers are ValidationErrors
- * naming the member; *out is left cleared on failure.
+ * naming the member; *out is left cleared on failure.  platform_data is kept
+ * as JSON (facts.present stays false).
  */
 int de_process_record_from_json(const json_t *j, struct de_process_record *out,
 				struct de_error *err);
@@ -168,6 +236,26 @@ bool de_utf8_valid(const char *s, size_t n);
  * new string the caller frees, NULL on ENOMEM.
  */
 char *de_escape_text(const char *s, size_t n);
+/*
+ * The compact JSON string literal of the n bytes at s, quotes included,
+ * escaped exactly as jansson's json_dumps writes a string (\" \\ \b \f \n
+ * \r \t, \u00XX with upper-case hex for the other control characters,
+ * everything else as is).  s should be valid UTF-8 (jansson refuses other
+ * strings; these bytes are copied through).  Writes to dst when it is not
+ * NULL (room for DE_JSON_STR_MAX(n) bytes is always enough; no NUL is
+ * added) and returns the length of the literal either way.
+ */
+size_t de_json_str(char *dst, const char *s, size_t n);
+#define DE_JSON_STR_MAX(n) (6 * (size_t)(n) + 2)
+/*
+ * The facts of r as compact JSON text, byte for byte what
+ * json_dumps(..., JSON_COMPACT) writes for them (the facts' members only,
+ * not r->platform_data's extras).  Like snprintf: writes at most cap bytes
+ * to buf (NUL-terminated when the result is shorter than cap) and returns
+ * the length of the whole text; -ENOMEM (only for facts text that is not
+ * valid UTF-8, which needs a scratch buffer), -EINVAL when r has no facts.
+ */
+long de_linux_facts_json(const struct de_process_record *r, char *buf, size_t cap);
 /* Milliseconds since the Unix epoch (CLOCK_REALTIME). */
 int64_t de_now_ms(void);
 

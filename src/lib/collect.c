@@ -29,7 +29,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1527,46 +1526,12 @@ static struct inst *read_pid(struct de_collector *c, uint32_t pid, bool full, bo
 
 /* ---- records ------------------------------------------------------------------- */
 
-/*
- * pd[key] := the bytes of s; when they are not valid UTF-8 (cgroup names
- * may hold any byte but '/' and newline) the text is escaped as
- * de_escape_text does and key_raw carries the exact bytes in base64, as
- * model.c does for strings.  0 or -1 on ENOMEM.
- */
-static int put_text(json_t *pd, const char *key, const char *s)
-{
-	size_t n = strlen(s);
-	char raw[32], *esc;
-	unsigned char *b64;
-	int len;
-
-	if (de_utf8_valid(s, n))
-		return json_object_set_new(pd, key, json_stringn(s, n));
-	if (!(esc = de_escape_text(s, n)))
-		return -1;
-	if (json_object_set_new(pd, key, json_string(esc)) < 0) {
-		free(esc);
-		return -1;
-	}
-	free(esc);
-	if (!(b64 = malloc(4 * ((n + 2) / 3) + 1)))
-		return -1;
-	len = EVP_EncodeBlock(b64, (const unsigned char *)s, (int)n);
-	snprintf(raw, sizeof(raw), "%s_raw", key);
-	if (json_object_set_new(pd, raw, json_stringn((const char *)b64, (size_t)len)) < 0) {
-		free(b64);
-		return -1;
-	}
-	free(b64);
-	return 0;
-}
-
 static int build_record(struct de_collector *c, const struct inst *e, int64_t scan_id,
 			struct de_process_record *out)
 {
 	struct de_process_record r = {0};
 	const struct pstat *ps = &e->ps;
-	json_t *pd = json_object();
+	struct de_linux_facts *f = &r.facts;
 	char b[24];
 
 	r.pid = e->pid;
@@ -1596,21 +1561,24 @@ static int build_record(struct de_collector *c, const struct inst *e, int64_t sc
 	r.memory_usage = (uint64_t)(ps->rss > 0 ? ps->rss : 0) * (uint64_t)c->page_size;
 	r.accessible = e->accessible;
 	r.file_exists = e->file_exists;
-	if (!r.name || !pd)
+	if (!r.name)
 		goto nomem;
+	f->present = true;
 	if (e->has_ids) {
 		/* the effective uid, as ps's uid column shows it */
 		pid_path(b, e->euid, ""); /* any uint32_t, in decimal */
 		if (!(r.user_id = strdup(b)))
 			goto nomem;
-		json_object_set_new_nocheck(pd, "euid", json_integer(e->euid));
-		json_object_set_new_nocheck(pd, "egid", json_integer(e->egid));
+		f->has_ids = true;
+		f->euid = e->euid;
+		f->egid = e->egid;
 	}
 	if (e->has_real_ids) {
-		json_object_set_new_nocheck(pd, "uid", json_integer(e->ruid));
-		json_object_set_new_nocheck(pd, "gid", json_integer(e->rgid));
+		f->has_real_ids = true;
+		f->uid = e->ruid;
+		f->gid = e->rgid;
 	}
-	if (e->cgroup && put_text(pd, "cgroup", e->cgroup) < 0)
+	if (e->cgroup && !(f->cgroup = strdup(e->cgroup)))
 		goto nomem;
 
 	if (!(r.command_line = calloc(e->argc ? e->argc : 1, sizeof(char *))))
@@ -1623,45 +1591,39 @@ static int build_record(struct de_collector *c, const struct inst *e, int64_t sc
 	if (e->exe) {
 		if (!(r.executable_path = strdup(e->exe)))
 			goto nomem;
-		json_object_set_new_nocheck(pd, "exe_deleted", json_boolean(e->deleted));
-		json_object_set_new_nocheck(pd, "exe_replaced", json_boolean(e->replaced));
+		f->has_exe = true;
+		f->exe_deleted = e->deleted;
+		f->exe_replaced = e->replaced;
 		if (e->has_image) {
-			json_object_set_new_nocheck(pd, "exe_inode",
-						    json_integer((json_int_t)e->image.ino));
-			json_object_set_new_nocheck(pd, "exe_device",
-						    json_integer((json_int_t)e->image.dev));
-			json_object_set_new_nocheck(pd, "exe_size", json_integer(e->image.size));
+			f->has_image = true;
+			f->exe_inode = (int64_t)e->image.ino;
+			f->exe_device = (int64_t)e->image.dev;
+			f->exe_size = e->image.size;
 		}
 		if (e->hex[0]) {
 			if (!(r.executable_hash = strdup(e->hex)) ||
 			    !(r.hash_algorithm = strdup("sha256")))
 				goto nomem;
 		} else if (e->hash_err[0]) {
-			json_object_set_new_nocheck(pd, "hash_error", json_string(e->hash_err));
+			if (!(f->hash_error = strdup(e->hash_err)))
+				goto nomem;
 		}
 	}
-	{
-		char s[2] = {ps->state, '\0'};
-		json_object_set_new_nocheck(pd, "state", json_string(s));
-	}
-	json_object_set_new_nocheck(pd, "threads", json_integer(ps->num_threads));
-	json_object_set_new_nocheck(pd, "pgrp", json_integer(ps->pgrp));
-	json_object_set_new_nocheck(pd, "session", json_integer(ps->session));
-	json_object_set_new_nocheck(pd, "tty_nr", json_integer(ps->tty_nr));
-	json_object_set_new_nocheck(pd, "nice", json_integer(ps->nice));
-	json_object_set_new_nocheck(pd, "kernel_thread", json_boolean(ps->flags & PF_KTHREAD));
-	json_object_set_new_nocheck(pd, "utime_ticks", json_integer((json_int_t)ps->utime));
-	json_object_set_new_nocheck(pd, "stime_ticks", json_integer((json_int_t)ps->stime));
-	json_object_set_new_nocheck(pd, "start_ticks", json_integer((json_int_t)ps->starttime));
-	if (e->cmd_truncated)
-		json_object_set_new_nocheck(pd, "cmdline_truncated", json_true());
-	if (e->masked)
-		json_object_set_new_nocheck(pd, "cmdline_masked", json_integer(e->masked));
-	r.platform_data = pd;
+	f->state = ps->state;
+	f->threads = ps->num_threads;
+	f->pgrp = ps->pgrp;
+	f->session = ps->session;
+	f->tty_nr = ps->tty_nr;
+	f->nice = ps->nice;
+	f->kernel_thread = (ps->flags & PF_KTHREAD) != 0;
+	f->utime_ticks = (int64_t)ps->utime;
+	f->stime_ticks = (int64_t)ps->stime;
+	f->start_ticks = (int64_t)ps->starttime;
+	f->cmdline_truncated = e->cmd_truncated;
+	f->cmdline_masked = e->masked;
 	*out = r;
 	return 0;
 nomem:
-	json_decref(pd);
 	de_process_record_clear(&r);
 	return -ENOMEM;
 }

@@ -3,9 +3,13 @@
  *
  * The payload is a protobuf-c Frame; everything protobuf-c hands back is
  * checked again before it becomes a de_ipc_msg: strings without embedded
- * NULs, a 16-byte id, a 64-hex-digit hash, a decimal user id and
- * platform_data that parses as a JSON object.  protobuf-c's own allocations
- * are bounded by the payload size, which DE_IPC_MAX_FRAME bounds.
+ * NULs, a 16-byte id, a 64-hex-digit hash, a decimal user id, facts
+ * whose grouped fields come together (and a one-letter state), and
+ * platform_data that parses as a JSON object.  Records with collector
+ * facts (all of procmond's) travel without jansson on either side: the
+ * facts are protobuf fields, and platform_data_json is only there for
+ * extra members.  protobuf-c's own allocations are bounded by the payload
+ * size, which DE_IPC_MAX_FRAME bounds.
  */
 #include "daemoneye/ipc.h"
 
@@ -18,6 +22,7 @@
 #include "daemoneye_ipc.pb-c.h"
 
 typedef Daemoneye__Ipc__Process PbProcess;
+typedef Daemoneye__Ipc__Facts PbFacts;
 
 void de_ipc_msg_clear(struct de_ipc_msg *m)
 {
@@ -54,8 +59,45 @@ static ProtobufCBinaryData bin(const char *s)
 	return b;
 }
 
-/* Fill p from r; *pd gets the platform_data text to free, argv the array. */
-static int record_to_pb(const struct de_process_record *r, PbProcess *p, char **pd,
+static void facts_to_pb(const struct de_linux_facts *f, PbFacts *p)
+{
+	daemoneye__ipc__facts__init(p);
+	p->has_euid = p->has_egid = f->has_ids;
+	p->euid = f->euid;
+	p->egid = f->egid;
+	p->has_uid = p->has_gid = f->has_real_ids;
+	p->uid = f->uid;
+	p->gid = f->gid;
+	p->has_cgroup = f->cgroup != NULL;
+	p->cgroup = bin(f->cgroup);
+	p->has_exe_deleted = p->has_exe_replaced = f->has_exe;
+	p->exe_deleted = f->exe_deleted;
+	p->exe_replaced = f->exe_replaced;
+	p->has_exe_inode = p->has_exe_device = p->has_exe_size = f->has_exe && f->has_image;
+	p->exe_inode = f->exe_inode;
+	p->exe_device = f->exe_device;
+	p->exe_size = f->exe_size;
+	p->has_hash_error = f->has_exe && f->hash_error;
+	p->hash_error = bin(f->hash_error);
+	p->state.len = 1;
+	p->state.data = (uint8_t *)(uintptr_t)&f->state;
+	p->threads = f->threads;
+	p->pgrp = f->pgrp;
+	p->session = f->session;
+	p->tty_nr = f->tty_nr;
+	p->nice = f->nice;
+	p->kernel_thread = f->kernel_thread;
+	p->utime_ticks = f->utime_ticks;
+	p->stime_ticks = f->stime_ticks;
+	p->start_ticks = f->start_ticks;
+	p->has_cmdline_truncated = p->cmdline_truncated = f->cmdline_truncated;
+	p->has_cmdline_masked = f->cmdline_masked > 0;
+	p->cmdline_masked = f->cmdline_masked;
+}
+
+/* Fill p (and *facts, which p points to) from r; *pd gets the
+   platform_data text to free, argv the array. */
+static int record_to_pb(const struct de_process_record *r, PbProcess *p, PbFacts *facts, char **pd,
 			ProtobufCBinaryData **argv)
 {
 	daemoneye__ipc__process__init(p);
@@ -93,6 +135,10 @@ static int record_to_pb(const struct de_process_record *r, PbProcess *p, char **
 		return -ENOMEM;
 	}
 	p->platform_data_json = *pd;
+	if (r->facts.present) {
+		facts_to_pb(&r->facts, facts);
+		p->facts = facts;
+	}
 	return 0;
 }
 
@@ -104,6 +150,7 @@ int de_ipc_encode(const struct de_ipc_msg *m, uint8_t **out, size_t *len, struct
 	Daemoneye__Ipc__ScanDone done = DAEMONEYE__IPC__SCAN_DONE__INIT;
 	Daemoneye__Ipc__ProcessEvent ev = DAEMONEYE__IPC__PROCESS_EVENT__INIT;
 	PbProcess proc;
+	PbFacts facts;
 	ProtobufCBinaryData *argv = NULL;
 	char *pd = NULL;
 	uint8_t *buf;
@@ -124,7 +171,7 @@ int de_ipc_encode(const struct de_ipc_msg *m, uint8_t **out, size_t *len, struct
 		f.scan_request = &req;
 		break;
 	case DE_IPC_PROCESS:
-		if (record_to_pb(&m->record, &proc, &pd, &argv) < 0)
+		if (record_to_pb(&m->record, &proc, &facts, &pd, &argv) < 0)
 			goto nomem;
 		f.body_case = DAEMONEYE__IPC__FRAME__BODY_PROCESS;
 		f.process = &proc;
@@ -148,7 +195,7 @@ int de_ipc_encode(const struct de_ipc_msg *m, uint8_t **out, size_t *len, struct
 		ev.has_exit_code = m->has_exit_code;
 		ev.exit_code = m->exit_code;
 		if (m->has_record) {
-			if (record_to_pb(&m->record, &proc, &pd, &argv) < 0)
+			if (record_to_pb(&m->record, &proc, &facts, &pd, &argv) < 0)
 				goto nomem;
 			ev.process = &proc;
 		}
@@ -207,6 +254,104 @@ static bool all_of(const char *s, const char *set, size_t want_len)
 	if (n == 0 || (want_len && n != want_len))
 		return false;
 	return strspn(s, set) == n;
+}
+
+/* Is k the JSON name of a fact (an extra member may not shadow one)? */
+static bool fact_name(const char *k)
+{
+	static const char *const names[] = {"euid",
+					    "egid",
+					    "uid",
+					    "gid",
+					    "cgroup",
+					    "cgroup_raw",
+					    "exe_deleted",
+					    "exe_replaced",
+					    "exe_inode",
+					    "exe_device",
+					    "exe_size",
+					    "hash_error",
+					    "state",
+					    "threads",
+					    "pgrp",
+					    "session",
+					    "tty_nr",
+					    "nice",
+					    "kernel_thread",
+					    "utime_ticks",
+					    "stime_ticks",
+					    "start_ticks",
+					    "cmdline_truncated",
+					    "cmdline_masked"};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(k, names[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Validate and copy facts; NULL, or why they are malformed (*nomem set on
+   ENOMEM). */
+static const char *pb_to_facts(const PbFacts *p, struct de_linux_facts *f, bool *nomem)
+{
+	bool bad = false;
+	unsigned char st;
+
+	if (p->has_euid != p->has_egid || p->has_uid != p->has_gid)
+		return "facts: a uid without its gid";
+	if (p->has_exe_deleted != p->has_exe_replaced)
+		return "facts: exe_deleted without exe_replaced";
+	if (p->has_exe_inode != p->has_exe_device || p->has_exe_inode != p->has_exe_size)
+		return "facts: incomplete executable image";
+	if ((p->has_exe_inode || p->has_hash_error) && !p->has_exe_deleted)
+		return "facts: executable image or hash error without an executable";
+	if (p->state.len != 1)
+		return "facts: state is not one letter";
+	st = p->state.data[0];
+	if (!((st >= 'A' && st <= 'Z') || (st >= 'a' && st <= 'z')))
+		return "facts: state is not one letter";
+	if (p->threads < 0 || p->utime_ticks < 0 || p->stime_ticks < 0 || p->start_ticks < 0)
+		return "facts: negative count";
+	if (p->has_cmdline_masked && p->cmdline_masked <= 0)
+		return "facts: cmdline_masked is not positive";
+	if (p->has_cmdline_truncated && !p->cmdline_truncated)
+		return "facts: cmdline_truncated sent as false";
+	f->present = true;
+	f->has_ids = p->has_euid;
+	f->euid = p->euid;
+	f->egid = p->egid;
+	f->has_real_ids = p->has_uid;
+	f->uid = p->uid;
+	f->gid = p->gid;
+	f->has_exe = p->has_exe_deleted;
+	f->exe_deleted = p->exe_deleted;
+	f->exe_replaced = p->exe_replaced;
+	f->has_image = p->has_exe_inode;
+	f->exe_inode = p->exe_inode;
+	f->exe_device = p->exe_device;
+	f->exe_size = p->exe_size;
+	f->state = (char)st;
+	f->threads = p->threads;
+	f->pgrp = p->pgrp;
+	f->session = p->session;
+	f->tty_nr = p->tty_nr;
+	f->nice = p->nice;
+	f->kernel_thread = p->kernel_thread;
+	f->utime_ticks = p->utime_ticks;
+	f->stime_ticks = p->stime_ticks;
+	f->start_ticks = p->start_ticks;
+	f->cmdline_truncated = p->has_cmdline_truncated && p->cmdline_truncated;
+	f->cmdline_masked = p->has_cmdline_masked ? p->cmdline_masked : 0;
+	if (p->has_cgroup && !(f->cgroup = cstr(&p->cgroup, &bad)))
+		goto fail;
+	if (p->has_hash_error && !(f->hash_error = cstr(&p->hash_error, &bad)))
+		goto fail;
+	return NULL;
+fail:
+	if (bad)
+		return "facts: text field holds a NUL byte";
+	*nomem = true;
+	return "out of memory";
 }
 
 /* Convert and validate; -EBADMSG with err, or -ENOMEM. */
@@ -273,13 +418,29 @@ static int pb_to_record(const PbProcess *p, struct de_process_record *r, struct 
 	}
 	r->accessible = p->accessible;
 	r->file_exists = p->file_exists;
+	if (p->facts) {
+		bool nomem = false;
+		if ((why = pb_to_facts(p->facts, &r->facts, &nomem))) {
+			if (nomem)
+				goto fail;
+			goto bad;
+		}
+	}
 	if (p->platform_data_json) {
 		json_error_t je;
+		const char *k;
+		json_t *v;
 		r->platform_data = json_loads(p->platform_data_json, JSON_REJECT_DUPLICATES, &je);
 		if (!json_is_object(r->platform_data)) {
 			why = "platform_data is not a JSON object";
 			goto bad;
 		}
+		if (r->facts.present)
+			json_object_foreach (r->platform_data, k, v)
+				if (fact_name(k)) {
+					why = "platform_data repeats a fact beside the facts";
+					goto bad;
+				}
 	}
 	return 0;
 fail:

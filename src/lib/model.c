@@ -76,15 +76,12 @@ bool de_utf8_valid(const char *s, size_t n)
 	return true;
 }
 
-char *de_escape_text(const char *s, size_t n)
+/* de_escape_text's text of s into out (room for 4n bytes); its length. */
+static size_t escape_text_into(char *out, const char *s, size_t n)
 {
 	const unsigned char *p = (const unsigned char *)s;
-	/* Worst case every byte becomes \xNN. */
-	char *out = malloc(n * 4 + 1);
 	size_t o = 0;
 
-	if (!out)
-		return NULL;
 	for (size_t i = 0; i < n;) {
 		unsigned char c = p[i];
 		size_t l = utf8_seq_len(p + i, n - i);
@@ -105,8 +102,74 @@ char *de_escape_text(const char *s, size_t n)
 		}
 		i++;
 	}
-	out[o] = '\0';
+	return o;
+}
+
+char *de_escape_text(const char *s, size_t n)
+{
+	/* Worst case every byte becomes \xNN. */
+	char *out = malloc(n * 4 + 1);
+
+	if (!out)
+		return NULL;
+	out[escape_text_into(out, s, n)] = '\0';
 	return out;
+}
+
+size_t de_json_str(char *dst, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 1, run = 0;
+
+	if (dst)
+		dst[0] = '"';
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		char esc[6];
+		size_t el = 2;
+
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		esc[0] = '\\';
+		if (dst)
+			memcpy(dst + o, s + run, i - run);
+		o += i - run;
+		run = i + 1;
+		switch (c) {
+		case '"':
+		case '\\':
+			esc[1] = (char)c;
+			break;
+		case '\b':
+			esc[1] = 'b';
+			break;
+		case '\f':
+			esc[1] = 'f';
+			break;
+		case '\n':
+			esc[1] = 'n';
+			break;
+		case '\r':
+			esc[1] = 'r';
+			break;
+		case '\t':
+			esc[1] = 't';
+			break;
+		default:
+			memcpy(esc + 1, "u00", 3);
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 15];
+			el = 6;
+		}
+		if (dst)
+			memcpy(dst + o, esc, el);
+		o += el;
+	}
+	if (dst) {
+		memcpy(dst + o, s + run, n - run);
+		dst[o + n - run] = '"';
+	}
+	return o + n - run + 1;
 }
 
 /* ---- UUID --------------------------------------------------------------- */
@@ -934,6 +997,345 @@ static int fields_from_json(const json_t *o, void *obj, size_t size, const struc
 		return fields_from_json(j, out, sizeof(*out), table, NFIELDS(table), what, err);   \
 	}
 
-MODEL_API(de_process_record, struct de_process_record, process_fields, "ProcessRecord")
+/* ---- Linux facts --------------------------------------------------------- */
+
+/*
+ * The facts have two writers that must agree byte for byte: facts_to_json()
+ * (jansson, for to_json) and de_linux_facts_json() (text, for the store
+ * and anything else that wants no jansson on its path).  Both follow the
+ * same order, the order build_record() in collect.c always used.
+ */
+
+void de_linux_facts_clear(struct de_linux_facts *f)
+{
+	if (!f)
+		return;
+	free(f->cgroup);
+	free(f->hash_error);
+	memset(f, 0, sizeof(*f));
+}
+
+static bool facts_equal(const struct de_linux_facts *a, const struct de_linux_facts *b)
+{
+	return a->has_ids == b->has_ids &&
+	       (!a->has_ids || (a->euid == b->euid && a->egid == b->egid)) &&
+	       a->has_real_ids == b->has_real_ids &&
+	       (!a->has_real_ids || (a->uid == b->uid && a->gid == b->gid)) &&
+	       !a->cgroup == !b->cgroup && (!a->cgroup || strcmp(a->cgroup, b->cgroup) == 0) &&
+	       a->has_exe == b->has_exe &&
+	       (!a->has_exe ||
+		(a->exe_deleted == b->exe_deleted && a->exe_replaced == b->exe_replaced &&
+		 a->has_image == b->has_image &&
+		 (!a->has_image ||
+		  (a->exe_inode == b->exe_inode && a->exe_device == b->exe_device &&
+		   a->exe_size == b->exe_size)) &&
+		 !a->hash_error == !b->hash_error &&
+		 (!a->hash_error || strcmp(a->hash_error, b->hash_error) == 0))) &&
+	       a->state == b->state && a->threads == b->threads && a->pgrp == b->pgrp &&
+	       a->session == b->session && a->tty_nr == b->tty_nr && a->nice == b->nice &&
+	       a->kernel_thread == b->kernel_thread && a->utime_ticks == b->utime_ticks &&
+	       a->stime_ticks == b->stime_ticks && a->start_ticks == b->start_ticks &&
+	       a->cmdline_truncated == b->cmdline_truncated &&
+	       (a->cmdline_masked > 0 ? a->cmdline_masked : 0) ==
+		       (b->cmdline_masked > 0 ? b->cmdline_masked : 0);
+}
+
+/* Text that is not valid UTF-8, as de_escape_text writes it (a new json
+   string; NULL on ENOMEM). */
+static json_t *escaped_string(const char *s, size_t n)
+{
+	char *esc = de_escape_text(s, n);
+	json_t *j = esc ? json_string(esc) : NULL;
+
+	free(esc);
+	return j;
+}
+
+/* Member key := the text of s (escaped when not valid UTF-8), and for
+   cgroup the exact bytes in key_raw. */
+static int put_fact_text(json_t *o, const char *key, const char *s, bool raw)
+{
+	size_t n = strlen(s);
+	char rawname[32];
+
+	if (de_utf8_valid(s, n))
+		return set_new(o, key, json_stringn(s, n));
+	if (set_new(o, key, escaped_string(s, n)) < 0)
+		return -1;
+	if (!raw)
+		return 0;
+	snprintf(rawname, sizeof(rawname), "%s_raw", key);
+	return set_new(o, rawname, b64_string(s, n));
+}
+
+/* Add the facts' members to the object o, in order.  0 or -1 (ENOMEM). */
+static int facts_to_json(const struct de_linux_facts *f, json_t *o)
+{
+	char st[2] = {f->state, '\0'};
+	int rc = 0;
+
+	if (f->has_ids) {
+		rc |= set_new(o, "euid", json_integer(f->euid));
+		rc |= set_new(o, "egid", json_integer(f->egid));
+	}
+	if (f->has_real_ids) {
+		rc |= set_new(o, "uid", json_integer(f->uid));
+		rc |= set_new(o, "gid", json_integer(f->gid));
+	}
+	if (f->cgroup)
+		rc |= put_fact_text(o, "cgroup", f->cgroup, true);
+	if (f->has_exe) {
+		rc |= set_new(o, "exe_deleted", json_boolean(f->exe_deleted));
+		rc |= set_new(o, "exe_replaced", json_boolean(f->exe_replaced));
+		if (f->has_image) {
+			rc |= set_new(o, "exe_inode", json_integer(f->exe_inode));
+			rc |= set_new(o, "exe_device", json_integer(f->exe_device));
+			rc |= set_new(o, "exe_size", json_integer(f->exe_size));
+		}
+		if (f->hash_error)
+			rc |= put_fact_text(o, "hash_error", f->hash_error, false);
+	}
+	rc |= put_fact_text(o, "state", st, false);
+	rc |= set_new(o, "threads", json_integer(f->threads));
+	rc |= set_new(o, "pgrp", json_integer(f->pgrp));
+	rc |= set_new(o, "session", json_integer(f->session));
+	rc |= set_new(o, "tty_nr", json_integer(f->tty_nr));
+	rc |= set_new(o, "nice", json_integer(f->nice));
+	rc |= set_new(o, "kernel_thread", json_boolean(f->kernel_thread));
+	rc |= set_new(o, "utime_ticks", json_integer(f->utime_ticks));
+	rc |= set_new(o, "stime_ticks", json_integer(f->stime_ticks));
+	rc |= set_new(o, "start_ticks", json_integer(f->start_ticks));
+	if (f->cmdline_truncated)
+		rc |= set_new(o, "cmdline_truncated", json_true());
+	if (f->cmdline_masked > 0)
+		rc |= set_new(o, "cmdline_masked", json_integer(f->cmdline_masked));
+	return rc < 0 ? -1 : 0;
+}
+
+json_t *de_process_record_platform_json(const struct de_process_record *r)
+{
+	json_t *o;
+	const char *k;
+	json_t *v;
+
+	if (!r->facts.present)
+		return r->platform_data ? json_incref(r->platform_data) : json_null();
+	if (!(o = json_object()))
+		return NULL;
+	if (facts_to_json(&r->facts, o) < 0)
+		goto fail;
+	if (json_is_object(r->platform_data))
+		json_object_foreach (r->platform_data, k, v)
+			if (json_object_set(o, k, v) < 0)
+				goto fail;
+	return o;
+fail:
+	json_decref(o);
+	return NULL;
+}
+
+/* An snprintf-like writer: counts everything, stores what fits. */
+struct out {
+	char *p;
+	size_t cap, len;
+};
+
+static void out_put(struct out *o, const char *s, size_t n)
+{
+	if (o->len + n <= o->cap)
+		memcpy(o->p + o->len, s, n);
+	o->len += n;
+}
+
+static void out_str(struct out *o, const char *s, size_t n)
+{
+	size_t m;
+
+	if (o->len + DE_JSON_STR_MAX(n) <= o->cap) {
+		o->len += de_json_str(o->p + o->len, s, n);
+		return;
+	}
+	m = de_json_str(NULL, s, n); /* near the end of the room: exactly */
+	if (o->len + m <= o->cap)
+		de_json_str(o->p + o->len, s, n);
+	o->len += m;
+}
+
+/* ,"key": (or {"key": for the first member) */
+static void out_key(struct out *o, const char *key)
+{
+	out_put(o, o->len ? ",\"" : "{\"", 2);
+	out_put(o, key, strlen(key));
+	out_put(o, "\":", 2);
+}
+
+static void out_int(struct out *o, const char *key, int64_t v)
+{
+	char buf[24], *p = buf + sizeof(buf);
+	uint64_t u = v < 0 ? 0ull - (uint64_t)v : (uint64_t)v;
+
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		*--p = '-';
+	out_key(o, key);
+	out_put(o, p, (size_t)(buf + sizeof(buf) - p));
+}
+
+static void out_bool(struct out *o, const char *key, bool v)
+{
+	out_key(o, key);
+	out_put(o, v ? "true" : "false", v ? 4 : 5);
+}
+
+/* As put_fact_text.  0 or -ENOMEM. */
+static int out_text(struct out *o, const char *key, const char *s, bool raw)
+{
+	size_t n = strlen(s), m;
+	char *esc;
+
+	out_key(o, key);
+	if (de_utf8_valid(s, n)) {
+		out_str(o, s, n);
+		return 0;
+	}
+	if (!(esc = malloc(4 * n + 1)))
+		return -ENOMEM;
+	m = escape_text_into(esc, s, n);
+	out_str(o, esc, m);
+	free(esc);
+	if (!raw)
+		return 0;
+	out_put(o, ",\"", 2);
+	out_put(o, key, strlen(key));
+	out_put(o, "_raw\":\"", 7);
+	m = 4 * ((n + 2) / 3); /* base64 never needs escaping */
+	if (o->len + m + 1 <= o->cap) {
+		EVP_EncodeBlock((unsigned char *)o->p + o->len, (const unsigned char *)s, (int)n);
+		o->len += m;
+	} else {
+		o->len += m;
+	}
+	out_put(o, "\"", 1);
+	return 0;
+}
+
+long de_linux_facts_json(const struct de_process_record *r, char *buf, size_t cap)
+{
+	const struct de_linux_facts *f = &r->facts;
+	struct out o = {buf, cap, 0};
+	char st[2] = {f->state, '\0'};
+
+	if (!f->present)
+		return -EINVAL;
+	if (f->has_ids) {
+		out_int(&o, "euid", f->euid);
+		out_int(&o, "egid", f->egid);
+	}
+	if (f->has_real_ids) {
+		out_int(&o, "uid", f->uid);
+		out_int(&o, "gid", f->gid);
+	}
+	if (f->cgroup && out_text(&o, "cgroup", f->cgroup, true) < 0)
+		return -ENOMEM;
+	if (f->has_exe) {
+		out_bool(&o, "exe_deleted", f->exe_deleted);
+		out_bool(&o, "exe_replaced", f->exe_replaced);
+		if (f->has_image) {
+			out_int(&o, "exe_inode", f->exe_inode);
+			out_int(&o, "exe_device", f->exe_device);
+			out_int(&o, "exe_size", f->exe_size);
+		}
+		if (f->hash_error && out_text(&o, "hash_error", f->hash_error, false) < 0)
+			return -ENOMEM;
+	}
+	if (out_text(&o, "state", st, false) < 0)
+		return -ENOMEM;
+	out_int(&o, "threads", f->threads);
+	out_int(&o, "pgrp", f->pgrp);
+	out_int(&o, "session", f->session);
+	out_int(&o, "tty_nr", f->tty_nr);
+	out_int(&o, "nice", f->nice);
+	out_bool(&o, "kernel_thread", f->kernel_thread);
+	out_int(&o, "utime_ticks", f->utime_ticks);
+	out_int(&o, "stime_ticks", f->stime_ticks);
+	out_int(&o, "start_ticks", f->start_ticks);
+	if (f->cmdline_truncated)
+		out_bool(&o, "cmdline_truncated", true);
+	if (f->cmdline_masked > 0)
+		out_int(&o, "cmdline_masked", f->cmdline_masked);
+	out_put(&o, "}", 1);
+	if (o.len < cap)
+		buf[o.len] = '\0';
+	return (long)o.len;
+}
+
+/* ---- ProcessRecord with facts ---------------------------------------------- */
+
+/* process_fields without its last entry, platform_data (compared and
+   written here, beside the facts). */
+#define NPROC_PLAIN (NFIELDS(process_fields) - 1)
+
+void de_process_record_clear(struct de_process_record *r)
+{
+	if (!r)
+		return;
+	de_linux_facts_clear(&r->facts);
+	fields_clear(r, process_fields, NFIELDS(process_fields), sizeof(*r));
+}
+
+void de_process_record_free(struct de_process_record *r)
+{
+	de_process_record_clear(r);
+	free(r);
+}
+
+bool de_process_record_equal(const struct de_process_record *a, const struct de_process_record *b)
+{
+	json_t *ja, *jb;
+	bool eq;
+
+	if (!fields_equal(a, b, process_fields, NPROC_PLAIN))
+		return false;
+	if (a->facts.present == b->facts.present) {
+		if (a->facts.present && !facts_equal(&a->facts, &b->facts))
+			return false;
+		if (!a->platform_data || !b->platform_data)
+			return a->platform_data == b->platform_data;
+		return json_equal(a->platform_data, b->platform_data);
+	}
+	/* one with facts, one with JSON: compare their JSON forms */
+	ja = de_process_record_platform_json(a);
+	jb = de_process_record_platform_json(b);
+	eq = ja && jb && json_equal(ja, jb);
+	json_decref(ja);
+	json_decref(jb);
+	return eq;
+}
+
+json_t *de_process_record_to_json(const struct de_process_record *r)
+{
+	json_t *o = fields_to_json(r, process_fields, NFIELDS(process_fields)), *pd;
+
+	if (!o || !r->facts.present)
+		return o;
+	/* replaces the value in place: platform_data keeps its position */
+	if (!(pd = de_process_record_platform_json(r)) ||
+	    json_object_set_new(o, "platform_data", pd) < 0) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+int de_process_record_from_json(const json_t *j, struct de_process_record *out,
+				struct de_error *err)
+{
+	return fields_from_json(j, out, sizeof(*out), process_fields, NFIELDS(process_fields),
+				"ProcessRecord", err);
+}
+
 MODEL_API(de_alert, struct de_alert, alert_fields, "Alert")
 MODEL_API(de_rule, struct de_rule, rule_fields, "DetectionRule")

@@ -1128,6 +1128,96 @@ static void pd_member(struct pd_sum *ps, void *it)
 	ps->id += m;
 }
 
+/* One collector fact as pd_member() would count it as a JSON member: vh
+   is hash_json(2, value), b the value of a boolean. */
+static void fact_add(struct pd_sum *ps, const char *k, size_t kn, uint64_t vh, bool b)
+{
+	uint64_t m = mix(hash_bytes(1, k, kn) ^ vh);
+
+	switch (pd_key_kind(k, kn)) {
+	case PD_VOLATILE:
+		ps->vol += m;
+		return;
+	case PD_EXE_DELETED:
+		ps->exe_deleted = b;
+		break;
+	case PD_EXE_REPLACED:
+		ps->exe_replaced = b;
+		break;
+	default:
+		break;
+	}
+	ps->id += m;
+}
+
+#define FACT_INT(ps, k, v)                                                                         \
+	fact_add(ps, k, sizeof(k) - 1, hash_u64(hash_u64(2, 4), (uint64_t)(int64_t)(v)), false)
+#define FACT_BOOL(ps, k, v) fact_add(ps, k, sizeof(k) - 1, hash_u64(2, (v) ? 6 : 7), (v))
+#define FACT_STR(ps, k, s, n)                                                                      \
+	fact_add(ps, k, sizeof(k) - 1, hash_bytes(hash_u64(2, 3), s, n), false)
+
+/*
+ * The sums of a record's collector facts, equal to those of its JSON form
+ * (so a snapshot written from JSON records, or before the facts were flat,
+ * sees no change).  Text that is not valid UTF-8 has another form in JSON
+ * (escaped, plus a base64 twin): such a record is summed through its JSON,
+ * which is rare (a cgroup name with such bytes).
+ */
+static void facts_sum(const struct de_process_record *r, struct pd_sum *ps)
+{
+	const struct de_linux_facts *f = &r->facts;
+	size_t cn = f->cgroup ? strlen(f->cgroup) : 0,
+	       hn = f->hash_error ? strlen(f->hash_error) : 0;
+
+	if ((f->cgroup && !de_utf8_valid(f->cgroup, cn)) ||
+	    (f->has_exe && f->hash_error && !de_utf8_valid(f->hash_error, hn)) ||
+	    (unsigned char)f->state >= 0x80) {
+		struct de_process_record tmp = {.facts = *f};
+		json_t *j = de_process_record_platform_json(&tmp);
+		for (void *it = json_object_iter(j); it; it = json_object_iter_next(j, it))
+			pd_member(ps, it);
+		if (!j) /* ENOMEM: the raw bytes, at worst a false change later */
+			FACT_STR(ps, "cgroup", f->cgroup ? f->cgroup : "", cn);
+		json_decref(j);
+		return;
+	}
+	if (f->has_ids) {
+		FACT_INT(ps, "euid", f->euid);
+		FACT_INT(ps, "egid", f->egid);
+	}
+	if (f->has_real_ids) {
+		FACT_INT(ps, "uid", f->uid);
+		FACT_INT(ps, "gid", f->gid);
+	}
+	if (f->cgroup)
+		FACT_STR(ps, "cgroup", f->cgroup, cn);
+	if (f->has_exe) {
+		FACT_BOOL(ps, "exe_deleted", f->exe_deleted);
+		FACT_BOOL(ps, "exe_replaced", f->exe_replaced);
+		if (f->has_image) {
+			FACT_INT(ps, "exe_inode", f->exe_inode);
+			FACT_INT(ps, "exe_device", f->exe_device);
+			FACT_INT(ps, "exe_size", f->exe_size);
+		}
+		if (f->hash_error)
+			FACT_STR(ps, "hash_error", f->hash_error, hn);
+	}
+	FACT_STR(ps, "state", &f->state, f->state ? 1 : 0);
+	FACT_INT(ps, "threads", f->threads);
+	FACT_INT(ps, "pgrp", f->pgrp);
+	FACT_INT(ps, "session", f->session);
+	FACT_INT(ps, "tty_nr", f->tty_nr);
+	FACT_INT(ps, "nice", f->nice);
+	FACT_BOOL(ps, "kernel_thread", f->kernel_thread);
+	FACT_INT(ps, "utime_ticks", f->utime_ticks);
+	FACT_INT(ps, "stime_ticks", f->stime_ticks);
+	FACT_INT(ps, "start_ticks", f->start_ticks);
+	if (f->cmdline_truncated)
+		FACT_BOOL(ps, "cmdline_truncated", true);
+	if (f->cmdline_masked > 0)
+		FACT_INT(ps, "cmdline_masked", f->cmdline_masked);
+}
+
 #define PD_LANES 16
 
 /*
@@ -1136,7 +1226,9 @@ static void pd_member(struct pd_sum *ps, void *it)
  * record at a time, every step waits for memory (this was most of a steady
  * scan's time).  So PD_LANES records are walked side by side, a step of
  * each in turn: a lane asks for its next member and that member's value a
- * round before it reads them, and the lanes' misses overlap.
+ * round before it reads them, and the lanes' misses overlap.  Records
+ * with collector facts (what procmond sends) are summed from the flat
+ * facts; only their extra members, if any, are walked.
  */
 static void pd_sums(const struct de_process_record *recs, size_t n, struct pd_sum *out)
 {
@@ -1149,6 +1241,10 @@ static void pd_sums(const struct de_process_record *recs, size_t n, struct pd_su
 			struct pd_sum *ps = &out[base + j];
 			*ps = (struct pd_sum){.object = json_is_object(o)};
 			ready[j] = next[j] = NULL;
+			if (recs[base + j].facts.present) {
+				facts_sum(&recs[base + j], ps);
+				ps->object = true;
+			}
 			if (ps->object)
 				next[j] = json_object_iter((json_t *)o);
 			if (next[j]) {
@@ -1244,10 +1340,11 @@ struct bound {
 	const char *cmd, *argv, *pd; /* pd NULL when the record has none */
 };
 
-static void sb_put(struct sbuf *b, const char *s, size_t n)
+/* Room for n more bytes and a NUL in b (false: out of memory). */
+static bool sb_room(struct sbuf *b, size_t n)
 {
 	if (b->oom)
-		return;
+		return false;
 	if (b->len + n + 1 > b->cap) {
 		size_t cap = b->cap ? b->cap : 256;
 		while (cap < b->len + n + 1)
@@ -1255,11 +1352,18 @@ static void sb_put(struct sbuf *b, const char *s, size_t n)
 		char *np = realloc(b->p, cap);
 		if (!np) {
 			b->oom = true;
-			return;
+			return false;
 		}
 		b->p = np;
 		b->cap = cap;
 	}
+	return true;
+}
+
+static void sb_put(struct sbuf *b, const char *s, size_t n)
+{
+	if (!sb_room(b, n))
+		return;
 	memcpy(b->p + b->len, s, n);
 	b->len += n;
 	b->p[b->len] = '\0';
@@ -1276,42 +1380,15 @@ static bool sb_reset(struct sbuf *b)
 	return ok;
 }
 
-/* A JSON string literal of valid UTF-8 (as jansson writes it, compact). */
+/* A JSON string literal of valid UTF-8, as jansson writes it (model.c). */
 static void sb_json_str(struct sbuf *b, const char *s, size_t n)
 {
-	static const char hex[] = "0123456789abcdef";
-	size_t run = 0;
-
-	sb_put(b, "\"", 1);
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f)
-			continue;
-		sb_put(b, s + run, i - run);
-		run = i + 1;
-		char esc[7] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15], 0};
-		switch (c) {
-		case '"':
-			sb_put(b, "\\\"", 2);
-			break;
-		case '\\':
-			sb_put(b, "\\\\", 2);
-			break;
-		case '\n':
-			sb_put(b, "\\n", 2);
-			break;
-		case '\t':
-			sb_put(b, "\\t", 2);
-			break;
-		case '\r':
-			sb_put(b, "\\r", 2);
-			break;
-		default:
-			sb_put(b, esc, 6);
-		}
-	}
-	sb_put(b, s + run, n - run);
-	sb_put(b, "\"", 1);
+	/* the worst case for short strings, the exact length for long ones
+	   (a 4 MiB argument would keep a 24 MiB buffer) */
+	if (!sb_room(b, n <= 4096 ? DE_JSON_STR_MAX(n) : de_json_str(NULL, s, n)))
+		return;
+	b->len += de_json_str(b->p + b->len, s, n);
+	b->p[b->len] = '\0';
 }
 
 /* Decimal text of v, as "%" JSON_INTEGER_FORMAT writes it (snprintf was a
@@ -1380,6 +1457,34 @@ static void sb_json(struct sbuf *b, const json_t *j)
 	}
 }
 
+/* The platform_data text of a record with collector facts. */
+static void sb_facts(struct sbuf *b, const struct de_process_record *r)
+{
+	long n;
+
+	if (r->platform_data) {
+		/* extra members beside the facts: rare, through jansson */
+		json_t *j = de_process_record_platform_json(r);
+		if (!j)
+			b->oom = true;
+		else
+			sb_json(b, j);
+		json_decref(j);
+		return;
+	}
+	n = de_linux_facts_json(r, b->p + b->len, b->cap - b->len);
+	if (n >= 0 && (size_t)n >= b->cap - b->len) {
+		if (!sb_room(b, (size_t)n))
+			return;
+		n = de_linux_facts_json(r, b->p + b->len, b->cap - b->len);
+	}
+	if (n < 0) {
+		b->oom = true;
+		return;
+	}
+	b->len += (size_t)n;
+}
+
 /*
  * The text forms of a record: command_line (arguments joined by single
  * spaces, exact bytes), argv_json (a JSON array; arguments that are not
@@ -1425,7 +1530,9 @@ static int bound_make(struct de_store *s, size_t slot, struct bound *b,
 		free(txt);
 		json_decref(full);
 	}
-	if (r->platform_data)
+	if (r->facts.present)
+		sb_facts(&t->pd, r);
+	else if (r->platform_data)
 		sb_json(&t->pd, r->platform_data);
 	ok = !t->cmd.oom && !t->argv.oom && !t->pd.oom;
 	if (!ok) {
@@ -1437,7 +1544,7 @@ static int bound_make(struct de_store *s, size_t slot, struct bound *b,
 	}
 	b->cmd = t->cmd.p;
 	b->argv = t->argv.p;
-	b->pd = r->platform_data ? t->pd.p : NULL;
+	b->pd = r->platform_data || r->facts.present ? t->pd.p : NULL;
 	de_uuid_format(&r->id, b->uuid);
 	return 0;
 }
@@ -1800,6 +1907,7 @@ static void prefetch_record(const struct de_process_record *recs, size_t n, size
 		__builtin_prefetch(r->executable_path);
 		__builtin_prefetch(r->command_line);
 		__builtin_prefetch(r->platform_data);
+		__builtin_prefetch(r->facts.cgroup);
 		__builtin_prefetch(r->executable_hash);
 		__builtin_prefetch(r->user_id);
 	}
