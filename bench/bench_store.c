@@ -257,7 +257,8 @@ static void naive_bind(sqlite3_stmt *st, const struct de_process_record *r)
 	size_t o = 0;
 	json_t *j = de_process_record_to_json(r);
 	char *argv = json_dumps(json_object_get(j, "command_line"), JSON_COMPACT);
-	char *pd = json_dumps(r->platform_data, JSON_COMPACT | JSON_SORT_KEYS);
+	json_t *pdj = de_process_record_platform_json(r);
+	char *pd = json_dumps(pdj, JSON_COMPACT | JSON_SORT_KEYS);
 
 	for (size_t i = 0; i < r->command_line_len; i++)
 		o += (size_t)snprintf(cmd + o, sizeof(cmd) - o, "%s%s", i ? " " : "",
@@ -285,6 +286,7 @@ static void naive_bind(sqlite3_stmt *st, const struct de_process_record *r)
 	sqlite3_bind_text(st, 20, pd, -1, SQLITE_TRANSIENT);
 	free(argv);
 	free(pd);
+	json_decref(pdj);
 	json_decref(j);
 }
 

@@ -541,17 +541,13 @@ static int parse_stat(char *buf, size_t len, const char **comm, size_t *comm_len
 		SSTACK = 25,
 		NF
 	};
-	char *open = memchr(buf, '(', len), *close = NULL;
+	/* the comm may itself hold ')': the last one ends it */
+	char *open = memchr(buf, '(', len), *close = memrchr(buf, ')', len);
 	const char *p, *end = buf + len;
 	unsigned long long f[NF] = {0};
 	bool neg[NF] = {0};
 	size_t k;
 
-	for (char *q = buf + len; q > buf; q--)
-		if (q[-1] == ')') {
-			close = q - 1;
-			break;
-		}
 	if (!open || !close || close < open)
 		return -EINVAL;
 	*comm = open + 1;

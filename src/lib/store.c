@@ -23,12 +23,12 @@
  * migration that sets them NULL.
  *
  * Where a scan's time goes (bench/bench_store.sh): on a steady host,
- * walking each record's platform_data (a jansson object: every member and
- * value its own allocation), which pd_sums() does for sixteen records side
- * by side so their cache misses overlap; for new processes, SQLite's own
- * inserts, which a full scan issues sixteen rows per statement
- * (flush_queue()).  The record text is built in buffers reused from record
- * to record.
+ * hashing each record (a collector's record carries its Linux facts flat,
+ * hashed straight from the struct; a record whose platform_data is JSON is
+ * walked, sixteen side by side so their cache misses overlap, pd_sums());
+ * for new processes, SQLite's own inserts, which a full scan issues sixteen
+ * rows per statement (flush_queue()).  The record text is built in buffers
+ * reused from record to record.
  *
  * Schema history: 1 the foundation; 2 history that grows with churn
  * (instances, changes, samples, scan status, deliveries); 3 alerts.incomplete;
