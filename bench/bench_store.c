@@ -314,10 +314,10 @@ static void naive_scan(struct naive *nv, const struct de_process_record *r, size
 
 /*
  * Not a baseline to beat but a bound: the row a new process costs (its
- * snapshot row, with every index of the store's schema), its text built
- * beforehand, inserted 16 to a statement as the store does, into a fresh
- * store's own table.  No diffing, hashing or JSON: what SQLite itself
- * takes on this machine.
+ * snapshot row, the snapshot's indexes built after the rows as the store
+ * does for a first scan), its text built beforehand, inserted 16 to a
+ * statement as the store does, into a fresh store's own table.  No diffing, hashing or JSON: what
+ * SQLite itself takes on this machine.
  */
 #define FLOOR_ROWS 16
 
@@ -425,7 +425,10 @@ static double floor_ingest(const char *path, const struct de_process_record *r,
 		" identity_hash, value_hash, first_seen, first_scan_id) VALUES",
 		snap_cols, 25);
 	double t = now_s();
-	sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	/* as the store does for a scan of many new processes: indexes built
+	   after the rows, in one sort each */
+	sqlite3_exec(db, "BEGIN IMMEDIATE; DROP INDEX processes_ppid; DROP INDEX processes_name;",
+		     NULL, NULL, NULL);
 	for (size_t i = 0; i + FLOOR_ROWS <= n; i += FLOOR_ROWS) {
 		for (int k = 0; k < FLOOR_ROWS; k++)
 			floor_bind(snap, 23 * k, &r[i + k], &f[i + k], (int64_t)(i + k + 1));
@@ -433,7 +436,10 @@ static double floor_ingest(const char *path, const struct de_process_record *r,
 			die("floor insert", NULL);
 		sqlite3_reset(snap);
 	}
-	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+	if (sqlite3_exec(db,
+			 "CREATE INDEX processes_ppid ON processes(ppid);"
+			 "CREATE INDEX processes_name ON processes(name); COMMIT",
+			 NULL, NULL, NULL) != SQLITE_OK)
 		die("floor commit", NULL);
 	t = now_s() - t;
 	sqlite3_finalize(snap);

@@ -68,6 +68,20 @@ bool de_utf8_valid(const char *s, size_t n)
 	size_t i = 0;
 
 	while (i < n) {
+		/* ASCII, eight bytes at a time: most of what /proc holds */
+		while (i + 8 <= n) {
+			uint64_t w;
+			memcpy(&w, p + i, 8);
+			if (w & 0x8080808080808080ULL)
+				break;
+			i += 8;
+		}
+		if (i >= n)
+			break;
+		if (p[i] < 0x80) {
+			i++;
+			continue;
+		}
 		size_t l = utf8_seq_len(p + i, n - i);
 		if (l == 0)
 			return false;
