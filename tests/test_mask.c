@@ -101,6 +101,11 @@ static void test_custom_list(void **state)
 	const char *in[] = {"x", "--pin", "1234", "--password", "p", "-k", "v", "pin=9", NULL};
 	const char *want[] = {"x", "--pin", M, "--password", "p", "-k", M, "pin=" M, NULL};
 	assert_int_equal(check(in, want, flags, 2), 3);
+	/* a flag configured without dashes still matches the argument itself */
+	const char *const bare[] = {"login"};
+	const char *in2[] = {"x", "login", "secret", "other", NULL};
+	const char *want2[] = {"x", "login", M, "other", NULL};
+	assert_int_equal(check(in2, want2, bare, 1), 1);
 }
 
 int main(void)

@@ -130,8 +130,12 @@ struct de_collector {
 	/* instance table */
 	struct inst *v;
 	size_t n, cap;
-	uint32_t *idx; /* slot -> index + 1; 0 empty */
-	size_t nidx;   /* power of two */
+	/* slot -> pid and index + 1 (0: empty); the pid beside the index, so
+	   that probing touches this array only, not the entries */
+	struct islot {
+		uint32_t pid, ix;
+	} * idx;
+	size_t nidx; /* power of two */
 	uint32_t gen;
 	uint64_t scans;
 	/* random bytes for record ids, refilled 4 KiB at a time */
@@ -652,16 +656,16 @@ static struct inst *table_find(struct de_collector *c, uint32_t pid)
 {
 	if (!c->nidx)
 		return NULL;
-	for (size_t i = pid_slot(pid, c->nidx - 1); c->idx[i]; i = (i + 1) & (c->nidx - 1))
-		if (c->v[c->idx[i] - 1].pid == pid)
-			return &c->v[c->idx[i] - 1];
+	for (size_t i = pid_slot(pid, c->nidx - 1); c->idx[i].ix; i = (i + 1) & (c->nidx - 1))
+		if (c->idx[i].pid == pid)
+			return &c->v[c->idx[i].ix - 1];
 	return NULL;
 }
 
 static int index_rebuild(struct de_collector *c, size_t want)
 {
 	size_t n = 1024;
-	uint32_t *idx;
+	struct islot *idx;
 
 	while (n < want * 2)
 		n *= 2;
@@ -672,9 +676,9 @@ static int index_rebuild(struct de_collector *c, size_t want)
 	c->nidx = n;
 	for (size_t k = 0; k < c->n; k++) {
 		size_t i = pid_slot(c->v[k].pid, n - 1);
-		while (idx[i])
+		while (idx[i].ix)
 			i = (i + 1) & (n - 1);
-		idx[i] = (uint32_t)(k + 1);
+		idx[i] = (struct islot){c->v[k].pid, (uint32_t)(k + 1)};
 	}
 	return 0;
 }
@@ -703,9 +707,9 @@ static struct inst *table_add(struct de_collector *c, uint32_t pid)
 	memset(&c->v[c->n], 0, sizeof(c->v[0]));
 	c->v[c->n].pid = pid;
 	size_t i = pid_slot(pid, c->nidx - 1);
-	while (c->idx[i])
+	while (c->idx[i].ix)
 		i = (i + 1) & (c->nidx - 1);
-	c->idx[i] = (uint32_t)(c->n + 1);
+	c->idx[i] = (struct islot){pid, (uint32_t)(c->n + 1)};
 	return &c->v[c->n++];
 }
 

@@ -68,7 +68,7 @@ static bool in_list(const char *s, const char *const *list)
 
 int de_mask_argv(char **argv, size_t argc, const char *const *flags, size_t nflags)
 {
-	bool mysql = false, sshpass = false;
+	bool mysql = false, sshpass = false, bare = false;
 	int masked = 0, rc;
 
 	if (!flags) {
@@ -76,6 +76,9 @@ int de_mask_argv(char **argv, size_t argc, const char *const *flags, size_t nfla
 		for (nflags = 0; flags[nflags]; nflags++)
 			;
 	}
+	/* a flag configured without a leading '-' can match any argument */
+	for (size_t f = 0; f < nflags && !bare; f++)
+		bare = flags[f][0] != '-';
 	if (argc > 0) {
 		const char *b = base_name(argv[0]);
 		mysql = in_list(b, mysql_like);
@@ -99,6 +102,10 @@ int de_mask_argv(char **argv, size_t argc, const char *const *flags, size_t nfla
 				continue;
 			}
 		}
+		/* every form below starts with '-' or holds '=' (or a bare
+		   flag is configured): most arguments are neither */
+		if (!bare && a[0] != '-' && !strchr(a, '='))
+			continue;
 		for (size_t f = 0; f < nflags && !done; f++) {
 			const char *flag = flags[f], *key = flag;
 			size_t fl = strlen(flag);
