@@ -427,8 +427,7 @@ static double floor_ingest(const char *path, const struct de_process_record *r,
 	double t = now_s();
 	/* as the store does for a scan of many new processes: indexes built
 	   after the rows, in one sort each */
-	sqlite3_exec(db, "BEGIN IMMEDIATE; DROP INDEX processes_ppid; DROP INDEX processes_name;",
-		     NULL, NULL, NULL);
+	sqlite3_exec(db, "BEGIN IMMEDIATE; DROP INDEX processes_name;", NULL, NULL, NULL);
 	for (size_t i = 0; i + FLOOR_ROWS <= n; i += FLOOR_ROWS) {
 		for (int k = 0; k < FLOOR_ROWS; k++)
 			floor_bind(snap, 23 * k, &r[i + k], &f[i + k], (int64_t)(i + k + 1));
@@ -436,10 +435,8 @@ static double floor_ingest(const char *path, const struct de_process_record *r,
 			die("floor insert", NULL);
 		sqlite3_reset(snap);
 	}
-	if (sqlite3_exec(db,
-			 "CREATE INDEX processes_ppid ON processes(ppid);"
-			 "CREATE INDEX processes_name ON processes(name); COMMIT",
-			 NULL, NULL, NULL) != SQLITE_OK)
+	if (sqlite3_exec(db, "CREATE INDEX processes_name ON processes(name); COMMIT", NULL, NULL,
+			 NULL) != SQLITE_OK)
 		die("floor commit", NULL);
 	t = now_s() - t;
 	sqlite3_finalize(snap);
@@ -571,9 +568,9 @@ int main(int argc, char **argv)
 	printf("%-44s %14s %18s %9s %12s %8s\n", "measure", "daemoneye", "naive baseline",
 	       "vs naive", "budget", "vs budget");
 
-	/* 1. ingest: a first scan of N new processes, median of 5 fresh stores,
+	/* 1. ingest: a first scan of N new processes, median of 7 fresh stores,
 	   each beside an anchor run */
-	enum { INGEST_RUNS = 5 };
+	enum { INGEST_RUNS = 7 };
 	double ing[INGEST_RUNS], nai[INGEST_RUNS], ingc[INGEST_RUNS], flo[INGEST_RUNS];
 	double anc_i[INGEST_RUNS];
 	for (int k = 0; k < INGEST_RUNS; k++) {
@@ -594,28 +591,37 @@ int main(int argc, char **argv)
 		naive_close(&nv);
 		clear_all(r, N);
 	}
+	/* each run scaled by the anchor run beside it (the machine's speed
+	   drifts between runs), then the median: rates as on DESIGN.md's machine */
+	double n_ing[INGEST_RUNS], n_ingc[INGEST_RUNS], n_flo[INGEST_RUNS];
+	for (int k = 0; k < INGEST_RUNS; k++) {
+		double kp = anc_i[k] / ANCHOR_DESIGN_MS;
+		n_ing[k] = ing[k] * kp;
+		n_ingc[k] = ingc[k] * kp;
+		n_flo[k] = flo[k] * kp;
+	}
 	double ingest = median(ing, INGEST_RUNS), ningest = median(nai, INGEST_RUNS);
 	double ingest_cpu = median(ingc, INGEST_RUNS), anchor_i = median(anc_i, INGEST_RUNS);
-	/* a rate as on DESIGN.md's machine */
-	double ki = anchor_i / ANCHOR_DESIGN_MS;
+	double ingest_floor = median(flo, INGEST_RUNS), norm = median(n_ing, INGEST_RUNS);
+	double norm_cpu = median(n_ingc, INGEST_RUNS), norm_floor = median(n_flo, INGEST_RUNS);
 	printf("%-44s %11.2f ms  (DESIGN.md: %.0f ms; this machine %.2fx slower)\n",
-	       "anchor: 10,000-row insert, one transaction", anchor_i, ANCHOR_DESIGN_MS, ki);
+	       "anchor: 10,000-row insert, one transaction", anchor_i, ANCHOR_DESIGN_MS,
+	       anchor_i / ANCHOR_DESIGN_MS);
 	snprintf(a, sizeof(a), "%.0f rec/s", ingest);
 	snprintf(b, sizeof(b), "%.0f rec/s", ningest);
 	line("ingest, 10,000 new processes, empty store", a, b, ingest / ningest, ">= 300000/s",
-	     ingest * ki / 300000.0, ingest * ki >= 300000.0);
-	fails += ingest * ki < 300000.0;
-	snprintf(a, sizeof(a), "%.2fx", (double)N / ingest * 1000 / anchor_i);
-	line("  its time / the anchor's (budget 33.3/19)", a, "-", 0, "<= 1.754x",
-	     (double)N / ingest * 1000 / anchor_i / (N / 300.0 / ANCHOR_DESIGN_MS),
-	     ingest * ki >= 300000.0);
+	     norm / 300000.0, norm >= 300000.0);
+	fails += norm < 300000.0;
+	/* the same, as time over the anchor's: 300,000/s is 33.3 ms against 19 */
+	snprintf(a, sizeof(a), "%.2fx", (double)N * 1000 / ANCHOR_DESIGN_MS / norm);
+	line("  its time / the anchor's (budget 33.3/19)", a, "-", 0, "<= 1.754x", 300000.0 / norm,
+	     norm >= 300000.0);
 	snprintf(a, sizeof(a), "%.0f rec/s", ingest_cpu);
 	line("  the same per CPU second of the store", a, "-", 0, ">= 300000/s",
-	     ingest_cpu * ki / 300000.0, ingest_cpu * ki >= 300000.0);
-	double ingest_floor = median(flo, INGEST_RUNS);
+	     norm_cpu / 300000.0, norm_cpu >= 300000.0);
 	snprintf(a, sizeof(a), "%.0f rec/s", ingest_floor);
 	line("  bound: SQLite alone, the same rows prebuilt", a, "-", 0, ">= 300000/s",
-	     ingest_floor * ki / 300000.0, ingest_floor * ki >= 300000.0);
+	     norm_floor / 300000.0, norm_floor >= 300000.0);
 
 	/* 2. steady state: unchanged scans of the same host */
 	synth_all(r, N, t0, 1);

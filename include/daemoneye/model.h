@@ -108,6 +108,30 @@ struct de_linux_facts {
 /* Release the strings the facts own and zero them (NULL accepted). */
 void de_linux_facts_clear(struct de_linux_facts *f);
 
+/* One member the facts give platform_data, as de_linux_facts_each() visits it. */
+enum de_fact_kind { DE_FACT_INT, DE_FACT_BOOL, DE_FACT_TEXT };
+
+struct de_fact {
+	const char *key; /* the JSON member name */
+	size_t key_len;
+	enum de_fact_kind kind;
+	int64_t i;     /* DE_FACT_INT */
+	bool b;	       /* DE_FACT_BOOL */
+	const char *s; /* DE_FACT_TEXT: bytes, not always UTF-8 (borrowed) */
+	size_t n;      /* their length */
+	bool raw;      /* DE_FACT_TEXT: not valid UTF-8 goes escaped plus
+			  "<key>_raw" (base64); else escaped alone */
+};
+
+/*
+ * Call fn for every member the facts put in platform_data, in the order
+ * the JSON form has them: the one list the JSON object, its text and the
+ * store's hashes are made from.  Stops at and returns fn's first nonzero
+ * value; 0 after the last member.
+ */
+int de_linux_facts_each(const struct de_linux_facts *f,
+			int (*fn)(const struct de_fact *m, void *ctx), void *ctx);
+
 struct de_process_record {
 	struct de_uuid id;	 /* unique identifier of this record */
 	int64_t scan_id;	 /* scan this record belongs to */

@@ -19,6 +19,8 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "facts.h"
+
 /* ---- small helpers ------------------------------------------------------ */
 
 int64_t de_now_ms(void)
@@ -1065,65 +1067,35 @@ static json_t *escaped_string(const char *s, size_t n)
 	return j;
 }
 
-/* Member key := the text of s (escaped when not valid UTF-8), and for
-   cgroup the exact bytes in key_raw. */
-static int put_fact_text(json_t *o, const char *key, const char *s, bool raw)
+int de_linux_facts_each(const struct de_linux_facts *f,
+			int (*fn)(const struct de_fact *m, void *ctx), void *ctx)
 {
-	size_t n = strlen(s);
-	char rawname[32];
-
-	if (de_utf8_valid(s, n))
-		return set_new(o, key, json_stringn(s, n));
-	if (set_new(o, key, escaped_string(s, n)) < 0)
-		return -1;
-	if (!raw)
-		return 0;
-	snprintf(rawname, sizeof(rawname), "%s_raw", key);
-	return set_new(o, rawname, b64_string(s, n));
+	return facts_each(f, fn, ctx);
 }
 
-/* Add the facts' members to the object o, in order.  0 or -1 (ENOMEM). */
-static int facts_to_json(const struct de_linux_facts *f, json_t *o)
+/* A fact as a member of the object ctx: text escaped when not valid
+   UTF-8, and with raw the exact bytes in key_raw.  0, or -1 on ENOMEM. */
+static int fact_to_json(const struct de_fact *m, void *ctx)
 {
-	char st[2] = {f->state, '\0'};
-	int rc = 0;
+	json_t *o = ctx;
+	char rawname[32];
 
-	if (f->has_ids) {
-		rc |= set_new(o, "euid", json_integer(f->euid));
-		rc |= set_new(o, "egid", json_integer(f->egid));
+	switch (m->kind) {
+	case DE_FACT_INT:
+		return set_new(o, m->key, json_integer(m->i));
+	case DE_FACT_BOOL:
+		return set_new(o, m->key, json_boolean(m->b));
+	case DE_FACT_TEXT:
+		break;
 	}
-	if (f->has_real_ids) {
-		rc |= set_new(o, "uid", json_integer(f->uid));
-		rc |= set_new(o, "gid", json_integer(f->gid));
-	}
-	if (f->cgroup)
-		rc |= put_fact_text(o, "cgroup", f->cgroup, true);
-	if (f->has_exe) {
-		rc |= set_new(o, "exe_deleted", json_boolean(f->exe_deleted));
-		rc |= set_new(o, "exe_replaced", json_boolean(f->exe_replaced));
-		if (f->has_image) {
-			rc |= set_new(o, "exe_inode", json_integer(f->exe_inode));
-			rc |= set_new(o, "exe_device", json_integer(f->exe_device));
-			rc |= set_new(o, "exe_size", json_integer(f->exe_size));
-		}
-		if (f->hash_error)
-			rc |= put_fact_text(o, "hash_error", f->hash_error, false);
-	}
-	rc |= put_fact_text(o, "state", st, false);
-	rc |= set_new(o, "threads", json_integer(f->threads));
-	rc |= set_new(o, "pgrp", json_integer(f->pgrp));
-	rc |= set_new(o, "session", json_integer(f->session));
-	rc |= set_new(o, "tty_nr", json_integer(f->tty_nr));
-	rc |= set_new(o, "nice", json_integer(f->nice));
-	rc |= set_new(o, "kernel_thread", json_boolean(f->kernel_thread));
-	rc |= set_new(o, "utime_ticks", json_integer(f->utime_ticks));
-	rc |= set_new(o, "stime_ticks", json_integer(f->stime_ticks));
-	rc |= set_new(o, "start_ticks", json_integer(f->start_ticks));
-	if (f->cmdline_truncated)
-		rc |= set_new(o, "cmdline_truncated", json_true());
-	if (f->cmdline_masked > 0)
-		rc |= set_new(o, "cmdline_masked", json_integer(f->cmdline_masked));
-	return rc < 0 ? -1 : 0;
+	if (de_utf8_valid(m->s, m->n))
+		return set_new(o, m->key, json_stringn(m->s, m->n));
+	if (set_new(o, m->key, escaped_string(m->s, m->n)) < 0)
+		return -1;
+	if (!m->raw)
+		return 0;
+	snprintf(rawname, sizeof(rawname), "%s_raw", m->key);
+	return set_new(o, rawname, b64_string(m->s, m->n));
 }
 
 json_t *de_process_record_platform_json(const struct de_process_record *r)
@@ -1136,7 +1108,7 @@ json_t *de_process_record_platform_json(const struct de_process_record *r)
 		return r->platform_data ? json_incref(r->platform_data) : json_null();
 	if (!(o = json_object()))
 		return NULL;
-	if (facts_to_json(&r->facts, o) < 0)
+	if (facts_each(&r->facts, fact_to_json, o) != 0)
 		goto fail;
 	if (json_is_object(r->platform_data))
 		json_object_foreach (r->platform_data, k, v)
@@ -1176,110 +1148,70 @@ static void out_str(struct out *o, const char *s, size_t n)
 }
 
 /* ,"key": (or {"key": for the first member) */
-static void out_key(struct out *o, const char *key)
+static void out_key(struct out *o, const char *key, size_t n)
 {
 	out_put(o, o->len ? ",\"" : "{\"", 2);
-	out_put(o, key, strlen(key));
+	out_put(o, key, n);
 	out_put(o, "\":", 2);
 }
 
-static void out_int(struct out *o, const char *key, int64_t v)
+/* A fact as text, as fact_to_json() makes it.  0 or -ENOMEM. */
+static int fact_to_text(const struct de_fact *m, void *ctx)
 {
-	char buf[24], *p = buf + sizeof(buf);
-	uint64_t u = v < 0 ? 0ull - (uint64_t)v : (uint64_t)v;
+	struct out *o = ctx;
+	char buf[24], *p = buf + sizeof(buf), *esc;
+	size_t len;
 
-	do {
-		*--p = (char)('0' + u % 10);
-		u /= 10;
-	} while (u);
-	if (v < 0)
-		*--p = '-';
-	out_key(o, key);
-	out_put(o, p, (size_t)(buf + sizeof(buf) - p));
-}
-
-static void out_bool(struct out *o, const char *key, bool v)
-{
-	out_key(o, key);
-	out_put(o, v ? "true" : "false", v ? 4 : 5);
-}
-
-/* As put_fact_text.  0 or -ENOMEM. */
-static int out_text(struct out *o, const char *key, const char *s, bool raw)
-{
-	size_t n = strlen(s), m;
-	char *esc;
-
-	out_key(o, key);
-	if (de_utf8_valid(s, n)) {
-		out_str(o, s, n);
+	out_key(o, m->key, m->key_len);
+	switch (m->kind) {
+	case DE_FACT_INT: {
+		uint64_t u = m->i < 0 ? 0ull - (uint64_t)m->i : (uint64_t)m->i;
+		do {
+			*--p = (char)('0' + u % 10);
+			u /= 10;
+		} while (u);
+		if (m->i < 0)
+			*--p = '-';
+		out_put(o, p, (size_t)(buf + sizeof(buf) - p));
 		return 0;
 	}
-	if (!(esc = malloc(4 * n + 1)))
+	case DE_FACT_BOOL:
+		out_put(o, m->b ? "true" : "false", m->b ? 4 : 5);
+		return 0;
+	case DE_FACT_TEXT:
+		break;
+	}
+	if (de_utf8_valid(m->s, m->n)) {
+		out_str(o, m->s, m->n);
+		return 0;
+	}
+	if (!(esc = malloc(4 * m->n + 1)))
 		return -ENOMEM;
-	m = escape_text_into(esc, s, n);
-	out_str(o, esc, m);
+	len = escape_text_into(esc, m->s, m->n);
+	out_str(o, esc, len);
 	free(esc);
-	if (!raw)
+	if (!m->raw)
 		return 0;
 	out_put(o, ",\"", 2);
-	out_put(o, key, strlen(key));
+	out_put(o, m->key, m->key_len);
 	out_put(o, "_raw\":\"", 7);
-	m = 4 * ((n + 2) / 3); /* base64 never needs escaping */
-	if (o->len + m + 1 <= o->cap) {
-		EVP_EncodeBlock((unsigned char *)o->p + o->len, (const unsigned char *)s, (int)n);
-		o->len += m;
-	} else {
-		o->len += m;
-	}
+	len = 4 * ((m->n + 2) / 3); /* base64 never needs escaping */
+	if (o->len + len + 1 <= o->cap)
+		EVP_EncodeBlock((unsigned char *)o->p + o->len, (const unsigned char *)m->s,
+				(int)m->n);
+	o->len += len;
 	out_put(o, "\"", 1);
 	return 0;
 }
 
 long de_linux_facts_json(const struct de_process_record *r, char *buf, size_t cap)
 {
-	const struct de_linux_facts *f = &r->facts;
 	struct out o = {buf, cap, 0};
-	char st[2] = {f->state, '\0'};
 
-	if (!f->present)
+	if (!r->facts.present)
 		return -EINVAL;
-	if (f->has_ids) {
-		out_int(&o, "euid", f->euid);
-		out_int(&o, "egid", f->egid);
-	}
-	if (f->has_real_ids) {
-		out_int(&o, "uid", f->uid);
-		out_int(&o, "gid", f->gid);
-	}
-	if (f->cgroup && out_text(&o, "cgroup", f->cgroup, true) < 0)
+	if (facts_each(&r->facts, fact_to_text, &o) != 0)
 		return -ENOMEM;
-	if (f->has_exe) {
-		out_bool(&o, "exe_deleted", f->exe_deleted);
-		out_bool(&o, "exe_replaced", f->exe_replaced);
-		if (f->has_image) {
-			out_int(&o, "exe_inode", f->exe_inode);
-			out_int(&o, "exe_device", f->exe_device);
-			out_int(&o, "exe_size", f->exe_size);
-		}
-		if (f->hash_error && out_text(&o, "hash_error", f->hash_error, false) < 0)
-			return -ENOMEM;
-	}
-	if (out_text(&o, "state", st, false) < 0)
-		return -ENOMEM;
-	out_int(&o, "threads", f->threads);
-	out_int(&o, "pgrp", f->pgrp);
-	out_int(&o, "session", f->session);
-	out_int(&o, "tty_nr", f->tty_nr);
-	out_int(&o, "nice", f->nice);
-	out_bool(&o, "kernel_thread", f->kernel_thread);
-	out_int(&o, "utime_ticks", f->utime_ticks);
-	out_int(&o, "stime_ticks", f->stime_ticks);
-	out_int(&o, "start_ticks", f->start_ticks);
-	if (f->cmdline_truncated)
-		out_bool(&o, "cmdline_truncated", true);
-	if (f->cmdline_masked > 0)
-		out_int(&o, "cmdline_masked", f->cmdline_masked);
 	out_put(&o, "}", 1);
 	if (o.len < cap)
 		buf[o.len] = '\0';
