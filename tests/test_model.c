@@ -778,6 +778,40 @@ static void test_facts_equal(void **state)
 
 /* ---- byte helpers --------------------------------------------------------- */
 
+/* A copy equals its source and shares no memory with it but the JSON. */
+static void test_record_copy(void **state)
+{
+	(void)state;
+	struct de_process_record a, b, facts;
+
+	rnd_facts(&facts); /* (it zeroes the whole record) */
+	full_record(&a);
+	a.facts = facts.facts; /* moved: a owns its strings now */
+	assert_int_equal(de_process_record_copy(&a, &b), 0);
+	assert_true(de_process_record_equal(&a, &b));
+	assert_ptr_not_equal(a.name, b.name);
+	assert_ptr_not_equal(a.command_line, b.command_line);
+	assert_ptr_not_equal(a.command_line[1], b.command_line[1]);
+	if (a.facts.cgroup)
+		assert_ptr_not_equal(a.facts.cgroup, b.facts.cgroup);
+	/* the copy outlives its source */
+	de_process_record_clear(&a);
+	assert_string_equal(b.command_line[1], "--type=renderer");
+	assert_string_equal(b.hash_algorithm, "sha256");
+	de_process_record_clear(&b);
+
+	/* absent optionals stay absent */
+	memset(&a, 0, sizeof(a));
+	a.name = xstrdup("x");
+	assert_int_equal(de_process_record_copy(&a, &b), 0);
+	assert_null(b.executable_path);
+	assert_null(b.platform_data);
+	assert_int_equal(b.command_line_len, 0);
+	assert_true(de_process_record_equal(&a, &b));
+	de_process_record_clear(&a);
+	de_process_record_clear(&b);
+}
+
 static void test_utf8_and_escape(void **state)
 {
 	(void)state;
@@ -796,6 +830,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_uuid),
+		cmocka_unit_test(test_record_copy),
 		cmocka_unit_test(test_severity),
 		cmocka_unit_test(test_rule_source),
 		cmocka_unit_test(test_record_every_field),

@@ -166,6 +166,12 @@ struct de_process_record {
 void de_process_record_clear(struct de_process_record *r);
 void de_process_record_free(struct de_process_record *r);
 /*
+ * An owned deep copy of src into *out (strings, argv, facts' text; the
+ * platform_data JSON is shared by reference).  0, or -ENOMEM with *out
+ * untouched.
+ */
+int de_process_record_copy(const struct de_process_record *src, struct de_process_record *out);
+/*
  * Field-by-field equality (strings by bytes, JSON by json_equal).  Facts
  * compare field by field with facts; a record with facts and one with a
  * JSON platform_data compare by their platform_data JSON.

@@ -140,6 +140,7 @@ struct de_collector {
 	uint64_t scans;
 	/* random bytes for record ids, refilled 4 KiB at a time */
 	uint8_t rnd[4096];
+	char uid_text[16]; /* the user_id a borrowed record points to */
 	size_t rnd_left;
 	/* path cache, cleared per scan */
 	struct pathent *paths;
@@ -1526,49 +1527,51 @@ static struct inst *read_pid(struct de_collector *c, uint32_t pid, bool full, bo
 
 /* ---- records ------------------------------------------------------------------- */
 
-static int build_record(struct de_collector *c, const struct inst *e, int64_t scan_id,
-			struct de_process_record *out)
+/*
+ * e as a record whose strings are borrowed from e (and the collector's
+ * user-id buffer): valid until the collector reads again.  Nothing is
+ * allocated, so nothing can fail and nothing is to be cleared;
+ * de_process_record_copy() makes an owned one.
+ */
+static void view_record(struct de_collector *c, struct inst *e, int64_t scan_id,
+			struct de_process_record *r)
 {
-	struct de_process_record r = {0};
 	const struct pstat *ps = &e->ps;
-	struct de_linux_facts *f = &r.facts;
-	char b[24];
+	struct de_linux_facts *f = &r->facts;
 
-	r.pid = e->pid;
-	r.scan_id = scan_id;
-	r.collection_time = e->collection_time;
+	memset(r, 0, sizeof(*r));
+	r->pid = e->pid;
+	r->scan_id = scan_id;
+	r->collection_time = e->collection_time;
 	/* a version 4 UUID from a pool: one getrandom per 256 records */
 	if (c->rnd_left < 16 && getrandom(c->rnd, sizeof(c->rnd), 0) == (ssize_t)sizeof(c->rnd))
 		c->rnd_left = sizeof(c->rnd);
 	if (c->rnd_left >= 16) {
-		memcpy(r.id.bytes, c->rnd + sizeof(c->rnd) - c->rnd_left, 16);
+		memcpy(r->id.bytes, c->rnd + sizeof(c->rnd) - c->rnd_left, 16);
 		c->rnd_left -= 16;
-		r.id.bytes[6] = (uint8_t)((r.id.bytes[6] & 0x0f) | 0x40);
-		r.id.bytes[8] = (uint8_t)((r.id.bytes[8] & 0x3f) | 0x80);
-	} else if (de_uuid_v4(&r.id) < 0) {
-		memset(&r.id, 0, sizeof(r.id));
+		r->id.bytes[6] = (uint8_t)((r->id.bytes[6] & 0x0f) | 0x40);
+		r->id.bytes[8] = (uint8_t)((r->id.bytes[8] & 0x3f) | 0x80);
+	} else if (de_uuid_v4(&r->id) < 0) {
+		memset(&r->id, 0, sizeof(r->id));
 	}
-	r.name = strdup(e->name);
-	r.has_ppid = ps->ppid > 0 || e->pid == 1;
-	r.ppid = (uint32_t)(ps->ppid > 0 ? ps->ppid : 0);
-	r.has_start_time = c->clk_tck > 0;
-	if (r.has_start_time)
-		r.start_time = c->btime_ms +
-			       (int64_t)(ps->starttime * 1000 / (unsigned long long)c->clk_tck);
-	r.has_cpu_usage = e->has_cpu;
-	r.cpu_usage = e->cpu;
-	r.has_memory_usage = true;
-	r.memory_usage = (uint64_t)(ps->rss > 0 ? ps->rss : 0) * (uint64_t)c->page_size;
-	r.accessible = e->accessible;
-	r.file_exists = e->file_exists;
-	if (!r.name)
-		goto nomem;
+	r->name = e->name;
+	r->has_ppid = ps->ppid > 0 || e->pid == 1;
+	r->ppid = (uint32_t)(ps->ppid > 0 ? ps->ppid : 0);
+	r->has_start_time = c->clk_tck > 0;
+	if (r->has_start_time)
+		r->start_time = c->btime_ms +
+				(int64_t)(ps->starttime * 1000 / (unsigned long long)c->clk_tck);
+	r->has_cpu_usage = e->has_cpu;
+	r->cpu_usage = e->cpu;
+	r->has_memory_usage = true;
+	r->memory_usage = (uint64_t)(ps->rss > 0 ? ps->rss : 0) * (uint64_t)c->page_size;
+	r->accessible = e->accessible;
+	r->file_exists = e->file_exists;
 	f->present = true;
 	if (e->has_ids) {
 		/* the effective uid, as ps's uid column shows it */
-		pid_path(b, e->euid, ""); /* any uint32_t, in decimal */
-		if (!(r.user_id = strdup(b)))
-			goto nomem;
+		pid_path(c->uid_text, e->euid, ""); /* any uint32_t, in decimal */
+		r->user_id = c->uid_text;
 		f->has_ids = true;
 		f->euid = e->euid;
 		f->egid = e->egid;
@@ -1578,19 +1581,11 @@ static int build_record(struct de_collector *c, const struct inst *e, int64_t sc
 		f->uid = e->ruid;
 		f->gid = e->rgid;
 	}
-	if (e->cgroup && !(f->cgroup = strdup(e->cgroup)))
-		goto nomem;
-
-	if (!(r.command_line = calloc(e->argc ? e->argc : 1, sizeof(char *))))
-		goto nomem;
-	for (size_t i = 0; i < e->argc; i++) {
-		if (!(r.command_line[i] = strdup(e->argv[i])))
-			goto nomem;
-		r.command_line_len++;
-	}
+	f->cgroup = e->cgroup;
+	r->command_line = e->argv;
+	r->command_line_len = e->argc;
 	if (e->exe) {
-		if (!(r.executable_path = strdup(e->exe)))
-			goto nomem;
+		r->executable_path = e->exe;
 		f->has_exe = true;
 		f->exe_deleted = e->deleted;
 		f->exe_replaced = e->replaced;
@@ -1601,12 +1596,10 @@ static int build_record(struct de_collector *c, const struct inst *e, int64_t sc
 			f->exe_size = e->image.size;
 		}
 		if (e->hex[0]) {
-			if (!(r.executable_hash = strdup(e->hex)) ||
-			    !(r.hash_algorithm = strdup("sha256")))
-				goto nomem;
+			r->executable_hash = e->hex;
+			r->hash_algorithm = (char *)"sha256";
 		} else if (e->hash_err[0]) {
-			if (!(f->hash_error = strdup(e->hash_err)))
-				goto nomem;
+			f->hash_error = e->hash_err;
 		}
 	}
 	f->state = ps->state;
@@ -1621,11 +1614,6 @@ static int build_record(struct de_collector *c, const struct inst *e, int64_t sc
 	f->start_ticks = (int64_t)ps->starttime;
 	f->cmdline_truncated = e->cmd_truncated;
 	f->cmdline_masked = e->masked;
-	*out = r;
-	return 0;
-nomem:
-	de_process_record_clear(&r);
-	return -ENOMEM;
 }
 
 int de_collector_read(struct de_collector *c, pid_t pid, int64_t scan_id,
@@ -1645,8 +1633,12 @@ int de_collector_read(struct de_collector *c, pid_t pid, int64_t scan_id,
 	}
 	if (c->opt.hash && (rc = hash_exe(c, e, NULL)) < 0)
 		return de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
-	if (build_record(c, e, scan_id, out) < 0)
-		return de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
+	{
+		struct de_process_record view;
+		view_record(c, e, scan_id, &view);
+		if (de_process_record_copy(&view, out) < 0)
+			return de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
+	}
 	return 0;
 }
 
@@ -1739,13 +1731,11 @@ int de_collector_scan_each(struct de_collector *c, int64_t scan_id,
 	for (size_t i = 0; rc == 0 && i < norder; i++) {
 		struct de_process_record r;
 		struct inst *e = &c->v[order[i]];
-		if ((rc = build_record(c, e, scan_id, &r)) < 0)
-			break;
+		view_record(c, e, scan_id, &r);
 		if (!e->accessible)
 			st.inaccessible++;
 		st.recorded++;
-		rc = fn(ctx, &r);
-		de_process_record_clear(&r);
+		rc = fn(ctx, &r); /* borrowed: nothing to clear */
 		if (rc < 0) {
 			fn_failed = true;
 			break;
@@ -1766,7 +1756,15 @@ int de_collector_scan_each(struct de_collector *c, int64_t scan_id,
 
 static int push_cb(void *ctx, struct de_process_record *r)
 {
-	return de_process_list_push(ctx, r) < 0 ? -ENOMEM : 0;
+	struct de_process_record own;
+
+	if (de_process_record_copy(r, &own) < 0)
+		return -ENOMEM;
+	if (de_process_list_push(ctx, &own) < 0) {
+		de_process_record_clear(&own);
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 int de_collector_scan(struct de_collector *c, int64_t scan_id, struct de_process_list *out,

@@ -12,8 +12,8 @@
 
 #include "daemoneye/model.h"
 
-static inline __attribute__((always_inline)) int facts_each(const struct de_linux_facts *f,
-			     int (*fn)(const struct de_fact *m, void *ctx), void *ctx)
+static inline __attribute__((always_inline)) int
+facts_each(const struct de_linux_facts *f, int (*fn)(const struct de_fact *m, void *ctx), void *ctx)
 {
 	struct de_fact m;
 	int rc;
@@ -24,8 +24,8 @@ static inline __attribute__((always_inline)) int facts_each(const struct de_linu
 		if ((rc = fn(&m, ctx)) != 0)                                                       \
 			return rc;                                                                 \
 	} while (0)
-#define INT(k, v)  VISIT(k, .kind = DE_FACT_INT, .i = (int64_t)(v))
-#define BOOL(k, v) VISIT(k, .kind = DE_FACT_BOOL, .b = (v))
+#define INT(k, v)	   VISIT(k, .kind = DE_FACT_INT, .i = (int64_t)(v))
+#define BOOL(k, v)	   VISIT(k, .kind = DE_FACT_BOOL, .b = (v))
 #define TEXT(k, p, len, r) VISIT(k, .kind = DE_FACT_TEXT, .s = (p), .n = (len), .raw = (r))
 	if (f->has_ids) {
 		INT("euid", f->euid);

@@ -1238,6 +1238,47 @@ void de_process_record_free(struct de_process_record *r)
 	free(r);
 }
 
+/* A copy of s (NULL stays NULL); false on ENOMEM. */
+static bool dup_or_null(char **dst, const char *s)
+{
+	*dst = s ? strdup(s) : NULL;
+	return !s || *dst;
+}
+
+int de_process_record_copy(const struct de_process_record *src, struct de_process_record *out)
+{
+	struct de_process_record r = *src;
+	bool ok;
+
+	/* nothing of src's is owned by r until copied (so a failure frees
+	   only what was copied) */
+	r.name = r.executable_path = r.executable_hash = r.hash_algorithm = r.user_id = NULL;
+	r.command_line = NULL;
+	r.command_line_len = 0;
+	r.platform_data = NULL;
+	r.facts.cgroup = r.facts.hash_error = NULL;
+	ok = dup_or_null(&r.name, src->name) &&
+	     dup_or_null(&r.executable_path, src->executable_path) &&
+	     dup_or_null(&r.executable_hash, src->executable_hash) &&
+	     dup_or_null(&r.hash_algorithm, src->hash_algorithm) &&
+	     dup_or_null(&r.user_id, src->user_id) &&
+	     dup_or_null(&r.facts.cgroup, src->facts.cgroup) &&
+	     dup_or_null(&r.facts.hash_error, src->facts.hash_error) &&
+	     (r.command_line = calloc(src->command_line_len ? src->command_line_len : 1,
+				      sizeof(char *))) != NULL;
+	for (size_t i = 0; ok && i < src->command_line_len; i++) {
+		ok = dup_or_null(&r.command_line[i], src->command_line[i]);
+		r.command_line_len += ok;
+	}
+	if (!ok) {
+		de_process_record_clear(&r);
+		return -ENOMEM;
+	}
+	r.platform_data = src->platform_data ? json_incref(src->platform_data) : NULL;
+	*out = r;
+	return 0;
+}
+
 bool de_process_record_equal(const struct de_process_record *a, const struct de_process_record *b)
 {
 	json_t *ja, *jb;
