@@ -10,6 +10,10 @@ found=0
 broken=""
 for b in "$here"/bench_*.sh; do
 	[ -x "$b" ] || continue
+	# let the previous benchmark settle: reaping 10,000 processes and
+	# writing back its files goes on in the kernel after it exits, and the
+	# next one's ratios (kernel time, mostly) would pay for it
+	[ "$found" = 1 ] && { sync; sleep 5; }
 	found=1
 	echo "== $(basename "$b")"
 	# one benchmark that cannot run must not hide the others' figures
