@@ -5,4 +5,6 @@
 set -eu
 bindir=${1:-build/bin}
 "$bindir/bench_collect" "$bindir" 1000 full
+sync
+sleep 5 # the 1,000 just reaped and the hashing's reads settle first
 "$bindir/bench_collect" "$bindir" 10000
