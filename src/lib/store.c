@@ -1977,23 +1977,25 @@ static int finish_batch(struct de_store *s, int64_t t, int64_t scan, int64_t sam
 #define BULK_MAX_INDEXES 8
 
 struct bulk {
-	char *sql[BULK_MAX_INDEXES]; /* CREATE INDEX statements to run again */
+	char *sql[BULK_MAX_INDEXES];  /* CREATE INDEX statements to run again */
+	char *drop[BULK_MAX_INDEXES]; /* and the DROP INDEX of each (sqlite3_mprintf) */
 	size_t n;
 };
 
 static void bulk_free(struct bulk *b)
 {
-	for (size_t i = 0; i < b->n; i++)
+	for (size_t i = 0; i < b->n; i++) {
 		free(b->sql[i]);
+		sqlite3_free(b->drop[i]);
+	}
 	b->n = 0;
 }
 
 /* Drop the snapshot's indexes, remembering them in *b. */
 static int bulk_begin(struct de_store *s, struct bulk *b, struct de_error *err)
 {
-	char drop[256];
 	sqlite3_stmt *st;
-	int rc;
+	int rc = 0;
 
 	b->n = 0;
 	if (sqlite3_prepare_v2(s->db,
@@ -2001,35 +2003,28 @@ static int bulk_begin(struct de_store *s, struct bulk *b, struct de_error *err)
 			       " tbl_name = 'processes' AND sql IS NOT NULL",
 			       -1, &st, NULL) != SQLITE_OK)
 		return db_err(s, err, "cannot list the snapshot's indexes");
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW && b->n < BULK_MAX_INDEXES) {
+	while (rc == 0 && sqlite3_step(st) == SQLITE_ROW && b->n < BULK_MAX_INDEXES) {
 		const char *name = (const char *)sqlite3_column_text(st, 0);
 		const char *sql = (const char *)sqlite3_column_text(st, 1);
-		if (!name || !sql || strlen(name) > 128)
+		if (!name || !sql)
 			continue;
-		if (!(b->sql[b->n] = strdup(sql))) {
-			sqlite3_finalize(st);
-			bulk_free(b);
-			return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
+		b->sql[b->n] = strdup(sql);
+		b->drop[b->n] = sqlite3_mprintf("DROP INDEX \"%w\"", name);
+		if (!b->sql[b->n] || !b->drop[b->n]) {
+			free(b->sql[b->n]);
+			sqlite3_free(b->drop[b->n]);
+			rc = de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
+			break;
 		}
 		b->n++;
 	}
 	sqlite3_finalize(st);
-	for (size_t i = 0; i < b->n; i++) {
-		/* the name is the word after INDEX in the stored definition */
-		const char *p = strstr(b->sql[i], "INDEX ");
-		size_t len = 0;
-		if (!p)
-			continue;
-		p += 6;
-		while (p[len] && p[len] != ' ' && p[len] != '(' && len < 128)
-			len++;
-		snprintf(drop, sizeof(drop), "DROP INDEX %.*s", (int)len, p);
-		if (sqlite3_exec(s->db, drop, NULL, NULL, NULL) != SQLITE_OK) {
-			bulk_free(b);
-			return db_err(s, err, "cannot prepare a bulk insert");
-		}
-	}
-	return 0;
+	for (size_t i = 0; rc == 0 && i < b->n; i++)
+		if (sqlite3_exec(s->db, b->drop[i], NULL, NULL, NULL) != SQLITE_OK)
+			rc = db_err(s, err, "cannot prepare a bulk insert");
+	if (rc < 0)
+		bulk_free(b);
+	return rc;
 }
 
 /* Create again the indexes bulk_begin() dropped. */
