@@ -554,6 +554,15 @@ static void put_file(const char *dir, const char *name, const char *text)
 	fclose(f);
 }
 
+/* root/PID/stat := text, in a fake /proc. */
+static void put_stat(const char *root, int pid, const char *text)
+{
+	char dir[PATH_MAX + 16];
+	snprintf(dir, sizeof(dir), "%s/%d", root, pid);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	put_file(dir, "stat", text);
+}
+
 /*
  * stat is parsed by hand: a comm holding ") " and digits, negative fields,
  * and truncated or garbled lines (dropped, never a crash), read from a
@@ -562,7 +571,7 @@ static void put_file(const char *dir, const char *name, const char *text)
 static void test_stat_parsing(void **state)
 {
 	(void)state;
-	char root[PATH_MAX], dir[PATH_MAX + 8];
+	char root[PATH_MAX];
 	struct de_collector *c;
 	struct de_process_list l = {0};
 	struct de_collect_stats st;
@@ -571,25 +580,15 @@ static void test_stat_parsing(void **state)
 	snprintf(root, sizeof(root), "%s/proc", tmpdir);
 	assert_int_equal(mkdir(root, 0700), 0);
 	put_file(root, "stat", "cpu 1 2 3\nbtime 1700000000\n");
-	snprintf(dir, sizeof(dir), "%s/100", root);
-	assert_int_equal(mkdir(dir, 0700), 0);
-	put_file(dir, "stat",
+	put_stat(root, 100,
 		 "100 (a) S 9 (b) R 1 2 3) T 7 100 101 34817 -1 4194304 0 0 0 0 5 6 0 0 20 -3 2 0 "
 		 "12345 1000 77 18446744073709551615 4194304 4200000 140737488351232 0 0 0 0 0 "
 		 "0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n");
-	snprintf(dir, sizeof(dir), "%s/101", root);
-	assert_int_equal(mkdir(dir, 0700), 0);
-	put_file(dir, "stat", "101 (x) S 1 2 3 4");
-	snprintf(dir, sizeof(dir), "%s/102", root);
-	assert_int_equal(mkdir(dir, 0700), 0);
-	put_file(dir, "stat", "102 (x) S 1 2 3 0 -1 abc\n");
-	snprintf(dir, sizeof(dir), "%s/103", root);
-	assert_int_equal(mkdir(dir, 0700), 0);
-	put_file(dir, "stat", "103 (no closing paren S 1 2 3\n");
+	put_stat(root, 101, "101 (x) S 1 2 3 4");
+	put_stat(root, 102, "102 (x) S 1 2 3 0 -1 abc\n");
+	put_stat(root, 103, "103 (no closing paren S 1 2 3\n");
 	/* out-of-range numbers wrap, never overflow */
-	snprintf(dir, sizeof(dir), "%s/104", root);
-	assert_int_equal(mkdir(dir, 0700), 0);
-	put_file(dir, "stat",
+	put_stat(root, 104,
 		 "104 (big) R -9223372036854775808 0 0 0 0 0 0 0 0 0 99999999999999999999999 "
 		 "18446744073709551615 0 0 0 -9223372036854775808 -18446744073709551615 0 1 0 "
 		 "-1\n");

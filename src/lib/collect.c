@@ -370,12 +370,17 @@ int de_collector_open(const char *proc_root, struct de_collector **out, struct d
 	return 0;
 }
 
+static void free_argv(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
 static void inst_clear(struct inst *e)
 {
 	free(e->name);
-	for (size_t i = 0; i < e->argc; i++)
-		free(e->argv[i]);
-	free(e->argv);
+	free_argv(e->argv, e->argc);
 	free(e->exe);
 	free(e->cgroup);
 	memset(e, 0, sizeof(*e));
@@ -593,13 +598,6 @@ static char *dupn(const char *s, size_t n)
 		d[n] = '\0';
 	}
 	return d;
-}
-
-static void free_argv(char **v, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
 }
 
 /* Split a NUL-separated cmdline into argv (exact bytes). */
