@@ -31,7 +31,7 @@
 #include <unistd.h>
 
 #include "daemoneye/collect.h"
-#include "daemoneye/hash.h"
+#include "daemoneye/exehash.h"
 
 static double now(void)
 {
@@ -265,19 +265,19 @@ static double openssl_loop(char **files, int n, uint64_t *bytes)
 
 static double ours(char **files, int n, uint64_t *bytes)
 {
-	struct de_hash_cache *c;
-	char hex[65], why[DE_HASH_REASON_MAX];
+	struct de_exehash_cache *c;
+	char hex[65], why[DE_EXEHASH_REASON_MAX];
 	double t0;
-	de_hash_cache_new(0, &c, NULL); /* cold cache: every file is hashed */
+	de_exehash_cache_new(0, &c, NULL); /* cold cache: every file is hashed */
 	t0 = now();
 	for (int i = 0; i < n; i++) {
 		int fd = open(files[i], O_RDONLY | O_CLOEXEC);
-		de_hash_fd(c, fd, hex, why, NULL);
+		de_exehash_fd(c, fd, hex, why, NULL);
 		close(fd);
 	}
 	double t = now() - t0;
-	*bytes = de_hash_bytes_hashed(c);
-	de_hash_cache_free(c);
+	*bytes = de_exehash_bytes_hashed(c);
+	de_exehash_cache_free(c);
 	return t;
 }
 

@@ -19,6 +19,7 @@
 #include "daemoneye/detect.h"
 #include "daemoneye/rules.h"
 #include "daemoneye/store.h"
+#include "daemoneye/clock.h"
 
 #define NPROC 10000
 #define RUNS  21

@@ -5,7 +5,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "daemoneye/model.h"
+#include "daemoneye/alert.h"
+#include "daemoneye/record.h"
+#include "daemoneye/rule.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

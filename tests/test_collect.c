@@ -28,6 +28,7 @@
 
 #include "daemoneye/collect.h"
 #include "daemoneye/mask.h"
+#include "daemoneye/text.h"
 
 #define DE_TEST_NAME "collect"
 #include "testutil.h"

@@ -473,30 +473,6 @@ static void test_state_dir(void **state)
 	de_config_builder_free(b);
 }
 
-static void test_make_dirs(void **state)
-{
-	(void)state;
-	char *deep, *file;
-	struct stat st;
-
-	assert_true(asprintf(&deep, "%s/a/b/c", tmpdir) > 0);
-	assert_int_equal(de_make_dirs(deep, 0700), 0);
-	assert_int_equal(stat(deep, &st), 0);
-	assert_true(S_ISDIR(st.st_mode));
-	assert_int_equal(st.st_mode & 0777, 0700);
-	assert_int_equal(de_make_dirs(deep, 0700), 0); /* existing is fine */
-	/* a file in the way is an error, not silently accepted */
-	free(write_file("plain", "x"));
-	assert_true(asprintf(&file, "%s/plain/sub", tmpdir) > 0);
-	assert_int_equal(de_make_dirs(file, 0755), -ENOTDIR);
-	free(file);
-	assert_true(asprintf(&file, "%s/plain", tmpdir) > 0);
-	assert_int_equal(de_make_dirs(file, 0755), -ENOTDIR);
-	assert_int_equal(de_make_dirs("", 0755), -ENAMETOOLONG);
-	free(deep);
-	free(file);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -509,7 +485,6 @@ int main(void)
 		cmocka_unit_test(test_files),
 		cmocka_unit_test(test_set_errors),
 		cmocka_unit_test(test_state_dir),
-		cmocka_unit_test(test_make_dirs),
 	};
 	return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

@@ -1,17 +1,75 @@
 /*
- * alert.h — rendering alerts for delivery.  The stdout sink lives here;
- * other sinks (file, syslog, webhook, email) join it behind the same
- * rendering functions.
+ * alert.h — the seed's Alert and AlertSeverity: the model (lifetime,
+ * equality, JSON), a growable list of alerts as the detection engine
+ * produces them, and their rendering for people (one escaped text line) and
+ * machines (one JSON object).  The stdout sink writes these lines.
  *
- * Ownership: render functions return new strings the caller frees.
+ * Ownership: an alert owns its strings, its pid vector and its alert_data
+ * reference; de_alert_free/de_alert_clear release them and accept NULL.
+ * A de_alert_list owns its alerts.  Render functions return new strings
+ * the caller frees.
  */
 #ifndef DAEMONEYE_ALERT_H
 #define DAEMONEYE_ALERT_H
 
+#include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
-#include "daemoneye/model.h"
+#include "daemoneye/error.h"
+#include "daemoneye/uuid.h"
+
+/* ---- AlertSeverity ------------------------------------------------------ */
+
+enum de_severity { DE_SEV_LOW = 0, DE_SEV_MEDIUM, DE_SEV_HIGH, DE_SEV_CRITICAL, DE_SEV_MAX };
+
+/* "low", "medium", "high", "critical"; NULL for an invalid value. */
+const char *de_severity_name(enum de_severity s);
+/* Case-insensitive parse of the four names. 0, or a ValidationError. */
+int de_severity_parse(const char *s, enum de_severity *out, struct de_error *err);
+
+/* ---- Alert -------------------------------------------------------------- */
+
+struct de_alert {
+	struct de_uuid id;
+	int64_t alert_time; /* ms since the Unix epoch */
+	char *rule_id;
+	char *title;
+	char *description;
+	enum de_severity severity;
+	bool has_scan_id;
+	int64_t scan_id;
+	uint32_t *affected_processes; /* pids */
+	size_t affected_processes_len;
+	int32_t process_count;
+	json_t *alert_data; /* any JSON value, never NULL once built (json null ok) */
+	bool has_rule_execution_time_ms;
+	int64_t rule_execution_time_ms;
+	char *dedupe_key;
+	/* Not in the seed: true when the rule was cut short (timeout, memory)
+	 * after producing these rows, so more processes may match.  "No alert"
+	 * and "could not finish" are never confused.  JSON "incomplete". */
+	bool incomplete;
+};
+
+void de_alert_clear(struct de_alert *a);
+void de_alert_free(struct de_alert *a);
+bool de_alert_equal(const struct de_alert *a, const struct de_alert *b);
+json_t *de_alert_to_json(const struct de_alert *a);
+int de_alert_from_json(const json_t *j, struct de_alert *out, struct de_error *err);
+
+struct de_alert_list {
+	struct de_alert *items; /* owned */
+	size_t len;
+	size_t cap;
+};
+
+/* Free every alert of the list and the list's array; the list is then empty. */
+void de_alert_list_clear(struct de_alert_list *l);
+
+/* ---- rendering ---------------------------------------------------------- */
 
 enum de_alert_format { DE_ALERT_TEXT = 0, DE_ALERT_JSON, DE_ALERT_FORMAT_MAX };
 
@@ -24,9 +82,6 @@ enum de_alert_format { DE_ALERT_TEXT = 0, DE_ALERT_JSON, DE_ALERT_FORMAT_MAX };
 char *de_alert_render_text(const struct de_alert *a, bool color);
 /* One compact JSON object (no newline).  NULL on ENOMEM. */
 char *de_alert_render_json(const struct de_alert *a);
-
-/* Whether colour may be used on `f`: a terminal, NO_COLOR unset, TERM not dumb. */
-bool de_use_color(FILE *f);
 
 /* Write one alert line to f in the given format. 0 or -errno. */
 int de_alert_write(FILE *f, const struct de_alert *a, enum de_alert_format fmt, bool color);

@@ -7,7 +7,7 @@
  * could be read, and a process that exits while it is read is dropped
  * quietly.  The identity of a process instance is (pid, start_time).
  *
- * record.facts (struct de_linux_facts, model.h; platform_data in JSON)
+ * record.facts (struct de_linux_facts, record.h; platform_data in JSON)
  * carries the Linux facts (see docs/collection.md): state,
  * threads, effective ids (euid, egid; user_id is the euid, as ps shows it),
  * real ids (uid, gid) for set-id images only, cgroup (v2 path, read on
@@ -22,7 +22,7 @@
  * only /proc/PID/stat for an instance it already knows (an exec is noticed
  * by comm, start_code and start_stack changing; every
  * full_refresh_every-th scan re-reads everything).  Executables are hashed
- * (SHA-256, hash.h) by a worker thread while enumeration goes on, and in a
+ * (SHA-256, exehash.h) by a worker thread while enumeration goes on, and in a
  * pass after it for what the worker could not, so hashing never holds up
  * the listing; command lines are masked (mask.h) when they are read.
  *
@@ -38,8 +38,8 @@
 #include <sys/types.h>
 
 #include "daemoneye/error.h"
-#include "daemoneye/hash.h"
-#include "daemoneye/model.h"
+#include "daemoneye/exehash.h"
+#include "daemoneye/record.h"
 
 /* Longest command line kept (bytes); longer ones are cut and flagged. */
 #define DE_COLLECT_MAX_CMDLINE (4u << 20)

@@ -129,10 +129,10 @@ const json_t *de_config_tree(const struct de_config *c);
 int de_config_state_dir(const struct de_config *c, char **out, struct de_error *err);
 
 /*
- * mkdir -p: create `path` and its missing parents (parents 0755, the last
- * component `mode`); existing directories are fine.  0 or -errno.
+ * The event store's file: database.path (a leading "~/" expanded) when
+ * set, else <app.state_dir>/events.sqlite.  A new string in *out.
  */
-int de_make_dirs(const char *path, unsigned int mode);
+int de_config_store_path(const struct de_config *c, char **out, struct de_error *err);
 
 /* Expand a leading "~/" (new string in *out). */
 int de_expand_home(const char *path, char **out, struct de_error *err);

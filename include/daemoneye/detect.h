@@ -33,19 +33,12 @@
 #include <stdint.h>
 
 #include "daemoneye/error.h"
-#include "daemoneye/model.h"
+#include "daemoneye/alert.h"
+#include "daemoneye/rule.h"
 #include "daemoneye/validator.h"
 
 #define DE_DETECT_MAX_ROWS   100  /* rows kept in one alert's alert_data */
 #define DE_DETECT_MAX_ALERTS 1000 /* distinct alerts one rule may raise per run */
-
-struct de_alert_list {
-	struct de_alert *items; /* owned */
-	size_t len;
-	size_t cap;
-};
-
-void de_alert_list_clear(struct de_alert_list *l);
 
 /*
  * The current row of st as a new JSON object {column: value} (caller owns

@@ -27,7 +27,7 @@
 
 #include "daemoneye/collect.h"
 #include "daemoneye/error.h"
-#include "daemoneye/model.h"
+#include "daemoneye/record.h"
 
 #define DE_IPC_VERSION	 1
 #define DE_IPC_HEADER	 8

@@ -28,7 +28,7 @@
 
 #include "daemoneye/config.h"
 #include "daemoneye/error.h"
-#include "daemoneye/model.h"
+#include "daemoneye/rule.h"
 #include "daemoneye/validator.h"
 
 #define DE_RULES_MAX_FILE  (1u << 20) /* bytes per rule file */

@@ -62,7 +62,8 @@
 #include <stdint.h>
 
 #include "daemoneye/error.h"
-#include "daemoneye/model.h"
+#include "daemoneye/alert.h"
+#include "daemoneye/record.h"
 
 /* The seed's EventStoreConfig. */
 struct de_store_config {

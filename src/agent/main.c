@@ -1,7 +1,7 @@
 /*
  * daemoneye-agent — the orchestrator.
  *
- * Each cycle: ask procmond (spawned over a socketpair, collector.c) for a
+ * Each cycle: ask procmond (spawned over a socketpair, procmond_client.c) for a
  * scan of every process, replace the event store's snapshot,
  * run every enabled detection rule over it, and deliver the alerts (stdout
  * now; more sinks later).  `--once` runs one cycle and exits; otherwise a
@@ -29,14 +29,17 @@
 #include <unistd.h>
 
 #include "daemoneye/alert.h"
-#include "collector.h"
+#include "procmond_client.h"
 #include "privdrop.h"
 #include "daemoneye/collect.h"
 #include "daemoneye/config.h"
 #include "daemoneye/detect.h"
+#include "daemoneye/fileio.h"
 #include "daemoneye/log.h"
 #include "daemoneye/rules.h"
 #include "daemoneye/store.h"
+#include "daemoneye/term.h"
+#include "daemoneye/clock.h"
 
 static volatile sig_atomic_t stop_requested;
 
@@ -126,7 +129,7 @@ out:
 static int setup(struct agent *ag, struct de_error *err)
 {
 	struct de_store_config sc = {0};
-	const char *fmt, *dbpath;
+	const char *fmt;
 	char *state = NULL, *path = NULL;
 	uint64_t u;
 	int rc;
@@ -145,13 +148,7 @@ static int setup(struct agent *ag, struct de_error *err)
 				  state, strerror(-rc));
 		goto out;
 	}
-	if ((rc = de_config_get_str(ag->cfg, "database.path", &dbpath, err)) < 0)
-		goto out;
-	if (dbpath)
-		rc = de_expand_home(dbpath, &path, err);
-	else if (asprintf(&path, "%s/events.sqlite", state) < 0)
-		rc = de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
-	if (rc < 0)
+	if ((rc = de_config_store_path(ag->cfg, &path, err)) < 0)
 		goto out;
 	sc.path = path;
 	if (geteuid() == 0) {

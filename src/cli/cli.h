@@ -34,22 +34,15 @@ void cli_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_fail(const struct de_error *err);
 
 /*
- * Open the event store read-only where the agent keeps it (database.path,
- * else app.state_dir/events.sqlite).  0, or a sysexits status after printing
- * the reason (66 when there is no store yet).  (cmd_processes.c)
+ * Open the event store read-only where the agent keeps it
+ * (de_config_store_path).  0, or a sysexits status after printing the
+ * reason (66 when there is no store yet).  (common.c)
  */
 int cli_open_store(struct cli_ctx *ctx, struct de_store **out);
-/*
- * Parse RFC 3339, a date, "now" or a relative time ("-1h") into ms since
- * the epoch.  0 or -1.  (cmd_processes.c)
- */
-int cli_parse_time(const char *s, int64_t now_ms, int64_t *out);
 
 struct de_validator;
 struct de_engine;
-/* The event store's path (database.path, or app.state_dir/events.sqlite); caller frees. */
-int cli_store_path(struct cli_ctx *ctx, char **out, struct de_error *err);
-/* A read-only detection engine on the event store (missing store: IoError ENOENT). */
+/* A read-only detection engine on the event store (missing store: IoError ENOENT).  (common.c) */
 int cli_open_engine(struct cli_ctx *ctx, struct de_validator *v, struct de_engine **out,
 		    struct de_error *err);
 

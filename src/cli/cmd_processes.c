@@ -4,9 +4,6 @@
  * time range and limit, as a table for people or JSON, NDJSON or CSV for
  * programs.  Rows stream from the store one at a time, so memory stays
  * constant however many match.
- *
- * Also the helpers the store commands share: finding and opening the store
- * read-only the way the agent finds it, and parsing times.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -19,135 +16,13 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "daemoneye/model.h"
+#include "daemoneye/term.h"
+#include "daemoneye/text.h"
+#include "daemoneye/buf.h"
+#include "daemoneye/clock.h"
 
-/* ---- shared: the store and times ---------------------------------------- */
-
-int cli_open_store(struct cli_ctx *ctx, struct de_store **out)
-{
-	struct de_store_config sc = {.read_only = true};
-	struct de_error err = {0};
-	const char *dbpath;
-	char *state = NULL, *path = NULL;
-	struct stat st;
-	int rc;
-
-	if (de_config_get_str(ctx->cfg, "database.path", &dbpath, &err) < 0)
-		return cli_fail(&err);
-	if (dbpath)
-		rc = de_expand_home(dbpath, &path, &err);
-	else if ((rc = de_config_state_dir(ctx->cfg, &state, &err)) == 0 &&
-		 asprintf(&path, "%s/events.sqlite", state) < 0)
-		rc = de_error_set(&err, DE_ERR_IO, ENOMEM, "out of memory");
-	free(state);
-	if (rc < 0)
-		return cli_fail(&err);
-	if (stat(path, &st) < 0) {
-		cli_errorf("no event store at %s: %s (run daemoneye-agent first, or set "
-			   "database.path or app.state_dir)",
-			   path, strerror(errno));
-		free(path);
-		return errno == EACCES ? EX_NOPERM : EX_NOINPUT;
-	}
-	sc.path = path;
-	rc = de_store_open(&sc, out, &err);
-	free(path);
-	return rc < 0 ? cli_fail(&err) : 0;
-}
-
-/*
- * RFC 3339 ("2026-11-25T09:30:00Z", "...T09:30:00.250+02:00"), a date
- * ("2026-11-25", midnight UTC), "now", or a relative time before now
- * ("-90s", "-15m", "-1h", "-2d", "-1w"; the minus is optional).
- */
-int cli_parse_time(const char *s, int64_t now_ms, int64_t *out)
-{
-	int y, mo, d, h = 0, mi = 0, sec = 0, n = 0;
-	int64_t frac_ms = 0;
-
-	if (strcmp(s, "now") == 0) {
-		*out = now_ms;
-		return 0;
-	}
-	const char *p = s[0] == '-' ? s + 1 : s;
-	if (*p >= '0' && *p <= '9') {
-		char *end;
-		errno = 0;
-		unsigned long long v = strtoull(p, &end, 10);
-		int64_t unit = 0;
-		if (end[0] && !end[1]) {
-			switch (end[0]) {
-			case 's':
-				unit = 1000;
-				break;
-			case 'm':
-				unit = 60000;
-				break;
-			case 'h':
-				unit = 3600000;
-				break;
-			case 'd':
-				unit = 86400000;
-				break;
-			case 'w':
-				unit = 7 * 86400000LL;
-				break;
-			}
-		}
-		if (unit && errno == 0 && end != p && v <= (unsigned long long)(INT64_MAX / unit)) {
-			*out = now_ms - (int64_t)v * unit;
-			return 0;
-		}
-	}
-	if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10)
-		return -1;
-	p = s + 10;
-	int tz = 0; /* minutes east of UTC */
-	if (*p) {
-		int m = 0;
-		if ((*p != 'T' && *p != 't' && *p != ' ') ||
-		    sscanf(p + 1, "%2d:%2d:%2d%n", &h, &mi, &sec, &m) != 3 || m != 8)
-			return -1;
-		p += 9;
-		if (*p == '.') {
-			int digits = 0;
-			for (p++; *p >= '0' && *p <= '9'; p++, digits++)
-				if (digits < 3)
-					frac_ms = frac_ms * 10 + (*p - '0');
-			if (!digits)
-				return -1;
-			for (; digits < 3; digits++)
-				frac_ms *= 10;
-		}
-		if (*p == 'Z' || *p == 'z') {
-			p++;
-		} else if (*p == '+' || *p == '-') {
-			int th, tm, k = 0;
-			if (sscanf(p + 1, "%2d:%2d%n", &th, &tm, &k) != 2 || k != 5 || th > 23 ||
-			    tm > 59)
-				return -1;
-			tz = (th * 60 + tm) * (*p == '-' ? -1 : 1);
-			p += 6;
-		} else {
-			return -1;
-		}
-		if (*p)
-			return -1;
-	}
-	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
-		return -1;
-	struct tm tmv = {.tm_year = y - 1900,
-			 .tm_mon = mo - 1,
-			 .tm_mday = d,
-			 .tm_hour = h,
-			 .tm_min = mi,
-			 .tm_sec = sec};
-	time_t t = timegm(&tmv);
-	if (tmv.tm_mday != d) /* 2026-02-31 */
-		return -1;
-	*out = ((int64_t)t - tz * 60) * 1000 + frac_ms;
-	return 0;
-}
+/* A table line: a 4 MiB command line escaped (at most 4 bytes per byte) and the columns. */
+#define LINE_MAX_BYTES (17u << 20)
 
 /* ---- output ------------------------------------------------------------- */
 
@@ -158,25 +33,8 @@ struct out {
 	bool color;
 	size_t width; /* terminal columns; 0: unlimited */
 	size_t rows;
-	char *line; /* table line buffer */
-	size_t cap;
+	struct de_buf line; /* the table line being built */
 };
-
-static size_t term_width(void)
-{
-	const char *c = getenv("COLUMNS");
-	struct winsize ws;
-
-	if (c && *c) {
-		char *end;
-		unsigned long v = strtoul(c, &end, 10);
-		if (!*end && v >= 20 && v <= 10000)
-			return v;
-	}
-	if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col)
-		return ws.ws_col;
-	return 0;
-}
 
 static void fmt_time(int64_t ms, char buf[32])
 {
@@ -207,61 +65,49 @@ static void fmt_bytes(bool has, uint64_t v, char buf[16])
 	snprintf(buf, 16, u ? "%.1f%c" : "%.0f%c", d, units[u]);
 }
 
-/* Append escaped text to the line buffer. */
-static void put_text(struct out *o, size_t *len, const char *s)
+/* Append escaped text to the line (a line past the cap is cut there). */
+static void put_text(struct out *o, const char *s)
 {
 	char *e = de_escape_text(s ? s : "", s ? strlen(s) : 0);
-	size_t n = e ? strlen(e) : 0;
 
-	if (*len + n + 1 > o->cap) {
-		size_t cap = (*len + n + 1) * 2;
-		char *nl = realloc(o->line, cap);
-		if (!nl) {
-			free(e);
-			return;
-		}
-		o->line = nl;
-		o->cap = cap;
-	}
-	memcpy(o->line + *len, e ? e : "", n);
-	*len += n;
-	o->line[*len] = '\0';
+	if (e)
+		de_buf_puts(&o->line, e);
 	free(e);
 }
 
 /* Print the line cut to the terminal width (counting UTF-8 characters). */
-static void emit_line(struct out *o, size_t len, const char *pre, const char *post)
+static void emit_line(struct out *o, const char *pre, const char *post)
 {
+	const char *line = o->line.p ? o->line.p : "";
+	size_t len = o->line.len;
 	size_t cols = 0, i = 0;
 
 	for (; i < len; i++) {
-		if (((unsigned char)o->line[i] & 0xC0) != 0x80) {
+		if (((unsigned char)line[i] & 0xC0) != 0x80) {
 			if (o->width && cols == o->width)
 				break;
 			cols++;
 		}
 	}
 	/* trailing spaces are noise */
-	while (i > 0 && o->line[i - 1] == ' ')
+	while (i > 0 && line[i - 1] == ' ')
 		i--;
-	printf("%s%.*s%s\n", pre, (int)i, o->line, post);
+	printf("%s%.*s%s\n", pre, (int)i, line, post);
 }
 
 static void table_header(struct out *o)
 {
-	size_t len = 0;
-
-	put_text(o, &len,
-		 "    PID    PPID USER   STARTED (UTC)       EXITED (UTC)          CPU%"
-		 "    RSS NAME            COMMAND");
-	emit_line(o, len, o->color ? "\033[1m" : "", o->color ? "\033[0m" : "");
+	de_buf_reset(&o->line);
+	put_text(o, "    PID    PPID USER   STARTED (UTC)       EXITED (UTC)          CPU%"
+		    "    RSS NAME            COMMAND");
+	emit_line(o, o->color ? "\033[1m" : "", o->color ? "\033[0m" : "");
 }
 
 static void table_row(struct out *o, const struct de_process_row *r)
 {
 	char start[32], exited[32], rss[16], cpu[16], head[160];
-	size_t len = 0;
 
+	de_buf_reset(&o->line);
 	fmt_time(r->has_start_time ? r->start_time : r->first_seen, start);
 	if (r->alive)
 		snprintf(exited, sizeof(exited), "(running)");
@@ -276,37 +122,20 @@ static void table_row(struct out *o, const struct de_process_row *r)
 	if (r->has_ppid)
 		snprintf(ppid, sizeof(ppid), "%u", r->ppid);
 	snprintf(head, sizeof(head), "%7u %7s ", r->pid, ppid);
-	put_text(o, &len, head);
+	put_text(o, head);
 	char user[8];
 	snprintf(user, sizeof(user), "%-6.6s", r->user_id ? r->user_id : "-");
-	put_text(o, &len, user);
+	put_text(o, user);
 	snprintf(head, sizeof(head), " %-19s %-19s %6s %6s ", start, exited, cpu, rss);
-	put_text(o, &len, head);
-	size_t before = len;
-	put_text(o, &len, r->name);
-	while (len < before + 15)
-		put_text(o, &len, " ");
-	put_text(o, &len, " ");
-	put_text(o, &len, r->command_line);
+	put_text(o, head);
+	size_t before = o->line.len;
+	put_text(o, r->name);
+	while (o->line.len < before + 15)
+		put_text(o, " ");
+	put_text(o, " ");
+	put_text(o, r->command_line);
 	bool dim = o->color && !r->alive;
-	emit_line(o, len, dim ? "\033[2m" : "", dim ? "\033[0m" : "");
-}
-
-static void b64(const unsigned char *s, size_t n, char *out)
-{
-	static const char tab[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	size_t o = 0;
-
-	for (size_t i = 0; i < n; i += 3) {
-		unsigned v = (unsigned)s[i] << 16 | (i + 1 < n ? (unsigned)s[i + 1] << 8 : 0) |
-			     (i + 2 < n ? s[i + 2] : 0);
-		out[o++] = tab[v >> 18 & 63];
-		out[o++] = tab[v >> 12 & 63];
-		out[o++] = i + 1 < n ? tab[v >> 6 & 63] : '=';
-		out[o++] = i + 2 < n ? tab[v & 63] : '=';
-	}
-	out[o] = '\0';
+	emit_line(o, dim ? "\033[2m" : "", dim ? "\033[0m" : "");
 }
 
 /*
@@ -326,26 +155,12 @@ static void set_text(json_t *o, const char *name, const char *s)
 		json_object_set_new(o, name, json_stringn(s, n));
 		return;
 	}
-	char *fixed = malloc(n * 3 + 1), *raw = malloc((n + 2) / 3 * 4 + 1), key[64];
-	size_t k = 0;
+	size_t k;
+	char *fixed = de_utf8_lossy_dup(s, n, &k), *raw = malloc(DE_BASE64_LEN(n) + 1), key[64];
 	if (!fixed || !raw)
 		goto out;
-	for (size_t i = 0; i < n;) {
-		size_t l = 1;
-		while (l <= 4 && i + l <= n && !de_utf8_valid(s + i, l))
-			l++;
-		if (l <= 4 && i + l <= n) {
-			memcpy(fixed + k, s + i, l);
-			k += l;
-			i += l;
-		} else {
-			memcpy(fixed + k, "\xEF\xBF\xBD", 3);
-			k += 3;
-			i++;
-		}
-	}
 	json_object_set_new(o, name, json_stringn(fixed, k));
-	b64((const unsigned char *)s, n, raw);
+	de_base64_encode(raw, s, n);
 	snprintf(key, sizeof(key), "%s_raw", name);
 	json_object_set_new(o, key, json_string(raw));
 out:
@@ -390,20 +205,10 @@ static json_t *row_json(const struct de_process_row *r)
 	return o;
 }
 
-/* RFC 4180: quote when needed, double the quotes; bytes kept exactly. */
+/* One CSV field and its separator (the row ends in CRLF, RFC 4180). */
 static void csv_field(const char *s, bool last)
 {
-	if (s && strpbrk(s, ",\"\r\n")) {
-		putchar('"');
-		for (; *s; s++) {
-			if (*s == '"')
-				putchar('"');
-			putchar(*s);
-		}
-		putchar('"');
-	} else if (s) {
-		fputs(s, stdout);
-	}
+	de_csv_field(stdout, s);
 	fputs(last ? "\r\n" : ",", stdout);
 }
 
@@ -517,7 +322,7 @@ int cmd_processes(struct cli_ctx *ctx, int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	struct de_process_query q = {0};
-	struct out o = {.fmt = F_TABLE, .color = ctx->color};
+	struct out o = {.fmt = F_TABLE, .color = ctx->color, .line = DE_BUF_INIT(LINE_MAX_BYTES)};
 	struct de_store *store = NULL;
 	struct de_error err = {0};
 	int64_t now = de_now_ms();
@@ -541,7 +346,7 @@ int cmd_processes(struct cli_ctx *ctx, int argc, char **argv)
 		case 's':
 		case 'u': {
 			int64_t t;
-			if (cli_parse_time(optarg, now, &t) < 0) {
+			if (de_time_parse(optarg, now, &t) < 0) {
 				cli_errorf(
 					"processes: %s: cannot read time '%s' (RFC 3339 like "
 					"2026-11-25T09:30:00Z, a date, now, or relative like -1h)",
@@ -609,11 +414,11 @@ int cmd_processes(struct cli_ctx *ctx, int argc, char **argv)
 	if ((rc = cli_open_store(ctx, &store)) != 0)
 		return rc;
 	if (o.fmt == F_TABLE)
-		o.width = term_width();
+		o.width = de_term_width(STDOUT_FILENO);
 	rc = de_store_query_processes(store, &q, print_row, &o, &err);
 	if (o.fmt == F_JSON)
 		fputs(o.rows ? "\n]\n" : "[]\n", stdout);
-	free(o.line);
+	de_buf_free(&o.line);
 	de_store_close(store);
 	if (rc < 0 && err.category != DE_ERR_NONE)
 		return cli_fail(&err);

@@ -5,9 +5,6 @@
  * spliced into the SQL.  Rows are streamed as they come (json, ndjson,
  * csv); the table format holds at most TABLE_MAX_ROWS rows to size its
  * columns, fitted to the terminal's width.
- *
- * Also home of cli_store_path() and cli_open_engine(), shared with
- * cmd_rules.c.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -21,54 +18,11 @@
 #include "daemoneye/detect.h"
 #include "daemoneye/store.h"
 #include "daemoneye/validator.h"
+#include "daemoneye/term.h"
+#include "daemoneye/text.h"
 
 #define TABLE_MAX_ROWS 10000
 #define MAX_PARAMS     32
-
-int cli_store_path(struct cli_ctx *ctx, char **out, struct de_error *err)
-{
-	const char *dbpath;
-	char *state = NULL;
-	int rc;
-
-	if ((rc = de_config_get_str(ctx->cfg, "database.path", &dbpath, err)) < 0)
-		return rc;
-	if (dbpath)
-		return de_expand_home(dbpath, out, err);
-	if ((rc = de_config_state_dir(ctx->cfg, &state, err)) < 0)
-		return rc;
-	if (asprintf(out, "%s/events.sqlite", state) < 0)
-		rc = de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
-	free(state);
-	return rc;
-}
-
-int cli_open_engine(struct cli_ctx *ctx, struct de_validator *v, struct de_engine **out,
-		    struct de_error *err)
-{
-	struct de_store_config sc = {.read_only = true};
-	struct de_store *store = NULL;
-	char *path = NULL;
-	int rc;
-
-	if ((rc = cli_store_path(ctx, &path, err)) < 0)
-		return rc;
-	/* the store's own checks first: exists, is ours, a version we know */
-	sc.path = path;
-	if ((rc = de_store_open(&sc, &store, err)) < 0) {
-		if (err->code == ENOENT)
-			de_error_set(err, DE_ERR_IO, ENOENT,
-				     "no event store at %s: run daemoneye-agent first, or set "
-				     "database.path / app.state_dir",
-				     path);
-		goto out;
-	}
-	de_store_close(store);
-	rc = de_engine_open(path, v, out, err);
-out:
-	free(path);
-	return rc;
-}
 
 /* ---- output ------------------------------------------------------------------ */
 
@@ -119,18 +73,6 @@ static void put_cell(const char *s, size_t w, bool last)
 			fputc(' ', stdout);
 }
 
-static size_t term_width(void)
-{
-	struct winsize ws;
-	const char *c = getenv("COLUMNS");
-
-	if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
-		return ws.ws_col;
-	if (c && atoi(c) > 0)
-		return (size_t)atoi(c);
-	return 0; /* not a terminal: no fitting */
-}
-
 struct table {
 	int ncols;
 	char ***rows; /* rows[r][c], owned */
@@ -140,7 +82,7 @@ struct table {
 
 static void table_print(struct table *t, sqlite3_stmt *st, bool color)
 {
-	size_t tw = term_width(), total = 0;
+	size_t tw = de_term_width(STDOUT_FILENO), total = 0;
 
 	for (int c = 0; c < t->ncols; c++)
 		total += t->w[c] + (c ? 2 : 0);
@@ -182,21 +124,6 @@ static void table_free(struct table *t)
 	}
 	free(t->rows);
 	free(t->w);
-}
-
-static void csv_field(const char *s)
-{
-	if (!strpbrk(s, ",\"\r\n")) {
-		fputs(s, stdout);
-		return;
-	}
-	fputc('"', stdout);
-	for (; *s; s++) {
-		if (*s == '"')
-			fputc('"', stdout);
-		fputc(*s, stdout);
-	}
-	fputc('"', stdout);
 }
 
 /* ---- parameters ------------------------------------------------------------------ */
@@ -380,7 +307,7 @@ int cmd_query(struct cli_ctx *ctx, int argc, char **argv)
 						 strlen(sqlite3_column_name(st, i)));
 			if (i)
 				fputc(',', stdout);
-			csv_field(h ? h : "");
+			de_csv_field(stdout, h ? h : "");
 			free(h);
 		}
 		fputc('\n', stdout);
@@ -404,7 +331,7 @@ int cmd_query(struct cli_ctx *ctx, int argc, char **argv)
 				char *s = cell_text(st, i);
 				if (i)
 					fputc(',', stdout);
-				csv_field(s ? s : "");
+				de_csv_field(stdout, s ? s : "");
 				free(s);
 			}
 			fputc('\n', stdout);

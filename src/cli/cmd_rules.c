@@ -25,6 +25,8 @@
 #include "daemoneye/detect.h"
 #include "daemoneye/rules.h"
 #include "daemoneye/validator.h"
+#include "daemoneye/fileio.h"
+#include "daemoneye/text.h"
 
 static void usage(FILE *f)
 {
@@ -250,14 +252,26 @@ static int do_import(struct cli_ctx *ctx, const char *file)
 	struct de_rule_set set = {0};
 	struct de_rule_problems pr = {0};
 	struct de_error err = {0};
-	char *user = NULL, *state = NULL, *dst = NULL, *tmp = NULL, *base = NULL;
-	FILE *f = NULL;
+	char *user = NULL, *state = NULL, *dst = NULL, *base = NULL, *text = NULL;
+	size_t len = 0;
+	struct stat st;
 	int rc = load_set(ctx, &v, &set, true);
 
 	if (rc)
 		goto out;
+	/* read once: the bytes validated are the bytes installed */
+	if ((rc = de_read_file(file, DE_RULES_MAX_FILE, &text, &len, &st)) < 0) {
+		if (rc == -EFBIG)
+			cli_errorf("%s: larger than %u bytes", file, (unsigned)DE_RULES_MAX_FILE);
+		else
+			cli_errorf("cannot read %s: %s", file, strerror(-rc));
+		rc = rc == -ENOENT ? EX_NOINPUT : rc == -EFBIG ? EX_DATAERR : EX_IOERR;
+		goto out;
+	}
 	/* every rule of the file must load next to the configured ones */
-	if (de_rules_load_file(file, DE_RULE_USER, v, &set, &pr, &err) < 0) {
+	if (de_rules_parse(text, len, file, DE_RULE_USER,
+			   (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000, v,
+			   &set, &pr, &err) < 0) {
 		rc = cli_fail(&err);
 		goto out;
 	}
@@ -276,13 +290,11 @@ static int do_import(struct cli_ctx *ctx, const char *file)
 	base = copy ? strdup(basename(copy)) : NULL;
 	free(copy);
 	size_t bl = base ? strlen(base) : 0;
-	if (!base ||
-	    asprintf(&dst, "%s/%s%s", user, base,
-		     (bl > 5 && !strcmp(base + bl - 5, ".yaml")) ||
-				     (bl > 4 && !strcmp(base + bl - 4, ".yml"))
-			     ? ""
-			     : ".yaml") < 0 ||
-	    asprintf(&tmp, "%s/.import.tmp", user) < 0) {
+	if (!base || asprintf(&dst, "%s/%s%s", user, base,
+			      (bl > 5 && !strcmp(base + bl - 5, ".yaml")) ||
+					      (bl > 4 && !strcmp(base + bl - 4, ".yml"))
+				      ? ""
+				      : ".yaml") < 0) {
 		rc = EX_OSERR;
 		goto out;
 	}
@@ -296,43 +308,17 @@ static int do_import(struct cli_ctx *ctx, const char *file)
 		rc = EX_CANTCREAT;
 		goto out;
 	}
-	/* copy the bytes that were validated: write the loaded file through */
-	{
-		char *text = NULL;
-		size_t len = 0;
-		FILE *in = fopen(file, "re");
-		struct stat st;
-		if (!in || fstat(fileno(in), &st) < 0 || st.st_size > DE_RULES_MAX_FILE ||
-		    !(text = malloc((size_t)st.st_size + 1)) ||
-		    (len = fread(text, 1, (size_t)st.st_size, in)) != (size_t)st.st_size ||
-		    !(f = fopen(tmp, "we")) || fwrite(text, 1, len, f) != len || fflush(f) != 0 ||
-		    fsync(fileno(f)) < 0) {
-			cli_errorf("cannot copy %s to %s: %s", file, tmp, strerror(errno));
-			rc = EX_IOERR;
-		}
-		if (in)
-			fclose(in);
-		free(text);
-	}
-	if (f && fclose(f) != 0 && !rc)
+	if ((rc = de_write_file_atomic(dst, text, len, 0644)) < 0) {
+		cli_errorf("cannot install %s: %s", dst, strerror(-rc));
 		rc = EX_IOERR;
-	f = NULL;
-	if (!rc && rename(tmp, dst) < 0) {
-		cli_errorf("cannot install %s: %s", dst, strerror(errno));
-		rc = EX_IOERR;
+		goto out;
 	}
-	if (rc)
-		unlink(tmp);
-	else
-		printf("imported %s as %s (loaded by daemoneye-agent at its next start)\n", file,
-		       dst);
+	printf("imported %s as %s (loaded by daemoneye-agent at its next start)\n", file, dst);
 out:
-	if (f)
-		fclose(f);
+	free(text);
 	free(user);
 	free(state);
 	free(dst);
-	free(tmp);
 	free(base);
 	de_rule_problems_clear(&pr);
 	de_rule_set_clear(&set);

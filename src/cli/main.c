@@ -17,6 +17,7 @@
 #include "cli.h"
 #include "daemoneye/alert.h"
 #include "daemoneye/log.h"
+#include "daemoneye/term.h"
 
 static const struct cli_command commands[] = {
 	{"config", "show [--format yaml|json] [--origins] | validate", cmd_config},

@@ -1,25 +1,98 @@
 /*
- * alert.c — alert rendering and the stdout sink (see alert.h).
+ * alert.c — Alert (see alert.h): severity names, the field table behind
+ * the model's lifetime, equality and JSON, the alert list, and rendering
+ * for the stdout sink.
  */
 #include "daemoneye/alert.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
-#include <unistd.h>
 
-bool de_use_color(FILE *f)
+#include "daemoneye/text.h"
+#include "fields.h"
+
+/* ---- enums -------------------------------------------------------------- */
+
+static const char *const severity_names[DE_SEV_MAX] = {"low", "medium", "high", "critical"};
+
+const char *de_severity_name(enum de_severity s)
 {
-	const char *term = getenv("TERM");
-	const char *nc = getenv("NO_COLOR");
-
-	if (nc && *nc)
-		return false;
-	if (!term || strcmp(term, "dumb") == 0)
-		return false;
-	return isatty(fileno(f));
+	return (int)s >= 0 && s < DE_SEV_MAX ? severity_names[s] : NULL;
 }
+
+int de_severity_parse(const char *s, enum de_severity *out, struct de_error *err)
+{
+	for (int i = 0; s && i < DE_SEV_MAX; i++) {
+		if (strcasecmp(s, severity_names[i]) == 0) {
+			*out = (enum de_severity)i;
+			return 0;
+		}
+	}
+	return de_error_set(err, DE_ERR_VALIDATION, EINVAL,
+			    "unknown severity '%s' (expected low, medium, high or critical)",
+			    s ? s : "(null)");
+}
+
+#define AL struct de_alert
+static const struct de_field alert_fields[] = {
+	F_REQ(AL, id, F_UUID),
+	F_REQ(AL, alert_time, F_I64),
+	F_REQ(AL, rule_id, F_STR),
+	F_REQ(AL, title, F_STR),
+	F_REQ(AL, description, F_STR),
+	F_REQ(AL, severity, F_SEV),
+	F_OPTN(AL, scan_id, F_I64),
+	F_VEC(AL, affected_processes, F_U32V),
+	F_REQ(AL, process_count, F_I32),
+	F_REQ(AL, alert_data, F_JSON),
+	F_OPTN(AL, rule_execution_time_ms, F_I64),
+	F_REQ(AL, dedupe_key, F_STR),
+	{"incomplete", F_BOOL, offsetof(AL, incomplete), NO_OFF, NO_OFF, true},
+};
+#undef AL
+
+void de_alert_clear(struct de_alert *a)
+{
+	if (a)
+		de_fields_clear(a, alert_fields, F_COUNT(alert_fields), sizeof(*a));
+}
+
+void de_alert_free(struct de_alert *a)
+{
+	de_alert_clear(a);
+	free(a);
+}
+
+bool de_alert_equal(const struct de_alert *a, const struct de_alert *b)
+{
+	return de_fields_equal(a, b, alert_fields, F_COUNT(alert_fields));
+}
+
+json_t *de_alert_to_json(const struct de_alert *a)
+{
+	return de_fields_to_json(a, alert_fields, F_COUNT(alert_fields));
+}
+
+int de_alert_from_json(const json_t *j, struct de_alert *out, struct de_error *err)
+{
+	return de_fields_from_json(j, out, sizeof(*out), alert_fields, F_COUNT(alert_fields),
+				   "Alert", err);
+}
+
+void de_alert_list_clear(struct de_alert_list *l)
+{
+	if (!l)
+		return;
+	for (size_t i = 0; i < l->len; i++)
+		de_alert_clear(&l->items[i]);
+	free(l->items);
+	memset(l, 0, sizeof(*l));
+}
+
+/* ---- rendering ---------------------------------------------------------- */
 
 static const char *sev_color(enum de_severity s)
 {

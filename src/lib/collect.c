@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "daemoneye/mask.h"
+#include "daemoneye/clock.h"
 
 #define PF_KTHREAD 0x00200000u
 
@@ -85,20 +86,20 @@ struct inst {
 	/* executable */
 	char *exe;	/* path (suffix removed when deleted), NULL when unknown */
 	bool has_image; /* image stat below is valid */
-	struct de_hash_key image;
+	struct de_exehash_key image;
 	unsigned image_mode; /* st_mode of the image (set-id bits) */
 	bool deleted, replaced, file_exists;
 	/* hash */
 	bool hash_done;
 	char hex[DE_SHA256_HEX_LEN + 1];
-	char hash_err[DE_HASH_REASON_MAX];
+	char hash_err[DE_EXEHASH_REASON_MAX];
 };
 
 /* Per-scan cache of stat(path) for executable paths. */
 struct pathent {
 	char *path; /* NULL: empty slot */
 	bool exists;
-	struct de_hash_key key;
+	struct de_exehash_key key;
 };
 
 /*
@@ -126,7 +127,7 @@ struct de_collector {
 	long page_size;
 	struct de_collect_options opt;
 	char **mask_flags; /* owned copy */
-	struct de_hash_cache *hashes;
+	struct de_exehash_cache *hashes;
 	/* instance table */
 	struct inst *v;
 	size_t n, cap;
@@ -361,7 +362,7 @@ int de_collector_open(const char *proc_root, struct de_collector **out, struct d
 		free(statbuf);
 	}
 	de_collect_options_default(&c->opt);
-	if ((rc = de_hash_cache_new(c->opt.max_hash_size, &c->hashes, err)) < 0) {
+	if ((rc = de_exehash_cache_new(c->opt.max_hash_size, &c->hashes, err)) < 0) {
 		close(c->procfd);
 		free(c);
 		return rc;
@@ -419,14 +420,14 @@ void de_collector_close(struct de_collector *c)
 	free(c->buf);
 	cg_reset(&c->cg);
 	free_flags(c);
-	de_hash_cache_free(c->hashes);
+	de_exehash_cache_free(c->hashes);
 	free(c);
 }
 
 int de_collector_configure(struct de_collector *c, const struct de_collect_options *o,
 			   struct de_error *err)
 {
-	struct de_hash_cache *h = NULL;
+	struct de_exehash_cache *h = NULL;
 	char **flags = NULL;
 	int rc;
 
@@ -443,14 +444,14 @@ int de_collector_configure(struct de_collector *c, const struct de_collect_optio
 			}
 	}
 	if (o->max_hash_size != c->opt.max_hash_size) {
-		if ((rc = de_hash_cache_new(o->max_hash_size, &h, err)) < 0) {
+		if ((rc = de_exehash_cache_new(o->max_hash_size, &h, err)) < 0) {
 			if (flags)
 				for (size_t i = 0; flags[i]; i++)
 					free(flags[i]);
 			free(flags);
 			return rc;
 		}
-		de_hash_cache_free(c->hashes);
+		de_exehash_cache_free(c->hashes);
 		c->hashes = h;
 	}
 	free_flags(c);
@@ -469,7 +470,7 @@ const struct de_collect_options *de_collector_options(const struct de_collector 
 
 uint64_t de_collector_hashed_bytes(const struct de_collector *c)
 {
-	return de_hash_bytes_hashed(c->hashes);
+	return de_exehash_bytes_hashed(c->hashes);
 }
 
 void de_process_list_clear(struct de_process_list *l)
@@ -742,7 +743,7 @@ static uint64_t str_hash(const char *s)
 
 /* stat(path), remembered for the rest of the scan (NULL cache: no memo). */
 static int path_stat(struct de_collector *c, bool memo, const char *path, bool *exists,
-		     struct de_hash_key *key)
+		     struct de_exehash_key *key)
 {
 	struct stat st;
 	struct pathent *p = NULL;
@@ -778,7 +779,7 @@ static int path_stat(struct de_collector *c, bool memo, const char *path, bool *
 	*exists = stat(path, &st) == 0;
 	memset(key, 0, sizeof(*key));
 	if (*exists)
-		de_hash_key_from_stat(&st, key);
+		de_exehash_key_from_stat(&st, key);
 	if (p) {
 		if (!(p->path = strdup(path)))
 			return -ENOMEM;
@@ -812,9 +813,9 @@ static int read_exe(struct de_collector *c, uint32_t pid, struct inst *e)
 	e->has_image = false;
 	e->deleted = false;
 	if (fstatat(c->procfd, path, &img, 0) == 0) {
-		struct de_hash_key k;
-		de_hash_key_from_stat(&img, &k);
-		if (!de_hash_key_equal(&k, &e->image))
+		struct de_exehash_key k;
+		de_exehash_key_from_stat(&img, &k);
+		if (!de_exehash_key_equal(&k, &e->image))
 			e->hash_done = false;
 		e->image = k;
 		e->image_mode = (unsigned)img.st_mode;
@@ -835,7 +836,7 @@ static int read_exe(struct de_collector *c, uint32_t pid, struct inst *e)
  */
 static int check_exe(struct de_collector *c, bool memo, struct inst *e)
 {
-	struct de_hash_key k;
+	struct de_exehash_key k;
 	bool exists;
 	int rc;
 
@@ -844,7 +845,7 @@ static int check_exe(struct de_collector *c, bool memo, struct inst *e)
 	if ((rc = path_stat(c, memo, e->exe, &exists, &k)) < 0)
 		return rc;
 	if (exists && e->has_image && k.dev == e->image.dev && k.ino == e->image.ino) {
-		if (!de_hash_key_equal(&k, &e->image)) {
+		if (!de_exehash_key_equal(&k, &e->image)) {
 			e->image = k; /* modified in place: hash again */
 			e->hash_done = false;
 		}
@@ -866,7 +867,7 @@ static int check_exe(struct de_collector *c, bool memo, struct inst *e)
 
 struct hash_job {
 	uint32_t pid;
-	struct de_hash_key key;
+	struct de_exehash_key key;
 };
 
 struct hasher {
@@ -878,7 +879,7 @@ struct hasher {
 	size_t head, len, cap;
 	bool closing;
 	/* images offered in this scan (main thread only): open addressing */
-	struct de_hash_key *seen;
+	struct de_exehash_key *seen;
 	bool *used;
 	size_t nslots, nseen;
 };
@@ -886,7 +887,7 @@ struct hasher {
 static void *hasher_main(void *arg)
 {
 	struct hasher *h = arg;
-	char path[64], hex[DE_SHA256_HEX_LEN + 1], why[DE_HASH_REASON_MAX];
+	char path[64], hex[DE_SHA256_HEX_LEN + 1], why[DE_EXEHASH_REASON_MAX];
 
 	for (;;) {
 		struct hash_job j;
@@ -899,7 +900,7 @@ static void *hasher_main(void *arg)
 		}
 		j = h->q[h->head++];
 		pthread_mutex_unlock(&h->mu);
-		if (de_hash_lookup(h->c->hashes, &j.key, hex, why))
+		if (de_exehash_lookup(h->c->hashes, &j.key, hex, why))
 			continue;
 		/* warm the cache only; pass 3 records failures and reasons */
 		pid_path(path, j.pid, "/exe");
@@ -907,22 +908,22 @@ static void *hasher_main(void *arg)
 		if (fd < 0)
 			continue;
 		struct stat sb;
-		struct de_hash_key k;
+		struct de_exehash_key k;
 		if (fstat(fd, &sb) == 0) {
-			de_hash_key_from_stat(&sb, &k);
-			if (de_hash_key_equal(&k, &j.key))
-				de_hash_fd(h->c->hashes, fd, hex, why, NULL);
+			de_exehash_key_from_stat(&sb, &k);
+			if (de_exehash_key_equal(&k, &j.key))
+				de_exehash_fd(h->c->hashes, fd, hex, why, NULL);
 		}
 		close(fd);
 	}
 }
 
 /* Remember k as offered in this scan; false if it was already. */
-static bool hasher_first_offer(struct hasher *h, const struct de_hash_key *k)
+static bool hasher_first_offer(struct hasher *h, const struct de_exehash_key *k)
 {
 	if (2 * (h->nseen + 1) > h->nslots) {
 		size_t nn = h->nslots ? h->nslots * 2 : 256;
-		struct de_hash_key *ns = calloc(nn, sizeof(*ns));
+		struct de_exehash_key *ns = calloc(nn, sizeof(*ns));
 		bool *nu = calloc(nn, sizeof(*nu));
 		if (!ns || !nu) {
 			free(ns);
@@ -932,7 +933,7 @@ static bool hasher_first_offer(struct hasher *h, const struct de_hash_key *k)
 		for (size_t i = 0; i < h->nslots; i++) {
 			if (!h->used[i])
 				continue;
-			size_t j = (size_t)de_hash_key_hash(&h->seen[i]) & (nn - 1);
+			size_t j = (size_t)de_exehash_key_hash(&h->seen[i]) & (nn - 1);
 			while (nu[j])
 				j = (j + 1) & (nn - 1);
 			nu[j] = true;
@@ -944,9 +945,9 @@ static bool hasher_first_offer(struct hasher *h, const struct de_hash_key *k)
 		h->used = nu;
 		h->nslots = nn;
 	}
-	size_t j = (size_t)de_hash_key_hash(k) & (h->nslots - 1);
+	size_t j = (size_t)de_exehash_key_hash(k) & (h->nslots - 1);
 	while (h->used[j]) {
-		if (de_hash_key_equal(&h->seen[j], k))
+		if (de_exehash_key_equal(&h->seen[j], k))
 			return false;
 		j = (j + 1) & (h->nslots - 1);
 	}
@@ -1033,7 +1034,7 @@ static int hash_exe(struct de_collector *c, struct inst *e, struct de_collect_st
 		snprintf(e->hash_err, sizeof(e->hash_err), "executable not accessible");
 		return 0;
 	}
-	if (de_hash_lookup(c->hashes, &e->image, e->hex, e->hash_err))
+	if (de_exehash_lookup(c->hashes, &e->image, e->hex, e->hash_err))
 		return 0;
 	pid_path(path, e->pid, "/exe");
 	fd = openat(c->procfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
@@ -1045,17 +1046,18 @@ static int hash_exe(struct de_collector *c, struct inst *e, struct de_collect_st
 			return 0;
 		}
 		snprintf(e->hash_err, sizeof(e->hash_err), "cannot open: %s", strerror(er));
-		return de_hash_remember_failure(c->hashes, &e->image, e->hash_err);
+		return de_exehash_remember_failure(c->hashes, &e->image, e->hash_err);
 	}
-	uint64_t before = de_hash_bytes_hashed(c->hashes), files = de_hash_files_hashed(c->hashes);
-	struct de_hash_key k;
-	rc = de_hash_fd(c->hashes, fd, e->hex, e->hash_err, &k);
+	uint64_t before = de_exehash_bytes_hashed(c->hashes),
+		 files = de_exehash_files_hashed(c->hashes);
+	struct de_exehash_key k;
+	rc = de_exehash_fd(c->hashes, fd, e->hex, e->hash_err, &k);
 	close(fd);
 	if (st) {
-		st->hashed_bytes += de_hash_bytes_hashed(c->hashes) - before;
-		st->hashed_files += de_hash_files_hashed(c->hashes) - files;
+		st->hashed_bytes += de_exehash_bytes_hashed(c->hashes) - before;
+		st->hashed_files += de_exehash_files_hashed(c->hashes) - files;
 	}
-	if (rc == 0 && !de_hash_key_equal(&k, &e->image))
+	if (rc == 0 && !de_exehash_key_equal(&k, &e->image))
 		e->image = k;
 	return rc;
 }
@@ -1664,8 +1666,8 @@ int de_collector_scan_each(struct de_collector *c, int64_t scan_id,
 			close(dfd);
 		return rc;
 	}
-	uint64_t hashed0 = de_hash_bytes_hashed(c->hashes);
-	uint64_t files0 = de_hash_files_hashed(c->hashes);
+	uint64_t hashed0 = de_exehash_bytes_hashed(c->hashes);
+	uint64_t files0 = de_exehash_files_hashed(c->hashes);
 	c->gen++;
 	c->scans++;
 	c->in_scan = true;
@@ -1724,8 +1726,8 @@ int de_collector_scan_each(struct de_collector *c, int64_t scan_id,
 	hasher_join(c);
 	for (size_t i = 0; rc == 0 && c->opt.hash && i < norder; i++)
 		rc = hash_exe(c, &c->v[order[i]], NULL);
-	st.hashed_bytes = de_hash_bytes_hashed(c->hashes) - hashed0;
-	st.hashed_files = (size_t)(de_hash_files_hashed(c->hashes) - files0);
+	st.hashed_bytes = de_exehash_bytes_hashed(c->hashes) - hashed0;
+	st.hashed_files = (size_t)(de_exehash_files_hashed(c->hashes) - files0);
 	for (size_t i = 0; rc == 0 && i < norder; i++) {
 		struct de_process_record r;
 		struct inst *e = &c->v[order[i]];

@@ -11,6 +11,7 @@
  * was written and reports errors with file:line:column.
  */
 #include "daemoneye/config.h"
+#include "daemoneye/fileio.h"
 #include "daemoneye/yaml.h"
 
 #include <ctype.h>
@@ -184,57 +185,26 @@ int de_config_builder_add_file(struct de_config_builder *b, const char *path, bo
 			       struct de_error *err)
 {
 	char *full = NULL, *buf = NULL;
-	struct stat st;
-	int fd = -1, rc;
-	size_t got = 0;
+	size_t len = 0;
+	int rc;
 
 	if ((rc = de_expand_home(path, &full, err)) < 0)
 		return rc;
-	fd = open(full, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ENOENT && optional) {
-			rc = 0;
-			goto out;
-		}
-		rc = de_error_set(err, DE_ERR_CONFIGURATION, errno,
-				  "cannot open configuration file %s: %s", full, strerror(errno));
-		goto out;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+	rc = de_read_file(full, DE_CONFIG_MAX_FILE, &buf, &len, NULL);
+	if (rc == -ENOENT && optional)
+		rc = 0;
+	else if (rc == -EISDIR)
 		rc = de_error_set(err, DE_ERR_CONFIGURATION, EISDIR,
 				  "configuration file %s is not a regular file", full);
-		goto out;
-	}
-	if ((size_t)st.st_size > DE_CONFIG_MAX_FILE) {
+	else if (rc == -EFBIG)
 		rc = de_error_set(err, DE_ERR_CONFIGURATION, EFBIG,
 				  "configuration file %s is larger than %u bytes", full,
 				  DE_CONFIG_MAX_FILE);
-		goto out;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		rc = de_error_set(err, DE_ERR_CONFIGURATION, ENOMEM, "out of memory");
-		goto out;
-	}
-	while (got < (size_t)st.st_size) {
-		ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			rc = de_error_set(err, DE_ERR_CONFIGURATION, errno,
-					  "cannot read configuration file %s: %s", full,
-					  strerror(errno));
-			goto out;
-		}
-		if (r == 0)
-			break;
-		got += (size_t)r;
-	}
-	buf[got] = '\0';
-	rc = de_config_builder_add_yaml(b, buf, got, full, err);
-out:
-	if (fd >= 0)
-		close(fd);
+	else if (rc < 0)
+		rc = de_error_set(err, DE_ERR_CONFIGURATION, -rc,
+				  "cannot read configuration file %s: %s", full, strerror(-rc));
+	else
+		rc = de_config_builder_add_yaml(b, buf, len, full, err);
 	free(buf);
 	free(full);
 	return rc;
@@ -816,30 +786,20 @@ int de_config_state_dir(const struct de_config *c, char **out, struct de_error *
 	return *out ? 0 : de_error_set(err, DE_ERR_CONFIGURATION, ENOMEM, "out of memory");
 }
 
-int de_make_dirs(const char *path, unsigned int mode)
+int de_config_store_path(const struct de_config *c, char **out, struct de_error *err)
 {
-	char buf[PATH_MAX];
-	size_t n = strlen(path);
+	const char *dbpath;
+	char *state = NULL;
+	int rc;
 
-	if (n == 0 || n >= sizeof(buf))
-		return -ENAMETOOLONG;
-	memcpy(buf, path, n + 1);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, (mode_t)mode) < 0) {
-		struct stat st;
-		if (errno != EEXIST)
-			return -errno;
-		if (stat(buf, &st) < 0)
-			return -errno;
-		if (!S_ISDIR(st.st_mode))
-			return -ENOTDIR;
-	}
-	return 0;
+	if ((rc = de_config_get_str(c, "database.path", &dbpath, err)) < 0)
+		return rc;
+	if (dbpath && *dbpath)
+		return de_expand_home(dbpath, out, err);
+	if ((rc = de_config_state_dir(c, &state, err)) < 0)
+		return rc;
+	if (asprintf(out, "%s/events.sqlite", state) < 0)
+		rc = de_error_set(err, DE_ERR_CONFIGURATION, ENOMEM, "out of memory");
+	free(state);
+	return rc;
 }

@@ -21,6 +21,9 @@
  * under and, if it moved, empties the cache and validates afresh.
  */
 #include "daemoneye/detect.h"
+#include "daemoneye/text.h"
+#include "daemoneye/buf.h"
+#include "daemoneye/clock.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -89,16 +92,6 @@ sqlite3 *de_engine_db(struct de_engine *e)
 	return e->db;
 }
 
-void de_alert_list_clear(struct de_alert_list *l)
-{
-	if (!l)
-		return;
-	for (size_t i = 0; i < l->len; i++)
-		de_alert_clear(&l->items[i]);
-	free(l->items);
-	memset(l, 0, sizeof(*l));
-}
-
 static int64_t mono_us(void)
 {
 	struct timespec ts;
@@ -154,41 +147,21 @@ static int col_index(sqlite3_stmt *st, const char *col)
 }
 
 /* Growable string for dedupe keys. */
-struct sbuf {
-	char *s;
-	size_t len, cap;
-};
+#define MAX_KEY_PART 1024	  /* bytes of one value used in a dedupe key */
+#define MAX_KEY	     (256 * 1024) /* a whole dedupe key: the rule id and its parts */
 
-static int sb_add(struct sbuf *b, const char *s, size_t n)
-{
-	if (b->len + n + 1 > b->cap) {
-		size_t nc = (b->len + n + 1) * 2;
-		char *ns = realloc(b->s, nc);
-		if (!ns)
-			return -ENOMEM;
-		b->s = ns;
-		b->cap = nc;
-	}
-	memcpy(b->s + b->len, s, n);
-	b->len += n;
-	b->s[b->len] = '\0';
-	return 0;
-}
-
-#define MAX_KEY_PART 1024 /* bytes of one value used in a dedupe key */
-
-static int make_key(struct sbuf *b, const struct de_rule *rule, sqlite3_stmt *st, const int *cols,
+static int make_key(struct de_buf *b, const struct de_rule *rule, sqlite3_stmt *st, const int *cols,
 		    size_t ncols)
 {
-	b->len = 0;
-	if (sb_add(b, rule->id, strlen(rule->id)) < 0)
+	de_buf_reset(b);
+	if (de_buf_puts(b, rule->id) < 0)
 		return -ENOMEM;
 	for (size_t i = 0; i < ncols; i++) {
 		const char *t =
 			cols[i] >= 0 ? (const char *)sqlite3_column_text(st, cols[i]) : NULL;
 		size_t n = t ? (size_t)sqlite3_column_bytes(st, cols[i]) : 0;
-		if (sb_add(b, "|", 1) < 0 ||
-		    sb_add(b, t ? t : "", n > MAX_KEY_PART ? MAX_KEY_PART : n) < 0)
+		if (de_buf_putc(b, '|') < 0 ||
+		    de_buf_append(b, t ? t : "", n > MAX_KEY_PART ? MAX_KEY_PART : n) < 0)
 			return -ENOMEM;
 	}
 	return 0;
@@ -388,7 +361,7 @@ int de_engine_run_rule(struct de_engine *e, const struct de_rule *rule, int64_t 
 	sqlite3_stmt *st = NULL;
 	struct de_guard g = {0};
 	struct de_error perr = {0};
-	struct sbuf key = {0};
+	struct de_buf key = DE_BUF_INIT(MAX_KEY);
 	size_t first = alerts->len, nkey;
 	int keycols[32], pidcol, step = SQLITE_DONE;
 	int64_t t0 = mono_us();
@@ -432,7 +405,7 @@ int de_engine_run_rule(struct de_engine *e, const struct de_rule *rule, int64_t 
 			/* only rows of existing alerts may still be counted */
 			bool known = false;
 			for (size_t i = first; i < alerts->len && !known; i++)
-				known = strcmp(alerts->items[i].dedupe_key, key.s) == 0;
+				known = strcmp(alerts->items[i].dedupe_key, key.p) == 0;
 			if (!known) {
 				char m[128];
 				snprintf(m, sizeof(m),
@@ -444,7 +417,7 @@ int de_engine_run_rule(struct de_engine *e, const struct de_rule *rule, int64_t 
 				break;
 			}
 		}
-		a = alert_for(alerts, first, key.s, rule, scan_id, &created);
+		a = alert_for(alerts, first, key.p, rule, scan_id, &created);
 		if (!a) {
 			fail(res, rule, ENOMEM, "out of memory");
 			break;
@@ -474,7 +447,7 @@ int de_engine_run_rule(struct de_engine *e, const struct de_rule *rule, int64_t 
 		stopped = true;
 	}
 	release_stmt(st);
-	free(key.s);
+	de_buf_free(&key);
 	res->elapsed_us = mono_us() - t0;
 	for (size_t i = first; i < alerts->len; i++) {
 		struct de_alert *a = &alerts->items[i];

@@ -1,6 +1,6 @@
 /*
  * facts.h — the one list of the members a record's Linux facts put in
- * platform_data (model.h: de_linux_facts_each), as an inline function for
+ * platform_data (record.h: de_linux_facts_each), as an inline function for
  * the library's own hot paths: inlined with a known visitor, the visits are
  * direct calls the compiler can fold (the store sums the facts of every
  * record of every scan).  Private to src/lib.
@@ -10,7 +10,7 @@
 
 #include <string.h>
 
-#include "daemoneye/model.h"
+#include "daemoneye/record.h"
 
 static inline __attribute__((always_inline)) int
 facts_each(const struct de_linux_facts *f, int (*fn)(const struct de_fact *m, void *ctx), void *ctx)

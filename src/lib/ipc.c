@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "daemoneye/buf.h"
 #include "daemoneye_ipc.pb-c.h"
 
 typedef Daemoneye__Ipc__Process PbProcess;
@@ -569,20 +570,23 @@ int de_ipc_send(int fd, const struct de_ipc_msg *m, struct de_error *err)
 
 struct de_ipc_reader {
 	int fd;
-	uint8_t *buf;
-	size_t len, cap;
+	struct de_buf in; /* bytes read, at most one whole frame and its header */
 };
+
+#define READ_CHUNK (64u * 1024u) /* what one read(2) asks for at least */
 
 int de_ipc_reader_new(int fd, struct de_ipc_reader **out, struct de_error *err)
 {
 	struct de_ipc_reader *r = calloc(1, sizeof(*r));
 
-	if (!r || !(r->buf = malloc(64 * 1024))) {
+	if (!r)
+		return de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
+	r->fd = fd;
+	r->in = (struct de_buf)DE_BUF_INIT(READ_CHUNK + DE_IPC_HEADER + DE_IPC_MAX_FRAME);
+	if (de_buf_reserve(&r->in, READ_CHUNK) < 0) {
 		free(r);
 		return de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
 	}
-	r->fd = fd;
-	r->cap = 64 * 1024;
 	*out = r;
 	return 0;
 }
@@ -591,59 +595,54 @@ void de_ipc_reader_free(struct de_ipc_reader *r)
 {
 	if (!r)
 		return;
-	free(r->buf);
+	de_buf_free(&r->in);
 	free(r);
 }
 
 bool de_ipc_reader_pending(const struct de_ipc_reader *r)
 {
-	return r->len >= DE_IPC_HEADER && r->len - DE_IPC_HEADER >= get_be32(r->buf);
+	return r->in.len >= DE_IPC_HEADER &&
+	       r->in.len - DE_IPC_HEADER >= get_be32((const uint8_t *)r->in.p);
 }
 
 int de_ipc_recv(struct de_ipc_reader *r, struct de_ipc_msg *out, struct de_error *err)
 {
+	struct de_buf *b = &r->in;
+
 	for (;;) {
 		size_t used = 0;
-		int rc = de_ipc_decode(r->buf, r->len, &used, out, err);
+		int rc = de_ipc_decode((const uint8_t *)b->p, b->len, &used, out, err);
 		ssize_t n;
 
 		if (rc == 0) {
-			memmove(r->buf, r->buf + used, r->len - used);
-			r->len -= used;
+			memmove(b->p, b->p + used, b->len - used);
+			b->len -= used;
 			return 0;
 		}
 		if (rc != -EAGAIN)
 			return rc;
-		/* room for the whole frame (its length is checked by now) */
-		size_t want = r->len >= DE_IPC_HEADER ? DE_IPC_HEADER + get_be32(r->buf) : 4096;
-		if (want > r->cap) {
-			uint8_t *nb = realloc(r->buf, want);
-			if (!nb)
-				return de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
-			r->buf = nb;
-			r->cap = want;
-		}
-		if (r->len == r->cap) {
-			uint8_t *nb = realloc(r->buf, r->cap * 2);
-			if (!nb)
-				return de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
-			r->buf = nb;
-			r->cap *= 2;
-		}
-		n = read(r->fd, r->buf + r->len, r->cap - r->len);
+		/* room for the whole frame (decode has checked its length by now),
+		   and at least a chunk to read into */
+		size_t want = b->len >= DE_IPC_HEADER
+				      ? DE_IPC_HEADER + get_be32((const uint8_t *)b->p)
+				      : DE_IPC_HEADER;
+		if ((rc = de_buf_reserve(b, want > b->len ? want - b->len : 0)) < 0 ||
+		    (b->cap - 1 == b->len && (rc = de_buf_reserve(b, READ_CHUNK)) < 0))
+			return de_error_set(err, DE_ERR_IO, -rc, "IPC read: %s", strerror(-rc));
+		n = read(r->fd, b->p + b->len, b->cap - 1 - b->len);
 		if (n < 0) {
 			if (errno == EINTR)
 				return -EINTR;
 			return de_error_set(err, DE_ERR_IO, errno, "IPC read: %s", strerror(errno));
 		}
 		if (n == 0) {
-			if (r->len == 0)
+			if (b->len == 0)
 				return de_error_set(err, DE_ERR_IO, EPIPE,
 						    "IPC peer closed the channel");
 			return de_error_set(err, DE_ERR_IO, EPROTO,
 					    "truncated IPC frame: peer closed after %zu bytes",
-					    r->len);
+					    b->len);
 		}
-		r->len += (size_t)n;
+		b->len += (size_t)n;
 	}
 }

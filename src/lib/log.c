@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "daemoneye/model.h"
+#include "daemoneye/text.h"
 
 static struct {
 	char component[64];

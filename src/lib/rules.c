@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "daemoneye/fileio.h"
 #include "daemoneye/yaml.h"
 
 extern const char *const de_builtin_rules_yaml;
@@ -427,54 +428,24 @@ int de_rules_load_builtin(struct de_validator *v, struct de_rule_set *set,
 			      err);
 }
 
+/* A rule file's text and modification time, with errors that name it. */
 static int read_file(const char *path, size_t max, char **out, size_t *len, int64_t *mtime_ms,
 		     struct de_error *err)
 {
 	struct stat st;
-	char *buf = NULL;
-	size_t got = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY), rc;
+	int rc = de_read_file(path, max, out, len, &st);
 
-	if (fd < 0)
-		return de_error_set(err, errno == ENOENT ? DE_ERR_IO : DE_ERR_IO, errno,
-				    "cannot open rule file %s: %s", path, strerror(errno));
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		rc = de_error_set(err, DE_ERR_IO, EISDIR, "rule file %s is not a regular file",
-				  path);
-		goto out;
-	}
-	if ((size_t)st.st_size > max) {
-		rc = de_error_set(err, DE_ERR_VALIDATION, EFBIG,
-				  "rule file %s is larger than %zu bytes", path, max);
-		goto out;
-	}
-	if (!(buf = malloc((size_t)st.st_size + 1))) {
-		rc = de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
-		goto out;
-	}
-	while (got < (size_t)st.st_size) {
-		ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			rc = de_error_set(err, DE_ERR_IO, errno, "cannot read rule file %s: %s",
-					  path, strerror(errno));
-			goto out;
-		}
-		if (r == 0)
-			break;
-		got += (size_t)r;
-	}
-	buf[got] = '\0';
-	*out = buf;
-	buf = NULL;
-	*len = got;
+	if (rc == -EISDIR)
+		return de_error_set(err, DE_ERR_IO, EISDIR, "rule file %s is not a regular file",
+				    path);
+	if (rc == -EFBIG)
+		return de_error_set(err, DE_ERR_VALIDATION, EFBIG,
+				    "rule file %s is larger than %zu bytes", path, max);
+	if (rc < 0)
+		return de_error_set(err, DE_ERR_IO, -rc, "cannot read rule file %s: %s", path,
+				    strerror(-rc));
 	*mtime_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
-	rc = 0;
-out:
-	free(buf);
-	close(fd);
-	return rc;
+	return 0;
 }
 
 int de_rules_load_file(const char *path, enum de_rule_source src, struct de_validator *v,

@@ -46,6 +46,8 @@
  * that want every instance read both (de_store_query_processes()).
  */
 #include "daemoneye/store.h"
+#include "daemoneye/text.h"
+#include "daemoneye/clock.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -19,8 +19,9 @@
 
 #include "daemoneye/collect.h"
 #include "daemoneye/config.h"
-#include "daemoneye/events.h"
+#include "daemoneye/procevents.h"
 #include "daemoneye/log.h"
+#include "daemoneye/text.h"
 #include "procmond.h"
 
 volatile sig_atomic_t procmond_stop;
@@ -163,7 +164,7 @@ int main(int argc, char **argv)
 	bool events = false, interval_set = false, want_events, sandbox = true;
 	char caps[256];
 	int rc;
-	struct de_events *ev = NULL;
+	struct de_procevents *ev = NULL;
 	int c, status = 0;
 	char *end;
 
@@ -279,7 +280,7 @@ int main(int argc, char **argv)
 			status = de_error_exit_code(&err);
 			goto out;
 		}
-		if (want_events && de_events_open(&ev, &err) < 0) {
+		if (want_events && de_procevents_open(&ev, &err) < 0) {
 			/* said once; the scans carry on */
 			de_log_warnx("%s", err.message);
 			ev = NULL;
@@ -317,7 +318,7 @@ int main(int argc, char **argv)
 			;
 	}
 out:
-	de_events_close(ev);
+	de_procevents_close(ev);
 	de_collector_close(col);
 	free(flags);
 	de_config_free(cfg);

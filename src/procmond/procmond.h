@@ -1,6 +1,6 @@
 /*
  * procmond.h — what the files of procmond share: the IPC service loop
- * (serve.c), real-time events (events in src/lib/events.c, used by
+ * (serve.c), real-time events (events in src/lib/procevents.c, used by
  * serve.c and main.c) and privilege dropping (privsep.c).
  */
 #ifndef PROCMOND_H
@@ -16,7 +16,7 @@
 /* Set by SIGINT/SIGTERM. */
 extern volatile sig_atomic_t procmond_stop;
 
-struct de_events;
+struct de_procevents;
 
 /*
  * Answer the agent on fd until it closes the channel or a signal arrives:
@@ -24,7 +24,7 @@ struct de_events;
  * also an EVENT frame for each exec and exit as it happens.  caps names the
  * retained capabilities for HELLO.  Returns a sysexits status.
  */
-int procmond_serve(struct de_collector *col, struct de_events *ev, int fd, const char *caps);
+int procmond_serve(struct de_collector *col, struct de_procevents *ev, int fd, const char *caps);
 
 struct de_event;
 
@@ -33,14 +33,14 @@ struct de_event;
  * and exit as it arrives (watch.c; the event threads of --events and of
  * --ipc-fd).  Returns 0 when stopped, fn's negative value, or a read error.
  */
-int procmond_follow_events(struct de_events *ev, int (*fn)(void *ctx, const struct de_event *e),
+int procmond_follow_events(struct de_procevents *ev, int (*fn)(void *ctx, const struct de_event *e),
 			   void *ctx);
 
 /*
  * procmond --events: print exec/exit events as JSON lines until a signal;
  * ev NULL means poll (a full scan each interval).  A sysexits status.
  */
-int procmond_watch(struct de_collector *col, struct de_events *ev, unsigned long interval_ms);
+int procmond_watch(struct de_collector *col, struct de_procevents *ev, unsigned long interval_ms);
 
 /* privsep.c: drop to CAP_SYS_PTRACE + CAP_DAC_READ_SEARCH (+ NET_ADMIN). */
 int procmond_drop_caps(bool keep_net_admin);

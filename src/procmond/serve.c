@@ -25,16 +25,18 @@
 #include <sysexits.h>
 #include <unistd.h>
 
-#include "daemoneye/events.h"
+#include "daemoneye/procevents.h"
 #include "daemoneye/ipc.h"
 #include "daemoneye/log.h"
+#include "daemoneye/buf.h"
+#include "daemoneye/clock.h"
 #include "procmond.h"
 
 struct server {
 	int fd;
 	pthread_mutex_t send_lock; /* one frame at a time on fd */
 	struct de_collector *ecol; /* the event thread's collector */
-	struct de_events *ev;
+	struct de_procevents *ev;
 	int event_rc; /* why the event thread stopped (0: asked to) */
 };
 
@@ -55,8 +57,7 @@ static int send_locked(struct server *s, const struct de_ipc_msg *m, struct de_e
 struct send_ctx {
 	struct server *s;
 	struct de_error *err;
-	uint8_t *buf; /* owned */
-	size_t len, cap;
+	struct de_buf out; /* frames waiting: at most a flush's worth and one frame */
 };
 
 /* Write what is gathered, whole, under the lock. */
@@ -64,12 +65,12 @@ static int flush_frames(struct send_ctx *sc)
 {
 	int rc = 0;
 
-	if (sc->len) {
+	if (sc->out.len) {
 		pthread_mutex_lock(&sc->s->send_lock);
-		rc = de_ipc_write_all(sc->s->fd, sc->buf, sc->len, sc->err);
+		rc = de_ipc_write_all(sc->s->fd, (const uint8_t *)sc->out.p, sc->out.len, sc->err);
 		pthread_mutex_unlock(&sc->s->send_lock);
 	}
-	sc->len = 0;
+	de_buf_reset(&sc->out);
 	return rc;
 }
 
@@ -82,20 +83,13 @@ static int gather(struct send_ctx *sc, const struct de_ipc_msg *m)
 
 	if ((rc = de_ipc_encode(m, &f, &n, sc->err)) < 0)
 		return rc;
-	if (sc->len + n > sc->cap) {
-		size_t nc = sc->len + n > SCAN_WRITE_SIZE ? sc->len + n : SCAN_WRITE_SIZE;
-		uint8_t *nb = realloc(sc->buf, nc);
-		if (!nb) {
-			free(f);
-			return de_error_set(sc->err, DE_ERR_IO, ENOMEM, "out of memory");
-		}
-		sc->buf = nb;
-		sc->cap = nc;
-	}
-	memcpy(sc->buf + sc->len, f, n);
-	sc->len += n;
+	/* a frame is at most DE_IPC_HEADER + DE_IPC_MAX_FRAME bytes (encode checks) */
+	rc = de_buf_append(&sc->out, f, n);
 	free(f);
-	return sc->len >= SCAN_WRITE_SIZE ? flush_frames(sc) : 0;
+	if (rc < 0)
+		return de_error_set(sc->err, DE_ERR_IO, -rc, "cannot gather a frame: %s",
+				    strerror(-rc));
+	return sc->out.len >= SCAN_WRITE_SIZE ? flush_frames(sc) : 0;
 }
 
 static int send_record(void *ctx, struct de_process_record *r)
@@ -155,13 +149,16 @@ static void *event_thread(void *arg)
 	return NULL;
 }
 
-int procmond_serve(struct de_collector *col, struct de_events *ev, int fd, const char *caps)
+int procmond_serve(struct de_collector *col, struct de_procevents *ev, int fd, const char *caps)
 {
 	struct de_ipc_msg hello = {.kind = DE_IPC_HELLO, .version = DE_IPC_VERSION};
 	struct server s = {.fd = fd, .ev = ev};
 	struct de_ipc_reader *rd = NULL;
 	struct de_error err = {0};
-	struct send_ctx sc = {.s = &s, .err = &err};
+	struct send_ctx sc = {
+		.s = &s,
+		.err = &err,
+		.out = DE_BUF_INIT(SCAN_WRITE_SIZE + DE_IPC_HEADER + DE_IPC_MAX_FRAME)};
 	pthread_t th;
 	bool threaded = false;
 	int status = 0, rc;
@@ -211,7 +208,7 @@ int procmond_serve(struct de_collector *col, struct de_events *ev, int fd, const
 			status = EX_PROTOCOL;
 			break;
 		}
-		sc.len = 0;
+		de_buf_reset(&sc.out);
 		rc = de_collector_scan_each(col, req.scan_id, send_record, &sc, &done.stats, &err);
 		if (rc < 0) {
 			if (rc == -EPIPE || rc == -ECONNRESET)
@@ -221,7 +218,7 @@ int procmond_serve(struct de_collector *col, struct de_events *ev, int fd, const
 			break;
 		}
 		done.scan_id = req.scan_id;
-		done.events_lost = ev ? de_events_overruns(ev) : 0;
+		done.events_lost = ev ? de_procevents_overruns(ev) : 0;
 		if (gather(&sc, &done) < 0 || flush_frames(&sc) < 0) {
 			if (err.code == EPIPE || err.code == ECONNRESET)
 				break;
@@ -241,7 +238,7 @@ out:
 			status = EX_IOERR;
 	}
 	de_ipc_reader_free(rd);
-	free(sc.buf);
+	de_buf_free(&sc.out);
 	de_collector_close(s.ecol);
 	pthread_mutex_destroy(&s.send_lock);
 	return status;

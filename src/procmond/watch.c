@@ -24,8 +24,9 @@
 #include <sysexits.h>
 #include <time.h>
 
-#include "daemoneye/events.h"
+#include "daemoneye/procevents.h"
 #include "daemoneye/log.h"
+#include "daemoneye/clock.h"
 #include "procmond.h"
 
 /* An instance: (pid, start_time). */
@@ -78,7 +79,7 @@ static void keyset_drop_pid(struct keyset *s, uint32_t pid)
 struct watch {
 	struct de_collector *col;  /* the scan thread's */
 	struct de_collector *ecol; /* the event thread's */
-	struct de_events *ev;
+	struct de_procevents *ev;
 	pthread_mutex_t lock; /* guards known, exited, counters and stdout */
 	struct keyset known;  /* sorted: instances announced and not yet gone */
 	struct keyset seen;   /* this scan's instances (scan thread only) */
@@ -188,14 +189,14 @@ static int reconcile(struct watch *w, int64_t scan_id)
 	return rc;
 }
 
-int procmond_follow_events(struct de_events *ev, int (*fn)(void *ctx, const struct de_event *e),
+int procmond_follow_events(struct de_procevents *ev, int (*fn)(void *ctx, const struct de_event *e),
 			   void *ctx)
 {
 	struct de_event buf[256];
 	int rc = 0;
 
 	while (!procmond_stop && rc == 0) {
-		struct pollfd p = {de_events_fd(ev), POLLIN, 0};
+		struct pollfd p = {de_procevents_fd(ev), POLLIN, 0};
 		struct de_error err = {0};
 		size_t n;
 		int pr = poll(&p, 1, 200);
@@ -204,7 +205,8 @@ int procmond_follow_events(struct de_events *ev, int (*fn)(void *ctx, const stru
 			return -errno;
 		if (pr <= 0)
 			continue;
-		if ((rc = de_events_read(ev, buf, sizeof(buf) / sizeof(buf[0]), &n, &err)) < 0) {
+		if ((rc = de_procevents_read(ev, buf, sizeof(buf) / sizeof(buf[0]), &n, &err)) <
+		    0) {
 			de_log_err(&err);
 			break;
 		}
@@ -242,7 +244,7 @@ static void *event_thread(void *arg)
 	return NULL;
 }
 
-int procmond_watch(struct de_collector *col, struct de_events *ev, unsigned long interval_ms)
+int procmond_watch(struct de_collector *col, struct de_procevents *ev, unsigned long interval_ms)
 {
 	struct watch w = {.col = col, .ev = ev, .baseline = true};
 	struct de_error err = {0};
@@ -288,7 +290,7 @@ out:
 		rc = w.event_rc;
 	de_log_info("events: %llu exec, %llu exit, %llu overruns (lost events)",
 		    (unsigned long long)w.execs, (unsigned long long)w.exits,
-		    (unsigned long long)de_events_overruns(ev));
+		    (unsigned long long)de_procevents_overruns(ev));
 	de_collector_close(w.ecol);
 	free(w.known.v);
 	free(w.seen.v);

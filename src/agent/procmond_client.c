@@ -1,5 +1,5 @@
 /*
- * collector.c — spawning procmond and talking to it (see collector.h).
+ * procmond_client.c — spawning procmond and talking to it (see procmond_client.h).
  *
  * procmond is the program next to ours (dirname of /proc/self/exe), so an
  * installed agent uses the installed procmond and a build tree its own.
@@ -18,7 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "collector.h"
+#include "procmond_client.h"
 #include "daemoneye/log.h"
 
 static int procmond_path(char *buf, size_t size)

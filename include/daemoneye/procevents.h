@@ -1,19 +1,19 @@
 /*
- * events.h — real-time exec and exit events from the kernel's netlink
+ * procevents.h — real-time exec and exit events from the kernel's netlink
  * process connector (NETLINK_CONNECTOR, CN_IDX_PROC).
  *
- * Subscribing needs CAP_NET_ADMIN (root): de_events_open() says -EPERM
+ * Subscribing needs CAP_NET_ADMIN (root): de_procevents_open() says -EPERM
  * otherwise and the caller polls instead.  Only whole processes are
  * reported: an exec (always by the thread-group leader after it) and the
  * exit of a thread-group leader; thread exits are filtered out.  When the
  * kernel drops messages because we were slow, recv fails with ENOBUFS: that
- * is counted in de_events_overruns() and the caller should reconcile with a
+ * is counted in de_procevents_overruns() and the caller should reconcile with a
  * full scan.
  *
- * Ownership: the handle owns its socket; close it with de_events_close().
+ * Ownership: the handle owns its socket; close it with de_procevents_close().
  */
-#ifndef DAEMONEYE_EVENTS_H
-#define DAEMONEYE_EVENTS_H
+#ifndef DAEMONEYE_PROCEVENTS_H
+#define DAEMONEYE_PROCEVENTS_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -29,27 +29,27 @@ struct de_event {
 	uint64_t timestamp_ns; /* kernel monotonic time of the event */
 };
 
-struct de_events;
+struct de_procevents;
 
 /*
  * Subscribe.  0; -EPERM (or -EACCES) when not permitted, with err saying
  * so; -EPROTONOSUPPORT when the kernel has no process connector.
  */
-int de_events_open(struct de_events **out, struct de_error *err);
-void de_events_close(struct de_events *ev);
+int de_procevents_open(struct de_procevents **out, struct de_error *err);
+void de_procevents_close(struct de_procevents *ev);
 
 /* The socket, for poll(2) (non-blocking, CLOEXEC). */
-int de_events_fd(const struct de_events *ev);
+int de_procevents_fd(const struct de_procevents *ev);
 
 /*
  * Read what is waiting (never blocks): up to max events into out, *n the
  * count.  0 (also when nothing was waiting, *n = 0); an overrun is counted
  * and is not an error.  -errno on a real failure.
  */
-int de_events_read(struct de_events *ev, struct de_event *out, size_t max, size_t *n,
-		   struct de_error *err);
+int de_procevents_read(struct de_procevents *ev, struct de_event *out, size_t max, size_t *n,
+		       struct de_error *err);
 
 /* Times the kernel reported lost messages (ENOBUFS) since open. */
-uint64_t de_events_overruns(const struct de_events *ev);
+uint64_t de_procevents_overruns(const struct de_procevents *ev);
 
 #endif

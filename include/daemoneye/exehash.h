@@ -1,5 +1,5 @@
 /*
- * hash.h — SHA-256 of executables and the cache that makes a warm rescan
+ * exehash.h — SHA-256 of executables and the cache that makes a warm rescan
  * hash nothing.
  *
  * A file's identity for the cache is (device, inode, size, mtime, ctime):
@@ -13,8 +13,8 @@
  * Ownership: the cache owns its entries; lookups copy into caller buffers.
  * Not thread-safe: one cache per thread.
  */
-#ifndef DAEMONEYE_HASH_H
-#define DAEMONEYE_HASH_H
+#ifndef DAEMONEYE_EXEHASH_H
+#define DAEMONEYE_EXEHASH_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -23,13 +23,13 @@
 
 #include "daemoneye/error.h"
 
-#define DE_SHA256_HEX_LEN  64 /* without the NUL */
-#define DE_HASH_REASON_MAX 64
+#define DE_SHA256_HEX_LEN     64 /* without the NUL */
+#define DE_EXEHASH_REASON_MAX 64
 
 /* Most entries the cache keeps; beyond it the cache starts over. */
-#define DE_HASH_CACHE_MAX 65536
+#define DE_EXEHASH_CACHE_MAX 65536
 
-struct de_hash_key {
+struct de_exehash_key {
 	uint64_t dev;
 	uint64_t ino;
 	int64_t size;
@@ -37,27 +37,28 @@ struct de_hash_key {
 	int64_t ctime_ns;
 };
 
-struct de_hash_cache;
+struct de_exehash_cache;
 
 /* Key of the file described by st. */
-void de_hash_key_from_stat(const struct stat *st, struct de_hash_key *out);
-bool de_hash_key_equal(const struct de_hash_key *a, const struct de_hash_key *b);
+void de_exehash_key_from_stat(const struct stat *st, struct de_exehash_key *out);
+bool de_exehash_key_equal(const struct de_exehash_key *a, const struct de_exehash_key *b);
 /* A well-mixed 64-bit hash of k, for tables keyed by file identity. */
-uint64_t de_hash_key_hash(const struct de_hash_key *k);
+uint64_t de_exehash_key_hash(const struct de_exehash_key *k);
 
 /*
  * A new cache.  Files larger than max_size bytes are not hashed (reason
  * "larger than the size limit"); 0 means no limit.
  */
-int de_hash_cache_new(uint64_t max_size, struct de_hash_cache **out, struct de_error *err);
-void de_hash_cache_free(struct de_hash_cache *c);
+int de_exehash_cache_new(uint64_t max_size, struct de_exehash_cache **out, struct de_error *err);
+void de_exehash_cache_free(struct de_exehash_cache *c);
 
 /*
  * Look the key up.  Returns true on a hit: hex (DE_SHA256_HEX_LEN + 1) gets
  * the lower-case digest, or "" when the file could not be hashed and then
- * reason (DE_HASH_REASON_MAX) says why.
+ * reason (DE_EXEHASH_REASON_MAX) says why.
  */
-bool de_hash_lookup(struct de_hash_cache *c, const struct de_hash_key *k, char *hex, char *reason);
+bool de_exehash_lookup(struct de_exehash_cache *c, const struct de_exehash_key *k, char *hex,
+		       char *reason);
 
 /*
  * Hash the file open at fd (read from offset 0 with pread) and remember the
@@ -65,16 +66,16 @@ bool de_hash_lookup(struct de_hash_cache *c, const struct de_hash_key *k, char *
  * for a hit and *key_out (may be NULL) is the key used.  Returns 0, or
  * -ENOMEM; a file that cannot be read is not an error (reason is set).
  */
-int de_hash_fd(struct de_hash_cache *c, int fd, char *hex, char *reason,
-	       struct de_hash_key *key_out);
+int de_exehash_fd(struct de_exehash_cache *c, int fd, char *hex, char *reason,
+		  struct de_exehash_key *key_out);
 
 /* Remember that the file with key k could not be hashed, and why. */
-int de_hash_remember_failure(struct de_hash_cache *c, const struct de_hash_key *k,
-			     const char *reason);
+int de_exehash_remember_failure(struct de_exehash_cache *c, const struct de_exehash_key *k,
+				const char *reason);
 
 /* Bytes and files actually hashed since the cache was made. */
-uint64_t de_hash_bytes_hashed(const struct de_hash_cache *c);
-uint64_t de_hash_files_hashed(const struct de_hash_cache *c);
+uint64_t de_exehash_bytes_hashed(const struct de_exehash_cache *c);
+uint64_t de_exehash_files_hashed(const struct de_exehash_cache *c);
 
 /*
  * SHA-256 of everything readable at fd (from offset 0).  Returns 0 with hex

@@ -1,9 +1,9 @@
 /*
- * collector.h — the agent's end of procmond: spawn it over a socketpair,
+ * procmond_client.h — the agent's end of procmond: spawn it over a socketpair,
  * ask it for scans, receive the records (DESIGN.md decision 6).
  */
-#ifndef AGENT_COLLECTOR_H
-#define AGENT_COLLECTOR_H
+#ifndef AGENT_PROCMOND_CLIENT_H
+#define AGENT_PROCMOND_CLIENT_H
 
 #include <stdbool.h>
 #include <sys/types.h>

@@ -1,5 +1,5 @@
 /*
- * events.c — the netlink process connector (see events.h).
+ * procevents.c — the netlink process connector (see procevents.h).
  *
  * One datagram socket bound to the CN_IDX_PROC multicast group; a
  * PROC_CN_MCAST_LISTEN message turns the stream on.  The receive buffer is
@@ -7,7 +7,7 @@
  * bursts of execs are not dropped.  Messages are parsed with the kernel's
  * own structures and every length is checked before use.
  */
-#include "daemoneye/events.h"
+#include "daemoneye/procevents.h"
 
 #include <errno.h>
 #include <linux/cn_proc.h>
@@ -18,7 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-struct de_events {
+struct de_procevents {
 	int fd;
 	uint64_t overruns;
 	/* one receive buffer, aligned for nlmsghdr */
@@ -28,7 +28,7 @@ struct de_events {
 	} buf;
 };
 
-int de_events_open(struct de_events **out, struct de_error *err)
+int de_procevents_open(struct de_procevents **out, struct de_error *err)
 {
 	struct sockaddr_nl sa = {.nl_family = AF_NETLINK, .nl_groups = CN_IDX_PROC};
 	struct {
@@ -36,7 +36,7 @@ int de_events_open(struct de_events **out, struct de_error *err)
 		struct cn_msg cn;
 		enum proc_cn_mcast_op op;
 	} __attribute__((packed)) req;
-	struct de_events *ev = calloc(1, sizeof(*ev));
+	struct de_procevents *ev = calloc(1, sizeof(*ev));
 	int rc, size = 8 << 20;
 
 	if (!ev)
@@ -76,7 +76,7 @@ fail:
 	return de_error_set(err, DE_ERR_IO, rc, "process connector: %s", strerror(rc));
 }
 
-void de_events_close(struct de_events *ev)
+void de_procevents_close(struct de_procevents *ev)
 {
 	if (!ev)
 		return;
@@ -84,18 +84,18 @@ void de_events_close(struct de_events *ev)
 	free(ev);
 }
 
-int de_events_fd(const struct de_events *ev)
+int de_procevents_fd(const struct de_procevents *ev)
 {
 	return ev->fd;
 }
 
-uint64_t de_events_overruns(const struct de_events *ev)
+uint64_t de_procevents_overruns(const struct de_procevents *ev)
 {
 	return ev ? ev->overruns : 0;
 }
 
 /* Parse one datagram of len bytes; append what matters to out. */
-static void parse(struct de_events *ev, size_t len, struct de_event *out, size_t max, size_t *n)
+static void parse(struct de_procevents *ev, size_t len, struct de_event *out, size_t max, size_t *n)
 {
 	struct nlmsghdr *h = &ev->buf.h;
 	int left = (int)len;
@@ -144,8 +144,8 @@ static void parse(struct de_events *ev, size_t len, struct de_event *out, size_t
 	}
 }
 
-int de_events_read(struct de_events *ev, struct de_event *out, size_t max, size_t *n,
-		   struct de_error *err)
+int de_procevents_read(struct de_procevents *ev, struct de_event *out, size_t max, size_t *n,
+		       struct de_error *err)
 {
 	*n = 0;
 	while (*n < max) {

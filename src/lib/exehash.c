@@ -1,14 +1,14 @@
 /*
- * hash.c — SHA-256 of executables with a (dev, ino, size, mtime, ctime)
- * cache (see hash.h).
+ * exehash.c — SHA-256 of executables with a (dev, ino, size, mtime, ctime)
+ * cache (see exehash.h).
  *
  * The cache is an open-addressing table with linear probing; it is rebuilt
- * empty when it would exceed DE_HASH_CACHE_MAX entries, which bounds memory
+ * empty when it would exceed DE_EXEHASH_CACHE_MAX entries, which bounds memory
  * whatever a host runs.  Reads use 256 KiB preads into one buffer and a
  * single EVP context per file; posix_fadvise(SEQUENTIAL) lets the kernel
  * read ahead.
  */
-#include "daemoneye/hash.h"
+#include "daemoneye/exehash.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -22,12 +22,12 @@
 
 struct entry {
 	bool used;
-	struct de_hash_key key;
-	char hex[DE_SHA256_HEX_LEN + 1]; /* "" when failed */
-	char reason[DE_HASH_REASON_MAX]; /* why it failed */
+	struct de_exehash_key key;
+	char hex[DE_SHA256_HEX_LEN + 1];    /* "" when failed */
+	char reason[DE_EXEHASH_REASON_MAX]; /* why it failed */
 };
 
-struct de_hash_cache {
+struct de_exehash_cache {
 	struct entry *slots; /* power-of-two table */
 	size_t nslots;
 	size_t used;
@@ -37,7 +37,7 @@ struct de_hash_cache {
 	unsigned char *buf; /* READ_CHUNK bytes */
 };
 
-void de_hash_key_from_stat(const struct stat *st, struct de_hash_key *out)
+void de_exehash_key_from_stat(const struct stat *st, struct de_exehash_key *out)
 {
 	out->dev = (uint64_t)st->st_dev;
 	out->ino = (uint64_t)st->st_ino;
@@ -46,13 +46,13 @@ void de_hash_key_from_stat(const struct stat *st, struct de_hash_key *out)
 	out->ctime_ns = (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
 }
 
-bool de_hash_key_equal(const struct de_hash_key *a, const struct de_hash_key *b)
+bool de_exehash_key_equal(const struct de_exehash_key *a, const struct de_exehash_key *b)
 {
 	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
 	       a->mtime_ns == b->mtime_ns && a->ctime_ns == b->ctime_ns;
 }
 
-uint64_t de_hash_key_hash(const struct de_hash_key *k)
+uint64_t de_exehash_key_hash(const struct de_exehash_key *k)
 {
 	uint64_t h = 1469598103934665603ULL;
 	const uint64_t v[5] = {k->dev, k->ino, (uint64_t)k->size, (uint64_t)k->mtime_ns,
@@ -65,9 +65,9 @@ uint64_t de_hash_key_hash(const struct de_hash_key *k)
 	return h;
 }
 
-int de_hash_cache_new(uint64_t max_size, struct de_hash_cache **out, struct de_error *err)
+int de_exehash_cache_new(uint64_t max_size, struct de_exehash_cache **out, struct de_error *err)
 {
-	struct de_hash_cache *c = calloc(1, sizeof(*c));
+	struct de_exehash_cache *c = calloc(1, sizeof(*c));
 
 	if (!c || !(c->slots = calloc(256, sizeof(struct entry))) ||
 	    !(c->buf = malloc(READ_CHUNK))) {
@@ -82,7 +82,7 @@ int de_hash_cache_new(uint64_t max_size, struct de_hash_cache **out, struct de_e
 	return 0;
 }
 
-void de_hash_cache_free(struct de_hash_cache *c)
+void de_exehash_cache_free(struct de_exehash_cache *c)
 {
 	if (!c)
 		return;
@@ -91,19 +91,20 @@ void de_hash_cache_free(struct de_hash_cache *c)
 	free(c);
 }
 
-static struct entry *find(struct de_hash_cache *c, const struct de_hash_key *k)
+static struct entry *find(struct de_exehash_cache *c, const struct de_exehash_key *k)
 {
-	size_t mask = c->nslots - 1, i = (size_t)de_hash_key_hash(k) & mask;
+	size_t mask = c->nslots - 1, i = (size_t)de_exehash_key_hash(k) & mask;
 
 	while (c->slots[i].used) {
-		if (de_hash_key_equal(&c->slots[i].key, k))
+		if (de_exehash_key_equal(&c->slots[i].key, k))
 			return &c->slots[i];
 		i = (i + 1) & mask;
 	}
 	return &c->slots[i]; /* the empty slot where k belongs */
 }
 
-bool de_hash_lookup(struct de_hash_cache *c, const struct de_hash_key *k, char *hex, char *reason)
+bool de_exehash_lookup(struct de_exehash_cache *c, const struct de_exehash_key *k, char *hex,
+		       char *reason)
 {
 	struct entry *e = find(c, k);
 
@@ -114,13 +115,13 @@ bool de_hash_lookup(struct de_hash_cache *c, const struct de_hash_key *k, char *
 	return true;
 }
 
-static int grow(struct de_hash_cache *c)
+static int grow(struct de_exehash_cache *c)
 {
 	size_t n = c->nslots * 2;
 	struct entry *old = c->slots, *ns;
 	size_t on = c->nslots;
 
-	if (c->used + 1 > DE_HASH_CACHE_MAX) {
+	if (c->used + 1 > DE_EXEHASH_CACHE_MAX) {
 		/* start over rather than grow without bound */
 		memset(c->slots, 0, c->nslots * sizeof(*c->slots));
 		c->used = 0;
@@ -139,7 +140,7 @@ static int grow(struct de_hash_cache *c)
 	return 0;
 }
 
-static int store(struct de_hash_cache *c, const struct de_hash_key *k, const char *hex,
+static int store(struct de_exehash_cache *c, const struct de_exehash_key *k, const char *hex,
 		 const char *reason)
 {
 	struct entry *e;
@@ -156,8 +157,8 @@ static int store(struct de_hash_cache *c, const struct de_hash_key *k, const cha
 	return 0;
 }
 
-int de_hash_remember_failure(struct de_hash_cache *c, const struct de_hash_key *k,
-			     const char *reason)
+int de_exehash_remember_failure(struct de_exehash_cache *c, const struct de_exehash_key *k,
+				const char *reason)
 {
 	return store(c, k, "", reason);
 }
@@ -225,38 +226,38 @@ int de_sha256_fd(int fd, uint64_t max_size, char hex[DE_SHA256_HEX_LEN + 1], uin
 	return rc;
 }
 
-int de_hash_fd(struct de_hash_cache *c, int fd, char *hex, char *reason,
-	       struct de_hash_key *key_out)
+int de_exehash_fd(struct de_exehash_cache *c, int fd, char *hex, char *reason,
+		  struct de_exehash_key *key_out)
 {
 	struct stat st;
-	struct de_hash_key k;
+	struct de_exehash_key k;
 	uint64_t n = 0;
 	int rc;
 
 	hex[0] = '\0';
 	reason[0] = '\0';
 	if (fstat(fd, &st) < 0) {
-		snprintf(reason, DE_HASH_REASON_MAX, "fstat: %s", strerror(errno));
+		snprintf(reason, DE_EXEHASH_REASON_MAX, "fstat: %s", strerror(errno));
 		return 0;
 	}
-	de_hash_key_from_stat(&st, &k);
+	de_exehash_key_from_stat(&st, &k);
 	if (key_out)
 		*key_out = k;
-	if (de_hash_lookup(c, &k, hex, reason))
+	if (de_exehash_lookup(c, &k, hex, reason))
 		return 0;
 	if (!S_ISREG(st.st_mode)) {
-		snprintf(reason, DE_HASH_REASON_MAX, "not a regular file");
+		snprintf(reason, DE_EXEHASH_REASON_MAX, "not a regular file");
 	} else if (c->max_size && (uint64_t)st.st_size > c->max_size) {
-		snprintf(reason, DE_HASH_REASON_MAX, "larger than the size limit");
+		snprintf(reason, DE_EXEHASH_REASON_MAX, "larger than the size limit");
 	} else {
 		rc = sha256_buf(fd, c->max_size, c->buf, hex, &n);
 		c->bytes += n;
 		if (rc == -ENOMEM)
 			return rc;
 		if (rc == -EFBIG)
-			snprintf(reason, DE_HASH_REASON_MAX, "larger than the size limit");
+			snprintf(reason, DE_EXEHASH_REASON_MAX, "larger than the size limit");
 		else if (rc < 0)
-			snprintf(reason, DE_HASH_REASON_MAX, "read: %s", strerror(-rc));
+			snprintf(reason, DE_EXEHASH_REASON_MAX, "read: %s", strerror(-rc));
 		else
 			c->files++;
 		if (rc < 0)
@@ -265,12 +266,12 @@ int de_hash_fd(struct de_hash_cache *c, int fd, char *hex, char *reason,
 	return store(c, &k, hex, reason);
 }
 
-uint64_t de_hash_bytes_hashed(const struct de_hash_cache *c)
+uint64_t de_exehash_bytes_hashed(const struct de_exehash_cache *c)
 {
 	return c ? c->bytes : 0;
 }
 
-uint64_t de_hash_files_hashed(const struct de_hash_cache *c)
+uint64_t de_exehash_files_hashed(const struct de_exehash_cache *c)
 {
 	return c ? c->files : 0;
 }

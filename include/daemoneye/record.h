@@ -1,7 +1,7 @@
 /*
- * model.h — the seed's core data models: ProcessRecord, Alert (with
- * AlertSeverity) and DetectionRule (with RuleSourceType), their JSON form,
- * and UUID v4.
+ * record.h — the seed's ProcessRecord: one process as the collector saw it,
+ * with the Linux facts it read (flat, see docs/collection.md), their JSON
+ * form (the seed's platform_data), and lifetime, copy and equality.
  *
  * Optional seed fields (Option<T>) are either a NULL pointer (strings,
  * JSON) or a value plus a `has_` flag (numbers).  JSON uses the seed's field
@@ -12,12 +12,13 @@
  * command_line an array of base64 strings), so records round-trip exactly and
  * every consumer still gets valid JSON.
  *
- * Ownership: every struct owns all its pointers (malloc'd strings, jansson
- * references).  The _free functions release what the struct owns and accept
- * NULL; the _clear variants reset a struct that lives on the stack.
+ * Ownership: a record owns all its pointers (malloc'd strings, jansson
+ * references).  de_process_record_free releases what it owns and the
+ * struct; de_process_record_clear resets one that lives on the stack; both
+ * accept NULL.
  */
-#ifndef DAEMONEYE_MODEL_H
-#define DAEMONEYE_MODEL_H
+#ifndef DAEMONEYE_RECORD_H
+#define DAEMONEYE_RECORD_H
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -25,39 +26,7 @@
 #include <stdint.h>
 
 #include "daemoneye/error.h"
-
-/* ---- UUID v4 ----------------------------------------------------------- */
-
-struct de_uuid {
-	uint8_t bytes[16];
-};
-
-#define DE_UUID_STR_LEN 36 /* without the NUL */
-
-/* A random (version 4, RFC 9562 variant) UUID from getrandom(2). */
-int de_uuid_v4(struct de_uuid *out);
-/* Lower-case canonical form into buf (at least 37 bytes). */
-void de_uuid_format(const struct de_uuid *u, char buf[DE_UUID_STR_LEN + 1]);
-/* Parse the canonical 8-4-4-4-12 hex form (either case). 0 or -EINVAL. */
-int de_uuid_parse(const char *s, struct de_uuid *out);
-
-/* ---- AlertSeverity ------------------------------------------------------ */
-
-enum de_severity { DE_SEV_LOW = 0, DE_SEV_MEDIUM, DE_SEV_HIGH, DE_SEV_CRITICAL, DE_SEV_MAX };
-
-/* "low", "medium", "high", "critical"; NULL for an invalid value. */
-const char *de_severity_name(enum de_severity s);
-/* Case-insensitive parse of the four names. 0, or a ValidationError. */
-int de_severity_parse(const char *s, enum de_severity *out, struct de_error *err);
-
-/* ---- RuleSourceType ----------------------------------------------------- */
-
-enum de_rule_source { DE_RULE_BUILTIN = 0, DE_RULE_FILE, DE_RULE_USER, DE_RULE_SOURCE_MAX };
-
-const char *de_rule_source_name(enum de_rule_source s); /* "builtin", ... */
-int de_rule_source_parse(const char *s, enum de_rule_source *out, struct de_error *err);
-
-/* ---- ProcessRecord ------------------------------------------------------ */
+#include "daemoneye/uuid.h"
 
 /*
  * The Linux facts the collector reads for each process (docs/collection.md),
@@ -196,87 +165,6 @@ json_t *de_process_record_platform_json(const struct de_process_record *r);
 int de_process_record_from_json(const json_t *j, struct de_process_record *out,
 				struct de_error *err);
 
-/* ---- Alert -------------------------------------------------------------- */
-
-struct de_alert {
-	struct de_uuid id;
-	int64_t alert_time; /* ms since the Unix epoch */
-	char *rule_id;
-	char *title;
-	char *description;
-	enum de_severity severity;
-	bool has_scan_id;
-	int64_t scan_id;
-	uint32_t *affected_processes; /* pids */
-	size_t affected_processes_len;
-	int32_t process_count;
-	json_t *alert_data; /* any JSON value, never NULL once built (json null ok) */
-	bool has_rule_execution_time_ms;
-	int64_t rule_execution_time_ms;
-	char *dedupe_key;
-	/* Not in the seed: true when the rule was cut short (timeout, memory)
-	 * after producing these rows, so more processes may match.  "No alert"
-	 * and "could not finish" are never confused.  JSON "incomplete". */
-	bool incomplete;
-};
-
-void de_alert_clear(struct de_alert *a);
-void de_alert_free(struct de_alert *a);
-bool de_alert_equal(const struct de_alert *a, const struct de_alert *b);
-json_t *de_alert_to_json(const struct de_alert *a);
-int de_alert_from_json(const json_t *j, struct de_alert *out, struct de_error *err);
-
-/* ---- DetectionRule ------------------------------------------------------ */
-
-struct de_rule {
-	char *id;
-	char *name;
-	char *description; /* NULL when absent */
-	int32_t version;
-	char *sql_query;
-	bool enabled;
-	enum de_severity severity;
-	char *category; /* NULL when absent */
-	char **tags;
-	size_t tags_len;
-	char *author;	    /* NULL when absent */
-	int64_t created_at; /* ms since the Unix epoch */
-	int64_t updated_at;
-	enum de_rule_source source_type;
-	char *source_path; /* NULL when absent */
-	/* Not in the seed: result columns whose values (after the rule id) form
-	 * each alert's dedupe key; none means name + executable_path. */
-	char **dedupe_key_fields;
-	size_t dedupe_key_fields_len;
-};
-
-void de_rule_clear(struct de_rule *r);
-void de_rule_free(struct de_rule *r);
-bool de_rule_equal(const struct de_rule *a, const struct de_rule *b);
-json_t *de_rule_to_json(const struct de_rule *r);
-int de_rule_from_json(const json_t *j, struct de_rule *out, struct de_error *err);
-
-/* ---- helpers shared by the modules ------------------------------------- */
-
-/* True when the n bytes at s are valid UTF-8 (no overlongs, no surrogates). */
-bool de_utf8_valid(const char *s, size_t n);
-/*
- * Render bytes for a human on a terminal: control characters, DEL, backslash
- * and invalid UTF-8 become C-style escapes (\n, \t, \x1b, \\).  Returns a
- * new string the caller frees, NULL on ENOMEM.
- */
-char *de_escape_text(const char *s, size_t n);
-/*
- * The compact JSON string literal of the n bytes at s, quotes included,
- * escaped exactly as jansson's json_dumps writes a string (\" \\ \b \f \n
- * \r \t, \u00XX with upper-case hex for the other control characters,
- * everything else as is).  s should be valid UTF-8 (jansson refuses other
- * strings; these bytes are copied through).  Writes to dst when it is not
- * NULL (room for DE_JSON_STR_MAX(n) bytes is always enough; no NUL is
- * added) and returns the length of the literal either way.
- */
-size_t de_json_str(char *dst, const char *s, size_t n);
-#define DE_JSON_STR_MAX(n) (6 * (size_t)(n) + 2)
 /*
  * The facts of r as compact JSON text, byte for byte what
  * json_dumps(..., JSON_COMPACT) writes for them (the facts' members only,
@@ -286,7 +174,4 @@ size_t de_json_str(char *dst, const char *s, size_t n);
  * valid UTF-8, which needs a scratch buffer), -EINVAL when r has no facts.
  */
 long de_linux_facts_json(const struct de_process_record *r, char *buf, size_t cap);
-/* Milliseconds since the Unix epoch (CLOCK_REALTIME). */
-int64_t de_now_ms(void);
-
 #endif

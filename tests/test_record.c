@@ -1,7 +1,8 @@
 /*
- * test_model.c — ProcessRecord, Alert, DetectionRule: every seed field, its
- * type and optionality, JSON that round-trips exactly, hostile bytes, and
- * the errors for malformed records.  Also UUID v4 and the enums.
+ * test_record.c — ProcessRecord: every seed field, its type and
+ * optionality, JSON that round-trips exactly, hostile bytes, the errors for
+ * malformed records, and the Linux facts (their JSON object and text, copy
+ * and equality).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -13,77 +14,20 @@
 #include <cmocka.h>
 #include <openssl/evp.h>
 
-#include "daemoneye/model.h"
+#include "testrand.h"
+
+#include "daemoneye/alert.h"
+#include "daemoneye/clock.h"
+#include "daemoneye/record.h"
+#include "daemoneye/rule.h"
+#include "daemoneye/text.h"
+#include "daemoneye/uuid.h"
 
 static char *xstrdup(const char *s)
 {
 	char *d = strdup(s);
 	assert_non_null(d);
 	return d;
-}
-
-/* ---- UUID and enums ----------------------------------------------------- */
-
-static void test_uuid(void **state)
-{
-	(void)state;
-	struct de_uuid a, b, c;
-	char s[DE_UUID_STR_LEN + 1];
-
-	assert_int_equal(de_uuid_v4(&a), 0);
-	assert_int_equal(de_uuid_v4(&b), 0);
-	assert_memory_not_equal(a.bytes, b.bytes, 16);
-	assert_int_equal(a.bytes[6] >> 4, 4);	   /* version 4 */
-	assert_int_equal(a.bytes[8] & 0xc0, 0x80); /* RFC variant */
-	de_uuid_format(&a, s);
-	assert_int_equal(strlen(s), 36);
-	assert_int_equal(s[14], '4');
-	assert_int_equal(de_uuid_parse(s, &c), 0);
-	assert_memory_equal(a.bytes, c.bytes, 16);
-	assert_int_equal(de_uuid_parse("0B8F3A52-3C1E-4A8E-9F3C-2D1B7C9E4A10", &c), 0);
-	assert_int_equal(de_uuid_parse("0b8f3a52-3c1e-4a8e-9f3c-2d1b7c9e4a1", &c), -EINVAL);
-	assert_int_equal(de_uuid_parse("0b8f3a52x3c1e-4a8e-9f3c-2d1b7c9e4a10", &c), -EINVAL);
-	assert_int_equal(de_uuid_parse("0b8f3a52-3c1e-4a8e-9f3c-2d1b7c9e4a1g", &c), -EINVAL);
-	assert_int_equal(de_uuid_parse(NULL, &c), -EINVAL);
-}
-
-static void test_severity(void **state)
-{
-	(void)state;
-	static const char *const names[] = {"low", "medium", "high", "critical"};
-	struct de_error e = {0};
-	enum de_severity s;
-
-	for (int i = 0; i < DE_SEV_MAX; i++) {
-		assert_string_equal(de_severity_name((enum de_severity)i), names[i]);
-		assert_int_equal(de_severity_parse(names[i], &s, &e), 0);
-		assert_int_equal(s, i);
-	}
-	assert_int_equal(de_severity_parse("CRITICAL", &s, &e), 0);
-	assert_int_equal(s, DE_SEV_CRITICAL);
-	assert_int_equal(de_severity_parse("High", &s, &e), 0);
-	assert_int_equal(s, DE_SEV_HIGH);
-	assert_int_equal(de_severity_parse("urgent", &s, &e), -EINVAL);
-	assert_int_equal(e.category, DE_ERR_VALIDATION);
-	assert_non_null(strstr(e.message, "urgent"));
-	assert_non_null(strstr(e.message, "low, medium, high or critical"));
-	assert_null(de_severity_name(DE_SEV_MAX));
-}
-
-static void test_rule_source(void **state)
-{
-	(void)state;
-	enum de_rule_source s;
-	struct de_error e = {0};
-	assert_string_equal(de_rule_source_name(DE_RULE_BUILTIN), "builtin");
-	assert_string_equal(de_rule_source_name(DE_RULE_FILE), "file");
-	assert_string_equal(de_rule_source_name(DE_RULE_USER), "user");
-	assert_int_equal(de_rule_source_parse("File", &s, &e), 0);
-	assert_int_equal(s, DE_RULE_FILE);
-	assert_int_equal(de_rule_source_parse("Builtin", &s, &e), 0);
-	assert_int_equal(s, DE_RULE_BUILTIN);
-	assert_int_equal(de_rule_source_parse("remote", &s, &e), -EINVAL);
-	assert_non_null(strstr(e.message, "remote"));
 }
 
 /* ---- ProcessRecord ------------------------------------------------------ */
@@ -328,215 +272,7 @@ static void test_record_malformed(void **state)
 			  "'accessible' must be true or false");
 }
 
-/* ---- Alert -------------------------------------------------------------- */
-
-static void test_alert_every_field(void **state)
-{
-	(void)state;
-	struct de_alert a = {0}, back;
-	struct de_error e = {0};
-	assert_int_equal(de_uuid_v4(&a.id), 0);
-	a.alert_time = 1764060360123;
-	a.rule_id = xstrdup("deleted-executable");
-	a.title = xstrdup("Process running a deleted executable");
-	a.description = xstrdup("desc");
-	a.severity = DE_SEV_CRITICAL;
-	a.has_scan_id = true;
-	a.scan_id = 99;
-	a.affected_processes = calloc(2, sizeof(uint32_t));
-	a.affected_processes[0] = 10;
-	a.affected_processes[1] = 4294967295u;
-	a.affected_processes_len = 2;
-	a.process_count = 2;
-	a.alert_data = json_pack("[{s:i},{s:i}]", "pid", 10, "pid", 11);
-	a.has_rule_execution_time_ms = true;
-	a.rule_execution_time_ms = 3;
-	a.dedupe_key = xstrdup("deleted-executable|sleep|/tmp/x");
-
-	json_t *j = de_alert_to_json(&a);
-	assert_int_equal(json_object_size(j), 12);
-	assert_string_equal(json_string_value(json_object_get(j, "severity")), "critical");
-	assert_int_equal(json_integer_value(json_object_get(j, "scan_id")), 99);
-	assert_int_equal(
-		json_integer_value(json_array_get(json_object_get(j, "affected_processes"), 1)),
-		4294967295);
-	assert_int_equal(json_integer_value(json_object_get(j, "process_count")), 2);
-	assert_int_equal(json_integer_value(json_object_get(j, "rule_execution_time_ms")), 3);
-	assert_int_equal(json_integer_value(json_object_get(j, "alert_time")), 1764060360123);
-	assert_string_equal(json_string_value(json_object_get(j, "rule_id")), "deleted-executable");
-	assert_string_equal(json_string_value(json_object_get(j, "title")),
-			    "Process running a deleted executable");
-	assert_string_equal(json_string_value(json_object_get(j, "description")), "desc");
-	assert_string_equal(json_string_value(json_object_get(j, "dedupe_key")),
-			    "deleted-executable|sleep|/tmp/x");
-	assert_int_equal(de_alert_from_json(j, &back, &e), 0);
-	assert_true(de_alert_equal(&a, &back));
-	de_alert_clear(&back);
-
-	/* optional scan_id and execution time */
-	a.has_scan_id = false;
-	a.has_rule_execution_time_ms = false;
-	json_decref(j);
-	j = de_alert_to_json(&a);
-	assert_true(json_is_null(json_object_get(j, "scan_id")));
-	assert_true(json_is_null(json_object_get(j, "rule_execution_time_ms")));
-	assert_int_equal(de_alert_from_json(j, &back, &e), 0);
-	assert_true(de_alert_equal(&a, &back));
-	assert_false(back.has_scan_id);
-	de_alert_clear(&back);
-
-	/* alert_data is required but may be JSON null */
-	json_object_set_new(j, "alert_data", json_null());
-	assert_int_equal(de_alert_from_json(j, &back, &e), 0);
-	assert_true(json_is_null(back.alert_data));
-	de_alert_clear(&back);
-	json_object_del(j, "alert_data");
-	assert_true(de_alert_from_json(j, &back, &e) < 0);
-	assert_non_null(strstr(e.message, "'alert_data' is missing"));
-
-	/* unknown severity */
-	json_object_set_new(j, "alert_data", json_array());
-	json_object_set_new(j, "severity", json_string("urgent"));
-	assert_true(de_alert_from_json(j, &back, &e) < 0);
-	assert_non_null(strstr(e.message, "unknown severity 'urgent'"));
-	json_object_set_new(j, "severity", json_string("Medium"));
-	json_object_set_new(j, "process_count", json_integer(2147483648));
-	assert_true(de_alert_from_json(j, &back, &e) < 0);
-	assert_non_null(strstr(e.message, "'process_count' is out of range"));
-
-	json_decref(j);
-	de_alert_clear(&a);
-}
-
-/* ---- DetectionRule ------------------------------------------------------ */
-
-static void test_rule_every_field(void **state)
-{
-	(void)state;
-	struct de_rule r = {0}, back;
-	struct de_error e = {0};
-	r.id = xstrdup("reverse-shell");
-	r.name = xstrdup("Reverse shell");
-	r.description = xstrdup("bash -i >& /dev/tcp");
-	r.version = 3;
-	r.sql_query = xstrdup("SELECT pid FROM processes WHERE command_line LIKE '%/dev/tcp/%'");
-	r.enabled = true;
-	r.severity = DE_SEV_HIGH;
-	r.category = xstrdup("execution");
-	r.tags = calloc(2, sizeof(char *));
-	r.tags[0] = xstrdup("attack.t1059.004");
-	r.tags[1] = xstrdup("linux");
-	r.tags_len = 2;
-	r.author = xstrdup("daemoneye");
-	r.created_at = 1;
-	r.updated_at = 2;
-	r.source_type = DE_RULE_FILE;
-	r.source_path = xstrdup("/etc/daemoneye/rules.d/shell.yaml");
-
-	json_t *j = de_rule_to_json(&r);
-	assert_int_equal(json_object_size(j), 14);
-	assert_string_equal(json_string_value(json_object_get(j, "severity")), "high");
-	assert_string_equal(json_string_value(json_object_get(j, "source_type")), "file");
-	assert_int_equal(json_integer_value(json_object_get(j, "version")), 3);
-	assert_true(json_is_true(json_object_get(j, "enabled")));
-	assert_string_equal(json_string_value(json_array_get(json_object_get(j, "tags"), 0)),
-			    "attack.t1059.004");
-	assert_string_equal(json_string_value(json_object_get(j, "source_path")),
-			    "/etc/daemoneye/rules.d/shell.yaml");
-	assert_string_equal(json_string_value(json_object_get(j, "author")), "daemoneye");
-	assert_string_equal(json_string_value(json_object_get(j, "category")), "execution");
-	assert_int_equal(json_integer_value(json_object_get(j, "created_at")), 1);
-	assert_int_equal(json_integer_value(json_object_get(j, "updated_at")), 2);
-	assert_int_equal(de_rule_from_json(j, &back, &e), 0);
-	assert_true(de_rule_equal(&r, &back));
-	de_rule_clear(&back);
-
-	/* optional strings absent */
-	free(r.description);
-	free(r.category);
-	free(r.author);
-	free(r.source_path);
-	r.description = r.category = r.author = r.source_path = NULL;
-	r.source_type = DE_RULE_BUILTIN;
-	json_decref(j);
-	j = de_rule_to_json(&r);
-	assert_true(json_is_null(json_object_get(j, "description")));
-	assert_true(json_is_null(json_object_get(j, "source_path")));
-	assert_int_equal(de_rule_from_json(j, &back, &e), 0);
-	assert_true(de_rule_equal(&r, &back));
-	assert_null(back.author);
-	de_rule_clear(&back);
-
-	json_object_set_new(j, "source_type", json_string("remote"));
-	assert_true(de_rule_from_json(j, &back, &e) < 0);
-	assert_non_null(strstr(e.message, "source_type"));
-	json_object_set_new(j, "source_type", json_string("User"));
-	json_object_set_new(j, "version", json_string("1"));
-	assert_true(de_rule_from_json(j, &back, &e) < 0);
-	assert_non_null(strstr(e.message, "'version' must be an integer"));
-	json_decref(j);
-	de_rule_clear(&r);
-}
-
 /* ---- Linux facts ------------------------------------------------------------ */
-
-static uint64_t rnd_state = 0x2545F4914F6CDD1Dull;
-
-static uint32_t rnd(uint32_t n)
-{
-	rnd_state ^= rnd_state << 13;
-	rnd_state ^= rnd_state >> 7;
-	rnd_state ^= rnd_state << 17;
-	return (uint32_t)(rnd_state % n);
-}
-
-static int64_t rnd_i64(void)
-{
-	static const int64_t edges[] = {0, 1, -1, 42, INT64_MAX, INT64_MIN, 4294967295LL, -20};
-	if (rnd(3) == 0)
-		return edges[rnd(8)];
-	return (int64_t)((uint64_t)rnd(0xffffffffu) << 32 | rnd(0xffffffffu)) >> rnd(64);
-}
-
-/* Random bytes without NUL: controls, quotes, backslashes, DEL, valid and
-   invalid UTF-8. */
-static char *rnd_text(void)
-{
-	static const char *const pieces[] = {"/user.slice",
-					     "\"",
-					     "\\",
-					     "\b",
-					     "\f",
-					     "\n",
-					     "\r",
-					     "\t",
-					     "\x01",
-					     "\x1f",
-					     "\x7f",
-					     "\xc3\xa9",
-					     "\xe2\x82\xac",
-					     "\xf0\x9f\x98\x80",
-					     "\xff",
-					     "\xc0\xaf",
-					     "\xed\xa0\x80",
-					     "\xe2\x82",
-					     "a",
-					     " ",
-					     "/",
-					     "%",
-					     "{}",
-					     "\x1b[0m"};
-	size_t n = rnd(8), len = 0;
-	char *s = calloc(1, 128);
-
-	assert_non_null(s);
-	for (size_t i = 0; i < n; i++) {
-		const char *p = pieces[rnd(sizeof(pieces) / sizeof(pieces[0]))];
-		memcpy(s + len, p, strlen(p));
-		len += strlen(p);
-	}
-	return s;
-}
 
 static void rnd_facts(struct de_process_record *r)
 {
@@ -683,40 +419,6 @@ static void test_facts_json(void **state)
 	assert_int_equal(de_linux_facts_json(&none, buf, sizeof(buf)), -EINVAL);
 }
 
-/* de_json_str escapes exactly as jansson: every byte alone and mixed. */
-static void test_json_str(void **state)
-{
-	(void)state;
-	char s[2], out[DE_JSON_STR_MAX(64)];
-
-	for (int c = 0; c < 0x80; c++) {
-		s[0] = (char)c;
-		json_t *j = json_stringn(s, 1);
-		char *want = json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
-		size_t n = de_json_str(out, s, 1);
-		assert_int_equal(n, strlen(want));
-		assert_int_equal(de_json_str(NULL, s, 1), n);
-		assert_memory_equal(out, want, n);
-		free(want);
-		json_decref(j);
-	}
-	for (int i = 0; i < 2000; i++) {
-		char *t = rnd_text();
-		size_t l = strlen(t);
-		if (de_utf8_valid(t, l)) {
-			json_t *j = json_stringn(t, l);
-			char *want = json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
-			size_t n = de_json_str(out, t, l);
-			assert_true(n <= DE_JSON_STR_MAX(l));
-			assert_int_equal(n, strlen(want));
-			assert_memory_equal(out, want, n);
-			free(want);
-			json_decref(j);
-		}
-		free(t);
-	}
-}
-
 /* Equality: facts with facts directly; facts against the same JSON (what a
    record read back from JSON carries); extras after the facts. */
 static void test_facts_equal(void **state)
@@ -812,37 +514,16 @@ static void test_record_copy(void **state)
 	de_process_record_clear(&b);
 }
 
-static void test_utf8_and_escape(void **state)
-{
-	(void)state;
-	assert_true(de_utf8_valid("caf\xc3\xa9", 5));
-	assert_true(de_utf8_valid("\xf0\x9f\x98\x80", 4));
-	assert_false(de_utf8_valid("\xc0\xaf", 2));	    /* overlong */
-	assert_false(de_utf8_valid("\xed\xa0\x80", 3));	    /* surrogate */
-	assert_false(de_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
-	assert_false(de_utf8_valid("\xe2\x82", 2));	    /* truncated */
-	char *s = de_escape_text("a\nb\x1b[0m\\\xff\xc3\xa9", 11);
-	assert_string_equal(s, "a\\nb\\x1b[0m\\\\\\xff\xc3\xa9");
-	free(s);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_uuid),
 		cmocka_unit_test(test_record_copy),
-		cmocka_unit_test(test_severity),
-		cmocka_unit_test(test_rule_source),
 		cmocka_unit_test(test_record_every_field),
 		cmocka_unit_test(test_record_optionals_absent),
 		cmocka_unit_test(test_record_hostile_bytes),
 		cmocka_unit_test(test_record_huge_command_line),
 		cmocka_unit_test(test_record_malformed),
-		cmocka_unit_test(test_alert_every_field),
-		cmocka_unit_test(test_rule_every_field),
-		cmocka_unit_test(test_utf8_and_escape),
 		cmocka_unit_test(test_facts_json),
-		cmocka_unit_test(test_json_str),
 		cmocka_unit_test(test_facts_equal),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,5 +1,5 @@
 /*
- * test_hash.c — SHA-256 against sha256sum and known vectors, the cache
+ * test_exehash.c — SHA-256 against sha256sum and known vectors, the cache
  * (a hit reads nothing; a changed file is hashed again), the size limit,
  * a zero-length file, and what cannot be hashed.
  */
@@ -15,9 +15,9 @@
 
 #include <cmocka.h>
 
-#include "daemoneye/hash.h"
+#include "daemoneye/exehash.h"
 
-#define DE_TEST_NAME "hash"
+#define DE_TEST_NAME "exehash"
 #include "testutil.h"
 
 static void write_file(const char *path, const char *data, size_t n)
@@ -65,100 +65,100 @@ static void test_matches_sha256sum_and_cache(void **state)
 {
 	(void)state;
 	static const char *const files[] = {"/bin/sh", "/bin/sleep", "/bin/ls"};
-	struct de_hash_cache *c;
-	char hex[65], reason[DE_HASH_REASON_MAX], want[65];
-	struct de_hash_key k;
+	struct de_exehash_cache *c;
+	char hex[65], reason[DE_EXEHASH_REASON_MAX], want[65];
+	struct de_exehash_key k;
 
-	assert_int_equal(de_hash_cache_new(0, &c, NULL), 0);
+	assert_int_equal(de_exehash_cache_new(0, &c, NULL), 0);
 	for (int i = 0; i < 3; i++) {
 		int fd = open(files[i], O_RDONLY | O_CLOEXEC);
 		assert_true(fd >= 0);
 		sha256sum(files[i], want);
-		assert_int_equal(de_hash_fd(c, fd, hex, reason, &k), 0);
+		assert_int_equal(de_exehash_fd(c, fd, hex, reason, &k), 0);
 		assert_string_equal(hex, want);
 		assert_string_equal(reason, "");
-		uint64_t before = de_hash_bytes_hashed(c);
+		uint64_t before = de_exehash_bytes_hashed(c);
 		/* warm: the same file again reads nothing */
-		assert_int_equal(de_hash_fd(c, fd, hex, reason, &k), 0);
+		assert_int_equal(de_exehash_fd(c, fd, hex, reason, &k), 0);
 		assert_string_equal(hex, want);
-		assert_int_equal(de_hash_bytes_hashed(c), before);
-		assert_true(de_hash_lookup(c, &k, hex, reason));
+		assert_int_equal(de_exehash_bytes_hashed(c), before);
+		assert_true(de_exehash_lookup(c, &k, hex, reason));
 		close(fd);
 	}
-	assert_int_equal(de_hash_files_hashed(c), 3);
-	de_hash_cache_free(c);
+	assert_int_equal(de_exehash_files_hashed(c), 3);
+	de_exehash_cache_free(c);
 }
 
 static void test_changed_file_rehashed(void **state)
 {
 	(void)state;
-	struct de_hash_cache *c;
-	char path[256], hex[65], reason[DE_HASH_REASON_MAX], want[65];
-	struct de_hash_key k1, k2;
+	struct de_exehash_cache *c;
+	char path[256], hex[65], reason[DE_EXEHASH_REASON_MAX], want[65];
+	struct de_exehash_key k1, k2;
 
 	snprintf(path, sizeof(path), "%s/changing", tmpdir);
 	write_file(path, "one", 3);
-	assert_int_equal(de_hash_cache_new(0, &c, NULL), 0);
+	assert_int_equal(de_exehash_cache_new(0, &c, NULL), 0);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	assert_int_equal(de_hash_fd(c, fd, hex, reason, &k1), 0);
+	assert_int_equal(de_exehash_fd(c, fd, hex, reason, &k1), 0);
 	close(fd);
 	write_file(path, "two", 3); /* same inode, same size, new ctime */
 	fd = open(path, O_RDONLY | O_CLOEXEC);
-	assert_int_equal(de_hash_fd(c, fd, hex, reason, &k2), 0);
+	assert_int_equal(de_exehash_fd(c, fd, hex, reason, &k2), 0);
 	close(fd);
 	sha256sum(path, want);
 	assert_string_equal(hex, want);
-	assert_false(de_hash_key_equal(&k1, &k2));
-	assert_int_equal(de_hash_files_hashed(c), 2);
-	de_hash_cache_free(c);
+	assert_false(de_exehash_key_equal(&k1, &k2));
+	assert_int_equal(de_exehash_files_hashed(c), 2);
+	de_exehash_cache_free(c);
 }
 
 static void test_not_hashable(void **state)
 {
 	(void)state;
-	struct de_hash_cache *c;
-	char path[256], hex[65], reason[DE_HASH_REASON_MAX];
-	struct de_hash_key k;
+	struct de_exehash_cache *c;
+	char path[256], hex[65], reason[DE_EXEHASH_REASON_MAX];
+	struct de_exehash_key k;
 
-	assert_int_equal(de_hash_cache_new(4, &c, NULL), 0);
+	assert_int_equal(de_exehash_cache_new(4, &c, NULL), 0);
 	snprintf(path, sizeof(path), "%s/big", tmpdir);
 	write_file(path, "12345", 5);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	assert_int_equal(de_hash_fd(c, fd, hex, reason, &k), 0);
+	assert_int_equal(de_exehash_fd(c, fd, hex, reason, &k), 0);
 	assert_string_equal(hex, "");
 	assert_string_equal(reason, "larger than the size limit");
-	assert_int_equal(de_hash_bytes_hashed(c), 0);
+	assert_int_equal(de_exehash_bytes_hashed(c), 0);
 	close(fd);
 	fd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	assert_int_equal(de_hash_fd(c, fd, hex, reason, &k), 0);
+	assert_int_equal(de_exehash_fd(c, fd, hex, reason, &k), 0);
 	assert_string_equal(reason, "not a regular file");
 	close(fd);
 	/* a remembered failure is a hit */
 	k.ino ^= 12345;
-	assert_false(de_hash_lookup(c, &k, hex, reason));
-	assert_int_equal(de_hash_remember_failure(c, &k, "cannot open: Permission denied"), 0);
-	assert_true(de_hash_lookup(c, &k, hex, reason));
+	assert_false(de_exehash_lookup(c, &k, hex, reason));
+	assert_int_equal(de_exehash_remember_failure(c, &k, "cannot open: Permission denied"), 0);
+	assert_true(de_exehash_lookup(c, &k, hex, reason));
 	assert_string_equal(reason, "cannot open: Permission denied");
-	de_hash_cache_free(c);
+	de_exehash_cache_free(c);
 }
 
 static void test_many_entries(void **state)
 {
 	(void)state;
-	struct de_hash_cache *c;
-	char hex[65], reason[DE_HASH_REASON_MAX];
-	struct de_hash_key k = {1, 0, 0, 0, 0};
+	struct de_exehash_cache *c;
+	char hex[65], reason[DE_EXEHASH_REASON_MAX];
+	struct de_exehash_key k = {1, 0, 0, 0, 0};
 
-	assert_int_equal(de_hash_cache_new(0, &c, NULL), 0);
+	assert_int_equal(de_exehash_cache_new(0, &c, NULL), 0);
 	for (uint64_t i = 0; i < 5000; i++) {
 		k.ino = i;
-		assert_int_equal(de_hash_remember_failure(c, &k, "x"), 0);
+		assert_int_equal(de_exehash_remember_failure(c, &k, "x"), 0);
 	}
 	for (uint64_t i = 0; i < 5000; i++) {
 		k.ino = i;
-		assert_true(de_hash_lookup(c, &k, hex, reason));
+		assert_true(de_exehash_lookup(c, &k, hex, reason));
 	}
-	de_hash_cache_free(c);
+	de_exehash_cache_free(c);
 }
 
 int main(void)

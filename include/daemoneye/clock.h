@@ -1,0 +1,25 @@
+/*
+ * clock.h — time: wall-clock milliseconds for what is recorded, monotonic
+ * milliseconds for what is scheduled or timed (a clock stepped back must not
+ * delay a scan), and the time syntax operators type (--since, --until).
+ */
+#ifndef DAEMONEYE_CLOCK_H
+#define DAEMONEYE_CLOCK_H
+
+#include <stdint.h>
+
+/* Milliseconds since the Unix epoch (CLOCK_REALTIME): for records. */
+int64_t de_now_ms(void);
+/* Milliseconds of CLOCK_MONOTONIC: for intervals and deadlines. */
+int64_t de_mono_ms(void);
+
+/*
+ * Parse a time an operator typed into ms since the epoch: RFC 3339
+ * ("2026-11-25T09:30:00Z", "2026-11-25T09:30:00.250+02:00"), a date
+ * ("2026-11-25", midnight UTC), "now", or a time before now_ms as
+ * "-<n><unit>" or "<n><unit>" with unit s, m, h, d or w ("-90m", "2d").
+ * 0 with *out set, or -EINVAL with *out untouched.
+ */
+int de_time_parse(const char *s, int64_t now_ms, int64_t *out);
+
+#endif

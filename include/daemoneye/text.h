@@ -1,0 +1,71 @@
+/*
+ * text.h — bytes as text: UTF-8 validity, escaping for terminals and
+ * logs, JSON string literals, base64 and CSV fields.  Bytes from /proc are
+ * bytes, not always UTF-8; every module that shows or serialises them goes
+ * through these, so that escaping is decided in one place.
+ *
+ * Ownership: functions named *_dup return new strings the caller frees
+ * (NULL on ENOMEM); the others write into caller buffers of the stated size.
+ */
+#ifndef DAEMONEYE_TEXT_H
+#define DAEMONEYE_TEXT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+/* True when the n bytes at s are valid UTF-8 (no overlongs, no surrogates). */
+bool de_utf8_valid(const char *s, size_t n);
+/*
+ * Length of the valid UTF-8 sequence at s (n > 0 bytes left), 0 when the
+ * bytes there do not start one.
+ */
+size_t de_utf8_seq_len(const char *s, size_t n);
+/*
+ * The n bytes at s as valid UTF-8: each byte that does not start a valid
+ * sequence becomes U+FFFD.  A new string (*len its length, may be NULL).
+ */
+char *de_utf8_lossy_dup(const char *s, size_t n, size_t *len);
+
+/*
+ * Render bytes for a human on a terminal or in a log line: control
+ * characters, DEL, backslash and invalid UTF-8 become C-style escapes
+ * (\n, \t, \r, \\, \x1b).  de_escape_text_into writes into out, which has
+ * room for DE_ESCAPE_TEXT_MAX(n) bytes, and returns the length (no NUL);
+ * de_escape_text returns a new NUL-terminated string.
+ */
+#define DE_ESCAPE_TEXT_MAX(n) (4 * (size_t)(n))
+size_t de_escape_text_into(char *out, const char *s, size_t n);
+char *de_escape_text(const char *s, size_t n);
+
+/*
+ * The compact JSON string literal of the n bytes at s, quotes included,
+ * escaped exactly as jansson's json_dumps writes a string (\" \\ \b \f \n
+ * \r \t, \u00XX with upper-case hex for the other control characters,
+ * everything else as is).  s should be valid UTF-8 (jansson refuses other
+ * strings; these bytes are copied through).  Writes to dst when it is not
+ * NULL (room for DE_JSON_STR_MAX(n) bytes is always enough; no NUL is
+ * added) and returns the length of the literal either way.
+ */
+size_t de_json_str(char *dst, const char *s, size_t n);
+#define DE_JSON_STR_MAX(n) (6 * (size_t)(n) + 2)
+
+/*
+ * Standard base64 (RFC 4648, with padding).  de_base64_encode writes
+ * DE_BASE64_LEN(n) characters and a NUL to dst and returns the length.
+ * de_base64_decode decodes n characters (a multiple of 4; whitespace is
+ * not accepted) into a new buffer with a NUL after the bytes: 0 with *out
+ * and *outlen, -EINVAL for text that is not base64, -ENOMEM.
+ */
+#define DE_BASE64_LEN(n) (4 * (((size_t)(n) + 2) / 3))
+size_t de_base64_encode(char *dst, const void *src, size_t n);
+int de_base64_decode(const char *s, size_t n, unsigned char **out, size_t *outlen);
+
+/*
+ * One RFC 4180 CSV field to f: quoted (quotes doubled) when it holds a
+ * comma, a quote, CR or LF; bytes kept exactly.  NULL writes an empty
+ * field.  No separator is written.
+ */
+void de_csv_field(FILE *f, const char *s);
+
+#endif

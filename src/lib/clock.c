@@ -1,0 +1,114 @@
+/*
+ * clock.c — wall-clock and monotonic milliseconds, and parsing the times
+ * operators type (see clock.h).
+ */
+#include "daemoneye/clock.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int64_t de_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t de_mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int de_time_parse(const char *s, int64_t now_ms, int64_t *out)
+{
+	int y, mo, d, h = 0, mi = 0, sec = 0, n = 0;
+	int64_t frac_ms = 0;
+
+	if (strcmp(s, "now") == 0) {
+		*out = now_ms;
+		return 0;
+	}
+	const char *p = s[0] == '-' ? s + 1 : s;
+	if (*p >= '0' && *p <= '9') {
+		char *end;
+		errno = 0;
+		unsigned long long v = strtoull(p, &end, 10);
+		int64_t unit = 0;
+		if (end[0] && !end[1]) {
+			switch (end[0]) {
+			case 's':
+				unit = 1000;
+				break;
+			case 'm':
+				unit = 60000;
+				break;
+			case 'h':
+				unit = 3600000;
+				break;
+			case 'd':
+				unit = 86400000;
+				break;
+			case 'w':
+				unit = 7 * 86400000LL;
+				break;
+			}
+		}
+		if (unit && errno == 0 && end != p && v <= (unsigned long long)(INT64_MAX / unit)) {
+			*out = now_ms - (int64_t)v * unit;
+			return 0;
+		}
+	}
+	if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10)
+		return -EINVAL;
+	p = s + 10;
+	int tz = 0; /* minutes east of UTC */
+	if (*p) {
+		int m = 0;
+		if ((*p != 'T' && *p != 't' && *p != ' ') ||
+		    sscanf(p + 1, "%2d:%2d:%2d%n", &h, &mi, &sec, &m) != 3 || m != 8)
+			return -EINVAL;
+		p += 9;
+		if (*p == '.') {
+			int digits = 0;
+			for (p++; *p >= '0' && *p <= '9'; p++, digits++)
+				if (digits < 3)
+					frac_ms = frac_ms * 10 + (*p - '0');
+			if (!digits)
+				return -EINVAL;
+			for (; digits < 3; digits++)
+				frac_ms *= 10;
+		}
+		if (*p == 'Z' || *p == 'z') {
+			p++;
+		} else if (*p == '+' || *p == '-') {
+			int th, tm, k = 0;
+			if (sscanf(p + 1, "%2d:%2d%n", &th, &tm, &k) != 2 || k != 5 || th > 23 ||
+			    tm > 59)
+				return -EINVAL;
+			tz = (th * 60 + tm) * (*p == '-' ? -1 : 1);
+			p += 6;
+		} else {
+			return -EINVAL;
+		}
+		if (*p)
+			return -EINVAL;
+	}
+	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+		return -EINVAL;
+	struct tm tmv = {.tm_year = y - 1900,
+			 .tm_mon = mo - 1,
+			 .tm_mday = d,
+			 .tm_hour = h,
+			 .tm_min = mi,
+			 .tm_sec = sec};
+	time_t t = timegm(&tmv);
+	if (tmv.tm_mday != d) /* 2026-02-31 */
+		return -EINVAL;
+	*out = ((int64_t)t - tz * 60) * 1000 + frac_ms;
+	return 0;
+}

@@ -1,0 +1,88 @@
+/*
+ * fields.h — the field tables that drive the data models' lifetime,
+ * equality and JSON (record.c, alert.c, rule.c).  Each model writes the
+ * seed's field list down once, as a table of struct field, and calls these
+ * for clear, equal, to_json and from_json, so a field added to a table is
+ * added to every operation.  Private to src/lib.
+ *
+ * Strings are bytes (from /proc, not always UTF-8): written to JSON as
+ * valid UTF-8 with U+FFFD for each invalid byte, and the exact bytes in a
+ * "<name>_raw" base64 twin (for string vectors, an array of them); read back
+ * from the twin when present.
+ */
+#ifndef DAEMONEYE_FIELDS_H
+#define DAEMONEYE_FIELDS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "daemoneye/error.h"
+
+enum de_ftype {
+	F_UUID, /* struct de_uuid */
+	F_I64,	/* int64_t */
+	F_I32,	/* int32_t */
+	F_U32,	/* uint32_t */
+	F_U64,	/* uint64_t */
+	F_F64,	/* double */
+	F_BOOL, /* bool */
+	F_STR,	/* char *, bytes; NULL = None when optional */
+	F_STRV, /* char ** + size_t count at len_off */
+	F_U32V, /* uint32_t * + size_t count at len_off */
+	F_JSON, /* json_t *; NULL = None when optional */
+	F_SEV,	/* enum de_severity */
+	F_SRC,	/* enum de_rule_source */
+};
+
+#define NO_OFF ((size_t)-1)
+
+struct de_field {
+	const char *name; /* JSON member, the seed's field name */
+	enum de_ftype type;
+	size_t off;	/* offset of the value */
+	size_t has_off; /* offset of the bool has_ flag for optional numbers, or NO_OFF */
+	size_t len_off; /* offset of the count for vectors, or NO_OFF */
+	bool optional;	/* Option<T> in the seed (or one of daemoneye's additions) */
+};
+
+/* Required, optional (pointer), optional number (has_ flag), vector (+ _len). */
+#define F_REQ(s, f, t)                                                                             \
+	{                                                                                          \
+#f, t, offsetof(s, f), NO_OFF, NO_OFF, false                                       \
+	}
+#define F_OPT(s, f, t)                                                                             \
+	{                                                                                          \
+#f, t, offsetof(s, f), NO_OFF, NO_OFF, true                                        \
+	}
+#define F_OPTN(s, f, t)                                                                            \
+	{                                                                                          \
+#f, t, offsetof(s, f), offsetof(s, has_##f), NO_OFF, true                          \
+	}
+#define F_VEC(s, f, t)                                                                             \
+	{                                                                                          \
+#f, t, offsetof(s, f), NO_OFF, offsetof(s, f##_len), false                         \
+	}
+
+#define F_COUNT(t) (sizeof(t) / sizeof((t)[0]))
+
+/* Free what obj owns per the table and zero its size bytes. */
+void de_fields_clear(void *obj, const struct de_field *fs, size_t nf, size_t size);
+/* Field-by-field equality (strings by bytes, JSON by json_equal, NaN == NaN). */
+bool de_fields_equal(const void *a, const void *b, const struct de_field *fs, size_t nf);
+/* A new JSON object (caller owns the reference), NULL on ENOMEM. */
+json_t *de_fields_to_json(const void *obj, const struct de_field *fs, size_t nf);
+/*
+ * Parse object o into obj (zeroed first).  Unknown, missing, wrong-type and
+ * out-of-range members are ValidationErrors naming the member and `what`
+ * (the model's name); obj is left cleared on failure.
+ */
+int de_fields_from_json(const json_t *o, void *obj, size_t size, const struct de_field *fs,
+			size_t nf, const char *what, struct de_error *err);
+
+/* json_object_set_new that also fails on a NULL value (ENOMEM upstream): 0 or -1. */
+int de_json_set_new(json_t *o, const char *k, json_t *v);
+/* The n bytes at s in base64 as a new JSON string; NULL on ENOMEM. */
+json_t *de_json_base64(const char *s, size_t n);
+
+#endif

@@ -1,0 +1,347 @@
+/*
+ * record.c — ProcessRecord (see record.h): its field table, the Linux
+ * facts' JSON object and text (two writers that must agree byte for byte),
+ * copy and equality.
+ */
+#include "daemoneye/record.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemoneye/text.h"
+#include "facts.h"
+#include "fields.h"
+
+#define PR struct de_process_record
+static const struct de_field process_fields[] = {
+	F_REQ(PR, id, F_UUID),
+	F_REQ(PR, scan_id, F_I64),
+	F_REQ(PR, collection_time, F_I64),
+	F_REQ(PR, pid, F_U32),
+	F_OPTN(PR, ppid, F_U32),
+	F_REQ(PR, name, F_STR),
+	F_OPT(PR, executable_path, F_STR),
+	F_VEC(PR, command_line, F_STRV),
+	F_OPTN(PR, start_time, F_I64),
+	F_OPTN(PR, cpu_usage, F_F64),
+	F_OPTN(PR, memory_usage, F_U64),
+	F_OPT(PR, executable_hash, F_STR),
+	F_OPT(PR, hash_algorithm, F_STR),
+	F_OPT(PR, user_id, F_STR),
+	F_REQ(PR, accessible, F_BOOL),
+	F_REQ(PR, file_exists, F_BOOL),
+	F_OPT(PR, platform_data, F_JSON),
+};
+#undef PR
+
+/* ---- Linux facts --------------------------------------------------------- */
+
+/*
+ * The facts have two writers that must agree byte for byte: facts_to_json()
+ * (jansson, for to_json) and de_linux_facts_json() (text, for the store
+ * and anything else that wants no jansson on its path).  Both follow the
+ * same order, the order build_record() in collect.c always used.
+ */
+
+void de_linux_facts_clear(struct de_linux_facts *f)
+{
+	if (!f)
+		return;
+	free(f->cgroup);
+	free(f->hash_error);
+	memset(f, 0, sizeof(*f));
+}
+
+static bool facts_equal(const struct de_linux_facts *a, const struct de_linux_facts *b)
+{
+	return a->has_ids == b->has_ids &&
+	       (!a->has_ids || (a->euid == b->euid && a->egid == b->egid)) &&
+	       a->has_real_ids == b->has_real_ids &&
+	       (!a->has_real_ids || (a->uid == b->uid && a->gid == b->gid)) &&
+	       !a->cgroup == !b->cgroup && (!a->cgroup || strcmp(a->cgroup, b->cgroup) == 0) &&
+	       a->has_exe == b->has_exe &&
+	       (!a->has_exe ||
+		(a->exe_deleted == b->exe_deleted && a->exe_replaced == b->exe_replaced &&
+		 a->has_image == b->has_image &&
+		 (!a->has_image ||
+		  (a->exe_inode == b->exe_inode && a->exe_device == b->exe_device &&
+		   a->exe_size == b->exe_size)) &&
+		 !a->hash_error == !b->hash_error &&
+		 (!a->hash_error || strcmp(a->hash_error, b->hash_error) == 0))) &&
+	       a->state == b->state && a->threads == b->threads && a->pgrp == b->pgrp &&
+	       a->session == b->session && a->tty_nr == b->tty_nr && a->nice == b->nice &&
+	       a->kernel_thread == b->kernel_thread && a->utime_ticks == b->utime_ticks &&
+	       a->stime_ticks == b->stime_ticks && a->start_ticks == b->start_ticks &&
+	       a->cmdline_truncated == b->cmdline_truncated &&
+	       (a->cmdline_masked > 0 ? a->cmdline_masked : 0) ==
+		       (b->cmdline_masked > 0 ? b->cmdline_masked : 0);
+}
+
+/* Text that is not valid UTF-8, as de_escape_text writes it (a new json
+   string; NULL on ENOMEM). */
+static json_t *escaped_string(const char *s, size_t n)
+{
+	char *esc = de_escape_text(s, n);
+	json_t *j = esc ? json_string(esc) : NULL;
+
+	free(esc);
+	return j;
+}
+
+int de_linux_facts_each(const struct de_linux_facts *f,
+			int (*fn)(const struct de_fact *m, void *ctx), void *ctx)
+{
+	return facts_each(f, fn, ctx);
+}
+
+/* A fact as a member of the object ctx: text escaped when not valid
+   UTF-8, and with raw the exact bytes in key_raw.  0, or -1 on ENOMEM. */
+static int fact_to_json(const struct de_fact *m, void *ctx)
+{
+	json_t *o = ctx;
+	char rawname[32];
+
+	switch (m->kind) {
+	case DE_FACT_INT:
+		return de_json_set_new(o, m->key, json_integer(m->i));
+	case DE_FACT_BOOL:
+		return de_json_set_new(o, m->key, json_boolean(m->b));
+	case DE_FACT_TEXT:
+		break;
+	}
+	if (de_utf8_valid(m->s, m->n))
+		return de_json_set_new(o, m->key, json_stringn(m->s, m->n));
+	if (de_json_set_new(o, m->key, escaped_string(m->s, m->n)) < 0)
+		return -1;
+	if (!m->raw)
+		return 0;
+	snprintf(rawname, sizeof(rawname), "%s_raw", m->key);
+	return de_json_set_new(o, rawname, de_json_base64(m->s, m->n));
+}
+
+json_t *de_process_record_platform_json(const struct de_process_record *r)
+{
+	json_t *o;
+	const char *k;
+	json_t *v;
+
+	if (!r->facts.present)
+		return r->platform_data ? json_incref(r->platform_data) : json_null();
+	if (!(o = json_object()))
+		return NULL;
+	if (facts_each(&r->facts, fact_to_json, o) != 0)
+		goto fail;
+	if (json_is_object(r->platform_data))
+		json_object_foreach (r->platform_data, k, v)
+			if (json_object_set(o, k, v) < 0)
+				goto fail;
+	return o;
+fail:
+	json_decref(o);
+	return NULL;
+}
+
+/* An snprintf-like writer: counts everything, stores what fits. */
+struct out {
+	char *p;
+	size_t cap, len;
+};
+
+static void out_put(struct out *o, const char *s, size_t n)
+{
+	if (o->len + n <= o->cap)
+		memcpy(o->p + o->len, s, n);
+	o->len += n;
+}
+
+static void out_str(struct out *o, const char *s, size_t n)
+{
+	size_t m;
+
+	if (o->len + DE_JSON_STR_MAX(n) <= o->cap) {
+		o->len += de_json_str(o->p + o->len, s, n);
+		return;
+	}
+	m = de_json_str(NULL, s, n); /* near the end of the room: exactly */
+	if (o->len + m <= o->cap)
+		de_json_str(o->p + o->len, s, n);
+	o->len += m;
+}
+
+/* ,"key": (or {"key": for the first member) */
+static void out_key(struct out *o, const char *key, size_t n)
+{
+	out_put(o, o->len ? ",\"" : "{\"", 2);
+	out_put(o, key, n);
+	out_put(o, "\":", 2);
+}
+
+/* A fact as text, as fact_to_json() makes it.  0 or -ENOMEM. */
+static int fact_to_text(const struct de_fact *m, void *ctx)
+{
+	struct out *o = ctx;
+	char buf[24], *p = buf + sizeof(buf), *esc;
+	size_t len;
+
+	out_key(o, m->key, m->key_len);
+	switch (m->kind) {
+	case DE_FACT_INT: {
+		uint64_t u = m->i < 0 ? 0ull - (uint64_t)m->i : (uint64_t)m->i;
+		do {
+			*--p = (char)('0' + u % 10);
+			u /= 10;
+		} while (u);
+		if (m->i < 0)
+			*--p = '-';
+		out_put(o, p, (size_t)(buf + sizeof(buf) - p));
+		return 0;
+	}
+	case DE_FACT_BOOL:
+		out_put(o, m->b ? "true" : "false", m->b ? 4 : 5);
+		return 0;
+	case DE_FACT_TEXT:
+		break;
+	}
+	if (de_utf8_valid(m->s, m->n)) {
+		out_str(o, m->s, m->n);
+		return 0;
+	}
+	if (!(esc = malloc(4 * m->n + 1)))
+		return -ENOMEM;
+	len = de_escape_text_into(esc, m->s, m->n);
+	out_str(o, esc, len);
+	free(esc);
+	if (!m->raw)
+		return 0;
+	out_put(o, ",\"", 2);
+	out_put(o, m->key, m->key_len);
+	out_put(o, "_raw\":\"", 7);
+	len = 4 * ((m->n + 2) / 3); /* base64 never needs escaping */
+	if (o->len + len + 1 <= o->cap)
+		de_base64_encode(o->p + o->len, m->s, m->n);
+	o->len += len;
+	out_put(o, "\"", 1);
+	return 0;
+}
+
+long de_linux_facts_json(const struct de_process_record *r, char *buf, size_t cap)
+{
+	struct out o = {buf, cap, 0};
+
+	if (!r->facts.present)
+		return -EINVAL;
+	if (facts_each(&r->facts, fact_to_text, &o) != 0)
+		return -ENOMEM;
+	out_put(&o, "}", 1);
+	if (o.len < cap)
+		buf[o.len] = '\0';
+	return (long)o.len;
+}
+
+/* ---- ProcessRecord with facts ---------------------------------------------- */
+
+/* process_fields without its last entry, platform_data (compared and
+   written here, beside the facts). */
+#define NPROC_PLAIN (F_COUNT(process_fields) - 1)
+
+void de_process_record_clear(struct de_process_record *r)
+{
+	if (!r)
+		return;
+	de_linux_facts_clear(&r->facts);
+	de_fields_clear(r, process_fields, F_COUNT(process_fields), sizeof(*r));
+}
+
+void de_process_record_free(struct de_process_record *r)
+{
+	de_process_record_clear(r);
+	free(r);
+}
+
+/* A copy of s (NULL stays NULL); false on ENOMEM. */
+static bool dup_or_null(char **dst, const char *s)
+{
+	*dst = s ? strdup(s) : NULL;
+	return !s || *dst;
+}
+
+int de_process_record_copy(const struct de_process_record *src, struct de_process_record *out)
+{
+	struct de_process_record r = *src;
+	bool ok;
+
+	/* nothing of src's is owned by r until copied (so a failure frees
+	   only what was copied) */
+	r.name = r.executable_path = r.executable_hash = r.hash_algorithm = r.user_id = NULL;
+	r.command_line = NULL;
+	r.command_line_len = 0;
+	r.platform_data = NULL;
+	r.facts.cgroup = r.facts.hash_error = NULL;
+	ok = dup_or_null(&r.name, src->name) &&
+	     dup_or_null(&r.executable_path, src->executable_path) &&
+	     dup_or_null(&r.executable_hash, src->executable_hash) &&
+	     dup_or_null(&r.hash_algorithm, src->hash_algorithm) &&
+	     dup_or_null(&r.user_id, src->user_id) &&
+	     dup_or_null(&r.facts.cgroup, src->facts.cgroup) &&
+	     dup_or_null(&r.facts.hash_error, src->facts.hash_error) &&
+	     (r.command_line = calloc(src->command_line_len ? src->command_line_len : 1,
+				      sizeof(char *))) != NULL;
+	for (size_t i = 0; ok && i < src->command_line_len; i++) {
+		ok = dup_or_null(&r.command_line[i], src->command_line[i]);
+		r.command_line_len += ok;
+	}
+	if (!ok) {
+		de_process_record_clear(&r);
+		return -ENOMEM;
+	}
+	r.platform_data = src->platform_data ? json_incref(src->platform_data) : NULL;
+	*out = r;
+	return 0;
+}
+
+bool de_process_record_equal(const struct de_process_record *a, const struct de_process_record *b)
+{
+	json_t *ja, *jb;
+	bool eq;
+
+	if (!de_fields_equal(a, b, process_fields, NPROC_PLAIN))
+		return false;
+	if (a->facts.present == b->facts.present) {
+		if (a->facts.present && !facts_equal(&a->facts, &b->facts))
+			return false;
+		if (!a->platform_data || !b->platform_data)
+			return a->platform_data == b->platform_data;
+		return json_equal(a->platform_data, b->platform_data);
+	}
+	/* one with facts, one with JSON: compare their JSON forms */
+	ja = de_process_record_platform_json(a);
+	jb = de_process_record_platform_json(b);
+	eq = ja && jb && json_equal(ja, jb);
+	json_decref(ja);
+	json_decref(jb);
+	return eq;
+}
+
+json_t *de_process_record_to_json(const struct de_process_record *r)
+{
+	json_t *o = de_fields_to_json(r, process_fields, F_COUNT(process_fields)), *pd;
+
+	if (!o || !r->facts.present)
+		return o;
+	/* replaces the value in place: platform_data keeps its position */
+	if (!(pd = de_process_record_platform_json(r)) ||
+	    json_object_set_new(o, "platform_data", pd) < 0) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+int de_process_record_from_json(const json_t *j, struct de_process_record *out,
+				struct de_error *err)
+{
+	return de_fields_from_json(j, out, sizeof(*out), process_fields, F_COUNT(process_fields),
+				   "ProcessRecord", err);
+}

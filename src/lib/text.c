@@ -1,0 +1,263 @@
+/*
+ * text.c — bytes as text: UTF-8, terminal escaping, JSON string literals,
+ * base64 and CSV fields (see text.h).
+ */
+#include "daemoneye/text.h"
+
+#include <errno.h>
+#include <openssl/evp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid. */
+static size_t seq_len(const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0];
+	size_t len;
+	uint32_t cp;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf) {
+		len = 2;
+		cp = c & 0x1f;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		len = 3;
+		cp = c & 0x0f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		len = 4;
+		cp = c & 0x07;
+	} else {
+		return 0;
+	}
+	if (n < len)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
+bool de_utf8_valid(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0;
+
+	while (i < n) {
+		/* ASCII, eight bytes at a time: most of what /proc holds */
+		while (i + 8 <= n) {
+			uint64_t w;
+			memcpy(&w, p + i, 8);
+			if (w & 0x8080808080808080ULL)
+				break;
+			i += 8;
+		}
+		if (i >= n)
+			break;
+		if (p[i] < 0x80) {
+			i++;
+			continue;
+		}
+		size_t l = seq_len(p + i, n - i);
+		if (l == 0)
+			return false;
+		i += l;
+	}
+	return true;
+}
+
+size_t de_escape_text_into(char *out, const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t o = 0;
+
+	for (size_t i = 0; i < n;) {
+		unsigned char c = p[i];
+		size_t l = seq_len(p + i, n - i);
+
+		if (c == '\\') {
+			out[o++] = '\\';
+			out[o++] = '\\';
+		} else if (c == '\n' || c == '\t' || c == '\r') {
+			out[o++] = '\\';
+			out[o++] = c == '\n' ? 'n' : c == '\t' ? 't' : 'r';
+		} else if (c < 0x20 || c == 0x7f || l == 0) {
+			o += (size_t)snprintf(out + o, 5, "\\x%02x", c);
+		} else {
+			memcpy(out + o, p + i, l);
+			o += l;
+			i += l;
+			continue;
+		}
+		i++;
+	}
+	return o;
+}
+
+char *de_escape_text(const char *s, size_t n)
+{
+	/* Worst case every byte becomes \xNN. */
+	char *out = malloc(n * 4 + 1);
+
+	if (!out)
+		return NULL;
+	out[de_escape_text_into(out, s, n)] = '\0';
+	return out;
+}
+
+size_t de_json_str(char *dst, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 1, run = 0;
+
+	if (dst)
+		dst[0] = '"';
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		char esc[6];
+		size_t el = 2;
+
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		esc[0] = '\\';
+		if (dst)
+			memcpy(dst + o, s + run, i - run);
+		o += i - run;
+		run = i + 1;
+		switch (c) {
+		case '"':
+		case '\\':
+			esc[1] = (char)c;
+			break;
+		case '\b':
+			esc[1] = 'b';
+			break;
+		case '\f':
+			esc[1] = 'f';
+			break;
+		case '\n':
+			esc[1] = 'n';
+			break;
+		case '\r':
+			esc[1] = 'r';
+			break;
+		case '\t':
+			esc[1] = 't';
+			break;
+		default:
+			memcpy(esc + 1, "u00", 3);
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 15];
+			el = 6;
+		}
+		if (dst)
+			memcpy(dst + o, esc, el);
+		o += el;
+	}
+	if (dst) {
+		memcpy(dst + o, s + run, n - run);
+		dst[o + n - run] = '"';
+	}
+	return o + n - run + 1;
+}
+
+size_t de_utf8_seq_len(const char *s, size_t n)
+{
+	return n ? seq_len((const unsigned char *)s, n) : 0;
+}
+
+char *de_utf8_lossy_dup(const char *s, size_t n, size_t *len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	char *buf = malloc(n * 3 + 1);
+	size_t o = 0;
+
+	if (!buf)
+		return NULL;
+	for (size_t i = 0; i < n;) {
+		size_t l = seq_len(p + i, n - i);
+		if (l == 0) {
+			memcpy(buf + o, "\xef\xbf\xbd", 3);
+			o += 3;
+			i++;
+		} else {
+			memcpy(buf + o, p + i, l);
+			o += l;
+			i += l;
+		}
+	}
+	buf[o] = '\0';
+	if (len)
+		*len = o;
+	return buf;
+}
+
+/* ---- base64 ------------------------------------------------------------- */
+
+size_t de_base64_encode(char *dst, const void *src, size_t n)
+{
+	/* EVP_EncodeBlock takes an int: split longer inputs at multiples of 3 */
+	const unsigned char *p = src;
+	size_t o = 0;
+
+	while (n > 0) {
+		size_t chunk = n > ((size_t)1 << 30) ? ((size_t)1 << 30) : n;
+		o += (size_t)EVP_EncodeBlock((unsigned char *)dst + o, p, (int)chunk);
+		p += chunk;
+		n -= chunk;
+	}
+	dst[o] = '\0';
+	return o;
+}
+
+int de_base64_decode(const char *s, size_t n, unsigned char **out, size_t *outlen)
+{
+	size_t pad = 0;
+	unsigned char *buf;
+	int len;
+
+	if (n % 4 != 0 || n > INT32_MAX)
+		return -EINVAL;
+	if (!(buf = malloc(n / 4 * 3 + 1)))
+		return -ENOMEM;
+	len = EVP_DecodeBlock(buf, (const unsigned char *)s, (int)n);
+	if (len < 0) {
+		free(buf);
+		return -EINVAL;
+	}
+	/* EVP_DecodeBlock counts the padding as zero bytes */
+	if (n >= 1 && s[n - 1] == '=')
+		pad++;
+	if (n >= 2 && s[n - 2] == '=')
+		pad++;
+	len -= (int)pad;
+	buf[len] = '\0';
+	*out = buf;
+	*outlen = (size_t)len;
+	return 0;
+}
+
+/* ---- CSV ---------------------------------------------------------------- */
+
+void de_csv_field(FILE *f, const char *s)
+{
+	if (!s)
+		return;
+	if (!strpbrk(s, ",\"\r\n")) {
+		fputs(s, f);
+		return;
+	}
+	fputc('"', f);
+	for (; *s; s++) {
+		if (*s == '"')
+			fputc('"', f);
+		fputc(*s, f);
+	}
+	fputc('"', f);
+}

@@ -1,0 +1,77 @@
+/*
+ * uuid.c — UUID version 4 from getrandom(2), its canonical text form and
+ * parsing (see uuid.h).
+ */
+#include "daemoneye/uuid.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/types.h>
+
+int de_uuid_v4(struct de_uuid *out)
+{
+	size_t got = 0;
+
+	while (got < sizeof(out->bytes)) {
+		ssize_t r = getrandom(out->bytes + got, sizeof(out->bytes) - got, 0);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		got += (size_t)r;
+	}
+	out->bytes[6] = (uint8_t)((out->bytes[6] & 0x0f) | 0x40);
+	out->bytes[8] = (uint8_t)((out->bytes[8] & 0x3f) | 0x80);
+	return 0;
+}
+
+void de_uuid_format(const struct de_uuid *u, char buf[DE_UUID_STR_LEN + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+
+	for (size_t i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			buf[o++] = '-';
+		buf[o++] = hex[u->bytes[i] >> 4];
+		buf[o++] = hex[u->bytes[i] & 0x0f];
+	}
+	buf[o] = '\0';
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int de_uuid_parse(const char *s, struct de_uuid *out)
+{
+	struct de_uuid u;
+	size_t b = 0;
+
+	if (!s || strlen(s) != DE_UUID_STR_LEN)
+		return -EINVAL;
+	for (size_t i = 0; i < DE_UUID_STR_LEN;) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i] != '-')
+				return -EINVAL;
+			i++;
+			continue;
+		}
+		int hi = hexval(s[i]), lo = hexval(s[i + 1]);
+		if (hi < 0 || lo < 0)
+			return -EINVAL;
+		u.bytes[b++] = (uint8_t)(hi << 4 | lo);
+		i += 2;
+	}
+	*out = u;
+	return 0;
+}

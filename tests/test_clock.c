@@ -1,0 +1,91 @@
+/*
+ * test_clock.c — the times operators type (RFC 3339 with fractions and
+ * offsets, dates, "now", relative times) and what is refused; the
+ * monotonic clock never goes back.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+
+#include "daemoneye/clock.h"
+
+static void test_parse(void **state)
+{
+	(void)state;
+	const int64_t now = 1764060360123; /* 2025-11-25T08:46:00.123Z */
+	static const struct {
+		const char *s;
+		int64_t want;
+	} ok[] = {
+		{"now", now},
+		{"2025-11-25T08:46:00Z", 1764060360000},
+		{"2025-11-25t08:46:00z", 1764060360000},
+		{"2025-11-25 08:46:00Z", 1764060360000},
+		{"2025-11-25T08:46:00.5Z", 1764060360500},
+		{"2025-11-25T08:46:00.123456Z", 1764060360123},
+		{"2025-11-25T10:46:00+02:00", 1764060360000},
+		{"2025-11-25T03:16:00-05:30", 1764060360000},
+		{"2025-11-25", 1764028800000},
+		{"-90s", now - 90000},
+		{"15m", now - 900000},
+		{"-1h", now - 3600000},
+		{"-2d", now - 2 * 86400000LL},
+		{"-1w", now - 7 * 86400000LL},
+	};
+	static const char *const bad[] = {
+		"",
+		"yesterday",
+		"-1y",
+		"-h",
+		"1hh",
+		"2025-11-25T08:46Z",
+		"2025-13-01",
+		"2025-02-31",
+		"2025-11-25T24:00:00Z",
+		"2025-11-25T08:46:00",
+		"2025-11-25T08:46:00.Z",
+		"2025-11-25T08:46:00+2:00",
+		"2025-11-25T08:46:00Zjunk",
+		"-99999999999999999999s",
+	};
+	int64_t t;
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		t = 0;
+		assert_int_equal(de_time_parse(ok[i].s, now, &t), 0);
+		assert_int_equal(t, ok[i].want);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		t = 42;
+		assert_int_equal(de_time_parse(bad[i], now, &t), -EINVAL);
+		assert_int_equal(t, 42); /* untouched */
+	}
+}
+
+static void test_clocks(void **state)
+{
+	(void)state;
+	int64_t a = de_mono_ms(), w = de_now_ms();
+
+	assert_true(a > 0);
+	assert_true(w > 1764000000000); /* after this code was written */
+	for (int i = 0; i < 1000; i++) {
+		int64_t b = de_mono_ms();
+		assert_true(b >= a);
+		a = b;
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse),
+		cmocka_unit_test(test_clocks),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,163 @@
+/*
+ * test_text.c — UTF-8 validity and lossy repair, terminal escaping, JSON
+ * string literals against jansson, base64 against known vectors (RFC 4648
+ * section 10) and CSV fields (RFC 4180).
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "testrand.h"
+
+#include "daemoneye/text.h"
+
+static void test_utf8_and_escape(void **state)
+{
+	(void)state;
+	assert_true(de_utf8_valid("caf\xc3\xa9", 5));
+	assert_true(de_utf8_valid("\xf0\x9f\x98\x80", 4));
+	assert_false(de_utf8_valid("\xc0\xaf", 2));	    /* overlong */
+	assert_false(de_utf8_valid("\xed\xa0\x80", 3));	    /* surrogate */
+	assert_false(de_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
+	assert_false(de_utf8_valid("\xe2\x82", 2));	    /* truncated */
+	char *s = de_escape_text("a\nb\x1b[0m\\\xff\xc3\xa9", 11);
+	assert_string_equal(s, "a\\nb\\x1b[0m\\\\\\xff\xc3\xa9");
+	free(s);
+}
+
+/* de_json_str escapes exactly as jansson: every byte alone and mixed. */
+static void test_json_str(void **state)
+{
+	(void)state;
+	char s[2], out[DE_JSON_STR_MAX(64)];
+
+	for (int c = 0; c < 0x80; c++) {
+		s[0] = (char)c;
+		json_t *j = json_stringn(s, 1);
+		char *want = json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
+		size_t n = de_json_str(out, s, 1);
+		assert_int_equal(n, strlen(want));
+		assert_int_equal(de_json_str(NULL, s, 1), n);
+		assert_memory_equal(out, want, n);
+		free(want);
+		json_decref(j);
+	}
+	for (int i = 0; i < 2000; i++) {
+		char *t = rnd_text();
+		size_t l = strlen(t);
+		if (de_utf8_valid(t, l)) {
+			json_t *j = json_stringn(t, l);
+			char *want = json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
+			size_t n = de_json_str(out, t, l);
+			assert_true(n <= DE_JSON_STR_MAX(l));
+			assert_int_equal(n, strlen(want));
+			assert_memory_equal(out, want, n);
+			free(want);
+			json_decref(j);
+		}
+		free(t);
+	}
+}
+
+static void test_lossy(void **state)
+{
+	(void)state;
+	size_t n;
+	char *s = de_utf8_lossy_dup("a\xff"
+				    "b\xc3\xa9\xe2\x82",
+				    7, &n);
+
+	/* each bad byte is one U+FFFD; a valid sequence is kept */
+	assert_string_equal(s, "a\xef\xbf\xbd"
+			       "b\xc3\xa9\xef\xbf\xbd\xef\xbf\xbd");
+	assert_int_equal(n, strlen(s));
+	assert_true(de_utf8_valid(s, n));
+	free(s);
+	assert_int_equal(de_utf8_seq_len("\xc3\xa9", 2), 2);
+	assert_int_equal(de_utf8_seq_len("\xc3", 1), 0);
+	assert_int_equal(de_utf8_seq_len("", 0), 0);
+}
+
+static void test_base64(void **state)
+{
+	(void)state;
+	/* RFC 4648, section 10 */
+	static const char *const vec[][2] = {
+		{"", ""},
+		{"f", "Zg=="},
+		{"fo", "Zm8="},
+		{"foo", "Zm9v"},
+		{"foob", "Zm9vYg=="},
+		{"fooba", "Zm9vYmE="},
+		{"foobar", "Zm9vYmFy"},
+	};
+	char out[64];
+	unsigned char *dec;
+	size_t n;
+
+	for (size_t i = 0; i < sizeof(vec) / sizeof(vec[0]); i++) {
+		size_t len = strlen(vec[i][0]);
+		assert_int_equal(de_base64_encode(out, vec[i][0], len), strlen(vec[i][1]));
+		assert_int_equal(DE_BASE64_LEN(len), strlen(vec[i][1]));
+		assert_string_equal(out, vec[i][1]);
+		assert_int_equal(de_base64_decode(vec[i][1], strlen(vec[i][1]), &dec, &n), 0);
+		assert_int_equal(n, len);
+		assert_memory_equal(dec, vec[i][0], len);
+		assert_int_equal(dec[n], 0);
+		free(dec);
+	}
+	/* bytes with NUL and high bits survive */
+	const char bin[] = {0, (char)0xff, 'x', 0};
+	de_base64_encode(out, bin, 4);
+	assert_int_equal(de_base64_decode(out, strlen(out), &dec, &n), 0);
+	assert_int_equal(n, 4);
+	assert_memory_equal(dec, bin, 4);
+	free(dec);
+	assert_int_equal(de_base64_decode("Zm9", 3, &dec, &n), -EINVAL);
+	assert_int_equal(de_base64_decode("Zm9*", 4, &dec, &n), -EINVAL);
+}
+
+static void test_csv(void **state)
+{
+	(void)state;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	assert_non_null(f);
+	de_csv_field(f, "plain");
+	fputc('|', f);
+	de_csv_field(f, "a,b");
+	fputc('|', f);
+	de_csv_field(f, "say \"hi\"");
+	fputc('|', f);
+	de_csv_field(f, "two\nlines\r");
+	fputc('|', f);
+	de_csv_field(f, NULL);
+	fputc('|', f);
+	de_csv_field(f, "\xff"
+			"raw");
+	fclose(f);
+	assert_string_equal(buf, "plain|\"a,b\"|\"say \"\"hi\"\"\"|\"two\nlines\r\"||\xff"
+				 "raw");
+	free(buf);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_utf8_and_escape),
+		cmocka_unit_test(test_json_str),
+		cmocka_unit_test(test_lossy),
+		cmocka_unit_test(test_base64),
+		cmocka_unit_test(test_csv),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
