@@ -60,8 +60,6 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#include "facts.h"
-
 /* ---- the in-memory snapshot index --------------------------------------- */
 
 struct snap_ent {
@@ -1208,7 +1206,7 @@ static void facts_sum(const struct de_process_record *r, struct pd_sum *ps)
 		json_decref(j);
 		return;
 	}
-	facts_each(f, fact_sum, ps);
+	de_linux_facts_each_inline(f, fact_sum, ps);
 }
 
 #define PD_LANES 16
