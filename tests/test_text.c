@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 #include <jansson.h>
+#include <openssl/evp.h>
 
 #include "testrand.h"
 
@@ -122,6 +123,25 @@ static void test_base64(void **state)
 	free(dec);
 	assert_int_equal(de_base64_decode("Zm9", 3, &dec, &n), -EINVAL);
 	assert_int_equal(de_base64_decode("Zm9*", 4, &dec, &n), -EINVAL);
+	/* strict: padding only at the end, no whitespace */
+	assert_int_equal(de_base64_decode("Zg==Zm9v", 8, &dec, &n), -EINVAL);
+	assert_int_equal(de_base64_decode("Z=9v", 4, &dec, &n), -EINVAL);
+	assert_int_equal(de_base64_decode("Zm9 ", 4, &dec, &n), -EINVAL);
+	assert_int_equal(de_base64_decode("Zm9v\nZg==", 9, &dec, &n), -EINVAL);
+	/* against OpenSSL's encoder, an independent one, on random bytes of every length */
+	unsigned char raw[300], theirs[420];
+	char ours[420];
+	for (size_t len = 0; len < sizeof(raw); len++) {
+		for (size_t k = 0; k < len; k++)
+			raw[k] = (unsigned char)rnd(256);
+		int tl = EVP_EncodeBlock(theirs, raw, (int)len);
+		assert_int_equal(de_base64_encode(ours, raw, len), (size_t)tl);
+		assert_memory_equal(ours, theirs, (size_t)tl);
+		assert_int_equal(de_base64_decode(ours, (size_t)tl, &dec, &n), 0);
+		assert_int_equal(n, len);
+		assert_memory_equal(dec, raw, len);
+		free(dec);
+	}
 }
 
 static void test_csv(void **state)

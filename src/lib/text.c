@@ -5,7 +5,6 @@
 #include "daemoneye/text.h"
 
 #include <errno.h>
-#include <openssl/evp.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -200,46 +199,80 @@ char *de_utf8_lossy_dup(const char *s, size_t n, size_t *len)
 
 /* ---- base64 ------------------------------------------------------------- */
 
+/*
+ * RFC 4648 by hand rather than through OpenSSL's EVP_EncodeBlock: a few
+ * lines, and the privileged parent (which checks base64 in the checkpoint
+ * notes it signs) then does not map libcrypto unless it holds a key.
+ */
+static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
 size_t de_base64_encode(char *dst, const void *src, size_t n)
 {
-	/* EVP_EncodeBlock takes an int: split longer inputs at multiples of 3 */
 	const unsigned char *p = src;
 	size_t o = 0;
 
-	while (n > 0) {
-		size_t chunk = n > ((size_t)1 << 30) ? ((size_t)1 << 30) : n;
-		o += (size_t)EVP_EncodeBlock((unsigned char *)dst + o, p, (int)chunk);
-		p += chunk;
-		n -= chunk;
+	for (; n >= 3; p += 3, n -= 3) {
+		dst[o++] = b64[p[0] >> 2];
+		dst[o++] = b64[(p[0] & 3) << 4 | p[1] >> 4];
+		dst[o++] = b64[(p[1] & 15) << 2 | p[2] >> 6];
+		dst[o++] = b64[p[2] & 63];
+	}
+	if (n) {
+		dst[o++] = b64[p[0] >> 2];
+		dst[o++] = b64[(p[0] & 3) << 4 | (n == 2 ? p[1] >> 4 : 0)];
+		dst[o++] = n == 2 ? b64[(p[1] & 15) << 2] : '=';
+		dst[o++] = '=';
 	}
 	dst[o] = '\0';
 	return o;
 }
 
+/* The value of a base64 character, -1 for anything else. */
+static int b64_value(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	return c == '+' ? 62 : c == '/' ? 63 : -1;
+}
+
 int de_base64_decode(const char *s, size_t n, unsigned char **out, size_t *outlen)
 {
-	size_t pad = 0;
+	size_t pad = 0, o = 0;
 	unsigned char *buf;
-	int len;
 
-	if (n % 4 != 0 || n > INT32_MAX)
+	if (n % 4 != 0)
 		return -EINVAL;
-	if (!(buf = malloc(n / 4 * 3 + 1)))
-		return -ENOMEM;
-	len = EVP_DecodeBlock(buf, (const unsigned char *)s, (int)n);
-	if (len < 0) {
-		free(buf);
-		return -EINVAL;
-	}
-	/* EVP_DecodeBlock counts the padding as zero bytes */
 	if (n >= 1 && s[n - 1] == '=')
 		pad++;
 	if (n >= 2 && s[n - 2] == '=')
 		pad++;
-	len -= (int)pad;
-	buf[len] = '\0';
+	if (!(buf = malloc(n / 4 * 3 + 1)))
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i += 4) {
+		int v[4];
+		for (int k = 0; k < 4; k++) {
+			/* '=' only as the padding at the very end */
+			bool padding = i + (size_t)k >= n - pad;
+			v[k] = padding ? 0 : b64_value((unsigned char)s[i + (size_t)k]);
+			if (v[k] < 0) {
+				free(buf);
+				return -EINVAL;
+			}
+		}
+		uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 |
+			     (uint32_t)v[3];
+		buf[o++] = (unsigned char)(w >> 16);
+		buf[o++] = (unsigned char)(w >> 8);
+		buf[o++] = (unsigned char)w;
+	}
+	o -= pad;
+	buf[o] = '\0';
 	*out = buf;
-	*outlen = (size_t)len;
+	*outlen = o;
 	return 0;
 }
 
