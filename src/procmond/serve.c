@@ -16,9 +16,18 @@
  * A scan's frames are gathered into writes of about 64 KiB (one write per
  * record made a 10,000-process scan 10,000 system calls on both sides);
  * events are written at once.
+ *
+ * The event reader never dies silently: when it stops on an error it says
+ * so, is counted (SCAN_DONE's event_restarts, the agent's metrics and
+ * health) and starts again a second later.  After EVENT_RESTARTS_MAX quick
+ * failures in a row procmond gives up and exits with EX_IOERR, so that the
+ * privileged parent starts a fresh one (a new subscription needs
+ * CAP_NET_ADMIN, which we dropped).
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -37,8 +46,13 @@ struct server {
 	pthread_mutex_t send_lock; /* one frame at a time on fd */
 	struct de_collector *ecol; /* the event thread's collector */
 	struct de_procevents *ev;
-	int event_rc; /* why the event thread stopped (0: asked to) */
+	int event_rc;		     /* why the event thread stopped (0: asked to) */
+	bool event_failed;	     /* it gave up: procmond exits so it is restarted */
+	atomic_ulong event_restarts; /* times the reader died and started again */
 };
+
+/* Quick failures in a row (none lasting a minute) before the reader gives up. */
+#define EVENT_RESTARTS_MAX 5
 
 /* Send one whole frame under the lock. */
 static int send_locked(struct server *s, const struct de_ipc_msg *m, struct de_error *err)
@@ -57,7 +71,8 @@ static int send_locked(struct server *s, const struct de_ipc_msg *m, struct de_e
 struct send_ctx {
 	struct server *s;
 	struct de_error *err;
-	struct de_buf out; /* frames waiting: at most a flush's worth and one frame */
+	struct de_buf out;  /* frames waiting: at most a flush's worth and one frame */
+	uint64_t with_hash; /* records of this scan carrying a hash */
 };
 
 /* Write what is gathered, whole, under the lock. */
@@ -99,6 +114,7 @@ static int send_record(void *ctx, struct de_process_record *r)
 	int rc;
 
 	m.record = *r; /* borrowed for the send */
+	sc->with_hash += r->executable_hash != NULL;
 	rc = gather(sc, &m);
 	return rc < 0 ? rc : 0;
 }
@@ -135,12 +151,38 @@ static int serve_event(void *ctx, const struct de_process_event *e)
 	return rc;
 }
 
-/* The event thread: read the connector, forward at once. */
+/* The event thread: read the connector, forward at once; restart the reader if it dies. */
 static void *event_thread(void *arg)
 {
 	struct server *s = arg;
+	unsigned quick = 0;
 
-	s->event_rc = procmond_follow_events(s->ev, serve_event, s);
+	for (;;) {
+		int64_t t0 = de_mono_ms();
+		int rc = procmond_follow_events(s->ev, serve_event, s);
+
+		s->event_rc = rc;
+		if (procmond_stop || rc == 0 || rc == -EPIPE || rc == -ECONNRESET)
+			break;
+		atomic_fetch_add(&s->event_restarts, 1);
+		if (de_mono_ms() - t0 >= 60000)
+			quick = 0;
+		if (++quick > EVENT_RESTARTS_MAX) {
+			de_log_errorx("the event reader failed %u times in a row (%s): procmond "
+				      "exits so that a fresh one is started",
+				      quick, strerror(-rc));
+			s->event_failed = true;
+			procmond_stop = 1;
+			shutdown(s->fd, SHUT_RD); /* wakes the main loop's read */
+			break;
+		}
+		de_log_warnx("the event reader stopped (%s): starting it again", strerror(-rc));
+		struct timespec ts = {1, 0};
+		while (!procmond_stop && nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+		if (procmond_stop)
+			break;
+	}
 	return NULL;
 }
 
@@ -204,6 +246,7 @@ int procmond_serve(struct de_collector *col, struct de_procevents *ev, int fd, c
 			break;
 		}
 		de_buf_reset(&sc.out);
+		sc.with_hash = 0;
 		rc = de_collector_scan_each(col, req.scan_id, send_record, &sc, &done.stats, &err);
 		if (rc < 0) {
 			if (rc == -EPIPE || rc == -ECONNRESET)
@@ -214,6 +257,10 @@ int procmond_serve(struct de_collector *col, struct de_procevents *ev, int fd, c
 		}
 		done.scan_id = req.scan_id;
 		done.events_lost = ev ? de_procevents_overruns(ev) : 0;
+		done.hash_hits = sc.with_hash > done.stats.hashed_files
+					 ? sc.with_hash - done.stats.hashed_files
+					 : 0;
+		done.event_restarts = atomic_load(&s.event_restarts);
 		if (gather(&sc, &done) < 0 || flush_frames(&sc) < 0) {
 			if (err.code == EPIPE || err.code == ECONNRESET)
 				break;
@@ -228,8 +275,7 @@ out:
 		/* a blocked send ends when the agent closes its end */
 		shutdown(fd, SHUT_WR);
 		pthread_join(th, NULL);
-		if (s.event_rc < 0 && s.event_rc != -EPIPE && s.event_rc != -ECONNRESET &&
-		    status == 0)
+		if (s.event_failed && status == 0)
 			status = EX_IOERR;
 	}
 	de_ipc_reader_free(rd);
