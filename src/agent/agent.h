@@ -1,50 +1,185 @@
 /*
- * agent.h — what the agent's files share: the agent's state, delivering
- * alerts (main.c) and the exec path (execpath.c).
+ * agent.h — what the worker's files share: the worker's state, delivering
+ * alerts and loading detection (main.c), the exec path (execpath.c), the
+ * control channel to the parent (worker_ctl.c), and what the worker
+ * publishes: metrics and the health report (telemetry.c).
  */
 #ifndef AGENT_AGENT_H
 #define AGENT_AGENT_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "daemoneye/alert.h"
 #include "daemoneye/config.h"
+#include "daemoneye/ctl.h"
 #include "daemoneye/detect.h"
+#include "daemoneye/metrics.h"
 #include "daemoneye/rules.h"
 #include "daemoneye/store.h"
 #include "daemoneye/validator.h"
+#include "parent.h"
 #include "procmond_client.h"
 
-struct agent {
-	struct de_config *cfg;
-	struct de_store *store;
-	const struct de_config_sources *src; /* passed on to procmond */
-	struct procmond_chan pm;
+/* Set by SIGTERM/SIGINT in the worker. */
+extern volatile sig_atomic_t agent_stop;
+
+/* What detection runs with; replaced whole on reload. */
+struct agent_detection {
 	struct de_validator *validator; /* the SQL sandbox's settings */
 	struct de_engine *engine;	/* rules run here, read-only */
-	struct de_rule_set rules;	/* builtin + rules_dirs + imported */
+	struct de_rule_set rules;	/* builtin + rules_dirs + imported + --rules */
 	struct de_rule_result *results; /* one per rule, reused each cycle */
-	const char **rule_files;	/* --rules FILE..., borrowed from argv */
-	size_t nrule_files;
+	size_t problems;		/* rules skipped because they are bad */
+	int64_t state_mtime;		/* rules-state.json's when it was applied (ns, 0: none) */
+};
+
+/* A rule the watchdog disabled for running over its time budget. */
+struct agent_slow_rule {
+	char *id;	 /* owned */
+	int64_t at_ms;	 /* when (wall clock) */
+	int64_t last_us; /* its last run */
+};
+
+/* The metric families the worker keeps (telemetry.c). */
+struct agent_metrics {
+	struct de_metrics *reg;
+	struct de_metric *scans, *scan_seconds, *processes, *events, *events_lost, *hash_hits,
+		*hash_misses, *hashed_bytes, *rule_seconds, *rule_matches, *rule_errors,
+		*rules_loaded, *rules_disabled, *alerts, *alerts_suppressed, *alerts_folded,
+		*deliveries, *queue_depth, *dead_letters, *circuit, *store_bytes, *store_free,
+		*store_write_seconds, *audit_entries, *audit_checkpoint, *restarts, *cpu, *rss,
+		*build, *reload_ok, *reload_time, *scan_time, *up;
+	char *textfile; /* metrics.textfile resolved; NULL: none */
+	char *listen;	/* metrics.listen; NULL: no listener */
+	struct de_metrics_server *http;
+	int64_t last_publish; /* monotonic */
+};
+
+struct agent {
+	const struct agent_opts *opts;
+	struct de_config *cfg;
+	struct de_config_sources src; /* opts' sets + the texts of the parent's files */
+	char *state_dir;
+	char *store_path;
+	struct de_store *store;
+	struct procmond_chan pm;
+	struct agent_detection det;
 	bool stdout_enabled;
 	enum de_alert_format alert_format;
 	bool color;
-	uint64_t retention_days; /* database.retention_days */
-	bool warned_over_cap;	 /* said once that the snapshot alone exceeds max_size_mb */
+	uint64_t scan_interval_ms;
+	uint64_t retention_days;      /* database.retention_days */
+	bool warned_over_cap;	      /* said once that the snapshot alone exceeds max_size_mb */
+	uint64_t rule_budget_ms;      /* detection.rule_budget_ms (0: none) */
+	uint64_t rule_strikes;	      /* detection.rule_budget_strikes */
+	unsigned *strikes;	      /* per rule of det.rules: full runs over budget in a row */
+	struct agent_slow_rule *slow; /* rules the watchdog disabled (owned) */
+	size_t nslow;
+	int64_t rules_state_mtime;    /* of rules-state.json, to see `rules enable` */
+	int64_t events_failing_since; /* the store refuses the queue's head since (mono), 0: not */
+	int64_t events_next_try;      /* when to try it again (mono) */
+	/* the control channel */
+	int ctl;		  /* AGENT_CTL_FD, -1 when the parent is gone */
+	enum de_ctl_state cstate; /* STARTING until the first CONFIG, then RUNNING */
+	bool have_sup;
+	struct de_ctl_supervisor sup; /* the parent's last view */
+	int64_t next_heartbeat;	      /* monotonic */
+	bool scan_now;		      /* a new procmond: reconcile at once */
+	/* what happened, for health and metrics */
+	int64_t started_ms;   /* this worker's start, wall clock */
+	int64_t last_scan_ms; /* end of the last full scan attempt, wall clock */
+	int64_t last_scan_id;
+	bool last_scan_ok;
+	unsigned scan_failures; /* full scans failed in a row */
+	char last_scan_error[256];
+	size_t last_processes;
+	uint64_t last_scan_dur_ms;
+	bool reload_ok;		/* the last reload worked (true before any) */
+	int64_t reload_ms;	/* when the configuration in use was loaded */
+	char reload_error[512]; /* why the last reload was refused */
+	struct agent_metrics m;
+	bool final_publish; /* the last report before exiting */
 };
+
+/* ---- main.c ---------------------------------------------------------------------- */
 
 /* Store each alert, write it to the sinks and record each delivery. */
 void agent_deliver(struct agent *ag, const struct de_alert_list *alerts);
 
 /*
- * Apply every event procmond has queued, in order, then forget them.  The
- * queue is cut before an exit of a process exec'd earlier in the same run,
- * so that the rules see a process that lived for 10 ms before its exit
- * takes it out of the snapshot.  A failure is logged and the rest dropped:
- * the next full scan reconciles.
+ * Build detection from cfg: validator, the rule set (with --rules files and
+ * the operator's overrides), an engine on the store.  0 or an error (det
+ * untouched).  agent_detection_clear frees one.
  */
-void agent_execpath_run(struct agent *ag);
+int agent_detection_load(struct agent *ag, const struct de_config *cfg, struct agent_detection *det,
+			 struct de_error *err);
+void agent_detection_clear(struct agent_detection *det);
+/* Put det in use (moved in), freeing the one before. */
+void agent_detection_swap(struct agent *ag, struct agent_detection *det);
+
+/*
+ * After rules ran (a full cycle, or one process when !full): each rule whose
+ * run went over detection.rule_budget_ms detection.rule_budget_strikes
+ * times in a row is disabled (recorded in rules-state.json), listed in
+ * health and announced with an alert.  Only a full run within the budget
+ * clears a rule's strikes.
+ */
+void agent_rule_watchdog(struct agent *ag, bool full);
+
+/* Apply the plain settings of cfg (alert format, retention, budgets...). */
+int agent_settings_apply(struct agent *ag, const struct de_config *cfg, struct de_error *err);
+
+/* ---- execpath.c -------------------------------------------------------------------- */
+
+/*
+ * Apply every event procmond has queued, in order.  The queue is cut before
+ * an exit of a process exec'd earlier in the same run, so that the rules
+ * see a process that lived for 10 ms before its exit takes it out of the
+ * snapshot.  A batch the store refuses stays queued, with everything after
+ * it, and is tried again next time: no event is dropped because a write
+ * failed.  Returns the number of events still queued.
+ */
+size_t agent_execpath_run(struct agent *ag);
+
+/* ---- worker_ctl.c -------------------------------------------------------------------- */
+
+/*
+ * Wait (at most timeout_ms) for the parent's first CONFIG and load it into
+ * ag->cfg.  0, or an error to exit with.
+ */
+int agent_ctl_first_config(struct agent *ag, uint64_t timeout_ms, struct de_error *err);
+/* Read and handle every message waiting on the control channel (never blocks). */
+void agent_ctl_read(struct agent *ag);
+/* Tell the parent: READY, a heartbeat with a status line, a new procmond please. */
+void agent_ctl_ready(struct agent *ag);
+void agent_ctl_heartbeat(struct agent *ag);
+void agent_ctl_restart_procmond(struct agent *ag, enum de_ctl_reason why);
+/*
+ * For the audit ledger's signer: the parent's checkpoint signing key
+ * (public half), and a signature over a checkpoint note body, which the
+ * parent checks before it signs.  Other messages that arrive while we wait
+ * are handled as usual.  0, or a CryptoError (no key, refused, no answer).
+ */
+int agent_ctl_public_key(struct agent *ag, uint8_t pub[DE_CTL_PUBKEY_LEN], struct de_error *err);
+int agent_ctl_sign(struct agent *ag, const void *body, size_t len, uint8_t sig[DE_CTL_SIG_LEN],
+		   struct de_error *err);
+
+/* ---- telemetry.c ----------------------------------------------------------------------- */
+
+int telemetry_open(struct agent *ag, struct de_error *err);
+/* (Re)read metrics.textfile and metrics.listen from cfg; the listener moves if it changed. */
+int telemetry_configure(struct agent *ag, const struct de_config *cfg, struct de_error *err);
+void telemetry_close(struct agent *ag);
+void telemetry_scan(struct agent *ag, bool ok, double seconds, size_t processes,
+		    const struct de_collect_stats *st);
+void telemetry_rules(struct agent *ag, const struct de_rule_result *results, size_t n, bool full);
+void telemetry_alerts(struct agent *ag, const struct de_alert_list *alerts);
+void telemetry_delivery(struct agent *ag, const char *sink, bool ok);
+void telemetry_store_write(struct agent *ag, double seconds);
+/* Refresh the gauges and write metrics and health (at most once a second unless force). */
+void telemetry_publish(struct agent *ag, bool force);
 
 #endif
