@@ -26,6 +26,8 @@ struct cli_command {
 	const char *summary; /* one line for --help */
 	/* argv[0] is the command name; getopt state is reset before the call */
 	int (*run)(struct cli_ctx *ctx, int argc, char **argv);
+	/* for shell completion: subcommands, --options, --option=v1|v2 (may be NULL) */
+	const char *complete;
 };
 
 /* Print "daemoneye-cli: <fmt>" on stderr. */
@@ -52,5 +54,8 @@ int cmd_processes(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_stats(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_query(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_rules(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_health(struct cli_ctx *ctx, int argc, char **argv);
+/* `completion bash|zsh|fish`: a script from the command table (cmd_completion.c). */
+int cmd_completion(const struct cli_command *cmds, size_t n, int argc, char **argv);
 
 #endif

@@ -389,7 +389,7 @@ static int do_enable(struct cli_ctx *ctx, const char *id, bool on)
 		rc = cli_fail(&err);
 		goto out;
 	}
-	printf("rule %s %s (%s; daemoneye-agent applies it at its next start)\n", id,
+	printf("rule %s %s (%s; a running daemoneye-agent applies it at its next cycle)\n", id,
 	       on ? "enabled" : "disabled", state);
 out:
 	free(user);

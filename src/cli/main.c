@@ -19,16 +19,26 @@
 #include "daemoneye/log.h"
 #include "daemoneye/term.h"
 
+/* name, summary for --help, function, and the words that follow it for shell
+   completion (cmd_completion.c: subcommands, --options, --option=value|value) */
 static const struct cli_command commands[] = {
-	{"config", "show [--format yaml|json] [--origins] | validate", cmd_config},
+	{"config", "show [--format yaml|json] [--origins] | validate", cmd_config,
+	 "show validate --format=yaml|json --origins"},
 	{"processes", "[--pid N] [--name S] [--since T] [--until T] [--limit N] [--format F]",
-	 cmd_processes},
-	{"stats", "[--format table|json]  rows, sizes and time span of the event store", cmd_stats},
-	{"query", "[--format F] [--param K=V]... [--limit N] [--timeout MS] SQL", cmd_query},
+	 cmd_processes,
+	 "--pid --name --since --until --limit --offset --scan --live "
+	 "--format=table|json|ndjson|csv"},
+	{"stats", "[--format table|json]  rows, sizes and time span of the event store", cmd_stats,
+	 "--format=table|json"},
+	{"query", "[--format F] [--param K=V]... [--limit N] [--timeout MS] SQL", cmd_query,
+	 "--param --limit --timeout --format=table|json|ndjson|csv"},
 	{"rules",
 	 "list|show ID|validate FILE...|test FILE|ID|import FILE|export [ID]|enable ID|disable "
 	 "ID|schema",
-	 cmd_rules},
+	 cmd_rules,
+	 "list show validate test import export enable disable schema --format=table|text|json"},
+	{"health", "[--format table|json]  the agent's components and their status", cmd_health,
+	 "--format=table|json"},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -108,6 +118,11 @@ int main(int argc, char **argv)
 		usage(stderr);
 		free(sets);
 		return EX_USAGE;
+	}
+	/* hidden: the build makes the shell completion scripts with it */
+	if (strcmp(argv[optind], "completion") == 0) {
+		free(sets);
+		return cmd_completion(commands, NCOMMANDS, argc - optind, argv + optind);
 	}
 	for (size_t i = 0; i < NCOMMANDS; i++)
 		if (strcmp(argv[optind], commands[i].name) == 0)
