@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """bench_exec.py BINDIR — the exec -> alert budget (DESIGN.md: p99 <= 100 ms
-in event mode), end to end through the real programs.
+in event mode), end to end through the real programs, with the metrics
+(textfile and loopback listener) and the health report on.
 
 Starts daemoneye-agent (as root, so that procmond subscribes to the kernel's
 process events) with one extra rule that matches a marker in the command
@@ -60,7 +61,9 @@ def main():
     agent = subprocess.Popen(
         [f"{bindir}/daemoneye-agent", "--rules", rules,
          "--set", f"app.state_dir={tmp}/state", "--set", "detection.rules_dirs=[]",
-         "--set", "app.scan_interval_ms=600000", "--set", "alerting.stdout.format=json"],
+         "--set", "app.scan_interval_ms=600000", "--set", "alerting.stdout.format=json",
+         # as a service runs: the metrics textfile (default) and the listener
+         "--set", "metrics.listen=127.0.0.1:0"],
         stdout=subprocess.PIPE, stderr=log, text=True)
     seen = {}  # pid -> monotonic time its alert was read
     lock = threading.Lock()
