@@ -3,7 +3,9 @@
  * snapshot, the history of process instances, sampled resource use, the
  * scans, the alerts and their delivery records.  The seed's EventStore.
  *
- * Relations (schema version 4; see store.c for the full DDL):
+ * Relations (schema version 4; src/lib/store_schema.c holds the migrations
+ * and a description of every column, which `daemoneye-cli rules schema`
+ * prints for the tables rules may read):
  *
  *   processes          the current snapshot, one row per live process, with
  *                      every ProcessRecord column (command_line as one text
