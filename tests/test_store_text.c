@@ -1,7 +1,8 @@
 /*
  * test_store_text.c — a record as a row (src/lib/store_text.c): the text
  * columns (compact JSON, exact integers, escapes, empty command lines) and
- * the parameters of a multi-row insert, absent values NULL in their row only.
+ * the parameters of a multi-row insert, absent values NULL in their row
+ * only; the cap on a column's text.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -12,6 +13,8 @@
 #include <string.h>
 
 #include <cmocka.h>
+
+#include "store_int.h"
 
 #define DE_TEST_NAME "store_text"
 #include "testutil.h"
@@ -100,11 +103,61 @@ static void test_batch_absent_values(void **state)
 	free(path);
 }
 
+/*
+ * Each text column is capped (at SQLite's length limit; here, through the
+ * store's internals, at 64 bytes): a longer one refuses the batch as a
+ * ValidationError and writes nothing, in a multi-row insert and in an
+ * update alike, and the buffers serve the next batch.
+ */
+static void test_text_cap(void **state)
+{
+	(void)state;
+	char *path = db_path("cap.sqlite");
+	struct de_store *s = open_at(path, 3600);
+	sqlite3 *db = de_store_db(s);
+	enum { N = 20 };
+	struct de_process_record r[N];
+	struct de_error e = {0};
+	char big[101];
+
+	for (size_t i = 0; i <= STORE_BATCH_ROWS; i++)
+		store_text_init(&s->text[i], 64);
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	mk_many(r, N, 1000, 1);
+	free(r[7].command_line[1]);
+	r[7].command_line[1] = strdup(big);
+	assert_int_equal(de_store_processes(s, r, N, &e), -E2BIG);
+	assert_int_equal(e.category, DE_ERR_VALIDATION);
+	if (!strstr(e.message, "pid 8"))
+		fail_msg("code %d cat %d: %s", e.code, (int)e.category, e.message);
+	assert_int_equal(count(db, "SELECT count(*) FROM processes"), 0);
+	/* the same batch with a short argument goes through */
+	free(r[7].command_line[1]);
+	r[7].command_line[1] = strdup("--n=8");
+	store_ok(s, r, N);
+	assert_int_equal(count(db, "SELECT count(*) FROM processes"), N);
+	/* a change of values whose platform_data outgrows the cap */
+	json_object_set_new(r[3].platform_data, "state", json_string(big));
+	retime(r, N, 2000, 2);
+	assert_int_equal(de_store_processes(s, r, N, &e), -E2BIG);
+	assert_int_equal(count(db, "SELECT count(*) FROM processes WHERE pid = 4 AND "
+				   "collection_time = 1000 AND platform_data LIKE '%\"S\"%'"),
+			 1);
+	json_object_set_new(r[3].platform_data, "state", json_string("R"));
+	store_ok(s, r, N);
+	assert_int_equal(de_store_last_diff(s).changed, 1);
+	de_store_close(s);
+	clear_many(r, N);
+	free(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_text_columns),
 		cmocka_unit_test(test_batch_absent_values),
+		cmocka_unit_test(test_text_cap),
 	};
 	return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

@@ -324,6 +324,9 @@ int de_store_open(const struct de_store_config *cfg, struct de_store **out, stru
 			rc = store_db_err(s, err, "cannot set journal mode");
 			goto fail;
 		}
+		for (size_t i = 0; i <= STORE_BATCH_ROWS; i++)
+			store_text_init(&s->text[i],
+					(size_t)sqlite3_limit(s->db, SQLITE_LIMIT_LENGTH, -1));
 		for (int i = 0; i < ST_MAX; i++)
 			if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
 					       &s->st[i], NULL) != SQLITE_OK) {

@@ -84,6 +84,7 @@ int store_write_new(struct de_store *s, const struct de_process_record *r, struc
 {
 	struct bound b;
 	int64_t inst = s->next_inst++;
+	int rc;
 
 	ne->inst = inst;
 	ne->has_start = r->has_start_time;
@@ -95,15 +96,15 @@ int store_write_new(struct de_store *s, const struct de_process_record *r, struc
 	d->added++;
 	if (s->batching) {
 		struct store_pending *p = &s->queue[s->queued];
-		if (store_bound_make(s, s->queued, &p->b, r, false) < 0)
-			return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
+		if ((rc = store_bound_make(s, s->queued, &p->b, r, false, err)) < 0)
+			return rc;
 		p->r = r;
 		p->h = *h;
 		p->inst = inst;
 		return ++s->queued == STORE_BATCH_ROWS ? flush_queue(s, err) : 0;
 	}
-	if (store_bound_make(s, STORE_BATCH_ROWS, &b, r, false) < 0)
-		return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
+	if ((rc = store_bound_make(s, STORE_BATCH_ROWS, &b, r, false, err)) < 0)
+		return rc;
 	store_bind_record(s->st[ST_INS_SNAP], 0, r, &b, inst, h);
 	return store_step(s, s->st[ST_INS_SNAP], err, "cannot store a process");
 }
@@ -129,8 +130,8 @@ int store_write_same(struct de_store *s, const struct de_process_record *r,
 
 	if (!id_changed && !vals_changed && !sample)
 		return 0;
-	if (store_bound_make(s, STORE_BATCH_ROWS, &b, r, !id_changed) < 0)
-		return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
+	if ((rc = store_bound_make(s, STORE_BATCH_ROWS, &b, r, !id_changed, err)) < 0)
+		return rc;
 	if (id_changed) {
 		sqlite3_stmt *st = s->st[ST_SAVE_CHANGE];
 		if (old->known) {

@@ -48,6 +48,7 @@
 
 #include <sqlite3.h>
 
+#include "daemoneye/buf.h"
 #include "daemoneye/store.h"
 #include "daemoneye/uuid.h"
 #include "daemoneye/validator.h"
@@ -184,16 +185,20 @@ void store_record_hashes(const struct de_process_record *r, const struct pd_sum 
 
 /* ---- a record as a row (store_text.c) ----------------------------------- */
 
-/* A growable string, reused record after record; oom is sticky until reset. */
-struct sbuf {
-	char *p;
-	size_t len, cap;
-	bool oom;
+/*
+ * A text column of the row being built: a capped buffer reused record after
+ * record.  err is the first failure since the buffer was last emptied:
+ * once a piece could not be added, nothing after it is, so a failed column
+ * is never stored with a piece missing.
+ */
+struct textbuf {
+	struct de_buf b;
+	int err; /* 0, -ENOMEM, or -E2BIG past b.max */
 };
 
 /* The text columns of the record being written. */
 struct textbufs {
-	struct sbuf cmd, argv, pd;
+	struct textbuf cmd, argv, pd;
 };
 
 /*
@@ -209,14 +214,17 @@ struct bound {
 /*
  * The text forms of r in s->text[slot] (slot <= STORE_BATCH_ROWS), pointed
  * to by *b; with values_only just platform_data (what a change of values
- * rewrites).  0 or -ENOMEM.
+ * rewrites).  0, -ENOMEM, or -E2BIG (a ValidationError) for a column longer
+ * than the buffers' cap.
  */
 int store_bound_make(struct de_store *s, size_t slot, struct bound *b,
-		     const struct de_process_record *r, bool values_only);
+		     const struct de_process_record *r, bool values_only, struct de_error *err);
 /* Bind r as the row whose parameters start after off (0, STORE_NPARAM, ...). */
 void store_bind_record(sqlite3_stmt *st, int off, const struct de_process_record *r,
 		       const struct bound *b, int64_t inst, const struct rec_sum *h);
-/* Release the buffers' memory. */
+/* Empty buffers that will hold at most max bytes each. */
+void store_text_init(struct textbufs *t, size_t max);
+/* Release the buffers' memory (their cap is kept). */
 void store_text_free(struct textbufs *t);
 
 /* ---- the store ---------------------------------------------------------- */

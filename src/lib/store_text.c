@@ -7,7 +7,8 @@
  * what jansson's json_dumps would write.  The text is built in buffers the
  * store keeps from record to record (one per row of a multi-row insert),
  * so a new process costs no allocation, and bound to the statements
- * without a copy (SQLITE_STATIC).
+ * without a copy (SQLITE_STATIC).  Each buffer is capped at SQLite's
+ * length limit for a value: longer text could not be stored anyway.
  */
 #include "store_int.h"
 
@@ -15,62 +16,59 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemoneye/buf.h"
 #include "daemoneye/text.h"
 
-/* Room for n more bytes and a NUL in b (false: out of memory). */
-static bool sb_room(struct sbuf *b, size_t n)
+/* Room for n more bytes and a NUL in t; false once anything failed since the reset. */
+static bool tb_room(struct textbuf *t, size_t n)
 {
-	if (b->oom)
+	int rc;
+
+	if (t->err)
 		return false;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		char *np = realloc(b->p, cap);
-		if (!np) {
-			b->oom = true;
-			return false;
-		}
-		b->p = np;
-		b->cap = cap;
+	if ((rc = de_buf_reserve(&t->b, n)) < 0) {
+		t->err = rc;
+		return false;
 	}
 	return true;
 }
 
-static void sb_put(struct sbuf *b, const char *s, size_t n)
+static void tb_put(struct textbuf *t, const char *s, size_t n)
 {
-	if (!sb_room(b, n))
-		return;
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
+	int rc;
+
+	if (!t->err && (rc = de_buf_append(&t->b, s, n)) < 0)
+		t->err = rc;
 }
 
-/* Empty the buffer for reuse, keeping its memory; false if it ran out. */
-static bool sb_reset(struct sbuf *b)
+/* Empty the buffer for reuse, keeping its memory and forgetting any failure. */
+static void tb_reset(struct textbuf *t)
 {
-	bool ok = !b->oom;
-
-	b->len = 0;
-	b->oom = false;
-	sb_put(b, "", 0); /* "" rather than NULL even when nothing is added */
-	return ok;
+	t->err = 0;
+	t->b.len = 0;
+	if (tb_room(t, 0)) /* "" rather than NULL even when nothing is added */
+		t->b.p[0] = '\0';
 }
 
 /* A JSON string literal of valid UTF-8, as jansson writes it (de_json_str). */
-static void sb_json_str(struct sbuf *b, const char *s, size_t n)
+static void tb_json_str(struct textbuf *t, const char *s, size_t n)
 {
-	/* the worst case for short strings, the exact length for long ones
-	   (a 4 MiB argument would keep a 24 MiB buffer) */
-	if (!sb_room(b, n <= 4096 ? DE_JSON_STR_MAX(n) : de_json_str(NULL, s, n)))
+	/* room for the worst case of a short string, the exact length of a
+	   long one (a 4 MiB argument would keep a 24 MiB buffer) or of one
+	   whose worst case would pass the cap */
+	size_t need = n <= 4096 && DE_JSON_STR_MAX(n) <= t->b.max - t->b.len
+			      ? DE_JSON_STR_MAX(n)
+			      : de_json_str(NULL, s, n);
+
+	if (!tb_room(t, need))
 		return;
-	b->len += de_json_str(b->p + b->len, s, n);
-	b->p[b->len] = '\0';
+	t->b.len += de_json_str(t->b.p + t->b.len, s, n);
+	t->b.p[t->b.len] = '\0';
 }
 
 /* Decimal text of v, as "%" JSON_INTEGER_FORMAT writes it, without
    snprintf's format parsing (it runs for every integer of every new row). */
-static void sb_int(struct sbuf *b, json_int_t v)
+static void tb_int(struct textbuf *t, json_int_t v)
 {
 	char buf[24], *p = buf + sizeof(buf);
 	unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
@@ -81,7 +79,7 @@ static void sb_int(struct sbuf *b, json_int_t v)
 	} while (u);
 	if (v < 0)
 		*--p = '-';
-	sb_put(b, p, (size_t)(buf + sizeof(buf) - p));
+	tb_put(t, p, (size_t)(buf + sizeof(buf) - p));
 }
 
 /*
@@ -90,77 +88,79 @@ static void sb_int(struct sbuf *b, json_int_t v)
  * straight into the reused buffer; the rest through jansson, whose
  * json_dumps allocates and builds its own string each call.
  */
-static void sb_json(struct sbuf *b, const json_t *j)
+static void tb_json(struct textbuf *t, const json_t *j)
 {
 	switch (json_typeof(j)) {
 	case JSON_STRING:
-		sb_json_str(b, json_string_value(j), json_string_length(j));
+		tb_json_str(t, json_string_value(j), json_string_length(j));
 		return;
 	case JSON_INTEGER:
-		sb_int(b, json_integer_value(j));
+		tb_int(t, json_integer_value(j));
 		return;
 	case JSON_TRUE:
-		sb_put(b, "true", 4);
+		tb_put(t, "true", 4);
 		return;
 	case JSON_FALSE:
-		sb_put(b, "false", 5);
+		tb_put(t, "false", 5);
 		return;
 	case JSON_NULL:
-		sb_put(b, "null", 4);
+		tb_put(t, "null", 4);
 		return;
 	case JSON_OBJECT: {
 		bool first = true;
-		sb_put(b, "{", 1);
+		tb_put(t, "{", 1);
 		for (void *it = json_object_iter((json_t *)j); it;
 		     it = json_object_iter_next((json_t *)j, it)) {
 			if (!first)
-				sb_put(b, ",", 1);
+				tb_put(t, ",", 1);
 			first = false;
-			sb_json_str(b, json_object_iter_key(it), json_object_iter_key_len(it));
-			sb_put(b, ":", 1);
-			sb_json(b, json_object_iter_value(it));
+			tb_json_str(t, json_object_iter_key(it), json_object_iter_key_len(it));
+			tb_put(t, ":", 1);
+			tb_json(t, json_object_iter_value(it));
 		}
-		sb_put(b, "}", 1);
+		tb_put(t, "}", 1);
 		return;
 	}
 	default: {
-		char *t = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
-		if (!t) {
-			b->oom = true;
+		char *text = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+		if (!text) {
+			t->err = t->err ? t->err : -ENOMEM;
 			return;
 		}
-		sb_put(b, t, strlen(t));
-		free(t);
+		tb_put(t, text, strlen(text));
+		free(text);
 	}
 	}
 }
 
 /* The platform_data text of a record with collector facts. */
-static void sb_facts(struct sbuf *b, const struct de_process_record *r)
+static void tb_facts(struct textbuf *t, const struct de_process_record *r)
 {
 	long n;
 
 	if (r->platform_data) {
 		/* extra members beside the facts: rare, through jansson */
 		json_t *j = de_process_record_platform_json(r);
-		if (!j)
-			b->oom = true;
-		else
-			sb_json(b, j);
+		if (!j && !t->err)
+			t->err = -ENOMEM;
+		else if (j)
+			tb_json(t, j);
 		json_decref(j);
 		return;
 	}
-	n = de_linux_facts_json(r, b->p + b->len, b->cap - b->len);
-	if (n >= 0 && (size_t)n >= b->cap - b->len) {
-		if (!sb_room(b, (size_t)n))
+	if (!tb_room(t, 0))
+		return;
+	n = de_linux_facts_json(r, t->b.p + t->b.len, t->b.cap - t->b.len);
+	if (n >= 0 && (size_t)n >= t->b.cap - t->b.len) {
+		if (!tb_room(t, (size_t)n))
 			return;
-		n = de_linux_facts_json(r, b->p + b->len, b->cap - b->len);
+		n = de_linux_facts_json(r, t->b.p + t->b.len, t->b.cap - t->b.len);
 	}
 	if (n < 0) {
-		b->oom = true;
+		t->err = -ENOMEM;
 		return;
 	}
-	b->len += (size_t)n;
+	t->b.len += (size_t)n;
 }
 
 /*
@@ -171,58 +171,64 @@ static void sb_facts(struct sbuf *b, const struct de_process_record *r)
  * change of values rewrites; the other two are then empty).
  */
 int store_bound_make(struct de_store *s, size_t slot, struct bound *b,
-		     const struct de_process_record *r, bool values_only)
+		     const struct de_process_record *r, bool values_only, struct de_error *err)
 {
 	struct textbufs *t = &s->text[slot];
-	bool utf8_ok = true, ok;
+	bool utf8_ok = true;
+	int rc;
 
-	sb_reset(&t->cmd);
-	sb_reset(&t->argv);
-	sb_reset(&t->pd);
+	tb_reset(&t->cmd);
+	tb_reset(&t->argv);
+	tb_reset(&t->pd);
 	for (size_t i = 0; i < r->command_line_len && !values_only; i++) {
 		size_t l = strlen(r->command_line[i]);
 		if (i)
-			sb_put(&t->cmd, " ", 1);
-		sb_put(&t->cmd, r->command_line[i], l);
+			tb_put(&t->cmd, " ", 1);
+		tb_put(&t->cmd, r->command_line[i], l);
 		if (utf8_ok)
 			utf8_ok = de_utf8_valid(r->command_line[i], l);
 	}
 	if (values_only) {
 		/* argv_json and command_line are not rewritten */
 	} else if (utf8_ok) {
-		sb_put(&t->argv, "[", 1);
+		tb_put(&t->argv, "[", 1);
 		for (size_t i = 0; i < r->command_line_len; i++) {
 			if (i)
-				sb_put(&t->argv, ",", 1);
-			sb_json_str(&t->argv, r->command_line[i], strlen(r->command_line[i]));
+				tb_put(&t->argv, ",", 1);
+			tb_json_str(&t->argv, r->command_line[i], strlen(r->command_line[i]));
 		}
-		sb_put(&t->argv, "]", 1);
+		tb_put(&t->argv, "]", 1);
 	} else {
 		json_t *full = de_process_record_to_json(r);
 		char *txt = full ? json_dumps(json_object_get(full, "command_line"), JSON_COMPACT)
 				 : NULL;
 		if (txt)
-			sb_put(&t->argv, txt, strlen(txt));
-		else
-			t->argv.oom = true;
+			tb_put(&t->argv, txt, strlen(txt));
+		else if (!t->argv.err)
+			t->argv.err = -ENOMEM;
 		free(txt);
 		json_decref(full);
 	}
 	if (r->facts.present)
-		sb_facts(&t->pd, r);
+		tb_facts(&t->pd, r);
 	else if (r->platform_data)
-		sb_json(&t->pd, r->platform_data);
-	ok = !t->cmd.oom && !t->argv.oom && !t->pd.oom;
-	if (!ok) {
+		tb_json(&t->pd, r->platform_data);
+	rc = t->cmd.err ? t->cmd.err : t->argv.err ? t->argv.err : t->pd.err;
+	if (rc < 0) {
 		/* leave the buffers usable for the next record */
-		sb_reset(&t->cmd);
-		sb_reset(&t->argv);
-		sb_reset(&t->pd);
-		return -ENOMEM;
+		tb_reset(&t->cmd);
+		tb_reset(&t->argv);
+		tb_reset(&t->pd);
+		if (rc == -E2BIG)
+			return de_error_set(err, DE_ERR_VALIDATION, E2BIG,
+					    "%s: pid %u: a text column would be longer than the "
+					    "store's limit (%zu bytes); the batch is refused",
+					    s->path, r->pid, t->cmd.b.max);
+		return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
 	}
-	b->cmd = t->cmd.p;
-	b->argv = t->argv.p;
-	b->pd = r->platform_data || r->facts.present ? t->pd.p : NULL;
+	b->cmd = t->cmd.b.p;
+	b->argv = t->argv.b.p;
+	b->pd = r->platform_data || r->facts.present ? t->pd.b.p : NULL;
 	de_uuid_format(&r->id, b->uuid);
 	return 0;
 }
@@ -273,10 +279,15 @@ void store_bind_record(sqlite3_stmt *st, int off, const struct de_process_record
 
 /* Step a statement whose parameters are bound, then reset it. */
 
+void store_text_init(struct textbufs *t, size_t max)
+{
+	*t = (struct textbufs){
+		.cmd.b = DE_BUF_INIT(max), .argv.b = DE_BUF_INIT(max), .pd.b = DE_BUF_INIT(max)};
+}
+
 void store_text_free(struct textbufs *t)
 {
-	free(t->cmd.p);
-	free(t->argv.p);
-	free(t->pd.p);
-	*t = (struct textbufs){0};
+	de_buf_free(&t->cmd.b);
+	de_buf_free(&t->argv.b);
+	de_buf_free(&t->pd.b);
 }
