@@ -22,32 +22,19 @@
 static int apply_events(struct agent *ag, struct de_process_event *ev, size_t n,
 			struct de_error *err)
 {
-	struct de_store_event *sev = calloc(n, sizeof(*sev));
 	struct de_alert_list alerts = {0};
 	size_t execs = 0;
 	int64_t scan_id;
 	int rc;
 
-	if (!sev)
-		return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
-	for (size_t i = 0; i < n; i++) {
-		sev[i] = (struct de_store_event){
-			.kind = ev[i].kind == DE_PROCESS_EXEC ? DE_STORE_EVENT_EXEC
-							      : DE_STORE_EVENT_EXIT,
-			.pid = ev[i].pid,
-			.time_ms = ev[i].time_ms,
-			.record = ev[i].has_record ? &ev[i].record : NULL,
-			.has_exit_code = ev[i].has_exit_code,
-			.exit_code = ev[i].exit_code,
-		};
+	for (size_t i = 0; i < n; i++)
 		execs += ev[i].has_record;
-	}
 	if ((rc = de_store_scan_begin(ag->store, de_now_ms(), "event", &scan_id, err)) < 0)
 		goto out;
 	for (size_t i = 0; i < n; i++)
 		if (ev[i].has_record)
 			ev[i].record.scan_id = scan_id;
-	if ((rc = de_store_apply_events(ag->store, scan_id, sev, n, err)) < 0 ||
+	if ((rc = de_store_apply_events(ag->store, scan_id, ev, n, err)) < 0 ||
 	    (rc = de_store_scan_end(ag->store, scan_id, de_now_ms(), execs, err)) < 0) {
 		de_store_scan_fail(ag->store, scan_id, de_now_ms(), err->message, NULL);
 		goto out;
@@ -69,7 +56,6 @@ out:
 	if (rc < 0)
 		de_error_prefix(err, "applying process events: ");
 	de_alert_list_clear(&alerts);
-	free(sev);
 	return rc;
 }
 
@@ -101,4 +87,3 @@ void agent_execpath_run(struct agent *ag)
 	}
 	agent_events_clear(ch);
 }
-

@@ -234,7 +234,7 @@ static int cycle(struct agent *ag, struct de_error *err)
 		rc = agent_procmond_start(ag->src, &ag->pm, err);
 	}
 	if (rc < 0 || (rc = agent_procmond_scan(&ag->pm, scan_id, &procs, &stats, err)) < 0 ||
-	    (rc = de_store_processes(ag->store, procs.items, procs.len, err)) < 0 ||
+	    (rc = de_store_processes(ag->store, scan_id, procs.items, procs.len, err)) < 0 ||
 	    (rc = de_store_scan_end(ag->store, scan_id, de_now_ms(), procs.len, err)) < 0) {
 		de_store_scan_fail(ag->store, scan_id, de_now_ms(), err->message, NULL);
 		de_error_prefix(err, "scan %lld failed: ", (long long)scan_id);
