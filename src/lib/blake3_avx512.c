@@ -1,0 +1,25 @@
+/*
+ * blake3_avx512.c — BLAKE3's "hash many" eight inputs at a time in 256-bit
+ * registers with AVX-512VL's rotate instructions (compiled with -mavx512f
+ * -mavx512vl; blake3.c calls it only when the CPU has both).  Same body and
+ * lanes as blake3_avx2.c; fewer than eight inputs left go to the AVX2 code.
+ */
+#include "blake3_int.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#define B3_NATIVE_ROTATE
+#include "blake3_vec256.h"
+
+#define HASH_MANY_NAME de_b3_hash_many_avx512
+#define TAIL_FN	       de_b3_hash_many_avx2
+#include "blake3_simd.h"
+
+#else
+void de_b3_hash_many_avx512(const uint8_t *const *inputs, size_t n, size_t blocks,
+			    const uint32_t key[8], uint64_t counter, bool inc_counter,
+			    uint8_t flags, uint8_t flag_start, uint8_t flag_end, uint8_t *out)
+{
+	de_b3_hash_many_portable(inputs, n, blocks, key, counter, inc_counter, flags, flag_start,
+				 flag_end, out);
+}
+#endif
