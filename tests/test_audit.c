@@ -260,8 +260,7 @@ static void test_read_and_prove(void **state)
 		for (uint64_t seq = 1; seq <= size; seq++) {
 			assert_int_equal(
 				de_audit_prove_inclusion(a, seq, size, proof, &n, leaf, &err), 0);
-			for (size_t k = 0; k < n; k++)
-				pb[k] = (struct de_merkle_blob){proof[k], 32};
+			de_merkle_proof_blobs(proof[0], n, pb);
 			assert_int_equal(
 				de_merkle_verify_inclusion(&de_merkle_blake3, seq - 1, size,
 							   (struct de_merkle_blob){leaf, 32}, pb, n,
@@ -269,8 +268,7 @@ static void test_read_and_prove(void **state)
 				0);
 		}
 		assert_int_equal(de_audit_prove_consistency(a, size, N, proof, &n, &err), 0);
-		for (size_t k = 0; k < n; k++)
-			pb[k] = (struct de_merkle_blob){proof[k], 32};
+		de_merkle_proof_blobs(proof[0], n, pb);
 		assert_int_equal(de_merkle_root(&src, N, mroot, &err), 0);
 		assert_int_equal(de_merkle_verify_consistency(&de_merkle_blake3, size, N, pb, n,
 							      (struct de_merkle_blob){root, 32},
@@ -293,7 +291,7 @@ static void test_read_and_prove(void **state)
 	de_audit_close(a, NULL);
 }
 
-/* ---- tampering through SQLite, as an attacker would ------------------------------------ */
+/* ---- tampering through SQLite, as an attacker would ---------------------- */
 
 static void copy_file(const char *from, const char *to)
 {
@@ -428,68 +426,59 @@ static void test_tamper_deleted(void **state)
 	expect(&rep, DE_AUDIT_MOVED, 5);
 }
 
-static void test_tamper_inserted(void **state)
+/*
+ * Insert entry `seq` with payload {} into the file at path, its hashes
+ * right by the documented encoding and chained to entry seq - 1: what an
+ * attacker who read docs/audit.md would write.
+ */
+static void forge_entry(const char *path, uint64_t seq, int64_t ts, const char *action)
 {
-	char path[PATH_MAX], sql[1024], hex[65];
-	struct de_audit_report rep;
-	sqlite3 *db;
-	sqlite3_stmt *st;
 	uint8_t prev[32], ph[32], eh[32];
+	sqlite3_stmt *st;
+	sqlite3 *db;
 
-	(void)state;
-	/* make room at 12 (negating first: seq is the primary key) */
-	tampered("t-inserted.sqlite",
-		 "UPDATE entries SET seq = -(seq + 1) WHERE seq >= 12;"
-		 "UPDATE entries SET seq = -seq WHERE seq < 0",
-		 path);
-	/* a forged entry 12 whose hashes are right by the documented encoding */
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, "SELECT entry_hash FROM entries WHERE seq = 11", -1,
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT entry_hash FROM entries WHERE seq = ?", -1,
 					    &st, NULL),
 			 SQLITE_OK);
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)seq - 1);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
 	memcpy(prev, sqlite3_column_blob(st, 0), 32);
 	sqlite3_finalize(st);
 	de_blake3_hash("{}", 2, ph);
-	de_audit_entry_hash(12, 1700000011500, "agent", "rule.disable", ph, prev, eh);
-	assert_int_equal(
-		sqlite3_prepare_v2(db,
-				   "INSERT INTO entries VALUES (12, 1700000011500, 'agent',"
-				   " 'rule.disable', '{}', ?, ?, ?)",
-				   -1, &st, NULL),
-		SQLITE_OK);
-	sqlite3_bind_blob(st, 1, ph, 32, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 2, prev, 32, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 3, eh, 32, SQLITE_STATIC);
+	de_audit_entry_hash(seq, ts, "agent", action, ph, prev, eh);
+	assert_int_equal(sqlite3_prepare_v2(
+				 db, "INSERT INTO entries VALUES (?, ?, 'agent', ?, '{}', ?, ?, ?)",
+				 -1, &st, NULL),
+			 SQLITE_OK);
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
+	sqlite3_bind_int64(st, 2, ts);
+	sqlite3_bind_text(st, 3, action, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 4, ph, 32, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 5, prev, 32, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 6, eh, 32, SQLITE_STATIC);
 	assert_int_equal(sqlite3_step(st), SQLITE_DONE);
 	sqlite3_finalize(st);
 	sqlite3_close(db);
-	(void)sql;
-	(void)hex;
+}
+
+static void test_tamper_inserted(void **state)
+{
+	char path[PATH_MAX];
+	struct de_audit_report rep;
+
+	(void)state;
+	/* make room at 12 (negating first: seq is the primary key), forge 12 */
+	tampered("t-inserted.sqlite",
+		 "UPDATE entries SET seq = -(seq + 1) WHERE seq >= 12;"
+		 "UPDATE entries SET seq = -seq WHERE seq < 0",
+		 path);
+	forge_entry(path, 12, 1700000011500, "rule.disable");
 	verify_with(path, pub_path, NULL, &rep);
 	expect(&rep, DE_AUDIT_MOVED, 13);
-	/* a forged entry appended at the end (hashes right): the stored tree does not have it */
+	/* a forged entry appended at the end: the stored tree does not have it */
 	tampered("t-appended.sqlite", "SELECT 1", path);
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, "SELECT entry_hash FROM entries WHERE seq = 40", -1,
-					    &st, NULL),
-			 SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	memcpy(prev, sqlite3_column_blob(st, 0), 32);
-	sqlite3_finalize(st);
-	de_audit_entry_hash(41, 1700000099000, "agent", "scan", ph, prev, eh);
-	assert_int_equal(
-		sqlite3_prepare_v2(db,
-				   "INSERT INTO entries VALUES (41, 1700000099000, 'agent',"
-				   " 'scan', '{}', ?, ?, ?)",
-				   -1, &st, NULL),
-		SQLITE_OK);
-	sqlite3_bind_blob(st, 1, ph, 32, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 2, prev, 32, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 3, eh, 32, SQLITE_STATIC);
-	assert_int_equal(sqlite3_step(st), SQLITE_DONE);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
+	forge_entry(path, 41, 1700000099000, "scan");
 	verify_with(path, pub_path, NULL, &rep);
 	expect(&rep, DE_AUDIT_MERKLE, 41);
 }
@@ -603,7 +592,7 @@ static void test_tamper_checkpoints(void **state)
 	expect(&rep, DE_AUDIT_BAD_CHECKPOINT, 0);
 }
 
-/* ---- bad input ------------------------------------------------------------------------ */
+/* ---- bad input ----------------------------------------------------------- */
 
 static void file_bytes(const char *path, char *buf, size_t cap, size_t *n)
 {

@@ -9,8 +9,9 @@
  *  - BLAKE3 trees of 1..300 leaves against a naive recursive MTH written
  *    here from the RFC's definition: roots, every inclusion proof and every
  *    consistency proof generated and verified, proofs compared with the
- *    naive PATH/SUBPROOF for trees up to 96 leaves, and each proof with one
- *    bit flipped, or checked against the wrong index or size, refused;
+ *    naive PATH/SUBPROOF for trees up to 96 leaves, and (a third to a
+ *    quarter of them, for valgrind's sake) each proof with one bit flipped,
+ *    or checked against the wrong leaf, index or old root, refused;
  *  - the frontier reloaded from its source, and bad requests.
  */
 #include <dirent.h>
@@ -30,7 +31,7 @@
 
 #include "daemoneye/merkle.h"
 
-/* ---- the RFC 6962 vectors ------------------------------------------------------ */
+/* ---- the RFC 6962 vectors ------------------------------------------------ */
 
 /* base64 (standard, padded) into out; returns the length. */
 static size_t b64dec(const char *s, uint8_t *out, size_t cap)
@@ -176,7 +177,7 @@ static void test_rfc6962_vectors(void **state)
 	assert_true(cases_failing > 150);
 }
 
-/* ---- BLAKE3 trees against a naive MTH ------------------------------------------- */
+/* ---- BLAKE3 trees against a naive MTH ------------------------------------ */
 
 #define MAXN 300
 
@@ -236,14 +237,6 @@ static void naive_subproof(uint64_t m, uint64_t a, uint64_t b, bool flag,
 	}
 }
 
-static void blobs(uint8_t (*p)[DE_MERKLE_HASH_LEN], size_t n, struct de_merkle_blob *out)
-{
-	for (size_t i = 0; i < n; i++) {
-		out[i].data = p[i];
-		out[i].len = DE_MERKLE_HASH_LEN;
-	}
-}
-
 static struct de_merkle_blob blob(const uint8_t *h)
 {
 	struct de_merkle_blob b = {h, DE_MERKLE_HASH_LEN};
@@ -285,13 +278,13 @@ static void test_blake3_trees(void **state)
 				assert_int_equal(n, nn);
 				assert_memory_equal(proof, naive, n * DE_MERKLE_HASH_LEN);
 			}
-			blobs(proof, n, pb);
+			de_merkle_proof_blobs(proof[0], n, pb);
 			if (de_merkle_verify_inclusion(&de_merkle_blake3, i, size, blob(leaves[i]),
 						       pb, n, blob(roots[size]), &err) != 0)
 				fail_msg("inclusion %llu in %llu: %s", (unsigned long long)i,
 					 (unsigned long long)size, err.message);
-			/* the wrong leaf or index is refused */
-			if (size > 1)
+			/* the wrong leaf or index is refused (a sample: valgrind's time) */
+			if (size > 1 && (i + size) % 3 == 0)
 				assert_int_equal(
 					de_merkle_verify_inclusion(&de_merkle_blake3, i, size,
 								   blob(leaves[(i + 1) % size]), pb,
@@ -303,7 +296,7 @@ static void test_blake3_trees(void **state)
 							 blob(leaves[i]), pb, n, blob(roots[size]),
 							 &err),
 						 -EBADMSG);
-			if (n > 0) {
+			if (n > 0 && (i + size) % 3 == 1) {
 				proof[n / 2][i % DE_MERKLE_HASH_LEN] ^= 0x10;
 				assert_int_equal(
 					de_merkle_verify_inclusion(&de_merkle_blake3, i, size,
@@ -321,14 +314,14 @@ static void test_blake3_trees(void **state)
 				assert_int_equal(n, nn);
 				assert_memory_equal(proof, naive, n * DE_MERKLE_HASH_LEN);
 			}
-			blobs(proof, n, pb);
+			de_merkle_proof_blobs(proof[0], n, pb);
 			if (de_merkle_verify_consistency(&de_merkle_blake3, old, size, pb, n,
 							 blob(roots[old]), blob(roots[size]),
 							 &err) != 0)
 				fail_msg("consistency %llu -> %llu: %s", (unsigned long long)old,
 					 (unsigned long long)size, err.message);
-			if (old < size) {
-				/* another old root (a rewritten history) is refused */
+			if (old < size && (old + size) % 4 == 0) {
+				/* another old root (a rewritten history) is refused (a sample) */
 				assert_int_equal(
 					de_merkle_verify_consistency(&de_merkle_blake3, old, size,
 								     pb, n, blob(roots[old - 1]),

@@ -96,7 +96,7 @@ struct de_audit_record {
 
 struct de_audit;
 
-/* ---- resolving settings from the configuration --------------------------------- */
+/* ---- resolving settings from the configuration --------------------------- */
 
 /* The audit.* settings, resolved (strings owned by the struct: de_audit_settings_clear). */
 struct de_audit_settings {
@@ -117,7 +117,7 @@ void de_audit_settings_clear(struct de_audit_settings *s);
 void de_audit_settings_config(const struct de_audit_settings *s, bool read_only,
 			      struct de_audit_config *out);
 
-/* ---- the ledger ------------------------------------------------------------------- */
+/* ---- the ledger ---------------------------------------------------------- */
 
 /*
  * Open (creating 0600 unless read_only) the ledger at cfg->path.  A file
@@ -177,7 +177,7 @@ int de_audit_checkpoint(struct de_audit *a, char **note, struct de_error *err);
 /* The latest stored checkpoint note (caller frees); -ENOENT when none. */
 int de_audit_latest_checkpoint(struct de_audit *a, char **note, struct de_error *err);
 
-/* ---- reading ----------------------------------------------------------------------- */
+/* ---- reading ------------------------------------------------------------- */
 
 struct de_audit_filter {
 	bool has_since;
@@ -200,7 +200,7 @@ void de_audit_entry_hash(uint64_t seq, int64_t ts_ms, const char *actor, const c
 			 const uint8_t payload_hash[32], const uint8_t previous_hash[32],
 			 uint8_t out[32]);
 
-/* ---- verification ---------------------------------------------------------------------- */
+/* ---- verification -------------------------------------------------------- */
 
 /* What is wrong, first found first. */
 enum de_audit_problem {

@@ -66,7 +66,7 @@ struct de_signed_checkpoint {
 	struct de_note_sig sigs[DE_CHECKPOINT_MAX_SIGS]; /* in the note's order */
 };
 
-/* ---- keys -------------------------------------------------------------------- */
+/* ---- keys ---------------------------------------------------------------- */
 
 /* An Ed25519 key: private (can sign) or public only.  Opaque. */
 struct de_ckpt_key;
@@ -81,6 +81,9 @@ int de_checkpoint_key_load_private(const char *path, struct de_ckpt_key **out,
 				   struct de_error *err);
 /* Load an SPKI PEM Ed25519 public key (or the public half of a private PEM). */
 int de_checkpoint_key_load_public(const char *path, struct de_ckpt_key **out, struct de_error *err);
+/* A public key from its raw 32 bytes (a signed-note verifier key's, say). */
+int de_checkpoint_key_from_raw(const uint8_t pub[DE_ED25519_PUB_LEN], struct de_ckpt_key **out,
+			       struct de_error *err);
 /* The raw 32-byte public key. */
 int de_checkpoint_key_public_raw(const struct de_ckpt_key *k, uint8_t out[DE_ED25519_PUB_LEN],
 				 struct de_error *err);
@@ -98,7 +101,7 @@ uint32_t de_checkpoint_key_id(const char *name, const uint8_t pub[DE_ED25519_PUB
  */
 int de_checkpoint_keygen(const char *dir, struct de_error *err);
 
-/* ---- signing ------------------------------------------------------------------- */
+/* ---- signing ------------------------------------------------------------- */
 
 /*
  * Sign `len` bytes of msg with Ed25519 into sig.  0 or -errno with *err
@@ -122,7 +125,7 @@ struct de_checkpoint_signer {
 int de_checkpoint_signer_from_key(const struct de_ckpt_key *k, const char *key_name,
 				  struct de_checkpoint_signer *out, struct de_error *err);
 
-/* ---- notes ------------------------------------------------------------------------ */
+/* ---- notes --------------------------------------------------------------- */
 
 /*
  * The note body of cp into buf (cap bytes; DE_CHECKPOINT_BODY_MAX + 1

@@ -91,6 +91,12 @@ struct de_merkle_blob {
 };
 
 /*
+ * A generated proof (n hashes, contiguous from `proof`) as the verifiers
+ * take it: out[i] = the i-th hash.
+ */
+void de_merkle_proof_blobs(const uint8_t *proof, size_t n, struct de_merkle_blob *out);
+
+/*
  * RFC 9162 2.1.3.2: 0 when `proof` proves leaf hash `leaf` at `index` in
  * the tree of `size` leaves whose root is `root`; else -EBADMSG
  * (DE_ERR_VALIDATION) saying why.
@@ -109,7 +115,7 @@ int de_merkle_verify_consistency(const struct de_merkle_hasher *h, uint64_t size
 				 struct de_merkle_blob root1, struct de_merkle_blob root2,
 				 struct de_error *err);
 
-/* ---- building: the right edge of a growing tree ---------------------------- */
+/* ---- building: the right edge of a growing tree -------------------------- */
 
 /*
  * The perfect subtrees that make up a tree of `size` leaves, one per 1-bit
@@ -139,7 +145,7 @@ int de_merkle_frontier_root(const struct de_merkle_hasher *h, const struct de_me
 int de_merkle_frontier_load(const struct de_merkle_source *src, uint64_t size,
 			    struct de_merkle_frontier *out, struct de_error *err);
 
-/* ---- an in-memory tree ------------------------------------------------------- */
+/* ---- an in-memory tree --------------------------------------------------- */
 
 /*
  * Every perfect subtree hash in one array (about 2n hashes for n leaves),

@@ -102,7 +102,7 @@ static int exec_sql(struct de_audit *a, const char *sql, struct de_error *err)
 	return 0;
 }
 
-/* ---- the canonical encoding --------------------------------------------------------- */
+/* ---- the canonical encoding ---------------------------------------------- */
 
 static void put_be(struct de_blake3_hasher *h, uint64_t v, int bytes)
 {
@@ -137,7 +137,7 @@ void de_audit_entry_hash(uint64_t seq, int64_t ts_ms, const char *actor, const c
 	de_blake3_finalize(&h, out, 32);
 }
 
-/* ---- the Merkle tree in SQLite ---------------------------------------------------------- */
+/* ---- the Merkle tree in SQLite ------------------------------------------- */
 
 static int node_get(void *arg, unsigned level, uint64_t index, uint8_t out[DE_MERKLE_HASH_LEN],
 		    struct de_error *err)
@@ -183,7 +183,7 @@ static int node_put(void *arg, unsigned level, uint64_t index,
 	return rc == SQLITE_DONE ? 0 : db_fail(a, err, "storing a Merkle subtree");
 }
 
-/* ---- settings ---------------------------------------------------------------------------- */
+/* ---- settings ------------------------------------------------------------ */
 
 static int dup_opt(const struct de_config *c, const char *key, char **out, struct de_error *err)
 {
@@ -274,7 +274,7 @@ void de_audit_settings_config(const struct de_audit_settings *s, bool read_only,
 	*out = c;
 }
 
-/* ---- open and close ------------------------------------------------------------------------ */
+/* ---- open and close ------------------------------------------------------ */
 
 static const char schema_sql[] =
 	"CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
@@ -411,6 +411,9 @@ static int prepare_file(const char *path, bool read_only, struct de_error *err)
 	if (!S_ISREG(st.st_mode))
 		return de_error_set(err, DE_ERR_DATABASE, EPERM,
 				    "audit ledger %s is not a regular file: refused", path);
+	if (faccessat(AT_FDCWD, path, read_only ? R_OK : R_OK | W_OK, AT_EACCESS) < 0)
+		return de_error_set(err, DE_ERR_IO, errno, "cannot %s the audit ledger %s: %s",
+				    read_only ? "read" : "write", path, strerror(errno));
 	if (!read_only && (st.st_mode & 022))
 		return de_error_set(err, DE_ERR_DATABASE, EPERM,
 				    "audit ledger %s is writable by others (mode %04o): refused "
@@ -593,8 +596,7 @@ int de_audit_close(struct de_audit *a, struct de_error *err)
 	return rc;
 }
 
-/* ---- appending ----------------------------------------------------------------------------------
- */
+/* ---- appending ----------------------------------------------------------- */
 
 static int check_name(const char *what, const char *s, struct de_error *err)
 {
@@ -749,18 +751,26 @@ size_t de_audit_pending(const struct de_audit *a)
 	return a->nq;
 }
 
-/* ---- roots, proofs and checkpoints
- * ---------------------------------------------------------------- */
+/* ---- roots, proofs and checkpoints --------------------------------------- */
+
+/* A tree size we can speak of: at most the committed entries. */
+static int check_size(const struct de_audit *a, uint64_t size, struct de_error *err)
+{
+	if (size > a->size)
+		return de_error_set(err, DE_ERR_VALIDATION, EINVAL,
+				    "the ledger has %llu entries, not %llu",
+				    (unsigned long long)a->size, (unsigned long long)size);
+	return 0;
+}
 
 int de_audit_root(struct de_audit *a, uint64_t size, uint8_t out[DE_MERKLE_HASH_LEN],
 		  struct de_error *err)
 {
 	struct de_merkle_source src = tree_source(a);
+	int rc;
 
-	if (size > a->size)
-		return de_error_set(err, DE_ERR_VALIDATION, EINVAL,
-				    "the ledger has %llu entries, not %llu",
-				    (unsigned long long)a->size, (unsigned long long)size);
+	if ((rc = check_size(a, size, err)) < 0)
+		return rc;
 	if (!a->read_only && size == a->size)
 		return de_merkle_frontier_root(&de_merkle_blake3, &a->tree, out, err);
 	return de_merkle_root(&src, size, out, err);
@@ -788,11 +798,10 @@ int de_audit_prove_consistency(struct de_audit *a, uint64_t old, uint64_t new_si
 			       struct de_error *err)
 {
 	struct de_merkle_source src = tree_source(a);
+	int rc;
 
-	if (new_size > a->size)
-		return de_error_set(err, DE_ERR_VALIDATION, EINVAL,
-				    "the ledger has %llu entries, not %llu",
-				    (unsigned long long)a->size, (unsigned long long)new_size);
+	if ((rc = check_size(a, new_size, err)) < 0)
+		return rc;
 	return de_merkle_prove_consistency(&src, old, new_size, proof, n, err);
 }
 
@@ -860,8 +869,7 @@ int de_audit_latest_checkpoint(struct de_audit *a, char **note, struct de_error 
 	return 0;
 }
 
-/* ---- reading
- * ------------------------------------------------------------------------------------- */
+/* ---- reading ------------------------------------------------------------- */
 
 /* Fill r from a row of (seq, ts_ms, actor, action, payload, payload_hash, previous_hash,
  * entry_hash); false if malformed. */
@@ -932,8 +940,7 @@ int de_audit_query(struct de_audit *a, const struct de_audit_filter *f, de_audit
 	return rc == SQLITE_DONE ? 0 : db_fail(a, err, "reading entries");
 }
 
-/* ---- verification
- * ------------------------------------------------------------------------------------ */
+/* ---- verification -------------------------------------------------------- */
 
 /* A checkpoint to check the entries against. */
 struct cp_check {
@@ -1203,10 +1210,7 @@ int de_audit_verify(struct de_audit *a, const struct de_audit_verify_opts *opts,
 			       e.message);
 			break;
 		}
-		for (size_t k = 0; k < n; k++) {
-			pb[k].data = proof[k];
-			pb[k].len = DE_MERKLE_HASH_LEN;
-		}
+		de_merkle_proof_blobs(proof[0], n, pb);
 		struct de_merkle_blob r1 = {cps[i].cp.root, DE_MERKLE_HASH_LEN};
 		struct de_merkle_blob r2 = {rep.root, DE_MERKLE_HASH_LEN};
 		if (de_merkle_verify_consistency(&de_merkle_blake3, cps[i].cp.size, rep.entries, pb,

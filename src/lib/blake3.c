@@ -26,7 +26,7 @@
 /* Largest subtree hashed in one go (its CVs live on the stack: 2 KiB). */
 #define MAX_SUBTREE_CHUNKS 64
 
-/* ---- the compression function ------------------------------------------- */
+/* ---- the compression function -------------------------------------------- */
 
 static inline uint32_t rotr32(uint32_t w, unsigned c)
 {
@@ -99,7 +99,7 @@ void de_b3_hash_many_portable(const uint8_t *const *inputs, size_t n, size_t blo
 	}
 }
 
-/* ---- implementations ------------------------------------------------------ */
+/* ---- implementations ----------------------------------------------------- */
 
 static const b3_hash_many_fn impl_fns[DE_BLAKE3_IMPL_MAX] = {
 	[DE_BLAKE3_PORTABLE] = de_b3_hash_many_portable,
@@ -177,7 +177,7 @@ const char *de_blake3_impl_name(enum de_blake3_impl impl)
 	return impl_names[impl];
 }
 
-/* ---- nodes and their output ----------------------------------------------- */
+/* ---- nodes and their output ---------------------------------------------- */
 
 /* A node ready to be compressed: as a CV (non-root) or as root output. */
 struct node {
@@ -229,7 +229,7 @@ static void node_root_bytes(const struct node *n, uint64_t seek, uint8_t *out, s
 	}
 }
 
-/* ---- the chunk state ------------------------------------------------------- */
+/* ---- the chunk state ----------------------------------------------------- */
 
 /*
  * chunk.cv: the CV after the blocks compressed so far (the key at first);
@@ -282,7 +282,7 @@ static void chunk_node(const struct de_blake3_chunk *c, struct node *out)
 	out->flags = c->flags | B3_CHUNK_END | (c->blocks_compressed == 0 ? B3_CHUNK_START : 0);
 }
 
-/* ---- the hasher ------------------------------------------------------------- */
+/* ---- the hasher ---------------------------------------------------------- */
 
 static void hasher_start(struct de_blake3_hasher *h, const uint32_t key[8], uint8_t mode)
 {
@@ -438,7 +438,7 @@ void de_blake3_hasher_clear(struct de_blake3_hasher *h)
 		explicit_bzero(h, sizeof(*h));
 }
 
-/* ---- one-shot forms ---------------------------------------------------------- */
+/* ---- one-shot forms ------------------------------------------------------ */
 
 void de_blake3_hash(const void *in, size_t len, uint8_t out[DE_BLAKE3_OUT_LEN])
 {

@@ -64,22 +64,16 @@ static inline void b3_store32(uint8_t *p, uint32_t w)
  * inputs only as the tree's in-place reduction does (out + 32 i at or
  * below inputs[i] = base + 64 i).
  */
-typedef void (*b3_hash_many_fn)(const uint8_t *const *inputs, size_t n, size_t blocks,
-				const uint32_t key[8], uint64_t counter, bool inc_counter,
-				uint8_t flags, uint8_t flag_start, uint8_t flag_end, uint8_t *out);
+#define B3_HASH_MANY_ARGS                                                                          \
+	const uint8_t *const *inputs, size_t n, size_t blocks, const uint32_t key[8],              \
+		uint64_t counter, bool inc_counter, uint8_t flags, uint8_t flag_start,             \
+		uint8_t flag_end, uint8_t *out
+typedef void (*b3_hash_many_fn)(B3_HASH_MANY_ARGS);
 
-void de_b3_hash_many_portable(const uint8_t *const *inputs, size_t n, size_t blocks,
-			      const uint32_t key[8], uint64_t counter, bool inc_counter,
-			      uint8_t flags, uint8_t flag_start, uint8_t flag_end, uint8_t *out);
-void de_b3_hash_many_sse41(const uint8_t *const *inputs, size_t n, size_t blocks,
-			   const uint32_t key[8], uint64_t counter, bool inc_counter, uint8_t flags,
-			   uint8_t flag_start, uint8_t flag_end, uint8_t *out);
-void de_b3_hash_many_avx512(const uint8_t *const *inputs, size_t n, size_t blocks,
-			    const uint32_t key[8], uint64_t counter, bool inc_counter,
-			    uint8_t flags, uint8_t flag_start, uint8_t flag_end, uint8_t *out);
-void de_b3_hash_many_avx2(const uint8_t *const *inputs, size_t n, size_t blocks,
-			  const uint32_t key[8], uint64_t counter, bool inc_counter, uint8_t flags,
-			  uint8_t flag_start, uint8_t flag_end, uint8_t *out);
+void de_b3_hash_many_portable(B3_HASH_MANY_ARGS);
+void de_b3_hash_many_sse41(B3_HASH_MANY_ARGS);
+void de_b3_hash_many_avx2(B3_HASH_MANY_ARGS);
+void de_b3_hash_many_avx512(B3_HASH_MANY_ARGS);
 
 /*
  * The compression function (portable): the 16 output words of compressing

@@ -29,7 +29,7 @@ struct de_ckpt_key {
 	bool has_private;
 };
 
-/* ---- keys ---------------------------------------------------------------------- */
+/* ---- keys ---------------------------------------------------------------- */
 
 static int crypto_fail(struct de_error *err, int code, const char *what)
 {
@@ -174,6 +174,24 @@ int de_checkpoint_key_load_public(const char *path, struct de_ckpt_key **out, st
 	return load_key(path, false, out, err);
 }
 
+int de_checkpoint_key_from_raw(const uint8_t pub[DE_ED25519_PUB_LEN], struct de_ckpt_key **out,
+			       struct de_error *err)
+{
+	EVP_PKEY *pkey =
+		EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pub, DE_ED25519_PUB_LEN);
+	struct de_ckpt_key *k;
+
+	if (!pkey)
+		return crypto_fail(err, EINVAL, "not an Ed25519 public key");
+	if (!(k = calloc(1, sizeof(*k)))) {
+		EVP_PKEY_free(pkey);
+		return de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
+	}
+	k->pkey = pkey;
+	*out = k;
+	return 0;
+}
+
 int de_checkpoint_key_public_raw(const struct de_ckpt_key *k, uint8_t out[DE_ED25519_PUB_LEN],
 				 struct de_error *err)
 {
@@ -290,7 +308,7 @@ int de_checkpoint_keygen(const char *dir, struct de_error *err)
 	return rc;
 }
 
-/* ---- signing --------------------------------------------------------------------- */
+/* ---- signing ------------------------------------------------------------- */
 
 static int key_sign_cb(void *arg, const void *msg, size_t len, uint8_t sig[DE_ED25519_SIG_LEN],
 		       struct de_error *err)
@@ -335,7 +353,7 @@ int de_checkpoint_signer_from_key(const struct de_ckpt_key *k, const char *key_n
 	return 0;
 }
 
-/* ---- notes --------------------------------------------------------------------------- */
+/* ---- notes --------------------------------------------------------------- */
 
 int de_checkpoint_body(const struct de_checkpoint *cp, char *buf, size_t cap, size_t *len,
 		       struct de_error *err)

@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- hashers ----------------------------------------------------------------- */
+/* ---- hashers ------------------------------------------------------------- */
 
 static int sha256_parts(const void *a, size_t alen, const void *b, size_t blen, const void *c,
 			size_t clen, uint8_t out[DE_MERKLE_HASH_LEN])
@@ -98,7 +98,7 @@ static int hash_failed(struct de_error *err, int rc)
 			    "hashing a Merkle tree node failed (out of memory)");
 }
 
-/* ---- tree heads and proofs from perfect subtrees ------------------------------ */
+/* ---- tree heads and proofs from perfect subtrees ------------------------- */
 
 /* Largest power of two strictly below n (n >= 2). */
 static uint64_t split_point(uint64_t n)
@@ -240,7 +240,15 @@ int de_merkle_prove_consistency(const struct de_merkle_source *src, uint64_t siz
 	return 0;
 }
 
-/* ---- verification (RFC 9162 2.1.3.2 and 2.1.4.2) ----------------------------- */
+/* ---- verification (RFC 9162 2.1.3.2 and 2.1.4.2) ------------------------- */
+
+void de_merkle_proof_blobs(const uint8_t *proof, size_t n, struct de_merkle_blob *out)
+{
+	for (size_t i = 0; i < n; i++) {
+		out[i].data = proof + i * DE_MERKLE_HASH_LEN;
+		out[i].len = DE_MERKLE_HASH_LEN;
+	}
+}
 
 static int bad(struct de_error *err, const char *what)
 {
@@ -374,7 +382,7 @@ int de_merkle_verify_consistency(const struct de_merkle_hasher *h, uint64_t size
 	return 0;
 }
 
-/* ---- the frontier ---------------------------------------------------------------- */
+/* ---- the frontier -------------------------------------------------------- */
 
 int de_merkle_frontier_append(const struct de_merkle_hasher *h, struct de_merkle_frontier *f,
 			      const uint8_t leaf_hash[DE_MERKLE_HASH_LEN], de_merkle_emit_fn emit,
@@ -443,7 +451,7 @@ int de_merkle_frontier_load(const struct de_merkle_source *src, uint64_t size,
 	return 0;
 }
 
-/* ---- the in-memory tree ------------------------------------------------------------ */
+/* ---- the in-memory tree -------------------------------------------------- */
 
 struct de_merkle_mem {
 	const struct de_merkle_hasher *h;
