@@ -536,7 +536,7 @@ int de_audit_open(const struct de_audit_config *cfg, struct de_audit **out, stru
 	if (a->read_only) {
 		if ((rc = exec_sql(a, "PRAGMA query_only=1", err)) < 0)
 			goto fail;
-	} else if ((rc = exec_sql(a, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL", err)) <
+	} else if ((rc = exec_sql(a, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL", err)) <
 		   0) {
 		goto fail;
 	}
@@ -824,6 +824,16 @@ int de_audit_checkpoint(struct de_audit *a, char **note, struct de_error *err)
 	if ((rc = de_merkle_frontier_root(&de_merkle_blake3, &a->tree, cp.root, err)) < 0 ||
 	    (rc = de_checkpoint_sign(&cp, &a->signer, &text, &len, err)) < 0)
 		return rc;
+	/*
+	 * Entries commit with synchronous=NORMAL (WAL: a crash may lose the
+	 * last commits, never corrupt).  A checkpoint is meant to leave the
+	 * host, so its commit syncs the WAL, and with it every entry it covers:
+	 * power loss must not make an exported checkpoint look like truncation.
+	 */
+	if ((rc = exec_sql(a, "PRAGMA synchronous=FULL", err)) < 0) {
+		free(text);
+		return rc;
+	}
 	sqlite3_stmt *st = a->ins_cp;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)cp.size);
 	sqlite3_bind_blob(st, 2, cp.root, DE_MERKLE_HASH_LEN, SQLITE_STATIC);
@@ -832,9 +842,12 @@ int de_audit_checkpoint(struct de_audit *a, char **note, struct de_error *err)
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE) {
+		rc = db_fail(a, err, "storing a checkpoint");
+		sqlite3_exec(a->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
 		free(text);
-		return db_fail(a, err, "storing a checkpoint");
+		return rc;
 	}
+	sqlite3_exec(a->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
 	a->last_cp_size = cp.size;
 	a->last_cp_ms = now;
 	if (note)
