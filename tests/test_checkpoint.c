@@ -276,6 +276,20 @@ static void test_parse_malformed(void **state)
 	big[DE_CHECKPOINT_TEXT_MAX + 1] = '\0';
 	assert_int_equal(de_checkpoint_parse(big, DE_CHECKPOINT_TEXT_MAX + 1, &sc, &err), -EFBIG);
 	free(big);
+	/* a body alone, as a signer serving the sign callback checks it */
+	struct de_checkpoint bc = {.origin = "host/daemoneye/audit", .size = 77}, got;
+	char b[DE_CHECKPOINT_BODY_MAX + 1];
+	size_t bl;
+	bc.root[5] = 5;
+	assert_int_equal(de_checkpoint_body(&bc, b, sizeof(b), &bl, &err), 0);
+	assert_int_equal(de_checkpoint_body_parse(b, bl, &got, &err), 0);
+	assert_memory_equal(&got, &bc, sizeof(got));
+	snprintf(text, sizeof(text), "%sx\n", b);
+	assert_int_equal(de_checkpoint_body_parse(text, strlen(text), &got, &err), -EBADMSG);
+	assert_non_null(strstr(err.message, "extension lines"));
+	assert_int_equal(de_checkpoint_body_parse("o\n1\n", 5, &got, &err), -EBADMSG);
+	assert_int_equal(de_checkpoint_body_parse("random bytes to sign", 20, &got, &err),
+			 -EBADMSG);
 	/* an origin we would never write is refused when signing */
 	struct de_checkpoint cp = {.origin = "bad\norigin"};
 	char body[DE_CHECKPOINT_BODY_MAX + 1];

@@ -150,6 +150,14 @@ int de_checkpoint_sign(const struct de_checkpoint *cp, const struct de_checkpoin
 int de_checkpoint_parse(const char *text, size_t len, struct de_signed_checkpoint *out,
 			struct de_error *err);
 /*
+ * Parse a note body alone (the three lines, nothing else), as strictly as
+ * de_checkpoint_parse.  For a signer serving a sign callback over IPC (the
+ * privileged parent): sign only what parses, and only for the origin it
+ * expects, so that it never signs arbitrary bytes for the unprivileged side.
+ */
+int de_checkpoint_body_parse(const char *text, size_t len, struct de_checkpoint *out,
+			     struct de_error *err);
+/*
  * Check that n carries a valid Ed25519 signature by public key pub under
  * key_name (NULL: the checkpoint's origin).  0, or DE_ERR_CRYPTO: EBADMSG
  * when no signature line has that key's name and id ("signed by another

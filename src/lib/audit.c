@@ -1137,7 +1137,8 @@ int de_audit_verify(struct de_audit *a, const struct de_audit_verify_opts *opts,
 	rep.checkpoints = ncps;
 	if (rep.problem != DE_AUDIT_INTACT)
 		goto done;
-	qsort(cps, ncps, sizeof(*cps), cp_cmp);
+	if (ncps > 1)
+		qsort(cps, ncps, sizeof(*cps), cp_cmp);
 	if (sqlite3_prepare_v2(a->db, "SELECT " ENTRY_COLUMNS " FROM entries ORDER BY seq", -1, &st,
 			       NULL) != SQLITE_OK) {
 		rc = db_fail(a, err, "reading entries");

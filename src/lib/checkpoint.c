@@ -430,80 +430,101 @@ static bool parse_size(const char *s, size_t n, uint64_t *out)
 	return true;
 }
 
-int de_checkpoint_parse(const char *text, size_t len, struct de_signed_checkpoint *out,
-			struct de_error *err)
+/*
+ * The three body lines at the start of text (which ends with a newline and
+ * holds no NUL or CR): into *cp, *body_len their length.  With `whole` the
+ * text must be just the body; else more must follow.
+ */
+static int parse_body(const char *text, size_t len, bool whole, struct de_checkpoint *cp,
+		      size_t *body_len, struct de_error *err)
 {
-	struct de_signed_checkpoint *r = calloc(1, sizeof(*r));
 	const char *p = text, *end = text + len;
-	unsigned line = 0;
-	int rc = 0;
 
-	if (!r)
-		return de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
-	if (len > DE_CHECKPOINT_TEXT_MAX) {
-		rc = de_error_set(err, DE_ERR_VALIDATION, EFBIG,
-				  "malformed checkpoint: %zu bytes, more than the %d a checkpoint "
-				  "can have",
-				  len, DE_CHECKPOINT_TEXT_MAX);
-		goto out;
-	}
-	if (len == 0 || text[len - 1] != '\n') {
-		rc = malformed(err, 0, "the note does not end with a newline");
-		goto out;
-	}
-	if (memchr(text, '\0', len) || memchr(text, '\r', len)) {
-		rc = malformed(err, 0, "NUL or carriage return in the note");
-		goto out;
-	}
-	/* body: three lines */
-	for (line = 1; line <= 3; line++) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		size_t n = (size_t)(nl - p);
-		if (n == 0) {
-			rc = malformed(
+	memset(cp, 0, sizeof(*cp));
+	for (unsigned line = 1; line <= 3; line++) {
+		const char *nl = p < end ? memchr(p, '\n', (size_t)(end - p)) : NULL;
+		size_t n = nl ? (size_t)(nl - p) : 0;
+		if (n == 0)
+			return malformed(
 				err, line,
 				line == 1 ? "empty origin"
 					  : "the body ends early (need origin, size and root)");
-			goto out;
-		}
 		if (line == 1) {
-			if (!name_ok(p, n, true)) {
-				rc = malformed(
-					err, line,
-					"the origin is not 1..255 printable ASCII characters "
-					"without leading or trailing spaces");
-				goto out;
-			}
-			memcpy(r->cp.origin, p, n);
+			if (!name_ok(p, n, true))
+				return malformed(err, line,
+						 "the origin is not 1..255 printable ASCII "
+						 "characters without leading or trailing spaces");
+			memcpy(cp->origin, p, n);
 		} else if (line == 2) {
-			if (!parse_size(p, n, &r->cp.size)) {
-				rc = malformed(err, line,
-					       "the tree size is not a canonical decimal number of "
-					       "at most 64 bits");
-				goto out;
-			}
+			if (!parse_size(p, n, &cp->size))
+				return malformed(err, line,
+						 "the tree size is not a canonical decimal number "
+						 "of at most 64 bits");
 		} else {
 			size_t got = 0;
 			uint8_t tmp[DE_MERKLE_HASH_LEN + 3];
 			if (de_base64_decode(p, n, tmp, sizeof(tmp), &got) < 0 ||
-			    got != DE_MERKLE_HASH_LEN) {
-				rc = malformed(err, line,
-					       "the root hash is not the base64 of 32 bytes");
-				goto out;
-			}
-			memcpy(r->cp.root, tmp, DE_MERKLE_HASH_LEN);
+			    got != DE_MERKLE_HASH_LEN)
+				return malformed(err, line,
+						 "the root hash is not the base64 of 32 bytes");
+			memcpy(cp->root, tmp, DE_MERKLE_HASH_LEN);
 		}
 		p = nl + 1;
-		if (p == end) {
-			rc = malformed(err, line, "the note ends before its signatures");
-			goto out;
-		}
+		if (p == end && !whole)
+			return malformed(err, line, "the note ends before its signatures");
 	}
-	r->body_len = (size_t)(p - text);
-	if (r->body_len > DE_CHECKPOINT_BODY_MAX) {
-		rc = malformed(err, 3, "the body is too long");
+	if (whole && p != end)
+		return malformed(err, 4, "extension lines are not supported");
+	*body_len = (size_t)(p - text);
+	if (*body_len > DE_CHECKPOINT_BODY_MAX)
+		return malformed(err, 3, "the body is too long");
+	return 0;
+}
+
+/* Size cap, final newline, no NUL or CR: what every note and body must pass. */
+static int check_text(const char *text, size_t len, size_t cap, struct de_error *err)
+{
+	if (len > cap)
+		return de_error_set(
+			err, DE_ERR_VALIDATION, EFBIG,
+			"malformed checkpoint: %zu bytes, more than the %zu a checkpoint "
+			"can have",
+			len, cap);
+	if (len == 0 || text[len - 1] != '\n')
+		return malformed(err, 0, "the note does not end with a newline");
+	if (memchr(text, '\0', len) || memchr(text, '\r', len))
+		return malformed(err, 0, "NUL or carriage return in the note");
+	return 0;
+}
+
+int de_checkpoint_body_parse(const char *text, size_t len, struct de_checkpoint *out,
+			     struct de_error *err)
+{
+	struct de_checkpoint cp;
+	size_t blen;
+	int rc;
+
+	if ((rc = check_text(text, len, DE_CHECKPOINT_BODY_MAX, err)) < 0 ||
+	    (rc = parse_body(text, len, true, &cp, &blen, err)) < 0)
+		return rc;
+	*out = cp;
+	return 0;
+}
+
+int de_checkpoint_parse(const char *text, size_t len, struct de_signed_checkpoint *out,
+			struct de_error *err)
+{
+	struct de_signed_checkpoint *r = calloc(1, sizeof(*r));
+	const char *p, *end = text + len;
+	unsigned line = 4;
+	int rc = 0;
+
+	if (!r)
+		return de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
+	if ((rc = check_text(text, len, DE_CHECKPOINT_TEXT_MAX, err)) < 0 ||
+	    (rc = parse_body(text, len, false, &r->cp, &r->body_len, err)) < 0)
 		goto out;
-	}
+	p = text + r->body_len;
 	memcpy(r->body, text, r->body_len);
 	if (*p != '\n') {
 		rc = malformed(err, line,
