@@ -151,6 +151,22 @@ check "loose key permissions: ledger untouched" test "$(sha256sum <"$ledger")" =
 "$cli" --set "audit.path=$ledger" --set "audit.private_key_path=$keys/audit.key" audit checkpoint --sign >"$tmp/new.note"; rc=$?
 check "checkpoint --sign with the right key (rc=$rc)" test "$rc" = 0 -a -s "$tmp/new.note"
 if [ "$(id -u)" = 0 ]; then
+	# the same as a normal user, in a directory of its own
+	nb=$(mktemp -d /tmp/de-it-audit-nobody-XXXXXX)
+	trap 'rm -rf "$tmp" "$nb"' EXIT
+	chown nobody "$nb"
+	as_nobody() { HOME=$nb setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"; }
+	as_nobody "$cli" keygen --out "$nb/keys" >/dev/null; rc=$?
+	check "as nobody: keygen (rc=$rc)" test "$rc" = 0
+	as_nobody "$bin/audit_fill" "$nb/a.sqlite" 30 "$nb/keys/audit.key" 10; rc=$?
+	check "as nobody: a signed ledger (rc=$rc)" test "$rc" = 0
+	as_nobody "$cli" --set "audit.path=$nb/a.sqlite" --set "audit.public_key_path=$nb/keys/audit.pub" \
+		audit verify >"$tmp/out" 2>&1; rc=$?
+	check "as nobody: verify intact (rc=$rc)" test "$rc" = 0
+	check "as nobody: signatures verified" grep -q 'signatures verified' "$tmp/out"
+	as_nobody "$bin/audit_fill" "$nb/b.sqlite" 3 "$keys/audit.key" 2>"$tmp/err"; rc=$?
+	check "as nobody: root's key cannot be read (rc=$rc)" test "$rc" != 0
+	check "as nobody: and no ledger was made" test ! -e "$nb/b.sqlite"
 	chmod 600 "$ledger"
 	HOME=/ setpriv --reuid=nobody --regid=nogroup --clear-groups "$cli" --set "audit.path=$ledger" audit verify >/dev/null 2>&1; rc=$?
 	check "unreadable ledger (another user): exits 77 (rc=$rc)" test "$rc" = 77

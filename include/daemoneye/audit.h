@@ -142,7 +142,8 @@ int de_audit_append(struct de_audit *a, const struct de_audit_entry *e, uint64_t
 		    struct de_error *err);
 /*
  * Commit the queued entries in one transaction with their Merkle subtrees,
- * then make a checkpoint if one is due.  On a failed commit nothing is
+ * then make a checkpoint if one is due (call it every cycle, even with
+ * nothing queued: that is when a checkpoint falls due by time).  On a failed commit nothing is
  * written and the queue is kept (a later flush retries).  A checkpoint
  * that fails after the commit returns its error (entries stay committed).
  */
