@@ -778,6 +778,37 @@ static void test_checkpoint_by_time_and_batches(void **state)
 	assert_int_equal(rep.entries, 10011);
 }
 
+/* Two writers on one file (agent and CLI): each flush chains after the other's entries. */
+static void test_two_writers(void **state)
+{
+	char path[PATH_MAX];
+	struct de_audit_report rep;
+	struct de_error err = {0};
+	uint64_t seq;
+
+	(void)state;
+	path_in(path, "two.sqlite");
+	struct de_audit *a = open_rw(path, true, 0), *b = open_rw(path, false, 0);
+	append_n(a, 1, 3);
+	assert_int_equal(de_audit_flush(a, &err), 0);
+	struct de_audit_entry e = {.actor = "cli:uid=0", .action = "rule.disable"};
+	assert_int_equal(de_audit_append(b, &e, &seq, &err), 0);
+	assert_int_equal(seq, 1); /* provisional: b has not seen a's entries yet */
+	assert_int_equal(de_audit_append(b, &e, &seq, &err), 0);
+	assert_int_equal(de_audit_flush(b, &err), 0);
+	assert_int_equal(de_audit_size(b), 5);
+	append_n(a, 4, 1); /* provisional seq 4 */
+	assert_int_equal(de_audit_flush(a, &err), 0);
+	assert_int_equal(de_audit_size(a), 6);
+	assert_int_equal(de_audit_checkpoint(a, NULL, &err), 0);
+	assert_int_equal(de_audit_close(b, &err), 0);
+	assert_int_equal(de_audit_close(a, &err), 0);
+	verify_with(path, pub_path, NULL, &rep);
+	expect(&rep, DE_AUDIT_INTACT, 0);
+	assert_int_equal(rep.entries, 6);
+	assert_int_equal(rep.checkpoints, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -796,6 +827,7 @@ int main(void)
 		cmocka_unit_test(test_bad_keys),
 		cmocka_unit_test(test_bad_entries),
 		cmocka_unit_test(test_checkpoint_by_time_and_batches),
+		cmocka_unit_test(test_two_writers),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

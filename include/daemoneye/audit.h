@@ -20,8 +20,10 @@
  * through a de_checkpoint_signer: in-process from a key file, or by
  * whatever callback the caller supplies (the privileged parent over IPC).
  *
- * One writer per file (the caller's job: the agent); readers (the CLI) open
- * read-only.  Errors: DE_ERR_DATABASE for SQLite failures and foreign or
+ * Writers serialise on SQLite's write lock; a flush catches up with
+ * entries another process appended (the CLI recording an operator's
+ * action while the agent runs) and chains its queue after them.  Readers
+ * open read-only.  Errors: DE_ERR_DATABASE for SQLite failures and foreign or
  * corrupt files (the file is never modified then), DE_ERR_VALIDATION for
  * bad entries and requests, DE_ERR_CRYPTO for keys and signatures.
  * A handle is used by one thread at a time.
@@ -135,7 +137,9 @@ int de_audit_close(struct de_audit *a, struct de_error *err);
 
 /*
  * Queue one entry: validates it, assigns its seq (written to *seq if
- * non-NULL) and computes its hashes; no I/O.  When DE_AUDIT_QUEUE_MAX
+ * non-NULL; provisional when another process appends to the same file
+ * before the flush, which then chains the queue after that process's
+ * entries) and computes its hashes; no I/O.  When DE_AUDIT_QUEUE_MAX
  * entries are queued it flushes first.  Read-only handles: EROFS.
  */
 int de_audit_append(struct de_audit *a, const struct de_audit_entry *e, uint64_t *seq,

@@ -702,6 +702,46 @@ static bool checkpoint_due(const struct de_audit *a)
 	return a->interval_s && a->now_ms() - a->last_cp_ms >= (int64_t)a->interval_s * 1000;
 }
 
+/*
+ * Another process may have appended since this handle last looked (the CLI
+ * recording an operator's action while the agent runs): inside the write
+ * transaction, catch up with the file, then chain the queue after its end.
+ * On failure the handle is as it was.
+ */
+static int catch_up(struct de_audit *a, struct de_error *err)
+{
+	struct de_merkle_frontier tree = a->tree;
+	uint64_t size = a->size, cp_size = a->last_cp_size;
+	int64_t max, cp_ms = a->last_cp_ms;
+	uint8_t last[32], prev[32];
+	int rc;
+
+	if ((rc = query_i64(a, "SELECT IFNULL(MAX(seq), 0) FROM entries", &max, err)) < 0)
+		return rc;
+	if ((uint64_t)max == a->size)
+		return 0;
+	memcpy(last, a->last_hash, 32);
+	if ((rc = load_state(a, err)) < 0) {
+		a->tree = tree;
+		a->size = size;
+		a->last_cp_size = cp_size;
+		a->last_cp_ms = cp_ms;
+		memcpy(a->last_hash, last, 32);
+		return rc;
+	}
+	memcpy(prev, a->last_hash, 32);
+	for (size_t i = 0; i < a->nq; i++) {
+		struct de_audit_record *r = &a->q[i].r;
+		r->seq = a->size + i + 1;
+		memcpy(r->previous_hash, prev, 32);
+		de_audit_entry_hash(r->seq, r->ts_ms, r->actor, r->action, r->payload_hash,
+				    r->previous_hash, r->entry_hash);
+		memcpy(prev, r->entry_hash, 32);
+	}
+	memcpy(a->q_last_hash, prev, 32);
+	return 0;
+}
+
 int de_audit_flush(struct de_audit *a, struct de_error *err)
 {
 	struct de_merkle_frontier tree;
@@ -711,9 +751,13 @@ int de_audit_flush(struct de_audit *a, struct de_error *err)
 		return de_error_set(err, DE_ERR_DATABASE, EROFS,
 				    "audit ledger %s is open read-only", a->path);
 	if (a->nq) {
-		tree = a->tree;
 		if ((rc = exec_sql(a, "BEGIN IMMEDIATE", err)) < 0)
 			return rc;
+		if ((rc = catch_up(a, err)) < 0) {
+			sqlite3_exec(a->db, "ROLLBACK", NULL, NULL, NULL);
+			return rc;
+		}
+		tree = a->tree;
 		for (size_t i = 0; i < a->nq; i++) {
 			uint8_t leaf[DE_MERKLE_HASH_LEN];
 			if ((rc = insert_entry(a, &a->q[i].r, err)) < 0 ||
