@@ -101,11 +101,18 @@ void de_b3_hash_many_portable(const uint8_t *const *inputs, size_t n, size_t blo
 
 /* ---- implementations ----------------------------------------------------- */
 
+/* Off x86 the SIMD files compile to nothing; impl_supported() says no to them. */
 static const b3_hash_many_fn impl_fns[DE_BLAKE3_IMPL_MAX] = {
 	[DE_BLAKE3_PORTABLE] = de_b3_hash_many_portable,
+#if defined(__x86_64__) || defined(__i386__)
 	[DE_BLAKE3_SSE41] = de_b3_hash_many_sse41,
 	[DE_BLAKE3_AVX2] = de_b3_hash_many_avx2,
 	[DE_BLAKE3_AVX512] = de_b3_hash_many_avx512,
+#else
+	[DE_BLAKE3_SSE41] = de_b3_hash_many_portable,
+	[DE_BLAKE3_AVX2] = de_b3_hash_many_portable,
+	[DE_BLAKE3_AVX512] = de_b3_hash_many_portable,
+#endif
 };
 
 static const char *const impl_names[DE_BLAKE3_IMPL_MAX] = {

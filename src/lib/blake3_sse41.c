@@ -69,12 +69,4 @@ static inline void v_transpose(VEC r[4])
 #define TAIL_FN	       de_b3_hash_many_portable
 #include "blake3_simd.h"
 
-#else
-void de_b3_hash_many_sse41(const uint8_t *const *inputs, size_t n, size_t blocks,
-			   const uint32_t key[8], uint64_t counter, bool inc_counter, uint8_t flags,
-			   uint8_t flag_start, uint8_t flag_end, uint8_t *out)
-{
-	de_b3_hash_many_portable(inputs, n, blocks, key, counter, inc_counter, flags, flag_start,
-				 flag_end, out);
-}
-#endif
+#endif /* elsewhere blake3.c uses the portable code for this path */
