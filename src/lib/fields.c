@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "daemoneye/alert.h"
+#include "daemoneye/base64.h"
 #include "daemoneye/rule.h"
 #include "daemoneye/text.h"
 #include "daemoneye/uuid.h"
@@ -162,7 +163,7 @@ json_t *de_json_base64(const char *s, size_t n)
 
 	if (!buf)
 		return NULL;
-	j = json_stringn(buf, de_base64_encode(buf, s, n));
+	j = json_stringn(buf, de_base64_encode((const uint8_t *)s, n, buf));
 	free(buf);
 	return j;
 }
@@ -170,15 +171,16 @@ json_t *de_json_base64(const char *s, size_t n)
 /* Decode base64 into a new NUL-terminated string; embedded NULs rejected. */
 static char *b64_decode(const char *s, size_t n)
 {
-	unsigned char *buf;
+	uint8_t *buf = malloc(n / 4 * 3 + 1);
 	size_t len;
 
-	if (de_base64_decode(s, n, &buf, &len) < 0)
+	if (!buf)
 		return NULL;
-	if (memchr(buf, '\0', len)) {
+	if (de_base64_decode(s, n, buf, n / 4 * 3, &len) < 0 || memchr(buf, '\0', len)) {
 		free(buf);
 		return NULL;
 	}
+	buf[len] = '\0';
 	return (char *)buf;
 }
 
