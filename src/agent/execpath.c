@@ -101,4 +101,3 @@ void agent_execpath_run(struct agent *ag)
 	}
 	agent_events_clear(ch);
 }
-

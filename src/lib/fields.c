@@ -265,6 +265,9 @@ json_t *de_fields_to_json(const void *obj, const struct de_field *fs, size_t nf)
 		if (f->optional && ((f->type == F_BOOL && !*CAT(obj, f->off, bool)) ||
 				    (f->type == F_STRV && !*CAT(obj, f->len_off, size_t))))
 			continue;
+		if (f->omit_unset && (f->type == F_STR || f->type == F_JSON) &&
+		    !*CAT(obj, f->off, void *))
+			continue;
 		switch (f->type) {
 		case F_UUID:
 			de_uuid_format(CAT(obj, f->off, struct de_uuid), ubuf);

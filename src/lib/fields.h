@@ -40,28 +40,35 @@ enum de_ftype {
 struct de_field {
 	const char *name; /* JSON member, the seed's field name */
 	enum de_ftype type;
-	size_t off;	/* offset of the value */
-	size_t has_off; /* offset of the bool has_ flag for optional numbers, or NO_OFF */
-	size_t len_off; /* offset of the count for vectors, or NO_OFF */
-	bool optional;	/* Option<T> in the seed (or one of daemoneye's additions) */
+	size_t off;	 /* offset of the value */
+	size_t has_off;	 /* offset of the bool has_ flag for optional numbers, or NO_OFF */
+	size_t len_off;	 /* offset of the count for vectors, or NO_OFF */
+	bool optional;	 /* Option<T> in the seed (or one of daemoneye's additions) */
+	bool omit_unset; /* daemoneye's addition: left out of JSON when NULL (strings, JSON) */
 };
 
 /* Required, optional (pointer), optional number (has_ flag), vector (+ _len). */
 #define F_REQ(s, f, t)                                                                             \
 	{                                                                                          \
-#f, t, offsetof(s, f), NO_OFF, NO_OFF, false                                       \
+#f, t, offsetof(s, f), NO_OFF, NO_OFF, false, false                                \
 	}
 #define F_OPT(s, f, t)                                                                             \
 	{                                                                                          \
-#f, t, offsetof(s, f), NO_OFF, NO_OFF, true                                        \
+#f, t, offsetof(s, f), NO_OFF, NO_OFF, true, false                                 \
 	}
 #define F_OPTN(s, f, t)                                                                            \
 	{                                                                                          \
-#f, t, offsetof(s, f), offsetof(s, has_##f), NO_OFF, true                          \
+#f, t, offsetof(s, f), offsetof(s, has_##f), NO_OFF, true, false                   \
 	}
 #define F_VEC(s, f, t)                                                                             \
 	{                                                                                          \
-#f, t, offsetof(s, f), NO_OFF, offsetof(s, f##_len), false                         \
+#f, t, offsetof(s, f), NO_OFF, offsetof(s, f##_len), false, false                  \
+	}
+
+/* A daemoneye addition (not in the seed): optional, absent from JSON when unset. */
+#define F_EXT(s, f, t)                                                                             \
+	{                                                                                          \
+#f, t, offsetof(s, f), NO_OFF, NO_OFF, true, true                                  \
 	}
 
 #define F_COUNT(t) (sizeof(t) / sizeof((t)[0]))
