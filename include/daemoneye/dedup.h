@@ -27,11 +27,11 @@
 #include "daemoneye/uuid.h"
 
 struct de_dedup_window {
-	const char *key;	   /* borrowed */
-	int64_t start_ms;	   /* when it opened (the first alert) */
-	int64_t end_ms;		   /* start_ms + window */
-	uint64_t folded;	   /* repeats folded into it */
-	int64_t last_ms;	   /* the last repeat (0: none) */
+	const char *key;		    /* borrowed */
+	int64_t start_ms;		    /* when it opened (the first alert) */
+	int64_t end_ms;			    /* start_ms + window */
+	uint64_t folded;		    /* repeats folded into it */
+	int64_t last_ms;		    /* the last repeat (0: none) */
 	char alert_id[DE_UUID_STR_LEN + 1]; /* the alert that opened it */
 };
 

@@ -36,15 +36,20 @@ uint64_t de_retry_delay(const struct de_retry_policy *p, uint32_t failed, uint64
 /* True when `failed` failed attempts leave none to make. */
 bool de_retry_exhausted(const struct de_retry_policy *p, uint32_t failed);
 
-enum de_breaker_state { DE_BREAKER_CLOSED = 0, DE_BREAKER_OPEN, DE_BREAKER_HALF_OPEN, DE_BREAKER_MAX };
+enum de_breaker_state {
+	DE_BREAKER_CLOSED = 0,
+	DE_BREAKER_OPEN,
+	DE_BREAKER_HALF_OPEN,
+	DE_BREAKER_MAX
+};
 
 struct de_breaker {
-	uint32_t threshold;	 /* consecutive failures that open it (>= 1) */
-	uint64_t reset_ms;	 /* how long it stays open before a probe */
+	uint32_t threshold; /* consecutive failures that open it (>= 1) */
+	uint64_t reset_ms;  /* how long it stays open before a probe */
 	enum de_breaker_state state;
-	uint32_t failures;	 /* consecutive failures */
-	int64_t opened_at;	 /* when it last opened (ms, any clock the caller keeps) */
-	bool probe_out;		 /* half-open: the probe has been let through */
+	uint32_t failures; /* consecutive failures */
+	int64_t opened_at; /* when it last opened (ms, any clock the caller keeps) */
+	bool probe_out;	   /* half-open: the probe has been let through */
 };
 
 void de_breaker_init(struct de_breaker *b, uint32_t threshold, uint64_t reset_ms);

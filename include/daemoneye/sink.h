@@ -59,18 +59,18 @@ struct de_sink_msg {
 	const char *alert_id; /* canonical UUID: the idempotency key */
 	const char *payload;  /* the alert in the sink's format, one record, no newline */
 	size_t len;
-	uint32_t attempt;	  /* 1 for the first */
-	uint64_t timeout_ms;	  /* this attempt's budget */
-	const atomic_bool *stop;  /* set when the agent stops: give up at once */
+	uint32_t attempt;	 /* 1 for the first */
+	uint64_t timeout_ms;	 /* this attempt's budget */
+	const atomic_bool *stop; /* set when the agent stops: give up at once */
 };
 
 /* What configure() reads its keys through. */
 struct de_sink_conf {
-	const json_t *conf;    /* the sink's mapping (borrowed) */
-	const char *name;      /* its name */
-	const char *path;      /* "alerting.sinks[2]" */
-	const json_t *origins; /* config path -> "FILE:LINE:COL" (may be NULL) */
-	const char *fallback;  /* the origin when a path has none */
+	const json_t *conf;	 /* the sink's mapping (borrowed) */
+	const char *name;	 /* its name */
+	const char *path;	 /* "alerting.sinks[2]" */
+	const json_t *origins;	 /* config path -> "FILE:LINE:COL" (may be NULL) */
+	const char *fallback;	 /* the origin when a path has none */
 	enum de_alertfmt format; /* the format chosen for it */
 	uint64_t timeout_ms;	 /* its per-attempt timeout */
 	bool color;		 /* out: configure() sets it when the format may be coloured */
@@ -85,8 +85,7 @@ struct de_sink_conf {
 int de_sink_conf_fail(struct de_sink_conf *c, const char *key, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* Where c's key was written ("FILE:LINE:COL", or the nearest parent's). */
-const char *de_sink_conf_where(const struct de_sink_conf *c, const char *key, char *buf,
-			       size_t n);
+const char *de_sink_conf_where(const struct de_sink_conf *c, const char *key, char *buf, size_t n);
 /* A string key (NULL in *out when absent and not required). */
 int de_sink_conf_str(struct de_sink_conf *c, const char *key, bool required, const char **out);
 /* An integer key in [min, max], def when absent. */
@@ -94,8 +93,8 @@ int de_sink_conf_u64(struct de_sink_conf *c, const char *key, uint64_t min, uint
 		     uint64_t def, uint64_t *out);
 int de_sink_conf_bool(struct de_sink_conf *c, const char *key, bool def, bool *out);
 /* One of the space-separated words of `choices`, def when absent. */
-int de_sink_conf_enum(struct de_sink_conf *c, const char *key, const char *choices,
-		      const char *def, const char **out);
+int de_sink_conf_enum(struct de_sink_conf *c, const char *key, const char *choices, const char *def,
+		      const char **out);
 /*
  * Expand ${NAME} references from the environment in s (a secret's text):
  * a new string in *out the caller wipes with de_secret_free().  An unset
@@ -109,8 +108,8 @@ int de_sink_conf_readable(struct de_sink_conf *c, const char *key, const char *p
 void de_secret_free(char *s);
 
 struct de_sink_ops {
-	const char *type;	  /* the `type:` word */
-	const char *const *keys;  /* its own keys (NULL-terminated), beyond the common ones */
+	const char *type;	 /* the `type:` word */
+	const char *const *keys; /* its own keys (NULL-terminated), beyond the common ones */
 	enum de_alertfmt default_format;
 	int (*configure)(struct de_sink_conf *c, void **state);
 	int (*open)(void *state, struct de_error *err);
@@ -126,6 +125,9 @@ extern const struct de_sink_ops de_sink_file_ops;
 extern const struct de_sink_ops de_sink_syslog_ops;
 extern const struct de_sink_ops de_sink_webhook_ops;
 extern const struct de_sink_ops de_sink_email_ops;
+
+/* Process-wide setup the sinks need (libcurl), once; call before any sink opens. */
+void de_sink_global_init(void);
 
 /* The ops of a sink type, or NULL. */
 const struct de_sink_ops *de_sink_ops_find(const char *type);
@@ -152,8 +154,7 @@ struct de_syslog_hdr {
 	const char *kind;
 };
 /* An RFC 5424 message: header, [daemoneye@32473 ...] structured data, MSG. */
-int de_syslog_5424(struct de_buf *out, const struct de_syslog_hdr *h, const char *msg,
-		   size_t len);
+int de_syslog_5424(struct de_buf *out, const struct de_syslog_hdr *h, const char *msg, size_t len);
 /* syslog severity (0..7) of an alert severity: critical 2, high 3, medium 4, low 5. */
 int de_syslog_severity(enum de_severity s);
 

@@ -52,5 +52,6 @@ int cmd_processes(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_stats(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_query(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_rules(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_alerts(struct cli_ctx *ctx, int argc, char **argv);
 
 #endif

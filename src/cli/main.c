@@ -29,6 +29,10 @@ static const struct cli_command commands[] = {
 	 "list|show ID|validate FILE...|test FILE|ID|import FILE|export [ID]|enable ID|disable "
 	 "ID|schema",
 	 cmd_rules},
+	{"alerts",
+	 "list [--since T] [--severity S] [--rule ID] [--status S] [--suppressed] | show ID | dlq "
+	 "list|retry|purge | test --sink NAME",
+	 cmd_alerts},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -220,8 +220,7 @@ static json_t *ecs_process(const struct pview *v)
 		if (!(parent = json_object()) ||
 		    (v->has_ppid && put(parent, "pid", json_integer(v->ppid)) < 0) ||
 		    put_s(parent, "name", v->parent_name) < 0 ||
-		    put_s(parent, "executable", v->parent_exe) < 0 ||
-		    put(p, "parent", parent) < 0)
+		    put_s(parent, "executable", v->parent_exe) < 0 || put(p, "parent", parent) < 0)
 			goto fail;
 	}
 	return p;
@@ -250,12 +249,11 @@ static int render_ecs(const struct de_alert *a, const char *host, struct de_buf 
 	    put(j, "rule", rule) < 0 || put_s(rule, "id", a->rule_id) < 0 ||
 	    put_s(rule, "name", a->title) < 0 || put_s(rule, "description", a->description) < 0 ||
 	    put(rule, "ruleset", json_string("daemoneye")) < 0 ||
-	    put_s(rule, "category", category_of(a)) < 0 ||
-	    put_s(j, "message", a->title) < 0 ||
+	    put_s(rule, "category", category_of(a)) < 0 || put_s(j, "message", a->title) < 0 ||
 	    put(j, "host", json_pack("{s:s,s:s}", "hostname", host, "name", host)) < 0 ||
-	    put(j, "observer", json_pack("{s:s,s:s,s:s,s:s}", "vendor", "DaemonEye", "product",
-					 "daemoneye", "type", "host-monitor", "version",
-					 DE_VERSION)) < 0 ||
+	    put(j, "observer",
+		json_pack("{s:s,s:s,s:s,s:s}", "vendor", "DaemonEye", "product", "daemoneye",
+			  "type", "host-monitor", "version", DE_VERSION)) < 0 ||
 	    put(j, "ecs", json_pack("{s:s}", "version", "8.11.0")) < 0)
 		goto out;
 	if (proc_view(a, 0, &v)) {
@@ -296,8 +294,8 @@ static json_t *ocsf_process(const struct pview *v)
 		return NULL;
 	if ((v->has_pid && put(p, "pid", json_integer(v->pid)) < 0) ||
 	    put_s(p, "name", v->name) < 0 || put_s(p, "cmd_line", v->cmdline) < 0 ||
-	    (v->exe && put(p, "file", json_pack("{s:o,s:i}", "path", jstr(v->exe), "type_id",
-						 1)) < 0) ||
+	    (v->exe &&
+	     put(p, "file", json_pack("{s:o,s:i}", "path", jstr(v->exe), "type_id", 1)) < 0) ||
 	    (v->has_start && put(p, "created_time", json_integer(v->start_time)) < 0) ||
 	    (v->user && put(p, "user", json_pack("{s:o}", "uid", jstr(v->user))) < 0))
 		goto fail;
@@ -306,9 +304,9 @@ static json_t *ocsf_process(const struct pview *v)
 		if (!parent || put(p, "parent_process", parent) < 0 ||
 		    (v->has_ppid && put(parent, "pid", json_integer(v->ppid)) < 0) ||
 		    put_s(parent, "name", v->parent_name) < 0 ||
-		    (v->parent_exe && put(parent, "file", json_pack("{s:o,s:i}", "path",
-								     jstr(v->parent_exe),
-								     "type_id", 1)) < 0))
+		    (v->parent_exe &&
+		     put(parent, "file",
+			 json_pack("{s:o,s:i}", "path", jstr(v->parent_exe), "type_id", 1)) < 0))
 			goto fail;
 	}
 	return p;
@@ -333,8 +331,8 @@ static int render_ocsf(const struct de_alert *a, const char *host, struct de_buf
 	analytic = json_pack("{s:o,s:o,s:i,s:s}", "uid", jstr(a->rule_id), "name", jstr(a->title),
 			     "type_id", 1, "type", "Rule");
 	fi = json_pack("{s:s,s:o,s:o,s:I,s:o}", "uid", id, "title", jstr(a->title), "desc",
-		       jstr(a->description), "created_time", (json_int_t)a->alert_time,
-		       "analytic", analytic);
+		       jstr(a->description), "created_time", (json_int_t)a->alert_time, "analytic",
+		       analytic);
 	if (put(j, "class_uid", json_integer(2004)) < 0 ||
 	    put(j, "class_name", json_string("Detection Finding")) < 0 ||
 	    put(j, "category_uid", json_integer(2)) < 0 ||
@@ -350,10 +348,10 @@ static int render_ocsf(const struct de_alert *a, const char *host, struct de_buf
 	    put_s(j, "message", a->title) < 0 || put(j, "finding_info", fi) < 0 ||
 	    put(j, "metadata",
 		json_pack("{s:s,s:s,s:{s:s,s:s,s:s}}", "version", "1.1.0", "uid", id, "product",
-			  "name", "daemoneye", "vendor_name", "DaemonEye", "version",
-			  DE_VERSION)) < 0 ||
-	    put(j, "device", json_pack("{s:s,s:i,s:s}", "hostname", host, "type_id", 0, "type",
-				       "Unknown")) < 0)
+			  "name", "daemoneye", "vendor_name", "DaemonEye", "version", DE_VERSION)) <
+		    0 ||
+	    put(j, "device",
+		json_pack("{s:s,s:i,s:s}", "hostname", host, "type_id", 0, "type", "Unknown")) < 0)
 		goto fail;
 	if (category_of(a) && put(fi, "types", json_pack("[o]", jstr(category_of(a)))) < 0)
 		goto fail;
@@ -362,8 +360,9 @@ static int render_ocsf(const struct de_alert *a, const char *host, struct de_buf
 	for (size_t i = 0; i < nprocs(a) && i < 100 && proc_view(a, i, &v); i++)
 		if (json_array_append_new(ev, json_pack("{s:o}", "process", ocsf_process(&v))) < 0)
 			goto fail;
-	if (put(j, "unmapped", json_pack("{s:s,s:o,s:b}", "kind", de_alert_kind(a), "dedupe_key",
-					 jstr(a->dedupe_key), "incomplete", a->incomplete)) < 0)
+	if (put(j, "unmapped",
+		json_pack("{s:s,s:o,s:b}", "kind", de_alert_kind(a), "dedupe_key",
+			  jstr(a->dedupe_key), "incomplete", a->incomplete)) < 0)
 		goto fail;
 	return dump(j, out);
 fail:
@@ -464,13 +463,13 @@ static int render_cef(const struct de_alert *a, const char *host, struct de_buf 
 		return rc;
 	snprintf(num, sizeof(num), "%lld", (long long)a->alert_time);
 	/* the first pair has no leading space */
-	if ((rc = de_buf_printf(out, "rt=%s", num)) < 0 || (rc = cef_kv(out, "dvchost", host)) < 0 ||
-	    (rc = cef_kv(out, "externalId", id)) < 0 ||
+	if ((rc = de_buf_printf(out, "rt=%s", num)) < 0 ||
+	    (rc = cef_kv(out, "dvchost", host)) < 0 || (rc = cef_kv(out, "externalId", id)) < 0 ||
 	    (rc = cef_kv(out, "cat", de_alert_kind(a))) < 0 ||
 	    (rc = cef_kv(out, "cs1Label", "ruleId")) < 0 ||
 	    (rc = cef_kv(out, "cs1", a->rule_id)) < 0 ||
 	    (rc = cef_kv(out, "msg", a->description)) < 0 ||
-	    (rc = cef_kv(out, "cs3Label", "affectedPids")) < 0 ||
+	    (rc = cef_kv(out, "cs3Label", pids[0] ? "affectedPids" : NULL)) < 0 ||
 	    (rc = cef_kv(out, "cs3", pids[0] ? pids : NULL)) < 0 ||
 	    (rc = cef_kv(out, "cs4Label", "dedupeKey")) < 0 ||
 	    (rc = cef_kv(out, "cs4", a->dedupe_key)) < 0)

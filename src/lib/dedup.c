@@ -11,9 +11,9 @@
 
 struct ent {
 	struct de_dedup_window w;
-	char *key;	   /* owned; w.key points here */
+	char *key; /* owned; w.key points here */
 	uint64_t hash;
-	struct ent *chain; /* next in the bucket */
+	struct ent *chain;	 /* next in the bucket */
 	struct ent *prev, *next; /* opening order */
 };
 
@@ -127,8 +127,7 @@ size_t de_dedup_expire(struct de_dedup *d, int64_t now_ms)
 }
 
 /* Insert a window at the back of the list. */
-static int insert(struct de_dedup *d, const char *key, uint64_t h,
-		  const struct de_dedup_window *w)
+static int insert(struct de_dedup *d, const char *key, uint64_t h, const struct de_dedup_window *w)
 {
 	struct ent *e = calloc(1, sizeof(*e));
 	struct ent **p;

@@ -76,8 +76,7 @@ static int get_field(struct pctx *c, const json_t *e, const char *base, const ch
 	if (!v || json_is_null(v))
 		return 0;
 	snprintf(path, sizeof(path), "%s.%s", base, key);
-	if (!json_is_string(v) || json_string_length(v) == 0 ||
-	    json_string_length(v) > MAX_FIELD ||
+	if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > MAX_FIELD ||
 	    strlen(json_string_value(v)) != json_string_length(v))
 		return fail(c, path, label, "'%s' must be a non-empty string of at most %d bytes",
 			    key, MAX_FIELD);
@@ -166,8 +165,8 @@ static int parse_one(struct pctx *c, const json_t *e, const char *base, const ch
 	    (rc = get_field(c, e, base, label, "reason", &x->reason)) < 0 ||
 	    (rc = parse_user(c, e, base, label, x)) < 0)
 		return rc;
-	if (!x->rule && !x->process_name && !x->executable_path && !x->has_uid &&
-	    !x->parent_name && !x->command_line_contains)
+	if (!x->rule && !x->process_name && !x->executable_path && !x->has_uid && !x->parent_name &&
+	    !x->command_line_contains)
 		return fail(c, base, label,
 			    "names nothing to match (give at least one of %sprocess_name, "
 			    "executable_path, user, parent_name, command_line_contains)",

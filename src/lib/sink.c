@@ -17,8 +17,11 @@
 
 #include "daemoneye/buf.h"
 
+#include <curl/curl.h>
+#include <pthread.h>
+
 static const struct de_sink_ops *const all_ops[] = {
-	&de_sink_stdout_ops, &de_sink_file_ops,	 &de_sink_syslog_ops,
+	&de_sink_stdout_ops,  &de_sink_file_ops,  &de_sink_syslog_ops,
 	&de_sink_webhook_ops, &de_sink_email_ops,
 };
 
@@ -28,6 +31,18 @@ const struct de_sink_ops *de_sink_ops_find(const char *type)
 		if (strcmp(all_ops[i]->type, type) == 0)
 			return all_ops[i];
 	return NULL;
+}
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+
+static void global_init(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+void de_sink_global_init(void)
+{
+	pthread_once(&global_once, global_init);
 }
 
 const char *de_sink_types(void)
@@ -100,8 +115,9 @@ int de_sink_conf_str(struct de_sink_conf *c, const char *key, bool required, con
 
 	if (!v || json_is_null(v)) {
 		if (required)
-			return de_sink_conf_fail(c, key, "missing (a %s sink needs it)",
-						 json_string_value(json_object_get(c->conf, "type")));
+			return de_sink_conf_fail(
+				c, key, "missing (a %s sink needs it)",
+				json_string_value(json_object_get(c->conf, "type")));
 		*out = NULL;
 		return 0;
 	}
@@ -143,8 +159,8 @@ int de_sink_conf_bool(struct de_sink_conf *c, const char *key, bool def, bool *o
 	return 0;
 }
 
-int de_sink_conf_enum(struct de_sink_conf *c, const char *key, const char *choices,
-		      const char *def, const char **out)
+int de_sink_conf_enum(struct de_sink_conf *c, const char *key, const char *choices, const char *def,
+		      const char **out)
 {
 	const char *s = NULL, *p;
 	int rc = de_sink_conf_str(c, key, false, &s);
@@ -191,8 +207,8 @@ int de_sink_conf_expand(struct de_sink_conf *c, const char *key, const char *s, 
 			name[l] = '\0';
 			const char *v = getenv(name);
 			if (!v) {
-				rc = de_sink_conf_fail(c, key,
-						       "environment variable %s is not set", name);
+				rc = de_sink_conf_fail(c, key, "environment variable %s is not set",
+						       name);
 				break;
 			}
 			rc = de_buf_puts(&b, v);

@@ -152,8 +152,8 @@ static int em_configure(struct de_sink_conf *c, void **state)
 	if ((user && (rc = de_sink_conf_expand(c, "username", user, &s->username)) < 0) ||
 	    (pass && (rc = de_sink_conf_expand(c, "password", pass, &s->password)) < 0))
 		goto fail;
-	if (ca && ((rc = de_sink_conf_readable(c, "ca_file", ca)) < 0 ||
-		   !(s->ca_file = strdup(ca)))) {
+	if (ca &&
+	    ((rc = de_sink_conf_readable(c, "ca_file", ca)) < 0 || !(s->ca_file = strdup(ca)))) {
 		if (rc == 0)
 			rc = de_error_set(c->err, DE_ERR_CONFIGURATION, ENOMEM, "out of memory");
 		goto fail;
@@ -252,8 +252,8 @@ static int compose(struct email_sink *s, const struct de_sink_msg *m)
 			 (long long)json_integer_value(json_object_get(p, "pid")));
 	const char *name = json_string_value(json_object_get(p, "name"));
 	char subj[512];
-	snprintf(subj, sizeof(subj), "[daemoneye]%s%s %s: %s - %s%s%s on %s",
-		 a->kind ? " " : "", a->kind ? a->kind : "", sev, a->title, name ? name : "process",
+	snprintf(subj, sizeof(subj), "[daemoneye]%s%s %s: %s - %s%s%s on %s", a->kind ? " " : "",
+		 a->kind ? a->kind : "", sev, a->title, name ? name : "process",
 		 pid[0] ? " pid " : "", pid, host);
 	de_buf_reset(b);
 	s->sent = 0;
@@ -269,9 +269,8 @@ static int compose(struct email_sink *s, const struct de_sink_msg *m)
 	if ((rc = body_line(b, "Alert:", a->title)) < 0 ||
 	    (rc = body_line(b, "Severity:", sev)) < 0 ||
 	    (rc = body_line(b, "Kind:", de_alert_kind(a))) < 0 ||
-	    (rc = body_line(b, "Rule:", a->rule_id)) < 0 ||
-	    (rc = body_line(b, "Time:", ts)) < 0 || (rc = body_line(b, "Host:", host)) < 0 ||
-	    (rc = body_line(b, "Process:", name)) < 0 ||
+	    (rc = body_line(b, "Rule:", a->rule_id)) < 0 || (rc = body_line(b, "Time:", ts)) < 0 ||
+	    (rc = body_line(b, "Host:", host)) < 0 || (rc = body_line(b, "Process:", name)) < 0 ||
 	    (rc = body_line(b, "PID:", pid[0] ? pid : NULL)) < 0 ||
 	    (rc = body_line(b, "Executable:",
 			    json_string_value(json_object_get(p, "executable_path")))) < 0 ||
@@ -279,14 +278,13 @@ static int compose(struct email_sink *s, const struct de_sink_msg *m)
 			    json_string_value(json_object_get(p, "command_line")))) < 0 ||
 	    (rc = body_line(b, "Parent:", json_string_value(json_object_get(p, "parent_name")))) <
 		    0 ||
-	    (rc = body_line(b, "User id:", json_string_value(json_object_get(p, "user_id")))) <
-		    0 ||
+	    (rc = body_line(b, "User id:", json_string_value(json_object_get(p, "user_id")))) < 0 ||
 	    (rc = body_line(b, "Alert id:", m->alert_id)) < 0 ||
 	    (rc = de_buf_puts(b, "\r\n")) < 0 || (rc = body_line(b, "What:", a->description)) < 0)
 		return rc;
 	if (a->process_count > 1 &&
-	    (rc = de_buf_printf(b, "%-14s %d (this mail shows the first)\r\n", "Processes:",
-				a->process_count)) < 0)
+	    (rc = de_buf_printf(b, "%-14s %d (this mail shows the first)\r\n",
+				"Processes:", a->process_count)) < 0)
 		return rc;
 	if (s->fmt != DE_FMT_HUMAN) {
 		/* the machine record, folded into lines of at most 76 bytes */

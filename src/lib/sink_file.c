@@ -31,11 +31,11 @@ struct file_sink {
 	int fd; /* -1 when closed */
 	enum fsync_policy fsync;
 	uint64_t fsync_interval_ms;
-	int64_t last_sync;   /* monotonic ms */
-	bool dirty;	     /* written since the last fsync */
-	bool partial;	     /* the last write stopped inside a record */
-	atomic_bool reopen;  /* set by SIGHUP's handler path, read by the worker */
-	struct de_buf line;  /* payload + '\n', reused */
+	int64_t last_sync;  /* monotonic ms */
+	bool dirty;	    /* written since the last fsync */
+	bool partial;	    /* the last write stopped inside a record */
+	atomic_bool reopen; /* set by SIGHUP's handler path, read by the worker */
+	struct de_buf line; /* payload + '\n', reused */
 };
 
 static const char *const keys[] = {"path", "fsync", "fsync_interval_ms", NULL};
@@ -58,7 +58,9 @@ static int fi_configure(struct de_sink_conf *c, void **state)
 		return de_error_set(c->err, DE_ERR_CONFIGURATION, ENOMEM, "out of memory");
 	}
 	s->fd = -1;
-	s->fsync = !strcmp(fs, "always") ? FS_ALWAYS : !strcmp(fs, "never") ? FS_NEVER : FS_INTERVAL;
+	s->fsync = !strcmp(fs, "always")  ? FS_ALWAYS
+		   : !strcmp(fs, "never") ? FS_NEVER
+					  : FS_INTERVAL;
 	s->fsync_interval_ms = iv;
 	s->line = (struct de_buf)DE_BUF_INIT(64u << 20);
 	atomic_init(&s->reopen, false);
@@ -107,8 +109,7 @@ static int fi_open(void *state, struct de_error *err)
 
 	if (rc < 0)
 		return de_error_set(err, DE_ERR_ALERTING, -rc, "cannot open alert file %s: %s",
-				    s->path,
-				    rc == -EINVAL ? "not a regular file" : strerror(-rc));
+				    s->path, rc == -EINVAL ? "not a regular file" : strerror(-rc));
 	s->last_sync = de_mono_ms();
 	return 0;
 }
@@ -136,7 +137,8 @@ static void fi_deliver(void *state, const struct de_sink_msg *m, struct de_sink_
 		}
 	}
 	de_buf_reset(&s->line);
-	if ((s->partial && de_buf_putc(&s->line, '\n') < 0) || de_buf_append(&s->line, m->payload, m->len) < 0 || de_buf_putc(&s->line, '\n') < 0) {
+	if ((s->partial && de_buf_putc(&s->line, '\n') < 0) ||
+	    de_buf_append(&s->line, m->payload, m->len) < 0 || de_buf_putc(&s->line, '\n') < 0) {
 		de_sink_fail(r, DE_SINK_PERMANENT, "record of %zu bytes is too large", m->len);
 		return;
 	}

@@ -63,8 +63,7 @@ static bool so_health(void *state, char *buf, size_t n)
 	struct stdout_sink *s = state;
 	bool ok = fcntl(fileno(s->f), F_GETFD) >= 0;
 
-	snprintf(buf, n, "standard output (%s)%s", de_alertfmt_name(s->fmt),
-		 ok ? "" : ": closed");
+	snprintf(buf, n, "standard output (%s)%s", de_alertfmt_name(s->fmt), ok ? "" : ": closed");
 	return ok;
 }
 

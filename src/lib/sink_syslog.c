@@ -53,7 +53,7 @@ enum transport { T_LOCAL, T_UDP, T_TCP, T_TLS };
 
 struct syslog_sink {
 	enum transport t;
-	char *host;	   /* udp/tcp/tls */
+	char *host; /* udp/tcp/tls */
 	char port[8];
 	char *socket_path; /* local */
 	int facility;
@@ -62,22 +62,22 @@ struct syslog_sink {
 	char *ca_file;
 	char *server_name; /* the name the certificate must carry (default: host) */
 	uint64_t max_message;
-	int fd;		   /* -1: not connected */
-	bool dgram;	   /* fd is a datagram socket */
+	int fd;	    /* -1: not connected */
+	bool dgram; /* fd is a datagram socket */
 	SSL_CTX *ctx;
 	SSL *ssl;
 	struct de_buf msg; /* reused */
 	char hostname[256];
 };
 
-static const char *const keys[] = {"transport", "host",	      "port",	     "socket",
-				   "facility",	"app_name",   "tls_verify", "ca_file",
+static const char *const keys[] = {"transport",	      "host",	     "port",	   "socket",
+				   "facility",	      "app_name",    "tls_verify", "ca_file",
 				   "tls_server_name", "max_message", NULL};
 
 static const char *const facilities[] = {
-	"kern",	  "user",   "mail",   "daemon", "auth",	  "syslog", "lpr",    "news",
-	"uucp",	  "cron",   "authpriv", "ftp",	"ntp",	  "security", "console", "solaris-cron",
-	"local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
+	"kern",	  "user",   "mail",	"daemon", "auth",   "syslog",	"lpr",	   "news",
+	"uucp",	  "cron",   "authpriv", "ftp",	  "ntp",    "security", "console", "solaris-cron",
+	"local0", "local1", "local2",	"local3", "local4", "local5",	"local6",  "local7",
 };
 
 /* ---- formatting (exposed for tests) ------------------------------------------------ */
@@ -103,7 +103,8 @@ int de_syslog_sd_escape(struct de_buf *out, const char *s, size_t n)
 			i += l;
 		} else {
 			if (c == '"' || c == '\\' || c == ']')
-				rc = de_buf_putc(out, '\\') < 0 ? -ENOMEM : de_buf_putc(out, (char)c);
+				rc = de_buf_putc(out, '\\') < 0 ? -ENOMEM
+								: de_buf_putc(out, (char)c);
 			else if (c < 0x20 || c == 0x7f)
 				rc = de_buf_putc(out, ' ');
 			else
@@ -165,8 +166,7 @@ int de_syslog_5424(struct de_buf *out, const struct de_syslog_hdr *h, const char
 }
 
 /* The local socket's format, as syslog(3) writes it. */
-static int local_format(struct de_buf *out, int pri, const char *app, const char *msg,
-			size_t len)
+static int local_format(struct de_buf *out, int pri, const char *app, const char *msg, size_t len)
 {
 	char ts[32];
 	time_t now = time(NULL);
@@ -215,7 +215,10 @@ static int sy_configure(struct de_sink_conf *c, void **state)
 	s->msg = (struct de_buf)DE_BUF_INIT(16u << 20);
 	if ((rc = de_sink_conf_enum(c, "transport", "local udp tcp tls", "local", &t)) < 0)
 		goto fail;
-	s->t = !strcmp(t, "udp") ? T_UDP : !strcmp(t, "tcp") ? T_TCP : !strcmp(t, "tls") ? T_TLS : T_LOCAL;
+	s->t = !strcmp(t, "udp")   ? T_UDP
+	       : !strcmp(t, "tcp") ? T_TCP
+	       : !strcmp(t, "tls") ? T_TLS
+				   : T_LOCAL;
 	if ((rc = de_sink_conf_str(c, "host", s->t != T_LOCAL, &host)) < 0 ||
 	    (rc = de_sink_conf_u64(c, "port", 1, 65535, s->t == T_TLS ? 6514 : 514, &port)) < 0 ||
 	    (rc = de_sink_conf_str(c, "socket", false, &sock)) < 0 ||
@@ -227,8 +230,9 @@ static int sy_configure(struct de_sink_conf *c, void **state)
 	    (rc = de_sink_conf_u64(c, "max_message", 480, 1u << 20, 65000, &s->max_message)) < 0)
 		goto fail;
 	if (s->t == T_LOCAL && host) {
-		rc = de_sink_conf_fail(c, "host", "the local transport takes no host (set "
-						  "transport: udp, tcp or tls)");
+		rc = de_sink_conf_fail(c, "host",
+				       "the local transport takes no host (set "
+				       "transport: udp, tcp or tls)");
 		goto fail;
 	}
 	if (s->t != T_LOCAL && sock) {
@@ -236,7 +240,10 @@ static int sy_configure(struct de_sink_conf *c, void **state)
 		goto fail;
 	}
 	if (s->t != T_TLS && (ca || sn || !s->tls_verify)) {
-		rc = de_sink_conf_fail(c, ca ? "ca_file" : sn ? "tls_server_name" : "tls_verify",
+		rc = de_sink_conf_fail(c,
+				       ca   ? "ca_file"
+				       : sn ? "tls_server_name"
+					    : "tls_verify",
 				       "only the tls transport uses TLS settings");
 		goto fail;
 	}
@@ -259,12 +266,13 @@ static int sy_configure(struct de_sink_conf *c, void **state)
 	snprintf(s->port, sizeof(s->port), "%llu", (unsigned long long)port);
 	if ((host && !(s->host = strdup(host))) ||
 	    !(s->socket_path = strdup(sock ? sock : "/dev/log")) ||
-	    !(s->app_name = strdup(app ? app : "daemoneye")) || (ca && !(s->ca_file = strdup(ca))) ||
-	    (sn && !(s->server_name = strdup(sn)))) {
+	    !(s->app_name = strdup(app ? app : "daemoneye")) ||
+	    (ca && !(s->ca_file = strdup(ca))) || (sn && !(s->server_name = strdup(sn)))) {
 		rc = de_error_set(c->err, DE_ERR_CONFIGURATION, ENOMEM, "out of memory");
 		goto fail;
 	}
-	if (s->t == T_LOCAL && strlen(s->socket_path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+	if (s->t == T_LOCAL &&
+	    strlen(s->socket_path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
 		rc = de_sink_conf_fail(c, "socket", "path too long for a unix socket");
 		goto fail;
 	}
@@ -404,7 +412,8 @@ static bool ensure_connected(struct syslog_sink *s, const struct de_sink_msg *m,
 		    (!(p.revents & (POLLHUP | POLLERR)) && s->ssl && SSL_pending(s->ssl) > 0))
 			return true;
 		/* readable: the receiver closed (or sent something we do not expect) */
-		if (!(p.revents & (POLLHUP | POLLERR)) && recv(s->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0)
+		if (!(p.revents & (POLLHUP | POLLERR)) &&
+		    recv(s->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0)
 			return true;
 		disconnect(s);
 	}
@@ -486,7 +495,8 @@ static int send_all(struct syslog_sink *s, const char *buf, size_t n)
 	while (off < n) {
 		ssize_t w;
 		if (s->ssl) {
-			int k = SSL_write(s->ssl, buf + off, (int)(n - off > (1u << 30) ? (1u << 30) : n - off));
+			int k = SSL_write(s->ssl, buf + off,
+					  (int)(n - off > (1u << 30) ? (1u << 30) : n - off));
 			if (k <= 0) {
 				ERR_clear_error();
 				return errno ? -errno : -EIO;
@@ -544,7 +554,8 @@ static void sy_deliver(void *state, const struct de_sink_msg *m, struct de_sink_
 		snprintf(len, sizeof(len), "%zu ", s->msg.len);
 		/* one send: prefix the count in front of the message */
 		struct de_buf framed = DE_BUF_INIT(s->msg.max + 32);
-		if (de_buf_puts(&framed, len) < 0 || de_buf_append(&framed, s->msg.p, s->msg.len) < 0) {
+		if (de_buf_puts(&framed, len) < 0 ||
+		    de_buf_append(&framed, s->msg.p, s->msg.len) < 0) {
 			de_buf_free(&framed);
 			de_sink_fail(r, DE_SINK_TRANSIENT, "out of memory");
 			return;
@@ -558,7 +569,8 @@ static void sy_deliver(void *state, const struct de_sink_msg *m, struct de_sink_
 	if (rc < 0) {
 		disconnect(s);
 		de_sink_fail(r, rc == -EMSGSIZE ? DE_SINK_PERMANENT : DE_SINK_TRANSIENT,
-			     "cannot send to %s%s%s: %s", s->t == T_LOCAL ? s->socket_path : s->host,
+			     "cannot send to %s%s%s: %s",
+			     s->t == T_LOCAL ? s->socket_path : s->host,
 			     s->t == T_LOCAL ? "" : " port ", s->t == T_LOCAL ? "" : s->port,
 			     strerror(-rc));
 		return;

@@ -26,8 +26,8 @@
 #include "daemoneye/sink.h"
 
 struct webhook_sink {
-	char *url;	/* may hold a secret */
-	char *display;	/* scheme://host:port, for messages */
+	char *url;		    /* may hold a secret */
+	char *display;		    /* scheme://host:port, for messages */
 	struct curl_slist *headers; /* values may hold secrets */
 	bool tls_verify;
 	char *ca_file;
@@ -105,8 +105,8 @@ static int wh_configure(struct de_sink_conf *c, void **state)
 	    (rc = de_sink_conf_expand(c, "url", url, &s->url)) < 0 ||
 	    (rc = check_url(c, s->url, &s->display)) < 0)
 		goto fail;
-	if (ca && ((rc = de_sink_conf_readable(c, "ca_file", ca)) < 0 ||
-		   !(s->ca_file = strdup(ca)))) {
+	if (ca &&
+	    ((rc = de_sink_conf_readable(c, "ca_file", ca)) < 0 || !(s->ca_file = strdup(ca)))) {
 		if (rc == 0)
 			rc = de_error_set(c->err, DE_ERR_CONFIGURATION, ENOMEM, "out of memory");
 		goto fail;
@@ -143,7 +143,8 @@ static int wh_configure(struct de_sink_conf *c, void **state)
 			goto fail;
 		}
 		struct curl_slist *n = NULL;
-		if (asprintf(&line, "%s: %s", k, val) < 0 || !(n = curl_slist_append(s->headers, line))) {
+		if (asprintf(&line, "%s: %s", k, val) < 0 ||
+		    !(n = curl_slist_append(s->headers, line))) {
 			de_secret_free(val);
 			de_secret_free(line);
 			rc = de_error_set(c->err, DE_ERR_CONFIGURATION, ENOMEM, "out of memory");
@@ -153,10 +154,10 @@ static int wh_configure(struct de_sink_conf *c, void **state)
 		de_secret_free(val);
 		de_secret_free(line);
 	}
-	s->content_type = c->format == DE_FMT_JSON || c->format == DE_FMT_ECS ||
-					  c->format == DE_FMT_OCSF
-				  ? "Content-Type: application/json"
-				  : "Content-Type: text/plain; charset=utf-8";
+	s->content_type =
+		c->format == DE_FMT_JSON || c->format == DE_FMT_ECS || c->format == DE_FMT_OCSF
+			? "Content-Type: application/json"
+			: "Content-Type: text/plain; charset=utf-8";
 	*state = s;
 	return 0;
 fail:
@@ -195,8 +196,7 @@ static bool permanent_curl(CURLcode c)
 	return c == CURLE_PEER_FAILED_VERIFICATION || c == CURLE_SSL_CACERT_BADFILE ||
 	       c == CURLE_SSL_CERTPROBLEM || c == CURLE_SSL_ISSUER_ERROR ||
 	       c == CURLE_SSL_PINNEDPUBKEYNOTMATCH || c == CURLE_UNSUPPORTED_PROTOCOL ||
-	       c == CURLE_URL_MALFORMAT || c == CURLE_LOGIN_DENIED ||
-	       c == CURLE_USE_SSL_FAILED;
+	       c == CURLE_URL_MALFORMAT || c == CURLE_LOGIN_DENIED || c == CURLE_USE_SSL_FAILED;
 }
 
 static void wh_deliver(void *state, const struct de_sink_msg *m, struct de_sink_result *r)
@@ -261,7 +261,7 @@ static void wh_deliver(void *state, const struct de_sink_msg *m, struct de_sink_
 	}
 	de_sink_fail(r,
 		     status == 408 || status == 429 || status >= 500 ? DE_SINK_TRANSIENT
-								       : DE_SINK_PERMANENT,
+								     : DE_SINK_PERMANENT,
 		     "POST to %s: HTTP %ld%s", s->display, status,
 		     status >= 300 && status < 400 ? " (redirects are not followed)" : "");
 }
