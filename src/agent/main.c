@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "daemoneye/alert.h"
+#include "daemoneye/alertmgr.h"
 #include "agent.h"
 #include "procmond_client.h"
 #include "privdrop.h"
@@ -384,6 +385,14 @@ int main(int argc, char **argv)
 	if (de_config_get_str(ag.cfg, "logging.format", &s, &err) == 0)
 		de_log_set_format((enum de_log_format)de_log_format_parse(s));
 	if (check) {
+		/* the sinks and exceptions too, as the agent will read them */
+		struct de_alertmgr_config *ac = NULL;
+		if (de_alertmgr_config_load(ag.cfg, &ac, &err) < 0) {
+			fprintf(stderr, "daemoneye-agent: %s\n", err.message);
+			status = de_error_exit_code(&err);
+			goto done;
+		}
+		de_alertmgr_config_free(ac);
 		printf("configuration OK\n");
 		goto done;
 	}
