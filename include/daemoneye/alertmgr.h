@@ -67,9 +67,9 @@ struct de_alert_sink {
 	const struct de_sink_ops *ops;
 	void *state; /* the sink's own (configured, then opened) */
 	enum de_alertfmt format;
-	bool color;			 /* its format may use colour */
-	enum de_severity min_severity;	 /* routes alerts at least this severe */
-	char **include_rules;		 /* globs over rule ids; none: every rule */
+	bool color;		       /* its format may use colour */
+	enum de_severity min_severity; /* routes alerts at least this severe */
+	char **include_rules;	       /* globs over rule ids; none: every rule */
 	size_t n_include_rules;
 	char **exclude_rules;
 	size_t n_exclude_rules;
@@ -77,7 +77,7 @@ struct de_alert_sink {
 	size_t n_include_tags;
 	char **exclude_tags;
 	size_t n_exclude_tags;
-	bool send_resolved; /* also deliver "resolved" alerts */
+	bool send_resolved;  /* also deliver "resolved" alerts */
 	uint64_t timeout_ms; /* each attempt's budget */
 	char *origin;	     /* "FILE:LINE:COL" of its definition */
 	bool opened;
@@ -200,10 +200,10 @@ int de_alertmgr_drain(struct de_alertmgr *m, const volatile int *stop, struct de
 void de_alertmgr_reopen(struct de_alertmgr *m);
 
 struct de_alertmgr_stats {
-	struct de_alertmgr_counts total; /* summed over every submit and poll */
+	struct de_alertmgr_counts total;	   /* summed over every submit and poll */
 	uint64_t delivered, attempts_failed, dead; /* delivery outcomes recorded */
-	size_t dedup_windows;			  /* live deduplication windows */
-	size_t outstanding;			  /* this process's deliveries not final yet */
+	size_t dedup_windows;			   /* live deduplication windows */
+	size_t outstanding;			   /* this process's deliveries not final yet */
 };
 void de_alertmgr_get_stats(const struct de_alertmgr *m, struct de_alertmgr_stats *out);
 

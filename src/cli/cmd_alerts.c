@@ -28,13 +28,12 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: daemoneye-cli alerts list [--since T] [--severity S] [--rule ID]\n"
-		"                                 [--status open|resolved] [--suppressed]\n"
-		"                                 [--limit N] [--format table|json|ndjson|csv]\n"
-		"       daemoneye-cli alerts show ID\n"
-		"       daemoneye-cli alerts dlq list | retry ID|--all | purge [--before T]\n"
-		"       daemoneye-cli alerts test --sink NAME [--timeout MS]\n");
+	fprintf(f, "usage: daemoneye-cli alerts list [--since T] [--severity S] [--rule ID]\n"
+		   "                                 [--status open|resolved] [--suppressed]\n"
+		   "                                 [--limit N] [--format table|json|ndjson|csv]\n"
+		   "       daemoneye-cli alerts show ID\n"
+		   "       daemoneye-cli alerts dlq list | retry ID|--all | purge [--before T]\n"
+		   "       daemoneye-cli alerts test --sink NAME [--timeout MS]\n");
 }
 
 static int do_test(struct cli_ctx *ctx, const char *name, uint64_t timeout_ms)

@@ -20,13 +20,13 @@
 
 /* Keys every sink takes (sink.h lists each type's own). */
 static const char *const common_keys[] = {
-	"name",		 "type",	  "format",	  "min_severity", "include_rules",
+	"name",		 "type",	 "format",	 "min_severity",  "include_rules",
 	"exclude_rules", "include_tags", "exclude_tags", "send_resolved", "timeout_ms",
 };
 
 static const char *const dedup_fields[] = {
-	"rule_id",	   "severity",	  "process_name", "executable_path",
-	"command_line", "user_id", "parent_name",
+	"rule_id",	"severity", "process_name", "executable_path",
+	"command_line", "user_id",  "parent_name",
 };
 
 static void free_strv(char **v, size_t n)
@@ -144,12 +144,13 @@ static int sink_load(const struct de_config *cfg, const json_t *conf, const char
 			for (size_t i = 0; s->ops->keys[i] && o < sizeof(known); i++)
 				o += (size_t)snprintf(known + o, sizeof(known) - o, "%s%s",
 						      i ? ", " : "", s->ops->keys[i]);
-			return de_sink_conf_fail(&c, k,
-						 "unknown key for a %s sink (its keys: %s%s the "
-						 "common ones: format, min_severity, include_rules, "
-						 "exclude_rules, include_tags, exclude_tags, "
-						 "send_resolved, timeout_ms)",
-						 type, known, o ? "; and" : "");
+			return de_sink_conf_fail(
+				&c, k,
+				"unknown key for a %s sink (its keys: %s%s the "
+				"common ones: format, min_severity, include_rules, "
+				"exclude_rules, include_tags, exclude_tags, "
+				"send_resolved, timeout_ms)",
+				type, known, o ? "; and" : "");
 		}
 	}
 	if ((rc = de_sink_conf_str(&c, "format", false, &fmt)) < 0)
@@ -247,7 +248,8 @@ int de_alertmgr_config_load(const struct de_config *c, struct de_alertmgr_config
 				    &cfg->retry.initial_delay_ms, err)) < 0 ||
 	    (rc = de_config_get_u64(c, "alerting.retry.max_delay_ms", &cfg->retry.max_delay_ms,
 				    err)) < 0 ||
-	    (rc = de_config_get_u64(c, "alerting.circuit_breaker.failure_threshold", &u, err)) < 0 ||
+	    (rc = de_config_get_u64(c, "alerting.circuit_breaker.failure_threshold", &u, err)) <
+		    0 ||
 	    (rc = de_config_get_u64(c, "alerting.circuit_breaker.reset_timeout_ms",
 				    &cfg->breaker_reset_ms, err)) < 0)
 		goto fail;
@@ -441,8 +443,8 @@ int de_alertmgr_test_sink(struct de_alert_sink *s, uint64_t timeout_ms, struct d
 	a.kind = strdup("test");
 	a.context = json_pack("{s:[{s:i,s:s}]}", "processes", "pid", (int)getpid(), "name",
 			      "daemoneye-cli");
-	if (!a.rule_id || !a.title || !a.description || !a.alert_data || !a.dedupe_key ||
-	    !a.kind || !a.context || de_alertfmt_render(s->format, &a, &fo, &payload) < 0) {
+	if (!a.rule_id || !a.title || !a.description || !a.alert_data || !a.dedupe_key || !a.kind ||
+	    !a.context || de_alertfmt_render(s->format, &a, &fo, &payload) < 0) {
 		rc = de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
 		goto out;
 	}
