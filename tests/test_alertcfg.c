@@ -91,7 +91,8 @@ static void test_errors(void **state)
 		 "host: missing"},
 		{"alerting:\n  sinks:\n    - { name: a, type: syslog, facility: local9 }\n",
 		 "facility: 'local9' is not a syslog facility"},
-		{"alerting:\n  sinks:\n    - { name: a, type: email, smtp_url: \"smtp://h\", from: x, "
+		{"alerting:\n  sinks:\n    - { name: a, type: email, smtp_url: \"smtp://h\", from: "
+		 "x, "
 		 "to: [a@b.c] }\n",
 		 "from: 'x' is not an email address"},
 		{"alerting:\n  sinks:\n    - { name: a, type: stdout, include_rules: x }\n",
@@ -123,7 +124,8 @@ static void test_routing(void **state)
 		"    - { name: high, type: stdout, min_severity: high, send_resolved: true }\n"
 		"    - { name: rules, type: stdout, include_rules: [\"exec-*\"], exclude_rules: "
 		"[exec-from-tmp] }\n"
-		"    - { name: tags, type: stdout, include_tags: [\"attack.t1059*\"], exclude_tags: "
+		"    - { name: tags, type: stdout, include_tags: [\"attack.t1059*\"], "
+		"exclude_tags: "
 		"[noisy] }\n",
 		&e, &rc);
 	struct de_alert a = {.rule_id = "exec-from-dev-shm", .severity = DE_SEV_MEDIUM};
@@ -164,7 +166,10 @@ static void test_dedup_key(void **state)
 
 	a.context = json_pack("{s:[{s:s,s:s}]}", "processes", "name", "xmrig", "user_id", "1000");
 	assert_int_equal(de_alertmgr_dedup_key(&dc, &a, NULL, &b), 0);
-	assert_memory_equal(b.p, "miner\x1fxmrig\x1f" "1000", b.len);
+	assert_memory_equal(b.p,
+			    "miner\x1fxmrig\x1f"
+			    "1000",
+			    b.len);
 	/* the rule's own dedupe_key_fields win */
 	assert_int_equal(de_alertmgr_dedup_key(&dc, &a, &own, &b), 0);
 	assert_string_equal(b.p, "miner|xmrig|/tmp/xmrig");

@@ -70,11 +70,11 @@ static void make_alert(struct de_alert *a)
 	a->dedupe_key = strdup("exec-from-tmp|x");
 	/* the context holds what the store had: bytes made valid as the manager does */
 	char *name = de_utf8_lossy_dup(hostile, sizeof(hostile) - 1, NULL);
-	a->context = json_pack("{s:[{s:i,s:I,s:s,s:s,s:s,s:s,s:i,s:s}],s:{s:s}}", "processes",
-			       "pid", 4242, "start_time", (json_int_t)1764060000000, "name", name,
-			       "executable_path", "/tmp/x y", "command_line", name, "user_id",
-			       "1000", "ppid", 1, "parent_name", "systemd", "rule", "category",
-			       "execution");
+	a->context =
+		json_pack("{s:[{s:i,s:I,s:s,s:s,s:s,s:s,s:i,s:s}],s:{s:s}}", "processes", "pid",
+			  4242, "start_time", (json_int_t)1764060000000, "name", name,
+			  "executable_path", "/tmp/x y", "command_line", name, "user_id", "1000",
+			  "ppid", 1, "parent_name", "systemd", "rule", "category", "execution");
 	free(name);
 	assert_non_null(a->context);
 }
@@ -152,9 +152,9 @@ static void test_ecs_ocsf(void **state)
 	assert_string_equal(
 		json_string_value(json_object_get(json_object_get(p, "parent"), "name")),
 		"systemd");
-	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "host"),
-							      "hostname")),
-			    "host-1");
+	assert_string_equal(
+		json_string_value(json_object_get(json_object_get(j, "host"), "hostname")),
+		"host-1");
 	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "user"), "id")),
 			    "1000");
 	json_decref(j);
@@ -174,8 +174,8 @@ static void test_ecs_ocsf(void **state)
 	assert_string_equal(
 		json_string_value(json_object_get(json_object_get(fi, "analytic"), "uid")),
 		"exec-from-tmp");
-	json_t *evp = json_object_get(json_array_get(json_object_get(j, "evidences"), 0),
-				      "process");
+	json_t *evp =
+		json_object_get(json_array_get(json_object_get(j, "evidences"), 0), "process");
 	assert_int_equal(json_integer_value(json_object_get(evp, "pid")), 4242);
 	json_decref(j);
 	free(s);
@@ -226,8 +226,8 @@ static void test_human_and_json(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_cef_escaping), cmocka_unit_test(test_one_line_each),
-		cmocka_unit_test(test_cef_record),   cmocka_unit_test(test_ecs_ocsf),
+		cmocka_unit_test(test_cef_escaping),   cmocka_unit_test(test_one_line_each),
+		cmocka_unit_test(test_cef_record),     cmocka_unit_test(test_ecs_ocsf),
 		cmocka_unit_test(test_human_and_json),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -91,8 +91,8 @@ static void test_cap_and_restore(void **state)
 	assert_int_equal(de_dedup_len(d), 2);
 	de_dedup_free(d);
 
-	struct de_dedup_window w = {.key = "k", .start_ms = 10, .end_ms = 1010, .folded = 3,
-				    .last_ms = 500};
+	struct de_dedup_window w = {
+		.key = "k", .start_ms = 10, .end_ms = 1010, .folded = 3, .last_ms = 500};
 	snprintf(w.alert_id, sizeof(w.alert_id), "X");
 	memset(&c, 0, sizeof(c));
 	assert_int_equal(de_dedup_new(1000, 0, on_close, &c, &d), 0);

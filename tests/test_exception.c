@@ -21,8 +21,8 @@ static int parse(const char *yaml, bool allow_rule, struct de_exception_set *set
 		 struct de_error *e)
 {
 	json_t *origins = json_object(), *tree = NULL;
-	int rc = de_yaml_parse(yaml, strlen(yaml), "ex.yaml", origins, DE_ERR_CONFIGURATION,
-			       &tree, e);
+	int rc = de_yaml_parse(yaml, strlen(yaml), "ex.yaml", origins, DE_ERR_CONFIGURATION, &tree,
+			       e);
 	assert_int_equal(rc, 0);
 	rc = de_exceptions_parse(json_object_get(tree, "suppress"), "suppress", origins, "ex.yaml",
 				 "suppress", allow_rule, DE_ERR_CONFIGURATION, set, e);
@@ -38,17 +38,20 @@ static void test_match(void **state)
 	struct de_error e = {0};
 	const struct de_exception *x;
 
-	assert_int_equal(parse("suppress:\n"
-			       "  - { rule: memfd-*, executable_path: \"/memfd:*\", reason: runc }\n"
-			       "  - { process_name: backup.sh, user: root, parent_name: cron }\n"
-			       "  - { command_line_contains: \"--i-know\", user: \"1000\" }\n",
-			       true, &set, &e),
-			 0);
+	assert_int_equal(
+		parse("suppress:\n"
+		      "  - { rule: memfd-*, executable_path: \"/memfd:*\", reason: runc }\n"
+		      "  - { process_name: backup.sh, user: root, parent_name: cron }\n"
+		      "  - { command_line_contains: \"--i-know\", user: \"1000\" }\n",
+		      true, &set, &e),
+		0);
 	assert_int_equal(set.len, 3);
 	assert_string_equal(set.items[0].label, "suppress[0]");
 	assert_string_equal(set.items[0].origin, "ex.yaml:2:5");
 	assert_string_equal(set.items[0].reason, "runc");
-	struct de_subject p = {.pid = 1, .name = "runc", .executable_path = "/memfd:runc (deleted)",
+	struct de_subject p = {.pid = 1,
+			       .name = "runc",
+			       .executable_path = "/memfd:runc (deleted)",
 			       .user_id = "0"};
 	x = de_exceptions_match(&set, "memfd-executable", &p);
 	assert_ptr_equal(x, &set.items[0]);

@@ -16,8 +16,8 @@
 static void test_backoff(void **state)
 {
 	(void)state;
-	struct de_retry_policy p = {.max_attempts = 5, .initial_delay_ms = 1000,
-				    .max_delay_ms = 60000};
+	struct de_retry_policy p = {
+		.max_attempts = 5, .initial_delay_ms = 1000, .max_delay_ms = 60000};
 
 	assert_int_equal(de_retry_ceiling(&p, 1), 1000);
 	assert_int_equal(de_retry_ceiling(&p, 2), 2000);

@@ -40,8 +40,13 @@ static void deliver(struct de_alert_sink *s, const char *text, enum de_sink_outc
 	struct de_sink_result r = {0};
 	atomic_bool stop;
 	atomic_init(&stop, false);
-	struct de_sink_msg m = {.alert = &a, .alert_id = "id", .payload = text,
-				.len = strlen(text), .attempt = 1, .timeout_ms = 1000, .stop = &stop};
+	struct de_sink_msg m = {.alert = &a,
+				.alert_id = "id",
+				.payload = text,
+				.len = strlen(text),
+				.attempt = 1,
+				.timeout_ms = 1000,
+				.stop = &stop};
 	s->ops->deliver(s->state, &m, &r);
 	assert_int_equal(r.outcome, want);
 }
@@ -68,9 +73,10 @@ static void test_file(void **state)
 	int rc;
 
 	snprintf(path, sizeof(path), "%s/log/sub/alerts.jsonl", tmpdir);
-	snprintf(yaml, sizeof(yaml),
-		 "alerting:\n  sinks:\n    - { name: f, type: file, path: \"%s\", fsync: always }\n",
-		 path);
+	snprintf(
+		yaml, sizeof(yaml),
+		"alerting:\n  sinks:\n    - { name: f, type: file, path: \"%s\", fsync: always }\n",
+		path);
 	struct de_alertmgr_config *ac = load(yaml, &e, &rc);
 	assert_int_equal(rc, 0);
 	struct de_alert_sink *s = de_alertmgr_config_sink(ac, "f");
@@ -110,12 +116,14 @@ static void test_config(void **state)
 	assert_null(load("alerting:\n  sinks:\n    - { name: f, type: file }\n", &e, &rc));
 	assert_int_equal(rc, -EINVAL);
 	assert_int_equal(e.category, DE_ERR_CONFIGURATION);
-	assert_non_null(strstr(e.message, "t.yaml:3:7: sink 'f' (alerting.sinks[0]): path: missing"));
-	assert_null(load("alerting:\n  sinks:\n    - { name: f, type: file, path: rel/x }\n", &e,
-			 &rc));
+	assert_non_null(
+		strstr(e.message, "t.yaml:3:7: sink 'f' (alerting.sinks[0]): path: missing"));
+	assert_null(
+		load("alerting:\n  sinks:\n    - { name: f, type: file, path: rel/x }\n", &e, &rc));
 	assert_non_null(strstr(e.message, "path: 'rel/x' must be an absolute path"));
-	assert_null(load("alerting:\n  sinks:\n    - { name: f, type: file, path: /x, fsync: often }\n",
-			 &e, &rc));
+	assert_null(
+		load("alerting:\n  sinks:\n    - { name: f, type: file, path: /x, fsync: often }\n",
+		     &e, &rc));
 	assert_non_null(strstr(e.message, "fsync: 'often' is not one of: never interval always"));
 }
 

@@ -47,9 +47,10 @@ static void test_5424(void **state)
 	};
 
 	assert_int_equal(de_syslog_5424(&b, &h, "CEF:0|x", 7), 0);
-	assert_string_equal(b.p, "<130>1 2025-11-25T08:46:00.123Z host_one daemoneye 42 alert "
-				 "[daemoneye@32473 alert_id=\"0b8f7a52-6a3c-4d2e-9a55-3f1d2c4b5a69\" "
-				 "rule_id=\"r\\\"\\]1\" severity=\"critical\" kind=\"alert\"] CEF:0|x");
+	assert_string_equal(b.p,
+			    "<130>1 2025-11-25T08:46:00.123Z host_one daemoneye 42 alert "
+			    "[daemoneye@32473 alert_id=\"0b8f7a52-6a3c-4d2e-9a55-3f1d2c4b5a69\" "
+			    "rule_id=\"r\\\"\\]1\" severity=\"critical\" kind=\"alert\"] CEF:0|x");
 	de_buf_free(&b);
 	h.hostname = NULL; /* nil values are "-" */
 	h.msgid = "";
