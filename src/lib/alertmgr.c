@@ -350,8 +350,11 @@ static int load_window(const char *key, const char *alert_id, int64_t start_ms, 
 		       uint64_t folded, int64_t last_ms, void *arg)
 {
 	struct de_alertmgr *m = arg;
-	struct de_dedup_window w = {.key = key, .start_ms = start_ms, .end_ms = end_ms,
-				    .folded = folded, .last_ms = last_ms};
+	struct de_dedup_window w = {.key = key,
+				    .start_ms = start_ms,
+				    .end_ms = end_ms,
+				    .folded = folded,
+				    .last_ms = last_ms};
 
 	snprintf(w.alert_id, sizeof(w.alert_id), "%s", alert_id ? alert_id : "");
 	return de_dedup_restore(m->dedup, &w);
@@ -526,9 +529,10 @@ static int subj_load(struct de_alertmgr *m, uint32_t pid, struct subj *s, struct
 	struct de_subject p;
 	bool found = false;
 	int rc = de_outbox_subject(m->ob, pid, &p, &found, err);
-	const char **fields[7] = {&s->p.name,	    &s->p.executable_path,
-				  &s->p.command_line, &s->p.user_id,
-				  &s->p.parent_name, &s->p.parent_executable_path, NULL};
+	const char **fields[7] = {
+		&s->p.name,    &s->p.executable_path, &s->p.command_line,
+		&s->p.user_id, &s->p.parent_name,     &s->p.parent_executable_path,
+		NULL};
 
 	memset(s, 0, sizeof(*s));
 	if (rc < 0)
@@ -701,8 +705,8 @@ static json_t *make_context(const struct de_rule *rule, const struct subj *ss, s
 }
 
 /* One alert of a run: exceptions, state, deduplication, outbox. */
-static int take_alert(struct de_alertmgr *m, struct de_alert *a, int64_t now,
-		      struct pending **pend, struct de_alertmgr_counts *c, struct de_error *err)
+static int take_alert(struct de_alertmgr *m, struct de_alert *a, int64_t now, struct pending **pend,
+		      struct de_alertmgr_counts *c, struct de_error *err)
 {
 	size_t idx = 0, n = a->affected_processes_len ? a->affected_processes_len : 1, kept = 0;
 	const struct de_rule *rule = rule_find(m, a->rule_id, &idx);
@@ -725,20 +729,27 @@ static int take_alert(struct de_alertmgr *m, struct de_alert *a, int64_t now,
 			if ((rc = subj_load(m, a->affected_processes[i], &ss[i], err)) < 0)
 				break;
 		} else { /* rows without pids: the dedupe key is the subject */
-			snprintf(ss[i].key, sizeof(ss[i].key), "k:%.90s", a->dedupe_key);
-		}
-		if ((x = de_exceptions_match(&m->cfg->suppress, a->rule_id, &ss[i].p)) ||
-		    (own && (x = de_exceptions_match(own, a->rule_id, &ss[i].p)))) {
-			rc = de_outbox_suppressed_add(m->ob, now, a->rule_id, &ss[i].p, x, NULL,
-						     err);
-			c->suppressed++;
-			continue;
+			uint64_t h = 0xcbf29ce484222325ULL;
+			for (const char *k = a->dedupe_key; k && *k; k++)
+				h = (h ^ (unsigned char)*k) * 0x100000001b3ULL;
+			snprintf(ss[i].key, sizeof(ss[i].key), "k:%016llx:%.60s",
+				 (unsigned long long)h, a->dedupe_key ? a->dedupe_key : "");
 		}
 		if ((rc = de_outbox_state_open_id(m->ob, a->rule_id, ss[i].key, &sid, err)) < 0)
 			break;
-		if (sid) { /* the same instance again: one alert per real event */
+		if (sid) { /* the same instance again: one alert (or suppression) per event */
 			rc = de_outbox_state_touch(m->ob, sid, now, err);
 			repeat = true;
+			continue;
+		}
+		if ((x = de_exceptions_match(&m->cfg->suppress, a->rule_id, &ss[i].p)) ||
+		    (own && (x = de_exceptions_match(own, a->rule_id, &ss[i].p)))) {
+			/* stored and counted once per instance, as an alert would be */
+			if ((rc = de_outbox_state_open(m->ob, a->rule_id, ss[i].key, &ss[i].p, NULL,
+						       now, err)) == 0)
+				rc = de_outbox_suppressed_add(m->ob, now, a->rule_id, &ss[i].p, x,
+							      NULL, err);
+			c->suppressed++;
 			continue;
 		}
 		ss[i].keep = true;
@@ -764,16 +775,16 @@ static int take_alert(struct de_alertmgr *m, struct de_alert *a, int64_t now,
 			goto out;
 		}
 		if ((rc = de_outbox_window_put(m->ob, key.p ? key.p : "", w.alert_id, w.start_ms,
-					      w.end_ms, w.folded, w.last_ms, err)) < 0)
+					       w.end_ms, w.folded, w.last_ms, err)) < 0)
 			goto out;
 		if (v == DE_DEDUP_FOLD) {
 			for (size_t i = 0; i < n && rc == 0; i++)
 				if (ss[i].keep &&
 				    (rc = de_outbox_state_open(m->ob, a->rule_id, ss[i].key,
-							      &ss[i].p, NULL, now, err)) == 0)
+							       &ss[i].p, NULL, now, err)) == 0)
 					rc = de_outbox_suppressed_add(m->ob, now, a->rule_id,
-								     &ss[i].p, NULL, w.alert_id,
-								     err);
+								      &ss[i].p, NULL, w.alert_id,
+								      err);
 			c->folded++;
 			goto out;
 		}
@@ -781,7 +792,7 @@ static int take_alert(struct de_alertmgr *m, struct de_alert *a, int64_t now,
 	for (size_t i = 0; i < n && rc == 0; i++)
 		if (ss[i].keep)
 			rc = de_outbox_state_open(m->ob, a->rule_id, ss[i].key, &ss[i].p, id, now,
-						 err);
+						  err);
 	if (rc == 0)
 		rc = outbox(m, a, rule, now, pend, c, err);
 out:
@@ -849,11 +860,11 @@ static int summarize(struct de_alertmgr *m, int64_t now, struct pending **pend,
 			a.title = t;
 			a.description = d;
 			json_decref(a.context);
-			a.context = json_pack("{s:{s:I,s:I,s:I,s:I,s:s,s:s}}", "folded", "count",
-					      (json_int_t)cw->folded, "window_minutes",
-					      (json_int_t)minutes, "first", (json_int_t)cw->start_ms,
-					      "last", (json_int_t)cw->last_ms, "alert_id",
-					      cw->alert_id, "key", cw->key);
+			a.context = json_pack(
+				"{s:{s:I,s:I,s:I,s:I,s:s,s:s}}", "folded", "count",
+				(json_int_t)cw->folded, "window_minutes", (json_int_t)minutes,
+				"first", (json_int_t)cw->start_ms, "last", (json_int_t)cw->last_ms,
+				"alert_id", cw->alert_id, "key", cw->key);
 			free(a.affected_processes);
 			a.affected_processes = NULL;
 			a.affected_processes_len = 0;
@@ -1026,6 +1037,9 @@ int de_alertmgr_submit(struct de_alertmgr *m, const struct de_alert_list *alerts
 
 	if ((rc = de_outbox_tx_begin(m->ob, err)) < 0)
 		return rc;
+	if (full) /* rows the CLI made pending again (dlq retry) are looked for */
+		for (size_t i = 0; i < m->cfg->nsinks; i++)
+			m->workers[i].more = true;
 	/* the alerts are moved out of the list: the caller's list is then empty */
 	for (size_t i = 0; i < alerts->len; i++) {
 		if ((rc = take_alert(m, &alerts->items[i], now, &pend, &c, err)) < 0)
@@ -1081,12 +1095,13 @@ static int record(struct de_alertmgr *m, struct item *it, int64_t now, bool *fin
 	} else {
 		*final = false;
 		m->st.attempts_failed++;
-		next = now + (int64_t)de_retry_delay(&m->cfg->retry, it->attempts, xorshift(&m->rng));
+		next = now +
+		       (int64_t)de_retry_delay(&m->cfg->retry, it->attempts, xorshift(&m->rng));
 		if (!it->w->next_due || next < it->w->next_due)
 			it->w->next_due = next;
 	}
 	return de_outbox_record(m->ob, it->delivery_id, st, it->attempts, now, next,
-				      st == DE_OUTBOX_DELIVERED ? NULL : msg, err);
+				st == DE_OUTBOX_DELIVERED ? NULL : msg, err);
 }
 
 struct refill_ctx {
@@ -1126,16 +1141,15 @@ static int refill_row(const struct de_delivery_row *r, void *arg)
 
 static int refill(struct de_alertmgr *m, struct worker *w, int64_t now, struct de_error *err)
 {
-	size_t room = m->cfg->max_queue_size > w->held.len ? m->cfg->max_queue_size - w->held.len
-							    : 0;
+	size_t room =
+		m->cfg->max_queue_size > w->held.len ? m->cfg->max_queue_size - w->held.len : 0;
 	struct refill_ctx x = {.m = m, .w = w, .err = err};
 	int64_t next = 0;
 	int rc;
 
 	if (!room || (!w->more && (!w->next_due || w->next_due > now)))
 		return 0;
-	rc = de_outbox_due(m->ob, w->sink->name, now, room, is_held, refill_row, &x,
-				 &next, err);
+	rc = de_outbox_due(m->ob, w->sink->name, now, room, is_held, refill_row, &x, &next, err);
 	sa_unref(x.last);
 	if (rc < 0)
 		return rc;

@@ -123,8 +123,8 @@ static int status_parse(const char *s)
 static int db_fail(struct de_outbox *o, struct de_error *err, const char *what)
 {
 	int code = sqlite3_errcode(o->db);
-	int e = code == SQLITE_FULL	? ENOSPC
-		: code == SQLITE_READONLY ? EROFS
+	int e = code == SQLITE_FULL			       ? ENOSPC
+		: code == SQLITE_READONLY		       ? EROFS
 		: code == SQLITE_BUSY || code == SQLITE_LOCKED ? EBUSY
 		: code == SQLITE_NOMEM			       ? ENOMEM
 							       : EIO;
@@ -450,8 +450,8 @@ int de_outbox_windows(struct de_outbox *o, de_window_cb cb, void *arg, struct de
 
 /* ---- the outbox ---------------------------------------------------------------------- */
 
-int de_outbox_add(struct de_outbox *o, const struct de_alert *a, const char *const *sinks,
-		  size_t n, int64_t now, int64_t *ids, struct de_error *err)
+int de_outbox_add(struct de_outbox *o, const struct de_alert *a, const char *const *sinks, size_t n,
+		  int64_t now, int64_t *ids, struct de_error *err)
 {
 	sqlite3_stmt *st = stmt(o, S_ALERT_ADD, err);
 	json_t *j = de_alert_to_json(a);
@@ -593,9 +593,10 @@ static int alert_from_row(struct de_outbox *o, sqlite3_stmt *st, struct de_alert
 	json_object_set_new(j, "title", json_string(col_text(st, 3)));
 	json_object_set_new(j, "description", json_string(col_text(st, 4)));
 	json_object_set_new(j, "severity", json_string(col_text(st, 5)));
-	json_object_set_new(j, "scan_id", sqlite3_column_type(st, 6) == SQLITE_NULL
-						  ? json_null()
-						  : json_integer(sqlite3_column_int64(st, 6)));
+	json_object_set_new(j, "scan_id",
+			    sqlite3_column_type(st, 6) == SQLITE_NULL
+				    ? json_null()
+				    : json_integer(sqlite3_column_int64(st, 6)));
 	json_object_set_new(j, "affected_processes", json_loads(col_text(st, 7), 0, &je));
 	json_object_set_new(j, "process_count", json_integer(sqlite3_column_int64(st, 8)));
 	json_object_set_new(j, "alert_data",
@@ -642,8 +643,8 @@ int de_outbox_alert_load(struct de_outbox *o, const char *alert_id, struct de_al
 
 /* ---- the CLI's reads and the dead-letter queue ------------------------------------------ */
 
-int de_outbox_alerts_list(struct de_outbox *o, const struct de_alert_filter *f,
-			  de_alert_row_cb cb, void *arg, struct de_error *err)
+int de_outbox_alerts_list(struct de_outbox *o, const struct de_alert_filter *f, de_alert_row_cb cb,
+			  void *arg, struct de_error *err)
 {
 	char sql[1400];
 	sqlite3_stmt *st = NULL;
@@ -808,4 +809,47 @@ int de_outbox_dlq_purge(struct de_outbox *o, int64_t before_ms, size_t *n, struc
 			  "DELETE FROM alert_deliveries WHERE status = 'dead'"
 			  " AND (?1 IS NULL) AND (?2 = 0 OR coalesce(last_attempt_at, 0) < ?2)",
 			  NULL, before_ms, n, err, "cannot purge dead deliveries");
+}
+
+/* A connection of our own on the store file, for the two DLQ writes. */
+static int file_outbox(const char *path, sqlite3 **db, struct de_outbox *o, struct de_error *err)
+{
+	if (sqlite3_open_v2(path, db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW, NULL) !=
+	    SQLITE_OK) {
+		int rc = de_error_set(err, DE_ERR_DATABASE, *db ? EIO : ENOMEM,
+				      "cannot open the event store %s: %s", path,
+				      *db ? sqlite3_errmsg(*db) : "out of memory");
+		sqlite3_close(*db);
+		*db = NULL;
+		return rc;
+	}
+	sqlite3_busy_timeout(*db, 5000);
+	memset(o, 0, sizeof(*o));
+	o->db = *db;
+	return 0;
+}
+
+int de_outbox_dlq_retry_file(const char *path, const char *alert_id, int64_t now, size_t *n,
+			     struct de_error *err)
+{
+	struct de_outbox o;
+	sqlite3 *db = NULL;
+	int rc = file_outbox(path, &db, &o, err);
+
+	if (rc == 0)
+		rc = de_outbox_dlq_retry(&o, alert_id, now, n, err);
+	sqlite3_close(db);
+	return rc;
+}
+
+int de_outbox_dlq_purge_file(const char *path, int64_t before_ms, size_t *n, struct de_error *err)
+{
+	struct de_outbox o;
+	sqlite3 *db = NULL;
+	int rc = file_outbox(path, &db, &o, err);
+
+	if (rc == 0)
+		rc = de_outbox_dlq_purge(&o, before_ms, n, err);
+	sqlite3_close(db);
+	return rc;
 }
