@@ -37,8 +37,8 @@ static int n_test; /* each test its own files */
 
 static struct de_store *open_store(char *path, size_t n)
 {
-	struct de_store_config sc = {.path = path, .max_size_mb = 100, .wal_mode = true,
-				     .max_connections = 1};
+	struct de_store_config sc = {
+		.path = path, .max_size_mb = 100, .wal_mode = true, .max_connections = 1};
 	struct de_store *s = NULL;
 	struct de_error e = {0};
 
@@ -165,8 +165,8 @@ static void rules(struct de_rule_set *set)
 	set->origins = origins;
 	set->len = set->cap = 2;
 	set->items[0].id = "r-tmp";
-	set->items[0].exceptions = json_pack("[{s:s,s:s}]", "process_name", "allowed", "reason",
-					     "our own tool");
+	set->items[0].exceptions =
+		json_pack("[{s:s,s:s}]", "process_name", "allowed", "reason", "our own tool");
 	set->items[1].id = "r-miner";
 }
 
@@ -201,8 +201,8 @@ static void test_state_exceptions_dedup(void **state)
 		 out);
 	assert_int_equal(de_alertmgr_open(config(yaml), s, &set, &m, &e), 0);
 	add_alert(&l, "r-miner", 10, "xmrig");
-	add_alert(&l, "r-tmp", 11, "allowed"); /* the rule's own exception */
-	add_alert(&l, "r-miner", 12, "xmrig"); /* a second instance: folded */
+	add_alert(&l, "r-tmp", 11, "allowed");	/* the rule's own exception */
+	add_alert(&l, "r-miner", 12, "xmrig");	/* a second instance: folded */
 	add_alert(&l, "r-miner", 13, "backup"); /* alerting.suppress */
 	assert_int_equal(de_alertmgr_submit(m, &l, false, NULL, 0, &c, &e), 0);
 	assert_int_equal(l.len, 0); /* moved into the manager */
@@ -245,9 +245,8 @@ static void test_state_exceptions_dedup(void **state)
 	assert_int_equal(count(s, "SELECT count(*) FROM alert_suppressed"), 3);
 
 	/* pid 10 stops matching (still alive), pid 12 exits; r-tmp did not finish */
-	snapshot(s, (const uint32_t[]){10, 11, 13}, (const char *const[]){"xmrig", "allowed",
-									   "backup"},
-		 3);
+	snapshot(s, (const uint32_t[]){10, 11, 13},
+		 (const char *const[]){"xmrig", "allowed", "backup"}, 3);
 	res[0].status = -ETIMEDOUT;
 	add_alert(&l, "r-miner", 13, "backup");
 	assert_int_equal(de_alertmgr_submit(m, &l, true, res, 2, &c, &e), 0);
@@ -329,12 +328,13 @@ static void test_restart_and_bound(void **state)
 	assert_int_equal(de_alertmgr_submit(m, &l, false, NULL, 0, &c, &e), 0);
 	assert_int_equal(c.raised, 20);
 	de_alertmgr_close(m); /* may have delivered some; the rest stay pending */
-	int64_t pending = count(s, "SELECT count(*) FROM alert_deliveries WHERE status = 'pending'");
+	int64_t pending =
+		count(s, "SELECT count(*) FROM alert_deliveries WHERE status = 'pending'");
 	assert_int_equal(pending + (int64_t)lines(out), 20);
 	/* the next manager delivers what was left, through a queue of two */
 	assert_int_equal(de_alertmgr_open(config(yaml), s, NULL, &m, &e), 0);
 	for (int i = 0; i < 2000 && count(s, "SELECT count(*) FROM alert_deliveries WHERE"
-					      " status != 'delivered'") > 0;
+					     " status != 'delivered'") > 0;
 	     i++) {
 		struct timespec ts = {0, 5000000};
 		assert_int_equal(de_alertmgr_poll(m, &e), 0);
@@ -375,8 +375,9 @@ static void test_retry_dead_circuit(void **state)
 				  " AND attempts = 3 AND error LIKE 'gave up after 3 attempts: %'"),
 			 3);
 	/* four real failures opened the circuit; the last attempts failed fast */
-	assert_true(count(s, "SELECT count(*) FROM alert_deliveries WHERE error LIKE"
-			     " '%: circuit open after 4 consecutive failures; next probe in %'") >= 1);
+	assert_true(count(s,
+			  "SELECT count(*) FROM alert_deliveries WHERE error LIKE"
+			  " '%: circuit open after 4 consecutive failures; next probe in %'") >= 1);
 	struct de_alertmgr_stats st;
 	de_alertmgr_get_stats(m, &st);
 	assert_int_equal(st.dead, 3);

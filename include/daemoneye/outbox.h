@@ -43,7 +43,6 @@
 #define DE_OUTBOX_MIGRATION                                                                        \
 	"ALTER TABLE alerts ADD COLUMN kind TEXT;"                                                 \
 	"ALTER TABLE alerts ADD COLUMN context TEXT;"                                              \
-	"CREATE INDEX alerts_rule ON alerts(rule_id, alert_time);"                                 \
 	"CREATE TABLE alert_deliveries_v5 ("                                                       \
 	"  id INTEGER PRIMARY KEY,"                                                                \
 	"  alert_id TEXT NOT NULL,"                                                                \

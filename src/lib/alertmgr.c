@@ -774,7 +774,10 @@ static int take_alert(struct de_alertmgr *m, struct de_alert *a, int64_t now, st
 			rc = de_error_set(err, DE_ERR_ALERTING, -rc, "out of memory");
 			goto out;
 		}
-		if ((rc = de_outbox_window_put(m->ob, key.p ? key.p : "", w.alert_id, w.start_ms,
+		/* a window is stored once it folds something: one without folds that a
+		 * restart forgets can only cost an extra alert, never a lost one */
+		if (v == DE_DEDUP_FOLD &&
+		    (rc = de_outbox_window_put(m->ob, key.p ? key.p : "", w.alert_id, w.start_ms,
 					       w.end_ms, w.folded, w.last_ms, err)) < 0)
 			goto out;
 		if (v == DE_DEDUP_FOLD) {

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemoneye/buf.h"
 #include "daemoneye/store.h"
 
 enum {
@@ -454,23 +455,28 @@ int de_outbox_add(struct de_outbox *o, const struct de_alert *a, const char *con
 		  int64_t now, int64_t *ids, struct de_error *err)
 {
 	sqlite3_stmt *st = stmt(o, S_ALERT_ADD, err);
-	json_t *j = de_alert_to_json(a);
-	char *affected = NULL, *data = NULL, *ctx = NULL;
-	int rc = -ENOMEM;
+	struct de_buf affected = DE_BUF_INIT(1u << 20);
+	char id[DE_UUID_STR_LEN + 1], *data = NULL, *ctx = NULL;
+	int rc = 0;
 
-	if (!st || !j) {
-		json_decref(j);
-		return st ? de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory") : -EIO;
-	}
-	affected = json_dumps(json_object_get(j, "affected_processes"), JSON_COMPACT);
-	data = json_dumps(json_object_get(j, "alert_data"), JSON_COMPACT | JSON_ENCODE_ANY);
+	if (!st)
+		return -EIO;
+	/* the columns as de_alert_to_json would write them, without building it whole */
+	de_uuid_format(&a->id, id);
+	rc = de_buf_putc(&affected, '[');
+	for (size_t i = 0; rc == 0 && i < a->affected_processes_len; i++)
+		rc = de_buf_printf(&affected, "%s%u", i ? "," : "", a->affected_processes[i]);
+	if (rc == 0)
+		rc = de_buf_putc(&affected, ']');
+	data = json_dumps(a->alert_data ? a->alert_data : json_null(),
+			  JSON_COMPACT | JSON_ENCODE_ANY);
 	if (a->context)
 		ctx = json_dumps(a->context, JSON_COMPACT | JSON_ENCODE_ANY);
-	if (!affected || !data || (a->context && !ctx)) {
+	if (rc < 0 || !data || (a->context && !ctx)) {
 		rc = de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
 		goto out;
 	}
-	bind_text(st, 1, json_string_value(json_object_get(j, "id")));
+	bind_text(st, 1, id);
 	sqlite3_bind_int64(st, 2, a->alert_time);
 	bind_text(st, 3, a->rule_id);
 	bind_text(st, 4, a->title);
@@ -478,7 +484,7 @@ int de_outbox_add(struct de_outbox *o, const struct de_alert *a, const char *con
 	bind_text(st, 6, de_severity_name(a->severity));
 	if (a->has_scan_id)
 		sqlite3_bind_int64(st, 7, a->scan_id);
-	bind_text(st, 8, affected);
+	bind_text(st, 8, affected.p);
 	sqlite3_bind_int(st, 9, a->process_count);
 	bind_text(st, 10, data);
 	if (a->has_rule_execution_time_ms)
@@ -495,7 +501,7 @@ int de_outbox_add(struct de_outbox *o, const struct de_alert *a, const char *con
 			rc = -EIO;
 			goto out;
 		}
-		bind_text(d, 1, json_string_value(json_object_get(j, "id")));
+		bind_text(d, 1, id);
 		bind_text(d, 2, sinks[i]);
 		sqlite3_bind_int64(d, 3, now);
 		if ((rc = run(o, d, err, "cannot store a delivery")) < 0)
@@ -505,10 +511,9 @@ int de_outbox_add(struct de_outbox *o, const struct de_alert *a, const char *con
 	rc = 0;
 out:
 	sqlite3_clear_bindings(st);
-	free(affected);
+	de_buf_free(&affected);
 	free(data);
 	free(ctx);
-	json_decref(j);
 	return rc;
 }
 
