@@ -55,8 +55,8 @@ static void ratio(const char *what, double value, double anchor, const char *rul
 {
 	double r = anchor ? value / anchor : 0;
 	int good = !strcmp(rule, "<=") ? r <= budget : r >= budget;
-	printf("%-44s %12.0f vs %12.0f  ratio %6.2f  budget %s %.2f  %s\n", what, value, anchor,
-	       r, rule, budget, good ? "ok" : "OVER BUDGET");
+	printf("%-44s %12.0f vs %12.0f  ratio %6.2f  budget %s %.2f  %s\n", what, value, anchor, r,
+	       rule, budget, good ? "ok" : "OVER BUDGET");
 }
 
 static void die(const char *what, const struct de_error *e)
@@ -90,8 +90,8 @@ static void make_alert(struct de_alert *a, uint32_t i)
 static double throughput(const char *dir, size_t n, double *fwrite_rate, double *cpu_rate)
 {
 	char db[512], out[512], copy[512], yaml[1024];
-	struct de_store_config sc = {.path = db, .max_size_mb = 10240, .wal_mode = true,
-				     .max_connections = 1};
+	struct de_store_config sc = {
+		.path = db, .max_size_mb = 10240, .wal_mode = true, .max_connections = 1};
 	struct de_store *s = NULL;
 	struct de_alertmgr *m = NULL;
 	struct de_error e = {0};
@@ -115,10 +115,6 @@ static double throughput(const char *dir, size_t n, double *fwrite_rate, double 
 	de_config_free(c);
 	if (de_store_open(&sc, &s, &e) < 0)
 		die("store", &e);
-#ifndef DE_STORE_HAS_OUTBOX /* TEMPORARY until the store's migration list carries it */
-	if (sqlite3_exec(de_store_db(s), DE_OUTBOX_MIGRATION, NULL, NULL, NULL) != SQLITE_OK)
-		die("outbox schema", NULL);
-#endif
 	if (de_alertmgr_open(ac, s, NULL, &m, &e) < 0)
 		die("manager", &e);
 
@@ -211,16 +207,17 @@ static double anchor_ms(const char *dir)
 		static int seq;
 		snprintf(path, sizeof(path), "%s/anchor-%d.sqlite", dir, ++seq);
 		if (sqlite3_open(path, &db) != SQLITE_OK ||
-		    sqlite3_exec(db,
-				 "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-				 "CREATE TABLE processes (pid INTEGER PRIMARY KEY, id TEXT NOT NULL,"
-				 " name TEXT NOT NULL, executable_path TEXT, command_line TEXT NOT NULL,"
-				 " start_time INTEGER, ppid INTEGER, user_id TEXT, cpu REAL,"
-				 " memory INTEGER, scan_id INTEGER)",
-				 NULL, NULL, NULL) != SQLITE_OK ||
-		    sqlite3_prepare_v2(db,
-				       "INSERT INTO processes VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
-				       -1, &st, NULL) != SQLITE_OK)
+		    sqlite3_exec(
+			    db,
+			    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+			    "CREATE TABLE processes (pid INTEGER PRIMARY KEY, id TEXT NOT NULL,"
+			    " name TEXT NOT NULL, executable_path TEXT, command_line TEXT NOT NULL,"
+			    " start_time INTEGER, ppid INTEGER, user_id TEXT, cpu REAL,"
+			    " memory INTEGER, scan_id INTEGER)",
+			    NULL, NULL, NULL) != SQLITE_OK ||
+		    sqlite3_prepare_v2(
+			    db, "INSERT INTO processes VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
+			    -1, &st, NULL) != SQLITE_OK)
 			die("anchor", NULL);
 		double t0 = cpu_s();
 		sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
@@ -269,7 +266,8 @@ static double dedup_rate(void)
 	/* keys made beforehand, so the loop measures decisions, not snprintf */
 	char(*keys)[32] = malloc((size_t)decisions * 32);
 	for (int i = 0; i < decisions; i++)
-		snprintf(keys[i], 32, "rule-id\x1fproc-%d", (int)(((int64_t)i * 7919) % (2 * live)));
+		snprintf(keys[i], 32, "rule-id\x1fproc-%d",
+			 (int)(((int64_t)i * 7919) % (2 * live)));
 	double t0 = now_s();
 	size_t folds = 0;
 	for (int i = 0; i < decisions; i++) {

@@ -45,10 +45,6 @@ static struct de_store *open_store(char *path, size_t n)
 	snprintf(path, n, "%s/events-%d.sqlite", tmpdir, ++n_test);
 	if (de_store_open(&sc, &s, &e) < 0)
 		fail_msg("open: %s", e.message);
-#ifndef DE_STORE_HAS_OUTBOX /* TEMPORARY until the store's migration list carries it */
-	if (sqlite3_exec(de_store_db(s), DE_OUTBOX_MIGRATION, NULL, NULL, NULL) != SQLITE_OK)
-		fail_msg("outbox schema: %s", sqlite3_errmsg(de_store_db(s)));
-#endif
 	return s;
 }
 
@@ -140,6 +136,29 @@ static int64_t count(struct de_store *s, const char *sql)
 	if (sqlite3_step(st) == SQLITE_ROW)
 		n = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
+	return n;
+}
+
+/* Distinct "id" values of the JSON lines in path (at-least-once: repeats allowed). */
+static size_t distinct_ids(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char line[8192], seen[64][40];
+	size_t n = 0;
+
+	while (f && fgets(line, sizeof(line), f)) {
+		char *p = strstr(line, "{\"id\":\"");
+		bool dup = false;
+		if (!p)
+			continue;
+		p += 7;
+		for (size_t i = 0; i < n; i++)
+			dup |= strncmp(seen[i], p, 36) == 0;
+		if (!dup && n < 64)
+			snprintf(seen[n++], 40, "%.36s", p);
+	}
+	if (f)
+		fclose(f);
 	return n;
 }
 
@@ -330,7 +349,10 @@ static void test_restart_and_bound(void **state)
 	de_alertmgr_close(m); /* may have delivered some; the rest stay pending */
 	int64_t pending =
 		count(s, "SELECT count(*) FROM alert_deliveries WHERE status = 'pending'");
-	assert_int_equal(pending + (int64_t)lines(out), 20);
+	int64_t done = count(s, "SELECT count(*) FROM alert_deliveries WHERE status = 'delivered'");
+	assert_int_equal(pending + done, 20);
+	/* written but not yet recorded when it closed: at most what was in flight */
+	assert_true((int64_t)lines(out) >= done && (int64_t)lines(out) <= done + 2);
 	/* the next manager delivers what was left, through a queue of two */
 	assert_int_equal(de_alertmgr_open(config(yaml), s, NULL, &m, &e), 0);
 	for (int i = 0; i < 2000 && count(s, "SELECT count(*) FROM alert_deliveries WHERE"
@@ -343,7 +365,8 @@ static void test_restart_and_bound(void **state)
 	assert_int_equal(count(s, "SELECT count(*) FROM alert_deliveries WHERE status ="
 				  " 'delivered'"),
 			 20);
-	assert_int_equal(lines(out), 20);
+	assert_int_equal(distinct_ids(out), 20); /* every one, at least once */
+	assert_true(lines(out) <= 22);		 /* repeats: only what was in flight */
 	de_alertmgr_close(m);
 	de_alert_list_clear(&l);
 	de_store_close(s);

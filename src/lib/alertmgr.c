@@ -204,6 +204,7 @@ struct de_alertmgr {
 	uint64_t rng;
 	struct de_alertmgr_stats st;
 	bool any_resolved; /* some sink takes resolved alerts */
+	int64_t last_run;  /* the time of the last submit: each one's is later */
 };
 
 static const struct de_rule *rule_find(const struct de_alertmgr *m, const char *id, size_t *idx)
@@ -1038,6 +1039,11 @@ int de_alertmgr_submit(struct de_alertmgr *m, const struct de_alert_list *alerts
 	int64_t now = de_now_ms();
 	int rc;
 
+	/* states seen by this run are last_seen = now; resolution looks for older
+	 * ones, so two runs never share a time */
+	if (now <= m->last_run)
+		now = m->last_run + 1;
+	m->last_run = now;
 	if ((rc = de_outbox_tx_begin(m->ob, err)) < 0)
 		return rc;
 	if (full) /* rows the CLI made pending again (dlq retry) are looked for */

@@ -32,7 +32,8 @@
  *
  * Schema history: 1 the foundation; 2 history that grows with churn
  * (instances, changes, samples, scan status, deliveries); 3 alerts.incomplete;
- * 4 an instance's history row written when it leaves the snapshot.
+ * 4 an instance's history row written when it leaves the snapshot; 5 alerting
+ * (outbox.h).
  *
  * Why 4: a new process used to cost two wide rows (snapshot and instance)
  * and four index entries, which capped a first scan at about a third of
@@ -46,6 +47,7 @@
  * that want every instance read both (de_store_query_processes()).
  */
 #include "daemoneye/store.h"
+#include "daemoneye/outbox.h"
 #include "daemoneye/text.h"
 #include "daemoneye/clock.h"
 
@@ -528,6 +530,10 @@ static const char *const migrations[] = {
 	"DELETE FROM process_instances WHERE exited_at IS NULL"
 	"  AND id IN (SELECT instance_id FROM processes);"
 	"DROP INDEX processes_ppid;",
+
+	/* 5: alerting: alert state per (rule, instance), suppressed and folded
+	 * matches, deduplication windows, the outbox (outbox.h) */
+	DE_OUTBOX_MIGRATION,
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -2262,7 +2268,7 @@ int de_store_alert_delivery(struct de_store *s, const char *alert_id, const char
 			    enum de_delivery_status status, int64_t when_ms, const char *error,
 			    struct de_error *err)
 {
-	static const char *const names[] = {"pending", "delivered", "failed"};
+	static const char *const names[] = {"pending", "delivered", "dead"};
 	sqlite3_stmt *st;
 	int rc;
 

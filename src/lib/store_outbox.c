@@ -203,9 +203,20 @@ int de_outbox_tx_begin(struct de_outbox *o, struct de_error *err)
 	return rc;
 }
 
+/* No statement left on a row: a reader that stays open blocks the WAL checkpoint. */
+static void reset_all(struct de_outbox *o)
+{
+	for (int i = 0; i < S_MAX; i++)
+		if (o->st[i])
+			sqlite3_reset(o->st[i]);
+}
+
 int de_outbox_tx_commit(struct de_outbox *o, struct de_error *err)
 {
-	sqlite3_stmt *st = stmt(o, S_COMMIT, err);
+	sqlite3_stmt *st;
+
+	reset_all(o);
+	st = stmt(o, S_COMMIT, err);
 	int rc;
 
 	if (!st)
@@ -217,7 +228,10 @@ int de_outbox_tx_commit(struct de_outbox *o, struct de_error *err)
 
 void de_outbox_tx_rollback(struct de_outbox *o)
 {
-	sqlite3_stmt *st = stmt(o, S_ROLLBACK, NULL);
+	sqlite3_stmt *st;
+
+	reset_all(o);
+	st = stmt(o, S_ROLLBACK, NULL);
 
 	if (st && o->in_tx && !sqlite3_get_autocommit(o->db))
 		run(o, st, NULL, "rollback");
