@@ -264,5 +264,227 @@ rc=$?
 check "rules validate: an exception with an unknown field (rc=$rc) at rule.yaml:7:" \
 	sh -c "[ $rc = 65 ] && grep -q \"rule.yaml:7:.*exception rule r1 exceptions\[0\]: unknown field 'colour'\" '$tmp/rv.out'"
 
+# ---- 3. the agent: a harmless simulation, one record at every receiver ---------------
+# The agent (as root it drops to nobody) gets its own output directory.
+mkdir -p "$tmp/agentout"
+[ "$(id -u)" = 0 ] && chown nobody "$tmp/agentout"
+marker="de-it-alerting-$$"
+cat >"$tmp/marker.yaml" <<EOF
+rules:
+  - id: it-alerting-marker
+    name: alerting test marker
+    description: a process whose command line carries the alerting test's marker
+    severity: high
+    category: execution
+    tags: [attack.t1059.004]
+    sql: |
+      SELECT pid, name, executable_path, command_line FROM processes
+      WHERE command_line LIKE '%$marker%'
+EOF
+chmod 644 "$tmp/marker.yaml"
+sleeper() { # sleeper TAG: a shell whose command line carries "$marker-TAG", in $sp
+	setsid sh -c 'sleep 300; :' "$marker-$1" </dev/null >/dev/null 2>&1 &
+	sp=$!
+	pids+=("$sp")
+	for _ in $(seq 200); do
+		tr '\0' ' ' <"/proc/$sp/cmdline" 2>/dev/null | grep -q "$marker-$1" && return 0
+		sleep 0.05
+	done
+	return 1
+}
+agent_conf() { # agent_conf FILE HOOKPATH [SUPPRESS-LIST]
+	cat >"$1" <<EOF
+detection: { builtin_rules: false, rules_dirs: [] }
+alerting:
+  suppress: ${3:-[]}
+  retry: { max_attempts: 2, initial_delay_ms: 10, max_delay_ms: 20 }
+  sinks:
+    - { name: file, type: file, path: "$tmp/agentout/alerts.jsonl", format: ecs }
+    - { name: local, type: syslog, socket: "$tmp/log.sock", format: human }
+    - { name: udp, type: syslog, transport: udp, host: 127.0.0.1, port: $UDP, format: json }
+    - { name: tcp, type: syslog, transport: tcp, host: 127.0.0.1, port: $TCP, format: cef }
+    - { name: tls, type: syslog, transport: tls, host: 127.0.0.1, port: $TLS, ca_file: "$tmp/pki/ca.pem", format: ocsf }
+    - { name: hook, type: webhook, url: "http://127.0.0.1:$HTTP$2", format: json, timeout_ms: 2000 }
+    - { name: mail, type: email, smtp_url: "smtp://127.0.0.1:$SMTP", from: daemoneye@test.invalid, to: [soc@test.invalid] }
+EOF
+}
+agent() { # agent CONF [args...]: one cycle, its own state
+	"$bin/daemoneye-agent" -c "$1" --once --rules "$tmp/marker.yaml" \
+		--set app.state_dir="$tmp/astate" "${@:2}"
+}
+# a process whose name and command line hold what formats must escape:
+# newline, |, =, ], ", backslash and invalid UTF-8
+# (a copy of dash under that name, waiting on a sleep it started)
+evil="$tmp/"$'e|v=i]l"\\\n\xff'
+cp /bin/dash "$evil"
+setsid "$evil" -c 'sleep 300; :' $'arg|=]"\\\nline2\xfe' "$marker" </dev/null >/dev/null 2>&1 &
+sim=$!
+pids+=("$sim")
+for _ in $(seq 200); do tr '\0' ' ' <"/proc/$sim/cmdline" 2>/dev/null | grep -q "$marker" && break; sleep 0.05; done
+check "the hostile process runs" kill -0 "$sim"
+agent_conf "$tmp/agent.yaml" /ok
+agent "$tmp/agent.yaml" >"$tmp/a1.out" 2>"$tmp/a1.err"
+rc=$?
+check "agent --once with every sink exits 0 (rc=$rc)" test "$rc" = 0
+[ "$rc" = 0 ] || sed 's/^/#   /' "$tmp/a1.err"
+db="$tmp/astate/events.sqlite"
+aid=$(sqlite3 -readonly "$db" "SELECT id FROM alerts WHERE rule_id = 'it-alerting-marker'")
+check "one alert raised for the simulation ($aid)" test "$(echo "$aid" | grep -c .)" = 1
+check "--once returned with every delivery final (7 delivered)" \
+	test "$(sqlite3 -readonly "$db" "SELECT count(*) FROM alert_deliveries WHERE alert_id = '$aid' AND status = 'delivered'")" = 7
+for l in local udp tcp tls; do wait_lines "$tmp/syslog-$l.log" 2; done
+wait_lines "$tmp/smtp.jsonl" 2
+# every receiver: exactly one record of it, parsed by the receiving side and
+# compared with the exact text (invalid bytes as U+FFFD)
+check "injection: exactly one correctly escaped record at every receiver" $PY - "$tmp" "$aid" "$sim" <<'EOF'
+import json, sys, email, email.header, re
+tmp, aid, pid = sys.argv[1], sys.argv[2], int(sys.argv[3])
+name = 'e|v=i]l"\\\n\ufffd'              # comm: the file name (15 bytes max), lossy
+cmdtail = 'arg|=]"\\\nline2\ufffd'          # the hostile argument
+def one(lines, what):
+    hits = [l for l in lines if aid in l]
+    assert len(hits) == 1, (what, len(hits), lines[-3:])
+    return hits[0]
+# file (ECS JSON line)
+rec = json.loads(one(open(tmp + "/agentout/alerts.jsonl").read().splitlines(), "file"))
+assert rec["process"]["name"] == name, rec["process"]
+assert cmdtail in rec["process"]["command_line"], rec["process"]
+# webhook (JSON body)
+reqs = [json.loads(l) for l in open(tmp + "/http.jsonl")]
+hook = [r for r in reqs if r["path"] == "/ok" and r["headers"].get("Idempotency-Key") == aid]
+assert len(hook) == 1, hook
+body = json.loads(hook[0]["body"])
+assert body["context"]["processes"][0]["name"] == name
+# syslog tcp: CEF; unescape the extension and compare
+line = one(open(tmp + "/syslog-tcp.log").read().splitlines(), "tcp")
+cef = line.split("|", 2)[2]
+assert cef.startswith("CEF:0|")
+# the header has 7 unescaped pipes; the extension follows
+pos, pipes = 0, 0
+while pipes < 7:
+    if cef[pos] == "\\": pos += 2; continue
+    if cef[pos] == "|": pipes += 1
+    pos += 1
+ext = cef[pos:]
+m = re.search(r"(?:^| )dproc=((?:\\.|[^\\])*?)(?= \w+=|$)", ext)
+val = re.sub(r"\\(.)", lambda g: {"n": "\n", "r": "\r"}.get(g.group(1), g.group(1)), m.group(1))
+assert val == name, (val, name)
+m = re.search(r"(?:^| )cs2=((?:\\.|[^\\])*?)(?= \w+=|$)", ext)
+val = re.sub(r"\\(.)", lambda g: {"n": "\n", "r": "\r"}.get(g.group(1), g.group(1)), m.group(1))
+assert cmdtail in val, (val,)
+# syslog udp: RFC 5424 with JSON; tls: OCSF JSON; local: human text, escaped
+u = one(open(tmp + "/syslog-udp.log").read().splitlines(), "udp").split("|", 2)
+assert u[0] == "alert" and ('alert_id="%s"' % aid) in u[1], u[:2]
+assert json.loads(u[2])["context"]["processes"][0]["name"] == name
+t = one(open(tmp + "/syslog-tls.log").read().splitlines(), "tls").split("|", 2)
+assert json.loads(t[2])["evidences"][0]["process"]["name"] == name
+loc = [l for l in open(tmp + "/syslog-local.log").read().splitlines() if "it-alerting-marker" in l]
+assert len(loc) == 1, loc
+assert '\\n' in loc[0] and '\\xff' in loc[0], loc[0]
+# email: one message; the subject decodes to one line, the body escapes
+msgs = [json.loads(l) for l in open(tmp + "/smtp.jsonl")]
+mine = [m for m in msgs if aid in m["data"]]
+assert len(mine) == 1, len(mine)
+m = email.message_from_string(mine[0]["data"])
+raw = re.sub(r"\r?\n[ \t]", " ", m["Subject"])  # RFC 5322 unfolding
+subj = str(email.header.make_header(email.header.decode_header(raw)))
+assert "\n" not in subj and "HIGH" in subj, (raw, subj)
+assert 'e|v=i]l"\\\\\\n' in subj, subj  # escaped, on one line
+assert 'Process:       e|v=i]l"\\\\\\n\ufffd\r\n' in m.get_payload(), m.get_payload()
+EOF
+
+# ---- 4. one alert per real event: the same instance again raises nothing ------------
+agent "$tmp/agent.yaml" >/dev/null 2>&1
+check "a second run: still one alert for the simulated instance" \
+	test "$(sqlite3 -readonly "$db" "SELECT count(*) FROM alerts WHERE rule_id = 'it-alerting-marker' AND kind IS NULL")" = 1
+"$bin/daemoneye-cli" --set app.state_dir="$tmp/astate" alerts list --format json >"$tmp/list.json"
+check "alerts list: the alert, open" $PY -c '
+import json, sys
+a = [x for x in json.load(open(sys.argv[1])) if x["rule_id"] == "it-alerting-marker"]
+assert len(a) == 1 and a[0]["status"] == "open", a' "$tmp/list.json"
+"$bin/daemoneye-cli" --set app.state_dir="$tmp/astate" alerts show "$aid" >"$tmp/show"
+check "alerts show: the alert and each sink's delivery record" \
+	sh -c "grep -q '\"id\": \"$aid\"' '$tmp/show' && [ \$(grep -c ' delivered  *attempts 1 ' '$tmp/show') = 7 ]"
+kill "$sim"; wait "$sim" 2>/dev/null
+agent "$tmp/agent.yaml" >/dev/null 2>&1
+"$bin/daemoneye-cli" --set app.state_dir="$tmp/astate" alerts list --status resolved --format csv >"$tmp/list.csv"
+check "the process exited: its alert is resolved" grep -q "^$aid,.*,resolved,alert,it-alerting-marker," "$tmp/list.csv"
+
+# ---- 5. exceptions: suppressed, stored with the exception, listed ---------------------
+sleeper quiet
+quiet=$sp
+agent_conf "$tmp/agent-sup.yaml" /ok '[{ rule: "it-alerting-*", command_line_contains: "-quiet", reason: "known quiet sleeper" }]'
+agent "$tmp/agent-sup.yaml" >/dev/null 2>"$tmp/sup.err"
+"$bin/daemoneye-cli" --set app.state_dir="$tmp/astate" alerts list --suppressed >"$tmp/sup"
+check "alerts list --suppressed: the match, its exception and reason" \
+	grep -q "it-alerting-marker *exception *$quiet .*alerting.suppress\[0\] at .*agent-sup.yaml:[0-9]*:[0-9]*: known quiet sleeper" "$tmp/sup"
+check "no alert for the suppressed process" \
+	test "$(sqlite3 -readonly "$db" "SELECT count(*) FROM alerts WHERE affected_processes = '[$quiet]'")" = 0
+kill "$quiet"; wait "$quiet" 2>/dev/null
+
+# ---- 6. outage: the webhook receiver down for the whole run, then back --------------
+read -r DOWN < <(free_ports 1)
+sleeper outage
+out=$sp
+agent_conf "$tmp/agent-down.yaml" /ok
+sed -i "s|url: \"http://127.0.0.1:$HTTP/ok\"|url: \"http://127.0.0.1:$DOWN/ok\"|" "$tmp/agent-down.yaml"
+agent "$tmp/agent-down.yaml" >/dev/null 2>"$tmp/down.err"
+rc=$?
+oid=$(sqlite3 -readonly "$db" "SELECT id FROM alerts WHERE affected_processes = '[$out]'")
+check "outage: --once returns (rc=$rc) with the webhook delivery dead-lettered" \
+	test "$(sqlite3 -readonly "$db" "SELECT status || ' ' || attempts FROM alert_deliveries WHERE alert_id = '$oid' AND sink = 'hook'")" = "dead 2"
+check "outage: the other sinks delivered it" \
+	test "$(sqlite3 -readonly "$db" "SELECT count(*) FROM alert_deliveries WHERE alert_id = '$oid' AND status = 'delivered'")" = 6
+"$bin/daemoneye-cli" --set app.state_dir="$tmp/astate" alerts dlq list >"$tmp/dlq"
+check "alerts dlq list shows it with the reason" grep -q "$oid *hook *2 .*gave up after 2 attempts: .*127.0.0.1" "$tmp/dlq"
+start_receiver http2 $PY "$src/tests/receivers/http_receiver.py" "$tmp/http2.jsonl" --port "$DOWN"
+"$bin/daemoneye-cli" --set app.state_dir="$tmp/astate" alerts dlq retry --all >"$tmp/retry" 2>&1
+check "alerts dlq retry --all: pending again ($(cat "$tmp/retry"))" grep -q "^1 dead delivery is pending again" "$tmp/retry"
+agent "$tmp/agent-down.yaml" >/dev/null 2>&1
+check "back up: the dead-lettered alert is delivered, once" \
+	test "$(grep -c "\"Idempotency-Key\": \"$oid\"" "$tmp/http2.jsonl")" = 1
+check "and recorded delivered" \
+	test "$(sqlite3 -readonly "$db" "SELECT status FROM alert_deliveries WHERE alert_id = '$oid' AND sink = 'hook'")" = delivered
+kill "$out"; wait "$out" 2>/dev/null
+
+# ---- 7. kill -9 with deliveries in flight, then a restart: nothing lost -------------
+sleeper kill
+kv=$sp
+agent_conf "$tmp/agent-hang.yaml" /hang
+"$bin/daemoneye-agent" -c "$tmp/agent-hang.yaml" --rules "$tmp/marker.yaml" \
+	--set app.state_dir="$tmp/astate" --set app.scan_interval_ms=600000 >/dev/null 2>"$tmp/hang.err" &
+ag=$!
+pids+=("$ag")
+kid=
+for _ in $(seq 400); do
+	kid=$(sqlite3 -readonly "$db" "SELECT a.id FROM alerts a JOIN alert_deliveries d ON d.alert_id = a.id WHERE a.affected_processes = '[$kv]' AND d.sink = 'hook' AND d.status = 'pending'" 2>/dev/null)
+	[ -n "$kid" ] && break
+	sleep 0.05
+done
+check "kill -9: the alert and its pending delivery were committed first ($kid)" test -n "$kid"
+kill -9 "$ag"; wait "$ag" 2>/dev/null
+agent "$tmp/agent.yaml" >/dev/null 2>"$tmp/restart.err"
+check "after kill -9 and a restart every sink has it delivered" \
+	test "$(sqlite3 -readonly "$db" "SELECT count(*) FROM alert_deliveries WHERE alert_id = '$kid' AND status = 'delivered'")" = 7
+check "the webhook got it with its idempotency key" grep -q "\"Idempotency-Key\": \"$kid\"" "$tmp/http.jsonl"
+check "and no second alert was raised for it" \
+	test "$(sqlite3 -readonly "$db" "SELECT count(*) FROM alerts WHERE affected_processes = '[$kv]'")" = 1
+kill "$kv"; wait "$kv" 2>/dev/null
+
+# ---- 8. loop mode: a persistent process, one alert, not one per cycle ----------------
+sleeper loop
+lp=$sp
+"$bin/daemoneye-agent" -c "$tmp/agent.yaml" --rules "$tmp/marker.yaml" \
+	--set app.state_dir="$tmp/astate" --set app.scan_interval_ms=1000 >/dev/null 2>"$tmp/loop.err" &
+ag=$!
+pids+=("$ag")
+first=$(grep -c "scan [0-9]*:" "$tmp/loop.err")
+for _ in $(seq 400); do [ "$(grep -c "scan [0-9]*:" "$tmp/loop.err")" -ge $((first + 4)) ] && break; sleep 0.05; done
+kill "$ag"; wait "$ag" 2>/dev/null
+check "loop mode: four cycles ran ($(grep -c "scan [0-9]*:" "$tmp/loop.err"))" test "$(grep -c "scan [0-9]*:" "$tmp/loop.err")" -ge 4
+check "loop mode: one alert for the persistent process, not one per cycle" \
+	test "$(grep -c "\"pid\":$lp," "$tmp/agentout/alerts.jsonl")" = 1
+kill "$lp"; wait "$lp" 2>/dev/null
+
 echo "integration_alerting: $fails failed"
 [ "$fails" = 0 ]

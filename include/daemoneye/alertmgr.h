@@ -190,9 +190,10 @@ int de_alertmgr_submit(struct de_alertmgr *m, const struct de_alert_list *alerts
 int de_alertmgr_poll(struct de_alertmgr *m, struct de_error *err);
 
 /*
- * Poll until every delivery created by this process is delivered or dead
- * (`daemoneye-agent --once`), or until *stop becomes true.  Bounded by the
- * retry policy and the attempts' timeouts.
+ * Poll until no delivery to a configured sink is pending: every one this
+ * process created, and any an earlier run left (a crash, `alerts dlq
+ * retry`), delivered or dead (`daemoneye-agent --once`); or until *stop
+ * becomes true.  Bounded by the retry policy and the attempts' timeouts.
  */
 int de_alertmgr_drain(struct de_alertmgr *m, const volatile int *stop, struct de_error *err);
 

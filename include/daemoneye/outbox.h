@@ -215,6 +215,9 @@ int de_outbox_due(struct de_outbox *o, const char *sink, int64_t now, size_t lim
 		  bool (*skip)(int64_t id, void *arg), de_delivery_cb cb, void *arg,
 		  int64_t *next_due, struct de_error *err);
 
+/* Pending deliveries to sink (due or not) into *n. */
+int de_outbox_pending(struct de_outbox *o, const char *sink, size_t *n, struct de_error *err);
+
 /* Record an attempt's outcome: the new status, attempts so far, when to try again. */
 int de_outbox_record(struct de_outbox *o, int64_t id, enum de_outbox_status st, uint32_t attempts,
 		     int64_t now, int64_t next_attempt_at, const char *error, struct de_error *err);

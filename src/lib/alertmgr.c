@@ -1225,11 +1225,30 @@ putback:
 	return rc;
 }
 
+/* Deliveries still pending in the store for the configured sinks. */
+static int pending_total(struct de_alertmgr *m, size_t *n, struct de_error *err)
+{
+	*n = 0;
+	for (size_t i = 0; i < m->cfg->nsinks; i++) {
+		size_t k;
+		int rc = de_outbox_pending(m->ob, m->cfg->sinks[i].name, &k, err);
+		if (rc < 0)
+			return rc;
+		*n += k;
+	}
+	return 0;
+}
+
 int de_alertmgr_drain(struct de_alertmgr *m, const volatile int *stop, struct de_error *err)
 {
+	size_t pending = 0;
 	int rc;
 
-	while ((rc = de_alertmgr_poll(m, err)) == 0 && m->outstanding.len && !(stop && *stop)) {
+	/* this process's deliveries, and what an earlier run left pending (a
+	 * crash, dlq retry): the outbox empty for every configured sink */
+	while ((rc = de_alertmgr_poll(m, err)) == 0 &&
+	       (rc = pending_total(m, &pending, err)) == 0 && (m->outstanding.len || pending) &&
+	       !(stop && *stop)) {
 		/* sleep until an outcome arrives or the earliest retry is due */
 		int64_t now = de_now_ms(), until = now + 1000;
 		for (size_t i = 0; i < m->cfg->nsinks; i++)

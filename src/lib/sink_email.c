@@ -251,10 +251,15 @@ static int compose(struct email_sink *s, const struct de_sink_msg *m)
 		snprintf(pid, sizeof(pid), "%lld",
 			 (long long)json_integer_value(json_object_get(p, "pid")));
 	const char *name = json_string_value(json_object_get(p, "name"));
+	/* what came from a process is escaped: one header line, nothing forged */
+	char *ename = name ? de_escape_text(name, strlen(name)) : NULL;
+	char *etitle = de_escape_text(a->title, strlen(a->title));
 	char subj[512];
 	snprintf(subj, sizeof(subj), "[daemoneye]%s%s %s: %s - %s%s%s on %s", a->kind ? " " : "",
-		 a->kind ? a->kind : "", sev, a->title, name ? name : "process",
+		 a->kind ? a->kind : "", sev, etitle ? etitle : "?", ename ? ename : "process",
 		 pid[0] ? " pid " : "", pid, host);
+	free(ename);
+	free(etitle);
 	de_buf_reset(b);
 	s->sent = 0;
 	if ((rc = de_buf_printf(b, "Date: %s\r\nFrom: %s\r\nTo: %s\r\nSubject: ", date, s->from,

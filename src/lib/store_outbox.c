@@ -18,6 +18,7 @@
 
 #include "daemoneye/buf.h"
 #include "daemoneye/store.h"
+#include "daemoneye/text.h"
 
 enum {
 	S_BEGIN,
@@ -40,6 +41,7 @@ enum {
 	S_DUE,
 	S_NEXT_DUE,
 	S_RECORD,
+	S_PENDING,
 	S_ALERT_GET,
 	S_MAX
 };
@@ -93,6 +95,8 @@ static const char *const sqls[S_MAX] = {
 		     " last_attempt_at = ?4, next_attempt_at = ?5, error = ?6,"
 		     " delivered_at = CASE WHEN ?2 = 'delivered' THEN ?4 ELSE delivered_at END"
 		     " WHERE id = ?1",
+	[S_PENDING] =
+		"SELECT count(*) FROM alert_deliveries WHERE sink = ?1 AND status = 'pending'",
 	[S_ALERT_GET] = "SELECT id, alert_time, rule_id, title, description, severity, scan_id,"
 			" affected_processes, process_count, alert_data,"
 			" rule_execution_time_ms, dedupe_key, incomplete, kind, context"
@@ -579,6 +583,20 @@ int de_outbox_due(struct de_outbox *o, const char *sink, int64_t now, size_t lim
 	return 0;
 }
 
+int de_outbox_pending(struct de_outbox *o, const char *sink, size_t *n, struct de_error *err)
+{
+	sqlite3_stmt *st = stmt(o, S_PENDING, err);
+	int rc;
+
+	if (!st)
+		return -EIO;
+	bind_text(st, 1, sink);
+	rc = sqlite3_step(st);
+	*n = rc == SQLITE_ROW ? (size_t)sqlite3_column_int64(st, 0) : 0;
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? 0 : db_fail(o, err, "cannot count pending deliveries");
+}
+
 int de_outbox_record(struct de_outbox *o, int64_t id, enum de_outbox_status s, uint32_t attempts,
 		     int64_t now, int64_t next_attempt_at, const char *error, struct de_error *err)
 {
@@ -596,6 +614,35 @@ int de_outbox_record(struct de_outbox *o, int64_t id, enum de_outbox_status s, u
 	return run(o, st, err, "cannot record a delivery");
 }
 
+/*
+ * A text column as the model's JSON has it: valid UTF-8 as is; other bytes
+ * (a dedupe key made of a process name) as U+FFFD text with the exact bytes
+ * in a "<name>_raw" base64 twin, which de_alert_from_json reads back.
+ */
+static void put_text(json_t *j, const char *name, const char *s)
+{
+	size_t n;
+	char *lossy, *b64, raw[64];
+
+	if (!s)
+		return;
+	n = strlen(s);
+	if (de_utf8_valid(s, n)) {
+		json_object_set_new(j, name, json_string(s));
+		return;
+	}
+	lossy = de_utf8_lossy_dup(s, n, NULL);
+	b64 = malloc(DE_BASE64_LEN(n) + 1);
+	if (lossy && b64) {
+		de_base64_encode(b64, s, n);
+		snprintf(raw, sizeof(raw), "%s_raw", name);
+		json_object_set_new(j, name, json_string(lossy));
+		json_object_set_new(j, raw, json_string(b64));
+	}
+	free(lossy);
+	free(b64);
+}
+
 /* An alert from the row st is on (the columns of S_ALERT_GET). */
 static int alert_from_row(struct de_outbox *o, sqlite3_stmt *st, struct de_alert *out,
 			  struct de_error *err)
@@ -608,9 +655,9 @@ static int alert_from_row(struct de_outbox *o, sqlite3_stmt *st, struct de_alert
 		return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
 	json_object_set_new(j, "id", json_string(col_text(st, 0)));
 	json_object_set_new(j, "alert_time", json_integer(sqlite3_column_int64(st, 1)));
-	json_object_set_new(j, "rule_id", json_string(col_text(st, 2)));
-	json_object_set_new(j, "title", json_string(col_text(st, 3)));
-	json_object_set_new(j, "description", json_string(col_text(st, 4)));
+	put_text(j, "rule_id", col_text(st, 2));
+	put_text(j, "title", col_text(st, 3));
+	put_text(j, "description", col_text(st, 4));
 	json_object_set_new(j, "severity", json_string(col_text(st, 5)));
 	json_object_set_new(j, "scan_id",
 			    sqlite3_column_type(st, 6) == SQLITE_NULL
@@ -624,7 +671,7 @@ static int alert_from_row(struct de_outbox *o, sqlite3_stmt *st, struct de_alert
 			    sqlite3_column_type(st, 10) == SQLITE_NULL
 				    ? json_null()
 				    : json_integer(sqlite3_column_int64(st, 10)));
-	json_object_set_new(j, "dedupe_key", json_string(col_text(st, 11)));
+	put_text(j, "dedupe_key", col_text(st, 11));
 	if (sqlite3_column_int(st, 12))
 		json_object_set_new(j, "incomplete", json_true());
 	if (col_text(st, 13))

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
-"""http_receiver.py OUT [--cert CERT --key KEY] -- a webhook receiver for the
-alerting tests, on 127.0.0.1 and a port the kernel picks.
+"""http_receiver.py OUT [--cert CERT --key KEY] [--port N] -- a webhook
+receiver for the alerting tests, on 127.0.0.1 and a port the kernel picks
+(or N).
 
 Prints "READY <port>" on stdout once it listens (the tests wait for it).
 Each request it answers is appended to OUT as one JSON line:
@@ -25,6 +26,7 @@ cert = key = None
 if "--cert" in sys.argv:
     cert = sys.argv[sys.argv.index("--cert") + 1]
     key = sys.argv[sys.argv.index("--key") + 1]
+port = int(sys.argv[sys.argv.index("--port") + 1]) if "--port" in sys.argv else 0
 lock = threading.Lock()
 flaky = [0]
 hang = threading.Event()
@@ -67,7 +69,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
 
 
-srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+http.server.ThreadingHTTPServer.allow_reuse_address = True
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
 srv.daemon_threads = True
 if cert:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
