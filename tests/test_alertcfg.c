@@ -86,7 +86,7 @@ static void test_errors(void **state)
 		{"alerting:\n  sinks:\n    - { name: a, type: stdout, timeout_ms: 5 }\n",
 		 "timeout_ms: must be an integer from 100 to 600000"},
 		{"alerting:\n  sinks:\n    - { name: a, type: webhook, url: \"ftp://x/\" }\n",
-		 "url: scheme 'ftp' is not http or https"},
+		 "url: scheme 'ftp' is not supported (expected https://host/path)"},
 		{"alerting:\n  sinks:\n    - { name: a, type: syslog, transport: tcp }\n",
 		 "host: missing"},
 		{"alerting:\n  sinks:\n    - { name: a, type: syslog, facility: local9 }\n",

@@ -101,6 +101,14 @@ int de_sink_conf_enum(struct de_sink_conf *c, const char *key, const char *choic
  * variable fails at `key`, naming the variable, never the value.
  */
 int de_sink_conf_expand(struct de_sink_conf *c, const char *key, const char *s, char **out);
+/*
+ * Check url (a key's value, secrets already expanded): a URL whose scheme
+ * is one of schemes (NULL-terminated); `expect` shows the form in errors.
+ * *display receives scheme://host:port, safe to show (no path, no query,
+ * no user info); the caller frees it.
+ */
+int de_sink_conf_url(struct de_sink_conf *c, const char *key, const char *url,
+		     const char *const *schemes, const char *expect, char **display);
 /* A readable file named by key (a CA bundle): fails naming the file and why. */
 int de_sink_conf_readable(struct de_sink_conf *c, const char *key, const char *path);
 
@@ -135,6 +143,17 @@ const struct de_sink_ops *de_sink_ops_find(const char *type);
 const char *de_sink_types(void);
 
 /* ---- helpers the sinks share, exposed for their tests ---------------------------- */
+
+/*
+ * The libcurl options every attempt of the curl sinks (webhook, email) sets
+ * on curl (a CURL *): no signals, m's timeout (connecting in at most 10 s
+ * of it), TLS verification and CA file, errbuf (CURL_ERROR_SIZE bytes) for
+ * the reason, and an abort as soon as *m->stop is set.
+ */
+void de_sink_curl_setup(void *curl, const struct de_sink_msg *m, bool tls_verify,
+			const char *ca_file, char *errbuf);
+/* Whether a CURLcode is a permanent failure (TLS verification, login, ...). */
+bool de_sink_curl_permanent(int code);
 
 /* RFC 5424 SD-PARAM value escaping ('"', '\' and ']' get a backslash;
  * invalid UTF-8 becomes U+FFFD; other control characters a space). */

@@ -109,6 +109,19 @@ struct list_ctx {
 	bool color;
 };
 
+/* One JSON row (consumed): into the array, or printed as a line. */
+static void emit_json(struct list_ctx *c, json_t *j)
+{
+	if (c->f == F_JSON) {
+		json_array_append_new(c->arr, j);
+		return;
+	}
+	char *line = j ? json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+	printf("%s\n", line ? line : "{}");
+	free(line);
+	json_decref(j);
+}
+
 static int list_alert(const struct de_alert *a, const char *status, void *arg)
 {
 	struct list_ctx *c = arg;
@@ -124,14 +137,7 @@ static int list_alert(const struct de_alert *a, const char *status, void *arg)
 	if (c->f == F_JSON || c->f == F_NDJSON) {
 		json_t *j = de_alert_to_json(a);
 		json_object_set_new(j, "status", json_string(status));
-		if (c->f == F_JSON) {
-			json_array_append_new(c->arr, j);
-		} else {
-			char *line = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII);
-			printf("%s\n", line ? line : "{}");
-			free(line);
-			json_decref(j);
-		}
+		emit_json(c, j);
 		return 0;
 	}
 	if (c->f == F_CSV) {
@@ -196,14 +202,7 @@ static int list_suppressed(const struct de_suppressed_row *r, void *arg)
 		if (n)
 			json_object_set_new(j, "process_name", json_string(n));
 		free(n);
-		if (c->f == F_JSON) {
-			json_array_append_new(c->arr, j);
-		} else {
-			char *line = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII);
-			printf("%s\n", line ? line : "{}");
-			free(line);
-			json_decref(j);
-		}
+		emit_json(c, j);
 		return 0;
 	}
 	if (c->f == F_CSV) {

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "daemoneye/text.h"
+#include "fields.h"
 
 static const char *const fmt_names[DE_FMT_MAX] = {"human", "json", "ecs", "cef", "ocsf"};
 
@@ -126,22 +127,6 @@ static void iso_time(int64_t ms, char out[32])
 	snprintf(out, 32, "%s.%03dZ", base, (int)(ms % 1000));
 }
 
-/* A JSON string of bytes that may not be UTF-8 (U+FFFD for bad bytes). */
-static json_t *jstr(const char *s)
-{
-	char *l;
-	json_t *j;
-
-	if (!s)
-		return json_null();
-	if (de_utf8_valid(s, strlen(s)))
-		return json_string(s);
-	l = de_utf8_lossy_dup(s, strlen(s), NULL);
-	j = l ? json_string(l) : NULL;
-	free(l);
-	return j;
-}
-
 /* set o.k = v, skipping NULL strings; -1 on ENOMEM */
 static int put(json_t *o, const char *k, json_t *v)
 {
@@ -152,7 +137,7 @@ static int put(json_t *o, const char *k, json_t *v)
 
 static int put_s(json_t *o, const char *k, const char *s)
 {
-	return s ? put(o, k, jstr(s)) : 0;
+	return s ? put(o, k, de_json_lossy(s)) : 0;
 }
 
 static int dump(json_t *j, struct de_buf *out)
@@ -295,9 +280,10 @@ static json_t *ocsf_process(const struct pview *v)
 	if ((v->has_pid && put(p, "pid", json_integer(v->pid)) < 0) ||
 	    put_s(p, "name", v->name) < 0 || put_s(p, "cmd_line", v->cmdline) < 0 ||
 	    (v->exe &&
-	     put(p, "file", json_pack("{s:o,s:i}", "path", jstr(v->exe), "type_id", 1)) < 0) ||
+	     put(p, "file", json_pack("{s:o,s:i}", "path", de_json_lossy(v->exe), "type_id", 1)) <
+		     0) ||
 	    (v->has_start && put(p, "created_time", json_integer(v->start_time)) < 0) ||
-	    (v->user && put(p, "user", json_pack("{s:o}", "uid", jstr(v->user))) < 0))
+	    (v->user && put(p, "user", json_pack("{s:o}", "uid", de_json_lossy(v->user))) < 0))
 		goto fail;
 	if (v->has_ppid || v->parent_name) {
 		parent = json_object();
@@ -306,7 +292,8 @@ static json_t *ocsf_process(const struct pview *v)
 		    put_s(parent, "name", v->parent_name) < 0 ||
 		    (v->parent_exe &&
 		     put(parent, "file",
-			 json_pack("{s:o,s:i}", "path", jstr(v->parent_exe), "type_id", 1)) < 0))
+			 json_pack("{s:o,s:i}", "path", de_json_lossy(v->parent_exe), "type_id",
+				   1)) < 0))
 			goto fail;
 	}
 	return p;
@@ -328,11 +315,11 @@ static int render_ocsf(const struct de_alert *a, const char *host, struct de_buf
 	if (!j)
 		return -ENOMEM;
 	de_uuid_format(&a->id, id);
-	analytic = json_pack("{s:o,s:o,s:i,s:s}", "uid", jstr(a->rule_id), "name", jstr(a->title),
-			     "type_id", 1, "type", "Rule");
-	fi = json_pack("{s:s,s:o,s:o,s:I,s:o}", "uid", id, "title", jstr(a->title), "desc",
-		       jstr(a->description), "created_time", (json_int_t)a->alert_time, "analytic",
-		       analytic);
+	analytic = json_pack("{s:o,s:o,s:i,s:s}", "uid", de_json_lossy(a->rule_id), "name",
+			     de_json_lossy(a->title), "type_id", 1, "type", "Rule");
+	fi = json_pack("{s:s,s:o,s:o,s:I,s:o}", "uid", id, "title", de_json_lossy(a->title), "desc",
+		       de_json_lossy(a->description), "created_time", (json_int_t)a->alert_time,
+		       "analytic", analytic);
 	if (put(j, "class_uid", json_integer(2004)) < 0 ||
 	    put(j, "class_name", json_string("Detection Finding")) < 0 ||
 	    put(j, "category_uid", json_integer(2)) < 0 ||
@@ -353,7 +340,7 @@ static int render_ocsf(const struct de_alert *a, const char *host, struct de_buf
 	    put(j, "device",
 		json_pack("{s:s,s:i,s:s}", "hostname", host, "type_id", 0, "type", "Unknown")) < 0)
 		goto fail;
-	if (category_of(a) && put(fi, "types", json_pack("[o]", jstr(category_of(a)))) < 0)
+	if (category_of(a) && put(fi, "types", json_pack("[o]", de_json_lossy(category_of(a)))) < 0)
 		goto fail;
 	if (!(ev = json_array()) || put(j, "evidences", ev) < 0)
 		goto fail;
@@ -362,7 +349,7 @@ static int render_ocsf(const struct de_alert *a, const char *host, struct de_buf
 			goto fail;
 	if (put(j, "unmapped",
 		json_pack("{s:s,s:o,s:b}", "kind", de_alert_kind(a), "dedupe_key",
-			  jstr(a->dedupe_key), "incomplete", a->incomplete)) < 0)
+			  de_json_lossy(a->dedupe_key), "incomplete", a->incomplete)) < 0)
 		goto fail;
 	return dump(j, out);
 fail:

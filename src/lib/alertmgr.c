@@ -34,6 +34,7 @@
 #include "daemoneye/dedup.h"
 #include "daemoneye/outbox.h"
 #include "daemoneye/text.h"
+#include "fields.h"
 
 /* ---- small pieces ---------------------------------------------------------------- */
 
@@ -555,21 +556,6 @@ static int subj_load(struct de_alertmgr *m, uint32_t pid, struct subj *s, struct
 }
 
 /* A subject's process as JSON for the alert's context (valid UTF-8 throughout). */
-static json_t *lossy(const char *s)
-{
-	char *l;
-	json_t *j;
-
-	if (!s)
-		return json_null();
-	if (de_utf8_valid(s, strlen(s)))
-		return json_string(s);
-	l = de_utf8_lossy_dup(s, strlen(s), NULL);
-	j = l ? json_string(l) : NULL;
-	free(l);
-	return j;
-}
-
 static json_t *subj_json(const struct subj *s)
 {
 	json_t *o = json_object();
@@ -582,19 +568,19 @@ static json_t *subj_json(const struct subj *s)
 	if (s->p.has_start_time)
 		json_object_set_new(o, "start_time", json_integer(s->p.start_time));
 	json_object_set_new(o, "instance_id", json_integer(s->p.instance_id));
-	json_object_set_new(o, "name", lossy(s->p.name));
+	json_object_set_new(o, "name", de_json_lossy(s->p.name));
 	if (s->p.executable_path)
-		json_object_set_new(o, "executable_path", lossy(s->p.executable_path));
-	json_object_set_new(o, "command_line", lossy(s->p.command_line));
+		json_object_set_new(o, "executable_path", de_json_lossy(s->p.executable_path));
+	json_object_set_new(o, "command_line", de_json_lossy(s->p.command_line));
 	if (s->p.user_id)
-		json_object_set_new(o, "user_id", lossy(s->p.user_id));
+		json_object_set_new(o, "user_id", de_json_lossy(s->p.user_id));
 	if (s->p.has_ppid)
 		json_object_set_new(o, "ppid", json_integer(s->p.ppid));
 	if (s->p.parent_name)
-		json_object_set_new(o, "parent_name", lossy(s->p.parent_name));
+		json_object_set_new(o, "parent_name", de_json_lossy(s->p.parent_name));
 	if (s->p.parent_executable_path)
 		json_object_set_new(o, "parent_executable_path",
-				    lossy(s->p.parent_executable_path));
+				    de_json_lossy(s->p.parent_executable_path));
 	return o;
 }
 
@@ -690,11 +676,11 @@ static json_t *make_context(const struct de_rule *rule, const struct subj *ss, s
 	}
 	json_object_set_new(ctx, "host", json_pack("{s:s}", "hostname", de_alertfmt_hostname()));
 	if (rule && rule->category)
-		json_object_set_new(r, "category", lossy(rule->category));
+		json_object_set_new(r, "category", de_json_lossy(rule->category));
 	if (rule && rule->tags_len) {
 		json_t *tags = json_array();
 		for (size_t i = 0; tags && i < rule->tags_len; i++)
-			json_array_append_new(tags, lossy(rule->tags[i]));
+			json_array_append_new(tags, de_json_lossy(rule->tags[i]));
 		json_object_set_new(r, "tags", tags);
 	}
 	json_object_set_new(ctx, "rule", r);
@@ -1007,17 +993,24 @@ static void queue_pending(struct de_alertmgr *m, struct pending *p)
 		}
 }
 
-/* The transaction of a submit or a poll around fn; the windows reloaded on failure. */
+/* Undo a submit's or a poll's transaction: nothing queued, windows as stored. */
+static void abort_tx(struct de_alertmgr *m, struct pending **pend)
+{
+	struct de_error e2 = {0};
+
+	de_outbox_tx_rollback(m->ob);
+	pending_free(*pend);
+	*pend = NULL;
+	load_windows(m, &e2); /* memory back to what the store holds */
+}
+
+/* Commit a submit's or a poll's transaction and queue what it made. */
 static int with_tx(struct de_alertmgr *m, struct pending **pend, struct de_error *err)
 {
 	int rc = de_outbox_tx_commit(m->ob, err);
 
 	if (rc < 0) {
-		de_outbox_tx_rollback(m->ob);
-		pending_free(*pend);
-		*pend = NULL;
-		struct de_error e2 = {0};
-		load_windows(m, &e2); /* memory back to what the store holds */
+		abort_tx(m, pend);
 		return rc;
 	}
 	/* queue_pending reverses the list in place: free from its new head */
@@ -1062,10 +1055,7 @@ int de_alertmgr_submit(struct de_alertmgr *m, const struct de_alert_list *alerts
 	if (rc == 0)
 		rc = summarize(m, now, &pend, &c, err);
 	if (rc < 0) {
-		de_outbox_tx_rollback(m->ob);
-		pending_free(pend);
-		struct de_error e2 = {0};
-		load_windows(m, &e2);
+		abort_tx(m, &pend);
 		return rc;
 	}
 	if ((rc = with_tx(m, &pend, err)) < 0)
@@ -1192,10 +1182,7 @@ int de_alertmgr_poll(struct de_alertmgr *m, struct de_error *err)
 		if (rc == 0)
 			rc = summarize(m, now, &pend, &c, err);
 		if (rc < 0) {
-			de_outbox_tx_rollback(m->ob);
-			pending_free(pend);
-			struct de_error e2 = {0};
-			load_windows(m, &e2);
+			abort_tx(m, &pend);
 			goto putback;
 		}
 		if ((rc = with_tx(m, &pend, err)) < 0)

@@ -89,6 +89,14 @@ int de_fields_from_json(const json_t *o, void *obj, size_t size, const struct de
 
 /* json_object_set_new that also fails on a NULL value (ENOMEM upstream): 0 or -1. */
 int de_json_set_new(json_t *o, const char *k, json_t *v);
+/*
+ * o.name := the bytes s as the models write text: valid UTF-8 as is, other
+ * bytes as U+FFFD text with the exact bytes in a "<name>_raw" base64 twin
+ * (read back by de_fields_from_json); NULL s sets null.  0 or -1 (ENOMEM).
+ */
+int de_json_put_bytes(json_t *o, const char *name, const char *s);
+/* s as a JSON string, bytes that are not UTF-8 as U+FFFD (NULL: null). */
+json_t *de_json_lossy(const char *s);
 /* The n bytes at s in base64 as a new JSON string; NULL on ENOMEM. */
 json_t *de_json_base64(const char *s, size_t n);
 

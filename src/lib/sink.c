@@ -33,6 +33,45 @@ const struct de_sink_ops *de_sink_ops_find(const char *type)
 	return NULL;
 }
 
+/* libcurl's progress callback: a nonzero return aborts the transfer. */
+static int curl_progress(void *arg, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
+{
+	const atomic_bool *stop = arg;
+	(void)a;
+	(void)b;
+	(void)c;
+	(void)d;
+	return stop && atomic_load(stop) ? 1 : 0;
+}
+
+void de_sink_curl_setup(void *curl, const struct de_sink_msg *m, bool tls_verify,
+			const char *ca_file, char *errbuf)
+{
+	CURL *c = curl;
+
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)m->timeout_ms);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+			 (long)(m->timeout_ms < 10000 ? m->timeout_ms : 10000));
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, tls_verify ? 1L : 0L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, tls_verify ? 2L : 0L);
+	if (ca_file)
+		curl_easy_setopt(c, CURLOPT_CAINFO, ca_file);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, curl_progress);
+	curl_easy_setopt(c, CURLOPT_XFERINFODATA, (void *)m->stop);
+}
+
+bool de_sink_curl_permanent(int code)
+{
+	CURLcode c = (CURLcode)code;
+	return c == CURLE_PEER_FAILED_VERIFICATION || c == CURLE_SSL_CACERT_BADFILE ||
+	       c == CURLE_SSL_CERTPROBLEM || c == CURLE_SSL_ISSUER_ERROR ||
+	       c == CURLE_SSL_PINNEDPUBKEYNOTMATCH || c == CURLE_UNSUPPORTED_PROTOCOL ||
+	       c == CURLE_URL_MALFORMAT || c == CURLE_LOGIN_DENIED || c == CURLE_USE_SSL_FAILED;
+}
+
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 
 static void global_init(void)
@@ -230,6 +269,42 @@ int de_sink_conf_expand(struct de_sink_conf *c, const char *key, const char *s, 
 	if (!(*out = de_buf_steal(&b)))
 		return de_error_set(c->err, DE_ERR_CONFIGURATION, ENOMEM, "out of memory");
 	return 0;
+}
+
+int de_sink_conf_url(struct de_sink_conf *c, const char *key, const char *url,
+		     const char *const *schemes, const char *expect, char **display)
+{
+	CURLU *u = curl_url();
+	char *scheme = NULL, *host = NULL, *port = NULL;
+	bool known = false;
+	int rc = 0;
+
+	if (!u)
+		return de_error_set(c->err, DE_ERR_CONFIGURATION, ENOMEM, "out of memory");
+	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+		rc = de_sink_conf_fail(c, key, "not a valid URL (expected %s)", expect);
+		goto out;
+	}
+	for (size_t i = 0; schemes[i]; i++)
+		known |= strcmp(scheme, schemes[i]) == 0;
+	if (!known) {
+		rc = de_sink_conf_fail(c, key, "scheme '%s' is not supported (expected %s)", scheme,
+				       expect);
+		goto out;
+	}
+	curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
+	if (asprintf(display, "%s://%s:%s", scheme, host, port ? port : "?") < 0) {
+		*display = NULL;
+		rc = de_error_set(c->err, DE_ERR_CONFIGURATION, ENOMEM, "out of memory");
+	}
+out:
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(port);
+	curl_url_cleanup(u);
+	return rc;
 }
 
 int de_sink_conf_readable(struct de_sink_conf *c, const char *key, const char *path)

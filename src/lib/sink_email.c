@@ -99,28 +99,9 @@ static int em_configure(struct de_sink_conf *c, void **state)
 	    (rc = de_sink_conf_str(c, "ca_file", false, &ca)) < 0 ||
 	    (rc = de_sink_conf_expand(c, "smtp_url", url, &s->url)) < 0)
 		goto fail;
-	/* the URL */
-	CURLU *u = curl_url();
-	char *scheme = NULL, *host = NULL, *port = NULL;
-	if (!u || curl_url_set(u, CURLUPART_URL, s->url, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
-	    (strcmp(scheme, "smtp") != 0 && strcmp(scheme, "smtps") != 0)) {
-		rc = de_sink_conf_fail(c, "smtp_url",
-				       "not an SMTP URL (expected smtp://host[:port] or "
-				       "smtps://host[:port])");
-	} else {
-		curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
-		if (asprintf(&s->display, "%s://%s:%s", scheme, host, port ? port : "?") < 0) {
-			s->display = NULL;
-			rc = de_error_set(c->err, DE_ERR_CONFIGURATION, ENOMEM, "out of memory");
-		}
-	}
-	curl_free(scheme);
-	curl_free(host);
-	curl_free(port);
-	curl_url_cleanup(u);
-	if (rc < 0)
+	if ((rc = de_sink_conf_url(c, "smtp_url", s->url,
+				   (const char *const[]){"smtp", "smtps", NULL},
+				   "smtp://host[:port] or smtps://host[:port]", &s->display)) < 0)
 		goto fail;
 	if (!valid_addr(from)) {
 		rc = de_sink_conf_fail(c, "from", "'%s' is not an email address", from);
@@ -312,16 +293,6 @@ static size_t reader(char *buf, size_t sz, size_t n, void *arg)
 	return k;
 }
 
-static int progress(void *arg, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
-{
-	const atomic_bool *stop = arg;
-	(void)a;
-	(void)b;
-	(void)c;
-	(void)d;
-	return stop && atomic_load(stop) ? 1 : 0;
-}
-
 static void em_deliver(void *state, const struct de_sink_msg *m, struct de_sink_result *r)
 {
 	struct email_sink *s = state;
@@ -344,22 +315,11 @@ static void em_deliver(void *state, const struct de_sink_msg *m, struct de_sink_
 	curl_easy_setopt(c, CURLOPT_READDATA, s);
 	curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)s->msg.len);
 	curl_easy_setopt(c, CURLOPT_USE_SSL, s->use_ssl);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, s->tls_verify ? 1L : 0L);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, s->tls_verify ? 2L : 0L);
-	if (s->ca_file)
-		curl_easy_setopt(c, CURLOPT_CAINFO, s->ca_file);
 	if (s->username)
 		curl_easy_setopt(c, CURLOPT_USERNAME, s->username);
 	if (s->password)
 		curl_easy_setopt(c, CURLOPT_PASSWORD, s->password);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)m->timeout_ms);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
-			 (long)(m->timeout_ms < 10000 ? m->timeout_ms : 10000));
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, progress);
-	curl_easy_setopt(c, CURLOPT_XFERINFODATA, (void *)m->stop);
+	de_sink_curl_setup(c, m, s->tls_verify, s->ca_file, errbuf);
 	rc = curl_easy_perform(c);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
 	if (rc == CURLE_OK) {
@@ -367,9 +327,7 @@ static void em_deliver(void *state, const struct de_sink_msg *m, struct de_sink_
 		return;
 	}
 	enum de_sink_outcome o = DE_SINK_TRANSIENT;
-	if (code >= 500 || rc == CURLE_LOGIN_DENIED || rc == CURLE_USE_SSL_FAILED ||
-	    rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
-	    rc == CURLE_SSL_CERTPROBLEM)
+	if (code >= 500 || de_sink_curl_permanent(rc))
 		o = DE_SINK_PERMANENT;
 	if (code >= 400 && code < 500)
 		o = DE_SINK_TRANSIENT;

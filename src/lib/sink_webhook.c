@@ -57,38 +57,6 @@ static void wh_free(struct webhook_sink *s)
 	free(s);
 }
 
-/* Check the URL; its scheme://host[:port] into *display. */
-static int check_url(struct de_sink_conf *c, const char *url, char **display)
-{
-	CURLU *u = curl_url();
-	char *scheme = NULL, *host = NULL, *port = NULL;
-	int rc = 0;
-
-	if (!u)
-		return de_error_set(c->err, DE_ERR_CONFIGURATION, ENOMEM, "out of memory");
-	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
-		rc = de_sink_conf_fail(c, "url", "not a valid URL (expected https://host/path)");
-		goto out;
-	}
-	if (strcmp(scheme, "https") != 0 && strcmp(scheme, "http") != 0) {
-		rc = de_sink_conf_fail(c, "url", "scheme '%s' is not http or https", scheme);
-		goto out;
-	}
-	curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
-	if (asprintf(display, "%s://%s:%s", scheme, host, port ? port : "?") < 0) {
-		*display = NULL;
-		rc = de_error_set(c->err, DE_ERR_CONFIGURATION, ENOMEM, "out of memory");
-	}
-out:
-	curl_free(scheme);
-	curl_free(host);
-	curl_free(port);
-	curl_url_cleanup(u);
-	return rc;
-}
-
 static int wh_configure(struct de_sink_conf *c, void **state)
 {
 	struct webhook_sink *s = calloc(1, sizeof(*s));
@@ -103,7 +71,8 @@ static int wh_configure(struct de_sink_conf *c, void **state)
 	    (rc = de_sink_conf_bool(c, "tls_verify", true, &s->tls_verify)) < 0 ||
 	    (rc = de_sink_conf_str(c, "ca_file", false, &ca)) < 0 ||
 	    (rc = de_sink_conf_expand(c, "url", url, &s->url)) < 0 ||
-	    (rc = check_url(c, s->url, &s->display)) < 0)
+	    (rc = de_sink_conf_url(c, "url", s->url, (const char *const[]){"https", "http", NULL},
+				   "https://host/path", &s->display)) < 0)
 		goto fail;
 	if (ca &&
 	    ((rc = de_sink_conf_readable(c, "ca_file", ca)) < 0 || !(s->ca_file = strdup(ca)))) {
@@ -181,24 +150,6 @@ static size_t discard(char *p, size_t sz, size_t n, void *arg)
 	return sz * n;
 }
 
-static int progress(void *arg, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
-{
-	const atomic_bool *stop = arg;
-	(void)a;
-	(void)b;
-	(void)c;
-	(void)d;
-	return stop && atomic_load(stop) ? 1 : 0;
-}
-
-static bool permanent_curl(CURLcode c)
-{
-	return c == CURLE_PEER_FAILED_VERIFICATION || c == CURLE_SSL_CACERT_BADFILE ||
-	       c == CURLE_SSL_CERTPROBLEM || c == CURLE_SSL_ISSUER_ERROR ||
-	       c == CURLE_SSL_PINNEDPUBKEYNOTMATCH || c == CURLE_UNSUPPORTED_PROTOCOL ||
-	       c == CURLE_URL_MALFORMAT || c == CURLE_LOGIN_DENIED || c == CURLE_USE_SSL_FAILED;
-}
-
 static void wh_deliver(void *state, const struct de_sink_msg *m, struct de_sink_result *r)
 {
 	struct webhook_sink *s = state;
@@ -227,28 +178,17 @@ static void wh_deliver(void *state, const struct de_sink_msg *m, struct de_sink_
 	curl_easy_setopt(c, CURLOPT_POSTFIELDS, m->payload);
 	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)m->len);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, all);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)m->timeout_ms);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
-			 (long)(m->timeout_ms < 10000 ? m->timeout_ms : 10000));
 	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, s->tls_verify ? 1L : 0L);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, s->tls_verify ? 2L : 0L);
-	if (s->ca_file)
-		curl_easy_setopt(c, CURLOPT_CAINFO, s->ca_file);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, progress);
-	curl_easy_setopt(c, CURLOPT_XFERINFODATA, (void *)m->stop);
+	de_sink_curl_setup(c, m, s->tls_verify, s->ca_file, errbuf);
 	rc = curl_easy_perform(c);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
 	wipe_slist(all);
 	if (rc != CURLE_OK) {
 		/* curl's own text names the host, never the path or a header */
-		de_sink_fail(r, permanent_curl(rc) ? DE_SINK_PERMANENT : DE_SINK_TRANSIENT,
+		de_sink_fail(r, de_sink_curl_permanent(rc) ? DE_SINK_PERMANENT : DE_SINK_TRANSIENT,
 			     "POST to %s: %s", s->display,
 			     rc == CURLE_ABORTED_BY_CALLBACK ? "stopped"
 			     : errbuf[0]		     ? errbuf

@@ -19,6 +19,7 @@
 #include "daemoneye/buf.h"
 #include "daemoneye/store.h"
 #include "daemoneye/text.h"
+#include "fields.h"
 
 enum {
 	S_BEGIN,
@@ -193,6 +194,37 @@ static const char *col_text(sqlite3_stmt *st, int i)
 	return (const char *)sqlite3_column_text(st, i);
 }
 
+/*
+ * Step st to its end, handing each row to row(st, arg) (which builds the
+ * typed row and calls the caller's callback): 0, the callback's nonzero
+ * value, or a DatabaseError.  st is reset, or finalized when `own`.
+ */
+static int each_row(struct de_outbox *o, sqlite3_stmt *st, bool own,
+		    int (*row)(sqlite3_stmt *st, void *arg), void *arg, struct de_error *err,
+		    const char *what)
+{
+	int rc, r = 0;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if ((r = row(st, arg)) != 0)
+			break;
+	if (own)
+		sqlite3_finalize(st);
+	else
+		sqlite3_reset(st);
+	if (r)
+		return r;
+	if (rc != SQLITE_DONE)
+		return db_fail(o, err, what);
+	return 0;
+}
+
+/* A caller's callback and its argument, for the row adapters below. */
+struct cb_ctx {
+	void *cb;
+	void *arg;
+};
+
 /* ---- transactions -------------------------------------------------------------------- */
 
 int de_outbox_tx_begin(struct de_outbox *o, struct de_error *err)
@@ -326,34 +358,31 @@ int de_outbox_state_open(struct de_outbox *o, const char *rule_id, const char *s
 	return run(o, st, err, "cannot record alert state");
 }
 
+static int state_row(sqlite3_stmt *st, void *arg)
+{
+	const struct cb_ctx *c = arg;
+	struct de_state_row row = {
+		.id = sqlite3_column_int64(st, 0),
+		.rule_id = col_text(st, 1),
+		.subject = col_text(st, 2),
+		.alert_id = col_text(st, 3),
+		.pid = (uint32_t)sqlite3_column_int64(st, 4),
+		.instance_id = sqlite3_column_int64(st, 5),
+		.last_seen = sqlite3_column_int64(st, 6),
+	};
+	return ((de_state_cb)c->cb)(&row, c->arg);
+}
+
 int de_outbox_states_open(struct de_outbox *o, const char *rule_id, de_state_cb cb, void *arg,
 			  struct de_error *err)
 {
 	sqlite3_stmt *st = stmt(o, rule_id ? S_STATES_RULE : S_STATES_ALL, err);
-	int rc, r = 0;
+	struct cb_ctx c = {(void *)cb, arg};
 
 	if (!st)
 		return -EIO;
 	bind_text(st, 1, rule_id);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct de_state_row row = {
-			.id = sqlite3_column_int64(st, 0),
-			.rule_id = col_text(st, 1),
-			.subject = col_text(st, 2),
-			.alert_id = col_text(st, 3),
-			.pid = (uint32_t)sqlite3_column_int64(st, 4),
-			.instance_id = sqlite3_column_int64(st, 5),
-			.last_seen = sqlite3_column_int64(st, 6),
-		};
-		if ((r = cb(&row, arg)) != 0)
-			break;
-	}
-	sqlite3_reset(st);
-	if (r)
-		return r;
-	if (rc != SQLITE_DONE)
-		return db_fail(o, err, "cannot read alert state");
-	return 0;
+	return each_row(o, st, false, state_row, &c, err, "cannot read alert state");
 }
 
 int de_outbox_state_resolve(struct de_outbox *o, int64_t id, int64_t now, const char *resolution,
@@ -614,35 +643,6 @@ int de_outbox_record(struct de_outbox *o, int64_t id, enum de_outbox_status s, u
 	return run(o, st, err, "cannot record a delivery");
 }
 
-/*
- * A text column as the model's JSON has it: valid UTF-8 as is; other bytes
- * (a dedupe key made of a process name) as U+FFFD text with the exact bytes
- * in a "<name>_raw" base64 twin, which de_alert_from_json reads back.
- */
-static void put_text(json_t *j, const char *name, const char *s)
-{
-	size_t n;
-	char *lossy, *b64, raw[64];
-
-	if (!s)
-		return;
-	n = strlen(s);
-	if (de_utf8_valid(s, n)) {
-		json_object_set_new(j, name, json_string(s));
-		return;
-	}
-	lossy = de_utf8_lossy_dup(s, n, NULL);
-	b64 = malloc(DE_BASE64_LEN(n) + 1);
-	if (lossy && b64) {
-		de_base64_encode(b64, s, n);
-		snprintf(raw, sizeof(raw), "%s_raw", name);
-		json_object_set_new(j, name, json_string(lossy));
-		json_object_set_new(j, raw, json_string(b64));
-	}
-	free(lossy);
-	free(b64);
-}
-
 /* An alert from the row st is on (the columns of S_ALERT_GET). */
 static int alert_from_row(struct de_outbox *o, sqlite3_stmt *st, struct de_alert *out,
 			  struct de_error *err)
@@ -655,9 +655,9 @@ static int alert_from_row(struct de_outbox *o, sqlite3_stmt *st, struct de_alert
 		return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
 	json_object_set_new(j, "id", json_string(col_text(st, 0)));
 	json_object_set_new(j, "alert_time", json_integer(sqlite3_column_int64(st, 1)));
-	put_text(j, "rule_id", col_text(st, 2));
-	put_text(j, "title", col_text(st, 3));
-	put_text(j, "description", col_text(st, 4));
+	de_json_put_bytes(j, "rule_id", col_text(st, 2));
+	de_json_put_bytes(j, "title", col_text(st, 3));
+	de_json_put_bytes(j, "description", col_text(st, 4));
 	json_object_set_new(j, "severity", json_string(col_text(st, 5)));
 	json_object_set_new(j, "scan_id",
 			    sqlite3_column_type(st, 6) == SQLITE_NULL
@@ -671,7 +671,7 @@ static int alert_from_row(struct de_outbox *o, sqlite3_stmt *st, struct de_alert
 			    sqlite3_column_type(st, 10) == SQLITE_NULL
 				    ? json_null()
 				    : json_integer(sqlite3_column_int64(st, 10)));
-	put_text(j, "dedupe_key", col_text(st, 11));
+	de_json_put_bytes(j, "dedupe_key", col_text(st, 11));
 	if (sqlite3_column_int(st, 12))
 		json_object_set_new(j, "incomplete", json_true());
 	if (col_text(st, 13))
@@ -759,11 +759,30 @@ int de_outbox_alerts_list(struct de_outbox *o, const struct de_alert_filter *f, 
 	return 0;
 }
 
+static int suppressed_row(sqlite3_stmt *st, void *arg)
+{
+	const struct cb_ctx *c = arg;
+	struct de_suppressed_row row = {
+		.id = sqlite3_column_int64(st, 0),
+		.t = sqlite3_column_int64(st, 1),
+		.rule_id = col_text(st, 2),
+		.kind = col_text(st, 3),
+		.exception = col_text(st, 4),
+		.origin = col_text(st, 5),
+		.reason = col_text(st, 6),
+		.folded_into = col_text(st, 7),
+		.pid = (uint32_t)sqlite3_column_int64(st, 8),
+		.process_name = col_text(st, 9),
+		.executable_path = col_text(st, 10),
+	};
+	return ((de_suppressed_cb)c->cb)(&row, c->arg);
+}
+
 int de_outbox_suppressed_list(struct de_outbox *o, const struct de_alert_filter *f,
 			      de_suppressed_cb cb, void *arg, struct de_error *err)
 {
+	struct cb_ctx c = {(void *)cb, arg};
 	sqlite3_stmt *st = NULL;
-	int rc, r = 0;
 
 	if (sqlite3_prepare_v2(o->db,
 			       "SELECT id, t, rule_id, kind, exception, exception_origin, reason,"
@@ -778,36 +797,31 @@ int de_outbox_suppressed_list(struct de_outbox *o, const struct de_alert_filter 
 	bind_text(st, 2, f->rule_id);
 	if (f->limit)
 		sqlite3_bind_int64(st, 3, (sqlite3_int64)f->limit);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct de_suppressed_row row = {
-			.id = sqlite3_column_int64(st, 0),
-			.t = sqlite3_column_int64(st, 1),
-			.rule_id = col_text(st, 2),
-			.kind = col_text(st, 3),
-			.exception = col_text(st, 4),
-			.origin = col_text(st, 5),
-			.reason = col_text(st, 6),
-			.folded_into = col_text(st, 7),
-			.pid = (uint32_t)sqlite3_column_int64(st, 8),
-			.process_name = col_text(st, 9),
-			.executable_path = col_text(st, 10),
-		};
-		if ((r = cb(&row, arg)) != 0)
-			break;
-	}
-	sqlite3_finalize(st);
-	if (r)
-		return r;
-	if (rc != SQLITE_DONE)
-		return db_fail(o, err, "cannot list suppressed matches");
-	return 0;
+	return each_row(o, st, true, suppressed_row, &c, err, "cannot list suppressed matches");
+}
+
+static int delivery_row(sqlite3_stmt *st, void *arg)
+{
+	const struct cb_ctx *c = arg;
+	struct de_delivery_row row = {
+		.id = sqlite3_column_int64(st, 0),
+		.alert_id = col_text(st, 1),
+		.sink = col_text(st, 2),
+		.status = (enum de_outbox_status)status_parse(col_text(st, 3)),
+		.attempts = (uint32_t)sqlite3_column_int64(st, 4),
+		.next_attempt_at = sqlite3_column_int64(st, 5),
+		.last_attempt_at = sqlite3_column_int64(st, 6),
+		.delivered_at = sqlite3_column_int64(st, 7),
+		.error = col_text(st, 8),
+	};
+	return ((de_delivery_cb)c->cb)(&row, c->arg);
 }
 
 int de_outbox_deliveries(struct de_outbox *o, const char *alert_id, bool dead_only,
 			 de_delivery_cb cb, void *arg, struct de_error *err)
 {
+	struct cb_ctx c = {(void *)cb, arg};
 	sqlite3_stmt *st = NULL;
-	int rc, r = 0;
 
 	if (sqlite3_prepare_v2(o->db,
 			       "SELECT id, alert_id, sink, status, attempts, next_attempt_at,"
@@ -818,27 +832,7 @@ int de_outbox_deliveries(struct de_outbox *o, const char *alert_id, bool dead_on
 		return db_fail(o, err, "cannot list deliveries");
 	bind_text(st, 1, alert_id);
 	sqlite3_bind_int(st, 2, dead_only);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct de_delivery_row row = {
-			.id = sqlite3_column_int64(st, 0),
-			.alert_id = col_text(st, 1),
-			.sink = col_text(st, 2),
-			.status = (enum de_outbox_status)status_parse(col_text(st, 3)),
-			.attempts = (uint32_t)sqlite3_column_int64(st, 4),
-			.next_attempt_at = sqlite3_column_int64(st, 5),
-			.last_attempt_at = sqlite3_column_int64(st, 6),
-			.delivered_at = sqlite3_column_int64(st, 7),
-			.error = col_text(st, 8),
-		};
-		if ((r = cb(&row, arg)) != 0)
-			break;
-	}
-	sqlite3_finalize(st);
-	if (r)
-		return r;
-	if (rc != SQLITE_DONE)
-		return db_fail(o, err, "cannot list deliveries");
-	return 0;
+	return each_row(o, st, true, delivery_row, &c, err, "cannot list deliveries");
 }
 
 static int exec_count(struct de_outbox *o, const char *sql, const char *text, int64_t num,
