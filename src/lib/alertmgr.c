@@ -206,6 +206,11 @@ struct de_alertmgr {
 	struct de_alertmgr_stats st;
 	bool any_resolved; /* some sink takes resolved alerts */
 	int64_t last_run;  /* the time of the last submit: each one's is later */
+	/* recording outcomes failed (a full disk): not again before this
+	 * (monotonic ms), waiting longer each time up to 30 s, so a store that
+	 * cannot be written is not hammered by the agent's event loop */
+	int64_t record_after;
+	int64_t record_backoff;
 };
 
 static const struct de_rule *rule_find(const struct de_alertmgr *m, const char *id, size_t *idx)
@@ -1171,6 +1176,8 @@ int de_alertmgr_poll(struct de_alertmgr *m, struct de_error *err)
 	pthread_mutex_unlock(&m->mu);
 	if (m->dedup)
 		de_dedup_expire(m->dedup, now);
+	if ((res || m->closed) && de_mono_ms() < m->record_after)
+		goto putback_quiet;
 	if (res || m->closed) {
 		if ((rc = de_outbox_tx_begin(m->ob, err)) < 0)
 			goto putback;
@@ -1195,12 +1202,18 @@ int de_alertmgr_poll(struct de_alertmgr *m, struct de_error *err)
 		}
 		free_items(res);
 		res = NULL;
+		m->record_backoff = 0;
 	}
 	for (size_t i = 0; i < m->cfg->nsinks && rc == 0; i++)
 		rc = refill(m, &m->workers[i], now, err);
 	return rc;
 putback:
-	/* not recorded: keep them for the next poll */
+	/* not recorded: keep them for a later poll, after a pause */
+	m->record_backoff = m->record_backoff ? m->record_backoff * 2 : 250;
+	if (m->record_backoff > 30000)
+		m->record_backoff = 30000;
+	m->record_after = de_mono_ms() + m->record_backoff;
+putback_quiet:
 	if (res) {
 		pthread_mutex_lock(&m->mu);
 		for (it = res; it->next; it = it->next)
