@@ -268,14 +268,14 @@ static double dedup_rate(void)
 	for (int i = 0; i < decisions; i++)
 		snprintf(keys[i], 32, "rule-id\x1fproc-%d",
 			 (int)(((int64_t)i * 7919) % (2 * live)));
-	double t0 = now_s();
+	double t0 = cpu_s(); /* CPU time: the machine is shared */
 	size_t folds = 0;
 	for (int i = 0; i < decisions; i++) {
 		de_dedup_check(d, keys[i], 2, "id", &v, NULL);
 		folds += v == DE_DEDUP_FOLD;
 	}
-	double t = now_s() - t0;
-	printf("dedup: %d decisions (%zu folded) with %zu live keys at the end in %.3f s\n",
+	double t = cpu_s() - t0;
+	printf("dedup: %d decisions (%zu folded) with %zu live keys at the end in %.3f s of CPU\n",
 	       decisions, folds, de_dedup_len(d), t);
 	free(keys);
 	de_dedup_free(d);

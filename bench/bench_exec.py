@@ -72,12 +72,15 @@ def main():
                                               "http_receiver.py"), os.path.join(tmp, "http.jsonl")],
             stdout=subprocess.PIPE, text=True)
         port = receiver.stdout.readline().split()[1]  # "READY <port>"
+        outdir = os.path.join(tmp, "out")
+        os.mkdir(outdir)
+        os.chmod(outdir, 0o777)  # the agent writes it as nobody
         conf = os.path.join(tmp, "sinks.yaml")
         with open(conf, "w") as f:
             f.write(f"""alerting:
   sinks:
     - {{ name: console, type: stdout, format: json }}
-    - {{ name: file, type: file, path: "{tmp}/alerts.jsonl", format: ecs }}
+    - {{ name: file, type: file, path: "{outdir}/alerts.jsonl", format: ecs }}
     - {{ name: hang, type: webhook, url: "http://127.0.0.1:{port}/hang", timeout_ms: 30000 }}
 """)
         os.chmod(conf, 0o644)

@@ -226,6 +226,21 @@ check "SMTP 451: transient (rc=$st)" grep -q "NOT delivered (transient)" "$tmp/t
 t mail-550
 check "SMTP 550: permanent (rc=$st)" grep -q "NOT delivered (permanent)" "$tmp/t.mail-550"
 
+# the same as an ordinary user: the sinks need no privilege
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+	mkdir -p "$tmp/nobody"
+	chown nobody "$tmp/nobody"
+	printf 'alerting:\n  sinks: [{ name: f, type: file, path: "%s/nobody/a.jsonl" }, { name: t, type: syslog, transport: tcp, host: 127.0.0.1, port: %s }]\n' "$tmp" "$TCP" >"$tmp/nobody.yaml"
+	chmod 644 "$tmp/nobody.yaml"
+	for s in f t; do
+		setpriv --reuid=nobody --regid=nogroup --clear-groups env HOME="$tmp/nobody" \
+			"$bin/daemoneye-cli" -c "$tmp/nobody.yaml" alerts test --sink "$s" >"$tmp/nb.$s" 2>&1
+		check "as nobody: alerts test --sink $s delivered" grep -q "test alert delivered" "$tmp/nb.$s"
+	done
+else
+	ok "# SKIP the run as nobody: not root"
+fi
+
 # ---- 2. bad configuration: exit 78 naming the sink, the key, FILE:LINE:COL ------------
 bad_config() { # bad_config WHAT YAML-LINE PATTERN
 	printf 'alerting:\n  sinks:\n%s\n' "$2" >"$tmp/bad.yaml"
