@@ -57,6 +57,9 @@ def main():
     category: execution
     tags: [attack.t1059.004]
     author: bench
+    # each exec is its own thing: its command line (marker-i) is the key, so
+    # deduplication folds none of them into another
+    dedupe_key_fields: [command_line]
     sql: |
       SELECT pid, name, executable_path, command_line FROM processes
       WHERE command_line LIKE '%{marker}-%'
