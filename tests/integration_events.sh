@@ -34,29 +34,18 @@ trap cleanup EXIT
 hermetic "$tmp/home"
 
 mark="de-it-events-$$"
-cat >"$tmp/mark.yaml" <<YAML
-rules:
-  - id: it-events-marker
-    name: events test marker
-    description: a process whose command line carries the test's marker
-    version: 1
-    severity: low
-    category: execution
-    tags: [attack.t1059.004]
-    author: tests
-    sql: |
-      SELECT pid, name, executable_path, command_line FROM processes
-      WHERE command_line LIKE '%$mark-%'
-YAML
-chmod 644 "$tmp/mark.yaml"
+marker_rule "$tmp/mark.yaml" it-events-marker "$mark"
 
 # start_agent NAME [--set ...]: background agent, stdout NAME.out, stderr NAME.err
+# (deduplication off: each marked process must raise its own alert here,
+# while by default a second "sh" of the same rule within the hour folds)
 start_agent() {
 	local name=$1
 	shift
 	"$bin/daemoneye-agent" --rules "$tmp/mark.yaml" --set app.state_dir="$tmp/$name" \
 		--set 'detection.rules_dirs=[]' --set app.scan_interval_ms=600000 \
-		--set alerting.stdout.format=json --set logging.level=debug "$@" \
+		--set alerting.stdout.format=json --set logging.level=debug \
+		--set alerting.deduplication.enabled=false "$@" \
 		>"$tmp/$name.out" 2>"$tmp/$name.err" &
 	agent_pid=$!
 	for _ in $(seq 600); do

@@ -25,7 +25,14 @@
 #  10. (root) an exec whose batch the store refused (disk full) is stored
 #      and evaluated once the store has room again;
 #  11. sd_notify, read from a socket of our own: READY, STATUS, WATCHDOG,
-#      RELOADING, STOPPING, from the parent alone.
+#      RELOADING, STOPPING, from the parent alone;
+#  12. audit checkpoints signed by the parent, whose key the worker cannot
+#      read, verify with the public key; a key file looser than 0600 is
+#      refused;
+#  13. the free-disk watermark (reloaded above the free space there is):
+#      history is pruned and then no longer written, the snapshot and
+#      alerts still are; an alert, health (critical) and the metrics say
+#      so; back below it, history is written again.
 # As root the agent's worker runs as nobody and procmond as root; the
 # restart test runs again with the whole tree as nobody.  Every process
 # started here is reaped by its pid.
@@ -54,21 +61,7 @@ slow=false
 "$bin/procmond" --version | grep -q "no seccomp" && slow=true
 
 mark="de-it-service-$$"
-cat >"$tmp/mark.yaml" <<YAML
-rules:
-  - id: it-service-marker
-    name: service test marker
-    description: a process whose command line carries the test's marker
-    version: 1
-    severity: low
-    category: execution
-    tags: [attack.t1059.004]
-    author: tests
-    sql: |
-      SELECT pid, name, executable_path, command_line FROM processes
-      WHERE command_line LIKE '%$mark-%'
-YAML
-chmod 644 "$tmp/mark.yaml"
+marker_rule "$tmp/mark.yaml" it-service-marker "$mark"
 
 # ---- helpers ----------------------------------------------------------------
 
@@ -319,9 +312,10 @@ start crash --set app.scan_interval_ms=1000 || true
 check "  and it starts again" test -n "$(worker_of "$agent")"
 sqlite3 -readonly "$db" "SELECT id FROM alerts" | sort -u >"$tmp/alerts.now"
 check "  every alert ever committed is still there" test "$(comm -23 "$tmp/alerts.seen" "$tmp/alerts.now" | wc -l)" = 0
-for f in "$tmp/crash"/*.sqlite; do
+for f in "$tmp/crash"/events.sqlite "$tmp/crash"/audit.sqlite; do
 	check "  $(basename "$f") passes integrity_check" integrity "$f"
 done
+check "  and the audit ledger's chain is intact" bash -c "'$bin/daemoneye-cli' --set app.state_dir='$tmp/crash' audit verify >/dev/null"
 
 # ---- 7. health ---------------------------------------------------------------------------
 
@@ -492,6 +486,77 @@ check "sd_notify: RELOADING=1 on SIGHUP, with MONOTONIC_USEC" until_ 100 notifie
 stop "$a"
 check "sd_notify: STOPPING=1" notified "STOPPING=1"
 kill "$listener"
+
+# ---- 12. checkpoints signed by the parent ------------------------------------------------------
+
+mkdir -p "$tmp/keys"
+"$bin/daemoneye-cli" keygen --out "$tmp/keys" >/dev/null
+start signing --set app.scan_interval_ms=1000 --set audit.enable_signatures=true \
+	--set audit.private_key_path="$tmp/keys/audit.key" --set audit.checkpoint_every_entries=1 || exit 1
+a=$agent
+if $root; then
+	w=$(worker_of "$a")
+	check "signing: the worker cannot read the key" \
+		bash -c "! setpriv --reuid=$(status_of "$w" Uid) --regid=nogroup --clear-groups cat '$tmp/keys/audit.key' >/dev/null 2>&1"
+fi
+kill -HUP "$a" # a reload is an entry, so a checkpoint
+check "signing: reloaded" until_ 100 logged signing "configuration reloaded"
+check "signing: health shows the last signed checkpoint" until_ 150 bash -c "'$bin/daemoneye-cli' --set app.state_dir='$tmp/signing' health | grep -q '^audit .*last signed checkpoint'"
+check "signing: the metrics count the ledger's entries" until_ 150 bash -c "awk '\$1 == \"daemoneye_audit_entries_total\" && \$2 >= 2 { ok = 1 } END { exit !ok }' '$tmp/signing/daemoneye.prom'"
+stop "$a"
+"$bin/daemoneye-cli" --set app.state_dir="$tmp/signing" audit verify --pubkey "$tmp/keys/audit.pub" >"$tmp/v" 2>&1
+rc=$?
+check "signing: audit verify with the public key: intact (rc=$rc)" test "$rc" = 0
+check "  with checkpoints whose signatures were checked" grep -q "checkpoints  *[1-9][0-9]* (signatures verified)" "$tmp/v"
+"$bin/daemoneye-cli" --set app.state_dir="$tmp/signing" audit checkpoint --export "$tmp/cp.txt" >/dev/null
+check "  the exported checkpoint names this ledger" bash -c "head -n1 '$tmp/cp.txt' | grep -q '/daemoneye/audit$'"
+chmod 0640 "$tmp/keys/audit.key"
+"$bin/daemoneye-agent" --once --set app.state_dir="$tmp/loose" --set audit.enable_signatures=true \
+	--set audit.private_key_path="$tmp/keys/audit.key" >/dev/null 2>"$tmp/e"
+rc=$?
+check "signing: a key file looser than 0600 is refused (rc=$rc)" test "$rc" != 0
+check "  saying so" grep -q "0600" "$tmp/e"
+
+# ---- 13. the free-disk watermark -----------------------------------------------------------------
+
+printf 'database:\n  min_free_disk_mb: 0\n' >"$tmp/disk.yaml"
+chmod 644 "$tmp/disk.yaml"
+start disk -c "$tmp/disk.yaml" --set app.scan_interval_ms=1000 || exit 1
+a=$agent
+db="$tmp/disk/events.sqlite"
+sq() { sqlite3 -readonly -cmd ".timeout 10000" "$db" "$1" 2>/dev/null; }
+# short-lived processes that a scan sees, so that their exits become history
+shortlived() { for _ in 1 2 3 4 5 6 7 8; do sleep 1.2 & kids+=($!); done; }
+instances() { sq "SELECT count(*) FROM process_instances"; }
+has_history() { [ "$(instances)" -gt 0 ]; }
+shortlived
+check "disk: exited processes go into history" until_ 100 has_history
+check "  health: store ok" component_is disk store status ok
+printf 'database:\n  min_free_disk_mb: 16777216\n' >"$tmp/disk.yaml"
+kill -HUP "$a"
+check "disk: a watermark above the free space there is: an alert says so" until_ 150 alerted disk daemoneye-store-disk -
+check "  the log too" logged disk "below database.min_free_disk_mb"
+check "  the history is pruned" until_ 100 test "$(instances)" = 0
+check "  health: store critical, history not written" until_ 150 component_is disk store details.history_written False
+check "    status critical" component_is disk store status critical
+health_json disk >/dev/null 2>&1
+rc=$?
+check "    daemoneye-cli health exits 2 (rc=$rc)" test "$rc" = 2
+check "  metrics: daemoneye_store_history_written 0" until_ 150 metric_is disk daemoneye_store_history_written 0
+n=$(scans disk)
+shortlived
+check "  new exits are not written while it lasts" until_ 150 more_scans disk $((n + 4))
+check "    (none)" test "$(instances)" = 0
+check "  the snapshot still is" test "$(sq "SELECT count(*) FROM processes")" -gt 0
+check "  and the alert too" test "$(sq "SELECT count(*) FROM alerts WHERE rule_id = 'daemoneye-store-disk'")" -ge 1
+printf 'database:\n  min_free_disk_mb: 0\n' >"$tmp/disk.yaml"
+kill -HUP "$a"
+check "disk: watermark off again: the log says history is written" until_ 150 logged disk "history is written"
+check "  health: store ok" until_ 150 component_is disk store status ok
+check "  metrics: daemoneye_store_history_written 1" until_ 150 metric_is disk daemoneye_store_history_written 1
+shortlived
+check "  exits go into history again" until_ 100 has_history
+stop "$a"
 
 echo "integration_service: $fails failed"
 [ "$fails" = 0 ]

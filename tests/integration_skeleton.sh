@@ -47,8 +47,12 @@ line=$(grep '"deleted-executable"' "$tmp/out2" | grep "\[$victim\]\|\[$victim,\|
 check "alert names the deleted executable's pid $victim" test -n "$line"
 check "alert is one valid JSON object" python3 -c 'import json,sys; a=json.loads(sys.argv[1]); assert a["severity"]=="high" and a["process_count"]>=1 and a["scan_id"]==2' "$line"
 check "alert stored in the event store" test "$(sqlite3 -readonly "$tmp/state/events.sqlite" "SELECT count(*) FROM alerts WHERE rule_id='deleted-executable' AND affected_processes LIKE '%$victim%'")" -ge 1
-# text format on request
-"$bin/daemoneye-agent" --once --set app.state_dir="$tmp/state" --set alerting.stdout.format=text >"$tmp/out3" 2>/dev/null
+# the same process instance again: one alert per real event, not one per run
+"$bin/daemoneye-agent" --once --set app.state_dir="$tmp/state" >"$tmp/out2b" 2>/dev/null
+check "a second run raises no new alert for the same instance" \
+	bash -c "! grep -q '\"deleted-executable\".*[\\[,]$victim[],]' '$tmp/out2b'"
+# text format on request (a fresh state: the instance is new to it)
+"$bin/daemoneye-agent" --once --set app.state_dir="$tmp/state-text" --set alerting.stdout.format=text >"$tmp/out3" 2>/dev/null
 check "text alert line" grep -q "HIGH.*Process running a deleted executable \[deleted-executable\] pid .*$victim.*sneaky-sleep" "$tmp/out3"
 kill "$victim"; wait "$victim" 2>/dev/null
 

@@ -115,7 +115,7 @@ fi
 cli stats >"$tmp/stats"; rc=$?
 check "stats exits 0" test "$rc" = 0
 check "stats shows schema, instances and scans" grep -q "^process instances" "$tmp/stats"
-cli stats --format json | python3 -c 'import json,sys; s=json.load(sys.stdin); assert s["schema_version"]==4 and s["scans"]==3' 
+cli stats --format json | python3 -c 'import json,sys; s=json.load(sys.stdin); assert s["schema_version"]==5 and s["scans"]==3' 
 check "stats json" test $? = 0
 
 # 3. Twenty scans of a quiet host grow the store by kilobytes.
@@ -245,7 +245,9 @@ else
 	n=$(sqlite3 -readonly "$rdb" "SELECT count(*) FROM scans WHERE status='ok'" 2>&1)
 	check "the ok scans are still there ($n)" test "$n" -ge 2
 	"$bin/daemoneye-agent" --once --set app.state_dir="$tmp/ro/state" >/dev/null 2>"$tmp/e"
-	check "writable again: the agent carries on with the same store" test $? = 0
+	rc=$?
+	check "writable again: the agent carries on with the same store (rc=$rc)" test $rc = 0
+	[ "$rc" = 0 ] || sed 's/^/#   /' "$tmp/e"
 fi
 
 echo "integration_store: $fails failed"

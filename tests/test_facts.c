@@ -163,7 +163,8 @@ static void test_each_fact(void **state)
 		json_t *ja = de_process_record_platform_json(&a);
 		json_t *jb = de_process_record_platform_json(&b);
 		assert_non_null(json_object_get(ja, in->name));
-		assert_false(json_equal(json_object_get(ja, in->name), json_object_get(jb, in->name)));
+		assert_false(
+			json_equal(json_object_get(ja, in->name), json_object_get(jb, in->name)));
 		assert_int_equal(json_object_size(ja), DE_FACT_COUNT_MAX);
 		char *want = json_dumps(jb, JSON_COMPACT);
 		assert_int_equal(de_linux_facts_json(&b, text, sizeof(text)), (long)strlen(want));

@@ -62,7 +62,7 @@
 	X(threads, NN64, always, VOLATILE, 13, "number of threads")                                \
 	X(pgrp, I64, always, IDENTITY, 14, "process group id")                                     \
 	X(session, I64, always, IDENTITY, 15, "session id")                                        \
-	X(tty_nr, I64, always, IDENTITY, 16, "controlling terminal (device number, 0: none)")       \
+	X(tty_nr, I64, always, IDENTITY, 16, "controlling terminal (device number, 0: none)")      \
 	X(nice, SI64, always, VOLATILE, 17, "nice value")                                          \
 	X(kernel_thread, BOOL, always, IDENTITY, 18, "a kernel thread (PF_KTHREAD)")               \
 	X(utime_ticks, NN64, always, VOLATILE, 19, "user CPU time in clock ticks")                 \
@@ -92,7 +92,9 @@
 
 struct de_linux_facts {
 	bool present; /* the record carries collector facts (else all below is unset) */
-#define DE_FACT_GROUP_FLAG_(g, parent, doc, part) bool has_##g; /* the facts of group g are known */
+#define DE_FACT_GROUP_FLAG_(g, parent, doc, part)                                                  \
+	bool has_##g; /* the facts of group g are known                                            \
+		       */
 	DE_LINUX_FACT_GROUPS(DE_FACT_GROUP_FLAG_)
 #undef DE_FACT_GROUP_FLAG_
 #define DE_FACT_FIELD_(name, type, group, kind, no, doc) DE_FACT_CTYPE_##type name;
@@ -152,17 +154,17 @@ int de_fact_raw_of(const char *key, size_t n);
 enum de_fact_kind { DE_FACT_INT, DE_FACT_BOOL, DE_FACT_TEXT };
 
 struct de_fact {
-	const char *key;	 /* the JSON member name */
-	size_t key_len;		 /* its length */
-	enum de_fact_index idx;	 /* which fact */
-	enum de_fact_kind kind;	 /* how its value is held */
-	bool is_volatile;	 /* from the list */
-	int64_t i;		 /* DE_FACT_INT */
-	bool b;			 /* DE_FACT_BOOL */
-	const char *s;		 /* DE_FACT_TEXT: bytes, not always UTF-8 (borrowed) */
-	size_t n;		 /* their length */
-	bool raw;		 /* DE_FACT_TEXT: not valid UTF-8 goes escaped plus
-				    "<key>_raw" (base64); else escaped alone */
+	const char *key;	/* the JSON member name */
+	size_t key_len;		/* its length */
+	enum de_fact_index idx; /* which fact */
+	enum de_fact_kind kind; /* how its value is held */
+	bool is_volatile;	/* from the list */
+	int64_t i;		/* DE_FACT_INT */
+	bool b;			/* DE_FACT_BOOL */
+	const char *s;		/* DE_FACT_TEXT: bytes, not always UTF-8 (borrowed) */
+	size_t n;		/* their length */
+	bool raw;		/* DE_FACT_TEXT: not valid UTF-8 goes escaped plus
+				   "<key>_raw" (base64); else escaped alone */
 };
 
 /*
@@ -222,7 +224,7 @@ de_linux_facts_each_inline(const struct de_linux_facts *f,
 	struct de_fact m;
 	int rc;
 
-#define DE_FACT_VISIT_(name, type, group, kind, no, doc)                                          \
+#define DE_FACT_VISIT_(name, type, group, kind, no, doc)                                           \
 	if (DE_FACT_IN_##group(f) && DE_FACT_HAS_##type(f->name)) {                                \
 		m = (struct de_fact){.key = #name,                                                 \
 				     .key_len = sizeof(#name) - 1,                                 \

@@ -3,7 +3,9 @@
  * snapshot, the history of process instances, sampled resource use, the
  * scans, the alerts and their delivery records.  The seed's EventStore.
  *
- * Relations (schema version 4; see store.c for the full DDL):
+ * Relations (schema version 4; src/lib/store_schema.c holds the migrations
+ * and a description of every column, which `daemoneye-cli rules schema`
+ * prints for the tables rules may read):
  *
  *   processes          the current snapshot, one row per live process, with
  *                      every ProcessRecord column (command_line as one text
@@ -74,11 +76,22 @@ struct de_store_config {
 	bool read_only;		    /* open for reading only (the CLI): no lock, no writes */
 	uint64_t sample_interval_s; /* cpu/memory into history at most this often (0: 300) */
 	int busy_timeout_ms;	    /* wait for a lock this long (0: 5000) */
+	/*
+	 * The free-disk watermark (0: none): below it de_store_prune prunes the
+	 * oldest history until the file system has this much free again, and
+	 * when no history is left to prune the store stops writing history
+	 * (exited instances, identity changes, samples) until free space is
+	 * back above 1.5 times it.  The snapshot, scans and alerts are always
+	 * written.
+	 */
+	uint64_t min_free_bytes;
+	/* Free bytes for unprivileged users where path is (NULL: statvfs; tests inject theirs). */
+	uint64_t (*free_bytes)(const char *path);
 };
 
 struct de_store;
 
-#define DE_STORE_SCHEMA_VERSION 4
+#define DE_STORE_SCHEMA_VERSION 5
 
 /*
  * Open (and, unless read_only, lock, create and migrate) the store.  A file
@@ -117,31 +130,19 @@ struct de_store_diff {
 
 /*
  * Bring the snapshot to recs (a full scan: every live process once; a pid
- * twice is a ValidationError) in one transaction: insert new instances,
- * rewrite only the rows that changed, mark the missing ones exited, sample
- * cpu/memory when the sample interval has passed.  The batch's time is the
- * largest collection_time in recs.  On any failure (disk full, read-only
- * file system) the transaction is rolled back, the store is as before, and
- * the next call starts afresh.  de_store_last_diff() says what it wrote.
+ * twice is a ValidationError) in one transaction, under scan_id (a scan
+ * begun with de_store_scan_begin; the records' own scan_id is not read):
+ * insert new instances, rewrite only the rows that changed, mark the
+ * missing ones exited, sample cpu/memory when the sample interval has
+ * passed.  The batch's time is the largest collection_time in recs.  On
+ * any failure (disk full, read-only file system) the transaction is rolled
+ * back, the store is as before, and the next call starts afresh.
+ * de_store_last_diff() says what it wrote.
  */
-int de_store_processes(struct de_store *s, const struct de_process_record *recs, size_t n,
-		       struct de_error *err);
+int de_store_processes(struct de_store *s, int64_t scan_id, const struct de_process_record *recs,
+		       size_t n, struct de_error *err);
 /* What the last successful de_store_processes() or de_store_apply_events() wrote. */
 struct de_store_diff de_store_last_diff(const struct de_store *s);
-
-/* A real-time process event from procmond, for de_store_apply_events(). */
-enum de_store_event_kind { DE_STORE_EVENT_EXEC = 1, DE_STORE_EVENT_EXIT };
-
-struct de_store_event {
-	enum de_store_event_kind kind;
-	uint32_t pid;
-	int64_t time_ms; /* when procmond saw it */
-	/* exec: the process as read at once; NULL if it was already gone
-	   (borrowed: the store keeps no pointer into it after the call) */
-	const struct de_process_record *record;
-	bool has_exit_code; /* exit: the exit code, when known (not stored) */
-	int32_t exit_code;
-};
 
 /*
  * Apply real-time events, in order, in one transaction, under scan_id (a scan
@@ -170,12 +171,14 @@ struct de_store_event {
  * scan_id: the events keep the snapshot current.  The scan's new, changed
  * and exited counts add up over the batches applied under it.
  */
-int de_store_apply_events(struct de_store *s, int64_t scan_id, const struct de_store_event *ev,
+int de_store_apply_events(struct de_store *s, int64_t scan_id, const struct de_process_event *ev,
 			  size_t n, struct de_error *err);
 
 /* Insert an alert (with its `incomplete` flag). */
 int de_store_alert(struct de_store *s, const struct de_alert *a, struct de_error *err);
 
+/* FAILED is recorded as 'dead' (the dead-letter state, outbox.h). */
+/* FAILED is recorded as 'dead' (the dead-letter state, outbox.h). */
 enum de_delivery_status { DE_DELIVERY_PENDING = 0, DE_DELIVERY_DELIVERED, DE_DELIVERY_FAILED };
 
 /*
@@ -255,6 +258,9 @@ struct de_prune_stats {
 	bool more;	     /* stopped at the batch budget; call again */
 	bool over_cap;	     /* still above max_size_mb with nothing left to prune */
 	uint64_t used_bytes; /* pages in use after pruning */
+	uint64_t free_bytes; /* free space where the store is, after pruning */
+	bool low_disk;	     /* below the free-disk watermark (history was pruned for it) */
+	bool history_off;    /* and history is no longer written (see min_free_bytes) */
 };
 
 /*
@@ -263,6 +269,10 @@ struct de_prune_stats {
  * their samples and changes, then samples, changes, finished scans and fully
  * delivered alerts.  Never the current snapshot, the instances in it, an
  * undelivered alert, or anything outside this file (the audit ledger).
+ * Below the free-disk watermark (de_store_config.min_free_bytes) it prunes
+ * the oldest process history (instances, samples, changes, scans; not
+ * alerts) until the free space is back, and stops writing history when
+ * there is none left to prune (de_prune_stats says so).
  * Works in short transactions of `batch` rows (0: 500), at most
  * `max_batches` (0: 20) per call, so a scan is never held up for long.
  * Then checkpoints the write-ahead log (PASSIVE, never waiting for
@@ -270,6 +280,9 @@ struct de_prune_stats {
  */
 int de_store_prune(struct de_store *s, int64_t now_ms, uint64_t retention_days, size_t batch,
 		   size_t max_batches, struct de_prune_stats *st, struct de_error *err);
+
+/* New max_size_mb and min_free_bytes (a reload); de_store_prune applies them. */
+void de_store_set_limits(struct de_store *s, uint64_t max_size_mb, uint64_t min_free_bytes);
 
 /* ---- statistics --------------------------------------------------------- */
 

@@ -13,6 +13,8 @@
 #include <stdint.h>
 
 #include "daemoneye/alert.h"
+#include "daemoneye/alertmgr.h"
+#include "daemoneye/audit.h"
 #include "daemoneye/config.h"
 #include "daemoneye/ctl.h"
 #include "daemoneye/detect.h"
@@ -50,8 +52,9 @@ struct agent_metrics {
 		*hash_misses, *hashed_bytes, *rule_seconds, *rule_matches, *rule_errors,
 		*rules_loaded, *rules_disabled, *alerts, *alerts_suppressed, *alerts_folded,
 		*deliveries, *queue_depth, *dead_letters, *circuit, *store_bytes, *store_free,
-		*store_write_seconds, *audit_entries, *audit_checkpoint, *restarts, *cpu, *rss,
-		*build, *reload_ok, *reload_time, *scan_time, *up;
+		*store_min_free, *store_history, *store_write_seconds, *audit_entries,
+		*audit_checkpoint, *restarts, *cpu, *rss, *build, *reload_ok, *reload_time,
+		*scan_time, *up;
 	char *textfile; /* metrics.textfile resolved; NULL: none */
 	char *listen;	/* metrics.listen; NULL: no listener */
 	struct de_metrics_server *http;
@@ -67,12 +70,16 @@ struct agent {
 	struct de_store *store;
 	struct procmond_chan pm;
 	struct agent_detection det;
-	bool stdout_enabled;
-	enum de_alert_format alert_format;
-	bool color;
+	struct de_alertmgr *alerts; /* alerts -> outbox -> sinks (over det.rules) */
+	struct de_audit *audit;	    /* the audit ledger; NULL when not enabled */
+	struct de_audit_settings audit_set;
+	struct de_checkpoint_signer signer; /* the parent, over the control channel */
 	uint64_t scan_interval_ms;
 	uint64_t retention_days;      /* database.retention_days */
 	bool warned_over_cap;	      /* said once that the snapshot alone exceeds max_size_mb */
+	uint64_t min_free_bytes;      /* database.min_free_disk_mb, in bytes (0: none) */
+	bool low_disk;		      /* the last prune found free space below it */
+	bool history_off;	      /* and the store no longer writes history */
 	uint64_t rule_budget_ms;      /* detection.rule_budget_ms (0: none) */
 	uint64_t rule_strikes;	      /* detection.rule_budget_strikes */
 	unsigned *strikes;	      /* per rule of det.rules: full runs over budget in a row */
@@ -106,8 +113,14 @@ struct agent {
 
 /* ---- main.c ---------------------------------------------------------------------- */
 
-/* Store each alert, write it to the sinks and record each delivery. */
-void agent_deliver(struct agent *ag, const struct de_alert_list *alerts);
+/*
+ * Hand a rule run's alerts to the alert manager (which takes them out of
+ * the list): full for a run of every rule over the snapshot (results in
+ * det.results), false for the exec path's single-process runs and the
+ * watchdog's own alerts.  Failures are logged; detection never waits on a
+ * sink.
+ */
+void agent_alerts(struct agent *ag, struct de_alert_list *alerts, bool full);
 
 /*
  * Build detection from cfg: validator, the rule set (with --rules files and
@@ -117,8 +130,14 @@ void agent_deliver(struct agent *ag, const struct de_alert_list *alerts);
 int agent_detection_load(struct agent *ag, const struct de_config *cfg, struct agent_detection *det,
 			 struct de_error *err);
 void agent_detection_clear(struct agent_detection *det);
-/* Put det in use (moved in), freeing the one before. */
-void agent_detection_swap(struct agent *ag, struct agent_detection *det);
+/*
+ * Put det (moved in) and the alerting configuration acfg (taken) in use:
+ * the alert manager is opened again over det's rules.  When the new
+ * manager cannot open (a sink), everything stays as it was: the old
+ * detection, and a manager on the old configuration.  0 or the error.
+ */
+int agent_detection_swap(struct agent *ag, struct agent_detection *det,
+			 struct de_alertmgr_config *acfg, struct de_error *err);
 
 /*
  * After rules ran (a full cycle, or one process when !full): each rule whose
@@ -167,6 +186,16 @@ int agent_ctl_public_key(struct agent *ag, uint8_t pub[DE_CTL_PUBKEY_LEN], struc
 int agent_ctl_sign(struct agent *ag, const void *body, size_t len, uint8_t sig[DE_CTL_SIG_LEN],
 		   struct de_error *err);
 
+/* ---- ledger.c ------------------------------------------------------------------------------ */
+
+/* Open the audit ledger (audit.enabled), signing through the parent (audit.enable_signatures). */
+int agent_ledger_open(struct agent *ag, struct de_error *err);
+/* Queue one entry (actor "agent"); payload is JSON text.  Failures are logged. */
+void agent_ledger_record(struct agent *ag, const char *action, const char *payload);
+/* Commit what is queued; a checkpoint when one is due.  Each cycle. */
+void agent_ledger_flush(struct agent *ag);
+void agent_ledger_close(struct agent *ag);
+
 /* ---- telemetry.c ----------------------------------------------------------------------- */
 
 int telemetry_open(struct agent *ag, struct de_error *err);
@@ -177,7 +206,8 @@ void telemetry_scan(struct agent *ag, bool ok, double seconds, size_t processes,
 		    const struct de_collect_stats *st);
 void telemetry_rules(struct agent *ag, const struct de_rule_result *results, size_t n, bool full);
 void telemetry_alerts(struct agent *ag, const struct de_alert_list *alerts);
-void telemetry_delivery(struct agent *ag, const char *sink, bool ok);
+/* What the alert manager did with a run's alerts (suppressed, folded). */
+void telemetry_alert_counts(struct agent *ag, const struct de_alertmgr_counts *c);
 void telemetry_store_write(struct agent *ag, double seconds);
 /* Refresh the gauges and write metrics and health (at most once a second unless force). */
 void telemetry_publish(struct agent *ag, bool force);

@@ -39,33 +39,20 @@
 static int apply_events(struct agent *ag, struct de_process_event *ev, size_t n,
 			struct de_error *err)
 {
-	struct de_store_event *sev = calloc(n, sizeof(*sev));
 	struct de_alert_list alerts = {0};
 	size_t execs = 0;
 	int64_t scan_id;
 	int rc;
 
-	if (!sev)
-		return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
-	for (size_t i = 0; i < n; i++) {
-		sev[i] = (struct de_store_event){
-			.kind = ev[i].kind == DE_PROCESS_EXEC ? DE_STORE_EVENT_EXEC
-							      : DE_STORE_EVENT_EXIT,
-			.pid = ev[i].pid,
-			.time_ms = ev[i].time_ms,
-			.record = ev[i].has_record ? &ev[i].record : NULL,
-			.has_exit_code = ev[i].has_exit_code,
-			.exit_code = ev[i].exit_code,
-		};
+	for (size_t i = 0; i < n; i++)
 		execs += ev[i].has_record;
-	}
 	int64_t w0 = de_mono_us();
 	if ((rc = de_store_scan_begin(ag->store, de_now_ms(), "event", &scan_id, err)) < 0)
 		goto out;
 	for (size_t i = 0; i < n; i++)
 		if (ev[i].has_record)
 			ev[i].record.scan_id = scan_id;
-	if ((rc = de_store_apply_events(ag->store, scan_id, sev, n, err)) < 0 ||
+	if ((rc = de_store_apply_events(ag->store, scan_id, ev, n, err)) < 0 ||
 	    (rc = de_store_scan_end(ag->store, scan_id, de_now_ms(), execs, err)) < 0) {
 		de_store_scan_fail(ag->store, scan_id, de_now_ms(), err->message, NULL);
 		goto out;
@@ -86,14 +73,14 @@ static int apply_events(struct agent *ag, struct de_process_event *ev, size_t n,
 		if (de_mono_ms() >= ag->next_heartbeat)
 			agent_ctl_heartbeat(ag);
 	}
-	agent_deliver(ag, &alerts);
+	size_t raised = alerts.len;
+	agent_alerts(ag, &alerts, false);
 	de_log_debug("event scan %lld: %zu events, %zu execs read, %zu alerts", (long long)scan_id,
-		     n, execs, alerts.len);
+		     n, execs, raised);
 out:
 	if (rc < 0)
 		de_error_prefix(err, "applying process events: ");
 	de_alert_list_clear(&alerts);
-	free(sev);
 	return rc;
 }
 

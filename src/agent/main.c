@@ -135,31 +135,25 @@ out:
 
 int agent_settings_apply(struct agent *ag, const struct de_config *cfg, struct de_error *err)
 {
-	const char *fmt, *s;
-	uint64_t timeout;
-	bool enabled;
+	const char *s;
+	uint64_t timeout, max_mb, free_mb;
 	int rc;
 
-	if ((rc = de_config_get_bool(cfg, "alerting.stdout.enabled", &enabled, err)) < 0 ||
-	    (rc = de_config_get_str(cfg, "alerting.stdout.format", &fmt, err)) < 0 ||
-	    (rc = de_config_get_u64(cfg, "database.retention_days", &ag->retention_days, err)) <
+	if ((rc = de_config_get_u64(cfg, "database.retention_days", &ag->retention_days, err)) <
 		    0 ||
 	    (rc = de_config_get_u64(cfg, "app.scan_interval_ms", &ag->scan_interval_ms, err)) < 0 ||
 	    (rc = de_config_get_u64(cfg, "app.scan_timeout_ms", &timeout, err)) < 0 ||
 	    (rc = de_config_get_u64(cfg, "detection.rule_budget_ms", &ag->rule_budget_ms, err)) <
 		    0 ||
 	    (rc = de_config_get_u64(cfg, "detection.rule_budget_strikes", &ag->rule_strikes, err)) <
-		    0)
+		    0 ||
+	    (rc = de_config_get_u64(cfg, "database.max_size_mb", &max_mb, err)) < 0 ||
+	    (rc = de_config_get_u64(cfg, "database.min_free_disk_mb", &free_mb, err)) < 0)
 		return rc;
-	ag->stdout_enabled = enabled;
 	ag->pm.timeout_ms = timeout;
-	if (strcmp(fmt, "json") == 0)
-		ag->alert_format = DE_ALERT_JSON;
-	else if (strcmp(fmt, "text") == 0)
-		ag->alert_format = DE_ALERT_TEXT;
-	else
-		ag->alert_format = isatty(STDOUT_FILENO) ? DE_ALERT_TEXT : DE_ALERT_JSON;
-	ag->color = ag->alert_format == DE_ALERT_TEXT && de_use_color(stdout);
+	ag->min_free_bytes = free_mb * 1024 * 1024;
+	if (ag->store)
+		de_store_set_limits(ag->store, max_mb, ag->min_free_bytes);
 	if (de_config_get_str(cfg, "logging.level", &s, NULL) == 0)
 		de_log_set_level((enum de_log_level)de_log_level_parse(s));
 	if (de_config_get_str(cfg, "logging.format", &s, NULL) == 0)
@@ -175,16 +169,35 @@ static int reset_strikes(struct agent *ag)
 	return ag->strikes ? 0 : -ENOMEM;
 }
 
-void agent_detection_swap(struct agent *ag, struct agent_detection *det)
+int agent_detection_swap(struct agent *ag, struct agent_detection *det,
+			 struct de_alertmgr_config *acfg, struct de_error *err)
 {
+	struct agent_detection old = ag->det;
+	struct de_alertmgr_config *back = NULL;
+	int rc;
+
+	/* the manager compiled the old rules' exceptions: it goes with them */
 	interrupt_db = NULL;
-	agent_detection_clear(&ag->det);
+	de_alertmgr_close(ag->alerts);
+	ag->alerts = NULL;
 	ag->det = *det;
+	if ((rc = de_alertmgr_open(acfg, ag->store, &ag->det.rules, &ag->alerts, err)) < 0) {
+		/* back to what ran: the old rules, a manager on the old configuration */
+		struct de_error e2 = {0};
+		ag->det = old;
+		if (de_alertmgr_config_load(ag->cfg, &back, &e2) < 0 ||
+		    de_alertmgr_open(back, ag->store, &ag->det.rules, &ag->alerts, &e2) < 0)
+			de_log_errorx("alerting is off until the next reload: %s", e2.message);
+		interrupt_db = de_engine_db(ag->det.engine);
+		return rc;
+	}
+	agent_detection_clear(&old);
 	memset(det, 0, sizeof(*det));
 	interrupt_db = de_engine_db(ag->det.engine);
 	ag->rules_state_mtime = ag->det.state_mtime;
 	if (reset_strikes(ag) < 0)
 		de_log_warnx("out of memory: the rule watchdog is off until the next reload");
+	return 0;
 }
 
 static int setup(struct agent *ag, struct de_error *err)
@@ -221,7 +234,13 @@ static int setup(struct agent *ag, struct de_error *err)
 	interrupt_db = de_engine_db(ag->det.engine);
 	ag->rules_state_mtime = ag->det.state_mtime;
 	de_log_info("%zu detection rules loaded", ag->det.rules.len);
-	if ((rc = agent_settings_apply(ag, ag->cfg, err)) < 0 || (rc = telemetry_open(ag, err)) < 0)
+	/* the sinks and exceptions (a bad one stops the worker here: 78), opened as our user */
+	struct de_alertmgr_config *acfg = NULL;
+	if ((rc = de_alertmgr_config_load(ag->cfg, &acfg, err)) < 0 ||
+	    (rc = de_alertmgr_open(acfg, ag->store, &ag->det.rules, &ag->alerts, err)) < 0)
+		return rc;
+	if ((rc = agent_settings_apply(ag, ag->cfg, err)) < 0 ||
+	    (rc = telemetry_open(ag, err)) < 0 || (rc = agent_ledger_open(ag, err)) < 0)
 		return rc;
 	if (reset_strikes(ag) < 0)
 		return de_error_set(err, DE_ERR_DETECTION, ENOMEM, "out of memory");
@@ -230,67 +249,132 @@ static int setup(struct agent *ag, struct de_error *err)
 
 /* ---- delivering alerts --------------------------------------------------------------- */
 
-void agent_deliver(struct agent *ag, const struct de_alert_list *alerts)
+void agent_alerts(struct agent *ag, struct de_alert_list *alerts, bool full)
 {
-	for (size_t i = 0; i < alerts->len; i++) {
-		struct de_error aerr = {0};
-		char id[DE_UUID_STR_LEN + 1];
-		bool stored = de_store_alert(ag->store, &alerts->items[i], &aerr) == 0;
-		if (!stored)
-			de_log_err(&aerr);
-		if (!ag->stdout_enabled)
-			continue;
-		bool sent = de_alert_write(stdout, &alerts->items[i], ag->alert_format,
-					   ag->color) == 0 &&
-			    fflush(stdout) == 0;
-		if (!sent)
-			de_log_warn("cannot write alert to standard output");
-		telemetry_delivery(ag, "stdout", sent);
-		de_uuid_format(&alerts->items[i].id, id);
-		if (stored &&
-		    de_store_alert_delivery(ag->store, id, "stdout",
-					    sent ? DE_DELIVERY_DELIVERED : DE_DELIVERY_FAILED,
-					    de_now_ms(), sent ? NULL : "write failed", &aerr) < 0)
-			de_log_err(&aerr);
-	}
+	struct de_alertmgr_counts c = {0};
+	struct de_error err = {0};
+	size_t n = alerts->len;
+
+	if (!n && !full)
+		return;
 	telemetry_alerts(ag, alerts);
+	if (de_alertmgr_submit(ag->alerts, alerts, full, ag->det.results, ag->det.rules.len, &c,
+			       &err) < 0) {
+		/* nothing was recorded: the next run raises them again */
+		de_log_err(&err);
+		de_alert_list_clear(alerts);
+		return;
+	}
+	telemetry_alert_counts(ag, &c);
+	if (n || c.resolved || c.summaries)
+		de_log_debug("alerts: %zu from the rules, %zu raised, %zu repeats, %zu suppressed, "
+			     "%zu folded, %zu resolved, %zu summaries, %zu deliveries queued",
+			     n, c.raised, c.repeats, c.suppressed, c.folded, c.resolved,
+			     c.summaries, c.deliveries);
+	if (de_alertmgr_poll(ag->alerts, &err) < 0)
+		de_log_err(&err);
 }
 
 /* ---- the rule watchdog ------------------------------------------------------------------ */
 
-/* An alert saying the watchdog disabled a rule (severity medium). */
-static void alert_rule_disabled(struct agent *ag, const struct de_rule *r, int64_t last_us)
+/*
+ * An alert about the service itself (rule_id "daemoneye-<what>"), raised
+ * like a rule's.  Takes description and data (either may be NULL: nothing
+ * is raised).
+ */
+static void self_alert(struct agent *ag, const char *what, enum de_severity sev, const char *title,
+		       char *description, const char *key, json_t *data)
 {
 	struct de_alert_list l = {0};
 	struct de_alert *a;
 
-	if (!(l.items = calloc(1, sizeof(*l.items))))
+	if (!(l.items = calloc(1, sizeof(*l.items)))) {
+		free(description);
+		json_decref(data);
 		return;
+	}
 	l.len = l.cap = 1;
 	a = &l.items[0];
+	a->description = description;
+	a->alert_data = data;
 	if (de_uuid_v4(&a->id) < 0)
 		goto out;
 	a->alert_time = de_now_ms();
-	a->severity = DE_SEV_MEDIUM;
-	a->rule_id = strdup("daemoneye-rule-watchdog");
-	a->title = strdup("Detection rule disabled: it keeps exceeding its time budget");
-	if (asprintf(&a->description,
+	a->severity = sev;
+	if (asprintf(&a->rule_id, "daemoneye-%s", what) < 0)
+		a->rule_id = NULL;
+	a->title = strdup(title);
+	if (asprintf(&a->dedupe_key, "daemoneye-%s:%s", what, key) < 0)
+		a->dedupe_key = NULL;
+	if (a->rule_id && a->title && a->description && a->dedupe_key && a->alert_data)
+		agent_alerts(ag, &l, false);
+out:
+	de_alert_list_clear(&l);
+}
+
+/* An alert saying the watchdog disabled a rule (severity medium). */
+static void alert_rule_disabled(struct agent *ag, const struct de_rule *r, int64_t last_us)
+{
+	char *d = NULL;
+
+	if (asprintf(&d,
 		     "Rule %s ran longer than detection.rule_budget_ms (%llu ms) %llu times in a "
 		     "row (last run %lld ms) and is disabled until `daemoneye-cli rules enable "
 		     "%s`.",
 		     r->id, (unsigned long long)ag->rule_budget_ms,
 		     (unsigned long long)ag->rule_strikes, (long long)(last_us / 1000), r->id) < 0)
-		a->description = NULL;
-	if (asprintf(&a->dedupe_key, "daemoneye-rule-watchdog:%s", r->id) < 0)
-		a->dedupe_key = NULL;
-	a->alert_data =
-		json_pack("{s:s, s:I, s:I, s:I}", "rule_id", r->id, "budget_ms",
-			  (json_int_t)ag->rule_budget_ms, "last_run_ms",
-			  (json_int_t)(last_us / 1000), "strikes", (json_int_t)ag->rule_strikes);
-	if (a->rule_id && a->title && a->description && a->dedupe_key && a->alert_data)
-		agent_deliver(ag, &l);
-out:
-	de_alert_list_clear(&l);
+		d = NULL;
+	self_alert(ag, "rule-watchdog", DE_SEV_MEDIUM,
+		   "Detection rule disabled: it keeps exceeding its time budget", d, r->id,
+		   json_pack("{s:s, s:I, s:I, s:I}", "rule_id", r->id, "budget_ms",
+			     (json_int_t)ag->rule_budget_ms, "last_run_ms",
+			     (json_int_t)(last_us / 1000), "strikes",
+			     (json_int_t)ag->rule_strikes));
+}
+
+/*
+ * The store's free-disk watermark: say it (log and one alert, severity
+ * high) when the store starts pruning for space or stops writing history,
+ * and say when it is back.  Health shows it from ag->low_disk/history_off.
+ */
+static void store_disk_state(struct agent *ag, const struct de_prune_stats *ps)
+{
+	char *d = NULL;
+	bool was_low = ag->low_disk, was_off = ag->history_off;
+
+	ag->low_disk = ps->low_disk;
+	ag->history_off = ps->history_off;
+	if ((ps->low_disk && !was_low) || (ps->history_off && !was_off)) {
+		de_log_warnx(
+			"event store: %.1f MiB free, below database.min_free_disk_mb (%llu): %s",
+			(double)ps->free_bytes / 1048576.0,
+			(unsigned long long)(ag->min_free_bytes / 1048576),
+			ps->history_off ? "no history left to prune, history is no longer "
+					  "written (the snapshot and alerts still are)"
+					: "pruning the oldest history");
+		if (asprintf(&d,
+			     "The file system of the event store %s has %.1f MiB free, below "
+			     "database.min_free_disk_mb (%llu MiB). %s",
+			     ag->store_path, (double)ps->free_bytes / 1048576.0,
+			     (unsigned long long)(ag->min_free_bytes / 1048576),
+			     ps->history_off
+				     ? "No history is left to prune: process history is no longer "
+				       "written until free space is back above 1.5 times the "
+				       "watermark; the snapshot and alerts still are."
+				     : "The oldest history is being pruned whatever its age.") < 0)
+			d = NULL;
+		self_alert(ag, "store-disk", DE_SEV_HIGH,
+			   ps->history_off ? "Event store out of disk: history is no longer written"
+					   : "Event store low on disk: pruning history",
+			   d, ps->history_off ? "history_off" : "low_disk",
+			   json_pack("{s:s, s:I, s:I, s:b}", "path", ag->store_path, "free_bytes",
+				     (json_int_t)ps->free_bytes, "min_free_bytes",
+				     (json_int_t)ag->min_free_bytes, "history_off",
+				     ps->history_off));
+	} else if (!ps->low_disk && !ps->history_off && (was_low || was_off)) {
+		de_log_info("event store: %.1f MiB free again, history is written",
+			    (double)ps->free_bytes / 1048576.0);
+	}
 }
 
 /* Where the watchdog keeps the rules it disabled (shown in health until re-enabled). */
@@ -497,7 +581,8 @@ static int cycle(struct agent *ag, struct de_error *err)
 	else
 		rc = agent_procmond_scan(&ag->pm, scan_id, &procs, &stats, err);
 	w0 = de_mono_us();
-	if (rc < 0 || (rc = de_store_processes(ag->store, procs.items, procs.len, err)) < 0 ||
+	if (rc < 0 ||
+	    (rc = de_store_processes(ag->store, scan_id, procs.items, procs.len, err)) < 0 ||
 	    (rc = de_store_scan_end(ag->store, scan_id, de_now_ms(), procs.len, err)) < 0) {
 		de_store_scan_fail(ag->store, scan_id, de_now_ms(), err->message, NULL);
 		scan_failed(ag, err);
@@ -515,8 +600,10 @@ static int cycle(struct agent *ag, struct de_error *err)
 	/* every enabled rule with its own timeout; one failing never stops the others */
 	rules_state_watch(ag);
 	run_rules(ag, scan_id, &alerts);
-	agent_deliver(ag, &alerts);
+	size_t nalerts = alerts.len;
+	agent_alerts(ag, &alerts, true);
 	agent_rule_watchdog(ag, true);
+	agent_ledger_flush(ag);
 	/* retention: a few short transactions between scans, never inside one */
 	struct de_prune_stats ps;
 	struct de_error perr = {0};
@@ -531,9 +618,9 @@ static int cycle(struct agent *ag, struct de_error *err)
 				     "with no history left to prune",
 				     (unsigned long long)ps.used_bytes);
 		ag->warned_over_cap = ps.over_cap;
+		store_disk_state(ag, &ps);
 	}
-	de_log_info("scan %lld: %zu processes, %zu alerts", (long long)scan_id, procs.len,
-		    alerts.len);
+	de_log_info("scan %lld: %zu processes, %zu alerts", (long long)scan_id, procs.len, nalerts);
 out:
 	ag->last_scan_ok = rc == 0;
 	ag->last_scan_ms = de_now_ms();
@@ -585,12 +672,18 @@ static int worker_loop(struct agent *ag)
 			continue;
 		}
 		agent_execpath_run(ag); /* those that came during the scan, or were retried */
+		struct de_error perr = {0};
+		if (de_alertmgr_poll(ag->alerts, &perr) < 0) /* the sinks' outcomes, due retries */
+			de_log_err(&perr);
 		if (now >= ag->next_heartbeat)
 			agent_ctl_heartbeat(ag);
 		telemetry_publish(ag, false);
 		int64_t until = due ? now + 100 : next_scan;
 		if (until > ag->next_heartbeat)
 			until = ag->next_heartbeat;
+		if (until > now + 1000)
+			until = now +
+				1000; /* the sinks' outcomes are recorded at least each second */
 		if (ag->pm.nqueue && ag->events_failing_since && until > ag->events_next_try)
 			until = ag->events_next_try; /* a refused batch is tried again */
 		else if (ag->pm.nqueue && !ag->events_failing_since)
@@ -643,20 +736,46 @@ int worker_main(const struct agent_opts *o)
 	}
 	slow_load(&ag);
 	agent_ctl_ready(&ag);
+	{
+		/* after READY: the parent signs for RUNNING workers only */
+		char payload[128];
+		snprintf(payload, sizeof(payload), "{\"version\":\"%s\",\"pid\":%d,\"uid\":%u}",
+			 DE_VERSION, (int)getpid(), (unsigned)geteuid());
+		agent_ledger_record(&ag, "start", payload);
+		agent_ledger_flush(&ag);
+	}
 	status = worker_loop(&ag);
-	if (!o->once) {
-		/* persist what the events said before closing the store */
-		alarm(0);
-		if (agent_execpath_run(&ag))
-			de_log_warnx("%zu process events could not be stored", ag.pm.nqueue);
+	if (o->once) {
+		/* every alert of this run delivered or dead-lettered, on every sink */
+		if (de_alertmgr_drain(ag.alerts, (const volatile int *)&agent_stop, &err) < 0)
+			de_log_err(&err);
+	} else {
+		/* stopping: persist what the events said, and give the sinks what is
+		   left of the drain second (SIGALRM ends it); the rest stays pending
+		   in the store for the next run */
+		while (ag.pm.nqueue && !drain_over && !ag.events_failing_since)
+			agent_execpath_run(&ag);
+		if (ag.pm.nqueue)
+			de_log_warnx("%zu process events not stored: the next full scan reconciles",
+				     ag.pm.nqueue);
+		de_error_clear(&err);
+		if (de_alertmgr_drain(ag.alerts, (const volatile int *)&drain_over, &err) < 0)
+			de_log_err(&err);
 	}
 done:
 	interrupt_db = NULL;
 	ag.final_publish = true;
 	telemetry_publish(&ag, true);
 	telemetry_close(&ag);
-	agent_procmond_close(&ag.pm);
+	/* procmond's channel closes when we exit, not before: procmond leaving
+	   while we still run would read to the parent as a crash */
+	de_ipc_reader_free(ag.pm.rd);
+	ag.pm.rd = NULL;
 	agent_events_free(&ag.pm);
+	de_alertmgr_close(ag.alerts); /* before the store: it records into it */
+	if (ag.audit && status == 0)
+		agent_ledger_record(&ag, "stop", ag.opts->once ? "{\"once\":true}" : "{}");
+	agent_ledger_close(&ag); /* a last checkpoint may be signed: the parent waits for us */
 	de_store_close(ag.store);
 	agent_detection_clear(&ag.det);
 	slow_clear(&ag);
@@ -672,6 +791,28 @@ done:
 /* ---- the command line --------------------------------------------------------------------- */
 
 /*
+ * daemoneye-agent --check-config: what the worker alone reads, the alerting
+ * section (sinks, exceptions), from the files themselves.  The parent has
+ * checked the rest and prints the verdict.
+ */
+static int check_config(const struct agent_opts *o)
+{
+	struct de_config *cfg = NULL;
+	struct de_alertmgr_config *acfg = NULL;
+	struct de_error err = {0};
+	int status = 0;
+
+	if (de_config_load(&o->src, &cfg, &err) < 0 ||
+	    de_alertmgr_config_load(cfg, &acfg, &err) < 0) {
+		fprintf(stderr, "daemoneye-agent: %s\n", err.message);
+		status = de_error_exit_code(&err);
+	}
+	de_alertmgr_config_free(acfg);
+	de_config_free(cfg);
+	return status;
+}
+
+/*
  * daemoneye-worker is started by daemoneye-agent alone: its control channel
  * on descriptor 3, the parent's --set and --rules arguments (and the state
  * directory pinned with a last --set), --once when the parent runs once.
@@ -682,17 +823,26 @@ int main(int argc, char **argv)
 		{"set", required_argument, NULL, 's'},
 		{"rules", required_argument, NULL, 'r'},
 		{"once", no_argument, NULL, '1'},
+		{"config", required_argument, NULL, 'c'}, /* --check-config only */
+		{"check-config", no_argument, NULL, 'n'},
 		{NULL, 0, NULL, 0},
 	};
 	const char **sets = calloc((size_t)argc + 1, sizeof(char *));
 	const char **rule_files = calloc((size_t)argc + 1, sizeof(char *));
 	struct agent_opts o = {.rule_files = rule_files};
+	bool check = false;
 	int c, status = EX_USAGE;
 
 	if (!sets || !rule_files)
 		goto done;
-	while ((c = getopt_long(argc, argv, "s:r:1", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:r:1c:n", opts, NULL)) != -1) {
 		switch (c) {
+		case 'c':
+			o.src.file = optarg;
+			break;
+		case 'n':
+			check = true;
+			break;
 		case 's':
 			sets[o.src.nsets++] = optarg;
 			break;
@@ -709,7 +859,7 @@ int main(int argc, char **argv)
 	if (optind < argc)
 		goto done;
 	o.src.sets = sets;
-	status = worker_main(&o);
+	status = check ? check_config(&o) : worker_main(&o);
 done:
 	if (status == EX_USAGE)
 		fprintf(stderr, "usage: daemoneye-worker is started by daemoneye-agent(8), not by "

@@ -613,6 +613,43 @@ out:
 
 /* ---- the command line ------------------------------------------------------------------ */
 
+/* --check-config: the worker checks what only it reads (sinks, exceptions), as us. */
+static int check_in_worker(const struct agent_opts *o)
+{
+	char path[PATH_MAX];
+	const char **argv = calloc(4 + 2 * o->src.nsets, sizeof(char *));
+	struct de_error err = {0};
+	size_t k = 0;
+	pid_t pid;
+	int st;
+
+	if (!argv || beside_us("daemoneye-worker", path, sizeof(path), &err) < 0) {
+		free(argv);
+		fprintf(stderr, "daemoneye-agent: %s\n", argv ? err.message : "out of memory");
+		return argv ? de_error_exit_code(&err) : EX_OSERR;
+	}
+	argv[k++] = "daemoneye-worker";
+	argv[k++] = "--check-config";
+	if (o->src.file) {
+		argv[k++] = "-c";
+		argv[k++] = o->src.file;
+	}
+	for (size_t i = 0; i < o->src.nsets; i++) {
+		argv[k++] = "--set";
+		argv[k++] = o->src.sets[i];
+	}
+	if ((pid = fork()) == 0) {
+		execv(path, (char *const *)argv);
+		_exit(127);
+	}
+	free(argv);
+	if (pid < 0)
+		return EX_OSERR;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : EX_SOFTWARE;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -683,7 +720,9 @@ int main(int argc, char **argv)
 	if (de_config_get_str(cfg, "logging.format", &s, &err) == 0)
 		de_log_set_format((enum de_log_format)de_log_format_parse(s));
 	if (check) {
-		printf("configuration OK\n");
+		/* the alerting section is the worker's to read (its sinks link what we do not) */
+		if ((status = check_in_worker(&o)) == 0)
+			printf("configuration OK\n");
 		goto done;
 	}
 	status = parent_main(&o);

@@ -91,10 +91,12 @@ static int families(struct agent_metrics *m, struct de_error *err)
 	COUNTER(alerts_folded, "daemoneye_alerts_folded_total",
 		"Alerts folded into an earlier one within the folding window.", NULL);
 	COUNTER(deliveries, "daemoneye_deliveries_total",
-		"Alert deliveries, by sink and outcome (delivered or failed).", "sink", "outcome",
-		NULL);
+		"Alert delivery attempts, by sink and outcome: delivered, failed (each failed "
+		"attempt) or dead (given up: the dead-letter state).",
+		"sink", "outcome", NULL);
 	GAUGE(queue_depth, "daemoneye_queue_depth",
-	      "Items waiting, by queue: events (process events to apply) or a sink's outbox.",
+	      "Items waiting, by queue: events (process events to apply) or sink:NAME (a sink's "
+	      "pending deliveries).",
 	      "queue", NULL);
 	GAUGE(dead_letters, "daemoneye_dead_letters", "Alerts a sink gave up on, by sink.", "sink",
 	      NULL);
@@ -105,6 +107,11 @@ static int families(struct agent_metrics *m, struct de_error *err)
 	      "Size of the event store's files (database and write-ahead log).", NULL);
 	GAUGE(store_free, "daemoneye_store_free_bytes",
 	      "Free space for unprivileged users on the event store's file system.", NULL);
+	GAUGE(store_min_free, "daemoneye_store_min_free_bytes",
+	      "The free-disk watermark (database.min_free_disk_mb; 0: none).", NULL);
+	GAUGE(store_history, "daemoneye_store_history_written",
+	      "Whether process history is written (0: stopped below the free-disk watermark).",
+	      NULL);
 	HIST(store_write_seconds, "daemoneye_store_write_duration_seconds",
 	     "Time of one write transaction of the event store (a scan or an event batch).",
 	     write_buckets, NULL);
@@ -241,10 +248,12 @@ void telemetry_alerts(struct agent *ag, const struct de_alert_list *alerts)
 			1);
 }
 
-void telemetry_delivery(struct agent *ag, const char *sink, bool ok)
+void telemetry_alert_counts(struct agent *ag, const struct de_alertmgr_counts *c)
 {
-	if (ag->m.reg)
-		de_metric_inc(ag->m.deliveries, L(sink, ok ? "delivered" : "failed"), 1);
+	if (!ag->m.reg)
+		return;
+	de_metric_inc(ag->m.alerts_suppressed, NULL, (double)c->suppressed);
+	de_metric_inc(ag->m.alerts_folded, NULL, (double)c->folded);
 }
 
 void telemetry_store_write(struct agent *ag, double seconds)
@@ -265,10 +274,13 @@ static uint64_t file_size(const char *path, const char *suffix)
 }
 
 /* Bytes free for an unprivileged user where the store is. */
-static uint64_t free_bytes(const char *state_dir)
+static uint64_t free_bytes(const struct agent *ag)
 {
 	struct statvfs sv;
-	return statvfs(state_dir, &sv) == 0 ? (uint64_t)sv.f_bavail * sv.f_frsize : 0;
+
+	if (ag->store_path && statvfs(ag->store_path, &sv) == 0)
+		return (uint64_t)sv.f_bavail * sv.f_frsize;
+	return statvfs(ag->state_dir, &sv) == 0 ? (uint64_t)sv.f_bavail * sv.f_frsize : 0;
 }
 
 static void self_usage(uint64_t *cpu_ms, uint64_t *rss)
@@ -286,6 +298,12 @@ static void self_usage(uint64_t *cpu_ms, uint64_t *rss)
 			*rss = pages * (uint64_t)sysconf(_SC_PAGESIZE);
 		fclose(f);
 	}
+}
+
+/* Prometheus-style label values for the breaker's states. */
+static const char *breaker_label(int b)
+{
+	return b == DE_BREAKER_CLOSED ? "closed" : b == DE_BREAKER_OPEN ? "open" : "half_open";
 }
 
 static uint32_t restarts_of(const struct de_ctl_child *c)
@@ -312,14 +330,27 @@ static void refresh_gauges(struct agent *ag, uint64_t store_bytes, uint64_t free
 	de_metric_set(m->rules_loaded, L("enabled"), (double)enabled);
 	de_metric_set(m->rules_loaded, L("disabled"), (double)(ag->det.rules.len - enabled));
 	de_metric_set(m->rules_disabled, NULL, (double)ag->nslow);
-	/* the stdout sink: synchronous, no outbox, no breaker (the alert manager adds its sinks) */
-	if (ag->stdout_enabled) {
-		de_metric_set(m->queue_depth, L("sink:stdout"), 0);
-		de_metric_set(m->dead_letters, L("stdout"), 0);
-		de_metric_set(m->circuit, L("stdout", "closed"), 1);
+	/* each sink: its outcomes, what waits for it, its circuit breaker */
+	for (size_t i = 0; i < de_alertmgr_nsinks(ag->alerts); i++) {
+		struct de_alertmgr_sink_status st;
+		struct de_error err = {0};
+		char q[128];
+		if (de_alertmgr_sink_status(ag->alerts, i, &st, &err) < 0)
+			continue;
+		snprintf(q, sizeof(q), "sink:%s", st.name);
+		de_metric_set(m->deliveries, L(st.name, "delivered"), (double)st.delivered);
+		de_metric_set(m->deliveries, L(st.name, "failed"), (double)st.failed);
+		de_metric_set(m->deliveries, L(st.name, "dead"), (double)st.dead);
+		de_metric_set(m->queue_depth, L(q), (double)st.pending);
+		de_metric_set(m->dead_letters, L(st.name), (double)st.dead_letters);
+		for (int b = 0; b < DE_BREAKER_MAX; b++)
+			de_metric_set(m->circuit, L(st.name, breaker_label(b)),
+				      (int)st.circuit == b);
 	}
 	de_metric_set(m->store_bytes, NULL, (double)store_bytes);
 	de_metric_set(m->store_free, NULL, (double)free_b);
+	de_metric_set(m->store_min_free, NULL, (double)ag->min_free_bytes);
+	de_metric_set(m->store_history, NULL, ag->history_off ? 0 : 1);
 	de_metric_set(m->restarts, L("event_reader", "crash"),
 		      (double)(ch->restarts_before + ch->event_restarts));
 	self_usage(&cpu_ms, &rss);
@@ -341,6 +372,11 @@ static void refresh_gauges(struct agent *ag, uint64_t store_bytes, uint64_t free
 			de_metric_set(m->cpu, L("procmond"), (double)s->procmond.cpu_ms / 1000.0);
 			de_metric_set(m->rss, L("procmond"), (double)s->procmond.rss_bytes);
 		}
+	}
+	if (ag->audit) {
+		de_metric_set(m->audit_entries, NULL, (double)de_audit_size(ag->audit));
+		de_metric_set(m->audit_checkpoint, NULL,
+			      (double)de_audit_last_checkpoint_ms(ag->audit) / 1000.0);
 	}
 	de_metric_set(m->reload_ok, NULL, ag->reload_ok ? 1 : 0);
 	de_metric_set(m->reload_time, NULL, (double)ag->reload_ms / 1000.0);
@@ -476,11 +512,21 @@ static void health_worker(struct agent *ag, json_t *doc)
 
 static void health_store(struct agent *ag, json_t *doc, uint64_t size, uint64_t free_b)
 {
-	add(doc, "store", DE_HEALTH_OK,
-	    json_pack("{s:s, s:I, s:I}", "path", ag->store_path, "size_bytes", (json_int_t)size,
-		      "free_bytes", (json_int_t)free_b),
-	    "%s: %.1f MiB, %.1f GiB free", ag->store_path, (double)size / 1048576.0,
-	    (double)free_b / 1073741824.0);
+	const char *disk = ag->history_off ? "; below database.min_free_disk_mb with no history "
+					     "left to prune: history is not written"
+			   : ag->low_disk  ? "; below database.min_free_disk_mb: pruning history"
+					   : "";
+
+	add(doc, "store",
+	    ag->history_off ? DE_HEALTH_CRITICAL
+	    : ag->low_disk  ? DE_HEALTH_WARNING
+			    : DE_HEALTH_OK,
+	    json_pack("{s:s, s:I, s:I, s:I, s:b, s:b}", "path", ag->store_path, "size_bytes",
+		      (json_int_t)size, "free_bytes", (json_int_t)free_b, "min_free_bytes",
+		      (json_int_t)ag->min_free_bytes, "low_disk", ag->low_disk, "history_written",
+		      !ag->history_off),
+	    "%s: %.1f MiB, %.1f GiB free%s", ag->store_path, (double)size / 1048576.0,
+	    (double)free_b / 1073741824.0, disk);
 }
 
 static void health_rules(struct agent *ag, json_t *doc)
@@ -519,10 +565,39 @@ static void health_rules(struct agent *ag, json_t *doc)
 
 static void health_sinks(struct agent *ag, json_t *doc)
 {
-	/* stdout: written synchronously; no outbox, so its breaker is always closed */
-	add(doc, "sink:stdout", DE_HEALTH_OK,
-	    json_pack("{s:b, s:s}", "enabled", ag->stdout_enabled, "circuit", "closed"),
-	    ag->stdout_enabled ? "enabled, circuit closed" : "disabled");
+	size_t n = de_alertmgr_nsinks(ag->alerts);
+
+	if (!n) {
+		add(doc, "sinks", DE_HEALTH_WARNING, NULL, "no alert sink: alerts are only stored");
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct de_alertmgr_sink_status st;
+		struct de_error err = {0};
+		char name[160];
+		if (de_alertmgr_sink_status(ag->alerts, i, &st, &err) < 0) {
+			snprintf(name, sizeof(name), "sink:%zu", i);
+			add(doc, name, DE_HEALTH_WARNING, NULL, "cannot read its state: %s",
+			    err.message);
+			continue;
+		}
+		snprintf(name, sizeof(name), "sink:%s", st.name);
+		/* open: alerts are not reaching it; dead letters: some never will */
+		enum de_health_status s = st.circuit == DE_BREAKER_OPEN ? DE_HEALTH_CRITICAL
+					  : st.circuit == DE_BREAKER_HALF_OPEN || st.dead_letters
+						  ? DE_HEALTH_WARNING
+						  : DE_HEALTH_OK;
+		add(doc, name, s,
+		    json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "circuit",
+			      breaker_label(st.circuit), "pending", (json_int_t)st.pending,
+			      "dead_letters", (json_int_t)st.dead_letters, "delivered",
+			      (json_int_t)st.delivered, "failed", (json_int_t)st.failed, "dead",
+			      (json_int_t)st.dead),
+		    "circuit %s; %zu pending, %zu dead-lettered; %llu delivered, %llu failed "
+		    "attempts since start",
+		    de_breaker_state_name(st.circuit), st.pending, st.dead_letters,
+		    (unsigned long long)st.delivered, (unsigned long long)st.failed);
+	}
 }
 
 static void health_scan(struct agent *ag, json_t *doc)
@@ -572,11 +647,36 @@ static void health_config(struct agent *ag, json_t *doc)
 		    ag->reload_error);
 }
 
-static void health_audit(json_t *doc)
+static void health_audit(struct agent *ag, json_t *doc)
 {
-	/* the audit ledger (branch audit-crypto) reports here once it is part of the build */
-	add(doc, "audit", DE_HEALTH_OK, json_pack("{s:b}", "enabled", 0),
-	    "not part of this build yet");
+	char ago_s[32];
+
+	if (!ag->audit) {
+		add(doc, "audit", DE_HEALTH_OK, json_pack("{s:b}", "enabled", 0),
+		    "the audit ledger is off (audit.enabled)");
+		return;
+	}
+	int64_t cp = de_audit_last_checkpoint_ms(ag->audit);
+	uint64_t size = de_audit_size(ag->audit);
+	uint64_t interval = ag->audit_set.checkpoint_interval_s;
+	json_t *d = json_pack("{s:b, s:s, s:I, s:I, s:b}", "enabled", 1, "path", ag->audit_set.path,
+			      "entries", (json_int_t)size, "last_checkpoint_at", (json_int_t)cp,
+			      "signed", ag->audit_set.enable_signatures);
+	if (!ag->audit_set.enable_signatures) {
+		add(doc, "audit", DE_HEALTH_OK, d, "%llu entries; checkpoints not signed",
+		    (unsigned long long)size);
+		return;
+	}
+	if (!cp) {
+		add(doc, "audit", DE_HEALTH_OK, d, "%llu entries; no checkpoint yet",
+		    (unsigned long long)size);
+		return;
+	}
+	ago(ago_s, sizeof(ago_s), cp);
+	/* overdue by two intervals while entries wait: signing is not happening */
+	bool overdue = interval && size && de_now_ms() - cp > 2 * (int64_t)interval * 1000;
+	add(doc, "audit", overdue ? DE_HEALTH_WARNING : DE_HEALTH_OK, d,
+	    "%llu entries; last signed checkpoint %s ago", (unsigned long long)size, ago_s);
 }
 
 static void write_health(struct agent *ag, uint64_t store_bytes, uint64_t free_b)
@@ -602,7 +702,7 @@ static void write_health(struct agent *ag, uint64_t store_bytes, uint64_t free_b
 	health_store(ag, doc, store_bytes, free_b);
 	health_rules(ag, doc);
 	health_sinks(ag, doc);
-	health_audit(doc);
+	health_audit(ag, doc);
 	health_scan(ag, doc);
 	health_config(ag, doc);
 	if (de_health_write(path, doc, &err) < 0)
@@ -621,7 +721,7 @@ void telemetry_publish(struct agent *ag, bool force)
 		return;
 	m->last_publish = now;
 	uint64_t store_bytes = file_size(ag->store_path, "") + file_size(ag->store_path, "-wal");
-	uint64_t free_b = free_bytes(ag->state_dir);
+	uint64_t free_b = free_bytes(ag);
 	refresh_gauges(ag, store_bytes, free_b);
 	if (m->textfile && de_metrics_write_textfile(m->reg, m->textfile, &err) < 0)
 		de_log_err(&err);

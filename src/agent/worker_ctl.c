@@ -93,6 +93,11 @@ static int immutable_changed(const struct de_config *a, const struct de_config *
 {
 	static const char *const keys[] = {"app.state_dir", "database.path", "app.run_as_user"};
 
+	/* the ledger and its signer are set up once, at start */
+	if (!json_equal(json_object_get(de_config_tree(a), "audit"),
+			json_object_get(de_config_tree(b), "audit")))
+		return de_error_set(err, DE_ERR_CONFIGURATION, EINVAL,
+				    "audit.* cannot change on reload: restart the service");
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		const char *x = NULL, *y = NULL;
 		(void)de_config_get_str(a, keys[i], &x, NULL);
@@ -110,14 +115,31 @@ static void reload(struct agent *ag, const struct de_ctl_msg *m)
 {
 	struct de_config *cfg = NULL;
 	struct agent_detection det = {0};
+	struct de_alertmgr_config *acfg = NULL;
 	struct de_error err = {0};
 	struct de_ctl_msg r;
 	bool collection_changed = false;
 
-	if (config_from(ag, m, &cfg, &err) < 0 || immutable_changed(ag->cfg, cfg, &err) < 0 ||
-	    agent_detection_load(ag, cfg, &det, &err) < 0 ||
-	    telemetry_configure(ag, cfg, &err) < 0 || agent_settings_apply(ag, cfg, &err) < 0) {
+	/* all of it aside first; the swap (which reopens the alert manager over
+	   the new rules and sinks) keeps the old when the new cannot start */
+	int rc = config_from(ag, m, &cfg, &err);
+	if (rc == 0)
+		rc = immutable_changed(ag->cfg, cfg, &err);
+	if (rc == 0)
+		rc = agent_detection_load(ag, cfg, &det, &err);
+	if (rc == 0)
+		rc = de_alertmgr_config_load(cfg, &acfg, &err);
+	if (rc == 0)
+		rc = telemetry_configure(ag, cfg, &err);
+	if (rc == 0) {
+		rc = agent_detection_swap(ag, &det, acfg, &err);
+		acfg = NULL; /* taken, whatever happened */
+	}
+	if (rc == 0)
+		rc = agent_settings_apply(ag, cfg, &err); /* cannot fail on a checked config */
+	if (rc < 0) {
 		agent_detection_clear(&det);
+		de_alertmgr_config_free(acfg);
 		de_config_free(cfg);
 		ag->reload_ok = false;
 		snprintf(ag->reload_error, sizeof(ag->reload_error), "%s", err.message);
@@ -127,13 +149,20 @@ static void reload(struct agent *ag, const struct de_ctl_msg *m)
 		collection_changed =
 			!json_equal(json_object_get(de_config_tree(ag->cfg), "collection"),
 				    json_object_get(de_config_tree(cfg), "collection"));
-		agent_detection_swap(ag, &det);
 		de_config_free(ag->cfg);
 		ag->cfg = cfg;
 		ag->reload_ok = true;
 		ag->reload_error[0] = '\0';
 		ag->reload_ms = de_now_ms();
 		de_log_info("configuration reloaded: %zu detection rules", ag->det.rules.len);
+	}
+	{
+		json_t *p = json_pack("{s:b, s:s}", "ok", ag->reload_ok, "error", ag->reload_error);
+		char *text = p ? json_dumps(p, JSON_COMPACT) : NULL;
+		if (text)
+			agent_ledger_record(ag, "config.reload", text);
+		free(text);
+		json_decref(p);
 	}
 	de_ctl_msg_init(&r, DE_CTL_RELOAD_DONE);
 	r.generation = m->generation;

@@ -34,6 +34,8 @@ struct cli_command {
 void cli_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Report a library error and return its sysexits code. */
 int cli_fail(const struct de_error *err);
+/* --format's argument, table or json: 0 (*json set), or EX_USAGE after saying why. */
+int cli_table_or_json(const char *cmd, const char *arg, bool *json);
 
 /*
  * Open the event store read-only where the agent keeps it
@@ -54,6 +56,9 @@ int cmd_processes(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_stats(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_query(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_rules(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_audit(struct cli_ctx *ctx, int argc, char **argv);  /* cmd_audit.c */
+int cmd_keygen(struct cli_ctx *ctx, int argc, char **argv); /* cmd_audit.c */
+int cmd_alerts(struct cli_ctx *ctx, int argc, char **argv); /* cmd_alerts.c */
 int cmd_health(struct cli_ctx *ctx, int argc, char **argv);
 /* `completion bash|zsh|fish`: a script from the command table (cmd_completion.c). */
 int cmd_completion(const struct cli_command *cmds, size_t n, int argc, char **argv);

@@ -76,12 +76,8 @@ int cmd_health(struct cli_ctx *ctx, int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "f:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
-			if (strcmp(optarg, "json") == 0) {
-				json = true;
-			} else if (strcmp(optarg, "table") != 0) {
-				cli_errorf("health: unknown format '%s' (table or json)", optarg);
+			if (cli_table_or_json("health", optarg, &json) != 0)
 				return EX_USAGE;
-			}
 			break;
 		case 'h':
 			printf("usage: daemoneye-cli health [--format table|json]\n"

@@ -37,6 +37,18 @@ static const struct cli_command commands[] = {
 	 "ID|schema",
 	 cmd_rules,
 	 "list show validate test import export enable disable schema --format=table|text|json"},
+	{"alerts",
+	 "list [--since T] [--severity S] [--rule ID] [--status S] [--suppressed] | show ID | dlq "
+	 "list|retry|purge | test --sink NAME",
+	 cmd_alerts,
+	 "list show dlq test retry purge --since --severity=low|medium|high|critical --rule "
+	 "--status=open|resolved --suppressed --limit --all --before --sink --timeout "
+	 "--format=table|json|ndjson|csv"},
+	{"audit", "verify|log|checkpoint|prove SEQ|consistency OLD NEW  the ledger", cmd_audit,
+	 "verify log checkpoint prove consistency --checkpoint --pubkey --since --actor --action "
+	 "--limit --sign --export --size --format=table|text|json|ndjson"},
+	{"keygen", "--out DIR  an Ed25519 key pair for signing audit checkpoints", cmd_keygen,
+	 "--out"},
 	{"health", "[--format table|json]  the agent's components and their status", cmd_health,
 	 "--format=table|json"},
 };
@@ -57,6 +69,16 @@ int cli_fail(const struct de_error *err)
 {
 	cli_errorf("%s", err->message);
 	return de_error_exit_code(err);
+}
+
+int cli_table_or_json(const char *cmd, const char *arg, bool *json)
+{
+	if (strcmp(arg, "json") == 0 || strcmp(arg, "table") == 0) {
+		*json = arg[0] == 'j';
+		return 0;
+	}
+	cli_errorf("%s: unknown format '%s' (table or json)", cmd, arg);
+	return EX_USAGE;
 }
 
 static void usage(FILE *f)

@@ -37,7 +37,7 @@ extern char **environ;
 
 /* ---- schema ------------------------------------------------------------- */
 
-enum vtype { V_U64, V_BOOL, V_STR, V_STR_LIST, V_ENUM, V_DOUBLE, V_ANY };
+enum vtype { V_U64, V_BOOL, V_STR, V_STR_LIST, V_ENUM, V_DOUBLE, V_ANY, V_MAP_LIST };
 
 struct key_spec {
 	const char *key; /* dotted path */
@@ -63,6 +63,7 @@ static const struct key_spec schema[] = {
 	{"logging.file", V_STR, true, 0, 0, NULL},
 	{"database.path", V_STR, true, 0, 0, NULL},
 	{"database.max_size_mb", V_U64, false, 1, 16777216, NULL},
+	{"database.min_free_disk_mb", V_U64, false, 0, 16777216, NULL},
 	{"database.wal_mode", V_BOOL, false, 0, 0, NULL},
 	{"database.max_connections", V_U64, false, 1, 1024, NULL},
 	{"database.retention_days", V_U64, false, 1, 36500, NULL},
@@ -75,7 +76,30 @@ static const struct key_spec schema[] = {
 	{"detection.rule_budget_ms", V_U64, false, 0, 3600000, NULL},
 	{"detection.rule_budget_strikes", V_U64, false, 1, 1000, NULL},
 	{"alerting.stdout.enabled", V_BOOL, false, 0, 0, NULL},
-	{"alerting.stdout.format", V_ENUM, false, 0, 0, "auto text json"},
+	{"alerting.stdout.format", V_ENUM, false, 0, 0, "auto text human json ecs cef ocsf"},
+	{"alerting.deduplication.enabled", V_BOOL, false, 0, 0, NULL},
+	{"alerting.deduplication.window_minutes", V_U64, false, 1, 10080, NULL},
+	{"alerting.deduplication.key_fields", V_STR_LIST, false, 0, 0, NULL},
+	{"alerting.max_queue_size", V_U64, false, 1, 10000000, NULL},
+	{"alerting.delivery_timeout_ms", V_U64, false, 100, 600000, NULL},
+	{"alerting.retry.max_attempts", V_U64, false, 1, 100, NULL},
+	{"alerting.retry.initial_delay_ms", V_U64, false, 1, 3600000, NULL},
+	{"alerting.retry.max_delay_ms", V_U64, false, 1, 86400000, NULL},
+	{"alerting.circuit_breaker.failure_threshold", V_U64, false, 1, 1000, NULL},
+	{"alerting.circuit_breaker.reset_timeout_ms", V_U64, false, 100, 86400000, NULL},
+	/* lists of mappings: alertcfg.c checks their members (names, keys, origins) */
+	{"alerting.suppress", V_MAP_LIST, false, 0, 0, NULL},
+	{"alerting.sinks", V_MAP_LIST, false, 0, 0, NULL},
+	/* the audit ledger (audit.h) */
+	{"audit.enabled", V_BOOL, false, 0, 0, NULL},
+	{"audit.path", V_STR, true, 0, 0, NULL},
+	{"audit.algorithm", V_ENUM, false, 0, 0, "blake3"},
+	{"audit.enable_signatures", V_BOOL, false, 0, 0, NULL},
+	{"audit.private_key_path", V_STR, true, 0, 0, NULL},
+	{"audit.public_key_path", V_STR, true, 0, 0, NULL},
+	{"audit.origin", V_STR, true, 0, 0, NULL},
+	{"audit.checkpoint_every_entries", V_U64, false, 0, 1000000000, NULL},
+	{"audit.checkpoint_interval_s", V_U64, false, 0, 31536000, NULL},
 	{"watchdog.enabled", V_BOOL, false, 0, 0, NULL},
 	{"watchdog.interval_ms", V_U64, false, 100, 3600000, NULL},
 	{"watchdog.strikes", V_U64, false, 1, 1000, NULL},
@@ -508,6 +532,19 @@ static int check_value(const struct key_spec *s, const json_t *v, const json_t *
 				    "%s: '%s' is '%s'; expected one of: %s", o, s->key,
 				    json_string_value(v), s->choices);
 	}
+	case V_MAP_LIST: {
+		size_t i;
+		json_t *e;
+		if (!json_is_array(v))
+			break;
+		json_array_foreach (v, i, e)
+			if (!json_is_object(e))
+				return de_error_set(
+					err, DE_ERR_CONFIGURATION, EINVAL,
+					"%s: '%s' must be a list of mappings; item %zu is %s", o,
+					s->key, i, json_kind(e));
+		return 0;
+	}
 	case V_ANY:
 		return 0;
 	}
@@ -519,6 +556,7 @@ static int check_value(const struct key_spec *s, const json_t *v, const json_t *
 		[V_ENUM] = "a string",
 		[V_DOUBLE] = "a number",
 		[V_ANY] = "anything",
+		[V_MAP_LIST] = "a list of mappings",
 	};
 	return de_error_set(err, DE_ERR_CONFIGURATION, EINVAL, "%s: '%s' must be %s, not %s", o,
 			    s->key, want[s->type], json_kind(v));
@@ -818,6 +856,11 @@ const char *de_config_origin(const struct de_config *c, const char *key)
 const json_t *de_config_tree(const struct de_config *c)
 {
 	return c->tree;
+}
+
+const json_t *de_config_origins(const struct de_config *c)
+{
+	return c->origins;
 }
 
 int de_config_state_dir(const struct de_config *c, char **out, struct de_error *err)

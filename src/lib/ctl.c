@@ -17,7 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "daemoneye/text.h"
+#include "daemoneye/base64.h"
 
 /* ---- the dispatch table ------------------------------------------------------ */
 
@@ -580,9 +580,7 @@ int de_ctl_check_note_body(const char *body, size_t len, struct de_ctl_note *out
 	struct de_ctl_note note = {0};
 	const char *line[3], *end = body + len, *p = body;
 	size_t n[3];
-	unsigned char *raw = NULL;
-	size_t rawlen;
-	char canon[64];
+	size_t rawlen = 0;
 
 	if (len > DE_CTL_NOTE_BODY_MAX)
 		return badnote(err, "longer than a checkpoint body");
@@ -612,17 +610,11 @@ int de_ctl_check_note_body(const char *body, size_t len, struct de_ctl_note *out
 			return badnote(err, "the size is not a decimal number below 2^64");
 		note.size = note.size * 10 + d;
 	}
-	/* root: canonical base64 of exactly 32 bytes */
-	if (n[2] != DE_BASE64_LEN(32) || de_base64_decode(line[2], n[2], &raw, &rawlen) < 0 ||
-	    rawlen != 32) {
-		free(raw);
-		return badnote(err, "the root is not base64 of 32 bytes");
-	}
-	de_base64_encode(canon, raw, 32);
-	memcpy(note.root, raw, 32);
-	free(raw);
-	if (memcmp(canon, line[2], n[2]) != 0)
-		return badnote(err, "the root's base64 is not canonical");
+	/* root: the canonical base64 of exactly 32 bytes (the decoder is strict) */
+	if (n[2] != DE_BASE64_LEN(32) ||
+	    de_base64_decode(line[2], n[2], note.root, sizeof(note.root), &rawlen) < 0 ||
+	    rawlen != 32)
+		return badnote(err, "the root is not the canonical base64 of 32 bytes");
 	if (out)
 		*out = note;
 	return 0;

@@ -68,7 +68,7 @@ bool de_linux_facts_equal(const struct de_linux_facts *a, const struct de_linux_
 {
 	if (a->present != b->present)
 		return false;
-#define GROUP_EQ_(g, parent, doc, part)                                                                       \
+#define GROUP_EQ_(g, parent, doc, part)                                                            \
 	if (DE_FACT_IN_##g(a) != DE_FACT_IN_##g(b))                                                \
 		return false;
 	DE_LINUX_FACT_GROUPS(GROUP_EQ_)

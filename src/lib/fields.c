@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "daemoneye/alert.h"
+#include "daemoneye/base64.h"
 #include "daemoneye/rule.h"
 #include "daemoneye/text.h"
 #include "daemoneye/uuid.h"
@@ -162,7 +163,7 @@ json_t *de_json_base64(const char *s, size_t n)
 
 	if (!buf)
 		return NULL;
-	j = json_stringn(buf, de_base64_encode(buf, s, n));
+	j = json_stringn(buf, de_base64_encode((const uint8_t *)s, n, buf));
 	free(buf);
 	return j;
 }
@@ -170,15 +171,16 @@ json_t *de_json_base64(const char *s, size_t n)
 /* Decode base64 into a new NUL-terminated string; embedded NULs rejected. */
 static char *b64_decode(const char *s, size_t n)
 {
-	unsigned char *buf;
+	uint8_t *buf = malloc(n / 4 * 3 + 1);
 	size_t len;
 
-	if (de_base64_decode(s, n, &buf, &len) < 0)
+	if (!buf)
 		return NULL;
-	if (memchr(buf, '\0', len)) {
+	if (de_base64_decode(s, n, buf, n / 4 * 3, &len) < 0 || memchr(buf, '\0', len)) {
 		free(buf);
 		return NULL;
 	}
+	buf[len] = '\0';
 	return (char *)buf;
 }
 
@@ -187,8 +189,18 @@ int de_json_set_new(json_t *o, const char *k, json_t *v)
 	return v ? json_object_set_new(o, k, v) : -1;
 }
 
+json_t *de_json_lossy(const char *s)
+{
+	size_t n;
+
+	if (!s)
+		return json_null();
+	n = strlen(s);
+	return de_utf8_valid(s, n) ? json_stringn(s, n) : lossy_string(s, n);
+}
+
 /* Member `name` := s, plus `name_raw` when s is not valid UTF-8. */
-static int put_bytes(json_t *o, const char *name, const char *s)
+int de_json_put_bytes(json_t *o, const char *name, const char *s)
 {
 	char raw[64];
 	size_t n;
@@ -265,6 +277,9 @@ json_t *de_fields_to_json(const void *obj, const struct de_field *fs, size_t nf)
 		if (f->optional && ((f->type == F_BOOL && !*CAT(obj, f->off, bool)) ||
 				    (f->type == F_STRV && !*CAT(obj, f->len_off, size_t))))
 			continue;
+		if (f->omit_unset && (f->type == F_STR || f->type == F_JSON) &&
+		    !*CAT(obj, f->off, void *))
+			continue;
 		switch (f->type) {
 		case F_UUID:
 			de_uuid_format(CAT(obj, f->off, struct de_uuid), ubuf);
@@ -295,7 +310,7 @@ json_t *de_fields_to_json(const void *obj, const struct de_field *fs, size_t nf)
 			rc = de_json_set_new(o, f->name, json_boolean(*CAT(obj, f->off, bool)));
 			break;
 		case F_STR:
-			rc = put_bytes(o, f->name, *CAT(obj, f->off, char *));
+			rc = de_json_put_bytes(o, f->name, *CAT(obj, f->off, char *));
 			break;
 		case F_STRV:
 			rc = put_strv(o, f->name, *CAT(obj, f->off, char **),

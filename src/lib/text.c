@@ -1,6 +1,6 @@
 /*
  * text.c — bytes as text: UTF-8, terminal escaping, JSON string literals,
- * base64 and CSV fields (see text.h).
+ * and CSV fields (see text.h).
  */
 #include "daemoneye/text.h"
 
@@ -195,85 +195,6 @@ char *de_utf8_lossy_dup(const char *s, size_t n, size_t *len)
 	if (len)
 		*len = o;
 	return buf;
-}
-
-/* ---- base64 ------------------------------------------------------------- */
-
-/*
- * RFC 4648 by hand rather than through OpenSSL's EVP_EncodeBlock: a few
- * lines, and the privileged parent (which checks base64 in the checkpoint
- * notes it signs) then does not map libcrypto unless it holds a key.
- */
-static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-size_t de_base64_encode(char *dst, const void *src, size_t n)
-{
-	const unsigned char *p = src;
-	size_t o = 0;
-
-	for (; n >= 3; p += 3, n -= 3) {
-		dst[o++] = b64[p[0] >> 2];
-		dst[o++] = b64[(p[0] & 3) << 4 | p[1] >> 4];
-		dst[o++] = b64[(p[1] & 15) << 2 | p[2] >> 6];
-		dst[o++] = b64[p[2] & 63];
-	}
-	if (n) {
-		dst[o++] = b64[p[0] >> 2];
-		dst[o++] = b64[(p[0] & 3) << 4 | (n == 2 ? p[1] >> 4 : 0)];
-		dst[o++] = n == 2 ? b64[(p[1] & 15) << 2] : '=';
-		dst[o++] = '=';
-	}
-	dst[o] = '\0';
-	return o;
-}
-
-/* The value of a base64 character, -1 for anything else. */
-static int b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	return c == '+' ? 62 : c == '/' ? 63 : -1;
-}
-
-int de_base64_decode(const char *s, size_t n, unsigned char **out, size_t *outlen)
-{
-	size_t pad = 0, o = 0;
-	unsigned char *buf;
-
-	if (n % 4 != 0)
-		return -EINVAL;
-	if (n >= 1 && s[n - 1] == '=')
-		pad++;
-	if (n >= 2 && s[n - 2] == '=')
-		pad++;
-	if (!(buf = malloc(n / 4 * 3 + 1)))
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i += 4) {
-		int v[4];
-		for (int k = 0; k < 4; k++) {
-			/* '=' only as the padding at the very end */
-			bool padding = i + (size_t)k >= n - pad;
-			v[k] = padding ? 0 : b64_value((unsigned char)s[i + (size_t)k]);
-			if (v[k] < 0) {
-				free(buf);
-				return -EINVAL;
-			}
-		}
-		uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 |
-			     (uint32_t)v[3];
-		buf[o++] = (unsigned char)(w >> 16);
-		buf[o++] = (unsigned char)(w >> 8);
-		buf[o++] = (unsigned char)w;
-	}
-	o -= pad;
-	buf[o] = '\0';
-	*out = buf;
-	*outlen = o;
-	return 0;
 }
 
 /* ---- CSV ---------------------------------------------------------------- */
