@@ -2,10 +2,10 @@
 # integration_cli.sh BINDIR — daemoneye-cli config show/validate and procmond
 # standalone: output, layers visible with --origins, exit codes.
 set -u
+. "$(dirname "$0")/lib.sh"
 bin=$1
 tmp=$(mktemp -d /tmp/de-it-cli-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
-. "$(dirname "$0")/lib.sh"
 hermetic "$tmp"
 
 cli=$bin/daemoneye-cli

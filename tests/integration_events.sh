@@ -18,6 +18,7 @@
 # once and the agent runs on its scans (events: off).
 # Every process started here is reaped by its pid.
 set -u
+. "$(dirname "$0")/lib.sh"
 bin=$1
 tmp=$(mktemp -d /tmp/de-it-events-XXXXXX)
 chmod 755 "$tmp" # the root agent drops to nobody and must reach its state
@@ -30,7 +31,6 @@ cleanup() {
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-. "$(dirname "$0")/lib.sh"
 hermetic "$tmp/home"
 
 mark="de-it-events-$$"

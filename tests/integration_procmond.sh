@@ -4,6 +4,7 @@
 # exactly, the IPC channel driven by an independent Python client (frames,
 # CRC32, a full scan) and malformed frames closing it with a logged reason.
 set -u
+. "$(dirname "$0")/lib.sh"
 bin=$1
 here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d /tmp/de-it-procmond-XXXXXX)
@@ -13,7 +14,6 @@ cleanup() {
 	[ -n "${KEEP:-}" ] || rm -rf "$tmp"
 }
 trap cleanup EXIT
-. "$(dirname "$0")/lib.sh"
 hermetic "$tmp/home"
 
 # 1. The live process set against ps, read before and after procmond.

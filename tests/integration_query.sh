@@ -5,6 +5,7 @@
 # stopped by its limit without changing a byte of the store, escaped
 # terminal output, and the rules subcommands with their persistent state.
 set -u
+. "$(dirname "$0")/lib.sh"
 bin=$1
 tmp=$(mktemp -d /tmp/de-it-query-XXXXXX)
 # started as root the agent drops to app.run_as_user (nobody here): it must
@@ -17,7 +18,6 @@ cleanup() {
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-. "$(dirname "$0")/lib.sh"
 hermetic "$tmp/home"
 S=(--set app.state_dir="$tmp/state" --set 'detection.rules_dirs=[]')
 cli() { "$bin/daemoneye-cli" "${S[@]}" "$@"; }

@@ -14,6 +14,7 @@
 # Every simulation runs in its own process group (setsid), with no terminal
 # or pipe of ours, and is killed as a group and reaped by pid.
 set -u
+. "$(dirname "$0")/lib.sh"
 bin=$1
 tmp=$(mktemp -d /tmp/de-it-rules-XXXXXX)
 # started as root the agent drops to app.run_as_user (nobody here): it must
@@ -31,7 +32,6 @@ cleanup() {
 	rm -rf "$tmp" "$shm"
 }
 trap cleanup EXIT
-. "$(dirname "$0")/lib.sh"
 
 hermetic "$tmp/home"
 agent() {

@@ -4,6 +4,7 @@
 # an alert for a process whose executable was deleted, the loop mode and its
 # signals, a non-root run, and the exit codes for bad input.
 set -u
+. "$(dirname "$0")/lib.sh"
 bin=$1
 tmp=$(mktemp -d /tmp/de-it-skeleton-XXXXXX)
 # started as root the agent runs as nobody after spawning procmond: its
@@ -15,7 +16,6 @@ cleanup() {
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-. "$(dirname "$0")/lib.sh"
 
 # Keep the test hermetic: no user config, no DAEMONEYE_* from outside.
 hermetic "$tmp/home"

@@ -8,6 +8,7 @@
 # device with errors=remount-ro): the scan fails, the agent keeps running,
 # earlier data stays intact, and it recovers when the disk has room again.
 set -u
+. "$(dirname "$0")/lib.sh"
 bin=$1
 tmp=$(mktemp -d /tmp/de-it-store-XXXXXX)
 # started as root the agent drops to app.run_as_user (nobody here): it must
@@ -23,7 +24,6 @@ cleanup() {
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-. "$(dirname "$0")/lib.sh"
 
 hermetic "$tmp/home"
 unset NO_COLOR COLUMNS
