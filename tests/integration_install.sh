@@ -8,11 +8,11 @@
 # complete (bash run for real, zsh and fish checked by their shells when
 # installed).
 set -u
+. "$(dirname "$0")/lib.sh"
 bin=$1
 build=$(dirname "$bin")
 tmp=$(mktemp -d /tmp/de-it-install-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
-. "$(dirname "$0")/lib.sh"
 hermetic "$tmp/home"
 d=$tmp/root
 prefix=/usr/local

@@ -37,6 +37,7 @@
 # restart test runs again with the whole tree as nobody.  Every process
 # started here is reaped by its pid.
 set -u
+. "$(dirname "$0")/lib.sh"
 bin=$1
 tmp=$(mktemp -d /tmp/de-it-service-XXXXXX)
 chmod 755 "$tmp" # the root agent's worker (nobody) must reach its state
@@ -52,7 +53,6 @@ cleanup() {
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-. "$(dirname "$0")/lib.sh"
 hermetic "$tmp/home"
 root=false
 [ "$(id -u)" = 0 ] && root=true

@@ -38,6 +38,9 @@ struct agent_detection {
 	int64_t state_mtime;		/* rules-state.json's when it was applied (ns, 0: none) */
 };
 
+/* The exec path folds the store's WAL into the file beyond this size. */
+#define AGENT_WAL_CHECKPOINT_BYTES (4u << 20)
+
 /* A rule the watchdog disabled for running over its time budget. */
 struct agent_slow_rule {
 	char *id;	 /* owned */
