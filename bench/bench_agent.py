@@ -6,14 +6,14 @@ parent <= 4 MB", with the metrics (textfile and loopback listener) and the
 health report on, as a service runs.
 
 Spawns N idle children (/bin/sleep, each reaped by its pid afterwards), runs
-daemoneye-agent with a 3 s scan interval, lets it finish its first scan and
-one rescan (the start-up cost is not steady state), then counts the CPU time
-(user + system, from /proc/PID/stat) that the three processes — the
-privileged parent, the worker and procmond — use over the next CYCLES
-cycles.  CPU per cycle over 30 s is the share of one core at the budget's
-30 s interval (between cycles the worker waits in poll and the parent wakes
-for its watchdog samples, which are counted).  RSS is each process's peak
-(VmHWM).
+daemoneye-agent with the budget's 30 s scan interval, lets it finish its
+first scan and one rescan (the start-up cost is not steady state), then
+counts the CPU time (user + system, from /proc/PID/stat) that the three
+processes — the privileged parent, the worker and procmond — use over the
+next CYCLES cycles, divided by the wall time they took: the share of one
+core, with everything that runs between cycles (the worker's heartbeats
+and metrics, the parent's watchdog samples) counted as it happens.  RSS is
+each process's peak (VmHWM).
 """
 import os
 import re
@@ -23,8 +23,8 @@ import sys
 import tempfile
 import time
 
-CYCLES = 4
-INTERVAL_MS = 3000
+CYCLES = 2
+INTERVAL_MS = 30000
 
 
 def ratio(what, value, anchor, rule, budget):
@@ -77,7 +77,7 @@ def main():
             stdout=subprocess.DEVNULL, stderr=open(log, "w"))
 
         def wait_scans(k):
-            deadline = time.monotonic() + 120
+            deadline = time.monotonic() + 2 * INTERVAL_MS / 1000 + 120
             while scans_done(log) < k:
                 if agent.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("the agent stopped or stalled:\n" + open(log).read())
@@ -93,12 +93,11 @@ def main():
         wait_scans(2 + CYCLES)
         c1, t1 = {k: cpu_s(p) for k, p in procs.items()}, time.monotonic()
         per = {k: (c1[k] - c0[k]) / CYCLES for k in procs}
-        per_cycle = sum(per.values())
         print(f"steady cycle at {len(kids)} processes: " +
               " + ".join(f"{k} {1000 * v:.0f} ms" for k, v in per.items()) +
               f" CPU per cycle ({CYCLES} cycles in {t1 - t0:.1f} s)")
-        ratio("CPU at a 30 s interval (% of one core)", 100.0 * per_cycle / 30.0, 1.0,
-              "<=", 1.0)
+        ratio("CPU at a 30 s interval (% of one core)",
+              100.0 * CYCLES * sum(per.values()) / (t1 - t0), 1.0, "<=", 1.0)
         ratio("worker peak RSS (MB)", hwm_mb(worker), 40.0, "<=", 1.0)
         ratio("procmond peak RSS (MB)", hwm_mb(pm), 16.0, "<=", 1.0)
         ratio("privileged parent peak RSS (MB)", hwm_mb(agent.pid), 4.0, "<=", 1.0)

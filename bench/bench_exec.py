@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """bench_exec.py BINDIR — the exec -> alert budget (DESIGN.md: p99 <= 100 ms
 in event mode), end to end through the real programs, with the metrics
-(textfile and loopback listener) and the health report on.
+(textfile and loopback listener), the health report and the audit ledger on
+(issue 13), its checkpoints signed by the privileged parent after every
+entry.
 
 Starts daemoneye-agent (as root, so that procmond subscribes to the kernel's
 process events) with one extra rule that matches a marker in the command
@@ -89,6 +91,13 @@ def main():
 """)
         os.chmod(conf, 0o644)
         extra = ["-c", conf]
+    # the audit ledger with signed checkpoints, the parent holding the key
+    keys = os.path.join(tmp, "keys")
+    subprocess.run([f"{bindir}/daemoneye-cli", "keygen", "--out", keys], check=True,
+                   stdout=subprocess.DEVNULL)
+    extra += ["--set", "audit.enabled=true", "--set", "audit.enable_signatures=true",
+              "--set", f"audit.private_key_path={keys}/audit.key",
+              "--set", "audit.checkpoint_every_entries=1"]
     agent = subprocess.Popen(
         [f"{bindir}/daemoneye-agent", "--rules", rules] + extra +
         ["--set", f"app.state_dir={tmp}/state", "--set", "detection.rules_dirs=[]",

@@ -309,7 +309,7 @@ for i in $(seq 5); do
 done
 check "kill -9 of the whole service 5 times: the children went with it, the store is intact ($bad)" test "$bad" = 0
 start crash --set app.scan_interval_ms=1000 || true
-check "  and it starts again" test -n "$(worker_of "$agent")"
+check "  and it starts again" test -n "$(worker_of "$agent")" || tail -n 20 "$tmp/crash.err" | sed 's/^/#   /'
 sqlite3 -readonly "$db" "SELECT id FROM alerts" | sort -u >"$tmp/alerts.now"
 check "  every alert ever committed is still there" test "$(comm -23 "$tmp/alerts.seen" "$tmp/alerts.now" | wc -l)" = 0
 for f in "$tmp/crash"/events.sqlite "$tmp/crash"/audit.sqlite; do
@@ -422,7 +422,8 @@ check "  a reload turns the budget off" until_ 300 logged budget "configuration 
 check "  a reload keeps it disabled and listed" bash -c "'$bin/daemoneye-cli' --set app.state_dir='$tmp/budget' health | grep -q 'disabled by the watchdog: it-slow-rule'"
 "$bin/daemoneye-cli" --set app.state_dir="$tmp/budget" --set "detection.rules_dirs=[$tmp/slowrules]" \
 	rules enable it-slow-rule >/dev/null
-check "rules enable: health no longer lists it" until_ 300 bash -c "! '$bin/daemoneye-cli' --set app.state_dir='$tmp/budget' health | grep -q 'disabled by the watchdog'"
+check "rules enable: health no longer lists it" until_ 300 bash -c "! '$bin/daemoneye-cli' --set app.state_dir='$tmp/budget' health | grep -q 'disabled by the watchdog'" ||
+	{ tail -n 15 "$tmp/budget.err"; "$bin/daemoneye-cli" --set app.state_dir="$tmp/budget" health; } | sed 's/^/#   /'
 stop "$a"
 
 # ---- 10. a refused batch is retried (root: a full tmpfs) ---------------------------------------

@@ -544,7 +544,9 @@ static void run_rules(struct agent *ag, int64_t scan_id, struct de_alert_list *a
 		if (!d->rules.items[i].enabled || drain_over)
 			continue;
 		de_engine_run_rule(d->engine, &d->rules.items[i], scan_id, NULL, alerts, res);
-		if (res->ran && res->status < 0)
+		if (res->ran && res->status < 0 && drain_over)
+			de_log_warnx("rule %s: interrupted: the service is stopping", res->rule_id);
+		else if (res->ran && res->status < 0)
 			de_log_err(&res->error);
 		if (de_mono_ms() >= ag->next_heartbeat)
 			agent_ctl_heartbeat(ag);
