@@ -61,6 +61,9 @@ size_t de_json_str(char *dst, const char *s, size_t n);
 size_t de_base64_encode(char *dst, const void *src, size_t n);
 int de_base64_decode(const char *s, size_t n, unsigned char **out, size_t *outlen);
 
+/* The value of a hexadecimal digit (either case), -1 for another character. */
+int de_hex_digit(int c);
+
 /*
  * One RFC 4180 CSV field to f: quoted (quotes doubled) when it holds a
  * comma, a quote, CR or LF; bytes kept exactly.  NULL writes an empty

@@ -245,6 +245,17 @@ int de_base64_decode(const char *s, size_t n, unsigned char **out, size_t *outle
 
 /* ---- CSV ---------------------------------------------------------------- */
 
+int de_hex_digit(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 void de_csv_field(FILE *f, const char *s)
 {
 	if (!s)
