@@ -3,6 +3,7 @@
 #
 #   check WHAT COMMAND...   run COMMAND; report WHAT as ok or not ok
 #   hermetic HOME_DIR       fresh $HOME (no user config), no DAEMONEYE_* from outside
+#   alert_pairs FILE        "RULE PID" for every affected pid of every JSON alert line
 #
 # Read the store with `sqlite3 -readonly`: a plain sqlite3 creates the file
 # when it is not there yet, racing the agent that is about to.
@@ -17,4 +18,14 @@ hermetic() {
 	mkdir -p "$HOME"
 	local v
 	for v in $(env | grep -o '^DAEMONEYE_[A-Za-z0-9_]*'); do unset "$v"; done
+}
+alert_pairs() {
+	python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    line = line.strip()
+    if not line.startswith("{"): continue
+    a = json.loads(line)
+    for p in a["affected_processes"]: print(a["rule_id"], p)
+' "$1"
 }

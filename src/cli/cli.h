@@ -53,4 +53,8 @@ int cmd_stats(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_query(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_rules(struct cli_ctx *ctx, int argc, char **argv);
 
+/* `rules convert --from sigma FILE` and `rules import --sigma PATH...` (rules_sigma.c). */
+int rules_sigma_convert(struct cli_ctx *ctx, const char *file);
+int rules_sigma_import(struct cli_ctx *ctx, int n, char **paths, const char *min_status);
+
 #endif
