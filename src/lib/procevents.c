@@ -149,7 +149,7 @@ int de_procevents_read(struct de_procevents *ev, struct de_event *out, size_t ma
 {
 	*n = 0;
 	while (*n < max) {
-		struct sockaddr_nl from;
+		struct sockaddr_nl from = {0};
 		socklen_t fl = sizeof(from);
 		ssize_t r = recvfrom(ev->fd, ev->buf.b, sizeof(ev->buf.b), 0,
 				     (struct sockaddr *)&from, &fl);
@@ -165,8 +165,8 @@ int de_procevents_read(struct de_procevents *ev, struct de_event *out, size_t ma
 			return de_error_set(err, DE_ERR_IO, errno, "process connector: %s",
 					    strerror(errno));
 		}
-		if (from.nl_pid != 0)
-			continue; /* only the kernel speaks here */
+		if (fl < sizeof(from) || from.nl_pid != 0)
+			continue; /* only the kernel speaks here (and says so) */
 		parse(ev, (size_t)r, out, max, n);
 	}
 	return 0;
