@@ -313,6 +313,56 @@ static void test_state(void **state)
 	}
 }
 
+/* ---- where the operator's rules live ----------------------------------------- */
+
+struct paths_ctx {
+	struct de_config *c;
+	char *user, *state;
+};
+
+static char sentinel_path[] = "untouched";
+
+static int paths_run(void *p, struct de_error *err)
+{
+	struct paths_ctx *x = p;
+
+	x->user = x->state = sentinel_path;
+	return de_rules_paths(x->c, &x->user, &x->state, err);
+}
+
+static void paths_check(void *p, int rc, const struct de_error *err)
+{
+	struct paths_ctx *x = p;
+
+	(void)err;
+	if (rc < 0) {
+		assert_ptr_equal(x->user, sentinel_path);
+		assert_ptr_equal(x->state, sentinel_path);
+		return;
+	}
+	assert_string_equal(x->user, "/var/x/rules.d");
+	assert_string_equal(x->state, "/var/x/rules-state.json");
+	free(x->user);
+	free(x->state);
+}
+
+static void test_paths(void **state)
+{
+	(void)state;
+	static const char *const sets[] = {"app.state_dir=/var/x"};
+	struct de_config_sources src = {.system_file = "",
+					.user_file = "",
+					.envp = (char *[]){NULL},
+					.sets = sets,
+					.nsets = 1};
+	struct paths_ctx x = {0};
+
+	assert_int_equal(de_config_load(&src, &x.c, NULL), 0);
+	struct fa_case c = {"de_rules_paths", &x, NULL, paths_run, paths_check, true, 0};
+	fa_run(&c);
+	de_config_free(x.c);
+}
+
 /* ---- export ----------------------------------------------------------------- */
 
 /* Written into a fixed buffer through a caller-supplied stdio buffer, so
@@ -423,7 +473,7 @@ int main(void)
 		cmocka_unit_test(test_parse),	       cmocka_unit_test(test_parse_validated),
 		cmocka_unit_test(test_parse_problems), cmocka_unit_test(test_load_file),
 		cmocka_unit_test(test_load_dir),       cmocka_unit_test(test_state),
-		cmocka_unit_test(test_export),
+		cmocka_unit_test(test_paths),	       cmocka_unit_test(test_export),
 	};
 	return cmocka_run_group_tests(tests, setup, tmpdir_teardown);
 }

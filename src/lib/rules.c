@@ -518,12 +518,11 @@ int de_rules_load_dir(const char *dir, enum de_rule_source src, struct de_valida
 		struct de_error fe = {0};
 		if (rc == 0 && asprintf(&path, "%s/%s", dir, names[i]->d_name) < 0)
 			rc = de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
-		if (rc == 0 && de_rules_load_file(path, src, v, set, problems, &fe) < 0) {
-			if (fe.code == ENOMEM)
-				rc = de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
-			else if (problem(problems, "%s", fe.message) < 0)
-				rc = de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
-		}
+		/* a file that fails whole is a problem; running out of memory
+		   (or of room for the problem) fails the load */
+		if (rc == 0 && de_rules_load_file(path, src, v, set, problems, &fe) < 0 &&
+		    (fe.code == ENOMEM || problem(problems, "%s", fe.message) < 0))
+			rc = de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
 		free(path);
 		free(names[i]);
 	}
@@ -547,14 +546,16 @@ static int state_read(const char *path, json_t **out, struct de_error *err)
 	json_t *j = NULL;
 	int rc;
 
-	if (read_file(path, 1u << 20, &text, &len, &mtime, &fe) < 0) {
-		if (fe.code == ENOENT) {
-			*out = json_object();
-			return *out ? 0 : de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
+	if ((rc = read_file(path, 1u << 20, &text, &len, &mtime, &fe)) < 0) {
+		if (fe.code != ENOENT) {
+			if (err)
+				*err = fe;
+			return rc;
 		}
-		if (err)
-			*err = fe;
-		return -fe.code;
+		if (!(j = json_object())) /* no file yet: no overrides */
+			return de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
+		*out = j;
+		return 0;
 	}
 	rc = de_json_loadb(text, len, 0, &j, &je);
 	free(text);
@@ -633,17 +634,19 @@ out:
 int de_rules_paths(const struct de_config *c, char **user_dir, char **state_file,
 		   struct de_error *err)
 {
-	char *state = NULL;
+	char *state = NULL, *u, *f;
 	int rc;
 
 	if ((rc = de_config_state_dir(c, &state, err)) < 0)
 		return rc;
-	*user_dir = *state_file = NULL;
-	if (asprintf(user_dir, "%s/rules.d", state) < 0 ||
-	    asprintf(state_file, "%s/rules-state.json", state) < 0) {
-		free(*user_dir);
-		*user_dir = NULL;
+	if (asprintf(&u, "%s/rules.d", state) < 0) {
 		rc = de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
+	} else if (asprintf(&f, "%s/rules-state.json", state) < 0) {
+		free(u);
+		rc = de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
+	} else {
+		*user_dir = u;
+		*state_file = f;
 	}
 	free(state);
 	return rc;
