@@ -30,8 +30,6 @@
 extern const char *const de_defaults_yaml;
 extern const size_t de_defaults_yaml_len;
 
-extern char **environ;
-
 #define MAX_LAYERS 64
 #define MAX_KEY	   256
 

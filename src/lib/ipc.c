@@ -595,7 +595,7 @@ struct de_ipc_reader {
 	struct de_buf in; /* bytes read, at most one whole frame and its header */
 };
 
-#define READ_CHUNK (64u * 1024u) /* what one read(2) asks for at least */
+#define READ_CHUNK ((size_t)64 * 1024) /* what one read(2) asks for at least */
 
 int de_ipc_reader_new(int fd, struct de_ipc_reader **out, struct de_error *err)
 {

@@ -393,7 +393,8 @@ int de_validator_open_db(const struct de_validator *v, const char *path, sqlite3
 						      relations[i].columns[c].type);
 			if (o + 2 >= sizeof(sql))
 				return db_fail(db, path, err, "schema too long");
-			strcat(sql, ")");
+			sql[o] = ')';
+			sql[o + 1] = '\0';
 			if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
 				return db_fail(db, path, err, "cannot create the rule schema");
 		}
