@@ -122,7 +122,7 @@ int main(void)
 		goto out;
 	for (uint32_t i = 0; i < NPROC; i++)
 		synth(&recs[i], i + 1, scan);
-	if (de_store_processes(store, recs, NPROC, &e) < 0)
+	if (de_store_processes(store, recs[0].scan_id, recs, NPROC, &e) < 0)
 		goto out;
 	de_validator_with_timeout(v, 0);
 	if (de_rules_load_builtin(v, &set, &pr, &e) < 0 || pr.len ||

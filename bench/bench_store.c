@@ -579,7 +579,7 @@ int main(int argc, char **argv)
 		flo[k] = (double)N / floor_ingest(path, ar, af, N);
 		s = fresh(path);
 		double t = now_s(), c = cpu_s();
-		if (de_store_processes(s, r, N, &e) < 0)
+		if (de_store_processes(s, r[0].scan_id, r, N, &e) < 0)
 			die("ingest", &e);
 		ing[k] = (double)N / (now_s() - t);
 		ingc[k] = (double)N / (cpu_s() - c);
@@ -626,7 +626,7 @@ int main(int argc, char **argv)
 	/* 2. steady state: unchanged scans of the same host */
 	synth_all(r, N, t0, 1);
 	s = fresh(path);
-	if (de_store_processes(s, r, N, &e) < 0)
+	if (de_store_processes(s, r[0].scan_id, r, N, &e) < 0)
 		die("first scan", &e);
 	/* like the agent: each scan's records are freshly built, then freed */
 	double steady[50], steadyc[50], maint[50], anc_s[5];
@@ -636,7 +636,7 @@ int main(int argc, char **argv)
 		clear_all(r, N);
 		synth_all(r, N, t0 + (k + 1) * 10000LL, k + 2);
 		double t = now_s(), c = cpu_s();
-		if (de_store_processes(s, r, N, &e) < 0)
+		if (de_store_processes(s, r[0].scan_id, r, N, &e) < 0)
 			die("steady scan", &e);
 		steady[k] = (now_s() - t) * 1000;
 		steadyc[k] = (cpu_s() - c) * 1000;
@@ -687,7 +687,7 @@ int main(int argc, char **argv)
 			r[(k * 500 + i * 7) % N].cpu_usage += 0.5;
 		retime(r, N, t0 + (60 + k) * 10000LL, 60 + k);
 		double t = now_s();
-		if (de_store_processes(s, r, N, &e) < 0)
+		if (de_store_processes(s, r[0].scan_id, r, N, &e) < 0)
 			die("churn scan", &e);
 		churn[k] = (now_s() - t) * 1000;
 		t = now_s();
@@ -720,7 +720,8 @@ int main(int argc, char **argv)
 	if (de_store_scan_begin(s, t0, "poll", &scan, &e) < 0)
 		die("scan", &e);
 	retime(r, N, t0, scan);
-	if (de_store_processes(s, r, N, &e) < 0 || de_store_scan_end(s, scan, t0 + 5, N, &e) < 0)
+	if (de_store_processes(s, r[0].scan_id, r, N, &e) < 0 ||
+	    de_store_scan_end(s, scan, t0 + 5, N, &e) < 0)
 		die("first scan", &e);
 	uint64_t base = file_bytes(s, path);
 	double t = now_s();
@@ -729,7 +730,7 @@ int main(int argc, char **argv)
 		if (de_store_scan_begin(s, tk, "poll", &scan, &e) < 0)
 			die("scan", &e);
 		retime(r, N, tk, scan);
-		if (de_store_processes(s, r, N, &e) < 0 ||
+		if (de_store_processes(s, r[0].scan_id, r, N, &e) < 0 ||
 		    de_store_scan_end(s, scan, tk + 5, N, &e) < 0)
 			die("steady hour", &e);
 		maintain(s);

@@ -19,11 +19,12 @@ tidy=$(command -v clang-tidy-14 || command -v clang-tidy) || {
 }
 
 cd "$src" || exit 1
-# src/lib/store.c is being split into files by responsibility: the lead adds
-# the store's files here after the split (and fixes what they show).
+# The event store (src/lib/store*.c) was being split into files while this
+# test was written: the lead adds the store's files here after the split
+# (and fixes what they show).
 files=()
 for f in src/lib/*.c src/agent/*.c src/procmond/*.c src/cli/*.c; do
-	[ "$f" = src/lib/store.c ] && continue
+	case "$f" in src/lib/store*.c) continue ;; esac
 	files+=("$f")
 done
 

@@ -23,7 +23,7 @@ static void test_append_and_cap(void **state)
 	assert_int_equal(de_buf_putc(&b, ' '), 0);
 	assert_string_equal(b.p, "hello ");
 	assert_int_equal(de_buf_append(&b, "worlds", 5), -E2BIG); /* 11 > 10 */
-	assert_string_equal(b.p, "hello ");			   /* unchanged */
+	assert_string_equal(b.p, "hello ");			  /* unchanged */
 	assert_int_equal(b.len, 6);
 	assert_int_equal(de_buf_append(&b, "worl", 4), 0); /* exactly 10 */
 	assert_string_equal(b.p, "hello worl");

@@ -61,7 +61,7 @@ static int setup(void **state)
 	record(&recs[2], 12, 10, "other", true);
 	record(&recs[3], 13, 1, "fine", false);
 	record(&recs[4], 14, 13, "fine", false);
-	int rc = de_store_processes(store, recs, 5, &e);
+	int rc = de_store_processes(store, recs[0].scan_id, recs, 5, &e);
 	for (int i = 0; i < 5; i++)
 		de_process_record_clear(&recs[i]);
 	de_store_close(store);

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "daemoneye/ipc.h"
+#include "daemoneye_ipc.pb-c.h"
 
 static void make_record(struct de_process_record *r)
 {
@@ -152,27 +153,45 @@ static void test_roundtrip_every_kind(void **state)
 	assert_true(de_process_record_equal(&m.record, &b.record));
 	de_ipc_msg_clear(&b);
 
+	/* an exec event carries the process read at once (moved into it) */
 	m.kind = DE_IPC_EVENT;
-	m.event = DE_IPC_EVENT_EXEC;
-	m.pid = 4242;
-	m.time_ms = 1700000000999;
+	m.event.kind = DE_PROCESS_EXEC;
+	m.event.pid = 4242;
+	m.event.time_ms = 1700000000999;
+	m.event.has_record = true;
+	m.event.record = m.record;
+	memset(&m.record, 0, sizeof(m.record));
+	m.has_record = false;
 	roundtrip(&m, &b);
-	assert_int_equal(b.event, DE_IPC_EVENT_EXEC);
-	assert_true(b.has_record);
-	assert_true(de_process_record_equal(&m.record, &b.record));
+	assert_int_equal(b.event.kind, DE_PROCESS_EXEC);
+	assert_int_equal(b.event.pid, 4242);
+	assert_int_equal(b.event.time_ms, 1700000000999);
+	assert_true(b.event.has_record);
+	assert_false(b.has_record);
+	assert_true(de_process_record_equal(&m.event.record, &b.event.record));
 	de_ipc_msg_clear(&b);
 	de_ipc_msg_clear(&m);
 
 	m.kind = DE_IPC_EVENT;
-	m.event = DE_IPC_EVENT_EXIT;
-	m.pid = 4243;
-	m.has_exit_code = true;
-	m.exit_code = 256;
+	m.event.kind = DE_PROCESS_EXIT;
+	m.event.pid = 4243;
+	m.event.has_exit_code = true;
+	m.event.exit_code = 256;
 	roundtrip(&m, &b);
-	assert_int_equal(b.event, DE_IPC_EVENT_EXIT);
-	assert_false(b.has_record);
-	assert_int_equal(b.exit_code, 256);
+	assert_int_equal(b.event.kind, DE_PROCESS_EXIT);
+	assert_int_equal(b.event.pid, 4243);
+	assert_false(b.event.has_record);
+	assert_true(b.event.has_exit_code);
+	assert_int_equal(b.event.exit_code, 256);
 	de_ipc_msg_clear(&b);
+
+	/* an event of no known kind is refused, not sent as an exec */
+	struct de_error e = {0};
+	uint8_t *f;
+	size_t flen;
+	m.kind = DE_IPC_EVENT;
+	m.event.kind = (enum de_process_event_kind)9;
+	assert_int_equal(de_ipc_encode(&m, &f, &flen, &e), -EINVAL);
 }
 
 /* A frame around an arbitrary payload, with a right CRC. */
@@ -245,13 +264,17 @@ static void test_roundtrip_facts(void **state)
 
 	/* extra members: platform_data_json beside the facts, in an event */
 	m.kind = DE_IPC_EVENT;
-	m.event = DE_IPC_EVENT_EXEC;
-	m.pid = m.record.pid;
-	m.record.platform_data = json_pack("{s:s,s:i}", "zone", "global", "rss", 12);
+	m.event.kind = DE_PROCESS_EXEC;
+	m.event.pid = m.record.pid;
+	m.event.has_record = true;
+	m.event.record = m.record;
+	memset(&m.record, 0, sizeof(m.record));
+	m.has_record = false;
+	m.event.record.platform_data = json_pack("{s:s,s:i}", "zone", "global", "rss", 12);
 	roundtrip(&m, &b);
-	assert_true(b.record.facts.present);
-	assert_true(json_equal(b.record.platform_data, m.record.platform_data));
-	assert_true(de_process_record_equal(&m.record, &b.record));
+	assert_true(b.event.record.facts.present);
+	assert_true(json_equal(b.event.record.platform_data, m.event.record.platform_data));
+	assert_true(de_process_record_equal(&m.event.record, &b.event.record));
 	de_ipc_msg_clear(&b);
 	de_ipc_msg_clear(&m);
 }
@@ -498,11 +521,113 @@ static void test_reader_socketpair(void **state)
 	de_ipc_msg_clear(&m);
 }
 
+/* The Facts message is the facts list: every fact a field of its name,
+   number and type, required exactly when the list says it always comes,
+   and no field the list does not have. */
+static void test_facts_message_is_the_list(void **state)
+{
+	(void)state;
+	const ProtobufCMessageDescriptor *d = &daemoneye__ipc__facts__descriptor;
+
+	assert_int_equal(d->n_fields, DE_FACT_COUNT_MAX);
+	for (int i = 0; i < DE_FACT_COUNT_MAX; i++) {
+		const struct de_fact_info *in = &de_linux_fact_info[i];
+		const ProtobufCFieldDescriptor *fd =
+			protobuf_c_message_descriptor_get_field_by_name(d, in->name);
+		ProtobufCType want;
+		bool required = strcmp(in->group, "always") == 0;
+
+		if (!fd)
+			fail_msg("the Facts message has no field %s", in->name);
+		assert_int_equal(fd->id, in->proto_field);
+		switch (in->type) {
+		case DE_FACT_T_U32:
+			want = PROTOBUF_C_TYPE_UINT32;
+			break;
+		case DE_FACT_T_SI64:
+			want = PROTOBUF_C_TYPE_SINT64;
+			break;
+		case DE_FACT_T_BOOL:
+			want = PROTOBUF_C_TYPE_BOOL;
+			break;
+		case DE_FACT_T_FLAG:
+			want = PROTOBUF_C_TYPE_BOOL;
+			required = false;
+			break;
+		case DE_FACT_T_CHAR:
+			want = PROTOBUF_C_TYPE_BYTES;
+			break;
+		case DE_FACT_T_TEXT:
+		case DE_FACT_T_TEXT_RAW:
+			want = PROTOBUF_C_TYPE_BYTES;
+			required = false;
+			break;
+		case DE_FACT_T_COUNT:
+			want = PROTOBUF_C_TYPE_INT64;
+			required = false;
+			break;
+		default:
+			want = PROTOBUF_C_TYPE_INT64;
+		}
+		if (fd->type != want)
+			fail_msg("Facts.%s has protobuf type %d, the list says %d", in->name,
+				 (int)fd->type, (int)want);
+		if ((fd->label == PROTOBUF_C_LABEL_REQUIRED) != required)
+			fail_msg("Facts.%s is %s, the list says %s", in->name,
+				 fd->label == PROTOBUF_C_LABEL_REQUIRED ? "required" : "optional",
+				 required ? "required" : "optional");
+	}
+}
+
+/* Each fact alone changed survives the trip (a field the mapping forgot
+   would come back as its old value or zero). */
+static void test_each_fact_travels(void **state)
+{
+	(void)state;
+	for (int i = 0; i < DE_FACT_COUNT_MAX; i++) {
+		struct de_ipc_msg m = {0}, b = {0};
+		char *p;
+
+		m.kind = DE_IPC_PROCESS;
+		m.has_record = true;
+		make_record(&m.record);
+		make_facts(&m.record);
+		p = (char *)&m.record.facts + de_linux_fact_info[i].offset;
+		switch (de_linux_fact_info[i].type) {
+		case DE_FACT_T_U32:
+			*(uint32_t *)(void *)p ^= 0x5a5a;
+			break;
+		case DE_FACT_T_BOOL:
+			*(bool *)(void *)p = !*(bool *)(void *)p;
+			break;
+		case DE_FACT_T_FLAG:
+			*(bool *)(void *)p = false;
+			break;
+		case DE_FACT_T_CHAR:
+			*p = 'D';
+			break;
+		case DE_FACT_T_TEXT:
+		case DE_FACT_T_TEXT_RAW:
+			(*(char **)(void *)p)[0] = '#';
+			break;
+		default:
+			*(int64_t *)(void *)p = *(int64_t *)(void *)p > 1 ? 1 : 77;
+		}
+		roundtrip(&m, &b);
+		if (!de_linux_facts_equal(&m.record.facts, &b.record.facts))
+			fail_msg("the fact %s changed on the way", de_linux_fact_info[i].name);
+		de_ipc_msg_clear(&b);
+		de_ipc_msg_clear(&m);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_roundtrip_every_kind),
 		cmocka_unit_test(test_roundtrip_facts),
+		cmocka_unit_test(test_facts_message_is_the_list),
+		cmocka_unit_test(test_each_fact_travels),
 		cmocka_unit_test(test_rejects_bad_facts),
 		cmocka_unit_test(test_rejects_malformed),
 		cmocka_unit_test(test_rejects_bad_contents),

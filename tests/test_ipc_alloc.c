@@ -51,11 +51,12 @@ static void make_msgs(void)
 	msgs[PROC_FACTS].has_record = true;
 	assert_int_equal(testrecord_make(&msgs[PROC_FACTS].record, true), 0);
 	msgs[EVENT_EXEC].kind = DE_IPC_EVENT;
-	msgs[EVENT_EXEC].event = DE_IPC_EVENT_EXEC;
-	msgs[EVENT_EXEC].pid = 4242;
-	msgs[EVENT_EXEC].time_ms = 1764060360123;
-	msgs[EVENT_EXEC].has_record = true;
-	assert_int_equal(testrecord_make(&msgs[EVENT_EXEC].record, true), 0);
+	msgs[EVENT_EXEC].event.kind = DE_PROCESS_EXEC;
+	msgs[EVENT_EXEC].event.pid = 4242;
+	msgs[EVENT_EXEC].event.time_ms = 1764060360123;
+	msgs[EVENT_EXEC].event.has_record = true;
+	assert_int_equal(testrecord_make(&msgs[EVENT_EXEC].event.record, true), 0);
+	msgs[EVENT_EXEC].event.record.pid = 4242;
 }
 
 static void assert_msg_equal(const struct de_ipc_msg *a, const struct de_ipc_msg *b)
@@ -68,6 +69,12 @@ static void assert_msg_equal(const struct de_ipc_msg *a, const struct de_ipc_msg
 		assert_string_equal(a->capabilities, b->capabilities);
 	if (a->has_record)
 		assert_true(de_process_record_equal(&a->record, &b->record));
+	assert_int_equal(a->event.kind, b->event.kind);
+	assert_int_equal(a->event.pid, b->event.pid);
+	assert_int_equal(a->event.time_ms, b->event.time_ms);
+	assert_int_equal(a->event.has_record, b->event.has_record);
+	if (a->event.has_record)
+		assert_true(de_process_record_equal(&a->event.record, &b->event.record));
 }
 
 /* ---- encode ----------------------------------------------------------------- */

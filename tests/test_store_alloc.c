@@ -193,14 +193,15 @@ static void write_setup(void *p)
 
 static int write_do(struct write_ctx *x, struct de_error *err)
 {
-	struct de_store_event ev[3] = {
-		{.kind = DE_STORE_EVENT_EXEC, .pid = 103, .time_ms = 1, .record = &second[2]},
-		{.kind = DE_STORE_EVENT_EXIT, .pid = 102, .time_ms = 2},
-		{.kind = DE_STORE_EVENT_EXEC, .pid = 101, .time_ms = 3, .record = &second[1]},
+	/* the events borrow the records (shallow copies, never cleared) */
+	struct de_process_event ev[3] = {
+		{.kind = DE_PROCESS_EXEC, .pid = 103, .has_record = true, .record = second[2]},
+		{.kind = DE_PROCESS_EXIT, .pid = 102},
+		{.kind = DE_PROCESS_EXEC, .pid = 101, .has_record = true, .record = second[1]},
 	};
 	switch (x->which) {
 	case W_SCAN:
-		return de_store_processes(x->s, second, NREC, err);
+		return de_store_processes(x->s, x->scan, second, NREC, err);
 	case W_EVENTS:
 		ev[0].time_ms = ev[1].time_ms = ev[2].time_ms = second[0].collection_time;
 		return de_store_apply_events(x->s, x->scan, ev, 3, err);
@@ -377,7 +378,7 @@ static int setup(void **state)
 	c = config(pristine, false);
 	if (de_store_open(&c, &s, NULL) < 0 ||
 	    de_store_scan_begin(s, first[0].collection_time, "poll", &scan, NULL) < 0 ||
-	    de_store_processes(s, first, NREC, NULL) < 0 ||
+	    de_store_processes(s, scan, first, NREC, NULL) < 0 ||
 	    de_store_scan_end(s, scan, first[0].collection_time + 5, NREC, NULL) < 0)
 		return -1;
 	de_store_close(s); /* checkpoints: the file alone is the store */

@@ -73,7 +73,7 @@ static int setup(void **state)
 		recs[i].file_exists = true;
 		recs[i].platform_data = json_pack("{s:i}", "euid", i);
 	}
-	int rc = de_store_processes(store, recs, 3, &e);
+	int rc = de_store_processes(store, recs[0].scan_id, recs, 3, &e);
 	for (int i = 0; i < 3; i++)
 		de_process_record_clear(&recs[i]);
 	de_store_scan_end(store, scan, 2000, 3, &e);

@@ -23,7 +23,10 @@ struct de_buf {
 	size_t max; /* the most len may become */
 };
 
-#define DE_BUF_INIT(maxbytes) {NULL, 0, 0, (maxbytes)}
+#define DE_BUF_INIT(maxbytes)                                                                      \
+	{                                                                                          \
+		NULL, 0, 0, (maxbytes)                                                             \
+	}
 
 /* Room for `more` bytes after len (and the NUL): 0, -E2BIG beyond max, -ENOMEM. */
 int de_buf_grow(struct de_buf *b, size_t more);

@@ -42,13 +42,11 @@ enum de_ipc_kind {
 	DE_IPC_KIND_MAX
 };
 
-enum de_ipc_event { DE_IPC_EVENT_EXEC = 1, DE_IPC_EVENT_EXIT = 2 };
-
 struct de_ipc_msg {
 	enum de_ipc_kind kind;
 	/* HELLO */
 	uint32_t version;
-	uint32_t pid;	    /* HELLO: procmond's pid; EVENT: the process */
+	uint32_t pid;	    /* HELLO: procmond's pid */
 	char *capabilities; /* HELLO, owned */
 	bool events;	    /* HELLO: real-time events are on */
 	/* SCAN_REQUEST, SCAN_DONE */
@@ -56,14 +54,12 @@ struct de_ipc_msg {
 	struct de_collect_stats
 		stats;	      /* SCAN_DONE: seen, recorded, vanished, inaccessible, hashed_bytes */
 	uint64_t events_lost; /* SCAN_DONE */
-	/* PROCESS, EVENT (exec) */
+	/* PROCESS */
 	bool has_record;
 	struct de_process_record record;
-	/* EVENT */
-	enum de_ipc_event event;
-	int64_t time_ms;
-	bool has_exit_code;
-	int32_t exit_code;
+	/* EVENT: an exec (with the process, when procmond could read it) or an
+	   exit; its record is owned by the message */
+	struct de_process_event event;
 };
 
 void de_ipc_msg_clear(struct de_ipc_msg *m);

@@ -19,15 +19,7 @@
 #include <stdint.h>
 
 #include "daemoneye/error.h"
-
-enum de_event_kind { DE_EVENT_EXEC = 1, DE_EVENT_EXIT, DE_EVENT_KIND_MAX };
-
-struct de_event {
-	enum de_event_kind kind;
-	uint32_t pid;	       /* the process (thread-group id) */
-	int32_t exit_code;     /* EXIT: wait(2) status */
-	uint64_t timestamp_ns; /* kernel monotonic time of the event */
-};
+#include "daemoneye/record.h"
 
 struct de_procevents;
 
@@ -43,11 +35,12 @@ int de_procevents_fd(const struct de_procevents *ev);
 
 /*
  * Read what is waiting (never blocks): up to max events into out, *n the
- * count.  0 (also when nothing was waiting, *n = 0); an overrun is counted
- * and is not an error.  -errno on a real failure.
+ * count.  Each event says its kind, pid, time (time_ms: now; timestamp_ns:
+ * the kernel's) and, for an exit, the exit code; none carries a record.  0 (also when nothing was
+ * waiting, *n = 0); an overrun is counted and is not an error.  -errno on a real failure.
  */
-int de_procevents_read(struct de_procevents *ev, struct de_event *out, size_t max, size_t *n,
-		       struct de_error *err);
+int de_procevents_read(struct de_procevents *ev, struct de_process_event *out, size_t max,
+		       size_t *n, struct de_error *err);
 
 /* Times the kernel reported lost messages (ENOBUFS) since open. */
 uint64_t de_procevents_overruns(const struct de_procevents *ev);

@@ -26,80 +26,8 @@
 #include <stdint.h>
 
 #include "daemoneye/error.h"
+#include "daemoneye/facts.h"
 #include "daemoneye/uuid.h"
-
-/*
- * The Linux facts the collector reads for each process (docs/collection.md),
- * held flat so that a scan costs no allocation per fact.  Their JSON form is
- * the record's platform_data object: one member per fact, named as the
- * fields below, in this order, numbers as JSON integers, booleans as JSON
- * booleans.  Facts that may be unknown have a has_ flag (or a NULL pointer)
- * and are then left out of the JSON.  (No field is named `linux`: that is a
- * predefined macro in GNU C.)
- */
-struct de_linux_facts {
-	bool present;	   /* the record carries collector facts (else all below is unset) */
-	bool has_ids;	   /* euid, egid known (the owner of /proc/PID) */
-	uint32_t euid;	   /* "euid" */
-	uint32_t egid;	   /* "egid" */
-	bool has_real_ids; /* uid, gid known (read for set-id images) */
-	uint32_t uid;	   /* "uid": real uid */
-	uint32_t gid;	   /* "gid": real gid */
-	/* "cgroup": the cgroup v2 path, exact bytes, owned, NULL when none.  When
-	 * not valid UTF-8 the JSON text is escaped as de_escape_text() does and
-	 * "cgroup_raw" carries the exact bytes in base64. */
-	char *cgroup;
-	bool has_exe;	   /* the process has an executable: exe_deleted, exe_replaced */
-	bool exe_deleted;  /* "exe_deleted": the image was unlinked */
-	bool exe_replaced; /* "exe_replaced": the path now names another file */
-	bool has_image;	   /* the image was stat'ed: exe_inode, exe_device, exe_size */
-	int64_t exe_inode; /* "exe_inode" (st_ino as a JSON integer) */
-	int64_t exe_device;
-	int64_t exe_size;
-	/* "hash_error": why the image was not hashed, owned, NULL when it was
-	 * (or when hashing is off).  Not valid UTF-8: escaped as for cgroup,
-	 * without a _raw twin. */
-	char *hash_error;
-	char state; /* "state": one letter as in /proc/PID/stat */
-	int64_t threads;
-	int64_t pgrp;
-	int64_t session;
-	int64_t tty_nr;
-	int64_t nice;
-	bool kernel_thread; /* "kernel_thread": PF_KTHREAD */
-	int64_t utime_ticks;
-	int64_t stime_ticks;
-	int64_t start_ticks;
-	bool cmdline_truncated; /* "cmdline_truncated": only written when true */
-	int64_t cmdline_masked; /* "cmdline_masked": arguments masked, only written when > 0 */
-};
-
-/* Release the strings the facts own and zero them (NULL accepted). */
-void de_linux_facts_clear(struct de_linux_facts *f);
-
-/* One member the facts give platform_data, as de_linux_facts_each() visits it. */
-enum de_fact_kind { DE_FACT_INT, DE_FACT_BOOL, DE_FACT_TEXT };
-
-struct de_fact {
-	const char *key; /* the JSON member name */
-	size_t key_len;
-	enum de_fact_kind kind;
-	int64_t i;     /* DE_FACT_INT */
-	bool b;	       /* DE_FACT_BOOL */
-	const char *s; /* DE_FACT_TEXT: bytes, not always UTF-8 (borrowed) */
-	size_t n;      /* their length */
-	bool raw;      /* DE_FACT_TEXT: not valid UTF-8 goes escaped plus
-			  "<key>_raw" (base64); else escaped alone */
-};
-
-/*
- * Call fn for every member the facts put in platform_data, in the order
- * the JSON form has them: the one list the JSON object, its text and the
- * store's hashes are made from.  Stops at and returns fn's first nonzero
- * value; 0 after the last member.
- */
-int de_linux_facts_each(const struct de_linux_facts *f,
-			int (*fn)(const struct de_fact *m, void *ctx), void *ctx);
 
 struct de_process_record {
 	struct de_uuid id;	 /* unique identifier of this record */
@@ -174,4 +102,28 @@ int de_process_record_from_json(const json_t *j, struct de_process_record *out,
  * valid UTF-8, which needs a scratch buffer), -EINVAL when r has no facts.
  */
 long de_linux_facts_json(const struct de_process_record *r, char *buf, size_t cap);
+/* ---- the process event ------------------------------------------------- */
+
+/*
+ * One exec or exit, as one type from the kernel to the store: the kernel
+ * source (procevents.h) fills what it says, procmond adds the process read
+ * at once, the IPC carries it, the agent queues it and the store applies
+ * it (de_store_apply_events).
+ */
+enum de_process_event_kind { DE_PROCESS_EXEC = 1, DE_PROCESS_EXIT, DE_PROCESS_EVENT_KIND_MAX };
+
+struct de_process_event {
+	enum de_process_event_kind kind;
+	uint32_t pid;			 /* the process (thread-group id) */
+	int64_t time_ms;		 /* when it was seen, ms since the Unix epoch */
+	uint64_t timestamp_ns;		 /* the kernel's monotonic time of it (0: unknown) */
+	bool has_exit_code;		 /* exit: */
+	int32_t exit_code;		 /* its wait(2) status */
+	bool has_record;		 /* exec: the process as read at once (else gone already) */
+	struct de_process_record record; /* owned when has_record */
+};
+
+/* Release the event's record (NULL accepted); the event is zeroed. */
+void de_process_event_clear(struct de_process_event *e);
+
 #endif

@@ -3,7 +3,9 @@
  * snapshot, the history of process instances, sampled resource use, the
  * scans, the alerts and their delivery records.  The seed's EventStore.
  *
- * Relations (schema version 4; see store.c for the full DDL):
+ * Relations (schema version 4; src/lib/store_schema.c holds the migrations
+ * and a description of every column, which `daemoneye-cli rules schema`
+ * prints for the tables rules may read):
  *
  *   processes          the current snapshot, one row per live process, with
  *                      every ProcessRecord column (command_line as one text
@@ -117,31 +119,19 @@ struct de_store_diff {
 
 /*
  * Bring the snapshot to recs (a full scan: every live process once; a pid
- * twice is a ValidationError) in one transaction: insert new instances,
- * rewrite only the rows that changed, mark the missing ones exited, sample
- * cpu/memory when the sample interval has passed.  The batch's time is the
- * largest collection_time in recs.  On any failure (disk full, read-only
- * file system) the transaction is rolled back, the store is as before, and
- * the next call starts afresh.  de_store_last_diff() says what it wrote.
+ * twice is a ValidationError) in one transaction, under scan_id (a scan
+ * begun with de_store_scan_begin; the records' own scan_id is not read):
+ * insert new instances, rewrite only the rows that changed, mark the
+ * missing ones exited, sample cpu/memory when the sample interval has
+ * passed.  The batch's time is the largest collection_time in recs.  On
+ * any failure (disk full, read-only file system) the transaction is rolled
+ * back, the store is as before, and the next call starts afresh.
+ * de_store_last_diff() says what it wrote.
  */
-int de_store_processes(struct de_store *s, const struct de_process_record *recs, size_t n,
-		       struct de_error *err);
+int de_store_processes(struct de_store *s, int64_t scan_id, const struct de_process_record *recs,
+		       size_t n, struct de_error *err);
 /* What the last successful de_store_processes() or de_store_apply_events() wrote. */
 struct de_store_diff de_store_last_diff(const struct de_store *s);
-
-/* A real-time process event from procmond, for de_store_apply_events(). */
-enum de_store_event_kind { DE_STORE_EVENT_EXEC = 1, DE_STORE_EVENT_EXIT };
-
-struct de_store_event {
-	enum de_store_event_kind kind;
-	uint32_t pid;
-	int64_t time_ms; /* when procmond saw it */
-	/* exec: the process as read at once; NULL if it was already gone
-	   (borrowed: the store keeps no pointer into it after the call) */
-	const struct de_process_record *record;
-	bool has_exit_code; /* exit: the exit code, when known (not stored) */
-	int32_t exit_code;
-};
 
 /*
  * Apply real-time events, in order, in one transaction, under scan_id (a scan
@@ -170,7 +160,7 @@ struct de_store_event {
  * scan_id: the events keep the snapshot current.  The scan's new, changed
  * and exited counts add up over the batches applied under it.
  */
-int de_store_apply_events(struct de_store *s, int64_t scan_id, const struct de_store_event *ev,
+int de_store_apply_events(struct de_store *s, int64_t scan_id, const struct de_process_event *ev,
 			  size_t n, struct de_error *err);
 
 /* Insert an alert (with its `incomplete` flag). */

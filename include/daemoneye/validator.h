@@ -53,8 +53,9 @@ struct de_relation {
 
 /*
  * The one list of relations (and their columns) that rules and queries may
- * read.  To expose another relation of the event store, add it here.
- * Returns a static array of *n entries.
+ * read: the rule-visible part of the event store's schema description
+ * (defined in src/lib/store_schema.c, beside the migrations; expose another
+ * relation there).  Returns a static array of *n entries.
  */
 const struct de_relation *de_relations(size_t *n);
 

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "daemoneye/alert.h"
+#include "agent.h"
 #include "procmond_client.h"
 #include "privdrop.h"
 #include "daemoneye/collect.h"
@@ -68,24 +69,6 @@ static void usage(FILE *f)
 		"Environment: DAEMONEYE_SECTION__KEY=VALUE overrides a setting, e.g.\n"
 		"DAEMONEYE_APP__SCAN_INTERVAL_MS=15000.  See daemoneye-agent(8).\n");
 }
-
-struct agent {
-	struct de_config *cfg;
-	struct de_store *store;
-	const struct de_config_sources *src; /* passed on to procmond */
-	struct procmond_chan pm;
-	struct de_validator *validator; /* the SQL sandbox's settings */
-	struct de_engine *engine;	/* rules run here, read-only */
-	struct de_rule_set rules;	/* builtin + rules_dirs + imported */
-	struct de_rule_result *results; /* one per rule, reused each cycle */
-	const char **rule_files;	/* --rules FILE..., borrowed from argv */
-	size_t nrule_files;
-	bool stdout_enabled;
-	enum de_alert_format alert_format;
-	bool color;
-	uint64_t retention_days; /* database.retention_days */
-	bool warned_over_cap;	 /* said once that the snapshot alone exceeds max_size_mb */
-};
 
 /*
  * Started as root with no app.state_dir, the state directory is root's
@@ -210,8 +193,7 @@ out:
 	return rc;
 }
 
-/* Store each alert, write it to the sinks and record each delivery. */
-static void deliver(struct agent *ag, const struct de_alert_list *alerts)
+void agent_deliver(struct agent *ag, const struct de_alert_list *alerts)
 {
 	for (size_t i = 0; i < alerts->len; i++) {
 		struct de_error aerr = {0};
@@ -235,93 +217,6 @@ static void deliver(struct agent *ag, const struct de_alert_list *alerts)
 	}
 }
 
-/*
- * Apply queued events ev[0..n) (no exit in it of a pid exec'd earlier in
- * it) as one "event" scan, then run the single-process rules over each
- * process that exec'd, and deliver what they raise.
- */
-static int apply_events(struct agent *ag, struct agent_event *ev, size_t n, struct de_error *err)
-{
-	struct de_store_event *sev = calloc(n, sizeof(*sev));
-	struct de_alert_list alerts = {0};
-	size_t execs = 0;
-	int64_t scan_id;
-	int rc;
-
-	if (!sev)
-		return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
-	for (size_t i = 0; i < n; i++) {
-		sev[i] = (struct de_store_event){
-			.kind = ev[i].kind == DE_IPC_EVENT_EXEC ? DE_STORE_EVENT_EXEC
-								: DE_STORE_EVENT_EXIT,
-			.pid = ev[i].pid,
-			.time_ms = ev[i].time_ms,
-			.record = ev[i].has_record ? &ev[i].record : NULL,
-			.has_exit_code = ev[i].has_exit_code,
-			.exit_code = ev[i].exit_code,
-		};
-		execs += ev[i].has_record;
-	}
-	if ((rc = de_store_scan_begin(ag->store, de_now_ms(), "event", &scan_id, err)) < 0)
-		goto out;
-	for (size_t i = 0; i < n; i++)
-		if (ev[i].has_record)
-			ev[i].record.scan_id = scan_id;
-	if ((rc = de_store_apply_events(ag->store, scan_id, sev, n, err)) < 0 ||
-	    (rc = de_store_scan_end(ag->store, scan_id, de_now_ms(), execs, err)) < 0) {
-		de_store_scan_fail(ag->store, scan_id, de_now_ms(), err->message, NULL);
-		goto out;
-	}
-	/* each exec'd process at once, by the rules that concern one process */
-	for (size_t i = 0; i < n; i++) {
-		if (!ev[i].has_record)
-			continue;
-		de_engine_run_pid(ag->engine, ag->rules.items, ag->rules.len, ev[i].pid, scan_id,
-				  &alerts, ag->results);
-		for (size_t k = 0; k < ag->rules.len; k++)
-			if (ag->results[k].ran && ag->results[k].status < 0)
-				de_log_err(&ag->results[k].error);
-	}
-	deliver(ag, &alerts);
-	de_log_debug("event scan %lld: %zu events, %zu execs read, %zu alerts", (long long)scan_id,
-		     n, execs, alerts.len);
-out:
-	if (rc < 0)
-		de_error_prefix(err, "applying process events: ");
-	de_alert_list_clear(&alerts);
-	free(sev);
-	return rc;
-}
-
-/*
- * Apply every queued event, in order.  The queue is cut before an exit of a
- * process exec'd earlier in the same run, so that the rules see a process
- * that lived for 10 ms before its exit takes it out of the snapshot.  A
- * failure is logged and the rest dropped: the next full scan reconciles.
- */
-static void handle_events(struct agent *ag)
-{
-	struct procmond_chan *ch = &ag->pm;
-	size_t start = 0;
-
-	for (size_t i = 0; i <= ch->nqueue; i++) {
-		bool cut = i == ch->nqueue;
-		if (!cut && ch->queue[i].kind == DE_IPC_EVENT_EXIT)
-			for (size_t k = start; k < i && !cut; k++)
-				cut = ch->queue[k].kind == DE_IPC_EVENT_EXEC &&
-				      ch->queue[k].pid == ch->queue[i].pid;
-		if (!cut || i == start)
-			continue;
-		struct de_error err = {0};
-		if (apply_events(ag, ch->queue + start, i - start, &err) < 0) {
-			de_log_err(&err);
-			break;
-		}
-		start = i;
-	}
-	agent_events_clear(ch);
-}
-
 /* One full cycle: collect, store, detect, deliver. */
 static int cycle(struct agent *ag, struct de_error *err)
 {
@@ -339,7 +234,7 @@ static int cycle(struct agent *ag, struct de_error *err)
 		rc = agent_procmond_start(ag->src, &ag->pm, err);
 	}
 	if (rc < 0 || (rc = agent_procmond_scan(&ag->pm, scan_id, &procs, &stats, err)) < 0 ||
-	    (rc = de_store_processes(ag->store, procs.items, procs.len, err)) < 0 ||
+	    (rc = de_store_processes(ag->store, scan_id, procs.items, procs.len, err)) < 0 ||
 	    (rc = de_store_scan_end(ag->store, scan_id, de_now_ms(), procs.len, err)) < 0) {
 		de_store_scan_fail(ag->store, scan_id, de_now_ms(), err->message, NULL);
 		de_error_prefix(err, "scan %lld failed: ", (long long)scan_id);
@@ -357,7 +252,7 @@ static int cycle(struct agent *ag, struct de_error *err)
 	for (size_t i = 0; i < ag->rules.len; i++)
 		if (ag->results[i].ran && ag->results[i].status < 0)
 			de_log_err(&ag->results[i].error);
-	deliver(ag, &alerts);
+	agent_deliver(ag, &alerts);
 	/* retention: a few short transactions between scans, never inside one */
 	struct de_prune_stats ps;
 	struct de_error perr = {0};
@@ -389,7 +284,7 @@ static void wait_next(struct agent *ag, uint64_t ms)
 {
 	int64_t until = de_now_ms() + (int64_t)ms;
 
-	handle_events(ag); /* those that came during the scan */
+	agent_execpath_run(ag); /* those that came during the scan */
 	while (!stop_requested) {
 		int64_t left = until - de_now_ms();
 		struct de_error err = {0};
@@ -406,7 +301,7 @@ static void wait_next(struct agent *ag, uint64_t ms)
 			de_log_err(&err);
 			continue;
 		}
-		handle_events(ag);
+		agent_execpath_run(ag);
 	}
 }
 

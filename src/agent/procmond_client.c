@@ -126,12 +126,10 @@ fail:
 /* Queue an EVENT message (its record moves into the queue). */
 static void queue_event(struct procmond_chan *ch, struct de_ipc_msg *m)
 {
-	struct agent_event *e;
-
 	ch->events_seen++;
 	if (ch->nqueue == ch->capqueue) {
 		size_t nc = ch->capqueue ? ch->capqueue * 2 : 64;
-		struct agent_event *nq;
+		struct de_process_event *nq;
 		if (nc > AGENT_MAX_QUEUED_EVENTS || !(nq = realloc(ch->queue, nc * sizeof(*nq)))) {
 			if (ch->events_dropped++ == 0)
 				de_log_warnx("more than %zu process events waiting: dropping "
@@ -142,27 +140,14 @@ static void queue_event(struct procmond_chan *ch, struct de_ipc_msg *m)
 		ch->queue = nq;
 		ch->capqueue = nc;
 	}
-	e = &ch->queue[ch->nqueue++];
-	*e = (struct agent_event){
-		.kind = m->event,
-		.pid = m->pid,
-		.time_ms = m->time_ms,
-		.has_record = m->has_record,
-		.has_exit_code = m->has_exit_code,
-		.exit_code = m->exit_code,
-	};
-	if (m->has_record) {
-		e->record = m->record; /* moved */
-		memset(&m->record, 0, sizeof(m->record));
-		m->has_record = false;
-	}
+	ch->queue[ch->nqueue++] = m->event; /* moved, with its record */
+	memset(&m->event, 0, sizeof(m->event));
 }
 
 void agent_events_clear(struct procmond_chan *ch)
 {
 	for (size_t i = 0; i < ch->nqueue; i++)
-		if (ch->queue[i].has_record)
-			de_process_record_clear(&ch->queue[i].record);
+		de_process_event_clear(&ch->queue[i]);
 	ch->nqueue = 0;
 }
 

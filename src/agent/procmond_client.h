@@ -16,26 +16,15 @@
  * (the next full scan reconciles what they would have said). */
 #define AGENT_MAX_QUEUED_EVENTS 65536
 
-/* An exec or exit received from procmond, waiting to be applied. */
-struct agent_event {
-	enum de_ipc_event kind;
-	uint32_t pid;
-	int64_t time_ms;
-	bool has_record;		 /* exec: procmond read the process (else it was gone) */
-	struct de_process_record record; /* owned */
-	bool has_exit_code;
-	int32_t exit_code;
-};
-
 struct procmond_chan {
-	pid_t pid;		   /* procmond's pid, 0 when not running */
-	int fd;			   /* our end of the socketpair, -1 when closed */
-	struct de_ipc_reader *rd;  /* owned */
-	bool events;		   /* procmond reported real-time events */
-	char caps[128];		   /* capabilities procmond kept */
-	uint64_t events_seen;	   /* EVENT frames received */
-	uint64_t events_dropped;   /* received while the queue was full */
-	struct agent_event *queue; /* owned: events not yet applied, oldest first */
+	pid_t pid;			/* procmond's pid, 0 when not running */
+	int fd;				/* our end of the socketpair, -1 when closed */
+	struct de_ipc_reader *rd;	/* owned */
+	bool events;			/* procmond reported real-time events */
+	char caps[128];			/* capabilities procmond kept */
+	uint64_t events_seen;		/* EVENT frames received */
+	uint64_t events_dropped;	/* received while the queue was full */
+	struct de_process_event *queue; /* owned: events not yet applied, oldest first */
 	size_t nqueue, capqueue;
 };
 

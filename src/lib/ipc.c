@@ -32,6 +32,7 @@ void de_ipc_msg_clear(struct de_ipc_msg *m)
 		return;
 	free(m->capabilities);
 	de_process_record_clear(&m->record);
+	de_process_event_clear(&m->event);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -61,40 +62,61 @@ static ProtobufCBinaryData bin(const char *s)
 	return b;
 }
 
+/*
+ * The facts list (facts.h) mapped onto the Facts message.  A fact of group
+ * `always` whose type is a plain number, bool or letter is a required
+ * field; every other fact is optional (its has_ flag says whether it is
+ * there).  test_ipc checks the .proto against the list field by field.
+ */
+#define PBCLASS_always	 REQ
+#define PBCLASS_ids	 OPT
+#define PBCLASS_real_ids OPT
+#define PBCLASS_exe	 OPT
+#define PBCLASS_image	 OPT
+
+#define ENC_NUM_REQ(n, in) p->n = f->n;
+#define ENC_NUM_OPT(n, in)                                                                         \
+	p->has_##n = (in);                                                                         \
+	p->n = f->n;
+#define ENC_U32_REQ  ENC_NUM_REQ
+#define ENC_U32_OPT  ENC_NUM_OPT
+#define ENC_I64_REQ  ENC_NUM_REQ
+#define ENC_I64_OPT  ENC_NUM_OPT
+#define ENC_NN64_REQ ENC_NUM_REQ
+#define ENC_NN64_OPT ENC_NUM_OPT
+#define ENC_SI64_REQ ENC_NUM_REQ
+#define ENC_SI64_OPT ENC_NUM_OPT
+#define ENC_BOOL_REQ ENC_NUM_REQ
+#define ENC_BOOL_OPT ENC_NUM_OPT
+#define ENC_CHAR_REQ(n, in)                                                                        \
+	p->n.len = 1;                                                                              \
+	p->n.data = (uint8_t *)(uintptr_t)&f->n;
+#define ENC_TEXT_ANY(n, in)                                                                        \
+	p->has_##n = (in) && f->n != NULL;                                                         \
+	p->n = bin(f->n);
+#define ENC_TEXT_REQ	    ENC_TEXT_ANY
+#define ENC_TEXT_OPT	    ENC_TEXT_ANY
+#define ENC_TEXT_RAW_REQ    ENC_TEXT_ANY
+#define ENC_TEXT_RAW_OPT    ENC_TEXT_ANY
+#define ENC_FLAG_ANY(n, in) p->has_##n = p->n = (in) && f->n;
+#define ENC_FLAG_REQ	    ENC_FLAG_ANY
+#define ENC_FLAG_OPT	    ENC_FLAG_ANY
+#define ENC_COUNT_ANY(n, in)                                                                       \
+	p->has_##n = (in) && f->n > 0;                                                             \
+	p->n = f->n;
+#define ENC_COUNT_REQ ENC_COUNT_ANY
+#define ENC_COUNT_OPT ENC_COUNT_ANY
+
+#define ENC_(n, type, cls, in)	ENC__(n, type, cls, in)
+#define ENC__(n, type, cls, in) ENC_##type##_##cls(n, in)
+
 static void facts_to_pb(const struct de_linux_facts *f, PbFacts *p)
 {
 	daemoneye__ipc__facts__init(p);
-	p->has_euid = p->has_egid = f->has_ids;
-	p->euid = f->euid;
-	p->egid = f->egid;
-	p->has_uid = p->has_gid = f->has_real_ids;
-	p->uid = f->uid;
-	p->gid = f->gid;
-	p->has_cgroup = f->cgroup != NULL;
-	p->cgroup = bin(f->cgroup);
-	p->has_exe_deleted = p->has_exe_replaced = f->has_exe;
-	p->exe_deleted = f->exe_deleted;
-	p->exe_replaced = f->exe_replaced;
-	p->has_exe_inode = p->has_exe_device = p->has_exe_size = f->has_exe && f->has_image;
-	p->exe_inode = f->exe_inode;
-	p->exe_device = f->exe_device;
-	p->exe_size = f->exe_size;
-	p->has_hash_error = f->has_exe && f->hash_error;
-	p->hash_error = bin(f->hash_error);
-	p->state.len = 1;
-	p->state.data = (uint8_t *)(uintptr_t)&f->state;
-	p->threads = f->threads;
-	p->pgrp = f->pgrp;
-	p->session = f->session;
-	p->tty_nr = f->tty_nr;
-	p->nice = f->nice;
-	p->kernel_thread = f->kernel_thread;
-	p->utime_ticks = f->utime_ticks;
-	p->stime_ticks = f->stime_ticks;
-	p->start_ticks = f->start_ticks;
-	p->has_cmdline_truncated = p->cmdline_truncated = f->cmdline_truncated;
-	p->has_cmdline_masked = f->cmdline_masked > 0;
-	p->cmdline_masked = f->cmdline_masked;
+#define FACT_ENC_(name, type, group, kind, no, doc)                                                \
+	ENC_(name, type, PBCLASS_##group, DE_FACT_IN_##group(f))
+	DE_LINUX_FACTS(FACT_ENC_)
+#undef FACT_ENC_
 }
 
 /* Fill p (and *facts, which p points to) from r; *pd gets the
@@ -188,14 +210,18 @@ int de_ipc_encode(const struct de_ipc_msg *m, uint8_t **out, size_t *len, struct
 		f.scan_done = &done;
 		break;
 	case DE_IPC_EVENT:
-		ev.kind = m->event == DE_IPC_EVENT_EXIT ? DAEMONEYE__IPC__PROCESS_EVENT__KIND__EXIT
-							: DAEMONEYE__IPC__PROCESS_EVENT__KIND__EXEC;
-		ev.pid = m->pid;
-		ev.time_ms = m->time_ms;
-		ev.has_exit_code = m->has_exit_code;
-		ev.exit_code = m->exit_code;
-		if (m->has_record) {
-			if (record_to_pb(&m->record, &proc, &facts, &pd, &argv) < 0)
+		if (m->event.kind != DE_PROCESS_EXEC && m->event.kind != DE_PROCESS_EXIT)
+			return de_error_set(err, DE_ERR_VALIDATION, EINVAL,
+					    "unknown process event kind %d", (int)m->event.kind);
+		ev.kind = m->event.kind == DE_PROCESS_EXIT
+				  ? DAEMONEYE__IPC__PROCESS_EVENT__KIND__EXIT
+				  : DAEMONEYE__IPC__PROCESS_EVENT__KIND__EXEC;
+		ev.pid = m->event.pid;
+		ev.time_ms = m->event.time_ms;
+		ev.has_exit_code = m->event.has_exit_code;
+		ev.exit_code = m->event.exit_code;
+		if (m->event.has_record) {
+			if (record_to_pb(&m->event.record, &proc, &facts, &pd, &argv) < 0)
 				goto nomem;
 			ev.process = &proc;
 		}
@@ -256,96 +282,151 @@ static bool all_of(const char *s, const char *set, size_t want_len)
 	return strspn(s, set) == n;
 }
 
-/* Is k the JSON name of a fact (an extra member may not shadow one)? */
+/* Is k the JSON name of a fact or its _raw twin (an extra member may not shadow one)? */
 static bool fact_name(const char *k)
 {
-	static const char *const names[] = {"euid",
-					    "egid",
-					    "uid",
-					    "gid",
-					    "cgroup",
-					    "cgroup_raw",
-					    "exe_deleted",
-					    "exe_replaced",
-					    "exe_inode",
-					    "exe_device",
-					    "exe_size",
-					    "hash_error",
-					    "state",
-					    "threads",
-					    "pgrp",
-					    "session",
-					    "tty_nr",
-					    "nice",
-					    "kernel_thread",
-					    "utime_ticks",
-					    "stime_ticks",
-					    "start_ticks",
-					    "cmdline_truncated",
-					    "cmdline_masked"};
+	size_t n = strlen(k);
 
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strcmp(k, names[i]) == 0)
-			return true;
-	return false;
+	return de_fact_lookup(k, n) >= 0 || de_fact_raw_of(k, n) >= 0;
+}
+
+/* The groups of the facts list, `always` first. */
+enum fact_group {
+	G_always,
+#define GROUP_ENUM_(g, parent, doc, part) G_##g,
+	DE_LINUX_FACT_GROUPS(GROUP_ENUM_)
+#undef GROUP_ENUM_
+		G_MAX
+};
+
+/*
+ * Per type and class: a required member of a group (numbers, bools,
+ * letters, which come all or none with their group), whether the field was
+ * sent, its own checks, and the copy into the facts.
+ */
+#define SENT_REQ(n)		true
+#define SENT_OPT(n)		p->has_##n
+#define MEMBER_U32		1
+#define MEMBER_I64		1
+#define MEMBER_NN64		1
+#define MEMBER_SI64		1
+#define MEMBER_BOOL		1
+#define MEMBER_CHAR		1
+#define MEMBER_TEXT		0
+#define MEMBER_TEXT_RAW		0
+#define MEMBER_FLAG		0
+#define MEMBER_COUNT		0
+#define SENT_(cls, n)		SENT__(cls, n)
+#define SENT__(cls, n)		SENT_##cls(n)
+#define SENTK_U32		M
+#define SENTK_I64		M
+#define SENTK_NN64		M
+#define SENTK_SI64		M
+#define SENTK_BOOL		M
+#define SENTK_CHAR		M
+#define SENTK_TEXT		O
+#define SENTK_TEXT_RAW		O
+#define SENTK_FLAG		O
+#define SENTK_COUNT		O
+#define SENTX_M(cls, n)		SENT_(cls, n)
+#define SENTX_O(cls, n)		p->has_##n
+#define SENTX_(k, cls, n)	SENTX__(k, cls, n)
+#define SENTX__(k, cls, n)	SENTX_##k(cls, n)
+#define SENT_ANY_(type, cls, n) SENTX_(SENTK_##type, cls, n)
+
+#define CHECK_U32(n)	  NULL
+#define CHECK_I64(n)	  NULL
+#define CHECK_SI64(n)	  NULL
+#define CHECK_BOOL(n)	  NULL
+#define CHECK_NN64(n)	  (p->n < 0 ? "facts: " #n " is a negative count" : NULL)
+#define CHECK_CHAR(n)	  (!one_letter(&p->n) ? "facts: " #n " is not one letter" : NULL)
+#define CHECK_TEXT(n)	  NULL
+#define CHECK_TEXT_RAW(n) NULL
+#define CHECK_FLAG(n)	  (p->has_##n && !p->n ? "facts: " #n " sent as false" : NULL)
+#define CHECK_COUNT(n)	  (p->has_##n && p->n <= 0 ? "facts: " #n " is not positive" : NULL)
+
+#define COPY_NUM(n)   f->n = p->n;
+#define COPY_U32      COPY_NUM
+#define COPY_I64      COPY_NUM
+#define COPY_NN64     COPY_NUM
+#define COPY_SI64     COPY_NUM
+#define COPY_BOOL     COPY_NUM
+#define COPY_CHAR(n)  f->n = (char)p->n.data[0];
+#define COPY_FLAG(n)  f->n = p->has_##n && p->n;
+#define COPY_COUNT(n) f->n = p->has_##n ? p->n : 0;
+#define COPY_TEXT(n)                                                                               \
+	if (p->has_##n && !(f->n = cstr(&p->n, &bad)))                                             \
+		goto fail;
+#define COPY_TEXT_RAW COPY_TEXT
+
+static bool one_letter(const ProtobufCBinaryData *b)
+{
+	return b->len == 1 && ((b->data[0] >= 'A' && b->data[0] <= 'Z') ||
+			       (b->data[0] >= 'a' && b->data[0] <= 'z'));
 }
 
 /* Validate and copy facts; NULL, or why they are malformed (*nomem set on
-   ENOMEM). */
-static const char *pb_to_facts(const PbFacts *p, struct de_linux_facts *f, bool *nomem)
+   ENOMEM, when f may hold some text to clear; the text of why may be in buf). */
+static const char *pb_to_facts(const PbFacts *p, struct de_linux_facts *f, bool *nomem,
+			       char buf[256])
 {
-	bool bad = false;
-	unsigned char st;
+	static const char *const group_doc[G_MAX] = {"the process",
+#define GROUP_DOC_(g, par, doc, part) doc,
+						     DE_LINUX_FACT_GROUPS(GROUP_DOC_)
+#undef GROUP_DOC_
+	};
+	static const char *const group_part[G_MAX] = {"",
+#define GROUP_PART_(g, par, doc, part) part " (group " #g " sent in part)",
+						      DE_LINUX_FACT_GROUPS(GROUP_PART_)
+#undef GROUP_PART_
+	};
+	static const enum fact_group parent[G_MAX] = {G_always,
+#define GROUP_PARENT_(g, par, doc, part) G_##par,
+						      DE_LINUX_FACT_GROUPS(GROUP_PARENT_)
+#undef GROUP_PARENT_
+	};
+	bool any[G_MAX] = {false}, all[G_MAX], bad = false;
+	const char *why;
 
-	if (p->has_euid != p->has_egid || p->has_uid != p->has_gid)
-		return "facts: a uid without its gid";
-	if (p->has_exe_deleted != p->has_exe_replaced)
-		return "facts: exe_deleted without exe_replaced";
-	if (p->has_exe_inode != p->has_exe_device || p->has_exe_inode != p->has_exe_size)
-		return "facts: incomplete executable image";
-	if ((p->has_exe_inode || p->has_hash_error) && !p->has_exe_deleted)
-		return "facts: executable image or hash error without an executable";
-	if (p->state.len != 1)
-		return "facts: state is not one letter";
-	st = p->state.data[0];
-	if (!((st >= 'A' && st <= 'Z') || (st >= 'a' && st <= 'z')))
-		return "facts: state is not one letter";
-	if (p->threads < 0 || p->utime_ticks < 0 || p->stime_ticks < 0 || p->start_ticks < 0)
-		return "facts: negative count";
-	if (p->has_cmdline_masked && p->cmdline_masked <= 0)
-		return "facts: cmdline_masked is not positive";
-	if (p->has_cmdline_truncated && !p->cmdline_truncated)
-		return "facts: cmdline_truncated sent as false";
+	for (int g = 0; g < G_MAX; g++)
+		all[g] = true;
+		/* a group's members come all or none */
+#define GROUP_SEEN_(name, type, group, kind, no, doc)                                              \
+	if (MEMBER_##type) {                                                                       \
+		any[G_##group] |= SENT_(PBCLASS_##group, name);                                    \
+		all[G_##group] &= SENT_(PBCLASS_##group, name);                                    \
+	}
+	DE_LINUX_FACTS(GROUP_SEEN_)
+#undef GROUP_SEEN_
+	any[G_always] = all[G_always] = true;
+	for (int g = 0; g < G_MAX; g++) {
+		if (any[g] != all[g]) {
+			snprintf(buf, 256, "facts: %s", group_part[g]);
+			return buf;
+		}
+		if (any[g] && !any[parent[g]]) {
+			snprintf(buf, 256, "facts: %s without %s", group_doc[g],
+				 group_doc[parent[g]]);
+			return buf;
+		}
+	}
+	/* the optional members of a group only with it; each value's own checks */
+#define FACT_CHECK_(name, type, group, kind, no, doc)                                              \
+	if (SENT_ANY_(type, PBCLASS_##group, name) && !any[G_##group]) {                           \
+		snprintf(buf, 256, "facts: %s without %s", #name, group_doc[G_##group]);           \
+		return buf;                                                                        \
+	}                                                                                          \
+	if (SENT_ANY_(type, PBCLASS_##group, name) && (why = CHECK_##type(name)))                  \
+		return why;
+	DE_LINUX_FACTS(FACT_CHECK_)
+#undef FACT_CHECK_
 	f->present = true;
-	f->has_ids = p->has_euid;
-	f->euid = p->euid;
-	f->egid = p->egid;
-	f->has_real_ids = p->has_uid;
-	f->uid = p->uid;
-	f->gid = p->gid;
-	f->has_exe = p->has_exe_deleted;
-	f->exe_deleted = p->exe_deleted;
-	f->exe_replaced = p->exe_replaced;
-	f->has_image = p->has_exe_inode;
-	f->exe_inode = p->exe_inode;
-	f->exe_device = p->exe_device;
-	f->exe_size = p->exe_size;
-	f->state = (char)st;
-	f->threads = p->threads;
-	f->pgrp = p->pgrp;
-	f->session = p->session;
-	f->tty_nr = p->tty_nr;
-	f->nice = p->nice;
-	f->kernel_thread = p->kernel_thread;
-	f->utime_ticks = p->utime_ticks;
-	f->stime_ticks = p->stime_ticks;
-	f->start_ticks = p->start_ticks;
-	f->cmdline_truncated = p->has_cmdline_truncated && p->cmdline_truncated;
-	f->cmdline_masked = p->has_cmdline_masked ? p->cmdline_masked : 0;
-	if (p->has_cgroup && !(f->cgroup = cstr(&p->cgroup, &bad)))
-		goto fail;
-	if (p->has_hash_error && !(f->hash_error = cstr(&p->hash_error, &bad)))
-		goto fail;
+#define GROUP_SET_(g, par, doc, part) f->has_##g = any[G_##g];
+	DE_LINUX_FACT_GROUPS(GROUP_SET_)
+#undef GROUP_SET_
+#define FACT_COPY_(name, type, group, kind, no, doc) COPY_##type(name)
+	DE_LINUX_FACTS(FACT_COPY_)
+#undef FACT_COPY_
 	return NULL;
 fail:
 	if (bad)
@@ -357,6 +438,7 @@ fail:
 /* Convert and validate; -EBADMSG with err, or -ENOMEM. */
 static int pb_to_record(const PbProcess *p, struct de_process_record *r, struct de_error *err)
 {
+	char whybuf[256];
 	const char *why = NULL;
 	bool bad = false;
 
@@ -420,7 +502,7 @@ static int pb_to_record(const PbProcess *p, struct de_process_record *r, struct 
 	r->file_exists = p->file_exists;
 	if (p->facts) {
 		bool nomem = false;
-		if ((why = pb_to_facts(p->facts, &r->facts, &nomem))) {
+		if ((why = pb_to_facts(p->facts, &r->facts, &nomem, whybuf))) {
 			if (nomem)
 				goto fail;
 			goto bad;
@@ -531,16 +613,16 @@ int de_ipc_decode(const uint8_t *buf, size_t len, size_t *consumed, struct de_ip
 		break;
 	case DAEMONEYE__IPC__FRAME__BODY_EVENT:
 		m.kind = DE_IPC_EVENT;
-		m.event = f->event->kind == DAEMONEYE__IPC__PROCESS_EVENT__KIND__EXIT
-				  ? DE_IPC_EVENT_EXIT
-				  : DE_IPC_EVENT_EXEC;
-		m.pid = f->event->pid;
-		m.time_ms = f->event->time_ms;
-		m.has_exit_code = f->event->has_exit_code;
-		m.exit_code = f->event->exit_code;
+		m.event.kind = f->event->kind == DAEMONEYE__IPC__PROCESS_EVENT__KIND__EXIT
+				       ? DE_PROCESS_EXIT
+				       : DE_PROCESS_EXEC;
+		m.event.pid = f->event->pid;
+		m.event.time_ms = f->event->time_ms;
+		m.event.has_exit_code = f->event->has_exit_code;
+		m.event.exit_code = f->event->exit_code;
 		if (f->event->process) {
-			m.has_record = true;
-			rc = pb_to_record(f->event->process, &m.record, err);
+			m.event.has_record = true;
+			rc = pb_to_record(f->event->process, &m.event.record, err);
 		}
 		break;
 	default:

@@ -9,6 +9,8 @@
  */
 #include "daemoneye/procevents.h"
 
+#include "daemoneye/clock.h"
+
 #include <errno.h>
 #include <linux/cn_proc.h>
 #include <linux/connector.h>
@@ -95,7 +97,8 @@ uint64_t de_procevents_overruns(const struct de_procevents *ev)
 }
 
 /* Parse one datagram of len bytes; append what matters to out. */
-static void parse(struct de_procevents *ev, size_t len, struct de_event *out, size_t max, size_t *n)
+static void parse(struct de_procevents *ev, size_t len, struct de_process_event *out, size_t max,
+		  size_t *n)
 {
 	struct nlmsghdr *h = &ev->buf.h;
 	int left = (int)len;
@@ -125,27 +128,33 @@ static void parse(struct de_procevents *ev, size_t len, struct de_event *out, si
 			    offsetof(struct proc_event, event_data) + sizeof(pe->event_data.exec)) {
 			if (pe->event_data.exec.process_pid != pe->event_data.exec.process_tgid)
 				continue;
-			out[*n].kind = DE_EVENT_EXEC;
-			out[*n].pid = (uint32_t)pe->event_data.exec.process_tgid;
-			out[*n].exit_code = 0;
-			out[*n].timestamp_ns = pe->timestamp_ns;
+			out[*n] = (struct de_process_event){
+				.kind = DE_PROCESS_EXEC,
+				.pid = (uint32_t)pe->event_data.exec.process_tgid,
+				.time_ms = de_now_ms(),
+				.timestamp_ns = pe->timestamp_ns,
+			};
 			(*n)++;
 		} else if (pe->what == PROC_EVENT_EXIT &&
 			   cn->len >= offsetof(struct proc_event, event_data) +
 					      sizeof(pe->event_data.exit)) {
 			if (pe->event_data.exit.process_pid != pe->event_data.exit.process_tgid)
 				continue; /* a thread, not the process */
-			out[*n].kind = DE_EVENT_EXIT;
-			out[*n].pid = (uint32_t)pe->event_data.exit.process_tgid;
-			out[*n].exit_code = (int32_t)pe->event_data.exit.exit_code;
-			out[*n].timestamp_ns = pe->timestamp_ns;
+			out[*n] = (struct de_process_event){
+				.kind = DE_PROCESS_EXIT,
+				.pid = (uint32_t)pe->event_data.exit.process_tgid,
+				.time_ms = de_now_ms(),
+				.timestamp_ns = pe->timestamp_ns,
+				.has_exit_code = true,
+				.exit_code = (int32_t)pe->event_data.exit.exit_code,
+			};
 			(*n)++;
 		}
 	}
 }
 
-int de_procevents_read(struct de_procevents *ev, struct de_event *out, size_t max, size_t *n,
-		       struct de_error *err)
+int de_procevents_read(struct de_procevents *ev, struct de_process_event *out, size_t max,
+		       size_t *n, struct de_error *err)
 {
 	*n = 0;
 	while (*n < max) {

@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "daemoneye/text.h"
-#include "facts.h"
 #include "fields.h"
 
 #define PR struct de_process_record
@@ -39,45 +38,11 @@ static const struct de_field process_fields[] = {
 /* ---- Linux facts --------------------------------------------------------- */
 
 /*
- * The facts have two writers that must agree byte for byte: facts_to_json()
+ * The facts have two writers that must agree byte for byte: fact_to_json()
  * (jansson, for to_json) and de_linux_facts_json() (text, for the store
- * and anything else that wants no jansson on its path).  Both follow the
- * same order, the order build_record() in collect.c always used.
+ * and anything else that wants no jansson on its path).  Both are visitors
+ * of the one walk of the facts list (facts.h), so they follow its order.
  */
-
-void de_linux_facts_clear(struct de_linux_facts *f)
-{
-	if (!f)
-		return;
-	free(f->cgroup);
-	free(f->hash_error);
-	memset(f, 0, sizeof(*f));
-}
-
-static bool facts_equal(const struct de_linux_facts *a, const struct de_linux_facts *b)
-{
-	return a->has_ids == b->has_ids &&
-	       (!a->has_ids || (a->euid == b->euid && a->egid == b->egid)) &&
-	       a->has_real_ids == b->has_real_ids &&
-	       (!a->has_real_ids || (a->uid == b->uid && a->gid == b->gid)) &&
-	       !a->cgroup == !b->cgroup && (!a->cgroup || strcmp(a->cgroup, b->cgroup) == 0) &&
-	       a->has_exe == b->has_exe &&
-	       (!a->has_exe ||
-		(a->exe_deleted == b->exe_deleted && a->exe_replaced == b->exe_replaced &&
-		 a->has_image == b->has_image &&
-		 (!a->has_image ||
-		  (a->exe_inode == b->exe_inode && a->exe_device == b->exe_device &&
-		   a->exe_size == b->exe_size)) &&
-		 !a->hash_error == !b->hash_error &&
-		 (!a->hash_error || strcmp(a->hash_error, b->hash_error) == 0))) &&
-	       a->state == b->state && a->threads == b->threads && a->pgrp == b->pgrp &&
-	       a->session == b->session && a->tty_nr == b->tty_nr && a->nice == b->nice &&
-	       a->kernel_thread == b->kernel_thread && a->utime_ticks == b->utime_ticks &&
-	       a->stime_ticks == b->stime_ticks && a->start_ticks == b->start_ticks &&
-	       a->cmdline_truncated == b->cmdline_truncated &&
-	       (a->cmdline_masked > 0 ? a->cmdline_masked : 0) ==
-		       (b->cmdline_masked > 0 ? b->cmdline_masked : 0);
-}
 
 /* Text that is not valid UTF-8, as de_escape_text writes it (a new json
    string; NULL on ENOMEM). */
@@ -88,12 +53,6 @@ static json_t *escaped_string(const char *s, size_t n)
 
 	free(esc);
 	return j;
-}
-
-int de_linux_facts_each(const struct de_linux_facts *f,
-			int (*fn)(const struct de_fact *m, void *ctx), void *ctx)
-{
-	return facts_each(f, fn, ctx);
 }
 
 /* A fact as a member of the object ctx: text escaped when not valid
@@ -131,7 +90,7 @@ json_t *de_process_record_platform_json(const struct de_process_record *r)
 		return r->platform_data ? json_incref(r->platform_data) : json_null();
 	if (!(o = json_object()))
 		return NULL;
-	if (facts_each(&r->facts, fact_to_json, o) != 0)
+	if (de_linux_facts_each_inline(&r->facts, fact_to_json, o) != 0)
 		goto fail;
 	if (json_is_object(r->platform_data))
 		json_object_foreach (r->platform_data, k, v)
@@ -232,7 +191,7 @@ long de_linux_facts_json(const struct de_process_record *r, char *buf, size_t ca
 
 	if (!r->facts.present)
 		return -EINVAL;
-	if (facts_each(&r->facts, fact_to_text, &o) != 0)
+	if (de_linux_facts_each_inline(&r->facts, fact_to_text, &o) != 0)
 		return -ENOMEM;
 	out_put(&o, "}", 1);
 	if (o.len < cap)
@@ -267,6 +226,18 @@ static bool dup_or_null(char **dst, const char *s)
 	return !s || *dst;
 }
 
+/* The address of fact i's text in f (i must be a text fact). */
+static char **fact_text(struct de_linux_facts *f, int i)
+{
+	return (char **)(void *)((char *)f + de_linux_fact_info[i].offset);
+}
+
+static bool fact_is_text(int i)
+{
+	return de_linux_fact_info[i].type == DE_FACT_T_TEXT ||
+	       de_linux_fact_info[i].type == DE_FACT_T_TEXT_RAW;
+}
+
 int de_process_record_copy(const struct de_process_record *src, struct de_process_record *out)
 {
 	struct de_process_record r = *src;
@@ -278,16 +249,20 @@ int de_process_record_copy(const struct de_process_record *src, struct de_proces
 	r.command_line = NULL;
 	r.command_line_len = 0;
 	r.platform_data = NULL;
-	r.facts.cgroup = r.facts.hash_error = NULL;
+	for (int i = 0; i < DE_FACT_COUNT_MAX; i++)
+		if (fact_is_text(i))
+			*fact_text(&r.facts, i) = NULL;
 	ok = dup_or_null(&r.name, src->name) &&
 	     dup_or_null(&r.executable_path, src->executable_path) &&
 	     dup_or_null(&r.executable_hash, src->executable_hash) &&
 	     dup_or_null(&r.hash_algorithm, src->hash_algorithm) &&
-	     dup_or_null(&r.user_id, src->user_id) &&
-	     dup_or_null(&r.facts.cgroup, src->facts.cgroup) &&
-	     dup_or_null(&r.facts.hash_error, src->facts.hash_error) &&
-	     (r.command_line = calloc(src->command_line_len ? src->command_line_len : 1,
-				      sizeof(char *))) != NULL;
+	     dup_or_null(&r.user_id, src->user_id);
+	for (int i = 0; ok && i < DE_FACT_COUNT_MAX; i++)
+		if (fact_is_text(i))
+			ok = dup_or_null(fact_text(&r.facts, i),
+					 *fact_text((struct de_linux_facts *)&src->facts, i));
+	ok = ok && (r.command_line = calloc(src->command_line_len ? src->command_line_len : 1,
+					    sizeof(char *))) != NULL;
 	for (size_t i = 0; ok && i < src->command_line_len; i++) {
 		ok = dup_or_null(&r.command_line[i], src->command_line[i]);
 		r.command_line_len += ok;
@@ -309,7 +284,7 @@ bool de_process_record_equal(const struct de_process_record *a, const struct de_
 	if (!de_fields_equal(a, b, process_fields, NPROC_PLAIN))
 		return false;
 	if (a->facts.present == b->facts.present) {
-		if (a->facts.present && !facts_equal(&a->facts, &b->facts))
+		if (a->facts.present && !de_linux_facts_equal(&a->facts, &b->facts))
 			return false;
 		if (!a->platform_data || !b->platform_data)
 			return a->platform_data == b->platform_data;
@@ -344,4 +319,13 @@ int de_process_record_from_json(const json_t *j, struct de_process_record *out,
 {
 	return de_fields_from_json(j, out, sizeof(*out), process_fields, F_COUNT(process_fields),
 				   "ProcessRecord", err);
+}
+
+void de_process_event_clear(struct de_process_event *e)
+{
+	if (!e)
+		return;
+	if (e->has_record)
+		de_process_record_clear(&e->record);
+	memset(e, 0, sizeof(*e));
 }

@@ -27,135 +27,19 @@
 
 /* ---- the rule-visible relations -------------------------------------------- */
 
-static const struct de_column processes_cols[] = {
-	{"pid", "INTEGER", "process ID"},
-	{"id", "TEXT", "UUID of this process record"},
-	{"scan_id", "INTEGER", "scan that recorded it"},
-	{"collection_time", "INTEGER", "when it was read, ms since the epoch"},
-	{"ppid", "INTEGER", "parent process ID (NULL if unknown)"},
-	{"name", "TEXT", "process name (comm, at most 15 bytes)"},
-	{"executable_path", "TEXT", "path of the running executable (NULL if unknown)"},
-	{"command_line", "TEXT", "arguments joined by single spaces"},
-	{"argv_json", "TEXT", "arguments as a JSON array of strings"},
-	{"start_time", "INTEGER", "process start, ms since the epoch"},
-	{"cpu_usage", "REAL", "percent of one core since the last sample"},
-	{"memory_usage", "INTEGER", "resident bytes"},
-	{"executable_hash", "TEXT", "SHA-256 of the executable (hex)"},
-	{"hash_algorithm", "TEXT", "'sha256' when hashed"},
-	{"user_id", "TEXT", "effective uid (as ps), decimal"},
-	{"accessible", "INTEGER", "1 if its details could be read"},
-	{"file_exists", "INTEGER", "1 if executable_path exists on disk"},
-	{"exe_deleted", "INTEGER", "1 if the running image was deleted"},
-	{"exe_replaced", "INTEGER", "1 if executable_path now names another file"},
-	{"platform_data", "TEXT", "Linux facts as JSON (state, euid, kernel_thread, ...)"},
-	{"instance_id", "INTEGER",
-	 "id of this process instance (process_instances.id once exited)"},
-	{"identity_hash", "INTEGER", "store-internal hash of the identity fields"},
-	{"value_hash", "INTEGER", "store-internal hash of the changing values"},
-	{"first_seen", "INTEGER", "when this instance was first stored, ms since the epoch"},
-	{"first_scan_id", "INTEGER", "scan that first saw this instance"},
-};
-
 /*
- * History: one row per process instance (pid, start_time) that has left the
- * snapshot (event store schema 4; live instances are the processes rows).
+ * The relations and columns rules may read are the event store's, described
+ * once with its schema (de_relations(), src/lib/store_schema.c).
  */
-static const struct de_column instances_cols[] = {
-	{"id", "INTEGER", "instance id (processes.instance_id)"},
-	{"pid", "INTEGER", "process ID"},
-	{"start_time", "INTEGER", "process start, ms since the epoch"},
-	{"ppid", "INTEGER", "parent process ID when first seen"},
-	{"name", "TEXT", "process name"},
-	{"executable_path", "TEXT", "path of the executable"},
-	{"command_line", "TEXT", "arguments joined by single spaces"},
-	{"argv_json", "TEXT", "arguments as a JSON array"},
-	{"executable_hash", "TEXT", "SHA-256 of the executable (hex)"},
-	{"hash_algorithm", "TEXT", "'sha256' when hashed"},
-	{"user_id", "TEXT", "effective uid (as ps), decimal"},
-	{"accessible", "INTEGER", "1 if its details could be read"},
-	{"file_exists", "INTEGER", "1 if executable_path existed"},
-	{"exe_deleted", "INTEGER", "1 if the running image was deleted"},
-	{"exe_replaced", "INTEGER", "1 if executable_path named another file"},
-	{"platform_data", "TEXT", "Linux facts as JSON"},
-	{"cpu_usage", "REAL", "last observed cpu percent"},
-	{"memory_usage", "INTEGER", "last observed resident bytes"},
-	{"first_seen", "INTEGER", "ms since the epoch"},
-	{"last_seen", "INTEGER", "ms since the epoch"},
-	{"exited_at", "INTEGER", "when it was seen gone"},
-	{"first_scan_id", "INTEGER", "scan that first saw it"},
-	{"last_scan_id", "INTEGER", "scan that last saw it"},
-	{"exit_scan_id", "INTEGER", "scan that saw it gone"},
-};
-
-/* Identity changes of a live instance (exec, reparenting, deletion): old values. */
-static const struct de_column changes_cols[] = {
-	{"id", "INTEGER", "change id"},
-	{"instance_id", "INTEGER", "process_instances.id"},
-	{"changed_at", "INTEGER", "ms since the epoch"},
-	{"scan_id", "INTEGER", "scan that saw the change"},
-	{"ppid", "INTEGER", "parent before the change"},
-	{"name", "TEXT", "name before the change"},
-	{"executable_path", "TEXT", "executable before the change"},
-	{"command_line", "TEXT", "arguments before the change"},
-	{"argv_json", "TEXT", "arguments as JSON before the change"},
-	{"executable_hash", "TEXT", "hash before the change"},
-	{"hash_algorithm", "TEXT", "'sha256' when hashed"},
-	{"user_id", "TEXT", "uid before the change"},
-	{"accessible", "INTEGER", "1 if readable"},
-	{"file_exists", "INTEGER", "1 if the executable existed"},
-	{"exe_deleted", "INTEGER", "1 if the image was deleted"},
-	{"exe_replaced", "INTEGER", "1 if the path named another file"},
-	{"platform_data", "TEXT", "Linux facts as JSON"},
-};
-
-/* Sampled cpu and memory of instances (database.sample_interval_s). */
-static const struct de_column samples_cols[] = {
-	{"id", "INTEGER", "sample id"},
-	{"instance_id", "INTEGER", "process_instances.id"},
-	{"t", "INTEGER", "ms since the epoch"},
-	{"scan_id", "INTEGER", "scan of the sample"},
-	{"cpu_usage", "REAL", "percent of one core"},
-	{"memory_usage", "INTEGER", "resident bytes"},
-};
-
-static const struct de_column scans_cols[] = {
-	{"id", "INTEGER", "scan id"},
-	{"started_at", "INTEGER", "ms since the epoch"},
-	{"ended_at", "INTEGER", "ms since the epoch (NULL while running)"},
-	{"process_count", "INTEGER", "processes recorded"},
-	{"duration_ms", "INTEGER", "how long the scan took"},
-	{"source", "TEXT", "what triggered it ('poll', ...)"},
-	{"status", "TEXT", "'running', 'ok' or 'failed'"},
-	{"error", "TEXT", "why a failed scan failed"},
-	{"new_count", "INTEGER", "new process instances stored"},
-	{"changed_count", "INTEGER", "snapshot rows changed"},
-	{"exited_count", "INTEGER", "instances seen gone"},
-};
 
 #define NCOLS(a) (sizeof(a) / sizeof((a)[0]))
 
-static const struct de_relation relations[] = {
-	{"processes", "the current snapshot: one row per live process", processes_cols,
-	 NCOLS(processes_cols)},
-	{"scans", "one row per collection scan", scans_cols, NCOLS(scans_cols)},
-	{"process_instances", "history: one row per exited process instance (pid, start_time)",
-	 instances_cols, NCOLS(instances_cols)},
-	{"process_changes", "history: identity changes of live instances (old values)",
-	 changes_cols, NCOLS(changes_cols)},
-	{"process_samples", "history: sampled cpu and memory", samples_cols, NCOLS(samples_cols)},
-};
-
-#define NRELATIONS (sizeof(relations) / sizeof(relations[0]))
-
-const struct de_relation *de_relations(size_t *n)
-{
-	*n = NRELATIONS;
-	return relations;
-}
-
 static const struct de_relation *find_relation(const char *name)
 {
-	for (size_t i = 0; name && i < NRELATIONS; i++)
+	size_t n;
+	const struct de_relation *relations = de_relations(&n);
+
+	for (size_t i = 0; name && i < n; i++)
 		if (strcasecmp(relations[i].name, name) == 0)
 			return &relations[i];
 	return NULL;
@@ -383,7 +267,9 @@ int de_validator_open_db(const struct de_validator *v, const char *path, sqlite3
 	sqlite3_busy_timeout(db, 5000);
 	if (!path) {
 		/* the schema-only database: empty relations with the listed columns */
-		for (size_t i = 0; i < NRELATIONS; i++) {
+		size_t nrel;
+		const struct de_relation *relations = de_relations(&nrel);
+		for (size_t i = 0; i < nrel; i++) {
 			char sql[4096];
 			size_t o = (size_t)snprintf(sql, sizeof(sql), "CREATE TABLE %s(",
 						    relations[i].name);
@@ -521,10 +407,11 @@ static const char *action_name(int action)
 
 static void relation_list(char *buf, size_t len)
 {
-	size_t o = 0;
+	size_t o = 0, n;
+	const struct de_relation *relations = de_relations(&n);
 
 	buf[0] = '\0';
-	for (size_t i = 0; i < NRELATIONS && o < len; i++)
+	for (size_t i = 0; i < n && o < len; i++)
 		o += (size_t)snprintf(buf + o, len - o, "%s%s", i ? ", " : "", relations[i].name);
 }
 
@@ -676,10 +563,11 @@ static unsigned select_depth(const char *s, size_t n)
 
 static void column_list(char *buf, size_t len)
 {
-	size_t o = 0;
+	size_t o = 0, n;
+	const struct de_relation *relations = de_relations(&n);
 
 	buf[0] = '\0';
-	for (size_t i = 0; i < NRELATIONS && o < len; i++) {
+	for (size_t i = 0; i < n && o < len; i++) {
 		o += (size_t)snprintf(buf + o, len - o, "%s%s(", i ? "; " : "", relations[i].name);
 		for (size_t c = 0; c < relations[i].ncolumns && o < len; c++)
 			o += (size_t)snprintf(buf + o, len - o, "%s%s", c ? ", " : "",

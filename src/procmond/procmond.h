@@ -26,15 +26,15 @@ struct de_procevents;
  */
 int procmond_serve(struct de_collector *col, struct de_procevents *ev, int fd, const char *caps);
 
-struct de_event;
+struct de_process_event;
 
 /*
  * Read the process connector until procmond_stop, calling fn for each exec
  * and exit as it arrives (watch.c; the event threads of --events and of
  * --ipc-fd).  Returns 0 when stopped, fn's negative value, or a read error.
  */
-int procmond_follow_events(struct de_procevents *ev, int (*fn)(void *ctx, const struct de_event *e),
-			   void *ctx);
+int procmond_follow_events(struct de_procevents *ev,
+			   int (*fn)(void *ctx, const struct de_process_event *e), void *ctx);
 
 /*
  * procmond --events: print exec/exit events as JSON lines until a signal;

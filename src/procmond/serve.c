@@ -104,32 +104,27 @@ static int send_record(void *ctx, struct de_process_record *r)
 }
 
 /* One event as a frame: an exec carries the process as read now. */
-static int send_event(struct server *s, const struct de_event *e, struct de_error *err)
+static int send_event(struct server *s, const struct de_process_event *e, struct de_error *err)
 {
-	struct de_ipc_msg m = {.kind = DE_IPC_EVENT, .pid = e->pid, .time_ms = de_now_ms()};
+	struct de_ipc_msg m = {.kind = DE_IPC_EVENT, .event = *e};
 	int rc;
 
-	if (e->kind == DE_EVENT_EXEC) {
-		m.event = DE_IPC_EVENT_EXEC;
-		rc = de_collector_read(s->ecol, (pid_t)e->pid, 0, &m.record, err);
+	m.event.has_record = false;
+	if (e->kind == DE_PROCESS_EXEC) {
+		rc = de_collector_read(s->ecol, (pid_t)e->pid, 0, &m.event.record, err);
 		if (rc == 0)
-			m.has_record = true;
+			m.event.has_record = true;
 		else if (rc != -ESRCH) /* gone already: still an exec, without a record */
 			return rc;
 		de_error_clear(err);
-	} else {
-		m.event = DE_IPC_EVENT_EXIT;
-		m.has_exit_code = true;
-		m.exit_code = e->exit_code;
 	}
 	rc = send_locked(s, &m, err);
-	if (m.has_record)
-		de_process_record_clear(&m.record);
+	de_process_event_clear(&m.event);
 	return rc;
 }
 
 /* One event for the agent; the agent gone is not worth a log line. */
-static int serve_event(void *ctx, const struct de_event *e)
+static int serve_event(void *ctx, const struct de_process_event *e)
 {
 	struct server *s = ctx;
 	struct de_error err = {0};

@@ -189,10 +189,10 @@ static int reconcile(struct watch *w, int64_t scan_id)
 	return rc;
 }
 
-int procmond_follow_events(struct de_procevents *ev, int (*fn)(void *ctx, const struct de_event *e),
-			   void *ctx)
+int procmond_follow_events(struct de_procevents *ev,
+			   int (*fn)(void *ctx, const struct de_process_event *e), void *ctx)
 {
-	struct de_event buf[256];
+	struct de_process_event buf[256];
 	int rc = 0;
 
 	while (!procmond_stop && rc == 0) {
@@ -217,12 +217,12 @@ int procmond_follow_events(struct de_procevents *ev, int (*fn)(void *ctx, const 
 }
 
 /* One event for --events: an exec is read at once, an exit recorded. */
-static int watch_event(void *ctx, const struct de_event *e)
+static int watch_event(void *ctx, const struct de_process_event *e)
 {
 	struct watch *w = ctx;
 	int rc;
 
-	if (e->kind == DE_EVENT_EXEC)
+	if (e->kind == DE_PROCESS_EXEC)
 		return on_exec(w, e->pid);
 	pthread_mutex_lock(&w->lock);
 	w->exits++;

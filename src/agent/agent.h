@@ -1,0 +1,50 @@
+/*
+ * agent.h — what the agent's files share: the agent's state, delivering
+ * alerts (main.c) and the exec path (execpath.c).
+ */
+#ifndef AGENT_AGENT_H
+#define AGENT_AGENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "daemoneye/alert.h"
+#include "daemoneye/config.h"
+#include "daemoneye/detect.h"
+#include "daemoneye/rules.h"
+#include "daemoneye/store.h"
+#include "daemoneye/validator.h"
+#include "procmond_client.h"
+
+struct agent {
+	struct de_config *cfg;
+	struct de_store *store;
+	const struct de_config_sources *src; /* passed on to procmond */
+	struct procmond_chan pm;
+	struct de_validator *validator; /* the SQL sandbox's settings */
+	struct de_engine *engine;	/* rules run here, read-only */
+	struct de_rule_set rules;	/* builtin + rules_dirs + imported */
+	struct de_rule_result *results; /* one per rule, reused each cycle */
+	const char **rule_files;	/* --rules FILE..., borrowed from argv */
+	size_t nrule_files;
+	bool stdout_enabled;
+	enum de_alert_format alert_format;
+	bool color;
+	uint64_t retention_days; /* database.retention_days */
+	bool warned_over_cap;	 /* said once that the snapshot alone exceeds max_size_mb */
+};
+
+/* Store each alert, write it to the sinks and record each delivery. */
+void agent_deliver(struct agent *ag, const struct de_alert_list *alerts);
+
+/*
+ * Apply every event procmond has queued, in order, then forget them.  The
+ * queue is cut before an exit of a process exec'd earlier in the same run,
+ * so that the rules see a process that lived for 10 ms before its exit
+ * takes it out of the snapshot.  A failure is logged and the rest dropped:
+ * the next full scan reconciles.
+ */
+void agent_execpath_run(struct agent *ag);
+
+#endif

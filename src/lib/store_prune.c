@@ -1,0 +1,173 @@
+/*
+ * store_prune.c — retention (de_store_prune): history older than the
+ * retention age, then the oldest history while the pages in use exceed the
+ * size cap, in short transactions so a scan is never held up for long;
+ * never the snapshot, nor an alert whose deliveries are not all done.
+ * Files are made with auto_vacuum=INCREMENTAL, so pruning also shrinks
+ * them.  Between scans it also folds the write-ahead log into the file.
+ */
+#include "store_int.h"
+
+#include <errno.h>
+#include <stdint.h>
+
+/*
+ * The history categories, oldest first within each.  ?1 is the cutoff
+ * (rows older than it may go), ?2 the batch size.  Exited instances go with
+ * their samples and changes; alerts only when every delivery is done.
+ */
+static const char *const prune_sql[] = {
+	"CREATE TEMP TABLE IF NOT EXISTS prune_ids(id INTEGER PRIMARY KEY);"
+	"DELETE FROM temp.prune_ids;"
+	"INSERT INTO temp.prune_ids SELECT id FROM process_instances"
+	" WHERE exited_at IS NOT NULL AND exited_at < ?1 ORDER BY exited_at LIMIT ?2;",
+	"DELETE FROM process_samples WHERE id IN (SELECT id FROM process_samples"
+	" WHERE t < ?1 ORDER BY id LIMIT ?2)",
+	"DELETE FROM process_changes WHERE id IN (SELECT id FROM process_changes"
+	" WHERE changed_at < ?1 ORDER BY id LIMIT ?2)",
+	"DELETE FROM scans WHERE id IN (SELECT id FROM scans WHERE started_at < ?1"
+	" AND status != 'running' AND id < (SELECT max(id) FROM scans) ORDER BY id LIMIT ?2)",
+	"CREATE TEMP TABLE IF NOT EXISTS prune_alerts(id TEXT PRIMARY KEY);"
+	"DELETE FROM temp.prune_alerts;"
+	"INSERT INTO temp.prune_alerts SELECT a.id FROM alerts a WHERE a.alert_time < ?1"
+	" AND EXISTS (SELECT 1 FROM alert_deliveries d WHERE d.alert_id = a.id)"
+	" AND NOT EXISTS (SELECT 1 FROM alert_deliveries d WHERE d.alert_id = a.id"
+	"  AND d.status != 'delivered') ORDER BY a.alert_time LIMIT ?2;",
+};
+
+/* Run the (possibly multi-statement) sql with ?1/?2 bound; changes() of the last. */
+static int exec_bound(struct de_store *s, const char *sql, int64_t cutoff, int64_t batch,
+		      int64_t *changes, struct de_error *err)
+{
+	const char *tail = sql;
+	int rc = 0;
+
+	while (tail && *tail) {
+		sqlite3_stmt *st;
+		if (sqlite3_prepare_v2(s->db, tail, -1, &st, &tail) != SQLITE_OK)
+			return store_db_err(s, err, "cannot prepare retention");
+		if (!st)
+			break;
+		if (sqlite3_bind_parameter_count(st) >= 1)
+			sqlite3_bind_int64(st, 1, cutoff);
+		if (sqlite3_bind_parameter_count(st) >= 2)
+			sqlite3_bind_int64(st, 2, batch);
+		rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+		if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+			return store_db_err(s, err, "retention failed");
+		*changes = sqlite3_changes64(s->db);
+	}
+	return 0;
+}
+
+/* One batch from the first category with anything older than cutoff. */
+static int prune_step(struct de_store *s, int64_t cutoff, int64_t batch, int64_t *deleted,
+		      struct de_error *err)
+{
+	int rc;
+	int64_t n = 0;
+
+	*deleted = 0;
+	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return store_db_err(s, err, "cannot start retention");
+	for (size_t c = 0; c < sizeof(prune_sql) / sizeof(prune_sql[0]); c++) {
+		if ((rc = exec_bound(s, prune_sql[c], cutoff, batch, &n, err)) < 0)
+			goto fail;
+		if (n <= 0)
+			continue;
+		if (c == 0) {
+			static const char *const del[] = {
+				"DELETE FROM process_samples WHERE instance_id IN temp.prune_ids",
+				"DELETE FROM process_changes WHERE instance_id IN temp.prune_ids",
+				"DELETE FROM process_instances WHERE id IN temp.prune_ids",
+			};
+			for (size_t k = 0; k < 3; k++) {
+				int64_t m = 0;
+				if ((rc = exec_bound(s, del[k], 0, 0, &m, err)) < 0)
+					goto fail;
+				*deleted += m;
+			}
+		} else if (c == 4) {
+			int64_t m = 0;
+			if ((rc = exec_bound(s,
+					     "DELETE FROM alert_deliveries WHERE alert_id IN "
+					     "temp.prune_alerts",
+					     0, 0, &m, err)) < 0)
+				goto fail;
+			*deleted += m;
+			if ((rc = exec_bound(s, "DELETE FROM alerts WHERE id IN temp.prune_alerts",
+					     0, 0, &m, err)) < 0)
+				goto fail;
+			*deleted += m;
+		} else {
+			*deleted += n;
+		}
+		break;
+	}
+	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		rc = store_db_err(s, err, "cannot commit retention");
+		goto fail;
+	}
+	return 0;
+fail:
+	store_rollback(s);
+	return rc;
+}
+
+int de_store_prune(struct de_store *s, int64_t now_ms, uint64_t retention_days, size_t batch,
+		   size_t max_batches, struct de_prune_stats *out, struct de_error *err)
+{
+	struct de_prune_stats st = {0};
+	int64_t b = batch ? (int64_t)batch : 500, del;
+	size_t left = max_batches ? max_batches : 20;
+	int rc;
+
+	if (s->read_only)
+		return de_error_set(err, DE_ERR_DATABASE, EROFS, "%s: store opened read-only",
+				    s->path);
+	if (retention_days) {
+		int64_t cutoff = now_ms - (int64_t)retention_days * 86400000;
+		for (; left > 0; left--) {
+			if ((rc = prune_step(s, cutoff, b, &del, err)) < 0)
+				return rc;
+			st.rows += (size_t)del;
+			if (del == 0)
+				break;
+		}
+		if (left == 0)
+			st.more = true;
+	}
+	st.used_bytes = store_used_bytes(s);
+	while (s->max_size_bytes && st.used_bytes > s->max_size_bytes) {
+		if (left == 0) {
+			st.more = true;
+			break;
+		}
+		left--;
+		if ((rc = prune_step(s, INT64_MAX, b, &del, err)) < 0)
+			return rc;
+		st.rows += (size_t)del;
+		st.used_bytes = store_used_bytes(s);
+		if (del == 0) {
+			st.over_cap = true;
+			break;
+		}
+	}
+	/* hand freed pages back (files created with auto_vacuum=INCREMENTAL) */
+	if (st.rows > 0)
+		sqlite3_exec(s->db, "PRAGMA incremental_vacuum(4096)", NULL, NULL, NULL);
+	/*
+	 * Fold the WAL into the file here, between scans, so that a scan's
+	 * commit never pays for a checkpoint and its fsyncs.  PASSIVE: readers
+	 * are never waited for; what they still need stays for next time.
+	 */
+	if (s->wal &&
+	    sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) !=
+		    SQLITE_OK &&
+	    sqlite3_errcode(s->db) != SQLITE_BUSY)
+		return store_db_err(s, err, "cannot checkpoint the write-ahead log");
+	if (out)
+		*out = st;
+	return 0;
+}

@@ -1,0 +1,449 @@
+/*
+ * store_schema.c — the event store's schema: its one description and the
+ * migrations that produce it.
+ *
+ * The description (the tables below, each with its columns, their declared
+ * types and a line on each) is the schema as the last migration leaves it.
+ * The rule-visible tables are what de_relations() returns: the validator's
+ * authorizer admits reads of exactly these columns, its schema-only
+ * database is made of them, and `daemoneye-cli rules schema` prints them.
+ * The other tables are described too, so tests/test_store_schema.c can
+ * check the migrated file against the description in both directions:
+ * every described column exists with its type, every column of every table
+ * is described.  To add a column: append a migration, then describe it here.
+ *
+ * Migrations run forward inside one transaction, keyed by PRAGMA
+ * user_version; a released one is never edited.  Schema history: 1 the
+ * foundation; 2 history that grows with churn (instances, changes,
+ * samples, scan status, deliveries); 3 alerts.incomplete; 4 an instance's
+ * history row written when it leaves the snapshot.
+ */
+#include "store_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+
+/* ---- the description ------------------------------------------------------ */
+
+#define NCOLS(a) (sizeof(a) / sizeof((a)[0]))
+
+static const struct de_column processes_cols[] = {
+	{"pid", "INTEGER", "process ID"},
+	{"id", "TEXT", "UUID of this process record"},
+	{"scan_id", "INTEGER", "scan that recorded it"},
+	{"collection_time", "INTEGER", "when it was read, ms since the epoch"},
+	{"ppid", "INTEGER", "parent process ID (NULL if unknown)"},
+	{"name", "TEXT", "process name (comm, at most 15 bytes)"},
+	{"executable_path", "TEXT", "path of the running executable (NULL if unknown)"},
+	{"command_line", "TEXT", "arguments joined by single spaces"},
+	{"argv_json", "TEXT", "arguments as a JSON array of strings"},
+	{"start_time", "INTEGER", "process start, ms since the epoch"},
+	{"cpu_usage", "REAL", "percent of one core since the last sample"},
+	{"memory_usage", "INTEGER", "resident bytes"},
+	{"executable_hash", "TEXT", "SHA-256 of the executable (hex)"},
+	{"hash_algorithm", "TEXT", "'sha256' when hashed"},
+	{"user_id", "TEXT", "effective uid (as ps), decimal"},
+	{"accessible", "INTEGER", "1 if its details could be read"},
+	{"file_exists", "INTEGER", "1 if executable_path exists on disk"},
+	{"exe_deleted", "INTEGER", "1 if the running image was deleted"},
+	{"exe_replaced", "INTEGER", "1 if executable_path now names another file"},
+	{"platform_data", "TEXT", "Linux facts as JSON (state, euid, kernel_thread, ...)"},
+	{"instance_id", "INTEGER",
+	 "id of this process instance (process_instances.id once exited)"},
+	{"identity_hash", "INTEGER", "store-internal hash of the identity fields"},
+	{"value_hash", "INTEGER", "store-internal hash of the changing values"},
+	{"first_seen", "INTEGER", "when this instance was first stored, ms since the epoch"},
+	{"first_scan_id", "INTEGER", "scan that first saw this instance"},
+};
+
+/*
+ * History: one row per process instance (pid, start_time) that has left the
+ * snapshot (event store schema 4; live instances are the processes rows).
+ */
+static const struct de_column instances_cols[] = {
+	{"id", "INTEGER", "instance id (processes.instance_id)"},
+	{"pid", "INTEGER", "process ID"},
+	{"start_time", "INTEGER", "process start, ms since the epoch"},
+	{"ppid", "INTEGER", "parent process ID as last stored"},
+	{"name", "TEXT", "process name"},
+	{"executable_path", "TEXT", "path of the executable"},
+	{"command_line", "TEXT", "arguments joined by single spaces"},
+	{"argv_json", "TEXT", "arguments as a JSON array"},
+	{"executable_hash", "TEXT", "SHA-256 of the executable (hex)"},
+	{"hash_algorithm", "TEXT", "'sha256' when hashed"},
+	{"user_id", "TEXT", "effective uid (as ps), decimal"},
+	{"accessible", "INTEGER", "1 if its details could be read"},
+	{"file_exists", "INTEGER", "1 if executable_path existed"},
+	{"exe_deleted", "INTEGER", "1 if the running image was deleted"},
+	{"exe_replaced", "INTEGER", "1 if executable_path named another file"},
+	{"platform_data", "TEXT", "Linux facts as JSON"},
+	{"cpu_usage", "REAL", "last observed cpu percent"},
+	{"memory_usage", "INTEGER", "last observed resident bytes"},
+	{"first_seen", "INTEGER", "ms since the epoch"},
+	{"last_seen", "INTEGER", "ms since the epoch"},
+	{"exited_at", "INTEGER", "when it was seen gone"},
+	{"first_scan_id", "INTEGER", "scan that first saw it"},
+	{"last_scan_id", "INTEGER", "scan that last saw it"},
+	{"exit_scan_id", "INTEGER", "scan that saw it gone"},
+};
+
+/* Identity changes of a live instance (exec, reparenting, deletion): old values. */
+static const struct de_column changes_cols[] = {
+	{"id", "INTEGER", "change id"},
+	{"instance_id", "INTEGER", "process_instances.id"},
+	{"changed_at", "INTEGER", "ms since the epoch"},
+	{"scan_id", "INTEGER", "scan that saw the change"},
+	{"ppid", "INTEGER", "parent before the change"},
+	{"name", "TEXT", "name before the change"},
+	{"executable_path", "TEXT", "executable before the change"},
+	{"command_line", "TEXT", "arguments before the change"},
+	{"argv_json", "TEXT", "arguments as JSON before the change"},
+	{"executable_hash", "TEXT", "hash before the change"},
+	{"hash_algorithm", "TEXT", "'sha256' when hashed"},
+	{"user_id", "TEXT", "uid before the change"},
+	{"accessible", "INTEGER", "1 if readable"},
+	{"file_exists", "INTEGER", "1 if the executable existed"},
+	{"exe_deleted", "INTEGER", "1 if the image was deleted"},
+	{"exe_replaced", "INTEGER", "1 if the path named another file"},
+	{"platform_data", "TEXT", "Linux facts as JSON"},
+};
+
+/* Sampled cpu and memory of instances (database.sample_interval_s). */
+static const struct de_column samples_cols[] = {
+	{"id", "INTEGER", "sample id"},
+	{"instance_id", "INTEGER", "process_instances.id"},
+	{"t", "INTEGER", "ms since the epoch"},
+	{"scan_id", "INTEGER", "scan of the sample"},
+	{"cpu_usage", "REAL", "percent of one core"},
+	{"memory_usage", "INTEGER", "resident bytes"},
+};
+
+static const struct de_column scans_cols[] = {
+	{"id", "INTEGER", "scan id"},
+	{"started_at", "INTEGER", "ms since the epoch"},
+	{"ended_at", "INTEGER", "ms since the epoch (NULL while running)"},
+	{"process_count", "INTEGER", "processes recorded"},
+	{"duration_ms", "INTEGER", "how long the scan took"},
+	{"source", "TEXT", "what triggered it ('poll', ...)"},
+	{"status", "TEXT", "'running', 'ok' or 'failed'"},
+	{"error", "TEXT", "why a failed scan failed"},
+	{"new_count", "INTEGER", "new process instances stored"},
+	{"changed_count", "INTEGER", "snapshot rows changed"},
+	{"exited_count", "INTEGER", "instances seen gone"},
+};
+
+/* The tables rules may read (de_relations()), in the order `rules schema` lists them. */
+static const struct de_relation rule_visible[] = {
+	{"processes", "the current snapshot: one row per live process", processes_cols,
+	 NCOLS(processes_cols)},
+	{"scans", "one row per collection scan", scans_cols, NCOLS(scans_cols)},
+	{"process_instances", "history: one row per exited process instance (pid, start_time)",
+	 instances_cols, NCOLS(instances_cols)},
+	{"process_changes", "history: identity changes of live instances (old values)",
+	 changes_cols, NCOLS(changes_cols)},
+	{"process_samples", "history: sampled cpu and memory", samples_cols, NCOLS(samples_cols)},
+};
+
+/* Alerts raised by rules (DESIGN.md: the seed's Alert). */
+static const struct de_column alerts_cols[] = {
+	{"id", "TEXT", "alert UUID"},
+	{"alert_time", "INTEGER", "when it was raised, ms since the epoch"},
+	{"rule_id", "TEXT", "the rule that raised it"},
+	{"title", "TEXT", "the rule's name"},
+	{"description", "TEXT", "what the rule detects"},
+	{"severity", "TEXT", "'low', 'medium', 'high' or 'critical'"},
+	{"scan_id", "INTEGER", "scan the rule ran over (NULL for the exec path)"},
+	{"affected_processes", "TEXT", "the processes as a JSON array"},
+	{"process_count", "INTEGER", "how many processes the rule returned"},
+	{"alert_data", "TEXT", "the rule's rows as JSON"},
+	{"rule_execution_time_ms", "INTEGER", "how long the rule ran"},
+	{"dedupe_key", "TEXT", "what identifies a repeat of this alert"},
+	{"incomplete", "INTEGER", "1 if the rule was cut short by a limit"},
+};
+
+/* One row per (alert, sink): what became of its delivery. */
+static const struct de_column deliveries_cols[] = {
+	{"id", "INTEGER", "delivery id"},
+	{"alert_id", "TEXT", "alerts.id"},
+	{"sink", "TEXT", "the sink's name"},
+	{"status", "TEXT", "'pending', 'delivered' or 'failed'"},
+	{"attempts", "INTEGER", "attempts made"},
+	{"last_attempt_at", "INTEGER", "ms since the epoch"},
+	{"delivered_at", "INTEGER", "ms since the epoch (NULL until delivered)"},
+	{"error", "TEXT", "why the last attempt failed"},
+};
+
+/* The store's own bookkeeping. */
+static const struct de_column state_cols[] = {
+	{"key", "TEXT", "'snapshot_time', 'snapshot_scan' or 'sample_time'"},
+	{"value", "INTEGER", "ms since the epoch, or a scan id"},
+};
+
+/* The tables rules may not read: the store's and the CLI's only. */
+static const struct de_relation store_only[] = {
+	{"alerts", "alerts raised by rules", alerts_cols, NCOLS(alerts_cols)},
+	{"alert_deliveries", "one row per (alert, sink) delivery", deliveries_cols,
+	 NCOLS(deliveries_cols)},
+	{"store_state", "key/value bookkeeping of the snapshot", state_cols, NCOLS(state_cols)},
+};
+
+const struct de_relation *de_relations(size_t *n)
+{
+	*n = NCOLS(rule_visible);
+	return rule_visible;
+}
+
+const struct de_relation *store_schema_private(size_t *n)
+{
+	*n = NCOLS(store_only);
+	return store_only;
+}
+
+/* ---- the migrations ------------------------------------------------------- */
+
+static const char *const migrations[] = {
+	/* 1: the foundation schema */
+	"CREATE TABLE scans ("
+	"  id INTEGER PRIMARY KEY,"
+	"  started_at INTEGER NOT NULL,"
+	"  ended_at INTEGER,"
+	"  process_count INTEGER,"
+	"  duration_ms INTEGER,"
+	"  source TEXT NOT NULL);"
+	"CREATE TABLE processes ("
+	"  pid INTEGER PRIMARY KEY,"
+	"  id TEXT NOT NULL,"
+	"  scan_id INTEGER NOT NULL,"
+	"  collection_time INTEGER NOT NULL,"
+	"  ppid INTEGER,"
+	"  name TEXT NOT NULL,"
+	"  executable_path TEXT,"
+	"  command_line TEXT NOT NULL,"
+	"  argv_json TEXT NOT NULL,"
+	"  start_time INTEGER,"
+	"  cpu_usage REAL,"
+	"  memory_usage INTEGER,"
+	"  executable_hash TEXT,"
+	"  hash_algorithm TEXT,"
+	"  user_id TEXT,"
+	"  accessible INTEGER NOT NULL,"
+	"  file_exists INTEGER NOT NULL,"
+	"  exe_deleted INTEGER NOT NULL DEFAULT 0,"
+	"  exe_replaced INTEGER NOT NULL DEFAULT 0,"
+	"  platform_data TEXT);"
+	"CREATE INDEX processes_ppid ON processes(ppid);"
+	"CREATE TABLE alerts ("
+	"  id TEXT PRIMARY KEY,"
+	"  alert_time INTEGER NOT NULL,"
+	"  rule_id TEXT NOT NULL,"
+	"  title TEXT NOT NULL,"
+	"  description TEXT NOT NULL,"
+	"  severity TEXT NOT NULL,"
+	"  scan_id INTEGER,"
+	"  affected_processes TEXT NOT NULL,"
+	"  process_count INTEGER NOT NULL,"
+	"  alert_data TEXT NOT NULL,"
+	"  rule_execution_time_ms INTEGER,"
+	"  dedupe_key TEXT NOT NULL);"
+	"CREATE INDEX alerts_time ON alerts(alert_time);",
+
+	/* 2: history that grows with churn, samples, scan status, deliveries */
+	"ALTER TABLE processes ADD COLUMN instance_id INTEGER;"
+	"ALTER TABLE processes ADD COLUMN identity_hash INTEGER;"
+	"ALTER TABLE processes ADD COLUMN value_hash INTEGER;"
+	"CREATE INDEX processes_name ON processes(name);"
+	"CREATE TABLE process_instances ("
+	"  id INTEGER PRIMARY KEY,"
+	"  pid INTEGER NOT NULL,"
+	"  start_time INTEGER,"
+	"  ppid INTEGER,"
+	"  name TEXT NOT NULL,"
+	"  executable_path TEXT,"
+	"  command_line TEXT NOT NULL,"
+	"  argv_json TEXT NOT NULL,"
+	"  executable_hash TEXT,"
+	"  hash_algorithm TEXT,"
+	"  user_id TEXT,"
+	"  accessible INTEGER NOT NULL,"
+	"  file_exists INTEGER NOT NULL,"
+	"  exe_deleted INTEGER NOT NULL DEFAULT 0,"
+	"  exe_replaced INTEGER NOT NULL DEFAULT 0,"
+	"  platform_data TEXT,"
+	"  cpu_usage REAL," /* first observed */
+	"  memory_usage INTEGER,"
+	"  first_seen INTEGER NOT NULL,"
+	"  last_seen INTEGER NOT NULL," /* maintained at exit; live: the snapshot time */
+	"  exited_at INTEGER,"		/* when the store saw it gone */
+	"  first_scan_id INTEGER,"
+	"  last_scan_id INTEGER,"
+	"  exit_scan_id INTEGER);"
+	"CREATE INDEX process_instances_pid ON process_instances(pid, start_time);"
+	"CREATE INDEX process_instances_name ON process_instances(name);"
+	"CREATE INDEX process_instances_exited ON process_instances(exited_at)"
+	"  WHERE exited_at IS NOT NULL;"
+	"CREATE TABLE process_changes ("
+	"  id INTEGER PRIMARY KEY,"
+	"  instance_id INTEGER NOT NULL,"
+	"  changed_at INTEGER NOT NULL,"
+	"  scan_id INTEGER,"
+	"  ppid INTEGER,"
+	"  name TEXT NOT NULL,"
+	"  executable_path TEXT,"
+	"  command_line TEXT NOT NULL,"
+	"  argv_json TEXT NOT NULL,"
+	"  executable_hash TEXT,"
+	"  hash_algorithm TEXT,"
+	"  user_id TEXT,"
+	"  accessible INTEGER NOT NULL,"
+	"  file_exists INTEGER NOT NULL,"
+	"  exe_deleted INTEGER NOT NULL,"
+	"  exe_replaced INTEGER NOT NULL,"
+	"  platform_data TEXT);"
+	"CREATE INDEX process_changes_instance ON process_changes(instance_id);"
+	"CREATE TABLE process_samples ("
+	"  id INTEGER PRIMARY KEY,"
+	"  instance_id INTEGER NOT NULL,"
+	"  t INTEGER NOT NULL,"
+	"  scan_id INTEGER,"
+	"  cpu_usage REAL,"
+	"  memory_usage INTEGER);"
+	"CREATE INDEX process_samples_instance ON process_samples(instance_id);"
+	"ALTER TABLE scans ADD COLUMN status TEXT NOT NULL DEFAULT 'ok';"
+	"ALTER TABLE scans ADD COLUMN error TEXT;"
+	"ALTER TABLE scans ADD COLUMN new_count INTEGER;"
+	"ALTER TABLE scans ADD COLUMN changed_count INTEGER;"
+	"ALTER TABLE scans ADD COLUMN exited_count INTEGER;"
+	"UPDATE scans SET status = 'failed', error = 'unfinished before schema 2'"
+	"  WHERE ended_at IS NULL;"
+	"CREATE TABLE alert_deliveries ("
+	"  id INTEGER PRIMARY KEY,"
+	"  alert_id TEXT NOT NULL,"
+	"  sink TEXT NOT NULL,"
+	"  status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  last_attempt_at INTEGER,"
+	"  delivered_at INTEGER,"
+	"  error TEXT,"
+	"  UNIQUE (alert_id, sink));"
+	"CREATE TABLE store_state (key TEXT PRIMARY KEY, value INTEGER) WITHOUT ROWID;"
+	/* the v1 snapshot becomes the first instances */
+	"INSERT INTO process_instances(pid, start_time, ppid, name, executable_path,"
+	"  command_line, argv_json, executable_hash, hash_algorithm, user_id, accessible,"
+	"  file_exists, exe_deleted, exe_replaced, platform_data, cpu_usage, memory_usage,"
+	"  first_seen, last_seen, first_scan_id, last_scan_id)"
+	"  SELECT pid, start_time, ppid, name, executable_path, command_line, argv_json,"
+	"  executable_hash, hash_algorithm, user_id, accessible, file_exists, exe_deleted,"
+	"  exe_replaced, platform_data, cpu_usage, memory_usage, collection_time,"
+	"  collection_time, scan_id, scan_id FROM processes ORDER BY pid;"
+	"UPDATE processes SET instance_id ="
+	"  (SELECT i.id FROM process_instances i WHERE i.pid = processes.pid);"
+	"INSERT INTO store_state(key, value)"
+	"  SELECT 'snapshot_time', max(collection_time) FROM processes HAVING count(*) > 0;"
+	"INSERT INTO store_state(key, value)"
+	"  SELECT 'snapshot_scan', max(scan_id) FROM processes HAVING count(*) > 0;",
+
+	/* 3: alerts cut short (a rule stopped by its time or memory limit) */
+	"ALTER TABLE alerts ADD COLUMN incomplete INTEGER NOT NULL DEFAULT 0;",
+
+	/*
+	 * 4: a live instance is its snapshot row alone; its process_instances
+	 * row is written when it leaves the snapshot (one row per new process,
+	 * not two), holding its last values.  processes.ppid loses its index:
+	 * parent/child joins go child to parent through the pid (the rowid),
+	 * and the builtin rules measured no slower without it, while every new
+	 * process paid for its entry.
+	 */
+	"ALTER TABLE processes ADD COLUMN first_seen INTEGER;"
+	"ALTER TABLE processes ADD COLUMN first_scan_id INTEGER;"
+	"UPDATE processes SET (first_seen, first_scan_id) = (SELECT i.first_seen,"
+	"  i.first_scan_id FROM process_instances i WHERE i.id = processes.instance_id);"
+	"UPDATE processes SET first_seen = collection_time WHERE first_seen IS NULL;"
+	"UPDATE process_instances SET (cpu_usage, memory_usage) = (SELECT sm.cpu_usage,"
+	"  sm.memory_usage FROM process_samples sm WHERE sm.instance_id = process_instances.id"
+	"  ORDER BY sm.id DESC LIMIT 1) WHERE exited_at IS NOT NULL AND EXISTS (SELECT 1"
+	"  FROM process_samples sm WHERE sm.instance_id = process_instances.id);"
+	"DELETE FROM process_instances WHERE exited_at IS NULL"
+	"  AND id IN (SELECT instance_id FROM processes);"
+	"DROP INDEX processes_ppid;",
+};
+
+#define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
+_Static_assert(sizeof(migrations) / sizeof(migrations[0]) == DE_STORE_SCHEMA_VERSION,
+	       "store.h's DE_STORE_SCHEMA_VERSION is the number of migrations");
+
+int store_read_version(sqlite3 *db, int *out)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int(st, 0);
+	rc = sqlite3_finalize(st);
+	return rc == SQLITE_OK ? 0 : -1;
+}
+
+int store_migrate(struct de_store *s, struct de_error *err)
+{
+	sqlite3_stmt *st;
+	int version = 0, rc;
+
+	if (store_read_version(s->db, &version) < 0)
+		return store_db_err(s, err,
+				    "not a daemoneye event store (cannot read its version)");
+	if (version > NMIGRATIONS)
+		return de_error_set(
+			err, DE_ERR_DATABASE, EPROTO,
+			"%s: schema version %d is newer than this daemoneye understands "
+			"(%d); upgrade daemoneye or point database.path elsewhere",
+			s->path, version, NMIGRATIONS);
+	if (version == NMIGRATIONS)
+		return 0;
+	if (version == 0) {
+		/* a version-0 file must be empty: anything else is not ours */
+		if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM sqlite_schema", -1, &st,
+				       NULL) != SQLITE_OK)
+			return store_db_err(s, err, "not a SQLite database");
+		int tables = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+		sqlite3_finalize(st);
+		if (tables != 0)
+			return de_error_set(err, DE_ERR_DATABASE, EPROTO,
+					    "%s: is a SQLite database but not a daemoneye event "
+					    "store; refusing to modify it",
+					    s->path);
+		/*
+		 * A new file: 16 KiB pages (a first scan then has a quarter of the
+		 * pages to allocate, fill, balance and log that 4 KiB would give);
+		 * let retention hand freed pages back to the file system.
+		 */
+		if (sqlite3_exec(s->db, "PRAGMA page_size=16384", NULL, NULL, NULL) != SQLITE_OK ||
+		    sqlite3_exec(s->db, "PRAGMA auto_vacuum=INCREMENTAL", NULL, NULL, NULL) !=
+			    SQLITE_OK)
+			return store_db_err(s, err, "cannot set the page size or auto_vacuum");
+	}
+	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return store_db_err(s, err, "cannot start migration");
+	for (int v = version; v < NMIGRATIONS; v++) {
+		char pragma[64];
+		snprintf(pragma, sizeof(pragma), "PRAGMA user_version=%d", v + 1);
+		if (sqlite3_exec(s->db, migrations[v], NULL, NULL, NULL) != SQLITE_OK ||
+		    sqlite3_exec(s->db, pragma, NULL, NULL, NULL) != SQLITE_OK) {
+			char what[64];
+			snprintf(what, sizeof(what), "migration to schema version %d failed",
+				 v + 1);
+			rc = store_db_err(s, err, what);
+			if (!sqlite3_get_autocommit(s->db))
+				sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+			return rc;
+		}
+	}
+	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		rc = store_db_err(s, err, "cannot commit migration");
+		if (!sqlite3_get_autocommit(s->db))
+			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		return rc;
+	}
+	return 0;
+}

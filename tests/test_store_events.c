@@ -1,0 +1,222 @@
+/*
+ * test_store_events.c — real-time events (src/lib/store_events.c): exec,
+ * exec in place, pid reuse, exit, unknown pids, stale events ignored, a
+ * full scan afterwards agrees, a bad event rolls the whole batch back
+ * (memory and file alike), the index reloaded after a restart, read-only
+ * stores refuse.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#define DE_TEST_NAME "store_events"
+#include "testutil.h"
+#include "store_fixtures.h"
+
+static void events_ok(struct de_store *s, int64_t scan, const struct de_process_event *ev, size_t n)
+{
+	struct de_error e = {0};
+	if (de_store_apply_events(s, scan, ev, n, &e) < 0)
+		fail_msg("events: %s", e.message);
+}
+
+/* The base host: pids 1..10 and two pids that share pid 1's index slot. */
+#define EV_BASE 12
+static void ev_base(struct de_process_record *r, int64_t t, int64_t scan)
+{
+	mk_many(r, 10, t, scan);
+	mk(&r[10], 65, 1065, t, scan);
+	mk(&r[11], 129, 1129, t, scan);
+}
+
+static void test_events(void **state)
+{
+	(void)state;
+	char *path = db_path("realtime.sqlite");
+	struct de_store *s = open_at(path, 3600);
+	sqlite3 *db = de_store_db(s);
+	struct de_process_record base[EV_BASE], x[4], full[EV_BASE + 1];
+	struct de_process_event ev[8];
+	struct de_store_diff d;
+	struct de_error e = {0};
+	int64_t scan;
+
+	assert_int_equal(de_store_scan_begin(s, 10000, "poll", &scan, &e), 0);
+	ev_base(base, 10000, scan);
+	store_ok(s, base, EV_BASE);
+	assert_int_equal(de_store_scan_begin(s, 15000, "event", &scan, &e), 0);
+	assert_int_equal(scan, 2);
+	mk(&x[0], 50, 14000, 15001, 0); /* a new process */
+	mk(&x[1], 3, 1002, 15002, 0);	/* pid 3 exec'd in place */
+	free(x[1].command_line[1]);
+	x[1].command_line[1] = strdup("--exec'd");
+	mk(&x[2], 5, 14500, 15003, 0);	/* pid 5 reused */
+	mk(&x[3], 60, 14600, 15006, 0); /* never used: exec without a record */
+	ev[0] = exec_ev(50, 15001, &x[0]);
+	ev[1] = exec_ev(3, 15002, &x[1]);
+	ev[2] = exec_ev(5, 15003, &x[2]);
+	ev[3] = exit_ev(7, 15004);
+	ev[4] = exit_ev(4242, 15005); /* never seen */
+	ev[5] = exec_ev(60, 15006, NULL);
+	ev[6] = exit_ev(1, 15007); /* pid 1: 65 and 129 probe past its slot */
+	events_ok(s, scan, ev, 7);
+	d = de_store_last_diff(s);
+	assert_int_equal(d.added, 2);
+	assert_int_equal(d.changed, 1);
+	assert_int_equal(d.history, 1);
+	assert_int_equal(d.exited, 3);
+	assert_int_equal(d.samples, 0);
+	assert_int_equal(count(db, "SELECT count(*) FROM processes"), EV_BASE + 1 - 2);
+	/* history: the three instances that left (pid 5's first, 7 and 1) */
+	assert_int_equal(count(db, "SELECT count(*) FROM process_instances"), 3);
+	assert_int_equal(count(db, "SELECT count(*) FROM processes WHERE pid IN (1, 7, 60)"), 0);
+	assert_int_equal(count(db, "SELECT count(*) FROM process_instances WHERE pid = 60"), 0);
+	/* exec in place: the old arguments kept, the new ones current */
+	assert_int_equal(count(db, "SELECT count(*) FROM process_changes WHERE command_line = "
+				   "'synthetic --n=3' AND changed_at = 15002"),
+			 1);
+	assert_int_equal(count(db, "SELECT count(*) FROM processes WHERE pid = 3 AND "
+				   "command_line = 'synthetic --exec''d'"),
+			 1);
+	assert_int_equal(count(db, "SELECT count(*) FROM process_instances WHERE pid = 3"), 0);
+	/* pid reuse: the old instance ended when the new one appeared */
+	assert_int_equal(count(db, "SELECT exited_at FROM process_instances WHERE pid = 5 AND "
+				   "start_time = 1004"),
+			 15003);
+	assert_int_equal(count(db,
+			       "SELECT count(*) FROM processes WHERE pid = 5 AND "
+			       "start_time = 14500 AND first_scan_id = 2 AND first_seen = 15003"),
+			 1);
+	/* exit: time and scan of the event */
+	assert_int_equal(count(db, "SELECT count(*) FROM process_instances WHERE pid = 7 AND "
+				   "exited_at = 15004 AND last_seen = 15004 AND exit_scan_id = 2"),
+			 1);
+	assert_int_equal(count(db, "SELECT new_count * 100 + changed_count * 10 + exited_count "
+				   "FROM scans WHERE id = 2"),
+			 213);
+	assert_int_equal(count(db, "SELECT value FROM store_state WHERE key = 'snapshot_time'"),
+			 15007);
+	assert_int_equal(de_store_scan_end(s, scan, 15010, 7, &e), 0);
+
+	/* a full scan of the same host agrees: nothing new, changed or gone */
+	size_t nf = 0;
+	for (size_t i = 0; i < EV_BASE; i++) {
+		uint32_t pid = base[i].pid;
+		if (pid == 1 || pid == 7)
+			continue;
+		if (pid == 3)
+			mk(&full[nf], 3, 1002, 0, 0);
+		else if (pid == 5)
+			mk(&full[nf], 5, 14500, 0, 0);
+		else
+			mk(&full[nf], pid, base[i].start_time, 0, 0);
+		if (pid == 3) {
+			free(full[nf].command_line[1]);
+			full[nf].command_line[1] = strdup("--exec'd");
+		}
+		nf++;
+	}
+	mk(&full[nf++], 50, 14000, 0, 0);
+	retime(full, nf, 20000, 3);
+	store_ok(s, full, nf);
+	d = de_store_last_diff(s);
+	assert_int_equal(d.added + d.changed + d.exited + d.history + d.samples, 0);
+	assert_int_equal(count(db, "SELECT count(*) FROM process_instances"), 3);
+
+	/* events older than the live instance (queued while a full scan saw the
+	   pid reused) change nothing: pid 5 has lived since 14500 */
+	struct de_process_record stale;
+	mk(&stale, 5, 1004, 20001, 0); /* the instance that ended at 15003 */
+	ev[0] = exec_ev(5, 20001, &stale);
+	ev[1] = exit_ev(5, 14400);
+	events_ok(s, 3, ev, 2);
+	d = de_store_last_diff(s);
+	assert_int_equal(d.added + d.changed + d.exited + d.history, 0);
+	assert_int_equal(count(db, "SELECT count(*) FROM processes WHERE pid = 5 AND "
+				   "start_time = 14500"),
+			 1);
+	de_process_record_clear(&stale);
+
+	/* many new pids grow the index; a full scan still agrees */
+	struct de_process_record many[100];
+	struct de_process_event mev[100];
+	for (size_t i = 0; i < 100; i++) {
+		mk(&many[i], 1000 + (uint32_t)i, 30000 + (int64_t)i, 30000, 0);
+		mev[i] = exec_ev(1000 + (uint32_t)i, 30000, &many[i]);
+	}
+	events_ok(s, 3, mev, 100);
+	assert_int_equal(de_store_last_diff(s).added, 100);
+	struct de_process_record *all = calloc(nf + 100, sizeof(*all));
+	memcpy(all, full, nf * sizeof(*all));
+	memcpy(all + nf, many, 100 * sizeof(*all));
+	retime(all, nf + 100, 40000, 4);
+	store_ok(s, all, nf + 100);
+	d = de_store_last_diff(s);
+	assert_int_equal(d.added + d.changed + d.exited + d.history, 0);
+	free(all);
+
+	/* a bad event rolls the whole batch back, memory and file alike */
+	const char *every = "SELECT (SELECT count(*) FROM process_instances) + "
+			    "(SELECT count(*) FROM processes)";
+	int64_t inst = count(db, every);
+	struct de_process_record y;
+	mk(&y, 70, 41000, 41000, 0);
+	ev[0] = exec_ev(70, 41000, &y);
+	ev[1] = exit_ev(2, 41001);
+	ev[2] = exec_ev(71, 41002, &y); /* the record is pid 70's */
+	assert_int_equal(de_store_apply_events(s, 4, ev, 3, &e), -EINVAL);
+	assert_int_equal(e.category, DE_ERR_VALIDATION);
+	assert_non_null(strstr(e.message, "pid 71"));
+	ev[2] = (struct de_process_event){.kind = (enum de_process_event_kind)99, .pid = 8};
+	assert_int_equal(de_store_apply_events(s, 4, ev, 3, &e), -EINVAL);
+	assert_non_null(strstr(e.message, "unknown process event kind"));
+	assert_int_equal(count(db, every), inst);
+	assert_int_equal(count(db, "SELECT count(*) FROM processes WHERE pid = 2"), 1);
+	retime(full, nf, 50000, 5);
+	store_ok(s, full, nf); /* the 100 are gone now; pid 2 is not, pid 70 never came */
+	d = de_store_last_diff(s);
+	assert_int_equal(d.exited, 100);
+	assert_int_equal(d.added + d.changed + d.history, 0);
+	de_store_close(s);
+
+	/* after a restart the index comes from the file: events still apply */
+	s = open_at(path, 3600);
+	db = de_store_db(s);
+	ev[0] = exit_ev(50, 60000);
+	ev[1] = exec_ev(70, 60001, &y);
+	events_ok(s, 5, ev, 2);
+	d = de_store_last_diff(s);
+	assert_int_equal(d.exited, 1);
+	assert_int_equal(d.added, 1);
+	assert_int_equal(count(db, "SELECT count(*) FROM processes WHERE pid = 50"), 0);
+	events_ok(s, 5, NULL, 0);
+	assert_int_equal(de_store_last_diff(s).added, 0);
+	assert_integrity(db);
+	de_store_close(s);
+
+	/* read-only stores refuse */
+	struct de_store_config ro = {.path = path, .read_only = true};
+	assert_int_equal(de_store_open(&ro, &s, &e), 0);
+	assert_int_equal(de_store_apply_events(s, 5, ev, 1, &e), -EROFS);
+	de_store_close(s);
+	de_process_record_clear(&y);
+	clear_many(base, EV_BASE);
+	clear_many(x, 4);
+	clear_many(full, nf);
+	clear_many(many, 100);
+	free(path);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_events),
+	};
+	return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
+}

@@ -1,0 +1,364 @@
+/*
+ * test_store_schema.c — the schema (src/lib/store_schema.c): the migrated
+ * file against the one description, both ways (every described column
+ * exists with its declared type, every table and column of the file is
+ * described), from a new file and from files of schema 1 and 2, whose
+ * migrations must keep what they hold; readers refuse an older file,
+ * everyone a newer one.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "daemoneye/validator.h"
+#include "store_int.h"
+
+#define DE_TEST_NAME "store_schema"
+#include "testutil.h"
+#include "store_fixtures.h"
+
+/* ---- the description against the file ------------------------------------ */
+
+/* "name TYPE, ..." of a table's columns in the file, in order (a new string). */
+static char *file_columns(sqlite3 *db, const char *table)
+{
+	sqlite3_stmt *st;
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+
+	assert_non_null(f);
+	assert_int_equal(sqlite3_prepare_v2(db,
+					    "SELECT name, type FROM pragma_table_info(?1) "
+					    "ORDER BY cid",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+	for (int i = 0; sqlite3_step(st) == SQLITE_ROW; i++)
+		fprintf(f, "%s%s %s", i ? ", " : "", sqlite3_column_text(st, 0),
+			sqlite3_column_text(st, 1));
+	sqlite3_finalize(st);
+	fclose(f);
+	return out;
+}
+
+/* The same as the description gives it. */
+static char *described_columns(const struct de_relation *r)
+{
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+
+	assert_non_null(f);
+	for (size_t c = 0; c < r->ncolumns; c++)
+		fprintf(f, "%s%s %s", c ? ", " : "", r->columns[c].name, r->columns[c].type);
+	fclose(f);
+	return out;
+}
+
+static const struct de_relation *described(const char *table)
+{
+	size_t nv, np;
+	const struct de_relation *v = de_relations(&nv), *p = store_schema_private(&np);
+
+	for (size_t i = 0; i < nv; i++)
+		if (strcmp(v[i].name, table) == 0)
+			return &v[i];
+	for (size_t i = 0; i < np; i++)
+		if (strcmp(p[i].name, table) == 0)
+			return &p[i];
+	return NULL;
+}
+
+/*
+ * The file's schema is the description, both ways: every described table
+ * and column exists, with its declared type, in its place; every table of
+ * the file and every column of it is described.
+ */
+static void assert_schema_described(sqlite3 *db)
+{
+	size_t nv, np, tables = 0;
+	const struct de_relation *v = de_relations(&nv), *p = store_schema_private(&np);
+	sqlite3_stmt *st;
+
+	for (size_t i = 0; i < nv + np; i++) {
+		const struct de_relation *r = i < nv ? &v[i] : &p[i - nv];
+		char *want = described_columns(r), *got = file_columns(db, r->name);
+		assert_true(r->ncolumns > 0);
+		for (size_t c = 0; c < r->ncolumns; c++)
+			assert_true(r->columns[c].description && *r->columns[c].description);
+		if (strcmp(want, got) != 0)
+			fail_msg("table %s is described as (%s) but the migrations make (%s)",
+				 r->name, want, got);
+		free(want);
+		free(got);
+	}
+	assert_int_equal(sqlite3_prepare_v2(db,
+					    "SELECT name FROM sqlite_schema WHERE type = 'table' "
+					    "AND name NOT LIKE 'sqlite_%'",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(st, 0);
+		if (!described(name))
+			fail_msg("table %s of the migrated file is not described", name);
+		tables++;
+	}
+	sqlite3_finalize(st);
+	assert_int_equal(tables, nv + np);
+	/* a table is rule-visible or not, never both */
+	for (size_t i = 0; i < np; i++)
+		for (size_t j = 0; j < nv; j++)
+			assert_string_not_equal(p[i].name, v[j].name);
+}
+
+/* A new file, migrated from nothing, is what the description says. */
+static void test_schema_described(void **state)
+{
+	(void)state;
+	char *path = db_path("new.sqlite");
+	struct de_store *s = open_at(path, 0);
+
+	assert_int_equal(count(de_store_db(s), "PRAGMA user_version"), DE_STORE_SCHEMA_VERSION);
+	assert_schema_described(de_store_db(s));
+	de_store_close(s);
+	free(path);
+}
+
+/*
+ * The rules' sandbox admits exactly the rule-visible description: every
+ * described column of a rule-visible table, on the store file and on the
+ * schema-only database; no table that is not rule-visible.
+ */
+static void test_rule_visible(void **state)
+{
+	(void)state;
+	char *path = db_path("visible.sqlite");
+	struct de_store *s = open_at(path, 0);
+	struct de_validator *v = de_validator_new();
+	struct de_error e = {0};
+	size_t nv, np;
+	const struct de_relation *vis = de_relations(&nv), *priv = store_schema_private(&np);
+	char sql[256];
+
+	de_store_close(s);
+	assert_non_null(v);
+	assert_string_equal(vis[0].name, "processes");
+	for (int k = 0; k < 2; k++) {
+		sqlite3 *db = NULL;
+		sqlite3_stmt *st = NULL;
+		assert_int_equal(de_validator_open_db(v, k ? NULL : path, &db, &e), 0);
+		for (size_t i = 0; i < nv; i++)
+			for (size_t c = 0; c < vis[i].ncolumns; c++) {
+				snprintf(sql, sizeof(sql), "SELECT %s FROM %s",
+					 vis[i].columns[c].name, vis[i].name);
+				if (de_validator_prepare(v, db, sql, &st, &e) < 0)
+					fail_msg("%s: %s", sql, e.message);
+				sqlite3_finalize(st);
+			}
+		for (size_t i = 0; i < np; i++) {
+			snprintf(sql, sizeof(sql), "SELECT %s FROM %s", priv[i].columns[0].name,
+				 priv[i].name);
+			st = NULL;
+			assert_true(de_validator_prepare(v, db, sql, &st, &e) < 0);
+			assert_null(st);
+			assert_true(strstr(e.message, "not visible to rules") ||
+				    strstr(e.message, "no such table"));
+		}
+		sqlite3_close(db);
+	}
+	de_validator_free(v);
+	free(path);
+}
+
+/* ---- migrations ----------------------------------------------------------- */
+
+static void test_migrates_v1(void **state)
+{
+	(void)state;
+	char *path = db_path("v1.sqlite");
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(
+		sqlite3_exec(
+			db,
+			"CREATE TABLE scans (id INTEGER PRIMARY KEY, started_at INTEGER NOT "
+			"NULL, ended_at INTEGER, process_count INTEGER, duration_ms INTEGER, "
+			"source TEXT NOT NULL);"
+			"CREATE TABLE processes (pid INTEGER PRIMARY KEY, id TEXT NOT NULL, "
+			"scan_id INTEGER NOT NULL, collection_time INTEGER NOT NULL, ppid "
+			"INTEGER, name TEXT NOT NULL, executable_path TEXT, command_line TEXT "
+			"NOT NULL, argv_json TEXT NOT NULL, start_time INTEGER, cpu_usage REAL, "
+			"memory_usage INTEGER, executable_hash TEXT, hash_algorithm TEXT, "
+			"user_id TEXT, accessible INTEGER NOT NULL, file_exists INTEGER NOT "
+			"NULL, exe_deleted INTEGER NOT NULL DEFAULT 0, exe_replaced INTEGER NOT "
+			"NULL DEFAULT 0, platform_data TEXT);"
+			"CREATE INDEX processes_ppid ON processes(ppid);"
+			"CREATE TABLE alerts (id TEXT PRIMARY KEY, alert_time INTEGER NOT NULL, "
+			"rule_id TEXT NOT NULL, title TEXT NOT NULL, description TEXT NOT NULL, "
+			"severity TEXT NOT NULL, scan_id INTEGER, affected_processes TEXT NOT "
+			"NULL, process_count INTEGER NOT NULL, alert_data TEXT NOT NULL, "
+			"rule_execution_time_ms INTEGER, dedupe_key TEXT NOT NULL);"
+			"CREATE INDEX alerts_time ON alerts(alert_time);"
+			"INSERT INTO scans VALUES(1, 10, 20, 1, 10, 'poll');"
+			"INSERT INTO scans VALUES(2, 30, NULL, NULL, NULL, 'poll');"
+			"INSERT INTO processes(pid, id, scan_id, collection_time, name, "
+			"command_line, argv_json, start_time, accessible, file_exists) "
+			"VALUES(1, 'x', 1, 15, 'init', 'init', '[\"init\"]', 1000, 1, 1);"
+			"PRAGMA user_version=1;",
+			NULL, NULL, NULL),
+		SQLITE_OK);
+	sqlite3_close(db);
+
+	struct de_store *s = open_at(path, 0);
+	db = de_store_db(s);
+	assert_int_equal(count(db, "PRAGMA user_version"), DE_STORE_SCHEMA_VERSION);
+	assert_schema_described(db);
+	/* live: its snapshot row carries what its instance row held */
+	assert_int_equal(count(db, "SELECT count(*) FROM processes WHERE pid = 1 AND "
+				   "first_seen = 15 AND first_scan_id = 1 AND instance_id = 1"),
+			 1);
+	assert_int_equal(count(db, "SELECT count(*) FROM process_instances"), 0);
+	assert_int_equal(count(db, "SELECT count(*) FROM scans WHERE status = 'failed'"), 1);
+	/* the migrated row is the same instance: rewritten, not a new one */
+	struct de_process_record r;
+	mk(&r, 1, 1000, 40, 3);
+	store_ok(s, &r, 1);
+	assert_int_equal(de_store_last_diff(s).added, 0);
+	assert_int_equal(count(db, "SELECT count(*) FROM process_instances"), 0);
+	assert_int_equal(count(db, "SELECT count(*) FROM process_changes"), 0);
+	de_process_record_clear(&r);
+	de_store_close(s);
+	free(path);
+}
+
+/*
+ * A version-2 file (before alerts carried `incomplete`, when live instances
+ * had history rows too) moves to version 4.
+ */
+static void test_migrates_v2(void **state)
+{
+	(void)state;
+	char *path = db_path("v2.sqlite");
+	struct de_store *s = open_at(path, 0);
+	sqlite3 *db = de_store_db(s);
+	struct de_process_record r[3];
+	struct de_error e = {0};
+
+	mk_many(r, 3, 1000, 1);
+	store_ok(s, r, 3);
+	retime(r, 3, 1500, 2);
+	store_ok(s, r, 2); /* the third exits */
+	de_store_close(s);
+	/* take the file back to what schema 2 wrote: live instances had
+	   process_instances rows too (with their first cpu/memory), the
+	   snapshot had no first_seen */
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(
+		sqlite3_exec(db,
+			     "INSERT INTO process_instances(id, pid, start_time, ppid, name,"
+			     " executable_path, command_line, argv_json, executable_hash,"
+			     " hash_algorithm, user_id, accessible, file_exists, exe_deleted,"
+			     " exe_replaced, platform_data, cpu_usage, memory_usage, first_seen,"
+			     " last_seen, first_scan_id, last_scan_id) SELECT instance_id, pid,"
+			     " start_time, ppid, name, executable_path, command_line, argv_json,"
+			     " executable_hash, hash_algorithm, user_id, accessible, file_exists,"
+			     " exe_deleted, exe_replaced, platform_data, cpu_usage, memory_usage,"
+			     " first_seen, first_seen, first_scan_id, first_scan_id FROM processes;"
+			     "ALTER TABLE processes DROP COLUMN first_seen;"
+			     "ALTER TABLE processes DROP COLUMN first_scan_id;"
+			     "CREATE INDEX processes_ppid ON processes(ppid);"
+			     "UPDATE process_instances SET cpu_usage = 1.5 WHERE pid = 3;"
+			     "INSERT INTO process_samples(instance_id, t, scan_id, cpu_usage,"
+			     " memory_usage) SELECT id, 1200, 1, 7.5, 4096 FROM process_instances"
+			     " WHERE pid = 3;"
+			     "ALTER TABLE alerts DROP COLUMN incomplete;"
+			     "INSERT INTO alerts(id, alert_time, rule_id, title, description,"
+			     " severity, affected_processes, process_count, alert_data,"
+			     " dedupe_key) VALUES('old', 1, 'r', 't', 'd', 'low', '[]', 0,"
+			     " 'null', 'k');"
+			     "PRAGMA user_version=2;",
+			     NULL, NULL, NULL),
+		SQLITE_OK);
+	sqlite3_close(db);
+	/* a reader asks for the agent to migrate first */
+	struct de_store_config ro = {.path = path, .read_only = true};
+	assert_true(de_store_open(&ro, &s, &e) < 0);
+	assert_non_null(strstr(e.message, "schema version 2 is older"));
+
+	s = open_at(path, 0);
+	db = de_store_db(s);
+	assert_int_equal(count(db, "PRAGMA user_version"), DE_STORE_SCHEMA_VERSION);
+	assert_schema_described(db);
+	assert_int_equal(count(db, "SELECT count(*) FROM alerts WHERE id = 'old' AND "
+				   "incomplete = 0"),
+			 1);
+	/* schema 4: live instances moved into their snapshot rows, the exited
+	   one keeps its row with its last sampled values */
+	assert_int_equal(count(db, "SELECT count(*) FROM processes WHERE first_seen = 1000 AND "
+				   "first_scan_id = 1"),
+			 2);
+	assert_int_equal(count(db, "SELECT count(*) FROM process_instances"), 1);
+	assert_int_equal(count(db, "SELECT count(*) FROM process_instances WHERE pid = 3 AND "
+				   "cpu_usage = 7.5 AND exited_at = 1500"),
+			 1);
+	assert_int_equal(count(db, "SELECT count(*) FROM sqlite_master WHERE name = "
+				   "'processes_name'"),
+			 1);
+	assert_int_equal(count(db, "SELECT count(*) FROM sqlite_master WHERE name = "
+				   "'processes_ppid'"),
+			 0);
+	/* history and snapshot survive: the same scan again writes nothing */
+	retime(r, 3, 2000, 2);
+	store_ok(s, r, 2);
+	struct de_store_diff d = de_store_last_diff(s);
+	assert_int_equal(d.added + d.changed + d.exited + d.history, 0);
+	/* alerts cut short say so */
+	struct de_alert a = {0};
+	de_uuid_v4(&a.id);
+	a.alert_time = 5;
+	a.rule_id = strdup("r");
+	a.title = strdup("t");
+	a.description = strdup("d");
+	a.alert_data = json_null();
+	a.dedupe_key = strdup("k2");
+	a.incomplete = true;
+	assert_int_equal(de_store_alert(s, &a, &e), 0);
+	assert_int_equal(count(db, "SELECT incomplete FROM alerts WHERE dedupe_key = 'k2'"), 1);
+	de_alert_clear(&a);
+	assert_integrity(db);
+	de_store_close(s);
+
+	/* a file from a newer daemoneye is still refused, untouched */
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version=5", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	struct de_store_config cfg = {.path = path, .wal_mode = true};
+	s = NULL;
+	assert_true(de_store_open(&cfg, &s, &e) < 0);
+	assert_null(s);
+	assert_int_equal(e.category, DE_ERR_DATABASE);
+	assert_non_null(strstr(e.message, "schema version 5 is newer"));
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(count(db, "PRAGMA user_version"), 5);
+	sqlite3_close(db);
+	clear_many(r, 3);
+	free(path);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_schema_described),
+		cmocka_unit_test(test_rule_visible),
+		cmocka_unit_test(test_migrates_v1),
+		cmocka_unit_test(test_migrates_v2),
+	};
+	return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
+}
