@@ -214,7 +214,9 @@ static void test_each_fact_volatility(void **state)
 	mk_facts(r, 1, 1000, scan);
 	r[0].facts.has_real_ids = true;
 	r[0].facts.has_exe = r[0].facts.has_image = true;
+	free(r[0].facts.cgroup);
 	r[0].facts.cgroup = strdup("/a");
+	free(r[0].facts.hash_error);
 	r[0].facts.hash_error = strdup("x");
 	r[0].facts.cmdline_masked = 1;
 	r[0].facts.cmdline_truncated = true;

@@ -1,7 +1,6 @@
 /*
  * test_text.c — UTF-8 validity and lossy repair, terminal escaping, JSON
- * string literals against jansson, base64 against known vectors (RFC 4648
- * section 10) and CSV fields (RFC 4180).
+ * string literals against jansson and CSV fields (RFC 4180).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -85,45 +84,6 @@ static void test_lossy(void **state)
 	assert_int_equal(de_utf8_seq_len("", 0), 0);
 }
 
-static void test_base64(void **state)
-{
-	(void)state;
-	/* RFC 4648, section 10 */
-	static const char *const vec[][2] = {
-		{"", ""},
-		{"f", "Zg=="},
-		{"fo", "Zm8="},
-		{"foo", "Zm9v"},
-		{"foob", "Zm9vYg=="},
-		{"fooba", "Zm9vYmE="},
-		{"foobar", "Zm9vYmFy"},
-	};
-	char out[64];
-	unsigned char *dec;
-	size_t n;
-
-	for (size_t i = 0; i < sizeof(vec) / sizeof(vec[0]); i++) {
-		size_t len = strlen(vec[i][0]);
-		assert_int_equal(de_base64_encode(out, vec[i][0], len), strlen(vec[i][1]));
-		assert_int_equal(DE_BASE64_LEN(len), strlen(vec[i][1]));
-		assert_string_equal(out, vec[i][1]);
-		assert_int_equal(de_base64_decode(vec[i][1], strlen(vec[i][1]), &dec, &n), 0);
-		assert_int_equal(n, len);
-		assert_memory_equal(dec, vec[i][0], len);
-		assert_int_equal(dec[n], 0);
-		free(dec);
-	}
-	/* bytes with NUL and high bits survive */
-	const char bin[] = {0, (char)0xff, 'x', 0};
-	de_base64_encode(out, bin, 4);
-	assert_int_equal(de_base64_decode(out, strlen(out), &dec, &n), 0);
-	assert_int_equal(n, 4);
-	assert_memory_equal(dec, bin, 4);
-	free(dec);
-	assert_int_equal(de_base64_decode("Zm9", 3, &dec, &n), -EINVAL);
-	assert_int_equal(de_base64_decode("Zm9*", 4, &dec, &n), -EINVAL);
-}
-
 static void test_csv(void **state)
 {
 	(void)state;
@@ -156,7 +116,6 @@ int main(void)
 		cmocka_unit_test(test_utf8_and_escape),
 		cmocka_unit_test(test_json_str),
 		cmocka_unit_test(test_lossy),
-		cmocka_unit_test(test_base64),
 		cmocka_unit_test(test_csv),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

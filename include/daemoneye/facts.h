@@ -92,8 +92,9 @@
 
 struct de_linux_facts {
 	bool present; /* the record carries collector facts (else all below is unset) */
-#define DE_FACT_GROUP_FLAG_(g, parent, doc, part) bool has_##g; /* the facts of group g are known  \
-								 */
+#define DE_FACT_GROUP_FLAG_(g, parent, doc, part)                                                  \
+	bool has_##g; /* the facts of group g are known                                            \
+		       */
 	DE_LINUX_FACT_GROUPS(DE_FACT_GROUP_FLAG_)
 #undef DE_FACT_GROUP_FLAG_
 #define DE_FACT_FIELD_(name, type, group, kind, no, doc) DE_FACT_CTYPE_##type name;

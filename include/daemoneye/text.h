@@ -1,6 +1,6 @@
 /*
  * text.h — bytes as text: UTF-8 validity, escaping for terminals and
- * logs, JSON string literals, base64 and CSV fields.  Bytes from /proc are
+ * logs, JSON string literals and CSV fields (base64 is base64.h).  Bytes from /proc are
  * bytes, not always UTF-8; every module that shows or serialises them goes
  * through these, so that escaping is decided in one place.
  *
@@ -49,17 +49,6 @@ char *de_escape_text(const char *s, size_t n);
  */
 size_t de_json_str(char *dst, const char *s, size_t n);
 #define DE_JSON_STR_MAX(n) (6 * (size_t)(n) + 2)
-
-/*
- * Standard base64 (RFC 4648, with padding).  de_base64_encode writes
- * DE_BASE64_LEN(n) characters and a NUL to dst and returns the length.
- * de_base64_decode decodes n characters (a multiple of 4; whitespace is
- * not accepted) into a new buffer with a NUL after the bytes: 0 with *out
- * and *outlen, -EINVAL for text that is not base64, -ENOMEM.
- */
-#define DE_BASE64_LEN(n) (4 * (((size_t)(n) + 2) / 3))
-size_t de_base64_encode(char *dst, const void *src, size_t n);
-int de_base64_decode(const char *s, size_t n, unsigned char **out, size_t *outlen);
 
 /*
  * One RFC 4180 CSV field to f: quoted (quotes doubled) when it holds a

@@ -52,5 +52,7 @@ int cmd_processes(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_stats(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_query(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_rules(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_audit(struct cli_ctx *ctx, int argc, char **argv);  /* cmd_audit.c */
+int cmd_keygen(struct cli_ctx *ctx, int argc, char **argv); /* cmd_audit.c */
 
 #endif

@@ -18,6 +18,7 @@
 #include "cli.h"
 #include "daemoneye/term.h"
 #include "daemoneye/text.h"
+#include "daemoneye/base64.h"
 #include "daemoneye/buf.h"
 #include "daemoneye/clock.h"
 
@@ -160,7 +161,7 @@ static void set_text(json_t *o, const char *name, const char *s)
 	if (!fixed || !raw)
 		goto out;
 	json_object_set_new(o, name, json_stringn(fixed, k));
-	de_base64_encode(raw, s, n);
+	de_base64_encode((const uint8_t *)s, n, raw);
 	snprintf(key, sizeof(key), "%s_raw", name);
 	json_object_set_new(o, key, json_string(raw));
 out:

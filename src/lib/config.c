@@ -70,6 +70,16 @@ static const struct key_spec schema[] = {
 	{"detection.memory_limit_mb", V_U64, false, 0, 65536, NULL},
 	{"alerting.stdout.enabled", V_BOOL, false, 0, 0, NULL},
 	{"alerting.stdout.format", V_ENUM, false, 0, 0, "auto text json"},
+	/* the audit ledger (audit.h) */
+	{"audit.enabled", V_BOOL, false, 0, 0, NULL},
+	{"audit.path", V_STR, true, 0, 0, NULL},
+	{"audit.algorithm", V_ENUM, false, 0, 0, "blake3"},
+	{"audit.enable_signatures", V_BOOL, false, 0, 0, NULL},
+	{"audit.private_key_path", V_STR, true, 0, 0, NULL},
+	{"audit.public_key_path", V_STR, true, 0, 0, NULL},
+	{"audit.origin", V_STR, true, 0, 0, NULL},
+	{"audit.checkpoint_every_entries", V_U64, false, 0, 1000000000, NULL},
+	{"audit.checkpoint_interval_s", V_U64, false, 0, 31536000, NULL},
 };
 
 #define NSCHEMA (sizeof(schema) / sizeof(schema[0]))

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "daemoneye/alert.h"
+#include "daemoneye/base64.h"
 #include "daemoneye/rule.h"
 #include "daemoneye/text.h"
 #include "daemoneye/uuid.h"
@@ -162,7 +163,7 @@ json_t *de_json_base64(const char *s, size_t n)
 
 	if (!buf)
 		return NULL;
-	j = json_stringn(buf, de_base64_encode(buf, s, n));
+	j = json_stringn(buf, de_base64_encode((const uint8_t *)s, n, buf));
 	free(buf);
 	return j;
 }
@@ -171,16 +172,16 @@ json_t *de_json_base64(const char *s, size_t n)
    base64, or holding a NUL), -ENOMEM. */
 static int b64_decode(const char *s, size_t n, char **out)
 {
-	unsigned char *buf;
+	uint8_t *buf = malloc(n / 4 * 3 + 1);
 	size_t len;
-	int rc = de_base64_decode(s, n, &buf, &len);
 
-	if (rc < 0)
-		return rc;
-	if (memchr(buf, '\0', len)) {
+	if (!buf)
+		return -ENOMEM;
+	if (de_base64_decode(s, n, buf, n / 4 * 3, &len) < 0 || memchr(buf, '\0', len)) {
 		free(buf);
 		return -EINVAL;
 	}
+	buf[len] = '\0';
 	*out = (char *)buf;
 	return 0;
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemoneye/base64.h"
 #include "daemoneye/text.h"
 #include "fields.h"
 
@@ -179,7 +180,7 @@ static int fact_to_text(const struct de_fact *m, void *ctx)
 	out_put(o, "_raw\":\"", 7);
 	len = 4 * ((m->n + 2) / 3); /* base64 never needs escaping */
 	if (o->len + len + 1 <= o->cap)
-		de_base64_encode(o->p + o->len, m->s, m->n);
+		de_base64_encode((const uint8_t *)m->s, m->n, o->p + o->len);
 	o->len += len;
 	out_put(o, "\"", 1);
 	return 0;

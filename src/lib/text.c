@@ -1,11 +1,10 @@
 /*
  * text.c — bytes as text: UTF-8, terminal escaping, JSON string literals,
- * base64 and CSV fields (see text.h).
+ * and CSV fields (see text.h).
  */
 #include "daemoneye/text.h"
 
 #include <errno.h>
-#include <openssl/evp.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,51 +196,6 @@ char *de_utf8_lossy_dup(const char *s, size_t n, size_t *len)
 	if (len)
 		*len = o;
 	return buf;
-}
-
-/* ---- base64 ------------------------------------------------------------- */
-
-size_t de_base64_encode(char *dst, const void *src, size_t n)
-{
-	/* EVP_EncodeBlock takes an int: split longer inputs at multiples of 3 */
-	const unsigned char *p = src;
-	size_t o = 0;
-
-	while (n > 0) {
-		size_t chunk = n > ((size_t)1 << 30) ? ((size_t)1 << 30) : n;
-		o += (size_t)EVP_EncodeBlock((unsigned char *)dst + o, p, (int)chunk);
-		p += chunk;
-		n -= chunk;
-	}
-	dst[o] = '\0';
-	return o;
-}
-
-int de_base64_decode(const char *s, size_t n, unsigned char **out, size_t *outlen)
-{
-	size_t pad = 0;
-	unsigned char *buf;
-	int len;
-
-	if (n % 4 != 0 || n > INT32_MAX)
-		return -EINVAL;
-	if (!(buf = malloc(n / 4 * 3 + 1)))
-		return -ENOMEM;
-	len = EVP_DecodeBlock(buf, (const unsigned char *)s, (int)n);
-	if (len < 0) {
-		free(buf);
-		return -EINVAL;
-	}
-	/* EVP_DecodeBlock counts the padding as zero bytes */
-	if (n >= 1 && s[n - 1] == '=')
-		pad++;
-	if (n >= 2 && s[n - 2] == '=')
-		pad++;
-	len -= (int)pad;
-	buf[len] = '\0';
-	*out = buf;
-	*outlen = (size_t)len;
-	return 0;
 }
 
 /* ---- CSV ---------------------------------------------------------------- */
