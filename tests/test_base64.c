@@ -21,8 +21,13 @@ static void test_vectors(void **state)
 {
 	(void)state;
 	static const char *const vec[][2] = {
-		{"", ""},	  {"f", "Zg=="},	 {"fo", "Zm8="},	 {"foo", "Zm9v"},
-		{"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"},
+		{"", ""},
+		{"f", "Zg=="},
+		{"fo", "Zm8="},
+		{"foo", "Zm9v"},
+		{"foob", "Zm9vYg=="},
+		{"fooba", "Zm9vYmE="},
+		{"foobar", "Zm9vYmFy"},
 	};
 	char out[64];
 	uint8_t dec[64];
@@ -34,8 +39,8 @@ static void test_vectors(void **state)
 				 strlen(vec[i][1]));
 		assert_int_equal(DE_BASE64_LEN(len), strlen(vec[i][1]));
 		assert_string_equal(out, vec[i][1]);
-		assert_int_equal(de_base64_decode(vec[i][1], strlen(vec[i][1]), dec, sizeof(dec), &n),
-				 0);
+		assert_int_equal(
+			de_base64_decode(vec[i][1], strlen(vec[i][1]), dec, sizeof(dec), &n), 0);
 		assert_int_equal(n, len);
 		assert_memory_equal(dec, vec[i][0], len);
 	}
@@ -68,15 +73,15 @@ static void test_strict(void **state)
 {
 	(void)state;
 	static const char *const bad[] = {
-		"Zm9",	     /* not a multiple of 4 */
-		"Zm9*",	     /* not the alphabet */
-		"Zm 9v",     /* whitespace */
-		"Zg=",	     /* padding cut */
-		"Zh==",	     /* stray bits after the last byte */
-		"Zm9=",	     /* ditto, one pad */
+		"Zm9",	    /* not a multiple of 4 */
+		"Zm9*",	    /* not the alphabet */
+		"Zm 9v",    /* whitespace */
+		"Zg=",	    /* padding cut */
+		"Zh==",	    /* stray bits after the last byte */
+		"Zm9=",	    /* ditto, one pad */
 		"Zg==Zg==", /* padding in the middle */
-		"=Zg=",	     /* padding first */
-		"Z===",	     /* three pads */
+		"=Zg=",	    /* padding first */
+		"Z===",	    /* three pads */
 	};
 	uint8_t dec[16];
 	size_t n;

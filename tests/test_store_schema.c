@@ -279,6 +279,13 @@ static void test_migrates_v2(void **state)
 			     " memory_usage) SELECT id, 1200, 1, 7.5, 4096 FROM process_instances"
 			     " WHERE pid = 3;"
 			     "ALTER TABLE alerts DROP COLUMN incomplete;"
+			     /* and what schema 5 added */
+			     "ALTER TABLE alerts DROP COLUMN kind;"
+			     "ALTER TABLE alerts DROP COLUMN context;"
+			     "DROP TABLE alert_state; DROP TABLE alert_suppressed;"
+			     "DROP TABLE dedup_windows;"
+			     "DROP INDEX alert_deliveries_due; DROP INDEX alert_deliveries_dead;"
+			     "ALTER TABLE alert_deliveries DROP COLUMN next_attempt_at;"
 			     "INSERT INTO alerts(id, alert_time, rule_id, title, description,"
 			     " severity, affected_processes, process_count, alert_data,"
 			     " dedupe_key) VALUES('old', 1, 'r', 't', 'd', 'low', '[]', 0,"
@@ -337,16 +344,19 @@ static void test_migrates_v2(void **state)
 
 	/* a file from a newer daemoneye is still refused, untouched */
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version=5", NULL, NULL, NULL), SQLITE_OK);
+	char sql[64], want[64];
+	snprintf(sql, sizeof(sql), "PRAGMA user_version=%d", DE_STORE_SCHEMA_VERSION + 1);
+	snprintf(want, sizeof(want), "schema version %d is newer", DE_STORE_SCHEMA_VERSION + 1);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	struct de_store_config cfg = {.path = path, .wal_mode = true};
 	s = NULL;
 	assert_true(de_store_open(&cfg, &s, &e) < 0);
 	assert_null(s);
 	assert_int_equal(e.category, DE_ERR_DATABASE);
-	assert_non_null(strstr(e.message, "schema version 5 is newer"));
+	assert_non_null(strstr(e.message, want));
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(count(db, "PRAGMA user_version"), 5);
+	assert_int_equal(count(db, "PRAGMA user_version"), DE_STORE_SCHEMA_VERSION + 1);
 	sqlite3_close(db);
 	clear_many(r, 3);
 	free(path);

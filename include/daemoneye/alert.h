@@ -52,7 +52,22 @@ struct de_alert {
 	 * after producing these rows, so more processes may match.  "No alert"
 	 * and "could not finish" are never confused.  JSON "incomplete". */
 	bool incomplete;
+	/* Not in the seed (JSON members present only when set):
+	 * kind: NULL for an alert; "resolved" (the process instance an alert
+	 * was raised for exited or stopped matching), "summary" (repeats folded
+	 * by deduplication when their window closed) or "test" (`daemoneye-cli
+	 * alerts test`).
+	 * context: what the alert manager knew when it raised the alert, for
+	 * the sinks' formats: {"host": {...}, "processes": [{pid, start_time,
+	 * instance_id, name, executable_path, command_line, user_id, ppid,
+	 * parent_name, parent_executable_path}], "folded": {...},
+	 * "resolves": ID, ...}. */
+	char *kind;
+	json_t *context;
 };
+
+/* The alert's kind as a word: "alert" when kind is NULL. */
+const char *de_alert_kind(const struct de_alert *a);
 
 void de_alert_clear(struct de_alert *a);
 void de_alert_free(struct de_alert *a);

@@ -120,6 +120,12 @@ const char *de_config_origin(const struct de_config *c, const char *key);
 
 /* The merged tree (borrowed), e.g. for `config show`. */
 const json_t *de_config_tree(const struct de_config *c);
+/*
+ * Where every value was written (borrowed): an object from dotted paths,
+ * list items included ("alerting.sinks[1].url"), to "FILE:LINE:COL",
+ * "environment NAME" or "--set KEY".  Paths from the defaults are absent.
+ */
+const json_t *de_config_origins(const struct de_config *c);
 
 /*
  * Resolve app.state_dir: the configured value, else /var/lib/daemoneye for

@@ -46,6 +46,10 @@ struct de_rule {
 	 * each alert's dedupe key; none means name + executable_path. */
 	char **dedupe_key_fields;
 	size_t dedupe_key_fields_len;
+	/* Not in the seed: the rule's own exceptions, a JSON array of mappings
+	 * checked by de_exceptions_parse() (exception.h) when the rule is
+	 * loaded; NULL when it has none.  JSON "exceptions" only when set. */
+	json_t *exceptions;
 };
 
 void de_rule_clear(struct de_rule *r);

@@ -6,7 +6,9 @@
  * A rule file is YAML holding one rule (a mapping), a list of rules, or a
  * mapping with a `rules:` list.  A rule has id, name, severity and sql, and
  * optionally description, version, category, tags (ATT&CK techniques as
- * `attack.t1059.004`), author, enabled and dedupe_key_fields.  The loader
+ * `attack.t1059.004`), author, enabled, dedupe_key_fields and exceptions
+ * (a list of exceptions as exception.h describes them, without `rule`,
+ * checked like the rest: FILE:LINE:COL on a problem).  The loader
  * fills created_at/updated_at (the file's mtime; build time for builtins)
  * and source_type/source_path.  When a validator is given, each rule's SQL
  * is checked with it (and dedupe_key_fields against the query's columns).

@@ -80,7 +80,7 @@ struct de_store_config {
 
 struct de_store;
 
-#define DE_STORE_SCHEMA_VERSION 4
+#define DE_STORE_SCHEMA_VERSION 5
 
 /*
  * Open (and, unless read_only, lock, create and migrate) the store.  A file
@@ -166,6 +166,8 @@ int de_store_apply_events(struct de_store *s, int64_t scan_id, const struct de_p
 /* Insert an alert (with its `incomplete` flag). */
 int de_store_alert(struct de_store *s, const struct de_alert *a, struct de_error *err);
 
+/* FAILED is recorded as 'dead' (the dead-letter state, outbox.h). */
+/* FAILED is recorded as 'dead' (the dead-letter state, outbox.h). */
 enum de_delivery_status { DE_DELIVERY_PENDING = 0, DE_DELIVERY_DELIVERED, DE_DELIVERY_FAILED };
 
 /*

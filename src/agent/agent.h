@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "daemoneye/alert.h"
+#include "daemoneye/alertmgr.h"
 #include "daemoneye/config.h"
 #include "daemoneye/detect.h"
 #include "daemoneye/rules.h"
@@ -28,15 +29,19 @@ struct agent {
 	struct de_rule_result *results; /* one per rule, reused each cycle */
 	const char **rule_files;	/* --rules FILE..., borrowed from argv */
 	size_t nrule_files;
-	bool stdout_enabled;
-	enum de_alert_format alert_format;
-	bool color;
-	uint64_t retention_days; /* database.retention_days */
-	bool warned_over_cap;	 /* said once that the snapshot alone exceeds max_size_mb */
+	struct de_alertmgr_config *alerting; /* loaded at start, handed to the manager */
+	struct de_alertmgr *alerts;	     /* alerts -> outbox -> sinks */
+	uint64_t retention_days;	     /* database.retention_days */
+	bool warned_over_cap; /* said once that the snapshot alone exceeds max_size_mb */
 };
 
-/* Store each alert, write it to the sinks and record each delivery. */
-void agent_deliver(struct agent *ag, const struct de_alert_list *alerts);
+/*
+ * Hand a rule run's alerts to the alert manager (which moves them out of
+ * the list): full for a run of every rule over the snapshot, false for the
+ * exec path's single-process runs.  Failures are logged; the detection path
+ * never waits on a sink.
+ */
+void agent_alerts(struct agent *ag, struct de_alert_list *alerts, bool full);
 
 /*
  * Apply every event procmond has queued, in order, then forget them.  The

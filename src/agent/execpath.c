@@ -49,9 +49,10 @@ static int apply_events(struct agent *ag, struct de_process_event *ev, size_t n,
 			if (ag->results[k].ran && ag->results[k].status < 0)
 				de_log_err(&ag->results[k].error);
 	}
-	agent_deliver(ag, &alerts);
+	size_t raised = alerts.len;
+	agent_alerts(ag, &alerts, false);
 	de_log_debug("event scan %lld: %zu events, %zu execs read, %zu alerts", (long long)scan_id,
-		     n, execs, alerts.len);
+		     n, execs, raised);
 out:
 	if (rc < 0)
 		de_error_prefix(err, "applying process events: ");

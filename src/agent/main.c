@@ -3,9 +3,12 @@
  *
  * Each cycle: ask procmond (spawned over a socketpair, procmond_client.c) for a
  * scan of every process, replace the event store's snapshot,
- * run every enabled detection rule over it, and deliver the alerts (stdout
- * now; more sinks later).  `--once` runs one cycle and exits; otherwise a
- * cycle runs every app.scan_interval_ms until SIGINT or SIGTERM.
+ * run every enabled detection rule over it, and hand the alerts to the alert
+ * manager (alertmgr.h), which records them with one delivery per sink
+ * before its sink workers deliver them.  `--once` runs one cycle, waits
+ * until each of its alerts is delivered or dead-lettered on every sink,
+ * and exits; otherwise a cycle runs every app.scan_interval_ms until SIGINT
+ * or SIGTERM.  SIGHUP makes the file sinks reopen their files (logrotate).
  *
  * Between cycles, when procmond has the kernel's process events (root,
  * collection.events), each exec and exit it forwards is applied to the
@@ -29,6 +32,7 @@
 #include <unistd.h>
 
 #include "daemoneye/alert.h"
+#include "daemoneye/alertmgr.h"
 #include "agent.h"
 #include "procmond_client.h"
 #include "privdrop.h"
@@ -42,12 +46,14 @@
 #include "daemoneye/term.h"
 #include "daemoneye/clock.h"
 
-static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t stop_requested, reopen_requested;
 
 static void on_signal(int sig)
 {
-	(void)sig;
-	stop_requested = 1;
+	if (sig == SIGHUP)
+		reopen_requested = 1;
+	else
+		stop_requested = 1;
 }
 
 static void usage(FILE *f)
@@ -112,7 +118,6 @@ out:
 static int setup(struct agent *ag, struct de_error *err)
 {
 	struct de_store_config sc = {0};
-	const char *fmt;
 	char *state = NULL, *path = NULL;
 	uint64_t u;
 	int rc;
@@ -176,45 +181,40 @@ static int setup(struct agent *ag, struct de_error *err)
 		goto out;
 	de_log_info("%zu detection rules loaded", ag->rules.len);
 
-	if ((rc = de_config_get_bool(ag->cfg, "alerting.stdout.enabled", &ag->stdout_enabled,
-				     err)) < 0 ||
-	    (rc = de_config_get_str(ag->cfg, "alerting.stdout.format", &fmt, err)) < 0)
+	/* the sinks open now, as the user the agent runs as */
+	if ((rc = de_alertmgr_open(ag->alerting, ag->store, &ag->rules, &ag->alerts, err)) < 0) {
+		ag->alerting = NULL; /* the manager took it */
 		goto out;
-	if (strcmp(fmt, "json") == 0)
-		ag->alert_format = DE_ALERT_JSON;
-	else if (strcmp(fmt, "text") == 0)
-		ag->alert_format = DE_ALERT_TEXT;
-	else
-		ag->alert_format = isatty(STDOUT_FILENO) ? DE_ALERT_TEXT : DE_ALERT_JSON;
-	ag->color = ag->alert_format == DE_ALERT_TEXT && de_use_color(stdout);
+	}
+	ag->alerting = NULL;
 out:
 	free(state);
 	free(path);
 	return rc;
 }
 
-void agent_deliver(struct agent *ag, const struct de_alert_list *alerts)
+void agent_alerts(struct agent *ag, struct de_alert_list *alerts, bool full)
 {
-	for (size_t i = 0; i < alerts->len; i++) {
-		struct de_error aerr = {0};
-		char id[DE_UUID_STR_LEN + 1];
-		bool stored = de_store_alert(ag->store, &alerts->items[i], &aerr) == 0;
-		if (!stored)
-			de_log_err(&aerr);
-		if (!ag->stdout_enabled)
-			continue;
-		bool sent = de_alert_write(stdout, &alerts->items[i], ag->alert_format,
-					   ag->color) == 0 &&
-			    fflush(stdout) == 0;
-		if (!sent)
-			de_log_warn("cannot write alert to standard output");
-		de_uuid_format(&alerts->items[i].id, id);
-		if (stored &&
-		    de_store_alert_delivery(ag->store, id, "stdout",
-					    sent ? DE_DELIVERY_DELIVERED : DE_DELIVERY_FAILED,
-					    de_now_ms(), sent ? NULL : "write failed", &aerr) < 0)
-			de_log_err(&aerr);
+	struct de_alertmgr_counts c = {0};
+	struct de_error err = {0};
+	size_t n = alerts->len;
+
+	if (!n && !full)
+		return;
+	if (de_alertmgr_submit(ag->alerts, alerts, full, ag->results, ag->rules.len, &c, &err) <
+	    0) {
+		/* nothing was recorded: the next run raises them again */
+		de_log_err(&err);
+		de_alert_list_clear(alerts);
+		return;
 	}
+	if (n || c.resolved || c.summaries)
+		de_log_debug("alerts: %zu from the rules, %zu raised, %zu repeats, %zu suppressed, "
+			     "%zu folded, %zu resolved, %zu summaries, %zu deliveries queued",
+			     n, c.raised, c.repeats, c.suppressed, c.folded, c.resolved,
+			     c.summaries, c.deliveries);
+	if (de_alertmgr_poll(ag->alerts, &err) < 0)
+		de_log_err(&err);
 }
 
 /* One full cycle: collect, store, detect, deliver. */
@@ -252,7 +252,8 @@ static int cycle(struct agent *ag, struct de_error *err)
 	for (size_t i = 0; i < ag->rules.len; i++)
 		if (ag->results[i].ran && ag->results[i].status < 0)
 			de_log_err(&ag->results[i].error);
-	agent_deliver(ag, &alerts);
+	size_t nalerts = alerts.len;
+	agent_alerts(ag, &alerts, true);
 	/* retention: a few short transactions between scans, never inside one */
 	struct de_prune_stats ps;
 	struct de_error perr = {0};
@@ -268,8 +269,7 @@ static int cycle(struct agent *ag, struct de_error *err)
 				     (unsigned long long)ps.used_bytes);
 		ag->warned_over_cap = ps.over_cap;
 	}
-	de_log_info("scan %lld: %zu processes, %zu alerts", (long long)scan_id, procs.len,
-		    alerts.len);
+	de_log_info("scan %lld: %zu processes, %zu alerts", (long long)scan_id, procs.len, nalerts);
 out:
 	de_process_list_clear(&procs);
 	de_alert_list_clear(&alerts);
@@ -295,6 +295,15 @@ static void wait_next(struct agent *ag, uint64_t ms)
 					      (long)(left % 1000) * 1000000L};
 			nanosleep(&ts, NULL);
 			continue;
+		}
+		if (reopen_requested) {
+			reopen_requested = 0;
+			de_alertmgr_reopen(ag->alerts);
+			de_log_info("SIGHUP: alert files reopen at their next write");
+		}
+		if (de_alertmgr_poll(ag->alerts, &err) < 0) {
+			de_log_err(&err);
+			de_error_clear(&err);
 		}
 		if (agent_procmond_wait(&ag->pm, left > 1000 ? 1000 : (int)left, &err) < 0) {
 			/* the next cycle starts procmond again */
@@ -383,6 +392,12 @@ int main(int argc, char **argv)
 		de_log_set_level((enum de_log_level)de_log_level_parse(s));
 	if (de_config_get_str(ag.cfg, "logging.format", &s, &err) == 0)
 		de_log_set_format((enum de_log_format)de_log_format_parse(s));
+	/* the sinks and exceptions too: a bad one stops the agent here (78) */
+	if (de_alertmgr_config_load(ag.cfg, &ag.alerting, &err) < 0) {
+		fprintf(stderr, "daemoneye-agent: %s\n", err.message);
+		status = de_error_exit_code(&err);
+		goto done;
+	}
 	if (check) {
 		printf("configuration OK\n");
 		goto done;
@@ -399,6 +414,7 @@ int main(int argc, char **argv)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	(void)signal(SIGPIPE, SIG_IGN); /* cannot fail for a valid signal */
 
 	de_log_info("daemoneye-agent %s started%s (scan every %llu ms)", DE_VERSION,
@@ -412,14 +428,22 @@ int main(int argc, char **argv)
 				break;
 			}
 		}
-		if (once)
+		if (once) {
+			/* every alert of this run delivered or dead-lettered, on every sink */
+			de_error_clear(&err);
+			if (de_alertmgr_drain(ag.alerts, (const volatile int *)&stop_requested,
+					      &err) < 0)
+				de_log_err(&err);
 			break;
+		}
 		wait_next(&ag, interval);
 	}
 	if (!once)
 		de_log_info("stopping");
 done:
 	agent_procmond_stop(&ag.pm);
+	de_alertmgr_close(ag.alerts); /* before the store: it records into it */
+	de_alertmgr_config_free(ag.alerting);
 	de_store_close(ag.store);
 	de_engine_close(ag.engine);
 	de_rule_set_clear(&ag.rules);

@@ -7,6 +7,7 @@
 #include <sysexits.h>
 
 #include "cli.h"
+#include "daemoneye/alertmgr.h"
 
 /* YAML for people: keys plain, strings JSON-quoted (valid YAML). */
 static void print_yaml(const json_t *node, const struct de_config *cfg, const char *path,
@@ -70,6 +71,12 @@ int cmd_config(struct cli_ctx *ctx, int argc, char **argv)
 		return EX_USAGE;
 	}
 	if (strcmp(sub, "validate") == 0) {
+		/* the alerting section's sinks and exceptions are checked as the agent will */
+		struct de_alertmgr_config *ac = NULL;
+		struct de_error err = {0};
+		if (de_alertmgr_config_load(ctx->cfg, &ac, &err) < 0)
+			return cli_fail(&err);
+		de_alertmgr_config_free(ac);
 		printf("configuration OK\n");
 		return 0;
 	}

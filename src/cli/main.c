@@ -30,6 +30,10 @@ static const struct cli_command commands[] = {
 	 "list|show ID|validate FILE...|test FILE|ID|import FILE|export [ID]|enable ID|disable "
 	 "ID|schema",
 	 cmd_rules},
+	{"alerts",
+	 "list [--since T] [--severity S] [--rule ID] [--status S] [--suppressed] | show ID | dlq "
+	 "list|retry|purge | test --sink NAME",
+	 cmd_alerts},
 	{"audit", "verify|log|checkpoint|prove SEQ|consistency OLD NEW  the ledger", cmd_audit},
 	{"keygen", "--out DIR  an Ed25519 key pair for signing audit checkpoints", cmd_keygen},
 };

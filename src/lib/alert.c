@@ -50,9 +50,16 @@ static const struct de_field alert_fields[] = {
 	F_REQ(AL, alert_data, F_JSON),
 	F_OPTN(AL, rule_execution_time_ms, F_I64),
 	F_REQ(AL, dedupe_key, F_STR),
-	{"incomplete", F_BOOL, offsetof(AL, incomplete), NO_OFF, NO_OFF, true},
+	{"incomplete", F_BOOL, offsetof(AL, incomplete), NO_OFF, NO_OFF, true, false},
+	F_EXT(AL, kind, F_STR),
+	F_EXT(AL, context, F_JSON),
 };
 #undef AL
+
+const char *de_alert_kind(const struct de_alert *a)
+{
+	return a->kind ? a->kind : "alert";
+}
 
 void de_alert_clear(struct de_alert *a)
 {

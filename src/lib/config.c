@@ -35,7 +35,7 @@ extern const size_t de_defaults_yaml_len;
 
 /* ---- schema ------------------------------------------------------------- */
 
-enum vtype { V_U64, V_BOOL, V_STR, V_STR_LIST, V_ENUM, V_DOUBLE, V_ANY };
+enum vtype { V_U64, V_BOOL, V_STR, V_STR_LIST, V_ENUM, V_DOUBLE, V_ANY, V_MAP_LIST };
 
 struct key_spec {
 	const char *key; /* dotted path */
@@ -69,7 +69,20 @@ static const struct key_spec schema[] = {
 	{"detection.max_subquery_depth", V_U64, false, 1, 16, NULL},
 	{"detection.memory_limit_mb", V_U64, false, 0, 65536, NULL},
 	{"alerting.stdout.enabled", V_BOOL, false, 0, 0, NULL},
-	{"alerting.stdout.format", V_ENUM, false, 0, 0, "auto text json"},
+	{"alerting.stdout.format", V_ENUM, false, 0, 0, "auto text human json ecs cef ocsf"},
+	{"alerting.deduplication.enabled", V_BOOL, false, 0, 0, NULL},
+	{"alerting.deduplication.window_minutes", V_U64, false, 1, 10080, NULL},
+	{"alerting.deduplication.key_fields", V_STR_LIST, false, 0, 0, NULL},
+	{"alerting.max_queue_size", V_U64, false, 1, 10000000, NULL},
+	{"alerting.delivery_timeout_ms", V_U64, false, 100, 600000, NULL},
+	{"alerting.retry.max_attempts", V_U64, false, 1, 100, NULL},
+	{"alerting.retry.initial_delay_ms", V_U64, false, 1, 3600000, NULL},
+	{"alerting.retry.max_delay_ms", V_U64, false, 1, 86400000, NULL},
+	{"alerting.circuit_breaker.failure_threshold", V_U64, false, 1, 1000, NULL},
+	{"alerting.circuit_breaker.reset_timeout_ms", V_U64, false, 100, 86400000, NULL},
+	/* lists of mappings: alertcfg.c checks their members (names, keys, origins) */
+	{"alerting.suppress", V_MAP_LIST, false, 0, 0, NULL},
+	{"alerting.sinks", V_MAP_LIST, false, 0, 0, NULL},
 	/* the audit ledger (audit.h) */
 	{"audit.enabled", V_BOOL, false, 0, 0, NULL},
 	{"audit.path", V_STR, true, 0, 0, NULL},
@@ -522,6 +535,19 @@ static int check_value(const struct key_spec *s, const json_t *v, const json_t *
 				    "%s: '%s' is '%s'; expected one of: %s", o, s->key,
 				    json_string_value(v), s->choices);
 	}
+	case V_MAP_LIST: {
+		size_t i;
+		json_t *e;
+		if (!json_is_array(v))
+			break;
+		json_array_foreach (v, i, e)
+			if (!json_is_object(e))
+				return de_error_set(
+					err, DE_ERR_CONFIGURATION, EINVAL,
+					"%s: '%s' must be a list of mappings; item %zu is %s", o,
+					s->key, i, json_kind(e));
+		return 0;
+	}
 	case V_ANY:
 		return 0;
 	}
@@ -533,6 +559,7 @@ static int check_value(const struct key_spec *s, const json_t *v, const json_t *
 		[V_ENUM] = "a string",
 		[V_DOUBLE] = "a number",
 		[V_ANY] = "anything",
+		[V_MAP_LIST] = "a list of mappings",
 	};
 	return de_error_set(err, DE_ERR_CONFIGURATION, EINVAL, "%s: '%s' must be %s, not %s", o,
 			    s->key, want[s->type], json_kind(v));
@@ -794,6 +821,11 @@ const char *de_config_origin(const struct de_config *c, const char *key)
 const json_t *de_config_tree(const struct de_config *c)
 {
 	return c->tree;
+}
+
+const json_t *de_config_origins(const struct de_config *c)
+{
+	return c->origins;
 }
 
 int de_config_state_dir(const struct de_config *c, char **out, struct de_error *err)

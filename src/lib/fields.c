@@ -224,8 +224,18 @@ int de_json_loadb(const char *buf, size_t len, size_t flags, json_t **out, json_
 	return 0;
 }
 
+json_t *de_json_lossy(const char *s)
+{
+	size_t n;
+
+	if (!s)
+		return json_null();
+	n = strlen(s);
+	return de_utf8_valid(s, n) ? json_stringn(s, n) : lossy_string(s, n);
+}
+
 /* Member `name` := s, plus `name_raw` when s is not valid UTF-8. */
-static int put_bytes(json_t *o, const char *name, const char *s)
+int de_json_put_bytes(json_t *o, const char *name, const char *s)
 {
 	char raw[64];
 	size_t n;
@@ -302,6 +312,9 @@ json_t *de_fields_to_json(const void *obj, const struct de_field *fs, size_t nf)
 		if (f->optional && ((f->type == F_BOOL && !*CAT(obj, f->off, bool)) ||
 				    (f->type == F_STRV && !*CAT(obj, f->len_off, size_t))))
 			continue;
+		if (f->omit_unset && (f->type == F_STR || f->type == F_JSON) &&
+		    !*CAT(obj, f->off, void *))
+			continue;
 		switch (f->type) {
 		case F_UUID:
 			de_uuid_format(CAT(obj, f->off, struct de_uuid), ubuf);
@@ -332,7 +345,7 @@ json_t *de_fields_to_json(const void *obj, const struct de_field *fs, size_t nf)
 			rc = de_json_set_new(o, f->name, json_boolean(*CAT(obj, f->off, bool)));
 			break;
 		case F_STR:
-			rc = put_bytes(o, f->name, *CAT(obj, f->off, char *));
+			rc = de_json_put_bytes(o, f->name, *CAT(obj, f->off, char *));
 			break;
 		case F_STRV:
 			rc = put_strv(o, f->name, *CAT(obj, f->off, char **),

@@ -40,28 +40,35 @@ enum de_ftype {
 struct de_field {
 	const char *name; /* JSON member, the seed's field name */
 	enum de_ftype type;
-	size_t off;	/* offset of the value */
-	size_t has_off; /* offset of the bool has_ flag for optional numbers, or NO_OFF */
-	size_t len_off; /* offset of the count for vectors, or NO_OFF */
-	bool optional;	/* Option<T> in the seed (or one of daemoneye's additions) */
+	size_t off;	 /* offset of the value */
+	size_t has_off;	 /* offset of the bool has_ flag for optional numbers, or NO_OFF */
+	size_t len_off;	 /* offset of the count for vectors, or NO_OFF */
+	bool optional;	 /* Option<T> in the seed (or one of daemoneye's additions) */
+	bool omit_unset; /* daemoneye's addition: left out of JSON when NULL (strings, JSON) */
 };
 
 /* Required, optional (pointer), optional number (has_ flag), vector (+ _len). */
 #define F_REQ(s, f, t)                                                                             \
 	{                                                                                          \
-#f, t, offsetof(s, f), NO_OFF, NO_OFF, false                                       \
+#f, t, offsetof(s, f), NO_OFF, NO_OFF, false, false                                \
 	}
 #define F_OPT(s, f, t)                                                                             \
 	{                                                                                          \
-#f, t, offsetof(s, f), NO_OFF, NO_OFF, true                                        \
+#f, t, offsetof(s, f), NO_OFF, NO_OFF, true, false                                 \
 	}
 #define F_OPTN(s, f, t)                                                                            \
 	{                                                                                          \
-#f, t, offsetof(s, f), offsetof(s, has_##f), NO_OFF, true                          \
+#f, t, offsetof(s, f), offsetof(s, has_##f), NO_OFF, true, false                   \
 	}
 #define F_VEC(s, f, t)                                                                             \
 	{                                                                                          \
-#f, t, offsetof(s, f), NO_OFF, offsetof(s, f##_len), false                         \
+#f, t, offsetof(s, f), NO_OFF, offsetof(s, f##_len), false, false                  \
+	}
+
+/* A daemoneye addition (not in the seed): optional, absent from JSON when unset. */
+#define F_EXT(s, f, t)                                                                             \
+	{                                                                                          \
+#f, t, offsetof(s, f), NO_OFF, NO_OFF, true, true                                  \
 	}
 
 #define F_COUNT(t) (sizeof(t) / sizeof((t)[0]))
@@ -82,6 +89,14 @@ int de_fields_from_json(const json_t *o, void *obj, size_t size, const struct de
 
 /* json_object_set_new that also fails on a NULL value (ENOMEM upstream): 0 or -1. */
 int de_json_set_new(json_t *o, const char *k, json_t *v);
+/*
+ * o.name := the bytes s as the models write text: valid UTF-8 as is, other
+ * bytes as U+FFFD text with the exact bytes in a "<name>_raw" base64 twin
+ * (read back by de_fields_from_json); NULL s sets null.  0 or -1 (ENOMEM).
+ */
+int de_json_put_bytes(json_t *o, const char *name, const char *s);
+/* s as a JSON string, bytes that are not UTF-8 as U+FFFD (NULL: null). */
+json_t *de_json_lossy(const char *s);
 /* The n bytes at s in base64 as a new JSON string; NULL on ENOMEM. */
 json_t *de_json_base64(const char *s, size_t n);
 /*

@@ -47,7 +47,8 @@ static const struct de_field rule_fields[] = {
 	F_REQ(RU, source_type, F_SRC),
 	F_OPT(RU, source_path, F_STR),
 	{"dedupe_key_fields", F_STRV, offsetof(RU, dedupe_key_fields), NO_OFF,
-	 offsetof(RU, dedupe_key_fields_len), true},
+	 offsetof(RU, dedupe_key_fields_len), true, false},
+	F_EXT(RU, exceptions, F_JSON),
 };
 #undef RU
 

@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "daemoneye/exception.h"
 #include "daemoneye/fileio.h"
 #include "daemoneye/yaml.h"
 #include "fields.h"
@@ -255,7 +256,7 @@ static int get_strv(struct pctx *c, const json_t *rule, const char *base, const 
 
 static const char *const known_keys[] = {
 	"id",	"name",	  "description", "version", "severity",		 "category",
-	"tags", "author", "enabled",	 "sql",	    "dedupe_key_fields",
+	"tags", "author", "enabled",	 "sql",	    "dedupe_key_fields", "exceptions",
 };
 
 /* Check dedupe_key_fields against the columns the query returns. */
@@ -293,6 +294,32 @@ static void check_sql(struct pctx *c, struct de_validator *v, const char *base,
 out:
 	sqlite3_finalize(st);
 	sqlite3_close(db);
+}
+
+/*
+ * The rule's own exceptions: checked as alerting.suppress entries are (no
+ * `rule` field: they belong to this rule) and kept as JSON on the rule.
+ */
+static void get_exceptions(struct pctx *c, const json_t *j, const char *base, struct de_rule *r)
+{
+	const json_t *v = json_object_get(j, "exceptions");
+	struct de_exception_set set = {0};
+	struct de_error e = {0};
+	char path[160], label[160];
+
+	if (!v || json_is_null(v))
+		return;
+	snprintf(path, sizeof(path), "%s%sexceptions", base, *base ? "." : "");
+	snprintf(label, sizeof(label), "rule %s exceptions", r->id ? r->id : "?");
+	if (de_exceptions_parse(v, path, c->origins, c->origin, label, false, DE_ERR_VALIDATION,
+				&set, &e) < 0) {
+		if (e.code == ENOMEM || problem(c->problems, "%s", e.message) < 0)
+			c->nomem = true;
+		c->failed = true;
+	} else if (!(r->exceptions = json_deep_copy(v))) {
+		c->nomem = true;
+	}
+	de_exception_set_clear(&set);
 }
 
 /* Build a rule from one JSON object; on any problem c->failed is set. */
@@ -361,6 +388,7 @@ static void parse_rule(struct pctx *c, const json_t *j, const char *base, enum d
 	get_strv(c, j, base, "tags", &r->tags, &r->tags_len, true);
 	get_strv(c, j, base, "dedupe_key_fields", &r->dedupe_key_fields, &r->dedupe_key_fields_len,
 		 false);
+	get_exceptions(c, j, base, r);
 	r->created_at = r->updated_at = mtime_ms;
 	r->source_type = src;
 	if (src != DE_RULE_BUILTIN && !(r->source_path = strdup(c->origin)))
@@ -755,6 +783,39 @@ static int emit_list(yaml_emitter_t *em, const char *k, char **v, size_t n)
 	return emit(em, &ev, yaml_sequence_end_event_initialize(&ev));
 }
 
+/* exceptions: a list of flow mappings of string fields */
+static int emit_exceptions(yaml_emitter_t *em, const json_t *list)
+{
+	yaml_event_t ev;
+	size_t i;
+	const json_t *x;
+	int rc;
+
+	if (!json_array_size(list))
+		return 0;
+	if ((rc = emit_scalar(em, "exceptions", YAML_PLAIN_SCALAR_STYLE)) < 0 ||
+	    (rc = emit(em, &ev,
+		       yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1,
+							    YAML_BLOCK_SEQUENCE_STYLE))) < 0)
+		return rc;
+	json_array_foreach (list, i, x) {
+		const char *k;
+		const json_t *v;
+		if ((rc = emit(em, &ev,
+			       yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1,
+								   YAML_FLOW_MAPPING_STYLE))) < 0)
+			return rc;
+		json_object_foreach ((json_t *)x, k, v)
+			if (json_is_string(v) &&
+			    (rc = emit_kv(em, k, json_string_value(v),
+					  YAML_DOUBLE_QUOTED_SCALAR_STYLE)) < 0)
+				return rc;
+		if ((rc = emit(em, &ev, yaml_mapping_end_event_initialize(&ev))) < 0)
+			return rc;
+	}
+	return emit(em, &ev, yaml_sequence_end_event_initialize(&ev));
+}
+
 static int write_handler(void *data, unsigned char *buf, size_t size)
 {
 	return fwrite(buf, 1, size, (FILE *)data) == size;
@@ -802,6 +863,7 @@ int de_rules_write_yaml(FILE *f, const struct de_rule *const *rules, size_t n, s
 		    (rc = emit_typed(&em, "enabled", r->enabled ? "true" : "false")) < 0 ||
 		    (rc = emit_list(&em, "dedupe_key_fields", r->dedupe_key_fields,
 				    r->dedupe_key_fields_len)) < 0 ||
+		    (rc = emit_exceptions(&em, r->exceptions)) < 0 ||
 		    (rc = emit_kv(&em, "sql", r->sql_query, YAML_LITERAL_SCALAR_STYLE)) < 0 ||
 		    (rc = emit(&em, &ev, yaml_mapping_end_event_initialize(&ev))) < 0)
 			goto out;

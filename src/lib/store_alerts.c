@@ -62,7 +62,7 @@ int de_store_alert_delivery(struct de_store *s, const char *alert_id, const char
 			    enum de_delivery_status status, int64_t when_ms, const char *error,
 			    struct de_error *err)
 {
-	static const char *const names[] = {"pending", "delivered", "failed"};
+	static const char *const names[] = {"pending", "delivered", "dead"};
 	sqlite3_stmt *st;
 	int rc;
 

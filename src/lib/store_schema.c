@@ -159,6 +159,8 @@ static const struct de_column alerts_cols[] = {
 	{"rule_execution_time_ms", "INTEGER", "how long the rule ran"},
 	{"dedupe_key", "TEXT", "what identifies a repeat of this alert"},
 	{"incomplete", "INTEGER", "1 if the rule was cut short by a limit"},
+	{"kind", "TEXT", "'alert', 'summary' (a closed deduplication window) or 'test'"},
+	{"context", "TEXT", "the process, its parent and the host as JSON, for the sinks"},
 };
 
 /* One row per (alert, sink): what became of its delivery. */
@@ -166,11 +168,56 @@ static const struct de_column deliveries_cols[] = {
 	{"id", "INTEGER", "delivery id"},
 	{"alert_id", "TEXT", "alerts.id"},
 	{"sink", "TEXT", "the sink's name"},
-	{"status", "TEXT", "'pending', 'delivered' or 'failed'"},
+	{"status", "TEXT", "'pending', 'delivered' or 'dead' (the dead-letter state)"},
 	{"attempts", "INTEGER", "attempts made"},
+	{"next_attempt_at", "INTEGER", "when a pending delivery is due, ms since the epoch"},
 	{"last_attempt_at", "INTEGER", "ms since the epoch"},
 	{"delivered_at", "INTEGER", "ms since the epoch (NULL until delivered)"},
 	{"error", "TEXT", "why the last attempt failed"},
+};
+
+/* One row per (rule, subject) an alert was raised for: alerts are state. */
+static const struct de_column alert_state_cols[] = {
+	{"id", "INTEGER", "state id"},
+	{"rule_id", "TEXT", "the rule"},
+	{"subject", "TEXT", "'i:<instance id>' for a process instance, 'k:<dedupe key>' else"},
+	{"pid", "INTEGER", "the process"},
+	{"start_time", "INTEGER", "its start, ms since the epoch"},
+	{"instance_id", "INTEGER", "processes.instance_id"},
+	{"alert_id", "TEXT", "the alert raised (NULL when folded into a window)"},
+	{"status", "TEXT", "'open' or 'resolved'"},
+	{"opened_at", "INTEGER", "ms since the epoch"},
+	{"last_seen", "INTEGER", "when the rule last matched it"},
+	{"resolved_at", "INTEGER", "ms since the epoch"},
+	{"resolution", "TEXT", "'exited' or 'no longer matches'"},
+};
+
+/* Matches that raised nothing: an exception applied, or folded by deduplication. */
+static const struct de_column suppressed_cols[] = {
+	{"id", "INTEGER", "row id"},
+	{"t", "INTEGER", "ms since the epoch"},
+	{"rule_id", "TEXT", "the rule"},
+	{"kind", "TEXT", "'exception' or 'folded'"},
+	{"exception", "TEXT", "the exception's label"},
+	{"exception_origin", "TEXT", "where the exception was written (file:line:col)"},
+	{"reason", "TEXT", "the exception's reason"},
+	{"folded_into", "TEXT", "the window's alert id"},
+	{"pid", "INTEGER", "the process"},
+	{"start_time", "INTEGER", "its start"},
+	{"instance_id", "INTEGER", "processes.instance_id"},
+	{"process_name", "TEXT", "its name"},
+	{"executable_path", "TEXT", "its executable"},
+	{"command_line", "TEXT", "its command line"},
+};
+
+/* The live deduplication windows. */
+static const struct de_column dedup_cols[] = {
+	{"key", "TEXT", "the dedupe key"},
+	{"alert_id", "TEXT", "the window's first alert"},
+	{"start_ms", "INTEGER", "when the window opened"},
+	{"end_ms", "INTEGER", "when it closes"},
+	{"folded", "INTEGER", "repeats folded into it"},
+	{"last_ms", "INTEGER", "the last repeat"},
 };
 
 /* The store's own bookkeeping. */
@@ -185,6 +232,11 @@ static const struct de_relation store_only[] = {
 	{"alert_deliveries", "one row per (alert, sink) delivery", deliveries_cols,
 	 NCOLS(deliveries_cols)},
 	{"store_state", "key/value bookkeeping of the snapshot", state_cols, NCOLS(state_cols)},
+	{"alert_state", "alerts as state: one row per (rule, subject)", alert_state_cols,
+	 NCOLS(alert_state_cols)},
+	{"alert_suppressed", "matches an exception suppressed or deduplication folded",
+	 suppressed_cols, NCOLS(suppressed_cols)},
+	{"dedup_windows", "live deduplication windows", dedup_cols, NCOLS(dedup_cols)},
 };
 
 const struct de_relation *de_relations(size_t *n)
@@ -365,6 +417,73 @@ static const char *const migrations[] = {
 	"DELETE FROM process_instances WHERE exited_at IS NULL"
 	"  AND id IN (SELECT instance_id FROM processes);"
 	"DROP INDEX processes_ppid;",
+
+	/* 5: alerting (outbox.h): alert state per (rule, subject), suppressed and
+	 * folded matches, deduplication windows, the outbox; a failed delivery
+	 * is now 'dead' (the dead-letter state) */
+	"ALTER TABLE alerts ADD COLUMN kind TEXT;"
+	"ALTER TABLE alerts ADD COLUMN context TEXT;"
+	"CREATE TABLE alert_deliveries_v5 ("
+	"  id INTEGER PRIMARY KEY,"
+	"  alert_id TEXT NOT NULL,"
+	"  sink TEXT NOT NULL,"
+	"  status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'dead')),"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  next_attempt_at INTEGER,"
+	"  last_attempt_at INTEGER,"
+	"  delivered_at INTEGER,"
+	"  error TEXT,"
+	"  UNIQUE (alert_id, sink));"
+	"INSERT INTO alert_deliveries_v5(id, alert_id, sink, status, attempts, last_attempt_at,"
+	"  delivered_at, error) SELECT id, alert_id, sink, CASE status WHEN 'failed' THEN 'dead'"
+	"  ELSE status END, attempts, last_attempt_at, delivered_at, error FROM alert_deliveries;"
+	"DROP TABLE alert_deliveries;"
+	"ALTER TABLE alert_deliveries_v5 RENAME TO alert_deliveries;"
+	"UPDATE alert_deliveries SET next_attempt_at = coalesce(last_attempt_at, 0)"
+	"  WHERE status = 'pending';"
+	"CREATE INDEX alert_deliveries_due ON alert_deliveries(sink, next_attempt_at)"
+	"  WHERE status = 'pending';"
+	"CREATE INDEX alert_deliveries_dead ON alert_deliveries(last_attempt_at)"
+	"  WHERE status = 'dead';"
+	"CREATE TABLE alert_state ("
+	"  id INTEGER PRIMARY KEY,"
+	"  rule_id TEXT NOT NULL,"
+	"  subject TEXT NOT NULL,"
+	"  pid INTEGER,"
+	"  start_time INTEGER,"
+	"  instance_id INTEGER,"
+	"  alert_id TEXT,"
+	"  status TEXT NOT NULL CHECK (status IN ('open', 'resolved')),"
+	"  opened_at INTEGER NOT NULL,"
+	"  last_seen INTEGER NOT NULL,"
+	"  resolved_at INTEGER,"
+	"  resolution TEXT);"
+	"CREATE UNIQUE INDEX alert_state_open ON alert_state(rule_id, subject)"
+	"  WHERE status = 'open';"
+	"CREATE INDEX alert_state_alert ON alert_state(alert_id);"
+	"CREATE TABLE alert_suppressed ("
+	"  id INTEGER PRIMARY KEY,"
+	"  t INTEGER NOT NULL,"
+	"  rule_id TEXT NOT NULL,"
+	"  kind TEXT NOT NULL CHECK (kind IN ('exception', 'folded')),"
+	"  exception TEXT,"
+	"  exception_origin TEXT,"
+	"  reason TEXT,"
+	"  folded_into TEXT,"
+	"  pid INTEGER,"
+	"  start_time INTEGER,"
+	"  instance_id INTEGER,"
+	"  process_name TEXT,"
+	"  executable_path TEXT,"
+	"  command_line TEXT);"
+	"CREATE INDEX alert_suppressed_t ON alert_suppressed(t);"
+	"CREATE TABLE dedup_windows ("
+	"  key TEXT PRIMARY KEY,"
+	"  alert_id TEXT,"
+	"  start_ms INTEGER NOT NULL,"
+	"  end_ms INTEGER NOT NULL,"
+	"  folded INTEGER NOT NULL DEFAULT 0,"
+	"  last_ms INTEGER) WITHOUT ROWID;",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -1,0 +1,1269 @@
+/*
+ * alertmgr.c — the AlertManager (see alertmgr.h for what happens to an
+ * alert, in order).
+ *
+ * Threads.  The agent's thread calls everything here and is the only one
+ * that touches the store.  Each sink has a worker thread that takes queued
+ * deliveries, renders the alert in the sink's format, asks its circuit
+ * breaker, makes one attempt and hands the outcome back.  One mutex guards
+ * the queues and the list of outcomes; a queued item carries a shared,
+ * reference-counted alert that nobody modifies once queued (jansson's
+ * reference counts are atomic, and rendering only reads).
+ *
+ * Bookkeeping.  A delivery is in exactly one place: a row in the store
+ * (pending, due at next_attempt_at), or also in memory, queued or in flight
+ * ("held" by its worker, so the store is not asked for it twice).  An
+ * outcome is recorded in the store before the delivery stops being held;
+ * retries go back to the store with their due time and are loaded again
+ * when due, so the memory held is bounded by max_queue_size per sink
+ * whatever the backlog.  A crash loses only the outcomes not yet recorded:
+ * those deliveries are still pending and are made again (at least once).
+ */
+#include "daemoneye/alertmgr.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "daemoneye/clock.h"
+#include "daemoneye/dedup.h"
+#include "daemoneye/outbox.h"
+#include "daemoneye/text.h"
+#include "fields.h"
+
+/* ---- small pieces ---------------------------------------------------------------- */
+
+/* An alert shared by the queues of several sinks. */
+struct shared_alert {
+	struct de_alert a;
+	char id[DE_UUID_STR_LEN + 1];
+	atomic_int refs;
+};
+
+static void sa_unref(struct shared_alert *sa)
+{
+	if (sa && atomic_fetch_sub(&sa->refs, 1) == 1) {
+		de_alert_clear(&sa->a);
+		free(sa);
+	}
+}
+
+/* One delivery, queued, in flight, then its outcome. */
+struct item {
+	struct item *next;
+	struct worker *w;
+	int64_t delivery_id;
+	uint32_t attempts; /* made so far, this one included once it is made */
+	struct shared_alert *sa;
+	/* the outcome */
+	enum de_sink_outcome outcome;
+	bool circuit; /* not tried: the circuit was open */
+	bool final;   /* recorded as delivered or dead */
+	char error[512];
+};
+
+/* A set of positive ids (open addressing; 0 empty, -1 deleted). */
+struct idset {
+	int64_t *v;
+	size_t cap, len, used; /* used: len + tombstones */
+};
+
+static size_t id_slot(int64_t id, size_t cap)
+{
+	uint64_t h = (uint64_t)id * 0x9e3779b97f4a7c15ULL;
+	return (size_t)(h >> 20) & (cap - 1);
+}
+
+static bool idset_has(const struct idset *s, int64_t id)
+{
+	if (!s->cap)
+		return false;
+	for (size_t i = id_slot(id, s->cap);; i = (i + 1) & (s->cap - 1)) {
+		if (s->v[i] == 0)
+			return false;
+		if (s->v[i] == id)
+			return true;
+	}
+}
+
+static int idset_add(struct idset *s, int64_t id)
+{
+	if ((s->used + 1) * 2 > s->cap) { /* rehash: bigger, and without tombstones */
+		size_t nc = 64;
+		while ((s->len + 1) * 4 > nc)
+			nc *= 2;
+		int64_t *nv = calloc(nc, sizeof(*nv));
+		if (!nv)
+			return -ENOMEM;
+		for (size_t i = 0; i < s->cap; i++)
+			if (s->v[i] > 0)
+				for (size_t k = id_slot(s->v[i], nc);; k = (k + 1) & (nc - 1))
+					if (!nv[k]) {
+						nv[k] = s->v[i];
+						break;
+					}
+		free(s->v);
+		s->v = nv;
+		s->cap = nc;
+		s->used = s->len;
+	}
+	for (size_t i = id_slot(id, s->cap);; i = (i + 1) & (s->cap - 1)) {
+		if (s->v[i] == id)
+			return 0;
+		if (s->v[i] == 0) {
+			s->v[i] = id;
+			s->len++;
+			s->used++;
+			return 0;
+		}
+	}
+}
+
+static bool idset_del(struct idset *s, int64_t id)
+{
+	if (!s->cap)
+		return false;
+	for (size_t i = id_slot(id, s->cap);; i = (i + 1) & (s->cap - 1)) {
+		if (s->v[i] == 0)
+			return false;
+		if (s->v[i] == id) {
+			s->v[i] = -1;
+			s->len--;
+			return true;
+		}
+	}
+}
+
+static void idset_free(struct idset *s)
+{
+	free(s->v);
+	memset(s, 0, sizeof(*s));
+}
+
+static uint64_t xorshift(uint64_t *s)
+{
+	uint64_t x = *s ? *s : 0x9e3779b97f4a7c15ULL;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return *s = x;
+}
+
+/* ---- the manager ------------------------------------------------------------------ */
+
+struct worker {
+	struct de_alertmgr *m;
+	struct de_alert_sink *sink;
+	pthread_t th;
+	bool started;
+	/* under m->mu */
+	struct item *head, *tail;
+	size_t qlen;
+	pthread_cond_t cv;
+	/* the agent's thread only */
+	struct idset held; /* delivery ids queued or in flight */
+	bool more;	   /* due rows may wait in the store */
+	int64_t next_due;  /* the earliest retry known (wall ms, 0: none) */
+	/* the worker's thread only */
+	struct de_breaker br;
+	struct de_buf payload;
+};
+
+/* A window that closed with folds, waiting for its summary. */
+struct closed_window {
+	struct closed_window *next;
+	char *key;
+	char alert_id[DE_UUID_STR_LEN + 1];
+	int64_t start_ms, last_ms;
+	uint64_t folded;
+};
+
+/* A compiled rule: its exceptions, by index in the rule set. */
+struct rule_ext {
+	struct de_exception_set exceptions;
+};
+
+struct de_alertmgr {
+	struct de_alertmgr_config *cfg;
+	struct de_store *store;
+	struct de_outbox *ob; /* the store's alerting relations */
+	const struct de_rule_set *rules;
+	struct rule_ext *ext; /* rules->len */
+	struct de_dedup *dedup;
+	struct closed_window *closed;
+	struct worker *workers; /* cfg->nsinks */
+	pthread_mutex_t mu;
+	pthread_cond_t res_cv;
+	struct item *results; /* outcomes waiting to be recorded (under mu) */
+	atomic_bool stop;
+	struct idset outstanding; /* this process's deliveries not final yet */
+	uint64_t rng;
+	struct de_alertmgr_stats st;
+	bool any_resolved; /* some sink takes resolved alerts */
+	int64_t last_run;  /* the time of the last submit: each one's is later */
+	/* recording outcomes failed (a full disk): not again before this
+	 * (monotonic ms), waiting longer each time up to 30 s, so a store that
+	 * cannot be written is not hammered by the agent's event loop */
+	int64_t record_after;
+	int64_t record_backoff;
+};
+
+static const struct de_rule *rule_find(const struct de_alertmgr *m, const char *id, size_t *idx)
+{
+	for (size_t i = 0; m->rules && id && i < m->rules->len; i++)
+		if (strcmp(m->rules->items[i].id, id) == 0) {
+			if (idx)
+				*idx = i;
+			return &m->rules->items[i];
+		}
+	return NULL;
+}
+
+/* ---- workers ---------------------------------------------------------------------- */
+
+static void attempt(struct worker *w, struct item *it)
+{
+	struct de_alert_sink *s = w->sink;
+	struct de_alertfmt_opts fo = {.color = s->color};
+	struct de_sink_result r = {0};
+	int64_t now = de_mono_ms();
+	int rc;
+
+	it->attempts++;
+	de_buf_reset(&w->payload);
+	if ((rc = de_alertfmt_render(s->format, &it->sa->a, &fo, &w->payload)) < 0) {
+		it->outcome = DE_SINK_PERMANENT;
+		snprintf(it->error, sizeof(it->error), "cannot render the alert as %s: %s",
+			 de_alertfmt_name(s->format), strerror(-rc));
+		return;
+	}
+	if (!de_breaker_allow(&w->br, now)) {
+		it->outcome = DE_SINK_TRANSIENT;
+		it->circuit = true;
+		snprintf(it->error, sizeof(it->error),
+			 "circuit open after %u consecutive failures; next probe in %lld ms",
+			 w->br.failures, (long long)(de_breaker_next_probe(&w->br) - now));
+		return;
+	}
+	struct de_sink_msg msg = {
+		.alert = &it->sa->a,
+		.alert_id = it->sa->id,
+		.payload = w->payload.p,
+		.len = w->payload.len,
+		.attempt = it->attempts,
+		.timeout_ms = s->timeout_ms,
+		.stop = &w->m->stop,
+	};
+	s->ops->deliver(s->state, &msg, &r);
+	it->outcome = r.outcome;
+	snprintf(it->error, sizeof(it->error), "%s", r.outcome == DE_SINK_OK ? "" : r.error);
+	/* a sink that answered (even "no") is up; only transient failures trip it */
+	if (r.outcome == DE_SINK_TRANSIENT)
+		de_breaker_failure(&w->br, de_mono_ms());
+	else
+		de_breaker_success(&w->br);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct de_alertmgr *m = w->m;
+
+	for (;;) {
+		struct item *it;
+		pthread_mutex_lock(&m->mu);
+		while (!atomic_load(&m->stop) && !w->head)
+			pthread_cond_wait(&w->cv, &m->mu);
+		if (atomic_load(&m->stop)) {
+			pthread_mutex_unlock(&m->mu);
+			break;
+		}
+		it = w->head;
+		w->head = it->next;
+		if (!w->head)
+			w->tail = NULL;
+		w->qlen--;
+		pthread_mutex_unlock(&m->mu);
+
+		attempt(w, it);
+
+		pthread_mutex_lock(&m->mu);
+		it->next = m->results;
+		m->results = it;
+		pthread_cond_signal(&m->res_cv);
+		pthread_mutex_unlock(&m->mu);
+	}
+	return NULL;
+}
+
+/* Queue delivery id of sa to w (the agent's thread). */
+static int enqueue(struct worker *w, int64_t id, uint32_t attempts, struct shared_alert *sa)
+{
+	struct de_alertmgr *m = w->m;
+	struct item *it = calloc(1, sizeof(*it));
+
+	if (!it || idset_add(&w->held, id) < 0) {
+		free(it);
+		w->more = true; /* it waits in the store */
+		return -ENOMEM;
+	}
+	it->w = w;
+	it->delivery_id = id;
+	it->attempts = attempts;
+	it->sa = sa;
+	atomic_fetch_add(&sa->refs, 1);
+	pthread_mutex_lock(&m->mu);
+	if (w->tail)
+		w->tail->next = it;
+	else
+		w->head = it;
+	w->tail = it;
+	w->qlen++;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&m->mu);
+	return 0;
+}
+
+static bool has_room(const struct worker *w)
+{
+	return w->held.len < w->m->cfg->max_queue_size;
+}
+
+/* ---- open and close ---------------------------------------------------------------- */
+
+static void on_window_closed(const struct de_dedup_window *win, void *arg)
+{
+	struct de_alertmgr *m = arg;
+	struct closed_window *c = calloc(1, sizeof(*c));
+
+	if (!c || !(c->key = strdup(win->key))) {
+		free(c);
+		return; /* the window's row stays; the summary is made at the next start */
+	}
+	snprintf(c->alert_id, sizeof(c->alert_id), "%s", win->alert_id);
+	c->start_ms = win->start_ms;
+	c->last_ms = win->last_ms;
+	c->folded = win->folded;
+	c->next = m->closed;
+	m->closed = c;
+}
+
+static int load_window(const char *key, const char *alert_id, int64_t start_ms, int64_t end_ms,
+		       uint64_t folded, int64_t last_ms, void *arg)
+{
+	struct de_alertmgr *m = arg;
+	struct de_dedup_window w = {.key = key,
+				    .start_ms = start_ms,
+				    .end_ms = end_ms,
+				    .folded = folded,
+				    .last_ms = last_ms};
+
+	snprintf(w.alert_id, sizeof(w.alert_id), "%s", alert_id ? alert_id : "");
+	return de_dedup_restore(m->dedup, &w);
+}
+
+/* (Re)build the deduplication windows from the store. */
+static int load_windows(struct de_alertmgr *m, struct de_error *err)
+{
+	de_dedup_free(m->dedup);
+	m->dedup = NULL;
+	if (!m->cfg->dedup.enabled)
+		return 0;
+	if (de_dedup_new(m->cfg->dedup.window_ms, 0, on_window_closed, m, &m->dedup) < 0)
+		return de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
+	return de_outbox_windows(m->ob, load_window, m, err);
+}
+
+int de_alertmgr_open(struct de_alertmgr_config *cfg, struct de_store *store,
+		     const struct de_rule_set *rules, struct de_alertmgr **out,
+		     struct de_error *err)
+{
+	struct de_alertmgr *m = calloc(1, sizeof(*m));
+	int rc;
+
+	if (!m) {
+		de_alertmgr_config_free(cfg);
+		return de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
+	}
+	m->cfg = cfg;
+	m->store = store;
+	m->rules = rules;
+	atomic_init(&m->stop, false);
+	pthread_mutex_init(&m->mu, NULL);
+	pthread_cond_init(&m->res_cv, NULL);
+	if (getrandom(&m->rng, sizeof(m->rng), 0) != sizeof(m->rng))
+		m->rng = (uint64_t)de_now_ms();
+	de_sink_global_init();
+	if ((rc = de_outbox_open(store, &m->ob, err)) < 0)
+		goto fail;
+	/* the rules' own exceptions, checked again (they were at load) */
+	if (rules && rules->len && !(m->ext = calloc(rules->len, sizeof(*m->ext)))) {
+		rc = de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
+		goto fail;
+	}
+	for (size_t i = 0; rules && i < rules->len; i++) {
+		char label[128];
+		snprintf(label, sizeof(label), "rule %s exceptions", rules->items[i].id);
+		if ((rc = de_exceptions_parse(rules->items[i].exceptions, "exceptions", NULL,
+					      rules->origins[i], label, false, DE_ERR_ALERTING,
+					      &m->ext[i].exceptions, err)) < 0)
+			goto fail;
+	}
+	if ((rc = load_windows(m, err)) < 0)
+		goto fail;
+	if (cfg->nsinks && !(m->workers = calloc(cfg->nsinks, sizeof(*m->workers)))) {
+		rc = de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
+		goto fail;
+	}
+	for (size_t i = 0; i < cfg->nsinks; i++) {
+		struct worker *w = &m->workers[i];
+		struct de_alert_sink *s = &cfg->sinks[i];
+		w->m = m;
+		w->sink = s;
+		w->more = true; /* pick up what an earlier run left pending */
+		w->payload = (struct de_buf)DE_BUF_INIT(64u << 20);
+		pthread_cond_init(&w->cv, NULL);
+		de_breaker_init(&w->br, cfg->breaker_threshold, cfg->breaker_reset_ms);
+		m->any_resolved |= s->send_resolved;
+		if (!s->opened) {
+			if ((rc = s->ops->open(s->state, err)) < 0) {
+				de_error_prefix(err, "sink '%s' (%s): ", s->name, s->origin);
+				goto fail;
+			}
+			s->opened = true;
+		}
+		if (pthread_create(&w->th, NULL, worker_main, w) != 0) {
+			rc = de_error_set(err, DE_ERR_ALERTING, EAGAIN,
+					  "cannot start the worker of sink '%s'", s->name);
+			goto fail;
+		}
+		w->started = true;
+	}
+	*out = m;
+	return 0;
+fail:
+	de_alertmgr_close(m);
+	return rc;
+}
+
+static void free_items(struct item *it)
+{
+	while (it) {
+		struct item *n = it->next;
+		sa_unref(it->sa);
+		free(it);
+		it = n;
+	}
+}
+
+void de_alertmgr_close(struct de_alertmgr *m)
+{
+	if (!m)
+		return;
+	atomic_store(&m->stop, true);
+	pthread_mutex_lock(&m->mu);
+	for (size_t i = 0; m->workers && i < m->cfg->nsinks; i++)
+		pthread_cond_broadcast(&m->workers[i].cv);
+	pthread_mutex_unlock(&m->mu);
+	for (size_t i = 0; m->workers && i < m->cfg->nsinks; i++) {
+		struct worker *w = &m->workers[i];
+		if (w->started)
+			pthread_join(w->th, NULL);
+		free_items(w->head);
+		pthread_cond_destroy(&w->cv);
+		idset_free(&w->held);
+		de_buf_free(&w->payload);
+	}
+	/* outcomes not recorded: their rows stay pending, delivered again next run */
+	free_items(m->results);
+	free(m->workers);
+	for (struct closed_window *c = m->closed, *n; c; c = n) {
+		n = c->next;
+		free(c->key);
+		free(c);
+	}
+	for (size_t i = 0; m->ext && m->rules && i < m->rules->len; i++)
+		de_exception_set_clear(&m->ext[i].exceptions);
+	free(m->ext);
+	de_dedup_free(m->dedup);
+	de_outbox_close(m->ob);
+	idset_free(&m->outstanding);
+	pthread_cond_destroy(&m->res_cv);
+	pthread_mutex_destroy(&m->mu);
+	de_alertmgr_config_free(m->cfg);
+	free(m);
+}
+
+void de_alertmgr_reopen(struct de_alertmgr *m)
+{
+	for (size_t i = 0; i < m->cfg->nsinks; i++)
+		if (m->cfg->sinks[i].ops->reopen)
+			m->cfg->sinks[i].ops->reopen(m->cfg->sinks[i].state);
+}
+
+void de_alertmgr_get_stats(const struct de_alertmgr *m, struct de_alertmgr_stats *out)
+{
+	*out = m->st;
+	out->dedup_windows = m->dedup ? de_dedup_len(m->dedup) : 0;
+	out->outstanding = m->outstanding.len;
+}
+
+/* ---- raising alerts ---------------------------------------------------------------- */
+
+/* A subject with its own copies of the strings. */
+struct subj {
+	struct de_subject p;
+	char *strs[7];
+	bool found;
+	bool keep;
+	char key[96]; /* the state's subject key */
+};
+
+static void subj_clear(struct subj *s)
+{
+	for (int i = 0; i < 7; i++)
+		free(s->strs[i]);
+	memset(s, 0, sizeof(*s));
+}
+
+static int subj_load(struct de_alertmgr *m, uint32_t pid, struct subj *s, struct de_error *err)
+{
+	struct de_subject p;
+	bool found = false;
+	int rc = de_outbox_subject(m->ob, pid, &p, &found, err);
+	const char **fields[7] = {
+		&s->p.name,    &s->p.executable_path, &s->p.command_line,
+		&s->p.user_id, &s->p.parent_name,     &s->p.parent_executable_path,
+		NULL};
+
+	memset(s, 0, sizeof(*s));
+	if (rc < 0)
+		return rc;
+	s->p = found ? p : (struct de_subject){.pid = pid};
+	s->found = found;
+	for (int i = 0; fields[i]; i++) {
+		if (!*fields[i])
+			continue;
+		if (!(s->strs[i] = strdup(*fields[i])))
+			return de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
+		*fields[i] = s->strs[i];
+	}
+	if (s->p.instance_id > 0)
+		snprintf(s->key, sizeof(s->key), "i:%lld", (long long)s->p.instance_id);
+	else
+		snprintf(s->key, sizeof(s->key), "p:%u", pid);
+	return 0;
+}
+
+/* A subject's process as JSON for the alert's context (valid UTF-8 throughout). */
+static json_t *subj_json(const struct subj *s)
+{
+	json_t *o = json_object();
+
+	if (!o)
+		return NULL;
+	json_object_set_new(o, "pid", json_integer(s->p.pid));
+	if (!s->found)
+		return o;
+	if (s->p.has_start_time)
+		json_object_set_new(o, "start_time", json_integer(s->p.start_time));
+	json_object_set_new(o, "instance_id", json_integer(s->p.instance_id));
+	json_object_set_new(o, "name", de_json_lossy(s->p.name));
+	if (s->p.executable_path)
+		json_object_set_new(o, "executable_path", de_json_lossy(s->p.executable_path));
+	json_object_set_new(o, "command_line", de_json_lossy(s->p.command_line));
+	if (s->p.user_id)
+		json_object_set_new(o, "user_id", de_json_lossy(s->p.user_id));
+	if (s->p.has_ppid)
+		json_object_set_new(o, "ppid", json_integer(s->p.ppid));
+	if (s->p.parent_name)
+		json_object_set_new(o, "parent_name", de_json_lossy(s->p.parent_name));
+	if (s->p.parent_executable_path)
+		json_object_set_new(o, "parent_executable_path",
+				    de_json_lossy(s->p.parent_executable_path));
+	return o;
+}
+
+/* Keep only the kept subjects' pids and rows in a. */
+static void narrow(struct de_alert *a, const struct subj *ss, size_t n)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (ss[i].keep)
+			a->affected_processes[k++] = ss[i].p.pid;
+	a->affected_processes_len = k;
+	a->process_count = (int32_t)k;
+	for (size_t i = json_array_size(a->alert_data); i > 0; i--) {
+		const json_t *pid = json_object_get(json_array_get(a->alert_data, i - 1), "pid");
+		bool keep = !json_is_integer(pid);
+		for (size_t s = 0; !keep && s < n; s++)
+			keep = ss[s].keep && json_integer_value(pid) == ss[s].p.pid;
+		if (!keep)
+			json_array_remove(a->alert_data, i - 1);
+	}
+}
+
+/* What a submit will queue once committed. */
+struct pending {
+	struct pending *next;
+	struct shared_alert *sa;
+	size_t n;
+	size_t widx[64]; /* workers */
+	int64_t ids[64]; /* delivery row ids */
+};
+
+static void pending_free(struct pending *p)
+{
+	while (p) {
+		struct pending *n = p->next;
+		sa_unref(p->sa);
+		free(p);
+		p = n;
+	}
+}
+
+/*
+ * Commit alert a (moved in) to the outbox: a delivery row per sink that
+ * routes it.  Added to *pend for queueing after the commit.
+ */
+static int outbox(struct de_alertmgr *m, struct de_alert *a, const struct de_rule *rule,
+		  int64_t now, struct pending **pend, struct de_alertmgr_counts *c,
+		  struct de_error *err)
+{
+	struct pending *p = calloc(1, sizeof(*p));
+	struct shared_alert *sa = calloc(1, sizeof(*sa));
+	const char *names[64];
+	int rc;
+
+	if (!p || !sa) {
+		free(p);
+		free(sa);
+		de_alert_clear(a);
+		return de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
+	}
+	sa->a = *a;
+	memset(a, 0, sizeof(*a));
+	atomic_init(&sa->refs, 1);
+	de_uuid_format(&sa->a.id, sa->id);
+	p->sa = sa;
+	for (size_t i = 0; i < m->cfg->nsinks && p->n < 64; i++)
+		if (de_alert_sink_routes(&m->cfg->sinks[i], &sa->a, rule)) {
+			p->widx[p->n] = i;
+			names[p->n++] = m->cfg->sinks[i].name;
+		}
+	if ((rc = de_outbox_add(m->ob, &sa->a, names, p->n, now, p->ids, err)) < 0) {
+		pending_free(p);
+		return rc;
+	}
+	c->raised++;
+	c->deliveries += p->n;
+	p->next = *pend;
+	*pend = p;
+	return 0;
+}
+
+/* The context every raised alert carries: host, rule, processes. */
+static json_t *make_context(const struct de_rule *rule, const struct subj *ss, size_t n)
+{
+	json_t *ctx = json_object(), *procs = json_array(), *r = json_object();
+
+	if (!ctx || !procs || !r) {
+		json_decref(ctx);
+		json_decref(procs);
+		json_decref(r);
+		return NULL;
+	}
+	json_object_set_new(ctx, "host", json_pack("{s:s}", "hostname", de_alertfmt_hostname()));
+	if (rule && rule->category)
+		json_object_set_new(r, "category", de_json_lossy(rule->category));
+	if (rule && rule->tags_len) {
+		json_t *tags = json_array();
+		for (size_t i = 0; tags && i < rule->tags_len; i++)
+			json_array_append_new(tags, de_json_lossy(rule->tags[i]));
+		json_object_set_new(r, "tags", tags);
+	}
+	json_object_set_new(ctx, "rule", r);
+	for (size_t i = 0; i < n && json_array_size(procs) < DE_DETECT_MAX_ROWS; i++)
+		if (ss[i].keep)
+			json_array_append_new(procs, subj_json(&ss[i]));
+	json_object_set_new(ctx, "processes", procs);
+	return ctx;
+}
+
+/* One alert of a run: exceptions, state, deduplication, outbox. */
+static int take_alert(struct de_alertmgr *m, struct de_alert *a, int64_t now, struct pending **pend,
+		      struct de_alertmgr_counts *c, struct de_error *err)
+{
+	size_t idx = 0, n = a->affected_processes_len ? a->affected_processes_len : 1, kept = 0;
+	const struct de_rule *rule = rule_find(m, a->rule_id, &idx);
+	const struct de_exception_set *own = rule && m->ext ? &m->ext[idx].exceptions : NULL;
+	struct subj *ss = calloc(n, sizeof(*ss));
+	struct de_buf key = DE_BUF_INIT((size_t)64 * 1024);
+	char id[DE_UUID_STR_LEN + 1];
+	bool repeat = false;
+	int rc = 0;
+
+	if (!ss) {
+		de_alert_clear(a);
+		return de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
+	}
+	de_uuid_format(&a->id, id);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		const struct de_exception *x;
+		int64_t sid = 0;
+		if (a->affected_processes_len) {
+			if ((rc = subj_load(m, a->affected_processes[i], &ss[i], err)) < 0)
+				break;
+		} else { /* rows without pids: the dedupe key is the subject */
+			uint64_t h = 0xcbf29ce484222325ULL;
+			for (const char *k = a->dedupe_key; k && *k; k++)
+				h = (h ^ (unsigned char)*k) * 0x100000001b3ULL;
+			snprintf(ss[i].key, sizeof(ss[i].key), "k:%016llx:%.60s",
+				 (unsigned long long)h, a->dedupe_key ? a->dedupe_key : "");
+		}
+		if ((rc = de_outbox_state_open_id(m->ob, a->rule_id, ss[i].key, &sid, err)) < 0)
+			break;
+		if (sid) { /* the same instance again: one alert (or suppression) per event */
+			rc = de_outbox_state_touch(m->ob, sid, now, err);
+			repeat = true;
+			continue;
+		}
+		if ((x = de_exceptions_match(&m->cfg->suppress, a->rule_id, &ss[i].p)) ||
+		    (own && (x = de_exceptions_match(own, a->rule_id, &ss[i].p)))) {
+			/* stored and counted once per instance, as an alert would be */
+			if ((rc = de_outbox_state_open(m->ob, a->rule_id, ss[i].key, &ss[i].p, NULL,
+						       now, err)) == 0)
+				rc = de_outbox_suppressed_add(m->ob, now, a->rule_id, &ss[i].p, x,
+							      NULL, err);
+			c->suppressed++;
+			continue;
+		}
+		ss[i].keep = true;
+		kept++;
+	}
+	if (rc < 0 || kept == 0) {
+		c->repeats += rc == 0 && repeat;
+		goto out;
+	}
+	if (kept < n && a->affected_processes_len)
+		narrow(a, ss, n);
+	json_decref(a->context);
+	if (!(a->context = make_context(rule, ss, n))) {
+		rc = de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
+		goto out;
+	}
+	if (m->dedup) {
+		enum de_dedup_verdict v;
+		struct de_dedup_window w;
+		if ((rc = de_alertmgr_dedup_key(&m->cfg->dedup, a, rule, &key)) < 0 ||
+		    (rc = de_dedup_check(m->dedup, key.p ? key.p : "", now, id, &v, &w)) < 0) {
+			rc = de_error_set(err, DE_ERR_ALERTING, -rc, "out of memory");
+			goto out;
+		}
+		/* a window is stored once it folds something: one without folds that a
+		 * restart forgets can only cost an extra alert, never a lost one */
+		if (v == DE_DEDUP_FOLD &&
+		    (rc = de_outbox_window_put(m->ob, key.p ? key.p : "", w.alert_id, w.start_ms,
+					       w.end_ms, w.folded, w.last_ms, err)) < 0)
+			goto out;
+		if (v == DE_DEDUP_FOLD) {
+			for (size_t i = 0; i < n && rc == 0; i++)
+				if (ss[i].keep &&
+				    (rc = de_outbox_state_open(m->ob, a->rule_id, ss[i].key,
+							       &ss[i].p, NULL, now, err)) == 0)
+					rc = de_outbox_suppressed_add(m->ob, now, a->rule_id,
+								      &ss[i].p, NULL, w.alert_id,
+								      err);
+			c->folded++;
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < n && rc == 0; i++)
+		if (ss[i].keep)
+			rc = de_outbox_state_open(m->ob, a->rule_id, ss[i].key, &ss[i].p, id, now,
+						  err);
+	if (rc == 0)
+		rc = outbox(m, a, rule, now, pend, c, err);
+out:
+	for (size_t i = 0; i < n; i++)
+		subj_clear(&ss[i]);
+	free(ss);
+	de_buf_free(&key);
+	de_alert_clear(a);
+	return rc;
+}
+
+/* A new alert of `kind` made from stored alert orig_id (a summary, a resolution). */
+static int derived_alert(struct de_alertmgr *m, const char *orig_id, const char *kind,
+			 struct de_alert *out, struct de_error *err)
+{
+	struct de_alert o = {0};
+	int rc = de_outbox_alert_load(m->ob, orig_id, &o, err);
+
+	if (rc < 0)
+		return rc;
+	*out = o;
+	de_uuid_v4(&out->id);
+	out->alert_time = de_now_ms();
+	free(out->kind);
+	out->kind = strdup(kind);
+	if (!out->kind) {
+		de_alert_clear(out);
+		return de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+/* Summaries of the windows that closed with folds. */
+static int summarize(struct de_alertmgr *m, int64_t now, struct pending **pend,
+		     struct de_alertmgr_counts *c, struct de_error *err)
+{
+	int rc = 0;
+
+	while (m->closed && rc == 0) {
+		struct closed_window *cw = m->closed;
+		struct de_alert a;
+		char ts[32], *t = NULL, *d = NULL;
+		time_t lt = (time_t)(cw->last_ms / 1000);
+		struct tm tm;
+		uint64_t minutes = m->cfg->dedup.window_ms / 60000;
+
+		m->closed = cw->next;
+		gmtime_r(&lt, &tm);
+		strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		rc = de_outbox_window_del(m->ob, cw->key, err);
+		if (rc == 0 && derived_alert(m, cw->alert_id, "summary", &a, err) == 0) {
+			if (asprintf(&t, "%s (%llu more in %llu minutes)", a.title,
+				     (unsigned long long)cw->folded,
+				     (unsigned long long)minutes) < 0)
+				t = NULL;
+			if (asprintf(&d,
+				     "%llu more in %llu minutes, last at %s: repeats of alert %s "
+				     "folded by deduplication (daemoneye-cli alerts list "
+				     "--suppressed lists them)",
+				     (unsigned long long)cw->folded, (unsigned long long)minutes,
+				     ts, cw->alert_id) < 0)
+				d = NULL;
+			free(a.title);
+			free(a.description);
+			a.title = t;
+			a.description = d;
+			json_decref(a.context);
+			a.context = json_pack(
+				"{s:{s:I,s:I,s:I,s:I,s:s,s:s}}", "folded", "count",
+				(json_int_t)cw->folded, "window_minutes", (json_int_t)minutes,
+				"first", (json_int_t)cw->start_ms, "last", (json_int_t)cw->last_ms,
+				"alert_id", cw->alert_id, "key", cw->key);
+			free(a.affected_processes);
+			a.affected_processes = NULL;
+			a.affected_processes_len = 0;
+			a.process_count = 0;
+			json_array_clear(a.alert_data);
+			if (!t || !d || !a.context) {
+				de_alert_clear(&a);
+				rc = de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
+			} else {
+				rc = outbox(m, &a, rule_find(m, a.rule_id, NULL), now, pend, c,
+					    err);
+				c->summaries++;
+			}
+		}
+		free(cw->key);
+		free(cw);
+	}
+	return rc;
+}
+
+/* ---- resolution --------------------------------------------------------------------- */
+
+struct open_state {
+	int64_t id, instance_id;
+	char *alert_id;
+	uint32_t pid;
+};
+
+struct state_list {
+	struct open_state *v;
+	size_t n, cap;
+	int64_t before; /* states not seen since (this run) */
+};
+
+static int collect_state(const struct de_state_row *r, void *arg)
+{
+	struct state_list *l = arg;
+
+	if (r->last_seen >= l->before)
+		return 0;
+	if (l->n == l->cap) {
+		size_t nc = l->cap ? l->cap * 2 : 16;
+		struct open_state *nv = realloc(l->v, nc * sizeof(*nv));
+		if (!nv)
+			return -ENOMEM;
+		l->v = nv;
+		l->cap = nc;
+	}
+	l->v[l->n] = (struct open_state){r->id, r->instance_id,
+					 r->alert_id ? strdup(r->alert_id) : NULL, r->pid};
+	l->n++;
+	return 0;
+}
+
+static int resolve_rule(struct de_alertmgr *m, const struct de_rule *rule, int64_t now,
+			struct pending **pend, struct de_alertmgr_counts *c, struct de_error *err)
+{
+	struct state_list l = {.before = now};
+	int rc = de_outbox_states_open(m->ob, rule->id, collect_state, &l, err);
+
+	for (size_t i = 0; rc == 0 && i < l.n; i++) {
+		bool live = false;
+		const char *why;
+		if (l.v[i].instance_id > 0 &&
+		    (rc = de_outbox_instance_live(m->ob, l.v[i].instance_id, &live, err)) < 0)
+			break;
+		why = live ? "no longer matches" : "exited";
+		if ((rc = de_outbox_state_resolve(m->ob, l.v[i].id, now, why, err)) < 0)
+			break;
+		c->resolved++;
+		if (!m->any_resolved || !l.v[i].alert_id)
+			continue;
+		struct de_alert a;
+		char *t = NULL, *d = NULL;
+		if (derived_alert(m, l.v[i].alert_id, "resolved", &a, err) < 0) {
+			de_error_clear(err); /* the alert was pruned: resolved all the same */
+			continue;
+		}
+		if (asprintf(&t, "Resolved: %s", a.title) < 0)
+			t = NULL;
+		if (asprintf(&d, "pid %u %s (alert %s)", l.v[i].pid, why, l.v[i].alert_id) < 0)
+			d = NULL;
+		free(a.title);
+		free(a.description);
+		a.title = t;
+		a.description = d;
+		json_object_set_new(a.context, "resolves", json_string(l.v[i].alert_id));
+		json_object_set_new(a.context, "resolution", json_string(why));
+		if (!t || !d) {
+			de_alert_clear(&a);
+			rc = de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
+			break;
+		}
+		rc = outbox(m, &a, rule, now, pend, c, err);
+	}
+	for (size_t i = 0; i < l.n; i++)
+		free(l.v[i].alert_id);
+	free(l.v);
+	if (rc == -ENOMEM && err && err->category == DE_ERR_NONE)
+		rc = de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
+	return rc;
+}
+
+/* ---- submit ----------------------------------------------------------------------- */
+
+static void add_counts(struct de_alertmgr_counts *t, const struct de_alertmgr_counts *c)
+{
+	t->raised += c->raised;
+	t->repeats += c->repeats;
+	t->suppressed += c->suppressed;
+	t->folded += c->folded;
+	t->resolved += c->resolved;
+	t->summaries += c->summaries;
+	t->deliveries += c->deliveries;
+}
+
+/* Queue what was committed (the agent's thread), in the order it was raised. */
+static void queue_pending(struct de_alertmgr *m, struct pending *p)
+{
+	struct pending *rev = NULL;
+
+	while (p) { /* the list was built newest first */
+		struct pending *n = p->next;
+		p->next = rev;
+		rev = p;
+		p = n;
+	}
+	for (p = rev; p; p = p->next)
+		for (size_t i = 0; i < p->n; i++) {
+			struct worker *w = &m->workers[p->widx[i]];
+			if (idset_add(&m->outstanding, p->ids[i]) < 0) {
+				/* not counted for --once; still delivered from the store */
+			}
+			if (!has_room(w) || enqueue(w, p->ids[i], 0, p->sa) < 0)
+				w->more = true;
+		}
+}
+
+/* Undo a submit's or a poll's transaction: nothing queued, windows as stored. */
+static void abort_tx(struct de_alertmgr *m, struct pending **pend)
+{
+	struct de_error e2 = {0};
+
+	de_outbox_tx_rollback(m->ob);
+	pending_free(*pend);
+	*pend = NULL;
+	load_windows(m, &e2); /* memory back to what the store holds */
+}
+
+/* Commit a submit's or a poll's transaction and queue what it made. */
+static int with_tx(struct de_alertmgr *m, struct pending **pend, struct de_error *err)
+{
+	int rc = de_outbox_tx_commit(m->ob, err);
+
+	if (rc < 0) {
+		abort_tx(m, pend);
+		return rc;
+	}
+	/* queue_pending reverses the list in place: free from its new head */
+	struct pending *head = *pend;
+	while (head && head->next)
+		head = head->next;
+	queue_pending(m, *pend);
+	pending_free(head);
+	*pend = NULL;
+	return 0;
+}
+
+int de_alertmgr_submit(struct de_alertmgr *m, const struct de_alert_list *alerts, bool full,
+		       const struct de_rule_result *results, size_t nrules,
+		       struct de_alertmgr_counts *counts, struct de_error *err)
+{
+	struct de_alertmgr_counts c = {0};
+	struct pending *pend = NULL;
+	int64_t now = de_now_ms();
+	int rc;
+
+	/* states seen by this run are last_seen = now; resolution looks for older
+	 * ones, so two runs never share a time */
+	if (now <= m->last_run)
+		now = m->last_run + 1;
+	m->last_run = now;
+	if ((rc = de_outbox_tx_begin(m->ob, err)) < 0)
+		return rc;
+	if (full) /* rows the CLI made pending again (dlq retry) are looked for */
+		for (size_t i = 0; i < m->cfg->nsinks; i++)
+			m->workers[i].more = true;
+	/* the alerts are moved out of the list: the caller's list is then empty */
+	for (size_t i = 0; i < alerts->len; i++) {
+		if ((rc = take_alert(m, &alerts->items[i], now, &pend, &c, err)) < 0)
+			break;
+	}
+	((struct de_alert_list *)alerts)->len = 0;
+	if (rc == 0 && full)
+		for (size_t i = 0; i < nrules && m->rules && i < m->rules->len && rc == 0; i++)
+			if (results[i].ran && results[i].status == 0)
+				rc = resolve_rule(m, &m->rules->items[i], now, &pend, &c, err);
+	if (rc == 0)
+		rc = summarize(m, now, &pend, &c, err);
+	if (rc < 0) {
+		abort_tx(m, &pend);
+		return rc;
+	}
+	if ((rc = with_tx(m, &pend, err)) < 0)
+		return rc;
+	add_counts(&m->st.total, &c);
+	if (counts)
+		*counts = c;
+	return 0;
+}
+
+/* ---- outcomes and refills ----------------------------------------------------------- */
+
+/* Record one outcome; *final when the delivery is done (delivered or dead). */
+static int record(struct de_alertmgr *m, struct item *it, int64_t now, bool *final,
+		  struct de_error *err)
+{
+	enum de_outbox_status st = DE_OUTBOX_PENDING;
+	int64_t next = 0;
+	char msg[640];
+
+	*final = true;
+	snprintf(msg, sizeof(msg), "%s", it->error);
+	if (it->outcome == DE_SINK_OK) {
+		st = DE_OUTBOX_DELIVERED;
+		m->st.delivered++;
+	} else if (it->outcome == DE_SINK_PERMANENT) {
+		st = DE_OUTBOX_DEAD;
+		m->st.attempts_failed++;
+		m->st.dead++;
+	} else if (de_retry_exhausted(&m->cfg->retry, it->attempts)) {
+		st = DE_OUTBOX_DEAD;
+		m->st.attempts_failed++;
+		m->st.dead++;
+		snprintf(msg, sizeof(msg), "gave up after %u attempts: %s", it->attempts,
+			 it->error);
+	} else {
+		*final = false;
+		m->st.attempts_failed++;
+		next = now +
+		       (int64_t)de_retry_delay(&m->cfg->retry, it->attempts, xorshift(&m->rng));
+		if (!it->w->next_due || next < it->w->next_due)
+			it->w->next_due = next;
+	}
+	return de_outbox_record(m->ob, it->delivery_id, st, it->attempts, now, next,
+				st == DE_OUTBOX_DELIVERED ? NULL : msg, err);
+}
+
+struct refill_ctx {
+	struct de_alertmgr *m;
+	struct worker *w;
+	struct shared_alert *last; /* consecutive rows of one alert share it */
+	int rc;
+	struct de_error *err;
+};
+
+static bool is_held(int64_t id, void *arg)
+{
+	return idset_has(&((struct refill_ctx *)arg)->w->held, id);
+}
+
+static int refill_row(const struct de_delivery_row *r, void *arg)
+{
+	struct refill_ctx *x = arg;
+	struct shared_alert *sa = x->last;
+
+	if (!sa || strcmp(sa->id, r->alert_id) != 0) {
+		if (!(sa = calloc(1, sizeof(*sa))))
+			return -ENOMEM;
+		atomic_init(&sa->refs, 1);
+		if (de_outbox_alert_load(x->m->ob, r->alert_id, &sa->a, x->err) < 0) {
+			free(sa);
+			return 0; /* its alert is gone: nothing to deliver (recorded below) */
+		}
+		snprintf(sa->id, sizeof(sa->id), "%s", r->alert_id);
+		sa_unref(x->last);
+		x->last = sa;
+	}
+	if (enqueue(x->w, r->id, r->attempts, sa) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+static int refill(struct de_alertmgr *m, struct worker *w, int64_t now, struct de_error *err)
+{
+	size_t room =
+		m->cfg->max_queue_size > w->held.len ? m->cfg->max_queue_size - w->held.len : 0;
+	struct refill_ctx x = {.m = m, .w = w, .err = err};
+	int64_t next = 0;
+	int rc;
+
+	if (!room || (!w->more && (!w->next_due || w->next_due > now)))
+		return 0;
+	rc = de_outbox_due(m->ob, w->sink->name, now, room, is_held, refill_row, &x, &next, err);
+	sa_unref(x.last);
+	if (rc < 0)
+		return rc;
+	w->more = w->held.len >= m->cfg->max_queue_size; /* full: more may wait */
+	w->next_due = next;
+	return 0;
+}
+
+int de_alertmgr_poll(struct de_alertmgr *m, struct de_error *err)
+{
+	struct item *res, *it;
+	struct pending *pend = NULL;
+	struct de_alertmgr_counts c = {0};
+	int64_t now = de_now_ms();
+	int rc = 0;
+
+	pthread_mutex_lock(&m->mu);
+	res = m->results;
+	m->results = NULL;
+	pthread_mutex_unlock(&m->mu);
+	if (m->dedup)
+		de_dedup_expire(m->dedup, now);
+	if ((res || m->closed) && de_mono_ms() < m->record_after)
+		goto putback_quiet;
+	if (res || m->closed) {
+		if ((rc = de_outbox_tx_begin(m->ob, err)) < 0)
+			goto putback;
+		for (it = res; it && rc == 0; it = it->next) {
+			bool final;
+			rc = record(m, it, now, &final, err);
+			it->final = final;
+		}
+		if (rc == 0)
+			rc = summarize(m, now, &pend, &c, err);
+		if (rc < 0) {
+			abort_tx(m, &pend);
+			goto putback;
+		}
+		if ((rc = with_tx(m, &pend, err)) < 0)
+			goto putback;
+		add_counts(&m->st.total, &c);
+		for (it = res; it; it = it->next) {
+			idset_del(&it->w->held, it->delivery_id);
+			if (it->final)
+				idset_del(&m->outstanding, it->delivery_id);
+		}
+		free_items(res);
+		res = NULL;
+		m->record_backoff = 0;
+	}
+	for (size_t i = 0; i < m->cfg->nsinks && rc == 0; i++)
+		rc = refill(m, &m->workers[i], now, err);
+	return rc;
+putback:
+	/* not recorded: keep them for a later poll, after a pause */
+	m->record_backoff = m->record_backoff ? m->record_backoff * 2 : 250;
+	if (m->record_backoff > 30000)
+		m->record_backoff = 30000;
+	m->record_after = de_mono_ms() + m->record_backoff;
+putback_quiet:
+	if (res) {
+		pthread_mutex_lock(&m->mu);
+		for (it = res; it->next; it = it->next)
+			;
+		it->next = m->results;
+		m->results = res;
+		pthread_mutex_unlock(&m->mu);
+	}
+	return rc;
+}
+
+/* Deliveries still pending in the store for the configured sinks. */
+static int pending_total(struct de_alertmgr *m, size_t *n, struct de_error *err)
+{
+	*n = 0;
+	for (size_t i = 0; i < m->cfg->nsinks; i++) {
+		size_t k;
+		int rc = de_outbox_pending(m->ob, m->cfg->sinks[i].name, &k, err);
+		if (rc < 0)
+			return rc;
+		*n += k;
+	}
+	return 0;
+}
+
+int de_alertmgr_drain(struct de_alertmgr *m, const volatile int *stop, struct de_error *err)
+{
+	size_t pending = 0;
+	int rc;
+
+	/* this process's deliveries, and what an earlier run left pending (a
+	 * crash, dlq retry): the outbox empty for every configured sink */
+	while ((rc = de_alertmgr_poll(m, err)) == 0 &&
+	       (rc = pending_total(m, &pending, err)) == 0 && (m->outstanding.len || pending) &&
+	       !(stop && *stop)) {
+		/* sleep until an outcome arrives or the earliest retry is due */
+		int64_t now = de_now_ms(), until = now + 1000;
+		for (size_t i = 0; i < m->cfg->nsinks; i++)
+			if (m->workers[i].next_due && m->workers[i].next_due < until)
+				until = m->workers[i].next_due;
+		pthread_mutex_lock(&m->mu);
+		if (!m->results && until > now) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			int64_t ns = ts.tv_nsec + (until - now) * 1000000;
+			ts.tv_sec += (time_t)(ns / 1000000000);
+			ts.tv_nsec = (long)(ns % 1000000000);
+			pthread_cond_timedwait(&m->res_cv, &m->mu, &ts);
+		}
+		pthread_mutex_unlock(&m->mu);
+	}
+	return rc;
+}

@@ -1,0 +1,915 @@
+/*
+ * store_outbox.c — the event store's side of alerting (see outbox.h): alert
+ * state per (rule, subject), suppressed and folded matches, deduplication
+ * windows, the outbox of deliveries and the dead-letter queue.
+ *
+ * It works on the store's own connection (de_store_db) with statements
+ * prepared once per outbox, so the alert manager's transaction holds the
+ * alert, its state and its delivery rows together.  Nothing here runs on a
+ * sink's worker thread.
+ */
+#include "daemoneye/outbox.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemoneye/buf.h"
+#include "daemoneye/store.h"
+#include "daemoneye/text.h"
+#include "fields.h"
+
+enum {
+	S_BEGIN,
+	S_COMMIT,
+	S_ROLLBACK,
+	S_SUBJECT,
+	S_STATE_FIND,
+	S_STATE_TOUCH,
+	S_STATE_OPEN,
+	S_STATES_RULE,
+	S_STATES_ALL,
+	S_STATE_RESOLVE,
+	S_LIVE,
+	S_SUPP_ADD,
+	S_WIN_PUT,
+	S_WIN_DEL,
+	S_WINS,
+	S_ALERT_ADD,
+	S_DELIV_ADD,
+	S_DUE,
+	S_NEXT_DUE,
+	S_RECORD,
+	S_PENDING,
+	S_ALERT_GET,
+	S_MAX
+};
+
+static const char *const sqls[S_MAX] = {
+	[S_BEGIN] = "BEGIN IMMEDIATE",
+	[S_COMMIT] = "COMMIT",
+	[S_ROLLBACK] = "ROLLBACK",
+	[S_SUBJECT] = "SELECT p.pid, p.start_time, p.instance_id, p.name, p.executable_path,"
+		      " p.command_line, p.user_id, p.ppid, pp.name, pp.executable_path"
+		      " FROM processes p LEFT JOIN processes pp ON pp.pid = p.ppid"
+		      " WHERE p.pid = ?1",
+	[S_STATE_FIND] = "SELECT id FROM alert_state WHERE rule_id = ?1 AND subject = ?2"
+			 " AND status = 'open'",
+	[S_STATE_TOUCH] = "UPDATE alert_state SET last_seen = ?2 WHERE id = ?1",
+	[S_STATE_OPEN] = "INSERT INTO alert_state(rule_id, subject, pid, start_time, instance_id,"
+			 " alert_id, status, opened_at, last_seen)"
+			 " VALUES(?1, ?2, ?3, ?4, ?5, ?6, 'open', ?7, ?7)",
+	[S_STATES_RULE] = "SELECT id, rule_id, subject, alert_id, pid, instance_id, last_seen"
+			  " FROM alert_state WHERE status = 'open' AND rule_id = ?1 ORDER BY id",
+	[S_STATES_ALL] = "SELECT id, rule_id, subject, alert_id, pid, instance_id, last_seen"
+			 " FROM alert_state WHERE status = 'open' ORDER BY id",
+	[S_STATE_RESOLVE] = "UPDATE alert_state SET status = 'resolved', resolved_at = ?2,"
+			    " resolution = ?3 WHERE id = ?1",
+	[S_LIVE] = "SELECT 1 FROM processes WHERE instance_id = ?1",
+	[S_SUPP_ADD] = "INSERT INTO alert_suppressed(t, rule_id, kind, exception, exception_origin,"
+		       " reason, folded_into, pid, start_time, instance_id, process_name,"
+		       " executable_path, command_line)"
+		       " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+	[S_WIN_PUT] = "INSERT INTO dedup_windows(key, alert_id, start_ms, end_ms, folded, last_ms)"
+		      " VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(key) DO UPDATE SET"
+		      " alert_id = excluded.alert_id, start_ms = excluded.start_ms,"
+		      " end_ms = excluded.end_ms, folded = excluded.folded,"
+		      " last_ms = excluded.last_ms",
+	[S_WIN_DEL] = "DELETE FROM dedup_windows WHERE key = ?1",
+	[S_WINS] = "SELECT key, alert_id, start_ms, end_ms, folded, last_ms FROM dedup_windows"
+		   " ORDER BY start_ms",
+	[S_ALERT_ADD] = "INSERT INTO alerts(id, alert_time, rule_id, title, description, severity,"
+			" scan_id, affected_processes, process_count, alert_data,"
+			" rule_execution_time_ms, dedupe_key, incomplete, kind, context)"
+			" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+	[S_DELIV_ADD] = "INSERT INTO alert_deliveries(alert_id, sink, status, attempts,"
+			" next_attempt_at) VALUES(?1, ?2, 'pending', 0, ?3)",
+	[S_DUE] = "SELECT d.id, d.alert_id, d.sink, d.attempts, d.next_attempt_at,"
+		  " d.last_attempt_at, d.error FROM alert_deliveries d"
+		  " WHERE d.sink = ?1 AND d.status = 'pending' AND d.next_attempt_at <= ?2"
+		  " ORDER BY d.next_attempt_at, d.id",
+	[S_NEXT_DUE] = "SELECT min(next_attempt_at) FROM alert_deliveries"
+		       " WHERE sink = ?1 AND status = 'pending' AND next_attempt_at > ?2",
+	[S_RECORD] = "UPDATE alert_deliveries SET status = ?2, attempts = ?3,"
+		     " last_attempt_at = ?4, next_attempt_at = ?5, error = ?6,"
+		     " delivered_at = CASE WHEN ?2 = 'delivered' THEN ?4 ELSE delivered_at END"
+		     " WHERE id = ?1",
+	[S_PENDING] =
+		"SELECT count(*) FROM alert_deliveries WHERE sink = ?1 AND status = 'pending'",
+	[S_ALERT_GET] = "SELECT id, alert_time, rule_id, title, description, severity, scan_id,"
+			" affected_processes, process_count, alert_data,"
+			" rule_execution_time_ms, dedupe_key, incomplete, kind, context"
+			" FROM alerts WHERE id = ?1",
+};
+
+struct de_outbox {
+	struct de_store *store;
+	sqlite3 *db;
+	sqlite3_stmt *st[S_MAX]; /* prepared on first use */
+	bool in_tx;
+};
+
+static const char *const status_names[DE_OUTBOX_STATUS_MAX] = {"pending", "delivered", "dead"};
+
+const char *de_outbox_status_name(enum de_outbox_status s)
+{
+	return (int)s >= 0 && s < DE_OUTBOX_STATUS_MAX ? status_names[s] : "?";
+}
+
+static int status_parse(const char *s)
+{
+	for (int i = 0; s && i < DE_OUTBOX_STATUS_MAX; i++)
+		if (strcmp(s, status_names[i]) == 0)
+			return i;
+	return DE_OUTBOX_PENDING;
+}
+
+static int db_fail(struct de_outbox *o, struct de_error *err, const char *what)
+{
+	int code = sqlite3_errcode(o->db);
+	int e = code == SQLITE_FULL			       ? ENOSPC
+		: code == SQLITE_READONLY		       ? EROFS
+		: code == SQLITE_BUSY || code == SQLITE_LOCKED ? EBUSY
+		: code == SQLITE_NOMEM			       ? ENOMEM
+							       : EIO;
+	return de_error_set(err, DE_ERR_DATABASE, e, "%s: %s", what, sqlite3_errmsg(o->db));
+}
+
+int de_outbox_open(struct de_store *s, struct de_outbox **out, struct de_error *err)
+{
+	struct de_outbox *o = calloc(1, sizeof(*o));
+
+	if (!o)
+		return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
+	o->store = s;
+	o->db = de_store_db(s);
+	*out = o;
+	return 0;
+}
+
+void de_outbox_close(struct de_outbox *o)
+{
+	if (!o)
+		return;
+	for (int i = 0; i < S_MAX; i++)
+		sqlite3_finalize(o->st[i]);
+	free(o);
+}
+
+/* Statement i, reset and unbound, ready to bind. */
+static sqlite3_stmt *stmt(struct de_outbox *o, int i, struct de_error *err)
+{
+	if (!o->st[i] && sqlite3_prepare_v3(o->db, sqls[i], -1, SQLITE_PREPARE_PERSISTENT,
+					    &o->st[i], NULL) != SQLITE_OK) {
+		db_fail(o, err, "cannot prepare an alerting statement");
+		o->st[i] = NULL;
+		return NULL;
+	}
+	sqlite3_reset(o->st[i]);
+	sqlite3_clear_bindings(o->st[i]);
+	return o->st[i];
+}
+
+/* Step a statement that returns no rows. */
+static int run(struct de_outbox *o, sqlite3_stmt *st, struct de_error *err, const char *what)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return db_fail(o, err, what);
+	return 0;
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+	if (s)
+		sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+}
+
+static const char *col_text(sqlite3_stmt *st, int i)
+{
+	return (const char *)sqlite3_column_text(st, i);
+}
+
+/*
+ * Step st to its end, handing each row to row(st, arg) (which builds the
+ * typed row and calls the caller's callback): 0, the callback's nonzero
+ * value, or a DatabaseError.  st is reset, or finalized when `own`.
+ */
+static int each_row(struct de_outbox *o, sqlite3_stmt *st, bool own,
+		    int (*row)(sqlite3_stmt *st, void *arg), void *arg, struct de_error *err,
+		    const char *what)
+{
+	int rc, r = 0;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if ((r = row(st, arg)) != 0)
+			break;
+	if (own)
+		sqlite3_finalize(st);
+	else
+		sqlite3_reset(st);
+	if (r)
+		return r;
+	if (rc != SQLITE_DONE)
+		return db_fail(o, err, what);
+	return 0;
+}
+
+/* A caller's callback and its argument, for the row adapters below. */
+struct cb_ctx {
+	void *cb;
+	void *arg;
+};
+
+/* ---- transactions -------------------------------------------------------------------- */
+
+int de_outbox_tx_begin(struct de_outbox *o, struct de_error *err)
+{
+	sqlite3_stmt *st = stmt(o, S_BEGIN, err);
+	int rc;
+
+	if (!st)
+		return -EIO;
+	if ((rc = run(o, st, err, "cannot begin an alerting transaction")) == 0)
+		o->in_tx = true;
+	return rc;
+}
+
+/* No statement left on a row: a reader that stays open blocks the WAL checkpoint. */
+static void reset_all(struct de_outbox *o)
+{
+	for (int i = 0; i < S_MAX; i++)
+		if (o->st[i])
+			sqlite3_reset(o->st[i]);
+}
+
+int de_outbox_tx_commit(struct de_outbox *o, struct de_error *err)
+{
+	sqlite3_stmt *st;
+
+	reset_all(o);
+	st = stmt(o, S_COMMIT, err);
+	int rc;
+
+	if (!st)
+		return -EIO;
+	if ((rc = run(o, st, err, "cannot commit alerts")) == 0)
+		o->in_tx = false;
+	return rc;
+}
+
+void de_outbox_tx_rollback(struct de_outbox *o)
+{
+	sqlite3_stmt *st;
+
+	reset_all(o);
+	st = stmt(o, S_ROLLBACK, NULL);
+
+	if (st && o->in_tx && !sqlite3_get_autocommit(o->db))
+		run(o, st, NULL, "rollback");
+	o->in_tx = false;
+}
+
+/* ---- subjects and state --------------------------------------------------------------- */
+
+int de_outbox_subject(struct de_outbox *o, uint32_t pid, struct de_subject *out, bool *found,
+		      struct de_error *err)
+{
+	sqlite3_stmt *st = stmt(o, S_SUBJECT, err);
+	int rc;
+
+	*found = false;
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, pid);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return 0;
+	if (rc != SQLITE_ROW)
+		return db_fail(o, err, "cannot read the process of an alert");
+	memset(out, 0, sizeof(*out));
+	out->pid = pid;
+	out->has_start_time = sqlite3_column_type(st, 1) != SQLITE_NULL;
+	out->start_time = sqlite3_column_int64(st, 1);
+	out->instance_id = sqlite3_column_int64(st, 2);
+	out->name = col_text(st, 3);
+	out->executable_path = col_text(st, 4);
+	out->command_line = col_text(st, 5);
+	out->user_id = col_text(st, 6);
+	out->has_ppid = sqlite3_column_type(st, 7) != SQLITE_NULL;
+	out->ppid = (uint32_t)sqlite3_column_int64(st, 7);
+	out->parent_name = col_text(st, 8);
+	out->parent_executable_path = col_text(st, 9);
+	*found = true;
+	return 0; /* the strings live until the statement is next used */
+}
+
+int de_outbox_state_open_id(struct de_outbox *o, const char *rule_id, const char *subject,
+			    int64_t *id, struct de_error *err)
+{
+	sqlite3_stmt *st = stmt(o, S_STATE_FIND, err);
+	int rc;
+
+	if (!st)
+		return -EIO;
+	bind_text(st, 1, rule_id);
+	bind_text(st, 2, subject);
+	rc = sqlite3_step(st);
+	*id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(o, err, "cannot read alert state");
+	return 0;
+}
+
+int de_outbox_state_touch(struct de_outbox *o, int64_t id, int64_t now, struct de_error *err)
+{
+	sqlite3_stmt *st = stmt(o, S_STATE_TOUCH, err);
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, now);
+	return run(o, st, err, "cannot update alert state");
+}
+
+int de_outbox_state_open(struct de_outbox *o, const char *rule_id, const char *subject,
+			 const struct de_subject *p, const char *alert_id, int64_t now,
+			 struct de_error *err)
+{
+	sqlite3_stmt *st = stmt(o, S_STATE_OPEN, err);
+
+	if (!st)
+		return -EIO;
+	bind_text(st, 1, rule_id);
+	bind_text(st, 2, subject);
+	if (p && p->pid)
+		sqlite3_bind_int64(st, 3, p->pid);
+	if (p && p->has_start_time)
+		sqlite3_bind_int64(st, 4, p->start_time);
+	if (p && p->instance_id)
+		sqlite3_bind_int64(st, 5, p->instance_id);
+	bind_text(st, 6, alert_id);
+	sqlite3_bind_int64(st, 7, now);
+	return run(o, st, err, "cannot record alert state");
+}
+
+static int state_row(sqlite3_stmt *st, void *arg)
+{
+	const struct cb_ctx *c = arg;
+	struct de_state_row row = {
+		.id = sqlite3_column_int64(st, 0),
+		.rule_id = col_text(st, 1),
+		.subject = col_text(st, 2),
+		.alert_id = col_text(st, 3),
+		.pid = (uint32_t)sqlite3_column_int64(st, 4),
+		.instance_id = sqlite3_column_int64(st, 5),
+		.last_seen = sqlite3_column_int64(st, 6),
+	};
+	return ((de_state_cb)c->cb)(&row, c->arg);
+}
+
+int de_outbox_states_open(struct de_outbox *o, const char *rule_id, de_state_cb cb, void *arg,
+			  struct de_error *err)
+{
+	sqlite3_stmt *st = stmt(o, rule_id ? S_STATES_RULE : S_STATES_ALL, err);
+	struct cb_ctx c = {(void *)cb, arg};
+
+	if (!st)
+		return -EIO;
+	bind_text(st, 1, rule_id);
+	return each_row(o, st, false, state_row, &c, err, "cannot read alert state");
+}
+
+int de_outbox_state_resolve(struct de_outbox *o, int64_t id, int64_t now, const char *resolution,
+			    struct de_error *err)
+{
+	sqlite3_stmt *st = stmt(o, S_STATE_RESOLVE, err);
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, now);
+	bind_text(st, 3, resolution);
+	return run(o, st, err, "cannot resolve alert state");
+}
+
+int de_outbox_instance_live(struct de_outbox *o, int64_t instance_id, bool *live,
+			    struct de_error *err)
+{
+	sqlite3_stmt *st = stmt(o, S_LIVE, err);
+	int rc;
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, instance_id);
+	rc = sqlite3_step(st);
+	*live = rc == SQLITE_ROW;
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(o, err, "cannot read the snapshot");
+	return 0;
+}
+
+int de_outbox_suppressed_add(struct de_outbox *o, int64_t now, const char *rule_id,
+			     const struct de_subject *p, const struct de_exception *x,
+			     const char *folded_into, struct de_error *err)
+{
+	sqlite3_stmt *st = stmt(o, S_SUPP_ADD, err);
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, now);
+	bind_text(st, 2, rule_id);
+	bind_text(st, 3, x ? "exception" : "folded");
+	if (x) {
+		bind_text(st, 4, x->label);
+		bind_text(st, 5, x->origin);
+		bind_text(st, 6, x->reason);
+	}
+	bind_text(st, 7, folded_into);
+	if (p) {
+		if (p->pid)
+			sqlite3_bind_int64(st, 8, p->pid);
+		if (p->has_start_time)
+			sqlite3_bind_int64(st, 9, p->start_time);
+		if (p->instance_id)
+			sqlite3_bind_int64(st, 10, p->instance_id);
+		bind_text(st, 11, p->name);
+		bind_text(st, 12, p->executable_path);
+		bind_text(st, 13, p->command_line);
+	}
+	return run(o, st, err, "cannot record a suppressed match");
+}
+
+/* ---- deduplication windows ------------------------------------------------------------- */
+
+int de_outbox_window_put(struct de_outbox *o, const char *key, const char *alert_id,
+			 int64_t start_ms, int64_t end_ms, uint64_t folded, int64_t last_ms,
+			 struct de_error *err)
+{
+	sqlite3_stmt *st = stmt(o, S_WIN_PUT, err);
+
+	if (!st)
+		return -EIO;
+	bind_text(st, 1, key);
+	bind_text(st, 2, alert_id);
+	sqlite3_bind_int64(st, 3, start_ms);
+	sqlite3_bind_int64(st, 4, end_ms);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)folded);
+	if (last_ms)
+		sqlite3_bind_int64(st, 6, last_ms);
+	return run(o, st, err, "cannot record a deduplication window");
+}
+
+int de_outbox_window_del(struct de_outbox *o, const char *key, struct de_error *err)
+{
+	sqlite3_stmt *st = stmt(o, S_WIN_DEL, err);
+
+	if (!st)
+		return -EIO;
+	bind_text(st, 1, key);
+	return run(o, st, err, "cannot close a deduplication window");
+}
+
+int de_outbox_windows(struct de_outbox *o, de_window_cb cb, void *arg, struct de_error *err)
+{
+	sqlite3_stmt *st = stmt(o, S_WINS, err);
+	int rc, r = 0;
+
+	if (!st)
+		return -EIO;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if ((r = cb(col_text(st, 0), col_text(st, 1), sqlite3_column_int64(st, 2),
+			    sqlite3_column_int64(st, 3), (uint64_t)sqlite3_column_int64(st, 4),
+			    sqlite3_column_int64(st, 5), arg)) != 0)
+			break;
+	sqlite3_reset(st);
+	if (r < 0)
+		return de_error_set(err, DE_ERR_ALERTING, -r, "cannot load deduplication windows");
+	if (rc != SQLITE_DONE && !r)
+		return db_fail(o, err, "cannot read deduplication windows");
+	return 0;
+}
+
+/* ---- the outbox ---------------------------------------------------------------------- */
+
+int de_outbox_add(struct de_outbox *o, const struct de_alert *a, const char *const *sinks, size_t n,
+		  int64_t now, int64_t *ids, struct de_error *err)
+{
+	sqlite3_stmt *st = stmt(o, S_ALERT_ADD, err);
+	struct de_buf affected = DE_BUF_INIT(1u << 20);
+	char id[DE_UUID_STR_LEN + 1], *data = NULL, *ctx = NULL;
+	int rc = 0;
+
+	if (!st)
+		return -EIO;
+	/* the columns as de_alert_to_json would write them, without building it whole */
+	de_uuid_format(&a->id, id);
+	rc = de_buf_putc(&affected, '[');
+	for (size_t i = 0; rc == 0 && i < a->affected_processes_len; i++)
+		rc = de_buf_printf(&affected, "%s%u", i ? "," : "", a->affected_processes[i]);
+	if (rc == 0)
+		rc = de_buf_putc(&affected, ']');
+	data = json_dumps(a->alert_data ? a->alert_data : json_null(),
+			  JSON_COMPACT | JSON_ENCODE_ANY);
+	if (a->context)
+		ctx = json_dumps(a->context, JSON_COMPACT | JSON_ENCODE_ANY);
+	if (rc < 0 || !data || (a->context && !ctx)) {
+		rc = de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
+		goto out;
+	}
+	bind_text(st, 1, id);
+	sqlite3_bind_int64(st, 2, a->alert_time);
+	bind_text(st, 3, a->rule_id);
+	bind_text(st, 4, a->title);
+	bind_text(st, 5, a->description);
+	bind_text(st, 6, de_severity_name(a->severity));
+	if (a->has_scan_id)
+		sqlite3_bind_int64(st, 7, a->scan_id);
+	bind_text(st, 8, affected.p);
+	sqlite3_bind_int(st, 9, a->process_count);
+	bind_text(st, 10, data);
+	if (a->has_rule_execution_time_ms)
+		sqlite3_bind_int64(st, 11, a->rule_execution_time_ms);
+	bind_text(st, 12, a->dedupe_key);
+	sqlite3_bind_int(st, 13, a->incomplete);
+	bind_text(st, 14, a->kind);
+	bind_text(st, 15, ctx);
+	if ((rc = run(o, st, err, "cannot store an alert")) < 0)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_stmt *d = stmt(o, S_DELIV_ADD, err);
+		if (!d) {
+			rc = -EIO;
+			goto out;
+		}
+		bind_text(d, 1, id);
+		bind_text(d, 2, sinks[i]);
+		sqlite3_bind_int64(d, 3, now);
+		if ((rc = run(o, d, err, "cannot store a delivery")) < 0)
+			goto out;
+		ids[i] = sqlite3_last_insert_rowid(o->db);
+	}
+	rc = 0;
+out:
+	sqlite3_clear_bindings(st);
+	de_buf_free(&affected);
+	free(data);
+	free(ctx);
+	return rc;
+}
+
+int de_outbox_due(struct de_outbox *o, const char *sink, int64_t now, size_t limit,
+		  bool (*skip)(int64_t id, void *arg), de_delivery_cb cb, void *arg,
+		  int64_t *next_due, struct de_error *err)
+{
+	sqlite3_stmt *st = stmt(o, S_DUE, err);
+	size_t n = 0;
+	int rc, r = 0;
+
+	*next_due = 0;
+	if (!st)
+		return -EIO;
+	bind_text(st, 1, sink);
+	sqlite3_bind_int64(st, 2, now);
+	while (n < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(st, 0);
+		if (skip && skip(id, arg))
+			continue;
+		struct de_delivery_row row = {
+			.id = id,
+			.alert_id = col_text(st, 1),
+			.sink = col_text(st, 2),
+			.status = DE_OUTBOX_PENDING,
+			.attempts = (uint32_t)sqlite3_column_int64(st, 3),
+			.next_attempt_at = sqlite3_column_int64(st, 4),
+			.last_attempt_at = sqlite3_column_int64(st, 5),
+			.error = col_text(st, 6),
+		};
+		if ((r = cb(&row, arg)) != 0)
+			break;
+		n++;
+	}
+	if (n >= limit)
+		rc = SQLITE_DONE;
+	sqlite3_reset(st);
+	if (r < 0)
+		return de_error_set(err, DE_ERR_ALERTING, -r, "cannot queue deliveries");
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return db_fail(o, err, "cannot read the outbox");
+	if ((st = stmt(o, S_NEXT_DUE, err))) {
+		bind_text(st, 1, sink);
+		sqlite3_bind_int64(st, 2, now);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			*next_due = sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+	}
+	return 0;
+}
+
+int de_outbox_pending(struct de_outbox *o, const char *sink, size_t *n, struct de_error *err)
+{
+	sqlite3_stmt *st = stmt(o, S_PENDING, err);
+	int rc;
+
+	if (!st)
+		return -EIO;
+	bind_text(st, 1, sink);
+	rc = sqlite3_step(st);
+	*n = rc == SQLITE_ROW ? (size_t)sqlite3_column_int64(st, 0) : 0;
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? 0 : db_fail(o, err, "cannot count pending deliveries");
+}
+
+int de_outbox_record(struct de_outbox *o, int64_t id, enum de_outbox_status s, uint32_t attempts,
+		     int64_t now, int64_t next_attempt_at, const char *error, struct de_error *err)
+{
+	sqlite3_stmt *st = stmt(o, S_RECORD, err);
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, id);
+	bind_text(st, 2, de_outbox_status_name(s));
+	sqlite3_bind_int64(st, 3, attempts);
+	sqlite3_bind_int64(st, 4, now);
+	if (s == DE_OUTBOX_PENDING)
+		sqlite3_bind_int64(st, 5, next_attempt_at);
+	bind_text(st, 6, error && *error ? error : NULL);
+	return run(o, st, err, "cannot record a delivery");
+}
+
+/* An alert from the row st is on (the columns of S_ALERT_GET). */
+static int alert_from_row(struct de_outbox *o, sqlite3_stmt *st, struct de_alert *out,
+			  struct de_error *err)
+{
+	json_t *j = json_object();
+	json_error_t je;
+	int rc;
+
+	if (!j)
+		return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
+	json_object_set_new(j, "id", json_string(col_text(st, 0)));
+	json_object_set_new(j, "alert_time", json_integer(sqlite3_column_int64(st, 1)));
+	de_json_put_bytes(j, "rule_id", col_text(st, 2));
+	de_json_put_bytes(j, "title", col_text(st, 3));
+	de_json_put_bytes(j, "description", col_text(st, 4));
+	json_object_set_new(j, "severity", json_string(col_text(st, 5)));
+	json_object_set_new(j, "scan_id",
+			    sqlite3_column_type(st, 6) == SQLITE_NULL
+				    ? json_null()
+				    : json_integer(sqlite3_column_int64(st, 6)));
+	json_object_set_new(j, "affected_processes", json_loads(col_text(st, 7), 0, &je));
+	json_object_set_new(j, "process_count", json_integer(sqlite3_column_int64(st, 8)));
+	json_object_set_new(j, "alert_data",
+			    json_loads(col_text(st, 9), JSON_DECODE_ANY, &je) ?: json_null());
+	json_object_set_new(j, "rule_execution_time_ms",
+			    sqlite3_column_type(st, 10) == SQLITE_NULL
+				    ? json_null()
+				    : json_integer(sqlite3_column_int64(st, 10)));
+	de_json_put_bytes(j, "dedupe_key", col_text(st, 11));
+	if (sqlite3_column_int(st, 12))
+		json_object_set_new(j, "incomplete", json_true());
+	if (col_text(st, 13))
+		json_object_set_new(j, "kind", json_string(col_text(st, 13)));
+	if (col_text(st, 14))
+		json_object_set_new(j, "context", json_loads(col_text(st, 14), 0, &je));
+	rc = de_alert_from_json(j, out, err);
+	json_decref(j);
+	(void)o;
+	return rc;
+}
+
+int de_outbox_alert_load(struct de_outbox *o, const char *alert_id, struct de_alert *out,
+			 struct de_error *err)
+{
+	sqlite3_stmt *st = stmt(o, S_ALERT_GET, err);
+	int rc;
+
+	if (!st)
+		return -EIO;
+	bind_text(st, 1, alert_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		sqlite3_reset(st);
+		return de_error_set(err, DE_ERR_DATABASE, ENOENT, "no alert %s", alert_id);
+	}
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return db_fail(o, err, "cannot read an alert");
+	}
+	rc = alert_from_row(o, st, out, err);
+	sqlite3_reset(st);
+	return rc;
+}
+
+/* ---- the CLI's reads and the dead-letter queue ------------------------------------------ */
+
+int de_outbox_alerts_list(struct de_outbox *o, const struct de_alert_filter *f, de_alert_row_cb cb,
+			  void *arg, struct de_error *err)
+{
+	char sql[1400];
+	sqlite3_stmt *st = NULL;
+	int rc, r = 0, i = 1;
+
+	snprintf(sql, sizeof(sql),
+		 "SELECT a.id, a.alert_time, a.rule_id, a.title, a.description, a.severity,"
+		 " a.scan_id, a.affected_processes, a.process_count, a.alert_data,"
+		 " a.rule_execution_time_ms, a.dedupe_key, a.incomplete, a.kind, a.context,"
+		 " (SELECT CASE WHEN count(*) = 0 THEN '' WHEN sum(s.status = 'open') > 0"
+		 "  THEN 'open' ELSE 'resolved' END FROM alert_state s WHERE s.alert_id = a.id)"
+		 "  AS st"
+		 " FROM alerts a WHERE 1 %s %s %s %s ORDER BY a.alert_time DESC, a.rowid DESC %s",
+		 f->has_since ? "AND a.alert_time >= ?1" : "",
+		 f->has_severity ? "AND (CASE a.severity WHEN 'low' THEN 0 WHEN 'medium' THEN 1"
+				   " WHEN 'high' THEN 2 ELSE 3 END) >= ?2"
+				 : "",
+		 f->rule_id ? "AND a.rule_id = ?3" : "", f->status ? "AND st = ?4" : "",
+		 f->limit ? "LIMIT ?5" : "");
+	if (sqlite3_prepare_v2(o->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return db_fail(o, err, "cannot list alerts");
+	if (f->has_since)
+		sqlite3_bind_int64(st, 1, f->since_ms);
+	if (f->has_severity)
+		sqlite3_bind_int(st, 2, (int)f->severity);
+	bind_text(st, 3, f->rule_id);
+	bind_text(st, 4, f->status);
+	if (f->limit)
+		sqlite3_bind_int64(st, 5, (sqlite3_int64)f->limit);
+	(void)i;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct de_alert a = {0};
+		struct de_error e = {0};
+		if (alert_from_row(o, st, &a, &e) < 0)
+			continue; /* a row we cannot read back is skipped, not fatal */
+		r = cb(&a, col_text(st, 15) ? col_text(st, 15) : "", arg);
+		de_alert_clear(&a);
+		if (r)
+			break;
+	}
+	sqlite3_finalize(st);
+	if (r)
+		return r;
+	if (rc != SQLITE_DONE)
+		return db_fail(o, err, "cannot list alerts");
+	return 0;
+}
+
+static int suppressed_row(sqlite3_stmt *st, void *arg)
+{
+	const struct cb_ctx *c = arg;
+	struct de_suppressed_row row = {
+		.id = sqlite3_column_int64(st, 0),
+		.t = sqlite3_column_int64(st, 1),
+		.rule_id = col_text(st, 2),
+		.kind = col_text(st, 3),
+		.exception = col_text(st, 4),
+		.origin = col_text(st, 5),
+		.reason = col_text(st, 6),
+		.folded_into = col_text(st, 7),
+		.pid = (uint32_t)sqlite3_column_int64(st, 8),
+		.process_name = col_text(st, 9),
+		.executable_path = col_text(st, 10),
+	};
+	return ((de_suppressed_cb)c->cb)(&row, c->arg);
+}
+
+int de_outbox_suppressed_list(struct de_outbox *o, const struct de_alert_filter *f,
+			      de_suppressed_cb cb, void *arg, struct de_error *err)
+{
+	struct cb_ctx c = {(void *)cb, arg};
+	sqlite3_stmt *st = NULL;
+
+	if (sqlite3_prepare_v2(o->db,
+			       "SELECT id, t, rule_id, kind, exception, exception_origin, reason,"
+			       " folded_into, pid, process_name, executable_path"
+			       " FROM alert_suppressed WHERE (?1 IS NULL OR t >= ?1)"
+			       " AND (?2 IS NULL OR rule_id = ?2) ORDER BY t DESC, id DESC"
+			       " LIMIT coalesce(?3, -1)",
+			       -1, &st, NULL) != SQLITE_OK)
+		return db_fail(o, err, "cannot list suppressed matches");
+	if (f->has_since)
+		sqlite3_bind_int64(st, 1, f->since_ms);
+	bind_text(st, 2, f->rule_id);
+	if (f->limit)
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)f->limit);
+	return each_row(o, st, true, suppressed_row, &c, err, "cannot list suppressed matches");
+}
+
+static int delivery_row(sqlite3_stmt *st, void *arg)
+{
+	const struct cb_ctx *c = arg;
+	struct de_delivery_row row = {
+		.id = sqlite3_column_int64(st, 0),
+		.alert_id = col_text(st, 1),
+		.sink = col_text(st, 2),
+		.status = (enum de_outbox_status)status_parse(col_text(st, 3)),
+		.attempts = (uint32_t)sqlite3_column_int64(st, 4),
+		.next_attempt_at = sqlite3_column_int64(st, 5),
+		.last_attempt_at = sqlite3_column_int64(st, 6),
+		.delivered_at = sqlite3_column_int64(st, 7),
+		.error = col_text(st, 8),
+	};
+	return ((de_delivery_cb)c->cb)(&row, c->arg);
+}
+
+int de_outbox_deliveries(struct de_outbox *o, const char *alert_id, bool dead_only,
+			 de_delivery_cb cb, void *arg, struct de_error *err)
+{
+	struct cb_ctx c = {(void *)cb, arg};
+	sqlite3_stmt *st = NULL;
+
+	if (sqlite3_prepare_v2(o->db,
+			       "SELECT id, alert_id, sink, status, attempts, next_attempt_at,"
+			       " last_attempt_at, delivered_at, error FROM alert_deliveries"
+			       " WHERE (?1 IS NULL OR alert_id = ?1)"
+			       " AND (?2 = 0 OR status = 'dead') ORDER BY id",
+			       -1, &st, NULL) != SQLITE_OK)
+		return db_fail(o, err, "cannot list deliveries");
+	bind_text(st, 1, alert_id);
+	sqlite3_bind_int(st, 2, dead_only);
+	return each_row(o, st, true, delivery_row, &c, err, "cannot list deliveries");
+}
+
+static int exec_count(struct de_outbox *o, const char *sql, const char *text, int64_t num,
+		      size_t *n, struct de_error *err, const char *what)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(o->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return db_fail(o, err, what);
+	bind_text(st, 1, text);
+	sqlite3_bind_int64(st, 2, num);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(o, err, what);
+	*n = (size_t)sqlite3_changes(o->db);
+	return 0;
+}
+
+int de_outbox_dlq_retry(struct de_outbox *o, const char *alert_id, int64_t now, size_t *n,
+			struct de_error *err)
+{
+	return exec_count(o,
+			  "UPDATE alert_deliveries SET status = 'pending', attempts = 0,"
+			  " next_attempt_at = ?2 WHERE status = 'dead'"
+			  " AND (?1 IS NULL OR alert_id = ?1)",
+			  alert_id, now, n, err, "cannot retry dead deliveries");
+}
+
+int de_outbox_dlq_purge(struct de_outbox *o, int64_t before_ms, size_t *n, struct de_error *err)
+{
+	return exec_count(o,
+			  "DELETE FROM alert_deliveries WHERE status = 'dead'"
+			  " AND (?1 IS NULL) AND (?2 = 0 OR coalesce(last_attempt_at, 0) < ?2)",
+			  NULL, before_ms, n, err, "cannot purge dead deliveries");
+}
+
+/* A connection of our own on the store file, for the two DLQ writes. */
+static int file_outbox(const char *path, sqlite3 **db, struct de_outbox *o, struct de_error *err)
+{
+	if (sqlite3_open_v2(path, db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW, NULL) !=
+	    SQLITE_OK) {
+		int rc = de_error_set(err, DE_ERR_DATABASE, *db ? EIO : ENOMEM,
+				      "cannot open the event store %s: %s", path,
+				      *db ? sqlite3_errmsg(*db) : "out of memory");
+		sqlite3_close(*db);
+		*db = NULL;
+		return rc;
+	}
+	sqlite3_busy_timeout(*db, 5000);
+	memset(o, 0, sizeof(*o));
+	o->db = *db;
+	return 0;
+}
+
+int de_outbox_dlq_retry_file(const char *path, const char *alert_id, int64_t now, size_t *n,
+			     struct de_error *err)
+{
+	struct de_outbox o;
+	sqlite3 *db = NULL;
+	int rc = file_outbox(path, &db, &o, err);
+
+	if (rc == 0)
+		rc = de_outbox_dlq_retry(&o, alert_id, now, n, err);
+	sqlite3_close(db);
+	return rc;
+}
+
+int de_outbox_dlq_purge_file(const char *path, int64_t before_ms, size_t *n, struct de_error *err)
+{
+	struct de_outbox o;
+	sqlite3 *db = NULL;
+	int rc = file_outbox(path, &db, &o, err);
+
+	if (rc == 0)
+		rc = de_outbox_dlq_purge(&o, before_ms, n, err);
+	sqlite3_close(db);
+	return rc;
+}

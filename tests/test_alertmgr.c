@@ -1,0 +1,433 @@
+/*
+ * test_alertmgr.c — the AlertManager over a real event store and real
+ * sinks (a file; a webhook at a port nothing listens on):
+ *   - one alert per (rule, instance): a repeat raises nothing, after a
+ *     restart of the manager too; a full run that no longer matches
+ *     resolves ("no longer matches" for a live instance, "exited" else);
+ *   - exceptions (alerting.suppress and a rule's own) stored once per
+ *     instance with the exception's label;
+ *   - deduplication folds a second instance of the same thing, counted,
+ *     and its window's summary says so;
+ *   - persist before delivery: the alert and its delivery rows are in the
+ *     store when submit returns; a manager closed before delivering leaves
+ *     them pending and the next one delivers them;
+ *   - a bounded queue (max_queue_size 2) still delivers 20 alerts;
+ *   - transient failures retried up to max_attempts then dead, the circuit
+ *     breaker failing fast once open, and the dead-letter retry.
+ */
+#define DE_TEST_NAME "alertmgr"
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "daemoneye/alertmgr.h"
+#include "daemoneye/clock.h"
+#include "daemoneye/outbox.h"
+#include "daemoneye/store.h"
+#include "testutil.h"
+
+static int n_test; /* each test its own files */
+
+static struct de_store *open_store(char *path, size_t n)
+{
+	struct de_store_config sc = {
+		.path = path, .max_size_mb = 100, .wal_mode = true, .max_connections = 1};
+	struct de_store *s = NULL;
+	struct de_error e = {0};
+
+	snprintf(path, n, "%s/events-%d.sqlite", tmpdir, ++n_test);
+	if (de_store_open(&sc, &s, &e) < 0)
+		fail_msg("open: %s", e.message);
+	return s;
+}
+
+static void proc(struct de_process_record *r, uint32_t pid, int64_t start, const char *name)
+{
+	memset(r, 0, sizeof(*r));
+	de_uuid_v4(&r->id);
+	r->pid = pid;
+	r->collection_time = de_now_ms();
+	r->has_ppid = true;
+	r->ppid = 1;
+	r->name = strdup(name);
+	r->executable_path = strdup("/tmp/x");
+	r->command_line = calloc(2, sizeof(char *));
+	r->command_line[0] = strdup(name);
+	r->command_line[1] = strdup("--run");
+	r->command_line_len = 2;
+	r->has_start_time = true;
+	r->start_time = start;
+	r->user_id = strdup("0");
+	r->accessible = true;
+	r->file_exists = true;
+}
+
+/* Replace the snapshot with these processes (pid 1 "init" is always there). */
+static void snapshot(struct de_store *s, const uint32_t *pids, const char *const *names, size_t n)
+{
+	struct de_process_record r[16];
+	struct de_error e = {0};
+	int64_t scan;
+
+	assert_true(n < 15);
+	proc(&r[0], 1, 1, "init");
+	for (size_t i = 0; i < n; i++)
+		proc(&r[i + 1], pids[i], 1000 + pids[i], names[i]);
+	assert_int_equal(de_store_scan_begin(s, de_now_ms(), "poll", &scan, &e), 0);
+	if (de_store_processes(s, scan, r, n + 1, &e) < 0)
+		fail_msg("processes: %s", e.message);
+	assert_int_equal(de_store_scan_end(s, scan, de_now_ms(), n + 1, &e), 0);
+	for (size_t i = 0; i < n + 1; i++)
+		de_process_record_clear(&r[i]);
+}
+
+static struct de_alertmgr_config *config(const char *yaml)
+{
+	struct de_config_builder *b = de_config_builder_new();
+	struct de_config *c = NULL;
+	struct de_alertmgr_config *ac = NULL;
+	struct de_error e = {0};
+
+	assert_int_equal(de_config_builder_add_embedded_defaults(b, &e), 0);
+	assert_int_equal(de_config_builder_add_yaml(b, yaml, strlen(yaml), "t.yaml", &e), 0);
+	if (de_config_build(b, &c, &e) < 0 || de_alertmgr_config_load(c, &ac, &e) < 0)
+		fail_msg("config: %s", e.message);
+	de_config_builder_free(b);
+	de_config_free(c);
+	return ac;
+}
+
+static void add_alert(struct de_alert_list *l, const char *rule, uint32_t pid, const char *name)
+{
+	if (l->len == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 8;
+		l->items = realloc(l->items, l->cap * sizeof(*l->items));
+		assert_non_null(l->items);
+	}
+	struct de_alert *a = &l->items[l->len++];
+	memset(a, 0, sizeof(*a));
+	de_uuid_v4(&a->id);
+	a->alert_time = de_now_ms();
+	a->rule_id = strdup(rule);
+	a->title = strdup("title");
+	a->description = strdup("description");
+	a->severity = DE_SEV_HIGH;
+	a->affected_processes = calloc(1, sizeof(uint32_t));
+	a->affected_processes[0] = pid;
+	a->affected_processes_len = 1;
+	a->process_count = 1;
+	a->alert_data = json_pack("[{s:i,s:s}]", "pid", (int)pid, "name", name);
+	a->dedupe_key = strdup(rule);
+}
+
+static int64_t count(struct de_store *s, const char *sql)
+{
+	sqlite3_stmt *st;
+	int64_t n = -1;
+
+	assert_int_equal(sqlite3_prepare_v2(de_store_db(s), sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
+/* Distinct "id" values of the JSON lines in path (at-least-once: repeats allowed). */
+static size_t distinct_ids(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char line[8192], seen[64][40];
+	size_t n = 0;
+
+	while (f && fgets(line, sizeof(line), f)) {
+		char *p = strstr(line, "{\"id\":\"");
+		bool dup = false;
+		if (!p)
+			continue;
+		p += 7;
+		for (size_t i = 0; i < n; i++)
+			dup |= strncmp(seen[i], p, 36) == 0;
+		if (!dup && n < 64)
+			snprintf(seen[n++], 40, "%.36s", p);
+	}
+	if (f)
+		fclose(f);
+	return n;
+}
+
+static size_t lines(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	size_t n = 0;
+	int c;
+
+	if (!f)
+		return 0;
+	while ((c = fgetc(f)) != EOF)
+		n += c == '\n';
+	fclose(f);
+	return n;
+}
+
+/* Two rules: r-tmp with its own exception, r-miner. */
+static void rules(struct de_rule_set *set)
+{
+	static char *origins[2] = {"t.yaml:1:1", "t.yaml:9:1"};
+	set->items = calloc(2, sizeof(*set->items));
+	set->origins = origins;
+	set->len = set->cap = 2;
+	set->items[0].id = "r-tmp";
+	set->items[0].exceptions =
+		json_pack("[{s:s,s:s}]", "process_name", "allowed", "reason", "our own tool");
+	set->items[1].id = "r-miner";
+}
+
+static void rules_free(struct de_rule_set *set)
+{
+	json_decref(set->items[0].exceptions);
+	free(set->items);
+}
+
+static void test_state_exceptions_dedup(void **state)
+{
+	(void)state;
+	char path[600], out[700], yaml[1200];
+	struct de_store *s = open_store(path, sizeof(path));
+	struct de_alertmgr *m = NULL;
+	struct de_alertmgr_counts c;
+	struct de_alert_list l = {0};
+	struct de_rule_set set = {0};
+	struct de_rule_result res[2] = {{.ran = true}, {.ran = true}};
+	struct de_error e = {0};
+	static const uint32_t pids[] = {10, 11, 12, 13};
+	static const char *const names[] = {"xmrig", "allowed", "xmrig", "backup"};
+
+	rules(&set);
+	snapshot(s, pids, names, 4);
+	snprintf(out, sizeof(out), "%s/alerts-%d.jsonl", tmpdir, n_test);
+	snprintf(yaml, sizeof(yaml),
+		 "alerting:\n"
+		 "  suppress: [{ rule: \"r-m*\", process_name: backup, reason: nightly }]\n"
+		 "  sinks: [{ name: f, type: file, path: \"%s\", format: json, fsync: never,"
+		 " send_resolved: true }]\n",
+		 out);
+	assert_int_equal(de_alertmgr_open(config(yaml), s, &set, &m, &e), 0);
+	add_alert(&l, "r-miner", 10, "xmrig");
+	add_alert(&l, "r-tmp", 11, "allowed");	/* the rule's own exception */
+	add_alert(&l, "r-miner", 12, "xmrig");	/* a second instance: folded */
+	add_alert(&l, "r-miner", 13, "backup"); /* alerting.suppress */
+	assert_int_equal(de_alertmgr_submit(m, &l, false, NULL, 0, &c, &e), 0);
+	assert_int_equal(l.len, 0); /* moved into the manager */
+	assert_int_equal(c.raised, 1);
+	assert_int_equal(c.suppressed, 2);
+	assert_int_equal(c.folded, 1);
+	assert_int_equal(c.deliveries, 1);
+	/* persisted before delivery */
+	assert_int_equal(count(s, "SELECT count(*) FROM alerts"), 1);
+	assert_int_equal(count(s, "SELECT count(*) FROM alert_deliveries WHERE sink = 'f'"), 1);
+	assert_int_equal(count(s, "SELECT count(*) FROM alert_state WHERE status = 'open'"), 4);
+	assert_int_equal(count(s, "SELECT count(*) FROM alert_suppressed WHERE kind = 'exception'"
+				  " AND exception = 'rule r-tmp exceptions[0]' AND pid = 11"),
+			 1);
+	assert_int_equal(count(s, "SELECT count(*) FROM alert_suppressed WHERE kind = 'exception'"
+				  " AND exception = 'alerting.suppress[0]' AND reason = 'nightly'"
+				  " AND exception_origin LIKE 't.yaml:2:%'"),
+			 1);
+	assert_int_equal(count(s, "SELECT count(*) FROM alert_suppressed WHERE kind = 'folded'"
+				  " AND pid = 12 AND folded_into = (SELECT id FROM alerts)"),
+			 1);
+	assert_int_equal(count(s, "SELECT folded FROM dedup_windows"), 1);
+	assert_int_equal(de_alertmgr_drain(m, NULL, &e), 0);
+	assert_int_equal(lines(out), 1);
+	assert_int_equal(count(s, "SELECT count(*) FROM alert_deliveries WHERE status ="
+				  " 'delivered' AND attempts = 1 AND delivered_at > 0"),
+			 1);
+
+	/* the same matches again, in a restarted manager: nothing new */
+	de_alertmgr_close(m);
+	assert_int_equal(de_alertmgr_open(config(yaml), s, &set, &m, &e), 0);
+	add_alert(&l, "r-miner", 10, "xmrig");
+	add_alert(&l, "r-tmp", 11, "allowed");
+	add_alert(&l, "r-miner", 12, "xmrig");
+	add_alert(&l, "r-miner", 13, "backup");
+	assert_int_equal(de_alertmgr_submit(m, &l, true, res, 2, &c, &e), 0);
+	assert_int_equal(c.raised, 0);
+	assert_int_equal(c.repeats, 4);
+	assert_int_equal(c.resolved, 0);
+	assert_int_equal(count(s, "SELECT count(*) FROM alert_suppressed"), 3);
+
+	/* pid 10 stops matching (still alive), pid 12 exits; r-tmp did not finish */
+	snapshot(s, (const uint32_t[]){10, 11, 13},
+		 (const char *const[]){"xmrig", "allowed", "backup"}, 3);
+	res[0].status = -ETIMEDOUT;
+	add_alert(&l, "r-miner", 13, "backup");
+	assert_int_equal(de_alertmgr_submit(m, &l, true, res, 2, &c, &e), 0);
+	assert_int_equal(c.resolved, 2);
+	assert_int_equal(count(s, "SELECT count(*) FROM alert_state WHERE status = 'resolved'"
+				  " AND pid = 10 AND resolution = 'no longer matches'"),
+			 1);
+	assert_int_equal(count(s, "SELECT count(*) FROM alert_state WHERE status = 'resolved'"
+				  " AND pid = 12 AND resolution = 'exited'"),
+			 1);
+	assert_int_equal(count(s, "SELECT count(*) FROM alert_state WHERE status = 'open'"), 2);
+	/* the sink takes resolved alerts: one for pid 10's alert (12's was folded) */
+	assert_int_equal(count(s, "SELECT count(*) FROM alerts WHERE kind = 'resolved'"), 1);
+	assert_int_equal(de_alertmgr_drain(m, NULL, &e), 0);
+	assert_int_equal(lines(out), 2);
+	de_alertmgr_close(m);
+	de_alert_list_clear(&l);
+	rules_free(&set);
+	de_store_close(s);
+}
+
+static void test_summary(void **state)
+{
+	(void)state;
+	char path[600], out[700], yaml[1200];
+	struct de_store *s = open_store(path, sizeof(path));
+	struct de_alertmgr *m = NULL;
+	struct de_alertmgr_counts c;
+	struct de_alert_list l = {0};
+	struct de_error e = {0};
+
+	snprintf(out, sizeof(out), "%s/alerts-%d.jsonl", tmpdir, n_test);
+	snprintf(yaml, sizeof(yaml),
+		 "alerting:\n  sinks: [{ name: f, type: file, path: \"%s\", format: json }]\n",
+		 out);
+	assert_int_equal(de_alertmgr_open(config(yaml), s, NULL, &m, &e), 0);
+	for (uint32_t p = 20; p < 25; p++)
+		add_alert(&l, "miner", p, "xmrig");
+	assert_int_equal(de_alertmgr_submit(m, &l, false, NULL, 0, &c, &e), 0);
+	assert_int_equal(c.raised, 1);
+	assert_int_equal(c.folded, 4);
+	/* close the window as if an hour went by */
+	assert_int_equal(sqlite3_exec(de_store_db(s), "UPDATE dedup_windows SET end_ms = 0", NULL,
+				      NULL, NULL),
+			 SQLITE_OK);
+	de_alertmgr_close(m);
+	assert_int_equal(de_alertmgr_open(config(yaml), s, NULL, &m, &e), 0);
+	assert_int_equal(de_alertmgr_poll(m, &e), 0);
+	assert_int_equal(count(s, "SELECT count(*) FROM dedup_windows"), 0);
+	assert_int_equal(count(s, "SELECT count(*) FROM alerts WHERE kind = 'summary'"
+				  " AND title LIKE '%(4 more in 60 minutes)'"
+				  " AND description LIKE '4 more in 60 minutes, last at %'"),
+			 1);
+	de_alertmgr_close(m);
+	de_alert_list_clear(&l);
+	de_store_close(s);
+}
+
+static void test_restart_and_bound(void **state)
+{
+	(void)state;
+	char path[600], out[700], yaml[1200];
+	struct de_store *s = open_store(path, sizeof(path));
+	struct de_alertmgr *m = NULL;
+	struct de_alertmgr_counts c;
+	struct de_alert_list l = {0};
+	struct de_error e = {0};
+
+	snprintf(out, sizeof(out), "%s/alerts-%d.jsonl", tmpdir, n_test);
+	snprintf(yaml, sizeof(yaml),
+		 "alerting:\n  max_queue_size: 2\n  deduplication: { enabled: false }\n"
+		 "  sinks: [{ name: f, type: file, path: \"%s\" }]\n",
+		 out);
+	/* a manager whose sink cannot write yet (the path is a directory) gives up on nothing:
+	 * closed at once, its deliveries stay pending in the store */
+	assert_int_equal(de_alertmgr_open(config(yaml), s, NULL, &m, &e), 0);
+	for (uint32_t p = 100; p < 120; p++)
+		add_alert(&l, "r", p, "x");
+	assert_int_equal(de_alertmgr_submit(m, &l, false, NULL, 0, &c, &e), 0);
+	assert_int_equal(c.raised, 20);
+	de_alertmgr_close(m); /* may have delivered some; the rest stay pending */
+	int64_t pending =
+		count(s, "SELECT count(*) FROM alert_deliveries WHERE status = 'pending'");
+	int64_t done = count(s, "SELECT count(*) FROM alert_deliveries WHERE status = 'delivered'");
+	assert_int_equal(pending + done, 20);
+	/* written but not yet recorded when it closed: at most what was in flight */
+	assert_true((int64_t)lines(out) >= done && (int64_t)lines(out) <= done + 2);
+	/* the next manager delivers what was left, through a queue of two */
+	assert_int_equal(de_alertmgr_open(config(yaml), s, NULL, &m, &e), 0);
+	for (int i = 0; i < 2000 && count(s, "SELECT count(*) FROM alert_deliveries WHERE"
+					     " status != 'delivered'") > 0;
+	     i++) {
+		struct timespec ts = {0, 5000000};
+		assert_int_equal(de_alertmgr_poll(m, &e), 0);
+		nanosleep(&ts, NULL);
+	}
+	assert_int_equal(count(s, "SELECT count(*) FROM alert_deliveries WHERE status ="
+				  " 'delivered'"),
+			 20);
+	assert_int_equal(distinct_ids(out), 20); /* every one, at least once */
+	assert_true(lines(out) <= 22);		 /* repeats: only what was in flight */
+	de_alertmgr_close(m);
+	de_alert_list_clear(&l);
+	de_store_close(s);
+}
+
+static void test_retry_dead_circuit(void **state)
+{
+	(void)state;
+	char path[600];
+	struct de_store *s = open_store(path, sizeof(path));
+	struct de_alertmgr *m = NULL;
+	struct de_alertmgr_counts c;
+	struct de_alert_list l = {0};
+	struct de_outbox *ob = NULL;
+	struct de_error e = {0};
+	size_t n = 0;
+
+	/* port 9 on loopback: nothing listens (connection refused, transient) */
+	const char *yaml = "alerting:\n  deduplication: { enabled: false }\n"
+			   "  retry: { max_attempts: 3, initial_delay_ms: 1, max_delay_ms: 4 }\n"
+			   "  circuit_breaker: { failure_threshold: 4, reset_timeout_ms: 600000 }\n"
+			   "  sinks: [{ name: h, type: webhook, url: \"http://127.0.0.1:9/x\" }]\n";
+	assert_int_equal(de_alertmgr_open(config(yaml), s, NULL, &m, &e), 0);
+	for (uint32_t p = 200; p < 203; p++)
+		add_alert(&l, "r", p, "x");
+	assert_int_equal(de_alertmgr_submit(m, &l, false, NULL, 0, &c, &e), 0);
+	assert_int_equal(de_alertmgr_drain(m, NULL, &e), 0);
+	assert_int_equal(count(s, "SELECT count(*) FROM alert_deliveries WHERE status = 'dead'"
+				  " AND attempts = 3 AND error LIKE 'gave up after 3 attempts: %'"),
+			 3);
+	/* four real failures opened the circuit; the last attempts failed fast */
+	assert_true(count(s,
+			  "SELECT count(*) FROM alert_deliveries WHERE error LIKE"
+			  " '%: circuit open after 4 consecutive failures; next probe in %'") >= 1);
+	struct de_alertmgr_stats st;
+	de_alertmgr_get_stats(m, &st);
+	assert_int_equal(st.dead, 3);
+	assert_int_equal(st.attempts_failed, 9);
+	assert_int_equal(st.outstanding, 0);
+	/* the dead-letter queue: retry puts them back as pending, due now */
+	assert_int_equal(de_outbox_open(s, &ob, &e), 0);
+	assert_int_equal(de_outbox_dlq_retry(ob, NULL, de_now_ms(), &n, &e), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(count(s, "SELECT count(*) FROM alert_deliveries WHERE status ="
+				  " 'pending' AND attempts = 0"),
+			 3);
+	assert_int_equal(de_outbox_dlq_purge(ob, 0, &n, &e), 0);
+	assert_int_equal(n, 0); /* nothing dead now */
+	de_outbox_close(ob);
+	de_alertmgr_close(m);
+	de_alert_list_clear(&l);
+	de_store_close(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_state_exceptions_dedup),
+		cmocka_unit_test(test_summary),
+		cmocka_unit_test(test_restart_and_bound),
+		cmocka_unit_test(test_retry_dead_circuit),
+	};
+	return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
+}
