@@ -30,7 +30,7 @@ struct cli_command {
 
 /* Print "daemoneye-cli: <fmt>" on stderr. */
 void cli_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Report a library error and return its sysexits code. */
+/* Report a library error and return its sysexits code (never 0). */
 int cli_fail(const struct de_error *err);
 
 /*
