@@ -39,17 +39,6 @@ agent() {
 	"$bin/daemoneye-agent" --once --set app.state_dir="$tmp/state" \
 		--set 'detection.rules_dirs=[]' --set alerting.stdout.format=json "$@"
 }
-# "RULE PID" for every affected pid of every alert line in $1
-pairs() {
-	python3 -c '
-import json, sys
-for line in open(sys.argv[1]):
-    line = line.strip()
-    if not line.startswith("{"): continue
-    a = json.loads(line)
-    for p in a["affected_processes"]: print(a["rule_id"], p)
-' "$1"
-}
 # wait until PID has exec'd its final program: /proc/PID/exe is EXE (or, with
 # no EXE, neither the setsid nor the bash that start it) and its command
 # line contains TEXT
@@ -95,7 +84,7 @@ agent >"$tmp/base.out" 2>"$tmp/base.err"
 rc=$?
 check "baseline agent --once exits 0 (rc=$rc)" test "$rc" = 0
 check "baseline loads the builtin library ($nrules rules)" grep -q "^.*: $nrules detection rules loaded" "$tmp/base.err"
-pairs "$tmp/base.out" >"$tmp/base.pairs"
+alert_pairs "$tmp/base.out" >"$tmp/base.pairs"
 noisy=$(awk '{print $1}' "$tmp/base.pairs" | sort -u | grep -vxF -f <(tr ' ' '\n' <<<"$state_rules") || true)
 check "baseline: no behaviour rule fires on a quiet machine (fired: ${noisy:-none})" test -z "$noisy"
 [ -n "$noisy" ] && grep -F -f <(echo "$noisy") "$tmp/base.out" | head -5
@@ -172,7 +161,7 @@ fi
 agent >"$tmp/sim.out" 2>"$tmp/sim.err"
 rc=$?
 check "simulation agent --once exits 0 (rc=$rc)" test "$rc" = 0
-pairs "$tmp/sim.out" >"$tmp/sim.pairs"
+alert_pairs "$tmp/sim.out" >"$tmp/sim.pairs"
 for rule in $(printf '%s\n' "${!expect[@]}" | sort); do
 	check "rule $rule raises an alert for its simulation (pid ${expect[$rule]})" \
 		grep -qx "$rule ${expect[$rule]}" "$tmp/sim.pairs"
@@ -194,7 +183,7 @@ stop_all
 agent >"$tmp/after.out" 2>/dev/null
 rc=$?
 check "agent --once after the simulations exits 0 (rc=$rc)" test "$rc" = 0
-pairs "$tmp/after.out" >"$tmp/after.pairs"
+alert_pairs "$tmp/after.out" >"$tmp/after.pairs"
 left=$(for rule in "${!expect[@]}"; do grep -x "$rule ${expect[$rule]}" "$tmp/after.pairs"; done)
 check "no alert for the simulations after they exit (${left:-none})" test -z "$left"
 

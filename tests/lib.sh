@@ -13,6 +13,7 @@
 #   private_mounts              true when this script runs in its own mount namespace
 #   marker_rule FILE ID MARK    a rules file (mode 644) whose rule ID matches the
 #                               processes whose command line carries "MARK-"
+#   alert_pairs FILE            "RULE PID" for every affected pid of every JSON alert line
 #
 # The host's /etc/daemoneye (config.yaml, rules.d) must never reach the
 # programs under test: where it exists, the script runs again (as root) in a
@@ -64,6 +65,16 @@ hermetic() {
 	mkdir -p "$HOME"
 	local v
 	for v in $(env | grep -o '^DAEMONEYE_[A-Za-z0-9_]*'); do unset "$v"; done
+}
+alert_pairs() {
+	python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    line = line.strip()
+    if not line.startswith("{"): continue
+    a = json.loads(line)
+    for p in a["affected_processes"]: print(a["rule_id"], p)
+' "$1"
 }
 wait_for() {
 	local end=$((SECONDS + $1))

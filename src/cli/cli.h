@@ -32,7 +32,7 @@ struct cli_command {
 
 /* Print "daemoneye-cli: <fmt>" on stderr. */
 void cli_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Report a library error and return its sysexits code. */
+/* Report a library error and return its sysexits code (never 0). */
 int cli_fail(const struct de_error *err);
 /* --format's argument, table or json: 0 (*json set), or EX_USAGE after saying why. */
 int cli_table_or_json(const char *cmd, const char *arg, bool *json);
@@ -62,5 +62,9 @@ int cmd_alerts(struct cli_ctx *ctx, int argc, char **argv); /* cmd_alerts.c */
 int cmd_health(struct cli_ctx *ctx, int argc, char **argv);
 /* `completion bash|zsh|fish`: a script from the command table (cmd_completion.c). */
 int cmd_completion(const struct cli_command *cmds, size_t n, int argc, char **argv);
+
+/* `rules convert --from sigma FILE` and `rules import --sigma PATH...` (rules_sigma.c). */
+int rules_sigma_convert(struct cli_ctx *ctx, const char *file);
+int rules_sigma_import(struct cli_ctx *ctx, int n, char **paths, const char *min_status);
 
 #endif

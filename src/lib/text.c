@@ -150,7 +150,8 @@ size_t de_json_str(char *dst, const char *s, size_t n)
 			esc[1] = 't';
 			break;
 		default:
-			memcpy(esc + 1, "u00", 3);
+			esc[1] = 'u';
+			esc[2] = esc[3] = '0';
 			esc[4] = hex[c >> 4];
 			esc[5] = hex[c & 15];
 			el = 6;
@@ -198,6 +199,17 @@ char *de_utf8_lossy_dup(const char *s, size_t n, size_t *len)
 }
 
 /* ---- CSV ---------------------------------------------------------------- */
+
+int de_hex_digit(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
 
 void de_csv_field(FILE *f, const char *s)
 {
