@@ -40,6 +40,8 @@
 	X(EVP_DigestSign)
 
 static struct {
+/* a declarator, not an expression: f cannot be parenthesised */
+/* NOLINTNEXTLINE(bugprone-macro-parentheses) */
 #define DECLARE(f) __typeof__(&f) f;
 	CRYPTO_FUNCS(DECLARE)
 #undef DECLARE

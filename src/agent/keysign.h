@@ -17,7 +17,7 @@
 
 #include "daemoneye/error.h"
 
-#define AGENT_KEY_MAX_FILE (16u * 1024u)
+#define AGENT_KEY_MAX_FILE ((size_t)16 * 1024)
 
 struct agent_key;
 

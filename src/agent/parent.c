@@ -543,7 +543,7 @@ static int setup(struct parent *p, struct de_error *err)
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	(void)signal(SIGPIPE, SIG_IGN); /* cannot fail for a valid signal */
 	if ((p->sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {
 		rc = de_error_set(err, DE_ERR_IO, errno, "signalfd: %s", strerror(errno));
 		goto out;

@@ -25,8 +25,6 @@
 #include "daemoneye/log.h"
 #include "parent_int.h"
 
-extern char **environ;
-
 static const char *const child_name[NCHILD] = {"worker", "procmond"};
 
 /* ---- small helpers ---------------------------------------------------------------- */
@@ -67,11 +65,20 @@ char **sup_child_env(void)
 	return env;
 }
 
+/* Field `nth` (0-based) of the space-separated numbers at s; 0 when it is not there. */
+static unsigned long long nth_number(const char *s, int nth)
+{
+	for (; nth > 0 && s; nth--)
+		if ((s = strchr(s, ' ')))
+			s++;
+	return s ? strtoull(s, NULL, 10) : 0;
+}
+
 /* CPU (ms) and resident memory (bytes) of pid from /proc; the comm field may hold anything. */
 static void sample(pid_t pid, uint64_t *cpu_ms, uint64_t *rss)
 {
 	char path[64], buf[1024];
-	unsigned long long ut = 0, stime = 0, pages = 0, size = 0;
+	unsigned long long ut = 0, stime = 0, pages = 0;
 	int fd;
 	ssize_t n;
 
@@ -82,11 +89,13 @@ static void sample(pid_t pid, uint64_t *cpu_ms, uint64_t *rss)
 		if (n > 0) {
 			buf[n] = '\0';
 			char *rp = strrchr(buf, ')'); /* after the last ')': fields 3.. */
-			if (rp &&
-			    sscanf(rp + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
-				   &ut, &stime) == 2)
+			/* ") state ppid ... utime stime": fields 11 and 12 after ") " */
+			if (rp && rp[1] == ' ') {
+				ut = nth_number(rp + 2, 11);
+				stime = nth_number(rp + 2, 12);
 				*cpu_ms = (ut + stime) * 1000 /
 					  (unsigned long long)sysconf(_SC_CLK_TCK);
+			}
 		}
 	}
 	snprintf(path, sizeof(path), "/proc/%d/statm", (int)pid);
@@ -95,8 +104,8 @@ static void sample(pid_t pid, uint64_t *cpu_ms, uint64_t *rss)
 		close(fd);
 		if (n > 0) {
 			buf[n] = '\0';
-			if (sscanf(buf, "%llu %llu", &size, &pages) == 2)
-				*rss = pages * (unsigned long long)sysconf(_SC_PAGESIZE);
+			pages = nth_number(buf, 1); /* "size resident ...", in pages */
+			*rss = pages * (unsigned long long)sysconf(_SC_PAGESIZE);
 		}
 	}
 }
@@ -194,7 +203,7 @@ static pid_t spawn(struct parent *p, const char *path, char *const argv[], int f
 		return pid;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	signal(SIGPIPE, SIG_DFL);
+	(void)signal(SIGPIPE, SIG_DFL);
 	if (fd3 == 3) {
 		if (fcntl(3, F_SETFD, 0) < 0)
 			_exit(127);

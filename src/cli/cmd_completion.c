@@ -217,8 +217,8 @@ static void fish(const struct cli_command *cmds, size_t n)
 
 int cmd_completion(const struct cli_command *cmds, size_t n, int argc, char **argv)
 {
-	if (argc != 2 ||
-	    (strcmp(argv[1], "bash") && strcmp(argv[1], "zsh") && strcmp(argv[1], "fish"))) {
+	if (argc != 2 || (strcmp(argv[1], "bash") != 0 && strcmp(argv[1], "zsh") != 0 &&
+			  strcmp(argv[1], "fish") != 0)) {
 		cli_errorf("usage: daemoneye-cli completion bash|zsh|fish");
 		return EX_USAGE;
 	}

@@ -47,8 +47,7 @@ static void table(const json_t *doc, bool color, size_t width)
 		(void)de_health_status_parse(json_string_value(json_object_get(c, "status")), &s);
 		size_t room = width > name_w + 12 ? width - name_w - 12 : 0;
 		if (esc && room && strlen(esc) > room && room > 3) {
-			esc[room - 3] = '\0';
-			strcat(esc, "...");
+			memcpy(esc + room - 3, "...", 4); /* room - 3 < strlen(esc) */
 		}
 		printf("%-*s  %s%-8s%s  %s\n", (int)name_w, ename ? ename : "?",
 		       color ? colors[s] : "", de_health_status_name(s), color ? "\033[0m" : "",

@@ -99,6 +99,9 @@ static int scalar_value(struct yctx *y, const yaml_event_t *ev, json_t **out)
 	if (n == 0 || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
 	    !strcmp(s, "NULL")) {
 		*out = json_null();
+		/* text mode: the scalar as written, like the last branch for a
+		   scalar that is nothing else, but before the booleans and numbers */
+		/* NOLINTNEXTLINE(bugprone-branch-clone) */
 	} else if (y->text) {
 		*out = json_stringn(s, n);
 	} else if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE")) {
