@@ -30,12 +30,13 @@ extern volatile sig_atomic_t agent_stop;
 
 /* What detection runs with; replaced whole on reload. */
 struct agent_detection {
-	struct de_validator *validator; /* the SQL sandbox's settings */
-	struct de_engine *engine;	/* rules run here, read-only */
-	struct de_rule_set rules;	/* builtin + rules_dirs + imported + --rules */
-	struct de_rule_result *results; /* one per rule, reused each cycle */
-	size_t problems;		/* rules skipped because they are bad */
-	int64_t state_mtime;		/* rules-state.json's when it was applied (ns, 0: none) */
+	struct de_validator *validator;	 /* the SQL sandbox's settings */
+	struct de_engine *engine;	 /* rules run here, read-only */
+	struct de_rule_set rules;	 /* builtin + rules_dirs + imported + --rules */
+	struct de_rule_result *results;	 /* one per rule, reused each cycle */
+	size_t problems;		 /* rules skipped because they are bad */
+	struct de_rule_problems refused; /* what was wrong with them (for the ledger) */
+	int64_t state_mtime;		 /* rules-state.json's when it was applied (ns, 0: none) */
 };
 
 /* The exec path folds the store's WAL into the file beyond this size. */
@@ -57,7 +58,7 @@ struct agent_metrics {
 		*deliveries, *queue_depth, *dead_letters, *circuit, *store_bytes, *store_free,
 		*store_min_free, *store_history, *store_write_seconds, *audit_entries,
 		*audit_checkpoint, *restarts, *cpu, *rss, *build, *reload_ok, *reload_time,
-		*scan_time, *up;
+		*scan_time, *up, *audit_cost;
 	char *textfile; /* metrics.textfile resolved; NULL: none */
 	char *listen;	/* metrics.listen; NULL: no listener */
 	struct de_metrics_server *http;
@@ -77,6 +78,9 @@ struct agent {
 	struct de_audit *audit;	    /* the audit ledger; NULL when not enabled */
 	struct de_audit_settings audit_set;
 	struct de_checkpoint_signer signer; /* the parent, over the control channel */
+	int64_t ledger_us;		    /* time spent on the ledger since the cycle began */
+	int64_t ledger_cycle_us;	    /* ... in the last full cycle (-1: none yet) */
+	int64_t ledger_next_flush;	    /* between cycles, not before (monotonic ms) */
 	uint64_t scan_interval_ms;
 	uint64_t retention_days;      /* database.retention_days */
 	bool warned_over_cap;	      /* said once that the snapshot alone exceeds max_size_mb */
@@ -191,12 +195,31 @@ int agent_ctl_sign(struct agent *ag, const void *body, size_t len, uint8_t sig[D
 
 /* ---- ledger.c ------------------------------------------------------------------------------ */
 
+/*
+ * What the worker records in the audit ledger (docs/audit.md "What is
+ * recorded").  Every function but open is a no-op while the ledger is off,
+ * queues its entries in memory (no I/O) and logs its failures: recording
+ * never stops the service.
+ */
 /* Open the audit ledger (audit.enabled), signing through the parent (audit.enable_signatures). */
 int agent_ledger_open(struct agent *ag, struct de_error *err);
-/* Queue one entry (actor "agent"); payload is JSON text.  Failures are logged. */
+/* Tell the alert manager in use to report what it commits (after each open of it). */
+void agent_ledger_observe(struct agent *ag);
+/* Queue one entry (actor "agent"); payload is JSON text. */
 void agent_ledger_record(struct agent *ag, const char *action, const char *payload);
+/* Queue one entry whose payload is the JSON object p (taken). */
+void agent_ledger_json(struct agent *ag, const char *action, json_t *p);
+/* Queue `action` with payload (a JSON object, taken) + the hash of ag->cfg. */
+void agent_ledger_config(struct agent *ag, const char *action, json_t *payload);
+/* The rule set in use (ids, SQL hashes, enabled) and the rules refused at its load. */
+void agent_ledger_rules(struct agent *ag, const char *reason);
+/* One full scan: its id and counts (diff NULL and error set when it failed). */
+void agent_ledger_scan(struct agent *ag, int64_t scan_id, const struct de_collect_stats *st,
+		       const struct de_store_diff *diff, size_t alerts, const char *error);
 /* Commit what is queued; a checkpoint when one is due.  Each cycle. */
 void agent_ledger_flush(struct agent *ag);
+/* Between cycles: commit what is queued, at most once a second. */
+void agent_ledger_tick(struct agent *ag);
 void agent_ledger_close(struct agent *ag);
 
 /* ---- telemetry.c ----------------------------------------------------------------------- */

@@ -86,48 +86,51 @@ void agent_detection_clear(struct agent_detection *det)
 {
 	de_engine_close(det->engine);
 	de_rule_set_clear(&det->rules);
+	de_rule_problems_clear(&det->refused);
 	free(det->results);
 	de_validator_free(det->validator);
 	memset(det, 0, sizeof(*det));
 }
 
-int agent_detection_load(struct agent *ag, const struct de_config *cfg, struct agent_detection *out,
+int agent_detection_load(struct agent *ag, const struct de_config *cfg, struct agent_detection *det,
 			 struct de_error *err)
 {
-	struct agent_detection det = {0};
+	struct agent_detection d = {0};
 	struct de_rule_problems problems = {0};
 	char *user_dir = NULL, *state_file = NULL;
 	int rc;
 
-	if ((rc = de_validator_from_config(cfg, &det.validator, err)) < 0 ||
-	    (rc = de_rules_load_config(cfg, det.validator, &det.rules, &problems, err)) < 0)
+	if ((rc = de_validator_from_config(cfg, &d.validator, err)) < 0 ||
+	    (rc = de_rules_load_config(cfg, d.validator, &d.rules, &problems, err)) < 0)
 		goto out;
 	for (size_t i = 0; i < ag->opts->nrule_files; i++)
-		if ((rc = de_rules_load_file(ag->opts->rule_files[i], DE_RULE_FILE, det.validator,
-					     &det.rules, &problems, err)) < 0)
+		if ((rc = de_rules_load_file(ag->opts->rule_files[i], DE_RULE_FILE, d.validator,
+					     &d.rules, &problems, err)) < 0)
 			goto out;
 	/* the overrides (rules enable/disable, the watchdog's) cover --rules files too;
 	   their time now, so that a change after this load is seen (rules_state_watch) */
 	if ((rc = de_rules_paths(cfg, &user_dir, &state_file, err)) < 0)
 		goto out;
-	det.state_mtime = file_mtime(state_file);
-	if ((rc = de_rules_state_apply(state_file, &det.rules, err)) < 0)
+	d.state_mtime = file_mtime(state_file);
+	if ((rc = de_rules_state_apply(state_file, &d.rules, err)) < 0)
 		goto out;
 	/* a bad rule is reported and skipped; the others run */
 	for (size_t i = 0; i < problems.len; i++)
 		de_log_warnx("rule skipped: %s", problems.items[i]);
-	det.problems = problems.len;
-	if (!(det.results = calloc(det.rules.len + 1, sizeof(*det.results)))) {
+	d.problems = problems.len;
+	d.refused = problems;
+	memset(&problems, 0, sizeof(problems));
+	if (!(d.results = calloc(d.rules.len + 1, sizeof(*d.results)))) {
 		rc = de_error_set(err, DE_ERR_DETECTION, ENOMEM, "out of memory");
 		goto out;
 	}
-	if ((rc = de_engine_open(ag->store_path, det.validator, &det.engine, err)) < 0)
+	if ((rc = de_engine_open(ag->store_path, d.validator, &d.engine, err)) < 0)
 		goto out;
-	*out = det;
-	memset(&det, 0, sizeof(det));
+	*det = d;
+	memset(&d, 0, sizeof(d));
 out:
 	de_rule_problems_clear(&problems);
-	agent_detection_clear(&det);
+	agent_detection_clear(&d);
 	free(user_dir);
 	free(state_file);
 	return rc;
@@ -188,11 +191,13 @@ int agent_detection_swap(struct agent *ag, struct agent_detection *det,
 		if (de_alertmgr_config_load(ag->cfg, &back, &e2) < 0 ||
 		    de_alertmgr_open(back, ag->store, &ag->det.rules, &ag->alerts, &e2) < 0)
 			de_log_errorx("alerting is off until the next reload: %s", e2.message);
+		agent_ledger_observe(ag);
 		interrupt_db = de_engine_db(ag->det.engine);
 		return rc;
 	}
 	agent_detection_clear(&old);
 	memset(det, 0, sizeof(*det));
+	agent_ledger_observe(ag);
 	interrupt_db = de_engine_db(ag->det.engine);
 	ag->rules_state_mtime = ag->det.state_mtime;
 	if (reset_strikes(ag) < 0)
@@ -242,6 +247,7 @@ static int setup(struct agent *ag, struct de_error *err)
 	if ((rc = agent_settings_apply(ag, ag->cfg, err)) < 0 ||
 	    (rc = telemetry_open(ag, err)) < 0 || (rc = agent_ledger_open(ag, err)) < 0)
 		return rc;
+	agent_ledger_observe(ag);
 	if (reset_strikes(ag) < 0)
 		return de_error_set(err, DE_ERR_DETECTION, ENOMEM, "out of memory");
 	return 0;
@@ -520,6 +526,9 @@ void agent_rule_watchdog(struct agent *ag, bool full)
 			de_log_err(&err);
 		if (state && de_rules_state_set(state, r->id, false, &err) < 0)
 			de_log_err(&err);
+		agent_ledger_json(ag, "rule.disable",
+				  json_pack("{s:s, s:s, s:I}", "rule_id", r->id, "by", "watchdog",
+					    "last_run_ms", (json_int_t)(res->elapsed_us / 1000)));
 		slow_add(ag, r->id, de_now_ms(), res->elapsed_us);
 		slow_save(ag);
 		alert_rule_disabled(ag, r, res->elapsed_us);
@@ -573,8 +582,9 @@ static int cycle(struct agent *ag, struct de_error *err)
 	int64_t scan_id, t0 = de_mono_ms(), w0;
 	int rc;
 
+	ag->ledger_us = 0;
 	/* a failed scan leaves the store as it was; the next cycle retries */
-	if ((rc = de_store_scan_begin(ag->store, de_now_ms(), "poll", &scan_id, err)) < 0)
+	if (de_store_scan_begin(ag->store, de_now_ms(), "poll", &scan_id, err) < 0)
 		return de_error_prefix(err, "scan failed: ");
 	ag->last_scan_id = scan_id;
 	if (ag->pm.fd < 0)
@@ -589,6 +599,7 @@ static int cycle(struct agent *ag, struct de_error *err)
 		de_store_scan_fail(ag->store, scan_id, de_now_ms(), err->message, NULL);
 		scan_failed(ag, err);
 		de_error_prefix(err, "scan %lld failed: ", (long long)scan_id);
+		agent_ledger_scan(ag, scan_id, &stats, NULL, 0, err->message);
 		goto out;
 	}
 	telemetry_store_write(ag, (double)(de_mono_us() - w0) / 1e6);
@@ -605,7 +616,9 @@ static int cycle(struct agent *ag, struct de_error *err)
 	size_t nalerts = alerts.len;
 	agent_alerts(ag, &alerts, true);
 	agent_rule_watchdog(ag, true);
+	agent_ledger_scan(ag, scan_id, &stats, &diff, nalerts, NULL);
 	agent_ledger_flush(ag);
+	ag->ledger_cycle_us = ag->ledger_us;
 	/* retention: a few short transactions between scans, never inside one */
 	struct de_prune_stats ps;
 	struct de_error perr = {0};
@@ -679,6 +692,7 @@ static int worker_loop(struct agent *ag)
 			de_log_err(&perr);
 		if (now >= ag->next_heartbeat)
 			agent_ctl_heartbeat(ag);
+		agent_ledger_tick(ag); /* the exec path's alerts, the sinks' outcomes */
 		telemetry_publish(ag, false);
 		int64_t until = due ? now + 100 : next_scan;
 		if (until > ag->next_heartbeat)
@@ -711,7 +725,8 @@ static int worker_loop(struct agent *ag)
 
 int worker_main(const struct agent_opts *o)
 {
-	struct agent ag = {.opts = o, .ctl = AGENT_CTL_FD, .reload_ok = true};
+	struct agent ag = {
+		.opts = o, .ctl = AGENT_CTL_FD, .reload_ok = true, .ledger_cycle_us = -1};
 	struct de_error err = {0};
 	struct sigaction sa = {0};
 	int status = 0;
@@ -727,8 +742,8 @@ int worker_main(const struct agent_opts *o)
 	sigaction(SIGTERM, &sa, NULL);
 	sa.sa_handler = on_alarm;
 	sigaction(SIGALRM, &sa, NULL);
-	signal(SIGHUP, SIG_IGN); /* the parent reloads us */
-	signal(SIGPIPE, SIG_IGN);
+	(void)signal(SIGHUP, SIG_IGN); /* the parent reloads us; cannot fail for a valid signal */
+	(void)signal(SIGPIPE, SIG_IGN);
 	if (fcntl(AGENT_CTL_FD, F_SETFD, FD_CLOEXEC) < 0)
 		return EX_USAGE; /* no control channel: not started by daemoneye-agent */
 	if (agent_ctl_first_config(&ag, 30000, &err) < 0 || setup(&ag, &err) < 0) {
@@ -740,10 +755,10 @@ int worker_main(const struct agent_opts *o)
 	agent_ctl_ready(&ag);
 	{
 		/* after READY: the parent signs for RUNNING workers only */
-		char payload[128];
-		snprintf(payload, sizeof(payload), "{\"version\":\"%s\",\"pid\":%d,\"uid\":%u}",
-			 DE_VERSION, (int)getpid(), (unsigned)geteuid());
-		agent_ledger_record(&ag, "start", payload);
+		agent_ledger_config(&ag, "start",
+				    json_pack("{s:s, s:i, s:I}", "version", DE_VERSION, "pid",
+					      (int)getpid(), "uid", (json_int_t)geteuid()));
+		agent_ledger_rules(&ag, "start");
 		agent_ledger_flush(&ag);
 	}
 	status = worker_loop(&ag);
@@ -775,6 +790,7 @@ done:
 	ag.pm.rd = NULL;
 	agent_events_free(&ag.pm);
 	de_alertmgr_close(ag.alerts); /* before the store: it records into it */
+	ag.alerts = NULL;
 	if (ag.audit && status == 0)
 		agent_ledger_record(&ag, "stop", ag.opts->once ? "{\"once\":true}" : "{}");
 	agent_ledger_close(&ag); /* a last checkpoint may be signed: the parent waits for us */

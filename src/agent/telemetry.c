@@ -119,6 +119,9 @@ static int families(struct agent_metrics *m, struct de_error *err)
 		"Entries appended to the audit ledger (0 while it is not enabled).", NULL);
 	GAUGE(audit_checkpoint, "daemoneye_audit_last_checkpoint_timestamp_seconds",
 	      "When the audit ledger's last checkpoint was made (Unix time; 0: never).", NULL);
+	GAUGE(audit_cost, "daemoneye_audit_scan_cost_seconds",
+	      "Time the last full cycle spent on the audit ledger (its entries and their commit).",
+	      NULL);
 	COUNTER(restarts, "daemoneye_restarts_total",
 		"Restarts of a supervised process, by component and reason.", "component", "reason",
 		NULL);
@@ -287,16 +290,18 @@ static void self_usage(uint64_t *cpu_ms, uint64_t *rss)
 {
 	struct rusage ru;
 	FILE *f;
-	unsigned long long size, pages;
 
 	*cpu_ms = *rss = 0;
 	if (getrusage(RUSAGE_SELF, &ru) == 0)
 		*cpu_ms = (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
 			  (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
 	if ((f = fopen("/proc/self/statm", "re"))) {
-		if (fscanf(f, "%llu %llu", &size, &pages) == 2)
-			*rss = pages * (uint64_t)sysconf(_SC_PAGESIZE);
-		fclose(f);
+		char line[128];
+		const char *sp;
+		/* "size resident ...", in pages */
+		if (fgets(line, sizeof(line), f) && (sp = strchr(line, ' ')))
+			*rss = strtoull(sp + 1, NULL, 10) * (uint64_t)sysconf(_SC_PAGESIZE);
+		(void)fclose(f); /* read only: nothing to lose */
 	}
 }
 
@@ -377,6 +382,8 @@ static void refresh_gauges(struct agent *ag, uint64_t store_bytes, uint64_t free
 		de_metric_set(m->audit_entries, NULL, (double)de_audit_size(ag->audit));
 		de_metric_set(m->audit_checkpoint, NULL,
 			      (double)de_audit_last_checkpoint_ms(ag->audit) / 1000.0);
+		if (ag->ledger_cycle_us >= 0)
+			de_metric_set(m->audit_cost, NULL, (double)ag->ledger_cycle_us / 1e6);
 	}
 	de_metric_set(m->reload_ok, NULL, ag->reload_ok ? 1 : 0);
 	de_metric_set(m->reload_time, NULL, (double)ag->reload_ms / 1000.0);
@@ -435,7 +442,7 @@ static json_t *restarts_json(const struct de_ctl_child *c)
 /* Restarted within the last hour: worth a look. */
 static bool recent_exit(const struct de_ctl_child *c)
 {
-	return restarts_of(c) && de_now_ms() - c->last_exit_ms < 3600 * 1000;
+	return restarts_of(c) && de_now_ms() - c->last_exit_ms < (int64_t)3600 * 1000;
 }
 
 static void health_parent(struct agent *ag, json_t *doc)
@@ -471,8 +478,9 @@ static void health_procmond(struct agent *ag, json_t *doc)
 	d = json_pack("{s:i, s:I, s:s, s:s, s:I, s:I, s:o}", "pid", (int)ch->pid, "started_at",
 		      (json_int_t)ch->started_ms, "event_source", ch->events ? "netlink" : "none",
 		      "capabilities", ch->caps, "events_lost",
-		      (json_int_t)(ch->lost_before + ch->events_lost), "event_reader_restarts",
-		      (json_int_t)(ch->restarts_before + ch->event_restarts), "restarts",
+		      (json_int_t)ch->lost_before + (json_int_t)ch->events_lost,
+		      "event_reader_restarts",
+		      (json_int_t)ch->restarts_before + (json_int_t)ch->event_restarts, "restarts",
 		      restarts_json(c));
 	if (ch->fd < 0) {
 		char due[64] = "";

@@ -156,14 +156,12 @@ static void reload(struct agent *ag, const struct de_ctl_msg *m)
 		ag->reload_ms = de_now_ms();
 		de_log_info("configuration reloaded: %zu detection rules", ag->det.rules.len);
 	}
-	{
-		json_t *p = json_pack("{s:b, s:s}", "ok", ag->reload_ok, "error", ag->reload_error);
-		char *text = p ? json_dumps(p, JSON_COMPACT) : NULL;
-		if (text)
-			agent_ledger_record(ag, "config.reload", text);
-		free(text);
-		json_decref(p);
-	}
+	/* the hash of the configuration in use after it: the new one, or the old kept */
+	agent_ledger_config(
+		ag, "config.reload",
+		json_pack("{s:b, s:s}", "ok", ag->reload_ok, "error", ag->reload_error));
+	if (ag->reload_ok)
+		agent_ledger_rules(ag, "reload");
 	de_ctl_msg_init(&r, DE_CTL_RELOAD_DONE);
 	r.generation = m->generation;
 	r.ok = ag->reload_ok;
@@ -362,8 +360,7 @@ static int ask(struct agent *ag, const struct de_ctl_msg *req, enum de_ctl_type 
 			break;
 		if (poll(&p, 1, (int)left) <= 0)
 			continue;
-		int rc;
-		while ((rc = receive(ag, reply)) == 0) {
+		while (receive(ag, reply) == 0) {
 			if (reply->type == want &&
 			    (want != DE_CTL_SIGN_REPLY || reply->id == req->id))
 				return 0;

@@ -12,6 +12,8 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include <jansson.h>
+
 #include "daemoneye/config.h"
 #include "daemoneye/error.h"
 #include "daemoneye/store.h"
@@ -49,6 +51,23 @@ struct de_engine;
 /* A read-only detection engine on the event store (missing store: IoError ENOENT).  (common.c) */
 int cli_open_engine(struct cli_ctx *ctx, struct de_validator *v, struct de_engine **out,
 		    struct de_error *err);
+
+/*
+ * Recording an operator's state change in the audit ledger (common.c):
+ * open before the change, record after it.  What cannot be recorded is not
+ * done: cli_audit_open returns a sysexits status (after saying why) when
+ * audit.enabled and the ledger cannot be opened for writing (created
+ * beside the event store when missing), and the caller changes nothing;
+ * *out is NULL when auditing is off.  cli_audit_record appends one entry
+ * (actor "cli:uid=N", action, payload taken: a JSON object), commits it
+ * and closes a (NULL: nothing to do): 0, or a status after saying the
+ * change was made but not recorded.  The agent's next checkpoint covers it.
+ */
+struct de_audit;
+int cli_audit_open(struct cli_ctx *ctx, struct de_audit **out);
+int cli_audit_record(struct de_audit *a, const char *action, json_t *payload);
+/* Close an audit ledger opened for a change that was not made (NULL accepted). */
+void cli_audit_abandon(struct de_audit *a);
 
 /* Command groups (one file each). */
 int cmd_config(struct cli_ctx *ctx, int argc, char **argv);

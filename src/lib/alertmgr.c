@@ -215,6 +215,7 @@ struct de_alertmgr {
 	 * cannot be written is not hammered by the agent's event loop */
 	int64_t record_after;
 	int64_t record_backoff;
+	struct de_alertmgr_observer obs; /* told what was committed (zero: nobody) */
 };
 
 static const struct de_rule *rule_find(const struct de_alertmgr *m, const char *id, size_t *idx)
@@ -502,6 +503,13 @@ void de_alertmgr_close(struct de_alertmgr *m)
 	pthread_mutex_destroy(&m->mu);
 	de_alertmgr_config_free(m->cfg);
 	free(m);
+}
+
+void de_alertmgr_set_observer(struct de_alertmgr *m, const struct de_alertmgr_observer *o)
+{
+	struct de_alertmgr_observer none = {0};
+
+	m->obs = o ? *o : none;
 }
 
 void de_alertmgr_reopen(struct de_alertmgr *m)
@@ -1070,6 +1078,9 @@ static int with_tx(struct de_alertmgr *m, struct pending **pend, struct de_error
 		abort_tx(m, pend);
 		return rc;
 	}
+	if (m->obs.raised)
+		for (const struct pending *p = *pend; p; p = p->next)
+			m->obs.raised(m->obs.arg, &p->sa->a, p->n);
 	/* queue_pending reverses the list in place: free from its new head */
 	struct pending *head = *pend;
 	while (head && head->next)
@@ -1254,6 +1265,13 @@ int de_alertmgr_poll(struct de_alertmgr *m, struct de_error *err)
 			goto putback;
 		add_counts(&m->st.total, &c);
 		for (it = res; it; it = it->next) {
+			if (m->obs.delivery)
+				m->obs.delivery(m->obs.arg, it->sa->id, it->w->sink->name,
+						it->outcome == DE_SINK_OK ? DE_OUTBOX_DELIVERED
+						: it->final		  ? DE_OUTBOX_DEAD
+									  : DE_OUTBOX_PENDING,
+						it->attempts,
+						it->outcome == DE_SINK_OK ? NULL : it->error);
 			idset_del(&it->w->held, it->delivery_id);
 			if (it->final)
 				idset_del(&m->outstanding, it->delivery_id);

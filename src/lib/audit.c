@@ -11,6 +11,7 @@
  * tree from the entries and compares.
  */
 #include "daemoneye/audit.h"
+#include "daemoneye/base64.h"
 #include "daemoneye/blake3.h"
 #include "daemoneye/clock.h"
 #include "daemoneye/text.h"
@@ -797,6 +798,11 @@ int64_t de_audit_last_checkpoint_ms(const struct de_audit *a)
 	return a->last_cp_size ? a->last_cp_ms : 0;
 }
 
+uint64_t de_audit_unattested(const struct de_audit *a)
+{
+	return a->size - a->last_cp_size;
+}
+
 size_t de_audit_pending(const struct de_audit *a)
 {
 	return a->nq;
@@ -1294,4 +1300,14 @@ out:
 	sqlite3_finalize(st);
 	free(cps);
 	return rc;
+}
+
+void de_audit_hash_text(const void *p, size_t n, char out[DE_AUDIT_HASH_TEXT_LEN + 1])
+{
+	uint8_t h[DE_BLAKE3_OUT_LEN];
+
+	_Static_assert(DE_BASE64_LEN(DE_BLAKE3_OUT_LEN) == DE_AUDIT_HASH_TEXT_LEN,
+		       "base64 of a BLAKE3 hash");
+	de_blake3_hash(p, n, h);
+	out[de_base64_encode(h, sizeof(h), out)] = '\0';
 }
