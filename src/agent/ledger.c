@@ -111,8 +111,7 @@ static void on_raised(void *arg, const struct de_alert *a, size_t nsinks)
 	p = json_pack("{s:s, s:s, s:s, s:s, s:o, s:I, s:I}", "id", id, "kind", de_alert_kind(a),
 		      "rule_id", a->rule_id ? a->rule_id : "", "severity",
 		      de_severity_name(a->severity), "subjects", subjects(a), "processes",
-		      (json_int_t)(a->affected_processes_len ? a->affected_processes_len : 0),
-		      "sinks", (json_int_t)nsinks);
+		      (json_int_t)a->affected_processes_len, "sinks", (json_int_t)nsinks);
 	if (p && a->has_scan_id)
 		json_object_set_new(p, "scan_id", json_integer(a->scan_id));
 	agent_ledger_json(ag, "alert.raised", p);
