@@ -8,7 +8,8 @@
 #   2. procmond stopped (SIGSTOP): killed and restarted after
 #      app.scan_timeout_ms;
 #   3. SIGTERM while procmond is stopped: the whole tree exits within 2 s;
-#   4. SIGHUP with a broken configuration: still running on the old one,
+#   4. SIGHUP with a broken configuration: still running on the old one
+#      (and the audit ledger says so, then names the good one by its hash),
 #      saying why in the log, health and metrics; a good one is applied, and
 #      new collection settings restart procmond;
 #   5. the wall clock stepped back an hour (an LD_PRELOAD shim, the host's
@@ -238,6 +239,20 @@ check "  new collection settings start a new procmond (reload)" until_ 100 new_p
 check "  counted as reload" until_ 150 metric_is hup 'daemoneye_restarts_total{component="procmond",reason="reload"}' 1
 check "  the same worker all along" test "$(worker_of "$a")" = "$w"
 stop "$a"
+check "  the audit ledger: the refused reload, then the new configuration's hash and rule set" \
+	python3 - <("$bin/daemoneye-cli" --set app.state_dir="$tmp/hup" audit log --format ndjson) <<'PY'
+import json, sys
+es = [json.loads(l) for l in open(sys.argv[1])]
+start = [e["payload"] for e in es if e["action"] == "start"][0]
+rel = [(i, e["payload"]) for i, e in enumerate(es) if e["action"] == "config.reload"]
+assert len(rel) == 2, rel
+(i1, bad), (i2, good) = rel
+assert not bad["ok"] and "c.yaml:3:" in bad["error"], bad
+assert bad["config_blake3"] == start["config_blake3"], (bad, start)  # the old one kept
+assert good["ok"] and good["config_blake3"] != start["config_blake3"], (good, start)
+loads = [i for i, e in enumerate(es) if e["action"] == "rules.load" and e["payload"]["reason"] == "reload"]
+assert loads and loads[0] > i2 and not [i for i in loads if i1 < i < i2], (loads, i1, i2)
+PY
 
 # ---- 5. the wall clock stepped back an hour --------------------------------------------
 
