@@ -152,6 +152,12 @@ int de_audit_append(struct de_audit *a, const struct de_audit_entry *e, uint64_t
  * that fails after the commit returns its error (entries stay committed).
  */
 int de_audit_flush(struct de_audit *a, struct de_error *err);
+/*
+ * The commit half of de_audit_flush, without the checkpoint: no signature,
+ * and in WAL mode no fsync, so a caller with a latency budget (the agent
+ * between cycles) can commit often and leave checkpoints to de_audit_flush.
+ */
+int de_audit_commit(struct de_audit *a, struct de_error *err);
 /* Entries committed (the tree size); queued ones are not counted. */
 uint64_t de_audit_size(const struct de_audit *a);
 /* When the latest checkpoint this handle knows of was made (ms since the epoch); 0: none. */

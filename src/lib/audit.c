@@ -746,6 +746,15 @@ static int catch_up(struct de_audit *a, struct de_error *err)
 
 int de_audit_flush(struct de_audit *a, struct de_error *err)
 {
+	int rc = de_audit_commit(a, err);
+
+	if (rc == 0 && checkpoint_due(a) && de_audit_checkpoint(a, NULL, err) < 0)
+		return de_error_prefix(err, "entries committed, but the checkpoint failed: ");
+	return rc;
+}
+
+int de_audit_commit(struct de_audit *a, struct de_error *err)
+{
 	struct de_merkle_frontier tree;
 	int rc;
 
@@ -778,11 +787,6 @@ int de_audit_flush(struct de_audit *a, struct de_error *err)
 		a->size += a->nq;
 		memcpy(a->last_hash, a->q[a->nq - 1].r.entry_hash, 32);
 		queue_clear(a);
-	}
-	if (checkpoint_due(a)) {
-		if (de_audit_checkpoint(a, NULL, err) < 0)
-			return de_error_prefix(err,
-					       "entries committed, but the checkpoint failed: ");
 	}
 	return 0;
 }
