@@ -172,6 +172,8 @@ static int reset_strikes(struct agent *ag)
 	return ag->strikes ? 0 : -ENOMEM;
 }
 
+static void slow_refresh(struct agent *ag);
+
 int agent_detection_swap(struct agent *ag, struct agent_detection *det,
 			 struct de_alertmgr_config *acfg, struct de_error *err)
 {
@@ -200,6 +202,9 @@ int agent_detection_swap(struct agent *ag, struct agent_detection *det,
 	agent_ledger_observe(ag);
 	interrupt_db = de_engine_db(ag->det.engine);
 	ag->rules_state_mtime = ag->det.state_mtime;
+	/* the new set read rules-state.json: a rule `rules enable` turned back on
+	   since the last cycle is no longer the watchdog's */
+	slow_refresh(ag);
 	if (reset_strikes(ag) < 0)
 		de_log_warnx("out of memory: the rule watchdog is off until the next reload");
 	return 0;
