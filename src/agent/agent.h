@@ -32,7 +32,8 @@ struct agent {
 	struct de_alertmgr_config *alerting; /* loaded at start, handed to the manager */
 	struct de_alertmgr *alerts;	     /* alerts -> outbox -> sinks */
 	uint64_t retention_days;	     /* database.retention_days */
-	bool warned_over_cap; /* said once that the snapshot alone exceeds max_size_mb */
+	bool warned_over_cap;	   /* said once that the snapshot alone exceeds max_size_mb */
+	struct agent_fleet *fleet; /* the fleet's publisher (fleet_wiring.c); NULL when off */
 };
 
 /* The exec path folds the store's WAL into the file beyond this size. */

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "agent.h"
+#include "fleet_wiring.h"
 #include "daemoneye/clock.h"
 #include "daemoneye/log.h"
 #include "daemoneye/store.h"
@@ -39,6 +40,7 @@ static int apply_events(struct agent *ag, struct de_process_event *ev, size_t n,
 		de_store_scan_fail(ag->store, scan_id, de_now_ms(), err->message, NULL);
 		goto out;
 	}
+	agent_fleet_events(ag, ev, n);
 	/* each exec'd process at once, by the rules that concern one process */
 	for (size_t i = 0; i < n; i++) {
 		if (!ev[i].has_record)
