@@ -99,9 +99,13 @@ static int scalar_value(struct yctx *y, const yaml_event_t *ev, json_t **out)
 	if (n == 0 || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
 	    !strcmp(s, "NULL")) {
 		*out = json_null();
-	} else if (y->text) {
+		goto done;
+	}
+	if (y->text) { /* every other scalar kept as written */
 		*out = json_stringn(s, n);
-	} else if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE")) {
+		goto done;
+	}
+	if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE")) {
 		*out = json_true();
 	} else if (!strcmp(s, "false") || !strcmp(s, "False") || !strcmp(s, "FALSE")) {
 		*out = json_false();
