@@ -11,6 +11,7 @@ tmp=$(mktemp -d /tmp/de-bench-fleet-XXXXXX)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 nats-server -js -sd "$tmp/js" -a 127.0.0.1 -p "$port" >"$tmp/nats.log" 2>&1 &
 pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$tmp"' EXIT
+# (nats-server exits 1 on SIGTERM: set -e must not stop the clean-up)
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null || true; rm -rf "$tmp"' EXIT
 for _ in $(seq 400); do grep -q "Server is ready" "$tmp/nats.log" && break; sleep 0.05; done
 "$bin/bench_fleet" "nats://127.0.0.1:$port" "${BENCH_FLEET_N:-20000}"
