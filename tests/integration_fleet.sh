@@ -16,7 +16,11 @@
 #   6. TLS: a server that requires it, the right CA, a stranger's CA, a
 #      missing CA: clear errors (69) or success;
 #   7. off-host anchoring: the ledger's checkpoints are published; `fleet
-#      verify` agrees with the real ledger and catches a rewritten one.
+#      verify` agrees with the real ledger and catches a rewritten one;
+#   8. signed queries: two agents answer one, rows merged; the sandbox's
+#      refusal, another key, an unsigned and a replayed query (sent with
+#      tests/nats_raw.py, an independent client) are refused and logged;
+#   9. `fleet hosts`: every host's latest scan summary.
 set -u
 bin=$1
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -395,6 +399,21 @@ for p in "${qagents[@]}"; do
 	rc=$?
 	check "query agent stops on SIGTERM (rc=$rc)" test "$rc" = 0
 done
+
+# ---- 9. hosts -----------------------------------------------------------------------------
+cli fleet hosts --format json >"$tmp/hosts.ndjson" 2>"$tmp/hosts.err"
+rc=$?
+check "fleet hosts: every host's latest scan, once each (rc=$rc)" $PY -c '
+import json, sys
+m = [json.loads(l) for l in open(sys.argv[1])]
+hosts = sorted(x["host"] for x in m)
+assert hosts == sorted([sys.argv[2], "h-a", "h-b"]), hosts
+assert all(x["scan"]["processes"] > 0 and x["last_seen"].endswith("Z") for x in m), m
+assert sys.argv[3] == "0"
+' "$tmp/hosts.ndjson" "$hid" "$rc"
+cli fleet hosts >"$tmp/hosts.txt" 2>&1
+rc=$?
+check "fleet hosts as a table (rc=$rc)" sh -c "[ $rc = 0 ] && head -1 '$tmp/hosts.txt' | grep -q '^HOST ' && grep -q '^h-a ' '$tmp/hosts.txt'"
 
 echo "integration_fleet: $fails failed"
 [ "$fails" = 0 ]

@@ -223,6 +223,9 @@ typedef int (*de_fleet_msg_fn)(const struct de_fleet_msg *m, void *arg);
  */
 int de_fleet_read(struct de_fleet *f, const char *host, enum de_fleet_kind k, uint64_t max,
 		  de_fleet_msg_fn fn, void *arg, size_t *skipped, struct de_error *err);
+/* The latest stored message of kind k of every host, through the same callback. */
+int de_fleet_read_latest(struct de_fleet *f, enum de_fleet_kind k, de_fleet_msg_fn fn, void *arg,
+			 struct de_error *err);
 /* Close and free (accepts NULL). */
 void de_fleet_close(struct de_fleet *f);
 

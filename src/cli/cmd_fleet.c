@@ -4,9 +4,9 @@
  * side.  `id` prints this host's id, `init` makes sure the stream exists,
  * `status` says what waits in this host's spool and what the stream holds,
  * `show KIND` and `alerts` print a host's (or every host's) messages from
- * the stream, `verify HOST` checks an audit ledger against the
- * checkpoints HOST published, `query` sends a signed SQL query to hosts
- * and merges their answers.
+ * the stream, `hosts` every host's latest scan summary, `verify HOST` checks an audit ledger
+ * against the checkpoints HOST published, `query` sends a signed SQL query to hosts and merges
+ * their answers.
  *
  * Exit status: 0 done / the ledger agrees with every published checkpoint;
  * 65 when it contradicts one; 66 when there is no checkpoint to check
@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
+#include <time.h>
 
 #include "cli.h"
 #include "daemoneye/audit.h"
@@ -39,6 +40,7 @@ static void fleet_usage(FILE *f)
 		   "       daemoneye-cli fleet show alerts|events|scans|checkpoints [--host H] "
 		   "[--limit N]\n"
 		   "       daemoneye-cli fleet alerts [--host H] [--limit N]\n"
+		   "       daemoneye-cli fleet hosts [--format text|json]\n"
 		   "       daemoneye-cli fleet verify HOST [--ledger FILE] [--pubkey FILE]\n"
 		   "       daemoneye-cli fleet query --key FILE (--hosts H,... | --all) [--timeout "
 		   "MS]\n"
@@ -318,6 +320,73 @@ static int fleet_show(struct cli_ctx *ctx, int argc, char **argv, const char *ki
 	de_fleet_settings_clear(&s);
 	if (rc == 0 && fflush(stdout) != 0)
 		rc = EX_IOERR;
+	return rc;
+}
+
+/* ---- hosts ------------------------------------------------------------------- */
+
+/* One host's latest scan summary as a line (or a JSON object). */
+static int print_host(const struct de_fleet_msg *m, void *arg)
+{
+	const bool *json = arg;
+	json_t *d = json_loadb(m->data, m->len, 0, NULL);
+	const char *host = json_string_value(json_object_get(d, "host"));
+	time_t t = (time_t)(m->time_ns / 1000000000);
+	struct tm tmv;
+	char when[40] = "-";
+
+	if (!host || !de_fleet_token_valid(host)) {
+		json_decref(d);
+		return 0; /* not a summary of ours */
+	}
+	if (gmtime_r(&t, &tmv))
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tmv);
+	if (*json) {
+		json_t *o = json_pack("{s:s,s:s,s:O}", "host", host, "last_seen", when, "scan", d);
+		if (o) {
+			json_dumpf(o, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
+			putchar('\n');
+		}
+		json_decref(o);
+	} else {
+		printf("%-34s %-20s %9" JSON_INTEGER_FORMAT " %7" JSON_INTEGER_FORMAT
+		       " %9" JSON_INTEGER_FORMAT " %9" JSON_INTEGER_FORMAT "\n",
+		       host, when, json_integer_value(json_object_get(d, "processes")),
+		       json_integer_value(json_object_get(d, "alerts")),
+		       json_integer_value(json_object_get(d, "spool_rows")),
+		       json_integer_value(json_object_get(d, "spool_dropped")));
+	}
+	json_decref(d);
+	return 0;
+}
+
+static int fleet_hosts(struct cli_ctx *ctx, int argc, char **argv)
+{
+	struct de_fleet_settings s;
+	struct de_fleet *f = NULL;
+	struct de_error err = {0};
+	bool json = false;
+	int rc;
+
+	if (argc == 3 && strcmp(argv[1], "--format") == 0 &&
+	    (strcmp(argv[2], "json") == 0 || strcmp(argv[2], "text") == 0)) {
+		json = strcmp(argv[2], "json") == 0;
+	} else if ((rc = no_options(argc, argv, "hosts")) != 0) {
+		return rc < 0 ? 0 : rc;
+	}
+	if ((rc = load(ctx, &s)) != 0)
+		return rc;
+	if ((rc = connect_wait(&s, &f)) == 0) {
+		if (!json)
+			printf("%-34s %-20s %9s %7s %9s %9s\n", "HOST", "LAST SCAN (UTC)",
+			       "PROCESSES", "ALERTS", "SPOOLED", "DROPPED");
+		if (de_fleet_read_latest(f, DE_FLEET_SCANS, print_host, &json, &err) < 0)
+			rc = cli_fail(&err);
+		else if (fflush(stdout) != 0)
+			rc = EX_IOERR;
+	}
+	de_fleet_close(f);
+	de_fleet_settings_clear(&s);
 	return rc;
 }
 
@@ -726,6 +795,8 @@ int cmd_fleet(struct cli_ctx *ctx, int argc, char **argv)
 		return fleet_show(ctx, argc, argv, "alerts");
 	if (strcmp(sub, "verify") == 0)
 		return fleet_verify(ctx, argc, argv);
+	if (strcmp(sub, "hosts") == 0)
+		return fleet_hosts(ctx, argc, argv);
 	if (strcmp(sub, "query") == 0)
 		return fleet_query(ctx, argc, argv);
 	if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {

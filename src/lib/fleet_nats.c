@@ -299,10 +299,10 @@ int de_fleet_publish(struct de_fleet *f, enum de_fleet_kind k, const char *msg_i
 	return 0;
 }
 
-int de_fleet_read(struct de_fleet *f, const char *host, enum de_fleet_kind k, uint64_t max,
-		  de_fleet_msg_fn fn, void *arg, size_t *skipped, struct de_error *err)
+/* Read the stored messages of filter under policy (see de_fleet_read). */
+static int read_stream(struct de_fleet *f, const char *filter, jsDeliverPolicy policy, uint64_t max,
+		       de_fleet_msg_fn fn, void *arg, size_t *skipped, struct de_error *err)
 {
-	char filter[DE_FLEET_SUBJECT_MAX];
 	natsSubscription *sub = NULL;
 	jsStreamInfo *si = NULL;
 	jsSubOptions so;
@@ -312,11 +312,6 @@ int de_fleet_read(struct de_fleet *f, const char *host, enum de_fleet_kind k, ui
 	size_t skip = 0;
 	int rc = 0;
 
-	if (host ? de_fleet_subject(f->s.subject_prefix, host, k, filter, sizeof(filter)) < 0
-		 : snprintf(filter, sizeof(filter), "%s.*.%s", f->s.subject_prefix,
-			    de_fleet_kind_name(k)) >= (int)sizeof(filter))
-		return de_error_set(err, DE_ERR_VALIDATION, EINVAL, "'%s' is not a host id",
-				    host ? host : "");
 	/* where the stream ends now: reading stops there */
 	if ((st = js_GetStreamInfo(&si, f->js, f->s.stream, NULL, &jerr)) != NATS_OK)
 		return st == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr
@@ -330,7 +325,7 @@ int de_fleet_read(struct de_fleet *f, const char *host, enum de_fleet_kind k, ui
 	jsSubOptions_Init(&so);
 	so.Stream = f->s.stream;
 	so.Ordered = true;
-	so.Config.DeliverPolicy = js_DeliverAll;
+	so.Config.DeliverPolicy = policy;
 	if ((st = js_SubscribeSync(&sub, f->js, filter, NULL, &so, &jerr)) != NATS_OK)
 		return nats_fail(err, st, "cannot read the fleet stream");
 	while (!max || n < max) {
@@ -376,6 +371,30 @@ out:
 	if (skipped)
 		*skipped = skip;
 	return rc;
+}
+
+int de_fleet_read(struct de_fleet *f, const char *host, enum de_fleet_kind k, uint64_t max,
+		  de_fleet_msg_fn fn, void *arg, size_t *skipped, struct de_error *err)
+{
+	char filter[DE_FLEET_SUBJECT_MAX];
+
+	if (host ? de_fleet_subject(f->s.subject_prefix, host, k, filter, sizeof(filter)) < 0
+		 : snprintf(filter, sizeof(filter), "%s.*.%s", f->s.subject_prefix,
+			    de_fleet_kind_name(k)) >= (int)sizeof(filter))
+		return de_error_set(err, DE_ERR_VALIDATION, EINVAL, "'%s' is not a host id",
+				    host ? host : "");
+	return read_stream(f, filter, js_DeliverAll, max, fn, arg, skipped, err);
+}
+
+int de_fleet_read_latest(struct de_fleet *f, enum de_fleet_kind k, de_fleet_msg_fn fn, void *arg,
+			 struct de_error *err)
+{
+	char filter[DE_FLEET_SUBJECT_MAX];
+
+	if (snprintf(filter, sizeof(filter), "%s.*.%s", f->s.subject_prefix,
+		     de_fleet_kind_name(k)) >= (int)sizeof(filter))
+		return de_error_set(err, DE_ERR_VALIDATION, EINVAL, "subject prefix too long");
+	return read_stream(f, filter, js_DeliverLastPerSubject, 0, fn, arg, NULL, err);
 }
 
 /* ---- core NATS: queries and answers ------------------------------------------- */
