@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -250,6 +251,43 @@ static void test_sql_forms(void **state)
 		for (size_t k = 0; k < 3 && forms[i].want[k]; k++)
 			expect_in(s, forms[i].want[k]);
 		free(s);
+	}
+}
+
+/* A cidr value is a.b.c.d or a.b.c.d/n, nothing else (no fifth octet, no
+ * octet past 255, no prefix past 32, nothing trailing). */
+static void test_cidr_values(void **state)
+{
+	static const char *const bad[] = {
+		"1.2.3.4.5",   "1.2.3.256", "1.2.3.4/33", "1.2.3.4/", "1.2.3", "1..2.3",
+		"1.2.3.4/8/8", "1.2.3.4x",  "1234.1.1.1", "/8",	      ""};
+	static const char *const good[] = {"10.0.0.0/8", "1.2.3.4", "0.0.0.0/0",
+					   "255.255.255.255/32"};
+	struct de_sigma_options o = {.planned_logsources = true};
+	char rule[512];
+	(void)state;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]) + sizeof(good) / sizeof(good[0]); i++) {
+		bool is_bad = i < sizeof(bad) / sizeof(bad[0]);
+		const char *v = is_bad ? bad[i] : good[i - sizeof(bad) / sizeof(bad[0])];
+		struct de_sigma_rule r = {0};
+		struct de_error e = {0};
+		snprintf(rule, sizeof(rule),
+			 "title: n\nid: 11111111-2222-3333-4444-555555555555\n"
+			 "logsource:\n    product: linux\n    category: network_connection\n"
+			 "detection:\n    sel:\n        DestinationIp|cidr: '%s'\n"
+			 "    condition: sel\n",
+			 v);
+		int rc = de_sigma_convert(rule, strlen(rule), "n.yml", &o, NULL, &r, &e);
+		if (is_bad) {
+			if (rc == 0)
+				fail_msg("cidr '%s' accepted", v);
+			assert_non_null(strstr(e.message, "not an IPv4 range"));
+		} else {
+			if (rc != 0)
+				fail_msg("cidr '%s' refused: %s", v, e.message);
+			de_sigma_rule_clear(&r);
+		}
 	}
 }
 
@@ -513,9 +551,10 @@ static void test_limits(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_metadata),  cmocka_unit_test(test_status),
-		cmocka_unit_test(test_sql_forms), cmocka_unit_test(test_planned_network),
-		cmocka_unit_test(test_refusals),  cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_metadata),    cmocka_unit_test(test_status),
+		cmocka_unit_test(test_sql_forms),   cmocka_unit_test(test_planned_network),
+		cmocka_unit_test(test_cidr_values), cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_limits),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

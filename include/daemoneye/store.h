@@ -261,7 +261,7 @@ struct de_prune_stats {
  * readers): call it between scans, so that scans only append to the WAL.
  */
 int de_store_prune(struct de_store *s, int64_t now_ms, uint64_t retention_days, size_t batch,
-		   size_t max_batches, struct de_prune_stats *st, struct de_error *err);
+		   size_t max_batches, struct de_prune_stats *out, struct de_error *err);
 
 /*
  * Fold the write-ahead log into the file (a PASSIVE checkpoint: readers are

@@ -585,7 +585,7 @@ static int exists_test(struct sg_ctx *c, const char *path, const struct ftest *f
 	struct de_buf b = DE_BUF_INIT(256);
 	int rc;
 
-	if (n != 1 || !s || (strcasecmp(s, "true") && strcasecmp(s, "false")))
+	if (n != 1 || !s || (strcasecmp(s, "true") != 0 && strcasecmp(s, "false") != 0))
 		return sg_fail(c, path, EINVAL, "'%s': exists takes true or false", ft->key);
 	rc = de_buf_printf(&b, "%s IS %sNULL", ft->f->column, strcasecmp(s, "true") ? "" : "NOT ");
 	if (rc == 0)
@@ -685,7 +685,7 @@ int sg_field_test(struct sg_ctx *c, const char *path, const char *key, const jso
 	if (!ft.f->column)
 		return sg_fail(c, path, ENOTSUP, "field '%s' is not available: %s", name,
 			       ft.f->why);
-	if (!(items = calloc(SG_MAX_ALTS, sizeof(*items))))
+	if (!(items = calloc(SG_MAX_ALTS, sizeof(const json_t *))))
 		return sg_fail(c, path, ENOMEM, "out of memory");
 	if ((rc = values_of(c, path, key, val, items, &n)) == 0) {
 		c->uses_parent |= ft.f->parent;

@@ -52,6 +52,11 @@ const char *sg_where(const struct sg_ctx *c, const char *path);
  */
 int sg_fail(struct sg_ctx *c, const char *path, int code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+#if defined(__clang_analyzer__)
+/* for the static analyzer only, as error.h does for de_error_set: sg_fail
+   returns a negative value (it reads one file at a time) */
+#define sg_fail(...) de_error_negative_((sg_fail)(__VA_ARGS__))
+#endif
 
 /* ---- values ------------------------------------------------------------------- */
 

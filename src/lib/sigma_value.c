@@ -206,6 +206,8 @@ static size_t utf8_decode(const unsigned char *b, size_t n, uint32_t *cp)
 {
 	size_t l = de_utf8_seq_len((const char *)b, n);
 
+	if (l > n)
+		return 0;
 	if (l == 1)
 		*cp = b[0];
 	else if (l == 2)
@@ -409,22 +411,37 @@ static int push_text(struct sg_alts *out, const char *s, bool prefix)
 
 int sg_cidr_patterns(const char *s, struct sg_alts *out, const char **why)
 {
-	unsigned o[4], bits = 32;
-	char tail[8] = "";
-	int n;
+	unsigned o[4] = {0, 0, 0, 0}, bits = 32;
+	const char *p = s;
 
 	*why = NULL;
 	if (strchr(s, ':')) {
 		*why = "IPv6 ranges are not supported yet (an IPv6 address has several text forms)";
 		return -EINVAL;
 	}
-	if (!*s || strspn(s, "0123456789./") != strlen(s)) {
-		*why = "not an IPv4 range (a.b.c.d/n)";
-		return -EINVAL;
+	/* a.b.c.d or a.b.c.d/n: four decimal octets of 1-3 digits, n of 1-2 */
+	for (int k = 0; k < 5 && p; k++) {
+		size_t i = 0;
+		unsigned v = 0;
+		for (; i < (k < 4 ? 3u : 2u) && p[i] >= '0' && p[i] <= '9'; i++)
+			v = v * 10 + (unsigned)(p[i] - '0');
+		if (i == 0 || (k < 4 && v > 255) || (k == 4 && v > 32)) {
+			p = NULL;
+			break;
+		}
+		if (k < 4)
+			o[k] = v;
+		else
+			bits = v;
+		p += i;
+		if (k < 3 && *p++ != '.')
+			p = NULL;
+		else if (k == 3 && *p == '/')
+			p++;
+		else if (k >= 3)
+			break;
 	}
-	n = sscanf(s, "%3u.%3u.%3u.%3u/%2u%7s", &o[0], &o[1], &o[2], &o[3], &bits, tail);
-	if (n < 4 || n > 5 || o[0] > 255 || o[1] > 255 || o[2] > 255 || o[3] > 255 || bits > 32 ||
-	    (n == 4 && strchr(s, '/'))) {
+	if (!p || *p) {
 		*why = "not an IPv4 range (a.b.c.d/n)";
 		return -EINVAL;
 	}

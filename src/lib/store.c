@@ -305,11 +305,13 @@ int de_store_open(const struct de_store_config *cfg, struct de_store **out, stru
 	flags = cfg->read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
 	flags |= SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
 	if (sqlite3_open_v2(cfg->path, &s->db, flags, NULL) != SQLITE_OK) {
-		rc = de_error_set(
-			err, DE_ERR_DATABASE,
-			cfg->read_only && sqlite3_errcode(s->db) == SQLITE_CANTOPEN ? ENOENT : EIO,
-			"%s: cannot open event store: %s", cfg->path,
-			s->db ? sqlite3_errmsg(s->db) : "out of memory");
+		int ec = s->db ? sqlite3_errcode(s->db) : SQLITE_NOMEM;
+		rc = de_error_set(err, DE_ERR_DATABASE,
+				  ec == SQLITE_NOMEM			    ? ENOMEM
+				  : cfg->read_only && ec == SQLITE_CANTOPEN ? ENOENT
+									    : EIO,
+				  "%s: cannot open event store: %s", cfg->path,
+				  s->db ? sqlite3_errmsg(s->db) : "out of memory");
 		goto fail;
 	}
 	sqlite3_busy_timeout(s->db, cfg->busy_timeout_ms > 0 ? cfg->busy_timeout_ms : 5000);

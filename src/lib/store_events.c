@@ -46,7 +46,8 @@ static int apply_event(struct de_store *s, int64_t scan, const struct de_process
 				    "batch is refused",
 				    s->path, ev->pid, ev->record.pid);
 	r = ev->record; /* shallow */
-	store_pd_sums(&r, 1, &ps);
+	if (store_pd_sums(&r, 1, &ps) < 0)
+		return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
 	store_record_hashes(&r, &ps, &h);
 	if (e && store_same_instance(e, &r)) /* exec in place: same pid and start */
 		return store_write_same(s, &r, e, e, &h, ev->time_ms, scan, false, d, err);

@@ -180,8 +180,8 @@ struct rec_sum {
 	bool exe_deleted, exe_replaced;
 };
 
-/* The platform_data sums of recs[0..n) into out[0..n). */
-void store_pd_sums(const struct de_process_record *recs, size_t n, struct pd_sum *out);
+/* The platform_data sums of recs[0..n) into out[0..n); -ENOMEM (out partly written). */
+int store_pd_sums(const struct de_process_record *recs, size_t n, struct pd_sum *out);
 /* The hashes of r, whose platform_data sums are *ps. */
 void store_record_hashes(const struct de_process_record *r, const struct pd_sum *ps,
 			 struct rec_sum *out);

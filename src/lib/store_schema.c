@@ -525,7 +525,12 @@ int store_migrate(struct de_store *s, struct de_error *err)
 		if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM sqlite_schema", -1, &st,
 				       NULL) != SQLITE_OK)
 			return store_db_err(s, err, "not a SQLite database");
-		int tables = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+		if (sqlite3_step(st) != SQLITE_ROW) {
+			rc = store_db_err(s, err, "cannot read the schema");
+			sqlite3_finalize(st);
+			return rc;
+		}
+		int tables = sqlite3_column_int(st, 0);
 		sqlite3_finalize(st);
 		if (tables != 0)
 			return de_error_set(err, DE_ERR_DATABASE, EPROTO,
