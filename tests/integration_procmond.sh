@@ -77,18 +77,23 @@ done
 wait_for() { for _ in $(seq 400); do grep -q "$1" "$2" 2>/dev/null && return 0; sleep 0.025; done; return 1; }
 cp /bin/sleep "$tmp/de-ten-ms"
 if [ "$(id -u)" = 0 ]; then
-	"$bin/procmond" --events --output json >"$tmp/ev.json" 2>"$tmp/ev.err" &
-	evp=$!
-	pids+=("$evp")
-	check "events: subscribed" wait_for "watching exec/exit events" "$tmp/ev.err"
-	"$tmp/de-ten-ms" 0.01
-	check "events: the 10 ms process is captured with its command line" \
-		wait_for '"event":"exec".*"source":"netlink".*"name":"de-ten-ms".*"command_line":."[^"]*de-ten-ms","0.01".,' "$tmp/ev.json"
-	check "events: its exit is recorded" wait_for '"event":"exit".*"source":"netlink","exit_code":0' "$tmp/ev.json"
-	kill -INT "$evp"; wait "$evp"; rc=$?
-	check "events: SIGINT ends the stream with 0 (rc=$rc)" test "$rc" = 0
-	check "events: every line is a JSON object" python3 -c 'import json,sys; [json.loads(l) for l in open(sys.argv[1])]' "$tmp/ev.json"
-	check "events: lost events are counted" grep -q "overruns (lost events)" "$tmp/ev.err"
+	# both kernel sources: the eBPF sensor (auto) and the netlink connector
+	for src in ebpf netlink; do
+		set_src=()
+		[ "$src" = netlink ] && set_src=(--set collection.event_source=netlink)
+		"$bin/procmond" --events --output json "${set_src[@]}" >"$tmp/ev.json" 2>"$tmp/ev.err" &
+		evp=$!
+		pids+=("$evp")
+		check "events ($src): subscribed" wait_for "watching process events ($src)" "$tmp/ev.err"
+		"$tmp/de-ten-ms" 0.01
+		check "events ($src): the 10 ms process is captured with its command line" \
+			wait_for '"event":"exec".*"source":"'$src'".*"name":"de-ten-ms".*"command_line":."[^"]*de-ten-ms","0.01".,' "$tmp/ev.json"
+		check "events ($src): its exit is recorded" wait_for '"event":"exit".*"source":"'$src'","exit_code":0' "$tmp/ev.json"
+		kill -INT "$evp"; wait "$evp"; rc=$?
+		check "events ($src): SIGINT ends the stream with 0 (rc=$rc)" test "$rc" = 0
+		check "events ($src): every line is a JSON object" python3 -c 'import json,sys; [json.loads(l) for l in open(sys.argv[1])]' "$tmp/ev.json"
+		check "events ($src): lost events are counted" grep -q "events ($src): .* lost" "$tmp/ev.err"
+	done
 	chmod 755 "$tmp"
 	setpriv --reuid=nobody --regid=nogroup --clear-groups env HOME="$tmp" "$bin/procmond" --events --interval 200 --set collection.events=false >"$tmp/evp.json" 2>"$tmp/evp.err" &
 	evp=$!

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "agent.h"
 #include "daemoneye/clock.h"
@@ -32,16 +33,19 @@ static int apply_events(struct agent *ag, struct de_process_event *ev, size_t n,
 	if ((rc = de_store_scan_begin(ag->store, de_now_ms(), "event", &scan_id, err)) < 0)
 		goto out;
 	for (size_t i = 0; i < n; i++)
-		if (ev[i].has_record)
+		if (ev[i].has_record) {
 			ev[i].record.scan_id = scan_id;
+			agent_resolve_names(ag, &ev[i].record);
+		}
 	if ((rc = de_store_apply_events(ag->store, scan_id, ev, n, err)) < 0 ||
 	    (rc = de_store_scan_end(ag->store, scan_id, de_now_ms(), execs, err)) < 0) {
 		de_store_scan_fail(ag->store, scan_id, de_now_ms(), err->message, NULL);
 		goto out;
 	}
-	/* each exec'd process at once, by the rules that concern one process */
+	/* each exec'd process at once, and each that made a TCP connection, by
+	   the rules that concern one process */
 	for (size_t i = 0; i < n; i++) {
-		if (!ev[i].has_record)
+		if (!ev[i].has_record && ev[i].kind != DE_PROCESS_TCP)
 			continue;
 		de_engine_run_pid(ag->engine, ag->rules.items, ag->rules.len, ev[i].pid, scan_id,
 				  &alerts, ag->results);
@@ -87,4 +91,19 @@ void agent_execpath_run(struct agent *ag)
 		start = i;
 	}
 	agent_events_clear(ch);
+}
+
+void agent_resolve_names(struct agent *ag, struct de_process_record *r)
+{
+	struct de_linux_facts *f = &r->facts;
+	const char *u, *g;
+
+	if (!ag->names || !f->present || !f->has_ids)
+		return;
+	u = de_idcache_user(ag->names, f->euid);
+	free(f->user_name);
+	f->user_name = u ? strdup(u) : NULL;
+	g = de_idcache_group(ag->names, f->egid);
+	free(f->group_name);
+	f->group_name = g ? strdup(g) : NULL;
 }

@@ -55,5 +55,6 @@ int cmd_rules(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_audit(struct cli_ctx *ctx, int argc, char **argv);  /* cmd_audit.c */
 int cmd_keygen(struct cli_ctx *ctx, int argc, char **argv); /* cmd_audit.c */
 int cmd_alerts(struct cli_ctx *ctx, int argc, char **argv); /* cmd_alerts.c */
+int cmd_connections(struct cli_ctx *ctx, int argc, char **argv);
 
 #endif

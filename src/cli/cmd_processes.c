@@ -22,7 +22,7 @@
 #include "daemoneye/buf.h"
 #include "daemoneye/clock.h"
 
-/* A table line: a 4 MiB command line escaped (at most 4 bytes per byte) and the columns. */
+/* A table line: a 1 MiB command line escaped (room for 4 MiB) (at most 4 bytes per byte) and the columns. */
 #define LINE_MAX_BYTES (17u << 20)
 
 /* ---- output ------------------------------------------------------------- */
@@ -99,7 +99,7 @@ static void emit_line(struct out *o, const char *pre, const char *post)
 static void table_header(struct out *o)
 {
 	de_buf_reset(&o->line);
-	put_text(o, "    PID    PPID USER   STARTED (UTC)       EXITED (UTC)          CPU%"
+	put_text(o, "    PID    PPID USER     STARTED (UTC)       EXITED (UTC)          CPU%"
 		    "    RSS NAME            COMMAND");
 	emit_line(o, o->color ? "\033[1m" : "", o->color ? "\033[0m" : "");
 }
@@ -124,8 +124,10 @@ static void table_row(struct out *o, const struct de_process_row *r)
 		snprintf(ppid, sizeof(ppid), "%u", r->ppid);
 	snprintf(head, sizeof(head), "%7u %7s ", r->pid, ppid);
 	put_text(o, head);
-	char user[8];
-	snprintf(user, sizeof(user), "%-6.6s", r->user_id ? r->user_id : "-");
+	/* the user's name, the bare id only when it has none */
+	char user[16];
+	const char *who = r->user_name ? r->user_name : r->user_id ? r->user_id : "-";
+	snprintf(user, sizeof(user), "%-8.8s", who);
 	put_text(o, user);
 	snprintf(head, sizeof(head), " %-19s %-19s %6s %6s ", start, exited, cpu, rss);
 	put_text(o, head);
@@ -198,6 +200,9 @@ static json_t *row_json(const struct de_process_row *r)
 			    r->has_memory_usage ? json_integer((json_int_t)r->memory_usage)
 						: json_null());
 	set_text(o, "user_id", r->user_id);
+	set_text(o, "user_name", r->user_name);
+	set_text(o, "group_name", r->group_name);
+	set_text(o, "cwd", r->cwd);
 	set_text(o, "executable_hash", r->executable_hash);
 	json_object_set_new(o, "accessible", json_boolean(r->accessible));
 	json_object_set_new(o, "file_exists", json_boolean(r->file_exists));
@@ -238,6 +243,7 @@ static void csv_row(const struct de_process_row *r)
 	csv_field(r->has_cpu_usage ? cpu : NULL, false);
 	csv_num(r->has_memory_usage, (long long)r->memory_usage, false);
 	csv_field(r->user_id, false);
+	csv_field(r->user_name, false);
 	csv_field(r->executable_hash, false);
 	csv_field(r->exe_deleted ? "true" : "false", true);
 }
@@ -257,7 +263,7 @@ static int print_row(const struct de_process_row *r, void *arg)
 		if (o->rows == 0)
 			fputs("instance_id,pid,ppid,name,executable_path,command_line,start_time,"
 			      "first_seen,last_seen,exited_at,alive,cpu_usage,memory_usage,user_id,"
-			      "executable_hash,exe_deleted\r\n",
+			      "user_name,executable_hash,exe_deleted\r\n",
 			      stdout);
 		csv_row(r);
 		break;

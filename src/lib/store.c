@@ -38,10 +38,10 @@
 	" executable_path, command_line, argv_json, start_time, cpu_usage, memory_usage,"          \
 	" executable_hash, hash_algorithm, user_id, accessible, file_exists, exe_deleted,"         \
 	" exe_replaced, platform_data, instance_id, identity_hash, value_hash, first_seen,"        \
-	" first_scan_id) VALUES"
+	" first_scan_id, user_name, group_name, cwd) VALUES"
 #define INS_SNAP_ROW                                                                               \
 	"(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?4,?" \
-	"3)"
+	"3,?24,?25,?26)"
 
 static const char *const stmt_sql[ST_MAX] = {
 	/*
@@ -58,29 +58,31 @@ static const char *const stmt_sql[ST_MAX] = {
 			" executable_hash = ?13, hash_algorithm = ?14, user_id = ?15,"
 			" accessible = ?16, file_exists = ?17, exe_deleted = ?18,"
 			" exe_replaced = ?19, platform_data = ?20, instance_id = ?21,"
-			" identity_hash = ?22, value_hash = ?23 WHERE pid = ?1",
+			" identity_hash = ?22, value_hash = ?23, user_name = ?24,"
+			" group_name = ?25, cwd = ?26 WHERE pid = ?1",
 	[ST_UPD_VALS] = "UPDATE processes SET id = ?2, scan_id = ?3, collection_time = ?4,"
 			" cpu_usage = ?11, memory_usage = ?12, platform_data = ?20,"
-			" value_hash = ?23 WHERE pid = ?1",
+			" value_hash = ?23, cwd = ?26 WHERE pid = ?1",
 	[ST_SAVE_CHANGE] = "INSERT INTO process_changes(instance_id, changed_at, scan_id, ppid,"
 			   " name, executable_path, command_line, argv_json, executable_hash,"
 			   " hash_algorithm, user_id, accessible, file_exists, exe_deleted,"
-			   " exe_replaced, platform_data)"
+			   " exe_replaced, platform_data, user_name, group_name, cwd)"
 			   " SELECT instance_id, ?2, ?3, ppid, name, executable_path,"
 			   " command_line, argv_json, executable_hash, hash_algorithm, user_id,"
-			   " accessible, file_exists, exe_deleted, exe_replaced, platform_data"
-			   " FROM processes WHERE pid = ?1",
+			   " accessible, file_exists, exe_deleted, exe_replaced, platform_data,"
+			   " user_name, group_name, cwd FROM processes WHERE pid = ?1",
 	/* the snapshot row, as it was last, becomes the instance's history */
 	[ST_EXIT_INST] = "INSERT INTO process_instances(id, pid, start_time, ppid, name,"
 			 " executable_path, command_line, argv_json, executable_hash,"
 			 " hash_algorithm, user_id, accessible, file_exists, exe_deleted,"
 			 " exe_replaced, platform_data, cpu_usage, memory_usage, first_seen,"
-			 " last_seen, exited_at, first_scan_id, last_scan_id, exit_scan_id)"
+			 " last_seen, exited_at, first_scan_id, last_scan_id, exit_scan_id,"
+			 " user_name, group_name, cwd)"
 			 " SELECT instance_id, pid, start_time, ppid, name, executable_path,"
 			 " command_line, argv_json, executable_hash, hash_algorithm, user_id,"
 			 " accessible, file_exists, exe_deleted, exe_replaced, platform_data,"
 			 " cpu_usage, memory_usage, coalesce(first_seen, collection_time), ?4,"
-			 " ?2, first_scan_id, ?5, ?3 FROM processes"
+			 " ?2, first_scan_id, ?5, ?3, user_name, group_name, cwd FROM processes"
 			 " WHERE pid = ?6 AND instance_id = ?1",
 	[ST_DEL_SNAP] = "DELETE FROM processes WHERE pid = ?1 AND instance_id = ?2",
 	[ST_INS_SAMPLE] = "INSERT INTO process_samples(instance_id, t, scan_id, cpu_usage,"
@@ -90,6 +92,21 @@ static const char *const stmt_sql[ST_MAX] = {
 	[ST_SCAN_COUNTS] = "UPDATE scans SET new_count = coalesce(new_count, 0) + ?1,"
 			   " changed_count = coalesce(changed_count, 0) + ?2,"
 			   " exited_count = coalesce(exited_count, 0) + ?3 WHERE id = ?4",
+	/* one row per (instance, endpoints): seen again, it is open again; the
+	   kernel's kind (connect or accept) wins over a scan's guess */
+	[ST_CONN_UPSERT] = "INSERT INTO network_connections(pid, start_time, kind, family,"
+			   " local_address, local_port, remote_address, remote_port, inode,"
+			   " first_seen, last_seen, closed_at, source) VALUES(?1, ?2, ?3, ?4,"
+			   " ?5, ?6, ?7, ?8, ?9, ?10, ?10, CASE ?3 WHEN 'connect_failed' THEN"
+			   " ?10 END, ?11) ON CONFLICT(pid, start_time, family, local_address,"
+			   " local_port, remote_address, remote_port) DO UPDATE SET"
+			   " last_seen = max(last_seen, excluded.last_seen),"
+			   " closed_at = excluded.closed_at,"
+			   " inode = coalesce(inode, excluded.inode),"
+			   " kind = CASE WHEN source = 'scan' AND excluded.source = 'ebpf' OR"
+			   " kind = 'connect_failed' THEN excluded.kind ELSE kind END,"
+			   " source = CASE WHEN excluded.source = 'ebpf' THEN 'ebpf' ELSE source"
+			   " END",
 };
 
 /* ---- errors and steps ---------------------------------------------------- */

@@ -1,6 +1,10 @@
 /*
- * store_events.c — procmond's real-time exec/exit events against the
- * committed snapshot (de_store_apply_events), between full scans.  They use
+ * store_events.c — procmond's real-time events against the committed
+ * snapshot (de_store_apply_events), between full scans: exec and exit
+ * change the snapshot, a TCP connect/listen/accept becomes a
+ * network_connections row (store_conns.c), fork and lost are not stored
+ * (a forked process is stored by its exec or the next full scan; a loss is
+ * the agent's cue to scan).  They use
  * the diff's writes (store_diff.c) against the same index, which they edit
  * in place rather than rebuild: a batch is a handful of pids.  When a
  * batch's transaction fails the index no longer matches the file, so it is
@@ -27,12 +31,24 @@ static int apply_event(struct de_store *s, int64_t scan, const struct de_process
 			return 0; /* never stored, or already gone */
 		if (e->has_start && ev->time_ms < e->start)
 			return 0; /* the exit of an earlier process with this pid */
+		if (e->has_start && ev->start_time && ev->start_time != e->start)
+			return 0; /* the kernel says which instance: not this one */
 		if ((rc = store_write_exit(s, e, ev->time_ms, scan, ev->time_ms, scan, d, err)) < 0)
 			return rc;
 		store_tab_del(&s->snap, e);
 		return 0;
 	case DE_PROCESS_EXEC:
 		break;
+	case DE_PROCESS_TCP:
+		if (!ev->has_conn)
+			return de_error_set(err, DE_ERR_VALIDATION, EINVAL,
+					    "%s: a tcp event of pid %u without its connection; the "
+					    "batch is refused",
+					    s->path, ev->pid);
+		return store_write_conn(s, &ev->conn, err);
+	case DE_PROCESS_FORK:
+	case DE_PROCESS_LOST:
+		return 0;
 	default:
 		return de_error_set(err, DE_ERR_VALIDATION, EINVAL,
 				    "%s: unknown process event kind %d; the batch is refused",

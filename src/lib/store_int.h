@@ -150,6 +150,7 @@ enum store_stmt {
 	ST_INS_SAMPLE,	/* a cpu/memory sample */
 	ST_SET_STATE,	/* the snapshot's time and scan, the last sample time */
 	ST_SCAN_COUNTS, /* a scan's new/changed/exited counts */
+	ST_CONN_UPSERT, /* a TCP connection, new or seen again (store_conns.c) */
 	ST_MAX
 };
 
@@ -158,7 +159,7 @@ enum store_stmt {
  * STORE_NPARAM per row (store_bind_record()); the multi-row insert of new
  * instances holds STORE_BATCH_ROWS rows.
  */
-#define STORE_NPARAM	 23
+#define STORE_NPARAM	 26
 #define STORE_BATCH_ROWS 16
 
 /* ---- row hashing (store_hash.c) ----------------------------------------- */
@@ -282,6 +283,10 @@ int store_read_version(sqlite3 *db, int *out);
  * untouched.
  */
 int store_migrate(struct de_store *s, struct de_error *err);
+
+/* Write one connection (reported by the kernel, or found by a scan) inside
+   the caller's transaction (store_conns.c). */
+int store_write_conn(struct de_store *s, const struct de_connection *c, struct de_error *err);
 /*
  * The tables of the current schema that rules may not read, described as
  * de_relations() describes those they may.  Static; *n entries.
