@@ -10,6 +10,7 @@
 #define DAEMONEYE_CLI_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "daemoneye/config.h"
@@ -30,6 +31,8 @@ struct cli_command {
 
 /* Print "daemoneye-cli: <fmt>" on stderr. */
 void cli_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* ms since the epoch as "YYYY-MM-DD HH:MM:SS" (UTC), "-" for 0 or less.  (common.c) */
+void cli_fmt_time(int64_t ms, char buf[32]);
 /* Report a library error and return its sysexits code. */
 int cli_fail(const struct de_error *err);
 

@@ -25,18 +25,6 @@ struct out {
 	size_t rows;
 };
 
-static void fmt_time(int64_t ms, char buf[32])
-{
-	time_t t = (time_t)(ms / 1000);
-	struct tm tmv;
-
-	if (ms <= 0 || !gmtime_r(&t, &tmv)) {
-		snprintf(buf, 32, "-");
-		return;
-	}
-	strftime(buf, 32, "%Y-%m-%d %H:%M:%S", &tmv);
-}
-
 /* "addr:port", IPv6 in brackets. */
 static void endpoint(char *buf, size_t size, int family, const char *addr, int port)
 {
@@ -71,7 +59,7 @@ static int print_row(const struct de_connection_row *r, void *arg)
 			printf("%s%7s %-8s %-14s %-9s %-30s %-30s %-19s %s%s\n",
 			       o->color ? "\033[1m" : "", "PID", "USER", "NAME", "KIND", "LOCAL",
 			       "REMOTE", "LAST SEEN (UTC)", "STATE", o->color ? "\033[0m" : "");
-		fmt_time(r->last_seen, seen);
+		cli_fmt_time(r->last_seen, seen);
 		endpoint(local, sizeof(local), r->family, r->local_address, r->local_port);
 		endpoint(remote, sizeof(remote), r->family, r->remote_address, r->remote_port);
 		name = de_escape_text(r->process_name ? r->process_name : "-",

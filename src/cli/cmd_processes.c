@@ -22,7 +22,8 @@
 #include "daemoneye/buf.h"
 #include "daemoneye/clock.h"
 
-/* A table line: a 1 MiB command line escaped (room for 4 MiB) (at most 4 bytes per byte) and the columns. */
+/* A table line: a 1 MiB command line escaped (room for 4 MiB) (at most 4 bytes per byte) and the
+ * columns. */
 #define LINE_MAX_BYTES (17u << 20)
 
 /* ---- output ------------------------------------------------------------- */
@@ -36,18 +37,6 @@ struct out {
 	size_t rows;
 	struct de_buf line; /* the table line being built */
 };
-
-static void fmt_time(int64_t ms, char buf[32])
-{
-	time_t t = (time_t)(ms / 1000);
-	struct tm tmv;
-
-	if (ms <= 0 || !gmtime_r(&t, &tmv)) {
-		snprintf(buf, 32, "-");
-		return;
-	}
-	strftime(buf, 32, "%Y-%m-%d %H:%M:%S", &tmv);
-}
 
 static void fmt_bytes(bool has, uint64_t v, char buf[16])
 {
@@ -109,11 +98,11 @@ static void table_row(struct out *o, const struct de_process_row *r)
 	char start[32], exited[32], rss[16], cpu[16], head[160];
 
 	de_buf_reset(&o->line);
-	fmt_time(r->has_start_time ? r->start_time : r->first_seen, start);
+	cli_fmt_time(r->has_start_time ? r->start_time : r->first_seen, start);
 	if (r->alive)
 		snprintf(exited, sizeof(exited), "(running)");
 	else
-		fmt_time(r->has_exited_at ? r->exited_at : 0, exited);
+		cli_fmt_time(r->has_exited_at ? r->exited_at : 0, exited);
 	fmt_bytes(r->has_memory_usage, r->memory_usage, rss);
 	if (r->has_cpu_usage)
 		snprintf(cpu, sizeof(cpu), "%.1f", r->cpu_usage);

@@ -4,6 +4,7 @@
  * read-only detection engine on it.
  */
 #include <errno.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -61,4 +62,16 @@ int cli_open_engine(struct cli_ctx *ctx, struct de_validator *v, struct de_engin
 out:
 	free(path);
 	return rc;
+}
+
+void cli_fmt_time(int64_t ms, char buf[32])
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tmv;
+
+	if (ms <= 0 || !gmtime_r(&t, &tmv)) {
+		snprintf(buf, 32, "-");
+		return;
+	}
+	strftime(buf, 32, "%Y-%m-%d %H:%M:%S", &tmv);
 }

@@ -139,7 +139,7 @@ int de_bpfevents_parse(const void *rec, size_t n, const struct de_bpf_clock *clk
 	memcpy(&h, rec, sizeof(h));
 	e->pid = h.pid;
 	e->timestamp_ns = h.ktime_ns;
-	e->time_ms = (int64_t)(((int64_t)h.ktime_ns + clk->boot_to_epoch_ns) / 1000000);
+	e->time_ms = (int64_t)(h.ktime_ns / 1000000) + clk->boot_to_epoch_ns / 1000000;
 	switch (h.kind) {
 	case DE_BPF_FORK: {
 		struct de_bpf_fork f;

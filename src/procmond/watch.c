@@ -134,8 +134,6 @@ static int print_event(const char *what, uint32_t pid, const char *source,
 {
 	json_t *j = json_pack("{s:s, s:I, s:I, s:s}", "event", what, "time",
 			      (json_int_t)de_now_ms(), "pid", (json_int_t)pid, "source", source);
-	char *s;
-	int rc;
 
 	if (!j)
 		return -ENOMEM;
@@ -145,15 +143,7 @@ static int print_event(const char *what, uint32_t pid, const char *source,
 		json_object_set_new(j, "process", json_null());
 	if (has_code)
 		json_object_set_new(j, "exit_code", json_integer(code));
-	s = json_dumps(j, JSON_COMPACT);
-	json_decref(j);
-	if (!s)
-		return -ENOMEM;
-	rc = printf("%s\n", s);
-	free(s);
-	if (rc < 0 || fflush(stdout) != 0)
-		return -EIO;
-	return 0;
+	return print_line(j);
 }
 
 static int on_exec(struct watch *w, const struct de_process_event *ev)
