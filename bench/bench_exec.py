@@ -152,6 +152,9 @@ def main():
         p50 = lat[len(lat) // 2]
         p99 = lat[min(len(lat) - 1, (len(lat) * 99 + 99) // 100 - 1)]
         print("exec -> alert: slowest (ms): " + " ".join(f"{x:.0f}" for x in lat[-8:]))
+        if os.environ.get("DE_BENCH_DEBUG"):
+            order = list(started)
+            print("slow (index:ms): " + " ".join(f"{i}:{(seen.get(p, 1e9) - started[p]) * 1000:.0f}" for i, p in enumerate(order) if seen.get(p, 1e9) - started[p] > 0.02))
         what = f" ({source}" + (", a hanging webhook configured)" if hanging else ")")
         print(f"exec -> alert{what}: {N - missed} of {N} execs of 10 ms processes raised "
               f"their alert; p50 {p50:.1f} ms, p99 {p99:.1f} ms")

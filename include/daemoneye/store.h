@@ -168,6 +168,15 @@ struct de_store_diff de_store_last_diff(const struct de_store *s);
 int de_store_apply_events(struct de_store *s, int64_t scan_id, const struct de_process_event *ev,
 			  size_t n, struct de_error *err);
 
+/*
+ * The event path's batch in one transaction: a finished scan of source
+ * "event" (its process_count the execs that carry a record) and
+ * de_store_apply_events over it, committed together; its id in *scan_id.
+ * 0, or an error after which nothing of it is in the file.
+ */
+int de_store_event_scan(struct de_store *s, int64_t now_ms, const struct de_process_event *ev,
+			size_t n, int64_t *scan_id, struct de_error *err);
+
 /* Insert an alert (with its `incomplete` flag). */
 int de_store_alert(struct de_store *s, const struct de_alert *a, struct de_error *err);
 
@@ -247,6 +256,16 @@ typedef int (*de_process_row_cb)(const struct de_process_row *row, void *arg);
  */
 int de_store_query_processes(struct de_store *s, const struct de_process_query *q,
 			     de_process_row_cb cb, void *arg, struct de_error *err);
+
+/*
+ * Fold the write-ahead log into the file on a thread of the store's own
+ * (its own connection; PASSIVE, so neither the writer nor readers wait),
+ * whenever it holds min_frames pages or more: a writer that commits all the
+ * time (the agent's exec path) then never pays for a checkpoint, and its
+ * fsyncs, inside a commit.  Stopped by de_store_close.  0, or an error
+ * (no thread).
+ */
+int de_store_background_checkpoints(struct de_store *s, int min_frames, struct de_error *err);
 
 /* ---- TCP connections ------------------------------------------------------ */
 

@@ -49,13 +49,15 @@ struct agent {
 void agent_alerts(struct agent *ag, struct de_alert_list *alerts, bool full);
 
 /*
- * Apply every event procmond has queued, in order, then forget them.  The
- * queue is cut before an exit of a process exec'd earlier in the same run,
- * so that the rules see a process that lived for 10 ms before its exit
- * takes it out of the snapshot.  A failure is logged and the rest dropped:
- * the next full scan reconciles.
+ * Apply the events procmond has queued as one batch (execpath.c).  An
+ * exit of a process exec'd in the same batch stays queued for the next
+ * batch, so that the rules see a process that lived for a millisecond
+ * before its exit takes it out of the snapshot; agent_execpath_pending()
+ * then says to run again soon.  A failure is logged and the batch
+ * dropped: the next full scan reconciles.
  */
 void agent_execpath_run(struct agent *ag);
+bool agent_execpath_pending(const struct agent *ag);
 
 /*
  * Set r's user_name and group_name facts from its effective ids, through

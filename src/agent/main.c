@@ -167,6 +167,10 @@ static int setup(struct agent *ag, struct de_error *err)
 	}
 	if ((rc = de_store_open(&sc, &ag->store, err)) < 0)
 		goto out;
+	/* the exec path commits all the time: its WAL is folded on a thread of
+	   the store's, never in an event batch's commit */
+	if ((rc = de_store_background_checkpoints(ag->store, 1024, err)) < 0)
+		goto out;
 	de_log_info("event store %s", path);
 
 	struct de_rule_problems problems = {0};
@@ -337,7 +341,10 @@ static void wait_next(struct agent *ag, uint64_t ms)
 			de_log_err(&err);
 			de_error_clear(&err);
 		}
-		if (agent_procmond_wait(&ag->pm, left > 1000 ? 1000 : (int)left, &err) < 0) {
+		/* held-back exits (execpath.c) go with the next batch, or alone
+		   in a moment when no other event comes */
+		int wait_ms = agent_execpath_pending(ag) ? 2 : left > 1000 ? 1000 : (int)left;
+		if (agent_procmond_wait(&ag->pm, wait_ms, &err) < 0) {
 			/* the next cycle starts procmond again */
 			de_log_err(&err);
 			continue;

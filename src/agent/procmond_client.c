@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "procmond_client.h"
+#include "daemoneye/clock.h"
 #include "daemoneye/log.h"
 
 static int procmond_path(char *buf, size_t size)
@@ -168,19 +169,34 @@ void agent_events_clear(struct procmond_chan *ch)
 	ch->nqueue = 0;
 }
 
+/* After the first frame of a batch, a frame that follows within this many
+   ms joins it, up to AGENT_GATHER_MAX_MS in all: on a busy host a batch
+   then holds several processes, and each batch costs the store one
+   transaction (the WAL writes of its pages) whatever its size. */
+#define AGENT_GATHER_MS	    1
+#define AGENT_GATHER_MAX_MS 3
+
 int agent_procmond_wait(struct procmond_chan *ch, int timeout_ms, struct de_error *err)
 {
 	size_t got = 0;
+	int64_t first = 0;
 	int rc;
 
 	if (ch->fd < 0)
 		return de_error_set(err, DE_ERR_IO, EPIPE, "procmond is not running");
-	/* a batch: whatever is readable now, at most 1024 frames */
+	/* a batch: what is readable now and what follows at once, at most 1024 frames */
 	while (got < 1024) {
 		struct de_ipc_msg m = {0};
 		if (!de_ipc_reader_pending(ch->rd)) {
 			struct pollfd p = {ch->fd, POLLIN, 0};
-			int pr = poll(&p, 1, got ? 0 : timeout_ms);
+			int wait = timeout_ms;
+			if (got) {
+				int64_t left = first + AGENT_GATHER_MAX_MS - de_mono_ms();
+				wait = left <= 0		? 0
+				       : left < AGENT_GATHER_MS ? (int)left
+								: AGENT_GATHER_MS;
+			}
+			int pr = poll(&p, 1, wait);
 			if (pr < 0 && errno == EINTR)
 				return 0;
 			if (pr < 0) {
@@ -205,7 +221,8 @@ int agent_procmond_wait(struct procmond_chan *ch, int timeout_ms, struct de_erro
 		}
 		queue_event(ch, &m);
 		de_ipc_msg_clear(&m);
-		got++;
+		if (!got++)
+			first = de_mono_ms();
 	}
 	return 0;
 fail:

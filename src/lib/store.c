@@ -11,6 +11,8 @@
 #include "store_int.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <time.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,6 +156,112 @@ int store_step(struct de_store *s, sqlite3_stmt *st, struct de_error *err, const
 	rc = rc == SQLITE_DONE ? 0 : store_db_err(s, err, what);
 	sqlite3_reset(st);
 	return rc;
+}
+
+/* ---- the WAL ------------------------------------------------------------- */
+
+#define WAL_BACKSTOP_FRAMES 16384
+
+/*
+ * After each commit: remember how big the WAL is, and keep the automatic
+ * checkpoint's backstop (a WAL hook replaces it).
+ */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	struct de_store *s = arg;
+
+	__atomic_store_n(&s->wal_frames, frames, __ATOMIC_RELAXED);
+	if (frames >= WAL_BACKSTOP_FRAMES)
+		sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	return SQLITE_OK;
+}
+
+/* The background checkpointer (de_store_background_checkpoints). */
+struct store_ckpt {
+	struct de_store *s;
+	sqlite3 *db; /* its own connection */
+	int min_frames;
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool stop;
+};
+
+static void *ckpt_main(void *arg)
+{
+	struct store_ckpt *c = arg;
+	struct timespec ts;
+
+	pthread_mutex_lock(&c->mu);
+	while (!c->stop) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 200 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+		if (c->stop || __atomic_load_n(&c->s->wal_frames, __ATOMIC_RELAXED) < c->min_frames)
+			continue;
+		pthread_mutex_unlock(&c->mu);
+		/* PASSIVE: copies what no reader still needs; the writer goes on */
+		sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+		pthread_mutex_lock(&c->mu);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return NULL;
+}
+
+int de_store_background_checkpoints(struct de_store *s, int min_frames, struct de_error *err)
+{
+	struct store_ckpt *c;
+
+	if (s->read_only || !s->wal || s->ckpt)
+		return 0;
+	if (!(c = calloc(1, sizeof(*c))))
+		return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
+	c->s = s;
+	c->min_frames = min_frames > 0 ? min_frames : 1;
+	if (sqlite3_open_v2(s->path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+	    SQLITE_OK) {
+		int rc = de_error_set(err, DE_ERR_DATABASE, EIO,
+				      "%s: cannot open the checkpointer's connection: %s", s->path,
+				      c->db ? sqlite3_errmsg(c->db) : "out of memory");
+		sqlite3_close(c->db);
+		free(c);
+		return rc;
+	}
+	sqlite3_busy_timeout(c->db, 100);
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	if (pthread_create(&c->th, NULL, ckpt_main, c) != 0) {
+		pthread_cond_destroy(&c->cv);
+		pthread_mutex_destroy(&c->mu);
+		sqlite3_close(c->db);
+		free(c);
+		return de_error_set(err, DE_ERR_DATABASE, EAGAIN,
+				    "%s: cannot start the checkpointer thread", s->path);
+	}
+	s->ckpt = c;
+	return 0;
+}
+
+static void ckpt_stop(struct de_store *s)
+{
+	struct store_ckpt *c = s->ckpt;
+
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->mu);
+	c->stop = true;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	pthread_join(c->th, NULL);
+	pthread_cond_destroy(&c->cv);
+	pthread_mutex_destroy(&c->mu);
+	sqlite3_close(c->db);
+	free(c);
+	s->ckpt = NULL;
 }
 
 /* ---- open / close ------------------------------------------------------- */
@@ -328,8 +436,10 @@ int de_store_open(const struct de_store_config *cfg, struct de_store **out, stru
 				 NULL, NULL, NULL) != SQLITE_OK ||
 		    sqlite3_exec(s->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) !=
 			    SQLITE_OK ||
-		    /* checkpoints run between scans, in de_store_prune(); this is the
-		       backstop for callers that never call it (64 MiB of WAL) */
+		    /* checkpoints run between scans, in de_store_prune(), and on
+		       the background checkpointer when one is started; the WAL hook
+		       below keeps a backstop for callers that have neither (16384
+		       frames) */
 		    sqlite3_exec(s->db, "PRAGMA wal_autocheckpoint=16384", NULL, NULL, NULL) !=
 			    SQLITE_OK ||
 		    sqlite3_exec(s->db, "PRAGMA journal_size_limit=33554432", NULL, NULL, NULL) !=
@@ -337,10 +447,18 @@ int de_store_open(const struct de_store_config *cfg, struct de_store **out, stru
 		    /* room for the pages a first scan of 10,000 processes dirties, rather
 		       than spill and re-read them (the cache grows only as used) */
 		    sqlite3_exec(s->db, "PRAGMA cache_size=-16384", NULL, NULL, NULL) !=
+			    SQLITE_OK ||
+		    /* a statement that may abort halfway inside a transaction keeps
+		       a statement journal: in memory, not a temporary file created,
+		       written and unlinked per transaction (the exec path commits
+		       hundreds of small batches a second) */
+		    sqlite3_exec(s->db, "PRAGMA temp_store=MEMORY", NULL, NULL, NULL) !=
 			    SQLITE_OK) {
 			rc = store_db_err(s, err, "cannot set journal mode");
 			goto fail;
 		}
+		if (s->wal)
+			sqlite3_wal_hook(s->db, wal_hook, s);
 		for (size_t i = 0; i <= STORE_BATCH_ROWS; i++)
 			store_text_init(&s->text[i],
 					(size_t)sqlite3_limit(s->db, SQLITE_LIMIT_LENGTH, -1));
@@ -386,6 +504,7 @@ void de_store_close(struct de_store *s)
 {
 	if (!s)
 		return;
+	ckpt_stop(s);
 	for (int i = 0; i < ST_MAX; i++)
 		sqlite3_finalize(s->st[i]);
 	sqlite3_finalize(s->multi_snap); /* before the close, which fails while any is open */

@@ -257,6 +257,8 @@ struct de_store {
 	int64_t snap_time, snap_scan, sample_time; /* from store_state */
 	struct de_store_diff last_diff;		   /* of the last successful batch */
 	int step_errno;				   /* errno after the last failed step */
+	int wal_frames; /* frames in the WAL after the last commit (the WAL hook; atomic) */
+	struct store_ckpt *ckpt; /* the background checkpointer, or NULL */
 };
 
 /* ---- errors, steps, transactions (store.c) ------------------------------ */
