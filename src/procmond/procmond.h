@@ -46,11 +46,13 @@ uint64_t procmond_source_lost(const struct procmond_source *s);
 
 /*
  * Read the source until procmond_stop, calling fn for each event as it
- * arrives (the event threads of --events and of --ipc-fd).  Returns 0 when
- * stopped, fn's negative value, or a read error.
+ * arrives, and flush (when not NULL) after each read's events (the event
+ * threads of --events and of --ipc-fd).  Returns 0 when stopped, fn's or
+ * flush's negative value, or a read error.
  */
 int procmond_follow_events(struct procmond_source *s,
-			   int (*fn)(void *ctx, struct de_process_event *e), void *ctx);
+			   int (*fn)(void *ctx, struct de_process_event *e),
+			   int (*flush)(void *ctx), void *ctx);
 
 /*
  * Answer the agent on fd until it closes the channel or a signal arrives:

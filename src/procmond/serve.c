@@ -42,19 +42,9 @@ struct server {
 	pthread_mutex_t send_lock; /* one frame at a time on fd */
 	struct de_collector *ecol; /* the event thread's collector */
 	struct procmond_source *src;
-	int event_rc; /* why the event thread stopped (0: asked to) */
+	struct de_buf events; /* the event thread's frames of one read, written together */
+	int event_rc;	      /* why the event thread stopped (0: asked to) */
 };
-
-/* Send one whole frame under the lock. */
-static int send_locked(struct server *s, const struct de_ipc_msg *m, struct de_error *err)
-{
-	int rc;
-
-	pthread_mutex_lock(&s->send_lock);
-	rc = de_ipc_send(s->fd, m, err);
-	pthread_mutex_unlock(&s->send_lock);
-	return rc;
-}
 
 #define SCAN_WRITE_SIZE (64u * 1024u)
 
@@ -116,13 +106,36 @@ static int send_conn(void *ctx, const struct de_connection *c)
 	return gather(sc, &m);
 }
 
-/* One event as a frame: an exec carries the process (as the kernel saw it,
-   or as read now). */
+/* The frames of one read of the source, in one write, whole, under the lock. */
+static int flush_events(void *ctx)
+{
+	struct server *s = ctx;
+	struct de_error err = {0};
+	int rc = 0;
+
+	if (s->events.len) {
+		pthread_mutex_lock(&s->send_lock);
+		rc = de_ipc_write_all(s->fd, (const uint8_t *)s->events.p, s->events.len, &err);
+		pthread_mutex_unlock(&s->send_lock);
+	}
+	de_buf_reset(&s->events);
+	if (rc < 0 && rc != -EPIPE && rc != -ECONNRESET)
+		de_log_err(&err);
+	return rc;
+}
+
+/* One event as a frame, gathered: an exec carries the process (as the
+   kernel saw it, or as read now).  A fork is not sent: the agent stores a
+   process by its exec or its next scan. */
 static int send_event(struct server *s, const struct de_process_event *e, struct de_error *err)
 {
 	struct de_ipc_msg m = {.kind = DE_IPC_EVENT, .event = *e};
+	uint8_t *f;
+	size_t n;
 	int rc;
 
+	if (e->kind == DE_PROCESS_FORK)
+		return 0;
 	m.event.has_record = false;
 	m.event.kexec = NULL;
 	if (e->kind == DE_PROCESS_EXEC) {
@@ -136,9 +149,16 @@ static int send_event(struct server *s, const struct de_process_event *e, struct
 			return rc;
 		de_error_clear(err);
 	}
-	rc = send_locked(s, &m, err);
+	rc = de_ipc_encode(&m, &f, &n, err);
 	de_process_event_clear(&m.event);
-	return rc;
+	if (rc < 0)
+		return rc;
+	rc = de_buf_append(&s->events, f, n);
+	free(f);
+	if (rc < 0)
+		return de_error_set(err, DE_ERR_IO, -rc, "cannot gather an event: %s",
+				    strerror(-rc));
+	return s->events.len >= SCAN_WRITE_SIZE ? flush_events(s) : 0;
 }
 
 /* One event for the agent; the agent gone is not worth a log line. */
@@ -153,12 +173,12 @@ static int serve_event(void *ctx, struct de_process_event *e)
 	return rc;
 }
 
-/* The event thread: read the connector, forward at once. */
+/* The event thread: read the source, forward each read's events at once. */
 static void *event_thread(void *arg)
 {
 	struct server *s = arg;
 
-	s->event_rc = procmond_follow_events(s->src, serve_event, s);
+	s->event_rc = procmond_follow_events(s->src, serve_event, flush_events, s);
 	return NULL;
 }
 
@@ -166,7 +186,7 @@ int procmond_serve(struct de_collector *col, struct procmond_source *src, int fd
 {
 	bool ev = procmond_source_on(src);
 	struct de_ipc_msg hello = {.kind = DE_IPC_HELLO, .version = DE_IPC_VERSION};
-	struct server s = {.fd = fd, .src = src};
+	struct server s = {.fd = fd, .src = src, .events = DE_BUF_INIT(256u << 20)};
 	struct de_ipc_reader *rd = NULL;
 	struct de_error err = {0};
 	struct send_ctx sc = {
@@ -264,6 +284,7 @@ out:
 	de_ipc_reader_free(rd);
 	de_buf_free(&sc.out);
 	de_collector_close(s.ecol);
+	de_buf_free(&s.events);
 	pthread_mutex_destroy(&s.send_lock);
 	return status;
 }

@@ -122,7 +122,8 @@ uint64_t procmond_source_lost(const struct procmond_source *s)
 }
 
 int procmond_follow_events(struct procmond_source *s,
-			   int (*fn)(void *ctx, struct de_process_event *e), void *ctx)
+			   int (*fn)(void *ctx, struct de_process_event *e),
+			   int (*flush)(void *ctx), void *ctx)
 {
 	struct de_process_event buf[256];
 	int rc = 0;
@@ -144,15 +145,18 @@ int procmond_follow_events(struct procmond_source *s,
 			rc = de_bpfevents_read(s->bpf, fn, ctx, &err);
 			if (rc < 0 && err.message[0])
 				de_log_err(&err);
-			continue;
+		} else {
+			if ((rc = de_procevents_read(s->nl, buf, sizeof(buf) / sizeof(buf[0]), &n,
+						     &err)) < 0) {
+				de_log_err(&err);
+				break;
+			}
+			for (size_t i = 0; i < n && rc == 0; i++)
+				rc = fn(ctx, &buf[i]);
 		}
-		if ((rc = de_procevents_read(s->nl, buf, sizeof(buf) / sizeof(buf[0]), &n, &err)) <
-		    0) {
-			de_log_err(&err);
-			break;
-		}
-		for (size_t i = 0; i < n && rc == 0; i++)
-			rc = fn(ctx, &buf[i]);
+		/* what one read brought goes on together */
+		if (rc == 0 && flush)
+			rc = flush(ctx);
 	}
 	return rc;
 }

@@ -277,7 +277,7 @@ static void *event_thread(void *arg)
 {
 	struct watch *w = arg;
 
-	w->event_rc = procmond_follow_events(w->src, watch_event, w);
+	w->event_rc = procmond_follow_events(w->src, watch_event, NULL, w);
 	procmond_stop = 1; /* a broken event stream ends the run */
 	return NULL;
 }
