@@ -260,12 +260,13 @@ int de_store_query_processes(struct de_store *s, const struct de_process_query *
 /*
  * Fold the write-ahead log into the file on a thread of the store's own
  * (its own connection; PASSIVE, so neither the writer nor readers wait),
- * whenever it holds min_frames pages or more: a writer that commits all the
+ * whenever it holds min_wal_bytes or more: a writer that commits all the
  * time (the agent's exec path) then never pays for a checkpoint, and its
- * fsyncs, inside a commit.  Stopped by de_store_close.  0, or an error
- * (no thread).
+ * fsyncs, on the way from an exec to its alert, and the WAL stays small.
+ * Stopped by de_store_close.  0, or an error (no thread).
  */
-int de_store_background_checkpoints(struct de_store *s, int min_frames, struct de_error *err);
+int de_store_background_checkpoints(struct de_store *s, uint64_t min_wal_bytes,
+				    struct de_error *err);
 
 /* ---- TCP connections ------------------------------------------------------ */
 
@@ -336,6 +337,15 @@ struct de_prune_stats {
  */
 int de_store_prune(struct de_store *s, int64_t now_ms, uint64_t retention_days, size_t batch,
 		   size_t max_batches, struct de_prune_stats *st, struct de_error *err);
+
+/*
+ * Fold the write-ahead log into the file (a PASSIVE checkpoint: readers are
+ * never waited for) when it holds at least min_wal_bytes, so that a store
+ * written by many small transactions (the exec path) between full scans
+ * keeps a small WAL.  Call it between batches, never inside one.  0 (also
+ * when there was nothing to do), or a DatabaseError.
+ */
+int de_store_checkpoint(struct de_store *s, uint64_t min_wal_bytes, struct de_error *err);
 
 /* ---- statistics --------------------------------------------------------- */
 

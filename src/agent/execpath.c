@@ -50,6 +50,9 @@ static int apply_events(struct agent *ag, struct de_process_event *ev, size_t n,
 		de_engine_end_batch(ag->engine);
 	size_t raised = alerts.len;
 	agent_alerts(ag, &alerts, false);
+	/* the WAL every batch appends to is kept small by the store's
+	   background checkpointer (main.c starts it): no checkpoint, and its
+	   fsyncs, on the way from an exec to its alert */
 	de_log_debug("event scan %lld: %zu events, %zu alerts", (long long)scan_id, n, raised);
 out:
 	if (rc < 0)

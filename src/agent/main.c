@@ -169,7 +169,7 @@ static int setup(struct agent *ag, struct de_error *err)
 		goto out;
 	/* the exec path commits all the time: its WAL is folded on a thread of
 	   the store's, never in an event batch's commit */
-	if ((rc = de_store_background_checkpoints(ag->store, 1024, err)) < 0)
+	if ((rc = de_store_background_checkpoints(ag->store, AGENT_WAL_CHECKPOINT_BYTES, err)) < 0)
 		goto out;
 	de_log_info("event store %s", path);
 

@@ -60,4 +60,8 @@ int cmd_keygen(struct cli_ctx *ctx, int argc, char **argv); /* cmd_audit.c */
 int cmd_alerts(struct cli_ctx *ctx, int argc, char **argv); /* cmd_alerts.c */
 int cmd_connections(struct cli_ctx *ctx, int argc, char **argv);
 
+/* `rules convert --from sigma FILE` and `rules import --sigma PATH...` (rules_sigma.c). */
+int rules_sigma_convert(struct cli_ctx *ctx, const char *file);
+int rules_sigma_import(struct cli_ctx *ctx, int n, char **paths, const char *min_status);
+
 #endif

@@ -160,27 +160,11 @@ int store_step(struct de_store *s, sqlite3_stmt *st, struct de_error *err, const
 
 /* ---- the WAL ------------------------------------------------------------- */
 
-#define WAL_BACKSTOP_FRAMES 16384
-
-/*
- * After each commit: remember how big the WAL is, and keep the automatic
- * checkpoint's backstop (a WAL hook replaces it).
- */
-static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
-{
-	struct de_store *s = arg;
-
-	__atomic_store_n(&s->wal_frames, frames, __ATOMIC_RELAXED);
-	if (frames >= WAL_BACKSTOP_FRAMES)
-		sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-	return SQLITE_OK;
-}
-
 /* The background checkpointer (de_store_background_checkpoints). */
 struct store_ckpt {
 	struct de_store *s;
 	sqlite3 *db; /* its own connection */
-	int min_frames;
+	int64_t min_frames;
 	pthread_t th;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -201,27 +185,29 @@ static void *ckpt_main(void *arg)
 			ts.tv_nsec -= 1000000000L;
 		}
 		pthread_cond_timedwait(&c->cv, &c->mu, &ts);
-		if (c->stop || __atomic_load_n(&c->s->wal_frames, __ATOMIC_RELAXED) < c->min_frames)
+		if (c->stop || __atomic_load_n(&c->s->wal_pages, __ATOMIC_RELAXED) < c->min_frames)
 			continue;
-		pthread_mutex_unlock(&c->mu);
-		/* PASSIVE: copies what no reader still needs; the writer goes on */
+		/* PASSIVE: copies what no reader still needs; the writer goes on.
+		   Under mu: store_rollback's TRUNCATE on a full disk waits for it
+		   rather than finding the WAL busy */
 		sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-		pthread_mutex_lock(&c->mu);
 	}
 	pthread_mutex_unlock(&c->mu);
 	return NULL;
 }
 
-int de_store_background_checkpoints(struct de_store *s, int min_frames, struct de_error *err)
+int de_store_background_checkpoints(struct de_store *s, uint64_t min_wal_bytes,
+				    struct de_error *err)
 {
 	struct store_ckpt *c;
+	int64_t frames = s->page_bytes > 0 ? (int64_t)(min_wal_bytes / (uint64_t)s->page_bytes) : 1;
 
 	if (s->read_only || !s->wal || s->ckpt)
 		return 0;
 	if (!(c = calloc(1, sizeof(*c))))
 		return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
 	c->s = s;
-	c->min_frames = min_frames > 0 ? min_frames : 1;
+	c->min_frames = frames > 0 ? frames : 1;
 	if (sqlite3_open_v2(s->path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
 	    SQLITE_OK) {
 		int rc = de_error_set(err, DE_ERR_DATABASE, EIO,
@@ -388,6 +374,22 @@ static int prepare_multi(struct de_store *s, const char *head, const char *row, 
 	return rc;
 }
 
+/* SQLite calls this after each commit in WAL mode with the WAL's frames. */
+static int wal_hook(void *ctx, sqlite3 *db, const char *name, int pages)
+{
+	struct de_store *s = ctx;
+
+	(void)name;
+	__atomic_store_n(&s->wal_pages, pages, __ATOMIC_RELAXED);
+	/* the backstop for callers that never checkpoint (de_store_prune,
+	   de_store_checkpoint): as wal_autocheckpoint would, which this hook
+	   replaces */
+	if (pages >= STORE_WAL_BACKSTOP_PAGES &&
+	    sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) == SQLITE_OK)
+		__atomic_store_n(&s->wal_pages, 0, __ATOMIC_RELAXED);
+	return SQLITE_OK;
+}
+
 int de_store_open(const struct de_store_config *cfg, struct de_store **out, struct de_error *err)
 {
 	struct de_store *s;
@@ -436,12 +438,9 @@ int de_store_open(const struct de_store_config *cfg, struct de_store **out, stru
 				 NULL, NULL, NULL) != SQLITE_OK ||
 		    sqlite3_exec(s->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) !=
 			    SQLITE_OK ||
-		    /* checkpoints run between scans, in de_store_prune(), and on
-		       the background checkpointer when one is started; the WAL hook
-		       below keeps a backstop for callers that have neither (16384
-		       frames) */
-		    sqlite3_exec(s->db, "PRAGMA wal_autocheckpoint=16384", NULL, NULL, NULL) !=
-			    SQLITE_OK ||
+		    /* checkpoints run between scans (de_store_prune,
+		       de_store_checkpoint) and on the background checkpointer
+		       when one runs; wal_hook() is the backstop */
 		    sqlite3_exec(s->db, "PRAGMA journal_size_limit=33554432", NULL, NULL, NULL) !=
 			    SQLITE_OK ||
 		    /* room for the pages a first scan of 10,000 processes dirties, rather
@@ -457,6 +456,7 @@ int de_store_open(const struct de_store_config *cfg, struct de_store **out, stru
 			rc = store_db_err(s, err, "cannot set journal mode");
 			goto fail;
 		}
+		s->page_bytes = store_scalar(s, "PRAGMA page_size");
 		if (s->wal)
 			sqlite3_wal_hook(s->db, wal_hook, s);
 		for (size_t i = 0; i <= STORE_BATCH_ROWS; i++)
@@ -605,6 +605,9 @@ int store_begin_write(struct de_store *s, struct de_error *err, const char *what
 
 void store_rollback(struct de_store *s)
 {
+	bool full = s->step_errno == ENOSPC || s->step_errno == EDQUOT ||
+		    (sqlite3_extended_errcode(s->db) & 0xff) == SQLITE_FULL;
+
 	s->queued = 0;
 	s->batching = false;
 	sqlite3_reset(s->multi_snap);
@@ -612,4 +615,38 @@ void store_rollback(struct de_store *s)
 		sqlite3_reset(s->st[i]);
 	if (!sqlite3_get_autocommit(s->db))
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	/*
+	 * A full disk: the WAL may hold many copies of the same few pages
+	 * (every event batch commits its own).  Folding them into the file
+	 * and truncating the WAL gives that space back, so that the next
+	 * batch can commit once a little room appears; otherwise the WAL
+	 * alone keeps the disk full.  Best effort: readers may hold it.
+	 */
+	if (full && s->wal) {
+		if (s->ckpt)
+			pthread_mutex_lock(&s->ckpt->mu);
+		if (sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL) ==
+		    SQLITE_OK)
+			__atomic_store_n(&s->wal_pages, 0, __ATOMIC_RELAXED);
+		if (s->ckpt)
+			pthread_mutex_unlock(&s->ckpt->mu);
+	}
+}
+
+int de_store_checkpoint(struct de_store *s, uint64_t min_wal_bytes, struct de_error *err)
+{
+	int log = 0, done = 0;
+
+	if (s->read_only || !s->wal)
+		return 0;
+	if ((uint64_t)__atomic_load_n(&s->wal_pages, __ATOMIC_RELAXED) * (uint64_t)s->page_bytes <
+	    min_wal_bytes)
+		return 0;
+	if (sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done) !=
+		    SQLITE_OK &&
+	    sqlite3_errcode(s->db) != SQLITE_BUSY)
+		return store_db_err(s, err, "cannot checkpoint the write-ahead log");
+	/* what readers still need stays: counted again at the next commit */
+	__atomic_store_n(&s->wal_pages, log > done ? log - done : 0, __ATOMIC_RELAXED);
+	return 0;
 }

@@ -17,6 +17,7 @@
  * identifiers and comments exactly and counts nested SELECT keywords.
  */
 #include "daemoneye/validator.h"
+#include "daemoneye/regexp.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -65,7 +66,7 @@ static const char *const default_functions[] = {
 	"hex",	     "datetime",     "date",
 	"time",	     "strftime",     "unixepoch",
 	"julianday", "json_extract", "json_array_length",
-	"like",
+	"like",	     "regexp", /* PCRE2 with match limits: regexp.h */
 };
 
 struct de_validator {
@@ -278,6 +279,12 @@ int de_validator_open_db(const struct de_validator *v, const char *path, sqlite3
 		return db_fail(db, path, err, "cannot lock down the connection");
 	for (size_t i = 0; i < NCOLS(limits); i++)
 		sqlite3_limit(db, limits[i].id, limits[i].value);
+	/* the one regular-expression function, with PCRE2's limits (regexp.h) */
+	int rrc = de_regexp_register(db, err);
+	if (rrc < 0) {
+		sqlite3_close(db);
+		return rrc;
+	}
 	*out = db;
 	return 0;
 }

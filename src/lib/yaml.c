@@ -30,6 +30,7 @@ struct yctx {
 	json_t *origins;    /* where to record key origins */
 	struct de_error *err;
 	enum de_error_category cat; /* category of the errors we report */
+	bool text;		    /* plain scalars other than null stay strings */
 };
 
 static int yerr_at(struct yctx *y, const yaml_mark_t *m, const char *fmt, const char *detail)
@@ -88,6 +89,8 @@ static int scalar_value(struct yctx *y, const yaml_event_t *ev, json_t **out)
 	if (n == 0 || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
 	    !strcmp(s, "NULL")) {
 		*out = json_null();
+	} else if (y->text) {
+		*out = json_stringn(s, n);
 	} else if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE")) {
 		*out = json_true();
 	} else if (!strcmp(s, "false") || !strcmp(s, "False") || !strcmp(s, "FALSE")) {
@@ -148,7 +151,7 @@ static int parse_mapping(struct yctx *y, const char *path, int depth, json_t **o
 		}
 		k = (const char *)kev.data.scalar.value;
 		if (kev.data.scalar.length == 0 || strlen(k) != kev.data.scalar.length ||
-		    strchr(k, '.') || kev.data.scalar.length >= MAX_KEY) {
+		    (strchr(k, '.') && !y->text) || kev.data.scalar.length >= MAX_KEY) {
 			rc = yerr_at(y, &kev.start_mark,
 				     "invalid key (empty, too long, or containing '.'): ", k);
 			yaml_event_delete(&kev);
@@ -239,10 +242,11 @@ static int parse_node(struct yctx *y, yaml_event_t *ev, const char *path, int de
 	}
 }
 
-int de_yaml_parse(const char *text, size_t len, const char *origin, json_t *origins,
-		  enum de_error_category cat, json_t **out, struct de_error *err)
+static int parse_doc(const char *text, size_t len, const char *origin, json_t *origins,
+		     enum de_error_category cat, bool as_text, json_t **out, struct de_error *err)
 {
-	struct yctx y = {.origin = origin, .origins = origins, .err = err, .cat = cat};
+	struct yctx y = {
+		.origin = origin, .origins = origins, .err = err, .cat = cat, .text = as_text};
 	yaml_event_t ev;
 	json_t *root = NULL;
 	int rc;
@@ -284,4 +288,16 @@ out:
 	}
 	*out = root;
 	return 0;
+}
+
+int de_yaml_parse(const char *text, size_t len, const char *origin, json_t *origins,
+		  enum de_error_category cat, json_t **out, struct de_error *err)
+{
+	return parse_doc(text, len, origin, origins, cat, false, out, err);
+}
+
+int de_yaml_parse_text(const char *text, size_t len, const char *origin, json_t *origins,
+		       enum de_error_category cat, json_t **out, struct de_error *err)
+{
+	return parse_doc(text, len, origin, origins, cat, true, out, err);
 }
