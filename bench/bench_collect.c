@@ -112,9 +112,10 @@ static long read_cgroup_tree(int pfd, char *buf, size_t n)
  * of /proc/PID (effective ids), stat, cmdline, the exe link, the stat of
  * the image behind it (its identity: deleted, replaced, hash cache key;
  * status too for a set-id image), the image's bytes once per image (what
- * procmond hashes), the cwd link, the four ns links, environ and the cgroup: /proc/PID/cgroup for the first 128 processes, then
- * the cgroup2 tree once (as collect.c does); LINKS is DESIGN.md's stat+cmdline+exe anchor (no ids,
- * no image stat, no cgroup), printed for reference; STAT is a rescan's stat alone.
+ * procmond hashes), the cwd link, the four ns links, environ and the cgroup: /proc/PID/cgroup for
+ * the first 128 processes, then the cgroup2 tree once (as collect.c does); LINKS is DESIGN.md's
+ * stat+cmdline+exe anchor (no ids, no image stat, no cgroup), printed for reference; STAT is a
+ * rescan's stat alone.
  */
 enum reader { STAT, FULL, LINKS };
 

@@ -54,6 +54,8 @@ cli query --format csv "SELECT pid, name, command_line FROM processes" >"$tmp/cs
 check "--format csv parses with a header" python3 -c 'import csv,sys; r=list(csv.reader(open(sys.argv[1]))); assert r[0]==["pid","name","command_line"] and len(r)>1' "$tmp/csv"
 out=$(cli query --format ndjson "SELECT pid FROM processes WHERE pid = :p" --param p=1)
 check "--param binds a value" test "$out" = '{"pid":1}'
+out=$(cli query --format ndjson "SELECT pid FROM processes WHERE pid = ? AND 2 = ?2" --param 1=1 --param 2=2)
+check "--param N=VALUE binds the Nth ? and ?N ($out)" test "$out" = '{"pid":1}'
 out=$(cli query --format ndjson "SELECT count(*) AS n FROM processes WHERE name = :n" --param "n=x' OR '1'='1"); rc=$?
 check "a hostile --param value is a value, not SQL ($out)" test "$out" = '{"n":0}'
 cli query "SELECT :missing" >/dev/null 2>"$tmp/e"; rc=$?

@@ -33,7 +33,7 @@ struct cli_command {
 void cli_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* ms since the epoch as "YYYY-MM-DD HH:MM:SS" (UTC), "-" for 0 or less.  (common.c) */
 void cli_fmt_time(int64_t ms, char buf[32]);
-/* Report a library error and return its sysexits code. */
+/* Report a library error and return its sysexits code (never 0). */
 int cli_fail(const struct de_error *err);
 
 /*

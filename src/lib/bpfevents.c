@@ -58,8 +58,6 @@ bool de_bpfevents_built(void)
 void de_bpf_clock_now(struct de_bpf_clock *c)
 {
 	struct timespec rt, bt;
-	char buf[8192];
-	FILE *f;
 
 	clock_gettime(CLOCK_REALTIME, &rt);
 	clock_gettime(CLOCK_BOOTTIME, &bt);
@@ -69,14 +67,9 @@ void de_bpf_clock_now(struct de_bpf_clock *c)
 	/* the collector's start times use /proc/stat's btime: the same here,
 	   so an instance's (pid, start_time) is the one a scan gives it */
 	c->btime_ms = c->boot_to_epoch_ns / 1000000000 * 1000;
-	if ((f = fopen("/proc/stat", "re"))) {
-		while (fgets(buf, sizeof(buf), f))
-			if (strncmp(buf, "btime ", 6) == 0) {
-				c->btime_ms = strtoll(buf + 6, NULL, 10) * 1000;
-				break;
-			}
-		fclose(f);
-	}
+	int64_t boot = de_boot_time_ms(-1);
+	if (boot)
+		c->btime_ms = boot;
 }
 
 /* ---- parsing ------------------------------------------------------------- */
@@ -221,7 +214,7 @@ int de_bpfevents_parse(const void *rec, size_t n, const struct de_bpf_clock *clk
 	memcpy(&x, rec, sizeof(x));
 	dn = n - sizeof(x);
 	if ((uint64_t)x.exe_len + x.cwd_len + x.cg_len + x.argv_len > dn ||
-	    x.argv_len > DE_BPF_ARGV_MAX || cap < 3 * DE_BPF_PATH_TEXT)
+	    x.argv_len > DE_BPF_ARGV_MAX || cap < (size_t)3 * DE_BPF_PATH_TEXT)
 		return -EBADMSG;
 	memset(k, 0, sizeof(*k));
 	e->kind = DE_PROCESS_EXEC;

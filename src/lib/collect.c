@@ -189,59 +189,7 @@ static void pid_path(char *buf, uint32_t pid, const char *suffix)
 	} while (pid);
 	while (n)
 		*buf++ = digits[--n];
-	strcpy(buf, suffix);
-}
-
-/* Read a whole file at dirfd/path into a growing buffer (NUL added). */
-static int read_file(int dirfd, const char *path, char **buf, size_t *len, size_t cap)
-{
-	int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
-	size_t size = 4096, n = 0;
-	char *b;
-
-	if (fd < 0)
-		return -errno;
-	b = malloc(size);
-	if (!b) {
-		close(fd);
-		return -ENOMEM;
-	}
-	for (;;) {
-		ssize_t r;
-		if (n + 1 >= size) {
-			size_t ns = size * 2;
-			char *nb;
-			if (size >= cap + 1)
-				break; /* cap reached: caller sees n == cap */
-			if (ns > cap + 1)
-				ns = cap + 1;
-			nb = realloc(b, ns);
-			if (!nb) {
-				free(b);
-				close(fd);
-				return -ENOMEM;
-			}
-			b = nb;
-			size = ns;
-		}
-		r = read(fd, b + n, size - 1 - n);
-		if (r < 0) {
-			int e = errno;
-			if (e == EINTR)
-				continue;
-			free(b);
-			close(fd);
-			return -e;
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	close(fd);
-	b[n] = '\0';
-	*buf = b;
-	*len = n;
-	return 0;
+	memcpy(buf, suffix, strlen(suffix) + 1);
 }
 
 /* Read a small file into a caller buffer (NUL added); bytes read or -errno. */
@@ -350,8 +298,6 @@ void de_collect_options_default(struct de_collect_options *o)
 int de_collector_open(const char *proc_root, struct de_collector **out, struct de_error *err)
 {
 	struct de_collector *c = calloc(1, sizeof(*c));
-	char *statbuf = NULL, *p;
-	size_t n;
 	int rc;
 
 	if (!c)
@@ -366,12 +312,7 @@ int de_collector_open(const char *proc_root, struct de_collector **out, struct d
 	}
 	c->clk_tck = sysconf(_SC_CLK_TCK);
 	c->page_size = sysconf(_SC_PAGESIZE);
-	if (read_file(c->procfd, "stat", &statbuf, &n, 1u << 20) == 0) {
-		p = strstr(statbuf, "\nbtime ");
-		if (p)
-			c->btime_ms = strtoll(p + 7, NULL, 10) * 1000;
-		free(statbuf);
-	}
+	c->btime_ms = de_boot_time_ms(c->procfd);
 	de_collect_options_default(&c->opt);
 	if ((rc = de_exehash_cache_new(c->opt.max_hash_size, &c->hashes, err)) < 0) {
 		close(c->procfd);
@@ -672,6 +613,22 @@ static const char *status_field(const char *status, const char *key)
 	return NULL;
 }
 
+/* The first id of a status "Uid:"/"Gid:" line's value (tab-separated). */
+static bool status_id(const char *s, uint32_t *out)
+{
+	uint64_t v = 0;
+
+	while (*s == '\t' || *s == ' ')
+		s++;
+	if (*s < '0' || *s > '9')
+		return false;
+	for (; *s >= '0' && *s <= '9'; s++)
+		if ((v = v * 10 + (uint64_t)(*s - '0')) > UINT32_MAX)
+			return false;
+	*out = (uint32_t)v;
+	return true;
+}
+
 static bool gone(int e)
 {
 	return e == -ENOENT || e == -ESRCH;
@@ -681,7 +638,7 @@ static bool gone(int e)
 
 static size_t pid_slot(uint32_t pid, size_t mask)
 {
-	return (size_t)((pid * 2654435761u) & mask);
+	return (size_t)(uint32_t)(pid * 2654435761u) & mask; /* 32-bit multiplicative hash */
 }
 
 static struct inst *table_find(struct de_collector *c, uint32_t pid)
@@ -718,7 +675,7 @@ static int index_rebuild(struct de_collector *c, size_t want)
 /* A new zeroed entry for pid, indexed.  NULL on ENOMEM. */
 static struct inst *table_add(struct de_collector *c, uint32_t pid)
 {
-	if (c->n == c->cap) {
+	if (c->n == c->cap || !c->v) { /* (v is NULL only while cap is 0) */
 		size_t nc = c->cap ? c->cap * 2 : 1024;
 		struct inst *nv = realloc(c->v, nc * sizeof(*nv));
 		if (!nv)
@@ -1389,7 +1346,7 @@ static void take_stat(struct de_collector *c, struct inst *e, const struct pstat
 static int read_real_ids(struct de_collector *c, uint32_t pid, struct inst *e)
 {
 	char path[64], status[4096];
-	unsigned long uid, gid;
+	uint32_t uid, gid;
 	const char *u, *g;
 	ssize_t sn;
 
@@ -1399,9 +1356,9 @@ static int read_real_ids(struct de_collector *c, uint32_t pid, struct inst *e)
 		return (int)sn;
 	u = status_field(status, "Uid");
 	g = status_field(status, "Gid");
-	if (u && g && sscanf(u, "%lu", &uid) == 1 && sscanf(g, "%lu", &gid) == 1) {
-		e->ruid = (uint32_t)uid;
-		e->rgid = (uint32_t)gid;
+	if (u && g && status_id(u, &uid) && status_id(g, &gid)) {
+		e->ruid = uid;
+		e->rgid = gid;
 		e->has_real_ids = true;
 	}
 	return 0;
@@ -1462,6 +1419,20 @@ static int read_more(struct de_collector *c, uint32_t pid, struct inst *e)
 			     &e->env_truncated);
 	buf_trim(c);
 	return rc;
+}
+
+/* The container of e's cgroup path (none when it has no cgroup or names none). */
+static void inst_container(struct inst *e)
+{
+	char id[DE_CONTAINER_ID_LEN + 1];
+	const char *rt = NULL;
+
+	e->runtime = NULL;
+	e->container_id[0] = '\0';
+	if (e->cgroup && de_identity_container(e->cgroup, id, &rt)) {
+		memcpy(e->container_id, id, sizeof(id));
+		e->runtime = rt;
+	}
 }
 
 /*
@@ -1542,10 +1513,7 @@ static int read_rest(struct de_collector *c, uint32_t pid, struct inst *e, bool 
 		return rc;
 	if (gone(rc))
 		vanished = true;
-	e->runtime = NULL;
-	e->container_id[0] = '\0';
-	if (e->cgroup && !de_identity_container(e->cgroup, e->container_id, &e->runtime))
-		e->container_id[0] = '\0';
+	inst_container(e);
 	/* the same for cwd, the namespaces and the captured environment */
 	if ((rc = read_more(c, pid, e)) == -ENOMEM)
 		return rc;
@@ -1863,12 +1831,9 @@ static int kernel_inst(struct de_collector *c, const struct de_kernel_exec *k, s
 	}
 	if (k->cwd && !(e->cwd = strdup(k->cwd)))
 		return -ENOMEM;
-	if (k->cgroup) {
-		if (!(e->cgroup = strdup(k->cgroup)))
-			return -ENOMEM;
-		if (!de_identity_container(e->cgroup, e->container_id, &e->runtime))
-			e->container_id[0] = '\0';
-	}
+	if (k->cgroup && !(e->cgroup = strdup(k->cgroup)))
+		return -ENOMEM;
+	inst_container(e);
 	e->has_ns = k->pid_ns && k->mnt_ns && k->net_ns && k->user_ns;
 	e->ns[0] = k->pid_ns;
 	e->ns[1] = k->mnt_ns;

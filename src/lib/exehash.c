@@ -30,7 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define READ_CHUNK (256u * 1024u)
+#define READ_CHUNK ((size_t)256 * 1024)
 
 struct entry {
 	bool used;
@@ -238,11 +238,11 @@ static int sha256_buf(int fd, uint64_t max_size, unsigned char *buf, char *hex, 
 		rc = -EIO;
 		goto out;
 	}
-	for (unsigned i = 0; i < mdlen; i++) {
+	for (size_t i = 0; i < mdlen; i++) {
 		hex[2 * i] = digits[md[i] >> 4];
 		hex[2 * i + 1] = digits[md[i] & 15];
 	}
-	hex[2 * mdlen] = '\0';
+	hex[2 * (size_t)mdlen] = '\0';
 	*bytes = off;
 out:
 	EVP_MD_CTX_free(ctx);

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "daemoneye/buf.h"
+#include "daemoneye/clock.h"
 
 #define TABLE_MAX  (64u << 20) /* bytes of one /proc/net/tcp read */
 #define MAX_NS	   256	       /* network namespaces read per scan */
@@ -233,7 +234,8 @@ static int read_tables(struct scan *s, const char *dir, uint32_t ns)
 		de_buf_reset(&s->text);
 		for (;;) {
 			ssize_t r;
-			if ((rc = de_buf_reserve(&s->text, 65536)) < 0)
+			/* at the cap (or out of memory): what was read is parsed */
+			if (de_buf_reserve(&s->text, 65536) < 0)
 				break;
 			r = read(fd, s->text.p + s->text.len, s->text.cap - 1 - s->text.len);
 			if (r < 0 && errno == EINTR)
@@ -305,7 +307,12 @@ static int64_t start_ms(int procfd, const char *pid, int64_t btime_ms, long hz)
 	char *p = close_paren + 1;
 	for (int f = 0; f < 19 && p; f++)
 		p = strchr(p + 1, ' ');
-	if (!p || sscanf(p, "%llu", &start) != 1)
+	char *end;
+	if (!p)
+		return 0;
+	errno = 0;
+	start = strtoull(p + 1, &end, 10);
+	if (end == p + 1 || errno)
 		return 0;
 	return btime_ms + (int64_t)(start * 1000 / (unsigned long long)hz);
 }
@@ -329,19 +336,7 @@ int de_netconn_scan(const char *proc_root, int64_t now_ms,
 	if ((s.procfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		return de_error_set(err, DE_ERR_IO, errno, "cannot open %s: %s", root,
 				    strerror(errno));
-	{
-		char buf[4096];
-		int fd = openat(s.procfd, "stat", O_RDONLY | O_CLOEXEC);
-		ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-		if (fd >= 0)
-			close(fd);
-		if (n > 0) {
-			buf[n] = '\0';
-			char *b = strstr(buf, "\nbtime ");
-			if (b)
-				btime_ms = strtoll(b + 7, NULL, 10) * 1000;
-		}
-	}
+	btime_ms = de_boot_time_ms(s.procfd);
 	self_ns = net_ns_of(s.procfd, "self");
 	if ((rc = read_tables(&s, "net", self_ns)) < 0)
 		goto out;

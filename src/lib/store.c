@@ -625,8 +625,8 @@ void store_rollback(struct de_store *s)
 	if (full && s->wal) {
 		if (s->ckpt)
 			pthread_mutex_lock(&s->ckpt->mu);
-		if (sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL) ==
-		    SQLITE_OK)
+		if (sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL,
+					      NULL) == SQLITE_OK)
 			__atomic_store_n(&s->wal_pages, 0, __ATOMIC_RELAXED);
 		if (s->ckpt)
 			pthread_mutex_unlock(&s->ckpt->mu);

@@ -150,7 +150,8 @@ size_t de_json_str(char *dst, const char *s, size_t n)
 			esc[1] = 't';
 			break;
 		default:
-			memcpy(esc + 1, "u00", 3);
+			esc[1] = 'u';
+			esc[2] = esc[3] = '0';
 			esc[4] = hex[c >> 4];
 			esc[5] = hex[c & 15];
 			el = 6;

@@ -46,7 +46,7 @@ struct server {
 	int event_rc;	      /* why the event thread stopped (0: asked to) */
 };
 
-#define SCAN_WRITE_SIZE (64u * 1024u)
+#define SCAN_WRITE_SIZE ((size_t)64 * 1024)
 
 /* The scan thread's gathered frames. */
 struct send_ctx {
