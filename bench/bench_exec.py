@@ -26,15 +26,11 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import ratio  # noqa: E402
+
 N = 300
 BUDGET_MS = {"ebpf": 10.0, "netlink": 100.0}
-
-
-def ratio(what, value, anchor, rule, budget):
-    r = value / anchor if anchor else 0.0
-    good = r <= budget if rule == "<=" else r >= budget
-    print(f"{what:<44} {value:10.2f} vs {anchor:10.2f}  ratio {r:5.2f}  "
-          f"budget {rule} {budget:.2f}  {'ok' if good else 'OVER BUDGET'}", flush=True)
 
 
 def main():

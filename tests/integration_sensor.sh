@@ -60,7 +60,7 @@ if ! grep -q "watching process events (ebpf)" "$tmp/probe.err"; then
 	exit 1
 fi
 
-wait_for() { # wait_for PATTERN FILE [TRIES]
+wait_line() { # wait_line PATTERN FILE [TRIES]
 	for _ in $(seq "${3:-400}"); do grep -q -- "$1" "$2" 2>/dev/null && return 0; sleep 0.05; done
 	return 1
 }
@@ -78,21 +78,7 @@ until_sql() { # until_sql NAME SQL WANT
 mark_a="de-it-sensor-"
 mark_b="$$"
 mark="$mark_a$mark_b"
-cat >"$tmp/mark.yaml" <<YAML
-rules:
-  - id: it-sensor-marker
-    name: sensor test marker
-    description: a process whose command line carries the test's marker
-    version: 1
-    severity: low
-    category: execution
-    tags: [attack.t1059.004]
-    author: tests
-    sql: |
-      SELECT pid, name, executable_path, command_line FROM processes
-      WHERE command_line LIKE '%$mark-%'
-YAML
-chmod 644 "$tmp/mark.yaml"
+marker_rule "$tmp/mark.yaml" it-sensor-marker "$mark"
 start_agent() { # start_agent NAME [--set ...]
 	local name=$1
 	shift
@@ -101,7 +87,7 @@ start_agent() { # start_agent NAME [--set ...]
 		--set alerting.stdout.format=json --set alerting.deduplication.enabled=false \
 		--set logging.level=debug "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
 	agent_pid=$!
-	wait_for "scan [0-9]*: [0-9]* processes" "$tmp/$name.err" 1200 && return 0
+	wait_line "scan [0-9]*: [0-9]* processes" "$tmp/$name.err" 1200 && return 0
 	echo "# the agent's first scan never finished:"
 	sed 's/^/#   /' "$tmp/$name.err" | tail -20
 	return 1
@@ -132,13 +118,13 @@ N=1000
 "$bin/procmond" --events --interval 100000 >"$tmp/sat.json" 2>"$tmp/sat.err" &
 pm=$!
 pids+=("$pm")
-check "procmond --events: the eBPF sensor is in use" wait_for "watching process events (ebpf)" "$tmp/sat.err"
+check "procmond --events: the eBPF sensor is in use" wait_line "watching process events (ebpf)" "$tmp/sat.err"
 start_loops
 bash -c 'for i in $(seq '"$N"'); do /bin/true '"$mark"'-sat-$i; done; echo $$ >'"$tmp/runner.pid" &
 runner=$!
 wait "$runner"
 stop_loops
-check "all $N runs were reported" wait_for "$mark-sat-$N\"" "$tmp/sat.json" 1200
+check "all $N runs were reported" wait_line "$mark-sat-$N\"" "$tmp/sat.json" 1200
 kill -TERM "$pm"; wait "$pm"; rc=$?
 pids=()
 check "procmond ends with 0 (rc=$rc)" test "$rc" = 0
@@ -198,10 +184,10 @@ fault() { # fault NAME WANT-IN-LOG PROCMOND-ARGS...
 	"$@" >"$tmp/$name.json" 2>"$tmp/$name.err" &
 	local p=$!
 	pids+=("$p")
-	check "$name: a clear log line ($want)" wait_for "$want" "$tmp/$name.err"
-	check "$name: the netlink fallback is in use" wait_for "watching process events (netlink)" "$tmp/$name.err"
+	check "$name: a clear log line ($want)" wait_line "$want" "$tmp/$name.err"
+	check "$name: the netlink fallback is in use" wait_line "watching process events (netlink)" "$tmp/$name.err"
 	/bin/true "$mark-$name"
-	check "$name: events still flow" wait_for "$mark-$name" "$tmp/$name.json"
+	check "$name: events still flow" wait_line "$mark-$name" "$tmp/$name.json"
 	kill -TERM "$p"; wait "$p"; local rc=$?
 	pids=()
 	check "$name: procmond ends cleanly (rc=$rc)" test "$rc" = 0
@@ -222,8 +208,8 @@ fault seccomp "eBPF sensor not loaded: the kernel refused to load eBPF programs"
 p=$!
 pids+=("$p")
 check "event_source=ebpf without BTF: said, and full scans only" \
-	wait_for "collection.event_source is ebpf: no real-time events, full scans only" "$tmp/only.err"
-check "event_source=ebpf without BTF: polling" wait_for "polling every 200 ms" "$tmp/only.err"
+	wait_line "collection.event_source is ebpf: no real-time events, full scans only" "$tmp/only.err"
+check "event_source=ebpf without BTF: polling" wait_line "polling every 200 ms" "$tmp/only.err"
 kill -TERM "$p"; wait "$p"; rc=$?
 pids=()
 check "event_source=ebpf without BTF: procmond ends cleanly (rc=$rc)" test "$rc" = 0
@@ -238,7 +224,7 @@ polls=$(db tiny "SELECT count(*) FROM scans WHERE source = 'poll'")
 bash -c 'for i in $(seq 300); do /bin/true '"$mark"'-burst-$i & done; wait' &
 wait $!
 check "ring buffer overrun: counted and reported" \
-	wait_for "the kernel lost [0-9]* process events: reconciling with a full scan now" "$tmp/tiny.err"
+	wait_line "the kernel lost [0-9]* process events: reconciling with a full scan now" "$tmp/tiny.err"
 check "ring buffer overrun: reconciled by a full scan at once (interval 10 min)" \
 	until_sql tiny "SELECT count(*) > $polls FROM scans WHERE source = 'poll' AND status = 'ok'" 1
 check "ring buffer overrun: the agent runs on" kill -0 "$agent_pid"
@@ -272,7 +258,7 @@ pre_l=${pids[-1]}
 setsid bash -c 'exec 3<>/dev/tcp/127.0.0.1/'"$(cat "$tmp/pre.port")"'; sleep 300; :' </dev/null >/dev/null 2>&1 &
 pre_c=$!
 pids+=("$pre_c")
-wait_for x "$tmp/pre.port.accepted"
+wait_line x "$tmp/pre.port.accepted"
 start_agent tcp
 check "scan: the listener found open (pid $pre_l)" until_sql tcp \
 	"SELECT count(*) FROM network_connections WHERE pid = $pre_l AND kind = 'listen' AND local_port = $(cat "$tmp/pre.port") AND source = 'scan'" 1
@@ -299,9 +285,9 @@ for fam in 4 6; do
 	check "ebpf IPv$fam: accept" until_sql tcp \
 		"SELECT count(*) FROM network_connections WHERE pid = $lp AND kind = 'accept' AND family = $fam AND local_port = $port AND source = 'ebpf'" 1
 	check "ebpf IPv$fam: the shell holding it is alerted at once (shell-outbound-connection)" \
-		wait_for "\"rule_id\":\"shell-outbound-connection\".*\"affected_processes\":\[$cp\]" "$tmp/tcp.out"
+		wait_line "\"rule_id\":\"shell-outbound-connection\".*\"affected_processes\":\[$cp\]" "$tmp/tcp.out"
 	check "ebpf IPv$fam: the listening interpreter too (interpreter-listening)" \
-		wait_for "\"rule_id\":\"interpreter-listening\".*\"affected_processes\":\[$lp\]" "$tmp/tcp.out"
+		wait_line "\"rule_id\":\"interpreter-listening\".*\"affected_processes\":\[$lp\]" "$tmp/tcp.out"
 	[ $fam = 4 ] && last_c=$cp
 done
 check "no event scan failed" test "$(db tcp "SELECT count(*) FROM scans WHERE status = 'failed'")" = 0

@@ -161,8 +161,12 @@ sim proc_creation_lnx_groupdel groupdel "groupdel de-none"
 # net_connection_lnx_back_connect_shell_dev: bash holding a TCP connection
 # (bash's /dev/tcp) to a listener of ours on 127.0.0.2, which the rule does
 # not exempt (only 127.0.0.1 and 0.0.0.0); the agent's full scan finds it
-setsid python3 -c '
-import socket, sys
+# shell_connection WHAT: a listener of ours on 127.0.0.2, and bash connected
+# to it (bash's /dev/tcp) in $shell; each in its own group in pids
+shell_connection() {
+	: >"$tmp/port"
+	setsid python3 -c '
+import socket
 s = socket.socket()
 s.bind(("127.0.0.2", 0))
 s.listen(1)
@@ -170,14 +174,16 @@ print(s.getsockname()[1], flush=True)
 c, _ = s.accept()
 c.recv(1)
 ' >"$tmp/port" </dev/null 2>/dev/null &
-pids+=($!)
+	pids+=($!)
+	check "$1: the listener is up" wait_for 30 has_port
+	setsid bash -c 'exec 3<>"/dev/tcp/127.0.0.2/$0"; read -r -u 3 x' "$(cat "$tmp/port")" </dev/null >/dev/null 2>&1 &
+	pids+=($!)
+	shell=$!
+	check "$1: bash holds its connection (pid $shell)" wait_for 30 holds_socket
+}
 has_port() { [ -s "$tmp/port" ]; }
-check "network simulation: the listener is up" wait_for 30 has_port
-setsid bash -c 'exec 3<>"/dev/tcp/127.0.0.2/$0"; read -r -u 3 x' "$(cat "$tmp/port")" </dev/null >/dev/null 2>&1 &
-pids+=($!)
-shell=$!
 holds_socket() { ls -l "/proc/$shell/fd/" 2>/dev/null | grep -q 'socket:'; }
-check "network simulation: bash holds its connection (pid $shell)" wait_for 30 holds_socket
+shell_connection "network simulation"
 expect[sigma-$(sed -n 's/^id: *//p' "$netrules/net_connection_lnx_back_connect_shell_dev.yml" | tr 'A-Z' 'a-z')]=$shell
 agent() {
 	"$bin/daemoneye-agent" --once --set app.state_dir="$tmp/state" \
@@ -222,49 +228,16 @@ if [ "$(id -u)" = 0 ]; then
 		grep -q "\"rule_id\": *\"$rule\"" "$tmp/ev.out" && break
 		sleep 0.05
 	done
-	found=$(python3 - "$tmp/ev.out" "$rule" "$short" <<'PY'
-import json, sys
-for line in open(sys.argv[1]):
-    if line.startswith("{"):
-        a = json.loads(line)
-        if a["rule_id"] == sys.argv[2] and int(sys.argv[3]) in a["affected_processes"]:
-            print(a["scan_id"])
-            break
-PY
-)
+	found=$(alert_scan "$tmp/ev.out" "$rule" "$short")
 	check "a 50 ms process raises a Sigma rule's alert on the exec path (pid $short)" test -n "$found"
 	src=$(sqlite3 -readonly "$tmp/state/events.sqlite" "SELECT source FROM scans WHERE id = ${found:-0}")
 	check "from an event scan ($src)" test "$src" = event
 	# a connection the sensor reports raises a Sigma network rule at once
 	if grep -q "events: ebpf" "$tmp/ev.err"; then
-		: >"$tmp/port"
-		setsid python3 -c '
-import socket
-s = socket.socket()
-s.bind(("127.0.0.2", 0))
-s.listen(1)
-print(s.getsockname()[1], flush=True)
-c, _ = s.accept()
-c.recv(1)
-' >"$tmp/port" </dev/null 2>/dev/null &
-		pids+=($!)
-		check "exec path: the listener is up" wait_for 30 has_port
-		setsid bash -c 'exec 3<>"/dev/tcp/127.0.0.2/$0"; read -r -u 3 x' "$(cat "$tmp/port")" </dev/null >/dev/null 2>&1 &
-		pids+=($!)
-		conn=$!
+		shell_connection "exec path"
+		conn=$shell
 		rule=sigma-$(sed -n 's/^id: *//p' "$netrules/net_connection_lnx_back_connect_shell_dev.yml" | tr 'A-Z' 'a-z')
-		net_alert() {
-			python3 - "$tmp/ev.out" "$rule" "$conn" <<'PY'
-import json, sys
-for line in open(sys.argv[1]):
-    if line.startswith("{"):
-        a = json.loads(line)
-        if a["rule_id"] == sys.argv[2] and int(sys.argv[3]) in a["affected_processes"]:
-            print(a["scan_id"])
-            sys.exit(0)
-sys.exit(1)
-PY
-		}
+		net_alert() { alert_scan "$tmp/ev.out" "$rule" "$conn"; }
 		alerted() { net_alert >/dev/null; }
 		check "a connection raises a Sigma network rule's alert on the event path (pid $conn)" wait_for 60 alerted
 		found=$(net_alert)

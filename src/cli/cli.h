@@ -33,6 +33,21 @@ struct cli_command {
 void cli_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* ms since the epoch as "YYYY-MM-DD HH:MM:SS" (UTC), "-" for 0 or less.  (common.c) */
 void cli_fmt_time(int64_t ms, char buf[32]);
+/*
+ * The index in names (NULL-terminated) of a --format value, or -1 after
+ * saying "<cmd>: unknown format '<arg>' (a, b or c)" on stderr.  (common.c)
+ */
+int cli_format_arg(const char *cmd, const char *arg, const char *const *names);
+/*
+ * An option's whole number from 0 to max into *out: 0, or -1 after saying
+ * "<cmd>: <opt> wants a number up to <max>, not '<s>'".  (common.c)
+ */
+int cli_u64_arg(const char *cmd, const char *opt, const char *s, uint64_t max, uint64_t *out);
+/*
+ * An option's time (de_time_parse, relative to now) into *out: 0, or -1
+ * after saying "<cmd>: <opt>: cannot read time '<s>' (...)".  (common.c)
+ */
+int cli_time_arg(const char *cmd, const char *opt, const char *s, int64_t now, int64_t *out);
 /* Report a library error and return its sysexits code (never 0). */
 int cli_fail(const struct de_error *err);
 

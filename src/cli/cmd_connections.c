@@ -128,59 +128,38 @@ int cmd_connections(struct cli_ctx *ctx, int argc, char **argv)
 	struct out o = {.fmt = F_TABLE, .color = ctx->color};
 	struct de_store *store = NULL;
 	struct de_error err = {0};
-	char *end;
+	uint64_t v;
 	int c, rc;
 
 	while ((c = getopt_long(argc, argv, "p:s:Ol:f:h", opts, NULL)) != -1) {
 		switch (c) {
-		case 'p': {
-			errno = 0;
-			unsigned long v = strtoul(optarg, &end, 10);
-			if (!*optarg || *end || errno || optarg[0] == '-' || v > UINT32_MAX) {
-				cli_errorf("connections: --pid wants a process id, not '%s'",
-					   optarg);
+		case 'p':
+			if (cli_u64_arg("connections", "--pid", optarg, UINT32_MAX, &v) < 0)
 				return EX_USAGE;
-			}
 			q.has_pid = true;
 			q.pid = (uint32_t)v;
 			break;
-		}
 		case 's':
-			if (de_time_parse(optarg, de_now_ms(), &q.since_ms) < 0) {
-				cli_errorf(
-					"connections: --since: cannot read time '%s' (RFC 3339 "
-					"like 2026-11-25T09:30:00Z, a date, now, or relative like "
-					"-1h)",
-					optarg);
+			if (cli_time_arg("connections", "--since", optarg, de_now_ms(),
+					 &q.since_ms) < 0)
 				return EX_USAGE;
-			}
 			q.has_since = true;
 			break;
 		case 'O':
 			q.open_only = true;
 			break;
 		case 'l':
-			errno = 0;
-			q.limit = strtoull(optarg, &end, 10);
-			if (!*optarg || *end || errno || optarg[0] == '-') {
-				cli_errorf("connections: --limit wants a number, not '%s'", optarg);
+			if (cli_u64_arg("connections", "--limit", optarg, INT64_MAX, &q.limit) < 0)
 				return EX_USAGE;
-			}
 			break;
-		case 'f':
-			if (strcmp(optarg, "table") == 0)
-				o.fmt = F_TABLE;
-			else if (strcmp(optarg, "json") == 0)
-				o.fmt = F_JSON;
-			else if (strcmp(optarg, "ndjson") == 0)
-				o.fmt = F_NDJSON;
-			else {
-				cli_errorf(
-					"connections: unknown format '%s' (table, json or ndjson)",
-					optarg);
+		case 'f': {
+			static const char *const fmts[] = {"table", "json", "ndjson", NULL};
+			int f = cli_format_arg("connections", optarg, fmts);
+			if (f < 0)
 				return EX_USAGE;
-			}
+			o.fmt = (enum fmt)f;
 			break;
+		}
 		case 'h':
 			usage(stdout);
 			return 0;

@@ -290,16 +290,7 @@ static void usage(FILE *f)
 
 static int parse_u64(const char *opt, const char *s, uint64_t max, uint64_t *out)
 {
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (!*s || *end || errno || s[0] == '-' || v > max) {
-		cli_errorf("processes: %s wants a number up to %llu, not '%s'", opt,
-			   (unsigned long long)max, s);
-		return -1;
-	}
-	*out = v;
-	return 0;
+	return cli_u64_arg("processes", opt, s, max, out);
 }
 
 int cmd_processes(struct cli_ctx *ctx, int argc, char **argv)
@@ -342,13 +333,9 @@ int cmd_processes(struct cli_ctx *ctx, int argc, char **argv)
 		case 's':
 		case 'u': {
 			int64_t t;
-			if (de_time_parse(optarg, now, &t) < 0) {
-				cli_errorf(
-					"processes: %s: cannot read time '%s' (RFC 3339 like "
-					"2026-11-25T09:30:00Z, a date, now, or relative like -1h)",
-					c == 's' ? "--since" : "--until", optarg);
+			if (cli_time_arg("processes", c == 's' ? "--since" : "--until", optarg, now,
+					 &t) < 0)
 				return EX_USAGE;
-			}
 			if (c == 's') {
 				q.has_since = true;
 				q.since_ms = t;
@@ -375,22 +362,14 @@ int cmd_processes(struct cli_ctx *ctx, int argc, char **argv)
 		case 'L':
 			q.current_only = true;
 			break;
-		case 'f':
-			if (strcmp(optarg, "table") == 0)
-				o.fmt = F_TABLE;
-			else if (strcmp(optarg, "json") == 0)
-				o.fmt = F_JSON;
-			else if (strcmp(optarg, "ndjson") == 0)
-				o.fmt = F_NDJSON;
-			else if (strcmp(optarg, "csv") == 0)
-				o.fmt = F_CSV;
-			else {
-				cli_errorf("processes: unknown format '%s' (table, json, ndjson "
-					   "or csv)",
-					   optarg);
+		case 'f': {
+			static const char *const fmts[] = {"table", "json", "ndjson", "csv", NULL};
+			int f = cli_format_arg("processes", optarg, fmts);
+			if (f < 0)
 				return EX_USAGE;
-			}
+			o.fmt = (enum fmt)f;
 			break;
+		}
 		case 'h':
 			usage(stdout);
 			return 0;
