@@ -81,7 +81,7 @@ python3 -c 'import json,sys; print("\n".join(sorted(r["id"] for r in json.load(o
 	"$tmp/list.json" >"$tmp/state_marked"
 
 # ---- 1. clean baseline ------------------------------------------------------
-state_rules="deleted-executable replaced-executable exec-from-tmp memfd-executable long-command-line root-from-user-writable"
+state_rules="deleted-executable replaced-executable exec-from-tmp memfd-executable long-command-line root-from-user-writable interpreter-listening"
 check "the state rules here are those the library marks so" diff <(tr ' ' '\n' <<<"$state_rules" | sort) "$tmp/state_marked"
 agent >"$tmp/base.out" 2>"$tmp/base.err"
 rc=$?
