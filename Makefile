@@ -21,7 +21,8 @@ DEPS = cmake make gcc pkg-config \
        libcurl4-openssl-dev libcap-ng-dev libseccomp-dev \
        libprotobuf-c-dev protobuf-c-compiler libcmocka-dev zlib1g-dev \
        procps valgrind clang libclang-rt-14-dev clang-tidy python3 b3sum openssl \
-       rsyslog rsyslog-openssl python3-aiosmtpd libpcre2-dev python3-yaml
+       rsyslog rsyslog-openssl python3-aiosmtpd libpcre2-dev python3-yaml \
+       libbpf-dev bpftool
 
 .PHONY: all build deps run test test-normal test-asan valgrind bench install clean format
 

@@ -498,6 +498,21 @@ int de_engine_run(struct de_engine *e, const struct de_rule *rules, size_t n, in
 	return run_all(e, rules, n, scan_id, NULL, alerts, results);
 }
 
+int de_engine_begin_batch(struct de_engine *e, struct de_error *err)
+{
+	/* outside any prepare: the sandbox's authorizer is not installed */
+	if (sqlite3_exec(e->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+		return de_error_set(err, DE_ERR_DETECTION, EIO, "cannot begin a read: %s",
+				    sqlite3_errmsg(e->db));
+	return 0;
+}
+
+void de_engine_end_batch(struct de_engine *e)
+{
+	if (!sqlite3_get_autocommit(e->db))
+		sqlite3_exec(e->db, "COMMIT", NULL, NULL, NULL);
+}
+
 int de_engine_run_pid(struct de_engine *e, const struct de_rule *rules, size_t n, uint32_t pid,
 		      int64_t scan_id, struct de_alert_list *alerts, struct de_rule_result *results)
 {

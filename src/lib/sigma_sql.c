@@ -455,18 +455,23 @@ int sg_sql_query(struct sg_ctx *c, const struct sg_node *cond, char *const *sels
 	int rc;
 
 	(void)n;
-	if ((rc = de_buf_printf(&b, "SELECT %s%s\nFROM %s%s%s\nWHERE ", l->select,
-				c->uses_parent ? l->parent_select : "", l->from,
-				c->uses_parent && *l->parent_join ? "\n  " : "",
-				c->uses_parent ? l->parent_join : "")) < 0 ||
-	    (rc = cond_sql(c, cond, sels, imps, &b, &imp)) < 0) {
+	rc = de_buf_printf(&b, "SELECT %s%s\nFROM %s%s%s\nWHERE %s%s", l->select,
+			   c->uses_parent ? l->parent_select : "", l->from,
+			   c->uses_parent && *l->parent_join ? "\n  " : "",
+			   c->uses_parent ? l->parent_join : "", l->where ? l->where : "",
+			   l->where ? " AND (" : "");
+	if (rc == 0 && (rc = cond_sql(c, cond, sels, imps, &b, &imp)) == 0) {
+		sg_facts_clear(&imp);
+		if (l->where)
+			rc = de_buf_putc(&b, ')');
+	}
+	if (rc < 0) {
 		de_buf_free(&b);
 		return sg_fail(c, "detection.condition", -rc,
 			       rc == -E2BIG ? "the rule makes an SQL query longer than %d bytes"
 					    : "out of memory (%d)",
 			       SG_MAX_SQL);
 	}
-	sg_facts_clear(&imp);
 	if (!(*out = de_buf_steal(&b)))
 		return sg_fail(c, "detection.condition", ENOMEM, "out of memory");
 	return 0;

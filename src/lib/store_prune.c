@@ -33,6 +33,10 @@ static const char *const prune_sql[] = {
 	" AND EXISTS (SELECT 1 FROM alert_deliveries d WHERE d.alert_id = a.id)"
 	" AND NOT EXISTS (SELECT 1 FROM alert_deliveries d WHERE d.alert_id = a.id"
 	"  AND d.status != 'delivered') ORDER BY a.alert_time LIMIT ?2;",
+	/* connections last reported or found open before the cutoff (an open
+	   one is found again by every connection scan) */
+	"DELETE FROM network_connections WHERE id IN (SELECT id FROM network_connections"
+	" WHERE last_seen < ?1 ORDER BY last_seen LIMIT ?2)",
 };
 
 /* Run the (possibly multi-statement) sql with ?1/?2 bound; changes() of the last. */

@@ -19,7 +19,7 @@
 #define QUERY_COLS                                                                                 \
 	" pid, ppid, name, executable_path, command_line, argv_json, start_time, first_seen,"      \
 	" %s, %s, first_scan_id, %s, cpu_usage, memory_usage, executable_hash, user_id,"           \
-	" accessible, file_exists, exe_deleted, exe_replaced, %d"
+	" accessible, file_exists, exe_deleted, exe_replaced, %d, user_name, group_name, cwd"
 
 static int prepare_query(struct de_store *s, const struct de_process_query *q, bool live,
 			 sqlite3_stmt **out, struct de_error *err)
@@ -109,6 +109,9 @@ static void query_row(sqlite3_stmt *st, struct de_process_row *r)
 	r->exe_deleted = sqlite3_column_int(st, 19);
 	r->exe_replaced = sqlite3_column_int(st, 20);
 	r->alive = sqlite3_column_int(st, 21);
+	r->user_name = (const char *)sqlite3_column_text(st, 22);
+	r->group_name = (const char *)sqlite3_column_text(st, 23);
+	r->cwd = (const char *)sqlite3_column_text(st, 24);
 	if (!r->name)
 		r->name = "";
 	if (!r->command_line)
