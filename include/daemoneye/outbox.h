@@ -18,7 +18,7 @@
  *                      last_attempt_at, delivered_at and the last error.
  *   alerts             gains kind and context (alert.h).
  *
- * The tables are created by the store's migration 5 (store_schema.c).
+ * The tables are made by the store's migrations 5 and 6 (store_schema.c).
  *
  * Writes happen inside de_outbox_tx_begin()/de_outbox_tx_commit() (one
  * transaction per submit or poll: alert, state and delivery rows commit
