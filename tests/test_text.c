@@ -1,6 +1,6 @@
 /*
  * test_text.c — UTF-8 validity and lossy repair, terminal escaping, JSON
- * string literals against jansson and CSV fields (RFC 4180).
+ * string literals (plain and ASCII-only) against jansson and CSV fields (RFC 4180).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -65,6 +65,53 @@ static void test_json_str(void **state)
 	}
 }
 
+/* de_json_str_ascii escapes exactly as jansson's JSON_ENSURE_ASCII. */
+static void test_json_str_ascii(void **state)
+{
+	(void)state;
+	char s[2], out[DE_JSON_STR_MAX(128)];
+	const int flags = JSON_ENCODE_ANY | JSON_COMPACT | JSON_ENSURE_ASCII;
+
+	for (int c = 0; c < 0x80; c++) {
+		s[0] = (char)c;
+		json_t *j = json_stringn(s, 1);
+		char *want = json_dumps(j, flags);
+		size_t n = de_json_str_ascii(out, s, 1);
+		assert_int_equal(n, strlen(want));
+		assert_int_equal(de_json_str_ascii(NULL, s, 1), n);
+		assert_memory_equal(out, want, n);
+		free(want);
+		json_decref(j);
+	}
+	/* two, three and four bytes: the BMP and a surrogate pair */
+	{
+		const char *t =
+			"caf\xc3\xa9 \xe2\x82\xac \xef\xbf\xbf \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf";
+		size_t n = de_json_str_ascii(out, t, strlen(t));
+		out[n] = '\0';
+		assert_string_equal(out,
+				    "\"caf\\u00E9 \\u20AC \\uFFFF \\uD83D\\uDE00 \\uDBFF\\uDFFF\"");
+	}
+	/* a byte that is not UTF-8 (jansson refuses those) is U+FFFD, one each */
+	assert_int_equal(de_json_str_ascii(out, "a\xff\xc0", 3), 15);
+	assert_memory_equal(out, "\"a\\uFFFD\\uFFFD\"", 15);
+	for (int i = 0; i < 2000; i++) {
+		char *t = rnd_text();
+		size_t l = strlen(t);
+		if (de_utf8_valid(t, l)) {
+			json_t *j = json_stringn(t, l);
+			char *want = json_dumps(j, flags);
+			size_t n = de_json_str_ascii(out, t, l);
+			assert_true(n <= DE_JSON_STR_MAX(l));
+			assert_int_equal(n, strlen(want));
+			assert_memory_equal(out, want, n);
+			free(want);
+			json_decref(j);
+		}
+		free(t);
+	}
+}
+
 static void test_lossy(void **state)
 {
 	(void)state;
@@ -115,6 +162,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_utf8_and_escape),
 		cmocka_unit_test(test_json_str),
+		cmocka_unit_test(test_json_str_ascii),
 		cmocka_unit_test(test_lossy),
 		cmocka_unit_test(test_csv),
 	};

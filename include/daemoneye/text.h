@@ -48,6 +48,13 @@ char *de_escape_text(const char *s, size_t n);
  * added) and returns the length of the literal either way.
  */
 size_t de_json_str(char *dst, const char *s, size_t n);
+/*
+ * The same with JSON_ENSURE_ASCII's escaping: every code point above
+ * U+007F as a \uXXXX escape (upper-case hex; a UTF-16 surrogate pair above
+ * the BMP), so the literal is ASCII; a byte that is not valid UTF-8 becomes
+ * \uFFFD.  DE_JSON_STR_MAX(n) is enough room here too.
+ */
+size_t de_json_str_ascii(char *dst, const char *s, size_t n);
 #define DE_JSON_STR_MAX(n) (6 * (size_t)(n) + 2)
 
 /*

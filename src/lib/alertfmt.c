@@ -1,9 +1,10 @@
 /*
  * alertfmt.c — alert formats (see alertfmt.h): human, json, ecs, cef, ocsf.
  *
- * JSON-shaped formats are built as jansson trees and dumped compact with
- * JSON_ENSURE_ASCII, so a record is always one line of ASCII whatever a
- * process name holds.  CEF is written by hand with its two escapers, which
+ * JSON-shaped formats are built as jansson trees and dumped compact as
+ * json_dumps would with JSON_ENSURE_ASCII (de_json_dump, without jansson's
+ * per-container bookkeeping), so a record is always one line of ASCII
+ * whatever a process name holds.  CEF is written by hand with its two escapers, which
  * are the whole of its injection defence and are tested byte for byte.
  */
 #include "daemoneye/alertfmt.h"
@@ -142,10 +143,8 @@ static int put_s(json_t *o, const char *k, const char *s)
 
 static int dump(json_t *j, struct de_buf *out)
 {
-	char *s = j ? json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
-	int rc = s ? de_buf_puts(out, s) : -ENOMEM;
+	int rc = j ? de_json_dump(j, true, out) : -ENOMEM;
 
-	free(s);
 	json_decref(j);
 	return rc;
 }

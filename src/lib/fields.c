@@ -14,6 +14,7 @@
 
 #include "daemoneye/alert.h"
 #include "daemoneye/base64.h"
+#include "daemoneye/buf.h"
 #include "daemoneye/rule.h"
 #include "daemoneye/text.h"
 #include "daemoneye/uuid.h"
@@ -197,6 +198,75 @@ json_t *de_json_lossy(const char *s)
 		return json_null();
 	n = strlen(s);
 	return de_utf8_valid(s, n) ? json_stringn(s, n) : lossy_string(s, n);
+}
+
+static int json_dump_str(const char *s, size_t n, bool ascii, struct de_buf *out)
+{
+	int rc = de_buf_reserve(out, DE_JSON_STR_MAX(n));
+
+	if (rc < 0)
+		return rc;
+	out->len += ascii ? de_json_str_ascii(out->p + out->len, s, n)
+			  : de_json_str(out->p + out->len, s, n);
+	return 0;
+}
+
+static int json_dump_at(const json_t *j, bool ascii, int depth, struct de_buf *out)
+{
+	char num[32];
+	int rc = 0;
+
+	if (!j || depth > 2048)
+		return -EINVAL;
+	switch (json_typeof(j)) {
+	case JSON_OBJECT: {
+		bool first = true;
+		if ((rc = de_buf_putc(out, '{')) < 0)
+			return rc;
+		for (void *it = json_object_iter((json_t *)j); it && rc == 0;
+		     it = json_object_iter_next((json_t *)j, it)) {
+			if (!first && (rc = de_buf_putc(out, ',')) < 0)
+				break;
+			first = false;
+			if ((rc = json_dump_str(json_object_iter_key(it),
+						json_object_iter_key_len(it), ascii, out)) == 0 &&
+			    (rc = de_buf_putc(out, ':')) == 0)
+				rc = json_dump_at(json_object_iter_value(it), ascii, depth + 1,
+						  out);
+		}
+		return rc < 0 ? rc : de_buf_putc(out, '}');
+	}
+	case JSON_ARRAY:
+		if ((rc = de_buf_putc(out, '[')) < 0)
+			return rc;
+		for (size_t i = 0; i < json_array_size(j) && rc == 0; i++)
+			if (!i || (rc = de_buf_putc(out, ',')) == 0)
+				rc = json_dump_at(json_array_get(j, i), ascii, depth + 1, out);
+		return rc < 0 ? rc : de_buf_putc(out, ']');
+	case JSON_STRING:
+		return json_dump_str(json_string_value(j), json_string_length(j), ascii, out);
+	case JSON_INTEGER:
+		snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(j));
+		return de_buf_puts(out, num);
+	case JSON_REAL: { /* rare here: jansson's own shortest round-trip form */
+		char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+		rc = s ? de_buf_puts(out, s) : -ENOMEM;
+		free(s);
+		return rc;
+	}
+	case JSON_TRUE:
+		return de_buf_puts(out, "true");
+	case JSON_FALSE:
+		return de_buf_puts(out, "false");
+	case JSON_NULL:
+		return de_buf_puts(out, "null");
+	}
+	return -EINVAL;
+}
+
+int de_json_dump(const json_t *j, bool ascii, struct de_buf *out)
+{
+	return json_dump_at(j, ascii, 0, out);
 }
 
 /* Member `name` := s, plus `name_raw` when s is not valid UTF-8. */

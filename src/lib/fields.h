@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "daemoneye/buf.h"
 #include "daemoneye/error.h"
 
 enum de_ftype {
@@ -99,5 +100,15 @@ int de_json_put_bytes(json_t *o, const char *name, const char *s);
 json_t *de_json_lossy(const char *s);
 /* The n bytes at s in base64 as a new JSON string; NULL on ENOMEM. */
 json_t *de_json_base64(const char *s, size_t n);
+
+/*
+ * Append j to out exactly as json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY,
+ * plus JSON_ENSURE_ASCII when ascii) writes it (members in insertion
+ * order), without jansson's per-container loop bookkeeping: several times
+ * faster on the alert path.  0, or -ENOMEM/-E2BIG from the buffer, -EINVAL
+ * for NULL or a tree nested deeper than 2048 (jansson's own parse limit;
+ * this also stops a cycle).  On failure out may hold part of the text.
+ */
+int de_json_dump(const json_t *j, bool ascii, struct de_buf *out);
 
 #endif

@@ -109,6 +109,8 @@ struct de_outbox {
 	sqlite3 *db;
 	sqlite3_stmt *st[S_MAX]; /* prepared on first use */
 	bool in_tx;
+	/* an alert's JSON columns, built in buffers reused from alert to alert */
+	struct de_buf affected, data, ctx;
 };
 
 static const char *const status_names[DE_OUTBOX_STATUS_MAX] = {"pending", "delivered", "dead"};
@@ -145,6 +147,9 @@ int de_outbox_open(struct de_store *s, struct de_outbox **out, struct de_error *
 		return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
 	o->store = s;
 	o->db = de_store_db(s);
+	o->affected = (struct de_buf)DE_BUF_INIT(1u << 20);
+	o->data = (struct de_buf)DE_BUF_INIT(64u << 20);
+	o->ctx = (struct de_buf)DE_BUF_INIT(64u << 20);
 	*out = o;
 	return 0;
 }
@@ -155,6 +160,9 @@ void de_outbox_close(struct de_outbox *o)
 		return;
 	for (int i = 0; i < S_MAX; i++)
 		sqlite3_finalize(o->st[i]);
+	de_buf_free(&o->affected);
+	de_buf_free(&o->data);
+	de_buf_free(&o->ctx);
 	free(o);
 }
 
@@ -498,29 +506,43 @@ int de_outbox_windows(struct de_outbox *o, de_window_cb cb, void *arg, struct de
 
 /* ---- the outbox ---------------------------------------------------------------------- */
 
+/* A JSON column of the alerts row into b, NUL-terminated for binding. */
+static int json_column(struct de_buf *b, const json_t *j)
+{
+	int rc;
+
+	de_buf_reset(b);
+	if ((rc = de_json_dump(j, false, b)) == 0)
+		rc = de_buf_putc(b, '\0');
+	return rc;
+}
+
 int de_outbox_add(struct de_outbox *o, const struct de_alert *a, const char *const *sinks, size_t n,
 		  int64_t now, int64_t *ids, struct de_error *err)
 {
 	sqlite3_stmt *st = stmt(o, S_ALERT_ADD, err);
-	struct de_buf affected = DE_BUF_INIT(1u << 20);
-	char id[DE_UUID_STR_LEN + 1], *data = NULL, *ctx = NULL;
+	char id[DE_UUID_STR_LEN + 1];
 	int rc = 0;
 
 	if (!st)
 		return -EIO;
 	/* the columns as de_alert_to_json would write them, without building it whole */
 	de_uuid_format(&a->id, id);
-	rc = de_buf_putc(&affected, '[');
+	de_buf_reset(&o->affected);
+	rc = de_buf_putc(&o->affected, '[');
 	for (size_t i = 0; rc == 0 && i < a->affected_processes_len; i++)
-		rc = de_buf_printf(&affected, "%s%u", i ? "," : "", a->affected_processes[i]);
+		rc = de_buf_printf(&o->affected, "%s%u", i ? "," : "", a->affected_processes[i]);
 	if (rc == 0)
-		rc = de_buf_putc(&affected, ']');
-	data = json_dumps(a->alert_data ? a->alert_data : json_null(),
-			  JSON_COMPACT | JSON_ENCODE_ANY);
-	if (a->context)
-		ctx = json_dumps(a->context, JSON_COMPACT | JSON_ENCODE_ANY);
-	if (rc < 0 || !data || (a->context && !ctx)) {
-		rc = de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
+		rc = de_buf_puts(&o->affected, "]");
+	if (rc == 0)
+		rc = de_buf_putc(&o->affected, '\0');
+	if (rc == 0)
+		rc = json_column(&o->data, a->alert_data ? a->alert_data : json_null());
+	if (rc == 0 && a->context)
+		rc = json_column(&o->ctx, a->context);
+	if (rc < 0) {
+		rc = de_error_set(err, DE_ERR_DATABASE, -rc, "cannot store an alert: %s",
+				  rc == -E2BIG ? "a JSON column is too large" : "out of memory");
 		goto out;
 	}
 	bind_text(st, 1, id);
@@ -531,15 +553,16 @@ int de_outbox_add(struct de_outbox *o, const struct de_alert *a, const char *con
 	bind_text(st, 6, de_severity_name(a->severity));
 	if (a->has_scan_id)
 		sqlite3_bind_int64(st, 7, a->scan_id);
-	bind_text(st, 8, affected.p);
+	bind_text(st, 8, o->affected.p);
 	sqlite3_bind_int(st, 9, a->process_count);
-	bind_text(st, 10, data);
+	bind_text(st, 10, o->data.p);
 	if (a->has_rule_execution_time_ms)
 		sqlite3_bind_int64(st, 11, a->rule_execution_time_ms);
 	bind_text(st, 12, a->dedupe_key);
 	sqlite3_bind_int(st, 13, a->incomplete);
 	bind_text(st, 14, a->kind);
-	bind_text(st, 15, ctx);
+	if (a->context)
+		bind_text(st, 15, o->ctx.p);
 	if ((rc = run(o, st, err, "cannot store an alert")) < 0)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
@@ -558,9 +581,6 @@ int de_outbox_add(struct de_outbox *o, const struct de_alert *a, const char *con
 	rc = 0;
 out:
 	sqlite3_clear_bindings(st);
-	de_buf_free(&affected);
-	free(data);
-	free(ctx);
 	return rc;
 }
 
