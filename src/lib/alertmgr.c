@@ -809,8 +809,8 @@ static int derived_alert(struct de_alertmgr *m, const char *orig_id, const char 
 	if (rc < 0)
 		return rc;
 	*out = o;
-	de_uuid_v4(&out->id);
 	out->alert_time = de_now_ms();
+	de_uuid_v7(&out->id, out->alert_time);
 	free(out->kind);
 	out->kind = strdup(kind);
 	if (!out->kind) {
