@@ -5,7 +5,9 @@
  * Threads.  The agent's thread calls everything here and is the only one
  * that touches the store.  Each sink has a worker thread that takes queued
  * deliveries, renders the alert in the sink's format, asks its circuit
- * breaker, makes one attempt and hands the outcome back.  One mutex guards
+ * breaker, makes one attempt and hands the outcome back; a sink with
+ * deliver_batch gets what its queue holds at once (up to BATCH_MAX) in one
+ * call while its circuit is closed, one attempt each.  One mutex guards
  * the queues and the list of outcomes; a queued item carries a shared,
  * reference-counted alert that nobody modifies once queued (jansson's
  * reference counts are atomic, and rendering only reads).
@@ -172,6 +174,21 @@ struct worker {
 	/* the worker's thread only */
 	struct de_breaker br;
 	struct de_buf payload;
+	struct batch *batch; /* what deliver_batch gets (sinks that have it) */
+};
+
+/*
+ * What a worker takes from its queue at once, and hands to a sink's
+ * deliver_batch as one attempt each while the circuit is closed; a batch
+ * stops growing at BATCH_BYTES of rendered records.
+ */
+#define BATCH_MAX   256
+#define BATCH_BYTES (1u << 20)
+struct batch {
+	struct item *items[BATCH_MAX];
+	size_t off[BATCH_MAX], len[BATCH_MAX]; /* each record in the worker's payload */
+	struct de_sink_msg msgs[BATCH_MAX];
+	struct de_sink_result results[BATCH_MAX];
 };
 
 /* A window that closed with folds, waiting for its summary. */
@@ -226,6 +243,18 @@ static const struct de_rule *rule_find(const struct de_alertmgr *m, const char *
 
 /* ---- workers ---------------------------------------------------------------------- */
 
+/* The outcome of one attempt in r, for the item and the circuit breaker. */
+static void outcome(struct worker *w, struct item *it, const struct de_sink_result *r)
+{
+	it->outcome = r->outcome;
+	snprintf(it->error, sizeof(it->error), "%s", r->outcome == DE_SINK_OK ? "" : r->error);
+	/* a sink that answered (even "no") is up; only transient failures trip it */
+	if (r->outcome == DE_SINK_TRANSIENT)
+		de_breaker_failure(&w->br, de_mono_ms());
+	else
+		de_breaker_success(&w->br);
+}
+
 static void attempt(struct worker *w, struct item *it)
 {
 	struct de_alert_sink *s = w->sink;
@@ -260,22 +289,69 @@ static void attempt(struct worker *w, struct item *it)
 		.stop = &w->m->stop,
 	};
 	s->ops->deliver(s->state, &msg, &r);
-	it->outcome = r.outcome;
-	snprintf(it->error, sizeof(it->error), "%s", r.outcome == DE_SINK_OK ? "" : r.error);
-	/* a sink that answered (even "no") is up; only transient failures trip it */
-	if (r.outcome == DE_SINK_TRANSIENT)
-		de_breaker_failure(&w->br, de_mono_ms());
-	else
-		de_breaker_success(&w->br);
+	outcome(w, it, &r);
+}
+
+/*
+ * Attempts at items[0..n) through the sink's deliver_batch, rendered one
+ * after the other into the worker's payload (a record that cannot be
+ * rendered fails alone), in as many batches as BATCH_BYTES makes.
+ */
+static void attempt_batch(struct worker *w, struct item **items, size_t n)
+{
+	struct de_alert_sink *s = w->sink;
+	struct de_alertfmt_opts fo = {.color = s->color};
+	struct batch *b = w->batch;
+
+	for (size_t i = 0; i < n;) {
+		size_t k = 0;
+		de_buf_reset(&w->payload);
+		while (i < n && k < BATCH_MAX && w->payload.len < BATCH_BYTES) {
+			struct item *it = items[i++];
+			size_t off = w->payload.len;
+			int rc = de_alertfmt_render(s->format, &it->sa->a, &fo, &w->payload);
+			it->attempts++;
+			if (rc < 0) {
+				w->payload.len = off; /* drop what it wrote */
+				if (w->payload.p)
+					w->payload.p[off] = '\0';
+				it->outcome = DE_SINK_PERMANENT;
+				snprintf(it->error, sizeof(it->error),
+					 "cannot render the alert as %s: %s",
+					 de_alertfmt_name(s->format), strerror(-rc));
+				continue;
+			}
+			b->items[k] = it;
+			b->off[k] = off;
+			b->len[k++] = w->payload.len - off;
+		}
+		for (size_t j = 0; j < k; j++) {
+			b->msgs[j] = (struct de_sink_msg){
+				.alert = &b->items[j]->sa->a,
+				.alert_id = b->items[j]->sa->id,
+				.payload = w->payload.p + b->off[j],
+				.len = b->len[j],
+				.attempt = b->items[j]->attempts,
+				.timeout_ms = s->timeout_ms,
+				.stop = &w->m->stop,
+			};
+			b->results[j] = (struct de_sink_result){0};
+		}
+		if (k)
+			s->ops->deliver_batch(s->state, b->msgs, k, b->results);
+		for (size_t j = 0; j < k; j++)
+			outcome(w, b->items[j], &b->results[j]);
+	}
 }
 
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct de_alertmgr *m = w->m;
+	struct item *items[BATCH_MAX];
 
 	for (;;) {
-		struct item *it;
+		size_t n = 0;
 		pthread_mutex_lock(&m->mu);
 		while (!atomic_load(&m->stop) && !w->head)
 			pthread_cond_wait(&w->cv, &m->mu);
@@ -283,18 +359,28 @@ static void *worker_main(void *arg)
 			pthread_mutex_unlock(&m->mu);
 			break;
 		}
-		it = w->head;
-		w->head = it->next;
+		/* one at a time unless the sink takes batches and its circuit is closed */
+		do {
+			items[n++] = w->head;
+			w->head = w->head->next;
+		} while (w->head && w->batch && n < BATCH_MAX);
 		if (!w->head)
 			w->tail = NULL;
-		w->qlen--;
+		w->qlen -= n;
 		pthread_mutex_unlock(&m->mu);
 
-		attempt(w, it);
+		if (n > 1 && w->br.state == DE_BREAKER_CLOSED) {
+			attempt_batch(w, items, n);
+		} else {
+			for (size_t i = 0; i < n; i++)
+				attempt(w, items[i]);
+		}
 
 		pthread_mutex_lock(&m->mu);
-		it->next = m->results;
-		m->results = it;
+		for (size_t i = 0; i < n; i++) {
+			items[i]->next = m->results;
+			m->results = items[i];
+		}
 		pthread_cond_signal(&m->res_cv);
 		pthread_mutex_unlock(&m->mu);
 	}
@@ -427,6 +513,10 @@ int de_alertmgr_open(struct de_alertmgr_config *cfg, struct de_store *store,
 		w->sink = s;
 		w->more = true; /* pick up what an earlier run left pending */
 		w->payload = (struct de_buf)DE_BUF_INIT(64u << 20);
+		if (s->ops->deliver_batch && !(w->batch = calloc(1, sizeof(*w->batch)))) {
+			rc = de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
+			goto fail;
+		}
 		pthread_cond_init(&w->cv, NULL);
 		de_breaker_init(&w->br, cfg->breaker_threshold, cfg->breaker_reset_ms);
 		m->any_resolved |= s->send_resolved;
@@ -478,6 +568,7 @@ void de_alertmgr_close(struct de_alertmgr *m)
 		pthread_cond_destroy(&w->cv);
 		idset_free(&w->held);
 		de_buf_free(&w->payload);
+		free(w->batch);
 	}
 	/* outcomes not recorded: their rows stay pending, delivered again next run */
 	free_items(m->results);
