@@ -272,16 +272,34 @@ static void test_json_bytes(void **state)
 	struct de_alert a;
 	struct de_buf b = DE_BUF_INIT(1u << 20);
 
-	for (int i = 0; i < 500; i++) {
+	for (int i = 0; i < 1000; i++) {
 		make_alert(&a);
 		json_decref(a.alert_data);
 		a.alert_data = rnd_json(4);
-		a.context = json_pack("{s:o,s:o}", "host", rnd_json(2), "processes", rnd_json(3));
+		if (rnd(4))
+			a.context = json_pack("{s:o,s:o}", "host", rnd_json(2), "processes",
+					      rnd_json(3));
+		/* text that is not always UTF-8 (a "_raw" twin), optional members */
+		char **strs[] = {&a.rule_id, &a.title, &a.description, &a.dedupe_key, &a.kind};
+		for (size_t k = 0; k < sizeof(strs) / sizeof(strs[0]); k++) {
+			free(*strs[k]);
+			*strs[k] = rnd(5) || k < 4 ? rnd_text() : NULL;
+		}
+		a.has_scan_id = rnd(2);
+		a.scan_id = rnd_i64();
+		a.has_rule_execution_time_ms = rnd(2);
+		a.rule_execution_time_ms = rnd_i64();
+		a.incomplete = rnd(2);
+		a.alert_time = rnd_i64();
+		a.process_count = (int32_t)rnd_i64();
 		de_buf_reset(&b);
 		assert_int_equal(de_alertfmt_render(DE_FMT_JSON, &a, NULL, &b), 0);
 		json_t *j = de_alert_to_json(&a);
 		char *want = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII);
 		assert_string_equal(b.p, want);
+		char *line = de_alert_render_json(&a);
+		assert_string_equal(line, want);
+		free(line);
 		free(want);
 		json_decref(j);
 		de_alert_clear(&a);

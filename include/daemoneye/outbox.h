@@ -153,6 +153,13 @@ int de_outbox_pending(struct de_outbox *o, const char *sink, size_t *n, struct d
 /* Record an attempt's outcome: the new status, attempts so far, when to try again. */
 int de_outbox_record(struct de_outbox *o, int64_t id, enum de_outbox_status st, uint32_t attempts,
 		     int64_t now, int64_t next_attempt_at, const char *error, struct de_error *err);
+/*
+ * Deliveries ids[0..n) delivered at now, after attempts[i] attempts each:
+ * what n calls of de_outbox_record(DE_OUTBOX_DELIVERED) record, in a few
+ * statements instead of n.
+ */
+int de_outbox_record_delivered(struct de_outbox *o, const int64_t *ids, const uint32_t *attempts,
+			       size_t n, int64_t now, struct de_error *err);
 
 /* The stored alert alert_id into *out (ENOENT when there is none). */
 int de_outbox_alert_load(struct de_outbox *o, const char *alert_id, struct de_alert *out,

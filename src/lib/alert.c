@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "daemoneye/buf.h"
 #include "daemoneye/text.h"
 #include "fields.h"
 
@@ -81,6 +82,11 @@ bool de_alert_equal(const struct de_alert *a, const struct de_alert *b)
 json_t *de_alert_to_json(const struct de_alert *a)
 {
 	return de_fields_to_json(a, alert_fields, F_COUNT(alert_fields));
+}
+
+int de_alert_write_json(const struct de_alert *a, struct de_buf *out)
+{
+	return de_fields_write_json(a, alert_fields, F_COUNT(alert_fields), true, out);
 }
 
 int de_alert_from_json(const json_t *j, struct de_alert *out, struct de_error *err)
@@ -165,10 +171,13 @@ char *de_alert_render_text(const struct de_alert *a, bool color)
 
 char *de_alert_render_json(const struct de_alert *a)
 {
-	json_t *j = de_alert_to_json(a);
-	char *s = j ? json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
-	json_decref(j);
-	return s;
+	struct de_buf b = DE_BUF_INIT(1u << 30);
+
+	if (de_alert_write_json(a, &b) < 0) {
+		de_buf_free(&b);
+		return NULL;
+	}
+	return de_buf_steal(&b);
 }
 
 int de_alert_write(FILE *f, const struct de_alert *a, enum de_alert_format fmt, bool color)

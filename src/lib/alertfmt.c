@@ -170,7 +170,7 @@ static int render_human(const struct de_alert *a, const struct de_alertfmt_opts 
 
 static int render_json(const struct de_alert *a, struct de_buf *out)
 {
-	return dump(de_alert_to_json(a), out);
+	return de_alert_write_json(a, out);
 }
 
 /* ---- ECS ------------------------------------------------------------------- */

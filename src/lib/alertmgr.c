@@ -247,7 +247,10 @@ static const struct de_rule *rule_find(const struct de_alertmgr *m, const char *
 static void outcome(struct worker *w, struct item *it, const struct de_sink_result *r)
 {
 	it->outcome = r->outcome;
-	snprintf(it->error, sizeof(it->error), "%s", r->outcome == DE_SINK_OK ? "" : r->error);
+	if (r->outcome == DE_SINK_OK)
+		it->error[0] = '\0';
+	else
+		snprintf(it->error, sizeof(it->error), "%s", r->error);
 	/* a sink that answered (even "no") is up; only transient failures trip it */
 	if (r->outcome == DE_SINK_TRANSIENT)
 		de_breaker_failure(&w->br, de_mono_ms());
@@ -1199,6 +1202,41 @@ static int record(struct de_alertmgr *m, struct item *it, int64_t now, bool *fin
 				st == DE_OUTBOX_DELIVERED ? NULL : msg, err);
 }
 
+/* Record the outcomes res (a list): the deliveries together, each failure alone. */
+static int record_all(struct de_alertmgr *m, struct item *res, int64_t now, struct de_error *err)
+{
+	size_t n = 0, k = 0;
+	int64_t *ids;
+	uint32_t *att;
+	int rc = 0;
+
+	for (struct item *it = res; it; it = it->next)
+		n += it->outcome == DE_SINK_OK;
+	ids = malloc((n ? n : 1) * sizeof(*ids));
+	att = malloc((n ? n : 1) * sizeof(*att));
+	if (!ids || !att) {
+		free(ids);
+		free(att);
+		return de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
+	}
+	for (struct item *it = res; it && rc == 0; it = it->next) {
+		bool final = true;
+		if (it->outcome == DE_SINK_OK) {
+			ids[k] = it->delivery_id;
+			att[k++] = it->attempts;
+			m->st.delivered++;
+		} else {
+			rc = record(m, it, now, &final, err);
+		}
+		it->final = final;
+	}
+	if (rc == 0 && k)
+		rc = de_outbox_record_delivered(m->ob, ids, att, k, now, err);
+	free(ids);
+	free(att);
+	return rc;
+}
+
 struct refill_ctx {
 	struct de_alertmgr *m;
 	struct worker *w;
@@ -1272,11 +1310,7 @@ int de_alertmgr_poll(struct de_alertmgr *m, struct de_error *err)
 	if (res || m->closed) {
 		if ((rc = de_outbox_tx_begin(m->ob, err)) < 0)
 			goto putback;
-		for (it = res; it && rc == 0; it = it->next) {
-			bool final;
-			rc = record(m, it, now, &final, err);
-			it->final = final;
-		}
+		rc = record_all(m, res, now, err);
 		if (rc == 0)
 			rc = summarize(m, now, &pend, &c, err);
 		if (rc < 0) {

@@ -211,9 +211,22 @@ static int json_dump_str(const char *s, size_t n, bool ascii, struct de_buf *out
 	return 0;
 }
 
+/* v in decimal, as jansson's "%" JSON_INTEGER_FORMAT writes it. */
+static int json_dump_int(json_int_t v, struct de_buf *out)
+{
+	char tmp[24], *e = tmp + sizeof(tmp), *p = e;
+	uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
+
+	do
+		*--p = (char)('0' + u % 10);
+	while (u /= 10);
+	if (v < 0)
+		*--p = '-';
+	return de_buf_append(out, p, (size_t)(e - p));
+}
+
 static int json_dump_at(const json_t *j, bool ascii, int depth, struct de_buf *out)
 {
-	char num[32];
 	int rc = 0;
 
 	if (!j || depth > 2048)
@@ -246,8 +259,7 @@ static int json_dump_at(const json_t *j, bool ascii, int depth, struct de_buf *o
 	case JSON_STRING:
 		return json_dump_str(json_string_value(j), json_string_length(j), ascii, out);
 	case JSON_INTEGER:
-		snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(j));
-		return de_buf_puts(out, num);
+		return json_dump_int(json_integer_value(j), out);
 	case JSON_REAL: { /* rare here: jansson's own shortest round-trip form */
 		char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
 		rc = s ? de_buf_puts(out, s) : -ENOMEM;
@@ -526,6 +538,168 @@ static bool known_member(const struct de_field *fs, size_t nf, const char *key)
 			return true;
 	}
 	return false;
+}
+
+/* ,"name": (the comma unless first) */
+static int wj_key(struct de_buf *out, const char *name, const char *suffix, bool *first)
+{
+	size_t n = strlen(name), m = strlen(suffix);
+	int rc = de_buf_reserve(out, n + m + 4);
+
+	if (rc < 0)
+		return rc;
+	if (!*first)
+		out->p[out->len++] = ',';
+	*first = false;
+	out->p[out->len++] = '"';
+	memcpy(out->p + out->len, name, n);
+	memcpy(out->p + out->len + n, suffix, m);
+	out->len += n + m;
+	out->p[out->len++] = '"';
+	out->p[out->len++] = ':';
+	out->p[out->len] = '\0';
+	return 0;
+}
+
+/* The bytes s as de_json_put_bytes stores them: the text, lossy when it is
+ * not UTF-8, then (raw) its base64 twin, as a member of its own. */
+static int wj_bytes(struct de_buf *out, const char *s, bool ascii, bool raw)
+{
+	size_t n = strlen(s), len;
+	char *lossy;
+	int rc;
+
+	if (de_utf8_valid(s, n))
+		return json_dump_str(s, n, ascii, out);
+	if (raw) {
+		if ((rc = de_buf_reserve(out, DE_BASE64_LEN(n) + 2)) < 0)
+			return rc;
+		out->p[out->len++] = '"';
+		out->len += de_base64_encode((const uint8_t *)s, n, out->p + out->len);
+		out->p[out->len++] = '"';
+		out->p[out->len] = '\0';
+		return 0;
+	}
+	if (!(lossy = de_utf8_lossy_dup(s, n, &len)))
+		return -ENOMEM;
+	rc = json_dump_str(lossy, len, ascii, out);
+	free(lossy);
+	return rc;
+}
+
+int de_fields_write_json(const void *obj, const struct de_field *fs, size_t nf, bool ascii,
+			 struct de_buf *out)
+{
+	char ubuf[DE_UUID_STR_LEN + 1];
+	bool first = true;
+	int rc = de_buf_putc(out, '{');
+
+	for (size_t i = 0; i < nf && rc == 0; i++) {
+		const struct de_field *f = &fs[i];
+
+		if (f->has_off != NO_OFF && !*CAT(obj, f->has_off, bool)) {
+			if ((rc = wj_key(out, f->name, "", &first)) == 0)
+				rc = de_buf_puts(out, "null");
+			continue;
+		}
+		/* the same omissions as de_fields_to_json */
+		if (f->optional && ((f->type == F_BOOL && !*CAT(obj, f->off, bool)) ||
+				    (f->type == F_STRV && !*CAT(obj, f->len_off, size_t))))
+			continue;
+		if (f->omit_unset && (f->type == F_STR || f->type == F_JSON) &&
+		    !*CAT(obj, f->off, void *))
+			continue;
+		if (f->type == F_STRV) { /* put_strv: the base64 twins first, when any */
+			char *const *v = *CAT(obj, f->off, char **);
+			size_t n = *CAT(obj, f->len_off, size_t);
+			bool valid = true;
+			for (size_t k = 0; k < n && valid; k++)
+				valid = de_utf8_valid(v[k], strlen(v[k]));
+			for (int raw = valid ? 0 : 1; raw >= 0 && rc == 0; raw--) {
+				if ((rc = wj_key(out, f->name, raw ? "_raw" : "", &first)) == 0)
+					rc = de_buf_putc(out, '[');
+				for (size_t k = 0; k < n && rc == 0; k++)
+					if ((rc = k ? de_buf_putc(out, ',') : 0) == 0)
+						rc = wj_bytes(out, v[k], ascii, raw);
+				if (rc == 0)
+					rc = de_buf_putc(out, ']');
+			}
+			continue;
+		}
+		if ((rc = wj_key(out, f->name, "", &first)) < 0)
+			break;
+		switch (f->type) {
+		case F_UUID:
+			de_uuid_format(CAT(obj, f->off, struct de_uuid), ubuf);
+			rc = json_dump_str(ubuf, DE_UUID_STR_LEN, ascii, out);
+			break;
+		case F_I64:
+			rc = json_dump_int(*CAT(obj, f->off, int64_t), out);
+			break;
+		case F_I32:
+			rc = json_dump_int(*CAT(obj, f->off, int32_t), out);
+			break;
+		case F_U32:
+			rc = json_dump_int(*CAT(obj, f->off, uint32_t), out);
+			break;
+		case F_U64: {
+			uint64_t v = *CAT(obj, f->off, uint64_t);
+			rc = v > (uint64_t)INT64_MAX ? -ERANGE : json_dump_int((json_int_t)v, out);
+			break;
+		}
+		case F_F64: {
+			double v = *CAT(obj, f->off, double);
+			json_t *r = isfinite(v) ? json_real(v) : json_null();
+			rc = r ? de_json_dump(r, ascii, out) : -ENOMEM;
+			json_decref(r);
+			break;
+		}
+		case F_BOOL:
+			rc = de_buf_puts(out, *CAT(obj, f->off, bool) ? "true" : "false");
+			break;
+		case F_STR: {
+			const char *v = *CAT(obj, f->off, char *);
+			if (!v) {
+				rc = de_buf_puts(out, "null");
+				break;
+			}
+			if ((rc = wj_bytes(out, v, ascii, false)) == 0 &&
+			    !de_utf8_valid(v, strlen(v)) &&
+			    (rc = wj_key(out, f->name, "_raw", &first)) == 0)
+				rc = wj_bytes(out, v, ascii, true);
+			break;
+		}
+		case F_U32V: {
+			const uint32_t *v = *CAT(obj, f->off, uint32_t *);
+			size_t n = *CAT(obj, f->len_off, size_t);
+			rc = de_buf_putc(out, '[');
+			for (size_t k = 0; k < n && rc == 0; k++)
+				if ((rc = k ? de_buf_putc(out, ',') : 0) == 0)
+					rc = json_dump_int(v[k], out);
+			if (rc == 0)
+				rc = de_buf_putc(out, ']');
+			break;
+		}
+		case F_JSON: {
+			const json_t *v = *CAT(obj, f->off, json_t *);
+			rc = v ? de_json_dump(v, ascii, out) : de_buf_puts(out, "null");
+			break;
+		}
+		case F_SEV: {
+			const char *v = de_severity_name(*CAT(obj, f->off, enum de_severity));
+			rc = json_dump_str(v ? v : "low", strlen(v ? v : "low"), ascii, out);
+			break;
+		}
+		case F_SRC: {
+			const char *v = de_rule_source_name(*CAT(obj, f->off, enum de_rule_source));
+			rc = json_dump_str(v ? v : "user", strlen(v ? v : "user"), ascii, out);
+			break;
+		}
+		case F_STRV:
+			break; /* above */
+		}
+	}
+	return rc < 0 ? rc : de_buf_putc(out, '}');
 }
 
 int de_fields_from_json(const json_t *o, void *obj, size_t size, const struct de_field *fs,

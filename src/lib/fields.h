@@ -81,6 +81,15 @@ bool de_fields_equal(const void *a, const void *b, const struct de_field *fs, si
 /* A new JSON object (caller owns the reference), NULL on ENOMEM. */
 json_t *de_fields_to_json(const void *obj, const struct de_field *fs, size_t nf);
 /*
+ * The same object as compact JSON text appended to out, byte for byte what
+ * de_json_dump(de_fields_to_json(obj), ascii) writes, without building the
+ * tree (the alert formats write one per delivery).  The two follow the same
+ * rules and are checked against each other by tests/test_alertfmt.c.  0,
+ * -ENOMEM/-E2BIG from the buffer, -ERANGE for a u64 JSON cannot carry.
+ */
+int de_fields_write_json(const void *obj, const struct de_field *fs, size_t nf, bool ascii,
+			 struct de_buf *out);
+/*
  * Parse object o into obj (zeroed first).  Unknown, missing, wrong-type and
  * out-of-range members are ValidationErrors naming the member and `what`
  * (the model's name); obj is left cleared on failure.

@@ -42,6 +42,7 @@ enum {
 	S_DUE,
 	S_NEXT_DUE,
 	S_RECORD,
+	S_DELIVERED,
 	S_PENDING,
 	S_ALERT_GET,
 	S_MAX
@@ -96,6 +97,10 @@ static const char *const sqls[S_MAX] = {
 		     " last_attempt_at = ?4, next_attempt_at = ?5, error = ?6,"
 		     " delivered_at = CASE WHEN ?2 = 'delivered' THEN ?4 ELSE delivered_at END"
 		     " WHERE id = ?1",
+	/* a run of consecutive ids, every one of them delivered */
+	[S_DELIVERED] = "UPDATE alert_deliveries SET status = 'delivered', attempts = ?3,"
+			" last_attempt_at = ?4, next_attempt_at = NULL, error = NULL,"
+			" delivered_at = ?4 WHERE id BETWEEN ?1 AND ?2",
 	[S_PENDING] =
 		"SELECT count(*) FROM alert_deliveries WHERE sink = ?1 AND status = 'pending'",
 	[S_ALERT_GET] = "SELECT id, alert_time, rule_id, title, description, severity, scan_id,"
@@ -661,6 +666,53 @@ int de_outbox_record(struct de_outbox *o, int64_t id, enum de_outbox_status s, u
 		sqlite3_bind_int64(st, 5, next_attempt_at);
 	bind_text(st, 6, error && *error ? error : NULL);
 	return run(o, st, err, "cannot record a delivery");
+}
+
+struct delivered {
+	int64_t id;
+	uint32_t attempts;
+};
+
+static int delivered_cmp(const void *a, const void *b)
+{
+	const struct delivered *x = a, *y = b;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+int de_outbox_record_delivered(struct de_outbox *o, const int64_t *ids, const uint32_t *attempts,
+			       size_t n, int64_t now, struct de_error *err)
+{
+	struct delivered *v = malloc((n ? n : 1) * sizeof(*v));
+	int rc = 0;
+
+	if (!v)
+		return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++)
+		v[i] = (struct delivered){ids[i], attempts[i]};
+	qsort(v, n, sizeof(*v), delivered_cmp);
+	/*
+	 * One statement per run of consecutive ids with the same attempts: a
+	 * range of rowids, no list for SQLite to index first.  Rows of one
+	 * alert's sinks and of alerts raised together are consecutive, so a
+	 * poll's deliveries are usually a few runs.
+	 */
+	for (size_t i = 0, j; i < n && rc == 0; i = j) {
+		sqlite3_stmt *st = stmt(o, S_DELIVERED, err);
+		if (!st) {
+			rc = -EIO;
+			break;
+		}
+		for (j = i + 1;
+		     j < n && v[j].id == v[j - 1].id + 1 && v[j].attempts == v[i].attempts; j++)
+			;
+		sqlite3_bind_int64(st, 1, v[i].id);
+		sqlite3_bind_int64(st, 2, v[j - 1].id);
+		sqlite3_bind_int64(st, 3, v[i].attempts);
+		sqlite3_bind_int64(st, 4, now);
+		rc = run(o, st, err, "cannot record deliveries");
+	}
+	free(v);
+	return rc;
 }
 
 /* An alert from the row st is on (the columns of S_ALERT_GET). */
