@@ -378,6 +378,12 @@ static void *worker_main(void *arg)
 			for (size_t i = 0; i < n; i++)
 				attempt(w, items[i]);
 		}
+		/* the outcome no longer needs the alert (a retry reloads it from the
+		 * store): let it go while it is still in this core's cache */
+		for (size_t i = 0; i < n; i++) {
+			sa_unref(items[i]->sa);
+			items[i]->sa = NULL;
+		}
 
 		pthread_mutex_lock(&m->mu);
 		for (size_t i = 0; i < n; i++) {
@@ -708,8 +714,8 @@ struct pending {
 	struct pending *next;
 	struct shared_alert *sa;
 	size_t n;
-	size_t widx[64]; /* workers */
-	int64_t ids[64]; /* delivery row ids */
+	int64_t *ids; /* delivery row ids, n of them (after the struct, as widx) */
+	size_t *widx; /* their workers */
 };
 
 static void pending_free(struct pending *p)
@@ -730,7 +736,9 @@ static int outbox(struct de_alertmgr *m, struct de_alert *a, const struct de_rul
 		  int64_t now, struct pending **pend, struct de_alertmgr_counts *c,
 		  struct de_error *err)
 {
-	struct pending *p = calloc(1, sizeof(*p));
+	/* at most 64 sinks take one alert; the arrays go with the struct */
+	size_t cap = m->cfg->nsinks < 64 ? (m->cfg->nsinks ? m->cfg->nsinks : 1) : 64;
+	struct pending *p = malloc(sizeof(*p) + cap * (sizeof(int64_t) + sizeof(size_t)));
 	struct shared_alert *sa = calloc(1, sizeof(*sa));
 	const char *names[64];
 	int rc;
@@ -741,12 +749,14 @@ static int outbox(struct de_alertmgr *m, struct de_alert *a, const struct de_rul
 		de_alert_clear(a);
 		return de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
 	}
+	*p = (struct pending){.ids = (int64_t *)(void *)(p + 1)};
+	p->widx = (size_t *)(void *)(p->ids + cap);
 	sa->a = *a;
 	memset(a, 0, sizeof(*a));
 	atomic_init(&sa->refs, 1);
 	de_uuid_format(&sa->a.id, sa->id);
 	p->sa = sa;
-	for (size_t i = 0; i < m->cfg->nsinks && p->n < 64; i++)
+	for (size_t i = 0; i < m->cfg->nsinks && p->n < cap; i++)
 		if (de_alert_sink_routes(&m->cfg->sinks[i], &sa->a, rule)) {
 			p->widx[p->n] = i;
 			names[p->n++] = m->cfg->sinks[i].name;
