@@ -281,6 +281,17 @@ static void test_state_exceptions_dedup(void **state)
 	assert_int_equal(count(s, "SELECT count(*) FROM alerts WHERE kind = 'resolved'"), 1);
 	assert_int_equal(de_alertmgr_drain(m, NULL, &e), 0);
 	assert_int_equal(lines(out), 2);
+	/* pid 10 matches again: its state was resolved, so this is a new match
+	   (folded into the window of its first alert), not a repeat */
+	add_alert(&l, "r-miner", 10, "xmrig");
+	assert_int_equal(de_alertmgr_submit(m, &l, false, NULL, 0, &c, &e), 0);
+	assert_int_equal(c.repeats, 0);
+	assert_int_equal(c.folded, 1);
+	assert_int_equal(count(s, "SELECT count(*) FROM alert_state WHERE status = 'open'"), 3);
+	/* and again: now a repeat of the open state */
+	add_alert(&l, "r-miner", 10, "xmrig");
+	assert_int_equal(de_alertmgr_submit(m, &l, false, NULL, 0, &c, &e), 0);
+	assert_int_equal(c.repeats, 1);
 	de_alertmgr_close(m);
 	de_alert_list_clear(&l);
 	rules_free(&set);

@@ -31,6 +31,7 @@ enum {
 	S_STATE_OPEN,
 	S_STATES_RULE,
 	S_STATES_ALL,
+	S_STATE_KEYS,
 	S_STATE_RESOLVE,
 	S_LIVE,
 	S_SUPP_ADD,
@@ -66,8 +67,9 @@ static const char *const sqls[S_MAX] = {
 			  " FROM alert_state WHERE status = 'open' AND rule_id = ?1 ORDER BY id",
 	[S_STATES_ALL] = "SELECT id, rule_id, subject, alert_id, pid, instance_id, last_seen"
 			 " FROM alert_state WHERE status = 'open' ORDER BY id",
+	[S_STATE_KEYS] = "SELECT id, rule_id, subject FROM alert_state WHERE status = 'open'",
 	[S_STATE_RESOLVE] = "UPDATE alert_state SET status = 'resolved', resolved_at = ?2,"
-			    " resolution = ?3 WHERE id = ?1",
+			    " resolution = ?3 WHERE id = ?1 RETURNING rule_id, subject",
 	[S_LIVE] = "SELECT 1 FROM processes WHERE instance_id = ?1",
 	[S_SUPP_ADD] = "INSERT INTO alert_suppressed(t, rule_id, kind, exception, exception_origin,"
 		       " reason, folded_into, pid, start_time, instance_id, process_name,"
@@ -109,11 +111,31 @@ static const char *const sqls[S_MAX] = {
 			" FROM alerts WHERE id = ?1",
 };
 
+/*
+ * The open states, (rule_id, subject) -> state id, in memory: the alert
+ * manager asks for each subject of each alert, and a hash lookup costs a
+ * small fraction of the SELECT.  Loaded from the store on first use, kept
+ * in step by state_open and state_resolve (the only writers of open
+ * states), dropped on rollback and loaded again.  One entry per open state:
+ * as many as the store holds.
+ */
+struct open_ent {
+	char *key; /* rule_id NUL subject (owned); NULL: empty; &tomb: deleted */
+	size_t klen;
+	int64_t id;
+};
+struct open_cache {
+	struct open_ent *v;
+	size_t cap, len, used; /* used: len + tombstones */
+	bool loaded;
+};
+
 struct de_outbox {
 	struct de_store *store;
 	sqlite3 *db;
 	sqlite3_stmt *st[S_MAX]; /* prepared on first use */
 	bool in_tx;
+	struct open_cache open;
 	/* an alert's JSON columns, built in buffers reused from alert to alert */
 	struct de_buf affected, data, ctx;
 };
@@ -159,10 +181,13 @@ int de_outbox_open(struct de_store *s, struct de_outbox **out, struct de_error *
 	return 0;
 }
 
+static void open_cache_clear(struct open_cache *c);
+
 void de_outbox_close(struct de_outbox *o)
 {
 	if (!o)
 		return;
+	open_cache_clear(&o->open);
 	for (int i = 0; i < S_MAX; i++)
 		sqlite3_finalize(o->st[i]);
 	de_buf_free(&o->affected);
@@ -285,6 +310,7 @@ void de_outbox_tx_rollback(struct de_outbox *o)
 	if (st && o->in_tx && !sqlite3_get_autocommit(o->db))
 		run(o, st, NULL, "rollback");
 	o->in_tx = false;
+	open_cache_clear(&o->open); /* what the rollback undid: loaded again when asked */
 }
 
 /* ---- subjects and state --------------------------------------------------------------- */
@@ -321,13 +347,137 @@ int de_outbox_subject(struct de_outbox *o, uint32_t pid, struct de_subject *out,
 	return 0; /* the strings live until the statement is next used */
 }
 
+/* ---- the open states in memory ---- */
+
+static char open_tomb;
+
+static void open_cache_clear(struct open_cache *c)
+{
+	for (size_t i = 0; i < c->cap; i++)
+		if (c->v[i].key && c->v[i].key != &open_tomb)
+			free(c->v[i].key);
+	free(c->v);
+	memset(c, 0, sizeof(*c));
+}
+
+/* rule_id NUL subject into buf (at most n bytes): its length, 0 if it does not fit. */
+static size_t open_key(char *buf, size_t n, const char *rule_id, const char *subject)
+{
+	size_t r = strlen(rule_id), l = strlen(subject);
+
+	if (r + 1 + l > n)
+		return 0;
+	memcpy(buf, rule_id, r);
+	buf[r] = '\0';
+	memcpy(buf + r + 1, subject, l);
+	return r + 1 + l;
+}
+
+static size_t open_slot(const char *k, size_t n, size_t cap)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)k[i]) * 0x100000001b3ULL;
+	return (size_t)(h ^ (h >> 29)) & (cap - 1);
+}
+
+/* The entry of key k, or the empty slot where it would go (never a tombstone). */
+static struct open_ent *open_find(struct open_cache *c, const char *k, size_t n)
+{
+	for (size_t i = open_slot(k, n, c->cap);; i = (i + 1) & (c->cap - 1)) {
+		struct open_ent *e = &c->v[i];
+		if (!e->key || (e->key != &open_tomb && e->klen == n && !memcmp(e->key, k, n)))
+			return e;
+	}
+}
+
+static int open_put(struct open_cache *c, const char *k, size_t n, int64_t id)
+{
+	if ((c->used + 1) * 2 > c->cap) { /* grow, dropping tombstones */
+		struct open_cache g = {.loaded = c->loaded};
+		g.cap = 64;
+		while ((c->len + 1) * 4 > g.cap)
+			g.cap *= 2;
+		if (!(g.v = calloc(g.cap, sizeof(*g.v))))
+			return -ENOMEM;
+		for (size_t i = 0; i < c->cap; i++)
+			if (c->v[i].key && c->v[i].key != &open_tomb) {
+				*open_find(&g, c->v[i].key, c->v[i].klen) = c->v[i];
+				g.len++;
+			}
+		g.used = g.len;
+		free(c->v);
+		*c = g;
+	}
+	struct open_ent *e = open_find(c, k, n);
+	if (!e->key) {
+		if (!(e->key = malloc(n)))
+			return -ENOMEM;
+		memcpy(e->key, k, n);
+		e->klen = n;
+		c->len++;
+		c->used++;
+	}
+	e->id = id;
+	return 0;
+}
+
+static void open_del(struct open_cache *c, const char *k, size_t n)
+{
+	struct open_ent *e = c->cap ? open_find(c, k, n) : NULL;
+
+	if (e && e->key) {
+		free(e->key);
+		e->key = &open_tomb;
+		c->len--;
+	}
+}
+
+/* Load the open states from the store, unless they are loaded. */
+static int open_load(struct de_outbox *o, struct de_error *err)
+{
+	sqlite3_stmt *st;
+	char k[1024];
+	int rc, r = 0;
+
+	if (o->open.loaded)
+		return 0;
+	if (!(st = stmt(o, S_STATE_KEYS, err)))
+		return -EIO;
+	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		size_t n = open_key(k, sizeof(k), col_text(st, 1), col_text(st, 2));
+		if (n) /* keys this long are looked up in the store */
+			r = open_put(&o->open, k, n, sqlite3_column_int64(st, 0));
+	}
+	sqlite3_reset(st);
+	if (r < 0) {
+		open_cache_clear(&o->open);
+		return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
+	}
+	if (rc != SQLITE_DONE) {
+		open_cache_clear(&o->open);
+		return db_fail(o, err, "cannot read alert state");
+	}
+	o->open.loaded = true;
+	return 0;
+}
+
 int de_outbox_state_open_id(struct de_outbox *o, const char *rule_id, const char *subject,
 			    int64_t *id, struct de_error *err)
 {
-	sqlite3_stmt *st = stmt(o, S_STATE_FIND, err);
+	sqlite3_stmt *st;
+	char k[1024];
+	size_t n = open_key(k, sizeof(k), rule_id, subject);
 	int rc;
 
-	if (!st)
+	if (n && (rc = open_load(o, err)) < 0)
+		return rc;
+	if (n) {
+		struct open_ent *e = o->open.cap ? open_find(&o->open, k, n) : NULL;
+		*id = e && e->key ? e->id : 0;
+		return 0;
+	}
+	if (!(st = stmt(o, S_STATE_FIND, err)))
 		return -EIO;
 	bind_text(st, 1, rule_id);
 	bind_text(st, 2, subject);
@@ -368,7 +518,13 @@ int de_outbox_state_open(struct de_outbox *o, const char *rule_id, const char *s
 		sqlite3_bind_int64(st, 5, p->instance_id);
 	bind_text(st, 6, alert_id);
 	sqlite3_bind_int64(st, 7, now);
-	return run(o, st, err, "cannot record alert state");
+	int rc = run(o, st, err, "cannot record alert state");
+	char k[1024];
+	size_t n = open_key(k, sizeof(k), rule_id, subject);
+	if (rc == 0 && n && o->open.loaded &&
+	    open_put(&o->open, k, n, sqlite3_last_insert_rowid(o->db)) < 0)
+		open_cache_clear(&o->open); /* loaded again when next asked */
+	return rc;
 }
 
 static int state_row(sqlite3_stmt *st, void *arg)
@@ -408,7 +564,17 @@ int de_outbox_state_resolve(struct de_outbox *o, int64_t id, int64_t now, const 
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, now);
 	bind_text(st, 3, resolution);
-	return run(o, st, err, "cannot resolve alert state");
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && o->open.loaded) {
+		char k[1024];
+		size_t n = open_key(k, sizeof(k), col_text(st, 0), col_text(st, 1));
+		if (n)
+			open_del(&o->open, k, n);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(o, err, "cannot resolve alert state");
+	return 0;
 }
 
 int de_outbox_instance_live(struct de_outbox *o, int64_t instance_id, bool *live,
