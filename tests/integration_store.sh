@@ -115,7 +115,7 @@ fi
 cli stats >"$tmp/stats"; rc=$?
 check "stats exits 0" test "$rc" = 0
 check "stats shows schema, instances and scans" grep -q "^process instances" "$tmp/stats"
-cli stats --format json | python3 -c 'import json,sys; s=json.load(sys.stdin); assert s["schema_version"]==5 and s["scans"]==3' 
+cli stats --format json | python3 -c 'import json,sys; s=json.load(sys.stdin); assert s["schema_version"]==6 and s["scans"]==3' 
 check "stats json" test $? = 0
 
 # 3. Twenty scans of a quiet host grow the store by kilobytes.

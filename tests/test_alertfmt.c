@@ -276,9 +276,11 @@ static void test_json_bytes(void **state)
 		make_alert(&a);
 		json_decref(a.alert_data);
 		a.alert_data = rnd_json(4);
-		if (rnd(4))
+		if (rnd(4)) {
+			json_decref(a.context);
 			a.context = json_pack("{s:o,s:o}", "host", rnd_json(2), "processes",
 					      rnd_json(3));
+		}
 		/* text that is not always UTF-8 (a "_raw" twin), optional members */
 		char **strs[] = {&a.rule_id, &a.title, &a.description, &a.dedupe_key, &a.kind};
 		for (size_t k = 0; k < sizeof(strs) / sizeof(strs[0]); k++) {

@@ -1,6 +1,7 @@
 /*
  * text.h — bytes as text: UTF-8 validity, escaping for terminals and
- * logs, JSON string literals and CSV fields (base64 is base64.h).  Bytes from /proc are
+ * logs, JSON string literals, decimal integers and CSV fields (base64 is
+ * base64.h).  Bytes from /proc are
  * bytes, not always UTF-8; every module that shows or serialises them goes
  * through these, so that escaping is decided in one place.
  *
@@ -11,6 +12,7 @@
 #define DAEMONEYE_TEXT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -48,6 +50,26 @@ char *de_escape_text(const char *s, size_t n);
  * added) and returns the length of the literal either way.
  */
 size_t de_json_str(char *dst, const char *s, size_t n);
+
+/*
+ * The decimal text of v (as "%lld" writes it, without printf's format
+ * parsing: hot in the store and the alert formats), written backwards so
+ * that it ends at end; DE_I64_TEXT_MAX bytes before end are enough.
+ * Returns where it starts.
+ */
+#define DE_I64_TEXT_MAX 20
+static inline char *de_i64_text(int64_t v, char *end)
+{
+	uint64_t u = v < 0 ? 0ull - (uint64_t)v : (uint64_t)v;
+
+	do {
+		*--end = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		*--end = '-';
+	return end;
+}
 /*
  * The same with JSON_ENSURE_ASCII's escaping: every code point above
  * U+007F as a \uXXXX escape (upper-case hex; a UTF-16 surrogate pair above

@@ -222,6 +222,7 @@ struct de_alertmgr {
 	uint64_t rng;
 	struct de_alertmgr_stats st;
 	bool any_resolved; /* some sink takes resolved alerts */
+	json_t *host;	   /* every context's "host", one object shared (read only) */
 	int64_t last_run;  /* the time of the last submit: each one's is later */
 	/* recording outcomes failed (a full disk): not again before this
 	 * (monotonic ms), waiting longer each time up to 30 s, so a store that
@@ -494,6 +495,10 @@ int de_alertmgr_open(struct de_alertmgr_config *cfg, struct de_store *store,
 	if (getrandom(&m->rng, sizeof(m->rng), 0) != sizeof(m->rng))
 		m->rng = (uint64_t)de_now_ms();
 	de_sink_global_init();
+	if (!(m->host = json_pack("{s:s}", "hostname", de_alertfmt_hostname()))) {
+		rc = de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
+		goto fail;
+	}
 	if ((rc = de_outbox_open(store, &m->ob, err)) < 0)
 		goto fail;
 	/* the rules' own exceptions, checked again (they were at load) */
@@ -592,6 +597,7 @@ void de_alertmgr_close(struct de_alertmgr *m)
 	free(m->ext);
 	de_dedup_free(m->dedup);
 	de_outbox_close(m->ob);
+	json_decref(m->host);
 	idset_free(&m->outstanding);
 	pthread_cond_destroy(&m->res_cv);
 	pthread_mutex_destroy(&m->mu);
@@ -773,7 +779,8 @@ static int outbox(struct de_alertmgr *m, struct de_alert *a, const struct de_rul
 }
 
 /* The context every raised alert carries: host, rule, processes. */
-static json_t *make_context(const struct de_rule *rule, const struct subj *ss, size_t n)
+static json_t *make_context(json_t *host, const struct de_rule *rule, const struct subj *ss,
+			    size_t n)
 {
 	json_t *ctx = json_object(), *procs = json_array(), *r = json_object();
 
@@ -783,7 +790,7 @@ static json_t *make_context(const struct de_rule *rule, const struct subj *ss, s
 		json_decref(r);
 		return NULL;
 	}
-	json_object_set_new(ctx, "host", json_pack("{s:s}", "hostname", de_alertfmt_hostname()));
+	json_object_set(ctx, "host", host);
 	if (rule && rule->category)
 		json_object_set_new(r, "category", de_json_lossy(rule->category));
 	if (rule && rule->tags_len) {
@@ -858,7 +865,7 @@ static int take_alert(struct de_alertmgr *m, struct de_alert *a, int64_t now, st
 	if (kept < n && a->affected_processes_len)
 		narrow(a, ss, n);
 	json_decref(a->context);
-	if (!(a->context = make_context(rule, ss, n))) {
+	if (!(a->context = make_context(m->host, rule, ss, n))) {
 		rc = de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
 		goto out;
 	}

@@ -212,16 +212,10 @@ static int json_dump_str(const char *s, size_t n, bool ascii, struct de_buf *out
 }
 
 /* v in decimal, as jansson's "%" JSON_INTEGER_FORMAT writes it. */
-static int json_dump_int(json_int_t v, struct de_buf *out)
+int de_json_put_int(struct de_buf *out, json_int_t v)
 {
-	char tmp[24], *e = tmp + sizeof(tmp), *p = e;
-	uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
+	char tmp[DE_I64_TEXT_MAX], *e = tmp + sizeof(tmp), *p = de_i64_text(v, e);
 
-	do
-		*--p = (char)('0' + u % 10);
-	while (u /= 10);
-	if (v < 0)
-		*--p = '-';
 	return de_buf_append(out, p, (size_t)(e - p));
 }
 
@@ -259,7 +253,7 @@ static int json_dump_at(const json_t *j, bool ascii, int depth, struct de_buf *o
 	case JSON_STRING:
 		return json_dump_str(json_string_value(j), json_string_length(j), ascii, out);
 	case JSON_INTEGER:
-		return json_dump_int(json_integer_value(j), out);
+		return de_json_put_int(out, json_integer_value(j));
 	case JSON_REAL: { /* rare here: jansson's own shortest round-trip form */
 		char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
 		rc = s ? de_buf_puts(out, s) : -ENOMEM;
@@ -634,17 +628,18 @@ int de_fields_write_json(const void *obj, const struct de_field *fs, size_t nf, 
 			rc = json_dump_str(ubuf, DE_UUID_STR_LEN, ascii, out);
 			break;
 		case F_I64:
-			rc = json_dump_int(*CAT(obj, f->off, int64_t), out);
+			rc = de_json_put_int(out, *CAT(obj, f->off, int64_t));
 			break;
 		case F_I32:
-			rc = json_dump_int(*CAT(obj, f->off, int32_t), out);
+			rc = de_json_put_int(out, *CAT(obj, f->off, int32_t));
 			break;
 		case F_U32:
-			rc = json_dump_int(*CAT(obj, f->off, uint32_t), out);
+			rc = de_json_put_int(out, *CAT(obj, f->off, uint32_t));
 			break;
 		case F_U64: {
 			uint64_t v = *CAT(obj, f->off, uint64_t);
-			rc = v > (uint64_t)INT64_MAX ? -ERANGE : json_dump_int((json_int_t)v, out);
+			rc = v > (uint64_t)INT64_MAX ? -ERANGE
+						     : de_json_put_int(out, (json_int_t)v);
 			break;
 		}
 		case F_F64: {
@@ -675,7 +670,7 @@ int de_fields_write_json(const void *obj, const struct de_field *fs, size_t nf, 
 			rc = de_buf_putc(out, '[');
 			for (size_t k = 0; k < n && rc == 0; k++)
 				if ((rc = k ? de_buf_putc(out, ',') : 0) == 0)
-					rc = json_dump_int(v[k], out);
+					rc = de_json_put_int(out, v[k]);
 			if (rc == 0)
 				rc = de_buf_putc(out, ']');
 			break;

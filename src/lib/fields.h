@@ -119,5 +119,7 @@ json_t *de_json_base64(const char *s, size_t n);
  * this also stops a cycle).  On failure out may hold part of the text.
  */
 int de_json_dump(const json_t *j, bool ascii, struct de_buf *out);
+/* v in decimal appended to out (as jansson writes an integer).  0, -ENOMEM, -E2BIG. */
+int de_json_put_int(struct de_buf *out, json_int_t v);
 
 #endif

@@ -702,7 +702,8 @@ int de_outbox_add(struct de_outbox *o, const struct de_alert *a, const char *con
 	de_buf_reset(&o->affected);
 	rc = de_buf_putc(&o->affected, '[');
 	for (size_t i = 0; rc == 0 && i < a->affected_processes_len; i++)
-		rc = de_buf_printf(&o->affected, "%s%u", i ? "," : "", a->affected_processes[i]);
+		if ((rc = i ? de_buf_putc(&o->affected, ',') : 0) == 0)
+			rc = de_json_put_int(&o->affected, a->affected_processes[i]);
 	if (rc == 0)
 		rc = de_buf_puts(&o->affected, "]");
 	if (rc == 0)
