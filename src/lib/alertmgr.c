@@ -168,6 +168,8 @@ struct worker {
 	size_t qlen;
 	pthread_cond_t cv;
 	/* the agent's thread only */
+	struct item *stage, *stage_tail; /* queued here, handed over by publish() */
+	size_t nstage;
 	struct idset held; /* delivery ids queued or in flight */
 	bool more;	   /* due rows may wait in the store */
 	int64_t next_due;  /* the earliest retry known (wall ms, 0: none) */
@@ -397,10 +399,9 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-/* Queue delivery id of sa to w (the agent's thread). */
+/* Stage delivery id of sa for w (the agent's thread; publish() hands it over). */
 static int enqueue(struct worker *w, int64_t id, uint32_t attempts, struct shared_alert *sa)
 {
-	struct de_alertmgr *m = w->m;
 	struct item *it = calloc(1, sizeof(*it));
 
 	if (!it || idset_add(&w->held, id) < 0) {
@@ -413,16 +414,38 @@ static int enqueue(struct worker *w, int64_t id, uint32_t attempts, struct share
 	it->attempts = attempts;
 	it->sa = sa;
 	atomic_fetch_add(&sa->refs, 1);
-	pthread_mutex_lock(&m->mu);
-	if (w->tail)
-		w->tail->next = it;
+	if (w->stage_tail)
+		w->stage_tail->next = it;
 	else
-		w->head = it;
-	w->tail = it;
-	w->qlen++;
-	pthread_cond_signal(&w->cv);
-	pthread_mutex_unlock(&m->mu);
+		w->stage = it;
+	w->stage_tail = it;
+	w->nstage++;
 	return 0;
+}
+
+/*
+ * Hand every worker what was staged for it: one lock and one wake-up for a
+ * whole commit's deliveries, so a worker finds them together (one write
+ * for the file sink) instead of racing the agent's thread for each.
+ */
+static void publish(struct de_alertmgr *m)
+{
+	pthread_mutex_lock(&m->mu);
+	for (size_t i = 0; i < m->cfg->nsinks; i++) {
+		struct worker *w = &m->workers[i];
+		if (!w->stage)
+			continue;
+		if (w->tail)
+			w->tail->next = w->stage;
+		else
+			w->head = w->stage;
+		w->tail = w->stage_tail;
+		w->qlen += w->nstage;
+		w->stage = w->stage_tail = NULL;
+		w->nstage = 0;
+		pthread_cond_signal(&w->cv);
+	}
+	pthread_mutex_unlock(&m->mu);
 }
 
 static bool has_room(const struct worker *w)
@@ -579,6 +602,7 @@ void de_alertmgr_close(struct de_alertmgr *m)
 		if (w->started)
 			pthread_join(w->th, NULL);
 		free_items(w->head);
+		free_items(w->stage);
 		pthread_cond_destroy(&w->cv);
 		idset_free(&w->held);
 		de_buf_free(&w->payload);
@@ -1107,6 +1131,7 @@ static void queue_pending(struct de_alertmgr *m, struct pending *p)
 			if (!has_room(w) || enqueue(w, p->ids[i], 0, p->sa) < 0)
 				w->more = true;
 		}
+	publish(m);
 }
 
 /* Undo a submit's or a poll's transaction: nothing queued, windows as stored. */
@@ -1300,6 +1325,7 @@ static int refill(struct de_alertmgr *m, struct worker *w, int64_t now, struct d
 	if (!room || (!w->more && (!w->next_due || w->next_due > now)))
 		return 0;
 	rc = de_outbox_due(m->ob, w->sink->name, now, room, is_held, refill_row, &x, &next, err);
+	publish(m);
 	sa_unref(x.last);
 	if (rc < 0)
 		return rc;
