@@ -111,7 +111,7 @@ static double throughput(const char *dir, size_t n, double *fwrite_rate, double 
 	snprintf(copy, sizeof(copy), "%s/copy.jsonl", dir);
 	snprintf(yaml, sizeof(yaml),
 		 "alerting:\n  sinks: [{ name: f, type: file, path: \"%s\", format: json, "
-		 "fsync: never }]\n",
+		 "fsync: interval }]\n",
 		 out);
 	if (de_config_builder_add_embedded_defaults(b, &e) < 0 ||
 	    de_config_builder_add_yaml(b, yaml, strlen(yaml), "bench", &e) < 0 ||
