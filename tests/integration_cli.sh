@@ -2,25 +2,29 @@
 # integration_cli.sh BINDIR — daemoneye-cli config show/validate and procmond
 # standalone: output, layers visible with --origins, exit codes.
 set -u
+. "$(dirname "$0")/lib.sh"
 bin=$1
 tmp=$(mktemp -d /tmp/de-it-cli-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
-. "$(dirname "$0")/lib.sh"
 hermetic "$tmp"
 
 cli=$bin/daemoneye-cli
 "$cli" config show >"$tmp/show"; rc=$?
-check "config show exits 0" test "$rc" = 0
+check "config show exits 0 (rc=$rc)" test "$rc" = 0
 check "config show prints the default interval" grep -q '^  scan_interval_ms: 30000$' "$tmp/show"
 printf 'app:\n  scan_interval_ms: 20000\n' >"$tmp/c.yaml"
 DAEMONEYE_DATABASE__RETENTION_DAYS=9 "$cli" -c "$tmp/c.yaml" --set logging.level=debug config show --origins >"$tmp/show"
+rc=$?
+check "config show --origins exits 0 (rc=$rc)" test "$rc" = 0
 check "file layer with origin" grep -q "scan_interval_ms: 20000  # $tmp/c.yaml:2:21" "$tmp/show"
 check "env layer with origin" grep -q "retention_days: 9  # environment DAEMONEYE_DATABASE__RETENTION_DAYS" "$tmp/show"
 check "--set layer with origin" grep -q 'level: "debug"  # --set logging.level' "$tmp/show"
 "$cli" config show --format json >"$tmp/j"
+rc=$?
+check "config show --format json exits 0 (rc=$rc)" test "$rc" = 0
 check "config show --format json is JSON" python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["app"]["scan_interval_ms"]==30000' "$tmp/j"
 "$cli" config validate >/dev/null; rc=$?
-check "config validate exits 0" test "$rc" = 0
+check "config validate exits 0 (rc=$rc)" test "$rc" = 0
 "$cli" --set database.wal_mode=perhaps config validate 2>"$tmp/e"; rc=$?
 check "config validate on a bad value exits 78 (rc=$rc)" test "$rc" = 78
 check "the message names the key" grep -q "database.wal_mode" "$tmp/e"
@@ -34,7 +38,7 @@ check "cli --help" "$cli" --help
 
 # procmond standalone
 "$bin/procmond" --once --output json >"$tmp/p" 2>"$tmp/pe"; rc=$?
-check "procmond --once exits 0" test "$rc" = 0
+check "procmond --once exits 0 (rc=$rc)" test "$rc" = 0
 check "procmond prints parseable ProcessRecords including itself" python3 - "$tmp/p" <<'PY'
 import json, sys
 recs = [json.loads(l) for l in open(sys.argv[1])]
@@ -45,9 +49,10 @@ for r in recs:
         assert k in r, k
 PY
 "$bin/procmond" --once --output text >"$tmp/pt"; rc=$?
-check "procmond text output" test "$rc" = 0 -a -s "$tmp/pt"
+check "procmond --once --output text exits 0 (rc=$rc)" test "$rc" = 0
+check "procmond text output" test -s "$tmp/pt"
 "$bin/procmond" --output yaml 2>/dev/null; rc=$?
-check "procmond unknown output exits 64" test "$rc" = 64
+check "procmond unknown output exits 64 (rc=$rc)" test "$rc" = 64
 
 echo "integration_cli: $fails failed"
 [ "$fails" = 0 ]

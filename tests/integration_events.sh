@@ -18,6 +18,7 @@
 # once and the agent runs on its scans (events: off).
 # Every process started here is reaped by its pid.
 set -u
+. "$(dirname "$0")/lib.sh"
 bin=$1
 tmp=$(mktemp -d /tmp/de-it-events-XXXXXX)
 chmod 755 "$tmp" # the root agent drops to nobody and must reach its state
@@ -30,7 +31,6 @@ cleanup() {
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-. "$(dirname "$0")/lib.sh"
 hermetic "$tmp/home"
 
 mark="de-it-events-$$"
@@ -50,6 +50,9 @@ rules:
 YAML
 chmod 644 "$tmp/mark.yaml"
 
+first_scan_or_death() {
+	grep -q "scan [0-9]*: [0-9]* processes" "$tmp/$1.err" || ! kill -0 "$agent_pid" 2>/dev/null
+}
 # start_agent NAME [--set ...]: background agent, stdout NAME.out, stderr NAME.err
 # (deduplication off: each marked process must raise its own alert here,
 # while by default a second "sh" of the same rule within the hour folds)
@@ -62,27 +65,23 @@ start_agent() {
 		--set alerting.deduplication.enabled=false "$@" \
 		>"$tmp/$name.out" 2>"$tmp/$name.err" &
 	agent_pid=$!
-	for _ in $(seq 600); do
-		grep -q "scan [0-9]*: [0-9]* processes" "$tmp/$name.err" && return 0
-		kill -0 "$agent_pid" 2>/dev/null || break
-		sleep 0.05
-	done
+	wait_for 60 first_scan_or_death "$name" && grep -q "scan [0-9]*: [0-9]* processes" "$tmp/$name.err" &&
+		return 0
 	echo "# the agent's first scan never finished:"
 	sed 's/^/#   /' "$tmp/$name.err" | tail -20
 	return 1
 }
+# stop_agent: SIGTERM, reap; its exit status
 stop_agent() {
-	kill -TERM "$agent_pid" 2>/dev/null
-	wait "$agent_pid"
+	stop "$agent_pid"
 	local rc=$?
 	agent_pid=
 	return $rc
 }
-# alerted NAME RULE PID [TRIES]: NAME.out has an alert of RULE naming PID
-alerted() {
-	local tries=${4:-200}
-	for _ in $(seq "$tries"); do
-		python3 - "$tmp/$1.out" "$2" "$3" <<'PY' && return 0
+# alert_scan NAME RULE PID: print the scan id of NAME.out's alert of RULE
+# naming PID; false if there is none (yet)
+alert_scan() {
+	python3 - "$tmp/$1.out" "$2" "$3" <<'PY'
 import json, sys
 for line in open(sys.argv[1]):
     if line.startswith("{"):
@@ -92,23 +91,22 @@ for line in open(sys.argv[1]):
             sys.exit(0)
 sys.exit(1)
 PY
-		sleep 0.05
-	done
-	return 1
+}
+# alerted NAME RULE PID: wait for that alert (60 s at most); print its scan id
+alerted() {
+	wait_for 60 alert_scan "$@" >/dev/null && alert_scan "$@"
 }
 db() { sqlite3 -readonly "$tmp/$1/events.sqlite" "$2"; }
-# until_sql NAME SQL WANT: wait (10 s at most) for SQL to answer WANT
+answers() { [ "$(db "$1" "$2")" = "$3" ]; }
+# until_sql NAME SQL WANT: wait (60 s at most) for SQL to answer WANT
 until_sql() {
-	for _ in $(seq 200); do
-		[ "$(db "$1" "$2")" = "$3" ] && return 0
-		sleep 0.05
-	done
+	wait_for 60 answers "$@" && return 0
 	echo "# '$2' answered '$(db "$1" "$2")', not '$3'"
 	return 1
 }
 
 if [ "$(id -u)" = 0 ]; then
-	start_agent ev
+	check "agent (events on) finishes its first scan" start_agent ev
 	check "agent starts with events on" grep -q "events: on" "$tmp/ev.err"
 
 	# 1. a process that lives 10 ms
@@ -154,17 +152,28 @@ if [ "$(id -u)" = 0 ]; then
 	pm=$(sed -n 's/.*procmond pid \([0-9]*\) started.*/\1/p' "$tmp/ev.err" | head -1)
 	check "procmond ($pm) is gone with it" test -n "$pm" -a ! -e "/proc/${pm:-0}"
 
-	# 5. events off: nothing until the next cycle
-	start_agent off --set collection.events=false
+	# 5. events off: nothing until the next cycle.  This agent scans every
+	# second.  An event procmond sent would reach the agent before the frames
+	# of the next scan (one channel, in order), and be applied before the
+	# scan after that: once two more scans have finished after the short
+	# process exited, whatever an event path would have raised is there.
+	check "agent (events off) finishes its first scan" start_agent off --set collection.events=false --set app.scan_interval_ms=1000
 	check "collection.events=false: events off" grep -q "events: off" "$tmp/off.err"
 	sh -c 'sleep 0.01' "$mark-off" &
 	off=$!
 	wait "$off"
-	sleep 1
-	check "no alert without events before the next cycle" \
-		test -z "$(alerted off it-events-marker "$off" 1)"
+	polls=$(db off "SELECT count(*) FROM scans WHERE source = 'poll' AND ended_at IS NOT NULL")
+	check "two more cycles ran" until_sql off \
+		"SELECT count(*) >= $((polls + 2)) FROM scans WHERE source = 'poll' AND ended_at IS NOT NULL" 1
+	# (a cycle's scan may catch the 10 ms process by chance: such an alert
+	# comes from a poll scan, which is the next cycle)
+	scan=$(alert_scan off it-events-marker "$off")
+	check "no alert without events before the next cycle (${scan:+scan $scan: }$(db off "SELECT source FROM scans WHERE id = ${scan:-0}"))" \
+		test -z "$scan" -o "$(db off "SELECT source FROM scans WHERE id = ${scan:-0}")" = poll
 	check "no event scan" test "$(db off "SELECT count(*) FROM scans WHERE source = 'event'")" = 0
 	stop_agent
+	rc=$?
+	check "agent with events off exits 0 on SIGTERM (rc=$rc)" test "$rc" = 0
 else
 	echo "# not root: the real-time part needs CAP_NET_ADMIN for the process connector; only the non-root part runs"
 fi

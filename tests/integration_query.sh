@@ -5,6 +5,7 @@
 # stopped by its limit without changing a byte of the store, escaped
 # terminal output, and the rules subcommands with their persistent state.
 set -u
+. "$(dirname "$0")/lib.sh"
 bin=$1
 tmp=$(mktemp -d /tmp/de-it-query-XXXXXX)
 # started as root the agent drops to app.run_as_user (nobody here): it must
@@ -17,7 +18,6 @@ cleanup() {
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-. "$(dirname "$0")/lib.sh"
 hermetic "$tmp/home"
 S=(--set app.state_dir="$tmp/state" --set 'detection.rules_dirs=[]')
 cli() { "$bin/daemoneye-cli" "${S[@]}" "$@"; }
@@ -25,14 +25,18 @@ cli() { "$bin/daemoneye-cli" "${S[@]}" "$@"; }
 # a process whose command line carries terminal escapes, then one cycle
 setsid sh -c 'sleep 300; : "$0"' "$(printf 'de-esc-\033[31mred\033[0m')" </dev/null >/dev/null 2>&1 &
 pids+=($!)
+esc_shell=$!
 # wait for the exec of sh itself (setsid's own command line shows the text first)
-for _ in $(seq 200); do
-	exe=$(readlink "/proc/$!/exe" 2>/dev/null)
+sh_running() {
+	local exe
+	exe=$(readlink "/proc/$esc_shell/exe" 2>/dev/null)
 	[ -n "$exe" ] && [ "${exe##*/}" != setsid ] && [ "${exe##*/}" != bash ] &&
-		grep -q de-esc "/proc/$!/cmdline" 2>/dev/null && break
-	sleep 0.05
-done
+		grep -q de-esc "/proc/$esc_shell/cmdline" 2>/dev/null
+}
+check "the shell with escapes in its arguments runs" wait_for 30 sh_running
 "$bin/daemoneye-agent" --once "${S[@]}" >/dev/null 2>&1
+rc=$?
+check "agent --once exits 0 (rc=$rc)" test "$rc" = 0
 db=$tmp/state/events.sqlite
 check "agent left an event store" test -s "$db"
 sum=$(sha256sum <"$db")
@@ -50,6 +54,8 @@ cli query --format csv "SELECT pid, name, command_line FROM processes" >"$tmp/cs
 check "--format csv parses with a header" python3 -c 'import csv,sys; r=list(csv.reader(open(sys.argv[1]))); assert r[0]==["pid","name","command_line"] and len(r)>1' "$tmp/csv"
 out=$(cli query --format ndjson "SELECT pid FROM processes WHERE pid = :p" --param p=1)
 check "--param binds a value" test "$out" = '{"pid":1}'
+out=$(cli query --format ndjson "SELECT pid FROM processes WHERE pid = ? AND 2 = ?2" --param 1=1 --param 2=2)
+check "--param N=VALUE binds the Nth ? and ?N ($out)" test "$out" = '{"pid":1}'
 out=$(cli query --format ndjson "SELECT count(*) AS n FROM processes WHERE name = :n" --param "n=x' OR '1'='1"); rc=$?
 check "a hostile --param value is a value, not SQL ($out)" test "$out" = '{"n":0}'
 cli query "SELECT :missing" >/dev/null 2>"$tmp/e"; rc=$?
@@ -58,12 +64,15 @@ cli query >/dev/null 2>&1; rc=$?
 check "no SQL is a usage error (rc=$rc)" test "$rc" = 64
 cli query --format xml "SELECT 1" >/dev/null 2>&1; rc=$?
 check "an unknown format is a usage error (rc=$rc)" test "$rc" = 64
-cli query "SELECT pid, command_line FROM processes WHERE command_line LIKE '%de-esc-%' AND name = 'sh'" >"$tmp/t"
+cli query "SELECT pid, command_line FROM processes WHERE command_line LIKE '%de-esc-%' AND name = 'sh'" >"$tmp/t"; rc=$?
+check "the query of the escaped command line exits 0 (rc=$rc)" test "$rc" = 0
 check "table output escapes terminal control bytes" grep -qF 'de-esc-\x1b[31mred' "$tmp/t"
 check "no raw escape byte reaches the terminal" test -z "$(grep -l $'\033' "$tmp/t")"
-NO_COLOR=1 TERM=dumb cli rules list >"$tmp/l"
+NO_COLOR=1 TERM=dumb cli rules list >"$tmp/l"; rc=$?
+check "NO_COLOR/TERM=dumb: rules list exits 0 (rc=$rc) and lists the rules" test "$rc" = 0 -a "$(grep -c ' builtin ' "$tmp/l")" -gt 0
 check "NO_COLOR/TERM=dumb: no colour codes" test -z "$(grep -l $'\033' "$tmp/l")"
-COLUMNS=50 cli query "SELECT pid, name, executable_path, command_line FROM processes" >"$tmp/w"
+COLUMNS=50 cli query "SELECT pid, name, executable_path, command_line FROM processes" >"$tmp/w"; rc=$?
+check "COLUMNS=50: the query exits 0 (rc=$rc) with its rows" test "$rc" = 0 -a "$(wc -l <"$tmp/w")" -gt 2
 check "table fits COLUMNS=50" test "$(awk '{ if (length($0) > m) m = length($0) } END { print m }' "$tmp/w")" -le 50
 
 # hostile SQL: rejected with exit 65 and a message naming the construct
@@ -165,33 +174,48 @@ check "rules test ID (rc=$rc)" grep -q "rule deleted-executable: " "$tmp/o"
 cli rules import "$tmp/bad.yaml" >/dev/null 2>"$tmp/e"; rc=$?
 check "import of a file with a bad rule is refused (rc=$rc)" test "$rc" = 65
 cli rules import "$tmp/good.yaml" >"$tmp/o"; rc=$?
-check "import of a good file (rc=$rc)" test -s "$tmp/state/rules.d/good.yaml"
+check "import of a good file exits 0 (rc=$rc)" test "$rc" = 0
+check "  and installs it" test -s "$tmp/state/rules.d/good.yaml"
 check "  appears in the list as a user rule" grep -q '^test-esc-shell .* user ' <(cli rules list)
 cli rules import "$tmp/good.yaml" >/dev/null 2>"$tmp/e"; rc=$?
-check "importing it twice is refused (rc=$rc)" test "$rc" != 0
+check "importing it twice is refused with 65 (rc=$rc)" test "$rc" = 65
 check "  naming the duplicate" grep -q "duplicate rule id 'test-esc-shell'" "$tmp/e"
 cli rules disable exec-from-tmp >/dev/null; rc=$?
-check "rules disable (rc=$rc)" grep -q '^exec-from-tmp .* no ' <(cli rules list)
-cli rules enable exec-from-tmp >/dev/null
+check "rules disable exits 0 (rc=$rc)" test "$rc" = 0
+check "rules disable" grep -q '^exec-from-tmp .* no ' <(cli rules list)
+cli rules enable exec-from-tmp >/dev/null; rc=$?
+check "rules enable exits 0 (rc=$rc)" test "$rc" = 0
 check "rules enable" grep -q '^exec-from-tmp .* yes ' <(cli rules list)
-cli rules disable test-esc-shell >/dev/null
+cli rules disable test-esc-shell >/dev/null; rc=$?
+check "rules disable of an imported rule exits 0 (rc=$rc)" test "$rc" = 0
 cli rules disable nope >/dev/null 2>&1; rc=$?
 check "disable of an unknown id exits 66 (rc=$rc)" test "$rc" = 66
+# (the run with the rule disabled must have run its cycle: exit 0, and the
+# same run with it enabled, next, alerts)
 "$bin/daemoneye-agent" --once "${S[@]}" --set alerting.stdout.format=json >"$tmp/a" 2>/dev/null
+rc=$?
+check "agent --once with a rule disabled exits 0 (rc=$rc)" test "$rc" = 0
 check "the agent honours a disabled rule" test -z "$(grep '"test-esc-shell"' "$tmp/a")"
-cli rules enable test-esc-shell >/dev/null
+cli rules enable test-esc-shell >/dev/null; rc=$?
+check "rules enable of an imported rule exits 0 (rc=$rc)" test "$rc" = 0
 "$bin/daemoneye-agent" --once "${S[@]}" --set alerting.stdout.format=json >"$tmp/a" 2>/dev/null
+rc=$?
+check "agent --once with it enabled exits 0 (rc=$rc)" test "$rc" = 0
 check "the agent runs an imported, enabled rule" grep -q '"rule_id": *"test-esc-shell"' "$tmp/a"
 sed 's/test-esc-shell/test-cmdline-file/' "$tmp/good.yaml" >"$tmp/extra.yaml"
 "$bin/daemoneye-agent" --once "${S[@]}" --rules "$tmp/extra.yaml" --set alerting.stdout.format=json >"$tmp/a" 2>/dev/null
+rc=$?
+check "agent --once --rules FILE exits 0 (rc=$rc)" test "$rc" = 0
 check "agent --rules FILE loads and runs its rules" grep -q '"rule_id": *"test-cmdline-file"' "$tmp/a"
 "$bin/daemoneye-agent" --once "${S[@]}" --rules "$tmp/absent.yaml" >/dev/null 2>"$tmp/e"; rc=$?
-check "agent --rules with a missing file fails (rc=$rc)" test "$rc" != 0
+check "agent --rules with a missing file exits 66 (rc=$rc)" test "$rc" = 66
 check "  naming the file" grep -q "absent.yaml" "$tmp/e"
-cli rules export >"$tmp/all.yaml"
+cli rules export >"$tmp/all.yaml"; rc=$?
+check "rules export exits 0 (rc=$rc)" test "$rc" = 0
 cli rules validate "$tmp/all.yaml" >"$tmp/o" 2>&1; rc=$?
 check "rules export loads back (rc=$rc)" grep -q "all.yaml: 26 rules OK, 0 rejected" "$tmp/o"
-cli rules export reverse-shell-dev-tcp >"$tmp/one.yaml"
+cli rules export reverse-shell-dev-tcp >"$tmp/one.yaml"; rc=$?
+check "rules export ID exits 0 (rc=$rc)" test "$rc" = 0
 check "rules export ID exports one" test "$(grep -c '^- id:' "$tmp/one.yaml")" = 1
 cli rules frobnicate >/dev/null 2>&1; rc=$?
 check "an unknown subcommand exits 64 (rc=$rc)" test "$rc" = 64

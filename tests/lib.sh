@@ -1,13 +1,42 @@
 # lib.sh — sourced by tests/integration_*.sh: the "ok - / not ok -" reporting
-# and a hermetic environment for the real programs.
+# and a hermetic environment for the real programs.  Source it first, before
+# making a temporary directory: it may run the script again in a private
+# mount namespace (below).
 #
-#   check WHAT COMMAND...   run COMMAND; report WHAT as ok or not ok
-#   hermetic HOME_DIR       fresh $HOME (no user config), no DAEMONEYE_* from outside
+#   check WHAT COMMAND...       run COMMAND; report WHAT as ok or not ok
+#   hermetic HOME_DIR           fresh $HOME (no user config), no DAEMONEYE_* from outside
+#   wait_for TIMEOUT COMMAND... run COMMAND until it succeeds; false after TIMEOUT
+#                               seconds (the timeout only bounds a hang: the wait
+#                               ends as soon as COMMAND succeeds)
+#   stop PID [SIGNAL]           send SIGNAL (TERM) to our child PID and reap it;
+#                               returns its exit status (128+N for a signal death)
+#   private_mounts              true when this script runs in its own mount namespace
+#   alert_pairs FILE            "RULE PID" for every affected pid of every JSON alert line
+#
+# The host's /etc/daemoneye (config.yaml, rules.d) must never reach the
+# programs under test: where it exists, the script runs again (as root) in a
+# private mount namespace with an empty tmpfs over it, so the programs see
+# what a fresh machine has there; as another user, which cannot hide it, the
+# script skips and says why.
+#
+# Exit codes: compare with the exact code expected (`test "$rc" = 64`),
+# never `!= 0`: a crash (128+N) must not pass for a refusal.
 #
 # Read the store with `sqlite3 -readonly`: a plain sqlite3 creates the file
 # when it is not there yet, racing the agent that is about to.
 #
 # A script ends with: echo "integration_X: $fails failed"; [ "$fails" = 0 ]
+if [ -e /etc/daemoneye ] && [ -z "${DE_TEST_PRIVATE_NS:-}" ]; then
+	if [ "$(id -u)" != 0 ]; then
+		echo "ok - # SKIP $(basename "$0"): /etc/daemoneye exists on this host and only root can hide it from the programs under test"
+		exit 0
+	fi
+	# the mount is made inside the new namespace only (unshare runs sh there)
+	exec unshare --mount --propagation private -- sh -c \
+		'mount -t tmpfs -o mode=755,size=64k de-test-etc /etc/daemoneye && exec "$@"' sh \
+		env DE_TEST_PRIVATE_NS=1 "$BASH" "$0" "$@"
+fi
+
 fails=0
 ok() { echo "ok - $*"; }
 bad() { echo "not ok - $*"; fails=$((fails + 1)); }
@@ -17,4 +46,29 @@ hermetic() {
 	mkdir -p "$HOME"
 	local v
 	for v in $(env | grep -o '^DAEMONEYE_[A-Za-z0-9_]*'); do unset "$v"; done
+}
+alert_pairs() {
+	python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    line = line.strip()
+    if not line.startswith("{"): continue
+    a = json.loads(line)
+    for p in a["affected_processes"]: print(a["rule_id"], p)
+' "$1"
+}
+wait_for() {
+	local end=$((SECONDS + $1))
+	shift
+	until "$@"; do
+		[ "$SECONDS" -le "$end" ] || return 1
+		sleep 0.05
+	done
+}
+stop() {
+	kill -"${2:-TERM}" "$1" 2>/dev/null
+	wait "$1"
+}
+private_mounts() {
+	[ "$(readlink /proc/self/ns/mnt)" != "$(readlink /proc/1/ns/mnt 2>/dev/null)" ]
 }

@@ -1,9 +1,10 @@
 /*
  * test_collect.c — /proc collection against real child processes: exact
  * argv with hostile bytes, a 128 KiB command line, a deleted executable, an
- * executable whose real name ends in " (deleted)", a process that is gone,
- * and a full scan that sees ourselves.  Every child is started here and
- * reaped by its pid.
+ * executable whose real name ends in " (deleted)", a process that is gone
+ * (also between the listing of /proc and its read), the CPU share of a
+ * busy child against bounds measured beside it, and a full scan that sees
+ * ourselves.  Every child is started here and reaped by its pid.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,10 +18,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -51,6 +54,7 @@ static pid_t spawn_in(const char *path, char *const argv[], int *input)
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* gone with a failed test, too */
 		if (input)
 			dup2(in[0], 0); /* dup2 clears CLOEXEC on fd 0 */
 		execv(path, argv);
@@ -385,7 +389,7 @@ static void test_unreadable_executable(void **state)
 		/* wait for sh to exec the victim (comm becomes "noread") */
 		char comm_path[64], comm[32] = "";
 		snprintf(comm_path, sizeof(comm_path), "/proc/%d/comm", (int)victim);
-		for (int i = 0; i < 2000 && strcmp(comm, "noread\n") != 0; i++) {
+		for (int i = 0; i < 12000 && strcmp(comm, "noread\n") != 0; i++) {
 			FILE *f = fopen(comm_path, "re");
 			if (!f || !fgets(comm, sizeof(comm), f))
 				comm[0] = '\0';
@@ -420,6 +424,51 @@ static void test_unreadable_executable(void **state)
 	unlink(path);
 }
 
+/* Field n (numbered as in proc(5), n >= 4) of /proc/PID/stat. */
+static unsigned long long proc_stat_field(pid_t pid, int n)
+{
+	char path[64], buf[1024];
+	unsigned long long v = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	assert_non_null(f);
+	assert_non_null(fgets(buf, sizeof(buf), f));
+	fclose(f);
+	const char *p = strrchr(buf, ')'); /* then " state ppid ...": field 3 on */
+	assert_non_null(p);
+	p += 2;
+	for (int i = 3; i < n; i++) {
+		p = strchr(p, ' ');
+		assert_non_null(p);
+		p++;
+	}
+	assert_int_equal(sscanf(p, "%llu", &v), 1);
+	return v;
+}
+
+/* utime + stime of pid, in clock ticks. */
+static unsigned long long proc_cpu_ticks(pid_t pid)
+{
+	return proc_stat_field(pid, 14) + proc_stat_field(pid, 15);
+}
+
+static double mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * cpu_usage of a busy-looping child, between two reads of it, is what the
+ * child did: it lies between bounds computed here from the same counters
+ * (utime + stime, CLOCK_MONOTONIC) read just before and just after each of
+ * the collector's reads, which are at least 20 ticks of the child's work
+ * apart.  So it is above 0, and at most what one thread can do (one
+ * processor's worth of the wall time, of ncpu) with a tick of rounding.
+ */
 static void test_cpu_usage(void **state)
 {
 	(void)state;
@@ -428,16 +477,45 @@ static void test_cpu_usage(void **state)
 	struct de_collector *c;
 	struct de_process_record r;
 	struct de_error e = {0};
+	const double tck = (double)sysconf(_SC_CLK_TCK);
+	const long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 
 	assert_int_equal(de_collector_open(NULL, &c, &e), 0);
+	unsigned long long t0 = proc_cpu_ticks(pid);
+	double m0 = mono_s();
 	assert_int_equal(de_collector_read(c, pid, 1, &r, &e), 0);
+	double m1 = mono_s();
+	unsigned long long t1 = proc_cpu_ticks(pid);
 	assert_false(r.has_cpu_usage); /* first sample of this instance */
 	de_process_record_clear(&r);
-	usleep(50000);
+	/* the child's own work is the signal to wait for (60 s bound a hang) */
+	for (int i = 0; i < 6000 && proc_cpu_ticks(pid) < t1 + 20; i++)
+		usleep(10000);
+	unsigned long long t2 = proc_cpu_ticks(pid);
+	assert_true(t2 >= t1 + 20);
+	double m2 = mono_s();
 	assert_int_equal(de_collector_read(c, pid, 2, &r, &e), 0);
+	double m3 = mono_s();
+	unsigned long long t3 = proc_cpu_ticks(pid);
 	assert_true(r.has_cpu_usage);
 	assert_true(r.cpu_usage >= 0.0);
 	assert_true(r.cpu_usage <= 100.0 * 64);
+	/* the collector sampled ticks in [t0, t1] then [t2, t3], at times in
+	   [m0, m1] then [m2, m3] */
+	double lo = (double)(t2 - t1) / tck / (m3 - m0) * 100.0;
+	double hi = (double)(t3 - t0) / tck / (m2 - m1) * 100.0;
+	print_message("cpu_usage %.2f %% (between %.2f and %.2f; %ld processors)\n", r.cpu_usage,
+		      lo, hi, ncpu);
+	assert_true(lo > 0.0);
+	assert_true(r.cpu_usage >= lo * (1 - 1e-9));
+	assert_true(r.cpu_usage <= hi * (1 + 1e-9));
+	/* what is possible at all: one thread works at most the wall time
+	   between the reads (plus a tick of rounding), on one of ncpu
+	   processors */
+	double one_thread = 100.0 * ((m3 - m0) * tck + 1.0) / ((m2 - m1) * tck);
+	assert_true(ncpu >= 1);
+	assert_true(r.cpu_usage <= one_thread);
+	assert_true(r.cpu_usage <= one_thread * (double)ncpu);
 	de_process_record_clear(&r);
 	/* the scan keeps the samples: the instance has cpu_usage there too */
 	struct de_process_list l = {0};
@@ -487,7 +565,25 @@ static void test_masked_command_line(void **state)
 	reap(pid);
 }
 
-/* Children that exit while the scan reads them are dropped, never fatal. */
+struct reaper {
+	const pid_t *kids;
+	int n;
+};
+
+static void *reap_kids(void *arg)
+{
+	const struct reaper *r = arg;
+	for (int i = 0; i < r->n; i++)
+		waitpid(r->kids[i], NULL, 0);
+	return NULL;
+}
+
+/*
+ * Children that exit, and are reaped while the scan reads /proc, are
+ * recorded as they were when read or dropped, never a failure: the counts
+ * add up.  Once reaped they are gone (a zombie still has its /proc entry; a
+ * reaped child has none): the next scan records none of them.
+ */
 static void test_scan_under_churn(void **state)
 {
 	(void)state;
@@ -504,16 +600,106 @@ static void test_scan_under_churn(void **state)
 			if (kids[i] == 0)
 				_exit(0);
 		}
+		struct reaper rp = {kids, N};
+		pthread_t th;
+		assert_int_equal(pthread_create(&th, NULL, reap_kids, &rp), 0);
 		struct de_process_list l = {0};
 		struct de_collect_stats st;
 		assert_int_equal(de_collector_scan(c, round, &l, &st, &e), 0);
 		assert_int_equal(st.recorded, l.len);
 		assert_int_equal(st.seen, st.recorded + st.vanished);
 		de_process_list_clear(&l);
-		for (int i = 0; i < N; i++)
-			waitpid(kids[i], NULL, 0);
+		assert_int_equal(pthread_join(th, NULL), 0);
+
+		/* all reaped now: none of them is there */
+		assert_int_equal(de_collector_scan(c, 100 + round, &l, &st, &e), 0);
+		assert_int_equal(st.seen, st.recorded + st.vanished);
+		for (size_t j = 0; j < l.len; j++)
+			for (int i = 0; i < N; i++)
+				assert_false(l.items[j].pid == (uint32_t)kids[i] &&
+					     l.items[j].has_ppid &&
+					     l.items[j].ppid == (uint32_t)getpid());
+		de_process_list_clear(&l);
 	}
 	de_collector_close(c);
+}
+
+/*
+ * A process that /proc lists but that is gone when it is read is dropped
+ * and counted as vanished, never a failure.  The listing here is a
+ * directory of links to /proc/PID for children of ours: N alive (blocked on
+ * a pipe) and N reaped after their links were made, whose /proc entries are
+ * gone as after an exit between readdir and read.  Every one of them is
+ * counted, the live ones recorded, the reaped ones vanished.
+ */
+static void test_vanished_while_scanning(void **state)
+{
+	(void)state;
+	enum { N = 5 };
+	char root[PATH_MAX], link[PATH_MAX + 32], target[64];
+	pid_t live[N], dead[N];
+	int hold[2];
+	struct de_collector *c;
+	struct de_process_list l = {0};
+	struct de_collect_stats st;
+	struct de_error e = {0};
+
+	snprintf(root, sizeof(root), "%s/vproc", tmpdir);
+	assert_int_equal(mkdir(root, 0700), 0);
+	snprintf(link, sizeof(link), "%s/stat", root);
+	assert_int_equal(symlink("/proc/stat", link), 0);
+	assert_int_equal(pipe2(hold, O_CLOEXEC), 0);
+	for (int i = 0; i < N; i++) {
+		char ch;
+		live[i] = fork();
+		assert_true(live[i] >= 0);
+		if (live[i] == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGKILL); /* gone with a failed test */
+			close(hold[1]);
+			_exit(read(hold[0], &ch, 1) == 0 ? 0 : 1);
+		}
+		dead[i] = fork();
+		assert_true(dead[i] >= 0);
+		if (dead[i] == 0)
+			_exit(0);
+	}
+	close(hold[0]);
+	for (int i = 0; i < 2 * N; i++) {
+		pid_t p = i < N ? live[i] : dead[i - N];
+		snprintf(target, sizeof(target), "/proc/%d", (int)p);
+		snprintf(link, sizeof(link), "%s/%d", root, (int)p);
+		assert_int_equal(symlink(target, link), 0);
+	}
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(waitpid(dead[i], NULL, 0), dead[i]);
+		snprintf(target, sizeof(target), "/proc/%d", (int)dead[i]);
+		assert_int_equal(access(target, F_OK), -1); /* reaped: no entry */
+	}
+
+	assert_int_equal(de_collector_open(root, &c, &e), 0);
+	assert_int_equal(de_collector_scan(c, 1, &l, &st, &e), 0);
+	assert_int_equal(st.seen, 2 * N);
+	assert_int_equal(st.vanished, N);
+	assert_int_equal(st.recorded, N);
+	assert_int_equal(l.len, N);
+	for (size_t j = 0; j < l.len; j++) {
+		bool is_live = false;
+		for (int i = 0; i < N; i++)
+			is_live = is_live || l.items[j].pid == (uint32_t)live[i];
+		assert_true(is_live);
+		assert_int_equal(l.items[j].ppid, (uint32_t)getpid());
+	}
+	de_process_list_clear(&l);
+	/* and one by one: gone is -ESRCH */
+	assert_int_equal(de_collector_read(c, dead[0], 2, &(struct de_process_record){0}, &e),
+			 -ESRCH);
+	de_collector_close(c);
+	close(hold[1]);
+	for (int i = 0; i < N; i++) {
+		int ws;
+		assert_int_equal(waitpid(live[i], &ws, 0), live[i]);
+		assert_true(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+	}
 }
 
 /* platform_data[key] (the JSON form of the facts) as an integer, -1 when
@@ -534,7 +720,7 @@ static void wait_comm(pid_t pid, const char *comm)
 	char path[64], want[32], got[32] = "";
 	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
 	snprintf(want, sizeof(want), "%s\n", comm);
-	for (int i = 0; i < 2000 && strcmp(got, want) != 0; i++) {
+	for (int i = 0; i < 12000 && strcmp(got, want) != 0; i++) {
 		FILE *f = fopen(path, "re");
 		if (!f || !fgets(got, sizeof(got), f))
 			got[0] = '\0';
@@ -708,6 +894,16 @@ static void test_ids(void **state)
 	unlink(path);
 }
 
+/* CLOCK_BOOTTIME in clock ticks (the unit of a process's start time). */
+static unsigned long long boottime_ticks(void)
+{
+	struct timespec ts;
+	unsigned long long hz = (unsigned long long)sysconf(_SC_CLK_TCK);
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (unsigned long long)ts.tv_sec * hz +
+	       (unsigned long long)ts.tv_nsec * hz / 1000000000ULL;
+}
+
 /* The path of the "0::" line of /proc/PID/cgroup (exact bytes), or "". */
 static void proc_cgroup_v2(pid_t pid, char *out, size_t size)
 {
@@ -839,8 +1035,13 @@ static void test_cgroup(void **state)
 	assert_non_null(f);
 	fprintf(f, "%d\n", (int)idle[IDLE - 1]);
 	assert_int_equal(fclose(f), 0);
-	/* processes started in the walk's clock tick are read one by one */
-	usleep(50000);
+	/* a process started in the walk's clock tick is read one by one: wait
+	   until CLOCK_BOOTTIME, in clock ticks as the walk reads it, has left
+	   the tick the last child started in */
+	unsigned long long started = proc_stat_field(idle[IDLE - 1], 22);
+	for (int i = 0; i < 60000 && boottime_ticks() <= started; i++)
+		usleep(1000);
+	assert_true(boottime_ticks() > started);
 	struct de_collector *c;
 	struct de_process_list l = {0};
 	struct de_collect_stats st;
@@ -919,6 +1120,7 @@ int main(void)
 		cmocka_unit_test(test_cpu_usage),
 		cmocka_unit_test(test_masked_command_line),
 		cmocka_unit_test(test_scan_under_churn),
+		cmocka_unit_test(test_vanished_while_scanning),
 		cmocka_unit_test(test_ids),
 		cmocka_unit_test(test_stat_parsing),
 		cmocka_unit_test(test_cgroup),

@@ -12,6 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -213,10 +216,141 @@ static void test_events(void **state)
 	free(path);
 }
 
+/* The size of path's WAL file (0 when there is none). */
+static long long wal_size(const char *path)
+{
+	char w[4096];
+	struct stat st;
+
+	snprintf(w, sizeof(w), "%s-wal", path);
+	return stat(w, &st) == 0 ? (long long)st.st_size : 0;
+}
+
+/*
+ * n event batches of one exec and one exit each (a busy host between two
+ * full scans), each its own transaction; with `every` > 0 the agent's
+ * maintenance call after each batch (de_store_checkpoint at `every` bytes).
+ */
+static void churn(struct de_store *s, int n, uint32_t pid0, uint64_t every, bool tolerate_full)
+{
+	struct de_error e = {0};
+
+	for (int i = 0; i < n; i++) {
+		struct de_process_record r;
+		struct de_process_event ev[2];
+		uint32_t pid = pid0 + (uint32_t)i;
+		mk(&r, pid, 50000 + i, 50000 + i, 0);
+		ev[0] = exec_ev(pid, 50000 + i, &r);
+		ev[1] = exit_ev(pid - 1, 50000 + i);
+		int rc = de_store_apply_events(s, 7, ev, 2, &e);
+		if (rc < 0 && !(tolerate_full && rc == -ENOSPC))
+			fail_msg("batch %d: %s", i, e.message);
+		if (every && de_store_checkpoint(s, every, &e) < 0 && !tolerate_full)
+			fail_msg("checkpoint: %s", e.message);
+		de_process_record_clear(&r);
+	}
+}
+
+/*
+ * Between full scans the exec path commits a transaction per batch; each
+ * appends its pages to the WAL.  The agent's de_store_checkpoint() keeps
+ * the WAL small (without it the same churn grows it by megabytes).
+ */
+static void test_wal_kept_small(void **state)
+{
+	(void)state;
+	char *pa = db_path("wal_plain.sqlite"), *pb = db_path("wal_kept.sqlite");
+	struct de_store *a = open_at(pa, 3600), *b = open_at(pb, 3600);
+	struct de_process_record base[EV_BASE];
+
+	ev_base(base, 10000, 1);
+	store_ok(a, base, EV_BASE);
+	store_ok(b, base, EV_BASE);
+	clear_many(base, EV_BASE);
+	churn(a, 600, 1000, 0, false);
+	churn(b, 600, 1000, 256 * 1024, false);
+	printf("# WAL after 600 batches: %lld bytes unmaintained, %lld maintained\n", wal_size(pa),
+	       wal_size(pb));
+	assert_true(wal_size(pa) > 4 * 1024 * 1024);
+	assert_true(wal_size(pb) < 1024 * 1024);
+	de_store_close(a);
+	de_store_close(b);
+	free(pa);
+	free(pb);
+}
+
+/*
+ * A full disk during a burst of event batches: the failed commit gives
+ * the WAL's space back (folded into the file and truncated), so the
+ * batches commit again as soon as a little room is made, and the file is
+ * sound.
+ */
+static void test_full_disk_gives_back(void **state)
+{
+	(void)state;
+	if (geteuid() != 0) {
+		printf("# skipped: mounting a small tmpfs needs root\n");
+		return;
+	}
+	char *dir = db_path("full"), *path = db_path("full/events.sqlite");
+	char *filler = db_path("full/filler");
+	struct de_process_record base[EV_BASE];
+	struct de_error e = {0};
+	char block[16384];
+	FILE *f;
+
+	assert_int_equal(mkdir(dir, 0700), 0);
+	if (mount("tmpfs", dir, "tmpfs", 0, "size=4m") < 0) {
+		printf("# skipped: cannot mount a tmpfs here\n");
+		free(dir);
+		free(path);
+		free(filler);
+		return;
+	}
+	struct de_store *s = open_at(path, 3600);
+	ev_base(base, 10000, 1);
+	store_ok(s, base, EV_BASE);
+	clear_many(base, EV_BASE);
+	/* leave about 1 MiB */
+	memset(block, 'x', sizeof(block));
+	assert_non_null(f = fopen(filler, "w"));
+	for (int i = 0; i < 3 * 64 - 8; i++)
+		if (fwrite(block, 1, sizeof(block), f) != sizeof(block))
+			break;
+	fclose(f);
+	/* a burst without maintenance until the disk is full */
+	bool full = false;
+	for (int i = 0; i < 2000 && !full; i++) {
+		struct de_process_record r;
+		struct de_process_event ev[1];
+		mk(&r, 5000 + (uint32_t)i, 60000 + i, 60000 + i, 0);
+		ev[0] = exec_ev(5000 + (uint32_t)i, 60000 + i, &r);
+		full = de_store_apply_events(s, 8, ev, 1, &e) == -ENOSPC;
+		de_process_record_clear(&r);
+	}
+	assert_true(full);
+	/* the failure gave the WAL back */
+	assert_int_equal(wal_size(path), 0);
+	/* a little room: the next batches commit */
+	assert_int_equal(truncate(filler, 2 * 1024 * 1024), 0);
+	churn(s, 20, 9000, 256 * 1024, false);
+	de_store_close(s);
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_integrity(db);
+	sqlite3_close(db);
+	assert_int_equal(umount2(dir, MNT_DETACH), 0);
+	free(dir);
+	free(path);
+	free(filler);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_events),
+		cmocka_unit_test(test_wal_kept_small),
+		cmocka_unit_test(test_full_disk_gives_back),
 	};
 	return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

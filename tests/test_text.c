@@ -32,6 +32,18 @@ static void test_utf8_and_escape(void **state)
 }
 
 /* de_json_str escapes exactly as jansson: every byte alone and mixed. */
+static void test_hex_digit(void **state)
+{
+	(void)state;
+	assert_int_equal(de_hex_digit('0'), 0);
+	assert_int_equal(de_hex_digit('9'), 9);
+	assert_int_equal(de_hex_digit('a'), 10);
+	assert_int_equal(de_hex_digit('F'), 15);
+	assert_int_equal(de_hex_digit('g'), -1);
+	assert_int_equal(de_hex_digit('/'), -1);
+	assert_int_equal(de_hex_digit(0xff), -1);
+}
+
 static void test_json_str(void **state)
 {
 	(void)state;
@@ -161,6 +173,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_utf8_and_escape),
+		cmocka_unit_test(test_hex_digit),
 		cmocka_unit_test(test_json_str),
 		cmocka_unit_test(test_json_str_ascii),
 		cmocka_unit_test(test_lossy),

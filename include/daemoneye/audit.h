@@ -249,10 +249,10 @@ struct de_audit_report {
  * the entries; root against the recomputed tree at that size; and for the
  * given one a consistency proof from its size to now, from the stored
  * tree, as an outside verifier would).  0 when it could read everything:
- * *rep says intact or the first problem; -errno when it could not read.
+ * *out says intact or the first problem; -errno when it could not read.
  */
 int de_audit_verify(struct de_audit *a, const struct de_audit_verify_opts *opts,
-		    struct de_audit_report *rep, struct de_error *err);
+		    struct de_audit_report *out, struct de_error *err);
 /* "intact", "gap", "payload", ... */
 const char *de_audit_problem_name(enum de_audit_problem p);
 

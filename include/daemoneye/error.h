@@ -48,6 +48,24 @@ int de_error_set(struct de_error *err, enum de_error_category cat, int code, con
 int de_error_prefix(struct de_error *err, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+#if defined(__clang_analyzer__) && !defined(DE_ERROR_DEFINING)
+/*
+ * For clang-tidy's static analyzer only (never compiled into a program): it
+ * reads one file at a time and cannot see error.c, so it would follow the
+ * error paths as if de_error_set or de_error_prefix could return 0 (and
+ * report the outputs those paths leave unset).  This tells it what error.c
+ * guarantees: both return a negative value.
+ */
+static inline int de_error_negative_(int rc)
+{
+	if (rc >= 0)
+		__builtin_unreachable();
+	return rc;
+}
+#define de_error_set(...)    de_error_negative_((de_error_set)(__VA_ARGS__))
+#define de_error_prefix(...) de_error_negative_((de_error_prefix)(__VA_ARGS__))
+#endif
+
 /* Reset *err to "no error". Accepts NULL. */
 void de_error_clear(struct de_error *err);
 

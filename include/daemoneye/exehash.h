@@ -4,11 +4,16 @@
  *
  * A file's identity for the cache is (device, inode, size, mtime, ctime):
  * any write or metadata change moves ctime, so a cached digest is reused
- * only for the same bytes.  A file that could not be hashed is cached too,
- * with the reason, so an unreadable executable costs one attempt.  The
- * digest is computed from an open descriptor (procmond opens
- * /proc/PID/exe, which reaches the running image even when its path was
- * deleted), with OpenSSL EVP (SHA-NI where the CPU has it).
+ * only for the same bytes.  File times tick with the kernel's coarse clock,
+ * though, and a file rewritten within one tick keeps its times: a key whose
+ * mtime or ctime is that recent (within two ticks of CLOCK_REALTIME_COARSE,
+ * two seconds more for a time on a whole second) is not remembered, so such
+ * a file is hashed afresh at every lookup until its times have settled.  A
+ * file that could not be hashed is cached too, with the reason, so an
+ * unreadable executable costs one attempt.  The digest is computed from an
+ * open descriptor (procmond opens /proc/PID/exe, which reaches the running
+ * image even when its path was deleted), with OpenSSL EVP (SHA-NI where the
+ * CPU has it).
  *
  * Ownership: the cache owns its entries; lookups copy into caller buffers.
  * Not thread-safe: one cache per thread.
@@ -62,14 +67,16 @@ bool de_exehash_lookup(struct de_exehash_cache *c, const struct de_exehash_key *
 
 /*
  * Hash the file open at fd (read from offset 0 with pread) and remember the
- * result under the key from fstat(fd).  On return hex/reason are filled as
- * for a hit and *key_out (may be NULL) is the key used.  Returns 0, or
- * -ENOMEM; a file that cannot be read is not an error (reason is set).
+ * result under the key from fstat(fd), unless the key is too recent (above).
+ * On return hex/reason are filled as for a hit and *key_out (may be NULL) is
+ * the key used.  Returns 0, or -ENOMEM; a file that cannot be read is not an
+ * error (reason is set).
  */
 int de_exehash_fd(struct de_exehash_cache *c, int fd, char *hex, char *reason,
 		  struct de_exehash_key *key_out);
 
-/* Remember that the file with key k could not be hashed, and why. */
+/* Remember that the file with key k could not be hashed, and why (unless
+   the key is too recent, above: then nothing is remembered).  0 or -ENOMEM. */
 int de_exehash_remember_failure(struct de_exehash_cache *c, const struct de_exehash_key *k,
 				const char *reason);
 

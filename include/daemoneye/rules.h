@@ -58,7 +58,9 @@ struct de_rule *de_rule_set_find(const struct de_rule_set *s, const char *id);
  * *set with source type `src` (source_path = origin unless builtin).
  * `v` may be NULL (SQL not checked).  Returns 0 when the file was read
  * (problems, if any, appended to *problems), or a ValidationError when the
- * text is not YAML of the expected shape.
+ * text is not YAML of the expected shape (ENOMEM when memory ran out).
+ * On an error *set and *problems are as they were: this function and the
+ * loaders below add all of what they read or none of it.
  */
 int de_rules_parse(const char *text, size_t len, const char *origin, enum de_rule_source src,
 		   int64_t mtime_ms, struct de_validator *v, struct de_rule_set *set,

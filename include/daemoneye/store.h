@@ -263,6 +263,15 @@ struct de_prune_stats {
 int de_store_prune(struct de_store *s, int64_t now_ms, uint64_t retention_days, size_t batch,
 		   size_t max_batches, struct de_prune_stats *st, struct de_error *err);
 
+/*
+ * Fold the write-ahead log into the file (a PASSIVE checkpoint: readers are
+ * never waited for) when it holds at least min_wal_bytes, so that a store
+ * written by many small transactions (the exec path) between full scans
+ * keeps a small WAL.  Call it between batches, never inside one.  0 (also
+ * when there was nothing to do), or a DatabaseError.
+ */
+int de_store_checkpoint(struct de_store *s, uint64_t min_wal_bytes, struct de_error *err);
+
 /* ---- statistics --------------------------------------------------------- */
 
 struct de_store_stats {

@@ -79,6 +79,9 @@ static inline char *de_i64_text(int64_t v, char *end)
 size_t de_json_str_ascii(char *dst, const char *s, size_t n);
 #define DE_JSON_STR_MAX(n) (6 * (size_t)(n) + 2)
 
+/* The value of a hexadecimal digit (either case), -1 for another character. */
+int de_hex_digit(int c);
+
 /*
  * One RFC 4180 CSV field to f: quoted (quotes doubled) when it holds a
  * comma, a quote, CR or LF; bytes kept exactly.  NULL writes an empty

@@ -70,8 +70,9 @@ struct de_validator;
 
 /*
  * A validator with the defaults: the issue's function allowlist (count, sum,
- * ..., like; no regexp/glob/match), read-only, a 30 s timeout, subqueries 3
- * deep, a 64 MiB SQLite heap limit.  NULL on ENOMEM.
+ * ..., like, and regexp with PCRE2's limits (regexp.h); no glob/match),
+ * read-only, a 30 s timeout, subqueries 3 deep, a 64 MiB SQLite heap
+ * limit.  NULL on ENOMEM.
  */
 struct de_validator *de_validator_new(void);
 void de_validator_free(struct de_validator *v);

@@ -25,4 +25,14 @@
 int de_yaml_parse(const char *text, size_t len, const char *origin, json_t *origins,
 		  enum de_error_category cat, json_t **out, struct de_error *err);
 
+/*
+ * The same, for formats whose values are all text (Sigma rules): a plain
+ * scalar other than null (~, null, empty) stays a string exactly as
+ * written ("0777", "true", "1.50"); only null is typed.  Keys may contain
+ * '.' (Sigma's search identifiers do), which makes the paths in `origins`
+ * ambiguous for such keys: they only serve messages.
+ */
+int de_yaml_parse_text(const char *text, size_t len, const char *origin, json_t *origins,
+		       enum de_error_category cat, json_t **out, struct de_error *err);
+
 #endif

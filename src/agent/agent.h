@@ -35,6 +35,9 @@ struct agent {
 	bool warned_over_cap; /* said once that the snapshot alone exceeds max_size_mb */
 };
 
+/* The exec path folds the store's WAL into the file beyond this size. */
+#define AGENT_WAL_CHECKPOINT_BYTES (4u << 20)
+
 /*
  * Hand a rule run's alerts to the alert manager (which moves them out of
  * the list): full for a run of every rule over the snapshot, false for the

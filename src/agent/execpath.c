@@ -51,6 +51,11 @@ static int apply_events(struct agent *ag, struct de_process_event *ev, size_t n,
 	}
 	size_t raised = alerts.len;
 	agent_alerts(ag, &alerts, false);
+	/* keep the WAL small between full scans: every batch is a transaction
+	   that appends its pages (a busy host writes megabytes a minute) */
+	struct de_error cerr = {0};
+	if (de_store_checkpoint(ag->store, AGENT_WAL_CHECKPOINT_BYTES, &cerr) < 0)
+		de_log_err(&cerr);
 	de_log_debug("event scan %lld: %zu events, %zu execs read, %zu alerts", (long long)scan_id,
 		     n, execs, raised);
 out:

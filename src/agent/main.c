@@ -330,7 +330,7 @@ int main(int argc, char **argv)
 	bool once = false, check = false;
 	const char *s;
 	uint64_t interval;
-	int c, rc, status = 0;
+	int c, status = 0;
 
 	if (!sets || !rule_files) {
 		free(sets);
@@ -402,8 +402,8 @@ int main(int argc, char **argv)
 		printf("configuration OK\n");
 		goto done;
 	}
-	if ((rc = de_config_get_u64(ag.cfg, "app.scan_interval_ms", &interval, &err)) < 0 ||
-	    (rc = setup(&ag, &err)) < 0) {
+	if (de_config_get_u64(ag.cfg, "app.scan_interval_ms", &interval, &err) < 0 ||
+	    setup(&ag, &err) < 0) {
 		de_log_err(&err);
 		status = de_error_exit_code(&err);
 		goto done;
@@ -415,7 +415,7 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	(void)signal(SIGPIPE, SIG_IGN); /* cannot fail for a valid signal */
 
 	de_log_info("daemoneye-agent %s started%s (scan every %llu ms)", DE_VERSION,
 		    once ? " for one cycle" : "", (unsigned long long)interval);

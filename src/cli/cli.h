@@ -30,7 +30,7 @@ struct cli_command {
 
 /* Print "daemoneye-cli: <fmt>" on stderr. */
 void cli_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Report a library error and return its sysexits code. */
+/* Report a library error and return its sysexits code (never 0). */
 int cli_fail(const struct de_error *err);
 
 /*
@@ -55,5 +55,9 @@ int cmd_rules(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_audit(struct cli_ctx *ctx, int argc, char **argv);  /* cmd_audit.c */
 int cmd_keygen(struct cli_ctx *ctx, int argc, char **argv); /* cmd_audit.c */
 int cmd_alerts(struct cli_ctx *ctx, int argc, char **argv); /* cmd_alerts.c */
+
+/* `rules convert --from sigma FILE` and `rules import --sigma PATH...` (rules_sigma.c). */
+int rules_sigma_convert(struct cli_ctx *ctx, const char *file);
+int rules_sigma_import(struct cli_ctx *ctx, int n, char **paths, const char *min_status);
 
 #endif

@@ -53,8 +53,8 @@ static int do_test(struct cli_ctx *ctx, const char *name, uint64_t timeout_ms)
 	if (de_alertmgr_config_load(ctx->cfg, &ac, &err) < 0)
 		return cli_fail(&err);
 	if (!(s = de_alertmgr_config_sink(ac, name))) {
-		cli_errorf("no sink named '%s' in alerting.sinks (configured:%s%s)", name,
-			   ac->nsinks ? " " : " none", ac->nsinks ? "" : "");
+		cli_errorf("no sink named '%s' in alerting.sinks (configured:%s)", name,
+			   ac->nsinks ? " " : " none");
 		for (size_t i = 0; i < ac->nsinks; i++)
 			fprintf(stderr, "  %s (%s)\n", ac->sinks[i].name, ac->sinks[i].ops->type);
 		de_alertmgr_config_free(ac);
@@ -271,7 +271,7 @@ static int do_list(struct cli_ctx *ctx, struct opts *o)
 			c.f = F_NDJSON;
 		else if (!strcmp(o->format, "csv"))
 			c.f = F_CSV;
-		else if (strcmp(o->format, "table")) {
+		else if (strcmp(o->format, "table") != 0) {
 			cli_errorf("unknown format '%s' (table, json, ndjson or csv)", o->format);
 			return EX_USAGE;
 		}
@@ -408,8 +408,8 @@ static int do_dlq(struct cli_ctx *ctx, int nargs, char **args, struct opts *o)
 		return rc;
 	}
 	bool retry = !strcmp(what, "retry");
-	if ((!retry && strcmp(what, "purge")) || (retry && (o->all ? nargs != 1 : nargs != 2)) ||
-	    (!retry && nargs != 1)) {
+	if ((!retry && strcmp(what, "purge") != 0) ||
+	    (retry && (o->all ? nargs != 1 : nargs != 2)) || (!retry && nargs != 1)) {
 		cli_errorf("alerts dlq: expected list, retry ID|--all or purge [--before T]");
 		return EX_USAGE;
 	}
@@ -482,7 +482,7 @@ int cmd_alerts(struct cli_ctx *ctx, int argc, char **argv)
 			o.f.rule_id = optarg;
 			break;
 		case 't':
-			if (strcmp(optarg, "open") && strcmp(optarg, "resolved")) {
+			if (strcmp(optarg, "open") != 0 && strcmp(optarg, "resolved") != 0) {
 				cli_errorf("--status: expected open or resolved");
 				return EX_USAGE;
 			}

@@ -61,7 +61,6 @@ static void put_cell(const char *s, size_t w, bool last)
 		if (cols == w - 1 && width_of(p) > 1) {
 			fputc('~', stdout);
 			cols++;
-			p = "";
 			break;
 		}
 		fwrite(p, 1, (size_t)(q - p), stdout);
@@ -139,6 +138,21 @@ static bool is_int(const char *s)
 	return true;
 }
 
+/* The NAME of NAME=VALUE (which ends at eq) as a parameter number 1..max, else 0. */
+static int param_number(const char *assignment, const char *eq, int max)
+{
+	long v = 0;
+
+	if (eq == assignment || eq - assignment > 9)
+		return 0;
+	for (const char *p = assignment; p < eq; p++) {
+		if (*p < '0' || *p > '9')
+			return 0;
+		v = v * 10 + (*p - '0');
+	}
+	return v >= 1 && v <= max ? (int)v : 0;
+}
+
 /* Bind NAME=VALUE to :NAME, @NAME, $NAME or ?NAME (a number). 0 or EX_USAGE. */
 static int bind_param(sqlite3_stmt *st, const char *assignment)
 {
@@ -155,9 +169,8 @@ static int bind_param(sqlite3_stmt *st, const char *assignment)
 		snprintf(name, sizeof(name), "%c%.*s", *p, (int)(eq - assignment), assignment);
 		idx = sqlite3_bind_parameter_index(st, name);
 	}
-	if (!idx && is_int(assignment) && atoi(assignment) > 0 &&
-	    atoi(assignment) <= sqlite3_bind_parameter_count(st))
-		idx = atoi(assignment);
+	if (!idx) /* N for ?N or the Nth ? */
+		idx = param_number(assignment, eq, sqlite3_bind_parameter_count(st));
 	if (!idx) {
 		cli_errorf("the query has no parameter named '%.*s' (write :%.*s in the SQL)",
 			   (int)(eq - assignment), assignment, (int)(eq - assignment), assignment);
@@ -284,7 +297,7 @@ int cmd_query(struct cli_ctx *ctx, int argc, char **argv)
 			bound = name ? strlen(name + 1) == (size_t)(eq - params[k]) &&
 						!strncmp(name + 1, params[k],
 							 (size_t)(eq - params[k]))
-				     : atoi(params[k]) == i;
+				     : param_number(params[k], eq, i) == i;
 		}
 		if (!bound) {
 			cli_errorf("parameter %s has no value (give --param %s=VALUE)",
@@ -295,6 +308,7 @@ int cmd_query(struct cli_ctx *ctx, int argc, char **argv)
 	}
 	int ncols = sqlite3_column_count(st);
 	if (fmt == F_TABLE && !(t.w = calloc((size_t)ncols, sizeof(size_t)))) {
+		cli_errorf("out of memory");
 		status = EX_OSERR;
 		goto out;
 	}
@@ -353,15 +367,22 @@ int cmd_query(struct cli_ctx *ctx, int argc, char **argv)
 			}
 			t.rows = nr;
 			t.rows[t.nrows++] = row;
-			for (int i = 0; i < ncols; i++) {
-				row[i] = cell_text(st, i);
-				size_t w = row[i] ? width_of(row[i]) : 0;
-				if (w > t.w[i])
+			for (int i = 0; i < ncols && !status; i++) {
+				size_t w;
+				if (!(row[i] = cell_text(st, i))) {
+					status = EX_OSERR;
+					break;
+				}
+				if ((w = width_of(row[i])) > t.w[i])
 					t.w[i] = w;
 			}
+			if (status)
+				break;
 		}
 		rows++;
 	}
+	if (status == EX_OSERR)
+		cli_errorf("out of memory");
 	de_validator_disarm(db, &g);
 	if (!status && (!limit || rows < limit) && step != SQLITE_DONE && step != SQLITE_ROW) {
 		de_validator_step_error(db, &g, step, &err);

@@ -35,6 +35,8 @@ static void usage(FILE *f)
 		   "       daemoneye-cli rules validate FILE...\n"
 		   "       daemoneye-cli rules test [--format text|json] FILE|ID\n"
 		   "       daemoneye-cli rules import FILE\n"
+		   "       daemoneye-cli rules import --sigma [--min-status S] PATH...\n"
+		   "       daemoneye-cli rules convert --from sigma FILE\n"
 		   "       daemoneye-cli rules export [ID]\n"
 		   "       daemoneye-cli rules enable ID | disable ID\n"
 		   "       daemoneye-cli rules schema\n");
@@ -137,6 +139,9 @@ static int do_show(struct cli_ctx *ctx, const char *id)
 		goto out;
 	}
 	size_t idx = (size_t)(r - set.items);
+	/* a rule found in the set has its origin (the analyzer cannot see that
+	   load_set's cli_fail never returns 0) */
+	/* NOLINTNEXTLINE(clang-analyzer-core.NullDereference) */
 	printf("# source: %s (%s)\n", de_rule_source_name(r->source_type), set.origins[idx]);
 	if (de_rules_write_yaml(stdout, &r, 1, &err) < 0)
 		rc = cli_fail(&err);
@@ -337,7 +342,7 @@ static int do_export(struct cli_ctx *ctx, const char *id)
 
 	if (rc)
 		goto out;
-	if (!(list = calloc(set.len + 1, sizeof(*list)))) {
+	if (!(list = calloc(set.len + 1, sizeof(const struct de_rule *)))) {
 		rc = EX_OSERR;
 		goto out;
 	}
@@ -436,9 +441,13 @@ int cmd_rules(struct cli_ctx *ctx, int argc, char **argv)
 	static const struct option opts[] = {
 		{"format", required_argument, NULL, 'f'},
 		{"help", no_argument, NULL, 'h'},
+		{"sigma", no_argument, NULL, 'S'},
+		{"from", required_argument, NULL, 'F'},
+		{"min-status", required_argument, NULL, 'M'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *format = NULL;
+	const char *format = NULL, *from = NULL, *min_status = NULL;
+	bool sigma = false;
 	int c;
 
 	/* re-initialise getopt so options may come anywhere; the subcommand and
@@ -452,6 +461,15 @@ int cmd_rules(struct cli_ctx *ctx, int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return 0;
+		case 'S':
+			sigma = true;
+			break;
+		case 'F':
+			from = optarg;
+			break;
+		case 'M':
+			min_status = optarg;
+			break;
 		default:
 			usage(stderr);
 			return EX_USAGE;
@@ -464,8 +482,20 @@ int cmd_rules(struct cli_ctx *ctx, int argc, char **argv)
 	const char *sub = argv[optind];
 	int nargs = argc - optind - 1;
 	char **args = argv + optind + 1;
+	if ((sigma || min_status) && strcmp(sub, "import") != 0) {
+		cli_errorf("rules %s: --sigma and --min-status go with import", sub);
+		return EX_USAGE;
+	}
+	if (from && strcmp(sub, "convert") != 0) {
+		cli_errorf("rules %s: --from goes with convert", sub);
+		return EX_USAGE;
+	}
+	if (min_status && !sigma) {
+		cli_errorf("rules import: --min-status goes with --sigma");
+		return EX_USAGE;
+	}
 	bool json = format && !strcmp(format, "json");
-	if (format && !json && strcmp(format, "table") && strcmp(format, "text")) {
+	if (format && !json && strcmp(format, "table") != 0 && strcmp(format, "text") != 0) {
 		cli_errorf("unknown format '%s'", format);
 		return EX_USAGE;
 	}
@@ -480,31 +510,54 @@ int cmd_rules(struct cli_ctx *ctx, int argc, char **argv)
 	if (!strcmp(sub, "list")) {
 		NEED(0, "no arguments");
 		return do_list(ctx, json);
-	} else if (!strcmp(sub, "show")) {
+	}
+	if (!strcmp(sub, "show")) {
 		NEED(1, "a rule id");
 		return do_show(ctx, args[0]);
-	} else if (!strcmp(sub, "validate")) {
+	}
+	if (!strcmp(sub, "validate")) {
 		if (nargs < 1) {
 			cli_errorf("rules validate: expected one or more files");
 			return EX_USAGE;
 		}
 		return do_validate(nargs, args);
-	} else if (!strcmp(sub, "test")) {
+	}
+	if (!strcmp(sub, "test")) {
 		NEED(1, "a rule file or a rule id");
 		return do_test(ctx, args[0], json);
-	} else if (!strcmp(sub, "import")) {
+	}
+	if (!strcmp(sub, "import") && sigma) {
+		if (nargs < 1) {
+			cli_errorf(
+				"rules import --sigma: expected Sigma rule files or directories");
+			return EX_USAGE;
+		}
+		return rules_sigma_import(ctx, nargs, args, min_status);
+	}
+	if (!strcmp(sub, "import")) {
 		NEED(1, "a rule file");
 		return do_import(ctx, args[0]);
-	} else if (!strcmp(sub, "export")) {
+	}
+	if (!strcmp(sub, "convert")) {
+		if (!from || strcmp(from, "sigma") != 0) {
+			cli_errorf("rules convert: --from sigma is the only source format");
+			return EX_USAGE;
+		}
+		NEED(1, "a Sigma rule file");
+		return rules_sigma_convert(ctx, args[0]);
+	}
+	if (!strcmp(sub, "export")) {
 		if (nargs > 1) {
 			cli_errorf("rules export: expected at most one rule id");
 			return EX_USAGE;
 		}
 		return do_export(ctx, nargs ? args[0] : NULL);
-	} else if (!strcmp(sub, "enable") || !strcmp(sub, "disable")) {
+	}
+	if (!strcmp(sub, "enable") || !strcmp(sub, "disable")) {
 		NEED(1, "a rule id");
 		return do_enable(ctx, args[0], !strcmp(sub, "enable"));
-	} else if (!strcmp(sub, "schema")) {
+	}
+	if (!strcmp(sub, "schema")) {
 		NEED(0, "no arguments");
 		return do_schema(ctx);
 	}

@@ -7,6 +7,7 @@
  * to the command table below; each command group lives in its own
  * cmd_<group>.c.  Exit status follows sysexits(3).
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -51,8 +52,10 @@ void cli_errorf(const char *fmt, ...)
 
 int cli_fail(const struct de_error *err)
 {
-	cli_errorf("%s", err->message);
-	return de_error_exit_code(err);
+	int code = de_error_exit_code(err);
+
+	cli_errorf("%s", err->message[0] ? err->message : "internal error (no message)");
+	return code ? code : EX_SOFTWARE; /* a failure never exits 0 */
 }
 
 static void usage(FILE *f)
@@ -136,6 +139,12 @@ int main(int argc, char **argv)
 	char **cargv = argv + optind;
 	optind = 1; /* commands parse their own options from cargv[1] */
 	status = cmd->run(&ctx, cargc, cargv);
+	/* every command's output, checked once (the commands print with stdio
+	   and need not check each call) */
+	if ((fflush(stdout) != 0 || ferror(stdout)) && status == 0) {
+		cli_errorf("cannot write to standard output: %s", strerror(errno));
+		status = EX_IOERR;
+	}
 	de_config_free(ctx.cfg);
 	free(sets);
 	return status;

@@ -121,17 +121,18 @@ static const char *sev_color(enum de_severity s)
 	}
 }
 
-/* An escaped copy of a JSON member string of the first alert_data row. */
-static char *first_row_field(const struct de_alert *a, const char *key)
+/* An escaped copy of a JSON member string of the first alert_data row in
+ *out (NULL when there is none); false on ENOMEM. */
+static bool first_row_field(const struct de_alert *a, const char *key, char **out)
 {
 	const json_t *row = json_array_get(a->alert_data, 0);
 	const json_t *v = json_object_get(row, key);
-	const char *s;
 
+	*out = NULL;
 	if (!json_is_string(v))
-		return NULL;
-	s = json_string_value(v);
-	return de_escape_text(s, json_string_length(v));
+		return true;
+	*out = de_escape_text(json_string_value(v), json_string_length(v));
+	return *out != NULL;
 }
 
 char *de_alert_render_text(const struct de_alert *a, bool color)
@@ -141,8 +142,9 @@ char *de_alert_render_text(const struct de_alert *a, bool color)
 	time_t t = (time_t)(a->alert_time / 1000);
 	char *title = de_escape_text(a->title, strlen(a->title));
 	char *rule = de_escape_text(a->rule_id, strlen(a->rule_id));
-	char *name = first_row_field(a, "name");
-	char *exe = first_row_field(a, "executable_path");
+	char *name = NULL, *exe = NULL;
+	bool rows_ok =
+		first_row_field(a, "name", &name) && first_row_field(a, "executable_path", &exe);
 	char sev[16], *out = NULL;
 	size_t o = 0;
 
@@ -156,7 +158,7 @@ char *de_alert_render_text(const struct de_alert *a, bool color)
 	snprintf(sev, sizeof(sev), "%s", de_severity_name(a->severity));
 	for (char *p = sev; *p; p++)
 		*p = (char)(*p - ('a' - 'A'));
-	if (title && rule &&
+	if (title && rule && rows_ok &&
 	    asprintf(&out, "%s %s%-8s%s %s [%s] pid %s%s%s%s%s", ts,
 		     color ? sev_color(a->severity) : "", sev, color ? "\033[0m" : "", title, rule,
 		     pids[0] ? pids : "-", name ? " " : "", name ? name : "", exe ? " " : "",

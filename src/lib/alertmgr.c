@@ -839,7 +839,7 @@ static int take_alert(struct de_alertmgr *m, struct de_alert *a, int64_t now, st
 	const struct de_rule *rule = rule_find(m, a->rule_id, &idx);
 	const struct de_exception_set *own = rule && m->ext ? &m->ext[idx].exceptions : NULL;
 	struct subj *ss = calloc(n, sizeof(*ss));
-	struct de_buf key = DE_BUF_INIT(64 * 1024);
+	struct de_buf key = DE_BUF_INIT((size_t)64 * 1024);
 	char id[DE_UUID_STR_LEN + 1];
 	bool repeat = false;
 	int rc = 0;

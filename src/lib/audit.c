@@ -347,8 +347,8 @@ static int check_schema(struct de_audit *a, struct de_error *err)
 	int64_t version = 0, tables = 0;
 	int rc;
 
-	if ((rc = query_i64(a, "PRAGMA user_version", &version, err)) < 0 ||
-	    (rc = query_i64(a, "SELECT count(*) FROM sqlite_master", &tables, err)) < 0)
+	if (query_i64(a, "PRAGMA user_version", &version, err) < 0 ||
+	    query_i64(a, "SELECT count(*) FROM sqlite_master", &tables, err) < 0)
 		return de_error_prefix(err, "not an SQLite database or corrupt (left untouched): ");
 	if (version == 0 && tables == 0) {
 		if (a->read_only)
@@ -631,7 +631,7 @@ int de_audit_append(struct de_audit *a, const struct de_audit_entry *e, uint64_t
 	if ((rc = check_name("actor", e->actor, err)) < 0 ||
 	    (rc = check_name("action", e->action, err)) < 0)
 		return rc;
-	if (plen > DE_AUDIT_PAYLOAD_MAX)
+	if (plen > (size_t)DE_AUDIT_PAYLOAD_MAX)
 		return de_error_set(err, DE_ERR_VALIDATION, EFBIG,
 				    "audit payload is %zu bytes, more than %d", plen,
 				    DE_AUDIT_PAYLOAD_MAX);
@@ -779,7 +779,7 @@ int de_audit_flush(struct de_audit *a, struct de_error *err)
 		queue_clear(a);
 	}
 	if (checkpoint_due(a)) {
-		if ((rc = de_audit_checkpoint(a, NULL, err)) < 0)
+		if (de_audit_checkpoint(a, NULL, err) < 0)
 			return de_error_prefix(err,
 					       "entries committed, but the checkpoint failed: ");
 	}
@@ -1088,7 +1088,7 @@ static int collect_checkpoints(struct de_audit *a, const struct de_audit_verify_
 				 0 &&
 			 ((uint64_t)sqlite3_column_int64(st, 1) != c->cp.size ||
 			  sqlite3_column_bytes(st, 2) != DE_MERKLE_HASH_LEN ||
-			  memcmp(sqlite3_column_blob(st, 2), c->cp.root, DE_MERKLE_HASH_LEN)))
+			  memcmp(sqlite3_column_blob(st, 2), c->cp.root, DE_MERKLE_HASH_LEN) != 0))
 			rc = report(rep, DE_AUDIT_BAD_CHECKPOINT, c->cp.size,
 				    "%s: its size or root column differs from its signed note",
 				    c->label);

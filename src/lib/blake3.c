@@ -51,7 +51,7 @@ void de_b3_compress(const uint32_t cv[8], const uint8_t block[64], uint8_t block
 {
 	uint32_t m[16], v[16];
 
-	for (int i = 0; i < 16; i++)
+	for (size_t i = 0; i < 16; i++)
 		m[i] = b3_load32(block + 4 * i);
 	memcpy(v, cv, 32);
 	memcpy(v + 8, B3_IV, 16);
@@ -92,7 +92,7 @@ void de_b3_hash_many_portable(const uint8_t *const *inputs, size_t n, size_t blo
 			de_b3_compress(cv, inputs[i] + 64 * b, 64, counter, f, o);
 			memcpy(cv, o, 32);
 		}
-		for (int w = 0; w < 8; w++)
+		for (size_t w = 0; w < 8; w++)
 			b3_store32(out + 32 * i + 4 * w, cv[w]);
 		if (inc_counter)
 			counter++;
@@ -200,7 +200,7 @@ static void node_cv(const struct node *n, uint8_t out[32])
 	uint32_t o[16];
 
 	de_b3_compress(n->cv, n->block, n->block_len, n->counter, n->flags, o);
-	for (int i = 0; i < 8; i++)
+	for (size_t i = 0; i < 8; i++)
 		b3_store32(out + 4 * i, o[i]);
 }
 
@@ -225,7 +225,7 @@ static void node_root_bytes(const struct node *n, uint64_t seek, uint8_t *out, s
 		uint32_t o[16];
 		uint8_t bytes[64];
 		de_b3_compress(n->cv, n->block, n->block_len, blk, n->flags | B3_ROOT, o);
-		for (int i = 0; i < 16; i++)
+		for (size_t i = 0; i < 16; i++)
 			b3_store32(bytes + 4 * i, o[i]);
 		size_t take = 64 - skip < len ? 64 - skip : len;
 		memcpy(out, bytes + skip, take);
@@ -307,7 +307,7 @@ void de_blake3_init_keyed(struct de_blake3_hasher *h, const uint8_t key[DE_BLAKE
 {
 	uint32_t k[8];
 
-	for (int i = 0; i < 8; i++)
+	for (size_t i = 0; i < 8; i++)
 		k[i] = b3_load32(key + 4 * i);
 	hasher_start(h, k, B3_KEYED_HASH);
 	explicit_bzero(k, sizeof(k));
@@ -321,7 +321,7 @@ void de_blake3_init_derive_key(struct de_blake3_hasher *h, const void *context, 
 	hasher_start(h, B3_IV, B3_DERIVE_KEY_CONTEXT);
 	de_blake3_update(h, context, context_len);
 	de_blake3_finalize(h, ctx_key, sizeof(ctx_key));
-	for (int i = 0; i < 8; i++)
+	for (size_t i = 0; i < 8; i++)
 		k[i] = b3_load32(ctx_key + 4 * i);
 	hasher_start(h, k, B3_DERIVE_KEY_MATERIAL);
 	explicit_bzero(ctx_key, sizeof(ctx_key));

@@ -87,7 +87,7 @@ static int read_key_file(const char *path, bool private, char *buf, size_t *len,
 	}
 	while ((r = read(fd, buf + n, KEY_FILE_MAX + 1 - n)) > 0) {
 		n += (size_t)r;
-		if (n > KEY_FILE_MAX)
+		if (n > (size_t)KEY_FILE_MAX)
 			break;
 	}
 	int e = errno;
@@ -95,7 +95,7 @@ static int read_key_file(const char *path, bool private, char *buf, size_t *len,
 	if (r < 0)
 		return de_error_set(err, DE_ERR_IO, e, "cannot read key file %s: %s", path,
 				    strerror(e));
-	if (n > KEY_FILE_MAX)
+	if (n > (size_t)KEY_FILE_MAX)
 		return de_error_set(err, DE_ERR_CRYPTO, EFBIG,
 				    "key file %s is larger than %d bytes: not a key", path,
 				    KEY_FILE_MAX);
@@ -275,7 +275,6 @@ static int write_pem(const char *dir, const char *name, mode_t mode, EVP_PKEY *p
 				  strerror(errno));
 		close(fd);
 		unlink(path);
-		fd = -1;
 		goto out;
 	}
 	if (close(fd) < 0) {
@@ -283,7 +282,6 @@ static int write_pem(const char *dir, const char *name, mode_t mode, EVP_PKEY *p
 				  strerror(errno));
 		unlink(path);
 	}
-	fd = -1;
 out:
 	if (data && len > 0)
 		explicit_bzero(data, (size_t)len);

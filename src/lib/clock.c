@@ -24,9 +24,23 @@ int64_t de_mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The n decimal digits at s as a number; -1 when one of them is not a
+   digit (reading stops there, so a short string is safe). */
+static int digits(const char *s, int n)
+{
+	int v = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v;
+}
+
 int de_time_parse(const char *s, int64_t now_ms, int64_t *out)
 {
-	int y, mo, d, h = 0, mi = 0, sec = 0, n = 0;
+	int y, mo, d, h = 0, mi = 0, sec = 0;
 	int64_t frac_ms = 0;
 
 	if (strcmp(s, "now") == 0) {
@@ -63,14 +77,16 @@ int de_time_parse(const char *s, int64_t now_ms, int64_t *out)
 			return 0;
 		}
 	}
-	if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10)
+	/* exactly YYYY-MM-DD[Thh:mm:ss[.fff](Z|+hh:mm)]: digits where digits go */
+	if ((y = digits(s, 4)) < 0 || s[4] != '-' || (mo = digits(s + 5, 2)) < 0 || s[7] != '-' ||
+	    (d = digits(s + 8, 2)) < 0)
 		return -EINVAL;
 	p = s + 10;
 	int tz = 0; /* minutes east of UTC */
 	if (*p) {
-		int m = 0;
-		if ((*p != 'T' && *p != 't' && *p != ' ') ||
-		    sscanf(p + 1, "%2d:%2d:%2d%n", &h, &mi, &sec, &m) != 3 || m != 8)
+		if ((*p != 'T' && *p != 't' && *p != ' ') || (h = digits(p + 1, 2)) < 0 ||
+		    p[3] != ':' || (mi = digits(p + 4, 2)) < 0 || p[6] != ':' ||
+		    (sec = digits(p + 7, 2)) < 0)
 			return -EINVAL;
 		p += 9;
 		if (*p == '.') {
@@ -86,9 +102,9 @@ int de_time_parse(const char *s, int64_t now_ms, int64_t *out)
 		if (*p == 'Z' || *p == 'z') {
 			p++;
 		} else if (*p == '+' || *p == '-') {
-			int th, tm, k = 0;
-			if (sscanf(p + 1, "%2d:%2d%n", &th, &tm, &k) != 2 || k != 5 || th > 23 ||
-			    tm > 59)
+			int th, tm;
+			if ((th = digits(p + 1, 2)) < 0 || p[3] != ':' ||
+			    (tm = digits(p + 4, 2)) < 0 || th > 23 || tm > 59)
 				return -EINVAL;
 			tz = (th * 60 + tm) * (*p == '-' ? -1 : 1);
 			p += 6;
@@ -109,6 +125,6 @@ int de_time_parse(const char *s, int64_t now_ms, int64_t *out)
 	time_t t = timegm(&tmv);
 	if (tmv.tm_mday != d) /* 2026-02-31 */
 		return -EINVAL;
-	*out = ((int64_t)t - tz * 60) * 1000 + frac_ms;
+	*out = ((int64_t)t - (int64_t)tz * 60) * 1000 + frac_ms;
 	return 0;
 }

@@ -178,7 +178,7 @@ static void pid_path(char *buf, uint32_t pid, const char *suffix)
 	} while (pid);
 	while (n)
 		*buf++ = digits[--n];
-	strcpy(buf, suffix);
+	memcpy(buf, suffix, strlen(suffix) + 1);
 }
 
 /* Read a whole file at dirfd/path into a growing buffer (NUL added). */
@@ -356,6 +356,9 @@ int de_collector_open(const char *proc_root, struct de_collector **out, struct d
 	c->clk_tck = sysconf(_SC_CLK_TCK);
 	c->page_size = sysconf(_SC_PAGESIZE);
 	if (read_file(c->procfd, "stat", &statbuf, &n, 1u << 20) == 0) {
+		/* read_file returns 0 only with statbuf set (the analyzer takes
+		   -errno after a failed openat for possibly 0) */
+		/* NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker) */
 		p = strstr(statbuf, "\nbtime ");
 		if (p)
 			c->btime_ms = strtoll(p + 7, NULL, 10) * 1000;
@@ -640,6 +643,22 @@ static const char *status_field(const char *status, const char *key)
 	return NULL;
 }
 
+/* The first id of a status "Uid:"/"Gid:" line's value (tab-separated). */
+static bool status_id(const char *s, uint32_t *out)
+{
+	uint64_t v = 0;
+
+	while (*s == '\t' || *s == ' ')
+		s++;
+	if (*s < '0' || *s > '9')
+		return false;
+	for (; *s >= '0' && *s <= '9'; s++)
+		if ((v = v * 10 + (uint64_t)(*s - '0')) > UINT32_MAX)
+			return false;
+	*out = (uint32_t)v;
+	return true;
+}
+
 static bool gone(int e)
 {
 	return e == -ENOENT || e == -ESRCH;
@@ -649,7 +668,7 @@ static bool gone(int e)
 
 static size_t pid_slot(uint32_t pid, size_t mask)
 {
-	return (size_t)((pid * 2654435761u) & mask);
+	return (size_t)(uint32_t)(pid * 2654435761u) & mask; /* 32-bit multiplicative hash */
 }
 
 static struct inst *table_find(struct de_collector *c, uint32_t pid)
@@ -686,7 +705,7 @@ static int index_rebuild(struct de_collector *c, size_t want)
 /* A new zeroed entry for pid, indexed.  NULL on ENOMEM. */
 static struct inst *table_add(struct de_collector *c, uint32_t pid)
 {
-	if (c->n == c->cap) {
+	if (c->n == c->cap || !c->v) { /* (v is NULL only while cap is 0) */
 		size_t nc = c->cap ? c->cap * 2 : 1024;
 		struct inst *nv = realloc(c->v, nc * sizeof(*nv));
 		if (!nv)
@@ -1357,7 +1376,7 @@ static void take_stat(struct de_collector *c, struct inst *e, const struct pstat
 static int read_real_ids(struct de_collector *c, uint32_t pid, struct inst *e)
 {
 	char path[64], status[4096];
-	unsigned long uid, gid;
+	uint32_t uid, gid;
 	const char *u, *g;
 	ssize_t sn;
 
@@ -1367,9 +1386,9 @@ static int read_real_ids(struct de_collector *c, uint32_t pid, struct inst *e)
 		return (int)sn;
 	u = status_field(status, "Uid");
 	g = status_field(status, "Gid");
-	if (u && g && sscanf(u, "%lu", &uid) == 1 && sscanf(g, "%lu", &gid) == 1) {
-		e->ruid = (uint32_t)uid;
-		e->rgid = (uint32_t)gid;
+	if (u && g && status_id(u, &uid) && status_id(g, &gid)) {
+		e->ruid = uid;
+		e->rgid = gid;
 		e->has_real_ids = true;
 	}
 	return 0;

@@ -30,8 +30,6 @@
 extern const char *const de_defaults_yaml;
 extern const size_t de_defaults_yaml_len;
 
-extern char **environ;
-
 #define MAX_LAYERS 64
 #define MAX_KEY	   256
 
@@ -185,9 +183,10 @@ int de_config_builder_add_embedded_defaults(struct de_config_builder *b, struct 
 int de_expand_home(const char *path, char **out, struct de_error *err)
 {
 	const char *home;
+	char *s = NULL;
 
 	if (strncmp(path, "~/", 2) != 0) {
-		*out = strdup(path);
+		s = strdup(path);
 		goto done;
 	}
 	home = getenv("HOME");
@@ -198,10 +197,13 @@ int de_expand_home(const char *path, char **out, struct de_error *err)
 	if (!home)
 		return de_error_set(err, DE_ERR_CONFIGURATION, ENOENT,
 				    "cannot expand '%s': no home directory ($HOME unset)", path);
-	if (asprintf(out, "%s/%s", home, path + 2) < 0)
-		*out = NULL;
+	if (asprintf(&s, "%s/%s", home, path + 2) < 0)
+		s = NULL;
 done:
-	return *out ? 0 : de_error_set(err, DE_ERR_CONFIGURATION, ENOMEM, "out of memory");
+	if (!s)
+		return de_error_set(err, DE_ERR_CONFIGURATION, ENOMEM, "out of memory");
+	*out = s;
+	return 0;
 }
 
 int de_config_builder_add_file(struct de_config_builder *b, const char *path, bool optional,
@@ -292,7 +294,11 @@ static int add_assignment(struct de_config_builder *b, const char *key, const ch
 		return rc;
 	tree = json_object();
 	origins = json_object();
-	if (!tree || !origins || set_path(tree, key, val) < 0 ||
+	if (!tree || !origins) {
+		json_decref(val);
+		val = NULL;
+	}
+	if (!val || set_path(tree, key, val) < 0 ||
 	    json_object_set_new(origins, key, json_string(origin)) < 0) {
 		json_decref(tree);
 		json_decref(origins);
@@ -301,10 +307,20 @@ static int add_assignment(struct de_config_builder *b, const char *key, const ch
 	return push_layer(b, tree, origins, err);
 }
 
+/* Drop the layers pushed after the first n (a failed add leaves no half). */
+static void pop_layers(struct de_config_builder *b, size_t n)
+{
+	while (b->nlayers > n) {
+		b->nlayers--;
+		json_decref(b->layers[b->nlayers].tree);
+		json_decref(b->layers[b->nlayers].origins);
+	}
+}
+
 int de_config_builder_add_environment(struct de_config_builder *b, const char *prefix,
 				      char *const *envp, struct de_error *err)
 {
-	size_t plen;
+	size_t plen, before = b->nlayers;
 
 	if (!prefix)
 		prefix = DE_CONFIG_ENV_PREFIX;
@@ -329,8 +345,10 @@ int de_config_builder_add_environment(struct de_config_builder *b, const char *p
 			}
 		}
 		key[k] = '\0';
-		if ((rc = add_assignment(b, key, eq + 1, origin, err)) < 0)
+		if ((rc = add_assignment(b, key, eq + 1, origin, err)) < 0) {
+			pop_layers(b, before);
 			return rc;
+		}
 	}
 	return 0;
 }
@@ -368,16 +386,18 @@ static void drop_origins(json_t *origins, const char *path)
 	}
 }
 
-static void copy_origins(json_t *dst, const json_t *src, const char *path)
+static int copy_origins(json_t *dst, const json_t *src, const char *path)
 {
 	size_t n = strlen(path);
 	const char *k;
 	json_t *v;
 
 	json_object_foreach ((json_t *)src, k, v) {
-		if (strncmp(k, path, n) == 0 && (k[n] == '\0' || k[n] == '.' || k[n] == '['))
-			json_object_set(dst, k, v);
+		if (strncmp(k, path, n) == 0 && (k[n] == '\0' || k[n] == '.' || k[n] == '[') &&
+		    json_object_set(dst, k, v) < 0)
+			return -1;
 	}
+	return 0;
 }
 
 static int merge(json_t *dst, json_t *dst_orig, const json_t *src, const json_t *src_orig,
@@ -393,16 +413,16 @@ static int merge(json_t *dst, json_t *dst_orig, const json_t *src, const json_t 
 		snprintf(sub, sizeof(sub), "%s%s%s", path, *path ? "." : "", k);
 		if (json_is_object(cur) && json_is_object(v)) {
 			json_t *o = json_object_get(src_orig, sub);
-			if (o)
-				json_object_set(dst_orig, sub, o);
+			if (o && json_object_set(dst_orig, sub, o) < 0)
+				return -1;
 			if (merge(cur, dst_orig, v, src_orig, sub) < 0)
 				return -1;
 			continue;
 		}
 		drop_origins(dst_orig, sub);
-		if (json_object_set_new(dst, k, json_deep_copy(v)) < 0)
+		if (json_object_set_new(dst, k, json_deep_copy(v)) < 0 ||
+		    copy_origins(dst_orig, src_orig, sub) < 0)
 			return -1;
-		copy_origins(dst_orig, src_orig, sub);
 	}
 	return 0;
 }
@@ -811,6 +831,7 @@ const json_t *de_config_origins(const struct de_config *c)
 int de_config_state_dir(const struct de_config *c, char **out, struct de_error *err)
 {
 	const char *dir = NULL, *xdg;
+	char *s = NULL;
 	int rc = de_config_get_str(c, "app.state_dir", &dir, err);
 
 	if (rc < 0)
@@ -818,20 +839,23 @@ int de_config_state_dir(const struct de_config *c, char **out, struct de_error *
 	if (dir && *dir)
 		return de_expand_home(dir, out, err);
 	if (geteuid() == 0) {
-		*out = strdup("/var/lib/daemoneye");
+		s = strdup("/var/lib/daemoneye");
 	} else if ((xdg = getenv("XDG_STATE_HOME")) && xdg[0] == '/') {
-		if (asprintf(out, "%s/daemoneye", xdg) < 0)
-			*out = NULL;
+		if (asprintf(&s, "%s/daemoneye", xdg) < 0)
+			s = NULL;
 	} else {
 		return de_expand_home("~/.local/state/daemoneye", out, err);
 	}
-	return *out ? 0 : de_error_set(err, DE_ERR_CONFIGURATION, ENOMEM, "out of memory");
+	if (!s)
+		return de_error_set(err, DE_ERR_CONFIGURATION, ENOMEM, "out of memory");
+	*out = s;
+	return 0;
 }
 
 int de_config_store_path(const struct de_config *c, char **out, struct de_error *err)
 {
 	const char *dbpath;
-	char *state = NULL;
+	char *state = NULL, *s;
 	int rc;
 
 	if ((rc = de_config_get_str(c, "database.path", &dbpath, err)) < 0)
@@ -840,8 +864,10 @@ int de_config_store_path(const struct de_config *c, char **out, struct de_error 
 		return de_expand_home(dbpath, out, err);
 	if ((rc = de_config_state_dir(c, &state, err)) < 0)
 		return rc;
-	if (asprintf(out, "%s/events.sqlite", state) < 0)
+	if (asprintf(&s, "%s/events.sqlite", state) < 0)
 		rc = de_error_set(err, DE_ERR_CONFIGURATION, ENOMEM, "out of memory");
+	else
+		*out = s;
 	free(state);
 	return rc;
 }

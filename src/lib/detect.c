@@ -147,8 +147,8 @@ static int col_index(sqlite3_stmt *st, const char *col)
 }
 
 /* Growable string for dedupe keys. */
-#define MAX_KEY_PART 1024	  /* bytes of one value used in a dedupe key */
-#define MAX_KEY	     (256 * 1024) /* a whole dedupe key: the rule id and its parts */
+#define MAX_KEY_PART 1024		  /* bytes of one value used in a dedupe key */
+#define MAX_KEY	     ((size_t)256 * 1024) /* a whole dedupe key: the rule id and its parts */
 
 static int make_key(struct de_buf *b, const struct de_rule *rule, sqlite3_stmt *st, const int *cols,
 		    size_t ncols)

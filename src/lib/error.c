@@ -2,6 +2,7 @@
  * error.c — the library's error type: a category, an errno code and a
  * message.  See include/daemoneye/error.h for the contract.
  */
+#define DE_ERROR_DEFINING /* the functions themselves, not error.h's analyzer hint */
 #include "daemoneye/error.h"
 
 #include <errno.h>

@@ -7,6 +7,17 @@
  * whatever a host runs.  Reads use 256 KiB preads into one buffer and a
  * single EVP context per file; posix_fadvise(SEQUENTIAL) lets the kernel
  * read ahead.
+ *
+ * Only settled keys are remembered.  The kernel stamps mtime and ctime from
+ * its coarse clock (one tick: 4 ms at HZ=250), so a file rewritten within
+ * the tick of its last change keeps its (size, mtime, ctime): a digest
+ * remembered then would outlive the bytes it was computed from.  A key
+ * whose newer time is within two coarse ticks of now (or ahead of it) is
+ * hashed every time and never stored; once the clock has moved on, any
+ * change gets a later time, so the key is safe to keep.  A time on a whole
+ * second may come from a file system that keeps no finer (ext4 with small
+ * inodes; FAT keeps two seconds), so such a key waits two seconds more.
+ * Executables that processes run are nearly always far older.
  */
 #include "daemoneye/exehash.h"
 
@@ -16,9 +27,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
-#define READ_CHUNK (256u * 1024u)
+#define READ_CHUNK ((size_t)256 * 1024)
 
 struct entry {
 	bool used;
@@ -35,6 +47,7 @@ struct de_exehash_cache {
 	uint64_t bytes; /* hashed so far */
 	uint64_t files;
 	unsigned char *buf; /* READ_CHUNK bytes */
+	int64_t tick_ns;    /* resolution of CLOCK_REALTIME_COARSE */
 };
 
 void de_exehash_key_from_stat(const struct stat *st, struct de_exehash_key *out)
@@ -68,6 +81,7 @@ uint64_t de_exehash_key_hash(const struct de_exehash_key *k)
 int de_exehash_cache_new(uint64_t max_size, struct de_exehash_cache **out, struct de_error *err)
 {
 	struct de_exehash_cache *c = calloc(1, sizeof(*c));
+	struct timespec res;
 
 	if (!c || !(c->slots = calloc(256, sizeof(struct entry))) ||
 	    !(c->buf = malloc(READ_CHUNK))) {
@@ -78,6 +92,10 @@ int de_exehash_cache_new(uint64_t max_size, struct de_exehash_cache **out, struc
 	}
 	c->nslots = 256;
 	c->max_size = max_size;
+	if (clock_getres(CLOCK_REALTIME_COARSE, &res) == 0 && res.tv_sec == 0 && res.tv_nsec > 0)
+		c->tick_ns = res.tv_nsec;
+	else
+		c->tick_ns = 10000000; /* HZ=100, the coarsest Linux has */
 	*out = c;
 	return 0;
 }
@@ -140,11 +158,28 @@ static int grow(struct de_exehash_cache *c)
 	return 0;
 }
 
+/* May k be remembered?  (See the top of this file.) */
+static bool settled(const struct de_exehash_cache *c, const struct de_exehash_key *k)
+{
+	const int64_t second = 1000000000;
+	int64_t newest = k->mtime_ns > k->ctime_ns ? k->mtime_ns : k->ctime_ns;
+	int64_t margin = 2 * c->tick_ns;
+	struct timespec now;
+
+	if (k->mtime_ns % second == 0 || k->ctime_ns % second == 0)
+		margin += 2 * second;
+	if (clock_gettime(CLOCK_REALTIME_COARSE, &now) < 0)
+		return false;
+	return newest < (int64_t)now.tv_sec * second + now.tv_nsec - margin;
+}
+
 static int store(struct de_exehash_cache *c, const struct de_exehash_key *k, const char *hex,
 		 const char *reason)
 {
 	struct entry *e;
 
+	if (!settled(c, k))
+		return 0; /* too fresh to trust: the next lookup hashes again */
 	if (grow(c) < 0)
 		return -ENOMEM;
 	e = find(c, k);
@@ -203,11 +238,11 @@ static int sha256_buf(int fd, uint64_t max_size, unsigned char *buf, char *hex, 
 		rc = -EIO;
 		goto out;
 	}
-	for (unsigned i = 0; i < mdlen; i++) {
+	for (size_t i = 0; i < mdlen; i++) {
 		hex[2 * i] = digits[md[i] >> 4];
 		hex[2 * i + 1] = digits[md[i] & 15];
 	}
-	hex[2 * mdlen] = '\0';
+	hex[2 * (size_t)mdlen] = '\0';
 	*bytes = off;
 out:
 	EVP_MD_CTX_free(ctx);

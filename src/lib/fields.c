@@ -169,25 +169,60 @@ json_t *de_json_base64(const char *s, size_t n)
 	return j;
 }
 
-/* Decode base64 into a new NUL-terminated string; embedded NULs rejected. */
-static char *b64_decode(const char *s, size_t n)
+/* Decode base64 into a new NUL-terminated string in *out: 0, -EINVAL (not
+   base64, or holding a NUL), -ENOMEM. */
+static int b64_decode(const char *s, size_t n, char **out)
 {
 	uint8_t *buf = malloc(n / 4 * 3 + 1);
 	size_t len;
 
 	if (!buf)
-		return NULL;
+		return -ENOMEM;
 	if (de_base64_decode(s, n, buf, n / 4 * 3, &len) < 0 || memchr(buf, '\0', len)) {
 		free(buf);
-		return NULL;
+		return -EINVAL;
 	}
 	buf[len] = '\0';
-	return (char *)buf;
+	*out = (char *)buf;
+	return 0;
+}
+
+static int nomem(struct de_error *err)
+{
+	return de_error_set(err, DE_ERR_VALIDATION, ENOMEM, "out of memory");
 }
 
 int de_json_set_new(json_t *o, const char *k, json_t *v)
 {
 	return v ? json_object_set_new(o, k, v) : -1;
+}
+
+char *de_json_dumps(const json_t *j, size_t flags)
+{
+	size_t n = json_dumpb(j, NULL, 0, flags);
+	char *s;
+
+	if (n == 0 || !(s = malloc(n + 1)))
+		return NULL;
+	if (json_dumpb(j, s, n, flags) != n) {
+		free(s);
+		return NULL;
+	}
+	s[n] = '\0';
+	return s;
+}
+
+int de_json_loadb(const char *buf, size_t len, size_t flags, json_t **out, json_error_t *je)
+{
+	json_t *j;
+
+	errno = 0;
+	j = json_loadb(buf, len, flags, je);
+	if (!j)
+		return errno == ENOMEM || json_error_code(je) == json_error_out_of_memory ? -ENOMEM
+											  : -EINVAL;
+	*out = j;
+	return 0;
 }
 
 json_t *de_json_lossy(const char *s)
@@ -450,8 +485,10 @@ static int get_bytes(const json_t *o, const char *what, const char *name, const 
 	if (raw) {
 		if (!json_is_string(raw) || !json_is_string(v))
 			return bad(err, what, rawname, "must be a base64 string beside a string");
-		*out = b64_decode(json_string_value(raw), json_string_length(raw));
-		if (!*out)
+		int rc = b64_decode(json_string_value(raw), json_string_length(raw), out);
+		if (rc == -ENOMEM)
+			return nomem(err);
+		if (rc < 0)
 			return bad(err, what, rawname, "is not valid base64 of a NUL-free string");
 		return 0;
 	}
@@ -460,7 +497,7 @@ static int get_bytes(const json_t *o, const char *what, const char *name, const 
 	if (strlen(json_string_value(v)) != json_string_length(v))
 		return bad(err, what, name, "contains a NUL character");
 	*out = strdup(json_string_value(v));
-	return *out ? 0 : de_error_set(err, DE_ERR_VALIDATION, ENOMEM, "out of memory");
+	return *out ? 0 : nomem(err);
 }
 
 static int get_strv(const json_t *o, const char *what, const char *name, const json_t *v,
@@ -481,16 +518,23 @@ static int get_strv(const json_t *o, const char *what, const char *name, const j
 	n = json_array_size(src);
 	vec = calloc(n ? n : 1, sizeof(char *));
 	if (!vec)
-		return de_error_set(err, DE_ERR_VALIDATION, ENOMEM, "out of memory");
+		return nomem(err);
 	for (size_t i = 0; i < n; i++) {
 		const json_t *e = json_array_get(src, i);
+		int rc = -EINVAL;
 		if (!json_is_string(e) || !json_is_string(json_array_get(v, i)))
 			goto badelem;
 		if (raw)
-			vec[i] = b64_decode(json_string_value(e), json_string_length(e));
+			rc = b64_decode(json_string_value(e), json_string_length(e), &vec[i]);
 		else if (strlen(json_string_value(e)) == json_string_length(e))
-			vec[i] = strdup(json_string_value(e));
-		if (!vec[i])
+			rc = (vec[i] = strdup(json_string_value(e))) ? 0 : -ENOMEM;
+		if (rc == -ENOMEM) {
+			for (size_t k = 0; k < i; k++)
+				free(vec[k]);
+			free(vec);
+			return nomem(err);
+		}
+		if (rc < 0)
 			goto badelem;
 	}
 	*out = vec;
@@ -779,7 +823,7 @@ int de_fields_from_json(const json_t *o, void *obj, size_t size, const struct de
 			}
 			vec = calloc(n ? n : 1, sizeof(uint32_t));
 			if (!vec) {
-				rc = de_error_set(err, DE_ERR_VALIDATION, ENOMEM, "out of memory");
+				rc = nomem(err);
 				break;
 			}
 			*AT(obj, f->off, uint32_t *) = vec;
@@ -794,7 +838,7 @@ int de_fields_from_json(const json_t *o, void *obj, size_t size, const struct de
 		case F_JSON:
 			*AT(obj, f->off, json_t *) = json_deep_copy(v);
 			if (!*AT(obj, f->off, json_t *))
-				rc = de_error_set(err, DE_ERR_VALIDATION, ENOMEM, "out of memory");
+				rc = nomem(err);
 			break;
 		case F_SEV:
 			if (!json_is_string(v))

@@ -109,6 +109,22 @@ int de_json_put_bytes(json_t *o, const char *name, const char *s);
 json_t *de_json_lossy(const char *s);
 /* The n bytes at s in base64 as a new JSON string; NULL on ENOMEM. */
 json_t *de_json_base64(const char *s, size_t n);
+/*
+ * json_loadb() that tells running out of memory from bad JSON: 0 with *out,
+ * -EINVAL (*je says where), or -ENOMEM.  jansson reports some allocation
+ * failures as syntax errors ("invalid token") or not at all; a failed
+ * allocation always leaves errno ENOMEM, which nothing else on its path
+ * sets.
+ */
+int de_json_loadb(const char *buf, size_t len, size_t flags, json_t **out, json_error_t *je);
+/*
+ * json_dumps() that never returns damaged text: jansson 2.14 ignores a
+ * failed append of an object's key to its growing buffer and goes on, so
+ * json_dumps can return `{:1}` when memory runs short (akheron/jansson
+ * issue 655).  This measures the text, then dumps it into a buffer of that
+ * size, where appending cannot fail.  A new string, or NULL on ENOMEM.
+ */
+char *de_json_dumps(const json_t *j, size_t flags);
 
 /*
  * Append j to out exactly as json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY,

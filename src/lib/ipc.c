@@ -21,6 +21,7 @@
 
 #include "daemoneye/buf.h"
 #include "daemoneye_ipc.pb-c.h"
+#include "fields.h"
 
 typedef Daemoneye__Ipc__Process PbProcess;
 typedef Daemoneye__Ipc__Facts PbFacts;
@@ -153,10 +154,8 @@ static int record_to_pb(const struct de_process_record *r, PbProcess *p, PbFacts
 	p->accessible = r->accessible;
 	p->file_exists = r->file_exists;
 	*pd = NULL;
-	if (r->platform_data && !(*pd = json_dumps(r->platform_data, JSON_COMPACT))) {
-		free(*argv);
-		return -ENOMEM;
-	}
+	if (r->platform_data && !(*pd = de_json_dumps(r->platform_data, JSON_COMPACT)))
+		return -ENOMEM; /* the caller frees *argv */
 	p->platform_data_json = *pd;
 	if (r->facts.present) {
 		facts_to_pb(&r->facts, facts);
@@ -513,7 +512,9 @@ static int pb_to_record(const PbProcess *p, struct de_process_record *r, struct 
 		json_error_t je;
 		const char *k;
 		json_t *v;
-		r->platform_data = json_loads(p->platform_data_json, JSON_REJECT_DUPLICATES, &je);
+		if (de_json_loadb(p->platform_data_json, strlen(p->platform_data_json),
+				  JSON_REJECT_DUPLICATES, &r->platform_data, &je) == -ENOMEM)
+			goto fail;
 		if (!json_is_object(r->platform_data)) {
 			why = "platform_data is not a JSON object";
 			goto bad;
@@ -538,11 +539,30 @@ bad:
 	return de_error_set(err, DE_ERR_VALIDATION, EBADMSG, "malformed IPC frame: %s", why);
 }
 
+/* protobuf-c's allocations, noting a failure: an unpack that ran out of
+   memory is not a malformed frame */
+static void *pb_alloc(void *nomem, size_t size)
+{
+	void *p = malloc(size);
+
+	if (!p)
+		*(bool *)nomem = true;
+	return p;
+}
+
+static void pb_free(void *nomem, void *p)
+{
+	(void)nomem;
+	free(p);
+}
+
 int de_ipc_decode(const uint8_t *buf, size_t len, size_t *consumed, struct de_ipc_msg *out,
 		  struct de_error *err)
 {
 	Daemoneye__Ipc__Frame *f;
 	struct de_ipc_msg m = {0};
+	bool nomem = false;
+	ProtobufCAllocator alloc = {pb_alloc, pb_free, &nomem};
 	uint32_t n;
 	int rc = 0;
 
@@ -557,7 +577,9 @@ int de_ipc_decode(const uint8_t *buf, size_t len, size_t *consumed, struct de_ip
 		return -EAGAIN;
 	if (crc(buf + DE_IPC_HEADER, n) != get_be32(buf + 4))
 		return de_error_set(err, DE_ERR_VALIDATION, EBADMSG, "IPC frame fails its CRC32");
-	f = daemoneye__ipc__frame__unpack(NULL, n, buf + DE_IPC_HEADER);
+	f = daemoneye__ipc__frame__unpack(&alloc, n, buf + DE_IPC_HEADER);
+	if (!f && nomem)
+		return de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
 	if (!f)
 		return de_error_set(err, DE_ERR_VALIDATION, EBADMSG,
 				    "malformed IPC frame: not a valid Frame message");
@@ -608,7 +630,7 @@ int de_ipc_decode(const uint8_t *buf, size_t len, size_t *consumed, struct de_ip
 				  "unknown IPC frame: no known message kind");
 		break;
 	}
-	daemoneye__ipc__frame__free_unpacked(f, NULL);
+	daemoneye__ipc__frame__free_unpacked(f, &alloc);
 	if (rc < 0) {
 		de_ipc_msg_clear(&m);
 		return rc;
@@ -655,7 +677,7 @@ struct de_ipc_reader {
 	struct de_buf in; /* bytes read, at most one whole frame and its header */
 };
 
-#define READ_CHUNK (64u * 1024u) /* what one read(2) asks for at least */
+#define READ_CHUNK ((size_t)64 * 1024) /* what one read(2) asks for at least */
 
 int de_ipc_reader_new(int fd, struct de_ipc_reader **out, struct de_error *err)
 {

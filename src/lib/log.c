@@ -125,7 +125,7 @@ static void emit(enum de_log_level level, const json_t *fields, const char *msg)
 		free(esc);
 		free(extra);
 	}
-	fflush(out);
+	(void)fflush(out); /* a log line that cannot be written has nowhere to be reported */
 }
 
 static void vlog(enum de_log_level level, const json_t *fields, int errnum, const char *fmt,

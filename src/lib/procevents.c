@@ -158,7 +158,7 @@ int de_procevents_read(struct de_procevents *ev, struct de_process_event *out, s
 {
 	*n = 0;
 	while (*n < max) {
-		struct sockaddr_nl from;
+		struct sockaddr_nl from = {0};
 		socklen_t fl = sizeof(from);
 		ssize_t r = recvfrom(ev->fd, ev->buf.b, sizeof(ev->buf.b), 0,
 				     (struct sockaddr *)&from, &fl);
@@ -174,8 +174,8 @@ int de_procevents_read(struct de_procevents *ev, struct de_process_event *out, s
 			return de_error_set(err, DE_ERR_IO, errno, "process connector: %s",
 					    strerror(errno));
 		}
-		if (from.nl_pid != 0)
-			continue; /* only the kernel speaks here */
+		if (fl < sizeof(from) || from.nl_pid != 0)
+			continue; /* only the kernel speaks here (and says so) */
 		parse(ev, (size_t)r, out, max, n);
 	}
 	return 0;

@@ -24,6 +24,7 @@
 #include "daemoneye/exception.h"
 #include "daemoneye/fileio.h"
 #include "daemoneye/yaml.h"
+#include "fields.h"
 
 extern const char *const de_builtin_rules_yaml;
 extern const size_t de_builtin_rules_yaml_len;
@@ -79,6 +80,22 @@ static int problem(struct de_rule_problems *p, const char *fmt, ...)
 	p->items = n;
 	p->items[p->len++] = msg;
 	return 0;
+}
+
+/* Drop what was added to s and p after their first n entries. */
+static void set_truncate(struct de_rule_set *s, size_t n)
+{
+	while (s->len > n) {
+		s->len--;
+		de_rule_clear(&s->items[s->len]);
+		free(s->origins[s->len]);
+	}
+}
+
+static void problems_truncate(struct de_rule_problems *p, size_t n)
+{
+	while (p->len > n)
+		free(p->items[--p->len]);
 }
 
 /* Move *r into the set (zeroing *r). */
@@ -254,7 +271,10 @@ static void check_sql(struct pctx *c, struct de_validator *v, const char *base,
 	snprintf(path, sizeof(path), "%s%ssql", base, *base ? "." : "");
 	if (de_validator_open_db(v, NULL, &db, &e) < 0 ||
 	    de_validator_prepare(v, db, r->sql_query, &st, &e) < 0) {
-		bad(c, path, "rule '%s': %s", r->id, e.message);
+		if (e.code == ENOMEM) /* not the rule's fault: the load fails */
+			c->nomem = true;
+		else
+			bad(c, path, "rule '%s': %s", r->id, e.message);
 		goto out;
 	}
 	for (size_t i = 0; i < r->dedupe_key_fields_len; i++) {
@@ -293,9 +313,7 @@ static void get_exceptions(struct pctx *c, const json_t *j, const char *base, st
 	snprintf(label, sizeof(label), "rule %s exceptions", r->id ? r->id : "?");
 	if (de_exceptions_parse(v, path, c->origins, c->origin, label, false, DE_ERR_VALIDATION,
 				&set, &e) < 0) {
-		if (e.code == ENOMEM)
-			c->nomem = true;
-		else if (problem(c->problems, "%s", e.message) < 0)
+		if (e.code == ENOMEM || problem(c->problems, "%s", e.message) < 0)
 			c->nomem = true;
 		c->failed = true;
 	} else if (!(r->exceptions = json_deep_copy(v))) {
@@ -386,6 +404,7 @@ int de_rules_parse(const char *text, size_t len, const char *origin, enum de_rul
 	json_t *origins = json_object(), *root = NULL;
 	const json_t *list;
 	const char *prefix;
+	size_t set0 = set->len, problems0 = problems->len;
 	int rc;
 
 	if (!origins)
@@ -441,6 +460,10 @@ int de_rules_parse(const char *text, size_t len, const char *origin, enum de_rul
 	}
 	rc = 0;
 out:
+	if (rc < 0) { /* all of the file or none of it */
+		set_truncate(set, set0);
+		problems_truncate(problems, problems0);
+	}
 	json_decref(root);
 	json_decref(origins);
 	return rc;
@@ -509,6 +532,7 @@ int de_rules_load_dir(const char *dir, enum de_rule_source src, struct de_valida
 		      struct de_error *err)
 {
 	struct dirent **names = NULL;
+	size_t set0 = set->len, problems0 = problems->len;
 	int n = scandir(dir, &names, yaml_name, alphasort), rc = 0;
 
 	if (n < 0) {
@@ -522,16 +546,19 @@ int de_rules_load_dir(const char *dir, enum de_rule_source src, struct de_valida
 		struct de_error fe = {0};
 		if (rc == 0 && asprintf(&path, "%s/%s", dir, names[i]->d_name) < 0)
 			rc = de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
-		if (rc == 0 && de_rules_load_file(path, src, v, set, problems, &fe) < 0) {
-			if (fe.code == ENOMEM)
-				rc = de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
-			else if (problem(problems, "%s", fe.message) < 0)
-				rc = de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
-		}
+		/* a file that fails whole is a problem; running out of memory
+		   (or of room for the problem) fails the load */
+		if (rc == 0 && de_rules_load_file(path, src, v, set, problems, &fe) < 0 &&
+		    (fe.code == ENOMEM || problem(problems, "%s", fe.message) < 0))
+			rc = de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
 		free(path);
 		free(names[i]);
 	}
 	free(names);
+	if (rc < 0) {
+		set_truncate(set, set0);
+		problems_truncate(problems, problems0);
+	}
 	return rc;
 }
 
@@ -544,18 +571,24 @@ static int state_read(const char *path, json_t **out, struct de_error *err)
 	int64_t mtime;
 	struct de_error fe = {0};
 	json_error_t je;
-	json_t *j;
+	json_t *j = NULL;
+	int rc;
 
-	if (read_file(path, 1u << 20, &text, &len, &mtime, &fe) < 0) {
-		if (fe.code == ENOENT) {
-			*out = json_object();
-			return *out ? 0 : de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
+	if ((rc = read_file(path, 1u << 20, &text, &len, &mtime, &fe)) < 0) {
+		if (fe.code != ENOENT) {
+			if (err)
+				*err = fe;
+			return rc;
 		}
-		*err = fe;
-		return -fe.code;
+		if (!(j = json_object())) /* no file yet: no overrides */
+			return de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
+		*out = j;
+		return 0;
 	}
-	j = json_loadb(text, len, 0, &je);
+	rc = de_json_loadb(text, len, 0, &j, &je);
 	free(text);
+	if (rc == -ENOMEM)
+		return de_error_set(err, DE_ERR_IO, ENOMEM, "%s: out of memory", path);
 	if (!json_is_object(j) ||
 	    (json_object_get(j, "enabled") && !json_is_object(json_object_get(j, "enabled")))) {
 		json_decref(j);
@@ -593,10 +626,8 @@ int de_rules_state_set(const char *path, const char *id, bool enabled, struct de
 	if ((rc = state_read(path, &j, err)) < 0)
 		return rc;
 	en = json_object_get(j, "enabled");
-	if (!en) {
-		en = json_object();
-		json_object_set_new(j, "enabled", en);
-	}
+	if (!en && json_object_set_new(j, "enabled", json_object()) == 0)
+		en = json_object_get(j, "enabled"); /* (a failed set frees the new object) */
 	if (!en || json_object_set_new(en, id, json_boolean(enabled)) < 0 ||
 	    asprintf(&tmp, "%s.tmp", path) < 0) {
 		tmp = NULL;
@@ -631,17 +662,19 @@ out:
 int de_rules_paths(const struct de_config *c, char **user_dir, char **state_file,
 		   struct de_error *err)
 {
-	char *state = NULL;
+	char *state = NULL, *u, *f;
 	int rc;
 
 	if ((rc = de_config_state_dir(c, &state, err)) < 0)
 		return rc;
-	*user_dir = *state_file = NULL;
-	if (asprintf(user_dir, "%s/rules.d", state) < 0 ||
-	    asprintf(state_file, "%s/rules-state.json", state) < 0) {
-		free(*user_dir);
-		*user_dir = NULL;
+	if (asprintf(&u, "%s/rules.d", state) < 0) {
 		rc = de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
+	} else if (asprintf(&f, "%s/rules-state.json", state) < 0) {
+		free(u);
+		rc = de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
+	} else {
+		*user_dir = u;
+		*state_file = f;
 	}
 	free(state);
 	return rc;
@@ -652,7 +685,7 @@ int de_rules_load_config(const struct de_config *c, struct de_validator *v, stru
 {
 	const char **dirs;
 	char *user = NULL, *state = NULL;
-	size_t n;
+	size_t n, set0 = set->len, problems0 = problems->len;
 	bool builtin;
 	int rc;
 
@@ -675,6 +708,10 @@ int de_rules_load_config(const struct de_config *c, struct de_validator *v, stru
 	    (rc = de_rules_state_apply(state, set, err)) < 0)
 		goto out;
 out:
+	if (rc < 0) {
+		set_truncate(set, set0);
+		problems_truncate(problems, problems0);
+	}
 	free(dirs);
 	free(user);
 	free(state);
@@ -683,8 +720,15 @@ out:
 
 /* ---- export --------------------------------------------------------------------- */
 
-static int emit(yaml_emitter_t *em, yaml_event_t *ev)
+/*
+ * Emit the event that its yaml_*_event_initialize() call made; `made` is
+ * that call's result, 0 when it could not copy its strings (ENOMEM).  0,
+ * -ENOMEM, or -EIO when the emitter failed (em->error says why).
+ */
+static int emit(yaml_emitter_t *em, yaml_event_t *ev, int made)
 {
+	if (!made)
+		return -ENOMEM;
 	return yaml_emitter_emit(em, ev) ? 0 : -EIO;
 }
 
@@ -692,48 +736,51 @@ static int emit_scalar(yaml_emitter_t *em, const char *s, yaml_scalar_style_t st
 {
 	yaml_event_t ev;
 
-	yaml_scalar_event_initialize(&ev, NULL, (yaml_char_t *)YAML_STR_TAG, (yaml_char_t *)s,
-				     (int)strlen(s), 1, 1, style);
-	return emit(em, &ev);
+	return emit(em, &ev,
+		    yaml_scalar_event_initialize(&ev, NULL, (yaml_char_t *)YAML_STR_TAG,
+						 (yaml_char_t *)s, (int)strlen(s), 1, 1, style));
 }
 
 /* key: value, a plain scalar typed by YAML (numbers, booleans) */
 static int emit_typed(yaml_emitter_t *em, const char *k, const char *v)
 {
 	yaml_event_t ev;
+	int rc = emit_scalar(em, k, YAML_PLAIN_SCALAR_STYLE);
 
-	if (emit_scalar(em, k, YAML_PLAIN_SCALAR_STYLE) < 0)
-		return -EIO;
-	yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)v, (int)strlen(v), 1, 0,
-				     YAML_PLAIN_SCALAR_STYLE);
-	return emit(em, &ev);
+	if (rc < 0)
+		return rc;
+	return emit(em, &ev,
+		    yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)v, (int)strlen(v),
+						 1, 0, YAML_PLAIN_SCALAR_STYLE));
 }
 
 static int emit_kv(yaml_emitter_t *em, const char *k, const char *v, yaml_scalar_style_t style)
 {
+	int rc;
+
 	if (!v)
 		return 0;
-	if (emit_scalar(em, k, YAML_PLAIN_SCALAR_STYLE) < 0)
-		return -EIO;
+	if ((rc = emit_scalar(em, k, YAML_PLAIN_SCALAR_STYLE)) < 0)
+		return rc;
 	return emit_scalar(em, v, style);
 }
 
 static int emit_list(yaml_emitter_t *em, const char *k, char **v, size_t n)
 {
 	yaml_event_t ev;
+	int rc;
 
 	if (!n)
 		return 0;
-	if (emit_scalar(em, k, YAML_PLAIN_SCALAR_STYLE) < 0)
-		return -EIO;
-	yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1, YAML_FLOW_SEQUENCE_STYLE);
-	if (emit(em, &ev) < 0)
-		return -EIO;
+	if ((rc = emit_scalar(em, k, YAML_PLAIN_SCALAR_STYLE)) < 0 ||
+	    (rc = emit(em, &ev,
+		       yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1,
+							    YAML_FLOW_SEQUENCE_STYLE))) < 0)
+		return rc;
 	for (size_t i = 0; i < n; i++)
-		if (emit_scalar(em, v[i], YAML_ANY_SCALAR_STYLE) < 0)
-			return -EIO;
-	yaml_sequence_end_event_initialize(&ev);
-	return emit(em, &ev);
+		if ((rc = emit_scalar(em, v[i], YAML_ANY_SCALAR_STYLE)) < 0)
+			return rc;
+	return emit(em, &ev, yaml_sequence_end_event_initialize(&ev));
 }
 
 /* exceptions: a list of flow mappings of string fields */
@@ -742,30 +789,31 @@ static int emit_exceptions(yaml_emitter_t *em, const json_t *list)
 	yaml_event_t ev;
 	size_t i;
 	const json_t *x;
+	int rc;
 
 	if (!json_array_size(list))
 		return 0;
-	if (emit_scalar(em, "exceptions", YAML_PLAIN_SCALAR_STYLE) < 0)
-		return -EIO;
-	yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_SEQUENCE_STYLE);
-	if (emit(em, &ev) < 0)
-		return -EIO;
+	if ((rc = emit_scalar(em, "exceptions", YAML_PLAIN_SCALAR_STYLE)) < 0 ||
+	    (rc = emit(em, &ev,
+		       yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1,
+							    YAML_BLOCK_SEQUENCE_STYLE))) < 0)
+		return rc;
 	json_array_foreach (list, i, x) {
 		const char *k;
 		const json_t *v;
-		yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, YAML_FLOW_MAPPING_STYLE);
-		if (emit(em, &ev) < 0)
-			return -EIO;
+		if ((rc = emit(em, &ev,
+			       yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1,
+								   YAML_FLOW_MAPPING_STYLE))) < 0)
+			return rc;
 		json_object_foreach ((json_t *)x, k, v)
-			if (json_is_string(v) && emit_kv(em, k, json_string_value(v),
-							 YAML_DOUBLE_QUOTED_SCALAR_STYLE) < 0)
-				return -EIO;
-		yaml_mapping_end_event_initialize(&ev);
-		if (emit(em, &ev) < 0)
-			return -EIO;
+			if (json_is_string(v) &&
+			    (rc = emit_kv(em, k, json_string_value(v),
+					  YAML_DOUBLE_QUOTED_SCALAR_STYLE)) < 0)
+				return rc;
+		if ((rc = emit(em, &ev, yaml_mapping_end_event_initialize(&ev))) < 0)
+			return rc;
 	}
-	yaml_sequence_end_event_initialize(&ev);
-	return emit(em, &ev);
+	return emit(em, &ev, yaml_sequence_end_event_initialize(&ev));
 }
 
 static int write_handler(void *data, unsigned char *buf, size_t size)
@@ -777,7 +825,7 @@ int de_rules_write_yaml(FILE *f, const struct de_rule *const *rules, size_t n, s
 {
 	yaml_emitter_t em;
 	yaml_event_t ev;
-	int rc = -EIO;
+	int rc;
 	char num[32];
 
 	if (!yaml_emitter_initialize(&em))
@@ -785,58 +833,51 @@ int de_rules_write_yaml(FILE *f, const struct de_rule *const *rules, size_t n, s
 	yaml_emitter_set_output(&em, write_handler, f);
 	yaml_emitter_set_unicode(&em, 1);
 	yaml_emitter_set_width(&em, 100);
-	yaml_stream_start_event_initialize(&ev, YAML_UTF8_ENCODING);
-	if (emit(&em, &ev) < 0)
-		goto out;
-	yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, 1);
-	if (emit(&em, &ev) < 0)
-		goto out;
-	yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_MAPPING_STYLE);
-	if (emit(&em, &ev) < 0 || emit_scalar(&em, "rules", YAML_PLAIN_SCALAR_STYLE) < 0)
-		goto out;
-	yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_SEQUENCE_STYLE);
-	if (emit(&em, &ev) < 0)
+	if ((rc = emit(&em, &ev, yaml_stream_start_event_initialize(&ev, YAML_UTF8_ENCODING))) <
+		    0 ||
+	    (rc = emit(&em, &ev, yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, 1))) <
+		    0 ||
+	    (rc = emit(&em, &ev,
+		       yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1,
+							   YAML_BLOCK_MAPPING_STYLE))) < 0 ||
+	    (rc = emit_scalar(&em, "rules", YAML_PLAIN_SCALAR_STYLE)) < 0 ||
+	    (rc = emit(&em, &ev,
+		       yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1,
+							    YAML_BLOCK_SEQUENCE_STYLE))) < 0)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
 		const struct de_rule *r = rules[i];
-		yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_MAPPING_STYLE);
-		if (emit(&em, &ev) < 0)
-			goto out;
 		snprintf(num, sizeof(num), "%d", (int)r->version);
-		if (emit_kv(&em, "id", r->id, YAML_ANY_SCALAR_STYLE) < 0 ||
-		    emit_kv(&em, "name", r->name, YAML_ANY_SCALAR_STYLE) < 0 ||
-		    emit_kv(&em, "description", r->description, YAML_ANY_SCALAR_STYLE) < 0 ||
-		    emit_typed(&em, "version", num) < 0 ||
-		    emit_kv(&em, "severity", de_severity_name(r->severity),
-			    YAML_PLAIN_SCALAR_STYLE) < 0 ||
-		    emit_kv(&em, "category", r->category, YAML_ANY_SCALAR_STYLE) < 0 ||
-		    emit_list(&em, "tags", r->tags, r->tags_len) < 0 ||
-		    emit_kv(&em, "author", r->author, YAML_ANY_SCALAR_STYLE) < 0 ||
-		    emit_typed(&em, "enabled", r->enabled ? "true" : "false") < 0 ||
-		    emit_list(&em, "dedupe_key_fields", r->dedupe_key_fields,
-			      r->dedupe_key_fields_len) < 0 ||
-		    emit_exceptions(&em, r->exceptions) < 0 ||
-		    emit_kv(&em, "sql", r->sql_query, YAML_LITERAL_SCALAR_STYLE) < 0)
-			goto out;
-		yaml_mapping_end_event_initialize(&ev);
-		if (emit(&em, &ev) < 0)
+		if ((rc = emit(&em, &ev,
+			       yaml_mapping_start_event_initialize(
+				       &ev, NULL, NULL, 1, YAML_BLOCK_MAPPING_STYLE))) < 0 ||
+		    (rc = emit_kv(&em, "id", r->id, YAML_ANY_SCALAR_STYLE)) < 0 ||
+		    (rc = emit_kv(&em, "name", r->name, YAML_ANY_SCALAR_STYLE)) < 0 ||
+		    (rc = emit_kv(&em, "description", r->description, YAML_ANY_SCALAR_STYLE)) < 0 ||
+		    (rc = emit_typed(&em, "version", num)) < 0 ||
+		    (rc = emit_kv(&em, "severity", de_severity_name(r->severity),
+				  YAML_PLAIN_SCALAR_STYLE)) < 0 ||
+		    (rc = emit_kv(&em, "category", r->category, YAML_ANY_SCALAR_STYLE)) < 0 ||
+		    (rc = emit_list(&em, "tags", r->tags, r->tags_len)) < 0 ||
+		    (rc = emit_kv(&em, "author", r->author, YAML_ANY_SCALAR_STYLE)) < 0 ||
+		    (rc = emit_typed(&em, "enabled", r->enabled ? "true" : "false")) < 0 ||
+		    (rc = emit_list(&em, "dedupe_key_fields", r->dedupe_key_fields,
+				    r->dedupe_key_fields_len)) < 0 ||
+		    (rc = emit_exceptions(&em, r->exceptions)) < 0 ||
+		    (rc = emit_kv(&em, "sql", r->sql_query, YAML_LITERAL_SCALAR_STYLE)) < 0 ||
+		    (rc = emit(&em, &ev, yaml_mapping_end_event_initialize(&ev))) < 0)
 			goto out;
 	}
-	yaml_sequence_end_event_initialize(&ev);
-	if (emit(&em, &ev) < 0)
+	if ((rc = emit(&em, &ev, yaml_sequence_end_event_initialize(&ev))) < 0 ||
+	    (rc = emit(&em, &ev, yaml_mapping_end_event_initialize(&ev))) < 0 ||
+	    (rc = emit(&em, &ev, yaml_document_end_event_initialize(&ev, 1))) < 0)
 		goto out;
-	yaml_mapping_end_event_initialize(&ev);
-	if (emit(&em, &ev) < 0)
-		goto out;
-	yaml_document_end_event_initialize(&ev, 1);
-	if (emit(&em, &ev) < 0)
-		goto out;
-	yaml_stream_end_event_initialize(&ev);
-	if (emit(&em, &ev) < 0)
-		goto out;
-	rc = 0;
+	rc = emit(&em, &ev, yaml_stream_end_event_initialize(&ev));
 out:
-	if (rc < 0)
+	if (rc == -ENOMEM || (rc < 0 && em.error == YAML_MEMORY_ERROR))
+		rc = de_error_set(err, DE_ERR_IO, ENOMEM,
+				  "cannot write rules as YAML: out of memory");
+	else if (rc < 0)
 		rc = de_error_set(err, DE_ERR_IO, EIO, "cannot write rules as YAML: %s",
 				  em.problem ? em.problem : strerror(errno));
 	yaml_emitter_delete(&em);

@@ -225,7 +225,7 @@ int de_sink_conf_enum(struct de_sink_conf *c, const char *key, const char *choic
 
 int de_sink_conf_expand(struct de_sink_conf *c, const char *key, const char *s, char **out)
 {
-	struct de_buf b = DE_BUF_INIT(64 * 1024);
+	struct de_buf b = DE_BUF_INIT((size_t)64 * 1024);
 	int rc = 0;
 
 	for (const char *p = s; *p && rc == 0;) {

@@ -112,7 +112,7 @@ static int em_configure(struct de_sink_conf *c, void **state)
 		rc = de_sink_conf_fail(c, "to", "must be a list of 1 to 100 email addresses");
 		goto fail;
 	}
-	struct de_buf th = DE_BUF_INIT(64 * 1024);
+	struct de_buf th = DE_BUF_INIT((size_t)64 * 1024);
 	json_array_foreach (to, i, v) {
 		char key[32];
 		snprintf(key, sizeof(key), "to[%zu]", i);

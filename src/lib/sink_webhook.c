@@ -143,6 +143,8 @@ static int wh_open(void *state, struct de_error *err)
 	return 0;
 }
 
+/* libcurl's write callback type (curl_write_callback) takes a char * */
+/* NOLINTNEXTLINE(readability-non-const-parameter) */
 static size_t discard(char *p, size_t sz, size_t n, void *arg)
 {
 	(void)p;

@@ -263,6 +263,22 @@ static int prepare_multi(struct de_store *s, const char *head, const char *row, 
 	return rc;
 }
 
+/* SQLite calls this after each commit in WAL mode with the WAL's frames. */
+static int wal_hook(void *ctx, sqlite3 *db, const char *name, int pages)
+{
+	struct de_store *s = ctx;
+
+	(void)name;
+	s->wal_pages = pages;
+	/* the backstop for callers that never checkpoint (de_store_prune,
+	   de_store_checkpoint): as wal_autocheckpoint would, which this hook
+	   replaces */
+	if (pages >= STORE_WAL_BACKSTOP_PAGES &&
+	    sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) == SQLITE_OK)
+		s->wal_pages = 0;
+	return SQLITE_OK;
+}
+
 int de_store_open(const struct de_store_config *cfg, struct de_store **out, struct de_error *err)
 {
 	struct de_store *s;
@@ -311,10 +327,8 @@ int de_store_open(const struct de_store_config *cfg, struct de_store **out, stru
 				 NULL, NULL, NULL) != SQLITE_OK ||
 		    sqlite3_exec(s->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) !=
 			    SQLITE_OK ||
-		    /* checkpoints run between scans, in de_store_prune(); this is the
-		       backstop for callers that never call it (64 MiB of WAL) */
-		    sqlite3_exec(s->db, "PRAGMA wal_autocheckpoint=16384", NULL, NULL, NULL) !=
-			    SQLITE_OK ||
+		    /* checkpoints run between scans (de_store_prune,
+		       de_store_checkpoint); wal_hook() is the backstop */
 		    sqlite3_exec(s->db, "PRAGMA journal_size_limit=33554432", NULL, NULL, NULL) !=
 			    SQLITE_OK ||
 		    /* room for the pages a first scan of 10,000 processes dirties, rather
@@ -324,6 +338,9 @@ int de_store_open(const struct de_store_config *cfg, struct de_store **out, stru
 			rc = store_db_err(s, err, "cannot set journal mode");
 			goto fail;
 		}
+		s->page_bytes = store_scalar(s, "PRAGMA page_size");
+		if (s->wal)
+			sqlite3_wal_hook(s->db, wal_hook, s);
 		for (size_t i = 0; i <= STORE_BATCH_ROWS; i++)
 			store_text_init(&s->text[i],
 					(size_t)sqlite3_limit(s->db, SQLITE_LIMIT_LENGTH, -1));
@@ -469,6 +486,9 @@ int store_begin_write(struct de_store *s, struct de_error *err, const char *what
 
 void store_rollback(struct de_store *s)
 {
+	bool full = s->step_errno == ENOSPC || s->step_errno == EDQUOT ||
+		    (sqlite3_extended_errcode(s->db) & 0xff) == SQLITE_FULL;
+
 	s->queued = 0;
 	s->batching = false;
 	sqlite3_reset(s->multi_snap);
@@ -476,4 +496,33 @@ void store_rollback(struct de_store *s)
 		sqlite3_reset(s->st[i]);
 	if (!sqlite3_get_autocommit(s->db))
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	/*
+	 * A full disk: the WAL may hold many copies of the same few pages
+	 * (every event batch commits its own).  Folding them into the file
+	 * and truncating the WAL gives that space back, so that the next
+	 * batch can commit once a little room appears; otherwise the WAL
+	 * alone keeps the disk full.  Best effort: readers may hold it.
+	 */
+	if (full && s->wal &&
+	    sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL) ==
+		    SQLITE_OK)
+		s->wal_pages = 0;
+}
+
+int de_store_checkpoint(struct de_store *s, uint64_t min_wal_bytes, struct de_error *err)
+{
+	int busy = 0, log = 0, done = 0;
+
+	if (s->read_only || !s->wal)
+		return 0;
+	if ((uint64_t)s->wal_pages * (uint64_t)s->page_bytes < min_wal_bytes)
+		return 0;
+	if (sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done) !=
+		    SQLITE_OK &&
+	    sqlite3_errcode(s->db) != SQLITE_BUSY)
+		return store_db_err(s, err, "cannot checkpoint the write-ahead log");
+	(void)busy;
+	/* what readers still need stays: counted again at the next commit */
+	s->wal_pages = log > done ? log - done : 0;
+	return 0;
 }

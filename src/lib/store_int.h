@@ -160,6 +160,9 @@ enum store_stmt {
  */
 #define STORE_NPARAM	 23
 #define STORE_BATCH_ROWS 16
+/* WAL frames after which a commit checkpoints by itself (a backstop: the
+   agent checkpoints between scans) */
+#define STORE_WAL_BACKSTOP_PAGES 4096
 
 /* ---- row hashing (store_hash.c) ----------------------------------------- */
 
@@ -256,6 +259,8 @@ struct de_store {
 	int64_t snap_time, snap_scan, sample_time; /* from store_state */
 	struct de_store_diff last_diff;		   /* of the last successful batch */
 	int step_errno;				   /* errno after the last failed step */
+	int64_t wal_pages;			   /* frames in the WAL after the last commit */
+	int64_t page_bytes;			   /* the file's page size */
 };
 
 /* ---- errors, steps, transactions (store.c) ------------------------------ */

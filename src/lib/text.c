@@ -242,6 +242,17 @@ char *de_utf8_lossy_dup(const char *s, size_t n, size_t *len)
 
 /* ---- CSV ---------------------------------------------------------------- */
 
+int de_hex_digit(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 void de_csv_field(FILE *f, const char *s)
 {
 	if (!s)

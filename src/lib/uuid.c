@@ -3,6 +3,7 @@
  * their canonical text form and parsing (see uuid.h).
  */
 #include "daemoneye/uuid.h"
+#include "daemoneye/text.h"
 
 #include <errno.h>
 #include <string.h>
@@ -65,17 +66,6 @@ void de_uuid_format(const struct de_uuid *u, char buf[DE_UUID_STR_LEN + 1])
 	buf[o] = '\0';
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int de_uuid_parse(const char *s, struct de_uuid *out)
 {
 	struct de_uuid u;
@@ -90,7 +80,8 @@ int de_uuid_parse(const char *s, struct de_uuid *out)
 			i++;
 			continue;
 		}
-		int hi = hexval(s[i]), lo = hexval(s[i + 1]);
+		int hi = de_hex_digit((unsigned char)s[i]),
+		    lo = de_hex_digit((unsigned char)s[i + 1]);
 		if (hi < 0 || lo < 0)
 			return -EINVAL;
 		u.bytes[b++] = (uint8_t)(hi << 4 | lo);

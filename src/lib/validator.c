@@ -17,6 +17,7 @@
  * identifiers and comments exactly and counts nested SELECT keywords.
  */
 #include "daemoneye/validator.h"
+#include "daemoneye/regexp.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -65,7 +66,7 @@ static const char *const default_functions[] = {
 	"hex",	     "datetime",     "date",
 	"time",	     "strftime",     "unixepoch",
 	"julianday", "json_extract", "json_array_length",
-	"like",
+	"like",	     "regexp", /* PCRE2 with match limits: regexp.h */
 };
 
 struct de_validator {
@@ -225,11 +226,23 @@ static const struct {
 	{SQLITE_LIMIT_WORKER_THREADS, 0},
 };
 
+/* The errno for SQLite's last error on db (NULL: it could not be allocated). */
+static int sqlite_errno(sqlite3 *db)
+{
+	switch (db ? sqlite3_errcode(db) : SQLITE_NOMEM) {
+	case SQLITE_NOMEM:
+		return ENOMEM;
+	case SQLITE_CANTOPEN:
+		return ENOENT;
+	default:
+		return EIO;
+	}
+}
+
 static int db_fail(sqlite3 *db, const char *path, struct de_error *err, const char *what)
 {
-	int rc = de_error_set(err, DE_ERR_DATABASE,
-			      db && sqlite3_errcode(db) == SQLITE_CANTOPEN ? ENOENT : EIO,
-			      "%s: %s: %s", path ? path : "schema", what,
+	int rc = de_error_set(err, DE_ERR_DATABASE, sqlite_errno(db), "%s: %s: %s",
+			      path ? path : "schema", what,
 			      db ? sqlite3_errmsg(db) : "out of memory");
 	sqlite3_close(db);
 	return rc;
@@ -267,7 +280,8 @@ int de_validator_open_db(const struct de_validator *v, const char *path, sqlite3
 						      relations[i].columns[c].type);
 			if (o + 2 >= sizeof(sql))
 				return db_fail(db, path, err, "schema too long");
-			strcat(sql, ")");
+			sql[o] = ')';
+			sql[o + 1] = '\0';
 			if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
 				return db_fail(db, path, err, "cannot create the rule schema");
 		}
@@ -278,6 +292,12 @@ int de_validator_open_db(const struct de_validator *v, const char *path, sqlite3
 		return db_fail(db, path, err, "cannot lock down the connection");
 	for (size_t i = 0; i < NCOLS(limits); i++)
 		sqlite3_limit(db, limits[i].id, limits[i].value);
+	/* the one regular-expression function, with PCRE2's limits (regexp.h) */
+	int rrc = de_regexp_register(db, err);
+	if (rrc < 0) {
+		sqlite3_close(db);
+		return rrc;
+	}
 	*out = db;
 	return 0;
 }
@@ -315,7 +335,7 @@ static int load_stored(sqlite3 *db, struct authctx *ac)
 
 	if (sqlite3_prepare_v2(db, "SELECT name FROM sqlite_schema WHERE type IN ('table', 'view')",
 			       -1, &st, NULL) != SQLITE_OK)
-		return -EIO;
+		return -sqlite_errno(db);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *n = (const char *)sqlite3_column_text(st, 0);
 		char **nn = realloc(ac->stored, (ac->nstored + 1) * sizeof(char *));
@@ -329,7 +349,7 @@ static int load_stored(sqlite3 *db, struct authctx *ac)
 		ac->nstored++;
 	}
 	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : -EIO;
+	return rc == SQLITE_DONE ? 0 : -sqlite_errno(db);
 }
 
 static const char *action_name(int action)
@@ -573,6 +593,8 @@ static int prepare_error(sqlite3 *db, const char *sql, struct authctx *ac, struc
 
 	if (off >= 0)
 		snprintf(where, sizeof(where), " (at offset %d)", off);
+	if (sqlite_errno(db) == ENOMEM)
+		return de_error_set(err, DE_ERR_DETECTION, ENOMEM, "preparing the query: %s", msg);
 	if (ac->denied)
 		return de_error_set(err, DE_ERR_DETECTION, EPERM, "%s", ac->why);
 	if (strncmp(msg, "no such table", 13) == 0 || strncmp(msg, "no such function", 16) == 0) {
@@ -625,6 +647,11 @@ int de_validator_prepare(const struct de_validator *v, sqlite3 *db, const char *
 		struct authctx ac2 = {.v = v, .stored = ac.stored, .nstored = ac.nstored};
 		sqlite3_set_authorizer(db, authorize, &ac2);
 		int r2 = sqlite3_prepare_v3(db, tail, -1, 0, &extra, &tail2);
+		if (r2 == SQLITE_NOMEM) {
+			rc = de_error_set(err, DE_ERR_DETECTION, ENOMEM,
+					  "preparing the query: out of memory");
+			goto out;
+		}
 		if (r2 != SQLITE_OK || extra) {
 			rc = de_error_set(err, DE_ERR_DETECTION, EINVAL,
 					  "only one SQL statement is allowed; found more after "

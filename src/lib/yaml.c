@@ -30,6 +30,7 @@ struct yctx {
 	json_t *origins;    /* where to record key origins */
 	struct de_error *err;
 	enum de_error_category cat; /* category of the errors we report */
+	bool text;		    /* plain scalars other than null stay strings */
 };
 
 static int yerr_at(struct yctx *y, const yaml_mark_t *m, const char *fmt, const char *detail)
@@ -38,10 +39,17 @@ static int yerr_at(struct yctx *y, const yaml_mark_t *m, const char *fmt, const 
 			    m->column + 1, fmt, detail ? detail : "");
 }
 
+static int nomem(struct yctx *y)
+{
+	return de_error_set(y->err, y->cat, ENOMEM, "%s: out of memory", y->origin);
+}
+
 static int yparse(struct yctx *y, yaml_event_t *ev)
 {
 	if (!yaml_parser_parse(&y->parser, ev)) {
 		const yaml_mark_t *m = &y->parser.problem_mark;
+		if (y->parser.error == YAML_MEMORY_ERROR)
+			return nomem(y);
 		return de_error_set(
 			y->err, y->cat, EINVAL, "%s:%zu:%zu: invalid YAML: %s%s%s", y->origin,
 			m->line + 1, m->column + 1, y->parser.problem ? y->parser.problem : "error",
@@ -50,14 +58,17 @@ static int yparse(struct yctx *y, yaml_event_t *ev)
 	return 0;
 }
 
-static void record_origin(struct yctx *y, const char *path, const yaml_mark_t *m)
+static int record_origin(struct yctx *y, const char *path, const yaml_mark_t *m)
 {
 	char buf[PATH_MAX + 64];
+	json_t *s;
 
 	if (!y->origins || !*path)
-		return;
+		return 0;
 	snprintf(buf, sizeof(buf), "%s:%zu:%zu", y->origin, m->line + 1, m->column + 1);
-	json_object_set_new(y->origins, path, json_string(buf));
+	if (!(s = json_string(buf)) || json_object_set_new(y->origins, path, s) < 0)
+		return nomem(y);
+	return 0;
 }
 
 static bool all_digits(const char *s)
@@ -88,6 +99,8 @@ static int scalar_value(struct yctx *y, const yaml_event_t *ev, json_t **out)
 	if (n == 0 || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
 	    !strcmp(s, "NULL")) {
 		*out = json_null();
+	} else if (y->text) {
+		*out = json_stringn(s, n);
 	} else if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE")) {
 		*out = json_true();
 	} else if (!strcmp(s, "false") || !strcmp(s, "False") || !strcmp(s, "FALSE")) {
@@ -112,7 +125,7 @@ static int scalar_value(struct yctx *y, const yaml_event_t *ev, json_t **out)
 	}
 done:
 	if (!*out)
-		return de_error_set(y->err, y->cat, ENOMEM, "out of memory");
+		return nomem(y);
 	return 0;
 }
 
@@ -125,7 +138,7 @@ static int parse_mapping(struct yctx *y, const char *path, int depth, json_t **o
 	int rc = 0;
 
 	if (!obj || !marks) {
-		rc = de_error_set(y->err, y->cat, ENOMEM, "out of memory");
+		rc = nomem(y);
 		goto out;
 	}
 	for (;;) {
@@ -148,7 +161,7 @@ static int parse_mapping(struct yctx *y, const char *path, int depth, json_t **o
 		}
 		k = (const char *)kev.data.scalar.value;
 		if (kev.data.scalar.length == 0 || strlen(k) != kev.data.scalar.length ||
-		    strchr(k, '.') || kev.data.scalar.length >= MAX_KEY) {
+		    (strchr(k, '.') && !y->text) || kev.data.scalar.length >= MAX_KEY) {
 			rc = yerr_at(y, &kev.start_mark,
 				     "invalid key (empty, too long, or containing '.'): ", k);
 			yaml_event_delete(&kev);
@@ -162,7 +175,12 @@ static int parse_mapping(struct yctx *y, const char *path, int depth, json_t **o
 			yaml_event_delete(&kev);
 			goto out;
 		}
-		json_object_set_new(marks, k, json_integer((json_int_t)kev.start_mark.line + 1));
+		if (json_object_set_new(marks, k,
+					json_integer((json_int_t)kev.start_mark.line + 1)) < 0) {
+			rc = nomem(y);
+			yaml_event_delete(&kev);
+			goto out;
+		}
 		snprintf(sub, sizeof(sub), "%s%s%s", path, *path ? "." : "", k);
 		if ((rc = yparse(y, &vev)) < 0) {
 			yaml_event_delete(&kev);
@@ -171,7 +189,7 @@ static int parse_mapping(struct yctx *y, const char *path, int depth, json_t **o
 		rc = parse_node(y, &vev, sub, depth + 1, &val);
 		yaml_event_delete(&vev);
 		if (rc == 0 && json_object_set_new(obj, k, val) < 0)
-			rc = de_error_set(y->err, y->cat, ENOMEM, "out of memory");
+			rc = nomem(y);
 		yaml_event_delete(&kev);
 		if (rc < 0)
 			goto out;
@@ -192,7 +210,7 @@ static int parse_sequence(struct yctx *y, const char *path, int depth, json_t **
 	size_t i = 0;
 
 	if (!arr)
-		return de_error_set(y->err, y->cat, ENOMEM, "out of memory");
+		return nomem(y);
 	for (;; i++) {
 		yaml_event_t ev;
 		char sub[MAX_KEY * 2];
@@ -209,7 +227,10 @@ static int parse_sequence(struct yctx *y, const char *path, int depth, json_t **
 		yaml_event_delete(&ev);
 		if (rc < 0)
 			break;
-		json_array_append_new(arr, val);
+		if (json_array_append_new(arr, val) < 0) {
+			rc = nomem(y);
+			break;
+		}
 	}
 	if (rc < 0)
 		json_decref(arr);
@@ -224,13 +245,16 @@ static int parse_node(struct yctx *y, yaml_event_t *ev, const char *path, int de
 		return yerr_at(y, &ev->start_mark, "nesting too deep", NULL);
 	switch (ev->type) {
 	case YAML_SCALAR_EVENT:
-		record_origin(y, path, &ev->start_mark);
+		if (record_origin(y, path, &ev->start_mark) < 0)
+			return -ENOMEM;
 		return scalar_value(y, ev, out);
 	case YAML_MAPPING_START_EVENT:
-		record_origin(y, path, &ev->start_mark);
+		if (record_origin(y, path, &ev->start_mark) < 0)
+			return -ENOMEM;
 		return parse_mapping(y, path, depth, out);
 	case YAML_SEQUENCE_START_EVENT:
-		record_origin(y, path, &ev->start_mark);
+		if (record_origin(y, path, &ev->start_mark) < 0)
+			return -ENOMEM;
 		return parse_sequence(y, path, depth, out);
 	case YAML_ALIAS_EVENT:
 		return yerr_at(y, &ev->start_mark, "YAML aliases are not supported", NULL);
@@ -239,16 +263,17 @@ static int parse_node(struct yctx *y, yaml_event_t *ev, const char *path, int de
 	}
 }
 
-int de_yaml_parse(const char *text, size_t len, const char *origin, json_t *origins,
-		  enum de_error_category cat, json_t **out, struct de_error *err)
+static int parse_doc(const char *text, size_t len, const char *origin, json_t *origins,
+		     enum de_error_category cat, bool as_text, json_t **out, struct de_error *err)
 {
-	struct yctx y = {.origin = origin, .origins = origins, .err = err, .cat = cat};
+	struct yctx y = {
+		.origin = origin, .origins = origins, .err = err, .cat = cat, .text = as_text};
 	yaml_event_t ev;
 	json_t *root = NULL;
 	int rc;
 
 	if (!yaml_parser_initialize(&y.parser))
-		return de_error_set(err, cat, ENOMEM, "out of memory");
+		return de_error_set(err, cat, ENOMEM, "%s: out of memory", origin);
 	yaml_parser_set_input_string(&y.parser, (const unsigned char *)text, len);
 	if ((rc = yparse(&y, &ev)) < 0) /* STREAM-START */
 		goto out;
@@ -284,4 +309,16 @@ out:
 	}
 	*out = root;
 	return 0;
+}
+
+int de_yaml_parse(const char *text, size_t len, const char *origin, json_t *origins,
+		  enum de_error_category cat, json_t **out, struct de_error *err)
+{
+	return parse_doc(text, len, origin, origins, cat, false, out, err);
+}
+
+int de_yaml_parse_text(const char *text, size_t len, const char *origin, json_t *origins,
+		       enum de_error_category cat, json_t **out, struct de_error *err)
+{
+	return parse_doc(text, len, origin, origins, cat, true, out, err);
 }

@@ -51,7 +51,7 @@ static int send_locked(struct server *s, const struct de_ipc_msg *m, struct de_e
 	return rc;
 }
 
-#define SCAN_WRITE_SIZE (64u * 1024u)
+#define SCAN_WRITE_SIZE ((size_t)64 * 1024)
 
 /* The scan thread's gathered frames. */
 struct send_ctx {
