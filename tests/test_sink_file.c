@@ -37,6 +37,24 @@ static struct de_alertmgr_config *load(const char *yaml, struct de_error *e, int
 	return ac;
 }
 
+/* The configuration of one file sink "f" at path, fsync always (not opened yet). */
+static struct de_alertmgr_config *file_sink(const char *path, struct de_alert_sink **s)
+{
+	struct de_error e = {0};
+	char yaml[1024];
+	int rc;
+
+	snprintf(
+		yaml, sizeof(yaml),
+		"alerting:\n  sinks:\n    - { name: f, type: file, path: \"%s\", fsync: always }\n",
+		path);
+	struct de_alertmgr_config *ac = load(yaml, &e, &rc);
+	assert_int_equal(rc, 0);
+	*s = de_alertmgr_config_sink(ac, "f");
+	assert_non_null(*s);
+	return ac;
+}
+
 static void deliver(struct de_alert_sink *s, const char *text, enum de_sink_outcome want)
 {
 	struct de_alert a = {0};
@@ -71,19 +89,12 @@ static void test_file(void **state)
 {
 	(void)state;
 	struct de_error e = {0};
-	char yaml[1024], path[600], moved[640];
+	char path[600], moved[640];
 	struct stat st;
-	int rc;
 
 	snprintf(path, sizeof(path), "%s/log/sub/alerts.jsonl", tmpdir);
-	snprintf(
-		yaml, sizeof(yaml),
-		"alerting:\n  sinks:\n    - { name: f, type: file, path: \"%s\", fsync: always }\n",
-		path);
-	struct de_alertmgr_config *ac = load(yaml, &e, &rc);
-	assert_int_equal(rc, 0);
-	struct de_alert_sink *s = de_alertmgr_config_sink(ac, "f");
-	assert_non_null(s);
+	struct de_alert_sink *s;
+	struct de_alertmgr_config *ac = file_sink(path, &s);
 	assert_int_equal(s->format, DE_FMT_JSON);
 	assert_int_equal(s->ops->open(s->state, &e), 0);
 	assert_int_equal(stat(path, &st), 0);
@@ -117,23 +128,17 @@ static void test_batch(void **state)
 {
 	(void)state;
 	struct de_error e = {0};
-	char yaml[1024], dir[600], path[640], big[3][3001];
+	char dir[600], path[640], big[3][3001];
 	struct de_sink_msg m[3];
 	struct de_sink_result r[3];
 	struct de_alert a = {0};
 	atomic_bool stop;
-	int rc;
 
 	atomic_init(&stop, false);
 	snprintf(dir, sizeof(dir), "%s/full", tmpdir);
 	snprintf(path, sizeof(path), "%s/alerts.jsonl", dir);
-	snprintf(
-		yaml, sizeof(yaml),
-		"alerting:\n  sinks:\n    - { name: f, type: file, path: \"%s\", fsync: always }\n",
-		path);
-	struct de_alertmgr_config *ac = load(yaml, &e, &rc);
-	assert_int_equal(rc, 0);
-	struct de_alert_sink *s = de_alertmgr_config_sink(ac, "f");
+	struct de_alert_sink *s;
+	struct de_alertmgr_config *ac = file_sink(path, &s);
 	assert_non_null(s->ops->deliver_batch);
 	bool root = geteuid() == 0;
 	assert_int_equal(mkdir(dir, 0700), 0);

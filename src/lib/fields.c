@@ -366,6 +366,21 @@ fail:
 	return -1;
 }
 
+/*
+ * Whether field f of obj is left out of its JSON: daemoneye's own optional
+ * additions (no seed field is an optional bool or vector) appear only when
+ * set, keeping the seed's shape, and so do the strings and JSON values
+ * marked omit_unset.
+ */
+static bool omitted(const void *obj, const struct de_field *f)
+{
+	if (f->optional && ((f->type == F_BOOL && !*CAT(obj, f->off, bool)) ||
+			    (f->type == F_STRV && !*CAT(obj, f->len_off, size_t))))
+		return true;
+	return f->omit_unset && (f->type == F_STR || f->type == F_JSON) &&
+	       !*CAT(obj, f->off, void *);
+}
+
 json_t *de_fields_to_json(const void *obj, const struct de_field *fs, size_t nf)
 {
 	json_t *o = json_object();
@@ -383,13 +398,7 @@ json_t *de_fields_to_json(const void *obj, const struct de_field *fs, size_t nf)
 				goto fail;
 			continue;
 		}
-		/* daemoneye's own optional additions (no seed field is an optional
-		 * bool or vector) appear only when set, keeping the seed's shape */
-		if (f->optional && ((f->type == F_BOOL && !*CAT(obj, f->off, bool)) ||
-				    (f->type == F_STRV && !*CAT(obj, f->len_off, size_t))))
-			continue;
-		if (f->omit_unset && (f->type == F_STR || f->type == F_JSON) &&
-		    !*CAT(obj, f->off, void *))
+		if (omitted(obj, f))
 			continue;
 		switch (f->type) {
 		case F_UUID:
@@ -640,12 +649,7 @@ int de_fields_write_json(const void *obj, const struct de_field *fs, size_t nf, 
 				rc = de_buf_puts(out, "null");
 			continue;
 		}
-		/* the same omissions as de_fields_to_json */
-		if (f->optional && ((f->type == F_BOOL && !*CAT(obj, f->off, bool)) ||
-				    (f->type == F_STRV && !*CAT(obj, f->len_off, size_t))))
-			continue;
-		if (f->omit_unset && (f->type == F_STR || f->type == F_JSON) &&
-		    !*CAT(obj, f->off, void *))
+		if (omitted(obj, f))
 			continue;
 		if (f->type == F_STRV) { /* put_strv: the base64 twins first, when any */
 			char *const *v = *CAT(obj, f->off, char **);
