@@ -302,6 +302,17 @@ static void test_json_bytes(void **state)
 		char *line = de_alert_render_json(&a);
 		assert_string_equal(line, want);
 		free(line);
+		/* the same with the values as the outbox stored them (not ASCII-only) */
+		char *data = json_dumps(a.alert_data, JSON_COMPACT | JSON_ENCODE_ANY);
+		char *ctx =
+			a.context ? json_dumps(a.context, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+		struct de_alert_json_text t = {data, ctx, strlen(data), ctx ? strlen(ctx) : 0};
+		struct de_alertfmt_opts o = {.json = &t};
+		de_buf_reset(&b);
+		assert_int_equal(de_alertfmt_render(DE_FMT_JSON, &a, &o, &b), 0);
+		assert_string_equal(b.p, want);
+		free(data);
+		free(ctx);
 		free(want);
 		json_decref(j);
 		de_alert_clear(&a);
@@ -309,12 +320,37 @@ static void test_json_bytes(void **state)
 	de_buf_free(&b);
 }
 
+/* The json format copies the values' text it is given when it is ASCII, and
+   dumps the values again when it is not (the output is ASCII throughout). */
+static void test_json_pre_written(void **state)
+{
+	(void)state;
+	struct de_alert a;
+	struct de_buf b = DE_BUF_INIT(1u << 20);
+	struct de_alert_json_text t = {.alert_data = "[\"given\"]", .alert_data_len = 9};
+	struct de_alertfmt_opts o = {.json = &t};
+
+	make_alert(&a);
+	assert_int_equal(de_alertfmt_render(DE_FMT_JSON, &a, &o, &b), 0);
+	assert_non_null(strstr(b.p, "\"alert_data\":[\"given\"],"));
+	t = (struct de_alert_json_text){.alert_data = "[\"zqx\xc3\xa9\"]", .alert_data_len = 10};
+	de_buf_reset(&b);
+	assert_int_equal(de_alertfmt_render(DE_FMT_JSON, &a, &o, &b), 0);
+	char *want = de_alert_render_json(&a);
+	assert_string_equal(b.p, want);
+	assert_null(strstr(b.p, "zqx"));
+	free(want);
+	de_alert_clear(&a);
+	de_buf_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_cef_escaping),   cmocka_unit_test(test_one_line_each),
-		cmocka_unit_test(test_cef_record),     cmocka_unit_test(test_ecs_ocsf),
-		cmocka_unit_test(test_human_and_json), cmocka_unit_test(test_json_bytes),
+		cmocka_unit_test(test_cef_escaping),	 cmocka_unit_test(test_one_line_each),
+		cmocka_unit_test(test_cef_record),	 cmocka_unit_test(test_ecs_ocsf),
+		cmocka_unit_test(test_human_and_json),	 cmocka_unit_test(test_json_bytes),
+		cmocka_unit_test(test_json_pre_written),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -81,6 +81,18 @@ json_t *de_alert_to_json(const struct de_alert *a);
  */
 struct de_buf;
 int de_alert_write_json(const struct de_alert *a, struct de_buf *out);
+/*
+ * An alert's JSON values already written as compact JSON text (as the
+ * outbox stores them: de_json_dump, either escaping), each NULL when not;
+ * borrowed.  Each must be a dump of the alert's value as it is.
+ */
+struct de_alert_json_text {
+	const char *alert_data, *context;
+	size_t alert_data_len, context_len;
+};
+/* de_alert_write_json copying the texts in pre (may be NULL) instead of dumping again. */
+int de_alert_write_json_pre(const struct de_alert *a, const struct de_alert_json_text *pre,
+			    struct de_buf *out);
 int de_alert_from_json(const json_t *j, struct de_alert *out, struct de_error *err);
 
 struct de_alert_list {

@@ -125,6 +125,12 @@ const char *de_outbox_status_name(enum de_outbox_status s);
  */
 int de_outbox_add(struct de_outbox *o, const struct de_alert *a, const char *const *sinks, size_t n,
 		  int64_t now, int64_t *ids, struct de_error *err);
+/*
+ * The alert_data and context JSON text the last de_outbox_add stored
+ * (compact, non-ASCII as is), borrowed until the outbox's next call; a
+ * NULL context when the alert had none.
+ */
+void de_outbox_added_json(const struct de_outbox *o, struct de_alert_json_text *out);
 
 /* One delivery row (strings borrowed for the callback). */
 struct de_delivery_row {

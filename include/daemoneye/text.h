@@ -18,6 +18,8 @@
 
 /* True when the n bytes at s are valid UTF-8 (no overlongs, no surrogates). */
 bool de_utf8_valid(const char *s, size_t n);
+/* True when every one of the n bytes at s is below 0x80. */
+bool de_ascii_only(const char *s, size_t n);
 /*
  * Length of the valid UTF-8 sequence at s (n > 0 bytes left), 0 when the
  * bytes there do not start one.

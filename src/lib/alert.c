@@ -6,6 +6,7 @@
 #include "daemoneye/alert.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -86,7 +87,20 @@ json_t *de_alert_to_json(const struct de_alert *a)
 
 int de_alert_write_json(const struct de_alert *a, struct de_buf *out)
 {
-	return de_fields_write_json(a, alert_fields, F_COUNT(alert_fields), true, out);
+	return de_alert_write_json_pre(a, NULL, out);
+}
+
+int de_alert_write_json_pre(const struct de_alert *a, const struct de_alert_json_text *pre,
+			    struct de_buf *out)
+{
+	const struct de_json_text t[2] = {
+		{offsetof(struct de_alert, alert_data), pre ? pre->alert_data : NULL,
+		 pre ? pre->alert_data_len : 0},
+		{offsetof(struct de_alert, context), pre ? pre->context : NULL,
+		 pre ? pre->context_len : 0},
+	};
+
+	return de_fields_write_json_pre(a, alert_fields, F_COUNT(alert_fields), true, t, 2, out);
 }
 
 int de_alert_from_json(const json_t *j, struct de_alert *out, struct de_error *err)

@@ -168,9 +168,10 @@ static int render_human(const struct de_alert *a, const struct de_alertfmt_opts 
 	return rc;
 }
 
-static int render_json(const struct de_alert *a, struct de_buf *out)
+static int render_json(const struct de_alert *a, const struct de_alertfmt_opts *o,
+		       struct de_buf *out)
 {
-	return de_alert_write_json(a, out);
+	return de_alert_write_json_pre(a, o ? o->json : NULL, out);
 }
 
 /* ---- ECS ------------------------------------------------------------------- */
@@ -498,7 +499,7 @@ int de_alertfmt_render(enum de_alertfmt f, const struct de_alert *a,
 	case DE_FMT_HUMAN:
 		return render_human(a, o, out);
 	case DE_FMT_JSON:
-		return render_json(a, out);
+		return render_json(a, o, out);
 	case DE_FMT_ECS:
 		return render_ecs(a, host, out);
 	case DE_FMT_CEF:

@@ -45,14 +45,51 @@ struct shared_alert {
 	struct de_alert a;
 	char id[DE_UUID_STR_LEN + 1];
 	atomic_int refs;
+	/* a's JSON values as the outbox stored them (in json, owned), so the
+	 * json format copies them instead of dumping them again; NULL when not
+	 * kept (an alert reloaded for a retry) */
+	char *json;
+	struct de_alert_json_text jt;
 };
 
 static void sa_unref(struct shared_alert *sa)
 {
 	if (sa && atomic_fetch_sub(&sa->refs, 1) == 1) {
 		de_alert_clear(&sa->a);
+		free(sa->json);
 		free(sa);
 	}
+}
+
+/* The format options of a delivery of sa through s. */
+static struct de_alertfmt_opts fmt_opts(const struct de_alert_sink *s,
+					const struct shared_alert *sa)
+{
+	return (struct de_alertfmt_opts){.color = s->color, .json = sa->json ? &sa->jt : NULL};
+}
+
+/* Keep the JSON text the outbox just stored for sa (none if out of memory: it is dumped again). */
+static void sa_keep_json(struct shared_alert *sa, const struct de_outbox *ob)
+{
+	struct de_alert_json_text t;
+	size_t dl, cl;
+
+	de_outbox_added_json(ob, &t);
+	dl = t.alert_data ? t.alert_data_len : 0;
+	cl = t.context ? t.context_len : 0;
+	if (!(sa->json = malloc(dl + cl + 1)))
+		return;
+	if (dl)
+		memcpy(sa->json, t.alert_data, dl);
+	if (cl)
+		memcpy(sa->json + dl, t.context, cl);
+	sa->json[dl + cl] = '\0';
+	sa->jt = (struct de_alert_json_text){
+		.alert_data = t.alert_data ? sa->json : NULL,
+		.alert_data_len = dl,
+		.context = t.context ? sa->json + dl : NULL,
+		.context_len = cl,
+	};
 }
 
 /* One delivery, queued, in flight, then its outcome. */
@@ -264,7 +301,7 @@ static void outcome(struct worker *w, struct item *it, const struct de_sink_resu
 static void attempt(struct worker *w, struct item *it)
 {
 	struct de_alert_sink *s = w->sink;
-	struct de_alertfmt_opts fo = {.color = s->color};
+	struct de_alertfmt_opts fo = fmt_opts(s, it->sa);
 	struct de_sink_result r = {0};
 	int64_t now = de_mono_ms();
 	int rc;
@@ -306,7 +343,6 @@ static void attempt(struct worker *w, struct item *it)
 static void attempt_batch(struct worker *w, struct item **items, size_t n)
 {
 	struct de_alert_sink *s = w->sink;
-	struct de_alertfmt_opts fo = {.color = s->color};
 	struct batch *b = w->batch;
 
 	for (size_t i = 0; i < n;) {
@@ -315,6 +351,7 @@ static void attempt_batch(struct worker *w, struct item **items, size_t n)
 		while (i < n && k < BATCH_MAX && w->payload.len < BATCH_BYTES) {
 			struct item *it = items[i++];
 			size_t off = w->payload.len;
+			struct de_alertfmt_opts fo = fmt_opts(s, it->sa);
 			int rc = de_alertfmt_render(s->format, &it->sa->a, &fo, &w->payload);
 			it->attempts++;
 			if (rc < 0) {
@@ -795,6 +832,7 @@ static int outbox(struct de_alertmgr *m, struct de_alert *a, const struct de_rul
 		pending_free(p);
 		return rc;
 	}
+	sa_keep_json(sa, m->ob);
 	c->raised++;
 	c->deliveries += p->n;
 	p->next = *pend;

@@ -637,6 +637,22 @@ static int wj_bytes(struct de_buf *out, const char *s, bool ascii, bool raw)
 int de_fields_write_json(const void *obj, const struct de_field *fs, size_t nf, bool ascii,
 			 struct de_buf *out)
 {
+	return de_fields_write_json_pre(obj, fs, nf, ascii, NULL, 0, out);
+}
+
+/* The text in pre[0..npre) written for the field at off that out may take as is, or NULL. */
+static const struct de_json_text *pre_text(const struct de_json_text *pre, size_t npre, size_t off,
+					   bool ascii)
+{
+	for (size_t i = 0; i < npre; i++)
+		if (pre[i].off == off && pre[i].p)
+			return !ascii || de_ascii_only(pre[i].p, pre[i].len) ? &pre[i] : NULL;
+	return NULL;
+}
+
+int de_fields_write_json_pre(const void *obj, const struct de_field *fs, size_t nf, bool ascii,
+			     const struct de_json_text *pre, size_t npre, struct de_buf *out)
+{
 	char ubuf[DE_UUID_STR_LEN + 1];
 	bool first = true;
 	int rc = de_buf_putc(out, '{');
@@ -725,7 +741,11 @@ int de_fields_write_json(const void *obj, const struct de_field *fs, size_t nf, 
 		}
 		case F_JSON: {
 			const json_t *v = *CAT(obj, f->off, json_t *);
-			rc = v ? de_json_dump(v, ascii, out) : de_buf_puts(out, "null");
+			const struct de_json_text *t =
+				v ? pre_text(pre, npre, f->off, ascii) : NULL;
+			rc = t	 ? de_buf_append(out, t->p, t->len)
+			     : v ? de_json_dump(v, ascii, out)
+				 : de_buf_puts(out, "null");
 			break;
 		}
 		case F_SEV: {

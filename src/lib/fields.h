@@ -87,8 +87,21 @@ json_t *de_fields_to_json(const void *obj, const struct de_field *fs, size_t nf)
  * rules and are checked against each other by tests/test_alertfmt.c.  0,
  * -ENOMEM/-E2BIG from the buffer, -ERANGE for a u64 JSON cannot carry.
  */
+struct de_json_text {
+	size_t off;    /* an F_JSON field's offset in obj */
+	const char *p; /* its value as compact JSON text (de_json_dump, either escaping) */
+	size_t len;
+};
 int de_fields_write_json(const void *obj, const struct de_field *fs, size_t nf, bool ascii,
 			 struct de_buf *out);
+/*
+ * The same, with the F_JSON fields named in pre[0..npre) taken as already
+ * written: their text is copied instead of dumping the value again (with
+ * ascii, only when the text is ASCII; else the value is dumped).  The
+ * caller keeps each text equal to a dump of its field's value.
+ */
+int de_fields_write_json_pre(const void *obj, const struct de_field *fs, size_t nf, bool ascii,
+			     const struct de_json_text *pre, size_t npre, struct de_buf *out);
 /*
  * Parse object o into obj (zeroed first).  Unknown, missing, wrong-type and
  * out-of-range members are ValidationErrors naming the member and `what`

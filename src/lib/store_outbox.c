@@ -959,6 +959,16 @@ fail:
 			    rc == -E2BIG ? "a JSON column is too large" : "out of memory");
 }
 
+void de_outbox_added_json(const struct de_outbox *o, struct de_alert_json_text *out)
+{
+	*out = (struct de_alert_json_text){
+		.alert_data = o->data.p,
+		.alert_data_len = o->data.len,
+		.context = o->ctx.len ? o->ctx.p : NULL,
+		.context_len = o->ctx.len,
+	};
+}
+
 int de_outbox_due(struct de_outbox *o, const char *sink, int64_t now, size_t limit,
 		  bool (*skip)(int64_t id, void *arg), de_delivery_cb cb, void *arg,
 		  int64_t *next_due, struct de_error *err)

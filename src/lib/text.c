@@ -43,20 +43,36 @@ static size_t seq_len(const unsigned char *s, size_t n)
 	return len;
 }
 
+/* How many of the n bytes at p, from the first, are ASCII: eight at a time. */
+static size_t ascii_run(const unsigned char *p, size_t n)
+{
+	size_t i = 0;
+
+	while (i + 8 <= n) {
+		uint64_t w;
+		memcpy(&w, p + i, 8);
+		if (w & 0x8080808080808080ULL)
+			break;
+		i += 8;
+	}
+	while (i < n && p[i] < 0x80)
+		i++;
+	return i;
+}
+
+bool de_ascii_only(const char *s, size_t n)
+{
+	return ascii_run((const unsigned char *)s, n) == n;
+}
+
 bool de_utf8_valid(const char *s, size_t n)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	size_t i = 0;
 
 	while (i < n) {
-		/* ASCII, eight bytes at a time: most of what /proc holds */
-		while (i + 8 <= n) {
-			uint64_t w;
-			memcpy(&w, p + i, 8);
-			if (w & 0x8080808080808080ULL)
-				break;
-			i += 8;
-		}
+		/* ASCII runs fast: most of what /proc holds */
+		i += ascii_run(p + i, n - i);
 		if (i >= n)
 			break;
 		if (p[i] < 0x80) {
