@@ -26,6 +26,17 @@ static void test_utf8_and_escape(void **state)
 	assert_false(de_utf8_valid("\xed\xa0\x80", 3));	    /* surrogate */
 	assert_false(de_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
 	assert_false(de_utf8_valid("\xe2\x82", 2));	    /* truncated */
+	/* ASCII only: every position of a non-ASCII byte, past the 8-byte runs */
+	char buf[24];
+	memset(buf, 'a', sizeof(buf));
+	assert_true(de_ascii_only(buf, sizeof(buf)));
+	assert_true(de_ascii_only(buf, 0));
+	for (size_t i = 0; i < sizeof(buf); i++) {
+		buf[i] = (char)0x80;
+		assert_false(de_ascii_only(buf, sizeof(buf)));
+		assert_true(de_ascii_only(buf, i));
+		buf[i] = 0x7f;
+	}
 	char *s = de_escape_text("a\nb\x1b[0m\\\xff\xc3\xa9", 11);
 	assert_string_equal(s, "a\\nb\\x1b[0m\\\\\\xff\xc3\xa9");
 	free(s);
