@@ -67,7 +67,9 @@ static void new_check(void *p, int rc, const struct de_error *err)
 	if (rc == 0) {
 		const char *const *f = de_validator_functions(x->v, &n);
 		assert_true(n > 20);
-		assert_string_equal(f[n - 1], "like");
+		/* the defaults whole: the last two are like and regexp (regexp.h) */
+		assert_string_equal(f[n - 2], "like");
+		assert_string_equal(f[n - 1], "regexp");
 	}
 	de_validator_free(x->v);
 }
@@ -115,7 +117,8 @@ static void allow_check(void *p, int rc, const struct de_error *err)
 	} else { /* the defaults, untouched */
 		assert_true(n > 20);
 		assert_string_equal(f[0], "count");
-		assert_string_equal(f[n - 1], "like");
+		assert_string_equal(f[n - 2], "like");
+		assert_string_equal(f[n - 1], "regexp");
 	}
 	de_validator_free(x->v);
 }
