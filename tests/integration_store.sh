@@ -132,7 +132,7 @@ check "stats exits 0" test "$rc" = 0
 check "stats shows schema, instances and scans" grep -q "^process instances" "$tmp/stats"
 cli stats --format json >"$tmp/stats.json"; rc=$?
 check "stats --format json exits 0 (rc=$rc)" test "$rc" = 0
-check "stats json" python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); assert s["schema_version"]>=6 and s["scans"]==3' "$tmp/stats.json"
+check "stats json" python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); assert s["schema_version"]>=7 and s["scans"]==3' "$tmp/stats.json"
 
 # 3. Twenty scans of a quiet host grow the store by kilobytes.
 # A shared machine is not quiet (other tests, builds): the rows of the

@@ -85,7 +85,7 @@ struct de_store_config {
 
 struct de_store;
 
-#define DE_STORE_SCHEMA_VERSION 6
+#define DE_STORE_SCHEMA_VERSION 7
 
 /*
  * Open (and, unless read_only, lock, create and migrate) the store.  A file

@@ -187,8 +187,8 @@ static struct de_alert *alert_for(struct de_alert_list *l, size_t first, const c
 	}
 	a = &l->items[l->len];
 	memset(a, 0, sizeof(*a));
-	de_uuid_v4(&a->id);
 	a->alert_time = de_now_ms();
+	de_uuid_v7(&a->id, a->alert_time);
 	a->rule_id = strdup(rule->id);
 	a->title = strdup(rule->name);
 	a->description = strdup(rule->description ? rule->description : rule->name);

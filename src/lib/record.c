@@ -144,22 +144,15 @@ static void out_key(struct out *o, const char *key, size_t n)
 static int fact_to_text(const struct de_fact *m, void *ctx)
 {
 	struct out *o = ctx;
-	char buf[24], *p = buf + sizeof(buf), *esc;
+	char buf[DE_I64_TEXT_MAX], *p, *esc;
 	size_t len;
 
 	out_key(o, m->key, m->key_len);
 	switch (m->kind) {
-	case DE_FACT_INT: {
-		uint64_t u = m->i < 0 ? 0ull - (uint64_t)m->i : (uint64_t)m->i;
-		do {
-			*--p = (char)('0' + u % 10);
-			u /= 10;
-		} while (u);
-		if (m->i < 0)
-			*--p = '-';
+	case DE_FACT_INT:
+		p = de_i64_text(m->i, buf + sizeof(buf));
 		out_put(o, p, (size_t)(buf + sizeof(buf) - p));
 		return 0;
-	}
 	case DE_FACT_BOOL:
 		out_put(o, m->b ? "true" : "false", m->b ? 4 : 5);
 		return 0;

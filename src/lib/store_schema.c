@@ -16,8 +16,10 @@
  * user_version; a released one is never edited.  Schema history: 1 the
  * foundation; 2 history that grows with churn (instances, changes,
  * samples, scan status, deliveries); 3 alerts.incomplete; 4 an instance's
- * history row written when it leaves the snapshot; 5 alerting; 6 full
- * identity (user_name, group_name, cwd) and network_connections.
+ * history row written when it leaves the snapshot; 5 alerting (state,
+ * suppressed matches, deduplication windows, the outbox); 6 full identity
+ * (user_name, group_name, cwd) and network_connections; 7 the outbox's
+ * status check without an IN list, an index on resolved states.
  */
 #include "store_int.h"
 
@@ -550,6 +552,37 @@ static const char *const migrations[] = {
 	"CREATE UNIQUE INDEX network_connections_key ON network_connections(pid, start_time,"
 	"  family, local_address, local_port, remote_address, remote_port);"
 	"CREATE INDEX network_connections_seen ON network_connections(last_seen);",
+
+	/*
+	 * 7: the outbox's status check written as comparisons: SQLite checks
+	 * an IN list of three or more values through a temporary b-tree built
+	 * anew by every INSERT and UPDATE of a delivery, which cost more than
+	 * the row itself.  Resolved states are indexed by when they were
+	 * resolved, for retention.
+	 */
+	"CREATE TABLE alert_deliveries_v7 ("
+	"  id INTEGER PRIMARY KEY,"
+	"  alert_id TEXT NOT NULL,"
+	"  sink TEXT NOT NULL,"
+	"  status TEXT NOT NULL"
+	"    CHECK (status = 'pending' OR status = 'delivered' OR status = 'dead'),"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  next_attempt_at INTEGER,"
+	"  last_attempt_at INTEGER,"
+	"  delivered_at INTEGER,"
+	"  error TEXT,"
+	"  UNIQUE (alert_id, sink));"
+	"INSERT INTO alert_deliveries_v7(id, alert_id, sink, status, attempts, next_attempt_at,"
+	"  last_attempt_at, delivered_at, error) SELECT id, alert_id, sink, status, attempts,"
+	"  next_attempt_at, last_attempt_at, delivered_at, error FROM alert_deliveries;"
+	"DROP TABLE alert_deliveries;"
+	"ALTER TABLE alert_deliveries_v7 RENAME TO alert_deliveries;"
+	"CREATE INDEX alert_deliveries_due ON alert_deliveries(sink, next_attempt_at)"
+	"  WHERE status = 'pending';"
+	"CREATE INDEX alert_deliveries_dead ON alert_deliveries(last_attempt_at)"
+	"  WHERE status = 'dead';"
+	"CREATE INDEX alert_state_resolved ON alert_state(resolved_at)"
+	"  WHERE status = 'resolved';",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

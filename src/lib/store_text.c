@@ -76,15 +76,8 @@ static void tb_json_str(struct textbuf *t, const char *s, size_t n)
    snprintf's format parsing (it runs for every integer of every new row). */
 static void tb_int(struct textbuf *t, json_int_t v)
 {
-	char buf[24], *p = buf + sizeof(buf);
-	unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+	char buf[DE_I64_TEXT_MAX], *p = de_i64_text(v, buf + sizeof(buf));
 
-	do {
-		*--p = (char)('0' + u % 10);
-		u /= 10;
-	} while (u);
-	if (v < 0)
-		*--p = '-';
 	tb_put(t, p, (size_t)(buf + sizeof(buf) - p));
 }
 
