@@ -723,7 +723,7 @@ int de_outbox_state_open(struct de_outbox *o, const char *rule_id, const char *s
 			 struct de_error *err)
 {
 	struct qval *v;
-	int64_t id;
+	int64_t id = 0;
 	int rc;
 
 	if ((rc = next_id(o, &o->next_state, S_STATE_NEXT, &id, err)) < 0)
