@@ -58,6 +58,39 @@ for line in open(sys.argv[1]):
     for p in a["affected_processes"]: print(a["rule_id"], p)
 ' "$1"
 }
+# marker_rule FILE ID MARK: a rule file (readable by the agent's user) whose
+# one rule ID alerts on every process whose command line holds "MARK-"
+marker_rule() {
+	cat >"$1" <<YAML
+rules:
+  - id: $2
+    name: $2
+    description: a process whose command line carries the test's marker
+    version: 1
+    severity: low
+    category: execution
+    tags: [attack.t1059.004]
+    author: tests
+    sql: |
+      SELECT pid, name, executable_path, command_line FROM processes
+      WHERE command_line LIKE '%$3-%'
+YAML
+	chmod 644 "$1"
+}
+# alert_scan FILE RULE PID: print the scan id of FILE's (an agent's JSON
+# alerts) first alert of RULE naming PID; false when there is none (yet)
+alert_scan() {
+	python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    if line.startswith("{"):
+        a = json.loads(line)
+        if a["rule_id"] == sys.argv[2] and int(sys.argv[3]) in a["affected_processes"]:
+            print(a["scan_id"])
+            sys.exit(0)
+sys.exit(1)
+' "$@"
+}
 wait_for() {
 	local end=$((SECONDS + $1))
 	shift

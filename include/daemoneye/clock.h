@@ -12,6 +12,12 @@
 int64_t de_now_ms(void);
 /* Milliseconds of CLOCK_MONOTONIC: for intervals and deadlines. */
 int64_t de_mono_ms(void);
+/*
+ * The boot time in ms since the epoch, as /proc/stat's btime gives it (the
+ * base of every process's start time): procfd is an open /proc directory
+ * (or -1 for /proc).  0 when it cannot be read.
+ */
+int64_t de_boot_time_ms(int procfd);
 
 /*
  * Parse a time an operator typed into ms since the epoch: RFC 3339

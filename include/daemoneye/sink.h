@@ -14,8 +14,9 @@
  * the logs, reopen() on SIGHUP (files, for logrotate), close() at the end
  * (wipes secrets with explicit_bzero and frees the state).
  *
- * deliver() is called from one thread at a time per sink, with the alert
- * already rendered in the sink's format.  It classifies its failure:
+ * deliver() (or deliver_batch(), for several at once) is called from one
+ * thread at a time per sink, with the alert already rendered in the sink's
+ * format.  It classifies its failure:
  * transient (connection refused, DNS, timeouts, HTTP 408/429/5xx, SMTP 4xx)
  * is retried with backoff; permanent (HTTP 4xx, SMTP 5xx, TLS verification)
  * goes straight to the dead-letter state.  Error texts never hold a secret
@@ -126,6 +127,14 @@ struct de_sink_ops {
 	int (*configure)(struct de_sink_conf *c, void **state);
 	int (*open)(void *state, struct de_error *err);
 	void (*deliver)(void *state, const struct de_sink_msg *m, struct de_sink_result *r);
+	/*
+	 * May be NULL.  Attempts at msgs[0..n) together (the file sink: one
+	 * write(2), one sync), each outcome in results[i], as if deliver() had
+	 * been called on each in order.  The manager uses it while the sink's
+	 * circuit is closed, for what its queue holds at once.
+	 */
+	void (*deliver_batch)(void *state, const struct de_sink_msg *msgs, size_t n,
+			      struct de_sink_result *results);
 	/* One line on its state ("writing /var/log/x", "udp 127.0.0.1:514"); false if unhealthy. */
 	bool (*health)(void *state, char *buf, size_t n);
 	void (*reopen)(void *state); /* may be NULL */

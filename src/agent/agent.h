@@ -13,6 +13,7 @@
 #include "daemoneye/alertmgr.h"
 #include "daemoneye/config.h"
 #include "daemoneye/detect.h"
+#include "daemoneye/identity.h"
 #include "daemoneye/rules.h"
 #include "daemoneye/store.h"
 #include "daemoneye/validator.h"
@@ -32,7 +33,11 @@ struct agent {
 	struct de_alertmgr_config *alerting; /* loaded at start, handed to the manager */
 	struct de_alertmgr *alerts;	     /* alerts -> outbox -> sinks */
 	uint64_t retention_days;	     /* database.retention_days */
-	bool warned_over_cap;	   /* said once that the snapshot alone exceeds max_size_mb */
+	struct de_idcache *names;	     /* user and group names (identity.h) */
+	bool want_conns;		     /* collection.connections */
+	uint64_t conn_every;		     /* connections every Nth cycle (full_refresh_every) */
+	uint64_t cycles;		     /* full cycles run */
+	bool warned_over_cap; /* said once that the snapshot alone exceeds max_size_mb */
 	struct agent_fleet *fleet; /* the fleet's publisher (fleet_wiring.c); NULL when off */
 };
 
@@ -48,12 +53,21 @@ struct agent {
 void agent_alerts(struct agent *ag, struct de_alert_list *alerts, bool full);
 
 /*
- * Apply every event procmond has queued, in order, then forget them.  The
- * queue is cut before an exit of a process exec'd earlier in the same run,
- * so that the rules see a process that lived for 10 ms before its exit
- * takes it out of the snapshot.  A failure is logged and the rest dropped:
- * the next full scan reconciles.
+ * Apply the events procmond has queued as one batch (execpath.c).  An
+ * exit of a process exec'd in the same batch stays queued for the next
+ * batch, so that the rules see a process that lived for a millisecond
+ * before its exit takes it out of the snapshot; agent_execpath_pending()
+ * then says to run again soon.  A failure is logged and the batch
+ * dropped: the next full scan reconciles.
  */
 void agent_execpath_run(struct agent *ag);
+bool agent_execpath_pending(const struct agent *ag);
+
+/*
+ * Set r's user_name and group_name facts from its effective ids, through
+ * the agent's bounded name cache (procmond never resolves names).  A record
+ * without ids is left alone; out of memory leaves the names unset.
+ */
+void agent_resolve_names(struct agent *ag, struct de_process_record *r);
 
 #endif

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "agent.h"
 #include "fleet_wiring.h"
@@ -24,26 +25,22 @@ static int apply_events(struct agent *ag, struct de_process_event *ev, size_t n,
 			struct de_error *err)
 {
 	struct de_alert_list alerts = {0};
-	size_t execs = 0;
 	int64_t scan_id;
 	int rc;
 
 	for (size_t i = 0; i < n; i++)
-		execs += ev[i].has_record;
-	if ((rc = de_store_scan_begin(ag->store, de_now_ms(), "event", &scan_id, err)) < 0)
-		goto out;
-	for (size_t i = 0; i < n; i++)
 		if (ev[i].has_record)
-			ev[i].record.scan_id = scan_id;
-	if ((rc = de_store_apply_events(ag->store, scan_id, ev, n, err)) < 0 ||
-	    (rc = de_store_scan_end(ag->store, scan_id, de_now_ms(), execs, err)) < 0) {
-		de_store_scan_fail(ag->store, scan_id, de_now_ms(), err->message, NULL);
+			agent_resolve_names(ag, &ev[i].record);
+	/* the scan's row and the events: one transaction */
+	if ((rc = de_store_event_scan(ag->store, de_now_ms(), ev, n, &scan_id, err)) < 0)
 		goto out;
-	}
 	agent_fleet_events(ag, ev, n);
-	/* each exec'd process at once, by the rules that concern one process */
+	/* each exec'd process at once, and each that made a TCP connection, by
+	   the rules that concern one process, all over one read of the store */
+	struct de_error berr = {0};
+	bool batch = de_engine_begin_batch(ag->engine, &berr) == 0;
 	for (size_t i = 0; i < n; i++) {
-		if (!ev[i].has_record)
+		if (!ev[i].has_record && ev[i].kind != DE_PROCESS_TCP)
 			continue;
 		de_engine_run_pid(ag->engine, ag->rules.items, ag->rules.len, ev[i].pid, scan_id,
 				  &alerts, ag->results);
@@ -51,15 +48,14 @@ static int apply_events(struct agent *ag, struct de_process_event *ev, size_t n,
 			if (ag->results[k].ran && ag->results[k].status < 0)
 				de_log_err(&ag->results[k].error);
 	}
+	if (batch)
+		de_engine_end_batch(ag->engine);
 	size_t raised = alerts.len;
 	agent_alerts(ag, &alerts, false);
-	/* keep the WAL small between full scans: every batch is a transaction
-	   that appends its pages (a busy host writes megabytes a minute) */
-	struct de_error cerr = {0};
-	if (de_store_checkpoint(ag->store, AGENT_WAL_CHECKPOINT_BYTES, &cerr) < 0)
-		de_log_err(&cerr);
-	de_log_debug("event scan %lld: %zu events, %zu execs read, %zu alerts", (long long)scan_id,
-		     n, execs, raised);
+	/* the WAL every batch appends to is kept small by the store's
+	   background checkpointer (main.c starts it): no checkpoint, and its
+	   fsyncs, on the way from an exec to its alert */
+	de_log_debug("event scan %lld: %zu events, %zu alerts", (long long)scan_id, n, raised);
 out:
 	if (rc < 0)
 		de_error_prefix(err, "applying process events: ");
@@ -68,30 +64,76 @@ out:
 }
 
 /*
- * Apply every queued event, in order.  The queue is cut before an exit of a
- * process exec'd earlier in the same run, so that the rules see a process
- * that lived for 10 ms before its exit takes it out of the snapshot.  A
- * failure is logged and the rest dropped: the next full scan reconciles.
+ * Apply the queued events as one batch.  An exit of a process exec'd
+ * earlier in the same batch is held back for the next batch (still in
+ * order after everything else of its pid), so that the rules see a process
+ * that lived for a millisecond before its exit takes it out of the
+ * snapshot, and a busy host's execs and exits still go in one transaction
+ * per batch rather than one per process.  What is held back stays queued:
+ * the caller runs again soon (agent_execpath_pending).  A failure is
+ * logged and the batch dropped: the next full scan reconciles.
  */
 void agent_execpath_run(struct agent *ag)
 {
 	struct procmond_chan *ch = &ag->pm;
-	size_t start = 0;
+	struct de_process_event *q = ch->queue;
+	size_t n = ch->nqueue, now = 0, later = 0;
+	struct de_error err = {0};
 
-	for (size_t i = 0; i <= ch->nqueue; i++) {
-		bool cut = i == ch->nqueue;
-		if (!cut && ch->queue[i].kind == DE_PROCESS_EXIT)
-			for (size_t k = start; k < i && !cut; k++)
-				cut = ch->queue[k].kind == DE_PROCESS_EXEC &&
-				      ch->queue[k].pid == ch->queue[i].pid;
-		if (!cut || i == start)
-			continue;
-		struct de_error err = {0};
-		if (apply_events(ag, ch->queue + start, i - start, &err) < 0) {
-			de_log_err(&err);
-			break;
-		}
-		start = i;
+	if (!n)
+		return;
+	/* stable partition: what goes now first, what waits after it */
+	struct de_process_event *tmp = malloc(n * sizeof(*tmp));
+	if (!tmp) {
+		de_log_errorx("out of memory applying process events");
+		agent_events_clear(ch);
+		return;
 	}
-	agent_events_clear(ch);
+	for (size_t i = 0; i < n; i++) {
+		bool hold = false;
+		/* the exit of a process exec'd in this batch */
+		for (size_t k = 0; k < now && !hold && q[i].kind == DE_PROCESS_EXIT; k++)
+			hold = tmp[k].kind == DE_PROCESS_EXEC && tmp[k].pid == q[i].pid;
+		/* after a held event, its pid's later events wait too (order kept) */
+		for (size_t k = 0; k < later && !hold; k++)
+			hold = tmp[n - 1 - k].pid == q[i].pid;
+		if (hold)
+			tmp[n - 1 - later++] = q[i];
+		else
+			tmp[now++] = q[i];
+	}
+	/* the held ones back in their order */
+	for (size_t k = 0; k < later / 2; k++) {
+		struct de_process_event t = tmp[now + k];
+		tmp[now + k] = tmp[n - 1 - k];
+		tmp[n - 1 - k] = t;
+	}
+	memcpy(q, tmp, n * sizeof(*q));
+	free(tmp);
+	if (now && apply_events(ag, q, now, &err) < 0)
+		de_log_err(&err);
+	for (size_t i = 0; i < now; i++)
+		de_process_event_clear(&q[i]);
+	memmove(q, q + now, later * sizeof(*q));
+	ch->nqueue = later;
+}
+
+bool agent_execpath_pending(const struct agent *ag)
+{
+	return ag->pm.nqueue > 0;
+}
+
+void agent_resolve_names(struct agent *ag, struct de_process_record *r)
+{
+	struct de_linux_facts *f = &r->facts;
+	const char *u, *g;
+
+	if (!ag->names || !f->present || !f->has_ids)
+		return;
+	u = de_idcache_user(ag->names, f->euid);
+	free(f->user_name);
+	f->user_name = u ? strdup(u) : NULL;
+	g = de_idcache_group(ag->names, f->egid);
+	free(f->group_name);
+	f->group_name = g ? strdup(g) : NULL;
 }

@@ -156,7 +156,21 @@ static int setup(struct agent *ag, struct de_error *err)
 		    0)
 		goto out;
 	sc.max_connections = (uint32_t)u;
+	if ((rc = de_config_get_bool(ag->cfg, "collection.connections", &ag->want_conns, err)) <
+		    0 ||
+	    (rc = de_config_get_u64(ag->cfg, "collection.full_refresh_every", &ag->conn_every,
+				    err)) < 0)
+		goto out;
+	/* user and group names of processes: a few dozen on any host */
+	if (de_idcache_new(4096, 300000, &ag->names) < 0) {
+		rc = de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
+		goto out;
+	}
 	if ((rc = de_store_open(&sc, &ag->store, err)) < 0)
+		goto out;
+	/* the exec path commits all the time: its WAL is folded on a thread of
+	   the store's, never in an event batch's commit */
+	if ((rc = de_store_background_checkpoints(ag->store, AGENT_WAL_CHECKPOINT_BYTES, err)) < 0)
 		goto out;
 	de_log_info("event store %s", path);
 
@@ -220,6 +234,14 @@ void agent_alerts(struct agent *ag, struct de_alert_list *alerts, bool full)
 		de_log_err(&err);
 }
 
+/* User and group names of a scan's records (procmond sends ids only). */
+static int resolve_all(struct agent *ag, struct de_process_list *procs)
+{
+	for (size_t i = 0; i < procs->len; i++)
+		agent_resolve_names(ag, &procs->items[i]);
+	return 0;
+}
+
 /* One full cycle: collect, store, detect, deliver. */
 static int cycle(struct agent *ag, struct de_error *err)
 {
@@ -227,8 +249,13 @@ static int cycle(struct agent *ag, struct de_error *err)
 	struct de_alert_list alerts = {0};
 	struct de_collect_stats stats;
 	int64_t scan_id, t0 = de_now_ms();
+	/* connections: the first cycle, every full refresh, and after lost events */
+	bool conns = ag->want_conns && (ag->cycles == 0 || ag->pm.reconcile ||
+					(ag->conn_every && ag->cycles % ag->conn_every == 0));
 	int rc;
 
+	ag->cycles++;
+	ag->pm.reconcile = false;
 	/* a failed scan leaves the store as it was; the next cycle retries */
 	if ((rc = de_store_scan_begin(ag->store, t0, "poll", &scan_id, err)) < 0)
 		return de_error_prefix(err, "scan failed: ");
@@ -236,12 +263,21 @@ static int cycle(struct agent *ag, struct de_error *err)
 		de_log_warnx("procmond is not running: starting it again");
 		rc = agent_procmond_start(ag->src, &ag->pm, err);
 	}
-	if (rc < 0 || (rc = agent_procmond_scan(&ag->pm, scan_id, &procs, &stats, err)) < 0 ||
+	if (rc < 0 ||
+	    (rc = agent_procmond_scan_conns(&ag->pm, scan_id, conns, &procs, &stats, err)) < 0 ||
+	    (rc = resolve_all(ag, &procs)) < 0 ||
 	    (rc = de_store_processes(ag->store, scan_id, procs.items, procs.len, err)) < 0 ||
 	    (rc = de_store_scan_end(ag->store, scan_id, de_now_ms(), procs.len, err)) < 0) {
 		de_store_scan_fail(ag->store, scan_id, de_now_ms(), err->message, NULL);
 		de_error_prefix(err, "scan %lld failed: ", (long long)scan_id);
 		goto out;
+	}
+	if (conns &&
+	    (rc = de_store_connections(ag->store, ag->pm.conns, ag->pm.nconns, t0, err)) < 0) {
+		/* the processes are stored: the rules still run; the next cycle retries */
+		de_log_err(err);
+		de_error_clear(err);
+		rc = 0;
 	}
 	struct de_store_diff diff = de_store_last_diff(ag->store);
 	de_log_debug("scan %lld: %zu processes (%zu vanished, %zu inaccessible) in %lld ms; "
@@ -289,7 +325,7 @@ static void wait_next(struct agent *ag, uint64_t ms)
 	int64_t until = de_now_ms() + (int64_t)ms;
 
 	agent_execpath_run(ag); /* those that came during the scan */
-	while (!stop_requested) {
+	while (!stop_requested && !ag->pm.reconcile) {
 		int64_t left = until - de_now_ms();
 		struct de_error err = {0};
 		if (left <= 0)
@@ -309,7 +345,10 @@ static void wait_next(struct agent *ag, uint64_t ms)
 			de_log_err(&err);
 			de_error_clear(&err);
 		}
-		if (agent_procmond_wait(&ag->pm, left > 1000 ? 1000 : (int)left, &err) < 0) {
+		/* held-back exits (execpath.c) go with the next batch, or alone
+		   in a moment when no other event comes */
+		int wait_ms = agent_execpath_pending(ag) ? 2 : left > 1000 ? 1000 : (int)left;
+		if (agent_procmond_wait(&ag->pm, wait_ms, &err) < 0) {
 			/* the next cycle starts procmond again */
 			de_log_err(&err);
 			continue;
@@ -456,6 +495,7 @@ done:
 	de_rule_set_clear(&ag.rules);
 	free(ag.results);
 	de_validator_free(ag.validator);
+	de_idcache_free(ag.names);
 	de_config_free(ag.cfg);
 	free(sets);
 	free(rule_files);

@@ -17,13 +17,21 @@
 #define AGENT_MAX_QUEUED_EVENTS 65536
 
 struct procmond_chan {
-	pid_t pid;			/* procmond's pid, 0 when not running */
-	int fd;				/* our end of the socketpair, -1 when closed */
-	struct de_ipc_reader *rd;	/* owned */
-	bool events;			/* procmond reported real-time events */
-	char caps[128];			/* capabilities procmond kept */
-	uint64_t events_seen;		/* EVENT frames received */
-	uint64_t events_dropped;	/* received while the queue was full */
+	pid_t pid;		  /* procmond's pid, 0 when not running */
+	int fd;			  /* our end of the socketpair, -1 when closed */
+	struct de_ipc_reader *rd; /* owned */
+	bool events;		  /* procmond reported real-time events */
+	char caps[128];		  /* capabilities procmond kept */
+	/* health: the event source procmond uses ("ebpf", "netlink", "none";
+	   "" before the first HELLO) and why it is not eBPF ("" when it is) */
+	char event_source[16];
+	char event_reason[768];
+	uint64_t events_seen;	     /* EVENT frames received */
+	uint64_t events_dropped;     /* received while the queue was full */
+	uint64_t events_lost;	     /* the kernel could not deliver (LOST events) */
+	bool reconcile;		     /* events were lost: run a full scan now */
+	struct de_connection *conns; /* owned: the last scan's connections */
+	size_t nconns, capconns;
 	struct de_process_event *queue; /* owned: events not yet applied, oldest first */
 	size_t nqueue, capqueue;
 };
@@ -42,6 +50,14 @@ int agent_procmond_start(const struct de_config_sources *src, struct procmond_ch
  */
 int agent_procmond_scan(struct procmond_chan *ch, int64_t scan_id, struct de_process_list *out,
 			struct de_collect_stats *stats, struct de_error *err);
+
+/*
+ * The same, asking for every process's TCP connections too: they are left
+ * in ch->conns (replacing the previous scan's).
+ */
+int agent_procmond_scan_conns(struct procmond_chan *ch, int64_t scan_id, bool connections,
+			      struct de_process_list *out, struct de_collect_stats *stats,
+			      struct de_error *err);
 
 /*
  * Between scans: wait up to timeout_ms for EVENT frames and queue what

@@ -24,6 +24,7 @@ static const struct cli_command commands[] = {
 	{"config", "show [--format yaml|json] [--origins] | validate", cmd_config},
 	{"processes", "[--pid N] [--name S] [--since T] [--until T] [--limit N] [--format F]",
 	 cmd_processes},
+	{"connections", "[--pid N] [--since T] [--open] [--limit N] [--format F]", cmd_connections},
 	{"stats", "[--format table|json]  rows, sizes and time span of the event store", cmd_stats},
 	{"query", "[--format F] [--param K=V]... [--limit N] [--timeout MS] SQL", cmd_query},
 	{"rules",

@@ -2,7 +2,9 @@
  * store_prune.c — retention (de_store_prune): history older than the
  * retention age, then the oldest history while the pages in use exceed the
  * size cap, in short transactions so a scan is never held up for long;
- * never the snapshot, nor an alert whose deliveries are not all done.
+ * never the snapshot, nor an alert whose deliveries are not all done, nor
+ * what such an alert refers to (its state, the matches folded into it,
+ * its deduplication window), nor an open alert state.
  * Files are made with auto_vacuum=INCREMENTAL, so pruning also shrinks
  * them.  Between scans it also folds the write-ahead log into the file.
  */
@@ -13,9 +15,17 @@
 
 /*
  * The history categories, oldest first within each.  ?1 is the cutoff
- * (rows older than it may go), ?2 the batch size.  Exited instances go with
- * their samples and changes; alerts only when every delivery is done.
+ * (rows older than it may go), ?2 the batch size, ?3 the age cutoff alone
+ * (deduplication windows go by age only: a window that just closed waits
+ * for its summary).  Exited instances go with their samples and changes;
+ * alerts only when every delivery is done; resolved alert states,
+ * suppressed or folded matches and closed windows only when the alert they
+ * name (if any) has every delivery done.
  */
+#define DELIVERED(col)                                                                             \
+	"(" col " IS NULL OR NOT EXISTS (SELECT 1 FROM alert_deliveries d WHERE d.alert_id = " col \
+	" AND d.status != 'delivered'))"
+
 static const char *const prune_sql[] = {
 	"CREATE TEMP TABLE IF NOT EXISTS prune_ids(id INTEGER PRIMARY KEY);"
 	"DELETE FROM temp.prune_ids;"
@@ -33,11 +43,22 @@ static const char *const prune_sql[] = {
 	" AND EXISTS (SELECT 1 FROM alert_deliveries d WHERE d.alert_id = a.id)"
 	" AND NOT EXISTS (SELECT 1 FROM alert_deliveries d WHERE d.alert_id = a.id"
 	"  AND d.status != 'delivered') ORDER BY a.alert_time LIMIT ?2;",
+	/* connections last reported or found open before the cutoff (an open
+	   one is found again by every connection scan) */
+	"DELETE FROM network_connections WHERE id IN (SELECT id FROM network_connections"
+	" WHERE last_seen < ?1 ORDER BY last_seen LIMIT ?2)",
+	"DELETE FROM alert_state WHERE id IN (SELECT s.id FROM alert_state s"
+	" WHERE s.status = 'resolved' AND s.resolved_at < ?1 AND " DELIVERED(
+		"s.alert_id") " ORDER BY s.resolved_at LIMIT ?2)",
+	"DELETE FROM alert_suppressed WHERE id IN (SELECT x.id FROM alert_suppressed x"
+	" WHERE x.t < ?1 AND " DELIVERED("x.folded_into") " ORDER BY x.t LIMIT ?2)",
+	"DELETE FROM dedup_windows WHERE key IN (SELECT w.key FROM dedup_windows w"
+	" WHERE w.end_ms < ?3 AND " DELIVERED("w.alert_id") " ORDER BY w.end_ms LIMIT ?2)",
 };
 
-/* Run the (possibly multi-statement) sql with ?1/?2 bound; changes() of the last. */
+/* Run the (possibly multi-statement) sql with ?1/?2/?3 bound; changes() of the last. */
 static int exec_bound(struct de_store *s, const char *sql, int64_t cutoff, int64_t batch,
-		      int64_t *changes, struct de_error *err)
+		      int64_t age_cutoff, int64_t *changes, struct de_error *err)
 {
 	const char *tail = sql;
 	int rc = 0;
@@ -52,6 +73,8 @@ static int exec_bound(struct de_store *s, const char *sql, int64_t cutoff, int64
 			sqlite3_bind_int64(st, 1, cutoff);
 		if (sqlite3_bind_parameter_count(st) >= 2)
 			sqlite3_bind_int64(st, 2, batch);
+		if (sqlite3_bind_parameter_count(st) >= 3)
+			sqlite3_bind_int64(st, 3, age_cutoff);
 		rc = sqlite3_step(st);
 		sqlite3_finalize(st);
 		if (rc != SQLITE_DONE && rc != SQLITE_ROW)
@@ -61,9 +84,9 @@ static int exec_bound(struct de_store *s, const char *sql, int64_t cutoff, int64
 	return 0;
 }
 
-/* One batch from the first category with anything older than cutoff. */
-static int prune_step(struct de_store *s, int64_t cutoff, int64_t batch, int64_t *deleted,
-		      struct de_error *err)
+/* One batch from the first category with anything older than cutoff (windows: age_cutoff). */
+static int prune_step(struct de_store *s, int64_t cutoff, int64_t batch, int64_t age_cutoff,
+		      int64_t *deleted, struct de_error *err)
 {
 	int rc;
 	int64_t n = 0;
@@ -72,7 +95,7 @@ static int prune_step(struct de_store *s, int64_t cutoff, int64_t batch, int64_t
 	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
 		return store_db_err(s, err, "cannot start retention");
 	for (size_t c = 0; c < sizeof(prune_sql) / sizeof(prune_sql[0]); c++) {
-		if ((rc = exec_bound(s, prune_sql[c], cutoff, batch, &n, err)) < 0)
+		if ((rc = exec_bound(s, prune_sql[c], cutoff, batch, age_cutoff, &n, err)) < 0)
 			goto fail;
 		if (n <= 0)
 			continue;
@@ -84,7 +107,7 @@ static int prune_step(struct de_store *s, int64_t cutoff, int64_t batch, int64_t
 			};
 			for (size_t k = 0; k < 3; k++) {
 				int64_t m = 0;
-				if ((rc = exec_bound(s, del[k], 0, 0, &m, err)) < 0)
+				if ((rc = exec_bound(s, del[k], 0, 0, 0, &m, err)) < 0)
 					goto fail;
 				*deleted += m;
 			}
@@ -93,11 +116,11 @@ static int prune_step(struct de_store *s, int64_t cutoff, int64_t batch, int64_t
 			if ((rc = exec_bound(s,
 					     "DELETE FROM alert_deliveries WHERE alert_id IN "
 					     "temp.prune_alerts",
-					     0, 0, &m, err)) < 0)
+					     0, 0, 0, &m, err)) < 0)
 				goto fail;
 			*deleted += m;
 			if ((rc = exec_bound(s, "DELETE FROM alerts WHERE id IN temp.prune_alerts",
-					     0, 0, &m, err)) < 0)
+					     0, 0, 0, &m, err)) < 0)
 				goto fail;
 			*deleted += m;
 		} else {
@@ -126,10 +149,13 @@ int de_store_prune(struct de_store *s, int64_t now_ms, uint64_t retention_days, 
 	if (s->read_only)
 		return de_error_set(err, DE_ERR_DATABASE, EROFS, "%s: store opened read-only",
 				    s->path);
+	/* windows go by age alone: none without an age to go by */
+	int64_t age_cutoff =
+		retention_days ? now_ms - (int64_t)retention_days * 86400000 : INT64_MIN;
 	if (retention_days) {
-		int64_t cutoff = now_ms - (int64_t)retention_days * 86400000;
+		int64_t cutoff = age_cutoff;
 		for (; left > 0; left--) {
-			if ((rc = prune_step(s, cutoff, b, &del, err)) < 0)
+			if ((rc = prune_step(s, cutoff, b, age_cutoff, &del, err)) < 0)
 				return rc;
 			st.rows += (size_t)del;
 			if (del == 0)
@@ -145,7 +171,7 @@ int de_store_prune(struct de_store *s, int64_t now_ms, uint64_t retention_days, 
 			break;
 		}
 		left--;
-		if ((rc = prune_step(s, INT64_MAX, b, &del, err)) < 0)
+		if ((rc = prune_step(s, INT64_MAX, b, age_cutoff, &del, err)) < 0)
 			return rc;
 		st.rows += (size_t)del;
 		st.used_bytes = store_used_bytes(s);
