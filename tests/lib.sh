@@ -11,6 +11,7 @@
 #   stop PID [SIGNAL]           send SIGNAL (TERM) to our child PID and reap it;
 #                               returns its exit status (128+N for a signal death)
 #   private_mounts              true when this script runs in its own mount namespace
+#   free_ports N                N TCP ports free on 127.0.0.1 now, on one line
 #   alert_pairs FILE            "RULE PID" for every affected pid of every JSON alert line
 #
 # The host's /etc/daemoneye (config.yaml, rules.d) must never reach the
@@ -104,4 +105,11 @@ stop() {
 }
 private_mounts() {
 	[ "$(readlink /proc/self/ns/mnt)" != "$(readlink /proc/1/ns/mnt 2>/dev/null)" ]
+}
+free_ports() {
+	python3 -c '
+import socket, sys
+ss = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in ss])' "$1"
 }

@@ -300,6 +300,8 @@ static void test_migrates_v2(void **state)
 			     "DROP TABLE dedup_windows;"
 			     "DROP INDEX alert_deliveries_due; DROP INDEX alert_deliveries_dead;"
 			     "ALTER TABLE alert_deliveries DROP COLUMN next_attempt_at;"
+			     /* and what schema 6 added */
+			     "DROP TABLE fleet_spool;"
 			     "INSERT INTO alerts(id, alert_time, rule_id, title, description,"
 			     " severity, affected_processes, process_count, alert_data,"
 			     " dedupe_key) VALUES('old', 1, 'r', 't', 'd', 'low', '[]', 0,"

@@ -1,10 +1,10 @@
 /*
  * sink.h — alert sinks: where alerts go (stdout, a file, syslog, a webhook,
- * email), one file each (src/lib/sink_<type>.c) behind one small ops
- * struct, after curl's backends.  The alert manager (alertmgr.h) owns the
- * queue, the retries, the circuit breaker and the bookkeeping; a sink only
- * knows how to read its own configuration keys and how to make one
- * delivery attempt.
+ * email, the fleet's NATS JetStream stream), one file each
+ * (src/lib/sink_<type>.c) behind one small ops struct, after curl's
+ * backends.  The alert manager (alertmgr.h) owns the queue, the retries,
+ * the circuit breaker and the bookkeeping; a sink only knows how to read
+ * its own configuration keys and how to make one delivery attempt.
  *
  * Life of a sink: configure() at load (checks every key it owns, names
  * the sink, the key and FILE:LINE:COL on error, touches nothing outside
@@ -38,6 +38,7 @@
 #include "daemoneye/alert.h"
 #include "daemoneye/alertfmt.h"
 #include "daemoneye/buf.h"
+#include "daemoneye/config.h"
 #include "daemoneye/error.h"
 
 enum de_sink_outcome { DE_SINK_OK = 0, DE_SINK_TRANSIENT, DE_SINK_PERMANENT, DE_SINK_OUTCOME_MAX };
@@ -76,6 +77,9 @@ struct de_sink_conf {
 	uint64_t timeout_ms;	 /* its per-attempt timeout */
 	bool color;		 /* out: configure() sets it when the format may be coloured */
 	struct de_error *err;
+	/* the whole configuration, for sinks configured by other sections
+	   (nats: fleet.*); borrowed, may be NULL */
+	const struct de_config *config;
 };
 
 /*
@@ -142,6 +146,7 @@ extern const struct de_sink_ops de_sink_file_ops;
 extern const struct de_sink_ops de_sink_syslog_ops;
 extern const struct de_sink_ops de_sink_webhook_ops;
 extern const struct de_sink_ops de_sink_email_ops;
+extern const struct de_sink_ops de_sink_nats_ops;
 
 /* Process-wide setup the sinks need (libcurl), once; call before any sink opens. */
 void de_sink_global_init(void);

@@ -85,7 +85,7 @@ struct de_store_config {
 
 struct de_store;
 
-#define DE_STORE_SCHEMA_VERSION 7
+#define DE_STORE_SCHEMA_VERSION 8
 
 /*
  * Open (and, unless read_only, lock, create and migrate) the store.  A file
@@ -346,6 +346,42 @@ int de_store_prune(struct de_store *s, int64_t now_ms, uint64_t retention_days, 
  * when there was nothing to do), or a DatabaseError.
  */
 int de_store_checkpoint(struct de_store *s, uint64_t min_wal_bytes, struct de_error *err);
+
+/* ---- the fleet's spool (store_spool.c) ----------------------------------- */
+
+/*
+ * Messages for the fleet's stream (fleet.h) that wait in the store while
+ * the cluster is unreachable: process events and scan summaries, published
+ * in the order they were added.  The spool is bounded: past max_rows new
+ * messages are dropped and counted (the count survives restarts).
+ */
+struct de_spool_msg {
+	int64_t id;	    /* order (set by the store) */
+	const char *kind;   /* "events" or "scans" */
+	const char *msg_id; /* Nats-Msg-Id */
+	const char *payload;
+	int64_t created_at; /* ms since the epoch */
+};
+/*
+ * Add msgs[0..n) in one transaction; those beyond max_rows rows are dropped
+ * and counted, their number added to *dropped (may be NULL).  A
+ * DatabaseError leaves the spool as it was.
+ */
+int de_store_spool_add(struct de_store *s, const struct de_spool_msg *msgs, size_t n,
+		       uint64_t max_rows, size_t *dropped, struct de_error *err);
+/* Called per message in order; its strings live until it returns.  Non-zero stops. */
+typedef int (*de_spool_fn)(const struct de_spool_msg *m, void *arg);
+/* The oldest `limit` messages, in order. */
+int de_store_spool_peek(struct de_store *s, size_t limit, de_spool_fn fn, void *arg,
+			struct de_error *err);
+/* Remove every message up to and including id (published). */
+int de_store_spool_remove(struct de_store *s, int64_t upto_id, struct de_error *err);
+struct de_spool_stats {
+	uint64_t rows;	   /* waiting */
+	uint64_t dropped;  /* dropped by the bound since the store was made */
+	int64_t oldest_ms; /* the oldest waiting message's time (0: none) */
+};
+int de_store_spool_stats(struct de_store *s, struct de_spool_stats *out, struct de_error *err);
 
 /* ---- statistics --------------------------------------------------------- */
 

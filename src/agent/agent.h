@@ -38,6 +38,7 @@ struct agent {
 	uint64_t conn_every;		     /* connections every Nth cycle (full_refresh_every) */
 	uint64_t cycles;		     /* full cycles run */
 	bool warned_over_cap; /* said once that the snapshot alone exceeds max_size_mb */
+	struct agent_fleet *fleet; /* the fleet's publisher (fleet_wiring.c); NULL when off */
 };
 
 /* The exec path folds the store's WAL into the file beyond this size. */

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "agent.h"
+#include "fleet_wiring.h"
 #include "daemoneye/clock.h"
 #include "daemoneye/log.h"
 #include "daemoneye/store.h"
@@ -33,6 +34,7 @@ static int apply_events(struct agent *ag, struct de_process_event *ev, size_t n,
 	/* the scan's row and the events: one transaction */
 	if ((rc = de_store_event_scan(ag->store, de_now_ms(), ev, n, &scan_id, err)) < 0)
 		goto out;
+	agent_fleet_events(ag, ev, n);
 	/* each exec'd process at once, and each that made a TCP connection, by
 	   the rules that concern one process, all over one read of the store */
 	struct de_error berr = {0};

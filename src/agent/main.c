@@ -34,6 +34,7 @@
 #include "daemoneye/alert.h"
 #include "daemoneye/alertmgr.h"
 #include "agent.h"
+#include "fleet_wiring.h"
 #include "procmond_client.h"
 #include "privdrop.h"
 #include "daemoneye/collect.h"
@@ -201,6 +202,8 @@ static int setup(struct agent *ag, struct de_error *err)
 		goto out;
 	}
 	ag->alerting = NULL;
+	if ((rc = agent_fleet_start(ag, err)) < 0)
+		goto out;
 out:
 	free(state);
 	free(path);
@@ -306,6 +309,7 @@ static int cycle(struct agent *ag, struct de_error *err)
 		ag->warned_over_cap = ps.over_cap;
 	}
 	de_log_info("scan %lld: %zu processes, %zu alerts", (long long)scan_id, procs.len, nalerts);
+	agent_fleet_cycle(ag, scan_id, t0, procs.len, &diff, nalerts);
 out:
 	de_process_list_clear(&procs);
 	de_alert_list_clear(&alerts);
@@ -350,6 +354,7 @@ static void wait_next(struct agent *ag, uint64_t ms)
 			continue;
 		}
 		agent_execpath_run(ag);
+		agent_fleet_flush(ag);
 	}
 }
 
@@ -432,7 +437,8 @@ int main(int argc, char **argv)
 	if (de_config_get_str(ag.cfg, "logging.format", &s, &err) == 0)
 		de_log_set_format((enum de_log_format)de_log_format_parse(s));
 	/* the sinks and exceptions too: a bad one stops the agent here (78) */
-	if (de_alertmgr_config_load(ag.cfg, &ag.alerting, &err) < 0) {
+	if (de_alertmgr_config_load(ag.cfg, &ag.alerting, &err) < 0 ||
+	    agent_fleet_check(ag.cfg, &err) < 0) {
 		fprintf(stderr, "daemoneye-agent: %s\n", err.message);
 		status = de_error_exit_code(&err);
 		goto done;
@@ -480,6 +486,7 @@ int main(int argc, char **argv)
 	if (!once)
 		de_log_info("stopping");
 done:
+	agent_fleet_stop(&ag);
 	agent_procmond_stop(&ag.pm);
 	de_alertmgr_close(ag.alerts); /* before the store: it records into it */
 	de_alertmgr_config_free(ag.alerting);

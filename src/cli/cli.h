@@ -74,6 +74,7 @@ int cmd_audit(struct cli_ctx *ctx, int argc, char **argv);  /* cmd_audit.c */
 int cmd_keygen(struct cli_ctx *ctx, int argc, char **argv); /* cmd_audit.c */
 int cmd_alerts(struct cli_ctx *ctx, int argc, char **argv); /* cmd_alerts.c */
 int cmd_connections(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_fleet(struct cli_ctx *ctx, int argc, char **argv);  /* cmd_fleet.c */
 
 /* `rules convert --from sigma FILE` and `rules import --sigma PATH...` (rules_sigma.c). */
 int rules_sigma_convert(struct cli_ctx *ctx, const char *file);

@@ -37,6 +37,9 @@ static const struct cli_command commands[] = {
 	 cmd_alerts},
 	{"audit", "verify|log|checkpoint|prove SEQ|consistency OLD NEW  the ledger", cmd_audit},
 	{"keygen", "--out DIR  an Ed25519 key pair for signing audit checkpoints", cmd_keygen},
+	{"fleet",
+	 "id|init|status|show KIND|alerts|hosts|verify HOST|query  the fleet (NATS JetStream)",
+	 cmd_fleet},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -115,6 +115,7 @@ static int sink_load(const struct de_config *cfg, const json_t *conf, const char
 		.path = path,
 		.origins = de_config_origins(cfg),
 		.fallback = "configuration",
+		.config = cfg,
 		.err = err,
 	};
 	const char *name, *type, *fmt, *sev, *k;

@@ -101,6 +101,26 @@ static const struct key_spec schema[] = {
 	{"audit.origin", V_STR, true, 0, 0, NULL},
 	{"audit.checkpoint_every_entries", V_U64, false, 0, 1000000000, NULL},
 	{"audit.checkpoint_interval_s", V_U64, false, 0, 31536000, NULL},
+	/* the fleet on NATS JetStream (fleet.h) */
+	{"fleet.enabled", V_BOOL, false, 0, 0, NULL},
+	{"fleet.servers", V_STR_LIST, false, 0, 0, NULL},
+	{"fleet.tls.ca_file", V_STR, true, 0, 0, NULL},
+	{"fleet.tls.cert_file", V_STR, true, 0, 0, NULL},
+	{"fleet.tls.key_file", V_STR, true, 0, 0, NULL},
+	{"fleet.credentials_file", V_STR, true, 0, 0, NULL},
+	{"fleet.host_id", V_STR, true, 0, 0, NULL},
+	{"fleet.subject_prefix", V_STR, false, 0, 0, NULL},
+	{"fleet.stream", V_STR, false, 0, 0, NULL},
+	{"fleet.create_stream", V_BOOL, false, 0, 0, NULL},
+	{"fleet.stream_replicas", V_U64, false, 1, 5, NULL},
+	{"fleet.stream_max_age_days", V_U64, false, 0, 36500, NULL},
+	{"fleet.stream_max_bytes_mb", V_U64, false, 0, 16777216, NULL},
+	{"fleet.duplicate_window_s", V_U64, false, 1, 604800, NULL},
+	{"fleet.publish_events", V_BOOL, false, 0, 0, NULL},
+	{"fleet.spool_max_rows", V_U64, false, 1, 100000000, NULL},
+	{"fleet.publish_timeout_ms", V_U64, false, 100, 600000, NULL},
+	{"fleet.connect_timeout_ms", V_U64, false, 100, 600000, NULL},
+	{"fleet.operator_public_key", V_STR, true, 0, 0, NULL},
 };
 
 #define NSCHEMA (sizeof(schema) / sizeof(schema[0]))

@@ -16,6 +16,7 @@
  *   store_query.c   the process history query (the seed's ProcessQuery)
  *   store_prune.c   retention by age and size, the WAL checkpoint
  *   store_stats.c   counts and sizes
+ *   store_spool.c   the fleet's spool of messages waiting for the stream
  *
  * Why the snapshot diff lives in memory: comparing a 10,000-process scan
  * against the rows in SQLite would read the whole snapshot each scan.  The

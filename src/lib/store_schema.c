@@ -19,7 +19,8 @@
  * history row written when it leaves the snapshot; 5 alerting (state,
  * suppressed matches, deduplication windows, the outbox); 6 full identity
  * (user_name, group_name, cwd) and network_connections; 7 the outbox's
- * status check without an IN list, an index on resolved states.
+ * status check without an IN list, an index on resolved states; 8 the
+ * fleet's spool.
  */
 #include "store_int.h"
 
@@ -256,10 +257,17 @@ static const struct de_column dedup_cols[] = {
 	{"last_ms", "INTEGER", "the last repeat"},
 };
 
+/* Messages for the fleet's stream waiting to be published (fleet.h), oldest first. */
+static const struct de_column spool_cols[] = {
+	{"id", "INTEGER", "order of publication"},	 {"kind", "TEXT", "'events' or 'scans'"},
+	{"msg_id", "TEXT", "its Nats-Msg-Id"},		 {"payload", "TEXT", "the message (JSON)"},
+	{"created_at", "INTEGER", "ms since the epoch"},
+};
+
 /* The store's own bookkeeping. */
 static const struct de_column state_cols[] = {
-	{"key", "TEXT", "'snapshot_time', 'snapshot_scan' or 'sample_time'"},
-	{"value", "INTEGER", "ms since the epoch, or a scan id"},
+	{"key", "TEXT", "'snapshot_time', 'snapshot_scan', 'sample_time' or 'fleet_spool_dropped'"},
+	{"value", "INTEGER", "ms since the epoch, a scan id, or a count"},
 };
 
 /* The tables rules may not read: the store's and the CLI's only. */
@@ -273,6 +281,7 @@ static const struct de_relation store_only[] = {
 	{"alert_suppressed", "matches an exception suppressed or deduplication folded",
 	 suppressed_cols, NCOLS(suppressed_cols)},
 	{"dedup_windows", "live deduplication windows", dedup_cols, NCOLS(dedup_cols)},
+	{"fleet_spool", "messages waiting for the fleet's stream", spool_cols, NCOLS(spool_cols)},
 };
 
 const struct de_relation *de_relations(size_t *n)
@@ -583,6 +592,15 @@ static const char *const migrations[] = {
 	"  WHERE status = 'dead';"
 	"CREATE INDEX alert_state_resolved ON alert_state(resolved_at)"
 	"  WHERE status = 'resolved';",
+
+	/* 8: the fleet's spool (fleet.h): events and scan summaries waiting
+	 * for the stream, published in id order */
+	"CREATE TABLE fleet_spool ("
+	"  id INTEGER PRIMARY KEY,"
+	"  kind TEXT NOT NULL CHECK (kind IN ('events', 'scans')),"
+	"  msg_id TEXT NOT NULL,"
+	"  payload TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL);",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
