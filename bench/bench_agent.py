@@ -28,21 +28,11 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import ratio, cpu_s  # noqa: E402
+
 CYCLES = 2
 INTERVAL_MS = 30000
-
-
-def ratio(what, value, anchor, rule, budget):
-    r = value / anchor if anchor else 0.0
-    good = r <= budget if rule == "<=" else r >= budget
-    print(f"{what:<44} {value:10.2f} vs {anchor:10.2f}  ratio {r:5.2f}  "
-          f"budget {rule} {budget:.2f}  {'ok' if good else 'OVER BUDGET'}", flush=True)
-
-
-def cpu_s(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def hwm_mb(pid):

@@ -112,9 +112,10 @@ static long read_cgroup_tree(int pfd, char *buf, size_t n)
  * of /proc/PID (effective ids), stat, cmdline, the exe link, the stat of
  * the image behind it (its identity: deleted, replaced, hash cache key;
  * status too for a set-id image), the image's bytes once per image (what
- * procmond hashes) and the cgroup: /proc/PID/cgroup for the first 128 processes, then
- * the cgroup2 tree once (as collect.c does); LINKS is DESIGN.md's stat+cmdline+exe anchor (no ids,
- * no image stat, no cgroup), printed for reference; STAT is a rescan's stat alone.
+ * procmond hashes), the cwd link, the four ns links, environ and the cgroup: /proc/PID/cgroup for
+ * the first 128 processes, then the cgroup2 tree once (as collect.c does); LINKS is DESIGN.md's
+ * stat+cmdline+exe anchor (no ids, no image stat, no cgroup), printed for reference; STAT is a
+ * rescan's stat alone.
  */
 enum reader { STAT, FULL, LINKS };
 
@@ -176,6 +177,17 @@ static double minimal_reader(enum reader mode)
 				sink += slurp(pfd, p, buf, sizeof(buf));
 			}
 		}
+		/* the identity read with the cgroup: cwd, the four namespaces,
+		   environ (collection.env_capture names variables by default) */
+		snprintf(p, sizeof(p), "%s/cwd", e->d_name);
+		sink += readlinkat(pfd, p, link, sizeof(link));
+		static const char *const ns[] = {"pid", "mnt", "net", "user"};
+		for (int k = 0; k < 4; k++) {
+			snprintf(p, sizeof(p), "%s/ns/%s", e->d_name, ns[k]);
+			sink += readlinkat(pfd, p, link, sizeof(link));
+		}
+		snprintf(p, sizeof(p), "%s/environ", e->d_name);
+		sink += slurp(pfd, p, buf, sizeof(buf));
 		if (++nfull <= 128) {
 			snprintf(p, sizeof(p), "%s/cgroup", e->d_name);
 			sink += slurp(pfd, p, buf, sizeof(buf));
@@ -186,6 +198,23 @@ static double minimal_reader(enum reader mode)
 	closedir(d);
 	close(pfd);
 	(void)sink;
+	return (now() - t0) * 1000;
+}
+
+/* procmond --once with its output to /dev/null: ms */
+static double run_procmond(const char *bindir, const char *format)
+{
+	char path[4096];
+	double t0 = now();
+	pid_t pid = fork();
+	if (pid == 0) {
+		int fd = open("/dev/null", O_WRONLY);
+		dup2(fd, 1);
+		snprintf(path, sizeof(path), "%s/procmond", bindir);
+		execl(path, "procmond", "--once", "--output", format, (char *)NULL);
+		_exit(127);
+	}
+	waitpid(pid, NULL, 0);
 	return (now() - t0) * 1000;
 }
 
@@ -348,6 +377,7 @@ int main(int argc, char **argv)
 	struct de_collector *c;
 	struct de_collect_stats st;
 	double t, first = 1e9, rescan = 1e9, ps = 1e9, minr = 1e9, stat_only = 1e9, links = 1e9;
+	double pm_json = 1e9, pm_text = 1e9;
 
 	if (n > 10000)
 		n = 10000; /* the shared PID budget */
@@ -396,6 +426,8 @@ int main(int argc, char **argv)
 			links = best(links, minimal_reader(LINKS));
 		}
 		ps = best(ps, run_ps());
+		pm_json = best(pm_json, run_procmond(bindir, "json"));
+		pm_text = best(pm_text, run_procmond(bindir, "text"));
 	}
 	ratio("first scan vs minimal reader (ms)", first, minr, "<=", 1.1, 1);
 	printf("  (minimal reader: ids+stat+cmdline+exe link+image stat+cgroup %.2f ms; "
@@ -403,6 +435,8 @@ int main(int argc, char **argv)
 	       minr, links);
 	ratio("first scan vs ps -eo (ms)", first, ps, "<=", 0.5, 1);
 	ratio("steady rescan vs stat-only reader (ms)", rescan, stat_only, "<=", 1.2, 1);
+	ratio("procmond --once --output json vs ps -eo (ms)", pm_json, ps, "<=", 0.6, 1);
+	printf("  (procmond --once --output text %.2f ms: %.2fx ps)\n", pm_text, pm_text / ps);
 
 	/* procmond --once peak RSS */
 	{

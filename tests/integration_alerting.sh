@@ -62,13 +62,6 @@ start_receiver() {
 	sed 's/^/#   /' "$tmp/$name.err"
 	return 1
 }
-free_ports() { # free_ports N: N ports free on 127.0.0.1 now
-	$PY -c '
-import socket, sys
-ss = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in ss])' "$1"
-}
 # wait_lines FILE N: until FILE has at least N lines (or give up after ~20 s)
 wait_lines() {
 	for _ in $(seq 400); do

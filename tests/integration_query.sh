@@ -129,9 +129,9 @@ check "the store is still whole" test "$(sqlite3 -readonly "$db" "SELECT count(*
 cli rules list >"$tmp/list"; rc=$?
 check "rules list exits 0" test "$rc" = 0
 check "rules list shows the library with ATT&CK tags" grep -q '^reverse-shell-dev-tcp .*attack.t1059.004' "$tmp/list"
-check "rules list shows 25 builtin rules" test "$(grep -c ' builtin ' "$tmp/list")" = 25
+check "rules list shows 28 builtin rules" test "$(grep -c ' builtin ' "$tmp/list")" = 28
 cli rules list --format json >"$tmp/lj"
-check "rules list --format json" python3 -c 'import json,sys; a=json.load(open(sys.argv[1])); assert len(a)==25 and a[0]["source_type"]=="builtin"' "$tmp/lj"
+check "rules list --format json" python3 -c 'import json,sys; a=json.load(open(sys.argv[1])); assert len(a)==28 and a[0]["source_type"]=="builtin"' "$tmp/lj"
 cli rules show webserver-spawns-shell >"$tmp/show"; rc=$?
 check "rules show prints the rule (rc=$rc)" grep -q 'JOIN processes p ON p.pid = c.ppid' "$tmp/show"
 cli rules show nope >/dev/null 2>&1; rc=$?
@@ -213,7 +213,7 @@ check "  naming the file" grep -q "absent.yaml" "$tmp/e"
 cli rules export >"$tmp/all.yaml"; rc=$?
 check "rules export exits 0 (rc=$rc)" test "$rc" = 0
 cli rules validate "$tmp/all.yaml" >"$tmp/o" 2>&1; rc=$?
-check "rules export loads back (rc=$rc)" grep -q "all.yaml: 26 rules OK, 0 rejected" "$tmp/o"
+check "rules export loads back (rc=$rc)" grep -q "all.yaml: 29 rules OK, 0 rejected" "$tmp/o"
 cli rules export reverse-shell-dev-tcp >"$tmp/one.yaml"; rc=$?
 check "rules export ID exits 0 (rc=$rc)" test "$rc" = 0
 check "rules export ID exports one" test "$(grep -c '^- id:' "$tmp/one.yaml")" = 1

@@ -9,8 +9,11 @@
 #   2. one harmless simulation per rule — copies of /bin/sleep named or
 #      placed suspiciously, `sh -c 'sleep 300; : "<suspicious text>"'` whose
 #      suspicious part is a no-op argument that never runs or connects, a
-#      copy of dash named nginx/postgres with a shell child — then one agent
-#      cycle must raise every rule for exactly the simulated pid.
+#      copy of dash named nginx/postgres with a shell child, and for the
+#      connection rules a python listener on loopback (a mining-pool port,
+#      started here) and a bash holding a connection to it — then one agent
+#      cycle (whose full scan finds the open connections) must raise every
+#      rule for exactly the simulated pid.
 # Every simulation runs in its own process group (setsid), with no terminal
 # or pipe of ours, and is killed as a group and reaped by pid.
 set -u
@@ -78,7 +81,7 @@ python3 -c 'import json,sys; print("\n".join(sorted(r["id"] for r in json.load(o
 	"$tmp/list.json" >"$tmp/state_marked"
 
 # ---- 1. clean baseline ------------------------------------------------------
-state_rules="deleted-executable replaced-executable exec-from-tmp memfd-executable long-command-line root-from-user-writable"
+state_rules="deleted-executable replaced-executable exec-from-tmp memfd-executable long-command-line root-from-user-writable interpreter-listening"
 check "the state rules here are those the library marks so" diff <(tr ' ' '\n' <<<"$state_rules" | sort) "$tmp/state_marked"
 agent >"$tmp/base.out" 2>"$tmp/base.err"
 rc=$?
@@ -157,6 +160,38 @@ done
 if [ "$(id -u)" = 0 ]; then
 	expect[root-from-user-writable]=${expect[exec-from-tmp]}
 fi
+# the connection rules: a python listener on a mining-pool port of loopback
+# (an interpreter listening) and a shell holding a connection to it (an
+# outbound connection of a shell, to a mining-pool port); nothing leaves
+# the host.  A port that is taken is not one of ours: try the next.
+for port in 14444 45700 14433 45560; do
+	rm -f "$tmp/pool.ready"
+	setsid python3 -c '
+import os, socket, sys
+s = socket.socket()
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(4)
+open(sys.argv[2], "w").close()
+held = []
+while True:
+    held.append(s.accept()[0])
+' "$port" "$tmp/pool.ready" </dev/null >/dev/null 2>&1 &
+	pool=$!
+	for _ in $(seq 100); do [ -e "$tmp/pool.ready" ] || ! kill -0 "$pool" 2>/dev/null && break; sleep 0.05; done
+	[ -e "$tmp/pool.ready" ] && break
+	wait "$pool" 2>/dev/null
+done
+pids+=("$pool")
+expect[interpreter-listening]=$pool
+setsid bash -c 'exec 3<>/dev/tcp/127.0.0.1/'"$port"'; sleep 300; :' </dev/null >/dev/null 2>&1 &
+pids+=($!)
+expect[shell-outbound-connection]=$!
+expect[mining-pool-port]=$!
+for _ in $(seq 200); do
+	case $(readlink "/proc/$!/fd/3" 2>/dev/null) in socket:*) break ;; esac
+	sleep 0.05
+done
+check "the shell holds its connection to the pool port $port" test -S "/proc/$!/fd/3" -o -n "$(readlink "/proc/$!/fd/3" | grep socket)"
 
 agent >"$tmp/sim.out" 2>"$tmp/sim.err"
 rc=$?

@@ -3,6 +3,7 @@
 # programs:
 #   1. `daemoneye-cli rules import --sigma` over SigmaHQ's 124 Linux
 #      process_creation rules (tests/sigma/sigmahq): at least 118 converted
+#      (and 2 of its 5 network_connection rules)
 #      and installed under STATE/rules.d, each refusal naming the field,
 #      a summary line, exit 65 because some were refused; importing again
 #      replaces (same ids); `rules list` shows them; --min-status skips;
@@ -10,14 +11,18 @@
 #      (malformed YAML, unknown modifier, missing selection, a regular
 #      expression PCRE2 rejects) is refused with file:line:column; the
 #      import works as an unprivileged user too;
-#   2. harmless simulations of twelve rules — copies of /bin/sleep named as
-#      the rule's Image expects, started (exec -a) with an argv[0] carrying
-#      the command line the rule looks for; nothing they name ever runs —
+#   2. harmless simulations of thirteen rules — copies of /bin/sleep named
+#      as the rule's Image expects, started (exec -a) with an argv[0]
+#      carrying the command line the rule looks for, nothing they name ever
+#      runs; and bash holding a TCP connection to a listener of ours on
+#      127.0.0.2 for the network rule —
 #      must each raise the imported rule's alert for exactly the simulated
 #      pid through one `daemoneye-agent --once`, the alert crediting the
 #      Sigma rule's authors;
 #   3. as root, the exec path: an agent in event mode alerts on a 50 ms
-#      simulation through a Sigma rule, from an event scan.
+#      simulation through a Sigma rule, from an event scan; with the eBPF
+#      sensor, a connection bash makes raises the network rule's alert from
+#      an event scan too.
 # Every simulation runs in its own process group (setsid) and is killed as
 # a group and reaped by pid.
 set -u
@@ -53,7 +58,7 @@ check "at least 118 of 124 rules converted ($converted)" test "$converted" -ge 1
 check "summary line" grep -q "^sigma: $converted converted and imported into $tmp/state/rules.d, .* refused, 0 skipped, 0 failed (of 124 files)" "$tmp/import.out"
 check "installed one file per converted rule" test "$(ls "$tmp/state/rules.d" | grep -c '^sigma-.*\.yaml$')" = "$converted"
 check "every refusal names what daemoneye lacks" test -z "$(grep '^refused' "$tmp/import.out" | grep -v "field '[A-Za-z]*' is not available")"
-check "refusals name file:line:column" grep -q "^refused   $rules/proc_creation_lnx_omigod_scx_runasprovider_executescript.yml:28:15: field 'User'" "$tmp/import.out"
+check "refusals name file:line:column" grep -q "^refused   $rules/proc_creation_lnx_omigod_scx_runasprovider_executescript.yml:29:18: field 'LogonId'" "$tmp/import.out"
 cli rules import --sigma "$rules" >"$tmp/again.out" 2>&1
 check "importing again replaces the same ids" test "$(grep -c 'replaced the earlier import' "$tmp/again.out")" = "$converted"
 cli rules list >"$tmp/list.out" 2>"$tmp/list.err"
@@ -105,6 +110,17 @@ if [ "$(id -u)" = 0 ]; then
 	check "as nobody: the rule is installed" test -s "$tmp/nobody/state/rules.d/$(ls "$tmp/state/rules.d" | grep -m1 -F "$(sed -n 's/^- id: //p' "$tmp/convert.out")")"
 fi
 
+# SigmaHQ's 5 linux/network_connection rules: the 3 that name host names
+# are refused (daemoneye records addresses)
+netrules=$here/sigma/sigmahq/linux-network_connection
+cli rules import --sigma "$netrules" >"$tmp/net.out" 2>&1
+rc=$?
+check "network rules: import exits 65, some being refused (rc=$rc)" test "$rc" = 65
+check "network rules: 2 of 5 converted" grep -q "^sigma: 2 converted and imported into $tmp/state/rules.d, 3 refused, 0 skipped, 0 failed (of 5 files)" "$tmp/net.out"
+check "network rules: each refusal is for DestinationHostname" \
+	test "$(grep '^refused' "$tmp/net.out" | grep -c "field 'DestinationHostname' is not available")" = 3
+converted=$((converted + 2))
+
 # ---- 2. simulations through the agent ------------------------------------------
 wait_exec() { # wait_exec PID TEXT EXE: PID runs EXE with TEXT in its command line
 	local pid=$1 text=$2 want=$3 exe
@@ -142,6 +158,33 @@ sim proc_creation_lnx_mount_hidepid mount "mount -o remount,hidepid=2 /proc"
 sim proc_creation_lnx_python_http_server_execution python3 "python3 -m http.server 8000"
 sim proc_creation_lnx_nohup_susp_execution nohup "nohup /tmp/de-none"
 sim proc_creation_lnx_groupdel groupdel "groupdel de-none"
+# net_connection_lnx_back_connect_shell_dev: bash holding a TCP connection
+# (bash's /dev/tcp) to a listener of ours on 127.0.0.2, which the rule does
+# not exempt (only 127.0.0.1 and 0.0.0.0); the agent's full scan finds it
+# shell_connection WHAT: a listener of ours on 127.0.0.2, and bash connected
+# to it (bash's /dev/tcp) in $shell; each in its own group in pids
+shell_connection() {
+	: >"$tmp/port"
+	setsid python3 -c '
+import socket
+s = socket.socket()
+s.bind(("127.0.0.2", 0))
+s.listen(1)
+print(s.getsockname()[1], flush=True)
+c, _ = s.accept()
+c.recv(1)
+' >"$tmp/port" </dev/null 2>/dev/null &
+	pids+=($!)
+	check "$1: the listener is up" wait_for 30 has_port
+	setsid bash -c 'exec 3<>"/dev/tcp/127.0.0.2/$0"; read -r -u 3 x' "$(cat "$tmp/port")" </dev/null >/dev/null 2>&1 &
+	pids+=($!)
+	shell=$!
+	check "$1: bash holds its connection (pid $shell)" wait_for 30 holds_socket
+}
+has_port() { [ -s "$tmp/port" ]; }
+holds_socket() { ls -l "/proc/$shell/fd/" 2>/dev/null | grep -q 'socket:'; }
+shell_connection "network simulation"
+expect[sigma-$(sed -n 's/^id: *//p' "$netrules/net_connection_lnx_back_connect_shell_dev.yml" | tr 'A-Z' 'a-z')]=$shell
 agent() {
 	"$bin/daemoneye-agent" --once --set app.state_dir="$tmp/state" \
 		--set 'detection.rules_dirs=[]' --set alerting.stdout.format=json "$@"
@@ -149,7 +192,8 @@ agent() {
 agent >"$tmp/sim.out" 2>"$tmp/sim.err"
 rc=$?
 check "agent --once exits 0 (rc=$rc)" test "$rc" = 0
-check "the agent loaded the imported rules" grep -q "$((25 + converted)) detection rules loaded" "$tmp/sim.err"
+nbuiltin=$(grep -c '^  - id:' "$here/../rules/builtin.yaml")
+check "the agent loaded the imported rules" grep -q "$((nbuiltin + converted)) detection rules loaded" "$tmp/sim.err"
 check "no rule problem or failure" test -z "$(grep -i 'rule .*: \|problem' "$tmp/sim.err" | grep -v 'rules loaded')"
 alert_pairs "$tmp/sim.out" >"$tmp/sim.pairs"
 for rule in $(printf '%s\n' "${!expect[@]}" | sort); do
@@ -175,7 +219,7 @@ if [ "$(id -u)" = 0 ]; then
 		grep -q "scan [0-9]*: [0-9]* processes" "$tmp/ev.err" && break
 		sleep 0.05
 	done
-	check "event-mode agent: events on" grep -q "events: on" "$tmp/ev.err"
+	check "event-mode agent: events on" grep -qE "events: (ebpf|netlink)" "$tmp/ev.err"
 	bash -c 'exec -a "groupdel de-short" "$0" 0.05' "$tmp/bin/groupdel" &
 	short=$!
 	wait "$short"
@@ -184,19 +228,25 @@ if [ "$(id -u)" = 0 ]; then
 		grep -q "\"rule_id\": *\"$rule\"" "$tmp/ev.out" && break
 		sleep 0.05
 	done
-	found=$(python3 - "$tmp/ev.out" "$rule" "$short" <<'PY'
-import json, sys
-for line in open(sys.argv[1]):
-    if line.startswith("{"):
-        a = json.loads(line)
-        if a["rule_id"] == sys.argv[2] and int(sys.argv[3]) in a["affected_processes"]:
-            print(a["scan_id"])
-            break
-PY
-)
+	found=$(alert_scan "$tmp/ev.out" "$rule" "$short")
 	check "a 50 ms process raises a Sigma rule's alert on the exec path (pid $short)" test -n "$found"
 	src=$(sqlite3 -readonly "$tmp/state/events.sqlite" "SELECT source FROM scans WHERE id = ${found:-0}")
 	check "from an event scan ($src)" test "$src" = event
+	# a connection the sensor reports raises a Sigma network rule at once
+	if grep -q "events: ebpf" "$tmp/ev.err"; then
+		shell_connection "exec path"
+		conn=$shell
+		rule=sigma-$(sed -n 's/^id: *//p' "$netrules/net_connection_lnx_back_connect_shell_dev.yml" | tr 'A-Z' 'a-z')
+		net_alert() { alert_scan "$tmp/ev.out" "$rule" "$conn"; }
+		alerted() { net_alert >/dev/null; }
+		check "a connection raises a Sigma network rule's alert on the event path (pid $conn)" wait_for 60 alerted
+		found=$(net_alert)
+		src=$(sqlite3 -readonly "$tmp/state/events.sqlite" "SELECT source FROM scans WHERE id = ${found:-0}")
+		check "from an event scan ($src)" test "$src" = event
+		stop_all
+	else
+		echo "ok - # SKIP a connection through a Sigma network rule on the event path: the eBPF sensor is not in use ($(grep -o 'events: [^)]*' "$tmp/ev.err" | head -1))"
+	fi
 	kill -TERM "$agent_pid"
 	wait "$agent_pid"
 	agent_pid=

@@ -13,6 +13,7 @@
 #   private_mounts              true when this script runs in its own mount namespace
 #   marker_rule FILE ID MARK    a rules file (mode 644) whose rule ID matches the
 #                               processes whose command line carries "MARK-"
+#   free_ports N                N TCP ports free on 127.0.0.1 now, on one line
 #   alert_pairs FILE            "RULE PID" for every affected pid of every JSON alert line
 #
 # The host's /etc/daemoneye (config.yaml, rules.d) must never reach the
@@ -76,6 +77,39 @@ for line in open(sys.argv[1]):
     for p in a["affected_processes"]: print(a["rule_id"], p)
 ' "$1"
 }
+# marker_rule FILE ID MARK: a rule file (readable by the agent's user) whose
+# one rule ID alerts on every process whose command line holds "MARK-"
+marker_rule() {
+	cat >"$1" <<YAML
+rules:
+  - id: $2
+    name: $2
+    description: a process whose command line carries the test's marker
+    version: 1
+    severity: low
+    category: execution
+    tags: [attack.t1059.004]
+    author: tests
+    sql: |
+      SELECT pid, name, executable_path, command_line FROM processes
+      WHERE command_line LIKE '%$3-%'
+YAML
+	chmod 644 "$1"
+}
+# alert_scan FILE RULE PID: print the scan id of FILE's (an agent's JSON
+# alerts) first alert of RULE naming PID; false when there is none (yet)
+alert_scan() {
+	python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    if line.startswith("{"):
+        a = json.loads(line)
+        if a["rule_id"] == sys.argv[2] and int(sys.argv[3]) in a["affected_processes"]:
+            print(a["scan_id"])
+            sys.exit(0)
+sys.exit(1)
+' "$@"
+}
 wait_for() {
 	local end=$((SECONDS + $1))
 	shift
@@ -90,4 +124,11 @@ stop() {
 }
 private_mounts() {
 	[ "$(readlink /proc/self/ns/mnt)" != "$(readlink /proc/1/ns/mnt 2>/dev/null)" ]
+}
+free_ports() {
+	python3 -c '
+import socket, sys
+ss = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in ss])' "$1"
 }

@@ -20,6 +20,7 @@ figures.  Deterministic (fixed seed).
 """
 
 import glob
+import ipaddress
 import os
 import random
 import re
@@ -148,7 +149,36 @@ def regex_sample(pattern):
 
 # ---- records ------------------------------------------------------------------
 
-PARENT_OF = {"ParentImage": "Image", "ParentCommandLine": "CommandLine"}
+PARENT_OF = {"ParentImage": "Image", "ParentCommandLine": "CommandLine", "ParentUser": "User"}
+NET = ("DestinationIp", "SourceIp", "DestinationPort", "SourcePort", "Initiated", "Protocol")
+PORTS = ("DestinationPort", "SourcePort")
+USERS = [b"root", b"daemon", b"www-data", b"user", None]
+CWDS = [b"/", b"/tmp", b"/home/user", b"/var/www/html", None]
+
+
+def addr_text(b):
+    """The text daemoneye stores for an address (inet_ntop's form), or None
+    when b is not an address this test can store as the same text."""
+    try:
+        a = ipaddress.ip_address(b.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if a.version == 6 and (int(a) >> 32) in (0, 0xffff) and int(a) > 0xffff:
+        return None  # IPv4-compatible or -mapped: glibc writes them dotted
+    return str(a).encode()
+
+
+def random_addr(v6=None):
+    if v6 if v6 is not None else rng.random() < 0.3:
+        return rng.choice([b"::1", b"2001:db8::7", b"fe80::1", b"fd00::5", b"2a00:1450::64"])
+    return rng.choice([b"127.0.0.1", b"10.1.2.3", b"192.168.1.9", b"8.8.8.8", b"172.20.0.1",
+                       b"0.0.0.0", b"93.184.216.34"])
+
+
+def in_network(net):
+    n = ipaddress.ip_network(net, strict=False)
+    off = rng.choice([0, n.num_addresses - 1, rng.randrange(n.num_addresses)])
+    return addr_text(str(n.network_address + off).encode()) or random_addr(n.version == 6)
 
 
 def sample_test(t):
@@ -161,6 +191,9 @@ def sample_test(t):
         kind, arg = rng.choice(g)
         if kind == "null":
             return None
+        if kind == "cidr":
+            pieces.append(in_network(arg))
+            continue
         if kind == "re":
             pieces.append(filler() + regex_sample(arg.pattern.decode("utf-8", "replace"))
                           + filler())
@@ -196,6 +229,10 @@ def assign(rule, maps):
     for m in maps:
         for t in m:
             v = sample_test(t)
+            if isinstance(v, tuple) and t.field in PORTS:
+                _, val, cmp = v
+                fields[t.field] = val + {"gt": 1, "lt": -1}.get(cmp, 0)
+                continue
             if isinstance(v, tuple):
                 fields.setdefault("#num", []).append((t.field, v))
                 continue
@@ -237,31 +274,57 @@ def wildcard_swaps(b):
     return out
 
 
+def port(v):
+    return v if isinstance(v, int) and 0 <= v <= 65535 else rng.choice([22, 443, 4444, 50501])
+
+
+def make_conn(f):
+    """One TCP connection from a rule's fields (defaults where it has none)."""
+    v6 = None
+    for k in ("DestinationIp", "SourceIp"):
+        if isinstance(f.get(k), bytes) and addr_text(f[k]):
+            v6 = b":" in f[k]
+    raddr = addr_text(f["DestinationIp"]) if isinstance(f.get("DestinationIp"), bytes) else None
+    laddr = addr_text(f["SourceIp"]) if isinstance(f.get("SourceIp"), bytes) else None
+    raddr = raddr or random_addr(v6)
+    v6 = b":" in raddr
+    if not laddr or (b":" in laddr) != v6:
+        laddr = random_addr(v6)
+    initiated = f.get("Initiated", rng.choice([b"true", b"true", b"false"]))
+    kind = "connect" if isinstance(initiated, bytes) and initiated.lower() == b"true" else "accept"
+    return {"kind": kind, "family": 6 if v6 else 4, "laddr": laddr, "raddr": raddr,
+            "lport": port(f.get("SourcePort")), "rport": port(f.get("DestinationPort"))}
+
+
 class Records:
     def __init__(self):
-        self.list = []  # dicts: pid, ppid, exe, cmd
+        self.list = []  # dicts: pid, ppid, exe, cmd, user, cwd, conn
         self.next = 100
 
-    def add(self, exe, cmd, ppid=None):
+    def add(self, exe, cmd, ppid=None, user=None, cwd=None, conn=None):
         pid = self.next
         self.next += 1
-        self.list.append({"pid": pid, "ppid": ppid, "exe": exe, "cmd": cmd if cmd else b""})
+        self.list.append({"pid": pid, "ppid": ppid, "exe": exe, "cmd": cmd if cmd else b"",
+                          "user": user, "cwd": cwd, "conn": conn})
         return pid
 
-    def add_fields(self, f, parent_mode="linked"):
+    def add_fields(self, f, parent_mode="linked", net=False):
         ppid = None
-        if "ParentImage" in f or "ParentCommandLine" in f or parent_mode == "stranger":
+        if any(k in f for k in PARENT_OF) or parent_mode == "stranger":
             pexe = f.get("ParentImage", b"/usr/bin/bash")
             pcmd = f.get("ParentCommandLine", b"bash")
             if parent_mode == "missing":
                 ppid = 999999 + rng.randrange(1000)  # a pid with no record
             else:
-                ppid = self.add(pexe, pcmd, rng.choice([None, 1]))
+                ppid = self.add(pexe, pcmd, rng.choice([None, 1]),
+                                f.get("ParentUser", rng.choice(USERS)))
         elif rng.random() < 0.3:
-            ppid = self.add(b"/usr/sbin/sshd", b"sshd: user [priv]")
+            ppid = self.add(b"/usr/sbin/sshd", b"sshd: user [priv]", None, b"root", b"/")
         exe = f.get("Image", b"/usr/bin/" + rng.choice([b"true", b"env", b"sleep"]))
         cmd = f.get("CommandLine", (exe or b"kthread").split(b"/")[-1] + b" " + filler())
-        return self.add(exe, cmd, ppid)
+        conn = make_conn(f) if net or any(k in f for k in NET) else None
+        return self.add(exe, cmd, ppid, f.get("User", rng.choice(USERS)),
+                        f.get("CurrentDirectory", rng.choice(CWDS)), conn)
 
 
 def polarity(node, neg, out):
@@ -277,6 +340,16 @@ def polarity(node, neg, out):
 
 
 def gen_rule_records(rule, recs):
+    net = rule.category == "network_connection"
+    real_add = recs.add_fields
+    recs.add_fields = lambda f, mode="linked": real_add(f, mode, net)
+    try:
+        _gen_rule_records(rule, recs, net)
+    finally:
+        recs.add_fields = real_add
+
+
+def _gen_rule_records(rule, recs, net):
     sels = list(rule.sels.values())
     pol = {}
     polarity(rule.tree, False, pol)
@@ -330,10 +403,30 @@ def gen_rule_records(rule, recs):
         for field, (_, val, cmp) in nums:
             # ProcessId tests: records get the next pids; nothing to steer
             pass
+        for k in PORTS:
+            if isinstance(f.get(k), int):
+                g = dict(f)
+                g[k] = f[k] + 1
+                recs.add_fields(g)
+        if net:
+            # the same connection as a listener and as a failed attempt:
+            # neither is a connection for Sigma
+            pid = recs.add_fields(f)
+            for kind in ("listen", "connect_failed"):
+                r = dict(recs.list[-1] if recs.list[-1]["pid"] == pid else {})
+                if r.get("conn"):
+                    r["conn"] = dict(r["conn"], kind=kind)
+                    recs.add(r["exe"], r["cmd"], r["ppid"], r["user"], r["cwd"], r["conn"])
 
 
 def global_records(recs):
-    recs.add(None, b"")
+    recs.add(None, b"", user=b"root")
+    recs.add(b"/usr/bin/bash", b"bash -i", 1, b"root", b"/root",
+             {"kind": "connect", "family": 4, "laddr": b"10.0.0.2", "lport": 40000,
+              "raddr": b"10.0.0.1", "rport": 4444})
+    recs.add(b"/usr/bin/nc", b"nc -l 4444", 1, b"user", b"/tmp",
+             {"kind": "listen", "family": 6, "laddr": b"::", "lport": 4444,
+              "raddr": b"::", "rport": 0})
     recs.add(None, b"[kworker/0:1]")
     recs.add(b"/usr/bin/bash", b"")
     recs.add(b"", b"")
@@ -365,10 +458,16 @@ def main():
         rpath = os.path.join(tmp, "records")
         with open(rpath, "w") as out:
             for r in recs.list:
-                out.write("%d %s %s %s\n" % (
+                c = r["conn"]
+                out.write("%d %s %s %s %s %s %s\n" % (
                     r["pid"], "-" if r["ppid"] is None else r["ppid"],
                     "-" if r["exe"] is None else "x" + r["exe"].hex(),
-                    "x" + r["cmd"].hex()))
+                    "x" + r["cmd"].hex(),
+                    "-" if r["user"] is None else "x" + r["user"].hex(),
+                    "-" if r["cwd"] is None else "x" + r["cwd"].hex(),
+                    "-" if c is None else "%s,%d,%s,%d,%s,%d" % (
+                        c["kind"], c["family"], c["laddr"].decode(), c["lport"],
+                        c["raddr"].decode(), c["rport"])))
         proc = subprocess.run([os.path.join(bindir, "sigma_oracle"), tmp, rpath, "7"] + files,
                               capture_output=True)
     sys.stderr.write(proc.stderr.decode(errors="replace"))
@@ -390,11 +489,22 @@ def main():
     views = []
     for r in recs.list:
         p = by_pid.get(r["ppid"]) if r["ppid"] is not None else None
-        views.append((r["pid"], {
+        view = {
             "Image": r["exe"], "CommandLine": r["cmd"], "ProcessId": r["pid"],
-            "ParentProcessId": r["ppid"],
+            "ParentProcessId": r["ppid"], "User": r["user"], "CurrentDirectory": r["cwd"],
             "ParentImage": p["exe"] if p else None,
-            "ParentCommandLine": p["cmd"] if p else None}))
+            "ParentCommandLine": p["cmd"] if p else None,
+            "ParentUser": p["user"] if p else None}
+        c = r["conn"]
+        if c and c["kind"] in ("connect", "accept"):
+            # a connection for linux/network_connection (listeners and
+            # failed attempts are not)
+            view["#conn"] = True
+            view.update({"DestinationIp": c["raddr"], "SourceIp": c["laddr"],
+                         "DestinationPort": c["rport"], "SourcePort": c["lport"],
+                         "Initiated": b"true" if c["kind"] == "connect" else b"false",
+                         "Protocol": b"tcp"})
+        views.append((r["pid"], view))
     fails = 0
     verdicts = 0
     weak = []
@@ -406,8 +516,9 @@ def main():
             continue
         rule, got = rules[f], sql[f]
         pos = 0
+        net = rule.category == "network_connection"
         for pid, view in views:
-            want = rule.matches(view)
+            want = rule.matches(view) and (not net or "#conn" in view)
             pos += want
             verdicts += 1
             if want != (pid in got):

@@ -8,8 +8,13 @@ tests/sigma_agree.py checks that both agree on every generated record.
 A record is a dict of Sigma field name -> value as daemoneye has it for one
 process: Image and CommandLine are bytes (Image None when unknown),
 ProcessId and ParentProcessId integers (ParentProcessId None when unknown),
-and ParentImage / ParentCommandLine come from the parent's record, None when
-the parent is not known.  A field that is None is absent.
+User (the user's name) and CurrentDirectory bytes or None, and ParentImage
+/ ParentCommandLine / ParentUser come from the parent's record, None when
+the parent is not known.  For linux/network_connection a record is one TCP
+connection of a process: those fields of the process, with DestinationIp /
+SourceIp (address text), DestinationPort / SourcePort (integers),
+Initiated ('true' for a connection the process opened, 'false' for one it
+accepted) and Protocol ('tcp').  A field that is None is absent.
 
 Meaning, as the specification states it and as docs/sigma.md fixes the
 points it leaves open for bytes:
@@ -117,15 +122,17 @@ def windash(items):
 class FieldTest:
     """One `Field|mod|mod: value(s)` of a selection."""
 
-    NUMERIC = {"ProcessId", "ParentProcessId"}
-    TEXT = {"Image", "CommandLine", "ParentImage", "ParentCommandLine"}
+    NUMERIC = {"ProcessId", "ParentProcessId", "DestinationPort", "SourcePort"}
+    TEXT = {"Image", "CommandLine", "ParentImage", "ParentCommandLine", "User", "ParentUser",
+            "CurrentDirectory", "Initiated", "Protocol"}
+    ADDRESS = {"DestinationIp", "SourceIp"}
 
     def __init__(self, key, value):
         parts = key.split("|")
         self.field, mods = parts[0], parts[1:]
-        if self.field not in self.NUMERIC | self.TEXT:
+        if self.field not in self.NUMERIC | self.TEXT | self.ADDRESS:
             raise Unsupported("field " + self.field)
-        self.all = self.cased = self.exists = self.re = False
+        self.all = self.cased = self.exists = self.re = self.cidr = False
         self.re_flags, self.cmp, self.transforms = 0, None, []
         for m in mods:
             if m in ("contains", "startswith", "endswith", "base64", "base64offset",
@@ -139,6 +146,8 @@ class FieldTest:
                 self.exists = True
             elif m == "re":
                 self.re = True
+            elif m == "cidr" and self.field in self.ADDRESS:
+                self.cidr = True
             elif self.re and m in ("i", "m", "s"):
                 self.re_flags |= {"i": re.I, "m": re.M, "s": re.S}[m]
             elif m in ("gt", "gte", "lt", "lte"):
@@ -157,6 +166,8 @@ class FieldTest:
             return [("null", None)]
         if self.re:
             return [("re", re.compile(v.encode(), self.re_flags))]
+        if self.cidr:
+            return [("cidr", str(v))]
         if self.field in self.NUMERIC:
             return [("num", int(v))]
         alts = [parse_value(v)]
@@ -237,6 +248,8 @@ def _check(kind, arg, x, cmp):
                 None: x == arg}[cmp]
     if kind == "re":
         return arg.search(x) is not None
+    if kind == "cidr":
+        return cidr_contains(arg, x)
     rx, ci = arg
     text, folded = _texts(x)
     return rx.fullmatch(folded if ci else text) is not None
@@ -352,6 +365,7 @@ class Rule:
         self.doc = doc
         self.id = doc["id"]
         self.status = doc.get("status")
+        self.category = (doc.get("logsource") or {}).get("category")
         det = doc["detection"]
         names = [k for k in det if k != "condition"]
         conds = det["condition"]

@@ -10,12 +10,17 @@
  *
  *   sigma_oracle DIR RECORDS STEP RULE.yml...
  *
- * RECORDS has one process per line: "PID PPID EXE CMD", PPID an integer or
- * "-", EXE and CMD "-" (none) or "x" followed by the bytes in hex.
+ * RECORDS has one process per line: "PID PPID EXE CMD USER CWD CONN", PPID
+ * an integer or "-", EXE, CMD, USER (user_name) and CWD "-" (none) or "x"
+ * followed by the bytes in hex; CONN "-" or one TCP connection of the
+ * process, "KIND,FAMILY,LADDR,LPORT,RADDR,RPORT" (KIND connect, accept,
+ * listen or connect_failed; FAMILY 4 or 6), stored in network_connections
+ * for the process's instance.
  * Output, one line per rule: "RULE<TAB>file<TAB>OK<TAB>id<TAB>pid pid ..." or
  * "RULE<TAB>file<TAB>REFUSED<TAB>why"; a mismatch on the exec path prints
  * "EXECPATH<TAB>..." and makes the exit status 1.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +53,32 @@ static char *unhex(const char *s)
 	return o;
 }
 
+/* "KIND,FAMILY,LADDR,LPORT,RADDR,RPORT" into *c; false when malformed. */
+static bool parse_conn(char *s, const struct de_process_record *r, struct de_connection *c)
+{
+	char *f[6], *save = NULL;
+	int n = 0;
+
+	for (char *t = strtok_r(s, ",", &save); t && n < 6; t = strtok_r(NULL, ",", &save))
+		f[n++] = t;
+	if (n != 6)
+		return false;
+	memset(c, 0, sizeof(*c));
+	for (int k = DE_CONN_CONNECT; k < DE_CONN_KIND_MAX; k++)
+		if (!strcmp(f[0], de_conn_kind_name((enum de_conn_kind)k)))
+			c->kind = (enum de_conn_kind)k;
+	c->family = (uint8_t)atoi(f[1]);
+	int af = c->family == 6 ? AF_INET6 : AF_INET;
+	c->pid = r->pid;
+	c->start_time = r->start_time;
+	c->lport = (uint16_t)atoi(f[3]);
+	c->rport = (uint16_t)atoi(f[5]);
+	c->time_ms = de_now_ms();
+	c->from_scan = true;
+	return c->kind && (c->family == 4 || c->family == 6) &&
+	       inet_pton(af, f[2], c->laddr) == 1 && inet_pton(af, f[4], c->raddr) == 1;
+}
+
 static int cmp_u32(const void *a, const void *b)
 {
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
@@ -68,7 +99,8 @@ int main(int argc, char **argv)
 	struct de_engine *eng = NULL;
 	struct de_error e = {0};
 	char path[4096], line[1 << 16];
-	size_t nrec = 0, cap = 0, step;
+	struct de_connection *conns = NULL;
+	size_t nrec = 0, cap = 0, step, nconn = 0, conncap = 0;
 	int64_t scan;
 	int status = 0;
 	FILE *f;
@@ -85,9 +117,12 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	while (fgets(line, sizeof(line), f)) {
-		char pid[32], ppid[32], *exe = malloc(sizeof(line)), *cmd = malloc(sizeof(line));
-		if (!exe || !cmd ||
-		    sscanf(line, "%31s %31s %65535s %65535s", pid, ppid, exe, cmd) != 4) {
+		char pid[32], ppid[32], conn[256],
+			*exe = malloc(sizeof(line)), *cmd = malloc(sizeof(line)),
+			*user = malloc(sizeof(line)), *cwd = malloc(sizeof(line));
+		if (!exe || !cmd || !user || !cwd ||
+		    sscanf(line, "%31s %31s %65535s %65535s %65535s %65535s %255s", pid, ppid, exe,
+			   cmd, user, cwd, conn) != 7) {
 			fprintf(stderr, "bad record line: %s", line);
 			return 2;
 		}
@@ -118,8 +153,23 @@ int main(int argc, char **argv)
 		r->user_id = strdup("1000");
 		r->accessible = true;
 		r->file_exists = r->executable_path != NULL;
+		r->facts.user_name = unhex(user);
+		r->facts.cwd = unhex(cwd);
+		if (strcmp(conn, "-") != 0) {
+			if (nconn == conncap) {
+				conncap = conncap ? conncap * 2 : 256;
+				if (!(conns = realloc(conns, conncap * sizeof(*conns))))
+					return 2;
+			}
+			if (!parse_conn(conn, r, &conns[nconn++])) {
+				fprintf(stderr, "bad connection: %s", line);
+				return 2;
+			}
+		}
 		free(exe);
 		free(cmd);
+		free(user);
+		free(cwd);
 	}
 	fclose(f);
 	if (de_store_open(&sc, &store, &e) < 0 ||
@@ -128,7 +178,8 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < nrec; i++)
 		recs[i].scan_id = scan;
 	if (de_store_processes(store, scan, recs, nrec, &e) < 0 ||
-	    de_store_scan_end(store, scan, 2, nrec, &e) < 0)
+	    de_store_scan_end(store, scan, 2, nrec, &e) < 0 ||
+	    de_store_connections(store, conns, nconn, 0, &e) < 0)
 		goto fail;
 	de_validator_with_timeout(v, 0);
 	if (de_engine_open(path, v, &eng, &e) < 0)
@@ -211,6 +262,7 @@ out:
 	for (size_t i = 0; i < nrec; i++)
 		de_process_record_clear(&recs[i]);
 	free(recs);
+	free(conns);
 	de_engine_close(eng);
 	de_store_close(store);
 	de_validator_free(v);

@@ -3,7 +3,8 @@
  * (the CEF spec's rules: header '\' and '|', extension '\' '=' \n \r),
  * invalid UTF-8 and control characters, one line per record in every
  * format whatever a process name holds, the ECS and OCSF shapes, the
- * human line's kind marker and colour.
+ * human line's kind marker and colour; the JSON-shaped formats byte for byte
+ * what jansson writes, over random trees.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -14,6 +15,8 @@
 #include <string.h>
 
 #include <cmocka.h>
+
+#include "testrand.h"
 
 #include "daemoneye/alertfmt.h"
 #include "daemoneye/text.h"
@@ -223,12 +226,131 @@ static void test_human_and_json(void **state)
 	assert_int_equal(de_alertfmt_parse("xml", &f), -EINVAL);
 }
 
+/* A random JSON tree of at most depth levels, with the text that breaks escaping. */
+static json_t *rnd_json(int depth)
+{
+	switch (rnd(depth > 0 ? 9 : 6)) {
+	case 0:
+		return json_null();
+	case 1:
+		return json_boolean(rnd(2));
+	case 2:
+		return json_integer(rnd_i64());
+	case 3:
+		return json_real((double)rnd_i64() / 7.0);
+	case 4:
+	case 5: {
+		char *t = rnd_text();
+		json_t *j = de_utf8_valid(t, strlen(t)) ? json_string(t) : json_string("x");
+		free(t);
+		return j;
+	}
+	case 6:
+	case 7: {
+		json_t *o = json_object();
+		for (uint32_t i = rnd(5); i > 0; i--) {
+			char *k = rnd_text();
+			if (de_utf8_valid(k, strlen(k)))
+				json_object_set_new(o, k, rnd_json(depth - 1));
+			free(k);
+		}
+		return o;
+	}
+	default: {
+		json_t *a = json_array();
+		for (uint32_t i = rnd(5); i > 0; i--)
+			json_array_append_new(a, rnd_json(depth - 1));
+		return a;
+	}
+	}
+}
+
+/* The JSON-shaped formats are exactly what jansson's json_dumps would write. */
+static void test_json_bytes(void **state)
+{
+	(void)state;
+	struct de_alert a;
+	struct de_buf b = DE_BUF_INIT(1u << 20);
+
+	for (int i = 0; i < 1000; i++) {
+		make_alert(&a);
+		json_decref(a.alert_data);
+		a.alert_data = rnd_json(4);
+		if (rnd(4)) {
+			json_decref(a.context);
+			a.context = json_pack("{s:o,s:o}", "host", rnd_json(2), "processes",
+					      rnd_json(3));
+		}
+		/* text that is not always UTF-8 (a "_raw" twin), optional members */
+		char **strs[] = {&a.rule_id, &a.title, &a.description, &a.dedupe_key, &a.kind};
+		for (size_t k = 0; k < sizeof(strs) / sizeof(strs[0]); k++) {
+			free(*strs[k]);
+			*strs[k] = rnd(5) || k < 4 ? rnd_text() : NULL;
+		}
+		a.has_scan_id = rnd(2);
+		a.scan_id = rnd_i64();
+		a.has_rule_execution_time_ms = rnd(2);
+		a.rule_execution_time_ms = rnd_i64();
+		a.incomplete = rnd(2);
+		a.alert_time = rnd_i64();
+		a.process_count = (int32_t)rnd_i64();
+		de_buf_reset(&b);
+		assert_int_equal(de_alertfmt_render(DE_FMT_JSON, &a, NULL, &b), 0);
+		json_t *j = de_alert_to_json(&a);
+		char *want = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII);
+		assert_string_equal(b.p, want);
+		char *line = de_alert_render_json(&a);
+		assert_string_equal(line, want);
+		free(line);
+		/* the same with the values as the outbox stored them (not ASCII-only) */
+		char *data = json_dumps(a.alert_data, JSON_COMPACT | JSON_ENCODE_ANY);
+		char *ctx =
+			a.context ? json_dumps(a.context, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+		struct de_alert_json_text t = {data, ctx, strlen(data), ctx ? strlen(ctx) : 0};
+		struct de_alertfmt_opts o = {.json = &t};
+		de_buf_reset(&b);
+		assert_int_equal(de_alertfmt_render(DE_FMT_JSON, &a, &o, &b), 0);
+		assert_string_equal(b.p, want);
+		free(data);
+		free(ctx);
+		free(want);
+		json_decref(j);
+		de_alert_clear(&a);
+	}
+	de_buf_free(&b);
+}
+
+/* The json format copies the values' text it is given when it is ASCII, and
+   dumps the values again when it is not (the output is ASCII throughout). */
+static void test_json_pre_written(void **state)
+{
+	(void)state;
+	struct de_alert a;
+	struct de_buf b = DE_BUF_INIT(1u << 20);
+	struct de_alert_json_text t = {.alert_data = "[\"given\"]", .alert_data_len = 9};
+	struct de_alertfmt_opts o = {.json = &t};
+
+	make_alert(&a);
+	assert_int_equal(de_alertfmt_render(DE_FMT_JSON, &a, &o, &b), 0);
+	assert_non_null(strstr(b.p, "\"alert_data\":[\"given\"],"));
+	t = (struct de_alert_json_text){.alert_data = "[\"zqx\xc3\xa9\"]", .alert_data_len = 10};
+	de_buf_reset(&b);
+	assert_int_equal(de_alertfmt_render(DE_FMT_JSON, &a, &o, &b), 0);
+	char *want = de_alert_render_json(&a);
+	assert_string_equal(b.p, want);
+	assert_null(strstr(b.p, "zqx"));
+	free(want);
+	de_alert_clear(&a);
+	de_buf_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_cef_escaping),   cmocka_unit_test(test_one_line_each),
-		cmocka_unit_test(test_cef_record),     cmocka_unit_test(test_ecs_ocsf),
-		cmocka_unit_test(test_human_and_json),
+		cmocka_unit_test(test_cef_escaping),	 cmocka_unit_test(test_one_line_each),
+		cmocka_unit_test(test_cef_record),	 cmocka_unit_test(test_ecs_ocsf),
+		cmocka_unit_test(test_human_and_json),	 cmocka_unit_test(test_json_bytes),
+		cmocka_unit_test(test_json_pre_written),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

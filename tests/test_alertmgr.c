@@ -282,6 +282,17 @@ static void test_state_exceptions_dedup(void **state)
 	assert_int_equal(count(s, "SELECT count(*) FROM alerts WHERE kind = 'resolved'"), 1);
 	assert_int_equal(de_alertmgr_drain(m, NULL, &e), 0);
 	assert_int_equal(lines(out), 2);
+	/* pid 10 matches again: its state was resolved, so this is a new match
+	   (folded into the window of its first alert), not a repeat */
+	add_alert(&l, "r-miner", 10, "xmrig");
+	assert_int_equal(de_alertmgr_submit(m, &l, false, NULL, 0, &c, &e), 0);
+	assert_int_equal(c.repeats, 0);
+	assert_int_equal(c.folded, 1);
+	assert_int_equal(count(s, "SELECT count(*) FROM alert_state WHERE status = 'open'"), 3);
+	/* and again: now a repeat of the open state */
+	add_alert(&l, "r-miner", 10, "xmrig");
+	assert_int_equal(de_alertmgr_submit(m, &l, false, NULL, 0, &c, &e), 0);
+	assert_int_equal(c.repeats, 1);
 	de_alertmgr_close(m);
 	de_alert_list_clear(&l);
 	rules_free(&set);
@@ -511,6 +522,61 @@ static void test_observer(void **state)
 	de_store_close(s);
 }
 
+/* Deliveries recorded together: each its own attempts, in statements of a few hundred. */
+static void test_record_delivered(void **state)
+{
+	(void)state;
+	char path[512];
+	struct de_store *s = open_store(path, sizeof(path));
+	struct de_outbox *ob = NULL;
+	struct de_error e = {0};
+	const char *sinks[] = {"a", "b"};
+	enum { N = 700 };
+	int64_t ids[2 * N];
+	uint32_t att[2 * N];
+
+	assert_int_equal(de_outbox_open(s, &ob, &e), 0);
+	assert_int_equal(de_outbox_tx_begin(ob, &e), 0);
+	for (int i = 0; i < N; i++) {
+		struct de_alert a = {.alert_time = 1000 + i, .severity = DE_SEV_LOW};
+		de_uuid_v7(&a.id, a.alert_time);
+		a.rule_id = "r";
+		a.title = "t";
+		a.description = "d";
+		a.dedupe_key = "k";
+		a.alert_data = json_array();
+		assert_int_equal(de_outbox_add(ob, &a, sinks, 2, 1000, ids + 2 * i, &e), 0);
+		json_decref(a.alert_data);
+	}
+	/* one failed earlier: its error goes when it is delivered */
+	assert_int_equal(
+		de_outbox_record(ob, ids[4], DE_OUTBOX_PENDING, 1, 1100, 1200, "refused", &e), 0);
+	for (int i = 0; i < 2 * N; i++)
+		att[i] = (uint32_t)(i % 3 + 1);
+	/* every sink a's, and none of sink b's */
+	int64_t a_ids[N];
+	uint32_t a_att[N];
+	for (int i = 0; i < N; i++) {
+		a_ids[i] = ids[2 * i];
+		a_att[i] = att[2 * i];
+	}
+	assert_int_equal(de_outbox_record_delivered(ob, a_ids, a_att, N, 5000, &e), 0);
+	assert_int_equal(de_outbox_tx_commit(ob, &e), 0);
+	assert_int_equal(count(s, "SELECT count(*) FROM alert_deliveries WHERE sink = 'a' AND"
+				  " status = 'delivered' AND delivered_at = 5000 AND"
+				  " last_attempt_at = 5000 AND error IS NULL AND"
+				  " next_attempt_at IS NULL"),
+			 N);
+	assert_int_equal(count(s, "SELECT count(*) FROM alert_deliveries WHERE sink = 'a' AND"
+				  " attempts = (id - 1) % 3 + 1"),
+			 N);
+	assert_int_equal(count(s, "SELECT count(*) FROM alert_deliveries WHERE sink = 'b' AND"
+				  " status = 'pending' AND attempts = 0 AND delivered_at IS NULL"),
+			 N);
+	de_outbox_close(ob);
+	de_store_close(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -519,6 +585,7 @@ int main(void)
 		cmocka_unit_test(test_restart_and_bound),
 		cmocka_unit_test(test_retry_dead_circuit),
 		cmocka_unit_test(test_observer),
+		cmocka_unit_test(test_record_delivered),
 	};
 	return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

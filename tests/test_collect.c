@@ -221,7 +221,9 @@ static void test_name_with_deleted_suffix(void **state)
 	assert_string_equal(r.executable_path, path); /* a real name is kept whole */
 	assert_true(r.file_exists);
 	assert_false(r.facts.exe_deleted);
-	assert_string_equal(r.name, "my prog (delete"); /* comm: 15 bytes */
+	/* comm holds 15 bytes; the name is the executable's full name */
+	assert_string_equal(r.facts.comm, "my prog (delete");
+	assert_string_equal(r.name, "my prog (deleted)");
 	de_process_record_clear(&r);
 	reap(pid);
 	unlink(path);

@@ -31,7 +31,7 @@ static void fill(struct de_linux_facts *f, int salt)
 {
 	memset(f, 0, sizeof(*f));
 	f->present = true;
-	f->has_ids = f->has_real_ids = f->has_exe = f->has_image = true;
+	f->has_ids = f->has_real_ids = f->has_exe = f->has_image = f->has_ns = true;
 	for (int i = 0; i < DE_FACT_COUNT_MAX; i++) {
 		void *p = at(f, i);
 		switch (de_linux_fact_info[i].type) {
@@ -196,8 +196,8 @@ static void test_groups(void **state)
 
 	fill(&a, 0);
 	fill(&b, 0);
-	a.has_ids = a.has_real_ids = a.has_exe = a.has_image = false;
-	b.has_ids = b.has_real_ids = b.has_exe = b.has_image = false;
+	a.has_ids = a.has_real_ids = a.has_exe = a.has_image = a.has_ns = false;
+	b.has_ids = b.has_real_ids = b.has_exe = b.has_image = b.has_ns = false;
 	assert_int_equal(de_linux_facts_each(&a, note, &s), 0);
 	assert_true(s.n > 0);
 	for (int k = 0; k < s.n; k++)

@@ -89,6 +89,20 @@ static void make_facts(struct de_process_record *r)
 	f->start_ticks = 1234567890123;
 	f->cmdline_truncated = true;
 	f->cmdline_masked = 2;
+	/* every other group known, every other text fact set */
+	f->has_ns = true;
+	f->pid_ns = 4026531836;
+	f->mnt_ns = 4026531840;
+	f->net_ns = 4026531992;
+	f->user_ns = 4026531837;
+	f->env_truncated = f->path_truncated = true;
+	for (int i = 0; i < DE_FACT_COUNT_MAX; i++) {
+		char **t = (char **)(void *)((char *)f + de_linux_fact_info[i].offset);
+		if ((de_linux_fact_info[i].type == DE_FACT_T_TEXT ||
+		     de_linux_fact_info[i].type == DE_FACT_T_TEXT_RAW) &&
+		    !*t)
+			assert_true(asprintf(t, "%s \xfe value", de_linux_fact_info[i].name) > 0);
+	}
 }
 
 static void roundtrip(const struct de_ipc_msg *m, struct de_ipc_msg *back)

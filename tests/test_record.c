@@ -17,6 +17,8 @@
 #include "testrand.h"
 
 #include "daemoneye/alert.h"
+#include "daemoneye/buf.h"
+#include "daemoneye/collect.h"
 #include "daemoneye/clock.h"
 #include "daemoneye/record.h"
 #include "daemoneye/rule.h"
@@ -481,6 +483,65 @@ static void test_facts_equal(void **state)
 /* ---- byte helpers --------------------------------------------------------- */
 
 /* A copy equals its source and shares no memory with it but the JSON. */
+/* de_process_record_json_buf writes what json_dumps of the jansson object writes. */
+static void same_text(const struct de_process_record *r)
+{
+	struct de_buf b = DE_BUF_INIT(64u << 20);
+	json_t *j = de_process_record_to_json(r);
+	char *want = j ? json_dumps(j, JSON_COMPACT) : NULL;
+
+	assert_non_null(want);
+	assert_int_equal(de_process_record_json_buf(r, &b), 0);
+	assert_non_null(b.p);
+	assert_string_equal(b.p, want);
+	free(want);
+	json_decref(j);
+	de_buf_free(&b);
+}
+
+static int scan_same(void *ctx, struct de_process_record *r)
+{
+	(void)ctx;
+	same_text(r);
+	return 0;
+}
+
+static void test_record_json_text(void **state)
+{
+	(void)state;
+	struct de_process_record r;
+	struct de_collector *c;
+
+	/* every field, JSON extras (the jansson path) */
+	full_record(&r);
+	same_text(&r);
+	/* the same with collector facts instead (the direct path), every optional absent */
+	json_decref(r.platform_data);
+	r.platform_data = NULL;
+	r.facts.present = true;
+	r.facts.state = 'S';
+	r.facts.comm = xstrdup("chrome");
+	r.facts.cwd = xstrdup("/home/u \"x\"");
+	same_text(&r);
+	r.has_cpu_usage = r.has_ppid = r.has_start_time = false;
+	r.memory_usage = 4096;
+	free(r.executable_path);
+	r.executable_path = NULL;
+	same_text(&r);
+	/* control bytes, quotes, and a name that is not UTF-8 (jansson path) */
+	free(r.command_line[1]);
+	r.command_line[1] = xstrdup("\x01\x7f\"\\\t\n\xc3\xa9");
+	same_text(&r);
+	free(r.name);
+	r.name = xstrdup("bad\xff");
+	same_text(&r);
+	de_process_record_clear(&r);
+	/* every process of this host, as procmond --once writes them */
+	assert_int_equal(de_collector_open(NULL, &c, NULL), 0);
+	assert_int_equal(de_collector_scan_each(c, 1, scan_same, NULL, NULL, NULL), 0);
+	de_collector_close(c);
+}
+
 static void test_record_copy(void **state)
 {
 	(void)state;
@@ -518,6 +579,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_record_copy),
+		cmocka_unit_test(test_record_json_text),
 		cmocka_unit_test(test_record_every_field),
 		cmocka_unit_test(test_record_optionals_absent),
 		cmocka_unit_test(test_record_hostile_bytes),

@@ -4,14 +4,16 @@
  * date, description with false positives, references and the credit,
  * author), the rule file loading back equal through the sandbox, statuses,
  * the SQL forms (LIKE with ESCAPE, quotes doubled, instr for cased, the
- * parent join only when needed, `not` as IS NOT TRUE), the planned network
- * logsource's cidr and port tests run on real tables, and every refusal
+ * parent join only when needed, `not` as IS NOT TRUE), linux/network_connection
+ * (connections only, cidr over IPv4 and IPv6, ports, Initiated) and User,
+ * ParentUser, CurrentDirectory run on tables of the store's shape, and every refusal
  * naming FILE:LINE:COL and what daemoneye lacks.  What the SQL means on
  * real records is tests/sigma_agree.py's job.
  */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -253,78 +255,211 @@ static void test_sql_forms(void **state)
 	}
 }
 
-/* The network logsource's map compiles when asked (planned), and cidr and
- * port tests mean what they say on tables of the planned shape. */
-static void test_planned_network(void **state)
+/* A cidr value is a.b.c.d or a.b.c.d/n, or an IPv6 address with an optional
+ * /n, nothing else (no fifth octet, no octet past 255, no prefix past 32 or
+ * 128, nothing trailing). */
+static void test_cidr_values(void **state)
 {
-	static const char rule[] = "title: n\n"
+	static const char *const bad[] = {
+		"1.2.3.4.5",   "1.2.3.256", "1.2.3.4/33",  "1.2.3.4/",	 "1.2.3", "1..2.3",
+		"1.2.3.4/8/8", "1.2.3.4x",  "1234.1.1.1",  "/8",	 "",	  "fe80::/200",
+		"fe80::/",     "fe80::/1x", "fe80::/1234", "fe80:::1/64"};
+	static const char *const good[] = {"10.0.0.0/8",	 "1.2.3.4", "0.0.0.0/0",
+					   "255.255.255.255/32", "::1/128", "fe80::/10"};
+	struct de_sigma_options o = {.planned_logsources = true};
+	char rule[512];
+	(void)state;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]) + sizeof(good) / sizeof(good[0]); i++) {
+		bool is_bad = i < sizeof(bad) / sizeof(bad[0]);
+		const char *v = is_bad ? bad[i] : good[i - sizeof(bad) / sizeof(bad[0])];
+		struct de_sigma_rule r = {0};
+		struct de_error e = {0};
+		snprintf(rule, sizeof(rule),
+			 "title: n\nid: 11111111-2222-3333-4444-555555555555\n"
+			 "logsource:\n    product: linux\n    category: network_connection\n"
+			 "detection:\n    sel:\n        DestinationIp|cidr: '%s'\n"
+			 "    condition: sel\n",
+			 v);
+		int rc = de_sigma_convert(rule, strlen(rule), "n.yml", &o, NULL, &r, &e);
+		if (is_bad) {
+			if (rc == 0)
+				fail_msg("cidr '%s' accepted", v);
+			assert_non_null(strstr(e.message, "not an IPv"));
+		} else {
+			if (rc != 0)
+				fail_msg("cidr '%s' refused: %s", v, e.message);
+			de_sigma_rule_clear(&r);
+		}
+	}
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+	return *(const int *)a - *(const int *)b;
+}
+
+/* Run sql over db; the first column of its rows, sorted and space-separated, into got. */
+static void rows_of(sqlite3 *db, const char *sql, char *got, size_t size)
+{
+	sqlite3_stmt *st;
+	int v[32];
+	size_t n = 0;
+
+	got[0] = '\0';
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		fail_msg("%s: %s", sqlite3_errmsg(db), sql);
+	while (sqlite3_step(st) == SQLITE_ROW && n < 32)
+		v[n++] = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	qsort(v, n, sizeof(v[0]), cmp_int);
+	for (size_t i = 0; i < n; i++)
+		snprintf(got + strlen(got), size - strlen(got), "%d ", v[i]);
+}
+
+/* Tables of the store's shape (the columns the Sigma SQL reads), with rows. */
+static sqlite3 *net_db(void)
+{
+	struct de_error e = {0};
+	sqlite3 *db;
+
+	assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
+	assert_int_equal(de_regexp_register(db, &e), 0);
+	assert_int_equal(
+		sqlite3_exec(
+			db,
+			"CREATE TABLE processes(pid INTEGER PRIMARY KEY, ppid, name, "
+			"executable_path, command_line, user_id, start_time, user_name, cwd);"
+			"CREATE TABLE network_connections(id INTEGER PRIMARY KEY, pid, start_time, "
+			"kind, family, local_address, local_port, remote_address, remote_port, "
+			"closed_at);"
+			"INSERT INTO processes VALUES"
+			"(1, 0, 'x', '/x', 'x', '0', 5, 'root', '/'),"
+			"(2, 1, 'sh', '/bin/sh', 'sh', '33', 5, 'www-data', '/var/www'),"
+			"(3, 1, 'y', '/y', 'y', '1000', 5, NULL, NULL);"
+			"INSERT INTO network_connections(pid, start_time, kind, remote_address, "
+			"remote_port, local_address, local_port, closed_at) VALUES"
+			"(1, 5, 'connect', '10.1.2.3', 4444, '10.0.0.2', 40000, NULL),"	   /* 1 */
+			"(2, 5, 'connect', '10.1.2.3', 80, '10.0.0.2', 40001, NULL),"	   /* 2 */
+			"(3, 5, 'connect', '110.1.2.3', 4444, '10.0.0.2', 40002, NULL),"   /* 3 */
+			"(4, 5, 'connect', '192.168.1.200', 22, '10.0.0.2', 40003, NULL)," /* 4: no
+											      process
+											    */
+			"(1, 6, 'connect', '10.9.9.9', 4444, '10.0.0.2', 40004, NULL),"	   /* 5:
+											      another
+											      instance
+											    */
+			"(1, 5, 'listen', '0.0.0.0', 0, '0.0.0.0', 4444, NULL),"	   /* 6 */
+			"(1, 5, 'connect', '10.7.7.7', 5000, '10.0.0.2', 40005, 99)," /* 7: closed
+										       */
+			"(2, 5, 'accept', 'fe80::1', 50000, 'fe80::2', 22, NULL),"    /* 8 */
+			"(2, 5, 'connect', 'fe7f::1', 4444, '::1', 40006, NULL),"     /* 9 */
+			"(3, 5, 'connect', '::1', 4444, '::1', 40007, NULL),"	      /* 10 */
+			"(3, 5, 'connect_failed', '10.1.1.1', 4444, '10.0.0.2', 40008, NULL)", /* 11
+												*/
+			NULL, NULL, NULL),
+		SQLITE_OK);
+	return db;
+}
+
+/* linux/network_connection over network_connections joined to the process
+ * instance: connections only (not listeners, failed attempts or closed
+ * ones), cidr over IPv4 and IPv6, ports, Initiated, User. */
+static void test_network(void **state)
+{
+	static const char head[] = "title: n\n"
 				   "id: 11111111-2222-3333-4444-555555555555\n"
 				   "logsource:\n"
 				   "    product: linux\n"
 				   "    category: network_connection\n"
-				   "detection:\n"
-				   "    sel:\n"
-				   "        DestinationIp|cidr:\n"
-				   "            - '10.0.0.0/8'\n"
-				   "            - '192.168.1.128/25'\n"
-				   "            - '172.16.0.0/12'\n"
-				   "            - '8.8.8.8/32'\n"
-				   "    port:\n"
-				   "        DestinationPort|gte: 4000\n"
-				   "    ssh:\n"
-				   "        DestinationPort: 22\n"
-				   "    condition: sel and (port or ssh)\n";
-	struct de_sigma_options o = {.planned_logsources = true};
+				   "detection:\n";
+	static const struct {
+		const char *detection, *want;
+	} cases[] = {
+		{"    sel:\n        DestinationPort: 4444\n    condition: sel\n", "1 2 3 3 "},
+		{"    sel:\n        DestinationIp|cidr:\n            - '10.0.0.0/8'\n"
+		 "            - 'fe80::/10'\n    condition: sel\n",
+		 "1 2 2 "},
+		{"    sel:\n        DestinationIp|cidr: '::1/128'\n    condition: sel\n", "3 "},
+		{"    sel:\n        Initiated: 'false'\n    condition: sel\n", "2 "},
+		{"    sel:\n        Initiated: 'true'\n        Protocol: tcp\n"
+		 "        DestinationPort|gte: 4000\n    condition: sel\n",
+		 "1 2 3 3 "},
+		{"    sel:\n        User: 'www-*'\n        SourcePort: 22\n    condition: sel\n",
+		 "2 "},
+		{"    sel:\n        Image|endswith: '/x'\n    filter:\n"
+		 "        DestinationIp|cidr: '10.0.0.0/8'\n    condition: sel and not filter\n",
+		 ""},
+		{"    sel:\n        User: null\n    condition: sel\n", "3 3 "},
+	};
 	struct de_sigma_rule r = {0};
 	struct de_error e = {0};
-	sqlite3 *db;
-	sqlite3_stmt *st;
+	char text[1024], got[64];
+	sqlite3 *db = net_db();
 	(void)state;
 
-	assert_true(de_sigma_convert(rule, strlen(rule), "n.yml", NULL, val, &r, &e) == -ENOTSUP);
-	assert_non_null(strstr(e.message, "network_connections relation does not exist yet"));
-	assert_int_equal(de_sigma_convert(rule, strlen(rule), "n.yml", &o, NULL, &r, &e), 0);
-	assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
-	assert_int_equal(de_regexp_register(db, &e), 0);
-	assert_int_equal(
-		sqlite3_exec(db,
-			     "CREATE TABLE processes(pid INTEGER PRIMARY KEY, ppid, name, "
-			     "executable_path, command_line, user_id);"
-			     "CREATE TABLE network_connections(pid, remote_address, remote_port, "
-			     "local_address, local_port, protocol);"
-			     "INSERT INTO processes VALUES(1, 0, 'x', '/x', 'x', '0');"
-			     "INSERT INTO network_connections VALUES"
-			     "(1, '10.1.2.3', 4444, '', 0, 'tcp'),"	  /* yes */
-			     "(2, '10.1.2.3', 80, '', 0, 'tcp'),"	  /* port */
-			     "(3, '110.1.2.3', 4444, '', 0, 'tcp'),"	  /* not 10/8 */
-			     "(4, '192.168.1.200', 22, '', 0, 'tcp'),"	  /* yes */
-			     "(5, '192.168.1.127', 22, '', 0, 'tcp'),"	  /* below /25 */
-			     "(6, '172.31.255.255', 5000, '', 0, 'tcp')," /* yes */
-			     "(7, '172.32.0.1', 5000, '', 0, 'tcp'),"	  /* beyond /12 */
-			     "(8, '8.8.8.8', 22, '', 0, 'tcp'),"	  /* yes */
-			     "(9, '8.8.8.80', 22, '', 0, 'tcp')",	  /* not /32 */
-			     NULL, NULL, NULL),
-		SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, r.rule.sql_query, -1, &st, NULL), SQLITE_OK);
-	char got[64] = "";
-	while (sqlite3_step(st) == SQLITE_ROW)
-		snprintf(got + strlen(got), sizeof(got) - strlen(got), "%d ",
-			 sqlite3_column_int(st, 0));
-	assert_string_equal(got, "1 4 6 8 ");
-	sqlite3_finalize(st);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(text, sizeof(text), "%s%s", head, cases[i].detection);
+		if (de_sigma_convert(text, strlen(text), "n.yml", NULL, val, &r, &e) < 0)
+			fail_msg("case %zu: %s", i, e.message);
+		rows_of(db, r.rule.sql_query, got, sizeof(got));
+		if (strcmp(got, cases[i].want) != 0)
+			fail_msg("case %zu: rows '%s', want '%s'\n%s", i, got, cases[i].want,
+				 r.rule.sql_query);
+		de_sigma_rule_clear(&r);
+	}
+	/* nonsense ranges, and IPv6 ranges without a fixed text form, are refused */
+	static const struct {
+		const char *range, *why;
+	} bad[] = {
+		{"'1.2.3.4/33'", "not an IPv4 range"},
+		{"'2001:db8::/32'", "of IPv6 ranges, only whole addresses"},
+		{"'::/8'", "of IPv6 ranges, only whole addresses"},
+		{"'fe80::/129'", "not an IPv6 address or range"},
+		{"'fe80:::1/10'", "not an IPv6 address or range"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text),
+			 "%s    sel:\n        DestinationIp|cidr: %s\n"
+			 "    condition: sel\n",
+			 head, bad[i].range);
+		assert_true(de_sigma_convert(text, strlen(text), "n.yml", NULL, val, &r, &e) ==
+			    -ENOTSUP);
+		if (!strstr(e.message, bad[i].why) || !strstr(e.message, "n.yml:8:"))
+			fail_msg("range %s: '%s'", bad[i].range, e.message);
+	}
 	sqlite3_close(db);
+}
+
+/* User, ParentUser and CurrentDirectory of linux/process_creation. */
+static void test_identity_fields(void **state)
+{
+	static const char rule[] = "title: u\n"
+				   "id: 11111111-2222-3333-4444-555555555556\n"
+				   "logsource:\n"
+				   "    product: linux\n"
+				   "    category: process_creation\n"
+				   "detection:\n"
+				   "    sel:\n"
+				   "        User: 'www-data'\n"
+				   "        CurrentDirectory|startswith: '/var/'\n"
+				   "    parent:\n"
+				   "        ParentUser: root\n"
+				   "    condition: sel and parent\n";
+	struct de_sigma_rule r = {0};
+	struct de_error e = {0};
+	char got[64];
+	sqlite3 *db = net_db();
+	(void)state;
+
+	assert_int_equal(de_sigma_convert(rule, strlen(rule), "u.yml", NULL, val, &r, &e), 0);
+	expect_in(r.rule.sql_query, "c.user_name");
+	expect_in(r.rule.sql_query, "c.cwd");
+	expect_in(r.rule.sql_query, "p.user_name");
+	rows_of(db, r.rule.sql_query, got, sizeof(got));
+	assert_string_equal(got, "2 ");
 	de_sigma_rule_clear(&r);
-	/* IPv6 and nonsense ranges are refused */
-	char *bad = strdup(rule);
-	char *at = strstr(bad, "'8.8.8.8/32'");
-	memcpy(at, "'fe80::/10' ", 12);
-	assert_true(de_sigma_convert(bad, strlen(bad), "n.yml", &o, NULL, &r, &e) == -ENOTSUP);
-	assert_non_null(strstr(e.message, "n.yml:12:15: "));
-	assert_non_null(strstr(e.message, "IPv6"));
-	memcpy(at, "'1.2.3.4/33'", 12);
-	assert_true(de_sigma_convert(bad, strlen(bad), "n.yml", &o, NULL, &r, &e) == -ENOTSUP);
-	assert_non_null(strstr(e.message, "not an IPv4 range"));
-	free(bad);
+	sqlite3_close(db);
 }
 
 struct refusal {
@@ -345,10 +480,8 @@ static const struct refusal refusals[] = {
 	 "t.yml:10:16: ", "at character 13: 'filter' is not a search identifier"},
 	{"    sel:\n        CommandLine|re: 'a(b'\n    condition: sel\n", NULL, EINVAL,
 	 "t.yml:9:25: ", "PCRE2 rejects the pattern at offset 3"},
-	{"    sel:\n        User: root\n    condition: sel\n", NULL, ENOTSUP,
-	 "t.yml:9:15: ", "field 'User' is not available: daemoneye records the numeric uid"},
-	{"    sel:\n        CurrentDirectory: '/tmp'\n    condition: sel\n", NULL, ENOTSUP,
-	 "t.yml:9:", "processes has no working-directory column yet (cwd"},
+	{"    sel:\n        DestinationIp: '1.2.3.4'\n    condition: sel\n", NULL, ENOTSUP,
+	 "t.yml:9:", "'DestinationIp' has no daemoneye equivalent in linux/process_creation"},
 	{"    sel:\n        LogonId: 0\n    condition: sel\n", NULL, ENOTSUP,
 	 "t.yml:9:", "'LogonId' is not available: it is a Windows logon session id"},
 	{"    sel:\n        Hashes|contains: 'SHA256='\n    condition: sel\n", NULL, ENOTSUP,
@@ -429,8 +562,15 @@ static const struct refusal refusals[] = {
 	{NULL,
 	 "title: t\nid: 0b7e1f3a-1111-4a4a-9c9c-000000000001\nlogsource:\n"
 	 "    product: linux\n    category: network_connection\ndetection:\n    sel:\n"
-	 "        Image: x\n    condition: sel\n",
-	 ENOTSUP, "t.yml:4:5: ", "network_connections relation does not exist yet"},
+	 "        DestinationHostname|endswith: '.ngrok.io'\n    condition: sel\n",
+	 ENOTSUP,
+	 "t.yml:8:", "'DestinationHostname' is not available: daemoneye records addresses"},
+	{NULL,
+	 "title: t\nid: 0b7e1f3a-1111-4a4a-9c9c-000000000001\nlogsource:\n"
+	 "    product: linux\n    category: network_connection\ndetection:\n    sel:\n"
+	 "        CurrentDirectory: /tmp\n    condition: sel\n",
+	 ENOTSUP,
+	 "t.yml:8:", "'CurrentDirectory' has no daemoneye equivalent in linux/network_connection"},
 	{NULL,
 	 "title: t\nid: 0b7e1f3a-1111-4a4a-9c9c-000000000001\ncorrelation:\n"
 	 "    type: event_count\n",
@@ -513,9 +653,10 @@ static void test_limits(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_metadata),  cmocka_unit_test(test_status),
-		cmocka_unit_test(test_sql_forms), cmocka_unit_test(test_planned_network),
-		cmocka_unit_test(test_refusals),  cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_metadata),	cmocka_unit_test(test_status),
+		cmocka_unit_test(test_sql_forms),	cmocka_unit_test(test_network),
+		cmocka_unit_test(test_identity_fields), cmocka_unit_test(test_cidr_values),
+		cmocka_unit_test(test_refusals),	cmocka_unit_test(test_limits),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

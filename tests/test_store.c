@@ -234,13 +234,14 @@ static void test_disk_full(void **state)
 	struct de_process_record *r = calloc(N, sizeof(*r));
 
 	assert_int_equal(mkdir(dir, 0700), 0);
-	assert_int_equal(mount("tmpfs", dir, "tmpfs", 0, "size=600k"), 0);
+	assert_int_equal(mount("tmpfs", dir, "tmpfs", 0, "size=1m"), 0);
 	struct de_store *s = open_at(path, 0);
 	sqlite3 *db = de_store_db(s);
 	fat_batch(r, 20, 1, 1000);
 	store_ok(s, r, 20);
 	clear_many(r, 20);
-	/* 2000 records of 1 KiB arguments cannot fit in 600 KiB */
+	/* 2000 records of 1 KiB arguments cannot fit in 1 MiB; the new file, its WAL
+	   and 20 records do */
 	fat_batch(r, N, 1, 2000);
 	int rc = de_store_processes(s, r[0].scan_id, r, N, &e);
 	assert_int_equal(rc, -ENOSPC);

@@ -220,6 +220,15 @@ static void test_each_fact_volatility(void **state)
 	r[0].facts.hash_error = strdup("x");
 	r[0].facts.cmdline_masked = 1;
 	r[0].facts.cmdline_truncated = true;
+	/* every group known, every text fact set */
+	r[0].facts.has_ns = true;
+	for (int i = 0; i < DE_FACT_COUNT_MAX; i++) {
+		char **t = (char **)(void *)((char *)&r[0].facts + de_linux_fact_info[i].offset);
+		if ((de_linux_fact_info[i].type == DE_FACT_T_TEXT ||
+		     de_linux_fact_info[i].type == DE_FACT_T_TEXT_RAW) &&
+		    !*t)
+			assert_true(asprintf(t, "/%s", de_linux_fact_info[i].name) > 0);
+	}
 	store_ok(s, r, 1);
 	for (int i = 0; i < DE_FACT_COUNT_MAX; i++) {
 		const struct de_fact_info *in = &de_linux_fact_info[i];

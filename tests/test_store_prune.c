@@ -2,7 +2,8 @@
  * test_store_prune.c — retention (src/lib/store_prune.c) by age and by
  * size: oldest history first, never the snapshot nor an undelivered alert,
  * a batch budget that stops early and says so, the file shrinking; the
- * free-disk watermark (pruning for space, then no history written).
+ * free-disk watermark (pruning for space, then no history written), and the
+ * alerting tables (resolved states, suppressed matches, closed windows).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -18,6 +19,7 @@
 #define DE_TEST_NAME "store_prune"
 #include "testutil.h"
 #include "store_fixtures.h"
+#include "store_int.h" /* the size cap, set directly */
 
 static void test_retention(void **state)
 {
@@ -251,12 +253,98 @@ static void test_free_disk_watermark(void **state)
 	free(path);
 }
 
+/* Retention of the alerting tables: resolved states, suppressed and folded
+   matches, closed windows, never what an undelivered alert names, never an
+   open state.  The rows are written here in SQL, not by the alert manager. */
+static void test_retention_alerting(void **state)
+{
+	(void)state;
+	char *path = db_path("alerting.sqlite");
+	struct de_store *s = open_at(path, 1);
+	sqlite3 *db = de_store_db(s);
+	struct de_prune_stats ps;
+	struct de_error e = {0};
+	const int64_t day = 86400000;
+	char sql[4096];
+
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO alerts(id, alert_time, rule_id, title, description, severity,"
+		 " affected_processes, process_count, alert_data, dedupe_key) VALUES"
+		 " ('A1', %lld, 'r', 't', 'd', 'low', '[]', 0, 'null', 'k'),"
+		 " ('A2', %lld, 'r', 't', 'd', 'low', '[]', 0, 'null', 'k'),"
+		 " ('A3', %lld, 'r', 't', 'd', 'low', '[]', 0, 'null', 'k');"
+		 "INSERT INTO alert_deliveries(alert_id, sink, status, attempts, last_attempt_at)"
+		 " VALUES ('A1', 'f', 'delivered', 1, %lld), ('A2', 'f', 'dead', 5, %lld),"
+		 " ('A3', 'f', 'pending', 0, NULL);"
+		 "INSERT INTO alert_state(id, rule_id, subject, alert_id, status, opened_at,"
+		 " last_seen, resolved_at) VALUES"
+		 " (1, 'r', 'i:1', 'A1', 'resolved', %lld, %lld, %lld),"
+		 " (2, 'r', 'i:2', 'A2', 'resolved', %lld, %lld, %lld),"
+		 " (3, 'r', 'i:3', NULL, 'resolved', %lld, %lld, %lld),"
+		 " (4, 'r', 'i:4', 'A1', 'open', %lld, %lld, NULL),"
+		 " (5, 'r', 'i:5', 'A1', 'resolved', %lld, %lld, %lld),"
+		 " (6, 'r', 'i:6', 'A3', 'resolved', %lld, %lld, %lld);"
+		 "INSERT INTO alert_suppressed(id, t, rule_id, kind, folded_into) VALUES"
+		 " (1, %lld, 'r', 'exception', NULL), (2, %lld, 'r', 'folded', 'A3'),"
+		 " (3, %lld, 'r', 'folded', 'A1'), (4, %lld, 'r', 'exception', NULL);"
+		 "INSERT INTO dedup_windows(key, alert_id, start_ms, end_ms, folded) VALUES"
+		 " ('w1', 'A1', %lld, %lld, 2), ('w2', 'A3', %lld, %lld, 2),"
+		 " ('w3', 'A1', %lld, %lld, 1), ('w4', NULL, %lld, %lld, 0);",
+		 (long long)day, (long long)day, (long long)day, (long long)day, (long long)day,
+		 /* states: 1, 2, 3 resolved at day 1; 4 open; 5 resolved at day 9; 6 day 1 */
+		 (long long)day, (long long)day, (long long)day, (long long)day, (long long)day,
+		 (long long)day, (long long)day, (long long)day, (long long)day, (long long)day,
+		 (long long)day, (long long)day, (long long)(9 * day), (long long)(9 * day),
+		 (long long)day, (long long)day, (long long)day,
+		 /* suppressed: 1, 2, 3 at day 1, 4 at day 9 */
+		 (long long)day, (long long)day, (long long)day, (long long)(9 * day),
+		 /* windows: w1, w2 closed at day 2; w3 open until day 12; w4 closed at day 2 */
+		 (long long)day, (long long)(2 * day), (long long)day, (long long)(2 * day),
+		 (long long)(10 * day), (long long)(12 * day), (long long)day,
+		 (long long)(2 * day));
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+
+	/* no age to go by: nothing goes */
+	assert_int_equal(de_store_prune(s, 11 * day, 0, 40, 100, &ps, &e), 0);
+	assert_int_equal(ps.rows, 0);
+	/* keep 5 days */
+	assert_int_equal(de_store_prune(s, 11 * day, 5, 40, 100, &ps, &e), 0);
+	assert_false(ps.more);
+	/* A1 was delivered: it goes, and what names it; A2 (dead) and A3 (pending) stay */
+	assert_int_equal(count(db, "SELECT count(*) FROM alerts WHERE id IN ('A2', 'A3')"), 2);
+	assert_int_equal(count(db, "SELECT count(*) FROM alerts"), 2);
+	/* states: the open one and the recent one stay, as do those of A2 and A3 */
+	assert_int_equal(count(db, "SELECT count(*) FROM alert_state"), 4);
+	assert_int_equal(count(db, "SELECT count(*) FROM alert_state WHERE id IN (2, 4, 5, 6)"), 4);
+	/* matches: the one folded into A3 and the recent one stay */
+	assert_int_equal(count(db, "SELECT count(*) FROM alert_suppressed"), 2);
+	assert_int_equal(count(db, "SELECT count(*) FROM alert_suppressed WHERE id IN (2, 4)"), 2);
+	/* windows: the one still open, and A3's */
+	assert_int_equal(count(db, "SELECT count(*) FROM dedup_windows"), 2);
+	assert_int_equal(count(db, "SELECT count(*) FROM dedup_windows WHERE key IN ('w2', 'w3')"),
+			 2);
+	/* over a size cap, whatever their age: every resolved state and match that
+	   no undelivered alert names goes; windows still go by age alone (none
+	   here), open states never */
+	s->max_size_bytes = 1;
+	assert_int_equal(de_store_prune(s, 11 * day, 0, 40, 100, &ps, &e), 0);
+	assert_true(ps.over_cap);
+	assert_int_equal(count(db, "SELECT count(*) FROM alert_state"), 3);
+	assert_int_equal(count(db, "SELECT count(*) FROM alert_state WHERE id IN (2, 4, 6)"), 3);
+	assert_int_equal(count(db, "SELECT count(*) FROM alert_suppressed"), 1);
+	assert_int_equal(count(db, "SELECT count(*) FROM dedup_windows"), 2);
+	assert_integrity(db);
+	de_store_close(s);
+	free(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_retention),
 		cmocka_unit_test(test_retention_by_size),
 		cmocka_unit_test(test_free_disk_watermark),
+		cmocka_unit_test(test_retention_alerting),
 	};
 	return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

@@ -260,6 +260,20 @@ static void test_migrates_v2(void **state)
 	   process_instances rows too (with their first cpu/memory), the
 	   snapshot had no first_seen */
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	/* first what schema 6 added */
+	assert_int_equal(sqlite3_exec(db,
+				      "DROP TABLE network_connections;"
+				      "ALTER TABLE processes DROP COLUMN user_name;"
+				      "ALTER TABLE processes DROP COLUMN group_name;"
+				      "ALTER TABLE processes DROP COLUMN cwd;"
+				      "ALTER TABLE process_instances DROP COLUMN user_name;"
+				      "ALTER TABLE process_instances DROP COLUMN group_name;"
+				      "ALTER TABLE process_instances DROP COLUMN cwd;"
+				      "ALTER TABLE process_changes DROP COLUMN user_name;"
+				      "ALTER TABLE process_changes DROP COLUMN group_name;"
+				      "ALTER TABLE process_changes DROP COLUMN cwd;",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
 	assert_int_equal(
 		sqlite3_exec(db,
 			     "INSERT INTO process_instances(id, pid, start_time, ppid, name,"
@@ -286,6 +300,8 @@ static void test_migrates_v2(void **state)
 			     "DROP TABLE dedup_windows;"
 			     "DROP INDEX alert_deliveries_due; DROP INDEX alert_deliveries_dead;"
 			     "ALTER TABLE alert_deliveries DROP COLUMN next_attempt_at;"
+			     /* and what schema 6 added */
+			     "DROP TABLE fleet_spool;"
 			     "INSERT INTO alerts(id, alert_time, rule_id, title, description,"
 			     " severity, affected_processes, process_count, alert_data,"
 			     " dedupe_key) VALUES('old', 1, 'r', 't', 'd', 'low', '[]', 0,"

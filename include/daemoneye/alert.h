@@ -73,6 +73,26 @@ void de_alert_clear(struct de_alert *a);
 void de_alert_free(struct de_alert *a);
 bool de_alert_equal(const struct de_alert *a, const struct de_alert *b);
 json_t *de_alert_to_json(const struct de_alert *a);
+/*
+ * The same object appended to out as one line of compact ASCII JSON, byte
+ * for byte what json_dumps(de_alert_to_json(a), JSON_COMPACT |
+ * JSON_ENSURE_ASCII) writes, without building the tree.  0, -ENOMEM,
+ * -E2BIG (out's cap).
+ */
+struct de_buf;
+int de_alert_write_json(const struct de_alert *a, struct de_buf *out);
+/*
+ * An alert's JSON values already written as compact JSON text (as the
+ * outbox stores them: de_json_dump, either escaping), each NULL when not;
+ * borrowed.  Each must be a dump of the alert's value as it is.
+ */
+struct de_alert_json_text {
+	const char *alert_data, *context;
+	size_t alert_data_len, context_len;
+};
+/* de_alert_write_json copying the texts in pre (may be NULL) instead of dumping again. */
+int de_alert_write_json_pre(const struct de_alert *a, const struct de_alert_json_text *pre,
+			    struct de_buf *out);
 int de_alert_from_json(const json_t *j, struct de_alert *out, struct de_error *err);
 
 struct de_alert_list {

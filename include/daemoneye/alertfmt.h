@@ -43,6 +43,8 @@ int de_alertfmt_parse(const char *s, enum de_alertfmt *out);
 struct de_alertfmt_opts {
 	bool color;	      /* human: ANSI colour on the severity */
 	const char *hostname; /* the host the alert is about (NULL: gethostname()) */
+	/* json: the alert's JSON values already written (the outbox's), or NULL */
+	const struct de_alert_json_text *json;
 };
 
 /*

@@ -90,6 +90,12 @@ int de_checkpoint_key_public_raw(const struct de_ckpt_key *k, uint8_t out[DE_ED2
 /* Ed25519-sign msg.  Needs a private key (else DE_ERR_CRYPTO, EINVAL). */
 int de_checkpoint_key_sign(const struct de_ckpt_key *k, const void *msg, size_t len,
 			   uint8_t sig[DE_ED25519_SIG_LEN], struct de_error *err);
+/*
+ * Check an Ed25519 signature of msg by k (public or private).  0, or
+ * DE_ERR_CRYPTO EBADMSG when it does not verify.
+ */
+int de_checkpoint_key_verify(const struct de_ckpt_key *k, const void *msg, size_t len,
+			     const uint8_t sig[DE_ED25519_SIG_LEN], struct de_error *err);
 /* Free (the private key is freed by OpenSSL, which wipes it).  Accepts NULL. */
 void de_checkpoint_key_free(struct de_ckpt_key *k);
 /* signed-note key id of an Ed25519 key under `name`. */

@@ -17,6 +17,13 @@ int64_t de_mono_ms(void);
 int64_t de_mono_us(void);
 
 /*
+ * The boot time in ms since the epoch, as /proc/stat's btime gives it (the
+ * base of every process's start time): procfd is an open /proc directory
+ * (or -1 for /proc).  0 when it cannot be read.
+ */
+int64_t de_boot_time_ms(int procfd);
+
+/*
  * Parse a time an operator typed into ms since the epoch: RFC 3339
  * ("2026-11-25T09:30:00Z", "2026-11-25T09:30:00.250+02:00"), a date
  * ("2026-11-25", midnight UTC), "now", or a time before now_ms as

@@ -14,7 +14,11 @@
  * first sight; a scan takes most from one walk of the cgroup2 tree),
  * session, pgrp, tty_nr, nice, kernel_thread, exe_deleted, exe_replaced,
  * exe_inode/exe_device, utime/stime ticks, cmdline_truncated,
- * cmdline_masked, hash_error.
+ * cmdline_masked, hash_error, comm (the record's name is the full name when
+ * comm cuts it, identity.h), cwd, the namespaces, container_id and
+ * container_runtime (from the cgroup), env (options.env_names); cwd, the
+ * namespaces and env are read with the cgroup (first sight, exec, full
+ * refresh).
  *
  * The collector remembers every live process instance between scans: that
  * gives cpu_usage (percent of one core since the previous sample of the
@@ -41,8 +45,15 @@
 #include "daemoneye/exehash.h"
 #include "daemoneye/record.h"
 
-/* Longest command line kept (bytes); longer ones are cut and flagged. */
-#define DE_COLLECT_MAX_CMDLINE (4u << 20)
+/*
+ * Longest command line kept (bytes); longer ones are cut and flagged
+ * (cmdline_truncated).  Chosen so that no value rules read can pass the
+ * rule sandbox's limit whatever a process puts in its argv: argv_json, the
+ * longest form (6 bytes per control byte, \u0001), stays below
+ * DE_VALIDATOR_MAX_VALUE with room for a rule to join it to another column;
+ * the kernel accepts up to 6 MiB of arguments.
+ */
+#define DE_COLLECT_MAX_CMDLINE (1u << 20)
 
 struct de_process_list {
 	struct de_process_record *items; /* owned */
@@ -71,6 +82,10 @@ struct de_collect_options {
 	/* new processes a scan reads /proc/PID/cgroup for before it walks the
 	 * cgroup2 tree for the rest (default 128) */
 	unsigned cgroup_walk_after;
+	/* environment variables captured into the env fact (identity.h),
+	   masked with mask_flags when mask is set; NULL: none; copied */
+	const char *const *env_names;
+	size_t nenv_names;
 };
 
 /* Fill *o with the defaults above. */
@@ -119,6 +134,19 @@ int de_collector_scan(struct de_collector *c, int64_t scan_id, struct de_process
  * The instance is remembered for the next scan.
  */
 int de_collector_read(struct de_collector *c, pid_t pid, int64_t scan_id,
+		      struct de_process_record *out, struct de_error *err);
+
+/*
+ * The record of an exec the kernel sensor reported (bpfevents.h): when the
+ * process is still the instance that exec'd (same start, same image) it is
+ * read from /proc like de_collector_read, keeping the kernel's argv (read
+ * at the exec, before the process could change it) unless the kernel cut
+ * it; when it is gone, or has exec'd again since, the record is made of
+ * what the kernel said alone (no environment, no memory figures; the image
+ * hashed through its path when that still names the same file).  argv is
+ * masked either way.  0 with *out filled (owned), or -ENOMEM.
+ */
+int de_collector_exec(struct de_collector *c, const struct de_kernel_exec *k, int64_t scan_id,
 		      struct de_process_record *out, struct de_error *err);
 
 void de_process_list_clear(struct de_process_list *l);

@@ -84,6 +84,15 @@ int de_engine_run_rule(struct de_engine *e, const struct de_rule *rule, int64_t 
 int de_engine_run(struct de_engine *e, const struct de_rule *rules, size_t n, int64_t scan_id,
 		  struct de_alert_list *alerts, struct de_rule_result *results);
 
+/*
+ * Run what follows (until de_engine_end_batch) in one read transaction of
+ * the store: the exec path runs every rule for each process of a batch,
+ * and one snapshot for all of them saves a transaction (and its locks) per
+ * statement.  0, or an error (the runs then go on one by one).
+ */
+int de_engine_begin_batch(struct de_engine *e, struct de_error *err);
+void de_engine_end_batch(struct de_engine *e);
+
 /* The same restricted to one process (the exec path); see above. */
 int de_engine_run_pid(struct de_engine *e, const struct de_rule *rules, size_t n, uint32_t pid,
 		      int64_t scan_id, struct de_alert_list *alerts,

@@ -69,14 +69,28 @@
 	X(stime_ticks, NN64, always, VOLATILE, 20, "system CPU time in clock ticks")               \
 	X(start_ticks, NN64, always, IDENTITY, 21, "start time in clock ticks after boot")         \
 	X(cmdline_truncated, FLAG, always, IDENTITY, 22, "the command line was cut at its cap")    \
-	X(cmdline_masked, COUNT, always, IDENTITY, 23, "arguments masked as secrets")
+	X(cmdline_masked, COUNT, always, IDENTITY, 23, "arguments masked as secrets")              \
+	X(comm, TEXT_RAW, always, IDENTITY, 24, "the kernel's command name (at most 15 bytes)")    \
+	X(cwd, TEXT_RAW, always, VOLATILE, 25, "the working directory")                            \
+	X(pid_ns, I64, ns, IDENTITY, 26, "pid namespace (inode of /proc/PID/ns/pid)")              \
+	X(mnt_ns, I64, ns, IDENTITY, 27, "mount namespace (inode of /proc/PID/ns/mnt)")            \
+	X(net_ns, I64, ns, IDENTITY, 28, "network namespace (inode of /proc/PID/ns/net)")          \
+	X(user_ns, I64, ns, IDENTITY, 29, "user namespace (inode of /proc/PID/ns/user)")           \
+	X(container_id, TEXT, always, IDENTITY, 30, "container id (64 hex digits, from cgroup)")   \
+	X(container_runtime, TEXT, always, IDENTITY, 31, "docker, containerd, cri-o or podman")    \
+	X(env, TEXT_RAW, always, IDENTITY, 32, "captured variables: NAME=VALUE lines, masked")     \
+	X(env_truncated, FLAG, always, IDENTITY, 33, "a captured value was cut at 4096 bytes")     \
+	X(path_truncated, FLAG, always, IDENTITY, 34, "the sensor cut the image's or cwd's path")  \
+	X(user_name, TEXT, always, IDENTITY, 35, "name of euid (the agent resolves it)")           \
+	X(group_name, TEXT, always, IDENTITY, 36, "name of egid (the agent resolves it)")
 
 /* The groups: X(name, the group it needs, what it is, what a part of it sent alone is) */
 #define DE_LINUX_FACT_GROUPS(X)                                                                    \
 	X(ids, always, "the effective ids", "a uid without its gid")                               \
 	X(real_ids, always, "the real ids", "a uid without its gid")                               \
 	X(exe, always, "an executable", "exe_deleted without exe_replaced")                        \
-	X(image, exe, "an executable image", "an incomplete executable image")
+	X(image, exe, "an executable image", "an incomplete executable image")                     \
+	X(ns, always, "the namespaces", "some namespaces without the others")
 
 /* The C type of each fact type. */
 #define DE_FACT_CTYPE_U32      uint32_t
@@ -186,6 +200,7 @@ int de_linux_facts_each(const struct de_linux_facts *f,
 #define DE_FACT_IN_real_ids(f) ((f)->has_real_ids)
 #define DE_FACT_IN_exe(f)      ((f)->has_exe)
 #define DE_FACT_IN_image(f)    ((f)->has_exe && (f)->has_image)
+#define DE_FACT_IN_ns(f)       ((f)->has_ns)
 
 /* Per type: is the value there (within a known group), and how it is visited. */
 #define DE_FACT_HAS_U32(v)	true

@@ -12,8 +12,9 @@
  * allocate more than the frame's own size allows.
  *
  * Flow: procmond sends HELLO once; the agent sends SCAN_REQUEST; procmond
- * answers with PROCESS messages and a SCAN_DONE.  EVENT messages (exec,
- * exit) may come between any two frames.
+ * answers with PROCESS messages (and, when asked, CONNECTION messages) and
+ * a SCAN_DONE.  EVENT messages (exec, exit, fork, tcp, lost) may come
+ * between any two frames.
  *
  * Ownership: a decoded message owns its strings and record; release with
  * de_ipc_msg_clear().  Encoded frames are malloc'd and the caller's.
@@ -39,6 +40,7 @@ enum de_ipc_kind {
 	DE_IPC_PROCESS,
 	DE_IPC_SCAN_DONE,
 	DE_IPC_EVENT,
+	DE_IPC_CONNECTION,
 	DE_IPC_KIND_MAX
 };
 
@@ -49,8 +51,11 @@ struct de_ipc_msg {
 	uint32_t pid;	    /* HELLO: procmond's pid */
 	char *capabilities; /* HELLO, owned */
 	bool events;	    /* HELLO: real-time events are on */
+	char *event_source; /* HELLO: "ebpf", "netlink" or "none" (owned; NULL: not said) */
+	char *event_reason; /* HELLO: why not eBPF (owned; NULL when eBPF) */
 	/* SCAN_REQUEST, SCAN_DONE */
 	int64_t scan_id;
+	bool connections; /* SCAN_REQUEST: also the processes' TCP connections */
 	struct de_collect_stats
 		stats;	      /* SCAN_DONE: seen, recorded, vanished, inaccessible, hashed_bytes */
 	uint64_t events_lost; /* SCAN_DONE: kernel overruns since procmond started */
@@ -62,6 +67,8 @@ struct de_ipc_msg {
 	/* EVENT: an exec (with the process, when procmond could read it) or an
 	   exit; its record is owned by the message */
 	struct de_process_event event;
+	/* CONNECTION: one of a scan's connections */
+	struct de_connection conn;
 };
 
 void de_ipc_msg_clear(struct de_ipc_msg *m);

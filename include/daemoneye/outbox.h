@@ -18,7 +18,7 @@
  *                      last_attempt_at, delivered_at and the last error.
  *   alerts             gains kind and context (alert.h).
  *
- * The tables are created by the store's migration 5 (store_schema.c).
+ * The tables are made by the store's migrations 5 and 6 (store_schema.c).
  *
  * Writes happen inside de_outbox_tx_begin()/de_outbox_tx_commit() (one
  * transaction per submit or poll: alert, state and delivery rows commit
@@ -125,6 +125,12 @@ const char *de_outbox_status_name(enum de_outbox_status s);
  */
 int de_outbox_add(struct de_outbox *o, const struct de_alert *a, const char *const *sinks, size_t n,
 		  int64_t now, int64_t *ids, struct de_error *err);
+/*
+ * The alert_data and context JSON text the last de_outbox_add stored
+ * (compact, non-ASCII as is), borrowed until the outbox's next call; a
+ * NULL context when the alert had none.
+ */
+void de_outbox_added_json(const struct de_outbox *o, struct de_alert_json_text *out);
 
 /* One delivery row (strings borrowed for the callback). */
 struct de_delivery_row {
@@ -153,6 +159,13 @@ int de_outbox_pending(struct de_outbox *o, const char *sink, size_t *n, struct d
 /* Record an attempt's outcome: the new status, attempts so far, when to try again. */
 int de_outbox_record(struct de_outbox *o, int64_t id, enum de_outbox_status st, uint32_t attempts,
 		     int64_t now, int64_t next_attempt_at, const char *error, struct de_error *err);
+/*
+ * Deliveries ids[0..n) delivered at now, after attempts[i] attempts each:
+ * what n calls of de_outbox_record(DE_OUTBOX_DELIVERED) record, in a few
+ * statements instead of n.
+ */
+int de_outbox_record_delivered(struct de_outbox *o, const int64_t *ids, const uint32_t *attempts,
+			       size_t n, int64_t now, struct de_error *err);
 
 /* The stored alert alert_id into *out (ENOENT when there is none). */
 int de_outbox_alert_load(struct de_outbox *o, const char *alert_id, struct de_alert *out,

@@ -74,6 +74,16 @@ int de_process_record_copy(const struct de_process_record *src, struct de_proces
  * JSON platform_data compare by their platform_data JSON.
  */
 bool de_process_record_equal(const struct de_process_record *a, const struct de_process_record *b);
+struct de_buf;
+/*
+ * Append the record's compact JSON text to b, byte for byte what
+ * json_dumps(de_process_record_to_json(r), JSON_COMPACT) writes, without
+ * building the jansson object when the record allows it (every text valid
+ * UTF-8, no platform_data beside the facts): procmond --once --output json
+ * writes a scan this way.  0, or -ENOMEM/-E2BIG from the buffer.
+ */
+int de_process_record_json_buf(const struct de_process_record *r, struct de_buf *b);
+
 /* Serialise to a new JSON object (caller owns the reference), NULL on ENOMEM.
  * platform_data is the facts' JSON (see de_process_record_platform_json). */
 json_t *de_process_record_to_json(const struct de_process_record *r);
@@ -102,25 +112,102 @@ int de_process_record_from_json(const json_t *j, struct de_process_record *out,
  * valid UTF-8, which needs a scratch buffer), -EINVAL when r has no facts.
  */
 long de_linux_facts_json(const struct de_process_record *r, char *buf, size_t cap);
+/* ---- a TCP connection --------------------------------------------------- */
+
+/* What a connection row says a process did. */
+enum de_conn_kind {
+	DE_CONN_CONNECT = 1,	/* an outbound connection (established) */
+	DE_CONN_CONNECT_FAILED, /* an outbound attempt that never was established */
+	DE_CONN_LISTEN,		/* a listening socket */
+	DE_CONN_ACCEPT,		/* an inbound connection */
+	DE_CONN_KIND_MAX
+};
+
+/* Its name in the store and the CLI ("connect", ...); NULL when out of range. */
+const char *de_conn_kind_name(enum de_conn_kind k);
+
+/*
+ * One TCP connection of one process instance, as the kernel sensor
+ * reported it or a scan found it (the process's socket descriptors joined
+ * with /proc/net/tcp{,6}).
+ */
+struct de_connection {
+	uint32_t pid;		/* the process */
+	int64_t start_time;	/* its start, ms since the epoch (0: unknown) */
+	enum de_conn_kind kind; /* what it did */
+	uint8_t family;		/* 4 or 6 */
+	uint8_t laddr[16];	/* local address (IPv4: the first 4 bytes), network order */
+	uint8_t raddr[16];	/* remote address (unspecified for a listener) */
+	uint16_t lport, rport;	/* host order */
+	uint64_t inode;		/* the socket's inode (0: not known) */
+	int64_t time_ms;	/* when it was seen, ms since the epoch */
+	bool from_scan;		/* found by a scan, not reported by the kernel */
+};
+
+/* ---- the kernel's account of an exec ------------------------------------- */
+
+/*
+ * What the kernel sensor (bpfevents.h) read at an exec, before user space
+ * could look: borrowed views (strings NUL-terminated, not always UTF-8).
+ * de_collector_exec() turns it into a record.
+ */
+struct de_kernel_exec {
+	uint32_t pid, ppid;
+	uint32_t uid, gid, euid, egid; /* real and effective ids */
+	uint32_t pgrp, session, tty_nr;
+	int32_t nice;
+	uint32_t threads;
+	int64_t start_ticks; /* start in clock ticks after boot, as /proc/PID/stat */
+	int64_t utime_ticks, stime_ticks;
+	uint64_t exe_ino; /* the image's inode and device (user space's dev_t) */
+	uint64_t exe_dev;
+	uint32_t pid_ns, mnt_ns, net_ns, user_ns; /* namespace inodes */
+	char comm[16];				  /* the kernel's comm (at most 15 bytes) */
+	const char *exe;			  /* the image's path, NULL when it has none */
+	const char *cwd;			  /* the working directory, NULL when unknown */
+	const char *cgroup;			  /* the cgroup v2 path, NULL when unknown */
+	const char *argv;			  /* argv, NUL-separated, argv_len bytes */
+	size_t argv_len;
+	bool exe_cut, cwd_cut, cgroup_cut, argv_cut; /* cut at the sensor's bounds */
+};
+
 /* ---- the process event ------------------------------------------------- */
 
 /*
- * One exec or exit, as one type from the kernel to the store: the kernel
- * source (procevents.h) fills what it says, procmond adds the process read
- * at once, the IPC carries it, the agent queues it and the store applies
- * it (de_store_apply_events).
+ * One event, as one type from the kernel to the store: the kernel source
+ * (bpfevents.h, or procevents.h's netlink connector) fills what it says,
+ * procmond adds the process read at once, the IPC carries it, the agent
+ * queues it and the store applies it (de_store_apply_events).
  */
-enum de_process_event_kind { DE_PROCESS_EXEC = 1, DE_PROCESS_EXIT, DE_PROCESS_EVENT_KIND_MAX };
+enum de_process_event_kind {
+	DE_PROCESS_EXEC = 1, /* a process exec'd (record: the new image) */
+	DE_PROCESS_EXIT,     /* a process ended (exit_code) */
+	DE_PROCESS_FORK,     /* a new process (ppid, start_time); threads are not reported */
+	DE_PROCESS_TCP,	     /* a TCP connect, listen or accept (conn) */
+	DE_PROCESS_LOST,     /* the kernel could not deliver `lost` events: reconcile */
+	DE_PROCESS_EVENT_KIND_MAX
+};
+
+/* Its name ("exec", ...); NULL when out of range. */
+const char *de_process_event_kind_name(enum de_process_event_kind k);
 
 struct de_process_event {
 	enum de_process_event_kind kind;
-	uint32_t pid;			 /* the process (thread-group id) */
-	int64_t time_ms;		 /* when it was seen, ms since the Unix epoch */
-	uint64_t timestamp_ns;		 /* the kernel's monotonic time of it (0: unknown) */
-	bool has_exit_code;		 /* exit: */
-	int32_t exit_code;		 /* its wait(2) status */
-	bool has_record;		 /* exec: the process as read at once (else gone already) */
+	uint32_t pid;	       /* the process (thread-group id) */
+	int64_t time_ms;       /* when it was seen, ms since the epoch */
+	uint64_t timestamp_ns; /* the kernel's time of it (0: unknown) */
+	bool has_exit_code;    /* exit: */
+	int32_t exit_code;     /* its wait(2) status */
+	uint32_t ppid;	       /* fork: the parent (0: not said) */
+	int64_t start_time;    /* fork, exit: the instance's start, ms (0: not said) */
+	uint64_t lost;	       /* lost: how many */
+	bool has_record;       /* exec: the process (else gone before anything was known) */
 	struct de_process_record record; /* owned when has_record */
+	bool has_conn;			 /* tcp: */
+	struct de_connection conn;	 /* the connection */
+	/* exec from the kernel sensor: what it read (borrowed, valid during the
+	   callback that hands the event out; never sent or stored) */
+	const struct de_kernel_exec *kexec;
 };
 
 /* Release the event's record (NULL accepted); the event is zeroed. */

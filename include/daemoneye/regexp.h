@@ -43,12 +43,12 @@
 
 #include "daemoneye/error.h"
 
-#define DE_REGEXP_MAX_PATTERN (32u * 1024) /* bytes of one pattern */
-#define DE_REGEXP_MAX_CACHED  512	   /* compiled patterns per connection */
-#define DE_REGEXP_MATCH_LIMIT 10000	   /* PCRE2 match limit of one call */
-#define DE_REGEXP_DEPTH_LIMIT 10000	   /* PCRE2 depth limit (interpreter) */
-#define DE_REGEXP_HEAP_LIMIT  (16u * 1024) /* KiB of PCRE2 heap for one call */
-#define DE_REGEXP_JIT_STACK   (1u << 20)   /* bytes of JIT stack at most */
+#define DE_REGEXP_MAX_PATTERN ((size_t)32 * 1024) /* bytes of one pattern */
+#define DE_REGEXP_MAX_CACHED  512		  /* compiled patterns per connection */
+#define DE_REGEXP_MATCH_LIMIT 10000		  /* PCRE2 match limit of one call */
+#define DE_REGEXP_DEPTH_LIMIT 10000		  /* PCRE2 depth limit (interpreter) */
+#define DE_REGEXP_HEAP_LIMIT  (16u * 1024)	  /* KiB of PCRE2 heap for one call */
+#define DE_REGEXP_JIT_STACK   (1u << 20)	  /* bytes of JIT stack at most */
 
 /*
  * Register regexp(pattern, value) on db (deterministic, innocuous).  0, or

@@ -1,10 +1,10 @@
 /*
  * sink.h — alert sinks: where alerts go (stdout, a file, syslog, a webhook,
- * email), one file each (src/lib/sink_<type>.c) behind one small ops
- * struct, after curl's backends.  The alert manager (alertmgr.h) owns the
- * queue, the retries, the circuit breaker and the bookkeeping; a sink only
- * knows how to read its own configuration keys and how to make one
- * delivery attempt.
+ * email, the fleet's NATS JetStream stream), one file each
+ * (src/lib/sink_<type>.c) behind one small ops struct, after curl's
+ * backends.  The alert manager (alertmgr.h) owns the queue, the retries,
+ * the circuit breaker and the bookkeeping; a sink only knows how to read
+ * its own configuration keys and how to make one delivery attempt.
  *
  * Life of a sink: configure() at load (checks every key it owns, names
  * the sink, the key and FILE:LINE:COL on error, touches nothing outside
@@ -14,8 +14,9 @@
  * the logs, reopen() on SIGHUP (files, for logrotate), close() at the end
  * (wipes secrets with explicit_bzero and frees the state).
  *
- * deliver() is called from one thread at a time per sink, with the alert
- * already rendered in the sink's format.  It classifies its failure:
+ * deliver() (or deliver_batch(), for several at once) is called from one
+ * thread at a time per sink, with the alert already rendered in the sink's
+ * format.  It classifies its failure:
  * transient (connection refused, DNS, timeouts, HTTP 408/429/5xx, SMTP 4xx)
  * is retried with backoff; permanent (HTTP 4xx, SMTP 5xx, TLS verification)
  * goes straight to the dead-letter state.  Error texts never hold a secret
@@ -37,6 +38,7 @@
 #include "daemoneye/alert.h"
 #include "daemoneye/alertfmt.h"
 #include "daemoneye/buf.h"
+#include "daemoneye/config.h"
 #include "daemoneye/error.h"
 
 enum de_sink_outcome { DE_SINK_OK = 0, DE_SINK_TRANSIENT, DE_SINK_PERMANENT, DE_SINK_OUTCOME_MAX };
@@ -75,6 +77,9 @@ struct de_sink_conf {
 	uint64_t timeout_ms;	 /* its per-attempt timeout */
 	bool color;		 /* out: configure() sets it when the format may be coloured */
 	struct de_error *err;
+	/* the whole configuration, for sinks configured by other sections
+	   (nats: fleet.*); borrowed, may be NULL */
+	const struct de_config *config;
 };
 
 /*
@@ -122,6 +127,14 @@ struct de_sink_ops {
 	int (*configure)(struct de_sink_conf *c, void **state);
 	int (*open)(void *state, struct de_error *err);
 	void (*deliver)(void *state, const struct de_sink_msg *m, struct de_sink_result *r);
+	/*
+	 * May be NULL.  Attempts at msgs[0..n) together (the file sink: one
+	 * write(2), one sync), each outcome in results[i], as if deliver() had
+	 * been called on each in order.  The manager uses it while the sink's
+	 * circuit is closed, for what its queue holds at once.
+	 */
+	void (*deliver_batch)(void *state, const struct de_sink_msg *msgs, size_t n,
+			      struct de_sink_result *results);
 	/* One line on its state ("writing /var/log/x", "udp 127.0.0.1:514"); false if unhealthy. */
 	bool (*health)(void *state, char *buf, size_t n);
 	void (*reopen)(void *state); /* may be NULL */
@@ -133,6 +146,7 @@ extern const struct de_sink_ops de_sink_file_ops;
 extern const struct de_sink_ops de_sink_syslog_ops;
 extern const struct de_sink_ops de_sink_webhook_ops;
 extern const struct de_sink_ops de_sink_email_ops;
+extern const struct de_sink_ops de_sink_nats_ops;
 
 /* Process-wide setup the sinks need (libcurl), once; call before any sink opens. */
 void de_sink_global_init(void);

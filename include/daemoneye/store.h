@@ -38,6 +38,11 @@
  *   alerts, alert_deliveries   alerts (with `incomplete`: the rule was cut
  *                      short) and one row per (alert, sink) delivery.
  *   store_state        key/value bookkeeping (time of the last snapshot).
+ *   network_connections TCP connect/listen/accept per process instance
+ *                      (pid, start_time): reported by the eBPF sensor as
+ *                      they happen (de_store_apply_events) and found open by
+ *                      full scans (de_store_connections), which also mark
+ *                      closed what they no longer find.
  *
  * The snapshot is brought up to date by full scans (de_store_processes) and,
  * between them, by procmond's real-time exec/exit events
@@ -91,7 +96,7 @@ struct de_store_config {
 
 struct de_store;
 
-#define DE_STORE_SCHEMA_VERSION 5
+#define DE_STORE_SCHEMA_VERSION 8
 
 /*
  * Open (and, unless read_only, lock, create and migrate) the store.  A file
@@ -174,6 +179,15 @@ struct de_store_diff de_store_last_diff(const struct de_store *s);
 int de_store_apply_events(struct de_store *s, int64_t scan_id, const struct de_process_event *ev,
 			  size_t n, struct de_error *err);
 
+/*
+ * The event path's batch in one transaction: a finished scan of source
+ * "event" (its process_count the execs that carry a record) and
+ * de_store_apply_events over it, committed together; its id in *scan_id.
+ * 0, or an error after which nothing of it is in the file.
+ */
+int de_store_event_scan(struct de_store *s, int64_t now_ms, const struct de_process_event *ev,
+			size_t n, int64_t *scan_id, struct de_error *err);
+
 /* Insert an alert (with its `incomplete` flag). */
 int de_store_alert(struct de_store *s, const struct de_alert *a, struct de_error *err);
 
@@ -236,7 +250,10 @@ struct de_process_row {
 	const char *executable_hash;
 	const char *user_id;
 	bool accessible, file_exists, exe_deleted, exe_replaced;
-	bool alive; /* in the current snapshot */
+	bool alive;		/* in the current snapshot */
+	const char *user_name;	/* the user_id's name, NULL when it has none */
+	const char *group_name; /* the effective group's name, NULL when unknown */
+	const char *cwd;	/* working directory, NULL when unknown */
 };
 
 /* Return 0 to continue, anything else to stop (de_store_query_processes returns it). */
@@ -250,6 +267,64 @@ typedef int (*de_process_row_cb)(const struct de_process_row *row, void *arg);
  */
 int de_store_query_processes(struct de_store *s, const struct de_process_query *q,
 			     de_process_row_cb cb, void *arg, struct de_error *err);
+
+/*
+ * Fold the write-ahead log into the file on a thread of the store's own
+ * (its own connection; PASSIVE, so neither the writer nor readers wait),
+ * whenever it holds min_wal_bytes or more: a writer that commits all the
+ * time (the agent's exec path) then never pays for a checkpoint, and its
+ * fsyncs, on the way from an exec to its alert, and the WAL stays small.
+ * Stopped by de_store_close.  0, or an error (no thread).
+ */
+int de_store_background_checkpoints(struct de_store *s, uint64_t min_wal_bytes,
+				    struct de_error *err);
+
+/* ---- TCP connections ------------------------------------------------------ */
+
+/*
+ * Record connections found by a full scan (de_netconn_scan), in one
+ * transaction: each is inserted, or its row (same instance and endpoints)
+ * seen again.  Then every row still open whose last sighting is before
+ * scan_start_ms was not found by the scan: it is marked closed at
+ * scan_start_ms.  0 or a DatabaseError (nothing written).
+ */
+int de_store_connections(struct de_store *s, const struct de_connection *c, size_t n,
+			 int64_t scan_start_ms, struct de_error *err);
+
+struct de_connection_query {
+	bool has_pid;
+	uint32_t pid;
+	bool has_since; /* seen at or after since_ms */
+	int64_t since_ms;
+	bool open_only; /* not known to be closed */
+	uint64_t limit; /* 0: no limit */
+};
+
+/* One connection row with its process's name (strings borrowed for the callback). */
+struct de_connection_row {
+	int64_t id;
+	uint32_t pid;
+	int64_t start_time; /* 0: not known */
+	const char *kind;   /* "connect", "accept", "listen", "connect_failed" */
+	int family;	    /* 4 or 6 */
+	const char *local_address;
+	int local_port;
+	const char *remote_address;
+	int remote_port;
+	int64_t inode; /* 0: not known */
+	int64_t first_seen, last_seen;
+	bool has_closed_at;
+	int64_t closed_at;
+	const char *source;	  /* "ebpf" or "scan" */
+	const char *process_name; /* the instance's name, NULL when not stored */
+	const char *user_name;	  /* its user's name, NULL when not known */
+};
+
+typedef int (*de_connection_row_cb)(const struct de_connection_row *row, void *arg);
+
+/* Stream the connections matching q, oldest first.  0, cb's nonzero value, or an error. */
+int de_store_query_connections(struct de_store *s, const struct de_connection_query *q,
+			       de_connection_row_cb cb, void *arg, struct de_error *err);
 
 /* ---- retention ---------------------------------------------------------- */
 
@@ -279,7 +354,7 @@ struct de_prune_stats {
  * readers): call it between scans, so that scans only append to the WAL.
  */
 int de_store_prune(struct de_store *s, int64_t now_ms, uint64_t retention_days, size_t batch,
-		   size_t max_batches, struct de_prune_stats *st, struct de_error *err);
+		   size_t max_batches, struct de_prune_stats *out, struct de_error *err);
 
 /* New max_size_mb and min_free_bytes (a reload); de_store_prune applies them. */
 void de_store_set_limits(struct de_store *s, uint64_t max_size_mb, uint64_t min_free_bytes);
@@ -292,6 +367,42 @@ void de_store_set_limits(struct de_store *s, uint64_t max_size_mb, uint64_t min_
  * when there was nothing to do), or a DatabaseError.
  */
 int de_store_checkpoint(struct de_store *s, uint64_t min_wal_bytes, struct de_error *err);
+
+/* ---- the fleet's spool (store_spool.c) ----------------------------------- */
+
+/*
+ * Messages for the fleet's stream (fleet.h) that wait in the store while
+ * the cluster is unreachable: process events and scan summaries, published
+ * in the order they were added.  The spool is bounded: past max_rows new
+ * messages are dropped and counted (the count survives restarts).
+ */
+struct de_spool_msg {
+	int64_t id;	    /* order (set by the store) */
+	const char *kind;   /* "events" or "scans" */
+	const char *msg_id; /* Nats-Msg-Id */
+	const char *payload;
+	int64_t created_at; /* ms since the epoch */
+};
+/*
+ * Add msgs[0..n) in one transaction; those beyond max_rows rows are dropped
+ * and counted, their number added to *dropped (may be NULL).  A
+ * DatabaseError leaves the spool as it was.
+ */
+int de_store_spool_add(struct de_store *s, const struct de_spool_msg *msgs, size_t n,
+		       uint64_t max_rows, size_t *dropped, struct de_error *err);
+/* Called per message in order; its strings live until it returns.  Non-zero stops. */
+typedef int (*de_spool_fn)(const struct de_spool_msg *m, void *arg);
+/* The oldest `limit` messages, in order. */
+int de_store_spool_peek(struct de_store *s, size_t limit, de_spool_fn fn, void *arg,
+			struct de_error *err);
+/* Remove every message up to and including id (published). */
+int de_store_spool_remove(struct de_store *s, int64_t upto_id, struct de_error *err);
+struct de_spool_stats {
+	uint64_t rows;	   /* waiting */
+	uint64_t dropped;  /* dropped by the bound since the store was made */
+	int64_t oldest_ms; /* the oldest waiting message's time (0: none) */
+};
+int de_store_spool_stats(struct de_store *s, struct de_spool_stats *out, struct de_error *err);
 
 /* ---- statistics --------------------------------------------------------- */
 

@@ -1,6 +1,7 @@
 /*
  * text.h — bytes as text: UTF-8 validity, escaping for terminals and
- * logs, JSON string literals and CSV fields (base64 is base64.h).  Bytes from /proc are
+ * logs, JSON string literals, decimal integers and CSV fields (base64 is
+ * base64.h).  Bytes from /proc are
  * bytes, not always UTF-8; every module that shows or serialises them goes
  * through these, so that escaping is decided in one place.
  *
@@ -11,11 +12,14 @@
 #define DAEMONEYE_TEXT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stddef.h>
 #include <stdio.h>
 
 /* True when the n bytes at s are valid UTF-8 (no overlongs, no surrogates). */
 bool de_utf8_valid(const char *s, size_t n);
+/* True when every one of the n bytes at s is below 0x80. */
+bool de_ascii_only(const char *s, size_t n);
 /*
  * Length of the valid UTF-8 sequence at s (n > 0 bytes left), 0 when the
  * bytes there do not start one.
@@ -48,6 +52,33 @@ char *de_escape_text(const char *s, size_t n);
  * added) and returns the length of the literal either way.
  */
 size_t de_json_str(char *dst, const char *s, size_t n);
+
+/*
+ * The decimal text of v (as "%lld" writes it, without printf's format
+ * parsing: hot in the store and the alert formats), written backwards so
+ * that it ends at end; DE_I64_TEXT_MAX bytes before end are enough.
+ * Returns where it starts.
+ */
+#define DE_I64_TEXT_MAX 20
+static inline char *de_i64_text(int64_t v, char *end)
+{
+	uint64_t u = v < 0 ? 0ull - (uint64_t)v : (uint64_t)v;
+
+	do {
+		*--end = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		*--end = '-';
+	return end;
+}
+/*
+ * The same with JSON_ENSURE_ASCII's escaping: every code point above
+ * U+007F as a \uXXXX escape (upper-case hex; a UTF-16 surrogate pair above
+ * the BMP), so the literal is ASCII; a byte that is not valid UTF-8 becomes
+ * \uFFFD.  DE_JSON_STR_MAX(n) is enough room here too.
+ */
+size_t de_json_str_ascii(char *dst, const char *s, size_t n);
 #define DE_JSON_STR_MAX(n) (6 * (size_t)(n) + 2)
 
 /* The value of a hexadecimal digit (either case), -1 for another character. */

@@ -65,6 +65,9 @@ const struct de_relation *de_relations(size_t *n);
 #define DE_VALIDATOR_DEFAULT_NESTING	3
 #define DE_VALIDATOR_DEFAULT_MEMORY	(64ull << 20)
 #define DE_VALIDATOR_MAX_SQL		100000 /* bytes of SQL text */
+/* The longest value a rule may read or make (SQLITE_LIMIT_LENGTH): every
+   value the store keeps for rules is bounded below it (collect.h). */
+#define DE_VALIDATOR_MAX_VALUE (8u << 20)
 
 struct de_validator;
 

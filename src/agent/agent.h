@@ -18,6 +18,7 @@
 #include "daemoneye/config.h"
 #include "daemoneye/ctl.h"
 #include "daemoneye/detect.h"
+#include "daemoneye/identity.h"
 #include "daemoneye/metrics.h"
 #include "daemoneye/rules.h"
 #include "daemoneye/store.h"
@@ -115,7 +116,12 @@ struct agent {
 	int64_t reload_ms;	/* when the configuration in use was loaded */
 	char reload_error[512]; /* why the last reload was refused */
 	struct agent_metrics m;
-	bool final_publish; /* the last report before exiting */
+	bool final_publish;	   /* the last report before exiting */
+	struct de_idcache *names;  /* user and group names (identity.h) */
+	bool want_conns;	   /* collection.connections */
+	uint64_t conn_every;	   /* connections every Nth cycle (full_refresh_every) */
+	uint64_t cycles;	   /* full cycles run */
+	struct agent_fleet *fleet; /* the fleet's publisher (fleet_wiring.c); NULL when off */
 };
 
 /* ---- main.c ---------------------------------------------------------------------- */
@@ -169,6 +175,15 @@ int agent_settings_apply(struct agent *ag, const struct de_config *cfg, struct d
  * failed.  Returns the number of events still queued.
  */
 size_t agent_execpath_run(struct agent *ag);
+/* Events wait in the queue for the next batch: run again soon. */
+bool agent_execpath_pending(const struct agent *ag);
+
+/*
+ * Set r's user_name and group_name facts from its effective ids, through
+ * the agent's bounded name cache (procmond never resolves names).  A record
+ * without ids is left alone; out of memory leaves the names unset.
+ */
+void agent_resolve_names(struct agent *ag, struct de_process_record *r);
 
 /* ---- worker_ctl.c -------------------------------------------------------------------- */
 

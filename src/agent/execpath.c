@@ -21,10 +21,11 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "agent.h"
+#include "fleet_wiring.h"
 
-#define EXEC_SLICE_MS	250
 #define EXEC_RETRY_MS	1000
 #define EXEC_GIVE_UP_MS 60000
 #include "daemoneye/clock.h"
@@ -40,27 +41,24 @@ static int apply_events(struct agent *ag, struct de_process_event *ev, size_t n,
 			struct de_error *err)
 {
 	struct de_alert_list alerts = {0};
-	size_t execs = 0;
 	int64_t scan_id;
 	int rc;
 
-	for (size_t i = 0; i < n; i++)
-		execs += ev[i].has_record;
 	int64_t w0 = de_mono_us();
-	if ((rc = de_store_scan_begin(ag->store, de_now_ms(), "event", &scan_id, err)) < 0)
-		goto out;
 	for (size_t i = 0; i < n; i++)
 		if (ev[i].has_record)
-			ev[i].record.scan_id = scan_id;
-	if ((rc = de_store_apply_events(ag->store, scan_id, ev, n, err)) < 0 ||
-	    (rc = de_store_scan_end(ag->store, scan_id, de_now_ms(), execs, err)) < 0) {
-		de_store_scan_fail(ag->store, scan_id, de_now_ms(), err->message, NULL);
+			agent_resolve_names(ag, &ev[i].record);
+	/* the scan's row and the events: one transaction */
+	if ((rc = de_store_event_scan(ag->store, de_now_ms(), ev, n, &scan_id, err)) < 0)
 		goto out;
-	}
 	telemetry_store_write(ag, (double)(de_mono_us() - w0) / 1e6);
-	/* each exec'd process at once, by the rules that concern one process */
+	agent_fleet_events(ag, ev, n);
+	/* each exec'd process at once, and each that made a TCP connection, by
+	   the rules that concern one process, all over one read of the store */
+	struct de_error berr = {0};
+	bool batch = de_engine_begin_batch(ag->det.engine, &berr) == 0;
 	for (size_t i = 0; i < n; i++) {
-		if (!ev[i].has_record)
+		if (!ev[i].has_record && ev[i].kind != DE_PROCESS_TCP)
 			continue;
 		de_engine_run_pid(ag->det.engine, ag->det.rules.items, ag->det.rules.len, ev[i].pid,
 				  scan_id, &alerts, ag->det.results);
@@ -73,15 +71,14 @@ static int apply_events(struct agent *ag, struct de_process_event *ev, size_t n,
 		if (de_mono_ms() >= ag->next_heartbeat)
 			agent_ctl_heartbeat(ag);
 	}
+	if (batch)
+		de_engine_end_batch(ag->det.engine);
 	size_t raised = alerts.len;
 	agent_alerts(ag, &alerts, false);
-	/* keep the WAL small between full scans: every batch is a transaction
-	   that appends its pages (a busy host writes megabytes a minute) */
-	struct de_error cerr = {0};
-	if (de_store_checkpoint(ag->store, AGENT_WAL_CHECKPOINT_BYTES, &cerr) < 0)
-		de_log_err(&cerr);
-	de_log_debug("event scan %lld: %zu events, %zu execs read, %zu alerts", (long long)scan_id,
-		     n, execs, raised);
+	/* the WAL every batch appends to is kept small by the store's
+	   background checkpointer (main.c starts it): no checkpoint, and its
+	   fsyncs, on the way from an exec to its alert */
+	de_log_debug("event scan %lld: %zu events, %zu alerts", (long long)scan_id, n, raised);
 out:
 	if (rc < 0)
 		de_error_prefix(err, "applying process events: ");
@@ -92,45 +89,85 @@ out:
 size_t agent_execpath_run(struct agent *ag)
 {
 	struct procmond_chan *ch = &ag->pm;
-	int64_t now = de_mono_ms();
-	size_t start = 0;
+	struct de_process_event *q = ch->queue;
+	size_t n = ch->nqueue, now = 0, later = 0;
+	int64_t t = de_mono_ms();
+	struct de_error err = {0};
 
-	if (ag->events_failing_since && now < ag->events_next_try)
-		return ch->nqueue;
-	for (size_t i = 0; i <= ch->nqueue; i++) {
-		bool cut = i == ch->nqueue;
-		if (!cut && ch->queue[i].kind == DE_PROCESS_EXIT)
-			for (size_t k = start; k < i && !cut; k++)
-				cut = ch->queue[k].kind == DE_PROCESS_EXEC &&
-				      ch->queue[k].pid == ch->queue[i].pid;
-		if (!cut || i == start)
-			continue;
-		if (de_mono_ms() - now >= EXEC_SLICE_MS)
-			break; /* the rest on the next call */
-		struct de_error err = {0};
-		if (apply_events(ag, ch->queue + start, i - start, &err) < 0) {
-			if (!ag->events_failing_since) {
-				de_log_err(&err);
-				de_log_warnx("%zu process events wait for the store (tried again "
-					     "every second)",
-					     ch->nqueue - start);
-				ag->events_failing_since = now;
-			}
-			ag->events_next_try = now + EXEC_RETRY_MS;
-			if (now - ag->events_failing_since < EXEC_GIVE_UP_MS)
-				break; /* kept, from this batch on, for the next try */
-			de_log_err(&err);
-			de_log_warnx("giving up on %zu process events the store refused for %d s: "
-				     "the next full scan reconciles them",
-				     i - start, EXEC_GIVE_UP_MS / 1000);
-			ch->events_dropped += i - start;
-		} else if (ag->events_failing_since) {
-			de_log_info("the store takes process events again (after %lld ms)",
-				    (long long)(now - ag->events_failing_since));
-		}
-		ag->events_failing_since = 0;
-		start = i;
+	if (!n)
+		return 0;
+	if (ag->events_failing_since && t < ag->events_next_try)
+		return n;
+	/* stable partition: what goes now first, what waits after it */
+	struct de_process_event *tmp = malloc(n * sizeof(*tmp));
+	if (!tmp) {
+		de_log_errorx("out of memory applying process events (tried again next time)");
+		return n;
 	}
-	agent_events_shift(ch, start);
+	for (size_t i = 0; i < n; i++) {
+		bool hold = false;
+		/* the exit of a process exec'd in this batch */
+		for (size_t k = 0; k < now && !hold && q[i].kind == DE_PROCESS_EXIT; k++)
+			hold = tmp[k].kind == DE_PROCESS_EXEC && tmp[k].pid == q[i].pid;
+		/* after a held event, its pid's later events wait too (order kept) */
+		for (size_t k = 0; k < later && !hold; k++)
+			hold = tmp[n - 1 - k].pid == q[i].pid;
+		if (hold)
+			tmp[n - 1 - later++] = q[i];
+		else
+			tmp[now++] = q[i];
+	}
+	/* the held ones back in their order */
+	for (size_t k = 0; k < later / 2; k++) {
+		struct de_process_event s = tmp[now + k];
+		tmp[now + k] = tmp[n - 1 - k];
+		tmp[n - 1 - k] = s;
+	}
+	memcpy(q, tmp, n * sizeof(*q));
+	free(tmp);
+	if (now && apply_events(ag, q, now, &err) < 0) {
+		/* a batch the store refuses stays queued, with everything after it */
+		if (!ag->events_failing_since) {
+			de_log_err(&err);
+			de_log_warnx("%zu process events wait for the store (tried again every "
+				     "second)",
+				     n);
+			ag->events_failing_since = t;
+		}
+		ag->events_next_try = t + EXEC_RETRY_MS;
+		if (t - ag->events_failing_since < EXEC_GIVE_UP_MS)
+			return n;
+		de_log_err(&err);
+		de_log_warnx("giving up on %zu process events the store refused for %d s: the "
+			     "next full scan reconciles them",
+			     now, EXEC_GIVE_UP_MS / 1000);
+		ch->events_dropped += now;
+	} else if (now && ag->events_failing_since) {
+		de_log_info("the store takes process events again (after %lld ms)",
+			    (long long)(t - ag->events_failing_since));
+	}
+	if (now)
+		ag->events_failing_since = 0;
+	agent_events_shift(ch, now);
 	return ch->nqueue;
+}
+
+bool agent_execpath_pending(const struct agent *ag)
+{
+	return ag->pm.nqueue > 0;
+}
+
+void agent_resolve_names(struct agent *ag, struct de_process_record *r)
+{
+	struct de_linux_facts *f = &r->facts;
+	const char *u, *g;
+
+	if (!ag->names || !f->present || !f->has_ids)
+		return;
+	u = de_idcache_user(ag->names, f->euid);
+	free(f->user_name);
+	f->user_name = u ? strdup(u) : NULL;
+	g = de_idcache_group(ag->names, f->egid);
+	free(f->group_name);
+	f->group_name = g ? strdup(g) : NULL;
 }

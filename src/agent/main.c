@@ -40,6 +40,7 @@
 #include "agent.h"
 #include "daemoneye/alert.h"
 #include "daemoneye/clock.h"
+#include "fleet_wiring.h"
 #include "daemoneye/collect.h"
 #include "daemoneye/config.h"
 #include "daemoneye/detect.h"
@@ -236,7 +237,19 @@ static int setup(struct agent *ag, struct de_error *err)
 				    err)) < 0)
 		return rc;
 	sc.max_connections = (uint32_t)u;
+	if ((rc = de_config_get_bool(ag->cfg, "collection.connections", &ag->want_conns, err)) <
+		    0 ||
+	    (rc = de_config_get_u64(ag->cfg, "collection.full_refresh_every", &ag->conn_every,
+				    err)) < 0)
+		return rc;
+	/* user and group names of processes: a few dozen on any host */
+	if (de_idcache_new(4096, 300000, &ag->names) < 0)
+		return de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
 	if ((rc = de_store_open(&sc, &ag->store, err)) < 0)
+		return rc;
+	/* the exec path commits all the time: its WAL is folded on a thread of
+	   the store's, never in an event batch's commit */
+	if ((rc = de_store_background_checkpoints(ag->store, AGENT_WAL_CHECKPOINT_BYTES, err)) < 0)
 		return rc;
 	de_log_info("event store %s", ag->store_path);
 	if ((rc = agent_detection_load(ag, ag->cfg, &ag->det, err)) < 0)
@@ -246,7 +259,8 @@ static int setup(struct agent *ag, struct de_error *err)
 	de_log_info("%zu detection rules loaded", ag->det.rules.len);
 	/* the sinks and exceptions (a bad one stops the worker here: 78), opened as our user */
 	struct de_alertmgr_config *acfg = NULL;
-	if ((rc = de_alertmgr_config_load(ag->cfg, &acfg, err)) < 0 ||
+	if ((rc = agent_fleet_check(ag->cfg, err)) < 0 ||
+	    (rc = de_alertmgr_config_load(ag->cfg, &acfg, err)) < 0 ||
 	    (rc = de_alertmgr_open(acfg, ag->store, &ag->det.rules, &ag->alerts, err)) < 0)
 		return rc;
 	if ((rc = agent_settings_apply(ag, ag->cfg, err)) < 0 ||
@@ -255,6 +269,8 @@ static int setup(struct agent *ag, struct de_error *err)
 	agent_ledger_observe(ag);
 	if (reset_strikes(ag) < 0)
 		return de_error_set(err, DE_ERR_DETECTION, ENOMEM, "out of memory");
+	if ((rc = agent_fleet_start(ag, err)) < 0)
+		return rc;
 	return 0;
 }
 
@@ -578,16 +594,29 @@ static void scan_failed(struct agent *ag, const struct de_error *err)
 							      : DE_CTL_REASON_PROTOCOL);
 }
 
+/* User and group names of a scan's records (procmond sends ids only). */
+static int resolve_all(struct agent *ag, struct de_process_list *procs)
+{
+	for (size_t i = 0; i < procs->len; i++)
+		agent_resolve_names(ag, &procs->items[i]);
+	return 0;
+}
+
 /* One full cycle: collect, store, detect, deliver. */
 static int cycle(struct agent *ag, struct de_error *err)
 {
 	struct de_process_list procs = {0};
 	struct de_alert_list alerts = {0};
 	struct de_collect_stats stats = {0};
-	int64_t scan_id, t0 = de_mono_ms(), w0;
+	int64_t scan_id, t0 = de_mono_ms(), wall0 = de_now_ms(), w0;
+	/* connections: the first cycle, every full refresh, and after lost events */
+	bool conns = ag->want_conns && (ag->cycles == 0 || ag->pm.reconcile ||
+					(ag->conn_every && ag->cycles % ag->conn_every == 0));
 	int rc;
 
 	ag->ledger_us = 0;
+	ag->cycles++;
+	ag->pm.reconcile = false;
 	/* a failed scan leaves the store as it was; the next cycle retries */
 	if (de_store_scan_begin(ag->store, de_now_ms(), "poll", &scan_id, err) < 0)
 		return de_error_prefix(err, "scan failed: ");
@@ -596,9 +625,9 @@ static int cycle(struct agent *ag, struct de_error *err)
 		rc = de_error_set(err, DE_ERR_IO, EPIPE,
 				  "procmond is not running (the parent is starting a new one)");
 	else
-		rc = agent_procmond_scan(&ag->pm, scan_id, &procs, &stats, err);
+		rc = agent_procmond_scan_conns(&ag->pm, scan_id, conns, &procs, &stats, err);
 	w0 = de_mono_us();
-	if (rc < 0 ||
+	if (rc < 0 || (rc = resolve_all(ag, &procs)) < 0 ||
 	    (rc = de_store_processes(ag->store, scan_id, procs.items, procs.len, err)) < 0 ||
 	    (rc = de_store_scan_end(ag->store, scan_id, de_now_ms(), procs.len, err)) < 0) {
 		de_store_scan_fail(ag->store, scan_id, de_now_ms(), err->message, NULL);
@@ -608,6 +637,13 @@ static int cycle(struct agent *ag, struct de_error *err)
 		goto out;
 	}
 	telemetry_store_write(ag, (double)(de_mono_us() - w0) / 1e6);
+	if (conns &&
+	    (rc = de_store_connections(ag->store, ag->pm.conns, ag->pm.nconns, wall0, err)) < 0) {
+		/* the processes are stored: the rules still run; the next cycle retries */
+		de_log_err(err);
+		de_error_clear(err);
+		rc = 0;
+	}
 	struct de_store_diff diff = de_store_last_diff(ag->store);
 	de_log_debug("scan %lld: %zu processes (%zu vanished, %zu inaccessible) in %lld ms; "
 		     "stored %zu new, %zu changed, %zu exited, %zu samples",
@@ -641,6 +677,7 @@ static int cycle(struct agent *ag, struct de_error *err)
 		store_disk_state(ag, &ps);
 	}
 	de_log_info("scan %lld: %zu processes, %zu alerts", (long long)scan_id, procs.len, nalerts);
+	agent_fleet_cycle(ag, scan_id, wall0, procs.len, &diff, nalerts);
 out:
 	ag->last_scan_ok = rc == 0;
 	ag->last_scan_ms = de_now_ms();
@@ -669,7 +706,7 @@ static int worker_loop(struct agent *ag)
 
 	while (!agent_stop && ag->ctl >= 0) {
 		int64_t now = de_mono_ms();
-		bool due = now >= next_scan || ag->scan_now;
+		bool due = now >= next_scan || ag->scan_now || ag->pm.reconcile;
 		/* no procmond yet: wait for one, up to a scan's timeout */
 		if (due && (ag->pm.fd >= 0 || now - next_scan >= (int64_t)ag->pm.timeout_ms)) {
 			struct de_error err = {0};
@@ -722,6 +759,7 @@ static int worker_loop(struct agent *ag)
 				scan_failed(ag, &err);
 			}
 		}
+		agent_fleet_flush(ag);
 	}
 	if (ag->ctl < 0 && !agent_stop)
 		de_log_warnx("the parent is gone: stopping");
@@ -785,6 +823,7 @@ int worker_main(const struct agent_opts *o)
 			de_log_err(&err);
 	}
 done:
+	agent_fleet_stop(&ag);
 	interrupt_db = NULL;
 	ag.final_publish = true;
 	telemetry_publish(&ag, true);
@@ -805,6 +844,7 @@ done:
 	free(ag.strikes);
 	free(ag.state_dir);
 	free(ag.store_path);
+	de_idcache_free(ag.names);
 	de_config_free(ag.cfg);
 	if (ag.ctl >= 0)
 		close(ag.ctl);

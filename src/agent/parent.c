@@ -439,17 +439,24 @@ static int find_programs(struct parent *p, struct de_error *err)
  * As root: keep what starting procmond with its capabilities and the
  * worker as its user needs, and nothing else (bounding set too, so that
  * nothing we execute can have more): SETUID and SETGID to become the
- * worker's user, KILL to stop the worker, SYS_PTRACE, DAC_READ_SEARCH and
- * NET_ADMIN for procmond, SETPCAP so that procmond can empty its bounding
+ * worker's user, KILL to stop the worker, SYS_PTRACE, DAC_READ_SEARCH,
+ * NET_ADMIN, BPF and PERFMON for procmond (its eBPF sensor loads with the
+ * last three, then drops them), SETPCAP so that procmond can empty its bounding
  * set.  procmond, executed as root, gets this set and keeps its own part
  * of it (src/procmond/privsep.c).
  */
+#ifndef CAP_PERFMON
+#define CAP_PERFMON 38
+#endif
+#ifndef CAP_BPF
+#define CAP_BPF 39
+#endif
 static int drop_caps(void)
 {
 	capng_clear(CAPNG_SELECT_BOTH);
 	if (capng_updatev(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED | CAPNG_BOUNDING_SET,
 			  CAP_SETUID, CAP_SETGID, CAP_KILL, CAP_SETPCAP, CAP_SYS_PTRACE,
-			  CAP_DAC_READ_SEARCH, CAP_NET_ADMIN, -1) < 0 ||
+			  CAP_DAC_READ_SEARCH, CAP_NET_ADMIN, CAP_BPF, CAP_PERFMON, -1) < 0 ||
 	    capng_apply(CAPNG_SELECT_BOTH) < 0)
 		return -EPERM;
 	return 0;

@@ -72,8 +72,13 @@ int agent_procmond_attach(struct procmond_chan *ch, int fd, pid_t pid, uint32_t 
 	}
 	ch->events = hello.events;
 	snprintf(ch->caps, sizeof(ch->caps), "%s", hello.capabilities);
-	de_log_info("procmond pid %d started (capabilities: %s; events: %s)", (int)pid,
-		    ch->caps[0] ? ch->caps : "none", ch->events ? "on" : "off");
+	snprintf(ch->event_source, sizeof(ch->event_source), "%s",
+		 hello.event_source ? hello.event_source : (ch->events ? "netlink" : "none"));
+	snprintf(ch->event_reason, sizeof(ch->event_reason), "%s",
+		 hello.event_reason ? hello.event_reason : "");
+	de_log_info("procmond pid %d started (capabilities: %s; events: %s%s%s)", (int)ch->pid,
+		    ch->caps[0] ? ch->caps : "none", ch->event_source,
+		    ch->event_reason[0] ? ": " : "", ch->event_reason);
 	de_ipc_msg_clear(&hello);
 	return 0;
 fail:
@@ -85,6 +90,18 @@ fail:
 static void queue_event(struct procmond_chan *ch, struct de_ipc_msg *m)
 {
 	ch->events_seen++;
+	if (m->event.kind == DE_PROCESS_LOST) {
+		/* not queued: the next cycle starts at once and reconciles */
+		if (!ch->reconcile)
+			de_log_warnx("the kernel lost %llu process events: reconciling with a full "
+				     "scan now",
+				     (unsigned long long)m->event.lost);
+		ch->events_lost += m->event.lost;
+		ch->reconcile = true;
+		return;
+	}
+	if (m->event.kind == DE_PROCESS_FORK)
+		return; /* a forked process is stored by its exec or the next scan */
 	if (ch->nqueue == ch->capqueue) {
 		size_t nc = ch->capqueue ? ch->capqueue * 2 : 64;
 		struct de_process_event *nq;
@@ -119,21 +136,39 @@ void agent_events_free(struct procmond_chan *ch)
 	free(ch->queue);
 	ch->queue = NULL;
 	ch->capqueue = 0;
+	free(ch->conns);
+	ch->conns = NULL;
+	ch->nconns = ch->capconns = 0;
 }
+
+/* After the first frame of a batch, a frame that follows within this many
+   ms joins it, up to AGENT_GATHER_MAX_MS in all: on a busy host a batch
+   then holds several processes, and each batch costs the store one
+   transaction (the WAL writes of its pages) whatever its size. */
+#define AGENT_GATHER_MS	    1
+#define AGENT_GATHER_MAX_MS 3
 
 int agent_procmond_wait(struct procmond_chan *ch, int timeout_ms, struct de_error *err)
 {
 	size_t got = 0;
+	int64_t first = 0;
 	int rc;
 
 	if (ch->fd < 0)
 		return de_error_set(err, DE_ERR_IO, EPIPE, "procmond is not running");
-	/* a batch: whatever is readable now, at most 1024 frames */
+	/* a batch: what is readable now and what follows at once, at most 1024 frames */
 	while (got < 1024) {
 		struct de_ipc_msg m = {0};
 		if (!de_ipc_reader_pending(ch->rd)) {
 			struct pollfd p = {ch->fd, POLLIN, 0};
-			int pr = poll(&p, 1, got ? 0 : timeout_ms);
+			int wait = timeout_ms;
+			if (got) {
+				int64_t left = first + AGENT_GATHER_MAX_MS - de_mono_ms();
+				wait = left <= 0		? 0
+				       : left < AGENT_GATHER_MS ? (int)left
+								: AGENT_GATHER_MS;
+			}
+			int pr = poll(&p, 1, wait);
 			if (pr < 0 && errno == EINTR)
 				return 0;
 			if (pr < 0) {
@@ -159,7 +194,8 @@ int agent_procmond_wait(struct procmond_chan *ch, int timeout_ms, struct de_erro
 		}
 		queue_event(ch, &m);
 		de_ipc_msg_clear(&m);
-		got++;
+		if (!got++)
+			first = de_mono_ms();
 	}
 	return 0;
 fail:
@@ -171,10 +207,34 @@ fail:
 int agent_procmond_scan(struct procmond_chan *ch, int64_t scan_id, struct de_process_list *out,
 			struct de_collect_stats *stats, struct de_error *err)
 {
-	struct de_ipc_msg req = {.kind = DE_IPC_SCAN_REQUEST, .scan_id = scan_id};
+	return agent_procmond_scan_conns(ch, scan_id, false, out, stats, err);
+}
+
+/* Keep one of the scan's connections. */
+static int keep_conn(struct procmond_chan *ch, const struct de_connection *c)
+{
+	if (ch->nconns == ch->capconns) {
+		size_t nc = ch->capconns ? ch->capconns * 2 : 256;
+		struct de_connection *nv;
+		if (nc > 1u << 22 || !(nv = realloc(ch->conns, nc * sizeof(*nv))))
+			return -ENOMEM;
+		ch->conns = nv;
+		ch->capconns = nc;
+	}
+	ch->conns[ch->nconns++] = *c;
+	return 0;
+}
+
+int agent_procmond_scan_conns(struct procmond_chan *ch, int64_t scan_id, bool connections,
+			      struct de_process_list *out, struct de_collect_stats *stats,
+			      struct de_error *err)
+{
+	struct de_ipc_msg req = {
+		.kind = DE_IPC_SCAN_REQUEST, .scan_id = scan_id, .connections = connections};
 	int64_t deadline = de_mono_ms() + (int64_t)ch->timeout_ms;
 	int rc;
 
+	ch->nconns = 0;
 	if (ch->fd < 0)
 		return de_error_set(err, DE_ERR_IO, EPIPE, "procmond is not running");
 	if ((rc = de_ipc_send(ch->fd, &req, err)) < 0)
@@ -208,6 +268,15 @@ int agent_procmond_scan(struct procmond_chan *ch, int64_t scan_id, struct de_pro
 			break;
 		case DE_IPC_EVENT:
 			queue_event(ch, &m);
+			break;
+		case DE_IPC_CONNECTION:
+			if (!connections) {
+				rc = de_error_set(err, DE_ERR_IO, EPROTO,
+						  "procmond sent connections nobody asked for");
+				goto fail;
+			}
+			if (keep_conn(ch, &m.conn) < 0)
+				return de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
 			break;
 		case DE_IPC_SCAN_DONE:
 			if (m.scan_id != scan_id) {

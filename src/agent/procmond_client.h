@@ -49,7 +49,14 @@ struct procmond_chan {
 	uint64_t hash_hits;		   /* the last scan's hashes served by the cache */
 	uint64_t lost_before;		   /* events_lost of the procmonds before this one */
 	uint64_t restarts_before;	   /* event_restarts likewise */
-	struct de_process_event *queue;	   /* owned: events not yet applied, oldest first */
+	/* health: the event source procmond uses ("ebpf", "netlink", "none";
+	   "" before the first HELLO) and why it is not eBPF ("" when it is) */
+	char event_source[16];
+	char event_reason[768];
+	bool reconcile;		     /* events were lost: run a full scan now */
+	struct de_connection *conns; /* owned: the last scan's connections */
+	size_t nconns, capconns;
+	struct de_process_event *queue; /* owned: events not yet applied, oldest first */
 	size_t nqueue, capqueue;
 };
 
@@ -71,6 +78,14 @@ int agent_procmond_attach(struct procmond_chan *ch, int fd, pid_t pid, uint32_t 
  */
 int agent_procmond_scan(struct procmond_chan *ch, int64_t scan_id, struct de_process_list *out,
 			struct de_collect_stats *stats, struct de_error *err);
+
+/*
+ * The same, asking for every process's TCP connections too: they are left
+ * in ch->conns (replacing the previous scan's).
+ */
+int agent_procmond_scan_conns(struct procmond_chan *ch, int64_t scan_id, bool connections,
+			      struct de_process_list *out, struct de_collect_stats *stats,
+			      struct de_error *err);
 
 /*
  * Between scans: wait up to timeout_ms for EVENT frames and queue what

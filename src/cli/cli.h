@@ -10,6 +10,7 @@
 #define DAEMONEYE_CLI_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include <jansson.h>
@@ -34,6 +35,23 @@ struct cli_command {
 
 /* Print "daemoneye-cli: <fmt>" on stderr. */
 void cli_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* ms since the epoch as "YYYY-MM-DD HH:MM:SS" (UTC), "-" for 0 or less.  (common.c) */
+void cli_fmt_time(int64_t ms, char buf[32]);
+/*
+ * The index in names (NULL-terminated) of a --format value, or -1 after
+ * saying "<cmd>: unknown format '<arg>' (a, b or c)" on stderr.  (common.c)
+ */
+int cli_format_arg(const char *cmd, const char *arg, const char *const *names);
+/*
+ * An option's whole number from 0 to max into *out: 0, or -1 after saying
+ * "<cmd>: <opt> wants a number up to <max>, not '<s>'".  (common.c)
+ */
+int cli_u64_arg(const char *cmd, const char *opt, const char *s, uint64_t max, uint64_t *out);
+/*
+ * An option's time (de_time_parse, relative to now) into *out: 0, or -1
+ * after saying "<cmd>: <opt>: cannot read time '<s>' (...)".  (common.c)
+ */
+int cli_time_arg(const char *cmd, const char *opt, const char *s, int64_t now, int64_t *out);
 /* Report a library error and return its sysexits code (never 0). */
 int cli_fail(const struct de_error *err);
 /* --format's argument, table or json: 0 (*json set), or EX_USAGE after saying why. */
@@ -81,6 +99,8 @@ int cmd_alerts(struct cli_ctx *ctx, int argc, char **argv); /* cmd_alerts.c */
 int cmd_health(struct cli_ctx *ctx, int argc, char **argv);
 /* `completion bash|zsh|fish`: a script from the command table (cmd_completion.c). */
 int cmd_completion(const struct cli_command *cmds, size_t n, int argc, char **argv);
+int cmd_connections(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_fleet(struct cli_ctx *ctx, int argc, char **argv); /* cmd_fleet.c */
 
 /* `rules convert --from sigma FILE` and `rules import --sigma PATH...` (rules_sigma.c). */
 int rules_sigma_convert(struct cli_ctx *ctx, const char *file);

@@ -320,19 +320,14 @@ static int audit_log(struct cli_ctx *ctx, int argc, char **argv)
 				return EX_USAGE;
 			}
 			break;
-		case 'f':
-			if (strcmp(optarg, "table") == 0)
-				o.fmt = F_TABLE;
-			else if (strcmp(optarg, "json") == 0)
-				o.fmt = F_JSON;
-			else if (strcmp(optarg, "ndjson") == 0)
-				o.fmt = F_NDJSON;
-			else {
-				cli_errorf("audit log: unknown format '%s' (table, json or ndjson)",
-					   optarg);
+		case 'f': {
+			static const char *const fmts[] = {"table", "json", "ndjson", NULL};
+			int k = cli_format_arg("audit log", optarg, fmts);
+			if (k < 0)
 				return EX_USAGE;
-			}
+			o.fmt = (enum fmt)k;
 			break;
+		}
 		case 'h':
 			printf("usage: daemoneye-cli audit log [--since T] [--actor A] [--action "
 			       "A] "

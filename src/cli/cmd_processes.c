@@ -22,7 +22,8 @@
 #include "daemoneye/buf.h"
 #include "daemoneye/clock.h"
 
-/* A table line: a 4 MiB command line escaped (at most 4 bytes per byte) and the columns. */
+/* A table line: a 1 MiB command line escaped (room for 4 MiB) (at most 4 bytes per byte) and the
+ * columns. */
 #define LINE_MAX_BYTES (17u << 20)
 
 /* ---- output ------------------------------------------------------------- */
@@ -36,18 +37,6 @@ struct out {
 	size_t rows;
 	struct de_buf line; /* the table line being built */
 };
-
-static void fmt_time(int64_t ms, char buf[32])
-{
-	time_t t = (time_t)(ms / 1000);
-	struct tm tmv;
-
-	if (ms <= 0 || !gmtime_r(&t, &tmv)) {
-		snprintf(buf, 32, "-");
-		return;
-	}
-	strftime(buf, 32, "%Y-%m-%d %H:%M:%S", &tmv);
-}
 
 static void fmt_bytes(bool has, uint64_t v, char buf[16])
 {
@@ -99,7 +88,7 @@ static void emit_line(struct out *o, const char *pre, const char *post)
 static void table_header(struct out *o)
 {
 	de_buf_reset(&o->line);
-	put_text(o, "    PID    PPID USER   STARTED (UTC)       EXITED (UTC)          CPU%"
+	put_text(o, "    PID    PPID USER     STARTED (UTC)       EXITED (UTC)          CPU%"
 		    "    RSS NAME            COMMAND");
 	emit_line(o, o->color ? "\033[1m" : "", o->color ? "\033[0m" : "");
 }
@@ -109,11 +98,11 @@ static void table_row(struct out *o, const struct de_process_row *r)
 	char start[32], exited[32], rss[16], cpu[16], head[160];
 
 	de_buf_reset(&o->line);
-	fmt_time(r->has_start_time ? r->start_time : r->first_seen, start);
+	cli_fmt_time(r->has_start_time ? r->start_time : r->first_seen, start);
 	if (r->alive)
 		snprintf(exited, sizeof(exited), "(running)");
 	else
-		fmt_time(r->has_exited_at ? r->exited_at : 0, exited);
+		cli_fmt_time(r->has_exited_at ? r->exited_at : 0, exited);
 	fmt_bytes(r->has_memory_usage, r->memory_usage, rss);
 	if (r->has_cpu_usage)
 		snprintf(cpu, sizeof(cpu), "%.1f", r->cpu_usage);
@@ -124,8 +113,10 @@ static void table_row(struct out *o, const struct de_process_row *r)
 		snprintf(ppid, sizeof(ppid), "%u", r->ppid);
 	snprintf(head, sizeof(head), "%7u %7s ", r->pid, ppid);
 	put_text(o, head);
-	char user[8];
-	snprintf(user, sizeof(user), "%-6.6s", r->user_id ? r->user_id : "-");
+	/* the user's name, the bare id only when it has none */
+	char user[16];
+	const char *who = r->user_name ? r->user_name : r->user_id ? r->user_id : "-";
+	snprintf(user, sizeof(user), "%-8.8s", who);
 	put_text(o, user);
 	snprintf(head, sizeof(head), " %-19s %-19s %6s %6s ", start, exited, cpu, rss);
 	put_text(o, head);
@@ -198,6 +189,9 @@ static json_t *row_json(const struct de_process_row *r)
 			    r->has_memory_usage ? json_integer((json_int_t)r->memory_usage)
 						: json_null());
 	set_text(o, "user_id", r->user_id);
+	set_text(o, "user_name", r->user_name);
+	set_text(o, "group_name", r->group_name);
+	set_text(o, "cwd", r->cwd);
 	set_text(o, "executable_hash", r->executable_hash);
 	json_object_set_new(o, "accessible", json_boolean(r->accessible));
 	json_object_set_new(o, "file_exists", json_boolean(r->file_exists));
@@ -238,6 +232,7 @@ static void csv_row(const struct de_process_row *r)
 	csv_field(r->has_cpu_usage ? cpu : NULL, false);
 	csv_num(r->has_memory_usage, (long long)r->memory_usage, false);
 	csv_field(r->user_id, false);
+	csv_field(r->user_name, false);
 	csv_field(r->executable_hash, false);
 	csv_field(r->exe_deleted ? "true" : "false", true);
 }
@@ -257,7 +252,7 @@ static int print_row(const struct de_process_row *r, void *arg)
 		if (o->rows == 0)
 			fputs("instance_id,pid,ppid,name,executable_path,command_line,start_time,"
 			      "first_seen,last_seen,exited_at,alive,cpu_usage,memory_usage,user_id,"
-			      "executable_hash,exe_deleted\r\n",
+			      "user_name,executable_hash,exe_deleted\r\n",
 			      stdout);
 		csv_row(r);
 		break;
@@ -295,16 +290,7 @@ static void usage(FILE *f)
 
 static int parse_u64(const char *opt, const char *s, uint64_t max, uint64_t *out)
 {
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (!*s || *end || errno || s[0] == '-' || v > max) {
-		cli_errorf("processes: %s wants a number up to %llu, not '%s'", opt,
-			   (unsigned long long)max, s);
-		return -1;
-	}
-	*out = v;
-	return 0;
+	return cli_u64_arg("processes", opt, s, max, out);
 }
 
 int cmd_processes(struct cli_ctx *ctx, int argc, char **argv)
@@ -347,13 +333,9 @@ int cmd_processes(struct cli_ctx *ctx, int argc, char **argv)
 		case 's':
 		case 'u': {
 			int64_t t;
-			if (de_time_parse(optarg, now, &t) < 0) {
-				cli_errorf(
-					"processes: %s: cannot read time '%s' (RFC 3339 like "
-					"2026-11-25T09:30:00Z, a date, now, or relative like -1h)",
-					c == 's' ? "--since" : "--until", optarg);
+			if (cli_time_arg("processes", c == 's' ? "--since" : "--until", optarg, now,
+					 &t) < 0)
 				return EX_USAGE;
-			}
 			if (c == 's') {
 				q.has_since = true;
 				q.since_ms = t;
@@ -380,22 +362,14 @@ int cmd_processes(struct cli_ctx *ctx, int argc, char **argv)
 		case 'L':
 			q.current_only = true;
 			break;
-		case 'f':
-			if (strcmp(optarg, "table") == 0)
-				o.fmt = F_TABLE;
-			else if (strcmp(optarg, "json") == 0)
-				o.fmt = F_JSON;
-			else if (strcmp(optarg, "ndjson") == 0)
-				o.fmt = F_NDJSON;
-			else if (strcmp(optarg, "csv") == 0)
-				o.fmt = F_CSV;
-			else {
-				cli_errorf("processes: unknown format '%s' (table, json, ndjson "
-					   "or csv)",
-					   optarg);
+		case 'f': {
+			static const char *const fmts[] = {"table", "json", "ndjson", "csv", NULL};
+			int f = cli_format_arg("processes", optarg, fmts);
+			if (f < 0)
 				return EX_USAGE;
-			}
+			o.fmt = (enum fmt)f;
 			break;
+		}
 		case 'h':
 			usage(stdout);
 			return 0;

@@ -1,12 +1,14 @@
 /*
  * common.c — what the daemoneye-cli commands share (cli.h): finding and
  * opening the event store read-only the way the agent finds it, a
- * read-only detection engine on it, and recording an operator's state
- * change in the audit ledger.
+ * read-only detection engine on it, times as the tables show them, the
+ * options several commands take (--format, numbers, times) read and refused
+ * alike, and recording an operator's state change in the audit ledger.
  */
 #include <errno.h>
 #include <libgen.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -16,6 +18,7 @@
 #include "cli.h"
 #include "daemoneye/audit.h"
 #include "daemoneye/fileio.h"
+#include "daemoneye/clock.h"
 #include "daemoneye/detect.h"
 #include "daemoneye/store.h"
 
@@ -143,4 +146,59 @@ void cli_audit_abandon(struct de_audit *a)
 {
 	/* nothing was queued: closing writes nothing */
 	(void)de_audit_close(a, NULL);
+}
+
+void cli_fmt_time(int64_t ms, char buf[32])
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tmv;
+
+	if (ms <= 0 || !gmtime_r(&t, &tmv)) {
+		snprintf(buf, 32, "-");
+		return;
+	}
+	strftime(buf, 32, "%Y-%m-%d %H:%M:%S", &tmv);
+}
+
+int cli_format_arg(const char *cmd, const char *arg, const char *const *names)
+{
+	char list[128] = "";
+	size_t n = 0;
+
+	for (; names[n]; n++)
+		if (strcmp(arg, names[n]) == 0)
+			return (int)n;
+	for (size_t i = 0; i < n; i++)
+		snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
+			 i == 0	      ? ""
+			 : i + 1 == n ? " or "
+				      : ", ",
+			 names[i]);
+	cli_errorf("%s: unknown format '%s' (%s)", cmd, arg, list);
+	return -1;
+}
+
+int cli_u64_arg(const char *cmd, const char *opt, const char *s, uint64_t max, uint64_t *out)
+{
+	char *end;
+
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (!*s || *end || errno || s[0] == '-' || v > max) {
+		cli_errorf("%s: %s wants a number up to %llu, not '%s'", cmd, opt,
+			   (unsigned long long)max, s);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+int cli_time_arg(const char *cmd, const char *opt, const char *s, int64_t now, int64_t *out)
+{
+	if (de_time_parse(s, now, out) == 0)
+		return 0;
+	cli_errorf("%s: %s: cannot read time '%s' (RFC 3339 like 2026-11-25T09:30:00Z, a date, "
+		   "now, or relative like -1h)",
+		   cmd, opt, s);
+	return -1;
 }

@@ -29,6 +29,8 @@ static const struct cli_command commands[] = {
 	 cmd_processes,
 	 "--pid --name --since --until --limit --offset --scan --live "
 	 "--format=table|json|ndjson|csv"},
+	{"connections", "[--pid N] [--since T] [--open] [--limit N] [--format F]", cmd_connections,
+	 "--pid --since --open --limit --format=table|json|ndjson"},
 	{"stats", "[--format table|json]  rows, sizes and time span of the event store", cmd_stats,
 	 "--format=table|json"},
 	{"query", "[--format F] [--param K=V]... [--limit N] [--timeout MS] SQL", cmd_query,
@@ -52,6 +54,11 @@ static const struct cli_command commands[] = {
 	 "--out"},
 	{"health", "[--format table|json]  the agent's components and their status", cmd_health,
 	 "--format=table|json"},
+	{"fleet",
+	 "id|init|status|show KIND|alerts|hosts|verify HOST|query  the fleet (NATS JetStream)",
+	 cmd_fleet,
+	 "id init status show alerts hosts verify query --host --limit --ledger --pubkey --key "
+	 "--hosts --all --timeout --format=text|json|ndjson"},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -6,11 +6,13 @@
 #include "daemoneye/alert.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
+#include "daemoneye/buf.h"
 #include "daemoneye/text.h"
 #include "fields.h"
 
@@ -81,6 +83,24 @@ bool de_alert_equal(const struct de_alert *a, const struct de_alert *b)
 json_t *de_alert_to_json(const struct de_alert *a)
 {
 	return de_fields_to_json(a, alert_fields, F_COUNT(alert_fields));
+}
+
+int de_alert_write_json(const struct de_alert *a, struct de_buf *out)
+{
+	return de_alert_write_json_pre(a, NULL, out);
+}
+
+int de_alert_write_json_pre(const struct de_alert *a, const struct de_alert_json_text *pre,
+			    struct de_buf *out)
+{
+	const struct de_json_text t[2] = {
+		{offsetof(struct de_alert, alert_data), pre ? pre->alert_data : NULL,
+		 pre ? pre->alert_data_len : 0},
+		{offsetof(struct de_alert, context), pre ? pre->context : NULL,
+		 pre ? pre->context_len : 0},
+	};
+
+	return de_fields_write_json_pre(a, alert_fields, F_COUNT(alert_fields), true, t, 2, out);
 }
 
 int de_alert_from_json(const json_t *j, struct de_alert *out, struct de_error *err)
@@ -167,10 +187,13 @@ char *de_alert_render_text(const struct de_alert *a, bool color)
 
 char *de_alert_render_json(const struct de_alert *a)
 {
-	json_t *j = de_alert_to_json(a);
-	char *s = j ? de_json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
-	json_decref(j);
-	return s;
+	struct de_buf b = DE_BUF_INIT(1u << 30);
+
+	if (de_alert_write_json(a, &b) < 0) {
+		de_buf_free(&b);
+		return NULL;
+	}
+	return de_buf_steal(&b);
 }
 
 int de_alert_write(FILE *f, const struct de_alert *a, enum de_alert_format fmt, bool color)

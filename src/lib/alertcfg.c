@@ -115,6 +115,7 @@ static int sink_load(const struct de_config *cfg, const json_t *conf, const char
 		.path = path,
 		.origins = de_config_origins(cfg),
 		.fallback = "configuration",
+		.config = cfg,
 		.err = err,
 	};
 	const char *name, *type, *fmt, *sev, *k;
@@ -432,9 +433,9 @@ int de_alertmgr_test_sink(struct de_alert_sink *s, uint64_t timeout_ms, struct d
 			return de_error_prefix(err, "sink '%s': ", s->name);
 		s->opened = true;
 	}
-	de_uuid_v4(&a.id);
-	de_uuid_format(&a.id, id);
 	a.alert_time = de_now_ms();
+	de_uuid_v7(&a.id, a.alert_time);
+	de_uuid_format(&a.id, id);
 	a.rule_id = strdup("daemoneye-test");
 	a.title = strdup("daemoneye test alert (not a detection)");
 	a.description = strdup("A test alert sent by `daemoneye-cli alerts test` to check that "

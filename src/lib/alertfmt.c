@@ -1,9 +1,10 @@
 /*
  * alertfmt.c — alert formats (see alertfmt.h): human, json, ecs, cef, ocsf.
  *
- * JSON-shaped formats are built as jansson trees and dumped compact with
- * JSON_ENSURE_ASCII, so a record is always one line of ASCII whatever a
- * process name holds.  CEF is written by hand with its two escapers, which
+ * JSON-shaped formats are built as jansson trees and dumped compact as
+ * json_dumps would with JSON_ENSURE_ASCII (de_json_dump, without jansson's
+ * per-container bookkeeping), so a record is always one line of ASCII
+ * whatever a process name holds.  CEF is written by hand with its two escapers, which
  * are the whole of its injection defence and are tested byte for byte.
  */
 #include "daemoneye/alertfmt.h"
@@ -142,10 +143,8 @@ static int put_s(json_t *o, const char *k, const char *s)
 
 static int dump(json_t *j, struct de_buf *out)
 {
-	char *s = j ? json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
-	int rc = s ? de_buf_puts(out, s) : -ENOMEM;
+	int rc = j ? de_json_dump(j, true, out) : -ENOMEM;
 
-	free(s);
 	json_decref(j);
 	return rc;
 }
@@ -169,9 +168,10 @@ static int render_human(const struct de_alert *a, const struct de_alertfmt_opts 
 	return rc;
 }
 
-static int render_json(const struct de_alert *a, struct de_buf *out)
+static int render_json(const struct de_alert *a, const struct de_alertfmt_opts *o,
+		       struct de_buf *out)
 {
-	return dump(de_alert_to_json(a), out);
+	return de_alert_write_json_pre(a, o ? o->json : NULL, out);
 }
 
 /* ---- ECS ------------------------------------------------------------------- */
@@ -499,7 +499,7 @@ int de_alertfmt_render(enum de_alertfmt f, const struct de_alert *a,
 	case DE_FMT_HUMAN:
 		return render_human(a, o, out);
 	case DE_FMT_JSON:
-		return render_json(a, out);
+		return render_json(a, o, out);
 	case DE_FMT_ECS:
 		return render_ecs(a, host, out);
 	case DE_FMT_CEF:

@@ -5,7 +5,9 @@
  * Threads.  The agent's thread calls everything here and is the only one
  * that touches the store.  Each sink has a worker thread that takes queued
  * deliveries, renders the alert in the sink's format, asks its circuit
- * breaker, makes one attempt and hands the outcome back.  One mutex guards
+ * breaker, makes one attempt and hands the outcome back; a sink with
+ * deliver_batch gets what its queue holds at once (up to BATCH_MAX) in one
+ * call while its circuit is closed, one attempt each.  One mutex guards
  * the queues and the list of outcomes; a queued item carries a shared,
  * reference-counted alert that nobody modifies once queued (jansson's
  * reference counts are atomic, and rendering only reads).
@@ -43,14 +45,51 @@ struct shared_alert {
 	struct de_alert a;
 	char id[DE_UUID_STR_LEN + 1];
 	atomic_int refs;
+	/* a's JSON values as the outbox stored them (in json, owned), so the
+	 * json format copies them instead of dumping them again; NULL when not
+	 * kept (an alert reloaded for a retry) */
+	char *json;
+	struct de_alert_json_text jt;
 };
 
 static void sa_unref(struct shared_alert *sa)
 {
 	if (sa && atomic_fetch_sub(&sa->refs, 1) == 1) {
 		de_alert_clear(&sa->a);
+		free(sa->json);
 		free(sa);
 	}
+}
+
+/* The format options of a delivery of sa through s. */
+static struct de_alertfmt_opts fmt_opts(const struct de_alert_sink *s,
+					const struct shared_alert *sa)
+{
+	return (struct de_alertfmt_opts){.color = s->color, .json = sa->json ? &sa->jt : NULL};
+}
+
+/* Keep the JSON text the outbox just stored for sa (none if out of memory: it is dumped again). */
+static void sa_keep_json(struct shared_alert *sa, const struct de_outbox *ob)
+{
+	struct de_alert_json_text t;
+	size_t dl, cl;
+
+	de_outbox_added_json(ob, &t);
+	dl = t.alert_data ? t.alert_data_len : 0;
+	cl = t.context ? t.context_len : 0;
+	if (!(sa->json = malloc(dl + cl + 1)))
+		return;
+	if (dl)
+		memcpy(sa->json, t.alert_data, dl);
+	if (cl)
+		memcpy(sa->json + dl, t.context, cl);
+	sa->json[dl + cl] = '\0';
+	sa->jt = (struct de_alert_json_text){
+		.alert_data = t.alert_data ? sa->json : NULL,
+		.alert_data_len = dl,
+		.context = t.context ? sa->json + dl : NULL,
+		.context_len = cl,
+	};
 }
 
 /* One delivery, queued, in flight, then its outcome. */
@@ -60,6 +99,7 @@ struct item {
 	int64_t delivery_id;
 	uint32_t attempts; /* made so far, this one included once it is made */
 	struct shared_alert *sa;
+	char alert_id[DE_UUID_STR_LEN + 1]; /* sa's, kept for the observer once sa is let go */
 	/* the outcome */
 	enum de_sink_outcome outcome;
 	bool circuit; /* not tried: the circuit was open */
@@ -166,6 +206,8 @@ struct worker {
 	size_t qlen;
 	pthread_cond_t cv;
 	/* the agent's thread only */
+	struct item *stage, *stage_tail; /* queued here, handed over by publish() */
+	size_t nstage;
 	struct idset held; /* delivery ids queued or in flight */
 	bool more;	   /* due rows may wait in the store */
 	int64_t next_due;  /* the earliest retry known (wall ms, 0: none) */
@@ -176,6 +218,21 @@ struct worker {
 	enum de_breaker_state circuit;
 	/* the agent's thread only: outcomes recorded for this sink */
 	uint64_t delivered, failed, dead;
+	struct batch *batch; /* what deliver_batch gets (sinks that have it) */
+};
+
+/*
+ * What a worker takes from its queue at once, and hands to a sink's
+ * deliver_batch as one attempt each while the circuit is closed; a batch
+ * stops growing at BATCH_BYTES of rendered records.
+ */
+#define BATCH_MAX   256
+#define BATCH_BYTES (1u << 20)
+struct batch {
+	struct item *items[BATCH_MAX];
+	size_t off[BATCH_MAX], len[BATCH_MAX]; /* each record in the worker's payload */
+	struct de_sink_msg msgs[BATCH_MAX];
+	struct de_sink_result results[BATCH_MAX];
 };
 
 /* A window that closed with folds, waiting for its summary. */
@@ -209,6 +266,7 @@ struct de_alertmgr {
 	uint64_t rng;
 	struct de_alertmgr_stats st;
 	bool any_resolved; /* some sink takes resolved alerts */
+	json_t *host;	   /* every context's "host", one object shared (read only) */
 	int64_t last_run;  /* the time of the last submit: each one's is later */
 	/* recording outcomes failed (a full disk): not again before this
 	 * (monotonic ms), waiting longer each time up to 30 s, so a store that
@@ -231,10 +289,25 @@ static const struct de_rule *rule_find(const struct de_alertmgr *m, const char *
 
 /* ---- workers ---------------------------------------------------------------------- */
 
+/* The outcome of one attempt in r, for the item and the circuit breaker. */
+static void outcome(struct worker *w, struct item *it, const struct de_sink_result *r)
+{
+	it->outcome = r->outcome;
+	if (r->outcome == DE_SINK_OK)
+		it->error[0] = '\0';
+	else
+		snprintf(it->error, sizeof(it->error), "%s", r->error);
+	/* a sink that answered (even "no") is up; only transient failures trip it */
+	if (r->outcome == DE_SINK_TRANSIENT)
+		de_breaker_failure(&w->br, de_mono_ms());
+	else
+		de_breaker_success(&w->br);
+}
+
 static void attempt(struct worker *w, struct item *it)
 {
 	struct de_alert_sink *s = w->sink;
-	struct de_alertfmt_opts fo = {.color = s->color};
+	struct de_alertfmt_opts fo = fmt_opts(s, it->sa);
 	struct de_sink_result r = {0};
 	int64_t now = de_mono_ms();
 	int rc;
@@ -265,22 +338,69 @@ static void attempt(struct worker *w, struct item *it)
 		.stop = &w->m->stop,
 	};
 	s->ops->deliver(s->state, &msg, &r);
-	it->outcome = r.outcome;
-	snprintf(it->error, sizeof(it->error), "%s", r.outcome == DE_SINK_OK ? "" : r.error);
-	/* a sink that answered (even "no") is up; only transient failures trip it */
-	if (r.outcome == DE_SINK_TRANSIENT)
-		de_breaker_failure(&w->br, de_mono_ms());
-	else
-		de_breaker_success(&w->br);
+	outcome(w, it, &r);
+}
+
+/*
+ * Attempts at items[0..n) through the sink's deliver_batch, rendered one
+ * after the other into the worker's payload (a record that cannot be
+ * rendered fails alone), in as many batches as BATCH_BYTES makes.
+ */
+static void attempt_batch(struct worker *w, struct item **items, size_t n)
+{
+	struct de_alert_sink *s = w->sink;
+	struct batch *b = w->batch;
+
+	for (size_t i = 0; i < n;) {
+		size_t k = 0;
+		de_buf_reset(&w->payload);
+		while (i < n && k < BATCH_MAX && w->payload.len < BATCH_BYTES) {
+			struct item *it = items[i++];
+			size_t off = w->payload.len;
+			struct de_alertfmt_opts fo = fmt_opts(s, it->sa);
+			int rc = de_alertfmt_render(s->format, &it->sa->a, &fo, &w->payload);
+			it->attempts++;
+			if (rc < 0) {
+				w->payload.len = off; /* drop what it wrote */
+				if (w->payload.p)
+					w->payload.p[off] = '\0';
+				it->outcome = DE_SINK_PERMANENT;
+				snprintf(it->error, sizeof(it->error),
+					 "cannot render the alert as %s: %s",
+					 de_alertfmt_name(s->format), strerror(-rc));
+				continue;
+			}
+			b->items[k] = it;
+			b->off[k] = off;
+			b->len[k++] = w->payload.len - off;
+		}
+		for (size_t j = 0; j < k; j++) {
+			b->msgs[j] = (struct de_sink_msg){
+				.alert = &b->items[j]->sa->a,
+				.alert_id = b->items[j]->sa->id,
+				.payload = w->payload.p + b->off[j],
+				.len = b->len[j],
+				.attempt = b->items[j]->attempts,
+				.timeout_ms = s->timeout_ms,
+				.stop = &w->m->stop,
+			};
+			b->results[j] = (struct de_sink_result){0};
+		}
+		if (k)
+			s->ops->deliver_batch(s->state, b->msgs, k, b->results);
+		for (size_t j = 0; j < k; j++)
+			outcome(w, b->items[j], &b->results[j]);
+	}
 }
 
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct de_alertmgr *m = w->m;
+	struct item *items[BATCH_MAX];
 
 	for (;;) {
-		struct item *it;
+		size_t n = 0;
 		pthread_mutex_lock(&m->mu);
 		while (!atomic_load(&m->stop) && !w->head)
 			pthread_cond_wait(&w->cv, &m->mu);
@@ -288,29 +408,47 @@ static void *worker_main(void *arg)
 			pthread_mutex_unlock(&m->mu);
 			break;
 		}
-		it = w->head;
-		w->head = it->next;
+		/* one at a time unless the sink takes batches and its circuit is closed */
+		do {
+			items[n++] = w->head;
+			w->head = w->head->next;
+		} while (w->head && w->batch && n < BATCH_MAX);
 		if (!w->head)
 			w->tail = NULL;
-		w->qlen--;
+		w->qlen -= n;
 		pthread_mutex_unlock(&m->mu);
 
-		attempt(w, it);
+		if (n > 1 && w->br.state == DE_BREAKER_CLOSED) {
+			attempt_batch(w, items, n);
+		} else {
+			for (size_t i = 0; i < n; i++)
+				attempt(w, items[i]);
+		}
+		/* the outcome no longer needs the alert (a retry reloads it from the
+		 * store): let it go while it is still in this core's cache */
+		for (size_t i = 0; i < n; i++) {
+			if (items[i]->sa)
+				memcpy(items[i]->alert_id, items[i]->sa->id,
+				       sizeof(items[i]->alert_id));
+			sa_unref(items[i]->sa);
+			items[i]->sa = NULL;
+		}
 
 		pthread_mutex_lock(&m->mu);
 		w->circuit = w->br.state;
-		it->next = m->results;
-		m->results = it;
+		for (size_t i = 0; i < n; i++) {
+			items[i]->next = m->results;
+			m->results = items[i];
+		}
 		pthread_cond_signal(&m->res_cv);
 		pthread_mutex_unlock(&m->mu);
 	}
 	return NULL;
 }
 
-/* Queue delivery id of sa to w (the agent's thread). */
+/* Stage delivery id of sa for w (the agent's thread; publish() hands it over). */
 static int enqueue(struct worker *w, int64_t id, uint32_t attempts, struct shared_alert *sa)
 {
-	struct de_alertmgr *m = w->m;
 	struct item *it = calloc(1, sizeof(*it));
 
 	if (!it || idset_add(&w->held, id) < 0) {
@@ -323,16 +461,38 @@ static int enqueue(struct worker *w, int64_t id, uint32_t attempts, struct share
 	it->attempts = attempts;
 	it->sa = sa;
 	atomic_fetch_add(&sa->refs, 1);
-	pthread_mutex_lock(&m->mu);
-	if (w->tail)
-		w->tail->next = it;
+	if (w->stage_tail)
+		w->stage_tail->next = it;
 	else
-		w->head = it;
-	w->tail = it;
-	w->qlen++;
-	pthread_cond_signal(&w->cv);
-	pthread_mutex_unlock(&m->mu);
+		w->stage = it;
+	w->stage_tail = it;
+	w->nstage++;
 	return 0;
+}
+
+/*
+ * Hand every worker what was staged for it: one lock and one wake-up for a
+ * whole commit's deliveries, so a worker finds them together (one write
+ * for the file sink) instead of racing the agent's thread for each.
+ */
+static void publish(struct de_alertmgr *m)
+{
+	pthread_mutex_lock(&m->mu);
+	for (size_t i = 0; i < m->cfg->nsinks; i++) {
+		struct worker *w = &m->workers[i];
+		if (!w->stage)
+			continue;
+		if (w->tail)
+			w->tail->next = w->stage;
+		else
+			w->head = w->stage;
+		w->tail = w->stage_tail;
+		w->qlen += w->nstage;
+		w->stage = w->stage_tail = NULL;
+		w->nstage = 0;
+		pthread_cond_signal(&w->cv);
+	}
+	pthread_mutex_unlock(&m->mu);
 }
 
 static bool has_room(const struct worker *w)
@@ -405,6 +565,10 @@ int de_alertmgr_open(struct de_alertmgr_config *cfg, struct de_store *store,
 	if (getrandom(&m->rng, sizeof(m->rng), 0) != sizeof(m->rng))
 		m->rng = (uint64_t)de_now_ms();
 	de_sink_global_init();
+	if (!(m->host = json_pack("{s:s}", "hostname", de_alertfmt_hostname()))) {
+		rc = de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
+		goto fail;
+	}
 	if ((rc = de_outbox_open(store, &m->ob, err)) < 0)
 		goto fail;
 	/* the rules' own exceptions, checked again (they were at load) */
@@ -433,6 +597,10 @@ int de_alertmgr_open(struct de_alertmgr_config *cfg, struct de_store *store,
 		w->sink = s;
 		w->more = true; /* pick up what an earlier run left pending */
 		w->payload = (struct de_buf)DE_BUF_INIT(64u << 20);
+		if (s->ops->deliver_batch && !(w->batch = calloc(1, sizeof(*w->batch)))) {
+			rc = de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
+			goto fail;
+		}
 		pthread_cond_init(&w->cv, NULL);
 		de_breaker_init(&w->br, cfg->breaker_threshold, cfg->breaker_reset_ms);
 		m->any_resolved |= s->send_resolved;
@@ -481,9 +649,11 @@ void de_alertmgr_close(struct de_alertmgr *m)
 		if (w->started)
 			pthread_join(w->th, NULL);
 		free_items(w->head);
+		free_items(w->stage);
 		pthread_cond_destroy(&w->cv);
 		idset_free(&w->held);
 		de_buf_free(&w->payload);
+		free(w->batch);
 	}
 	/* outcomes not recorded: their rows stay pending, delivered again next run */
 	free_items(m->results);
@@ -498,6 +668,7 @@ void de_alertmgr_close(struct de_alertmgr *m)
 	free(m->ext);
 	de_dedup_free(m->dedup);
 	de_outbox_close(m->ob);
+	json_decref(m->host);
 	idset_free(&m->outstanding);
 	pthread_cond_destroy(&m->res_cv);
 	pthread_mutex_destroy(&m->mu);
@@ -674,8 +845,8 @@ struct pending {
 	struct pending *next;
 	struct shared_alert *sa;
 	size_t n;
-	size_t widx[64]; /* workers */
-	int64_t ids[64]; /* delivery row ids */
+	int64_t *ids; /* delivery row ids, n of them (after the struct, as widx) */
+	size_t *widx; /* their workers */
 };
 
 static void pending_free(struct pending *p)
@@ -696,7 +867,9 @@ static int outbox(struct de_alertmgr *m, struct de_alert *a, const struct de_rul
 		  int64_t now, struct pending **pend, struct de_alertmgr_counts *c,
 		  struct de_error *err)
 {
-	struct pending *p = calloc(1, sizeof(*p));
+	/* at most 64 sinks take one alert; the arrays go with the struct */
+	size_t cap = m->cfg->nsinks < 64 ? (m->cfg->nsinks ? m->cfg->nsinks : 1) : 64;
+	struct pending *p = malloc(sizeof(*p) + cap * (sizeof(int64_t) + sizeof(size_t)));
 	struct shared_alert *sa = calloc(1, sizeof(*sa));
 	const char *names[64];
 	int rc;
@@ -707,12 +880,14 @@ static int outbox(struct de_alertmgr *m, struct de_alert *a, const struct de_rul
 		de_alert_clear(a);
 		return de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
 	}
+	*p = (struct pending){.ids = (int64_t *)(void *)(p + 1)};
+	p->widx = (size_t *)(void *)(p->ids + cap);
 	sa->a = *a;
 	memset(a, 0, sizeof(*a));
 	atomic_init(&sa->refs, 1);
 	de_uuid_format(&sa->a.id, sa->id);
 	p->sa = sa;
-	for (size_t i = 0; i < m->cfg->nsinks && p->n < 64; i++)
+	for (size_t i = 0; i < m->cfg->nsinks && p->n < cap; i++)
 		if (de_alert_sink_routes(&m->cfg->sinks[i], &sa->a, rule)) {
 			p->widx[p->n] = i;
 			names[p->n++] = m->cfg->sinks[i].name;
@@ -721,6 +896,7 @@ static int outbox(struct de_alertmgr *m, struct de_alert *a, const struct de_rul
 		pending_free(p);
 		return rc;
 	}
+	sa_keep_json(sa, m->ob);
 	c->raised++;
 	c->deliveries += p->n;
 	p->next = *pend;
@@ -729,7 +905,8 @@ static int outbox(struct de_alertmgr *m, struct de_alert *a, const struct de_rul
 }
 
 /* The context every raised alert carries: host, rule, processes. */
-static json_t *make_context(const struct de_rule *rule, const struct subj *ss, size_t n)
+static json_t *make_context(json_t *host, const struct de_rule *rule, const struct subj *ss,
+			    size_t n)
 {
 	json_t *ctx = json_object(), *procs = json_array(), *r = json_object();
 
@@ -739,7 +916,7 @@ static json_t *make_context(const struct de_rule *rule, const struct subj *ss, s
 		json_decref(r);
 		return NULL;
 	}
-	json_object_set_new(ctx, "host", json_pack("{s:s}", "hostname", de_alertfmt_hostname()));
+	json_object_set(ctx, "host", host);
 	if (rule && rule->category)
 		json_object_set_new(r, "category", de_json_lossy(rule->category));
 	if (rule && rule->tags_len) {
@@ -814,7 +991,7 @@ static int take_alert(struct de_alertmgr *m, struct de_alert *a, int64_t now, st
 	if (kept < n && a->affected_processes_len)
 		narrow(a, ss, n);
 	json_decref(a->context);
-	if (!(a->context = make_context(rule, ss, n))) {
+	if (!(a->context = make_context(m->host, rule, ss, n))) {
 		rc = de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
 		goto out;
 	}
@@ -869,8 +1046,8 @@ static int derived_alert(struct de_alertmgr *m, const char *orig_id, const char 
 	if (rc < 0)
 		return rc;
 	*out = o;
-	de_uuid_v4(&out->id);
 	out->alert_time = de_now_ms();
+	de_uuid_v7(&out->id, out->alert_time);
 	free(out->kind);
 	out->kind = strdup(kind);
 	if (!out->kind) {
@@ -1056,6 +1233,7 @@ static void queue_pending(struct de_alertmgr *m, struct pending *p)
 			if (!has_room(w) || enqueue(w, p->ids[i], 0, p->sa) < 0)
 				w->more = true;
 		}
+	publish(m);
 }
 
 /* Undo a submit's or a poll's transaction: nothing queued, windows as stored. */
@@ -1177,6 +1355,41 @@ static int record(struct de_alertmgr *m, struct item *it, int64_t now, bool *fin
 				st == DE_OUTBOX_DELIVERED ? NULL : msg, err);
 }
 
+/* Record the outcomes res (a list): the deliveries together, each failure alone. */
+static int record_all(struct de_alertmgr *m, struct item *res, int64_t now, struct de_error *err)
+{
+	size_t n = 0, k = 0;
+	int64_t *ids;
+	uint32_t *att;
+	int rc = 0;
+
+	for (struct item *it = res; it; it = it->next)
+		n += it->outcome == DE_SINK_OK;
+	ids = malloc((n ? n : 1) * sizeof(*ids));
+	att = malloc((n ? n : 1) * sizeof(*att));
+	if (!ids || !att) {
+		free(ids);
+		free(att);
+		return de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
+	}
+	for (struct item *it = res; it && rc == 0; it = it->next) {
+		bool final = true;
+		if (it->outcome == DE_SINK_OK) {
+			ids[k] = it->delivery_id;
+			att[k++] = it->attempts;
+			m->st.delivered++;
+		} else {
+			rc = record(m, it, now, &final, err);
+		}
+		it->final = final;
+	}
+	if (rc == 0 && k)
+		rc = de_outbox_record_delivered(m->ob, ids, att, k, now, err);
+	free(ids);
+	free(att);
+	return rc;
+}
+
 struct refill_ctx {
 	struct de_alertmgr *m;
 	struct worker *w;
@@ -1223,6 +1436,7 @@ static int refill(struct de_alertmgr *m, struct worker *w, int64_t now, struct d
 	if (!room || (!w->more && (!w->next_due || w->next_due > now)))
 		return 0;
 	rc = de_outbox_due(m->ob, w->sink->name, now, room, is_held, refill_row, &x, &next, err);
+	publish(m);
 	sa_unref(x.last);
 	if (rc < 0)
 		return rc;
@@ -1250,11 +1464,7 @@ int de_alertmgr_poll(struct de_alertmgr *m, struct de_error *err)
 	if (res || m->closed) {
 		if ((rc = de_outbox_tx_begin(m->ob, err)) < 0)
 			goto putback;
-		for (it = res; it && rc == 0; it = it->next) {
-			bool final;
-			rc = record(m, it, now, &final, err);
-			it->final = final;
-		}
+		rc = record_all(m, res, now, err);
 		if (rc == 0)
 			rc = summarize(m, now, &pend, &c, err);
 		if (rc < 0) {
@@ -1266,7 +1476,7 @@ int de_alertmgr_poll(struct de_alertmgr *m, struct de_error *err)
 		add_counts(&m->st.total, &c);
 		for (it = res; it; it = it->next) {
 			if (m->obs.delivery)
-				m->obs.delivery(m->obs.arg, it->sa->id, it->w->sink->name,
+				m->obs.delivery(m->obs.arg, it->alert_id, it->w->sink->name,
 						it->outcome == DE_SINK_OK ? DE_OUTBOX_DELIVERED
 						: it->final		  ? DE_OUTBOX_DEAD
 									  : DE_OUTBOX_PENDING,

@@ -219,6 +219,23 @@ int de_checkpoint_key_sign(const struct de_ckpt_key *k, const void *msg, size_t 
 	return ok ? 0 : crypto_fail(err, EINVAL, "Ed25519 signing failed");
 }
 
+int de_checkpoint_key_verify(const struct de_ckpt_key *k, const void *msg, size_t len,
+			     const uint8_t sig[DE_ED25519_SIG_LEN], struct de_error *err)
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	int ok;
+
+	if (!ctx)
+		return de_error_set(err, DE_ERR_CRYPTO, ENOMEM, "out of memory");
+	ok = EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, k->pkey) == 1 &&
+	     EVP_DigestVerify(ctx, sig, DE_ED25519_SIG_LEN, msg, len) == 1;
+	EVP_MD_CTX_free(ctx);
+	ERR_clear_error();
+	return ok ? 0
+		  : de_error_set(err, DE_ERR_CRYPTO, EBADMSG,
+				 "the Ed25519 signature does not verify");
+}
+
 void de_checkpoint_key_free(struct de_ckpt_key *k)
 {
 	if (!k)
@@ -596,17 +613,10 @@ int de_checkpoint_verify(const struct de_signed_checkpoint *n, const struct de_c
 		const struct de_note_sig *s = &n->sigs[i];
 		if (strcmp(s->name, name) != 0 || s->key_id != id)
 			continue;
-		EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-		if (!ctx)
-			return de_error_set(err, DE_ERR_CRYPTO, ENOMEM, "out of memory");
-		int ok = s->sig_len == DE_ED25519_SIG_LEN &&
-			 EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pub->pkey) == 1 &&
-			 EVP_DigestVerify(ctx, s->sig, s->sig_len, (const uint8_t *)n->body,
-					  n->body_len) == 1;
-		EVP_MD_CTX_free(ctx);
-		ERR_clear_error();
-		if (ok)
-			return 0;
+		if (s->sig_len == DE_ED25519_SIG_LEN &&
+		    (rc = de_checkpoint_key_verify(pub, n->body, n->body_len, s->sig, err)) !=
+			    -EBADMSG)
+			return rc; /* verified, or could not try (ENOMEM) */
 		return de_error_set(err, DE_ERR_CRYPTO, EBADMSG,
 				    "checkpoint signature by %s (key id %08x) does not verify: the "
 				    "note was altered after signing",

@@ -5,10 +5,14 @@
 #include "daemoneye/clock.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+#include "daemoneye/buf.h"
 
 int64_t de_now_ms(void)
 {
@@ -29,6 +33,27 @@ int64_t de_mono_us(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t de_boot_time_ms(int procfd)
+{
+	struct de_buf b = DE_BUF_INIT(1u << 20); /* /proc/stat grows with the CPUs */
+	char chunk[4096];
+	int64_t ms = 0;
+	ssize_t n;
+	int fd = procfd >= 0 ? openat(procfd, "stat", O_RDONLY | O_CLOEXEC)
+			     : open("/proc/stat", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;
+	while ((n = read(fd, chunk, sizeof(chunk))) > 0 && de_buf_append(&b, chunk, (size_t)n) == 0)
+		;
+	close(fd);
+	const char *p = b.p ? strstr(b.p, "\nbtime ") : NULL;
+	if (p)
+		ms = strtoll(p + 7, NULL, 10) * 1000;
+	de_buf_free(&b);
+	return ms;
 }
 
 /* The n decimal digits at s as a number; -1 when one of them is not a

@@ -38,8 +38,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "daemoneye/mask.h"
 #include "daemoneye/clock.h"
+#include "daemoneye/identity.h"
+#include "daemoneye/mask.h"
 
 #define PF_KTHREAD 0x00200000u
 
@@ -78,6 +79,15 @@ struct inst {
 	/* cgroup v2 path ("0::" line of /proc/PID/cgroup), NULL when none;
 	 * read on first sight, exec and full refresh only */
 	char *cgroup;
+	/* identity read with the cgroup (first sight, exec, full refresh) */
+	char *cwd;				    /* working directory, NULL when unknown */
+	bool has_ns;				    /* ns below are known */
+	uint32_t ns[4];				    /* pid, mnt, net, user namespace inodes */
+	char container_id[DE_CONTAINER_ID_LEN + 1]; /* "" when none */
+	const char *runtime;			    /* its runtime (static), NULL when none */
+	char *env; /* captured variables (identity.h), NULL when none */
+	bool env_truncated;
+	bool path_truncated; /* the kernel sensor cut exe or cwd */
 	/* cmdline (masked) */
 	char **argv;
 	size_t argc;
@@ -127,6 +137,7 @@ struct de_collector {
 	long page_size;
 	struct de_collect_options opt;
 	char **mask_flags; /* owned copy */
+	char **env_names;  /* owned copy */
 	struct de_exehash_cache *hashes;
 	/* instance table */
 	struct inst *v;
@@ -179,58 +190,6 @@ static void pid_path(char *buf, uint32_t pid, const char *suffix)
 	while (n)
 		*buf++ = digits[--n];
 	memcpy(buf, suffix, strlen(suffix) + 1);
-}
-
-/* Read a whole file at dirfd/path into a growing buffer (NUL added). */
-static int read_file(int dirfd, const char *path, char **buf, size_t *len, size_t cap)
-{
-	int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
-	size_t size = 4096, n = 0;
-	char *b;
-
-	if (fd < 0)
-		return -errno;
-	b = malloc(size);
-	if (!b) {
-		close(fd);
-		return -ENOMEM;
-	}
-	for (;;) {
-		ssize_t r;
-		if (n + 1 >= size) {
-			size_t ns = size * 2;
-			char *nb;
-			if (size >= cap + 1)
-				break; /* cap reached: caller sees n == cap */
-			if (ns > cap + 1)
-				ns = cap + 1;
-			nb = realloc(b, ns);
-			if (!nb) {
-				free(b);
-				close(fd);
-				return -ENOMEM;
-			}
-			b = nb;
-			size = ns;
-		}
-		r = read(fd, b + n, size - 1 - n);
-		if (r < 0) {
-			int e = errno;
-			if (e == EINTR)
-				continue;
-			free(b);
-			close(fd);
-			return -e;
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	close(fd);
-	b[n] = '\0';
-	*buf = b;
-	*len = n;
-	return 0;
 }
 
 /* Read a small file into a caller buffer (NUL added); bytes read or -errno. */
@@ -339,8 +298,6 @@ void de_collect_options_default(struct de_collect_options *o)
 int de_collector_open(const char *proc_root, struct de_collector **out, struct de_error *err)
 {
 	struct de_collector *c = calloc(1, sizeof(*c));
-	char *statbuf = NULL, *p;
-	size_t n;
 	int rc;
 
 	if (!c)
@@ -355,15 +312,7 @@ int de_collector_open(const char *proc_root, struct de_collector **out, struct d
 	}
 	c->clk_tck = sysconf(_SC_CLK_TCK);
 	c->page_size = sysconf(_SC_PAGESIZE);
-	if (read_file(c->procfd, "stat", &statbuf, &n, 1u << 20) == 0) {
-		/* read_file returns 0 only with statbuf set (the analyzer takes
-		   -errno after a failed openat for possibly 0) */
-		/* NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker) */
-		p = strstr(statbuf, "\nbtime ");
-		if (p)
-			c->btime_ms = strtoll(p + 7, NULL, 10) * 1000;
-		free(statbuf);
-	}
+	c->btime_ms = de_boot_time_ms(c->procfd);
 	de_collect_options_default(&c->opt);
 	if ((rc = de_exehash_cache_new(c->opt.max_hash_size, &c->hashes, err)) < 0) {
 		close(c->procfd);
@@ -387,16 +336,44 @@ static void inst_clear(struct inst *e)
 	free_argv(e->argv, e->argc);
 	free(e->exe);
 	free(e->cgroup);
+	free(e->cwd);
+	free(e->env);
 	memset(e, 0, sizeof(*e));
+}
+
+static void free_list(char **v)
+{
+	if (v)
+		for (size_t i = 0; v[i]; i++)
+			free(v[i]);
+	free(v);
 }
 
 static void free_flags(struct de_collector *c)
 {
-	if (c->mask_flags)
-		for (size_t i = 0; c->mask_flags[i]; i++)
-			free(c->mask_flags[i]);
-	free(c->mask_flags);
+	free_list(c->mask_flags);
 	c->mask_flags = NULL;
+	free_list(c->env_names);
+	c->env_names = NULL;
+}
+
+/* A NULL-terminated owned copy of v[0..n) (NULL v: NULL). 0 or -ENOMEM. */
+static int copy_list(const char *const *v, size_t n, char ***out)
+{
+	char **d;
+
+	*out = NULL;
+	if (!v)
+		return 0;
+	if (!(d = calloc(n + 1, sizeof(char *))))
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		if (!(d[i] = strdup(v[i]))) {
+			free_list(d);
+			return -ENOMEM;
+		}
+	*out = d;
+	return 0;
 }
 
 static void paths_reset(struct de_collector *c)
@@ -431,27 +408,18 @@ int de_collector_configure(struct de_collector *c, const struct de_collect_optio
 			   struct de_error *err)
 {
 	struct de_exehash_cache *h = NULL;
-	char **flags = NULL;
+	char **flags = NULL, **env = NULL;
 	int rc;
 
-	if (o->mask_flags) {
-		flags = calloc(o->nmask_flags + 1, sizeof(char *));
-		if (!flags)
-			goto nomem;
-		for (size_t i = 0; i < o->nmask_flags; i++)
-			if (!(flags[i] = strdup(o->mask_flags[i]))) {
-				for (size_t j = 0; j < i; j++)
-					free(flags[j]);
-				free(flags);
-				goto nomem;
-			}
+	if (copy_list(o->mask_flags, o->nmask_flags, &flags) < 0 ||
+	    copy_list(o->env_names, o->nenv_names, &env) < 0) {
+		free_list(flags);
+		return de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
 	}
 	if (o->max_hash_size != c->opt.max_hash_size) {
 		if ((rc = de_exehash_cache_new(o->max_hash_size, &h, err)) < 0) {
-			if (flags)
-				for (size_t i = 0; flags[i]; i++)
-					free(flags[i]);
-			free(flags);
+			free_list(flags);
+			free_list(env);
 			return rc;
 		}
 		de_exehash_cache_free(c->hashes);
@@ -459,11 +427,13 @@ int de_collector_configure(struct de_collector *c, const struct de_collect_optio
 	}
 	free_flags(c);
 	c->mask_flags = flags;
+	c->env_names = env;
 	c->opt = *o;
 	c->opt.mask_flags = (const char *const *)c->mask_flags;
+	c->opt.env_names = (const char *const *)c->env_names;
+	if (!c->env_names)
+		c->opt.nenv_names = 0;
 	return 0;
-nomem:
-	return de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
 }
 
 const struct de_collect_options *de_collector_options(const struct de_collector *c)
@@ -1394,6 +1364,77 @@ static int read_real_ids(struct de_collector *c, uint32_t pid, struct inst *e)
 	return 0;
 }
 
+/* A /proc/PID/ns/NAME link's inode ("mnt:[4026531840]"), 0 when unreadable. */
+static uint32_t ns_inode(struct de_collector *c, uint32_t pid, const char *which)
+{
+	char path[64], link[64], *b;
+	ssize_t l;
+
+	pid_path(path, pid, which);
+	l = readlinkat(c->procfd, path, link, sizeof(link) - 1);
+	if (l <= 0)
+		return 0;
+	link[l] = '\0';
+	b = strchr(link, '[');
+	return b ? (uint32_t)strtoul(b + 1, NULL, 10) : 0;
+}
+
+/*
+ * cwd, the namespaces and (with options.env_names) the captured
+ * environment of pid into e.  What may not be read stays unknown.  0,
+ * -ENOMEM, or -ESRCH when the process is gone.
+ */
+static int read_more(struct de_collector *c, uint32_t pid, struct inst *e)
+{
+	static const char *const ns[4] = {"/ns/pid", "/ns/mnt", "/ns/net", "/ns/user"};
+	char path[64], target[PATH_MAX + 1];
+	size_t n;
+	ssize_t l;
+	int rc;
+
+	free(e->cwd);
+	e->cwd = NULL;
+	free(e->env);
+	e->env = NULL;
+	e->env_truncated = e->path_truncated = false;
+	pid_path(path, pid, "/cwd");
+	l = readlinkat(c->procfd, path, target, sizeof(target) - 1);
+	if (l >= 0) {
+		target[l] = '\0';
+		if (!(e->cwd = strdup(target)))
+			return -ENOMEM;
+	} else if (gone(-errno)) {
+		return -ESRCH;
+	}
+	e->has_ns = true;
+	for (int i = 0; i < 4; i++)
+		e->has_ns &= (e->ns[i] = ns_inode(c, pid, ns[i])) != 0;
+	if (!c->opt.nenv_names)
+		return 0;
+	pid_path(path, pid, "/environ");
+	if ((rc = read_buf(c, c->procfd, path, DE_COLLECT_MAX_CMDLINE, true, &n)) < 0)
+		return rc == -ENOMEM || gone(rc) ? rc : 0;
+	rc = de_identity_env(c->buf, n, c->opt.env_names, c->opt.nenv_names, c->opt.mask,
+			     c->opt.mask_flags, c->opt.mask_flags ? c->opt.nmask_flags : 0, &e->env,
+			     &e->env_truncated);
+	buf_trim(c);
+	return rc;
+}
+
+/* The container of e's cgroup path (none when it has no cgroup or names none). */
+static void inst_container(struct inst *e)
+{
+	char id[DE_CONTAINER_ID_LEN + 1];
+	const char *rt = NULL;
+
+	e->runtime = NULL;
+	e->container_id[0] = '\0';
+	if (e->cgroup && de_identity_container(e->cgroup, id, &rt)) {
+		memcpy(e->container_id, id, sizeof(id));
+		e->runtime = rt;
+	}
+}
+
 /*
  * Read the ids, cmdline, exe and cgroup of pid into e (whose stat is
  * fresh).  status is not read (it costs more than stat, cmdline and exe
@@ -1469,6 +1510,12 @@ static int read_rest(struct de_collector *c, uint32_t pid, struct inst *e, bool 
 	/* cgroup: on first sight, exec and full refresh; never on a rescan */
 	rc = cgroup_of(c, pid, e);
 	if (rc == -ENOMEM)
+		return rc;
+	if (gone(rc))
+		vanished = true;
+	inst_container(e);
+	/* the same for cwd, the namespaces and the captured environment */
+	if ((rc = read_more(c, pid, e)) == -ENOMEM)
 		return rc;
 	if (gone(rc))
 		vanished = true;
@@ -1573,7 +1620,8 @@ static void view_record(struct de_collector *c, struct inst *e, int64_t scan_id,
 	} else if (de_uuid_v4(&r->id) < 0) {
 		memset(&r->id, 0, sizeof(r->id));
 	}
-	r->name = e->name;
+	r->name = (char *)de_identity_full_name(e->name, e->exe, e->argv, e->argc);
+	f->comm = e->name;
 	r->has_ppid = ps->ppid > 0 || e->pid == 1;
 	r->ppid = (uint32_t)(ps->ppid > 0 ? ps->ppid : 0);
 	r->has_start_time = c->clk_tck > 0;
@@ -1633,6 +1681,21 @@ static void view_record(struct de_collector *c, struct inst *e, int64_t scan_id,
 	f->start_ticks = (int64_t)ps->starttime;
 	f->cmdline_truncated = e->cmd_truncated;
 	f->cmdline_masked = e->masked;
+	f->cwd = e->cwd;
+	if (e->has_ns) {
+		f->has_ns = true;
+		f->pid_ns = e->ns[0];
+		f->mnt_ns = e->ns[1];
+		f->net_ns = e->ns[2];
+		f->user_ns = e->ns[3];
+	}
+	if (e->container_id[0]) {
+		f->container_id = e->container_id;
+		f->container_runtime = (char *)e->runtime;
+	}
+	f->env = e->env;
+	f->env_truncated = e->env_truncated;
+	f->path_truncated = e->path_truncated;
 }
 
 int de_collector_read(struct de_collector *c, pid_t pid, int64_t scan_id,
@@ -1659,6 +1722,168 @@ int de_collector_read(struct de_collector *c, pid_t pid, int64_t scan_id,
 			return de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
 	}
 	return 0;
+}
+
+/* The kernel's argv of k, split and masked into e (replacing what e had). */
+static int take_kernel_argv(struct de_collector *c, const struct de_kernel_exec *k, struct inst *e)
+{
+	char **v;
+	size_t n;
+	int rc;
+
+	if ((rc = split_cmdline(k->argv, k->argv_len, &v, &n)) < 0)
+		return rc;
+	if (c->opt.mask) {
+		size_t nf = c->opt.mask_flags ? c->opt.nmask_flags : 0;
+		if ((rc = de_mask_argv(v, n, c->opt.mask_flags, nf)) < 0) {
+			free_argv(v, n);
+			return rc;
+		}
+	}
+	free_argv(e->argv, e->argc);
+	e->argv = v;
+	e->argc = n;
+	e->masked = c->opt.mask ? rc : 0;
+	e->cmd_truncated = k->argv_cut;
+	return 0;
+}
+
+/*
+ * Hash e's image through its path (the process is gone, so not through
+ * /proc/PID/exe) when the path still names the file the kernel executed.
+ */
+static int hash_by_path(struct de_collector *c, struct inst *e)
+{
+	struct de_exehash_key k;
+	struct stat sb;
+	int fd, rc;
+
+	e->hash_done = true;
+	if (de_exehash_lookup(c->hashes, &e->image, e->hex, e->hash_err))
+		return 0;
+	fd = open(e->exe, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0 || fstat(fd, &sb) < 0) {
+		snprintf(e->hash_err, sizeof(e->hash_err), "process exited before hashing");
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	de_exehash_key_from_stat(&sb, &k);
+	if (!de_exehash_key_equal(&k, &e->image)) {
+		close(fd);
+		snprintf(e->hash_err, sizeof(e->hash_err), "process exited before hashing");
+		return 0;
+	}
+	rc = de_exehash_fd(c->hashes, fd, e->hex, e->hash_err, NULL);
+	close(fd);
+	return rc;
+}
+
+/* An instance made of what the kernel said alone (not in the table). */
+static int kernel_inst(struct de_collector *c, const struct de_kernel_exec *k, struct inst *e)
+{
+	struct stat sb;
+	int rc;
+
+	memset(e, 0, sizeof(*e));
+	e->pid = k->pid;
+	e->ps.state = 'R';
+	e->ps.ppid = (int)k->ppid;
+	e->ps.pgrp = (int)k->pgrp;
+	e->ps.session = (int)k->session;
+	e->ps.tty_nr = (int)k->tty_nr;
+	e->ps.nice = k->nice;
+	e->ps.num_threads = k->threads ? (long)k->threads : 1;
+	e->ps.starttime = (unsigned long long)k->start_ticks;
+	e->ps.utime = (unsigned long long)k->utime_ticks;
+	e->ps.stime = (unsigned long long)k->stime_ticks;
+	e->collection_time = de_now_ms();
+	e->accessible = true;
+	e->has_ids = true;
+	e->euid = k->euid;
+	e->egid = k->egid;
+	if (k->uid != k->euid || k->gid != k->egid) {
+		e->has_real_ids = true;
+		e->ruid = k->uid;
+		e->rgid = k->gid;
+	}
+	e->name_len = strnlen(k->comm, sizeof(k->comm));
+	if (!(e->name = dupn(k->comm, e->name_len)))
+		return -ENOMEM;
+	if ((rc = take_kernel_argv(c, k, e)) < 0)
+		return rc;
+	if (k->exe) {
+		if (!(e->exe = strdup(k->exe)))
+			return -ENOMEM;
+		/* the image is what the kernel ran when the path still names it */
+		if (stat(k->exe, &sb) == 0 && sb.st_ino == k->exe_ino && sb.st_dev == k->exe_dev) {
+			de_exehash_key_from_stat(&sb, &e->image);
+			e->image_mode = (unsigned)sb.st_mode;
+			e->has_image = e->file_exists = true;
+		} else {
+			e->image.ino = k->exe_ino;
+			e->image.dev = k->exe_dev;
+			e->has_image = true;
+			e->file_exists = false;
+			e->replaced = stat(k->exe, &sb) == 0;
+			e->deleted = !e->replaced;
+		}
+	}
+	if (k->cwd && !(e->cwd = strdup(k->cwd)))
+		return -ENOMEM;
+	if (k->cgroup && !(e->cgroup = strdup(k->cgroup)))
+		return -ENOMEM;
+	inst_container(e);
+	e->has_ns = k->pid_ns && k->mnt_ns && k->net_ns && k->user_ns;
+	e->ns[0] = k->pid_ns;
+	e->ns[1] = k->mnt_ns;
+	e->ns[2] = k->net_ns;
+	e->ns[3] = k->user_ns;
+	e->path_truncated = k->exe_cut || k->cwd_cut;
+	if (c->opt.hash && e->exe && e->file_exists)
+		return hash_by_path(c, e);
+	if (e->exe && !e->file_exists)
+		snprintf(e->hash_err, sizeof(e->hash_err), "process exited before hashing");
+	e->hash_done = true;
+	return 0;
+}
+
+int de_collector_exec(struct de_collector *c, const struct de_kernel_exec *k, int64_t scan_id,
+		      struct de_process_record *out, struct de_error *err)
+{
+	struct de_process_record view;
+	struct inst *e, tmp;
+	bool reused;
+	int rc = 0;
+
+	e = k->pid > 0 ? read_pid(c, k->pid, true, false, &reused, &rc) : NULL;
+	if (!e && rc == -ENOMEM)
+		goto nomem;
+	/* still the instance that exec'd, with the image the kernel ran? */
+	if (e && (long long)e->ps.starttime == k->start_ticks &&
+	    (!k->exe ||
+	     (e->has_image && e->image.ino == k->exe_ino && e->image.dev == k->exe_dev))) {
+		if (k->argv_len && !k->argv_cut && (rc = take_kernel_argv(c, k, e)) < 0)
+			goto nomem;
+		if (c->opt.hash && (rc = hash_exe(c, e, NULL)) < 0)
+			goto nomem;
+		view_record(c, e, scan_id, &view);
+		if (de_process_record_copy(&view, out) < 0)
+			goto nomem;
+		return 0;
+	}
+	/* gone, or exec'd again since: the kernel's account */
+	rc = kernel_inst(c, k, &tmp);
+	if (rc == 0) {
+		view_record(c, &tmp, scan_id, &view);
+		rc = de_process_record_copy(&view, out);
+	}
+	inst_clear(&tmp);
+	if (rc < 0)
+		goto nomem;
+	return 0;
+nomem:
+	return de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
 }
 
 /* ---- scanning -------------------------------------------------------------------- */

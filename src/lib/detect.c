@@ -187,8 +187,8 @@ static struct de_alert *alert_for(struct de_alert_list *l, size_t first, const c
 	}
 	a = &l->items[l->len];
 	memset(a, 0, sizeof(*a));
-	de_uuid_v4(&a->id);
 	a->alert_time = de_now_ms();
+	de_uuid_v7(&a->id, a->alert_time);
 	a->rule_id = strdup(rule->id);
 	a->title = strdup(rule->name);
 	a->description = strdup(rule->description ? rule->description : rule->name);
@@ -496,6 +496,21 @@ int de_engine_run(struct de_engine *e, const struct de_rule *rules, size_t n, in
 		  struct de_alert_list *alerts, struct de_rule_result *results)
 {
 	return run_all(e, rules, n, scan_id, NULL, alerts, results);
+}
+
+int de_engine_begin_batch(struct de_engine *e, struct de_error *err)
+{
+	/* outside any prepare: the sandbox's authorizer is not installed */
+	if (sqlite3_exec(e->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+		return de_error_set(err, DE_ERR_DETECTION, EIO, "cannot begin a read: %s",
+				    sqlite3_errmsg(e->db));
+	return 0;
+}
+
+void de_engine_end_batch(struct de_engine *e)
+{
+	if (!sqlite3_get_autocommit(e->db))
+		sqlite3_exec(e->db, "COMMIT", NULL, NULL, NULL);
 }
 
 int de_engine_run_pid(struct de_engine *e, const struct de_rule *rules, size_t n, uint32_t pid,

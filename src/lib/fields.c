@@ -14,6 +14,7 @@
 
 #include "daemoneye/alert.h"
 #include "daemoneye/base64.h"
+#include "daemoneye/buf.h"
 #include "daemoneye/rule.h"
 #include "daemoneye/text.h"
 #include "daemoneye/uuid.h"
@@ -234,6 +235,81 @@ json_t *de_json_lossy(const char *s)
 	return de_utf8_valid(s, n) ? json_stringn(s, n) : lossy_string(s, n);
 }
 
+static int json_dump_str(const char *s, size_t n, bool ascii, struct de_buf *out)
+{
+	int rc = de_buf_reserve(out, DE_JSON_STR_MAX(n));
+
+	if (rc < 0)
+		return rc;
+	out->len += ascii ? de_json_str_ascii(out->p + out->len, s, n)
+			  : de_json_str(out->p + out->len, s, n);
+	return 0;
+}
+
+/* v in decimal, as jansson's "%" JSON_INTEGER_FORMAT writes it. */
+int de_json_put_int(struct de_buf *out, json_int_t v)
+{
+	char tmp[DE_I64_TEXT_MAX], *e = tmp + sizeof(tmp), *p = de_i64_text(v, e);
+
+	return de_buf_append(out, p, (size_t)(e - p));
+}
+
+static int json_dump_at(const json_t *j, bool ascii, int depth, struct de_buf *out)
+{
+	int rc = 0;
+
+	if (!j || depth > 2048)
+		return -EINVAL;
+	switch (json_typeof(j)) {
+	case JSON_OBJECT: {
+		bool first = true;
+		if ((rc = de_buf_putc(out, '{')) < 0)
+			return rc;
+		for (void *it = json_object_iter((json_t *)j); it && rc == 0;
+		     it = json_object_iter_next((json_t *)j, it)) {
+			if (!first && (rc = de_buf_putc(out, ',')) < 0)
+				break;
+			first = false;
+			if ((rc = json_dump_str(json_object_iter_key(it),
+						json_object_iter_key_len(it), ascii, out)) == 0 &&
+			    (rc = de_buf_putc(out, ':')) == 0)
+				rc = json_dump_at(json_object_iter_value(it), ascii, depth + 1,
+						  out);
+		}
+		return rc < 0 ? rc : de_buf_putc(out, '}');
+	}
+	case JSON_ARRAY:
+		if ((rc = de_buf_putc(out, '[')) < 0)
+			return rc;
+		for (size_t i = 0; i < json_array_size(j) && rc == 0; i++)
+			if (!i || (rc = de_buf_putc(out, ',')) == 0)
+				rc = json_dump_at(json_array_get(j, i), ascii, depth + 1, out);
+		return rc < 0 ? rc : de_buf_putc(out, ']');
+	case JSON_STRING:
+		return json_dump_str(json_string_value(j), json_string_length(j), ascii, out);
+	case JSON_INTEGER:
+		return de_json_put_int(out, json_integer_value(j));
+	case JSON_REAL: { /* rare here: jansson's own shortest round-trip form */
+		char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+		rc = s ? de_buf_puts(out, s) : -ENOMEM;
+		free(s);
+		return rc;
+	}
+	case JSON_TRUE:
+		return de_buf_puts(out, "true");
+	case JSON_FALSE:
+		return de_buf_puts(out, "false");
+	case JSON_NULL:
+		return de_buf_puts(out, "null");
+	}
+	return -EINVAL;
+}
+
+int de_json_dump(const json_t *j, bool ascii, struct de_buf *out)
+{
+	return json_dump_at(j, ascii, 0, out);
+}
+
 /* Member `name` := s, plus `name_raw` when s is not valid UTF-8. */
 int de_json_put_bytes(json_t *o, const char *name, const char *s)
 {
@@ -290,6 +366,21 @@ fail:
 	return -1;
 }
 
+/*
+ * Whether field f of obj is left out of its JSON: daemoneye's own optional
+ * additions (no seed field is an optional bool or vector) appear only when
+ * set, keeping the seed's shape, and so do the strings and JSON values
+ * marked omit_unset.
+ */
+static bool omitted(const void *obj, const struct de_field *f)
+{
+	if (f->optional && ((f->type == F_BOOL && !*CAT(obj, f->off, bool)) ||
+			    (f->type == F_STRV && !*CAT(obj, f->len_off, size_t))))
+		return true;
+	return f->omit_unset && (f->type == F_STR || f->type == F_JSON) &&
+	       !*CAT(obj, f->off, void *);
+}
+
 json_t *de_fields_to_json(const void *obj, const struct de_field *fs, size_t nf)
 {
 	json_t *o = json_object();
@@ -307,13 +398,7 @@ json_t *de_fields_to_json(const void *obj, const struct de_field *fs, size_t nf)
 				goto fail;
 			continue;
 		}
-		/* daemoneye's own optional additions (no seed field is an optional
-		 * bool or vector) appear only when set, keeping the seed's shape */
-		if (f->optional && ((f->type == F_BOOL && !*CAT(obj, f->off, bool)) ||
-				    (f->type == F_STRV && !*CAT(obj, f->len_off, size_t))))
-			continue;
-		if (f->omit_unset && (f->type == F_STR || f->type == F_JSON) &&
-		    !*CAT(obj, f->off, void *))
+		if (omitted(obj, f))
 			continue;
 		switch (f->type) {
 		case F_UUID:
@@ -500,6 +585,184 @@ static bool known_member(const struct de_field *fs, size_t nf, const char *key)
 			return true;
 	}
 	return false;
+}
+
+/* ,"name": (the comma unless first) */
+static int wj_key(struct de_buf *out, const char *name, const char *suffix, bool *first)
+{
+	size_t n = strlen(name), m = strlen(suffix);
+	int rc = de_buf_reserve(out, n + m + 4);
+
+	if (rc < 0)
+		return rc;
+	if (!*first)
+		out->p[out->len++] = ',';
+	*first = false;
+	out->p[out->len++] = '"';
+	memcpy(out->p + out->len, name, n);
+	memcpy(out->p + out->len + n, suffix, m);
+	out->len += n + m;
+	out->p[out->len++] = '"';
+	out->p[out->len++] = ':';
+	out->p[out->len] = '\0';
+	return 0;
+}
+
+/* The bytes s as de_json_put_bytes stores them: the text, lossy when it is
+ * not UTF-8, then (raw) its base64 twin, as a member of its own. */
+static int wj_bytes(struct de_buf *out, const char *s, bool ascii, bool raw)
+{
+	size_t n = strlen(s), len;
+	char *lossy;
+	int rc;
+
+	if (de_utf8_valid(s, n))
+		return json_dump_str(s, n, ascii, out);
+	if (raw) {
+		if ((rc = de_buf_reserve(out, DE_BASE64_LEN(n) + 2)) < 0)
+			return rc;
+		out->p[out->len++] = '"';
+		out->len += de_base64_encode((const uint8_t *)s, n, out->p + out->len);
+		out->p[out->len++] = '"';
+		out->p[out->len] = '\0';
+		return 0;
+	}
+	if (!(lossy = de_utf8_lossy_dup(s, n, &len)))
+		return -ENOMEM;
+	rc = json_dump_str(lossy, len, ascii, out);
+	free(lossy);
+	return rc;
+}
+
+int de_fields_write_json(const void *obj, const struct de_field *fs, size_t nf, bool ascii,
+			 struct de_buf *out)
+{
+	return de_fields_write_json_pre(obj, fs, nf, ascii, NULL, 0, out);
+}
+
+/* The text in pre[0..npre) written for the field at off that out may take as is, or NULL. */
+static const struct de_json_text *pre_text(const struct de_json_text *pre, size_t npre, size_t off,
+					   bool ascii)
+{
+	for (size_t i = 0; i < npre; i++)
+		if (pre[i].off == off && pre[i].p)
+			return !ascii || de_ascii_only(pre[i].p, pre[i].len) ? &pre[i] : NULL;
+	return NULL;
+}
+
+int de_fields_write_json_pre(const void *obj, const struct de_field *fs, size_t nf, bool ascii,
+			     const struct de_json_text *pre, size_t npre, struct de_buf *out)
+{
+	char ubuf[DE_UUID_STR_LEN + 1];
+	bool first = true;
+	int rc = de_buf_putc(out, '{');
+
+	for (size_t i = 0; i < nf && rc == 0; i++) {
+		const struct de_field *f = &fs[i];
+
+		if (f->has_off != NO_OFF && !*CAT(obj, f->has_off, bool)) {
+			if ((rc = wj_key(out, f->name, "", &first)) == 0)
+				rc = de_buf_puts(out, "null");
+			continue;
+		}
+		if (omitted(obj, f))
+			continue;
+		if (f->type == F_STRV) { /* put_strv: the base64 twins first, when any */
+			char *const *v = *CAT(obj, f->off, char **);
+			size_t n = *CAT(obj, f->len_off, size_t);
+			bool valid = true;
+			for (size_t k = 0; k < n && valid; k++)
+				valid = de_utf8_valid(v[k], strlen(v[k]));
+			for (int raw = valid ? 0 : 1; raw >= 0 && rc == 0; raw--) {
+				if ((rc = wj_key(out, f->name, raw ? "_raw" : "", &first)) == 0)
+					rc = de_buf_putc(out, '[');
+				for (size_t k = 0; k < n && rc == 0; k++)
+					if ((rc = k ? de_buf_putc(out, ',') : 0) == 0)
+						rc = wj_bytes(out, v[k], ascii, raw);
+				if (rc == 0)
+					rc = de_buf_putc(out, ']');
+			}
+			continue;
+		}
+		if ((rc = wj_key(out, f->name, "", &first)) < 0)
+			break;
+		switch (f->type) {
+		case F_UUID:
+			de_uuid_format(CAT(obj, f->off, struct de_uuid), ubuf);
+			rc = json_dump_str(ubuf, DE_UUID_STR_LEN, ascii, out);
+			break;
+		case F_I64:
+			rc = de_json_put_int(out, *CAT(obj, f->off, int64_t));
+			break;
+		case F_I32:
+			rc = de_json_put_int(out, *CAT(obj, f->off, int32_t));
+			break;
+		case F_U32:
+			rc = de_json_put_int(out, *CAT(obj, f->off, uint32_t));
+			break;
+		case F_U64: {
+			uint64_t v = *CAT(obj, f->off, uint64_t);
+			rc = v > (uint64_t)INT64_MAX ? -ERANGE
+						     : de_json_put_int(out, (json_int_t)v);
+			break;
+		}
+		case F_F64: {
+			double v = *CAT(obj, f->off, double);
+			json_t *r = isfinite(v) ? json_real(v) : json_null();
+			rc = r ? de_json_dump(r, ascii, out) : -ENOMEM;
+			json_decref(r);
+			break;
+		}
+		case F_BOOL:
+			rc = de_buf_puts(out, *CAT(obj, f->off, bool) ? "true" : "false");
+			break;
+		case F_STR: {
+			const char *v = *CAT(obj, f->off, char *);
+			if (!v) {
+				rc = de_buf_puts(out, "null");
+				break;
+			}
+			if ((rc = wj_bytes(out, v, ascii, false)) == 0 &&
+			    !de_utf8_valid(v, strlen(v)) &&
+			    (rc = wj_key(out, f->name, "_raw", &first)) == 0)
+				rc = wj_bytes(out, v, ascii, true);
+			break;
+		}
+		case F_U32V: {
+			const uint32_t *v = *CAT(obj, f->off, uint32_t *);
+			size_t n = *CAT(obj, f->len_off, size_t);
+			rc = de_buf_putc(out, '[');
+			for (size_t k = 0; k < n && rc == 0; k++)
+				if ((rc = k ? de_buf_putc(out, ',') : 0) == 0)
+					rc = de_json_put_int(out, v[k]);
+			if (rc == 0)
+				rc = de_buf_putc(out, ']');
+			break;
+		}
+		case F_JSON: {
+			const json_t *v = *CAT(obj, f->off, json_t *);
+			const struct de_json_text *t =
+				v ? pre_text(pre, npre, f->off, ascii) : NULL;
+			rc = t	 ? de_buf_append(out, t->p, t->len)
+			     : v ? de_json_dump(v, ascii, out)
+				 : de_buf_puts(out, "null");
+			break;
+		}
+		case F_SEV: {
+			const char *v = de_severity_name(*CAT(obj, f->off, enum de_severity));
+			rc = json_dump_str(v ? v : "low", strlen(v ? v : "low"), ascii, out);
+			break;
+		}
+		case F_SRC: {
+			const char *v = de_rule_source_name(*CAT(obj, f->off, enum de_rule_source));
+			rc = json_dump_str(v ? v : "user", strlen(v ? v : "user"), ascii, out);
+			break;
+		}
+		case F_STRV:
+			break; /* above */
+		}
+	}
+	return rc < 0 ? rc : de_buf_putc(out, '}');
 }
 
 int de_fields_from_json(const json_t *o, void *obj, size_t size, const struct de_field *fs,

@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "daemoneye/buf.h"
 #include "daemoneye/error.h"
 
 enum de_ftype {
@@ -80,6 +81,28 @@ bool de_fields_equal(const void *a, const void *b, const struct de_field *fs, si
 /* A new JSON object (caller owns the reference), NULL on ENOMEM. */
 json_t *de_fields_to_json(const void *obj, const struct de_field *fs, size_t nf);
 /*
+ * The same object as compact JSON text appended to out, byte for byte what
+ * de_json_dump(de_fields_to_json(obj), ascii) writes, without building the
+ * tree (the alert formats write one per delivery).  The two follow the same
+ * rules and are checked against each other by tests/test_alertfmt.c.  0,
+ * -ENOMEM/-E2BIG from the buffer, -ERANGE for a u64 JSON cannot carry.
+ */
+struct de_json_text {
+	size_t off;    /* an F_JSON field's offset in obj */
+	const char *p; /* its value as compact JSON text (de_json_dump, either escaping) */
+	size_t len;
+};
+int de_fields_write_json(const void *obj, const struct de_field *fs, size_t nf, bool ascii,
+			 struct de_buf *out);
+/*
+ * The same, with the F_JSON fields named in pre[0..npre) taken as already
+ * written: their text is copied instead of dumping the value again (with
+ * ascii, only when the text is ASCII; else the value is dumped).  The
+ * caller keeps each text equal to a dump of its field's value.
+ */
+int de_fields_write_json_pre(const void *obj, const struct de_field *fs, size_t nf, bool ascii,
+			     const struct de_json_text *pre, size_t npre, struct de_buf *out);
+/*
  * Parse object o into obj (zeroed first).  Unknown, missing, wrong-type and
  * out-of-range members are ValidationErrors naming the member and `what`
  * (the model's name); obj is left cleared on failure.
@@ -115,5 +138,17 @@ int de_json_loadb(const char *buf, size_t len, size_t flags, json_t **out, json_
  * size, where appending cannot fail.  A new string, or NULL on ENOMEM.
  */
 char *de_json_dumps(const json_t *j, size_t flags);
+
+/*
+ * Append j to out exactly as json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY,
+ * plus JSON_ENSURE_ASCII when ascii) writes it (members in insertion
+ * order), without jansson's per-container loop bookkeeping: several times
+ * faster on the alert path.  0, or -ENOMEM/-E2BIG from the buffer, -EINVAL
+ * for NULL or a tree nested deeper than 2048 (jansson's own parse limit;
+ * this also stops a cycle).  On failure out may hold part of the text.
+ */
+int de_json_dump(const json_t *j, bool ascii, struct de_buf *out);
+/* v in decimal appended to out (as jansson writes an integer).  0, -ENOMEM, -E2BIG. */
+int de_json_put_int(struct de_buf *out, json_int_t v);
 
 #endif

@@ -33,6 +33,8 @@ void de_ipc_msg_clear(struct de_ipc_msg *m)
 	if (!m)
 		return;
 	free(m->capabilities);
+	free(m->event_source);
+	free(m->event_reason);
 	de_process_record_clear(&m->record);
 	de_process_event_clear(&m->event);
 	memset(m, 0, sizeof(*m));
@@ -75,6 +77,7 @@ static ProtobufCBinaryData bin(const char *s)
 #define PBCLASS_real_ids OPT
 #define PBCLASS_exe	 OPT
 #define PBCLASS_image	 OPT
+#define PBCLASS_ns	 OPT
 
 #define ENC_NUM_REQ(n, in) p->n = f->n;
 #define ENC_NUM_OPT(n, in)                                                                         \
@@ -166,8 +169,29 @@ static int record_to_pb(const struct de_process_record *r, PbProcess *p, PbFacts
 	return 0;
 }
 
+/* A connection onto its message (addresses point into c). */
+static void conn_to_pb(const struct de_connection *c, Daemoneye__Ipc__Connection *p)
+{
+	daemoneye__ipc__connection__init(p);
+	p->kind = (Daemoneye__Ipc__Connection__Kind)c->kind;
+	p->pid = c->pid;
+	p->has_start_time = c->start_time != 0;
+	p->start_time = c->start_time;
+	p->family = c->family;
+	p->local_address.len = p->remote_address.len = c->family == 6 ? 16 : 4;
+	p->local_address.data = (uint8_t *)(uintptr_t)c->laddr;
+	p->remote_address.data = (uint8_t *)(uintptr_t)c->raddr;
+	p->local_port = c->lport;
+	p->remote_port = c->rport;
+	p->has_inode = c->inode != 0;
+	p->inode = c->inode;
+	p->time_ms = c->time_ms;
+	p->from_scan = c->from_scan;
+}
+
 int de_ipc_encode(const struct de_ipc_msg *m, uint8_t **out, size_t *len, struct de_error *err)
 {
+	Daemoneye__Ipc__Connection conn;
 	Daemoneye__Ipc__Frame f = DAEMONEYE__IPC__FRAME__INIT;
 	Daemoneye__Ipc__Hello hello = DAEMONEYE__IPC__HELLO__INIT;
 	Daemoneye__Ipc__ScanRequest req = DAEMONEYE__IPC__SCAN_REQUEST__INIT;
@@ -186,11 +210,15 @@ int de_ipc_encode(const struct de_ipc_msg *m, uint8_t **out, size_t *len, struct
 		hello.pid = m->pid;
 		hello.capabilities = m->capabilities ? m->capabilities : (char *)"";
 		hello.events = m->events;
+		hello.event_source = m->event_source;
+		hello.event_source_reason = m->event_reason;
 		f.body_case = DAEMONEYE__IPC__FRAME__BODY_HELLO;
 		f.hello = &hello;
 		break;
 	case DE_IPC_SCAN_REQUEST:
 		req.scan_id = m->scan_id;
+		req.has_connections = m->connections;
+		req.connections = m->connections;
 		f.body_case = DAEMONEYE__IPC__FRAME__BODY_SCAN_REQUEST;
 		f.scan_request = &req;
 		break;
@@ -216,16 +244,27 @@ int de_ipc_encode(const struct de_ipc_msg *m, uint8_t **out, size_t *len, struct
 		f.scan_done = &done;
 		break;
 	case DE_IPC_EVENT:
-		if (m->event.kind != DE_PROCESS_EXEC && m->event.kind != DE_PROCESS_EXIT)
+		if (!de_process_event_kind_name(m->event.kind) ||
+		    (m->event.kind == DE_PROCESS_TCP &&
+		     (!m->event.has_conn || !de_conn_kind_name(m->event.conn.kind))))
 			return de_error_set(err, DE_ERR_VALIDATION, EINVAL,
 					    "unknown process event kind %d", (int)m->event.kind);
-		ev.kind = m->event.kind == DE_PROCESS_EXIT
-				  ? DAEMONEYE__IPC__PROCESS_EVENT__KIND__EXIT
-				  : DAEMONEYE__IPC__PROCESS_EVENT__KIND__EXEC;
+		/* the enum's numbers are the kinds' (the .proto says so) */
+		ev.kind = (Daemoneye__Ipc__ProcessEvent__Kind)m->event.kind;
 		ev.pid = m->event.pid;
 		ev.time_ms = m->event.time_ms;
 		ev.has_exit_code = m->event.has_exit_code;
 		ev.exit_code = m->event.exit_code;
+		ev.has_ppid = m->event.ppid != 0;
+		ev.ppid = m->event.ppid;
+		ev.has_start_time = m->event.start_time != 0;
+		ev.start_time = m->event.start_time;
+		ev.has_lost = m->event.kind == DE_PROCESS_LOST;
+		ev.lost = m->event.lost;
+		if (m->event.kind == DE_PROCESS_TCP) {
+			conn_to_pb(&m->event.conn, &conn);
+			ev.connection = &conn;
+		}
 		if (m->event.has_record) {
 			if (record_to_pb(&m->event.record, &proc, &facts, &pd, &argv) < 0)
 				goto nomem;
@@ -233,6 +272,14 @@ int de_ipc_encode(const struct de_ipc_msg *m, uint8_t **out, size_t *len, struct
 		}
 		f.body_case = DAEMONEYE__IPC__FRAME__BODY_EVENT;
 		f.event = &ev;
+		break;
+	case DE_IPC_CONNECTION:
+		if (!de_conn_kind_name(m->conn.kind))
+			return de_error_set(err, DE_ERR_VALIDATION, EINVAL,
+					    "unknown connection kind %d", (int)m->conn.kind);
+		conn_to_pb(&m->conn, &conn);
+		f.body_case = DAEMONEYE__IPC__FRAME__BODY_CONNECTION;
+		f.connection = &conn;
 		break;
 	default:
 		return de_error_set(err, DE_ERR_VALIDATION, EINVAL, "unknown IPC message kind %d",
@@ -545,6 +592,42 @@ bad:
 	return de_error_set(err, DE_ERR_VALIDATION, EBADMSG, "malformed IPC frame: %s", why);
 }
 
+/* Validate and copy a connection; NULL, or why it is malformed. */
+static const char *pb_to_conn(const Daemoneye__Ipc__Connection *p, struct de_connection *c)
+{
+	size_t al;
+
+	memset(c, 0, sizeof(*c));
+	if (!de_conn_kind_name((enum de_conn_kind)p->kind))
+		return "connection of an unknown kind";
+	if (p->family != 4 && p->family != 6)
+		return "connection family is neither 4 nor 6";
+	al = p->family == 6 ? 16 : 4;
+	if (p->local_address.len != al || p->remote_address.len != al)
+		return "connection address of the wrong length";
+	if (p->local_port > 65535 || p->remote_port > 65535)
+		return "connection port out of range";
+	c->kind = (enum de_conn_kind)p->kind;
+	c->pid = p->pid;
+	c->start_time = p->has_start_time ? p->start_time : 0;
+	c->family = (uint8_t)p->family;
+	memcpy(c->laddr, p->local_address.data, al);
+	memcpy(c->raddr, p->remote_address.data, al);
+	c->lport = (uint16_t)p->local_port;
+	c->rport = (uint16_t)p->remote_port;
+	c->inode = p->has_inode ? p->inode : 0;
+	c->time_ms = p->time_ms;
+	c->from_scan = p->from_scan;
+	return NULL;
+}
+
+/* The optional string s as an owned copy (NULL stays NULL); false on ENOMEM. */
+static bool dup_opt(const char *s, char **out)
+{
+	*out = s ? strdup(s) : NULL;
+	return !s || *out;
+}
+
 /* protobuf-c's allocations, noting a failure: an unpack that ran out of
    memory is not a malformed frame */
 static void *pb_alloc(void *nomem, size_t size)
@@ -565,6 +648,7 @@ static void pb_free(void *nomem, void *p)
 int de_ipc_decode(const uint8_t *buf, size_t len, size_t *consumed, struct de_ipc_msg *out,
 		  struct de_error *err)
 {
+	const char *why;
 	Daemoneye__Ipc__Frame *f;
 	struct de_ipc_msg m = {0};
 	bool nomem = false;
@@ -595,12 +679,15 @@ int de_ipc_decode(const uint8_t *buf, size_t len, size_t *consumed, struct de_ip
 		m.version = f->hello->version;
 		m.pid = f->hello->pid;
 		m.events = f->hello->events;
-		if (!(m.capabilities = strdup(f->hello->capabilities)))
+		if (!(m.capabilities = strdup(f->hello->capabilities)) ||
+		    !dup_opt(f->hello->event_source, &m.event_source) ||
+		    !dup_opt(f->hello->event_source_reason, &m.event_reason))
 			rc = de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
 		break;
 	case DAEMONEYE__IPC__FRAME__BODY_SCAN_REQUEST:
 		m.kind = DE_IPC_SCAN_REQUEST;
 		m.scan_id = f->scan_request->scan_id;
+		m.connections = f->scan_request->has_connections && f->scan_request->connections;
 		break;
 	case DAEMONEYE__IPC__FRAME__BODY_PROCESS:
 		m.kind = DE_IPC_PROCESS;
@@ -622,17 +709,43 @@ int de_ipc_decode(const uint8_t *buf, size_t len, size_t *consumed, struct de_ip
 		break;
 	case DAEMONEYE__IPC__FRAME__BODY_EVENT:
 		m.kind = DE_IPC_EVENT;
-		m.event.kind = f->event->kind == DAEMONEYE__IPC__PROCESS_EVENT__KIND__EXIT
-				       ? DE_PROCESS_EXIT
-				       : DE_PROCESS_EXEC;
+		m.event.kind = (enum de_process_event_kind)f->event->kind;
 		m.event.pid = f->event->pid;
 		m.event.time_ms = f->event->time_ms;
 		m.event.has_exit_code = f->event->has_exit_code;
 		m.event.exit_code = f->event->exit_code;
+		m.event.ppid = f->event->has_ppid ? f->event->ppid : 0;
+		m.event.start_time = f->event->has_start_time ? f->event->start_time : 0;
+		m.event.lost = f->event->has_lost ? f->event->lost : 0;
+		if (!de_process_event_kind_name(m.event.kind)) {
+			rc = de_error_set(err, DE_ERR_VALIDATION, EBADMSG,
+					  "malformed IPC frame: unknown event kind");
+			break;
+		}
+		if ((m.event.kind == DE_PROCESS_TCP) != (f->event->connection != NULL) ||
+		    (f->event->process && m.event.kind != DE_PROCESS_EXEC)) {
+			rc = de_error_set(err, DE_ERR_VALIDATION, EBADMSG,
+					  "malformed IPC frame: event fields of another kind");
+			break;
+		}
+		if (f->event->connection) {
+			if ((why = pb_to_conn(f->event->connection, &m.event.conn))) {
+				rc = de_error_set(err, DE_ERR_VALIDATION, EBADMSG,
+						  "malformed IPC frame: %s", why);
+				break;
+			}
+			m.event.has_conn = true;
+		}
 		if (f->event->process) {
 			m.event.has_record = true;
 			rc = pb_to_record(f->event->process, &m.event.record, err);
 		}
+		break;
+	case DAEMONEYE__IPC__FRAME__BODY_CONNECTION:
+		m.kind = DE_IPC_CONNECTION;
+		if ((why = pb_to_conn(f->connection, &m.conn)))
+			rc = de_error_set(err, DE_ERR_VALIDATION, EBADMSG,
+					  "malformed IPC frame: %s", why);
 		break;
 	default:
 		rc = de_error_set(err, DE_ERR_VALIDATION, EBADMSG,

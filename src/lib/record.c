@@ -6,11 +6,13 @@
 #include "daemoneye/record.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "daemoneye/base64.h"
+#include "daemoneye/buf.h"
 #include "daemoneye/text.h"
 #include "fields.h"
 
@@ -142,22 +144,15 @@ static void out_key(struct out *o, const char *key, size_t n)
 static int fact_to_text(const struct de_fact *m, void *ctx)
 {
 	struct out *o = ctx;
-	char buf[24], *p = buf + sizeof(buf), *esc;
+	char buf[DE_I64_TEXT_MAX], *p, *esc;
 	size_t len;
 
 	out_key(o, m->key, m->key_len);
 	switch (m->kind) {
-	case DE_FACT_INT: {
-		uint64_t u = m->i < 0 ? 0ull - (uint64_t)m->i : (uint64_t)m->i;
-		do {
-			*--p = (char)('0' + u % 10);
-			u /= 10;
-		} while (u);
-		if (m->i < 0)
-			*--p = '-';
+	case DE_FACT_INT:
+		p = de_i64_text(m->i, buf + sizeof(buf));
 		out_put(o, p, (size_t)(buf + sizeof(buf) - p));
 		return 0;
-	}
 	case DE_FACT_BOOL:
 		out_put(o, m->b ? "true" : "false", m->b ? 4 : 5);
 		return 0;
@@ -315,6 +310,161 @@ json_t *de_process_record_to_json(const struct de_process_record *r)
 	return o;
 }
 
+/* ---- the record's JSON text without jansson ---------------------------- */
+
+/* A string member's value: a JSON literal, or false when it is not valid UTF-8. */
+static bool put_str(struct de_buf *b, const char *s, int *rc)
+{
+	size_t n;
+
+	if (!s) {
+		*rc = *rc ? *rc : de_buf_append(b, "null", 4);
+		return true;
+	}
+	n = strlen(s);
+	if (!de_utf8_valid(s, n))
+		return false;
+	if (!*rc && !(*rc = de_buf_reserve(b, DE_JSON_STR_MAX(n))))
+		b->len += de_json_str(b->p + b->len, s, n);
+	return true;
+}
+
+static void put_i64(struct de_buf *b, bool has, int64_t v, int *rc)
+{
+	char buf[24], *p = buf + sizeof(buf);
+	uint64_t u = v < 0 ? 0ull - (uint64_t)v : (uint64_t)v;
+
+	if (*rc)
+		return;
+	if (!has) {
+		*rc = de_buf_append(b, "null", 4);
+		return;
+	}
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		*--p = '-';
+	*rc = de_buf_append(b, p, (size_t)(buf + sizeof(buf) - p));
+}
+
+static void put_lit(struct de_buf *b, const char *s, int *rc)
+{
+	if (!*rc)
+		*rc = de_buf_puts(b, s);
+}
+
+/*
+ * The record's JSON form written straight into b; false (b as it was)
+ * when the record needs what only the jansson path writes: text that is
+ * not valid UTF-8 (U+FFFD and "_raw" twins), platform_data beside the
+ * facts, a memory figure JSON integers cannot hold.
+ */
+static bool record_json_fast(const struct de_process_record *r, struct de_buf *b, int *rc)
+{
+	size_t start = b->len;
+	char uuid[DE_UUID_STR_LEN + 1];
+	long n;
+
+	if (r->platform_data || (r->has_memory_usage && r->memory_usage > (uint64_t)INT64_MAX))
+		return false;
+	de_uuid_format(&r->id, uuid);
+	put_lit(b, "{\"id\":\"", rc);
+	put_lit(b, uuid, rc);
+	put_lit(b, "\",\"scan_id\":", rc);
+	put_i64(b, true, r->scan_id, rc);
+	put_lit(b, ",\"collection_time\":", rc);
+	put_i64(b, true, r->collection_time, rc);
+	put_lit(b, ",\"pid\":", rc);
+	put_i64(b, true, r->pid, rc);
+	put_lit(b, ",\"ppid\":", rc);
+	put_i64(b, r->has_ppid, r->ppid, rc);
+	put_lit(b, ",\"name\":", rc);
+	if (!put_str(b, r->name ? r->name : "", rc))
+		goto slow;
+	put_lit(b, ",\"executable_path\":", rc);
+	if (!put_str(b, r->executable_path, rc))
+		goto slow;
+	put_lit(b, ",\"command_line\":[", rc);
+	for (size_t i = 0; i < r->command_line_len; i++) {
+		if (i)
+			put_lit(b, ",", rc);
+		if (!put_str(b, r->command_line[i], rc))
+			goto slow;
+	}
+	put_lit(b, "],\"start_time\":", rc);
+	put_i64(b, r->has_start_time, r->start_time, rc);
+	put_lit(b, ",\"cpu_usage\":", rc);
+	if (!r->has_cpu_usage || !isfinite(r->cpu_usage)) {
+		put_lit(b, "null", rc);
+	} else {
+		/* jansson's own formatting of a real */
+		json_t *j = json_real(r->cpu_usage);
+		char *t = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
+		if (!t)
+			*rc = *rc ? *rc : -ENOMEM;
+		else
+			put_lit(b, t, rc);
+		free(t);
+		json_decref(j);
+	}
+	put_lit(b, ",\"memory_usage\":", rc);
+	put_i64(b, r->has_memory_usage, (int64_t)r->memory_usage, rc);
+	put_lit(b, ",\"executable_hash\":", rc);
+	if (!put_str(b, r->executable_hash, rc))
+		goto slow;
+	put_lit(b, ",\"hash_algorithm\":", rc);
+	if (!put_str(b, r->hash_algorithm, rc))
+		goto slow;
+	put_lit(b, ",\"user_id\":", rc);
+	if (!put_str(b, r->user_id, rc))
+		goto slow;
+	put_lit(b, r->accessible ? ",\"accessible\":true" : ",\"accessible\":false", rc);
+	put_lit(b, r->file_exists ? ",\"file_exists\":true" : ",\"file_exists\":false", rc);
+	put_lit(b, ",\"platform_data\":", rc);
+	if (!r->facts.present) {
+		put_lit(b, "null", rc);
+	} else if (!*rc) {
+		n = de_linux_facts_json(r, b->p + b->len, b->cap - b->len);
+		if (n >= 0 && (size_t)n >= b->cap - b->len) {
+			if (!(*rc = de_buf_reserve(b, (size_t)n)))
+				n = de_linux_facts_json(r, b->p + b->len, b->cap - b->len);
+		}
+		if (n < 0)
+			*rc = *rc ? *rc : (int)n;
+		else if (!*rc)
+			b->len += (size_t)n;
+	}
+	put_lit(b, "}", rc);
+	if (!*rc)
+		b->p[b->len] = '\0';
+	return true;
+slow:
+	b->len = start;
+	if (b->p)
+		b->p[start] = '\0';
+	return false;
+}
+
+int de_process_record_json_buf(const struct de_process_record *r, struct de_buf *b)
+{
+	int rc = 0;
+	json_t *j;
+	char *t;
+
+	if (record_json_fast(r, b, &rc))
+		return rc;
+	if (!(j = de_process_record_to_json(r)) || !(t = json_dumps(j, JSON_COMPACT))) {
+		json_decref(j);
+		return -ENOMEM;
+	}
+	rc = de_buf_puts(b, t);
+	free(t);
+	json_decref(j);
+	return rc;
+}
+
 int de_process_record_from_json(const json_t *j, struct de_process_record *out,
 				struct de_error *err)
 {
@@ -329,4 +479,24 @@ void de_process_event_clear(struct de_process_event *e)
 	if (e->has_record)
 		de_process_record_clear(&e->record);
 	memset(e, 0, sizeof(*e));
+}
+
+const char *de_process_event_kind_name(enum de_process_event_kind k)
+{
+	static const char *const names[DE_PROCESS_EVENT_KIND_MAX] = {
+		[DE_PROCESS_EXEC] = "exec", [DE_PROCESS_EXIT] = "exit", [DE_PROCESS_FORK] = "fork",
+		[DE_PROCESS_TCP] = "tcp",   [DE_PROCESS_LOST] = "lost",
+	};
+	return (int)k > 0 && k < DE_PROCESS_EVENT_KIND_MAX ? names[k] : NULL;
+}
+
+const char *de_conn_kind_name(enum de_conn_kind k)
+{
+	static const char *const names[DE_CONN_KIND_MAX] = {
+		[DE_CONN_CONNECT] = "connect",
+		[DE_CONN_CONNECT_FAILED] = "connect_failed",
+		[DE_CONN_LISTEN] = "listen",
+		[DE_CONN_ACCEPT] = "accept",
+	};
+	return (int)k > 0 && k < DE_CONN_KIND_MAX ? names[k] : NULL;
 }

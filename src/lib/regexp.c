@@ -114,7 +114,7 @@ static struct re_cache *cache_new(void)
 	pcre2_set_depth_limit(c->mctx, DE_REGEXP_DEPTH_LIMIT);
 	pcre2_set_heap_limit(c->mctx, DE_REGEXP_HEAP_LIMIT);
 	/* without a JIT (other platforms) the interpreter runs under the same limits */
-	c->jstack = pcre2_jit_stack_create(32 * 1024, DE_REGEXP_JIT_STACK, NULL);
+	c->jstack = pcre2_jit_stack_create((PCRE2_SIZE)32 * 1024, DE_REGEXP_JIT_STACK, NULL);
 	if (c->jstack)
 		pcre2_jit_stack_assign(c->mctx, NULL, c->jstack);
 	return c;
@@ -162,7 +162,7 @@ static struct re_entry *entry_new(sqlite3_context *ctx, struct re_cache *c, cons
 	if (n > DE_REGEXP_MAX_PATTERN) {
 		char msg[128];
 		snprintf(msg, sizeof(msg),
-			 "regexp: the pattern is %zu bytes long; at most %u are allowed", n,
+			 "regexp: the pattern is %zu bytes long; at most %zu are allowed", n,
 			 DE_REGEXP_MAX_PATTERN);
 		sqlite3_result_error(ctx, msg, -1);
 		return NULL;
@@ -189,7 +189,7 @@ static struct re_entry *entry_new(sqlite3_context *ctx, struct re_cache *c, cons
 	if (c->n < DE_REGEXP_MAX_CACHED) {
 		if (c->n == c->cap) {
 			size_t nc = c->cap ? c->cap * 2 : 16;
-			struct re_entry **ne = realloc(c->entries, nc * sizeof(*ne));
+			struct re_entry **ne = realloc(c->entries, nc * sizeof(struct re_entry *));
 			if (!ne) {
 				entry_free(e);
 				sqlite3_result_error_nomem(ctx);
@@ -309,7 +309,7 @@ int de_regexp_check(const char *pattern, size_t len, struct de_error *err)
 	if (len > DE_REGEXP_MAX_PATTERN)
 		return de_error_set(
 			err, DE_ERR_VALIDATION, E2BIG,
-			"the regular expression is %zu bytes long; at most %u are allowed", len,
+			"the regular expression is %zu bytes long; at most %zu are allowed", len,
 			DE_REGEXP_MAX_PATTERN);
 	if (!(cctx = compile_context()))
 		return de_error_set(err, DE_ERR_VALIDATION, ENOMEM, "out of memory");

@@ -42,7 +42,7 @@ const char *sg_where(const struct sg_ctx *c, const char *path)
 	}
 }
 
-int sg_fail(struct sg_ctx *c, const char *path, int code, const char *fmt, ...)
+int(sg_fail)(struct sg_ctx *c, const char *path, int code, const char *fmt, ...)
 {
 	char msg[DE_ERROR_MSG_MAX];
 	va_list ap;
@@ -168,14 +168,29 @@ static char *dup_capped(const char *s, size_t max)
 /* YYYY-MM-DD (or YYYY/MM/DD) as YYYYMMDD; 0 when not a date. */
 static int32_t date_version(const char *s)
 {
-	unsigned y, m, d;
-	char sep1, sep2, extra;
+	unsigned v[3] = {0, 0, 0};
+	static const size_t width[3] = {4, 2, 2};
+	char sep = 0;
 
-	if (!s || sscanf(s, "%4u%c%2u%c%2u%c", &y, &sep1, &m, &sep2, &d, &extra) != 5 ||
-	    sep1 != sep2 || (sep1 != '-' && sep1 != '/') || y < 1970 || m < 1 || m > 12 || d < 1 ||
-	    d > 31)
+	if (!s)
 		return 0;
-	return (int32_t)(y * 10000 + m * 100 + d);
+	/* exactly four, two and two digits; one separator, the same twice; nothing after */
+	for (size_t k = 0; k < 3; k++) {
+		size_t i = 0;
+		for (; i < width[k] && s[i] >= '0' && s[i] <= '9'; i++)
+			v[k] = v[k] * 10 + (unsigned)(s[i] - '0');
+		if (i != width[k])
+			return 0;
+		s += i;
+		if (k == 2)
+			break;
+		if ((*s != '-' && *s != '/') || (sep && *s != sep))
+			return 0;
+		sep = *s++;
+	}
+	if (*s || v[0] < 1970 || v[1] < 1 || v[1] > 12 || v[2] < 1 || v[2] > 31)
+		return 0;
+	return (int32_t)(v[0] * 10000 + v[1] * 100 + v[2]);
 }
 
 /* A Sigma tag as a daemoneye tag: lower case, and only if rules.c would accept it. */
@@ -250,7 +265,7 @@ static int add_tag(struct de_rule *r, char *t)
 	return 0;
 }
 
-#define DESC_MAX 4096 /* rules.c's limit on a description */
+#define DESC_MAX ((size_t)4096) /* rules.c's limit on a description */
 
 /*
  * The description: the rule's own, its false positives, its references and
@@ -348,7 +363,7 @@ static int detection(struct sg_ctx *c, const json_t *det, char **sql)
 	} else if (json_is_array(cond) && json_array_size(cond) > 0 &&
 		   json_array_size(cond) <= 64) {
 		if (!(root = calloc(1, sizeof(*root))) ||
-		    !(root->kids = calloc(json_array_size(cond), sizeof(*root->kids)))) {
+		    !(root->kids = calloc(json_array_size(cond), sizeof(struct sg_node *)))) {
 			rc = sg_fail(c, "detection", ENOMEM, "out of memory");
 			goto out;
 		}
@@ -491,7 +506,7 @@ static int fill(struct sg_ctx *c, const json_t *root, const struct de_sigma_opti
 		return rc;
 
 	/* metadata */
-	struct de_buf au = DE_BUF_INIT(16 * 1024);
+	struct de_buf au = DE_BUF_INIT((size_t)16 * 1024);
 	for (size_t i = 0; i < nauth; i++)
 		de_buf_printf(&au, "%s%s", i ? ", " : "", list_item(authors, i));
 	r->author = au.len ? de_buf_steal(&au) : NULL;

@@ -121,7 +121,7 @@ static struct sg_node *node(enum sg_op op)
 
 static int add_kid(struct sg_node *n, struct sg_node *k)
 {
-	struct sg_node **nk = realloc(n->kids, (n->nkids + 1) * sizeof(*nk));
+	struct sg_node **nk = realloc(n->kids, (n->nkids + 1) * sizeof(struct sg_node *));
 
 	if (!nk)
 		return -ENOMEM;

@@ -43,9 +43,6 @@
 
 /* ---- logsources and field maps ------------------------------------------------------ */
 
-#define NOUSER                                                                                     \
-	"daemoneye records the numeric uid (processes.user_id), not the user name this field "     \
-	"holds; it maps once processes has a user_name column"
 #define PE_RESOURCE                                                                                \
 	"it is read from PE version resources, which Linux (ELF) executables do not have"
 
@@ -62,11 +59,10 @@ static const struct sg_field process_fields[] = {
 	{"CommandLine", "c.command_line", SG_F_TEXT, false, 20, NULL},
 	{"ParentImage", "p.executable_path", SG_F_TEXT, true, 15, NULL},
 	{"ParentCommandLine", "p.command_line", SG_F_TEXT, true, 25, NULL},
-	/* planned: give each its column when processes has it */
-	{"User", NULL, SG_F_TEXT, false, 10, NOUSER},
-	{"ParentUser", NULL, SG_F_TEXT, true, 15, NOUSER},
-	{"CurrentDirectory", NULL, SG_F_TEXT, false, 10,
-	 "processes has no working-directory column yet (cwd, planned with the sensor work)"},
+	/* the effective user's name (NULL when the uid has none), the cwd */
+	{"User", "c.user_name", SG_F_TEXT, false, 10, NULL},
+	{"ParentUser", "p.user_name", SG_F_TEXT, true, 15, NULL},
+	{"CurrentDirectory", "c.cwd", SG_F_TEXT, false, 10, NULL},
 	/* without a Linux meaning */
 	{"LogonId", NULL, SG_F_TEXT, false, 0,
 	 "it is a Windows logon session id, which has no Linux meaning"},
@@ -91,9 +87,10 @@ static const struct sg_field process_fields[] = {
 };
 
 /*
- * linux/network_connection, ready for the sensor issue's relation: when
- * network_connections exists, check these columns against it and clear
- * `unavailable`.
+ * linux/network_connection: one row per TCP connection a process made
+ * (connect) or took (accept) and still holds as far as daemoneye knows
+ * (network_connections, the eBPF sensor's and the full scans'), joined to
+ * its process instance in the snapshot; listeners are not connections.
  */
 static const struct sg_field network_fields[] = {
 	{"ProcessId", "n.pid", SG_F_INT, false, 0, NULL},
@@ -101,14 +98,21 @@ static const struct sg_field network_fields[] = {
 	{"SourcePort", "n.local_port", SG_F_INT, false, 0, NULL},
 	{"DestinationIp", "n.remote_address", SG_F_ADDR, false, 5, NULL},
 	{"SourceIp", "n.local_address", SG_F_ADDR, false, 5, NULL},
-	{"Protocol", "n.protocol", SG_F_TEXT, false, 5, NULL},
+	/* Sysmon's 'true' for a connection the process opened, 'false' for one
+	   it accepted */
+	{"Initiated", "(CASE n.kind WHEN 'connect' THEN 'true' ELSE 'false' END)", SG_F_TEXT, false,
+	 5, NULL},
+	{"Protocol", "'tcp'", SG_F_TEXT, false, 0, NULL},
 	{"Image", "c.executable_path", SG_F_TEXT, false, 10, NULL},
 	{"CommandLine", "c.command_line", SG_F_TEXT, false, 20, NULL},
-	{"Initiated", NULL, SG_F_TEXT, false, 0,
-	 "the direction of a connection is not mapped yet (Sigma's 'true'/'false' text)"},
+	{"User", "c.user_name", SG_F_TEXT, false, 10, NULL},
 	{"DestinationHostname", NULL, SG_F_TEXT, false, 0,
 	 "daemoneye records addresses, not the host names a process resolved"},
-	{"User", NULL, SG_F_TEXT, false, 10, NOUSER},
+	{"SourceHostname", NULL, SG_F_TEXT, false, 0,
+	 "daemoneye records addresses, not host names"},
+	{"DestinationIsIpv6", NULL, SG_F_TEXT, false, 0,
+	 "not mapped: test DestinationIp with cidr instead"},
+	{"SourceIsIpv6", NULL, SG_F_TEXT, false, 0, "not mapped: test SourceIp with cidr instead"},
 };
 
 #define NF(a) (sizeof(a) / sizeof((a)[0]))
@@ -118,14 +122,15 @@ static const struct sg_logsource logsources[] = {
 	 "c.pid, c.ppid, c.name, c.executable_path, c.command_line, c.user_id",
 	 ",\n       p.executable_path AS parent_executable_path, p.command_line AS "
 	 "parent_command_line",
-	 "processes c", "LEFT JOIN processes p ON p.pid = c.ppid", process_fields,
+	 "processes c", "LEFT JOIN processes p ON p.pid = c.ppid", NULL, process_fields,
 	 NF(process_fields)},
-	{"linux", "network_connection",
-	 "the network_connections relation does not exist yet (it comes with the network "
-	 "sensor); the field map is ready in sigma_sql.c",
-	 "n.pid AS pid, c.name, c.executable_path, c.command_line, n.remote_address, "
-	 "n.remote_port",
-	 "", "network_connections n LEFT JOIN processes c ON c.pid = n.pid", "", network_fields,
+	{"linux", "network_connection", NULL,
+	 "n.pid AS pid, c.ppid, c.name, c.executable_path, c.command_line, c.user_id, "
+	 "n.remote_address, n.remote_port",
+	 "",
+	 "network_connections n\n  JOIN processes c ON c.pid = n.pid AND c.start_time = "
+	 "n.start_time",
+	 "", "n.kind IN ('connect', 'accept') AND n.closed_at IS NULL", network_fields,
 	 NF(network_fields)},
 };
 
@@ -135,12 +140,12 @@ int sg_logsource_find(struct sg_ctx *c, const char *path, const char *product, c
 	if (service)
 		return sg_fail(c, path, ENOTSUP,
 			       "logsource service '%s': daemoneye reads processes, not service "
-			       "logs (supported: linux/process_creation)",
+			       "logs (supported: linux/process_creation, linux/network_connection)",
 			       service);
 	if (product && strcmp(product, "linux") != 0)
 		return sg_fail(c, path, ENOTSUP,
 			       "logsource product '%s': daemoneye watches Linux processes "
-			       "(supported: linux/process_creation)",
+			       "(supported: linux/process_creation, linux/network_connection)",
 			       product);
 	for (size_t i = 0; category && i < NF(logsources); i++) {
 		const struct sg_logsource *l = &logsources[i];
@@ -154,7 +159,7 @@ int sg_logsource_find(struct sg_ctx *c, const char *path, const char *product, c
 	}
 	return sg_fail(c, path, ENOTSUP,
 		       "logsource category '%s': daemoneye has no relation for it (supported: "
-		       "linux/process_creation)",
+		       "linux/process_creation, linux/network_connection)",
 		       category ? category : "(none)");
 }
 
@@ -585,7 +590,7 @@ static int exists_test(struct sg_ctx *c, const char *path, const struct ftest *f
 	struct de_buf b = DE_BUF_INIT(256);
 	int rc;
 
-	if (n != 1 || !s || (strcasecmp(s, "true") && strcasecmp(s, "false")))
+	if (n != 1 || !s || (strcasecmp(s, "true") != 0 && strcasecmp(s, "false") != 0))
 		return sg_fail(c, path, EINVAL, "'%s': exists takes true or false", ft->key);
 	rc = de_buf_printf(&b, "%s IS %sNULL", ft->f->column, strcasecmp(s, "true") ? "" : "NOT ");
 	if (rc == 0)
@@ -675,17 +680,20 @@ int sg_field_test(struct sg_ctx *c, const char *path, const char *key, const jso
 	if ((rc = parse_mods(c, path, key, bar ? bar : (char *)"", &ft.m)) < 0)
 		return rc;
 	if (!(ft.f = field_find(c->ls, name)))
-		return sg_fail(c, path, ENOTSUP,
-			       "field '%s' has no daemoneye equivalent in linux/%s (mapped: %s)",
-			       name, c->ls->category,
-			       c->ls == &logsources[0] ? "Image, CommandLine, ParentImage, "
-							 "ParentCommandLine, ProcessId, "
-							 "ParentProcessId"
-						       : "see docs/sigma.md");
+		return sg_fail(
+			c, path, ENOTSUP,
+			"field '%s' has no daemoneye equivalent in linux/%s (mapped: %s)", name,
+			c->ls->category,
+			c->ls == &logsources[0]
+				? "Image, CommandLine, ParentImage, ParentCommandLine, "
+				  "ProcessId, ParentProcessId, User, ParentUser, "
+				  "CurrentDirectory"
+				: "ProcessId, DestinationIp, DestinationPort, SourceIp, "
+				  "SourcePort, Initiated, Protocol, Image, CommandLine, User");
 	if (!ft.f->column)
 		return sg_fail(c, path, ENOTSUP, "field '%s' is not available: %s", name,
 			       ft.f->why);
-	if (!(items = calloc(SG_MAX_ALTS, sizeof(*items))))
+	if (!(items = calloc(SG_MAX_ALTS, sizeof(const json_t *))))
 		return sg_fail(c, path, ENOMEM, "out of memory");
 	if ((rc = values_of(c, path, key, val, items, &n)) == 0) {
 		c->uses_parent |= ft.f->parent;

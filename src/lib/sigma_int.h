@@ -52,6 +52,11 @@ const char *sg_where(const struct sg_ctx *c, const char *path);
  */
 int sg_fail(struct sg_ctx *c, const char *path, int code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+#if defined(__clang_analyzer__)
+/* for the static analyzer only, as error.h does for de_error_set: sg_fail
+   returns a negative value (it reads one file at a time) */
+#define sg_fail(...) de_error_negative_((sg_fail)(__VA_ARGS__))
+#endif
 
 /* ---- values ------------------------------------------------------------------- */
 
@@ -115,9 +120,12 @@ enum sg_transform {
 int sg_transform(struct sg_alts *a, enum sg_transform t, const char **why);
 
 /*
- * The patterns an IPv4 CIDR range "a.b.c.d/n" matches as dotted-decimal
- * text: exact addresses or "prefix*" patterns, appended to *out.  0,
- * -EINVAL (not an IPv4 CIDR; *why says why), -ENOMEM.
+ * The patterns a CIDR range matches as the text daemoneye stores: for IPv4
+ * "a.b.c.d/n", exact dotted-decimal addresses or "prefix*" patterns; for
+ * IPv6, a whole address's canonical text or, for a range within the first
+ * group (fe80::/10), "xxxx:*" patterns.  Appended to *out.  0, -EINVAL (not
+ * a range, or an IPv6 range without a fixed text form; *why says why),
+ * -E2BIG, -ENOMEM.
  */
 int sg_cidr_patterns(const char *s, struct sg_alts *out, const char **why);
 
@@ -166,6 +174,7 @@ struct sg_logsource {
 	const char *parent_select; /* added when the parent is read */
 	const char *from;
 	const char *parent_join; /* added to from when the parent is read */
+	const char *where;	 /* ANDed before the rule's condition, or NULL */
 	const struct sg_field *fields;
 	size_t nfields;
 };

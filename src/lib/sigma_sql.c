@@ -104,7 +104,8 @@ static int put_and(struct de_buf *out, struct sg_terms *t)
 	size_t k = 0;
 	int rc;
 
-	qsort(t->v, t->n, sizeof(*t->v), cmp_cost);
+	if (t->n > 1)
+		qsort(t->v, t->n, sizeof(*t->v), cmp_cost);
 	while (k < t->n && !t->v[k].parent)
 		k++;
 	if (k == t->n || t->n == 1)
@@ -311,7 +312,8 @@ static int map_sql(struct sg_ctx *c, const char *path, const json_t *map, struct
 			break;
 	}
 	if (rc == 0) {
-		qsort(t.v, t.n, sizeof(*t.v), cmp_cost);
+		if (t.n > 1)
+			qsort(t.v, t.n, sizeof(*t.v), cmp_cost);
 		imp->cost = t.n ? t.v[0].cost : 0;
 		for (size_t i = 0; i < t.n; i++) {
 			int f = t.v[i].field;
@@ -400,7 +402,7 @@ static int cond_sql(struct sg_ctx *c, const struct sg_node *n, char *const *sels
 			rc = de_buf_putc(b, ')');
 		return rc < 0 ? rc : imp_copy(imp, &imps[n->sel]);
 	case SG_N_NOT: {
-		struct sg_facts kid;
+		struct sg_facts kid = {0}; /* (cond_sql not reached: nothing to clear) */
 		if ((rc = de_buf_putc(b, '(')) == 0 &&
 		    (rc = cond_sql(c, n->kids[0], sels, imps, b, &kid)) == 0)
 			rc = de_buf_puts(b, ") IS NOT TRUE");
@@ -453,18 +455,23 @@ int sg_sql_query(struct sg_ctx *c, const struct sg_node *cond, char *const *sels
 	int rc;
 
 	(void)n;
-	if ((rc = de_buf_printf(&b, "SELECT %s%s\nFROM %s%s%s\nWHERE ", l->select,
-				c->uses_parent ? l->parent_select : "", l->from,
-				c->uses_parent && *l->parent_join ? "\n  " : "",
-				c->uses_parent ? l->parent_join : "")) < 0 ||
-	    (rc = cond_sql(c, cond, sels, imps, &b, &imp)) < 0) {
+	rc = de_buf_printf(&b, "SELECT %s%s\nFROM %s%s%s\nWHERE %s%s", l->select,
+			   c->uses_parent ? l->parent_select : "", l->from,
+			   c->uses_parent && *l->parent_join ? "\n  " : "",
+			   c->uses_parent ? l->parent_join : "", l->where ? l->where : "",
+			   l->where ? " AND (" : "");
+	if (rc == 0 && (rc = cond_sql(c, cond, sels, imps, &b, &imp)) == 0) {
+		sg_facts_clear(&imp);
+		if (l->where)
+			rc = de_buf_putc(&b, ')');
+	}
+	if (rc < 0) {
 		de_buf_free(&b);
 		return sg_fail(c, "detection.condition", -rc,
 			       rc == -E2BIG ? "the rule makes an SQL query longer than %d bytes"
 					    : "out of memory (%d)",
 			       SG_MAX_SQL);
 	}
-	sg_facts_clear(&imp);
 	if (!(*out = de_buf_steal(&b)))
 		return sg_fail(c, "detection.condition", ENOMEM, "out of memory");
 	return 0;

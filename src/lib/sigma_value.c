@@ -23,6 +23,7 @@
  */
 #include "sigma_int.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -206,6 +207,8 @@ static size_t utf8_decode(const unsigned char *b, size_t n, uint32_t *cp)
 {
 	size_t l = de_utf8_seq_len((const char *)b, n);
 
+	if (l > n)
+		return 0;
 	if (l == 1)
 		*cp = b[0];
 	else if (l == 2)
@@ -407,24 +410,97 @@ static int push_text(struct sg_alts *out, const char *s, bool prefix)
 	return prefix ? add_star(&nv[out->n - 1], 1) : 0;
 }
 
+/*
+ * An IPv6 range as the texts daemoneye stores (inet_ntop's canonical form:
+ * lower-case hex without leading zeros, the longest run of zero groups as
+ * "::").  Two shapes have a text form fixed by the range: a whole address
+ * (/128: its canonical text), and a range within the first group whose
+ * groups all have four hex digits (::/0 aside, prefixes of 16 bits or less
+ * starting at 1000 or above: fe80::/10, fc00::/7): "xxxx:" then anything,
+ * one alternative per first group (at most SG_MAX_ALTS).  Others are
+ * refused, saying so.
+ */
+static int cidr6_patterns(const char *s, struct sg_alts *out, const char **why)
+{
+	char host[INET6_ADDRSTRLEN + 1], text[INET6_ADDRSTRLEN];
+	const char *slash = strchr(s, '/');
+	unsigned char a[16];
+	unsigned bits = 128;
+	size_t hl = slash ? (size_t)(slash - s) : strlen(s);
+
+	if (hl >= sizeof(host))
+		goto bad;
+	memcpy(host, s, hl);
+	host[hl] = '\0';
+	if (inet_pton(AF_INET6, host, a) != 1)
+		goto bad;
+	if (slash) { /* 1 to 3 decimal digits, at most 128 */
+		size_t nd = strspn(slash + 1, "0123456789");
+		if (nd == 0 || nd > 3 || slash[1 + nd])
+			goto bad;
+		bits = 0;
+		for (size_t i = 1; i <= nd; i++)
+			bits = bits * 10 + (unsigned)(slash[i] - '0');
+		if (bits > 128)
+			goto bad;
+	}
+	if (bits == 128) {
+		if (!inet_ntop(AF_INET6, a, text, sizeof(text)))
+			goto bad;
+		return push_text(out, text, false);
+	}
+	unsigned first = (unsigned)a[0] << 8 | a[1];
+	unsigned span = bits <= 16 ? 1u << (16 - bits) : 0;
+	first &= bits ? ~(span - 1) & 0xffffu : 0;
+	if (bits == 0 || bits > 16 || first < 0x1000 || span > SG_MAX_ALTS) {
+		*why = "of IPv6 ranges, only whole addresses (/128) and ranges of the first group "
+		       "from 1000:: up of at most 1024 values (as fe80::/10, fc00::/7) are "
+		       "supported: other ranges have no fixed text form";
+		return -EINVAL;
+	}
+	for (unsigned v = first; v < first + span; v++) {
+		int rc;
+		snprintf(text, sizeof(text), "%04x:", v);
+		if ((rc = push_text(out, text, true)) < 0)
+			return rc;
+	}
+	return 0;
+bad:
+	*why = "not an IPv6 address or range (x:x::x/n)";
+	return -EINVAL;
+}
+
 int sg_cidr_patterns(const char *s, struct sg_alts *out, const char **why)
 {
-	unsigned o[4], bits = 32;
-	char tail[8] = "";
-	int n;
+	unsigned o[4] = {0, 0, 0, 0}, bits = 32;
+	const char *p = s;
 
 	*why = NULL;
-	if (strchr(s, ':')) {
-		*why = "IPv6 ranges are not supported yet (an IPv6 address has several text forms)";
-		return -EINVAL;
+	if (strchr(s, ':'))
+		return cidr6_patterns(s, out, why);
+	/* a.b.c.d or a.b.c.d/n: four decimal octets of 1-3 digits, n of 1-2 */
+	for (int k = 0; k < 5 && p; k++) {
+		size_t i = 0;
+		unsigned v = 0;
+		for (; i < (k < 4 ? 3u : 2u) && p[i] >= '0' && p[i] <= '9'; i++)
+			v = v * 10 + (unsigned)(p[i] - '0');
+		if (i == 0 || (k < 4 && v > 255) || (k == 4 && v > 32)) {
+			p = NULL;
+			break;
+		}
+		if (k < 4)
+			o[k] = v;
+		else
+			bits = v;
+		p += i;
+		if (k < 3 && *p++ != '.')
+			p = NULL;
+		else if (k == 3 && *p == '/')
+			p++;
+		else if (k >= 3)
+			break;
 	}
-	if (!*s || strspn(s, "0123456789./") != strlen(s)) {
-		*why = "not an IPv4 range (a.b.c.d/n)";
-		return -EINVAL;
-	}
-	n = sscanf(s, "%3u.%3u.%3u.%3u/%2u%7s", &o[0], &o[1], &o[2], &o[3], &bits, tail);
-	if (n < 4 || n > 5 || o[0] > 255 || o[1] > 255 || o[2] > 255 || o[3] > 255 || bits > 32 ||
-	    (n == 4 && strchr(s, '/'))) {
+	if (!p || *p) {
 		*why = "not an IPv4 range (a.b.c.d/n)";
 		return -EINVAL;
 	}

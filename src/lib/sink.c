@@ -22,7 +22,7 @@
 
 static const struct de_sink_ops *const all_ops[] = {
 	&de_sink_stdout_ops,  &de_sink_file_ops,  &de_sink_syslog_ops,
-	&de_sink_webhook_ops, &de_sink_email_ops,
+	&de_sink_webhook_ops, &de_sink_email_ops, &de_sink_nats_ops,
 };
 
 const struct de_sink_ops *de_sink_ops_find(const char *type)
@@ -86,7 +86,7 @@ void de_sink_global_init(void)
 
 const char *de_sink_types(void)
 {
-	return "stdout, file, syslog, webhook, email";
+	return "stdout, file, syslog, webhook, email, nats";
 }
 
 const char *de_sink_outcome_name(enum de_sink_outcome o)

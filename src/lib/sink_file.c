@@ -2,13 +2,15 @@
  * sink_file.c — alerts appended to a file, one record per line (JSON lines
  * in the machine formats).
  *
- * The file is opened O_APPEND (each record goes out in one write(2), so
- * records from another writer never interleave inside ours), created 0640
+ * The file is opened O_APPEND (each record, or each batch of records the
+ * manager hands over at once, goes out in one write(2), so records from
+ * another writer never interleave inside ours), created 0640
  * with its directory (0750) when missing, never followed through a
  * symbolic link.  SIGHUP (reopen) makes the next delivery reopen the path,
- * so logrotate can move the file away.  fsync: "always" after every record
- * (a delivered alert survives a power cut), "interval" at most every
- * fsync_interval_ms and at close, "never" leaves it to the kernel.
+ * so logrotate can move the file away.  fsync: "always" after every write,
+ * before any of its records is reported delivered (a delivered alert
+ * survives a power cut), "interval" at most every fsync_interval_ms and at
+ * close, "never" leaves it to the kernel.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -122,24 +124,49 @@ static void sync_now(struct file_sink *s)
 	}
 }
 
-static void fi_deliver(void *state, const struct de_sink_msg *m, struct de_sink_result *r)
+/* Every one of results[from..n) failed the same way. */
+static void fail_rest(struct de_sink_result *results, size_t from, size_t n, enum de_sink_outcome o,
+		      const char *why)
+{
+	for (size_t i = from; i < n; i++)
+		de_sink_fail(&results[i], o, "%s", why);
+}
+
+static void fi_deliver(void *state, const struct de_sink_msg *m, struct de_sink_result *r);
+
+static void fi_deliver_batch(void *state, const struct de_sink_msg *msgs, size_t n,
+			     struct de_sink_result *results)
 {
 	struct file_sink *s = state;
-	size_t off = 0;
-	int rc;
+	size_t off = 0, lead, done, pos;
+	char why[512];
+	int rc, e = 0;
 
 	if (atomic_exchange(&s->reopen, false) || s->fd < 0) {
 		sync_now(s);
 		if ((rc = open_path(s)) < 0) {
-			de_sink_fail(r, DE_SINK_TRANSIENT, "cannot open %s: %s", s->path,
-				     rc == -EINVAL ? "not a regular file" : strerror(-rc));
+			snprintf(why, sizeof(why), "cannot open %s: %s", s->path,
+				 rc == -EINVAL ? "not a regular file" : strerror(-rc));
+			fail_rest(results, 0, n, DE_SINK_TRANSIENT, why);
 			return;
 		}
 	}
+	/* the records, each ended by a newline, after one that ends a record
+	 * a failed write left unfinished */
 	de_buf_reset(&s->line);
-	if ((s->partial && de_buf_putc(&s->line, '\n') < 0) ||
-	    de_buf_append(&s->line, m->payload, m->len) < 0 || de_buf_putc(&s->line, '\n') < 0) {
-		de_sink_fail(r, DE_SINK_PERMANENT, "record of %zu bytes is too large", m->len);
+	lead = s->partial ? 1 : 0;
+	rc = s->partial ? de_buf_putc(&s->line, '\n') : 0;
+	for (size_t i = 0; i < n && rc == 0; i++)
+		if ((rc = de_buf_append(&s->line, msgs[i].payload, msgs[i].len)) == 0)
+			rc = de_buf_putc(&s->line, '\n');
+	if (rc < 0) {
+		if (n == 1) {
+			de_sink_fail(&results[0], DE_SINK_PERMANENT,
+				     "record of %zu bytes is too large", msgs[0].len);
+			return;
+		}
+		for (size_t i = 0; i < n; i++) /* too much at once: one by one */
+			fi_deliver(state, &msgs[i], &results[i]);
 		return;
 	}
 	while (off < s->line.len) {
@@ -147,30 +174,43 @@ static void fi_deliver(void *state, const struct de_sink_msg *m, struct de_sink_
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0) {
-			int e = w < 0 ? errno : EIO;
-			/* a full or failing disk may recover; a record partly written is
-			 * ended before the next one starts */
-			s->partial = off > 0;
-			de_sink_fail(r, DE_SINK_TRANSIENT, "cannot write %s: %s", s->path,
-				     strerror(e));
-			return;
+			e = w < 0 ? errno : EIO;
+			break;
 		}
 		off += (size_t)w;
 	}
-	s->partial = false;
-	s->dirty = true;
+	/* the records wholly written are delivered; a record partly written is
+	 * ended before the next one starts */
+	for (done = 0, pos = lead; done < n && pos + msgs[done].len + 1 <= off; done++)
+		pos += msgs[done].len + 1;
+	for (size_t i = 0; i < done; i++)
+		results[i].outcome = DE_SINK_OK;
+	if (off >= lead)
+		s->partial = off > pos;
+	if (done > 0)
+		s->dirty = true;
+	if (done < n) {
+		snprintf(why, sizeof(why), "cannot write %s: %s", s->path, strerror(e ? e : EIO));
+		fail_rest(results, done, n, DE_SINK_TRANSIENT, why);
+		if (done == 0)
+			return;
+	}
 	if (s->fsync == FS_ALWAYS ||
 	    (s->fsync == FS_INTERVAL &&
 	     de_mono_ms() - s->last_sync >= (int64_t)s->fsync_interval_ms)) {
 		if (fdatasync(s->fd) < 0) {
-			de_sink_fail(r, DE_SINK_TRANSIENT, "cannot sync %s: %s", s->path,
-				     strerror(errno));
+			snprintf(why, sizeof(why), "cannot sync %s: %s", s->path, strerror(errno));
+			fail_rest(results, 0, done, DE_SINK_TRANSIENT, why);
 			return;
 		}
 		s->dirty = false;
 		s->last_sync = de_mono_ms();
 	}
-	r->outcome = DE_SINK_OK;
+}
+
+static void fi_deliver(void *state, const struct de_sink_msg *m, struct de_sink_result *r)
+{
+	fi_deliver_batch(state, m, 1, r);
 }
 
 static bool fi_health(void *state, char *buf, size_t n)
@@ -210,6 +250,7 @@ const struct de_sink_ops de_sink_file_ops = {
 	.configure = fi_configure,
 	.open = fi_open,
 	.deliver = fi_deliver,
+	.deliver_batch = fi_deliver_batch,
 	.health = fi_health,
 	.reopen = fi_reopen,
 	.close = fi_close,

@@ -11,6 +11,8 @@
 #include "store_int.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <time.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,10 +40,10 @@
 	" executable_path, command_line, argv_json, start_time, cpu_usage, memory_usage,"          \
 	" executable_hash, hash_algorithm, user_id, accessible, file_exists, exe_deleted,"         \
 	" exe_replaced, platform_data, instance_id, identity_hash, value_hash, first_seen,"        \
-	" first_scan_id) VALUES"
+	" first_scan_id, user_name, group_name, cwd) VALUES"
 #define INS_SNAP_ROW                                                                               \
 	"(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?4,?" \
-	"3)"
+	"3,?24,?25,?26)"
 
 static const char *const stmt_sql[ST_MAX] = {
 	/*
@@ -58,29 +60,31 @@ static const char *const stmt_sql[ST_MAX] = {
 			" executable_hash = ?13, hash_algorithm = ?14, user_id = ?15,"
 			" accessible = ?16, file_exists = ?17, exe_deleted = ?18,"
 			" exe_replaced = ?19, platform_data = ?20, instance_id = ?21,"
-			" identity_hash = ?22, value_hash = ?23 WHERE pid = ?1",
+			" identity_hash = ?22, value_hash = ?23, user_name = ?24,"
+			" group_name = ?25, cwd = ?26 WHERE pid = ?1",
 	[ST_UPD_VALS] = "UPDATE processes SET id = ?2, scan_id = ?3, collection_time = ?4,"
 			" cpu_usage = ?11, memory_usage = ?12, platform_data = ?20,"
-			" value_hash = ?23 WHERE pid = ?1",
+			" value_hash = ?23, cwd = ?26 WHERE pid = ?1",
 	[ST_SAVE_CHANGE] = "INSERT INTO process_changes(instance_id, changed_at, scan_id, ppid,"
 			   " name, executable_path, command_line, argv_json, executable_hash,"
 			   " hash_algorithm, user_id, accessible, file_exists, exe_deleted,"
-			   " exe_replaced, platform_data)"
+			   " exe_replaced, platform_data, user_name, group_name, cwd)"
 			   " SELECT instance_id, ?2, ?3, ppid, name, executable_path,"
 			   " command_line, argv_json, executable_hash, hash_algorithm, user_id,"
-			   " accessible, file_exists, exe_deleted, exe_replaced, platform_data"
-			   " FROM processes WHERE pid = ?1",
+			   " accessible, file_exists, exe_deleted, exe_replaced, platform_data,"
+			   " user_name, group_name, cwd FROM processes WHERE pid = ?1",
 	/* the snapshot row, as it was last, becomes the instance's history */
 	[ST_EXIT_INST] = "INSERT INTO process_instances(id, pid, start_time, ppid, name,"
 			 " executable_path, command_line, argv_json, executable_hash,"
 			 " hash_algorithm, user_id, accessible, file_exists, exe_deleted,"
 			 " exe_replaced, platform_data, cpu_usage, memory_usage, first_seen,"
-			 " last_seen, exited_at, first_scan_id, last_scan_id, exit_scan_id)"
+			 " last_seen, exited_at, first_scan_id, last_scan_id, exit_scan_id,"
+			 " user_name, group_name, cwd)"
 			 " SELECT instance_id, pid, start_time, ppid, name, executable_path,"
 			 " command_line, argv_json, executable_hash, hash_algorithm, user_id,"
 			 " accessible, file_exists, exe_deleted, exe_replaced, platform_data,"
 			 " cpu_usage, memory_usage, coalesce(first_seen, collection_time), ?4,"
-			 " ?2, first_scan_id, ?5, ?3 FROM processes"
+			 " ?2, first_scan_id, ?5, ?3, user_name, group_name, cwd FROM processes"
 			 " WHERE pid = ?6 AND instance_id = ?1",
 	[ST_DEL_SNAP] = "DELETE FROM processes WHERE pid = ?1 AND instance_id = ?2",
 	[ST_INS_SAMPLE] = "INSERT INTO process_samples(instance_id, t, scan_id, cpu_usage,"
@@ -90,6 +94,21 @@ static const char *const stmt_sql[ST_MAX] = {
 	[ST_SCAN_COUNTS] = "UPDATE scans SET new_count = coalesce(new_count, 0) + ?1,"
 			   " changed_count = coalesce(changed_count, 0) + ?2,"
 			   " exited_count = coalesce(exited_count, 0) + ?3 WHERE id = ?4",
+	/* one row per (instance, endpoints): seen again, it is open again; the
+	   kernel's kind (connect or accept) wins over a scan's guess */
+	[ST_CONN_UPSERT] = "INSERT INTO network_connections(pid, start_time, kind, family,"
+			   " local_address, local_port, remote_address, remote_port, inode,"
+			   " first_seen, last_seen, closed_at, source) VALUES(?1, ?2, ?3, ?4,"
+			   " ?5, ?6, ?7, ?8, ?9, ?10, ?10, CASE ?3 WHEN 'connect_failed' THEN"
+			   " ?10 END, ?11) ON CONFLICT(pid, start_time, family, local_address,"
+			   " local_port, remote_address, remote_port) DO UPDATE SET"
+			   " last_seen = max(last_seen, excluded.last_seen),"
+			   " closed_at = excluded.closed_at,"
+			   " inode = coalesce(inode, excluded.inode),"
+			   " kind = CASE WHEN source = 'scan' AND excluded.source = 'ebpf' OR"
+			   " kind = 'connect_failed' THEN excluded.kind ELSE kind END,"
+			   " source = CASE WHEN excluded.source = 'ebpf' THEN 'ebpf' ELSE source"
+			   " END",
 };
 
 /* ---- errors and steps ---------------------------------------------------- */
@@ -137,6 +156,98 @@ int store_step(struct de_store *s, sqlite3_stmt *st, struct de_error *err, const
 	rc = rc == SQLITE_DONE ? 0 : store_db_err(s, err, what);
 	sqlite3_reset(st);
 	return rc;
+}
+
+/* ---- the WAL ------------------------------------------------------------- */
+
+/* The background checkpointer (de_store_background_checkpoints). */
+struct store_ckpt {
+	struct de_store *s;
+	sqlite3 *db; /* its own connection */
+	int64_t min_frames;
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool stop;
+};
+
+static void *ckpt_main(void *arg)
+{
+	struct store_ckpt *c = arg;
+	struct timespec ts;
+
+	pthread_mutex_lock(&c->mu);
+	while (!c->stop) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 200 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+		if (c->stop || __atomic_load_n(&c->s->wal_pages, __ATOMIC_RELAXED) < c->min_frames)
+			continue;
+		/* PASSIVE: copies what no reader still needs; the writer goes on.
+		   Under mu: store_rollback's TRUNCATE on a full disk waits for it
+		   rather than finding the WAL busy */
+		sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return NULL;
+}
+
+int de_store_background_checkpoints(struct de_store *s, uint64_t min_wal_bytes,
+				    struct de_error *err)
+{
+	struct store_ckpt *c;
+	int64_t frames = s->page_bytes > 0 ? (int64_t)(min_wal_bytes / (uint64_t)s->page_bytes) : 1;
+
+	if (s->read_only || !s->wal || s->ckpt)
+		return 0;
+	if (!(c = calloc(1, sizeof(*c))))
+		return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
+	c->s = s;
+	c->min_frames = frames > 0 ? frames : 1;
+	if (sqlite3_open_v2(s->path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+	    SQLITE_OK) {
+		int rc = de_error_set(err, DE_ERR_DATABASE, EIO,
+				      "%s: cannot open the checkpointer's connection: %s", s->path,
+				      c->db ? sqlite3_errmsg(c->db) : "out of memory");
+		sqlite3_close(c->db);
+		free(c);
+		return rc;
+	}
+	sqlite3_busy_timeout(c->db, 100);
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	if (pthread_create(&c->th, NULL, ckpt_main, c) != 0) {
+		pthread_cond_destroy(&c->cv);
+		pthread_mutex_destroy(&c->mu);
+		sqlite3_close(c->db);
+		free(c);
+		return de_error_set(err, DE_ERR_DATABASE, EAGAIN,
+				    "%s: cannot start the checkpointer thread", s->path);
+	}
+	s->ckpt = c;
+	return 0;
+}
+
+static void ckpt_stop(struct de_store *s)
+{
+	struct store_ckpt *c = s->ckpt;
+
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->mu);
+	c->stop = true;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	pthread_join(c->th, NULL);
+	pthread_cond_destroy(&c->cv);
+	pthread_mutex_destroy(&c->mu);
+	sqlite3_close(c->db);
+	free(c);
+	s->ckpt = NULL;
 }
 
 /* ---- open / close ------------------------------------------------------- */
@@ -269,13 +380,13 @@ static int wal_hook(void *ctx, sqlite3 *db, const char *name, int pages)
 	struct de_store *s = ctx;
 
 	(void)name;
-	s->wal_pages = pages;
+	__atomic_store_n(&s->wal_pages, pages, __ATOMIC_RELAXED);
 	/* the backstop for callers that never checkpoint (de_store_prune,
 	   de_store_checkpoint): as wal_autocheckpoint would, which this hook
 	   replaces */
 	if (pages >= STORE_WAL_BACKSTOP_PAGES &&
 	    sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) == SQLITE_OK)
-		s->wal_pages = 0;
+		__atomic_store_n(&s->wal_pages, 0, __ATOMIC_RELAXED);
 	return SQLITE_OK;
 }
 
@@ -307,11 +418,13 @@ int de_store_open(const struct de_store_config *cfg, struct de_store **out, stru
 	flags = cfg->read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
 	flags |= SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
 	if (sqlite3_open_v2(cfg->path, &s->db, flags, NULL) != SQLITE_OK) {
-		rc = de_error_set(
-			err, DE_ERR_DATABASE,
-			cfg->read_only && sqlite3_errcode(s->db) == SQLITE_CANTOPEN ? ENOENT : EIO,
-			"%s: cannot open event store: %s", cfg->path,
-			s->db ? sqlite3_errmsg(s->db) : "out of memory");
+		int ec = s->db ? sqlite3_errcode(s->db) : SQLITE_NOMEM;
+		rc = de_error_set(err, DE_ERR_DATABASE,
+				  ec == SQLITE_NOMEM			    ? ENOMEM
+				  : cfg->read_only && ec == SQLITE_CANTOPEN ? ENOENT
+									    : EIO,
+				  "%s: cannot open event store: %s", cfg->path,
+				  s->db ? sqlite3_errmsg(s->db) : "out of memory");
 		goto fail;
 	}
 	sqlite3_busy_timeout(s->db, cfg->busy_timeout_ms > 0 ? cfg->busy_timeout_ms : 5000);
@@ -330,12 +443,19 @@ int de_store_open(const struct de_store_config *cfg, struct de_store **out, stru
 		    sqlite3_exec(s->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) !=
 			    SQLITE_OK ||
 		    /* checkpoints run between scans (de_store_prune,
-		       de_store_checkpoint); wal_hook() is the backstop */
+		       de_store_checkpoint) and on the background checkpointer
+		       when one runs; wal_hook() is the backstop */
 		    sqlite3_exec(s->db, "PRAGMA journal_size_limit=33554432", NULL, NULL, NULL) !=
 			    SQLITE_OK ||
 		    /* room for the pages a first scan of 10,000 processes dirties, rather
 		       than spill and re-read them (the cache grows only as used) */
 		    sqlite3_exec(s->db, "PRAGMA cache_size=-16384", NULL, NULL, NULL) !=
+			    SQLITE_OK ||
+		    /* a statement that may abort halfway inside a transaction keeps
+		       a statement journal: in memory, not a temporary file created,
+		       written and unlinked per transaction (the exec path commits
+		       hundreds of small batches a second) */
+		    sqlite3_exec(s->db, "PRAGMA temp_store=MEMORY", NULL, NULL, NULL) !=
 			    SQLITE_OK) {
 			rc = store_db_err(s, err, "cannot set journal mode");
 			goto fail;
@@ -388,6 +508,7 @@ void de_store_close(struct de_store *s)
 {
 	if (!s)
 		return;
+	ckpt_stop(s);
 	for (int i = 0; i < ST_MAX; i++)
 		sqlite3_finalize(s->st[i]);
 	sqlite3_finalize(s->multi_snap); /* before the close, which fails while any is open */
@@ -505,26 +626,31 @@ void store_rollback(struct de_store *s)
 	 * batch can commit once a little room appears; otherwise the WAL
 	 * alone keeps the disk full.  Best effort: readers may hold it.
 	 */
-	if (full && s->wal &&
-	    sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL) ==
-		    SQLITE_OK)
-		s->wal_pages = 0;
+	if (full && s->wal) {
+		if (s->ckpt)
+			pthread_mutex_lock(&s->ckpt->mu);
+		if (sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL,
+					      NULL) == SQLITE_OK)
+			__atomic_store_n(&s->wal_pages, 0, __ATOMIC_RELAXED);
+		if (s->ckpt)
+			pthread_mutex_unlock(&s->ckpt->mu);
+	}
 }
 
 int de_store_checkpoint(struct de_store *s, uint64_t min_wal_bytes, struct de_error *err)
 {
-	int busy = 0, log = 0, done = 0;
+	int log = 0, done = 0;
 
 	if (s->read_only || !s->wal)
 		return 0;
-	if ((uint64_t)s->wal_pages * (uint64_t)s->page_bytes < min_wal_bytes)
+	if ((uint64_t)__atomic_load_n(&s->wal_pages, __ATOMIC_RELAXED) * (uint64_t)s->page_bytes <
+	    min_wal_bytes)
 		return 0;
 	if (sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done) !=
 		    SQLITE_OK &&
 	    sqlite3_errcode(s->db) != SQLITE_BUSY)
 		return store_db_err(s, err, "cannot checkpoint the write-ahead log");
-	(void)busy;
 	/* what readers still need stays: counted again at the next commit */
-	s->wal_pages = log > done ? log - done : 0;
+	__atomic_store_n(&s->wal_pages, log > done ? log - done : 0, __ATOMIC_RELAXED);
 	return 0;
 }

@@ -426,10 +426,10 @@ int de_store_processes(struct de_store *s, int64_t scan_id, const struct de_proc
 	if (!s->queue && !(s->queue = calloc(STORE_BATCH_ROWS, sizeof(*s->queue))))
 		return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
 	/* the new index reuses the previous scan's memory when it fits */
-	if ((rc = store_tab_take(&s->spare, &nt, n)) < 0 || (rc = pd_reserve(s, n)) < 0)
+	if (pd_reserve(s, n) < 0 || store_pd_sums(recs, n, s->pd) < 0 ||
+	    store_tab_take(&s->spare, &nt, n) < 0)
 		return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
 	s->gen++;
-	store_pd_sums(recs, n, s->pd);
 	if ((rc = store_begin_write(s, err, "cannot start the snapshot transaction")) < 0)
 		goto fail;
 	if (n >= BULK_MIN && n >= 2 * s->snap.len && (rc = bulk_begin(s, &bulk, err)) < 0)

@@ -15,6 +15,8 @@
  */
 #include "store_int.h"
 
+#include <errno.h>
+
 #include <string.h>
 
 #include "daemoneye/facts.h"
@@ -246,22 +248,23 @@ static int fact_sum(const struct de_fact *f, void *ctx)
  * sees no change).  A record whose facts hold text that is not valid UTF-8
  * (a cgroup name with such bytes: rare) is summed through its JSON form.
  */
-static void facts_sum(const struct de_process_record *r, struct pd_sum *ps)
+static int facts_sum(const struct de_process_record *r, struct pd_sum *ps)
 {
 	struct pd_sum zero = *ps;
 	struct de_process_record tmp;
 	json_t *j;
 
 	if (de_linux_facts_each_inline(&r->facts, fact_sum, ps) == 0)
-		return;
+		return 0;
 	*ps = zero;
 	tmp = (struct de_process_record){.facts = r->facts};
-	j = de_process_record_platform_json(&tmp);
+	/* out of memory: the caller fails (a guessed sum would record a false change) */
+	if (!(j = de_process_record_platform_json(&tmp)))
+		return -ENOMEM;
 	for (void *it = json_object_iter(j); it; it = json_object_iter_next(j, it))
 		pd_member(ps, it);
-	if (!j) /* ENOMEM: at worst a false change at the next scan */
-		ps->id += 1;
 	json_decref(j);
+	return 0;
 }
 
 #define PD_LANES 16
@@ -274,7 +277,7 @@ static void facts_sum(const struct de_process_record *r, struct pd_sum *ps)
  * reads them, and the lanes' misses overlap.  Records with collector facts (what procmond sends)
  * are summed from the flat facts; only their extra members, if any, are walked.
  */
-void store_pd_sums(const struct de_process_record *recs, size_t n, struct pd_sum *out)
+int store_pd_sums(const struct de_process_record *recs, size_t n, struct pd_sum *out)
 {
 	for (size_t base = 0; base < n; base += PD_LANES) {
 		size_t m = n - base < PD_LANES ? n - base : PD_LANES, busy = 0;
@@ -286,7 +289,8 @@ void store_pd_sums(const struct de_process_record *recs, size_t n, struct pd_sum
 			*ps = (struct pd_sum){.object = json_is_object(o)};
 			ready[j] = next[j] = NULL;
 			if (recs[base + j].facts.present) {
-				facts_sum(&recs[base + j], ps);
+				if (facts_sum(&recs[base + j], ps) < 0)
+					return -ENOMEM;
 				ps->object = true;
 			}
 			if (ps->object)
@@ -320,6 +324,7 @@ void store_pd_sums(const struct de_process_record *recs, size_t n, struct pd_sum
 			if (ready[j])
 				pd_member(&out[base + j], ready[j]);
 	}
+	return 0;
 }
 
 void store_record_hashes(const struct de_process_record *r, const struct pd_sum *ps,

@@ -16,6 +16,7 @@
  *   store_query.c   the process history query (the seed's ProcessQuery)
  *   store_prune.c   retention by age and size, the WAL checkpoint
  *   store_stats.c   counts and sizes
+ *   store_spool.c   the fleet's spool of messages waiting for the stream
  *
  * Why the snapshot diff lives in memory: comparing a 10,000-process scan
  * against the rows in SQLite would read the whole snapshot each scan.  The
@@ -150,6 +151,7 @@ enum store_stmt {
 	ST_INS_SAMPLE,	/* a cpu/memory sample */
 	ST_SET_STATE,	/* the snapshot's time and scan, the last sample time */
 	ST_SCAN_COUNTS, /* a scan's new/changed/exited counts */
+	ST_CONN_UPSERT, /* a TCP connection, new or seen again (store_conns.c) */
 	ST_MAX
 };
 
@@ -158,7 +160,7 @@ enum store_stmt {
  * STORE_NPARAM per row (store_bind_record()); the multi-row insert of new
  * instances holds STORE_BATCH_ROWS rows.
  */
-#define STORE_NPARAM	 23
+#define STORE_NPARAM	 26
 #define STORE_BATCH_ROWS 16
 /* WAL frames after which a commit checkpoints by itself (a backstop: the
    agent checkpoints between scans) */
@@ -180,8 +182,8 @@ struct rec_sum {
 	bool exe_deleted, exe_replaced;
 };
 
-/* The platform_data sums of recs[0..n) into out[0..n). */
-void store_pd_sums(const struct de_process_record *recs, size_t n, struct pd_sum *out);
+/* The platform_data sums of recs[0..n) into out[0..n); -ENOMEM (out partly written). */
+int store_pd_sums(const struct de_process_record *recs, size_t n, struct pd_sum *out);
 /* The hashes of r, whose platform_data sums are *ps. */
 void store_record_hashes(const struct de_process_record *r, const struct pd_sum *ps,
 			 struct rec_sum *out);
@@ -262,8 +264,10 @@ struct de_store {
 	int64_t snap_time, snap_scan, sample_time; /* from store_state */
 	struct de_store_diff last_diff;		   /* of the last successful batch */
 	int step_errno;				   /* errno after the last failed step */
-	int64_t wal_pages;			   /* frames in the WAL after the last commit */
-	int64_t page_bytes;			   /* the file's page size */
+	int64_t wal_pages;	 /* frames in the WAL after the last commit (atomic: the
+				    background checkpointer reads it) */
+	int64_t page_bytes;	 /* the file's page size */
+	struct store_ckpt *ckpt; /* the background checkpointer, or NULL */
 };
 
 /* ---- errors, steps, transactions (store.c) ------------------------------ */
@@ -290,6 +294,10 @@ int store_read_version(sqlite3 *db, int *out);
  * untouched.
  */
 int store_migrate(struct de_store *s, struct de_error *err);
+
+/* Write one connection (reported by the kernel, or found by a scan) inside
+   the caller's transaction (store_conns.c). */
+int store_write_conn(struct de_store *s, const struct de_connection *c, struct de_error *err);
 /*
  * The tables of the current schema that rules may not read, described as
  * de_relations() describes those they may.  Static; *n entries.

@@ -29,8 +29,11 @@ enum {
 	S_STATE_FIND,
 	S_STATE_TOUCH,
 	S_STATE_OPEN,
+	S_STATE_NEXT,
+	S_DELIV_NEXT,
 	S_STATES_RULE,
 	S_STATES_ALL,
+	S_STATE_KEYS,
 	S_STATE_RESOLVE,
 	S_LIVE,
 	S_SUPP_ADD,
@@ -42,6 +45,7 @@ enum {
 	S_DUE,
 	S_NEXT_DUE,
 	S_RECORD,
+	S_DELIVERED,
 	S_PENDING,
 	S_ALERT_GET,
 	S_MAX
@@ -58,15 +62,18 @@ static const char *const sqls[S_MAX] = {
 	[S_STATE_FIND] = "SELECT id FROM alert_state WHERE rule_id = ?1 AND subject = ?2"
 			 " AND status = 'open'",
 	[S_STATE_TOUCH] = "UPDATE alert_state SET last_seen = ?2 WHERE id = ?1",
-	[S_STATE_OPEN] = "INSERT INTO alert_state(rule_id, subject, pid, start_time, instance_id,"
-			 " alert_id, status, opened_at, last_seen)"
-			 " VALUES(?1, ?2, ?3, ?4, ?5, ?6, 'open', ?7, ?7)",
+	[S_STATE_OPEN] = "INSERT INTO alert_state(id, rule_id, subject, pid, start_time,"
+			 " instance_id, alert_id, status, opened_at, last_seen)"
+			 " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 'open', ?8, ?8)",
+	[S_STATE_NEXT] = "SELECT coalesce(max(id), 0) + 1 FROM alert_state",
+	[S_DELIV_NEXT] = "SELECT coalesce(max(id), 0) + 1 FROM alert_deliveries",
 	[S_STATES_RULE] = "SELECT id, rule_id, subject, alert_id, pid, instance_id, last_seen"
 			  " FROM alert_state WHERE status = 'open' AND rule_id = ?1 ORDER BY id",
 	[S_STATES_ALL] = "SELECT id, rule_id, subject, alert_id, pid, instance_id, last_seen"
 			 " FROM alert_state WHERE status = 'open' ORDER BY id",
+	[S_STATE_KEYS] = "SELECT id, rule_id, subject FROM alert_state WHERE status = 'open'",
 	[S_STATE_RESOLVE] = "UPDATE alert_state SET status = 'resolved', resolved_at = ?2,"
-			    " resolution = ?3 WHERE id = ?1",
+			    " resolution = ?3 WHERE id = ?1 RETURNING rule_id, subject",
 	[S_LIVE] = "SELECT 1 FROM processes WHERE instance_id = ?1",
 	[S_SUPP_ADD] = "INSERT INTO alert_suppressed(t, rule_id, kind, exception, exception_origin,"
 		       " reason, folded_into, pid, start_time, instance_id, process_name,"
@@ -84,8 +91,8 @@ static const char *const sqls[S_MAX] = {
 			" scan_id, affected_processes, process_count, alert_data,"
 			" rule_execution_time_ms, dedupe_key, incomplete, kind, context)"
 			" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-	[S_DELIV_ADD] = "INSERT INTO alert_deliveries(alert_id, sink, status, attempts,"
-			" next_attempt_at) VALUES(?1, ?2, 'pending', 0, ?3)",
+	[S_DELIV_ADD] = "INSERT INTO alert_deliveries(id, alert_id, sink, status, attempts,"
+			" next_attempt_at) VALUES(?1, ?2, ?3, 'pending', 0, ?4)",
 	[S_DUE] = "SELECT d.id, d.alert_id, d.sink, d.attempts, d.next_attempt_at,"
 		  " d.last_attempt_at, d.error FROM alert_deliveries d"
 		  " WHERE d.sink = ?1 AND d.status = 'pending' AND d.next_attempt_at <= ?2"
@@ -96,6 +103,11 @@ static const char *const sqls[S_MAX] = {
 		     " last_attempt_at = ?4, next_attempt_at = ?5, error = ?6,"
 		     " delivered_at = CASE WHEN ?2 = 'delivered' THEN ?4 ELSE delivered_at END"
 		     " WHERE id = ?1",
+	/* a run of consecutive ids, every one of them delivered (OR FAIL: no
+	 * statement journal; a failure fails the transaction) */
+	[S_DELIVERED] = "UPDATE OR FAIL alert_deliveries SET status = 'delivered', attempts = ?3,"
+			" last_attempt_at = ?4, next_attempt_at = NULL, error = NULL,"
+			" delivered_at = ?4 WHERE id BETWEEN ?1 AND ?2",
 	[S_PENDING] =
 		"SELECT count(*) FROM alert_deliveries WHERE sink = ?1 AND status = 'pending'",
 	[S_ALERT_GET] = "SELECT id, alert_time, rule_id, title, description, severity, scan_id,"
@@ -104,11 +116,83 @@ static const char *const sqls[S_MAX] = {
 			" FROM alerts WHERE id = ?1",
 };
 
+/*
+ * The open states, (rule_id, subject) -> state id, in memory: the alert
+ * manager asks for each subject of each alert, and a hash lookup costs a
+ * small fraction of the SELECT.  Loaded from the store on first use, kept
+ * in step by state_open and state_resolve (the only writers of open
+ * states), dropped on rollback and loaded again.  One entry per open state:
+ * as many as the store holds.
+ */
+struct open_ent {
+	char *key; /* rule_id NUL subject (owned); NULL: empty; &tomb: deleted */
+	size_t klen;
+	int64_t id;
+};
+struct open_cache {
+	struct open_ent *v;
+	size_t cap, len, used; /* used: len + tombstones */
+	bool loaded;
+};
+
+/*
+ * Rows inserted in groups.  de_outbox_add and de_outbox_state_open queue
+ * their rows (text copied into an arena) with the ids the outbox gives
+ * them (one past the table's largest, read once per transaction), and a
+ * queue is inserted QROWS rows per statement when full.  Whatever is
+ * queued goes in before any other statement on the alerting tables runs,
+ * and before COMMIT, so every read sees it and the transaction holds it.
+ * OR FAIL: a failure fails the whole transaction anyway, and a statement
+ * that may abort half-way would first copy every page it touches into a
+ * statement journal (a temporary file).
+ */
+#define QROWS 16
+#define QCOLS 15 /* the most a queued table has (alerts) */
+enum { Q_ALERT, Q_DELIV, Q_STATE, Q_MAX };
+struct qval {
+	enum { QV_NULL = 0, QV_INT, QV_TEXT } type;
+	int64_t i;	 /* QV_INT */
+	size_t off, len; /* QV_TEXT: in the arena */
+};
+struct rowq {
+	size_t n; /* rows queued */
+	struct qval v[QROWS * QCOLS];
+};
+static const struct {
+	int single;	  /* the one-row statement */
+	int ncols;	  /* its parameters */
+	const char *head; /* the insert, up to VALUES */
+	const char *row;  /* one row: '#' the next parameter, '@' the last one again */
+} qdefs[Q_MAX] = {
+	[Q_ALERT] =
+		{S_ALERT_ADD, 15,
+		 "INSERT OR FAIL INTO alerts(id, alert_time, rule_id, title, description, severity,"
+		 " scan_id, affected_processes, process_count, alert_data,"
+		 " rule_execution_time_ms, dedupe_key, incomplete, kind, context) VALUES",
+		 "(#,#,#,#,#,#,#,#,#,#,#,#,#,#,#)"},
+	[Q_DELIV] = {S_DELIV_ADD, 4,
+		     "INSERT OR FAIL INTO alert_deliveries(id, alert_id, sink, status, attempts,"
+		     " next_attempt_at) VALUES",
+		     "(#,#,#,'pending',0,#)"},
+	[Q_STATE] = {S_STATE_OPEN, 8,
+		     "INSERT OR FAIL INTO alert_state(id, rule_id, subject, pid, start_time, "
+		     "instance_id,"
+		     " alert_id, status, opened_at, last_seen) VALUES",
+		     "(#,#,#,#,#,#,#,'open',#,@)"},
+};
+
 struct de_outbox {
 	struct de_store *store;
 	sqlite3 *db;
 	sqlite3_stmt *st[S_MAX]; /* prepared on first use */
 	bool in_tx;
+	struct open_cache open;
+	struct rowq q[Q_MAX];
+	sqlite3_stmt *qst[Q_MAX];	/* the QROWS-row inserts */
+	struct de_buf arena;		/* the queued rows' text */
+	int64_t next_deliv, next_state; /* the next ids to give (0: not read yet) */
+	/* an alert's JSON columns, built in buffers reused from alert to alert */
+	struct de_buf affected, data, ctx;
 };
 
 static const char *const status_names[DE_OUTBOX_STATUS_MAX] = {"pending", "delivered", "dead"};
@@ -145,21 +229,37 @@ int de_outbox_open(struct de_store *s, struct de_outbox **out, struct de_error *
 		return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
 	o->store = s;
 	o->db = de_store_db(s);
+	o->affected = (struct de_buf)DE_BUF_INIT(1u << 20);
+	o->data = (struct de_buf)DE_BUF_INIT(64u << 20);
+	o->ctx = (struct de_buf)DE_BUF_INIT(64u << 20);
+	o->arena = (struct de_buf)DE_BUF_INIT(1u << 30);
 	*out = o;
 	return 0;
 }
+
+static void open_cache_clear(struct open_cache *c);
 
 void de_outbox_close(struct de_outbox *o)
 {
 	if (!o)
 		return;
+	open_cache_clear(&o->open);
 	for (int i = 0; i < S_MAX; i++)
 		sqlite3_finalize(o->st[i]);
+	for (int i = 0; i < Q_MAX; i++)
+		sqlite3_finalize(o->qst[i]);
+	de_buf_free(&o->arena);
+	de_buf_free(&o->affected);
+	de_buf_free(&o->data);
+	de_buf_free(&o->ctx);
 	free(o);
 }
 
-/* Statement i, reset and unbound, ready to bind. */
-static sqlite3_stmt *stmt(struct de_outbox *o, int i, struct de_error *err)
+static int q_flush(struct de_outbox *o, struct de_error *err);
+static int run(struct de_outbox *o, sqlite3_stmt *st, struct de_error *err, const char *what);
+
+/* Statement i, reset and unbound, ready to bind (nothing queued is flushed). */
+static sqlite3_stmt *stmt_raw(struct de_outbox *o, int i, struct de_error *err)
 {
 	if (!o->st[i] && sqlite3_prepare_v3(o->db, sqls[i], -1, SQLITE_PREPARE_PERSISTENT,
 					    &o->st[i], NULL) != SQLITE_OK) {
@@ -170,6 +270,156 @@ static sqlite3_stmt *stmt(struct de_outbox *o, int i, struct de_error *err)
 	sqlite3_reset(o->st[i]);
 	sqlite3_clear_bindings(o->st[i]);
 	return o->st[i];
+}
+
+/*
+ * Statement i, ready to bind, after the queued rows went in: every
+ * statement but those on the snapshot alone (and ROLLBACK, which drops
+ * them) may read or change what is queued.
+ */
+static sqlite3_stmt *stmt(struct de_outbox *o, int i, struct de_error *err)
+{
+	if (i != S_SUBJECT && i != S_LIVE && i != S_ROLLBACK && q_flush(o, err) < 0)
+		return NULL;
+	return stmt_raw(o, i, err);
+}
+
+/* ---- rows inserted in groups ----------------------------------------------------------- */
+
+/* Bind row r's values (from v) to st from parameter base + 1 on. */
+static void q_bind(struct de_outbox *o, sqlite3_stmt *st, int base, const struct qval *v, int ncols)
+{
+	for (int c = 0; c < ncols; c++) {
+		if (v[c].type == QV_INT)
+			sqlite3_bind_int64(st, base + c + 1, v[c].i);
+		else if (v[c].type == QV_TEXT)
+			sqlite3_bind_text(st, base + c + 1, o->arena.p + v[c].off, (int)v[c].len,
+					  SQLITE_STATIC);
+	}
+}
+
+/* The QROWS-row insert of queue q, prepared on first use. */
+static sqlite3_stmt *q_stmt(struct de_outbox *o, int q, struct de_error *err)
+{
+	struct de_buf sql = DE_BUF_INIT(1u << 16);
+	int rc, p = 0;
+
+	if (o->qst[q]) {
+		sqlite3_reset(o->qst[q]);
+		sqlite3_clear_bindings(o->qst[q]);
+		return o->qst[q];
+	}
+	rc = de_buf_puts(&sql, qdefs[q].head);
+	for (int r = 0; r < QROWS && rc == 0; r++) {
+		if (r && (rc = de_buf_putc(&sql, ',')) < 0)
+			break;
+		for (const char *c = qdefs[q].row; *c && rc == 0; c++)
+			rc = *c == '#'	 ? de_buf_printf(&sql, "?%d", ++p)
+			     : *c == '@' ? de_buf_printf(&sql, "?%d", p)
+					 : de_buf_putc(&sql, *c);
+	}
+	if (rc < 0 || sqlite3_prepare_v3(o->db, sql.p, -1, SQLITE_PREPARE_PERSISTENT, &o->qst[q],
+					 NULL) != SQLITE_OK) {
+		de_buf_free(&sql);
+		o->qst[q] = NULL;
+		if (rc < 0) {
+			de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
+			return NULL;
+		}
+		db_fail(o, err, "cannot prepare an alerting statement");
+		return NULL;
+	}
+	de_buf_free(&sql);
+	return o->qst[q];
+}
+
+static const char *const q_what[Q_MAX] = {"cannot store an alert", "cannot store a delivery",
+					  "cannot record alert state"};
+
+/* Insert what queue q holds: QROWS at a time, the rest one by one. */
+static int q_flush_one(struct de_outbox *o, int q, struct de_error *err)
+{
+	struct rowq *rq = &o->q[q];
+	int nc = qdefs[q].ncols, rc = 0;
+	size_t r = 0;
+	sqlite3_stmt *st;
+
+	if (rq->n == QROWS) {
+		if (!(st = q_stmt(o, q, err)))
+			return -EIO;
+		for (; r < QROWS; r++)
+			q_bind(o, st, (int)r * nc, rq->v + r * QCOLS, nc);
+		rc = run(o, st, err, q_what[q]);
+	}
+	for (; r < rq->n && rc == 0; r++) {
+		if (!(st = stmt_raw(o, qdefs[q].single, err)))
+			return -EIO;
+		q_bind(o, st, 0, rq->v + r * QCOLS, nc);
+		rc = run(o, st, err, q_what[q]);
+	}
+	rq->n = 0;
+	return rc;
+}
+
+static int q_flush(struct de_outbox *o, struct de_error *err)
+{
+	int rc = 0;
+
+	for (int q = 0; q < Q_MAX && rc == 0; q++)
+		if (o->q[q].n)
+			rc = q_flush_one(o, q, err);
+	if (rc == 0)
+		de_buf_reset(&o->arena);
+	return rc;
+}
+
+/* The next free row of queue q (its values NULL), after flushing a full queue. */
+static struct qval *q_row(struct de_outbox *o, int q, struct de_error *err)
+{
+	struct rowq *rq = &o->q[q];
+
+	if (rq->n == QROWS && q_flush_one(o, q, err) < 0)
+		return NULL;
+	memset(rq->v + rq->n * QCOLS, 0, QCOLS * sizeof(struct qval));
+	return rq->v + rq->n++ * QCOLS;
+}
+
+static void q_int(struct qval *v, int64_t i)
+{
+	v->type = QV_INT;
+	v->i = i;
+}
+
+/* s (NULL: SQL NULL) copied into the arena.  0 or -ENOMEM/-E2BIG. */
+static int q_text(struct de_outbox *o, struct qval *v, const char *s, size_t n)
+{
+	int rc;
+
+	if (!s)
+		return 0;
+	v->off = o->arena.len;
+	v->len = n;
+	if ((rc = de_buf_append(&o->arena, s, n)) == 0)
+		v->type = QV_TEXT;
+	return rc;
+}
+
+/* The next id of a table (one past its largest, read once a transaction). */
+static int next_id(struct de_outbox *o, int64_t *next, int stmt_i, int64_t *out,
+		   struct de_error *err)
+{
+	if (!*next) {
+		sqlite3_stmt *st = stmt_raw(o, stmt_i, err);
+		if (!st)
+			return -EIO;
+		int rc = sqlite3_step(st);
+		*next = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+		sqlite3_reset(st);
+		if (rc != SQLITE_ROW)
+			return db_fail(o, err, "cannot read the outbox");
+	}
+	*out = (*next)++;
+	return 0;
 }
 
 /* Step a statement that returns no rows. */
@@ -257,8 +507,10 @@ int de_outbox_tx_commit(struct de_outbox *o, struct de_error *err)
 
 	if (!st)
 		return -EIO;
-	if ((rc = run(o, st, err, "cannot commit alerts")) == 0)
+	if ((rc = run(o, st, err, "cannot commit alerts")) == 0) {
 		o->in_tx = false;
+		o->next_deliv = o->next_state = 0;
+	}
 	return rc;
 }
 
@@ -272,6 +524,11 @@ void de_outbox_tx_rollback(struct de_outbox *o)
 	if (st && o->in_tx && !sqlite3_get_autocommit(o->db))
 		run(o, st, NULL, "rollback");
 	o->in_tx = false;
+	open_cache_clear(&o->open); /* what the rollback undid: loaded again when asked */
+	for (int i = 0; i < Q_MAX; i++)
+		o->q[i].n = 0;
+	de_buf_reset(&o->arena);
+	o->next_deliv = o->next_state = 0;
 }
 
 /* ---- subjects and state --------------------------------------------------------------- */
@@ -308,13 +565,137 @@ int de_outbox_subject(struct de_outbox *o, uint32_t pid, struct de_subject *out,
 	return 0; /* the strings live until the statement is next used */
 }
 
+/* ---- the open states in memory ---- */
+
+static char open_tomb;
+
+static void open_cache_clear(struct open_cache *c)
+{
+	for (size_t i = 0; i < c->cap; i++)
+		if (c->v[i].key && c->v[i].key != &open_tomb)
+			free(c->v[i].key);
+	free(c->v);
+	memset(c, 0, sizeof(*c));
+}
+
+/* rule_id NUL subject into buf (at most n bytes): its length, 0 if it does not fit. */
+static size_t open_key(char *buf, size_t n, const char *rule_id, const char *subject)
+{
+	size_t r = strlen(rule_id), l = strlen(subject);
+
+	if (r + 1 + l > n)
+		return 0;
+	memcpy(buf, rule_id, r);
+	buf[r] = '\0';
+	memcpy(buf + r + 1, subject, l);
+	return r + 1 + l;
+}
+
+static size_t open_slot(const char *k, size_t n, size_t cap)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)k[i]) * 0x100000001b3ULL;
+	return (size_t)(h ^ (h >> 29)) & (cap - 1);
+}
+
+/* The entry of key k, or the empty slot where it would go (never a tombstone). */
+static struct open_ent *open_find(struct open_cache *c, const char *k, size_t n)
+{
+	for (size_t i = open_slot(k, n, c->cap);; i = (i + 1) & (c->cap - 1)) {
+		struct open_ent *e = &c->v[i];
+		if (!e->key || (e->key != &open_tomb && e->klen == n && !memcmp(e->key, k, n)))
+			return e;
+	}
+}
+
+static int open_put(struct open_cache *c, const char *k, size_t n, int64_t id)
+{
+	if ((c->used + 1) * 2 > c->cap) { /* grow, dropping tombstones */
+		struct open_cache g = {.loaded = c->loaded};
+		g.cap = 64;
+		while ((c->len + 1) * 4 > g.cap)
+			g.cap *= 2;
+		if (!(g.v = calloc(g.cap, sizeof(*g.v))))
+			return -ENOMEM;
+		for (size_t i = 0; i < c->cap; i++)
+			if (c->v[i].key && c->v[i].key != &open_tomb) {
+				*open_find(&g, c->v[i].key, c->v[i].klen) = c->v[i];
+				g.len++;
+			}
+		g.used = g.len;
+		free(c->v);
+		*c = g;
+	}
+	struct open_ent *e = open_find(c, k, n);
+	if (!e->key) {
+		if (!(e->key = malloc(n)))
+			return -ENOMEM;
+		memcpy(e->key, k, n);
+		e->klen = n;
+		c->len++;
+		c->used++;
+	}
+	e->id = id;
+	return 0;
+}
+
+static void open_del(struct open_cache *c, const char *k, size_t n)
+{
+	struct open_ent *e = c->cap ? open_find(c, k, n) : NULL;
+
+	if (e && e->key) {
+		free(e->key);
+		e->key = &open_tomb;
+		c->len--;
+	}
+}
+
+/* Load the open states from the store, unless they are loaded. */
+static int open_load(struct de_outbox *o, struct de_error *err)
+{
+	sqlite3_stmt *st;
+	char k[1024];
+	int rc, r = 0;
+
+	if (o->open.loaded)
+		return 0;
+	if (!(st = stmt(o, S_STATE_KEYS, err)))
+		return -EIO;
+	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		size_t n = open_key(k, sizeof(k), col_text(st, 1), col_text(st, 2));
+		if (n) /* keys this long are looked up in the store */
+			r = open_put(&o->open, k, n, sqlite3_column_int64(st, 0));
+	}
+	sqlite3_reset(st);
+	if (r < 0) {
+		open_cache_clear(&o->open);
+		return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
+	}
+	if (rc != SQLITE_DONE) {
+		open_cache_clear(&o->open);
+		return db_fail(o, err, "cannot read alert state");
+	}
+	o->open.loaded = true;
+	return 0;
+}
+
 int de_outbox_state_open_id(struct de_outbox *o, const char *rule_id, const char *subject,
 			    int64_t *id, struct de_error *err)
 {
-	sqlite3_stmt *st = stmt(o, S_STATE_FIND, err);
+	sqlite3_stmt *st;
+	char k[1024];
+	size_t n = open_key(k, sizeof(k), rule_id, subject);
 	int rc;
 
-	if (!st)
+	if (n && (rc = open_load(o, err)) < 0)
+		return rc;
+	if (n) {
+		struct open_ent *e = o->open.cap ? open_find(&o->open, k, n) : NULL;
+		*id = e && e->key ? e->id : 0;
+		return 0;
+	}
+	if (!(st = stmt(o, S_STATE_FIND, err)))
 		return -EIO;
 	bind_text(st, 1, rule_id);
 	bind_text(st, 2, subject);
@@ -341,21 +722,32 @@ int de_outbox_state_open(struct de_outbox *o, const char *rule_id, const char *s
 			 const struct de_subject *p, const char *alert_id, int64_t now,
 			 struct de_error *err)
 {
-	sqlite3_stmt *st = stmt(o, S_STATE_OPEN, err);
+	struct qval *v;
+	int64_t id = 0;
+	int rc;
 
-	if (!st)
+	if ((rc = next_id(o, &o->next_state, S_STATE_NEXT, &id, err)) < 0)
+		return rc;
+	if (!(v = q_row(o, Q_STATE, err)))
 		return -EIO;
-	bind_text(st, 1, rule_id);
-	bind_text(st, 2, subject);
+	q_int(&v[0], id);
 	if (p && p->pid)
-		sqlite3_bind_int64(st, 3, p->pid);
+		q_int(&v[3], p->pid);
 	if (p && p->has_start_time)
-		sqlite3_bind_int64(st, 4, p->start_time);
+		q_int(&v[4], p->start_time);
 	if (p && p->instance_id)
-		sqlite3_bind_int64(st, 5, p->instance_id);
-	bind_text(st, 6, alert_id);
-	sqlite3_bind_int64(st, 7, now);
-	return run(o, st, err, "cannot record alert state");
+		q_int(&v[5], p->instance_id);
+	q_int(&v[7], now);
+	if ((rc = q_text(o, &v[1], rule_id, strlen(rule_id))) < 0 ||
+	    (rc = q_text(o, &v[2], subject, strlen(subject))) < 0 ||
+	    (alert_id && (rc = q_text(o, &v[6], alert_id, strlen(alert_id))) < 0))
+		return de_error_set(err, DE_ERR_DATABASE, -rc, "cannot record alert state: %s",
+				    "out of memory");
+	char k[1024];
+	size_t n = open_key(k, sizeof(k), rule_id, subject);
+	if (n && o->open.loaded && open_put(&o->open, k, n, id) < 0)
+		open_cache_clear(&o->open); /* loaded again when next asked */
+	return 0;
 }
 
 static int state_row(sqlite3_stmt *st, void *arg)
@@ -395,7 +787,17 @@ int de_outbox_state_resolve(struct de_outbox *o, int64_t id, int64_t now, const 
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, now);
 	bind_text(st, 3, resolution);
-	return run(o, st, err, "cannot resolve alert state");
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && o->open.loaded) {
+		char k[1024];
+		size_t n = open_key(k, sizeof(k), col_text(st, 0), col_text(st, 1));
+		if (n)
+			open_del(&o->open, k, n);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(o, err, "cannot resolve alert state");
+	return 0;
 }
 
 int de_outbox_instance_live(struct de_outbox *o, int64_t instance_id, bool *live,
@@ -501,67 +903,70 @@ int de_outbox_windows(struct de_outbox *o, de_window_cb cb, void *arg, struct de
 int de_outbox_add(struct de_outbox *o, const struct de_alert *a, const char *const *sinks, size_t n,
 		  int64_t now, int64_t *ids, struct de_error *err)
 {
-	sqlite3_stmt *st = stmt(o, S_ALERT_ADD, err);
-	struct de_buf affected = DE_BUF_INIT(1u << 20);
-	char id[DE_UUID_STR_LEN + 1], *data = NULL, *ctx = NULL;
+	char id[DE_UUID_STR_LEN + 1];
+	const char *sev = de_severity_name(a->severity);
+	struct qval *v;
 	int rc = 0;
 
-	if (!st)
-		return -EIO;
 	/* the columns as de_alert_to_json would write them, without building it whole */
 	de_uuid_format(&a->id, id);
-	rc = de_buf_putc(&affected, '[');
+	de_buf_reset(&o->affected);
+	rc = de_buf_putc(&o->affected, '[');
 	for (size_t i = 0; rc == 0 && i < a->affected_processes_len; i++)
-		rc = de_buf_printf(&affected, "%s%u", i ? "," : "", a->affected_processes[i]);
+		if ((rc = i ? de_buf_putc(&o->affected, ',') : 0) == 0)
+			rc = de_json_put_int(&o->affected, a->affected_processes[i]);
 	if (rc == 0)
-		rc = de_buf_putc(&affected, ']');
-	data = json_dumps(a->alert_data ? a->alert_data : json_null(),
-			  JSON_COMPACT | JSON_ENCODE_ANY);
-	if (a->context)
-		ctx = json_dumps(a->context, JSON_COMPACT | JSON_ENCODE_ANY);
-	if (rc < 0 || !data || (a->context && !ctx)) {
-		rc = de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
-		goto out;
-	}
-	bind_text(st, 1, id);
-	sqlite3_bind_int64(st, 2, a->alert_time);
-	bind_text(st, 3, a->rule_id);
-	bind_text(st, 4, a->title);
-	bind_text(st, 5, a->description);
-	bind_text(st, 6, de_severity_name(a->severity));
+		rc = de_buf_putc(&o->affected, ']');
+	de_buf_reset(&o->data);
+	if (rc == 0)
+		rc = de_json_dump(a->alert_data ? a->alert_data : json_null(), false, &o->data);
+	de_buf_reset(&o->ctx);
+	if (rc == 0 && a->context)
+		rc = de_json_dump(a->context, false, &o->ctx);
+	if (rc < 0)
+		goto fail;
+	if (!(v = q_row(o, Q_ALERT, err)))
+		return -EIO;
+#define QT(col, s) ((s) ? q_text(o, &v[col], (s), strlen(s)) : 0)
+	q_int(&v[1], a->alert_time);
 	if (a->has_scan_id)
-		sqlite3_bind_int64(st, 7, a->scan_id);
-	bind_text(st, 8, affected.p);
-	sqlite3_bind_int(st, 9, a->process_count);
-	bind_text(st, 10, data);
+		q_int(&v[6], a->scan_id);
+	q_int(&v[8], a->process_count);
 	if (a->has_rule_execution_time_ms)
-		sqlite3_bind_int64(st, 11, a->rule_execution_time_ms);
-	bind_text(st, 12, a->dedupe_key);
-	sqlite3_bind_int(st, 13, a->incomplete);
-	bind_text(st, 14, a->kind);
-	bind_text(st, 15, ctx);
-	if ((rc = run(o, st, err, "cannot store an alert")) < 0)
-		goto out;
+		q_int(&v[10], a->rule_execution_time_ms);
+	q_int(&v[12], a->incomplete);
+	if ((rc = q_text(o, &v[0], id, DE_UUID_STR_LEN)) < 0 || (rc = QT(2, a->rule_id)) < 0 ||
+	    (rc = QT(3, a->title)) < 0 || (rc = QT(4, a->description)) < 0 ||
+	    (rc = QT(5, sev)) < 0 || (rc = q_text(o, &v[7], o->affected.p, o->affected.len)) < 0 ||
+	    (rc = q_text(o, &v[9], o->data.p, o->data.len)) < 0 ||
+	    (rc = QT(11, a->dedupe_key)) < 0 || (rc = QT(13, a->kind)) < 0 ||
+	    (a->context && (rc = q_text(o, &v[14], o->ctx.p, o->ctx.len)) < 0))
+		goto fail;
 	for (size_t i = 0; i < n; i++) {
-		sqlite3_stmt *d = stmt(o, S_DELIV_ADD, err);
-		if (!d) {
-			rc = -EIO;
-			goto out;
-		}
-		bind_text(d, 1, id);
-		bind_text(d, 2, sinks[i]);
-		sqlite3_bind_int64(d, 3, now);
-		if ((rc = run(o, d, err, "cannot store a delivery")) < 0)
-			goto out;
-		ids[i] = sqlite3_last_insert_rowid(o->db);
+		if ((rc = next_id(o, &o->next_deliv, S_DELIV_NEXT, &ids[i], err)) < 0)
+			return rc;
+		if (!(v = q_row(o, Q_DELIV, err)))
+			return -EIO;
+		q_int(&v[0], ids[i]);
+		q_int(&v[3], now);
+		if ((rc = q_text(o, &v[1], id, DE_UUID_STR_LEN)) < 0 || (rc = QT(2, sinks[i])) < 0)
+			goto fail;
 	}
-	rc = 0;
-out:
-	sqlite3_clear_bindings(st);
-	de_buf_free(&affected);
-	free(data);
-	free(ctx);
-	return rc;
+#undef QT
+	return 0;
+fail:
+	return de_error_set(err, DE_ERR_DATABASE, -rc, "cannot store an alert: %s",
+			    rc == -E2BIG ? "a JSON column is too large" : "out of memory");
+}
+
+void de_outbox_added_json(const struct de_outbox *o, struct de_alert_json_text *out)
+{
+	*out = (struct de_alert_json_text){
+		.alert_data = o->data.p,
+		.alert_data_len = o->data.len,
+		.context = o->ctx.len ? o->ctx.p : NULL,
+		.context_len = o->ctx.len,
+	};
 }
 
 int de_outbox_due(struct de_outbox *o, const char *sink, int64_t now, size_t limit,
@@ -641,6 +1046,53 @@ int de_outbox_record(struct de_outbox *o, int64_t id, enum de_outbox_status s, u
 		sqlite3_bind_int64(st, 5, next_attempt_at);
 	bind_text(st, 6, error && *error ? error : NULL);
 	return run(o, st, err, "cannot record a delivery");
+}
+
+struct delivered {
+	int64_t id;
+	uint32_t attempts;
+};
+
+static int delivered_cmp(const void *a, const void *b)
+{
+	const struct delivered *x = a, *y = b;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+int de_outbox_record_delivered(struct de_outbox *o, const int64_t *ids, const uint32_t *attempts,
+			       size_t n, int64_t now, struct de_error *err)
+{
+	struct delivered *v = malloc((n ? n : 1) * sizeof(*v));
+	int rc = 0;
+
+	if (!v)
+		return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++)
+		v[i] = (struct delivered){ids[i], attempts[i]};
+	qsort(v, n, sizeof(*v), delivered_cmp);
+	/*
+	 * One statement per run of consecutive ids with the same attempts: a
+	 * range of rowids, no list for SQLite to index first.  Rows of one
+	 * alert's sinks and of alerts raised together are consecutive, so a
+	 * poll's deliveries are usually a few runs.
+	 */
+	for (size_t i = 0, j; i < n && rc == 0; i = j) {
+		sqlite3_stmt *st = stmt(o, S_DELIVERED, err);
+		if (!st) {
+			rc = -EIO;
+			break;
+		}
+		for (j = i + 1;
+		     j < n && v[j].id == v[j - 1].id + 1 && v[j].attempts == v[i].attempts; j++)
+			;
+		sqlite3_bind_int64(st, 1, v[i].id);
+		sqlite3_bind_int64(st, 2, v[j - 1].id);
+		sqlite3_bind_int64(st, 3, v[i].attempts);
+		sqlite3_bind_int64(st, 4, now);
+		rc = run(o, st, err, "cannot record deliveries");
+	}
+	free(v);
+	return rc;
 }
 
 /* An alert from the row st is on (the columns of S_ALERT_GET). */

@@ -124,10 +124,16 @@ int store_load_snapshot(struct de_store *s, struct de_error *err)
 		    " 0), coalesce(max(instance_id), 0)) + 1 FROM processes",
 		    -1, &st, NULL) != SQLITE_OK)
 		return store_db_err(s, err, "cannot read the snapshot");
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		n = sqlite3_column_int64(st, 0);
-		next = sqlite3_column_int64(st, 1);
+	/* an aggregate always gives one row: anything else is an error (out of
+	   memory, I/O), and an index loaded empty would make every live process
+	   look new and every later scan fail on processes.pid */
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		rc = store_db_err(s, err, "cannot read the snapshot");
+		sqlite3_finalize(st);
+		return rc;
 	}
+	n = sqlite3_column_int64(st, 0);
+	next = sqlite3_column_int64(st, 1);
 	sqlite3_finalize(st);
 	if (store_tab_init(&t, (size_t)n) < 0)
 		return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");

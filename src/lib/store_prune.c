@@ -2,7 +2,9 @@
  * store_prune.c — retention (de_store_prune): history older than the
  * retention age, then the oldest history while the pages in use exceed the
  * size cap, in short transactions so a scan is never held up for long;
- * never the snapshot, nor an alert whose deliveries are not all done.
+ * never the snapshot, nor an alert whose deliveries are not all done, nor
+ * what such an alert refers to (its state, the matches folded into it,
+ * its deduplication window), nor an open alert state.
  * Files are made with auto_vacuum=INCREMENTAL, so pruning also shrinks
  * them.  Between scans it also folds the write-ahead log into the file.
  *
@@ -22,9 +24,17 @@
 
 /*
  * The history categories, oldest first within each.  ?1 is the cutoff
- * (rows older than it may go), ?2 the batch size.  Exited instances go with
- * their samples and changes; alerts only when every delivery is done.
+ * (rows older than it may go), ?2 the batch size, ?3 the age cutoff alone
+ * (deduplication windows go by age only: a window that just closed waits
+ * for its summary).  Exited instances go with their samples and changes;
+ * alerts only when every delivery is done; resolved alert states,
+ * suppressed or folded matches and closed windows only when the alert they
+ * name (if any) has every delivery done.
  */
+#define DELIVERED(col)                                                                             \
+	"(" col " IS NULL OR NOT EXISTS (SELECT 1 FROM alert_deliveries d WHERE d.alert_id = " col \
+	" AND d.status != 'delivered'))"
+
 static const char *const prune_sql[] = {
 	"CREATE TEMP TABLE IF NOT EXISTS prune_ids(id INTEGER PRIMARY KEY);"
 	"DELETE FROM temp.prune_ids;"
@@ -42,13 +52,24 @@ static const char *const prune_sql[] = {
 	" AND EXISTS (SELECT 1 FROM alert_deliveries d WHERE d.alert_id = a.id)"
 	" AND NOT EXISTS (SELECT 1 FROM alert_deliveries d WHERE d.alert_id = a.id"
 	"  AND d.status != 'delivered') ORDER BY a.alert_time LIMIT ?2;",
+	/* connections last reported or found open before the cutoff (an open
+	   one is found again by every connection scan) */
+	"DELETE FROM network_connections WHERE id IN (SELECT id FROM network_connections"
+	" WHERE last_seen < ?1 ORDER BY last_seen LIMIT ?2)",
+	"DELETE FROM alert_state WHERE id IN (SELECT s.id FROM alert_state s"
+	" WHERE s.status = 'resolved' AND s.resolved_at < ?1 AND " DELIVERED(
+		"s.alert_id") " ORDER BY s.resolved_at LIMIT ?2)",
+	"DELETE FROM alert_suppressed WHERE id IN (SELECT x.id FROM alert_suppressed x"
+	" WHERE x.t < ?1 AND " DELIVERED("x.folded_into") " ORDER BY x.t LIMIT ?2)",
+	"DELETE FROM dedup_windows WHERE key IN (SELECT w.key FROM dedup_windows w"
+	" WHERE w.end_ms < ?3 AND " DELIVERED("w.alert_id") " ORDER BY w.end_ms LIMIT ?2)",
 };
 
 #define NCAT (sizeof(prune_sql) / sizeof(prune_sql[0]))
 
-/* Run the (possibly multi-statement) sql with ?1/?2 bound; changes() of the last. */
+/* Run the (possibly multi-statement) sql with ?1/?2/?3 bound; changes() of the last. */
 static int exec_bound(struct de_store *s, const char *sql, int64_t cutoff, int64_t batch,
-		      int64_t *changes, struct de_error *err)
+		      int64_t age_cutoff, int64_t *changes, struct de_error *err)
 {
 	const char *tail = sql;
 	int rc = 0;
@@ -63,6 +84,8 @@ static int exec_bound(struct de_store *s, const char *sql, int64_t cutoff, int64
 			sqlite3_bind_int64(st, 1, cutoff);
 		if (sqlite3_bind_parameter_count(st) >= 2)
 			sqlite3_bind_int64(st, 2, batch);
+		if (sqlite3_bind_parameter_count(st) >= 3)
+			sqlite3_bind_int64(st, 3, age_cutoff);
 		rc = sqlite3_step(st);
 		sqlite3_finalize(st);
 		if (rc != SQLITE_DONE && rc != SQLITE_ROW)
@@ -75,9 +98,10 @@ static int exec_bound(struct de_store *s, const char *sql, int64_t cutoff, int64
 /* How many of prune_sql's categories are process history (alerts are not). */
 #define PRUNE_PROCESS_HISTORY 4
 
-/* One batch from the first of the first ncat categories with anything older than cutoff. */
+/* One batch from the first of the first ncat categories with anything older than cutoff
+   (windows: age_cutoff). */
 static int prune_step(struct de_store *s, int64_t cutoff, int64_t batch, size_t ncat,
-		      int64_t *deleted, struct de_error *err)
+		      int64_t age_cutoff, int64_t *deleted, struct de_error *err)
 {
 	int rc;
 	int64_t n = 0;
@@ -86,7 +110,7 @@ static int prune_step(struct de_store *s, int64_t cutoff, int64_t batch, size_t 
 	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
 		return store_db_err(s, err, "cannot start retention");
 	for (size_t c = 0; c < ncat; c++) {
-		if ((rc = exec_bound(s, prune_sql[c], cutoff, batch, &n, err)) < 0)
+		if ((rc = exec_bound(s, prune_sql[c], cutoff, batch, age_cutoff, &n, err)) < 0)
 			goto fail;
 		if (n <= 0)
 			continue;
@@ -98,7 +122,7 @@ static int prune_step(struct de_store *s, int64_t cutoff, int64_t batch, size_t 
 			};
 			for (size_t k = 0; k < 3; k++) {
 				int64_t m = 0;
-				if ((rc = exec_bound(s, del[k], 0, 0, &m, err)) < 0)
+				if ((rc = exec_bound(s, del[k], 0, 0, 0, &m, err)) < 0)
 					goto fail;
 				*deleted += m;
 			}
@@ -107,11 +131,11 @@ static int prune_step(struct de_store *s, int64_t cutoff, int64_t batch, size_t 
 			if ((rc = exec_bound(s,
 					     "DELETE FROM alert_deliveries WHERE alert_id IN "
 					     "temp.prune_alerts",
-					     0, 0, &m, err)) < 0)
+					     0, 0, 0, &m, err)) < 0)
 				goto fail;
 			*deleted += m;
 			if ((rc = exec_bound(s, "DELETE FROM alerts WHERE id IN temp.prune_alerts",
-					     0, 0, &m, err)) < 0)
+					     0, 0, 0, &m, err)) < 0)
 				goto fail;
 			*deleted += m;
 		} else {
@@ -169,7 +193,7 @@ static int prune_for_disk(struct de_store *s, int64_t batch, size_t *left,
 			break;
 		}
 		(*left)--;
-		if ((rc = prune_step(s, INT64_MAX, batch, PRUNE_PROCESS_HISTORY, &del, err)) < 0)
+		if ((rc = prune_step(s, INT64_MAX, batch, PRUNE_PROCESS_HISTORY, 0, &del, err)) < 0)
 			return rc;
 		st->rows += (size_t)del;
 		if (del == 0) {
@@ -201,10 +225,13 @@ int de_store_prune(struct de_store *s, int64_t now_ms, uint64_t retention_days, 
 	if (s->read_only)
 		return de_error_set(err, DE_ERR_DATABASE, EROFS, "%s: store opened read-only",
 				    s->path);
+	/* windows go by age alone: none without an age to go by */
+	int64_t age_cutoff =
+		retention_days ? now_ms - (int64_t)retention_days * 86400000 : INT64_MIN;
 	if (retention_days) {
-		int64_t cutoff = now_ms - (int64_t)retention_days * 86400000;
+		int64_t cutoff = age_cutoff;
 		for (; left > 0; left--) {
-			if ((rc = prune_step(s, cutoff, b, NCAT, &del, err)) < 0)
+			if ((rc = prune_step(s, cutoff, b, NCAT, age_cutoff, &del, err)) < 0)
 				return rc;
 			st.rows += (size_t)del;
 			if (del == 0)
@@ -220,7 +247,7 @@ int de_store_prune(struct de_store *s, int64_t now_ms, uint64_t retention_days, 
 			break;
 		}
 		left--;
-		if ((rc = prune_step(s, INT64_MAX, b, NCAT, &del, err)) < 0)
+		if ((rc = prune_step(s, INT64_MAX, b, NCAT, age_cutoff, &del, err)) < 0)
 			return rc;
 		st.rows += (size_t)del;
 		st.used_bytes = store_used_bytes(s);

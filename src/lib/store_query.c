@@ -19,7 +19,7 @@
 #define QUERY_COLS                                                                                 \
 	" pid, ppid, name, executable_path, command_line, argv_json, start_time, first_seen,"      \
 	" %s, %s, first_scan_id, %s, cpu_usage, memory_usage, executable_hash, user_id,"           \
-	" accessible, file_exists, exe_deleted, exe_replaced, %d"
+	" accessible, file_exists, exe_deleted, exe_replaced, %d, user_name, group_name, cwd"
 
 static int prepare_query(struct de_store *s, const struct de_process_query *q, bool live,
 			 sqlite3_stmt **out, struct de_error *err)
@@ -109,6 +109,9 @@ static void query_row(sqlite3_stmt *st, struct de_process_row *r)
 	r->exe_deleted = sqlite3_column_int(st, 19);
 	r->exe_replaced = sqlite3_column_int(st, 20);
 	r->alive = sqlite3_column_int(st, 21);
+	r->user_name = (const char *)sqlite3_column_text(st, 22);
+	r->group_name = (const char *)sqlite3_column_text(st, 23);
+	r->cwd = (const char *)sqlite3_column_text(st, 24);
 	if (!r->name)
 		r->name = "";
 	if (!r->command_line)
@@ -127,9 +130,16 @@ int de_store_query_processes(struct de_store *s, const struct de_process_query *
 	if ((!q->current_only && (rc = prepare_query(s, q, false, &st[0], err)) < 0) ||
 	    (rc = prepare_query(s, q, true, &st[1], err)) < 0)
 		goto out;
-	for (int k = 0; k < 2; k++)
-		if (st[k])
-			step[k] = sqlite3_step(st[k]);
+		/* a failed step is reported at once: the database's error is that
+		   statement's only until the other one is stepped */
+#define STEP_FAILED(k) (step[k] != SQLITE_ROW && step[k] != SQLITE_DONE)
+	for (int k = 0; k < 2; k++) {
+		if (!st[k])
+			continue;
+		step[k] = sqlite3_step(st[k]);
+		if (STEP_FAILED(k))
+			goto failed;
+	}
 	rc = 0;
 	while (left > 0 && (step[0] == SQLITE_ROW || step[1] == SQLITE_ROW)) {
 		/* the lower instance id of the two heads */
@@ -147,13 +157,14 @@ int de_store_query_processes(struct de_store *s, const struct de_process_query *
 			left--;
 		}
 		step[k] = sqlite3_step(st[k]);
+		if (STEP_FAILED(k))
+			goto failed;
 	}
-	for (int k = 0; k < 2; k++)
-		if (step[k] != SQLITE_ROW && step[k] != SQLITE_DONE) {
-			rc = store_db_err(s, err, "process query failed");
-			goto out;
-		}
+	goto out;
+failed:
+	rc = store_db_err(s, err, "process query failed");
 out:
+#undef STEP_FAILED
 	sqlite3_finalize(st[0]);
 	sqlite3_finalize(st[1]);
 	return rc;

@@ -16,7 +16,11 @@
  * user_version; a released one is never edited.  Schema history: 1 the
  * foundation; 2 history that grows with churn (instances, changes,
  * samples, scan status, deliveries); 3 alerts.incomplete; 4 an instance's
- * history row written when it leaves the snapshot.
+ * history row written when it leaves the snapshot; 5 alerting (state,
+ * suppressed matches, deduplication windows, the outbox); 6 full identity
+ * (user_name, group_name, cwd) and network_connections; 7 the outbox's
+ * status check without an IN list, an index on resolved states; 8 the
+ * fleet's spool.
  */
 #include "store_int.h"
 
@@ -33,7 +37,9 @@ static const struct de_column processes_cols[] = {
 	{"scan_id", "INTEGER", "scan that recorded it"},
 	{"collection_time", "INTEGER", "when it was read, ms since the epoch"},
 	{"ppid", "INTEGER", "parent process ID (NULL if unknown)"},
-	{"name", "TEXT", "process name (comm, at most 15 bytes)"},
+	{"name", "TEXT",
+	 "process name: the executable's full name when comm (platform_data.comm, 15 bytes) "
+	 "cuts it"},
 	{"executable_path", "TEXT", "path of the running executable (NULL if unknown)"},
 	{"command_line", "TEXT", "arguments joined by single spaces"},
 	{"argv_json", "TEXT", "arguments as a JSON array of strings"},
@@ -54,6 +60,9 @@ static const struct de_column processes_cols[] = {
 	{"value_hash", "INTEGER", "store-internal hash of the changing values"},
 	{"first_seen", "INTEGER", "when this instance was first stored, ms since the epoch"},
 	{"first_scan_id", "INTEGER", "scan that first saw this instance"},
+	{"user_name", "TEXT", "name of the effective uid (NULL when it has none)"},
+	{"group_name", "TEXT", "name of the effective gid (NULL when it has none)"},
+	{"cwd", "TEXT", "working directory (NULL if unknown)"},
 };
 
 /*
@@ -85,6 +94,9 @@ static const struct de_column instances_cols[] = {
 	{"first_scan_id", "INTEGER", "scan that first saw it"},
 	{"last_scan_id", "INTEGER", "scan that last saw it"},
 	{"exit_scan_id", "INTEGER", "scan that saw it gone"},
+	{"user_name", "TEXT", "name of the effective uid"},
+	{"group_name", "TEXT", "name of the effective gid"},
+	{"cwd", "TEXT", "working directory"},
 };
 
 /* Identity changes of a live instance (exec, reparenting, deletion): old values. */
@@ -106,6 +118,29 @@ static const struct de_column changes_cols[] = {
 	{"exe_deleted", "INTEGER", "1 if the image was deleted"},
 	{"exe_replaced", "INTEGER", "1 if the path named another file"},
 	{"platform_data", "TEXT", "Linux facts as JSON"},
+	{"user_name", "TEXT", "user name before the change"},
+	{"group_name", "TEXT", "group name before the change"},
+	{"cwd", "TEXT", "working directory before the change"},
+};
+
+/* TCP connections of process instances (schema 6): the eBPF sensor's
+ * connect/listen/accept and what full scans find open. */
+static const struct de_column connections_cols[] = {
+	{"id", "INTEGER", "connection id"},
+	{"pid", "INTEGER", "the process"},
+	{"start_time", "INTEGER", "its start, ms since the epoch (with pid: the instance)"},
+	{"kind", "TEXT", "'connect' (outbound), 'accept' (inbound), 'listen' or 'connect_failed'"},
+	{"family", "INTEGER", "4 or 6"},
+	{"local_address", "TEXT", "local address ('127.0.0.1', '::1', ...)"},
+	{"local_port", "INTEGER", "local port"},
+	{"remote_address", "TEXT", "remote address ('0.0.0.0' or '::' for a listener)"},
+	{"remote_port", "INTEGER", "remote port (0 for a listener)"},
+	{"inode", "INTEGER", "the socket's inode (NULL if unknown)"},
+	{"first_seen", "INTEGER", "when it was first reported, ms since the epoch"},
+	{"last_seen", "INTEGER", "when it was last reported or found open"},
+	{"closed_at", "INTEGER",
+	 "when a full scan no longer found it (NULL: open, as far as known)"},
+	{"source", "TEXT", "'ebpf' (reported as it happened) or 'scan' (found open by a scan)"},
 };
 
 /* Sampled cpu and memory of instances (database.sample_interval_s). */
@@ -142,6 +177,8 @@ static const struct de_relation rule_visible[] = {
 	{"process_changes", "history: identity changes of live instances (old values)",
 	 changes_cols, NCOLS(changes_cols)},
 	{"process_samples", "history: sampled cpu and memory", samples_cols, NCOLS(samples_cols)},
+	{"network_connections", "TCP connections of process instances (join on pid, start_time)",
+	 connections_cols, NCOLS(connections_cols)},
 };
 
 /* Alerts raised by rules (DESIGN.md: the seed's Alert). */
@@ -220,10 +257,17 @@ static const struct de_column dedup_cols[] = {
 	{"last_ms", "INTEGER", "the last repeat"},
 };
 
+/* Messages for the fleet's stream waiting to be published (fleet.h), oldest first. */
+static const struct de_column spool_cols[] = {
+	{"id", "INTEGER", "order of publication"},	 {"kind", "TEXT", "'events' or 'scans'"},
+	{"msg_id", "TEXT", "its Nats-Msg-Id"},		 {"payload", "TEXT", "the message (JSON)"},
+	{"created_at", "INTEGER", "ms since the epoch"},
+};
+
 /* The store's own bookkeeping. */
 static const struct de_column state_cols[] = {
-	{"key", "TEXT", "'snapshot_time', 'snapshot_scan' or 'sample_time'"},
-	{"value", "INTEGER", "ms since the epoch, or a scan id"},
+	{"key", "TEXT", "'snapshot_time', 'snapshot_scan', 'sample_time' or 'fleet_spool_dropped'"},
+	{"value", "INTEGER", "ms since the epoch, a scan id, or a count"},
 };
 
 /* The tables rules may not read: the store's and the CLI's only. */
@@ -237,6 +281,7 @@ static const struct de_relation store_only[] = {
 	{"alert_suppressed", "matches an exception suppressed or deduplication folded",
 	 suppressed_cols, NCOLS(suppressed_cols)},
 	{"dedup_windows", "live deduplication windows", dedup_cols, NCOLS(dedup_cols)},
+	{"fleet_spool", "messages waiting for the fleet's stream", spool_cols, NCOLS(spool_cols)},
 };
 
 const struct de_relation *de_relations(size_t *n)
@@ -484,6 +529,78 @@ static const char *const migrations[] = {
 	"  end_ms INTEGER NOT NULL,"
 	"  folded INTEGER NOT NULL DEFAULT 0,"
 	"  last_ms INTEGER) WITHOUT ROWID;",
+
+	/* 6: full identity (names resolved by the agent, the working directory)
+	 * and TCP connections per process instance; a connection is one row
+	 * per (instance, endpoints), reported again or found again by a scan
+	 * it only moves last_seen */
+	"ALTER TABLE processes ADD COLUMN user_name TEXT;"
+	"ALTER TABLE processes ADD COLUMN group_name TEXT;"
+	"ALTER TABLE processes ADD COLUMN cwd TEXT;"
+	"ALTER TABLE process_instances ADD COLUMN user_name TEXT;"
+	"ALTER TABLE process_instances ADD COLUMN group_name TEXT;"
+	"ALTER TABLE process_instances ADD COLUMN cwd TEXT;"
+	"ALTER TABLE process_changes ADD COLUMN user_name TEXT;"
+	"ALTER TABLE process_changes ADD COLUMN group_name TEXT;"
+	"ALTER TABLE process_changes ADD COLUMN cwd TEXT;"
+	"CREATE TABLE network_connections ("
+	"  id INTEGER PRIMARY KEY,"
+	"  pid INTEGER NOT NULL,"
+	"  start_time INTEGER NOT NULL DEFAULT 0,"
+	"  kind TEXT NOT NULL CHECK (kind IN ('connect', 'connect_failed', 'listen', 'accept')),"
+	"  family INTEGER NOT NULL CHECK (family IN (4, 6)),"
+	"  local_address TEXT NOT NULL,"
+	"  local_port INTEGER NOT NULL,"
+	"  remote_address TEXT NOT NULL,"
+	"  remote_port INTEGER NOT NULL,"
+	"  inode INTEGER,"
+	"  first_seen INTEGER NOT NULL,"
+	"  last_seen INTEGER NOT NULL,"
+	"  closed_at INTEGER,"
+	"  source TEXT NOT NULL CHECK (source IN ('ebpf', 'scan')));"
+	"CREATE UNIQUE INDEX network_connections_key ON network_connections(pid, start_time,"
+	"  family, local_address, local_port, remote_address, remote_port);"
+	"CREATE INDEX network_connections_seen ON network_connections(last_seen);",
+
+	/*
+	 * 7: the outbox's status check written as comparisons: SQLite checks
+	 * an IN list of three or more values through a temporary b-tree built
+	 * anew by every INSERT and UPDATE of a delivery, which cost more than
+	 * the row itself.  Resolved states are indexed by when they were
+	 * resolved, for retention.
+	 */
+	"CREATE TABLE alert_deliveries_v7 ("
+	"  id INTEGER PRIMARY KEY,"
+	"  alert_id TEXT NOT NULL,"
+	"  sink TEXT NOT NULL,"
+	"  status TEXT NOT NULL"
+	"    CHECK (status = 'pending' OR status = 'delivered' OR status = 'dead'),"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  next_attempt_at INTEGER,"
+	"  last_attempt_at INTEGER,"
+	"  delivered_at INTEGER,"
+	"  error TEXT,"
+	"  UNIQUE (alert_id, sink));"
+	"INSERT INTO alert_deliveries_v7(id, alert_id, sink, status, attempts, next_attempt_at,"
+	"  last_attempt_at, delivered_at, error) SELECT id, alert_id, sink, status, attempts,"
+	"  next_attempt_at, last_attempt_at, delivered_at, error FROM alert_deliveries;"
+	"DROP TABLE alert_deliveries;"
+	"ALTER TABLE alert_deliveries_v7 RENAME TO alert_deliveries;"
+	"CREATE INDEX alert_deliveries_due ON alert_deliveries(sink, next_attempt_at)"
+	"  WHERE status = 'pending';"
+	"CREATE INDEX alert_deliveries_dead ON alert_deliveries(last_attempt_at)"
+	"  WHERE status = 'dead';"
+	"CREATE INDEX alert_state_resolved ON alert_state(resolved_at)"
+	"  WHERE status = 'resolved';",
+
+	/* 8: the fleet's spool (fleet.h): events and scan summaries waiting
+	 * for the stream, published in id order */
+	"CREATE TABLE fleet_spool ("
+	"  id INTEGER PRIMARY KEY,"
+	"  kind TEXT NOT NULL CHECK (kind IN ('events', 'scans')),"
+	"  msg_id TEXT NOT NULL,"
+	"  payload TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL);",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -525,7 +642,12 @@ int store_migrate(struct de_store *s, struct de_error *err)
 		if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM sqlite_schema", -1, &st,
 				       NULL) != SQLITE_OK)
 			return store_db_err(s, err, "not a SQLite database");
-		int tables = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+		if (sqlite3_step(st) != SQLITE_ROW) {
+			rc = store_db_err(s, err, "cannot read the schema");
+			sqlite3_finalize(st);
+			return rc;
+		}
+		int tables = sqlite3_column_int(st, 0);
 		sqlite3_finalize(st);
 		if (tables != 0)
 			return de_error_set(err, DE_ERR_DATABASE, EPROTO,

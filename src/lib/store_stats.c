@@ -36,29 +36,36 @@ uint64_t store_used_bytes(struct de_store *s)
 int de_store_stats(struct de_store *s, struct de_store_stats *out, struct de_error *err)
 {
 	struct de_store_stats st = {0};
+	int64_t version = 0;
 	struct stat sb;
 	char wal[4200];
+	/* every count or none: a failed one fails the call, *out untouched */
+	const struct {
+		int64_t *v;
+		const char *sql;
+	} q[] = {
+		{&st.processes, "SELECT count(*) FROM processes"},
+		{&st.instances, "SELECT count(*) FROM process_instances"},
+		{&st.changes, "SELECT count(*) FROM process_changes"},
+		{&st.samples, "SELECT count(*) FROM process_samples"},
+		{&st.scans, "SELECT count(*) FROM scans"},
+		{&st.failed_scans, "SELECT count(*) FROM scans WHERE status = 'failed'"},
+		{&st.alerts, "SELECT count(*) FROM alerts"},
+		{&st.deliveries, "SELECT count(*) FROM alert_deliveries"},
+		{&st.oldest_ms, "SELECT coalesce(min(started_at), 0) FROM scans"},
+		{&st.newest_ms,
+		 "SELECT coalesce(max(coalesce(ended_at, started_at)), 0) FROM scans"},
+		{&st.last_scan_id, "SELECT coalesce(max(id), 0) FROM scans WHERE status = 'ok'"},
+		{&version, "PRAGMA user_version"},
+	};
 
-	st.processes = store_scalar(s, "SELECT count(*) FROM processes");
+	for (size_t i = 0; i < sizeof(q) / sizeof(q[0]); i++)
+		if ((*q[i].v = store_scalar(s, q[i].sql)) < 0)
+			return store_db_err(s, err, "cannot read statistics");
 	/* history holds the exited instances; the snapshot the live ones */
 	st.live_instances = st.processes;
-	st.instances = store_scalar(s, "SELECT count(*) FROM process_instances");
-	if (st.instances >= 0 && st.processes >= 0)
-		st.instances += st.processes;
-	st.changes = store_scalar(s, "SELECT count(*) FROM process_changes");
-	st.samples = store_scalar(s, "SELECT count(*) FROM process_samples");
-	st.scans = store_scalar(s, "SELECT count(*) FROM scans");
-	st.failed_scans = store_scalar(s, "SELECT count(*) FROM scans WHERE status = 'failed'");
-	st.alerts = store_scalar(s, "SELECT count(*) FROM alerts");
-	st.deliveries = store_scalar(s, "SELECT count(*) FROM alert_deliveries");
-	st.oldest_ms = store_scalar(s, "SELECT coalesce(min(started_at), 0) FROM scans");
-	st.newest_ms = store_scalar(
-		s, "SELECT coalesce(max(coalesce(ended_at, started_at)), 0) FROM scans");
-	st.last_scan_id =
-		store_scalar(s, "SELECT coalesce(max(id), 0) FROM scans WHERE status = 'ok'");
-	st.schema_version = (int)store_scalar(s, "PRAGMA user_version");
-	if (st.processes < 0 || st.instances < 0 || st.scans < 0 || st.alerts < 0)
-		return store_db_err(s, err, "cannot read statistics");
+	st.instances += st.processes;
+	st.schema_version = (int)version;
 	st.used_bytes = store_used_bytes(s);
 	if (stat(s->path, &sb) == 0)
 		st.file_bytes = (uint64_t)sb.st_size;

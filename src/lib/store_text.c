@@ -17,7 +17,13 @@
 #include <string.h>
 
 #include "daemoneye/buf.h"
+#include "daemoneye/collect.h"
 #include "daemoneye/text.h"
+#include "daemoneye/validator.h"
+
+/* a collected command line, even all control bytes, fits a rule's value */
+_Static_assert(DE_JSON_STR_MAX(DE_COLLECT_MAX_CMDLINE) + 2 < DE_VALIDATOR_MAX_VALUE / 1,
+	       "argv_json of the longest command line must stay within the rule sandbox");
 
 /* Room for n more bytes and a NUL in t; false once anything failed since the reset. */
 static bool tb_room(struct textbuf *t, size_t n)
@@ -54,7 +60,7 @@ static void tb_reset(struct textbuf *t)
 static void tb_json_str(struct textbuf *t, const char *s, size_t n)
 {
 	/* room for the worst case of a short string, the exact length of a
-	   long one (a 4 MiB argument would keep a 24 MiB buffer) or of one
+	   long one (a 1 MiB argument would keep a 6 MiB buffer) or of one
 	   whose worst case would pass the cap */
 	size_t need = n <= 4096 && DE_JSON_STR_MAX(n) <= t->b.max - t->b.len
 			      ? DE_JSON_STR_MAX(n)
@@ -70,15 +76,8 @@ static void tb_json_str(struct textbuf *t, const char *s, size_t n)
    snprintf's format parsing (it runs for every integer of every new row). */
 static void tb_int(struct textbuf *t, json_int_t v)
 {
-	char buf[24], *p = buf + sizeof(buf);
-	unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+	char buf[DE_I64_TEXT_MAX], *p = de_i64_text(v, buf + sizeof(buf));
 
-	do {
-		*--p = (char)('0' + u % 10);
-		u /= 10;
-	} while (u);
-	if (v < 0)
-		*--p = '-';
 	tb_put(t, p, (size_t)(buf + sizeof(buf) - p));
 }
 
@@ -275,6 +274,10 @@ void store_bind_record(sqlite3_stmt *st, int off, const struct de_process_record
 	sqlite3_bind_int64(st, off + 21, inst);
 	sqlite3_bind_int64(st, off + 22, (sqlite3_int64)h->idh);
 	sqlite3_bind_int64(st, off + 23, (sqlite3_int64)h->vh);
+	/* the full identity's columns (schema 6) come from the facts */
+	sqlite3_bind_text(st, off + 24, r->facts.user_name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, off + 25, r->facts.group_name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, off + 26, r->facts.cwd, -1, SQLITE_STATIC);
 }
 
 /* Step a statement whose parameters are bound, then reset it. */

@@ -43,20 +43,36 @@ static size_t seq_len(const unsigned char *s, size_t n)
 	return len;
 }
 
+/* How many of the n bytes at p, from the first, are ASCII: eight at a time. */
+static size_t ascii_run(const unsigned char *p, size_t n)
+{
+	size_t i = 0;
+
+	while (i + 8 <= n) {
+		uint64_t w;
+		memcpy(&w, p + i, 8);
+		if (w & 0x8080808080808080ULL)
+			break;
+		i += 8;
+	}
+	while (i < n && p[i] < 0x80)
+		i++;
+	return i;
+}
+
+bool de_ascii_only(const char *s, size_t n)
+{
+	return ascii_run((const unsigned char *)s, n) == n;
+}
+
 bool de_utf8_valid(const char *s, size_t n)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	size_t i = 0;
 
 	while (i < n) {
-		/* ASCII, eight bytes at a time: most of what /proc holds */
-		while (i + 8 <= n) {
-			uint64_t w;
-			memcpy(&w, p + i, 8);
-			if (w & 0x8080808080808080ULL)
-				break;
-			i += 8;
-		}
+		/* ASCII runs fast: most of what /proc holds */
+		i += ascii_run(p + i, n - i);
 		if (i >= n)
 			break;
 		if (p[i] < 0x80) {
@@ -110,25 +126,30 @@ char *de_escape_text(const char *s, size_t n)
 	return out;
 }
 
-size_t de_json_str(char *dst, const char *s, size_t n)
+/*
+ * The JSON string literal of the n bytes at s (de_json_str); with ascii,
+ * every code point above U+007F as \uXXXX (a surrogate pair above the BMP),
+ * as jansson's JSON_ENSURE_ASCII writes it, and a byte that starts no
+ * valid UTF-8 sequence as \uFFFD.
+ */
+static size_t json_str(char *dst, const char *s, size_t n, bool ascii)
 {
 	static const char hex[] = "0123456789ABCDEF";
+	const unsigned char *p = (const unsigned char *)s;
 	size_t o = 1, run = 0;
 
 	if (dst)
 		dst[0] = '"';
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		char esc[6];
-		size_t el = 2;
+	for (size_t i = 0; i < n;) {
+		unsigned char c = p[i];
+		char esc[12];
+		size_t el = 2, in = 1;
 
-		if (c >= 0x20 && c != '"' && c != '\\')
+		if (c >= 0x20 && c != '"' && c != '\\' && (c < 0x80 || !ascii)) {
+			i++;
 			continue;
+		}
 		esc[0] = '\\';
-		if (dst)
-			memcpy(dst + o, s + run, i - run);
-		o += i - run;
-		run = i + 1;
 		switch (c) {
 		case '"':
 		case '\\':
@@ -149,22 +170,59 @@ size_t de_json_str(char *dst, const char *s, size_t n)
 		case '\t':
 			esc[1] = 't';
 			break;
-		default:
-			esc[1] = 'u';
-			esc[2] = esc[3] = '0';
-			esc[4] = hex[c >> 4];
-			esc[5] = hex[c & 15];
-			el = 6;
+		default: {
+			uint32_t cp = c;
+			if (c >= 0x80) { /* ascii: decode the sequence */
+				in = seq_len(p + i, n - i);
+				if (in == 0) {
+					in = 1;
+					cp = 0xFFFD;
+				} else {
+					cp = c & (0xFF >> (in + 1));
+					for (size_t k = 1; k < in; k++)
+						cp = cp << 6 | (p[i + k] & 0x3F);
+				}
+			}
+			el = 0;
+			if (cp >= 0x10000) {
+				uint32_t v = cp - 0x10000, hi = 0xD800 | (v >> 10);
+				esc[0] = '\\';
+				esc[1] = 'u';
+				for (int k = 0; k < 4; k++)
+					esc[2 + k] = hex[(hi >> (12 - 4 * k)) & 15];
+				el = 6;
+				cp = 0xDC00 | (v & 0x3FF);
+			}
+			esc[el] = '\\';
+			esc[el + 1] = 'u';
+			for (int k = 0; k < 4; k++)
+				esc[el + 2 + k] = hex[(cp >> (12 - 4 * k)) & 15];
+			el += 6;
 		}
-		if (dst)
-			memcpy(dst + o, esc, el);
-		o += el;
+		}
+		if (dst) {
+			memcpy(dst + o, s + run, i - run);
+			memcpy(dst + o + i - run, esc, el);
+		}
+		o += i - run + el;
+		i += in;
+		run = i;
 	}
 	if (dst) {
 		memcpy(dst + o, s + run, n - run);
 		dst[o + n - run] = '"';
 	}
 	return o + n - run + 1;
+}
+
+size_t de_json_str(char *dst, const char *s, size_t n)
+{
+	return json_str(dst, s, n, false);
+}
+
+size_t de_json_str_ascii(char *dst, const char *s, size_t n)
+{
+	return json_str(dst, s, n, true);
 }
 
 size_t de_utf8_seq_len(const char *s, size_t n)

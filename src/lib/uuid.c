@@ -1,6 +1,6 @@
 /*
- * uuid.c — UUID version 4 from getrandom(2), its canonical text form and
- * parsing (see uuid.h).
+ * uuid.c — UUID versions 4 (random) and 7 (time-ordered) from getrandom(2),
+ * their canonical text form and parsing (see uuid.h).
  */
 #include "daemoneye/uuid.h"
 #include "daemoneye/text.h"
@@ -10,12 +10,13 @@
 #include <sys/random.h>
 #include <sys/types.h>
 
-int de_uuid_v4(struct de_uuid *out)
+/* n random bytes into p.  0 or -errno. */
+static int random_bytes(uint8_t *p, size_t n)
 {
 	size_t got = 0;
 
-	while (got < sizeof(out->bytes)) {
-		ssize_t r = getrandom(out->bytes + got, sizeof(out->bytes) - got, 0);
+	while (got < n) {
+		ssize_t r = getrandom(p + got, n - got, 0);
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
@@ -23,7 +24,30 @@ int de_uuid_v4(struct de_uuid *out)
 		}
 		got += (size_t)r;
 	}
+	return 0;
+}
+
+int de_uuid_v4(struct de_uuid *out)
+{
+	int rc = random_bytes(out->bytes, sizeof(out->bytes));
+
+	if (rc < 0)
+		return rc;
 	out->bytes[6] = (uint8_t)((out->bytes[6] & 0x0f) | 0x40);
+	out->bytes[8] = (uint8_t)((out->bytes[8] & 0x3f) | 0x80);
+	return 0;
+}
+
+int de_uuid_v7(struct de_uuid *out, int64_t unix_ms)
+{
+	uint64_t ms = unix_ms > 0 ? (uint64_t)unix_ms : 0;
+	int rc = random_bytes(out->bytes + 6, sizeof(out->bytes) - 6);
+
+	if (rc < 0)
+		return rc;
+	for (int i = 0; i < 6; i++) /* unix_ts_ms, 48 bits big-endian */
+		out->bytes[i] = (uint8_t)(ms >> (40 - 8 * i));
+	out->bytes[6] = (uint8_t)((out->bytes[6] & 0x0f) | 0x70);
 	out->bytes[8] = (uint8_t)((out->bytes[8] & 0x3f) | 0x80);
 	return 0;
 }

@@ -215,7 +215,7 @@ static const struct {
 	int id;
 	int value;
 } limits[] = {
-	{SQLITE_LIMIT_LENGTH, 8 << 20}, /* any one value: 2x the 4 MiB command-line cap */
+	{SQLITE_LIMIT_LENGTH, DE_VALIDATOR_MAX_VALUE}, /* any one value (see collect.h's caps) */
 	{SQLITE_LIMIT_SQL_LENGTH, DE_VALIDATOR_MAX_SQL},
 	{SQLITE_LIMIT_COLUMN, 200},
 	{SQLITE_LIMIT_EXPR_DEPTH, 100},

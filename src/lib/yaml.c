@@ -92,18 +92,15 @@ static int scalar_value(struct yctx *y, const yaml_event_t *ev, json_t **out)
 		return yerr_at(y, &ev->start_mark, "NUL character in scalar", NULL);
 	if (tag && strcmp(tag, YAML_STR_TAG) != 0 && strcmp(tag, "!") != 0)
 		return yerr_at(y, &ev->start_mark, "unsupported YAML tag ", tag);
-	if (tag || ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) {
+	bool is_null = n == 0 || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
+		       !strcmp(s, "NULL");
+	/* quoted or tagged, or kept as written (y->text): a string, but for null */
+	if (tag || ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE || (y->text && !is_null)) {
 		*out = json_stringn(s, n);
 		goto done;
 	}
-	if (n == 0 || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
-	    !strcmp(s, "NULL")) {
+	if (is_null) {
 		*out = json_null();
-		/* text mode: the scalar as written, like the last branch for a
-		   scalar that is nothing else, but before the booleans and numbers */
-		/* NOLINTNEXTLINE(bugprone-branch-clone) */
-	} else if (y->text) {
-		*out = json_stringn(s, n);
 	} else if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE")) {
 		*out = json_true();
 	} else if (!strcmp(s, "false") || !strcmp(s, "False") || !strcmp(s, "FALSE")) {

@@ -17,9 +17,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemoneye/buf.h"
 #include "daemoneye/collect.h"
 #include "daemoneye/config.h"
-#include "daemoneye/procevents.h"
 #include "daemoneye/log.h"
 #include "daemoneye/text.h"
 #include "procmond.h"
@@ -46,6 +46,8 @@ static void usage(FILE *f)
 		"  -e, --events          stream exec/exit events as JSON lines until "
 		"SIGINT/SIGTERM\n"
 		"                        (full scan to reconcile every --interval, default 1000)\n"
+		"      --connections     with --once: print every process's TCP connections\n"
+		"                        (JSON lines) instead of the processes\n"
 		"      --ipc-fd N        serve the agent over the socketpair on descriptor N\n"
 		"  -h, --help            show this help\n"
 		"  -V, --version         show the version\n");
@@ -72,31 +74,44 @@ static int print_text(const struct de_process_record *r)
 struct emit {
 	bool json;
 	int rc;
+	struct de_buf out; /* JSON lines waiting for one write */
 };
+
+/* Write what is gathered to standard output. */
+static int emit_flush(struct emit *em)
+{
+	if (em->out.len && fwrite(em->out.p, 1, em->out.len, stdout) != em->out.len)
+		return -EIO;
+	de_buf_reset(&em->out);
+	return 0;
+}
 
 static int emit_record(void *ctx, struct de_process_record *r)
 {
 	struct emit *em = ctx;
 
-	if (em->json) {
-		json_t *j = de_process_record_to_json(r);
-		char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
-		em->rc = s ? printf("%s\n", s) : -1;
-		free(s);
-		json_decref(j);
-	} else {
+	if (!em->json) {
 		em->rc = print_text(r);
+		return em->rc < 0 ? -EIO : 0;
 	}
-	return em->rc < 0 ? -EIO : 0;
+	/* the JSON text straight from the record (no jansson object per
+	   process), gathered into writes of about 64 KiB */
+	if ((em->rc = de_process_record_json_buf(r, &em->out)) < 0 ||
+	    (em->rc = de_buf_putc(&em->out, '\n')) < 0)
+		return em->rc == -ENOMEM ? -ENOMEM : -EIO;
+	return em->out.len >= (64u << 10) ? emit_flush(em) : 0;
 }
 
 static int scan_once(struct de_collector *c, bool json, int64_t scan_id)
 {
-	struct emit em = {json, 0};
+	struct emit em = {json, 0, DE_BUF_INIT(64u << 20)};
 	struct de_collect_stats st;
 	struct de_error err = {0};
 	int rc = de_collector_scan_each(c, scan_id, emit_record, &em, &st, &err);
 
+	if (rc == 0)
+		rc = emit_flush(&em);
+	de_buf_free(&em.out);
 	if (rc < 0 && rc != -EIO) {
 		de_log_err(&err);
 		return de_error_exit_code(&err);
@@ -113,11 +128,11 @@ static int scan_once(struct de_collector *c, bool json, int64_t scan_id)
 }
 
 /*
- * The collection.* settings as collector options.  *flags receives the
- * borrowed flag array to free() after de_collector_configure.
+ * The collection.* settings as collector options.  *flags and *envp receive
+ * the borrowed arrays to free() after de_collector_configure.
  */
 static int load_options(const struct de_config *cfg, struct de_collect_options *o,
-			const char ***flags, struct de_error *err)
+			const char ***flags, const char ***envp, struct de_error *err)
 {
 	uint64_t mb, every;
 	int rc;
@@ -130,6 +145,10 @@ static int load_options(const struct de_config *cfg, struct de_collect_options *
 	    (rc = de_config_get_str_list(cfg, "collection.mask_flags", flags, &o->nmask_flags,
 					 err)) < 0)
 		return rc;
+	if ((rc = de_config_get_str_list(cfg, "collection.env_capture", envp, &o->nenv_names,
+					 err)) < 0)
+		return rc;
+	o->env_names = *envp;
 	o->max_hash_size = mb << 20;
 	o->full_refresh_every = (unsigned)every;
 	o->mask_flags = *flags;
@@ -146,6 +165,7 @@ int main(int argc, char **argv)
 		{"set", required_argument, NULL, 's'},
 		{"ipc-fd", required_argument, NULL, 'F'},
 		{"events", no_argument, NULL, 'e'},
+		{"connections", no_argument, NULL, 'C'},
 		{"no-sandbox", no_argument, NULL, 'S'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
@@ -155,16 +175,17 @@ int main(int argc, char **argv)
 	struct de_config_sources src = {0};
 	struct de_config *cfg = NULL;
 	struct de_collect_options copt;
-	const char **flags = NULL, **sets = calloc((size_t)argc + 1, sizeof(char *));
+	const char **flags = NULL, **env_names = NULL,
+		   **sets = calloc((size_t)argc + 1, sizeof(char *));
 	const char *lv;
 	struct de_error err = {0};
 	bool once = false, json = true;
 	unsigned long interval = 30000;
 	long ipc_fd = -1;
-	bool events = false, interval_set = false, want_events, sandbox = true;
+	bool events = false, interval_set = false, sandbox = true, conns = false;
 	char caps[256];
 	int rc;
-	struct de_procevents *ev = NULL;
+	struct procmond_source source = {.name = "none"};
 	int c, status = 0;
 	char *end;
 
@@ -178,6 +199,9 @@ int main(int argc, char **argv)
 			break;
 		case 'e':
 			events = true;
+			break;
+		case 'C':
+			conns = true;
 			break;
 		case 'S':
 			sandbox = false;
@@ -261,33 +285,32 @@ int main(int argc, char **argv)
 		de_log_set_level((enum de_log_level)de_log_level_parse(lv));
 	if (de_config_get_str(cfg, "logging.format", &lv, &err) == 0)
 		de_log_set_format((enum de_log_format)de_log_format_parse(lv));
-	if (load_options(cfg, &copt, &flags, &err) < 0 || de_collector_open(NULL, &col, &err) < 0 ||
+	if (load_options(cfg, &copt, &flags, &env_names, &err) < 0 ||
+	    de_collector_open(NULL, &col, &err) < 0 ||
 	    de_collector_configure(col, &copt, &err) < 0) {
 		de_log_err(&err);
 		status = de_error_exit_code(&err);
 		goto out;
 	}
-	/* root: keep CAP_SYS_PTRACE + CAP_DAC_READ_SEARCH, and CAP_NET_ADMIN
-	 * until the subscription below (privsep.c) */
+	if (conns && !once) {
+		fprintf(stderr, "procmond: --connections goes with --once\n");
+		status = EX_USAGE;
+		goto out;
+	}
+	/* root: keep CAP_SYS_PTRACE + CAP_DAC_READ_SEARCH, and what loading the
+	 * event source needs until it is loaded (privsep.c) */
 	if (procmond_drop_caps(events || ipc_fd >= 0) < 0) {
 		de_log_errorx("cannot drop capabilities");
 		status = EX_OSERR;
 		goto out;
 	}
-	if (events || ipc_fd >= 0) {
-		if (de_config_get_bool(cfg, "collection.events", &want_events, &err) < 0) {
-			de_log_err(&err);
-			status = de_error_exit_code(&err);
-			goto out;
-		}
-		if (want_events && de_procevents_open(&ev, &err) < 0) {
-			/* said once; the scans carry on */
-			de_log_warnx("%s", err.message);
-			ev = NULL;
-		}
+	if ((events || ipc_fd >= 0) && procmond_source_open(cfg, &source, &err) < 0) {
+		de_log_err(&err);
+		status = de_error_exit_code(&err);
+		goto out;
 	}
-	if (procmond_drop_net_admin() < 0) {
-		de_log_errorx("cannot drop CAP_NET_ADMIN");
+	if (procmond_drop_event_caps() < 0) {
+		de_log_errorx("cannot drop the capabilities the event source needed");
 		status = EX_OSERR;
 		goto out;
 	}
@@ -301,11 +324,15 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (events) {
-		status = procmond_watch(col, ev, interval_set ? interval : 1000);
+		status = procmond_watch(col, &source, interval_set ? interval : 1000);
 		goto out;
 	}
 	if (ipc_fd >= 0) {
-		status = procmond_serve(col, ev, (int)ipc_fd, caps);
+		status = procmond_serve(col, &source, (int)ipc_fd, caps);
+		goto out;
+	}
+	if (conns) {
+		status = procmond_print_connections(col);
 		goto out;
 	}
 	for (int64_t scan = 1; !procmond_stop; scan++) {
@@ -318,9 +345,10 @@ int main(int argc, char **argv)
 			;
 	}
 out:
-	de_procevents_close(ev);
+	procmond_source_close(&source);
 	de_collector_close(col);
 	free(flags);
+	free(env_names);
 	de_config_free(cfg);
 	free(sets);
 	return status;

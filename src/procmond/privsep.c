@@ -8,12 +8,20 @@
  *                       owner could not read (mode 0711 binaries of other
  *                       users, files under 0700 directories); without it
  *                       those hashes would be missing;
- *   CAP_NET_ADMIN       only until the process-connector subscription is
- *                       made (procmond_drop_net_admin).
+ *   CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN
+ *                       only until the event source is loaded
+ *                       (procmond_drop_event_caps): creating the eBPF
+ *                       sensor's maps and programs and attaching its raw
+ *                       tracepoints, or subscribing to the process
+ *                       connector.  Once attached, nothing needs them: the
+ *                       ring buffer and the sensor's counters are memory
+ *                       maps, read without bpf(2).
  * It stays uid 0 (root-owned /proc files stay readable) but holds no other
  * capability, cannot regain any (no_new_privs, empty bounding set), and
  * runs under a seccomp allowlist: the syscalls for reading /proc and files,
- * memory, time, signals, threads and its two sockets (socketpair, netlink).
+ * memory, time, signals, threads and its two sockets (socketpair, netlink);
+ * the eBPF sensor's ring buffer is polled through its epoll descriptor, so
+ * bpf(2) itself is not allowed (it is loaded before the filter).
  * Anything else (socket, connect, execve, ptrace, open for writing is still
  * a plain openat...) fails with EPERM.  Started as another user nothing is
  * dropped (there is nothing to drop) but the sandbox is the same.
@@ -30,33 +38,41 @@
 #include "daemoneye/log.h"
 #include "procmond.h"
 
-static int apply(bool net_admin)
+#ifndef CAP_PERFMON
+#define CAP_PERFMON 38
+#endif
+#ifndef CAP_BPF
+#define CAP_BPF 39
+#endif
+
+static int apply(bool event_caps)
 {
 	capng_clear(CAPNG_SELECT_BOTH);
 	if (capng_updatev(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED, CAP_SYS_PTRACE,
 			  CAP_DAC_READ_SEARCH, -1) < 0)
 		return -EINVAL;
-	if (net_admin &&
-	    capng_update(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED, CAP_NET_ADMIN) < 0)
+	if (event_caps && capng_updatev(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED, CAP_NET_ADMIN,
+					CAP_BPF, CAP_PERFMON, -1) < 0)
 		return -EINVAL;
 	if (capng_apply(CAPNG_SELECT_BOTH) < 0)
 		return -EPERM;
 	return 0;
 }
 
-int procmond_drop_caps(bool keep_net_admin)
+int procmond_drop_caps(bool keep_event_caps)
 {
 	if (geteuid() != 0)
 		return 0;
-	return apply(keep_net_admin);
+	return apply(keep_event_caps);
 }
 
-int procmond_drop_net_admin(void)
+int procmond_drop_event_caps(void)
 {
-	if (geteuid() != 0 || !capng_have_capability(CAPNG_EFFECTIVE, CAP_NET_ADMIN))
+	if (geteuid() != 0)
 		return 0;
 	capng_get_caps_process();
-	if (capng_update(CAPNG_DROP, CAPNG_EFFECTIVE | CAPNG_PERMITTED, CAP_NET_ADMIN) < 0 ||
+	if (capng_updatev(CAPNG_DROP, CAPNG_EFFECTIVE | CAPNG_PERMITTED, CAP_NET_ADMIN, CAP_BPF,
+			  CAP_PERFMON, -1) < 0 ||
 	    capng_apply(CAPNG_SELECT_CAPS) < 0)
 		return -EPERM;
 	return 0;
@@ -132,7 +148,7 @@ static const char *const allowed[] = {
 	"getegid",
 	"prlimit64",
 	"getrandom",
-	/* the socketpair and the netlink socket */
+	/* the socketpair, the netlink socket, the eBPF ring buffer */
 	"poll",
 	"ppoll",
 	"recvfrom",

@@ -6,13 +6,18 @@
  * Anything else from the agent is a protocol violation: procmond logs the
  * reason and exits (EX_PROTOCOL) rather than guess.
  *
- * With the netlink process connector (ev non-NULL) an event thread sends an
- * EVENT frame for each exec, read from /proc at once by its own collector
- * (so a process that lives 10 ms still arrives with its command line), and
- * for each exit.  EVENT frames may fall between any two frames of a scan:
- * one mutex makes every frame whole on the wire.  If the agent is slow the
- * event thread blocks in send, the kernel drops what it cannot queue, and
- * SCAN_DONE reports the overruns; the agent's next full scan reconciles.
+ * With an event source (source.c) an event thread sends an EVENT frame for
+ * each event as it happens.  An exec from the eBPF sensor carries what the
+ * kernel read at the exec (de_collector_exec completes it from /proc when
+ * the process is still there); one from the netlink connector is read
+ * from /proc at once by the thread's own collector (so a process that
+ * lives 10 ms still arrives with its command line, mostly).  EVENT frames
+ * may fall between any two frames of a scan: one mutex makes every frame
+ * whole on the wire.  If the agent is slow the event thread blocks in
+ * send, the kernel drops what it cannot queue, a LOST event and SCAN_DONE
+ * report it, and the agent reconciles with a full scan.  A scan the agent
+ * asks connections of is followed by a CONNECTION frame per TCP
+ * connection of every process (netconn.h).
  * A scan's frames are gathered into writes of about 64 KiB (one write per
  * record made a 10,000-process scan 10,000 system calls on both sides);
  * events are written at once.
@@ -34,8 +39,8 @@
 #include <sysexits.h>
 #include <unistd.h>
 
-#include "daemoneye/procevents.h"
 #include "daemoneye/ipc.h"
+#include "daemoneye/netconn.h"
 #include "daemoneye/log.h"
 #include "daemoneye/buf.h"
 #include "daemoneye/clock.h"
@@ -45,25 +50,14 @@ struct server {
 	int fd;
 	pthread_mutex_t send_lock; /* one frame at a time on fd */
 	struct de_collector *ecol; /* the event thread's collector */
-	struct de_procevents *ev;
+	struct procmond_source *src;
+	struct de_buf events;	     /* the event thread's frames of one read, written together */
 	int event_rc;		     /* why the event thread stopped (0: asked to) */
 	bool event_failed;	     /* it gave up: procmond exits so it is restarted */
 	atomic_ulong event_restarts; /* times the reader died and started again */
 };
-
 /* Quick failures in a row (none lasting a minute) before the reader gives up. */
 #define EVENT_RESTARTS_MAX 5
-
-/* Send one whole frame under the lock. */
-static int send_locked(struct server *s, const struct de_ipc_msg *m, struct de_error *err)
-{
-	int rc;
-
-	pthread_mutex_lock(&s->send_lock);
-	rc = de_ipc_send(s->fd, m, err);
-	pthread_mutex_unlock(&s->send_lock);
-	return rc;
-}
 
 #define SCAN_WRITE_SIZE ((size_t)64 * 1024)
 
@@ -119,28 +113,71 @@ static int send_record(void *ctx, struct de_process_record *r)
 	return rc < 0 ? rc : 0;
 }
 
-/* One event as a frame: an exec carries the process as read now. */
+static int send_conn(void *ctx, const struct de_connection *c)
+{
+	struct send_ctx *sc = ctx;
+	struct de_ipc_msg m = {.kind = DE_IPC_CONNECTION, .conn = *c};
+
+	return gather(sc, &m);
+}
+
+/* The frames of one read of the source, in one write, whole, under the lock. */
+static int flush_events(void *ctx)
+{
+	struct server *s = ctx;
+	struct de_error err = {0};
+	int rc = 0;
+
+	if (s->events.len) {
+		pthread_mutex_lock(&s->send_lock);
+		rc = de_ipc_write_all(s->fd, (const uint8_t *)s->events.p, s->events.len, &err);
+		pthread_mutex_unlock(&s->send_lock);
+	}
+	de_buf_reset(&s->events);
+	if (rc < 0 && rc != -EPIPE && rc != -ECONNRESET)
+		de_log_err(&err);
+	return rc;
+}
+
+/* One event as a frame, gathered: an exec carries the process (as the
+   kernel saw it, or as read now).  A fork is not sent: the agent stores a
+   process by its exec or its next scan. */
 static int send_event(struct server *s, const struct de_process_event *e, struct de_error *err)
 {
 	struct de_ipc_msg m = {.kind = DE_IPC_EVENT, .event = *e};
+	uint8_t *f;
+	size_t n;
 	int rc;
 
+	if (e->kind == DE_PROCESS_FORK)
+		return 0;
 	m.event.has_record = false;
+	m.event.kexec = NULL;
 	if (e->kind == DE_PROCESS_EXEC) {
-		rc = de_collector_read(s->ecol, (pid_t)e->pid, 0, &m.event.record, err);
+		if (e->kexec)
+			rc = de_collector_exec(s->ecol, e->kexec, 0, &m.event.record, err);
+		else
+			rc = de_collector_read(s->ecol, (pid_t)e->pid, 0, &m.event.record, err);
 		if (rc == 0)
 			m.event.has_record = true;
 		else if (rc != -ESRCH) /* gone already: still an exec, without a record */
 			return rc;
 		de_error_clear(err);
 	}
-	rc = send_locked(s, &m, err);
+	rc = de_ipc_encode(&m, &f, &n, err);
 	de_process_event_clear(&m.event);
-	return rc;
+	if (rc < 0)
+		return rc;
+	rc = de_buf_append(&s->events, f, n);
+	free(f);
+	if (rc < 0)
+		return de_error_set(err, DE_ERR_IO, -rc, "cannot gather an event: %s",
+				    strerror(-rc));
+	return s->events.len >= SCAN_WRITE_SIZE ? flush_events(s) : 0;
 }
 
 /* One event for the agent; the agent gone is not worth a log line. */
-static int serve_event(void *ctx, const struct de_process_event *e)
+static int serve_event(void *ctx, struct de_process_event *e)
 {
 	struct server *s = ctx;
 	struct de_error err = {0};
@@ -151,7 +188,8 @@ static int serve_event(void *ctx, const struct de_process_event *e)
 	return rc;
 }
 
-/* The event thread: read the connector, forward at once; restart the reader if it dies. */
+/* The event thread: read the source, forward each read's events at once; restart
+   the reader if it dies. */
 static void *event_thread(void *arg)
 {
 	struct server *s = arg;
@@ -159,7 +197,7 @@ static void *event_thread(void *arg)
 
 	for (;;) {
 		int64_t t0 = de_mono_ms();
-		int rc = procmond_follow_events(s->ev, serve_event, s);
+		int rc = procmond_follow_events(s->src, serve_event, flush_events, s);
 
 		s->event_rc = rc;
 		if (procmond_stop || rc == 0 || rc == -EPIPE || rc == -ECONNRESET)
@@ -186,10 +224,11 @@ static void *event_thread(void *arg)
 	return NULL;
 }
 
-int procmond_serve(struct de_collector *col, struct de_procevents *ev, int fd, const char *caps)
+int procmond_serve(struct de_collector *col, struct procmond_source *src, int fd, const char *caps)
 {
+	bool ev = procmond_source_on(src);
 	struct de_ipc_msg hello = {.kind = DE_IPC_HELLO, .version = DE_IPC_VERSION};
-	struct server s = {.fd = fd, .ev = ev};
+	struct server s = {.fd = fd, .src = src, .events = DE_BUF_INIT(256u << 20)};
 	struct de_ipc_reader *rd = NULL;
 	struct de_error err = {0};
 	struct send_ctx sc = {
@@ -203,7 +242,9 @@ int procmond_serve(struct de_collector *col, struct de_procevents *ev, int fd, c
 	pthread_mutex_init(&s.send_lock, NULL);
 	hello.pid = (uint32_t)getpid();
 	hello.capabilities = (char *)caps;
-	hello.events = ev != NULL;
+	hello.events = ev;
+	hello.event_source = (char *)src->name;
+	hello.event_reason = src->reason[0] ? src->reason : NULL;
 	if (ev && (de_collector_open(NULL, &s.ecol, &err) < 0 ||
 		   de_collector_configure(s.ecol, de_collector_options(col), &err) < 0)) {
 		de_log_err(&err);
@@ -255,8 +296,16 @@ int procmond_serve(struct de_collector *col, struct de_procevents *ev, int fd, c
 			status = err.code == ENOMEM ? EX_OSERR : EX_IOERR;
 			break;
 		}
+		if (req.connections &&
+		    (rc = de_netconn_scan(NULL, de_now_ms(), send_conn, &sc, NULL, &err)) < 0) {
+			if (rc == -EPIPE || rc == -ECONNRESET)
+				break;
+			de_log_err(&err);
+			status = err.code == ENOMEM ? EX_OSERR : EX_IOERR;
+			break;
+		}
 		done.scan_id = req.scan_id;
-		done.events_lost = ev ? de_procevents_overruns(ev) : 0;
+		done.events_lost = procmond_source_lost(src);
 		done.hash_hits = sc.with_hash > done.stats.hashed_files
 					 ? sc.with_hash - done.stats.hashed_files
 					 : 0;
@@ -281,6 +330,7 @@ out:
 	de_ipc_reader_free(rd);
 	de_buf_free(&sc.out);
 	de_collector_close(s.ecol);
+	de_buf_free(&s.events);
 	pthread_mutex_destroy(&s.send_lock);
 	return status;
 }

@@ -1,19 +1,24 @@
 /*
- * watch.c — procmond --events: exec and exit as they happen.
+ * watch.c — procmond --events: process events as they happen.
  *
- * With the netlink process connector each exec is read from /proc at once
- * (so a process that lives 10 ms is still seen with its command line) and
- * each exit is reported with its status.  Every interval a full scan
- * reconciles: an instance nobody reported is announced as an exec with
- * source "scan", one that vanished unreported as an exit.  Without the
- * connector (not root) the scans alone drive the stream.
+ * With the eBPF sensor each exec carries what the kernel read at the exec
+ * (argv, image, parent...; completed from /proc when the process is still
+ * there), and fork, exit and TCP connect/listen/accept are reported too;
+ * with the netlink process connector each exec is read from /proc at once
+ * (so a process that lives 10 ms is still seen with its command line,
+ * mostly) and each exit is reported with its status.  Every interval a
+ * full scan reconciles: an instance nobody reported is announced as an
+ * exec with source "scan", one that vanished unreported as an exit; when
+ * the kernel says events were lost, the reconciling scan runs at once.
+ * Without a source (not root) the scans alone drive the stream.
  *
  * Events have their own thread and their own collector, so that a full
  * scan (which may take a while on a big host) never delays the read of a
  * fresh exec: the process would be gone by then.  One mutex guards the
  * shared instance set and standard output.  Output: one JSON
- * object per line, {"event": "exec"|"exit", "time", "pid", "source",
- * "process" | "exit_code"}.
+ * object per line, {"event": "exec"|"exit"|"fork"|"tcp"|"lost", "time",
+ * "pid", "source", and "process" (exec), "exit_code" (exit), "ppid" (fork),
+ * "connection" (tcp) or "count" (lost)}.
  */
 #include <errno.h>
 #include <poll.h>
@@ -24,8 +29,8 @@
 #include <sysexits.h>
 #include <time.h>
 
-#include "daemoneye/procevents.h"
 #include "daemoneye/log.h"
+#include "daemoneye/netconn.h"
 #include "daemoneye/clock.h"
 #include "procmond.h"
 
@@ -79,32 +84,26 @@ static void keyset_drop_pid(struct keyset *s, uint32_t pid)
 struct watch {
 	struct de_collector *col;  /* the scan thread's */
 	struct de_collector *ecol; /* the event thread's */
-	struct de_procevents *ev;
+	struct procmond_source *src;
+	const char *source;   /* the source's name for the output */
 	pthread_mutex_t lock; /* guards known, exited, counters and stdout */
 	struct keyset known;  /* sorted: instances announced and not yet gone */
 	struct keyset seen;   /* this scan's instances (scan thread only) */
 	struct keyset exited; /* pids reported exited during this scan */
 	bool baseline;	      /* the first scan announces nothing */
-	uint64_t execs, exits;
-	int event_rc; /* why the event thread stopped */
+	uint64_t execs, exits, lost;
+	volatile sig_atomic_t reconcile_now; /* events were lost: scan at once */
+	int event_rc;			     /* why the event thread stopped */
 };
 
-static int print_event(const char *what, uint32_t pid, const char *source,
-		       const struct de_process_record *r, bool has_code, int32_t code)
+/* One JSON line on standard output. */
+static int print_line(json_t *j)
 {
-	json_t *j = json_pack("{s:s, s:I, s:I, s:s}", "event", what, "time",
-			      (json_int_t)de_now_ms(), "pid", (json_int_t)pid, "source", source);
 	char *s;
 	int rc;
 
 	if (!j)
 		return -ENOMEM;
-	if (r)
-		json_object_set_new(j, "process", de_process_record_to_json(r));
-	else if (!has_code)
-		json_object_set_new(j, "process", json_null());
-	if (has_code)
-		json_object_set_new(j, "exit_code", json_integer(code));
 	s = json_dumps(j, JSON_COMPACT);
 	json_decref(j);
 	if (!s)
@@ -116,16 +115,49 @@ static int print_event(const char *what, uint32_t pid, const char *source,
 	return 0;
 }
 
-static int on_exec(struct watch *w, uint32_t pid)
+/* A connection as JSON (also procmond --once --connections). */
+static json_t *conn_json(const struct de_connection *c)
+{
+	char la[64], ra[64];
+
+	return json_pack("{s:s, s:I, s:I, s:i, s:s, s:i, s:s, s:i, s:I}", "kind",
+			 de_conn_kind_name(c->kind), "pid", (json_int_t)c->pid, "start_time",
+			 (json_int_t)c->start_time, "family", c->family, "local_address",
+			 de_netconn_addr_text(c->family, c->laddr, la, sizeof(la)), "local_port",
+			 c->lport, "remote_address",
+			 de_netconn_addr_text(c->family, c->raddr, ra, sizeof(ra)), "remote_port",
+			 c->rport, "inode", (json_int_t)c->inode);
+}
+
+static int print_event(const char *what, uint32_t pid, const char *source,
+		       const struct de_process_record *r, bool has_code, int32_t code)
+{
+	json_t *j = json_pack("{s:s, s:I, s:I, s:s}", "event", what, "time",
+			      (json_int_t)de_now_ms(), "pid", (json_int_t)pid, "source", source);
+
+	if (!j)
+		return -ENOMEM;
+	if (r)
+		json_object_set_new(j, "process", de_process_record_to_json(r));
+	else if (!has_code)
+		json_object_set_new(j, "process", json_null());
+	if (has_code)
+		json_object_set_new(j, "exit_code", json_integer(code));
+	return print_line(j);
+}
+
+static int on_exec(struct watch *w, const struct de_process_event *ev)
 {
 	struct de_process_record r = {0};
 	struct de_error err = {0};
-	int rc = de_collector_read(w->ecol, (pid_t)pid, 0, &r, &err);
+	uint32_t pid = ev->pid;
+	int rc = ev->kexec ? de_collector_exec(w->ecol, ev->kexec, 0, &r, &err)
+			   : de_collector_read(w->ecol, (pid_t)pid, 0, &r, &err);
 
 	pthread_mutex_lock(&w->lock);
 	w->execs++;
 	if (rc == -ESRCH) { /* gone before we could look: still an exec */
-		rc = print_event("exec", pid, "netlink", NULL, false, 0);
+		rc = print_event("exec", pid, w->source, NULL, false, 0);
 		goto out;
 	}
 	if (rc < 0)
@@ -134,7 +166,7 @@ static int on_exec(struct watch *w, uint32_t pid)
 	rc = keyset_add(&w->known, (struct key){pid, r.start_time});
 	if (rc == 0) {
 		qsort(w->known.v, w->known.n, sizeof(struct key), key_cmp);
-		rc = print_event("exec", pid, "netlink", &r, false, 0);
+		rc = print_event("exec", pid, w->source, &r, false, 0);
 	}
 out:
 	pthread_mutex_unlock(&w->lock);
@@ -189,47 +221,53 @@ static int reconcile(struct watch *w, int64_t scan_id)
 	return rc;
 }
 
-int procmond_follow_events(struct de_procevents *ev,
-			   int (*fn)(void *ctx, const struct de_process_event *e), void *ctx)
-{
-	struct de_process_event buf[256];
-	int rc = 0;
-
-	while (!procmond_stop && rc == 0) {
-		struct pollfd p = {de_procevents_fd(ev), POLLIN, 0};
-		struct de_error err = {0};
-		size_t n;
-		int pr = poll(&p, 1, 200);
-
-		if (pr < 0 && errno != EINTR)
-			return -errno;
-		if (pr <= 0)
-			continue;
-		if ((rc = de_procevents_read(ev, buf, sizeof(buf) / sizeof(buf[0]), &n, &err)) <
-		    0) {
-			de_log_err(&err);
-			break;
-		}
-		for (size_t i = 0; i < n && rc == 0; i++)
-			rc = fn(ctx, &buf[i]);
-	}
-	return rc;
-}
-
 /* One event for --events: an exec is read at once, an exit recorded. */
-static int watch_event(void *ctx, const struct de_process_event *e)
+static int watch_event(void *ctx, struct de_process_event *e)
 {
 	struct watch *w = ctx;
+	json_t *j;
 	int rc;
 
-	if (e->kind == DE_PROCESS_EXEC)
-		return on_exec(w, e->pid);
+	switch (e->kind) {
+	case DE_PROCESS_EXEC:
+		return on_exec(w, e);
+	case DE_PROCESS_EXIT:
+		pthread_mutex_lock(&w->lock);
+		w->exits++;
+		keyset_drop_pid(&w->known, e->pid);
+		rc = keyset_add(&w->exited, (struct key){e->pid, 0});
+		if (rc == 0)
+			rc = print_event("exit", e->pid, w->source, NULL, true, e->exit_code);
+		pthread_mutex_unlock(&w->lock);
+		return rc;
+	case DE_PROCESS_FORK:
+		j = json_pack("{s:s, s:I, s:I, s:s, s:I, s:I}", "event", "fork", "time",
+			      (json_int_t)e->time_ms, "pid", (json_int_t)e->pid, "source",
+			      w->source, "ppid", (json_int_t)e->ppid, "start_time",
+			      (json_int_t)e->start_time);
+		break;
+	case DE_PROCESS_TCP:
+		j = json_pack("{s:s, s:I, s:I, s:s, s:o}", "event", "tcp", "time",
+			      (json_int_t)e->time_ms, "pid", (json_int_t)e->pid, "source",
+			      w->source, "connection", conn_json(&e->conn));
+		break;
+	case DE_PROCESS_LOST:
+		w->reconcile_now = 1;
+		pthread_mutex_lock(&w->lock);
+		w->lost += e->lost;
+		pthread_mutex_unlock(&w->lock);
+		de_log_warnx("the kernel lost %llu events (ring buffer full): reconciling with a "
+			     "full scan",
+			     (unsigned long long)e->lost);
+		j = json_pack("{s:s, s:I, s:s, s:I}", "event", "lost", "time",
+			      (json_int_t)e->time_ms, "source", w->source, "count",
+			      (json_int_t)e->lost);
+		break;
+	default:
+		return 0;
+	}
 	pthread_mutex_lock(&w->lock);
-	w->exits++;
-	keyset_drop_pid(&w->known, e->pid);
-	rc = keyset_add(&w->exited, (struct key){e->pid, 0});
-	if (rc == 0)
-		rc = print_event("exit", e->pid, "netlink", NULL, true, e->exit_code);
+	rc = print_line(j);
 	pthread_mutex_unlock(&w->lock);
 	return rc;
 }
@@ -239,14 +277,15 @@ static void *event_thread(void *arg)
 {
 	struct watch *w = arg;
 
-	w->event_rc = procmond_follow_events(w->ev, watch_event, w);
+	w->event_rc = procmond_follow_events(w->src, watch_event, NULL, w);
 	procmond_stop = 1; /* a broken event stream ends the run */
 	return NULL;
 }
 
-int procmond_watch(struct de_collector *col, struct de_procevents *ev, unsigned long interval_ms)
+int procmond_watch(struct de_collector *col, struct procmond_source *src, unsigned long interval_ms)
 {
-	struct watch w = {.col = col, .ev = ev, .baseline = true};
+	bool ev = procmond_source_on(src);
+	struct watch w = {.col = col, .src = src, .source = src->name, .baseline = true};
 	struct de_error err = {0};
 	pthread_t th;
 	bool threaded = false;
@@ -264,19 +303,21 @@ int procmond_watch(struct de_collector *col, struct de_procevents *ev, unsigned 
 		if ((rc = -pthread_create(&th, NULL, event_thread, &w)) < 0)
 			goto out;
 		threaded = true;
-		de_log_info("watching exec/exit events (netlink process connector); full scan "
-			    "every %lu ms",
+		de_log_info("watching process events (%s); full scan every %lu ms", src->name,
 			    interval_ms);
 	} else {
 		de_log_warnx("polling every %lu ms instead of real-time events", interval_ms);
 	}
 	while (!procmond_stop) {
 		int64_t next;
+		w.reconcile_now = 0;
 		if ((rc = reconcile(&w, scan_id++)) < 0)
 			break;
 		next = de_now_ms() + (int64_t)interval_ms;
-		while (!procmond_stop && de_now_ms() < next) {
+		while (!procmond_stop && !w.reconcile_now && de_now_ms() < next) {
 			int64_t left = next - de_now_ms();
+			if (left > 100)
+				left = 100;
 			struct timespec ts = {(time_t)(left / 1000),
 					      (long)(left % 1000) * 1000000L};
 			nanosleep(&ts, NULL);
@@ -288,9 +329,9 @@ out:
 		pthread_join(th, NULL);
 	if (rc == 0)
 		rc = w.event_rc;
-	de_log_info("events: %llu exec, %llu exit, %llu overruns (lost events)",
+	de_log_info("events (%s): %llu exec, %llu exit, %llu lost", src->name,
 		    (unsigned long long)w.execs, (unsigned long long)w.exits,
-		    (unsigned long long)de_procevents_overruns(ev));
+		    (unsigned long long)procmond_source_lost(src));
 	de_collector_close(w.ecol);
 	free(w.known.v);
 	free(w.seen.v);
@@ -301,4 +342,28 @@ out:
 		return EX_IOERR;
 	}
 	return rc < 0 ? EX_OSERR : 0;
+}
+
+static int print_conn(void *ctx, const struct de_connection *c)
+{
+	(void)ctx;
+	return print_line(conn_json(c));
+}
+
+int procmond_print_connections(struct de_collector *col)
+{
+	struct de_error err = {0};
+	int rc;
+
+	(void)col;
+	rc = de_netconn_scan(NULL, de_now_ms(), print_conn, NULL, NULL, &err);
+	if (rc == -EIO) {
+		de_log_warnx("cannot write to standard output");
+		return EX_IOERR;
+	}
+	if (rc < 0) {
+		de_log_err(&err);
+		return de_error_exit_code(&err);
+	}
+	return 0;
 }

@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+"""bench_sensor.py BINDIR — the kernel sensor's budgets (issue 14, DESIGN.md):
+
+1. short-lived capture: with two CPU-bound loops saturating both cores,
+   1,000 runs of /bin/true (each exits at once), one after another; the
+   share that `procmond --events` reports with their argv, image and
+   parent (budget 100%), with the eBPF sensor and, for comparison, with the
+   netlink fallback;
+2. CPU at 1,000 execs/s: the agent in event mode (the eBPF sensor) while
+   /bin/true is spawned at 1,000 per second for RATE_S seconds; the CPU
+   time (user + system) that procmond and the agent use over that window
+   as a share of one core (budget <= 10%), and the records the ring buffer
+   dropped (budget 0).
+
+Every process started here is reaped by its pid; the loops are bounded by
+timeout(1) too.  Root only (the sensor needs CAP_BPF).
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import ratio, cpu_s  # noqa: E402
+
+RUNS = 1000
+RATE = 1000
+RATE_S = 10
+
+
+def wait_log(path, text, limit=60):
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        with open(path) as f:
+            if text in f.read():
+                return True
+        time.sleep(0.05)
+    return False
+
+
+def loops():
+    return [subprocess.Popen(["timeout", "600", "sh", "-c", "while :; do :; done"])
+            for _ in range(2)]
+
+
+def stop(procs):
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        p.wait()
+
+
+def capture(bindir, tmp, source):
+    out = os.path.join(tmp, f"cap-{source}.json")
+    err = os.path.join(tmp, f"cap-{source}.err")
+    marker = f"de-bench-sensor-{os.getpid()}-{source}"
+    with open(out, "w") as o, open(err, "w") as e:
+        pm = subprocess.Popen([f"{bindir}/procmond", "--events", "--interval", "600000",
+                               "--set", f"collection.event_source={source}"], stdout=o, stderr=e)
+    try:
+        if not wait_log(err, f"watching process events ({source})"):
+            print(f"capture ({source}): procmond did not start its events", flush=True)
+            return None
+        time.sleep(0.5)
+        busy = loops()
+        runner = subprocess.Popen(["bash", "-c", f"for i in $(seq {RUNS}); do /bin/true "
+                                   f"{marker}-$i; done; echo $$"], stdout=subprocess.PIPE,
+                                  text=True)
+        runner_pid = int(runner.stdout.read().strip())
+        runner.wait()
+        stop(busy)
+        time.sleep(2)  # the last records through procmond
+    finally:
+        pm.terminate()
+        pm.wait()
+    exe = os.path.realpath("/bin/true")
+    got = set()
+    with open(out) as f:
+        for line in f:
+            e = json.loads(line)
+            p = e.get("process")
+            if e["event"] != "exec" or not p:
+                continue
+            argv = p.get("command_line") or []
+            if (len(argv) == 2 and argv[1].startswith(marker + "-") and argv[0] == "/bin/true"
+                    and p.get("executable_path") == exe and p.get("ppid") == runner_pid):
+                got.add(argv[1])
+    return 100.0 * len(got) / RUNS
+
+
+def cpu_at_rate(bindir, tmp):
+    log = os.path.join(tmp, "agent.err")
+    with open(log, "w") as e:
+        agent = subprocess.Popen(
+            [f"{bindir}/daemoneye-agent", "--set", f"app.state_dir={tmp}/state",
+             "--set", "detection.rules_dirs=[]", "--set", "app.scan_interval_ms=600000",
+             "--set", "alerting.stdout.enabled=false"],
+            stdout=subprocess.DEVNULL, stderr=e)
+    try:
+        if not wait_log(log, " processes, "):
+            print("cpu: the agent's first scan never finished", flush=True)
+            return
+        with open(log) as f:
+            text = f.read()
+        if "events: ebpf)" not in text:
+            print("cpu: the agent's procmond does not use the eBPF sensor:\n" + text)
+            return
+        pm = int(text.split("procmond pid ")[1].split()[0])
+        time.sleep(1)
+        a0, p0 = cpu_s(agent.pid), cpu_s(pm)
+        t0 = time.monotonic()
+        spawned = 0
+        kids = []
+        # paced: RATE per second, reaped as they go (by pid)
+        while True:
+            el = time.monotonic() - t0
+            if el >= RATE_S:
+                break
+            due = int(el * RATE)
+            while spawned < due:
+                kids.append(os.posix_spawn("/bin/true", ["/bin/true", "x"], {}))
+                spawned += 1
+            while kids:
+                pid, _ = os.waitpid(kids[0], os.WNOHANG)
+                if pid == 0:
+                    break
+                kids.pop(0)
+            time.sleep(0.001)
+        for k in kids:
+            os.waitpid(k, 0)
+        wall = time.monotonic() - t0
+        time.sleep(1)  # what the last execs cost the agent
+        ua, up = cpu_s(agent.pid) - a0, cpu_s(pm) - p0
+        used = ua + up
+        with open(log) as f:
+            text = f.read()
+        lost = "the kernel lost" in text
+        rate = spawned / wall
+        print(f"cpu: {spawned} execs in {wall:.1f} s ({rate:.0f}/s): procmond + agent used "
+              f"{used:.2f} s of CPU (procmond {up:.2f} s, agent {ua:.2f} s; "
+              f"{100 * used / (wall + 1):.1f}% of one core); ring buffer "
+              f"{'DROPPED records' if lost else 'dropped nothing'}", flush=True)
+        ratio("procmond + agent CPU at 1,000 execs/s (%)", 100 * used / (wall + 1), 100.0,
+              "<=", 0.10)
+        ratio("ring buffer records dropped", 1.0 if lost else 0.0, 1.0, "<=", 0.0)
+    finally:
+        agent.terminate()
+        agent.wait()
+
+
+def main():
+    bindir = sys.argv[1] if len(sys.argv) > 1 else "build/bin"
+    if os.geteuid() != 0:
+        print("sensor: skipped: the eBPF sensor needs root (CAP_BPF); run make bench as root")
+        return 0
+    tmp = tempfile.mkdtemp(prefix="de-bench-sensor-")
+    os.chmod(tmp, 0o755)
+    try:
+        for source in ("ebpf", "netlink") if "--cpu-only" not in sys.argv else ():
+            pct = capture(bindir, tmp, source)
+            if pct is None:
+                continue
+            print(f"short-lived capture ({source}): {pct:.1f}% of {RUNS} runs of /bin/true on "
+                  f"saturated CPUs reported with argv, image and parent", flush=True)
+            if source == "ebpf":
+                ratio("short-lived, saturated CPUs: captured (%)", pct, 100.0, ">=", 1.0)
+        cpu_at_rate(bindir, tmp)
+    finally:
+        subprocess.run(["rm", "-rf", tmp])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

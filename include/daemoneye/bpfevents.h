@@ -1,0 +1,110 @@
+/*
+ * bpfevents.h — the kernel sensor: process exec, fork and exit and TCP
+ * connect, listen and accept from eBPF programs (src/bpf/sensor.bpf.c,
+ * libbpf with CO-RE against the running kernel's BTF, raw tracepoints, one
+ * BPF ring buffer).  DESIGN.md decision 7.
+ *
+ * What an exec says comes from the kernel at the moment of the exec: argv
+ * read from the new image's memory (up to a bound, with a truncation
+ * flag), the image's path, the credentials, parent, start time, cgroup
+ * path, working directory and namespace inodes.  So a process that lives
+ * a millisecond on a saturated host is still reported whole: nothing has
+ * to be read from /proc before it is gone (de_collector_exec() completes
+ * the rest from /proc when the process is still there).
+ *
+ * Loading needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN), the kernel's
+ * BTF (/sys/kernel/btf/vmlinux, or options.btf_path) and a verifier that
+ * accepts the programs; once loaded and attached nothing needs a
+ * privilege or the bpf(2) system call again: the ring buffer and the
+ * counters are read through memory maps, so the caller may drop both.
+ * When loading fails, de_bpfevents_open() says why in a sentence meant for
+ * the log and for health (the kernel's reason, and the last lines of the
+ * verifier's log when a program was refused); it never crashes or leaves
+ * anything attached.
+ *
+ * Every record the ring buffer had no room for is counted by the kernel
+ * side; de_bpfevents_read() reports new losses as a DE_PROCESS_LOST event,
+ * after which the caller reconciles with a full scan.
+ *
+ * Ownership: the handle owns the BPF object, its links and the ring
+ * buffer; de_bpfevents_close() detaches and frees them (NULL accepted).
+ * Events handed to the callback are borrowed for the call.
+ */
+#ifndef DAEMONEYE_BPFEVENTS_H
+#define DAEMONEYE_BPFEVENTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "daemoneye/error.h"
+#include "daemoneye/record.h"
+
+struct de_bpfevents_options {
+	uint32_t argv_max;	 /* argv bytes read in the kernel, 256 .. 65536 (default 32768) */
+	uint32_t ringbuf_kb;	 /* ring buffer size in KiB, a power of two >= 4 (default 8192) */
+	bool tcp;		 /* also TCP connect, listen and accept (default true) */
+	const char *object_path; /* NULL: the programs built into daemoneye; else this object */
+	const char *btf_path;	 /* NULL: the running kernel's BTF; else this BTF file */
+};
+
+/* Fill *o with the defaults above. */
+void de_bpfevents_options_default(struct de_bpfevents_options *o);
+
+struct de_bpfevents;
+
+/*
+ * Load, verify and attach the programs.  0, or a negative errno with err
+ * saying why in one sentence: -ENOTSUP when daemoneye was built without
+ * eBPF, -EPERM/-EACCES when the kernel refused (no CAP_BPF, lockdown,
+ * seccomp), -ENOENT when there is no BTF, -EINVAL when a program failed
+ * verification, another -errno else.
+ */
+int de_bpfevents_open(const struct de_bpfevents_options *o, struct de_bpfevents **out,
+		      struct de_error *err);
+void de_bpfevents_close(struct de_bpfevents *ev);
+
+/* A descriptor that polls readable when records wait (CLOEXEC). */
+int de_bpfevents_fd(const struct de_bpfevents *ev);
+
+/*
+ * Hand every waiting record to fn as a de_process_event, in the kernel's
+ * order (never blocks): EXEC (with kexec set; the caller builds the record,
+ * see de_collector_exec), FORK, EXIT (exit code and start time), TCP (the
+ * connection), and LOST when records were dropped since the last read.
+ * Stops at and returns fn's first negative value; 0 else.
+ */
+int de_bpfevents_read(struct de_bpfevents *ev, int (*fn)(void *ctx, struct de_process_event *e),
+		      void *ctx, struct de_error *err);
+
+/* Records delivered and records dropped (ring buffer full) since open. */
+uint64_t de_bpfevents_delivered(const struct de_bpfevents *ev);
+uint64_t de_bpfevents_dropped(const struct de_bpfevents *ev);
+
+/* Whether this build has the sensor (false: de_bpfevents_open says -ENOTSUP). */
+bool de_bpfevents_built(void);
+
+/* The clocks a record's kernel times are converted with. */
+struct de_bpf_clock {
+	int64_t btime_ms;	  /* boot time, ms since the epoch (as /proc/stat's btime) */
+	int64_t boot_to_epoch_ns; /* CLOCK_REALTIME - CLOCK_BOOTTIME */
+	long clk_tck;		  /* clock ticks per second */
+};
+
+/* The clocks of this host, now. */
+void de_bpf_clock_now(struct de_bpf_clock *c);
+
+/*
+ * Parse one ring-buffer record of n bytes (de_bpfevents_read's parser,
+ * exposed for the fuzz target and tests).  On success *e is filled; for an
+ * exec, e->kexec points to *k, whose strings point into scratch (cap
+ * bytes, at least n + 3 * DE_BPF_PATH_TEXT): all borrowed.  -EBADMSG when
+ * the record is malformed (short, an unknown kind, lengths that do not add
+ * up), and nothing in it is trusted further than its checked lengths.
+ */
+#define DE_BPF_PATH_TEXT 4200 /* room for one joined path */
+int de_bpfevents_parse(const void *rec, size_t n, const struct de_bpf_clock *clk,
+		       struct de_process_event *e, struct de_kernel_exec *k, char *scratch,
+		       size_t cap);
+
+#endif

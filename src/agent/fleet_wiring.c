@@ -1,0 +1,475 @@
+/*
+ * fleet_wiring.c — the agent's side of the fleet (see fleet_wiring.h).
+ *
+ * Process events and scan summaries are written to the store's spool in
+ * the transaction's wake (so a crash or an outage loses none of what the
+ * spool holds), then published from it oldest first, each with a
+ * deterministic Nats-Msg-Id, and removed once the stream acknowledged
+ * them: publishing resumes in order after an outage, and a re-send after a
+ * crash is stored once.  The spool is bounded (fleet.spool_max_rows); what
+ * the bound drops is counted in the store and reported in each scan
+ * summary.  The ledger's latest signed checkpoint is published whenever it
+ * changes (the ledger is read, never written, here).
+ *
+ * With fleet.operator_public_key set, the agent also answers signed fleet
+ * queries (fleet.h): it listens on <prefix>.query and
+ * <prefix>.<host-id>.query, runs only what the operator's key signed,
+ * fresh, once, meant for this host, in the rules' SQL sandbox over its
+ * read-only engine connection, and answers on the query's reply subject.
+ * Every query run or refused is logged with its id (the audit ledger is
+ * written by the privileged side, which does not see the bus yet).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "agent.h"
+#include "daemoneye/audit.h"
+#include "daemoneye/clock.h"
+#include "daemoneye/fleet.h"
+#include "daemoneye/log.h"
+#include "fleet_wiring.h"
+
+#define FLUSH_BATCH	 256  /* spool rows read at a time */
+#define FLUSH_BUDGET_MS	 1000 /* the most one flush spends publishing */
+#define DROP_WARN_EVERY	 10000
+#define QUERIES_PER_PASS 16   /* queries served per flush */
+#define SEEN_MAX	 4096 /* query ids remembered (each until it expires) */
+
+struct agent_fleet {
+	struct de_fleet_settings set;
+	struct de_fleet *f;
+	struct de_audit_settings audit;	     /* where the ledger is */
+	struct de_audit *ledger;	     /* read-only, once it exists */
+	bool ledger_warned;		     /* said once that it cannot be read */
+	char last_ckpt[DE_FLEET_MSGID_MAX];  /* id of the checkpoint last published */
+	bool down;			     /* in an outage (said once) */
+	uint64_t dropped_run;		     /* dropped by the bound in this run */
+	uint64_t dropped_warned;	     /* dropped_run when last said */
+	uint64_t published;		     /* messages published in this run */
+	struct de_ckpt_key *operator;	     /* fleet.operator_public_key; NULL: no queries */
+	struct de_fleet_sub *q_all, *q_host; /* <prefix>.query, <prefix>.<host>.query */
+	struct de_fleet_seen *seen;	     /* query ids already run */
+};
+
+int agent_fleet_check(const struct de_config *cfg, struct de_error *err)
+{
+	struct de_fleet_settings s = {0};
+	int rc = de_fleet_settings_load(cfg, NULL, false, &s, err);
+
+	de_fleet_settings_clear(&s);
+	return rc;
+}
+
+/* Close and free everything fl holds but the ledger (closed by agent_fleet_stop). */
+static void fleet_free(struct agent_fleet *fl)
+{
+	de_fleet_sub_free(fl->q_all);
+	de_fleet_sub_free(fl->q_host);
+	de_fleet_seen_free(fl->seen);
+	de_checkpoint_key_free(fl->operator);
+	de_fleet_close(fl->f);
+	de_audit_settings_clear(&fl->audit);
+	de_fleet_settings_clear(&fl->set);
+	free(fl);
+}
+
+/* Load the operator's key and listen for queries. */
+static int listen_queries(struct agent_fleet *fl, struct de_error *err)
+{
+	char subj[DE_FLEET_SUBJECT_MAX];
+	int rc;
+
+	if ((rc = de_checkpoint_key_load_public(fl->set.operator_public_key, &fl->operator, err)) <
+	    0)
+		return de_error_prefix(err, "fleet.operator_public_key: ");
+	if (!(fl->seen = de_fleet_seen_new(SEEN_MAX)))
+		return de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
+	if (de_fleet_query_subject(fl->set.subject_prefix, NULL, subj, sizeof(subj)) < 0 ||
+	    (rc = de_fleet_subscribe(fl->f, subj, &fl->q_all, err)) < 0 ||
+	    de_fleet_query_subject(fl->set.subject_prefix, fl->set.host_id, subj, sizeof(subj)) <
+		    0 ||
+	    (rc = de_fleet_subscribe(fl->f, subj, &fl->q_host, err)) < 0)
+		return rc < 0 ? rc
+			      : de_error_set(err, DE_ERR_CONFIGURATION, EINVAL,
+					     "fleet: no query subject for host %s",
+					     fl->set.host_id);
+	de_log_info("fleet: answering queries signed by %s", fl->set.operator_public_key);
+	return 0;
+}
+
+int agent_fleet_start(struct agent *ag, struct de_error *err)
+{
+	struct agent_fleet *fl = calloc(1, sizeof(*fl));
+	int rc;
+
+	if (!fl)
+		return de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
+	if ((rc = de_fleet_settings_load(ag->cfg, NULL, false, &fl->set, err)) < 0 ||
+	    !fl->set.enabled)
+		goto fail;
+	if ((rc = de_audit_settings_load(ag->cfg, &fl->audit, err)) < 0 ||
+	    (rc = de_fleet_connect(&fl->set, false, &fl->f, err)) < 0)
+		goto fail;
+	if (fl->set.operator_public_key && (rc = listen_queries(fl, err)) < 0)
+		goto fail;
+	de_log_info("fleet: publishing to stream %s as %s.%s.* (host id %s%s), %s", fl->set.stream,
+		    fl->set.subject_prefix, fl->set.host_id, fl->set.host_id_derived ? "from " : "",
+		    fl->set.host_id_derived ? DE_FLEET_MACHINE_ID : "set",
+		    de_fleet_connected(fl->f) ? "connected" : "not connected yet");
+	ag->fleet = fl;
+	return 0;
+fail:
+	fleet_free(fl);
+	return rc;
+}
+
+/* Add msgs to the spool, counting and reporting what the bound dropped. */
+static void spool(struct agent *ag, const struct de_spool_msg *msgs, size_t n)
+{
+	struct agent_fleet *fl = ag->fleet;
+	struct de_error err = {0};
+	size_t dropped = 0;
+
+	if (de_store_spool_add(ag->store, msgs, n, fl->set.spool_max_rows, &dropped, &err) < 0) {
+		de_log_err(&err);
+		return;
+	}
+	fl->dropped_run += dropped;
+	if (dropped &&
+	    (fl->dropped_warned == 0 || fl->dropped_run - fl->dropped_warned >= DROP_WARN_EVERY)) {
+		de_log_warnx("fleet: the spool is full (fleet.spool_max_rows %" PRIu64 "): %" PRIu64
+			     " events dropped in this run",
+			     fl->set.spool_max_rows, fl->dropped_run);
+		fl->dropped_warned = fl->dropped_run;
+	}
+}
+
+void agent_fleet_events(struct agent *ag, const struct de_process_event *ev, size_t n)
+{
+	struct agent_fleet *fl = ag->fleet;
+	struct de_spool_msg *msgs;
+	char(*ids)[DE_FLEET_MSGID_MAX];
+	char **bodies;
+	size_t k = 0;
+
+	if (!fl || !fl->set.publish_events || n == 0)
+		return;
+	msgs = calloc(n, sizeof(*msgs));
+	ids = calloc(n, sizeof(*ids));
+	bodies = calloc(n, sizeof(*bodies));
+	if (!msgs || !ids || !bodies) {
+		de_log_warnx("fleet: out of memory spooling %zu events", n);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct de_error err = {0};
+		if (ev[i].kind != DE_PROCESS_EXEC && ev[i].kind != DE_PROCESS_EXIT)
+			continue;
+		if (de_fleet_event_msg(fl->set.host_id, &ev[i], &bodies[k], ids[k], &err) < 0) {
+			de_log_err(&err);
+			continue;
+		}
+		msgs[k] = (struct de_spool_msg){.kind = "events",
+						.msg_id = ids[k],
+						.payload = bodies[k],
+						.created_at = ev[i].time_ms};
+		k++;
+	}
+	spool(ag, msgs, k);
+out:
+	for (size_t i = 0; bodies && i < k; i++)
+		free(bodies[i]);
+	free(bodies);
+	free(ids);
+	free(msgs);
+}
+
+void agent_fleet_cycle(struct agent *ag, int64_t scan_id, int64_t started_ms, size_t processes,
+		       const struct de_store_diff *diff, size_t alerts)
+{
+	struct agent_fleet *fl = ag->fleet;
+	struct de_spool_stats st = {0};
+	struct de_error err = {0};
+	char id[DE_FLEET_MSGID_MAX], *body = NULL;
+
+	if (!fl)
+		return;
+	agent_fleet_flush(ag); /* room in the spool first */
+	if (fl->set.publish_events) {
+		struct de_fleet_scan s = {
+			.scan_id = scan_id,
+			.started_ms = started_ms,
+			.ended_ms = de_now_ms(),
+			.processes = processes,
+			.added = diff->added,
+			.changed = diff->changed,
+			.exited = diff->exited,
+			.alerts = alerts,
+		};
+		if (de_store_spool_stats(ag->store, &st, &err) < 0)
+			de_log_err(&err);
+		s.spool_rows = st.rows;
+		s.spool_dropped = st.dropped;
+		if (de_fleet_scan_msg(fl->set.host_id, &s, &body, id, &err) < 0) {
+			de_log_err(&err);
+		} else {
+			struct de_spool_msg m = {.kind = "scans",
+						 .msg_id = id,
+						 .payload = body,
+						 .created_at = s.ended_ms};
+			spool(ag, &m, 1);
+		}
+		free(body);
+	}
+	agent_fleet_flush(ag);
+}
+
+struct flush_ctx {
+	struct agent_fleet *fl;
+	int64_t last_id;  /* the last published */
+	size_t n;	  /* published in this batch */
+	size_t seen;	  /* rows read in this batch */
+	int64_t deadline; /* monotonic ms */
+	struct de_error err;
+};
+
+static int publish_one(const struct de_spool_msg *m, void *arg)
+{
+	struct flush_ctx *c = arg;
+	enum de_fleet_kind k;
+
+	c->seen++;
+	if (de_fleet_kind_parse(m->kind, &k) < 0) {
+		c->last_id = m->id; /* not ours to publish: skip it */
+		return 0;
+	}
+	if (de_fleet_publish(c->fl->f, k, m->msg_id, m->payload, strlen(m->payload), 0, NULL,
+			     &c->err) < 0)
+		return 1;
+	c->last_id = m->id;
+	c->n++;
+	return de_mono_ms() >= c->deadline ? 2 : 0;
+}
+
+/* Publish the ledger's latest checkpoint when it is not the one last published. */
+static int publish_checkpoint(struct agent_fleet *fl, struct de_error *err)
+{
+	char id[DE_FLEET_MSGID_MAX], *note = NULL;
+	struct de_audit_config ac;
+	int rc;
+
+	if (!fl->audit.enabled)
+		return 0;
+	if (!fl->ledger) {
+		if (access(fl->audit.path, F_OK) != 0)
+			return 0; /* no ledger yet */
+		de_audit_settings_config(&fl->audit, true, &ac);
+		if (de_audit_open(&ac, &fl->ledger, err) < 0) {
+			if (fl->ledger_warned)
+				return 0;
+			fl->ledger_warned = true;
+			return de_error_prefix(err, "fleet: checkpoints not published: ");
+		}
+	}
+	if ((rc = de_audit_latest_checkpoint(fl->ledger, &note, err)) < 0)
+		return rc == -ENOENT ? 0 : rc;
+	if ((rc = de_fleet_checkpoint_msg_id(fl->set.host_id, note, strlen(note), id, err)) == 0 &&
+	    strcmp(id, fl->last_ckpt) != 0 &&
+	    (rc = de_fleet_publish(fl->f, DE_FLEET_CHECKPOINTS, id, note, strlen(note), 0, NULL,
+				   err)) == 0) {
+		snprintf(fl->last_ckpt, sizeof(fl->last_ckpt), "%s", id);
+		fl->published++;
+	}
+	free(note);
+	return rc;
+}
+
+/* ---- queries ------------------------------------------------------------------- */
+
+/* Run q in the sandbox; its answer as JSON text (the caller frees). */
+static char *run_query(struct agent *ag, const struct de_fleet_query *q, size_t *nrows,
+		       struct de_error *err)
+{
+	struct agent_fleet *fl = ag->fleet;
+	sqlite3 *db = de_engine_db(ag->det.engine);
+	sqlite3_stmt *st = NULL;
+	struct de_guard g;
+	json_t *ans, *rows = json_array();
+	size_t bytes = 0;
+	bool truncated = false;
+	char *text = NULL;
+	int step = SQLITE_DONE;
+
+	*nrows = 0;
+	ans = json_pack("{s:s,s:s}", "host", fl->set.host_id, "id", q->id);
+	if (!ans || !rows)
+		goto out;
+	if (de_validator_prepare(ag->det.validator, db, q->sql, &st, err) == 0) {
+		de_validator_arm(ag->det.validator, db, &g);
+		while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+			json_t *row = de_row_json(st);
+			char *t = row ? json_dumps(row, JSON_COMPACT) : NULL;
+			size_t n = t ? strlen(t) : 0;
+			free(t);
+			if (!row || *nrows >= DE_FLEET_ANSWER_ROWS_MAX ||
+			    bytes + n + 1 > DE_FLEET_ANSWER_MAX - 4096) {
+				json_decref(row);
+				truncated = true;
+				break;
+			}
+			json_array_append_new(rows, row);
+			bytes += n + 1;
+			(*nrows)++;
+		}
+		de_validator_disarm(db, &g);
+		if (!truncated && step != SQLITE_DONE)
+			de_validator_step_error(db, &g, step, err);
+	}
+	if (err->message[0]) {
+		json_object_set_new(ans, "ok", json_false());
+		json_object_set_new(ans, "error", json_string(err->message));
+	} else {
+		json_object_set_new(ans, "ok", json_true());
+		json_object_set_new(ans, "rows", json_incref(rows));
+		json_object_set_new(ans, "truncated", json_boolean(truncated));
+	}
+	text = json_dumps(ans, JSON_COMPACT);
+out:
+	sqlite3_finalize(st);
+	json_decref(rows);
+	json_decref(ans);
+	return text;
+}
+
+/* Check, run and answer one query message. */
+static void serve_query(struct agent *ag, const char *msg, size_t len)
+{
+	struct agent_fleet *fl = ag->fleet;
+	struct de_fleet_query q = {0};
+	struct de_error err = {0};
+	int64_t now = de_now_ms();
+	size_t nrows = 0;
+	char *answer;
+	int rc;
+
+	if (de_fleet_query_open(msg, len, fl->operator, now, &q, &err) < 0) {
+		de_log_warnx("fleet: query refused: %s", err.message);
+		return;
+	}
+	if (!de_fleet_query_for(&q, fl->set.host_id))
+		goto out; /* meant for other hosts */
+	if ((rc = de_fleet_seen_add(fl->seen, q.id, q.expires_ms, now)) < 0) {
+		de_log_warnx("fleet: query %s refused: %s", q.id,
+			     rc == -EALREADY ? "already run (a replay)"
+					     : "too many queries in flight");
+		goto out;
+	}
+	answer = run_query(ag, &q, &nrows, &err);
+	if (!answer) {
+		de_log_warnx("fleet: query %s: out of memory", q.id);
+		goto out;
+	}
+	de_log_info("fleet: query %s run (%zu rows%s%s): %.200s", q.id, nrows,
+		    err.message[0] ? "; failed: " : "", err.message, q.sql);
+	de_error_clear(&err);
+	if (de_fleet_send(fl->f, q.reply, answer, strlen(answer), &err) < 0)
+		de_log_err(&err);
+	free(answer);
+out:
+	de_fleet_query_clear(&q);
+}
+
+static void serve_queries(struct agent *ag)
+{
+	struct agent_fleet *fl = ag->fleet;
+	struct de_fleet_sub *subs[2] = {fl->q_all, fl->q_host};
+
+	for (size_t i = 0; i < 2; i++)
+		for (int k = 0; subs[i] && k < QUERIES_PER_PASS; k++) {
+			struct de_error err = {0};
+			char *msg = NULL;
+			size_t len = 0;
+			int rc =
+				de_fleet_sub_next(subs[i], 0, DE_FLEET_QUERY_MAX, &msg, &len, &err);
+			if (rc == 0)
+				break;
+			if (rc < 0) {
+				de_log_warnx("fleet: query refused: %s", err.message);
+				continue;
+			}
+			serve_query(ag, msg, len);
+			free(msg);
+		}
+}
+
+void agent_fleet_flush(struct agent *ag)
+{
+	struct agent_fleet *fl = ag->fleet;
+	struct flush_ctx c = {0};
+	struct de_error err = {0};
+	int rc = 0;
+
+	if (!fl)
+		return;
+	if (!de_fleet_connected(fl->f)) {
+		if (!fl->down)
+			de_log_warnx("fleet: not connected to %s%s: events wait in the spool, "
+				     "alerts in the outbox",
+				     fl->set.servers[0],
+				     fl->set.nservers > 1 ? " or the others" : "");
+		fl->down = true;
+		return;
+	}
+	if (fl->operator)
+		serve_queries(ag);
+	c.fl = fl;
+	c.deadline = de_mono_ms() + FLUSH_BUDGET_MS;
+	do {
+		c.n = c.seen = 0;
+		c.last_id = -1;
+		rc = de_store_spool_peek(ag->store, FLUSH_BATCH, publish_one, &c, &err);
+		if (c.last_id >= 0 && de_store_spool_remove(ag->store, c.last_id, &err) < 0)
+			break;
+		fl->published += c.n;
+	} while (rc == 0 && c.seen == FLUSH_BATCH);
+	if (rc < 0) {
+		de_log_err(&err);
+		return;
+	}
+	if (rc == 1) {
+		/* the first that failed stops the rest: order is kept */
+		if (!fl->down)
+			de_log_warnx("fleet: %s; will retry", c.err.message);
+		fl->down = true;
+		return;
+	}
+	if (rc == 0 && publish_checkpoint(fl, &err) < 0) {
+		if (!fl->down)
+			de_log_err(&err);
+		fl->down = err.code == EAGAIN;
+		return;
+	}
+	if (fl->down)
+		de_log_info("fleet: publishing again (%" PRIu64 " messages so far in this run)",
+			    fl->published);
+	fl->down = false;
+}
+
+void agent_fleet_stop(struct agent *ag)
+{
+	struct agent_fleet *fl = ag->fleet;
+	struct de_error err = {0};
+
+	if (!fl)
+		return;
+	agent_fleet_flush(ag);
+	de_audit_close(fl->ledger, &err);
+	fl->ledger = NULL;
+	fleet_free(fl);
+	ag->fleet = NULL;
+}

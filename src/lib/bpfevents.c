@@ -1,0 +1,645 @@
+/*
+ * bpfevents.c — the kernel sensor's user-space half (see bpfevents.h): load
+ * src/bpf/sensor.bpf.c (embedded through bpftool's skeleton, or an object
+ * file named by the caller), attach its raw tracepoints, and turn the
+ * records of its ring buffer (src/bpf/sensor.h) into de_process_events.
+ *
+ * libbpf writes its diagnostics through a print callback; while loading we
+ * keep them in a buffer so that a refusal can be explained in one
+ * sentence (the last line of the verifier's log says what it rejected),
+ * and the library itself never prints.  Records are parsed with every
+ * length checked against the record's size before use: the ring buffer is
+ * written by our program, but a parser that trusts nothing is what the
+ * fuzz target checks.
+ */
+#include "daemoneye/bpfevents.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/sysmacros.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemoneye/clock.h"
+
+#include <linux/types.h>
+
+#include "../bpf/sensor.h"
+
+#ifdef DE_HAVE_BPF
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "sensor.skel.h"
+#endif
+
+void de_bpfevents_options_default(struct de_bpfevents_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->argv_max = 32768;
+	o->ringbuf_kb = 8192;
+	o->tcp = true;
+}
+
+bool de_bpfevents_built(void)
+{
+#ifdef DE_HAVE_BPF
+	return true;
+#else
+	return false;
+#endif
+}
+
+void de_bpf_clock_now(struct de_bpf_clock *c)
+{
+	struct timespec rt, bt;
+
+	clock_gettime(CLOCK_REALTIME, &rt);
+	clock_gettime(CLOCK_BOOTTIME, &bt);
+	c->boot_to_epoch_ns = ((int64_t)rt.tv_sec - (int64_t)bt.tv_sec) * 1000000000 +
+			      ((int64_t)rt.tv_nsec - (int64_t)bt.tv_nsec);
+	c->clk_tck = sysconf(_SC_CLK_TCK);
+	/* the collector's start times use /proc/stat's btime: the same here,
+	   so an instance's (pid, start_time) is the one a scan gives it */
+	c->btime_ms = c->boot_to_epoch_ns / 1000000000 * 1000;
+	int64_t boot = de_boot_time_ms(-1);
+	if (boot)
+		c->btime_ms = boot;
+}
+
+/* ---- parsing ------------------------------------------------------------- */
+
+/* ns after boot as ms since the epoch, as the collector computes start times */
+static int64_t start_ms(const struct de_bpf_clock *clk, uint64_t ns, int64_t *ticks)
+{
+	long hz = clk->clk_tck > 0 ? clk->clk_tck : 100;
+
+	*ticks = (int64_t)(ns / (1000000000ull / (uint64_t)hz));
+	return clk->btime_ms + *ticks * 1000 / hz;
+}
+
+/*
+ * Join path components stored leaf first ("c\0b\0a\0") into "/a/b/c" at
+ * out (cap bytes).  An empty list is the root.  Returns the text or NULL
+ * when the components are malformed or do not fit.
+ */
+static const char *join_path(const char *comp, size_t n, char *out, size_t cap)
+{
+	size_t ends[DE_BPF_PATH_DEPTH + 1], starts[DE_BPF_PATH_DEPTH + 1], k = 0, o = 0;
+
+	for (size_t at = 0; at < n;) {
+		const char *nul = memchr(comp + at, '\0', n - at);
+		if (!nul || k == DE_BPF_PATH_DEPTH + 1)
+			return NULL;
+		starts[k] = at;
+		ends[k++] = (size_t)(nul - comp);
+		at = ends[k - 1] + 1;
+	}
+	if (k == 0) {
+		if (cap < 2)
+			return NULL;
+		out[0] = '/';
+		out[1] = '\0';
+		return out;
+	}
+	while (k--) {
+		size_t l = ends[k] - starts[k];
+		if (o + 1 + l + 1 > cap)
+			return NULL;
+		out[o++] = '/';
+		memcpy(out + o, comp + starts[k], l);
+		o += l;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+int de_bpfevents_parse(const void *rec, size_t n, const struct de_bpf_clock *clk,
+		       struct de_process_event *e, struct de_kernel_exec *k, char *scratch,
+		       size_t cap)
+{
+	struct de_bpf_hdr h;
+	int64_t ticks;
+
+	memset(e, 0, sizeof(*e));
+	if (n < sizeof(h))
+		return -EBADMSG;
+	memcpy(&h, rec, sizeof(h));
+	e->pid = h.pid;
+	e->timestamp_ns = h.ktime_ns;
+	e->time_ms = (int64_t)(h.ktime_ns / 1000000) + clk->boot_to_epoch_ns / 1000000;
+	switch (h.kind) {
+	case DE_BPF_FORK: {
+		struct de_bpf_fork f;
+		if (n < sizeof(f))
+			return -EBADMSG;
+		memcpy(&f, rec, sizeof(f));
+		e->kind = DE_PROCESS_FORK;
+		e->ppid = f.ppid;
+		e->start_time = start_ms(clk, f.start_ns, &ticks);
+		return 0;
+	}
+	case DE_BPF_EXIT: {
+		struct de_bpf_exit x;
+		if (n < sizeof(x))
+			return -EBADMSG;
+		memcpy(&x, rec, sizeof(x));
+		e->kind = DE_PROCESS_EXIT;
+		e->has_exit_code = true;
+		e->exit_code = (int32_t)x.exit_code;
+		e->start_time = start_ms(clk, x.start_ns, &ticks);
+		return 0;
+	}
+	case DE_BPF_TCP: {
+		struct de_bpf_tcp t;
+		struct de_connection *c = &e->conn;
+		if (n < sizeof(t))
+			return -EBADMSG;
+		memcpy(&t, rec, sizeof(t));
+		e->kind = DE_PROCESS_TCP;
+		e->has_conn = true;
+		switch (t.op) {
+		case DE_BPF_TCP_CONNECT:
+			c->kind = DE_CONN_CONNECT;
+			break;
+		case DE_BPF_TCP_CONNECT_FAILED:
+			c->kind = DE_CONN_CONNECT_FAILED;
+			break;
+		case DE_BPF_TCP_LISTEN:
+			c->kind = DE_CONN_LISTEN;
+			break;
+		case DE_BPF_TCP_ACCEPT:
+			c->kind = DE_CONN_ACCEPT;
+			break;
+		default:
+			return -EBADMSG;
+		}
+		if (t.family == 2)
+			c->family = 4;
+		else if (t.family == 10)
+			c->family = 6;
+		else
+			return -EBADMSG;
+		c->pid = h.pid;
+		c->start_time = e->start_time = start_ms(clk, t.start_ns, &ticks);
+		memcpy(c->laddr, t.laddr, 16);
+		memcpy(c->raddr, t.raddr, 16);
+		if (c->family == 4) {
+			memset(c->laddr + 4, 0, 12);
+			memset(c->raddr + 4, 0, 12);
+		}
+		c->lport = t.lport;
+		c->rport = t.rport;
+		c->inode = t.inode;
+		c->time_ms = e->time_ms;
+		return 0;
+	}
+	case DE_BPF_EXEC:
+		break;
+	default:
+		return -EBADMSG;
+	}
+
+	struct de_bpf_exec x;
+	const char *data = (const char *)rec + sizeof(x);
+	size_t dn, at = 0, o = 0;
+
+	if (n < sizeof(x))
+		return -EBADMSG;
+	memcpy(&x, rec, sizeof(x));
+	dn = n - sizeof(x);
+	if ((uint64_t)x.exe_len + x.cwd_len + x.cg_len + x.argv_len > dn ||
+	    x.argv_len > DE_BPF_ARGV_MAX || cap < (size_t)3 * DE_BPF_PATH_TEXT)
+		return -EBADMSG;
+	memset(k, 0, sizeof(*k));
+	e->kind = DE_PROCESS_EXEC;
+	e->ppid = x.ppid;
+	e->kexec = k;
+	k->pid = h.pid;
+	k->ppid = x.ppid;
+	k->uid = x.uid;
+	k->gid = x.gid;
+	k->euid = x.euid;
+	k->egid = x.egid;
+	k->pgrp = x.pgrp;
+	k->session = x.session;
+	k->tty_nr = x.flags & DE_BPF_F_TTY ? x.tty_nr : 0;
+	k->nice = x.nice;
+	k->threads = x.threads;
+	e->start_time = start_ms(clk, x.start_ns, &k->start_ticks);
+	{
+		long hz = clk->clk_tck > 0 ? clk->clk_tck : 100;
+		k->utime_ticks = (int64_t)(x.utime_ns / (1000000000ull / (uint64_t)hz));
+		k->stime_ticks = (int64_t)(x.stime_ns / (1000000000ull / (uint64_t)hz));
+	}
+	k->exe_ino = x.exe_ino;
+	k->exe_dev = makedev(x.exe_dev >> 20, x.exe_dev & 0xfffff);
+	k->pid_ns = x.pid_ns;
+	k->mnt_ns = x.mnt_ns;
+	k->net_ns = x.net_ns;
+	k->user_ns = x.user_ns;
+	memcpy(k->comm, x.comm, sizeof(k->comm));
+	k->comm[sizeof(k->comm) - 1] = '\0';
+	if (!(x.flags & DE_BPF_F_NO_EXE)) {
+		if (!(k->exe = join_path(data, x.exe_len, scratch + o, DE_BPF_PATH_TEXT)))
+			return -EBADMSG;
+		o += DE_BPF_PATH_TEXT;
+	}
+	at += x.exe_len;
+	if (!(x.flags & DE_BPF_F_NO_CWD)) {
+		if (!(k->cwd = join_path(data + at, x.cwd_len, scratch + o, DE_BPF_PATH_TEXT)))
+			return -EBADMSG;
+		o += DE_BPF_PATH_TEXT;
+	}
+	at += x.cwd_len;
+	if (!(k->cgroup = join_path(data + at, x.cg_len, scratch + o, DE_BPF_PATH_TEXT)))
+		return -EBADMSG;
+	at += x.cg_len;
+	k->argv = data + at;
+	k->argv_len = x.argv_len;
+	k->exe_cut = x.flags & DE_BPF_F_EXE_CUT;
+	k->cwd_cut = x.flags & DE_BPF_F_CWD_CUT;
+	k->cgroup_cut = x.flags & DE_BPF_F_CG_CUT;
+	k->argv_cut = (x.flags & DE_BPF_F_ARGV_CUT) || x.argv_total > x.argv_len;
+	return 0;
+}
+
+/* ---- loading ------------------------------------------------------------- */
+
+#ifdef DE_HAVE_BPF
+
+struct de_bpfevents {
+	struct bpf_object *obj;
+	struct bpf_link *links[8];
+	size_t nlinks;
+	struct ring_buffer *rb;
+	volatile struct de_bpf_counters *counters; /* the .bss, mmap'd shared */
+	size_t counters_len;			   /* the length of that mapping */
+	uint64_t dropped_seen;			   /* drops already reported as LOST */
+	struct de_bpf_clock clk;
+	/* the read in progress */
+	int (*fn)(void *ctx, struct de_process_event *e);
+	void *ctx;
+	int fn_rc;
+	uint64_t bad; /* malformed records (never expected) */
+	char scratch[3 * DE_BPF_PATH_TEXT];
+};
+
+/* libbpf's diagnostics while loading (one loader at a time). */
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static char log_buf[16384];
+static size_t log_len;
+
+static int capture_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	char small[512], *text = small;
+	va_list aq;
+	size_t n;
+	int len;
+
+	if (level == LIBBPF_DEBUG)
+		return 0;
+	/* the verifier's log comes in one call and can be megabytes: format
+	   it whole, keep its tail */
+	va_copy(aq, ap);
+	len = vsnprintf(small, sizeof(small), fmt, aq);
+	va_end(aq);
+	if (len < 0)
+		return 0;
+	if ((size_t)len >= sizeof(small)) {
+		if (!(text = malloc((size_t)len + 1)))
+			return 0;
+		vsnprintf(text, (size_t)len + 1, fmt, ap);
+	}
+	n = (size_t)len;
+	if (n >= sizeof(log_buf) - 1) {
+		memcpy(log_buf, text + n - (sizeof(log_buf) - 1), sizeof(log_buf) - 1);
+		log_len = sizeof(log_buf) - 1;
+	} else {
+		if (log_len + n >= sizeof(log_buf)) {
+			size_t drop = log_len + n - (sizeof(log_buf) - 1);
+			memmove(log_buf, log_buf + drop, log_len - drop);
+			log_len -= drop;
+		}
+		memcpy(log_buf + log_len, text, n);
+		log_len += n;
+	}
+	log_buf[log_len] = '\0';
+	if (text != small)
+		free(text);
+	return 0;
+}
+
+/*
+ * The verifier's reason from the captured log: the last line of the
+ * program's load log that is not its statistics.  Empty when none.
+ */
+static void verifier_reason(char *out, size_t size)
+{
+	char *end = strstr(log_buf, "-- END PROG LOAD LOG --"), *p;
+
+	out[0] = '\0';
+	if (!end)
+		return;
+	/* back from the end marker, skipping the statistics lines (the log's
+	   start may have been dropped to keep its tail) */
+	*end = '\0';
+	while ((p = strrchr(log_buf, '\n'))) {
+		char *line = p + 1;
+		if (*line && strncmp(line, "processed ", 10) != 0 &&
+		    strncmp(line, "verification time", 17) != 0 &&
+		    strncmp(line, "stack depth", 11) != 0 && strncmp(line, "-- ", 3) != 0) {
+			snprintf(out, size, "%s", line);
+			return;
+		}
+		*p = '\0';
+	}
+}
+
+/* The map whose name ends with suffix (".rodata", ".bss"), or NULL. */
+static struct bpf_map *map_ending(struct bpf_object *obj, const char *suffix)
+{
+	struct bpf_map *m;
+	size_t sl = strlen(suffix);
+
+	bpf_object__for_each_map(m, obj)
+	{
+		const char *name = bpf_map__name(m);
+		size_t l = strlen(name);
+		if (l >= sl && strcmp(name + l - sl, suffix) == 0)
+			return m;
+	}
+	return NULL;
+}
+
+static int on_sample(void *ctx, void *data, size_t size)
+{
+	struct de_bpfevents *ev = ctx;
+	struct de_process_event e;
+	struct de_kernel_exec k;
+
+	if (ev->fn_rc < 0)
+		return ev->fn_rc;
+	if (de_bpfevents_parse(data, size, &ev->clk, &e, &k, ev->scratch, sizeof(ev->scratch)) <
+	    0) {
+		ev->bad++;
+		return 0;
+	}
+	ev->fn_rc = ev->fn(ev->ctx, &e);
+	return ev->fn_rc < 0 ? ev->fn_rc : 0;
+}
+
+static const char *const tcp_programs[] = {"on_sock_state", "on_sys_exit"};
+
+int de_bpfevents_open(const struct de_bpfevents_options *o, struct de_bpfevents **out,
+		      struct de_error *err)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, oo, .object_name = "de_sensor");
+	struct de_bpfevents *ev;
+	struct bpf_program *prog;
+	struct bpf_map *m;
+	const char *btf = o->btf_path;
+	char why[512];
+	int rc, ncpu;
+	size_t sz;
+	uint32_t rb = o->ringbuf_kb;
+	libbpf_print_fn_t old;
+
+	if (o->argv_max < 256 || o->argv_max > DE_BPF_ARGV_MAX)
+		return de_error_set(err, DE_ERR_CONFIGURATION, EINVAL,
+				    "the eBPF argv bound must be 256 .. %d bytes", DE_BPF_ARGV_MAX);
+	if (rb < 4 || (rb & (rb - 1)) || rb > (1u << 20))
+		return de_error_set(err, DE_ERR_CONFIGURATION, EINVAL,
+				    "the eBPF ring buffer must be a power of two from 4 to "
+				    "1048576 KiB, not %u",
+				    rb);
+	/* CO-RE needs the kernel's types: say so plainly rather than through
+	   libbpf's relocation errors */
+	if (access(btf ? btf : "/sys/kernel/btf/vmlinux", R_OK) < 0)
+		return de_error_set(err, DE_ERR_IO, ENOENT,
+				    "no BTF type information for the kernel (%s: %s); the eBPF "
+				    "sensor needs a kernel built with CONFIG_DEBUG_INFO_BTF",
+				    btf ? btf : "/sys/kernel/btf/vmlinux", strerror(errno));
+	if (!(ev = calloc(1, sizeof(*ev))))
+		return de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
+	de_bpf_clock_now(&ev->clk);
+	oo.btf_custom_path = btf;
+
+	pthread_mutex_lock(&log_lock);
+	log_len = 0;
+	log_buf[0] = '\0';
+	old = libbpf_set_print(capture_print);
+	if (o->object_path) {
+		ev->obj = bpf_object__open_file(o->object_path, &oo);
+	} else {
+		const void *elf = sensor_bpf__elf_bytes(&sz);
+		ev->obj = bpf_object__open_mem(elf, sz, &oo);
+	}
+	if (!ev->obj) {
+		rc = -errno;
+		ev->obj = NULL;
+		rc = de_error_set(err, DE_ERR_IO, -rc, "cannot open the eBPF object%s%s: %s",
+				  o->object_path ? " " : "", o->object_path ? o->object_path : "",
+				  strerror(-rc));
+		goto fail;
+	}
+	/* settings before loading: the argv bound (the object's only
+	   constant), the ring buffer's size, a scratch slot per CPU */
+	if (!(m = map_ending(ev->obj, ".rodata")) || !bpf_map__initial_value(m, &sz) ||
+	    sz < sizeof(uint32_t) || !bpf_object__find_map_by_name(ev->obj, "events") ||
+	    !bpf_object__find_map_by_name(ev->obj, "exec_buf") || !map_ending(ev->obj, ".bss")) {
+		rc = de_error_set(err, DE_ERR_IO, EINVAL,
+				  "the eBPF object is not daemoneye's sensor (its maps differ)");
+		goto fail;
+	}
+	*(uint32_t *)bpf_map__initial_value(m, &sz) = o->argv_max;
+	ncpu = libbpf_num_possible_cpus();
+	if (ncpu <= 0 ||
+	    bpf_map__set_max_entries(bpf_object__find_map_by_name(ev->obj, "events"), rb * 1024u) <
+		    0 ||
+	    bpf_map__set_max_entries(bpf_object__find_map_by_name(ev->obj, "exec_buf"),
+				     (uint32_t)ncpu) < 0) {
+		rc = de_error_set(err, DE_ERR_IO, EINVAL, "cannot size the eBPF maps");
+		goto fail;
+	}
+	for (size_t i = 0; !o->tcp && i < sizeof(tcp_programs) / sizeof(tcp_programs[0]); i++)
+		if ((prog = bpf_object__find_program_by_name(ev->obj, tcp_programs[i])))
+			bpf_program__set_autoload(prog, false);
+	if ((rc = bpf_object__load(ev->obj)) < 0) {
+		char reason[256];
+		verifier_reason(reason, sizeof(reason));
+		if (reason[0]) {
+			snprintf(why, sizeof(why),
+				 "an eBPF program failed the kernel's verification: %s", reason);
+			rc = de_error_set(err, DE_ERR_IO, EINVAL, "%s", why);
+		} else if (rc == -EPERM || rc == -EACCES) {
+			rc = de_error_set(err, DE_ERR_IO, -rc,
+					  "the kernel refused to load eBPF programs (%s): it "
+					  "needs CAP_BPF and CAP_PERFMON (root), no lockdown and "
+					  "no seccomp filter denying bpf(2)",
+					  strerror(-rc));
+		} else {
+			rc = de_error_set(err, DE_ERR_IO, -rc, "cannot load the eBPF programs: %s",
+					  strerror(-rc));
+		}
+		goto fail;
+	}
+	bpf_object__for_each_program(prog, ev->obj)
+	{
+		struct bpf_link *l;
+		if (!bpf_program__autoload(prog))
+			continue;
+		if (ev->nlinks == sizeof(ev->links) / sizeof(ev->links[0]) ||
+		    !(l = bpf_program__attach(prog))) {
+			rc = -errno;
+			rc = de_error_set(err, DE_ERR_IO, rc ? -rc : EINVAL,
+					  "cannot attach eBPF program %s: %s",
+					  bpf_program__name(prog), strerror(rc ? -rc : EINVAL));
+			goto fail;
+		}
+		ev->links[ev->nlinks++] = l;
+	}
+	/* the program's .bss, mapped shared (libbpf's own copy is private
+	   unless a skeleton loads it): read with no system call */
+	m = map_ending(ev->obj, ".bss");
+	sz = bpf_map__value_size(m);
+	if (sz < sizeof(struct de_bpf_counters)) {
+		rc = de_error_set(err, DE_ERR_IO, EINVAL,
+				  "the eBPF object is not daemoneye's sensor (no counters)");
+		goto fail;
+	}
+	ev->counters_len = (sz + (size_t)getpagesize() - 1) & ~((size_t)getpagesize() - 1);
+	void *bss = mmap(NULL, ev->counters_len, PROT_READ, MAP_SHARED, bpf_map__fd(m), 0);
+	if (bss == MAP_FAILED) {
+		rc = de_error_set(err, DE_ERR_IO, errno, "cannot map the eBPF counters: %s",
+				  strerror(errno));
+		goto fail;
+	}
+	ev->counters = bss;
+	ev->rb = ring_buffer__new(bpf_map__fd(bpf_object__find_map_by_name(ev->obj, "events")),
+				  on_sample, ev, NULL);
+	if (!ev->rb) {
+		rc = -errno;
+		rc = de_error_set(err, DE_ERR_IO, -rc, "cannot map the eBPF ring buffer: %s",
+				  strerror(-rc));
+		goto fail;
+	}
+	libbpf_set_print(old);
+	pthread_mutex_unlock(&log_lock);
+	*out = ev;
+	return 0;
+fail:
+	libbpf_set_print(old);
+	pthread_mutex_unlock(&log_lock);
+	de_bpfevents_close(ev);
+	return rc;
+}
+
+void de_bpfevents_close(struct de_bpfevents *ev)
+{
+	if (!ev)
+		return;
+	ring_buffer__free(ev->rb);
+	if (ev->counters)
+		munmap((void *)ev->counters, ev->counters_len);
+	for (size_t i = 0; i < ev->nlinks; i++)
+		bpf_link__destroy(ev->links[i]);
+	bpf_object__close(ev->obj);
+	free(ev);
+}
+
+int de_bpfevents_fd(const struct de_bpfevents *ev)
+{
+	return ring_buffer__epoll_fd(ev->rb);
+}
+
+uint64_t de_bpfevents_delivered(const struct de_bpfevents *ev)
+{
+	return ev ? ev->counters->events : 0;
+}
+
+uint64_t de_bpfevents_dropped(const struct de_bpfevents *ev)
+{
+	return ev ? ev->counters->dropped : 0;
+}
+
+int de_bpfevents_read(struct de_bpfevents *ev, int (*fn)(void *ctx, struct de_process_event *e),
+		      void *ctx, struct de_error *err)
+{
+	uint64_t dropped;
+	int rc;
+
+	ev->fn = fn;
+	ev->ctx = ctx;
+	ev->fn_rc = 0;
+	rc = ring_buffer__consume(ev->rb);
+	if (ev->fn_rc < 0)
+		return ev->fn_rc;
+	if (rc < 0)
+		return de_error_set(err, DE_ERR_IO, -rc, "eBPF ring buffer: %s", strerror(-rc));
+	/* what the kernel could not write: said once per read, then reconciled */
+	dropped = ev->counters->dropped;
+	if (dropped != ev->dropped_seen) {
+		struct de_process_event e = {.kind = DE_PROCESS_LOST,
+					     .time_ms = de_now_ms(),
+					     .lost = dropped - ev->dropped_seen};
+		ev->dropped_seen = dropped;
+		return fn(ctx, &e);
+	}
+	return 0;
+}
+
+#else /* !DE_HAVE_BPF */
+
+struct de_bpfevents {
+	int unused;
+};
+
+int de_bpfevents_open(const struct de_bpfevents_options *o, struct de_bpfevents **out,
+		      struct de_error *err)
+{
+	(void)o;
+	(void)out;
+	return de_error_set(err, DE_ERR_IO, ENOTSUP,
+			    "this daemoneye was built without the eBPF sensor (no libbpf, "
+			    "bpftool or clang at build time)");
+}
+
+void de_bpfevents_close(struct de_bpfevents *ev)
+{
+	(void)ev;
+}
+
+int de_bpfevents_fd(const struct de_bpfevents *ev)
+{
+	(void)ev;
+	return -1;
+}
+
+uint64_t de_bpfevents_delivered(const struct de_bpfevents *ev)
+{
+	(void)ev;
+	return 0;
+}
+
+uint64_t de_bpfevents_dropped(const struct de_bpfevents *ev)
+{
+	(void)ev;
+	return 0;
+}
+
+int de_bpfevents_read(struct de_bpfevents *ev, int (*fn)(void *ctx, struct de_process_event *e),
+		      void *ctx, struct de_error *err)
+{
+	(void)ev;
+	(void)fn;
+	(void)ctx;
+	return de_error_set(err, DE_ERR_IO, ENOTSUP, "built without the eBPF sensor");
+}
+
+#endif

@@ -1,0 +1,473 @@
+/*
+ * fleet_nats.c — the fleet's connection to NATS JetStream through libnats
+ * (fleet.h): connecting with TLS and credentials, making sure the stream
+ * exists, publishing with a message id and waiting for the stream's
+ * acknowledgement, and reading a host's messages back in order.
+ *
+ * The connection reconnects by itself for ever (libnats's reconnect loop);
+ * a publish while it is down fails at once with EAGAIN instead of being
+ * buffered by libnats, so that what waits, waits in our outbox or spool,
+ * where it survives a restart.
+ */
+#include "daemoneye/fleet.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nats/nats.h>
+
+struct de_fleet {
+	natsConnection *nc;
+	jsCtx *js;
+	struct de_fleet_settings s; /* a copy without its owned strings */
+	bool ensured;		    /* the stream was ensured on this connection */
+};
+
+/* libnats's last error text for st (without its "(file.c:line): " origin), or its status name. */
+static const char *nats_text(natsStatus st)
+{
+	natsStatus last = NATS_OK;
+	const char *t = nats_GetLastError(&last), *p;
+
+	if (!t || !*t || last != st)
+		return natsStatus_GetText(st);
+	if (t[0] == '(' && (p = strstr(t, "): ")) != NULL)
+		t = p + 3;
+	return t;
+}
+
+/* errno-style code of a libnats status: EAGAIN when a retry may succeed. */
+static int nats_code(natsStatus st)
+{
+	switch (st) {
+	case NATS_CONNECTION_AUTH_FAILED:
+	case NATS_NOT_PERMITTED:
+		return EACCES;
+	case NATS_SECURE_CONNECTION_REQUIRED:
+	case NATS_SSL_ERROR:
+		return EPROTO;
+	case NATS_INVALID_ARG:
+	case NATS_INVALID_SUBJECT:
+	case NATS_MAX_PAYLOAD:
+		return EINVAL;
+	case NATS_NO_MEMORY:
+		return ENOMEM;
+	default:
+		return EAGAIN;
+	}
+}
+
+static int nats_fail(struct de_error *err, natsStatus st, const char *what)
+{
+	const char *hint = "";
+
+	if (st == NATS_SECURE_CONNECTION_REQUIRED)
+		hint = " (the server requires TLS: use tls:// servers and fleet.tls.ca_file)";
+	else if (st == NATS_SSL_ERROR)
+		hint = " (check fleet.tls.ca_file, cert_file and key_file against the server's)";
+	else if (st == NATS_CONNECTION_AUTH_FAILED)
+		hint = " (check fleet.credentials_file)";
+	else if (st == NATS_NO_SERVER || st == NATS_NOT_YET_CONNECTED)
+		hint = " (no server in fleet.servers answered)";
+	return de_error_set(err, DE_ERR_ALERTING, nats_code(st), "%s: %s%s", what, nats_text(st),
+			    hint);
+}
+
+const struct de_fleet_settings *de_fleet_settings(const struct de_fleet *f)
+{
+	return &f->s;
+}
+
+bool de_fleet_connected(struct de_fleet *f)
+{
+	return f && f->nc && natsConnection_Status(f->nc) == NATS_CONN_STATUS_CONNECTED;
+}
+
+/* Connected once (not called when connect returns at once). */
+static void on_connected(natsConnection *nc, void *arg)
+{
+	(void)nc;
+	(void)arg;
+}
+
+static natsStatus make_options(const struct de_fleet_settings *s, bool wait, natsOptions **out)
+{
+	natsOptions *o = NULL;
+	char name[128];
+	natsStatus st;
+
+	snprintf(name, sizeof(name), "daemoneye %s", s->host_id);
+	if ((st = natsOptions_Create(&o)) != NATS_OK)
+		return st;
+	st = natsOptions_SetServers(o, (const char **)s->servers, (int)s->nservers);
+	if (st == NATS_OK)
+		st = natsOptions_SetName(o, name);
+	if (st == NATS_OK)
+		st = natsOptions_SetTimeout(o, (int64_t)s->connect_timeout_ms);
+	if (st == NATS_OK)
+		st = natsOptions_SetMaxReconnect(o, -1);
+	if (st == NATS_OK)
+		st = natsOptions_SetReconnectWait(o, 500);
+	if (st == NATS_OK && !wait)
+		st = natsOptions_SetRetryOnFailedConnect(o, true, on_connected, NULL);
+	if (st == NATS_OK && (s->ca_file || s->cert_file))
+		st = natsOptions_SetSecure(o, true);
+	if (st == NATS_OK && s->ca_file)
+		st = natsOptions_LoadCATrustedCertificates(o, s->ca_file);
+	if (st == NATS_OK && s->cert_file)
+		st = natsOptions_LoadCertificatesChain(o, s->cert_file, s->key_file);
+	if (st == NATS_OK && s->credentials_file)
+		st = natsOptions_SetUserCredentialsFromFiles(o, s->credentials_file, NULL);
+	if (st != NATS_OK) {
+		natsOptions_Destroy(o);
+		return st;
+	}
+	*out = o;
+	return NATS_OK;
+}
+
+int de_fleet_connect(const struct de_fleet_settings *s, bool wait, struct de_fleet **out,
+		     struct de_error *err)
+{
+	struct de_fleet *f;
+	natsOptions *o = NULL;
+	natsStatus st;
+	int rc;
+
+	if (!s->nservers)
+		return de_error_set(err, DE_ERR_CONFIGURATION, EINVAL,
+				    "fleet.servers: no server is listed");
+	if (!(f = calloc(1, sizeof(*f))))
+		return de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
+	f->s = *s;
+	f->s.servers = NULL;
+	f->s.nservers = 0;
+	f->s.ca_file = f->s.cert_file = f->s.key_file = NULL;
+	f->s.credentials_file = f->s.operator_public_key = NULL;
+	if ((st = make_options(s, wait, &o)) != NATS_OK) {
+		/* the files were checked readable at load: this is their content */
+		rc = de_error_set(err, DE_ERR_CONFIGURATION, EINVAL,
+				  "fleet TLS or credentials: %s (fleet.tls.*, "
+				  "fleet.credentials_file)",
+				  nats_text(st));
+		free(f);
+		return rc;
+	}
+	st = natsConnection_Connect(&f->nc, o);
+	natsOptions_Destroy(o);
+	if (st != NATS_OK && !(st == NATS_NOT_YET_CONNECTED && !wait)) {
+		rc = nats_fail(err, st, "cannot connect to the fleet's NATS servers");
+		natsConnection_Destroy(f->nc);
+		free(f);
+		return rc;
+	}
+	if ((st = natsConnection_JetStream(&f->js, f->nc, NULL)) != NATS_OK) {
+		rc = nats_fail(err, st, "cannot start JetStream");
+		natsConnection_Destroy(f->nc);
+		free(f);
+		return rc;
+	}
+	*out = f;
+	return 0;
+}
+
+void de_fleet_close(struct de_fleet *f)
+{
+	if (!f)
+		return;
+	jsCtx_Destroy(f->js);
+	if (f->nc)
+		natsConnection_Close(f->nc);
+	natsConnection_Destroy(f->nc);
+	free(f);
+}
+
+static void info_fill(struct de_fleet_stream_info *info, const jsStreamInfo *si, bool created)
+{
+	if (!info)
+		return;
+	memset(info, 0, sizeof(*info));
+	snprintf(info->name, sizeof(info->name), "%s", si->Config->Name);
+	info->created = created;
+	info->messages = si->State.Msgs;
+	info->bytes = si->State.Bytes;
+	info->first_seq = si->State.FirstSeq;
+	info->last_seq = si->State.LastSeq;
+	info->replicas = si->Config->Replicas;
+	info->max_age_s = si->Config->MaxAge / 1000000000;
+	info->duplicate_window_s = si->Config->Duplicates / 1000000000;
+}
+
+int de_fleet_stream_ensure(struct de_fleet *f, bool create, struct de_fleet_stream_info *info,
+			   struct de_error *err)
+{
+	char subj[DE_FLEET_KIND_MAX][DE_FLEET_SUBJECT_MAX];
+	const char *subjects[DE_FLEET_KIND_MAX];
+	jsStreamInfo *si = NULL;
+	jsStreamConfig c;
+	jsErrCode jerr = 0;
+	natsStatus st;
+
+	if (!de_fleet_connected(f))
+		return de_error_set(err, DE_ERR_ALERTING, EAGAIN,
+				    "not connected to the fleet's NATS servers");
+	st = js_GetStreamInfo(&si, f->js, f->s.stream, NULL, &jerr);
+	if (st == NATS_OK) {
+		info_fill(info, si, false);
+		jsStreamInfo_Destroy(si);
+		f->ensured = true;
+		return 0;
+	}
+	if (st != NATS_NOT_FOUND && jerr != JSStreamNotFoundErr)
+		return nats_fail(err, st, "cannot read the fleet stream");
+	if (!create)
+		return de_error_set(err, DE_ERR_ALERTING, ENOENT,
+				    "the stream %s does not exist (daemoneye-cli fleet init "
+				    "makes it)",
+				    f->s.stream);
+	/* one subject per kind, any host: never <prefix>.> (queries and replies
+	   on other subjects must not be stored) */
+	for (int k = 0; k < DE_FLEET_KIND_MAX; k++) {
+		snprintf(subj[k], sizeof(subj[k]), "%s.*.%s", f->s.subject_prefix,
+			 de_fleet_kind_name((enum de_fleet_kind)k));
+		subjects[k] = subj[k];
+	}
+	jsStreamConfig_Init(&c);
+	c.Name = f->s.stream;
+	c.Description = "daemoneye fleet: alerts, process events, scans, audit checkpoints";
+	c.Subjects = subjects;
+	c.SubjectsLen = DE_FLEET_KIND_MAX;
+	c.Storage = js_FileStorage;
+	c.Retention = js_LimitsPolicy;
+	c.Discard = js_DiscardOld;
+	c.Replicas = (int64_t)f->s.stream_replicas;
+	c.MaxAge = (int64_t)f->s.stream_max_age_days * 86400 * 1000000000;
+	c.MaxBytes = f->s.stream_max_bytes_mb ? (int64_t)f->s.stream_max_bytes_mb << 20 : -1;
+	c.MaxMsgSize = DE_FLEET_MSG_MAX;
+	c.Duplicates = (int64_t)f->s.duplicate_window_s * 1000000000;
+	c.DenyDelete = true; /* what was published is evidence */
+	jerr = 0;
+	if ((st = js_AddStream(&si, f->js, &c, NULL, &jerr)) != NATS_OK)
+		return nats_fail(err, st, "cannot create the fleet stream");
+	info_fill(info, si, true);
+	jsStreamInfo_Destroy(si);
+	f->ensured = true;
+	return 0;
+}
+
+int de_fleet_publish(struct de_fleet *f, enum de_fleet_kind k, const char *msg_id, const void *data,
+		     size_t len, uint64_t timeout_ms, bool *duplicate, struct de_error *err)
+{
+	char subject[DE_FLEET_SUBJECT_MAX];
+	jsPubOptions po;
+	jsPubAck *ack = NULL;
+	jsErrCode jerr = 0;
+	natsMsg *m = NULL;
+	natsStatus st;
+	int rc;
+
+	if (len > DE_FLEET_MSG_MAX)
+		return de_error_set(err, DE_ERR_ALERTING, EINVAL,
+				    "a %s message of %zu bytes is larger than %d",
+				    de_fleet_kind_name(k), len, DE_FLEET_MSG_MAX);
+	if (de_fleet_subject(f->s.subject_prefix, f->s.host_id, k, subject, sizeof(subject)) < 0)
+		return de_error_set(err, DE_ERR_ALERTING, EINVAL, "bad fleet subject");
+	if (!de_fleet_connected(f))
+		return de_error_set(err, DE_ERR_ALERTING, EAGAIN,
+				    "not connected to the fleet's NATS servers");
+	if (!f->ensured && f->s.create_stream &&
+	    (rc = de_fleet_stream_ensure(f, true, NULL, err)) < 0)
+		return rc;
+	if ((st = natsMsg_Create(&m, subject, NULL, data, (int)len)) != NATS_OK)
+		return nats_fail(err, st, "cannot make a message");
+	jsPubOptions_Init(&po);
+	po.MsgId = msg_id;
+	po.MaxWait = (int64_t)(timeout_ms ? timeout_ms : f->s.publish_timeout_ms);
+	po.ExpectStream = f->s.stream;
+	st = js_PublishMsg(&ack, f->js, m, &po, &jerr);
+	natsMsg_Destroy(m);
+	if (st != NATS_OK) {
+		if (st == NATS_NO_RESPONDERS)
+			f->ensured = false; /* the stream may be gone: ensure it again */
+		return nats_fail(err, st, "publish to the fleet stream");
+	}
+	if (duplicate)
+		*duplicate = ack->Duplicate;
+	jsPubAck_Destroy(ack);
+	return 0;
+}
+
+/* Read the stored messages of filter under policy (see de_fleet_read). */
+static int read_stream(struct de_fleet *f, const char *filter, jsDeliverPolicy policy, uint64_t max,
+		       de_fleet_msg_fn fn, void *arg, size_t *skipped, struct de_error *err)
+{
+	natsSubscription *sub = NULL;
+	jsStreamInfo *si = NULL;
+	jsSubOptions so;
+	jsErrCode jerr = 0;
+	natsStatus st;
+	uint64_t n = 0, last;
+	size_t skip = 0;
+	int rc = 0;
+
+	/* where the stream ends now: reading stops there */
+	if ((st = js_GetStreamInfo(&si, f->js, f->s.stream, NULL, &jerr)) != NATS_OK)
+		return st == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr
+			       ? de_error_set(err, DE_ERR_ALERTING, ENOENT,
+					      "the stream %s does not exist", f->s.stream)
+			       : nats_fail(err, st, "cannot read the fleet stream");
+	last = si->State.LastSeq;
+	jsStreamInfo_Destroy(si);
+	if (last == 0)
+		goto out;
+	jsSubOptions_Init(&so);
+	so.Stream = f->s.stream;
+	so.Ordered = true;
+	so.Config.DeliverPolicy = policy;
+	if ((st = js_SubscribeSync(&sub, f->js, filter, NULL, &so, &jerr)) != NATS_OK)
+		return nats_fail(err, st, "cannot read the fleet stream");
+	while (!max || n < max) {
+		natsMsg *m = NULL;
+		jsMsgMetaData *meta = NULL;
+		const char *id = NULL;
+		st = natsSubscription_NextMsg(&m, sub, (int64_t)f->s.publish_timeout_ms);
+		if (st == NATS_TIMEOUT)
+			break; /* nothing more for this filter */
+		if (st != NATS_OK) {
+			rc = nats_fail(err, st, "reading the fleet stream");
+			break;
+		}
+		if (natsMsg_GetMetaData(&meta, m) != NATS_OK) {
+			natsMsg_Destroy(m);
+			continue; /* a control message */
+		}
+		struct de_fleet_msg fm = {
+			.subject = natsMsg_GetSubject(m),
+			.data = natsMsg_GetData(m),
+			.len = (size_t)natsMsg_GetDataLength(m),
+			.seq = meta->Sequence.Stream,
+			.time_ns = meta->Timestamp,
+		};
+		uint64_t pending = meta->NumPending;
+		jsMsgMetaData_Destroy(meta);
+		if (natsMsgHeader_Get(m, "Nats-Msg-Id", &id) == NATS_OK)
+			fm.msg_id = id;
+		if (fm.len > DE_FLEET_MSG_MAX)
+			skip++;
+		else if ((rc = fn(&fm, arg)) != 0) {
+			natsMsg_Destroy(m);
+			break;
+		}
+		natsMsg_Destroy(m);
+		n++;
+		if (pending == 0 || fm.seq >= last)
+			break;
+	}
+	natsSubscription_Unsubscribe(sub);
+	natsSubscription_Destroy(sub);
+out:
+	if (skipped)
+		*skipped = skip;
+	return rc;
+}
+
+int de_fleet_read(struct de_fleet *f, const char *host, enum de_fleet_kind k, uint64_t max,
+		  de_fleet_msg_fn fn, void *arg, size_t *skipped, struct de_error *err)
+{
+	char filter[DE_FLEET_SUBJECT_MAX];
+
+	if (host ? de_fleet_subject(f->s.subject_prefix, host, k, filter, sizeof(filter)) < 0
+		 : snprintf(filter, sizeof(filter), "%s.*.%s", f->s.subject_prefix,
+			    de_fleet_kind_name(k)) >= (int)sizeof(filter))
+		return de_error_set(err, DE_ERR_VALIDATION, EINVAL, "'%s' is not a host id",
+				    host ? host : "");
+	return read_stream(f, filter, js_DeliverAll, max, fn, arg, skipped, err);
+}
+
+int de_fleet_read_latest(struct de_fleet *f, enum de_fleet_kind k, de_fleet_msg_fn fn, void *arg,
+			 struct de_error *err)
+{
+	char filter[DE_FLEET_SUBJECT_MAX];
+
+	if (snprintf(filter, sizeof(filter), "%s.*.%s", f->s.subject_prefix,
+		     de_fleet_kind_name(k)) >= (int)sizeof(filter))
+		return de_error_set(err, DE_ERR_VALIDATION, EINVAL, "subject prefix too long");
+	return read_stream(f, filter, js_DeliverLastPerSubject, 0, fn, arg, NULL, err);
+}
+
+/* ---- core NATS: queries and answers ------------------------------------------- */
+
+struct de_fleet_sub {
+	natsSubscription *sub;
+};
+
+int de_fleet_subscribe(struct de_fleet *f, const char *subject, struct de_fleet_sub **out,
+		       struct de_error *err)
+{
+	struct de_fleet_sub *s = calloc(1, sizeof(*s));
+	natsStatus st;
+
+	if (!s)
+		return de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
+	if ((st = natsConnection_SubscribeSync(&s->sub, f->nc, subject)) != NATS_OK) {
+		free(s);
+		return nats_fail(err, st, "cannot subscribe");
+	}
+	*out = s;
+	return 0;
+}
+
+int de_fleet_sub_next(struct de_fleet_sub *s, int64_t timeout_ms, size_t max, char **data,
+		      size_t *len, struct de_error *err)
+{
+	natsMsg *m = NULL;
+	natsStatus st = natsSubscription_NextMsg(&m, s->sub, timeout_ms > 0 ? timeout_ms : 1);
+	size_t n;
+	char *copy;
+
+	if (st == NATS_TIMEOUT)
+		return 0;
+	if (st != NATS_OK)
+		return nats_fail(err, st, "receiving");
+	n = (size_t)natsMsg_GetDataLength(m);
+	if (n > max) {
+		natsMsg_Destroy(m);
+		return de_error_set(err, DE_ERR_VALIDATION, EMSGSIZE,
+				    "a message of %zu bytes dropped (at most %zu)", n, max);
+	}
+	if (!(copy = malloc(n + 1))) {
+		natsMsg_Destroy(m);
+		return de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
+	}
+	memcpy(copy, natsMsg_GetData(m), n);
+	copy[n] = '\0';
+	natsMsg_Destroy(m);
+	*data = copy;
+	*len = n;
+	return 1;
+}
+
+void de_fleet_sub_free(struct de_fleet_sub *s)
+{
+	if (!s)
+		return;
+	natsSubscription_Unsubscribe(s->sub);
+	natsSubscription_Destroy(s->sub);
+	free(s);
+}
+
+int de_fleet_send(struct de_fleet *f, const char *subject, const void *data, size_t len,
+		  struct de_error *err)
+{
+	natsStatus st;
+
+	if (len > DE_FLEET_MSG_MAX)
+		return de_error_set(err, DE_ERR_ALERTING, EINVAL,
+				    "a message of %zu bytes is too large", len);
+	if ((st = natsConnection_Publish(f->nc, subject, data, (int)len)) != NATS_OK ||
+	    (st = natsConnection_FlushTimeout(f->nc, (int64_t)f->s.publish_timeout_ms)) != NATS_OK)
+		return nats_fail(err, st, "publish");
+	return 0;
+}

@@ -1,0 +1,162 @@
+/*
+ * source.c — which kernel event source procmond uses, and reading it.
+ *
+ * collection.event_source: auto tries the eBPF sensor (bpfevents.h) and
+ * falls back to the netlink process connector (procevents.h); ebpf tries
+ * the sensor only; netlink the connector only.  Whatever happens is said
+ * once in the log, and the source's name and the reason eBPF is not in use
+ * go into the HELLO that the agent keeps for health.  A source that cannot
+ * be had is never fatal: procmond then serves full scans only.
+ *
+ * Both sources are read the same way: poll their descriptor, then hand
+ * each event to a callback (procmond_follow_events).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "daemoneye/bpfevents.h"
+#include "daemoneye/log.h"
+#include "daemoneye/procevents.h"
+#include "procmond.h"
+
+/* The collection.ebpf_* settings as sensor options (strings borrowed from cfg). */
+static int bpf_options(const struct de_config *cfg, struct de_bpfevents_options *o,
+		       struct de_error *err)
+{
+	uint64_t argv, rb;
+	const char *obj = NULL, *btf = NULL;
+	int rc;
+
+	de_bpfevents_options_default(o);
+	if ((rc = de_config_get_u64(cfg, "collection.ebpf_argv_max", &argv, err)) < 0 ||
+	    (rc = de_config_get_u64(cfg, "collection.ebpf_ringbuf_kb", &rb, err)) < 0 ||
+	    (rc = de_config_get_bool(cfg, "collection.ebpf_tcp", &o->tcp, err)) < 0)
+		return rc;
+	if (de_config_get_str(cfg, "collection.ebpf_object", &obj, NULL) < 0)
+		obj = NULL;
+	if (de_config_get_str(cfg, "collection.ebpf_btf", &btf, NULL) < 0)
+		btf = NULL;
+	o->argv_max = (uint32_t)argv;
+	o->ringbuf_kb = (uint32_t)rb;
+	o->object_path = obj;
+	o->btf_path = btf;
+	return 0;
+}
+
+int procmond_source_open(const struct de_config *cfg, struct procmond_source *s,
+			 struct de_error *err)
+{
+	struct de_bpfevents_options bo;
+	struct de_error e = {0};
+	const char *want;
+	bool events;
+	int rc;
+
+	memset(s, 0, sizeof(*s));
+	s->name = "none";
+	if ((rc = de_config_get_bool(cfg, "collection.events", &events, err)) < 0 ||
+	    (rc = de_config_get_str(cfg, "collection.event_source", &want, err)) < 0)
+		return rc;
+	if (!events) {
+		snprintf(s->reason, sizeof(s->reason), "collection.events is false");
+		return 0;
+	}
+	if (strcmp(want, "netlink") != 0) {
+		if ((rc = bpf_options(cfg, &bo, err)) < 0)
+			return rc;
+		if (de_bpfevents_open(&bo, &s->bpf, &e) == 0) {
+			s->name = "ebpf";
+			de_log_info(
+				"process events: the eBPF sensor (exec with argv, fork, exit%s)",
+				bo.tcp ? ", TCP connect/listen/accept" : "");
+			return 0;
+		}
+		s->bpf = NULL;
+		snprintf(s->reason, sizeof(s->reason), "eBPF sensor not loaded: %s", e.message);
+		if (strcmp(want, "ebpf") == 0) {
+			de_log_errorx("%s; collection.event_source is ebpf: no real-time events, "
+				      "full scans only",
+				      s->reason);
+			return 0;
+		}
+	} else {
+		snprintf(s->reason, sizeof(s->reason), "collection.event_source is netlink");
+	}
+	de_error_clear(&e);
+	if (de_procevents_open(&s->nl, &e) == 0) {
+		s->name = "netlink";
+		if (strcmp(want, "netlink") == 0)
+			de_log_info("process events: the netlink process connector");
+		else
+			de_log_warnx("%s; falling back to the netlink process connector "
+				     "(exec and exit only, read from /proc afterwards)",
+				     s->reason);
+		return 0;
+	}
+	s->nl = NULL;
+	size_t l = strlen(s->reason);
+	snprintf(s->reason + l, sizeof(s->reason) - l, "%snetlink process connector: %s",
+		 l ? "; " : "", e.message);
+	de_log_warnx("no real-time process events (%s): full scans only", s->reason);
+	return 0;
+}
+
+void procmond_source_close(struct procmond_source *s)
+{
+	de_bpfevents_close(s->bpf);
+	de_procevents_close(s->nl);
+	s->bpf = NULL;
+	s->nl = NULL;
+}
+
+bool procmond_source_on(const struct procmond_source *s)
+{
+	return s->bpf || s->nl;
+}
+
+uint64_t procmond_source_lost(const struct procmond_source *s)
+{
+	return s->bpf ? de_bpfevents_dropped(s->bpf) : de_procevents_overruns(s->nl);
+}
+
+int procmond_follow_events(struct procmond_source *s,
+			   int (*fn)(void *ctx, struct de_process_event *e),
+			   int (*flush)(void *ctx), void *ctx)
+{
+	struct de_process_event buf[256];
+	int rc = 0;
+
+	if (!procmond_source_on(s))
+		return 0;
+	while (!procmond_stop && rc == 0) {
+		struct pollfd p = {s->bpf ? de_bpfevents_fd(s->bpf) : de_procevents_fd(s->nl),
+				   POLLIN, 0};
+		struct de_error err = {0};
+		size_t n;
+		int pr = poll(&p, 1, 200);
+
+		if (pr < 0 && errno != EINTR)
+			return -errno;
+		if (pr <= 0)
+			continue;
+		if (s->bpf) {
+			rc = de_bpfevents_read(s->bpf, fn, ctx, &err);
+			if (rc < 0 && err.message[0])
+				de_log_err(&err);
+		} else {
+			if ((rc = de_procevents_read(s->nl, buf, sizeof(buf) / sizeof(buf[0]), &n,
+						     &err)) < 0) {
+				de_log_err(&err);
+				break;
+			}
+			for (size_t i = 0; i < n && rc == 0; i++)
+				rc = fn(ctx, &buf[i]);
+		}
+		/* what one read brought goes on together */
+		if (rc == 0 && flush)
+			rc = flush(ctx);
+	}
+	return rc;
+}

@@ -1,0 +1,390 @@
+/*
+ * test_bpfevents.c — the kernel sensor.  Everywhere: the record parser
+ * against well-formed and malformed records.  As root (where the kernel
+ * has BTF and the build the sensor): an exec, fork and exit of a child are
+ * reported with the child's argv, image, parent and exit status; a 4 KiB
+ * ring buffer overrun by a burst is counted and reported as LOST; and the
+ * faults, each a clear error and nothing attached: no BTF, a program the
+ * verifier refuses (a deliberately broken object), no privilege (a child
+ * turned into nobody) and a seccomp filter that refuses bpf(2).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <seccomp.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "daemoneye/bpfevents.h"
+#include "daemoneye/clock.h"
+
+#include <linux/types.h>
+
+#include "../src/bpf/sensor.h"
+
+static const struct de_bpf_clock clk = {
+	.btime_ms = 1000000, .boot_to_epoch_ns = 5000000000000, .clk_tck = 100};
+
+/* ---- parsing -------------------------------------------------------------- */
+
+/* An exec record with exe /usr/bin/x, cwd /, cgroup /a/b and argv "x\0-y\0". */
+static size_t make_exec(unsigned char *buf)
+{
+	struct de_bpf_exec x = {0};
+	static const char data[] = "x\0bin\0usr\0" /* exe, leaf first */
+				   ""		   /* cwd: the root */
+				   "b\0a\0"	   /* cgroup */
+				   "x\0-y";	   /* argv, last NUL cut */
+	x.h.kind = DE_BPF_EXEC;
+	x.h.pid = 42;
+	x.h.ktime_ns = 2000000000;
+	x.ppid = 1;
+	x.uid = 1000;
+	x.euid = 0;
+	x.start_ns = 1500000000;
+	x.exe_dev = (8u << 20) | 1;
+	x.exe_len = 10;
+	x.cwd_len = 0;
+	x.cg_len = 4;
+	x.argv_len = 4;
+	x.argv_total = 4;
+	memcpy(x.comm, "x", 2);
+	memcpy(buf, &x, sizeof(x));
+	memcpy(buf + sizeof(x), data, 18);
+	return sizeof(x) + 18;
+}
+
+static void test_parse(void **state)
+{
+	(void)state;
+	unsigned char rec[512];
+	static char scratch[3 * DE_BPF_PATH_TEXT];
+	struct de_process_event e;
+	struct de_kernel_exec k;
+	size_t n = make_exec(rec);
+
+	assert_int_equal(de_bpfevents_parse(rec, n, &clk, &e, &k, scratch, sizeof(scratch)), 0);
+	assert_int_equal(e.kind, DE_PROCESS_EXEC);
+	assert_ptr_equal(e.kexec, &k);
+	assert_int_equal(e.pid, 42);
+	assert_int_equal(e.time_ms, 5002000);
+	assert_int_equal(k.start_ticks, 150);
+	assert_int_equal(e.start_time, 1000000 + 1500);
+	assert_string_equal(k.exe, "/usr/bin/x");
+	assert_string_equal(k.cwd, "/");
+	assert_string_equal(k.cgroup, "/a/b");
+	assert_int_equal(k.argv_len, 4);
+	assert_memory_equal(k.argv, "x\0-y", 4);
+	assert_int_equal(k.exe_dev, 0x801);
+	assert_int_equal(k.uid, 1000);
+	assert_int_equal(k.euid, 0);
+	assert_false(k.argv_cut);
+
+	/* every prefix is refused, never read past */
+	for (size_t m = 0; m < n; m++)
+		assert_int_equal(de_bpfevents_parse(rec, m, &clk, &e, &k, scratch, sizeof(scratch)),
+				 -EBADMSG);
+	/* lengths that do not add up */
+	struct de_bpf_exec *x = (struct de_bpf_exec *)(void *)rec;
+	x->argv_len = 1000;
+	assert_int_equal(de_bpfevents_parse(rec, n, &clk, &e, &k, scratch, sizeof(scratch)),
+			 -EBADMSG);
+	x->argv_len = 4;
+	x->exe_len = 0xffffffffu;
+	assert_int_equal(de_bpfevents_parse(rec, n, &clk, &e, &k, scratch, sizeof(scratch)),
+			 -EBADMSG);
+	x->exe_len = 9; /* a component without its NUL */
+	assert_int_equal(de_bpfevents_parse(rec, n, &clk, &e, &k, scratch, sizeof(scratch)),
+			 -EBADMSG);
+	x->exe_len = 10;
+	/* an unknown kind */
+	x->h.kind = 99;
+	assert_int_equal(de_bpfevents_parse(rec, n, &clk, &e, &k, scratch, sizeof(scratch)),
+			 -EBADMSG);
+
+	/* an exit: the wait status and the instance */
+	struct de_bpf_exit ex = {
+		.h = {DE_BPF_EXIT, 7, 3000000000}, .exit_code = 3 << 8, .start_ns = 2000000000};
+	assert_int_equal(
+		de_bpfevents_parse(&ex, sizeof(ex), &clk, &e, &k, scratch, sizeof(scratch)), 0);
+	assert_int_equal(e.kind, DE_PROCESS_EXIT);
+	assert_true(e.has_exit_code);
+	assert_int_equal(e.exit_code, 768);
+	assert_int_equal(e.start_time, 1000000 + 2000);
+	assert_null(e.kexec);
+	/* a TCP record of an unknown family or operation is refused */
+	struct de_bpf_tcp t = {.h = {DE_BPF_TCP, 7, 1},
+			       .op = DE_BPF_TCP_CONNECT,
+			       .family = 2,
+			       .lport = 5,
+			       .rport = 6};
+	assert_int_equal(de_bpfevents_parse(&t, sizeof(t), &clk, &e, &k, scratch, sizeof(scratch)),
+			 0);
+	assert_int_equal(e.conn.kind, DE_CONN_CONNECT);
+	assert_int_equal(e.conn.family, 4);
+	t.family = 1;
+	assert_int_equal(de_bpfevents_parse(&t, sizeof(t), &clk, &e, &k, scratch, sizeof(scratch)),
+			 -EBADMSG);
+	t.family = 10;
+	t.op = 9;
+	assert_int_equal(de_bpfevents_parse(&t, sizeof(t), &clk, &e, &k, scratch, sizeof(scratch)),
+			 -EBADMSG);
+}
+
+/* ---- the real sensor (root) ----------------------------------------------- */
+
+static bool can_load(void)
+{
+	if (!de_bpfevents_built()) {
+		printf("# built without the eBPF sensor: the kernel part is skipped\n");
+		return false;
+	}
+	if (geteuid() != 0) {
+		printf("# not root: the kernel part needs CAP_BPF and CAP_PERFMON\n");
+		return false;
+	}
+	if (access("/sys/kernel/btf/vmlinux", R_OK) < 0) {
+		printf("# no kernel BTF: the kernel part is skipped\n");
+		return false;
+	}
+	return true;
+}
+
+struct watch {
+	pid_t child;
+	bool fork_seen, exec_seen, exit_seen;
+	uint64_t lost;
+	size_t execs;
+};
+
+static int on_event(void *ctx, struct de_process_event *e)
+{
+	struct watch *w = ctx;
+
+	if (e->kind == DE_PROCESS_LOST)
+		w->lost += e->lost;
+	if (e->kind == DE_PROCESS_EXEC)
+		w->execs++;
+	if (e->pid != (uint32_t)w->child)
+		return 0;
+	switch (e->kind) {
+	case DE_PROCESS_FORK:
+		assert_int_equal(e->ppid, getpid());
+		w->fork_seen = true;
+		break;
+	case DE_PROCESS_EXEC: {
+		const struct de_kernel_exec *k = e->kexec;
+		static const char argv[] = "/bin/sh\0-c\0exit 7\0de-sensor-marker";
+		assert_non_null(k);
+		assert_int_equal(k->ppid, getpid());
+		assert_string_equal(k->comm, "sh");
+		assert_int_equal(k->argv_len, sizeof(argv));
+		assert_memory_equal(k->argv, argv, sizeof(argv));
+		assert_non_null(k->exe);
+		char real[4096];
+		assert_non_null(realpath("/bin/sh", real));
+		assert_string_equal(k->exe, real);
+		assert_false(k->argv_cut);
+		w->exec_seen = true;
+		break;
+	}
+	case DE_PROCESS_EXIT:
+		assert_true(e->has_exit_code);
+		assert_int_equal(e->exit_code, 7 << 8);
+		w->exit_seen = true;
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+/* Read until done(w) or about 20 s without it (a bound, not a timing). */
+static void read_until(struct de_bpfevents *ev, struct watch *w, bool (*done)(struct watch *))
+{
+	struct de_error err = {0};
+
+	for (int i = 0; i < 200 && !done(w); i++) {
+		struct pollfd p = {de_bpfevents_fd(ev), POLLIN, 0};
+		poll(&p, 1, 100);
+		assert_int_equal(de_bpfevents_read(ev, on_event, w, &err), 0);
+	}
+}
+
+static bool child_done(struct watch *w)
+{
+	return w->fork_seen && w->exec_seen && w->exit_seen;
+}
+
+static void test_exec_fork_exit(void **state)
+{
+	(void)state;
+	struct de_bpfevents_options o;
+	struct de_bpfevents *ev;
+	struct de_error err = {0};
+	struct watch w = {0};
+	int st;
+
+	if (!can_load())
+		return;
+	de_bpfevents_options_default(&o);
+	if (de_bpfevents_open(&o, &ev, &err) < 0)
+		fail_msg("the sensor did not load: %s", err.message);
+	w.child = fork();
+	if (w.child == 0) {
+		execl("/bin/sh", "/bin/sh", "-c", "exit 7", "de-sensor-marker", (char *)NULL);
+		_exit(127);
+	}
+	assert_true(waitpid(w.child, &st, 0) == w.child);
+	read_until(ev, &w, child_done);
+	assert_true(w.fork_seen);
+	assert_true(w.exec_seen);
+	assert_true(w.exit_seen);
+	assert_true(de_bpfevents_delivered(ev) >= 3);
+	de_bpfevents_close(ev);
+}
+
+static bool lost_done(struct watch *w)
+{
+	return w->lost > 0;
+}
+
+static void test_overrun_is_counted(void **state)
+{
+	(void)state;
+	struct de_bpfevents_options o;
+	struct de_bpfevents *ev;
+	struct de_error err = {0};
+	struct watch w = {.child = -1};
+	pid_t kids[200];
+
+	if (!can_load())
+		return;
+	de_bpfevents_options_default(&o);
+	o.ringbuf_kb = 4; /* one page: a burst cannot fit */
+	if (de_bpfevents_open(&o, &ev, &err) < 0)
+		fail_msg("the sensor did not load: %s", err.message);
+	for (size_t i = 0; i < sizeof(kids) / sizeof(kids[0]); i++) {
+		kids[i] = fork();
+		if (kids[i] == 0) {
+			execl("/bin/true", "/bin/true", "de-overrun", (char *)NULL);
+			_exit(127);
+		}
+	}
+	for (size_t i = 0; i < sizeof(kids) / sizeof(kids[0]); i++)
+		if (kids[i] > 0)
+			waitpid(kids[i], NULL, 0);
+	read_until(ev, &w, lost_done);
+	assert_true(w.lost > 0);
+	assert_int_equal(de_bpfevents_dropped(ev), w.lost);
+	printf("# 200 execs into a 4 KiB ring buffer: %llu records lost, %zu execs read\n",
+	       (unsigned long long)w.lost, w.execs);
+	de_bpfevents_close(ev);
+}
+
+static void test_no_btf(void **state)
+{
+	(void)state;
+	struct de_bpfevents_options o;
+	struct de_bpfevents *ev = NULL;
+	struct de_error err = {0};
+
+	if (!can_load())
+		return;
+	de_bpfevents_options_default(&o);
+	o.btf_path = "/nonexistent/vmlinux";
+	assert_int_equal(de_bpfevents_open(&o, &ev, &err), -ENOENT);
+	assert_null(ev);
+	assert_non_null(strstr(err.message, "no BTF type information"));
+	printf("# %s\n", err.message);
+}
+
+static void test_verifier_refuses(void **state)
+{
+	(void)state;
+	const char *broken = getenv("DE_BROKEN_BPF_OBJECT");
+	struct de_bpfevents_options o;
+	struct de_bpfevents *ev = NULL;
+	struct de_error err = {0};
+
+	if (!can_load())
+		return;
+	assert_non_null(broken);
+	de_bpfevents_options_default(&o);
+	o.object_path = broken;
+	assert_int_equal(de_bpfevents_open(&o, &ev, &err), -EINVAL);
+	assert_null(ev);
+	assert_non_null(strstr(err.message, "failed the kernel's verification"));
+	printf("# %s\n", err.message);
+	/* bad settings are refused before anything is loaded */
+	de_bpfevents_options_default(&o);
+	o.ringbuf_kb = 12;
+	assert_int_equal(de_bpfevents_open(&o, &ev, &err), -EINVAL);
+	o.ringbuf_kb = 8;
+	o.argv_max = 10;
+	assert_int_equal(de_bpfevents_open(&o, &ev, &err), -EINVAL);
+}
+
+/* In a child: drop to nobody, or refuse bpf(2) by seccomp, then open; the
+   exit status is 0 when the open failed with EPERM and a clear message. */
+static void refused_in_child(bool seccomp_filter)
+{
+	pid_t pid = fork();
+	int st;
+
+	if (pid == 0) {
+		struct de_bpfevents_options o;
+		struct de_bpfevents *ev = NULL;
+		struct de_error err = {0};
+		if (seccomp_filter) {
+			scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+			if (!ctx ||
+			    seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM),
+					     seccomp_syscall_resolve_name("bpf"), 0) < 0 ||
+			    seccomp_load(ctx) < 0)
+				_exit(3);
+			seccomp_release(ctx);
+		} else if (setgid(65534) < 0 || setuid(65534) < 0) {
+			_exit(4);
+		}
+		de_bpfevents_options_default(&o);
+		int rc = de_bpfevents_open(&o, &ev, &err);
+		printf("# %s: %s\n", seccomp_filter ? "seccomp" : "nobody", err.message);
+		fflush(stdout);
+		_exit(rc == -EPERM && !ev && strstr(err.message, "refused to load eBPF") ? 0 : 1);
+	}
+	assert_true(waitpid(pid, &st, 0) == pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+static void test_refused(void **state)
+{
+	(void)state;
+	if (!can_load())
+		return;
+	refused_in_child(false);
+	refused_in_child(true);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse),
+		cmocka_unit_test(test_exec_fork_exit),
+		cmocka_unit_test(test_overrun_is_counted),
+		cmocka_unit_test(test_no_btf),
+		cmocka_unit_test(test_verifier_refuses),
+		cmocka_unit_test(test_refused),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
