@@ -129,6 +129,7 @@ for c in d["components"]:
         break' "$2" "$3"
 }
 component_is() { [ "$(component "$1" "$2" "$3")" = "$4" ]; }
+source_known() { case "$(component "$1" procmond details.event_source)" in ebpf | netlink) return 0 ;; esac; return 1; }
 new_procmond() { local p; p=$(procmond_of "$1"); [ -n "$p" ] && [ "$p" != "$2" ]; }
 new_worker() { local p; p=$(worker_of "$1"); [ -n "$p" ] && [ "$p" != "$2" ]; }
 gone() { ! kill -0 "$1" 2>/dev/null; }
@@ -157,7 +158,8 @@ restart_test() {
 	check "$who: the worker takes the new channel" until_ 100 logged "pm$who" "procmond pid $pm2 started"
 	if [ "$who" = root ]; then
 		check "$who: the new procmond has its capabilities again" test "$(status_of "$pm2" CapEff)" = 0000000000080004
-		check "$who: and its events" logged "pm$who" "procmond pid $pm2 started (capabilities: dac_read_search, sys_ptrace; events: on)"
+		check "$who: and its events" logged "pm$who" "procmond pid $pm2 started (capabilities: dac_read_search, sys_ptrace; events: "
+		check "$who: health names the event source (ebpf or netlink)" until_ 150 source_known "pm$who"
 	else
 		check "$who: the new procmond runs as $(id -un "$(status_of "$pm2" Uid)" 2>/dev/null), no capability" test "$(status_of "$pm2" CapEff)" = 0000000000000000
 	fi

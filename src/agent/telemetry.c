@@ -67,7 +67,8 @@ static int families(struct agent_metrics *m, struct de_error *err)
 	COUNTER(events, "daemoneye_events_received_total",
 		"Real-time process events received from procmond, by source.", "source", NULL);
 	COUNTER(events_lost, "daemoneye_events_lost_total",
-		"Process events lost, by source: netlink (the kernel's overruns) or queue (the "
+		"Process events lost, by source: ebpf or netlink (the kernel could not deliver "
+		"them) or queue (the "
 		"agent's queue was full or a batch was given up); full scans reconcile them.",
 		"source", NULL);
 	COUNTER(hash_hits, "daemoneye_hash_cache_hits_total",
@@ -326,8 +327,12 @@ static void refresh_gauges(struct agent *ag, uint64_t store_bytes, uint64_t free
 	uint64_t cpu_ms, rss;
 	size_t enabled = 0;
 
-	de_metric_set(m->events, L("netlink"), (double)ch->events_seen);
-	de_metric_set(m->events_lost, L("netlink"), (double)(ch->lost_before + ch->events_lost));
+	/* the source procmond said it uses (ebpf or netlink) */
+	const char *source = ch->event_source[0] && strcmp(ch->event_source, "none") != 0
+				     ? ch->event_source
+				     : "netlink";
+	de_metric_set(m->events, L(source), (double)ch->events_seen);
+	de_metric_set(m->events_lost, L(source), (double)(ch->lost_before + ch->events_lost));
 	de_metric_set(m->events_lost, L("queue"), (double)ch->events_dropped);
 	de_metric_set(m->queue_depth, L("events"), (double)ch->nqueue);
 	for (size_t i = 0; i < ag->det.rules.len; i++)
@@ -475,9 +480,12 @@ static void health_procmond(struct agent *ag, json_t *doc)
 
 	(void)de_config_get_bool(ag->cfg, "collection.events", &want_events, NULL);
 	restarts_text(rs, sizeof(rs), c);
-	d = json_pack("{s:i, s:I, s:s, s:s, s:I, s:I, s:o}", "pid", (int)ch->pid, "started_at",
-		      (json_int_t)ch->started_ms, "event_source", ch->events ? "netlink" : "none",
-		      "capabilities", ch->caps, "events_lost",
+	const char *source = ch->event_source[0] ? ch->event_source
+			     : ch->events	 ? "netlink"
+						 : "none";
+	d = json_pack("{s:i, s:I, s:s, s:s, s:s, s:I, s:I, s:o}", "pid", (int)ch->pid, "started_at",
+		      (json_int_t)ch->started_ms, "event_source", source, "event_source_reason",
+		      ch->event_reason, "capabilities", ch->caps, "events_lost",
 		      (json_int_t)ch->lost_before + (json_int_t)ch->events_lost,
 		      "event_reader_restarts",
 		      (json_int_t)ch->restarts_before + (json_int_t)ch->event_restarts, "restarts",
@@ -496,7 +504,7 @@ static void health_procmond(struct agent *ag, json_t *doc)
 		st = DE_HEALTH_WARNING;
 	ago(up, sizeof(up), ch->started_ms);
 	add(doc, "procmond", st, d, "pid %d, up %s, events: %s; %s", (int)ch->pid, up,
-	    ch->events	  ? "netlink"
+	    ch->events	  ? source
 	    : want_events ? "off (polling only)"
 			  : "off (polling, as configured)",
 	    rs);
