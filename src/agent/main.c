@@ -855,7 +855,8 @@ done:
 
 /*
  * daemoneye-agent --check-config: what the worker alone reads, the alerting
- * section (sinks, exceptions), from the files themselves.  The parent has
+ * section (sinks, exceptions) and the fleet's (its TLS files), from the
+ * files themselves.  The parent has
  * checked the rest and prints the verdict.
  */
 static int check_config(const struct agent_opts *o)
@@ -866,7 +867,7 @@ static int check_config(const struct agent_opts *o)
 	int status = 0;
 
 	if (de_config_load(&o->src, &cfg, &err) < 0 ||
-	    de_alertmgr_config_load(cfg, &acfg, &err) < 0) {
+	    de_alertmgr_config_load(cfg, &acfg, &err) < 0 || agent_fleet_check(cfg, &err) < 0) {
 		fprintf(stderr, "daemoneye-agent: %s\n", err.message);
 		status = de_error_exit_code(&err);
 	}

@@ -279,12 +279,11 @@ int rules_sigma_import(struct cli_ctx *ctx, int n, char **paths, const char *min
 		json_t *ids = json_array();
 		for (size_t i = before; ids && i < im.set.len; i++)
 			json_array_append_new(ids, json_string(im.set.items[i].id));
-		if ((rc = cli_audit_record(audit, "rules.import",
-					   json_pack("{s:s, s:s, s:I, s:I, s:I, s:o}", "format",
-						     "sigma", "dir", user, "imported",
-						     (json_int_t)im.converted, "refused",
-						     (json_int_t)im.refused, "failed",
-						     (json_int_t)im.failed, "rule_ids", ids))))
+		if (cli_audit_record(audit, "rules.import",
+				     json_pack("{s:s, s:s, s:I, s:I, s:I, s:o}", "format", "sigma",
+					       "dir", user, "imported", (json_int_t)im.converted,
+					       "refused", (json_int_t)im.refused, "failed",
+					       (json_int_t)im.failed, "rule_ids", ids)) != 0)
 			im.failed++;
 		audit = NULL;
 	}
