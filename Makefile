@@ -20,6 +20,7 @@ DEPS = cmake make gcc pkg-config \
        libsqlite3-dev sqlite3 libssl-dev libyaml-dev libjansson-dev \
        libcurl4-openssl-dev libcap-ng-dev libseccomp-dev \
        libprotobuf-c-dev protobuf-c-compiler libcmocka-dev zlib1g-dev \
+       libsystemd-dev libmicrohttpd-dev prometheus zsh fish logrotate \
        procps valgrind clang libclang-rt-14-dev clang-tidy python3 b3sum openssl \
        rsyslog rsyslog-openssl python3-aiosmtpd libpcre2-dev python3-yaml \
        libbpf-dev bpftool nats-server libnats-dev

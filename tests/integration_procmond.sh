@@ -201,8 +201,10 @@ PY
 	check "events off, as nobody: polling was said once" test "$(grep -c "polling every" "$tmp/evp.err")" = 1
 fi
 
-# 5. Privilege separation: procmond keeps sys_ptrace + dac_read_search,
-# no bounding set, no_new_privs, seccomp; the agent runs as nobody.
+# 5. Privilege separation (docs/process-model.md): the parent stays root
+# with only what starting its children needs; procmond keeps sys_ptrace +
+# dac_read_search, no bounding set, no_new_privs, seccomp; the worker runs
+# as nobody with nothing.
 status_of() { grep "^$2:" "/proc/$1/status" | awk '{print $2}'; }
 if [ "$(id -u)" = 0 ]; then
 	chmod 755 "$tmp"
@@ -222,8 +224,15 @@ if [ "$(id -u)" = 0 ]; then
 	else
 		check "privsep: procmond seccomp filter" test "$(status_of "$pm" Seccomp)" = 2
 	fi
-	check "privsep: agent runs as nobody" test "$(status_of "$agent" Uid)" = 65534
-	check "privsep: agent holds no capability" test "$(status_of "$agent" CapEff)" = 0000000000000000
+	worker=$(pgrep -P "$agent" -f '^daemoneye-worker' | head -n1)
+	check "privsep: the worker runs as nobody" test "$(status_of "$worker" Uid)" = 65534
+	check "privsep: the worker holds no capability" test "$(status_of "$worker" CapEff)" = 0000000000000000
+	check "privsep: the worker's bounding set is empty" test "$(status_of "$worker" CapBnd)" = 0000000000000000
+	check "privsep: the worker has no_new_privs" test "$(status_of "$worker" NoNewPrivs)" = 1
+	check "privsep: the worker is the parent's child" test "$(status_of "$worker" PPid)" = "$agent"
+	# setuid, setgid, kill, setpcap, net_admin, sys_ptrace, dac_read_search, perfmon, bpf
+	check "privsep: the parent keeps only what its children need" test "$(status_of "$agent" CapEff)" = 000000c0000811e4
+	check "privsep: the parent's bounding set likewise" test "$(status_of "$agent" CapBnd)" = 000000c0000811e4
 	check "privsep: state dir given to nobody" test "$(stat -c %U "$tmp/agentstate")" = nobody
 	check "privsep: the agent's store is written as nobody" test "$(stat -c %U "$tmp/agentstate/events.sqlite")" = nobody
 	check "privsep: procmond is the agent's child" test "$(status_of "$pm" PPid)" = "$agent"

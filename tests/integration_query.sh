@@ -121,7 +121,7 @@ cli --set detection.max_subquery_depth=5 query "SELECT (SELECT (SELECT (SELECT 1
 check "detection.max_subquery_depth raises the nesting cap (rc=$rc)" test "$rc" = 0
 cli --set detection.memory_limit_mb=4 query --timeout 60000 "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(DISTINCT x) FROM c" >/dev/null 2>"$tmp/e"; rc=$?
 check "a memory-hungry query is stopped by detection.memory_limit_mb (rc=$rc)" test "$rc" = 65
-check "  with a clear error" grep -q "SQLite heap limit" "$tmp/e"
+check "  with a clear error" grep -q "its memory limit of 4 MiB (detection.memory_limit_mb)" "$tmp/e"
 check "no query changed a byte of the store" test "$sum" = "$(sha256sum <"$db")"
 check "the store is still whole" test "$(sqlite3 -readonly "$db" "SELECT count(*) FROM processes")" -gt 0
 

@@ -246,7 +246,9 @@ pids+=("$agent")
 check "the agent starts" wait_for 60 grep -q "started" "$tmp/loop.err"
 "$bin/daemoneye-agent" --once --set app.state_dir="$tmp/state" >/dev/null 2>"$tmp/e"; rc=$?
 check "a second agent is refused with 74 (rc=$rc)" test "$rc" = 74
-check "with a clear message naming the first" grep -q "already open for writing by another process (pid $agent" "$tmp/e"
+# the writer is the first agent's worker (docs/process-model.md)
+worker=$(pgrep -P "$agent" -f '^daemoneye-worker' | head -n1)
+check "with a clear message naming the first's worker" grep -q "already open for writing by another process (pid ${worker:-none}" "$tmp/e"
 # read, again and again, until the agent has committed two more scans
 finished_scans() {
 	sqlite3 -readonly -cmd ".timeout 10000" "$db" "SELECT count(*) FROM scans WHERE source = 'poll' AND ended_at IS NOT NULL" 2>/dev/null

@@ -11,6 +11,8 @@
 #   stop PID [SIGNAL]           send SIGNAL (TERM) to our child PID and reap it;
 #                               returns its exit status (128+N for a signal death)
 #   private_mounts              true when this script runs in its own mount namespace
+#   marker_rule FILE ID MARK    a rules file (mode 644) whose rule ID matches the
+#                               processes whose command line carries "MARK-"
 #   free_ports N                N TCP ports free on 127.0.0.1 now, on one line
 #   alert_pairs FILE            "RULE PID" for every affected pid of every JSON alert line
 #
@@ -42,6 +44,23 @@ fails=0
 ok() { echo "ok - $*"; }
 bad() { echo "not ok - $*"; fails=$((fails + 1)); }
 check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+marker_rule() {
+	cat >"$1" <<YAML
+rules:
+  - id: $2
+    name: test marker $2
+    description: a process whose command line carries the test's marker
+    version: 1
+    severity: low
+    category: execution
+    tags: [attack.t1059.004]
+    author: tests
+    sql: |
+      SELECT pid, name, executable_path, command_line FROM processes
+      WHERE command_line LIKE '%$3-%'
+YAML
+	chmod 644 "$1"
+}
 hermetic() {
 	export HOME=$1
 	mkdir -p "$HOME"

@@ -13,7 +13,8 @@
  *     them pending and the next one delivers them;
  *   - a bounded queue (max_queue_size 2) still delivers 20 alerts;
  *   - transient failures retried up to max_attempts then dead, the circuit
- *     breaker failing fast once open, and the dead-letter retry.
+ *     breaker failing fast once open, and the dead-letter retry;
+ *   - the observer told of each committed alert and each delivery outcome.
  */
 #define DE_TEST_NAME "alertmgr"
 #include <errno.h>
@@ -432,6 +433,95 @@ static void test_retry_dead_circuit(void **state)
 	de_store_close(s);
 }
 
+/* What the observer saw. */
+struct seen {
+	struct de_store *s;
+	size_t raised, committed_when_raised, sinks;
+	size_t retry, dead, delivered;
+	uint32_t last_attempts;
+};
+
+static void seen_raised(void *arg, const struct de_alert *a, size_t nsinks)
+{
+	struct seen *x = arg;
+	char id[DE_UUID_STR_LEN + 1], sql[200];
+
+	de_uuid_format(&a->id, id);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM alerts WHERE id = '%s'", id);
+	x->raised++;
+	x->committed_when_raised += count(x->s, sql) == 1;
+	x->sinks += nsinks;
+}
+
+static void seen_delivery(void *arg, const char *alert_id, const char *sink,
+			  enum de_outbox_status st, uint32_t attempts, const char *error)
+{
+	struct seen *x = arg;
+
+	assert_string_equal(sink, "h");
+	assert_int_equal(strlen(alert_id), DE_UUID_STR_LEN);
+	assert_true(st == DE_OUTBOX_DELIVERED ? error == NULL : error != NULL);
+	x->retry += st == DE_OUTBOX_PENDING;
+	x->dead += st == DE_OUTBOX_DEAD;
+	x->delivered += st == DE_OUTBOX_DELIVERED;
+	x->last_attempts = attempts;
+}
+
+/*
+ * The observer (the agent's audit ledger): told of each alert committed,
+ * after its commit, never of a repeat; and of each delivery outcome
+ * recorded, the failures that will be retried too.
+ */
+static void test_observer(void **state)
+{
+	(void)state;
+	char path[600];
+	struct de_store *s = open_store(path, sizeof(path));
+	struct de_alertmgr *m = NULL;
+	struct de_alertmgr_counts c;
+	struct de_alert_list l = {0};
+	struct de_error e = {0};
+	struct seen x = {.s = s};
+	struct de_alertmgr_observer o = {seen_raised, seen_delivery, &x};
+	const uint32_t pids[] = {300, 301};
+	const char *const names[] = {"a", "b"};
+
+	snapshot(s, pids, names, 2);
+	const char *yaml = "alerting:\n  deduplication: { enabled: false }\n"
+			   "  retry: { max_attempts: 2, initial_delay_ms: 1, max_delay_ms: 2 }\n"
+			   "  circuit_breaker: { failure_threshold: 100 }\n"
+			   "  sinks: [{ name: h, type: webhook, url: \"http://127.0.0.1:9/x\" }]\n";
+	assert_int_equal(de_alertmgr_open(config(yaml), s, NULL, &m, &e), 0);
+	de_alertmgr_set_observer(m, &o);
+	add_alert(&l, "r", 300, "a");
+	add_alert(&l, "r", 301, "b");
+	assert_int_equal(de_alertmgr_submit(m, &l, false, NULL, 0, &c, &e), 0);
+	assert_int_equal(c.raised, 2);
+	assert_int_equal(x.raised, 2);
+	assert_int_equal(x.committed_when_raised, 2); /* in the store when told */
+	assert_int_equal(x.sinks, 2);
+	/* the same instances again: repeats, nothing raised, nothing told */
+	add_alert(&l, "r", 300, "a");
+	assert_int_equal(de_alertmgr_submit(m, &l, false, NULL, 0, &c, &e), 0);
+	assert_int_equal(c.repeats, 1);
+	assert_int_equal(x.raised, 2);
+	/* nothing listens: each delivery fails once (retry), then is dead */
+	assert_int_equal(de_alertmgr_drain(m, NULL, &e), 0);
+	assert_int_equal(x.retry, 2);
+	assert_int_equal(x.dead, 2);
+	assert_int_equal(x.delivered, 0);
+	assert_int_equal(x.last_attempts, 2);
+	/* cleared: told nothing more */
+	de_alertmgr_set_observer(m, NULL);
+	add_alert(&l, "r2", 300, "a");
+	assert_int_equal(de_alertmgr_submit(m, &l, false, NULL, 0, &c, &e), 0);
+	assert_int_equal(c.raised, 1);
+	assert_int_equal(x.raised, 2);
+	de_alertmgr_close(m);
+	de_alert_list_clear(&l);
+	de_store_close(s);
+}
+
 /* Deliveries recorded together: each its own attempts, in statements of a few hundred. */
 static void test_record_delivered(void **state)
 {
@@ -494,6 +584,7 @@ int main(void)
 		cmocka_unit_test(test_summary),
 		cmocka_unit_test(test_restart_and_bound),
 		cmocka_unit_test(test_retry_dead_circuit),
+		cmocka_unit_test(test_observer),
 		cmocka_unit_test(test_record_delivered),
 	};
 	return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);

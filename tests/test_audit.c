@@ -778,6 +778,35 @@ static void test_checkpoint_by_time_and_batches(void **state)
 	assert_int_equal(rep.entries, 10011);
 }
 
+/*
+ * de_audit_commit commits without a checkpoint even when one is due (the
+ * agent between cycles); the next de_audit_flush makes it, and
+ * de_audit_unattested counts what no checkpoint covers meanwhile.
+ */
+static void test_commit_without_checkpoint(void **state)
+{
+	char path[PATH_MAX];
+	struct de_audit *a;
+	struct de_error err = {0};
+	char *note = NULL;
+
+	(void)state;
+	path_in(path, "commit.sqlite");
+	a = open_rw(path, true, 1);
+	append_n(a, 1, 3);
+	assert_int_equal(de_audit_commit(a, &err), 0);
+	assert_int_equal(de_audit_size(a), 3);
+	assert_int_equal(de_audit_pending(a), 0);
+	assert_int_equal(de_audit_unattested(a), 3);
+	assert_int_equal(de_audit_latest_checkpoint(a, &note, &err), -ENOENT);
+	assert_int_equal(de_audit_flush(a, &err), 0); /* nothing queued: the checkpoint only */
+	assert_int_equal(de_audit_unattested(a), 0);
+	assert_int_equal(de_audit_latest_checkpoint(a, &note, &err), 0);
+	assert_non_null(strstr(note, "\n3\n"));
+	free(note);
+	assert_int_equal(de_audit_close(a, &err), 0);
+}
+
 /* Two writers on one file (agent and CLI): each flush chains after the other's entries. */
 static void test_two_writers(void **state)
 {
@@ -827,6 +856,7 @@ int main(void)
 		cmocka_unit_test(test_bad_keys),
 		cmocka_unit_test(test_bad_entries),
 		cmocka_unit_test(test_checkpoint_by_time_and_batches),
+		cmocka_unit_test(test_commit_without_checkpoint),
 		cmocka_unit_test(test_two_writers),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

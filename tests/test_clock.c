@@ -86,6 +86,34 @@ static void test_clocks(void **state)
 		assert_true(b >= a);
 		a = b;
 	}
+	/* microseconds: the same clock, finer */
+	int64_t u = de_mono_us(), m = de_mono_ms();
+	assert_true(u / 1000 <= m && m - u / 1000 <= 1000);
+	for (int i = 0; i < 1000; i++) {
+		int64_t v = de_mono_us();
+		assert_true(v >= u);
+		u = v;
+	}
+}
+
+static void test_duration_format(void **state)
+{
+	(void)state;
+	char b[32];
+	static const struct {
+		int64_t ms;
+		const char *want;
+	} cases[] = {
+		{-5, "0 s"},	   {0, "0 s"},		{999, "0 s"},
+		{119999, "119 s"}, {120000, "2 min"},	{7199999, "119 min"},
+		{7200000, "2 h"},  {172799999, "47 h"}, {172800000, "2 d"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		de_duration_format(b, sizeof(b), cases[i].ms);
+		assert_string_equal(b, cases[i].want);
+	}
+	de_duration_format(b, 3, 7200000); /* cut, NUL-terminated */
+	assert_string_equal(b, "2 ");
 }
 
 int main(void)
@@ -93,6 +121,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse),
 		cmocka_unit_test(test_clocks),
+		cmocka_unit_test(test_duration_format),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -473,6 +473,65 @@ static void test_state_dir(void **state)
 	de_config_builder_free(b);
 }
 
+/* The files the parent opens for the worker, and the worker's load from their bytes. */
+static void test_files_and_texts(void **state)
+{
+	(void)state;
+	struct de_config_sources src = {.envp = (char *[]){NULL}};
+	struct de_error e = {0};
+	char *paths[2] = {NULL, NULL};
+	bool opt[2];
+	size_t n = 9;
+
+	src.file = "/x/given.yaml";
+	assert_int_equal(de_config_files(&src, paths, opt, &n, &e), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(paths[0], "/x/given.yaml");
+	assert_false(opt[0]);
+	free(paths[0]);
+	src.file = NULL;
+	char *home = getenv("HOME") ? strdup(getenv("HOME")) : NULL;
+	setenv("HOME", "/home/op", 1);
+	assert_int_equal(de_config_files(&src, paths, opt, &n, &e), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(paths[0], DE_CONFIG_SYSTEM_FILE);
+	assert_string_equal(paths[1], "/home/op/.config/daemoneye/config.yaml");
+	assert_true(opt[0] && opt[1]);
+	free(paths[0]);
+	free(paths[1]);
+	src.system_file = "";
+	assert_int_equal(de_config_files(&src, paths, opt, &n, &e), 0);
+	assert_int_equal(n, 1);
+	free(paths[0]);
+	if (home)
+		setenv("HOME", home, 1);
+	else
+		unsetenv("HOME");
+	free(home);
+
+	/* texts replace the files; errors name the text's origin */
+	const char *t1 = "app:\n  scan_interval_ms: 5000\n", *t2 = "app: {scan_interval_ms: 6000}";
+	struct de_config_text texts[2] = {{"/etc/a.yaml", t1, strlen(t1)},
+					  {"/etc/b.yaml", t2, strlen(t2)}};
+	struct de_config_sources ts = {.file = "/does/not/exist.yaml",
+				       .envp = (char *[]){NULL},
+				       .texts = texts,
+				       .ntexts = 1};
+	struct de_config *c = load(&ts, &e);
+	assert_int_equal(interval(c), 5000);
+	assert_non_null(strstr(de_config_origin(c, "app.scan_interval_ms"), "/etc/a.yaml:2:"));
+	de_config_free(c);
+	ts.ntexts = 2;
+	c = load(&ts, &e);
+	assert_int_equal(interval(c), 6000);
+	de_config_free(c);
+	const char *bad = "app:\n  scan_interval_ms: [\n";
+	texts[0] = (struct de_config_text){"/etc/broken.yaml", bad, strlen(bad)};
+	ts.ntexts = 1;
+	assert_true(de_config_load(&ts, &c, &e) < 0);
+	assert_non_null(strstr(e.message, "/etc/broken.yaml:"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -485,6 +544,7 @@ int main(void)
 		cmocka_unit_test(test_files),
 		cmocka_unit_test(test_set_errors),
 		cmocka_unit_test(test_state_dir),
+		cmocka_unit_test(test_files_and_texts),
 	};
 	return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

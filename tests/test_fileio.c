@@ -115,10 +115,38 @@ static void test_write_atomic(void **state)
 	free(p);
 }
 
+static void test_read_fd(void **state)
+{
+	(void)state;
+	char *p = write_file("fd", "twelve bytes"), *buf = (char *)0x1;
+	size_t len = 0;
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+
+	assert_true(fd >= 0);
+	assert_int_equal(lseek(fd, 5, SEEK_SET), 5); /* read from 0 whatever the offset */
+	assert_int_equal(de_read_fd(fd, 100, &buf, &len, NULL), 0);
+	assert_string_equal(buf, "twelve bytes");
+	free(buf);
+	assert_int_equal(de_read_fd(fd, 100, &buf, &len, NULL), 0); /* again: the same */
+	assert_int_equal(len, 12);
+	free(buf);
+	buf = (char *)0x1;
+	assert_int_equal(de_read_fd(fd, 11, &buf, &len, NULL), -EFBIG);
+	assert_ptr_equal(buf, (char *)0x1);
+	assert_true(fcntl(fd, F_GETFD) >= 0); /* still open */
+	close(fd);
+	fd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_int_equal(de_read_fd(fd, 100, &buf, &len, NULL), -EISDIR);
+	close(fd);
+	assert_int_equal(de_read_fd(-1, 100, &buf, &len, NULL), -EBADF);
+	free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_read_file),
+		cmocka_unit_test(test_read_fd),
 		cmocka_unit_test(test_make_dirs),
 		cmocka_unit_test(test_write_atomic),
 	};

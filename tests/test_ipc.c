@@ -18,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include "daemoneye/clock.h"
 #include "daemoneye/ipc.h"
 #include "daemoneye_ipc.pb-c.h"
 
@@ -152,7 +153,13 @@ static void test_roundtrip_every_kind(void **state)
 	m.stats.inaccessible = 2;
 	m.stats.hashed_bytes = 1u << 30;
 	m.events_lost = 3;
+	m.stats.hashed_files = 4;
+	m.hash_hits = 5;
+	m.event_restarts = 6;
 	roundtrip(&m, &b);
+	assert_int_equal(b.stats.hashed_files, 4);
+	assert_int_equal(b.hash_hits, 5);
+	assert_int_equal(b.event_restarts, 6);
 	assert_int_equal(b.stats.recorded, 9);
 	assert_int_equal(b.stats.vanished, 1);
 	assert_int_equal(b.stats.hashed_bytes, 1u << 30);
@@ -635,6 +642,37 @@ static void test_each_fact_travels(void **state)
 	}
 }
 
+/* A deadline ends the wait for a silent (stopped) peer, a half frame stays buffered. */
+static void test_recv_until(void **state)
+{
+	(void)state;
+	int sv[2];
+	struct de_ipc_reader *r;
+	struct de_ipc_msg s = {.kind = DE_IPC_SCAN_DONE, .scan_id = 9}, b = {0};
+	struct de_error e = {0};
+	uint8_t *buf;
+	size_t len;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(de_ipc_reader_new(sv[0], &r, &e), 0);
+	assert_int_equal(de_ipc_recv_until(r, &b, de_mono_ms() + 20, &e), -ETIMEDOUT);
+	assert_int_equal(e.code, ETIMEDOUT);
+	assert_int_equal(de_ipc_encode(&s, &buf, &len, &e), 0);
+	assert_int_equal(write(sv[1], buf, 3), 3);
+	assert_int_equal(de_ipc_recv_until(r, &b, de_mono_ms() + 20, &e), -ETIMEDOUT);
+	assert_int_equal(write(sv[1], buf + 3, len - 3), (ssize_t)(len - 3));
+	assert_int_equal(write(sv[1], buf, len), (ssize_t)len); /* and a second one */
+	assert_int_equal(de_ipc_recv_until(r, &b, de_mono_ms() + 60000, &e), 0);
+	assert_int_equal(b.scan_id, 9);
+	/* a frame already buffered is returned even past the deadline */
+	assert_int_equal(de_ipc_recv_until(r, &b, 0, &e), 0);
+	assert_int_equal(b.kind, DE_IPC_SCAN_DONE);
+	free(buf);
+	de_ipc_reader_free(r);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -646,6 +684,7 @@ int main(void)
 		cmocka_unit_test(test_rejects_malformed),
 		cmocka_unit_test(test_rejects_bad_contents),
 		cmocka_unit_test(test_reader_socketpair),
+		cmocka_unit_test(test_recv_until),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,6 +2,7 @@
  * test_store_prune.c — retention (src/lib/store_prune.c) by age and by
  * size: oldest history first, never the snapshot nor an undelivered alert,
  * a batch budget that stops early and says so, the file shrinking; the
+ * free-disk watermark (pruning for space, then no history written), and the
  * alerting tables (resolved states, suppressed matches, closed windows).
  */
 #include <errno.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 
@@ -76,23 +78,22 @@ static void test_retention(void **state)
 	free(path);
 }
 
-static void test_retention_by_size(void **state)
+enum { N = 400 };
+
+/*
+ * A store at cfg with four generations of N fat processes that all exited
+ * (start times g * 100000 + i: ~3 MB of history), and a snapshot of one
+ * live process (pid 1, start 424242) left in r[0].
+ */
+static struct de_store *fat_history(const struct de_store_config *cfg, struct de_process_record *r)
 {
-	(void)state;
-	char *path = db_path("size.sqlite");
-	struct de_store_config cfg = {.path = path, .max_size_mb = 1, .wal_mode = true};
 	struct de_store *s;
 	struct de_error e = {0};
-	struct de_prune_stats ps;
-	enum { N = 400 };
-	struct de_process_record *r = calloc(N, sizeof(*r));
 	char big[2048];
 
-	assert_int_equal(de_store_open(&cfg, &s, &e), 0);
-	sqlite3 *db = de_store_db(s);
+	assert_int_equal(de_store_open(cfg, &s, &e), 0);
 	memset(big, 'a', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
-	/* generations of 400 fat processes that all exit: ~3 MB of history */
 	for (int g = 0; g < 4; g++) {
 		mk_many(r, N, 1000 + g, g + 1);
 		for (size_t i = 0; i < N; i++) {
@@ -103,9 +104,24 @@ static void test_retention_by_size(void **state)
 		store_ok(s, r, N);
 		clear_many(r, N);
 	}
-	mk(&r[0], 1, 424242, 9000, 9); /* the live snapshot: one process */
+	mk(&r[0], 1, 424242, 9000, 9);
 	store_ok(s, r, 1);
-	assert_true(count(db, "SELECT count(*) FROM process_instances") > 1000);
+	assert_true(count(de_store_db(s), "SELECT count(*) FROM process_instances") > 1000);
+	return s;
+}
+
+static void test_retention_by_size(void **state)
+{
+	(void)state;
+	char *path = db_path("size.sqlite");
+	struct de_store_config cfg = {.path = path, .max_size_mb = 1, .wal_mode = true};
+	struct de_error e = {0};
+	struct de_prune_stats ps;
+	struct de_process_record *r = calloc(N, sizeof(*r));
+
+	assert_non_null(r);
+	struct de_store *s = fat_history(&cfg, r);
+	sqlite3 *db = de_store_db(s);
 	assert_int_equal(de_store_prune(s, 10000, 0, 100, 1000, &ps, &e), 0);
 	assert_false(ps.over_cap);
 	assert_true(ps.used_bytes <= 1024 * 1024);
@@ -124,6 +140,114 @@ static void test_retention_by_size(void **state)
 	assert_int_equal(de_store_stats(s, &st, &e), 0);
 	assert_true(st.file_bytes <= 2 * 1024 * 1024);
 	de_process_record_clear(&r[0]);
+	free(r);
+	de_store_close(s);
+	free(path);
+}
+
+/* The file system as the free-disk test sees it: fake_base minus the store file. */
+static uint64_t fake_base;
+
+static uint64_t fake_free(const char *path)
+{
+	struct stat st;
+	uint64_t used = stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+	return used < fake_base ? fake_base - used : 0;
+}
+
+static void test_free_disk_watermark(void **state)
+{
+	(void)state;
+	char *path = db_path("disk.sqlite");
+	struct de_store_config cfg = {.path = path, .free_bytes = fake_free};
+	struct de_error e = {0};
+	struct de_prune_stats ps;
+	struct de_process_record *r = calloc(N, sizeof(*r));
+	int64_t scan;
+
+	assert_non_null(r);
+	fake_base = UINT64_MAX / 2;
+	struct de_store *s = fat_history(&cfg, r);
+	sqlite3 *db = de_store_db(s);
+	int64_t before = count(db, "SELECT count(*) FROM process_instances");
+
+	/* no watermark: nothing happens, whatever the free space */
+	fake_base = 1;
+	assert_int_equal(de_store_prune(s, 10000, 0, 100, 1000, &ps, &e), 0);
+	assert_false(ps.low_disk);
+	assert_false(ps.history_off);
+	assert_int_equal(ps.rows, 0);
+
+	/* 1 MiB short of the watermark: the oldest history goes until it is back */
+	struct stat sb;
+	assert_int_equal(stat(path, &sb), 0);
+	fake_base = (uint64_t)sb.st_size + 1024 * 1024;
+	de_store_set_limits(s, 0, 2 * 1024 * 1024);
+	assert_int_equal(de_store_prune(s, 10000, 0, 100, 1000, &ps, &e), 0);
+	assert_true(ps.low_disk);
+	assert_false(ps.history_off);
+	assert_true(ps.rows > 0);
+	assert_true(ps.free_bytes >= 2 * 1024 * 1024);
+	assert_true(ps.free_bytes == fake_free(path));
+	int64_t left = count(db, "SELECT count(*) FROM process_instances");
+	assert_true(left > 0 && left < before);
+	/* oldest first, and no more than needed: the newer generations are all there */
+	assert_int_equal(count(db, "SELECT count(*) FROM process_instances WHERE start_time >= "
+				   "200000"),
+			 2 * N);
+	assert_integrity(db);
+	/* room again: nothing more goes */
+	assert_int_equal(de_store_prune(s, 10000, 0, 100, 1000, &ps, &e), 0);
+	assert_false(ps.low_disk);
+	assert_int_equal(ps.rows, 0);
+
+	/* a watermark no pruning can reach: all history goes, then it is not written */
+	de_store_set_limits(s, 0, UINT64_MAX / 4);
+	assert_int_equal(de_store_prune(s, 10000, 0, 100, 1000, &ps, &e), 0);
+	assert_true(ps.low_disk);
+	assert_true(ps.history_off);
+	assert_int_equal(count(db, "SELECT count(*) FROM process_instances"), 0);
+	assert_int_equal(count(db, "SELECT count(*) FROM processes WHERE start_time = 424242"), 1);
+	/* new processes go into the snapshot; their exits leave no history */
+	de_process_record_clear(&r[0]);
+	mk_many(r, 20, 20000, 20);
+	assert_int_equal(de_store_scan_begin(s, 20000, "poll", &scan, &e), 0);
+	store_ok(s, r, 20);
+	assert_int_equal(de_store_scan_end(s, scan, 20005, 20, &e), 0);
+	assert_int_equal(count(db, "SELECT count(*) FROM processes"), 20);
+	retime(r, 20, 21000, 21);
+	store_ok(s, r, 5); /* 15 exit */
+	assert_int_equal(count(db, "SELECT count(*) FROM process_instances"), 0);
+	assert_int_equal(count(db, "SELECT count(*) FROM processes"), 5);
+	add_alert(s, 21000, "none"); /* alerts still are written */
+	add_alert(s, 21000, "delivered");
+	assert_int_equal(count(db, "SELECT count(*) FROM alerts"), 2);
+	assert_int_equal(de_store_prune(s, 30000, 0, 100, 1000, &ps, &e), 0);
+	assert_true(ps.history_off);
+	assert_int_equal(count(db, "SELECT count(*) FROM alerts"), 2); /* and kept */
+	/* it stays off until 1.5 times the watermark is free */
+	de_store_set_limits(s, 0, 1024 * 1024);
+	{
+		struct stat now;
+		assert_int_equal(stat(path, &now), 0);
+		fake_base = (uint64_t)now.st_size + 1024 * 1024 + 256 * 1024; /* 1.25x */
+	}
+	assert_int_equal(de_store_prune(s, 10000, 0, 100, 1000, &ps, &e), 0);
+	assert_false(ps.low_disk);
+	assert_true(ps.history_off);
+	{
+		struct stat now;
+		assert_int_equal(stat(path, &now), 0);
+		fake_base = (uint64_t)now.st_size + 2 * 1024 * 1024; /* 2x */
+	}
+	assert_int_equal(de_store_prune(s, 10000, 0, 100, 1000, &ps, &e), 0);
+	assert_false(ps.low_disk);
+	assert_false(ps.history_off);
+	retime(r, 20, 22000, 22);
+	store_ok(s, r, 1); /* 4 exit: history again */
+	assert_int_equal(count(db, "SELECT count(*) FROM process_instances"), 4);
+	assert_integrity(db);
+	clear_many(r, 20);
 	free(r);
 	de_store_close(s);
 	free(path);
@@ -219,6 +343,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_retention),
 		cmocka_unit_test(test_retention_by_size),
+		cmocka_unit_test(test_free_disk_watermark),
 		cmocka_unit_test(test_retention_alerting),
 	};
 	return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);

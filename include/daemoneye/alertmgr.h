@@ -55,6 +55,7 @@
 #include "daemoneye/detect.h"
 #include "daemoneye/error.h"
 #include "daemoneye/exception.h"
+#include "daemoneye/outbox.h"
 #include "daemoneye/retry.h"
 #include "daemoneye/rules.h"
 #include "daemoneye/sink.h"
@@ -197,6 +198,26 @@ int de_alertmgr_poll(struct de_alertmgr *m, struct de_error *err);
  */
 int de_alertmgr_drain(struct de_alertmgr *m, const volatile int *stop, struct de_error *err);
 
+/*
+ * Who wants to know what the manager committed (the agent's audit ledger).
+ * Both callbacks run on the manager's (the caller's) thread, inside
+ * de_alertmgr_submit, _poll or _drain, after the transaction that made the
+ * thing durable has committed: never for what was rolled back.  They must
+ * not call back into the manager.  Either may be NULL.
+ */
+struct de_alertmgr_observer {
+	/* an alert (kind NULL, "resolved" or "summary") committed to the
+	   outbox, with the sinks it was routed to */
+	void (*raised)(void *arg, const struct de_alert *a, size_t nsinks);
+	/* a delivery attempt's outcome recorded: status DELIVERED, DEAD, or
+	   PENDING (it failed and will be retried); error NULL when delivered */
+	void (*delivery)(void *arg, const char *alert_id, const char *sink,
+			 enum de_outbox_status status, uint32_t attempts, const char *error);
+	void *arg;
+};
+/* Set (copied) or clear (NULL) the observer. */
+void de_alertmgr_set_observer(struct de_alertmgr *m, const struct de_alertmgr_observer *o);
+
 /* SIGHUP: the sinks that keep files reopen them before their next write. */
 void de_alertmgr_reopen(struct de_alertmgr *m);
 
@@ -207,6 +228,21 @@ struct de_alertmgr_stats {
 	size_t outstanding;			   /* this process's deliveries not final yet */
 };
 void de_alertmgr_get_stats(const struct de_alertmgr *m, struct de_alertmgr_stats *out);
+
+/* One sink as health and metrics show it. */
+struct de_alertmgr_sink_status {
+	const char *name;		  /* borrowed from the manager's configuration */
+	enum de_breaker_state circuit;	  /* its circuit breaker after the last attempt */
+	size_t queued;			  /* deliveries in its worker's memory queue */
+	size_t pending;			  /* pending deliveries in the store (queued or not) */
+	size_t dead_letters;		  /* dead deliveries in the store (`alerts dlq`) */
+	uint64_t delivered, failed, dead; /* outcomes recorded since the manager opened */
+};
+/* Sinks the manager has (0 for NULL). */
+size_t de_alertmgr_nsinks(const struct de_alertmgr *m);
+/* Sink i (0 .. nsinks-1): its state, queue, outbox counts and outcomes.  0 or -errno. */
+int de_alertmgr_sink_status(struct de_alertmgr *m, size_t i, struct de_alertmgr_sink_status *out,
+			    struct de_error *err);
 
 /*
  * Stop the workers (an attempt in progress is abandoned; its row stays

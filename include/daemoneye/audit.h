@@ -152,8 +152,18 @@ int de_audit_append(struct de_audit *a, const struct de_audit_entry *e, uint64_t
  * that fails after the commit returns its error (entries stay committed).
  */
 int de_audit_flush(struct de_audit *a, struct de_error *err);
+/*
+ * The commit half of de_audit_flush, without the checkpoint: no signature,
+ * and in WAL mode no fsync, so a caller with a latency budget (the agent
+ * between cycles) can commit often and leave checkpoints to de_audit_flush.
+ */
+int de_audit_commit(struct de_audit *a, struct de_error *err);
 /* Entries committed (the tree size); queued ones are not counted. */
 uint64_t de_audit_size(const struct de_audit *a);
+/* When the latest checkpoint this handle knows of was made (ms since the epoch); 0: none. */
+int64_t de_audit_last_checkpoint_ms(const struct de_audit *a);
+/* Committed entries that no checkpoint this handle knows of covers yet. */
+uint64_t de_audit_unattested(const struct de_audit *a);
 /* Entries queued and not yet flushed. */
 size_t de_audit_pending(const struct de_audit *a);
 
@@ -204,6 +214,14 @@ int de_audit_query(struct de_audit *a, const struct de_audit_filter *f, de_audit
 void de_audit_entry_hash(uint64_t seq, int64_t ts_ms, const char *actor, const char *action,
 			 const uint8_t payload_hash[32], const uint8_t previous_hash[32],
 			 uint8_t out[32]);
+
+/*
+ * BLAKE3 of the n bytes at p, in base64 (as the ledger shows its hashes),
+ * into out: how a payload names what it pins without copying it (a rule's
+ * SQL, an imported file, the configuration in effect).
+ */
+#define DE_AUDIT_HASH_TEXT_LEN 44
+void de_audit_hash_text(const void *p, size_t n, char out[DE_AUDIT_HASH_TEXT_LEN + 1]);
 
 /* ---- verification -------------------------------------------------------- */
 

@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 /* Characters de_base64_encode() writes for n bytes, NUL excluded. */
-#define DE_BASE64_LEN(n) (((n) + 2) / 3 * 4)
+#define DE_BASE64_LEN(n) (((size_t)(n) + 2) / 3 * 4)
 
 /* Encode n bytes into out (DE_BASE64_LEN(n) + 1 bytes, NUL-terminated); returns the length. */
 size_t de_base64_encode(const uint8_t *in, size_t n, char *out);

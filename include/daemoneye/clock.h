@@ -6,12 +6,16 @@
 #ifndef DAEMONEYE_CLOCK_H
 #define DAEMONEYE_CLOCK_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Milliseconds since the Unix epoch (CLOCK_REALTIME): for records. */
 int64_t de_now_ms(void);
 /* Milliseconds of CLOCK_MONOTONIC: for intervals and deadlines. */
 int64_t de_mono_ms(void);
+/* Microseconds of CLOCK_MONOTONIC: for measuring short things. */
+int64_t de_mono_us(void);
+
 /*
  * The boot time in ms since the epoch, as /proc/stat's btime gives it (the
  * base of every process's start time): procfd is an open /proc directory
@@ -27,5 +31,12 @@ int64_t de_boot_time_ms(int procfd);
  * 0 with *out set, or -EINVAL with *out untouched.
  */
 int de_time_parse(const char *s, int64_t now_ms, int64_t *out);
+
+/*
+ * A duration for people, rounded down to one unit: "45 s", "12 min",
+ * "3 h", "2 d" (seconds below 2 min, minutes below 2 h, hours below 2 d).
+ * Negative durations are "0 s".  Writes at most n bytes with the NUL.
+ */
+void de_duration_format(char *buf, size_t n, int64_t ms);
 
 #endif

@@ -80,6 +80,12 @@ int de_config_build(struct de_config_builder *b, struct de_config **out, struct 
  * DE_CONFIG_SYSTEM_FILE / DE_CONFIG_USER_FILE, "" skips); the environment;
  * then the `nsets` --set assignments.
  */
+struct de_config_text {
+	const char *origin; /* the file's name, for messages */
+	const char *text;   /* its bytes (not NUL-terminated necessarily) */
+	size_t len;
+};
+
 struct de_config_sources {
 	const char *file;	 /* -c FILE, or NULL */
 	const char *system_file; /* NULL: default, "": none */
@@ -87,9 +93,26 @@ struct de_config_sources {
 	char *const *envp;	 /* NULL: the process environment */
 	const char *const *sets; /* --set assignments */
 	size_t nsets;
+	/*
+	 * The files' contents read by someone else (the privileged parent
+	 * opens them for the unprivileged worker): when non-NULL these
+	 * ntexts layers replace file, system_file and user_file.
+	 */
+	const struct de_config_text *texts;
+	size_t ntexts;
 };
 int de_config_load(const struct de_config_sources *src, struct de_config **out,
 		   struct de_error *err);
+
+/*
+ * The files de_config_load reads for src (texts aside), in order: src->file
+ * (required), else the system and user files (each optional; "" skips
+ * one).  Up to two paths, "~/" expanded, as new strings in paths[] (the
+ * caller frees them), optional[] saying which may be missing; *n their
+ * number.
+ */
+int de_config_files(const struct de_config_sources *src, char *paths[2], bool optional[2],
+		    size_t *n, struct de_error *err);
 
 void de_config_free(struct de_config *c);
 

@@ -21,6 +21,11 @@
  * untouched on failure.
  */
 int de_read_file(const char *path, size_t max, char **out, size_t *len, struct stat *st);
+/*
+ * The same from an open descriptor (a file another process opened for us),
+ * read from offset 0 whatever its position; fd stays open.
+ */
+int de_read_fd(int fd, size_t max, char **out, size_t *len, struct stat *st);
 
 /*
  * mkdir -p: create `path` and its missing parents (parents 0755, the last

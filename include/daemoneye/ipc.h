@@ -58,7 +58,9 @@ struct de_ipc_msg {
 	bool connections; /* SCAN_REQUEST: also the processes' TCP connections */
 	struct de_collect_stats
 		stats;	      /* SCAN_DONE: seen, recorded, vanished, inaccessible, hashed_bytes */
-	uint64_t events_lost; /* SCAN_DONE */
+	uint64_t events_lost; /* SCAN_DONE: kernel overruns since procmond started */
+	uint64_t hash_hits;   /* SCAN_DONE: hashes served by the cache */
+	uint64_t event_restarts; /* SCAN_DONE: event reader restarts since procmond started */
 	/* PROCESS */
 	bool has_record;
 	struct de_process_record record;
@@ -99,6 +101,14 @@ void de_ipc_reader_free(struct de_ipc_reader *r);
  * (truncated); the decode errors above; -errno from read.
  */
 int de_ipc_recv(struct de_ipc_reader *r, struct de_ipc_msg *out, struct de_error *err);
+/*
+ * The same with a deadline (CLOCK_MONOTONIC ms, as de_mono_ms()): before
+ * each read it waits for data until then.  -ETIMEDOUT (IoError) once the
+ * deadline has passed, -EINTR when a signal interrupts the wait; bytes of
+ * a frame already read stay buffered for the next call.
+ */
+int de_ipc_recv_until(struct de_ipc_reader *r, struct de_ipc_msg *out, int64_t deadline_ms,
+		      struct de_error *err);
 /* True when a whole frame is already buffered (recv will not block). */
 bool de_ipc_reader_pending(const struct de_ipc_reader *r);
 

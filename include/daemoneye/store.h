@@ -81,6 +81,17 @@ struct de_store_config {
 	bool read_only;		    /* open for reading only (the CLI): no lock, no writes */
 	uint64_t sample_interval_s; /* cpu/memory into history at most this often (0: 300) */
 	int busy_timeout_ms;	    /* wait for a lock this long (0: 5000) */
+	/*
+	 * The free-disk watermark (0: none): below it de_store_prune prunes the
+	 * oldest history until the file system has this much free again, and
+	 * when no history is left to prune the store stops writing history
+	 * (exited instances, identity changes, samples) until free space is
+	 * back above 1.5 times it.  The snapshot, scans and alerts are always
+	 * written.
+	 */
+	uint64_t min_free_bytes;
+	/* Free bytes for unprivileged users where path is (NULL: statvfs; tests inject theirs). */
+	uint64_t (*free_bytes)(const char *path);
 };
 
 struct de_store;
@@ -322,6 +333,9 @@ struct de_prune_stats {
 	bool more;	     /* stopped at the batch budget; call again */
 	bool over_cap;	     /* still above max_size_mb with nothing left to prune */
 	uint64_t used_bytes; /* pages in use after pruning */
+	uint64_t free_bytes; /* free space where the store is, after pruning */
+	bool low_disk;	     /* below the free-disk watermark (history was pruned for it) */
+	bool history_off;    /* and history is no longer written (see min_free_bytes) */
 };
 
 /*
@@ -330,6 +344,10 @@ struct de_prune_stats {
  * their samples and changes, then samples, changes, finished scans and fully
  * delivered alerts.  Never the current snapshot, the instances in it, an
  * undelivered alert, or anything outside this file (the audit ledger).
+ * Below the free-disk watermark (de_store_config.min_free_bytes) it prunes
+ * the oldest process history (instances, samples, changes, scans; not
+ * alerts) until the free space is back, and stops writing history when
+ * there is none left to prune (de_prune_stats says so).
  * Works in short transactions of `batch` rows (0: 500), at most
  * `max_batches` (0: 20) per call, so a scan is never held up for long.
  * Then checkpoints the write-ahead log (PASSIVE, never waiting for
@@ -337,6 +355,9 @@ struct de_prune_stats {
  */
 int de_store_prune(struct de_store *s, int64_t now_ms, uint64_t retention_days, size_t batch,
 		   size_t max_batches, struct de_prune_stats *out, struct de_error *err);
+
+/* New max_size_mb and min_free_bytes (a reload); de_store_prune applies them. */
+void de_store_set_limits(struct de_store *s, uint64_t max_size_mb, uint64_t min_free_bytes);
 
 /*
  * Fold the write-ahead log into the file (a PASSIVE checkpoint: readers are

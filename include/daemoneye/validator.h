@@ -12,9 +12,9 @@
  * the allowlisted functions; it must be exactly one statement, a SELECT
  * that returns columns, not EXPLAIN, and sqlite3_stmt_readonly() must
  * agree.  Subqueries may nest at most `max_nesting` deep.  While it runs, a
- * progress handler enforces the timeout, and a process-wide SQLite heap
- * limit (sqlite3_hard_heap_limit64, see de_validator_with_memory_limit)
- * turns a memory-hungry query into an error instead of an exhausted host.
+ * progress handler enforces the timeout, and a memory budget charged to
+ * the run alone (see de_validator_with_memory_limit) turns a memory-hungry
+ * query into an error instead of an exhausted host.
  *
  * Errors are DetectionErrors naming the offending construct: the function,
  * the table or column (with what is available), or the statement kind.
@@ -74,8 +74,8 @@ struct de_validator;
 /*
  * A validator with the defaults: the issue's function allowlist (count, sum,
  * ..., like, and regexp with PCRE2's limits (regexp.h); no glob/match),
- * read-only, a 30 s timeout, subqueries 3 deep, a 64 MiB SQLite heap
- * limit.  NULL on ENOMEM.
+ * read-only, a 30 s timeout, subqueries 3 deep, 64 MiB of memory per
+ * run.  NULL on ENOMEM.
  */
 struct de_validator *de_validator_new(void);
 void de_validator_free(struct de_validator *v);
@@ -90,10 +90,14 @@ void de_validator_with_timeout(struct de_validator *v, uint64_t timeout_ms);
 /* Deepest subquery nesting allowed (a plain SELECT is depth 1). */
 void de_validator_with_max_nesting(struct de_validator *v, unsigned depth);
 /*
- * SQLite heap limit in bytes (0: none), applied with
- * sqlite3_hard_heap_limit64() when a sandbox connection is opened.  SQLite
- * offers no per-connection limit, so this bounds all SQLite memory of the
- * process; daemoneye's own store needs a few MiB, well below the default.
+ * Memory a rule or query may take while it runs, in bytes (0: no limit).
+ * SQLite's allocations go through daemoneye's allocator (installed before
+ * SQLite initialises, in every program that links the validator); between
+ * de_validator_arm() and de_validator_disarm() the bytes SQLite allocates
+ * on that thread, net of what it frees, are charged to the run, and an
+ * allocation past the limit fails (SQLITE_NOMEM: the rule stops with
+ * ENOMEM).  Nothing else is limited: the store's writer, on the same
+ * thread between runs, never is.
  */
 void de_validator_with_memory_limit(struct de_validator *v, uint64_t bytes);
 
@@ -135,11 +139,15 @@ int de_validator_validate_query(struct de_validator *v, const char *sql, struct 
 struct de_guard {
 	struct timespec end; /* CLOCK_MONOTONIC deadline */
 	uint64_t timeout_ms;
+	uint64_t memory_limit; /* bytes the run may take; 0: none */
 	bool armed;
 	bool expired; /* set when the progress handler stopped the statement */
 };
 
-/* Start the timeout for statements on db (until de_validator_disarm()). */
+/*
+ * Start the timeout for statements on db and the run's memory budget on
+ * this thread (until de_validator_disarm()).  Runs do not nest.
+ */
 void de_validator_arm(const struct de_validator *v, sqlite3 *db, struct de_guard *g);
 void de_validator_disarm(sqlite3 *db, struct de_guard *g);
 /*

@@ -5,6 +5,19 @@
  * rules that concern one process run over each process that exec'd, so an
  * alert does not wait for the next cycle.  The next full scan reconciles
  * anything an event missed.
+ *
+ * A batch the store refuses (disk full, a busy file) stays at the head of
+ * the queue and is applied later, so an exec that came and went is still
+ * stored and evaluated once the store takes it; it is tried again each
+ * second (the worker's loop wakes for it), said once in the log.  A batch
+ * refused for EXEC_GIVE_UP_MS is given up, counted as dropped and left to
+ * the next full scan to reconcile, so that one event the store will never
+ * take cannot hold up the rest for good; the queue's cap (counted) is the
+ * other way one is lost.
+ *
+ * One call applies batches for EXEC_SLICE_MS at most, so that a flood of
+ * executions (or a slow rule) never keeps the worker from its cycle, its
+ * heartbeat and the control channel: the loop calls again at once.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -12,6 +25,9 @@
 
 #include "agent.h"
 #include "fleet_wiring.h"
+
+#define EXEC_RETRY_MS	1000
+#define EXEC_GIVE_UP_MS 60000
 #include "daemoneye/clock.h"
 #include "daemoneye/log.h"
 #include "daemoneye/store.h"
@@ -28,28 +44,35 @@ static int apply_events(struct agent *ag, struct de_process_event *ev, size_t n,
 	int64_t scan_id;
 	int rc;
 
+	int64_t w0 = de_mono_us();
 	for (size_t i = 0; i < n; i++)
 		if (ev[i].has_record)
 			agent_resolve_names(ag, &ev[i].record);
 	/* the scan's row and the events: one transaction */
 	if ((rc = de_store_event_scan(ag->store, de_now_ms(), ev, n, &scan_id, err)) < 0)
 		goto out;
+	telemetry_store_write(ag, (double)(de_mono_us() - w0) / 1e6);
 	agent_fleet_events(ag, ev, n);
 	/* each exec'd process at once, and each that made a TCP connection, by
 	   the rules that concern one process, all over one read of the store */
 	struct de_error berr = {0};
-	bool batch = de_engine_begin_batch(ag->engine, &berr) == 0;
+	bool batch = de_engine_begin_batch(ag->det.engine, &berr) == 0;
 	for (size_t i = 0; i < n; i++) {
 		if (!ev[i].has_record && ev[i].kind != DE_PROCESS_TCP)
 			continue;
-		de_engine_run_pid(ag->engine, ag->rules.items, ag->rules.len, ev[i].pid, scan_id,
-				  &alerts, ag->results);
-		for (size_t k = 0; k < ag->rules.len; k++)
-			if (ag->results[k].ran && ag->results[k].status < 0)
-				de_log_err(&ag->results[k].error);
+		de_engine_run_pid(ag->det.engine, ag->det.rules.items, ag->det.rules.len, ev[i].pid,
+				  scan_id, &alerts, ag->det.results);
+		for (size_t k = 0; k < ag->det.rules.len; k++)
+			if (ag->det.results[k].ran && ag->det.results[k].status < 0)
+				de_log_err(&ag->det.results[k].error);
+		telemetry_rules(ag, ag->det.results, ag->det.rules.len, false);
+		/* a rule slow on one process is slow: the same budget, the same strikes */
+		agent_rule_watchdog(ag, false);
+		if (de_mono_ms() >= ag->next_heartbeat)
+			agent_ctl_heartbeat(ag);
 	}
 	if (batch)
-		de_engine_end_batch(ag->engine);
+		de_engine_end_batch(ag->det.engine);
 	size_t raised = alerts.len;
 	agent_alerts(ag, &alerts, false);
 	/* the WAL every batch appends to is kept small by the store's
@@ -63,31 +86,23 @@ out:
 	return rc;
 }
 
-/*
- * Apply the queued events as one batch.  An exit of a process exec'd
- * earlier in the same batch is held back for the next batch (still in
- * order after everything else of its pid), so that the rules see a process
- * that lived for a millisecond before its exit takes it out of the
- * snapshot, and a busy host's execs and exits still go in one transaction
- * per batch rather than one per process.  What is held back stays queued:
- * the caller runs again soon (agent_execpath_pending).  A failure is
- * logged and the batch dropped: the next full scan reconciles.
- */
-void agent_execpath_run(struct agent *ag)
+size_t agent_execpath_run(struct agent *ag)
 {
 	struct procmond_chan *ch = &ag->pm;
 	struct de_process_event *q = ch->queue;
 	size_t n = ch->nqueue, now = 0, later = 0;
+	int64_t t = de_mono_ms();
 	struct de_error err = {0};
 
 	if (!n)
-		return;
+		return 0;
+	if (ag->events_failing_since && t < ag->events_next_try)
+		return n;
 	/* stable partition: what goes now first, what waits after it */
 	struct de_process_event *tmp = malloc(n * sizeof(*tmp));
 	if (!tmp) {
-		de_log_errorx("out of memory applying process events");
-		agent_events_clear(ch);
-		return;
+		de_log_errorx("out of memory applying process events (tried again next time)");
+		return n;
 	}
 	for (size_t i = 0; i < n; i++) {
 		bool hold = false;
@@ -104,18 +119,37 @@ void agent_execpath_run(struct agent *ag)
 	}
 	/* the held ones back in their order */
 	for (size_t k = 0; k < later / 2; k++) {
-		struct de_process_event t = tmp[now + k];
+		struct de_process_event s = tmp[now + k];
 		tmp[now + k] = tmp[n - 1 - k];
-		tmp[n - 1 - k] = t;
+		tmp[n - 1 - k] = s;
 	}
 	memcpy(q, tmp, n * sizeof(*q));
 	free(tmp);
-	if (now && apply_events(ag, q, now, &err) < 0)
+	if (now && apply_events(ag, q, now, &err) < 0) {
+		/* a batch the store refuses stays queued, with everything after it */
+		if (!ag->events_failing_since) {
+			de_log_err(&err);
+			de_log_warnx("%zu process events wait for the store (tried again every "
+				     "second)",
+				     n);
+			ag->events_failing_since = t;
+		}
+		ag->events_next_try = t + EXEC_RETRY_MS;
+		if (t - ag->events_failing_since < EXEC_GIVE_UP_MS)
+			return n;
 		de_log_err(&err);
-	for (size_t i = 0; i < now; i++)
-		de_process_event_clear(&q[i]);
-	memmove(q, q + now, later * sizeof(*q));
-	ch->nqueue = later;
+		de_log_warnx("giving up on %zu process events the store refused for %d s: the "
+			     "next full scan reconciles them",
+			     now, EXEC_GIVE_UP_MS / 1000);
+		ch->events_dropped += now;
+	} else if (now && ag->events_failing_since) {
+		de_log_info("the store takes process events again (after %lld ms)",
+			    (long long)(t - ag->events_failing_since));
+	}
+	if (now)
+		ag->events_failing_since = 0;
+	agent_events_shift(ch, now);
+	return ch->nqueue;
 }
 
 bool agent_execpath_pending(const struct agent *ag)

@@ -296,7 +296,7 @@ static char *run_query(struct agent *ag, const struct de_fleet_query *q, size_t 
 		       struct de_error *err)
 {
 	struct agent_fleet *fl = ag->fleet;
-	sqlite3 *db = de_engine_db(ag->engine);
+	sqlite3 *db = de_engine_db(ag->det.engine);
 	sqlite3_stmt *st = NULL;
 	struct de_guard g;
 	json_t *ans, *rows = json_array();
@@ -309,8 +309,8 @@ static char *run_query(struct agent *ag, const struct de_fleet_query *q, size_t 
 	ans = json_pack("{s:s,s:s}", "host", fl->set.host_id, "id", q->id);
 	if (!ans || !rows)
 		goto out;
-	if (de_validator_prepare(ag->validator, db, q->sql, &st, err) == 0) {
-		de_validator_arm(ag->validator, db, &g);
+	if (de_validator_prepare(ag->det.validator, db, q->sql, &st, err) == 0) {
+		de_validator_arm(ag->det.validator, db, &g);
 		while ((step = sqlite3_step(st)) == SQLITE_ROW) {
 			json_t *row = de_row_json(st);
 			char *t = row ? json_dumps(row, JSON_COMPACT) : NULL;

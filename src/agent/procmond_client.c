@@ -1,108 +1,65 @@
 /*
- * procmond_client.c — spawning procmond and talking to it (see procmond_client.h).
- *
- * procmond is the program next to ours (dirname of /proc/self/exe), so an
- * installed agent uses the installed procmond and a build tree its own.
- * The child gets our end of nothing: the socketpair is CLOEXEC and only its
- * end is dup2'd to descriptor 3.
+ * procmond_client.c — talking to procmond over the channel the parent
+ * handed us (see procmond_client.h).
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include "procmond_client.h"
 #include "daemoneye/clock.h"
 #include "daemoneye/log.h"
+#include "procmond_client.h"
 
-static int procmond_path(char *buf, size_t size)
+void agent_procmond_close(struct procmond_chan *ch)
 {
-	char self[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	char *slash;
-
-	if (n < 0)
-		return -errno;
-	self[n] = '\0';
-	slash = strrchr(self, '/');
-	if (!slash)
-		return -ENOENT;
-	*slash = '\0';
-	if ((size_t)snprintf(buf, size, "%s/procmond", self) >= size)
-		return -ENAMETOOLONG;
-	return 0;
+	de_ipc_reader_free(ch->rd);
+	ch->rd = NULL;
+	if (ch->fd >= 0)
+		close(ch->fd);
+	ch->fd = -1;
+	ch->pid = 0;
 }
 
-int agent_procmond_start(const struct de_config_sources *src, struct procmond_chan *ch,
-			 struct de_error *err)
+/*
+ * The next frame before the deadline.  A signal asking us to stop leaves
+ * what is in flight AGENT_DRAIN_MS more at most (the cycle may finish).
+ */
+static int recv_by(struct procmond_chan *ch, struct de_ipc_msg *m, int64_t deadline,
+		   struct de_error *err)
 {
-	char path[PATH_MAX];
-	const char **argv;
-	struct de_ipc_msg hello = {0};
-	int sv[2], rc;
-	size_t k = 0;
+	int rc;
 
-	ch->pid = 0;
-	ch->fd = -1;
-	ch->rd = NULL;
-	if ((rc = procmond_path(path, sizeof(path))) < 0)
-		return de_error_set(err, DE_ERR_IO, -rc, "cannot locate procmond: %s",
-				    strerror(-rc));
-	if (access(path, X_OK) < 0)
-		return de_error_set(err, DE_ERR_IO, errno, "cannot run %s: %s", path,
-				    strerror(errno));
-	if (!(argv = calloc(6 + 2 * src->nsets, sizeof(char *))))
-		return de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
-	argv[k++] = "procmond";
-	argv[k++] = "--ipc-fd";
-	argv[k++] = "3";
-	if (src->file) {
-		argv[k++] = "-c";
-		argv[k++] = src->file;
-	}
-	for (size_t i = 0; i < src->nsets; i++) {
-		argv[k++] = "--set";
-		argv[k++] = src->sets[i];
-	}
-	argv[k] = NULL;
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-		rc = de_error_set(err, DE_ERR_IO, errno, "socketpair: %s", strerror(errno));
-		free(argv);
-		return rc;
-	}
-	ch->pid = fork();
-	if (ch->pid < 0) {
-		rc = de_error_set(err, DE_ERR_IO, errno, "fork: %s", strerror(errno));
-		close(sv[0]);
-		close(sv[1]);
-		free(argv);
-		ch->pid = 0;
-		return rc;
-	}
-	if (ch->pid == 0) {
-		/* dup2 clears CLOEXEC on descriptor 3 only */
-		if (dup2(sv[1], 3) < 0)
-			_exit(127);
-		execv(path, (char *const *)argv);
-		_exit(127);
-	}
-	free(argv);
-	close(sv[1]);
-	ch->fd = sv[0];
+	while ((rc = de_ipc_recv_until(ch->rd, m, deadline, err)) == -EINTR)
+		if (ch->stop && *ch->stop && deadline > de_mono_ms() + AGENT_DRAIN_MS)
+			deadline = de_mono_ms() + AGENT_DRAIN_MS;
+	if (rc == -ETIMEDOUT && ch->stop && *ch->stop)
+		return de_error_set(err, DE_ERR_IO, EINTR,
+				    "stopping: procmond did not finish in time");
+	return rc;
+}
+
+int agent_procmond_attach(struct procmond_chan *ch, int fd, pid_t pid, uint32_t gen,
+			  int64_t started_ms, struct de_error *err)
+{
+	struct de_ipc_msg hello = {0};
+	int rc;
+
+	agent_procmond_close(ch);
+	/* counters of the last procmond carry on into the totals */
+	ch->lost_before += ch->events_lost;
+	ch->restarts_before += ch->event_restarts;
+	ch->events_lost = ch->event_restarts = 0;
+	ch->fd = fd;
+	ch->pid = pid;
+	ch->gen = gen;
+	ch->started_ms = started_ms;
 	if ((rc = de_ipc_reader_new(ch->fd, &ch->rd, err)) < 0)
 		goto fail;
-	do
-		rc = de_ipc_recv(ch->rd, &hello, err);
-	while (rc == -EINTR);
-	if (rc < 0) {
-		de_error_prefix(err, "procmond did not start: ");
+	if ((rc = recv_by(ch, &hello, de_mono_ms() + (int64_t)ch->timeout_ms, err)) < 0) {
+		de_error_prefix(err, "procmond pid %d did not say hello: ", (int)pid);
 		goto fail;
 	}
 	if (hello.kind != DE_IPC_HELLO || hello.version != DE_IPC_VERSION) {
@@ -125,7 +82,7 @@ int agent_procmond_start(const struct de_config_sources *src, struct procmond_ch
 	de_ipc_msg_clear(&hello);
 	return 0;
 fail:
-	agent_procmond_stop(ch);
+	agent_procmond_close(ch);
 	return rc;
 }
 
@@ -162,11 +119,26 @@ static void queue_event(struct procmond_chan *ch, struct de_ipc_msg *m)
 	memset(&m->event, 0, sizeof(m->event));
 }
 
-void agent_events_clear(struct procmond_chan *ch)
+void agent_events_shift(struct procmond_chan *ch, size_t n)
 {
-	for (size_t i = 0; i < ch->nqueue; i++)
+	if (n > ch->nqueue)
+		n = ch->nqueue;
+	for (size_t i = 0; i < n; i++)
 		de_process_event_clear(&ch->queue[i]);
-	ch->nqueue = 0;
+	if (n && ch->nqueue > n)
+		memmove(ch->queue, ch->queue + n, (ch->nqueue - n) * sizeof(*ch->queue));
+	ch->nqueue -= n;
+}
+
+void agent_events_free(struct procmond_chan *ch)
+{
+	agent_events_shift(ch, ch->nqueue);
+	free(ch->queue);
+	ch->queue = NULL;
+	ch->capqueue = 0;
+	free(ch->conns);
+	ch->conns = NULL;
+	ch->nconns = ch->capconns = 0;
 }
 
 /* After the first frame of a batch, a frame that follows within this many
@@ -207,9 +179,10 @@ int agent_procmond_wait(struct procmond_chan *ch, int timeout_ms, struct de_erro
 			if (pr == 0)
 				return 0;
 		}
-		do
-			rc = de_ipc_recv(ch->rd, &m, err);
-		while (rc == -EINTR);
+		/* the rest of a frame that started must follow in time */
+		rc = recv_by(ch, &m, de_mono_ms() + (int64_t)ch->timeout_ms, err);
+		if (rc == -EINTR)
+			return 0;
 		if (rc < 0)
 			goto fail;
 		if (m.kind != DE_IPC_EVENT) {
@@ -227,7 +200,7 @@ int agent_procmond_wait(struct procmond_chan *ch, int timeout_ms, struct de_erro
 	return 0;
 fail:
 	de_error_prefix(err, "closing the procmond channel: ");
-	agent_procmond_stop(ch);
+	agent_procmond_close(ch);
 	return rc;
 }
 
@@ -258,6 +231,7 @@ int agent_procmond_scan_conns(struct procmond_chan *ch, int64_t scan_id, bool co
 {
 	struct de_ipc_msg req = {
 		.kind = DE_IPC_SCAN_REQUEST, .scan_id = scan_id, .connections = connections};
+	int64_t deadline = de_mono_ms() + (int64_t)ch->timeout_ms;
 	int rc;
 
 	ch->nconns = 0;
@@ -267,9 +241,16 @@ int agent_procmond_scan_conns(struct procmond_chan *ch, int64_t scan_id, bool co
 		goto fail;
 	for (;;) {
 		struct de_ipc_msg m = {0};
-		rc = de_ipc_recv(ch->rd, &m, err);
+		rc = recv_by(ch, &m, deadline, err);
 		if (rc == -EINTR)
-			continue;
+			goto fail; /* stopping, and procmond did not finish in time */
+		if (rc == -ETIMEDOUT) {
+			de_error_set(err, DE_ERR_IO, ETIMEDOUT,
+				     "procmond pid %d did not finish the scan within "
+				     "app.scan_timeout_ms (%llu ms)",
+				     (int)ch->pid, (unsigned long long)ch->timeout_ms);
+			goto fail;
+		}
 		if (rc < 0)
 			goto fail;
 		switch (m.kind) {
@@ -305,9 +286,16 @@ int agent_procmond_scan_conns(struct procmond_chan *ch, int64_t scan_id, bool co
 			}
 			if (stats)
 				*stats = m.stats;
-			if (m.events_lost)
+			if (m.events_lost > ch->events_lost)
 				de_log_warnx("procmond lost %llu process events so far",
 					     (unsigned long long)m.events_lost);
+			if (m.event_restarts > ch->event_restarts)
+				de_log_warnx("procmond's event reader was restarted %llu times so "
+					     "far",
+					     (unsigned long long)m.event_restarts);
+			ch->events_lost = m.events_lost;
+			ch->event_restarts = m.event_restarts;
+			ch->hash_hits = m.hash_hits;
 			return 0;
 		default:
 			de_ipc_msg_clear(&m);
@@ -319,30 +307,6 @@ int agent_procmond_scan_conns(struct procmond_chan *ch, int64_t scan_id, bool co
 	}
 fail:
 	de_error_prefix(err, "closing the procmond channel: ");
-	agent_procmond_stop(ch);
+	agent_procmond_close(ch);
 	return rc;
-}
-
-void agent_procmond_stop(struct procmond_chan *ch)
-{
-	agent_events_clear(ch);
-	free(ch->conns);
-	ch->conns = NULL;
-	ch->nconns = ch->capconns = 0;
-	free(ch->queue);
-	ch->queue = NULL;
-	ch->capqueue = 0;
-	de_ipc_reader_free(ch->rd);
-	ch->rd = NULL;
-	if (ch->fd >= 0)
-		close(ch->fd);
-	ch->fd = -1;
-	if (ch->pid > 0) {
-		int st;
-		/* closing the channel ends procmond; SIGTERM in case it is mid-scan */
-		kill(ch->pid, SIGTERM);
-		while (waitpid(ch->pid, &st, 0) < 0 && errno == EINTR)
-			;
-	}
-	ch->pid = 0;
 }

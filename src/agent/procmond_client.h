@@ -1,34 +1,58 @@
 /*
- * procmond_client.h — the agent's end of procmond: spawn it over a socketpair,
- * ask it for scans, receive the records (DESIGN.md decision 6).
+ * procmond_client.h — the worker's end of procmond (DESIGN.md decision 6):
+ * the channel the privileged parent hands over (a socketpair end passed
+ * over the control channel), procmond's HELLO, scans, and the queue of the
+ * exec/exit events it forwards.
+ *
+ * procmond is the parent's child, not ours: we never signal it.  When it
+ * does not answer in time or breaks the protocol, the channel is closed
+ * and the caller asks the parent for a new procmond (RESTART_PROCMOND).
+ * Every wait here ends at app.scan_timeout_ms, or AGENT_DRAIN_MS after
+ * *stop is set (SIGTERM), so the worker never hangs on a stopped procmond.
+ *
+ * The event queue belongs to the worker, not to one procmond: it survives
+ * a channel being replaced, so no event is dropped by a restart.
  */
 #ifndef AGENT_PROCMOND_CLIENT_H
 #define AGENT_PROCMOND_CLIENT_H
 
+#include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "daemoneye/collect.h"
 #include "daemoneye/config.h"
 #include "daemoneye/ipc.h"
 
+/* After a stop request, what is in flight may take this much longer at most. */
+#define AGENT_DRAIN_MS 1000
+
 /* At most this many events wait for the agent; more are counted and dropped
  * (the next full scan reconciles what they would have said). */
 #define AGENT_MAX_QUEUED_EVENTS 65536
 
 struct procmond_chan {
-	pid_t pid;		  /* procmond's pid, 0 when not running */
-	int fd;			  /* our end of the socketpair, -1 when closed */
-	struct de_ipc_reader *rd; /* owned */
-	bool events;		  /* procmond reported real-time events */
-	char caps[128];		  /* capabilities procmond kept */
+	pid_t pid;			   /* procmond's pid, 0 when no channel */
+	uint32_t gen;			   /* its generation (for RESTART_PROCMOND) */
+	int64_t started_ms;		   /* when the parent started it (wall clock) */
+	int fd;				   /* our end of the socketpair, -1 when closed */
+	struct de_ipc_reader *rd;	   /* owned */
+	bool events;			   /* procmond reported real-time events */
+	char caps[128];			   /* capabilities procmond kept */
+	uint64_t timeout_ms;		   /* app.scan_timeout_ms */
+	const volatile sig_atomic_t *stop; /* when set, waits end early (-EINTR) */
+	uint64_t events_seen;		   /* EVENT frames received (all procmonds) */
+	uint64_t events_dropped;	   /* received while the queue was full */
+	uint64_t events_lost;		   /* the kernel's overruns, as the last SCAN_DONE said */
+	uint64_t event_restarts;	   /* procmond's event reader restarts, likewise */
+	uint64_t hash_hits;		   /* the last scan's hashes served by the cache */
+	uint64_t lost_before;		   /* events_lost of the procmonds before this one */
+	uint64_t restarts_before;	   /* event_restarts likewise */
 	/* health: the event source procmond uses ("ebpf", "netlink", "none";
 	   "" before the first HELLO) and why it is not eBPF ("" when it is) */
 	char event_source[16];
 	char event_reason[768];
-	uint64_t events_seen;	     /* EVENT frames received */
-	uint64_t events_dropped;     /* received while the queue was full */
-	uint64_t events_lost;	     /* the kernel could not deliver (LOST events) */
 	bool reconcile;		     /* events were lost: run a full scan now */
 	struct de_connection *conns; /* owned: the last scan's connections */
 	size_t nconns, capconns;
@@ -37,16 +61,20 @@ struct procmond_chan {
 };
 
 /*
- * Start `procmond --ipc-fd 3` from the agent's own directory, passing the
- * configuration sources on, and wait for its HELLO.  0, or an IoError.
+ * Take fd (the worker's end of a new procmond's socketpair; owned from
+ * now, closed on failure) as the channel, closing the old one, and wait up
+ * to timeout_ms for procmond's HELLO.  0, or an IoError (ETIMEDOUT, EPIPE,
+ * EPROTO...) with the channel closed.
  */
-int agent_procmond_start(const struct de_config_sources *src, struct procmond_chan *ch,
-			 struct de_error *err);
+int agent_procmond_attach(struct procmond_chan *ch, int fd, pid_t pid, uint32_t gen,
+			  int64_t started_ms, struct de_error *err);
 
 /*
  * One full scan through procmond: records are appended to *out.  Any
- * malformed or unexpected frame closes the channel (and stops procmond)
- * with err naming the reason.
+ * malformed or unexpected frame, EOF or no SCAN_DONE within timeout_ms
+ * closes the channel with err naming the reason (err->code ETIMEDOUT,
+ * EPIPE, EPROTO/EBADMSG...); a stop request leaves the scan AGENT_DRAIN_MS
+ * to finish, then ends it with -EINTR.
  */
 int agent_procmond_scan(struct procmond_chan *ch, int64_t scan_id, struct de_process_list *out,
 			struct de_collect_stats *stats, struct de_error *err);
@@ -63,15 +91,16 @@ int agent_procmond_scan_conns(struct procmond_chan *ch, int64_t scan_id, bool co
  * Between scans: wait up to timeout_ms for EVENT frames and queue what
  * arrives (at most a batch: whatever is readable now, never blocking once
  * something came).  0 (also on timeout or a signal), or an error after which
- * the channel is closed, as in agent_procmond_scan.  EVENT frames that come
- * during a scan are queued by agent_procmond_scan the same way.
+ * the channel is closed, as in agent_procmond_scan.
  */
 int agent_procmond_wait(struct procmond_chan *ch, int timeout_ms, struct de_error *err);
 
-/* Forget the queued events (freeing their records). */
-void agent_events_clear(struct procmond_chan *ch);
+/* Close the channel (procmond sees EOF and exits); the queue stays. */
+void agent_procmond_close(struct procmond_chan *ch);
 
-/* Close the channel, stop procmond (SIGTERM to its pid) and reap it. */
-void agent_procmond_stop(struct procmond_chan *ch);
+/* Forget the first n queued events (freeing their records), keeping the rest in order. */
+void agent_events_shift(struct procmond_chan *ch, size_t n);
+/* Free the queue. */
+void agent_events_free(struct procmond_chan *ch);
 
 #endif

@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <jansson.h>
+
 #include "daemoneye/config.h"
 #include "daemoneye/error.h"
 #include "daemoneye/store.h"
@@ -27,6 +29,8 @@ struct cli_command {
 	const char *summary; /* one line for --help */
 	/* argv[0] is the command name; getopt state is reset before the call */
 	int (*run)(struct cli_ctx *ctx, int argc, char **argv);
+	/* for shell completion: subcommands, --options, --option=v1|v2 (may be NULL) */
+	const char *complete;
 };
 
 /* Print "daemoneye-cli: <fmt>" on stderr. */
@@ -50,6 +54,8 @@ int cli_u64_arg(const char *cmd, const char *opt, const char *s, uint64_t max, u
 int cli_time_arg(const char *cmd, const char *opt, const char *s, int64_t now, int64_t *out);
 /* Report a library error and return its sysexits code (never 0). */
 int cli_fail(const struct de_error *err);
+/* --format's argument, table or json: 0 (*json set), or EX_USAGE after saying why. */
+int cli_table_or_json(const char *cmd, const char *arg, bool *json);
 
 /*
  * Open the event store read-only where the agent keeps it
@@ -64,6 +70,23 @@ struct de_engine;
 int cli_open_engine(struct cli_ctx *ctx, struct de_validator *v, struct de_engine **out,
 		    struct de_error *err);
 
+/*
+ * Recording an operator's state change in the audit ledger (common.c):
+ * open before the change, record after it.  What cannot be recorded is not
+ * done: cli_audit_open returns a sysexits status (after saying why) when
+ * audit.enabled and the ledger cannot be opened for writing (created
+ * beside the event store when missing), and the caller changes nothing;
+ * *out is NULL when auditing is off.  cli_audit_record appends one entry
+ * (actor "cli:uid=N", action, payload taken: a JSON object), commits it
+ * and closes a (NULL: nothing to do): 0, or a status after saying the
+ * change was made but not recorded.  The agent's next checkpoint covers it.
+ */
+struct de_audit;
+int cli_audit_open(struct cli_ctx *ctx, struct de_audit **out);
+int cli_audit_record(struct de_audit *a, const char *action, json_t *payload);
+/* Close an audit ledger opened for a change that was not made (NULL accepted). */
+void cli_audit_abandon(struct de_audit *a);
+
 /* Command groups (one file each). */
 int cmd_config(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_processes(struct cli_ctx *ctx, int argc, char **argv);
@@ -73,8 +96,11 @@ int cmd_rules(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_audit(struct cli_ctx *ctx, int argc, char **argv);  /* cmd_audit.c */
 int cmd_keygen(struct cli_ctx *ctx, int argc, char **argv); /* cmd_audit.c */
 int cmd_alerts(struct cli_ctx *ctx, int argc, char **argv); /* cmd_alerts.c */
+int cmd_health(struct cli_ctx *ctx, int argc, char **argv);
+/* `completion bash|zsh|fish`: a script from the command table (cmd_completion.c). */
+int cmd_completion(const struct cli_command *cmds, size_t n, int argc, char **argv);
 int cmd_connections(struct cli_ctx *ctx, int argc, char **argv);
-int cmd_fleet(struct cli_ctx *ctx, int argc, char **argv);  /* cmd_fleet.c */
+int cmd_fleet(struct cli_ctx *ctx, int argc, char **argv); /* cmd_fleet.c */
 
 /* `rules convert --from sigma FILE` and `rules import --sigma PATH...` (rules_sigma.c). */
 int rules_sigma_convert(struct cli_ctx *ctx, const char *file);

@@ -24,6 +24,7 @@
 
 #include "cli.h"
 #include "daemoneye/alertmgr.h"
+#include "daemoneye/audit.h"
 #include "daemoneye/clock.h"
 #include "daemoneye/outbox.h"
 #include "daemoneye/text.h"
@@ -414,15 +415,35 @@ static int do_dlq(struct cli_ctx *ctx, int nargs, char **args, struct opts *o)
 		return EX_USAGE;
 	}
 	char *path = NULL;
+	struct de_audit *audit = NULL;
 	if (de_config_store_path(ctx->cfg, &path, &err) < 0)
 		return cli_fail(&err);
+	if ((rc = cli_audit_open(ctx, &audit))) {
+		free(path);
+		return rc;
+	}
 	if (retry)
 		rc = de_outbox_dlq_retry_file(path, o->all ? NULL : args[1], de_now_ms(), &n, &err);
 	else
 		rc = de_outbox_dlq_purge_file(path, o->has_before ? o->before : 0, &n, &err);
 	free(path);
-	if (rc < 0)
+	if (rc < 0) {
+		cli_audit_abandon(audit);
 		return cli_fail(&err);
+	}
+	json_t *p = json_pack("{s:I}", "deliveries", (json_int_t)n);
+	if (p && retry)
+		json_object_set_new(p, "delivery_id", o->all ? json_null() : json_string(args[1]));
+	if (p && !retry && o->has_before)
+		json_object_set_new(p, "before_ms", json_integer(o->before));
+	/* nothing changed: nothing to record */
+	if (!n) {
+		json_decref(p);
+		cli_audit_abandon(audit);
+	} else if ((rc = cli_audit_record(audit, retry ? "alert.dlq.retry" : "alert.dlq.purge",
+					  p))) {
+		return rc;
+	}
 	if (retry)
 		printf("%zu dead deliver%s pending again (the agent delivers them at its next "
 		       "scan)\n",

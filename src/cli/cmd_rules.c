@@ -22,6 +22,7 @@
 
 #include "cli.h"
 #include "daemoneye/alert.h"
+#include "daemoneye/audit.h"
 #include "daemoneye/detect.h"
 #include "daemoneye/rules.h"
 #include "daemoneye/validator.h"
@@ -251,8 +252,24 @@ out:
 	return rc;
 }
 
+/* The rules of set from index `from` on, as a ledger entry lists them: id and SQL hash. */
+static json_t *rules_json(const struct de_rule_set *set, size_t from)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = from; arr && i < set->len; i++) {
+		const char *sql = set->items[i].sql_query;
+		char b64[DE_AUDIT_HASH_TEXT_LEN + 1];
+		de_audit_hash_text(sql, strlen(sql), b64);
+		json_array_append_new(
+			arr, json_pack("{s:s, s:s}", "id", set->items[i].id, "sql_blake3", b64));
+	}
+	return arr;
+}
+
 static int do_import(struct cli_ctx *ctx, const char *file)
 {
+	struct de_audit *audit = NULL;
 	struct de_validator *v = NULL;
 	struct de_rule_set set = {0};
 	struct de_rule_problems pr = {0};
@@ -261,6 +278,7 @@ static int do_import(struct cli_ctx *ctx, const char *file)
 	size_t len = 0;
 	struct stat st;
 	int rc = load_set(ctx, &v, &set, true);
+	size_t before = set.len;
 
 	if (rc)
 		goto out;
@@ -313,13 +331,22 @@ static int do_import(struct cli_ctx *ctx, const char *file)
 		rc = EX_CANTCREAT;
 		goto out;
 	}
+	if ((rc = cli_audit_open(ctx, &audit)))
+		goto out;
 	if ((rc = de_write_file_atomic(dst, text, len, 0644)) < 0) {
 		cli_errorf("cannot install %s: %s", dst, strerror(-rc));
 		rc = EX_IOERR;
 		goto out;
 	}
+	char fb64[DE_AUDIT_HASH_TEXT_LEN + 1];
+	de_audit_hash_text(text, len, fb64);
+	rc = cli_audit_record(audit, "rules.import",
+			      json_pack("{s:s, s:s, s:s, s:o}", "file", dst, "file_blake3", fb64,
+					"from", file, "rules", rules_json(&set, before)));
+	audit = NULL;
 	printf("imported %s as %s (loaded by daemoneye-agent at its next start)\n", file, dst);
 out:
+	cli_audit_abandon(audit);
 	free(text);
 	free(user);
 	free(state);
@@ -365,6 +392,7 @@ out:
 
 static int do_enable(struct cli_ctx *ctx, const char *id, bool on)
 {
+	struct de_audit *audit = NULL;
 	struct de_validator *v = NULL;
 	struct de_rule_set set = {0};
 	struct de_error err = {0};
@@ -390,13 +418,19 @@ static int do_enable(struct cli_ctx *ctx, const char *id, bool on)
 		goto out;
 	}
 	free(dir);
+	if ((rc = cli_audit_open(ctx, &audit)))
+		goto out;
 	if (de_rules_state_set(state, id, on, &err) < 0) {
 		rc = cli_fail(&err);
 		goto out;
 	}
-	printf("rule %s %s (%s; daemoneye-agent applies it at its next start)\n", id,
+	rc = cli_audit_record(audit, on ? "rule.enable" : "rule.disable",
+			      json_pack("{s:s}", "rule_id", id));
+	audit = NULL;
+	printf("rule %s %s (%s; a running daemoneye-agent applies it at its next cycle)\n", id,
 	       on ? "enabled" : "disabled", state);
 out:
+	cli_audit_abandon(audit);
 	free(user);
 	free(state);
 	de_rule_set_clear(&set);

@@ -37,12 +37,8 @@ int cmd_stats(struct cli_ctx *ctx, int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "f:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
-			if (strcmp(optarg, "json") == 0) {
-				json = true;
-			} else if (strcmp(optarg, "table") != 0) {
-				cli_errorf("stats: unknown format '%s' (table or json)", optarg);
+			if (cli_table_or_json("stats", optarg, &json) != 0)
 				return EX_USAGE;
-			}
 			break;
 		case 'h':
 			printf("usage: daemoneye-cli stats [--format table|json]\n");

@@ -1,18 +1,23 @@
 /*
  * common.c — what the daemoneye-cli commands share (cli.h): finding and
  * opening the event store read-only the way the agent finds it, a
- * read-only detection engine on it, times as the tables show them, and the
- * options several commands take (--format, numbers, times) read and
- * refused alike.
+ * read-only detection engine on it, times as the tables show them, the
+ * options several commands take (--format, numbers, times) read and refused
+ * alike, and recording an operator's state change in the audit ledger.
  */
 #include <errno.h>
+#include <libgen.h>
+#include <stdio.h>
 #include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sysexits.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "daemoneye/audit.h"
+#include "daemoneye/fileio.h"
 #include "daemoneye/clock.h"
 #include "daemoneye/detect.h"
 #include "daemoneye/store.h"
@@ -65,6 +70,82 @@ int cli_open_engine(struct cli_ctx *ctx, struct de_validator *v, struct de_engin
 out:
 	free(path);
 	return rc;
+}
+
+/* ---- the audit ledger -------------------------------------------------------------- */
+
+int cli_audit_open(struct cli_ctx *ctx, struct de_audit **out)
+{
+	struct de_audit_settings s = {0};
+	struct de_audit_config c;
+	struct de_error err = {0};
+	char *dir = NULL;
+	int rc = 0;
+
+	*out = NULL;
+	if (de_audit_settings_load(ctx->cfg, &s, &err) < 0) {
+		rc = cli_fail(&err);
+		goto out;
+	}
+	if (!s.enabled)
+		goto out;
+	/* the agent signs checkpoints (through its parent); an entry of ours
+	   is in the next one it makes */
+	de_audit_settings_config(&s, false, &c);
+	c.chain.enable_signatures = false;
+	if (!(dir = strdup(s.path))) {
+		rc = EX_OSERR;
+		goto out;
+	}
+	int mk = de_make_dirs(dirname(dir), 0755);
+	if (mk < 0 || de_audit_open(&c, out, &err) < 0) {
+		if (mk < 0)
+			de_error_set(&err, DE_ERR_IO, -mk, "cannot create the directory of %s: %s",
+				     s.path, strerror(-mk));
+		cli_errorf("nothing changed: the audit ledger cannot record it (audit.enabled):");
+		rc = cli_fail(&err);
+	}
+out:
+	free(dir);
+	de_audit_settings_clear(&s);
+	return rc;
+}
+
+int cli_audit_record(struct de_audit *a, const char *action, json_t *payload)
+{
+	struct de_audit_entry e = {.action = action};
+	struct de_error err = {0};
+	char actor[32], *text = NULL;
+	int rc = 0;
+
+	if (!a) {
+		json_decref(payload);
+		return 0;
+	}
+	snprintf(actor, sizeof(actor), "cli:uid=%u", (unsigned)getuid());
+	e.actor = actor;
+	if (!payload || !(text = json_dumps(payload, JSON_COMPACT)))
+		rc = de_error_set(&err, DE_ERR_IO, ENOMEM, "out of memory");
+	e.payload = text;
+	if (rc == 0)
+		rc = de_audit_append(a, &e, NULL, &err);
+	if (rc == 0)
+		rc = de_audit_flush(a, &err);
+	if (de_audit_close(a, rc == 0 ? &err : NULL) < 0 && rc == 0)
+		rc = -1;
+	free(text);
+	json_decref(payload);
+	if (rc < 0) {
+		cli_errorf("done, but not recorded in the audit ledger (%s):", action);
+		return cli_fail(&err);
+	}
+	return 0;
+}
+
+void cli_audit_abandon(struct de_audit *a)
+{
+	/* nothing was queued: closing writes nothing */
+	(void)de_audit_close(a, NULL);
 }
 
 void cli_fmt_time(int64_t ms, char buf[32])

@@ -20,26 +20,45 @@
 #include "daemoneye/log.h"
 #include "daemoneye/term.h"
 
+/* name, summary for --help, function, and the words that follow it for shell
+   completion (cmd_completion.c: subcommands, --options, --option=value|value) */
 static const struct cli_command commands[] = {
-	{"config", "show [--format yaml|json] [--origins] | validate", cmd_config},
+	{"config", "show [--format yaml|json] [--origins] | validate", cmd_config,
+	 "show validate --format=yaml|json --origins"},
 	{"processes", "[--pid N] [--name S] [--since T] [--until T] [--limit N] [--format F]",
-	 cmd_processes},
-	{"connections", "[--pid N] [--since T] [--open] [--limit N] [--format F]", cmd_connections},
-	{"stats", "[--format table|json]  rows, sizes and time span of the event store", cmd_stats},
-	{"query", "[--format F] [--param K=V]... [--limit N] [--timeout MS] SQL", cmd_query},
+	 cmd_processes,
+	 "--pid --name --since --until --limit --offset --scan --live "
+	 "--format=table|json|ndjson|csv"},
+	{"connections", "[--pid N] [--since T] [--open] [--limit N] [--format F]", cmd_connections,
+	 "--pid --since --open --limit --format=table|json|ndjson"},
+	{"stats", "[--format table|json]  rows, sizes and time span of the event store", cmd_stats,
+	 "--format=table|json"},
+	{"query", "[--format F] [--param K=V]... [--limit N] [--timeout MS] SQL", cmd_query,
+	 "--param --limit --timeout --format=table|json|ndjson|csv"},
 	{"rules",
 	 "list|show ID|validate FILE...|test FILE|ID|import FILE|export [ID]|enable ID|disable "
 	 "ID|schema",
-	 cmd_rules},
+	 cmd_rules,
+	 "list show validate test import export enable disable schema --format=table|text|json"},
 	{"alerts",
 	 "list [--since T] [--severity S] [--rule ID] [--status S] [--suppressed] | show ID | dlq "
 	 "list|retry|purge | test --sink NAME",
-	 cmd_alerts},
-	{"audit", "verify|log|checkpoint|prove SEQ|consistency OLD NEW  the ledger", cmd_audit},
-	{"keygen", "--out DIR  an Ed25519 key pair for signing audit checkpoints", cmd_keygen},
+	 cmd_alerts,
+	 "list show dlq test retry purge --since --severity=low|medium|high|critical --rule "
+	 "--status=open|resolved --suppressed --limit --all --before --sink --timeout "
+	 "--format=table|json|ndjson|csv"},
+	{"audit", "verify|log|checkpoint|prove SEQ|consistency OLD NEW  the ledger", cmd_audit,
+	 "verify log checkpoint prove consistency --checkpoint --pubkey --since --actor --action "
+	 "--limit --sign --export --size --format=table|text|json|ndjson"},
+	{"keygen", "--out DIR  an Ed25519 key pair for signing audit checkpoints", cmd_keygen,
+	 "--out"},
+	{"health", "[--format table|json]  the agent's components and their status", cmd_health,
+	 "--format=table|json"},
 	{"fleet",
 	 "id|init|status|show KIND|alerts|hosts|verify HOST|query  the fleet (NATS JetStream)",
-	 cmd_fleet},
+	 cmd_fleet,
+	 "id init status show alerts hosts verify query --host --limit --ledger --pubkey --key "
+	 "--hosts --all --timeout --format=text|json|ndjson"},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -60,6 +79,16 @@ int cli_fail(const struct de_error *err)
 
 	cli_errorf("%s", err->message[0] ? err->message : "internal error (no message)");
 	return code ? code : EX_SOFTWARE; /* a failure never exits 0 */
+}
+
+int cli_table_or_json(const char *cmd, const char *arg, bool *json)
+{
+	if (strcmp(arg, "json") == 0 || strcmp(arg, "table") == 0) {
+		*json = arg[0] == 'j';
+		return 0;
+	}
+	cli_errorf("%s: unknown format '%s' (table or json)", cmd, arg);
+	return EX_USAGE;
 }
 
 static void usage(FILE *f)
@@ -121,6 +150,11 @@ int main(int argc, char **argv)
 		usage(stderr);
 		free(sets);
 		return EX_USAGE;
+	}
+	/* hidden: the build makes the shell completion scripts with it */
+	if (strcmp(argv[optind], "completion") == 0) {
+		free(sets);
+		return cmd_completion(commands, NCOMMANDS, argc - optind, argv + optind);
 	}
 	for (size_t i = 0; i < NCOMMANDS; i++)
 		if (strcmp(argv[optind], commands[i].name) == 0)

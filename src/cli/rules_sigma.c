@@ -233,6 +233,7 @@ out:
 
 int rules_sigma_import(struct cli_ctx *ctx, int n, char **paths, const char *min_status)
 {
+	struct de_audit *audit = NULL;
 	struct import im = {0};
 	struct files files = {0};
 	struct de_rule_problems pr = {0};
@@ -268,14 +269,30 @@ int rules_sigma_import(struct cli_ctx *ctx, int n, char **paths, const char *min
 		rc = EX_CANTCREAT;
 		goto out;
 	}
+	if ((rc = cli_audit_open(ctx, &audit)))
+		goto out;
 	im.dir = user;
+	size_t before = im.set.len;
 	for (size_t i = 0; i < files.n; i++)
 		import_one(&im, files.v[i]);
+	if (im.converted) {
+		json_t *ids = json_array();
+		for (size_t i = before; ids && i < im.set.len; i++)
+			json_array_append_new(ids, json_string(im.set.items[i].id));
+		if (cli_audit_record(audit, "rules.import",
+				     json_pack("{s:s, s:s, s:I, s:I, s:I, s:o}", "format", "sigma",
+					       "dir", user, "imported", (json_int_t)im.converted,
+					       "refused", (json_int_t)im.refused, "failed",
+					       (json_int_t)im.failed, "rule_ids", ids)) != 0)
+			im.failed++;
+		audit = NULL;
+	}
 	printf("sigma: %zu converted and imported into %s, %zu refused, %zu skipped, %zu failed "
 	       "(of %zu files); daemoneye-agent loads them at its next start\n",
 	       im.converted, user, im.refused, im.skipped, im.failed, files.n);
 	rc = im.failed ? EX_IOERR : im.refused ? EX_DATAERR : 0;
 out:
+	cli_audit_abandon(audit);
 	for (size_t i = 0; i < files.n; i++)
 		free(files.v[i]);
 	free(files.v);

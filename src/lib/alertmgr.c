@@ -99,6 +99,7 @@ struct item {
 	int64_t delivery_id;
 	uint32_t attempts; /* made so far, this one included once it is made */
 	struct shared_alert *sa;
+	char alert_id[DE_UUID_STR_LEN + 1]; /* sa's, kept for the observer once sa is let go */
 	/* the outcome */
 	enum de_sink_outcome outcome;
 	bool circuit; /* not tried: the circuit was open */
@@ -213,6 +214,10 @@ struct worker {
 	/* the worker's thread only */
 	struct de_breaker br;
 	struct de_buf payload;
+	/* under m->mu: the breaker's state after the last attempt (for health and metrics) */
+	enum de_breaker_state circuit;
+	/* the agent's thread only: outcomes recorded for this sink */
+	uint64_t delivered, failed, dead;
 	struct batch *batch; /* what deliver_batch gets (sinks that have it) */
 };
 
@@ -268,6 +273,7 @@ struct de_alertmgr {
 	 * cannot be written is not hammered by the agent's event loop */
 	int64_t record_after;
 	int64_t record_backoff;
+	struct de_alertmgr_observer obs; /* told what was committed (zero: nobody) */
 };
 
 static const struct de_rule *rule_find(const struct de_alertmgr *m, const char *id, size_t *idx)
@@ -421,11 +427,15 @@ static void *worker_main(void *arg)
 		/* the outcome no longer needs the alert (a retry reloads it from the
 		 * store): let it go while it is still in this core's cache */
 		for (size_t i = 0; i < n; i++) {
+			if (items[i]->sa)
+				memcpy(items[i]->alert_id, items[i]->sa->id,
+				       sizeof(items[i]->alert_id));
 			sa_unref(items[i]->sa);
 			items[i]->sa = NULL;
 		}
 
 		pthread_mutex_lock(&m->mu);
+		w->circuit = w->br.state;
 		for (size_t i = 0; i < n; i++) {
 			items[i]->next = m->results;
 			m->results = items[i];
@@ -666,6 +676,13 @@ void de_alertmgr_close(struct de_alertmgr *m)
 	free(m);
 }
 
+void de_alertmgr_set_observer(struct de_alertmgr *m, const struct de_alertmgr_observer *o)
+{
+	struct de_alertmgr_observer none = {0};
+
+	m->obs = o ? *o : none;
+}
+
 void de_alertmgr_reopen(struct de_alertmgr *m)
 {
 	for (size_t i = 0; i < m->cfg->nsinks; i++)
@@ -678,6 +695,53 @@ void de_alertmgr_get_stats(const struct de_alertmgr *m, struct de_alertmgr_stats
 	*out = m->st;
 	out->dedup_windows = m->dedup ? de_dedup_len(m->dedup) : 0;
 	out->outstanding = m->outstanding.len;
+}
+
+size_t de_alertmgr_nsinks(const struct de_alertmgr *m)
+{
+	return m ? m->cfg->nsinks : 0;
+}
+
+struct dead_count {
+	const char *sink;
+	size_t n;
+};
+
+static int count_dead(const struct de_delivery_row *r, void *arg)
+{
+	struct dead_count *c = arg;
+	if (strcmp(r->sink, c->sink) == 0)
+		c->n++;
+	return 0;
+}
+
+int de_alertmgr_sink_status(struct de_alertmgr *m, size_t i, struct de_alertmgr_sink_status *out,
+			    struct de_error *err)
+{
+	struct worker *w;
+	struct dead_count dc;
+	size_t pending = 0;
+	int rc;
+
+	if (!m || i >= m->cfg->nsinks)
+		return de_error_set(err, DE_ERR_ALERTING, EINVAL, "no sink %zu", i);
+	w = &m->workers[i];
+	dc = (struct dead_count){w->sink->name, 0};
+	if ((rc = de_outbox_pending(m->ob, w->sink->name, &pending, err)) < 0 ||
+	    (rc = de_outbox_deliveries(m->ob, NULL, true, count_dead, &dc, err)) < 0)
+		return rc;
+	memset(out, 0, sizeof(*out));
+	out->name = w->sink->name;
+	pthread_mutex_lock(&m->mu);
+	out->circuit = w->circuit;
+	out->queued = w->qlen;
+	pthread_mutex_unlock(&m->mu);
+	out->pending = pending;
+	out->dead_letters = dc.n;
+	out->delivered = w->delivered;
+	out->failed = w->failed;
+	out->dead = w->dead;
+	return 0;
 }
 
 /* ---- raising alerts ---------------------------------------------------------------- */
@@ -1192,6 +1256,9 @@ static int with_tx(struct de_alertmgr *m, struct pending **pend, struct de_error
 		abort_tx(m, pend);
 		return rc;
 	}
+	if (m->obs.raised)
+		for (const struct pending *p = *pend; p; p = p->next)
+			m->obs.raised(m->obs.arg, &p->sa->a, p->n);
 	/* queue_pending reverses the list in place: free from its new head */
 	struct pending *head = *pend;
 	while (head && head->next)
@@ -1260,19 +1327,25 @@ static int record(struct de_alertmgr *m, struct item *it, int64_t now, bool *fin
 	if (it->outcome == DE_SINK_OK) {
 		st = DE_OUTBOX_DELIVERED;
 		m->st.delivered++;
+		it->w->delivered++;
 	} else if (it->outcome == DE_SINK_PERMANENT) {
 		st = DE_OUTBOX_DEAD;
 		m->st.attempts_failed++;
 		m->st.dead++;
+		it->w->failed++;
+		it->w->dead++;
 	} else if (de_retry_exhausted(&m->cfg->retry, it->attempts)) {
 		st = DE_OUTBOX_DEAD;
 		m->st.attempts_failed++;
 		m->st.dead++;
+		it->w->failed++;
+		it->w->dead++;
 		snprintf(msg, sizeof(msg), "gave up after %u attempts: %s", it->attempts,
 			 it->error);
 	} else {
 		*final = false;
 		m->st.attempts_failed++;
+		it->w->failed++;
 		next = now +
 		       (int64_t)de_retry_delay(&m->cfg->retry, it->attempts, xorshift(&m->rng));
 		if (!it->w->next_due || next < it->w->next_due)
@@ -1402,6 +1475,13 @@ int de_alertmgr_poll(struct de_alertmgr *m, struct de_error *err)
 			goto putback;
 		add_counts(&m->st.total, &c);
 		for (it = res; it; it = it->next) {
+			if (m->obs.delivery)
+				m->obs.delivery(m->obs.arg, it->alert_id, it->w->sink->name,
+						it->outcome == DE_SINK_OK ? DE_OUTBOX_DELIVERED
+						: it->final		  ? DE_OUTBOX_DEAD
+									  : DE_OUTBOX_PENDING,
+						it->attempts,
+						it->outcome == DE_SINK_OK ? NULL : it->error);
 			idset_del(&it->w->held, it->delivery_id);
 			if (it->final)
 				idset_del(&m->outstanding, it->delivery_id);

@@ -11,6 +11,7 @@
  * tree from the entries and compares.
  */
 #include "daemoneye/audit.h"
+#include "daemoneye/base64.h"
 #include "daemoneye/blake3.h"
 #include "daemoneye/clock.h"
 #include "daemoneye/text.h"
@@ -745,6 +746,15 @@ static int catch_up(struct de_audit *a, struct de_error *err)
 
 int de_audit_flush(struct de_audit *a, struct de_error *err)
 {
+	int rc = de_audit_commit(a, err);
+
+	if (rc == 0 && checkpoint_due(a) && de_audit_checkpoint(a, NULL, err) < 0)
+		return de_error_prefix(err, "entries committed, but the checkpoint failed: ");
+	return rc;
+}
+
+int de_audit_commit(struct de_audit *a, struct de_error *err)
+{
 	struct de_merkle_frontier tree;
 	int rc;
 
@@ -778,17 +788,23 @@ int de_audit_flush(struct de_audit *a, struct de_error *err)
 		memcpy(a->last_hash, a->q[a->nq - 1].r.entry_hash, 32);
 		queue_clear(a);
 	}
-	if (checkpoint_due(a)) {
-		if (de_audit_checkpoint(a, NULL, err) < 0)
-			return de_error_prefix(err,
-					       "entries committed, but the checkpoint failed: ");
-	}
 	return 0;
 }
 
 uint64_t de_audit_size(const struct de_audit *a)
 {
 	return a->size;
+}
+
+int64_t de_audit_last_checkpoint_ms(const struct de_audit *a)
+{
+	/* a checkpoint covers at least one entry: size 0 means none yet */
+	return a->last_cp_size ? a->last_cp_ms : 0;
+}
+
+uint64_t de_audit_unattested(const struct de_audit *a)
+{
+	return a->size - a->last_cp_size;
 }
 
 size_t de_audit_pending(const struct de_audit *a)
@@ -1288,4 +1304,14 @@ out:
 	sqlite3_finalize(st);
 	free(cps);
 	return rc;
+}
+
+void de_audit_hash_text(const void *p, size_t n, char out[DE_AUDIT_HASH_TEXT_LEN + 1])
+{
+	uint8_t h[DE_BLAKE3_OUT_LEN];
+
+	_Static_assert(DE_BASE64_LEN(DE_BLAKE3_OUT_LEN) == DE_AUDIT_HASH_TEXT_LEN,
+		       "base64 of a BLAKE3 hash");
+	de_blake3_hash(p, n, h);
+	out[de_base64_encode(h, sizeof(h), out)] = '\0';
 }

@@ -28,6 +28,13 @@ int64_t de_mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t de_mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 int64_t de_boot_time_ms(int procfd)
 {
 	struct de_buf b = DE_BUF_INIT(1u << 20); /* /proc/stat grows with the CPUs */
@@ -152,4 +159,18 @@ int de_time_parse(const char *s, int64_t now_ms, int64_t *out)
 		return -EINVAL;
 	*out = ((int64_t)t - (int64_t)tz * 60) * 1000 + frac_ms;
 	return 0;
+}
+
+void de_duration_format(char *buf, size_t n, int64_t ms)
+{
+	int64_t s = ms > 0 ? ms / 1000 : 0;
+
+	if (s < 120)
+		snprintf(buf, n, "%lld s", (long long)s);
+	else if (s < 7200)
+		snprintf(buf, n, "%lld min", (long long)(s / 60));
+	else if (s < 172800)
+		snprintf(buf, n, "%lld h", (long long)(s / 3600));
+	else
+		snprintf(buf, n, "%lld d", (long long)(s / 86400));
 }

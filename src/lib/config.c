@@ -49,6 +49,7 @@ static const struct key_spec schema[] = {
 	{"app.scan_interval_ms", V_U64, false, 1000, 86400000, NULL},
 	{"app.state_dir", V_STR, true, 0, 0, NULL},
 	{"app.run_as_user", V_STR, false, 0, 0, NULL},
+	{"app.scan_timeout_ms", V_U64, false, 1000, 3600000, NULL},
 	{"collection.hash_executables", V_BOOL, false, 0, 0, NULL},
 	{"collection.max_hash_size_mb", V_U64, false, 0, 1048576, NULL},
 	{"collection.mask_command_line", V_BOOL, false, 0, 0, NULL},
@@ -65,8 +66,10 @@ static const struct key_spec schema[] = {
 	{"collection.connections", V_BOOL, false, 0, 0, NULL},
 	{"logging.level", V_ENUM, false, 0, 0, "debug info warn error"},
 	{"logging.format", V_ENUM, false, 0, 0, "text json"},
+	{"logging.file", V_STR, true, 0, 0, NULL},
 	{"database.path", V_STR, true, 0, 0, NULL},
 	{"database.max_size_mb", V_U64, false, 1, 16777216, NULL},
+	{"database.min_free_disk_mb", V_U64, false, 0, 16777216, NULL},
 	{"database.wal_mode", V_BOOL, false, 0, 0, NULL},
 	{"database.max_connections", V_U64, false, 1, 1024, NULL},
 	{"database.retention_days", V_U64, false, 1, 36500, NULL},
@@ -76,6 +79,8 @@ static const struct key_spec schema[] = {
 	{"detection.builtin_rules", V_BOOL, false, 0, 0, NULL},
 	{"detection.max_subquery_depth", V_U64, false, 1, 16, NULL},
 	{"detection.memory_limit_mb", V_U64, false, 0, 65536, NULL},
+	{"detection.rule_budget_ms", V_U64, false, 0, 3600000, NULL},
+	{"detection.rule_budget_strikes", V_U64, false, 1, 1000, NULL},
 	{"alerting.stdout.enabled", V_BOOL, false, 0, 0, NULL},
 	{"alerting.stdout.format", V_ENUM, false, 0, 0, "auto text human json ecs cef ocsf"},
 	{"alerting.deduplication.enabled", V_BOOL, false, 0, 0, NULL},
@@ -101,6 +106,18 @@ static const struct key_spec schema[] = {
 	{"audit.origin", V_STR, true, 0, 0, NULL},
 	{"audit.checkpoint_every_entries", V_U64, false, 0, 1000000000, NULL},
 	{"audit.checkpoint_interval_s", V_U64, false, 0, 31536000, NULL},
+	{"watchdog.enabled", V_BOOL, false, 0, 0, NULL},
+	{"watchdog.interval_ms", V_U64, false, 100, 3600000, NULL},
+	{"watchdog.strikes", V_U64, false, 1, 1000, NULL},
+	{"watchdog.worker_cpu_percent", V_U64, false, 0, 100000, NULL},
+	{"watchdog.worker_memory_mb", V_U64, false, 0, 1048576, NULL},
+	{"watchdog.procmond_cpu_percent", V_U64, false, 0, 100000, NULL},
+	{"watchdog.procmond_memory_mb", V_U64, false, 0, 1048576, NULL},
+	{"watchdog.worker_timeout_ms", V_U64, false, 1000, 86400000, NULL},
+	{"watchdog.restart_delay_ms", V_U64, false, 0, 3600000, NULL},
+	{"watchdog.restart_delay_max_ms", V_U64, false, 0, 86400000, NULL},
+	{"metrics.textfile", V_STR, true, 0, 0, NULL},
+	{"metrics.listen", V_STR, true, 0, 0, NULL},
 	/* the fleet on NATS JetStream (fleet.h) */
 	{"fleet.enabled", V_BOOL, false, 0, 0, NULL},
 	{"fleet.servers", V_STR_LIST, false, 0, 0, NULL},
@@ -656,25 +673,61 @@ fail:
 	return rc;
 }
 
+int de_config_files(const struct de_config_sources *src, char *paths[2], bool optional[2],
+		    size_t *n, struct de_error *err)
+{
+	const char *want[2];
+	bool opt[2];
+	size_t k = 0;
+
+	if (src->file) {
+		want[k] = src->file;
+		opt[k++] = false;
+	} else {
+		const char *sys = src->system_file ? src->system_file : DE_CONFIG_SYSTEM_FILE;
+		const char *usr = src->user_file ? src->user_file : DE_CONFIG_USER_FILE;
+		if (*sys) {
+			want[k] = sys;
+			opt[k++] = true;
+		}
+		if (*usr) {
+			want[k] = usr;
+			opt[k++] = true;
+		}
+	}
+	for (size_t i = 0; i < k; i++) {
+		int rc = de_expand_home(want[i], &paths[i], err);
+		if (rc < 0) {
+			while (i-- > 0)
+				free(paths[i]);
+			return rc;
+		}
+		optional[i] = opt[i];
+	}
+	*n = k;
+	return 0;
+}
+
 int de_config_load(const struct de_config_sources *src, struct de_config **out,
 		   struct de_error *err)
 {
 	struct de_config_builder *b = de_config_builder_new();
+	char *paths[2] = {NULL, NULL};
+	bool optional[2];
+	size_t n = 0;
 	int rc;
 
 	if (!b)
 		return de_error_set(err, DE_ERR_CONFIGURATION, ENOMEM, "out of memory");
 	if ((rc = de_config_builder_add_embedded_defaults(b, err)) < 0)
 		goto out;
-	if (src->file) {
-		rc = de_config_builder_add_file(b, src->file, false, err);
-	} else {
-		const char *sys = src->system_file ? src->system_file : DE_CONFIG_SYSTEM_FILE;
-		const char *usr = src->user_file ? src->user_file : DE_CONFIG_USER_FILE;
-		if (*sys)
-			rc = de_config_builder_add_file(b, sys, true, err);
-		if (rc == 0 && *usr)
-			rc = de_config_builder_add_file(b, usr, true, err);
+	if (src->texts) {
+		for (size_t i = 0; rc == 0 && i < src->ntexts; i++)
+			rc = de_config_builder_add_yaml(b, src->texts[i].text, src->texts[i].len,
+							src->texts[i].origin, err);
+	} else if ((rc = de_config_files(src, paths, optional, &n, err)) == 0) {
+		for (size_t i = 0; rc == 0 && i < n; i++)
+			rc = de_config_builder_add_file(b, paths[i], optional[i], err);
 	}
 	if (rc < 0)
 		goto out;
@@ -685,6 +738,8 @@ int de_config_load(const struct de_config_sources *src, struct de_config **out,
 			goto out;
 	rc = de_config_build(b, out, err);
 out:
+	for (size_t i = 0; i < n; i++)
+		free(paths[i]);
 	de_config_builder_free(b);
 	return rc;
 }

@@ -14,13 +14,22 @@
 
 int de_read_file(const char *path, size_t max, char **out, size_t *len, struct stat *st)
 {
-	struct stat sb;
-	char *buf = NULL;
-	size_t got = 0;
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY), rc;
 
 	if (fd < 0)
 		return -errno;
+	rc = de_read_fd(fd, max, out, len, st);
+	close(fd);
+	return rc;
+}
+
+int de_read_fd(int fd, size_t max, char **out, size_t *len, struct stat *st)
+{
+	struct stat sb;
+	char *buf = NULL;
+	size_t got = 0;
+	int rc;
+
 	if (fstat(fd, &sb) < 0) {
 		rc = -errno;
 		goto out;
@@ -37,9 +46,10 @@ int de_read_file(const char *path, size_t max, char **out, size_t *len, struct s
 		rc = -ENOMEM;
 		goto out;
 	}
-	/* a file that grows while we read stops at its size when we looked */
+	/* a file that grows while we read stops at its size when we looked;
+	   pread: a descriptor handed to us may be read again from the start */
 	while (got < (size_t)sb.st_size) {
-		ssize_t r = read(fd, buf + got, (size_t)sb.st_size - got);
+		ssize_t r = pread(fd, buf + got, (size_t)sb.st_size - got, (off_t)got);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
@@ -59,7 +69,6 @@ int de_read_file(const char *path, size_t max, char **out, size_t *len, struct s
 	rc = 0;
 out:
 	free(buf);
-	close(fd);
 	return rc;
 }
 

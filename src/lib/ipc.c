@@ -14,12 +14,14 @@
 #include "daemoneye/ipc.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include "daemoneye/buf.h"
+#include "daemoneye/clock.h"
 #include "daemoneye_ipc.pb-c.h"
 #include "fields.h"
 
@@ -234,6 +236,10 @@ int de_ipc_encode(const struct de_ipc_msg *m, uint8_t **out, size_t *len, struct
 		done.inaccessible = m->stats.inaccessible;
 		done.hashed_bytes = m->stats.hashed_bytes;
 		done.events_lost = m->events_lost;
+		done.has_hashed_files = done.has_hash_hits = done.has_event_restarts = true;
+		done.hashed_files = m->stats.hashed_files;
+		done.hash_hits = m->hash_hits;
+		done.event_restarts = m->event_restarts;
 		f.body_case = DAEMONEYE__IPC__FRAME__BODY_SCAN_DONE;
 		f.scan_done = &done;
 		break;
@@ -697,6 +703,9 @@ int de_ipc_decode(const uint8_t *buf, size_t len, size_t *consumed, struct de_ip
 		m.stats.inaccessible = (size_t)f->scan_done->inaccessible;
 		m.stats.hashed_bytes = f->scan_done->hashed_bytes;
 		m.events_lost = f->scan_done->events_lost;
+		m.stats.hashed_files = (size_t)f->scan_done->hashed_files;
+		m.hash_hits = f->scan_done->hash_hits;
+		m.event_restarts = f->scan_done->event_restarts;
 		break;
 	case DAEMONEYE__IPC__FRAME__BODY_EVENT:
 		m.kind = DE_IPC_EVENT;
@@ -822,7 +831,9 @@ bool de_ipc_reader_pending(const struct de_ipc_reader *r)
 	       r->in.len - DE_IPC_HEADER >= get_be32((const uint8_t *)r->in.p);
 }
 
-int de_ipc_recv(struct de_ipc_reader *r, struct de_ipc_msg *out, struct de_error *err)
+/* The next frame; before each read, wait until deadline_ms (monotonic) unless it is < 0. */
+static int recv_frame(struct de_ipc_reader *r, struct de_ipc_msg *out, int64_t deadline_ms,
+		      struct de_error *err)
 {
 	struct de_buf *b = &r->in;
 
@@ -846,6 +857,20 @@ int de_ipc_recv(struct de_ipc_reader *r, struct de_ipc_msg *out, struct de_error
 		if ((rc = de_buf_reserve(b, want > b->len ? want - b->len : 0)) < 0 ||
 		    (b->cap - 1 == b->len && (rc = de_buf_reserve(b, READ_CHUNK)) < 0))
 			return de_error_set(err, DE_ERR_IO, -rc, "IPC read: %s", strerror(-rc));
+		if (deadline_ms >= 0) {
+			int64_t left = deadline_ms - de_mono_ms();
+			struct pollfd p = {r->fd, POLLIN, 0};
+			int pr = left > 0 ? poll(&p, 1, left > INT32_MAX ? INT32_MAX : (int)left)
+					  : 0;
+			if (pr < 0 && errno == EINTR)
+				return -EINTR;
+			if (pr < 0)
+				return de_error_set(err, DE_ERR_IO, errno, "IPC poll: %s",
+						    strerror(errno));
+			if (pr == 0)
+				return de_error_set(err, DE_ERR_IO, ETIMEDOUT,
+						    "IPC read: no answer in time");
+		}
 		n = read(r->fd, b->p + b->len, b->cap - 1 - b->len);
 		if (n < 0) {
 			if (errno == EINTR)
@@ -862,4 +887,15 @@ int de_ipc_recv(struct de_ipc_reader *r, struct de_ipc_msg *out, struct de_error
 		}
 		b->len += (size_t)n;
 	}
+}
+
+int de_ipc_recv(struct de_ipc_reader *r, struct de_ipc_msg *out, struct de_error *err)
+{
+	return recv_frame(r, out, -1, err);
+}
+
+int de_ipc_recv_until(struct de_ipc_reader *r, struct de_ipc_msg *out, int64_t deadline_ms,
+		      struct de_error *err)
+{
+	return recv_frame(r, out, deadline_ms < 0 ? 0 : deadline_ms, err);
 }

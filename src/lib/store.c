@@ -408,6 +408,8 @@ int de_store_open(const struct de_store_config *cfg, struct de_store **out, stru
 	s->read_only = cfg->read_only;
 	s->wal = cfg->wal_mode;
 	s->max_size_bytes = cfg->max_size_mb * 1024 * 1024;
+	s->min_free_bytes = cfg->min_free_bytes;
+	s->free_bytes = cfg->free_bytes;
 	s->sample_interval_ms =
 		(int64_t)(cfg->sample_interval_s ? cfg->sample_interval_s : 300) * 1000;
 	snprintf(s->path, sizeof(s->path), "%s", cfg->path);

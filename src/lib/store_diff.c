@@ -126,7 +126,7 @@ int store_write_same(struct de_store *s, const struct de_process_record *r,
 		     struct de_error *err)
 {
 	bool id_changed = !old->known || old->idh != h->idh, vals_changed = old->vh != h->vh;
-	bool sample = sampling && sample_differs(old, r);
+	bool sample = sampling && !s->history_off && sample_differs(old, r);
 	int64_t inst = old->inst;
 	struct bound b;
 	int rc = 0;
@@ -137,7 +137,7 @@ int store_write_same(struct de_store *s, const struct de_process_record *r,
 		return rc;
 	if (id_changed) {
 		sqlite3_stmt *st = s->st[ST_SAVE_CHANGE];
-		if (old->known) {
+		if (old->known && !s->history_off) {
 			sqlite3_bind_int64(st, 1, r->pid);
 			sqlite3_bind_int64(st, 2, t);
 			sqlite3_bind_int64(st, 3, scan);
@@ -199,8 +199,12 @@ int store_write_exit(struct de_store *s, const struct snap_ent *e, int64_t t, in
 	sqlite3_bind_int64(st, 4, last_seen);
 	sqlite3_bind_int64(st, 5, last_scan);
 	sqlite3_bind_int64(st, 6, e->pid);
-	if ((rc = store_step(s, s->st[ST_EXIT_INST], err, "cannot record an exited process")) < 0)
+	/* below the free-disk watermark an exited instance just leaves the snapshot */
+	if (!s->history_off &&
+	    (rc = store_step(s, s->st[ST_EXIT_INST], err, "cannot record an exited process")) < 0)
 		return rc;
+	if (s->history_off)
+		sqlite3_clear_bindings(st);
 	sqlite3_bind_int64(s->st[ST_DEL_SNAP], 1, e->pid);
 	sqlite3_bind_int64(s->st[ST_DEL_SNAP], 2, e->inst);
 	if ((rc = store_step(s, s->st[ST_DEL_SNAP], err, "cannot remove an exited process")) < 0)

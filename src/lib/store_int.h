@@ -243,6 +243,9 @@ struct de_store {
 	bool read_only;
 	bool wal;
 	uint64_t max_size_bytes;
+	uint64_t min_free_bytes;		  /* the free-disk watermark (0: none) */
+	uint64_t (*free_bytes)(const char *path); /* statvfs, or a test's */
+	bool history_off;			  /* below the watermark with nothing to prune */
 	int64_t sample_interval_ms;
 	sqlite3_stmt *st[ST_MAX];
 	struct snap_tab snap;  /* the committed snapshot, by pid */

@@ -7,11 +7,20 @@
  * its deduplication window), nor an open alert state.
  * Files are made with auto_vacuum=INCREMENTAL, so pruning also shrinks
  * them.  Between scans it also folds the write-ahead log into the file.
+ *
+ * The free-disk watermark: while the file system the store is on has less
+ * free than min_free_bytes, the oldest process history goes (whatever its
+ * age or the size cap; alerts stay, they are few and what the service is
+ * for); when none is left the store stops writing history
+ * (store_diff.c checks history_off) until the free space is back above
+ * 1.5 times the watermark, so it does not flap at the edge.  The snapshot,
+ * scans and alerts are still written: they are what the service is for.
  */
 #include "store_int.h"
 
 #include <errno.h>
 #include <stdint.h>
+#include <sys/statvfs.h>
 
 /*
  * The history categories, oldest first within each.  ?1 is the cutoff
@@ -56,6 +65,8 @@ static const char *const prune_sql[] = {
 	" WHERE w.end_ms < ?3 AND " DELIVERED("w.alert_id") " ORDER BY w.end_ms LIMIT ?2)",
 };
 
+#define NCAT (sizeof(prune_sql) / sizeof(prune_sql[0]))
+
 /* Run the (possibly multi-statement) sql with ?1/?2/?3 bound; changes() of the last. */
 static int exec_bound(struct de_store *s, const char *sql, int64_t cutoff, int64_t batch,
 		      int64_t age_cutoff, int64_t *changes, struct de_error *err)
@@ -84,9 +95,13 @@ static int exec_bound(struct de_store *s, const char *sql, int64_t cutoff, int64
 	return 0;
 }
 
-/* One batch from the first category with anything older than cutoff (windows: age_cutoff). */
-static int prune_step(struct de_store *s, int64_t cutoff, int64_t batch, int64_t age_cutoff,
-		      int64_t *deleted, struct de_error *err)
+/* How many of prune_sql's categories are process history (alerts are not). */
+#define PRUNE_PROCESS_HISTORY 4
+
+/* One batch from the first of the first ncat categories with anything older than cutoff
+   (windows: age_cutoff). */
+static int prune_step(struct de_store *s, int64_t cutoff, int64_t batch, size_t ncat,
+		      int64_t age_cutoff, int64_t *deleted, struct de_error *err)
 {
 	int rc;
 	int64_t n = 0;
@@ -94,7 +109,7 @@ static int prune_step(struct de_store *s, int64_t cutoff, int64_t batch, int64_t
 	*deleted = 0;
 	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
 		return store_db_err(s, err, "cannot start retention");
-	for (size_t c = 0; c < sizeof(prune_sql) / sizeof(prune_sql[0]); c++) {
+	for (size_t c = 0; c < ncat; c++) {
 		if ((rc = exec_bound(s, prune_sql[c], cutoff, batch, age_cutoff, &n, err)) < 0)
 			goto fail;
 		if (n <= 0)
@@ -138,6 +153,67 @@ fail:
 	return rc;
 }
 
+void de_store_set_limits(struct de_store *s, uint64_t max_size_mb, uint64_t min_free_bytes)
+{
+	s->max_size_bytes = max_size_mb * 1024 * 1024;
+	s->min_free_bytes = min_free_bytes;
+}
+
+/* Free bytes for an unprivileged user where the store is (UINT64_MAX: unknown). */
+static uint64_t free_bytes(struct de_store *s)
+{
+	struct statvfs v;
+
+	if (s->free_bytes)
+		return s->free_bytes(s->path);
+	if (statvfs(s->path, &v) != 0)
+		return UINT64_MAX;
+	return (uint64_t)v.f_bavail * (uint64_t)v.f_frsize;
+}
+
+/* Below the watermark: prune the oldest history until there is room again. */
+static int prune_for_disk(struct de_store *s, int64_t batch, size_t *left,
+			  struct de_prune_stats *st, struct de_error *err)
+{
+	int64_t del;
+	int rc;
+	bool emptied = false;
+
+	st->free_bytes = free_bytes(s);
+	if (!s->min_free_bytes || st->free_bytes >= s->min_free_bytes) {
+		if (s->history_off && st->free_bytes >= s->min_free_bytes + s->min_free_bytes / 2)
+			s->history_off = false;
+		st->history_off = s->history_off;
+		return 0;
+	}
+	st->low_disk = true;
+	while (st->free_bytes < s->min_free_bytes) {
+		if (*left == 0) {
+			st->more = true;
+			break;
+		}
+		(*left)--;
+		if ((rc = prune_step(s, INT64_MAX, batch, PRUNE_PROCESS_HISTORY, 0, &del, err)) < 0)
+			return rc;
+		st->rows += (size_t)del;
+		if (del == 0) {
+			emptied = true;
+			break;
+		}
+		/* the pages freed only count once they leave the file (in WAL
+		   mode, once a checkpoint has copied the shorter file back) */
+		sqlite3_exec(s->db, "PRAGMA incremental_vacuum", NULL, NULL, NULL);
+		if (s->wal)
+			sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL,
+						  NULL);
+		st->free_bytes = free_bytes(s);
+	}
+	if (emptied)
+		s->history_off = true;
+	st->history_off = s->history_off;
+	return 0;
+}
+
 int de_store_prune(struct de_store *s, int64_t now_ms, uint64_t retention_days, size_t batch,
 		   size_t max_batches, struct de_prune_stats *out, struct de_error *err)
 {
@@ -155,7 +231,7 @@ int de_store_prune(struct de_store *s, int64_t now_ms, uint64_t retention_days, 
 	if (retention_days) {
 		int64_t cutoff = age_cutoff;
 		for (; left > 0; left--) {
-			if ((rc = prune_step(s, cutoff, b, age_cutoff, &del, err)) < 0)
+			if ((rc = prune_step(s, cutoff, b, NCAT, age_cutoff, &del, err)) < 0)
 				return rc;
 			st.rows += (size_t)del;
 			if (del == 0)
@@ -171,7 +247,7 @@ int de_store_prune(struct de_store *s, int64_t now_ms, uint64_t retention_days, 
 			break;
 		}
 		left--;
-		if ((rc = prune_step(s, INT64_MAX, b, age_cutoff, &del, err)) < 0)
+		if ((rc = prune_step(s, INT64_MAX, b, NCAT, age_cutoff, &del, err)) < 0)
 			return rc;
 		st.rows += (size_t)del;
 		st.used_bytes = store_used_bytes(s);
@@ -180,6 +256,10 @@ int de_store_prune(struct de_store *s, int64_t now_ms, uint64_t retention_days, 
 			break;
 		}
 	}
+	if ((rc = prune_for_disk(s, b, &left, &st, err)) < 0)
+		return rc;
+	if (st.low_disk)
+		st.used_bytes = store_used_bytes(s);
 	/* hand freed pages back (files created with auto_vacuum=INCREMENTAL) */
 	if (st.rows > 0)
 		sqlite3_exec(s->db, "PRAGMA incremental_vacuum(4096)", NULL, NULL, NULL);

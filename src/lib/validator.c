@@ -4,14 +4,15 @@
  * Layers, each enforced by SQLite rather than by reading the SQL:
  *   1. the connection: read-only open, DEFENSIVE, no extensions, untrusted
  *      schema, query_only, in-memory temp storage (so a big sort counts
- *      against the heap limit instead of filling /tmp), lowered limits;
+ *      against the run's memory limit instead of filling /tmp), lowered limits;
  *   2. the authorizer: SELECT, reads of listed relations/columns, listed
  *      functions and recursive CTEs; everything else denied, and the first
  *      denial is remembered so the error names the construct;
  *   3. the prepared statement: exactly one, returns columns, not EXPLAIN,
  *      sqlite3_stmt_readonly(), at least one SELECT authorised;
- *   4. execution: a progress handler enforces the deadline, the hard heap
- *      limit bounds memory, SQLITE_LIMIT_LENGTH bounds any single value.
+ *   4. execution: a progress handler enforces the deadline, a memory budget
+ *      charged to the run alone (the allocator below) bounds memory,
+ *      SQLITE_LIMIT_LENGTH bounds any single value.
  * The one place that reads SQL text is the subquery nesting count, a cost
  * cap applied after SQLite has accepted the statement: it tokenizes quotes,
  * identifiers and comments exactly and counts nested SELECT keywords.
@@ -19,8 +20,10 @@
 #include "daemoneye/validator.h"
 #include "daemoneye/regexp.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,8 +258,8 @@ int de_validator_open_db(const struct de_validator *v, const char *path, sqlite3
 	int flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
 	int on;
 
-	if (v->memory_limit)
-		sqlite3_hard_heap_limit64((sqlite3_int64)v->memory_limit);
+	(void)v; /* the limits are applied per run (de_validator_arm) */
+
 	flags |= path ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_MEMORY;
 	if (sqlite3_open_v2(path ? path : ":memory:", &db, flags, NULL) != SQLITE_OK)
 		return db_fail(db, path, err, "cannot open for rules");
@@ -434,7 +437,7 @@ static int authorize(void *ud, int action, const char *a, const char *b, const c
 	case SQLITE_SELECT:
 		ac->saw_select = true;
 		return SQLITE_OK;
-	case SQLITE_RECURSIVE: /* bounded by the timeout and the heap limit */
+	case SQLITE_RECURSIVE: /* bounded by the timeout and the memory limit */
 		return SQLITE_OK;
 	case SQLITE_READ:
 		/* c is the schema ("main"), NULL for a table read without columns */
@@ -710,6 +713,91 @@ int de_validator_validate_query(struct de_validator *v, const char *sql, struct 
 	return 0;
 }
 
+/* ---- memory: charged to the run, never to the store ---------------------------- */
+
+/*
+ * SQLite can only cap the whole process's heap (sqlite3_hard_heap_limit64),
+ * which also starves the store's writer.  So SQLite allocates through these
+ * wrappers of malloc, and while a sandboxed statement runs on a thread
+ * (de_validator_arm .. de_validator_disarm) the bytes it takes net of what
+ * it frees (malloc_usable_size on both sides, as SQLite's own allocator
+ * counts) are charged to that run; past its limit an allocation fails and
+ * SQLite reports SQLITE_NOMEM.  Frees of memory allocated before the run
+ * (recycled cache pages) count in its favour: the budget is the run's net
+ * growth, which is what a runaway query is.
+ */
+struct run_budget {
+	bool on;
+	int64_t used;  /* net bytes since arm */
+	int64_t limit; /* bytes */
+};
+static _Thread_local struct run_budget run_budget;
+
+static bool mem_installed;
+
+static void *mem_malloc(int n)
+{
+	void *p;
+
+	if (run_budget.on && run_budget.used + n > run_budget.limit)
+		return NULL;
+	p = malloc((size_t)n);
+	if (p && run_budget.on)
+		run_budget.used += (int64_t)malloc_usable_size(p);
+	return p;
+}
+
+static void mem_free(void *p)
+{
+	if (p && run_budget.on)
+		run_budget.used -= (int64_t)malloc_usable_size(p);
+	free(p);
+}
+
+static void *mem_realloc(void *p, int n)
+{
+	int64_t old = p ? (int64_t)malloc_usable_size(p) : 0;
+	void *q;
+
+	if (run_budget.on && n > old && run_budget.used + (n - old) > run_budget.limit)
+		return NULL;
+	q = realloc(p, (size_t)n);
+	if (q && run_budget.on)
+		run_budget.used += (int64_t)malloc_usable_size(q) - old;
+	return q;
+}
+
+static int mem_size(void *p)
+{
+	return (int)malloc_usable_size(p);
+}
+
+static int mem_roundup(int n)
+{
+	return (n + 7) & ~7;
+}
+
+static int mem_init(void *arg)
+{
+	(void)arg;
+	return SQLITE_OK;
+}
+
+static void mem_shutdown(void *arg)
+{
+	(void)arg;
+}
+
+/* Before main: SQLite accepts an allocator only before it initialises. */
+__attribute__((constructor)) static void mem_install(void)
+{
+	static const sqlite3_mem_methods methods = {
+		mem_malloc,  mem_free, mem_realloc,  mem_size,
+		mem_roundup, mem_init, mem_shutdown, NULL,
+	};
+	mem_installed = sqlite3_config(SQLITE_CONFIG_MALLOC, &methods) == SQLITE_OK;
+}
+
 /* ---- execution ----------------------------------------------------------------- */
 
 static int check_deadline(void *ud)
@@ -730,6 +818,11 @@ void de_validator_arm(const struct de_validator *v, sqlite3 *db, struct de_guard
 {
 	memset(g, 0, sizeof(*g));
 	g->timeout_ms = v->timeout_ms;
+	g->memory_limit = v->memory_limit;
+	/* without our allocator (SQLite initialised first) there is nothing to charge */
+	assert(mem_installed);
+	if (v->memory_limit && mem_installed)
+		run_budget = (struct run_budget){true, 0, (int64_t)v->memory_limit};
 	if (!v->timeout_ms)
 		return;
 	clock_gettime(CLOCK_MONOTONIC, &g->end);
@@ -745,6 +838,7 @@ void de_validator_arm(const struct de_validator *v, sqlite3 *db, struct de_guard
 
 void de_validator_disarm(sqlite3 *db, struct de_guard *g)
 {
+	run_budget.on = false;
 	if (g->armed)
 		sqlite3_progress_handler(db, 0, NULL, NULL);
 	g->armed = false;
@@ -761,8 +855,9 @@ int de_validator_step_error(sqlite3 *db, const struct de_guard *g, int step_rc,
 				    (unsigned long long)g->timeout_ms);
 	if (primary == SQLITE_NOMEM)
 		return de_error_set(err, DE_ERR_DETECTION, ENOMEM,
-				    "stopped: needed more memory than the SQLite heap limit "
-				    "(detection.memory_limit_mb)");
+				    "stopped: needed more than its memory limit of %llu MiB "
+				    "(detection.memory_limit_mb)",
+				    (unsigned long long)(g->memory_limit >> 20));
 	if (primary == SQLITE_TOOBIG)
 		return de_error_set(err, DE_ERR_DETECTION, E2BIG,
 				    "stopped: a value grew larger than the length limit");

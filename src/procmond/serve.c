@@ -21,9 +21,18 @@
  * A scan's frames are gathered into writes of about 64 KiB (one write per
  * record made a 10,000-process scan 10,000 system calls on both sides);
  * events are written at once.
+ *
+ * The event reader never dies silently: when it stops on an error it says
+ * so, is counted (SCAN_DONE's event_restarts, the agent's metrics and
+ * health) and starts again a second later.  After EVENT_RESTARTS_MAX quick
+ * failures in a row procmond gives up and exits with EX_IOERR, so that the
+ * privileged parent starts a fresh one (a new subscription needs
+ * CAP_NET_ADMIN, which we dropped).
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -42,9 +51,13 @@ struct server {
 	pthread_mutex_t send_lock; /* one frame at a time on fd */
 	struct de_collector *ecol; /* the event thread's collector */
 	struct procmond_source *src;
-	struct de_buf events; /* the event thread's frames of one read, written together */
-	int event_rc;	      /* why the event thread stopped (0: asked to) */
+	struct de_buf events;	     /* the event thread's frames of one read, written together */
+	int event_rc;		     /* why the event thread stopped (0: asked to) */
+	bool event_failed;	     /* it gave up: procmond exits so it is restarted */
+	atomic_ulong event_restarts; /* times the reader died and started again */
 };
+/* Quick failures in a row (none lasting a minute) before the reader gives up. */
+#define EVENT_RESTARTS_MAX 5
 
 #define SCAN_WRITE_SIZE ((size_t)64 * 1024)
 
@@ -52,7 +65,8 @@ struct server {
 struct send_ctx {
 	struct server *s;
 	struct de_error *err;
-	struct de_buf out; /* frames waiting: at most a flush's worth and one frame */
+	struct de_buf out;  /* frames waiting: at most a flush's worth and one frame */
+	uint64_t with_hash; /* records of this scan carrying a hash */
 };
 
 /* Write what is gathered, whole, under the lock. */
@@ -94,6 +108,7 @@ static int send_record(void *ctx, struct de_process_record *r)
 	int rc;
 
 	m.record = *r; /* borrowed for the send */
+	sc->with_hash += r->executable_hash != NULL;
 	rc = gather(sc, &m);
 	return rc < 0 ? rc : 0;
 }
@@ -173,12 +188,39 @@ static int serve_event(void *ctx, struct de_process_event *e)
 	return rc;
 }
 
-/* The event thread: read the source, forward each read's events at once. */
+/* The event thread: read the source, forward each read's events at once; restart
+   the reader if it dies. */
 static void *event_thread(void *arg)
 {
 	struct server *s = arg;
+	unsigned quick = 0;
 
-	s->event_rc = procmond_follow_events(s->src, serve_event, flush_events, s);
+	for (;;) {
+		int64_t t0 = de_mono_ms();
+		int rc = procmond_follow_events(s->src, serve_event, flush_events, s);
+
+		s->event_rc = rc;
+		if (procmond_stop || rc == 0 || rc == -EPIPE || rc == -ECONNRESET)
+			break;
+		atomic_fetch_add(&s->event_restarts, 1);
+		if (de_mono_ms() - t0 >= 60000)
+			quick = 0;
+		if (++quick > EVENT_RESTARTS_MAX) {
+			de_log_errorx("the event reader failed %u times in a row (%s): procmond "
+				      "exits so that a fresh one is started",
+				      quick, strerror(-rc));
+			s->event_failed = true;
+			procmond_stop = 1;
+			shutdown(s->fd, SHUT_RD); /* wakes the main loop's read */
+			break;
+		}
+		de_log_warnx("the event reader stopped (%s): starting it again", strerror(-rc));
+		struct timespec ts = {1, 0};
+		while (!procmond_stop && nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+		if (procmond_stop)
+			break;
+	}
 	return NULL;
 }
 
@@ -245,6 +287,7 @@ int procmond_serve(struct de_collector *col, struct procmond_source *src, int fd
 			break;
 		}
 		de_buf_reset(&sc.out);
+		sc.with_hash = 0;
 		rc = de_collector_scan_each(col, req.scan_id, send_record, &sc, &done.stats, &err);
 		if (rc < 0) {
 			if (rc == -EPIPE || rc == -ECONNRESET)
@@ -263,6 +306,10 @@ int procmond_serve(struct de_collector *col, struct procmond_source *src, int fd
 		}
 		done.scan_id = req.scan_id;
 		done.events_lost = procmond_source_lost(src);
+		done.hash_hits = sc.with_hash > done.stats.hashed_files
+					 ? sc.with_hash - done.stats.hashed_files
+					 : 0;
+		done.event_restarts = atomic_load(&s.event_restarts);
 		if (gather(&sc, &done) < 0 || flush_frames(&sc) < 0) {
 			if (err.code == EPIPE || err.code == ECONNRESET)
 				break;
@@ -277,8 +324,7 @@ out:
 		/* a blocked send ends when the agent closes its end */
 		shutdown(fd, SHUT_WR);
 		pthread_join(th, NULL);
-		if (s.event_rc < 0 && s.event_rc != -EPIPE && s.event_rc != -ECONNRESET &&
-		    status == 0)
+		if (s.event_failed && status == 0)
 			status = EX_IOERR;
 	}
 	de_ipc_reader_free(rd);

@@ -1,0 +1,169 @@
+#!/bin/bash
+# integration_ledger.sh BINDIR — what the running service records in the
+# audit ledger (docs/audit.md "What is recorded"), end to end through the
+# real programs: `daemoneye-agent --once` with audit on and checkpoints
+# signed by the privileged parent, then `daemoneye-cli audit verify` (with
+# and without --pubkey) and the entries themselves: start with the
+# configuration's hash, the rule set with each rule's SQL hash (checked
+# against b3sum, an independent BLAKE3), the rule the sandbox refused, the
+# scan, the alert on a marker process, its delivery, stop; an operator's
+# `rules disable` recorded by the CLI and covered by the next run's signed
+# checkpoint; the CLI refusing a change it cannot record; a row tampered
+# with the sqlite3 tool caught naming its sequence.  As root and as nobody.
+set -u
+bin=$1
+. "$(dirname "$0")/lib.sh"
+tmp=$(mktemp -d /tmp/de-it-ledger-XXXXXX)
+chmod 755 "$tmp"
+marker=
+cleanup() {
+	[ -n "$marker" ] && stop "$marker" 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+hermetic "$tmp/home"
+export LC_ALL=C
+
+cli=$bin/daemoneye-cli
+mark="de-it-ledger-$$"
+marker_rule "$tmp/mark.yaml" it-ledger-mark "$mark"
+# the SQL of the marker rule as its YAML block gives it (lib.sh's marker_rule)
+printf "SELECT pid, name, executable_path, command_line FROM processes\nWHERE command_line LIKE '%%%s-%%'\n" \
+	"$mark" >"$tmp/mark.sql"
+cat >"$tmp/bad.yaml" <<'YAML'
+rules:
+  - id: it-ledger-writes
+    name: a rule that writes
+    description: the sandbox refuses it
+    version: 1
+    severity: low
+    sql: DELETE FROM processes
+YAML
+chmod 644 "$tmp/bad.yaml"
+# (exec -a: the marker in the command line of the very process that sleeps)
+bash -c 'exec -a "$0" sleep 600' "$mark-target" &
+marker=$!
+
+# ledger_run WHO DIR [RUN-AS...]: keys, one --once run and the checks on what it recorded
+ledger_run() {
+	local who=$1 dir=$2
+	shift 2
+	local run=("$@")
+	local st=$dir/state set=(--set "app.state_dir=$dir/state" --set "detection.rules_dirs=[]")
+	"${run[@]}" "$cli" keygen --out "$dir/keys" >/dev/null
+	local agent=("$bin/daemoneye-agent" --once --rules "$tmp/mark.yaml" --rules "$tmp/bad.yaml"
+		"${set[@]}" --set audit.enable_signatures=true
+		--set "audit.private_key_path=$dir/keys/audit.key" --set alerting.stdout.format=json)
+	"${run[@]}" "${agent[@]}" >"$dir/once.out" 2>"$dir/once.err"
+	local rc=$?
+	check "$who: agent --once with the ledger and signed checkpoints exits 0 (rc=$rc)" test "$rc" = 0 ||
+		sed 's/^/#   /' "$dir/once.err"
+	check "$who: the marker alert went to stdout" grep -q '"rule_id":"it-ledger-mark"' "$dir/once.out"
+	"${run[@]}" "$cli" "${set[@]}" audit verify >"$dir/v" 2>&1
+	rc=$?
+	check "$who: audit verify exits 0 (rc=$rc)" test "$rc" = 0
+	"${run[@]}" "$cli" "${set[@]}" audit verify --pubkey "$dir/keys/audit.pub" >"$dir/v" 2>&1
+	rc=$?
+	check "$who: audit verify --pubkey exits 0 (rc=$rc)" test "$rc" = 0
+	check "$who: a checkpoint, its signature verified" grep -q '^checkpoints  [1-9][0-9]* (signatures verified)' "$dir/v"
+	"${run[@]}" "$cli" "${set[@]}" audit log --format ndjson >"$dir/log.ndjson"
+	check "$who: the entries (start, rules, refused, alert, delivery, scan, stop)" \
+		python3 - "$dir/log.ndjson" "$marker" "$(b3sum --raw "$tmp/mark.sql" | base64)" <<'PY'
+import json, sys
+es = [json.loads(l) for l in open(sys.argv[1])]
+marker, sql_hash = int(sys.argv[2]), sys.argv[3]
+acts = [e["action"] for e in es]
+def one(action, pred=lambda p: True):
+    m = [e for e in es if e["action"] == action and pred(e["payload"])]
+    assert m, f"no {action} entry matching in {acts}"
+    return m[0]
+assert all(e["actor"] == "agent" for e in es), [e["actor"] for e in es]
+assert acts[0] == "start" and acts[-1] == "stop", acts
+assert len(one("start")["payload"]["config_blake3"]) == 44
+rules = [r for e in es if e["action"] == "rules.load" for r in e["payload"]["rules"]]
+mine = [r for r in rules if r["id"] == "it-ledger-mark"]
+assert mine and mine[0]["sql_blake3"] == sql_hash and mine[0]["enabled"], (mine, sql_hash)
+assert not [r for r in rules if r["id"] == "it-ledger-writes"]
+one("rule.refused", lambda p: "bad.yaml" in p["problem"] and "it-ledger-writes" in p["problem"])
+scan = one("scan", lambda p: p["ok"])
+assert scan["payload"]["processes"] > 0 and scan["payload"]["stored"]["added"] > 0, scan
+alert = one("alert.raised", lambda p: p["rule_id"] == "it-ledger-mark")["payload"]
+assert marker in [s["pid"] for s in alert["subjects"]], alert
+assert alert["severity"] == "low" and alert["scan_id"] == scan["payload"]["scan_id"], alert
+d = one("alert.delivery", lambda p: p["alert_id"] == alert["id"])["payload"]
+assert d["sink"] == "stdout" and d["outcome"] == "delivered" and d["attempts"] == 1, d
+# the scan entry comes after the alerts its rules raised, in one batch
+assert acts.index("scan") > acts.index("alert.raised")
+PY
+
+	# an operator's change, recorded by the CLI itself
+	"${run[@]}" "$cli" "${set[@]}" rules disable deleted-executable >/dev/null
+	rc=$?
+	check "$who: rules disable exits 0 (rc=$rc)" test "$rc" = 0
+	"${run[@]}" "$cli" "${set[@]}" audit log --action rule.disable --format ndjson >"$dir/cli.ndjson"
+	check "$who: ... recorded as rule.disable by cli:uid=$("${run[@]}" id -u)" python3 - "$dir/cli.ndjson" "$("${run[@]}" id -u)" <<'PY'
+import json, sys
+es = [json.loads(l) for l in open(sys.argv[1])]
+assert len(es) == 1 and es[0]["actor"] == "cli:uid=" + sys.argv[2], es
+assert es[0]["payload"] == {"rule_id": "deleted-executable"}, es
+PY
+	# the next run's last checkpoint covers it, signed
+	"${run[@]}" "${agent[@]}" >/dev/null 2>"$dir/once2.err"
+	rc=$?
+	check "$who: a second run exits 0 (rc=$rc)" test "$rc" = 0
+	"${run[@]}" "$cli" "${set[@]}" audit checkpoint --export "$dir/cp.note" >/dev/null
+	"${run[@]}" "$cli" "${set[@]}" audit verify --pubkey "$dir/keys/audit.pub" --checkpoint "$dir/cp.note" >"$dir/v" 2>&1
+	rc=$?
+	check "$who: verify against the exported checkpoint exits 0 (rc=$rc)" test "$rc" = 0
+	local n
+	n=$("${run[@]}" "$cli" "${set[@]}" audit log --format ndjson | wc -l)
+	check "$who: the latest checkpoint attests every entry, the CLI's too ($n)" test "$(sed -n 2p "$dir/cp.note")" = "$n"
+	check "$who: the second run's rule set shows the rule disabled" python3 -c '
+import json, sys
+es = [json.loads(l) for l in open(sys.argv[1])]
+loads = [e for e in es if e["action"] == "rules.load"]
+r = [r for r in loads[-1]["payload"]["rules"] if r["id"] == "deleted-executable"]
+assert r and r[0]["enabled"] is False, r
+' <("${run[@]}" "$cli" "${set[@]}" audit log --format ndjson)
+
+	# a row tampered with: verify names it
+	local seq
+	seq=$(python3 -c '
+import json, sys
+print([json.loads(l)["seq"] for l in open(sys.argv[1]) if json.loads(l)["action"] == "scan"][0])' "$dir/log.ndjson")
+	cp "$st/audit.sqlite" "$dir/t.sqlite"
+	sqlite3 "$dir/t.sqlite" "DROP TRIGGER entries_no_update; UPDATE entries SET payload=replace(payload, '\"ok\":true', '\"ok\":false') WHERE seq=$seq"
+	"$cli" --set "audit.path=$dir/t.sqlite" audit verify >/dev/null 2>"$dir/err"
+	rc=$?
+	check "$who: the scan entry edited: verify exits 65 (rc=$rc)" test "$rc" = 65
+	check "$who: ... naming entry $seq" grep -q "entry $seq: its payload" "$dir/err"
+}
+
+root=false
+[ "$(id -u)" = 0 ] && root=true
+mkdir -p "$tmp/me"
+ledger_run "$(id -un)" "$tmp/me"
+if $root; then
+	# what cannot be recorded is not done
+	mkdir -p "$tmp/nb"
+	chown nobody "$tmp/nb"
+	cp -r "$tmp/me/state" "$tmp/nb/state"
+	chown -R nobody "$tmp/nb/state"
+	chown root "$tmp/nb/state/audit.sqlite"
+	chmod 600 "$tmp/nb/state/audit.sqlite"
+	sum=$(sha256sum <"$tmp/nb/state/rules-state.json")
+	setpriv --reuid=nobody --regid=nogroup --clear-groups env HOME="$tmp/nb" "$cli" \
+		--set "app.state_dir=$tmp/nb/state" --set "detection.rules_dirs=[]" rules enable deleted-executable \
+		>/dev/null 2>"$tmp/err"
+	rc=$?
+	check "a ledger the CLI cannot write: rules enable refused (rc=$rc)" test "$rc" = 77
+	check "  saying nothing changed" grep -q "nothing changed: the audit ledger cannot record it" "$tmp/err"
+	check "  and nothing changed" test "$(sha256sum <"$tmp/nb/state/rules-state.json")" = "$sum"
+	rm -rf "$tmp/nb"
+	mkdir -p "$tmp/nb"
+	chown nobody "$tmp/nb"
+	ledger_run nobody "$tmp/nb" setpriv --reuid=nobody --regid=nogroup --clear-groups env HOME="$tmp/nb"
+fi
+
+echo "integration_ledger: $fails failed"
+[ "$fails" = 0 ]
