@@ -42,7 +42,7 @@ fi
 
 fails=0
 ok() { echo "ok - $*"; }
-bad() { echo "not ok - $*"; fails=$((fails + 1)); }
+bad() { echo "not ok - $*"; fails=$((fails + 1)); return 1; }
 check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
 marker_rule() {
 	cat >"$1" <<YAML
