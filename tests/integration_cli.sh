@@ -34,6 +34,12 @@ check "unknown format exits 64 (rc=$rc)" test "$rc" = 64
 check "unknown command exits 64 (rc=$rc)" test "$rc" = 64
 "$cli" 2>/dev/null; rc=$?
 check "no command exits 64 (rc=$rc)" test "$rc" = 64
+for c in stats processes connections "config validate"; do
+	# shellcheck disable=SC2086 # "config validate" is two words on purpose
+	"$cli" $c stray 2>"$tmp/e"; rc=$?
+	check "$c with a stray operand exits 64 (rc=$rc)" test "$rc" = 64
+	check "$c names the stray operand" grep -q "${c%% *}: unexpected argument 'stray'" "$tmp/e"
+done
 check "cli --help" "$cli" --help
 
 # procmond standalone

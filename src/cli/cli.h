@@ -56,6 +56,11 @@ int cli_time_arg(const char *cmd, const char *opt, const char *s, int64_t now, i
 int cli_fail(const struct de_error *err);
 /* --format's argument, table or json: 0 (*json set), or EX_USAGE after saying why. */
 int cli_table_or_json(const char *cmd, const char *arg, bool *json);
+/*
+ * After getopt: 0 when no operand is left (optind == argc), or EX_USAGE
+ * after saying "<cmd>: unexpected argument '<first>'".  (main.c)
+ */
+int cli_no_operands(const char *cmd, int argc, char **argv);
 
 /*
  * Open the event store read-only where the agent keeps it

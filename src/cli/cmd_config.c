@@ -66,10 +66,8 @@ int cmd_config(struct cli_ctx *ctx, int argc, char **argv)
 			return EX_USAGE;
 		}
 	}
-	if (optind < argc) {
-		cli_errorf("unexpected argument '%s'", argv[optind]);
+	if (cli_no_operands("config", argc, argv) != 0)
 		return EX_USAGE;
-	}
 	if (strcmp(sub, "validate") == 0) {
 		/* the alerting section's sinks and exceptions are checked as the agent will */
 		struct de_alertmgr_config *ac = NULL;

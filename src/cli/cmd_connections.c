@@ -168,10 +168,8 @@ int cmd_connections(struct cli_ctx *ctx, int argc, char **argv)
 			return EX_USAGE;
 		}
 	}
-	if (optind < argc) {
-		cli_errorf("connections: unexpected argument '%s'", argv[optind]);
-		return EX_USAGE;
-	}
+	if ((rc = cli_no_operands("connections", argc, argv)) != 0)
+		return rc;
 	if ((rc = cli_open_store(ctx, &store)) != 0)
 		return rc;
 	rc = de_store_query_connections(store, &q, print_row, &o, &err);

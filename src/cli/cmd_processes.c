@@ -378,10 +378,8 @@ int cmd_processes(struct cli_ctx *ctx, int argc, char **argv)
 			return EX_USAGE;
 		}
 	}
-	if (optind < argc) {
-		cli_errorf("processes: unexpected argument '%s'", argv[optind]);
-		return EX_USAGE;
-	}
+	if ((rc = cli_no_operands("processes", argc, argv)) != 0)
+		return rc;
 	if (q.has_since && q.has_until && q.since_ms > q.until_ms) {
 		cli_errorf("processes: --since is after --until");
 		return EX_USAGE;

@@ -47,10 +47,8 @@ int cmd_stats(struct cli_ctx *ctx, int argc, char **argv)
 			return EX_USAGE;
 		}
 	}
-	if (optind < argc) {
-		cli_errorf("stats: unexpected argument '%s'", argv[optind]);
-		return EX_USAGE;
-	}
+	if ((rc = cli_no_operands("stats", argc, argv)) != 0)
+		return rc;
 	if ((rc = cli_open_store(ctx, &store)) != 0)
 		return rc;
 	rc = de_store_stats(store, &st, &err);

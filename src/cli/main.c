@@ -91,6 +91,14 @@ int cli_table_or_json(const char *cmd, const char *arg, bool *json)
 	return EX_USAGE;
 }
 
+int cli_no_operands(const char *cmd, int argc, char **argv)
+{
+	if (optind >= argc)
+		return 0;
+	cli_errorf("%s: unexpected argument '%s'", cmd, argv[optind]);
+	return EX_USAGE;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: daemoneye-cli [-c FILE] [--set KEY=VALUE]... COMMAND [ARGS]\n"
