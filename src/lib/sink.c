@@ -53,8 +53,11 @@ int de_sink_curl_configure(struct de_sink_conf *c, const char *url_key, const ch
 
 	if ((rc = de_sink_conf_str(c, url_key, true, &url)) < 0 ||
 	    (rc = de_sink_conf_bool(c, "tls_verify", true, &k->tls_verify)) < 0 ||
-	    (rc = de_sink_conf_str(c, "ca_file", false, &ca)) < 0 ||
-	    (rc = de_sink_conf_expand(c, url_key, url, &k->url)) < 0 ||
+	    (rc = de_sink_conf_str(c, "ca_file", false, &ca)) < 0)
+		return rc;
+	if (!url) /* required: de_sink_conf_str said so already */
+		return de_sink_conf_fail(c, url_key, "missing");
+	if ((rc = de_sink_conf_expand(c, url_key, url, &k->url)) < 0 ||
 	    (rc = de_sink_conf_url(c, url_key, k->url, schemes, example, &k->display)) < 0)
 		return rc;
 	if (ca && (rc = de_sink_conf_readable(c, "ca_file", ca)) < 0)
