@@ -237,6 +237,8 @@ void de_alertmgr_close(struct de_alertmgr *m)
 	de_outbox_close(m->ob);
 	json_decref(m->host);
 	alertmgr_idset_free(&m->outstanding);
+	free(m->rec_ids);
+	free(m->rec_att);
 	pthread_cond_destroy(&m->res_cv);
 	pthread_mutex_destroy(&m->mu);
 	de_alertmgr_config_free(m->cfg);
@@ -879,6 +881,20 @@ int de_alertmgr_submit(struct de_alertmgr *m, const struct de_alert_list *alerts
 	return 0;
 }
 
+/* The list it reversed (the workers push outcomes newest first). */
+static struct item *reverse_items(struct item *it)
+{
+	struct item *rev = NULL;
+
+	while (it) {
+		struct item *n = it->next;
+		it->next = rev;
+		rev = it;
+		it = n;
+	}
+	return rev;
+}
+
 int de_alertmgr_poll(struct de_alertmgr *m, struct de_error *err)
 {
 	struct item *res, *it;
@@ -891,6 +907,8 @@ int de_alertmgr_poll(struct de_alertmgr *m, struct de_error *err)
 	res = m->results;
 	m->results = NULL;
 	pthread_mutex_unlock(&m->mu);
+	/* oldest first: recorded (their ids mostly ascending) and told in the order made */
+	res = reverse_items(res);
 	if (m->dedup)
 		de_dedup_expire(m->dedup, now);
 	if ((res || m->closed) && de_mono_ms() < m->record_after)
@@ -935,6 +953,7 @@ putback:
 	m->record_after = de_mono_ms() + m->record_backoff;
 putback_quiet:
 	if (res) {
+		res = reverse_items(res); /* newest first again, as the workers push them */
 		pthread_mutex_lock(&m->mu);
 		for (it = res; it->next; it = it->next)
 			;

@@ -140,6 +140,10 @@ struct de_alertmgr {
 	 * cannot be written is not hammered by the agent's event loop */
 	int64_t record_after;
 	int64_t record_backoff;
+	/* alertmgr_record_all's arrays, kept from poll to poll (rec_cap each) */
+	int64_t *rec_ids;
+	uint32_t *rec_att;
+	size_t rec_cap;
 	struct de_alertmgr_observer obs; /* told what was committed (zero: nobody) */
 };
 

@@ -394,13 +394,18 @@ int alertmgr_record_all(struct de_alertmgr *m, struct item *res, int64_t now, st
 
 	for (struct item *it = res; it; it = it->next)
 		n += it->outcome == DE_SINK_OK;
-	ids = malloc((n ? n : 1) * sizeof(*ids));
-	att = malloc((n ? n : 1) * sizeof(*att));
-	if (!ids || !att) {
-		free(ids);
-		free(att);
-		return de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
+	if (n > m->rec_cap) { /* kept from poll to poll */
+		int64_t *ni = realloc(m->rec_ids, n * sizeof(*ni));
+		if (ni)
+			m->rec_ids = ni;
+		uint32_t *na = ni ? realloc(m->rec_att, n * sizeof(*na)) : NULL;
+		if (!na)
+			return de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
+		m->rec_att = na;
+		m->rec_cap = n;
 	}
+	ids = m->rec_ids;
+	att = m->rec_att;
 	for (struct item *it = res; it && rc == 0; it = it->next) {
 		bool final = true;
 		if (it->outcome == DE_SINK_OK) {
@@ -414,8 +419,6 @@ int alertmgr_record_all(struct de_alertmgr *m, struct item *res, int64_t now, st
 	}
 	if (rc == 0 && k)
 		rc = de_outbox_record_delivered(m->ob, ids, att, k, now, err);
-	free(ids);
-	free(att);
 	return rc;
 }
 

@@ -181,6 +181,11 @@ static const struct {
 		     "(#,#,#,#,#,#,#,'open',#,@)"},
 };
 
+struct delivered {
+	int64_t id;
+	uint32_t attempts;
+};
+
 struct de_outbox {
 	struct de_store *store;
 	sqlite3 *db;
@@ -193,6 +198,8 @@ struct de_outbox {
 	int64_t next_deliv, next_state; /* the next ids to give (0: not read yet) */
 	/* an alert's JSON columns, built in buffers reused from alert to alert */
 	struct de_buf affected, data, ctx;
+	struct delivered *dv; /* de_outbox_record_delivered's array, kept */
+	size_t dv_cap;
 };
 
 static const char *const status_names[DE_OUTBOX_STATUS_MAX] = {"pending", "delivered", "dead"};
@@ -252,6 +259,7 @@ void de_outbox_close(struct de_outbox *o)
 	de_buf_free(&o->affected);
 	de_buf_free(&o->data);
 	de_buf_free(&o->ctx);
+	free(o->dv);
 	free(o);
 }
 
@@ -1048,11 +1056,6 @@ int de_outbox_record(struct de_outbox *o, int64_t id, enum de_outbox_status s, u
 	return run(o, st, err, "cannot record a delivery");
 }
 
-struct delivered {
-	int64_t id;
-	uint32_t attempts;
-};
-
 static int delivered_cmp(const void *a, const void *b)
 {
 	const struct delivered *x = a, *y = b;
@@ -1062,14 +1065,26 @@ static int delivered_cmp(const void *a, const void *b)
 int de_outbox_record_delivered(struct de_outbox *o, const int64_t *ids, const uint32_t *attempts,
 			       size_t n, int64_t now, struct de_error *err)
 {
-	struct delivered *v = malloc((n ? n : 1) * sizeof(*v));
+	struct delivered *v;
+	bool sorted = true;
 	int rc = 0;
 
-	if (!v)
-		return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
-	for (size_t i = 0; i < n; i++)
+	/* the array is kept from call to call: a poll's worth (a few thousand
+	 * at most, bounded by max_queue_size per sink) */
+	if (n > o->dv_cap) {
+		struct delivered *nv = realloc(o->dv, n * sizeof(*nv));
+		if (!nv)
+			return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
+		o->dv = nv;
+		o->dv_cap = n;
+	}
+	v = o->dv;
+	for (size_t i = 0; i < n; i++) {
 		v[i] = (struct delivered){ids[i], attempts[i]};
-	qsort(v, n, sizeof(*v), delivered_cmp);
+		sorted &= i == 0 || v[i].id > v[i - 1].id;
+	}
+	if (!sorted) /* they come in the order they were queued: usually sorted already */
+		qsort(v, n, sizeof(*v), delivered_cmp);
 	/*
 	 * One statement per run of consecutive ids with the same attempts: a
 	 * range of rowids, no list for SQLite to index first.  Rows of one
@@ -1091,7 +1106,6 @@ int de_outbox_record_delivered(struct de_outbox *o, const int64_t *ids, const ui
 		sqlite3_bind_int64(st, 4, now);
 		rc = run(o, st, err, "cannot record deliveries");
 	}
-	free(v);
 	return rc;
 }
 
