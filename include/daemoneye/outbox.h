@@ -144,10 +144,12 @@ struct de_delivery_row {
 typedef int (*de_delivery_cb)(const struct de_delivery_row *r, void *arg);
 
 /*
- * Pending deliveries to sink due at or before now, oldest due first, at
- * most limit, skipping the ids for which skip(id, arg) is true (already
- * queued).  *next_due receives the earliest next_attempt_at of the pending
- * rows after now (0: none).
+ * Pending deliveries to sink due at or before now, in the order they were
+ * added (the alerts' order), none at or after the first pending row that is
+ * not due yet (so that no alert overtakes an older one waiting for its
+ * retry), at most limit, skipping the ids for which skip(id, arg) is true
+ * (already queued).  *next_due receives the earliest next_attempt_at of
+ * the pending rows after now (0: none).
  */
 int de_outbox_due(struct de_outbox *o, const char *sink, int64_t now, size_t limit,
 		  bool (*skip)(int64_t id, void *arg), de_delivery_cb cb, void *arg,
@@ -166,6 +168,15 @@ int de_outbox_record(struct de_outbox *o, int64_t id, enum de_outbox_status st, 
  */
 int de_outbox_record_delivered(struct de_outbox *o, const int64_t *ids, const uint32_t *attempts,
 			       size_t n, int64_t now, struct de_error *err);
+
+/*
+ * Delivery id, pending, was not attempted (it waits behind an earlier one
+ * to the same sink that failed): due again at now, its attempts, last
+ * attempt and error as they were.
+ */
+int de_outbox_defer(struct de_outbox *o, int64_t id, int64_t now, struct de_error *err);
+/* Sink answers again: its pending deliveries waiting for a retry are due at now. */
+int de_outbox_resume(struct de_outbox *o, const char *sink, int64_t now, struct de_error *err);
 
 /* The stored alert alert_id into *out (ENOENT when there is none). */
 int de_outbox_alert_load(struct de_outbox *o, const char *alert_id, struct de_alert *out,

@@ -799,7 +799,10 @@ static void queue_pending(struct de_alertmgr *m, struct pending *p)
 			if (alertmgr_idset_add(&m->outstanding, p->ids[i]) < 0) {
 				/* not counted for --once; still delivered from the store */
 			}
-			if (!alertmgr_has_room(w) || alertmgr_enqueue(w, p->ids[i], 0, p->sa) < 0)
+			/* straight to the worker only when nothing older of this sink waits
+			 * in the store (a retry, or what did not fit): it goes in order */
+			if (w->more || w->next_due || !alertmgr_has_room(w) ||
+			    alertmgr_enqueue(w, p->ids[i], 0, p->sa) < 0)
 				w->more = true;
 		}
 	alertmgr_publish(m);
@@ -854,9 +857,6 @@ int de_alertmgr_submit(struct de_alertmgr *m, const struct de_alert_list *alerts
 	m->last_run = now;
 	if ((rc = de_outbox_tx_begin(m->ob, err)) < 0)
 		return rc;
-	if (full) /* rows the CLI made pending again (dlq retry) are looked for */
-		for (size_t i = 0; i < m->cfg->nsinks; i++)
-			m->workers[i].more = true;
 	/* the alerts are moved out of the list: the caller's list is then empty */
 	for (size_t i = 0; i < alerts->len; i++) {
 		if ((rc = take_alert(m, &alerts->items[i], now, &pend, &c, err)) < 0)
@@ -875,6 +875,9 @@ int de_alertmgr_submit(struct de_alertmgr *m, const struct de_alert_list *alerts
 	}
 	if ((rc = with_tx(m, &pend, err)) < 0)
 		return rc;
+	if (full) /* rows the CLI made pending again (dlq retry) are looked for */
+		for (size_t i = 0; i < m->cfg->nsinks; i++)
+			m->workers[i].more = true;
 	add_counts(&m->st.total, &c);
 	if (counts)
 		*counts = c;
@@ -927,7 +930,7 @@ int de_alertmgr_poll(struct de_alertmgr *m, struct de_error *err)
 			goto putback;
 		add_counts(&m->st.total, &c);
 		for (it = res; it; it = it->next) {
-			if (m->obs.delivery)
+			if (m->obs.delivery && !it->deferred) /* deferred: not an attempt */
 				m->obs.delivery(m->obs.arg, it->alert_id, it->w->sink->name,
 						it->outcome == DE_SINK_OK ? DE_OUTBOX_DELIVERED
 						: it->final		  ? DE_OUTBOX_DEAD

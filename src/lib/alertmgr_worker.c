@@ -224,6 +224,14 @@ static void attempt_batch(struct worker *w, struct item **items, size_t n)
 	}
 }
 
+/* Not attempted: it waits behind an earlier delivery to the same sink that failed. */
+static void defer(struct item *it)
+{
+	it->deferred = true;
+	it->outcome = DE_SINK_TRANSIENT;
+	snprintf(it->error, sizeof(it->error), "waiting for an earlier delivery to this sink");
+}
+
 void *alertmgr_worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -235,7 +243,7 @@ void *alertmgr_worker_main(void *arg)
 		pthread_mutex_lock(&m->mu);
 		while (!atomic_load(&m->stop) && !w->head)
 			pthread_cond_wait(&w->cv, &m->mu);
-		if (atomic_load(&m->stop)) {
+		if (atomic_load(&m->stop) || !w->head) { /* (no head: stopping) */
 			pthread_mutex_unlock(&m->mu);
 			break;
 		}
@@ -247,13 +255,25 @@ void *alertmgr_worker_main(void *arg)
 		if (!w->head)
 			w->tail = NULL;
 		w->qlen -= n;
+		bool blocked = w->blocked;
 		pthread_mutex_unlock(&m->mu);
 
-		if (n > 1 && w->br.state == DE_BREAKER_CLOSED) {
+		/* in order: nothing is attempted after a transient failure (it
+		 * would overtake the failed one); the agent's thread records those
+		 * as deferred and they come back, in order, once the retry is due */
+		if (!blocked && n > 1 && w->br.state == DE_BREAKER_CLOSED) {
 			attempt_batch(w, items, n);
-		} else {
 			for (size_t i = 0; i < n; i++)
+				blocked |= items[i]->outcome == DE_SINK_TRANSIENT;
+		} else {
+			for (size_t i = 0; i < n; i++) {
+				if (blocked) {
+					defer(items[i]);
+					continue;
+				}
 				attempt(w, items[i]);
+				blocked = items[i]->outcome == DE_SINK_TRANSIENT;
+			}
 		}
 		/* the outcome no longer needs the alert (a retry reloads it from the
 		 * store): let it go while it is still in this core's cache */
@@ -267,6 +287,7 @@ void *alertmgr_worker_main(void *arg)
 
 		pthread_mutex_lock(&m->mu);
 		w->circuit = w->br.state;
+		w->blocked |= blocked;
 		for (size_t i = 0; i < n; i++) {
 			items[i]->next = m->results;
 			m->results = items[i];
@@ -406,12 +427,26 @@ int alertmgr_record_all(struct de_alertmgr *m, struct item *res, int64_t now, st
 	}
 	ids = m->rec_ids;
 	att = m->rec_att;
+	for (size_t i = 0; i < m->cfg->nsinks; i++)
+		m->workers[i].had_retries = m->workers[i].next_due != 0;
 	for (struct item *it = res; it && rc == 0; it = it->next) {
 		bool final = true;
 		if (it->outcome == DE_SINK_OK) {
 			ids[k] = it->delivery_id;
 			att[k++] = it->attempts;
 			m->st.delivered++;
+			it->w->delivered++;
+			/* it answers again: what waits for a retry goes now, in order */
+			if (it->w->had_retries) {
+				it->w->had_retries = false;
+				if ((rc = de_outbox_resume(m->ob, it->w->sink->name, now, err)) ==
+				    0)
+					it->w->next_due = now;
+			}
+		} else if (it->deferred) {
+			final = false;
+			it->w->more = true; /* due again, in the store */
+			rc = de_outbox_defer(m->ob, it->delivery_id, now, err);
 		} else {
 			rc = record(m, it, now, &final, err);
 		}
@@ -465,6 +500,11 @@ int alertmgr_refill(struct de_alertmgr *m, struct worker *w, int64_t now, struct
 	int64_t next = 0;
 	int rc;
 
+	if (!w->held.len) { /* every outcome recorded: the order is the store's again */
+		pthread_mutex_lock(&m->mu);
+		w->blocked = false;
+		pthread_mutex_unlock(&m->mu);
+	}
 	if (!room || (!w->more && (!w->next_due || w->next_due > now)))
 		return 0;
 	rc = de_outbox_due(m->ob, w->sink->name, now, room, is_held, refill_row, &x, &next, err);

@@ -46,6 +46,8 @@ enum {
 	S_NEXT_DUE,
 	S_RECORD,
 	S_DELIVERED,
+	S_DEFER,
+	S_RESUME,
 	S_PENDING,
 	S_ALERT_GET,
 	S_MAX
@@ -93,10 +95,16 @@ static const char *const sqls[S_MAX] = {
 			" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
 	[S_DELIV_ADD] = "INSERT INTO alert_deliveries(id, alert_id, sink, status, attempts,"
 			" next_attempt_at) VALUES(?1, ?2, ?3, 'pending', 0, ?4)",
+	/* in the alerts' order (ids are given in the order alerts are raised),
+	 * and none behind a row that waits for its retry: a sink gets its
+	 * alerts oldest first, after an outage too */
 	[S_DUE] = "SELECT d.id, d.alert_id, d.sink, d.attempts, d.next_attempt_at,"
 		  " d.last_attempt_at, d.error FROM alert_deliveries d"
 		  " WHERE d.sink = ?1 AND d.status = 'pending' AND d.next_attempt_at <= ?2"
-		  " ORDER BY d.next_attempt_at, d.id",
+		  " AND d.id < coalesce((SELECT min(w.id) FROM alert_deliveries w"
+		  "  WHERE w.sink = ?1 AND w.status = 'pending' AND w.next_attempt_at > ?2),"
+		  "  9223372036854775807)"
+		  " ORDER BY d.id",
 	[S_NEXT_DUE] = "SELECT min(next_attempt_at) FROM alert_deliveries"
 		       " WHERE sink = ?1 AND status = 'pending' AND next_attempt_at > ?2",
 	[S_RECORD] = "UPDATE alert_deliveries SET status = ?2, attempts = ?3,"
@@ -108,6 +116,12 @@ static const char *const sqls[S_MAX] = {
 	[S_DELIVERED] = "UPDATE OR FAIL alert_deliveries SET status = 'delivered', attempts = ?3,"
 			" last_attempt_at = ?4, next_attempt_at = NULL, error = NULL,"
 			" delivered_at = ?4 WHERE id BETWEEN ?1 AND ?2",
+	/* not attempted (behind a failed one): due again, as it was */
+	[S_DEFER] = "UPDATE alert_deliveries SET next_attempt_at = ?2 WHERE id = ?1"
+		    " AND status = 'pending'",
+	/* the sink is back: what waits for a retry is due now, in order */
+	[S_RESUME] = "UPDATE alert_deliveries SET next_attempt_at = ?2 WHERE sink = ?1"
+		     " AND status = 'pending' AND next_attempt_at > ?2",
 	[S_PENDING] =
 		"SELECT count(*) FROM alert_deliveries WHERE sink = ?1 AND status = 'pending'",
 	[S_ALERT_GET] = "SELECT id, alert_time, rule_id, title, description, severity, scan_id,"
@@ -1053,6 +1067,28 @@ int de_outbox_record(struct de_outbox *o, int64_t id, enum de_outbox_status s, u
 	if (s == DE_OUTBOX_PENDING)
 		sqlite3_bind_int64(st, 5, next_attempt_at);
 	bind_text(st, 6, error && *error ? error : NULL);
+	return run(o, st, err, "cannot record a delivery");
+}
+
+int de_outbox_defer(struct de_outbox *o, int64_t id, int64_t now, struct de_error *err)
+{
+	sqlite3_stmt *st = stmt(o, S_DEFER, err);
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, now);
+	return run(o, st, err, "cannot record a delivery");
+}
+
+int de_outbox_resume(struct de_outbox *o, const char *sink, int64_t now, struct de_error *err)
+{
+	sqlite3_stmt *st = stmt(o, S_RESUME, err);
+
+	if (!st)
+		return -EIO;
+	bind_text(st, 1, sink);
+	sqlite3_bind_int64(st, 2, now);
 	return run(o, st, err, "cannot record a delivery");
 }
 
