@@ -729,15 +729,22 @@ int de_outbox_state_open_id(struct de_outbox *o, const char *rule_id, const char
 	return 0;
 }
 
-int de_outbox_state_touch(struct de_outbox *o, int64_t id, int64_t now, struct de_error *err)
+/* Run statement `which` on row id with time now (?1, ?2); `what` names a failure. */
+static int run_id_time(struct de_outbox *o, int which, int64_t id, int64_t now, const char *what,
+		       struct de_error *err)
 {
-	sqlite3_stmt *st = stmt(o, S_STATE_TOUCH, err);
+	sqlite3_stmt *st = stmt(o, which, err);
 
 	if (!st)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, now);
-	return run(o, st, err, "cannot update alert state");
+	return run(o, st, err, what);
+}
+
+int de_outbox_state_touch(struct de_outbox *o, int64_t id, int64_t now, struct de_error *err)
+{
+	return run_id_time(o, S_STATE_TOUCH, id, now, "cannot update alert state", err);
 }
 
 int de_outbox_state_open(struct de_outbox *o, const char *rule_id, const char *subject,
@@ -1072,13 +1079,7 @@ int de_outbox_record(struct de_outbox *o, int64_t id, enum de_outbox_status s, u
 
 int de_outbox_defer(struct de_outbox *o, int64_t id, int64_t now, struct de_error *err)
 {
-	sqlite3_stmt *st = stmt(o, S_DEFER, err);
-
-	if (!st)
-		return -EIO;
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int64(st, 2, now);
-	return run(o, st, err, "cannot record a delivery");
+	return run_id_time(o, S_DEFER, id, now, "cannot record a delivery", err);
 }
 
 int de_outbox_resume(struct de_outbox *o, const char *sink, int64_t now, struct de_error *err)
