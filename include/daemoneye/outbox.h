@@ -169,12 +169,6 @@ int de_outbox_record(struct de_outbox *o, int64_t id, enum de_outbox_status st, 
 int de_outbox_record_delivered(struct de_outbox *o, const int64_t *ids, const uint32_t *attempts,
 			       size_t n, int64_t now, struct de_error *err);
 
-/*
- * Delivery id, pending, was not attempted (it waits behind an earlier one
- * to the same sink that failed): due again at now, its attempts, last
- * attempt and error as they were.
- */
-int de_outbox_defer(struct de_outbox *o, int64_t id, int64_t now, struct de_error *err);
 /* Sink answers again: its pending deliveries waiting for a retry are due at now. */
 int de_outbox_resume(struct de_outbox *o, const char *sink, int64_t now, struct de_error *err);
 

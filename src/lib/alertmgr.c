@@ -930,7 +930,7 @@ int de_alertmgr_poll(struct de_alertmgr *m, struct de_error *err)
 			goto putback;
 		add_counts(&m->st.total, &c);
 		for (it = res; it; it = it->next) {
-			if (m->obs.delivery && !it->deferred) /* deferred: not an attempt */
+			if (m->obs.delivery)
 				m->obs.delivery(m->obs.arg, it->alert_id, it->w->sink->name,
 						it->outcome == DE_SINK_OK ? DE_OUTBOX_DELIVERED
 						: it->final		  ? DE_OUTBOX_DEAD

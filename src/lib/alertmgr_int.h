@@ -52,9 +52,8 @@ struct item {
 	char alert_id[DE_UUID_STR_LEN + 1]; /* sa's, kept for the observer once sa is let go */
 	/* the outcome */
 	enum de_sink_outcome outcome;
-	bool circuit;  /* not tried: the circuit was open */
-	bool final;    /* recorded as delivered or dead */
-	bool deferred; /* not attempted: behind an earlier delivery that failed */
+	bool circuit; /* not tried: the circuit was open */
+	bool final;   /* recorded as delivered or dead */
 	char error[512];
 };
 
@@ -85,8 +84,9 @@ struct worker {
 	/* under m->mu: the breaker's state after the last attempt (for health and metrics) */
 	enum de_breaker_state circuit;
 	/* under m->mu: a delivery failed and waits for its retry, so the worker
-	 * attempts nothing newer (it defers it) until the agent's thread, with
-	 * nothing of this sink held any more, clears it in alertmgr_refill */
+	 * tries nothing newer (each fails at once, counted, as when the circuit
+	 * is open) until the agent's thread, with nothing of this sink held any
+	 * more, clears it in alertmgr_refill */
 	bool blocked;
 	/* the agent's thread only: outcomes recorded for this sink */
 	uint64_t delivered, failed, dead;

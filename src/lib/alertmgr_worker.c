@@ -224,12 +224,17 @@ static void attempt_batch(struct worker *w, struct item **items, size_t n)
 	}
 }
 
-/* Not attempted: it waits behind an earlier delivery to the same sink that failed. */
-static void defer(struct item *it)
+/*
+ * Not tried: an earlier delivery to the same sink failed (why), and this one
+ * must not overtake it.  It fails at once and counts as an attempt, as when
+ * the circuit is open, so that it is retried (and given up) as it would have
+ * been had it been tried.
+ */
+static void defer(struct item *it, const char *why)
 {
-	it->deferred = true;
+	it->attempts++;
 	it->outcome = DE_SINK_TRANSIENT;
-	snprintf(it->error, sizeof(it->error), "waiting for an earlier delivery to this sink");
+	snprintf(it->error, sizeof(it->error), "not tried after an earlier failure: %.400s", why);
 }
 
 void *alertmgr_worker_main(void *arg)
@@ -257,6 +262,7 @@ void *alertmgr_worker_main(void *arg)
 		w->qlen -= n;
 		bool blocked = w->blocked;
 		pthread_mutex_unlock(&m->mu);
+		const char *why = "a delivery waits for its retry";
 
 		/* in order: nothing is attempted after a transient failure (it
 		 * would overtake the failed one); the agent's thread records those
@@ -268,11 +274,12 @@ void *alertmgr_worker_main(void *arg)
 		} else {
 			for (size_t i = 0; i < n; i++) {
 				if (blocked) {
-					defer(items[i]);
+					defer(items[i], why);
 					continue;
 				}
 				attempt(w, items[i]);
 				blocked = items[i]->outcome == DE_SINK_TRANSIENT;
+				why = items[i]->error;
 			}
 		}
 		/* the outcome no longer needs the alert (a retry reloads it from the
@@ -443,10 +450,6 @@ int alertmgr_record_all(struct de_alertmgr *m, struct item *res, int64_t now, st
 				    0)
 					it->w->next_due = now;
 			}
-		} else if (it->deferred) {
-			final = false;
-			it->w->more = true; /* due again, in the store */
-			rc = de_outbox_defer(m->ob, it->delivery_id, now, err);
 		} else {
 			rc = record(m, it, now, &final, err);
 		}

@@ -46,7 +46,6 @@ enum {
 	S_NEXT_DUE,
 	S_RECORD,
 	S_DELIVERED,
-	S_DEFER,
 	S_RESUME,
 	S_PENDING,
 	S_ALERT_GET,
@@ -116,9 +115,6 @@ static const char *const sqls[S_MAX] = {
 	[S_DELIVERED] = "UPDATE OR FAIL alert_deliveries SET status = 'delivered', attempts = ?3,"
 			" last_attempt_at = ?4, next_attempt_at = NULL, error = NULL,"
 			" delivered_at = ?4 WHERE id BETWEEN ?1 AND ?2",
-	/* not attempted (behind a failed one): due again, as it was */
-	[S_DEFER] = "UPDATE alert_deliveries SET next_attempt_at = ?2 WHERE id = ?1"
-		    " AND status = 'pending'",
 	/* the sink is back: what waits for a retry is due now, in order */
 	[S_RESUME] = "UPDATE alert_deliveries SET next_attempt_at = ?2 WHERE sink = ?1"
 		     " AND status = 'pending' AND next_attempt_at > ?2",
@@ -729,22 +725,15 @@ int de_outbox_state_open_id(struct de_outbox *o, const char *rule_id, const char
 	return 0;
 }
 
-/* Run statement `which` on row id with time now (?1, ?2); `what` names a failure. */
-static int run_id_time(struct de_outbox *o, int which, int64_t id, int64_t now, const char *what,
-		       struct de_error *err)
+int de_outbox_state_touch(struct de_outbox *o, int64_t id, int64_t now, struct de_error *err)
 {
-	sqlite3_stmt *st = stmt(o, which, err);
+	sqlite3_stmt *st = stmt(o, S_STATE_TOUCH, err);
 
 	if (!st)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, now);
-	return run(o, st, err, what);
-}
-
-int de_outbox_state_touch(struct de_outbox *o, int64_t id, int64_t now, struct de_error *err)
-{
-	return run_id_time(o, S_STATE_TOUCH, id, now, "cannot update alert state", err);
+	return run(o, st, err, "cannot update alert state");
 }
 
 int de_outbox_state_open(struct de_outbox *o, const char *rule_id, const char *subject,
@@ -1075,11 +1064,6 @@ int de_outbox_record(struct de_outbox *o, int64_t id, enum de_outbox_status s, u
 		sqlite3_bind_int64(st, 5, next_attempt_at);
 	bind_text(st, 6, error && *error ? error : NULL);
 	return run(o, st, err, "cannot record a delivery");
-}
-
-int de_outbox_defer(struct de_outbox *o, int64_t id, int64_t now, struct de_error *err)
-{
-	return run_id_time(o, S_DEFER, id, now, "cannot record a delivery", err);
 }
 
 int de_outbox_resume(struct de_outbox *o, const char *sink, int64_t now, struct de_error *err)
