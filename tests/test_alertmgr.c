@@ -15,17 +15,22 @@
  *   - transient failures retried up to max_attempts then dead, the circuit
  *     breaker failing fast once open, and the dead-letter retry;
  *   - after an outage a sink gets its alerts in the order raised;
- *   - the observer told of each committed alert and each delivery outcome.
+ *   - the observer told of each committed alert and each delivery outcome;
+ *   - kill -9 after submit, before an outcome is recorded: the next run
+ *     delivers every alert.
  */
 #define DE_TEST_NAME "alertmgr"
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -621,6 +626,78 @@ static void test_observer(void **state)
 	assert_int_equal(x.raised, 2);
 }
 
+/*
+ * kill -9 after submit, before any outcome is recorded: the deliveries are
+ * committed in a worker's hands (not due in the store), and the next run
+ * finds them at its start and delivers every one (repeats: only what the
+ * killed worker had written).
+ */
+static void test_killed_before_delivery(void **state)
+{
+	struct fx *f = *state;
+	struct de_store_config sc = {
+		.path = f->path, .max_size_mb = 100, .wal_mode = true, .max_connections = 1};
+	struct de_store *s;
+	struct de_error e = {0};
+	int fd[2];
+	char ok = 0;
+
+	snprintf(f->yaml, sizeof(f->yaml),
+		 "alerting:\n  deduplication: { enabled: false }\n"
+		 "  sinks: [{ name: f, type: file, path: \"%s\", fsync: never }]\n",
+		 f->out);
+	de_store_close(f->s); /* the killed run holds the store's lock */
+	f->s = NULL;
+	assert_int_equal(pipe2(fd, O_CLOEXEC), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) { /* the run that is killed */
+		struct de_store *cs = NULL;
+		struct de_alertmgr *m = NULL;
+		struct de_alert_list l = {0};
+		close(fd[0]);
+		for (uint32_t p = 200; p < 205; p++)
+			add_alert(&l, "r", p, "x");
+		if (de_store_open(&sc, &cs, &e) < 0 ||
+		    de_alertmgr_open(config(f->yaml), cs, NULL, &m, &e) < 0 ||
+		    de_alertmgr_submit(m, &l, false, NULL, 0, NULL, &e) < 0) {
+			fprintf(stderr, "the run to kill: %s\n", e.message);
+			_exit(1);
+		}
+		ok = 1;
+		if (write(fd[1], &ok, 1) != 1)
+			_exit(1);
+		for (;;)
+			pause(); /* killed here, its outcomes never recorded */
+	}
+	close(fd[1]);
+	assert_int_equal(read(fd[0], &ok, 1), 1); /* submit returned: committed */
+	close(fd[0]);
+	assert_int_equal(kill(pid, SIGKILL), 0);
+	int st = 0;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFSIGNALED(st));
+	if (de_store_open(&sc, &f->s, &e) < 0)
+		fail_msg("open: %s", e.message);
+	s = f->s;
+	/* every delivery committed, none recorded, none in the due index yet */
+	assert_int_equal(count(s, "SELECT count(*) FROM alert_deliveries WHERE status ="
+				  " 'pending' AND attempts = 0 AND next_attempt_at IS NULL"),
+			 5);
+	assert_int_equal(count(s, "SELECT count(*) FROM alerts"), 5);
+	/* the next run: found at its start and delivered */
+	fx_open(f, f->yaml, NULL);
+	assert_int_equal(count(s, "SELECT count(*) FROM alert_deliveries WHERE"
+				  " next_attempt_at IS NULL AND status = 'pending'"),
+			 0);
+	assert_int_equal(de_alertmgr_drain(f->m, NULL, &f->e), 0);
+	assert_int_equal(count(s, "SELECT count(*) FROM alert_deliveries WHERE status ="
+				  " 'delivered' AND attempts = 1 AND delivered_at IS NOT NULL"),
+			 5);
+	assert_int_equal(distinct_ids(f->out), 5);
+	assert_true(lines(f->out) <= 10);
+}
+
 /* Deliveries recorded together: each its own attempts, in statements of a few hundred. */
 static void test_record_delivered(void **state)
 {
@@ -642,7 +719,7 @@ static void test_record_delivered(void **state)
 		a.description = "d";
 		a.dedupe_key = "k";
 		a.alert_data = json_array();
-		assert_int_equal(de_outbox_add(ob, &a, sinks, 2, 1000, ids + 2 * i, &e), 0);
+		assert_int_equal(de_outbox_add(ob, &a, sinks, 2, ids + 2 * i, &e), 0);
 		json_decref(a.alert_data);
 	}
 	/* one failed earlier: its error goes when it is delivered */
@@ -683,6 +760,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_order_after_outage, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_observer, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_record_delivered, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_killed_before_delivery, fx_setup, fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

@@ -148,6 +148,11 @@ int de_alertmgr_open(struct de_alertmgr_config *cfg, struct de_store *store,
 	}
 	if ((rc = de_outbox_open(store, &m->ob, err)) < 0)
 		goto fail;
+	/* what an earlier run had handed to its workers and not recorded
+	 * (killed, or closed first) is due now, before anything new */
+	size_t recovered;
+	if ((rc = de_outbox_recover(m->ob, de_now_ms(), &recovered, err)) < 0)
+		goto fail;
 	/* the rules' own exceptions, checked again (they were at load) */
 	if (rules && rules->len && !(m->ext = calloc(rules->len, sizeof(*m->ext)))) {
 		rc = de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
@@ -172,7 +177,12 @@ int de_alertmgr_open(struct de_alertmgr_config *cfg, struct de_store *store,
 		struct de_alert_sink *s = &cfg->sinks[i];
 		w->m = m;
 		w->sink = s;
-		w->more = true; /* pick up what an earlier run left pending */
+		/* pick up what an earlier run left pending (recovered above
+		 * included); with nothing left, new alerts go straight to the worker */
+		size_t left = 0;
+		if ((rc = de_outbox_pending(m->ob, s->name, &left, err)) < 0)
+			goto fail;
+		w->more = left > 0;
 		w->payload = (struct de_buf)DE_BUF_INIT(64u << 20);
 		if (s->ops->deliver_batch && !(w->batch = calloc(1, sizeof(*w->batch)))) {
 			rc = de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
@@ -433,8 +443,7 @@ static void pending_free(struct pending *p)
  * routes it.  Added to *pend for queueing after the commit.
  */
 static int outbox(struct de_alertmgr *m, struct de_alert *a, const struct de_rule *rule,
-		  int64_t now, struct pending **pend, struct de_alertmgr_counts *c,
-		  struct de_error *err)
+		  struct pending **pend, struct de_alertmgr_counts *c, struct de_error *err)
 {
 	/* at most 64 sinks take one alert; the arrays go with the struct */
 	size_t cap = m->cfg->nsinks < 64 ? (m->cfg->nsinks ? m->cfg->nsinks : 1) : 64;
@@ -461,7 +470,7 @@ static int outbox(struct de_alertmgr *m, struct de_alert *a, const struct de_rul
 			p->widx[p->n] = i;
 			names[p->n++] = m->cfg->sinks[i].name;
 		}
-	if ((rc = de_outbox_add(m->ob, &sa->a, names, p->n, now, p->ids, err)) < 0) {
+	if ((rc = de_outbox_add(m->ob, &sa->a, names, p->n, p->ids, err)) < 0) {
 		pending_free(p);
 		return rc;
 	}
@@ -595,7 +604,7 @@ static int take_alert(struct de_alertmgr *m, struct de_alert *a, int64_t now, st
 			rc = de_outbox_state_open(m->ob, a->rule_id, ss[i].key, &ss[i].p, id, now,
 						  err);
 	if (rc == 0)
-		rc = outbox(m, a, rule, now, pend, c, err);
+		rc = outbox(m, a, rule, pend, c, err);
 out:
 	for (size_t i = 0; i < n; i++)
 		subj_clear(&ss[i]);
@@ -627,8 +636,8 @@ static int derived_alert(struct de_alertmgr *m, const char *orig_id, const char 
 }
 
 /* Summaries of the windows that closed with folds. */
-static int summarize(struct de_alertmgr *m, int64_t now, struct pending **pend,
-		     struct de_alertmgr_counts *c, struct de_error *err)
+static int summarize(struct de_alertmgr *m, struct pending **pend, struct de_alertmgr_counts *c,
+		     struct de_error *err)
 {
 	int rc = 0;
 
@@ -675,8 +684,7 @@ static int summarize(struct de_alertmgr *m, int64_t now, struct pending **pend,
 				de_alert_clear(&a);
 				rc = de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
 			} else {
-				rc = outbox(m, &a, rule_find(m, a.rule_id, NULL), now, pend, c,
-					    err);
+				rc = outbox(m, &a, rule_find(m, a.rule_id, NULL), pend, c, err);
 				c->summaries++;
 			}
 		}
@@ -759,7 +767,7 @@ static int resolve_rule(struct de_alertmgr *m, const struct de_rule *rule, int64
 			rc = de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
 			break;
 		}
-		rc = outbox(m, &a, rule, now, pend, c, err);
+		rc = outbox(m, &a, rule, pend, c, err);
 	}
 	for (size_t i = 0; i < l.n; i++)
 		free(l.v[i].alert_id);
@@ -802,8 +810,12 @@ static void queue_pending(struct de_alertmgr *m, struct pending *p)
 			/* straight to the worker only when nothing older of this sink waits
 			 * in the store (a retry, or what did not fit): it goes in order */
 			if (w->more || w->next_due || !alertmgr_has_room(w) ||
-			    alertmgr_enqueue(w, p->ids[i], 0, p->sa) < 0)
+			    alertmgr_enqueue(w, p->ids[i], 0, p->sa) < 0) {
+				/* not in the due index yet: alertmgr_refill puts it there */
+				if (!w->undue_from)
+					w->undue_from = p->ids[i];
 				w->more = true;
+			}
 		}
 	alertmgr_publish(m);
 }
@@ -868,7 +880,7 @@ int de_alertmgr_submit(struct de_alertmgr *m, const struct de_alert_list *alerts
 			if (results[i].ran && results[i].status == 0)
 				rc = resolve_rule(m, &m->rules->items[i], now, &pend, &c, err);
 	if (rc == 0)
-		rc = summarize(m, now, &pend, &c, err);
+		rc = summarize(m, &pend, &c, err);
 	if (rc < 0) {
 		abort_tx(m, &pend);
 		return rc;
@@ -921,7 +933,7 @@ int de_alertmgr_poll(struct de_alertmgr *m, struct de_error *err)
 			goto putback;
 		rc = alertmgr_record_all(m, res, now, err);
 		if (rc == 0)
-			rc = summarize(m, now, &pend, &c, err);
+			rc = summarize(m, &pend, &c, err);
 		if (rc < 0) {
 			abort_tx(m, &pend);
 			goto putback;

@@ -78,6 +78,9 @@ struct worker {
 	struct idset held; /* delivery ids queued or in flight */
 	bool more;	   /* due rows may wait in the store */
 	int64_t next_due;  /* the earliest retry known (wall ms, 0: none) */
+	/* the first new delivery (de_outbox_add) not handed to the worker: from
+	 * it on, this sink's new rows are made due in the store (0: none) */
+	int64_t undue_from;
 	/* the worker's thread only */
 	struct de_breaker br;
 	struct de_buf payload;

@@ -503,6 +503,12 @@ int alertmgr_refill(struct de_alertmgr *m, struct worker *w, int64_t now, struct
 	int64_t next = 0;
 	int rc;
 
+	if (w->undue_from) { /* new rows the worker did not take: due now, in order */
+		if ((rc = de_outbox_make_due(m->ob, w->sink->name, w->undue_from, now, err)) < 0)
+			return rc;
+		w->undue_from = 0;
+		w->more = true;
+	}
 	if (!w->held.len) { /* every outcome recorded: the order is the store's again */
 		pthread_mutex_lock(&m->mu);
 		w->blocked = false;

@@ -48,6 +48,8 @@ enum {
 	S_DELIVERED,
 	S_RESUME,
 	S_PENDING,
+	S_MAKE_DUE,
+	S_RECOVER,
 	S_ALERT_GET,
 	S_MAX
 };
@@ -92,8 +94,9 @@ static const char *const sqls[S_MAX] = {
 			" scan_id, affected_processes, process_count, alert_data,"
 			" rule_execution_time_ms, dedupe_key, incomplete, kind, context)"
 			" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+	/* in the caller's hands: not due (NULL), so not in the due index */
 	[S_DELIV_ADD] = "INSERT INTO alert_deliveries(id, alert_id, sink, status, attempts,"
-			" next_attempt_at) VALUES(?1, ?2, ?3, 'pending', 0, ?4)",
+			" next_attempt_at) VALUES(?1, ?2, ?3, 'pending', 0, NULL)",
 	/* in the alerts' order (ids are given in the order alerts are raised),
 	 * and none behind a row that waits for its retry: a sink gets its
 	 * alerts oldest first, after an outage too */
@@ -118,8 +121,14 @@ static const char *const sqls[S_MAX] = {
 	/* the sink is back: what waits for a retry is due now, in order */
 	[S_RESUME] = "UPDATE alert_deliveries SET next_attempt_at = ?2 WHERE sink = ?1"
 		     " AND status = 'pending' AND next_attempt_at > ?2",
-	[S_PENDING] =
-		"SELECT count(*) FROM alert_deliveries WHERE sink = ?1 AND status = 'pending'",
+	[S_PENDING] = "SELECT count(*) FROM alert_deliveries WHERE sink = ?1 AND"
+		      " status = 'pending' AND next_attempt_at IS NOT NULL",
+	/* what the caller could not hand to its worker: the newest rows, by rowid */
+	[S_MAKE_DUE] = "UPDATE alert_deliveries SET next_attempt_at = ?3 WHERE id >= ?2"
+		       " AND sink = ?1 AND status = 'pending' AND next_attempt_at IS NULL",
+	/* what an earlier run had in hand and did not record (one scan) */
+	[S_RECOVER] = "UPDATE alert_deliveries SET next_attempt_at = ?1"
+		      " WHERE status = 'pending' AND next_attempt_at IS NULL",
 	[S_ALERT_GET] = "SELECT id, alert_time, rule_id, title, description, severity, scan_id,"
 			" affected_processes, process_count, alert_data,"
 			" rule_execution_time_ms, dedupe_key, incomplete, kind, context"
@@ -180,10 +189,10 @@ static const struct {
 		 " scan_id, affected_processes, process_count, alert_data,"
 		 " rule_execution_time_ms, dedupe_key, incomplete, kind, context) VALUES",
 		 "(#,#,#,#,#,#,#,#,#,#,#,#,#,#,#)"},
-	[Q_DELIV] = {S_DELIV_ADD, 4,
+	[Q_DELIV] = {S_DELIV_ADD, 3,
 		     "INSERT OR FAIL INTO alert_deliveries(id, alert_id, sink, status, attempts,"
 		     " next_attempt_at) VALUES",
-		     "(#,#,#,'pending',0,#)"},
+		     "(#,#,#,'pending',0,NULL)"},
 	[Q_STATE] = {S_STATE_OPEN, 8,
 		     "INSERT OR FAIL INTO alert_state(id, rule_id, subject, pid, start_time, "
 		     "instance_id,"
@@ -919,7 +928,7 @@ int de_outbox_windows(struct de_outbox *o, de_window_cb cb, void *arg, struct de
 /* ---- the outbox ---------------------------------------------------------------------- */
 
 int de_outbox_add(struct de_outbox *o, const struct de_alert *a, const char *const *sinks, size_t n,
-		  int64_t now, int64_t *ids, struct de_error *err)
+		  int64_t *ids, struct de_error *err)
 {
 	char id[DE_UUID_STR_LEN + 1];
 	const char *sev = de_severity_name(a->severity);
@@ -966,7 +975,6 @@ int de_outbox_add(struct de_outbox *o, const struct de_alert *a, const char *con
 		if (!(v = q_row(o, Q_DELIV, err)))
 			return -EIO;
 		q_int(&v[0], ids[i]);
-		q_int(&v[3], now);
 		if ((rc = q_text(o, &v[1], id, DE_UUID_STR_LEN)) < 0 || (rc = QT(2, sinks[i])) < 0)
 			goto fail;
 	}
@@ -1075,6 +1083,33 @@ int de_outbox_resume(struct de_outbox *o, const char *sink, int64_t now, struct 
 	bind_text(st, 1, sink);
 	sqlite3_bind_int64(st, 2, now);
 	return run(o, st, err, "cannot record a delivery");
+}
+
+int de_outbox_make_due(struct de_outbox *o, const char *sink, int64_t from_id, int64_t now,
+		       struct de_error *err)
+{
+	sqlite3_stmt *st = stmt(o, S_MAKE_DUE, err);
+
+	if (!st)
+		return -EIO;
+	bind_text(st, 1, sink);
+	sqlite3_bind_int64(st, 2, from_id);
+	sqlite3_bind_int64(st, 3, now);
+	return run(o, st, err, "cannot queue deliveries in the store");
+}
+
+int de_outbox_recover(struct de_outbox *o, int64_t now, size_t *n, struct de_error *err)
+{
+	sqlite3_stmt *st = stmt(o, S_RECOVER, err);
+	int rc;
+
+	*n = 0;
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, now);
+	if ((rc = run(o, st, err, "cannot recover deliveries in flight")) == 0)
+		*n = (size_t)sqlite3_changes(o->db);
+	return rc;
 }
 
 static int delivered_cmp(const void *a, const void *b)
