@@ -14,7 +14,13 @@
  *
  * Bookkeeping.  A delivery is in exactly one place: a row in the store
  * (pending, due at next_attempt_at), or also in memory, queued or in flight
- * ("held" by its worker, so the store is not asked for it twice).  An
+ * ("held" by its worker, so the store is not asked for it twice).  A new
+ * delivery handed straight to its worker is committed without a due time
+ * (next_attempt_at NULL: outside the store's due index, so neither its
+ * insert nor its delivered update touches that index); one its worker
+ * could not take is made due in the store at the next poll
+ * (de_outbox_make_due), and what a killed run had in hand is made due when
+ * the next one opens (de_outbox_recover).  An
  * outcome is recorded in the store before the delivery stops being held;
  * retries go back to the store with their due time and are loaded again
  * when due, so the memory held is bounded by max_queue_size per sink
