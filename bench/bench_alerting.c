@@ -9,14 +9,18 @@
  *      (de_alertmgr_drain).  Budget >= 50,000/s, judged per CPU second of
  *      the whole process (every thread), scaled by DESIGN.md's SQLite
  *      anchor measured in CPU time beside it: on a shared machine the wall
- *      time is mostly waiting for a core.  Also shown: the wall-clock rate,
+ *      time is mostly waiting for a core.  Like the anchor (best of three),
+ *      the figure judged is the best of RUNS runs, each on a fresh store:
+ *      other engineers' work on the same cores only ever adds CPU time
+ *      (cache and frequency), so the least is the closest to the code's
+ *      own cost; every run is printed.  Also shown: the wall-clock rate,
  *      and fwrite(3) of the same bytes (the file the sink wrote).
  *   2. deduplication decisions per second with 100,000 live keys (half
  *      repeats that fold, half new keys).  Anchor: the same number of
  *      strcmp-free hash lookups is not a fair anchor, so the figure stands
  *      alone against its budget (>= 1,000,000/s).
  *
- * Usage: bench_alerting [N]   (N alerts for 1; default 50,000)
+ * Usage: bench_alerting [N [RUNS]]   (N alerts for 1, default 50,000; RUNS runs, default 3)
  */
 #include <errno.h>
 #include <stdio.h>
@@ -93,7 +97,7 @@ static void make_alert(struct de_alert *a, uint32_t i)
 	a->dedupe_key = strdup(name);
 }
 
-static double throughput(const char *dir, size_t n, double *fwrite_rate, double *cpu_rate)
+static double throughput(const char *dir, int run, size_t n, double *fwrite_rate, double *cpu_rate)
 {
 	char db[512], out[512], copy[512], yaml[1024];
 	struct de_store_config sc = {
@@ -106,9 +110,9 @@ static double throughput(const char *dir, size_t n, double *fwrite_rate, double 
 	struct de_alertmgr_config *ac = NULL;
 	const size_t batch = 1000;
 
-	snprintf(db, sizeof(db), "%s/events.sqlite", dir);
-	snprintf(out, sizeof(out), "%s/alerts.jsonl", dir);
-	snprintf(copy, sizeof(copy), "%s/copy.jsonl", dir);
+	snprintf(db, sizeof(db), "%s/events-%d.sqlite", dir, run);
+	snprintf(out, sizeof(out), "%s/alerts-%d.jsonl", dir, run);
+	snprintf(copy, sizeof(copy), "%s/copy-%d.jsonl", dir, run);
 	snprintf(yaml, sizeof(yaml),
 		 "alerting:\n  sinks: [{ name: f, type: file, path: \"%s\", format: json, "
 		 "fsync: interval }]\n",
@@ -147,9 +151,10 @@ static double throughput(const char *dir, size_t n, double *fwrite_rate, double 
 		die("drain", &e);
 	double t = now_s() - t0, ct = cpu_sys_s(&sys1) - c0;
 	*cpu_rate = (double)n / ct;
-	printf("alerts: %.3f s of CPU (every thread; %.3f s of it in the kernel) for %.3f s of "
-	       "wall time: %.1f us of CPU per alert\n",
-	       ct, sys1 - sys0, t, ct * 1e6 / (double)n);
+	printf("alerts, run %d: %.3f s of CPU (every thread; %.3f s of it in the kernel) for %.3f "
+	       "s "
+	       "of wall time: %.1f us of CPU per alert\n",
+	       run, ct, sys1 - sys0, t, ct * 1e6 / (double)n);
 	printf("alerts: submitting (commits included) took %.3f s, the rest of the delivery "
 	       "%.3f s\n",
 	       ts, t - ts);
@@ -294,13 +299,21 @@ static double dedup_rate(void)
 int main(int argc, char **argv)
 {
 	size_t n = argc > 1 ? strtoul(argv[1], NULL, 10) : 50000;
+	int runs = argc > 2 ? atoi(argv[2]) : 3;
 	char dir[] = "/tmp/de-bench-alerting-XXXXXX";
-	double fw;
+	double fw = 0;
 
 	if (!mkdtemp(dir))
 		die("mkdtemp", NULL);
-	double cr, a0 = anchor_ms(dir);
-	double rate = throughput(dir, n, &fw, &cr);
+	double cr = 0, rate = 0, a0 = anchor_ms(dir);
+	for (int r = 1; r <= (runs > 0 ? runs : 1); r++) { /* the best of the runs (see above) */
+		double fw1, cr1, rate1 = throughput(dir, r, n, &fw1, &cr1);
+		if (cr1 > cr) {
+			cr = cr1;
+			rate = rate1;
+			fw = fw1;
+		}
+	}
 	double a1 = anchor_ms(dir), anchor = (a0 + a1) / 2;
 	printf("anchor: 10,000-row SQLite insert in one transaction: %.1f ms here (before %.1f, "
 	       "after %.1f), %.1f ms on the project's machine: scale %.2f\n",

@@ -115,9 +115,15 @@ static void test_file(void **state)
 	assert_int_equal(symlink(moved, path), 0);
 	s->ops->reopen(s->state);
 	deliver(s, "{\"a\":5}", DE_SINK_TRANSIENT);
+	/* and stays so until the path can be opened: nothing goes on into the
+	   file it had open (for all it knows, deleted) */
+	deliver(s, "{\"a\":6}", DE_SINK_TRANSIENT);
 	assert_string_equal(slurp(moved), "{\"a\":1}\n{\"a\":2}\n{\"a\":3}\n");
 	char health[256];
-	s->ops->health(s->state, health, sizeof(health));
+	assert_false(s->ops->health(s->state, health, sizeof(health)));
+	assert_int_equal(unlink(path), 0); /* the link goes: a new file at the path */
+	deliver(s, "{\"a\":7}", DE_SINK_OK);
+	assert_string_equal(slurp(path), "{\"a\":7}\n");
 	de_alertmgr_config_free(ac);
 }
 

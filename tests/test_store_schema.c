@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "daemoneye/outbox.h"
 #include "daemoneye/validator.h"
 #include "store_int.h"
 
@@ -378,13 +379,86 @@ static void test_migrates_v2(void **state)
 	free(path);
 }
 
+static int due_row(const struct de_delivery_row *r, void *arg)
+{
+	int64_t *ids = arg;
+	ids[ids[0]++ + 1] = r->id;
+	return 0;
+}
+
+/*
+ * A version-8 file with deliveries pending (due, and waiting for a retry)
+ * moves to version 9 with them intact and still found by de_outbox_due:
+ * the due index now leaves out rows in a worker's hands (NULL due time),
+ * which schema 8 never wrote.
+ */
+static void test_migrates_v8(void **state)
+{
+	(void)state;
+	char *path = db_path("v8.sqlite");
+	struct de_store *s = open_at(path, 0);
+	sqlite3 *db;
+	struct de_outbox *ob = NULL;
+	struct de_error e = {0};
+	int64_t ids[8] = {0}, next = 0;
+
+	de_store_close(s);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(
+		sqlite3_exec(
+			db,
+			"DROP INDEX alert_deliveries_due;"
+			"CREATE INDEX alert_deliveries_due ON alert_deliveries(sink,"
+			" next_attempt_at) WHERE status = 'pending';"
+			"INSERT INTO alerts(id, alert_time, rule_id, title, description,"
+			" severity, affected_processes, process_count, alert_data,"
+			" dedupe_key) VALUES('a1', 1, 'r', 't', 'd', 'low', '[]', 0,"
+			" 'null', 'k');"
+			"INSERT INTO alert_deliveries(id, alert_id, sink, status, attempts,"
+			" next_attempt_at) VALUES(1, 'a1', 'f', 'delivered', 1, NULL),"
+			" (2, 'a1', 'g', 'pending', 0, 1000), (3, 'a1', 'h', 'pending', 2, 5000);"
+			"PRAGMA user_version=8;",
+			NULL, NULL, NULL),
+		SQLITE_OK);
+	sqlite3_close(db);
+
+	s = open_at(path, 0);
+	db = de_store_db(s);
+	assert_int_equal(count(db, "PRAGMA user_version"), DE_STORE_SCHEMA_VERSION);
+	assert_schema_described(db);
+	assert_int_equal(count(db, "SELECT count(*) FROM sqlite_master WHERE name ="
+				   " 'alert_deliveries_due' AND sql LIKE '%IS NOT NULL%'"),
+			 1);
+	assert_int_equal(count(db, "SELECT count(*) FROM alert_deliveries WHERE"
+				   " status = 'pending' AND next_attempt_at IS NOT NULL"),
+			 2);
+	assert_int_equal(de_outbox_open(s, &ob, &e), 0);
+	/* the due one is due; the one waiting for its retry says when */
+	assert_int_equal(de_outbox_due(ob, "g", 2000, 10, NULL, due_row, ids, &next, &e), 0);
+	assert_int_equal(ids[0], 1);
+	assert_int_equal(ids[1], 2);
+	ids[0] = 0;
+	assert_int_equal(de_outbox_due(ob, "h", 2000, 10, NULL, due_row, ids, &next, &e), 0);
+	assert_int_equal(ids[0], 0);
+	assert_int_equal(next, 5000);
+	size_t n = 0;
+	assert_int_equal(de_outbox_pending(ob, "h", &n, &e), 0);
+	assert_int_equal(n, 1);
+	/* nothing of schema 8 was in a worker's hands: nothing to recover */
+	assert_int_equal(de_outbox_recover(ob, 2000, &n, &e), 0);
+	assert_int_equal(n, 0);
+	de_outbox_close(ob);
+	assert_integrity(db);
+	de_store_close(s);
+	free(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_schema_described),
-		cmocka_unit_test(test_rule_visible),
-		cmocka_unit_test(test_migrates_v1),
-		cmocka_unit_test(test_migrates_v2),
+		cmocka_unit_test(test_schema_described), cmocka_unit_test(test_rule_visible),
+		cmocka_unit_test(test_migrates_v1),	 cmocka_unit_test(test_migrates_v2),
+		cmocka_unit_test(test_migrates_v8),
 	};
 	return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

@@ -18,7 +18,8 @@
  *                      last_attempt_at, delivered_at and the last error.
  *   alerts             gains kind and context (alert.h).
  *
- * The tables are made by the store's migrations 5 and 6 (store_schema.c).
+ * The tables are made by the store's migrations 5 and 6 (store_schema.c);
+ * migration 9 keeps deliveries in the caller's hands out of the due index.
  *
  * Writes happen inside de_outbox_tx_begin()/de_outbox_tx_commit() (one
  * transaction per submit or poll: alert, state and delivery rows commit
@@ -121,10 +122,14 @@ const char *de_outbox_status_name(enum de_outbox_status s);
 
 /*
  * The alert (with kind and context) and one pending delivery per sink
- * (sinks[0..n)), due at now; ids[i] receives each delivery's row id.
+ * (sinks[0..n)); ids[i] receives each delivery's row id.  A new delivery is
+ * in the caller's hands (next_attempt_at NULL, not in the due index, not
+ * returned by de_outbox_due): the caller hands it to its sink's worker
+ * once committed, or makes it due with de_outbox_make_due; a run that ends
+ * before recording its outcome leaves it for de_outbox_recover.
  */
 int de_outbox_add(struct de_outbox *o, const struct de_alert *a, const char *const *sinks, size_t n,
-		  int64_t now, int64_t *ids, struct de_error *err);
+		  int64_t *ids, struct de_error *err);
 /*
  * The alert_data and context JSON text the last de_outbox_add stored
  * (compact, non-ASCII as is), borrowed until the outbox's next call; a
@@ -144,16 +149,21 @@ struct de_delivery_row {
 typedef int (*de_delivery_cb)(const struct de_delivery_row *r, void *arg);
 
 /*
- * Pending deliveries to sink due at or before now, oldest due first, at
- * most limit, skipping the ids for which skip(id, arg) is true (already
- * queued).  *next_due receives the earliest next_attempt_at of the pending
- * rows after now (0: none).
+ * Pending deliveries to sink due at or before now, in the order they were
+ * added (the alerts' order), none at or after the first pending row that is
+ * not due yet (so that no alert overtakes an older one waiting for its
+ * retry), at most limit, skipping the ids for which skip(id, arg) is true
+ * (already queued).  *next_due receives the earliest next_attempt_at of
+ * the pending rows after now (0: none).
  */
 int de_outbox_due(struct de_outbox *o, const char *sink, int64_t now, size_t limit,
 		  bool (*skip)(int64_t id, void *arg), de_delivery_cb cb, void *arg,
 		  int64_t *next_due, struct de_error *err);
 
-/* Pending deliveries to sink (due or not) into *n. */
+/*
+ * Pending deliveries to sink that wait in the store (due, or waiting for a
+ * retry) into *n; not those in the caller's hands (de_outbox_add).
+ */
 int de_outbox_pending(struct de_outbox *o, const char *sink, size_t *n, struct de_error *err);
 
 /* Record an attempt's outcome: the new status, attempts so far, when to try again. */
@@ -166,6 +176,23 @@ int de_outbox_record(struct de_outbox *o, int64_t id, enum de_outbox_status st, 
  */
 int de_outbox_record_delivered(struct de_outbox *o, const int64_t *ids, const uint32_t *attempts,
 			       size_t n, int64_t now, struct de_error *err);
+
+/* Sink answers again: its pending deliveries waiting for a retry are due at now. */
+int de_outbox_resume(struct de_outbox *o, const char *sink, int64_t now, struct de_error *err);
+
+/*
+ * The caller's new deliveries to sink with ids from from_id on that it did
+ * not hand to a worker (de_outbox_add) wait in the store from now: due at
+ * now, returned by de_outbox_due in their order.
+ */
+int de_outbox_make_due(struct de_outbox *o, const char *sink, int64_t from_id, int64_t now,
+		       struct de_error *err);
+/*
+ * At the start of a run: every delivery an earlier run had in its hands
+ * and did not record (killed, or closed before the outcome came) is due
+ * at now; *n receives how many.  One scan of the outbox.
+ */
+int de_outbox_recover(struct de_outbox *o, int64_t now, size_t *n, struct de_error *err);
 
 /* The stored alert alert_id into *out (ENOENT when there is none). */
 int de_outbox_alert_load(struct de_outbox *o, const char *alert_id, struct de_alert *out,

@@ -159,15 +159,46 @@ const char *de_sink_types(void);
 /* ---- helpers the sinks share, exposed for their tests ---------------------------- */
 
 /*
- * The libcurl options every attempt of the curl sinks (webhook, email) sets
- * on curl (a CURL *): no signals, m's timeout (connecting in at most 10 s
- * of it), TLS verification and CA file, errbuf (CURL_ERROR_SIZE bytes) for
- * the reason, and an abort as soon as *m->stop is set.
+ * What the curl sinks (webhook, email) share: the endpoint and the libcurl
+ * handle kept between deliveries.  Owned by the sink's state and released
+ * by de_sink_curl_free (the url wiped: it may hold a secret).
  */
-void de_sink_curl_setup(void *curl, const struct de_sink_msg *m, bool tls_verify,
-			const char *ca_file, char *errbuf);
+struct de_sink_curl {
+	char *url;     /* expanded from ${ENV}; may hold a secret */
+	char *display; /* scheme://host:port, for messages and health */
+	bool tls_verify;
+	char *ca_file;
+	void *curl; /* CURL *, from de_sink_curl_open */
+};
+
+/*
+ * Read k's keys from c: url_key (required, ${ENV} expanded, one of schemes,
+ * `example` shown when it is not), tls_verify (default true) and ca_file
+ * (readable).  0 or -errno with c->err set; k is then freed by its owner.
+ */
+int de_sink_curl_configure(struct de_sink_conf *c, const char *url_key, const char *const *schemes,
+			   const char *example, struct de_sink_curl *k);
+/* Make k's libcurl handle (the sink's open).  0 or -ENOMEM. */
+int de_sink_curl_open(struct de_sink_curl *k, struct de_error *err);
+/*
+ * Reset k's handle for a new transfer and set its url; returns the handle
+ * (a CURL *) for the sink's own options.
+ */
+void *de_sink_curl_begin(struct de_sink_curl *k);
+/*
+ * Perform the transfer on k's handle with the options every attempt sets
+ * (no signals, m's timeout, connecting in at most 10 s of it, TLS
+ * verification and CA file, an abort as soon as *m->stop is set).  Returns
+ * the CURLcode; *code the server's response code (0: none); on failure
+ * `reason` (n bytes) says why: "stopped", libcurl's message naming the
+ * host (never the path or a header), or the code's text.
+ */
+int de_sink_curl_perform(struct de_sink_curl *k, const struct de_sink_msg *m, long *code,
+			 char *reason, size_t n);
 /* Whether a CURLcode is a permanent failure (TLS verification, login, ...). */
 bool de_sink_curl_permanent(int code);
+/* Free what k holds (not k). */
+void de_sink_curl_free(struct de_sink_curl *k);
 
 /* RFC 5424 SD-PARAM value escaping ('"', '\' and ']' get a backslash;
  * invalid UTF-8 becomes U+FFFD; other control characters a space). */

@@ -14,12 +14,21 @@
  *
  * Bookkeeping.  A delivery is in exactly one place: a row in the store
  * (pending, due at next_attempt_at), or also in memory, queued or in flight
- * ("held" by its worker, so the store is not asked for it twice).  An
+ * ("held" by its worker, so the store is not asked for it twice).  A new
+ * delivery handed straight to its worker is committed without a due time
+ * (next_attempt_at NULL: outside the store's due index, so neither its
+ * insert nor its delivered update touches that index); one its worker
+ * could not take is made due in the store at the next poll
+ * (de_outbox_make_due), and what a killed run had in hand is made due when
+ * the next one opens (de_outbox_recover).  An
  * outcome is recorded in the store before the delivery stops being held;
  * retries go back to the store with their due time and are loaded again
  * when due, so the memory held is bounded by max_queue_size per sink
  * whatever the backlog.  A crash loses only the outcomes not yet recorded:
  * those deliveries are still pending and are made again (at least once).
+ *
+ * The workers, their queues, recording outcomes and refilling the queues
+ * from the store are in alertmgr_worker.c (alertmgr_int.h).
  */
 #include "daemoneye/alertmgr.h"
 
@@ -36,37 +45,8 @@
 #include "daemoneye/dedup.h"
 #include "daemoneye/outbox.h"
 #include "daemoneye/text.h"
+#include "alertmgr_int.h"
 #include "fields.h"
-
-/* ---- small pieces ---------------------------------------------------------------- */
-
-/* An alert shared by the queues of several sinks. */
-struct shared_alert {
-	struct de_alert a;
-	char id[DE_UUID_STR_LEN + 1];
-	atomic_int refs;
-	/* a's JSON values as the outbox stored them (in json, owned), so the
-	 * json format copies them instead of dumping them again; NULL when not
-	 * kept (an alert reloaded for a retry) */
-	char *json;
-	struct de_alert_json_text jt;
-};
-
-static void sa_unref(struct shared_alert *sa)
-{
-	if (sa && atomic_fetch_sub(&sa->refs, 1) == 1) {
-		de_alert_clear(&sa->a);
-		free(sa->json);
-		free(sa);
-	}
-}
-
-/* The format options of a delivery of sa through s. */
-static struct de_alertfmt_opts fmt_opts(const struct de_alert_sink *s,
-					const struct shared_alert *sa)
-{
-	return (struct de_alertfmt_opts){.color = s->color, .json = sa->json ? &sa->jt : NULL};
-}
 
 /* Keep the JSON text the outbox just stored for sa (none if out of memory: it is dumped again). */
 static void sa_keep_json(struct shared_alert *sa, const struct de_outbox *ob)
@@ -92,190 +72,6 @@ static void sa_keep_json(struct shared_alert *sa, const struct de_outbox *ob)
 	};
 }
 
-/* One delivery, queued, in flight, then its outcome. */
-struct item {
-	struct item *next;
-	struct worker *w;
-	int64_t delivery_id;
-	uint32_t attempts; /* made so far, this one included once it is made */
-	struct shared_alert *sa;
-	char alert_id[DE_UUID_STR_LEN + 1]; /* sa's, kept for the observer once sa is let go */
-	/* the outcome */
-	enum de_sink_outcome outcome;
-	bool circuit; /* not tried: the circuit was open */
-	bool final;   /* recorded as delivered or dead */
-	char error[512];
-};
-
-/* A set of positive ids (open addressing; 0 empty, -1 deleted). */
-struct idset {
-	int64_t *v;
-	size_t cap, len, used; /* used: len + tombstones */
-};
-
-static size_t id_slot(int64_t id, size_t cap)
-{
-	uint64_t h = (uint64_t)id * 0x9e3779b97f4a7c15ULL;
-	return (size_t)(h >> 20) & (cap - 1);
-}
-
-static bool idset_has(const struct idset *s, int64_t id)
-{
-	if (!s->cap)
-		return false;
-	for (size_t i = id_slot(id, s->cap);; i = (i + 1) & (s->cap - 1)) {
-		if (s->v[i] == 0)
-			return false;
-		if (s->v[i] == id)
-			return true;
-	}
-}
-
-static int idset_add(struct idset *s, int64_t id)
-{
-	if ((s->used + 1) * 2 > s->cap) { /* rehash: bigger, and without tombstones */
-		size_t nc = 64;
-		while ((s->len + 1) * 4 > nc)
-			nc *= 2;
-		int64_t *nv = calloc(nc, sizeof(*nv));
-		if (!nv)
-			return -ENOMEM;
-		for (size_t i = 0; i < s->cap; i++)
-			if (s->v[i] > 0)
-				for (size_t k = id_slot(s->v[i], nc);; k = (k + 1) & (nc - 1))
-					if (!nv[k]) {
-						nv[k] = s->v[i];
-						break;
-					}
-		free(s->v);
-		s->v = nv;
-		s->cap = nc;
-		s->used = s->len;
-	}
-	for (size_t i = id_slot(id, s->cap);; i = (i + 1) & (s->cap - 1)) {
-		if (s->v[i] == id)
-			return 0;
-		if (s->v[i] == 0) {
-			s->v[i] = id;
-			s->len++;
-			s->used++;
-			return 0;
-		}
-	}
-}
-
-static bool idset_del(struct idset *s, int64_t id)
-{
-	if (!s->cap)
-		return false;
-	for (size_t i = id_slot(id, s->cap);; i = (i + 1) & (s->cap - 1)) {
-		if (s->v[i] == 0)
-			return false;
-		if (s->v[i] == id) {
-			s->v[i] = -1;
-			s->len--;
-			return true;
-		}
-	}
-}
-
-static void idset_free(struct idset *s)
-{
-	free(s->v);
-	memset(s, 0, sizeof(*s));
-}
-
-static uint64_t xorshift(uint64_t *s)
-{
-	uint64_t x = *s ? *s : 0x9e3779b97f4a7c15ULL;
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	return *s = x;
-}
-
-/* ---- the manager ------------------------------------------------------------------ */
-
-struct worker {
-	struct de_alertmgr *m;
-	struct de_alert_sink *sink;
-	pthread_t th;
-	bool started;
-	/* under m->mu */
-	struct item *head, *tail;
-	size_t qlen;
-	pthread_cond_t cv;
-	/* the agent's thread only */
-	struct item *stage, *stage_tail; /* queued here, handed over by publish() */
-	size_t nstage;
-	struct idset held; /* delivery ids queued or in flight */
-	bool more;	   /* due rows may wait in the store */
-	int64_t next_due;  /* the earliest retry known (wall ms, 0: none) */
-	/* the worker's thread only */
-	struct de_breaker br;
-	struct de_buf payload;
-	/* under m->mu: the breaker's state after the last attempt (for health and metrics) */
-	enum de_breaker_state circuit;
-	/* the agent's thread only: outcomes recorded for this sink */
-	uint64_t delivered, failed, dead;
-	struct batch *batch; /* what deliver_batch gets (sinks that have it) */
-};
-
-/*
- * What a worker takes from its queue at once, and hands to a sink's
- * deliver_batch as one attempt each while the circuit is closed; a batch
- * stops growing at BATCH_BYTES of rendered records.
- */
-#define BATCH_MAX   256
-#define BATCH_BYTES (1u << 20)
-struct batch {
-	struct item *items[BATCH_MAX];
-	size_t off[BATCH_MAX], len[BATCH_MAX]; /* each record in the worker's payload */
-	struct de_sink_msg msgs[BATCH_MAX];
-	struct de_sink_result results[BATCH_MAX];
-};
-
-/* A window that closed with folds, waiting for its summary. */
-struct closed_window {
-	struct closed_window *next;
-	char *key;
-	char alert_id[DE_UUID_STR_LEN + 1];
-	int64_t start_ms, last_ms;
-	uint64_t folded;
-};
-
-/* A compiled rule: its exceptions, by index in the rule set. */
-struct rule_ext {
-	struct de_exception_set exceptions;
-};
-
-struct de_alertmgr {
-	struct de_alertmgr_config *cfg;
-	struct de_store *store;
-	struct de_outbox *ob; /* the store's alerting relations */
-	const struct de_rule_set *rules;
-	struct rule_ext *ext; /* rules->len */
-	struct de_dedup *dedup;
-	struct closed_window *closed;
-	struct worker *workers; /* cfg->nsinks */
-	pthread_mutex_t mu;
-	pthread_cond_t res_cv;
-	struct item *results; /* outcomes waiting to be recorded (under mu) */
-	atomic_bool stop;
-	struct idset outstanding; /* this process's deliveries not final yet */
-	uint64_t rng;
-	struct de_alertmgr_stats st;
-	bool any_resolved; /* some sink takes resolved alerts */
-	json_t *host;	   /* every context's "host", one object shared (read only) */
-	int64_t last_run;  /* the time of the last submit: each one's is later */
-	/* recording outcomes failed (a full disk): not again before this
-	 * (monotonic ms), waiting longer each time up to 30 s, so a store that
-	 * cannot be written is not hammered by the agent's event loop */
-	int64_t record_after;
-	int64_t record_backoff;
-	struct de_alertmgr_observer obs; /* told what was committed (zero: nobody) */
-};
-
 static const struct de_rule *rule_find(const struct de_alertmgr *m, const char *id, size_t *idx)
 {
 	for (size_t i = 0; m->rules && id && i < m->rules->len; i++)
@@ -285,219 +81,6 @@ static const struct de_rule *rule_find(const struct de_alertmgr *m, const char *
 			return &m->rules->items[i];
 		}
 	return NULL;
-}
-
-/* ---- workers ---------------------------------------------------------------------- */
-
-/* The outcome of one attempt in r, for the item and the circuit breaker. */
-static void outcome(struct worker *w, struct item *it, const struct de_sink_result *r)
-{
-	it->outcome = r->outcome;
-	if (r->outcome == DE_SINK_OK)
-		it->error[0] = '\0';
-	else
-		snprintf(it->error, sizeof(it->error), "%s", r->error);
-	/* a sink that answered (even "no") is up; only transient failures trip it */
-	if (r->outcome == DE_SINK_TRANSIENT)
-		de_breaker_failure(&w->br, de_mono_ms());
-	else
-		de_breaker_success(&w->br);
-}
-
-static void attempt(struct worker *w, struct item *it)
-{
-	struct de_alert_sink *s = w->sink;
-	struct de_alertfmt_opts fo = fmt_opts(s, it->sa);
-	struct de_sink_result r = {0};
-	int64_t now = de_mono_ms();
-	int rc;
-
-	it->attempts++;
-	de_buf_reset(&w->payload);
-	if ((rc = de_alertfmt_render(s->format, &it->sa->a, &fo, &w->payload)) < 0) {
-		it->outcome = DE_SINK_PERMANENT;
-		snprintf(it->error, sizeof(it->error), "cannot render the alert as %s: %s",
-			 de_alertfmt_name(s->format), strerror(-rc));
-		return;
-	}
-	if (!de_breaker_allow(&w->br, now)) {
-		it->outcome = DE_SINK_TRANSIENT;
-		it->circuit = true;
-		snprintf(it->error, sizeof(it->error),
-			 "circuit open after %u consecutive failures; next probe in %lld ms",
-			 w->br.failures, (long long)(de_breaker_next_probe(&w->br) - now));
-		return;
-	}
-	struct de_sink_msg msg = {
-		.alert = &it->sa->a,
-		.alert_id = it->sa->id,
-		.payload = w->payload.p,
-		.len = w->payload.len,
-		.attempt = it->attempts,
-		.timeout_ms = s->timeout_ms,
-		.stop = &w->m->stop,
-	};
-	s->ops->deliver(s->state, &msg, &r);
-	outcome(w, it, &r);
-}
-
-/*
- * Attempts at items[0..n) through the sink's deliver_batch, rendered one
- * after the other into the worker's payload (a record that cannot be
- * rendered fails alone), in as many batches as BATCH_BYTES makes.
- */
-static void attempt_batch(struct worker *w, struct item **items, size_t n)
-{
-	struct de_alert_sink *s = w->sink;
-	struct batch *b = w->batch;
-
-	for (size_t i = 0; i < n;) {
-		size_t k = 0;
-		de_buf_reset(&w->payload);
-		while (i < n && k < BATCH_MAX && w->payload.len < BATCH_BYTES) {
-			struct item *it = items[i++];
-			size_t off = w->payload.len;
-			struct de_alertfmt_opts fo = fmt_opts(s, it->sa);
-			int rc = de_alertfmt_render(s->format, &it->sa->a, &fo, &w->payload);
-			it->attempts++;
-			if (rc < 0) {
-				w->payload.len = off; /* drop what it wrote */
-				if (w->payload.p)
-					w->payload.p[off] = '\0';
-				it->outcome = DE_SINK_PERMANENT;
-				snprintf(it->error, sizeof(it->error),
-					 "cannot render the alert as %s: %s",
-					 de_alertfmt_name(s->format), strerror(-rc));
-				continue;
-			}
-			b->items[k] = it;
-			b->off[k] = off;
-			b->len[k++] = w->payload.len - off;
-		}
-		for (size_t j = 0; j < k; j++) {
-			b->msgs[j] = (struct de_sink_msg){
-				.alert = &b->items[j]->sa->a,
-				.alert_id = b->items[j]->sa->id,
-				.payload = w->payload.p + b->off[j],
-				.len = b->len[j],
-				.attempt = b->items[j]->attempts,
-				.timeout_ms = s->timeout_ms,
-				.stop = &w->m->stop,
-			};
-			b->results[j] = (struct de_sink_result){0};
-		}
-		if (k)
-			s->ops->deliver_batch(s->state, b->msgs, k, b->results);
-		for (size_t j = 0; j < k; j++)
-			outcome(w, b->items[j], &b->results[j]);
-	}
-}
-
-static void *worker_main(void *arg)
-{
-	struct worker *w = arg;
-	struct de_alertmgr *m = w->m;
-	struct item *items[BATCH_MAX];
-
-	for (;;) {
-		size_t n = 0;
-		pthread_mutex_lock(&m->mu);
-		while (!atomic_load(&m->stop) && !w->head)
-			pthread_cond_wait(&w->cv, &m->mu);
-		if (atomic_load(&m->stop)) {
-			pthread_mutex_unlock(&m->mu);
-			break;
-		}
-		/* one at a time unless the sink takes batches and its circuit is closed */
-		do {
-			items[n++] = w->head;
-			w->head = w->head->next;
-		} while (w->head && w->batch && n < BATCH_MAX);
-		if (!w->head)
-			w->tail = NULL;
-		w->qlen -= n;
-		pthread_mutex_unlock(&m->mu);
-
-		if (n > 1 && w->br.state == DE_BREAKER_CLOSED) {
-			attempt_batch(w, items, n);
-		} else {
-			for (size_t i = 0; i < n; i++)
-				attempt(w, items[i]);
-		}
-		/* the outcome no longer needs the alert (a retry reloads it from the
-		 * store): let it go while it is still in this core's cache */
-		for (size_t i = 0; i < n; i++) {
-			if (items[i]->sa)
-				memcpy(items[i]->alert_id, items[i]->sa->id,
-				       sizeof(items[i]->alert_id));
-			sa_unref(items[i]->sa);
-			items[i]->sa = NULL;
-		}
-
-		pthread_mutex_lock(&m->mu);
-		w->circuit = w->br.state;
-		for (size_t i = 0; i < n; i++) {
-			items[i]->next = m->results;
-			m->results = items[i];
-		}
-		pthread_cond_signal(&m->res_cv);
-		pthread_mutex_unlock(&m->mu);
-	}
-	return NULL;
-}
-
-/* Stage delivery id of sa for w (the agent's thread; publish() hands it over). */
-static int enqueue(struct worker *w, int64_t id, uint32_t attempts, struct shared_alert *sa)
-{
-	struct item *it = calloc(1, sizeof(*it));
-
-	if (!it || idset_add(&w->held, id) < 0) {
-		free(it);
-		w->more = true; /* it waits in the store */
-		return -ENOMEM;
-	}
-	it->w = w;
-	it->delivery_id = id;
-	it->attempts = attempts;
-	it->sa = sa;
-	atomic_fetch_add(&sa->refs, 1);
-	if (w->stage_tail)
-		w->stage_tail->next = it;
-	else
-		w->stage = it;
-	w->stage_tail = it;
-	w->nstage++;
-	return 0;
-}
-
-/*
- * Hand every worker what was staged for it: one lock and one wake-up for a
- * whole commit's deliveries, so a worker finds them together (one write
- * for the file sink) instead of racing the agent's thread for each.
- */
-static void publish(struct de_alertmgr *m)
-{
-	pthread_mutex_lock(&m->mu);
-	for (size_t i = 0; i < m->cfg->nsinks; i++) {
-		struct worker *w = &m->workers[i];
-		if (!w->stage)
-			continue;
-		if (w->tail)
-			w->tail->next = w->stage;
-		else
-			w->head = w->stage;
-		w->tail = w->stage_tail;
-		w->qlen += w->nstage;
-		w->stage = w->stage_tail = NULL;
-		w->nstage = 0;
-		pthread_cond_signal(&w->cv);
-	}
-	pthread_mutex_unlock(&m->mu);
-}
-
-static bool has_room(const struct worker *w)
-{
-	return w->held.len < w->m->cfg->max_queue_size;
 }
 
 /* ---- open and close ---------------------------------------------------------------- */
@@ -571,6 +154,11 @@ int de_alertmgr_open(struct de_alertmgr_config *cfg, struct de_store *store,
 	}
 	if ((rc = de_outbox_open(store, &m->ob, err)) < 0)
 		goto fail;
+	/* what an earlier run had handed to its workers and not recorded
+	 * (killed, or closed first) is due now, before anything new */
+	size_t recovered;
+	if ((rc = de_outbox_recover(m->ob, de_now_ms(), &recovered, err)) < 0)
+		goto fail;
 	/* the rules' own exceptions, checked again (they were at load) */
 	if (rules && rules->len && !(m->ext = calloc(rules->len, sizeof(*m->ext)))) {
 		rc = de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
@@ -595,7 +183,12 @@ int de_alertmgr_open(struct de_alertmgr_config *cfg, struct de_store *store,
 		struct de_alert_sink *s = &cfg->sinks[i];
 		w->m = m;
 		w->sink = s;
-		w->more = true; /* pick up what an earlier run left pending */
+		/* pick up what an earlier run left pending (recovered above
+		 * included); with nothing left, new alerts go straight to the worker */
+		size_t left = 0;
+		if ((rc = de_outbox_pending(m->ob, s->name, &left, err)) < 0)
+			goto fail;
+		w->more = left > 0;
 		w->payload = (struct de_buf)DE_BUF_INIT(64u << 20);
 		if (s->ops->deliver_batch && !(w->batch = calloc(1, sizeof(*w->batch)))) {
 			rc = de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
@@ -611,7 +204,7 @@ int de_alertmgr_open(struct de_alertmgr_config *cfg, struct de_store *store,
 			}
 			s->opened = true;
 		}
-		if (pthread_create(&w->th, NULL, worker_main, w) != 0) {
+		if (pthread_create(&w->th, NULL, alertmgr_worker_main, w) != 0) {
 			rc = de_error_set(err, DE_ERR_ALERTING, EAGAIN,
 					  "cannot start the worker of sink '%s'", s->name);
 			goto fail;
@@ -623,16 +216,6 @@ int de_alertmgr_open(struct de_alertmgr_config *cfg, struct de_store *store,
 fail:
 	de_alertmgr_close(m);
 	return rc;
-}
-
-static void free_items(struct item *it)
-{
-	while (it) {
-		struct item *n = it->next;
-		sa_unref(it->sa);
-		free(it);
-		it = n;
-	}
 }
 
 void de_alertmgr_close(struct de_alertmgr *m)
@@ -648,15 +231,15 @@ void de_alertmgr_close(struct de_alertmgr *m)
 		struct worker *w = &m->workers[i];
 		if (w->started)
 			pthread_join(w->th, NULL);
-		free_items(w->head);
-		free_items(w->stage);
+		alertmgr_free_items(w->head);
+		alertmgr_free_items(w->stage);
 		pthread_cond_destroy(&w->cv);
-		idset_free(&w->held);
+		alertmgr_idset_free(&w->held);
 		de_buf_free(&w->payload);
 		free(w->batch);
 	}
 	/* outcomes not recorded: their rows stay pending, delivered again next run */
-	free_items(m->results);
+	alertmgr_free_items(m->results);
 	free(m->workers);
 	for (struct closed_window *c = m->closed, *n; c; c = n) {
 		n = c->next;
@@ -669,7 +252,9 @@ void de_alertmgr_close(struct de_alertmgr *m)
 	de_dedup_free(m->dedup);
 	de_outbox_close(m->ob);
 	json_decref(m->host);
-	idset_free(&m->outstanding);
+	alertmgr_idset_free(&m->outstanding);
+	free(m->rec_ids);
+	free(m->rec_att);
 	pthread_cond_destroy(&m->res_cv);
 	pthread_mutex_destroy(&m->mu);
 	de_alertmgr_config_free(m->cfg);
@@ -853,7 +438,7 @@ static void pending_free(struct pending *p)
 {
 	while (p) {
 		struct pending *n = p->next;
-		sa_unref(p->sa);
+		alertmgr_sa_unref(p->sa);
 		free(p);
 		p = n;
 	}
@@ -864,8 +449,7 @@ static void pending_free(struct pending *p)
  * routes it.  Added to *pend for queueing after the commit.
  */
 static int outbox(struct de_alertmgr *m, struct de_alert *a, const struct de_rule *rule,
-		  int64_t now, struct pending **pend, struct de_alertmgr_counts *c,
-		  struct de_error *err)
+		  struct pending **pend, struct de_alertmgr_counts *c, struct de_error *err)
 {
 	/* at most 64 sinks take one alert; the arrays go with the struct */
 	size_t cap = m->cfg->nsinks < 64 ? (m->cfg->nsinks ? m->cfg->nsinks : 1) : 64;
@@ -892,7 +476,7 @@ static int outbox(struct de_alertmgr *m, struct de_alert *a, const struct de_rul
 			p->widx[p->n] = i;
 			names[p->n++] = m->cfg->sinks[i].name;
 		}
-	if ((rc = de_outbox_add(m->ob, &sa->a, names, p->n, now, p->ids, err)) < 0) {
+	if ((rc = de_outbox_add(m->ob, &sa->a, names, p->n, p->ids, err)) < 0) {
 		pending_free(p);
 		return rc;
 	}
@@ -1026,7 +610,7 @@ static int take_alert(struct de_alertmgr *m, struct de_alert *a, int64_t now, st
 			rc = de_outbox_state_open(m->ob, a->rule_id, ss[i].key, &ss[i].p, id, now,
 						  err);
 	if (rc == 0)
-		rc = outbox(m, a, rule, now, pend, c, err);
+		rc = outbox(m, a, rule, pend, c, err);
 out:
 	for (size_t i = 0; i < n; i++)
 		subj_clear(&ss[i]);
@@ -1058,8 +642,8 @@ static int derived_alert(struct de_alertmgr *m, const char *orig_id, const char 
 }
 
 /* Summaries of the windows that closed with folds. */
-static int summarize(struct de_alertmgr *m, int64_t now, struct pending **pend,
-		     struct de_alertmgr_counts *c, struct de_error *err)
+static int summarize(struct de_alertmgr *m, struct pending **pend, struct de_alertmgr_counts *c,
+		     struct de_error *err)
 {
 	int rc = 0;
 
@@ -1106,8 +690,7 @@ static int summarize(struct de_alertmgr *m, int64_t now, struct pending **pend,
 				de_alert_clear(&a);
 				rc = de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
 			} else {
-				rc = outbox(m, &a, rule_find(m, a.rule_id, NULL), now, pend, c,
-					    err);
+				rc = outbox(m, &a, rule_find(m, a.rule_id, NULL), pend, c, err);
 				c->summaries++;
 			}
 		}
@@ -1190,7 +773,7 @@ static int resolve_rule(struct de_alertmgr *m, const struct de_rule *rule, int64
 			rc = de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
 			break;
 		}
-		rc = outbox(m, &a, rule, now, pend, c, err);
+		rc = outbox(m, &a, rule, pend, c, err);
 	}
 	for (size_t i = 0; i < l.n; i++)
 		free(l.v[i].alert_id);
@@ -1227,13 +810,20 @@ static void queue_pending(struct de_alertmgr *m, struct pending *p)
 	for (p = rev; p; p = p->next)
 		for (size_t i = 0; i < p->n; i++) {
 			struct worker *w = &m->workers[p->widx[i]];
-			if (idset_add(&m->outstanding, p->ids[i]) < 0) {
+			if (alertmgr_idset_add(&m->outstanding, p->ids[i]) < 0) {
 				/* not counted for --once; still delivered from the store */
 			}
-			if (!has_room(w) || enqueue(w, p->ids[i], 0, p->sa) < 0)
+			/* straight to the worker only when nothing older of this sink waits
+			 * in the store (a retry, or what did not fit): it goes in order */
+			if (w->more || w->next_due || !alertmgr_has_room(w) ||
+			    alertmgr_enqueue(w, p->ids[i], 0, p->sa) < 0) {
+				/* not in the due index yet: alertmgr_refill puts it there */
+				if (!w->undue_from)
+					w->undue_from = p->ids[i];
 				w->more = true;
+			}
 		}
-	publish(m);
+	alertmgr_publish(m);
 }
 
 /* Undo a submit's or a poll's transaction: nothing queued, windows as stored. */
@@ -1285,9 +875,6 @@ int de_alertmgr_submit(struct de_alertmgr *m, const struct de_alert_list *alerts
 	m->last_run = now;
 	if ((rc = de_outbox_tx_begin(m->ob, err)) < 0)
 		return rc;
-	if (full) /* rows the CLI made pending again (dlq retry) are looked for */
-		for (size_t i = 0; i < m->cfg->nsinks; i++)
-			m->workers[i].more = true;
 	/* the alerts are moved out of the list: the caller's list is then empty */
 	for (size_t i = 0; i < alerts->len; i++) {
 		if ((rc = take_alert(m, &alerts->items[i], now, &pend, &c, err)) < 0)
@@ -1299,150 +886,34 @@ int de_alertmgr_submit(struct de_alertmgr *m, const struct de_alert_list *alerts
 			if (results[i].ran && results[i].status == 0)
 				rc = resolve_rule(m, &m->rules->items[i], now, &pend, &c, err);
 	if (rc == 0)
-		rc = summarize(m, now, &pend, &c, err);
+		rc = summarize(m, &pend, &c, err);
 	if (rc < 0) {
 		abort_tx(m, &pend);
 		return rc;
 	}
 	if ((rc = with_tx(m, &pend, err)) < 0)
 		return rc;
+	if (full) /* rows the CLI made pending again (dlq retry) are looked for */
+		for (size_t i = 0; i < m->cfg->nsinks; i++)
+			m->workers[i].more = true;
 	add_counts(&m->st.total, &c);
 	if (counts)
 		*counts = c;
 	return 0;
 }
 
-/* ---- outcomes and refills ----------------------------------------------------------- */
-
-/* Record one outcome; *final when the delivery is done (delivered or dead). */
-static int record(struct de_alertmgr *m, struct item *it, int64_t now, bool *final,
-		  struct de_error *err)
+/* The list it reversed (the workers push outcomes newest first). */
+static struct item *reverse_items(struct item *it)
 {
-	enum de_outbox_status st = DE_OUTBOX_PENDING;
-	int64_t next = 0;
-	char msg[640];
+	struct item *rev = NULL;
 
-	*final = true;
-	snprintf(msg, sizeof(msg), "%s", it->error);
-	if (it->outcome == DE_SINK_OK) {
-		st = DE_OUTBOX_DELIVERED;
-		m->st.delivered++;
-		it->w->delivered++;
-	} else if (it->outcome == DE_SINK_PERMANENT) {
-		st = DE_OUTBOX_DEAD;
-		m->st.attempts_failed++;
-		m->st.dead++;
-		it->w->failed++;
-		it->w->dead++;
-	} else if (de_retry_exhausted(&m->cfg->retry, it->attempts)) {
-		st = DE_OUTBOX_DEAD;
-		m->st.attempts_failed++;
-		m->st.dead++;
-		it->w->failed++;
-		it->w->dead++;
-		snprintf(msg, sizeof(msg), "gave up after %u attempts: %s", it->attempts,
-			 it->error);
-	} else {
-		*final = false;
-		m->st.attempts_failed++;
-		it->w->failed++;
-		next = now +
-		       (int64_t)de_retry_delay(&m->cfg->retry, it->attempts, xorshift(&m->rng));
-		if (!it->w->next_due || next < it->w->next_due)
-			it->w->next_due = next;
+	while (it) {
+		struct item *n = it->next;
+		it->next = rev;
+		rev = it;
+		it = n;
 	}
-	return de_outbox_record(m->ob, it->delivery_id, st, it->attempts, now, next,
-				st == DE_OUTBOX_DELIVERED ? NULL : msg, err);
-}
-
-/* Record the outcomes res (a list): the deliveries together, each failure alone. */
-static int record_all(struct de_alertmgr *m, struct item *res, int64_t now, struct de_error *err)
-{
-	size_t n = 0, k = 0;
-	int64_t *ids;
-	uint32_t *att;
-	int rc = 0;
-
-	for (struct item *it = res; it; it = it->next)
-		n += it->outcome == DE_SINK_OK;
-	ids = malloc((n ? n : 1) * sizeof(*ids));
-	att = malloc((n ? n : 1) * sizeof(*att));
-	if (!ids || !att) {
-		free(ids);
-		free(att);
-		return de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
-	}
-	for (struct item *it = res; it && rc == 0; it = it->next) {
-		bool final = true;
-		if (it->outcome == DE_SINK_OK) {
-			ids[k] = it->delivery_id;
-			att[k++] = it->attempts;
-			m->st.delivered++;
-		} else {
-			rc = record(m, it, now, &final, err);
-		}
-		it->final = final;
-	}
-	if (rc == 0 && k)
-		rc = de_outbox_record_delivered(m->ob, ids, att, k, now, err);
-	free(ids);
-	free(att);
-	return rc;
-}
-
-struct refill_ctx {
-	struct de_alertmgr *m;
-	struct worker *w;
-	struct shared_alert *last; /* consecutive rows of one alert share it */
-	int rc;
-	struct de_error *err;
-};
-
-static bool is_held(int64_t id, void *arg)
-{
-	return idset_has(&((struct refill_ctx *)arg)->w->held, id);
-}
-
-static int refill_row(const struct de_delivery_row *r, void *arg)
-{
-	struct refill_ctx *x = arg;
-	struct shared_alert *sa = x->last;
-
-	if (!sa || strcmp(sa->id, r->alert_id) != 0) {
-		if (!(sa = calloc(1, sizeof(*sa))))
-			return -ENOMEM;
-		atomic_init(&sa->refs, 1);
-		if (de_outbox_alert_load(x->m->ob, r->alert_id, &sa->a, x->err) < 0) {
-			free(sa);
-			return 0; /* its alert is gone: nothing to deliver (recorded below) */
-		}
-		snprintf(sa->id, sizeof(sa->id), "%s", r->alert_id);
-		sa_unref(x->last);
-		x->last = sa;
-	}
-	if (enqueue(x->w, r->id, r->attempts, sa) < 0)
-		return -ENOMEM;
-	return 0;
-}
-
-static int refill(struct de_alertmgr *m, struct worker *w, int64_t now, struct de_error *err)
-{
-	size_t room =
-		m->cfg->max_queue_size > w->held.len ? m->cfg->max_queue_size - w->held.len : 0;
-	struct refill_ctx x = {.m = m, .w = w, .err = err};
-	int64_t next = 0;
-	int rc;
-
-	if (!room || (!w->more && (!w->next_due || w->next_due > now)))
-		return 0;
-	rc = de_outbox_due(m->ob, w->sink->name, now, room, is_held, refill_row, &x, &next, err);
-	publish(m);
-	sa_unref(x.last);
-	if (rc < 0)
-		return rc;
-	w->more = w->held.len >= m->cfg->max_queue_size; /* full: more may wait */
-	w->next_due = next;
-	return 0;
+	return rev;
 }
 
 int de_alertmgr_poll(struct de_alertmgr *m, struct de_error *err)
@@ -1457,6 +928,8 @@ int de_alertmgr_poll(struct de_alertmgr *m, struct de_error *err)
 	res = m->results;
 	m->results = NULL;
 	pthread_mutex_unlock(&m->mu);
+	/* oldest first: recorded (their ids mostly ascending) and told in the order made */
+	res = reverse_items(res);
 	if (m->dedup)
 		de_dedup_expire(m->dedup, now);
 	if ((res || m->closed) && de_mono_ms() < m->record_after)
@@ -1464,9 +937,9 @@ int de_alertmgr_poll(struct de_alertmgr *m, struct de_error *err)
 	if (res || m->closed) {
 		if ((rc = de_outbox_tx_begin(m->ob, err)) < 0)
 			goto putback;
-		rc = record_all(m, res, now, err);
+		rc = alertmgr_record_all(m, res, now, err);
 		if (rc == 0)
-			rc = summarize(m, now, &pend, &c, err);
+			rc = summarize(m, &pend, &c, err);
 		if (rc < 0) {
 			abort_tx(m, &pend);
 			goto putback;
@@ -1482,16 +955,16 @@ int de_alertmgr_poll(struct de_alertmgr *m, struct de_error *err)
 									  : DE_OUTBOX_PENDING,
 						it->attempts,
 						it->outcome == DE_SINK_OK ? NULL : it->error);
-			idset_del(&it->w->held, it->delivery_id);
+			alertmgr_idset_del(&it->w->held, it->delivery_id);
 			if (it->final)
-				idset_del(&m->outstanding, it->delivery_id);
+				alertmgr_idset_del(&m->outstanding, it->delivery_id);
 		}
-		free_items(res);
+		alertmgr_free_items(res);
 		res = NULL;
 		m->record_backoff = 0;
 	}
 	for (size_t i = 0; i < m->cfg->nsinks && rc == 0; i++)
-		rc = refill(m, &m->workers[i], now, err);
+		rc = alertmgr_refill(m, &m->workers[i], now, err);
 	return rc;
 putback:
 	/* not recorded: keep them for a later poll, after a pause */
@@ -1501,6 +974,7 @@ putback:
 	m->record_after = de_mono_ms() + m->record_backoff;
 putback_quiet:
 	if (res) {
+		res = reverse_items(res); /* newest first again, as the workers push them */
 		pthread_mutex_lock(&m->mu);
 		for (it = res; it->next; it = it->next)
 			;

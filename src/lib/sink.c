@@ -1,8 +1,9 @@
 /*
  * sink.c — what every sink shares (see sink.h): the table of sink types,
  * reading a sink's configuration keys with errors that name the sink, the
- * key and where it was written, ${ENV} expansion for secrets, and wiping
- * secrets.
+ * key and where it was written, ${ENV} expansion for secrets, wiping
+ * secrets, and the libcurl endpoint the webhook and email sinks share
+ * (configure, open, one transfer with the common options, free).
  */
 #include "daemoneye/sink.h"
 
@@ -44,23 +45,83 @@ static int curl_progress(void *arg, curl_off_t a, curl_off_t b, curl_off_t c, cu
 	return stop && atomic_load(stop) ? 1 : 0;
 }
 
-void de_sink_curl_setup(void *curl, const struct de_sink_msg *m, bool tls_verify,
-			const char *ca_file, char *errbuf)
+int de_sink_curl_configure(struct de_sink_conf *c, const char *url_key, const char *const *schemes,
+			   const char *example, struct de_sink_curl *k)
 {
-	CURL *c = curl;
+	const char *url = NULL, *ca = NULL;
+	int rc;
+
+	if ((rc = de_sink_conf_str(c, url_key, true, &url)) < 0 ||
+	    (rc = de_sink_conf_bool(c, "tls_verify", true, &k->tls_verify)) < 0 ||
+	    (rc = de_sink_conf_str(c, "ca_file", false, &ca)) < 0)
+		return rc;
+	if (!url) /* required: de_sink_conf_str said so already */
+		return de_sink_conf_fail(c, url_key, "missing");
+	if ((rc = de_sink_conf_expand(c, url_key, url, &k->url)) < 0 ||
+	    (rc = de_sink_conf_url(c, url_key, k->url, schemes, example, &k->display)) < 0)
+		return rc;
+	if (ca && (rc = de_sink_conf_readable(c, "ca_file", ca)) < 0)
+		return rc;
+	if (ca && !(k->ca_file = strdup(ca)))
+		return de_error_set(c->err, DE_ERR_CONFIGURATION, ENOMEM, "out of memory");
+	return 0;
+}
+
+int de_sink_curl_open(struct de_sink_curl *k, struct de_error *err)
+{
+	if (!k->curl && !(k->curl = curl_easy_init()))
+		return de_error_set(err, DE_ERR_ALERTING, ENOMEM, "cannot start libcurl");
+	return 0;
+}
+
+void *de_sink_curl_begin(struct de_sink_curl *k)
+{
+	curl_easy_reset(k->curl);
+	curl_easy_setopt(k->curl, CURLOPT_URL, k->url);
+	return k->curl;
+}
+
+int de_sink_curl_perform(struct de_sink_curl *k, const struct de_sink_msg *m, long *code,
+			 char *reason, size_t n)
+{
+	char errbuf[CURL_ERROR_SIZE] = "";
+	CURL *c = k->curl;
+	CURLcode rc;
 
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)m->timeout_ms);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
 			 (long)(m->timeout_ms < 10000 ? m->timeout_ms : 10000));
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, tls_verify ? 1L : 0L);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, tls_verify ? 2L : 0L);
-	if (ca_file)
-		curl_easy_setopt(c, CURLOPT_CAINFO, ca_file);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, k->tls_verify ? 1L : 0L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, k->tls_verify ? 2L : 0L);
+	if (k->ca_file)
+		curl_easy_setopt(c, CURLOPT_CAINFO, k->ca_file);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, curl_progress);
 	curl_easy_setopt(c, CURLOPT_XFERINFODATA, (void *)m->stop);
+	rc = curl_easy_perform(c);
+	*code = 0;
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, code);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL); /* errbuf is ours */
+	if (rc != CURLE_OK)
+		snprintf(reason, n, "%s",
+			 rc == CURLE_ABORTED_BY_CALLBACK ? "stopped"
+			 : errbuf[0]			 ? errbuf
+							 : curl_easy_strerror(rc));
+	else if (n)
+		reason[0] = '\0';
+	return (int)rc;
+}
+
+void de_sink_curl_free(struct de_sink_curl *k)
+{
+	if (k->curl)
+		curl_easy_cleanup(k->curl);
+	de_secret_free(k->url);
+	free(k->display);
+	free(k->ca_file);
+	memset(k, 0, sizeof(*k));
 }
 
 bool de_sink_curl_permanent(int code)

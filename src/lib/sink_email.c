@@ -29,16 +29,12 @@
 #include "daemoneye/text.h"
 
 struct email_sink {
-	char *url;
-	char *display; /* scheme://host:port */
+	struct de_sink_curl k; /* the url may hold a secret */
 	char *from;
 	struct curl_slist *rcpt;
 	char *to_header; /* "a@x, b@y" */
 	char *username, *password;
 	long use_ssl;
-	bool tls_verify;
-	char *ca_file;
-	CURL *curl;
 	struct de_buf msg; /* the message being sent */
 	size_t sent;	   /* bytes of msg handed to curl */
 	enum de_alertfmt fmt;
@@ -51,16 +47,12 @@ static void em_free(struct email_sink *s)
 {
 	if (!s)
 		return;
-	if (s->curl)
-		curl_easy_cleanup(s->curl);
-	de_secret_free(s->url);
-	free(s->display);
+	de_sink_curl_free(&s->k);
 	free(s->from);
 	curl_slist_free_all(s->rcpt);
 	free(s->to_header);
 	de_secret_free(s->username);
 	de_secret_free(s->password);
-	free(s->ca_file);
 	de_buf_free(&s->msg);
 	free(s);
 }
@@ -82,7 +74,7 @@ static bool valid_addr(const char *a)
 static int em_configure(struct de_sink_conf *c, void **state)
 {
 	struct email_sink *s = calloc(1, sizeof(*s));
-	const char *url, *from, *user, *pass, *tls, *ca;
+	const char *from, *user, *pass, *tls;
 	const json_t *to = json_object_get(c->conf, "to"), *v;
 	size_t i;
 	int rc;
@@ -91,18 +83,13 @@ static int em_configure(struct de_sink_conf *c, void **state)
 		return de_error_set(c->err, DE_ERR_CONFIGURATION, ENOMEM, "out of memory");
 	s->msg = (struct de_buf)DE_BUF_INIT(16u << 20);
 	s->fmt = c->format;
-	if ((rc = de_sink_conf_str(c, "smtp_url", true, &url)) < 0 ||
+	if ((rc = de_sink_curl_configure(c, "smtp_url",
+					 (const char *const[]){"smtp", "smtps", NULL},
+					 "smtp://host[:port] or smtps://host[:port]", &s->k)) < 0 ||
 	    (rc = de_sink_conf_str(c, "from", true, &from)) < 0 ||
 	    (rc = de_sink_conf_str(c, "username", false, &user)) < 0 ||
 	    (rc = de_sink_conf_str(c, "password", false, &pass)) < 0 ||
-	    (rc = de_sink_conf_enum(c, "starttls", "auto required never", "auto", &tls)) < 0 ||
-	    (rc = de_sink_conf_bool(c, "tls_verify", true, &s->tls_verify)) < 0 ||
-	    (rc = de_sink_conf_str(c, "ca_file", false, &ca)) < 0 ||
-	    (rc = de_sink_conf_expand(c, "smtp_url", url, &s->url)) < 0)
-		goto fail;
-	if ((rc = de_sink_conf_url(c, "smtp_url", s->url,
-				   (const char *const[]){"smtp", "smtps", NULL},
-				   "smtp://host[:port] or smtps://host[:port]", &s->display)) < 0)
+	    (rc = de_sink_conf_enum(c, "starttls", "auto required never", "auto", &tls)) < 0)
 		goto fail;
 	if (!valid_addr(from)) {
 		rc = de_sink_conf_fail(c, "from", "'%s' is not an email address", from);
@@ -134,12 +121,6 @@ static int em_configure(struct de_sink_conf *c, void **state)
 	if ((user && (rc = de_sink_conf_expand(c, "username", user, &s->username)) < 0) ||
 	    (pass && (rc = de_sink_conf_expand(c, "password", pass, &s->password)) < 0))
 		goto fail;
-	if (ca &&
-	    ((rc = de_sink_conf_readable(c, "ca_file", ca)) < 0 || !(s->ca_file = strdup(ca)))) {
-		if (rc == 0)
-			rc = de_error_set(c->err, DE_ERR_CONFIGURATION, ENOMEM, "out of memory");
-		goto fail;
-	}
 	if (!(s->from = strdup(from)) || !s->to_header) {
 		rc = de_error_set(c->err, DE_ERR_CONFIGURATION, ENOMEM, "out of memory");
 		goto fail;
@@ -156,11 +137,7 @@ fail:
 
 static int em_open(void *state, struct de_error *err)
 {
-	struct email_sink *s = state;
-
-	if (!(s->curl = curl_easy_init()))
-		return de_error_set(err, DE_ERR_ALERTING, ENOMEM, "cannot start libcurl");
-	return 0;
+	return de_sink_curl_open(&((struct email_sink *)state)->k, err);
 }
 
 /* Header-safe text: controls become spaces, non-ASCII is RFC 2047 encoded. */
@@ -297,17 +274,16 @@ static size_t reader(char *buf, size_t sz, size_t n, void *arg)
 static void em_deliver(void *state, const struct de_sink_msg *m, struct de_sink_result *r)
 {
 	struct email_sink *s = state;
-	char errbuf[CURL_ERROR_SIZE] = "";
+	char reason[CURL_ERROR_SIZE];
 	long code = 0;
 	CURLcode rc;
-	CURL *c = s->curl;
+	CURL *c;
 
 	if (compose(s, m) < 0) {
 		de_sink_fail(r, DE_SINK_PERMANENT, "cannot compose the message (too large)");
 		return;
 	}
-	curl_easy_reset(c);
-	curl_easy_setopt(c, CURLOPT_URL, s->url);
+	c = de_sink_curl_begin(&s->k);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
 	curl_easy_setopt(c, CURLOPT_MAIL_FROM, s->from);
 	curl_easy_setopt(c, CURLOPT_MAIL_RCPT, s->rcpt);
@@ -320,9 +296,7 @@ static void em_deliver(void *state, const struct de_sink_msg *m, struct de_sink_
 		curl_easy_setopt(c, CURLOPT_USERNAME, s->username);
 	if (s->password)
 		curl_easy_setopt(c, CURLOPT_PASSWORD, s->password);
-	de_sink_curl_setup(c, m, s->tls_verify, s->ca_file, errbuf);
-	rc = curl_easy_perform(c);
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+	rc = (CURLcode)de_sink_curl_perform(&s->k, m, &code, reason, sizeof(reason));
 	if (rc == CURLE_OK) {
 		r->outcome = DE_SINK_OK;
 		return;
@@ -332,10 +306,7 @@ static void em_deliver(void *state, const struct de_sink_msg *m, struct de_sink_
 		o = DE_SINK_PERMANENT;
 	if (code >= 400 && code < 500)
 		o = DE_SINK_TRANSIENT;
-	de_sink_fail(r, o, "SMTP to %s: %s%s%.0ld", s->display,
-		     rc == CURLE_ABORTED_BY_CALLBACK ? "stopped"
-		     : errbuf[0]		     ? errbuf
-						     : curl_easy_strerror(rc),
+	de_sink_fail(r, o, "SMTP to %s: %s%s%.0ld", s->k.display, reason,
 		     code ? " (server said " : "", code);
 	if (code) {
 		size_t l = strlen(r->error);
@@ -347,8 +318,8 @@ static bool em_health(void *state, char *buf, size_t n)
 {
 	struct email_sink *s = state;
 
-	snprintf(buf, n, "SMTP to %s for %s", s->display, s->to_header);
-	return s->curl != NULL;
+	snprintf(buf, n, "SMTP to %s for %s", s->k.display, s->to_header);
+	return s->k.curl != NULL;
 }
 
 static void em_close(void *state)

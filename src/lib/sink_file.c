@@ -145,6 +145,12 @@ static void fi_deliver_batch(void *state, const struct de_sink_msg *msgs, size_t
 	if (atomic_exchange(&s->reopen, false) || s->fd < 0) {
 		sync_now(s);
 		if ((rc = open_path(s)) < 0) {
+			/* nothing more into the file that is no longer at the path (it
+			 * may be deleted): every write fails, and is retried, until the
+			 * path can be opened */
+			if (s->fd >= 0)
+				close(s->fd);
+			s->fd = -1;
 			snprintf(why, sizeof(why), "cannot open %s: %s", s->path,
 				 rc == -EINVAL ? "not a regular file" : strerror(-rc));
 			fail_rest(results, 0, n, DE_SINK_TRANSIENT, why);

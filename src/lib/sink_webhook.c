@@ -26,12 +26,8 @@
 #include "daemoneye/sink.h"
 
 struct webhook_sink {
-	char *url;		    /* may hold a secret */
-	char *display;		    /* scheme://host:port, for messages */
+	struct de_sink_curl k;	    /* the url may hold a secret */
 	struct curl_slist *headers; /* values may hold secrets */
-	bool tls_verify;
-	char *ca_file;
-	CURL *curl;
 	const char *content_type;
 };
 
@@ -48,38 +44,23 @@ static void wh_free(struct webhook_sink *s)
 {
 	if (!s)
 		return;
-	if (s->curl)
-		curl_easy_cleanup(s->curl);
-	de_secret_free(s->url);
-	free(s->display);
+	de_sink_curl_free(&s->k);
 	wipe_slist(s->headers);
-	free(s->ca_file);
 	free(s);
 }
 
 static int wh_configure(struct de_sink_conf *c, void **state)
 {
 	struct webhook_sink *s = calloc(1, sizeof(*s));
-	const char *url, *ca;
 	const json_t *hdrs, *v;
 	const char *k;
 	int rc;
 
 	if (!s)
 		return de_error_set(c->err, DE_ERR_CONFIGURATION, ENOMEM, "out of memory");
-	if ((rc = de_sink_conf_str(c, "url", true, &url)) < 0 ||
-	    (rc = de_sink_conf_bool(c, "tls_verify", true, &s->tls_verify)) < 0 ||
-	    (rc = de_sink_conf_str(c, "ca_file", false, &ca)) < 0 ||
-	    (rc = de_sink_conf_expand(c, "url", url, &s->url)) < 0 ||
-	    (rc = de_sink_conf_url(c, "url", s->url, (const char *const[]){"https", "http", NULL},
-				   "https://host/path", &s->display)) < 0)
+	if ((rc = de_sink_curl_configure(c, "url", (const char *const[]){"https", "http", NULL},
+					 "https://host/path", &s->k)) < 0)
 		goto fail;
-	if (ca &&
-	    ((rc = de_sink_conf_readable(c, "ca_file", ca)) < 0 || !(s->ca_file = strdup(ca)))) {
-		if (rc == 0)
-			rc = de_error_set(c->err, DE_ERR_CONFIGURATION, ENOMEM, "out of memory");
-		goto fail;
-	}
 	hdrs = json_object_get(c->conf, "headers");
 	if (hdrs && !json_is_null(hdrs) && !json_is_object(hdrs)) {
 		rc = de_sink_conf_fail(c, "headers", "must be a mapping of header names to values");
@@ -136,11 +117,7 @@ fail:
 
 static int wh_open(void *state, struct de_error *err)
 {
-	struct webhook_sink *s = state;
-
-	if (!(s->curl = curl_easy_init()))
-		return de_error_set(err, DE_ERR_ALERTING, ENOMEM, "cannot start libcurl");
-	return 0;
+	return de_sink_curl_open(&((struct webhook_sink *)state)->k, err);
 }
 
 /* libcurl's write callback type (curl_write_callback) takes a char * */
@@ -156,10 +133,10 @@ static void wh_deliver(void *state, const struct de_sink_msg *m, struct de_sink_
 {
 	struct webhook_sink *s = state;
 	struct curl_slist *h = NULL, *all = NULL;
-	char idem[80], ua[64], errbuf[CURL_ERROR_SIZE] = "";
+	char idem[80], ua[64], reason[CURL_ERROR_SIZE];
 	long status = 0;
 	CURLcode rc;
-	CURL *c = s->curl;
+	CURL *c;
 
 	snprintf(idem, sizeof(idem), "Idempotency-Key: %s", m->alert_id);
 	snprintf(ua, sizeof(ua), "User-Agent: daemoneye/%s", DE_VERSION);
@@ -174,8 +151,7 @@ static void wh_deliver(void *state, const struct de_sink_msg *m, struct de_sink_
 		de_sink_fail(r, DE_SINK_TRANSIENT, "out of memory");
 		return;
 	}
-	curl_easy_reset(c);
-	curl_easy_setopt(c, CURLOPT_URL, s->url);
+	c = de_sink_curl_begin(&s->k);
 	curl_easy_setopt(c, CURLOPT_POST, 1L);
 	curl_easy_setopt(c, CURLOPT_POSTFIELDS, m->payload);
 	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)m->len);
@@ -183,18 +159,13 @@ static void wh_deliver(void *state, const struct de_sink_msg *m, struct de_sink_
 	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
-	de_sink_curl_setup(c, m, s->tls_verify, s->ca_file, errbuf);
-	rc = curl_easy_perform(c);
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	rc = (CURLcode)de_sink_curl_perform(&s->k, m, &status, reason, sizeof(reason));
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
 	wipe_slist(all);
 	if (rc != CURLE_OK) {
 		/* curl's own text names the host, never the path or a header */
 		de_sink_fail(r, de_sink_curl_permanent(rc) ? DE_SINK_PERMANENT : DE_SINK_TRANSIENT,
-			     "POST to %s: %s", s->display,
-			     rc == CURLE_ABORTED_BY_CALLBACK ? "stopped"
-			     : errbuf[0]		     ? errbuf
-							     : curl_easy_strerror(rc));
+			     "POST to %s: %s", s->k.display, reason);
 		return;
 	}
 	if (status >= 200 && status < 300) {
@@ -204,7 +175,7 @@ static void wh_deliver(void *state, const struct de_sink_msg *m, struct de_sink_
 	de_sink_fail(r,
 		     status == 408 || status == 429 || status >= 500 ? DE_SINK_TRANSIENT
 								     : DE_SINK_PERMANENT,
-		     "POST to %s: HTTP %ld%s", s->display, status,
+		     "POST to %s: HTTP %ld%s", s->k.display, status,
 		     status >= 300 && status < 400 ? " (redirects are not followed)" : "");
 }
 
@@ -212,8 +183,9 @@ static bool wh_health(void *state, char *buf, size_t n)
 {
 	struct webhook_sink *s = state;
 
-	snprintf(buf, n, "POST to %s%s", s->display, s->tls_verify ? "" : " (TLS not verified)");
-	return s->curl != NULL;
+	snprintf(buf, n, "POST to %s%s", s->k.display,
+		 s->k.tls_verify ? "" : " (TLS not verified)");
+	return s->k.curl != NULL;
 }
 
 static void wh_close(void *state)

@@ -46,7 +46,10 @@ enum {
 	S_NEXT_DUE,
 	S_RECORD,
 	S_DELIVERED,
+	S_RESUME,
 	S_PENDING,
+	S_MAKE_DUE,
+	S_RECOVER,
 	S_ALERT_GET,
 	S_MAX
 };
@@ -91,12 +94,19 @@ static const char *const sqls[S_MAX] = {
 			" scan_id, affected_processes, process_count, alert_data,"
 			" rule_execution_time_ms, dedupe_key, incomplete, kind, context)"
 			" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+	/* in the caller's hands: not due (NULL), so not in the due index */
 	[S_DELIV_ADD] = "INSERT INTO alert_deliveries(id, alert_id, sink, status, attempts,"
-			" next_attempt_at) VALUES(?1, ?2, ?3, 'pending', 0, ?4)",
+			" next_attempt_at) VALUES(?1, ?2, ?3, 'pending', 0, NULL)",
+	/* in the alerts' order (ids are given in the order alerts are raised),
+	 * and none behind a row that waits for its retry: a sink gets its
+	 * alerts oldest first, after an outage too */
 	[S_DUE] = "SELECT d.id, d.alert_id, d.sink, d.attempts, d.next_attempt_at,"
 		  " d.last_attempt_at, d.error FROM alert_deliveries d"
 		  " WHERE d.sink = ?1 AND d.status = 'pending' AND d.next_attempt_at <= ?2"
-		  " ORDER BY d.next_attempt_at, d.id",
+		  " AND d.id < coalesce((SELECT min(w.id) FROM alert_deliveries w"
+		  "  WHERE w.sink = ?1 AND w.status = 'pending' AND w.next_attempt_at > ?2),"
+		  "  9223372036854775807)"
+		  " ORDER BY d.id",
 	[S_NEXT_DUE] = "SELECT min(next_attempt_at) FROM alert_deliveries"
 		       " WHERE sink = ?1 AND status = 'pending' AND next_attempt_at > ?2",
 	[S_RECORD] = "UPDATE alert_deliveries SET status = ?2, attempts = ?3,"
@@ -108,8 +118,17 @@ static const char *const sqls[S_MAX] = {
 	[S_DELIVERED] = "UPDATE OR FAIL alert_deliveries SET status = 'delivered', attempts = ?3,"
 			" last_attempt_at = ?4, next_attempt_at = NULL, error = NULL,"
 			" delivered_at = ?4 WHERE id BETWEEN ?1 AND ?2",
-	[S_PENDING] =
-		"SELECT count(*) FROM alert_deliveries WHERE sink = ?1 AND status = 'pending'",
+	/* the sink is back: what waits for a retry is due now, in order */
+	[S_RESUME] = "UPDATE alert_deliveries SET next_attempt_at = ?2 WHERE sink = ?1"
+		     " AND status = 'pending' AND next_attempt_at > ?2",
+	[S_PENDING] = "SELECT count(*) FROM alert_deliveries WHERE sink = ?1 AND"
+		      " status = 'pending' AND next_attempt_at IS NOT NULL",
+	/* what the caller could not hand to its worker: the newest rows, by rowid */
+	[S_MAKE_DUE] = "UPDATE alert_deliveries SET next_attempt_at = ?3 WHERE id >= ?2"
+		       " AND sink = ?1 AND status = 'pending' AND next_attempt_at IS NULL",
+	/* what an earlier run had in hand and did not record (one scan) */
+	[S_RECOVER] = "UPDATE alert_deliveries SET next_attempt_at = ?1"
+		      " WHERE status = 'pending' AND next_attempt_at IS NULL",
 	[S_ALERT_GET] = "SELECT id, alert_time, rule_id, title, description, severity, scan_id,"
 			" affected_processes, process_count, alert_data,"
 			" rule_execution_time_ms, dedupe_key, incomplete, kind, context"
@@ -170,15 +189,20 @@ static const struct {
 		 " scan_id, affected_processes, process_count, alert_data,"
 		 " rule_execution_time_ms, dedupe_key, incomplete, kind, context) VALUES",
 		 "(#,#,#,#,#,#,#,#,#,#,#,#,#,#,#)"},
-	[Q_DELIV] = {S_DELIV_ADD, 4,
+	[Q_DELIV] = {S_DELIV_ADD, 3,
 		     "INSERT OR FAIL INTO alert_deliveries(id, alert_id, sink, status, attempts,"
 		     " next_attempt_at) VALUES",
-		     "(#,#,#,'pending',0,#)"},
+		     "(#,#,#,'pending',0,NULL)"},
 	[Q_STATE] = {S_STATE_OPEN, 8,
 		     "INSERT OR FAIL INTO alert_state(id, rule_id, subject, pid, start_time, "
 		     "instance_id,"
 		     " alert_id, status, opened_at, last_seen) VALUES",
 		     "(#,#,#,#,#,#,#,'open',#,@)"},
+};
+
+struct delivered {
+	int64_t id;
+	uint32_t attempts;
 };
 
 struct de_outbox {
@@ -193,6 +217,8 @@ struct de_outbox {
 	int64_t next_deliv, next_state; /* the next ids to give (0: not read yet) */
 	/* an alert's JSON columns, built in buffers reused from alert to alert */
 	struct de_buf affected, data, ctx;
+	struct delivered *dv; /* de_outbox_record_delivered's array, kept */
+	size_t dv_cap;
 };
 
 static const char *const status_names[DE_OUTBOX_STATUS_MAX] = {"pending", "delivered", "dead"};
@@ -252,6 +278,7 @@ void de_outbox_close(struct de_outbox *o)
 	de_buf_free(&o->affected);
 	de_buf_free(&o->data);
 	de_buf_free(&o->ctx);
+	free(o->dv);
 	free(o);
 }
 
@@ -901,7 +928,7 @@ int de_outbox_windows(struct de_outbox *o, de_window_cb cb, void *arg, struct de
 /* ---- the outbox ---------------------------------------------------------------------- */
 
 int de_outbox_add(struct de_outbox *o, const struct de_alert *a, const char *const *sinks, size_t n,
-		  int64_t now, int64_t *ids, struct de_error *err)
+		  int64_t *ids, struct de_error *err)
 {
 	char id[DE_UUID_STR_LEN + 1];
 	const char *sev = de_severity_name(a->severity);
@@ -948,7 +975,6 @@ int de_outbox_add(struct de_outbox *o, const struct de_alert *a, const char *con
 		if (!(v = q_row(o, Q_DELIV, err)))
 			return -EIO;
 		q_int(&v[0], ids[i]);
-		q_int(&v[3], now);
 		if ((rc = q_text(o, &v[1], id, DE_UUID_STR_LEN)) < 0 || (rc = QT(2, sinks[i])) < 0)
 			goto fail;
 	}
@@ -1048,10 +1074,43 @@ int de_outbox_record(struct de_outbox *o, int64_t id, enum de_outbox_status s, u
 	return run(o, st, err, "cannot record a delivery");
 }
 
-struct delivered {
-	int64_t id;
-	uint32_t attempts;
-};
+int de_outbox_resume(struct de_outbox *o, const char *sink, int64_t now, struct de_error *err)
+{
+	sqlite3_stmt *st = stmt(o, S_RESUME, err);
+
+	if (!st)
+		return -EIO;
+	bind_text(st, 1, sink);
+	sqlite3_bind_int64(st, 2, now);
+	return run(o, st, err, "cannot record a delivery");
+}
+
+int de_outbox_make_due(struct de_outbox *o, const char *sink, int64_t from_id, int64_t now,
+		       struct de_error *err)
+{
+	sqlite3_stmt *st = stmt(o, S_MAKE_DUE, err);
+
+	if (!st)
+		return -EIO;
+	bind_text(st, 1, sink);
+	sqlite3_bind_int64(st, 2, from_id);
+	sqlite3_bind_int64(st, 3, now);
+	return run(o, st, err, "cannot queue deliveries in the store");
+}
+
+int de_outbox_recover(struct de_outbox *o, int64_t now, size_t *n, struct de_error *err)
+{
+	sqlite3_stmt *st = stmt(o, S_RECOVER, err);
+	int rc;
+
+	*n = 0;
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, now);
+	if ((rc = run(o, st, err, "cannot recover deliveries in flight")) == 0)
+		*n = (size_t)sqlite3_changes(o->db);
+	return rc;
+}
 
 static int delivered_cmp(const void *a, const void *b)
 {
@@ -1062,14 +1121,26 @@ static int delivered_cmp(const void *a, const void *b)
 int de_outbox_record_delivered(struct de_outbox *o, const int64_t *ids, const uint32_t *attempts,
 			       size_t n, int64_t now, struct de_error *err)
 {
-	struct delivered *v = malloc((n ? n : 1) * sizeof(*v));
+	struct delivered *v;
+	bool sorted = true;
 	int rc = 0;
 
-	if (!v)
-		return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
-	for (size_t i = 0; i < n; i++)
+	/* the array is kept from call to call: a poll's worth (a few thousand
+	 * at most, bounded by max_queue_size per sink) */
+	if (n > o->dv_cap) {
+		struct delivered *nv = realloc(o->dv, n * sizeof(*nv));
+		if (!nv)
+			return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
+		o->dv = nv;
+		o->dv_cap = n;
+	}
+	v = o->dv;
+	for (size_t i = 0; i < n; i++) {
 		v[i] = (struct delivered){ids[i], attempts[i]};
-	qsort(v, n, sizeof(*v), delivered_cmp);
+		sorted &= i == 0 || v[i].id > v[i - 1].id;
+	}
+	if (!sorted) /* they come in the order they were queued: usually sorted already */
+		qsort(v, n, sizeof(*v), delivered_cmp);
 	/*
 	 * One statement per run of consecutive ids with the same attempts: a
 	 * range of rowids, no list for SQLite to index first.  Rows of one
@@ -1091,7 +1162,6 @@ int de_outbox_record_delivered(struct de_outbox *o, const int64_t *ids, const ui
 		sqlite3_bind_int64(st, 4, now);
 		rc = run(o, st, err, "cannot record deliveries");
 	}
-	free(v);
 	return rc;
 }
 

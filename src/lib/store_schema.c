@@ -20,7 +20,7 @@
  * suppressed matches, deduplication windows, the outbox); 6 full identity
  * (user_name, group_name, cwd) and network_connections; 7 the outbox's
  * status check without an IN list, an index on resolved states; 8 the
- * fleet's spool.
+ * fleet's spool; 9 the due index without deliveries in a worker's hands.
  */
 #include "store_int.h"
 
@@ -207,7 +207,8 @@ static const struct de_column deliveries_cols[] = {
 	{"sink", "TEXT", "the sink's name"},
 	{"status", "TEXT", "'pending', 'delivered' or 'dead' (the dead-letter state)"},
 	{"attempts", "INTEGER", "attempts made"},
-	{"next_attempt_at", "INTEGER", "when a pending delivery is due, ms since the epoch"},
+	{"next_attempt_at", "INTEGER",
+	 "when a pending delivery is due, ms since the epoch (NULL: handed to its sink's worker)"},
 	{"last_attempt_at", "INTEGER", "ms since the epoch"},
 	{"delivered_at", "INTEGER", "ms since the epoch (NULL until delivered)"},
 	{"error", "TEXT", "why the last attempt failed"},
@@ -601,6 +602,20 @@ static const char *const migrations[] = {
 	"  msg_id TEXT NOT NULL,"
 	"  payload TEXT NOT NULL,"
 	"  created_at INTEGER NOT NULL);",
+
+	/*
+	 * 9: a delivery enters the due index only once it waits in the store
+	 * (a retry, or what a worker could not take at once): a new row is
+	 * written with next_attempt_at NULL and the agent hands it to its
+	 * sink's worker straight away, so the insert and the delivered UPDATE
+	 * no longer add and remove an index entry each.  Rows a run left with
+	 * NULL (killed before their outcome was recorded) are made due when
+	 * the next run starts (de_outbox_recover).  Every pending row of an
+	 * older file has its next_attempt_at and stays in the index.
+	 */
+	"DROP INDEX alert_deliveries_due;"
+	"CREATE INDEX alert_deliveries_due ON alert_deliveries(sink, next_attempt_at)"
+	"  WHERE status = 'pending' AND next_attempt_at IS NOT NULL;",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
