@@ -90,7 +90,7 @@ size_t agent_execpath_run(struct agent *ag)
 {
 	struct procmond_chan *ch = &ag->pm;
 	struct de_process_event *q = ch->queue;
-	size_t n = ch->nqueue, now = 0, later = 0;
+	size_t n = ch->nqueue, now = 0;
 	int64_t t = de_mono_ms();
 	struct de_error err = {0};
 
@@ -98,33 +98,26 @@ size_t agent_execpath_run(struct agent *ag)
 		return 0;
 	if (ag->events_failing_since && t < ag->events_next_try)
 		return n;
-	/* stable partition: what goes now first, what waits after it */
-	struct de_process_event *tmp = malloc(n * sizeof(*tmp));
-	if (!tmp) {
-		de_log_errorx("out of memory applying process events (tried again next time)");
-		return n;
-	}
+	/* stable partition in place: what goes now first (q[0..now)), what
+	   waits after it (q[now..i)), each in its order; an event that goes
+	   now past held ones is rotated down to q[now] */
 	for (size_t i = 0; i < n; i++) {
 		bool hold = false;
 		/* the exit of a process exec'd in this batch */
 		for (size_t k = 0; k < now && !hold && q[i].kind == DE_PROCESS_EXIT; k++)
-			hold = tmp[k].kind == DE_PROCESS_EXEC && tmp[k].pid == q[i].pid;
+			hold = q[k].kind == DE_PROCESS_EXEC && q[k].pid == q[i].pid;
 		/* after a held event, its pid's later events wait too (order kept) */
-		for (size_t k = 0; k < later && !hold; k++)
-			hold = tmp[n - 1 - k].pid == q[i].pid;
+		for (size_t k = now; k < i && !hold; k++)
+			hold = q[k].pid == q[i].pid;
 		if (hold)
-			tmp[n - 1 - later++] = q[i];
-		else
-			tmp[now++] = q[i];
+			continue;
+		if (i > now) {
+			struct de_process_event s = q[i];
+			memmove(q + now + 1, q + now, (i - now) * sizeof(*q));
+			q[now] = s;
+		}
+		now++;
 	}
-	/* the held ones back in their order */
-	for (size_t k = 0; k < later / 2; k++) {
-		struct de_process_event s = tmp[now + k];
-		tmp[now + k] = tmp[n - 1 - k];
-		tmp[n - 1 - k] = s;
-	}
-	memcpy(q, tmp, n * sizeof(*q));
-	free(tmp);
 	if (now && apply_events(ag, q, now, &err) < 0) {
 		/* a batch the store refuses stays queued, with everything after it */
 		if (!ag->events_failing_since) {

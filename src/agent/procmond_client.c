@@ -234,6 +234,8 @@ int agent_procmond_scan_conns(struct procmond_chan *ch, int64_t scan_id, bool co
 	int64_t deadline = de_mono_ms() + (int64_t)ch->timeout_ms;
 	int rc;
 
+	/* a new scan replaces the last one's connections (stored or not: a
+	   list the store refused is asked for again, see conns_unstored) */
 	ch->nconns = 0;
 	if (ch->fd < 0)
 		return de_error_set(err, DE_ERR_IO, EPIPE, "procmond is not running");
@@ -296,6 +298,8 @@ int agent_procmond_scan_conns(struct procmond_chan *ch, int64_t scan_id, bool co
 			ch->events_lost = m.events_lost;
 			ch->event_restarts = m.event_restarts;
 			ch->hash_hits = m.hash_hits;
+			if (connections)
+				ch->conns_unstored = true;
 			return 0;
 		default:
 			de_ipc_msg_clear(&m);
