@@ -410,7 +410,8 @@ static int hash_by_path(struct de_collector *c, struct inst *e)
 	return rc;
 }
 
-/* An instance made of what the kernel said alone (not in the table). */
+/* An instance made of what the kernel said alone (not in the table; not
+   hashed yet). */
 static int kernel_inst(struct de_collector *c, const struct de_kernel_exec *k, struct inst *e)
 {
 	struct stat sb;
@@ -471,48 +472,75 @@ static int kernel_inst(struct de_collector *c, const struct de_kernel_exec *k, s
 	e->ns[2] = k->net_ns;
 	e->ns[3] = k->user_ns;
 	e->path_truncated = k->exe_cut || k->cwd_cut;
-	if (c->opt.hash && e->exe && e->file_exists)
-		return hash_by_path(c, e);
-	if (e->exe && !e->file_exists)
-		snprintf(e->hash_err, sizeof(e->hash_err), "process exited before hashing");
-	e->hash_done = true;
 	return 0;
+}
+
+/*
+ * The image of a live e from /proc/PID/exe (the running file, deleted or
+ * not), when its path no longer names it or the kernel cut the path.  1
+ * when taken (hash it through /proc), 0 when the process no longer shows
+ * the image the kernel ran (the kernel's account stands), -ENOMEM.
+ */
+static int live_image(struct de_collector *c, const struct de_kernel_exec *k, struct inst *e)
+{
+	struct inst t = {0};
+	int rc = collect_read_exe(c, k->pid, &t);
+
+	if (rc == 0 && t.has_image && t.image.ino == k->exe_ino && t.image.dev == k->exe_dev) {
+		free(e->exe);
+		e->exe = t.exe;
+		t.exe = NULL;
+		e->image = t.image;
+		e->image_mode = t.image_mode;
+		e->has_image = true;
+		e->deleted = t.deleted;
+		rc = 1;
+	}
+	free(t.exe);
+	return rc == -ENOMEM || rc == 1 ? rc : 0;
 }
 
 int de_collector_exec(struct de_collector *c, const struct de_kernel_exec *k, int64_t scan_id,
 		      struct de_process_record *out, struct de_error *err)
 {
 	struct de_process_record view;
-	struct inst *e, tmp;
-	bool reused;
-	int rc = 0;
+	bool alive = false, cwd_read = false, live_exe = false;
+	struct inst e;
+	int rc;
 
-	e = k->pid > 0 ? collect_read_pid(c, k->pid, true, false, &reused, &rc) : NULL;
-	if (!e && rc == -ENOMEM)
-		goto nomem;
-	/* still the instance that exec'd, with the image the kernel ran? */
-	if (e && (long long)e->ps.starttime == k->start_ticks &&
-	    (!k->exe ||
-	     (e->has_image && e->image.ino == k->exe_ino && e->image.dev == k->exe_dev))) {
-		if (k->argv_len && !k->argv_cut && (rc = take_kernel_argv(c, k, e)) < 0)
-			goto nomem;
-		if (c->opt.hash && (rc = collect_hash_exe(c, e, NULL)) < 0)
-			goto nomem;
-		collect_view_record(c, e, scan_id, &view);
-		if (de_process_record_copy(&view, out) < 0)
-			goto nomem;
-		return 0;
+	/* the kernel's account first: all that an exec that already exited has */
+	rc = kernel_inst(c, k, &e);
+	/* then what the event lacks, from /proc while the process is still it */
+	if (rc == 0 && k->pid > 0) {
+		rc = collect_exec_live(c, k, &e, &cwd_read);
+		alive = rc == 0;
+		if (rc == -ESRCH)
+			rc = 0;
 	}
-	/* gone, or exec'd again since: the kernel's account */
-	rc = kernel_inst(c, k, &tmp);
+	if (rc == 0 && alive && k->exe && (!e.file_exists || k->exe_cut)) {
+		rc = live_image(c, k, &e);
+		live_exe = rc == 1;
+		if (rc == 1)
+			rc = 0;
+	}
+	e.path_truncated = (k->exe_cut && !live_exe) || (k->cwd_cut && !cwd_read);
+	/* the image hashed through the process while it runs it, else
+	   through its path while that still names the file the kernel ran */
+	if (rc == 0 && e.exe) {
+		if (live_exe)
+			rc = c->opt.hash ? collect_hash_exe(c, &e, NULL) : 0;
+		else if (e.file_exists)
+			rc = c->opt.hash ? hash_by_path(c, &e) : 0;
+		else
+			snprintf(e.hash_err, sizeof(e.hash_err), "process exited before hashing");
+	}
+	e.hash_done = true;
 	if (rc == 0) {
-		collect_view_record(c, &tmp, scan_id, &view);
+		collect_view_record(c, &e, scan_id, &view);
 		rc = de_process_record_copy(&view, out);
 	}
-	collect_inst_clear(&tmp);
+	collect_inst_clear(&e);
 	if (rc < 0)
-		goto nomem;
+		return de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
 	return 0;
-nomem:
-	return de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
 }

@@ -635,36 +635,48 @@ static uint32_t ns_inode(struct de_collector *c, uint32_t pid, const char *which
 	return b ? (uint32_t)strtoul(b + 1, NULL, 10) : 0;
 }
 
-/*
- * cwd, the namespaces and (with options.env_names) the captured
- * environment of pid into e.  What may not be read stays unknown.  0,
- * -ENOMEM, or -ESRCH when the process is gone.
- */
-static int read_more(struct de_collector *c, uint32_t pid, struct inst *e)
+/* The namespace inodes of pid into e (has_ns when all four were read). */
+static void read_ns(struct de_collector *c, uint32_t pid, struct inst *e)
 {
 	static const char *const ns[4] = {"/ns/pid", "/ns/mnt", "/ns/net", "/ns/user"};
+
+	e->has_ns = true;
+	for (int i = 0; i < 4; i++)
+		e->has_ns &= (e->ns[i] = ns_inode(c, pid, ns[i])) != 0;
+}
+
+/* pid's working directory into e->cwd (NULL when unreadable).  0, -ENOMEM,
+   or -ESRCH when the process is gone. */
+static int read_cwd(struct de_collector *c, uint32_t pid, struct inst *e)
+{
 	char path[64], target[PATH_MAX + 1];
-	size_t n;
 	ssize_t l;
-	int rc;
 
 	free(e->cwd);
 	e->cwd = NULL;
-	free(e->env);
-	e->env = NULL;
-	e->env_truncated = e->path_truncated = false;
 	collect_pid_path(path, pid, "/cwd");
 	l = readlinkat(c->procfd, path, target, sizeof(target) - 1);
 	if (l >= 0) {
 		target[l] = '\0';
-		if (!(e->cwd = strdup(target)))
-			return -ENOMEM;
-	} else if (gone(-errno)) {
-		return -ESRCH;
+		return (e->cwd = strdup(target)) ? 0 : -ENOMEM;
 	}
-	e->has_ns = true;
-	for (int i = 0; i < 4; i++)
-		e->has_ns &= (e->ns[i] = ns_inode(c, pid, ns[i])) != 0;
+	return gone(-errno) ? -ESRCH : 0;
+}
+
+/*
+ * The variables options.env_names names from pid's environment into e->env
+ * (replacing it), masked.  0 (also when unreadable), -ENOMEM, or -ESRCH when
+ * the process is gone.
+ */
+static int read_env(struct de_collector *c, uint32_t pid, struct inst *e)
+{
+	char path[64];
+	size_t n;
+	int rc;
+
+	free(e->env);
+	e->env = NULL;
+	e->env_truncated = false;
 	if (!c->opt.nenv_names)
 		return 0;
 	collect_pid_path(path, pid, "/environ");
@@ -675,6 +687,54 @@ static int read_more(struct de_collector *c, uint32_t pid, struct inst *e)
 			     &e->env_truncated);
 	buf_trim(c);
 	return rc;
+}
+
+/*
+ * pid's command line into e (exact bytes, split, masked), replacing what e
+ * had.  0, -ENOMEM, or the read's -errno (e's argv then empty).
+ */
+static int read_cmdline(struct de_collector *c, uint32_t pid, struct inst *e)
+{
+	char path[64];
+	size_t n = 0;
+	int rc;
+
+	collect_free_argv(e->argv, e->argc);
+	e->argv = NULL;
+	e->argc = 0;
+	e->cmd_truncated = false;
+	e->masked = 0;
+	collect_pid_path(path, pid, "/cmdline");
+	if ((rc = read_buf(c, c->procfd, path, DE_COLLECT_MAX_CMDLINE, true, &n)) < 0)
+		return rc;
+	e->cmd_truncated = n >= DE_COLLECT_MAX_CMDLINE;
+	rc = collect_split_cmdline(c->buf, n, &e->argv, &e->argc);
+	buf_trim(c);
+	if (rc < 0)
+		return rc;
+	if (c->opt.mask) {
+		size_t nf = c->opt.mask_flags ? c->opt.nmask_flags : 0;
+		if ((rc = de_mask_argv(e->argv, e->argc, c->opt.mask_flags, nf)) < 0)
+			return rc;
+		e->masked = rc;
+	}
+	return 0;
+}
+
+/*
+ * cwd, the namespaces and (with options.env_names) the captured
+ * environment of pid into e.  What may not be read stays unknown.  0,
+ * -ENOMEM, or -ESRCH when the process is gone.
+ */
+static int read_more(struct de_collector *c, uint32_t pid, struct inst *e)
+{
+	int rc;
+
+	e->path_truncated = false;
+	if ((rc = read_cwd(c, pid, e)) < 0)
+		return rc;
+	read_ns(c, pid, e);
+	return read_env(c, pid, e);
 }
 
 /* The container of e's cgroup path (none when it has no cgroup or names none). */
@@ -703,7 +763,6 @@ static int read_rest(struct de_collector *c, uint32_t pid, struct inst *e, bool 
 	char path[64];
 	bool vanished = false, denied = false;
 	struct stat st;
-	size_t n = 0;
 	int rc;
 
 	/* /proc/PID is owned by the effective uid and gid, also for a
@@ -717,33 +776,13 @@ static int read_rest(struct de_collector *c, uint32_t pid, struct inst *e, bool 
 	e->has_real_ids = false;
 
 	/* cmdline: argv exactly, NUL-separated */
-	collect_free_argv(e->argv, e->argc);
-	e->argv = NULL;
-	e->argc = 0;
-	e->cmd_truncated = false;
-	e->masked = 0;
-	collect_pid_path(path, pid, "/cmdline");
-	rc = read_buf(c, c->procfd, path, DE_COLLECT_MAX_CMDLINE, true, &n);
-	if (rc == 0) {
-		e->cmd_truncated = n >= DE_COLLECT_MAX_CMDLINE;
-		rc = collect_split_cmdline(c->buf, n, &e->argv, &e->argc);
-		buf_trim(c);
-		if (rc < 0)
-			return rc;
-		if (c->opt.mask) {
-			size_t nf = c->opt.mask_flags ? c->opt.nmask_flags : 0;
-			rc = de_mask_argv(e->argv, e->argc, c->opt.mask_flags, nf);
-			if (rc < 0)
-				return rc;
-			e->masked = rc;
-		}
-	} else if (rc == -ENOMEM) {
+	rc = read_cmdline(c, pid, e);
+	if (rc == -ENOMEM)
 		return rc;
-	} else if (gone(rc)) {
+	if (gone(rc))
 		vanished = true;
-	} else if (rc == -EACCES || rc == -EPERM) {
+	else if (rc == -EACCES || rc == -EPERM)
 		denied = true;
-	}
 
 	/* exe: the running image, and whether it is still on disk */
 	free(e->exe);
@@ -845,4 +884,87 @@ struct inst *collect_read_pid(struct de_collector *c, uint32_t pid, bool full, b
 		return NULL;
 	}
 	return e;
+}
+
+/*
+ * Complete e, made of what the kernel said at an exec (k), with what the
+ * event lacks, from /proc while k->pid is still that instance (same start,
+ * same comm): its stat (state, memory, threads, times; the parent, group
+ * and session stay the kernel's, as at the exec), the command line when
+ * the kernel cut it, cwd (*cwd_read set) and the cgroup when the kernel cut
+ * them or had none, the namespaces it did not have, and the captured
+ * environment.  The executable is the caller's.  What cannot be read stays as the kernel said.
+ * 0 when the process was that instance at the first read (even if it
+ * exited during the rest), -ESRCH when it is gone or is not that instance
+ * any more, -ENOMEM.
+ */
+int collect_exec_live(struct de_collector *c, const struct de_kernel_exec *k, struct inst *e,
+		      bool *cwd_read)
+{
+	char path[64], buf[1024];
+	const char *comm;
+	size_t comm_len;
+	struct pstat ps = {0};
+	ssize_t n;
+	int rc;
+
+	collect_pid_path(path, k->pid, "/stat");
+	n = read_small(c->procfd, path, buf, sizeof(buf), true);
+	if (n < 0)
+		return n == -ENOMEM ? -ENOMEM : -ESRCH;
+	if (parse_stat(buf, (size_t)n, &comm, &comm_len, &ps) < 0 ||
+	    (long long)ps.starttime != k->start_ticks || comm_len != e->name_len ||
+	    memcmp(comm, e->name, comm_len) != 0)
+		return -ESRCH;
+	ps.ppid = e->ps.ppid;
+	ps.pgrp = e->ps.pgrp;
+	ps.session = e->ps.session;
+	ps.tty_nr = e->ps.tty_nr;
+	take_stat(c, e, &ps, mono_ns());
+	/* each read into t first: what the process no longer shows (it may
+	   exit meanwhile) does not replace what the kernel said */
+	if (k->argv_cut) {
+		struct inst t = {0};
+		if ((rc = read_cmdline(c, k->pid, &t)) == -ENOMEM)
+			return rc;
+		if (rc == 0 && t.argc > 0) {
+			collect_free_argv(e->argv, e->argc);
+			e->argv = t.argv;
+			e->argc = t.argc;
+			e->cmd_truncated = t.cmd_truncated;
+			e->masked = t.masked;
+		} else {
+			collect_free_argv(t.argv, t.argc);
+		}
+	}
+	if (k->cwd_cut || !k->cwd) {
+		struct inst t = {0};
+		if (read_cwd(c, k->pid, &t) == -ENOMEM)
+			return -ENOMEM;
+		if (t.cwd) {
+			free(e->cwd);
+			e->cwd = t.cwd;
+			*cwd_read = true;
+		}
+	}
+	if (k->cgroup_cut || !k->cgroup) {
+		struct inst t = {0};
+		if (cgroup_of(c, k->pid, &t) == -ENOMEM)
+			return -ENOMEM;
+		if (t.cgroup) {
+			free(e->cgroup);
+			e->cgroup = t.cgroup;
+			collect_inst_container(e);
+		}
+	}
+	if (!e->has_ns) {
+		struct inst t = {0};
+		read_ns(c, k->pid, &t);
+		if (t.has_ns) {
+			e->has_ns = true;
+			memcpy(e->ns, t.ns, sizeof(e->ns));
+		}
+	}
+	rc = read_env(c, k->pid, e);
+	return rc == -ENOMEM ? rc : 0;
 }

@@ -227,6 +227,16 @@ void collect_inst_container(struct inst *e);
 struct inst *collect_read_pid(struct de_collector *c, uint32_t pid, bool full, bool memo,
 			      bool *reused, int *rc);
 
+/*
+ * Complete e, made of what the kernel said at an exec (k), with what the
+ * event lacks, from /proc while k->pid is still that instance: stat, and
+ * the command line, cwd (*cwd_read set), cgroup and namespaces only where
+ * the kernel cut them or had none, and the captured environment.  0, -ESRCH when the
+ * process is gone or is another instance now, -ENOMEM.
+ */
+int collect_exec_live(struct de_collector *c, const struct de_kernel_exec *k, struct inst *e,
+		      bool *cwd_read);
+
 /* ---- collect_exec.c: executables, hashing, the kernel's exec events ------- */
 /*
  * Read the executable link and the image behind it into e.  Returns 0,
