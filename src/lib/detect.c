@@ -37,6 +37,8 @@ struct cached_stmt {
 	char *sql;	  /* the rule's text, owned */
 	bool for_pid;	  /* the pid-restricted form */
 	sqlite3_stmt *st; /* owned; NULL: the rule has no pid column (for_pid) */
+	/* its columns pid, name and executable_path (-1: none), looked up once */
+	int pidcol, namecol, execol;
 };
 
 #define ENGINE_MAX_CACHED 512 /* statements; beyond, the cache starts over */
@@ -278,11 +280,12 @@ static int prepare_rule(struct de_engine *e, const char *sql, bool for_pid, sqli
 
 /*
  * The statement for sql in the mode asked, from the cache or validated and
- * prepared now (and cached).  *out NULL: a pid run of a rule without a pid
- * column.  The statement stays the cache's: give it back with release_stmt().
+ * prepared now (and cached), with its column indices.  (*out)->st NULL: a
+ * pid run of a rule without a pid column.  The statement stays the cache's:
+ * give it back with release_stmt().
  */
-static int get_stmt(struct de_engine *e, const char *sql, bool for_pid, sqlite3_stmt **out,
-		    struct de_error *err)
+static int get_stmt(struct de_engine *e, const char *sql, bool for_pid,
+		    const struct cached_stmt **out, struct de_error *err)
 {
 	uint64_t h = fnv1a(sql, for_pid);
 	struct cached_stmt *c;
@@ -292,7 +295,7 @@ static int get_stmt(struct de_engine *e, const char *sql, bool for_pid, sqlite3_
 	for (size_t i = 0; i < e->ncache; i++) {
 		c = &e->cache[i];
 		if (c->hash == h && c->for_pid == for_pid && strcmp(c->sql, sql) == 0) {
-			*out = c->st;
+			*out = c;
 			return 0;
 		}
 	}
@@ -318,8 +321,11 @@ static int get_stmt(struct de_engine *e, const char *sql, bool for_pid, sqlite3_
 	c->hash = h;
 	c->for_pid = for_pid;
 	c->st = st;
+	c->pidcol = st ? col_index(st, "pid") : -1;
+	c->namecol = st ? col_index(st, "name") : -1;
+	c->execol = st ? col_index(st, "executable_path") : -1;
 	e->ncache++;
-	*out = st;
+	*out = c;
 	return 0;
 }
 
@@ -354,10 +360,13 @@ static int fail(struct de_rule_result *res, const struct de_rule *rule, int code
 	return res->status;
 }
 
-int de_engine_run_rule(struct de_engine *e, const struct de_rule *rule, int64_t scan_id,
-		       const uint32_t *pid, struct de_alert_list *alerts,
-		       struct de_rule_result *res)
+/* de_engine_run_rule, the schema already checked by the caller when
+   checked is set (once for a whole run of rules). */
+static int run_rule(struct de_engine *e, const struct de_rule *rule, int64_t scan_id,
+		    const uint32_t *pid, struct de_alert_list *alerts, struct de_rule_result *res,
+		    bool checked)
 {
+	const struct cached_stmt *cs = NULL;
 	sqlite3_stmt *st = NULL;
 	struct de_guard g = {0};
 	struct de_error perr = {0};
@@ -370,10 +379,11 @@ int de_engine_run_rule(struct de_engine *e, const struct de_rule *rule, int64_t 
 	memset(res, 0, sizeof(*res));
 	res->rule_id = rule->id;
 	res->ran = true;
-	check_schema(e);
-	if (get_stmt(e, rule->sql_query, pid != NULL, &st, &perr) < 0)
+	if (!checked)
+		check_schema(e);
+	if (get_stmt(e, rule->sql_query, pid != NULL, &cs, &perr) < 0)
 		return fail(res, rule, perr.code, perr.message);
-	if (!st) { /* no pid column: not a single-process rule */
+	if (!(st = cs->st)) { /* no pid column: not a single-process rule */
 		res->ran = false;
 		return 0;
 	}
@@ -381,15 +391,15 @@ int de_engine_run_rule(struct de_engine *e, const struct de_rule *rule, int64_t 
 		sqlite3_reset(st);
 		return fail(res, rule, EIO, "cannot bind the pid");
 	}
-	pidcol = col_index(st, "pid");
+	pidcol = cs->pidcol;
 	if (rule->dedupe_key_fields_len) {
 		nkey = rule->dedupe_key_fields_len < 32 ? rule->dedupe_key_fields_len : 32;
 		for (size_t i = 0; i < nkey; i++)
 			keycols[i] = col_index(st, rule->dedupe_key_fields[i]);
 	} else {
 		nkey = 2;
-		keycols[0] = col_index(st, "name");
-		keycols[1] = col_index(st, "executable_path");
+		keycols[0] = cs->namecol;
+		keycols[1] = cs->execol;
 	}
 	de_validator_arm(e->v, e->db, &g);
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
@@ -474,19 +484,27 @@ int de_engine_run_rule(struct de_engine *e, const struct de_rule *rule, int64_t 
 	return res->status;
 }
 
+int de_engine_run_rule(struct de_engine *e, const struct de_rule *rule, int64_t scan_id,
+		       const uint32_t *pid, struct de_alert_list *alerts,
+		       struct de_rule_result *res)
+{
+	return run_rule(e, rule, scan_id, pid, alerts, res, false);
+}
+
 static int run_all(struct de_engine *e, const struct de_rule *rules, size_t n, int64_t scan_id,
 		   const uint32_t *pid, struct de_alert_list *alerts,
 		   struct de_rule_result *results)
 {
 	int failed = 0;
 
+	check_schema(e);
 	for (size_t i = 0; i < n; i++) {
 		struct de_rule_result local, *res = results ? &results[i] : &local;
 		memset(res, 0, sizeof(*res));
 		res->rule_id = rules[i].id;
 		if (!rules[i].enabled)
 			continue;
-		if (de_engine_run_rule(e, &rules[i], scan_id, pid, alerts, res) < 0)
+		if (run_rule(e, &rules[i], scan_id, pid, alerts, res, true) < 0)
 			failed++;
 	}
 	return failed;

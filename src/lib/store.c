@@ -109,6 +109,8 @@ static const char *const stmt_sql[ST_MAX] = {
 			   " kind = 'connect_failed' THEN excluded.kind ELSE kind END,"
 			   " source = CASE WHEN excluded.source = 'ebpf' THEN 'ebpf' ELSE source"
 			   " END",
+	[ST_EVENT_SCAN] = "INSERT INTO scans(started_at, ended_at, duration_ms, source, status,"
+			  " process_count) VALUES(?1, ?1, 0, 'event', 'ok', ?2)",
 };
 
 /* ---- errors and steps ---------------------------------------------------- */
