@@ -28,6 +28,9 @@
 
 #define EXEC_RETRY_MS	1000
 #define EXEC_GIVE_UP_MS 60000
+/* processes whose rules run together (the watchdog and the heartbeat are
+   looked at between such runs) */
+#define EXEC_RULE_PIDS 8
 #include "daemoneye/clock.h"
 #include "daemoneye/log.h"
 #include "daemoneye/store.h"
@@ -57,16 +60,28 @@ static int apply_events(struct agent *ag, struct de_process_event *ev, size_t n,
 	   the rules that concern one process, all over one read of the store */
 	struct de_error berr = {0};
 	bool batch = de_engine_begin_batch(ag->det.engine, &berr) == 0;
-	for (size_t i = 0; i < n; i++) {
-		if (!ev[i].has_record && ev[i].kind != DE_PROCESS_TCP)
+	uint32_t pids[EXEC_RULE_PIDS];
+	size_t np = 0;
+	for (size_t i = 0; i <= n; i++) {
+		/* the processes of the batch, EXEC_RULE_PIDS at a time, each rule
+		   over all of them in one pass (alerts still per process) */
+		if (i < n && (ev[i].has_record || ev[i].kind == DE_PROCESS_TCP)) {
+			bool dup = false;
+			for (size_t k = 0; k < np && !dup; k++)
+				dup = pids[k] == ev[i].pid;
+			if (!dup)
+				pids[np++] = ev[i].pid;
+		}
+		if (!np || (np < EXEC_RULE_PIDS && i < n))
 			continue;
-		de_engine_run_pid(ag->det.engine, ag->det.rules.items, ag->det.rules.len, ev[i].pid,
-				  scan_id, &alerts, ag->det.results);
+		de_engine_run_pids(ag->det.engine, ag->det.rules.items, ag->det.rules.len, pids, np,
+				   scan_id, &alerts, ag->det.results);
+		np = 0;
 		for (size_t k = 0; k < ag->det.rules.len; k++)
 			if (ag->det.results[k].ran && ag->det.results[k].status < 0)
 				de_log_err(&ag->det.results[k].error);
 		telemetry_rules(ag, ag->det.results, ag->det.rules.len, false);
-		/* a rule slow on one process is slow: the same budget, the same strikes */
+		/* a rule slow on a few processes is slow: the same budget, the same strikes */
 		agent_rule_watchdog(ag, false);
 		if (de_mono_ms() >= ag->next_heartbeat)
 			agent_ctl_heartbeat(ag);
