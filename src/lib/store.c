@@ -220,6 +220,17 @@ int de_store_background_checkpoints(struct de_store *s, uint64_t min_wal_bytes,
 		return rc;
 	}
 	sqlite3_busy_timeout(c->db, 100);
+	/* a connection that has not read the file yet does not know that it is
+	   in WAL mode, and its checkpoints do nothing (SQLite 3.40): the WAL
+	   then grew to the writer's backstop, folded in an exec batch's commit */
+	if (sqlite3_exec(c->db, "PRAGMA schema_version", NULL, NULL, NULL) != SQLITE_OK) {
+		int rc = de_error_set(err, DE_ERR_DATABASE, EIO,
+				      "%s: the checkpointer cannot read the store: %s", s->path,
+				      sqlite3_errmsg(c->db));
+		sqlite3_close(c->db);
+		free(c);
+		return rc;
+	}
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_cond_init(&c->cv, NULL);
 	if (pthread_create(&c->th, NULL, ckpt_main, c) != 0) {
