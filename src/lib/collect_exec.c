@@ -476,12 +476,12 @@ static int kernel_inst(struct de_collector *c, const struct de_kernel_exec *k, s
 }
 
 /*
- * The image of a live e from /proc/PID/exe (the running file, deleted or
- * not), when its path no longer names it or the kernel cut the path.  1
- * when taken (hash it through /proc), 0 when the process no longer shows
- * the image the kernel ran (the kernel's account stands), -ENOMEM.
+ * The path of the image a live process runs, from /proc/PID/exe, when the
+ * kernel cut it.  0 (a process gone meanwhile keeps the kernel's cut
+ * path), or -ENOMEM.
  */
-static int live_image(struct de_collector *c, const struct de_kernel_exec *k, struct inst *e)
+static int live_path(struct de_collector *c, const struct de_kernel_exec *k, struct inst *e,
+		     bool *read)
 {
 	struct inst t = {0};
 	int rc = collect_read_exe(c, k->pid, &t);
@@ -490,47 +490,47 @@ static int live_image(struct de_collector *c, const struct de_kernel_exec *k, st
 		free(e->exe);
 		e->exe = t.exe;
 		t.exe = NULL;
-		e->image = t.image;
-		e->image_mode = t.image_mode;
-		e->has_image = true;
-		e->deleted = t.deleted;
-		rc = 1;
+		*read = true;
 	}
 	free(t.exe);
-	return rc == -ENOMEM || rc == 1 ? rc : 0;
+	return rc == -ENOMEM ? rc : 0;
 }
 
 int de_collector_exec(struct de_collector *c, const struct de_kernel_exec *k, int64_t scan_id,
 		      struct de_process_record *out, struct de_error *err)
 {
 	struct de_process_record view;
-	bool alive = false, cwd_read = false, live_exe = false;
+	bool alive = false, cwd_read = false, exe_read = false;
+	struct stat img;
 	struct inst e;
 	int rc;
 
 	/* the kernel's account first: all that an exec that already exited has */
 	rc = kernel_inst(c, k, &e);
-	/* then what the event lacks, from /proc while the process is still it */
+	/* then what the event lacks, from /proc while the process still runs
+	   the image the kernel reported */
 	if (rc == 0 && k->pid > 0) {
-		rc = collect_exec_live(c, k, &e, &cwd_read);
+		rc = collect_exec_live(c, k, &e, &img, &cwd_read);
 		alive = rc == 0;
 		if (rc == -ESRCH)
 			rc = 0;
 	}
-	if (rc == 0 && alive && k->exe && (!e.file_exists || k->exe_cut)) {
-		rc = live_image(c, k, &e);
-		live_exe = rc == 1;
-		if (rc == 1)
-			rc = 0;
+	if (rc == 0 && alive && k->exe && !e.file_exists) {
+		/* its path no longer names the file: the running image as it is */
+		de_exehash_key_from_stat(&img, &e.image);
+		e.image_mode = (unsigned)img.st_mode;
+		e.deleted = img.st_nlink == 0; /* else renamed, or replaced (kernel_inst) */
 	}
-	e.path_truncated = (k->exe_cut && !live_exe) || (k->cwd_cut && !cwd_read);
-	/* the image hashed through the process while it runs it, else
-	   through its path while that still names the file the kernel ran */
+	if (rc == 0 && alive && k->exe && k->exe_cut)
+		rc = live_path(c, k, &e, &exe_read);
+	e.path_truncated = (k->exe_cut && !exe_read) || (k->cwd_cut && !cwd_read);
+	/* the image hashed through its path while that still names the file the
+	   kernel ran, else through the process while it runs it */
 	if (rc == 0 && e.exe) {
-		if (live_exe)
-			rc = c->opt.hash ? collect_hash_exe(c, &e, NULL) : 0;
-		else if (e.file_exists)
+		if (e.file_exists)
 			rc = c->opt.hash ? hash_by_path(c, &e) : 0;
+		else if (alive)
+			rc = c->opt.hash ? collect_hash_exe(c, &e, NULL) : 0;
 		else
 			snprintf(e.hash_err, sizeof(e.hash_err), "process exited before hashing");
 	}

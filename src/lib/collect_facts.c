@@ -888,39 +888,29 @@ struct inst *collect_read_pid(struct de_collector *c, uint32_t pid, bool full, b
 
 /*
  * Complete e, made of what the kernel said at an exec (k), with what the
- * event lacks, from /proc while k->pid is still that instance (same start,
- * same comm): its stat (state, memory, threads, times; the parent, group
- * and session stay the kernel's, as at the exec), the command line when
- * the kernel cut it, cwd (*cwd_read set) and the cgroup when the kernel cut
- * them or had none, the namespaces it did not have, and the captured
- * environment.  The executable is the caller's.  What cannot be read stays as the kernel said.
- * 0 when the process was that instance at the first read (even if it
- * exited during the rest), -ESRCH when it is gone or is not that instance
- * any more, -ENOMEM.
+ * event lacks, from /proc while k->pid still runs the image the kernel
+ * reported (the inode behind /proc/PID/exe, whose stat goes to *img): the
+ * command line when the kernel cut it, cwd (*cwd_read set) and the cgroup
+ * when the kernel cut them or had none, the namespaces it did not have,
+ * and the captured environment.  The executable's path is the caller's;
+ * stat is not read (the kernel's figures are those of the exec).  What
+ * cannot be read stays as the kernel said.  0 when the process ran that
+ * image at the first look (even if it exited during the rest), -ESRCH when
+ * it is gone, runs another image or cannot be looked at, -ENOMEM.
  */
 int collect_exec_live(struct de_collector *c, const struct de_kernel_exec *k, struct inst *e,
-		      bool *cwd_read)
+		      struct stat *img, bool *cwd_read)
 {
-	char path[64], buf[1024];
-	const char *comm;
-	size_t comm_len;
-	struct pstat ps = {0};
-	ssize_t n;
+	char path[64];
 	int rc;
 
-	collect_pid_path(path, k->pid, "/stat");
-	n = read_small(c->procfd, path, buf, sizeof(buf), true);
-	if (n < 0)
-		return n == -ENOMEM ? -ENOMEM : -ESRCH;
-	if (parse_stat(buf, (size_t)n, &comm, &comm_len, &ps) < 0 ||
-	    (long long)ps.starttime != k->start_ticks || comm_len != e->name_len ||
-	    memcmp(comm, e->name, comm_len) != 0)
-		return -ESRCH;
-	ps.ppid = e->ps.ppid;
-	ps.pgrp = e->ps.pgrp;
-	ps.session = e->ps.session;
-	ps.tty_nr = e->ps.tty_nr;
-	take_stat(c, e, &ps, mono_ns());
+	collect_pid_path(path, k->pid, "/exe");
+	if (!k->exe_ino)
+		return -ESRCH; /* no image to know the instance by */
+	if (fstatat(c->procfd, path, img, 0) < 0)
+		return errno == ENOMEM ? -ENOMEM : -ESRCH;
+	if ((uint64_t)img->st_ino != k->exe_ino || (uint64_t)img->st_dev != k->exe_dev)
+		return -ESRCH; /* exec'd again since: its own event tells */
 	/* each read into t first: what the process no longer shows (it may
 	   exit meanwhile) does not replace what the kernel said */
 	if (k->argv_cut) {

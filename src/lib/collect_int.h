@@ -46,6 +46,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "daemoneye/collect.h"
 #include "daemoneye/identity.h"
@@ -229,13 +230,14 @@ struct inst *collect_read_pid(struct de_collector *c, uint32_t pid, bool full, b
 
 /*
  * Complete e, made of what the kernel said at an exec (k), with what the
- * event lacks, from /proc while k->pid is still that instance: stat, and
- * the command line, cwd (*cwd_read set), cgroup and namespaces only where
- * the kernel cut them or had none, and the captured environment.  0, -ESRCH when the
- * process is gone or is another instance now, -ENOMEM.
+ * event lacks, from /proc while k->pid still runs the image the kernel
+ * reported (its stat into *img): the command line, cwd (*cwd_read set),
+ * cgroup and namespaces only where the kernel cut them or had none, and
+ * the captured environment.  0, -ESRCH when the process is gone or runs
+ * another image, -ENOMEM.
  */
 int collect_exec_live(struct de_collector *c, const struct de_kernel_exec *k, struct inst *e,
-		      bool *cwd_read);
+		      struct stat *img, bool *cwd_read);
 
 /* ---- collect_exec.c: executables, hashing, the kernel's exec events ------- */
 /*
