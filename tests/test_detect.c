@@ -235,18 +235,24 @@ static void test_incomplete_marker(void **state)
 	de_alert_list_clear(&alerts);
 }
 
+/* A rule on one process, one without a pid column, one that joins. */
+static void single_process_rules(struct de_rule rules[3])
+{
+	rules[0] = mkrule("deleted", "SELECT pid, name, executable_path FROM processes "
+				     "WHERE exe_deleted = 1;  ");
+	rules[1] = mkrule("no-pid", "SELECT name FROM processes -- trailing comment");
+	rules[2] =
+		mkrule("children", "SELECT c.pid, c.name, p.name AS parent FROM processes c "
+				   "JOIN processes p ON p.pid = c.ppid WHERE p.name = 'payload'");
+}
+
 static void test_single_process_runs(void **state)
 {
 	(void)state;
 	struct de_alert_list alerts = {0};
 	struct de_rule_result res[3];
-	struct de_rule rules[3] = {
-		mkrule("deleted", "SELECT pid, name, executable_path FROM processes "
-				  "WHERE exe_deleted = 1;  "),
-		mkrule("no-pid", "SELECT name FROM processes -- trailing comment"),
-		mkrule("children", "SELECT c.pid, c.name, p.name AS parent FROM processes c "
-				   "JOIN processes p ON p.pid = c.ppid WHERE p.name = 'payload'"),
-	};
+	struct de_rule rules[3];
+	single_process_rules(rules);
 
 	assert_int_equal(de_engine_run_pid(eng, rules, 3, 11, 4, &alerts, res), 0);
 	assert_true(res[0].ran);
@@ -292,13 +298,8 @@ static void test_batch_runs(void **state)
 	(void)state;
 	struct de_alert_list alerts = {0};
 	struct de_rule_result res[3];
-	struct de_rule rules[3] = {
-		mkrule("deleted", "SELECT pid, name, executable_path FROM processes "
-				  "WHERE exe_deleted = 1;  "),
-		mkrule("no-pid", "SELECT name FROM processes -- trailing comment"),
-		mkrule("children", "SELECT c.pid, c.name, p.name AS parent FROM processes c "
-				   "JOIN processes p ON p.pid = c.ppid WHERE p.name = 'payload'"),
-	};
+	struct de_rule rules[3];
+	single_process_rules(rules);
 	uint32_t few[] = {13, 12, 99999, 11};
 	uint32_t many[20];
 

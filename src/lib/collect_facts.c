@@ -886,6 +886,16 @@ struct inst *collect_read_pid(struct de_collector *c, uint32_t pid, bool full, b
 	return e;
 }
 
+/* *dst := src (owned) when a read found one; true when replaced. */
+static bool take_str(char **dst, char *src)
+{
+	if (!src)
+		return false;
+	free(*dst);
+	*dst = src;
+	return true;
+}
+
 /*
  * Complete e, made of what the kernel said at an exec (k), with what the
  * event lacks, from /proc while k->pid still runs the image the kernel
@@ -931,21 +941,14 @@ int collect_exec_live(struct de_collector *c, const struct de_kernel_exec *k, st
 		struct inst t = {0};
 		if (read_cwd(c, k->pid, &t) == -ENOMEM)
 			return -ENOMEM;
-		if (t.cwd) {
-			free(e->cwd);
-			e->cwd = t.cwd;
-			*cwd_read = true;
-		}
+		*cwd_read = take_str(&e->cwd, t.cwd);
 	}
 	if (k->cgroup_cut || !k->cgroup) {
 		struct inst t = {0};
 		if (cgroup_of(c, k->pid, &t) == -ENOMEM)
 			return -ENOMEM;
-		if (t.cgroup) {
-			free(e->cgroup);
-			e->cgroup = t.cgroup;
+		if (take_str(&e->cgroup, t.cgroup))
 			collect_inst_container(e);
-		}
 	}
 	if (!e->has_ns) {
 		struct inst t = {0};
