@@ -235,18 +235,24 @@ static void test_incomplete_marker(void **state)
 	de_alert_list_clear(&alerts);
 }
 
+/* A rule on one process, one without a pid column, one that joins. */
+static void single_process_rules(struct de_rule rules[3])
+{
+	rules[0] = mkrule("deleted", "SELECT pid, name, executable_path FROM processes "
+				     "WHERE exe_deleted = 1;  ");
+	rules[1] = mkrule("no-pid", "SELECT name FROM processes -- trailing comment");
+	rules[2] =
+		mkrule("children", "SELECT c.pid, c.name, p.name AS parent FROM processes c "
+				   "JOIN processes p ON p.pid = c.ppid WHERE p.name = 'payload'");
+}
+
 static void test_single_process_runs(void **state)
 {
 	(void)state;
 	struct de_alert_list alerts = {0};
 	struct de_rule_result res[3];
-	struct de_rule rules[3] = {
-		mkrule("deleted", "SELECT pid, name, executable_path FROM processes "
-				  "WHERE exe_deleted = 1;  "),
-		mkrule("no-pid", "SELECT name FROM processes -- trailing comment"),
-		mkrule("children", "SELECT c.pid, c.name, p.name AS parent FROM processes c "
-				   "JOIN processes p ON p.pid = c.ppid WHERE p.name = 'payload'"),
-	};
+	struct de_rule rules[3];
+	single_process_rules(rules);
 
 	assert_int_equal(de_engine_run_pid(eng, rules, 3, 11, 4, &alerts, res), 0);
 	assert_true(res[0].ran);
@@ -280,6 +286,62 @@ static void test_single_process_runs(void **state)
 	assert_int_equal(de_engine_run_pid(eng, rules, 3, 12, 4, &alerts, res), 0);
 	assert_int_equal(alerts.len, 2);
 	de_alert_list_clear(&alerts);
+}
+
+/*
+ * A batch of pids (the exec path) makes the alerts that one run per pid
+ * makes, each with its own process, also across the sets of eight that a
+ * statement run takes, and with a pid twice or absent.
+ */
+static void test_batch_runs(void **state)
+{
+	(void)state;
+	struct de_alert_list alerts = {0};
+	struct de_rule_result res[3];
+	struct de_rule rules[3];
+	single_process_rules(rules);
+	uint32_t few[] = {13, 12, 99999, 11};
+	uint32_t many[20];
+
+	assert_int_equal(de_engine_run_pids(eng, rules, 3, few, 4, 4, &alerts, res), 0);
+	assert_true(res[0].ran);
+	assert_false(res[1].ran);
+	assert_int_equal(res[0].rows, 2);
+	assert_int_equal(res[0].alerts, 2); /* 11 and 12 apart, as one run each */
+	assert_int_equal(alerts.len, 3);
+	for (size_t i = 0; i < alerts.len; i++)
+		assert_int_equal(alerts.items[i].affected_processes_len, 1);
+	/* grouped by rule; within a rule in the order SQLite yields the rows */
+	assert_string_equal(alerts.items[0].rule_id, "deleted");
+	assert_string_equal(alerts.items[1].rule_id, "deleted");
+	assert_int_equal(alerts.items[0].affected_processes[0] +
+				 alerts.items[1].affected_processes[0],
+			 11 + 12);
+	assert_int_not_equal(alerts.items[0].affected_processes[0],
+			     alerts.items[1].affected_processes[0]);
+	assert_string_equal(alerts.items[2].rule_id, "children");
+	assert_int_equal(alerts.items[2].affected_processes[0], 12);
+	de_alert_list_clear(&alerts);
+
+	/* 11 and 12 in different sets of eight, 12 twice */
+	for (uint32_t i = 0; i < 20; i++)
+		many[i] = 1000 + i;
+	many[3] = 11;
+	many[12] = 12;
+	many[19] = 12;
+	assert_int_equal(de_engine_run_pids(eng, rules, 3, many, 20, 4, &alerts, res), 0);
+	assert_int_equal(alerts.len, 3);
+	assert_int_equal(alerts.items[0].affected_processes[0], 11); /* the first set */
+	assert_int_equal(alerts.items[1].affected_processes[0], 12); /* the second */
+	assert_int_equal(alerts.items[1].affected_processes_len, 1);
+	assert_int_equal(alerts.items[1].process_count, 1);
+	assert_string_equal(alerts.items[2].rule_id, "children");
+	assert_int_equal(alerts.items[2].affected_processes[0], 12);
+	de_alert_list_clear(&alerts);
+
+	assert_int_equal(de_engine_run_pids(eng, rules, 3, many, 0, 4, &alerts, res), 0);
+	assert_int_equal(alerts.len, 0);
+	assert_false(res[0].ran);
 }
 
 /*
@@ -322,6 +384,7 @@ int main(void)
 		cmocka_unit_test(test_failures_are_isolated),
 		cmocka_unit_test(test_incomplete_marker),
 		cmocka_unit_test(test_single_process_runs),
+		cmocka_unit_test(test_batch_runs),
 		cmocka_unit_test(test_schema_change_revalidates), /* last: changes the schema */
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

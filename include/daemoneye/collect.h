@@ -137,14 +137,18 @@ int de_collector_read(struct de_collector *c, pid_t pid, int64_t scan_id,
 		      struct de_process_record *out, struct de_error *err);
 
 /*
- * The record of an exec the kernel sensor reported (bpfevents.h): when the
- * process is still the instance that exec'd (same start, same image) it is
- * read from /proc like de_collector_read, keeping the kernel's argv (read
- * at the exec, before the process could change it) unless the kernel cut
- * it; when it is gone, or has exec'd again since, the record is made of
- * what the kernel said alone (no environment, no memory figures; the image
- * hashed through its path when that still names the same file).  argv is
- * masked either way.  0 with *out filled (owned), or -ENOMEM.
+ * The record of an exec the kernel sensor reported (bpfevents.h), made of
+ * what the kernel read at the exec (argv, image, cwd, cgroup, ids, parent,
+ * start, times, namespaces), completed from /proc with only what the event
+ * lacks while the process still runs the image the kernel reported (the
+ * inode behind /proc/PID/exe): the captured environment, and argv, paths,
+ * cgroup or namespaces where the kernel cut them or had none.  Its stat is
+ * not read: state, threads and times are the kernel's at the exec, memory
+ * unknown (0).  A process already gone keeps the kernel's account (no
+ * environment).  The image is hashed through its path when that still
+ * names the file the kernel ran, else through /proc/PID/exe while the
+ * process runs it.  argv is masked either way.  The collector's instance
+ * table is not touched.  0 with *out filled (owned), or -ENOMEM.
  */
 int de_collector_exec(struct de_collector *c, const struct de_kernel_exec *k, int64_t scan_id,
 		      struct de_process_record *out, struct de_error *err);

@@ -18,7 +18,8 @@
  * Single-process runs (de_engine_run_pid) are for exec events: every rule
  * whose result has a `pid` column runs restricted to that pid, the rule's
  * SELECT wrapped as a subquery with the pid bound as a parameter (SQLite
- * pushes the condition down, so it costs a primary-key lookup).
+ * pushes the condition down, so it costs a primary-key lookup); a batch's
+ * pids are bound eight at a time, as an IN list.
  *
  * Ownership: alerts are appended to a caller-owned de_alert_list, cleared
  * with de_alert_list_clear().  The engine borrows its validator, which must
@@ -97,5 +98,16 @@ void de_engine_end_batch(struct de_engine *e);
 int de_engine_run_pid(struct de_engine *e, const struct de_rule *rules, size_t n, uint32_t pid,
 		      int64_t scan_id, struct de_alert_list *alerts,
 		      struct de_rule_result *results);
+
+/*
+ * The same restricted to each of pids[0..npids) (the exec path's batch):
+ * each rule runs once per eight of them, and its alerts are those that
+ * de_engine_run_pid would make for each pid in turn (a process's rows
+ * never join another's alert), grouped by rule rather than by pid.
+ * results[i] sums rule i over the batch.  The number of failed rules.
+ */
+int de_engine_run_pids(struct de_engine *e, const struct de_rule *rules, size_t n,
+		       const uint32_t *pids, size_t npids, int64_t scan_id,
+		       struct de_alert_list *alerts, struct de_rule_result *results);
 
 #endif

@@ -28,6 +28,9 @@
 
 #define EXEC_RETRY_MS	1000
 #define EXEC_GIVE_UP_MS 60000
+/* processes whose rules run together (the watchdog and the heartbeat are
+   looked at between such runs) */
+#define EXEC_RULE_PIDS 8
 #include "daemoneye/clock.h"
 #include "daemoneye/log.h"
 #include "daemoneye/store.h"
@@ -57,16 +60,28 @@ static int apply_events(struct agent *ag, struct de_process_event *ev, size_t n,
 	   the rules that concern one process, all over one read of the store */
 	struct de_error berr = {0};
 	bool batch = de_engine_begin_batch(ag->det.engine, &berr) == 0;
-	for (size_t i = 0; i < n; i++) {
-		if (!ev[i].has_record && ev[i].kind != DE_PROCESS_TCP)
+	uint32_t pids[EXEC_RULE_PIDS];
+	size_t np = 0;
+	for (size_t i = 0; i <= n; i++) {
+		/* the processes of the batch, EXEC_RULE_PIDS at a time, each rule
+		   over all of them in one pass (alerts still per process) */
+		if (i < n && (ev[i].has_record || ev[i].kind == DE_PROCESS_TCP)) {
+			bool dup = false;
+			for (size_t k = 0; k < np && !dup; k++)
+				dup = pids[k] == ev[i].pid;
+			if (!dup)
+				pids[np++] = ev[i].pid;
+		}
+		if (!np || (np < EXEC_RULE_PIDS && i < n))
 			continue;
-		de_engine_run_pid(ag->det.engine, ag->det.rules.items, ag->det.rules.len, ev[i].pid,
-				  scan_id, &alerts, ag->det.results);
+		de_engine_run_pids(ag->det.engine, ag->det.rules.items, ag->det.rules.len, pids, np,
+				   scan_id, &alerts, ag->det.results);
+		np = 0;
 		for (size_t k = 0; k < ag->det.rules.len; k++)
 			if (ag->det.results[k].ran && ag->det.results[k].status < 0)
 				de_log_err(&ag->det.results[k].error);
 		telemetry_rules(ag, ag->det.results, ag->det.rules.len, false);
-		/* a rule slow on one process is slow: the same budget, the same strikes */
+		/* a rule slow on a few processes is slow: the same budget, the same strikes */
 		agent_rule_watchdog(ag, false);
 		if (de_mono_ms() >= ag->next_heartbeat)
 			agent_ctl_heartbeat(ag);
@@ -90,7 +105,7 @@ size_t agent_execpath_run(struct agent *ag)
 {
 	struct procmond_chan *ch = &ag->pm;
 	struct de_process_event *q = ch->queue;
-	size_t n = ch->nqueue, now = 0, later = 0;
+	size_t n = ch->nqueue, now = 0;
 	int64_t t = de_mono_ms();
 	struct de_error err = {0};
 
@@ -98,33 +113,26 @@ size_t agent_execpath_run(struct agent *ag)
 		return 0;
 	if (ag->events_failing_since && t < ag->events_next_try)
 		return n;
-	/* stable partition: what goes now first, what waits after it */
-	struct de_process_event *tmp = malloc(n * sizeof(*tmp));
-	if (!tmp) {
-		de_log_errorx("out of memory applying process events (tried again next time)");
-		return n;
-	}
+	/* stable partition in place: what goes now first (q[0..now)), what
+	   waits after it (q[now..i)), each in its order; an event that goes
+	   now past held ones is rotated down to q[now] */
 	for (size_t i = 0; i < n; i++) {
 		bool hold = false;
 		/* the exit of a process exec'd in this batch */
 		for (size_t k = 0; k < now && !hold && q[i].kind == DE_PROCESS_EXIT; k++)
-			hold = tmp[k].kind == DE_PROCESS_EXEC && tmp[k].pid == q[i].pid;
+			hold = q[k].kind == DE_PROCESS_EXEC && q[k].pid == q[i].pid;
 		/* after a held event, its pid's later events wait too (order kept) */
-		for (size_t k = 0; k < later && !hold; k++)
-			hold = tmp[n - 1 - k].pid == q[i].pid;
+		for (size_t k = now; k < i && !hold; k++)
+			hold = q[k].pid == q[i].pid;
 		if (hold)
-			tmp[n - 1 - later++] = q[i];
-		else
-			tmp[now++] = q[i];
+			continue;
+		if (i > now) {
+			struct de_process_event s = q[i];
+			memmove(q + now + 1, q + now, (i - now) * sizeof(*q));
+			q[now] = s;
+		}
+		now++;
 	}
-	/* the held ones back in their order */
-	for (size_t k = 0; k < later / 2; k++) {
-		struct de_process_event s = tmp[now + k];
-		tmp[now + k] = tmp[n - 1 - k];
-		tmp[n - 1 - k] = s;
-	}
-	memcpy(q, tmp, n * sizeof(*q));
-	free(tmp);
 	if (now && apply_events(ag, q, now, &err) < 0) {
 		/* a batch the store refuses stays queued, with everything after it */
 		if (!ag->events_failing_since) {

@@ -609,9 +609,11 @@ static int cycle(struct agent *ag, struct de_error *err)
 	struct de_alert_list alerts = {0};
 	struct de_collect_stats stats = {0};
 	int64_t scan_id, t0 = de_mono_ms(), wall0 = de_now_ms(), w0;
-	/* connections: the first cycle, every full refresh, and after lost events */
-	bool conns = ag->want_conns && (ag->cycles == 0 || ag->pm.reconcile ||
-					(ag->conn_every && ag->cycles % ag->conn_every == 0));
+	/* connections: the first cycle, every full refresh, after lost events, and
+	   again after a list the store refused */
+	bool conns =
+		ag->want_conns && (ag->cycles == 0 || ag->pm.reconcile || ag->pm.conns_unstored ||
+				   (ag->conn_every && ag->cycles % ag->conn_every == 0));
 	int rc;
 
 	ag->ledger_us = 0;
@@ -643,6 +645,8 @@ static int cycle(struct agent *ag, struct de_error *err)
 		de_log_err(err);
 		de_error_clear(err);
 		rc = 0;
+	} else if (conns) {
+		ag->pm.conns_unstored = false;
 	}
 	struct de_store_diff diff = de_store_last_diff(ag->store);
 	de_log_debug("scan %lld: %zu processes (%zu vanished, %zu inaccessible) in %lld ms; "

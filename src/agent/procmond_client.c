@@ -141,17 +141,22 @@ void agent_events_free(struct procmond_chan *ch)
 	ch->nconns = ch->capconns = 0;
 }
 
-/* After the first frame of a batch, a frame that follows within this many
-   ms joins it, up to AGENT_GATHER_MAX_MS in all: on a busy host a batch
-   then holds several processes, and each batch costs the store one
-   transaction (the WAL writes of its pages) whatever its size. */
-#define AGENT_GATHER_MS	    1
-#define AGENT_GATHER_MAX_MS 3
+/* When events are frequent (the first frame of a batch came within
+   AGENT_BUSY_MS of the frame before it), a frame that follows the last
+   within AGENT_GATHER_MS joins the batch, up to AGENT_GATHER_MAX_MS in
+   all: a batch then holds several processes, and each batch costs the
+   store one transaction (the WAL writes of its pages) and each rule one
+   statement run whatever its size.  When they are sparse, the batch is
+   what is readable at once, so that a lone exec waits for nothing. */
+#define AGENT_BUSY_MS	    5
+#define AGENT_GATHER_MS	    2
+#define AGENT_GATHER_MAX_MS 5
 
 int agent_procmond_wait(struct procmond_chan *ch, int timeout_ms, struct de_error *err)
 {
 	size_t got = 0;
 	int64_t first = 0;
+	bool busy = false;
 	int rc;
 
 	if (ch->fd < 0)
@@ -164,7 +169,7 @@ int agent_procmond_wait(struct procmond_chan *ch, int timeout_ms, struct de_erro
 			int wait = timeout_ms;
 			if (got) {
 				int64_t left = first + AGENT_GATHER_MAX_MS - de_mono_ms();
-				wait = left <= 0		? 0
+				wait = !busy || left <= 0	? 0
 				       : left < AGENT_GATHER_MS ? (int)left
 								: AGENT_GATHER_MS;
 			}
@@ -194,8 +199,12 @@ int agent_procmond_wait(struct procmond_chan *ch, int timeout_ms, struct de_erro
 		}
 		queue_event(ch, &m);
 		de_ipc_msg_clear(&m);
-		if (!got++)
-			first = de_mono_ms();
+		int64_t now = de_mono_ms();
+		if (!got++) {
+			first = now;
+			busy = ch->last_frame_ms && now - ch->last_frame_ms < AGENT_BUSY_MS;
+		}
+		ch->last_frame_ms = now;
 	}
 	return 0;
 fail:
@@ -234,6 +243,8 @@ int agent_procmond_scan_conns(struct procmond_chan *ch, int64_t scan_id, bool co
 	int64_t deadline = de_mono_ms() + (int64_t)ch->timeout_ms;
 	int rc;
 
+	/* a new scan replaces the last one's connections (stored or not: a
+	   list the store refused is asked for again, see conns_unstored) */
 	ch->nconns = 0;
 	if (ch->fd < 0)
 		return de_error_set(err, DE_ERR_IO, EPIPE, "procmond is not running");
@@ -296,6 +307,8 @@ int agent_procmond_scan_conns(struct procmond_chan *ch, int64_t scan_id, bool co
 			ch->events_lost = m.events_lost;
 			ch->event_restarts = m.event_restarts;
 			ch->hash_hits = m.hash_hits;
+			if (connections)
+				ch->conns_unstored = true;
 			return 0;
 		default:
 			de_ipc_msg_clear(&m);

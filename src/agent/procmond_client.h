@@ -56,6 +56,11 @@ struct procmond_chan {
 	bool reconcile;		     /* events were lost: run a full scan now */
 	struct de_connection *conns; /* owned: the last scan's connections */
 	size_t nconns, capconns;
+	/* conns holds a finished connection scan the store has not taken yet
+	   (the worker clears it once stored): the next scan asks for
+	   connections again, since it drops what conns held */
+	bool conns_unstored;
+	int64_t last_frame_ms;		/* monotonic time of the last EVENT frame (0: none yet) */
 	struct de_process_event *queue; /* owned: events not yet applied, oldest first */
 	size_t nqueue, capqueue;
 };

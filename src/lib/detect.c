@@ -37,6 +37,8 @@ struct cached_stmt {
 	char *sql;	  /* the rule's text, owned */
 	bool for_pid;	  /* the pid-restricted form */
 	sqlite3_stmt *st; /* owned; NULL: the rule has no pid column (for_pid) */
+	/* its columns pid, name and executable_path (-1: none), looked up once */
+	int pidcol, namecol, execol;
 };
 
 #define ENGINE_MAX_CACHED 512 /* statements; beyond, the cache starts over */
@@ -167,16 +169,31 @@ static int make_key(struct de_buf *b, const struct de_rule *rule, sqlite3_stmt *
 	return 0;
 }
 
-/* Find the alert for key among alerts[first..], or create it (NULL on ENOMEM). */
+/* The alert for key among alerts[first..] (with pid >= 0: the one of that
+   process, as a run for one process would have made it), or NULL. */
+static struct de_alert *alert_find(struct de_alert_list *l, size_t first, const char *key,
+				   int64_t pid)
+{
+	for (size_t i = l->len; i > first; i--) {
+		struct de_alert *a = &l->items[i - 1];
+		if (strcmp(a->dedupe_key, key) == 0 &&
+		    (pid < 0 || (a->affected_processes_len && a->affected_processes[0] == pid)))
+			return a;
+	}
+	return NULL;
+}
+
+/* Find the alert for key (and pid, see alert_find) among alerts[first..], or
+   create it (NULL on ENOMEM). */
 static struct de_alert *alert_for(struct de_alert_list *l, size_t first, const char *key,
-				  const struct de_rule *rule, int64_t scan_id, bool *created)
+				  int64_t pid, const struct de_rule *rule, int64_t scan_id,
+				  bool *created)
 {
 	struct de_alert *a;
 
 	*created = false;
-	for (size_t i = l->len; i > first; i--)
-		if (strcmp(l->items[i - 1].dedupe_key, key) == 0)
-			return &l->items[i - 1];
+	if ((a = alert_find(l, first, key, pid)))
+		return a;
 	if (l->len == l->cap) {
 		size_t nc = l->cap ? l->cap * 2 : 8;
 		struct de_alert *ni = realloc(l->items, nc * sizeof(*ni));
@@ -223,7 +240,12 @@ static int add_pid(struct de_alert *a, uint32_t pid)
 
 /* ---- running a rule ------------------------------------------------------------ */
 
-/* "SELECT * FROM (<rule>\n) WHERE pid = ?1", the rule's text without its ';'. */
+/* Processes one pid-restricted statement run takes: a batch of execs runs
+   each rule once per PID_SET of them (a shorter set repeats its first). */
+#define PID_SET 8
+
+/* "SELECT * FROM (<rule>\n) WHERE pid IN (?1, ..., ?8)", the rule's text
+   without its ';'. */
 static char *wrap_for_pid(const char *sql)
 {
 	size_t n = strlen(sql);
@@ -232,7 +254,8 @@ static char *wrap_for_pid(const char *sql)
 	while (n > 0 && (sql[n - 1] == ';' || sql[n - 1] == ' ' || sql[n - 1] == '\t' ||
 			 sql[n - 1] == '\n' || sql[n - 1] == '\r'))
 		n--;
-	if (asprintf(&out, "SELECT * FROM (%.*s\n) WHERE pid = ?1", (int)n, sql) < 0)
+	if (asprintf(&out, "SELECT * FROM (%.*s\n) WHERE pid IN (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+		     (int)n, sql) < 0)
 		return NULL;
 	return out;
 }
@@ -278,11 +301,12 @@ static int prepare_rule(struct de_engine *e, const char *sql, bool for_pid, sqli
 
 /*
  * The statement for sql in the mode asked, from the cache or validated and
- * prepared now (and cached).  *out NULL: a pid run of a rule without a pid
- * column.  The statement stays the cache's: give it back with release_stmt().
+ * prepared now (and cached), with its column indices.  (*out)->st NULL: a
+ * pid run of a rule without a pid column.  The statement stays the cache's:
+ * give it back with release_stmt().
  */
-static int get_stmt(struct de_engine *e, const char *sql, bool for_pid, sqlite3_stmt **out,
-		    struct de_error *err)
+static int get_stmt(struct de_engine *e, const char *sql, bool for_pid,
+		    const struct cached_stmt **out, struct de_error *err)
 {
 	uint64_t h = fnv1a(sql, for_pid);
 	struct cached_stmt *c;
@@ -292,7 +316,7 @@ static int get_stmt(struct de_engine *e, const char *sql, bool for_pid, sqlite3_
 	for (size_t i = 0; i < e->ncache; i++) {
 		c = &e->cache[i];
 		if (c->hash == h && c->for_pid == for_pid && strcmp(c->sql, sql) == 0) {
-			*out = c->st;
+			*out = c;
 			return 0;
 		}
 	}
@@ -318,8 +342,11 @@ static int get_stmt(struct de_engine *e, const char *sql, bool for_pid, sqlite3_
 	c->hash = h;
 	c->for_pid = for_pid;
 	c->st = st;
+	c->pidcol = st ? col_index(st, "pid") : -1;
+	c->namecol = st ? col_index(st, "name") : -1;
+	c->execol = st ? col_index(st, "executable_path") : -1;
 	e->ncache++;
-	*out = st;
+	*out = c;
 	return 0;
 }
 
@@ -354,10 +381,17 @@ static int fail(struct de_rule_result *res, const struct de_rule *rule, int code
 	return res->status;
 }
 
-int de_engine_run_rule(struct de_engine *e, const struct de_rule *rule, int64_t scan_id,
-		       const uint32_t *pid, struct de_alert_list *alerts,
-		       struct de_rule_result *res)
+/*
+ * de_engine_run_rule over the whole snapshot (pids NULL) or restricted to
+ * pids[0..npids) (each process's alerts apart, as one run per process
+ * would make them), the schema already checked by the caller when checked
+ * is set (once for a whole run of rules).
+ */
+static int run_rule(struct de_engine *e, const struct de_rule *rule, int64_t scan_id,
+		    const uint32_t *pids, size_t npids, struct de_alert_list *alerts,
+		    struct de_rule_result *res, bool checked)
 {
+	const struct cached_stmt *cs = NULL;
 	sqlite3_stmt *st = NULL;
 	struct de_guard g = {0};
 	struct de_error perr = {0};
@@ -370,43 +404,50 @@ int de_engine_run_rule(struct de_engine *e, const struct de_rule *rule, int64_t 
 	memset(res, 0, sizeof(*res));
 	res->rule_id = rule->id;
 	res->ran = true;
-	check_schema(e);
-	if (get_stmt(e, rule->sql_query, pid != NULL, &st, &perr) < 0)
+	if (!checked)
+		check_schema(e);
+	if (get_stmt(e, rule->sql_query, pids != NULL, &cs, &perr) < 0)
 		return fail(res, rule, perr.code, perr.message);
-	if (!st) { /* no pid column: not a single-process rule */
+	if (!(st = cs->st)) { /* no pid column: not a single-process rule */
 		res->ran = false;
 		return 0;
 	}
-	if (pid && sqlite3_bind_int64(st, 1, *pid) != SQLITE_OK) {
-		sqlite3_reset(st);
-		return fail(res, rule, EIO, "cannot bind the pid");
-	}
-	pidcol = col_index(st, "pid");
+	pidcol = cs->pidcol;
 	if (rule->dedupe_key_fields_len) {
 		nkey = rule->dedupe_key_fields_len < 32 ? rule->dedupe_key_fields_len : 32;
 		for (size_t i = 0; i < nkey; i++)
 			keycols[i] = col_index(st, rule->dedupe_key_fields[i]);
 	} else {
 		nkey = 2;
-		keycols[0] = col_index(st, "name");
-		keycols[1] = col_index(st, "executable_path");
+		keycols[0] = cs->namecol;
+		keycols[1] = cs->execol;
 	}
-	de_validator_arm(e->v, e->db, &g);
-	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		struct de_alert *a;
-		bool created;
-
-		res->rows++;
-		if (make_key(&key, rule, st, keycols, nkey) < 0) {
-			fail(res, rule, ENOMEM, "out of memory");
-			break;
+	for (size_t at = 0; !stopped && res->status == 0 && (pids ? at < npids : at == 0);
+	     at += PID_SET) {
+		for (int k = 0; pids && k < PID_SET; k++) {
+			size_t i = at + (size_t)k < npids ? at + (size_t)k : at;
+			if (sqlite3_bind_int64(st, k + 1, pids[i]) != SQLITE_OK) {
+				sqlite3_reset(st);
+				de_buf_free(&key);
+				return fail(res, rule, EIO, "cannot bind the pid");
+			}
 		}
-		if (alerts->len - first >= DE_DETECT_MAX_ALERTS) {
-			/* only rows of existing alerts may still be counted */
-			bool known = false;
-			for (size_t i = first; i < alerts->len && !known; i++)
-				known = strcmp(alerts->items[i].dedupe_key, key.p) == 0;
-			if (!known) {
+		de_validator_arm(e->v, e->db, &g);
+		while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+			struct de_alert *a;
+			int64_t rowpid = -1;
+			bool created;
+
+			res->rows++;
+			if (pidcol >= 0 && sqlite3_column_type(st, pidcol) == SQLITE_INTEGER)
+				rowpid = sqlite3_column_int64(st, pidcol);
+			if (make_key(&key, rule, st, keycols, nkey) < 0) {
+				fail(res, rule, ENOMEM, "out of memory");
+				break;
+			}
+			if (alerts->len - first >= DE_DETECT_MAX_ALERTS &&
+			    !alert_find(alerts, first, key.p, pids ? rowpid : -1)) {
+				/* only rows of existing alerts may still be counted */
 				char m[128];
 				snprintf(m, sizeof(m),
 					 "stopped: more than %d distinct alerts in one run; make "
@@ -416,35 +457,36 @@ int de_engine_run_rule(struct de_engine *e, const struct de_rule *rule, int64_t 
 				stopped = true;
 				break;
 			}
-		}
-		a = alert_for(alerts, first, key.p, rule, scan_id, &created);
-		if (!a) {
-			fail(res, rule, ENOMEM, "out of memory");
-			break;
-		}
-		if (pidcol >= 0 && sqlite3_column_type(st, pidcol) == SQLITE_INTEGER) {
-			sqlite3_int64 p = sqlite3_column_int64(st, pidcol);
-			if (p >= 0 && p <= UINT32_MAX && add_pid(a, (uint32_t)p) < 0) {
+			a = alert_for(alerts, first, key.p, pids ? rowpid : -1, rule, scan_id,
+				      &created);
+			if (!a) {
 				fail(res, rule, ENOMEM, "out of memory");
 				break;
 			}
-			a->process_count = (int32_t)a->affected_processes_len;
-		} else if (pidcol < 0 && a->process_count < INT32_MAX) {
-			a->process_count++; /* no pid column: count rows */
-		}
-		if (json_array_size(a->alert_data) < DE_DETECT_MAX_ROWS) {
-			json_t *row = de_row_json(st);
-			if (!row || json_array_append_new(a->alert_data, row) < 0) {
-				fail(res, rule, ENOMEM, "out of memory");
-				break;
+			if (rowpid >= 0 && rowpid <= UINT32_MAX) {
+				if (add_pid(a, (uint32_t)rowpid) < 0) {
+					fail(res, rule, ENOMEM, "out of memory");
+					break;
+				}
+				a->process_count = (int32_t)a->affected_processes_len;
+			} else if (pidcol < 0 && a->process_count < INT32_MAX) {
+				a->process_count++; /* no pid column: count rows */
+			}
+			if (json_array_size(a->alert_data) < DE_DETECT_MAX_ROWS) {
+				json_t *row = de_row_json(st);
+				if (!row || json_array_append_new(a->alert_data, row) < 0) {
+					fail(res, rule, ENOMEM, "out of memory");
+					break;
+				}
 			}
 		}
-	}
-	de_validator_disarm(e->db, &g);
-	if (res->status == 0 && step != SQLITE_DONE) {
-		de_validator_step_error(e->db, &g, step, &perr);
-		fail(res, rule, perr.code, perr.message);
-		stopped = true;
+		de_validator_disarm(e->db, &g);
+		if (res->status == 0 && step != SQLITE_DONE) {
+			de_validator_step_error(e->db, &g, step, &perr);
+			fail(res, rule, perr.code, perr.message);
+			stopped = true;
+		}
+		sqlite3_reset(st);
 	}
 	release_stmt(st);
 	de_buf_free(&key);
@@ -474,19 +516,27 @@ int de_engine_run_rule(struct de_engine *e, const struct de_rule *rule, int64_t 
 	return res->status;
 }
 
+int de_engine_run_rule(struct de_engine *e, const struct de_rule *rule, int64_t scan_id,
+		       const uint32_t *pid, struct de_alert_list *alerts,
+		       struct de_rule_result *res)
+{
+	return run_rule(e, rule, scan_id, pid, pid ? 1 : 0, alerts, res, false);
+}
+
 static int run_all(struct de_engine *e, const struct de_rule *rules, size_t n, int64_t scan_id,
-		   const uint32_t *pid, struct de_alert_list *alerts,
+		   const uint32_t *pids, size_t npids, struct de_alert_list *alerts,
 		   struct de_rule_result *results)
 {
 	int failed = 0;
 
+	check_schema(e);
 	for (size_t i = 0; i < n; i++) {
 		struct de_rule_result local, *res = results ? &results[i] : &local;
 		memset(res, 0, sizeof(*res));
 		res->rule_id = rules[i].id;
 		if (!rules[i].enabled)
 			continue;
-		if (de_engine_run_rule(e, &rules[i], scan_id, pid, alerts, res) < 0)
+		if (run_rule(e, &rules[i], scan_id, pids, npids, alerts, res, true) < 0)
 			failed++;
 	}
 	return failed;
@@ -495,7 +545,7 @@ static int run_all(struct de_engine *e, const struct de_rule *rules, size_t n, i
 int de_engine_run(struct de_engine *e, const struct de_rule *rules, size_t n, int64_t scan_id,
 		  struct de_alert_list *alerts, struct de_rule_result *results)
 {
-	return run_all(e, rules, n, scan_id, NULL, alerts, results);
+	return run_all(e, rules, n, scan_id, NULL, 0, alerts, results);
 }
 
 int de_engine_begin_batch(struct de_engine *e, struct de_error *err)
@@ -516,5 +566,19 @@ void de_engine_end_batch(struct de_engine *e)
 int de_engine_run_pid(struct de_engine *e, const struct de_rule *rules, size_t n, uint32_t pid,
 		      int64_t scan_id, struct de_alert_list *alerts, struct de_rule_result *results)
 {
-	return run_all(e, rules, n, scan_id, &pid, alerts, results);
+	return run_all(e, rules, n, scan_id, &pid, 1, alerts, results);
+}
+
+int de_engine_run_pids(struct de_engine *e, const struct de_rule *rules, size_t n,
+		       const uint32_t *pids, size_t npids, int64_t scan_id,
+		       struct de_alert_list *alerts, struct de_rule_result *results)
+{
+	if (!npids) {
+		for (size_t i = 0; results && i < n; i++) {
+			memset(&results[i], 0, sizeof(results[i]));
+			results[i].rule_id = rules[i].id;
+		}
+		return 0;
+	}
+	return run_all(e, rules, n, scan_id, pids, npids, alerts, results);
 }

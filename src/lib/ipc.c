@@ -17,6 +17,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -832,6 +833,15 @@ bool de_ipc_reader_pending(const struct de_ipc_reader *r)
 }
 
 /* The next frame; before each read, wait until deadline_ms (monotonic) unless it is < 0. */
+/* The error for a channel the peer closed with b->len bytes of a frame read. */
+static int peer_closed(const struct de_buf *b, struct de_error *err)
+{
+	if (b->len == 0)
+		return de_error_set(err, DE_ERR_IO, EPIPE, "IPC peer closed the channel");
+	return de_error_set(err, DE_ERR_IO, EPROTO,
+			    "truncated IPC frame: peer closed after %zu bytes", b->len);
+}
+
 static int recv_frame(struct de_ipc_reader *r, struct de_ipc_msg *out, int64_t deadline_ms,
 		      struct de_error *err)
 {
@@ -857,6 +867,21 @@ static int recv_frame(struct de_ipc_reader *r, struct de_ipc_msg *out, int64_t d
 		if ((rc = de_buf_reserve(b, want > b->len ? want - b->len : 0)) < 0 ||
 		    (b->cap - 1 == b->len && (rc = de_buf_reserve(b, READ_CHUNK)) < 0))
 			return de_error_set(err, DE_ERR_IO, -rc, "IPC read: %s", strerror(-rc));
+		/* what is there already needs no poll (the frames of a batch
+		   arrive together); a descriptor that is not a socket polls */
+		n = deadline_ms >= 0 ? recv(r->fd, b->p + b->len, b->cap - 1 - b->len, MSG_DONTWAIT)
+				     : -1;
+		if (n > 0) {
+			b->len += (size_t)n;
+			continue;
+		}
+		if (deadline_ms >= 0 && n < 0 && errno == EINTR)
+			return -EINTR;
+		if (deadline_ms >= 0 && n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+		    errno != ENOTSOCK)
+			return de_error_set(err, DE_ERR_IO, errno, "IPC read: %s", strerror(errno));
+		if (deadline_ms >= 0 && n == 0)
+			return peer_closed(b, err);
 		if (deadline_ms >= 0) {
 			int64_t left = deadline_ms - de_mono_ms();
 			struct pollfd p = {r->fd, POLLIN, 0};
@@ -877,14 +902,8 @@ static int recv_frame(struct de_ipc_reader *r, struct de_ipc_msg *out, int64_t d
 				return -EINTR;
 			return de_error_set(err, DE_ERR_IO, errno, "IPC read: %s", strerror(errno));
 		}
-		if (n == 0) {
-			if (b->len == 0)
-				return de_error_set(err, DE_ERR_IO, EPIPE,
-						    "IPC peer closed the channel");
-			return de_error_set(err, DE_ERR_IO, EPROTO,
-					    "truncated IPC frame: peer closed after %zu bytes",
-					    b->len);
-		}
+		if (n == 0)
+			return peer_closed(b, err);
 		b->len += (size_t)n;
 	}
 }

@@ -109,6 +109,8 @@ static const char *const stmt_sql[ST_MAX] = {
 			   " kind = 'connect_failed' THEN excluded.kind ELSE kind END,"
 			   " source = CASE WHEN excluded.source = 'ebpf' THEN 'ebpf' ELSE source"
 			   " END",
+	[ST_EVENT_SCAN] = "INSERT INTO scans(started_at, ended_at, duration_ms, source, status,"
+			  " process_count) VALUES(?1, ?1, 0, 'event', 'ok', ?2)",
 };
 
 /* ---- errors and steps ---------------------------------------------------- */
@@ -218,6 +220,17 @@ int de_store_background_checkpoints(struct de_store *s, uint64_t min_wal_bytes,
 		return rc;
 	}
 	sqlite3_busy_timeout(c->db, 100);
+	/* a connection that has not read the file yet does not know that it is
+	   in WAL mode, and its checkpoints do nothing (SQLite 3.40): the WAL
+	   then grew to the writer's backstop, folded in an exec batch's commit */
+	if (sqlite3_exec(c->db, "PRAGMA schema_version", NULL, NULL, NULL) != SQLITE_OK) {
+		int rc = de_error_set(err, DE_ERR_DATABASE, EIO,
+				      "%s: the checkpointer cannot read the store: %s", s->path,
+				      sqlite3_errmsg(c->db));
+		sqlite3_close(c->db);
+		free(c);
+		return rc;
+	}
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_cond_init(&c->cv, NULL);
 	if (pthread_create(&c->th, NULL, ckpt_main, c) != 0) {

@@ -105,20 +105,10 @@ static int apply_batch(struct de_store *s, int64_t scan_id, const struct de_proc
 	if ((rc = store_begin_write(s, err, "cannot start the event transaction")) < 0)
 		goto fail;
 	if (scan_out) {
-		sqlite3_stmt *st;
-		if (sqlite3_prepare_v2(
-			    s->db,
-			    "INSERT INTO scans(started_at, ended_at, duration_ms, source,"
-			    " status, process_count) VALUES(?1, ?1, 0, 'event', 'ok', ?2)",
-			    -1, &st, NULL) != SQLITE_OK) {
-			rc = store_db_err(s, err, "cannot record the event scan");
-			goto fail;
-		}
+		sqlite3_stmt *st = s->st[ST_EVENT_SCAN];
 		sqlite3_bind_int64(st, 1, now_ms);
 		sqlite3_bind_int64(st, 2, (sqlite3_int64)execs);
-		rc = store_step(s, st, err, "cannot record the event scan");
-		sqlite3_finalize(st);
-		if (rc < 0)
+		if ((rc = store_step(s, st, err, "cannot record the event scan")) < 0)
 			goto fail;
 		scan_id = sqlite3_last_insert_rowid(s->db);
 	}

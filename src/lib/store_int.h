@@ -152,6 +152,7 @@ enum store_stmt {
 	ST_SET_STATE,	/* the snapshot's time and scan, the last sample time */
 	ST_SCAN_COUNTS, /* a scan's new/changed/exited counts */
 	ST_CONN_UPSERT, /* a TCP connection, new or seen again (store_conns.c) */
+	ST_EVENT_SCAN,	/* the row of a batch of events' scan (store_events.c) */
 	ST_MAX
 };
 

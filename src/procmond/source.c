@@ -15,8 +15,10 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "daemoneye/bpfevents.h"
+#include "daemoneye/clock.h"
 #include "daemoneye/log.h"
 #include "daemoneye/procevents.h"
 #include "procmond.h"
@@ -121,11 +123,39 @@ uint64_t procmond_source_lost(const struct procmond_source *s)
 	return s->bpf ? de_bpfevents_dropped(s->bpf) : de_procevents_overruns(s->nl);
 }
 
+/* While events come fast (SOURCE_BUSY_EVENTS or more in the last window
+   of SOURCE_WINDOW_MS: about 1,600 a second), a read waits SOURCE_GATHER_US
+   after its wake-up so that the events of that while are read, encoded and
+   sent together: one wake-up and one write for several execs instead of
+   one each.  Slower, an event goes on at once (a fork, exec and exit of
+   one short process are only a handful). */
+#define SOURCE_WINDOW_MS   10
+#define SOURCE_BUSY_EVENTS 16
+#define SOURCE_GATHER_US   1000
+
+/* fn, counting the events it is given. */
+struct counted {
+	int (*fn)(void *ctx, struct de_process_event *e);
+	void *ctx;
+	size_t n;
+};
+
+static int count_event(void *ctx, struct de_process_event *e)
+{
+	struct counted *c = ctx;
+
+	c->n++;
+	return c->fn(c->ctx, e);
+}
+
 int procmond_follow_events(struct procmond_source *s,
 			   int (*fn)(void *ctx, struct de_process_event *e),
 			   int (*flush)(void *ctx), void *ctx)
 {
 	struct de_process_event buf[256];
+	struct counted cnt = {fn, ctx, 0};
+	int64_t window = 0;
+	bool busy = false;
 	int rc = 0;
 
 	if (!procmond_source_on(s))
@@ -139,10 +169,21 @@ int procmond_follow_events(struct procmond_source *s,
 
 		if (pr < 0 && errno != EINTR)
 			return -errno;
+		int64_t now = de_mono_ms();
+		if (now - window >= SOURCE_WINDOW_MS) {
+			busy = cnt.n >= SOURCE_BUSY_EVENTS &&
+			       now - window < 2 * (int64_t)SOURCE_WINDOW_MS;
+			window = now;
+			cnt.n = 0;
+		}
 		if (pr <= 0)
 			continue;
+		if (busy) {
+			struct timespec ts = {0, SOURCE_GATHER_US * 1000L};
+			nanosleep(&ts, NULL);
+		}
 		if (s->bpf) {
-			rc = de_bpfevents_read(s->bpf, fn, ctx, &err);
+			rc = de_bpfevents_read(s->bpf, count_event, &cnt, &err);
 			if (rc < 0 && err.message[0])
 				de_log_err(&err);
 		} else {
@@ -152,7 +193,7 @@ int procmond_follow_events(struct procmond_source *s,
 				break;
 			}
 			for (size_t i = 0; i < n && rc == 0; i++)
-				rc = fn(ctx, &buf[i]);
+				rc = count_event(&cnt, &buf[i]);
 		}
 		/* what one read brought goes on together */
 		if (rc == 0 && flush)
