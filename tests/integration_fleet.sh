@@ -20,7 +20,9 @@
 #   8. signed queries: two agents answer one, rows merged; the sandbox's
 #      refusal, another key, an unsigned and a replayed query (sent with
 #      tests/nats_raw.py, an independent client) are refused and logged;
-#   9. `fleet hosts`: every host's latest scan summary.
+#   9. `fleet hosts`: every host's latest scan summary;
+#  4b. pipelined publishing (tests/fleet_pub.c): nothing reported stored
+#      without its ack, a bound on acks awaited, re-sends stored once.
 set -u
 bin=$1
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -191,6 +193,28 @@ cli fleet alerts --host "$hid" >"$tmp/alerts2.ndjson"
 check "after the re-send the alert is in the stream still once" \
 	test "$(stream_ids "$tmp/alerts2.ndjson" "$aid")" = 1
 check "and the stream holds no other alert" test "$(wc -l <"$tmp/alerts2.ndjson")" = 1
+
+# ---- 4b. pipelined publishing: stored only when acknowledged ---------------------------
+# (fleet_pub: de_fleet_publish_many, what the nats sink's deliver_batch does,
+# on a stream of its own so the alerts above are not disturbed)
+fpub() { "$bin/fleet_pub" "nats://127.0.0.1:$PORT" pipe PIPE pipe-host "$@"; }
+fpub t1 300 300 1024 0 >"$tmp/pipe0.out" 2>&1
+check "pipelined to a stream that does not exist (not created): none reported stored" \
+	sh -c "head -1 '$tmp/pipe0.out' | grep -qx 'acked 0 duplicate 0 failed 300'"
+[ "$(head -1 "$tmp/pipe0.out")" = "acked 0 duplicate 0 failed 300" ] || sed 's/^/#   /' "$tmp/pipe0.out"
+fpub t1 1000 256 8 1 >"$tmp/pipe1.out" 2>&1
+check "pipelined, 1000 in batches of 256, at most 8 awaiting acks: each acknowledged" \
+	grep -qx 'acked 1000 duplicate 0 failed 0' "$tmp/pipe1.out"
+fpub t1 1000 1000 1024 1 >"$tmp/pipe2.out" 2>&1
+check "the same ids again, all at once: each acknowledged as a duplicate" \
+	grep -qx 'acked 1000 duplicate 1000 failed 0' "$tmp/pipe2.out"
+cli --set fleet.subject_prefix=pipe --set fleet.stream=PIPE fleet show alerts --host pipe-host \
+	>"$tmp/pipe.ndjson" 2>"$tmp/pipe.err"
+check "the stream holds each of them once, in the order published" $PY -c '
+import json, sys
+got = [json.loads(l)["msg_id"] for l in open(sys.argv[1])]
+assert got == ["t1-%d" % i for i in range(1000)], (len(got), got[:3])
+' "$tmp/pipe.ndjson"
 
 # ---- 5. the server away -------------------------------------------------------------
 stop "$main_nats"

@@ -504,6 +504,49 @@ static void test_seen(void **state)
 	de_fleet_seen_free(NULL);
 }
 
+/*
+ * Pipelined publishing with no server answering: nothing is sent, the call
+ * says why, and every message is left to retry (-EAGAIN), none reported
+ * stored.  (With a server: integration_fleet.sh, section 4b.)
+ */
+static void test_publish_many_unreachable(void **state)
+{
+	(void)state;
+	char *servers[] = {"nats://127.0.0.1:1"};
+	struct de_fleet_settings s = {
+		.servers = servers,
+		.nservers = 1,
+		.host_id = "h",
+		.subject_prefix = "p",
+		.stream = "S",
+		.stream_replicas = 1,
+		.duplicate_window_s = 60,
+		.publish_timeout_ms = 200,
+		.connect_timeout_ms = 200,
+		.publish_max_pending = 4,
+	};
+	struct de_fleet_pub p[3] = {
+		{.msg_id = "a", .data = "{}", .len = 2, .rc = 0},
+		{.msg_id = "b", .data = "{}", .len = 2, .rc = 0},
+		{.msg_id = "c", .data = "{}", .len = 2, .rc = 0},
+	};
+	struct de_fleet *f = NULL;
+	struct de_error e = {0};
+
+	/* not waiting: an unreachable cluster is not an error at connect */
+	assert_int_equal(de_fleet_connect(&s, false, &f, &e), 0);
+	assert_false(de_fleet_connected(f));
+	assert_int_equal(de_fleet_publish_many(f, DE_FLEET_ALERTS, p, 3, 0, &e), -EAGAIN);
+	assert_int_equal(e.code, EAGAIN);
+	assert_non_null(strstr(e.message, "not connected"));
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(p[i].rc, -EAGAIN);
+		assert_false(p[i].duplicate);
+	}
+	assert_int_equal(de_fleet_publish_many(f, DE_FLEET_ALERTS, p, 0, 0, &e), 0);
+	de_fleet_close(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -514,6 +557,7 @@ int main(void)
 		cmocka_unit_test(test_verify),
 		cmocka_unit_test(test_query),
 		cmocka_unit_test(test_seen),
+		cmocka_unit_test(test_publish_many_unreachable),
 	};
 	return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

@@ -85,6 +85,7 @@ struct de_fleet_settings {
 	bool publish_events;	      /* exec/exit events and scan summaries */
 	uint64_t spool_max_rows;      /* the store's spool, beyond which events are dropped */
 	uint64_t publish_timeout_ms;  /* one publish's wait for its ack */
+	uint64_t publish_max_pending; /* pipelined publishes awaiting their acks at once */
 	uint64_t connect_timeout_ms;  /* one connection attempt */
 	char *operator_public_key;    /* NULL when unset (queries and bundles) */
 };
@@ -203,6 +204,33 @@ int de_fleet_stream_ensure(struct de_fleet *f, bool create, struct de_fleet_stre
  */
 int de_fleet_publish(struct de_fleet *f, enum de_fleet_kind k, const char *msg_id, const void *data,
 		     size_t len, uint64_t timeout_ms, bool *duplicate, struct de_error *err);
+
+/* One message of a pipelined publish: the caller fills the first three fields. */
+struct de_fleet_pub {
+	const char *msg_id; /* its Nats-Msg-Id (borrowed) */
+	const void *data;   /* its body (borrowed) */
+	size_t len;
+	int rc;		 /* out: 0 acknowledged; -EAGAIN a re-send may work; -EINVAL never */
+	bool duplicate;	 /* out: acknowledged as stored before (the duplicate window) */
+	char error[200]; /* out: why, when rc < 0 */
+};
+/*
+ * Publish msgs[0..n) on the subject of kind k for this host, pipelined:
+ * every message is sent without waiting (at most fleet.publish_max_pending
+ * awaiting their acks at once), then the acknowledgements are collected, each
+ * into its own msgs[i] as libnats's thread receives it, for up to
+ * timeout_ms (0: the settings') per message.  A message is reported stored
+ * (rc 0) only when the stream's ack for it came back; an error ack, a
+ * timeout or a send that failed leave it -EAGAIN (or -EINVAL: too large), so
+ * the caller retries it with the same id and the duplicate window keeps it
+ * once.  Returns how many were acknowledged (err then says why the first
+ * other one was not), or a negative errno when nothing could be sent (not
+ * connected, no stream: DE_ERR_ALERTING as de_fleet_publish) with every
+ * msgs[i].rc -EAGAIN.  msgs is borrowed for the call and written by
+ * another thread only while the call lasts.
+ */
+int de_fleet_publish_many(struct de_fleet *f, enum de_fleet_kind k, struct de_fleet_pub *msgs,
+			  size_t n, uint64_t timeout_ms, struct de_error *err);
 
 /* One stored message, borrowed for the callback. */
 struct de_fleet_msg {

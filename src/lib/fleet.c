@@ -207,6 +207,8 @@ int de_fleet_settings_load(const struct de_config *c, const char *machine_id_pat
 		    0 ||
 	    (rc = de_config_get_u64(c, "fleet.connect_timeout_ms", &s.connect_timeout_ms, err)) <
 		    0 ||
+	    (rc = de_config_get_u64(c, "fleet.publish_max_pending", &s.publish_max_pending, err)) <
+		    0 ||
 	    (rc = opt_str(c, "fleet.tls.ca_file", true, &s.ca_file, err)) < 0 ||
 	    (rc = opt_str(c, "fleet.tls.cert_file", true, &s.cert_file, err)) < 0 ||
 	    (rc = opt_str(c, "fleet.tls.key_file", true, &s.key_file, err)) < 0 ||
