@@ -21,6 +21,11 @@
 #      refusal, another key, an unsigned and a replayed query (sent with
 #      tests/nats_raw.py, an independent client) are refused and logged;
 #   9. `fleet hosts`: every host's latest scan summary;
+#  8b. signed rule bundles pushed to two agents: installed and in use
+#      (an alert from a bundle's rule), and refused when tampered,
+#      signed by another key, stale, or holding a rule the validator
+#      refuses, the previous rules kept, each recorded in the ledger;
+#  10. the same bundles offline (rules import --bundle) and each refusal;
 #  4b. pipelined publishing (tests/fleet_pub.c): nothing reported stored
 #      without its ack, a bound on acks awaited, re-sends stored once.
 set -u
@@ -420,6 +425,61 @@ check "a replayed query (the same signed message again) is run once (rc=$rc)" sh
 	"[ $rc = 0 ] && grep -q REPLAYED '$tmp/replay.out'"
 check "the replay is refused and logged" wait_for 30 grep -q "refused: already run (a replay)" "$tmp/q-h-b.err"
 check "the query run is logged with its SQL" grep -q "fleet: query .* run (1 rows): SELECT 2 AS two" "$tmp/q-h-b.err"
+# ---- 8b. signed rule bundles through the fleet ----------------------------------------
+mkdir -p "$tmp/b1" "$tmp/b5" "$tmp/bbad"
+marker_rule "$tmp/b1/one.yaml" bundle-one "$marker-b1"
+marker_rule "$tmp/b5/five.yaml" bundle-five "$marker-b5"
+marker_rule "$tmp/b5/five-more.yml" bundle-five-more "$marker-b5more"
+marker_rule "$tmp/bbad/bad.yaml" bundle-bad "$marker-bad"
+sed -i 's/^    sql: |$/    sql: DELETE FROM processes/; /^      /d' "$tmp/bbad/bad.yaml"
+push() { cli fleet rules push "$@"; }
+push --key "$tmp/op/audit.key" --version 1 "$tmp/b1" >"$tmp/push1.out" 2>&1
+rc=$?
+check "fleet rules push: version 1 pushed (rc=$rc)" sh -c "[ $rc = 0 ] && grep -q 'version 1 (1 files) pushed' '$tmp/push1.out'"
+for h in h-a h-b; do
+	check "agent $h installs bundle version 1 and puts it in use" wait_for 60 \
+		grep -q "rule bundle version 1 installed and in use (1 rules of it" "$tmp/q-$h.err"
+done
+check "its rules are in one file headed by the version" sh -c \
+	"head -1 '$tmp/q-h-a/rules.d/fleet-bundle.yaml' | grep -q 'version 1 ' && grep -q 'id: bundle-one' '$tmp/q-h-a/rules.d/fleet-bundle.yaml'"
+ledger_has() { # ledger_has HOST ACTION PYEXPR(p): an entry of ACTION whose payload p satisfies it
+	"$bin/daemoneye-cli" -c "$tmp/agent.yaml" --set app.state_dir="$tmp/q-$1" audit log \
+		--action "$2" --format ndjson 2>/dev/null | $PY -c '
+import json, sys
+ps = [json.loads(l)["payload"] for l in sys.stdin if l.strip()]
+sys.exit(0 if any(eval(sys.argv[1], {"p": p}) for p in ps) else 1)' "$3"
+}
+check "the install is in the host's audit ledger" wait_for 60 ledger_has h-a rules.bundle 'p["version"] == 1 and p["in_use"]'
+# tampered: a signed bundle whose rule was changed afterwards, put straight into the bucket
+push --key "$tmp/op/audit.key" --version 2 --out "$tmp/b2.json" "$tmp/b1" >/dev/null 2>&1
+$PY -c 'import sys; t = open(sys.argv[1]).read(); print(t.replace("bundle-one", "bundle-evil"), end="")' \
+	"$tmp/b2.json" >"$tmp/b2-tampered.json"
+$PY "$src/tests/nats_raw.py" "$PORT" pub '$KV.DAEMONEYE_RULES.bundle' "$(cat "$tmp/b2-tampered.json")"
+check "a tampered bundle is refused and logged" wait_for 60 \
+	grep -q "rule bundle (revision [0-9]*) refused, the rules in use are kept: rule bundle version 2 refused: not signed by the operator's key" "$tmp/q-h-a.err"
+check "and recorded in the ledger" wait_for 60 ledger_has h-a rules.bundle_refused '"not signed" in p["error"]'
+push --key "$tmp/op2/audit.key" --version 3 "$tmp/b1" >/dev/null 2>&1
+check "a bundle signed by another key is refused" wait_for 60 \
+	grep -q "refused, the rules in use are kept: rule bundle version 3 refused: not signed" "$tmp/q-h-b.err"
+check "after the refusals bundle version 1 is still installed" sh -c "head -1 '$tmp/q-h-a/rules.d/fleet-bundle.yaml' | grep -q 'version 1 '"
+push --key "$tmp/op/audit.key" --version 5 "$tmp/b5" >/dev/null 2>&1
+check "a newer bundle (version 5, two files) replaces it" wait_for 60 \
+	grep -q "rule bundle version 5 installed and in use (2 rules of it" "$tmp/q-h-a.err"
+check "its rules replaced the old ones in the file" sh -c \
+	"grep -q 'id: bundle-five-more' '$tmp/q-h-a/rules.d/fleet-bundle.yaml' && ! grep -q 'id: bundle-one' '$tmp/q-h-a/rules.d/fleet-bundle.yaml'"
+check "a process matching a rule of the bundle runs" sleeper b5more-x
+check "the agent raises the bundle's rule's alert" wait_for 60 sh -c \
+	"[ \$(sqlite3 -readonly '$tmp/q-h-a/events.sqlite' \"SELECT count(*) FROM alerts WHERE rule_id = 'bundle-five-more'\") -ge 1 ]"
+push --key "$tmp/op/audit.key" --version 4 "$tmp/b1" >/dev/null 2>&1
+check "an older version (stale) is refused" wait_for 60 \
+	grep -q "rule bundle version 4 refused: not newer than the installed version 5" "$tmp/q-h-a.err"
+push --key "$tmp/op/audit.key" --version 6 "$tmp/bbad" >"$tmp/pushbad.out" 2>&1
+rc=$?
+check "a bundle with a rule the validator refuses is not pushed (rc=$rc)" sh -c \
+	"[ $rc = 65 ] && grep -q 'not pushed' '$tmp/pushbad.out'"
+push --version 7 "$tmp/b1" >/dev/null 2>&1
+rc=$?
+check "push without --key: 64 (rc=$rc)" test "$rc" = 64
 for p in "${qagents[@]}"; do
 	stop "$p"
 	rc=$?
@@ -440,6 +500,48 @@ assert sys.argv[3] == "0"
 cli fleet hosts >"$tmp/hosts.txt" 2>&1
 rc=$?
 check "fleet hosts as a table (rc=$rc)" sh -c "[ $rc = 0 ] && head -1 '$tmp/hosts.txt' | grep -q '^HOST ' && grep -q '^h-a ' '$tmp/hosts.txt'"
+
+# ---- 10. signed rule bundles offline: rules import --bundle ------------------------------
+ocli() { "$bin/daemoneye-cli" -c "$tmp/agent.yaml" --set app.state_dir="$tmp/off" "$@"; }
+mkdir -p "$tmp/off"
+push --key "$tmp/op/audit.key" --version 10 --out "$tmp/o10.json" "$tmp/b5" >"$tmp/o10.out" 2>&1
+rc=$?
+check "fleet rules push --out writes a signed bundle (rc=$rc)" sh -c "[ $rc = 0 ] && grep -q 'version 10 (2 files) written' '$tmp/o10.out'"
+ocli rules import --bundle "$tmp/o10.json" --pubkey "$tmp/op/audit.pub" >"$tmp/i10.out" 2>&1
+rc=$?
+check "rules import --bundle installs it (rc=$rc)" sh -c \
+	"[ $rc = 0 ] && grep -q 'installed rule bundle version 10 (2 rules from 2 files)' '$tmp/i10.out'"
+ocli rules list >"$tmp/olist.out" 2>&1
+check "rules list shows its rules" grep -q bundle-five-more "$tmp/olist.out"
+check "the import is in the audit ledger" sh -c \
+	"'$bin/daemoneye-cli' -c '$tmp/agent.yaml' --set app.state_dir='$tmp/off' audit log --action rules.bundle --format ndjson | grep -q '\"version\":10'"
+refuse() { # refuse WHAT FILE PATTERN [ARGS]
+	local what=$1 f=$2 pat=$3
+	shift 3
+	ocli rules import --bundle "$f" "$@" >"$tmp/ir.out" 2>&1
+	local rc=$?
+	check "rules import --bundle refuses $what: 65 (rc=$rc)" sh -c "[ $rc = 65 ] && grep -q \"$pat\" '$tmp/ir.out'"
+	[ "$rc" = 65 ] || sed 's/^/#   /' "$tmp/ir.out"
+}
+refuse "the same version again (stale)" "$tmp/o10.json" "not newer than the installed version 10" --pubkey "$tmp/op/audit.pub"
+push --key "$tmp/op/audit.key" --version 11 --out "$tmp/o11.json" "$tmp/b1" >/dev/null 2>&1
+$PY -c 'import sys; t = open(sys.argv[1]).read(); print(t.replace("bundle-one", "bundle-evil"), end="")' \
+	"$tmp/o11.json" >"$tmp/o11-tampered.json"
+refuse "a tampered bundle" "$tmp/o11-tampered.json" "not signed by the operator's key" --pubkey "$tmp/op/audit.pub"
+refuse "a bundle signed by another key" "$tmp/o11.json" "not signed by the operator's key" --pubkey "$tmp/op2/audit.pub"
+$PY -c 'import json, sys; o = json.load(open(sys.argv[1])); del o["sig"]; print(json.dumps(o))' \
+	"$tmp/o11.json" >"$tmp/o11-unsigned.json"
+refuse "an unsigned bundle" "$tmp/o11-unsigned.json" "it is not signed" --pubkey "$tmp/op/audit.pub"
+printf '{"v":1,"version":' >"$tmp/o-trunc.json"
+refuse "a malformed bundle" "$tmp/o-trunc.json" "malformed rule bundle" --pubkey "$tmp/op/audit.pub"
+check "after the refusals version 10 is still installed" sh -c "head -1 '$tmp/off/rules.d/fleet-bundle.yaml' | grep -q 'version 10 '"
+ocli rules import --bundle "$tmp/o11.json" >/dev/null 2>"$tmp/inokey.err"
+rc=$?
+check "no key to check against: 64 (rc=$rc)" sh -c "[ $rc = 64 ] && grep -q 'pubkey' '$tmp/inokey.err'"
+ocli --set fleet.operator_public_key="$tmp/op/audit.pub" rules import --bundle "$tmp/o11.json" >/dev/null 2>&1
+rc=$?
+check "fleet.operator_public_key is the default key; a newer version goes in (rc=$rc)" sh -c \
+	"[ $rc = 0 ] && head -1 '$tmp/off/rules.d/fleet-bundle.yaml' | grep -q 'version 11 '"
 
 echo "integration_fleet: $fails failed"
 [ "$fails" = 0 ]

@@ -45,6 +45,8 @@
 #include "daemoneye/config.h"
 #include "daemoneye/error.h"
 #include "daemoneye/record.h"
+#include "daemoneye/rules.h"
+#include "daemoneye/validator.h"
 
 #define DE_FLEET_HOST_ID_LEN 32	       /* hex digits of a derived host id */
 #define DE_FLEET_TOKEN_MAX   64	       /* bytes of a host id or a prefix token */
@@ -257,6 +259,22 @@ int de_fleet_read_latest(struct de_fleet *f, enum de_fleet_kind k, de_fleet_msg_
 /* Close and free (accepts NULL). */
 void de_fleet_close(struct de_fleet *f);
 
+/*
+ * Store len bytes under key in the JetStream key-value bucket (made with the
+ * stream's replicas when it does not exist); *revision (may be NULL) gets
+ * the new revision.  Errors as de_fleet_publish.
+ */
+int de_fleet_kv_put(struct de_fleet *f, const char *bucket, const char *key, const void *data,
+		    size_t len, uint64_t *revision, struct de_error *err);
+/*
+ * The latest value of key in bucket: 1 with *data (NUL-terminated, the
+ * caller frees), *len and *revision; 0 when the bucket or the key does not
+ * exist; a value over max bytes is a ValidationError E2BIG (its revision
+ * set, so a caller can remember it was refused).
+ */
+int de_fleet_kv_get(struct de_fleet *f, const char *bucket, const char *key, size_t max,
+		    char **data, size_t *len, uint64_t *revision, struct de_error *err);
+
 /* Core NATS (not stored in the stream): queries and their answers. */
 struct de_fleet_sub;
 /* Subscribe to subject (no wildcards needed by callers).  *out is the caller's. */
@@ -337,6 +355,79 @@ struct de_fleet_seen *de_fleet_seen_new(size_t cap);
  */
 int de_fleet_seen_add(struct de_fleet_seen *s, const char *id, int64_t expires_ms, int64_t now_ms);
 void de_fleet_seen_free(struct de_fleet_seen *s);
+
+/* ---- signed rule bundles (fleet_bundle.c) ----------------------------------- */
+
+/*
+ * A versioned set of rule files signed by the operator's Ed25519 key (the
+ * one that signs queries).  `daemoneye-cli fleet rules push` stores it in
+ * the JetStream key-value bucket DE_FLEET_BUNDLE_BUCKET under key
+ * DE_FLEET_BUNDLE_KEY; agents with fleet.operator_public_key fetch it,
+ * and `daemoneye-cli rules import --bundle FILE` installs one offline.
+ * Either way it is installed only when it is signed by that key, newer
+ * than the bundle installed (version), and every rule of every file
+ * passes the same validator as local rules; then all its rules replace
+ * the previous bundle's at once (one file, atomically renamed:
+ * DE_FLEET_BUNDLE_FILE in the rules directory of app.state_dir).
+ *
+ * The signature covers, as bytes:
+ *   "daemoneye-rule-bundle-v1\n" version "\n" issued_ms "\n" nfiles "\n"
+ *   then for each file: name "\n" length "\n" text "\n"
+ * and the message is JSON: {"v":1,"version","issued_ms","files":[{"name",
+ * "text"}],"sig":base64(64 bytes)}, nothing else.
+ */
+#define DE_FLEET_BUNDLE_MAX	  DE_FLEET_MSG_MAX /* bytes of a bundle */
+#define DE_FLEET_BUNDLE_FILES_MAX 256		   /* files in one */
+#define DE_FLEET_BUNDLE_NAME_MAX  128		   /* bytes of a file's name */
+#define DE_FLEET_BUNDLE_BUCKET	  "DAEMONEYE_RULES"
+#define DE_FLEET_BUNDLE_KEY	  "bundle"
+#define DE_FLEET_BUNDLE_FILE	  "fleet-bundle.yaml"
+
+struct de_fleet_bundle_file {
+	char name[DE_FLEET_BUNDLE_NAME_MAX + 1]; /* a base name ending .yaml or .yml */
+	char *text;				 /* owned, NUL-terminated */
+	size_t len;
+};
+struct de_fleet_bundle {
+	uint64_t version; /* >= 1; an agent takes only a newer one */
+	int64_t issued_ms;
+	struct de_fleet_bundle_file *files; /* owned */
+	size_t nfiles;
+};
+
+/* Add a copy of text[0..len) as file `name` (its base name is kept). 0, -EINVAL, -E2BIG, -ENOMEM.
+ */
+int de_fleet_bundle_add(struct de_fleet_bundle *b, const char *name, const char *text, size_t len);
+/* The signed message of b by private key key: *json (the caller frees) is *len bytes. */
+int de_fleet_bundle_sign(const struct de_fleet_bundle *b, const struct de_ckpt_key *key,
+			 char **json, size_t *len, struct de_error *err);
+/*
+ * Parse and check a bundle message: strictly shaped (DE_ERR_VALIDATION
+ * EBADMSG; E2BIG when too large), signed by pub (DE_ERR_CRYPTO EBADMSG:
+ * unsigned or signed by another key).  On success *out is the caller's
+ * (de_fleet_bundle_clear).
+ */
+int de_fleet_bundle_open(const char *msg, size_t len, const struct de_ckpt_key *pub,
+			 struct de_fleet_bundle *out, struct de_error *err);
+void de_fleet_bundle_clear(struct de_fleet_bundle *b);
+/*
+ * The version of the bundle installed in rules_dir (0: none), read from
+ * the first line of its file.
+ */
+int de_fleet_bundle_installed(const char *rules_dir, uint64_t *version, struct de_error *err);
+/*
+ * Install b in rules_dir: refused when its version is not newer than the
+ * installed one (DE_ERR_VALIDATION ESTALE), or when a file is not a rule
+ * file or a rule fails validator v (DE_ERR_VALIDATION EBADMSG; each
+ * problem appended to *problems), or when the rules together exceed a rule
+ * file (E2BIG).  Otherwise its rules are written as one rule file and
+ * renamed over the previous bundle's: *rules (may be NULL) receives them
+ * (the caller clears it), for the audit record.  Nothing is written on a
+ * refusal.
+ */
+int de_fleet_bundle_install(const struct de_fleet_bundle *b, struct de_validator *v,
+			    const char *rules_dir, struct de_rule_set *rules,
+			    struct de_rule_problems *problems, struct de_error *err);
 
 /* ---- off-host anchoring (fleet_verify.c) ------------------------------------ */
 

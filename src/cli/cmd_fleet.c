@@ -15,19 +15,23 @@
  * SQL; 78 for
  * configuration errors; 64 for usage errors.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sysexits.h>
 #include <time.h>
 
 #include "cli.h"
 #include "daemoneye/audit.h"
 #include "daemoneye/clock.h"
+#include "daemoneye/fileio.h"
 #include "daemoneye/fleet.h"
+#include "daemoneye/rules.h"
 #include "daemoneye/uuid.h"
 
 #define VERIFY_MAX_NOTES 100000 /* published checkpoints read for one verify */
@@ -44,7 +48,9 @@ static void fleet_usage(FILE *f)
 		   "       daemoneye-cli fleet verify HOST [--ledger FILE] [--pubkey FILE]\n"
 		   "       daemoneye-cli fleet query --key FILE (--hosts H,... | --all) [--timeout "
 		   "MS]\n"
-		   "                                 [--format json|ndjson] SQL\n");
+		   "                                 [--format json|ndjson] SQL\n"
+		   "       daemoneye-cli fleet rules push --key FILE [--version N] [--out FILE] "
+		   "DIR|FILE...\n");
 }
 
 /* The fleet settings (host id derived when unset). */
@@ -773,6 +779,200 @@ out:
 	return rc;
 }
 
+/* ---- rules push ---------------------------------------------------------------- */
+
+/* Whether a directory entry is a rule file (*.yaml, *.yml, not hidden). */
+static int rule_file_name(const struct dirent *d)
+{
+	size_t n = strlen(d->d_name);
+
+	return d->d_name[0] != '.' && ((n > 5 && strcmp(d->d_name + n - 5, ".yaml") == 0) ||
+				       (n > 4 && strcmp(d->d_name + n - 4, ".yml") == 0));
+}
+
+/* Read path into b and check its rules with v (problems into pr). */
+static int bundle_add_file(struct de_fleet_bundle *b, const char *path, struct de_validator *v,
+			   struct de_rule_set *set, struct de_rule_problems *pr)
+{
+	struct de_error err = {0};
+	char *text = NULL;
+	size_t len = 0;
+	int rc;
+
+	if ((rc = de_read_file(path, DE_RULES_MAX_FILE, &text, &len, NULL)) < 0) {
+		cli_errorf("cannot read %s: %s", path,
+			   rc == -EFBIG ? "larger than a rule file may be" : strerror(-rc));
+		return rc == -ENOENT ? EX_NOINPUT : EX_DATAERR;
+	}
+	if (de_rules_parse(text, len, path, DE_RULE_USER, 0, v, set, pr, &err) < 0)
+		rc = cli_fail(&err);
+	else if ((rc = de_fleet_bundle_add(b, path, text, len)) < 0) {
+		cli_errorf("%s: %s", path,
+			   rc == -E2BIG ? "too many files or too large"
+					: "not a rule file's name (NAME.yaml) or a second file of "
+					  "that name, or its text holds a NUL");
+		rc = EX_DATAERR;
+	}
+	free(text);
+	return rc;
+}
+
+/*
+ * The rule files named (a directory: its *.yaml and *.yml, in name order)
+ * as a bundle, each rule checked by this configuration's validator first.
+ */
+static int bundle_collect(struct cli_ctx *ctx, int n, char **paths, struct de_fleet_bundle *b)
+{
+	struct de_validator *v = NULL;
+	struct de_rule_set set = {0};
+	struct de_rule_problems pr = {0};
+	struct de_error err = {0};
+	int rc = 0;
+
+	if (de_validator_from_config(ctx->cfg, &v, &err) < 0)
+		return cli_fail(&err);
+	for (int i = 0; i < n && rc == 0; i++) {
+		struct dirent **names = NULL;
+		struct stat st;
+		int k;
+		if (stat(paths[i], &st) < 0 || !S_ISDIR(st.st_mode)) {
+			rc = bundle_add_file(b, paths[i], v, &set, &pr);
+			continue;
+		}
+		if ((k = scandir(paths[i], &names, rule_file_name, alphasort)) < 0) {
+			cli_errorf("cannot read %s: %s", paths[i], strerror(errno));
+			rc = EX_NOINPUT;
+			continue;
+		}
+		for (int j = 0; j < k; j++) {
+			char *p = NULL;
+			if (rc == 0 && asprintf(&p, "%s/%s", paths[i], names[j]->d_name) < 0)
+				rc = EX_OSERR;
+			if (rc == 0)
+				rc = bundle_add_file(b, p, v, &set, &pr);
+			free(p);
+			free(names[j]);
+		}
+		free(names);
+	}
+	if (rc == 0 && pr.len) {
+		for (size_t i = 0; i < pr.len; i++)
+			cli_errorf("%s", pr.items[i]);
+		cli_errorf("fleet rules push: not pushed (%zu problem%s)", pr.len,
+			   pr.len == 1 ? "" : "s");
+		rc = EX_DATAERR;
+	}
+	if (rc == 0 && set.len == 0) {
+		cli_errorf("fleet rules push: no rule in what was named");
+		rc = EX_DATAERR;
+	}
+	de_rule_problems_clear(&pr);
+	de_rule_set_clear(&set);
+	de_validator_free(v);
+	return rc;
+}
+
+static int fleet_rules(struct cli_ctx *ctx, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"key", required_argument, NULL, 'k'},
+		{"version", required_argument, NULL, 'V'},
+		{"out", required_argument, NULL, 'o'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct de_fleet_bundle b = {0};
+	struct de_fleet_settings s;
+	struct de_ckpt_key *key = NULL;
+	struct de_fleet *f = NULL;
+	struct de_error err = {0};
+	const char *key_path = NULL, *out_path = NULL;
+	char *msg = NULL, *end;
+	uint64_t rev = 0;
+	size_t len = 0;
+	int c, rc;
+
+	if (argc < 2 || strcmp(argv[1], "push") != 0) {
+		if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+			fleet_usage(stdout);
+			return 0;
+		}
+		cli_errorf("fleet rules: the subcommand is push");
+		return EX_USAGE;
+	}
+	argc--;
+	argv++;
+	optind = 0;
+	b.issued_ms = de_now_ms();
+	b.version = (uint64_t)b.issued_ms; /* newer than any pushed before, by default */
+	while ((c = getopt_long(argc, argv, "k:V:o:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'k':
+			key_path = optarg;
+			break;
+		case 'V':
+			errno = 0;
+			b.version = strtoull(optarg, &end, 10);
+			if (errno || *end || b.version < 1 || b.version > INT64_MAX) {
+				cli_errorf("fleet rules push: --version wants a positive integer");
+				return EX_USAGE;
+			}
+			break;
+		case 'o':
+			out_path = optarg;
+			break;
+		case 'h':
+			fleet_usage(stdout);
+			return 0;
+		default:
+			return EX_USAGE;
+		}
+	}
+	if (!key_path || optind >= argc) {
+		cli_errorf("fleet rules push: give --key FILE and the rule files or directories");
+		return EX_USAGE;
+	}
+	if ((rc = bundle_collect(ctx, argc - optind, argv + optind, &b)) != 0)
+		goto out;
+	if (de_checkpoint_key_load_private(key_path, &key, &err) < 0 ||
+	    de_fleet_bundle_sign(&b, key, &msg, &len, &err) < 0) {
+		rc = cli_fail(&err);
+		goto out;
+	}
+	if (out_path) {
+		if ((rc = de_write_file_atomic(out_path, msg, len, 0644)) < 0) {
+			cli_errorf("cannot write %s: %s", out_path, strerror(-rc));
+			rc = EX_CANTCREAT;
+			goto out;
+		}
+		printf("rule bundle version %" PRIu64 " (%zu files) written to %s\n", b.version,
+		       b.nfiles, out_path);
+		rc = fflush(stdout) == 0 ? 0 : EX_IOERR;
+		goto out;
+	}
+	if ((rc = load(ctx, &s)) != 0)
+		goto out;
+	if ((rc = connect_wait(&s, &f)) == 0) {
+		if (de_fleet_kv_put(f, DE_FLEET_BUNDLE_BUCKET, DE_FLEET_BUNDLE_KEY, msg, len, &rev,
+				    &err) < 0) {
+			rc = cli_fail(&err);
+		} else {
+			printf("rule bundle version %" PRIu64 " (%zu files) pushed to %s/%s, "
+			       "revision %" PRIu64 "\n",
+			       b.version, b.nfiles, DE_FLEET_BUNDLE_BUCKET, DE_FLEET_BUNDLE_KEY,
+			       rev);
+			rc = fflush(stdout) == 0 ? 0 : EX_IOERR;
+		}
+	}
+	de_fleet_close(f);
+	de_fleet_settings_clear(&s);
+out:
+	de_checkpoint_key_free(key);
+	de_fleet_bundle_clear(&b);
+	free(msg);
+	return rc;
+}
+
 int cmd_fleet(struct cli_ctx *ctx, int argc, char **argv)
 {
 	if (argc < 2) {
@@ -799,6 +999,8 @@ int cmd_fleet(struct cli_ctx *ctx, int argc, char **argv)
 		return fleet_hosts(ctx, argc, argv);
 	if (strcmp(sub, "query") == 0)
 		return fleet_query(ctx, argc, argv);
+	if (strcmp(sub, "rules") == 0)
+		return fleet_rules(ctx, argc, argv);
 	if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
 		fleet_usage(stdout);
 		return 0;

@@ -603,6 +603,83 @@ int de_fleet_read_latest(struct de_fleet *f, enum de_fleet_kind k, de_fleet_msg_
 	return read_stream(f, filter, js_DeliverLastPerSubject, 0, fn, arg, NULL, err);
 }
 
+/* ---- the key-value bucket of rule bundles --------------------------------------- */
+
+int de_fleet_kv_put(struct de_fleet *f, const char *bucket, const char *key, const void *data,
+		    size_t len, uint64_t *revision, struct de_error *err)
+{
+	kvStore *kv = NULL;
+	kvConfig c;
+	natsStatus st;
+	uint64_t rev = 0;
+
+	if (len > DE_FLEET_MSG_MAX)
+		return de_error_set(err, DE_ERR_ALERTING, EINVAL,
+				    "a value of %zu bytes is too large", len);
+	if (!de_fleet_connected(f))
+		return de_error_set(err, DE_ERR_ALERTING, EAGAIN,
+				    "not connected to the fleet's NATS servers");
+	if ((st = js_KeyValue(&kv, f->js, bucket)) == NATS_NOT_FOUND) {
+		kvConfig_Init(&c);
+		c.Bucket = bucket;
+		c.Description = "daemoneye fleet: signed rule bundles";
+		c.History = 5;
+		c.Replicas = (int)f->s.stream_replicas;
+		c.MaxValueSize = DE_FLEET_MSG_MAX;
+		c.StorageType = js_FileStorage;
+		st = js_CreateKeyValue(&kv, f->js, &c);
+	}
+	if (st != NATS_OK)
+		return nats_fail(err, st, "cannot open the key-value bucket");
+	st = kvStore_Put(&rev, kv, key, data, (int)len);
+	kvStore_Destroy(kv);
+	if (st != NATS_OK)
+		return nats_fail(err, st, "cannot store in the key-value bucket");
+	if (revision)
+		*revision = rev;
+	return 0;
+}
+
+int de_fleet_kv_get(struct de_fleet *f, const char *bucket, const char *key, size_t max,
+		    char **data, size_t *len, uint64_t *revision, struct de_error *err)
+{
+	kvStore *kv = NULL;
+	kvEntry *e = NULL;
+	natsStatus st;
+	size_t n;
+
+	if (!de_fleet_connected(f))
+		return de_error_set(err, DE_ERR_ALERTING, EAGAIN,
+				    "not connected to the fleet's NATS servers");
+	if ((st = js_KeyValue(&kv, f->js, bucket)) == NATS_NOT_FOUND)
+		return 0;
+	if (st != NATS_OK)
+		return nats_fail(err, st, "cannot open the key-value bucket");
+	st = kvStore_Get(&e, kv, key);
+	kvStore_Destroy(kv);
+	if (st == NATS_NOT_FOUND)
+		return 0;
+	if (st != NATS_OK)
+		return nats_fail(err, st, "cannot read the key-value bucket");
+	n = (size_t)kvEntry_ValueLen(e);
+	*revision = kvEntry_Revision(e);
+	if (n > max) {
+		kvEntry_Destroy(e);
+		return de_error_set(err, DE_ERR_VALIDATION, E2BIG,
+				    "%s/%s: a value of %zu bytes (at most %zu)", bucket, key, n,
+				    max);
+	}
+	if (!(*data = malloc(n + 1))) {
+		kvEntry_Destroy(e);
+		return de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
+	}
+	memcpy(*data, kvEntry_Value(e), n);
+	(*data)[n] = '\0';
+	*len = n;
+	kvEntry_Destroy(e);
+	return 1;
+}
+
 /* ---- core NATS: queries and answers ------------------------------------------- */
 
 struct de_fleet_sub {
