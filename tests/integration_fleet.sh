@@ -20,7 +20,9 @@
 #   8. signed queries: two agents answer one, rows merged; the sandbox's
 #      refusal, another key, an unsigned and a replayed query (sent with
 #      tests/nats_raw.py, an independent client) are refused and logged;
-#   9. `fleet hosts`: every host's latest scan summary;
+#   9. `fleet hosts`: every host's latest scan summary, version, health;
+#  5b. `fleet alerts` --severity, --since, --durable (resumes), --follow
+#      (prints a new alert as it arrives, ends on SIGINT with 0);
 #  8b. signed rule bundles pushed to two agents: installed and in use
 #      (an alert from a bundle's rule), and refused when tampered,
 #      signed by another key, stale, or holding a rule the validator
@@ -297,6 +299,39 @@ else
 	echo "ok - # SKIP process events: procmond reads the kernel's events as root only"
 fi
 
+# ---- 5b. fleet alerts: --severity, --since, --durable, --follow ---------------------------
+nall=$(wc -l <"$tmp/alerts3.ndjson")
+cli fleet alerts --host "$hid" --severity high >"$tmp/sev-high.ndjson" 2>&1
+cli fleet alerts --host "$hid" --severity critical >"$tmp/sev-crit.ndjson" 2>&1
+check "--severity high keeps the (high) alerts, --severity critical none" sh -c \
+	"[ \$(wc -l <'$tmp/sev-high.ndjson') = $nall ] && [ \$(wc -l <'$tmp/sev-crit.ndjson') = 0 ]"
+cli fleet alerts --host "$hid" --severity bogus >/dev/null 2>&1
+rc=$?
+check "--severity bogus: 64 (rc=$rc)" test "$rc" = 64
+cli fleet alerts --host "$hid" --since 2000-01-01 >"$tmp/since-old.ndjson" 2>&1
+cli fleet alerts --host "$hid" --since 2100-01-01 >"$tmp/since-future.ndjson" 2>&1
+check "--since a past date: all of them; a future one: none" sh -c \
+	"[ \$(wc -l <'$tmp/since-old.ndjson') = $nall ] && [ \$(wc -l <'$tmp/since-future.ndjson') = 0 ]"
+cli fleet alerts --host "$hid" --durable itd >"$tmp/dur1.ndjson" 2>&1
+cli fleet alerts --host "$hid" --durable itd >"$tmp/dur2.ndjson" 2>&1
+check "--durable: the first read gets every alert, the next resumes after them (none new)" sh -c \
+	"[ \$(wc -l <'$tmp/dur1.ndjson') = $nall ] && [ \$(wc -l <'$tmp/dur2.ndjson') = 0 ]"
+# (the program itself in the background, not the cli function's subshell: the signal is for it)
+"$bin/daemoneye-cli" -c "$tmp/agent.yaml" --set app.state_dir="$tmp/astate" fleet alerts \
+	--host "$hid" --follow >"$tmp/follow.ndjson" 2>"$tmp/follow.err" &
+follower=$!
+pids+=("$follower")
+check "--follow prints what the stream holds" wait_for 60 sh -c "[ \$(wc -l <'$tmp/follow.ndjson') -ge $nall ]"
+check "a process carrying the marker runs (for a new alert)" sleeper follow
+agent_once >/dev/null 2>"$tmp/a-follow.err"
+check "--follow prints the new alert as it arrives" wait_for 60 sh -c "[ \$(wc -l <'$tmp/follow.ndjson') -gt $nall ]"
+stop "$follower" INT
+rc=$?
+check "--follow ends on SIGINT with 0 (rc=$rc)" test "$rc" = 0
+cli fleet alerts --host "$hid" --durable itd >"$tmp/dur3.ndjson" 2>&1
+check "--durable again: only what came since its last read" sh -c \
+	"[ \$(wc -l <'$tmp/dur3.ndjson') -ge 1 ] && [ \$(wc -l <'$tmp/dur3.ndjson') -lt \$(wc -l <'$tmp/follow.ndjson') ]"
+
 # ---- 6. TLS ---------------------------------------------------------------------------
 mkdir -p "$tmp/pki"
 (
@@ -489,14 +524,17 @@ done
 # ---- 9. hosts -----------------------------------------------------------------------------
 cli fleet hosts --format json >"$tmp/hosts.ndjson" 2>"$tmp/hosts.err"
 rc=$?
-check "fleet hosts: every host's latest scan, once each (rc=$rc)" $PY -c '
+check "fleet hosts: every host's latest scan, version and health, once each (rc=$rc)" $PY -c '
 import json, sys
 m = [json.loads(l) for l in open(sys.argv[1])]
 hosts = sorted(x["host"] for x in m)
 assert hosts == sorted([sys.argv[2], "h-a", "h-b"]), hosts
 assert all(x["scan"]["processes"] > 0 and x["last_seen"].endswith("Z") for x in m), m
+assert all(x["version"] == sys.argv[4] for x in m), m
+looping = [x for x in m if x["host"] in ("h-a", "h-b")]
+assert all(x["health"] in ("ok", "warning", "critical") for x in looping), looping
 assert sys.argv[3] == "0"
-' "$tmp/hosts.ndjson" "$hid" "$rc"
+' "$tmp/hosts.ndjson" "$hid" "$rc" "$("$bin/daemoneye-cli" --version | awk '{print $NF}')"
 cli fleet hosts >"$tmp/hosts.txt" 2>&1
 rc=$?
 check "fleet hosts as a table (rc=$rc)" sh -c "[ $rc = 0 ] && head -1 '$tmp/hosts.txt' | grep -q '^HOST ' && grep -q '^h-a ' '$tmp/hosts.txt'"

@@ -36,6 +36,7 @@
 #ifndef DAEMONEYE_FLEET_H
 #define DAEMONEYE_FLEET_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -147,8 +148,15 @@ struct de_fleet_scan {
 	uint64_t alerts;		 /* raised by the rules */
 	uint64_t spool_rows;		 /* events waiting to be published */
 	uint64_t spool_dropped;		 /* events dropped since the store was made */
+	const char *version;		 /* the agent's version (NULL: not said) */
+	const char *health;		 /* "ok", "warning", "critical" (NULL: unknown) */
+	const char *health_summary;	 /* its components not ok, "NAME: summary; ..." */
 };
-/* A scan summary as JSON, message id "scan-<host>-<scan id>-<started ms>". */
+/*
+ * A scan summary as JSON, message id "scan-<host>-<scan id>-<started ms>";
+ * with "version", "health" and "health_summary" when set (what `fleet
+ * hosts` shows of each host).
+ */
 int de_fleet_scan_msg(const char *host, const struct de_fleet_scan *s, char **json,
 		      char msg_id[DE_FLEET_MSGID_MAX], struct de_error *err);
 /*
@@ -253,6 +261,23 @@ typedef int (*de_fleet_msg_fn)(const struct de_fleet_msg *m, void *arg);
  */
 int de_fleet_read(struct de_fleet *f, const char *host, enum de_fleet_kind k, uint64_t max,
 		  de_fleet_msg_fn fn, void *arg, size_t *skipped, struct de_error *err);
+/* How de_fleet_read_ex reads. */
+struct de_fleet_read_opts {
+	int64_t since_ms;    /* > 0: only messages stored at or after (ms since the epoch) */
+	bool follow;	     /* past the end, wait for new messages until *stop */
+	const char *durable; /* a durable consumer of this name (a token): the server
+				remembers what was read (acked), the next read resumes there */
+	const volatile sig_atomic_t *stop; /* may be NULL; set (a signal handler): return */
+};
+/*
+ * de_fleet_read with options (o may be NULL): from a start time, following
+ * the stream (returning 0 once *o->stop is set), through a durable
+ * consumer.  A durable consumer's filter and start are fixed when it is
+ * made: read it again with the same ones.
+ */
+int de_fleet_read_ex(struct de_fleet *f, const char *host, enum de_fleet_kind k, uint64_t max,
+		     const struct de_fleet_read_opts *o, de_fleet_msg_fn fn, void *arg,
+		     size_t *skipped, struct de_error *err);
 /* The latest stored message of kind k of every host, through the same callback. */
 int de_fleet_read_latest(struct de_fleet *f, enum de_fleet_kind k, de_fleet_msg_fn fn, void *arg,
 			 struct de_error *err);

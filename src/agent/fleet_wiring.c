@@ -36,10 +36,11 @@
 #include <jansson.h>
 
 #include "agent.h"
+#include "daemoneye/alertmgr.h"
 #include "daemoneye/audit.h"
 #include "daemoneye/clock.h"
 #include "daemoneye/fleet.h"
-#include "daemoneye/alertmgr.h"
+#include "daemoneye/health.h"
 #include "daemoneye/log.h"
 #include "daemoneye/rules.h"
 #include "fleet_wiring.h"
@@ -202,13 +203,46 @@ out:
 	free(msgs);
 }
 
+/*
+ * The health report the agent last wrote (telemetry.c): its status into
+ * *status, and its components that are not ok as "NAME: summary; ..." into
+ * buf.  False when there is none (yet).
+ */
+static bool health_summary(struct agent *ag, const char **status, char *buf, size_t n)
+{
+	struct de_error err = {0};
+	json_t *doc = NULL, *c;
+	char path[4096];
+	size_t i, w = 0;
+
+	buf[0] = '\0';
+	if (!ag->state_dir ||
+	    snprintf(path, sizeof(path), "%s/%s", ag->state_dir, DE_HEALTH_FILE) >=
+		    (int)sizeof(path) ||
+	    de_health_read(path, de_now_ms(), &doc, &err) < 0)
+		return false;
+	*status = de_health_status_name(de_health_worst(doc));
+	json_array_foreach (json_object_get(doc, "components"), i, c) {
+		const char *st = json_string_value(json_object_get(c, "status"));
+		int k;
+		if (!st || strcmp(st, "ok") == 0 || w >= n)
+			continue;
+		k = snprintf(buf + w, n - w, "%s%s: %s", w ? "; " : "",
+			     json_string_value(json_object_get(c, "name")),
+			     json_string_value(json_object_get(c, "summary")));
+		w = k < 0 ? n : w + (size_t)k;
+	}
+	json_decref(doc);
+	return true;
+}
+
 void agent_fleet_cycle(struct agent *ag, int64_t scan_id, int64_t started_ms, size_t processes,
 		       const struct de_store_diff *diff, size_t alerts)
 {
 	struct agent_fleet *fl = ag->fleet;
 	struct de_spool_stats st = {0};
 	struct de_error err = {0};
-	char id[DE_FLEET_MSGID_MAX], *body = NULL;
+	char id[DE_FLEET_MSGID_MAX], *body = NULL, hsum[400];
 
 	if (!fl)
 		return;
@@ -228,6 +262,9 @@ void agent_fleet_cycle(struct agent *ag, int64_t scan_id, int64_t started_ms, si
 			de_log_err(&err);
 		s.spool_rows = st.rows;
 		s.spool_dropped = st.dropped;
+		s.version = DE_VERSION;
+		if (health_summary(ag, &s.health, hsum, sizeof(hsum)))
+			s.health_summary = hsum;
 		if (de_fleet_scan_msg(fl->set.host_id, &s, &body, id, &err) < 0) {
 			de_log_err(&err);
 		} else {

@@ -353,6 +353,14 @@ int de_fleet_scan_msg(const char *host, const struct de_fleet_scan *s, char **js
 		(json_int_t)s->exited, "alerts", (json_int_t)s->alerts, "spool_rows",
 		(json_int_t)s->spool_rows, "spool_dropped", (json_int_t)s->spool_dropped);
 
+	if (o && ((s->version && json_object_set_new(o, "version", json_string(s->version)) < 0) ||
+		  (s->health && json_object_set_new(o, "health", json_string(s->health)) < 0) ||
+		  (s->health_summary &&
+		   json_object_set_new(o, "health_summary", json_string(s->health_summary)) < 0))) {
+		json_decref(o);
+		o = NULL;
+	}
+
 	snprintf(msg_id, DE_FLEET_MSGID_MAX, "scan-%s-%" PRId64 "-%" PRId64, host, s->scan_id,
 		 s->started_ms);
 	return dump(o, json, err);

@@ -505,9 +505,16 @@ int de_fleet_publish_many(struct de_fleet *f, enum de_fleet_kind k, struct de_fl
 	return (int)acked;
 }
 
-/* Read the stored messages of filter under policy (see de_fleet_read). */
+/* Whether the reader asked to stop. */
+static bool stopped(const struct de_fleet_read_opts *o)
+{
+	return o && o->stop && *o->stop;
+}
+
+/* Read the stored messages of filter under policy (see de_fleet_read_ex). */
 static int read_stream(struct de_fleet *f, const char *filter, jsDeliverPolicy policy, uint64_t max,
-		       de_fleet_msg_fn fn, void *arg, size_t *skipped, struct de_error *err)
+		       const struct de_fleet_read_opts *o, de_fleet_msg_fn fn, void *arg,
+		       size_t *skipped, struct de_error *err)
 {
 	natsSubscription *sub = NULL;
 	jsStreamInfo *si = NULL;
@@ -516,9 +523,10 @@ static int read_stream(struct de_fleet *f, const char *filter, jsDeliverPolicy p
 	natsStatus st;
 	uint64_t n = 0, last;
 	size_t skip = 0;
+	bool follow = o && o->follow, durable = o && o->durable;
 	int rc = 0;
 
-	/* where the stream ends now: reading stops there */
+	/* where the stream ends now: reading stops there (unless following) */
 	if ((st = js_GetStreamInfo(&si, f->js, f->s.stream, NULL, &jerr)) != NATS_OK)
 		return st == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr
 			       ? de_error_set(err, DE_ERR_ALERTING, ENOENT,
@@ -526,19 +534,37 @@ static int read_stream(struct de_fleet *f, const char *filter, jsDeliverPolicy p
 			       : nats_fail(err, st, "cannot read the fleet stream");
 	last = si->State.LastSeq;
 	jsStreamInfo_Destroy(si);
-	if (last == 0)
+	if (last == 0 && !follow)
 		goto out;
 	jsSubOptions_Init(&so);
 	so.Stream = f->s.stream;
-	so.Ordered = true;
 	so.Config.DeliverPolicy = policy;
+	if (o && o->since_ms > 0 && policy == js_DeliverAll) {
+		so.Config.DeliverPolicy = js_DeliverByStartTime;
+		so.Config.OptStartTime = o->since_ms * 1000000;
+	}
+	if (durable) {
+		/* the server keeps where it stopped: each message is acked once handled */
+		so.Config.Durable = o->durable;
+		so.Config.AckPolicy = js_AckExplicit;
+		so.ManualAck = true;
+	} else {
+		so.Ordered = true;
+	}
 	if ((st = js_SubscribeSync(&sub, f->js, filter, NULL, &so, &jerr)) != NATS_OK)
 		return nats_fail(err, st, "cannot read the fleet stream");
 	while (!max || n < max) {
 		natsMsg *m = NULL;
 		jsMsgMetaData *meta = NULL;
 		const char *id = NULL;
-		st = natsSubscription_NextMsg(&m, sub, (int64_t)f->s.publish_timeout_ms);
+		st = natsSubscription_NextMsg(&m, sub,
+					      follow ? 250 : (int64_t)f->s.publish_timeout_ms);
+		if (stopped(o)) {
+			natsMsg_Destroy(m);
+			break;
+		}
+		if (st == NATS_TIMEOUT && follow)
+			continue; /* nothing new yet */
 		if (st == NATS_TIMEOUT)
 			break; /* nothing more for this filter */
 		if (st != NATS_OK) {
@@ -566,12 +592,16 @@ static int read_stream(struct de_fleet *f, const char *filter, jsDeliverPolicy p
 			natsMsg_Destroy(m);
 			break;
 		}
+		if (durable)
+			(void)natsMsg_Ack(m, NULL);
 		natsMsg_Destroy(m);
 		n++;
-		if (pending == 0 || fm.seq >= last)
+		if (!follow && (pending == 0 || fm.seq >= last))
 			break;
 	}
-	natsSubscription_Unsubscribe(sub);
+	/* a durable consumer stays on the server for the next read */
+	if (!durable)
+		natsSubscription_Unsubscribe(sub);
 	natsSubscription_Destroy(sub);
 out:
 	if (skipped)
@@ -589,7 +619,25 @@ int de_fleet_read(struct de_fleet *f, const char *host, enum de_fleet_kind k, ui
 			    de_fleet_kind_name(k)) >= (int)sizeof(filter))
 		return de_error_set(err, DE_ERR_VALIDATION, EINVAL, "'%s' is not a host id",
 				    host ? host : "");
-	return read_stream(f, filter, js_DeliverAll, max, fn, arg, skipped, err);
+	return read_stream(f, filter, js_DeliverAll, max, NULL, fn, arg, skipped, err);
+}
+
+int de_fleet_read_ex(struct de_fleet *f, const char *host, enum de_fleet_kind k, uint64_t max,
+		     const struct de_fleet_read_opts *o, de_fleet_msg_fn fn, void *arg,
+		     size_t *skipped, struct de_error *err)
+{
+	char filter[DE_FLEET_SUBJECT_MAX];
+
+	if (host ? de_fleet_subject(f->s.subject_prefix, host, k, filter, sizeof(filter)) < 0
+		 : snprintf(filter, sizeof(filter), "%s.*.%s", f->s.subject_prefix,
+			    de_fleet_kind_name(k)) >= (int)sizeof(filter))
+		return de_error_set(err, DE_ERR_VALIDATION, EINVAL, "'%s' is not a host id",
+				    host ? host : "");
+	if (o && o->durable && !de_fleet_token_valid(o->durable))
+		return de_error_set(err, DE_ERR_VALIDATION, EINVAL,
+				    "'%s' is not a consumer name (1-64 of A-Z a-z 0-9 _ -)",
+				    o->durable);
+	return read_stream(f, filter, js_DeliverAll, max, o, fn, arg, skipped, err);
 }
 
 int de_fleet_read_latest(struct de_fleet *f, enum de_fleet_kind k, de_fleet_msg_fn fn, void *arg,
@@ -600,7 +648,7 @@ int de_fleet_read_latest(struct de_fleet *f, enum de_fleet_kind k, de_fleet_msg_
 	if (snprintf(filter, sizeof(filter), "%s.*.%s", f->s.subject_prefix,
 		     de_fleet_kind_name(k)) >= (int)sizeof(filter))
 		return de_error_set(err, DE_ERR_VALIDATION, EINVAL, "subject prefix too long");
-	return read_stream(f, filter, js_DeliverLastPerSubject, 0, fn, arg, NULL, err);
+	return read_stream(f, filter, js_DeliverLastPerSubject, 0, NULL, fn, arg, NULL, err);
 }
 
 /* ---- the key-value bucket of rule bundles --------------------------------------- */
