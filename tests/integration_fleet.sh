@@ -58,13 +58,9 @@ start_nats() {
 	local name=$1 port=$2
 	shift 2
 	mkdir -p "$tmp/$name"
-	nats-server -js -sd "$tmp/$name" -a 127.0.0.1 -p "$port" "$@" >"$tmp/$name.log" 2>&1 &
-	nats_pid=$!
-	pids+=("$nats_pid")
-	wait_for 30 grep -q "Server is ready" "$tmp/$name.log" && return 0
-	echo "# nats-server $name did not start:"
-	sed 's/^/#   /' "$tmp/$name.log"
-	return 1
+	server_start "$name" "grep -q 'Server is ready' '$tmp/$name.log'" \
+		nats-server -js -sd "$tmp/$name" -a 127.0.0.1 -p "$port" "$@" || return 1
+	nats_pid=$server_pid
 }
 check "nats-server with JetStream starts on 127.0.0.1:$PORT" start_nats js "$PORT" -m "$MPORT"
 main_nats=$nats_pid

@@ -158,18 +158,9 @@ int de_fleet_bundle_open(const char *msg, size_t len, const struct de_ckpt_key *
 	json_t *o = NULL;
 	int rc;
 
-	if (len > DE_FLEET_BUNDLE_MAX)
-		return de_error_set(err, DE_ERR_VALIDATION, E2BIG,
-				    "rule bundle of %zu bytes refused (at most %d)", len,
-				    DE_FLEET_BUNDLE_MAX);
-	if (!(o = json_loadb(msg, len, JSON_REJECT_DUPLICATES, NULL)) || !json_is_object(o)) {
-		rc = malformed(err, "not a JSON object");
+	if ((rc = fleet_json_open(msg, len, DE_FLEET_BUNDLE_MAX, keys,
+				  sizeof(keys) / sizeof(keys[0]), "rule bundle", &o, err)) < 0)
 		goto out;
-	}
-	if (!fleet_json_only(o, keys, sizeof(keys) / sizeof(keys[0]))) {
-		rc = malformed(err, "unknown member");
-		goto out;
-	}
 	files = json_object_get(o, "files");
 	ver = json_object_get(o, "version");
 	issued = json_object_get(o, "issued_ms");

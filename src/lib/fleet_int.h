@@ -27,6 +27,14 @@ int fleet_sig_make(const struct de_ckpt_key *key, const void *bytes, size_t len,
  */
 int fleet_sig_check(const struct de_ckpt_key *pub, const void *bytes, size_t len, const char *sig64,
 		    const char *what, struct de_error *err);
+/*
+ * Parse a message of len bytes (at most max) that must be a JSON object
+ * with no member but keys[0..n) and none twice: 0 with *out (the caller
+ * decrefs), or a ValidationError "WHAT of N bytes refused" (E2BIG) or
+ * "malformed WHAT: ..." (EBADMSG).
+ */
+int fleet_json_open(const char *msg, size_t len, size_t max, const char *const *keys, size_t n,
+		    const char *what, json_t **out, struct de_error *err);
 /* Whether every member of o is one of keys[0..n). */
 bool fleet_json_only(const json_t *o, const char *const *keys, size_t n);
 /* The string member key of o into buf (cap bytes with the NUL): 0, or -1 (absent, too long, a NUL).

@@ -653,6 +653,27 @@ int de_fleet_read_latest(struct de_fleet *f, enum de_fleet_kind k, de_fleet_msg_
 
 /* ---- the key-value bucket of rule bundles --------------------------------------- */
 
+/*
+ * A NUL-terminated copy of src[0..n) into *data (the caller frees) and
+ * *len: 0, or a ValidationError `code` (E2BIG, EMSGSIZE) when n > max.
+ */
+static int copy_capped(const void *src, size_t n, size_t max, int code, char **data, size_t *len,
+		       struct de_error *err)
+{
+	char *copy;
+
+	if (n > max)
+		return de_error_set(err, DE_ERR_VALIDATION, code,
+				    "a message of %zu bytes dropped (at most %zu)", n, max);
+	if (!(copy = malloc(n + 1)))
+		return de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
+	memcpy(copy, src, n);
+	copy[n] = '\0';
+	*data = copy;
+	*len = n;
+	return 0;
+}
+
 int de_fleet_kv_put(struct de_fleet *f, const char *bucket, const char *key, const void *data,
 		    size_t len, uint64_t *revision, struct de_error *err)
 {
@@ -694,7 +715,7 @@ int de_fleet_kv_get(struct de_fleet *f, const char *bucket, const char *key, siz
 	kvStore *kv = NULL;
 	kvEntry *e = NULL;
 	natsStatus st;
-	size_t n;
+	int rc;
 
 	if (!de_fleet_connected(f))
 		return de_error_set(err, DE_ERR_ALERTING, EAGAIN,
@@ -709,23 +730,10 @@ int de_fleet_kv_get(struct de_fleet *f, const char *bucket, const char *key, siz
 		return 0;
 	if (st != NATS_OK)
 		return nats_fail(err, st, "cannot read the key-value bucket");
-	n = (size_t)kvEntry_ValueLen(e);
 	*revision = kvEntry_Revision(e);
-	if (n > max) {
-		kvEntry_Destroy(e);
-		return de_error_set(err, DE_ERR_VALIDATION, E2BIG,
-				    "%s/%s: a value of %zu bytes (at most %zu)", bucket, key, n,
-				    max);
-	}
-	if (!(*data = malloc(n + 1))) {
-		kvEntry_Destroy(e);
-		return de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
-	}
-	memcpy(*data, kvEntry_Value(e), n);
-	(*data)[n] = '\0';
-	*len = n;
+	rc = copy_capped(kvEntry_Value(e), (size_t)kvEntry_ValueLen(e), max, E2BIG, data, len, err);
 	kvEntry_Destroy(e);
-	return 1;
+	return rc < 0 ? rc : 1;
 }
 
 /* ---- core NATS: queries and answers ------------------------------------------- */
@@ -755,29 +763,16 @@ int de_fleet_sub_next(struct de_fleet_sub *s, int64_t timeout_ms, size_t max, ch
 {
 	natsMsg *m = NULL;
 	natsStatus st = natsSubscription_NextMsg(&m, s->sub, timeout_ms > 0 ? timeout_ms : 1);
-	size_t n;
-	char *copy;
+	int rc;
 
 	if (st == NATS_TIMEOUT)
 		return 0;
 	if (st != NATS_OK)
 		return nats_fail(err, st, "receiving");
-	n = (size_t)natsMsg_GetDataLength(m);
-	if (n > max) {
-		natsMsg_Destroy(m);
-		return de_error_set(err, DE_ERR_VALIDATION, EMSGSIZE,
-				    "a message of %zu bytes dropped (at most %zu)", n, max);
-	}
-	if (!(copy = malloc(n + 1))) {
-		natsMsg_Destroy(m);
-		return de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
-	}
-	memcpy(copy, natsMsg_GetData(m), n);
-	copy[n] = '\0';
+	rc = copy_capped(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), max, EMSGSIZE, data,
+			 len, err);
 	natsMsg_Destroy(m);
-	*data = copy;
-	*len = n;
-	return 1;
+	return rc < 0 ? rc : 1;
 }
 
 void de_fleet_sub_free(struct de_fleet_sub *s)

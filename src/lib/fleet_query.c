@@ -209,6 +209,28 @@ int fleet_sig_check(const struct de_ckpt_key *pub, const void *bytes, size_t len
 	return rc;
 }
 
+int fleet_json_open(const char *msg, size_t len, size_t max, const char *const *keys, size_t n,
+		    const char *what, json_t **out, struct de_error *err)
+{
+	json_t *o;
+
+	if (len > max)
+		return de_error_set(err, DE_ERR_VALIDATION, E2BIG,
+				    "%s of %zu bytes refused (at most %zu)", what, len, max);
+	if (!(o = json_loadb(msg, len, JSON_REJECT_DUPLICATES, NULL)) || !json_is_object(o)) {
+		json_decref(o);
+		return de_error_set(err, DE_ERR_VALIDATION, EBADMSG,
+				    "malformed %s: not a JSON object", what);
+	}
+	if (!fleet_json_only(o, keys, n)) {
+		json_decref(o);
+		return de_error_set(err, DE_ERR_VALIDATION, EBADMSG, "malformed %s: unknown member",
+				    what);
+	}
+	*out = o;
+	return 0;
+}
+
 bool fleet_json_only(const json_t *o, const char *const *keys, size_t n)
 {
 	const char *k;
@@ -249,18 +271,9 @@ int de_fleet_query_open(const char *msg, size_t len, const struct de_ckpt_key *p
 	const char *sql;
 	int rc;
 
-	if (len > DE_FLEET_QUERY_MAX)
-		return de_error_set(err, DE_ERR_VALIDATION, E2BIG,
-				    "fleet query of %zu bytes refused (at most %d)", len,
-				    DE_FLEET_QUERY_MAX);
-	if (!(o = json_loadb(msg, len, JSON_REJECT_DUPLICATES, NULL)) || !json_is_object(o)) {
-		rc = malformed(err, "not a JSON object");
+	if ((rc = fleet_json_open(msg, len, DE_FLEET_QUERY_MAX, keys,
+				  sizeof(keys) / sizeof(keys[0]), "fleet query", &o, err)) < 0)
 		goto out;
-	}
-	if (!fleet_json_only(o, keys, sizeof(keys) / sizeof(keys[0]))) {
-		rc = malformed(err, "unknown member");
-		goto out;
-	}
 	hosts = json_object_get(o, "hosts");
 	sql = json_string_value(json_object_get(o, "sql"));
 	if (json_integer_value(json_object_get(o, "v")) != 1 ||
