@@ -285,6 +285,25 @@ int de_fleet_stream_ensure(struct de_fleet *f, bool create, struct de_fleet_stre
 	return 0;
 }
 
+/*
+ * Before publishing kind k: its subject for this host into subject
+ * (DE_FLEET_SUBJECT_MAX bytes), connected, the stream ensured once per
+ * connection when create_stream is set.  0, or errors as de_fleet_publish.
+ */
+static int publish_prepare(struct de_fleet *f, enum de_fleet_kind k, char *subject,
+			   struct de_error *err)
+{
+	if (de_fleet_subject(f->s.subject_prefix, f->s.host_id, k, subject, DE_FLEET_SUBJECT_MAX) <
+	    0)
+		return de_error_set(err, DE_ERR_ALERTING, EINVAL, "bad fleet subject");
+	if (!de_fleet_connected(f))
+		return de_error_set(err, DE_ERR_ALERTING, EAGAIN,
+				    "not connected to the fleet's NATS servers");
+	if (!f->ensured && f->s.create_stream)
+		return de_fleet_stream_ensure(f, true, NULL, err);
+	return 0;
+}
+
 int de_fleet_publish(struct de_fleet *f, enum de_fleet_kind k, const char *msg_id, const void *data,
 		     size_t len, uint64_t timeout_ms, bool *duplicate, struct de_error *err)
 {
@@ -300,13 +319,7 @@ int de_fleet_publish(struct de_fleet *f, enum de_fleet_kind k, const char *msg_i
 		return de_error_set(err, DE_ERR_ALERTING, EINVAL,
 				    "a %s message of %zu bytes is larger than %d",
 				    de_fleet_kind_name(k), len, DE_FLEET_MSG_MAX);
-	if (de_fleet_subject(f->s.subject_prefix, f->s.host_id, k, subject, sizeof(subject)) < 0)
-		return de_error_set(err, DE_ERR_ALERTING, EINVAL, "bad fleet subject");
-	if (!de_fleet_connected(f))
-		return de_error_set(err, DE_ERR_ALERTING, EAGAIN,
-				    "not connected to the fleet's NATS servers");
-	if (!f->ensured && f->s.create_stream &&
-	    (rc = de_fleet_stream_ensure(f, true, NULL, err)) < 0)
+	if ((rc = publish_prepare(f, k, subject, err)) < 0)
 		return rc;
 	if ((st = natsMsg_Create(&m, subject, NULL, data, (int)len)) != NATS_OK)
 		return nats_fail(err, st, "cannot make a message");
@@ -420,13 +433,7 @@ int de_fleet_publish_many(struct de_fleet *f, enum de_fleet_kind k, struct de_fl
 	}
 	if (!n)
 		return 0;
-	if (de_fleet_subject(f->s.subject_prefix, f->s.host_id, k, subject, sizeof(subject)) < 0)
-		return de_error_set(err, DE_ERR_ALERTING, EINVAL, "bad fleet subject");
-	if (!de_fleet_connected(f))
-		return de_error_set(err, DE_ERR_ALERTING, EAGAIN,
-				    "not connected to the fleet's NATS servers");
-	if (!f->ensured && f->s.create_stream &&
-	    (rc = de_fleet_stream_ensure(f, true, NULL, err)) < 0)
+	if ((rc = publish_prepare(f, k, subject, err)) < 0)
 		return rc;
 	if (!(sent = calloc(n, sizeof(natsMsg *))))
 		return de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
