@@ -619,14 +619,7 @@ out:
 int de_fleet_read(struct de_fleet *f, const char *host, enum de_fleet_kind k, uint64_t max,
 		  de_fleet_msg_fn fn, void *arg, size_t *skipped, struct de_error *err)
 {
-	char filter[DE_FLEET_SUBJECT_MAX];
-
-	if (host ? de_fleet_subject(f->s.subject_prefix, host, k, filter, sizeof(filter)) < 0
-		 : snprintf(filter, sizeof(filter), "%s.*.%s", f->s.subject_prefix,
-			    de_fleet_kind_name(k)) >= (int)sizeof(filter))
-		return de_error_set(err, DE_ERR_VALIDATION, EINVAL, "'%s' is not a host id",
-				    host ? host : "");
-	return read_stream(f, filter, js_DeliverAll, max, NULL, fn, arg, skipped, err);
+	return de_fleet_read_ex(f, host, k, max, NULL, fn, arg, skipped, err);
 }
 
 int de_fleet_read_ex(struct de_fleet *f, const char *host, enum de_fleet_kind k, uint64_t max,
