@@ -15,29 +15,11 @@
 #include <unistd.h>
 
 #include "daemoneye/fleet.h"
+#include "fuzz_keys.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct de_ckpt_key *priv, *pub;
-
-/* A key pair in a temporary directory, loaded, the files removed. */
-static void make_keys(void)
-{
-	char dir[] = "/tmp/de-fuzz-fleet-query-XXXXXX", path[64];
-	struct de_error err = {0};
-
-	if (!mkdtemp(dir) || de_checkpoint_keygen(dir, &err) < 0)
-		abort();
-	snprintf(path, sizeof(path), "%s/audit.key", dir);
-	if (de_checkpoint_key_load_private(path, &priv, &err) < 0)
-		abort();
-	unlink(path);
-	snprintf(path, sizeof(path), "%s/audit.pub", dir);
-	if (de_checkpoint_key_load_public(path, &pub, &err) < 0)
-		abort();
-	unlink(path);
-	rmdir(dir);
-}
 
 /* The next line of *p (up to end) as a new string; *p moves past it. */
 static char *line(const char **p, const char *end)
@@ -60,7 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t len = 0;
 
 	if (!priv)
-		make_keys();
+		fuzz_make_keys(&priv, &pub);
 	if (de_fleet_query_open((const char *)data, size, pub, now, &got, &err) == 0)
 		de_fleet_query_clear(&got);
 

@@ -49,18 +49,9 @@ check "test certificates made" test -s "$tmp/pki/srv.pem"
 start_receiver() {
 	local name=$1
 	shift
-	"$@" >"$tmp/$name.ready" 2>"$tmp/$name.err" &
-	pids+=($!)
 	port=
-	for _ in $(seq 400); do
-		port=$(awk '/^READY/ {print $2}' "$tmp/$name.ready")
-		[ -n "$port" ] && return 0
-		kill -0 "$!" 2>/dev/null || break
-		sleep 0.05
-	done
-	echo "# $name did not start:"
-	sed 's/^/#   /' "$tmp/$name.err"
-	return 1
+	server_start "$name" "grep -q '^READY' '$tmp/$name.log'" "$@" || return 1
+	port=$(awk '/^READY/ {print $2; exit}' "$tmp/$name.log")
 }
 # wait_lines FILE N: until FILE has at least N lines (or give up after ~20 s)
 wait_lines() {
@@ -114,21 +105,12 @@ input(type="imudp" address="127.0.0.1" port="$UDP" ruleset="udp")
 input(type="imtcp" address="127.0.0.1" port="$TCP" ruleset="tcp" StreamDriver.Mode="0")
 input(type="imtcp" address="127.0.0.1" port="$TLS" ruleset="tls")
 EOF
-rsyslogd -n -f "$tmp/rsyslog.conf" -i "$tmp/rsyslog.pid" >"$tmp/rsyslog.out" 2>&1 &
-pids+=($!)
-rsys=$!
-up=
-for _ in $(seq 400); do
-	if [ -S "$tmp/log.sock" ] && (exec 3<>"/dev/tcp/127.0.0.1/$TCP") 2>/dev/null &&
-		(exec 3<>"/dev/tcp/127.0.0.1/$TLS") 2>/dev/null; then
-		up=1
-		break
-	fi
-	kill -0 "$rsys" 2>/dev/null || break
-	sleep 0.05
-done
-check "rsyslogd listening (unix socket, udp $UDP, tcp $TCP, tls $TLS)" test -n "$up"
-[ -z "$up" ] && sed 's/^/#   /' "$tmp/rsyslog.out"
+rsyslog_up() {
+	[ -S "$tmp/log.sock" ] && (exec 3<>"/dev/tcp/127.0.0.1/$TCP") 2>/dev/null &&
+		(exec 3<>"/dev/tcp/127.0.0.1/$TLS") 2>/dev/null
+}
+check "rsyslogd listening (unix socket, udp $UDP, tcp $TCP, tls $TLS)" \
+	server_start rsyslog rsyslog_up rsyslogd -n -f "$tmp/rsyslog.conf" -i "$tmp/rsyslog.pid"
 
 # ---- 1. every sink through `alerts test` ----------------------------------------
 cat >"$tmp/sinks.yaml" <<EOF

@@ -20,7 +20,16 @@
 #   8. signed queries: two agents answer one, rows merged; the sandbox's
 #      refusal, another key, an unsigned and a replayed query (sent with
 #      tests/nats_raw.py, an independent client) are refused and logged;
-#   9. `fleet hosts`: every host's latest scan summary.
+#   9. `fleet hosts`: every host's latest scan summary, version, health;
+#  5b. `fleet alerts` --severity, --since, --durable (resumes), --follow
+#      (prints a new alert as it arrives, ends on SIGINT with 0);
+#  8b. signed rule bundles pushed to two agents: installed and in use
+#      (an alert from a bundle's rule), and refused when tampered,
+#      signed by another key, stale, or holding a rule the validator
+#      refuses, the previous rules kept, each recorded in the ledger;
+#  10. the same bundles offline (rules import --bundle) and each refusal;
+#  4b. pipelined publishing (tests/fleet_pub.c): nothing reported stored
+#      without its ack, a bound on acks awaited, re-sends stored once.
 set -u
 bin=$1
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -49,13 +58,9 @@ start_nats() {
 	local name=$1 port=$2
 	shift 2
 	mkdir -p "$tmp/$name"
-	nats-server -js -sd "$tmp/$name" -a 127.0.0.1 -p "$port" "$@" >"$tmp/$name.log" 2>&1 &
-	nats_pid=$!
-	pids+=("$nats_pid")
-	wait_for 30 grep -q "Server is ready" "$tmp/$name.log" && return 0
-	echo "# nats-server $name did not start:"
-	sed 's/^/#   /' "$tmp/$name.log"
-	return 1
+	server_start "$name" "grep -q 'Server is ready' '$tmp/$name.log'" \
+		nats-server -js -sd "$tmp/$name" -a 127.0.0.1 -p "$port" "$@" || return 1
+	nats_pid=$server_pid
 }
 check "nats-server with JetStream starts on 127.0.0.1:$PORT" start_nats js "$PORT" -m "$MPORT"
 main_nats=$nats_pid
@@ -192,6 +197,28 @@ check "after the re-send the alert is in the stream still once" \
 	test "$(stream_ids "$tmp/alerts2.ndjson" "$aid")" = 1
 check "and the stream holds no other alert" test "$(wc -l <"$tmp/alerts2.ndjson")" = 1
 
+# ---- 4b. pipelined publishing: stored only when acknowledged ---------------------------
+# (fleet_pub: de_fleet_publish_many, what the nats sink's deliver_batch does,
+# on a stream of its own so the alerts above are not disturbed)
+fpub() { "$bin/fleet_pub" "nats://127.0.0.1:$PORT" pipe PIPE pipe-host "$@"; }
+fpub t1 300 300 1024 0 >"$tmp/pipe0.out" 2>&1
+check "pipelined to a stream that does not exist (not created): none reported stored" \
+	sh -c "head -1 '$tmp/pipe0.out' | grep -qx 'acked 0 duplicate 0 failed 300'"
+[ "$(head -1 "$tmp/pipe0.out")" = "acked 0 duplicate 0 failed 300" ] || sed 's/^/#   /' "$tmp/pipe0.out"
+fpub t1 1000 256 8 1 >"$tmp/pipe1.out" 2>&1
+check "pipelined, 1000 in batches of 256, at most 8 awaiting acks: each acknowledged" \
+	grep -qx 'acked 1000 duplicate 0 failed 0' "$tmp/pipe1.out"
+fpub t1 1000 1000 1024 1 >"$tmp/pipe2.out" 2>&1
+check "the same ids again, all at once: each acknowledged as a duplicate" \
+	grep -qx 'acked 1000 duplicate 1000 failed 0' "$tmp/pipe2.out"
+cli --set fleet.subject_prefix=pipe --set fleet.stream=PIPE fleet show alerts --host pipe-host \
+	>"$tmp/pipe.ndjson" 2>"$tmp/pipe.err"
+check "the stream holds each of them once, in the order published" $PY -c '
+import json, sys
+got = [json.loads(l)["msg_id"] for l in open(sys.argv[1])]
+assert got == ["t1-%d" % i for i in range(1000)], (len(got), got[:3])
+' "$tmp/pipe.ndjson"
+
 # ---- 5. the server away -------------------------------------------------------------
 stop "$main_nats"
 rc=$?
@@ -267,6 +294,39 @@ assert ex, len(m)
 else
 	echo "ok - # SKIP process events: procmond reads the kernel's events as root only"
 fi
+
+# ---- 5b. fleet alerts: --severity, --since, --durable, --follow ---------------------------
+nall=$(wc -l <"$tmp/alerts3.ndjson")
+cli fleet alerts --host "$hid" --severity high >"$tmp/sev-high.ndjson" 2>&1
+cli fleet alerts --host "$hid" --severity critical >"$tmp/sev-crit.ndjson" 2>&1
+check "--severity high keeps the (high) alerts, --severity critical none" sh -c \
+	"[ \$(wc -l <'$tmp/sev-high.ndjson') = $nall ] && [ \$(wc -l <'$tmp/sev-crit.ndjson') = 0 ]"
+cli fleet alerts --host "$hid" --severity bogus >/dev/null 2>&1
+rc=$?
+check "--severity bogus: 64 (rc=$rc)" test "$rc" = 64
+cli fleet alerts --host "$hid" --since 2000-01-01 >"$tmp/since-old.ndjson" 2>&1
+cli fleet alerts --host "$hid" --since 2100-01-01 >"$tmp/since-future.ndjson" 2>&1
+check "--since a past date: all of them; a future one: none" sh -c \
+	"[ \$(wc -l <'$tmp/since-old.ndjson') = $nall ] && [ \$(wc -l <'$tmp/since-future.ndjson') = 0 ]"
+cli fleet alerts --host "$hid" --durable itd >"$tmp/dur1.ndjson" 2>&1
+cli fleet alerts --host "$hid" --durable itd >"$tmp/dur2.ndjson" 2>&1
+check "--durable: the first read gets every alert, the next resumes after them (none new)" sh -c \
+	"[ \$(wc -l <'$tmp/dur1.ndjson') = $nall ] && [ \$(wc -l <'$tmp/dur2.ndjson') = 0 ]"
+# (the program itself in the background, not the cli function's subshell: the signal is for it)
+"$bin/daemoneye-cli" -c "$tmp/agent.yaml" --set app.state_dir="$tmp/astate" fleet alerts \
+	--host "$hid" --follow >"$tmp/follow.ndjson" 2>"$tmp/follow.err" &
+follower=$!
+pids+=("$follower")
+check "--follow prints what the stream holds" wait_for 60 sh -c "[ \$(wc -l <'$tmp/follow.ndjson') -ge $nall ]"
+check "a process carrying the marker runs (for a new alert)" sleeper follow
+agent_once >/dev/null 2>"$tmp/a-follow.err"
+check "--follow prints the new alert as it arrives" wait_for 60 sh -c "[ \$(wc -l <'$tmp/follow.ndjson') -gt $nall ]"
+stop "$follower" INT
+rc=$?
+check "--follow ends on SIGINT with 0 (rc=$rc)" test "$rc" = 0
+cli fleet alerts --host "$hid" --durable itd >"$tmp/dur3.ndjson" 2>&1
+check "--durable again: only what came since its last read" sh -c \
+	"[ \$(wc -l <'$tmp/dur3.ndjson') -ge 1 ] && [ \$(wc -l <'$tmp/dur3.ndjson') -lt \$(wc -l <'$tmp/follow.ndjson') ]"
 
 # ---- 6. TLS ---------------------------------------------------------------------------
 mkdir -p "$tmp/pki"
@@ -396,6 +456,61 @@ check "a replayed query (the same signed message again) is run once (rc=$rc)" sh
 	"[ $rc = 0 ] && grep -q REPLAYED '$tmp/replay.out'"
 check "the replay is refused and logged" wait_for 30 grep -q "refused: already run (a replay)" "$tmp/q-h-b.err"
 check "the query run is logged with its SQL" grep -q "fleet: query .* run (1 rows): SELECT 2 AS two" "$tmp/q-h-b.err"
+# ---- 8b. signed rule bundles through the fleet ----------------------------------------
+mkdir -p "$tmp/b1" "$tmp/b5" "$tmp/bbad"
+marker_rule "$tmp/b1/one.yaml" bundle-one "$marker-b1"
+marker_rule "$tmp/b5/five.yaml" bundle-five "$marker-b5"
+marker_rule "$tmp/b5/five-more.yml" bundle-five-more "$marker-b5more"
+marker_rule "$tmp/bbad/bad.yaml" bundle-bad "$marker-bad"
+sed -i 's/^    sql: |$/    sql: DELETE FROM processes/; /^      /d' "$tmp/bbad/bad.yaml"
+push() { cli fleet rules push "$@"; }
+push --key "$tmp/op/audit.key" --version 1 "$tmp/b1" >"$tmp/push1.out" 2>&1
+rc=$?
+check "fleet rules push: version 1 pushed (rc=$rc)" sh -c "[ $rc = 0 ] && grep -q 'version 1 (1 files) pushed' '$tmp/push1.out'"
+for h in h-a h-b; do
+	check "agent $h installs bundle version 1 and puts it in use" wait_for 60 \
+		grep -q "rule bundle version 1 installed and in use (1 rules of it" "$tmp/q-$h.err"
+done
+check "its rules are in one file headed by the version" sh -c \
+	"head -1 '$tmp/q-h-a/rules.d/fleet-bundle.yaml' | grep -q 'version 1 ' && grep -q 'id: bundle-one' '$tmp/q-h-a/rules.d/fleet-bundle.yaml'"
+ledger_has() { # ledger_has HOST ACTION PYEXPR(p): an entry of ACTION whose payload p satisfies it
+	"$bin/daemoneye-cli" -c "$tmp/agent.yaml" --set app.state_dir="$tmp/q-$1" audit log \
+		--action "$2" --format ndjson 2>/dev/null | $PY -c '
+import json, sys
+ps = [json.loads(l)["payload"] for l in sys.stdin if l.strip()]
+sys.exit(0 if any(eval(sys.argv[1], {"p": p}) for p in ps) else 1)' "$3"
+}
+check "the install is in the host's audit ledger" wait_for 60 ledger_has h-a rules.bundle 'p["version"] == 1 and p["in_use"]'
+# tampered: a signed bundle whose rule was changed afterwards, put straight into the bucket
+push --key "$tmp/op/audit.key" --version 2 --out "$tmp/b2.json" "$tmp/b1" >/dev/null 2>&1
+$PY -c 'import sys; t = open(sys.argv[1]).read(); print(t.replace("bundle-one", "bundle-evil"), end="")' \
+	"$tmp/b2.json" >"$tmp/b2-tampered.json"
+$PY "$src/tests/nats_raw.py" "$PORT" pub '$KV.DAEMONEYE_RULES.bundle' "$(cat "$tmp/b2-tampered.json")"
+check "a tampered bundle is refused and logged" wait_for 60 \
+	grep -q "rule bundle (revision [0-9]*) refused, the rules in use are kept: rule bundle version 2 refused: not signed by the operator's key" "$tmp/q-h-a.err"
+check "and recorded in the ledger" wait_for 60 ledger_has h-a rules.bundle_refused '"not signed" in p["error"]'
+push --key "$tmp/op2/audit.key" --version 3 "$tmp/b1" >/dev/null 2>&1
+check "a bundle signed by another key is refused" wait_for 60 \
+	grep -q "refused, the rules in use are kept: rule bundle version 3 refused: not signed" "$tmp/q-h-b.err"
+check "after the refusals bundle version 1 is still installed" sh -c "head -1 '$tmp/q-h-a/rules.d/fleet-bundle.yaml' | grep -q 'version 1 '"
+push --key "$tmp/op/audit.key" --version 5 "$tmp/b5" >/dev/null 2>&1
+check "a newer bundle (version 5, two files) replaces it" wait_for 60 \
+	grep -q "rule bundle version 5 installed and in use (2 rules of it" "$tmp/q-h-a.err"
+check "its rules replaced the old ones in the file" sh -c \
+	"grep -q 'id: bundle-five-more' '$tmp/q-h-a/rules.d/fleet-bundle.yaml' && ! grep -q 'id: bundle-one' '$tmp/q-h-a/rules.d/fleet-bundle.yaml'"
+check "a process matching a rule of the bundle runs" sleeper b5more-x
+check "the agent raises the bundle's rule's alert" wait_for 60 sh -c \
+	"[ \$(sqlite3 -readonly '$tmp/q-h-a/events.sqlite' \"SELECT count(*) FROM alerts WHERE rule_id = 'bundle-five-more'\") -ge 1 ]"
+push --key "$tmp/op/audit.key" --version 4 "$tmp/b1" >/dev/null 2>&1
+check "an older version (stale) is refused" wait_for 60 \
+	grep -q "rule bundle version 4 refused: not newer than the installed version 5" "$tmp/q-h-a.err"
+push --key "$tmp/op/audit.key" --version 6 "$tmp/bbad" >"$tmp/pushbad.out" 2>&1
+rc=$?
+check "a bundle with a rule the validator refuses is not pushed (rc=$rc)" sh -c \
+	"[ $rc = 65 ] && grep -q 'not pushed' '$tmp/pushbad.out'"
+push --version 7 "$tmp/b1" >/dev/null 2>&1
+rc=$?
+check "push without --key: 64 (rc=$rc)" test "$rc" = 64
 for p in "${qagents[@]}"; do
 	stop "$p"
 	rc=$?
@@ -405,17 +520,62 @@ done
 # ---- 9. hosts -----------------------------------------------------------------------------
 cli fleet hosts --format json >"$tmp/hosts.ndjson" 2>"$tmp/hosts.err"
 rc=$?
-check "fleet hosts: every host's latest scan, once each (rc=$rc)" $PY -c '
+check "fleet hosts: every host's latest scan, version and health, once each (rc=$rc)" $PY -c '
 import json, sys
 m = [json.loads(l) for l in open(sys.argv[1])]
 hosts = sorted(x["host"] for x in m)
 assert hosts == sorted([sys.argv[2], "h-a", "h-b"]), hosts
 assert all(x["scan"]["processes"] > 0 and x["last_seen"].endswith("Z") for x in m), m
+assert all(x["version"] == sys.argv[4] for x in m), m
+looping = [x for x in m if x["host"] in ("h-a", "h-b")]
+assert all(x["health"] in ("ok", "warning", "critical") for x in looping), looping
 assert sys.argv[3] == "0"
-' "$tmp/hosts.ndjson" "$hid" "$rc"
+' "$tmp/hosts.ndjson" "$hid" "$rc" "$("$bin/daemoneye-cli" --version | awk '{print $NF}')"
 cli fleet hosts >"$tmp/hosts.txt" 2>&1
 rc=$?
 check "fleet hosts as a table (rc=$rc)" sh -c "[ $rc = 0 ] && head -1 '$tmp/hosts.txt' | grep -q '^HOST ' && grep -q '^h-a ' '$tmp/hosts.txt'"
+
+# ---- 10. signed rule bundles offline: rules import --bundle ------------------------------
+ocli() { "$bin/daemoneye-cli" -c "$tmp/agent.yaml" --set app.state_dir="$tmp/off" "$@"; }
+mkdir -p "$tmp/off"
+push --key "$tmp/op/audit.key" --version 10 --out "$tmp/o10.json" "$tmp/b5" >"$tmp/o10.out" 2>&1
+rc=$?
+check "fleet rules push --out writes a signed bundle (rc=$rc)" sh -c "[ $rc = 0 ] && grep -q 'version 10 (2 files) written' '$tmp/o10.out'"
+ocli rules import --bundle "$tmp/o10.json" --pubkey "$tmp/op/audit.pub" >"$tmp/i10.out" 2>&1
+rc=$?
+check "rules import --bundle installs it (rc=$rc)" sh -c \
+	"[ $rc = 0 ] && grep -q 'installed rule bundle version 10 (2 rules from 2 files)' '$tmp/i10.out'"
+ocli rules list >"$tmp/olist.out" 2>&1
+check "rules list shows its rules" grep -q bundle-five-more "$tmp/olist.out"
+check "the import is in the audit ledger" sh -c \
+	"'$bin/daemoneye-cli' -c '$tmp/agent.yaml' --set app.state_dir='$tmp/off' audit log --action rules.bundle --format ndjson | grep -q '\"version\":10'"
+refuse() { # refuse WHAT FILE PATTERN [ARGS]
+	local what=$1 f=$2 pat=$3
+	shift 3
+	ocli rules import --bundle "$f" "$@" >"$tmp/ir.out" 2>&1
+	local rc=$?
+	check "rules import --bundle refuses $what: 65 (rc=$rc)" sh -c "[ $rc = 65 ] && grep -q \"$pat\" '$tmp/ir.out'"
+	[ "$rc" = 65 ] || sed 's/^/#   /' "$tmp/ir.out"
+}
+refuse "the same version again (stale)" "$tmp/o10.json" "not newer than the installed version 10" --pubkey "$tmp/op/audit.pub"
+push --key "$tmp/op/audit.key" --version 11 --out "$tmp/o11.json" "$tmp/b1" >/dev/null 2>&1
+$PY -c 'import sys; t = open(sys.argv[1]).read(); print(t.replace("bundle-one", "bundle-evil"), end="")' \
+	"$tmp/o11.json" >"$tmp/o11-tampered.json"
+refuse "a tampered bundle" "$tmp/o11-tampered.json" "not signed by the operator's key" --pubkey "$tmp/op/audit.pub"
+refuse "a bundle signed by another key" "$tmp/o11.json" "not signed by the operator's key" --pubkey "$tmp/op2/audit.pub"
+$PY -c 'import json, sys; o = json.load(open(sys.argv[1])); del o["sig"]; print(json.dumps(o))' \
+	"$tmp/o11.json" >"$tmp/o11-unsigned.json"
+refuse "an unsigned bundle" "$tmp/o11-unsigned.json" "it is not signed" --pubkey "$tmp/op/audit.pub"
+printf '{"v":1,"version":' >"$tmp/o-trunc.json"
+refuse "a malformed bundle" "$tmp/o-trunc.json" "malformed rule bundle" --pubkey "$tmp/op/audit.pub"
+check "after the refusals version 10 is still installed" sh -c "head -1 '$tmp/off/rules.d/fleet-bundle.yaml' | grep -q 'version 10 '"
+ocli rules import --bundle "$tmp/o11.json" >/dev/null 2>"$tmp/inokey.err"
+rc=$?
+check "no key to check against: 64 (rc=$rc)" sh -c "[ $rc = 64 ] && grep -q 'pubkey' '$tmp/inokey.err'"
+ocli --set fleet.operator_public_key="$tmp/op/audit.pub" rules import --bundle "$tmp/o11.json" >/dev/null 2>&1
+rc=$?
+check "fleet.operator_public_key is the default key; a newer version goes in (rc=$rc)" sh -c \
+	"[ $rc = 0 ] && head -1 '$tmp/off/rules.d/fleet-bundle.yaml' | grep -q 'version 11 '"
 
 echo "integration_fleet: $fails failed"
 [ "$fails" = 0 ]

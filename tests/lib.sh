@@ -15,6 +15,12 @@
 #                               processes whose command line carries "MARK-"
 #   free_ports N                N TCP ports free on 127.0.0.1 now, on one line
 #   alert_pairs FILE            "RULE PID" for every affected pid of every JSON alert line
+#   server_start NAME READY CMD...
+#                               start CMD (a server the test talks to) in the background,
+#                               its output in $tmp/NAME.log, its pid in $server_pid and
+#                               appended to the caller's pids array (reap them by pid);
+#                               wait until the shell command READY succeeds: false, with
+#                               the log shown, when CMD exits first or after 30 s
 #
 # The host's /etc/daemoneye (config.yaml, rules.d) must never reach the
 # programs under test: where it exists, the script runs again (as root) in a
@@ -131,4 +137,19 @@ import socket, sys
 ss = [socket.socket() for _ in range(int(sys.argv[1]))]
 for s in ss: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in ss])' "$1"
+}
+server_start() {
+	local name=$1 ready=$2 end=$((SECONDS + 30))
+	shift 2
+	"$@" >"$tmp/$name.log" 2>&1 &
+	server_pid=$!
+	pids+=("$server_pid")
+	until eval "$ready"; do
+		if ! kill -0 "$server_pid" 2>/dev/null || [ "$SECONDS" -gt "$end" ]; then
+			echo "# $name did not start:"
+			sed 's/^/#   /' "$tmp/$name.log"
+			return 1
+		fi
+		sleep 0.05
+	done
 }

@@ -504,6 +504,170 @@ static void test_seen(void **state)
 	de_fleet_seen_free(NULL);
 }
 
+/* ---- signed rule bundles ------------------------------------------------------- */
+
+#define RULE_OK                                                                                    \
+	"rules:\n"                                                                                 \
+	"  - id: bundle-ok\n"                                                                      \
+	"    name: bundle ok\n"                                                                    \
+	"    description: a rule of a bundle\n"                                                    \
+	"    severity: low\n"                                                                      \
+	"    category: execution\n"                                                                \
+	"    sql: SELECT pid FROM processes WHERE name = 'x'\n"
+
+static void test_bundle(void **state)
+{
+	(void)state;
+	struct de_ckpt_key *op = NULL, *op_pub = NULL, *other = NULL, *other_pub = NULL;
+	struct de_fleet_bundle b = {.version = 7, .issued_ms = 1700000000000}, got = {0};
+	struct de_validator *v = de_validator_new();
+	struct de_rule_problems pr = {0};
+	struct de_rule_set rules = {0};
+	struct de_error e = {0};
+	char dir[600], path[700], *msg = NULL, *bad, *line = NULL;
+	uint64_t ver = 99;
+	size_t len = 0, n = 0;
+	FILE *f;
+
+	assert_non_null(v);
+	keys("bop", &op, &op_pub);
+	keys("bother", &other, &other_pub);
+	/* names: base names of rule files only, once each */
+	assert_int_equal(de_fleet_bundle_add(&b, "/some/dir/a.yaml", RULE_OK, strlen(RULE_OK)), 0);
+	assert_string_equal(b.files[0].name, "a.yaml");
+	assert_int_equal(de_fleet_bundle_add(&b, "a.yaml", RULE_OK, strlen(RULE_OK)), -EINVAL);
+	assert_int_equal(de_fleet_bundle_add(&b, ".hidden.yaml", "x", 1), -EINVAL);
+	assert_int_equal(de_fleet_bundle_add(&b, "notes.txt", "x", 1), -EINVAL);
+	assert_int_equal(de_fleet_bundle_sign(&b, op, &msg, &len, &e), 0);
+
+	/* the operator's signature opens */
+	assert_int_equal(de_fleet_bundle_open(msg, len, op_pub, &got, &e), 0);
+	assert_int_equal(got.version, 7);
+	assert_int_equal(got.nfiles, 1);
+	assert_string_equal(got.files[0].text, RULE_OK);
+	de_fleet_bundle_clear(&got);
+	/* another key's public half refuses it */
+	assert_int_equal(de_fleet_bundle_open(msg, len, other_pub, &got, &e), -EBADMSG);
+	assert_int_equal(e.category, DE_ERR_CRYPTO);
+	/* a rule changed after signing: refused */
+	bad = edit(msg, "name = 'x'", "name = 'y'");
+	assert_int_equal(de_fleet_bundle_open(bad, strlen(bad), op_pub, &got, &e), -EBADMSG);
+	assert_int_equal(e.category, DE_ERR_CRYPTO);
+	free(bad);
+	/* the version raised after signing: refused */
+	bad = edit(msg, "\"version\":7", "\"version\":8");
+	assert_int_equal(de_fleet_bundle_open(bad, strlen(bad), op_pub, &got, &e), -EBADMSG);
+	assert_int_equal(e.category, DE_ERR_CRYPTO);
+	free(bad);
+	/* unsigned: refused as such */
+	bad = edit(msg, ",\"sig\":", ",\"nosig\":");
+	assert_int_equal(de_fleet_bundle_open(bad, strlen(bad), op_pub, &got, &e), -EBADMSG);
+	free(bad);
+	{
+		static const char unsigned_msg[] =
+			"{\"v\":1,\"version\":1,\"issued_ms\":1,\"files\":"
+			"[{\"name\":\"a.yaml\",\"text\":\"x\"}]}";
+		assert_int_equal(
+			de_fleet_bundle_open(unsigned_msg, strlen(unsigned_msg), op_pub, &got, &e),
+			-EBADMSG);
+	}
+	assert_int_equal(e.category, DE_ERR_CRYPTO);
+	assert_non_null(strstr(e.message, "not signed"));
+	/* malformed and oversized */
+	assert_int_equal(de_fleet_bundle_open("[]", 2, op_pub, &got, &e), -EBADMSG);
+	assert_int_equal(e.category, DE_ERR_VALIDATION);
+	assert_int_equal(de_fleet_bundle_open(msg, DE_FLEET_BUNDLE_MAX + 1, op_pub, &got, &e),
+			 -E2BIG);
+
+	/* install: a new version goes in as one file, its version first */
+	snprintf(dir, sizeof(dir), "%s/rules.d", tmpdir);
+	assert_int_equal(de_fleet_bundle_installed(dir, &ver, &e), 0);
+	assert_int_equal(ver, 0);
+	assert_int_equal(de_fleet_bundle_install(&b, v, dir, &rules, &pr, &e), 0);
+	assert_int_equal(rules.len, 1);
+	assert_string_equal(rules.items[0].id, "bundle-ok");
+	de_rule_set_clear(&rules);
+	assert_int_equal(de_fleet_bundle_installed(dir, &ver, &e), 0);
+	assert_int_equal(ver, 7);
+	snprintf(path, sizeof(path), "%s/%s", dir, DE_FLEET_BUNDLE_FILE);
+	assert_int_equal(de_rules_load_file(path, DE_RULE_USER, v, &rules, &pr, &e), 0);
+	assert_int_equal(rules.len, 1);
+	assert_int_equal(pr.len, 0);
+	de_rule_set_clear(&rules);
+	/* the same version again, or an older one: stale */
+	assert_int_equal(de_fleet_bundle_install(&b, v, dir, NULL, &pr, &e), -ESTALE);
+	b.version = 6;
+	assert_int_equal(de_fleet_bundle_install(&b, v, dir, NULL, &pr, &e), -ESTALE);
+	/* a newer one with a rule the validator refuses: nothing written */
+	de_fleet_bundle_clear(&b);
+	b.version = 8;
+	bad = edit(RULE_OK, "SELECT pid FROM processes WHERE name = 'x'", "DELETE FROM processes");
+	assert_int_equal(de_fleet_bundle_add(&b, "bad.yaml", bad, strlen(bad)), 0);
+	free(bad);
+	assert_int_equal(de_fleet_bundle_install(&b, v, dir, NULL, &pr, &e), -EBADMSG);
+	assert_int_equal(pr.len, 1);
+	assert_non_null(strstr(pr.items[0], "bundle:bad.yaml"));
+	assert_int_equal(de_fleet_bundle_installed(dir, &ver, &e), 0);
+	assert_int_equal(ver, 7);
+	assert_non_null(f = fopen(path, "r"));
+	assert_true(getline(&line, &n, f) > 0);
+	assert_non_null(strstr(line, "version 7 "));
+	fclose(f);
+	free(line);
+
+	de_rule_problems_clear(&pr);
+	de_fleet_bundle_clear(&b);
+	de_validator_free(v);
+	free(msg);
+	de_checkpoint_key_free(op);
+	de_checkpoint_key_free(op_pub);
+	de_checkpoint_key_free(other);
+	de_checkpoint_key_free(other_pub);
+}
+
+/*
+ * Pipelined publishing with no server answering: nothing is sent, the call
+ * says why, and every message is left to retry (-EAGAIN), none reported
+ * stored.  (With a server: integration_fleet.sh, section 4b.)
+ */
+static void test_publish_many_unreachable(void **state)
+{
+	(void)state;
+	char *servers[] = {"nats://127.0.0.1:1"};
+	struct de_fleet_settings s = {
+		.servers = servers,
+		.nservers = 1,
+		.host_id = "h",
+		.subject_prefix = "p",
+		.stream = "S",
+		.stream_replicas = 1,
+		.duplicate_window_s = 60,
+		.publish_timeout_ms = 200,
+		.connect_timeout_ms = 200,
+		.publish_max_pending = 4,
+	};
+	struct de_fleet_pub p[3] = {
+		{.msg_id = "a", .data = "{}", .len = 2, .rc = 0},
+		{.msg_id = "b", .data = "{}", .len = 2, .rc = 0},
+		{.msg_id = "c", .data = "{}", .len = 2, .rc = 0},
+	};
+	struct de_fleet *f = NULL;
+	struct de_error e = {0};
+
+	/* not waiting: an unreachable cluster is not an error at connect */
+	assert_int_equal(de_fleet_connect(&s, false, &f, &e), 0);
+	assert_false(de_fleet_connected(f));
+	assert_int_equal(de_fleet_publish_many(f, DE_FLEET_ALERTS, p, 3, 0, &e), -EAGAIN);
+	assert_int_equal(e.code, EAGAIN);
+	assert_non_null(strstr(e.message, "not connected"));
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(p[i].rc, -EAGAIN);
+		assert_false(p[i].duplicate);
+	}
+	assert_int_equal(de_fleet_publish_many(f, DE_FLEET_ALERTS, p, 0, 0, &e), 0);
+	de_fleet_close(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -514,6 +678,8 @@ int main(void)
 		cmocka_unit_test(test_verify),
 		cmocka_unit_test(test_query),
 		cmocka_unit_test(test_seen),
+		cmocka_unit_test(test_publish_many_unreachable),
+		cmocka_unit_test(test_bundle),
 	};
 	return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

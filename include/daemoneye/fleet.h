@@ -36,6 +36,7 @@
 #ifndef DAEMONEYE_FLEET_H
 #define DAEMONEYE_FLEET_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -45,6 +46,8 @@
 #include "daemoneye/config.h"
 #include "daemoneye/error.h"
 #include "daemoneye/record.h"
+#include "daemoneye/rules.h"
+#include "daemoneye/validator.h"
 
 #define DE_FLEET_HOST_ID_LEN 32	       /* hex digits of a derived host id */
 #define DE_FLEET_TOKEN_MAX   64	       /* bytes of a host id or a prefix token */
@@ -85,6 +88,7 @@ struct de_fleet_settings {
 	bool publish_events;	      /* exec/exit events and scan summaries */
 	uint64_t spool_max_rows;      /* the store's spool, beyond which events are dropped */
 	uint64_t publish_timeout_ms;  /* one publish's wait for its ack */
+	uint64_t publish_max_pending; /* pipelined publishes awaiting their acks at once */
 	uint64_t connect_timeout_ms;  /* one connection attempt */
 	char *operator_public_key;    /* NULL when unset (queries and bundles) */
 };
@@ -144,8 +148,15 @@ struct de_fleet_scan {
 	uint64_t alerts;		 /* raised by the rules */
 	uint64_t spool_rows;		 /* events waiting to be published */
 	uint64_t spool_dropped;		 /* events dropped since the store was made */
+	const char *version;		 /* the agent's version (NULL: not said) */
+	const char *health;		 /* "ok", "warning", "critical" (NULL: unknown) */
+	const char *health_summary;	 /* its components not ok, "NAME: summary; ..." */
 };
-/* A scan summary as JSON, message id "scan-<host>-<scan id>-<started ms>". */
+/*
+ * A scan summary as JSON, message id "scan-<host>-<scan id>-<started ms>";
+ * with "version", "health" and "health_summary" when set (what `fleet
+ * hosts` shows of each host).
+ */
 int de_fleet_scan_msg(const char *host, const struct de_fleet_scan *s, char **json,
 		      char msg_id[DE_FLEET_MSGID_MAX], struct de_error *err);
 /*
@@ -204,6 +215,33 @@ int de_fleet_stream_ensure(struct de_fleet *f, bool create, struct de_fleet_stre
 int de_fleet_publish(struct de_fleet *f, enum de_fleet_kind k, const char *msg_id, const void *data,
 		     size_t len, uint64_t timeout_ms, bool *duplicate, struct de_error *err);
 
+/* One message of a pipelined publish: the caller fills the first three fields. */
+struct de_fleet_pub {
+	const char *msg_id; /* its Nats-Msg-Id (borrowed) */
+	const void *data;   /* its body (borrowed) */
+	size_t len;
+	int rc;		 /* out: 0 acknowledged; -EAGAIN a re-send may work; -EINVAL never */
+	bool duplicate;	 /* out: acknowledged as stored before (the duplicate window) */
+	char error[200]; /* out: why, when rc < 0 */
+};
+/*
+ * Publish msgs[0..n) on the subject of kind k for this host, pipelined:
+ * every message is sent without waiting (at most fleet.publish_max_pending
+ * awaiting their acks at once), then the acknowledgements are collected, each
+ * into its own msgs[i] as libnats's thread receives it, for up to
+ * timeout_ms (0: the settings') per message.  A message is reported stored
+ * (rc 0) only when the stream's ack for it came back; an error ack, a
+ * timeout or a send that failed leave it -EAGAIN (or -EINVAL: too large), so
+ * the caller retries it with the same id and the duplicate window keeps it
+ * once.  Returns how many were acknowledged (err then says why the first
+ * other one was not), or a negative errno when nothing could be sent (not
+ * connected, no stream: DE_ERR_ALERTING as de_fleet_publish) with every
+ * msgs[i].rc -EAGAIN.  msgs is borrowed for the call and written by
+ * another thread only while the call lasts.
+ */
+int de_fleet_publish_many(struct de_fleet *f, enum de_fleet_kind k, struct de_fleet_pub *msgs,
+			  size_t n, uint64_t timeout_ms, struct de_error *err);
+
 /* One stored message, borrowed for the callback. */
 struct de_fleet_msg {
 	const char *subject;
@@ -223,11 +261,44 @@ typedef int (*de_fleet_msg_fn)(const struct de_fleet_msg *m, void *arg);
  */
 int de_fleet_read(struct de_fleet *f, const char *host, enum de_fleet_kind k, uint64_t max,
 		  de_fleet_msg_fn fn, void *arg, size_t *skipped, struct de_error *err);
+/* How de_fleet_read_ex reads. */
+struct de_fleet_read_opts {
+	int64_t since_ms;    /* > 0: only messages stored at or after (ms since the epoch) */
+	bool follow;	     /* past the end, wait for new messages until *stop */
+	const char *durable; /* a durable consumer of this name (a token): the server
+				remembers what was read (acked), the next read resumes there */
+	const volatile sig_atomic_t *stop; /* may be NULL; set (a signal handler): return */
+};
+/*
+ * de_fleet_read with options (o may be NULL): from a start time, following
+ * the stream (returning 0 once *o->stop is set), through a durable
+ * consumer.  A durable consumer's filter and start are fixed when it is
+ * made: read it again with the same ones.
+ */
+int de_fleet_read_ex(struct de_fleet *f, const char *host, enum de_fleet_kind k, uint64_t max,
+		     const struct de_fleet_read_opts *o, de_fleet_msg_fn fn, void *arg,
+		     size_t *skipped, struct de_error *err);
 /* The latest stored message of kind k of every host, through the same callback. */
 int de_fleet_read_latest(struct de_fleet *f, enum de_fleet_kind k, de_fleet_msg_fn fn, void *arg,
 			 struct de_error *err);
 /* Close and free (accepts NULL). */
 void de_fleet_close(struct de_fleet *f);
+
+/*
+ * Store len bytes under key in the JetStream key-value bucket (made with the
+ * stream's replicas when it does not exist); *revision (may be NULL) gets
+ * the new revision.  Errors as de_fleet_publish.
+ */
+int de_fleet_kv_put(struct de_fleet *f, const char *bucket, const char *key, const void *data,
+		    size_t len, uint64_t *revision, struct de_error *err);
+/*
+ * The latest value of key in bucket: 1 with *data (NUL-terminated, the
+ * caller frees), *len and *revision; 0 when the bucket or the key does not
+ * exist; a value over max bytes is a ValidationError E2BIG (its revision
+ * set, so a caller can remember it was refused).
+ */
+int de_fleet_kv_get(struct de_fleet *f, const char *bucket, const char *key, size_t max,
+		    char **data, size_t *len, uint64_t *revision, struct de_error *err);
 
 /* Core NATS (not stored in the stream): queries and their answers. */
 struct de_fleet_sub;
@@ -309,6 +380,79 @@ struct de_fleet_seen *de_fleet_seen_new(size_t cap);
  */
 int de_fleet_seen_add(struct de_fleet_seen *s, const char *id, int64_t expires_ms, int64_t now_ms);
 void de_fleet_seen_free(struct de_fleet_seen *s);
+
+/* ---- signed rule bundles (fleet_bundle.c) ----------------------------------- */
+
+/*
+ * A versioned set of rule files signed by the operator's Ed25519 key (the
+ * one that signs queries).  `daemoneye-cli fleet rules push` stores it in
+ * the JetStream key-value bucket DE_FLEET_BUNDLE_BUCKET under key
+ * DE_FLEET_BUNDLE_KEY; agents with fleet.operator_public_key fetch it,
+ * and `daemoneye-cli rules import --bundle FILE` installs one offline.
+ * Either way it is installed only when it is signed by that key, newer
+ * than the bundle installed (version), and every rule of every file
+ * passes the same validator as local rules; then all its rules replace
+ * the previous bundle's at once (one file, atomically renamed:
+ * DE_FLEET_BUNDLE_FILE in the rules directory of app.state_dir).
+ *
+ * The signature covers, as bytes:
+ *   "daemoneye-rule-bundle-v1\n" version "\n" issued_ms "\n" nfiles "\n"
+ *   then for each file: name "\n" length "\n" text "\n"
+ * and the message is JSON: {"v":1,"version","issued_ms","files":[{"name",
+ * "text"}],"sig":base64(64 bytes)}, nothing else.
+ */
+#define DE_FLEET_BUNDLE_MAX	  DE_FLEET_MSG_MAX /* bytes of a bundle */
+#define DE_FLEET_BUNDLE_FILES_MAX 256		   /* files in one */
+#define DE_FLEET_BUNDLE_NAME_MAX  128		   /* bytes of a file's name */
+#define DE_FLEET_BUNDLE_BUCKET	  "DAEMONEYE_RULES"
+#define DE_FLEET_BUNDLE_KEY	  "bundle"
+#define DE_FLEET_BUNDLE_FILE	  "fleet-bundle.yaml"
+
+struct de_fleet_bundle_file {
+	char name[DE_FLEET_BUNDLE_NAME_MAX + 1]; /* a base name ending .yaml or .yml */
+	char *text;				 /* owned, NUL-terminated */
+	size_t len;
+};
+struct de_fleet_bundle {
+	uint64_t version; /* >= 1; an agent takes only a newer one */
+	int64_t issued_ms;
+	struct de_fleet_bundle_file *files; /* owned */
+	size_t nfiles;
+};
+
+/* Add a copy of text[0..len) as file `name` (its base name is kept). 0, -EINVAL, -E2BIG, -ENOMEM.
+ */
+int de_fleet_bundle_add(struct de_fleet_bundle *b, const char *name, const char *text, size_t len);
+/* The signed message of b by private key key: *json (the caller frees) is *len bytes. */
+int de_fleet_bundle_sign(const struct de_fleet_bundle *b, const struct de_ckpt_key *key,
+			 char **json, size_t *len, struct de_error *err);
+/*
+ * Parse and check a bundle message: strictly shaped (DE_ERR_VALIDATION
+ * EBADMSG; E2BIG when too large), signed by pub (DE_ERR_CRYPTO EBADMSG:
+ * unsigned or signed by another key).  On success *out is the caller's
+ * (de_fleet_bundle_clear).
+ */
+int de_fleet_bundle_open(const char *msg, size_t len, const struct de_ckpt_key *pub,
+			 struct de_fleet_bundle *out, struct de_error *err);
+void de_fleet_bundle_clear(struct de_fleet_bundle *b);
+/*
+ * The version of the bundle installed in rules_dir (0: none), read from
+ * the first line of its file.
+ */
+int de_fleet_bundle_installed(const char *rules_dir, uint64_t *version, struct de_error *err);
+/*
+ * Install b in rules_dir: refused when its version is not newer than the
+ * installed one (DE_ERR_VALIDATION ESTALE), or when a file is not a rule
+ * file or a rule fails validator v (DE_ERR_VALIDATION EBADMSG; each
+ * problem appended to *problems), or when the rules together exceed a rule
+ * file (E2BIG).  Otherwise its rules are written as one rule file and
+ * renamed over the previous bundle's: *rules (may be NULL) receives them
+ * (the caller clears it), for the audit record.  Nothing is written on a
+ * refusal.
+ */
+int de_fleet_bundle_install(const struct de_fleet_bundle *b, struct de_validator *v,
+			    const char *rules_dir, struct de_rule_set *rules,
+			    struct de_rule_problems *problems, struct de_error *err);
 
 /* ---- off-host anchoring (fleet_verify.c) ------------------------------------ */
 

@@ -18,6 +18,14 @@
  * read-only engine connection, and answers on the query's reply subject.
  * Every query run or refused is logged with its id (the audit ledger is
  * written by the privileged side, which does not see the bus yet).
+ *
+ * With the same key the agent takes signed rule bundles (fleet.h) from the
+ * key-value bucket DE_FLEET_BUNDLE_BUCKET, looking every BUNDLE_POLL_MS: a
+ * new revision is checked (signature, a version newer than the installed
+ * bundle, every rule through the validator in use), installed as one
+ * file and put in use as a reload would (the previous rules keep running
+ * when anything fails); each install or refusal is logged and recorded in
+ * the audit ledger, once per revision.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -28,10 +36,13 @@
 #include <jansson.h>
 
 #include "agent.h"
+#include "daemoneye/alertmgr.h"
 #include "daemoneye/audit.h"
 #include "daemoneye/clock.h"
 #include "daemoneye/fleet.h"
+#include "daemoneye/health.h"
 #include "daemoneye/log.h"
+#include "daemoneye/rules.h"
 #include "fleet_wiring.h"
 
 #define FLUSH_BATCH	 256  /* spool rows read at a time */
@@ -39,6 +50,7 @@
 #define DROP_WARN_EVERY	 10000
 #define QUERIES_PER_PASS 16   /* queries served per flush */
 #define SEEN_MAX	 4096 /* query ids remembered (each until it expires) */
+#define BUNDLE_POLL_MS	 2000 /* how often the rule bundle's revision is looked at */
 
 struct agent_fleet {
 	struct de_fleet_settings set;
@@ -54,6 +66,8 @@ struct agent_fleet {
 	struct de_ckpt_key *operator;	     /* fleet.operator_public_key; NULL: no queries */
 	struct de_fleet_sub *q_all, *q_host; /* <prefix>.query, <prefix>.<host>.query */
 	struct de_fleet_seen *seen;	     /* query ids already run */
+	uint64_t bundle_rev;		     /* the bundle revision last handled */
+	int64_t bundle_next_ms;		     /* when to look again (monotonic) */
 };
 
 int agent_fleet_check(const struct de_config *cfg, struct de_error *err)
@@ -189,13 +203,46 @@ out:
 	free(msgs);
 }
 
+/*
+ * The health report the agent last wrote (telemetry.c): its status into
+ * *status, and its components that are not ok as "NAME: summary; ..." into
+ * buf.  False when there is none (yet).
+ */
+static bool health_summary(struct agent *ag, const char **status, char *buf, size_t n)
+{
+	struct de_error err = {0};
+	json_t *doc = NULL, *c;
+	char path[4096];
+	size_t i, w = 0;
+
+	buf[0] = '\0';
+	if (!ag->state_dir ||
+	    snprintf(path, sizeof(path), "%s/%s", ag->state_dir, DE_HEALTH_FILE) >=
+		    (int)sizeof(path) ||
+	    de_health_read(path, de_now_ms(), &doc, &err) < 0)
+		return false;
+	*status = de_health_status_name(de_health_worst(doc));
+	json_array_foreach (json_object_get(doc, "components"), i, c) {
+		const char *st = json_string_value(json_object_get(c, "status"));
+		int k;
+		if (!st || strcmp(st, "ok") == 0 || w >= n)
+			continue;
+		k = snprintf(buf + w, n - w, "%s%s: %s", w ? "; " : "",
+			     json_string_value(json_object_get(c, "name")),
+			     json_string_value(json_object_get(c, "summary")));
+		w = k < 0 ? n : w + (size_t)k;
+	}
+	json_decref(doc);
+	return true;
+}
+
 void agent_fleet_cycle(struct agent *ag, int64_t scan_id, int64_t started_ms, size_t processes,
 		       const struct de_store_diff *diff, size_t alerts)
 {
 	struct agent_fleet *fl = ag->fleet;
 	struct de_spool_stats st = {0};
 	struct de_error err = {0};
-	char id[DE_FLEET_MSGID_MAX], *body = NULL;
+	char id[DE_FLEET_MSGID_MAX], *body = NULL, hsum[400];
 
 	if (!fl)
 		return;
@@ -215,6 +262,9 @@ void agent_fleet_cycle(struct agent *ag, int64_t scan_id, int64_t started_ms, si
 			de_log_err(&err);
 		s.spool_rows = st.rows;
 		s.spool_dropped = st.dropped;
+		s.version = DE_VERSION;
+		if (health_summary(ag, &s.health, hsum, sizeof(hsum)))
+			s.health_summary = hsum;
 		if (de_fleet_scan_msg(fl->set.host_id, &s, &body, id, &err) < 0) {
 			de_log_err(&err);
 		} else {
@@ -407,6 +457,105 @@ static void serve_queries(struct agent *ag)
 		}
 }
 
+/* ---- signed rule bundles ---------------------------------------------------------- */
+
+/* Log and record a bundle refused (revision rev). */
+static void bundle_refused(struct agent *ag, uint64_t rev, uint64_t version, const char *why)
+{
+	de_log_warnx("fleet: rule bundle (revision %" PRIu64 ") refused, the rules in use are "
+		     "kept: %s",
+		     rev, why);
+	agent_ledger_json(ag, "rules.bundle_refused",
+			  json_pack("{s:I, s:I, s:s}", "revision", (json_int_t)rev, "version",
+				    (json_int_t)version, "error", why));
+}
+
+/* Put the rules on disk in use, as a reload does: 0, or the old set is kept. */
+static int bundle_use(struct agent *ag, struct de_error *err)
+{
+	struct agent_detection det = {0};
+	struct de_alertmgr_config *acfg = NULL;
+	int rc = agent_detection_load(ag, ag->cfg, &det, err);
+
+	if (rc == 0)
+		rc = de_alertmgr_config_load(ag->cfg, &acfg, err);
+	if (rc == 0) {
+		rc = agent_detection_swap(ag, &det, acfg, err);
+		acfg = NULL; /* taken, whatever happened */
+	}
+	agent_detection_clear(&det);
+	de_alertmgr_config_free(acfg);
+	return rc;
+}
+
+static void check_bundle(struct agent *ag)
+{
+	struct agent_fleet *fl = ag->fleet;
+	struct de_fleet_bundle b = {0};
+	struct de_rule_set got = {0};
+	struct de_rule_problems pr = {0};
+	struct de_error err = {0};
+	char *msg = NULL, *user = NULL, *state = NULL, hash[DE_AUDIT_HASH_TEXT_LEN + 1];
+	uint64_t rev = 0, installed = 0;
+	size_t len = 0;
+	int64_t now = de_mono_ms();
+	int rc;
+
+	if (now < fl->bundle_next_ms)
+		return;
+	fl->bundle_next_ms = now + BUNDLE_POLL_MS;
+	rc = de_fleet_kv_get(fl->f, DE_FLEET_BUNDLE_BUCKET, DE_FLEET_BUNDLE_KEY,
+			     DE_FLEET_BUNDLE_MAX, &msg, &len, &rev, &err);
+	if (rc == 0 || rev == 0 || rev == fl->bundle_rev) {
+		if (rc < 0 && rev == 0 && err.code != EAGAIN)
+			de_log_err(&err);
+		goto out;
+	}
+	fl->bundle_rev = rev;
+	if (rc < 0 || de_fleet_bundle_open(msg, len, fl->operator, & b, &err) < 0 ||
+	    de_rules_paths(ag->cfg, &user, &state, &err) < 0 ||
+	    de_fleet_bundle_installed(user, &installed, &err) < 0) {
+		bundle_refused(ag, rev, b.version, err.message);
+		goto out;
+	}
+	if (b.version == installed) {
+		de_log_info("fleet: rule bundle version %" PRIu64 " is the one installed",
+			    b.version);
+		goto out;
+	}
+	if (de_fleet_bundle_install(&b, ag->det.validator, user, &got, &pr, &err) < 0) {
+		for (size_t i = 0; i < pr.len; i++)
+			de_log_warnx("fleet: rule bundle: %s", pr.items[i]);
+		bundle_refused(ag, rev, b.version, err.message);
+		goto out;
+	}
+	de_audit_hash_text(msg, len, hash);
+	if (bundle_use(ag, &err) < 0) {
+		/* installed, valid, but the manager could not start on it: the
+		   old set runs, the next start or reload takes the new one */
+		de_log_warnx("fleet: rule bundle version %" PRIu64 " installed but not in use "
+			     "yet: %s",
+			     b.version, err.message);
+	} else {
+		de_log_info("fleet: rule bundle version %" PRIu64 " installed and in use (%zu "
+			    "rules of it; %zu detection rules)",
+			    b.version, got.len, ag->det.rules.len);
+	}
+	agent_ledger_json(ag, "rules.bundle",
+			  json_pack("{s:I, s:I, s:I, s:s, s:I, s:b}", "revision", (json_int_t)rev,
+				    "version", (json_int_t)b.version, "issued_ms",
+				    (json_int_t)b.issued_ms, "bundle_blake3", hash, "rules",
+				    (json_int_t)got.len, "in_use", err.message[0] == '\0'));
+	agent_ledger_rules(ag, "fleet rule bundle");
+out:
+	free(msg);
+	free(user);
+	free(state);
+	de_fleet_bundle_clear(&b);
+	de_rule_set_clear(&got);
+	de_rule_problems_clear(&pr);
+}
+
 void agent_fleet_flush(struct agent *ag)
 {
 	struct agent_fleet *fl = ag->fleet;
@@ -425,8 +574,10 @@ void agent_fleet_flush(struct agent *ag)
 		fl->down = true;
 		return;
 	}
-	if (fl->operator)
+	if (fl->operator) {
 		serve_queries(ag);
+		check_bundle(ag);
+	}
 	c.fl = fl;
 	c.deadline = de_mono_ms() + FLUSH_BUDGET_MS;
 	do {

@@ -15,19 +15,25 @@
  * SQL; 78 for
  * configuration errors; 64 for usage errors.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sysexits.h>
 #include <time.h>
 
 #include "cli.h"
+#include "daemoneye/alert.h"
 #include "daemoneye/audit.h"
 #include "daemoneye/clock.h"
+#include "daemoneye/fileio.h"
 #include "daemoneye/fleet.h"
+#include "daemoneye/rules.h"
 #include "daemoneye/uuid.h"
 
 #define VERIFY_MAX_NOTES 100000 /* published checkpoints read for one verify */
@@ -39,12 +45,16 @@ static void fleet_usage(FILE *f)
 		   "       daemoneye-cli fleet status [--format text|json]\n"
 		   "       daemoneye-cli fleet show alerts|events|scans|checkpoints [--host H] "
 		   "[--limit N]\n"
-		   "       daemoneye-cli fleet alerts [--host H] [--limit N]\n"
+		   "       daemoneye-cli fleet alerts [--host H] [--limit N] [--since T] "
+		   "[--severity S]\n"
+		   "                                  [--follow] [--durable NAME]\n"
 		   "       daemoneye-cli fleet hosts [--format text|json]\n"
 		   "       daemoneye-cli fleet verify HOST [--ledger FILE] [--pubkey FILE]\n"
 		   "       daemoneye-cli fleet query --key FILE (--hosts H,... | --all) [--timeout "
 		   "MS]\n"
-		   "                                 [--format json|ndjson] SQL\n");
+		   "                                 [--format json|ndjson] SQL\n"
+		   "       daemoneye-cli fleet rules push --key FILE [--version N] [--out FILE] "
+		   "DIR|FILE...\n");
 }
 
 /* The fleet settings (host id derived when unset). */
@@ -70,6 +80,32 @@ static int connect_wait(const struct de_fleet_settings *s, struct de_fleet **f)
 	if (de_fleet_connect(s, true, f, &err) < 0)
 		return cli_fail(&err);
 	return 0;
+}
+
+/* What with_fleet runs over a connection. */
+typedef int (*fleet_fn)(struct de_fleet *f, const struct de_fleet_settings *s, void *arg);
+
+/*
+ * Load this host's fleet settings, connect (waiting for the cluster), run
+ * fn, close, and flush stdout: fn's exit status (a sysexits code, 0 when
+ * done), the load's or the connection's when they fail, EX_IOERR when
+ * stdout cannot be written.
+ */
+static int with_fleet(struct cli_ctx *ctx, fleet_fn fn, void *arg)
+{
+	struct de_fleet_settings s;
+	struct de_fleet *f = NULL;
+	int rc;
+
+	if ((rc = load(ctx, &s)) != 0)
+		return rc;
+	if ((rc = connect_wait(&s, &f)) == 0)
+		rc = fn(f, &s, arg);
+	de_fleet_close(f);
+	de_fleet_settings_clear(&s);
+	if (rc == 0 && fflush(stdout) != 0)
+		rc = EX_IOERR;
+	return rc;
 }
 
 /* Options of a subcommand without any but --help. */
@@ -100,34 +136,29 @@ static int fleet_id(struct cli_ctx *ctx, int argc, char **argv)
 	return fflush(stdout) == 0 ? 0 : EX_IOERR;
 }
 
+static int init_run(struct de_fleet *f, const struct de_fleet_settings *s, void *arg)
+{
+	struct de_fleet_stream_info info;
+	struct de_error err = {0};
+
+	(void)arg;
+	if (de_fleet_stream_ensure(f, true, &info, &err) < 0)
+		return cli_fail(&err);
+	printf("stream %s %s: %" PRIu64 " messages, %" PRId64 " replicas, max age %" PRId64
+	       " s, duplicate window %" PRId64
+	       " s\nsubjects %s.*.alerts|events|scans|checkpoints\n",
+	       info.name, info.created ? "created" : "exists", info.messages, info.replicas,
+	       info.max_age_s, info.duplicate_window_s, s->subject_prefix);
+	return 0;
+}
+
 static int fleet_init(struct cli_ctx *ctx, int argc, char **argv)
 {
-	struct de_fleet_settings s;
-	struct de_fleet_stream_info info;
-	struct de_fleet *f = NULL;
-	struct de_error err = {0};
 	int rc;
 
 	if ((rc = no_options(argc, argv, "init")) != 0)
 		return rc < 0 ? 0 : rc;
-	if ((rc = load(ctx, &s)) != 0)
-		return rc;
-	if ((rc = connect_wait(&s, &f)) == 0) {
-		if (de_fleet_stream_ensure(f, true, &info, &err) < 0) {
-			rc = cli_fail(&err);
-		} else {
-			printf("stream %s %s: %" PRIu64 " messages, %" PRId64
-			       " replicas, max age %" PRId64 " s, duplicate window %" PRId64
-			       " s\nsubjects %s.*.alerts|events|scans|checkpoints\n",
-			       info.name, info.created ? "created" : "exists", info.messages,
-			       info.replicas, info.max_age_s, info.duplicate_window_s,
-			       s.subject_prefix);
-			rc = fflush(stdout) == 0 ? 0 : EX_IOERR;
-		}
-	}
-	de_fleet_close(f);
-	de_fleet_settings_clear(&s);
-	return rc;
+	return with_fleet(ctx, init_run, NULL);
 }
 
 static int fleet_status(struct cli_ctx *ctx, int argc, char **argv)
@@ -225,13 +256,37 @@ static int fleet_status(struct cli_ctx *ctx, int argc, char **argv)
 
 /* ---- show / alerts ----------------------------------------------------------- */
 
+/* How `fleet show` and `fleet alerts` read and print. */
+struct show {
+	const char *prefix;
+	enum de_fleet_kind kind;
+	const char *host;
+	uint64_t limit;
+	int min_severity; /* -1: any; else an alert of at least this (enum de_severity) */
+	struct de_fleet_read_opts ro;
+};
+
+/* Whether the alert data is at least severity min. */
+static bool severe_enough(const json_t *data, int min)
+{
+	const char *sv = json_string_value(json_object_get(data, "severity"));
+	enum de_severity sev;
+
+	return sv && de_severity_parse(sv, &sev, NULL) == 0 && (int)sev >= min;
+}
+
 static int print_msg(const struct de_fleet_msg *m, void *arg)
 {
 	json_t *o, *data = json_loadb(m->data, m->len, JSON_DECODE_ANY, NULL);
 	char host[DE_FLEET_TOKEN_MAX + 1] = "";
 	enum de_fleet_kind k;
-	const char *prefix = arg;
+	const struct show *sh = arg;
+	const char *prefix = sh->prefix;
 
+	if (sh->min_severity >= 0 && !severe_enough(data, sh->min_severity)) {
+		json_decref(data);
+		return 0;
+	}
 	if (!data)
 		data = json_stringn(m->data, m->len);
 	if (de_fleet_subject_parse(m->subject, prefix, host, &k) < 0)
@@ -244,37 +299,87 @@ static int print_msg(const struct de_fleet_msg *m, void *arg)
 	json_dumpf(o, stdout, JSON_COMPACT);
 	putchar('\n');
 	json_decref(o);
+	/* a follower shows each as it comes */
+	return sh->ro.follow && fflush(stdout) != 0 ? -EIO : 0;
+}
+
+static volatile sig_atomic_t show_stop;
+
+static void on_interrupt(int sig)
+{
+	(void)sig;
+	show_stop = 1;
+}
+
+static int show_run(struct de_fleet *f, const struct de_fleet_settings *s, void *arg)
+{
+	struct show *sh = arg;
+	struct de_error err = {0};
+	size_t skipped = 0;
+	int rc;
+
+	sh->prefix = s->subject_prefix;
+	if ((rc = de_fleet_read_ex(f, sh->host, sh->kind, sh->limit, &sh->ro, print_msg, sh,
+				   &skipped, &err)) < 0)
+		return rc == -EIO ? EX_IOERR : cli_fail(&err);
+	if (skipped)
+		cli_errorf("%zu messages larger than %d bytes skipped", skipped, DE_FLEET_MSG_MAX);
 	return 0;
 }
 
 static int fleet_show(struct cli_ctx *ctx, int argc, char **argv, const char *kind_word)
 {
 	static const struct option opts[] = {
-		{"host", required_argument, NULL, 'H'},
-		{"limit", required_argument, NULL, 'n'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		{"host", required_argument, NULL, 'H'},	 {"limit", required_argument, NULL, 'n'},
+		{"since", required_argument, NULL, 's'}, {"severity", required_argument, NULL, 'S'},
+		{"follow", no_argument, NULL, 'F'},	 {"durable", required_argument, NULL, 'D'},
+		{"help", no_argument, NULL, 'h'},	 {NULL, 0, NULL, 0},
 	};
-	struct de_fleet_settings s;
-	struct de_fleet *f = NULL;
-	struct de_error err = {0};
-	enum de_fleet_kind k;
-	const char *host = NULL;
-	uint64_t limit = 0;
-	size_t skipped = 0;
+	struct show sh = {.min_severity = -1};
+	struct sigaction sa = {0};
+	enum de_severity sev;
 	char *end;
-	int c, rc;
+	int c;
 
-	while ((c = getopt_long(argc, argv, "H:n:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "H:n:s:S:FD:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'H':
-			host = optarg;
+			sh.host = optarg;
 			break;
 		case 'n':
 			errno = 0;
-			limit = strtoull(optarg, &end, 10);
+			sh.limit = strtoull(optarg, &end, 10);
 			if (errno || *end || !*optarg) {
 				cli_errorf("fleet: --limit wants a number, not '%s'", optarg);
+				return EX_USAGE;
+			}
+			break;
+		case 's':
+			if (de_time_parse(optarg, de_now_ms(), &sh.ro.since_ms) < 0) {
+				cli_errorf(
+					"fleet: --since wants a time (RFC 3339, a date, or -90m, "
+					"2d...), not '%s'",
+					optarg);
+				return EX_USAGE;
+			}
+			break;
+		case 'S':
+			if (de_severity_parse(optarg, &sev, NULL) < 0) {
+				cli_errorf("fleet: --severity wants low, medium, high or critical, "
+					   "not '%s'",
+					   optarg);
+				return EX_USAGE;
+			}
+			sh.min_severity = (int)sev;
+			break;
+		case 'F':
+			sh.ro.follow = true;
+			break;
+		case 'D':
+			sh.ro.durable = optarg;
+			if (!de_fleet_token_valid(optarg)) {
+				cli_errorf(
+					"fleet: --durable wants a name of 1-64 of A-Z a-z 0-9 _ -");
 				return EX_USAGE;
 			}
 			break;
@@ -297,30 +402,24 @@ static int fleet_show(struct cli_ctx *ctx, int argc, char **argv, const char *ki
 		cli_errorf("fleet: unexpected argument '%s'", argv[optind]);
 		return EX_USAGE;
 	}
-	if (de_fleet_kind_parse(kind_word, &k) < 0) {
+	if (de_fleet_kind_parse(kind_word, &sh.kind) < 0) {
 		cli_errorf("fleet show: '%s' is not alerts, events, scans or checkpoints",
 			   kind_word);
 		return EX_USAGE;
 	}
-	if (host && !de_fleet_token_valid(host)) {
-		cli_errorf("fleet: '%s' is not a host id", host);
+	if (sh.host && !de_fleet_token_valid(sh.host)) {
+		cli_errorf("fleet: '%s' is not a host id", sh.host);
 		return EX_USAGE;
 	}
-	if ((rc = load(ctx, &s)) != 0)
-		return rc;
-	if ((rc = connect_wait(&s, &f)) == 0) {
-		if (de_fleet_read(f, host, k, limit, print_msg, s.subject_prefix, &skipped, &err) <
-		    0)
-			rc = cli_fail(&err);
-		else if (skipped)
-			cli_errorf("%zu messages larger than %d bytes skipped", skipped,
-				   DE_FLEET_MSG_MAX);
+	if (sh.ro.follow) {
+		/* SIGINT and SIGTERM end the stream, cleanly (exit 0) */
+		sa.sa_handler = on_interrupt;
+		sigemptyset(&sa.sa_mask);
+		(void)sigaction(SIGINT, &sa, NULL);
+		(void)sigaction(SIGTERM, &sa, NULL);
+		sh.ro.stop = &show_stop;
 	}
-	de_fleet_close(f);
-	de_fleet_settings_clear(&s);
-	if (rc == 0 && fflush(stdout) != 0)
-		rc = EX_IOERR;
-	return rc;
+	return with_fleet(ctx, show_run, &sh);
 }
 
 /* ---- hosts ------------------------------------------------------------------- */
@@ -341,8 +440,13 @@ static int print_host(const struct de_fleet_msg *m, void *arg)
 	}
 	if (gmtime_r(&t, &tmv))
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tmv);
+	const char *ver = json_string_value(json_object_get(d, "version"));
+	const char *health = json_string_value(json_object_get(d, "health"));
+	const char *hsum = json_string_value(json_object_get(d, "health_summary"));
 	if (*json) {
-		json_t *o = json_pack("{s:s,s:s,s:O}", "host", host, "last_seen", when, "scan", d);
+		json_t *o = json_pack("{s:s,s:s,s:s?,s:s?,s:s?,s:O}", "host", host, "last_seen",
+				      when, "version", ver, "health", health, "health_summary",
+				      hsum, "scan", d);
 		if (o) {
 			json_dumpf(o, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
 			putchar('\n');
@@ -350,21 +454,33 @@ static int print_host(const struct de_fleet_msg *m, void *arg)
 		json_decref(o);
 	} else {
 		printf("%-34s %-20s %9" JSON_INTEGER_FORMAT " %7" JSON_INTEGER_FORMAT
-		       " %9" JSON_INTEGER_FORMAT " %9" JSON_INTEGER_FORMAT "\n",
+		       " %9" JSON_INTEGER_FORMAT " %9" JSON_INTEGER_FORMAT " %-9s %s%s%s\n",
 		       host, when, json_integer_value(json_object_get(d, "processes")),
 		       json_integer_value(json_object_get(d, "alerts")),
 		       json_integer_value(json_object_get(d, "spool_rows")),
-		       json_integer_value(json_object_get(d, "spool_dropped")));
+		       json_integer_value(json_object_get(d, "spool_dropped")), ver ? ver : "-",
+		       health ? health : "-", hsum && *hsum ? " — " : "",
+		       hsum && *hsum ? hsum : "");
 	}
 	json_decref(d);
 	return 0;
 }
 
+static int hosts_run(struct de_fleet *f, const struct de_fleet_settings *s, void *arg)
+{
+	struct de_error err = {0};
+
+	(void)s;
+	if (!*(bool *)arg)
+		printf("%-34s %-20s %9s %7s %9s %9s %-9s %s\n", "HOST", "LAST SCAN (UTC)",
+		       "PROCESSES", "ALERTS", "SPOOLED", "DROPPED", "VERSION", "HEALTH");
+	if (de_fleet_read_latest(f, DE_FLEET_SCANS, print_host, arg, &err) < 0)
+		return cli_fail(&err);
+	return 0;
+}
+
 static int fleet_hosts(struct cli_ctx *ctx, int argc, char **argv)
 {
-	struct de_fleet_settings s;
-	struct de_fleet *f = NULL;
-	struct de_error err = {0};
 	bool json = false;
 	int rc;
 
@@ -374,20 +490,7 @@ static int fleet_hosts(struct cli_ctx *ctx, int argc, char **argv)
 	} else if ((rc = no_options(argc, argv, "hosts")) != 0) {
 		return rc < 0 ? 0 : rc;
 	}
-	if ((rc = load(ctx, &s)) != 0)
-		return rc;
-	if ((rc = connect_wait(&s, &f)) == 0) {
-		if (!json)
-			printf("%-34s %-20s %9s %7s %9s %9s\n", "HOST", "LAST SCAN (UTC)",
-			       "PROCESSES", "ALERTS", "SPOOLED", "DROPPED");
-		if (de_fleet_read_latest(f, DE_FLEET_SCANS, print_host, &json, &err) < 0)
-			rc = cli_fail(&err);
-		else if (fflush(stdout) != 0)
-			rc = EX_IOERR;
-	}
-	de_fleet_close(f);
-	de_fleet_settings_clear(&s);
-	return rc;
+	return with_fleet(ctx, hosts_run, &json);
 }
 
 /* ---- verify ------------------------------------------------------------------ */
@@ -773,6 +876,207 @@ out:
 	return rc;
 }
 
+/* ---- rules push ---------------------------------------------------------------- */
+
+/* Whether a directory entry is a rule file (*.yaml, *.yml, not hidden). */
+static int rule_file_name(const struct dirent *d)
+{
+	size_t n = strlen(d->d_name);
+
+	return d->d_name[0] != '.' && ((n > 5 && strcmp(d->d_name + n - 5, ".yaml") == 0) ||
+				       (n > 4 && strcmp(d->d_name + n - 4, ".yml") == 0));
+}
+
+/* Read path into b and check its rules with v (problems into pr). */
+static int bundle_add_file(struct de_fleet_bundle *b, const char *path, struct de_validator *v,
+			   struct de_rule_set *set, struct de_rule_problems *pr)
+{
+	struct de_error err = {0};
+	char *text = NULL;
+	size_t len = 0;
+	int rc;
+
+	if ((rc = de_read_file(path, DE_RULES_MAX_FILE, &text, &len, NULL)) < 0) {
+		cli_errorf("cannot read %s: %s", path,
+			   rc == -EFBIG ? "larger than a rule file may be" : strerror(-rc));
+		return rc == -ENOENT ? EX_NOINPUT : EX_DATAERR;
+	}
+	if (de_rules_parse(text, len, path, DE_RULE_USER, 0, v, set, pr, &err) < 0)
+		rc = cli_fail(&err);
+	else if ((rc = de_fleet_bundle_add(b, path, text, len)) < 0) {
+		cli_errorf("%s: %s", path,
+			   rc == -E2BIG ? "too many files or too large"
+					: "not a rule file's name (NAME.yaml) or a second file of "
+					  "that name, or its text holds a NUL");
+		rc = EX_DATAERR;
+	}
+	free(text);
+	return rc;
+}
+
+/*
+ * The rule files named (a directory: its *.yaml and *.yml, in name order)
+ * as a bundle, each rule checked by this configuration's validator first.
+ */
+static int bundle_collect(struct cli_ctx *ctx, int n, char **paths, struct de_fleet_bundle *b)
+{
+	struct de_validator *v = NULL;
+	struct de_rule_set set = {0};
+	struct de_rule_problems pr = {0};
+	struct de_error err = {0};
+	int rc = 0;
+
+	if (de_validator_from_config(ctx->cfg, &v, &err) < 0)
+		return cli_fail(&err);
+	for (int i = 0; i < n && rc == 0; i++) {
+		struct dirent **names = NULL;
+		struct stat st;
+		int k;
+		if (stat(paths[i], &st) < 0 || !S_ISDIR(st.st_mode)) {
+			rc = bundle_add_file(b, paths[i], v, &set, &pr);
+			continue;
+		}
+		if ((k = scandir(paths[i], &names, rule_file_name, alphasort)) < 0) {
+			cli_errorf("cannot read %s: %s", paths[i], strerror(errno));
+			rc = EX_NOINPUT;
+			continue;
+		}
+		for (int j = 0; j < k; j++) {
+			char *p = NULL;
+			if (rc == 0 && asprintf(&p, "%s/%s", paths[i], names[j]->d_name) < 0)
+				rc = EX_OSERR;
+			if (rc == 0)
+				rc = bundle_add_file(b, p, v, &set, &pr);
+			free(p);
+			free(names[j]);
+		}
+		free(names);
+	}
+	if (rc == 0 && pr.len) {
+		for (size_t i = 0; i < pr.len; i++)
+			cli_errorf("%s", pr.items[i]);
+		cli_errorf("fleet rules push: not pushed (%zu problem%s)", pr.len,
+			   pr.len == 1 ? "" : "s");
+		rc = EX_DATAERR;
+	}
+	if (rc == 0 && set.len == 0) {
+		cli_errorf("fleet rules push: no rule in what was named");
+		rc = EX_DATAERR;
+	}
+	de_rule_problems_clear(&pr);
+	de_rule_set_clear(&set);
+	de_validator_free(v);
+	return rc;
+}
+
+/* A signed bundle to store. */
+struct push {
+	const struct de_fleet_bundle *b;
+	const char *msg;
+	size_t len;
+};
+
+static int push_run(struct de_fleet *f, const struct de_fleet_settings *s, void *arg)
+{
+	const struct push *p = arg;
+	struct de_error err = {0};
+	uint64_t rev = 0;
+
+	(void)s;
+	if (de_fleet_kv_put(f, DE_FLEET_BUNDLE_BUCKET, DE_FLEET_BUNDLE_KEY, p->msg, p->len, &rev,
+			    &err) < 0)
+		return cli_fail(&err);
+	printf("rule bundle version %" PRIu64 " (%zu files) pushed to %s/%s, revision %" PRIu64
+	       "\n",
+	       p->b->version, p->b->nfiles, DE_FLEET_BUNDLE_BUCKET, DE_FLEET_BUNDLE_KEY, rev);
+	return 0;
+}
+
+static int fleet_rules(struct cli_ctx *ctx, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"key", required_argument, NULL, 'k'},
+		{"version", required_argument, NULL, 'V'},
+		{"out", required_argument, NULL, 'o'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct de_fleet_bundle b = {0};
+	struct de_ckpt_key *key = NULL;
+	struct de_error err = {0};
+	struct push pb;
+	const char *key_path = NULL, *out_path = NULL;
+	char *msg = NULL, *end;
+	size_t len = 0;
+	int c, rc;
+
+	if (argc < 2 || strcmp(argv[1], "push") != 0) {
+		if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+			fleet_usage(stdout);
+			return 0;
+		}
+		cli_errorf("fleet rules: the subcommand is push");
+		return EX_USAGE;
+	}
+	argc--;
+	argv++;
+	optind = 0;
+	b.issued_ms = de_now_ms();
+	b.version = (uint64_t)b.issued_ms; /* newer than any pushed before, by default */
+	while ((c = getopt_long(argc, argv, "k:V:o:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'k':
+			key_path = optarg;
+			break;
+		case 'V':
+			errno = 0;
+			b.version = strtoull(optarg, &end, 10);
+			if (errno || *end || b.version < 1 || b.version > INT64_MAX) {
+				cli_errorf("fleet rules push: --version wants a positive integer");
+				return EX_USAGE;
+			}
+			break;
+		case 'o':
+			out_path = optarg;
+			break;
+		case 'h':
+			fleet_usage(stdout);
+			return 0;
+		default:
+			return EX_USAGE;
+		}
+	}
+	if (!key_path || optind >= argc) {
+		cli_errorf("fleet rules push: give --key FILE and the rule files or directories");
+		return EX_USAGE;
+	}
+	if ((rc = bundle_collect(ctx, argc - optind, argv + optind, &b)) != 0)
+		goto out;
+	if (de_checkpoint_key_load_private(key_path, &key, &err) < 0 ||
+	    de_fleet_bundle_sign(&b, key, &msg, &len, &err) < 0) {
+		rc = cli_fail(&err);
+		goto out;
+	}
+	if (out_path) {
+		if ((rc = de_write_file_atomic(out_path, msg, len, 0644)) < 0) {
+			cli_errorf("cannot write %s: %s", out_path, strerror(-rc));
+			rc = EX_CANTCREAT;
+			goto out;
+		}
+		printf("rule bundle version %" PRIu64 " (%zu files) written to %s\n", b.version,
+		       b.nfiles, out_path);
+		rc = fflush(stdout) == 0 ? 0 : EX_IOERR;
+		goto out;
+	}
+	pb = (struct push){.b = &b, .msg = msg, .len = len};
+	rc = with_fleet(ctx, push_run, &pb);
+out:
+	de_checkpoint_key_free(key);
+	de_fleet_bundle_clear(&b);
+	free(msg);
+	return rc;
+}
+
 int cmd_fleet(struct cli_ctx *ctx, int argc, char **argv)
 {
 	if (argc < 2) {
@@ -799,6 +1103,8 @@ int cmd_fleet(struct cli_ctx *ctx, int argc, char **argv)
 		return fleet_hosts(ctx, argc, argv);
 	if (strcmp(sub, "query") == 0)
 		return fleet_query(ctx, argc, argv);
+	if (strcmp(sub, "rules") == 0)
+		return fleet_rules(ctx, argc, argv);
 	if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
 		fleet_usage(stdout);
 		return 0;

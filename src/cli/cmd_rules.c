@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,8 @@
 #include "cli.h"
 #include "daemoneye/alert.h"
 #include "daemoneye/audit.h"
+#include "daemoneye/checkpoint.h"
+#include "daemoneye/fleet.h"
 #include "daemoneye/detect.h"
 #include "daemoneye/rules.h"
 #include "daemoneye/validator.h"
@@ -37,6 +40,7 @@ static void usage(FILE *f)
 		   "       daemoneye-cli rules test [--format text|json] FILE|ID\n"
 		   "       daemoneye-cli rules import FILE\n"
 		   "       daemoneye-cli rules import --sigma [--min-status S] PATH...\n"
+		   "       daemoneye-cli rules import --bundle FILE [--pubkey FILE]\n"
 		   "       daemoneye-cli rules convert --from sigma FILE\n"
 		   "       daemoneye-cli rules export [ID]\n"
 		   "       daemoneye-cli rules enable ID | disable ID\n"
@@ -358,6 +362,84 @@ out:
 	return rc;
 }
 
+/*
+ * A signed rule bundle (fleet.h), offline: checked as an agent checks one
+ * from the fleet (the operator's signature, a version newer than the one
+ * installed, every rule through the validator), installed as the bundle
+ * file of the rules directory, recorded in the audit ledger.
+ */
+static int do_import_bundle(struct cli_ctx *ctx, const char *file, const char *pubkey)
+{
+	struct de_audit *audit = NULL;
+	struct de_validator *v = NULL;
+	struct de_rule_set set = {0}, got = {0};
+	struct de_rule_problems pr = {0};
+	struct de_fleet_bundle b = {0};
+	struct de_ckpt_key *pub = NULL;
+	struct de_error err = {0};
+	char *user = NULL, *state = NULL, *text = NULL;
+	const char *keypath = pubkey;
+	size_t len = 0;
+	int rc;
+
+	if (!keypath &&
+	    (de_config_get_str(ctx->cfg, "fleet.operator_public_key", &keypath, NULL) < 0 ||
+	     !keypath || !*keypath)) {
+		cli_errorf("rules import --bundle: give --pubkey FILE or set "
+			   "fleet.operator_public_key (the key bundles are checked against)");
+		return EX_USAGE;
+	}
+	if ((rc = de_read_file(file, DE_FLEET_BUNDLE_MAX, &text, &len, NULL)) < 0) {
+		cli_errorf("cannot read %s: %s", file,
+			   rc == -EFBIG ? "larger than a bundle may be" : strerror(-rc));
+		rc = rc == -ENOENT ? EX_NOINPUT : rc == -EFBIG ? EX_DATAERR : EX_IOERR;
+		goto out;
+	}
+	if (de_checkpoint_key_load_public(keypath, &pub, &err) < 0) {
+		rc = cli_fail(&err);
+		goto out;
+	}
+	if ((rc = load_set(ctx, &v, &set, true)))
+		goto out;
+	if (de_fleet_bundle_open(text, len, pub, &b, &err) < 0 ||
+	    de_rules_paths(ctx->cfg, &user, &state, &err) < 0) {
+		cli_errorf("%s: %s", file, err.message);
+		rc = err.category == DE_ERR_IO ? EX_IOERR : EX_DATAERR;
+		goto out;
+	}
+	if ((rc = cli_audit_open(ctx, &audit)))
+		goto out;
+	if (de_fleet_bundle_install(&b, v, user, &got, &pr, &err) < 0) {
+		print_problems(&pr);
+		cli_errorf("%s: %s", file, err.message);
+		rc = err.category == DE_ERR_IO ? EX_IOERR : EX_DATAERR;
+		goto out;
+	}
+	char fb64[DE_AUDIT_HASH_TEXT_LEN + 1];
+	de_audit_hash_text(text, len, fb64);
+	rc = cli_audit_record(audit, "rules.bundle",
+			      json_pack("{s:I, s:I, s:s, s:s, s:s, s:o}", "version",
+					(json_int_t)b.version, "issued_ms", (json_int_t)b.issued_ms,
+					"bundle_blake3", fb64, "from", file, "via", "rules import",
+					"rules", rules_json(&got, 0)));
+	audit = NULL;
+	printf("installed rule bundle version %" PRIu64 " (%zu rules from %zu files) in %s/%s "
+	       "(loaded by daemoneye-agent at its next start or reload)\n",
+	       b.version, got.len, b.nfiles, user, DE_FLEET_BUNDLE_FILE);
+out:
+	cli_audit_abandon(audit);
+	de_checkpoint_key_free(pub);
+	de_fleet_bundle_clear(&b);
+	free(text);
+	free(user);
+	free(state);
+	de_rule_problems_clear(&pr);
+	de_rule_set_clear(&set);
+	de_rule_set_clear(&got);
+	de_validator_free(v);
+	return rc;
+}
+
 static int do_export(struct cli_ctx *ctx, const char *id)
 {
 	struct de_validator *v = NULL;
@@ -478,9 +560,11 @@ int cmd_rules(struct cli_ctx *ctx, int argc, char **argv)
 		{"sigma", no_argument, NULL, 'S'},
 		{"from", required_argument, NULL, 'F'},
 		{"min-status", required_argument, NULL, 'M'},
+		{"bundle", required_argument, NULL, 'B'},
+		{"pubkey", required_argument, NULL, 'P'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *format = NULL, *from = NULL, *min_status = NULL;
+	const char *format = NULL, *from = NULL, *min_status = NULL, *bundle = NULL, *pubkey = NULL;
 	bool sigma = false;
 	int c;
 
@@ -504,6 +588,12 @@ int cmd_rules(struct cli_ctx *ctx, int argc, char **argv)
 		case 'M':
 			min_status = optarg;
 			break;
+		case 'B':
+			bundle = optarg;
+			break;
+		case 'P':
+			pubkey = optarg;
+			break;
 		default:
 			usage(stderr);
 			return EX_USAGE;
@@ -522,6 +612,12 @@ int cmd_rules(struct cli_ctx *ctx, int argc, char **argv)
 	}
 	if (from && strcmp(sub, "convert") != 0) {
 		cli_errorf("rules %s: --from goes with convert", sub);
+		return EX_USAGE;
+	}
+	if ((bundle || pubkey) && (strcmp(sub, "import") != 0 || sigma || !bundle)) {
+		cli_errorf("rules %s: --bundle FILE [--pubkey FILE] go with import, without "
+			   "--sigma",
+			   sub);
 		return EX_USAGE;
 	}
 	if (min_status && !sigma) {
@@ -559,6 +655,10 @@ int cmd_rules(struct cli_ctx *ctx, int argc, char **argv)
 	if (!strcmp(sub, "test")) {
 		NEED(1, "a rule file or a rule id");
 		return do_test(ctx, args[0], json);
+	}
+	if (!strcmp(sub, "import") && bundle) {
+		NEED(0, "only --bundle FILE");
+		return do_import_bundle(ctx, bundle, pubkey);
 	}
 	if (!strcmp(sub, "import") && sigma) {
 		if (nargs < 1) {

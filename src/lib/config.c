@@ -138,6 +138,7 @@ static const struct key_spec schema[] = {
 	{"fleet.publish_timeout_ms", V_U64, false, 100, 600000, NULL},
 	{"fleet.connect_timeout_ms", V_U64, false, 100, 600000, NULL},
 	{"fleet.operator_public_key", V_STR, true, 0, 0, NULL},
+	{"fleet.publish_max_pending", V_U64, false, 1, 65536, NULL},
 };
 
 #define NSCHEMA (sizeof(schema) / sizeof(schema[0]))

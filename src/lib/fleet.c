@@ -207,6 +207,8 @@ int de_fleet_settings_load(const struct de_config *c, const char *machine_id_pat
 		    0 ||
 	    (rc = de_config_get_u64(c, "fleet.connect_timeout_ms", &s.connect_timeout_ms, err)) <
 		    0 ||
+	    (rc = de_config_get_u64(c, "fleet.publish_max_pending", &s.publish_max_pending, err)) <
+		    0 ||
 	    (rc = opt_str(c, "fleet.tls.ca_file", true, &s.ca_file, err)) < 0 ||
 	    (rc = opt_str(c, "fleet.tls.cert_file", true, &s.cert_file, err)) < 0 ||
 	    (rc = opt_str(c, "fleet.tls.key_file", true, &s.key_file, err)) < 0 ||
@@ -350,6 +352,14 @@ int de_fleet_scan_msg(const char *host, const struct de_fleet_scan *s, char **js
 		(json_int_t)s->added, "changed", (json_int_t)s->changed, "exited",
 		(json_int_t)s->exited, "alerts", (json_int_t)s->alerts, "spool_rows",
 		(json_int_t)s->spool_rows, "spool_dropped", (json_int_t)s->spool_dropped);
+
+	if (o && ((s->version && json_object_set_new(o, "version", json_string(s->version)) < 0) ||
+		  (s->health && json_object_set_new(o, "health", json_string(s->health)) < 0) ||
+		  (s->health_summary &&
+		   json_object_set_new(o, "health_summary", json_string(s->health_summary)) < 0))) {
+		json_decref(o);
+		o = NULL;
+	}
 
 	snprintf(msg_id, DE_FLEET_MSGID_MAX, "scan-%s-%" PRId64 "-%" PRId64, host, s->scan_id,
 		 s->started_ms);

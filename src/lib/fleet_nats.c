@@ -12,6 +12,8 @@
 #include "daemoneye/fleet.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,17 @@ struct de_fleet {
 	jsCtx *js;
 	struct de_fleet_settings s; /* a copy without its owned strings */
 	bool ensured;		    /* the stream was ensured on this connection */
+	/* pipelined publishing (de_fleet_publish_many): a second context whose
+	 * acknowledgements libnats hands to on_ack on its own thread; mu guards
+	 * what on_ack touches */
+	jsCtx *ajs;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct de_fleet_pub *batch; /* the call in progress (NULL: none) */
+	natsMsg **sent;		    /* batch[i]'s message while it awaits its ack */
+	size_t nbatch, hint;	    /* hint: where the next ack is looked for first */
+	size_t outstanding;	    /* messages whose ack or error has not been seen */
+	bool lost_stream;	    /* an ack said no stream answered */
 };
 
 /* libnats's last error text for st (without its "(file.c:line): " origin), or its status name. */
@@ -128,11 +141,14 @@ static natsStatus make_options(const struct de_fleet_settings *s, bool wait, nat
 	return NATS_OK;
 }
 
+static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure);
+
 int de_fleet_connect(const struct de_fleet_settings *s, bool wait, struct de_fleet **out,
 		     struct de_error *err)
 {
 	struct de_fleet *f;
 	natsOptions *o = NULL;
+	jsOptions jo;
 	natsStatus st;
 	int rc;
 
@@ -141,6 +157,8 @@ int de_fleet_connect(const struct de_fleet_settings *s, bool wait, struct de_fle
 				    "fleet.servers: no server is listed");
 	if (!(f = calloc(1, sizeof(*f))))
 		return de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
+	pthread_mutex_init(&f->mu, NULL);
+	pthread_cond_init(&f->cv, NULL);
 	f->s = *s;
 	f->s.servers = NULL;
 	f->s.nservers = 0;
@@ -152,35 +170,45 @@ int de_fleet_connect(const struct de_fleet_settings *s, bool wait, struct de_fle
 				  "fleet TLS or credentials: %s (fleet.tls.*, "
 				  "fleet.credentials_file)",
 				  nats_text(st));
-		free(f);
-		return rc;
+		goto fail;
 	}
 	st = natsConnection_Connect(&f->nc, o);
 	natsOptions_Destroy(o);
 	if (st != NATS_OK && !(st == NATS_NOT_YET_CONNECTED && !wait)) {
 		rc = nats_fail(err, st, "cannot connect to the fleet's NATS servers");
-		natsConnection_Destroy(f->nc);
-		free(f);
-		return rc;
+		goto fail;
 	}
 	if ((st = natsConnection_JetStream(&f->js, f->nc, NULL)) != NATS_OK) {
 		rc = nats_fail(err, st, "cannot start JetStream");
-		natsConnection_Destroy(f->nc);
-		free(f);
-		return rc;
+		goto fail;
+	}
+	jsOptions_Init(&jo);
+	jo.PublishAsync.MaxPending = (int64_t)(s->publish_max_pending ? s->publish_max_pending : 1);
+	jo.PublishAsync.AckHandler = on_ack;
+	jo.PublishAsync.AckHandlerClosure = f;
+	jo.PublishAsync.StallWait = (int64_t)s->publish_timeout_ms;
+	if ((st = natsConnection_JetStream(&f->ajs, f->nc, &jo)) != NATS_OK) {
+		rc = nats_fail(err, st, "cannot start JetStream");
+		goto fail;
 	}
 	*out = f;
 	return 0;
+fail:
+	de_fleet_close(f);
+	return rc;
 }
 
 void de_fleet_close(struct de_fleet *f)
 {
 	if (!f)
 		return;
+	jsCtx_Destroy(f->ajs);
 	jsCtx_Destroy(f->js);
 	if (f->nc)
 		natsConnection_Close(f->nc);
 	natsConnection_Destroy(f->nc);
+	pthread_cond_destroy(&f->cv);
+	pthread_mutex_destroy(&f->mu);
 	free(f);
 }
 
@@ -257,6 +285,25 @@ int de_fleet_stream_ensure(struct de_fleet *f, bool create, struct de_fleet_stre
 	return 0;
 }
 
+/*
+ * Before publishing kind k: its subject for this host into subject
+ * (DE_FLEET_SUBJECT_MAX bytes), connected, the stream ensured once per
+ * connection when create_stream is set.  0, or errors as de_fleet_publish.
+ */
+static int publish_prepare(struct de_fleet *f, enum de_fleet_kind k, char *subject,
+			   struct de_error *err)
+{
+	if (de_fleet_subject(f->s.subject_prefix, f->s.host_id, k, subject, DE_FLEET_SUBJECT_MAX) <
+	    0)
+		return de_error_set(err, DE_ERR_ALERTING, EINVAL, "bad fleet subject");
+	if (!de_fleet_connected(f))
+		return de_error_set(err, DE_ERR_ALERTING, EAGAIN,
+				    "not connected to the fleet's NATS servers");
+	if (!f->ensured && f->s.create_stream)
+		return de_fleet_stream_ensure(f, true, NULL, err);
+	return 0;
+}
+
 int de_fleet_publish(struct de_fleet *f, enum de_fleet_kind k, const char *msg_id, const void *data,
 		     size_t len, uint64_t timeout_ms, bool *duplicate, struct de_error *err)
 {
@@ -272,13 +319,7 @@ int de_fleet_publish(struct de_fleet *f, enum de_fleet_kind k, const char *msg_i
 		return de_error_set(err, DE_ERR_ALERTING, EINVAL,
 				    "a %s message of %zu bytes is larger than %d",
 				    de_fleet_kind_name(k), len, DE_FLEET_MSG_MAX);
-	if (de_fleet_subject(f->s.subject_prefix, f->s.host_id, k, subject, sizeof(subject)) < 0)
-		return de_error_set(err, DE_ERR_ALERTING, EINVAL, "bad fleet subject");
-	if (!de_fleet_connected(f))
-		return de_error_set(err, DE_ERR_ALERTING, EAGAIN,
-				    "not connected to the fleet's NATS servers");
-	if (!f->ensured && f->s.create_stream &&
-	    (rc = de_fleet_stream_ensure(f, true, NULL, err)) < 0)
+	if ((rc = publish_prepare(f, k, subject, err)) < 0)
 		return rc;
 	if ((st = natsMsg_Create(&m, subject, NULL, data, (int)len)) != NATS_OK)
 		return nats_fail(err, st, "cannot make a message");
@@ -299,9 +340,188 @@ int de_fleet_publish(struct de_fleet *f, enum de_fleet_kind k, const char *msg_i
 	return 0;
 }
 
-/* Read the stored messages of filter under policy (see de_fleet_read). */
+/* ---- pipelined publishing ------------------------------------------------------ */
+
+/* The index in f->batch of the message m awaiting its ack, or f->nbatch (f->mu held). */
+static size_t batch_find(struct de_fleet *f, const natsMsg *m)
+{
+	/* acks come back in the order of the publishes, nearly always */
+	for (size_t k = 0; k < f->nbatch; k++) {
+		size_t i = (f->hint + k) % f->nbatch;
+		if (f->sent[i] == m) {
+			f->hint = i + 1;
+			return i;
+		}
+	}
+	return f->nbatch;
+}
+
+/* errno-style code of a negative acknowledgement: -EINVAL when a re-send cannot help. */
+static int nak_code(const jsPubAckErr *pae)
+{
+	if (pae->ErrCode == JSStreamMessageExceedsMaximumErr || pae->Err == NATS_MAX_PAYLOAD)
+		return -EINVAL;
+	return -EAGAIN;
+}
+
+/* libnats's thread: msg's ack (pa) or why there is none (pae). */
+static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
+{
+	struct de_fleet *f = closure;
+	size_t i;
+
+	(void)js;
+	pthread_mutex_lock(&f->mu);
+	if (f->batch && (i = batch_find(f, msg)) < f->nbatch) {
+		struct de_fleet_pub *p = &f->batch[i];
+		if (pa) {
+			p->rc = 0;
+			p->duplicate = pa->Duplicate;
+			p->error[0] = '\0';
+		} else {
+			p->rc = pae ? nak_code(pae) : -EAGAIN;
+			snprintf(p->error, sizeof(p->error), "not stored: %s",
+				 pae && pae->ErrText && *pae->ErrText
+					 ? pae->ErrText
+					 : natsStatus_GetText(pae ? pae->Err : NATS_ERR));
+			if (pae && pae->Err == NATS_NO_RESPONDERS)
+				f->lost_stream = true;
+		}
+		f->sent[i] = NULL;
+		if (--f->outstanding == 0)
+			pthread_cond_broadcast(&f->cv);
+	}
+	pthread_mutex_unlock(&f->mu);
+	natsMsg_Destroy(msg);
+}
+
+/* Take back what still awaits its ack after the wait: those stay -EAGAIN. */
+static void batch_reclaim(struct de_fleet *f)
+{
+	natsMsgList pending = {0};
+
+	if (js_PublishAsyncGetPendingList(&pending, f->ajs) != NATS_OK)
+		return;
+	pthread_mutex_lock(&f->mu);
+	for (int j = 0; j < pending.Count; j++) {
+		size_t i = batch_find(f, pending.Msgs[j]);
+		if (i < f->nbatch) {
+			f->sent[i] = NULL;
+			f->outstanding--;
+		}
+	}
+	pthread_mutex_unlock(&f->mu);
+	natsMsgList_Destroy(&pending);
+}
+
+int de_fleet_publish_many(struct de_fleet *f, enum de_fleet_kind k, struct de_fleet_pub *msgs,
+			  size_t n, uint64_t timeout_ms, struct de_error *err)
+{
+	char subject[DE_FLEET_SUBJECT_MAX];
+	int64_t wait = (int64_t)(timeout_ms ? timeout_ms : f->s.publish_timeout_ms);
+	natsMsg **sent;
+	jsPubOptions po;
+	size_t acked = 0, i;
+	natsStatus st = NATS_OK;
+	int rc;
+
+	for (i = 0; i < n; i++) {
+		msgs[i].rc = -EAGAIN;
+		msgs[i].duplicate = false;
+		snprintf(msgs[i].error, sizeof(msgs[i].error),
+			 "no acknowledgement within %" PRId64 " ms", wait);
+	}
+	if (!n)
+		return 0;
+	if ((rc = publish_prepare(f, k, subject, err)) < 0)
+		return rc;
+	if (!(sent = calloc(n, sizeof(natsMsg *))))
+		return de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
+	pthread_mutex_lock(&f->mu);
+	f->batch = msgs;
+	f->sent = sent;
+	f->nbatch = n;
+	f->hint = 0;
+	f->outstanding = 0;
+	f->lost_stream = false;
+	pthread_mutex_unlock(&f->mu);
+
+	for (i = 0; i < n && st == NATS_OK; i++) {
+		natsMsg *m = NULL;
+		if (msgs[i].len > DE_FLEET_MSG_MAX) {
+			msgs[i].rc = -EINVAL;
+			snprintf(msgs[i].error, sizeof(msgs[i].error),
+				 "a message of %zu bytes is larger than %d", msgs[i].len,
+				 DE_FLEET_MSG_MAX);
+			continue;
+		}
+		if ((st = natsMsg_Create(&m, subject, NULL, msgs[i].data, (int)msgs[i].len)) !=
+		    NATS_OK)
+			break;
+		jsPubOptions_Init(&po);
+		po.MsgId = msgs[i].msg_id;
+		po.ExpectStream = f->s.stream;
+		po.MaxWait = wait; /* libnats reports a timeout through on_ack */
+		/* registered before it is sent: its ack may come before the call returns */
+		pthread_mutex_lock(&f->mu);
+		sent[i] = m;
+		f->outstanding++;
+		pthread_mutex_unlock(&f->mu);
+		if ((st = js_PublishMsgAsync(f->ajs, &m, &po)) != NATS_OK) {
+			/* not sent, and on_ack will not be called for it: still ours */
+			pthread_mutex_lock(&f->mu);
+			sent[i] = NULL;
+			f->outstanding--;
+			pthread_mutex_unlock(&f->mu);
+			snprintf(msgs[i].error, sizeof(msgs[i].error), "not sent: %s",
+				 nats_text(st));
+			natsMsg_Destroy(m);
+		}
+	}
+	/* what was not sent keeps -EAGAIN and says why */
+	for (size_t j = i; j < n; j++)
+		snprintf(msgs[j].error, sizeof(msgs[j].error), "not sent: %s",
+			 natsStatus_GetText(st));
+
+	jsPubOptions_Init(&po);
+	po.MaxWait = wait + 1000; /* the per-message timeouts fire first */
+	if (js_PublishAsyncComplete(f->ajs, &po) == NATS_TIMEOUT)
+		batch_reclaim(f);
+	pthread_mutex_lock(&f->mu);
+	/* acks being handled right now finish before the batch goes away */
+	while (f->outstanding > 0)
+		pthread_cond_wait(&f->cv, &f->mu);
+	f->batch = NULL;
+	f->sent = NULL;
+	f->nbatch = 0;
+	if (f->lost_stream)
+		f->ensured = false; /* the stream may be gone: ensure it again */
+	pthread_mutex_unlock(&f->mu);
+	free(sent);
+
+	for (i = 0; i < n; i++)
+		if (msgs[i].rc == 0)
+			acked++;
+	if (acked < n) {
+		for (i = 0; i < n && msgs[i].rc == 0; i++)
+			;
+		de_error_set(err, DE_ERR_ALERTING, -msgs[i].rc,
+			     "%zu of %zu %s messages not stored; first: %s", n - acked, n,
+			     de_fleet_kind_name(k), msgs[i].error);
+	}
+	return (int)acked;
+}
+
+/* Whether the reader asked to stop. */
+static bool stopped(const struct de_fleet_read_opts *o)
+{
+	return o && o->stop && *o->stop;
+}
+
+/* Read the stored messages of filter under policy (see de_fleet_read_ex). */
 static int read_stream(struct de_fleet *f, const char *filter, jsDeliverPolicy policy, uint64_t max,
-		       de_fleet_msg_fn fn, void *arg, size_t *skipped, struct de_error *err)
+		       const struct de_fleet_read_opts *o, de_fleet_msg_fn fn, void *arg,
+		       size_t *skipped, struct de_error *err)
 {
 	natsSubscription *sub = NULL;
 	jsStreamInfo *si = NULL;
@@ -310,9 +530,10 @@ static int read_stream(struct de_fleet *f, const char *filter, jsDeliverPolicy p
 	natsStatus st;
 	uint64_t n = 0, last;
 	size_t skip = 0;
+	bool follow = o && o->follow, durable = o && o->durable;
 	int rc = 0;
 
-	/* where the stream ends now: reading stops there */
+	/* where the stream ends now: reading stops there (unless following) */
 	if ((st = js_GetStreamInfo(&si, f->js, f->s.stream, NULL, &jerr)) != NATS_OK)
 		return st == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr
 			       ? de_error_set(err, DE_ERR_ALERTING, ENOENT,
@@ -320,19 +541,37 @@ static int read_stream(struct de_fleet *f, const char *filter, jsDeliverPolicy p
 			       : nats_fail(err, st, "cannot read the fleet stream");
 	last = si->State.LastSeq;
 	jsStreamInfo_Destroy(si);
-	if (last == 0)
+	if (last == 0 && !follow)
 		goto out;
 	jsSubOptions_Init(&so);
 	so.Stream = f->s.stream;
-	so.Ordered = true;
 	so.Config.DeliverPolicy = policy;
+	if (o && o->since_ms > 0 && policy == js_DeliverAll) {
+		so.Config.DeliverPolicy = js_DeliverByStartTime;
+		so.Config.OptStartTime = o->since_ms * 1000000;
+	}
+	if (durable) {
+		/* the server keeps where it stopped: each message is acked once handled */
+		so.Config.Durable = o->durable;
+		so.Config.AckPolicy = js_AckExplicit;
+		so.ManualAck = true;
+	} else {
+		so.Ordered = true;
+	}
 	if ((st = js_SubscribeSync(&sub, f->js, filter, NULL, &so, &jerr)) != NATS_OK)
 		return nats_fail(err, st, "cannot read the fleet stream");
 	while (!max || n < max) {
 		natsMsg *m = NULL;
 		jsMsgMetaData *meta = NULL;
 		const char *id = NULL;
-		st = natsSubscription_NextMsg(&m, sub, (int64_t)f->s.publish_timeout_ms);
+		st = natsSubscription_NextMsg(&m, sub,
+					      follow ? 250 : (int64_t)f->s.publish_timeout_ms);
+		if (stopped(o)) {
+			natsMsg_Destroy(m);
+			break;
+		}
+		if (st == NATS_TIMEOUT && follow)
+			continue; /* nothing new yet */
 		if (st == NATS_TIMEOUT)
 			break; /* nothing more for this filter */
 		if (st != NATS_OK) {
@@ -360,12 +599,16 @@ static int read_stream(struct de_fleet *f, const char *filter, jsDeliverPolicy p
 			natsMsg_Destroy(m);
 			break;
 		}
+		if (durable)
+			(void)natsMsg_Ack(m, NULL);
 		natsMsg_Destroy(m);
 		n++;
-		if (pending == 0 || fm.seq >= last)
+		if (!follow && (pending == 0 || fm.seq >= last))
 			break;
 	}
-	natsSubscription_Unsubscribe(sub);
+	/* a durable consumer stays on the server for the next read */
+	if (!durable)
+		natsSubscription_Unsubscribe(sub);
 	natsSubscription_Destroy(sub);
 out:
 	if (skipped)
@@ -376,6 +619,13 @@ out:
 int de_fleet_read(struct de_fleet *f, const char *host, enum de_fleet_kind k, uint64_t max,
 		  de_fleet_msg_fn fn, void *arg, size_t *skipped, struct de_error *err)
 {
+	return de_fleet_read_ex(f, host, k, max, NULL, fn, arg, skipped, err);
+}
+
+int de_fleet_read_ex(struct de_fleet *f, const char *host, enum de_fleet_kind k, uint64_t max,
+		     const struct de_fleet_read_opts *o, de_fleet_msg_fn fn, void *arg,
+		     size_t *skipped, struct de_error *err)
+{
 	char filter[DE_FLEET_SUBJECT_MAX];
 
 	if (host ? de_fleet_subject(f->s.subject_prefix, host, k, filter, sizeof(filter)) < 0
@@ -383,7 +633,11 @@ int de_fleet_read(struct de_fleet *f, const char *host, enum de_fleet_kind k, ui
 			    de_fleet_kind_name(k)) >= (int)sizeof(filter))
 		return de_error_set(err, DE_ERR_VALIDATION, EINVAL, "'%s' is not a host id",
 				    host ? host : "");
-	return read_stream(f, filter, js_DeliverAll, max, fn, arg, skipped, err);
+	if (o && o->durable && !de_fleet_token_valid(o->durable))
+		return de_error_set(err, DE_ERR_VALIDATION, EINVAL,
+				    "'%s' is not a consumer name (1-64 of A-Z a-z 0-9 _ -)",
+				    o->durable);
+	return read_stream(f, filter, js_DeliverAll, max, o, fn, arg, skipped, err);
 }
 
 int de_fleet_read_latest(struct de_fleet *f, enum de_fleet_kind k, de_fleet_msg_fn fn, void *arg,
@@ -394,7 +648,92 @@ int de_fleet_read_latest(struct de_fleet *f, enum de_fleet_kind k, de_fleet_msg_
 	if (snprintf(filter, sizeof(filter), "%s.*.%s", f->s.subject_prefix,
 		     de_fleet_kind_name(k)) >= (int)sizeof(filter))
 		return de_error_set(err, DE_ERR_VALIDATION, EINVAL, "subject prefix too long");
-	return read_stream(f, filter, js_DeliverLastPerSubject, 0, fn, arg, NULL, err);
+	return read_stream(f, filter, js_DeliverLastPerSubject, 0, NULL, fn, arg, NULL, err);
+}
+
+/* ---- the key-value bucket of rule bundles --------------------------------------- */
+
+/*
+ * A NUL-terminated copy of src[0..n) into *data (the caller frees) and
+ * *len: 0, or a ValidationError `code` (E2BIG, EMSGSIZE) when n > max.
+ */
+static int copy_capped(const void *src, size_t n, size_t max, int code, char **data, size_t *len,
+		       struct de_error *err)
+{
+	char *copy;
+
+	if (n > max)
+		return de_error_set(err, DE_ERR_VALIDATION, code,
+				    "a message of %zu bytes dropped (at most %zu)", n, max);
+	if (!(copy = malloc(n + 1)))
+		return de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
+	memcpy(copy, src, n);
+	copy[n] = '\0';
+	*data = copy;
+	*len = n;
+	return 0;
+}
+
+int de_fleet_kv_put(struct de_fleet *f, const char *bucket, const char *key, const void *data,
+		    size_t len, uint64_t *revision, struct de_error *err)
+{
+	kvStore *kv = NULL;
+	kvConfig c;
+	natsStatus st;
+	uint64_t rev = 0;
+
+	if (len > DE_FLEET_MSG_MAX)
+		return de_error_set(err, DE_ERR_ALERTING, EINVAL,
+				    "a value of %zu bytes is too large", len);
+	if (!de_fleet_connected(f))
+		return de_error_set(err, DE_ERR_ALERTING, EAGAIN,
+				    "not connected to the fleet's NATS servers");
+	if ((st = js_KeyValue(&kv, f->js, bucket)) == NATS_NOT_FOUND) {
+		kvConfig_Init(&c);
+		c.Bucket = bucket;
+		c.Description = "daemoneye fleet: signed rule bundles";
+		c.History = 5;
+		c.Replicas = (int)f->s.stream_replicas;
+		c.MaxValueSize = DE_FLEET_MSG_MAX;
+		c.StorageType = js_FileStorage;
+		st = js_CreateKeyValue(&kv, f->js, &c);
+	}
+	if (st != NATS_OK)
+		return nats_fail(err, st, "cannot open the key-value bucket");
+	st = kvStore_Put(&rev, kv, key, data, (int)len);
+	kvStore_Destroy(kv);
+	if (st != NATS_OK)
+		return nats_fail(err, st, "cannot store in the key-value bucket");
+	if (revision)
+		*revision = rev;
+	return 0;
+}
+
+int de_fleet_kv_get(struct de_fleet *f, const char *bucket, const char *key, size_t max,
+		    char **data, size_t *len, uint64_t *revision, struct de_error *err)
+{
+	kvStore *kv = NULL;
+	kvEntry *e = NULL;
+	natsStatus st;
+	int rc;
+
+	if (!de_fleet_connected(f))
+		return de_error_set(err, DE_ERR_ALERTING, EAGAIN,
+				    "not connected to the fleet's NATS servers");
+	if ((st = js_KeyValue(&kv, f->js, bucket)) == NATS_NOT_FOUND)
+		return 0;
+	if (st != NATS_OK)
+		return nats_fail(err, st, "cannot open the key-value bucket");
+	st = kvStore_Get(&e, kv, key);
+	kvStore_Destroy(kv);
+	if (st == NATS_NOT_FOUND)
+		return 0;
+	if (st != NATS_OK)
+		return nats_fail(err, st, "cannot read the key-value bucket");
+	*revision = kvEntry_Revision(e);
+	rc = copy_capped(kvEntry_Value(e), (size_t)kvEntry_ValueLen(e), max, E2BIG, data, len, err);
+	kvEntry_Destroy(e);
+	return rc < 0 ? rc : 1;
 }
 
 /* ---- core NATS: queries and answers ------------------------------------------- */
@@ -424,29 +763,16 @@ int de_fleet_sub_next(struct de_fleet_sub *s, int64_t timeout_ms, size_t max, ch
 {
 	natsMsg *m = NULL;
 	natsStatus st = natsSubscription_NextMsg(&m, s->sub, timeout_ms > 0 ? timeout_ms : 1);
-	size_t n;
-	char *copy;
+	int rc;
 
 	if (st == NATS_TIMEOUT)
 		return 0;
 	if (st != NATS_OK)
 		return nats_fail(err, st, "receiving");
-	n = (size_t)natsMsg_GetDataLength(m);
-	if (n > max) {
-		natsMsg_Destroy(m);
-		return de_error_set(err, DE_ERR_VALIDATION, EMSGSIZE,
-				    "a message of %zu bytes dropped (at most %zu)", n, max);
-	}
-	if (!(copy = malloc(n + 1))) {
-		natsMsg_Destroy(m);
-		return de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
-	}
-	memcpy(copy, natsMsg_GetData(m), n);
-	copy[n] = '\0';
+	rc = copy_capped(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), max, EMSGSIZE, data,
+			 len, err);
 	natsMsg_Destroy(m);
-	*data = copy;
-	*len = n;
-	return 1;
+	return rc < 0 ? rc : 1;
 }
 
 void de_fleet_sub_free(struct de_fleet_sub *s)

@@ -21,6 +21,7 @@
 
 #include "daemoneye/base64.h"
 #include "daemoneye/buf.h"
+#include "fleet_int.h"
 
 #define SIGNED_TAG "daemoneye-fleet-query-v1\n"
 
@@ -115,8 +116,7 @@ int de_fleet_query_sign(const struct de_fleet_query *q, const struct de_ckpt_key
 			size_t *len, struct de_error *err)
 {
 	struct de_buf b = DE_BUF_INIT(DE_FLEET_QUERY_MAX);
-	uint8_t sig[DE_ED25519_SIG_LEN];
-	char sig64[DE_BASE64_LEN(DE_ED25519_SIG_LEN) + 1];
+	char sig64[FLEET_SIG64_LEN];
 	json_t *o = NULL, *hosts = NULL;
 	char *text = NULL;
 	int rc;
@@ -127,11 +127,10 @@ int de_fleet_query_sign(const struct de_fleet_query *q, const struct de_ckpt_key
 		de_buf_free(&b);
 		return de_error_set(err, DE_ERR_VALIDATION, E2BIG, "fleet query too large");
 	}
-	rc = de_checkpoint_key_sign(key, b.p, b.len, sig, err);
+	rc = fleet_sig_make(key, b.p, b.len, sig64, err);
 	de_buf_free(&b);
 	if (rc < 0)
 		return rc;
-	de_base64_encode(sig, sizeof(sig), sig64);
 	if (!(hosts = json_array()))
 		goto nomem;
 	for (size_t i = 0; i < q->nhosts; i++)
@@ -178,8 +177,76 @@ bool de_fleet_query_for(const struct de_fleet_query *q, const char *host)
 	return false;
 }
 
-/* A string member into buf (cap bytes with the NUL). */
-static int str_member(const json_t *o, const char *key, char *buf, size_t cap)
+/* ---- shared with fleet_bundle.c (fleet_int.h) ------------------------------------- */
+
+int fleet_sig_make(const struct de_ckpt_key *key, const void *bytes, size_t len,
+		   char sig64[FLEET_SIG64_LEN], struct de_error *err)
+{
+	uint8_t sig[DE_ED25519_SIG_LEN];
+	int rc = de_checkpoint_key_sign(key, bytes, len, sig, err);
+
+	if (rc == 0)
+		de_base64_encode(sig, sizeof(sig), sig64);
+	return rc;
+}
+
+int fleet_sig_check(const struct de_ckpt_key *pub, const void *bytes, size_t len, const char *sig64,
+		    const char *what, struct de_error *err)
+{
+	uint8_t sig[DE_ED25519_SIG_LEN + 3];
+	size_t n = 0;
+	int rc;
+
+	if (de_base64_decode(sig64, strlen(sig64), sig, sizeof(sig), &n) < 0 ||
+	    n != DE_ED25519_SIG_LEN)
+		return de_error_set(err, DE_ERR_CRYPTO, EBADMSG,
+				    "%s refused: its signature is not 64 bytes of base64", what);
+	if ((rc = de_checkpoint_key_verify(pub, bytes, len, sig, err)) == -EBADMSG)
+		de_error_set(err, DE_ERR_CRYPTO, EBADMSG,
+			     "%s refused: not signed by the operator's key "
+			     "(fleet.operator_public_key)",
+			     what);
+	return rc;
+}
+
+int fleet_json_open(const char *msg, size_t len, size_t max, const char *const *keys, size_t n,
+		    const char *what, json_t **out, struct de_error *err)
+{
+	json_t *o;
+
+	if (len > max)
+		return de_error_set(err, DE_ERR_VALIDATION, E2BIG,
+				    "%s of %zu bytes refused (at most %zu)", what, len, max);
+	if (!(o = json_loadb(msg, len, JSON_REJECT_DUPLICATES, NULL)) || !json_is_object(o)) {
+		json_decref(o);
+		return de_error_set(err, DE_ERR_VALIDATION, EBADMSG,
+				    "malformed %s: not a JSON object", what);
+	}
+	if (!fleet_json_only(o, keys, n)) {
+		json_decref(o);
+		return de_error_set(err, DE_ERR_VALIDATION, EBADMSG, "malformed %s: unknown member",
+				    what);
+	}
+	*out = o;
+	return 0;
+}
+
+bool fleet_json_only(const json_t *o, const char *const *keys, size_t n)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach ((json_t *)o, k, v) {
+		bool known = false;
+		for (size_t i = 0; i < n; i++)
+			known |= strcmp(k, keys[i]) == 0;
+		if (!known)
+			return false;
+	}
+	return true;
+}
+
+int fleet_json_str(const json_t *o, const char *key, char *buf, size_t cap)
 {
 	const json_t *v = json_object_get(o, key);
 	const char *s = json_string_value(v);
@@ -198,39 +265,23 @@ int de_fleet_query_open(const char *msg, size_t len, const struct de_ckpt_key *p
 					   "reply", "hosts", "sql",	  "sig"};
 	struct de_fleet_query q = {0};
 	struct de_buf b = DE_BUF_INIT(DE_FLEET_QUERY_MAX);
-	uint8_t sig[DE_ED25519_SIG_LEN + 3];
-	char sig64[DE_BASE64_LEN(DE_ED25519_SIG_LEN) + 8];
+	char sig64[FLEET_SIG64_LEN], what[96];
 	json_t *o = NULL;
-	const json_t *hosts, *v;
-	const char *k, *sql;
-	size_t n = 0;
+	const json_t *hosts;
+	const char *sql;
 	int rc;
 
-	if (len > DE_FLEET_QUERY_MAX)
-		return de_error_set(err, DE_ERR_VALIDATION, E2BIG,
-				    "fleet query of %zu bytes refused (at most %d)", len,
-				    DE_FLEET_QUERY_MAX);
-	if (!(o = json_loadb(msg, len, JSON_REJECT_DUPLICATES, NULL)) || !json_is_object(o)) {
-		rc = malformed(err, "not a JSON object");
+	if ((rc = fleet_json_open(msg, len, DE_FLEET_QUERY_MAX, keys,
+				  sizeof(keys) / sizeof(keys[0]), "fleet query", &o, err)) < 0)
 		goto out;
-	}
-	json_object_foreach (o, k, v) {
-		bool known = false;
-		for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-			known |= strcmp(k, keys[i]) == 0;
-		if (!known) {
-			rc = malformed(err, "unknown member");
-			goto out;
-		}
-	}
 	hosts = json_object_get(o, "hosts");
 	sql = json_string_value(json_object_get(o, "sql"));
 	if (json_integer_value(json_object_get(o, "v")) != 1 ||
 	    !json_is_integer(json_object_get(o, "issued_ms")) ||
 	    !json_is_integer(json_object_get(o, "expires_ms")) || !json_is_array(hosts) || !sql ||
-	    str_member(o, "id", q.id, sizeof(q.id)) < 0 ||
-	    str_member(o, "reply", q.reply, sizeof(q.reply)) < 0 ||
-	    str_member(o, "sig", sig64, sizeof(sig64)) < 0) {
+	    fleet_json_str(o, "id", q.id, sizeof(q.id)) < 0 ||
+	    fleet_json_str(o, "reply", q.reply, sizeof(q.reply)) < 0 ||
+	    fleet_json_str(o, "sig", sig64, sizeof(sig64)) < 0) {
 		rc = malformed(err,
 			       "a member is missing or of the wrong type (version 1 expected)");
 		goto out;
@@ -267,24 +318,13 @@ int de_fleet_query_open(const char *msg, size_t len, const struct de_ckpt_key *p
 	}
 	if ((rc = check_fields(&q, err)) < 0)
 		goto out;
-	if (de_base64_decode(sig64, strlen(sig64), sig, sizeof(sig), &n) < 0 ||
-	    n != DE_ED25519_SIG_LEN) {
-		rc = de_error_set(err, DE_ERR_CRYPTO, EBADMSG,
-				  "fleet query refused: its signature is not 64 bytes of base64");
-		goto out;
-	}
 	if (signed_bytes(&q, &b) < 0) {
 		rc = de_error_set(err, DE_ERR_VALIDATION, E2BIG, "fleet query too large");
 		goto out;
 	}
-	if ((rc = de_checkpoint_key_verify(pub, b.p, b.len, sig, err)) < 0) {
-		if (rc == -EBADMSG)
-			de_error_set(err, DE_ERR_CRYPTO, EBADMSG,
-				     "fleet query %s refused: not signed by the operator's key "
-				     "(fleet.operator_public_key)",
-				     q.id);
+	snprintf(what, sizeof(what), "fleet query %s", q.id);
+	if ((rc = fleet_sig_check(pub, b.p, b.len, sig64, what, err)) < 0)
 		goto out;
-	}
 	/* signed: now whether it is still meant to run */
 	if (q.issued_ms > now_ms + DE_FLEET_QUERY_SKEW_MS ||
 	    q.issued_ms < now_ms - DE_FLEET_QUERY_SKEW_MS - DE_FLEET_QUERY_TTL_MAX_MS ||

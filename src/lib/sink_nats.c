@@ -12,6 +12,13 @@
  * the outbox keeps the alerts, retries with backoff and its circuit
  * breaker, and delivers them in order when the cluster is back.
  *
+ * What the alert manager's queue holds at once goes through deliver_batch:
+ * every alert published without waiting (de_fleet_publish_many, at most
+ * fleet.publish_max_pending in flight), then each one's outcome from its
+ * own ack, so an alert is recorded delivered only when the stream
+ * acknowledged it, and one whose ack failed or never came is retried by
+ * the outbox like any transient failure.
+ *
  * Outcomes: acknowledged (or acknowledged as a duplicate) delivered; a
  * message larger than the stream accepts permanent; everything else
  * (not connected, timeout, no stream yet, permissions an operator may
@@ -95,6 +102,34 @@ static void ns_deliver(void *state, const struct de_sink_msg *m, struct de_sink_
 		     s->subject, err.message);
 }
 
+static void ns_deliver_batch(void *state, const struct de_sink_msg *msgs, size_t n,
+			     struct de_sink_result *results)
+{
+	struct nats_sink *s = state;
+	struct de_error err = {0};
+	struct de_fleet_pub *p = calloc(n, sizeof(*p));
+	int rc;
+
+	if (!p) {
+		for (size_t i = 0; i < n; i++)
+			de_sink_fail(&results[i], DE_SINK_TRANSIENT, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		p[i] = (struct de_fleet_pub){
+			.msg_id = msgs[i].alert_id, .data = msgs[i].payload, .len = msgs[i].len};
+	rc = de_fleet_publish_many(s->f, DE_FLEET_ALERTS, p, n, n ? msgs[0].timeout_ms : 0, &err);
+	for (size_t i = 0; i < n; i++) {
+		if (p[i].rc == 0)
+			results[i].outcome = DE_SINK_OK;
+		else
+			de_sink_fail(&results[i],
+				     p[i].rc == -EINVAL ? DE_SINK_PERMANENT : DE_SINK_TRANSIENT,
+				     "%s: %s", s->subject, rc < 0 ? err.message : p[i].error);
+	}
+	free(p);
+}
+
 static bool ns_health(void *state, char *buf, size_t n)
 {
 	struct nats_sink *s = state;
@@ -118,6 +153,7 @@ const struct de_sink_ops de_sink_nats_ops = {
 	.configure = ns_configure,
 	.open = ns_open,
 	.deliver = ns_deliver,
+	.deliver_batch = ns_deliver_batch,
 	.health = ns_health,
 	.reopen = NULL,
 	.close = ns_close,
