@@ -481,6 +481,9 @@ ps = [json.loads(l)["payload"] for l in sys.stdin if l.strip()]
 sys.exit(0 if any(eval(sys.argv[1], {"p": p}) for p in ps) else 1)' "$3"
 }
 check "the install is in the host's audit ledger" wait_for 60 ledger_has h-a rules.bundle 'p["version"] == 1 and p["in_use"]'
+check "a query run is in the host's audit ledger" wait_for 60 ledger_has h-b fleet.query 'p["sql"] == "SELECT 2 AS two" and p["rows"] == 1'
+check "so is the replay it refused" wait_for 60 ledger_has h-b fleet.query_refused '"replay" in p["error"]'
+check "and the SQL its sandbox refused, with why" ledger_has h-a fleet.query 'p["sql"] == "DELETE FROM processes" and p.get("error")'
 # tampered: a signed bundle whose rule was changed afterwards, put straight into the bucket
 push --key "$tmp/op/audit.key" --version 2 --out "$tmp/b2.json" "$tmp/b1" >/dev/null 2>&1
 $PY -c 'import sys; t = open(sys.argv[1]).read(); print(t.replace("bundle-one", "bundle-evil"), end="")' \

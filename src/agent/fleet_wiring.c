@@ -16,8 +16,11 @@
  * <prefix>.<host-id>.query, runs only what the operator's key signed,
  * fresh, once, meant for this host, in the rules' SQL sandbox over its
  * read-only engine connection, and answers on the query's reply subject.
- * Every query run or refused is logged with its id (the audit ledger is
- * written by the privileged side, which does not see the bus yet).
+ * Every query run or refused is logged with its id; each signed query run
+ * or refused as a replay is recorded in the audit ledger (fleet.query,
+ * fleet.query_refused: id, SQL, rows, error).  Messages that fail the
+ * signature check are only logged: anyone on the bus can send them, and
+ * recording each would let them grow the ledger without bound.
  *
  * With the same key the agent takes signed rule bundles (fleet.h) from the
  * key-value bucket DE_FLEET_BUNDLE_BUCKET, looking every BUNDLE_POLL_MS: a
@@ -414,9 +417,12 @@ static void serve_query(struct agent *ag, const char *msg, size_t len)
 	if (!de_fleet_query_for(&q, fl->set.host_id))
 		goto out; /* meant for other hosts */
 	if ((rc = de_fleet_seen_add(fl->seen, q.id, q.expires_ms, now)) < 0) {
-		de_log_warnx("fleet: query %s refused: %s", q.id,
-			     rc == -EALREADY ? "already run (a replay)"
-					     : "too many queries in flight");
+		const char *why = rc == -EALREADY ? "already run (a replay)"
+						  : "too many queries in flight";
+		de_log_warnx("fleet: query %s refused: %s", q.id, why);
+		agent_ledger_json(ag, "fleet.query_refused",
+				  json_pack("{s:s, s:s, s:s}", "id", q.id, "sql", q.sql,
+					    "error", why));
 		goto out;
 	}
 	answer = run_query(ag, &q, &nrows, &err);
@@ -426,6 +432,10 @@ static void serve_query(struct agent *ag, const char *msg, size_t len)
 	}
 	de_log_info("fleet: query %s run (%zu rows%s%s): %.200s", q.id, nrows,
 		    err.message[0] ? "; failed: " : "", err.message, q.sql);
+	agent_ledger_json(ag, "fleet.query",
+			  json_pack("{s:s, s:s, s:I, s:s?}", "id", q.id, "sql", q.sql, "rows",
+				    (json_int_t)nrows, "error",
+				    err.message[0] ? err.message : NULL));
 	de_error_clear(&err);
 	if (de_fleet_send(fl->f, q.reply, answer, strlen(answer), &err) < 0)
 		de_log_err(&err);
