@@ -271,8 +271,12 @@ import json, sys
 got = [json.loads(l)["msg_id"] for l in open(sys.argv[1])]
 want = open(sys.argv[2]).read().split()
 assert sorted(got) == sorted(want), (got, want)
-if got != want:
-    print("# note: after the outage the outbox retried them in due order, not raised order:", got)
+' "$tmp/alerts3.ndjson" "$tmp/ids"
+check "and in the order they were raised, across the outage" $PY -c '
+import json, sys
+got = [json.loads(l)["msg_id"] for l in open(sys.argv[1])]
+want = open(sys.argv[2]).read().split()
+assert got == want, (got, want)
 ' "$tmp/alerts3.ndjson" "$tmp/ids"
 cli fleet show scans --host "$hid" >"$tmp/scans3.ndjson"
 check "scan summaries arrive in order across the outage, one reporting the overflow" $PY -c '
