@@ -9,7 +9,9 @@
 # scan, the alert on a marker process, its delivery, stop; an operator's
 # `rules disable` recorded by the CLI and covered by the next run's signed
 # checkpoint; the CLI refusing a change it cannot record; a row tampered
-# with the sqlite3 tool caught naming its sequence.  As root and as nobody.
+# with the sqlite3 tool caught naming its sequence; a ledger at an
+# audit.path of its own first made by root's CLI, still written by the
+# worker.  As root and as nobody.
 set -u
 bin=$1
 . "$(dirname "$0")/lib.sh"
@@ -163,6 +165,56 @@ if $root; then
 	mkdir -p "$tmp/nb"
 	chown nobody "$tmp/nb"
 	ledger_run nobody "$tmp/nb" setpriv --reuid=nobody --regid=nogroup --clear-groups env HOME="$tmp/nb"
+fi
+
+# a ledger at an audit.path of its own, first made by an operator's
+# daemoneye-cli (as root: root's 0600 file): the service's worker still
+# writes it (the parent gives it the ledger and its directory); a
+# directory shared with other files is refused at start, naming it
+custom_ledger() {
+	local who=$1 dir=$2
+	shift 2
+	local run=("$@")
+	local set=(--set "app.state_dir=$dir/state" --set "detection.rules_dirs=[]"
+		--set "audit.path=$dir/audit/ledger.sqlite")
+	"${run[@]}" "$cli" "${set[@]}" rules disable deleted-executable >/dev/null 2>"$dir/cli.err"
+	local rc=$?
+	check "$who, custom audit.path: the CLI makes the ledger (rc=$rc)" test "$rc" = 0 -a -s "$dir/audit/ledger.sqlite"
+	"${run[@]}" "$bin/daemoneye-agent" --once "${set[@]}" >/dev/null 2>"$dir/once.err"
+	rc=$?
+	check "$who, custom audit.path: agent --once exits 0 (rc=$rc)" test "$rc" = 0 || sed 's/^/#   /' "$dir/once.err"
+	check "$who, custom audit.path: the worker opened it" grep -q "audit ledger $dir/audit/ledger.sqlite" "$dir/once.err"
+	"${run[@]}" "$cli" "${set[@]}" audit log --format ndjson >"$dir/log.ndjson"
+	check "$who, custom audit.path: the CLI's entry, then the agent's start, scan and stop" python3 - "$dir/log.ndjson" <<'PY'
+import json, sys
+acts = [(e["actor"].split(":")[0], e["action"]) for e in map(json.loads, open(sys.argv[1]))]
+assert acts[0] == ("cli", "rule.disable"), acts
+for a in ("start", "scan", "stop"):
+    assert ("agent", a) in acts, (a, acts)
+PY
+	"${run[@]}" "$cli" "${set[@]}" audit verify >/dev/null 2>&1
+	rc=$?
+	check "$who, custom audit.path: verify exits 0 (rc=$rc)" test "$rc" = 0
+}
+mkdir -p "$tmp/cust"
+custom_ledger "$(id -un)" "$tmp/cust"
+if $root; then
+	check "root, custom audit.path: the ledger is the worker's (nobody)" test "$(stat -c %U "$tmp/cust/audit/ledger.sqlite")" = nobody
+	check "  and so is its directory" test "$(stat -c %U "$tmp/cust/audit")" = nobody
+	check "  still writable only by its owner" test "$(stat -c %a "$tmp/cust/audit/ledger.sqlite")" = 600
+	# a directory the ledger shares with other files is never given away
+	mkdir -p "$tmp/shared"
+	chmod 755 "$tmp/shared"
+	touch "$tmp/shared/other"
+	"$bin/daemoneye-agent" --once --set "app.state_dir=$tmp/shared/state" --set "detection.rules_dirs=[]" \
+		--set "audit.path=$tmp/shared/ledger.sqlite" >/dev/null 2>"$tmp/shared.err"
+	rc=$?
+	check "root, audit.path in a shared root-owned directory: refused with 78 (rc=$rc)" test "$rc" = 78
+	check "  naming the directory" grep -q "its directory $tmp/shared holds other files" "$tmp/shared.err"
+	check "  which stays root's" test "$(stat -c %U "$tmp/shared")" = root
+	mkdir -p "$tmp/ncust"
+	chown nobody "$tmp/ncust"
+	custom_ledger nobody "$tmp/ncust" setpriv --reuid=nobody --regid=nogroup --clear-groups env HOME="$tmp/ncust"
 fi
 
 echo "integration_ledger: $fails failed"
