@@ -131,6 +131,14 @@ struct de_store_diff {
 	size_t history; /* identity changes recorded in process_changes */
 	size_t exited;	/* instances marked exited and dropped from the snapshot */
 	size_t samples; /* rows written to process_samples */
+	/* a full scan's batch (de_store_processes; zero after events): BLAKE3 over
+	   each record's 32-byte digest, in the batch's order: little-endian u64
+	   pid, start time (ms; -1 unknown), identity hash and changing-values
+	   hash, the store's own 64-bit hashes of what it stores of the record
+	   (store_hash.c).  Any stored field of any process changes it; it is no
+	   stronger than those 64-bit hashes against a process crafted to collide */
+	bool has_batch_hash;
+	uint8_t batch_hash[32];
 };
 
 /*

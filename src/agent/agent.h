@@ -82,6 +82,7 @@ struct agent {
 	int64_t ledger_us;		    /* time spent on the ledger since the cycle began */
 	int64_t ledger_cycle_us;	    /* ... in the last full cycle (-1: none yet) */
 	int64_t ledger_next_flush;	    /* between cycles, not before (monotonic ms) */
+	uint32_t ledger_pm_gen;		    /* the procmond whose privileges are recorded */
 	uint64_t scan_interval_ms;
 	uint64_t retention_days;      /* database.retention_days */
 	bool warned_over_cap;	      /* said once that the snapshot alone exceeds max_size_mb */
@@ -231,6 +232,11 @@ void agent_ledger_rules(struct agent *ag, const char *reason);
 /* One full scan: its id and counts (diff NULL and error set when it failed). */
 void agent_ledger_scan(struct agent *ag, int64_t scan_id, const struct de_collect_stats *st,
 		       const struct de_store_diff *diff, size_t alerts, const char *error);
+/* A component's privileges as the kernel reports them (/proc/pid/status). */
+void agent_ledger_privileges(struct agent *ag, const char *component, pid_t pid);
+/* A rule the sandbox stopped at run time (timeout, memory or length limit in e). */
+void agent_ledger_rule_stopped(struct agent *ag, const char *rule_id, int64_t scan_id,
+			       const struct de_error *e);
 /* Commit what is queued; a checkpoint when one is due.  Each cycle. */
 void agent_ledger_flush(struct agent *ag);
 /* Between cycles: commit what is queued, at most once a second. */

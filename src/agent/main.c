@@ -576,8 +576,10 @@ static void run_rules(struct agent *ag, int64_t scan_id, struct de_alert_list *a
 		de_engine_run_rule(d->engine, &d->rules.items[i], scan_id, NULL, alerts, res);
 		if (res->ran && res->status < 0 && drain_over)
 			de_log_warnx("rule %s: interrupted: the service is stopping", res->rule_id);
-		else if (res->ran && res->status < 0)
+		else if (res->ran && res->status < 0) {
 			de_log_err(&res->error);
+			agent_ledger_rule_stopped(ag, res->rule_id, scan_id, &res->error);
+		}
 		if (de_mono_ms() >= ag->next_heartbeat)
 			agent_ctl_heartbeat(ag);
 	}
@@ -637,6 +639,11 @@ static int cycle(struct agent *ag, struct de_error *err)
 		goto out;
 	}
 	telemetry_store_write(ag, (double)(de_mono_us() - w0) / 1e6);
+	if (ag->pm.gen != ag->ledger_pm_gen) {
+		/* a new procmond has answered: it has dropped what it does not keep */
+		agent_ledger_privileges(ag, "procmond", ag->pm.pid);
+		ag->ledger_pm_gen = ag->pm.gen;
+	}
 	if (conns &&
 	    (rc = de_store_connections(ag->store, ag->pm.conns, ag->pm.nconns, wall0, err)) < 0) {
 		/* the processes are stored: the rules still run; the next cycle retries */
@@ -802,6 +809,10 @@ int worker_main(const struct agent_opts *o)
 				    json_pack("{s:s, s:i, s:I}", "version", DE_VERSION, "pid",
 					      (int)getpid(), "uid", (json_int_t)geteuid()));
 		agent_ledger_rules(&ag, "start");
+		/* the parent dropped its capabilities before it started us; we
+		   became our user before we were executed */
+		agent_ledger_privileges(&ag, "parent", getppid());
+		agent_ledger_privileges(&ag, "worker", getpid());
 		agent_ledger_flush(&ag);
 	}
 	status = worker_loop(&ag);
