@@ -234,6 +234,29 @@ if $root; then
 	ledger_run nobody "$tmp/nb" setpriv --reuid=nobody --regid=nogroup --clear-groups env HOME="$tmp/nb"
 fi
 
+# the parent signs without mapping libcrypto (a child per signature): a
+# running service with a key signs checkpoints that verify, and its parent
+# has no libcrypto in its maps
+mkdir -p "$tmp/sig"
+"$cli" keygen --out "$tmp/sig/keys" >/dev/null
+"$bin/daemoneye-agent" --set "app.state_dir=$tmp/sig/state" --set "detection.rules_dirs=[]" \
+	--set app.scan_interval_ms=600000 --set audit.enable_signatures=true \
+	--set "audit.private_key_path=$tmp/sig/keys/audit.key" --set audit.checkpoint_every_entries=1 \
+	>/dev/null 2>"$tmp/sig/agent.err" &
+sigagent=$!
+check "signing service: the first scan" wait_for 60 grep -q "info: scan 1:" "$tmp/sig/agent.err"
+if ldd "$bin/daemoneye-agent" | grep -q libcrypto; then
+	ok "signing service: the parent has no libcrypto mapped # SKIP this build links every library (sanitizers)"
+else
+	check "signing service: the parent has no libcrypto mapped" bash -c "! grep -q libcrypto /proc/$sigagent/maps"
+fi
+check "signing service: the parent holds no key file open" bash -c "! ls -l /proc/$sigagent/fd | grep -q audit.key"
+stop "$sigagent"
+"$cli" --set "app.state_dir=$tmp/sig/state" audit verify --pubkey "$tmp/sig/keys/audit.pub" >"$tmp/sig/v" 2>&1
+rc=$?
+check "signing service: verify --pubkey exits 0 (rc=$rc)" test "$rc" = 0
+check "signing service: its checkpoints, signatures verified" grep -q '^checkpoints  [1-9][0-9]* (signatures verified)' "$tmp/sig/v"
+
 # a ledger at an audit.path of its own, first made by an operator's
 # daemoneye-cli (as root: root's 0600 file): the service's worker still
 # writes it (the parent gives it the ledger and its directory); a
