@@ -257,6 +257,36 @@ rc=$?
 check "signing service: verify --pubkey exits 0 (rc=$rc)" test "$rc" = 0
 check "signing service: its checkpoints, signatures verified" grep -q '^checkpoints  [1-9][0-9]* (signatures verified)' "$tmp/sig/v"
 
+# retention (audit.retention_days): a run two days later (its wall clock
+# shifted by tests/clockshift.c) prunes what the first run's signed
+# checkpoint covers; verify still holds and says what was pruned
+mkdir -p "$tmp/ret"
+"$cli" keygen --out "$tmp/ret/keys" >/dev/null
+echo 0 >"$tmp/ret/shift"
+retset=(--set "app.state_dir=$tmp/ret/state" --set "detection.rules_dirs=[]" --set audit.enable_signatures=true
+	--set "audit.private_key_path=$tmp/ret/keys/audit.key" --set audit.retention_days=1)
+"$bin/daemoneye-agent" --once "${retset[@]}" >/dev/null 2>"$tmp/ret/1.err"
+rc=$?
+check "retention: a first run (rc=$rc)" test "$rc" = 0
+first=$("$cli" "${retset[@]}" audit log --format ndjson | wc -l)
+"$cli" "${retset[@]}" audit checkpoint --export "$tmp/ret/cp1.note" >/dev/null
+echo $((2 * 86400)) >"$tmp/ret/shift"
+env DE_CLOCKSHIFT_FILE="$tmp/ret/shift" LD_PRELOAD="$bin/libclockshift.so" ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0" \
+	"$bin/daemoneye-agent" --once "${retset[@]}" >/dev/null 2>"$tmp/ret/2.err"
+rc=$?
+check "retention: a run two days later (rc=$rc)" test "$rc" = 0 || sed 's/^/#   /' "$tmp/ret/2.err"
+"$cli" "${retset[@]}" audit log --format ndjson >"$tmp/ret/log.ndjson"
+check "retention: the first run's entries are gone ($first of them), the second's kept" python3 - "$tmp/ret/log.ndjson" "$first" <<'PY'
+import json, sys
+es = [json.loads(l) for l in open(sys.argv[1])]
+first = int(sys.argv[2])
+assert es and es[0]["seq"] == first + 1 and es[0]["action"] == "start", (first, es[:2])
+PY
+"$cli" "${retset[@]}" audit verify --pubkey "$tmp/ret/keys/audit.pub" --checkpoint "$tmp/ret/cp1.note" >"$tmp/ret/v" 2>&1
+rc=$?
+check "retention: verify --pubkey against the first run's exported checkpoint exits 0 (rc=$rc)" test "$rc" = 0 || sed 's/^/#   /' "$tmp/ret/v"
+check "  and says what was pruned" grep -q '^pruned       entries 1\.\.' "$tmp/ret/v"
+
 # a ledger at an audit.path of its own, first made by an operator's
 # daemoneye-cli (as root: root's 0600 file): the service's worker still
 # writes it (the parent gives it the ledger and its directory); a

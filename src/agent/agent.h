@@ -237,6 +237,8 @@ void agent_ledger_privileges(struct agent *ag, const char *component, pid_t pid)
 /* A rule the sandbox stopped at run time (timeout, memory or length limit in e). */
 void agent_ledger_rule_stopped(struct agent *ag, const char *rule_id, int64_t scan_id,
 			       const struct de_error *e);
+/* audit.retention_days: the entries older, that a checkpoint covers, a batch a cycle. */
+void agent_ledger_retention(struct agent *ag);
 /* Commit what is queued; a checkpoint when one is due.  Each cycle. */
 void agent_ledger_flush(struct agent *ag);
 /* Between cycles: commit what is queued, at most once a second. */

@@ -45,6 +45,8 @@
 #define LEDGER_RULES_CHUNK ((size_t)48 * 1024)
 /* Subjects listed in an alert.raised entry (the count is always given). */
 #define LEDGER_MAX_SUBJECTS 16
+/* Retention removes at most this many entries a cycle. */
+#define LEDGER_PRUNE_BATCH 10000
 /* Between cycles, the queue is committed at most this often. */
 #define LEDGER_TICK_MS 1000
 
@@ -434,6 +436,22 @@ void agent_ledger_tick(struct agent *ag)
 	if (de_audit_commit(ag->audit, &err) < 0)
 		de_log_err(&err);
 	ag->ledger_next_flush = de_mono_ms() + LEDGER_TICK_MS;
+}
+
+void agent_ledger_retention(struct agent *ag)
+{
+	struct de_audit_prune pr;
+	struct de_error err = {0};
+	uint64_t days = ag->audit_set.retention_days;
+
+	if (!ag->audit || !days)
+		return;
+	if (de_audit_prune(ag->audit, de_now_ms() - (int64_t)days * 86400000, LEDGER_PRUNE_BATCH,
+			   &pr, &err) < 0)
+		de_log_err(&err);
+	else if (pr.removed)
+		de_log_debug("audit ledger: pruned entries up to %llu (older than %llu days)",
+			     (unsigned long long)pr.upto, (unsigned long long)days);
 }
 
 void agent_ledger_close(struct agent *ag)

@@ -668,6 +668,7 @@ static int cycle(struct agent *ag, struct de_error *err)
 	agent_ledger_flush(ag);
 	ag->ledger_cycle_us = ag->ledger_us;
 	/* retention: a few short transactions between scans, never inside one */
+	agent_ledger_retention(ag);
 	struct de_prune_stats ps;
 	struct de_error perr = {0};
 	if (de_store_prune(ag->store, de_now_ms(), ag->retention_days, 0, 0, &ps, &perr) < 0) {
