@@ -187,10 +187,10 @@ static void test_samples(void **state)
 }
 
 /*
- * The batch hash (struct de_store_diff): the same batch hashes the same
- * whenever it is stored (only collection times differ), a changed value or
- * identity of one process changes it, and it is BLAKE3 over the documented
- * 32-byte digests (checked for an empty batch: BLAKE3 of nothing).
+ * The batch hash (struct de_store_diff), and the data version beside it: the same batch hashes the
+ * same whenever it is stored (only collection times differ), a changed value or identity of one
+ * process changes it, and it is BLAKE3 over the documented 32-byte digests (checked for an empty
+ * batch: BLAKE3 of nothing).
  */
 static void test_batch_hash(void **state)
 {
@@ -206,15 +206,23 @@ static void test_batch_hash(void **state)
 	d = de_store_last_diff(s);
 	assert_true(d.has_batch_hash);
 	memcpy(first, d.batch_hash, 32);
+	/* the data version: up with the first scan's rows, not with an unchanged scan */
+	struct de_store_versions v = de_store_data_versions(s);
+	assert_true(v.data > 0 && v.identity > 0);
 	retime(r, 300, 20000, 2);
 	store_ok(s, r, 300);
 	d = de_store_last_diff(s);
 	assert_memory_equal(d.batch_hash, first, 32); /* nothing stored changed */
+	assert_int_equal(de_store_data_versions(s).data, v.data);
+	assert_int_equal(de_store_data_versions(s).identity, v.identity);
 	r[299].cpu_usage = 7.0;
 	retime(r, 300, 30000, 3);
 	store_ok(s, r, 300);
 	d = de_store_last_diff(s);
 	assert_memory_not_equal(d.batch_hash, first, 32);
+	/* a changed value: data, not identity */
+	assert_int_equal(de_store_data_versions(s).data, v.data + 1);
+	assert_int_equal(de_store_data_versions(s).identity, v.identity);
 	memcpy(first, d.batch_hash, 32);
 	free(r[0].command_line[1]);
 	r[0].command_line[1] = strdup("--other");
@@ -222,6 +230,9 @@ static void test_batch_hash(void **state)
 	store_ok(s, r, 300);
 	d = de_store_last_diff(s);
 	assert_memory_not_equal(d.batch_hash, first, 32);
+	/* an identity change: both */
+	assert_int_equal(de_store_data_versions(s).data, v.data + 2);
+	assert_int_equal(de_store_data_versions(s).identity, v.identity + 1);
 	/* no records: the hash of no digests */
 	retime(r, 0, 50000, 5);
 	store_ok(s, r, 0);

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rulecache.h"
 #include "daemoneye/alert.h"
 #include "daemoneye/alertmgr.h"
 #include "daemoneye/audit.h"
@@ -38,6 +39,8 @@ struct agent_detection {
 	size_t problems;		 /* rules skipped because they are bad */
 	struct de_rule_problems refused; /* what was wrong with them (for the ledger) */
 	int64_t state_mtime;		 /* rules-state.json's when it was applied (ns, 0: none) */
+	struct rulecache cache;		 /* rules the full cycle may leave out (rulecache.h) */
+	size_t cached;			 /* rules left out by the last full cycle */
 };
 
 /* The exec path folds the store's WAL into the file beyond this size. */

@@ -83,12 +83,28 @@ static int64_t file_mtime(const char *path)
 				    : 0;
 }
 
+/* A new rule set's cache: nothing known yet, every rule runs at the first cycle. */
+static int rules_cache_init(struct agent_detection *d)
+{
+	const char **sqls = calloc(d->rules.len + 1, sizeof(*sqls));
+	int rc;
+
+	if (!sqls)
+		return -ENOMEM;
+	for (size_t i = 0; i < d->rules.len; i++)
+		sqls[i] = d->rules.items[i].sql_query;
+	rc = rulecache_init(&d->cache, sqls, d->rules.len);
+	free(sqls);
+	return rc;
+}
+
 void agent_detection_clear(struct agent_detection *det)
 {
 	de_engine_close(det->engine);
 	de_rule_set_clear(&det->rules);
 	de_rule_problems_clear(&det->refused);
 	free(det->results);
+	rulecache_free(&det->cache);
 	de_validator_free(det->validator);
 	memset(det, 0, sizeof(*det));
 }
@@ -121,7 +137,8 @@ int agent_detection_load(struct agent *ag, const struct de_config *cfg, struct a
 	d.problems = problems.len;
 	d.refused = problems;
 	memset(&problems, 0, sizeof(problems));
-	if (!(d.results = calloc(d.rules.len + 1, sizeof(*d.results)))) {
+	if (!(d.results = calloc(d.rules.len + 1, sizeof(*d.results))) ||
+	    rules_cache_init(&d) < 0) {
 		rc = de_error_set(err, DE_ERR_DETECTION, ENOMEM, "out of memory");
 		goto out;
 	}
@@ -562,18 +579,32 @@ void agent_rule_watchdog(struct agent *ag, bool full)
 
 /* ---- the cycle ------------------------------------------------------------------------ */
 
-/* Every enabled rule, one at a time, telling the parent we are alive in between. */
+/*
+ * Every enabled rule, one at a time, telling the parent we are alive in
+ * between; but a rule whose result cannot have changed since its last run
+ * (rulecache.h: it reads only the tables the store counts changes of, and
+ * none changed) is left out, reported as not run.
+ */
 static void run_rules(struct agent *ag, int64_t scan_id, struct de_alert_list *alerts)
 {
 	struct agent_detection *d = &ag->det;
+	struct de_store_versions version = de_store_data_versions(ag->store);
 
+	d->cached = 0;
 	for (size_t i = 0; i < d->rules.len; i++) {
 		struct de_rule_result *res = &d->results[i];
 		memset(res, 0, sizeof(*res));
 		res->rule_id = d->rules.items[i].id;
-		if (!d->rules.items[i].enabled || drain_over)
+		if (!d->rules.items[i].enabled || drain_over) {
+			rulecache_forget(&d->cache, i); /* enabled again: it runs */
 			continue;
+		}
+		if (rulecache_fresh(&d->cache, i, version)) {
+			d->cached++;
+			continue;
+		}
 		de_engine_run_rule(d->engine, &d->rules.items[i], scan_id, NULL, alerts, res);
+		rulecache_ran(&d->cache, i, version, res->ran && res->status == 0);
 		if (res->ran && res->status < 0 && drain_over)
 			de_log_warnx("rule %s: interrupted: the service is stopping", res->rule_id);
 		else if (res->ran && res->status < 0) {
@@ -661,6 +692,9 @@ static int cycle(struct agent *ag, struct de_error *err)
 	/* every enabled rule with its own timeout; one failing never stops the others */
 	rules_state_watch(ag);
 	run_rules(ag, scan_id, &alerts);
+	if (ag->det.cached)
+		de_log_debug("scan %lld: %zu rules left out, their tables unchanged since they ran",
+			     (long long)scan_id, ag->det.cached);
 	size_t nalerts = alerts.len;
 	agent_alerts(ag, &alerts, true);
 	agent_rule_watchdog(ag, true);

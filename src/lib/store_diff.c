@@ -152,6 +152,7 @@ int store_write_same(struct de_store *s, const struct de_process_record *r,
 		if ((rc = store_step(s, s->st[ST_UPD_SNAP], err, "cannot store a process")) < 0)
 			goto out;
 		d->changed++;
+		d->identity_changed++;
 	} else if (vals_changed) {
 		store_bind_record(s->st[ST_UPD_VALS], 0, r, scan, &b, inst, h);
 		if ((rc = store_step(s, s->st[ST_UPD_VALS], err, "cannot update a process")) < 0)
@@ -245,6 +246,10 @@ int store_finish_batch(struct de_store *s, int64_t t, int64_t scan, int64_t samp
 	s->step_errno = errno;
 	if (rc != SQLITE_OK)
 		return store_db_err(s, err, "cannot commit the snapshot");
+	if (d->added || d->changed || d->history || d->exited || d->samples)
+		s->versions.data++;
+	if (d->added || d->identity_changed || d->history || d->exited)
+		s->versions.identity++;
 	return 0;
 }
 
