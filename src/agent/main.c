@@ -600,11 +600,19 @@ static void run_rules(struct agent *ag, int64_t scan_id, struct de_alert_list *a
 			continue;
 		}
 		if (rulecache_fresh(&d->cache, i, version)) {
+			/* its last full run was within budget and would be again: for
+			   the watchdog, a quick full run (the exec path's strikes end) */
+			if (ag->strikes)
+				ag->strikes[i] = 0;
 			d->cached++;
 			continue;
 		}
 		de_engine_run_rule(d->engine, &d->rules.items[i], scan_id, NULL, alerts, res);
-		rulecache_ran(&d->cache, i, version, res->ran && res->status == 0);
+		/* a rule over its time budget runs again: the watchdog counts its runs */
+		rulecache_ran(&d->cache, i, version,
+			      res->ran && res->status == 0 &&
+				      (!ag->rule_budget_ms ||
+				       res->elapsed_us <= (int64_t)ag->rule_budget_ms * 1000));
 		if (res->ran && res->status < 0 && drain_over)
 			de_log_warnx("rule %s: interrupted: the service is stopping", res->rule_id);
 		else if (res->ran && res->status < 0) {
