@@ -23,7 +23,7 @@ DEPS = cmake make gcc pkg-config \
        libsystemd-dev libmicrohttpd-dev prometheus zsh fish logrotate \
        procps valgrind clang libclang-rt-14-dev clang-tidy python3 b3sum openssl \
        rsyslog rsyslog-openssl python3-aiosmtpd libpcre2-dev python3-yaml \
-       libbpf-dev bpftool nats-server libnats-dev
+       libbpf-dev bpftool nats-server libnats-dev libcap2-bin
 
 .PHONY: all build deps run test test-normal test-asan valgrind bench install clean format
 

@@ -51,6 +51,28 @@ for k in Type=notify NoNewPrivileges=yes ProtectSystem=strict ProtectHome=read-o
 done
 check "the unit's hardening settings are there ($missing missing)" test "$missing" = 0
 
+# the unit's CapabilityBoundingSet is what the parent keeps plus CAP_CHOWN,
+# which it uses at start only (src/agent/parent_caps.h): compared with a
+# running parent's bounding set, so that neither can change alone
+unitcaps=$(sed -n 's/^CapabilityBoundingSet=//p' "$unit" | tr ' ' '\n' | tr 'A-Z' 'a-z' | sort | xargs)
+check "the unit names a bounding set ($unitcaps)" test -n "$unitcaps"
+if [ "$(id -u)" = 0 ]; then
+	chmod 755 "$tmp" # the worker (nobody) reaches its state directory
+	mkdir -m 755 "$tmp/run"
+	"$bin/daemoneye-agent" --set app.state_dir="$tmp/run/state" --set app.scan_interval_ms=60000 \
+		--set detection.rules_dirs=[] >/dev/null 2>"$tmp/agent.err" &
+	agent=$!
+	check "the agent starts as root" wait_for 60 grep -q "started: worker pid" "$tmp/agent.err" ||
+		sed 's/^/#   /' "$tmp/agent.err"
+	bnd=$(awk '/^CapBnd:/ {print $2}' "/proc/$agent/status")
+	parentcaps=$( (capsh --decode="$bnd" | sed 's/^[^=]*=//' | tr ',' '\n'; echo cap_chown) | sort | xargs)
+	check "the unit's bounding set is the parent's (+ cap_chown): unit [$unitcaps], parent [$parentcaps]" \
+		test "$unitcaps" = "$parentcaps"
+	stop "$agent"
+else
+	ok "the unit's bounding set is the parent's # SKIP not root"
+fi
+
 # ---- the configuration ------------------------------------------------------------
 conf=$d/etc/daemoneye/config.yaml
 check "the installed configuration is valid as it is" bash -c "'$bin/daemoneye-agent' --check-config -c '$conf' >/dev/null"

@@ -838,6 +838,166 @@ static void test_two_writers(void **state)
 	assert_int_equal(rep.checkpoints, 1);
 }
 
+/* Run sql on the file at path as an attacker would: every trigger dropped first. */
+static void attack(const char *path, const char *sql)
+{
+	sqlite3 *db;
+	char *msg = NULL;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	if (sqlite3_exec(db,
+			 "DROP TRIGGER entries_no_update; DROP TRIGGER entries_no_delete;"
+			 "DROP TRIGGER merkle_nodes_no_update; DROP TRIGGER prunes_no_delete;"
+			 "DROP TRIGGER prunes_no_update;",
+			 NULL, NULL, &msg) != SQLITE_OK ||
+	    sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+		fail_msg("attacking %s: %s", path, msg);
+	sqlite3_close(db);
+}
+
+/* The ts_ms of entry seq in the file at path. */
+static int64_t entry_ts(const char *path, int seq)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int64_t ts;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(
+		sqlite3_prepare_v2(db, "SELECT ts_ms FROM entries WHERE seq = ?", -1, &st, NULL),
+		SQLITE_OK);
+	sqlite3_bind_int(st, 1, seq);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	ts = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return ts;
+}
+
+/*
+ * Retention: only what the latest signed checkpoint covers and is old
+ * enough, a batch at a time, never the last entry; verify still holds
+ * (root, every checkpoint, the exported one) and says what was pruned;
+ * proofs of pruned entries still come; deleting beyond the pruned prefix is
+ * refused; and an attack on the pruned prefix (a subtree edited, the prune
+ * record removed, a kept entry deleted) is caught.  A ledger without a
+ * checkpoint prunes nothing.
+ */
+static void test_retention(void **state)
+{
+	char path[PATH_MAX], bad[PATH_MAX];
+	uint8_t proof[DE_MERKLE_MAX_PROOF][DE_MERKLE_HASH_LEN], leaf[32], ref_root[32];
+	struct de_audit_report rep;
+	struct de_audit_prune pr;
+	struct de_error err = {0};
+	struct de_audit *a;
+	size_t n;
+
+	(void)state;
+	verify_with(ref_path, pub_path, exported, &rep);
+	memcpy(ref_root, rep.root, 32);
+	path_in(path, "retention.sqlite");
+	copy_file(ref_path, path);
+	int64_t before = entry_ts(path, 21); /* entries 1..20 are older */
+	a = open_rw(path, true, 10);
+	assert_int_equal(de_audit_prune(a, before, 5, &pr, &err), 0);
+	assert_int_equal(pr.upto, 5);
+	assert_int_equal(pr.removed, 5);
+	assert_int_equal(pr.covered_by, N);
+	assert_int_equal(de_audit_prune(a, before, 0, &pr, &err), 0);
+	assert_int_equal(pr.upto, 20);
+	assert_int_equal(pr.removed, 15);
+	assert_int_equal(de_audit_prune(a, before, 0, &pr, &err), 0);
+	assert_int_equal(pr.removed, 0);
+	/* a pruned entry's proof still comes from the tree */
+	assert_int_equal(de_audit_prove_inclusion(a, 3, N, proof, &n, leaf, &err), 0);
+	/* everything old: the checkpoint and the last entry still bound it */
+	assert_int_equal(de_audit_prune(a, INT64_MAX, 0, &pr, &err), 0);
+	assert_int_equal(pr.upto, N - 1);
+	de_audit_close(a, NULL);
+	verify_with(path, pub_path, exported, &rep);
+	expect(&rep, DE_AUDIT_INTACT, 0);
+	assert_int_equal(rep.pruned, N - 1);
+	assert_int_equal(rep.entries, N);
+	assert_memory_equal(rep.root, ref_root, 32);
+
+	/* the ledger goes on: appends, a checkpoint, a further prune */
+	a = open_rw(path, true, 10);
+	append_n(a, N + 1, 12);
+	assert_int_equal(de_audit_flush(a, &err), 0);
+	assert_int_equal(de_audit_prune(a, INT64_MAX, 0, &pr, &err), 0);
+	assert_int_equal(pr.upto, N + 12 - 1);
+	de_audit_close(a, NULL);
+	verify_with(path, pub_path, exported, &rep);
+	expect(&rep, DE_AUDIT_INTACT, 0);
+	assert_int_equal(rep.entries, N + 12);
+
+	/* the triggers: only the pruned prefix may go */
+	{
+		sqlite3 *db;
+		char *msg = NULL;
+		assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+		assert_int_not_equal(sqlite3_exec(db, "DELETE FROM entries", NULL, NULL, &msg),
+				     SQLITE_OK);
+		sqlite3_free(msg);
+		msg = NULL;
+		assert_int_not_equal(sqlite3_exec(db, "DELETE FROM prunes", NULL, NULL, &msg),
+				     SQLITE_OK);
+		sqlite3_free(msg);
+		sqlite3_close(db);
+	}
+
+	/* attacks on a pruned ledger */
+	path_in(path, "retention2.sqlite");
+	copy_file(ref_path, path);
+	a = open_rw(path, true, 10);
+	assert_int_equal(de_audit_prune(a, before, 0, &pr, &err), 0);
+	de_audit_close(a, NULL);
+	path_in(bad, "retention-leaf.sqlite");
+	copy_file(path, bad);
+	attack(bad, "UPDATE merkle_nodes SET hash = zeroblob(32) WHERE key = (SELECT MIN(key) FROM "
+		    "merkle_nodes)");
+	verify_with(bad, pub_path, NULL, &rep);
+	assert_int_not_equal(rep.problem, DE_AUDIT_INTACT);
+	printf("# a pruned subtree edited: %s\n", rep.detail);
+	path_in(bad, "retention-record.sqlite");
+	copy_file(path, bad);
+	attack(bad, "DELETE FROM prunes");
+	verify_with(bad, pub_path, NULL, &rep);
+	expect(&rep, DE_AUDIT_GAP, 1);
+	path_in(bad, "retention-kept.sqlite");
+	copy_file(path, bad);
+	attack(bad, "DELETE FROM entries WHERE seq = 21");
+	verify_with(bad, pub_path, NULL, &rep);
+	expect(&rep, DE_AUDIT_GAP, 21);
+
+	/* a schema-1 ledger (before retention): read as it is, migrated when written */
+	path_in(path, "retention-v1.sqlite");
+	copy_file(ref_path, path);
+	attack(path, "DROP TABLE prunes;"
+		     " CREATE TRIGGER entries_no_delete BEFORE DELETE ON entries BEGIN"
+		     " SELECT RAISE(ABORT, 'append-only'); END; PRAGMA user_version = 1;");
+	verify_with(path, pub_path, exported, &rep);
+	expect(&rep, DE_AUDIT_INTACT, 0);
+	a = open_rw(path, true, 10);
+	assert_int_equal(de_audit_prune(a, before, 0, &pr, &err), 0);
+	assert_int_equal(pr.upto, 20);
+	de_audit_close(a, NULL);
+	verify_with(path, pub_path, exported, &rep);
+	expect(&rep, DE_AUDIT_INTACT, 0);
+	assert_int_equal(rep.pruned, 20);
+
+	/* no checkpoint: nothing is removed */
+	path_in(path, "retention-unsigned.sqlite");
+	a = open_rw(path, false, 0);
+	append_n(a, 1, 5);
+	assert_int_equal(de_audit_flush(a, &err), 0);
+	assert_int_equal(de_audit_prune(a, INT64_MAX, 0, &pr, &err), 0);
+	assert_int_equal(pr.upto, 0);
+	assert_int_equal(pr.covered_by, 0);
+	de_audit_close(a, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -858,6 +1018,7 @@ int main(void)
 		cmocka_unit_test(test_checkpoint_by_time_and_batches),
 		cmocka_unit_test(test_commit_without_checkpoint),
 		cmocka_unit_test(test_two_writers),
+		cmocka_unit_test(test_retention),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

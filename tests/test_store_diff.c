@@ -18,6 +18,7 @@
 #define DE_TEST_NAME "store_diff"
 #include "testutil.h"
 #include "store_fixtures.h"
+#include "daemoneye/blake3.h"
 
 static void test_diff_grows_with_churn(void **state)
 {
@@ -185,6 +186,65 @@ static void test_samples(void **state)
 	free(path);
 }
 
+/*
+ * The batch hash (struct de_store_diff), and the data version beside it: the same batch hashes the
+ * same whenever it is stored (only collection times differ), a changed value or identity of one
+ * process changes it, and it is BLAKE3 over the documented 32-byte digests (checked for an empty
+ * batch: BLAKE3 of nothing).
+ */
+static void test_batch_hash(void **state)
+{
+	(void)state;
+	char *path = db_path("batch.sqlite");
+	struct de_store *s = open_at(path, 3600);
+	struct de_process_record r[300]; /* more than one block of digests */
+	struct de_store_diff d;
+	uint8_t first[32], empty[32];
+
+	mk_many(r, 300, 10000, 1);
+	store_ok(s, r, 300);
+	d = de_store_last_diff(s);
+	assert_true(d.has_batch_hash);
+	memcpy(first, d.batch_hash, 32);
+	/* the data version: up with the first scan's rows, not with an unchanged scan */
+	struct de_store_versions v = de_store_data_versions(s);
+	assert_true(v.data > 0 && v.identity > 0);
+	retime(r, 300, 20000, 2);
+	store_ok(s, r, 300);
+	d = de_store_last_diff(s);
+	assert_memory_equal(d.batch_hash, first, 32); /* nothing stored changed */
+	assert_int_equal(de_store_data_versions(s).data, v.data);
+	assert_int_equal(de_store_data_versions(s).identity, v.identity);
+	r[299].cpu_usage = 7.0;
+	retime(r, 300, 30000, 3);
+	store_ok(s, r, 300);
+	d = de_store_last_diff(s);
+	assert_memory_not_equal(d.batch_hash, first, 32);
+	/* a changed value: data, not identity */
+	assert_int_equal(de_store_data_versions(s).data, v.data + 1);
+	assert_int_equal(de_store_data_versions(s).identity, v.identity);
+	memcpy(first, d.batch_hash, 32);
+	free(r[0].command_line[1]);
+	r[0].command_line[1] = strdup("--other");
+	retime(r, 300, 40000, 4);
+	store_ok(s, r, 300);
+	d = de_store_last_diff(s);
+	assert_memory_not_equal(d.batch_hash, first, 32);
+	/* an identity change: both */
+	assert_int_equal(de_store_data_versions(s).data, v.data + 2);
+	assert_int_equal(de_store_data_versions(s).identity, v.identity + 1);
+	/* no records: the hash of no digests */
+	retime(r, 0, 50000, 5);
+	store_ok(s, r, 0);
+	d = de_store_last_diff(s);
+	de_blake3_hash("", 0, empty);
+	assert_true(d.has_batch_hash);
+	assert_memory_equal(d.batch_hash, empty, 32);
+	de_store_close(s);
+	clear_many(r, 300);
+	free(path);
+}
+
 /* The text columns: platform_data as compact JSON, exact integers, flags. */
 
 /*
@@ -249,6 +309,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_diff_grows_with_churn),
 		cmocka_unit_test(test_samples),
+		cmocka_unit_test(test_batch_hash),
 		cmocka_unit_test(test_bulk_first_scan),
 	};
 	return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);

@@ -40,7 +40,7 @@
 #include "daemoneye/error.h"
 #include "daemoneye/merkle.h"
 
-#define DE_AUDIT_SCHEMA_VERSION 1
+#define DE_AUDIT_SCHEMA_VERSION 2
 #define DE_AUDIT_FORMAT_VERSION 1	    /* the entry hash encoding's version byte */
 #define DE_AUDIT_NAME_MAX	256	    /* actor and action, bytes */
 #define DE_AUDIT_PAYLOAD_MAX	(64 * 1024) /* payload JSON text, bytes */
@@ -101,6 +101,26 @@ struct de_audit;
 /* ---- resolving settings from the configuration --------------------------- */
 
 /* The audit.* settings, resolved (strings owned by the struct: de_audit_settings_clear). */
+/* What de_audit_prune did. */
+struct de_audit_prune {
+	uint64_t upto;	     /* entries 1..upto are pruned now (0: none) */
+	uint64_t removed;    /* by this call */
+	uint64_t covered_by; /* the size of the latest checkpoint (a limit on upto) */
+};
+
+/*
+ * Retention: remove the oldest entries, those written before before_ms, at
+ * most max_entries of them (0: no limit), and only within the latest
+ * checkpoint (checkpoints are signed: nothing is removed that a signature
+ * does not cover); never the last entry.  Their leaves stay in the Merkle
+ * tree (roots and proofs do not change) and a prune record keeps the last
+ * removed entry's hash, so verify_chain still checks the rest against it
+ * and every checkpoint.  One transaction.  0 (out may be NULL), or an
+ * error with the ledger as it was.
+ */
+int de_audit_prune(struct de_audit *a, int64_t before_ms, uint64_t max_entries,
+		   struct de_audit_prune *out, struct de_error *err);
+
 struct de_audit_settings {
 	bool enabled;
 	char *path;		/* audit.path, or <state_dir>/audit.sqlite */
@@ -110,6 +130,7 @@ struct de_audit_settings {
 	bool enable_signatures;
 	uint64_t checkpoint_every_entries;
 	uint64_t checkpoint_interval_s;
+	uint64_t retention_days; /* audit.retention_days; 0: keep every entry */
 };
 
 int de_audit_settings_load(const struct de_config *c, struct de_audit_settings *out,
@@ -258,6 +279,7 @@ struct de_audit_report {
 	uint8_t root[DE_MERKLE_HASH_LEN]; /* the recomputed root of them */
 	uint64_t checkpoints;		  /* checkpoints checked */
 	bool signatures_checked;	  /* with a public key */
+	uint64_t pruned;		  /* entries 1..pruned removed by retention (0: none) */
 };
 
 /*

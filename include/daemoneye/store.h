@@ -126,11 +126,20 @@ int de_store_scan_fail(struct de_store *s, int64_t scan_id, int64_t ended_ms, co
 
 /* What one de_store_processes() call wrote. */
 struct de_store_diff {
-	size_t added;	/* new instances (also new snapshot rows) */
-	size_t changed; /* snapshot rows rewritten (identity or changing values) */
-	size_t history; /* identity changes recorded in process_changes */
-	size_t exited;	/* instances marked exited and dropped from the snapshot */
-	size_t samples; /* rows written to process_samples */
+	size_t added;		 /* new instances (also new snapshot rows) */
+	size_t changed;		 /* snapshot rows rewritten (identity or changing values) */
+	size_t history;		 /* identity changes recorded in process_changes */
+	size_t exited;		 /* instances marked exited and dropped from the snapshot */
+	size_t samples;		 /* rows written to process_samples */
+	size_t identity_changed; /* of `changed`, rows rewritten for their identity */
+	/* a full scan's batch (de_store_processes; zero after events): BLAKE3 over
+	   each record's 32-byte digest, in the batch's order: little-endian u64
+	   pid, start time (ms; -1 unknown), identity hash and changing-values
+	   hash, the store's own 64-bit hashes of what it stores of the record
+	   (store_hash.c).  Any stored field of any process changes it; it is no
+	   stronger than those 64-bit hashes against a process crafted to collide */
+	bool has_batch_hash;
+	uint8_t batch_hash[32];
 };
 
 /*
@@ -148,6 +157,23 @@ int de_store_processes(struct de_store *s, int64_t scan_id, const struct de_proc
 		       size_t n, struct de_error *err);
 /* What the last successful de_store_processes() or de_store_apply_events() wrote. */
 struct de_store_diff de_store_last_diff(const struct de_store *s);
+/*
+ * Numbers that grow with the commits through s that changed rows of
+ * processes, process_instances, process_changes or process_samples (a
+ * scan's or events' batch with anything in its diff, retention that
+ * removed rows): while they stay, a rule reading only those tables reads
+ * what it read before (the agent's rule cache, src/agent/rulecache.h).
+ * `data` counts every such commit; `identity` only those that added,
+ * ended, or changed the identity of an instance, or removed history: a
+ * change of values alone (cpu_usage, memory_usage, platform_data,
+ * collection_time, scan_id, id, cwd, value_hash, process_samples) leaves
+ * it.  Other tables (scans, connections, alerting) are not counted.  Both
+ * 0 at open.
+ */
+struct de_store_versions {
+	uint64_t data, identity;
+};
+struct de_store_versions de_store_data_versions(const struct de_store *s);
 
 /*
  * Apply real-time events, in order, in one transaction, under scan_id (a scan

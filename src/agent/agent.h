@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rulecache.h"
 #include "daemoneye/alert.h"
 #include "daemoneye/alertmgr.h"
 #include "daemoneye/audit.h"
@@ -38,6 +39,8 @@ struct agent_detection {
 	size_t problems;		 /* rules skipped because they are bad */
 	struct de_rule_problems refused; /* what was wrong with them (for the ledger) */
 	int64_t state_mtime;		 /* rules-state.json's when it was applied (ns, 0: none) */
+	struct rulecache cache;		 /* rules the full cycle may leave out (rulecache.h) */
+	size_t cached;			 /* rules left out by the last full cycle */
 };
 
 /* The exec path folds the store's WAL into the file beyond this size. */
@@ -82,6 +85,7 @@ struct agent {
 	int64_t ledger_us;		    /* time spent on the ledger since the cycle began */
 	int64_t ledger_cycle_us;	    /* ... in the last full cycle (-1: none yet) */
 	int64_t ledger_next_flush;	    /* between cycles, not before (monotonic ms) */
+	uint32_t ledger_pm_gen;		    /* the procmond whose privileges are recorded */
 	uint64_t scan_interval_ms;
 	uint64_t retention_days;      /* database.retention_days */
 	bool warned_over_cap;	      /* said once that the snapshot alone exceeds max_size_mb */
@@ -231,6 +235,13 @@ void agent_ledger_rules(struct agent *ag, const char *reason);
 /* One full scan: its id and counts (diff NULL and error set when it failed). */
 void agent_ledger_scan(struct agent *ag, int64_t scan_id, const struct de_collect_stats *st,
 		       const struct de_store_diff *diff, size_t alerts, const char *error);
+/* A component's privileges as the kernel reports them (/proc/pid/status). */
+void agent_ledger_privileges(struct agent *ag, const char *component, pid_t pid);
+/* A rule the sandbox stopped at run time (timeout, memory or length limit in e). */
+void agent_ledger_rule_stopped(struct agent *ag, const char *rule_id, int64_t scan_id,
+			       const struct de_error *e);
+/* audit.retention_days: the entries older, that a checkpoint covers, a batch a cycle. */
+void agent_ledger_retention(struct agent *ag);
 /* Commit what is queued; a checkpoint when one is due.  Each cycle. */
 void agent_ledger_flush(struct agent *ag);
 /* Between cycles: commit what is queued, at most once a second. */

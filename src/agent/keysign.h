@@ -3,11 +3,10 @@
  * parent reads and holds (docs/process-model.md): the worker asks over the
  * control channel and gets a signature, never the key.
  *
- * Until the audit ledger's checkpoint module (checkpoint.h, branch
- * audit-crypto) is on main, these load and sign with OpenSSL EVP directly;
- * once it is, each becomes a call to de_checkpoint_key_load_private,
- * de_checkpoint_key_public_raw, de_checkpoint_key_sign and
- * de_checkpoint_key_free, which apply the same file rules.
+ * OpenSSL runs in a short-lived child for each load and each signature, so
+ * that the parent never maps libcrypto (its 4 MB budget); the parent holds
+ * the raw key.  Each call may fork: the caller reaps its own children by
+ * pid, never with waitpid(-1).
  */
 #ifndef AGENT_KEYSIGN_H
 #define AGENT_KEYSIGN_H

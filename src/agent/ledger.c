@@ -8,9 +8,15 @@
  *
  * Entries (actor "agent"): start and stop, the configuration's hash at
  * start and on reload, each rule set put in use (every rule's id, SQL hash
- * and enabled flag) and each rule refused at load, each full scan (id and
- * counts), each alert the alert manager committed and each delivery
- * outcome it recorded (through its observer).  The CLI records operators'
+ * and enabled flag) and each rule refused at load, each full scan (id,
+ * counts and the batch's hash, store.h), each alert the alert manager committed and each delivery
+ * outcome it recorded (through its observer), each component's privileges
+ * once it has dropped what it does not keep (the parent and the worker at
+ * the worker's start, each procmond after its first scan: ids,
+ * capabilities, no_new_privs, seccomp, from /proc/PID/status), each rule
+ * the sandbox stopped at run time (timeout, memory or length limit).
+ * Command lines (an alert's subjects) are masked with the collector's
+ * policy.  The CLI records operators'
  * state changes itself (src/cli/common.c, cli_audit_*).
  *
  * Off the hot path: an entry is queued in memory (de_audit_append: two
@@ -29,14 +35,18 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "daemoneye/base64.h"
 #include "daemoneye/clock.h"
 #include "daemoneye/log.h"
+#include "daemoneye/mask.h"
 #include "daemoneye/text.h"
 
 /* A rules.load entry's payload stays well under DE_AUDIT_PAYLOAD_MAX. */
 #define LEDGER_RULES_CHUNK ((size_t)48 * 1024)
 /* Subjects listed in an alert.raised entry (the count is always given). */
 #define LEDGER_MAX_SUBJECTS 16
+/* Retention removes at most this many entries a cycle. */
+#define LEDGER_PRUNE_BATCH 10000
 /* Between cycles, the queue is committed at most this often. */
 #define LEDGER_TICK_MS 1000
 
@@ -74,7 +84,57 @@ void agent_ledger_json(struct agent *ag, const char *action, json_t *p)
 
 /* ---- the alert manager's observer ---------------------------------------------------- */
 
-static json_t *subjects(const struct de_alert *a)
+/*
+ * A command line as the ledger keeps it: masked again with the collector's
+ * policy (collection.mask_command_line, collection.mask_flags), word by
+ * word, whatever masked it before (the store's text is the collector's
+ * masked argv joined by spaces; a policy widened since is applied too).
+ * NULL when masking fails: the command line is then left out.
+ */
+static json_t *masked_command_line(const struct agent *ag, const json_t *cl)
+{
+	const char *text = json_string_value(cl);
+	const char **flags = NULL;
+	char **argv = NULL, *copy = NULL, *save = NULL, *joined = NULL;
+	size_t argc = 0, nflags = 0, len;
+	bool mask = true;
+	json_t *out = NULL;
+
+	if (!text || !ag->cfg)
+		return NULL;
+	if (de_config_get_bool(ag->cfg, "collection.mask_command_line", &mask, NULL) < 0)
+		mask = true;
+	if (!mask)
+		return json_text(text);
+	len = strlen(text);
+	if (de_config_get_str_list(ag->cfg, "collection.mask_flags", &flags, &nflags, NULL) < 0 ||
+	    !(copy = strdup(text)) || !(argv = calloc(len / 2 + 2, sizeof(*argv))))
+		goto out;
+	for (char *w = strtok_r(copy, " ", &save); w; w = strtok_r(NULL, " ", &save))
+		if (!(argv[argc++] = strdup(w)))
+			goto out;
+	if (de_mask_argv(argv, argc, flags, nflags) < 0)
+		goto out;
+	len = 1;
+	for (size_t i = 0; i < argc; i++)
+		len += strlen(argv[i]) + 1;
+	if (!(joined = malloc(len)))
+		goto out;
+	joined[0] = '\0';
+	for (size_t i = 0, at = 0; i < argc; i++)
+		at += (size_t)sprintf(joined + at, "%s%s", i ? " " : "", argv[i]);
+	out = json_text(joined);
+out:
+	for (size_t i = 0; argv && i < argc; i++)
+		free(argv[i]);
+	free(argv);
+	free(copy);
+	free(joined);
+	free((void *)flags);
+	return out;
+}
+
+static json_t *subjects(const struct agent *ag, const struct de_alert *a)
 {
 	json_t *arr = json_array();
 	json_t *procs = json_object_get(a->context, "processes");
@@ -87,14 +147,17 @@ static json_t *subjects(const struct de_alert *a)
 		json_array_foreach (procs, i, p) {
 			if (i >= LEDGER_MAX_SUBJECTS)
 				break;
-			/* the command line stays out: it is in the store, masked by the
-			   collector; the ledger says which process, not what it said */
-			json_array_append_new(
-				arr, json_pack("{s:O?, s:O?, s:O?, s:O?}", "pid",
-					       json_object_get(p, "pid"), "start_time",
-					       json_object_get(p, "start_time"), "name",
-					       json_object_get(p, "name"), "executable_path",
-					       json_object_get(p, "executable_path")));
+			json_t *s = json_pack("{s:O?, s:O?, s:O?, s:O?}", "pid",
+					      json_object_get(p, "pid"), "start_time",
+					      json_object_get(p, "start_time"), "name",
+					      json_object_get(p, "name"), "executable_path",
+					      json_object_get(p, "executable_path"));
+			json_t *cl = masked_command_line(ag, json_object_get(p, "command_line"));
+			if (s && cl)
+				json_object_set_new(s, "command_line", cl);
+			else
+				json_decref(cl);
+			json_array_append_new(arr, s);
 		}
 		return arr;
 	}
@@ -113,7 +176,7 @@ static void on_raised(void *arg, const struct de_alert *a, size_t nsinks)
 	de_uuid_format(&a->id, id);
 	p = json_pack("{s:s, s:s, s:s, s:s, s:o, s:I, s:I}", "id", id, "kind", de_alert_kind(a),
 		      "rule_id", a->rule_id ? a->rule_id : "", "severity",
-		      de_severity_name(a->severity), "subjects", subjects(a), "processes",
+		      de_severity_name(a->severity), "subjects", subjects(ag, a), "processes",
 		      (json_int_t)a->affected_processes_len, "sinks", (json_int_t)nsinks);
 	if (p && a->has_scan_id)
 		json_object_set_new(p, "scan_id", json_integer(a->scan_id));
@@ -253,6 +316,11 @@ void agent_ledger_scan(struct agent *ag, int64_t scan_id, const struct de_collec
 		      !error, "processes", (json_int_t)st->recorded, "vanished",
 		      (json_int_t)st->vanished, "inaccessible", (json_int_t)st->inaccessible,
 		      "hashed_files", (json_int_t)st->hashed_files, "alerts", (json_int_t)alerts);
+	if (p && diff && diff->has_batch_hash) {
+		char b64[DE_AUDIT_HASH_TEXT_LEN + 1];
+		de_base64_encode(diff->batch_hash, sizeof(diff->batch_hash), b64);
+		json_object_set_new(p, "batch_blake3", json_string(b64));
+	}
 	if (p && diff)
 		json_object_set_new(
 			p, "stored",
@@ -262,6 +330,87 @@ void agent_ledger_scan(struct agent *ag, int64_t scan_id, const struct de_collec
 	if (p && error)
 		json_object_set_new(p, "error", json_text(error));
 	agent_ledger_json(ag, "scan", p);
+}
+
+/* The 16 hex digits after "Key:" in a /proc/PID/status text, or NULL. */
+static json_t *status_field(const char *status, const char *key, bool hex)
+{
+	char pat[32];
+	const char *at;
+
+	snprintf(pat, sizeof(pat), "\n%s:", key);
+	if (!(at = strstr(status, pat)))
+		return NULL;
+	at += strlen(pat);
+	while (*at == ' ' || *at == '\t')
+		at++;
+	if (hex) {
+		char v[24];
+		size_t n = strspn(at, "0123456789abcdef");
+		if (n == 0 || n >= sizeof(v))
+			return NULL;
+		snprintf(v, sizeof(v), "%.*s", (int)n, at);
+		return json_string(v);
+	}
+	return json_integer(strtoll(at, NULL, 10)); /* the first of Uid's four: the real id */
+}
+
+void agent_ledger_privileges(struct agent *ag, const char *component, pid_t pid)
+{
+	static const struct {
+		const char *key, *name;
+		bool hex;
+	} fields[] = {
+		{"Uid", "uid", false},
+		{"Gid", "gid", false},
+		{"CapEff", "cap_effective", true},
+		{"CapPrm", "cap_permitted", true},
+		{"CapBnd", "cap_bounding", true},
+		{"CapAmb", "cap_ambient", true},
+		{"NoNewPrivs", "no_new_privs", false},
+		{"Seccomp", "seccomp", false},
+	};
+	char path[64], status[8192];
+	json_t *p;
+	FILE *f;
+	size_t n;
+
+	if (!ag->audit || pid <= 0)
+		return;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	status[0] = '\n';
+	if (!(f = fopen(path, "re"))) {
+		agent_ledger_json(ag, "privileges",
+				  json_pack("{s:s, s:I, s:s}", "component", component, "pid",
+					    (json_int_t)pid, "error", strerror(errno)));
+		return;
+	}
+	n = fread(status + 1, 1, sizeof(status) - 2, f);
+	(void)fclose(f); /* read only: nothing to lose */
+	status[n + 1] = '\0';
+	p = json_pack("{s:s, s:I}", "component", component, "pid", (json_int_t)pid);
+	for (size_t i = 0; p && i < sizeof(fields) / sizeof(fields[0]); i++) {
+		json_t *v = status_field(status, fields[i].key, fields[i].hex);
+		if (v)
+			json_object_set_new(p, fields[i].name, v);
+	}
+	agent_ledger_json(ag, "privileges", p);
+}
+
+void agent_ledger_rule_stopped(struct agent *ag, const char *rule_id, int64_t scan_id,
+			       const struct de_error *e)
+{
+	const char *by = e->code == ETIMEDOUT ? "timeout"
+			 : e->code == ENOMEM  ? "memory_limit"
+			 : e->code == E2BIG   ? "length_limit"
+					      : NULL;
+
+	if (!ag->audit || !by)
+		return; /* not the sandbox's refusal (an I/O error, a stop) */
+	agent_ledger_json(ag, "rule.sql_refused",
+			  json_pack("{s:o, s:I, s:s, s:o}", "rule_id", json_text(rule_id),
+				    "scan_id", (json_int_t)scan_id, "by", by, "error",
+				    json_text(e->message)));
 }
 
 void agent_ledger_flush(struct agent *ag)
@@ -287,6 +436,22 @@ void agent_ledger_tick(struct agent *ag)
 	if (de_audit_commit(ag->audit, &err) < 0)
 		de_log_err(&err);
 	ag->ledger_next_flush = de_mono_ms() + LEDGER_TICK_MS;
+}
+
+void agent_ledger_retention(struct agent *ag)
+{
+	struct de_audit_prune pr;
+	struct de_error err = {0};
+	uint64_t days = ag->audit_set.retention_days;
+
+	if (!ag->audit || !days)
+		return;
+	if (de_audit_prune(ag->audit, de_now_ms() - (int64_t)days * 86400000, LEDGER_PRUNE_BATCH,
+			   &pr, &err) < 0)
+		de_log_err(&err);
+	else if (pr.removed)
+		de_log_debug("audit ledger: pruned entries up to %llu (older than %llu days)",
+			     (unsigned long long)pr.upto, (unsigned long long)days);
 }
 
 void agent_ledger_close(struct agent *ag)

@@ -83,12 +83,28 @@ static int64_t file_mtime(const char *path)
 				    : 0;
 }
 
+/* A new rule set's cache: nothing known yet, every rule runs at the first cycle. */
+static int rules_cache_init(struct agent_detection *d)
+{
+	const char **sqls = calloc(d->rules.len + 1, sizeof(*sqls));
+	int rc;
+
+	if (!sqls)
+		return -ENOMEM;
+	for (size_t i = 0; i < d->rules.len; i++)
+		sqls[i] = d->rules.items[i].sql_query;
+	rc = rulecache_init(&d->cache, sqls, d->rules.len);
+	free(sqls);
+	return rc;
+}
+
 void agent_detection_clear(struct agent_detection *det)
 {
 	de_engine_close(det->engine);
 	de_rule_set_clear(&det->rules);
 	de_rule_problems_clear(&det->refused);
 	free(det->results);
+	rulecache_free(&det->cache);
 	de_validator_free(det->validator);
 	memset(det, 0, sizeof(*det));
 }
@@ -121,7 +137,8 @@ int agent_detection_load(struct agent *ag, const struct de_config *cfg, struct a
 	d.problems = problems.len;
 	d.refused = problems;
 	memset(&problems, 0, sizeof(problems));
-	if (!(d.results = calloc(d.rules.len + 1, sizeof(*d.results)))) {
+	if (!(d.results = calloc(d.rules.len + 1, sizeof(*d.results))) ||
+	    rules_cache_init(&d) < 0) {
 		rc = de_error_set(err, DE_ERR_DETECTION, ENOMEM, "out of memory");
 		goto out;
 	}
@@ -562,22 +579,46 @@ void agent_rule_watchdog(struct agent *ag, bool full)
 
 /* ---- the cycle ------------------------------------------------------------------------ */
 
-/* Every enabled rule, one at a time, telling the parent we are alive in between. */
+/*
+ * Every enabled rule, one at a time, telling the parent we are alive in
+ * between; but a rule whose result cannot have changed since its last run
+ * (rulecache.h: it reads only the tables the store counts changes of, and
+ * none changed) is left out, reported as not run.
+ */
 static void run_rules(struct agent *ag, int64_t scan_id, struct de_alert_list *alerts)
 {
 	struct agent_detection *d = &ag->det;
+	struct de_store_versions version = de_store_data_versions(ag->store);
 
+	d->cached = 0;
 	for (size_t i = 0; i < d->rules.len; i++) {
 		struct de_rule_result *res = &d->results[i];
 		memset(res, 0, sizeof(*res));
 		res->rule_id = d->rules.items[i].id;
-		if (!d->rules.items[i].enabled || drain_over)
+		if (!d->rules.items[i].enabled || drain_over) {
+			rulecache_forget(&d->cache, i); /* enabled again: it runs */
 			continue;
+		}
+		if (rulecache_fresh(&d->cache, i, version)) {
+			/* its last full run was within budget and would be again: for
+			   the watchdog, a quick full run (the exec path's strikes end) */
+			if (ag->strikes)
+				ag->strikes[i] = 0;
+			d->cached++;
+			continue;
+		}
 		de_engine_run_rule(d->engine, &d->rules.items[i], scan_id, NULL, alerts, res);
+		/* a rule over its time budget runs again: the watchdog counts its runs */
+		rulecache_ran(&d->cache, i, version,
+			      res->ran && res->status == 0 &&
+				      (!ag->rule_budget_ms ||
+				       res->elapsed_us <= (int64_t)ag->rule_budget_ms * 1000));
 		if (res->ran && res->status < 0 && drain_over)
 			de_log_warnx("rule %s: interrupted: the service is stopping", res->rule_id);
-		else if (res->ran && res->status < 0)
+		else if (res->ran && res->status < 0) {
 			de_log_err(&res->error);
+			agent_ledger_rule_stopped(ag, res->rule_id, scan_id, &res->error);
+		}
 		if (de_mono_ms() >= ag->next_heartbeat)
 			agent_ctl_heartbeat(ag);
 	}
@@ -639,6 +680,11 @@ static int cycle(struct agent *ag, struct de_error *err)
 		goto out;
 	}
 	telemetry_store_write(ag, (double)(de_mono_us() - w0) / 1e6);
+	if (ag->pm.gen != ag->ledger_pm_gen) {
+		/* a new procmond has answered: it has dropped what it does not keep */
+		agent_ledger_privileges(ag, "procmond", ag->pm.pid);
+		ag->ledger_pm_gen = ag->pm.gen;
+	}
 	if (conns &&
 	    (rc = de_store_connections(ag->store, ag->pm.conns, ag->pm.nconns, wall0, err)) < 0) {
 		/* the processes are stored: the rules still run; the next cycle retries */
@@ -658,6 +704,9 @@ static int cycle(struct agent *ag, struct de_error *err)
 	/* every enabled rule with its own timeout; one failing never stops the others */
 	rules_state_watch(ag);
 	run_rules(ag, scan_id, &alerts);
+	if (ag->det.cached)
+		de_log_debug("scan %lld: %zu rules left out, their tables unchanged since they ran",
+			     (long long)scan_id, ag->det.cached);
 	size_t nalerts = alerts.len;
 	agent_alerts(ag, &alerts, true);
 	agent_rule_watchdog(ag, true);
@@ -665,6 +714,7 @@ static int cycle(struct agent *ag, struct de_error *err)
 	agent_ledger_flush(ag);
 	ag->ledger_cycle_us = ag->ledger_us;
 	/* retention: a few short transactions between scans, never inside one */
+	agent_ledger_retention(ag);
 	struct de_prune_stats ps;
 	struct de_error perr = {0};
 	if (de_store_prune(ag->store, de_now_ms(), ag->retention_days, 0, 0, &ps, &perr) < 0) {
@@ -806,6 +856,10 @@ int worker_main(const struct agent_opts *o)
 				    json_pack("{s:s, s:i, s:I}", "version", DE_VERSION, "pid",
 					      (int)getpid(), "uid", (json_int_t)geteuid()));
 		agent_ledger_rules(&ag, "start");
+		/* the parent dropped its capabilities before it started us; we
+		   became our user before we were executed */
+		agent_ledger_privileges(&ag, "parent", getppid());
+		agent_ledger_privileges(&ag, "worker", getpid());
 		agent_ledger_flush(&ag);
 	}
 	status = worker_loop(&ag);

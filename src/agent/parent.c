@@ -64,6 +64,7 @@
 #include "daemoneye/ctl.h"
 #include "daemoneye/fileio.h"
 #include "daemoneye/log.h"
+#include "parent_caps.h"
 #include "parent_int.h"
 
 /* ---- settings ------------------------------------------------------------------ */
@@ -435,28 +436,14 @@ static int find_programs(struct parent *p, struct de_error *err)
 	return rc < 0 ? rc : beside_us("procmond", p->procmond_exe, sizeof(p->procmond_exe), err);
 }
 
-/*
- * As root: keep what starting procmond with its capabilities and the
- * worker as its user needs, and nothing else (bounding set too, so that
- * nothing we execute can have more): SETUID and SETGID to become the
- * worker's user, KILL to stop the worker, SYS_PTRACE, DAC_READ_SEARCH,
- * NET_ADMIN, BPF and PERFMON for procmond (its eBPF sensor loads with the
- * last three, then drops them), SETPCAP so that procmond can empty its bounding
- * set.  procmond, executed as root, gets this set and keeps its own part
- * of it (src/procmond/privsep.c).
- */
-#ifndef CAP_PERFMON
-#define CAP_PERFMON 38
-#endif
-#ifndef CAP_BPF
-#define CAP_BPF 39
-#endif
+/* As root: keep PARENT_CAPS_KEPT (parent_caps.h) and nothing else, bounding set
+   too, so that nothing we execute can have more.  procmond, executed as root, gets
+   this set and keeps its own part of it (src/procmond/privsep.c). */
 static int drop_caps(void)
 {
 	capng_clear(CAPNG_SELECT_BOTH);
 	if (capng_updatev(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED | CAPNG_BOUNDING_SET,
-			  CAP_SETUID, CAP_SETGID, CAP_KILL, CAP_SETPCAP, CAP_SYS_PTRACE,
-			  CAP_DAC_READ_SEARCH, CAP_NET_ADMIN, CAP_BPF, CAP_PERFMON, -1) < 0 ||
+			  PARENT_CAPS_KEPT, -1) < 0 ||
 	    capng_apply(CAPNG_SELECT_BOTH) < 0)
 		return -EPERM;
 	return 0;
@@ -503,6 +490,23 @@ static int open_log(const struct de_config *c, struct de_error *err)
 	return rc;
 }
 
+/* audit.path of its own (root): the ledger's files and directory are the worker's. */
+static int give_ledger(struct parent *p, struct de_error *err)
+{
+	bool on = false;
+	const char *path = NULL;
+	char *abs = NULL;
+	int rc;
+
+	if ((rc = de_config_get_bool(p->cfg, "audit.enabled", &on, err)) < 0 ||
+	    (rc = de_config_get_str(p->cfg, "audit.path", &path, err)) < 0 || !on || !path ||
+	    !*path || (rc = de_expand_home(path, &abs, err)) < 0)
+		return rc;
+	rc = agent_give_ledger(&p->user, abs, p->state, err);
+	free(abs);
+	return rc;
+}
+
 static int setup(struct parent *p, struct de_error *err)
 {
 	char *db = NULL;
@@ -531,6 +535,8 @@ static int setup(struct parent *p, struct de_error *err)
 		    (rc = agent_user_resolve(user, &p->user, err)) < 0)
 			goto out;
 		agent_give_state(&p->user, p->state, db);
+		if ((rc = give_ledger(p, err)) < 0)
+			goto out;
 	}
 	if (p->set.signing && (rc = agent_key_load(p->set.key_path, &p->key, err)) < 0)
 		goto out;

@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "daemoneye/fileio.h"
 #include "daemoneye/log.h"
 #include "privdrop.h"
 
@@ -95,10 +96,22 @@ static void give(const char *path, uid_t uid, gid_t gid)
 	(void)fchownat(AT_FDCWD, path, uid, gid, AT_SYMLINK_NOFOLLOW);
 }
 
+/* An SQLite file and the files beside it that SQLite makes (the store, the ledger). */
+static const char *const sidecars[] = {"", "-wal", "-shm", "-journal", ".lock"};
+
+static void give_db(const struct agent_user *u, const char *db)
+{
+	char buf[4096];
+
+	for (size_t i = 0; i < sizeof(sidecars) / sizeof(sidecars[0]); i++) {
+		snprintf(buf, sizeof(buf), "%s%s", db, sidecars[i]);
+		give(buf, u->uid, u->gid);
+	}
+}
+
 void agent_give_state(const struct agent_user *u, const char *state, const char *db)
 {
 	int fd = open(state, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	char buf[4096];
 	DIR *d;
 	struct dirent *e;
 
@@ -114,13 +127,74 @@ void agent_give_state(const struct agent_user *u, const char *state, const char 
 			close(fd);
 		}
 	}
-	if (db) {
-		static const char *const sfx[] = {"", "-wal", "-shm", "-journal", ".lock"};
-		for (size_t i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
-			snprintf(buf, sizeof(buf), "%s%s", db, sfx[i]);
-			give(buf, u->uid, u->gid);
-		}
+	if (db)
+		give_db(u, db);
+}
+
+/* 1 when the directory holds nothing but the ledger's files, 0 when it holds
+   others, -errno when it cannot be read. */
+static int ledger_dir_own(const char *dir, const char *base)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	size_t n = strlen(base);
+	int own = 1;
+
+	if (!d)
+		return -errno;
+	while (own && (e = readdir(d))) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		own = 0;
+		for (size_t i = 0; i < sizeof(sidecars) / sizeof(sidecars[0]); i++)
+			if (strncmp(e->d_name, base, n) == 0 &&
+			    strcmp(e->d_name + n, sidecars[i]) == 0)
+				own = 1;
 	}
+	closedir(d);
+	return own;
+}
+
+int agent_give_ledger(const struct agent_user *u, const char *ledger, const char *state,
+		      struct de_error *err)
+{
+	char dir[4096], base[256];
+	const char *slash = strrchr(ledger, '/');
+	struct stat st;
+	int own, rc;
+
+	if (!slash || (size_t)(slash - ledger) >= sizeof(dir) ||
+	    strlen(slash + 1) >= sizeof(base) || !slash[1])
+		return de_error_set(err, DE_ERR_CONFIGURATION, EINVAL,
+				    "audit.path %s: name a file by its absolute path", ledger);
+	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - ledger), ledger);
+	snprintf(base, sizeof(base), "%s", slash + 1);
+	if (!*dir)
+		snprintf(dir, sizeof(dir), "/");
+	if (strcmp(dir, state) == 0)
+		return 0; /* agent_give_state's */
+	if (lstat(dir, &st) < 0 && errno == ENOENT) {
+		/* ours to make: the worker's, like the state directory */
+		if ((rc = de_make_dirs(dir, 0750)) < 0)
+			return de_error_set(err, DE_ERR_IO, -rc,
+					    "audit.path: cannot create the directory %s: %s", dir,
+					    strerror(-rc));
+		give(dir, u->uid, u->gid);
+		return 0;
+	}
+	own = ledger_dir_own(dir, base);
+	if (own == 1)
+		give(dir, u->uid, u->gid);
+	give_db(u, ledger);
+	if (own == 1 || (lstat(dir, &st) == 0 && (st.st_uid == u->uid || (st.st_mode & S_IWOTH))))
+		return 0;
+	/* a directory shared with other files is never given away: SQLite
+	   makes the ledger's -wal and -shm beside it, as the worker */
+	return de_error_set(err, DE_ERR_CONFIGURATION, EACCES,
+			    "audit.path %s: its directory %s holds other files and is not the "
+			    "worker's (user %s), which could not write the ledger there: give the "
+			    "ledger a directory of its own",
+			    ledger, dir, u->name);
 }
 
 int agent_become(const struct agent_user *u)

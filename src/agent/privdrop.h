@@ -32,6 +32,19 @@ int agent_user_resolve(const char *name, struct agent_user *out, struct de_error
 void agent_give_state(const struct agent_user *u, const char *state, const char *db);
 
 /*
+ * The audit ledger at `ledger` (audit.path, absolute) outside the state
+ * directory: its directory is made (0750) and given to u when missing, or
+ * given when it holds nothing but the ledger's files; the ledger and the
+ * files SQLite keeps beside it are given to u (a root-run daemoneye-cli may
+ * have made them root's).  0; or a ConfigurationError when the directory
+ * is shared with other files and not u's (never given away: the worker
+ * could not write the ledger's -wal there), or an IOError when it cannot be
+ * made.
+ */
+int agent_give_ledger(const struct agent_user *u, const char *ledger, const char *state,
+		      struct de_error *err);
+
+/*
  * In a forked child: empty the bounding set, drop supplementary groups,
  * become u for good, check that root cannot be regained, and set
  * no_new_privs.  Only system calls (safe after fork).  0 or -errno.

@@ -91,6 +91,10 @@ int cli_audit_open(struct cli_ctx *ctx, struct de_audit **out);
 int cli_audit_record(struct de_audit *a, const char *action, json_t *payload);
 /* Close an audit ledger opened for a change that was not made (NULL accepted). */
 void cli_audit_abandon(struct de_audit *a);
+/* Record `action` with payload (a JSON object, taken) if the ledger can be
+   written, else say on stderr that it is not recorded: for what is refused
+   anyway (a query the sandbox refuses), which the ledger cannot stop. */
+void cli_audit_note(struct cli_ctx *ctx, const char *action, json_t *payload);
 
 /* Command groups (one file each). */
 int cmd_config(struct cli_ctx *ctx, int argc, char **argv);

@@ -184,6 +184,8 @@ static int audit_verify(struct cli_ctx *ctx, int argc, char **argv)
 				      (json_int_t)rep.entries, "root", root, "checkpoints",
 				      (json_int_t)rep.checkpoints, "signatures_checked",
 				      rep.signatures_checked);
+		if (o)
+			json_object_set_new(o, "pruned", json_integer((json_int_t)rep.pruned));
 		if (o && rep.problem != DE_AUDIT_INTACT) {
 			json_object_set_new(o, "bad_seq", json_integer((json_int_t)rep.bad_seq));
 			json_object_set_new(o, "detail", json_string(rep.detail));
@@ -202,6 +204,10 @@ static int audit_verify(struct cli_ctx *ctx, int argc, char **argv)
 		       rep.signatures_checked ? "signatures verified"
 					      : "signatures not checked: no public key (--pubkey "
 						"or audit.public_key_path)");
+		if (rep.pruned)
+			printf("pruned       entries 1..%llu (audit.retention_days: their hashes "
+			       "are in the tree, signed)\n",
+			       (unsigned long long)rep.pruned);
 	}
 	if (rep.problem != DE_AUDIT_INTACT) {
 		cli_errorf("audit ledger %s is TAMPERED (%s): %s", s.path,

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "daemoneye/audit.h"
 #include "daemoneye/detect.h"
 #include "daemoneye/store.h"
 #include "daemoneye/validator.h"
@@ -193,6 +194,28 @@ static void usage(FILE *f)
 		   "                          [--limit N] [--timeout MS] SQL\n");
 }
 
+/* The SQL of a query.refused entry: its hash, and its text up to this. */
+#define REFUSED_SQL_MAX 256
+
+/* A statement the sandbox refused (stage "prepare") or stopped ("run"), in
+   the audit ledger when it can be written (docs/audit.md). */
+static void note_refused(struct cli_ctx *ctx, const char *sql, const char *stage,
+			 const struct de_error *err)
+{
+	size_t len = strlen(sql);
+	char h[DE_AUDIT_HASH_TEXT_LEN + 1];
+	char *text = de_utf8_lossy_dup(sql, len < REFUSED_SQL_MAX ? len : REFUSED_SQL_MAX, NULL);
+	char *why = de_utf8_lossy_dup(err->message, strlen(err->message), NULL);
+
+	de_audit_hash_text(sql, len, h);
+	cli_audit_note(ctx, "query.refused",
+		       json_pack("{s:s, s:s?, s:b, s:s, s:s?}", "sql_blake3", h, "sql", text,
+				 "sql_truncated", len > REFUSED_SQL_MAX, "stage", stage, "error",
+				 why));
+	free(text);
+	free(why);
+}
+
 int cmd_query(struct cli_ctx *ctx, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -284,6 +307,7 @@ int cmd_query(struct cli_ctx *ctx, int argc, char **argv)
 	if (de_validator_prepare(v, db, sql, &st, &err) < 0) {
 		de_error_prefix(&err, "query rejected: ");
 		status = cli_fail(&err); /* 65 */
+		note_refused(ctx, sql, "prepare", &err);
 		goto out;
 	}
 	for (size_t i = 0; i < nparams; i++)
@@ -388,6 +412,8 @@ int cmd_query(struct cli_ctx *ctx, int argc, char **argv)
 		de_validator_step_error(db, &g, step, &err);
 		de_error_prefix(&err, "query (after %zu rows): ", rows);
 		status = cli_fail(&err);
+		if (err.code == ETIMEDOUT || err.code == ENOMEM || err.code == E2BIG)
+			note_refused(ctx, sql, "run", &err);
 	}
 	if (fmt == F_JSON)
 		fputs(rows ? "\n]\n" : "]\n", stdout);

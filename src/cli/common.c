@@ -74,68 +74,95 @@ out:
 
 /* ---- the audit ledger -------------------------------------------------------------- */
 
-int cli_audit_open(struct cli_ctx *ctx, struct de_audit **out)
+/* Open the ledger to append (NULL when auditing is off); the CLI's
+   checkpoints are unsigned: the agent signs (through its parent), and an
+   entry of ours is in the next one it makes. */
+static int ledger_open(struct cli_ctx *ctx, struct de_audit **out, struct de_error *err)
 {
 	struct de_audit_settings s = {0};
 	struct de_audit_config c;
-	struct de_error err = {0};
 	char *dir = NULL;
-	int rc = 0;
+	int rc = 0, mk;
 
 	*out = NULL;
-	if (de_audit_settings_load(ctx->cfg, &s, &err) < 0) {
-		rc = cli_fail(&err);
+	if ((rc = de_audit_settings_load(ctx->cfg, &s, err)) < 0 || !s.enabled)
 		goto out;
-	}
-	if (!s.enabled)
-		goto out;
-	/* the agent signs checkpoints (through its parent); an entry of ours
-	   is in the next one it makes */
 	de_audit_settings_config(&s, false, &c);
 	c.chain.enable_signatures = false;
 	if (!(dir = strdup(s.path))) {
-		rc = EX_OSERR;
+		rc = de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
 		goto out;
 	}
-	int mk = de_make_dirs(dirname(dir), 0755);
-	if (mk < 0 || de_audit_open(&c, out, &err) < 0) {
-		if (mk < 0)
-			de_error_set(&err, DE_ERR_IO, -mk, "cannot create the directory of %s: %s",
-				     s.path, strerror(-mk));
-		cli_errorf("nothing changed: the audit ledger cannot record it (audit.enabled):");
-		rc = cli_fail(&err);
-	}
+	if ((mk = de_make_dirs(dirname(dir), 0755)) < 0)
+		rc = de_error_set(err, DE_ERR_IO, -mk, "cannot create the directory of %s: %s",
+				  s.path, strerror(-mk));
+	else
+		rc = de_audit_open(&c, out, err);
 out:
 	free(dir);
 	de_audit_settings_clear(&s);
 	return rc;
 }
 
-int cli_audit_record(struct de_audit *a, const char *action, json_t *payload)
+int cli_audit_open(struct cli_ctx *ctx, struct de_audit **out)
+{
+	struct de_error err = {0};
+
+	if (ledger_open(ctx, out, &err) == 0)
+		return 0;
+	if (err.category == DE_ERR_CONFIGURATION)
+		return cli_fail(&err);
+	cli_errorf("nothing changed: the audit ledger cannot record it (audit.enabled):");
+	return cli_fail(&err);
+}
+
+/* Append one entry (actor "cli:uid=N"; payload taken), commit, close a. */
+static int append_close(struct de_audit *a, const char *action, json_t *payload,
+			struct de_error *err)
 {
 	struct de_audit_entry e = {.action = action};
-	struct de_error err = {0};
 	char actor[32], *text = NULL;
 	int rc = 0;
+
+	snprintf(actor, sizeof(actor), "cli:uid=%u", (unsigned)getuid());
+	e.actor = actor;
+	if (!payload || !(text = json_dumps(payload, JSON_COMPACT)))
+		rc = de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
+	e.payload = text;
+	if (rc == 0)
+		rc = de_audit_append(a, &e, NULL, err);
+	if (rc == 0)
+		rc = de_audit_flush(a, err);
+	if (de_audit_close(a, rc == 0 ? err : NULL) < 0 && rc == 0)
+		rc = -1;
+	free(text);
+	json_decref(payload);
+	return rc;
+}
+
+void cli_audit_note(struct cli_ctx *ctx, const char *action, json_t *payload)
+{
+	struct de_audit *a = NULL;
+	struct de_error err = {0};
+	int rc = ledger_open(ctx, &a, &err);
+
+	if (rc == 0 && a)
+		rc = append_close(a, action, payload, &err);
+	else
+		json_decref(payload);
+	if (rc < 0)
+		cli_errorf("note: %s is not recorded in the audit ledger: %s", action, err.message);
+}
+
+int cli_audit_record(struct de_audit *a, const char *action, json_t *payload)
+{
+	struct de_error err = {0};
 
 	if (!a) {
 		json_decref(payload);
 		return 0;
 	}
-	snprintf(actor, sizeof(actor), "cli:uid=%u", (unsigned)getuid());
-	e.actor = actor;
-	if (!payload || !(text = json_dumps(payload, JSON_COMPACT)))
-		rc = de_error_set(&err, DE_ERR_IO, ENOMEM, "out of memory");
-	e.payload = text;
-	if (rc == 0)
-		rc = de_audit_append(a, &e, NULL, &err);
-	if (rc == 0)
-		rc = de_audit_flush(a, &err);
-	if (de_audit_close(a, rc == 0 ? &err : NULL) < 0 && rc == 0)
-		rc = -1;
-	free(text);
-	json_decref(payload);
-	if (rc < 0) {
+	if (append_close(a, action, payload, &err) < 0) {
 		cli_errorf("done, but not recorded in the audit ledger (%s):", action);
 		return cli_fail(&err);
 	}

@@ -215,6 +215,7 @@ int de_audit_settings_load(const struct de_config *c, struct de_audit_settings *
 				    &s.checkpoint_every_entries, err)) < 0 ||
 	    (rc = de_config_get_u64(c, "audit.checkpoint_interval_s", &s.checkpoint_interval_s,
 				    err)) < 0 ||
+	    (rc = de_config_get_u64(c, "audit.retention_days", &s.retention_days, err)) < 0 ||
 	    (rc = dup_opt(c, "audit.path", &s.path, err)) < 0 ||
 	    (rc = dup_opt(c, "audit.private_key_path", &s.private_key_path, err)) < 0 ||
 	    (rc = dup_opt(c, "audit.public_key_path", &s.public_key_path, err)) < 0 ||
@@ -316,6 +317,30 @@ static const char schema_sql[] =
 	" ('entry_format', '1');"
 	"PRAGMA user_version = 1;";
 
+/*
+ * Schema 2: retention.  A prune removes the entries of a prefix that a
+ * signed checkpoint covers; their leaves stay in merkle_nodes (so roots and
+ * proofs are as before) and `prunes` records each prune with the last
+ * removed entry's hash, which the first kept entry links to.  Deleting
+ * entries is refused but for a recorded pruned prefix.
+ */
+static const char migrate_2_sql[] =
+	"CREATE TABLE prunes(id INTEGER PRIMARY KEY, upto INTEGER NOT NULL,"
+	" last_hash BLOB NOT NULL, covered_by INTEGER NOT NULL, ts_ms INTEGER NOT NULL);"
+	"CREATE TRIGGER prunes_no_update BEFORE UPDATE ON prunes"
+	" BEGIN SELECT RAISE(ABORT, 'audit ledger is append-only: UPDATE refused'); END;"
+	"CREATE TRIGGER prunes_no_delete BEFORE DELETE ON prunes"
+	" BEGIN SELECT RAISE(ABORT, 'audit ledger is append-only: DELETE refused'); END;"
+	"CREATE TRIGGER prunes_forward BEFORE INSERT ON prunes"
+	" WHEN NEW.upto <= (SELECT IFNULL(MAX(upto), 0) FROM prunes)"
+	" OR NEW.upto > (SELECT IFNULL(MAX(size), 0) FROM checkpoints)"
+	" BEGIN SELECT RAISE(ABORT, 'a prune goes forward, within a checkpoint'); END;"
+	"DROP TRIGGER entries_no_delete;"
+	"CREATE TRIGGER entries_no_delete BEFORE DELETE ON entries"
+	" WHEN OLD.seq > (SELECT IFNULL(MAX(upto), 0) FROM prunes)"
+	" BEGIN SELECT RAISE(ABORT, 'audit ledger is append-only: DELETE refused'); END;"
+	"PRAGMA user_version = 2;";
+
 static int prepare(struct de_audit *a, const char *sql, sqlite3_stmt **st, struct de_error *err)
 {
 	if (sqlite3_prepare_v3(a->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK)
@@ -359,7 +384,8 @@ static int check_schema(struct de_audit *a, struct de_error *err)
 		if ((rc = exec_sql(a, "PRAGMA journal_mode=WAL", err)) < 0 ||
 		    (rc = exec_sql(a, "BEGIN IMMEDIATE", err)) < 0)
 			return rc;
-		if ((rc = exec_sql(a, schema_sql, err)) < 0) {
+		if ((rc = exec_sql(a, schema_sql, err)) < 0 ||
+		    (rc = exec_sql(a, migrate_2_sql, err)) < 0) {
 			sqlite3_exec(a->db, "ROLLBACK", NULL, NULL, NULL);
 			return rc;
 		}
@@ -372,7 +398,7 @@ static int check_schema(struct de_audit *a, struct de_error *err)
 				    a->path, (long long)version, DE_AUDIT_SCHEMA_VERSION);
 	sqlite3_stmt *st = NULL;
 	bool ours = false;
-	if (version == DE_AUDIT_SCHEMA_VERSION &&
+	if (version >= 1 &&
 	    sqlite3_prepare_v2(a->db, "SELECT value FROM meta WHERE key = 'format'", -1, &st,
 			       NULL) == SQLITE_OK &&
 	    sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
@@ -383,6 +409,53 @@ static int check_schema(struct de_audit *a, struct de_error *err)
 				    "%s is an SQLite database but not a daemoneye audit ledger: "
 				    "refused, left untouched",
 				    a->path);
+	if (version < 2 && !a->read_only) {
+		/* schema 1 (no retention): migrated in place, atomically */
+		if ((rc = exec_sql(a, "BEGIN IMMEDIATE", err)) < 0)
+			return rc;
+		if (exec_sql(a, migrate_2_sql, err) < 0) {
+			sqlite3_exec(a->db, "ROLLBACK", NULL, NULL, NULL);
+			return de_error_prefix(err, "cannot migrate the ledger to schema 2: ");
+		}
+		return exec_sql(a, "COMMIT", err);
+	}
+	return 0;
+}
+
+/*
+ * The ledger's pruned prefix: *upto (0: nothing pruned) and the hash of
+ * entry *upto (last, when upto > 0).  A schema-1 ledger has none.
+ */
+static int prune_state(struct de_audit *a, uint64_t *upto, uint8_t last[32], struct de_error *err)
+{
+	sqlite3_stmt *st;
+	int64_t has = 0;
+	int rc;
+
+	*upto = 0;
+	if ((rc = query_i64(a,
+			    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = "
+			    "'prunes'",
+			    &has, err)) < 0 ||
+	    !has)
+		return rc;
+	if (sqlite3_prepare_v2(a->db,
+			       "SELECT upto, last_hash FROM prunes ORDER BY upto DESC LIMIT 1", -1,
+			       &st, NULL) != SQLITE_OK)
+		return db_fail(a, err, "reading the prunes");
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && sqlite3_column_int64(st, 0) > 0 &&
+	    sqlite3_column_bytes(st, 1) == 32) {
+		*upto = (uint64_t)sqlite3_column_int64(st, 0);
+		memcpy(last, sqlite3_column_blob(st, 1), 32);
+	} else if (rc == SQLITE_ROW) {
+		sqlite3_finalize(st);
+		return de_error_set(err, DE_ERR_DATABASE, EBADMSG,
+				    "audit ledger %s: a prune record is malformed", a->path);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(a, err, "reading the prunes");
 	return 0;
 }
 
@@ -791,6 +864,105 @@ int de_audit_commit(struct de_audit *a, struct de_error *err)
 	return 0;
 }
 
+int de_audit_prune(struct de_audit *a, int64_t before_ms, uint64_t max_entries,
+		   struct de_audit_prune *out, struct de_error *err)
+{
+	struct de_audit_prune r = {0};
+	uint8_t last[32];
+	int64_t cover = 0, young = 0;
+	uint64_t limit;
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (a->read_only)
+		return de_error_set(err, DE_ERR_DATABASE, EROFS,
+				    "audit ledger %s is open read-only", a->path);
+	if ((rc = prune_state(a, &r.upto, last, err)) < 0 ||
+	    (rc = query_i64(a, "SELECT IFNULL(MAX(size), 0) FROM checkpoints", &cover, err)) < 0)
+		return rc;
+	r.covered_by = (uint64_t)cover;
+	/* within the latest (signed) checkpoint, never the last entry, a batch at most */
+	limit = (uint64_t)cover;
+	if (a->size > 0 && limit > a->size - 1)
+		limit = a->size - 1;
+	if (max_entries && limit > r.upto + max_entries)
+		limit = r.upto + max_entries;
+	if (limit <= r.upto)
+		goto done;
+	/* a prefix: up to the first entry that is not old enough */
+	if (sqlite3_prepare_v2(a->db,
+			       "SELECT IFNULL(MIN(seq), ?2 + 1) FROM entries WHERE seq > ?1 AND"
+			       " seq <= ?2 AND ts_ms >= ?3",
+			       -1, &st, NULL) != SQLITE_OK)
+		return db_fail(a, err, "reading the ledger");
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)r.upto);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
+	sqlite3_bind_int64(st, 3, before_ms);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		young = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (young <= 0 || (uint64_t)young - 1 <= r.upto)
+		goto done;
+	uint64_t upto = (uint64_t)young - 1;
+	if (sqlite3_prepare_v2(a->db, "SELECT entry_hash FROM entries WHERE seq = ?", -1, &st,
+			       NULL) != SQLITE_OK)
+		return db_fail(a, err, "reading the ledger");
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)upto);
+	bool ok = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == 32;
+	if (ok)
+		memcpy(last, sqlite3_column_blob(st, 0), 32);
+	sqlite3_finalize(st);
+	if (!ok)
+		return de_error_set(err, DE_ERR_DATABASE, EBADMSG,
+				    "audit ledger %s: entry %llu is unreadable (run daemoneye-cli "
+				    "audit verify)",
+				    a->path, (unsigned long long)upto);
+	if ((rc = exec_sql(a, "BEGIN IMMEDIATE", err)) < 0)
+		return rc;
+	if (sqlite3_prepare_v2(
+		    a->db,
+		    "INSERT INTO prunes(upto, last_hash, covered_by, ts_ms) VALUES (?, ?, "
+		    "?, ?)",
+		    -1, &st, NULL) != SQLITE_OK) {
+		rc = db_fail(a, err, "recording a prune");
+		goto fail;
+	}
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)upto);
+	sqlite3_bind_blob(st, 2, last, 32, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, cover);
+	sqlite3_bind_int64(st, 4, a->now_ms());
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		rc = db_fail(a, err, "recording a prune");
+		goto fail;
+	}
+	if (sqlite3_prepare_v2(a->db, "DELETE FROM entries WHERE seq > ? AND seq <= ?", -1, &st,
+			       NULL) != SQLITE_OK) {
+		rc = db_fail(a, err, "pruning entries");
+		goto fail;
+	}
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)r.upto);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)upto);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		rc = db_fail(a, err, "pruning entries");
+		goto fail;
+	}
+	if ((rc = exec_sql(a, "COMMIT", err)) < 0)
+		goto fail;
+	r.removed = upto - r.upto;
+	r.upto = upto;
+done:
+	if (out)
+		*out = r;
+	return 0;
+fail:
+	sqlite3_exec(a->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
 uint64_t de_audit_size(const struct de_audit *a)
 {
 	return a->size;
@@ -1173,6 +1345,85 @@ static int check_row(const struct de_audit_record *r, uint64_t expected, const u
 	return 0;
 }
 
+/* de_merkle_emit_fn: a subtree recomputed from stored leaves is the stored one. */
+static int node_check(void *arg, unsigned level, uint64_t index,
+		      const uint8_t hash[DE_MERKLE_HASH_LEN], struct de_error *err)
+{
+	struct de_audit *a = arg;
+	uint8_t stored[DE_MERKLE_HASH_LEN];
+	int rc;
+
+	if (level == 0)
+		return 0; /* the leaf itself, just read */
+	if ((rc = node_get(a, level, index, stored, err)) < 0)
+		return rc;
+	if (memcmp(stored, hash, DE_MERKLE_HASH_LEN) != 0)
+		return de_error_set(err, DE_ERR_DATABASE, EBADMSG,
+				    "the stored subtree (level %u, index %llu) is not its leaves' "
+				    "(subtree hashes edited)",
+				    level, (unsigned long long)index);
+	return 0;
+}
+
+/*
+ * A pruned prefix 1..upto (last: entry upto's hash, from its prune record):
+ * its subtrees are the stored ones (the entries are gone), taken into *f; the
+ * record must name upto's leaf, a stored checkpoint must cover the prefix
+ * (the next ones are recomputed through it, so its signature binds the
+ * prefix's subtrees), and those within it must be the stored tree's roots.
+ * true when all holds; otherwise the problem is in rep.
+ */
+static bool verify_pruned(struct de_audit *a, uint64_t upto, const uint8_t last[32],
+			  const struct cp_check *cps, size_t ncps, size_t *next_cp,
+			  struct de_merkle_frontier *f, struct de_audit_report *rep)
+{
+	struct de_merkle_source src = tree_source(a);
+	uint8_t leaf[DE_MERKLE_HASH_LEN], stored[DE_MERKLE_HASH_LEN], root[DE_MERKLE_HASH_LEN];
+	struct de_error e = {0};
+	bool covered = false;
+
+	for (size_t i = 0; i < ncps; i++)
+		covered = covered || (!cps[i].given && cps[i].cp.size >= upto);
+	if (!covered) {
+		report(rep, DE_AUDIT_MERKLE, upto,
+		       "entries 1..%llu were pruned but no checkpoint in the ledger covers them",
+		       (unsigned long long)upto);
+		return false;
+	}
+	if (de_merkle_blake3.leaf(last, 32, leaf) < 0 || node_get(a, 0, upto - 1, stored, &e) < 0 ||
+	    memcmp(leaf, stored, sizeof(leaf)) != 0) {
+		report(rep, DE_AUDIT_LINK, upto,
+		       "entry %llu, the last pruned: its prune record's hash is not its leaf in "
+		       "the "
+		       "Merkle tree%s%s",
+		       (unsigned long long)upto, e.message[0] ? ": " : "", e.message);
+		return false;
+	}
+	/* the prefix's tree rebuilt from its stored leaves, each stored subtree checked */
+	for (uint64_t i = 0; i < upto; i++) {
+		if (node_get(a, 0, i, stored, &e) < 0 ||
+		    de_merkle_frontier_append(&de_merkle_blake3, f, stored, node_check, a, &e) <
+			    0) {
+			report(rep, DE_AUDIT_MERKLE, i + 1, "the pruned prefix's Merkle tree: %s",
+			       e.message);
+			return false;
+		}
+	}
+	for (; *next_cp < ncps && cps[*next_cp].cp.size <= upto; (*next_cp)++) {
+		if (cps[*next_cp].given)
+			continue; /* checked by a consistency proof */
+		if (de_merkle_root(&src, cps[*next_cp].cp.size, root, &e) < 0 ||
+		    memcmp(root, cps[*next_cp].cp.root, DE_MERKLE_HASH_LEN) != 0) {
+			report(rep, DE_AUDIT_REWRITTEN, cps[*next_cp].cp.size,
+			       "%s attests a different root for the first %llu (pruned) entries: "
+			       "history rewritten",
+			       cps[*next_cp].label, (unsigned long long)cps[*next_cp].cp.size);
+			return false;
+		}
+	}
+	return true;
+}
+
 static int cp_cmp(const void *x, const void *y)
 {
 	const struct cp_check *a = x, *b = y;
@@ -1207,6 +1458,12 @@ int de_audit_verify(struct de_audit *a, const struct de_audit_verify_opts *opts,
 	}
 	while (next_cp < ncps && cps[next_cp].cp.size == 0)
 		next_cp++;
+	if ((rc = prune_state(a, &rep.pruned, prev, err)) < 0)
+		goto out;
+	if (rep.pruned && !verify_pruned(a, rep.pruned, prev, cps, ncps, &next_cp, &f, &rep))
+		goto done;
+	expected = rep.pruned + 1;
+	rep.entries = rep.pruned;
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
 		struct de_audit_record r;
 		uint8_t leaf[DE_MERKLE_HASH_LEN];

@@ -106,6 +106,7 @@ static const struct key_spec schema[] = {
 	{"audit.origin", V_STR, true, 0, 0, NULL},
 	{"audit.checkpoint_every_entries", V_U64, false, 0, 1000000000, NULL},
 	{"audit.checkpoint_interval_s", V_U64, false, 0, 31536000, NULL},
+	{"audit.retention_days", V_U64, false, 0, 36500, NULL},
 	{"watchdog.enabled", V_BOOL, false, 0, 0, NULL},
 	{"watchdog.interval_ms", V_U64, false, 100, 3600000, NULL},
 	{"watchdog.strikes", V_U64, false, 1, 1000, NULL},

@@ -542,6 +542,11 @@ struct de_store_diff de_store_last_diff(const struct de_store *s)
 	return s->last_diff;
 }
 
+struct de_store_versions de_store_data_versions(const struct de_store *s)
+{
+	return s->versions;
+}
+
 sqlite3 *de_store_db(struct de_store *s)
 {
 	return s->db;

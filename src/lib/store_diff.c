@@ -10,7 +10,8 @@
  *
  * New instances are inserted STORE_BATCH_ROWS to a statement; a scan of
  * many new processes (a first scan) also drops the snapshot's indexes and
- * builds them again after its rows.
+ * builds them again after its rows.  The batch's hash (store.h, struct
+ * de_store_diff) is made from the hashes the diff computes anyway.
  */
 #include "store_int.h"
 
@@ -18,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemoneye/blake3.h"
 #include "daemoneye/clock.h"
 
 /* ---- the writes of one instance ------------------------------------------ */
@@ -150,6 +152,7 @@ int store_write_same(struct de_store *s, const struct de_process_record *r,
 		if ((rc = store_step(s, s->st[ST_UPD_SNAP], err, "cannot store a process")) < 0)
 			goto out;
 		d->changed++;
+		d->identity_changed++;
 	} else if (vals_changed) {
 		store_bind_record(s->st[ST_UPD_VALS], 0, r, scan, &b, inst, h);
 		if ((rc = store_step(s, s->st[ST_UPD_VALS], err, "cannot update a process")) < 0)
@@ -243,10 +246,25 @@ int store_finish_batch(struct de_store *s, int64_t t, int64_t scan, int64_t samp
 	s->step_errno = errno;
 	if (rc != SQLITE_OK)
 		return store_db_err(s, err, "cannot commit the snapshot");
+	if (d->added || d->changed || d->history || d->exited || d->samples)
+		s->versions.data++;
+	if (d->added || d->identity_changed || d->history || d->exited)
+		s->versions.identity++;
 	return 0;
 }
 
 /* ---- a full scan ----------------------------------------------------------- */
+
+/* A record's part of the batch hash (store.h, struct de_store_diff), and how
+   many are hashed at a time (BLAKE3 hashes whole 1 KiB chunks in parallel). */
+#define BATCH_DIGEST  32
+#define BATCH_DIGESTS 256
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
 
 /*
  * One record (ps: its platform_data sums) against the committed snapshot;
@@ -254,7 +272,7 @@ int store_finish_batch(struct de_store *s, int64_t t, int64_t scan, int64_t samp
  */
 static int apply_one(struct de_store *s, const struct de_process_record *r, const struct pd_sum *ps,
 		     struct snap_tab *nt, int64_t t, int64_t scan, bool sampling, size_t *seen,
-		     struct de_store_diff *d, struct de_error *err)
+		     uint8_t digest[BATCH_DIGEST], struct de_store_diff *d, struct de_error *err)
 {
 	struct snap_ent *old = store_tab_find(&s->snap, r->pid);
 	struct snap_ent *ne = store_tab_add(nt, r->pid);
@@ -265,6 +283,10 @@ static int apply_one(struct de_store *s, const struct de_process_record *r, cons
 				    "%s: pid %u appears twice in one scan; the scan is refused",
 				    s->path, r->pid);
 	store_record_hashes(r, ps, &h);
+	put_le64(digest, r->pid);
+	put_le64(digest + 8, r->has_start_time ? (uint64_t)r->start_time : UINT64_MAX);
+	put_le64(digest + 16, h.idh);
+	put_le64(digest + 24, h.vh);
 	if (old && store_same_instance(old, r)) {
 		*ne = *old;
 		old->seen = s->gen;
@@ -407,6 +429,8 @@ int de_store_processes(struct de_store *s, int64_t scan_id, const struct de_proc
 	struct bulk bulk = {0};
 	struct de_store_diff d = {0};
 	struct snap_tab nt = {0};
+	struct de_blake3_hasher bh;
+	uint8_t digests[BATCH_DIGESTS][BATCH_DIGEST];
 	int64_t t = INT64_MIN, scan = scan_id;
 	size_t seen = 0;
 	bool sampling;
@@ -435,12 +459,17 @@ int de_store_processes(struct de_store *s, int64_t scan_id, const struct de_proc
 	if (n >= BULK_MIN && n >= 2 * s->snap.len && (rc = bulk_begin(s, &bulk, err)) < 0)
 		goto fail;
 	s->batching = true;
+	de_blake3_init(&bh);
 	for (size_t i = 0; i < n; i++) {
 		prefetch_record(recs, n, i);
-		if ((rc = apply_one(s, &recs[i], &s->pd[i], &nt, t, scan, sampling, &seen, &d,
-				    err)) < 0)
+		if ((rc = apply_one(s, &recs[i], &s->pd[i], &nt, t, scan, sampling, &seen,
+				    digests[i % BATCH_DIGESTS], &d, err)) < 0)
 			goto fail;
+		if (i % BATCH_DIGESTS == BATCH_DIGESTS - 1 || i + 1 == n)
+			de_blake3_update(&bh, digests, (i % BATCH_DIGESTS + 1) * BATCH_DIGEST);
 	}
+	de_blake3_finalize(&bh, d.batch_hash, sizeof(d.batch_hash));
+	d.has_batch_hash = true;
 	s->batching = false;
 	if ((rc = flush_queue(s, err)) < 0)
 		goto fail;

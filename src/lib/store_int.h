@@ -264,6 +264,7 @@ struct de_store {
 	bool snap_loaded;
 	int64_t snap_time, snap_scan, sample_time; /* from store_state */
 	struct de_store_diff last_diff;		   /* of the last successful batch */
+	struct de_store_versions versions;	   /* de_store_data_versions */
 	int step_errno;				   /* errno after the last failed step */
 	int64_t wal_pages;	 /* frames in the WAL after the last commit (atomic: the
 				    background checkpointer reads it) */

@@ -147,6 +147,10 @@ static int prune_step(struct de_store *s, int64_t cutoff, int64_t batch, size_t 
 		rc = store_db_err(s, err, "cannot commit retention");
 		goto fail;
 	}
+	if (*deleted > 0) { /* history rules read changed */
+		s->versions.data++;
+		s->versions.identity++;
+	}
 	return 0;
 fail:
 	store_rollback(s);
