@@ -28,7 +28,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import ratio  # noqa: E402
+from benchlib import marker_rule, percentile, ratio  # noqa: E402
 
 N = 300
 BUDGET_MS = {"ebpf": 10.0, "netlink": 100.0}
@@ -45,24 +45,7 @@ def main():
     os.chmod(tmp, 0o755)  # the agent drops to nobody and must reach its state
     marker = f"de-bench-exec-{os.getpid()}"
     rules = os.path.join(tmp, "bench.yaml")
-    with open(rules, "w") as f:
-        f.write(f"""rules:
-  - id: bench-exec-marker
-    name: exec benchmark marker
-    description: a process whose command line carries the benchmark's marker
-    version: 1
-    severity: low
-    category: execution
-    tags: [attack.t1059.004]
-    author: bench
-    # each exec is its own thing: its command line (marker-i) is the key, so
-    # deduplication folds none of them into another
-    dedupe_key_fields: [command_line]
-    sql: |
-      SELECT pid, name, executable_path, command_line FROM processes
-      WHERE command_line LIKE '%{marker}-%'
-""")
-    os.chmod(rules, 0o644)
+    marker_rule(rules, "bench-exec-marker", marker)
     log = open(os.path.join(tmp, "agent.log"), "w+")
     extra = []
     receiver = None
@@ -155,8 +138,7 @@ def main():
         missed = N - len(lat)
         # a missed alert counts as infinitely late for the p99
         lat += [float("inf")] * missed
-        p50 = lat[len(lat) // 2]
-        p99 = lat[min(len(lat) - 1, (len(lat) * 99 + 99) // 100 - 1)]
+        p50, p99 = percentile(lat, 50), percentile(lat, 99)
         print("exec -> alert: slowest (ms): " + " ".join(f"{x:.0f}" for x in lat[-8:]))
         if os.environ.get("DE_BENCH_DEBUG"):
             order = list(started)

@@ -3,7 +3,9 @@
 # nats-server with JetStream (file storage in a temporary directory, a
 # loopback port) started here and stopped by pid, and bench_fleet against
 # it: alerts/s published with acknowledgements, re-sends, and bare round
-# trips as the anchor.
+# trips as the anchor; then, against the same server, real agents
+# (bench_fleet_agents.py): exec -> alert in a consumer on the stream, and a
+# signed query fanned out to five agents.
 set -eu
 bin=${1:-build/bin}
 command -v nats-server >/dev/null || { echo "bench_fleet: nats-server missing (make deps)"; exit 1; }
@@ -15,3 +17,4 @@ pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null || true; rm -rf "$tmp"' EXIT
 for _ in $(seq 400); do grep -q "Server is ready" "$tmp/nats.log" && break; sleep 0.05; done
 "$bin/bench_fleet" "nats://127.0.0.1:$port" "${BENCH_FLEET_N:-20000}"
+python3 "$(dirname "$0")/bench_fleet_agents.py" "$bin" "nats://127.0.0.1:$port"

@@ -1,6 +1,7 @@
 """benchlib.py — what the Python benchmarks share: a budget printed as a
-ratio against its anchor (the line bench/run.sh collects), and a process's
-CPU time from /proc."""
+ratio against its anchor (the line bench/run.sh collects), a process's
+CPU time from /proc, a percentile, and the rule that matches a marker in
+the command line (the exec -> alert benchmarks)."""
 import os
 
 
@@ -18,3 +19,34 @@ def cpu_s(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def percentile(sorted_values, p):
+    """The p-th percentile (nearest rank) of sorted_values, not empty."""
+    n = len(sorted_values)
+    return sorted_values[min(n - 1, max(0, (n * p + 99) // 100 - 1))]
+
+
+def marker_rule(path, rule_id, marker):
+    """Write at path (mode 644: the agent reads it as nobody) a rules file
+    whose rule rule_id matches every process whose command line carries
+    "MARKER-"; each such exec is its own alert (its command line is the
+    deduplication key)."""
+    with open(path, "w") as f:
+        f.write(f"""rules:
+  - id: {rule_id}
+    name: benchmark marker {rule_id}
+    description: a process whose command line carries the benchmark's marker
+    version: 1
+    severity: low
+    category: execution
+    tags: [attack.t1059.004]
+    author: bench
+    # each exec is its own thing: its command line (marker-i) is the key, so
+    # deduplication folds none of them into another
+    dedupe_key_fields: [command_line]
+    sql: |
+      SELECT pid, name, executable_path, command_line FROM processes
+      WHERE command_line LIKE '%{marker}-%'
+""")
+    os.chmod(path, 0o644)

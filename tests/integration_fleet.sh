@@ -17,9 +17,10 @@
 #      missing CA: clear errors (69) or success;
 #   7. off-host anchoring: the ledger's checkpoints are published; `fleet
 #      verify` agrees with the real ledger and catches a rewritten one;
-#   8. signed queries: two agents answer one, rows merged; the sandbox's
-#      refusal, another key, an unsigned and a replayed query (sent with
-#      tests/nats_raw.py, an independent client) are refused and logged;
+#   8. signed queries: two agents answer one, five answer --all, rows
+#      merged; the sandbox's refusal, another key, an unsigned and a
+#      replayed query (sent with tests/nats_raw.py, an independent client)
+#      are refused and logged;
 #   9. `fleet hosts`: every host's latest scan summary, version, health;
 #  5b. `fleet alerts` --severity, --since, --durable (resumes), --follow
 #      (prints a new alert as it arrives, ends on SIGINT with 0);
@@ -410,7 +411,9 @@ mkdir -p "$tmp/op" "$tmp/op2"
 "$bin/daemoneye-cli" keygen --out "$tmp/op2" >/dev/null 2>&1
 chmod 755 "$tmp/op"
 qagents=()
-for h in h-a h-b; do
+# five agents answer --all (h-c, h-d and h-e only that query, then stopped)
+qhosts=(h-a h-b h-c h-d h-e)
+for h in "${qhosts[@]}"; do
 	mkdir -p "$tmp/q-$h"
 	"$bin/daemoneye-agent" -c "$tmp/agent.yaml" --set app.state_dir="$tmp/q-$h" \
 		--set fleet.host_id="$h" --set fleet.operator_public_key="$tmp/op/audit.pub" \
@@ -418,7 +421,7 @@ for h in h-a h-b; do
 	qagents+=($!)
 	pids+=($!)
 done
-for h in h-a h-b; do
+for h in "${qhosts[@]}"; do
 	check "agent $h answers queries signed by the operator's key" wait_for 60 \
 		sh -c "grep -q 'answering queries signed by' '$tmp/q-$h.err' && grep -q 'scan 1:' '$tmp/q-$h.err'"
 done
@@ -435,9 +438,23 @@ assert sys.argv[2] == "0"
 ' "$tmp/q1.json" "$rc"
 [ "$rc" = 0 ] || sed 's/^/#   /' "$tmp/q1.err"
 query --key "$tmp/op/audit.key" --all --timeout 3000 --format ndjson \
-	"SELECT 'x' AS k" >"$tmp/q2.ndjson" 2>"$tmp/q2.err"
+	"SELECT count(*) AS n FROM processes" >"$tmp/q2.ndjson" 2>"$tmp/q2.err"
 rc=$?
-check "--all reaches both (rc=$rc)" sh -c "[ $rc = 0 ] && grep -q '\"host\":\"h-a\"' '$tmp/q2.ndjson' && grep -q '\"host\":\"h-b\"' '$tmp/q2.ndjson'"
+check "--all reaches all five agents, rows from each, merged (rc=$rc)" $PY -c '
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert sorted(r["host"] for r in rows) == ["h-a", "h-b", "h-c", "h-d", "h-e"], rows
+assert all(r["n"] > 0 for r in rows), rows
+assert sys.argv[2] == "0"
+' "$tmp/q2.ndjson" "$rc"
+check "and says that five hosts answered" grep -q "fleet query: 5 hosts answered" "$tmp/q2.err"
+[ "$rc" = 0 ] || sed 's/^/#   /' "$tmp/q2.err"
+for k in 2 3 4; do
+	stop "${qagents[$k]}"
+	rc=$?
+	check "query agent ${qhosts[$k]} stops on SIGTERM (rc=$rc)" test "$rc" = 0
+done
+qagents=("${qagents[@]:0:2}") # h-a and h-b go on
 query --key "$tmp/op/audit.key" --hosts h-a "DELETE FROM processes" >/dev/null 2>"$tmp/q3.err"
 rc=$?
 check "SQL the sandbox refuses: 65, the host says why (rc=$rc)" sh -c \
@@ -531,7 +548,7 @@ check "fleet hosts: every host's latest scan, version and health, once each (rc=
 import json, sys
 m = [json.loads(l) for l in open(sys.argv[1])]
 hosts = sorted(x["host"] for x in m)
-assert hosts == sorted([sys.argv[2], "h-a", "h-b"]), hosts
+assert hosts == sorted([sys.argv[2], "h-a", "h-b", "h-c", "h-d", "h-e"]), hosts
 assert all(x["scan"]["processes"] > 0 and x["last_seen"].endswith("Z") for x in m), m
 assert all(x["version"] == sys.argv[4] for x in m), m
 looping = [x for x in m if x["host"] in ("h-a", "h-b")]
