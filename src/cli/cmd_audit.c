@@ -152,10 +152,8 @@ static int audit_verify(struct cli_ctx *ctx, int argc, char **argv)
 			return EX_USAGE;
 		}
 	}
-	if (optind < argc) {
-		cli_errorf("audit verify: unexpected argument '%s'", argv[optind]);
+	if (cli_no_operands("audit verify", argc, argv) != 0)
 		return EX_USAGE;
-	}
 	if ((rc = open_ledger(ctx, true, &s, &a)) != 0)
 		return rc;
 	if (!key_path)
@@ -343,10 +341,8 @@ static int audit_log(struct cli_ctx *ctx, int argc, char **argv)
 			return EX_USAGE;
 		}
 	}
-	if (optind < argc) {
-		cli_errorf("audit log: unexpected argument '%s'", argv[optind]);
+	if (cli_no_operands("audit log", argc, argv) != 0)
 		return EX_USAGE;
-	}
 	if ((rc = open_ledger(ctx, true, &s, &a)) != 0)
 		return rc;
 	rc = de_audit_query(a, &f, print_record, &o, &err);
@@ -398,10 +394,8 @@ static int audit_checkpoint(struct cli_ctx *ctx, int argc, char **argv)
 			return EX_USAGE;
 		}
 	}
-	if (optind < argc) {
-		cli_errorf("audit checkpoint: unexpected argument '%s'", argv[optind]);
+	if (cli_no_operands("audit checkpoint", argc, argv) != 0)
 		return EX_USAGE;
-	}
 	if ((rc = open_ledger(ctx, !sign, &s, &a)) != 0)
 		return rc;
 	rc = sign ? de_audit_checkpoint(a, &note, &err)

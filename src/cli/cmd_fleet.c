@@ -194,10 +194,8 @@ static int fleet_status(struct cli_ctx *ctx, int argc, char **argv)
 			return EX_USAGE;
 		}
 	}
-	if (optind < argc) {
-		cli_errorf("fleet status: unexpected argument '%s'", argv[optind]);
+	if (cli_no_operands("fleet status", argc, argv) != 0)
 		return EX_USAGE;
-	}
 	if ((rc = load(ctx, &s)) != 0)
 		return rc;
 	/* this host's spool, when the agent made a store */
@@ -398,10 +396,8 @@ static int fleet_show(struct cli_ctx *ctx, int argc, char **argv, const char *ki
 		}
 		kind_word = argv[optind++];
 	}
-	if (optind < argc) {
-		cli_errorf("fleet: unexpected argument '%s'", argv[optind]);
+	if (cli_no_operands("fleet", argc, argv) != 0)
 		return EX_USAGE;
-	}
 	if (de_fleet_kind_parse(kind_word, &sh.kind) < 0) {
 		cli_errorf("fleet show: '%s' is not alerts, events, scans or checkpoints",
 			   kind_word);

@@ -91,10 +91,8 @@ int cmd_health(struct cli_ctx *ctx, int argc, char **argv)
 			return EX_USAGE;
 		}
 	}
-	if (optind < argc) {
-		cli_errorf("health: unexpected argument '%s'", argv[optind]);
+	if (cli_no_operands("health", argc, argv) != 0)
 		return EX_USAGE;
-	}
 	if (de_config_state_dir(ctx->cfg, &state, &err) < 0)
 		return cli_fail(&err);
 	if (asprintf(&path, "%s/%s", state, DE_HEALTH_FILE) < 0) {
