@@ -314,6 +314,14 @@ int de_fleet_subscribe(struct de_fleet *f, const char *subject, struct de_fleet_
 int de_fleet_sub_next(struct de_fleet_sub *s, int64_t timeout_ms, size_t max, char **data,
 		      size_t *len, struct de_error *err);
 void de_fleet_sub_free(struct de_fleet_sub *s);
+/*
+ * A descriptor that polls readable while messages wait for
+ * de_fleet_sub_next (s keeps it; -1 for NULL): a caller's loop wakes when
+ * one comes.
+ */
+int de_fleet_sub_fd(const struct de_fleet_sub *s);
+/* Messages dropped because 256 were already waiting (a flood on the bus). */
+uint64_t de_fleet_sub_dropped(struct de_fleet_sub *s);
 /* Publish on subject without the stream (core NATS, at most once). */
 int de_fleet_send(struct de_fleet *f, const char *subject, const void *data, size_t len,
 		  struct de_error *err);

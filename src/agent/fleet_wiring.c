@@ -69,6 +69,7 @@ struct agent_fleet {
 	struct de_ckpt_key *operator;	     /* fleet.operator_public_key; NULL: no queries */
 	struct de_fleet_sub *q_all, *q_host; /* <prefix>.query, <prefix>.<host>.query */
 	struct de_fleet_seen *seen;	     /* query ids already run */
+	uint64_t q_dropped;		     /* queries dropped unread, as last logged */
 	uint64_t bundle_rev;		     /* the bundle revision last handled */
 	int64_t bundle_next_ms;		     /* when to look again (monotonic) */
 };
@@ -417,12 +418,12 @@ static void serve_query(struct agent *ag, const char *msg, size_t len)
 	if (!de_fleet_query_for(&q, fl->set.host_id))
 		goto out; /* meant for other hosts */
 	if ((rc = de_fleet_seen_add(fl->seen, q.id, q.expires_ms, now)) < 0) {
-		const char *why = rc == -EALREADY ? "already run (a replay)"
-						  : "too many queries in flight";
+		const char *why =
+			rc == -EALREADY ? "already run (a replay)" : "too many queries in flight";
 		de_log_warnx("fleet: query %s refused: %s", q.id, why);
-		agent_ledger_json(ag, "fleet.query_refused",
-				  json_pack("{s:s, s:s, s:s}", "id", q.id, "sql", q.sql,
-					    "error", why));
+		agent_ledger_json(
+			ag, "fleet.query_refused",
+			json_pack("{s:s, s:s, s:s}", "id", q.id, "sql", q.sql, "error", why));
 		goto out;
 	}
 	answer = run_query(ag, &q, &nrows, &err);
@@ -449,6 +450,13 @@ static void serve_queries(struct agent *ag)
 	struct agent_fleet *fl = ag->fleet;
 	struct de_fleet_sub *subs[2] = {fl->q_all, fl->q_host};
 
+	uint64_t dropped = de_fleet_sub_dropped(fl->q_all) + de_fleet_sub_dropped(fl->q_host);
+	if (dropped != fl->q_dropped) {
+		de_log_warnx("fleet: %" PRIu64 " queries dropped unread (more than 256 waiting: a "
+			     "flood on the bus?)",
+			     dropped - fl->q_dropped);
+		fl->q_dropped = dropped;
+	}
 	for (size_t i = 0; i < 2; i++)
 		for (int k = 0; subs[i] && k < QUERIES_PER_PASS; k++) {
 			struct de_error err = {0};
@@ -564,6 +572,20 @@ out:
 	de_fleet_bundle_clear(&b);
 	de_rule_set_clear(&got);
 	de_rule_problems_clear(&pr);
+}
+
+int agent_fleet_wake_fds(const struct agent *ag, int *fds, int max)
+{
+	const struct agent_fleet *fl = ag->fleet;
+	int n = 0;
+
+	if (!fl || !fl->operator)
+		return 0;
+	if (n < max && de_fleet_sub_fd(fl->q_all) >= 0)
+		fds[n++] = de_fleet_sub_fd(fl->q_all);
+	if (n < max && de_fleet_sub_fd(fl->q_host) >= 0)
+		fds[n++] = de_fleet_sub_fd(fl->q_host);
+	return n;
 }
 
 void agent_fleet_flush(struct agent *ag)

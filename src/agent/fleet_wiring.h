@@ -35,5 +35,11 @@ void agent_fleet_cycle(struct agent *ag, int64_t scan_id, int64_t started_ms, si
 void agent_fleet_flush(struct agent *ag);
 /* A last flush, then close. */
 void agent_fleet_stop(struct agent *ag);
+/*
+ * The descriptors the agent's loop also polls so that a fleet query is
+ * answered when it comes, not at the loop's next timer: fills fds[0..max)
+ * and returns how many (0 without fleet queries).
+ */
+int agent_fleet_wake_fds(const struct agent *ag, int *fds, int max);
 
 #endif

@@ -800,9 +800,13 @@ static int worker_loop(struct agent *ag)
 			until = ag->events_next_try; /* a refused batch is tried again */
 		else if (ag->pm.nqueue && !ag->events_failing_since)
 			until = now; /* more than one slice's worth: go on at once */
-		struct pollfd fds[2] = {{ag->ctl, POLLIN, 0}, {ag->pm.fd, POLLIN, 0}};
+		/* the control channel, procmond (or -1: ignored by poll), fleet queries */
+		struct pollfd fds[4] = {{ag->ctl, POLLIN, 0}, {ag->pm.fd, POLLIN, 0}};
+		int qfd[2], nq = agent_fleet_wake_fds(ag, qfd, 2);
+		for (int i = 0; i < nq; i++)
+			fds[2 + i] = (struct pollfd){qfd[i], POLLIN, 0};
 		int wait = until > now ? (int)(until - now) : 0;
-		if (poll(fds, ag->pm.fd >= 0 ? 2 : 1, wait) < 0)
+		if (poll(fds, (nfds_t)(2 + nq), wait) < 0)
 			continue; /* EINTR: a signal; the loop looks at agent_stop */
 		if (fds[0].revents)
 			agent_ctl_read(ag);

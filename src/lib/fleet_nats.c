@@ -17,6 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <nats/nats.h>
 
@@ -738,50 +741,156 @@ int de_fleet_kv_get(struct de_fleet *f, const char *bucket, const char *key, siz
 
 /* ---- core NATS: queries and answers ------------------------------------------- */
 
+/*
+ * A subscription's messages arrive on libnats's thread (on_msg) and wait in
+ * a bounded ring for de_fleet_sub_next; the eventfd is readable exactly
+ * while the ring holds one (both changed under mu), so a caller's poll
+ * wakes when a query comes instead of at its next timer.  A ring that is
+ * full drops the newest message and counts it (a flood on the bus must not
+ * grow the agent's memory).
+ */
+#define SUB_RING 256
+
 struct de_fleet_sub {
 	natsSubscription *sub;
+	pthread_mutex_t mu;
+	pthread_cond_t cv; /* signalled when a message is queued (CLOCK_MONOTONIC) */
+	natsMsg *ring[SUB_RING];
+	size_t head, n;
+	uint64_t dropped;
+	int wake; /* eventfd: readable while n > 0 */
 };
 
-int de_fleet_subscribe(struct de_fleet *f, const char *subject, struct de_fleet_sub **out,
-		       struct de_error *err)
+/* Under s->mu: make the eventfd say whether messages wait. */
+static void sub_signal(struct de_fleet_sub *s)
 {
-	struct de_fleet_sub *s = calloc(1, sizeof(*s));
-	natsStatus st;
+	uint64_t v = 1;
 
-	if (!s)
-		return de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
-	if ((st = natsConnection_SubscribeSync(&s->sub, f->nc, subject)) != NATS_OK) {
-		free(s);
-		return nats_fail(err, st, "cannot subscribe");
+	if (s->n) {
+		if (write(s->wake, &v, sizeof(v)) < 0) { /* EAGAIN: already readable */
+		}
+	} else if (read(s->wake, &v, sizeof(v)) < 0) { /* EAGAIN: already clear */
 	}
-	*out = s;
-	return 0;
 }
 
-int de_fleet_sub_next(struct de_fleet_sub *s, int64_t timeout_ms, size_t max, char **data,
-		      size_t *len, struct de_error *err)
+static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *closure)
 {
-	natsMsg *m = NULL;
-	natsStatus st = natsSubscription_NextMsg(&m, s->sub, timeout_ms > 0 ? timeout_ms : 1);
-	int rc;
+	struct de_fleet_sub *s = closure;
 
-	if (st == NATS_TIMEOUT)
-		return 0;
-	if (st != NATS_OK)
-		return nats_fail(err, st, "receiving");
-	rc = copy_capped(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), max, EMSGSIZE, data,
-			 len, err);
-	natsMsg_Destroy(m);
-	return rc < 0 ? rc : 1;
+	(void)nc;
+	(void)sub;
+	pthread_mutex_lock(&s->mu);
+	if (s->n == SUB_RING) {
+		s->dropped++;
+		pthread_mutex_unlock(&s->mu);
+		natsMsg_Destroy(m);
+		return;
+	}
+	s->ring[(s->head + s->n++) % SUB_RING] = m;
+	sub_signal(s);
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mu);
 }
 
 void de_fleet_sub_free(struct de_fleet_sub *s)
 {
 	if (!s)
 		return;
-	natsSubscription_Unsubscribe(s->sub);
-	natsSubscription_Destroy(s->sub);
+	if (s->sub) {
+		/* no callback runs after the drain completes (or the connection is gone) */
+		if (natsSubscription_Drain(s->sub) == NATS_OK)
+			natsSubscription_WaitForDrainCompletion(s->sub, 2000);
+		natsSubscription_Unsubscribe(s->sub);
+		natsSubscription_Destroy(s->sub);
+	}
+	for (size_t i = 0; i < s->n; i++)
+		natsMsg_Destroy(s->ring[(s->head + i) % SUB_RING]);
+	if (s->wake >= 0)
+		close(s->wake);
+	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->mu);
 	free(s);
+}
+
+int de_fleet_subscribe(struct de_fleet *f, const char *subject, struct de_fleet_sub **out,
+		       struct de_error *err)
+{
+	struct de_fleet_sub *s = calloc(1, sizeof(*s));
+	pthread_condattr_t ca;
+	natsStatus st;
+
+	if (!s)
+		return de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
+	s->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	if (s->wake < 0) {
+		int e = errno;
+		de_fleet_sub_free(s);
+		return de_error_set(err, DE_ERR_ALERTING, e, "cannot subscribe: eventfd: %s",
+				    strerror(e));
+	}
+	if ((st = natsConnection_Subscribe(&s->sub, f->nc, subject, on_msg, s)) != NATS_OK) {
+		s->sub = NULL;
+		de_fleet_sub_free(s);
+		return nats_fail(err, st, "cannot subscribe");
+	}
+	*out = s;
+	return 0;
+}
+
+int de_fleet_sub_fd(const struct de_fleet_sub *s)
+{
+	return s ? s->wake : -1;
+}
+
+uint64_t de_fleet_sub_dropped(struct de_fleet_sub *s)
+{
+	uint64_t d;
+
+	if (!s)
+		return 0;
+	pthread_mutex_lock(&s->mu);
+	d = s->dropped;
+	pthread_mutex_unlock(&s->mu);
+	return d;
+}
+
+int de_fleet_sub_next(struct de_fleet_sub *s, int64_t timeout_ms, size_t max, char **data,
+		      size_t *len, struct de_error *err)
+{
+	natsMsg *m;
+	int rc;
+
+	pthread_mutex_lock(&s->mu);
+	if (!s->n && timeout_ms > 0) {
+		struct timespec until;
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_sec += (time_t)(timeout_ms / 1000);
+		until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		while (!s->n && pthread_cond_timedwait(&s->cv, &s->mu, &until) == 0) {
+		}
+	}
+	if (!s->n) {
+		pthread_mutex_unlock(&s->mu);
+		return 0;
+	}
+	m = s->ring[s->head];
+	s->head = (s->head + 1) % SUB_RING;
+	s->n--;
+	sub_signal(s);
+	pthread_mutex_unlock(&s->mu);
+	rc = copy_capped(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), max, EMSGSIZE, data,
+			 len, err);
+	natsMsg_Destroy(m);
+	return rc < 0 ? rc : 1;
 }
 
 int de_fleet_send(struct de_fleet *f, const char *subject, const void *data, size_t len,
