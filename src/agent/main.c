@@ -806,7 +806,7 @@ static int worker_loop(struct agent *ag)
 		for (int i = 0; i < nq; i++)
 			fds[2 + i] = (struct pollfd){qfd[i], POLLIN, 0};
 		int wait = until > now ? (int)(until - now) : 0;
-		if (poll(fds, (nfds_t)(2 + nq), wait) < 0)
+		if (poll(fds, 2 + (nfds_t)nq, wait) < 0)
 			continue; /* EINTR: a signal; the loop looks at agent_stop */
 		if (fds[0].revents)
 			agent_ctl_read(ag);
