@@ -2,7 +2,8 @@
  * audit.c — the audit ledger (see include/daemoneye/audit.h and
  * docs/audit.md): its SQLite file and schema, the hash chain, batched
  * appends with the Merkle subtrees each entry completes, checkpoints, the
- * proofs, reading for `audit log`, and verify_chain.
+ * proofs, retention and reading for `audit log`; verify_chain is in
+ * audit_verify.c (audit_int.h holds what they share).
  *
  * The Merkle tree's perfect subtrees live in `merkle_nodes`, keyed by
  * de_merkle_node_key(); the in-memory frontier (the right edge) is loaded
@@ -28,40 +29,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define BUSY_TIMEOUT_MS 5000
-#define FORMAT_NAME	"daemoneye-audit"
-
-/* One queued entry: the record and the strings it points to (owned). */
-struct queued {
-	struct de_audit_record r;
-	char *actor, *action, *payload;
-};
-
-struct de_audit {
-	sqlite3 *db;
-	bool read_only;
-	char *path;
-	char *origin;
-	int64_t (*now_ms)(void);
-	uint64_t every, interval_s;
-	bool has_signer;
-	struct de_checkpoint_signer signer;
-	struct de_ckpt_key *own_key; /* loaded from chain.private_key_path */
-
-	/* committed state */
-	uint64_t size;			/* entries committed */
-	uint8_t last_hash[32];		/* entry_hash of entry `size` */
-	struct de_merkle_frontier tree; /* the tree's right edge (writers) */
-	uint64_t last_cp_size;		/* size at the last checkpoint */
-	int64_t last_cp_ms;		/* when it was made (or open time) */
-
-	/* the queue */
-	struct queued *q;
-	size_t nq, capq;
-	uint8_t q_last_hash[32]; /* entry_hash of the last queued (or committed) entry */
-
-	sqlite3_stmt *get_node, *ins_entry, *ins_node, *ins_cp;
-};
+#include "audit_int.h"
 
 static const char *const problem_names[DE_AUDIT_PROBLEM_MAX] = {
 	[DE_AUDIT_INTACT] = "intact",
@@ -84,7 +52,7 @@ const char *de_audit_problem_name(enum de_audit_problem p)
 	return problem_names[p];
 }
 
-static int db_fail(struct de_audit *a, struct de_error *err, const char *what)
+int audit_db_fail(struct de_audit *a, struct de_error *err, const char *what)
 {
 	int code = sqlite3_errcode(a->db);
 	int e = code == SQLITE_NOTADB || code == SQLITE_CORRUPT ? EBADMSG
@@ -100,7 +68,7 @@ static int db_fail(struct de_audit *a, struct de_error *err, const char *what)
 static int exec_sql(struct de_audit *a, const char *sql, struct de_error *err)
 {
 	if (sqlite3_exec(a->db, sql, NULL, NULL, NULL) != SQLITE_OK)
-		return db_fail(a, err, "SQL failed");
+		return audit_db_fail(a, err, "SQL failed");
 	return 0;
 }
 
@@ -141,8 +109,8 @@ void de_audit_entry_hash(uint64_t seq, int64_t ts_ms, const char *actor, const c
 
 /* ---- the Merkle tree in SQLite ------------------------------------------- */
 
-static int node_get(void *arg, unsigned level, uint64_t index, uint8_t out[DE_MERKLE_HASH_LEN],
-		    struct de_error *err)
+int audit_node_get(void *arg, unsigned level, uint64_t index, uint8_t out[DE_MERKLE_HASH_LEN],
+		   struct de_error *err)
 {
 	struct de_audit *a = arg;
 	sqlite3_stmt *st = a->get_node;
@@ -158,7 +126,7 @@ static int node_get(void *arg, unsigned level, uint64_t index, uint8_t out[DE_ME
 	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return db_fail(a, err, "reading the Merkle tree");
+		return audit_db_fail(a, err, "reading the Merkle tree");
 	return de_error_set(err, DE_ERR_DATABASE, EBADMSG,
 			    "audit ledger %s: Merkle subtree (level %u, index %llu) is %s (run "
 			    "daemoneye-cli audit verify)",
@@ -166,9 +134,9 @@ static int node_get(void *arg, unsigned level, uint64_t index, uint8_t out[DE_ME
 			    rc == SQLITE_ROW ? "malformed" : "missing");
 }
 
-static struct de_merkle_source tree_source(struct de_audit *a)
+struct de_merkle_source audit_tree_source(struct de_audit *a)
 {
-	struct de_merkle_source s = {&de_merkle_blake3, node_get, a};
+	struct de_merkle_source s = {&de_merkle_blake3, audit_node_get, a};
 	return s;
 }
 
@@ -182,7 +150,7 @@ static int node_put(void *arg, unsigned level, uint64_t index,
 	sqlite3_bind_blob(st, 2, hash, DE_MERKLE_HASH_LEN, SQLITE_STATIC);
 	int rc = sqlite3_step(st);
 	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? 0 : db_fail(a, err, "storing a Merkle subtree");
+	return rc == SQLITE_DONE ? 0 : audit_db_fail(a, err, "storing a Merkle subtree");
 }
 
 /* ---- settings ------------------------------------------------------------ */
@@ -344,7 +312,7 @@ static const char migrate_2_sql[] =
 static int prepare(struct de_audit *a, const char *sql, sqlite3_stmt **st, struct de_error *err)
 {
 	if (sqlite3_prepare_v3(a->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK)
-		return db_fail(a, err, "preparing a statement");
+		return audit_db_fail(a, err, "preparing a statement");
 	return 0;
 }
 
@@ -355,7 +323,7 @@ static int query_i64(struct de_audit *a, const char *sql, int64_t *out, struct d
 	int rc;
 
 	if (sqlite3_prepare_v2(a->db, sql, -1, &st, NULL) != SQLITE_OK)
-		return db_fail(a, err, "reading the ledger");
+		return audit_db_fail(a, err, "reading the ledger");
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		*out = sqlite3_column_int64(st, 0);
@@ -363,7 +331,7 @@ static int query_i64(struct de_audit *a, const char *sql, int64_t *out, struct d
 		*out = 0;
 	sqlite3_finalize(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return db_fail(a, err, "reading the ledger");
+		return audit_db_fail(a, err, "reading the ledger");
 	return 0;
 }
 
@@ -426,7 +394,7 @@ static int check_schema(struct de_audit *a, struct de_error *err)
  * The ledger's pruned prefix: *upto (0: nothing pruned) and the hash of
  * entry *upto (last, when upto > 0).  A schema-1 ledger has none.
  */
-static int prune_state(struct de_audit *a, uint64_t *upto, uint8_t last[32], struct de_error *err)
+int audit_prune_state(struct de_audit *a, uint64_t *upto, uint8_t last[32], struct de_error *err)
 {
 	sqlite3_stmt *st;
 	int64_t has = 0;
@@ -442,7 +410,7 @@ static int prune_state(struct de_audit *a, uint64_t *upto, uint8_t last[32], str
 	if (sqlite3_prepare_v2(a->db,
 			       "SELECT upto, last_hash FROM prunes ORDER BY upto DESC LIMIT 1", -1,
 			       &st, NULL) != SQLITE_OK)
-		return db_fail(a, err, "reading the prunes");
+		return audit_db_fail(a, err, "reading the prunes");
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW && sqlite3_column_int64(st, 0) > 0 &&
 	    sqlite3_column_bytes(st, 1) == 32) {
@@ -455,7 +423,7 @@ static int prune_state(struct de_audit *a, uint64_t *upto, uint8_t last[32], str
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return db_fail(a, err, "reading the prunes");
+		return audit_db_fail(a, err, "reading the prunes");
 	return 0;
 }
 
@@ -511,7 +479,7 @@ static int load_state(struct de_audit *a, struct de_error *err)
 	if (size > 0) {
 		if (sqlite3_prepare_v2(a->db, "SELECT entry_hash FROM entries WHERE seq = ?", -1,
 				       &st, NULL) != SQLITE_OK)
-			return db_fail(a, err, "reading the ledger");
+			return audit_db_fail(a, err, "reading the ledger");
 		sqlite3_bind_int64(st, 1, size);
 		rc = sqlite3_step(st);
 		bool ok = rc == SQLITE_ROW && sqlite3_column_bytes(st, 0) == 32;
@@ -529,7 +497,7 @@ static int load_state(struct de_audit *a, struct de_error *err)
 	if (sqlite3_prepare_v2(a->db,
 			       "SELECT size, ts_ms FROM checkpoints ORDER BY id DESC LIMIT 1", -1,
 			       &st, NULL) != SQLITE_OK)
-		return db_fail(a, err, "reading the checkpoints");
+		return audit_db_fail(a, err, "reading the checkpoints");
 	if (sqlite3_step(st) == SQLITE_ROW) {
 		a->last_cp_size = (uint64_t)sqlite3_column_int64(st, 0);
 		a->last_cp_ms = sqlite3_column_int64(st, 1);
@@ -537,7 +505,7 @@ static int load_state(struct de_audit *a, struct de_error *err)
 	sqlite3_finalize(st);
 	if (a->read_only)
 		return 0;
-	struct de_merkle_source src = tree_source(a);
+	struct de_merkle_source src = audit_tree_source(a);
 	return de_merkle_frontier_load(&src, a->size, &a->tree, err);
 }
 
@@ -600,7 +568,7 @@ int de_audit_open(const struct de_audit_config *cfg, struct de_audit **out, stru
 	int flags = (a->read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) |
 		    SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_EXRESCODE;
 	if (sqlite3_open_v2(a->path, &a->db, flags, NULL) != SQLITE_OK) {
-		rc = db_fail(a, err, "cannot open");
+		rc = audit_db_fail(a, err, "cannot open");
 		goto fail;
 	}
 	sqlite3_busy_timeout(a->db, BUSY_TIMEOUT_MS);
@@ -765,7 +733,7 @@ static int insert_entry(struct de_audit *a, const struct de_audit_record *r, str
 	sqlite3_bind_blob(st, 8, r->entry_hash, 32, SQLITE_STATIC);
 	int rc = sqlite3_step(st);
 	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? 0 : db_fail(a, err, "appending an entry");
+	return rc == SQLITE_DONE ? 0 : audit_db_fail(a, err, "appending an entry");
 }
 
 static bool checkpoint_due(const struct de_audit *a)
@@ -877,7 +845,7 @@ int de_audit_prune(struct de_audit *a, int64_t before_ms, uint64_t max_entries,
 	if (a->read_only)
 		return de_error_set(err, DE_ERR_DATABASE, EROFS,
 				    "audit ledger %s is open read-only", a->path);
-	if ((rc = prune_state(a, &r.upto, last, err)) < 0 ||
+	if ((rc = audit_prune_state(a, &r.upto, last, err)) < 0 ||
 	    (rc = query_i64(a, "SELECT IFNULL(MAX(size), 0) FROM checkpoints", &cover, err)) < 0)
 		return rc;
 	r.covered_by = (uint64_t)cover;
@@ -894,7 +862,7 @@ int de_audit_prune(struct de_audit *a, int64_t before_ms, uint64_t max_entries,
 			       "SELECT IFNULL(MIN(seq), ?2 + 1) FROM entries WHERE seq > ?1 AND"
 			       " seq <= ?2 AND ts_ms >= ?3",
 			       -1, &st, NULL) != SQLITE_OK)
-		return db_fail(a, err, "reading the ledger");
+		return audit_db_fail(a, err, "reading the ledger");
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)r.upto);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
 	sqlite3_bind_int64(st, 3, before_ms);
@@ -906,7 +874,7 @@ int de_audit_prune(struct de_audit *a, int64_t before_ms, uint64_t max_entries,
 	uint64_t upto = (uint64_t)young - 1;
 	if (sqlite3_prepare_v2(a->db, "SELECT entry_hash FROM entries WHERE seq = ?", -1, &st,
 			       NULL) != SQLITE_OK)
-		return db_fail(a, err, "reading the ledger");
+		return audit_db_fail(a, err, "reading the ledger");
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)upto);
 	bool ok = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == 32;
 	if (ok)
@@ -924,7 +892,7 @@ int de_audit_prune(struct de_audit *a, int64_t before_ms, uint64_t max_entries,
 		    "INSERT INTO prunes(upto, last_hash, covered_by, ts_ms) VALUES (?, ?, "
 		    "?, ?)",
 		    -1, &st, NULL) != SQLITE_OK) {
-		rc = db_fail(a, err, "recording a prune");
+		rc = audit_db_fail(a, err, "recording a prune");
 		goto fail;
 	}
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)upto);
@@ -934,12 +902,12 @@ int de_audit_prune(struct de_audit *a, int64_t before_ms, uint64_t max_entries,
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
-		rc = db_fail(a, err, "recording a prune");
+		rc = audit_db_fail(a, err, "recording a prune");
 		goto fail;
 	}
 	if (sqlite3_prepare_v2(a->db, "DELETE FROM entries WHERE seq > ? AND seq <= ?", -1, &st,
 			       NULL) != SQLITE_OK) {
-		rc = db_fail(a, err, "pruning entries");
+		rc = audit_db_fail(a, err, "pruning entries");
 		goto fail;
 	}
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)r.upto);
@@ -947,7 +915,7 @@ int de_audit_prune(struct de_audit *a, int64_t before_ms, uint64_t max_entries,
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
-		rc = db_fail(a, err, "pruning entries");
+		rc = audit_db_fail(a, err, "pruning entries");
 		goto fail;
 	}
 	if ((rc = exec_sql(a, "COMMIT", err)) < 0)
@@ -999,7 +967,7 @@ static int check_size(const struct de_audit *a, uint64_t size, struct de_error *
 int de_audit_root(struct de_audit *a, uint64_t size, uint8_t out[DE_MERKLE_HASH_LEN],
 		  struct de_error *err)
 {
-	struct de_merkle_source src = tree_source(a);
+	struct de_merkle_source src = audit_tree_source(a);
 	int rc;
 
 	if ((rc = check_size(a, size, err)) < 0)
@@ -1013,7 +981,7 @@ int de_audit_prove_inclusion(struct de_audit *a, uint64_t seq, uint64_t size,
 			     uint8_t proof[DE_MERKLE_MAX_PROOF][DE_MERKLE_HASH_LEN], size_t *n,
 			     uint8_t leaf_hash[DE_MERKLE_HASH_LEN], struct de_error *err)
 {
-	struct de_merkle_source src = tree_source(a);
+	struct de_merkle_source src = audit_tree_source(a);
 	int rc;
 
 	if (seq == 0 || seq > size || size > a->size)
@@ -1021,7 +989,7 @@ int de_audit_prove_inclusion(struct de_audit *a, uint64_t seq, uint64_t size,
 				    "no entry %llu in a tree of %llu entries (the ledger has %llu)",
 				    (unsigned long long)seq, (unsigned long long)size,
 				    (unsigned long long)a->size);
-	if (leaf_hash && (rc = node_get(a, 0, seq - 1, leaf_hash, err)) < 0)
+	if (leaf_hash && (rc = audit_node_get(a, 0, seq - 1, leaf_hash, err)) < 0)
 		return rc;
 	return de_merkle_prove_inclusion(&src, seq - 1, size, proof, n, err);
 }
@@ -1030,7 +998,7 @@ int de_audit_prove_consistency(struct de_audit *a, uint64_t old, uint64_t new_si
 			       uint8_t proof[DE_MERKLE_MAX_PROOF][DE_MERKLE_HASH_LEN], size_t *n,
 			       struct de_error *err)
 {
-	struct de_merkle_source src = tree_source(a);
+	struct de_merkle_source src = audit_tree_source(a);
 	int rc;
 
 	if ((rc = check_size(a, new_size, err)) < 0)
@@ -1075,7 +1043,7 @@ int de_audit_checkpoint(struct de_audit *a, char **note, struct de_error *err)
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE) {
-		rc = db_fail(a, err, "storing a checkpoint");
+		rc = audit_db_fail(a, err, "storing a checkpoint");
 		sqlite3_exec(a->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
 		free(text);
 		return rc;
@@ -1097,14 +1065,14 @@ int de_audit_latest_checkpoint(struct de_audit *a, char **note, struct de_error 
 
 	if (sqlite3_prepare_v2(a->db, "SELECT note FROM checkpoints ORDER BY id DESC LIMIT 1", -1,
 			       &st, NULL) != SQLITE_OK)
-		return db_fail(a, err, "reading the checkpoints");
+		return audit_db_fail(a, err, "reading the checkpoints");
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_ROW) {
 		sqlite3_finalize(st);
 		if (rc == SQLITE_DONE)
 			return de_error_set(err, DE_ERR_DATABASE, ENOENT,
 					    "audit ledger %s has no checkpoint yet", a->path);
-		return db_fail(a, err, "reading the checkpoints");
+		return audit_db_fail(a, err, "reading the checkpoints");
 	}
 	const char *t = (const char *)sqlite3_column_text(st, 0);
 	char *copy = t ? strdup(t) : NULL;
@@ -1119,7 +1087,7 @@ int de_audit_latest_checkpoint(struct de_audit *a, char **note, struct de_error 
 
 /* Fill r from a row of (seq, ts_ms, actor, action, payload, payload_hash, previous_hash,
  * entry_hash); false if malformed. */
-static bool read_row(sqlite3_stmt *st, struct de_audit_record *r)
+bool audit_read_row(sqlite3_stmt *st, struct de_audit_record *r)
 {
 	static const int text_cols[] = {2, 3, 4};
 
@@ -1145,8 +1113,6 @@ static bool read_row(sqlite3_stmt *st, struct de_audit_record *r)
 	return r->actor && r->action && r->payload;
 }
 
-#define ENTRY_COLUMNS "seq, ts_ms, actor, action, payload, payload_hash, previous_hash, entry_hash"
-
 int de_audit_query(struct de_audit *a, const struct de_audit_filter *f, de_audit_record_fn fn,
 		   void *arg, struct de_error *err)
 {
@@ -1159,7 +1125,7 @@ int de_audit_query(struct de_audit *a, const struct de_audit_filter *f, de_audit
 		 f->has_since ? " AND ts_ms >= ?" : "", f->actor ? " AND actor = ?" : "",
 		 f->action ? " AND action = ?" : "", f->limit ? " LIMIT ?" : "");
 	if (sqlite3_prepare_v2(a->db, sql, -1, &st, NULL) != SQLITE_OK)
-		return db_fail(a, err, "reading entries");
+		return audit_db_fail(a, err, "reading entries");
 	if (f->has_since)
 		sqlite3_bind_int64(st, i++, f->since_ms);
 	if (f->actor)
@@ -1170,7 +1136,7 @@ int de_audit_query(struct de_audit *a, const struct de_audit_filter *f, de_audit
 		sqlite3_bind_int64(st, i++, (sqlite3_int64)f->limit);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct de_audit_record r;
-		if (!read_row(st, &r)) {
+		if (!audit_read_row(st, &r)) {
 			sqlite3_finalize(st);
 			return de_error_set(err, DE_ERR_DATABASE, EBADMSG,
 					    "audit ledger %s: a malformed entry (run daemoneye-cli "
@@ -1183,384 +1149,7 @@ int de_audit_query(struct de_audit *a, const struct de_audit_filter *f, de_audit
 		}
 	}
 	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : db_fail(a, err, "reading entries");
-}
-
-/* ---- verification -------------------------------------------------------- */
-
-/* A checkpoint to check the entries against. */
-struct cp_check {
-	struct de_checkpoint cp;
-	char label[48]; /* "stored checkpoint #3", "the given checkpoint" */
-	bool given;
-};
-
-static int report(struct de_audit_report *rep, enum de_audit_problem p, uint64_t seq,
-		  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-static int report(struct de_audit_report *rep, enum de_audit_problem p, uint64_t seq,
-		  const char *fmt, ...)
-{
-	va_list ap;
-
-	if (rep->problem != DE_AUDIT_INTACT)
-		return 1;
-	rep->problem = p;
-	rep->bad_seq = seq;
-	va_start(ap, fmt);
-	vsnprintf(rep->detail, sizeof(rep->detail), fmt, ap);
-	va_end(ap);
-	return 1;
-}
-
-/* Parse and (with a key) signature-check one checkpoint note; 1 when it is bad (reported). */
-static int load_cp(const char *note, size_t len, const struct de_audit_verify_opts *o,
-		   struct cp_check *c, struct de_audit_report *rep)
-{
-	struct de_signed_checkpoint *sc = malloc(sizeof(*sc));
-	struct de_error e = {0};
-	int bad = 0;
-
-	if (!sc)
-		return -ENOMEM;
-	if (de_checkpoint_parse(note, len, sc, &e) < 0 ||
-	    (o->pubkey && de_checkpoint_verify(sc, o->pubkey, o->key_name, &e) < 0))
-		bad = report(rep, DE_AUDIT_BAD_CHECKPOINT, 0, "%s: %s", c->label, e.message);
-	else
-		c->cp = sc->cp;
-	free(sc);
-	return bad;
-}
-
-static struct cp_check *cp_push(struct cp_check **v, size_t *n, size_t *cap)
-{
-	if (*n == *cap) {
-		size_t c = *cap ? *cap * 2 : 16;
-		struct cp_check *nv = realloc(*v, c * sizeof(**v));
-		if (!nv)
-			return NULL;
-		*v = nv;
-		*cap = c;
-	}
-	memset(&(*v)[*n], 0, sizeof(**v));
-	return &(*v)[(*n)++];
-}
-
-/*
- * Every stored checkpoint, then the given one, parsed and signature-checked;
- * a bad one is reported (and ends the list).
- */
-static int collect_checkpoints(struct de_audit *a, const struct de_audit_verify_opts *o,
-			       struct cp_check **out, size_t *n, struct de_audit_report *rep,
-			       struct de_error *err)
-{
-	struct cp_check *v = NULL, *c;
-	size_t cnt = 0, cap = 0;
-	sqlite3_stmt *st;
-	int rc = 0, step;
-
-	if (sqlite3_prepare_v2(a->db, "SELECT id, size, root, note FROM checkpoints ORDER BY id",
-			       -1, &st, NULL) != SQLITE_OK)
-		return db_fail(a, err, "reading the checkpoints");
-	while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *note = (const char *)sqlite3_column_text(st, 3);
-		if (!(c = cp_push(&v, &cnt, &cap))) {
-			rc = de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
-			break;
-		}
-		snprintf(c->label, sizeof(c->label), "stored checkpoint #%lld",
-			 (long long)sqlite3_column_int64(st, 0));
-		if (!note)
-			rc = report(rep, DE_AUDIT_BAD_CHECKPOINT, 0, "%s has no note", c->label);
-		else if ((rc = load_cp(note, (size_t)sqlite3_column_bytes(st, 3), o, c, rep)) ==
-				 0 &&
-			 ((uint64_t)sqlite3_column_int64(st, 1) != c->cp.size ||
-			  sqlite3_column_bytes(st, 2) != DE_MERKLE_HASH_LEN ||
-			  memcmp(sqlite3_column_blob(st, 2), c->cp.root, DE_MERKLE_HASH_LEN) != 0))
-			rc = report(rep, DE_AUDIT_BAD_CHECKPOINT, c->cp.size,
-				    "%s: its size or root column differs from its signed note",
-				    c->label);
-	}
-	if (rc == 0 && step != SQLITE_DONE)
-		rc = db_fail(a, err, "reading the checkpoints");
-	sqlite3_finalize(st);
-	if (rc == 0 && o->checkpoint) {
-		if (!(c = cp_push(&v, &cnt, &cap))) {
-			rc = de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
-		} else {
-			c->given = true;
-			snprintf(c->label, sizeof(c->label), "the given checkpoint");
-			rc = load_cp(o->checkpoint, o->checkpoint_len, o, c, rep);
-		}
-	}
-	if (rc < 0) {
-		free(v);
-		return rc;
-	}
-	*out = v;
-	*n = cnt;
-	return 0;
-}
-
-/* Check one row against what came before; 1 when a problem was reported. */
-static int check_row(const struct de_audit_record *r, uint64_t expected, const uint8_t prev[32],
-		     struct de_audit_report *rep)
-{
-	uint8_t h[32];
-
-	if (r->seq != expected)
-		return report(rep, DE_AUDIT_GAP, expected,
-			      "entry %llu is missing (deleted?): the next entry is %llu",
-			      (unsigned long long)expected, (unsigned long long)r->seq);
-	de_blake3_hash(r->payload, strlen(r->payload), h);
-	if (memcmp(h, r->payload_hash, 32) != 0)
-		return report(rep, DE_AUDIT_PAYLOAD, r->seq,
-			      "entry %llu: its payload does not match its payload_hash (payload "
-			      "edited)",
-			      (unsigned long long)r->seq);
-	de_audit_entry_hash(r->seq, r->ts_ms, r->actor, r->action, r->payload_hash,
-			    r->previous_hash, h);
-	if (memcmp(h, r->entry_hash, 32) != 0) {
-		for (int d = -1; d <= 1; d += 2) {
-			uint64_t other = r->seq + (uint64_t)(int64_t)d;
-			de_audit_entry_hash(other, r->ts_ms, r->actor, r->action, r->payload_hash,
-					    r->previous_hash, h);
-			if (memcmp(h, r->entry_hash, 32) == 0)
-				return report(rep, DE_AUDIT_MOVED, r->seq,
-					      "entry %llu was written as entry %llu: entries "
-					      "swapped, inserted or removed here",
-					      (unsigned long long)r->seq,
-					      (unsigned long long)other);
-		}
-		return report(rep, DE_AUDIT_ENTRY_HASH, r->seq,
-			      "entry %llu: its fields do not match its entry_hash (entry or hash "
-			      "edited)",
-			      (unsigned long long)r->seq);
-	}
-	if (memcmp(r->previous_hash, prev, 32) != 0)
-		return report(rep, DE_AUDIT_LINK, r->seq,
-			      "entry %llu: its previous_hash is not entry %llu's hash (an entry "
-			      "inserted, removed or swapped before it)",
-			      (unsigned long long)r->seq, (unsigned long long)r->seq - 1);
-	return 0;
-}
-
-/* de_merkle_emit_fn: a subtree recomputed from stored leaves is the stored one. */
-static int node_check(void *arg, unsigned level, uint64_t index,
-		      const uint8_t hash[DE_MERKLE_HASH_LEN], struct de_error *err)
-{
-	struct de_audit *a = arg;
-	uint8_t stored[DE_MERKLE_HASH_LEN];
-	int rc;
-
-	if (level == 0)
-		return 0; /* the leaf itself, just read */
-	if ((rc = node_get(a, level, index, stored, err)) < 0)
-		return rc;
-	if (memcmp(stored, hash, DE_MERKLE_HASH_LEN) != 0)
-		return de_error_set(err, DE_ERR_DATABASE, EBADMSG,
-				    "the stored subtree (level %u, index %llu) is not its leaves' "
-				    "(subtree hashes edited)",
-				    level, (unsigned long long)index);
-	return 0;
-}
-
-/*
- * A pruned prefix 1..upto (last: entry upto's hash, from its prune record):
- * its subtrees are the stored ones (the entries are gone), taken into *f; the
- * record must name upto's leaf, a stored checkpoint must cover the prefix
- * (the next ones are recomputed through it, so its signature binds the
- * prefix's subtrees), and those within it must be the stored tree's roots.
- * true when all holds; otherwise the problem is in rep.
- */
-static bool verify_pruned(struct de_audit *a, uint64_t upto, const uint8_t last[32],
-			  const struct cp_check *cps, size_t ncps, size_t *next_cp,
-			  struct de_merkle_frontier *f, struct de_audit_report *rep)
-{
-	struct de_merkle_source src = tree_source(a);
-	uint8_t leaf[DE_MERKLE_HASH_LEN], stored[DE_MERKLE_HASH_LEN], root[DE_MERKLE_HASH_LEN];
-	struct de_error e = {0};
-	bool covered = false;
-
-	for (size_t i = 0; i < ncps; i++)
-		covered = covered || (!cps[i].given && cps[i].cp.size >= upto);
-	if (!covered) {
-		report(rep, DE_AUDIT_MERKLE, upto,
-		       "entries 1..%llu were pruned but no checkpoint in the ledger covers them",
-		       (unsigned long long)upto);
-		return false;
-	}
-	if (de_merkle_blake3.leaf(last, 32, leaf) < 0 || node_get(a, 0, upto - 1, stored, &e) < 0 ||
-	    memcmp(leaf, stored, sizeof(leaf)) != 0) {
-		report(rep, DE_AUDIT_LINK, upto,
-		       "entry %llu, the last pruned: its prune record's hash is not its leaf in "
-		       "the "
-		       "Merkle tree%s%s",
-		       (unsigned long long)upto, e.message[0] ? ": " : "", e.message);
-		return false;
-	}
-	/* the prefix's tree rebuilt from its stored leaves, each stored subtree checked */
-	for (uint64_t i = 0; i < upto; i++) {
-		if (node_get(a, 0, i, stored, &e) < 0 ||
-		    de_merkle_frontier_append(&de_merkle_blake3, f, stored, node_check, a, &e) <
-			    0) {
-			report(rep, DE_AUDIT_MERKLE, i + 1, "the pruned prefix's Merkle tree: %s",
-			       e.message);
-			return false;
-		}
-	}
-	for (; *next_cp < ncps && cps[*next_cp].cp.size <= upto; (*next_cp)++) {
-		if (cps[*next_cp].given)
-			continue; /* checked by a consistency proof */
-		if (de_merkle_root(&src, cps[*next_cp].cp.size, root, &e) < 0 ||
-		    memcmp(root, cps[*next_cp].cp.root, DE_MERKLE_HASH_LEN) != 0) {
-			report(rep, DE_AUDIT_REWRITTEN, cps[*next_cp].cp.size,
-			       "%s attests a different root for the first %llu (pruned) entries: "
-			       "history rewritten",
-			       cps[*next_cp].label, (unsigned long long)cps[*next_cp].cp.size);
-			return false;
-		}
-	}
-	return true;
-}
-
-static int cp_cmp(const void *x, const void *y)
-{
-	const struct cp_check *a = x, *b = y;
-	return a->cp.size < b->cp.size ? -1 : a->cp.size > b->cp.size;
-}
-
-int de_audit_verify(struct de_audit *a, const struct de_audit_verify_opts *opts,
-		    struct de_audit_report *out, struct de_error *err)
-{
-	static const struct de_audit_verify_opts none = {0};
-	const struct de_audit_verify_opts *o = opts ? opts : &none;
-	struct de_audit_report rep = {.signatures_checked = o->pubkey != NULL};
-	struct de_merkle_frontier f = {0};
-	struct cp_check *cps = NULL;
-	size_t ncps = 0, next_cp = 0;
-	uint8_t prev[32] = {0}, root[DE_MERKLE_HASH_LEN];
-	uint64_t expected = 1;
-	sqlite3_stmt *st = NULL;
-	int rc, step;
-
-	if ((rc = collect_checkpoints(a, o, &cps, &ncps, &rep, err)) < 0)
-		return rc;
-	rep.checkpoints = ncps;
-	if (rep.problem != DE_AUDIT_INTACT)
-		goto done;
-	if (ncps > 1)
-		qsort(cps, ncps, sizeof(*cps), cp_cmp);
-	if (sqlite3_prepare_v2(a->db, "SELECT " ENTRY_COLUMNS " FROM entries ORDER BY seq", -1, &st,
-			       NULL) != SQLITE_OK) {
-		rc = db_fail(a, err, "reading entries");
-		goto out;
-	}
-	while (next_cp < ncps && cps[next_cp].cp.size == 0)
-		next_cp++;
-	if ((rc = prune_state(a, &rep.pruned, prev, err)) < 0)
-		goto out;
-	if (rep.pruned && !verify_pruned(a, rep.pruned, prev, cps, ncps, &next_cp, &f, &rep))
-		goto done;
-	expected = rep.pruned + 1;
-	rep.entries = rep.pruned;
-	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		struct de_audit_record r;
-		uint8_t leaf[DE_MERKLE_HASH_LEN];
-		if (!read_row(st, &r)) {
-			report(&rep, DE_AUDIT_MALFORMED, expected,
-			       "entry %llu: a field is missing, of the wrong type or length",
-			       (unsigned long long)expected);
-			break;
-		}
-		if (check_row(&r, expected, prev, &rep))
-			break;
-		memcpy(prev, r.entry_hash, 32);
-		if ((rc = de_merkle_blake3.leaf(r.entry_hash, 32, leaf)) < 0 ||
-		    (rc = de_merkle_frontier_append(&de_merkle_blake3, &f, leaf, NULL, NULL, err)) <
-			    0)
-			goto out;
-		rep.entries = expected++;
-		/* stored checkpoints: the recomputed root at their size must be theirs */
-		for (; next_cp < ncps && cps[next_cp].cp.size == f.size; next_cp++) {
-			if (cps[next_cp].given)
-				continue; /* checked below, by a consistency proof */
-			if ((rc = de_merkle_frontier_root(&de_merkle_blake3, &f, root, err)) < 0)
-				goto out;
-			if (memcmp(root, cps[next_cp].cp.root, DE_MERKLE_HASH_LEN) != 0) {
-				report(&rep, DE_AUDIT_REWRITTEN, f.size,
-				       "%s attests a different root for the first %llu entries: "
-				       "history rewritten",
-				       cps[next_cp].label, (unsigned long long)f.size);
-				break;
-			}
-		}
-		if (rep.problem != DE_AUDIT_INTACT)
-			break;
-	}
-	if (step != SQLITE_ROW && step != SQLITE_DONE) {
-		rc = db_fail(a, err, "reading entries");
-		goto out;
-	}
-	if (rep.problem != DE_AUDIT_INTACT)
-		goto done;
-	if ((rc = de_merkle_frontier_root(&de_merkle_blake3, &f, rep.root, err)) < 0)
-		goto out;
-	/* the stored tree (which proofs come from) must be the entries' tree */
-	{
-		struct de_merkle_source src = tree_source(a);
-		struct de_error e = {0};
-		if (de_merkle_root(&src, rep.entries, root, &e) < 0)
-			report(&rep, DE_AUDIT_MERKLE, rep.entries, "the stored Merkle tree: %s",
-			       e.message);
-		else if (memcmp(root, rep.root, DE_MERKLE_HASH_LEN) != 0)
-			report(&rep, DE_AUDIT_MERKLE, rep.entries,
-			       "the stored Merkle tree's root differs from the entries' (subtree "
-			       "hashes edited)");
-	}
-	/* checkpoints past the end: the tail is gone */
-	for (size_t i = 0; i < ncps && rep.problem == DE_AUDIT_INTACT; i++)
-		if (cps[i].cp.size > rep.entries)
-			report(&rep, DE_AUDIT_TRUNCATED, rep.entries + 1,
-			       "%s attests %llu entries but the ledger has %llu: entries %llu.."
-			       "%llu were removed (tail truncated)",
-			       cps[i].label, (unsigned long long)cps[i].cp.size,
-			       (unsigned long long)rep.entries, (unsigned long long)rep.entries + 1,
-			       (unsigned long long)cps[i].cp.size);
-	/* the given checkpoint: a consistency proof from its tree to ours */
-	for (size_t i = 0; i < ncps && rep.problem == DE_AUDIT_INTACT; i++) {
-		uint8_t proof[DE_MERKLE_MAX_PROOF][DE_MERKLE_HASH_LEN];
-		struct de_merkle_blob pb[DE_MERKLE_MAX_PROOF];
-		struct de_error e = {0};
-		size_t n = 0;
-		if (!cps[i].given || cps[i].cp.size == 0)
-			continue;
-		struct de_merkle_source src = tree_source(a);
-		if (de_merkle_prove_consistency(&src, cps[i].cp.size, rep.entries, proof, &n, &e) <
-		    0) {
-			report(&rep, DE_AUDIT_MERKLE, cps[i].cp.size, "consistency proof: %s",
-			       e.message);
-			break;
-		}
-		de_merkle_proof_blobs(proof[0], n, pb);
-		struct de_merkle_blob r1 = {cps[i].cp.root, DE_MERKLE_HASH_LEN};
-		struct de_merkle_blob r2 = {rep.root, DE_MERKLE_HASH_LEN};
-		if (de_merkle_verify_consistency(&de_merkle_blake3, cps[i].cp.size, rep.entries, pb,
-						 n, r1, r2, &e) < 0)
-			report(&rep, DE_AUDIT_REWRITTEN, cps[i].cp.size,
-			       "%s (%llu entries) is not consistent with the ledger's %llu "
-			       "entries: "
-			       "history rewritten (%s)",
-			       cps[i].label, (unsigned long long)cps[i].cp.size,
-			       (unsigned long long)rep.entries, e.message);
-	}
-done:
-	*out = rep;
-	rc = 0;
-out:
-	sqlite3_finalize(st);
-	free(cps);
-	return rc;
+	return rc == SQLITE_DONE ? 0 : audit_db_fail(a, err, "reading entries");
 }
 
 void de_audit_hash_text(const void *p, size_t n, char out[DE_AUDIT_HASH_TEXT_LEN + 1])
