@@ -255,6 +255,7 @@ check "alerts raised while the server is away ($((nalerts - 1)))" test "$nalerts
 check "they wait in the outbox, retried" wait_for 60 sh -c \
 	"[ \$(sqlite3 -readonly '$db' \"SELECT count(*) FROM alert_deliveries WHERE sink = 'fleet' AND status = 'pending' AND attempts >= 2\") -ge $((nalerts - 1)) ]"
 check "nats-server started again on the same port and store" start_nats js "$PORT" -m "$MPORT"
+js_nats=$nats_pid
 check "every alert delivered once it is back" wait_for 120 sh -c \
 	"[ \$(sqlite3 -readonly '$db' \"SELECT count(*) FROM alert_deliveries WHERE sink = 'fleet' AND status != 'delivered'\") = 0 ]"
 spool_empty() { cli fleet status --format json 2>/dev/null |
@@ -404,6 +405,27 @@ cli fleet verify web-99 --ledger "$tmp/short.sqlite" >"$tmp/verify3.out" 2>&1
 rc=$?
 check "fleet verify: a host with no checkpoints in the stream: 66 (rc=$rc)" sh -c \
 	"[ $rc = 66 ] && grep -q 'no checkpoint of host web-99' '$tmp/verify3.out'"
+# a checkpoint signed while the server is away reaches the stream once it is back
+stop "$js_nats"
+"$bin/audit_fill" "$ledger" 25 "$tmp/pki/audit.key" 20
+[ "$(id -u)" = 0 ] && chown nobody "$ledger"
+agent_once >/dev/null 2>"$tmp/v3.err"
+away_size=$(sqlite3 -readonly "$ledger" "SELECT max(size) FROM checkpoints")
+check "server down: the ledger signed a checkpoint past the last published ($away_size > $last_size)" \
+	test "${away_size:-0}" -gt "$last_size"
+check "nats-server started again for the anchoring check" start_nats js "$PORT" -m "$MPORT"
+js_nats=$nats_pid
+agent_once >/dev/null 2>"$tmp/v4.err"
+cli fleet show checkpoints --host "$hid" >"$tmp/ckpts2.ndjson"
+check "once it is back, that checkpoint is in the stream" $PY -c '
+import json, sys
+m = [int(json.loads(l)["data"].split("\n")[1]) for l in open(sys.argv[1])]
+assert max(m) >= int(sys.argv[2]), (m, sys.argv[2])
+' "$tmp/ckpts2.ndjson" "${away_size:-0}"
+cli fleet verify "$hid" --pubkey "$tmp/pki/audit.pub" >"$tmp/verify4.out" 2>&1
+rc=$?
+check "fleet verify agrees with every published checkpoint, the late one too (rc=$rc)" sh -c \
+	"[ $rc = 0 ] && grep -q 'agrees with 3 of 3 checkpoints' '$tmp/verify4.out'"
 
 # ---- 8. signed queries -----------------------------------------------------------------
 mkdir -p "$tmp/op" "$tmp/op2"
