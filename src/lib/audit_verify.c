@@ -222,7 +222,8 @@ static bool verify_pruned(struct de_audit *a, uint64_t upto, const uint8_t last[
 		       (unsigned long long)upto);
 		return false;
 	}
-	if (de_merkle_blake3.leaf(last, 32, leaf) < 0 || audit_node_get(a, 0, upto - 1, stored, &e) < 0 ||
+	if (de_merkle_blake3.leaf(last, 32, leaf) < 0 ||
+	    audit_node_get(a, 0, upto - 1, stored, &e) < 0 ||
 	    memcmp(leaf, stored, sizeof(leaf)) != 0) {
 		report(rep, DE_AUDIT_LINK, upto,
 		       "entry %llu, the last pruned: its prune record's hash is not its leaf in "
