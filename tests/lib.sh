@@ -50,23 +50,6 @@ fails=0
 ok() { echo "ok - $*"; }
 bad() { echo "not ok - $*"; fails=$((fails + 1)); return 1; }
 check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
-marker_rule() {
-	cat >"$1" <<YAML
-rules:
-  - id: $2
-    name: test marker $2
-    description: a process whose command line carries the test's marker
-    version: 1
-    severity: low
-    category: execution
-    tags: [attack.t1059.004]
-    author: tests
-    sql: |
-      SELECT pid, name, executable_path, command_line FROM processes
-      WHERE command_line LIKE '%$3-%'
-YAML
-	chmod 644 "$1"
-}
 hermetic() {
 	export HOME=$1
 	mkdir -p "$HOME"
