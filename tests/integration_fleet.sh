@@ -30,7 +30,9 @@
 #      refuses, the previous rules kept, each recorded in the ledger;
 #  10. the same bundles offline (rules import --bundle) and each refusal;
 #  4b. pipelined publishing (tests/fleet_pub.c): nothing reported stored
-#      without its ack, a bound on acks awaited, re-sends stored once.
+#      without its ack, a bound on acks awaited, re-sends stored once;
+#  11. SIGTERM while the server hangs (SIGSTOP): the worker stops by
+#      itself within the parent's grace, the whole agent within 2 s.
 set -u
 bin=$1
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -622,6 +624,37 @@ ocli --set fleet.operator_public_key="$tmp/op/audit.pub" rules import --bundle "
 rc=$?
 check "fleet.operator_public_key is the default key; a newer version goes in (rc=$rc)" sh -c \
 	"[ $rc = 0 ] && head -1 '$tmp/off/rules.d/fleet-bundle.yaml' | grep -q 'version 11 '"
+
+# ---- 11. SIGTERM while the server hangs ---------------------------------------------------
+# A server that keeps its connection open but answers nothing (SIGSTOP) must
+# not hold the agent past its 2 s: the worker stops by itself (its publishes
+# wait no longer than their flush's second, its last flush a quarter of one),
+# and the parent never has to kill it.
+read -r HPORT <<<"$(free_ports 1)"
+check "a second nats-server starts on 127.0.0.1:$HPORT" start_nats hang "$HPORT"
+hang_nats=$nats_pid
+sed "s|nats://127.0.0.1:$PORT|nats://127.0.0.1:$HPORT|" "$tmp/agent.yaml" >"$tmp/hang.yaml"
+"$bin/daemoneye-agent" -c "$tmp/hang.yaml" --set app.state_dir="$tmp/hstate" \
+	--set app.scan_interval_ms=60000 >/dev/null 2>"$tmp/hang.err" &
+agent=$!
+pids+=("$agent")
+check "the agent publishes to it" wait_for 60 grep -q "fleet: publishing to stream .*, connected" "$tmp/hang.err"
+check "  and has scanned" wait_for 60 grep -q "scan 1:" "$tmp/hang.err"
+kill -STOP "$hang_nats"
+# what the loop's flushes publish (its exec events, the ledger's checkpoint)
+# goes to a server that never answers: a publish times out (and the next
+# may be waiting when SIGTERM comes; no cycle is, the next is a minute away)
+check "  a publish to the stopped server times out" wait_for 60 grep -q "fleet: publish .*Timeout; will retry" "$tmp/hang.err"
+t0=$EPOCHREALTIME
+kill -TERM "$agent"
+wait "$agent"
+rc=$?
+ms=$($PY -c "print(int(($EPOCHREALTIME - $t0) * 1000))")
+kill -CONT "$hang_nats"
+check "SIGTERM with the server stopped: exit 0 in ${ms} ms (<= 2000)" test "$rc" = 0 -a "$ms" -le 2000
+check "  the worker stopped by itself (the parent did not kill it)" \
+	bash -c "! grep -q 'did not stop within its grace time' '$tmp/hang.err'" || sed 's/^/#   /' "$tmp/hang.err"
+stop "$hang_nats"
 
 echo "integration_fleet: $fails failed"
 [ "$fails" = 0 ]

@@ -289,20 +289,41 @@ struct flush_ctx {
 	size_t n;	  /* published in this batch */
 	size_t seen;	  /* rows read in this batch */
 	int64_t deadline; /* monotonic ms */
+	bool last;	  /* the flush at stop: not cut short by the stop request */
 	struct de_error err;
 };
+
+/*
+ * The wait for one publish's ack: what is left of the flush's budget, so
+ * that a server that stopped answering (but keeps its connection open)
+ * holds a flush, and a SIGTERM behind it, no longer than the budget.
+ * 0 when the budget is spent, or a stop was asked for and this is not the
+ * last flush (which has a budget of its own).
+ */
+static uint64_t publish_wait(const struct agent_fleet *fl, int64_t deadline, bool last)
+{
+	int64_t left = deadline - de_mono_ms();
+
+	if (left <= 0 || (agent_stop && !last))
+		return 0;
+	return (uint64_t)left < fl->set.publish_timeout_ms ? (uint64_t)left
+							   : fl->set.publish_timeout_ms;
+}
 
 static int publish_one(const struct de_spool_msg *m, void *arg)
 {
 	struct flush_ctx *c = arg;
 	enum de_fleet_kind k;
+	uint64_t wait = publish_wait(c->fl, c->deadline, c->last);
 
+	if (!wait)
+		return 2;
 	c->seen++;
 	if (de_fleet_kind_parse(m->kind, &k) < 0) {
 		c->last_id = m->id; /* not ours to publish: skip it */
 		return 0;
 	}
-	if (de_fleet_publish(c->fl->f, k, m->msg_id, m->payload, strlen(m->payload), 0, NULL,
+	if (de_fleet_publish(c->fl->f, k, m->msg_id, m->payload, strlen(m->payload), wait, NULL,
 			     &c->err) < 0)
 		return 1;
 	c->last_id = m->id;
@@ -311,14 +332,16 @@ static int publish_one(const struct de_spool_msg *m, void *arg)
 }
 
 /* Publish the ledger's latest checkpoint when it is not the one last published. */
-static int publish_checkpoint(struct agent_fleet *fl, struct de_error *err)
+static int publish_checkpoint(struct agent_fleet *fl, int64_t deadline, bool last,
+			      struct de_error *err)
 {
 	char id[DE_FLEET_MSGID_MAX], *note = NULL;
 	struct de_audit_config ac;
+	uint64_t wait = publish_wait(fl, deadline, last);
 	int rc;
 
-	if (!fl->audit.enabled)
-		return 0;
+	if (!fl->audit.enabled || !wait)
+		return 0; /* no budget left: the next flush publishes it */
 	if (!fl->ledger) {
 		if (access(fl->audit.path, F_OK) != 0)
 			return 0; /* no ledger yet */
@@ -334,7 +357,7 @@ static int publish_checkpoint(struct agent_fleet *fl, struct de_error *err)
 		return rc == -ENOENT ? 0 : rc;
 	if ((rc = de_fleet_checkpoint_msg_id(fl->set.host_id, note, strlen(note), id, err)) == 0 &&
 	    strcmp(id, fl->last_ckpt) != 0 &&
-	    (rc = de_fleet_publish(fl->f, DE_FLEET_CHECKPOINTS, id, note, strlen(note), 0, NULL,
+	    (rc = de_fleet_publish(fl->f, DE_FLEET_CHECKPOINTS, id, note, strlen(note), wait, NULL,
 				   err)) == 0) {
 		snprintf(fl->last_ckpt, sizeof(fl->last_ckpt), "%s", id);
 		fl->published++;
@@ -588,7 +611,8 @@ int agent_fleet_wake_fds(const struct agent *ag, int *fds, int max)
 	return n;
 }
 
-void agent_fleet_flush(struct agent *ag)
+/* agent_fleet_flush within budget_ms; the last one (at stop) serves no queries. */
+static void flush(struct agent *ag, int64_t budget_ms, bool last)
 {
 	struct agent_fleet *fl = ag->fleet;
 	struct flush_ctx c = {0};
@@ -606,12 +630,13 @@ void agent_fleet_flush(struct agent *ag)
 		fl->down = true;
 		return;
 	}
-	if (fl->operator) {
+	if (!last && fl->operator) {
 		serve_queries(ag);
 		check_bundle(ag);
 	}
 	c.fl = fl;
-	c.deadline = de_mono_ms() + FLUSH_BUDGET_MS;
+	c.deadline = de_mono_ms() + budget_ms;
+	c.last = last;
 	do {
 		c.n = c.seen = 0;
 		c.last_id = -1;
@@ -631,7 +656,7 @@ void agent_fleet_flush(struct agent *ag)
 		fl->down = true;
 		return;
 	}
-	if (rc == 0 && publish_checkpoint(fl, &err) < 0) {
+	if (rc == 0 && publish_checkpoint(fl, c.deadline, last, &err) < 0) {
 		if (!fl->down)
 			de_log_err(&err);
 		fl->down = err.code == EAGAIN;
@@ -643,14 +668,20 @@ void agent_fleet_flush(struct agent *ag)
 	fl->down = false;
 }
 
-void agent_fleet_stop(struct agent *ag)
+void agent_fleet_flush(struct agent *ag)
+{
+	flush(ag, FLUSH_BUDGET_MS, false);
+}
+
+void agent_fleet_stop(struct agent *ag, int64_t budget_ms)
 {
 	struct agent_fleet *fl = ag->fleet;
 	struct de_error err = {0};
 
 	if (!fl)
 		return;
-	agent_fleet_flush(ag);
+	if (!fl->down) /* a server that did not answer the last flush gets no second wait */
+		flush(ag, budget_ms, true);
 	de_audit_close(fl->ledger, &err);
 	fl->ledger = NULL;
 	fleet_free(fl);

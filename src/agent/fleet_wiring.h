@@ -28,13 +28,17 @@ void agent_fleet_events(struct agent *ag, const struct de_process_event *ev, siz
 void agent_fleet_cycle(struct agent *ag, int64_t scan_id, int64_t started_ms, size_t processes,
 		       const struct de_store_diff *diff, size_t alerts);
 /*
- * Publish what waits in the spool, oldest first, for at most a second, and
- * the ledger's latest checkpoint when it is new.  Failures are logged once
- * per outage; what was not published waits for the next call.
+ * Answer the queries that came and look for a new rule bundle; publish what
+ * waits in the spool, oldest first, and the ledger's latest checkpoint when
+ * it is new, within a second in all (each publish waits for its ack at most
+ * what is left of that second, and a stop request ends it early).  Failures
+ * are logged once per outage; what was not published waits for the next
+ * call (or the next run: the spool is in the store).
  */
 void agent_fleet_flush(struct agent *ag);
-/* A last flush, then close. */
-void agent_fleet_stop(struct agent *ag);
+/* A last flush within budget_ms (no queries, no bundles; none when the last
+   one failed), then close. */
+void agent_fleet_stop(struct agent *ag, int64_t budget_ms);
 /*
  * The descriptors the agent's loop also polls so that a fleet query is
  * answered when it comes, not at the loop's next timer: fills fds[0..max)

@@ -29,10 +29,12 @@
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
@@ -57,9 +59,32 @@ static volatile sig_atomic_t drain_over;
 /* the engine's connection, interrupted when the drain time is over (SIGALRM) */
 static sqlite3 *volatile interrupt_db;
 
+/* the thread that runs the cycle: the one whose waits a signal must interrupt */
+static pid_t main_tid;
+
+/*
+ * A signal sent to the process goes to any thread that does not block it,
+ * and libnats's, the sinks' and the store's threads do not: handled there,
+ * it would set the flag but leave the main thread asleep in poll or read
+ * until its timeout (SIGTERM took over 3 s with a stopped NATS server).
+ * So a handler on another thread hands the signal on to the main thread.
+ */
+static bool on_main_thread(int sig)
+{
+	int e;
+
+	if (gettid() == main_tid)
+		return true;
+	e = errno;
+	(void)syscall(SYS_tgkill, getpid(), main_tid, sig);
+	errno = e;
+	return false;
+}
+
 static void on_stop(int sig)
 {
-	(void)sig;
+	if (!on_main_thread(sig))
+		return;
 	if (!agent_stop)
 		alarm((AGENT_DRAIN_MS + 999) / 1000);
 	agent_stop = 1;
@@ -67,7 +92,8 @@ static void on_stop(int sig)
 
 static void on_alarm(int sig)
 {
-	(void)sig;
+	if (!on_main_thread(sig))
+		return;
 	drain_over = 1;
 	if (interrupt_db)
 		sqlite3_interrupt(interrupt_db); /* sets a flag: fine in a handler */
@@ -837,6 +863,7 @@ int worker_main(const struct agent_opts *o)
 	ag.pm.stop = &agent_stop;
 	ag.src = o->src;
 	ag.started_ms = de_now_ms();
+	main_tid = gettid();
 	sa.sa_handler = on_stop;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
@@ -885,7 +912,9 @@ int worker_main(const struct agent_opts *o)
 			de_log_err(&err);
 	}
 done:
-	agent_fleet_stop(&ag);
+	/* after a SIGTERM the parent's grace (1.5 s) less the drain second is
+	   what is left for the fleet's last flush and for closing */
+	agent_fleet_stop(&ag, agent_stop ? 250 : 1000);
 	interrupt_db = NULL;
 	ag.final_publish = true;
 	telemetry_publish(&ag, true);

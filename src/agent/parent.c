@@ -329,6 +329,8 @@ static void timers(struct parent *p, int64_t now)
 	for (int k = 0; k < NCHILD; k++) {
 		struct child *c = &p->ch[k];
 		if (c->pid && c->kill_at >= 0 && now >= c->kill_at) {
+			de_log_warnx("%s pid %d did not stop within its grace time: killed",
+				     k == W ? "worker" : "procmond", (int)c->pid);
 			kill(c->pid, SIGKILL);
 			c->kill_at = -1;
 		}

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -758,7 +759,8 @@ struct de_fleet_sub {
 	natsMsg *ring[SUB_RING];
 	size_t head, n;
 	uint64_t dropped;
-	int wake; /* eventfd: readable while n > 0 */
+	int wake;    /* eventfd: readable while n > 0 */
+	bool closed; /* libnats will call on_msg no more (on_complete ran) */
 };
 
 /* Under s->mu: make the eventfd say whether messages wait. */
@@ -792,16 +794,46 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *
 	pthread_mutex_unlock(&s->mu);
 }
 
+/* libnats's last word on a subscription: on_msg has returned for good. */
+static void on_complete(void *closure)
+{
+	struct de_fleet_sub *s = closure;
+
+	pthread_mutex_lock(&s->mu);
+	s->closed = true;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* How long de_fleet_sub_free waits for libnats's delivery thread to let go. */
+#define SUB_CLOSE_WAIT_MS 1000
+
 void de_fleet_sub_free(struct de_fleet_sub *s)
 {
 	if (!s)
 		return;
 	if (s->sub) {
-		/* no callback runs after the drain completes (or the connection is gone) */
-		if (natsSubscription_Drain(s->sub) == NATS_OK)
-			natsSubscription_WaitForDrainCompletion(s->sub, 2000);
+		/*
+		 * Unsubscribe, not drain: a drain waits for the server's answer,
+		 * up to its timeout per subscription when the server is away or
+		 * stopped, and that made SIGTERM take over 3 s.  Closing is
+		 * local: on_complete runs on libnats's delivery thread once
+		 * on_msg has returned for the last time, and only then may s go.
+		 */
+		struct timespec until;
+		bool closed;
+
 		natsSubscription_Unsubscribe(s->sub);
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_sec += SUB_CLOSE_WAIT_MS / 1000;
+		pthread_mutex_lock(&s->mu);
+		while (!s->closed && pthread_cond_timedwait(&s->cv, &s->mu, &until) == 0) {
+		}
+		closed = s->closed;
+		pthread_mutex_unlock(&s->mu);
 		natsSubscription_Destroy(s->sub);
+		if (!closed)
+			return; /* never seen: on_msg might still run, so s stays (leaked) */
 	}
 	for (size_t i = 0; i < s->n; i++)
 		natsMsg_Destroy(s->ring[(s->head + i) % SUB_RING]);
@@ -836,6 +868,16 @@ int de_fleet_subscribe(struct de_fleet *f, const char *subject, struct de_fleet_
 	if ((st = natsConnection_Subscribe(&s->sub, f->nc, subject, on_msg, s)) != NATS_OK) {
 		s->sub = NULL;
 		de_fleet_sub_free(s);
+		return nats_fail(err, st, "cannot subscribe");
+	}
+	if ((st = natsSubscription_SetOnCompleteCB(s->sub, on_complete, s)) != NATS_OK) {
+		/*
+		 * Only a subscription already closed (its connection gone) gets
+		 * here; on_msg may have run and nothing will say when it is done
+		 * with s, so s is left allocated rather than risk a late call.
+		 */
+		natsSubscription_Unsubscribe(s->sub);
+		natsSubscription_Destroy(s->sub);
 		return nats_fail(err, st, "cannot subscribe");
 	}
 	*out = s;
