@@ -96,6 +96,37 @@ static void test_clocks(void **state)
 	}
 }
 
+/* A monotonic condition variable waits until its monotonic deadline: on
+   CLOCK_REALTIME the same deadline (hours after boot) is decades past and
+   the wait would end at once. */
+static void test_cond_mono(void **state)
+{
+	(void)state;
+	pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	pthread_cond_t cv;
+	struct timespec before, until, after;
+
+	assert_int_equal(de_cond_init_mono(&cv), 0);
+	clock_gettime(CLOCK_MONOTONIC, &before);
+	de_cond_deadline(&until, 60);
+	int64_t b = (int64_t)before.tv_sec * 1000000000 + before.tv_nsec;
+	int64_t u = (int64_t)until.tv_sec * 1000000000 + until.tv_nsec;
+	assert_true(u >= b + 60000000);
+	assert_true(until.tv_nsec >= 0 && until.tv_nsec < 1000000000L);
+	pthread_mutex_lock(&mu);
+	int rc;
+	while ((rc = pthread_cond_timedwait(&cv, &mu, &until)) == 0) {
+	}
+	pthread_mutex_unlock(&mu);
+	assert_int_equal(rc, ETIMEDOUT);
+	clock_gettime(CLOCK_MONOTONIC, &after);
+	assert_true((int64_t)after.tv_sec * 1000000000 + after.tv_nsec >= u);
+	/* a negative wait is now, and normalised */
+	de_cond_deadline(&until, -5);
+	assert_true(until.tv_nsec >= 0 && until.tv_nsec < 1000000000L);
+	pthread_cond_destroy(&cv);
+}
+
 static void test_duration_format(void **state)
 {
 	(void)state;
@@ -121,6 +152,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse),
 		cmocka_unit_test(test_clocks),
+		cmocka_unit_test(test_cond_mono),
 		cmocka_unit_test(test_duration_format),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

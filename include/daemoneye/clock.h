@@ -6,8 +6,10 @@
 #ifndef DAEMONEYE_CLOCK_H
 #define DAEMONEYE_CLOCK_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* Milliseconds since the Unix epoch (CLOCK_REALTIME): for records. */
 int64_t de_now_ms(void);
@@ -15,6 +17,16 @@ int64_t de_now_ms(void);
 int64_t de_mono_ms(void);
 /* Microseconds of CLOCK_MONOTONIC: for measuring short things. */
 int64_t de_mono_us(void);
+
+/*
+ * Condition variables that wait on CLOCK_MONOTONIC (a default one waits on
+ * CLOCK_REALTIME: a clock stepped back an hour would stretch a 200 ms wait
+ * by that hour).  de_cond_init_mono initialises cv so (0 or an errno);
+ * de_cond_deadline sets *ts to ms milliseconds from now on that clock, for
+ * pthread_cond_timedwait on such a cv.
+ */
+int de_cond_init_mono(pthread_cond_t *cv);
+void de_cond_deadline(struct timespec *ts, int64_t ms);
 
 /*
  * The boot time in ms since the epoch, as /proc/stat's btime gives it (the

@@ -10,6 +10,7 @@
  * where it survives a restart.
  */
 #include "daemoneye/fleet.h"
+#include "daemoneye/clock.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -824,8 +825,7 @@ void de_fleet_sub_free(struct de_fleet_sub *s)
 		bool closed;
 
 		natsSubscription_Unsubscribe(s->sub);
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_sec += SUB_CLOSE_WAIT_MS / 1000;
+		de_cond_deadline(&until, SUB_CLOSE_WAIT_MS);
 		pthread_mutex_lock(&s->mu);
 		while (!s->closed && pthread_cond_timedwait(&s->cv, &s->mu, &until) == 0) {
 		}
@@ -848,17 +848,13 @@ int de_fleet_subscribe(struct de_fleet *f, const char *subject, struct de_fleet_
 		       struct de_error *err)
 {
 	struct de_fleet_sub *s = calloc(1, sizeof(*s));
-	pthread_condattr_t ca;
 	natsStatus st;
 
 	if (!s)
 		return de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
 	s->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	pthread_mutex_init(&s->mu, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&s->cv, &ca);
-	pthread_condattr_destroy(&ca);
+	de_cond_init_mono(&s->cv); /* fails only for a bad clock or attribute */
 	if (s->wake < 0) {
 		int e = errno;
 		de_fleet_sub_free(s);
@@ -910,13 +906,7 @@ int de_fleet_sub_next(struct de_fleet_sub *s, int64_t timeout_ms, size_t max, ch
 	pthread_mutex_lock(&s->mu);
 	if (!s->n && timeout_ms > 0) {
 		struct timespec until;
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_sec += (time_t)(timeout_ms / 1000);
-		until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
+		de_cond_deadline(&until, timeout_ms);
 		while (!s->n && pthread_cond_timedwait(&s->cv, &s->mu, &until) == 0) {
 		}
 	}
