@@ -12,7 +12,8 @@
  *   anchor      DESIGN.md's "SQLite 10,000-row insert in one transaction"
  *               (19 ms on the project's machine), beside each ingest run
  *               and among the steady scans: budgets are judged on figures
- *               scaled to DESIGN.md's machine by it (anchor_ms())
+ *               scaled to DESIGN.md's machine by it (bench_anchor_ms(),
+ *               anchor.c, the one definition bench_alerting shares)
  *   ingest      records/s for a scan of 10,000 new processes into an empty
  *               store, and for the scans of a steady host that follow
  *               (budget >= 300,000/s); beside it the bound SQLite itself
@@ -34,6 +35,8 @@
 #include <unistd.h>
 
 #include "daemoneye/store.h"
+
+#include "anchor.h"
 
 #define N 10000
 
@@ -71,76 +74,6 @@ static double percentile(double *v, size_t n, double p)
 	return v[i];
 }
 
-static const char *const names[] = {"bash",  "sshd", "nginx", "postgres", "python3",
-				    "java",  "node", "cron",  "systemd",  "containerd-shim",
-				    "sleep", "redis"};
-
-/* One synthetic record shaped like the collector's. */
-static void synth(struct de_process_record *r, uint32_t pid, int64_t t, int64_t scan, uint32_t seed)
-{
-	char buf[128];
-	const char *name = names[seed % (sizeof(names) / sizeof(names[0]))];
-
-	memset(r, 0, sizeof(*r));
-	de_uuid_v4(&r->id);
-	r->pid = pid;
-	r->scan_id = scan;
-	r->collection_time = t;
-	r->has_ppid = true;
-	r->ppid = pid <= 100 ? 1 : 100 + (seed * 2654435761u) % (pid - 100);
-	r->name = strdup(name);
-	snprintf(buf, sizeof(buf), "/usr/bin/%s", name);
-	r->executable_path = strdup(buf);
-	r->command_line_len = 4;
-	r->command_line = calloc(4, sizeof(char *));
-	r->command_line[0] = strdup(buf);
-	snprintf(buf, sizeof(buf), "--config=/etc/%s/worker-%u.conf", name, seed % 97);
-	r->command_line[1] = strdup(buf);
-	r->command_line[2] = strdup("--log-level=info");
-	snprintf(buf, sizeof(buf), "--id=%08x-%04x", seed * 2654435761u, pid);
-	r->command_line[3] = strdup(buf);
-	r->has_start_time = true;
-	r->start_time = 1700000000000LL + pid * 10LL;
-	r->has_cpu_usage = true;
-	r->cpu_usage = 0.0;
-	r->has_memory_usage = true;
-	r->memory_usage = 4096ULL * (1000 + seed % 5000);
-	r->executable_hash =
-		strdup("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08");
-	r->hash_algorithm = strdup("sha256");
-	snprintf(buf, sizeof(buf), "%u", seed % 3 ? 1000 : 0);
-	r->user_id = strdup(buf);
-	r->accessible = true;
-	r->file_exists = true;
-	/* the facts as the collector fills them (record.facts, no jansson) */
-	r->facts = (struct de_linux_facts){
-		.present = true,
-		.has_ids = true,
-		.euid = seed % 3 ? 1000 : 0,
-		.egid = 1000,
-		.has_exe = true,
-		.has_image = true,
-		.exe_inode = 100000 + seed % 12,
-		.exe_device = 2049,
-		.exe_size = 1 << 20,
-		.state = 'S',
-		.threads = 1 + seed % 8,
-		.pgrp = pid,
-		.session = pid,
-		.utime_ticks = seed % 50,
-		.stime_ticks = seed % 20,
-		.start_ticks = pid * 10,
-	};
-	snprintf(buf, sizeof(buf), "/system.slice/%s.service", name);
-	r->facts.cgroup = strdup(buf);
-}
-
-static void synth_all(struct de_process_record *r, size_t n, int64_t t, int64_t scan)
-{
-	for (size_t i = 0; i < n; i++)
-		synth(&r[i], (uint32_t)(i + 2), t, scan, (uint32_t)i);
-}
-
 static void retime(struct de_process_record *r, size_t n, int64_t t, int64_t scan)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -149,28 +82,10 @@ static void retime(struct de_process_record *r, size_t n, int64_t t, int64_t sca
 	}
 }
 
-static void clear_all(struct de_process_record *r, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		de_process_record_clear(&r[i]);
-}
-
 static void die(const char *what, const struct de_error *e)
 {
 	fprintf(stderr, "bench_store: %s: %s\n", what, e ? e->message : strerror(errno));
 	exit(1);
-}
-
-static void rm_db(const char *path)
-{
-	char p[4200];
-	unlink(path);
-	snprintf(p, sizeof(p), "%s-wal", path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-shm", path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s.lock", path);
-	unlink(p);
 }
 
 static struct de_store *fresh(const char *path)
@@ -183,7 +98,7 @@ static struct de_store *fresh(const char *path)
 	struct de_store *s;
 	struct de_error e = {0};
 
-	rm_db(path);
+	bench_rm_db(path);
 	if (de_store_open(&cfg, &s, &e) < 0)
 		die("open", &e);
 	return s;
@@ -215,7 +130,7 @@ struct naive {
 
 static void naive_open(struct naive *nv, const char *path)
 {
-	rm_db(path);
+	bench_rm_db(path);
 	if (sqlite3_open(path, &nv->db) != SQLITE_OK)
 		die("naive open", NULL);
 	sqlite3_exec(nv->db,
@@ -321,75 +236,6 @@ static void naive_scan(struct naive *nv, const struct de_process_record *r, size
  */
 #define FLOOR_ROWS 16
 
-struct floor_text {
-	char uuid[DE_UUID_STR_LEN + 1];
-	char *cmd, *argv, *pd;
-};
-
-/* The text columns of n records, built once (floor_texts_free). */
-static struct floor_text *floor_texts(const struct de_process_record *r, size_t n)
-{
-	struct floor_text *f = calloc(n, sizeof(*f));
-
-	if (!f)
-		die("calloc", NULL);
-	for (size_t i = 0; i < n; i++) {
-		json_t *j = de_process_record_to_json(&r[i]);
-		size_t o = 0, len = 1;
-		for (size_t k = 0; k < r[i].command_line_len; k++)
-			len += strlen(r[i].command_line[k]) + 1;
-		f[i].cmd = malloc(len);
-		for (size_t k = 0; k < r[i].command_line_len; k++)
-			o += (size_t)snprintf(f[i].cmd + o, len - o, "%s%s", k ? " " : "",
-					      r[i].command_line[k]);
-		f[i].argv = json_dumps(json_object_get(j, "command_line"), JSON_COMPACT);
-		f[i].pd = json_dumps(json_object_get(j, "platform_data"), JSON_COMPACT);
-		de_uuid_format(&r[i].id, f[i].uuid);
-		json_decref(j);
-	}
-	return f;
-}
-
-static void floor_texts_free(struct floor_text *f, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		free(f[i].cmd);
-		free(f[i].argv);
-		free(f[i].pd);
-	}
-	free(f);
-}
-
-static void floor_bind(sqlite3_stmt *st, int o, const struct de_process_record *r,
-		       const struct floor_text *f, int64_t inst)
-{
-	sqlite3_bind_int64(st, o + 1, r->pid);
-	sqlite3_bind_text(st, o + 2, f->uuid, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, o + 3, r->scan_id);
-	sqlite3_bind_int64(st, o + 4, r->collection_time);
-	sqlite3_bind_int64(st, o + 5, r->ppid);
-	sqlite3_bind_text(st, o + 6, r->name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, o + 7, r->executable_path, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, o + 8, f->cmd, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, o + 9, f->argv, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, o + 10, r->start_time);
-	sqlite3_bind_double(st, o + 11, r->cpu_usage);
-	sqlite3_bind_int64(st, o + 12, (sqlite3_int64)r->memory_usage);
-	sqlite3_bind_text(st, o + 13, r->executable_hash, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, o + 14, r->hash_algorithm, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, o + 15, r->user_id, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, o + 16, r->accessible);
-	sqlite3_bind_int(st, o + 17, r->file_exists);
-	sqlite3_bind_int(st, o + 18, 0);
-	sqlite3_bind_int(st, o + 19, 0);
-	sqlite3_bind_text(st, o + 20, f->pd, -1, SQLITE_STATIC);
-	if (inst > 0) {
-		sqlite3_bind_int64(st, o + 21, inst);
-		sqlite3_bind_int64(st, o + 22, inst * 7919);
-		sqlite3_bind_int64(st, o + 23, inst * 104729);
-	}
-}
-
 static sqlite3_stmt *floor_prepare(sqlite3 *db, const char *head, const int *cols, int ncols)
 {
 	char sql[16384];
@@ -408,7 +254,7 @@ static sqlite3_stmt *floor_prepare(sqlite3 *db, const char *head, const int *col
 
 /* Seconds SQLite takes for the rows of n new processes (texts in f). */
 static double floor_ingest(const char *path, const struct de_process_record *r,
-			   const struct floor_text *f, size_t n)
+			   const struct bench_text *f, size_t n)
 {
 	static const int snap_cols[] = {1,  2,	3,  4,	5,  6,	7,  8,	9,  10, 11, 12, 13,
 					14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 4,  3};
@@ -430,7 +276,7 @@ static double floor_ingest(const char *path, const struct de_process_record *r,
 	sqlite3_exec(db, "BEGIN IMMEDIATE; DROP INDEX processes_name;", NULL, NULL, NULL);
 	for (size_t i = 0; i + FLOOR_ROWS <= n; i += FLOOR_ROWS) {
 		for (int k = 0; k < FLOOR_ROWS; k++)
-			floor_bind(snap, 23 * k, &r[i + k], &f[i + k], (int64_t)(i + k + 1));
+			bench_bind(snap, 23 * k, &r[i + k], &f[i + k], (int64_t)(i + k + 1));
 		if (sqlite3_step(snap) != SQLITE_DONE)
 			die("floor insert", NULL);
 		sqlite3_reset(snap);
@@ -442,63 +288,6 @@ static double floor_ingest(const char *path, const struct de_process_record *r,
 	sqlite3_finalize(snap);
 	de_store_close(s);
 	return t;
-}
-
-/* ---- the anchor: DESIGN.md's "SQLite 10,000-row insert in one transaction" --- */
-
-/*
- * DESIGN.md measured a plain 10,000-row insert in one transaction at 19 ms
- * on the project's machine and set the ingest budgets there (300,000
- * records/s, i.e. 33 ms for 10,000; steady write <= 10 ms).  This machine's
- * speed for the same thing is measured beside every figure: a fresh file
- * with the store's settings (16 KiB pages, WAL, synchronous=NORMAL, 16 MiB
- * cache), one table of the ProcessRecord columns with no secondary index,
- * the rows' text built beforehand, one prepared single-row INSERT per
- * record.  Budgets are judged on figures scaled by 19 ms / this anchor.
- */
-#define ANCHOR_DESIGN_MS 19.0
-
-static double anchor_ms(const char *path, const struct de_process_record *r,
-			const struct floor_text *f, size_t n)
-{
-	sqlite3 *db;
-	sqlite3_stmt *st;
-
-	rm_db(path);
-	if (sqlite3_open(path, &db) != SQLITE_OK ||
-	    sqlite3_exec(db,
-			 "PRAGMA page_size=16384; PRAGMA journal_mode=WAL;"
-			 " PRAGMA synchronous=NORMAL; PRAGMA cache_size=-16384;"
-			 "CREATE TABLE processes (pid INTEGER PRIMARY KEY, id TEXT NOT NULL,"
-			 " scan_id INTEGER NOT NULL, collection_time INTEGER NOT NULL,"
-			 " ppid INTEGER, name TEXT NOT NULL, executable_path TEXT,"
-			 " command_line TEXT NOT NULL, argv_json TEXT NOT NULL,"
-			 " start_time INTEGER, cpu_usage REAL, memory_usage INTEGER,"
-			 " executable_hash TEXT, hash_algorithm TEXT, user_id TEXT,"
-			 " accessible INTEGER NOT NULL, file_exists INTEGER NOT NULL,"
-			 " exe_deleted INTEGER NOT NULL, exe_replaced INTEGER NOT NULL,"
-			 " platform_data TEXT);",
-			 NULL, NULL, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(db,
-			       "INSERT INTO processes VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,"
-			       "?12,?13,?14,?15,?16,?17,?18,?19,?20)",
-			       -1, &st, NULL) != SQLITE_OK)
-		die("anchor", NULL);
-	double t = now_s();
-	sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
-	for (size_t i = 0; i < n; i++) {
-		floor_bind(st, 0, &r[i], &f[i], 0);
-		if (sqlite3_step(st) != SQLITE_DONE)
-			die("anchor insert", NULL);
-		sqlite3_reset(st);
-	}
-	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-		die("anchor commit", NULL);
-	t = now_s() - t;
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	rm_db(path);
-	return t * 1000;
 }
 
 /* ---- the join ------------------------------------------------------------ */
@@ -545,7 +334,7 @@ int main(int argc, char **argv)
 	const char *dir = argc > 1 ? argv[1] : "/tmp";
 	char path[4096], npath[4096], apath[4096], a[64], b[64];
 	struct de_process_record *r = calloc(N, sizeof(*r)), *ar = calloc(N, sizeof(*ar));
-	struct floor_text *af;
+	struct bench_text *af;
 	struct de_error e = {0};
 	struct de_store *s;
 	struct naive nv;
@@ -558,8 +347,8 @@ int main(int argc, char **argv)
 	snprintf(npath, sizeof(npath), "%s/bench-naive.sqlite", dir);
 	snprintf(apath, sizeof(apath), "%s/bench-anchor.sqlite", dir);
 	/* the anchor's and the floor's rows: the same synthetic host, text prebuilt */
-	synth_all(ar, N, t0, 1);
-	af = floor_texts(ar, N);
+	bench_synth_all(ar, N, t0, 1);
+	af = bench_texts(ar, N);
 	printf("event store benchmark: %d synthetic processes, files in %s\n", N, dir);
 	printf("(wall-clock times unless marked CPU.  Anchor: DESIGN.md's \"SQLite 10,000-row\n"
 	       " insert in one transaction\", 19 ms there, measured here beside each figure;\n"
@@ -574,8 +363,8 @@ int main(int argc, char **argv)
 	double ing[INGEST_RUNS], nai[INGEST_RUNS], ingc[INGEST_RUNS], flo[INGEST_RUNS];
 	double anc_i[INGEST_RUNS];
 	for (int k = 0; k < INGEST_RUNS; k++) {
-		synth_all(r, N, t0, 1);
-		anc_i[k] = anchor_ms(apath, ar, af, N);
+		bench_synth_all(r, N, t0, 1);
+		anc_i[k] = bench_anchor_ms(apath, ar, af, N, false);
 		flo[k] = (double)N / floor_ingest(path, ar, af, N);
 		s = fresh(path);
 		double t = now_s(), c = cpu_s();
@@ -589,7 +378,7 @@ int main(int argc, char **argv)
 		naive_scan(&nv, r, N, false);
 		nai[k] = (double)N / (now_s() - t);
 		naive_close(&nv);
-		clear_all(r, N);
+		bench_clear_all(r, N);
 	}
 	/* each run scaled by the anchor run beside it (the machine's speed
 	   drifts between runs), then the median: rates as on DESIGN.md's machine */
@@ -624,7 +413,7 @@ int main(int argc, char **argv)
 	     norm_floor / 300000.0, norm_floor >= 300000.0);
 
 	/* 2. steady state: unchanged scans of the same host */
-	synth_all(r, N, t0, 1);
+	bench_synth_all(r, N, t0, 1);
 	s = fresh(path);
 	if (de_store_processes(s, r[0].scan_id, r, N, &e) < 0)
 		die("first scan", &e);
@@ -632,9 +421,9 @@ int main(int argc, char **argv)
 	double steady[50], steadyc[50], maint[50], anc_s[5];
 	for (int k = 0; k < 50; k++) {
 		if (k % 10 == 5)
-			anc_s[k / 10] = anchor_ms(apath, ar, af, N);
-		clear_all(r, N);
-		synth_all(r, N, t0 + (k + 1) * 10000LL, k + 2);
+			anc_s[k / 10] = bench_anchor_ms(apath, ar, af, N, false);
+		bench_clear_all(r, N);
+		bench_synth_all(r, N, t0 + (k + 1) * 10000LL, k + 2);
 		double t = now_s(), c = cpu_s();
 		if (de_store_processes(s, r[0].scan_id, r, N, &e) < 0)
 			die("steady scan", &e);
@@ -711,10 +500,10 @@ int main(int argc, char **argv)
 	naive_scan(&nv, r, N, false);
 	double njt = time_join(nv.db, &nrows) * 1000;
 	naive_close(&nv);
-	clear_all(r, N);
+	bench_clear_all(r, N);
 
 	/* 3. storage: an hour of 10 s scans of a steady host */
-	synth_all(r, N, t0, 1);
+	bench_synth_all(r, N, t0, 1);
 	s = fresh(path);
 	int64_t scan;
 	if (de_store_scan_begin(s, t0, "poll", &scan, &e) < 0)
@@ -753,7 +542,7 @@ int main(int argc, char **argv)
 	stat(npath, &sb);
 	double ngrown = (double)((uint64_t)sb.st_size - nbase) * 36.0;
 	naive_close(&nv);
-	clear_all(r, N);
+	bench_clear_all(r, N);
 	double mb = (double)grown / 1e6;
 	snprintf(a, sizeof(a), "%.3f MB", mb);
 	snprintf(b, sizeof(b), "%.0f MB (x36 of 10)", ngrown / 1e6);
@@ -770,10 +559,10 @@ int main(int argc, char **argv)
 	       " storage measured over 10 scans and multiplied by 36)\n",
 	       jrows, hour_s);
 	printf("%d of 4 budgets met\n", 4 - fails);
-	rm_db(path);
-	rm_db(npath);
-	floor_texts_free(af, N);
-	clear_all(ar, N);
+	bench_rm_db(path);
+	bench_rm_db(npath);
+	bench_texts_free(af, N);
+	bench_clear_all(ar, N);
 	free(ar);
 	free(r);
 	/* a missed budget is a result to read, not a failure of make bench */
