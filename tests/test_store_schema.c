@@ -379,10 +379,35 @@ static void test_migrates_v2(void **state)
 	free(path);
 }
 
+/* The state's indexes as schema 9 left them (schema 10 changed both). */
+#define V9_STATE_INDEXES                                                                           \
+	"DROP INDEX alert_state_alert;"                                                            \
+	"CREATE INDEX alert_state_alert ON alert_state(alert_id);"                                 \
+	"CREATE UNIQUE INDEX alert_state_open ON alert_state(rule_id, subject)"                    \
+	" WHERE status = 'open';"
+
+/* A new file (its path, a new string) made older by sql, which sets its version. */
+static char *old_file(const char *name, const char *sql)
+{
+	char *path = db_path(name);
+	sqlite3 *db;
+
+	de_store_close(open_at(path, 0));
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	return path;
+}
+
+/* ids[0] counts the ids that follow it. */
+static void push_id(int64_t *ids, int64_t id)
+{
+	ids[ids[0]++ + 1] = id;
+}
+
 static int due_row(const struct de_delivery_row *r, void *arg)
 {
-	int64_t *ids = arg;
-	ids[ids[0]++ + 1] = r->id;
+	push_id(arg, r->id);
 	return 0;
 }
 
@@ -395,36 +420,24 @@ static int due_row(const struct de_delivery_row *r, void *arg)
 static void test_migrates_v8(void **state)
 {
 	(void)state;
-	char *path = db_path("v8.sqlite");
-	struct de_store *s = open_at(path, 0);
+	char *path =
+		old_file("v8.sqlite",
+			 "DROP INDEX alert_deliveries_due;"
+			 "CREATE INDEX alert_deliveries_due ON alert_deliveries(sink,"
+			 " next_attempt_at) WHERE status = 'pending';" V9_STATE_INDEXES
+			 "INSERT INTO alerts(id, alert_time, rule_id, title, description,"
+			 " severity, affected_processes, process_count, alert_data,"
+			 " dedupe_key) VALUES('a1', 1, 'r', 't', 'd', 'low', '[]', 0,"
+			 " 'null', 'k');"
+			 "INSERT INTO alert_deliveries(id, alert_id, sink, status, attempts,"
+			 " next_attempt_at) VALUES(1, 'a1', 'f', 'delivered', 1, NULL),"
+			 " (2, 'a1', 'g', 'pending', 0, 1000), (3, 'a1', 'h', 'pending', 2, 5000);"
+			 "PRAGMA user_version=8;");
+	struct de_store *s;
 	sqlite3 *db;
 	struct de_outbox *ob = NULL;
 	struct de_error e = {0};
 	int64_t ids[8] = {0}, next = 0;
-
-	de_store_close(s);
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(
-		sqlite3_exec(
-			db,
-			"DROP INDEX alert_deliveries_due;"
-			"CREATE INDEX alert_deliveries_due ON alert_deliveries(sink,"
-			" next_attempt_at) WHERE status = 'pending';"
-			"DROP INDEX alert_state_alert;"
-			"CREATE INDEX alert_state_alert ON alert_state(alert_id);"
-			"CREATE UNIQUE INDEX alert_state_open ON alert_state(rule_id, subject)"
-			" WHERE status = 'open';"
-			"INSERT INTO alerts(id, alert_time, rule_id, title, description,"
-			" severity, affected_processes, process_count, alert_data,"
-			" dedupe_key) VALUES('a1', 1, 'r', 't', 'd', 'low', '[]', 0,"
-			" 'null', 'k');"
-			"INSERT INTO alert_deliveries(id, alert_id, sink, status, attempts,"
-			" next_attempt_at) VALUES(1, 'a1', 'f', 'delivered', 1, NULL),"
-			" (2, 'a1', 'g', 'pending', 0, 1000), (3, 'a1', 'h', 'pending', 2, 5000);"
-			"PRAGMA user_version=8;",
-			NULL, NULL, NULL),
-		SQLITE_OK);
-	sqlite3_close(db);
 
 	s = open_at(path, 0);
 	db = de_store_db(s);
@@ -471,8 +484,7 @@ static int list_row(const struct de_alert *a, const char *status, void *arg)
 
 static int state_id_row(const struct de_state_row *r, void *arg)
 {
-	int64_t *ids = arg;
-	ids[ids[0]++ + 1] = r->id;
+	push_id(arg, r->id);
 	return 0;
 }
 
@@ -487,48 +499,36 @@ static int state_id_row(const struct de_state_row *r, void *arg)
 static void test_migrates_v9(void **state)
 {
 	(void)state;
-	char *path = db_path("v9.sqlite");
-	struct de_store *s = open_at(path, 0);
+	char *path =
+		old_file("v9.sqlite", V9_STATE_INDEXES
+			 "INSERT INTO alerts(id, alert_time, rule_id, title, description,"
+			 " severity, affected_processes, process_count, alert_data,"
+			 " dedupe_key) VALUES"
+			 " ('00000000-0000-7000-8000-000000000001', 1, 'r', 't', 'd', 'low',"
+			 "  '[1]', 1, '[]', 'k'),"
+			 " ('00000000-0000-7000-8000-000000000002', 2, 'r', 't', 'd', 'low',"
+			 "  '[2]', 1, '[]', 'k'),"
+			 " ('00000000-0000-7000-8000-000000000003', 3, 'r', 't', 'd', 'low',"
+			 "  '[]', 0, '[]', 'k');"
+			 "INSERT INTO alert_state(id, rule_id, subject, pid, alert_id, status,"
+			 " opened_at, last_seen, resolved_at, resolution) VALUES"
+			 " (1, 'r', 'p:1', 1, '00000000-0000-7000-8000-000000000001', 'open',"
+			 "  1, 1, NULL, NULL),"
+			 " (2, 'r', 'p:2', 2, '00000000-0000-7000-8000-000000000002', 'resolved',"
+			 "  2, 2, 5, 'exited');"
+			 "INSERT INTO alert_deliveries(id, alert_id, sink, status, attempts,"
+			 " next_attempt_at) VALUES"
+			 " (1, '00000000-0000-7000-8000-000000000001', 'f', 'pending', 0, NULL),"
+			 " (2, '00000000-0000-7000-8000-000000000002', 'f', 'pending', 1, 9000),"
+			 " (3, '00000000-0000-7000-8000-000000000003', 'f', 'delivered', 1, NULL);"
+			 "PRAGMA user_version=9;");
+	struct de_store *s;
 	sqlite3 *db;
 	struct de_outbox *ob = NULL;
 	struct de_error e = {0};
 	struct de_alert_filter f = {0};
 	int64_t ids[8] = {0}, next = 0;
 	char got[256] = "";
-
-	de_store_close(s);
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(
-		sqlite3_exec(
-			db,
-			"DROP INDEX alert_state_alert;"
-			"CREATE INDEX alert_state_alert ON alert_state(alert_id);"
-			"CREATE UNIQUE INDEX alert_state_open ON alert_state(rule_id, subject)"
-			" WHERE status = 'open';"
-			"INSERT INTO alerts(id, alert_time, rule_id, title, description,"
-			" severity, affected_processes, process_count, alert_data,"
-			" dedupe_key) VALUES"
-			" ('00000000-0000-7000-8000-000000000001', 1, 'r', 't', 'd', 'low',"
-			"  '[1]', 1, '[]', 'k'),"
-			" ('00000000-0000-7000-8000-000000000002', 2, 'r', 't', 'd', 'low',"
-			"  '[2]', 1, '[]', 'k'),"
-			" ('00000000-0000-7000-8000-000000000003', 3, 'r', 't', 'd', 'low',"
-			"  '[]', 0, '[]', 'k');"
-			"INSERT INTO alert_state(id, rule_id, subject, pid, alert_id, status,"
-			" opened_at, last_seen, resolved_at, resolution) VALUES"
-			" (1, 'r', 'p:1', 1, '00000000-0000-7000-8000-000000000001', 'open',"
-			"  1, 1, NULL, NULL),"
-			" (2, 'r', 'p:2', 2, '00000000-0000-7000-8000-000000000002', 'resolved',"
-			"  2, 2, 5, 'exited');"
-			"INSERT INTO alert_deliveries(id, alert_id, sink, status, attempts,"
-			" next_attempt_at) VALUES"
-			" (1, '00000000-0000-7000-8000-000000000001', 'f', 'pending', 0, NULL),"
-			" (2, '00000000-0000-7000-8000-000000000002', 'f', 'pending', 1, 9000),"
-			" (3, '00000000-0000-7000-8000-000000000003', 'f', 'delivered', 1, NULL);"
-			"PRAGMA user_version=9;",
-			NULL, NULL, NULL),
-		SQLITE_OK);
-	sqlite3_close(db);
 
 	s = open_at(path, 0);
 	db = de_store_db(s);
