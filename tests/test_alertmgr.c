@@ -17,7 +17,8 @@
  *   - after an outage a sink gets its alerts in the order raised;
  *   - the observer told of each committed alert and each delivery outcome;
  *   - kill -9 after submit, before an outcome is recorded: the next run
- *     delivers every alert.
+ *     delivers every alert;
+ *   - the open states, kept in memory only, found by any key and by rule.
  */
 #define DE_TEST_NAME "alertmgr"
 #include <errno.h>
@@ -750,6 +751,72 @@ static void test_record_delivered(void **state)
 	de_outbox_close(ob);
 }
 
+static int collect_ids(const struct de_state_row *r, void *arg)
+{
+	int64_t *ids = arg;
+	ids[ids[0]++ + 1] = r->id;
+	return 0;
+}
+
+/*
+ * The open states live in memory only (schema 10 has no index of them):
+ * a key of any length is found, in the transaction that opened it and
+ * after the outbox is opened again (loaded from the store); a rule's open
+ * states are its own (not those of a rule whose id it begins), in id
+ * order; resolving a state already resolved does not forget a newer open
+ * state of the same key.
+ */
+static void test_open_states_in_memory(void **state)
+{
+	struct de_store *s = ((struct fx *)*state)->s;
+	struct de_outbox *ob = NULL;
+	struct de_error e = {0};
+	struct de_subject p = {.pid = 7};
+	char *longrule = malloc(3000);
+	int64_t id = 0, ids[8] = {0};
+
+	memset(longrule, 'x', 2999);
+	longrule[2999] = '\0';
+	assert_int_equal(de_outbox_open(s, &ob, &e), 0);
+	assert_int_equal(de_outbox_tx_begin(ob, &e), 0);
+	assert_int_equal(de_outbox_state_open(ob, "r2", "p:7", &p, NULL, 10, &e), 0);	  /* 1 */
+	assert_int_equal(de_outbox_state_open(ob, "r", "p:7", &p, "a1", 10, &e), 0);	  /* 2 */
+	assert_int_equal(de_outbox_state_open(ob, longrule, "p:7", &p, NULL, 10, &e), 0); /* 3 */
+	assert_int_equal(de_outbox_state_open(ob, "r", "p:8", &p, "a2", 10, &e), 0);	  /* 4 */
+	assert_int_equal(de_outbox_state_open_id(ob, longrule, "p:7", &id, &e), 0);
+	assert_int_equal(id, 3);
+	assert_int_equal(de_outbox_tx_commit(ob, &e), 0);
+	de_outbox_close(ob);
+
+	assert_int_equal(de_outbox_open(s, &ob, &e), 0);
+	assert_int_equal(de_outbox_state_open_id(ob, longrule, "p:7", &id, &e), 0);
+	assert_int_equal(id, 3);
+	assert_int_equal(de_outbox_state_open_id(ob, "r", "p:9", &id, &e), 0);
+	assert_int_equal(id, 0);
+	assert_int_equal(de_outbox_states_open(ob, "r", collect_ids, ids, &e), 0);
+	assert_int_equal(ids[0], 2);
+	assert_int_equal(ids[1], 2);
+	assert_int_equal(ids[2], 4);
+	/* state 2 resolved, a new one of its key opened, then 2 resolved again */
+	assert_int_equal(de_outbox_tx_begin(ob, &e), 0);
+	assert_int_equal(de_outbox_state_resolve(ob, 2, 20, "exited", &e), 0);
+	assert_int_equal(de_outbox_state_open_id(ob, "r", "p:7", &id, &e), 0);
+	assert_int_equal(id, 0);
+	assert_int_equal(de_outbox_state_open(ob, "r", "p:7", &p, "a3", 30, &e), 0); /* 5 */
+	assert_int_equal(de_outbox_state_resolve(ob, 2, 40, "exited", &e), 0);
+	assert_int_equal(de_outbox_state_open_id(ob, "r", "p:7", &id, &e), 0);
+	assert_int_equal(id, 5);
+	assert_int_equal(de_outbox_tx_commit(ob, &e), 0);
+	assert_int_equal(count(s, "SELECT resolved_at FROM alert_state WHERE id = 2"), 20);
+	ids[0] = 0;
+	assert_int_equal(de_outbox_states_open(ob, "r", collect_ids, ids, &e), 0);
+	assert_int_equal(ids[0], 2);
+	assert_int_equal(ids[1], 4);
+	assert_int_equal(ids[2], 5);
+	de_outbox_close(ob);
+	free(longrule);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -760,6 +827,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_order_after_outage, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_observer, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_record_delivered, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_open_states_in_memory, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_killed_before_delivery, fx_setup, fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);

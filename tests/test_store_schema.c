@@ -2,7 +2,7 @@
  * test_store_schema.c — the schema (src/lib/store_schema.c): the migrated
  * file against the one description, both ways (every described column
  * exists with its declared type, every table and column of the file is
- * described), from a new file and from files of schema 1 and 2, whose
+ * described), from a new file and from files of schema 1, 2, 8 and 9, whose
  * migrations must keep what they hold; readers refuse an older file,
  * everyone a newer one.
  */
@@ -379,10 +379,35 @@ static void test_migrates_v2(void **state)
 	free(path);
 }
 
+/* The state's indexes as schema 9 left them (schema 10 changed both). */
+#define V9_STATE_INDEXES                                                                           \
+	"DROP INDEX alert_state_alert;"                                                            \
+	"CREATE INDEX alert_state_alert ON alert_state(alert_id);"                                 \
+	"CREATE UNIQUE INDEX alert_state_open ON alert_state(rule_id, subject)"                    \
+	" WHERE status = 'open';"
+
+/* A new file (its path, a new string) made older by sql, which sets its version. */
+static char *old_file(const char *name, const char *sql)
+{
+	char *path = db_path(name);
+	sqlite3 *db;
+
+	de_store_close(open_at(path, 0));
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	return path;
+}
+
+/* ids[0] counts the ids that follow it. */
+static void push_id(int64_t *ids, int64_t id)
+{
+	ids[ids[0]++ + 1] = id;
+}
+
 static int due_row(const struct de_delivery_row *r, void *arg)
 {
-	int64_t *ids = arg;
-	ids[ids[0]++ + 1] = r->id;
+	push_id(arg, r->id);
 	return 0;
 }
 
@@ -395,32 +420,24 @@ static int due_row(const struct de_delivery_row *r, void *arg)
 static void test_migrates_v8(void **state)
 {
 	(void)state;
-	char *path = db_path("v8.sqlite");
-	struct de_store *s = open_at(path, 0);
+	char *path =
+		old_file("v8.sqlite",
+			 "DROP INDEX alert_deliveries_due;"
+			 "CREATE INDEX alert_deliveries_due ON alert_deliveries(sink,"
+			 " next_attempt_at) WHERE status = 'pending';" V9_STATE_INDEXES
+			 "INSERT INTO alerts(id, alert_time, rule_id, title, description,"
+			 " severity, affected_processes, process_count, alert_data,"
+			 " dedupe_key) VALUES('a1', 1, 'r', 't', 'd', 'low', '[]', 0,"
+			 " 'null', 'k');"
+			 "INSERT INTO alert_deliveries(id, alert_id, sink, status, attempts,"
+			 " next_attempt_at) VALUES(1, 'a1', 'f', 'delivered', 1, NULL),"
+			 " (2, 'a1', 'g', 'pending', 0, 1000), (3, 'a1', 'h', 'pending', 2, 5000);"
+			 "PRAGMA user_version=8;");
+	struct de_store *s;
 	sqlite3 *db;
 	struct de_outbox *ob = NULL;
 	struct de_error e = {0};
 	int64_t ids[8] = {0}, next = 0;
-
-	de_store_close(s);
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(
-		sqlite3_exec(
-			db,
-			"DROP INDEX alert_deliveries_due;"
-			"CREATE INDEX alert_deliveries_due ON alert_deliveries(sink,"
-			" next_attempt_at) WHERE status = 'pending';"
-			"INSERT INTO alerts(id, alert_time, rule_id, title, description,"
-			" severity, affected_processes, process_count, alert_data,"
-			" dedupe_key) VALUES('a1', 1, 'r', 't', 'd', 'low', '[]', 0,"
-			" 'null', 'k');"
-			"INSERT INTO alert_deliveries(id, alert_id, sink, status, attempts,"
-			" next_attempt_at) VALUES(1, 'a1', 'f', 'delivered', 1, NULL),"
-			" (2, 'a1', 'g', 'pending', 0, 1000), (3, 'a1', 'h', 'pending', 2, 5000);"
-			"PRAGMA user_version=8;",
-			NULL, NULL, NULL),
-		SQLITE_OK);
-	sqlite3_close(db);
 
 	s = open_at(path, 0);
 	db = de_store_db(s);
@@ -453,12 +470,124 @@ static void test_migrates_v8(void **state)
 	free(path);
 }
 
+/* Each listed alert's id and status, "id=status;" in list order. */
+static int list_row(const struct de_alert *a, const char *status, void *arg)
+{
+	char id[DE_UUID_STR_LEN + 1], *out = arg;
+	size_t len = strlen(out);
+
+	de_uuid_format(&a->id, id);
+	/* the last character tells them apart */
+	snprintf(out + len, 256 - len, "%c=%s;", id[DE_UUID_STR_LEN - 1], status);
+	return 0;
+}
+
+static int state_id_row(const struct de_state_row *r, void *arg)
+{
+	push_id(arg, r->id);
+	return 0;
+}
+
+/*
+ * A version-9 file (alert_state indexed by alert id whatever its status,
+ * and its open states by key) moves to version 10 with its alerts, states
+ * and deliveries intact: the index by alert id holds resolved states only,
+ * the open states are found without an index, an alert's status is the
+ * same as before, a delivery a killed run had in hand is recovered and
+ * due, one waiting for its retry still waits.
+ */
+static void test_migrates_v9(void **state)
+{
+	(void)state;
+	char *path =
+		old_file("v9.sqlite", V9_STATE_INDEXES
+			 "INSERT INTO alerts(id, alert_time, rule_id, title, description,"
+			 " severity, affected_processes, process_count, alert_data,"
+			 " dedupe_key) VALUES"
+			 " ('00000000-0000-7000-8000-000000000001', 1, 'r', 't', 'd', 'low',"
+			 "  '[1]', 1, '[]', 'k'),"
+			 " ('00000000-0000-7000-8000-000000000002', 2, 'r', 't', 'd', 'low',"
+			 "  '[2]', 1, '[]', 'k'),"
+			 " ('00000000-0000-7000-8000-000000000003', 3, 'r', 't', 'd', 'low',"
+			 "  '[]', 0, '[]', 'k');"
+			 "INSERT INTO alert_state(id, rule_id, subject, pid, alert_id, status,"
+			 " opened_at, last_seen, resolved_at, resolution) VALUES"
+			 " (1, 'r', 'p:1', 1, '00000000-0000-7000-8000-000000000001', 'open',"
+			 "  1, 1, NULL, NULL),"
+			 " (2, 'r', 'p:2', 2, '00000000-0000-7000-8000-000000000002', 'resolved',"
+			 "  2, 2, 5, 'exited');"
+			 "INSERT INTO alert_deliveries(id, alert_id, sink, status, attempts,"
+			 " next_attempt_at) VALUES"
+			 " (1, '00000000-0000-7000-8000-000000000001', 'f', 'pending', 0, NULL),"
+			 " (2, '00000000-0000-7000-8000-000000000002', 'f', 'pending', 1, 9000),"
+			 " (3, '00000000-0000-7000-8000-000000000003', 'f', 'delivered', 1, NULL);"
+			 "PRAGMA user_version=9;");
+	struct de_store *s;
+	sqlite3 *db;
+	struct de_outbox *ob = NULL;
+	struct de_error e = {0};
+	struct de_alert_filter f = {0};
+	int64_t ids[8] = {0}, next = 0;
+	char got[256] = "";
+
+	s = open_at(path, 0);
+	db = de_store_db(s);
+	assert_int_equal(count(db, "PRAGMA user_version"), DE_STORE_SCHEMA_VERSION);
+	assert_schema_described(db);
+	assert_int_equal(count(db,
+			       "SELECT count(*) FROM sqlite_master WHERE name ="
+			       " 'alert_state_alert' AND sql LIKE '%WHERE status = ''resolved''%'"),
+			 1);
+	/* the open states have no index: the outbox keeps them in memory */
+	assert_int_equal(count(db, "SELECT count(*) FROM sqlite_master WHERE name ="
+				   " 'alert_state_open'"),
+			 0);
+	assert_int_equal(count(db, "SELECT count(*) FROM alerts"), 3);
+	assert_int_equal(count(db, "SELECT count(*) FROM alert_state"), 2);
+	assert_int_equal(de_outbox_open(s, &ob, &e), 0);
+	/* the open state is found by its key, and by its rule */
+	int64_t sid = 0, sids[4] = {0};
+	assert_int_equal(de_outbox_state_open_id(ob, "r", "p:1", &sid, &e), 0);
+	assert_int_equal(sid, 1);
+	assert_int_equal(de_outbox_states_open(ob, "r", state_id_row, sids, &e), 0);
+	assert_int_equal(sids[0], 1);
+	assert_int_equal(sids[1], 1);
+	/* statuses as schema 9 gave them: open, resolved, none */
+	assert_int_equal(de_outbox_alerts_list(ob, &f, list_row, got, &e), 0);
+	assert_string_equal(got, "3=;2=resolved;1=open;");
+	/* the delivery in a killed run's hands is due again; the retry still waits */
+	size_t n = 0;
+	assert_int_equal(de_outbox_recover(ob, 1000, &n, &e), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(de_outbox_due(ob, "f", 2000, 10, NULL, due_row, ids, &next, &e), 0);
+	assert_int_equal(ids[0], 1);
+	assert_int_equal(ids[1], 1);
+	assert_int_equal(next, 9000);
+	assert_int_equal(de_outbox_pending(ob, "f", &n, &e), 0);
+	assert_int_equal(n, 2);
+	/* a state resolved now is found by its alert through the partial index */
+	assert_int_equal(de_outbox_tx_begin(ob, &e), 0);
+	assert_int_equal(de_outbox_state_resolve(ob, 1, 6, "exited", &e), 0);
+	assert_int_equal(de_outbox_tx_commit(ob, &e), 0);
+	got[0] = '\0';
+	assert_int_equal(de_outbox_alerts_list(ob, &f, list_row, got, &e), 0);
+	assert_string_equal(got, "3=;2=resolved;1=resolved;");
+	f.status = "resolved";
+	got[0] = '\0';
+	assert_int_equal(de_outbox_alerts_list(ob, &f, list_row, got, &e), 0);
+	assert_string_equal(got, "2=resolved;1=resolved;");
+	de_outbox_close(ob);
+	assert_integrity(db);
+	de_store_close(s);
+	free(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_schema_described), cmocka_unit_test(test_rule_visible),
 		cmocka_unit_test(test_migrates_v1),	 cmocka_unit_test(test_migrates_v2),
-		cmocka_unit_test(test_migrates_v8),
+		cmocka_unit_test(test_migrates_v8),	 cmocka_unit_test(test_migrates_v9),
 	};
 	return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

@@ -96,7 +96,7 @@ struct de_store_config {
 
 struct de_store;
 
-#define DE_STORE_SCHEMA_VERSION 9
+#define DE_STORE_SCHEMA_VERSION 10
 
 /*
  * Open (and, unless read_only, lock, create and migrate) the store.  A file

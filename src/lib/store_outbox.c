@@ -26,12 +26,11 @@ enum {
 	S_COMMIT,
 	S_ROLLBACK,
 	S_SUBJECT,
-	S_STATE_FIND,
 	S_STATE_TOUCH,
 	S_STATE_OPEN,
 	S_STATE_NEXT,
 	S_DELIV_NEXT,
-	S_STATES_RULE,
+	S_STATE_GET,
 	S_STATES_ALL,
 	S_STATE_KEYS,
 	S_STATE_RESOLVE,
@@ -62,21 +61,21 @@ static const char *const sqls[S_MAX] = {
 		      " p.command_line, p.user_id, p.ppid, pp.name, pp.executable_path"
 		      " FROM processes p LEFT JOIN processes pp ON pp.pid = p.ppid"
 		      " WHERE p.pid = ?1",
-	[S_STATE_FIND] = "SELECT id FROM alert_state WHERE rule_id = ?1 AND subject = ?2"
-			 " AND status = 'open'",
 	[S_STATE_TOUCH] = "UPDATE alert_state SET last_seen = ?2 WHERE id = ?1",
 	[S_STATE_OPEN] = "INSERT INTO alert_state(id, rule_id, subject, pid, start_time,"
 			 " instance_id, alert_id, status, opened_at, last_seen)"
 			 " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 'open', ?8, ?8)",
 	[S_STATE_NEXT] = "SELECT coalesce(max(id), 0) + 1 FROM alert_state",
 	[S_DELIV_NEXT] = "SELECT coalesce(max(id), 0) + 1 FROM alert_deliveries",
-	[S_STATES_RULE] = "SELECT id, rule_id, subject, alert_id, pid, instance_id, last_seen"
-			  " FROM alert_state WHERE status = 'open' AND rule_id = ?1 ORDER BY id",
+	/* an open state by its id (the open states' ids are in memory: open_cache) */
+	[S_STATE_GET] = "SELECT id, rule_id, subject, alert_id, pid, instance_id, last_seen"
+			" FROM alert_state WHERE id = ?1 AND status = 'open'",
 	[S_STATES_ALL] = "SELECT id, rule_id, subject, alert_id, pid, instance_id, last_seen"
 			 " FROM alert_state WHERE status = 'open' ORDER BY id",
 	[S_STATE_KEYS] = "SELECT id, rule_id, subject FROM alert_state WHERE status = 'open'",
-	[S_STATE_RESOLVE] = "UPDATE alert_state SET status = 'resolved', resolved_at = ?2,"
-			    " resolution = ?3 WHERE id = ?1 RETURNING rule_id, subject",
+	[S_STATE_RESOLVE] =
+		"UPDATE alert_state SET status = 'resolved', resolved_at = ?2,"
+		" resolution = ?3 WHERE id = ?1 AND status = 'open' RETURNING rule_id, subject",
 	[S_LIVE] = "SELECT 1 FROM processes WHERE instance_id = ?1",
 	[S_SUPP_ADD] = "INSERT INTO alert_suppressed(t, rule_id, kind, exception, exception_origin,"
 		       " reason, folded_into, pid, start_time, instance_id, process_name,"
@@ -141,7 +140,11 @@ static const char *const sqls[S_MAX] = {
  * small fraction of the SELECT.  Loaded from the store on first use, kept
  * in step by state_open and state_resolve (the only writers of open
  * states), dropped on rollback and loaded again.  One entry per open state:
- * as many as the store holds.
+ * as many as the store holds.  It is the only index of the open states
+ * (schema 10 dropped alert_state_open, whose entry cost about 3,000
+ * instructions per alert): lookups by key and a rule's open states
+ * (de_outbox_states_open) go through it, and no two open states of one key
+ * are ever written because every one is looked up here first.
  */
 struct open_ent {
 	char *key; /* rule_id NUL subject (owned); NULL: empty; &tomb: deleted */
@@ -215,6 +218,7 @@ struct de_outbox {
 	sqlite3_stmt *qst[Q_MAX];	/* the QROWS-row inserts */
 	struct de_buf arena;		/* the queued rows' text */
 	int64_t next_deliv, next_state; /* the next ids to give (0: not read yet) */
+	struct de_buf key;		/* open_key's rule_id NUL subject, reused */
 	/* an alert's JSON columns, built in buffers reused from alert to alert */
 	struct de_buf affected, data, ctx;
 	struct delivered *dv; /* de_outbox_record_delivered's array, kept */
@@ -259,6 +263,7 @@ int de_outbox_open(struct de_store *s, struct de_outbox **out, struct de_error *
 	o->data = (struct de_buf)DE_BUF_INIT(64u << 20);
 	o->ctx = (struct de_buf)DE_BUF_INIT(64u << 20);
 	o->arena = (struct de_buf)DE_BUF_INIT(1u << 30);
+	o->key = (struct de_buf)DE_BUF_INIT(1u << 20);
 	*out = o;
 	return 0;
 }
@@ -275,6 +280,7 @@ void de_outbox_close(struct de_outbox *o)
 	for (int i = 0; i < Q_MAX; i++)
 		sqlite3_finalize(o->qst[i]);
 	de_buf_free(&o->arena);
+	de_buf_free(&o->key);
 	de_buf_free(&o->affected);
 	de_buf_free(&o->data);
 	de_buf_free(&o->ctx);
@@ -605,17 +611,18 @@ static void open_cache_clear(struct open_cache *c)
 	memset(c, 0, sizeof(*c));
 }
 
-/* rule_id NUL subject into buf (at most n bytes): its length, 0 if it does not fit. */
-static size_t open_key(char *buf, size_t n, const char *rule_id, const char *subject)
+/* rule_id NUL subject in o->key: its length in *n.  0 or -ENOMEM/-E2BIG. */
+static int open_key(struct de_outbox *o, const char *rule_id, const char *subject, size_t *n)
 {
-	size_t r = strlen(rule_id), l = strlen(subject);
+	size_t r = strlen(rule_id) + 1, l = strlen(subject);
+	int rc;
 
-	if (r + 1 + l > n)
-		return 0;
-	memcpy(buf, rule_id, r);
-	buf[r] = '\0';
-	memcpy(buf + r + 1, subject, l);
-	return r + 1 + l;
+	de_buf_reset(&o->key);
+	if ((rc = de_buf_append(&o->key, rule_id, r)) < 0 ||
+	    (rc = de_buf_append(&o->key, subject, l)) < 0)
+		return rc;
+	*n = r + l;
+	return 0;
 }
 
 static size_t open_slot(const char *k, size_t n, size_t cap)
@@ -682,18 +689,16 @@ static void open_del(struct open_cache *c, const char *k, size_t n)
 static int open_load(struct de_outbox *o, struct de_error *err)
 {
 	sqlite3_stmt *st;
-	char k[1024];
 	int rc, r = 0;
+	size_t n;
 
 	if (o->open.loaded)
 		return 0;
 	if (!(st = stmt(o, S_STATE_KEYS, err)))
 		return -EIO;
-	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		size_t n = open_key(k, sizeof(k), col_text(st, 1), col_text(st, 2));
-		if (n) /* keys this long are looked up in the store */
-			r = open_put(&o->open, k, n, sqlite3_column_int64(st, 0));
-	}
+	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		if ((r = open_key(o, col_text(st, 1), col_text(st, 2), &n)) == 0)
+			r = open_put(&o->open, o->key.p, n, sqlite3_column_int64(st, 0));
 	sqlite3_reset(st);
 	if (r < 0) {
 		open_cache_clear(&o->open);
@@ -710,27 +715,16 @@ static int open_load(struct de_outbox *o, struct de_error *err)
 int de_outbox_state_open_id(struct de_outbox *o, const char *rule_id, const char *subject,
 			    int64_t *id, struct de_error *err)
 {
-	sqlite3_stmt *st;
-	char k[1024];
-	size_t n = open_key(k, sizeof(k), rule_id, subject);
+	size_t n;
 	int rc;
 
-	if (n && (rc = open_load(o, err)) < 0)
+	if ((rc = open_load(o, err)) < 0)
 		return rc;
-	if (n) {
-		struct open_ent *e = o->open.cap ? open_find(&o->open, k, n) : NULL;
-		*id = e && e->key ? e->id : 0;
-		return 0;
-	}
-	if (!(st = stmt(o, S_STATE_FIND, err)))
-		return -EIO;
-	bind_text(st, 1, rule_id);
-	bind_text(st, 2, subject);
-	rc = sqlite3_step(st);
-	*id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-	sqlite3_reset(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return db_fail(o, err, "cannot read alert state");
+	if ((rc = open_key(o, rule_id, subject, &n)) < 0)
+		return de_error_set(err, DE_ERR_DATABASE, -rc, "cannot read alert state: %s",
+				    "out of memory");
+	struct open_ent *e = o->open.cap ? open_find(&o->open, o->key.p, n) : NULL;
+	*id = e && e->key ? e->id : 0;
 	return 0;
 }
 
@@ -770,9 +764,9 @@ int de_outbox_state_open(struct de_outbox *o, const char *rule_id, const char *s
 	    (alert_id && (rc = q_text(o, &v[6], alert_id, strlen(alert_id))) < 0))
 		return de_error_set(err, DE_ERR_DATABASE, -rc, "cannot record alert state: %s",
 				    "out of memory");
-	char k[1024];
-	size_t n = open_key(k, sizeof(k), rule_id, subject);
-	if (n && o->open.loaded && open_put(&o->open, k, n, id) < 0)
+	size_t n;
+	if (o->open.loaded &&
+	    (open_key(o, rule_id, subject, &n) < 0 || open_put(&o->open, o->key.p, n, id) < 0))
 		open_cache_clear(&o->open); /* loaded again when next asked */
 	return 0;
 }
@@ -792,15 +786,60 @@ static int state_row(sqlite3_stmt *st, void *arg)
 	return ((de_state_cb)c->cb)(&row, c->arg);
 }
 
+static int cmp_id(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return (x > y) - (x < y);
+}
+
+/*
+ * A rule's open states: their ids from the open states in memory (there
+ * is no index by rule), in id order, each row read by its id.
+ */
+static int states_of_rule(struct de_outbox *o, const char *rule_id, de_state_cb cb, void *arg,
+			  struct de_error *err)
+{
+	size_t rl = strlen(rule_id) + 1, n = 0;
+	int64_t *ids = NULL;
+	struct cb_ctx c = {(void *)cb, arg};
+	int rc;
+
+	if ((rc = open_load(o, err)) < 0)
+		return rc;
+	if (o->open.len && !(ids = malloc(o->open.len * sizeof(*ids))))
+		return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
+	for (size_t i = 0; i < o->open.cap; i++) {
+		const struct open_ent *e = &o->open.v[i];
+		if (e->key && e->key != &open_tomb && e->klen >= rl &&
+		    memcmp(e->key, rule_id, rl) == 0)
+			ids[n++] = e->id;
+	}
+	if (n > 1)
+		qsort(ids, n, sizeof(*ids), cmp_id);
+	rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		sqlite3_stmt *st = stmt(o, S_STATE_GET, err);
+		if (!st) {
+			rc = -EIO;
+			break;
+		}
+		sqlite3_bind_int64(st, 1, ids[i]);
+		rc = each_row(o, st, false, state_row, &c, err, "cannot read alert state");
+	}
+	free(ids);
+	return rc;
+}
+
 int de_outbox_states_open(struct de_outbox *o, const char *rule_id, de_state_cb cb, void *arg,
 			  struct de_error *err)
 {
-	sqlite3_stmt *st = stmt(o, rule_id ? S_STATES_RULE : S_STATES_ALL, err);
+	sqlite3_stmt *st;
 	struct cb_ctx c = {(void *)cb, arg};
 
-	if (!st)
+	if (rule_id)
+		return states_of_rule(o, rule_id, cb, arg, err);
+	if (!(st = stmt(o, S_STATES_ALL, err)))
 		return -EIO;
-	bind_text(st, 1, rule_id);
 	return each_row(o, st, false, state_row, &c, err, "cannot read alert state");
 }
 
@@ -816,10 +855,11 @@ int de_outbox_state_resolve(struct de_outbox *o, int64_t id, int64_t now, const 
 	bind_text(st, 3, resolution);
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW && o->open.loaded) {
-		char k[1024];
-		size_t n = open_key(k, sizeof(k), col_text(st, 0), col_text(st, 1));
-		if (n)
-			open_del(&o->open, k, n);
+		size_t n;
+		if (open_key(o, col_text(st, 0), col_text(st, 1), &n) == 0)
+			open_del(&o->open, o->key.p, n);
+		else
+			open_cache_clear(&o->open); /* loaded again when next asked */
 	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
@@ -1242,9 +1282,12 @@ int de_outbox_alerts_list(struct de_outbox *o, const struct de_alert_filter *f, 
 		 "SELECT a.id, a.alert_time, a.rule_id, a.title, a.description, a.severity,"
 		 " a.scan_id, a.affected_processes, a.process_count, a.alert_data,"
 		 " a.rule_execution_time_ms, a.dedupe_key, a.incomplete, a.kind, a.context,"
-		 " (SELECT CASE WHEN count(*) = 0 THEN '' WHEN sum(s.status = 'open') > 0"
-		 "  THEN 'open' ELSE 'resolved' END FROM alert_state s WHERE s.alert_id = a.id)"
-		 "  AS st"
+		 /* the open states' alerts read once (alert_state_open), the
+		    resolved ones looked up by alert (schema 10's partial index) */
+		 " CASE WHEN a.id IN (SELECT s.alert_id FROM alert_state s"
+		 "  WHERE s.status = 'open') THEN 'open'"
+		 "  WHEN EXISTS (SELECT 1 FROM alert_state s WHERE s.status = 'resolved'"
+		 "  AND s.alert_id = a.id) THEN 'resolved' ELSE '' END AS st"
 		 " FROM alerts a WHERE 1 %s %s %s %s ORDER BY a.alert_time DESC, a.rowid DESC %s",
 		 f->has_since ? "AND a.alert_time >= ?1" : "",
 		 f->has_severity ? "AND (CASE a.severity WHEN 'low' THEN 0 WHEN 'medium' THEN 1"
