@@ -144,7 +144,7 @@ int de_alertmgr_open(struct de_alertmgr_config *cfg, struct de_store *store,
 	m->rules = rules;
 	atomic_init(&m->stop, false);
 	pthread_mutex_init(&m->mu, NULL);
-	pthread_cond_init(&m->res_cv, NULL);
+	de_cond_init_mono(&m->res_cv);
 	if (getrandom(&m->rng, sizeof(m->rng), 0) != sizeof(m->rng))
 		m->rng = (uint64_t)de_now_ms();
 	de_sink_global_init();
@@ -1016,11 +1016,10 @@ int de_alertmgr_drain(struct de_alertmgr *m, const volatile int *stop, struct de
 				until = m->workers[i].next_due;
 		pthread_mutex_lock(&m->mu);
 		if (!m->results && until > now) {
+			/* (next_due is wall-clock ms, a record's time; the wait itself
+			   is monotonic and at most a second) */
 			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			int64_t ns = ts.tv_nsec + (until - now) * 1000000;
-			ts.tv_sec += (time_t)(ns / 1000000000);
-			ts.tv_nsec = (long)(ns % 1000000000);
+			de_cond_deadline(&ts, until - now);
 			pthread_cond_timedwait(&m->res_cv, &m->mu, &ts);
 		}
 		pthread_mutex_unlock(&m->mu);
