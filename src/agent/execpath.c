@@ -1,10 +1,11 @@
 /*
  * execpath.c — the agent's exec path (DESIGN.md decision 7): between full
  * scans, the exec and exit events procmond forwards are applied to the
- * event store at once, in batches, as scans of source "event", and the
- * rules that concern one process run over each process that exec'd, so an
- * alert does not wait for the next cycle.  The next full scan reconciles
- * anything an event missed.
+ * event store in batches, as scans of source "event" (at once on a quiet
+ * host; while executions keep coming, after a bounded wait for a fuller
+ * batch: execwait.h), and the rules that concern one process run over
+ * each process that exec'd, so an alert does not wait for the next cycle.
+ * The next full scan reconciles anything an event missed.
  *
  * A batch the store refuses (disk full, a busy file) stays at the head of
  * the queue and is applied later, so an exec that came and went is still
