@@ -124,14 +124,11 @@ uint64_t procmond_source_lost(const struct procmond_source *s)
 }
 
 /* While events come fast (SOURCE_BUSY_EVENTS or more in the last window
-   of SOURCE_WINDOW_MS: about 1,600 a second), each read is followed by a
-   pause of SOURCE_GATHER_US before the next poll, so that the events of
-   that while are read, encoded and sent together: one sleep, one read and
-   one write for several execs instead of a wake-up each (pausing before
-   the poll rather than after its wake-up saves a context switch per read:
-   the poll then finds the events already there).  An event waits at most
-   that pause either way.  Slower, an event goes on at once (a fork, exec
-   and exit of one short process are only a handful). */
+   of SOURCE_WINDOW_MS: about 1,600 a second), a read waits SOURCE_GATHER_US
+   after its wake-up so that the events of that while are read, encoded and
+   sent together: one wake-up and one write for several execs instead of
+   one each.  Slower, an event goes on at once (a fork, exec and exit of
+   one short process are only a handful). */
 #define SOURCE_WINDOW_MS   10
 #define SOURCE_BUSY_EVENTS 16
 #define SOURCE_GATHER_US   1000
@@ -168,10 +165,6 @@ int procmond_follow_events(struct procmond_source *s,
 				   POLLIN, 0};
 		struct de_error err = {0};
 		size_t n;
-		if (busy) {
-			struct timespec ts = {0, SOURCE_GATHER_US * 1000L};
-			nanosleep(&ts, NULL);
-		}
 		int pr = poll(&p, 1, 200);
 
 		if (pr < 0 && errno != EINTR)
@@ -185,6 +178,10 @@ int procmond_follow_events(struct procmond_source *s,
 		}
 		if (pr <= 0)
 			continue;
+		if (busy) {
+			struct timespec ts = {0, SOURCE_GATHER_US * 1000L};
+			nanosleep(&ts, NULL);
+		}
 		if (s->bpf) {
 			rc = de_bpfevents_read(s->bpf, count_event, &cnt, &err);
 			if (rc < 0 && err.message[0])
