@@ -10,6 +10,7 @@
 #   2. alert through a builtin rule (a hidden executable) the same way;
 #   3. show a new long-lived process in the `processes` snapshot, and after
 #      it is killed mark its instance exited and drop it from the snapshot;
+#      alert on each of a burst of 40 execs (batched while they come);
 #   4. have run no second full scan meanwhile;
 #   5. with collection.events=false, raise nothing until the next cycle.
 # As any user: started as nobody the agent runs; whether the kernel lets an
@@ -71,6 +72,23 @@ alerted() {
 	shift
 	wait_for 60 alert_scan "$f" "$@" >/dev/null && alert_scan "$f" "$@"
 }
+# burst_alerted FILE PID...: every PID has its own alert of it-events-marker
+# in FILE; prints from how many scans they came
+burst_alerted() {
+	python3 -c '
+import json, sys
+want = set(int(p) for p in sys.argv[2:])
+scans = {}
+for line in open(sys.argv[1]):
+    if line.startswith("{"):
+        a = json.loads(line)
+        if a["rule_id"] == "it-events-marker":
+            for p in set(a["affected_processes"]) & want:
+                scans[p] = a["scan_id"]
+print(len(set(scans.values())))
+sys.exit(0 if len(scans) == len(want) else 1)
+' "$@"
+}
 db() { sqlite3 -readonly "$tmp/$1/events.sqlite" "$2"; }
 answers() { [ "$(db "$1" "$2")" = "$3" ]; }
 # until_sql NAME SQL WANT: wait (60 s at most) for SQL to answer WANT
@@ -117,6 +135,19 @@ if [ "$(id -u)" = 0 ]; then
 		until_sql ev "SELECT count(*) FROM processes WHERE pid = $long" 0
 	check "and its instance is marked exited" until_sql ev \
 		"SELECT count(*) FROM process_instances WHERE pid = $long AND exited_at IS NOT NULL" 1
+
+	# 3b. a burst: while executions keep coming the exec path waits a few
+	# ms for fuller batches (detection.exec_batch_wait_ms, default 4), and
+	# every exec of the burst is still evaluated: each raises its own alert
+	burst=()
+	for i in $(seq 40); do
+		/bin/true "$mark-burst-$i" &
+		burst+=($!)
+	done
+	for p in "${burst[@]}"; do wait "$p"; done
+	check "each of a burst of 40 execs raises its own alert" \
+		wait_for 60 burst_alerted "$tmp/ev.out" "${burst[@]}"
+	echo "# the burst's 40 alerts came from $(burst_alerted "$tmp/ev.out" "${burst[@]}") event scans"
 
 	# 4. all of it without another full scan
 	check "only one full scan ran" test "$(db ev "SELECT count(*) FROM scans WHERE source = 'poll'")" = 1

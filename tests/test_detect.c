@@ -350,6 +350,40 @@ static void test_batch_runs(void **state)
  * SQLite would silently recompile the cached statement (without the
  * authorizer); the engine must notice and validate again, and refuse.
  */
+/* The statement cache finds a rule again by where its text is; a new text
+   written where an old one was is the new rule, not the old one's cached
+   statement. */
+static void test_cache_same_address_new_text(void **state)
+{
+	(void)state;
+	struct de_alert_list alerts = {0};
+	struct de_rule_result res;
+	char sql[160];
+	struct de_rule r;
+
+	snprintf(sql, sizeof(sql), "%s",
+		 "SELECT pid, name, executable_path FROM processes WHERE name = 'payload'");
+	r = mkrule("text", sql);
+	for (int i = 0; i < 2; i++) { /* prepared, then found in the cache */
+		assert_int_equal(de_engine_run_pid(eng, &r, 1, 10, 6, &alerts, &res), 0);
+		assert_int_equal(alerts.len, 1);
+		de_alert_list_clear(&alerts);
+	}
+	snprintf(sql, sizeof(sql), "%s",
+		 "SELECT pid, name, executable_path FROM processes WHERE name = 'fine'");
+	assert_int_equal(de_engine_run_pid(eng, &r, 1, 10, 7, &alerts, &res), 0);
+	assert_int_equal(alerts.len, 0);
+	assert_int_equal(de_engine_run_pid(eng, &r, 1, 13, 7, &alerts, &res), 0);
+	assert_int_equal(alerts.len, 1);
+	assert_int_equal(alerts.items[0].affected_processes[0], 13);
+	de_alert_list_clear(&alerts);
+	/* and the whole-snapshot form of the same buffer likewise */
+	assert_int_equal(de_engine_run_rule(eng, &r, 8, NULL, &alerts, &res), 0);
+	assert_int_equal(alerts.len, 1);
+	assert_int_equal(alerts.items[0].affected_processes_len, 2); /* 13 and 14 */
+	de_alert_list_clear(&alerts);
+}
+
 static void test_schema_change_revalidates(void **state)
 {
 	(void)state;
@@ -385,6 +419,7 @@ int main(void)
 		cmocka_unit_test(test_incomplete_marker),
 		cmocka_unit_test(test_single_process_runs),
 		cmocka_unit_test(test_batch_runs),
+		cmocka_unit_test(test_cache_same_address_new_text),
 		cmocka_unit_test(test_schema_change_revalidates), /* last: changes the schema */
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "execwait.h"
 #include "rulecache.h"
 #include "daemoneye/alert.h"
 #include "daemoneye/alertmgr.h"
@@ -100,6 +101,7 @@ struct agent {
 	int64_t rules_state_mtime;    /* of rules-state.json, to see `rules enable` */
 	int64_t events_failing_since; /* the store refuses the queue's head since (mono), 0: not */
 	int64_t events_next_try;      /* when to try it again (mono) */
+	struct execwait exec_wait;    /* the exec path's wait for a fuller batch */
 	/* the control channel */
 	int ctl;		  /* AGENT_CTL_FD, -1 when the parent is gone */
 	enum de_ctl_state cstate; /* STARTING until the first CONFIG, then RUNNING */
@@ -179,8 +181,12 @@ int agent_settings_apply(struct agent *ag, const struct de_config *cfg, struct d
  * failed.  Returns the number of events still queued.
  */
 size_t agent_execpath_run(struct agent *ag);
-/* Events wait in the queue for the next batch: run again soon. */
-bool agent_execpath_pending(const struct agent *ag);
+/*
+ * When agent_execpath_run should be called next (monotonic ms; INT64_MAX
+ * when nothing is queued): now when the queue goes at once, later while it
+ * waits for a fuller batch (execwait.h) or for a refused batch's retry.
+ */
+int64_t agent_execpath_due(struct agent *ag, int64_t now);
 
 /*
  * Set r's user_name and group_name facts from its effective ids, through

@@ -1,10 +1,11 @@
 /*
  * execpath.c — the agent's exec path (DESIGN.md decision 7): between full
  * scans, the exec and exit events procmond forwards are applied to the
- * event store at once, in batches, as scans of source "event", and the
- * rules that concern one process run over each process that exec'd, so an
- * alert does not wait for the next cycle.  The next full scan reconciles
- * anything an event missed.
+ * event store in batches, as scans of source "event" (at once on a quiet
+ * host; while executions keep coming, after a bounded wait for a fuller
+ * batch: execwait.h), and the rules that concern one process run over
+ * each process that exec'd, so an alert does not wait for the next cycle.
+ * The next full scan reconciles anything an event missed.
  *
  * A batch the store refuses (disk full, a busy file) stays at the head of
  * the queue and is applied later, so an exec that came and went is still
@@ -29,8 +30,8 @@
 #define EXEC_RETRY_MS	1000
 #define EXEC_GIVE_UP_MS 60000
 /* processes whose rules run together (the watchdog and the heartbeat are
-   looked at between such runs) */
-#define EXEC_RULE_PIDS 8
+   looked at between such runs); a batch of as many goes without waiting */
+#define EXEC_RULE_PIDS EXECWAIT_PIDS
 #include "daemoneye/clock.h"
 #include "daemoneye/log.h"
 #include "daemoneye/store.h"
@@ -113,6 +114,9 @@ size_t agent_execpath_run(struct agent *ag)
 		return 0;
 	if (ag->events_failing_since && t < ag->events_next_try)
 		return n;
+	/* under a stream of executions, a few ms for a fuller batch */
+	if (!ag->events_failing_since && !agent_stop && execwait_due(&ag->exec_wait, q, n, t) > t)
+		return n;
 	/* stable partition in place: what goes now first (q[0..now)), what
 	   waits after it (q[now..i)), each in its order; an event that goes
 	   now past held ones is rotated down to q[now] */
@@ -154,15 +158,23 @@ size_t agent_execpath_run(struct agent *ag)
 		de_log_info("the store takes process events again (after %lld ms)",
 			    (long long)(t - ag->events_failing_since));
 	}
-	if (now)
+	if (now) {
 		ag->events_failing_since = 0;
+		execwait_applied(&ag->exec_wait, de_mono_ms());
+	}
 	agent_events_shift(ch, now);
 	return ch->nqueue;
 }
 
-bool agent_execpath_pending(const struct agent *ag)
+int64_t agent_execpath_due(struct agent *ag, int64_t now)
 {
-	return ag->pm.nqueue > 0;
+	if (!ag->pm.nqueue)
+		return INT64_MAX;
+	if (ag->events_failing_since)
+		return ag->events_next_try; /* a refused batch is tried again */
+	if (agent_stop)
+		return now;
+	return execwait_due(&ag->exec_wait, ag->pm.queue, ag->pm.nqueue, now);
 }
 
 void agent_resolve_names(struct agent *ag, struct de_process_record *r)

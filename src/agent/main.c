@@ -194,6 +194,8 @@ int agent_settings_apply(struct agent *ag, const struct de_config *cfg, struct d
 		    0 ||
 	    (rc = de_config_get_u64(cfg, "detection.rule_budget_strikes", &ag->rule_strikes, err)) <
 		    0 ||
+	    (rc = de_config_get_u64(cfg, "detection.exec_batch_wait_ms", &ag->exec_wait.wait_ms,
+				    err)) < 0 ||
 	    (rc = de_config_get_u64(cfg, "database.max_size_mb", &max_mb, err)) < 0 ||
 	    (rc = de_config_get_u64(cfg, "database.min_free_disk_mb", &free_mb, err)) < 0)
 		return rc;
@@ -822,10 +824,9 @@ static int worker_loop(struct agent *ag)
 		if (until > now + 1000)
 			until = now +
 				1000; /* the sinks' outcomes are recorded at least each second */
-		if (ag->pm.nqueue && ag->events_failing_since && until > ag->events_next_try)
-			until = ag->events_next_try; /* a refused batch is tried again */
-		else if (ag->pm.nqueue && !ag->events_failing_since)
-			until = now; /* more than one slice's worth: go on at once */
+		int64_t ev_due = agent_execpath_due(ag, now); /* queued events: at once, or */
+		if (until > ev_due) /* after a short wait for more, or a refused batch's retry */
+			until = ev_due;
 		/* the control channel, procmond (or -1: ignored by poll), fleet queries */
 		struct pollfd fds[4] = {{ag->ctl, POLLIN, 0}, {ag->pm.fd, POLLIN, 0}};
 		int qfd[2], nq = agent_fleet_wake_fds(ag, qfd, 2);

@@ -141,39 +141,21 @@ void agent_events_free(struct procmond_chan *ch)
 	ch->nconns = ch->capconns = 0;
 }
 
-/* When events are frequent (the first frame of a batch came within
-   AGENT_BUSY_MS of the frame before it), a frame that follows the last
-   within AGENT_GATHER_MS joins the batch, up to AGENT_GATHER_MAX_MS in
-   all: a batch then holds several processes, and each batch costs the
-   store one transaction (the WAL writes of its pages) and each rule one
-   statement run whatever its size.  When they are sparse, the batch is
-   what is readable at once, so that a lone exec waits for nothing. */
-#define AGENT_BUSY_MS	    5
-#define AGENT_GATHER_MS	    2
-#define AGENT_GATHER_MAX_MS 5
-
 int agent_procmond_wait(struct procmond_chan *ch, int timeout_ms, struct de_error *err)
 {
 	size_t got = 0;
-	int64_t first = 0;
-	bool busy = false;
 	int rc;
 
 	if (ch->fd < 0)
 		return de_error_set(err, DE_ERR_IO, EPIPE, "procmond is not running");
-	/* a batch: what is readable now and what follows at once, at most 1024 frames */
+	/* what is readable now, at most 1024 frames: never blocking once
+	   something came (the exec path waits for fuller batches itself,
+	   without holding up the worker's loop: execwait.h) */
 	while (got < 1024) {
 		struct de_ipc_msg m = {0};
 		if (!de_ipc_reader_pending(ch->rd)) {
 			struct pollfd p = {ch->fd, POLLIN, 0};
-			int wait = timeout_ms;
-			if (got) {
-				int64_t left = first + AGENT_GATHER_MAX_MS - de_mono_ms();
-				wait = !busy || left <= 0	? 0
-				       : left < AGENT_GATHER_MS ? (int)left
-								: AGENT_GATHER_MS;
-			}
-			int pr = poll(&p, 1, wait);
+			int pr = poll(&p, 1, got ? 0 : timeout_ms);
 			if (pr < 0 && errno == EINTR)
 				return 0;
 			if (pr < 0) {
@@ -199,12 +181,7 @@ int agent_procmond_wait(struct procmond_chan *ch, int timeout_ms, struct de_erro
 		}
 		queue_event(ch, &m);
 		de_ipc_msg_clear(&m);
-		int64_t now = de_mono_ms();
-		if (!got++) {
-			first = now;
-			busy = ch->last_frame_ms && now - ch->last_frame_ms < AGENT_BUSY_MS;
-		}
-		ch->last_frame_ms = now;
+		got++;
 	}
 	return 0;
 fail:

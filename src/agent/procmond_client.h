@@ -60,7 +60,6 @@ struct procmond_chan {
 	   (the worker clears it once stored): the next scan asks for
 	   connections again, since it drops what conns held */
 	bool conns_unstored;
-	int64_t last_frame_ms;		/* monotonic time of the last EVENT frame (0: none yet) */
 	struct de_process_event *queue; /* owned: events not yet applied, oldest first */
 	size_t nqueue, capqueue;
 };

@@ -26,6 +26,7 @@
 #include "daemoneye/clock.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,8 @@
 struct cached_stmt {
 	uint64_t hash;	  /* of sql and the mode */
 	char *sql;	  /* the rule's text, owned */
+	uintptr_t seen;	  /* where the caller's text was when last found (only
+			     compared, then the texts are) */
 	bool for_pid;	  /* the pid-restricted form */
 	sqlite3_stmt *st; /* owned; NULL: the rule has no pid column (for_pid) */
 	/* its columns pid, name and executable_path (-1: none), looked up once */
@@ -308,14 +311,27 @@ static int prepare_rule(struct de_engine *e, const char *sql, bool for_pid, sqli
 static int get_stmt(struct de_engine *e, const char *sql, bool for_pid,
 		    const struct cached_stmt **out, struct de_error *err)
 {
-	uint64_t h = fnv1a(sql, for_pid);
+	uint64_t h;
 	struct cached_stmt *c;
 	sqlite3_stmt *st;
 	int rc;
 
+	/* a rule set runs again and again with the same texts: found by the
+	   caller's pointer (and the text compared), its hash is not needed;
+	   hashing the whole text on every run was 6% of a per-process run */
+	for (size_t i = 0; i < e->ncache; i++) {
+		c = &e->cache[i];
+		if (c->seen == (uintptr_t)sql && c->for_pid == for_pid &&
+		    strcmp(c->sql, sql) == 0) {
+			*out = c;
+			return 0;
+		}
+	}
+	h = fnv1a(sql, for_pid);
 	for (size_t i = 0; i < e->ncache; i++) {
 		c = &e->cache[i];
 		if (c->hash == h && c->for_pid == for_pid && strcmp(c->sql, sql) == 0) {
+			c->seen = (uintptr_t)sql;
 			*out = c;
 			return 0;
 		}
@@ -340,6 +356,7 @@ static int get_stmt(struct de_engine *e, const char *sql, bool for_pid,
 		return de_error_set(err, DE_ERR_DETECTION, ENOMEM, "out of memory");
 	}
 	c->hash = h;
+	c->seen = (uintptr_t)sql;
 	c->for_pid = for_pid;
 	c->st = st;
 	c->pidcol = st ? col_index(st, "pid") : -1;
