@@ -79,6 +79,7 @@ until_() {
 scans() { grep -c "info: scan [0-9]*: [0-9]* processes" "$tmp/$1.err"; }
 more_scans() { [ "$(scans "$1")" -ge "$2" ]; }
 logged() { grep -q -- "$2" "$tmp/$1.err"; }
+not_logged() { ! logged "$@"; }
 # start NAME [ARGS...]: an agent in the background; state $tmp/NAME,
 # stdout NAME.out, stderr NAME.err; waits for its first scan; sets $agent
 start() {
@@ -207,6 +208,9 @@ limit=2000
 $slow && limit=5000 # LeakSanitizer's exit scans; the deadlines are the same
 check "SIGTERM with procmond stopped: exit 0 in ${ms} ms (<= $limit)" test "$rc" = 0 -a "$ms" -le "$limit"
 check "  procmond and the worker are gone too" bash -c "! kill -0 $pm2 2>/dev/null && ! kill -0 $w 2>/dev/null"
+# (under ASan the exit's leak scan may outlast the parent's grace)
+$slow || check "  the worker stopped by itself (the parent did not kill it)" \
+	not_logged stall "worker pid .* did not stop within its grace time"
 
 # ---- 4. SIGHUP -----------------------------------------------------------------------
 
