@@ -32,15 +32,14 @@ static void anchor_die(const char *what)
 	exit(1);
 }
 
-static double now_s(void)
+double bench_now_s(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* CPU time of this thread (the anchor's inserts run on it alone). */
-static double cpu_s(void)
+double bench_cpu_s(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
@@ -135,7 +134,6 @@ void bench_rm_db(const char *path)
 	unlink(p);
 }
 
-
 /* The text columns of n records, built once (bench_texts_free). */
 struct bench_text *bench_texts(const struct de_process_record *r, size_t n)
 {
@@ -226,7 +224,7 @@ double bench_anchor_ms(const char *path, const struct de_process_record *r,
 			       "?12,?13,?14,?15,?16,?17,?18,?19,?20)",
 			       -1, &st, NULL) != SQLITE_OK)
 		anchor_die("open");
-	double t = cpu ? cpu_s() : now_s();
+	double t = cpu ? bench_cpu_s() : bench_now_s();
 	sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
 	for (size_t i = 0; i < n; i++) {
 		bench_bind(st, 0, &r[i], &f[i], 0);
@@ -236,7 +234,7 @@ double bench_anchor_ms(const char *path, const struct de_process_record *r,
 	}
 	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
 		anchor_die("commit");
-	t = (cpu ? cpu_s() : now_s()) - t;
+	t = (cpu ? bench_cpu_s() : bench_now_s()) - t;
 	sqlite3_finalize(st);
 	sqlite3_close(db);
 	bench_rm_db(path);

@@ -14,6 +14,10 @@
 
 #include "daemoneye/record.h"
 
+/* Seconds of CLOCK_MONOTONIC; of this thread's CPU time (CLOCK_THREAD_CPUTIME_ID). */
+double bench_now_s(void);
+double bench_cpu_s(void);
+
 /* DESIGN.md's figure for the anchor on the project's machine. */
 #define ANCHOR_DESIGN_MS 19.0
 

@@ -40,21 +40,6 @@
 
 #define N 10000
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* CPU time of this thread: what the store costs when the machine is shared. */
-static double cpu_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static int cmp_d(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -270,7 +255,7 @@ static double floor_ingest(const char *path, const struct de_process_record *r,
 		" file_exists, exe_deleted, exe_replaced, platform_data, instance_id,"
 		" identity_hash, value_hash, first_seen, first_scan_id) VALUES",
 		snap_cols, 25);
-	double t = now_s();
+	double t = bench_now_s();
 	/* as the store does for a scan of many new processes: indexes built
 	   after the rows, in one sort each */
 	sqlite3_exec(db, "BEGIN IMMEDIATE; DROP INDEX processes_name;", NULL, NULL, NULL);
@@ -284,7 +269,7 @@ static double floor_ingest(const char *path, const struct de_process_record *r,
 	if (sqlite3_exec(db, "CREATE INDEX processes_name ON processes(name); COMMIT", NULL, NULL,
 			 NULL) != SQLITE_OK)
 		die("floor commit", NULL);
-	t = now_s() - t;
+	t = bench_now_s() - t;
 	sqlite3_finalize(snap);
 	de_store_close(s);
 	return t;
@@ -303,14 +288,14 @@ static double time_join(sqlite3 *db, size_t *rows)
 	if (sqlite3_prepare_v2(db, join_sql, -1, &st, NULL) != SQLITE_OK)
 		die("join prepare", NULL);
 	for (int k = 0; k < 21; k++) {
-		double t0 = now_s();
+		double t0 = bench_now_s();
 		size_t nr = 0;
 		while (sqlite3_step(st) == SQLITE_ROW) {
 			(void)sqlite3_column_text(st, 4);
 			nr++;
 		}
 		sqlite3_reset(st);
-		v[k] = now_s() - t0;
+		v[k] = bench_now_s() - t0;
 		*rows = nr;
 	}
 	sqlite3_finalize(st);
@@ -367,16 +352,16 @@ int main(int argc, char **argv)
 		anc_i[k] = bench_anchor_ms(apath, ar, af, N, false);
 		flo[k] = (double)N / floor_ingest(path, ar, af, N);
 		s = fresh(path);
-		double t = now_s(), c = cpu_s();
+		double t = bench_now_s(), c = bench_cpu_s();
 		if (de_store_processes(s, r[0].scan_id, r, N, &e) < 0)
 			die("ingest", &e);
-		ing[k] = (double)N / (now_s() - t);
-		ingc[k] = (double)N / (cpu_s() - c);
+		ing[k] = (double)N / (bench_now_s() - t);
+		ingc[k] = (double)N / (bench_cpu_s() - c);
 		de_store_close(s);
 		naive_open(&nv, npath);
-		t = now_s();
+		t = bench_now_s();
 		naive_scan(&nv, r, N, false);
-		nai[k] = (double)N / (now_s() - t);
+		nai[k] = (double)N / (bench_now_s() - t);
 		naive_close(&nv);
 		bench_clear_all(r, N);
 	}
@@ -424,14 +409,14 @@ int main(int argc, char **argv)
 			anc_s[k / 10] = bench_anchor_ms(apath, ar, af, N, false);
 		bench_clear_all(r, N);
 		bench_synth_all(r, N, t0 + (k + 1) * 10000LL, k + 2);
-		double t = now_s(), c = cpu_s();
+		double t = bench_now_s(), c = bench_cpu_s();
 		if (de_store_processes(s, r[0].scan_id, r, N, &e) < 0)
 			die("steady scan", &e);
-		steady[k] = (now_s() - t) * 1000;
-		steadyc[k] = (cpu_s() - c) * 1000;
-		t = now_s();
+		steady[k] = (bench_now_s() - t) * 1000;
+		steadyc[k] = (bench_cpu_s() - c) * 1000;
+		t = bench_now_s();
 		maintain(s);
-		maint[k] = (now_s() - t) * 1000;
+		maint[k] = (bench_now_s() - t) * 1000;
 	}
 	double st_med = median(steady, 50), st_p95 = percentile(steady, 50, 0.95);
 	double st_cpu = median(steadyc, 50), anchor_s = median(anc_s, 5);
@@ -439,9 +424,9 @@ int main(int argc, char **argv)
 	naive_open(&nv, npath);
 	double nsteady[5];
 	for (int k = 0; k < 5; k++) {
-		double t = now_s();
+		double t = bench_now_s();
 		naive_scan(&nv, r, N, false);
-		nsteady[k] = (now_s() - t) * 1000;
+		nsteady[k] = (bench_now_s() - t) * 1000;
 	}
 	naive_close(&nv);
 	double nst = median(nsteady, 5);
@@ -475,13 +460,13 @@ int main(int argc, char **argv)
 		for (int i = 0; i < 500; i++)
 			r[(k * 500 + i * 7) % N].cpu_usage += 0.5;
 		retime(r, N, t0 + (60 + k) * 10000LL, 60 + k);
-		double t = now_s();
+		double t = bench_now_s();
 		if (de_store_processes(s, r[0].scan_id, r, N, &e) < 0)
 			die("churn scan", &e);
-		churn[k] = (now_s() - t) * 1000;
-		t = now_s();
+		churn[k] = (bench_now_s() - t) * 1000;
+		t = bench_now_s();
 		maintain(s);
-		cmaint[k] = (now_s() - t) * 1000;
+		cmaint[k] = (bench_now_s() - t) * 1000;
 	}
 	double ch = median(churn, 20);
 	snprintf(a, sizeof(a), "%.2f ms", ch);
@@ -513,7 +498,7 @@ int main(int argc, char **argv)
 	    de_store_scan_end(s, scan, t0 + 5, N, &e) < 0)
 		die("first scan", &e);
 	uint64_t base = file_bytes(s, path);
-	double t = now_s();
+	double t = bench_now_s();
 	for (int k = 1; k <= 360; k++) {
 		int64_t tk = t0 + k * 10000LL;
 		if (de_store_scan_begin(s, tk, "poll", &scan, &e) < 0)
@@ -524,7 +509,7 @@ int main(int argc, char **argv)
 			die("steady hour", &e);
 		maintain(s);
 	}
-	double hour_s = now_s() - t;
+	double hour_s = bench_now_s() - t;
 	uint64_t grown = file_bytes(s, path) - base;
 	de_store_close(s);
 	/* naive: every scan appends every process; 10 scans, scaled to 360 */
