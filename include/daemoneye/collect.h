@@ -86,7 +86,17 @@ struct de_collect_options {
 	   masked with mask_flags when mask is set; NULL: none; copied */
 	const char *const *env_names;
 	size_t nenv_names;
+	/* threads that read /proc in a scan (the scan's own included): 0 =
+	   auto (the CPUs the process may run on, at most
+	   DE_COLLECT_MAX_THREADS), 1 = the scan's thread alone.  Records come
+	   out the same, in the same order, whatever the count (default 0) */
+	unsigned threads;
 };
+
+/* Most threads a scan reads /proc with (options.threads). */
+#define DE_COLLECT_MAX_THREADS 16u
+/* Threads options.threads 0 (auto) stands for at most. */
+#define DE_COLLECT_AUTO_THREADS 4u
 
 /* Fill *o with the defaults above. */
 void de_collect_options_default(struct de_collect_options *o);

@@ -12,6 +12,10 @@
  *   collect_exec.c   executables: the image behind /proc/PID/exe and
  *                    whether its path still holds it, hashing beside
  *                    enumeration, and the kernel sensor's exec events
+ *   collect_par.c    pass 1 in several threads (options.threads): reader
+ *                    threads read distinct entries of the table into
+ *                    their own buffers; the scan's thread alone checks
+ *                    paths, offers images to the hasher and keeps pid order
  *
  * Files are opened relative to a directory descriptor of /proc with
  * O_CLOEXEC and read whole; stat is parsed around the *last* ')' because
@@ -42,6 +46,7 @@
 #ifndef DAEMONEYE_COLLECT_INT_H
 #define DAEMONEYE_COLLECT_INT_H
 
+#include <dirent.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -116,6 +121,12 @@ struct inst {
 	char hash_err[DE_EXEHASH_REASON_MAX];
 };
 
+/* A read buffer grown on demand (cmdline, environ, cgroup files). */
+struct collect_buf {
+	char *p;
+	size_t cap;
+};
+
 /* Per-scan cache of stat(path) for executable paths. */
 struct pathent {
 	char *path; /* NULL: empty slot */
@@ -140,12 +151,15 @@ struct cgmap {
 	size_t ncgroups; /* directories walked */
 };
 
+struct collect_pool; /* collect_par.c */
+
 struct de_collector {
 	int procfd; /* directory descriptor of proc_root */
 	char root[PATH_MAX];
 	int64_t btime_ms; /* boot time, ms since the epoch */
 	long clk_tck;	  /* clock ticks per second */
 	long page_size;
+	unsigned ncpu; /* CPUs we may run on, counted at open (auto threads) */
 	struct de_collect_options opt;
 	char **mask_flags; /* owned copy */
 	char **env_names;  /* owned copy */
@@ -168,14 +182,17 @@ struct de_collector {
 	/* path cache, cleared per scan */
 	struct pathent *paths;
 	size_t npaths, pused;
-	/* read buffer for cmdline and cgroup, grown on demand, kept */
-	char *buf;
-	size_t bufcap;
+	/* read buffer for cmdline and cgroup, grown on demand, kept (each
+	   reader thread of the pool has its own) */
+	struct collect_buf rb;
+	/* the reader threads of a parallel scan (collect_par.c), NULL until
+	   the first scan that uses them */
+	struct collect_pool *pool;
 	/* the hashing worker of one scan (see the top of the file) */
 	struct hasher *hasher;
 	/* cgroups: per-scan map from the cgroup2 mount (see cg_build) */
 	bool in_scan;	 /* inside de_collector_scan_each */
-	size_t cg_reads; /* /proc/PID/cgroup reads in this scan */
+	size_t cg_reads; /* /proc/PID/cgroup reads in this scan (atomic adds) */
 	struct cgmap cg;
 };
 
@@ -227,6 +244,45 @@ void collect_inst_container(struct inst *e);
  */
 struct inst *collect_read_pid(struct de_collector *c, uint32_t pid, bool full, bool memo,
 			      bool *reused, int *rc);
+
+/*
+ * The same for an entry already in the table (e->pid set; a new one
+ * zeroed), safe to call from reader threads on distinct entries while the
+ * table does not move: files go through b, the cgroup comes from the
+ * scan's map when it is built (never built here), and the executable's
+ * path is not checked (the caller runs collect_check_exe on the entry).
+ * 0 (*reused: refreshed from stat alone), -ESRCH (gone: e->gen left 0) or
+ * -ENOMEM.
+ */
+int collect_read_entry(struct de_collector *c, struct collect_buf *b, struct inst *e, bool full,
+		       bool *reused);
+
+/* Free what b holds. */
+void collect_buf_free(struct collect_buf *b);
+
+/*
+ * Build the scan's cgroup map now (from the cgroup2 tree), so that reader
+ * threads only look in it; empty (and not tried again in this scan) when
+ * there is no cgroup2 mount.
+ */
+void collect_cg_build(struct de_collector *c);
+
+/* ---- collect_par.c: reading /proc in several threads ---------------------- */
+/* The reader threads a scan uses: options.threads, or for 0 (auto) the
+   CPUs this process may run on, at most DE_COLLECT_MAX_THREADS. */
+unsigned collect_threads_wanted(const struct de_collector *c);
+
+/*
+ * Pass 1 in collect_threads_wanted() threads: every pid of d read into the
+ * table, then in pid (/proc) order checked (collect_check_exe), offered to
+ * the hasher and appended to *order (indices into c->v).  *st counts seen,
+ * vanished and reused.  0 or -ENOMEM.
+ */
+int collect_par_enumerate(struct de_collector *c, DIR *d, bool full, uint32_t **order,
+			  size_t *norder, struct de_collect_stats *st);
+
+/* End the reader threads (NULL-safe). */
+void collect_pool_free(struct collect_pool *p);
 
 /*
  * Complete e, made of what the kernel said at an exec (k), with what the
