@@ -450,6 +450,20 @@ int de_collector_read(struct de_collector *c, pid_t pid, int64_t scan_id,
 
 /* ---- scanning -------------------------------------------------------------------- */
 
+bool collect_dirent_pid(const struct dirent *de, uint32_t *pid)
+{
+	char *end;
+	long v;
+
+	if (de->d_name[0] < '1' || de->d_name[0] > '9')
+		return false;
+	v = strtol(de->d_name, &end, 10);
+	if (*end || v <= 0 || v > INT_MAX)
+		return false;
+	*pid = (uint32_t)v;
+	return true;
+}
+
 int de_collector_scan_each(struct de_collector *c, int64_t scan_id,
 			   int (*fn)(void *ctx, struct de_process_record *r), void *ctx,
 			   struct de_collect_stats *stats, struct de_error *err)
@@ -490,16 +504,12 @@ int de_collector_scan_each(struct de_collector *c, int64_t scan_id,
 	while ((de = readdir(d))) {
 		struct inst *e;
 		bool reused;
-		char *end;
-		long pid;
+		uint32_t pid;
 
-		if (de->d_name[0] < '1' || de->d_name[0] > '9')
-			continue;
-		pid = strtol(de->d_name, &end, 10);
-		if (*end || pid <= 0 || pid > INT_MAX)
+		if (!collect_dirent_pid(de, &pid))
 			continue;
 		st.seen++;
-		e = collect_read_pid(c, (uint32_t)pid, full, true, &reused, &rc);
+		e = collect_read_pid(c, pid, full, true, &reused, &rc);
 		if (!e) {
 			if (rc == -ENOMEM)
 				break;

@@ -221,6 +221,9 @@ struct inst *collect_table_add(struct de_collector *c, uint32_t pid);
 void collect_view_record(struct de_collector *c, struct inst *e, int64_t scan_id,
 			 struct de_process_record *r);
 
+/* The pid a /proc entry names (a positive decimal int, nothing else). */
+bool collect_dirent_pid(const struct dirent *de, uint32_t *pid);
+
 /* ---- collect_facts.c: reading one process from /proc ----------------------- */
 /* buf := decimal pid + suffix (buf holds at least 11 + strlen(suffix)). */
 void collect_pid_path(char *buf, uint32_t pid, const char *suffix);

@@ -23,7 +23,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -221,16 +220,12 @@ static int list_pids(struct de_collector *c, DIR *d, uint32_t **ix, size_t *n, s
 	*n = *added = 0;
 	while ((de = readdir(d))) {
 		struct inst *e;
-		char *end;
-		long pid;
-		if (de->d_name[0] < '1' || de->d_name[0] > '9')
-			continue;
-		pid = strtol(de->d_name, &end, 10);
-		if (*end || pid <= 0 || pid > INT_MAX)
+		uint32_t pid;
+		if (!collect_dirent_pid(de, &pid))
 			continue;
 		st->seen++;
-		if (!(e = collect_table_find(c, (uint32_t)pid))) {
-			if (!(e = collect_table_add(c, (uint32_t)pid)))
+		if (!(e = collect_table_find(c, pid))) {
+			if (!(e = collect_table_add(c, pid)))
 				return -ENOMEM;
 			++*added;
 		}
