@@ -311,6 +311,8 @@ static int table_prune(struct de_collector *c, uint32_t gen)
 			c->v[k] = c->v[i];
 		k++;
 	}
+	if (k == c->n)
+		return 0; /* nothing dropped, nothing moved: the index holds */
 	c->n = k;
 	return index_rebuild(c, c->n);
 }
