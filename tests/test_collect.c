@@ -1230,6 +1230,27 @@ static void test_threads_same_records(void **state)
 		reap(kids[i]);
 }
 
+/*
+ * Auto threads: one per CPU no other task runs on (loadavg's running
+ * count includes the caller), at least 1, at most DE_COLLECT_AUTO_THREADS;
+ * what cannot be read counts as idle.
+ */
+static void test_auto_threads(void **state)
+{
+	(void)state;
+	assert_int_equal(de_collect_auto_threads(2, "0.00 0.01 0.05 1/100 123\n"), 2);
+	assert_int_equal(de_collect_auto_threads(2, "0.90 0.51 0.25 2/100 123\n"), 1);
+	assert_int_equal(de_collect_auto_threads(2, "24.28 32.07 55.09 13/10327 545\n"), 1);
+	assert_int_equal(de_collect_auto_threads(8, "0.00 0.01 0.05 1/100 123\n"), 4);
+	assert_int_equal(de_collect_auto_threads(8, "2.00 2.00 2.00 3/100 123\n"), 4);
+	assert_int_equal(de_collect_auto_threads(8, "6.00 6.00 6.00 7/100 123\n"), 2);
+	assert_int_equal(de_collect_auto_threads(1, "0.00 0.01 0.05 1/100 123\n"), 1);
+	assert_int_equal(de_collect_auto_threads(3, NULL), 3);
+	assert_int_equal(de_collect_auto_threads(3, "garbage"), 3);
+	assert_int_equal(de_collect_auto_threads(3, "0.1 0.2 0.3 x/1 1"), 3);
+	assert_int_equal(de_collect_auto_threads(0, NULL), 1);
+}
+
 static void test_full_scan(void **state)
 {
 	(void)state;
@@ -1269,6 +1290,7 @@ int main(void)
 		cmocka_unit_test(test_zombie),
 		cmocka_unit_test(test_full_scan),
 		cmocka_unit_test(test_threads_same_records),
+		cmocka_unit_test(test_auto_threads),
 		cmocka_unit_test(test_hash_matches_sha256sum),
 		cmocka_unit_test(test_hash_disabled_and_limited),
 		cmocka_unit_test(test_unreadable_executable),

@@ -475,6 +475,7 @@ int de_collector_scan_each(struct de_collector *c, int64_t scan_id,
 	uint32_t *order = NULL; /* indices into c->v, in /proc order */
 	size_t norder = 0, corder = 0;
 	bool fn_failed = false;
+	unsigned threads;
 	int prc;
 	bool full;
 	DIR *d;
@@ -499,8 +500,8 @@ int de_collector_scan_each(struct de_collector *c, int64_t scan_id,
 	paths_reset(c);
 
 	/* 1. enumerate (in several threads: collect_par.c) */
-	if (collect_threads_wanted(c) > 1) {
-		rc = collect_par_enumerate(c, d, full, &order, &norder, &st);
+	if ((threads = collect_threads_wanted(c)) > 1) {
+		rc = collect_par_enumerate(c, d, full, threads, &order, &norder, &st);
 		goto enumerated;
 	}
 	while ((de = readdir(d))) {

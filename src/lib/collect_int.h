@@ -271,18 +271,20 @@ void collect_buf_free(struct collect_buf *b);
 void collect_cg_build(struct de_collector *c);
 
 /* ---- collect_par.c: reading /proc in several threads ---------------------- */
-/* The reader threads a scan uses: options.threads, or for 0 (auto) the
-   CPUs this process may run on, at most DE_COLLECT_MAX_THREADS. */
+/* The threads a scan reads with: options.threads, or for 0 (auto)
+   de_collect_auto_threads() of the CPUs counted at open and the proc
+   root's loadavg now. */
 unsigned collect_threads_wanted(const struct de_collector *c);
 
 /*
- * Pass 1 in collect_threads_wanted() threads: every pid of d read into the
- * table, then in pid (/proc) order checked (collect_check_exe), offered to
- * the hasher and appended to *order (indices into c->v).  *st counts seen,
- * vanished and reused.  0 or -ENOMEM.
+ * Pass 1 in `threads` threads (the caller's and threads - 1 readers):
+ * every pid of d read into the table, then in pid (/proc) order checked
+ * (collect_check_exe), offered to the hasher and appended to *order
+ * (indices into c->v).  *st counts seen, vanished and reused.  0 or
+ * -ENOMEM.
  */
-int collect_par_enumerate(struct de_collector *c, DIR *d, bool full, uint32_t **order,
-			  size_t *norder, struct de_collect_stats *st);
+int collect_par_enumerate(struct de_collector *c, DIR *d, bool full, unsigned threads,
+			  uint32_t **order, size_t *norder, struct de_collect_stats *st);
 
 /* End the reader threads (NULL-safe). */
 void collect_pool_free(struct collect_pool *p);

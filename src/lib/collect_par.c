@@ -23,10 +23,12 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define CHUNK	32 /* pids a thread claims at a time */
 #define PAR_MIN 64 /* fewer pids than this: the scan's thread reads alone */
@@ -62,12 +64,40 @@ struct collect_pool {
 	struct worker *w;
 };
 
+unsigned de_collect_auto_threads(unsigned ncpu, const char *loadavg)
+{
+	unsigned long running = 1; /* the caller */
+	const char *p = loadavg;
+	unsigned busy, t;
+
+	/* "0.52 0.58 0.59 RUNNING/TOTAL LASTPID" */
+	for (int field = 0; p && field < 3; field++)
+		p = (p = strchr(p, ' ')) ? p + 1 : NULL;
+	if (p && *p >= '0' && *p <= '9')
+		running = strtoul(p, NULL, 10);
+	busy = running > 1 ? (unsigned)(running - 1 < ncpu ? running - 1 : ncpu) : 0;
+	t = ncpu - busy;
+	if (t < 1)
+		t = 1;
+	return t < DE_COLLECT_AUTO_THREADS ? t : DE_COLLECT_AUTO_THREADS;
+}
+
 unsigned collect_threads_wanted(const struct de_collector *c)
 {
 	unsigned t = c->opt.threads;
 
-	if (t == 0)
-		t = c->ncpu < DE_COLLECT_AUTO_THREADS ? c->ncpu : DE_COLLECT_AUTO_THREADS;
+	if (t == 0) {
+		char text[128];
+		ssize_t n = -1;
+		int fd = openat(c->procfd, "loadavg", O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			n = read(fd, text, sizeof(text) - 1);
+			close(fd);
+		}
+		if (n >= 0)
+			text[n] = '\0';
+		t = de_collect_auto_threads(c->ncpu, n >= 0 ? text : NULL);
+	}
 	if (t < 1)
 		t = 1;
 	return t < DE_COLLECT_MAX_THREADS ? t : DE_COLLECT_MAX_THREADS;
@@ -242,8 +272,8 @@ static int list_pids(struct de_collector *c, DIR *d, uint32_t **ix, size_t *n, s
 	return 0;
 }
 
-int collect_par_enumerate(struct de_collector *c, DIR *d, bool full, uint32_t **order,
-			  size_t *norder, struct de_collect_stats *st)
+int collect_par_enumerate(struct de_collector *c, DIR *d, bool full, unsigned threads,
+			  uint32_t **order, size_t *norder, struct de_collect_stats *st)
 {
 	struct job j = {.c = c, .full = full};
 	struct collect_pool *p = NULL;
@@ -271,7 +301,7 @@ int collect_par_enumerate(struct de_collector *c, DIR *d, bool full, uint32_t **
 		rc = -ENOMEM;
 		goto out;
 	}
-	if (n >= PAR_MIN && (p = pool_get(c, collect_threads_wanted(c) - 1))) {
+	if (n >= PAR_MIN && (p = pool_get(c, threads - 1))) {
 		pthread_mutex_lock(&p->mu);
 		p->job = &j;
 		p->seq++;
