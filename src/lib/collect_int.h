@@ -72,7 +72,8 @@ struct pstat {
 	unsigned long long startcode, startstack; /* change on exec (0 if hidden) */
 };
 
-/* One live process instance, as last read. */
+/* One live process instance, as last read (members grouped by size, so
+   that a table of 10,000 wastes little on padding). */
 struct inst {
 	uint32_t pid;
 	uint32_t gen; /* scan generation in which it was last seen */
@@ -83,40 +84,39 @@ struct inst {
 	/* cpu */
 	unsigned long long prev_ticks;
 	int64_t prev_ns; /* CLOCK_MONOTONIC of prev_ticks; 0 = none */
-	bool has_cpu;
-	double cpu;
-	/* ids: the owner of /proc/PID, i.e. the effective uid and gid */
-	bool has_ids;
-	uint32_t euid, egid;
-	/* real ids from status, read only for a set-id image */
-	bool has_real_ids;
-	uint32_t ruid, rgid;
-	bool accessible;
+	double cpu;	 /* valid when has_cpu */
 	/* cgroup v2 path ("0::" line of /proc/PID/cgroup), NULL when none;
 	 * read on first sight, exec and full refresh only */
 	char *cgroup;
 	/* identity read with the cgroup (first sight, exec, full refresh) */
-	char *cwd;				    /* working directory, NULL when unknown */
-	bool has_ns;				    /* ns below are known */
-	uint32_t ns[4];				    /* pid, mnt, net, user namespace inodes */
-	char container_id[DE_CONTAINER_ID_LEN + 1]; /* "" when none */
-	const char *runtime;			    /* its runtime (static), NULL when none */
-	char *env; /* captured variables (identity.h), NULL when none */
-	bool env_truncated;
-	bool path_truncated; /* the kernel sensor cut exe or cwd */
+	char *cwd;	     /* working directory, NULL when unknown */
+	const char *runtime; /* container runtime (static), NULL when none */
+	char *env;	     /* captured variables (identity.h), NULL when none */
 	/* cmdline (masked) */
 	char **argv;
 	size_t argc;
-	bool cmd_truncated;
-	int masked;
 	/* executable */
-	char *exe;	/* path (suffix removed when deleted), NULL when unknown */
-	bool has_image; /* image stat below is valid */
-	struct de_exehash_key image;
+	char *exe;		     /* path (suffix removed when deleted), NULL when unknown */
+	struct de_exehash_key image; /* valid when has_image */
+	/* ids: the owner of /proc/PID, i.e. the effective uid and gid */
+	uint32_t euid, egid;
+	/* real ids from status, read only for a set-id image */
+	uint32_t ruid, rgid;
+	uint32_t ns[4];	     /* pid, mnt, net, user namespace inodes */
+	int masked;	     /* values masked in argv */
 	unsigned image_mode; /* st_mode of the image (set-id bits) */
+	bool has_cpu;
+	bool has_ids;
+	bool has_real_ids;
+	bool accessible;
+	bool has_ns; /* ns above are known */
+	bool env_truncated;
+	bool path_truncated; /* the kernel sensor cut exe or cwd */
+	bool cmd_truncated;
+	bool has_image; /* image stat above is valid */
 	bool deleted, replaced, file_exists;
-	/* hash */
 	bool hash_done;
+	char container_id[DE_CONTAINER_ID_LEN + 1]; /* "" when none */
 	char hex[DE_SHA256_HEX_LEN + 1];
 	char hash_err[DE_EXEHASH_REASON_MAX];
 };
