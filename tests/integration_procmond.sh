@@ -260,7 +260,33 @@ if [ "$(id -u)" = 0 ]; then
 	check "non-root procmond: SIGTERM stops it with 0 (rc=$rc)" test "$rc" = 0
 fi
 
-# 6. Usage errors.
+# 6. collection.scan_threads reaches the collector: after its first scan
+# (a line out), a procmond with 3 keeps 2 reader threads, one with 1 none,
+# both under their seccomp filter.  70 sleepers make sure the scan has
+# the 64 processes a scan needs before it uses readers.
+for _ in $(seq 70); do
+	sleep 3600 &
+	pids+=($!)
+done
+readers() { grep -lx de-reader /proc/"$1"/task/*/comm 2>/dev/null | wc -l; }
+for t in 3 1; do
+	"$bin/procmond" --output json --interval 3600000 --set collection.scan_threads=$t \
+		>"$tmp/threads$t.json" 2>"$tmp/threads$t.err" &
+	tpm=$!
+	pids+=("$tpm")
+	check "scan_threads=$t: a first scan" wait_for 60 test -s "$tmp/threads$t.json"
+	check "scan_threads=$t: $((t - 1)) reader threads ($(readers "$tpm"))" test "$(readers "$tpm")" = $((t - 1))
+	if ! "$bin/procmond" --version | grep -q "no seccomp"; then
+		check "scan_threads=$t: under the seccomp filter" test "$(status_of "$tpm" Seccomp)" = 2
+	fi
+	stop "$tpm"
+	rc=$?
+	check "scan_threads=$t: SIGTERM stops it with 0 (rc=$rc)" test "$rc" = 0
+done
+"$bin/procmond" --once --set collection.scan_threads=17 >/dev/null 2>"$tmp/e"; rc=$?
+check "scan_threads above 16 exits 78 (rc=$rc)" test "$rc" = 78
+
+# 7. Usage errors.
 "$bin/procmond" --output xml >/dev/null 2>&1; rc=$?
 check "unknown output exits 64 (rc=$rc)" test "$rc" = 64
 "$bin/procmond" --ipc-fd 999 >/dev/null 2>&1; rc=$?

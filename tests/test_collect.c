@@ -6,6 +6,7 @@
  * busy child against bounds measured beside it, and a full scan that sees
  * ourselves.  Every child is started here and reaped by its pid.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -1078,6 +1079,178 @@ static void test_cgroup(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+/* Threads of this process named name (/proc/self/task/TID/comm); the
+   collector's readers are named "de-reader". */
+static int count_tasks(const char *name)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *de;
+	char path[300], comm[64];
+	int n = 0;
+
+	assert_non_null(d);
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", de->d_name);
+		FILE *f = fopen(path, "re");
+		if (f && fgets(comm, sizeof(comm), f)) {
+			comm[strcspn(comm, "\n")] = '\0';
+			n += strcmp(comm, name) == 0;
+		}
+		if (f)
+			fclose(f);
+	}
+	closedir(d);
+	return n;
+}
+
+/* Every reader thread blocks SIGINT, SIGTERM and SIGHUP (at least). */
+static void assert_readers_block_signals(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *de;
+	char path[300], line[256];
+	int checked = 0;
+
+	assert_non_null(d);
+	while ((de = readdir(d))) {
+		bool reader = false, found = false;
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/status", de->d_name);
+		FILE *f = fopen(path, "re");
+		if (!f)
+			continue; /* a hashing thread that just ended */
+		while (fgets(line, sizeof(line), f)) {
+			if (strcmp(line, "Name:\tde-reader\n") == 0)
+				reader = true;
+			if (reader && strncmp(line, "SigBlk:", 7) == 0) {
+				unsigned long long m = strtoull(line + 7, NULL, 16);
+				found = true;
+				assert_true((m & (1ULL << (SIGINT - 1))) &&
+					    (m & (1ULL << (SIGTERM - 1))) &&
+					    (m & (1ULL << (SIGHUP - 1))));
+			}
+		}
+		fclose(f);
+		assert_true(found == reader);
+		checked += reader;
+	}
+	closedir(d);
+	assert_true(checked > 0);
+}
+
+/* l's records, with the pids of kids, in l's order, into out (n each). */
+static size_t pick_kids(const struct de_process_list *l, const pid_t *kids, size_t nk,
+			const struct de_process_record **out)
+{
+	size_t m = 0;
+	for (size_t i = 0; i < l->len; i++)
+		for (size_t k = 0; k < nk; k++)
+			if (l->items[i].pid == (uint32_t)kids[k])
+				out[m++] = &l->items[i];
+	return m;
+}
+
+/*
+ * A scan in several reader threads gives the records one thread gives, in
+ * the same (/proc, ascending pid) order: on the first scan, a rescan
+ * (stat alone) and a full refresh, over 300 children of ours (more than
+ * the pool's minimum, so the readers are used).  The readers are really
+ * there (threads - 1 of them), block signals, and threads = 1 starts none.
+ */
+static void test_threads_same_records(void **state)
+{
+	(void)state;
+	enum { N = 300, T = 3 };
+	static pid_t kids[N];
+	static const struct de_process_record *ra[N], *rb[N];
+	struct de_collector *one, *par;
+	struct de_collect_options o;
+	struct de_error e = {0};
+
+	for (int i = 0; i < N; i++) {
+		kids[i] = fork();
+		assert_true(kids[i] >= 0);
+		if (kids[i] == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			for (;;)
+				pause();
+		}
+	}
+	assert_int_equal(de_collector_open(NULL, &one, &e), 0);
+	assert_int_equal(de_collector_open(NULL, &par, &e), 0);
+	de_collect_options_default(&o);
+	assert_int_equal(o.threads, 0); /* auto by default */
+	o.full_refresh_every = 3;	/* the third scan re-reads everything */
+	o.threads = 1;
+	assert_int_equal(de_collector_configure(one, &o, &e), 0);
+	o.threads = T;
+	assert_int_equal(de_collector_configure(par, &o, &e), 0);
+	for (int scan = 1; scan <= 3; scan++) {
+		struct de_process_list la = {0}, lb = {0};
+		struct de_collect_stats sa, sb;
+		assert_int_equal(de_collector_scan(one, scan, &la, &sa, &e), 0);
+		/* threads = 1 starts none (par's are there after its first scan) */
+		assert_int_equal(count_tasks("de-reader"), scan == 1 ? 0 : T - 1);
+		assert_int_equal(de_collector_scan(par, scan, &lb, &sb, &e), 0);
+		assert_int_equal(count_tasks("de-reader"), T - 1);
+		assert_readers_block_signals();
+		assert_int_equal(sb.recorded, lb.len);
+		assert_int_equal(sb.seen, sb.recorded + sb.vanished);
+		if (scan == 2)
+			assert_true(sb.reused >= N && sa.reused >= N);
+		else
+			assert_true(sb.reused == 0 && sa.reused == 0);
+		/* /proc order: ascending pids, in both */
+		for (size_t i = 1; i < lb.len; i++)
+			assert_true(lb.items[i - 1].pid < lb.items[i].pid);
+		for (size_t i = 1; i < la.len; i++)
+			assert_true(la.items[i - 1].pid < la.items[i].pid);
+		assert_int_equal(pick_kids(&la, kids, N, ra), N);
+		assert_int_equal(pick_kids(&lb, kids, N, rb), N);
+		for (int i = 0; i < N; i++) {
+			struct de_process_record *b = (struct de_process_record *)rb[i];
+			/* what differs by design: the record's id and the time
+			   it was read at; cpu_usage is measured over the time
+			   between two samples, so only its presence */
+			b->id = ra[i]->id;
+			b->collection_time = ra[i]->collection_time;
+			assert_int_equal(b->has_cpu_usage, ra[i]->has_cpu_usage);
+			b->cpu_usage = ra[i]->cpu_usage;
+			assert_true(de_process_record_equal(ra[i], b));
+		}
+		de_process_list_clear(&la);
+		de_process_list_clear(&lb);
+	}
+	de_collector_close(par);
+	de_collector_close(one);
+	for (int i = 0; i < N; i++)
+		reap(kids[i]);
+}
+
+/*
+ * Auto threads: one per CPU no other task runs on (loadavg's running
+ * count includes the caller), at least 1, at most DE_COLLECT_AUTO_THREADS;
+ * what cannot be read counts as idle.
+ */
+static void test_auto_threads(void **state)
+{
+	(void)state;
+	assert_int_equal(de_collect_auto_threads(2, "0.00 0.01 0.05 1/100 123\n"), 2);
+	assert_int_equal(de_collect_auto_threads(2, "0.90 0.51 0.25 2/100 123\n"), 1);
+	assert_int_equal(de_collect_auto_threads(2, "24.28 32.07 55.09 13/10327 545\n"), 1);
+	assert_int_equal(de_collect_auto_threads(8, "0.00 0.01 0.05 1/100 123\n"), 4);
+	assert_int_equal(de_collect_auto_threads(8, "2.00 2.00 2.00 3/100 123\n"), 4);
+	assert_int_equal(de_collect_auto_threads(8, "6.00 6.00 6.00 7/100 123\n"), 2);
+	assert_int_equal(de_collect_auto_threads(1, "0.00 0.01 0.05 1/100 123\n"), 1);
+	assert_int_equal(de_collect_auto_threads(3, NULL), 3);
+	assert_int_equal(de_collect_auto_threads(3, "garbage"), 3);
+	assert_int_equal(de_collect_auto_threads(3, "0.1 0.2 0.3 x/1 1"), 3);
+	assert_int_equal(de_collect_auto_threads(0, NULL), 1);
+}
+
 static void test_full_scan(void **state)
 {
 	(void)state;
@@ -1116,6 +1289,8 @@ int main(void)
 		cmocka_unit_test(test_gone_process),
 		cmocka_unit_test(test_zombie),
 		cmocka_unit_test(test_full_scan),
+		cmocka_unit_test(test_threads_same_records),
+		cmocka_unit_test(test_auto_threads),
 		cmocka_unit_test(test_hash_matches_sha256sum),
 		cmocka_unit_test(test_hash_disabled_and_limited),
 		cmocka_unit_test(test_unreadable_executable),

@@ -86,7 +86,28 @@ struct de_collect_options {
 	   masked with mask_flags when mask is set; NULL: none; copied */
 	const char *const *env_names;
 	size_t nenv_names;
+	/* threads that read /proc in a scan (the scan's own included): 0 =
+	   auto (de_collect_auto_threads, decided at each scan), 1 = the
+	   scan's thread alone.  Records come out the same, in the same
+	   order, whatever the count (default 0) */
+	unsigned threads;
 };
+
+/* Most threads a scan reads /proc with (options.threads). */
+#define DE_COLLECT_MAX_THREADS 16u
+/* Threads options.threads 0 (auto) stands for at most. */
+#define DE_COLLECT_AUTO_THREADS 4u
+
+/*
+ * The threads options.threads 0 (auto) stands for, from the CPUs this
+ * process may run on and the text of /proc/loadavg (NULL or unreadable:
+ * none known busy): one per CPU that no other task is running on at the
+ * moment (its fourth field counts the running tasks, the caller among
+ * them), at least 1, at most DE_COLLECT_AUTO_THREADS.  A reader thread
+ * only helps on a free CPU: on a busy one it shares the scan's CPU time
+ * and the scan waits for it.
+ */
+unsigned de_collect_auto_threads(unsigned ncpu, const char *loadavg);
 
 /* Fill *o with the defaults above. */
 void de_collect_options_default(struct de_collect_options *o);

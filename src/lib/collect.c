@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,19 @@ void de_collect_options_default(struct de_collect_options *o)
 	o->cgroup_walk_after = 128;
 }
 
+/* The CPUs this process may run on (counted before any seccomp filter:
+   procmond's does not allow sched_getaffinity). */
+static unsigned count_cpus(void)
+{
+	cpu_set_t set;
+	long n;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+		return (unsigned)CPU_COUNT(&set);
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (unsigned)n : 1;
+}
+
 int de_collector_open(const char *proc_root, struct de_collector **out, struct de_error *err)
 {
 	struct de_collector *c = calloc(1, sizeof(*c));
@@ -53,6 +67,7 @@ int de_collector_open(const char *proc_root, struct de_collector **out, struct d
 	}
 	c->clk_tck = sysconf(_SC_CLK_TCK);
 	c->page_size = sysconf(_SC_PAGESIZE);
+	c->ncpu = count_cpus();
 	c->btime_ms = de_boot_time_ms(c->procfd);
 	de_collect_options_default(&c->opt);
 	if ((rc = de_exehash_cache_new(c->opt.max_hash_size, &c->hashes, err)) < 0) {
@@ -138,7 +153,8 @@ void de_collector_close(struct de_collector *c)
 	free(c->idx);
 	paths_reset(c);
 	free(c->paths);
-	free(c->buf);
+	collect_pool_free(c->pool);
+	collect_buf_free(&c->rb);
 	collect_cg_reset(&c->cg);
 	free_flags(c);
 	de_exehash_cache_free(c->hashes);
@@ -295,6 +311,8 @@ static int table_prune(struct de_collector *c, uint32_t gen)
 			c->v[k] = c->v[i];
 		k++;
 	}
+	if (k == c->n)
+		return 0; /* nothing dropped, nothing moved: the index holds */
 	c->n = k;
 	return index_rebuild(c, c->n);
 }
@@ -434,6 +452,20 @@ int de_collector_read(struct de_collector *c, pid_t pid, int64_t scan_id,
 
 /* ---- scanning -------------------------------------------------------------------- */
 
+bool collect_dirent_pid(const struct dirent *de, uint32_t *pid)
+{
+	char *end;
+	long v;
+
+	if (de->d_name[0] < '1' || de->d_name[0] > '9')
+		return false;
+	v = strtol(de->d_name, &end, 10);
+	if (*end || v <= 0 || v > INT_MAX)
+		return false;
+	*pid = (uint32_t)v;
+	return true;
+}
+
 int de_collector_scan_each(struct de_collector *c, int64_t scan_id,
 			   int (*fn)(void *ctx, struct de_process_record *r), void *ctx,
 			   struct de_collect_stats *stats, struct de_error *err)
@@ -443,6 +475,7 @@ int de_collector_scan_each(struct de_collector *c, int64_t scan_id,
 	uint32_t *order = NULL; /* indices into c->v, in /proc order */
 	size_t norder = 0, corder = 0;
 	bool fn_failed = false;
+	unsigned threads;
 	int prc;
 	bool full;
 	DIR *d;
@@ -466,20 +499,20 @@ int de_collector_scan_each(struct de_collector *c, int64_t scan_id,
 	full = c->opt.full_refresh_every && c->scans % c->opt.full_refresh_every == 0;
 	paths_reset(c);
 
-	/* 1. enumerate */
+	/* 1. enumerate (in several threads: collect_par.c) */
+	if ((threads = collect_threads_wanted(c)) > 1) {
+		rc = collect_par_enumerate(c, d, full, threads, &order, &norder, &st);
+		goto enumerated;
+	}
 	while ((de = readdir(d))) {
 		struct inst *e;
 		bool reused;
-		char *end;
-		long pid;
+		uint32_t pid;
 
-		if (de->d_name[0] < '1' || de->d_name[0] > '9')
-			continue;
-		pid = strtol(de->d_name, &end, 10);
-		if (*end || pid <= 0 || pid > INT_MAX)
+		if (!collect_dirent_pid(de, &pid))
 			continue;
 		st.seen++;
-		e = collect_read_pid(c, (uint32_t)pid, full, true, &reused, &rc);
+		e = collect_read_pid(c, pid, full, true, &reused, &rc);
 		if (!e) {
 			if (rc == -ENOMEM)
 				break;
@@ -506,6 +539,7 @@ int de_collector_scan_each(struct de_collector *c, int64_t scan_id,
 		}
 		order[norder++] = (uint32_t)(e - c->v);
 	}
+enumerated:
 	closedir(d);
 	c->in_scan = false;
 	st.cgroup_reads = c->cg_reads;

@@ -81,14 +81,14 @@ static ssize_t read_small(int dirfd, const char *path, char *buf, size_t size, b
 }
 
 /*
- * Read dirfd/path whole into c->buf (NUL added), at most cap bytes; *len ==
+ * Read dirfd/path whole into b (NUL added), at most cap bytes; *len ==
  * cap means the file was cut.  cmdline and the one-record seq_files (stat,
  * status, /proc/PID/cgroup) return all there is to a read with room to
  * spare, so with `short_eof` a short read ends the file without the read
  * that would return 0.  Multi-record seq_files (mountinfo, cgroup.procs)
  * return about a page per read and are read until 0.
  */
-static int read_buf(struct de_collector *c, int dirfd, const char *path, size_t cap, bool short_eof,
+static int read_buf(struct collect_buf *b, int dirfd, const char *path, size_t cap, bool short_eof,
 		    size_t *len)
 {
 	int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
@@ -100,22 +100,22 @@ static int read_buf(struct de_collector *c, int dirfd, const char *path, size_t 
 	for (;;) {
 		size_t want;
 		ssize_t r;
-		if (n + 1 >= c->bufcap) {
-			size_t ns = c->bufcap ? c->bufcap * 2 : 64u << 10;
+		if (n + 1 >= b->cap) {
+			size_t ns = b->cap ? b->cap * 2 : 64u << 10;
 			char *nb;
-			if (c->bufcap >= cap + 1)
+			if (b->cap >= cap + 1)
 				break; /* cap reached */
 			if (ns > cap + 1)
 				ns = cap + 1;
-			if (!(nb = realloc(c->buf, ns))) {
+			if (!(nb = realloc(b->p, ns))) {
 				close(fd);
 				return -ENOMEM;
 			}
-			c->buf = nb;
-			c->bufcap = ns;
+			b->p = nb;
+			b->cap = ns;
 		}
-		want = c->bufcap - 1 - n;
-		r = read(fd, c->buf + n, want);
+		want = b->cap - 1 - n;
+		r = read(fd, b->p + n, want);
 		if (r < 0) {
 			int e = errno;
 			if (e == EINTR)
@@ -128,19 +128,24 @@ static int read_buf(struct de_collector *c, int dirfd, const char *path, size_t 
 			break;
 	}
 	close(fd);
-	c->buf[n] = '\0';
+	b->p[n] = '\0';
 	*len = n;
 	return 0;
 }
 
-/* A buffer grown past 1 MiB by a huge command line is not kept. */
-static void buf_trim(struct de_collector *c)
+/* Free what b holds. */
+void collect_buf_free(struct collect_buf *b)
 {
-	if (c->bufcap > (1u << 20)) {
-		free(c->buf);
-		c->buf = NULL;
-		c->bufcap = 0;
-	}
+	free(b->p);
+	b->p = NULL;
+	b->cap = 0;
+}
+
+/* A buffer grown past 1 MiB by a huge command line is not kept. */
+static void buf_trim(struct collect_buf *b)
+{
+	if (b->cap > (1u << 20))
+		collect_buf_free(b);
 }
 
 /* ---- parsing --------------------------------------------------------------- */
@@ -398,8 +403,8 @@ static int cg_walk(struct de_collector *c, int dfd, char *rel, size_t rl, int de
 	/* a "domain threaded" cgroup lists every process of its threaded
 	 * subtree, though /proc/PID/cgroup may name a threaded child: those
 	 * are marked ambiguous and read one by one */
-	if (rl == 0 || read_buf(c, dfd, "cgroup.type", 64, false, &n) < 0 ||
-	    strncmp(c->buf, "domain threaded", 15) != 0) {
+	if (rl == 0 || read_buf(&c->rb, dfd, "cgroup.type", 64, false, &n) < 0 ||
+	    strncmp(c->rb.p, "domain threaded", 15) != 0) {
 		if (m->npaths == m->cappaths) {
 			size_t nc = m->cappaths ? m->cappaths * 2 : 64;
 			char **np = realloc(m->paths, nc * sizeof(*np));
@@ -414,19 +419,19 @@ static int cg_walk(struct de_collector *c, int dfd, char *rel, size_t rl, int de
 	}
 	/* a threaded cgroup refuses (EOPNOTSUPP), a removed one is gone:
 	 * whoever is not listed is read one by one */
-	rc = read_buf(c, dfd, "cgroup.procs", 64u << 20, false, &n);
+	rc = read_buf(&c->rb, dfd, "cgroup.procs", 64u << 20, false, &n);
 	if (rc == -ENOMEM)
 		return rc;
 	if (rc == 0 && n >= (64u << 20))
 		return -E2BIG;
 	for (size_t at = 0; rc == 0 && at < n;) {
 		char *end;
-		unsigned long pid = strtoul(c->buf + at, &end, 10);
-		if (end == c->buf + at)
+		unsigned long pid = strtoul(c->rb.p + at, &end, 10);
+		if (end == c->rb.p + at)
 			break;
 		if (pid > 0 && pid <= UINT32_MAX && cg_put(m, (uint32_t)pid, idx) < 0)
 			return -ENOMEM;
-		at = (size_t)(end - c->buf) + 1;
+		at = (size_t)(end - c->rb.p) + 1;
 	}
 
 	/* openat ".", not dup: procmond's seccomp allowlist has no dup */
@@ -480,9 +485,9 @@ static int cg_mount(struct de_collector *c, char *out, size_t size)
 {
 	size_t n;
 
-	if (read_buf(c, c->procfd, "self/mountinfo", 16u << 20, false, &n) < 0)
+	if (read_buf(&c->rb, c->procfd, "self/mountinfo", 16u << 20, false, &n) < 0)
 		return -ENOENT;
-	for (char *line = c->buf, *next; line && *line; line = next) {
+	for (char *line = c->rb.p, *next; line && *line; line = next) {
 		char *f[5], *sep, *save = NULL;
 		int k = 0;
 		if ((next = strchr(line, '\n')))
@@ -526,7 +531,7 @@ static void cg_build(struct de_collector *c)
 		return;
 	rc = cg_walk(c, dfd, rel, 0, 0);
 	close(dfd);
-	buf_trim(c);
+	buf_trim(&c->rb);
 	if (rc < 0) {
 		collect_cg_reset(m);
 		m->built = true;
@@ -539,17 +544,17 @@ static void cg_build(struct de_collector *c)
  * exactly).  v1 hierarchies' lines are not kept.  0, -ENOMEM, or the
  * read's -errno.
  */
-static int read_cgroup(struct de_collector *c, uint32_t pid, struct inst *e)
+static int read_cgroup(struct de_collector *c, struct collect_buf *b, uint32_t pid, struct inst *e)
 {
 	char path[64];
 	size_t n;
 	int rc;
 
 	collect_pid_path(path, pid, "/cgroup");
-	if ((rc = read_buf(c, c->procfd, path, 1u << 20, true, &n)) < 0)
+	if ((rc = read_buf(b, c->procfd, path, 1u << 20, true, &n)) < 0)
 		return rc;
 	for (size_t at = 0; at < n;) {
-		const char *l = c->buf + at, *nl = memchr(l, '\n', n - at);
+		const char *l = b->p + at, *nl = memchr(l, '\n', n - at);
 		size_t ll = nl ? (size_t)(nl - l) : n - at;
 		at += ll + 1;
 		if (ll >= 3 && memcmp(l, "0::", 3) == 0)
@@ -565,10 +570,12 @@ static int read_cgroup(struct de_collector *c, uint32_t pid, struct inst *e)
  * and they started before the walk; anything else reads /proc/PID/cgroup.
  * 0, -ENOMEM or the read's -errno.
  */
-static int cgroup_of(struct de_collector *c, uint32_t pid, struct inst *e)
+static int cgroup_of(struct de_collector *c, struct collect_buf *b, uint32_t pid, struct inst *e)
 {
 	free(e->cgroup);
 	e->cgroup = NULL;
+	/* (reader threads run only after the map was built or declared
+	   empty for the scan: they never get here with built false) */
 	if (c->in_scan && !c->cg.built && c->cg_reads >= c->opt.cgroup_walk_after)
 		cg_build(c);
 	if (c->cg.built && e->ps.starttime < c->cg.before_ticks) {
@@ -576,8 +583,14 @@ static int cgroup_of(struct de_collector *c, uint32_t pid, struct inst *e)
 		if (p)
 			return (e->cgroup = strdup(p)) ? 0 : -ENOMEM;
 	}
-	c->cg_reads++;
-	return read_cgroup(c, pid, e);
+	__atomic_fetch_add(&c->cg_reads, 1, __ATOMIC_RELAXED);
+	return read_cgroup(c, b, pid, e);
+}
+
+void collect_cg_build(struct de_collector *c)
+{
+	if (!c->cg.built)
+		cg_build(c);
 }
 
 /* ---- reading one process ------------------------------------------------------ */
@@ -668,7 +681,7 @@ static int read_cwd(struct de_collector *c, uint32_t pid, struct inst *e)
  * (replacing it), masked.  0 (also when unreadable), -ENOMEM, or -ESRCH when
  * the process is gone.
  */
-static int read_env(struct de_collector *c, uint32_t pid, struct inst *e)
+static int read_env(struct de_collector *c, struct collect_buf *b, uint32_t pid, struct inst *e)
 {
 	char path[64];
 	size_t n;
@@ -680,12 +693,12 @@ static int read_env(struct de_collector *c, uint32_t pid, struct inst *e)
 	if (!c->opt.nenv_names)
 		return 0;
 	collect_pid_path(path, pid, "/environ");
-	if ((rc = read_buf(c, c->procfd, path, DE_COLLECT_MAX_CMDLINE, true, &n)) < 0)
+	if ((rc = read_buf(b, c->procfd, path, DE_COLLECT_MAX_CMDLINE, true, &n)) < 0)
 		return rc == -ENOMEM || gone(rc) ? rc : 0;
-	rc = de_identity_env(c->buf, n, c->opt.env_names, c->opt.nenv_names, c->opt.mask,
+	rc = de_identity_env(b->p, n, c->opt.env_names, c->opt.nenv_names, c->opt.mask,
 			     c->opt.mask_flags, c->opt.mask_flags ? c->opt.nmask_flags : 0, &e->env,
 			     &e->env_truncated);
-	buf_trim(c);
+	buf_trim(b);
 	return rc;
 }
 
@@ -693,7 +706,7 @@ static int read_env(struct de_collector *c, uint32_t pid, struct inst *e)
  * pid's command line into e (exact bytes, split, masked), replacing what e
  * had.  0, -ENOMEM, or the read's -errno (e's argv then empty).
  */
-static int read_cmdline(struct de_collector *c, uint32_t pid, struct inst *e)
+static int read_cmdline(struct de_collector *c, struct collect_buf *b, uint32_t pid, struct inst *e)
 {
 	char path[64];
 	size_t n = 0;
@@ -705,11 +718,11 @@ static int read_cmdline(struct de_collector *c, uint32_t pid, struct inst *e)
 	e->cmd_truncated = false;
 	e->masked = 0;
 	collect_pid_path(path, pid, "/cmdline");
-	if ((rc = read_buf(c, c->procfd, path, DE_COLLECT_MAX_CMDLINE, true, &n)) < 0)
+	if ((rc = read_buf(b, c->procfd, path, DE_COLLECT_MAX_CMDLINE, true, &n)) < 0)
 		return rc;
 	e->cmd_truncated = n >= DE_COLLECT_MAX_CMDLINE;
-	rc = collect_split_cmdline(c->buf, n, &e->argv, &e->argc);
-	buf_trim(c);
+	rc = collect_split_cmdline(b->p, n, &e->argv, &e->argc);
+	buf_trim(b);
 	if (rc < 0)
 		return rc;
 	if (c->opt.mask) {
@@ -726,7 +739,7 @@ static int read_cmdline(struct de_collector *c, uint32_t pid, struct inst *e)
  * environment of pid into e.  What may not be read stays unknown.  0,
  * -ENOMEM, or -ESRCH when the process is gone.
  */
-static int read_more(struct de_collector *c, uint32_t pid, struct inst *e)
+static int read_more(struct de_collector *c, struct collect_buf *b, uint32_t pid, struct inst *e)
 {
 	int rc;
 
@@ -734,7 +747,7 @@ static int read_more(struct de_collector *c, uint32_t pid, struct inst *e)
 	if ((rc = read_cwd(c, pid, e)) < 0)
 		return rc;
 	read_ns(c, pid, e);
-	return read_env(c, pid, e);
+	return read_env(c, b, pid, e);
 }
 
 /* The container of e's cgroup path (none when it has no cgroup or names none). */
@@ -758,7 +771,8 @@ void collect_inst_container(struct inst *e)
  * set-id image, whose real ids differ from the effective ones by design,
  * has status read for them.  -ESRCH when the process vanished, -ENOMEM.
  */
-static int read_rest(struct de_collector *c, uint32_t pid, struct inst *e, bool memo)
+static int read_rest(struct de_collector *c, struct collect_buf *b, uint32_t pid, struct inst *e,
+		     bool memo, bool check)
 {
 	char path[64];
 	bool vanished = false, denied = false;
@@ -776,7 +790,7 @@ static int read_rest(struct de_collector *c, uint32_t pid, struct inst *e, bool 
 	e->has_real_ids = false;
 
 	/* cmdline: argv exactly, NUL-separated */
-	rc = read_cmdline(c, pid, e);
+	rc = read_cmdline(c, b, pid, e);
 	if (rc == -ENOMEM)
 		return rc;
 	if (gone(rc))
@@ -796,21 +810,21 @@ static int read_rest(struct de_collector *c, uint32_t pid, struct inst *e, bool 
 			denied = true;
 		else if (rc == -ESRCH && e->ps.state != 'Z')
 			vanished = true; /* a zombie has no exe */
-		if (rc == 0 && (rc = collect_check_exe(c, memo, e)) < 0)
+		if (rc == 0 && check && (rc = collect_check_exe(c, memo, e)) < 0)
 			return rc;
 	}
 	if (e->has_image && (e->image_mode & (S_ISUID | S_ISGID)) && gone(read_real_ids(c, pid, e)))
 		vanished = true;
 
 	/* cgroup: on first sight, exec and full refresh; never on a rescan */
-	rc = cgroup_of(c, pid, e);
+	rc = cgroup_of(c, b, pid, e);
 	if (rc == -ENOMEM)
 		return rc;
 	if (gone(rc))
 		vanished = true;
 	collect_inst_container(e);
 	/* the same for cwd, the namespaces and the captured environment */
-	if ((rc = read_more(c, pid, e)) == -ENOMEM)
+	if ((rc = read_more(c, b, pid, e)) == -ENOMEM)
 		return rc;
 	if (gone(rc))
 		vanished = true;
@@ -823,18 +837,18 @@ static int read_rest(struct de_collector *c, uint32_t pid, struct inst *e, bool 
 }
 
 /*
- * Read pid into its table entry: stat always; everything else when the
- * instance is new, has exec'd, or full is set.  Returns the entry, or NULL
- * with *rc = -ESRCH (gone) or -ENOMEM.
+ * Read pid into e (NULL: its table entry, found or added here): stat
+ * always; everything else when the instance is new, has exec'd, or full is
+ * set, through b, the executable's path checked when check is set.
+ * Returns the entry, or NULL with *rc = -ESRCH (gone) or -ENOMEM.
  */
-struct inst *collect_read_pid(struct de_collector *c, uint32_t pid, bool full, bool memo,
-			      bool *reused, int *rc)
+static struct inst *read_one(struct de_collector *c, struct collect_buf *b, struct inst *e,
+			     uint32_t pid, bool full, bool memo, bool check, bool *reused, int *rc)
 {
 	char path[64], buf[1024];
 	const char *comm;
 	size_t comm_len;
 	struct pstat ps = {0};
-	struct inst *e;
 	ssize_t n;
 	int64_t now;
 
@@ -850,7 +864,8 @@ struct inst *collect_read_pid(struct de_collector *c, uint32_t pid, bool full, b
 		*rc = -ESRCH; /* truncated read of a dying process */
 		return NULL;
 	}
-	e = collect_table_find(c, pid);
+	if (!e)
+		e = collect_table_find(c, pid);
 	if (e && e->ps.starttime == ps.starttime && e->name && e->name_len == comm_len &&
 	    memcmp(e->name, comm, comm_len) == 0 && e->ps.startcode == ps.startcode &&
 	    e->ps.startstack == ps.startstack && !full) {
@@ -878,12 +893,29 @@ struct inst *collect_read_pid(struct de_collector *c, uint32_t pid, bool full, b
 	}
 	take_stat(c, e, &ps, now);
 	e->gen = c->gen;
-	*rc = read_rest(c, pid, e, memo);
+	*rc = read_rest(c, b, pid, e, memo, check);
 	if (*rc < 0) {
 		e->gen = 0; /* not seen: pruned by the next scan */
 		return NULL;
 	}
 	return e;
+}
+
+struct inst *collect_read_pid(struct de_collector *c, uint32_t pid, bool full, bool memo,
+			      bool *reused, int *rc)
+{
+	return read_one(c, &c->rb, NULL, pid, full, memo, true, reused, rc);
+}
+
+int collect_read_entry(struct de_collector *c, struct collect_buf *b, struct inst *e, bool full,
+		       bool *reused)
+{
+	int rc;
+
+	e->gen = 0; /* what a failed read leaves: pruned */
+	if (!read_one(c, b, e, e->pid, full, false, false, reused, &rc))
+		return rc;
+	return 0;
 }
 
 /* *dst := src (owned) when a read found one; true when replaced. */
@@ -925,7 +957,7 @@ int collect_exec_live(struct de_collector *c, const struct de_kernel_exec *k, st
 	   exit meanwhile) does not replace what the kernel said */
 	if (k->argv_cut) {
 		struct inst t = {0};
-		if ((rc = read_cmdline(c, k->pid, &t)) == -ENOMEM)
+		if ((rc = read_cmdline(c, &c->rb, k->pid, &t)) == -ENOMEM)
 			return rc;
 		if (rc == 0 && t.argc > 0) {
 			collect_free_argv(e->argv, e->argc);
@@ -945,7 +977,7 @@ int collect_exec_live(struct de_collector *c, const struct de_kernel_exec *k, st
 	}
 	if (k->cgroup_cut || !k->cgroup) {
 		struct inst t = {0};
-		if (cgroup_of(c, k->pid, &t) == -ENOMEM)
+		if (cgroup_of(c, &c->rb, k->pid, &t) == -ENOMEM)
 			return -ENOMEM;
 		if (take_str(&e->cgroup, t.cgroup))
 			collect_inst_container(e);
@@ -958,6 +990,6 @@ int collect_exec_live(struct de_collector *c, const struct de_kernel_exec *k, st
 			memcpy(e->ns, t.ns, sizeof(e->ns));
 		}
 	}
-	rc = read_env(c, k->pid, e);
+	rc = read_env(c, &c->rb, k->pid, e);
 	return rc == -ENOMEM ? rc : 0;
 }

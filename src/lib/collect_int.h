@@ -12,6 +12,10 @@
  *   collect_exec.c   executables: the image behind /proc/PID/exe and
  *                    whether its path still holds it, hashing beside
  *                    enumeration, and the kernel sensor's exec events
+ *   collect_par.c    pass 1 in several threads (options.threads): reader
+ *                    threads read distinct entries of the table into
+ *                    their own buffers; the scan's thread alone checks
+ *                    paths, offers images to the hasher and keeps pid order
  *
  * Files are opened relative to a directory descriptor of /proc with
  * O_CLOEXEC and read whole; stat is parsed around the *last* ')' because
@@ -42,6 +46,7 @@
 #ifndef DAEMONEYE_COLLECT_INT_H
 #define DAEMONEYE_COLLECT_INT_H
 
+#include <dirent.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -67,7 +72,8 @@ struct pstat {
 	unsigned long long startcode, startstack; /* change on exec (0 if hidden) */
 };
 
-/* One live process instance, as last read. */
+/* One live process instance, as last read (members grouped by size, so
+   that a table of 10,000 wastes little on padding). */
 struct inst {
 	uint32_t pid;
 	uint32_t gen; /* scan generation in which it was last seen */
@@ -78,42 +84,47 @@ struct inst {
 	/* cpu */
 	unsigned long long prev_ticks;
 	int64_t prev_ns; /* CLOCK_MONOTONIC of prev_ticks; 0 = none */
-	bool has_cpu;
-	double cpu;
-	/* ids: the owner of /proc/PID, i.e. the effective uid and gid */
-	bool has_ids;
-	uint32_t euid, egid;
-	/* real ids from status, read only for a set-id image */
-	bool has_real_ids;
-	uint32_t ruid, rgid;
-	bool accessible;
+	double cpu;	 /* valid when has_cpu */
 	/* cgroup v2 path ("0::" line of /proc/PID/cgroup), NULL when none;
 	 * read on first sight, exec and full refresh only */
 	char *cgroup;
 	/* identity read with the cgroup (first sight, exec, full refresh) */
-	char *cwd;				    /* working directory, NULL when unknown */
-	bool has_ns;				    /* ns below are known */
-	uint32_t ns[4];				    /* pid, mnt, net, user namespace inodes */
-	char container_id[DE_CONTAINER_ID_LEN + 1]; /* "" when none */
-	const char *runtime;			    /* its runtime (static), NULL when none */
-	char *env; /* captured variables (identity.h), NULL when none */
-	bool env_truncated;
-	bool path_truncated; /* the kernel sensor cut exe or cwd */
+	char *cwd;	     /* working directory, NULL when unknown */
+	const char *runtime; /* container runtime (static), NULL when none */
+	char *env;	     /* captured variables (identity.h), NULL when none */
 	/* cmdline (masked) */
 	char **argv;
 	size_t argc;
-	bool cmd_truncated;
-	int masked;
 	/* executable */
-	char *exe;	/* path (suffix removed when deleted), NULL when unknown */
-	bool has_image; /* image stat below is valid */
-	struct de_exehash_key image;
+	char *exe;		     /* path (suffix removed when deleted), NULL when unknown */
+	struct de_exehash_key image; /* valid when has_image */
+	/* ids: the owner of /proc/PID, i.e. the effective uid and gid */
+	uint32_t euid, egid;
+	/* real ids from status, read only for a set-id image */
+	uint32_t ruid, rgid;
+	uint32_t ns[4];	     /* pid, mnt, net, user namespace inodes */
+	int masked;	     /* values masked in argv */
 	unsigned image_mode; /* st_mode of the image (set-id bits) */
+	bool has_cpu;
+	bool has_ids;
+	bool has_real_ids;
+	bool accessible;
+	bool has_ns; /* ns above are known */
+	bool env_truncated;
+	bool path_truncated; /* the kernel sensor cut exe or cwd */
+	bool cmd_truncated;
+	bool has_image; /* image stat above is valid */
 	bool deleted, replaced, file_exists;
-	/* hash */
 	bool hash_done;
+	char container_id[DE_CONTAINER_ID_LEN + 1]; /* "" when none */
 	char hex[DE_SHA256_HEX_LEN + 1];
 	char hash_err[DE_EXEHASH_REASON_MAX];
+};
+
+/* A read buffer grown on demand (cmdline, environ, cgroup files). */
+struct collect_buf {
+	char *p;
+	size_t cap;
 };
 
 /* Per-scan cache of stat(path) for executable paths. */
@@ -140,12 +151,15 @@ struct cgmap {
 	size_t ncgroups; /* directories walked */
 };
 
+struct collect_pool; /* collect_par.c */
+
 struct de_collector {
 	int procfd; /* directory descriptor of proc_root */
 	char root[PATH_MAX];
 	int64_t btime_ms; /* boot time, ms since the epoch */
 	long clk_tck;	  /* clock ticks per second */
 	long page_size;
+	unsigned ncpu; /* CPUs we may run on, counted at open (auto threads) */
 	struct de_collect_options opt;
 	char **mask_flags; /* owned copy */
 	char **env_names;  /* owned copy */
@@ -168,14 +182,17 @@ struct de_collector {
 	/* path cache, cleared per scan */
 	struct pathent *paths;
 	size_t npaths, pused;
-	/* read buffer for cmdline and cgroup, grown on demand, kept */
-	char *buf;
-	size_t bufcap;
+	/* read buffer for cmdline and cgroup, grown on demand, kept (each
+	   reader thread of the pool has its own) */
+	struct collect_buf rb;
+	/* the reader threads of a parallel scan (collect_par.c), NULL until
+	   the first scan that uses them */
+	struct collect_pool *pool;
 	/* the hashing worker of one scan (see the top of the file) */
 	struct hasher *hasher;
 	/* cgroups: per-scan map from the cgroup2 mount (see cg_build) */
 	bool in_scan;	 /* inside de_collector_scan_each */
-	size_t cg_reads; /* /proc/PID/cgroup reads in this scan */
+	size_t cg_reads; /* /proc/PID/cgroup reads in this scan (atomic adds) */
 	struct cgmap cg;
 };
 
@@ -204,6 +221,9 @@ struct inst *collect_table_add(struct de_collector *c, uint32_t pid);
 void collect_view_record(struct de_collector *c, struct inst *e, int64_t scan_id,
 			 struct de_process_record *r);
 
+/* The pid a /proc entry names (a positive decimal int, nothing else). */
+bool collect_dirent_pid(const struct dirent *de, uint32_t *pid);
+
 /* ---- collect_facts.c: reading one process from /proc ----------------------- */
 /* buf := decimal pid + suffix (buf holds at least 11 + strlen(suffix)). */
 void collect_pid_path(char *buf, uint32_t pid, const char *suffix);
@@ -227,6 +247,47 @@ void collect_inst_container(struct inst *e);
  */
 struct inst *collect_read_pid(struct de_collector *c, uint32_t pid, bool full, bool memo,
 			      bool *reused, int *rc);
+
+/*
+ * The same for an entry already in the table (e->pid set; a new one
+ * zeroed), safe to call from reader threads on distinct entries while the
+ * table does not move: files go through b, the cgroup comes from the
+ * scan's map when it is built (never built here), and the executable's
+ * path is not checked (the caller runs collect_check_exe on the entry).
+ * 0 (*reused: refreshed from stat alone), -ESRCH (gone: e->gen left 0) or
+ * -ENOMEM.
+ */
+int collect_read_entry(struct de_collector *c, struct collect_buf *b, struct inst *e, bool full,
+		       bool *reused);
+
+/* Free what b holds. */
+void collect_buf_free(struct collect_buf *b);
+
+/*
+ * Build the scan's cgroup map now (from the cgroup2 tree), so that reader
+ * threads only look in it; empty (and not tried again in this scan) when
+ * there is no cgroup2 mount.
+ */
+void collect_cg_build(struct de_collector *c);
+
+/* ---- collect_par.c: reading /proc in several threads ---------------------- */
+/* The threads a scan reads with: options.threads, or for 0 (auto)
+   de_collect_auto_threads() of the CPUs counted at open and the proc
+   root's loadavg now. */
+unsigned collect_threads_wanted(const struct de_collector *c);
+
+/*
+ * Pass 1 in `threads` threads (the caller's and threads - 1 readers):
+ * every pid of d read into the table, then in pid (/proc) order checked
+ * (collect_check_exe), offered to the hasher and appended to *order
+ * (indices into c->v).  *st counts seen, vanished and reused.  0 or
+ * -ENOMEM.
+ */
+int collect_par_enumerate(struct de_collector *c, DIR *d, bool full, unsigned threads,
+			  uint32_t **order, size_t *norder, struct de_collect_stats *st);
+
+/* End the reader threads (NULL-safe). */
+void collect_pool_free(struct collect_pool *p);
 
 /*
  * Complete e, made of what the kernel said at an exec (k), with what the

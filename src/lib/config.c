@@ -64,6 +64,7 @@ static const struct key_spec schema[] = {
 	{"collection.ebpf_btf", V_STR, true, 0, 0, NULL},
 	{"collection.env_capture", V_STR_LIST, false, 0, 0, NULL},
 	{"collection.connections", V_BOOL, false, 0, 0, NULL},
+	{"collection.scan_threads", V_U64, false, 0, 16, NULL},
 	{"logging.level", V_ENUM, false, 0, 0, "debug info warn error"},
 	{"logging.format", V_ENUM, false, 0, 0, "text json"},
 	{"logging.file", V_STR, true, 0, 0, NULL},

@@ -134,7 +134,7 @@ static int scan_once(struct de_collector *c, bool json, int64_t scan_id)
 static int load_options(const struct de_config *cfg, struct de_collect_options *o,
 			const char ***flags, const char ***envp, struct de_error *err)
 {
-	uint64_t mb, every;
+	uint64_t mb, every, threads;
 	int rc;
 
 	de_collect_options_default(o);
@@ -142,6 +142,7 @@ static int load_options(const struct de_config *cfg, struct de_collect_options *
 	    (rc = de_config_get_u64(cfg, "collection.max_hash_size_mb", &mb, err)) < 0 ||
 	    (rc = de_config_get_bool(cfg, "collection.mask_command_line", &o->mask, err)) < 0 ||
 	    (rc = de_config_get_u64(cfg, "collection.full_refresh_every", &every, err)) < 0 ||
+	    (rc = de_config_get_u64(cfg, "collection.scan_threads", &threads, err)) < 0 ||
 	    (rc = de_config_get_str_list(cfg, "collection.mask_flags", flags, &o->nmask_flags,
 					 err)) < 0)
 		return rc;
@@ -151,6 +152,7 @@ static int load_options(const struct de_config *cfg, struct de_collect_options *
 	o->env_names = *envp;
 	o->max_hash_size = mb << 20;
 	o->full_refresh_every = (unsigned)every;
+	o->threads = (unsigned)threads;
 	o->mask_flags = *flags;
 	return 0;
 }
