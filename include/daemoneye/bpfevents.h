@@ -26,8 +26,17 @@
  * side; de_bpfevents_read() reports new losses as a DE_PROCESS_LOST event,
  * after which the caller reconciles with a full scan.
  *
- * Ownership: the handle owns the BPF object, its links and the ring
- * buffer; de_bpfevents_close() detaches and frees them (NULL accepted).
+ * Loading happens in a child process forked for it (libbpf parses the
+ * kernel's whole BTF, megabytes, to relocate the programs): the child
+ * loads and attaches, hands the maps' and links' descriptors back over a
+ * socketpair and exits, and the caller is left with the descriptors and
+ * two memory maps, its peak resident size untouched by the parse.  The
+ * child is reaped before de_bpfevents_open() returns; it has the caller's
+ * privileges and seccomp filter.
+ *
+ * Ownership: the handle owns the links' and the ring buffer map's
+ * descriptors and the maps of the ring buffer and the counters;
+ * de_bpfevents_close() detaches and frees them (NULL accepted).
  * Events handed to the callback are borrowed for the call.
  */
 #ifndef DAEMONEYE_BPFEVENTS_H
@@ -42,7 +51,7 @@
 
 struct de_bpfevents_options {
 	uint32_t argv_max;	 /* argv bytes read in the kernel, 256 .. 65536 (default 32768) */
-	uint32_t ringbuf_kb;	 /* ring buffer size in KiB, a power of two >= 4 (default 8192) */
+	uint32_t ringbuf_kb;	 /* ring buffer size in KiB, a power of two >= 4 (default 1024) */
 	bool tcp;		 /* also TCP connect, listen and accept (default true) */
 	const char *object_path; /* NULL: the programs built into daemoneye; else this object */
 	const char *btf_path;	 /* NULL: the running kernel's BTF; else this BTF file */

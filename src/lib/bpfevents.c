@@ -11,6 +11,13 @@
  * length checked against the record's size before use: the ring buffer is
  * written by our program, but a parser that trusts nothing is what the
  * fuzz target checks.
+ *
+ * The loading runs in a child forked for it (de_bpfevents_open): the
+ * kernel's BTF that libbpf parses for CO-RE is several MiB of heap, which
+ * would otherwise stay in the caller's peak resident size for its life.
+ * The child passes the ring buffer's map, the .bss map and the links back
+ * with SCM_RIGHTS and exits; a link's descriptor is the attachment, so the
+ * programs stay attached as long as the caller holds them.
  */
 #include "daemoneye/bpfevents.h"
 
@@ -21,6 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
@@ -42,7 +51,7 @@ void de_bpfevents_options_default(struct de_bpfevents_options *o)
 {
 	memset(o, 0, sizeof(*o));
 	o->argv_max = 32768;
-	o->ringbuf_kb = 8192;
+	o->ringbuf_kb = 1024;
 	o->tcp = true;
 }
 
@@ -274,8 +283,8 @@ int de_bpfevents_parse(const void *rec, size_t n, const struct de_bpf_clock *clk
 #ifdef DE_HAVE_BPF
 
 struct de_bpfevents {
-	struct bpf_object *obj;
-	struct bpf_link *links[8];
+	int map_fd;	 /* the ring buffer's map */
+	int link_fds[8]; /* the attached programs: closing one detaches it */
 	size_t nlinks;
 	struct ring_buffer *rb;
 	volatile struct de_bpf_counters *counters; /* the .bss, mmap'd shared */
@@ -396,20 +405,235 @@ static int on_sample(void *ctx, void *data, size_t size)
 
 static const char *const tcp_programs[] = {"on_sock_state", "on_sys_exit"};
 
-int de_bpfevents_open(const struct de_bpfevents_options *o, struct de_bpfevents **out,
-		      struct de_error *err)
+/*
+ * What the loader child sends back, in one datagram: the result and, on
+ * success, in SCM_RIGHTS the ring buffer's map, the .bss map and each
+ * link, in that order.
+ */
+struct loaded {
+	int32_t rc;	  /* 0 or -errno */
+	int32_t category; /* enum de_error_category when rc < 0 */
+	uint32_t nlinks;
+	uint32_t unused;
+	uint64_t bss_size; /* the .bss value's size */
+	char message[DE_ERROR_MSG_MAX];
+};
+#define LOADED_FDS_MAX (2 + 8)
+
+/*
+ * The loading itself (in the loader child): open the object, size its
+ * maps, load and attach.  On success *obj and links[0 .. *nlinks) hold it
+ * and *bss_size the counters' size; the child exits without freeing them.
+ * Called with log_lock held.
+ */
+static int load(const struct de_bpfevents_options *o, struct bpf_object **objp,
+		struct bpf_link **links, size_t *nlinks, uint64_t *bss_size, struct de_error *err)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, oo, .object_name = "de_sensor");
-	struct de_bpfevents *ev;
+	struct bpf_object *obj;
 	struct bpf_program *prog;
 	struct bpf_map *m;
-	const char *btf = o->btf_path;
 	char why[512];
 	int rc, ncpu;
 	size_t sz;
-	uint32_t rb = o->ringbuf_kb;
-	libbpf_print_fn_t old;
 
+	oo.btf_custom_path = o->btf_path;
+	libbpf_set_print(capture_print);
+	if (o->object_path) {
+		obj = bpf_object__open_file(o->object_path, &oo);
+	} else {
+		const void *elf = sensor_bpf__elf_bytes(&sz);
+		obj = bpf_object__open_mem(elf, sz, &oo);
+	}
+	if (!obj) {
+		rc = errno ? errno : EINVAL;
+		return de_error_set(err, DE_ERR_IO, rc, "cannot open the eBPF object%s%s: %s",
+				    o->object_path ? " " : "", o->object_path ? o->object_path : "",
+				    strerror(rc));
+	}
+	*objp = obj;
+	/* settings before loading: the argv bound (the object's only
+	   constant), the ring buffer's size, a scratch slot per CPU */
+	if (!(m = map_ending(obj, ".rodata")) || !bpf_map__initial_value(m, &sz) ||
+	    sz < sizeof(uint32_t) || !bpf_object__find_map_by_name(obj, "events") ||
+	    !bpf_object__find_map_by_name(obj, "exec_buf") || !map_ending(obj, ".bss"))
+		return de_error_set(err, DE_ERR_IO, EINVAL,
+				    "the eBPF object is not daemoneye's sensor (its maps differ)");
+	*(uint32_t *)bpf_map__initial_value(m, &sz) = o->argv_max;
+	ncpu = libbpf_num_possible_cpus();
+	if (ncpu <= 0 ||
+	    bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, "events"),
+				     o->ringbuf_kb * 1024u) < 0 ||
+	    bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, "exec_buf"),
+				     (uint32_t)ncpu) < 0)
+		return de_error_set(err, DE_ERR_IO, EINVAL, "cannot size the eBPF maps");
+	for (size_t i = 0; !o->tcp && i < sizeof(tcp_programs) / sizeof(tcp_programs[0]); i++)
+		if ((prog = bpf_object__find_program_by_name(obj, tcp_programs[i])))
+			bpf_program__set_autoload(prog, false);
+	if ((rc = bpf_object__load(obj)) < 0) {
+		char reason[256];
+		verifier_reason(reason, sizeof(reason));
+		if (reason[0]) {
+			snprintf(why, sizeof(why),
+				 "an eBPF program failed the kernel's verification: %s", reason);
+			return de_error_set(err, DE_ERR_IO, EINVAL, "%s", why);
+		}
+		if (rc == -EPERM || rc == -EACCES)
+			return de_error_set(err, DE_ERR_IO, -rc,
+					    "the kernel refused to load eBPF programs (%s): it "
+					    "needs CAP_BPF and CAP_PERFMON (root), no lockdown and "
+					    "no seccomp filter denying bpf(2)",
+					    strerror(-rc));
+		return de_error_set(err, DE_ERR_IO, -rc, "cannot load the eBPF programs: %s",
+				    strerror(-rc));
+	}
+	bpf_object__for_each_program(prog, obj)
+	{
+		struct bpf_link *l;
+		if (!bpf_program__autoload(prog))
+			continue;
+		if (*nlinks == LOADED_FDS_MAX - 2 || !(l = bpf_program__attach(prog))) {
+			rc = errno ? errno : EINVAL;
+			return de_error_set(err, DE_ERR_IO, rc, "cannot attach eBPF program %s: %s",
+					    bpf_program__name(prog), strerror(rc));
+		}
+		links[(*nlinks)++] = l;
+	}
+	*bss_size = bpf_map__value_size(map_ending(obj, ".bss"));
+	if (*bss_size < sizeof(struct de_bpf_counters))
+		return de_error_set(err, DE_ERR_IO, EINVAL,
+				    "the eBPF object is not daemoneye's sensor (no counters)");
+	return 0;
+}
+
+/* The loader child: load, send the result and the descriptors on sock, exit. */
+static _Noreturn void loader_child(const struct de_bpfevents_options *o, int sock)
+{
+	struct loaded msg = {0};
+	struct de_error err = {0};
+	struct bpf_object *obj = NULL;
+	struct bpf_link *links[LOADED_FDS_MAX - 2];
+	size_t nlinks = 0, nfds = 0;
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(int) * LOADED_FDS_MAX)];
+	} c;
+	int fds[LOADED_FDS_MAX];
+	struct iovec iov = {&msg, sizeof(msg)};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+	ssize_t n;
+
+	msg.rc = load(o, &obj, links, &nlinks, &msg.bss_size, &err);
+	if (msg.rc < 0) {
+		msg.category = (int32_t)err.category;
+		snprintf(msg.message, sizeof(msg.message), "%s", err.message);
+	} else {
+		fds[nfds++] = bpf_map__fd(bpf_object__find_map_by_name(obj, "events"));
+		fds[nfds++] = bpf_map__fd(map_ending(obj, ".bss"));
+		for (size_t i = 0; i < nlinks; i++)
+			fds[nfds++] = bpf_link__fd(links[i]);
+		msg.nlinks = (uint32_t)nlinks;
+		memset(&c, 0, sizeof(c));
+		mh.msg_control = c.b;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+		struct cmsghdr *ch = CMSG_FIRSTHDR(&mh);
+		ch->cmsg_level = SOL_SOCKET;
+		ch->cmsg_type = SCM_RIGHTS;
+		ch->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+		memcpy(CMSG_DATA(ch), fds, sizeof(int) * nfds);
+	}
+	do
+		n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	/* nothing freed: everything the load allocated dies with us, and the
+	   parent's copies of the descriptors keep the programs attached */
+	_exit(n == (ssize_t)sizeof(msg) ? 0 : 1);
+}
+
+/*
+ * The parent's side: the child's datagram and descriptors (fds, *nfds), or
+ * an error saying what became of the child.  Reaps the child.
+ */
+static int loader_result(pid_t pid, int sock, struct loaded *msg, int *fds, size_t *nfds,
+			 struct de_error *err)
+{
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(int) * LOADED_FDS_MAX)];
+	} c;
+	struct iovec iov = {msg, sizeof(*msg)};
+	struct msghdr mh = {.msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = c.b,
+			    .msg_controllen = sizeof(c.b)};
+	bool extra = false;
+	ssize_t n;
+	int st = 0, rc;
+
+	*nfds = 0;
+	do
+		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	rc = n < 0 ? errno : 0;
+	for (struct cmsghdr *ch = n > 0 ? CMSG_FIRSTHDR(&mh) : NULL; ch;
+	     ch = CMSG_NXTHDR(&mh, ch)) {
+		size_t k = ch->cmsg_level == SOL_SOCKET && ch->cmsg_type == SCM_RIGHTS
+				   ? (ch->cmsg_len - CMSG_LEN(0)) / sizeof(int)
+				   : 0;
+		for (size_t i = 0; i < k; i++) {
+			int d;
+			memcpy(&d, CMSG_DATA(ch) + i * sizeof(int), sizeof(int));
+			if (*nfds < LOADED_FDS_MAX)
+				fds[(*nfds)++] = d;
+			else {
+				close(d);
+				extra = true;
+			}
+		}
+	}
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (n == (ssize_t)sizeof(*msg) && !extra && !(mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) &&
+	    msg->rc <= 0 && (msg->rc < 0 || *nfds == 2 + (size_t)msg->nlinks)) {
+		msg->message[sizeof(msg->message) - 1] = '\0';
+		return 0;
+	}
+	for (size_t i = 0; i < *nfds; i++)
+		close(fds[i]);
+	*nfds = 0;
+	if (n < 0)
+		return de_error_set(err, DE_ERR_IO, rc, "the eBPF loader's channel: %s",
+				    strerror(rc));
+	if (WIFSIGNALED(st))
+		return de_error_set(err, DE_ERR_IO, EIO,
+				    "the process loading the eBPF sensor died (signal %d)",
+				    WTERMSIG(st));
+	return de_error_set(err, DE_ERR_IO, EIO,
+			    "the process loading the eBPF sensor sent no valid answer");
+}
+
+/*
+ * Loading runs in a child forked for it: libbpf parses the kernel's whole
+ * BTF (several MiB on a distribution kernel) to relocate the programs,
+ * and the heap that takes would stay in the caller's peak resident size
+ * (its high-water mark) for its life.  The child loads and attaches,
+ * passes the maps' and links' descriptors back over a socketpair and
+ * exits; we map the ring buffer and the counters from those descriptors.
+ * The child inherits the caller's privileges and seccomp filter, so what
+ * it may do is what the caller may.
+ */
+int de_bpfevents_open(const struct de_bpfevents_options *o, struct de_bpfevents **out,
+		      struct de_error *err)
+{
+	struct de_bpfevents *ev;
+	const char *btf = o->btf_path;
+	struct loaded msg;
+	int fds[LOADED_FDS_MAX], sv[2], rc;
+	size_t nfds = 0;
+	uint32_t rb = o->ringbuf_kb;
+	pid_t pid;
+
+	*out = NULL;
 	if (o->argv_max < 256 || o->argv_max > DE_BPF_ARGV_MAX)
 		return de_error_set(err, DE_ERR_CONFIGURATION, EINVAL,
 				    "the eBPF argv bound must be 256 .. %d bytes", DE_BPF_ARGV_MAX);
@@ -427,115 +651,71 @@ int de_bpfevents_open(const struct de_bpfevents_options *o, struct de_bpfevents 
 				    btf ? btf : "/sys/kernel/btf/vmlinux", strerror(errno));
 	if (!(ev = calloc(1, sizeof(*ev))))
 		return de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
+	ev->map_fd = -1;
 	de_bpf_clock_now(&ev->clk);
-	oo.btf_custom_path = btf;
-
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		rc = de_error_set(err, DE_ERR_IO, errno, "cannot load the eBPF sensor: %s",
+				  strerror(errno));
+		free(ev);
+		return rc;
+	}
+	/* the child logs into log_buf: held across the fork, it is the
+	   child's alone (its one thread holds it) */
 	pthread_mutex_lock(&log_lock);
 	log_len = 0;
 	log_buf[0] = '\0';
-	old = libbpf_set_print(capture_print);
-	if (o->object_path) {
-		ev->obj = bpf_object__open_file(o->object_path, &oo);
-	} else {
-		const void *elf = sensor_bpf__elf_bytes(&sz);
-		ev->obj = bpf_object__open_mem(elf, sz, &oo);
+	pid = fork();
+	if (pid == 0) {
+		close(sv[0]);
+		loader_child(o, sv[1]);
 	}
-	if (!ev->obj) {
-		rc = -errno;
-		ev->obj = NULL;
-		rc = de_error_set(err, DE_ERR_IO, -rc, "cannot open the eBPF object%s%s: %s",
-				  o->object_path ? " " : "", o->object_path ? o->object_path : "",
-				  strerror(-rc));
-		goto fail;
+	pthread_mutex_unlock(&log_lock);
+	close(sv[1]);
+	if (pid < 0) {
+		rc = de_error_set(err, DE_ERR_IO, errno, "cannot load the eBPF sensor: fork: %s",
+				  strerror(errno));
+		close(sv[0]);
+		free(ev);
+		return rc;
 	}
-	/* settings before loading: the argv bound (the object's only
-	   constant), the ring buffer's size, a scratch slot per CPU */
-	if (!(m = map_ending(ev->obj, ".rodata")) || !bpf_map__initial_value(m, &sz) ||
-	    sz < sizeof(uint32_t) || !bpf_object__find_map_by_name(ev->obj, "events") ||
-	    !bpf_object__find_map_by_name(ev->obj, "exec_buf") || !map_ending(ev->obj, ".bss")) {
-		rc = de_error_set(err, DE_ERR_IO, EINVAL,
-				  "the eBPF object is not daemoneye's sensor (its maps differ)");
-		goto fail;
+	rc = loader_result(pid, sv[0], &msg, fds, &nfds, err);
+	close(sv[0]);
+	if (rc < 0) {
+		free(ev);
+		return rc;
 	}
-	*(uint32_t *)bpf_map__initial_value(m, &sz) = o->argv_max;
-	ncpu = libbpf_num_possible_cpus();
-	if (ncpu <= 0 ||
-	    bpf_map__set_max_entries(bpf_object__find_map_by_name(ev->obj, "events"), rb * 1024u) <
-		    0 ||
-	    bpf_map__set_max_entries(bpf_object__find_map_by_name(ev->obj, "exec_buf"),
-				     (uint32_t)ncpu) < 0) {
-		rc = de_error_set(err, DE_ERR_IO, EINVAL, "cannot size the eBPF maps");
-		goto fail;
+	if (msg.rc < 0) {
+		enum de_error_category cat =
+			msg.category > DE_ERR_NONE && msg.category < DE_ERR_CATEGORY_MAX
+				? (enum de_error_category)msg.category
+				: DE_ERR_IO;
+		free(ev);
+		return de_error_set(err, cat, -msg.rc, "%s", msg.message);
 	}
-	for (size_t i = 0; !o->tcp && i < sizeof(tcp_programs) / sizeof(tcp_programs[0]); i++)
-		if ((prog = bpf_object__find_program_by_name(ev->obj, tcp_programs[i])))
-			bpf_program__set_autoload(prog, false);
-	if ((rc = bpf_object__load(ev->obj)) < 0) {
-		char reason[256];
-		verifier_reason(reason, sizeof(reason));
-		if (reason[0]) {
-			snprintf(why, sizeof(why),
-				 "an eBPF program failed the kernel's verification: %s", reason);
-			rc = de_error_set(err, DE_ERR_IO, EINVAL, "%s", why);
-		} else if (rc == -EPERM || rc == -EACCES) {
-			rc = de_error_set(err, DE_ERR_IO, -rc,
-					  "the kernel refused to load eBPF programs (%s): it "
-					  "needs CAP_BPF and CAP_PERFMON (root), no lockdown and "
-					  "no seccomp filter denying bpf(2)",
-					  strerror(-rc));
-		} else {
-			rc = de_error_set(err, DE_ERR_IO, -rc, "cannot load the eBPF programs: %s",
-					  strerror(-rc));
-		}
-		goto fail;
-	}
-	bpf_object__for_each_program(prog, ev->obj)
-	{
-		struct bpf_link *l;
-		if (!bpf_program__autoload(prog))
-			continue;
-		if (ev->nlinks == sizeof(ev->links) / sizeof(ev->links[0]) ||
-		    !(l = bpf_program__attach(prog))) {
-			rc = -errno;
-			rc = de_error_set(err, DE_ERR_IO, rc ? -rc : EINVAL,
-					  "cannot attach eBPF program %s: %s",
-					  bpf_program__name(prog), strerror(rc ? -rc : EINVAL));
-			goto fail;
-		}
-		ev->links[ev->nlinks++] = l;
-	}
-	/* the program's .bss, mapped shared (libbpf's own copy is private
-	   unless a skeleton loads it): read with no system call */
-	m = map_ending(ev->obj, ".bss");
-	sz = bpf_map__value_size(m);
-	if (sz < sizeof(struct de_bpf_counters)) {
-		rc = de_error_set(err, DE_ERR_IO, EINVAL,
-				  "the eBPF object is not daemoneye's sensor (no counters)");
-		goto fail;
-	}
-	ev->counters_len = (sz + (size_t)getpagesize() - 1) & ~((size_t)getpagesize() - 1);
-	void *bss = mmap(NULL, ev->counters_len, PROT_READ, MAP_SHARED, bpf_map__fd(m), 0);
+	ev->map_fd = fds[0];
+	ev->nlinks = msg.nlinks;
+	memcpy(ev->link_fds, fds + 2, sizeof(int) * ev->nlinks);
+	/* the program's .bss, mapped shared: read with no system call */
+	ev->counters_len =
+		((size_t)msg.bss_size + (size_t)getpagesize() - 1) & ~((size_t)getpagesize() - 1);
+	void *bss = mmap(NULL, ev->counters_len, PROT_READ, MAP_SHARED, fds[1], 0);
+	close(fds[1]); /* the mapping keeps the map */
 	if (bss == MAP_FAILED) {
 		rc = de_error_set(err, DE_ERR_IO, errno, "cannot map the eBPF counters: %s",
 				  strerror(errno));
 		goto fail;
 	}
 	ev->counters = bss;
-	ev->rb = ring_buffer__new(bpf_map__fd(bpf_object__find_map_by_name(ev->obj, "events")),
-				  on_sample, ev, NULL);
+	ev->rb = ring_buffer__new(ev->map_fd, on_sample, ev, NULL);
 	if (!ev->rb) {
-		rc = -errno;
-		rc = de_error_set(err, DE_ERR_IO, -rc, "cannot map the eBPF ring buffer: %s",
-				  strerror(-rc));
+		rc = errno ? errno : EINVAL;
+		rc = de_error_set(err, DE_ERR_IO, rc, "cannot map the eBPF ring buffer: %s",
+				  strerror(rc));
 		goto fail;
 	}
-	libbpf_set_print(old);
-	pthread_mutex_unlock(&log_lock);
 	*out = ev;
 	return 0;
 fail:
-	libbpf_set_print(old);
-	pthread_mutex_unlock(&log_lock);
 	de_bpfevents_close(ev);
 	return rc;
 }
@@ -548,8 +728,9 @@ void de_bpfevents_close(struct de_bpfevents *ev)
 	if (ev->counters)
 		munmap((void *)ev->counters, ev->counters_len);
 	for (size_t i = 0; i < ev->nlinks; i++)
-		bpf_link__destroy(ev->links[i]);
-	bpf_object__close(ev->obj);
+		close(ev->link_fds[i]);
+	if (ev->map_fd >= 0)
+		close(ev->map_fd);
 	free(ev);
 }
 
