@@ -21,6 +21,8 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "daemoneye/clock.h"
+
 /* ---- the statement table ------------------------------------------------ */
 
 /*
@@ -180,12 +182,7 @@ static void *ckpt_main(void *arg)
 
 	pthread_mutex_lock(&c->mu);
 	while (!c->stop) {
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 200 * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		de_cond_deadline(&ts, 200); /* monotonic: a clock step does not stretch it */
 		pthread_cond_timedwait(&c->cv, &c->mu, &ts);
 		if (c->stop || __atomic_load_n(&c->s->wal_pages, __ATOMIC_RELAXED) < c->min_frames)
 			continue;
@@ -232,7 +229,7 @@ int de_store_background_checkpoints(struct de_store *s, uint64_t min_wal_bytes,
 		return rc;
 	}
 	pthread_mutex_init(&c->mu, NULL);
-	pthread_cond_init(&c->cv, NULL);
+	de_cond_init_mono(&c->cv);
 	if (pthread_create(&c->th, NULL, ckpt_main, c) != 0) {
 		pthread_cond_destroy(&c->cv);
 		pthread_mutex_destroy(&c->mu);
