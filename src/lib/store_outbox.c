@@ -808,7 +808,7 @@ static int states_of_rule(struct de_outbox *o, const char *rule_id, de_state_cb 
 		return rc;
 	if (o->open.len && !(ids = malloc(o->open.len * sizeof(*ids))))
 		return de_error_set(err, DE_ERR_DATABASE, ENOMEM, "out of memory");
-	for (size_t i = 0; i < o->open.cap; i++) {
+	for (size_t i = 0; ids && i < o->open.cap && n < o->open.len; i++) {
 		const struct open_ent *e = &o->open.v[i];
 		if (e->key && e->key != &open_tomb && e->klen >= rl &&
 		    memcmp(e->key, rule_id, rl) == 0)
