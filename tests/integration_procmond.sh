@@ -2,7 +2,8 @@
 # integration_procmond.sh BINDIR — procmond as a program: --once JSON
 # against ps (pids, ppid, name, exe, uid, argv), a hostile process stored
 # exactly, the IPC channel driven by an independent Python client (frames,
-# CRC32, a full scan) and malformed frames closing it with a logged reason.
+# CRC32, a full scan) and malformed frames closing it with a logged reason;
+# no OpenSSL configuration file read (6b).
 set -u
 . "$(dirname "$0")/lib.sh"
 bin=$1
@@ -285,6 +286,25 @@ for t in 3 1; do
 done
 "$bin/procmond" --once --set collection.scan_threads=17 >/dev/null 2>"$tmp/e"; rc=$?
 check "scan_threads above 16 exits 78 (rc=$rc)" test "$rc" = 78
+
+# 6b. The privileged collector reads no OpenSSL configuration file (it only
+# hashes): one OPENSSL_CONF names, its access time set in the past, is
+# still unread after a scan that hashed every executable (relatime updates
+# the access time of a file read after its last change).
+printf '# read by nobody\n' >"$tmp/openssl.cnf"
+touch -a -d '2000-01-01 00:00:00 UTC' "$tmp/openssl.cnf"
+if [ "$(stat -c %X "$tmp/openssl.cnf")" = 946684800 ] &&
+	! findmnt -no OPTIONS -T "$tmp" | grep -qw noatime; then
+	OPENSSL_CONF="$tmp/openssl.cnf" "$bin/procmond" --once >"$tmp/cnf.json" 2>/dev/null
+	rc=$?
+	check "procmond --once hashes (rc=$rc)" sh -c "[ $rc = 0 ] && grep -q '\"executable_hash\":\"[0-9a-f]\{64\}\"' '$tmp/cnf.json'"
+	check "  and reads no OpenSSL configuration file" test "$(stat -c %X "$tmp/openssl.cnf")" = 946684800
+	# (the check itself: reading the file moves its access time)
+	cat "$tmp/openssl.cnf" >/dev/null
+	check "  (a read of it would have shown)" test "$(stat -c %X "$tmp/openssl.cnf")" != 946684800
+else
+	echo "ok - # SKIP OpenSSL configuration check: $tmp is mounted noatime"
+fi
 
 # 7. Usage errors.
 "$bin/procmond" --output xml >/dev/null 2>&1; rc=$?

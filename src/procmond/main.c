@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "daemoneye/buf.h"
 #include "daemoneye/collect.h"
 #include "daemoneye/config.h"
@@ -194,6 +196,15 @@ int main(int argc, char **argv)
 	if (!sets)
 		return EX_OSERR;
 	de_log_init("procmond", DE_LOG_INFO, DE_LOG_TEXT, NULL);
+	/*
+	 * OpenSSL only hashes executables here: the privileged collector reads
+	 * no OpenSSL configuration file (the system's openssl.cnf, or one
+	 * OPENSSL_CONF names, may load engines and providers into it), and the
+	 * library code that reading runs stays out of its memory (0.6 MB of a
+	 * 16 MB budget).  Before any other OpenSSL call; failing, the first
+	 * hash initialises OpenSSL as usual.
+	 */
+	(void)OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL);
 	while ((c = getopt_long(argc, argv, "1o:i:c:s:ehV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
