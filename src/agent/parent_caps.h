@@ -20,13 +20,6 @@
 
 #include <linux/capability.h>
 
-#ifndef CAP_PERFMON
-#define CAP_PERFMON 38
-#endif
-#ifndef CAP_BPF
-#define CAP_BPF 39
-#endif
-
 #define PARENT_CAPS_KEPT                                                                           \
 	CAP_SETUID, CAP_SETGID, CAP_KILL, CAP_SETPCAP, CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH,        \
 		CAP_NET_ADMIN, CAP_BPF, CAP_PERFMON

@@ -27,6 +27,7 @@
  * dropped (there is nothing to drop) but the sandbox is the same.
  */
 #include <errno.h>
+#include <linux/capability.h>
 #include <seccomp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,13 +38,6 @@
 
 #include "daemoneye/log.h"
 #include "procmond.h"
-
-#ifndef CAP_PERFMON
-#define CAP_PERFMON 38
-#endif
-#ifndef CAP_BPF
-#define CAP_BPF 39
-#endif
 
 static int apply(bool event_caps)
 {
