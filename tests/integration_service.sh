@@ -184,12 +184,13 @@ fi
 
 # ---- 2 and 3. a stopped procmond ----------------------------------------------------
 
-start stall --set app.scan_interval_ms=1000 --set app.scan_timeout_ms=2000 || exit 1
+# 5 s: long enough that a scan slowed by other work on the host is not a stall
+start stall --set app.scan_interval_ms=1000 --set app.scan_timeout_ms=5000 || exit 1
 a=$agent
 pm1=$(procmond_of "$a")
 kill -STOP "$pm1"
 check "a stopped procmond is replaced after the scan timeout" until_ 300 new_procmond "$a" "$pm1"
-check "  the worker says why" logged stall "procmond pid $pm1 did not finish the scan within app.scan_timeout_ms (2000 ms)"
+check "  the worker says why" logged stall "procmond pid $pm1 did not finish the scan within app.scan_timeout_ms (5000 ms)"
 check "  the stopped one is gone (killed and reaped)" until_ 50 gone "$pm1"
 check "  counted as scan_timeout" until_ 150 metric_is stall 'daemoneye_restarts_total{component="procmond",reason="scan_timeout"}' 1
 n=$(scans stall)
