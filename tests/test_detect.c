@@ -200,16 +200,18 @@ static void test_failures_are_isolated(void **state)
 	de_alert_list_clear(&alerts);
 }
 
+/* One row at once (pid 13), then an endless search (pid 14): cut short by
+   the timeout. */
+static const char slow_on_14[] = "SELECT pid, name, executable_path FROM processes WHERE pid = 13 "
+				 "OR (pid = 14 AND (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL "
+				 "SELECT x + 1 FROM c) SELECT count(*) FROM c) > 0)";
+
 static void test_incomplete_marker(void **state)
 {
 	(void)state;
 	struct de_alert_list alerts = {0};
 	struct de_rule_result res;
-	/* one row at once, then an endless search: cut short by the timeout */
-	struct de_rule r =
-		mkrule("partial", "SELECT pid, name, executable_path FROM processes WHERE pid = 13 "
-				  "OR (pid = 14 AND (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL "
-				  "SELECT x + 1 FROM c) SELECT count(*) FROM c) > 0)");
+	struct de_rule r = mkrule("partial", slow_on_14);
 
 	/* generous: the first row must come well before the deadline, even under valgrind */
 	de_validator_with_timeout(val, 2000);
@@ -414,10 +416,7 @@ static void test_batch_timeout(void **state)
 	(void)state;
 	struct de_alert_list alerts = {0};
 	struct de_rule_result res;
-	struct de_rule r =
-		mkrule("slow", "SELECT pid, name, executable_path FROM processes WHERE pid = 13 "
-			       "OR (pid = 14 AND (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL "
-			       "SELECT x + 1 FROM c) SELECT count(*) FROM c) > 0)");
+	struct de_rule r = mkrule("slow", slow_on_14);
 	uint32_t pids[] = {13, 14};
 
 	de_validator_with_timeout(val, 2000);
