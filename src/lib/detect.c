@@ -73,7 +73,8 @@ struct de_engine {
 	sqlite3_stmt *schema_st; /* PRAGMA schema_version, owned */
 	/* the batch's pids in temp.de_exec_pids: see the top; all owned */
 	sqlite3_stmt *set_clear, *set_add;
-	bool set_filled; /* the table holds the pids of the run under way */
+	bool set_filled;	      /* the table holds the pids of the run under way */
+	sqlite3_stmt *begin, *commit; /* a batch's read transaction, owned */
 };
 
 #define PIDSET	   DE_VALIDATOR_PID_TABLE /* the engine's table of the batch's pids */
@@ -114,7 +115,11 @@ int de_engine_open(const char *db_path, struct de_validator *v, struct de_engine
 	    sqlite3_prepare_v3(e->db, "DELETE FROM temp." PIDSET, -1, SQLITE_PREPARE_PERSISTENT,
 			       &e->set_clear, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v3(e->db, "INSERT OR IGNORE INTO temp." PIDSET " VALUES (?1)", -1,
-			       SQLITE_PREPARE_PERSISTENT, &e->set_add, NULL) != SQLITE_OK) {
+			       SQLITE_PREPARE_PERSISTENT, &e->set_add, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v3(e->db, "BEGIN", -1, SQLITE_PREPARE_PERSISTENT, &e->begin, NULL) !=
+		    SQLITE_OK ||
+	    sqlite3_prepare_v3(e->db, "COMMIT", -1, SQLITE_PREPARE_PERSISTENT, &e->commit, NULL) !=
+		    SQLITE_OK) {
 		rc = de_error_set(err, DE_ERR_DATABASE, EIO,
 				  "%s: cannot set up the rules' pid table: %s", db_path,
 				  sqlite3_errmsg(e->db));
@@ -134,6 +139,8 @@ void de_engine_close(struct de_engine *e)
 	sqlite3_finalize(e->schema_st);
 	sqlite3_finalize(e->set_clear);
 	sqlite3_finalize(e->set_add);
+	sqlite3_finalize(e->begin);
+	sqlite3_finalize(e->commit);
 	sqlite3_close(e->db);
 	free(e);
 }
@@ -694,8 +701,8 @@ int de_engine_run(struct de_engine *e, const struct de_rule *rules, size_t n, in
 
 int de_engine_begin_batch(struct de_engine *e, struct de_error *err)
 {
-	/* outside any prepare: the sandbox's authorizer is not installed */
-	if (sqlite3_exec(e->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+	/* prepared at open, outside any validation: no authorizer applies */
+	if (step_once(e->begin) != SQLITE_DONE)
 		return de_error_set(err, DE_ERR_DETECTION, EIO, "cannot begin a read: %s",
 				    sqlite3_errmsg(e->db));
 	return 0;
@@ -704,7 +711,7 @@ int de_engine_begin_batch(struct de_engine *e, struct de_error *err)
 void de_engine_end_batch(struct de_engine *e)
 {
 	if (!sqlite3_get_autocommit(e->db))
-		sqlite3_exec(e->db, "COMMIT", NULL, NULL, NULL);
+		step_once(e->commit);
 }
 
 int de_engine_run_pid(struct de_engine *e, const struct de_rule *rules, size_t n, uint32_t pid,
