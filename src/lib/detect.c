@@ -121,8 +121,8 @@ int de_engine_open(const char *db_path, struct de_validator *v, struct de_engine
 	    sqlite3_prepare_v3(e->db, "COMMIT", -1, SQLITE_PREPARE_PERSISTENT, &e->commit, NULL) !=
 		    SQLITE_OK) {
 		rc = de_error_set(err, DE_ERR_DATABASE, EIO,
-				  "%s: cannot set up the rules' pid table: %s", db_path,
-				  sqlite3_errmsg(e->db));
+				  "%s: cannot set up the rules' pid table: %s",
+				  db_path ? db_path : "schema", sqlite3_errmsg(e->db));
 		de_engine_close(e);
 		return rc;
 	}
