@@ -200,16 +200,18 @@ static void test_failures_are_isolated(void **state)
 	de_alert_list_clear(&alerts);
 }
 
+/* One row at once (pid 13), then an endless search (pid 14): cut short by
+   the timeout. */
+static const char slow_on_14[] = "SELECT pid, name, executable_path FROM processes WHERE pid = 13 "
+				 "OR (pid = 14 AND (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL "
+				 "SELECT x + 1 FROM c) SELECT count(*) FROM c) > 0)";
+
 static void test_incomplete_marker(void **state)
 {
 	(void)state;
 	struct de_alert_list alerts = {0};
 	struct de_rule_result res;
-	/* one row at once, then an endless search: cut short by the timeout */
-	struct de_rule r =
-		mkrule("partial", "SELECT pid, name, executable_path FROM processes WHERE pid = 13 "
-				  "OR (pid = 14 AND (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL "
-				  "SELECT x + 1 FROM c) SELECT count(*) FROM c) > 0)");
+	struct de_rule r = mkrule("partial", slow_on_14);
 
 	/* generous: the first row must come well before the deadline, even under valgrind */
 	de_validator_with_timeout(val, 2000);
@@ -345,6 +347,166 @@ static void test_batch_runs(void **state)
 }
 
 /*
+ * One run covers a whole batch (the engine's pid table): every process of
+ * a batch larger than any set size is evaluated, each alert holds one
+ * process even when several share a dedupe key (a whole-snapshot run
+ * groups them), and a rule SQLite cannot flatten into the restriction (an
+ * aggregate: the parameter form) agrees with one that it can.
+ */
+static void test_batch_covers_every_pid(void **state)
+{
+	(void)state;
+	struct de_alert_list alerts = {0};
+	struct de_rule_result res[3];
+	struct de_rule rules[3];
+	uint32_t batch[40];
+
+	rules[0] = mkrule("flat", "SELECT pid, name, executable_path FROM processes "
+				  "WHERE exe_deleted = 1");
+	rules[1] = mkrule("grouped", "SELECT pid, name, executable_path, count(*) AS n "
+				     "FROM processes WHERE exe_deleted = 1 GROUP BY pid");
+	rules[2] = mkrule("by-name", "SELECT pid, name FROM processes WHERE exe_deleted = 1");
+	rules[2].dedupe_key_fields = (char *[]){(char *)"name"};
+	rules[2].dedupe_key_fields_len = 1;
+	/* the deleted ones (10, 11, 12) far apart in a batch of 40, 11 twice */
+	for (uint32_t i = 0; i < 40; i++)
+		batch[i] = 2000 + i;
+	batch[0] = 12;
+	batch[17] = 11;
+	batch[23] = 11;
+	batch[39] = 10;
+	assert_int_equal(de_engine_run_pids(eng, rules, 3, batch, 40, 4, &alerts, res), 0);
+	for (int r = 0; r < 3; r++) {
+		uint32_t seen = 0;
+		assert_true(res[r].ran);
+		assert_int_equal(res[r].rows, 3);
+		assert_int_equal(res[r].alerts, 3); /* 10 and 11 share a name: still apart */
+		for (size_t i = 0; i < alerts.len; i++) {
+			struct de_alert *a = &alerts.items[i];
+			if (strcmp(a->rule_id, rules[r].id) != 0)
+				continue;
+			assert_int_equal(a->affected_processes_len, 1);
+			assert_int_equal(a->process_count, 1);
+			assert_int_equal(json_array_size(a->alert_data), 1);
+			/* the row is the alert's own process's */
+			assert_int_equal(json_integer_value(json_object_get(
+						 json_array_get(a->alert_data, 0), "pid")),
+					 a->affected_processes[0]);
+			seen |= 1u << (a->affected_processes[0] - 10);
+		}
+		assert_int_equal(seen, 7); /* 10, 11 and 12 */
+	}
+	de_alert_list_clear(&alerts);
+
+	/* the snapshot run of the dedupe-by-name rule groups 10 and 11 */
+	assert_int_equal(de_engine_run_rule(eng, &rules[2], 4, NULL, &alerts, res), 0);
+	assert_int_equal(alerts.len, 2);
+	de_alert_list_clear(&alerts);
+
+	/* a later, smaller batch sees only its own pids, not the last one's,
+	   also inside the exec path's read transaction, twice (the first was
+	   committed) */
+	uint32_t one = 13;
+	for (int round = 0; round < 2; round++) {
+		assert_int_equal(de_engine_begin_batch(eng, NULL), 0);
+		assert_int_equal(sqlite3_get_autocommit(de_engine_db(eng)), 0);
+		assert_int_equal(de_engine_run_pids(eng, rules, 3, &one, 1, 4, &alerts, res), 0);
+		assert_int_equal(alerts.len, 0);
+		assert_int_equal(res[0].rows, 0);
+		assert_int_equal(de_engine_run_pids(eng, rules, 3, batch, 40, 4, &alerts, res), 0);
+		assert_int_equal(res[0].rows, 3);
+		de_engine_end_batch(eng);
+		assert_int_not_equal(sqlite3_get_autocommit(de_engine_db(eng)), 0);
+		de_alert_list_clear(&alerts);
+	}
+}
+
+/* A pid run still stops at the rule's timeout, keeping what it found. */
+static void test_batch_timeout(void **state)
+{
+	(void)state;
+	struct de_alert_list alerts = {0};
+	struct de_rule_result res;
+	struct de_rule r = mkrule("slow", slow_on_14);
+	uint32_t pids[] = {13, 14};
+
+	de_validator_with_timeout(val, 2000);
+	assert_int_equal(de_engine_run_pids(eng, &r, 1, pids, 2, 5, &alerts, &res), 1);
+	de_validator_with_timeout(val, 200);
+	assert_int_equal(res.status, -ETIMEDOUT);
+	assert_int_equal(alerts.len, 1);
+	assert_int_equal(alerts.items[0].affected_processes[0], 13);
+	assert_true(alerts.items[0].incomplete);
+	de_alert_list_clear(&alerts);
+}
+
+/*
+ * The engine's pid table is its own: a rule (or a query on the engine's
+ * connection) that names it is refused, read with columns or without, by
+ * itself or inside a rule, or written; a wrapper may reference it once only.
+ */
+static void test_pid_table_unreachable(void **state)
+{
+	(void)state;
+	static const char *const sneaky[] = {
+		"SELECT pid FROM de_exec_pids",
+		"SELECT pid FROM temp.de_exec_pids",
+		"SELECT count(*) AS pid FROM de_exec_pids",
+		"SELECT pid, name FROM processes WHERE EXISTS (SELECT 1 FROM de_exec_pids)",
+		"SELECT pid, name FROM processes WHERE pid IN (SELECT pid FROM de_exec_pids)",
+		"SELECT pid, name FROM processes WHERE pid IN de_exec_pids",
+		"SELECT rowid AS pid FROM temp.de_exec_pids",
+		"SELECT name AS pid FROM sqlite_temp_schema",
+	};
+	struct de_alert_list alerts = {0};
+	struct de_rule_result res;
+	uint32_t pids[] = {10, 11};
+	sqlite3 *db = de_engine_db(eng);
+	sqlite3_stmt *st = NULL;
+	struct de_error err = {0};
+
+	for (size_t i = 0; i < sizeof(sneaky) / sizeof(sneaky[0]); i++) {
+		struct de_rule r = mkrule("sneaky", sneaky[i]);
+		/* the pid table holds 10 and 11 while the rule is prepared */
+		assert_int_equal(de_engine_run_pids(eng, &r, 1, pids, 2, 5, &alerts, &res), 1);
+		assert_int_equal(res.status, -EPERM);
+		assert_int_equal(de_engine_run_rule(eng, &r, 5, NULL, &alerts, &res), -EPERM);
+		assert_int_equal(alerts.len, 0);
+		assert_int_equal(de_validator_prepare(val, db, sneaky[i], &st, &err), -EPERM);
+		assert_null(st);
+	}
+	/* the wrapper's one reference passes; a second one does not */
+	assert_int_equal(de_validator_prepare_for_pids(
+				 val, db,
+				 "SELECT * FROM (SELECT pid FROM processes) WHERE pid IN "
+				 "(SELECT pid FROM temp.de_exec_pids)",
+				 &st, &err),
+			 0);
+	sqlite3_finalize(st);
+	st = NULL;
+	assert_int_equal(de_validator_prepare_for_pids(
+				 val, db,
+				 "SELECT * FROM (SELECT pid FROM temp.de_exec_pids) WHERE pid IN "
+				 "(SELECT pid FROM temp.de_exec_pids)",
+				 &st, &err),
+			 -EPERM);
+	assert_null(st);
+	/* nothing validated writes the table, or makes another, or writes the store */
+	static const char *const writes[] = {
+		"INSERT INTO temp.de_exec_pids VALUES (77)",
+		"DELETE FROM de_exec_pids",
+		"CREATE TEMP TABLE t(pid)",
+		"CREATE TEMP VIEW v AS SELECT 1 AS pid",
+	};
+	for (size_t i = 0; i < sizeof(writes) / sizeof(writes[0]); i++) {
+		assert_int_equal(de_validator_prepare(val, db, writes[i], &st, &err), -EPERM);
+		assert_null(st);
+	}
+	assert_int_not_equal(sqlite3_exec(db, "DELETE FROM processes", NULL, NULL, NULL),
+			     SQLITE_OK);
+}
+
+/*
  * A cached statement must not outlive a schema change: here `processes`
  * becomes a view over another table calling a function off the allowlist.
  * SQLite would silently recompile the cached statement (without the
@@ -419,6 +581,9 @@ int main(void)
 		cmocka_unit_test(test_incomplete_marker),
 		cmocka_unit_test(test_single_process_runs),
 		cmocka_unit_test(test_batch_runs),
+		cmocka_unit_test(test_batch_covers_every_pid),
+		cmocka_unit_test(test_batch_timeout),
+		cmocka_unit_test(test_pid_table_unreachable),
 		cmocka_unit_test(test_cache_same_address_new_text),
 		cmocka_unit_test(test_schema_change_revalidates), /* last: changes the schema */
 	};

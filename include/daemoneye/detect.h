@@ -15,11 +15,14 @@
  * producing rows keeps its alerts marked incomplete, so "no match" and
  * "could not finish" are never confused.
  *
- * Single-process runs (de_engine_run_pid) are for exec events: every rule
- * whose result has a `pid` column runs restricted to that pid, the rule's
- * SELECT wrapped as a subquery with the pid bound as a parameter (SQLite
- * pushes the condition down, so it costs a primary-key lookup); a batch's
- * pids are bound eight at a time, as an IN list.
+ * Single-process runs (de_engine_run_pid, de_engine_run_pids) are for exec
+ * events: every rule whose result has a `pid` column runs restricted to
+ * the batch's pids, the rule's SELECT wrapped as a subquery whose pid must
+ * be in the engine's own table of them (temp.de_exec_pids, filled once per
+ * batch, unreadable by rules: validator.h), so one run of a rule covers a
+ * whole batch at a primary-key search per pid.  A rule SQLite cannot
+ * flatten into that wrapper (an aggregate, DISTINCT, LIMIT) takes the pids
+ * bound as parameters instead, eight per run, as an IN list.
  *
  * Ownership: alerts are appended to a caller-owned de_alert_list, cleared
  * with de_alert_list_clear().  The engine borrows its validator, which must
@@ -101,7 +104,8 @@ int de_engine_run_pid(struct de_engine *e, const struct de_rule *rules, size_t n
 
 /*
  * The same restricted to each of pids[0..npids) (the exec path's batch):
- * each rule runs once per eight of them, and its alerts are those that
+ * each rule runs once over all of them (once per eight for a rule in the
+ * parameter form, see above), and its alerts are those that
  * de_engine_run_pid would make for each pid in turn (a process's rows
  * never join another's alert), grouped by rule rather than by pid.
  * results[i] sums rule i over the batch.  The number of failed rules.

@@ -4,9 +4,11 @@
  *
  * Safety rests on SQLite, never on matching SQL text.  A sandbox connection
  * is opened read-only with SQLITE_DBCONFIG_DEFENSIVE, extension loading off,
- * an untrusted schema, PRAGMA query_only, and lowered sqlite3_limit() values
- * (SQL length, expression depth, compound selects, LIKE pattern length,
- * VDBE program size, attached databases = 0, bound variables, value length).
+ * an untrusted schema, PRAGMA query_only (which the detection engine lifts
+ * on its own connection to write its pid table, see below), and lowered
+ * sqlite3_limit() values (SQL length, expression depth, compound selects,
+ * LIKE pattern length, VDBE program size, attached databases = 0, bound
+ * variables, value length).
  * A statement is prepared under an authorizer that allows only SELECT,
  * column reads of the rule-visible relations (de_relations()) and calls of
  * the allowlisted functions; it must be exactly one statement, a SELECT
@@ -127,6 +129,23 @@ int de_validator_open_db(const struct de_validator *v, const char *path, sqlite3
  */
 int de_validator_prepare(const struct de_validator *v, sqlite3 *db, const char *sql,
 			 sqlite3_stmt **out, struct de_error *err);
+
+/*
+ * The engine's table of the pids a batch of exec-time runs covers
+ * (detect.c), temp.de_exec_pids(pid INTEGER PRIMARY KEY) on its sandbox
+ * connection.  Rules never read it: de_validator_prepare() denies it by
+ * name, with or without columns.
+ */
+#define DE_VALIDATOR_PID_TABLE "de_exec_pids"
+
+/*
+ * de_validator_prepare() for a statement the engine built around a rule
+ * that de_validator_prepare() accepted alone, restricting it to a batch of
+ * processes: it may also read column pid of temp.DE_VALIDATOR_PID_TABLE
+ * exactly once, the wrapper's one reference; a second one is denied.
+ */
+int de_validator_prepare_for_pids(const struct de_validator *v, sqlite3 *db, const char *sql,
+				  sqlite3_stmt **out, struct de_error *err);
 
 /*
  * The seed's validate_query: 0 if sql would be accepted (checked against

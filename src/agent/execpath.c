@@ -29,9 +29,10 @@
 
 #define EXEC_RETRY_MS	1000
 #define EXEC_GIVE_UP_MS 60000
-/* processes whose rules run together (the watchdog and the heartbeat are
-   looked at between such runs); a batch of as many goes without waiting */
-#define EXEC_RULE_PIDS EXECWAIT_PIDS
+/* processes whose rules run together: one run of each rule covers them all
+   (detect.h), and the watchdog and the heartbeat are looked at between
+   such runs, so a queue that grew during a stall goes in a few */
+#define EXEC_RULE_PIDS 64
 #include "daemoneye/clock.h"
 #include "daemoneye/log.h"
 #include "daemoneye/store.h"

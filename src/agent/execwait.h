@@ -20,8 +20,8 @@
 
 #include "daemoneye/record.h"
 
-/* A batch of this many processes to evaluate goes at once (the rules run
-   over this many at a time: execpath.c). */
+/* A batch of this many processes to evaluate goes at once.  It bounds the
+   wait only at high exec rates: at 1,000 a second the wait ends first. */
 #define EXECWAIT_PIDS 8
 
 struct execwait {

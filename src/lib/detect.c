@@ -9,16 +9,33 @@
  * marks alerts incomplete when their rule did not finish.
  *
  * Prepared statements are cached per engine, keyed by the rule's SQL text
- * and the mode (whole snapshot, or restricted to one pid), because parsing
- * dominated the cost: the exec path runs every single-process rule for each
- * exec.  A cached statement passed the validator when it was prepared.
- * SQLite re-prepares statements behind our back, without the authorizer:
- * after any sqlite3_set_authorizer() on the connection (which every
- * validation does: it expires all statements) and after a schema change.
- * The first only recompiles the same text against the same schema, so the
- * verdict stands; the second could change what a name refers to, so every
- * run first compares the schema cookie with the one the cache was built
- * under and, if it moved, empties the cache and validates afresh.
+ * and the mode (whole snapshot, or restricted to the exec path's pids),
+ * because parsing dominated the cost: the exec path runs every
+ * single-process rule for each batch of execs.  A cached statement passed
+ * the validator when it was prepared.  SQLite re-prepares statements
+ * behind our back, without the authorizer: after any
+ * sqlite3_set_authorizer() on the connection (which every validation does:
+ * it expires all statements) and after a schema change.  The first only
+ * recompiles the same text against the same schema, so the verdict stands;
+ * the second could change what a name refers to, so every run first
+ * compares the schema cookie with the one the cache was built under and,
+ * if it moved, empties the cache and validates afresh.
+ *
+ * A pid run restricts a rule to the batch's processes by wrapping it:
+ * `SELECT * FROM (rule) AS de_exec_rule WHERE pid IN (SELECT pid FROM
+ * temp.de_exec_pids)`.  de_exec_pids is the engine's own rowid table on
+ * the connection's in-memory temp schema, filled once per batch; SQLite
+ * searches it by rowid, so one run covers the whole batch and builds
+ * nothing per run (an IN list of bound pids costs an ephemeral b-tree
+ * every run).  The wrapper is prepared with
+ * de_validator_prepare_for_pids(), which lets it, and only it, read that
+ * table; the rule itself was validated alone first.  This needs SQLite to
+ * flatten the rule into the wrapper, so that the IN term reaches the
+ * rule's own tables (a primary-key search per pid): SQLite never pushes a
+ * subquery term down into a rule it keeps apart (an aggregate, DISTINCT,
+ * LIMIT...).  When EXPLAIN QUERY PLAN still names de_exec_rule, the rule
+ * takes the parameter form, `pid IN (?1, ..., ?8)`, which SQLite does push
+ * down, eight pids per run.
  */
 #include "daemoneye/detect.h"
 #include "daemoneye/text.h"
@@ -39,6 +56,7 @@ struct cached_stmt {
 	uintptr_t seen;	  /* where the caller's text was when last found (only
 			     compared, then the texts are) */
 	bool for_pid;	  /* the pid-restricted form */
+	bool by_table;	  /* for_pid: reads the batch from de_exec_pids (else ?1..?8) */
 	sqlite3_stmt *st; /* owned; NULL: the rule has no pid column (for_pid) */
 	/* its columns pid, name and executable_path (-1: none), looked up once */
 	int pidcol, namecol, execol;
@@ -53,7 +71,14 @@ struct de_engine {
 	size_t ncache, capcache;
 	int64_t schema;		 /* schema cookie the cache was validated under */
 	sqlite3_stmt *schema_st; /* PRAGMA schema_version, owned */
+	/* the batch's pids in temp.de_exec_pids: see the top; all owned */
+	sqlite3_stmt *set_clear, *set_add;
+	bool set_filled;	      /* the table holds the pids of the run under way */
+	sqlite3_stmt *begin, *commit; /* a batch's read transaction, owned */
 };
+
+#define PIDSET	   DE_VALIDATOR_PID_TABLE /* the engine's table of the batch's pids */
+#define RULE_ALIAS "de_exec_rule"	  /* the rule inside its pid wrapper */
 
 static void cache_clear(struct de_engine *e)
 {
@@ -77,6 +102,30 @@ int de_engine_open(const char *db_path, struct de_validator *v, struct de_engine
 		free(e);
 		return rc;
 	}
+	/* the pid table, on the temp schema (in memory).  Writing it needs
+	   query_only off, for good: toggling that pragma expires every prepared
+	   statement, and re-preparing the rules each batch would cost more than
+	   the table saves.  Nothing validated writes anyway: the main database
+	   is opened read-only, and the authorizer refuses every statement but a
+	   SELECT, every temp table and every CREATE (validator.c). */
+	if (sqlite3_exec(e->db,
+			 "PRAGMA query_only=0; CREATE TEMP TABLE " PIDSET
+			 "(pid INTEGER PRIMARY KEY)",
+			 NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v3(e->db, "DELETE FROM temp." PIDSET, -1, SQLITE_PREPARE_PERSISTENT,
+			       &e->set_clear, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v3(e->db, "INSERT OR IGNORE INTO temp." PIDSET " VALUES (?1)", -1,
+			       SQLITE_PREPARE_PERSISTENT, &e->set_add, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v3(e->db, "BEGIN", -1, SQLITE_PREPARE_PERSISTENT, &e->begin, NULL) !=
+		    SQLITE_OK ||
+	    sqlite3_prepare_v3(e->db, "COMMIT", -1, SQLITE_PREPARE_PERSISTENT, &e->commit, NULL) !=
+		    SQLITE_OK) {
+		rc = de_error_set(err, DE_ERR_DATABASE, EIO,
+				  "%s: cannot set up the rules' pid table: %s",
+				  db_path ? db_path : "schema", sqlite3_errmsg(e->db));
+		de_engine_close(e);
+		return rc;
+	}
 	*out = e;
 	return 0;
 }
@@ -88,6 +137,10 @@ void de_engine_close(struct de_engine *e)
 	cache_clear(e);
 	free(e->cache);
 	sqlite3_finalize(e->schema_st);
+	sqlite3_finalize(e->set_clear);
+	sqlite3_finalize(e->set_add);
+	sqlite3_finalize(e->begin);
+	sqlite3_finalize(e->commit);
 	sqlite3_close(e->db);
 	free(e);
 }
@@ -243,13 +296,15 @@ static int add_pid(struct de_alert *a, uint32_t pid)
 
 /* ---- running a rule ------------------------------------------------------------ */
 
-/* Processes one pid-restricted statement run takes: a batch of execs runs
-   each rule once per PID_SET of them (a shorter set repeats its first). */
+/* Processes one run of a rule in the parameter form takes (a rule SQLite
+   cannot flatten, see the top): a batch runs it once per PID_SET of them (a
+   shorter set repeats its first). */
 #define PID_SET 8
 
-/* "SELECT * FROM (<rule>\n) WHERE pid IN (?1, ..., ?8)", the rule's text
-   without its ';'. */
-static char *wrap_for_pid(const char *sql)
+/* The rule's text without its ';' restricted to the batch: "SELECT * FROM
+   (<rule>\n) AS de_exec_rule WHERE pid IN (SELECT pid FROM
+   temp.de_exec_pids)" (by_table), or "... IN (?1, ..., ?8)". */
+static char *wrap_for_pid(const char *sql, bool by_table)
 {
 	size_t n = strlen(sql);
 	char *out = NULL;
@@ -257,10 +312,36 @@ static char *wrap_for_pid(const char *sql)
 	while (n > 0 && (sql[n - 1] == ';' || sql[n - 1] == ' ' || sql[n - 1] == '\t' ||
 			 sql[n - 1] == '\n' || sql[n - 1] == '\r'))
 		n--;
-	if (asprintf(&out, "SELECT * FROM (%.*s\n) WHERE pid IN (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-		     (int)n, sql) < 0)
+	if (asprintf(&out, "SELECT * FROM (%.*s\n) AS " RULE_ALIAS " WHERE pid IN (%s)", (int)n,
+		     sql,
+		     by_table ? "SELECT pid FROM temp." PIDSET : "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8") <
+	    0)
 		return NULL;
 	return out;
+}
+
+/* Whether SQLite flattened the rule into wrapped, its pid wrapper: its
+   plan no longer names the rule's alias.  Only planned, never run. */
+static bool flattened(sqlite3 *db, const char *wrapped)
+{
+	sqlite3_stmt *st = NULL;
+	char *q = NULL;
+	bool flat = false;
+	int rc;
+
+	if (asprintf(&q, "EXPLAIN QUERY PLAN %s", wrapped) < 0)
+		return false;
+	if (sqlite3_prepare_v2(db, q, -1, &st, NULL) == SQLITE_OK && st) {
+		flat = true;
+		while (flat && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+			const char *d = (const char *)sqlite3_column_text(st, 3);
+			flat = d && !strstr(d, RULE_ALIAS);
+		}
+		flat = flat && rc == SQLITE_DONE;
+	}
+	sqlite3_finalize(st);
+	free(q);
+	return flat;
 }
 
 static uint64_t fnv1a(const char *s, bool for_pid)
@@ -273,14 +354,19 @@ static uint64_t fnv1a(const char *s, bool for_pid)
 }
 
 /* Validate and prepare sql (for_pid: its pid-restricted form, or NULL in *out
- * when its rows carry no pid). */
+ * when its rows carry no pid; *by_table says which form, see the top). */
 static int prepare_rule(struct de_engine *e, const char *sql, bool for_pid, sqlite3_stmt **out,
-			struct de_error *err)
+			bool *by_table, struct de_error *err)
 {
 	sqlite3_stmt *st = NULL;
+	struct de_error terr = {0};
+	unsigned depth;
+	char *w;
 	int rc;
 
 	*out = NULL;
+	*by_table = false;
+	/* the rule alone first: it must pass without any help */
 	if ((rc = de_validator_prepare(e->v, e->db, sql, &st, err)) < 0 || !for_pid) {
 		*out = st;
 		return rc;
@@ -291,12 +377,27 @@ static int prepare_rule(struct de_engine *e, const char *sql, bool for_pid, sqli
 	if (pidcol < 0)
 		return 0;
 	/* the restricted query nests one level deeper than the rule itself */
-	char *w = wrap_for_pid(sql);
-	unsigned depth = de_validator_max_nesting(e->v);
-	if (!w)
-		return de_error_set(err, DE_ERR_DETECTION, ENOMEM, "out of memory");
+	depth = de_validator_max_nesting(e->v);
 	de_validator_with_max_nesting(e->v, depth + 1);
+	if (!(w = wrap_for_pid(sql, true))) {
+		rc = de_error_set(err, DE_ERR_DETECTION, ENOMEM, "out of memory");
+		goto out;
+	}
+	if (de_validator_prepare_for_pids(e->v, e->db, w, out, &terr) == 0 && flattened(e->db, w)) {
+		*by_table = true;
+		rc = 0;
+		goto out;
+	}
+	/* not flattened (or refused: the older form says why, if it fails too) */
+	sqlite3_finalize(*out);
+	*out = NULL;
+	free(w);
+	if (!(w = wrap_for_pid(sql, false))) {
+		rc = de_error_set(err, DE_ERR_DETECTION, ENOMEM, "out of memory");
+		goto out;
+	}
 	rc = de_validator_prepare(e->v, e->db, w, out, err);
+out:
 	de_validator_with_max_nesting(e->v, depth);
 	free(w);
 	return rc;
@@ -306,7 +407,7 @@ static int prepare_rule(struct de_engine *e, const char *sql, bool for_pid, sqli
  * The statement for sql in the mode asked, from the cache or validated and
  * prepared now (and cached), with its column indices.  (*out)->st NULL: a
  * pid run of a rule without a pid column.  The statement stays the cache's:
- * give it back with release_stmt().
+ * reset it after its run.
  */
 static int get_stmt(struct de_engine *e, const char *sql, bool for_pid,
 		    const struct cached_stmt **out, struct de_error *err)
@@ -314,6 +415,7 @@ static int get_stmt(struct de_engine *e, const char *sql, bool for_pid,
 	uint64_t h;
 	struct cached_stmt *c;
 	sqlite3_stmt *st;
+	bool by_table;
 	int rc;
 
 	/* a rule set runs again and again with the same texts: found by the
@@ -336,7 +438,7 @@ static int get_stmt(struct de_engine *e, const char *sql, bool for_pid,
 			return 0;
 		}
 	}
-	if ((rc = prepare_rule(e, sql, for_pid, &st, err)) < 0)
+	if ((rc = prepare_rule(e, sql, for_pid, &st, &by_table, err)) < 0)
 		return rc;
 	if (e->ncache >= ENGINE_MAX_CACHED)
 		cache_clear(e); /* a caller with ever new rules: start over */
@@ -358,6 +460,7 @@ static int get_stmt(struct de_engine *e, const char *sql, bool for_pid,
 	c->hash = h;
 	c->seen = (uintptr_t)sql;
 	c->for_pid = for_pid;
+	c->by_table = by_table;
 	c->st = st;
 	c->pidcol = st ? col_index(st, "pid") : -1;
 	c->namecol = st ? col_index(st, "name") : -1;
@@ -367,11 +470,30 @@ static int get_stmt(struct de_engine *e, const char *sql, bool for_pid,
 	return 0;
 }
 
-/* Reset a cached statement for its next run. */
-static void release_stmt(sqlite3_stmt *st)
+/* Step one of the engine's own statements once and reset it: its result. */
+static int step_once(sqlite3_stmt *st)
 {
+	int rc = sqlite3_step(st);
+
 	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
+	return rc;
+}
+
+/*
+ * Put pids[0..n) (duplicates allowed) in temp.de_exec_pids for the pid runs
+ * that follow, or leave the table marked unfilled (those runs then fail).
+ */
+static void pidset_fill(struct de_engine *e, const uint32_t *pids, size_t n)
+{
+	int rc = step_once(e->set_clear);
+
+	for (size_t i = 0; rc == SQLITE_DONE && i < n; i++) {
+		if (sqlite3_bind_int64(e->set_add, 1, pids[i]) != SQLITE_OK)
+			rc = SQLITE_ERROR;
+		else
+			rc = step_once(e->set_add);
+	}
+	e->set_filled = rc == SQLITE_DONE;
 }
 
 /* Empty the cache if the schema changed since it was filled (see the top). */
@@ -416,7 +538,7 @@ static int run_rule(struct de_engine *e, const struct de_rule *rule, int64_t sca
 	size_t first = alerts->len, nkey;
 	int keycols[32], pidcol, step = SQLITE_DONE;
 	int64_t t0 = mono_us();
-	bool stopped = false;
+	bool stopped = false, params;
 
 	memset(res, 0, sizeof(*res));
 	res->rule_id = rule->id;
@@ -429,6 +551,9 @@ static int run_rule(struct de_engine *e, const struct de_rule *rule, int64_t sca
 		res->ran = false;
 		return 0;
 	}
+	if (cs->by_table && !e->set_filled)
+		return fail(res, rule, EIO, "the batch's pid table could not be written");
+	params = pids && !cs->by_table;
 	pidcol = cs->pidcol;
 	if (rule->dedupe_key_fields_len) {
 		nkey = rule->dedupe_key_fields_len < 32 ? rule->dedupe_key_fields_len : 32;
@@ -439,9 +564,10 @@ static int run_rule(struct de_engine *e, const struct de_rule *rule, int64_t sca
 		keycols[0] = cs->namecol;
 		keycols[1] = cs->execol;
 	}
-	for (size_t at = 0; !stopped && res->status == 0 && (pids ? at < npids : at == 0);
+	/* one run over the whole batch (or snapshot), or one per PID_SET pids */
+	for (size_t at = 0; !stopped && res->status == 0 && (params ? at < npids : at == 0);
 	     at += PID_SET) {
-		for (int k = 0; pids && k < PID_SET; k++) {
+		for (int k = 0; params && k < PID_SET; k++) {
 			size_t i = at + (size_t)k < npids ? at + (size_t)k : at;
 			if (sqlite3_bind_int64(st, k + 1, pids[i]) != SQLITE_OK) {
 				sqlite3_reset(st);
@@ -505,7 +631,6 @@ static int run_rule(struct de_engine *e, const struct de_rule *rule, int64_t sca
 		}
 		sqlite3_reset(st);
 	}
-	release_stmt(st);
 	de_buf_free(&key);
 	res->elapsed_us = mono_us() - t0;
 	for (size_t i = first; i < alerts->len; i++) {
@@ -537,7 +662,13 @@ int de_engine_run_rule(struct de_engine *e, const struct de_rule *rule, int64_t 
 		       const uint32_t *pid, struct de_alert_list *alerts,
 		       struct de_rule_result *res)
 {
-	return run_rule(e, rule, scan_id, pid, pid ? 1 : 0, alerts, res, false);
+	int rc;
+
+	if (pid)
+		pidset_fill(e, pid, 1);
+	rc = run_rule(e, rule, scan_id, pid, pid ? 1 : 0, alerts, res, false);
+	e->set_filled = false;
+	return rc;
 }
 
 static int run_all(struct de_engine *e, const struct de_rule *rules, size_t n, int64_t scan_id,
@@ -547,6 +678,8 @@ static int run_all(struct de_engine *e, const struct de_rule *rules, size_t n, i
 	int failed = 0;
 
 	check_schema(e);
+	if (pids)
+		pidset_fill(e, pids, npids);
 	for (size_t i = 0; i < n; i++) {
 		struct de_rule_result local, *res = results ? &results[i] : &local;
 		memset(res, 0, sizeof(*res));
@@ -556,6 +689,7 @@ static int run_all(struct de_engine *e, const struct de_rule *rules, size_t n, i
 		if (run_rule(e, &rules[i], scan_id, pids, npids, alerts, res, true) < 0)
 			failed++;
 	}
+	e->set_filled = false;
 	return failed;
 }
 
@@ -567,8 +701,8 @@ int de_engine_run(struct de_engine *e, const struct de_rule *rules, size_t n, in
 
 int de_engine_begin_batch(struct de_engine *e, struct de_error *err)
 {
-	/* outside any prepare: the sandbox's authorizer is not installed */
-	if (sqlite3_exec(e->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+	/* prepared at open, outside any validation: no authorizer applies */
+	if (step_once(e->begin) != SQLITE_DONE)
 		return de_error_set(err, DE_ERR_DETECTION, EIO, "cannot begin a read: %s",
 				    sqlite3_errmsg(e->db));
 	return 0;
@@ -577,7 +711,7 @@ int de_engine_begin_batch(struct de_engine *e, struct de_error *err)
 void de_engine_end_batch(struct de_engine *e)
 {
 	if (!sqlite3_get_autocommit(e->db))
-		sqlite3_exec(e->db, "COMMIT", NULL, NULL, NULL);
+		step_once(e->commit);
 }
 
 int de_engine_run_pid(struct de_engine *e, const struct de_rule *rules, size_t n, uint32_t pid,

@@ -3,11 +3,15 @@
  *
  * Layers, each enforced by SQLite rather than by reading the SQL:
  *   1. the connection: read-only open, DEFENSIVE, no extensions, untrusted
- *      schema, query_only, in-memory temp storage (so a big sort counts
- *      against the run's memory limit instead of filling /tmp), lowered limits;
+ *      schema, query_only (lifted by the detection engine on its own
+ *      connection, to write its pid table on the temp schema: detect.c;
+ *      the authorizer still refuses every write), in-memory temp storage
+ *      (so a big sort counts against the run's memory limit instead of
+ *      filling /tmp), lowered limits;
  *   2. the authorizer: SELECT, reads of listed relations/columns, listed
- *      functions and recursive CTEs; everything else denied, and the first
- *      denial is remembered so the error names the construct;
+ *      functions and recursive CTEs (and, for the engine's pid wrapper
+ *      only, one read of its pid table); everything else denied, and the
+ *      first denial is remembered so the error names the construct;
  *   3. the prepared statement: exactly one, returns columns, not EXPLAIN,
  *      sqlite3_stmt_readonly(), at least one SELECT authorised;
  *   4. execution: a progress handler enforces the deadline, a memory budget
@@ -314,6 +318,8 @@ struct authctx {
 	char why[512]; /* the first denial, for the error message */
 	char **stored; /* names of the database's own tables and views */
 	size_t nstored;
+	bool pid_table;		  /* the wrapper may read temp.DE_VALIDATOR_PID_TABLE.pid once */
+	unsigned pid_table_reads; /* references of it seen so far */
 };
 
 /*
@@ -323,7 +329,9 @@ struct authctx {
  */
 static bool is_stored(const struct authctx *ac, const char *name)
 {
-	if (!name || strncasecmp(name, "sqlite_", 7) == 0)
+	/* the engine's pid table (temp schema, not in sqlite_schema) counts too */
+	if (!name || strncasecmp(name, "sqlite_", 7) == 0 ||
+	    strcasecmp(name, DE_VALIDATOR_PID_TABLE) == 0)
 		return true;
 	for (size_t i = 0; i < ac->nstored; i++)
 		if (strcasecmp(ac->stored[i], name) == 0)
@@ -440,6 +448,11 @@ static int authorize(void *ud, int action, const char *a, const char *b, const c
 	case SQLITE_RECURSIVE: /* bounded by the timeout and the memory limit */
 		return SQLITE_OK;
 	case SQLITE_READ:
+		/* the wrapper's one read of the engine's pid table, never a second */
+		if (ac->pid_table && a && c && b && strcmp(c, "temp") == 0 &&
+		    strcmp(a, DE_VALIDATOR_PID_TABLE) == 0 && strcmp(b, "pid") == 0 &&
+		    ac->pid_table_reads++ == 0)
+			return SQLITE_OK;
 		/* c is the schema ("main"), NULL for a table read without columns */
 		rel = (!c || strcmp(c, "main") == 0) ? find_relation(a) : NULL;
 		if (!rel && !c && b && !*b && !is_stored(ac, a))
@@ -616,10 +629,10 @@ static int prepare_error(sqlite3 *db, const char *sql, struct authctx *ac, struc
 			    where);
 }
 
-int de_validator_prepare(const struct de_validator *v, sqlite3 *db, const char *sql,
-			 sqlite3_stmt **out, struct de_error *err)
+static int prepare(const struct de_validator *v, sqlite3 *db, const char *sql, bool pid_table,
+		   sqlite3_stmt **out, struct de_error *err)
 {
-	struct authctx ac = {.v = v};
+	struct authctx ac = {.v = v, .pid_table = pid_table};
 	sqlite3_stmt *st = NULL, *extra = NULL;
 	const char *tail = NULL, *tail2 = NULL;
 	size_t len = strlen(sql);
@@ -648,6 +661,7 @@ int de_validator_prepare(const struct de_validator *v, sqlite3 *db, const char *
 	/* exactly one statement: whatever follows must prepare to nothing */
 	if (tail && *tail) {
 		struct authctx ac2 = {.v = v, .stored = ac.stored, .nstored = ac.nstored};
+		/* (what follows the one statement may read nothing) */
 		sqlite3_set_authorizer(db, authorize, &ac2);
 		int r2 = sqlite3_prepare_v3(db, tail, -1, 0, &extra, &tail2);
 		if (r2 == SQLITE_NOMEM) {
@@ -698,6 +712,18 @@ out:
 	sqlite3_finalize(extra);
 	sqlite3_finalize(st);
 	return rc;
+}
+
+int de_validator_prepare(const struct de_validator *v, sqlite3 *db, const char *sql,
+			 sqlite3_stmt **out, struct de_error *err)
+{
+	return prepare(v, db, sql, false, out, err);
+}
+
+int de_validator_prepare_for_pids(const struct de_validator *v, sqlite3 *db, const char *sql,
+				  sqlite3_stmt **out, struct de_error *err)
+{
+	return prepare(v, db, sql, true, out, err);
 }
 
 int de_validator_validate_query(struct de_validator *v, const char *sql, struct de_error *err)
