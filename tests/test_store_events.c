@@ -345,12 +345,93 @@ static void test_full_disk_gives_back(void **state)
 	free(filler);
 }
 
+/*
+ * A statement that fails halfway through a batch (here an exit whose
+ * history row collides with one planted under its instance id, after an
+ * exec and another exit of the same batch were written): the exit's
+ * statements are INSERT OR FAIL, with no statement journal of their own,
+ * so it is the batch's rollback that must undo everything, in the file and
+ * in the index; the same batch then applies once the collision is gone.
+ * Also the snapshot's state rows: made by a batch when missing, then
+ * updated in place.
+ */
+static void test_failed_statement_rolls_back(void **state)
+{
+	(void)state;
+	char *path = db_path("failing_exit.sqlite");
+	struct de_store *s = open_at(path, 3600);
+	sqlite3 *db = de_store_db(s);
+	struct de_process_record base[EV_BASE], y;
+	struct de_process_event ev[3];
+	struct de_error e = {0};
+	int64_t scan = 0, scans, inst3;
+	char sql[256];
+
+	ev_base(base, 10000, 1);
+	store_ok(s, base, EV_BASE);
+	scans = count(db, "SELECT count(*) FROM scans");
+	inst3 = count(db, "SELECT instance_id FROM processes WHERE pid = 3");
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO process_instances(id, pid, name, command_line, argv_json,"
+		 " accessible, file_exists, first_seen, last_seen) VALUES(%lld, 3, 'planted',"
+		 " '', '[]', 1, 1, 1, 1)",
+		 (long long)inst3);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	mk(&y, 80, 20000, 20000, 0);
+	ev[0] = exec_ev(80, 20000, &y);
+	ev[1] = exit_ev(2, 20001);
+	ev[2] = exit_ev(3, 20002);
+	assert_true(de_store_event_scan(s, 20003, ev, 3, &scan, &e) < 0);
+	assert_int_equal(e.category, DE_ERR_DATABASE);
+	assert_int_equal(count(db, "SELECT count(*) FROM processes"), EV_BASE);
+	assert_int_equal(count(db, "SELECT count(*) FROM processes WHERE pid IN (2, 3)"), 2);
+	assert_int_equal(count(db, "SELECT count(*) FROM process_instances"), 1);
+	assert_int_equal(count(db, "SELECT count(*) FROM scans"), scans);
+	assert_int_equal(count(db, "SELECT value FROM store_state WHERE key = 'snapshot_time'"),
+			 10000);
+	/* the collision gone, the same batch applies (the index was reloaded) */
+	assert_int_equal(sqlite3_exec(db, "DELETE FROM process_instances", NULL, NULL, NULL),
+			 SQLITE_OK);
+	/* and without the snapshot's state rows, the batch makes them */
+	assert_int_equal(sqlite3_exec(db, "DELETE FROM store_state", NULL, NULL, NULL), SQLITE_OK);
+	if (de_store_event_scan(s, 20003, ev, 3, &scan, &e) < 0)
+		fail_msg("batch: %s", e.message);
+	assert_int_equal(count(db, "SELECT count(*) FROM processes WHERE pid IN (2, 3)"), 0);
+	assert_int_equal(count(db, "SELECT count(*) FROM processes WHERE pid = 80"), 1);
+	assert_int_equal(count(db, "SELECT count(*) FROM process_instances WHERE pid IN (2, 3)"
+				   " AND exited_at IN (20001, 20002)"),
+			 2);
+	assert_int_equal(count(db, "SELECT count(*) FROM store_state WHERE key IN"
+				   " ('snapshot_time', 'snapshot_scan', 'sample_time')"),
+			 3);
+	assert_int_equal(count(db, "SELECT value FROM store_state WHERE key = 'snapshot_time'"),
+			 20002);
+	assert_int_equal(count(db, "SELECT value FROM store_state WHERE key = 'snapshot_scan'"),
+			 scan);
+	/* the next batch updates them in place */
+	ev[0] = exit_ev(80, 21000);
+	if (de_store_event_scan(s, 21001, ev, 1, &scan, &e) < 0)
+		fail_msg("batch: %s", e.message);
+	assert_int_equal(count(db, "SELECT count(*) FROM store_state"), 3);
+	assert_int_equal(count(db, "SELECT value FROM store_state WHERE key = 'snapshot_time'"),
+			 21000);
+	assert_int_equal(count(db, "SELECT value FROM store_state WHERE key = 'snapshot_scan'"),
+			 scan);
+	assert_int_equal(count(db, "SELECT count(*) FROM process_instances WHERE pid = 80"), 1);
+	assert_integrity(db);
+	de_store_close(s);
+	de_process_record_clear(&y);
+	clear_many(base, EV_BASE);
+	free(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_events),
 		cmocka_unit_test(test_wal_kept_small),
 		cmocka_unit_test(test_full_disk_gives_back),
+		cmocka_unit_test(test_failed_statement_rolls_back),
 	};
 	return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

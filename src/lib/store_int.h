@@ -149,10 +149,13 @@ enum store_stmt {
 	ST_EXIT_INST,	/* the snapshot row into process_instances, as exited */
 	ST_DEL_SNAP,	/* and out of the snapshot */
 	ST_INS_SAMPLE,	/* a cpu/memory sample */
-	ST_SET_STATE,	/* the snapshot's time and scan, the last sample time */
+	ST_SET_STATE,	/* the snapshot's time and scan, the last sample time (its rows exist) */
+	ST_INIT_STATE,	/* the same, making the rows (a file's first snapshot) */
 	ST_SCAN_COUNTS, /* a scan's new/changed/exited counts */
 	ST_CONN_UPSERT, /* a TCP connection, new or seen again (store_conns.c) */
 	ST_EVENT_SCAN,	/* the row of a batch of events' scan (store_events.c) */
+	ST_BEGIN,	/* BEGIN IMMEDIATE (store_begin_write) */
+	ST_COMMIT,	/* COMMIT (store_finish_batch) */
 	ST_MAX
 };
 
