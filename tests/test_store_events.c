@@ -21,6 +21,7 @@
 #define DE_TEST_NAME "store_events"
 #include "testutil.h"
 #include "store_fixtures.h"
+#include "store_int.h" /* store_fold_wal */
 
 static void events_ok(struct de_store *s, int64_t scan, const struct de_process_event *ev, size_t n)
 {
@@ -425,6 +426,118 @@ static void test_failed_statement_rolls_back(void **state)
 	free(path);
 }
 
+/*
+ * The writer's side of store_fold_wal's passes: a transaction the writer
+ * holds open while a pass runs, committed after it (between), and another
+ * opened while left > 0 — a commit during each pass, as at 1,000 execs/s.
+ */
+struct writer {
+	sqlite3 *db; /* the store's connection */
+	bool open;
+	int left;
+};
+
+static void writer_step(struct writer *w)
+{
+	assert_int_equal(sqlite3_exec(w->db,
+				      "INSERT INTO scans(started_at, source) VALUES(1, 'event')",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+}
+
+static void commit_one(void *arg)
+{
+	struct writer *w = arg;
+
+	if (w->open) {
+		writer_step(w);
+		assert_int_equal(sqlite3_exec(w->db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+		w->open = false;
+	}
+	if (w->left > 0) {
+		w->left--;
+		assert_int_equal(sqlite3_exec(w->db, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+				 SQLITE_OK);
+		writer_step(w);
+		w->open = true;
+	}
+}
+
+/* The WAL's checkpoint sequence number (its header's bytes 12-15), which
+   the writer bumps each time it starts the WAL over. */
+static uint32_t wal_seq(const char *path)
+{
+	char wal[4200];
+	unsigned char h[16];
+	FILE *f;
+
+	snprintf(wal, sizeof(wal), "%s-wal", path);
+	assert_non_null(f = fopen(wal, "rb"));
+	assert_int_equal(fread(h, 1, 16, f), 16);
+	fclose(f);
+	return (uint32_t)h[12] << 24 | (uint32_t)h[13] << 16 | (uint32_t)h[14] << 8 | h[15];
+}
+
+/*
+ * The background checkpointer's passes (store_fold_wal): the writer
+ * commits while a pass runs, so one pass leaves frames uncopied, and the
+ * writer, which starts the WAL over only at a transaction that finds every
+ * frame copied, never did (the WAL grew to the writer's backstop at 1,000
+ * execs/s).  The passes go on until one copies nothing new; the writer's
+ * next commit then starts the WAL over.  Not while a reader still needs
+ * the frames: the passes stop when they gain nothing.
+ */
+static void test_checkpointer_catches_up(void **state)
+{
+	(void)state;
+	char *path = db_path("fold.sqlite");
+	struct de_store *s = open_at(path, 3600);
+	struct de_process_record base[EV_BASE];
+	struct writer w = {.db = de_store_db(s)};
+	sqlite3 *c, *r;
+	sqlite3_stmt *st;
+	uint32_t seq;
+
+	ev_base(base, 10000, 1);
+	store_ok(s, base, EV_BASE);
+	clear_many(base, EV_BASE);
+	assert_int_equal(sqlite3_open_v2(path, &c, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(c, "PRAGMA schema_version", NULL, NULL, NULL), SQLITE_OK);
+	w.left = 2;
+	commit_one(&w); /* a transaction open during the first pass */
+	/* copies, (commit), copies, (commit), copies, nothing new */
+	assert_int_equal(store_fold_wal(c, STORE_CKPT_PASSES, commit_one, &w), 4);
+	assert_false(w.open);
+	seq = wal_seq(path);
+	w.left = 1;
+	commit_one(&w);
+	commit_one(&w);
+	assert_int_equal(wal_seq(path), seq + 1); /* started over */
+
+	/* a reader that still needs frames: the passes stop, the WAL stays */
+	assert_int_equal(sqlite3_open_v2(path, &r, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(r, "SELECT id FROM scans", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW); /* a read transaction, held */
+	w.left = 3;
+	commit_one(&w);
+	assert_int_equal(store_fold_wal(c, STORE_CKPT_PASSES, commit_one, &w), 2);
+	while (w.open || w.left)
+		commit_one(&w);
+	seq = wal_seq(path);
+	w.left = 1;
+	commit_one(&w);
+	commit_one(&w);
+	assert_int_equal(wal_seq(path), seq); /* not while the reader reads */
+	sqlite3_finalize(st);
+	sqlite3_close(r);
+	assert_int_equal(count(w.db, "SELECT count(*) FROM scans WHERE started_at = 1"),
+			 2 * 7); /* seven transactions of two rows */
+	assert_integrity(w.db);
+	sqlite3_close(c);
+	de_store_close(s);
+	free(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -432,6 +545,7 @@ int main(void)
 		cmocka_unit_test(test_wal_kept_small),
 		cmocka_unit_test(test_full_disk_gives_back),
 		cmocka_unit_test(test_failed_statement_rolls_back),
+		cmocka_unit_test(test_checkpointer_catches_up),
 	};
 	return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

@@ -188,6 +188,37 @@ struct store_ckpt {
 	bool stop;
 };
 
+/*
+ * PASSIVE checkpoints on db (not the writer's connection): each copies
+ * what no reader still needs while the writer goes on.  The writer starts
+ * the WAL over only at a transaction that finds every frame copied, and at
+ * 1,000 execs/s it commits during almost every pass (a pass syncs the WAL
+ * and the file): so pass again over what came meanwhile, each pass
+ * shorter, until one copies nothing new (all copied, or a reader still
+ * needs the rest), at most passes times.  With one pass the WAL was never
+ * started over: it grew to the writer's backstop (64 MiB), which folded it
+ * inside an exec batch's commit, and journal_size_limit then cut 32 MiB off
+ * the file each time.  between(arg), when given, runs after each pass that
+ * copied something (the tests commit there).  Returns the passes made.
+ */
+int store_fold_wal(sqlite3 *db, int passes, void (*between)(void *), void *arg)
+{
+	int pass = 0;
+
+	for (int last = -1; pass < passes;) {
+		int log = 0, done = 0;
+		pass++;
+		if (sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done) !=
+			    SQLITE_OK ||
+		    done <= last)
+			break;
+		last = done;
+		if (between)
+			between(arg);
+	}
+	return pass;
+}
+
 static void *ckpt_main(void *arg)
 {
 	struct store_ckpt *c = arg;
@@ -199,10 +230,9 @@ static void *ckpt_main(void *arg)
 		pthread_cond_timedwait(&c->cv, &c->mu, &ts);
 		if (c->stop || __atomic_load_n(&c->s->wal_pages, __ATOMIC_RELAXED) < c->min_frames)
 			continue;
-		/* PASSIVE: copies what no reader still needs; the writer goes on.
-		   Under mu: store_rollback's TRUNCATE on a full disk waits for it
-		   rather than finding the WAL busy */
-		sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+		/* under mu: store_rollback's TRUNCATE on a full disk waits for
+		   it rather than finding the WAL busy */
+		store_fold_wal(c->db, STORE_CKPT_PASSES, NULL, NULL);
 	}
 	pthread_mutex_unlock(&c->mu);
 	return NULL;

@@ -169,6 +169,9 @@ enum store_stmt {
 /* WAL frames after which a commit checkpoints by itself (a backstop: the
    agent checkpoints between scans) */
 #define STORE_WAL_BACKSTOP_PAGES 4096
+/* passes at most of the background checkpointer over frames committed
+   while it checkpointed (store_fold_wal) */
+#define STORE_CKPT_PASSES 8
 
 /* ---- row hashing (store_hash.c) ----------------------------------------- */
 
@@ -288,6 +291,14 @@ int store_step(struct de_store *s, sqlite3_stmt *st, struct de_error *err, const
 int store_begin_write(struct de_store *s, struct de_error *err, const char *what);
 /* Reset every statement and the insert queue, and roll back any open transaction. */
 void store_rollback(struct de_store *s);
+
+/*
+ * Fold the WAL into the file with PASSIVE checkpoints on db (the background
+ * checkpointer's connection), passing again while a pass copies frames
+ * committed meanwhile, at most passes times; between(arg), when not NULL,
+ * runs after each pass that copied something.  Returns the passes made.
+ */
+int store_fold_wal(sqlite3 *db, int passes, void (*between)(void *), void *arg);
 
 /* ---- the schema (store_schema.c) ---------------------------------------- */
 
