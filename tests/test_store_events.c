@@ -21,6 +21,7 @@
 #define DE_TEST_NAME "store_events"
 #include "testutil.h"
 #include "store_fixtures.h"
+#include "store_int.h" /* store_fold_wal */
 
 static void events_ok(struct de_store *s, int64_t scan, const struct de_process_event *ev, size_t n)
 {
@@ -345,12 +346,206 @@ static void test_full_disk_gives_back(void **state)
 	free(filler);
 }
 
+/*
+ * A statement that fails halfway through a batch (here an exit whose
+ * history row collides with one planted under its instance id, after an
+ * exec and another exit of the same batch were written): the exit's
+ * statements are INSERT OR FAIL, with no statement journal of their own,
+ * so it is the batch's rollback that must undo everything, in the file and
+ * in the index; the same batch then applies once the collision is gone.
+ * Also the snapshot's state rows: made by a batch when missing, then
+ * updated in place.
+ */
+static void test_failed_statement_rolls_back(void **state)
+{
+	(void)state;
+	char *path = db_path("failing_exit.sqlite");
+	struct de_store *s = open_at(path, 3600);
+	sqlite3 *db = de_store_db(s);
+	struct de_process_record base[EV_BASE], y;
+	struct de_process_event ev[3];
+	struct de_error e = {0};
+	int64_t scan = 0, scans, inst3;
+	char sql[256];
+
+	ev_base(base, 10000, 1);
+	store_ok(s, base, EV_BASE);
+	scans = count(db, "SELECT count(*) FROM scans");
+	inst3 = count(db, "SELECT instance_id FROM processes WHERE pid = 3");
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO process_instances(id, pid, name, command_line, argv_json,"
+		 " accessible, file_exists, first_seen, last_seen) VALUES(%lld, 3, 'planted',"
+		 " '', '[]', 1, 1, 1, 1)",
+		 (long long)inst3);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	mk(&y, 80, 20000, 20000, 0);
+	ev[0] = exec_ev(80, 20000, &y);
+	ev[1] = exit_ev(2, 20001);
+	ev[2] = exit_ev(3, 20002);
+	assert_true(de_store_event_scan(s, 20003, ev, 3, &scan, &e) < 0);
+	assert_int_equal(e.category, DE_ERR_DATABASE);
+	assert_int_equal(count(db, "SELECT count(*) FROM processes"), EV_BASE);
+	assert_int_equal(count(db, "SELECT count(*) FROM processes WHERE pid IN (2, 3)"), 2);
+	assert_int_equal(count(db, "SELECT count(*) FROM process_instances"), 1);
+	assert_int_equal(count(db, "SELECT count(*) FROM scans"), scans);
+	assert_int_equal(count(db, "SELECT value FROM store_state WHERE key = 'snapshot_time'"),
+			 10000);
+	/* the collision gone, the same batch applies (the index was reloaded) */
+	assert_int_equal(sqlite3_exec(db, "DELETE FROM process_instances", NULL, NULL, NULL),
+			 SQLITE_OK);
+	/* and without the snapshot's state rows, the batch makes them */
+	assert_int_equal(sqlite3_exec(db, "DELETE FROM store_state", NULL, NULL, NULL), SQLITE_OK);
+	if (de_store_event_scan(s, 20003, ev, 3, &scan, &e) < 0)
+		fail_msg("batch: %s", e.message);
+	assert_int_equal(count(db, "SELECT count(*) FROM processes WHERE pid IN (2, 3)"), 0);
+	assert_int_equal(count(db, "SELECT count(*) FROM processes WHERE pid = 80"), 1);
+	assert_int_equal(count(db, "SELECT count(*) FROM process_instances WHERE pid IN (2, 3)"
+				   " AND exited_at IN (20001, 20002)"),
+			 2);
+	assert_int_equal(count(db, "SELECT count(*) FROM store_state WHERE key IN"
+				   " ('snapshot_time', 'snapshot_scan', 'sample_time')"),
+			 3);
+	assert_int_equal(count(db, "SELECT value FROM store_state WHERE key = 'snapshot_time'"),
+			 20002);
+	assert_int_equal(count(db, "SELECT value FROM store_state WHERE key = 'snapshot_scan'"),
+			 scan);
+	/* the next batch updates them in place */
+	ev[0] = exit_ev(80, 21000);
+	if (de_store_event_scan(s, 21001, ev, 1, &scan, &e) < 0)
+		fail_msg("batch: %s", e.message);
+	assert_int_equal(count(db, "SELECT count(*) FROM store_state"), 3);
+	assert_int_equal(count(db, "SELECT value FROM store_state WHERE key = 'snapshot_time'"),
+			 21000);
+	assert_int_equal(count(db, "SELECT value FROM store_state WHERE key = 'snapshot_scan'"),
+			 scan);
+	assert_int_equal(count(db, "SELECT count(*) FROM process_instances WHERE pid = 80"), 1);
+	assert_integrity(db);
+	de_store_close(s);
+	de_process_record_clear(&y);
+	clear_many(base, EV_BASE);
+	free(path);
+}
+
+/*
+ * The writer's side of store_fold_wal's passes: a transaction the writer
+ * holds open while a pass runs, committed after it (between), and another
+ * opened while left > 0 — a commit during each pass, as at 1,000 execs/s.
+ */
+struct writer {
+	sqlite3 *db; /* the store's connection */
+	bool open;
+	int left;
+};
+
+static void writer_step(struct writer *w)
+{
+	assert_int_equal(sqlite3_exec(w->db,
+				      "INSERT INTO scans(started_at, source) VALUES(1, 'event')",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+}
+
+static void commit_one(void *arg)
+{
+	struct writer *w = arg;
+
+	if (w->open) {
+		writer_step(w);
+		assert_int_equal(sqlite3_exec(w->db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+		w->open = false;
+	}
+	if (w->left > 0) {
+		w->left--;
+		assert_int_equal(sqlite3_exec(w->db, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+				 SQLITE_OK);
+		writer_step(w);
+		w->open = true;
+	}
+}
+
+/* The WAL's checkpoint sequence number (its header's bytes 12-15), which
+   the writer bumps each time it starts the WAL over. */
+static uint32_t wal_seq(const char *path)
+{
+	char wal[4200];
+	unsigned char h[16];
+	FILE *f;
+
+	snprintf(wal, sizeof(wal), "%s-wal", path);
+	assert_non_null(f = fopen(wal, "rb"));
+	assert_int_equal(fread(h, 1, 16, f), 16);
+	fclose(f);
+	return (uint32_t)h[12] << 24 | (uint32_t)h[13] << 16 | (uint32_t)h[14] << 8 | h[15];
+}
+
+/*
+ * The background checkpointer's passes (store_fold_wal): the writer
+ * commits while a pass runs, so one pass leaves frames uncopied, and the
+ * writer, which starts the WAL over only at a transaction that finds every
+ * frame copied, never did (the WAL grew to the writer's backstop at 1,000
+ * execs/s).  The passes go on until one copies nothing new; the writer's
+ * next commit then starts the WAL over.  Not while a reader still needs
+ * the frames: the passes stop when they gain nothing.
+ */
+static void test_checkpointer_catches_up(void **state)
+{
+	(void)state;
+	char *path = db_path("fold.sqlite");
+	struct de_store *s = open_at(path, 3600);
+	struct de_process_record base[EV_BASE];
+	struct writer w = {.db = de_store_db(s)};
+	sqlite3 *c, *r;
+	sqlite3_stmt *st;
+	uint32_t seq;
+
+	ev_base(base, 10000, 1);
+	store_ok(s, base, EV_BASE);
+	clear_many(base, EV_BASE);
+	assert_int_equal(sqlite3_open_v2(path, &c, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(c, "PRAGMA schema_version", NULL, NULL, NULL), SQLITE_OK);
+	w.left = 2;
+	commit_one(&w); /* a transaction open during the first pass */
+	/* copies, (commit), copies, (commit), copies, nothing new */
+	assert_int_equal(store_fold_wal(c, STORE_CKPT_PASSES, commit_one, &w), 4);
+	assert_false(w.open);
+	seq = wal_seq(path);
+	w.left = 1;
+	commit_one(&w);
+	commit_one(&w);
+	assert_int_equal(wal_seq(path), seq + 1); /* started over */
+
+	/* a reader that still needs frames: the passes stop, the WAL stays */
+	assert_int_equal(sqlite3_open_v2(path, &r, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(r, "SELECT id FROM scans", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW); /* a read transaction, held */
+	w.left = 3;
+	commit_one(&w);
+	assert_int_equal(store_fold_wal(c, STORE_CKPT_PASSES, commit_one, &w), 2);
+	while (w.open || w.left)
+		commit_one(&w);
+	seq = wal_seq(path);
+	w.left = 1;
+	commit_one(&w);
+	commit_one(&w);
+	assert_int_equal(wal_seq(path), seq); /* not while the reader reads */
+	sqlite3_finalize(st);
+	sqlite3_close(r);
+	assert_int_equal(count(w.db, "SELECT count(*) FROM scans WHERE started_at = 1"),
+			 2 * 7); /* seven transactions of two rows */
+	assert_integrity(w.db);
+	sqlite3_close(c);
+	de_store_close(s);
+	free(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_events),
 		cmocka_unit_test(test_wal_kept_small),
 		cmocka_unit_test(test_full_disk_gives_back),
+		cmocka_unit_test(test_failed_statement_rolls_back),
+		cmocka_unit_test(test_checkpointer_catches_up),
 	};
 	return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

@@ -67,8 +67,8 @@ static const char *const stmt_sql[ST_MAX] = {
 	[ST_UPD_VALS] = "UPDATE processes SET id = ?2, scan_id = ?3, collection_time = ?4,"
 			" cpu_usage = ?11, memory_usage = ?12, platform_data = ?20,"
 			" value_hash = ?23, cwd = ?26 WHERE pid = ?1",
-	[ST_SAVE_CHANGE] = "INSERT INTO process_changes(instance_id, changed_at, scan_id, ppid,"
-			   " name, executable_path, command_line, argv_json, executable_hash,"
+	[ST_SAVE_CHANGE] = "INSERT OR FAIL INTO process_changes(instance_id, changed_at, scan_id,"
+			   " ppid, name, executable_path, command_line, argv_json, executable_hash,"
 			   " hash_algorithm, user_id, accessible, file_exists, exe_deleted,"
 			   " exe_replaced, platform_data, user_name, group_name, cwd)"
 			   " SELECT instance_id, ?2, ?3, ppid, name, executable_path,"
@@ -76,7 +76,7 @@ static const char *const stmt_sql[ST_MAX] = {
 			   " accessible, file_exists, exe_deleted, exe_replaced, platform_data,"
 			   " user_name, group_name, cwd FROM processes WHERE pid = ?1",
 	/* the snapshot row, as it was last, becomes the instance's history */
-	[ST_EXIT_INST] = "INSERT INTO process_instances(id, pid, start_time, ppid, name,"
+	[ST_EXIT_INST] = "INSERT OR FAIL INTO process_instances(id, pid, start_time, ppid, name,"
 			 " executable_path, command_line, argv_json, executable_hash,"
 			 " hash_algorithm, user_id, accessible, file_exists, exe_deleted,"
 			 " exe_replaced, platform_data, cpu_usage, memory_usage, first_seen,"
@@ -91,8 +91,17 @@ static const char *const stmt_sql[ST_MAX] = {
 	[ST_DEL_SNAP] = "DELETE FROM processes WHERE pid = ?1 AND instance_id = ?2",
 	[ST_INS_SAMPLE] = "INSERT INTO process_samples(instance_id, t, scan_id, cpu_usage,"
 			  " memory_usage) VALUES(?1, ?2, ?3, ?4, ?5)",
-	[ST_SET_STATE] = "INSERT OR REPLACE INTO store_state(key, value) VALUES"
-			 "('snapshot_time', ?1), ('snapshot_scan', ?2), ('sample_time', ?3)",
+	/*
+	 * Every batch ends here.  An UPDATE of the three rows in place: the
+	 * multi-row INSERT OR REPLACE that makes them (a file's first
+	 * snapshot, ST_INIT_STATE) may delete and abort, so SQLite copies the
+	 * page into a statement journal before changing it.
+	 */
+	[ST_SET_STATE] = "UPDATE OR FAIL store_state SET value = CASE key WHEN 'snapshot_time'"
+			 " THEN ?1 WHEN 'snapshot_scan' THEN ?2 ELSE ?3 END WHERE key IN"
+			 " ('snapshot_time', 'snapshot_scan', 'sample_time')",
+	[ST_INIT_STATE] = "INSERT OR REPLACE INTO store_state(key, value) VALUES"
+			  "('snapshot_time', ?1), ('snapshot_scan', ?2), ('sample_time', ?3)",
 	[ST_SCAN_COUNTS] = "UPDATE scans SET new_count = coalesce(new_count, 0) + ?1,"
 			   " changed_count = coalesce(changed_count, 0) + ?2,"
 			   " exited_count = coalesce(exited_count, 0) + ?3 WHERE id = ?4",
@@ -113,6 +122,10 @@ static const char *const stmt_sql[ST_MAX] = {
 			   " END",
 	[ST_EVENT_SCAN] = "INSERT INTO scans(started_at, ended_at, duration_ms, source, status,"
 			  " process_count) VALUES(?1, ?1, 0, 'event', 'ok', ?2)",
+	/* prepared once: the exec path begins and commits hundreds of times a
+	   second, and sqlite3_exec() would compile them each time */
+	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_COMMIT] = "COMMIT",
 };
 
 /* ---- errors and steps ---------------------------------------------------- */
@@ -175,6 +188,37 @@ struct store_ckpt {
 	bool stop;
 };
 
+/*
+ * PASSIVE checkpoints on db (not the writer's connection): each copies
+ * what no reader still needs while the writer goes on.  The writer starts
+ * the WAL over only at a transaction that finds every frame copied, and at
+ * 1,000 execs/s it commits during almost every pass (a pass syncs the WAL
+ * and the file): so pass again over what came meanwhile, each pass
+ * shorter, until one copies nothing new (all copied, or a reader still
+ * needs the rest), at most passes times.  With one pass the WAL was never
+ * started over: it grew to the writer's backstop (64 MiB), which folded it
+ * inside an exec batch's commit, and journal_size_limit then cut 32 MiB off
+ * the file each time.  between(arg), when given, runs after each pass that
+ * copied something (the tests commit there).  Returns the passes made.
+ */
+int store_fold_wal(sqlite3 *db, int passes, void (*between)(void *), void *arg)
+{
+	int pass = 0;
+
+	for (int last = -1; pass < passes;) {
+		int log = 0, done = 0;
+		pass++;
+		if (sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done) !=
+			    SQLITE_OK ||
+		    done <= last)
+			break;
+		last = done;
+		if (between)
+			between(arg);
+	}
+	return pass;
+}
+
 static void *ckpt_main(void *arg)
 {
 	struct store_ckpt *c = arg;
@@ -186,10 +230,9 @@ static void *ckpt_main(void *arg)
 		pthread_cond_timedwait(&c->cv, &c->mu, &ts);
 		if (c->stop || __atomic_load_n(&c->s->wal_pages, __ATOMIC_RELAXED) < c->min_frames)
 			continue;
-		/* PASSIVE: copies what no reader still needs; the writer goes on.
-		   Under mu: store_rollback's TRUNCATE on a full disk waits for it
-		   rather than finding the WAL busy */
-		sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+		/* under mu: store_rollback's TRUNCATE on a full disk waits for
+		   it rather than finding the WAL busy */
+		store_fold_wal(c->db, STORE_CKPT_PASSES, NULL, NULL);
 	}
 	pthread_mutex_unlock(&c->mu);
 	return NULL;
@@ -622,9 +665,7 @@ int de_store_scan_fail(struct de_store *s, int64_t scan_id, int64_t ended_ms, co
 
 int store_begin_write(struct de_store *s, struct de_error *err, const char *what)
 {
-	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-		return store_db_err(s, err, what);
-	return 0;
+	return store_step(s, s->st[ST_BEGIN], err, what);
 }
 
 void store_rollback(struct de_store *s)

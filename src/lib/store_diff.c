@@ -226,11 +226,16 @@ int store_finish_batch(struct de_store *s, int64_t t, int64_t scan, int64_t samp
 {
 	int rc;
 
-	sqlite3_bind_int64(s->st[ST_SET_STATE], 1, t);
-	sqlite3_bind_int64(s->st[ST_SET_STATE], 2, scan);
-	sqlite3_bind_int64(s->st[ST_SET_STATE], 3, sample_time);
-	if ((rc = store_step(s, s->st[ST_SET_STATE], err, "cannot record the snapshot time")) < 0)
-		return rc;
+	for (int i = ST_SET_STATE; i <= ST_INIT_STATE; i++) {
+		sqlite3_stmt *st = s->st[i];
+		sqlite3_bind_int64(st, 1, t);
+		sqlite3_bind_int64(st, 2, scan);
+		sqlite3_bind_int64(st, 3, sample_time);
+		if ((rc = store_step(s, st, err, "cannot record the snapshot time")) < 0)
+			return rc;
+		if (sqlite3_changes(s->db) == 3)
+			break; /* the rows were there: updated */
+	}
 	if (scan > 0) {
 		sqlite3_stmt *st = s->st[ST_SCAN_COUNTS];
 		sqlite3_bind_int64(st, 1, (sqlite3_int64)d->added);
@@ -241,11 +246,8 @@ int store_finish_batch(struct de_store *s, int64_t t, int64_t scan, int64_t samp
 		    0)
 			return rc;
 	}
-	errno = 0;
-	rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
-	s->step_errno = errno;
-	if (rc != SQLITE_OK)
-		return store_db_err(s, err, "cannot commit the snapshot");
+	if ((rc = store_step(s, s->st[ST_COMMIT], err, "cannot commit the snapshot")) < 0)
+		return rc;
 	if (d->added || d->changed || d->history || d->exited || d->samples)
 		s->versions.data++;
 	if (d->added || d->identity_changed || d->history || d->exited)

@@ -149,10 +149,13 @@ enum store_stmt {
 	ST_EXIT_INST,	/* the snapshot row into process_instances, as exited */
 	ST_DEL_SNAP,	/* and out of the snapshot */
 	ST_INS_SAMPLE,	/* a cpu/memory sample */
-	ST_SET_STATE,	/* the snapshot's time and scan, the last sample time */
+	ST_SET_STATE,	/* the snapshot's time and scan, the last sample time (its rows exist) */
+	ST_INIT_STATE,	/* the same, making the rows (a file's first snapshot) */
 	ST_SCAN_COUNTS, /* a scan's new/changed/exited counts */
 	ST_CONN_UPSERT, /* a TCP connection, new or seen again (store_conns.c) */
 	ST_EVENT_SCAN,	/* the row of a batch of events' scan (store_events.c) */
+	ST_BEGIN,	/* BEGIN IMMEDIATE (store_begin_write) */
+	ST_COMMIT,	/* COMMIT (store_finish_batch) */
 	ST_MAX
 };
 
@@ -166,6 +169,9 @@ enum store_stmt {
 /* WAL frames after which a commit checkpoints by itself (a backstop: the
    agent checkpoints between scans) */
 #define STORE_WAL_BACKSTOP_PAGES 4096
+/* passes at most of the background checkpointer over frames committed
+   while it checkpointed (store_fold_wal) */
+#define STORE_CKPT_PASSES 8
 
 /* ---- row hashing (store_hash.c) ----------------------------------------- */
 
@@ -285,6 +291,14 @@ int store_step(struct de_store *s, sqlite3_stmt *st, struct de_error *err, const
 int store_begin_write(struct de_store *s, struct de_error *err, const char *what);
 /* Reset every statement and the insert queue, and roll back any open transaction. */
 void store_rollback(struct de_store *s);
+
+/*
+ * Fold the WAL into the file with PASSIVE checkpoints on db (the background
+ * checkpointer's connection), passing again while a pass copies frames
+ * committed meanwhile, at most passes times; between(arg), when not NULL,
+ * runs after each pass that copied something.  Returns the passes made.
+ */
+int store_fold_wal(sqlite3 *db, int passes, void (*between)(void *), void *arg);
 
 /* ---- the schema (store_schema.c) ---------------------------------------- */
 
