@@ -3,6 +3,7 @@
  * handed us (see procmond_client.h).
  */
 #include <errno.h>
+#include <malloc.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,9 +87,52 @@ fail:
 	return rc;
 }
 
+/* An event's share of the queue's bytes beyond its slot in the array. */
+static size_t event_heap(const struct de_process_event *e)
+{
+	return e->has_record ? de_process_record_heap_bytes(&e->record) : 0;
+}
+
+size_t agent_events_bytes(const struct procmond_chan *ch)
+{
+	return ch->capqueue * sizeof(*ch->queue) + ch->queue_heap;
+}
+
+/* The queue's bound in bytes. */
+static size_t queue_max(const struct procmond_chan *ch)
+{
+	return ch->queue_max ? ch->queue_max : (size_t)AGENT_EVENT_QUEUE_MB << 20;
+}
+
+/*
+ * Room in the array for one more event whose record holds heap bytes,
+ * within the bound: growing the array by doubling, or as far as the bound
+ * lets it.  False when the event does not fit (or on ENOMEM).
+ */
+static bool queue_room(struct procmond_chan *ch, size_t heap)
+{
+	size_t max = queue_max(ch), sz = sizeof(*ch->queue), nc;
+	struct de_process_event *nq;
+
+	if (ch->queue_heap + heap > max)
+		return false;
+	if (ch->nqueue < ch->capqueue)
+		return ch->capqueue * sz + ch->queue_heap + heap <= max;
+	nc = ch->capqueue ? ch->capqueue * 2 : 64;
+	if (nc > (max - ch->queue_heap - heap) / sz)
+		nc = (max - ch->queue_heap - heap) / sz;
+	if (nc <= ch->nqueue || !(nq = realloc(ch->queue, nc * sz)))
+		return false;
+	ch->queue = nq;
+	ch->capqueue = nc;
+	return true;
+}
+
 /* Queue an EVENT message (its record moves into the queue). */
 static void queue_event(struct procmond_chan *ch, struct de_ipc_msg *m)
 {
+	size_t heap;
+
 	ch->events_seen++;
 	if (m->event.kind == DE_PROCESS_LOST) {
 		/* not queued: the next cycle starts at once and reconciles */
@@ -102,32 +146,67 @@ static void queue_event(struct procmond_chan *ch, struct de_ipc_msg *m)
 	}
 	if (m->event.kind == DE_PROCESS_FORK)
 		return; /* a forked process is stored by its exec or the next scan */
-	if (ch->nqueue == ch->capqueue) {
-		size_t nc = ch->capqueue ? ch->capqueue * 2 : 64;
-		struct de_process_event *nq;
-		if (nc > AGENT_MAX_QUEUED_EVENTS || !(nq = realloc(ch->queue, nc * sizeof(*nq)))) {
-			if (ch->events_dropped++ == 0)
-				de_log_warnx("more than %zu process events waiting: dropping "
-					     "them until the next full scan reconciles",
-					     ch->nqueue);
-			return;
-		}
-		ch->queue = nq;
-		ch->capqueue = nc;
+	heap = event_heap(&m->event);
+	if (!queue_room(ch, heap)) {
+		/* counted (metrics: events lost, source queue) and said once
+		   until the queue drains */
+		ch->events_dropped++;
+		if (ch->dropped_now++ == 0)
+			de_log_warnx("the process event queue is full (%zu events, %zu KiB of "
+				     "detection.event_queue_mb's %zu KiB): dropping events until "
+				     "it drains; the next full scan reconciles them",
+				     ch->nqueue, agent_events_bytes(ch) >> 10, queue_max(ch) >> 10);
+		ch->dropping = true;
+		return;
 	}
 	ch->queue[ch->nqueue++] = m->event; /* moved, with its record */
+	ch->queue_heap += heap;
+	if (agent_events_bytes(ch) > ch->queue_peak)
+		ch->queue_peak = agent_events_bytes(ch);
 	memset(&m->event, 0, sizeof(m->event));
 }
 
+/* An array this long is kept when the queue drains (a few batches' worth). */
+#define QUEUE_KEEP 256
+/* After the queue held this much, its drain hands the heap's free pages back. */
+#define QUEUE_TRIM_BYTES ((size_t)1 << 20)
+
 void agent_events_shift(struct procmond_chan *ch, size_t n)
 {
+	size_t freed = 0;
+
 	if (n > ch->nqueue)
 		n = ch->nqueue;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		/* the names the exec path resolved count too: never below 0 */
+		freed += event_heap(&ch->queue[i]);
 		de_process_event_clear(&ch->queue[i]);
+	}
 	if (n && ch->nqueue > n)
 		memmove(ch->queue, ch->queue + n, (ch->nqueue - n) * sizeof(*ch->queue));
 	ch->nqueue -= n;
+	ch->queue_heap = ch->nqueue && ch->queue_heap > freed ? ch->queue_heap - freed : 0;
+	if (ch->nqueue)
+		return;
+	if (ch->dropping) {
+		de_log_info("the process event queue drained: %llu events were dropped while it "
+			    "was full",
+			    (unsigned long long)ch->dropped_now);
+		ch->dropping = false;
+		ch->dropped_now = 0;
+	}
+	/* what a burst grew goes back: the array's slack, and the pages
+	   its records' freed strings leave in the heap */
+	if (ch->capqueue > QUEUE_KEEP) {
+		struct de_process_event *nq = realloc(ch->queue, QUEUE_KEEP * sizeof(*nq));
+		if (nq) {
+			ch->queue = nq;
+			ch->capqueue = QUEUE_KEEP;
+		}
+	}
+	if (ch->queue_peak > QUEUE_TRIM_BYTES)
+		malloc_trim(0);
+	ch->queue_peak = 0;
 }
 
 void agent_events_free(struct procmond_chan *ch)

@@ -28,9 +28,11 @@
 /* After a stop request, what is in flight may take this much longer at most. */
 #define AGENT_DRAIN_MS 1000
 
-/* At most this many events wait for the agent; more are counted and dropped
+/* The events waiting for the agent hold at most detection.event_queue_mb
+ * (this many MiB when not set): the queue's array, each event's record and
+ * its strings as the allocator counts them.  More are counted and dropped
  * (the next full scan reconciles what they would have said). */
-#define AGENT_MAX_QUEUED_EVENTS 65536
+#define AGENT_EVENT_QUEUE_MB 8
 
 struct procmond_chan {
 	pid_t pid;			   /* procmond's pid, 0 when no channel */
@@ -62,6 +64,11 @@ struct procmond_chan {
 	bool conns_unstored;
 	struct de_process_event *queue; /* owned: events not yet applied, oldest first */
 	size_t nqueue, capqueue;
+	size_t queue_heap;    /* the heap bytes of the queued events' records */
+	size_t queue_max;     /* the bound of capqueue events and queue_heap, bytes (0: default) */
+	size_t queue_peak;    /* the most the queue held since the heap was last trimmed */
+	bool dropping;	      /* events are being dropped: the queue has not drained since */
+	uint64_t dropped_now; /* of events_dropped, those since dropping began */
 };
 
 /*
@@ -102,7 +109,10 @@ int agent_procmond_wait(struct procmond_chan *ch, int timeout_ms, struct de_erro
 /* Close the channel (procmond sees EOF and exits); the queue stays. */
 void agent_procmond_close(struct procmond_chan *ch);
 
-/* Forget the first n queued events (freeing their records), keeping the rest in order. */
+/* The bytes the queue holds now: its array and its records (what queue_max bounds). */
+size_t agent_events_bytes(const struct procmond_chan *ch);
+/* Forget the first n queued events (freeing their records), keeping the rest
+   in order; an emptied queue gives its array and the heap it grew back. */
 void agent_events_shift(struct procmond_chan *ch, size_t n);
 /* Free the queue. */
 void agent_events_free(struct procmond_chan *ch);
