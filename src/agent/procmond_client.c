@@ -229,23 +229,36 @@ int agent_procmond_wait(struct procmond_chan *ch, int timeout_ms, struct de_erro
 		return de_error_set(err, DE_ERR_IO, EPIPE, "procmond is not running");
 	/* what is readable now, at most 1024 frames: never blocking once
 	   something came (the exec path waits for fuller batches itself,
-	   without holding up the worker's loop: execwait.h) */
+	   without holding up the worker's loop: execwait.h).  One recv takes
+	   every frame that is there (procmond sends a read's worth together);
+	   a recv that found the socket empty ends the batch without asking
+	   again: the worker's poll says when more comes.  The rest of a frame
+	   that started comes with the next batch. */
 	while (got < 1024) {
 		struct de_ipc_msg m = {0};
 		if (!de_ipc_reader_pending(ch->rd)) {
-			struct pollfd p = {ch->fd, POLLIN, 0};
-			int pr = poll(&p, 1, got ? 0 : timeout_ms);
-			if (pr < 0 && errno == EINTR)
+			if (got && de_ipc_reader_drained(ch->rd))
 				return 0;
-			if (pr < 0) {
-				rc = de_error_set(err, DE_ERR_IO, errno, "poll: %s",
-						  strerror(errno));
-				goto fail;
+			if (!got && timeout_ms > 0) {
+				struct pollfd p = {ch->fd, POLLIN, 0};
+				int pr = poll(&p, 1, timeout_ms);
+				if (pr < 0 && errno == EINTR)
+					return 0;
+				if (pr < 0) {
+					rc = de_error_set(err, DE_ERR_IO, errno, "poll: %s",
+							  strerror(errno));
+					goto fail;
+				}
+				if (pr == 0)
+					return 0;
 			}
-			if (pr == 0)
+			rc = de_ipc_reader_fill(ch->rd, err);
+			if (rc == -EINTR || rc == 0)
 				return 0;
+			if (rc < 0)
+				goto fail;
+			continue;
 		}
-		/* the rest of a frame that started must follow in time */
 		rc = recv_by(ch, &m, de_mono_ms() + (int64_t)ch->timeout_ms, err);
 		if (rc == -EINTR)
 			return 0;
