@@ -100,9 +100,11 @@ int agent_procmond_scan_conns(struct procmond_chan *ch, int64_t scan_id, bool co
 
 /*
  * Between scans: wait up to timeout_ms for EVENT frames and queue what
- * arrives (at most a batch: whatever is readable now, never blocking once
- * something came).  0 (also on timeout or a signal), or an error after which
- * the channel is closed, as in agent_procmond_scan.
+ * arrives (at most a batch: whatever is readable now, taken with as few
+ * reads as it needs, never blocking once something came; the start of a
+ * frame not yet whole stays buffered for the next call).  0 (also on
+ * timeout or a signal), or an error after which the channel is closed, as
+ * in agent_procmond_scan.
  */
 int agent_procmond_wait(struct procmond_chan *ch, int timeout_ms, struct de_error *err);
 
