@@ -4,7 +4,8 @@
  * socketpair: the event queue holds at most its bound in bytes however
  * large the records that come, what does not fit is counted and said once
  * in the log, and once the queue drains it takes events again and gives
- * its memory back.  The fake procmond is a forked child that speaks the
+ * its memory back; past the decoded window events wait as frames and come
+ * out in order.  The fake procmond is a forked child that speaks the
  * real frames (de_ipc_send) and waits for a byte from us before each part,
  * so nothing here depends on timing.
  */
@@ -55,6 +56,41 @@ static void big_exec(struct de_ipc_msg *m, uint32_t pid)
 		r->command_line[i][BIG_ARG - 1] = '\0';
 	}
 	r->command_line_len = BIG_ARGS;
+}
+
+/* SMALL events: exits, with an exec (a record) every tenth */
+#define SMALL 3000
+
+/* The fake procmond of the backlog test: HELLO, SMALL events, then our leave. */
+static int fake_small(int fd)
+{
+	struct de_ipc_msg m = {.kind = DE_IPC_HELLO, .version = DE_IPC_VERSION, .events = true};
+	struct de_error e = {0};
+	char go;
+	int rc = de_ipc_send(fd, &m, &e);
+
+	for (uint32_t i = 0; i < SMALL && rc == 0; i++) {
+		if (i % 10 == 0) {
+			big_exec(&m, 1 + i);
+			free(m.event.record.command_line[1]);
+			m.event.record.command_line[1] = strdup("short");
+			m.event.record.command_line_len = 2; /* the rest freed below */
+			for (int k = 2; k < BIG_ARGS; k++)
+				free(m.event.record.command_line[k]);
+			free(m.event.record.command_line[0]);
+			m.event.record.command_line[0] = strdup("/bin/true");
+		} else {
+			m = (struct de_ipc_msg){.kind = DE_IPC_EVENT};
+			m.event.kind = DE_PROCESS_EXIT;
+			m.event.pid = 1 + i;
+			m.event.time_ms = 1700000000000;
+		}
+		rc = de_ipc_send(fd, &m, &e);
+		de_ipc_msg_clear(&m);
+	}
+	if (read(fd, &go, 1) != 1)
+		return 1;
+	return rc ? 1 : 0;
 }
 
 /* The fake procmond: HELLO, then after each byte from the agent a part. */
@@ -133,7 +169,7 @@ static void test_queue_bound_in_bytes(void **state)
 	wait_seen(&ch, FLOOD);
 	assert_true(ch.nqueue > 0);
 	assert_true(ch.events_dropped > 0);
-	assert_int_equal(ch.nqueue + ch.events_dropped, FLOOD); /* none unaccounted */
+	assert_int_equal(agent_events_count(&ch) + ch.events_dropped, FLOOD); /* none unaccounted */
 	assert_true(agent_events_bytes(&ch) <= ch.queue_max);
 	/* the bound holds for the heap as the allocator sees it too (glibc's
 	   count; the sanitizer's and valgrind's allocators leave it still) */
@@ -147,7 +183,8 @@ static void test_queue_bound_in_bytes(void **state)
 
 	/* drained: the episode is said to be over, the memory comes back */
 	uint64_t dropped = ch.events_dropped;
-	agent_events_shift(&ch, ch.nqueue);
+	while (agent_events_count(&ch))
+		agent_events_shift(&ch, ch.nqueue);
 	assert_int_equal(ch.nqueue, 0);
 	assert_int_equal(ch.queue_heap, 0);
 	assert_false(ch.dropping);
@@ -172,10 +209,65 @@ static void test_queue_bound_in_bytes(void **state)
 	fclose(log);
 }
 
+/* Past AGENT_EVENTS_READY decoded events the rest wait as frames, within
+   the bound, and come out decoded as the queue empties, in their order,
+   none lost. */
+static void test_backlog_in_order(void **state)
+{
+	struct procmond_chan ch = {.fd = -1, .timeout_ms = 10000, .queue_max = 1u << 20};
+	struct de_error e = {0};
+	uint32_t next = 1;
+	int sv[2], st;
+	pid_t pid;
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(sv[0]);
+		_exit(fake_small(sv[1]));
+	}
+	close(sv[1]);
+	assert_int_equal(agent_procmond_attach(&ch, sv[0], pid, 1, 0, &e), 0);
+	wait_seen(&ch, SMALL);
+	assert_int_equal(ch.events_dropped, 0);
+	assert_int_equal(ch.nqueue, AGENT_EVENTS_READY);
+	assert_int_equal(agent_events_count(&ch), SMALL);
+	assert_true(ch.nbacklog > 0);
+	assert_true(agent_events_bytes(&ch) <= ch.queue_max);
+	/* taken a few at a time, as the exec path does: every one, in order,
+	   decoded as it was sent */
+	while (agent_events_count(&ch)) {
+		size_t n = ch.nqueue < 7 ? ch.nqueue : 7;
+		assert_true(n > 0);
+		for (size_t i = 0; i < n; i++, next++) {
+			assert_int_equal(ch.queue[i].pid, next);
+			assert_int_equal(ch.queue[i].kind,
+					 next % 10 == 1 ? DE_PROCESS_EXEC : DE_PROCESS_EXIT);
+			if (next % 10 == 1)
+				assert_string_equal(ch.queue[i].record.command_line[0],
+						    "/bin/true");
+		}
+		agent_events_shift(&ch, n);
+		assert_true(agent_events_bytes(&ch) <= ch.queue_max);
+	}
+	assert_int_equal(next, SMALL + 1);
+	assert_int_equal(ch.nbacklog, 0);
+	assert_int_equal(ch.backlog.cap, 0);
+
+	assert_int_equal(write(ch.fd, "g", 1), 1);
+	agent_procmond_close(&ch);
+	agent_events_free(&ch);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_queue_bound_in_bytes),
+		cmocka_unit_test(test_backlog_in_order),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

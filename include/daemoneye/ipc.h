@@ -119,6 +119,12 @@ bool de_ipc_reader_pending(const struct de_ipc_reader *r);
  */
 int de_ipc_reader_fill(struct de_ipc_reader *r, struct de_error *err);
 /*
+ * The bytes (header and payload) of the frame the last recv returned, in
+ * the reader's buffer: borrowed, valid until the next call on the reader
+ * that reads (recv, fill).  *len 0 when there is none.
+ */
+const uint8_t *de_ipc_reader_last(const struct de_ipc_reader *r, size_t *len);
+/*
  * True when no whole frame is buffered and the last read found the
  * descriptor empty (it stopped short of the room it had): a reader that
  * drains what came need not ask again until poll says more is there.

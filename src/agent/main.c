@@ -907,9 +907,9 @@ int worker_main(const struct agent_opts *o)
 		   in the store for the next run */
 		while (ag.pm.nqueue && !drain_over && !ag.events_failing_since)
 			agent_execpath_run(&ag);
-		if (ag.pm.nqueue)
+		if (agent_events_count(&ag.pm))
 			de_log_warnx("%zu process events not stored: the next full scan reconciles",
-				     ag.pm.nqueue);
+				     agent_events_count(&ag.pm));
 		de_error_clear(&err);
 		if (de_alertmgr_drain(ag.alerts, (const volatile int *)&drain_over, &err) < 0)
 			de_log_err(&err);

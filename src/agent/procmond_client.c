@@ -95,7 +95,12 @@ static size_t event_heap(const struct de_process_event *e)
 
 size_t agent_events_bytes(const struct procmond_chan *ch)
 {
-	return ch->capqueue * sizeof(*ch->queue) + ch->queue_heap;
+	return ch->capqueue * sizeof(*ch->queue) + ch->queue_heap + ch->backlog.cap;
+}
+
+size_t agent_events_count(const struct procmond_chan *ch)
+{
+	return ch->nqueue + ch->nbacklog;
 }
 
 /* The queue's bound in bytes. */
@@ -106,21 +111,22 @@ static size_t queue_max(const struct procmond_chan *ch)
 
 /*
  * Room in the array for one more event whose record holds heap bytes,
- * within the bound: growing the array by doubling, or as far as the bound
- * lets it.  False when the event does not fit (or on ENOMEM).
+ * with the array, the records and other bytes (the backlog's) within max:
+ * growing the array by doubling, or as far as the bound lets it.  False
+ * when the event does not fit (or on ENOMEM).
  */
-static bool queue_room(struct procmond_chan *ch, size_t heap)
+static bool queue_room(struct procmond_chan *ch, size_t heap, size_t other, size_t max)
 {
-	size_t max = queue_max(ch), sz = sizeof(*ch->queue), nc;
+	size_t sz = sizeof(*ch->queue), nc, held = ch->queue_heap + heap + other;
 	struct de_process_event *nq;
 
-	if (ch->queue_heap + heap > max)
+	if (held > max)
 		return false;
 	if (ch->nqueue < ch->capqueue)
-		return ch->capqueue * sz + ch->queue_heap + heap <= max;
+		return ch->capqueue * sz + held <= max;
 	nc = ch->capqueue ? ch->capqueue * 2 : 64;
-	if (nc > (max - ch->queue_heap - heap) / sz)
-		nc = (max - ch->queue_heap - heap) / sz;
+	if (nc > (max - held) / sz)
+		nc = (max - held) / sz;
 	if (nc <= ch->nqueue || !(nq = realloc(ch->queue, nc * sz)))
 		return false;
 	ch->queue = nq;
@@ -128,8 +134,31 @@ static bool queue_room(struct procmond_chan *ch, size_t heap)
 	return true;
 }
 
-/* Queue an EVENT message (its record moves into the queue). */
-static void queue_event(struct procmond_chan *ch, struct de_ipc_msg *m)
+/* Keep frame[0..len) (an EVENT frame) in the backlog, within the bound. */
+static bool backlog_push(struct procmond_chan *ch, const uint8_t *frame, size_t len)
+{
+	size_t ready = ch->capqueue * sizeof(*ch->queue) + ch->queue_heap, max = queue_max(ch);
+	struct de_buf *b = &ch->backlog;
+
+	if (!len || ready >= max)
+		return false;
+	if (ch->backlog_off && b->len + len >= b->cap) {
+		/* what was taken makes room first */
+		memmove(b->p, b->p + ch->backlog_off, b->len - ch->backlog_off);
+		b->len -= ch->backlog_off;
+		ch->backlog_off = 0;
+	}
+	b->max = max - ready - 1; /* so that its allocation stays within the bound */
+	if (de_buf_append(b, frame, len) < 0)
+		return false;
+	ch->nbacklog++;
+	return true;
+}
+
+/* Queue an EVENT message: its record moves into the queue, or its frame
+   frame[0..len) into the backlog. */
+static void queue_event(struct procmond_chan *ch, struct de_ipc_msg *m, const uint8_t *frame,
+			size_t len)
 {
 	size_t heap;
 
@@ -147,7 +176,12 @@ static void queue_event(struct procmond_chan *ch, struct de_ipc_msg *m)
 	if (m->event.kind == DE_PROCESS_FORK)
 		return; /* a forked process is stored by its exec or the next scan */
 	heap = event_heap(&m->event);
-	if (!queue_room(ch, heap)) {
+	if (!ch->nbacklog && ch->nqueue < AGENT_EVENTS_READY &&
+	    queue_room(ch, heap, ch->backlog.cap, queue_max(ch))) {
+		ch->queue[ch->nqueue++] = m->event; /* moved, with its record */
+		ch->queue_heap += heap;
+		memset(&m->event, 0, sizeof(m->event));
+	} else if (!backlog_push(ch, frame, len)) {
 		/* counted (metrics: events lost, source queue) and said once
 		   until the queue drains */
 		ch->events_dropped++;
@@ -155,15 +189,77 @@ static void queue_event(struct procmond_chan *ch, struct de_ipc_msg *m)
 			de_log_warnx("the process event queue is full (%zu events, %zu KiB of "
 				     "detection.event_queue_mb's %zu KiB): dropping events until "
 				     "it drains; the next full scan reconciles them",
-				     ch->nqueue, agent_events_bytes(ch) >> 10, queue_max(ch) >> 10);
+				     agent_events_count(ch), agent_events_bytes(ch) >> 10,
+				     queue_max(ch) >> 10);
 		ch->dropping = true;
 		return;
 	}
-	ch->queue[ch->nqueue++] = m->event; /* moved, with its record */
-	ch->queue_heap += heap;
 	if (agent_events_bytes(ch) > ch->queue_peak)
 		ch->queue_peak = agent_events_bytes(ch);
-	memset(&m->event, 0, sizeof(m->event));
+}
+
+/* The whole size of the frame at p (decoded once already: whole). */
+static size_t frame_size(const uint8_t *p)
+{
+	return DE_IPC_HEADER +
+	       ((size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | (size_t)p[3]);
+}
+
+/* Slack the backlog's allocation may keep beyond its live bytes. */
+#define BACKLOG_SLACK ((size_t)64 << 10)
+
+/*
+ * Decode backlogged frames into the queue while it has fewer than
+ * AGENT_EVENTS_READY events and they fit in the bound beside the backlog's
+ * live bytes (one at least into an empty queue, so that it always moves);
+ * then the backlog gives back what was taken.
+ */
+static void backlog_refill(struct procmond_chan *ch)
+{
+	struct de_buf *b = &ch->backlog;
+	size_t live;
+
+	while (ch->nbacklog && ch->nqueue < AGENT_EVENTS_READY) {
+		const uint8_t *p = (const uint8_t *)b->p + ch->backlog_off;
+		size_t used = 0, n = frame_size(p);
+		struct de_ipc_msg m = {0};
+		struct de_error err = {0};
+		live = b->len - ch->backlog_off - n;
+		if (de_ipc_decode(p, n, &used, &m, &err) < 0) {
+			/* decoded once already: only memory can fail it */
+			ch->events_dropped++;
+			de_log_err(&err);
+		} else {
+			size_t heap = event_heap(&m.event);
+			if (!queue_room(ch, heap, live + BACKLOG_SLACK,
+					ch->nqueue ? queue_max(ch) : SIZE_MAX)) {
+				de_ipc_msg_clear(&m);
+				break;
+			}
+			ch->queue[ch->nqueue++] = m.event;
+			ch->queue_heap += heap;
+			memset(&m.event, 0, sizeof(m.event));
+			de_ipc_msg_clear(&m);
+		}
+		ch->backlog_off += n;
+		ch->nbacklog--;
+	}
+	/* the live bytes to the front, in an allocation that fits them */
+	live = b->len - ch->backlog_off;
+	if (ch->backlog_off) {
+		memmove(b->p, b->p + ch->backlog_off, live);
+		b->len = live;
+		ch->backlog_off = 0;
+	}
+	if (!live) {
+		de_buf_free(b);
+	} else if (b->cap > 2 * live + BACKLOG_SLACK) {
+		char *np = realloc(b->p, live + BACKLOG_SLACK);
+		if (np) {
+			b->p = np;
+			b->cap = live + BACKLOG_SLACK;
+		}
+	}
 }
 
 /* An array this long is kept when the queue drains (a few batches' worth). */
@@ -186,6 +282,8 @@ void agent_events_shift(struct procmond_chan *ch, size_t n)
 		memmove(ch->queue, ch->queue + n, (ch->nqueue - n) * sizeof(*ch->queue));
 	ch->nqueue -= n;
 	ch->queue_heap = ch->nqueue && ch->queue_heap > freed ? ch->queue_heap - freed : 0;
+	if (ch->nbacklog && n)
+		backlog_refill(ch);
 	if (ch->nqueue)
 		return;
 	if (ch->dropping) {
@@ -211,6 +309,8 @@ void agent_events_shift(struct procmond_chan *ch, size_t n)
 
 void agent_events_free(struct procmond_chan *ch)
 {
+	de_buf_free(&ch->backlog); /* first: the shift would decode it */
+	ch->backlog_off = ch->nbacklog = 0;
 	agent_events_shift(ch, ch->nqueue);
 	free(ch->queue);
 	ch->queue = NULL;
@@ -222,7 +322,8 @@ void agent_events_free(struct procmond_chan *ch)
 
 int agent_procmond_wait(struct procmond_chan *ch, int timeout_ms, struct de_error *err)
 {
-	size_t got = 0;
+	size_t got = 0, flen;
+	const uint8_t *frame;
 	int rc;
 
 	if (ch->fd < 0)
@@ -271,7 +372,8 @@ int agent_procmond_wait(struct procmond_chan *ch, int timeout_ms, struct de_erro
 					  (int)m.kind);
 			goto fail;
 		}
-		queue_event(ch, &m);
+		frame = de_ipc_reader_last(ch->rd, &flen);
+		queue_event(ch, &m, frame, flen);
 		de_ipc_msg_clear(&m);
 		got++;
 	}
@@ -346,9 +448,12 @@ int agent_procmond_scan_conns(struct procmond_chan *ch, int64_t scan_id, bool co
 				return de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
 			}
 			break;
-		case DE_IPC_EVENT:
-			queue_event(ch, &m);
+		case DE_IPC_EVENT: {
+			size_t flen;
+			const uint8_t *frame = de_ipc_reader_last(ch->rd, &flen);
+			queue_event(ch, &m, frame, flen);
 			break;
+		}
 		case DE_IPC_CONNECTION:
 			if (!connections) {
 				rc = de_error_set(err, DE_ERR_IO, EPROTO,

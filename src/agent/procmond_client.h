@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "daemoneye/buf.h"
 #include "daemoneye/collect.h"
 #include "daemoneye/config.h"
 #include "daemoneye/ipc.h"
@@ -33,6 +34,8 @@
  * its strings as the allocator counts them.  More are counted and dropped
  * (the next full scan reconciles what they would have said). */
 #define AGENT_EVENT_QUEUE_MB 8
+/* At most this many of them decoded (what the exec path sees: queue). */
+#define AGENT_EVENTS_READY 512
 
 struct procmond_chan {
 	pid_t pid;			   /* procmond's pid, 0 when no channel */
@@ -69,6 +72,12 @@ struct procmond_chan {
 	size_t queue_peak;    /* the most the queue held since the heap was last trimmed */
 	bool dropping;	      /* events are being dropped: the queue has not drained since */
 	uint64_t dropped_now; /* of events_dropped, those since dropping began */
+	/* past the first AGENT_EVENTS_READY events (the ones in queue), events
+	   wait as the frames procmond sent, a fraction of their decoded size,
+	   and are decoded again as the queue empties (agent_events_shift) */
+	struct de_buf backlog; /* owned: whole frames, oldest first */
+	size_t backlog_off;    /* of backlog.len, the bytes already taken */
+	size_t nbacklog;       /* frames in it */
 };
 
 /*
@@ -111,8 +120,11 @@ int agent_procmond_wait(struct procmond_chan *ch, int timeout_ms, struct de_erro
 /* Close the channel (procmond sees EOF and exits); the queue stays. */
 void agent_procmond_close(struct procmond_chan *ch);
 
-/* The bytes the queue holds now: its array and its records (what queue_max bounds). */
+/* The bytes the queue holds now: its array, its records and its backlog of
+   frames (what queue_max bounds). */
 size_t agent_events_bytes(const struct procmond_chan *ch);
+/* The events waiting: decoded (nqueue) and in the backlog. */
+size_t agent_events_count(const struct procmond_chan *ch);
 /* Forget the first n queued events (freeing their records), keeping the rest
    in order; an emptied queue gives its array and the heap it grew back. */
 void agent_events_shift(struct procmond_chan *ch, size_t n);

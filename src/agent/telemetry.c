@@ -334,7 +334,7 @@ static void refresh_gauges(struct agent *ag, uint64_t store_bytes, uint64_t free
 	de_metric_set(m->events, L(source), (double)ch->events_seen);
 	de_metric_set(m->events_lost, L(source), (double)(ch->lost_before + ch->events_lost));
 	de_metric_set(m->events_lost, L("queue"), (double)ch->events_dropped);
-	de_metric_set(m->queue_depth, L("events"), (double)ch->nqueue);
+	de_metric_set(m->queue_depth, L("events"), (double)agent_events_count(ch));
 	de_metric_set(m->queue_depth, L("event_bytes"), (double)agent_events_bytes(ch));
 	for (size_t i = 0; i < ag->det.rules.len; i++)
 		enabled += ag->det.rules.items[i].enabled;

@@ -855,7 +855,8 @@ struct de_ipc_reader {
 	   only before the next read, not after each frame */
 	struct de_buf in;
 	size_t off;
-	bool drained; /* the last read stopped short of the room it had */
+	bool drained;	       /* the last read stopped short of the room it had */
+	size_t last, last_len; /* the frame decoded last: in.p[last..last + last_len) */
 };
 
 #define READ_CHUNK ((size_t)64 * 1024) /* what one read(2) asks for at least */
@@ -896,6 +897,12 @@ bool de_ipc_reader_pending(const struct de_ipc_reader *r)
 	       unread(r) - DE_IPC_HEADER >= get_be32((const uint8_t *)r->in.p + r->off);
 }
 
+const uint8_t *de_ipc_reader_last(const struct de_ipc_reader *r, size_t *len)
+{
+	*len = r->last_len;
+	return (const uint8_t *)r->in.p + r->last;
+}
+
 bool de_ipc_reader_drained(const struct de_ipc_reader *r)
 {
 	return r->drained && !de_ipc_reader_pending(r);
@@ -922,6 +929,7 @@ static int make_room(struct de_ipc_reader *r, struct de_error *err)
 	size_t n = unread(r), want;
 	int rc;
 
+	r->last_len = 0;
 	if (r->off) {
 		memmove(b->p, b->p + r->off, n);
 		b->len = n;
@@ -981,9 +989,11 @@ static int recv_frame(struct de_ipc_reader *r, struct de_ipc_msg *out, int64_t d
 		ssize_t n;
 
 		if (rc == 0) {
+			r->last = r->off;
+			r->last_len = used;
 			r->off += used;
 			if (r->off == b->len)
-				b->len = r->off = 0;
+				b->len = r->off = 0; /* the bytes stay until the next read */
 			return 0;
 		}
 		if (rc != -EAGAIN)
