@@ -103,8 +103,7 @@ size_t agent_events_count(const struct procmond_chan *ch)
 	return ch->nqueue + ch->nbacklog;
 }
 
-/* The queue's bound in bytes. */
-static size_t queue_max(const struct procmond_chan *ch)
+size_t agent_events_max(const struct procmond_chan *ch)
 {
 	return ch->queue_max ? ch->queue_max : (size_t)AGENT_EVENT_QUEUE_MB << 20;
 }
@@ -137,7 +136,8 @@ static bool queue_room(struct procmond_chan *ch, size_t heap, size_t other, size
 /* Keep frame[0..len) (an EVENT frame) in the backlog, within the bound. */
 static bool backlog_push(struct procmond_chan *ch, const uint8_t *frame, size_t len)
 {
-	size_t ready = ch->capqueue * sizeof(*ch->queue) + ch->queue_heap, max = queue_max(ch);
+	size_t ready = ch->capqueue * sizeof(*ch->queue) + ch->queue_heap,
+	       max = agent_events_max(ch);
 	struct de_buf *b = &ch->backlog;
 
 	if (!len || ready >= max)
@@ -177,7 +177,7 @@ static void queue_event(struct procmond_chan *ch, struct de_ipc_msg *m, const ui
 		return; /* a forked process is stored by its exec or the next scan */
 	heap = event_heap(&m->event);
 	if (!ch->nbacklog && ch->nqueue < AGENT_EVENTS_READY &&
-	    queue_room(ch, heap, ch->backlog.cap, queue_max(ch))) {
+	    queue_room(ch, heap, ch->backlog.cap, agent_events_max(ch))) {
 		ch->queue[ch->nqueue++] = m->event; /* moved, with its record */
 		ch->queue_heap += heap;
 		memset(&m->event, 0, sizeof(m->event));
@@ -190,7 +190,7 @@ static void queue_event(struct procmond_chan *ch, struct de_ipc_msg *m, const ui
 				     "detection.event_queue_mb's %zu KiB): dropping events until "
 				     "it drains; the next full scan reconciles them",
 				     agent_events_count(ch), agent_events_bytes(ch) >> 10,
-				     queue_max(ch) >> 10);
+				     agent_events_max(ch) >> 10);
 		ch->dropping = true;
 		return;
 	}
@@ -232,7 +232,7 @@ static void backlog_refill(struct procmond_chan *ch)
 		} else {
 			size_t heap = event_heap(&m.event);
 			if (!queue_room(ch, heap, live + BACKLOG_SLACK,
-					ch->nqueue ? queue_max(ch) : SIZE_MAX)) {
+					ch->nqueue ? agent_events_max(ch) : SIZE_MAX)) {
 				de_ipc_msg_clear(&m);
 				break;
 			}

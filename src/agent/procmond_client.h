@@ -123,6 +123,8 @@ void agent_procmond_close(struct procmond_chan *ch);
 /* The bytes the queue holds now: its array, its records and its backlog of
    frames (what queue_max bounds). */
 size_t agent_events_bytes(const struct procmond_chan *ch);
+/* The bound of agent_events_bytes: queue_max, or AGENT_EVENT_QUEUE_MB when 0. */
+size_t agent_events_max(const struct procmond_chan *ch);
 /* The events waiting: decoded (nqueue) and in the backlog. */
 size_t agent_events_count(const struct procmond_chan *ch);
 /* Forget the first n queued events (freeing their records), keeping the rest

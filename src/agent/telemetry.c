@@ -484,15 +484,15 @@ static void health_procmond(struct agent *ag, json_t *doc)
 	const char *source = ch->event_source[0] ? ch->event_source
 			     : ch->events	 ? "netlink"
 						 : "none";
-	d = json_pack(
-		"{s:i, s:I, s:s, s:s, s:s, s:I, s:I, s:o, s:I, s:I, s:I}", "pid", (int)ch->pid,
-		"started_at", (json_int_t)ch->started_ms, "event_source", source,
-		"event_source_reason", ch->event_reason, "capabilities", ch->caps, "events_lost",
-		(json_int_t)ch->lost_before + (json_int_t)ch->events_lost, "event_reader_restarts",
-		(json_int_t)ch->restarts_before + (json_int_t)ch->event_restarts, "restarts",
-		restarts_json(c), "events_dropped", (json_int_t)ch->events_dropped,
-		"event_queue_bytes", (json_int_t)agent_events_bytes(ch), "event_queue_max_bytes",
-		(json_int_t)(ch->queue_max ? ch->queue_max : (size_t)AGENT_EVENT_QUEUE_MB << 20));
+	d = json_pack("{s:i, s:I, s:s, s:s, s:s, s:I, s:I, s:o, s:I, s:I, s:I}", "pid",
+		      (int)ch->pid, "started_at", (json_int_t)ch->started_ms, "event_source",
+		      source, "event_source_reason", ch->event_reason, "capabilities", ch->caps,
+		      "events_lost", (json_int_t)ch->lost_before + (json_int_t)ch->events_lost,
+		      "event_reader_restarts",
+		      (json_int_t)ch->restarts_before + (json_int_t)ch->event_restarts, "restarts",
+		      restarts_json(c), "events_dropped", (json_int_t)ch->events_dropped,
+		      "event_queue_bytes", (json_int_t)agent_events_bytes(ch),
+		      "event_queue_max_bytes", (json_int_t)agent_events_max(ch));
 	if (ch->fd < 0) {
 		char due[64] = "";
 		if (ag->have_sup && c->restart_in_ms >= 0)

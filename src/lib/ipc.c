@@ -655,8 +655,10 @@ static void *arena_alloc(void *ap, size_t size)
 	size_t bs;
 	void **b;
 
-	if (size > DE_IPC_MAX_FRAME * (size_t)4) {
-		a->nomem = true; /* never from a frame within the limit */
+	/* no more than protobuf-c could ask of a frame within the limit (8
+	   bytes of array a 2-byte element at most): no overflow below */
+	if (size > DE_IPC_MAX_FRAME * (size_t)16) {
+		a->nomem = true;
 		return NULL;
 	}
 	size = (size + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
