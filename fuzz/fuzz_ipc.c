@@ -8,12 +8,15 @@
  * right (zlib's crc32, not ours), so that mutated payloads get past the
  * checksum and reach the protobuf decoder and the record validation behind
  * it.  Random bytes almost never carry a valid CRC: without the second
- * pass the fuzzer would spend its time in crc32().
+ * pass the fuzzer would spend its time in crc32().  The fixed bytes also
+ * go through the buffered reader, which must hand out the same frames.
  */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "daemoneye/ipc.h"
@@ -50,6 +53,64 @@ static void decode_stream(const uint8_t *data, size_t size)
 	}
 }
 
+/* How many frames decode_stream takes from data before one is refused. */
+static size_t count_frames(const uint8_t *data, size_t size)
+{
+	size_t off = 0, n = 0;
+
+	while (off < size) {
+		struct de_ipc_msg m = {0};
+		size_t used = 0;
+		if (de_ipc_decode(data + off, size - off, &used, &m, NULL) < 0)
+			break;
+		de_ipc_msg_clear(&m);
+		off += used;
+		n++;
+	}
+	return n;
+}
+
+/*
+ * The same bytes through the buffered reader (de_ipc_reader over a
+ * socketpair whose writer has closed, read with de_ipc_reader_fill and
+ * de_ipc_recv_until as the agent does): it must hand out exactly the frames
+ * decode_stream takes, in the same number, then end with an error.  Inputs
+ * larger than a socket buffer are left out (nothing drains the writer).
+ */
+static void reader_stream(const uint8_t *data, size_t size)
+{
+	struct de_ipc_reader *r = NULL;
+	size_t want = count_frames(data, size), got = 0;
+	int sv[2];
+
+	if (size > 65536 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return;
+	if (write(sv[1], data, size) != (ssize_t)size || de_ipc_reader_new(sv[0], &r, NULL) < 0)
+		goto out;
+	close(sv[1]);
+	sv[1] = -1;
+	for (;;) {
+		struct de_ipc_msg m = {0};
+		if (!de_ipc_reader_pending(r) && !de_ipc_reader_drained(r)) {
+			int rc = de_ipc_reader_fill(r, NULL);
+			if (rc < 0 && !de_ipc_reader_pending(r))
+				break;
+			continue;
+		}
+		if (de_ipc_recv_until(r, &m, 0, NULL) < 0)
+			break;
+		de_ipc_msg_clear(&m);
+		got++;
+	}
+	if (got != want)
+		abort();
+out:
+	de_ipc_reader_free(r);
+	close(sv[0]);
+	if (sv[1] >= 0)
+		close(sv[1]);
+}
+
 /* A copy of data with the CRC32 of each whole frame (header + payload) set
    right; a partial or oversized last frame is left as it is.  NULL when out
    of memory. */
@@ -82,6 +143,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	decode_stream(data, size);
 	if ((fixed = with_valid_crcs(data, size))) {
 		decode_stream(fixed, size);
+		reader_stream(fixed, size);
 		free(fixed);
 	}
 	return 0;

@@ -673,6 +673,56 @@ static void test_recv_until(void **state)
 	close(sv[1]);
 }
 
+/* A batch read at once: one fill takes every frame that is there, each is
+   handed out without another read, a frame cut short waits for the rest,
+   and an empty socket ends the batch (drained) without blocking. */
+static void test_reader_fill(void **state)
+{
+	(void)state;
+	int sv[2];
+	struct de_ipc_reader *r;
+	struct de_ipc_msg s = {.kind = DE_IPC_SCAN_DONE}, b = {0};
+	struct de_error e = {0};
+	uint8_t *buf;
+	size_t len;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(de_ipc_reader_new(sv[0], &r, &e), 0);
+	assert_int_equal(de_ipc_reader_fill(r, &e), 0); /* nothing there: no wait */
+	assert_true(de_ipc_reader_drained(r));
+	for (int i = 1; i <= 3; i++) {
+		s.scan_id = i;
+		assert_int_equal(de_ipc_encode(&s, &buf, &len, &e), 0);
+		assert_int_equal(write(sv[1], buf, i < 3 ? len : 5), (ssize_t)(i < 3 ? len : 5));
+		if (i < 3)
+			free(buf);
+	}
+	assert_int_equal(de_ipc_reader_fill(r, &e), (int)(2 * len + 5));
+	for (int i = 1; i <= 2; i++) {
+		assert_true(de_ipc_reader_pending(r));
+		assert_false(de_ipc_reader_drained(r));
+		/* a deadline already past: the frame is buffered, nothing is read */
+		assert_int_equal(de_ipc_recv_until(r, &b, 0, &e), 0);
+		assert_int_equal(b.scan_id, i);
+	}
+	assert_false(de_ipc_reader_pending(r));
+	assert_true(de_ipc_reader_drained(r)); /* the socket was empty */
+	assert_int_equal(write(sv[1], buf + 5, len - 5), (ssize_t)(len - 5));
+	assert_int_equal(de_ipc_reader_fill(r, &e), (int)(len - 5));
+	assert_true(de_ipc_reader_pending(r));
+	assert_int_equal(de_ipc_recv_until(r, &b, 0, &e), 0);
+	assert_int_equal(b.scan_id, 3);
+	/* the peer closing inside a frame */
+	assert_int_equal(write(sv[1], buf, 5), 5);
+	close(sv[1]);
+	assert_int_equal(de_ipc_reader_fill(r, &e), 5);
+	assert_int_equal(de_ipc_reader_fill(r, &e), -EPROTO);
+	assert_non_null(strstr(e.message, "truncated"));
+	free(buf);
+	de_ipc_reader_free(r);
+	close(sv[0]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -685,6 +735,7 @@ int main(void)
 		cmocka_unit_test(test_rejects_bad_contents),
 		cmocka_unit_test(test_reader_socketpair),
 		cmocka_unit_test(test_recv_until),
+		cmocka_unit_test(test_reader_fill),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

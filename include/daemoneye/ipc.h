@@ -111,5 +111,24 @@ int de_ipc_recv_until(struct de_ipc_reader *r, struct de_ipc_msg *out, int64_t d
 		      struct de_error *err);
 /* True when a whole frame is already buffered (recv will not block). */
 bool de_ipc_reader_pending(const struct de_ipc_reader *r);
+/*
+ * Read what the descriptor holds now, without waiting (one recv with
+ * MSG_DONTWAIT into the reader's buffer, making room for the frame that is
+ * started): the bytes read, 0 when there were none, -EPIPE/-EPROTO when
+ * the peer closed (between frames / inside one), -EINTR, -errno.
+ */
+int de_ipc_reader_fill(struct de_ipc_reader *r, struct de_error *err);
+/*
+ * The bytes (header and payload) of the frame the last recv returned, in
+ * the reader's buffer: borrowed, valid until the next call on the reader
+ * that reads (recv, fill).  *len 0 when there is none.
+ */
+const uint8_t *de_ipc_reader_last(const struct de_ipc_reader *r, size_t *len);
+/*
+ * True when no whole frame is buffered and the last read found the
+ * descriptor empty (it stopped short of the room it had): a reader that
+ * drains what came need not ask again until poll says more is there.
+ */
+bool de_ipc_reader_drained(const struct de_ipc_reader *r);
 
 #endif

@@ -69,6 +69,13 @@ void de_process_record_free(struct de_process_record *r);
  */
 int de_process_record_copy(const struct de_process_record *src, struct de_process_record *out);
 /*
+ * The heap bytes r holds beyond its struct, as the allocator counts them
+ * (each string, argv and its strings, the facts' text, the platform_data
+ * JSON estimated from its compact text): what a queue of records charges
+ * against a memory bound.
+ */
+size_t de_process_record_heap_bytes(const struct de_process_record *r);
+/*
  * Field-by-field equality (strings by bytes, JSON by json_equal).  Facts
  * compare field by field with facts; a record with facts and one with a
  * JSON platform_data compare by their platform_data JSON.

@@ -183,7 +183,7 @@ out:
 int agent_settings_apply(struct agent *ag, const struct de_config *cfg, struct de_error *err)
 {
 	const char *s;
-	uint64_t timeout, max_mb, free_mb;
+	uint64_t timeout, max_mb, free_mb, queue_mb;
 	int rc;
 
 	if ((rc = de_config_get_u64(cfg, "database.retention_days", &ag->retention_days, err)) <
@@ -196,10 +196,12 @@ int agent_settings_apply(struct agent *ag, const struct de_config *cfg, struct d
 		    0 ||
 	    (rc = de_config_get_u64(cfg, "detection.exec_batch_wait_ms", &ag->exec_wait.wait_ms,
 				    err)) < 0 ||
+	    (rc = de_config_get_u64(cfg, "detection.event_queue_mb", &queue_mb, err)) < 0 ||
 	    (rc = de_config_get_u64(cfg, "database.max_size_mb", &max_mb, err)) < 0 ||
 	    (rc = de_config_get_u64(cfg, "database.min_free_disk_mb", &free_mb, err)) < 0)
 		return rc;
 	ag->pm.timeout_ms = timeout;
+	ag->pm.queue_max = (size_t)queue_mb << 20;
 	ag->min_free_bytes = free_mb * 1024 * 1024;
 	if (ag->store)
 		de_store_set_limits(ag->store, max_mb, ag->min_free_bytes);
@@ -905,9 +907,9 @@ int worker_main(const struct agent_opts *o)
 		   in the store for the next run */
 		while (ag.pm.nqueue && !drain_over && !ag.events_failing_since)
 			agent_execpath_run(&ag);
-		if (ag.pm.nqueue)
+		if (agent_events_count(&ag.pm))
 			de_log_warnx("%zu process events not stored: the next full scan reconciles",
-				     ag.pm.nqueue);
+				     agent_events_count(&ag.pm));
 		de_error_clear(&err);
 		if (de_alertmgr_drain(ag.alerts, (const volatile int *)&drain_over, &err) < 0)
 			de_log_err(&err);

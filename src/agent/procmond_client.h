@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "daemoneye/buf.h"
 #include "daemoneye/collect.h"
 #include "daemoneye/config.h"
 #include "daemoneye/ipc.h"
@@ -28,9 +29,13 @@
 /* After a stop request, what is in flight may take this much longer at most. */
 #define AGENT_DRAIN_MS 1000
 
-/* At most this many events wait for the agent; more are counted and dropped
+/* The events waiting for the agent hold at most detection.event_queue_mb
+ * (this many MiB when not set): the queue's array, each event's record and
+ * its strings as the allocator counts them.  More are counted and dropped
  * (the next full scan reconciles what they would have said). */
-#define AGENT_MAX_QUEUED_EVENTS 65536
+#define AGENT_EVENT_QUEUE_MB 8
+/* At most this many of them decoded (what the exec path sees: queue). */
+#define AGENT_EVENTS_READY 512
 
 struct procmond_chan {
 	pid_t pid;			   /* procmond's pid, 0 when no channel */
@@ -62,6 +67,17 @@ struct procmond_chan {
 	bool conns_unstored;
 	struct de_process_event *queue; /* owned: events not yet applied, oldest first */
 	size_t nqueue, capqueue;
+	size_t queue_heap;    /* the heap bytes of the queued events' records */
+	size_t queue_max;     /* the bound of capqueue events and queue_heap, bytes (0: default) */
+	size_t queue_peak;    /* the most the queue held since the heap was last trimmed */
+	bool dropping;	      /* events are being dropped: the queue has not drained since */
+	uint64_t dropped_now; /* of events_dropped, those since dropping began */
+	/* past the first AGENT_EVENTS_READY events (the ones in queue), events
+	   wait as the frames procmond sent, a fraction of their decoded size,
+	   and are decoded again as the queue empties (agent_events_shift) */
+	struct de_buf backlog; /* owned: whole frames, oldest first */
+	size_t backlog_off;    /* of backlog.len, the bytes already taken */
+	size_t nbacklog;       /* frames in it */
 };
 
 /*
@@ -93,16 +109,26 @@ int agent_procmond_scan_conns(struct procmond_chan *ch, int64_t scan_id, bool co
 
 /*
  * Between scans: wait up to timeout_ms for EVENT frames and queue what
- * arrives (at most a batch: whatever is readable now, never blocking once
- * something came).  0 (also on timeout or a signal), or an error after which
- * the channel is closed, as in agent_procmond_scan.
+ * arrives (at most a batch: whatever is readable now, taken with as few
+ * reads as it needs, never blocking once something came; the start of a
+ * frame not yet whole stays buffered for the next call).  0 (also on
+ * timeout or a signal), or an error after which the channel is closed, as
+ * in agent_procmond_scan.
  */
 int agent_procmond_wait(struct procmond_chan *ch, int timeout_ms, struct de_error *err);
 
 /* Close the channel (procmond sees EOF and exits); the queue stays. */
 void agent_procmond_close(struct procmond_chan *ch);
 
-/* Forget the first n queued events (freeing their records), keeping the rest in order. */
+/* The bytes the queue holds now: its array, its records and its backlog of
+   frames (what queue_max bounds). */
+size_t agent_events_bytes(const struct procmond_chan *ch);
+/* The bound of agent_events_bytes: queue_max, or AGENT_EVENT_QUEUE_MB when 0. */
+size_t agent_events_max(const struct procmond_chan *ch);
+/* The events waiting: decoded (nqueue) and in the backlog. */
+size_t agent_events_count(const struct procmond_chan *ch);
+/* Forget the first n queued events (freeing their records), keeping the rest
+   in order; an emptied queue gives its array and the heap it grew back. */
 void agent_events_shift(struct procmond_chan *ch, size_t n);
 /* Free the queue. */
 void agent_events_free(struct procmond_chan *ch);

@@ -96,8 +96,8 @@ static int families(struct agent_metrics *m, struct de_error *err)
 		"attempt) or dead (given up: the dead-letter state).",
 		"sink", "outcome", NULL);
 	GAUGE(queue_depth, "daemoneye_queue_depth",
-	      "Items waiting, by queue: events (process events to apply) or sink:NAME (a sink's "
-	      "pending deliveries).",
+	      "Items waiting, by queue: events (process events to apply; event_bytes the "
+	      "memory they hold) or sink:NAME (a sink's pending deliveries).",
 	      "queue", NULL);
 	GAUGE(dead_letters, "daemoneye_dead_letters", "Alerts a sink gave up on, by sink.", "sink",
 	      NULL);
@@ -334,7 +334,8 @@ static void refresh_gauges(struct agent *ag, uint64_t store_bytes, uint64_t free
 	de_metric_set(m->events, L(source), (double)ch->events_seen);
 	de_metric_set(m->events_lost, L(source), (double)(ch->lost_before + ch->events_lost));
 	de_metric_set(m->events_lost, L("queue"), (double)ch->events_dropped);
-	de_metric_set(m->queue_depth, L("events"), (double)ch->nqueue);
+	de_metric_set(m->queue_depth, L("events"), (double)agent_events_count(ch));
+	de_metric_set(m->queue_depth, L("event_bytes"), (double)agent_events_bytes(ch));
 	for (size_t i = 0; i < ag->det.rules.len; i++)
 		enabled += ag->det.rules.items[i].enabled;
 	de_metric_set(m->rules_loaded, L("enabled"), (double)enabled);
@@ -483,13 +484,15 @@ static void health_procmond(struct agent *ag, json_t *doc)
 	const char *source = ch->event_source[0] ? ch->event_source
 			     : ch->events	 ? "netlink"
 						 : "none";
-	d = json_pack("{s:i, s:I, s:s, s:s, s:s, s:I, s:I, s:o}", "pid", (int)ch->pid, "started_at",
-		      (json_int_t)ch->started_ms, "event_source", source, "event_source_reason",
-		      ch->event_reason, "capabilities", ch->caps, "events_lost",
-		      (json_int_t)ch->lost_before + (json_int_t)ch->events_lost,
+	d = json_pack("{s:i, s:I, s:s, s:s, s:s, s:I, s:I, s:o, s:I, s:I, s:I}", "pid",
+		      (int)ch->pid, "started_at", (json_int_t)ch->started_ms, "event_source",
+		      source, "event_source_reason", ch->event_reason, "capabilities", ch->caps,
+		      "events_lost", (json_int_t)ch->lost_before + (json_int_t)ch->events_lost,
 		      "event_reader_restarts",
 		      (json_int_t)ch->restarts_before + (json_int_t)ch->event_restarts, "restarts",
-		      restarts_json(c));
+		      restarts_json(c), "events_dropped", (json_int_t)ch->events_dropped,
+		      "event_queue_bytes", (json_int_t)agent_events_bytes(ch),
+		      "event_queue_max_bytes", (json_int_t)agent_events_max(ch));
 	if (ch->fd < 0) {
 		char due[64] = "";
 		if (ag->have_sup && c->restart_in_ms >= 0)
@@ -498,16 +501,16 @@ static void health_procmond(struct agent *ag, json_t *doc)
 		add(doc, "procmond", DE_HEALTH_CRITICAL, d, "not running%s; %s", due, rs);
 		return;
 	}
-	if (recent_exit(c) || ch->restarts_before + ch->event_restarts)
+	if (recent_exit(c) || ch->restarts_before + ch->event_restarts || ch->dropping)
 		st = DE_HEALTH_WARNING;
 	if (want_events && !ch->events && ag->sup.privileged)
 		st = DE_HEALTH_WARNING;
 	ago(up, sizeof(up), ch->started_ms);
-	add(doc, "procmond", st, d, "pid %d, up %s, events: %s; %s", (int)ch->pid, up,
+	add(doc, "procmond", st, d, "pid %d, up %s, events: %s%s; %s", (int)ch->pid, up,
 	    ch->events	  ? source
 	    : want_events ? "off (polling only)"
 			  : "off (polling, as configured)",
-	    rs);
+	    ch->dropping ? " (the agent's event queue is full: dropping)" : "", rs);
 }
 
 static void health_worker(struct agent *ag, json_t *doc)

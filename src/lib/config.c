@@ -83,6 +83,7 @@ static const struct key_spec schema[] = {
 	{"detection.rule_budget_ms", V_U64, false, 0, 3600000, NULL},
 	{"detection.rule_budget_strikes", V_U64, false, 1, 1000, NULL},
 	{"detection.exec_batch_wait_ms", V_U64, false, 0, 100, NULL},
+	{"detection.event_queue_mb", V_U64, false, 1, 4096, NULL},
 	{"alerting.stdout.enabled", V_BOOL, false, 0, 0, NULL},
 	{"alerting.stdout.format", V_ENUM, false, 0, 0, "auto text human json ecs cef ocsf"},
 	{"alerting.deduplication.enabled", V_BOOL, false, 0, 0, NULL},

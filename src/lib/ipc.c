@@ -629,21 +629,72 @@ static bool dup_opt(const char *s, char **out)
 	return !s || *out;
 }
 
-/* protobuf-c's allocations, noting a failure: an unpack that ran out of
-   memory is not a malformed frame */
-static void *pb_alloc(void *nomem, size_t size)
-{
-	void *p = malloc(size);
+/*
+ * protobuf-c's allocations during one unpack, carved from an arena: a block
+ * on the decoder's stack, then blocks from malloc chained behind it (an
+ * allocation larger than a block gets one of its own).  Nothing is freed
+ * one by one: the decoder copies what it keeps out of the unpacked Frame
+ * and releases the arena whole.  The total stays bounded by the payload
+ * (DE_IPC_MAX_FRAME), as protobuf-c's own allocations are; a failure is
+ * noted, since an unpack that ran out of memory is not a malformed frame.
+ */
+#define ARENA_STACK 8192
+#define ARENA_BLOCK 16384
+#define ARENA_ALIGN 16
 
-	if (!p)
-		*(bool *)nomem = true;
-	return p;
+struct arena {
+	char *p;	  /* the block being carved */
+	size_t used, cap; /* of p */
+	void **chain;	  /* malloc'd blocks: each starts with the previous one's address */
+	bool nomem;	  /* an allocation failed */
+};
+
+static void *arena_alloc(void *ap, size_t size)
+{
+	struct arena *a = ap;
+	size_t bs;
+	void **b;
+
+	/* no more than protobuf-c could ask of a frame within the limit (8
+	   bytes of array a 2-byte element at most): no overflow below */
+	if (size > DE_IPC_MAX_FRAME * (size_t)16) {
+		a->nomem = true;
+		return NULL;
+	}
+	size = (size + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+	if (size <= a->cap - a->used) {
+		void *p = a->p + a->used;
+		a->used += size;
+		return p;
+	}
+	bs = size > ARENA_BLOCK ? size : ARENA_BLOCK;
+	if (!(b = malloc(ARENA_ALIGN + bs))) {
+		a->nomem = true;
+		return NULL;
+	}
+	b[0] = a->chain;
+	a->chain = b;
+	if (bs == ARENA_BLOCK) {
+		a->p = (char *)b + ARENA_ALIGN;
+		a->cap = bs;
+		a->used = size;
+	}
+	return (char *)b + ARENA_ALIGN;
 }
 
-static void pb_free(void *nomem, void *p)
+static void arena_free(void *ap, void *p)
 {
-	(void)nomem;
-	free(p);
+	(void)ap;
+	(void)p; /* released with the arena */
+}
+
+static void arena_release(struct arena *a)
+{
+	while (a->chain) {
+		void **next = a->chain[0];
+		free(a->chain);
+		a->chain = next;
+	}
 }
 
 int de_ipc_decode(const uint8_t *buf, size_t len, size_t *consumed, struct de_ipc_msg *out,
@@ -652,8 +703,9 @@ int de_ipc_decode(const uint8_t *buf, size_t len, size_t *consumed, struct de_ip
 	const char *why;
 	Daemoneye__Ipc__Frame *f;
 	struct de_ipc_msg m = {0};
-	bool nomem = false;
-	ProtobufCAllocator alloc = {pb_alloc, pb_free, &nomem};
+	_Alignas(ARENA_ALIGN) char stack[ARENA_STACK];
+	struct arena arena = {stack, 0, sizeof(stack), NULL, false};
+	ProtobufCAllocator alloc = {arena_alloc, arena_free, &arena};
 	uint32_t n;
 	int rc = 0;
 
@@ -669,11 +721,14 @@ int de_ipc_decode(const uint8_t *buf, size_t len, size_t *consumed, struct de_ip
 	if (crc(buf + DE_IPC_HEADER, n) != get_be32(buf + 4))
 		return de_error_set(err, DE_ERR_VALIDATION, EBADMSG, "IPC frame fails its CRC32");
 	f = daemoneye__ipc__frame__unpack(&alloc, n, buf + DE_IPC_HEADER);
-	if (!f && nomem)
-		return de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
-	if (!f)
+	if (!f) {
+		bool nomem = arena.nomem;
+		arena_release(&arena);
+		if (nomem)
+			return de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
 		return de_error_set(err, DE_ERR_VALIDATION, EBADMSG,
 				    "malformed IPC frame: not a valid Frame message");
+	}
 	switch (f->body_case) {
 	case DAEMONEYE__IPC__FRAME__BODY_HELLO:
 		m.kind = DE_IPC_HELLO;
@@ -753,7 +808,7 @@ int de_ipc_decode(const uint8_t *buf, size_t len, size_t *consumed, struct de_ip
 				  "unknown IPC frame: no known message kind");
 		break;
 	}
-	daemoneye__ipc__frame__free_unpacked(f, &alloc);
+	arena_release(&arena); /* f and all it points to */
 	if (rc < 0) {
 		de_ipc_msg_clear(&m);
 		return rc;
@@ -797,7 +852,13 @@ int de_ipc_send(int fd, const struct de_ipc_msg *m, struct de_error *err)
 
 struct de_ipc_reader {
 	int fd;
-	struct de_buf in; /* bytes read, at most one whole frame and its header */
+	/* bytes read: in.p[off..in.len) are not decoded yet (whole frames, then
+	   at most the start of one); what is before off is compacted away
+	   only before the next read, not after each frame */
+	struct de_buf in;
+	size_t off;
+	bool drained;	       /* the last read stopped short of the room it had */
+	size_t last, last_len; /* the frame decoded last: in.p[last..last + last_len) */
 };
 
 #define READ_CHUNK ((size_t)64 * 1024) /* what one read(2) asks for at least */
@@ -826,22 +887,99 @@ void de_ipc_reader_free(struct de_ipc_reader *r)
 	free(r);
 }
 
+/* The bytes read and not decoded yet. */
+static size_t unread(const struct de_ipc_reader *r)
+{
+	return r->in.len - r->off;
+}
+
 bool de_ipc_reader_pending(const struct de_ipc_reader *r)
 {
-	return r->in.len >= DE_IPC_HEADER &&
-	       r->in.len - DE_IPC_HEADER >= get_be32((const uint8_t *)r->in.p);
+	return unread(r) >= DE_IPC_HEADER &&
+	       unread(r) - DE_IPC_HEADER >= get_be32((const uint8_t *)r->in.p + r->off);
+}
+
+const uint8_t *de_ipc_reader_last(const struct de_ipc_reader *r, size_t *len)
+{
+	*len = r->last_len;
+	return (const uint8_t *)r->in.p + r->last;
+}
+
+bool de_ipc_reader_drained(const struct de_ipc_reader *r)
+{
+	return r->drained && !de_ipc_reader_pending(r);
+}
+
+/* The error for a channel the peer closed with n bytes of a frame read. */
+static int peer_closed(size_t n, struct de_error *err)
+{
+	if (n == 0)
+		return de_error_set(err, DE_ERR_IO, EPIPE, "IPC peer closed the channel");
+	return de_error_set(err, DE_ERR_IO, EPROTO,
+			    "truncated IPC frame: peer closed after %zu bytes", n);
+}
+
+/*
+ * Before a read: the bytes not decoded moved to the front, and room for the
+ * whole frame they start (its length is checked against the limit by
+ * decode first) and at least a chunk to read into.  An empty buffer that a
+ * large frame grew goes back to a chunk.
+ */
+static int make_room(struct de_ipc_reader *r, struct de_error *err)
+{
+	struct de_buf *b = &r->in;
+	size_t n = unread(r), want;
+	int rc;
+
+	r->last_len = 0;
+	if (r->off) {
+		memmove(b->p, b->p + r->off, n);
+		b->len = n;
+		r->off = 0;
+	}
+	if (n == 0 && b->cap > 4 * READ_CHUNK) {
+		de_buf_free(b); /* max kept */
+		if ((rc = de_buf_reserve(b, READ_CHUNK)) < 0)
+			return de_error_set(err, DE_ERR_IO, -rc, "IPC read: %s", strerror(-rc));
+	}
+	want = n >= DE_IPC_HEADER ? DE_IPC_HEADER + get_be32((const uint8_t *)b->p) : DE_IPC_HEADER;
+	if ((rc = de_buf_reserve(b, want > n ? want - n : 0)) < 0 ||
+	    (b->cap - 1 - b->len < READ_CHUNK && (rc = de_buf_reserve(b, READ_CHUNK)) < 0))
+		return de_error_set(err, DE_ERR_IO, -rc, "IPC read: %s", strerror(-rc));
+	return 0;
+}
+
+/* Count n bytes read into the room make_room left. */
+static void got_bytes(struct de_ipc_reader *r, size_t n)
+{
+	r->drained = n < r->in.cap - 1 - r->in.len;
+	r->in.len += n;
+}
+
+int de_ipc_reader_fill(struct de_ipc_reader *r, struct de_error *err)
+{
+	ssize_t n;
+	int rc;
+
+	if ((rc = make_room(r, err)) < 0)
+		return rc;
+	n = recv(r->fd, r->in.p + r->in.len, r->in.cap - 1 - r->in.len, MSG_DONTWAIT);
+	if (n > 0) {
+		got_bytes(r, (size_t)n);
+		return n > INT32_MAX ? INT32_MAX : (int)n;
+	}
+	if (n == 0)
+		return peer_closed(unread(r), err);
+	if (errno == EAGAIN || errno == EWOULDBLOCK) {
+		r->drained = true;
+		return 0;
+	}
+	if (errno == EINTR)
+		return -EINTR;
+	return de_error_set(err, DE_ERR_IO, errno, "IPC read: %s", strerror(errno));
 }
 
 /* The next frame; before each read, wait until deadline_ms (monotonic) unless it is < 0. */
-/* The error for a channel the peer closed with b->len bytes of a frame read. */
-static int peer_closed(const struct de_buf *b, struct de_error *err)
-{
-	if (b->len == 0)
-		return de_error_set(err, DE_ERR_IO, EPIPE, "IPC peer closed the channel");
-	return de_error_set(err, DE_ERR_IO, EPROTO,
-			    "truncated IPC frame: peer closed after %zu bytes", b->len);
-}
-
 static int recv_frame(struct de_ipc_reader *r, struct de_ipc_msg *out, int64_t deadline_ms,
 		      struct de_error *err)
 {
@@ -849,30 +987,27 @@ static int recv_frame(struct de_ipc_reader *r, struct de_ipc_msg *out, int64_t d
 
 	for (;;) {
 		size_t used = 0;
-		int rc = de_ipc_decode((const uint8_t *)b->p, b->len, &used, out, err);
+		int rc = de_ipc_decode((const uint8_t *)b->p + r->off, unread(r), &used, out, err);
 		ssize_t n;
 
 		if (rc == 0) {
-			memmove(b->p, b->p + used, b->len - used);
-			b->len -= used;
+			r->last = r->off;
+			r->last_len = used;
+			r->off += used;
+			if (r->off == b->len)
+				b->len = r->off = 0; /* the bytes stay until the next read */
 			return 0;
 		}
 		if (rc != -EAGAIN)
 			return rc;
-		/* room for the whole frame (decode has checked its length by now),
-		   and at least a chunk to read into */
-		size_t want = b->len >= DE_IPC_HEADER
-				      ? DE_IPC_HEADER + get_be32((const uint8_t *)b->p)
-				      : DE_IPC_HEADER;
-		if ((rc = de_buf_reserve(b, want > b->len ? want - b->len : 0)) < 0 ||
-		    (b->cap - 1 == b->len && (rc = de_buf_reserve(b, READ_CHUNK)) < 0))
-			return de_error_set(err, DE_ERR_IO, -rc, "IPC read: %s", strerror(-rc));
+		if ((rc = make_room(r, err)) < 0)
+			return rc;
 		/* what is there already needs no poll (the frames of a batch
 		   arrive together); a descriptor that is not a socket polls */
 		n = deadline_ms >= 0 ? recv(r->fd, b->p + b->len, b->cap - 1 - b->len, MSG_DONTWAIT)
 				     : -1;
 		if (n > 0) {
-			b->len += (size_t)n;
+			got_bytes(r, (size_t)n);
 			continue;
 		}
 		if (deadline_ms >= 0 && n < 0 && errno == EINTR)
@@ -881,7 +1016,7 @@ static int recv_frame(struct de_ipc_reader *r, struct de_ipc_msg *out, int64_t d
 		    errno != ENOTSOCK)
 			return de_error_set(err, DE_ERR_IO, errno, "IPC read: %s", strerror(errno));
 		if (deadline_ms >= 0 && n == 0)
-			return peer_closed(b, err);
+			return peer_closed(unread(r), err);
 		if (deadline_ms >= 0) {
 			int64_t left = deadline_ms - de_mono_ms();
 			struct pollfd p = {r->fd, POLLIN, 0};
@@ -903,8 +1038,8 @@ static int recv_frame(struct de_ipc_reader *r, struct de_ipc_msg *out, int64_t d
 			return de_error_set(err, DE_ERR_IO, errno, "IPC read: %s", strerror(errno));
 		}
 		if (n == 0)
-			return peer_closed(b, err);
-		b->len += (size_t)n;
+			return peer_closed(unread(r), err);
+		got_bytes(r, (size_t)n);
 	}
 }
 

@@ -272,6 +272,40 @@ int de_process_record_copy(const struct de_process_record *src, struct de_proces
 	return 0;
 }
 
+/* What malloc(n) takes on a 64-bit glibc heap: a chunk of n plus its
+   8-byte header, in 16-byte steps, 32 at least. */
+static size_t chunk_bytes(size_t n)
+{
+	size_t c = (n + 8 + 15) & ~(size_t)15;
+
+	return c < 32 ? 32 : c;
+}
+
+static size_t text_bytes(const char *s)
+{
+	return s ? chunk_bytes(strlen(s) + 1) : 0;
+}
+
+size_t de_process_record_heap_bytes(const struct de_process_record *r)
+{
+	size_t n = text_bytes(r->name) + text_bytes(r->executable_path) +
+		   text_bytes(r->executable_hash) + text_bytes(r->hash_algorithm) +
+		   text_bytes(r->user_id);
+
+	if (r->command_line) {
+		n += chunk_bytes((r->command_line_len ? r->command_line_len : 1) * sizeof(char *));
+		for (size_t i = 0; i < r->command_line_len; i++)
+			n += text_bytes(r->command_line[i]);
+	}
+	for (int i = 0; i < DE_FACT_COUNT_MAX; i++)
+		if (fact_is_text(i))
+			n += text_bytes(*fact_text((struct de_linux_facts *)&r->facts, i));
+	/* jansson's nodes take about twice their compact text */
+	if (r->platform_data)
+		n += 2 * chunk_bytes(json_dumpb(r->platform_data, NULL, 0, JSON_COMPACT));
+	return n;
+}
+
 bool de_process_record_equal(const struct de_process_record *a, const struct de_process_record *b)
 {
 	json_t *ja, *jb;
