@@ -55,6 +55,12 @@ struct de_bpfevents_options {
 	bool tcp;		 /* also TCP connect, listen and accept (default true) */
 	const char *object_path; /* NULL: the programs built into daemoneye; else this object */
 	const char *btf_path;	 /* NULL: the running kernel's BTF; else this BTF file */
+	/* environment variables an exec's record carries (collection.env_capture,
+	   borrowed until open returns): at most DE_BPF_ENV_NAMES of at most 63
+	   bytes, else the kernel searches none (the record says so and user
+	   space reads /proc/PID/environ) */
+	const char *const *env_names;
+	size_t nenv_names;
 };
 
 /* Fill *o with the defaults above. */

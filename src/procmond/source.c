@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -23,19 +24,24 @@
 #include "daemoneye/procevents.h"
 #include "procmond.h"
 
-/* The collection.ebpf_* settings as sensor options (strings borrowed from cfg). */
+/* The collection.ebpf_* settings and collection.env_capture as sensor
+   options (strings borrowed from cfg; o->env_names allocated, the
+   caller frees it). */
 static int bpf_options(const struct de_config *cfg, struct de_bpfevents_options *o,
 		       struct de_error *err)
 {
 	uint64_t argv, rb;
-	const char *obj = NULL, *btf = NULL;
+	const char *obj = NULL, *btf = NULL, **env = NULL;
 	int rc;
 
 	de_bpfevents_options_default(o);
 	if ((rc = de_config_get_u64(cfg, "collection.ebpf_argv_max", &argv, err)) < 0 ||
 	    (rc = de_config_get_u64(cfg, "collection.ebpf_ringbuf_kb", &rb, err)) < 0 ||
-	    (rc = de_config_get_bool(cfg, "collection.ebpf_tcp", &o->tcp, err)) < 0)
+	    (rc = de_config_get_bool(cfg, "collection.ebpf_tcp", &o->tcp, err)) < 0 ||
+	    (rc = de_config_get_str_list(cfg, "collection.env_capture", &env, &o->nenv_names,
+					 err)) < 0)
 		return rc;
+	o->env_names = env;
 	if (de_config_get_str(cfg, "collection.ebpf_object", &obj, NULL) < 0)
 		obj = NULL;
 	if (de_config_get_str(cfg, "collection.ebpf_btf", &btf, NULL) < 0)
@@ -68,7 +74,9 @@ int procmond_source_open(const struct de_config *cfg, struct procmond_source *s,
 	if (strcmp(want, "netlink") != 0) {
 		if ((rc = bpf_options(cfg, &bo, err)) < 0)
 			return rc;
-		if (de_bpfevents_open(&bo, &s->bpf, &e) == 0) {
+		rc = de_bpfevents_open(&bo, &s->bpf, &e);
+		free((void *)bo.env_names);
+		if (rc == 0) {
 			s->name = "ebpf";
 			de_log_info(
 				"process events: the eBPF sensor (exec with argv, fork, exit%s)",
