@@ -111,9 +111,29 @@ struct kernfs_node___old {
 #define IPPROTO_TCP_	 6
 #define NAME_CHUNK	 256 /* one component, NUL included (NAME_MAX + 1) */
 
-static __always_inline void count_output(void *rec, __u64 size)
+/*
+ * Wake-ups: a reader woken for every record would pay a poll and a
+ * context switch for each of the fork, exec and exit of every process.
+ * A record wakes the reader only when WAKE_GAP_NS have passed since the
+ * last that did (so the first after a quiet spell goes at once), and a
+ * fork never does (the exec that follows it within microseconds does;
+ * user space forwards no fork alone).  The others wait for the next
+ * wake-up, or for the reader's own short poll timeout while records come
+ * (bpfevents.h: DE_BPFEVENTS_BUSY_POLL_MS), so a record waits a few
+ * milliseconds at most.  last_wake_ns is shared by every CPU without a
+ * lock: a race costs one wake-up more.
+ */
+#define WAKE_GAP_NS 2000000
+
+static __always_inline void count_output(void *rec, __u64 size, bool may_wake)
 {
-	if (bpf_ringbuf_output(&events, rec, size, 0) == 0)
+	__u64 now = bpf_ktime_get_ns(), flags = BPF_RB_NO_WAKEUP;
+
+	if (may_wake && now - counters.last_wake_ns >= WAKE_GAP_NS) {
+		counters.last_wake_ns = now;
+		flags = BPF_RB_FORCE_WAKEUP;
+	}
+	if (bpf_ringbuf_output(&events, rec, size, flags) == 0)
 		__sync_fetch_and_add(&counters.events, 1);
 	else
 		__sync_fetch_and_add(&counters.dropped, 1);
@@ -500,7 +520,7 @@ int on_exec(struct bpf_raw_tracepoint_args *ctx)
 	size = sizeof(*e) + off + argv_len + e->env_len;
 	if (size > sizeof(*s))
 		return 0;
-	count_output(s, size);
+	count_output(s, size, true);
 	return 0;
 }
 
@@ -522,7 +542,7 @@ int on_fork(struct bpf_raw_tracepoint_args *ctx)
 #endif
 	f.ppid = BPF_CORE_READ(child, real_parent, tgid);
 	f.start_ns = BPF_CORE_READ(child, start_boottime);
-	count_output(&f, sizeof(f));
+	count_output(&f, sizeof(f), false);
 	return 0;
 }
 
@@ -542,7 +562,7 @@ int on_exit(struct bpf_raw_tracepoint_args *ctx)
 	if (BPF_CORE_READ(task, signal, flags) & 0x4 /* SIGNAL_GROUP_EXIT */)
 		x.exit_code = (__u32)BPF_CORE_READ(task, signal, group_exit_code);
 	x.start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
-	count_output(&x, sizeof(x));
+	count_output(&x, sizeof(x), true);
 	return 0;
 }
 
@@ -604,7 +624,7 @@ int on_sock_state(struct bpf_raw_tracepoint_args *ctx)
 	t.h.kind = DE_BPF_TCP;
 	t.h.ktime_ns = bpf_ktime_get_boot_ns();
 	tcp_addrs(sk, &t);
-	count_output(&t, sizeof(t));
+	count_output(&t, sizeof(t), true);
 	return 0;
 }
 
@@ -654,7 +674,7 @@ int on_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	t.op = DE_BPF_TCP_ACCEPT;
 	t.start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
 	tcp_addrs(sk, &t);
-	count_output(&t, sizeof(t));
+	count_output(&t, sizeof(t), true);
 #endif
 	return 0;
 }

@@ -137,6 +137,7 @@ struct de_bpf_tcp {
 struct de_bpf_counters {
 	__u64 events;	    /* records written */
 	__u64 dropped;	    /* records the ring buffer had no room for */
+	__u64 last_wake_ns; /* the program's own: when a record last woke the reader */
 };
 
 #endif

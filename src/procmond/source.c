@@ -131,12 +131,16 @@ uint64_t procmond_source_lost(const struct procmond_source *s)
 	return s->bpf ? de_bpfevents_dropped(s->bpf) : de_procevents_overruns(s->nl);
 }
 
-/* While events come fast (SOURCE_BUSY_EVENTS or more in the last window
-   of SOURCE_WINDOW_MS: about 1,600 a second), a read waits SOURCE_GATHER_US
-   after its wake-up so that the events of that while are read, encoded and
-   sent together: one wake-up and one write for several execs instead of
-   one each.  Slower, an event goes on at once (a fork, exec and exit of
-   one short process are only a handful). */
+/* The netlink connector: while events come fast (SOURCE_BUSY_EVENTS or
+   more in the last window of SOURCE_WINDOW_MS: about 1,600 a second), a
+   read waits SOURCE_GATHER_US after its wake-up so that the events of that
+   while are read, encoded and sent together: one wake-up and one write for
+   several execs instead of one each.  Slower, an event goes on at once (a
+   fork, exec and exit of one short process are only a handful).
+   The eBPF sensor gathers in the kernel instead (a record wakes us at most
+   every two milliseconds, sensor.bpf.c), with no sleep here: after a read that
+   brought events the next poll waits DE_BPFEVENTS_BUSY_POLL_MS at most,
+   for the records written since without a wake-up. */
 #define SOURCE_WINDOW_MS   10
 #define SOURCE_BUSY_EVENTS 16
 #define SOURCE_GATHER_US   1000
@@ -163,7 +167,7 @@ int procmond_follow_events(struct procmond_source *s,
 	struct de_process_event buf[256];
 	struct counted cnt = {fn, ctx, 0};
 	int64_t window = 0;
-	bool busy = false;
+	bool busy = false, read_some = false;
 	int rc = 0;
 
 	if (!procmond_source_on(s))
@@ -173,10 +177,22 @@ int procmond_follow_events(struct procmond_source *s,
 				   POLLIN, 0};
 		struct de_error err = {0};
 		size_t n;
-		int pr = poll(&p, 1, 200);
+		int pr = poll(&p, 1, s->bpf && read_some ? DE_BPFEVENTS_BUSY_POLL_MS : 200);
 
 		if (pr < 0 && errno != EINTR)
 			return -errno;
+		if (s->bpf) {
+			/* readable or not: records may wait without a wake-up */
+			size_t before = cnt.n;
+			rc = de_bpfevents_read(s->bpf, count_event, &cnt, &err);
+			if (rc < 0 && err.message[0])
+				de_log_err(&err);
+			if (pr >= 0) /* a signal's early return says nothing */
+				read_some = cnt.n != before;
+			if (rc == 0 && read_some && flush)
+				rc = flush(ctx);
+			continue;
+		}
 		int64_t now = de_mono_ms();
 		if (now - window >= SOURCE_WINDOW_MS) {
 			busy = cnt.n >= SOURCE_BUSY_EVENTS &&
@@ -190,11 +206,7 @@ int procmond_follow_events(struct procmond_source *s,
 			struct timespec ts = {0, SOURCE_GATHER_US * 1000L};
 			nanosleep(&ts, NULL);
 		}
-		if (s->bpf) {
-			rc = de_bpfevents_read(s->bpf, count_event, &cnt, &err);
-			if (rc < 0 && err.message[0])
-				de_log_err(&err);
-		} else {
+		{
 			if ((rc = de_procevents_read(s->nl, buf, sizeof(buf) / sizeof(buf[0]), &n,
 						     &err)) < 0) {
 				de_log_err(&err);
