@@ -268,6 +268,15 @@ static __always_inline __u32 tty_devnum(struct tty_struct *tty)
  * (an image opened elsewhere and run with fexecve).  Sets
  * DE_BPF_F_EXE_STAT when this kernel's inode has times we know.
  */
+/* ms, mn, cs, cn from the timespec64 fields m and c of the inode o */
+#define TIMESPEC_TIMES(o, m, c)                                                                    \
+	do {                                                                                       \
+		ms = BPF_CORE_READ(o, m.tv_sec);                                                   \
+		mn = BPF_CORE_READ(o, m.tv_nsec);                                                  \
+		cs = BPF_CORE_READ(o, c.tv_sec);                                                   \
+		cn = BPF_CORE_READ(o, c.tv_nsec);                                                  \
+	} while (0)
+
 static __always_inline void exe_stat(struct de_bpf_exec *e, struct task_struct *task,
 				     struct file *exe)
 {
@@ -286,23 +295,11 @@ static __always_inline void exe_stat(struct de_bpf_exec *e, struct task_struct *
 		cs = BPF_CORE_READ(ino, i_ctime_sec);
 		cn = BPF_CORE_READ(ino, i_ctime_nsec);
 	} else if (bpf_core_field_exists(((struct inode___v67 *)ino)->__i_mtime)) {
-		struct inode___v67 *o = (void *)ino;
-		ms = BPF_CORE_READ(o, __i_mtime.tv_sec);
-		mn = BPF_CORE_READ(o, __i_mtime.tv_nsec);
-		cs = BPF_CORE_READ(o, __i_ctime.tv_sec);
-		cn = BPF_CORE_READ(o, __i_ctime.tv_nsec);
+		TIMESPEC_TIMES((struct inode___v67 *)ino, __i_mtime, __i_ctime);
 	} else if (bpf_core_field_exists(((struct inode___v66 *)ino)->__i_ctime)) {
-		struct inode___v66 *o = (void *)ino;
-		ms = BPF_CORE_READ(o, i_mtime.tv_sec);
-		mn = BPF_CORE_READ(o, i_mtime.tv_nsec);
-		cs = BPF_CORE_READ(o, __i_ctime.tv_sec);
-		cn = BPF_CORE_READ(o, __i_ctime.tv_nsec);
+		TIMESPEC_TIMES((struct inode___v66 *)ino, i_mtime, __i_ctime);
 	} else if (bpf_core_field_exists(((struct inode___v65 *)ino)->i_ctime)) {
-		struct inode___v65 *o = (void *)ino;
-		ms = BPF_CORE_READ(o, i_mtime.tv_sec);
-		mn = BPF_CORE_READ(o, i_mtime.tv_nsec);
-		cs = BPF_CORE_READ(o, i_ctime.tv_sec);
-		cn = BPF_CORE_READ(o, i_ctime.tv_nsec);
+		TIMESPEC_TIMES((struct inode___v65 *)ino, i_mtime, i_ctime);
 	} else {
 		return;
 	}
