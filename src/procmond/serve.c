@@ -274,9 +274,11 @@ int procmond_serve(struct de_collector *col, struct procmond_source *src, int fd
 		   thread wrote (the kernel's write-space wake-up), hundreds of
 		   times a second at 1,000 execs/s, for nothing */
 		if (!de_ipc_reader_pending(rd)) {
+			/* EINTR: procmond_stop may be set; another failure: the
+			   read below says what it is */
 			struct pollfd p = {fd, POLLIN, 0};
-			if (poll(&p, 1, -1) < 0)
-				continue; /* EINTR: procmond_stop may be set */
+			if (poll(&p, 1, -1) < 0 && errno == EINTR)
+				continue;
 		}
 		rc = de_ipc_recv(rd, &req, &err);
 		if (rc == -EINTR)
