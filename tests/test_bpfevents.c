@@ -11,6 +11,7 @@
  * peak resident size does not carry it.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <seccomp.h>
 #include <setjmp.h>
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -359,11 +361,14 @@ struct facts_watch {
 	char env[DE_BPF_ENV_MAX];
 	size_t env_len;
 	uint64_t lost;
+	struct de_collector *col; /* when set: the record de_collector_exec makes */
+	struct de_process_record r;
 };
 
 static int on_facts(void *ctx, struct de_process_event *e)
 {
 	struct facts_watch *w = ctx;
+	struct de_error err = {0};
 
 	if (e->kind == DE_PROCESS_LOST)
 		w->lost += e->lost;
@@ -371,6 +376,8 @@ static int on_facts(void *ctx, struct de_process_event *e)
 		return 0;
 	assert_non_null(e->kexec);
 	w->k = *e->kexec;
+	if (w->col)
+		assert_int_equal(de_collector_exec(w->col, e->kexec, 0, &w->r, &err), 0);
 	assert_true(w->k.env_len <= sizeof(w->env));
 	memcpy(w->env, w->k.env, w->k.env_len);
 	w->env_len = w->k.env_len;
@@ -378,6 +385,9 @@ static int on_facts(void *ctx, struct de_process_event *e)
 	w->seen = true;
 	return 0;
 }
+
+/* start_held runs this descriptor's file (fexecve) when >= 0 */
+static int held_exec_fd = -1;
 
 /*
  * Start /bin/sh with envp, held alive on a pipe (it reads a line), and read
@@ -397,7 +407,10 @@ static pid_t start_held(struct de_bpfevents *ev, struct facts_watch *w, char *co
 		close(pfd[1]);
 		if (dup2(pfd[0], 0) < 0)
 			_exit(126);
-		execve("/bin/sh", argv, envp);
+		if (held_exec_fd >= 0)
+			fexecve(held_exec_fd, argv, envp);
+		else
+			execve("/bin/sh", argv, envp);
 		_exit(127);
 	}
 	close(pfd[0]);
@@ -655,6 +668,76 @@ static void test_exec_record_of_gone_process(void **state)
 	de_bpfevents_close(ev);
 }
 
+/*
+ * An image whose path names nothing in our mount namespace (a memfd run
+ * with fexecve: /proc/PID/exe says "/memfd:de-sensor (deleted)", the
+ * kernel's dentry walk only "/"): the kernel says so, and the record of
+ * the live process takes the path /proc/PID/exe shows (readlink), with
+ * file_exists false, not replaced, and the image's identity that of
+ * /proc/PID/exe (stat).
+ */
+static void test_exec_memfd_image(void **state)
+{
+	(void)state;
+	struct de_bpfevents_options o;
+	struct de_collect_options co;
+	struct de_bpfevents *ev;
+	struct de_error err = {0};
+	static struct facts_watch w;
+	static char buf[1 << 16];
+	char path[64], json[8192], want[128];
+	struct stat st;
+	ssize_t n;
+	int hold, in, mfd;
+
+	if (!can_load())
+		return;
+	mfd = memfd_create("de-sensor", 0);
+	assert_true(mfd >= 0);
+	in = open("/bin/sh", O_RDONLY | O_CLOEXEC);
+	assert_true(in >= 0);
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		assert_int_equal(write(mfd, buf, (size_t)n), n);
+	close(in);
+	memset(&w, 0, sizeof(w));
+	de_bpfevents_options_default(&o);
+	if (de_bpfevents_open(&o, &ev, &err) < 0)
+		fail_msg("the sensor did not load: %s", err.message);
+	de_collect_options_default(&co);
+	assert_int_equal(de_collector_open(NULL, &w.col, &err), 0);
+	assert_int_equal(de_collector_configure(w.col, &co, &err), 0);
+	char *const envp[] = {"PATH=/bin", NULL};
+	held_exec_fd = mfd;
+	pid_t pid = start_held(ev, &w, envp, &hold);
+	held_exec_fd = -1;
+	close(mfd);
+	assert_true(w.k.has_exe_stat);
+	assert_true(w.k.exe_unlinked);
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(w.k.exe_ino, st.st_ino);
+	assert_false(w.r.file_exists);
+	assert_true(de_linux_facts_json(&w.r, json, sizeof(json)) > 0);
+	printf("# %s: %s\n", w.r.executable_path, json);
+	/* the path /proc/PID/exe shows, not the kernel walk's "/"; nothing
+	   there replaced it */
+	char link[4096];
+	ssize_t ln = readlink(path, link, sizeof(link) - 1);
+	assert_true(ln > 0);
+	link[ln] = '\0';
+	assert_non_null(strstr(link, "/memfd:de-sensor"));
+	assert_non_null(w.r.executable_path);
+	assert_non_null(strstr(link, w.r.executable_path));
+	assert_non_null(strstr(w.r.executable_path, "/memfd:de-sensor"));
+	assert_non_null(strstr(json, "\"exe_replaced\":false"));
+	snprintf(want, sizeof(want), "\"exe_inode\":%llu,", (unsigned long long)st.st_ino);
+	assert_non_null(strstr(json, want));
+	end_held(pid, hold);
+	de_process_record_clear(&w.r);
+	de_collector_close(w.col);
+	de_bpfevents_close(ev);
+}
+
 static void test_no_btf(void **state)
 {
 	(void)state;
@@ -750,6 +833,7 @@ int main(void)
 		cmocka_unit_test(test_exec_facts_match_proc),
 		cmocka_unit_test(test_exec_env_bounds),
 		cmocka_unit_test(test_exec_record_of_gone_process),
+		cmocka_unit_test(test_exec_memfd_image),
 		cmocka_unit_test(test_no_btf),
 		cmocka_unit_test(test_verifier_refuses),
 		cmocka_unit_test(test_refused),

@@ -584,8 +584,19 @@ int de_collector_exec(struct de_collector *c, const struct de_kernel_exec *k, in
 		e.image_mode = (unsigned)img.st_mode;
 		e.deleted = img.st_nlink == 0; /* else renamed, or replaced (kernel_inst) */
 	}
-	if (rc == 0 && alive && k->exe && k->exe_cut)
+	/* a cut path, or one that may name nothing here (a memfd's walk ends
+	   at "/", an image of another mount namespace's): the one
+	   /proc/PID/exe shows us, and whether that still names the image */
+	if (rc == 0 && alive && k->exe && (k->exe_cut || k->exe_unlinked)) {
 		rc = live_path(c, k, &e, &exe_read);
+		if (rc == 0 && exe_read && k->exe_unlinked) {
+			struct stat sb;
+			bool there = stat(e.exe, &sb) == 0;
+			e.file_exists =
+				there && sb.st_ino == e.image.ino && sb.st_dev == e.image.dev;
+			e.replaced = there && !e.file_exists;
+		}
+	}
 	e.path_truncated = (k->exe_cut && !exe_read) || (k->cwd_cut && !cwd_read);
 	/* the image hashed through its path while that still names the file the
 	   kernel ran, else through the process while it runs it */
