@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "daemoneye/bpfevents.h"
+#include "daemoneye/identity.h"
 #include "daemoneye/netconn.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -43,6 +44,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (k.argv_len &&
 		    (k.argv < (const char *)rec || k.argv + k.argv_len > (const char *)rec + size))
 			abort();
+		if (k.env_len &&
+		    (k.env < (const char *)rec || k.env + k.env_len > (const char *)rec + size))
+			abort();
+		/* the kept strings as de_collector_exec reads them */
+		static const char *const names[] = {"LD_PRELOAD", "DE"};
+		char *env = NULL;
+		bool cut;
+		if (de_identity_env(k.env, k.env_len, names, 2, true, NULL, 0, &env, &cut) == 0)
+			free(env);
 	}
 	de_netconn_parse_table((const char *)rec, size, 4, row, &rows);
 	de_netconn_parse_table((const char *)rec, size, 6, row, &rows);

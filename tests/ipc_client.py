@@ -124,6 +124,31 @@ if mode is None:
                 assert ev[4] == 3 << 8, ev  # wait(2) status of exit(3)
                 seen.add("exit")
         print("events: exec with its command line and exit of pid %d" % child.pid)
+        # procmond's main thread waits for requests only: the frames its
+        # event thread writes, drained here as they come, do not wake it
+        # (a read blocked on the socket was woken by every drain)
+        def wakeups():
+            with open(f"/proc/{proc.pid}/task/{proc.pid}/status") as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        return int(line.split()[1])
+        w0, frames = wakeups(), 0
+        for _ in range(200):
+            c = subprocess.Popen(["/bin/true", marker])
+            c.wait()
+            while True:  # what procmond sent, up to this child's exit
+                kind, body = recv_frame(a)
+                assert kind == 5, "unexpected kind %d between scans" % kind
+                frames += 1
+                ev = {}
+                for f, v in fields(body):
+                    ev.setdefault(f, v)
+                if ev[2] == c.pid and ev[1] == 2:
+                    break
+        woken = wakeups() - w0
+        assert frames >= 400 and woken < 20, (frames, woken)
+        print("events: %d frames of 200 children drained, procmond's main thread woken %d "
+              "times" % (frames, woken))
     a.close()
     rc = proc.wait(timeout=60)
     assert rc == 0, rc

@@ -11,6 +11,7 @@
  * peak resident size does not carry it.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <seccomp.h>
 #include <setjmp.h>
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -29,6 +31,7 @@
 
 #include "daemoneye/bpfevents.h"
 #include "daemoneye/clock.h"
+#include "daemoneye/collect.h"
 
 #include <linux/types.h>
 
@@ -348,6 +351,393 @@ static void test_overrun_is_counted(void **state)
 	de_bpfevents_close(ev);
 }
 
+/* ---- the kernel's facts against /proc -------------------------------------- */
+
+/* What the kernel said of one exec, copied out of the callback. */
+struct facts_watch {
+	pid_t child;
+	bool seen;
+	struct de_kernel_exec k; /* its pointers cleared: copies below */
+	char env[DE_BPF_ENV_MAX];
+	size_t env_len;
+	uint64_t lost;
+	struct de_collector *col; /* when set: the record de_collector_exec makes */
+	struct de_process_record r;
+};
+
+static int on_facts(void *ctx, struct de_process_event *e)
+{
+	struct facts_watch *w = ctx;
+	struct de_error err = {0};
+
+	if (e->kind == DE_PROCESS_LOST)
+		w->lost += e->lost;
+	if (e->kind != DE_PROCESS_EXEC || e->pid != (uint32_t)w->child || w->seen)
+		return 0;
+	assert_non_null(e->kexec);
+	w->k = *e->kexec;
+	if (w->col)
+		assert_int_equal(de_collector_exec(w->col, e->kexec, 0, &w->r, &err), 0);
+	assert_true(w->k.env_len <= sizeof(w->env));
+	memcpy(w->env, w->k.env, w->k.env_len);
+	w->env_len = w->k.env_len;
+	w->k.exe = w->k.cwd = w->k.cgroup = w->k.argv = w->k.env = NULL;
+	w->seen = true;
+	return 0;
+}
+
+/* start_held runs this descriptor's file (fexecve) when >= 0 */
+static int held_exec_fd = -1;
+
+/*
+ * Start /bin/sh with envp, held alive on a pipe (it reads a line), and read
+ * the sensor until its exec.  Returns the pid; *hold is the pipe's write end
+ * (closing it lets the child end).
+ */
+static pid_t start_held(struct de_bpfevents *ev, struct facts_watch *w, char *const envp[],
+			int *hold)
+{
+	struct de_error err = {0};
+	int pfd[2];
+
+	assert_int_equal(pipe(pfd), 0);
+	w->child = fork();
+	if (w->child == 0) {
+		char *const argv[] = {"/bin/sh", "-c", "read x", "de-sensor-facts", NULL};
+		close(pfd[1]);
+		if (dup2(pfd[0], 0) < 0)
+			_exit(126);
+		if (held_exec_fd >= 0)
+			fexecve(held_exec_fd, argv, envp);
+		else
+			execve("/bin/sh", argv, envp);
+		_exit(127);
+	}
+	close(pfd[0]);
+	*hold = pfd[1];
+	for (int i = 0; i < 200 && !w->seen; i++) {
+		struct pollfd p = {de_bpfevents_fd(ev), POLLIN, 0};
+		poll(&p, 1, 100);
+		assert_int_equal(de_bpfevents_read(ev, on_facts, w, &err), 0);
+	}
+	assert_true(w->seen);
+	return w->child;
+}
+
+static void end_held(pid_t pid, int hold)
+{
+	int st;
+
+	assert_true(write(hold, "\n", 1) == 1);
+	close(hold);
+	assert_true(waitpid(pid, &st, 0) == pid);
+}
+
+/* The strings of a NUL-separated block (n bytes) whose names are in names. */
+static size_t env_select(const char *env, size_t n, const char *const *names, size_t nnames,
+			 const char **out, size_t *lens, size_t max)
+{
+	size_t k = 0;
+
+	for (size_t at = 0; at < n;) {
+		const char *s = env + at, *nul = memchr(s, '\0', n - at);
+		size_t l = nul ? (size_t)(nul - s) : n - at;
+		for (size_t j = 0; j < nnames; j++) {
+			size_t nl = strlen(names[j]);
+			if (l > nl && s[nl] == '=' && memcmp(s, names[j], nl) == 0 && k < max) {
+				out[k] = s;
+				lens[k++] = l;
+				break;
+			}
+		}
+		at += l + 1;
+	}
+	return k;
+}
+
+/*
+ * What the kernel reads at an exec instead of /proc — the image's stat and
+ * the environment variables asked for — is what /proc says of the live
+ * process: stat(2) of /proc/PID/exe, and /proc/PID/environ filtered by the
+ * same names.  The environment mixes what a search could get wrong: a
+ * value longer than a chunk before the wanted ones, a wanted value longer
+ * than a chunk (kept cut, so that it shows as longer than 4 KiB), a
+ * name that only starts with a wanted one, one that ends with it, and a
+ * wanted name twice.
+ */
+static void test_exec_facts_match_proc(void **state)
+{
+	(void)state;
+	static const char *const names[] = {"DE_T_A", "DE_T_LONG", "DE_T_NONE"};
+	struct de_bpfevents_options o;
+	struct de_bpfevents *ev;
+	struct de_error err = {0};
+	static struct facts_watch w;
+	static char filler[10000 + 8], longv[5000 + 16], proc_env[65536];
+	char path[64];
+	struct stat st;
+	int hold;
+
+	if (!can_load())
+		return;
+	memset(&w, 0, sizeof(w));
+	memcpy(filler, "FILLER=", 7);
+	memset(filler + 7, 'x', 10000);
+	memcpy(longv, "DE_T_LONG=", 10);
+	memset(longv + 10, 'y', 5000);
+	char *const envp[] = {filler,	    "DE_T_AX=no", "XDE_T_A=no",		longv,
+			      "DE_T_A=one", "DE_T_A=dup", "PATH=/usr/bin:/bin", NULL};
+	de_bpfevents_options_default(&o);
+	o.env_names = names;
+	o.nenv_names = 3;
+	if (de_bpfevents_open(&o, &ev, &err) < 0)
+		fail_msg("the sensor did not load: %s", err.message);
+	pid_t pid = start_held(ev, &w, envp, &hold);
+
+	/* the image: stat(2) through /proc/PID/exe */
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(w.k.has_exe_stat);
+	assert_false(w.k.exe_unlinked);
+	assert_int_equal(w.k.exe_ino, st.st_ino);
+	assert_int_equal(w.k.exe_dev, st.st_dev);
+	assert_int_equal(w.k.exe_size, st.st_size);
+	assert_int_equal(w.k.exe_mode, st.st_mode);
+	assert_int_equal(w.k.exe_nlink, st.st_nlink);
+	assert_int_equal(w.k.exe_mtime_ns,
+			 (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec);
+	assert_int_equal(w.k.exe_ctime_ns,
+			 (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec);
+
+	/* the environment: /proc/PID/environ, the same names */
+	snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
+	FILE *f = fopen(path, "re");
+	assert_non_null(f);
+	size_t pn = fread(proc_env, 1, sizeof(proc_env), f);
+	fclose(f);
+	assert_true(pn > 15000 && pn < sizeof(proc_env));
+	const char *want[8], *got[8];
+	size_t wl[8], gl[8];
+	size_t nw = env_select(proc_env, pn, names, 3, want, wl, 8);
+	size_t ng = env_select(w.env, w.env_len, names, 3, got, gl, 8);
+	assert_true(w.k.has_env);
+	assert_false(w.k.env_cut);
+	assert_int_equal(nw, 3); /* DE_T_LONG, DE_T_A twice */
+	assert_int_equal(ng, nw);
+	for (size_t i = 0; i < nw; i++) {
+		/* whole, or the first DE_BPF_ENV_CHUNK - 1 bytes of a longer one */
+		size_t l = wl[i] < DE_BPF_ENV_CHUNK - 1 ? wl[i] : DE_BPF_ENV_CHUNK - 1;
+		assert_int_equal(gl[i], l);
+		assert_memory_equal(got[i], want[i], l);
+	}
+	/* only the wanted strings are carried */
+	assert_int_equal(w.env_len, gl[0] + gl[1] + gl[2] + 3);
+	end_held(pid, hold);
+	assert_int_equal(w.lost, 0);
+	de_bpfevents_close(ev);
+}
+
+/* More strings than the kernel looks at: the record says its search was
+   cut (user space then reads /proc/PID/environ); more names than it
+   takes: it does not search at all. */
+static void test_exec_env_bounds(void **state)
+{
+	(void)state;
+	static const char *const names[] = {"DE_T_A", "B", "C", "D", "E", "F", "G", "H", "I"};
+	struct de_bpfevents_options o;
+	struct de_bpfevents *ev;
+	struct de_error err = {0};
+	static struct facts_watch w;
+	static char strs[5000][16];
+	static char *envp[5001];
+	int hold = -1;
+
+	if (!can_load())
+		return;
+	for (int i = 0; i < 5000; i++) {
+		snprintf(strs[i], sizeof(strs[i]), "V%d=x", i);
+		envp[i] = strs[i];
+	}
+	envp[5000] = NULL;
+	de_bpfevents_options_default(&o);
+	o.env_names = names;
+	o.nenv_names = 1;
+	if (de_bpfevents_open(&o, &ev, &err) < 0)
+		fail_msg("the sensor did not load: %s", err.message);
+	memset(&w, 0, sizeof(w));
+	pid_t pid = start_held(ev, &w, envp, &hold);
+	end_held(pid, hold);
+	assert_true(w.k.has_env);
+	assert_true(w.k.env_cut);
+	de_bpfevents_close(ev);
+
+	o.nenv_names = 9;
+	if (de_bpfevents_open(&o, &ev, &err) < 0)
+		fail_msg("the sensor did not load: %s", err.message);
+	memset(&w, 0, sizeof(w));
+	char *const small[] = {"DE_T_A=1", NULL};
+	pid = start_held(ev, &w, small, &hold);
+	end_held(pid, hold);
+	assert_false(w.k.has_env);
+	assert_int_equal(w.env_len, 0);
+	de_bpfevents_close(ev);
+}
+
+/* A record made by the collector from the kernel's exec, in the callback. */
+struct record_watch {
+	pid_t child;
+	struct de_collector *col;
+	bool seen;
+	struct de_process_record r;
+};
+
+static int on_record(void *ctx, struct de_process_event *e)
+{
+	struct record_watch *w = ctx;
+	struct de_error err = {0};
+
+	if (e->kind != DE_PROCESS_EXEC || e->pid != (uint32_t)w->child || w->seen)
+		return 0;
+	assert_non_null(e->kexec);
+	assert_int_equal(de_collector_exec(w->col, e->kexec, 0, &w->r, &err), 0);
+	w->seen = true;
+	return 0;
+}
+
+/*
+ * A process gone before user space looks (reaped before the ring buffer
+ * is read) still has, in its record, what the kernel read at the exec:
+ * the captured environment and the image's identity and size (against
+ * stat(2) of the file it ran), hashed through its path.
+ */
+static void test_exec_record_of_gone_process(void **state)
+{
+	(void)state;
+	static const char *const names[] = {"DE_T_A", "LD_PRELOAD"};
+	struct de_bpfevents_options o;
+	struct de_collect_options co;
+	struct de_bpfevents *ev;
+	struct de_error err = {0};
+	static struct record_watch w;
+	char json[8192], want[128], real[4096];
+	struct stat st;
+	int wst;
+
+	if (!can_load())
+		return;
+	memset(&w, 0, sizeof(w));
+	de_bpfevents_options_default(&o);
+	o.env_names = names;
+	o.nenv_names = 2;
+	if (de_bpfevents_open(&o, &ev, &err) < 0)
+		fail_msg("the sensor did not load: %s", err.message);
+	de_collect_options_default(&co);
+	co.env_names = names;
+	co.nenv_names = 2;
+	assert_int_equal(de_collector_open(NULL, &w.col, &err), 0);
+	assert_int_equal(de_collector_configure(w.col, &co, &err), 0);
+	w.child = fork();
+	if (w.child == 0) {
+		char *const argv[] = {"/bin/sh", "-c", "exit 0", "de-sensor-gone", NULL};
+		char *const envp[] = {"PATH=/bin", "DE_T_A=from the kernel", NULL};
+		execve("/bin/sh", argv, envp);
+		_exit(127);
+	}
+	assert_true(waitpid(w.child, &wst, 0) == w.child);
+	for (int i = 0; i < 200 && !w.seen; i++) {
+		struct pollfd p = {de_bpfevents_fd(ev), POLLIN, 0};
+		poll(&p, 1, 100);
+		assert_int_equal(de_bpfevents_read(ev, on_record, &w, &err), 0);
+	}
+	assert_true(w.seen);
+	assert_true(de_linux_facts_json(&w.r, json, sizeof(json)) > 0);
+	printf("# %s\n", json);
+	assert_non_null(strstr(json, "\"env\":\"DE_T_A=from the kernel\""));
+	assert_non_null(realpath("/bin/sh", real));
+	assert_string_equal(w.r.executable_path, real);
+	assert_true(w.r.file_exists);
+	assert_int_equal(stat(real, &st), 0);
+	snprintf(want, sizeof(want), "\"exe_inode\":%llu,", (unsigned long long)st.st_ino);
+	assert_non_null(strstr(json, want));
+	snprintf(want, sizeof(want), "\"exe_size\":%lld", (long long)st.st_size);
+	assert_non_null(strstr(json, want));
+	assert_non_null(strstr(json, "\"exe_deleted\":false,\"exe_replaced\":false"));
+	assert_non_null(w.r.executable_hash);
+	de_process_record_clear(&w.r);
+	de_collector_close(w.col);
+	de_bpfevents_close(ev);
+}
+
+/*
+ * An image whose path names nothing in our mount namespace (a memfd run
+ * with fexecve: /proc/PID/exe says "/memfd:de-sensor (deleted)", the
+ * kernel's dentry walk only "/"): the kernel says so, and the record of
+ * the live process takes the path /proc/PID/exe shows (readlink), with
+ * file_exists false, not replaced, and the image's identity that of
+ * /proc/PID/exe (stat).
+ */
+static void test_exec_memfd_image(void **state)
+{
+	(void)state;
+	struct de_bpfevents_options o;
+	struct de_collect_options co;
+	struct de_bpfevents *ev;
+	struct de_error err = {0};
+	static struct facts_watch w;
+	static char buf[1 << 16];
+	char path[64], json[8192], want[128];
+	struct stat st;
+	ssize_t n;
+	int hold, in, mfd;
+
+	if (!can_load())
+		return;
+	mfd = memfd_create("de-sensor", 0);
+	assert_true(mfd >= 0);
+	in = open("/bin/sh", O_RDONLY | O_CLOEXEC);
+	assert_true(in >= 0);
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		assert_int_equal(write(mfd, buf, (size_t)n), n);
+	close(in);
+	memset(&w, 0, sizeof(w));
+	de_bpfevents_options_default(&o);
+	if (de_bpfevents_open(&o, &ev, &err) < 0)
+		fail_msg("the sensor did not load: %s", err.message);
+	de_collect_options_default(&co);
+	assert_int_equal(de_collector_open(NULL, &w.col, &err), 0);
+	assert_int_equal(de_collector_configure(w.col, &co, &err), 0);
+	char *const envp[] = {"PATH=/bin", NULL};
+	held_exec_fd = mfd;
+	pid_t pid = start_held(ev, &w, envp, &hold);
+	held_exec_fd = -1;
+	close(mfd);
+	assert_true(w.k.has_exe_stat);
+	assert_true(w.k.exe_unlinked);
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(w.k.exe_ino, st.st_ino);
+	assert_false(w.r.file_exists);
+	assert_true(de_linux_facts_json(&w.r, json, sizeof(json)) > 0);
+	printf("# %s: %s\n", w.r.executable_path, json);
+	/* the path /proc/PID/exe shows, not the kernel walk's "/"; nothing
+	   there replaced it */
+	char link[4096];
+	ssize_t ln = readlink(path, link, sizeof(link) - 1);
+	assert_true(ln > 0);
+	link[ln] = '\0';
+	assert_non_null(strstr(link, "/memfd:de-sensor"));
+	assert_non_null(w.r.executable_path);
+	assert_non_null(strstr(link, w.r.executable_path));
+	assert_non_null(strstr(w.r.executable_path, "/memfd:de-sensor"));
+	assert_non_null(strstr(json, "\"exe_replaced\":false"));
+	snprintf(want, sizeof(want), "\"exe_inode\":%llu,", (unsigned long long)st.st_ino);
+	assert_non_null(strstr(json, want));
+	end_held(pid, hold);
+	de_process_record_clear(&w.r);
+	de_collector_close(w.col);
+	de_bpfevents_close(ev);
+}
+
 static void test_no_btf(void **state)
 {
 	(void)state;
@@ -440,6 +830,10 @@ int main(void)
 		cmocka_unit_test(test_load_peak_stays_in_child),
 		cmocka_unit_test(test_exec_fork_exit),
 		cmocka_unit_test(test_overrun_is_counted),
+		cmocka_unit_test(test_exec_facts_match_proc),
+		cmocka_unit_test(test_exec_env_bounds),
+		cmocka_unit_test(test_exec_record_of_gone_process),
+		cmocka_unit_test(test_exec_memfd_image),
 		cmocka_unit_test(test_no_btf),
 		cmocka_unit_test(test_verifier_refuses),
 		cmocka_unit_test(test_refused),

@@ -55,6 +55,12 @@ struct de_bpfevents_options {
 	bool tcp;		 /* also TCP connect, listen and accept (default true) */
 	const char *object_path; /* NULL: the programs built into daemoneye; else this object */
 	const char *btf_path;	 /* NULL: the running kernel's BTF; else this BTF file */
+	/* environment variables an exec's record carries (collection.env_capture,
+	   borrowed until open returns): at most DE_BPF_ENV_NAMES of at most 63
+	   bytes, else the kernel searches none (the record says so and user
+	   space reads /proc/PID/environ) */
+	const char *const *env_names;
+	size_t nenv_names;
 };
 
 /* Fill *o with the defaults above. */
@@ -73,8 +79,15 @@ int de_bpfevents_open(const struct de_bpfevents_options *o, struct de_bpfevents 
 		      struct de_error *err);
 void de_bpfevents_close(struct de_bpfevents *ev);
 
-/* A descriptor that polls readable when records wait (CLOEXEC). */
+/*
+ * A descriptor that polls readable when records wait (CLOEXEC).  While
+ * records come fast, not every record makes it readable: one wakes the
+ * reader at most every two milliseconds (a fork never), and the records
+ * after it wait for the next.  A reader that has just read records polls at most
+ * DE_BPFEVENTS_BUSY_POLL_MS before reading again, readable or not.
+ */
 int de_bpfevents_fd(const struct de_bpfevents *ev);
+#define DE_BPFEVENTS_BUSY_POLL_MS 3
 
 /*
  * Hand every waiting record to fn as a de_process_event, in the kernel's

@@ -176,6 +176,18 @@ struct de_kernel_exec {
 	const char *argv;			  /* argv, NUL-separated, argv_len bytes */
 	size_t argv_len;
 	bool exe_cut, cwd_cut, cgroup_cut, argv_cut; /* cut at the sensor's bounds */
+	/* the image's inode as stat(2) of /proc/PID/exe would say (has_exe_stat) */
+	bool has_exe_stat;
+	bool exe_unlinked; /* its path may not name it in the process's mount namespace
+			      (unlinked, a memfd, a mount of another namespace) */
+	uint32_t exe_mode, exe_nlink;
+	int64_t exe_size, exe_mtime_ns, exe_ctime_ns;
+	/* the environment strings named in collection.env_capture, in the
+	   image's order, each NUL-ended (env_len bytes), when the kernel
+	   searched it (has_env); env_cut: not to its end */
+	bool has_env, env_cut;
+	const char *env;
+	size_t env_len;
 };
 
 /* ---- the process event ------------------------------------------------- */

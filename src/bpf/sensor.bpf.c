@@ -38,8 +38,9 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-/* Set by user space before loading (collection.ebpf_argv_max). */
-const volatile __u32 argv_max = 32768;
+/* Set by user space before loading (collection.ebpf_argv_max and
+   collection.env_capture); the object's only constant data. */
+const volatile struct de_bpf_settings settings = {.argv_max = 32768};
 
 struct de_bpf_counters counters;
 
@@ -57,7 +58,9 @@ struct {
 #define PATHS_MASK (DATA_PATHS - 1)
 struct exec_scratch {
 	struct de_bpf_exec e;
-	char data[DATA_PATHS + 2 * DE_BPF_ARGV_MAX]; /* see the argv read */
+	/* see the argv read; the environment's strings follow argv, one
+	   whole chunk past the kept ones at most */
+	char data[DATA_PATHS + 2 * DE_BPF_ARGV_MAX + DE_BPF_ENV_MAX + DE_BPF_ENV_CHUNK];
 };
 
 struct {
@@ -81,6 +84,19 @@ struct {
 	__type(value, struct connecting);
 } connects SEC(".maps");
 
+/* The inode's times as older kernels lay them out: timespec64 fields
+   (up to 6.5), ctime renamed __i_ctime (6.6), mtime __i_mtime (6.7 ..
+   6.10); since 6.11 seconds and nanoseconds are separate fields. */
+struct inode___v65 {
+	struct timespec64 i_mtime, i_ctime;
+};
+struct inode___v66 {
+	struct timespec64 i_mtime, __i_ctime;
+};
+struct inode___v67 {
+	struct timespec64 __i_mtime, __i_ctime;
+};
+
 /* kernfs_node's parent was renamed __parent (6.15). */
 struct kernfs_node___old {
 	struct kernfs_node *parent;
@@ -95,9 +111,29 @@ struct kernfs_node___old {
 #define IPPROTO_TCP_	 6
 #define NAME_CHUNK	 256 /* one component, NUL included (NAME_MAX + 1) */
 
-static __always_inline void count_output(void *rec, __u64 size)
+/*
+ * Wake-ups: a reader woken for every record would pay a poll and a
+ * context switch for each of the fork, exec and exit of every process.
+ * A record wakes the reader only when WAKE_GAP_NS have passed since the
+ * last that did (so the first after a quiet spell goes at once), and a
+ * fork never does (the exec that follows it within microseconds does;
+ * user space forwards no fork alone).  The others wait for the next
+ * wake-up, or for the reader's own short poll timeout while records come
+ * (bpfevents.h: DE_BPFEVENTS_BUSY_POLL_MS), so a record waits a few
+ * milliseconds at most.  last_wake_ns is shared by every CPU without a
+ * lock: a race costs one wake-up more.
+ */
+#define WAKE_GAP_NS 2000000
+
+static __always_inline void count_output(void *rec, __u64 size, bool may_wake)
 {
-	if (bpf_ringbuf_output(&events, rec, size, 0) == 0)
+	__u64 now = bpf_ktime_get_ns(), flags = BPF_RB_NO_WAKEUP;
+
+	if (may_wake && now - counters.last_wake_ns >= WAKE_GAP_NS) {
+		counters.last_wake_ns = now;
+		flags = BPF_RB_FORCE_WAKEUP;
+	}
+	if (bpf_ringbuf_output(&events, rec, size, flags) == 0)
 		__sync_fetch_and_add(&counters.events, 1);
 	else
 		__sync_fetch_and_add(&counters.dropped, 1);
@@ -224,6 +260,135 @@ static __always_inline __u32 tty_devnum(struct tty_struct *tty)
 	return (minor & 0xff) | (major << 8) | ((minor & ~0xffu) << 12);
 }
 
+/*
+ * What stat(2) of /proc/PID/exe says of the image (its inode), and whether
+ * its path may not name it in the task's mount namespace: its dentry is
+ * unhashed (unlinked, what makes /proc/PID/exe end in " (deleted)", or a
+ * pseudo file such as a memfd), or its mount is not one of that namespace
+ * (an image opened elsewhere and run with fexecve).  Sets
+ * DE_BPF_F_EXE_STAT when this kernel's inode has times we know.
+ */
+/* ms, mn, cs, cn from the timespec64 fields m and c of the inode o */
+#define TIMESPEC_TIMES(o, m, c)                                                                    \
+	do {                                                                                       \
+		ms = BPF_CORE_READ(o, m.tv_sec);                                                   \
+		mn = BPF_CORE_READ(o, m.tv_nsec);                                                  \
+		cs = BPF_CORE_READ(o, c.tv_sec);                                                   \
+		cn = BPF_CORE_READ(o, c.tv_nsec);                                                  \
+	} while (0)
+
+static __always_inline void exe_stat(struct de_bpf_exec *e, struct task_struct *task,
+				     struct file *exe)
+{
+	struct vfsmount *vm = BPF_CORE_READ(exe, f_path.mnt);
+	struct mount *mnt = (void *)vm - bpf_core_field_offset(struct mount, mnt);
+	struct inode *ino = BPF_CORE_READ(exe, f_inode);
+	struct dentry *d = BPF_CORE_READ(exe, f_path.dentry);
+	__s64 ms, mn, cs, cn;
+
+	e->exe_mode = BPF_CORE_READ(ino, i_mode);
+	e->exe_nlink = BPF_CORE_READ(ino, __i_nlink);
+	e->exe_size = BPF_CORE_READ(ino, i_size);
+	if (bpf_core_field_exists(ino->i_mtime_sec)) {
+		ms = BPF_CORE_READ(ino, i_mtime_sec);
+		mn = BPF_CORE_READ(ino, i_mtime_nsec);
+		cs = BPF_CORE_READ(ino, i_ctime_sec);
+		cn = BPF_CORE_READ(ino, i_ctime_nsec);
+	} else if (bpf_core_field_exists(((struct inode___v67 *)ino)->__i_mtime)) {
+		TIMESPEC_TIMES((struct inode___v67 *)ino, __i_mtime, __i_ctime);
+	} else if (bpf_core_field_exists(((struct inode___v66 *)ino)->__i_ctime)) {
+		TIMESPEC_TIMES((struct inode___v66 *)ino, i_mtime, __i_ctime);
+	} else if (bpf_core_field_exists(((struct inode___v65 *)ino)->i_ctime)) {
+		TIMESPEC_TIMES((struct inode___v65 *)ino, i_mtime, i_ctime);
+	} else {
+		return;
+	}
+	/* nanoseconds fit in 30 bits; since 6.13 the kernel keeps a flag in
+	   bit 31 of the ctime's (I_CTIME_QUERIED, multigrain times) */
+	e->exe_mtime_ns = ms * 1000000000 + (mn & 0x3fffffff);
+	e->exe_ctime_ns = cs * 1000000000 + (cn & 0x3fffffff);
+	e->flags |= DE_BPF_F_EXE_STAT;
+	if (!BPF_CORE_READ(d, d_hash.pprev) ||
+	    BPF_CORE_READ(mnt, mnt_ns) != BPF_CORE_READ(task, nsproxy, mnt_ns))
+		e->flags |= DE_BPF_F_EXE_GONE;
+}
+
+/*
+ * The environment walk, also under bpf_loop(): each step reads one string
+ * (or the next DE_BPF_ENV_CHUNK - 1 bytes of a longer one) to the end of
+ * the kept ones, and keeps it (advances len) when it is NAME=... for a
+ * name in settings.  A read that fills the chunk may have cut the string:
+ * the next step goes on from its last byte (the forced NUL's place) and,
+ * being a continuation, is never kept itself.
+ */
+struct env_walk {
+	char *data;
+	__u32 base, len;
+	unsigned long pos, end;
+	bool cont, cut;
+};
+
+/* Is the string at s (n bytes with its NUL) NAME=... for a name we look for? */
+static __always_inline bool env_wanted(const char *s, long n)
+{
+	for (__u32 j = 0; j < DE_BPF_ENV_NAMES; j++) {
+		__u32 l;
+		bool same = true;
+
+		if (j >= settings.env_nnames)
+			break;
+		l = settings.env_name_len[j] & (DE_BPF_ENV_NAME - 1);
+		if (!l || n < (long)l + 2 || s[l] != '=')
+			continue;
+		for (__u32 i = 0; i < DE_BPF_ENV_NAME - 1; i++) {
+			if (i >= l)
+				break;
+			if (s[i] != settings.env_names[j][i]) {
+				same = false;
+				break;
+			}
+		}
+		if (same)
+			return true;
+	}
+	return false;
+}
+
+static long env_step(__u32 i, void *arg)
+{
+	struct env_walk *w = arg;
+	__u32 at;
+	char *dst;
+	bool cont;
+	long n;
+
+	if (w->pos >= w->end)
+		return 1;
+	if (w->len + DE_BPF_ENV_CHUNK > DE_BPF_ENV_MAX) {
+		w->cut = true;
+		return 1;
+	}
+	at = (w->base + w->len) & 0x3ffff;
+	if (at > DATA_PATHS + 2 * DE_BPF_ARGV_MAX + DE_BPF_ENV_MAX) {
+		w->cut = true; /* never: base and len are bounded */
+		return 1;
+	}
+	dst = &w->data[at];
+	n = bpf_probe_read_user_str(dst, DE_BPF_ENV_CHUNK, (const void *)w->pos);
+	if (n <= 0) {
+		w->cut = true;
+		return 1;
+	}
+	cont = w->cont;
+	w->cont = n == DE_BPF_ENV_CHUNK;
+	w->pos += w->cont ? DE_BPF_ENV_CHUNK - 1 : (unsigned long)n;
+	if (!cont && env_wanted(dst, n))
+		w->len += (__u32)n;
+	return 0;
+}
+
+#define ENV_STEPS 4096 /* strings (or chunks of long ones) looked at */
+
 SEC("raw_tracepoint/sched_process_exec")
 int on_exec(struct bpf_raw_tracepoint_args *ctx)
 {
@@ -281,9 +446,13 @@ int on_exec(struct bpf_raw_tracepoint_args *ctx)
 	e->exe_ino = 0;
 	e->exe_dev = 0;
 	e->exe_len = 0;
+	e->exe_mode = e->exe_nlink = 0;
+	e->exe_size = 0;
+	e->exe_mtime_ns = e->exe_ctime_ns = 0;
 	if (exe) {
 		e->exe_ino = BPF_CORE_READ(exe, f_inode, i_ino);
 		e->exe_dev = BPF_CORE_READ(exe, f_inode, i_sb, s_dev);
+		exe_stat(e, task, exe);
 		r = walk_path(s->data, off, &exe->f_path, DE_BPF_PATH_MAX);
 		if (r & 0x80000000u)
 			e->flags |= DE_BPF_F_EXE_CUT;
@@ -317,8 +486,8 @@ int on_exec(struct bpf_raw_tracepoint_args *ctx)
 	a1 = BPF_CORE_READ(mm, arg_end);
 	e->argv_total = a1 > a0 ? (__u32)(a1 - a0) : 0;
 	argv_len = e->argv_total;
-	if (argv_len > argv_max) {
-		argv_len = argv_max;
+	if (argv_len > settings.argv_max) {
+		argv_len = settings.argv_max;
 		e->flags |= DE_BPF_F_ARGV_CUT;
 	}
 	if (argv_len > DE_BPF_ARGV_MAX) {
@@ -331,10 +500,24 @@ int on_exec(struct bpf_raw_tracepoint_args *ctx)
 	if (argv_len && bpf_probe_read_user(&s->data[off], argv_len, (void *)a0) < 0)
 		argv_len = 0;
 	e->argv_len = argv_len;
-	size = sizeof(*e) + off + argv_len;
+
+	/* the environment variables asked for, from the same memory */
+	e->env_len = 0;
+	if (settings.env_nnames) {
+		struct env_walk w = {.data = s->data, .base = off + argv_len};
+
+		w.pos = BPF_CORE_READ(mm, env_start);
+		w.end = BPF_CORE_READ(mm, env_end);
+		bpf_loop(ENV_STEPS, env_step, &w, 0);
+		e->flags |= DE_BPF_F_ENV;
+		if (w.cut || w.pos < w.end)
+			e->flags |= DE_BPF_F_ENV_CUT;
+		e->env_len = w.len;
+	}
+	size = sizeof(*e) + off + argv_len + e->env_len;
 	if (size > sizeof(*s))
 		return 0;
-	count_output(s, size);
+	count_output(s, size, true);
 	return 0;
 }
 
@@ -356,7 +539,7 @@ int on_fork(struct bpf_raw_tracepoint_args *ctx)
 #endif
 	f.ppid = BPF_CORE_READ(child, real_parent, tgid);
 	f.start_ns = BPF_CORE_READ(child, start_boottime);
-	count_output(&f, sizeof(f));
+	count_output(&f, sizeof(f), false);
 	return 0;
 }
 
@@ -376,7 +559,7 @@ int on_exit(struct bpf_raw_tracepoint_args *ctx)
 	if (BPF_CORE_READ(task, signal, flags) & 0x4 /* SIGNAL_GROUP_EXIT */)
 		x.exit_code = (__u32)BPF_CORE_READ(task, signal, group_exit_code);
 	x.start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
-	count_output(&x, sizeof(x));
+	count_output(&x, sizeof(x), true);
 	return 0;
 }
 
@@ -438,7 +621,7 @@ int on_sock_state(struct bpf_raw_tracepoint_args *ctx)
 	t.h.kind = DE_BPF_TCP;
 	t.h.ktime_ns = bpf_ktime_get_boot_ns();
 	tcp_addrs(sk, &t);
-	count_output(&t, sizeof(t));
+	count_output(&t, sizeof(t), true);
 	return 0;
 }
 
@@ -488,7 +671,7 @@ int on_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	t.op = DE_BPF_TCP_ACCEPT;
 	t.start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
 	tcp_addrs(sk, &t);
-	count_output(&t, sizeof(t));
+	count_output(&t, sizeof(t), true);
 #endif
 	return 0;
 }

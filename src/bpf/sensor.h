@@ -9,9 +9,15 @@
  * An exec record is followed by its variable part, data[]: the executable's
  * path, the working directory and the cgroup path as components leaf first,
  * each ended by a NUL (the reader joins them root first with '/'), then
- * argv exactly as the new image's memory holds it (NUL-separated).  The
- * lengths of the four parts are in the record; a part cut at its bound has
- * its bit in flags.
+ * argv exactly as the new image's memory holds it (NUL-separated), then
+ * the environment strings whose names user space asked for (struct
+ * de_bpf_settings), each NUL-ended, in the image's order.  The lengths of
+ * the five parts are in the record; a part cut at its bound has its bit in
+ * flags.
+ *
+ * The image's identity and times (exe_size, exe_mtime_ns, ...) are those
+ * stat(2) of /proc/PID/exe gives, read from the inode of mm->exe_file; with
+ * the environment they spare user space every read of /proc for an exec.
  */
 #ifndef DE_BPF_SENSOR_H
 #define DE_BPF_SENSOR_H
@@ -21,6 +27,12 @@
 #define DE_BPF_PATH_DEPTH 48	/* components of one path */
 #define DE_BPF_CG_MAX	  1024	/* bytes of the cgroup path's components */
 #define DE_BPF_ARGV_MAX	  65536 /* the largest argv bound (collection.ebpf_argv_max) */
+#define DE_BPF_ENV_NAMES  8	/* environment variables the kernel looks for, at most */
+#define DE_BPF_ENV_NAME	  64	/* bytes of one name, its NUL included */
+#define DE_BPF_ENV_CHUNK                                                                           \
+	4224 /* bytes of one kept string: a 63-byte name, '=', 4,096                               \
+		bytes of value and more, so a longer value shows as such */
+#define DE_BPF_ENV_MAX (4 * DE_BPF_ENV_CHUNK) /* bytes of kept strings in one record */
 
 enum de_bpf_kind {
 	DE_BPF_EXEC = 1,
@@ -37,6 +49,14 @@ enum de_bpf_kind {
 #define DE_BPF_F_NO_EXE	  0x10 /* no executable file (mm without exe_file) */
 #define DE_BPF_F_NO_CWD	  0x20
 #define DE_BPF_F_TTY	  0x40 /* has a controlling terminal (tty_nr valid) */
+#define DE_BPF_F_EXE_STAT 0x80 /* exe_size .. exe_nlink are valid */
+#define DE_BPF_F_EXE_GONE                                                                          \
+	0x100		   /* its path may not name the image in the task's mount                  \
+			      namespace (unlinked, a pseudo file, another namespace's) */
+#define DE_BPF_F_ENV 0x200 /* the environment was searched (settings.env_nnames > 0) */
+#define DE_BPF_F_ENV_CUT                                                                           \
+	0x400 /* ... but not to its end (too many or too long strings,                             \
+		 or more kept than DE_BPF_ENV_MAX) */
 
 /* what a TCP record reports */
 enum de_bpf_tcp_op {
@@ -68,8 +88,21 @@ struct de_bpf_exec {
 	__u32 pid_ns, mnt_ns, net_ns, user_ns; /* namespace inode numbers */
 	__u32 exe_len, cwd_len, cg_len, argv_len; /* bytes of each part of data[] */
 	__u32 argv_total;			  /* argv bytes in the image */
+	__u32 env_len;				  /* bytes of kept environment strings */
+	__u32 exe_mode, exe_nlink;		  /* the image's inode: i_mode, i_nlink */
+	__u32 pad;
+	__u64 exe_size;			  /* i_size */
+	__s64 exe_mtime_ns, exe_ctime_ns; /* since the epoch */
 	char comm[DE_BPF_COMM_LEN];
-	/* data[] follows: exe_len + cwd_len + cg_len + argv_len bytes */
+	/* data[] follows: exe_len + cwd_len + cg_len + argv_len + env_len bytes */
+};
+
+/* What user space sets in the program's .rodata before loading. */
+struct de_bpf_settings {
+	__u32 argv_max;					   /* collection.ebpf_argv_max */
+	__u32 env_nnames;				   /* names to look for (0: none) */
+	__u32 env_name_len[DE_BPF_ENV_NAMES];		   /* bytes of each, without NUL */
+	char env_names[DE_BPF_ENV_NAMES][DE_BPF_ENV_NAME]; /* collection.env_capture */
 };
 
 struct de_bpf_fork {
@@ -102,8 +135,9 @@ struct de_bpf_tcp {
 
 /* What the program counts in its .bss (read by user space through the map's mmap). */
 struct de_bpf_counters {
-	__u64 events;  /* records written */
-	__u64 dropped; /* records the ring buffer had no room for */
+	__u64 events;	    /* records written */
+	__u64 dropped;	    /* records the ring buffer had no room for */
+	__u64 last_wake_ns; /* the program's own: when a record last woke the reader */
 };
 
 #endif

@@ -222,8 +222,9 @@ int de_bpfevents_parse(const void *rec, size_t n, const struct de_bpf_clock *clk
 		return -EBADMSG;
 	memcpy(&x, rec, sizeof(x));
 	dn = n - sizeof(x);
-	if ((uint64_t)x.exe_len + x.cwd_len + x.cg_len + x.argv_len > dn ||
-	    x.argv_len > DE_BPF_ARGV_MAX || cap < (size_t)3 * DE_BPF_PATH_TEXT)
+	if ((uint64_t)x.exe_len + x.cwd_len + x.cg_len + x.argv_len + x.env_len > dn ||
+	    x.argv_len > DE_BPF_ARGV_MAX || x.env_len > DE_BPF_ENV_MAX ||
+	    cap < (size_t)3 * DE_BPF_PATH_TEXT)
 		return -EBADMSG;
 	memset(k, 0, sizeof(*k));
 	e->kind = DE_PROCESS_EXEC;
@@ -271,6 +272,20 @@ int de_bpfevents_parse(const void *rec, size_t n, const struct de_bpf_clock *clk
 	at += x.cg_len;
 	k->argv = data + at;
 	k->argv_len = x.argv_len;
+	at += x.argv_len;
+	k->has_env = x.flags & DE_BPF_F_ENV;
+	k->env_cut = x.flags & DE_BPF_F_ENV_CUT;
+	k->env = data + at;
+	k->env_len = x.env_len;
+	k->has_exe_stat = (x.flags & DE_BPF_F_EXE_STAT) && !(x.flags & DE_BPF_F_NO_EXE);
+	if (k->has_exe_stat) {
+		k->exe_unlinked = x.flags & DE_BPF_F_EXE_GONE;
+		k->exe_mode = x.exe_mode;
+		k->exe_nlink = x.exe_nlink;
+		k->exe_size = (int64_t)x.exe_size;
+		k->exe_mtime_ns = x.exe_mtime_ns;
+		k->exe_ctime_ns = x.exe_ctime_ns;
+	}
 	k->exe_cut = x.flags & DE_BPF_F_EXE_CUT;
 	k->cwd_cut = x.flags & DE_BPF_F_CWD_CUT;
 	k->cgroup_cut = x.flags & DE_BPF_F_CG_CUT;
@@ -421,6 +436,27 @@ struct loaded {
 #define LOADED_FDS_MAX (2 + 8)
 
 /*
+ * The program's settings from o: the argv bound and the environment
+ * variables to look for, unless they do not fit (more than
+ * DE_BPF_ENV_NAMES, or a name too long): then none, and user space reads
+ * the environment from /proc as the record says.
+ */
+static void set_settings(const struct de_bpfevents_options *o, struct de_bpf_settings *s)
+{
+	bool fit = o->nenv_names <= DE_BPF_ENV_NAMES;
+
+	memset(s, 0, sizeof(*s));
+	s->argv_max = o->argv_max;
+	for (size_t i = 0; fit && i < o->nenv_names; i++)
+		fit = strlen(o->env_names[i]) < DE_BPF_ENV_NAME && o->env_names[i][0];
+	for (size_t i = 0; fit && i < o->nenv_names; i++) {
+		s->env_name_len[i] = (uint32_t)strlen(o->env_names[i]);
+		memcpy(s->env_names[i], o->env_names[i], s->env_name_len[i]);
+	}
+	s->env_nnames = fit ? (uint32_t)o->nenv_names : 0;
+}
+
+/*
  * The loading itself (in the loader child): open the object, size its
  * maps, load and attach.  On success *obj and links[0 .. *nlinks) hold it
  * and *bss_size the counters' size; the child exits without freeing them.
@@ -455,11 +491,11 @@ static int load(const struct de_bpfevents_options *o, struct bpf_object **objp,
 	/* settings before loading: the argv bound (the object's only
 	   constant), the ring buffer's size, a scratch slot per CPU */
 	if (!(m = map_ending(obj, ".rodata")) || !bpf_map__initial_value(m, &sz) ||
-	    sz < sizeof(uint32_t) || !bpf_object__find_map_by_name(obj, "events") ||
+	    sz != sizeof(struct de_bpf_settings) || !bpf_object__find_map_by_name(obj, "events") ||
 	    !bpf_object__find_map_by_name(obj, "exec_buf") || !map_ending(obj, ".bss"))
 		return de_error_set(err, DE_ERR_IO, EINVAL,
 				    "the eBPF object is not daemoneye's sensor (its maps differ)");
-	*(uint32_t *)bpf_map__initial_value(m, &sz) = o->argv_max;
+	set_settings(o, (struct de_bpf_settings *)bpf_map__initial_value(m, &sz));
 	ncpu = libbpf_num_possible_cpus();
 	if (ncpu <= 0 ||
 	    bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, "events"),

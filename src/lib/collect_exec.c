@@ -410,6 +410,8 @@ static int hash_by_path(struct de_collector *c, struct inst *e)
 	return rc;
 }
 
+static bool kernel_path_holds(struct de_collector *c, const struct de_kernel_exec *k);
+
 /* An instance made of what the kernel said alone (not in the table; not
    hashed yet). */
 static int kernel_inst(struct de_collector *c, const struct de_kernel_exec *k, struct inst *e)
@@ -447,8 +449,16 @@ static int kernel_inst(struct de_collector *c, const struct de_kernel_exec *k, s
 	if (k->exe) {
 		if (!(e->exe = strdup(k->exe)))
 			return -ENOMEM;
-		/* the image is what the kernel ran when the path still names it */
-		if (stat(k->exe, &sb) == 0 && sb.st_ino == k->exe_ino && sb.st_dev == k->exe_dev) {
+		/* the image is what the kernel ran when the path still names it:
+		   the kernel says so when the image's dentry was linked at the
+		   exec and the path is one of our mount namespace; else ask */
+		if (kernel_path_holds(c, k)) {
+			e->image = (struct de_exehash_key){k->exe_dev, k->exe_ino, k->exe_size,
+							   k->exe_mtime_ns, k->exe_ctime_ns};
+			e->image_mode = k->exe_mode;
+			e->has_image = e->file_exists = true;
+		} else if (stat(k->exe, &sb) == 0 && sb.st_ino == k->exe_ino &&
+			   sb.st_dev == k->exe_dev) {
 			de_exehash_key_from_stat(&sb, &e->image);
 			e->image_mode = (unsigned)sb.st_mode;
 			e->has_image = e->file_exists = true;
@@ -472,7 +482,60 @@ static int kernel_inst(struct de_collector *c, const struct de_kernel_exec *k, s
 	e->ns[2] = k->net_ns;
 	e->ns[3] = k->user_ns;
 	e->path_truncated = k->exe_cut || k->cwd_cut;
+	/* the environment as the kernel found it (when cut, collect_exec_live
+	   reads it whole while the process runs) */
+	if (k->has_env && c->opt.nenv_names &&
+	    de_identity_env(k->env, k->env_len, c->opt.env_names, c->opt.nenv_names, c->opt.mask,
+			    c->opt.mask_flags, c->opt.mask_flags ? c->opt.nmask_flags : 0, &e->env,
+			    &e->env_truncated) < 0)
+		return -ENOMEM;
 	return 0;
+}
+
+/* procmond's own mount namespace (0: unknown), read once. */
+static uint32_t self_mnt_ns(struct de_collector *c)
+{
+	char link[64], *b;
+	ssize_t l;
+
+	if (!c->self_mnt_read) {
+		c->self_mnt_read = true;
+		l = readlink("/proc/self/ns/mnt", link, sizeof(link) - 1);
+		if (l > 0) {
+			link[l] = '\0';
+			b = strchr(link, '[');
+			c->self_mnt_ns = b ? (uint32_t)strtoul(b + 1, NULL, 10) : 0;
+		}
+	}
+	return c->self_mnt_ns;
+}
+
+/*
+ * Does k->exe name, in our mount namespace, the file the kernel ran, as
+ * far as the kernel could tell at the exec?  Its dentry was linked (not
+ * " (deleted)"), the path was walked whole, and the process's mount
+ * namespace is ours, so the path is the one /proc/PID/exe shows us and
+ * stat(k->exe) would find this inode.  Then the kernel's stat of the
+ * image is the record's and nothing needs a system call.
+ */
+static bool kernel_path_holds(struct de_collector *c, const struct de_kernel_exec *k)
+{
+	return k->has_exe_stat && !k->exe_unlinked && !k->exe_cut && k->exe_nlink > 0 &&
+	       k->mnt_ns && k->mnt_ns == self_mnt_ns(c);
+}
+
+/*
+ * Whether the kernel's account of k leaves anything that /proc must give
+ * (so that an exec it tells whole costs no read of /proc at all): a part
+ * it cut or had none of, the environment not searched to its end, or an
+ * image whose path no longer names it (hashed through /proc/PID/exe).
+ */
+static bool kernel_lacks(const struct de_collector *c, const struct de_kernel_exec *k,
+			 const struct inst *e)
+{
+	return k->argv_cut || k->cwd_cut || !k->cwd || k->cgroup_cut || !k->cgroup || !e->has_ns ||
+	       (c->opt.nenv_names && (!k->has_env || k->env_cut)) ||
+	       (k->exe && (k->exe_cut || !e->file_exists));
 }
 
 /*
@@ -509,7 +572,7 @@ int de_collector_exec(struct de_collector *c, const struct de_kernel_exec *k, in
 	rc = kernel_inst(c, k, &e);
 	/* then what the event lacks, from /proc while the process still runs
 	   the image the kernel reported */
-	if (rc == 0 && k->pid > 0) {
+	if (rc == 0 && k->pid > 0 && kernel_lacks(c, k, &e)) {
 		rc = collect_exec_live(c, k, &e, &img, &cwd_read);
 		alive = rc == 0;
 		if (rc == -ESRCH)
@@ -521,8 +584,19 @@ int de_collector_exec(struct de_collector *c, const struct de_kernel_exec *k, in
 		e.image_mode = (unsigned)img.st_mode;
 		e.deleted = img.st_nlink == 0; /* else renamed, or replaced (kernel_inst) */
 	}
-	if (rc == 0 && alive && k->exe && k->exe_cut)
+	/* a cut path, or one that may name nothing here (a memfd's walk ends
+	   at "/", an image of another mount namespace's): the one
+	   /proc/PID/exe shows us, and whether that still names the image */
+	if (rc == 0 && alive && k->exe && (k->exe_cut || k->exe_unlinked)) {
 		rc = live_path(c, k, &e, &exe_read);
+		if (rc == 0 && exe_read && k->exe_unlinked) {
+			struct stat sb;
+			bool there = stat(e.exe, &sb) == 0;
+			e.file_exists =
+				there && sb.st_ino == e.image.ino && sb.st_dev == e.image.dev;
+			e.replaced = there && !e.file_exists;
+		}
+	}
 	e.path_truncated = (k->exe_cut && !exe_read) || (k->cwd_cut && !cwd_read);
 	/* the image hashed through its path while that still names the file the
 	   kernel ran, else through the process while it runs it */

@@ -990,6 +990,8 @@ int collect_exec_live(struct de_collector *c, const struct de_kernel_exec *k, st
 			memcpy(e->ns, t.ns, sizeof(e->ns));
 		}
 	}
+	if (k->has_env && !k->env_cut)
+		return 0; /* the kernel's search (kernel_inst) is whole */
 	rc = read_env(c, &c->rb, k->pid, e);
 	return rc == -ENOMEM ? rc : 0;
 }

@@ -194,6 +194,10 @@ struct de_collector {
 	bool in_scan;	 /* inside de_collector_scan_each */
 	size_t cg_reads; /* /proc/PID/cgroup reads in this scan (atomic adds) */
 	struct cgmap cg;
+	/* procmond's own mount namespace (/proc/self/ns/mnt), read once for
+	   the kernel's exec events; 0 when unknown */
+	uint32_t self_mnt_ns;
+	bool self_mnt_read;
 };
 
 /* ---- collect.c: the instance table and records ---------------------------- */
@@ -294,8 +298,8 @@ void collect_pool_free(struct collect_pool *p);
  * event lacks, from /proc while k->pid still runs the image the kernel
  * reported (its stat into *img): the command line, cwd (*cwd_read set),
  * cgroup and namespaces only where the kernel cut them or had none, and
- * the captured environment.  0, -ESRCH when the process is gone or runs
- * another image, -ENOMEM.
+ * the captured environment where the kernel did not search it to its end.
+ * 0, -ESRCH when the process is gone or runs another image, -ENOMEM.
  */
 int collect_exec_live(struct de_collector *c, const struct de_kernel_exec *k, struct inst *e,
 		      struct stat *img, bool *cwd_read);

@@ -30,6 +30,7 @@
  * CAP_NET_ADMIN, which we dropped).
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <time.h>
@@ -268,6 +269,17 @@ int procmond_serve(struct de_collector *col, struct procmond_source *src, int fd
 		struct de_ipc_msg req = {0}, done = {.kind = DE_IPC_SCAN_DONE};
 
 		de_error_clear(&err);
+		/* wait in poll for POLLIN alone: a read blocked on the socket
+		   is also woken each time the agent drains what the event
+		   thread wrote (the kernel's write-space wake-up), hundreds of
+		   times a second at 1,000 execs/s, for nothing */
+		if (!de_ipc_reader_pending(rd)) {
+			/* EINTR: procmond_stop may be set; another failure: the
+			   read below says what it is */
+			struct pollfd p = {fd, POLLIN, 0};
+			if (poll(&p, 1, -1) < 0 && errno == EINTR)
+				continue;
+		}
 		rc = de_ipc_recv(rd, &req, &err);
 		if (rc == -EINTR)
 			continue;

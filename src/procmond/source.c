@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -23,19 +24,24 @@
 #include "daemoneye/procevents.h"
 #include "procmond.h"
 
-/* The collection.ebpf_* settings as sensor options (strings borrowed from cfg). */
+/* The collection.ebpf_* settings and collection.env_capture as sensor
+   options (strings borrowed from cfg; o->env_names allocated, the
+   caller frees it). */
 static int bpf_options(const struct de_config *cfg, struct de_bpfevents_options *o,
 		       struct de_error *err)
 {
 	uint64_t argv, rb;
-	const char *obj = NULL, *btf = NULL;
+	const char *obj = NULL, *btf = NULL, **env = NULL;
 	int rc;
 
 	de_bpfevents_options_default(o);
 	if ((rc = de_config_get_u64(cfg, "collection.ebpf_argv_max", &argv, err)) < 0 ||
 	    (rc = de_config_get_u64(cfg, "collection.ebpf_ringbuf_kb", &rb, err)) < 0 ||
-	    (rc = de_config_get_bool(cfg, "collection.ebpf_tcp", &o->tcp, err)) < 0)
+	    (rc = de_config_get_bool(cfg, "collection.ebpf_tcp", &o->tcp, err)) < 0 ||
+	    (rc = de_config_get_str_list(cfg, "collection.env_capture", &env, &o->nenv_names,
+					 err)) < 0)
 		return rc;
+	o->env_names = env;
 	if (de_config_get_str(cfg, "collection.ebpf_object", &obj, NULL) < 0)
 		obj = NULL;
 	if (de_config_get_str(cfg, "collection.ebpf_btf", &btf, NULL) < 0)
@@ -68,7 +74,9 @@ int procmond_source_open(const struct de_config *cfg, struct procmond_source *s,
 	if (strcmp(want, "netlink") != 0) {
 		if ((rc = bpf_options(cfg, &bo, err)) < 0)
 			return rc;
-		if (de_bpfevents_open(&bo, &s->bpf, &e) == 0) {
+		rc = de_bpfevents_open(&bo, &s->bpf, &e);
+		free((void *)bo.env_names);
+		if (rc == 0) {
 			s->name = "ebpf";
 			de_log_info(
 				"process events: the eBPF sensor (exec with argv, fork, exit%s)",
@@ -123,12 +131,16 @@ uint64_t procmond_source_lost(const struct procmond_source *s)
 	return s->bpf ? de_bpfevents_dropped(s->bpf) : de_procevents_overruns(s->nl);
 }
 
-/* While events come fast (SOURCE_BUSY_EVENTS or more in the last window
-   of SOURCE_WINDOW_MS: about 1,600 a second), a read waits SOURCE_GATHER_US
-   after its wake-up so that the events of that while are read, encoded and
-   sent together: one wake-up and one write for several execs instead of
-   one each.  Slower, an event goes on at once (a fork, exec and exit of
-   one short process are only a handful). */
+/* The netlink connector: while events come fast (SOURCE_BUSY_EVENTS or
+   more in the last window of SOURCE_WINDOW_MS: about 1,600 a second), a
+   read waits SOURCE_GATHER_US after its wake-up so that the events of that
+   while are read, encoded and sent together: one wake-up and one write for
+   several execs instead of one each.  Slower, an event goes on at once (a
+   fork, exec and exit of one short process are only a handful).
+   The eBPF sensor gathers in the kernel instead (a record wakes us at most
+   every two milliseconds, sensor.bpf.c), with no sleep here: after a read that
+   brought events the next poll waits DE_BPFEVENTS_BUSY_POLL_MS at most,
+   for the records written since without a wake-up. */
 #define SOURCE_WINDOW_MS   10
 #define SOURCE_BUSY_EVENTS 16
 #define SOURCE_GATHER_US   1000
@@ -155,7 +167,7 @@ int procmond_follow_events(struct procmond_source *s,
 	struct de_process_event buf[256];
 	struct counted cnt = {fn, ctx, 0};
 	int64_t window = 0;
-	bool busy = false;
+	bool busy = false, read_some = false;
 	int rc = 0;
 
 	if (!procmond_source_on(s))
@@ -165,10 +177,22 @@ int procmond_follow_events(struct procmond_source *s,
 				   POLLIN, 0};
 		struct de_error err = {0};
 		size_t n;
-		int pr = poll(&p, 1, 200);
+		int pr = poll(&p, 1, s->bpf && read_some ? DE_BPFEVENTS_BUSY_POLL_MS : 200);
 
 		if (pr < 0 && errno != EINTR)
 			return -errno;
+		if (s->bpf) {
+			/* readable or not: records may wait without a wake-up */
+			size_t before = cnt.n;
+			rc = de_bpfevents_read(s->bpf, count_event, &cnt, &err);
+			if (rc < 0 && err.message[0])
+				de_log_err(&err);
+			if (pr >= 0) /* a signal's early return says nothing */
+				read_some = cnt.n != before;
+			if (rc == 0 && read_some && flush)
+				rc = flush(ctx);
+			continue;
+		}
 		int64_t now = de_mono_ms();
 		if (now - window >= SOURCE_WINDOW_MS) {
 			busy = cnt.n >= SOURCE_BUSY_EVENTS &&
@@ -182,11 +206,7 @@ int procmond_follow_events(struct procmond_source *s,
 			struct timespec ts = {0, SOURCE_GATHER_US * 1000L};
 			nanosleep(&ts, NULL);
 		}
-		if (s->bpf) {
-			rc = de_bpfevents_read(s->bpf, count_event, &cnt, &err);
-			if (rc < 0 && err.message[0])
-				de_log_err(&err);
-		} else {
+		{
 			if ((rc = de_procevents_read(s->nl, buf, sizeof(buf) / sizeof(buf[0]), &n,
 						     &err)) < 0) {
 				de_log_err(&err);
