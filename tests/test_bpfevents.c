@@ -738,6 +738,66 @@ static void test_exec_memfd_image(void **state)
 	de_bpfevents_close(ev);
 }
 
+/*
+ * A memfd image whose process is gone before user space looks (fileless
+ * code that runs a moment): the record's path is still the memfd's,
+ * "/memfd:NAME" as /proc/PID/exe said while it ran, from the kernel's
+ * walk alone (a detached pseudo file is its own root), so a rule on
+ * '/memfd:%' sees it.
+ */
+static void test_exec_memfd_gone(void **state)
+{
+	(void)state;
+	struct de_bpfevents_options o;
+	struct de_collect_options co;
+	struct de_bpfevents *ev;
+	struct de_error err = {0};
+	static struct record_watch w;
+	static char buf[1 << 16];
+	ssize_t n;
+	int in, mfd, wst;
+
+	if (!can_load())
+		return;
+	mfd = memfd_create("de-sensor-gone", MFD_CLOEXEC);
+	assert_true(mfd >= 0);
+	in = open("/bin/sh", O_RDONLY | O_CLOEXEC);
+	assert_true(in >= 0);
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		assert_int_equal(write(mfd, buf, (size_t)n), n);
+	close(in);
+	memset(&w, 0, sizeof(w));
+	de_bpfevents_options_default(&o);
+	if (de_bpfevents_open(&o, &ev, &err) < 0)
+		fail_msg("the sensor did not load: %s", err.message);
+	de_collect_options_default(&co);
+	assert_int_equal(de_collector_open(NULL, &w.col, &err), 0);
+	assert_int_equal(de_collector_configure(w.col, &co, &err), 0);
+	w.child = fork();
+	if (w.child == 0) {
+		char *const argv[] = {"sh", "-c", "exit 0", NULL};
+		char *const envp[] = {"PATH=/bin", NULL};
+		fexecve(mfd, argv, envp);
+		_exit(127);
+	}
+	close(mfd);
+	assert_true(waitpid(w.child, &wst, 0) == w.child);
+	assert_true(WIFEXITED(wst) && WEXITSTATUS(wst) == 0);
+	for (int i = 0; i < 200 && !w.seen; i++) {
+		struct pollfd p = {de_bpfevents_fd(ev), POLLIN, 0};
+		poll(&p, 1, 100);
+		assert_int_equal(de_bpfevents_read(ev, on_record, &w, &err), 0);
+	}
+	assert_true(w.seen);
+	assert_non_null(w.r.executable_path);
+	printf("# a gone memfd process: %s\n", w.r.executable_path);
+	assert_string_equal(w.r.executable_path, "/memfd:de-sensor-gone");
+	assert_false(w.r.file_exists);
+	de_process_record_clear(&w.r);
+	de_collector_close(w.col);
+	de_bpfevents_close(ev);
+}
+
 static void test_no_btf(void **state)
 {
 	(void)state;
@@ -834,6 +894,7 @@ int main(void)
 		cmocka_unit_test(test_exec_env_bounds),
 		cmocka_unit_test(test_exec_record_of_gone_process),
 		cmocka_unit_test(test_exec_memfd_image),
+		cmocka_unit_test(test_exec_memfd_gone),
 		cmocka_unit_test(test_no_btf),
 		cmocka_unit_test(test_verifier_refuses),
 		cmocka_unit_test(test_refused),

@@ -177,8 +177,12 @@ static long walk_path_step(__u32 i, void *arg)
 		w->vfsmnt = (void *)up + bpf_core_field_offset(struct mount, mnt);
 		return 0;
 	}
-	if (dentry == parent || !parent)
-		return 1; /* the root of a detached tree */
+	/* the root of a detached tree ends the walk; when it is the file
+	   itself, a pseudo file (a memfd, an anonymous inode), its name is its
+	   whole path, as d_path gives it ("/memfd:NAME (deleted)") */
+	bool detached = dentry == parent || !parent;
+	if (detached && (i > 0 || !parent))
+		return 1;
 	if (w->len + NAME_CHUNK > w->max) {
 		w->cut = true;
 		return 1;
@@ -190,6 +194,8 @@ static long walk_path_step(__u32 i, void *arg)
 		return 1;
 	}
 	w->len += (__u32)n;
+	if (detached)
+		return 1;
 	w->dentry = parent;
 	if (i == DE_BPF_PATH_DEPTH - 1)
 		w->cut = true; /* deeper than we follow */
