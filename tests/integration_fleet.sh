@@ -644,16 +644,37 @@ kill -STOP "$hang_nats"
 # what the loop's flushes publish (its exec events, the ledger's checkpoint)
 # goes to a server that never answers: a publish times out (and the next
 # may be waiting when SIGTERM comes; no cycle is, the next is a minute away)
-check "  a publish to the stopped server times out" wait_for 60 grep -q "fleet: publish .*Timeout; will retry" "$tmp/hang.err"
-t0=$EPOCHREALTIME
-kill -TERM "$agent"
-wait "$agent"
-rc=$?
-ms=$($PY -c "print(int(($EPOCHREALTIME - $t0) * 1000))")
-kill -CONT "$hang_nats"
-check "SIGTERM with the server stopped: exit 0 in ${ms} ms (<= 2000)" test "$rc" = 0 -a "$ms" -le 2000
-check "  the worker stopped by itself (the parent did not kill it)" \
-	bash -c "! grep -q 'did not stop within its grace time' '$tmp/hang.err'" || sed 's/^/#   /' "$tmp/hang.err"
+# (or, when the stop came before the stream was made, making it times out)
+timed_out='fleet: (publish|cannot (create|read) the fleet stream).*Timeout; will retry'
+check "  a publish to the stopped server times out" wait_for 60 grep -Eq "$timed_out" "$tmp/hang.err"
+# hang_stop ERR: SIGTERM to $agent with the server stopped; it exits 0 within
+# 2 s and the parent never kills its worker
+hang_stop() {
+	local t0 rc ms
+	t0=$EPOCHREALTIME
+	kill -TERM "$agent"
+	wait "$agent"
+	rc=$?
+	ms=$($PY -c "print(int(($EPOCHREALTIME - $t0) * 1000))")
+	kill -CONT "$hang_nats"
+	check "SIGTERM with the server stopped: exit 0 in ${ms} ms (<= 2000)" test "$rc" = 0 -a "$ms" -le 2000
+	check "  the worker stopped by itself (the parent did not kill it)" \
+		bash -c "! grep -q 'did not stop within its grace time' '$1'" || sed 's/^/#   /' "$1"
+}
+hang_stop "$tmp/hang.err"
+# the same with the server stopped before the stream exists: making it (on
+# the first publish) must wait no longer than a publish would, not the
+# JetStream context's 5 s, or the worker's last flush outlasts its grace
+"$bin/daemoneye-agent" -c "$tmp/hang.yaml" --set app.state_dir="$tmp/h2state" \
+	--set fleet.stream=DE_HANG2 --set fleet.subject_prefix=dehang2 \
+	--set app.scan_interval_ms=60000 >/dev/null 2>"$tmp/hang2.err" &
+agent=$!
+pids+=("$agent")
+wait_for 60 grep -q "fleet: publishing to stream DE_HANG2 .*, connected" "$tmp/hang2.err"
+kill -STOP "$hang_nats"
+check "a new stream on a server that stopped answering: its making times out" \
+	wait_for 60 grep -Eq "$timed_out" "$tmp/hang2.err"
+hang_stop "$tmp/hang2.err"
 stop "$hang_nats"
 
 echo "integration_fleet: $fails failed"

@@ -233,9 +233,13 @@ static void info_fill(struct de_fleet_stream_info *info, const jsStreamInfo *si,
 	info->duplicate_window_s = si->Config->Duplicates / 1000000000;
 }
 
-int de_fleet_stream_ensure(struct de_fleet *f, bool create, struct de_fleet_stream_info *info,
-			   struct de_error *err)
+/* de_fleet_stream_ensure, each request waiting wait_ms at most (0: the
+   JetStream context's own wait, 5 s) */
+static int stream_ensure(struct de_fleet *f, bool create, struct de_fleet_stream_info *info,
+			 int64_t wait_ms, struct de_error *err)
 {
+	jsOptions jo;
+	jsOptions *o = NULL;
 	char subj[DE_FLEET_KIND_MAX][DE_FLEET_SUBJECT_MAX];
 	const char *subjects[DE_FLEET_KIND_MAX];
 	jsStreamInfo *si = NULL;
@@ -246,7 +250,12 @@ int de_fleet_stream_ensure(struct de_fleet *f, bool create, struct de_fleet_stre
 	if (!de_fleet_connected(f))
 		return de_error_set(err, DE_ERR_ALERTING, EAGAIN,
 				    "not connected to the fleet's NATS servers");
-	st = js_GetStreamInfo(&si, f->js, f->s.stream, NULL, &jerr);
+	if (wait_ms > 0) {
+		jsOptions_Init(&jo);
+		jo.Wait = wait_ms;
+		o = &jo;
+	}
+	st = js_GetStreamInfo(&si, f->js, f->s.stream, o, &jerr);
 	if (st == NATS_OK) {
 		info_fill(info, si, false);
 		jsStreamInfo_Destroy(si);
@@ -282,7 +291,7 @@ int de_fleet_stream_ensure(struct de_fleet *f, bool create, struct de_fleet_stre
 	c.Duplicates = (int64_t)f->s.duplicate_window_s * 1000000000;
 	c.DenyDelete = true; /* what was published is evidence */
 	jerr = 0;
-	if ((st = js_AddStream(&si, f->js, &c, NULL, &jerr)) != NATS_OK)
+	if ((st = js_AddStream(&si, f->js, &c, o, &jerr)) != NATS_OK)
 		return nats_fail(err, st, "cannot create the fleet stream");
 	info_fill(info, si, true);
 	jsStreamInfo_Destroy(si);
@@ -290,12 +299,20 @@ int de_fleet_stream_ensure(struct de_fleet *f, bool create, struct de_fleet_stre
 	return 0;
 }
 
+int de_fleet_stream_ensure(struct de_fleet *f, bool create, struct de_fleet_stream_info *info,
+			   struct de_error *err)
+{
+	return stream_ensure(f, create, info, 0, err);
+}
+
 /*
  * Before publishing kind k: its subject for this host into subject
  * (DE_FLEET_SUBJECT_MAX bytes), connected, the stream ensured once per
- * connection when create_stream is set.  0, or errors as de_fleet_publish.
+ * connection when create_stream is set, within the publish's own wait_ms
+ * (a server that stopped answering must not hold a flush, or the worker's
+ * stop, for the context's 5 s).  0, or errors as de_fleet_publish.
  */
-static int publish_prepare(struct de_fleet *f, enum de_fleet_kind k, char *subject,
+static int publish_prepare(struct de_fleet *f, enum de_fleet_kind k, char *subject, int64_t wait_ms,
 			   struct de_error *err)
 {
 	if (de_fleet_subject(f->s.subject_prefix, f->s.host_id, k, subject, DE_FLEET_SUBJECT_MAX) <
@@ -305,7 +322,7 @@ static int publish_prepare(struct de_fleet *f, enum de_fleet_kind k, char *subje
 		return de_error_set(err, DE_ERR_ALERTING, EAGAIN,
 				    "not connected to the fleet's NATS servers");
 	if (!f->ensured && f->s.create_stream)
-		return de_fleet_stream_ensure(f, true, NULL, err);
+		return stream_ensure(f, true, NULL, wait_ms, err);
 	return 0;
 }
 
@@ -324,7 +341,9 @@ int de_fleet_publish(struct de_fleet *f, enum de_fleet_kind k, const char *msg_i
 		return de_error_set(err, DE_ERR_ALERTING, EINVAL,
 				    "a %s message of %zu bytes is larger than %d",
 				    de_fleet_kind_name(k), len, DE_FLEET_MSG_MAX);
-	if ((rc = publish_prepare(f, k, subject, err)) < 0)
+	if ((rc = publish_prepare(f, k, subject,
+				  (int64_t)(timeout_ms ? timeout_ms : f->s.publish_timeout_ms),
+				  err)) < 0)
 		return rc;
 	if ((st = natsMsg_Create(&m, subject, NULL, data, (int)len)) != NATS_OK)
 		return nats_fail(err, st, "cannot make a message");
@@ -438,7 +457,7 @@ int de_fleet_publish_many(struct de_fleet *f, enum de_fleet_kind k, struct de_fl
 	}
 	if (!n)
 		return 0;
-	if ((rc = publish_prepare(f, k, subject, err)) < 0)
+	if ((rc = publish_prepare(f, k, subject, wait, err)) < 0)
 		return rc;
 	if (!(sent = calloc(n, sizeof(natsMsg *))))
 		return de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
