@@ -604,6 +604,35 @@ static int on_record(void *ctx, struct de_process_event *e)
 	return 0;
 }
 
+/* A memfd named name holding a copy of /bin/sh (flags: memfd_create's). */
+static int memfd_sh(const char *name, unsigned flags)
+{
+	static char buf[1 << 16];
+	ssize_t n;
+	int in, mfd = memfd_create(name, flags);
+
+	assert_true(mfd >= 0);
+	in = open("/bin/sh", O_RDONLY | O_CLOEXEC);
+	assert_true(in >= 0);
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		assert_int_equal(write(mfd, buf, (size_t)n), n);
+	close(in);
+	return mfd;
+}
+
+/* Read the sensor until on_record has seen w->child's exec. */
+static void read_until_seen(struct de_bpfevents *ev, struct record_watch *w)
+{
+	struct de_error err = {0};
+
+	for (int i = 0; i < 200 && !w->seen; i++) {
+		struct pollfd p = {de_bpfevents_fd(ev), POLLIN, 0};
+		poll(&p, 1, 100);
+		assert_int_equal(de_bpfevents_read(ev, on_record, w, &err), 0);
+	}
+	assert_true(w->seen);
+}
+
 /*
  * A process gone before user space looks (reaped before the ring buffer
  * is read) still has, in its record, what the kernel read at the exec:
@@ -644,12 +673,7 @@ static void test_exec_record_of_gone_process(void **state)
 		_exit(127);
 	}
 	assert_true(waitpid(w.child, &wst, 0) == w.child);
-	for (int i = 0; i < 200 && !w.seen; i++) {
-		struct pollfd p = {de_bpfevents_fd(ev), POLLIN, 0};
-		poll(&p, 1, 100);
-		assert_int_equal(de_bpfevents_read(ev, on_record, &w, &err), 0);
-	}
-	assert_true(w.seen);
+	read_until_seen(ev, &w);
 	assert_true(de_linux_facts_json(&w.r, json, sizeof(json)) > 0);
 	printf("# %s\n", json);
 	assert_non_null(strstr(json, "\"env\":\"DE_T_A=from the kernel\""));
@@ -670,10 +694,9 @@ static void test_exec_record_of_gone_process(void **state)
 
 /*
  * An image whose path names nothing in our mount namespace (a memfd run
- * with fexecve: /proc/PID/exe says "/memfd:de-sensor (deleted)", the
- * kernel's dentry walk only "/"): the kernel says so, and the record of
- * the live process takes the path /proc/PID/exe shows (readlink), with
- * file_exists false, not replaced, and the image's identity that of
+ * with fexecve: /proc/PID/exe says "/memfd:de-sensor (deleted)"): the
+ * kernel says so, and the record of the live process takes the path
+ * /proc/PID/exe shows (readlink), with file_exists false, not replaced, and the image's identity that of
  * /proc/PID/exe (stat).
  */
 static void test_exec_memfd_image(void **state)
@@ -684,21 +707,13 @@ static void test_exec_memfd_image(void **state)
 	struct de_bpfevents *ev;
 	struct de_error err = {0};
 	static struct facts_watch w;
-	static char buf[1 << 16];
 	char path[64], json[8192], want[128];
 	struct stat st;
-	ssize_t n;
-	int hold, in, mfd;
+	int hold, mfd;
 
 	if (!can_load())
 		return;
-	mfd = memfd_create("de-sensor", 0);
-	assert_true(mfd >= 0);
-	in = open("/bin/sh", O_RDONLY | O_CLOEXEC);
-	assert_true(in >= 0);
-	while ((n = read(in, buf, sizeof(buf))) > 0)
-		assert_int_equal(write(mfd, buf, (size_t)n), n);
-	close(in);
+	mfd = memfd_sh("de-sensor", 0);
 	memset(&w, 0, sizeof(w));
 	de_bpfevents_options_default(&o);
 	if (de_bpfevents_open(&o, &ev, &err) < 0)
@@ -753,19 +768,11 @@ static void test_exec_memfd_gone(void **state)
 	struct de_bpfevents *ev;
 	struct de_error err = {0};
 	static struct record_watch w;
-	static char buf[1 << 16];
-	ssize_t n;
-	int in, mfd, wst;
+	int mfd, wst;
 
 	if (!can_load())
 		return;
-	mfd = memfd_create("de-sensor-gone", MFD_CLOEXEC);
-	assert_true(mfd >= 0);
-	in = open("/bin/sh", O_RDONLY | O_CLOEXEC);
-	assert_true(in >= 0);
-	while ((n = read(in, buf, sizeof(buf))) > 0)
-		assert_int_equal(write(mfd, buf, (size_t)n), n);
-	close(in);
+	mfd = memfd_sh("de-sensor-gone", MFD_CLOEXEC);
 	memset(&w, 0, sizeof(w));
 	de_bpfevents_options_default(&o);
 	if (de_bpfevents_open(&o, &ev, &err) < 0)
@@ -783,12 +790,7 @@ static void test_exec_memfd_gone(void **state)
 	close(mfd);
 	assert_true(waitpid(w.child, &wst, 0) == w.child);
 	assert_true(WIFEXITED(wst) && WEXITSTATUS(wst) == 0);
-	for (int i = 0; i < 200 && !w.seen; i++) {
-		struct pollfd p = {de_bpfevents_fd(ev), POLLIN, 0};
-		poll(&p, 1, 100);
-		assert_int_equal(de_bpfevents_read(ev, on_record, &w, &err), 0);
-	}
-	assert_true(w.seen);
+	read_until_seen(ev, &w);
 	assert_non_null(w.r.executable_path);
 	printf("# a gone memfd process: %s\n", w.r.executable_path);
 	assert_string_equal(w.r.executable_path, "/memfd:de-sensor-gone");

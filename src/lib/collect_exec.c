@@ -584,9 +584,9 @@ int de_collector_exec(struct de_collector *c, const struct de_kernel_exec *k, in
 		e.image_mode = (unsigned)img.st_mode;
 		e.deleted = img.st_nlink == 0; /* else renamed, or replaced (kernel_inst) */
 	}
-	/* a cut path, or one that may name nothing here (a memfd's walk ends
-	   at "/", an image of another mount namespace's): the one
-	   /proc/PID/exe shows us, and whether that still names the image */
+	/* a cut path, or one that may name nothing here (a memfd, an image
+	   of another mount namespace's): the one /proc/PID/exe shows us, and
+	   whether that still names the image */
 	if (rc == 0 && alive && k->exe && (k->exe_cut || k->exe_unlinked)) {
 		rc = live_path(c, k, &e, &exe_read);
 		if (rc == 0 && exe_read && k->exe_unlinked) {
