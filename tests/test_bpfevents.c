@@ -604,6 +604,40 @@ static int on_record(void *ctx, struct de_process_event *e)
 	return 0;
 }
 
+/*
+ * The sensor and a collector to make records from its execs, both
+ * capturing the variables names[0..n) (names NULL: their defaults); the
+ * test fails when either cannot open.  Closed by close_sensor().
+ */
+static struct de_bpfevents *open_sensor(const char *const *names, size_t n,
+					struct de_collector **col)
+{
+	struct de_bpfevents_options o;
+	struct de_collect_options co;
+	struct de_bpfevents *ev;
+	struct de_error err = {0};
+
+	de_bpfevents_options_default(&o);
+	de_collect_options_default(&co);
+	if (names) {
+		o.env_names = co.env_names = names;
+		o.nenv_names = co.nenv_names = n;
+	}
+	if (de_bpfevents_open(&o, &ev, &err) < 0)
+		fail_msg("the sensor did not load: %s", err.message);
+	assert_int_equal(de_collector_open(NULL, col, &err), 0);
+	assert_int_equal(de_collector_configure(*col, &co, &err), 0);
+	return ev;
+}
+
+static void close_sensor(struct de_bpfevents *ev, struct de_collector *col,
+			 struct de_process_record *r)
+{
+	de_process_record_clear(r);
+	de_collector_close(col);
+	de_bpfevents_close(ev);
+}
+
 /* A memfd named name holding a copy of /bin/sh (flags: memfd_create's). */
 static int memfd_sh(const char *name, unsigned flags)
 {
@@ -643,10 +677,7 @@ static void test_exec_record_of_gone_process(void **state)
 {
 	(void)state;
 	static const char *const names[] = {"DE_T_A", "LD_PRELOAD"};
-	struct de_bpfevents_options o;
-	struct de_collect_options co;
 	struct de_bpfevents *ev;
-	struct de_error err = {0};
 	static struct record_watch w;
 	char json[8192], want[128], real[4096];
 	struct stat st;
@@ -655,16 +686,7 @@ static void test_exec_record_of_gone_process(void **state)
 	if (!can_load())
 		return;
 	memset(&w, 0, sizeof(w));
-	de_bpfevents_options_default(&o);
-	o.env_names = names;
-	o.nenv_names = 2;
-	if (de_bpfevents_open(&o, &ev, &err) < 0)
-		fail_msg("the sensor did not load: %s", err.message);
-	de_collect_options_default(&co);
-	co.env_names = names;
-	co.nenv_names = 2;
-	assert_int_equal(de_collector_open(NULL, &w.col, &err), 0);
-	assert_int_equal(de_collector_configure(w.col, &co, &err), 0);
+	ev = open_sensor(names, 2, &w.col);
 	w.child = fork();
 	if (w.child == 0) {
 		char *const argv[] = {"/bin/sh", "-c", "exit 0", "de-sensor-gone", NULL};
@@ -687,25 +709,20 @@ static void test_exec_record_of_gone_process(void **state)
 	assert_non_null(strstr(json, want));
 	assert_non_null(strstr(json, "\"exe_deleted\":false,\"exe_replaced\":false"));
 	assert_non_null(w.r.executable_hash);
-	de_process_record_clear(&w.r);
-	de_collector_close(w.col);
-	de_bpfevents_close(ev);
+	close_sensor(ev, w.col, &w.r);
 }
 
 /*
  * An image whose path names nothing in our mount namespace (a memfd run
  * with fexecve: /proc/PID/exe says "/memfd:de-sensor (deleted)"): the
  * kernel says so, and the record of the live process takes the path
- * /proc/PID/exe shows (readlink), with file_exists false, not replaced, and the image's identity that of
- * /proc/PID/exe (stat).
+ * /proc/PID/exe shows (readlink), with file_exists false, not replaced,
+ * and the image's identity that of /proc/PID/exe (stat).
  */
 static void test_exec_memfd_image(void **state)
 {
 	(void)state;
-	struct de_bpfevents_options o;
-	struct de_collect_options co;
 	struct de_bpfevents *ev;
-	struct de_error err = {0};
 	static struct facts_watch w;
 	char path[64], json[8192], want[128];
 	struct stat st;
@@ -715,12 +732,7 @@ static void test_exec_memfd_image(void **state)
 		return;
 	mfd = memfd_sh("de-sensor", 0);
 	memset(&w, 0, sizeof(w));
-	de_bpfevents_options_default(&o);
-	if (de_bpfevents_open(&o, &ev, &err) < 0)
-		fail_msg("the sensor did not load: %s", err.message);
-	de_collect_options_default(&co);
-	assert_int_equal(de_collector_open(NULL, &w.col, &err), 0);
-	assert_int_equal(de_collector_configure(w.col, &co, &err), 0);
+	ev = open_sensor(NULL, 0, &w.col);
 	char *const envp[] = {"PATH=/bin", NULL};
 	held_exec_fd = mfd;
 	pid_t pid = start_held(ev, &w, envp, &hold);
@@ -748,9 +760,7 @@ static void test_exec_memfd_image(void **state)
 	snprintf(want, sizeof(want), "\"exe_inode\":%llu,", (unsigned long long)st.st_ino);
 	assert_non_null(strstr(json, want));
 	end_held(pid, hold);
-	de_process_record_clear(&w.r);
-	de_collector_close(w.col);
-	de_bpfevents_close(ev);
+	close_sensor(ev, w.col, &w.r);
 }
 
 /*
@@ -763,10 +773,7 @@ static void test_exec_memfd_image(void **state)
 static void test_exec_memfd_gone(void **state)
 {
 	(void)state;
-	struct de_bpfevents_options o;
-	struct de_collect_options co;
 	struct de_bpfevents *ev;
-	struct de_error err = {0};
 	static struct record_watch w;
 	int mfd, wst;
 
@@ -774,12 +781,7 @@ static void test_exec_memfd_gone(void **state)
 		return;
 	mfd = memfd_sh("de-sensor-gone", MFD_CLOEXEC);
 	memset(&w, 0, sizeof(w));
-	de_bpfevents_options_default(&o);
-	if (de_bpfevents_open(&o, &ev, &err) < 0)
-		fail_msg("the sensor did not load: %s", err.message);
-	de_collect_options_default(&co);
-	assert_int_equal(de_collector_open(NULL, &w.col, &err), 0);
-	assert_int_equal(de_collector_configure(w.col, &co, &err), 0);
+	ev = open_sensor(NULL, 0, &w.col);
 	w.child = fork();
 	if (w.child == 0) {
 		char *const argv[] = {"sh", "-c", "exit 0", NULL};
@@ -795,9 +797,7 @@ static void test_exec_memfd_gone(void **state)
 	printf("# a gone memfd process: %s\n", w.r.executable_path);
 	assert_string_equal(w.r.executable_path, "/memfd:de-sensor-gone");
 	assert_false(w.r.file_exists);
-	de_process_record_clear(&w.r);
-	de_collector_close(w.col);
-	de_bpfevents_close(ev);
+	close_sensor(ev, w.col, &w.r);
 }
 
 static void test_no_btf(void **state)
