@@ -195,11 +195,11 @@ struct store_ckpt {
  * 1,000 execs/s it commits during almost every pass (a pass syncs the WAL
  * and the file): so pass again over what came meanwhile, each pass
  * shorter, until one copies nothing new (all copied, or a reader still
- * needs the rest), at most passes times.  With one pass the WAL was never
- * started over: it grew to the writer's backstop (64 MiB), which folded it
- * inside an exec batch's commit, and journal_size_limit then cut 32 MiB off
- * the file each time.  between(arg), when given, runs after each pass that
- * copied something (the tests commit there).  Returns the passes made.
+ * needs the rest), at most passes times: else the WAL is never started
+ * over, and grows to the writer's backstop, which folds it inside an exec
+ * batch's commit (docs/perf.md has the measurements).  between(arg), when
+ * given, runs after each pass that copied something (the tests commit
+ * there).  Returns the passes made.
  */
 int store_fold_wal(sqlite3 *db, int passes, void (*between)(void *), void *arg)
 {
