@@ -160,45 +160,56 @@ static int count_event(void *ctx, struct de_process_event *e)
 	return c->fn(c->ctx, e);
 }
 
-int procmond_follow_events(struct procmond_source *s,
-			   int (*fn)(void *ctx, struct de_process_event *e),
-			   int (*flush)(void *ctx), void *ctx)
+/* The eBPF sensor's records until stopped (see above). */
+static int follow_bpf(struct procmond_source *s, struct counted *cnt, int (*flush)(void *ctx),
+		      void *ctx)
 {
-	struct de_process_event buf[256];
-	struct counted cnt = {fn, ctx, 0};
-	int64_t window = 0;
-	bool busy = false, read_some = false;
+	bool read_some = false;
 	int rc = 0;
 
-	if (!procmond_source_on(s))
-		return 0;
 	while (!procmond_stop && rc == 0) {
-		struct pollfd p = {s->bpf ? de_bpfevents_fd(s->bpf) : de_procevents_fd(s->nl),
-				   POLLIN, 0};
+		struct pollfd p = {de_bpfevents_fd(s->bpf), POLLIN, 0};
 		struct de_error err = {0};
-		size_t n;
-		int pr = poll(&p, 1, s->bpf && read_some ? DE_BPFEVENTS_BUSY_POLL_MS : 200);
+		size_t before = cnt->n;
+		int pr = poll(&p, 1, read_some ? DE_BPFEVENTS_BUSY_POLL_MS : 200);
 
 		if (pr < 0 && errno != EINTR)
 			return -errno;
-		if (s->bpf) {
-			/* readable or not: records may wait without a wake-up */
-			size_t before = cnt.n;
-			rc = de_bpfevents_read(s->bpf, count_event, &cnt, &err);
-			if (rc < 0 && err.message[0])
-				de_log_err(&err);
-			if (pr >= 0) /* a signal's early return says nothing */
-				read_some = cnt.n != before;
-			if (rc == 0 && read_some && flush)
-				rc = flush(ctx);
-			continue;
-		}
+		/* readable or not: records may wait without a wake-up */
+		rc = de_bpfevents_read(s->bpf, count_event, cnt, &err);
+		if (rc < 0 && err.message[0])
+			de_log_err(&err);
+		if (pr >= 0) /* a signal's early return says nothing */
+			read_some = cnt->n != before;
+		if (rc == 0 && read_some && flush)
+			rc = flush(ctx);
+	}
+	return rc;
+}
+
+/* The netlink connector's events until stopped (see above). */
+static int follow_netlink(struct procmond_source *s, struct counted *cnt, int (*flush)(void *ctx),
+			  void *ctx)
+{
+	struct de_process_event buf[256];
+	int64_t window = 0;
+	bool busy = false;
+	int rc = 0;
+
+	while (!procmond_stop && rc == 0) {
+		struct pollfd p = {de_procevents_fd(s->nl), POLLIN, 0};
+		struct de_error err = {0};
+		size_t n;
+		int pr = poll(&p, 1, 200);
+
+		if (pr < 0 && errno != EINTR)
+			return -errno;
 		int64_t now = de_mono_ms();
 		if (now - window >= SOURCE_WINDOW_MS) {
-			busy = cnt.n >= SOURCE_BUSY_EVENTS &&
+			busy = cnt->n >= SOURCE_BUSY_EVENTS &&
 			       now - window < 2 * (int64_t)SOURCE_WINDOW_MS;
 			window = now;
-			cnt.n = 0;
+			cnt->n = 0;
 		}
 		if (pr <= 0)
 			continue;
@@ -206,18 +217,27 @@ int procmond_follow_events(struct procmond_source *s,
 			struct timespec ts = {0, SOURCE_GATHER_US * 1000L};
 			nanosleep(&ts, NULL);
 		}
-		{
-			if ((rc = de_procevents_read(s->nl, buf, sizeof(buf) / sizeof(buf[0]), &n,
-						     &err)) < 0) {
-				de_log_err(&err);
-				break;
-			}
-			for (size_t i = 0; i < n && rc == 0; i++)
-				rc = count_event(&cnt, &buf[i]);
+		if ((rc = de_procevents_read(s->nl, buf, sizeof(buf) / sizeof(buf[0]), &n, &err)) <
+		    0) {
+			de_log_err(&err);
+			break;
 		}
+		for (size_t i = 0; i < n && rc == 0; i++)
+			rc = count_event(cnt, &buf[i]);
 		/* what one read brought goes on together */
 		if (rc == 0 && flush)
 			rc = flush(ctx);
 	}
 	return rc;
+}
+
+int procmond_follow_events(struct procmond_source *s,
+			   int (*fn)(void *ctx, struct de_process_event *e),
+			   int (*flush)(void *ctx), void *ctx)
+{
+	struct counted cnt = {fn, ctx, 0};
+
+	if (!procmond_source_on(s))
+		return 0;
+	return s->bpf ? follow_bpf(s, &cnt, flush, ctx) : follow_netlink(s, &cnt, flush, ctx);
 }
