@@ -453,9 +453,12 @@ for _ in $(seq 400); do
 done
 check "kill -9: the alert and its pending delivery were committed first ($kid)" test -n "$kid"
 kill -9 "$ag"; wait "$ag" 2>/dev/null
+# restarted at once: the killed worker may still be going, its store lock held
 agent "$tmp/agent.yaml" >/dev/null 2>"$tmp/restart.err"
-check "after kill -9 and a restart every sink has it delivered" \
-	test "$(sqlite3 -readonly "$db" "SELECT count(*) FROM alert_deliveries WHERE alert_id = '$kid' AND status = 'delivered'")" = 7
+rc=$?
+check "after kill -9 and a restart (rc=$rc) every sink has it delivered" \
+	test "$(sqlite3 -readonly "$db" "SELECT count(*) FROM alert_deliveries WHERE alert_id = '$kid' AND status = 'delivered'")" = 7 ||
+	sed 's/^/#   /' "$tmp/restart.err"
 check "the webhook got it with its idempotency key" grep -q "\"Idempotency-Key\": \"$kid\"" "$tmp/http.jsonl"
 check "and no second alert was raised for it" \
 	test "$(sqlite3 -readonly "$db" "SELECT count(*) FROM alerts WHERE affected_processes = '[$kv]'")" = 1
@@ -471,7 +474,8 @@ pids+=("$ag")
 first=$(grep -c "scan [0-9]*:" "$tmp/loop.err")
 for _ in $(seq 400); do [ "$(grep -c "scan [0-9]*:" "$tmp/loop.err")" -ge $((first + 4)) ] && break; sleep 0.05; done
 kill "$ag"; wait "$ag" 2>/dev/null
-check "loop mode: four cycles ran ($(grep -c "scan [0-9]*:" "$tmp/loop.err"))" test "$(grep -c "scan [0-9]*:" "$tmp/loop.err")" -ge 4
+check "loop mode: four cycles ran ($(grep -c "scan [0-9]*:" "$tmp/loop.err"))" test "$(grep -c "scan [0-9]*:" "$tmp/loop.err")" -ge 4 ||
+	sed 's/^/#   /' "$tmp/loop.err"
 check "loop mode: one alert for the persistent process, not one per cycle" \
 	test "$(grep -c "\"pid\":$lp," "$tmp/agentout/alerts.jsonl")" = 1
 kill "$lp"; wait "$lp" 2>/dev/null

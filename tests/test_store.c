@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -209,12 +210,60 @@ static void test_refuses_foreign_files(void **state)
 
 /* ---- one writer --------------------------------------------------------- */
 
+/*
+ * A writer that is still going away when the next opens the store: its lock
+ * is waited for.  The child holds the store until told to go, and then takes
+ * 300 ms to go, as a worker killed in an fsync does; the open that starts
+ * meanwhile succeeds.  (It failed at once before the wait: an agent restarted
+ * right after a kill -9 of the last one exited 74.)
+ */
+static void test_writer_lock_waits(void **state)
+{
+	(void)state;
+	char *path = db_path("lockwait.sqlite");
+	struct de_store_config cfg = {.path = path, .wal_mode = true, .busy_timeout_ms = 30000};
+	struct de_store *w = NULL;
+	struct de_error e = {0};
+	int up[2], go[2], st;
+	char c = 0;
+	pid_t pid;
+
+	assert_int_equal(pipe(up), 0);
+	assert_int_equal(pipe(go), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct timespec ts = {0, 300 * 1000 * 1000};
+
+		close(up[0]);
+		close(go[1]);
+		if (de_store_open(&cfg, &w, &e) < 0)
+			_exit(1);
+		if (write(up[1], "r", 1) != 1 || read(go[0], &c, 1) != 1)
+			_exit(2);
+		nanosleep(&ts, NULL);
+		_exit(0); /* the lock goes with the process, closed or not */
+	}
+	close(up[1]);
+	close(go[0]);
+	assert_int_equal(read(up[0], &c, 1), 1); /* the child holds it */
+	assert_int_equal(write(go[1], "g", 1), 1);
+	assert_int_equal(de_store_open(&cfg, &w, &e), 0);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	de_store_close(w);
+	close(up[0]);
+	close(go[1]);
+	free(path);
+}
+
 static void test_single_writer(void **state)
 {
 	(void)state;
 	char *path = db_path("lock.sqlite");
 	struct de_store *w = open_at(path, 0), *w2 = NULL, *rd = NULL;
-	struct de_store_config cfg = {.path = path, .wal_mode = true};
+	/* held: refused once the wait (SQLite's busy timeout) is over */
+	struct de_store_config cfg = {.path = path, .wal_mode = true, .busy_timeout_ms = 50};
 	struct de_error e = {0};
 	char pid[32];
 
@@ -402,6 +451,7 @@ int main(void)
 		cmocka_unit_test(test_snapshot_and_scans),
 		cmocka_unit_test(test_refuses_foreign_files),
 		cmocka_unit_test(test_single_writer),
+		cmocka_unit_test(test_writer_lock_waits),
 		cmocka_unit_test(test_disk_full),
 		cmocka_unit_test(test_writer_cache_bounded),
 		cmocka_unit_test(test_read_only_bind),

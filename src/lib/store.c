@@ -305,18 +305,31 @@ static void ckpt_stop(struct de_store *s)
 
 /* ---- open / close ------------------------------------------------------- */
 
-/* The single-writer lock: an exclusive flock on "<path>.lock" holding our pid. */
-static int take_lock(struct de_store *s, struct de_error *err)
+/*
+ * The single-writer lock: an exclusive flock on "<path>.lock" holding our pid.
+ * A held lock is waited for as long as SQLite's own locks are (wait_ms): an
+ * agent restarted right after its predecessor was killed finds the old
+ * worker still exiting (SIGKILL does not end a process that sits in an fsync
+ * until the fsync returns), and must not fail for that.
+ */
+static int take_lock(struct de_store *s, int wait_ms, struct de_error *err)
 {
 	char lpath[4200], buf[32];
-	int fd;
+	int fd, r;
+	int64_t deadline = de_mono_ms() + wait_ms;
 
 	snprintf(lpath, sizeof(lpath), "%s.lock", s->path);
 	fd = open(lpath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return de_error_set(err, DE_ERR_DATABASE, errno, "%s: cannot open lock file %s: %s",
 				    s->path, lpath, strerror(errno));
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+	while ((r = flock(fd, LOCK_EX | LOCK_NB)) < 0 && (errno == EINTR || errno == EWOULDBLOCK) &&
+	       de_mono_ms() < deadline) {
+		struct timespec ts = {0, 10 * 1000 * 1000};
+
+		nanosleep(&ts, NULL);
+	}
+	if (r < 0) {
 		int e = errno;
 		ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
 		buf[n > 0 ? n : 0] = '\0';
@@ -325,9 +338,9 @@ static int take_lock(struct de_store *s, struct de_error *err)
 		if (e == EWOULDBLOCK)
 			return de_error_set(err, DE_ERR_DATABASE, EBUSY,
 					    "%s: the event store is already open for writing by "
-					    "another process (pid %s, lock %s); only one "
-					    "daemoneye-agent may write to a store",
-					    s->path, *buf ? buf : "unknown", lpath);
+					    "another process (pid %s, lock %s; waited %d ms); only "
+					    "one daemoneye-agent may write to a store",
+					    s->path, *buf ? buf : "unknown", lpath, wait_ms);
 		return de_error_set(err, DE_ERR_DATABASE, e, "%s: cannot lock %s: %s", s->path,
 				    lpath, strerror(e));
 	}
@@ -466,7 +479,8 @@ int de_store_open(const struct de_store_config *cfg, struct de_store **out, stru
 	s->sample_interval_ms =
 		(int64_t)(cfg->sample_interval_s ? cfg->sample_interval_s : 300) * 1000;
 	snprintf(s->path, sizeof(s->path), "%s", cfg->path);
-	if (!cfg->read_only && (rc = take_lock(s, err)) < 0)
+	if (!cfg->read_only &&
+	    (rc = take_lock(s, cfg->busy_timeout_ms > 0 ? cfg->busy_timeout_ms : 5000, err)) < 0)
 		goto fail;
 	flags = cfg->read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
 	flags |= SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
