@@ -233,7 +233,7 @@ static void test_writer_lock_waits(void **state)
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		struct timespec ts = {0, 300 * 1000 * 1000};
+		struct timespec ts = {0, 300L * 1000 * 1000};
 
 		close(up[0]);
 		close(go[1]);

@@ -325,7 +325,7 @@ static int take_lock(struct de_store *s, int wait_ms, struct de_error *err)
 				    s->path, lpath, strerror(errno));
 	while ((r = flock(fd, LOCK_EX | LOCK_NB)) < 0 && (errno == EINTR || errno == EWOULDBLOCK) &&
 	       de_mono_ms() < deadline) {
-		struct timespec ts = {0, 10 * 1000 * 1000};
+		struct timespec ts = {0, 10L * 1000 * 1000};
 
 		nanosleep(&ts, NULL);
 	}
