@@ -3,8 +3,9 @@
  * (src/agent/execwait.c): a lone exec on a quiet host at once, the first
  * after a quiet spell at once, under a stream of executions a bounded wait
  * (from the queue's first look, never longer) unless EXECWAIT_PIDS
- * processes are queued; no wait at all when the setting is 0.  The clock is
- * the caller's: these are plain values, no time passes here.
+ * processes are queued; no wait at all when the setting is 0; the time
+ * procmond held an exec counts.  The monotonic clock is the caller's:
+ * these are plain values, no time passes here.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +16,7 @@
 #include <cmocka.h>
 
 #include "execwait.h"
+#include "daemoneye/clock.h"
 
 /* n events: execs with a record (each a process the rules run over) */
 static void execs(struct de_process_event *q, size_t n)
@@ -95,6 +97,45 @@ static void test_exits_do_not_fill(void **state)
 	assert_true(execwait_due(&w, q, EXECWAIT_PIDS + 2, 1003) <= 1003);
 }
 
+/*
+ * procmond held the exec a while before it sent it (the sensor wakes it at
+ * most every few ms under load): that wait counts.  The events' times are
+ * the wall clock's, so these take it (de_now_ms), with no time passing.
+ */
+static void test_procmond_wait_counts(void **state)
+{
+	struct de_process_event q[3];
+	struct execwait w = {.wait_ms = 4};
+
+	(void)state;
+	execs(q, 3);
+	execwait_applied(&w, 1000);
+	/* seen 2 ms after the kernel did: 2 ms left of the 4 */
+	q[0].time_ms = de_now_ms() - 2;
+	int64_t due = execwait_due(&w, q, 1, 1001);
+	assert_true(due >= 1002 && due <= 1003); /* a ms of slack for the clock's tick */
+	execwait_applied(&w, 1001);
+	/* held as long as the wait, or longer: at once */
+	q[1].time_ms = de_now_ms() - 10;
+	assert_true(execwait_due(&w, q, 2, 1002) <= 1002);
+	execwait_applied(&w, 1002);
+	/* an exit held over from the batch before is not what waits: only
+	   the processes to evaluate count */
+	memset(q, 0, sizeof(q));
+	q[0].kind = DE_PROCESS_EXIT;
+	q[0].pid = 300;
+	q[0].time_ms = de_now_ms() - 50;
+	q[1].kind = DE_PROCESS_EXEC;
+	q[1].pid = 301;
+	q[1].has_record = true;
+	assert_int_equal(execwait_due(&w, q, 2, 1003), 1007);
+	/* a clock stepped back (an event "from the future"): no sooner than
+	   the first look's wait, never later */
+	execwait_applied(&w, 1003);
+	q[1].time_ms = de_now_ms() + 60000;
+	assert_int_equal(execwait_due(&w, q, 2, 1004), 1008);
+}
+
 static void test_off(void **state)
 {
 	struct de_process_event q[2];
@@ -113,6 +154,7 @@ int main(void)
 		cmocka_unit_test(test_lone_exec_at_once),
 		cmocka_unit_test(test_stream_waits_bounded),
 		cmocka_unit_test(test_exits_do_not_fill),
+		cmocka_unit_test(test_procmond_wait_counts),
 		cmocka_unit_test(test_off),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

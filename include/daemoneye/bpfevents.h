@@ -52,6 +52,7 @@
 struct de_bpfevents_options {
 	uint32_t argv_max;	 /* argv bytes read in the kernel, 256 .. 65536 (default 32768) */
 	uint32_t ringbuf_kb;	 /* ring buffer size in KiB, a power of two >= 4 (default 1024) */
+	uint32_t wake_gap_us;	 /* a record wakes the reader at most this often (default 4000) */
 	bool tcp;		 /* also TCP connect, listen and accept (default true) */
 	const char *object_path; /* NULL: the programs built into daemoneye; else this object */
 	const char *btf_path;	 /* NULL: the running kernel's BTF; else this BTF file */
@@ -82,12 +83,13 @@ void de_bpfevents_close(struct de_bpfevents *ev);
 /*
  * A descriptor that polls readable when records wait (CLOEXEC).  While
  * records come fast, not every record makes it readable: one wakes the
- * reader at most every two milliseconds (a fork never), and the records
- * after it wait for the next.  A reader that has just read records polls at most
+ * reader at most every four milliseconds (a fork never; a ring buffer a
+ * quarter full at once), and the records after it wait for the next.  A
+ * reader that has just read records polls at most
  * DE_BPFEVENTS_BUSY_POLL_MS before reading again, readable or not.
  */
 int de_bpfevents_fd(const struct de_bpfevents *ev);
-#define DE_BPFEVENTS_BUSY_POLL_MS 3
+#define DE_BPFEVENTS_BUSY_POLL_MS 5
 
 /*
  * Hand every waiting record to fn as a de_process_event, in the kernel's
@@ -102,6 +104,8 @@ int de_bpfevents_read(struct de_bpfevents *ev, int (*fn)(void *ctx, struct de_pr
 /* Records delivered and records dropped (ring buffer full) since open. */
 uint64_t de_bpfevents_delivered(const struct de_bpfevents *ev);
 uint64_t de_bpfevents_dropped(const struct de_bpfevents *ev);
+/* Wake-ups a ring buffer a quarter full made before the wake gap had passed. */
+uint64_t de_bpfevents_fill_wakes(const struct de_bpfevents *ev);
 
 /* Whether this build has the sensor (false: de_bpfevents_open says -ENOTSUP). */
 bool de_bpfevents_built(void);

@@ -10,6 +10,8 @@
  */
 #include "execwait.h"
 
+#include "daemoneye/clock.h"
+
 /* A queue this long goes at once, whatever it holds (exits, connections). */
 #define EXECWAIT_EVENTS 256
 
@@ -23,6 +25,28 @@ static size_t rule_pids(const struct de_process_event *q, size_t n, size_t cap)
 	return np;
 }
 
+/*
+ * How long the oldest process of q[0..n) to evaluate has waited already
+ * (ms, 0..cap): procmond holds a record a few ms before it sends it
+ * (bpfevents.h: the sensor wakes it at most every few ms under load), and
+ * that wait counts against the batch's.  An event's time is the wall
+ * clock's (the kernel's clock mapped to it when the sensor opened; 0:
+ * unknown), so a step of the clock moves a batch by at most cap.
+ */
+static int64_t waited(const struct de_process_event *q, size_t n, int64_t cap)
+{
+	int64_t wall = de_now_ms(), most = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (!(q[i].has_record || q[i].kind == DE_PROCESS_TCP) || q[i].time_ms <= 0)
+			continue;
+		int64_t a = wall - q[i].time_ms;
+		if (a > most)
+			most = a;
+	}
+	return most > cap ? cap : most;
+}
+
 int64_t execwait_due(struct execwait *w, const struct de_process_event *q, size_t n, int64_t now)
 {
 	if (!n) {
@@ -30,7 +54,7 @@ int64_t execwait_due(struct execwait *w, const struct de_process_event *q, size_
 		return INT64_MAX;
 	}
 	if (!w->since)
-		w->since = now;
+		w->since = now - waited(q, n, (int64_t)w->wait_ms);
 	/* quiet: the batch before came long enough before this queue began */
 	if (!w->wait_ms || !w->last_batch || w->since - w->last_batch > (int64_t)w->wait_ms)
 		return now;

@@ -7,8 +7,10 @@
  * Nagle-like: the queue waits only when the batch before it was applied
  * less than detection.exec_batch_wait_ms before its first event came, and
  * then at most that long after it came, or until EXECWAIT_PIDS processes
- * to evaluate are queued.  A lone exec, or the first after a quiet spell,
- * is never held; nothing is ever left out of a batch by waiting.
+ * to evaluate are queued.  "Came" is when the kernel saw the oldest
+ * process of the queue to evaluate, when the events say (procmond may
+ * have held it a few ms: that counts), else the queue's first look.  A lone exec, or the first
+ * after a quiet spell, is never held; nothing is ever left out of a batch by waiting.
  *
  * Ownership: a struct execwait is plain data, the caller's.
  */

@@ -783,6 +783,9 @@ out:
  * away is reconciled), and in between the exec path, the control channel
  * and the heartbeat.
  */
+/* the longest exec-path wait during which procmond's frames are left in the socket */
+#define WORKER_HOLD_MS 20
+
 static int worker_loop(struct agent *ag)
 {
 	int64_t next_scan = de_mono_ms();
@@ -812,6 +815,15 @@ static int worker_loop(struct agent *ag)
 				return status;
 			continue;
 		}
+		if (ag->pm.held && ag->pm.fd >= 0 && now >= agent_execpath_due(ag, now)) {
+			/* the batch is due: first what procmond sent while it waited */
+			struct de_error err = {0};
+			ag->pm.held = false;
+			if (agent_procmond_wait(&ag->pm, 0, &err) < 0) {
+				de_log_err(&err);
+				scan_failed(ag, &err);
+			}
+		}
 		agent_execpath_run(ag); /* those that came during the scan, or were retried */
 		struct de_error perr = {0};
 		if (de_alertmgr_poll(ag->alerts, &perr) < 0) /* the sinks' outcomes, due retries */
@@ -829,8 +841,19 @@ static int worker_loop(struct agent *ag)
 		int64_t ev_due = agent_execpath_due(ag, now); /* queued events: at once, or */
 		if (until > ev_due) /* after a short wait for more, or a refused batch's retry */
 			until = ev_due;
+		/*
+		 * While the exec path waits a few ms for a fuller batch
+		 * (execwait.h), procmond's frames wait in the socket: one wake-up
+		 * per batch, not one per read procmond sends (it sends every 2 ms
+		 * under load); they are read when the batch is due (above).  Not
+		 * while the store refuses batches (retried each second: the
+		 * socket would fill and hold procmond up), nor for a long wait.
+		 */
+		ag->pm.held = ev_due > now && ev_due - now <= WORKER_HOLD_MS &&
+			      !ag->events_failing_since && ag->pm.nqueue > 0;
 		/* the control channel, procmond (or -1: ignored by poll), fleet queries */
-		struct pollfd fds[4] = {{ag->ctl, POLLIN, 0}, {ag->pm.fd, POLLIN, 0}};
+		struct pollfd fds[4] = {{ag->ctl, POLLIN, 0},
+					{ag->pm.held ? -1 : ag->pm.fd, POLLIN, 0}};
 		int qfd[2], nq = agent_fleet_wake_fds(ag, qfd, 2);
 		for (int i = 0; i < nq; i++)
 			fds[2 + i] = (struct pollfd){qfd[i], POLLIN, 0};

@@ -67,10 +67,11 @@ struct procmond_chan {
 	bool conns_unstored;
 	struct de_process_event *queue; /* owned: events not yet applied, oldest first */
 	size_t nqueue, capqueue;
-	size_t queue_heap;    /* the heap bytes of the queued events' records */
-	size_t queue_max;     /* the bound of capqueue events and queue_heap, bytes (0: default) */
-	size_t queue_peak;    /* the most the queue held since the heap was last trimmed */
-	bool dropping;	      /* events are being dropped: the queue has not drained since */
+	size_t queue_heap; /* the heap bytes of the queued events' records */
+	size_t queue_max;  /* the bound of capqueue events and queue_heap, bytes (0: default) */
+	size_t queue_peak; /* the most the queue held since the heap was last trimmed */
+	bool dropping;	   /* events are being dropped: the queue has not drained since */
+	bool held;	   /* the worker left frames in the socket while a batch waits (main.c) */
 	uint64_t dropped_now; /* of events_dropped, those since dropping began */
 	/* past the first AGENT_EVENTS_READY events (the ones in queue), events
 	   wait as the frames procmond sent, a fraction of their decoded size,

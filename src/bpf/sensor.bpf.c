@@ -40,7 +40,7 @@ char LICENSE[] SEC("license") = "GPL";
 
 /* Set by user space before loading (collection.ebpf_argv_max and
    collection.env_capture); the object's only constant data. */
-const volatile struct de_bpf_settings settings = {.argv_max = 32768};
+const volatile struct de_bpf_settings settings = {.wake_gap_ns = 4000000, .argv_max = 32768};
 
 struct de_bpf_counters counters;
 
@@ -114,22 +114,30 @@ struct kernfs_node___old {
 /*
  * Wake-ups: a reader woken for every record would pay a poll and a
  * context switch for each of the fork, exec and exit of every process.
- * A record wakes the reader only when WAKE_GAP_NS have passed since the
+ * A record wakes the reader only when settings.wake_gap_ns (4 ms) have passed since the
  * last that did (so the first after a quiet spell goes at once), and a
  * fork never does (the exec that follows it within microseconds does;
  * user space forwards no fork alone).  The others wait for the next
  * wake-up, or for the reader's own short poll timeout while records come
  * (bpfevents.h: DE_BPFEVENTS_BUSY_POLL_MS), so a record waits a few
- * milliseconds at most.  last_wake_ns is shared by every CPU without a
- * lock: a race costs one wake-up more.
+ * milliseconds at most; the agent counts that wait against its own batch
+ * wait (execwait.c), so it adds little to an exec's way to its alert.  A
+ * ring buffer a quarter full wakes the reader whatever the gap, so that a
+ * burst never fills it between two wake-ups.  last_wake_ns is shared by
+ * every CPU without a lock: a race costs one wake-up more.
  */
-#define WAKE_GAP_NS 2000000
-
 static __always_inline void count_output(void *rec, __u64 size, bool may_wake)
 {
 	__u64 now = bpf_ktime_get_ns(), flags = BPF_RB_NO_WAKEUP;
+	bool gap = now - counters.last_wake_ns >= settings.wake_gap_ns;
 
-	if (may_wake && now - counters.last_wake_ns >= WAKE_GAP_NS) {
+	if (may_wake && !gap &&
+	    bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >=
+		    bpf_ringbuf_query(&events, BPF_RB_RING_SIZE) / 4) {
+		gap = true;
+		__sync_fetch_and_add(&counters.fill_wakes, 1);
+	}
+	if (may_wake && gap) {
 		counters.last_wake_ns = now;
 		flags = BPF_RB_FORCE_WAKEUP;
 	}

@@ -99,8 +99,9 @@ struct de_bpf_exec {
 
 /* What user space sets in the program's .rodata before loading. */
 struct de_bpf_settings {
-	__u32 argv_max;					   /* collection.ebpf_argv_max */
-	__u32 env_nnames;				   /* names to look for (0: none) */
+	__u64 wake_gap_ns; /* a record wakes the reader at most this often (sensor.bpf.c) */
+	__u32 argv_max;	   /* collection.ebpf_argv_max */
+	__u32 env_nnames;  /* names to look for (0: none) */
 	__u32 env_name_len[DE_BPF_ENV_NAMES];		   /* bytes of each, without NUL */
 	char env_names[DE_BPF_ENV_NAMES][DE_BPF_ENV_NAME]; /* collection.env_capture */
 };
@@ -138,6 +139,7 @@ struct de_bpf_counters {
 	__u64 events;	    /* records written */
 	__u64 dropped;	    /* records the ring buffer had no room for */
 	__u64 last_wake_ns; /* the program's own: when a record last woke the reader */
+	__u64 fill_wakes;   /* wake-ups a ring buffer a quarter full made before the gap */
 };
 
 #endif

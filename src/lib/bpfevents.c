@@ -52,6 +52,7 @@ void de_bpfevents_options_default(struct de_bpfevents_options *o)
 	memset(o, 0, sizeof(*o));
 	o->argv_max = 32768;
 	o->ringbuf_kb = 1024;
+	o->wake_gap_us = 4000;
 	o->tcp = true;
 }
 
@@ -446,6 +447,7 @@ static void set_settings(const struct de_bpfevents_options *o, struct de_bpf_set
 	bool fit = o->nenv_names <= DE_BPF_ENV_NAMES;
 
 	memset(s, 0, sizeof(*s));
+	s->wake_gap_ns = (uint64_t)(o->wake_gap_us ? o->wake_gap_us : 4000) * 1000;
 	s->argv_max = o->argv_max;
 	for (size_t i = 0; fit && i < o->nenv_names; i++)
 		fit = strlen(o->env_names[i]) < DE_BPF_ENV_NAME && o->env_names[i][0];
@@ -785,6 +787,11 @@ uint64_t de_bpfevents_dropped(const struct de_bpfevents *ev)
 	return ev ? ev->counters->dropped : 0;
 }
 
+uint64_t de_bpfevents_fill_wakes(const struct de_bpfevents *ev)
+{
+	return ev ? ev->counters->fill_wakes : 0;
+}
+
 int de_bpfevents_read(struct de_bpfevents *ev, int (*fn)(void *ctx, struct de_process_event *e),
 		      void *ctx, struct de_error *err)
 {
@@ -845,6 +852,12 @@ uint64_t de_bpfevents_delivered(const struct de_bpfevents *ev)
 }
 
 uint64_t de_bpfevents_dropped(const struct de_bpfevents *ev)
+{
+	(void)ev;
+	return 0;
+}
+
+uint64_t de_bpfevents_fill_wakes(const struct de_bpfevents *ev)
 {
 	(void)ev;
 	return 0;
