@@ -216,17 +216,6 @@ int store_write_exit(struct de_store *s, const struct snap_ent *e, int64_t t, in
 	return 0;
 }
 
-/*
- * The end of a batch inside its transaction: the snapshot's time and scan
- * (and the last sample time) into store_state, the counts into the scan's
- * row; then COMMIT.  An event batch (lazy) leaves store_state alone while
- * it was written less than STORE_STATE_LAG_MS of snapshot time before: at
- * 1,000 execs/s that is one WAL frame in a dozen batches' instead of one
- * in each.  The in-memory snap_time/snap_scan stay current; what a store
- * reopened after a crash finds is at most that stale, which only moves
- * the last sighting the next full scan gives a process it finds gone (and
- * the live query never shows a row seen last before it was first seen).
- */
 /* The snapshot's time and scan and the last sample time into store_state. */
 static int write_state(struct de_store *s, int64_t t, int64_t scan, int64_t sample_time,
 		       struct de_error *err)
@@ -246,6 +235,17 @@ static int write_state(struct de_store *s, int64_t t, int64_t scan, int64_t samp
 	return 0;
 }
 
+/*
+ * The end of a batch inside its transaction: the snapshot's time and scan
+ * (and the last sample time) into store_state, the counts into the scan's
+ * row; then COMMIT.  An event batch (lazy) leaves store_state alone while
+ * it was written less than STORE_STATE_LAG_MS of snapshot time before: at
+ * 1,000 execs/s that is one WAL frame in a dozen batches' instead of one
+ * in each.  The in-memory snap_time/snap_scan stay current, and closing
+ * the store writes them; a store reopened after a crash takes the newest
+ * committed event scan instead (store.c state_catch_up), and the live
+ * query never shows a row seen last before it was first seen.
+ */
 int store_finish_batch(struct de_store *s, int64_t t, int64_t scan, int64_t sample_time, bool lazy,
 		       const struct de_store_diff *d, struct de_error *err)
 {

@@ -357,8 +357,9 @@ int store_write_exit(struct de_store *s, const struct snap_ent *e, int64_t t, in
 /*
  * An event batch leaves store_state (one page of the WAL) unwritten while
  * the file's snapshot time is less than this much older than the batch's:
- * a reader sees the live snapshot's time up to this stale, a store reopened
- * after a crash starts from it (docs/perf.md, "store_state every 50 ms").
+ * a reader sees the live snapshot's time up to this stale (docs/perf.md,
+ * "store_state every 50 ms"); closing the store writes it, and a store
+ * reopened after a crash takes the newest event scan (store.c).
  */
 #define STORE_STATE_LAG_MS 50
 /*
