@@ -6,15 +6,17 @@
  *   bench_store_events DIR [BATCHES]   (DIR: a scratch directory)
  *
  * The host: 70 live processes from one full scan (bench_synth, shaped like
- * the collector's records).  Each batch then holds the exits of the
- * previous batch's 8 processes and the execs of 8 new ones, as the exec
- * path cuts them (a process's exec and exit never share a batch: the rules
- * see it committed first).  Measured:
+ * the collector's records).  Each batch then holds the execs of 8 new
+ * processes and exits, in two schedules: the exits of the previous batch's
+ * 8 processes in each batch (a process's exec and exit never share a
+ * batch: the rules see it committed first), and the exits deferred as the
+ * exec path does (src/agent/execcut.h): every DEFER batches (48 ms), those
+ * of all the processes exec'd since.  Measured, for each:
  *   cpu per exec   the process's CPU time (the store's checkpointer thread
  *                  included, as in the agent) over BATCHES batches (750:
  *                  6 s), one every 8 ms (1,000 execs per second: when the
  *                  writer pauses matters to the checkpointer), per exec (an
- *                  exec's row and, a batch later, its exit), the median of
+ *                  exec's row and, later, its exit), the median of
  *                  3 runs on fresh files; and the largest the WAL file grew
  *                  (CKPT_MIB=N in the
  *                  environment: the checkpointer's threshold, 4 MiB as in
@@ -45,6 +47,9 @@
 #define LIVE  70 /* the live host */
 #define BATCH 8	 /* processes per batch (EXECWAIT_PIDS) */
 #define RUNS  3
+/* deferred exits: applied every DEFER batches (48 ms at a batch every 8 ms:
+   EXECCUT_DEFER_MS, 50, in src/agent/execcut.h) */
+#define DEFER 6
 /* a batch every 8 ms: 1,000 execs per second */
 #define PACE_NS (8L * 1000 * 1000)
 
@@ -113,14 +118,19 @@ static struct de_store *fresh(const char *path, bool ckpt)
 }
 
 /*
- * Apply n batches, one every pace_ns (0: back to back); returns the process
- * CPU seconds they took.
+ * Apply n batches, one every pace_ns (0: back to back); the exits of the
+ * processes exec'd are applied every defer batches, all of those exec'd
+ * since the last such batch (1: each batch carries the previous batch's
+ * exits, as before exits were deferred; DEFER: as the exec path defers
+ * them, src/agent/execcut.h).  Returns the process CPU seconds they took.
  */
-static double run_batches(struct de_store *s, int n, long pace_ns)
+static double run_batches(struct de_store *s, int n, long pace_ns, int defer)
 {
 	struct timespec due;
-	struct de_process_record r[2][BATCH];
-	struct de_process_event ev[2 * BATCH];
+	struct de_process_record r[BATCH];
+	static struct de_process_event ev[DEFER * BATCH + BATCH];
+	static uint32_t gone[DEFER * BATCH]; /* exec'd, their exits not applied yet */
+	size_t ngone = 0;
 	struct de_error e = {0};
 	uint32_t pid = 1000;
 	int64_t t = 1800000001000LL, scan;
@@ -129,29 +139,34 @@ static double run_batches(struct de_store *s, int n, long pace_ns)
 	clock_gettime(CLOCK_MONOTONIC, &due);
 
 	for (int b = 0; b < n; b++) {
-		struct de_process_record *cur = r[b % 2], *prev = r[(b + 1) % 2];
-		size_t k = 0;
-		if (b > 0)
-			for (int i = 0; i < BATCH; i++)
+		size_t k = 0, keep = 0;
+		/* the exits due: with defer 1 the previous batch's processes;
+		   otherwise every defer-th batch, all those exec'd before it */
+		if (b % defer == 0) {
+			for (size_t i = 0; i < ngone; i++)
 				ev[k++] = (struct de_process_event){.kind = DE_PROCESS_EXIT,
-								    .pid = prev[i].pid,
+								    .pid = gone[i],
 								    .time_ms = t,
 								    .has_exit_code = true};
-		if (b > 1)
-			bench_clear_all(cur, BATCH);
+		} else {
+			keep = ngone;
+		}
+		ngone = keep;
 		for (int i = 0; i < BATCH; i++) {
 			if (++pid >= 30000)
 				pid = 1000;
-			bench_synth(&cur[i], pid, t, 0, pid);
-			cur[i].start_time = t;
+			bench_synth(&r[i], pid, t, 0, pid);
+			r[i].start_time = t;
 			ev[k++] = (struct de_process_event){.kind = DE_PROCESS_EXEC,
 							    .pid = pid,
 							    .time_ms = t,
 							    .has_record = true,
-							    .record = cur[i]};
+							    .record = r[i]};
+			gone[ngone++] = pid;
 		}
 		if (de_store_event_scan(s, t, ev, k, &scan, &e) < 0)
 			die("batch", &e);
+		bench_clear_all(r, BATCH);
 		t += BATCH;
 		if (b % 16 == 0) {
 			long long w = wal_bytes(db_file);
@@ -167,8 +182,6 @@ static double run_batches(struct de_store *s, int n, long pace_ns)
 	}
 	c = proc_cpu_s() - c;
 	main_cpu_s = bench_cpu_s() - m;
-	bench_clear_all(r[0], BATCH);
-	bench_clear_all(r[1], BATCH);
 	return c;
 }
 
@@ -247,45 +260,56 @@ static void wal_frames(const char *path, int batches)
 		       (double)by[j].n / (double)commits);
 }
 
-int main(int argc, char **argv)
+/* One schedule: the CPU per exec over RUNS paced runs, then the WAL's frames. */
+static void schedule(const char *path, int batches, int defer)
 {
-	const char *dir = argc > 1 ? argv[1] : "/tmp";
-	int batches = argc > 2 ? atoi(argv[2]) : 750;
-	char *path = db_file;
 	double cpu[RUNS], mcpu[RUNS];
 	struct de_store *s;
 
-	if (getenv("CKPT_MIB"))
-		ckpt_mib = (unsigned)atoi(getenv("CKPT_MIB"));
-	snprintf(db_file, sizeof(db_file), "%s/bench-events.sqlite", dir);
-	printf("event batches: %d live processes, batches of %d execs + the previous batch's "
-	       "%d exits\n",
-	       LIVE, BATCH, BATCH);
+	wal_peak = 0;
 	for (int k = 0; k < RUNS; k++) {
 		s = fresh(path, true);
-		cpu[k] = run_batches(s, batches, PACE_NS) / (batches * BATCH) * 1e6;
+		cpu[k] = run_batches(s, batches, PACE_NS, defer) / (batches * BATCH) * 1e6;
 		mcpu[k] = main_cpu_s / (batches * BATCH) * 1e6;
 		de_store_close(s);
 	}
 	qsort(cpu, RUNS, sizeof(cpu[0]), cmp_d);
 	qsort(mcpu, RUNS, sizeof(mcpu[0]), cmp_d);
-	printf("cpu per exec (its row, and its exit a batch later): median %.1f us (min %.1f, "
-	       "max %.1f) over %d batches x %d runs\n",
+	printf("cpu per exec (its row, and its exit): median %.1f us (min %.1f, max %.1f) over %d "
+	       "batches x %d runs\n",
 	       cpu[RUNS / 2], cpu[0], cpu[RUNS - 1], batches, RUNS);
 	printf("  of which the batches' own thread (the rest: the checkpointer): median %.1f us\n",
 	       mcpu[RUNS / 2]);
 	printf("the WAL file grew to %.1f MiB at most\n", (double)wal_peak / (1 << 20));
 	/* one run without the checkpointer: the WAL then holds every frame */
 	s = fresh(path, false);
-	int n = 100;
+	int n = 96; /* a multiple of DEFER */
 	/* the frames the first scan wrote are not counted: checkpoint them */
 	struct de_error e = {0};
 	if (de_store_checkpoint(s, 0, &e) < 0)
 		die("checkpoint", &e);
 	sqlite3_wal_checkpoint_v2(de_store_db(s), NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
-	run_batches(s, n, 0);
+	run_batches(s, n, 0, defer);
 	wal_frames(path, n);
 	de_store_close(s);
 	bench_rm_db(path);
+}
+
+int main(int argc, char **argv)
+{
+	const char *dir = argc > 1 ? argv[1] : "/tmp";
+	int batches = argc > 2 ? atoi(argv[2]) : 750;
+
+	if (getenv("CKPT_MIB"))
+		ckpt_mib = (unsigned)atoi(getenv("CKPT_MIB"));
+	snprintf(db_file, sizeof(db_file), "%s/bench-events.sqlite", dir);
+	printf("event batches: %d live processes, batches of %d execs + the previous batch's "
+	       "%d exits (exits not deferred)\n",
+	       LIVE, BATCH, BATCH);
+	schedule(db_file, batches, 1);
+	printf("\nevent batches: %d live processes, batches of %d execs; the exits deferred: "
+	       "every %d batches, those of the %d processes exec'd since (as the exec path)\n",
+	       LIVE, BATCH, DEFER, DEFER * BATCH);
+	schedule(db_file, batches, DEFER);
 	return 0;
 }

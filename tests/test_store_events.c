@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -250,6 +252,138 @@ static void churn(struct de_store *s, int n, uint32_t pid0, uint64_t every, bool
 			fail_msg("checkpoint: %s", e.message);
 		de_process_record_clear(&r);
 	}
+}
+
+/*
+ * An event batch writes store_state (a page of the WAL) only every
+ * STORE_STATE_LAG_MS of snapshot time; a full scan always does, and so
+ * does closing the store.  The live query never shows a process last seen
+ * before it was first seen, nor a scan before its first.
+ */
+static void state_at(sqlite3 *db, int64_t t, int64_t scan)
+{
+	assert_int_equal(count(db, "SELECT value FROM store_state WHERE key = 'snapshot_time'"), t);
+	assert_int_equal(count(db, "SELECT value FROM store_state WHERE key = 'snapshot_scan'"),
+			 scan);
+}
+
+/* A live row's last sighting: last_seen and last_scan_id into arg[0..2). */
+static int last_seen_cb(const struct de_process_row *row, void *arg)
+{
+	int64_t *seen = arg;
+
+	seen[0] = row->last_seen;
+	seen[1] = row->last_scan_id;
+	return 0;
+}
+
+static void test_state_every_lag(void **state)
+{
+	(void)state;
+	char *path = db_path("state_lag.sqlite");
+	struct de_store *s = open_at(path, 3600);
+	struct de_process_record base[EV_BASE], x[3];
+	struct de_process_event ev[2];
+	struct de_error e = {0};
+	int64_t scan, s2, s3, s4;
+
+	ev_base(base, 10000, 1);
+	store_ok(s, base, EV_BASE);
+	clear_many(base, EV_BASE);
+	state_at(de_store_db(s), 10000, 1);
+	/* an exec 10 ms later: the rows, not the state */
+	mk(&x[0], 50, 10010, 10010, 0);
+	ev[0] = exec_ev(50, 10010, &x[0]);
+	assert_int_equal(de_store_event_scan(s, 10010, ev, 1, &s2, &e), 0);
+	state_at(de_store_db(s), 10000, 1);
+	assert_int_equal(count(de_store_db(s), "SELECT count(*) FROM processes WHERE pid = 50"), 1);
+	/* the live query: last seen no earlier than first seen */
+	struct de_process_query q = {.current_only = true, .has_pid = true, .pid = 50};
+	int64_t seen[2] = {0};
+	assert_int_equal(de_store_query_processes(s, &q, last_seen_cb, seen, &e), 0);
+	assert_int_equal(seen[0], 10010);
+	assert_int_equal(seen[1], s2);
+	/* its exit 30 ms later: history, not the state */
+	ev[0] = exit_ev(50, 10030);
+	assert_int_equal(de_store_event_scan(s, 10030, ev, 1, &s3, &e), 0);
+	state_at(de_store_db(s), 10000, 1);
+	assert_int_equal(count(de_store_db(s), "SELECT exited_at FROM process_instances"), 10030);
+	/* STORE_STATE_LAG_MS after the state was written: written */
+	mk(&x[1], 51, 10050, 10050, 0);
+	ev[0] = exec_ev(51, 10000 + STORE_STATE_LAG_MS, &x[1]);
+	assert_int_equal(de_store_event_scan(s, 10050, ev, 1, &s4, &e), 0);
+	state_at(de_store_db(s), 10000 + STORE_STATE_LAG_MS, s4);
+	/* the next batch left behind, then written when the store closes */
+	mk(&x[2], 52, 10060, 10060, 0);
+	ev[0] = exec_ev(52, 10060, &x[2]);
+	assert_int_equal(de_store_event_scan(s, 10060, ev, 1, &scan, &e), 0);
+	state_at(de_store_db(s), 10000 + STORE_STATE_LAG_MS, s4);
+	de_store_close(s);
+	s = open_at(path, 3600);
+	state_at(de_store_db(s), 10060, scan);
+	/* a full scan always writes it: pid 52 gone, seen last by the batch */
+	mk_many(base, 10, 10070, 10);
+	assert_int_equal(de_store_scan_begin(s, 10070, "poll", &s2, &e), 0);
+	retime(base, 10, 10070, s2);
+	store_ok(s, base, 10);
+	state_at(de_store_db(s), 10070, s2);
+	assert_int_equal(count(de_store_db(s), "SELECT last_seen FROM process_instances WHERE "
+					       "pid = 52"),
+			 10060);
+	clear_many(base, 10);
+	clear_many(x, 3);
+	de_store_close(s);
+	free(path);
+}
+
+/*
+ * A writer killed after an event batch that left store_state behind: the
+ * reopened store takes the newest event scan as its snapshot's, so the
+ * next full scan gives the process it finds gone a last sighting (time and
+ * scan) no earlier than its first.
+ */
+static void test_state_after_crash(void **state)
+{
+	(void)state;
+	char *path = db_path("state_crash.sqlite");
+	struct de_process_record base[EV_BASE];
+	struct de_error e = {0};
+	int64_t scan;
+	int st;
+
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct de_store *s = open_at(path, 3600);
+		struct de_process_record x;
+		struct de_process_event ev;
+		if (de_store_scan_begin(s, 10000, "poll", &scan, &e) < 0 || scan != 1)
+			_exit(3);
+		ev_base(base, 10000, scan);
+		store_ok(s, base, EV_BASE);
+		mk(&x, 50, 10010, 10010, 0);
+		ev = exec_ev(50, 10010, &x);
+		if (de_store_event_scan(s, 10012, &ev, 1, &scan, &e) < 0 || scan != 2)
+			_exit(4);
+		raise(SIGKILL); /* no close: store_state as the batch left it */
+		_exit(5);
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+	struct de_store *s = open_at(path, 3600);
+	state_at(de_store_db(s), 10000, 1); /* the file's: behind the batch */
+	assert_int_equal(count(de_store_db(s), "SELECT first_seen FROM processes WHERE pid = 50"),
+			 10010);
+	/* the next full scan: the host without pid 50 */
+	assert_int_equal(de_store_scan_begin(s, 10100, "poll", &scan, &e), 0);
+	ev_base(base, 10100, scan);
+	store_ok(s, base, EV_BASE);
+	assert_int_equal(count(de_store_db(s), "SELECT last_seen * 10 + last_scan_id FROM "
+					       "process_instances WHERE pid = 50"),
+			 10012 * 10 + 2);
+	clear_many(base, EV_BASE);
+	de_store_close(s);
+	free(path);
 }
 
 /*
@@ -546,6 +680,8 @@ int main(void)
 		cmocka_unit_test(test_full_disk_gives_back),
 		cmocka_unit_test(test_failed_statement_rolls_back),
 		cmocka_unit_test(test_checkpointer_catches_up),
+		cmocka_unit_test(test_state_every_lag),
+		cmocka_unit_test(test_state_after_crash),
 	};
 	return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

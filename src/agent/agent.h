@@ -101,7 +101,9 @@ struct agent {
 	int64_t rules_state_mtime;    /* of rules-state.json, to see `rules enable` */
 	int64_t events_failing_since; /* the store refuses the queue's head since (mono), 0: not */
 	int64_t events_next_try;      /* when to try it again (mono) */
-	struct execwait exec_wait;    /* the exec path's wait for a fuller batch */
+	int64_t exits_since;	   /* the first exit deferred since (mono), 0: none (execcut.h) */
+	bool events_flush;	   /* agent_execpath_flush: the whole queue goes now */
+	struct execwait exec_wait; /* the exec path's wait for a fuller batch */
 	/* the control channel */
 	int ctl;		  /* AGENT_CTL_FD, -1 when the parent is gone */
 	enum de_ctl_state cstate; /* STARTING until the first CONFIG, then RUNNING */
@@ -176,17 +178,27 @@ int agent_settings_apply(struct agent *ag, const struct de_config *cfg, struct d
  * Apply every event procmond has queued, in order.  The queue is cut before
  * an exit of a process exec'd earlier in the same run, so that the rules
  * see a process that lived for 10 ms before its exit takes it out of the
- * snapshot.  A batch the store refuses stays queued, with everything after
- * it, and is tried again next time: no event is dropped because a write
- * failed.  Returns the number of events still queued.
+ * snapshot, and exits are deferred up to EXECCUT_DEFER_MS (execcut.h) so
+ * that their history is written many at a time.  A batch the store refuses
+ * stays queued, with everything after it, and is tried again next time: no
+ * event is dropped because a write failed.  Returns the number of events
+ * still queued.
  */
 size_t agent_execpath_run(struct agent *ag);
 /*
  * When agent_execpath_run should be called next (monotonic ms; INT64_MAX
  * when nothing is queued): now when the queue goes at once, later while it
- * waits for a fuller batch (execwait.h) or for a refused batch's retry.
+ * waits for a fuller batch (execwait.h), for deferred exits' deadline
+ * (execcut.h) or for a refused batch's retry.
  */
 int64_t agent_execpath_due(struct agent *ag, int64_t now);
+/*
+ * Apply everything queued, deferred exits included, before a full scan:
+ * the scan's diff then starts from what the events said, and an exit keeps
+ * the kernel's time rather than the scan's.  Stops early while the store
+ * refuses batches (they are tried again as usual).
+ */
+void agent_execpath_flush(struct agent *ag);
 
 /*
  * Set r's user_name and group_name facts from its effective ids, through

@@ -7,6 +7,16 @@
  * each process that exec'd, so an alert does not wait for the next cycle.
  * The next full scan reconciles anything an event missed.
  *
+ * Exits are deferred (execcut.h): held in the queue up to EXECCUT_DEFER_MS
+ * (or EXECCUT_DEFER_MAX of them) and applied together, so that the history
+ * they write (a process_instances row and its three indexes each, a page
+ * of the WAL per b-tree) is committed once for a dozen rather than in every
+ * batch.  The live processes table shows an exited process that much
+ * longer; its exited_at is the kernel's time all the same.  A later event
+ * of the same pid takes its exit along at once, before it; everything is
+ * applied before a full scan (agent_execpath_flush), when stopping, and
+ * while the store refuses batches.
+ *
  * A batch the store refuses (disk full, a busy file) stays at the head of
  * the queue and is applied later, so an exec that came and went is still
  * stored and evaluated once the store takes it; it is tried again each
@@ -25,6 +35,7 @@
 #include <string.h>
 
 #include "agent.h"
+#include "execcut.h"
 #include "fleet_wiring.h"
 
 #define EXEC_RETRY_MS	1000
@@ -103,41 +114,58 @@ out:
 	return rc;
 }
 
+/*
+ * Whether the deferred exits go with the next batch whatever their age:
+ * stopping (agent_stop, or the parent gone), a full scan about to start
+ * (agent_execpath_flush), or the store refusing batches (the retry takes
+ * the whole queue, as before exits were deferred).
+ */
+static bool exits_forced(const struct agent *ag)
+{
+	return agent_stop || ag->ctl < 0 || ag->events_flush || ag->events_failing_since;
+}
+
+/*
+ * When the queue (counted in c) should go: the bounded wait for a fuller
+ * batch when something other than a deferred exit is queued (execwait.h),
+ * and the deferred exits' deadline (execcut.h), whichever comes first.
+ */
+static int64_t queue_due(struct agent *ag, const struct execcut_count *c, int64_t now)
+{
+	int64_t due = execcut_due(c, ag->exits_since, now), w;
+
+	if (c->active && (w = execwait_due(&ag->exec_wait, ag->pm.queue, ag->pm.nqueue, now)) < due)
+		due = w;
+	return due;
+}
+
 size_t agent_execpath_run(struct agent *ag)
 {
 	struct procmond_chan *ch = &ag->pm;
 	struct de_process_event *q = ch->queue;
-	size_t n = ch->nqueue, now = 0;
+	size_t n = ch->nqueue, now;
 	int64_t t = de_mono_ms();
 	struct de_error err = {0};
+	struct execcut_count c;
 
-	if (!n)
+	if (!n) {
+		ag->exits_since = 0;
 		return 0;
+	}
 	if (ag->events_failing_since && t < ag->events_next_try)
 		return n;
-	/* under a stream of executions, a few ms for a fuller batch */
-	if (!ag->events_failing_since && !agent_stop && execwait_due(&ag->exec_wait, q, n, t) > t)
+	execcut_count(q, n, &c);
+	if (!c.deferred)
+		ag->exits_since = 0;
+	else if (!ag->exits_since)
+		ag->exits_since = t; /* the deferred exits' clock starts */
+	bool release = execcut_release(&c, ag->exits_since, t, exits_forced(ag));
+	/* under a stream of executions, a few ms for a fuller batch; deferred
+	   exits alone wait for their deadline; once they go, what is queued
+	   goes with them (their deadline cuts the wait short) */
+	if (!release && !exits_forced(ag) && queue_due(ag, &c, t) > t)
 		return n;
-	/* stable partition in place: what goes now first (q[0..now)), what
-	   waits after it (q[now..i)), each in its order; an event that goes
-	   now past held ones is rotated down to q[now] */
-	for (size_t i = 0; i < n; i++) {
-		bool hold = false;
-		/* the exit of a process exec'd in this batch */
-		for (size_t k = 0; k < now && !hold && q[i].kind == DE_PROCESS_EXIT; k++)
-			hold = q[k].kind == DE_PROCESS_EXEC && q[k].pid == q[i].pid;
-		/* after a held event, its pid's later events wait too (order kept) */
-		for (size_t k = now; k < i && !hold; k++)
-			hold = q[k].pid == q[i].pid;
-		if (hold)
-			continue;
-		if (i > now) {
-			struct de_process_event s = q[i];
-			memmove(q + now + 1, q + now, (i - now) * sizeof(*q));
-			q[now] = s;
-		}
-		now++;
-	}
+	now = execcut_cut(q, n, release);
 	if (now && apply_events(ag, q, now, &err) < 0) {
 		/* a batch the store refuses stays queued, with everything after it */
 		if (!ag->events_failing_since) {
@@ -162,20 +190,38 @@ size_t agent_execpath_run(struct agent *ag)
 	if (now) {
 		ag->events_failing_since = 0;
 		execwait_applied(&ag->exec_wait, de_mono_ms());
+		if (release)
+			ag->exits_since = 0; /* those left start a new deferral */
 	}
 	agent_events_shift(ch, now);
 	return ch->nqueue;
 }
 
+void agent_execpath_flush(struct agent *ag)
+{
+	ag->events_flush = true;
+	/* each run takes at least the queue's head unless the store refuses it;
+	   an exit of a process exec'd in a batch goes in the next */
+	while (ag->pm.nqueue && !ag->events_failing_since) {
+		size_t before = ag->pm.nqueue;
+		if (agent_execpath_run(ag) >= before)
+			break;
+	}
+	ag->events_flush = false;
+}
+
 int64_t agent_execpath_due(struct agent *ag, int64_t now)
 {
+	struct execcut_count c;
+
 	if (!ag->pm.nqueue)
 		return INT64_MAX;
 	if (ag->events_failing_since)
 		return ag->events_next_try; /* a refused batch is tried again */
-	if (agent_stop)
+	if (exits_forced(ag))
 		return now;
-	return execwait_due(&ag->exec_wait, ag->pm.queue, ag->pm.nqueue, now);
+	execcut_count(ag->pm.queue, ag->pm.nqueue, &c);
+	return queue_due(ag, &c, now);
 }
 
 void agent_resolve_names(struct agent *ag, struct de_process_record *r)

@@ -798,6 +798,7 @@ static int worker_loop(struct agent *ag)
 		if (due && (ag->pm.fd >= 0 || now - next_scan >= (int64_t)ag->pm.timeout_ms)) {
 			struct de_error err = {0};
 			ag->scan_now = false;
+			agent_execpath_flush(ag); /* deferred exits before the scan (execcut.h) */
 			if (cycle(ag, &err) < 0) {
 				de_log_err(&err);
 				status = de_error_exit_code(&err);

@@ -371,6 +371,32 @@ static int64_t state_get(struct de_store *s, const char *key)
 }
 
 /*
+ * Event batches write store_state only every STORE_STATE_LAG_MS (store_diff.c
+ * store_finish_batch): after a crash the newest committed event scan may be
+ * newer than it.  Its scan and time are then the snapshot's, so that the
+ * next full scan gives a process it finds gone a last sighting no earlier
+ * than its first.
+ */
+static void state_catch_up(struct de_store *s)
+{
+	sqlite3_stmt *st;
+
+	if (sqlite3_prepare_v2(
+		    s->db,
+		    "SELECT id, ended_at FROM scans WHERE id > ?1 AND source = 'event'"
+		    " AND status = 'ok' AND ended_at IS NOT NULL ORDER BY id DESC LIMIT 1",
+		    -1, &st, NULL) != SQLITE_OK)
+		return; /* a file without scans yet: nothing newer */
+	sqlite3_bind_int64(st, 1, s->snap_scan);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		s->snap_scan = sqlite3_column_int64(st, 0);
+		if (sqlite3_column_int64(st, 1) > s->snap_time)
+			s->snap_time = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+}
+
+/*
  * A reader on a read-only file system cannot create the WAL index (-shm) a
  * WAL-mode file needs; when that is why reading failed, open the file as
  * immutable instead (nothing can write through a read-only mount).
@@ -569,6 +595,7 @@ int de_store_open(const struct de_store_config *cfg, struct de_store **out, stru
 	s->snap_time = state_get(s, "snapshot_time");
 	s->snap_scan = state_get(s, "snapshot_scan");
 	s->sample_time = state_get(s, "sample_time");
+	state_catch_up(s);
 	*out = s;
 	return 0;
 fail:
@@ -580,6 +607,10 @@ void de_store_close(struct de_store *s)
 {
 	if (!s)
 		return;
+	/* what event batches left unwritten of the snapshot's time (a failure
+	   leaves it as a crash would: up to STORE_STATE_LAG_MS stale) */
+	struct de_error err = {0};
+	(void)store_flush_state(s, &err);
 	ckpt_stop(s);
 	for (int i = 0; i < ST_MAX; i++)
 		sqlite3_finalize(s->st[i]);

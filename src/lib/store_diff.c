@@ -216,13 +216,9 @@ int store_write_exit(struct de_store *s, const struct snap_ent *e, int64_t t, in
 	return 0;
 }
 
-/*
- * The end of a batch inside its transaction: the snapshot's time and scan
- * (and the last sample time) into store_state, the counts into the scan's
- * row; then COMMIT.
- */
-int store_finish_batch(struct de_store *s, int64_t t, int64_t scan, int64_t sample_time,
-		       const struct de_store_diff *d, struct de_error *err)
+/* The snapshot's time and scan and the last sample time into store_state. */
+static int write_state(struct de_store *s, int64_t t, int64_t scan, int64_t sample_time,
+		       struct de_error *err)
 {
 	int rc;
 
@@ -236,6 +232,30 @@ int store_finish_batch(struct de_store *s, int64_t t, int64_t scan, int64_t samp
 		if (sqlite3_changes(s->db) == 3)
 			break; /* the rows were there: updated */
 	}
+	return 0;
+}
+
+/*
+ * The end of a batch inside its transaction: the snapshot's time and scan
+ * (and the last sample time) into store_state, the counts into the scan's
+ * row; then COMMIT.  An event batch (lazy) leaves store_state alone while
+ * it was written less than STORE_STATE_LAG_MS of snapshot time before: at
+ * 1,000 execs/s that is one WAL frame in a dozen batches' instead of one
+ * in each.  The in-memory snap_time/snap_scan stay current, and closing
+ * the store writes them; a store reopened after a crash takes the newest
+ * committed event scan instead (store.c state_catch_up), and the live
+ * query never shows a row seen last before it was first seen.
+ */
+int store_finish_batch(struct de_store *s, int64_t t, int64_t scan, int64_t sample_time, bool lazy,
+		       const struct de_store_diff *d, struct de_error *err)
+{
+	/* an event batch: the page store_state is on every STORE_STATE_LAG_MS
+	   of snapshot time, not every batch (a WAL frame each) */
+	bool state = !lazy || !s->state_written || t - s->state_written >= STORE_STATE_LAG_MS;
+	int rc;
+
+	if (state && (rc = write_state(s, t, scan, sample_time, err)) < 0)
+		return rc;
 	if (scan > 0) {
 		sqlite3_stmt *st = s->st[ST_SCAN_COUNTS];
 		sqlite3_bind_int64(st, 1, (sqlite3_int64)d->added);
@@ -248,10 +268,31 @@ int store_finish_batch(struct de_store *s, int64_t t, int64_t scan, int64_t samp
 	}
 	if ((rc = store_step(s, s->st[ST_COMMIT], err, "cannot commit the snapshot")) < 0)
 		return rc;
+	if (state)
+		s->state_written = t;
+	s->state_dirty = !state;
 	if (d->added || d->changed || d->history || d->exited || d->samples)
 		s->versions.data++;
 	if (d->added || d->identity_changed || d->history || d->exited)
 		s->versions.identity++;
+	return 0;
+}
+
+int store_flush_state(struct de_store *s, struct de_error *err)
+{
+	int rc;
+
+	if (!s->state_dirty || s->read_only)
+		return 0;
+	if ((rc = store_begin_write(s, err, "cannot start the snapshot time's transaction")) < 0)
+		return rc;
+	if ((rc = write_state(s, s->snap_time, s->snap_scan, s->sample_time, err)) < 0 ||
+	    (rc = store_step(s, s->st[ST_COMMIT], err, "cannot commit the snapshot time")) < 0) {
+		store_rollback(s);
+		return rc;
+	}
+	s->state_written = s->snap_time;
+	s->state_dirty = false;
 	return 0;
 }
 
@@ -486,7 +527,8 @@ int de_store_processes(struct de_store *s, int64_t scan_id, const struct de_proc
 	}
 	if (bulk.n && (rc = bulk_end(s, &bulk, err)) < 0)
 		goto fail;
-	if ((rc = store_finish_batch(s, t, scan, sampling ? t : s->sample_time, &d, err)) < 0)
+	if ((rc = store_finish_batch(s, t, scan, sampling ? t : s->sample_time, false, &d, err)) <
+	    0)
 		goto fail;
 	store_tab_free(&s->spare);
 	s->spare = s->snap;

@@ -119,7 +119,7 @@ static int apply_batch(struct de_store *s, int64_t scan_id, const struct de_proc
 			t = ev[i].time_ms;
 	}
 	/* the events keep the snapshot current up to the newest of them */
-	if ((rc = store_finish_batch(s, t, scan_id, s->sample_time, &d, err)) < 0)
+	if ((rc = store_finish_batch(s, t, scan_id, s->sample_time, true, &d, err)) < 0)
 		goto fail;
 	s->snap_time = t;
 	s->snap_scan = scan_id;

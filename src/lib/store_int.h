@@ -276,6 +276,11 @@ struct de_store {
 				    background checkpointer reads it) */
 	int64_t page_bytes;	 /* the file's page size */
 	struct store_ckpt *ckpt; /* the background checkpointer, or NULL */
+	/* event batches write store_state only every STORE_STATE_LAG_MS of
+	   snapshot time (store_finish_batch): when it was last written, and
+	   whether snap_time/snap_scan are newer than the file's */
+	int64_t state_written;
+	bool state_dirty;
 };
 
 /* ---- errors, steps, transactions (store.c) ------------------------------ */
@@ -349,9 +354,23 @@ int store_write_same(struct de_store *s, const struct de_process_record *r,
 int store_write_exit(struct de_store *s, const struct snap_ent *e, int64_t t, int64_t scan,
 		     int64_t last_seen, int64_t last_scan, struct de_store_diff *d,
 		     struct de_error *err);
-/* The snapshot's time, scan and sample time, the scan's counts, then COMMIT. */
-int store_finish_batch(struct de_store *s, int64_t t, int64_t scan, int64_t sample_time,
+/*
+ * An event batch leaves store_state (one page of the WAL) unwritten while
+ * the file's snapshot time is less than this much older than the batch's:
+ * a reader sees the live snapshot's time up to this stale (docs/perf.md,
+ * "store_state every 50 ms"); closing the store writes it, and a store
+ * reopened after a crash takes the newest event scan (store.c).
+ */
+#define STORE_STATE_LAG_MS 50
+/*
+ * The snapshot's time, scan and sample time (always, or with lazy only
+ * every STORE_STATE_LAG_MS: an event batch), the scan's counts, then
+ * COMMIT.
+ */
+int store_finish_batch(struct de_store *s, int64_t t, int64_t scan, int64_t sample_time, bool lazy,
 		       const struct de_store_diff *d, struct de_error *err);
+/* Write store_state if an event batch left it behind (at close); 0/-errno. */
+int store_flush_state(struct de_store *s, struct de_error *err);
 
 /* ---- sizes (store_stats.c) ---------------------------------------------- */
 

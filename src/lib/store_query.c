@@ -34,7 +34,11 @@ static int prepare_query(struct de_store *s, const struct de_process_query *q, b
 				       " WHERE key = 'snapshot_time') AS t, (SELECT value FROM"
 				       " store_state WHERE key = 'snapshot_scan') AS scan) ss"
 				       " WHERE 1",
-				       "ss.t", "NULL", "ss.scan", 1);
+				       /* store_state may lag an event batch's rows
+					  (STORE_STATE_LAG_MS): never seen last
+					  before first */
+				       "max(ss.t, first_seen)", "NULL",
+				       "max(ss.scan, first_scan_id)", 1);
 	else
 		len = (size_t)snprintf(sql, sizeof(sql),
 				       "SELECT id," QUERY_COLS " FROM process_instances WHERE 1",
