@@ -22,7 +22,10 @@
  * batch, unreadable by rules: validator.h), so one run of a rule covers a
  * whole batch at a primary-key search per pid.  A rule SQLite cannot
  * flatten into that wrapper (an aggregate, DISTINCT, LIMIT) takes the pids
- * bound as parameters instead, eight per run, as an IN list.
+ * bound as parameters instead, eight per run, as an IN list.  The rules
+ * that are plain filters of processes are first tested together, one
+ * statement per batch (the prefilter, below); those that hold for no pid
+ * of the batch are not run.
  *
  * Ownership: alerts are appended to a caller-owned de_alert_list, cleared
  * with de_alert_list_clear().  The engine borrows its validator, which must

@@ -36,6 +36,40 @@
  * LIMIT...).  When EXPLAIN QUERY PLAN still names de_exec_rule, the rule
  * takes the parameter form, `pid IN (?1, ..., ?8)`, which SQLite does push
  * down, eight pids per run.
+ *
+ * The prefilter.  Most pid runs return nothing, and each statement run has
+ * a fixed cost (starting the VDBE, opening cursors, the read transaction's
+ * b-tree, halting) besides the rule's own work.  So before a batch's rules
+ * run, the rules that are plain filters of processes are tested together:
+ * a rule whose text is `SELECT <list> FROM [main.]processes [[AS] a] WHERE
+ * <expr>` with nothing after the expression (sqltok.c says so, knowing
+ * strings, quoted identifiers, comments and parentheses), whose pid form
+ * SQLite flattened (by_table: no aggregate, DISTINCT, LIMIT, window) and
+ * whose pid column is processes.pid itself (SQLite's column metadata) has
+ * rows for a pid iff <expr> holds on that pid's row of processes.  The
+ * engine writes one statement per alias (the FROM must be the rules'),
+ *   SELECT CASE WHEN (<expr1>\n) THEN 1 ELSE 0 END, ..., CASE WHEN
+ *   (<exprK>\n) THEN 1 ELSE 0 END FROM main.processes [AS a]
+ *   WHERE pid IN (SELECT pid FROM temp.de_exec_pids)
+ * (the newline would end a -- comment; a rule with an unterminated block
+ * comment or quote, a bound variable or unbalanced parentheses is never a
+ * filter, so no rule's text can change the statement's structure), validated like the pid wrapper
+ * (de_validator_prepare_for_pids is what lets it read the pid table) and stepped under the
+ * validator's guard.  A rule whose column is 0 for every row is reported as ran with no rows and no
+ * alerts, elapsed_us its share of the statement's time, and is not run; the others run as above, so
+ * their alerts are exactly those of their own runs.  A statement that fails (an error on one
+ * process's values, the timeout, the memory limit, an interrupt) or runs
+ * DE_DETECT_PREFILTER_SLOW_US or longer (its recompilation aside) proves
+ * nothing: all of its rules run alone, so that a hostile process cannot
+ * blind a rule and a slow rule's own time reaches the agent's watchdog.
+ * Only functions whose value depends on their arguments may appear in a
+ * filter's expression (no date/time function reading 'now'), so that the
+ * two statements agree.  The statements are built when the list of filter
+ * rules (their cache entries) changes, once they are all in the cache; they
+ * go when the cache empties (check_schema, the cap).  A rule whose
+ * expression does not stand outside its statement (it names a result
+ * column's alias) is found by preparing each rule alone when a statement
+ * will not prepare, and stops being a filter.
  */
 #include "daemoneye/detect.h"
 #include "daemoneye/text.h"
@@ -72,8 +106,9 @@ struct cached_stmt {
 
 /* The prefilter (see the top): statements testing many rules' WHERE at once. */
 #define PF_MAX_RULES 64 /* rules one statement tests (SQLITE_LIMIT_COLUMN is 200) */
-#define PF_MAX_TEXT  ((size_t)48 * 1024) /* bytes of their expressions (the SQL limit is 100,000)  \
-					  */
+#define PF_MAX_TEXT                                                                                \
+	((size_t)48 * 1024) /* bytes of their expressions (the SQL limit is 100,000)               \
+			     */
 #define PF_NONE SIZE_MAX
 
 struct pf_group {
