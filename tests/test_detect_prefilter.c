@@ -26,9 +26,7 @@
 
 #define DE_TEST_NAME "detect_prefilter"
 #include "testutil.h"
-static char *dbpath;
-static struct de_validator *val;
-static struct de_engine *eng;
+#include "detect_fixtures.h"
 
 /* pids of the fixture's processes */
 enum {
@@ -113,26 +111,6 @@ static int setup(void **state)
 	   test_slow_falls_back */
 	de_engine_with_prefilter_slow(eng, -1);
 	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	de_engine_close(eng);
-	de_validator_free(val);
-	free(dbpath);
-	return tmpdir_remove();
-}
-
-static struct de_rule mkrule(const char *id, const char *sql)
-{
-	struct de_rule r = {.id = (char *)id,
-			    .name = (char *)"Test rule",
-			    .description = (char *)"what it means",
-			    .sql_query = (char *)sql,
-			    .enabled = true,
-			    .severity = DE_SEV_MEDIUM};
-	return r;
 }
 
 static void assert_same_alerts(const struct de_alert_list *a, const struct de_alert_list *b)

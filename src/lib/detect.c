@@ -796,28 +796,26 @@ int de_engine_run_rule(struct de_engine *e, const struct de_rule *rule, int64_t 
 
 /* ---- the prefilter (see the top) ---------------------------------------------- */
 
+/* *p reallocated to n elements of size bytes: false (and *p as it was) on ENOMEM. */
+static bool grow(void *p, size_t n, size_t size)
+{
+	void *np = realloc(*(void **)p, n * size);
+
+	if (np)
+		*(void **)p = np;
+	return np != NULL;
+}
+
 /* The batch's scratch arrays for n rules: 0 or -ENOMEM. */
 static int scratch_reserve(struct de_engine *e, size_t n)
 {
 	if (n <= e->sc_cap)
 		return 0;
-	size_t *k = realloc(e->sc_key, n * sizeof(*k));
-	if (k)
-		e->sc_key = k;
-	size_t *r = realloc(e->sc_rule, n * sizeof(*r));
-	if (r)
-		e->sc_rule = r;
-	bool *run = realloc(e->sc_run, n * sizeof(*run));
-	if (run)
-		e->sc_run = run;
-	bool *hit = realloc(e->sc_hit, n * sizeof(*hit));
-	if (hit)
-		e->sc_hit = hit;
-	int64_t *sh = realloc(e->sc_share, n * sizeof(*sh));
-	if (sh)
-		e->sc_share = sh;
-	if (!k || !r || !run || !hit || !sh)
-		return -ENOMEM;
+	if (!grow(&e->sc_key, n, sizeof(*e->sc_key)) ||
+	    !grow(&e->sc_rule, n, sizeof(*e->sc_rule)) ||
+	    !grow(&e->sc_run, n, sizeof(*e->sc_run)) || !grow(&e->sc_hit, n, sizeof(*e->sc_hit)) ||
+	    !grow(&e->sc_share, n, sizeof(*e->sc_share)))
+		return -ENOMEM; /* the grown ones stay, sc_cap as it was */
 	e->sc_cap = n;
 	return 0;
 }
