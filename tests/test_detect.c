@@ -22,9 +22,7 @@
 
 #define DE_TEST_NAME "detect"
 #include "testutil.h"
-static char *dbpath;
-static struct de_validator *val;
-static struct de_engine *eng;
+#include "detect_fixtures.h"
 
 static void record(struct de_process_record *r, uint32_t pid, uint32_t ppid, const char *name,
 		   bool deleted)
@@ -69,26 +67,6 @@ static int setup(void **state)
 		return -1;
 	de_validator_with_timeout(val, 200);
 	return de_engine_open(dbpath, val, &eng, &e);
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	de_engine_close(eng);
-	de_validator_free(val);
-	free(dbpath);
-	return tmpdir_remove();
-}
-
-static struct de_rule mkrule(const char *id, const char *sql)
-{
-	struct de_rule r = {.id = (char *)id,
-			    .name = (char *)"Test rule",
-			    .description = (char *)"what it means",
-			    .sql_query = (char *)sql,
-			    .enabled = true,
-			    .severity = DE_SEV_MEDIUM};
-	return r;
 }
 
 static void test_builtin_deleted_executable(void **state)

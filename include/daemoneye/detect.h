@@ -22,7 +22,10 @@
  * batch, unreadable by rules: validator.h), so one run of a rule covers a
  * whole batch at a primary-key search per pid.  A rule SQLite cannot
  * flatten into that wrapper (an aggregate, DISTINCT, LIMIT) takes the pids
- * bound as parameters instead, eight per run, as an IN list.
+ * bound as parameters instead, eight per run, as an IN list.  The rules
+ * that are plain filters of processes are first tested together, one
+ * statement per batch (the prefilter, below); those that hold for no pid
+ * of the batch are not run.
  *
  * Ownership: alerts are appended to a caller-owned de_alert_list, cleared
  * with de_alert_list_clear().  The engine borrows its validator, which must
@@ -113,5 +116,37 @@ int de_engine_run_pid(struct de_engine *e, const struct de_rule *rules, size_t n
 int de_engine_run_pids(struct de_engine *e, const struct de_rule *rules, size_t n,
 		       const uint32_t *pids, size_t npids, int64_t scan_id,
 		       struct de_alert_list *alerts, struct de_rule_result *results);
+
+/*
+ * The exec path's prefilter (detect.c): before a batch's rules run, the
+ * rules that are plain filters of processes (SELECT ... FROM processes
+ * [AS a] WHERE <expr>) are tested together, their WHERE expressions as the
+ * columns of one statement per alias over the batch's pids; a rule whose
+ * expression held for none of them is reported as ran with no rows
+ * (elapsed_us: its share of that statement's time) and not run.  On by
+ * default; off, every rule runs alone (as a baseline for tests and
+ * benchmarks).
+ */
+void de_engine_with_prefilter(struct de_engine *e, bool on);
+
+/*
+ * A prefilter statement's run that takes slow_us or longer (its
+ * recompilation aside) is inconclusive: its rules run alone, so that a rule
+ * that makes it slow has its own time measured (the agent's rule
+ * watchdog), as without the prefilter.  DE_DETECT_PREFILTER_SLOW_US by
+ * default; < 0: never (tests, whose speed must not matter).
+ */
+#define DE_DETECT_PREFILTER_SLOW_US 1000
+void de_engine_with_prefilter_slow(struct de_engine *e, int64_t slow_us);
+
+/* What the engine did since it was opened (for tests and benchmarks). */
+struct de_engine_stats {
+	uint64_t statements;	      /* statement runs: each rule's, each prefilter's */
+	uint64_t prefilter_runs;      /* runs of prefilter statements */
+	uint64_t prefilter_fallbacks; /* of those, failed or slow: their rules all ran */
+	uint64_t prefilter_skipped;   /* rule runs the prefilter made unnecessary */
+	uint64_t prefilter_builds;    /* times the prefilter was (re)built for a rule set */
+};
+void de_engine_get_stats(const struct de_engine *e, struct de_engine_stats *out);
 
 #endif

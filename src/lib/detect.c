@@ -36,17 +36,53 @@
  * LIMIT...).  When EXPLAIN QUERY PLAN still names de_exec_rule, the rule
  * takes the parameter form, `pid IN (?1, ..., ?8)`, which SQLite does push
  * down, eight pids per run.
+ *
+ * The prefilter.  Most pid runs return nothing, and each statement run has
+ * a fixed cost (starting the VDBE, opening cursors, the read transaction's
+ * b-tree, halting) besides the rule's own work.  So before a batch's rules
+ * run, the rules that are plain filters of processes are tested together:
+ * a rule whose text is `SELECT <list> FROM [main.]processes [[AS] a] WHERE
+ * <expr>` with nothing after the expression (sqltok.c says so, knowing
+ * strings, quoted identifiers, comments and parentheses), whose pid form
+ * SQLite flattened (by_table: no aggregate, DISTINCT, LIMIT, window) and
+ * whose pid column is processes.pid itself (SQLite's column metadata) has
+ * rows for a pid iff <expr> holds on that pid's row of processes.  The
+ * engine writes one statement per alias (the FROM must be the rules'),
+ *   SELECT CASE WHEN (<expr1>\n) THEN 1 ELSE 0 END, ..., CASE WHEN
+ *   (<exprK>\n) THEN 1 ELSE 0 END FROM main.processes [AS a]
+ *   WHERE pid IN (SELECT pid FROM temp.de_exec_pids)
+ * (the newline would end a -- comment; a rule with an unterminated block
+ * comment or quote, a bound variable or unbalanced parentheses is never a
+ * filter, so no rule's text can change the statement's structure), validated like the pid wrapper
+ * (de_validator_prepare_for_pids is what lets it read the pid table) and stepped under the
+ * validator's guard.  A rule whose column is 0 for every row is reported as ran with no rows and no
+ * alerts, elapsed_us its share of the statement's time, and is not run; the others run as above, so
+ * their alerts are exactly those of their own runs.  A statement that fails (an error on one
+ * process's values, the timeout, the memory limit, an interrupt) or runs
+ * DE_DETECT_PREFILTER_SLOW_US or longer (its recompilation aside) proves
+ * nothing: all of its rules run alone, so that a hostile process cannot
+ * blind a rule and a slow rule's own time reaches the agent's watchdog.
+ * Only functions whose value depends on their arguments may appear in a
+ * filter's expression (no date/time function reading 'now'), so that the
+ * two statements agree.  The statements are built when the list of filter
+ * rules (their cache entries) changes, once they are all in the cache; they
+ * go when the cache empties (check_schema, the cap).  A rule whose
+ * expression does not stand outside its statement (it names a result
+ * column's alias) is found by preparing each rule alone when a statement
+ * will not prepare, and stops being a filter.
  */
 #include "daemoneye/detect.h"
 #include "daemoneye/text.h"
 #include "daemoneye/buf.h"
 #include "daemoneye/clock.h"
+#include "daemoneye/sqltok.h"
 
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 /* One cached statement. */
@@ -60,9 +96,35 @@ struct cached_stmt {
 	sqlite3_stmt *st; /* owned; NULL: the rule has no pid column (for_pid) */
 	/* its columns pid, name and executable_path (-1: none), looked up once */
 	int pidcol, namecol, execol;
+	/* by_table: a plain filter of processes whose pid column is
+	   processes.pid, so the prefilter may test it (see the top) */
+	bool filter;
+	struct de_sql_filter shape; /* where its alias and WHERE are in sql */
 };
 
 #define ENGINE_MAX_CACHED 512 /* statements; beyond, the cache starts over */
+
+/* The prefilter (see the top): statements testing many rules' WHERE at once. */
+#define PF_MAX_RULES 64 /* rules one statement tests (SQLITE_LIMIT_COLUMN is 200) */
+#define PF_MAX_TEXT                                                                                \
+	((size_t)48 * 1024) /* bytes of their expressions (the SQL limit is 100,000)               \
+			     */
+#define PF_NONE SIZE_MAX
+
+struct pf_group {
+	sqlite3_stmt *st; /* owned: one CASE column per member */
+	size_t *pos;	  /* owned: the members' positions in the set's key, by column */
+	size_t n;
+};
+
+/* The prefilter's statements, for one list of rules (their cache entries). */
+struct pf_set {
+	bool built;
+	uint64_t gen;		 /* the statement cache's generation they were built under */
+	size_t *key, nkey;	 /* owned: the members' cache indices, in rule order */
+	struct pf_group *groups; /* owned */
+	size_t ngroups;
+};
 
 struct de_engine {
 	sqlite3 *db;		   /* sandbox connection, owned */
@@ -75,10 +137,31 @@ struct de_engine {
 	sqlite3_stmt *set_clear, *set_add;
 	bool set_filled;	      /* the table holds the pids of the run under way */
 	sqlite3_stmt *begin, *commit; /* a batch's read transaction, owned */
+	uint64_t gen;		      /* bumped when the cache empties: indices go stale */
+	bool prefilter;		      /* on (de_engine_with_prefilter) */
+	int64_t pf_slow_us;	      /* a run this slow is inconclusive (< 0: never) */
+	struct pf_set pf;
+	/* a batch's scratch, for its rules (all owned, cap entries each) */
+	size_t *sc_key, *sc_rule; /* eligible rules: cache index, rule index */
+	bool *sc_run, *sc_hit;	  /* per rule: run it; per key position: some pid matched */
+	int64_t *sc_share;	  /* per rule: its share of the prefilter's time */
+	size_t sc_cap;
+	struct de_engine_stats stats;
 };
 
 #define PIDSET	   DE_VALIDATOR_PID_TABLE /* the engine's table of the batch's pids */
 #define RULE_ALIAS "de_exec_rule"	  /* the rule inside its pid wrapper */
+
+static void pf_clear(struct pf_set *pf)
+{
+	for (size_t g = 0; g < pf->ngroups; g++) {
+		sqlite3_finalize(pf->groups[g].st);
+		free(pf->groups[g].pos);
+	}
+	free(pf->groups);
+	free(pf->key);
+	memset(pf, 0, sizeof(*pf));
+}
 
 static void cache_clear(struct de_engine *e)
 {
@@ -87,6 +170,8 @@ static void cache_clear(struct de_engine *e)
 		free(e->cache[i].sql);
 	}
 	e->ncache = 0;
+	e->gen++;
+	pf_clear(&e->pf); /* built from entries that are gone */
 }
 
 int de_engine_open(const char *db_path, struct de_validator *v, struct de_engine **out,
@@ -98,6 +183,8 @@ int de_engine_open(const char *db_path, struct de_validator *v, struct de_engine
 	if (!e)
 		return de_error_set(err, DE_ERR_DETECTION, ENOMEM, "out of memory");
 	e->v = v;
+	e->prefilter = true;
+	e->pf_slow_us = DE_DETECT_PREFILTER_SLOW_US;
 	if ((rc = de_validator_open_db(v, db_path, &e->db, err)) < 0) {
 		free(e);
 		return rc;
@@ -136,6 +223,11 @@ void de_engine_close(struct de_engine *e)
 		return;
 	cache_clear(e);
 	free(e->cache);
+	free(e->sc_key);
+	free(e->sc_rule);
+	free(e->sc_run);
+	free(e->sc_hit);
+	free(e->sc_share);
 	sqlite3_finalize(e->schema_st);
 	sqlite3_finalize(e->set_clear);
 	sqlite3_finalize(e->set_add);
@@ -409,34 +501,59 @@ out:
  * pid run of a rule without a pid column.  The statement stays the cache's:
  * reset it after its run.
  */
-static int get_stmt(struct de_engine *e, const char *sql, bool for_pid,
-		    const struct cached_stmt **out, struct de_error *err)
+/* The cache entry of sql in the mode asked, or NULL; *h its hash when it
+   had to be computed (else left alone). */
+static struct cached_stmt *cache_find(struct de_engine *e, const char *sql, bool for_pid,
+				      uint64_t *h)
 {
-	uint64_t h;
 	struct cached_stmt *c;
-	sqlite3_stmt *st;
-	bool by_table;
-	int rc;
+	uint64_t hh;
 
 	/* a rule set runs again and again with the same texts: found by the
 	   caller's pointer (and the text compared), its hash is not needed;
 	   hashing the whole text on every run was 6% of a per-process run */
 	for (size_t i = 0; i < e->ncache; i++) {
 		c = &e->cache[i];
-		if (c->seen == (uintptr_t)sql && c->for_pid == for_pid &&
-		    strcmp(c->sql, sql) == 0) {
-			*out = c;
-			return 0;
-		}
+		if (c->seen == (uintptr_t)sql && c->for_pid == for_pid && strcmp(c->sql, sql) == 0)
+			return c;
 	}
-	h = fnv1a(sql, for_pid);
+	hh = fnv1a(sql, for_pid);
+	if (h)
+		*h = hh;
 	for (size_t i = 0; i < e->ncache; i++) {
 		c = &e->cache[i];
-		if (c->hash == h && c->for_pid == for_pid && strcmp(c->sql, sql) == 0) {
+		if (c->hash == hh && c->for_pid == for_pid && strcmp(c->sql, sql) == 0) {
 			c->seen = (uintptr_t)sql;
-			*out = c;
-			return 0;
+			return c;
 		}
+	}
+	return NULL;
+}
+
+/* Whether column col of st is processes.pid itself (needs SQLite's column
+   metadata, which Debian's build has). */
+static bool is_processes_pid(sqlite3_stmt *st, int col)
+{
+	const char *db = sqlite3_column_database_name(st, col);
+	const char *tab = sqlite3_column_table_name(st, col);
+	const char *name = sqlite3_column_origin_name(st, col);
+
+	return db && tab && name && strcmp(db, "main") == 0 && strcasecmp(tab, "processes") == 0 &&
+	       strcasecmp(name, "pid") == 0;
+}
+
+static int get_stmt(struct de_engine *e, const char *sql, bool for_pid,
+		    const struct cached_stmt **out, struct de_error *err)
+{
+	uint64_t h = 0;
+	struct cached_stmt *c;
+	sqlite3_stmt *st;
+	bool by_table;
+	int rc;
+
+	if ((c = cache_find(e, sql, for_pid, &h))) {
+		*out = c;
+		return 0;
 	}
 	if ((rc = prepare_rule(e, sql, for_pid, &st, &by_table, err)) < 0)
 		return rc;
@@ -465,6 +582,11 @@ static int get_stmt(struct de_engine *e, const char *sql, bool for_pid,
 	c->pidcol = st ? col_index(st, "pid") : -1;
 	c->namecol = st ? col_index(st, "name") : -1;
 	c->execol = st ? col_index(st, "executable_path") : -1;
+	/* a row of a plain filter is a row of processes, its pid the row's: it
+	   has rows for a pid iff its WHERE holds on that pid's row */
+	c->filter = for_pid && by_table && st && c->pidcol >= 0 &&
+		    is_processes_pid(st, c->pidcol) &&
+		    de_sqltok_filter(sql, strlen(sql), &c->shape) == 0;
 	e->ncache++;
 	*out = c;
 	return 0;
@@ -545,8 +667,8 @@ static int run_rule(struct de_engine *e, const struct de_rule *rule, int64_t sca
 	res->ran = true;
 	if (!checked)
 		check_schema(e);
-	if (get_stmt(e, rule->sql_query, pids != NULL, &cs, &perr) < 0)
-		return fail(res, rule, perr.code, perr.message);
+	if (get_stmt(e, rule->sql_query, pids != NULL, &cs, &perr) < 0 || !cs)
+		return fail(res, rule, perr.code ? perr.code : ENOMEM, perr.message);
 	if (!(st = cs->st)) { /* no pid column: not a single-process rule */
 		res->ran = false;
 		return 0;
@@ -576,6 +698,7 @@ static int run_rule(struct de_engine *e, const struct de_rule *rule, int64_t sca
 			}
 		}
 		de_validator_arm(e->v, e->db, &g);
+		e->stats.statements++;
 		while ((step = sqlite3_step(st)) == SQLITE_ROW) {
 			struct de_alert *a;
 			int64_t rowpid = -1;
@@ -671,26 +794,332 @@ int de_engine_run_rule(struct de_engine *e, const struct de_rule *rule, int64_t 
 	return rc;
 }
 
+/* ---- the prefilter (see the top) ---------------------------------------------- */
+
+/* *p reallocated to n elements of size bytes: false (and *p as it was) on ENOMEM. */
+static bool grow(void *p, size_t n, size_t size)
+{
+	void *np = realloc(*(void **)p, n * size);
+
+	if (np)
+		*(void **)p = np;
+	return np != NULL;
+}
+
+/* The batch's scratch arrays for n rules: 0 or -ENOMEM. */
+static int scratch_reserve(struct de_engine *e, size_t n)
+{
+	if (n <= e->sc_cap)
+		return 0;
+	if (!grow(&e->sc_key, n, sizeof(*e->sc_key)) ||
+	    !grow(&e->sc_rule, n, sizeof(*e->sc_rule)) ||
+	    !grow(&e->sc_run, n, sizeof(*e->sc_run)) || !grow(&e->sc_hit, n, sizeof(*e->sc_hit)) ||
+	    !grow(&e->sc_share, n, sizeof(*e->sc_share)))
+		return -ENOMEM; /* the grown ones stay, sc_cap as it was */
+	e->sc_cap = n;
+	return 0;
+}
+
+/* The enabled rules the prefilter may test, already in the cache (a rule
+   seen for the first time runs alone once): their cache indices in
+   sc_key, their rule indices in sc_rule; how many. */
+static size_t pf_members(struct de_engine *e, const struct de_rule *rules, size_t n)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct cached_stmt *c;
+		if (!rules[i].enabled || !rules[i].sql_query ||
+		    !(c = cache_find(e, rules[i].sql_query, true, NULL)) || !c->filter)
+			continue;
+		e->sc_key[k] = (size_t)(c - e->cache);
+		e->sc_rule[k++] = i;
+	}
+	return k;
+}
+
+/* The text of one prefilter statement over the members at positions
+   pos[0..m) of key (same alias): one CASE column per member, each rule's
+   expression in parentheses and followed by a newline (it may end in a --
+   comment), over the batch's pids.  NULL on ENOMEM or E2BIG. */
+static char *pf_text(struct de_engine *e, const size_t *key, const size_t *pos, size_t m)
+{
+	struct de_buf b = DE_BUF_INIT(DE_VALIDATOR_MAX_SQL);
+	const struct cached_stmt *c0 = &e->cache[key[pos[0]]];
+	int rc = de_buf_puts(&b, "SELECT ");
+
+	for (size_t j = 0; rc == 0 && j < m; j++) {
+		const struct cached_stmt *c = &e->cache[key[pos[j]]];
+		rc = de_buf_puts(&b, j ? ", CASE WHEN (" : "CASE WHEN (");
+		if (rc == 0)
+			rc = de_buf_append(&b, c->sql + c->shape.expr_off, c->shape.expr_len);
+		if (rc == 0)
+			rc = de_buf_puts(&b, "\n) THEN 1 ELSE 0 END");
+	}
+	if (rc == 0)
+		rc = de_buf_puts(&b, " FROM main.processes");
+	if (rc == 0 && c0->shape.alias_len && (rc = de_buf_puts(&b, " AS ")) == 0)
+		rc = de_buf_append(&b, c0->sql + c0->shape.alias_off, c0->shape.alias_len);
+	if (rc == 0)
+		rc = de_buf_puts(&b, " WHERE pid IN (SELECT pid FROM temp." PIDSET ")");
+	if (rc < 0) {
+		de_buf_free(&b);
+		return NULL;
+	}
+	return b.p;
+}
+
+static bool same_alias(const struct cached_stmt *a, const struct cached_stmt *b)
+{
+	return a->shape.alias_len == b->shape.alias_len &&
+	       memcmp(a->sql + a->shape.alias_off, b->sql + b->shape.alias_off,
+		      a->shape.alias_len) == 0;
+}
+
+/* The prefilter statement for the members at pos[0..m) of pf's key,
+   validated (NULL: it will not prepare). */
+static sqlite3_stmt *pf_prepare(struct de_engine *e, const size_t *pos, size_t m)
+{
+	struct de_error perr = {0};
+	sqlite3_stmt *st = NULL;
+	char *sql = pf_text(e, e->pf.key, pos, m);
+
+	if (sql) {
+		/* the pid subquery nests one level below the rules' own text */
+		unsigned depth = de_validator_max_nesting(e->v);
+		de_validator_with_max_nesting(e->v, depth + 1);
+		if (de_validator_prepare_for_pids(e->v, e->db, sql, &st, &perr) < 0)
+			st = NULL;
+		de_validator_with_max_nesting(e->v, depth);
+		free(sql);
+	}
+	return st;
+}
+
+/*
+ * Prepare the statement for the members at pos[0..m) of pf's key and add it
+ * as a group.  If it will not prepare, each member is tried alone (probe),
+ * and those that fail alone leave the set: their expression does not stand
+ * outside their statement (it names a result column's alias...), and
+ * their cache entries stop being filters.  If the others still fail
+ * together (too big a statement), they are split in halves.  -ENOMEM when
+ * memory runs out (the set is then unusable).
+ */
+static int pf_group_add(struct de_engine *e, size_t *pos, size_t m, bool probe)
+{
+	struct pf_set *pf = &e->pf;
+	sqlite3_stmt *st;
+	size_t good = 0;
+	int rc;
+
+	if (!m)
+		return 0;
+	if ((st = pf_prepare(e, pos, m))) {
+		struct pf_group *ng = realloc(pf->groups, (pf->ngroups + 1) * sizeof(*ng));
+		size_t *p = malloc(m * sizeof(*p));
+		if (ng)
+			pf->groups = ng;
+		if (!ng || !p) {
+			sqlite3_finalize(st);
+			free(p);
+			return -ENOMEM;
+		}
+		memcpy(p, pos, m * sizeof(*p));
+		pf->groups[pf->ngroups++] = (struct pf_group){st, p, m};
+		return 0;
+	}
+	if (m == 1) {
+		e->cache[pf->key[pos[0]]].filter = false;
+		return 0;
+	}
+	if (probe) {
+		for (size_t j = 0; j < m; j++) {
+			if ((st = pf_prepare(e, &pos[j], 1)))
+				pos[good++] = pos[j];
+			else
+				e->cache[pf->key[pos[j]]].filter = false;
+			sqlite3_finalize(st);
+		}
+		if (good < m)
+			return pf_group_add(e, pos, good, false);
+	}
+	if ((rc = pf_group_add(e, pos, m / 2, false)) < 0)
+		return rc;
+	return pf_group_add(e, pos + m / 2, m - m / 2, false);
+}
+
+/*
+ * Build the prefilter for the members key[0..k) (cache indices): one
+ * statement per alias, PF_MAX_RULES rules and PF_MAX_TEXT bytes of
+ * expressions at most each.  Members that did not fit in any statement
+ * are left out of the set's key (and are no longer filters), so the next
+ * batch finds the set as built.
+ */
+static void pf_build(struct de_engine *e, const size_t *key, size_t k)
+{
+	struct pf_set *pf = &e->pf;
+	size_t *pos = malloc(k * sizeof(*pos)), nk = 0;
+	bool *taken = calloc(k, sizeof(*taken));
+	int rc = 0;
+
+	pf_clear(pf);
+	e->stats.prefilter_builds++;
+	if (!pos || !taken || !(pf->key = malloc(k * sizeof(*pf->key)))) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	memcpy(pf->key, key, k * sizeof(*key));
+	pf->nkey = k;
+	for (size_t p = 0; rc == 0 && p < k; p++) {
+		const struct cached_stmt *c = &e->cache[key[p]];
+		size_t m = 0, text = 0;
+		if (taken[p])
+			continue;
+		for (size_t q = p; q < k && m < PF_MAX_RULES; q++) {
+			const struct cached_stmt *d = &e->cache[key[q]];
+			if (taken[q] || !same_alias(c, d))
+				continue;
+			if (m && text + d->shape.expr_len > PF_MAX_TEXT)
+				break;
+			text += d->shape.expr_len;
+			taken[q] = true;
+			pos[m++] = q;
+		}
+		rc = pf_group_add(e, pos, m, true);
+	}
+	if (rc < 0)
+		goto out;
+	/* drop the members no statement took: renumber the groups' positions */
+	for (size_t p = 0; p < k; p++) {
+		if (!e->cache[key[p]].filter)
+			continue;
+		for (size_t g = 0; g < pf->ngroups; g++)
+			for (size_t j = 0; j < pf->groups[g].n; j++)
+				if (pf->groups[g].pos[j] == p)
+					pf->groups[g].pos[j] = nk;
+		pf->key[nk++] = key[p];
+	}
+	pf->nkey = nk;
+	pf->gen = e->gen;
+	pf->built = true;
+out:
+	if (rc < 0)
+		pf_clear(pf);
+	free(pos);
+	free(taken);
+}
+
+/*
+ * Run the prefilter over the batch (the pid table filled): sc_run[i] says
+ * whether rule i must still run, sc_share[i] its share of the prefilter's
+ * time.  A rule whose every CASE was 0 has no row for any pid of the
+ * batch; every rule of a statement that failed (an error, the time or
+ * memory guard, an interrupt) or was slow runs alone.
+ */
+static void pf_run(struct de_engine *e, const struct de_rule *rules, size_t n)
+{
+	struct pf_set *pf = &e->pf;
+	size_t k;
+
+	for (size_t i = 0; i < n; i++) {
+		e->sc_run[i] = true;
+		e->sc_share[i] = 0;
+	}
+	if (!(k = pf_members(e, rules, n)))
+		return;
+	if (!pf->built || pf->gen != e->gen || pf->nkey != k ||
+	    memcmp(pf->key, e->sc_key, k * sizeof(*e->sc_key)) != 0) {
+		/* a new rule set (or a first batch, or the cache started over) */
+		pf_build(e, e->sc_key, k);
+		k = pf_members(e, rules, n); /* without those that fit nowhere */
+		if (!pf->built || pf->nkey != k ||
+		    memcmp(pf->key, e->sc_key, k * sizeof(*e->sc_key)) != 0)
+			return;
+	}
+	for (size_t g = 0; g < pf->ngroups; g++) {
+		const struct pf_group *gr = &pf->groups[g];
+		struct de_guard guard = {0};
+		int64_t t0 = mono_us(), t;
+		int step;
+
+		for (size_t j = 0; j < gr->n; j++)
+			e->sc_hit[j] = false;
+		/* (a run that recompiled the statement, expired by a validation
+		   since, is slow for that reason: not judged by its time) */
+		sqlite3_stmt_status(gr->st, SQLITE_STMTSTATUS_REPREPARE, 1);
+		de_validator_arm(e->v, e->db, &guard);
+		while ((step = sqlite3_step(gr->st)) == SQLITE_ROW)
+			for (size_t j = 0; j < gr->n; j++)
+				if (!e->sc_hit[j] && sqlite3_column_int(gr->st, (int)j))
+					e->sc_hit[j] = true;
+		de_validator_disarm(e->db, &guard);
+		sqlite3_reset(gr->st);
+		t = mono_us() - t0;
+		e->stats.statements++;
+		e->stats.prefilter_runs++;
+		bool ok = step == SQLITE_DONE &&
+			  (e->pf_slow_us < 0 || t < e->pf_slow_us ||
+			   sqlite3_stmt_status(gr->st, SQLITE_STMTSTATUS_REPREPARE, 0) > 0);
+		if (!ok)
+			e->stats.prefilter_fallbacks++;
+		for (size_t j = 0; j < gr->n; j++) {
+			size_t i = e->sc_rule[gr->pos[j]];
+			/* an inconclusive run is nobody's time: the rules' own runs
+			   are measured alone, as without the prefilter */
+			e->sc_share[i] = ok ? t / (int64_t)gr->n : 0;
+			e->sc_run[i] = !ok || e->sc_hit[j];
+			if (!e->sc_run[i])
+				e->stats.prefilter_skipped++;
+		}
+	}
+}
+
 static int run_all(struct de_engine *e, const struct de_rule *rules, size_t n, int64_t scan_id,
 		   const uint32_t *pids, size_t npids, struct de_alert_list *alerts,
 		   struct de_rule_result *results)
 {
 	int failed = 0;
+	bool pre;
 
 	check_schema(e);
 	if (pids)
 		pidset_fill(e, pids, npids);
+	pre = pids && e->set_filled && e->prefilter && scratch_reserve(e, n) == 0;
+	if (pre)
+		pf_run(e, rules, n);
 	for (size_t i = 0; i < n; i++) {
 		struct de_rule_result local, *res = results ? &results[i] : &local;
 		memset(res, 0, sizeof(*res));
 		res->rule_id = rules[i].id;
 		if (!rules[i].enabled)
 			continue;
+		if (pre && !e->sc_run[i]) { /* no row for any pid of the batch */
+			res->ran = true;
+			res->elapsed_us = e->sc_share[i];
+			continue;
+		}
 		if (run_rule(e, &rules[i], scan_id, pids, npids, alerts, res, true) < 0)
 			failed++;
+		if (pre)
+			res->elapsed_us += e->sc_share[i];
 	}
 	e->set_filled = false;
 	return failed;
+}
+
+void de_engine_with_prefilter(struct de_engine *e, bool on)
+{
+	e->prefilter = on;
+}
+
+void de_engine_with_prefilter_slow(struct de_engine *e, int64_t slow_us)
+{
+	e->pf_slow_us = slow_us;
+}
+
+void de_engine_get_stats(const struct de_engine *e, struct de_engine_stats *out)
+{
+	*out = e->stats;
 }
 
 int de_engine_run(struct de_engine *e, const struct de_rule *rules, size_t n, int64_t scan_id,

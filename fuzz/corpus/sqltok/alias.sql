@@ -1,0 +1,1 @@
+SELECT p.pid FROM main.processes AS p WHERE p.name IN ('a','b','c') -- end

@@ -1,0 +1,1 @@
+SELECT pid FROM processes WHERE json_extract(command_line, '$.a') = 1

@@ -1,0 +1,1 @@
+SELECT pid FROM processes WHERE name = 'x' /* open

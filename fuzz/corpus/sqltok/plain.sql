@@ -1,0 +1,1 @@
+SELECT pid, name FROM processes WHERE name = 'x'

@@ -1,0 +1,1 @@
+SELECT "pid" FROM [processes] `p` WHERE `p`."name" = [x]

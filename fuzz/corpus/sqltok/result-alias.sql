@@ -1,0 +1,1 @@
+SELECT pid, length(command_line) AS cl FROM processes WHERE cl > 1

@@ -1,0 +1,1 @@
+SELECT pid FROM processes WHERE (SELECT count(*) FROM processes c WHERE c.ppid = processes.pid) > 0;

@@ -1,0 +1,1 @@
+SELECT pid FROM processes WHERE name = ') THEN 1 ELSE 0 END FROM x --'

@@ -1,0 +1,1 @@
+SELECT pid FROM processes WHERE 1) UNION SELECT pid FROM processes WHERE (1
