@@ -193,6 +193,12 @@ size_t agent_execpath_run(struct agent *ag);
  */
 int64_t agent_execpath_due(struct agent *ag, int64_t now);
 /*
+ * Whether the queue waits for a fuller batch of processes to evaluate
+ * (execwait.h), not yet due at now; false when only deferred exits wait,
+ * or nothing, or the queue must go (a refused batch, a stop, a scan).
+ */
+bool agent_execpath_batching(struct agent *ag, int64_t now);
+/*
  * Apply everything queued, deferred exits included, before a full scan:
  * the scan's diff then starts from what the events said, and an exit keeps
  * the kernel's time rather than the scan's.  Stops early while the store

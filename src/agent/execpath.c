@@ -210,6 +210,16 @@ void agent_execpath_flush(struct agent *ag)
 	ag->events_flush = false;
 }
 
+bool agent_execpath_batching(struct agent *ag, int64_t now)
+{
+	struct execcut_count c;
+
+	if (!ag->pm.nqueue || exits_forced(ag))
+		return false;
+	execcut_count(ag->pm.queue, ag->pm.nqueue, &c);
+	return c.active && execwait_due(&ag->exec_wait, ag->pm.queue, ag->pm.nqueue, now) > now;
+}
+
 int64_t agent_execpath_due(struct agent *ag, int64_t now)
 {
 	struct execcut_count c;

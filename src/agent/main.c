@@ -845,13 +845,15 @@ static int worker_loop(struct agent *ag)
 		/*
 		 * While the exec path waits a few ms for a fuller batch
 		 * (execwait.h), procmond's frames wait in the socket: one wake-up
-		 * per batch, not one per read procmond sends (it sends every 2 ms
+		 * per batch, not one per read procmond sends (every few ms
 		 * under load); they are read when the batch is due (above).  Not
 		 * while the store refuses batches (retried each second: the
-		 * socket would fill and hold procmond up), nor for a long wait.
+		 * socket would fill and hold procmond up), nor for a long wait,
+		 * nor while only deferred exits wait (execcut.h: up to 50 ms; a
+		 * new exec must not wait that long to be read).
 		 */
 		ag->pm.held = ev_due > now && ev_due - now <= WORKER_HOLD_MS &&
-			      !ag->events_failing_since && ag->pm.nqueue > 0;
+			      agent_execpath_batching(ag, now);
 		/* the control channel, procmond (or -1: ignored by poll), fleet queries */
 		struct pollfd fds[4] = {{ag->ctl, POLLIN, 0},
 					{ag->pm.held ? -1 : ag->pm.fd, POLLIN, 0}};
