@@ -219,9 +219,12 @@ check "agent: the fallback and its reason from procmond's HELLO" \
 	grep -q "events: netlink: eBPF sensor not loaded: no BTF type information" "$tmp/nobtf.err"
 stop_agent
 # a 4 KiB ring buffer and a burst: counted, reported, reconciled at once
+# (each exec's record carries a 3 KB argument: two cannot fit, however fast
+# procmond reads; a ring a quarter full wakes it at once)
 start_agent tiny --set collection.ebpf_ringbuf_kb=4
 polls=$(db tiny "SELECT count(*) FROM scans WHERE source = 'poll'")
-bash -c 'for i in $(seq 300); do /bin/true '"$mark"'-burst-$i & done; wait' &
+pad=$(printf '%03000d' 0)
+bash -c 'for i in $(seq 300); do /bin/true '"$mark"'-burst-$i '"$pad"' & done; wait' &
 wait $!
 check "ring buffer overrun: counted and reported" \
 	wait_line "the kernel lost [0-9]* process events: reconciling with a full scan now" "$tmp/tiny.err"
