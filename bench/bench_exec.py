@@ -34,7 +34,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import marker_rule, percentile, ratio  # noqa: E402
+from benchlib import marker_rule, percentile, ratio, spawn_paced  # noqa: E402
 
 N = 300
 FLOOD_RATE = 1000  # /bin/true per second with --under-load
@@ -132,20 +132,7 @@ def main():
 
         def flood():
             # paced: FLOOD_RATE per second, each reaped by its pid
-            kids, t_0 = [], time.monotonic()
-            while not stop_flood.is_set():
-                due = int((time.monotonic() - t_0) * FLOOD_RATE)
-                while flooded[0] < due:
-                    kids.append(os.posix_spawn("/bin/true", ["/bin/true", "x"], {}))
-                    flooded[0] += 1
-                while kids:
-                    pid, _ = os.waitpid(kids[0], os.WNOHANG)
-                    if pid == 0:
-                        break
-                    kids.pop(0)
-                time.sleep(0.001)
-            for k in kids:
-                os.waitpid(k, 0)
+            flooded[0] = spawn_paced(FLOOD_RATE, stop_flood.is_set)
 
         flooder = threading.Thread(target=flood, daemon=True)
         if loaded:

@@ -23,7 +23,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import ratio, cpu_s  # noqa: E402
+from benchlib import ratio, cpu_s, spawn_paced  # noqa: E402
 
 RUNS = 1000
 RATE = 1000
@@ -127,25 +127,8 @@ def cpu_at_rate(bindir, tmp):
         time.sleep(1)
         a0, p0 = agent_cpu(agent.pid, workers), cpu_s(pm)
         t0 = time.monotonic()
-        spawned = 0
-        kids = []
         # paced: RATE per second, reaped as they go (by pid)
-        while True:
-            el = time.monotonic() - t0
-            if el >= RATE_S:
-                break
-            due = int(el * RATE)
-            while spawned < due:
-                kids.append(os.posix_spawn("/bin/true", ["/bin/true", "x"], {}))
-                spawned += 1
-            while kids:
-                pid, _ = os.waitpid(kids[0], os.WNOHANG)
-                if pid == 0:
-                    break
-                kids.pop(0)
-            time.sleep(0.001)
-        for k in kids:
-            os.waitpid(k, 0)
+        spawned = spawn_paced(RATE, lambda: time.monotonic() - t0 >= RATE_S)
         wall = time.monotonic() - t0
         time.sleep(1)  # what the last execs cost the agent
         ua, up = agent_cpu(agent.pid, workers) - a0, cpu_s(pm) - p0

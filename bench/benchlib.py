@@ -1,8 +1,10 @@
 """benchlib.py — what the Python benchmarks share: a budget printed as a
 ratio against its anchor (the line bench/run.sh collects), a process's
 CPU time from /proc, a percentile, and the rule that matches a marker in
-the command line (the exec -> alert benchmarks)."""
+the command line (the exec -> alert benchmarks), and /bin/true spawned at a
+paced rate (bench_sensor, bench_exec --under-load)."""
 import os
+import time
 
 
 def ratio(what, value, anchor, rule, budget):
@@ -50,3 +52,24 @@ def marker_rule(path, rule_id, marker):
       WHERE command_line LIKE '%{marker}-%'
 """)
     os.chmod(path, 0o644)
+
+
+def spawn_paced(rate, done, argv=("/bin/true", "x")):
+    """Spawn argv at rate per second until done() says so, each child reaped
+    by its pid as it goes (never more alive than a few ms' worth); returns how
+    many were spawned, all reaped."""
+    kids, spawned, t0 = [], 0, time.monotonic()
+    while not done():
+        due = int((time.monotonic() - t0) * rate)
+        while spawned < due:
+            kids.append(os.posix_spawn(argv[0], list(argv), {}))
+            spawned += 1
+        while kids:
+            pid, _ = os.waitpid(kids[0], os.WNOHANG)
+            if pid == 0:
+                break
+            kids.pop(0)
+        time.sleep(0.001)
+    for k in kids:
+        os.waitpid(k, 0)
+    return spawned
