@@ -48,8 +48,13 @@
 #include "daemoneye/rules.h"
 #include "fleet_wiring.h"
 
-#define FLUSH_BATCH	 256  /* spool rows read at a time */
-#define FLUSH_BUDGET_MS	 1000 /* the most one flush spends publishing */
+#define FLUSH_BATCH	256  /* spool rows read at a time */
+#define FLUSH_BUDGET_MS 1000 /* the most one flush spends publishing */
+/* in an outage: a flush tries again this often, and waits this long at most
+   (a server that stopped answering must not hold the worker's loop, and so
+   the exec path, a second in every turn, nor its stop) */
+#define FLUSH_RETRY_MS	 2000
+#define FLUSH_PROBE_MS	 250
 #define DROP_WARN_EVERY	 10000
 #define QUERIES_PER_PASS 16   /* queries served per flush */
 #define SEEN_MAX	 4096 /* query ids remembered (each until it expires) */
@@ -63,6 +68,7 @@ struct agent_fleet {
 	bool ledger_warned;		     /* said once that it cannot be read */
 	char last_ckpt[DE_FLEET_MSGID_MAX];  /* id of the checkpoint last published */
 	bool down;			     /* in an outage (said once) */
+	int64_t retry_at;		     /* down: when a flush tries again (monotonic ms) */
 	uint64_t dropped_run;		     /* dropped by the bound in this run */
 	uint64_t dropped_warned;	     /* dropped_run when last said */
 	uint64_t published;		     /* messages published in this run */
@@ -634,6 +640,13 @@ static void flush(struct agent *ag, int64_t budget_ms, bool last)
 		serve_queries(ag);
 		check_bundle(ag);
 	}
+	if (!last && fl->down) {
+		if (de_mono_ms() < fl->retry_at)
+			return;
+		fl->retry_at = de_mono_ms() + FLUSH_RETRY_MS;
+		if (budget_ms > FLUSH_PROBE_MS)
+			budget_ms = FLUSH_PROBE_MS;
+	}
 	c.fl = fl;
 	c.deadline = de_mono_ms() + budget_ms;
 	c.last = last;
@@ -653,12 +666,16 @@ static void flush(struct agent *ag, int64_t budget_ms, bool last)
 		/* the first that failed stops the rest: order is kept */
 		if (!fl->down)
 			de_log_warnx("fleet: %s; will retry", c.err.message);
+		if (!fl->down)
+			fl->retry_at = de_mono_ms() + FLUSH_RETRY_MS;
 		fl->down = true;
 		return;
 	}
 	if (rc == 0 && publish_checkpoint(fl, c.deadline, last, &err) < 0) {
 		if (!fl->down)
 			de_log_err(&err);
+		if (!fl->down && err.code == EAGAIN)
+			fl->retry_at = de_mono_ms() + FLUSH_RETRY_MS;
 		fl->down = err.code == EAGAIN;
 		return;
 	}
