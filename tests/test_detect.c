@@ -27,19 +27,8 @@
 static void record(struct de_process_record *r, uint32_t pid, uint32_t ppid, const char *name,
 		   bool deleted)
 {
-	memset(r, 0, sizeof(*r));
-	de_uuid_v4(&r->id);
-	r->pid = pid;
-	r->has_ppid = true;
-	r->ppid = ppid;
-	r->name = strdup(name);
-	r->executable_path = strdup(deleted ? "/tmp/payload" : "/usr/bin/ok");
-	r->command_line = calloc(2, sizeof(char *));
-	r->command_line[0] = strdup(name);
-	r->command_line_len = 1;
-	r->accessible = true;
-	r->file_exists = !deleted;
-	r->platform_data = json_pack("{s:b}", "exe_deleted", deleted);
+	fixture_record(r, pid, ppid, name, deleted ? "/tmp/payload" : "/usr/bin/ok", name, NULL,
+		       deleted);
 }
 
 static int setup(void **state)

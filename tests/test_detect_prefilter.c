@@ -50,20 +50,7 @@ enum {
 static void record(struct de_process_record *r, uint32_t pid, uint32_t ppid, const char *name,
 		   const char *exe, const char *cmd, const char *uid)
 {
-	memset(r, 0, sizeof(*r));
-	de_uuid_v4(&r->id);
-	r->pid = pid;
-	r->has_ppid = true;
-	r->ppid = ppid;
-	r->name = strdup(name);
-	r->executable_path = strdup(exe);
-	r->command_line = calloc(2, sizeof(char *));
-	r->command_line[0] = strdup(cmd);
-	r->command_line_len = 1;
-	r->user_id = uid ? strdup(uid) : NULL;
-	r->accessible = true;
-	r->file_exists = true;
-	r->platform_data = json_pack("{s:b}", "exe_deleted", false);
+	fixture_record(r, pid, ppid, name, exe, cmd, uid, false);
 }
 
 static int setup(void **state)
