@@ -320,7 +320,9 @@ static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static char log_buf[16384];
 static size_t log_len;
 
-static int capture_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+/* (libbpf's printf-like callback: fmt is libbpf's own format) */
+__attribute__((format(printf, 2, 0))) static int capture_print(enum libbpf_print_level level,
+							       const char *fmt, va_list ap)
 {
 	char small[512], *text = small;
 	va_list aq;
