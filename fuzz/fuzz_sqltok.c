@@ -4,7 +4,9 @@
  * inside the text; when the rule is a plain filter, the detection engine
  * runs it over a batch twice (the second time through the prefilter, which
  * copies its expression into a larger statement) on an empty schema, under
- * a short timeout.  Must never crash or leak; refusals are expected.
+ * a short timeout.  The lists of literals after IN it finds in any text
+ * must lie inside it, in order.  Must never crash or leak; refusals are
+ * expected.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -27,6 +29,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(sql, data, size);
 	sql[size] = '\0';
+	/* the literal lists of any text: in order, inside it, each a ')' */
+	struct de_sql_inlist in[8];
+	size_t k = de_sqltok_in_lists(sql, size, in, 8);
+	for (size_t i = 0; i < k && i < 8; i++)
+		if (in[i].first_off + in[i].first_len > in[i].close_off ||
+		    in[i].close_off >= size || sql[in[i].close_off] != ')' ||
+		    (i && in[i].first_off <= in[i - 1].close_off))
+			abort();
 	if (de_sqltok_filter(sql, size, &f) == 0) {
 		if (f.alias_off + f.alias_len > size || f.expr_off + f.expr_len > size ||
 		    !f.expr_len)

@@ -485,12 +485,125 @@ static void test_sqltok_shapes(void **state)
 	}
 }
 
+/* Where the tokenizer finds the lists of literals after IN. */
+static void test_sqltok_in_lists(void **state)
+{
+	(void)state;
+	struct de_sql_inlist in[4];
+	/* text, then the first element of each list found (at most 3) */
+	static const char *const cases[][4] = {
+		{"name IN ('a', 'b', 'c')", "'a'"},
+		{"name NOT IN ('a''s', \"b\", 'c')", NULL}, /* "b" is a column */
+		{"uid in (0, -1, +2.5e3) AND x IN ('p','q','r','s') OR y IN (1, 2)", "0", "'p'"},
+		{"(substr(name, 1, 3) IN ( -- c\n 'kwo' /* ) */, 'kso', 'kth'))", "'kwo'"},
+		{"a IN ('x', 'y')", NULL},		   /* two: compared already */
+		{"a IN ('x', b, 'y')", NULL},		   /* not constant */
+		{"a IN ('x', 'y', 'z' || 'w')", NULL},	   /* an expression */
+		{"a IN (NULL, 'y', 'z')", NULL},	   /* NULL: left alone */
+		{"a IN t OR b IN ('x', 'y', 'z')", "'x'"}, /* a table, then a list */
+		{"a IN ('x', 'y', 'z') AND b IN (SELECT c FROM d)", NULL}, /* a subquery */
+		{"a IN ('x', 'y', 'z'", NULL},				   /* unterminated */
+		{"a IN ('x', 'y', 'z') AND b = 'open", NULL},		   /* unterminated string */
+		{"f(a IN (1, 2, 3), b IN (4, 5, 6)) AND c IN (7, 8, 9)", "1", "4", "7"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *s = cases[i][0];
+		size_t want = 0;
+		while (want < 3 && cases[i][want + 1])
+			want++;
+		size_t k = de_sqltok_in_lists(s, strlen(s), in, 4);
+		if (k != want)
+			fail_msg("%zu lists, not %zu: %s", k, want, s);
+		for (size_t j = 0; j < k; j++) {
+			assert_int_equal(in[j].first_len, strlen(cases[i][j + 1]));
+			assert_memory_equal(s + in[j].first_off, cases[i][j + 1], in[j].first_len);
+			assert_int_equal(s[in[j].close_off], ')');
+		}
+	}
+	/* more lists than room: all counted, the first max reported */
+	const char *many = "a IN (1,2,3) OR a IN (4,5,6) OR a IN (7,8,9)";
+	assert_int_equal(de_sqltok_in_lists(many, strlen(many), in, 2), 3);
+	assert_memory_equal(many + in[1].first_off, "4", 1);
+	assert_int_equal(de_sqltok_in_lists(NULL, 0, in, 4), 0);
+}
+
+/* Lists after IN of every kind: the same answers with the prefilter, whose
+   statement tests them by comparisons (sqltok.h: no ephemeral b-tree). */
+static const char *const in_shapes[][2] = {
+	{"in-str", "SELECT pid, name FROM processes WHERE name IN ('nc', 'ls', 'sh', 'zz')"},
+	{"in-not", "SELECT pid, name FROM processes WHERE name NOT IN ('nc', 'ls', 'sh', 'zz')"},
+	{"in-num", "SELECT pid, name FROM processes WHERE pid IN (100, 105, 107, -1)"},
+	{"in-uid", "SELECT pid, name FROM processes WHERE user_id IN (0, 33, 7)"},
+	{"in-uid-str", "SELECT pid, name FROM processes WHERE user_id IN ('0', '33', '7')"},
+	{"in-mixed", "SELECT pid, name FROM processes WHERE ppid IN ('108', 2.0, -3, 'x')"},
+	{"in-null-lhs", "SELECT pid, name FROM processes WHERE NOT (nullif(name, 'ls') IN ('a', "
+			"'b', 'c'))"},
+	{"in-expr", "SELECT p.pid, p.name FROM processes p WHERE substr(p.name, 1, 2) IN ('xm', "
+		    "'nc', 'ss') AND p.executable_path NOT LIKE '/usr/%'"},
+	{"in-case", "SELECT pid, name FROM processes WHERE upper(name) IN ('SH', 'LS', 'NC')"},
+	{"in-nocase", "SELECT pid, name FROM processes WHERE name COLLATE NOCASE IN ('SH', 'LS', "
+		      "'NC')"},
+	{"in-two", "SELECT pid, name FROM processes WHERE name IN ('sh', 'ls')"},
+};
+#define NIN (sizeof(in_shapes) / sizeof(in_shapes[0]))
+
+static void test_in_lists_agree(void **state)
+{
+	(void)state;
+	struct de_rule rules[NIN];
+	struct de_rule_set set = {0};
+	struct de_rule_problems pr = {0};
+	struct de_error e = {0};
+	sqlite3 *db;
+	const char *sql;
+	size_t nsql = 0;
+
+	for (size_t i = 0; i < NIN; i++)
+		rules[i] = mkrule(in_shapes[i][0], in_shapes[i][1]);
+	for (size_t p = 0; p < sizeof(all_pids) / sizeof(all_pids[0]); p++)
+		run_both(rules, NIN, &all_pids[p], 1, NULL, NULL);
+	run_both(rules, NIN, all_pids, sizeof(all_pids) / sizeof(all_pids[0]), NULL, NULL);
+
+	/* the builtin rules' statements, and these: no ephemeral table */
+	assert_int_equal(de_rules_load_builtin(val, &set, &pr, &e), 0);
+	assert_int_equal(sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+				      "CREATE TEMP TABLE " DE_VALIDATOR_PID_TABLE
+				      " (pid INTEGER PRIMARY KEY)",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	for (int round = 0; round < 2; round++) {
+		uint32_t quiet = P_LS;
+		if (round == 0)
+			run_both(set.items, set.len, &quiet, 1, NULL, NULL);
+		else
+			run_both(rules, NIN, &quiet, 1, NULL, NULL);
+		for (size_t g = 0; (sql = de_engine_prefilter_sql(eng, g)); g++, nsql++) {
+			sqlite3_stmt *st;
+			char *x = sqlite3_mprintf("EXPLAIN %s", sql);
+			assert_int_equal(sqlite3_prepare_v2(db, x, -1, &st, NULL), SQLITE_OK);
+			while (sqlite3_step(st) == SQLITE_ROW)
+				if (strcmp((const char *)sqlite3_column_text(st, 1),
+					   "OpenEphemeral") == 0)
+					fail_msg("an ephemeral table in %s", sql);
+			sqlite3_finalize(st);
+			sqlite3_free(x);
+			assert_non_null(strstr(sql, ", coalesce("));
+		}
+	}
+	assert_true(nsql >= 3);
+	sqlite3_close(db);
+	de_rule_set_clear(&set);
+	de_rule_problems_clear(&pr);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sqltok_shapes),	cmocka_unit_test(test_builtin_rules_agree),
 		cmocka_unit_test(test_shapes_agree),	cmocka_unit_test(test_failure_falls_back),
 		cmocka_unit_test(test_slow_falls_back), cmocka_unit_test(test_counts_prove_it_ran),
+		cmocka_unit_test(test_sqltok_in_lists), cmocka_unit_test(test_in_lists_agree),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -149,4 +149,11 @@ struct de_engine_stats {
 };
 void de_engine_get_stats(const struct de_engine *e, struct de_engine_stats *out);
 
+/*
+ * The text of prefilter statement i (0-based) as the engine built it for
+ * its last batch, NULL past the last one or before any was built (for
+ * tests and diagnostics; owned by the engine, valid until its next run).
+ */
+const char *de_engine_prefilter_sql(const struct de_engine *e, size_t i);
+
 #endif

@@ -36,4 +36,25 @@ struct de_sql_filter {
  */
 int de_sqltok_filter(const char *sql, size_t n, struct de_sql_filter *out);
 
+/* Where one `IN (<literal>, ...)` list of an expression is. */
+struct de_sql_inlist {
+	size_t first_off, first_len; /* its first element, a sign included */
+	size_t close_off;	     /* its closing parenthesis */
+};
+
+/*
+ * The lists of three or more literals after IN (or NOT IN) in the
+ * expression sql[0..n): each element a string or a number, a sign
+ * allowed, nothing else.  SQLite builds an ephemeral b-tree for such a
+ * list every time the statement runs (a list of one or two, or one with a
+ * non-constant element, is tested by comparisons instead), which is what
+ * the exec path's prefilter spends most of its time on; detect.c adds a
+ * non-constant copy of the first element, which changes no result.
+ * Writes the first max lists to out[] in text order and returns how many
+ * there are; 0 (none reported) when the expression holds a subquery (a
+ * column named in the list could then belong to the subquery's table) or
+ * text the tokenizer cannot read to its end.
+ */
+size_t de_sqltok_in_lists(const char *sql, size_t n, struct de_sql_inlist *out, size_t max);
+
 #endif

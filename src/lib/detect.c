@@ -62,6 +62,11 @@
  * DE_DETECT_PREFILTER_SLOW_US or longer (its recompilation aside) proves
  * nothing: all of its rules run alone, so that a hostile process cannot
  * blind a rule and a slow rule's own time reaches the agent's watchdog.
+ * Each list of three or more literals after IN gets one more element, a
+ * copy of its first that names the row's pid (`coalesce('a', pid)`): the
+ * same values, but SQLite then tests the list by comparisons rather than
+ * building an ephemeral b-tree of it on every run, which was most of the
+ * prefilter's cost (sqltok.h, pf_expr).
  * Only functions whose value depends on their arguments may appear in a
  * filter's expression (no date/time function reading 'now'), so that the
  * two statements agree.  The statements are built when the list of filter
@@ -109,7 +114,8 @@ struct cached_stmt {
 #define PF_MAX_TEXT                                                                                \
 	((size_t)48 * 1024) /* bytes of their expressions (the SQL limit is 100,000)               \
 			     */
-#define PF_NONE SIZE_MAX
+#define PF_NONE	     SIZE_MAX
+#define PF_MAX_LISTS 32 /* literal IN lists of a rule made non-constant (pf_expr) */
 
 struct pf_group {
 	sqlite3_stmt *st; /* owned: one CASE column per member */
@@ -838,6 +844,34 @@ static size_t pf_members(struct de_engine *e, const struct de_rule *rules, size_
 	return k;
 }
 
+/*
+ * Append a rule's WHERE expression e[0..n) to b, each list of literals
+ * after IN given one more element, a copy of its first that names the
+ * row's pid: `x IN ('a', 'b', 'c', coalesce('a', pid))`.  Its value is
+ * the first element's whatever the row, so the IN means what it meant,
+ * but the list is no longer constant, and SQLite tests it by comparisons
+ * instead of building an ephemeral b-tree of it every run (sqltok.h).
+ * 0, or -ENOMEM / -E2BIG from the buffer.
+ */
+static int pf_expr(struct de_buf *b, const char *e, size_t n)
+{
+	struct de_sql_inlist in[PF_MAX_LISTS];
+	size_t k = de_sqltok_in_lists(e, n, in, PF_MAX_LISTS), at = 0;
+	int rc = 0;
+
+	for (size_t i = 0; rc == 0 && i < k && i < PF_MAX_LISTS; i++) {
+		rc = de_buf_append(b, e + at, in[i].close_off - at);
+		if (rc == 0)
+			rc = de_buf_puts(b, ", coalesce(");
+		if (rc == 0)
+			rc = de_buf_append(b, e + in[i].first_off, in[i].first_len);
+		if (rc == 0)
+			rc = de_buf_puts(b, ", pid)");
+		at = in[i].close_off;
+	}
+	return rc ? rc : de_buf_append(b, e + at, n - at);
+}
+
 /* The text of one prefilter statement over the members at positions
    pos[0..m) of key (same alias): one CASE column per member, each rule's
    expression in parentheses and followed by a newline (it may end in a --
@@ -852,7 +886,7 @@ static char *pf_text(struct de_engine *e, const size_t *key, const size_t *pos, 
 		const struct cached_stmt *c = &e->cache[key[pos[j]]];
 		rc = de_buf_puts(&b, j ? ", CASE WHEN (" : "CASE WHEN (");
 		if (rc == 0)
-			rc = de_buf_append(&b, c->sql + c->shape.expr_off, c->shape.expr_len);
+			rc = pf_expr(&b, c->sql + c->shape.expr_off, c->shape.expr_len);
 		if (rc == 0)
 			rc = de_buf_puts(&b, "\n) THEN 1 ELSE 0 END");
 	}
@@ -1120,6 +1154,13 @@ void de_engine_with_prefilter_slow(struct de_engine *e, int64_t slow_us)
 void de_engine_get_stats(const struct de_engine *e, struct de_engine_stats *out)
 {
 	*out = e->stats;
+}
+
+const char *de_engine_prefilter_sql(const struct de_engine *e, size_t i)
+{
+	if (!e->pf.built || i >= e->pf.ngroups)
+		return NULL;
+	return sqlite3_sql(e->pf.groups[i].st);
 }
 
 int de_engine_run(struct de_engine *e, const struct de_rule *rules, size_t n, int64_t scan_id,

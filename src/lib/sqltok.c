@@ -282,3 +282,63 @@ int de_sqltok_filter(const char *sql, size_t n, struct de_sql_filter *out)
 	*out = f;
 	return 0;
 }
+
+/* One element of a literal list at *pos: [+|-] string or number, then ','
+   or ')'; the element's span in *el, the token after it returned. */
+static struct tok list_element(const char *s, size_t n, size_t *pos, struct tok *el, bool *ok)
+{
+	struct tok t = next_tok(s, n, pos);
+	size_t start = t.off;
+
+	*ok = false;
+	if (is_punct(s, t, '-') || is_punct(s, t, '+')) {
+		t = next_tok(s, n, pos);
+		if (t.kind != TOK_NUMBER)
+			return t;
+	}
+	if (t.kind != TOK_STRING && t.kind != TOK_NUMBER)
+		return t;
+	el->off = start;
+	el->len = t.off + t.len - start;
+	t = next_tok(s, n, pos);
+	*ok = is_punct(s, t, ',') || is_punct(s, t, ')');
+	return t;
+}
+
+size_t de_sqltok_in_lists(const char *sql, size_t n, struct de_sql_inlist *out, size_t max)
+{
+	size_t pos = 0, found = 0;
+	struct tok t;
+
+	if (!sql)
+		return 0;
+	for (t = next_tok(sql, n, &pos); t.kind != TOK_END; t = next_tok(sql, n, &pos)) {
+		if (t.kind == TOK_BAD || is_word(sql, t, "select"))
+			return 0;
+		if (!is_word(sql, t, "in"))
+			continue;
+		size_t save = pos;
+		if (!is_punct(sql, next_tok(sql, n, &pos), '(')) {
+			pos = save;
+			continue;
+		}
+		struct tok first = {TOK_END, 0, 0}, el, end;
+		size_t count = 0;
+		bool ok;
+		do {
+			end = list_element(sql, n, &pos, &el, &ok);
+			if (ok && count++ == 0)
+				first = el;
+		} while (ok && is_punct(sql, end, ','));
+		if (!ok) { /* not a literal list: read on from its first token */
+			pos = save;
+			continue;
+		}
+		if (count < 3)
+			continue;
+		if (found < max)
+			out[found] = (struct de_sql_inlist){first.off, first.len, end.off};
+		found++;
+	}
+	return found;
+}
