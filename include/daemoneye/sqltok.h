@@ -1,8 +1,9 @@
 /*
  * sqltok.h — a small SQL tokenizer for the one thing the detection engine
- * reads in a rule's text: whether it is, syntactically, a plain filter of
- * the processes table, and where its alias and WHERE expression are, so
- * that the exec path can test many such rules in one statement (detect.c).
+ * reads in a rule's text: whether it is, syntactically, a filter (a SELECT
+ * with only FROM and WHERE), and where its FROM clause, WHERE expression
+ * and pid column are, so that the exec path can test many such rules in
+ * one statement (detect.c).
  *
  * It knows what SQLite's tokenizer knows about structure: '...' strings
  * ('' escapes), "..." `...` [...] identifiers, -- and block comments,
@@ -17,20 +18,28 @@
 #ifndef DAEMONEYE_SQLTOK_H
 #define DAEMONEYE_SQLTOK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
-/* Where the parts of a plain filter rule are in its text. */
+/* Where the parts of a filter rule are in its text. */
 struct de_sql_filter {
-	size_t alias_off, alias_len; /* the table's alias token; alias_len 0: none */
+	bool simple;		     /* the FROM clause is [main.]processes [[AS] alias] */
+	size_t alias_off, alias_len; /* simple: the table's alias token; alias_len 0: none */
+	size_t from_off, from_len;   /* the FROM clause, first to last token */
 	size_t expr_off, expr_len;   /* the WHERE expression, first to last token */
+	/* the select list: how many items (-1: one is * or x.*), and the first
+	   item named pid if it is a column reference, `[x.]pid` or `[x.]col AS
+	   pid`: its index (-1: none) and where the column reference is */
+	int items, pid_item;
+	size_t pid_off, pid_len;
 };
 
 /*
- * 0 if sql[0..n) is `SELECT <list> FROM [main.]processes [[AS] alias] WHERE
- * <expr> [;]` with nothing else at the top level (no WITH, DISTINCT, GROUP
- * BY, HAVING, ORDER BY, LIMIT, WINDOW, compound or second statement), <expr>
- * calls only functions whose result depends on their arguments alone (no
- * date/time function: 'now' moves between two runs) and holds no bound
+ * 0 if sql[0..n) is `SELECT <list> FROM <from> WHERE <expr> [;]` with
+ * nothing else at the top level (no WITH, DISTINCT, GROUP BY, HAVING,
+ * ORDER BY, LIMIT, WINDOW, compound or second statement), <from> and
+ * <expr> call only functions whose result depends on their arguments alone
+ * (no date/time function: 'now' moves between two runs) and hold no bound
  * variable; *out then says where its parts are.  -EINVAL (and *out
  * untouched) otherwise.
  */

@@ -51,7 +51,16 @@
  *   SELECT CASE WHEN (<expr1>\n) THEN 1 ELSE 0 END, ..., CASE WHEN
  *   (<exprK>\n) THEN 1 ELSE 0 END FROM main.processes [AS a]
  *   WHERE pid IN (SELECT pid FROM temp.de_exec_pids)
- * (the newline would end a -- comment; a rule with an unterminated block
+ * Rules over other FROM clauses (the joins of a process with its parent,
+ * or with its connections) are filters too when their select list has no
+ * * and its first item named pid is a column reference, `[x.]pid` or
+ * `[x.]col AS pid`, that is the statement's column pid: such a rule has
+ * rows for a pid iff <expr> holds on some row of its FROM whose reference
+ * has that value.  They share one statement per FROM clause and reference
+ * (the same text), which copies both: `SELECT CASE ... FROM <from> WHERE
+ * <ref> IN (SELECT pid FROM temp.de_exec_pids)` (sqltok.c checks the FROM
+ * clause as it checks the expression).
+ * (The newline would end a -- comment; a rule with an unterminated block
  * comment or quote, a bound variable or unbalanced parentheses is never a
  * filter, so no rule's text can change the statement's structure), validated like the pid wrapper
  * (de_validator_prepare_for_pids is what lets it read the pid table) and stepped under the
@@ -548,6 +557,23 @@ static bool is_processes_pid(sqlite3_stmt *st, int col)
 	       strcasecmp(name, "pid") == 0;
 }
 
+/*
+ * Whether the filter shape sqltok found in c's text is one the prefilter
+ * can test (see the top).  A plain filter's row is a row of processes, its
+ * pid the row's: it has rows for a pid iff its WHERE holds on that pid's
+ * row.  A filter over any FROM clause has rows for a pid iff its WHERE
+ * holds on some row of that FROM whose pid column's reference has that
+ * value: the prefilter restricts by the same reference, which must be
+ * the statement's column pid (the select list has no *, so its items are
+ * the statement's columns).
+ */
+static bool is_filter(const struct cached_stmt *c)
+{
+	if (c->shape.simple)
+		return is_processes_pid(c->st, c->pidcol);
+	return c->shape.pid_item == c->pidcol && c->shape.items == sqlite3_column_count(c->st);
+}
+
 static int get_stmt(struct de_engine *e, const char *sql, bool for_pid,
 		    const struct cached_stmt **out, struct de_error *err)
 {
@@ -588,11 +614,8 @@ static int get_stmt(struct de_engine *e, const char *sql, bool for_pid,
 	c->pidcol = st ? col_index(st, "pid") : -1;
 	c->namecol = st ? col_index(st, "name") : -1;
 	c->execol = st ? col_index(st, "executable_path") : -1;
-	/* a row of a plain filter is a row of processes, its pid the row's: it
-	   has rows for a pid iff its WHERE holds on that pid's row */
 	c->filter = for_pid && by_table && st && c->pidcol >= 0 &&
-		    is_processes_pid(st, c->pidcol) &&
-		    de_sqltok_filter(sql, strlen(sql), &c->shape) == 0;
+		    de_sqltok_filter(sql, strlen(sql), &c->shape) == 0 && is_filter(c);
 	e->ncache++;
 	*out = c;
 	return 0;
@@ -853,7 +876,7 @@ static size_t pf_members(struct de_engine *e, const struct de_rule *rules, size_
  * instead of building an ephemeral b-tree of it every run (sqltok.h).
  * 0, or -ENOMEM / -E2BIG from the buffer.
  */
-static int pf_expr(struct de_buf *b, const char *e, size_t n)
+static int pf_expr(struct de_buf *b, const char *e, size_t n, const char *pid, size_t pidlen)
 {
 	struct de_sql_inlist in[PF_MAX_LISTS];
 	size_t k = de_sqltok_in_lists(e, n, in, PF_MAX_LISTS), at = 0;
@@ -866,7 +889,11 @@ static int pf_expr(struct de_buf *b, const char *e, size_t n)
 		if (rc == 0)
 			rc = de_buf_append(b, e + in[i].first_off, in[i].first_len);
 		if (rc == 0)
-			rc = de_buf_puts(b, ", pid)");
+			rc = de_buf_puts(b, ", ");
+		if (rc == 0)
+			rc = de_buf_append(b, pid, pidlen);
+		if (rc == 0)
+			rc = de_buf_puts(b, ")");
 		at = in[i].close_off;
 	}
 	return rc ? rc : de_buf_append(b, e + at, n - at);
@@ -880,22 +907,35 @@ static char *pf_text(struct de_engine *e, const size_t *key, const size_t *pos, 
 {
 	struct de_buf b = DE_BUF_INIT(DE_VALIDATOR_MAX_SQL);
 	const struct cached_stmt *c0 = &e->cache[key[pos[0]]];
+	/* the rows' pid: processes.pid, or the members' own reference */
+	const char *pid = c0->shape.simple ? "pid" : c0->sql + c0->shape.pid_off;
+	size_t pidlen = c0->shape.simple ? 3 : c0->shape.pid_len;
 	int rc = de_buf_puts(&b, "SELECT ");
 
 	for (size_t j = 0; rc == 0 && j < m; j++) {
 		const struct cached_stmt *c = &e->cache[key[pos[j]]];
 		rc = de_buf_puts(&b, j ? ", CASE WHEN (" : "CASE WHEN (");
 		if (rc == 0)
-			rc = pf_expr(&b, c->sql + c->shape.expr_off, c->shape.expr_len);
+			rc = pf_expr(&b, c->sql + c->shape.expr_off, c->shape.expr_len, pid,
+				     pidlen);
 		if (rc == 0)
 			rc = de_buf_puts(&b, "\n) THEN 1 ELSE 0 END");
 	}
-	if (rc == 0)
+	if (rc == 0 && c0->shape.simple) {
 		rc = de_buf_puts(&b, " FROM main.processes");
-	if (rc == 0 && c0->shape.alias_len && (rc = de_buf_puts(&b, " AS ")) == 0)
-		rc = de_buf_append(&b, c0->sql + c0->shape.alias_off, c0->shape.alias_len);
+		if (rc == 0 && c0->shape.alias_len && (rc = de_buf_puts(&b, " AS ")) == 0)
+			rc = de_buf_append(&b, c0->sql + c0->shape.alias_off, c0->shape.alias_len);
+	} else if (rc == 0) {
+		rc = de_buf_puts(&b, " FROM ");
+		if (rc == 0)
+			rc = de_buf_append(&b, c0->sql + c0->shape.from_off, c0->shape.from_len);
+	}
 	if (rc == 0)
-		rc = de_buf_puts(&b, " WHERE pid IN (SELECT pid FROM temp." PIDSET ")");
+		rc = de_buf_puts(&b, "\n WHERE ");
+	if (rc == 0)
+		rc = de_buf_append(&b, pid, pidlen);
+	if (rc == 0)
+		rc = de_buf_puts(&b, " IN (SELECT pid FROM temp." PIDSET ")");
 	if (rc < 0) {
 		de_buf_free(&b);
 		return NULL;
@@ -903,11 +943,24 @@ static char *pf_text(struct de_engine *e, const size_t *key, const size_t *pos, 
 	return b.p;
 }
 
-static bool same_alias(const struct cached_stmt *a, const struct cached_stmt *b)
+static bool same_text(const char *a, size_t alen, const char *b, size_t blen)
 {
-	return a->shape.alias_len == b->shape.alias_len &&
-	       memcmp(a->sql + a->shape.alias_off, b->sql + b->shape.alias_off,
-		      a->shape.alias_len) == 0;
+	return alen == blen && memcmp(a, b, alen) == 0;
+}
+
+/* Whether a and b can share a statement: plain filters with the same
+   alias, or filters with the same FROM clause and pid reference. */
+static bool same_from(const struct cached_stmt *a, const struct cached_stmt *b)
+{
+	const struct de_sql_filter *x = &a->shape, *y = &b->shape;
+
+	if (x->simple != y->simple)
+		return false;
+	if (x->simple)
+		return same_text(a->sql + x->alias_off, x->alias_len, b->sql + y->alias_off,
+				 y->alias_len);
+	return same_text(a->sql + x->from_off, x->from_len, b->sql + y->from_off, y->from_len) &&
+	       same_text(a->sql + x->pid_off, x->pid_len, b->sql + y->pid_off, y->pid_len);
 }
 
 /* The prefilter statement for the members at pos[0..m) of pf's key,
@@ -1011,7 +1064,7 @@ static void pf_build(struct de_engine *e, const size_t *key, size_t k)
 			continue;
 		for (size_t q = p; q < k && m < PF_MAX_RULES; q++) {
 			const struct cached_stmt *d = &e->cache[key[q]];
-			if (taken[q] || !same_alias(c, d))
+			if (taken[q] || !same_from(c, d))
 				continue;
 			if (m && text + d->shape.expr_len > PF_MAX_TEXT)
 				break;

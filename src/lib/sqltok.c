@@ -187,13 +187,128 @@ static const char *const clock_words[] = {
 	NULL,
 };
 
-int de_sqltok_filter(const char *sql, size_t n, struct de_sql_filter *out)
+/*
+ * Read a FROM clause (from: up to its WHERE, which is consumed) or a WHERE
+ * expression (to the end, or to a ';' followed by nothing) from *pos; the
+ * span from its first to its last token in *off, *len.  0, or -EINVAL if
+ * it is empty, unbalanced, holds a variable, a clock word, a call of a
+ * function not known to be pure or (at the top level) a clause keyword.
+ */
+static int read_part(const char *sql, size_t n, size_t *pos, bool from, size_t *off, size_t *len)
 {
-	struct de_sql_filter f = {0};
-	size_t pos = 0;
 	struct tok t, prev = {TOK_END, 0, 0};
 	int depth = 0;
 	bool after_distinct = false;
+
+	*len = 0;
+	for (t = next_tok(sql, n, pos);; prev = t, t = next_tok(sql, n, pos)) {
+		if (t.kind == TOK_END) {
+			if (from)
+				return -EINVAL;
+			break;
+		}
+		if (t.kind == TOK_BAD || t.kind == TOK_VAR)
+			return -EINVAL;
+		if (depth == 0 && is_punct(sql, t, ';')) {
+			if (from || next_tok(sql, n, pos).kind != TOK_END)
+				return -EINVAL;
+			break;
+		}
+		if (from && depth == 0 && is_word(sql, t, "where"))
+			break;
+		if (!*len)
+			*off = t.off;
+		*len = t.off + t.len - *off;
+		if (in_list(sql, t, clock_words))
+			return -EINVAL;
+		if (is_punct(sql, t, '(')) {
+			depth++;
+			/* a call: only of a function known to be pure */
+			if (prev.kind == TOK_QUOTED ||
+			    (prev.kind == TOK_WORD && !in_list(sql, prev, paren_words) &&
+			     !in_list(sql, prev, pure_functions)))
+				return -EINVAL;
+		} else if (is_punct(sql, t, ')') && --depth < 0) {
+			return -EINVAL;
+		}
+		/* `a IS [NOT] DISTINCT FROM b` is an expression, not the clause */
+		if (depth == 0 && in_list(sql, t, clause_words) &&
+		    !(is_word(sql, t, "from") && after_distinct))
+			return -EINVAL;
+		after_distinct = is_word(sql, t, "distinct");
+	}
+	return depth != 0 || !*len ? -EINVAL : 0;
+}
+
+/* Whether the FROM clause sql[off..off+len) is `[main.]processes [[AS]
+   alias]`; the alias's span in *f. */
+static bool simple_from(const char *sql, size_t off, size_t len, struct de_sql_filter *f)
+{
+	size_t pos = off, n = off + len;
+	struct tok t = next_tok(sql, n, &pos);
+
+	if (names(sql, t, "main")) {
+		if (!is_punct(sql, next_tok(sql, n, &pos), '.'))
+			return false; /* a table called main: not processes */
+		t = next_tok(sql, n, &pos);
+	}
+	if (!names(sql, t, "processes"))
+		return false;
+	t = next_tok(sql, n, &pos);
+	bool as = is_word(sql, t, "as");
+	if (as)
+		t = next_tok(sql, n, &pos);
+	if (t.kind == TOK_WORD || t.kind == TOK_QUOTED) {
+		f->alias_off = t.off;
+		f->alias_len = t.len;
+		t = next_tok(sql, n, &pos);
+	} else if (as) {
+		return false;
+	}
+	return t.kind == TOK_END;
+}
+
+/* An identifier token: a bare word or a quoted name. */
+static bool ident(struct tok t)
+{
+	return t.kind == TOK_WORD || t.kind == TOK_QUOTED;
+}
+
+/*
+ * One item of the select list, its tokens' count and its first five: is
+ * it * or x.*, and is it a column reference named pid, `[x.]pid` or
+ * `[x.]col AS pid` (then the reference's span in *off, *len)?
+ */
+static void select_item(const char *sql, size_t count, const struct tok *tk, bool *star, bool *pid,
+			size_t *off, size_t *len)
+{
+	size_t ref = count; /* the reference's tokens: col, or x . col */
+
+	*star = (count == 1 && is_punct(sql, tk[0], '*')) ||
+		(count == 3 && is_punct(sql, tk[1], '.') && is_punct(sql, tk[2], '*'));
+	*pid = false;
+	if ((count == 3 || count == 5) && is_word(sql, tk[count - 2], "as")) {
+		if (!names(sql, tk[count - 1], "pid"))
+			return;
+		ref = count - 2;
+	} else if (count > 5 || !names(sql, tk[count - 1], "pid")) {
+		return;
+	}
+	if (ref == 1 ? !ident(tk[0])
+		     : ref != 3 || !ident(tk[0]) || !is_punct(sql, tk[1], '.') || !ident(tk[2]))
+		return;
+	*pid = true;
+	*off = tk[0].off;
+	*len = tk[ref - 1].off + tk[ref - 1].len - tk[0].off;
+}
+
+int de_sqltok_filter(const char *sql, size_t n, struct de_sql_filter *out)
+{
+	struct de_sql_filter f = {.pid_item = -1};
+	size_t pos = 0, count = 0;
+	struct tok t, tk[5];
+	int depth = 0, item = 0;
+	bool after_distinct = false, star = false;
 
 	if (!sql)
 		return -EINVAL;
@@ -215,70 +330,39 @@ int de_sqltok_filter(const char *sql, size_t n, struct de_sql_filter *out)
 		if (depth < 0 || (depth == 0 && is_punct(sql, t, ';')))
 			return -EINVAL;
 		/* `a IS [NOT] DISTINCT FROM b` is an expression, not the clause */
-		if (depth == 0 && is_word(sql, t, "from") && !after_distinct)
-			break;
+		bool from = depth == 0 && is_word(sql, t, "from") && !after_distinct;
+		if (from || (depth == 0 && is_punct(sql, t, ','))) {
+			bool is_star, is_pid;
+			size_t off = 0, len = 0;
+			if (!count)
+				return -EINVAL;
+			select_item(sql, count, tk, &is_star, &is_pid, &off, &len);
+			star = star || is_star;
+			if (is_pid && f.pid_item < 0) {
+				f.pid_item = item;
+				f.pid_off = off;
+				f.pid_len = len;
+			}
+			item++;
+			count = 0;
+			if (from)
+				break;
+			continue;
+		}
 		if (depth == 0 && !is_word(sql, t, "from") && in_list(sql, t, clause_words))
 			return -EINVAL;
 		after_distinct = is_word(sql, t, "distinct");
+		if (count < 5)
+			tk[count] = t;
+		count++;
 	}
-	/* [main.]processes [[AS] alias] WHERE */
-	t = next_tok(sql, n, &pos);
-	if (names(sql, t, "main")) {
-		size_t save = pos;
-		if (is_punct(sql, next_tok(sql, n, &pos), '.'))
-			t = next_tok(sql, n, &pos);
-		else
-			pos = save; /* a table called main: not processes */
-	}
-	if (!names(sql, t, "processes"))
+	f.items = star ? -1 : item;
+	if (read_part(sql, n, &pos, true, &f.from_off, &f.from_len) < 0 ||
+	    read_part(sql, n, &pos, false, &f.expr_off, &f.expr_len) < 0)
 		return -EINVAL;
-	t = next_tok(sql, n, &pos);
-	bool as = is_word(sql, t, "as");
-	if (as)
-		t = next_tok(sql, n, &pos);
-	if ((t.kind == TOK_WORD && !is_word(sql, t, "where")) || t.kind == TOK_QUOTED) {
-		f.alias_off = t.off;
-		f.alias_len = t.len;
-		t = next_tok(sql, n, &pos);
-	} else if (as) {
-		return -EINVAL;
-	}
-	if (!is_word(sql, t, "where"))
-		return -EINVAL;
-	/* the expression: to the end, or to a ';' followed by nothing */
-	after_distinct = false;
-	for (t = next_tok(sql, n, &pos);; prev = t, t = next_tok(sql, n, &pos)) {
-		if (t.kind == TOK_END)
-			break;
-		if (t.kind == TOK_BAD || t.kind == TOK_VAR)
-			return -EINVAL;
-		if (depth == 0 && is_punct(sql, t, ';')) {
-			if (next_tok(sql, n, &pos).kind != TOK_END)
-				return -EINVAL;
-			break;
-		}
-		if (!f.expr_len)
-			f.expr_off = t.off;
-		f.expr_len = t.off + t.len - f.expr_off;
-		if (in_list(sql, t, clock_words))
-			return -EINVAL;
-		if (is_punct(sql, t, '(')) {
-			depth++;
-			/* a call: only of a function known to be pure */
-			if (prev.kind == TOK_QUOTED ||
-			    (prev.kind == TOK_WORD && !in_list(sql, prev, paren_words) &&
-			     !in_list(sql, prev, pure_functions)))
-				return -EINVAL;
-		} else if (is_punct(sql, t, ')') && --depth < 0) {
-			return -EINVAL;
-		}
-		if (depth == 0 && in_list(sql, t, clause_words) &&
-		    !(is_word(sql, t, "from") && after_distinct))
-			return -EINVAL;
-		after_distinct = is_word(sql, t, "distinct");
-	}
-	if (depth != 0 || !f.expr_len)
-		return -EINVAL;
+	f.simple = simple_from(sql, f.from_off, f.from_len, &f);
+	if (!f.simple)
+		f.alias_off = f.alias_len = 0;
 	*out = f;
 	return 0;
 }
