@@ -9,6 +9,7 @@
  * prove the prefilter really ran.  Also the tokenizer's verdicts
  * (sqltok.h).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,7 +21,9 @@
 #include <cmocka.h>
 
 #include "daemoneye/detect.h"
+#include "daemoneye/fileio.h"
 #include "daemoneye/rules.h"
+#include "daemoneye/sigma.h"
 #include "daemoneye/sqltok.h"
 #include "daemoneye/store.h"
 
@@ -44,6 +47,8 @@ enum {
 	P_LONG = 111,	 /* a 5000-byte command line */
 	P_QUOTE = 112,	 /* name it's) THEN */
 	P_VICTIM = 113,	 /* after P_NOJSON: matched by "victim" */
+	P_GIT = 114,	 /* git -p help */
+	P_GITSH = 115,	 /* sh 0<&1, child of P_GIT: SigmaHQ's git shell escape */
 	P_UNKNOWN = 9999 /* not in the store */
 };
 
@@ -58,7 +63,7 @@ static int setup(void **state)
 	(void)state;
 	struct de_store *store;
 	struct de_error e = {0};
-	struct de_process_record recs[14];
+	struct de_process_record recs[16];
 	char *longcmd = malloc(5001);
 
 	if (!longcmd || tmpdir_make() < 0 || asprintf(&dbpath, "%s/events.sqlite", tmpdir) < 0)
@@ -84,9 +89,11 @@ static int setup(void **state)
 	record(&recs[11], P_LONG, 1, "cc", "/usr/bin/cc", longcmd, "1000");
 	record(&recs[12], P_QUOTE, 1, "it's) THEN", "/usr/bin/q", "q", "1000");
 	record(&recs[13], P_VICTIM, 1, "victim", "/usr/bin/victim", "victim", "1000");
+	record(&recs[14], P_GIT, 1, "git", "/usr/bin/git", "git -p help config", "1000");
+	record(&recs[15], P_GITSH, P_GIT, "sh", "/usr/bin/sh", "sh 0<&1", "1000");
 	free(longcmd);
-	int rc = de_store_processes(store, recs[0].scan_id, recs, 14, &e);
-	for (int i = 0; i < 14; i++)
+	int rc = de_store_processes(store, recs[0].scan_id, recs, 16, &e);
+	for (int i = 0; i < 16; i++)
 		de_process_record_clear(&recs[i]);
 	de_store_close(store);
 	if (rc < 0 || !(val = de_validator_new()))
@@ -545,6 +552,74 @@ static void test_sqltok_shapes(void **state)
 	}
 }
 
+/*
+ * SigmaHQ's Linux process_creation rules as the Sigma compiler writes them
+ * (tests/sigma/sigmahq: regexp() over the columns, the parent as a LEFT
+ * JOIN): the same answers with the prefilter, one of them raised (the git
+ * shell escape, whose parent the fixture has), and most of them answered
+ * by the prefilter on a quiet batch.
+ */
+static void test_sigma_rules_agree(void **state)
+{
+	(void)state;
+	const char *src = getenv("DE_SOURCE_DIR");
+	char dir[4096];
+	struct de_sigma_rule *sr = calloc(256, sizeof(*sr));
+	struct de_rule *rules = calloc(256, sizeof(*rules));
+	struct de_alert_list alerts = {0};
+	size_t n = 0, joins = 0;
+	uint64_t stmts, skipped;
+	struct dirent *d;
+	DIR *dp;
+
+	assert_non_null(sr);
+	assert_non_null(rules);
+	snprintf(dir, sizeof(dir), "%s/tests/sigma/sigmahq/linux-process_creation",
+		 src ? src : ".");
+	assert_non_null(dp = opendir(dir));
+	while ((d = readdir(dp)) && n < 256) {
+		char path[8192], *text = NULL;
+		size_t len = 0;
+		struct de_error e = {0};
+		if (!strstr(d->d_name, ".yml"))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, d->d_name);
+		assert_int_equal(de_read_file(path, 1 << 20, &text, &len, NULL), 0);
+		if (de_sigma_convert(text, len, d->d_name, NULL, val, &sr[n], &e) == 0) {
+			rules[n] = sr[n].rule;
+			joins += strstr(rules[n].sql_query, " JOIN ") != NULL;
+			n++;
+		}
+		free(text);
+	}
+	closedir(dp);
+	assert_true(n >= 100);
+	assert_true(joins >= 5);
+	uint32_t sigma_pids[] = {P_GIT,	 P_GITSH, P_SH, P_NGINX,  P_PY,
+				 P_CURL, P_NC,	  P_LS, P_UNKNOWN};
+	size_t np = sizeof(sigma_pids) / sizeof(sigma_pids[0]);
+	for (size_t p = 0; p < np; p++)
+		run_both(rules, n, &sigma_pids[p], 1, NULL, NULL);
+	run_both(rules, n, sigma_pids, np, NULL, NULL);
+	/* the git shell escape is raised, for the child */
+	assert_int_equal(de_engine_run_pids(eng, rules, n, sigma_pids, np, 7, &alerts, NULL), 0);
+	bool git = false;
+	for (size_t i = 0; i < alerts.len; i++)
+		git = git || (alerts.items[i].affected_processes_len == 1 &&
+			      alerts.items[i].affected_processes[0] == P_GITSH);
+	assert_true(git);
+	de_alert_list_clear(&alerts);
+	/* a quiet batch: all but a few answered by the prefilter */
+	uint32_t quiet = P_LS;
+	run_both(rules, n, &quiet, 1, &stmts, &skipped);
+	assert_true(skipped + 10 >= n);
+	assert_true(stmts <= 12);
+	for (size_t i = 0; i < n; i++)
+		de_sigma_rule_clear(&sr[i]);
+	free(sr);
+	free(rules);
+}
+
 /* Where the tokenizer finds the lists of literals after IN. */
 static void test_sqltok_in_lists(void **state)
 {
@@ -660,10 +735,15 @@ static void test_in_lists_agree(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_sqltok_shapes),	cmocka_unit_test(test_builtin_rules_agree),
-		cmocka_unit_test(test_shapes_agree),	cmocka_unit_test(test_failure_falls_back),
-		cmocka_unit_test(test_slow_falls_back), cmocka_unit_test(test_counts_prove_it_ran),
-		cmocka_unit_test(test_sqltok_in_lists), cmocka_unit_test(test_in_lists_agree),
+		cmocka_unit_test(test_sqltok_shapes),
+		cmocka_unit_test(test_builtin_rules_agree),
+		cmocka_unit_test(test_shapes_agree),
+		cmocka_unit_test(test_failure_falls_back),
+		cmocka_unit_test(test_slow_falls_back),
+		cmocka_unit_test(test_counts_prove_it_ran),
+		cmocka_unit_test(test_sqltok_in_lists),
+		cmocka_unit_test(test_in_lists_agree),
+		cmocka_unit_test(test_sigma_rules_agree),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
