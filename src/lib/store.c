@@ -510,7 +510,9 @@ int de_store_open(const struct de_store_config *cfg, struct de_store **out, stru
 		goto fail;
 	flags = cfg->read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
 	flags |= SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
-	if (sqlite3_open_v2(cfg->path, &s->db, flags, NULL) != SQLITE_OK) {
+	/* the writer's WAL frames of a commit go to the file in one write */
+	if (sqlite3_open_v2(cfg->path, &s->db, flags, cfg->read_only ? NULL : store_walbuf_vfs()) !=
+	    SQLITE_OK) {
 		int ec = s->db ? sqlite3_errcode(s->db) : SQLITE_NOMEM;
 		rc = de_error_set(err, DE_ERR_DATABASE,
 				  ec == SQLITE_NOMEM			    ? ENOMEM

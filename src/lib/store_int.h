@@ -17,6 +17,7 @@
  *   store_prune.c   retention by age and size, the WAL checkpoint
  *   store_stats.c   counts and sizes
  *   store_spool.c   the fleet's spool of messages waiting for the stream
+ *   store_walbuf.c  the writer's VFS: a commit's WAL frames in one write
  *
  * Why the snapshot diff lives in memory: comparing a 10,000-process scan
  * against the rows in SQLite would read the whole snapshot each scan.  The
@@ -282,6 +283,19 @@ struct de_store {
 	int64_t state_written;
 	bool state_dirty;
 };
+
+/* ---- the writer's VFS (store_walbuf.c) ------------------------------------ */
+
+#define STORE_WALBUF_VFS "daemoneye-walbuf"
+
+/*
+ * The name of the VFS the writer opens its file with (registered on the
+ * first call, over the default VFS of that moment), or NULL when it cannot
+ * be registered (the writer then opens with the default VFS).
+ */
+const char *store_walbuf_vfs(void);
+/* How many gathered writes the WAL files of that VFS made, process-wide. */
+uint64_t store_walbuf_writes(void);
 
 /* ---- errors, steps, transactions (store.c) ------------------------------ */
 
