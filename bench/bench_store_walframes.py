@@ -87,7 +87,13 @@ def read_wal(w):
         pg, commit = struct.unpack(">II", w[off:off + 8])
         if w[off + 8:off + 16] != salt:
             break
-        cur.append(classify(pg, w[off + 24:off + 24 + ps]))
+        try:
+            kind = classify(pg, w[off + 24:off + 24 + ps])
+        except (IndexError, KeyError, struct.error):
+            # read while the writer wrote it: its checksum would not match,
+            # and the next read of the log (every 10 ms) sees it whole
+            break
+        cur.append(kind)
         if commit:
             commits.append(cur)
             cur = []
