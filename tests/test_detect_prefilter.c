@@ -52,6 +52,8 @@ enum {
 	P_UNKNOWN = 9999 /* not in the store */
 };
 
+#define CONN_START 1700000000000LL /* the start time of the processes with connections */
+
 static void record(struct de_process_record *r, uint32_t pid, uint32_t ppid, const char *name,
 		   const char *exe, const char *cmd, const char *uid)
 {
@@ -92,9 +94,40 @@ static int setup(void **state)
 	record(&recs[14], P_GIT, 1, "git", "/usr/bin/git", "git -p help config", "1000");
 	record(&recs[15], P_GITSH, P_GIT, "sh", "/usr/bin/sh", "sh 0<&1", "1000");
 	free(longcmd);
+	/* the shell and python3 started at a known time: their connections
+	   below name the instance (pid, start_time) */
+	for (int i = 0; i < 16; i++) {
+		if (recs[i].pid == P_SH || recs[i].pid == P_PY) {
+			recs[i].has_start_time = true;
+			recs[i].start_time = CONN_START;
+		}
+	}
 	int rc = de_store_processes(store, recs[0].scan_id, recs, 16, &e);
 	for (int i = 0; i < 16; i++)
 		de_process_record_clear(&recs[i]);
+	/* the shell holds an outbound connection to a mining pool's port,
+	   python3 listens: the three connection rules' joins have rows */
+	struct de_connection conns[2] = {
+		{.pid = P_SH,
+		 .start_time = CONN_START,
+		 .kind = DE_CONN_CONNECT,
+		 .family = 4,
+		 .laddr = {10, 0, 0, 2},
+		 .raddr = {192, 0, 2, 9},
+		 .lport = 40000,
+		 .rport = 4444,
+		 .time_ms = CONN_START + 1000,
+		 .from_scan = true},
+		{.pid = P_PY,
+		 .start_time = CONN_START,
+		 .kind = DE_CONN_LISTEN,
+		 .family = 4,
+		 .lport = 8000,
+		 .time_ms = CONN_START + 1000,
+		 .from_scan = true},
+	};
+	if (rc == 0)
+		rc = de_store_connections(store, conns, 2, CONN_START, &e);
 	de_store_close(store);
 	if (rc < 0 || !(val = de_validator_new()))
 		return -1;
@@ -199,6 +232,22 @@ static void test_builtin_rules_agree(void **state)
 	assert_true(joins >= 5);
 	assert_int_equal(stmts, 1 + 2);
 	run_both(set.items, set.len, all_pids, sizeof(all_pids) / sizeof(all_pids[0]), NULL, NULL);
+	/* the joins' prefilter had rows to find: each join rule raised */
+	struct de_alert_list alerts = {0};
+	static const char *const raised[] = {"webserver-spawns-shell", "shell-outbound-connection",
+					     "interpreter-listening", "mining-pool-port"};
+	assert_int_equal(de_engine_run_pids(eng, set.items, set.len, all_pids,
+					    sizeof(all_pids) / sizeof(all_pids[0]), 7, &alerts,
+					    NULL),
+			 0);
+	for (size_t r = 0; r < sizeof(raised) / sizeof(raised[0]); r++) {
+		bool found = false;
+		for (size_t i = 0; i < alerts.len; i++)
+			found = found || strcmp(alerts.items[i].rule_id, raised[r]) == 0;
+		if (!found)
+			fail_msg("%s not raised", raised[r]);
+	}
+	de_alert_list_clear(&alerts);
 	de_engine_get_stats(eng, &s1);
 	assert_true(s1.prefilter_runs > s0.prefilter_runs);
 	assert_int_equal(s1.prefilter_fallbacks, s0.prefilter_fallbacks);
