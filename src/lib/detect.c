@@ -900,7 +900,7 @@ static int pf_expr(struct de_buf *b, const char *e, size_t n, const char *pid, s
 }
 
 /* The text of one prefilter statement over the members at positions
-   pos[0..m) of key (same alias): one CASE column per member, each rule's
+   pos[0..m) of key (same FROM, same_from): one CASE column per member, each rule's
    expression in parentheses and followed by a newline (it may end in a --
    comment), over the batch's pids.  NULL on ENOMEM or E2BIG. */
 static char *pf_text(struct de_engine *e, const size_t *key, const size_t *pos, size_t m)
