@@ -189,15 +189,13 @@ size_t agent_execpath_run(struct agent *ag);
  * When agent_execpath_run should be called next (monotonic ms; INT64_MAX
  * when nothing is queued): now when the queue goes at once, later while it
  * waits for a fuller batch (execwait.h), for deferred exits' deadline
- * (execcut.h) or for a refused batch's retry.
+ * (execcut.h) or for a refused batch's retry.  *batching (when not NULL):
+ * whether the queue waits for a fuller batch of processes to evaluate, not
+ * yet due at now; false when only deferred exits wait, or nothing, or the
+ * queue must go (a refused batch, a stop, a scan).  One count of the queue
+ * for both.
  */
-int64_t agent_execpath_due(struct agent *ag, int64_t now);
-/*
- * Whether the queue waits for a fuller batch of processes to evaluate
- * (execwait.h), not yet due at now; false when only deferred exits wait,
- * or nothing, or the queue must go (a refused batch, a stop, a scan).
- */
-bool agent_execpath_batching(struct agent *ag, int64_t now);
+int64_t agent_execpath_due(struct agent *ag, int64_t now, bool *batching);
 /*
  * Apply everything queued, deferred exits included, before a full scan:
  * the scan's diff then starts from what the events said, and an exit keeps

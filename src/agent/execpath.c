@@ -130,12 +130,15 @@ static bool exits_forced(const struct agent *ag)
  * batch when something other than a deferred exit is queued (execwait.h),
  * and the deferred exits' deadline (execcut.h), whichever comes first.
  */
-static int64_t queue_due(struct agent *ag, const struct execcut_count *c, int64_t now)
+static int64_t queue_due(struct agent *ag, const struct execcut_count *c, int64_t now,
+			 int64_t *wait)
 {
-	int64_t due = execcut_due(c, ag->exits_since, now), w;
+	int64_t due = execcut_due(c, ag->exits_since, now), w = INT64_MAX;
 
 	if (c->active && (w = execwait_due(&ag->exec_wait, ag->pm.queue, ag->pm.nqueue, now)) < due)
 		due = w;
+	if (wait)
+		*wait = w; /* the fuller batch's wait alone (INT64_MAX: none) */
 	return due;
 }
 
@@ -163,7 +166,7 @@ size_t agent_execpath_run(struct agent *ag)
 	/* under a stream of executions, a few ms for a fuller batch; deferred
 	   exits alone wait for their deadline; once they go, what is queued
 	   goes with them (their deadline cuts the wait short) */
-	if (!release && !exits_forced(ag) && queue_due(ag, &c, t) > t)
+	if (!release && !exits_forced(ag) && queue_due(ag, &c, t, NULL) > t)
 		return n;
 	now = execcut_cut(q, n, release);
 	if (now && apply_events(ag, q, now, &err) < 0) {
@@ -210,20 +213,13 @@ void agent_execpath_flush(struct agent *ag)
 	ag->events_flush = false;
 }
 
-bool agent_execpath_batching(struct agent *ag, int64_t now)
+int64_t agent_execpath_due(struct agent *ag, int64_t now, bool *batching)
 {
 	struct execcut_count c;
+	int64_t due, wait;
 
-	if (!ag->pm.nqueue || exits_forced(ag))
-		return false;
-	execcut_count(ag->pm.queue, ag->pm.nqueue, &c);
-	return c.active && execwait_due(&ag->exec_wait, ag->pm.queue, ag->pm.nqueue, now) > now;
-}
-
-int64_t agent_execpath_due(struct agent *ag, int64_t now)
-{
-	struct execcut_count c;
-
+	if (batching)
+		*batching = false;
 	if (!ag->pm.nqueue)
 		return INT64_MAX;
 	if (ag->events_failing_since)
@@ -231,7 +227,10 @@ int64_t agent_execpath_due(struct agent *ag, int64_t now)
 	if (exits_forced(ag))
 		return now;
 	execcut_count(ag->pm.queue, ag->pm.nqueue, &c);
-	return queue_due(ag, &c, now);
+	due = queue_due(ag, &c, now, &wait);
+	if (batching)
+		*batching = c.active && wait > now;
+	return due;
 }
 
 void agent_resolve_names(struct agent *ag, struct de_process_record *r)

@@ -816,7 +816,7 @@ static int worker_loop(struct agent *ag)
 				return status;
 			continue;
 		}
-		if (ag->pm.held && ag->pm.fd >= 0 && now >= agent_execpath_due(ag, now)) {
+		if (ag->pm.held && ag->pm.fd >= 0 && now >= agent_execpath_due(ag, now, NULL)) {
 			/* the batch is due: first what procmond sent while it waited */
 			struct de_error err = {0};
 			ag->pm.held = false;
@@ -839,7 +839,9 @@ static int worker_loop(struct agent *ag)
 		if (until > now + 1000)
 			until = now +
 				1000; /* the sinks' outcomes are recorded at least each second */
-		int64_t ev_due = agent_execpath_due(ag, now); /* queued events: at once, or */
+		bool batching;
+		/* queued events: at once, or */
+		int64_t ev_due = agent_execpath_due(ag, now, &batching);
 		if (until > ev_due) /* after a short wait for more, or a refused batch's retry */
 			until = ev_due;
 		/*
@@ -852,8 +854,7 @@ static int worker_loop(struct agent *ag)
 		 * nor while only deferred exits wait (execcut.h: up to 50 ms; a
 		 * new exec must not wait that long to be read).
 		 */
-		ag->pm.held = ev_due > now && ev_due - now <= WORKER_HOLD_MS &&
-			      agent_execpath_batching(ag, now);
+		ag->pm.held = ev_due > now && ev_due - now <= WORKER_HOLD_MS && batching;
 		/* the control channel, procmond (or -1: ignored by poll), fleet queries */
 		struct pollfd fds[4] = {{ag->ctl, POLLIN, 0},
 					{ag->pm.held ? -1 : ag->pm.fd, POLLIN, 0}};
