@@ -54,21 +54,18 @@ def marker_rule(path, rule_id, marker):
     os.chmod(path, 0o644)
 
 
-def spawn_paced(rate, done, argv=("/bin/true", "x")):
+def spawn_paced(rate, done, argv=("/bin/true", "x"), inflight=64):
     """Spawn argv at rate per second until done() says so, each child reaped
-    by its pid as it goes (never more alive than a few ms' worth); returns how
-    many were spawned, all reaped."""
+    by its pid as it goes, never more than inflight alive or unreaped at once
+    (a machine slower than rate runs as fast as it can, never behind by more
+    than that); returns how many were spawned, all reaped."""
     kids, spawned, t0 = [], 0, time.monotonic()
     while not done():
         due = int((time.monotonic() - t0) * rate)
-        while spawned < due:
+        while spawned < due and len(kids) < inflight and not done():
             kids.append(os.posix_spawn(argv[0], list(argv), {}))
             spawned += 1
-        while kids:
-            pid, _ = os.waitpid(kids[0], os.WNOHANG)
-            if pid == 0:
-                break
-            kids.pop(0)
+        kids = [k for k in kids if os.waitpid(k, os.WNOHANG)[0] == 0]
         time.sleep(0.001)
     for k in kids:
         os.waitpid(k, 0)
