@@ -34,7 +34,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import marker_rule, percentile, ratio, spawn_paced  # noqa: E402
+from benchlib import flood_start, flood_stop, marker_rule, percentile, ratio  # noqa: E402
 
 N = 300
 FLOOD_RATE = 1000  # /bin/true per second with --under-load
@@ -109,6 +109,7 @@ def main():
     th = threading.Thread(target=reader, daemon=True)
     th.start()
     status = 0
+    flooder = None
     try:
         # ready when the first full scan is logged
         deadline = time.monotonic() + 60
@@ -127,16 +128,10 @@ def main():
             print("exec -> alert: procmond has no real-time events here:\n" + text,
                   file=sys.stderr)
             return 1
-        stop_flood = threading.Event()
-        flooded = [0]
-
-        def flood():
-            # paced: FLOOD_RATE per second, each reaped by its pid
-            flooded[0] = spawn_paced(FLOOD_RATE, stop_flood.is_set)
-
-        flooder = threading.Thread(target=flood, daemon=True)
         if loaded:
-            flooder.start()
+            # paced: FLOOD_RATE per second, each reaped by its pid, in a
+            # process of its own
+            flooder = flood_start(FLOOD_RATE)
             time.sleep(1)  # the exec path is batching before the first marker
         started = {}
         t_start = time.monotonic()
@@ -153,10 +148,9 @@ def main():
                 if all(p in seen for p in started):
                     break
             time.sleep(0.05)
-        if loaded:
-            stop_flood.set()
-            flooder.join()
-            rate = flooded[0] / max(time.monotonic() - t_start + 1, 1e-3)
+        if flooder:
+            rate = flood_stop(flooder) / max(time.monotonic() - t_start + 1, 1e-3)
+            flooder = None
         with lock:
             lat = sorted((seen[p] - t0) * 1000 for p, t0 in started.items() if p in seen)
         missed = N - len(lat)
@@ -182,6 +176,8 @@ def main():
             hwm = int(f.read().split("VmHWM:")[1].split()[0]) / 1024.0
         print(f"privileged parent peak RSS with the signing key: {hwm:.2f} MB")
     finally:
+        if flooder:
+            flood_stop(flooder)
         agent.terminate()
         try:
             agent.wait(timeout=30)

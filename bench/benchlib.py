@@ -2,8 +2,12 @@
 ratio against its anchor (the line bench/run.sh collects), a process's
 CPU time from /proc, a percentile, and the rule that matches a marker in
 the command line (the exec -> alert benchmarks), and /bin/true spawned at a
-paced rate (bench_sensor, bench_exec --under-load)."""
+paced rate (bench_sensor, bench_exec --under-load), in this process or in
+a process of its own (flood_start)."""
 import os
+import select
+import subprocess
+import sys
 import time
 
 
@@ -70,3 +74,27 @@ def spawn_paced(rate, done, argv=("/bin/true", "x"), inflight=64):
     for k in kids:
         os.waitpid(k, 0)
     return spawned
+
+
+def flood_start(rate):
+    """A process of its own spawning /bin/true at rate per second
+    (spawn_paced) until flood_stop: a flood run in a thread of the
+    benchmark would hold the interpreter's lock while the benchmark's own
+    threads wait to take their time stamps."""
+    return subprocess.Popen([sys.executable, os.path.abspath(__file__), "flood", str(rate)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+
+def flood_stop(p):
+    """Stop the flood p (its standard input closed) and return how many
+    execs it made, all reaped."""
+    p.stdin.close()
+    out = p.stdout.read()
+    p.wait()
+    return int(out.strip() or 0)
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["flood"]:
+    # until the benchmark closes our standard input (readable at end of file)
+    print(spawn_paced(int(sys.argv[2]), lambda: bool(select.select([sys.stdin], [], [], 0)[0])),
+          flush=True)
