@@ -176,6 +176,14 @@ for _ in $(seq 400); do [ "$(count_alerts)" = "$N" ] && break; sleep 0.05; done
 check "agent: the single-process rules ran on each run ($(count_alerts) marker alerts of $N)" test "$(count_alerts)" = "$N"
 check "agent: no event was lost" test -z "$(grep 'lost' "$tmp/sat.err" | grep -v ' 0 lost')"
 stop_agent
+# the exec path's latency as operators watch it (the metrics textfile is
+# written at stop): every run observed once, each in a bucket
+hist() { sed -n "s/^daemoneye_exec_detection_seconds_$1 //p" "$tmp/sat/daemoneye.prom"; }
+inf=$(sed -n 's/^daemoneye_exec_detection_seconds_bucket{le="+Inf"} //p' "$tmp/sat/daemoneye.prom")
+check "metrics: daemoneye_exec_detection_seconds observed every run ($(hist count) >= $N)" \
+	test "$(hist count)" -ge "$N"
+check "metrics: its +Inf bucket is its count ($inf)" test "$inf" = "$(hist count)"
+check "metrics: its sum is positive ($(hist sum))" python3 -c "import sys; sys.exit(not float('$(hist sum)') > 0)"
 
 # ---- 2. faults ----------------------------------------------------------------
 fault() { # fault NAME WANT-IN-LOG PROCMOND-ARGS...

@@ -399,7 +399,8 @@ for m in daemoneye_build_info daemoneye_scans_total daemoneye_scan_duration_seco
 	daemoneye_store_size_bytes daemoneye_store_write_duration_seconds_bucket \
 	daemoneye_audit_entries_total daemoneye_process_cpu_seconds_total \
 	daemoneye_process_resident_memory_bytes daemoneye_alerts_suppressed_total \
-	daemoneye_alerts_folded_total daemoneye_rule_matches_total; do
+	daemoneye_alerts_folded_total daemoneye_rule_matches_total \
+	daemoneye_exec_detection_seconds_bucket; do
 	grep -q "^$m[ {]" "$tmp/scrape" || { echo "# missing: $m"; bad=$((bad + 1)); }
 done
 check "every metric family of the issue is there" test "$bad" = 0

@@ -63,7 +63,7 @@ struct agent_metrics {
 		*deliveries, *queue_depth, *dead_letters, *circuit, *store_bytes, *store_free,
 		*store_min_free, *store_history, *store_write_seconds, *audit_entries,
 		*audit_checkpoint, *restarts, *cpu, *rss, *build, *reload_ok, *reload_time,
-		*scan_time, *up, *audit_cost;
+		*scan_time, *up, *audit_cost, *exec_detect_seconds;
 	char *textfile; /* metrics.textfile resolved; NULL: none */
 	char *listen;	/* metrics.listen; NULL: no listener */
 	struct de_metrics_server *http;
@@ -283,6 +283,14 @@ void telemetry_alerts(struct agent *ag, const struct de_alert_list *alerts);
 /* What the alert manager did with a run's alerts (suppressed, folded). */
 void telemetry_alert_counts(struct agent *ag, const struct de_alertmgr_counts *c);
 void telemetry_store_write(struct agent *ag, double seconds);
+/*
+ * The execs of ev[0..n) whose rules have just run (those with a record),
+ * observed in daemoneye_exec_detection_seconds: now_ms (wall clock) less
+ * each one's event time, the kernel's (eBPF) or procmond's reading of it
+ * (netlink); a clock step makes one 0, never negative.
+ */
+void telemetry_exec_detected(struct agent *ag, const struct de_process_event *ev, size_t n,
+			     int64_t now_ms);
 /* Refresh the gauges and write metrics and health (at most once a second unless force). */
 void telemetry_publish(struct agent *ag, bool force);
 

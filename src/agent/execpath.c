@@ -101,6 +101,8 @@ static int apply_events(struct agent *ag, struct de_process_event *ev, size_t n,
 	}
 	if (batch)
 		de_engine_end_batch(ag->det.engine);
+	/* the exec path's budget, as operators can watch it */
+	telemetry_exec_detected(ag, ev, n, de_now_ms());
 	size_t raised = alerts.len;
 	agent_alerts(ag, &alerts, false);
 	/* the WAL every batch appends to is kept small by the store's

@@ -34,8 +34,9 @@
 static const double scan_buckets[] = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
 static const double rule_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
 				      0.05,   0.1,   0.25,   1,	    5,	  30};
-static const double write_buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-				       0.1,   0.25,   0.5,   1,	   5};
+/* a store write; an exec to its detection (the exec path's budget: 10 ms) */
+static const double latency_buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+					 0.1,	0.25,	0.5,   1,    5};
 
 #define L(...)	((const char *const[]){__VA_ARGS__})
 #define NL(...) (sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *))
@@ -115,7 +116,11 @@ static int families(struct agent_metrics *m, struct de_error *err)
 	      NULL);
 	HIST(store_write_seconds, "daemoneye_store_write_duration_seconds",
 	     "Time of one write transaction of the event store (a scan or an event batch).",
-	     write_buckets, NULL);
+	     latency_buckets, NULL);
+	HIST(exec_detect_seconds, "daemoneye_exec_detection_seconds",
+	     "From an exec (the kernel's time of it, to the millisecond) to the end of the run "
+	     "of the rules that concern one process over it, on the exec path.",
+	     latency_buckets, NULL);
 	COUNTER(audit_entries, "daemoneye_audit_entries_total",
 		"Entries appended to the audit ledger (0 while it is not enabled).", NULL);
 	GAUGE(audit_checkpoint, "daemoneye_audit_last_checkpoint_timestamp_seconds",
@@ -264,6 +269,19 @@ void telemetry_store_write(struct agent *ag, double seconds)
 {
 	if (ag->m.reg)
 		de_metric_observe(ag->m.store_write_seconds, NULL, seconds);
+}
+
+void telemetry_exec_detected(struct agent *ag, const struct de_process_event *ev, size_t n,
+			     int64_t now_ms)
+{
+	if (!ag->m.reg)
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (ev[i].kind == DE_PROCESS_EXEC && ev[i].has_record && ev[i].time_ms > 0)
+			de_metric_observe(ag->m.exec_detect_seconds, NULL,
+					  now_ms > ev[i].time_ms
+						  ? (double)(now_ms - ev[i].time_ms) / 1e3
+						  : 0.0);
 }
 
 /* ---- gauges read when publishing ------------------------------------------------------- */
