@@ -69,6 +69,16 @@ marker_rule "$tmp/mark.yaml" it-service-marker "$mark"
 procmond_of() { pgrep -P "$1" -x procmond | head -n1; }
 worker_of() { pgrep -P "$1" -f '^daemoneye-worker' | head -n1; }
 status_of() { grep "^$2:" "/proc/$1/status" 2>/dev/null | awk '{print $2}'; }
+# not_boosted NAME PID: the log says the boost was refused, and PID runs at nice 0
+not_boosted() { logged "$1" "app.priority_boost 4: the agent cannot raise its priority" && [ "$(nice_of "$2")" = 0 ]; }
+# the nice values of every thread of process $1, one line each, sorted, unique
+nice_of() {
+	python3 -c '
+import os, sys
+p = sys.argv[1]
+print("\n".join(sorted({open(f"/proc/{p}/task/{t}/stat").read().rsplit(")", 1)[1].split()[16]
+                         for t in os.listdir(f"/proc/{p}/task")})))' "$1" 2>/dev/null
+}
 # until TRIES CMD...: CMD succeeds within TRIES tenths of a second
 until_() {
 	local tries=$1
@@ -158,11 +168,19 @@ restart_test() {
 	check "$who: the parent logs the restart with its reason" logged "pm$who" "procmond pid $pm1 was killed by signal 9 (crash): starting it again in 300 ms"
 	check "$who: the worker takes the new channel" until_ 100 logged "pm$who" "procmond pid $pm2 started"
 	if [ "$who" = root ]; then
+		# app.priority_boost (4): the parent before it started anything,
+		# inherited by its children and their threads, a restarted one too
+		local w
+		w=$(worker_of "$a")
+		check "$who: app.priority_boost: every thread of the parent, the worker and procmond at nice -4 ($(nice_of "$a" | tr '\n' ' ')/ $(nice_of "$w" | tr '\n' ' ')/ $(nice_of "$pm2" | tr '\n' ' '))" \
+			test "$(nice_of "$a")$(nice_of "$w")$(nice_of "$pm2")" = -4-4-4
 		check "$who: the new procmond has its capabilities again" test "$(status_of "$pm2" CapEff)" = 0000000000080004
 		check "$who: and its events" logged "pm$who" "procmond pid $pm2 started (capabilities: dac_read_search, sys_ptrace; events: "
 		check "$who: health names the event source (ebpf or netlink)" until_ 150 source_known "pm$who"
 	else
 		check "$who: the new procmond runs as $(id -un "$(status_of "$pm2" Uid)" 2>/dev/null), no capability" test "$(status_of "$pm2" CapEff)" = 0000000000000000
+		check "$who: app.priority_boost without CAP_SYS_NICE: said, and nice stays 0 ($(nice_of "$a" | tr '\n' ' '))" \
+			not_boosted "pm$who" "$a"
 	fi
 	check "$who: the attack started after the kill is detected (pid $attack)" until_ 300 alerted "pm$who" it-service-marker "$attack"
 	check "$who: health counts the restart" until_ 150 component_is "pm$who" procmond details.restarts.crash 1

@@ -48,6 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -451,6 +452,35 @@ static int drop_caps(void)
 	return 0;
 }
 
+/*
+ * app.priority_boost, as auditd's: our nice value lowered by that much
+ * (not below -20) before anything is started, while we still may
+ * (CAP_SYS_NICE).  procmond and the worker inherit it, and so do their
+ * threads: when something saturates the CPUs, the way from an exec to its
+ * detection waits less for a core (docs/perf.md has the measurements).
+ * This thread is the only one yet, and the value is per thread.  Without
+ * the capability the refusal is said once and nothing else changes.
+ */
+static void boost_priority(const struct de_config *c)
+{
+	uint64_t boost;
+	int now, want;
+
+	if (de_config_get_u64(c, "app.priority_boost", &boost, NULL) < 0 || !boost)
+		return;
+	errno = 0;
+	now = getpriority(PRIO_PROCESS, 0);
+	if (now == -1 && errno)
+		return;
+	want = now - (int)boost < -20 ? -20 : now - (int)boost;
+	if (setpriority(PRIO_PROCESS, 0, want) < 0)
+		de_log_info("app.priority_boost %llu: the agent cannot raise its priority (%s): "
+			    "it runs at nice %d",
+			    (unsigned long long)boost, strerror(errno), now);
+	else
+		de_log_debug("app.priority_boost %llu: nice %d", (unsigned long long)boost, want);
+}
+
 /* Root with no app.state_dir: pin the one chosen now, so that the worker uses it too. */
 static int pin_state_dir(struct parent *p, struct de_error *err)
 {
@@ -542,6 +572,7 @@ static int setup(struct parent *p, struct de_error *err)
 	}
 	if (p->set.signing && (rc = agent_key_load(p->set.key_path, &p->key, err)) < 0)
 		goto out;
+	boost_priority(p->cfg);
 	if (p->root && drop_caps() < 0) {
 		rc = de_error_set(err, DE_ERR_IO, EPERM, "cannot drop capabilities");
 		goto out;
