@@ -24,7 +24,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import ratio, cpu_s, spawn_paced  # noqa: E402
+from benchlib import ratio, cpu_s, spawn_paced, start_quiet_agent  # noqa: E402
 
 RUNS = 1000
 RATE = 1000
@@ -115,11 +115,7 @@ def agent_cpu(parent, workers):
 def cpu_at_rate(bindir, tmp):
     log = os.path.join(tmp, "agent.err")
     with open(log, "w") as e:
-        agent = subprocess.Popen(
-            [f"{bindir}/daemoneye-agent", "--set", f"app.state_dir={tmp}/state",
-             "--set", "detection.rules_dirs=[]", "--set", "app.scan_interval_ms=600000",
-             "--set", "alerting.stdout.enabled=false"],
-            stdout=subprocess.DEVNULL, stderr=e)
+        agent = start_quiet_agent(bindir, f"{tmp}/state", e)
     try:
         if not wait_log(log, " processes, "):
             print("cpu: the agent's first scan never finished", flush=True)

@@ -20,7 +20,6 @@ import collections
 import os
 import shutil
 import struct
-import subprocess
 import sys
 import tempfile
 import threading
@@ -127,11 +126,7 @@ def main():
     gens = {}
     os.chmod(tmp, 0o755)
     log = open(f"{tmp}/agent.err", "w")
-    ag = subprocess.Popen(
-        [f"{bindir}/daemoneye-agent", "--set", f"app.state_dir={tmp}/state",
-         "--set", "detection.rules_dirs=[]", "--set", "app.scan_interval_ms=600000",
-         "--set", "alerting.stdout.enabled=false"],
-        stdout=subprocess.DEVNULL, stderr=log)
+    ag = benchlib.start_quiet_agent(bindir, f"{tmp}/state", log)
     try:
         for _ in range(300):
             if " processes, " in open(f"{tmp}/agent.err").read():

@@ -76,6 +76,18 @@ def spawn_paced(rate, done, argv=("/bin/true", "x"), inflight=64):
     return spawned
 
 
+def start_quiet_agent(bindir, state_dir, err):
+    """The agent as bench_sensor and bench_store_walframes run it: no rule
+    directory, a full scan every ten minutes, no alert on standard output;
+    its log on the open file err.  The caller waits for its first scan and
+    stops it."""
+    return subprocess.Popen(
+        [f"{bindir}/daemoneye-agent", "--set", f"app.state_dir={state_dir}",
+         "--set", "detection.rules_dirs=[]", "--set", "app.scan_interval_ms=600000",
+         "--set", "alerting.stdout.enabled=false"],
+        stdout=subprocess.DEVNULL, stderr=err)
+
+
 def flood_start(rate):
     """A process of its own spawning /bin/true at rate per second
     (spawn_paced) until flood_stop: a flood run in a thread of the

@@ -240,6 +240,12 @@ static int read_part(const char *sql, size_t n, size_t *pos, bool from, size_t *
 	return depth != 0 || !*len ? -EINVAL : 0;
 }
 
+/* An identifier token: a bare word or a quoted name. */
+static bool ident(struct tok t)
+{
+	return t.kind == TOK_WORD || t.kind == TOK_QUOTED;
+}
+
 /* Whether the FROM clause sql[off..off+len) is `[main.]processes [[AS]
    alias]`; the alias's span in *f. */
 static bool simple_from(const char *sql, size_t off, size_t len, struct de_sql_filter *f)
@@ -258,7 +264,7 @@ static bool simple_from(const char *sql, size_t off, size_t len, struct de_sql_f
 	bool as = is_word(sql, t, "as");
 	if (as)
 		t = next_tok(sql, n, &pos);
-	if (t.kind == TOK_WORD || t.kind == TOK_QUOTED) {
+	if (ident(t)) {
 		f->alias_off = t.off;
 		f->alias_len = t.len;
 		t = next_tok(sql, n, &pos);
@@ -266,12 +272,6 @@ static bool simple_from(const char *sql, size_t off, size_t len, struct de_sql_f
 		return false;
 	}
 	return t.kind == TOK_END;
-}
-
-/* An identifier token: a bare word or a quoted name. */
-static bool ident(struct tok t)
-{
-	return t.kind == TOK_WORD || t.kind == TOK_QUOTED;
 }
 
 /*
