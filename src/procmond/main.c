@@ -189,7 +189,7 @@ int main(int argc, char **argv)
 	bool events = false, interval_set = false, sandbox = true, conns = false;
 	char caps[256];
 	int rc;
-	struct procmond_source source = {.name = "none"};
+	struct procmond_source source = {.name = "none", .wake = {-1, -1}};
 	int c, status = 0;
 	char *end;
 

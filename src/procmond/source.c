@@ -12,11 +12,13 @@
  * each event to a callback (procmond_follow_events).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "daemoneye/bpfevents.h"
 #include "daemoneye/clock.h"
@@ -64,6 +66,9 @@ int procmond_source_open(const struct de_config *cfg, struct procmond_source *s,
 
 	memset(s, 0, sizeof(*s));
 	s->name = "none";
+	/* made now, before the seccomp filter (which allows read and write) */
+	if (pipe2(s->wake, O_CLOEXEC | O_NONBLOCK) < 0)
+		s->wake[0] = s->wake[1] = -1; /* the reader then wakes at its poll's end */
 	if ((rc = de_config_get_bool(cfg, "collection.events", &events, err)) < 0 ||
 	    (rc = de_config_get_str(cfg, "collection.event_source", &want, err)) < 0)
 		return rc;
@@ -113,8 +118,18 @@ int procmond_source_open(const struct de_config *cfg, struct procmond_source *s,
 	return 0;
 }
 
+void procmond_source_wake(struct procmond_source *s)
+{
+	if (s->wake[1] >= 0)
+		(void)!write(s->wake[1], "", 1); /* full: a wake-up is waiting already */
+}
+
 void procmond_source_close(struct procmond_source *s)
 {
+	for (int i = 0; i < 2; i++)
+		if (s->wake[i] >= 0)
+			close(s->wake[i]);
+	s->wake[0] = s->wake[1] = -1;
 	de_bpfevents_close(s->bpf);
 	de_procevents_close(s->nl);
 	s->bpf = NULL;
@@ -168,13 +183,16 @@ static int follow_bpf(struct procmond_source *s, struct counted *cnt, int (*flus
 	int rc = 0;
 
 	while (!procmond_stop && rc == 0) {
-		struct pollfd p = {de_bpfevents_fd(s->bpf), POLLIN, 0};
+		struct pollfd p[2] = {{de_bpfevents_fd(s->bpf), POLLIN, 0},
+				      {s->wake[0], POLLIN, 0}};
 		struct de_error err = {0};
 		size_t before = cnt->n;
-		int pr = poll(&p, 1, read_some ? DE_BPFEVENTS_BUSY_POLL_MS : 200);
+		int pr = poll(p, 2, read_some ? DE_BPFEVENTS_BUSY_POLL_MS : 200);
 
 		if (pr < 0 && errno != EINTR)
 			return -errno;
+		if (procmond_stop)
+			break; /* woken to stop (procmond_source_wake) */
 		/* readable or not: records may wait without a wake-up */
 		rc = de_bpfevents_read(s->bpf, count_event, cnt, &err);
 		if (rc < 0 && err.message[0])
@@ -197,13 +215,16 @@ static int follow_netlink(struct procmond_source *s, struct counted *cnt, int (*
 	int rc = 0;
 
 	while (!procmond_stop && rc == 0) {
-		struct pollfd p = {de_procevents_fd(s->nl), POLLIN, 0};
+		struct pollfd p[2] = {{de_procevents_fd(s->nl), POLLIN, 0},
+				      {s->wake[0], POLLIN, 0}};
 		struct de_error err = {0};
 		size_t n;
-		int pr = poll(&p, 1, 200);
+		int pr = poll(p, 2, 200);
 
 		if (pr < 0 && errno != EINTR)
 			return -errno;
+		if (procmond_stop)
+			break; /* woken to stop (procmond_source_wake) */
 		int64_t now = de_mono_ms();
 		if (now - window >= SOURCE_WINDOW_MS) {
 			busy = cnt->n >= SOURCE_BUSY_EVENTS &&
@@ -211,7 +232,7 @@ static int follow_netlink(struct procmond_source *s, struct counted *cnt, int (*
 			window = now;
 			cnt->n = 0;
 		}
-		if (pr <= 0)
+		if (pr <= 0 || !(p[0].revents & (POLLIN | POLLERR | POLLHUP)))
 			continue;
 		if (busy) {
 			struct timespec ts = {0, SOURCE_GATHER_US * 1000L};
