@@ -79,6 +79,34 @@ p = sys.argv[1]
 print("\n".join(sorted({open(f"/proc/{p}/task/{t}/stat").read().rsplit(")", 1)[1].split()[16]
                          for t in os.listdir(f"/proc/{p}/task")})))' "$1" 2>/dev/null
 }
+# the EEVDF slices (us) of every thread of process $1 (sched_getattr), sorted, unique;
+# with no PID: this kernel's answer for a slice of 100 us set on a process of its own
+# (0: no per-thread slices, before Linux 6.12)
+slice_of() {
+	python3 -c '
+import ctypes, os, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+def get(tid):
+    b = ctypes.create_string_buffer(48)
+    return struct.unpack("IIQiIQQQ", b.raw)[5] // 1000 if libc.syscall(315, tid, b, 48, 0) == 0 else -1
+if len(sys.argv) < 2:
+    a = struct.pack("IIQiIQQQ", 48, 0, 0, os.getpriority(os.PRIO_PROCESS, 0), 0, 100000, 0, 0)
+    libc.syscall(314, 0, ctypes.create_string_buffer(a), 0)
+    print(get(0))
+else:
+    p = sys.argv[1]
+    print(" ".join(map(str, sorted({get(int(t)) for t in os.listdir(f"/proc/{p}/task")}))))' "$@" 2>/dev/null
+}
+slices=$(slice_of)
+# sliced WHO PARENT WORKER PROCMOND: app.scheduler_slice_us (100) on every thread of the three
+sliced() {
+	if [ "$slices" != 100 ]; then
+		echo "ok - # SKIP $1: app.scheduler_slice_us: this kernel has no per-thread slices (Linux 6.12 and later; a slice set reads back as $slices)"
+		return
+	fi
+	check "$1: app.scheduler_slice_us: every thread of the parent, the worker and procmond at a 100 us slice ($(slice_of "$2") / $(slice_of "$3") / $(slice_of "$4"))" \
+		test "$(slice_of "$2")/$(slice_of "$3")/$(slice_of "$4")" = 100/100/100
+}
 # until TRIES CMD...: CMD succeeds within TRIES tenths of a second
 until_() {
 	local tries=$1
@@ -199,6 +227,9 @@ restart_test() {
 		check "$who: app.priority_boost without CAP_SYS_NICE: said, and nice stays 0 ($(nice_of "$a" | tr '\n' ' '))" \
 			not_boosted "pm$who" "$a"
 	fi
+	# app.scheduler_slice_us (100): set by the parent, inherited as the nice value is,
+	# with no privilege needed
+	sliced "$who" "$a" "$(worker_of "$a")" "$pm2"
 	check "$who: the attack started after the kill is detected (pid $attack)" until_ 300 alerted "pm$who" it-service-marker "$attack"
 	check "$who: health counts the restart" until_ 150 component_is "pm$who" procmond details.restarts.crash 1
 	check "$who: health says procmond restarted (warning)" component_is "pm$who" procmond status warning

@@ -43,6 +43,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +53,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <sysexits.h>
 #include <unistd.h>
@@ -481,6 +483,63 @@ static void boost_priority(const struct de_config *c)
 		de_log_debug("app.priority_boost %llu: nice %d", (unsigned long long)boost, want);
 }
 
+/*
+ * app.scheduler_slice_us: the time slice the kernel's EEVDF scheduler
+ * (Linux 6.12 and later) gives this thread, set before anything is started
+ * so that procmond, the worker and all their threads inherit it (across
+ * fork, clone and exec).  A slice shorter than the default (0.75 ms times
+ * 1 + log2 of the CPUs) gives a thread that wakes an earlier deadline, so
+ * the exec path gets a core sooner when other work holds them all; it does
+ * not give more CPU (the nice value's weight does).  Needs no privilege.
+ * A policy other than the fair ones (set by the operator: SCHED_FIFO, RR,
+ * DEADLINE) is left alone.  Older kernels take the call and ignore the
+ * slice; it then reads back as 0, and the log says so once.
+ */
+/* the kernel's struct sched_attr, its first version (SCHED_ATTR_SIZE_VER0):
+   glibc has no wrapper, and linux/sched/types.h clashes with sched.h */
+struct slice_attr {
+	uint32_t size, sched_policy;
+	uint64_t sched_flags;
+	int32_t sched_nice;
+	uint32_t sched_priority;
+	uint64_t sched_runtime, sched_deadline, sched_period;
+};
+
+static void set_slice(const struct de_config *c)
+{
+	struct slice_attr a = {0};
+	uint64_t us;
+
+	if (de_config_get_u64(c, "app.scheduler_slice_us", &us, NULL) < 0 || !us)
+		return;
+	if (syscall(SYS_sched_getattr, 0, &a, sizeof(a), 0) < 0) {
+		de_log_info("app.scheduler_slice_us %llu: cannot read the scheduling policy (%s)",
+			    (unsigned long long)us, strerror(errno));
+		return;
+	}
+	if (a.sched_policy != SCHED_OTHER && a.sched_policy != SCHED_BATCH &&
+	    a.sched_policy != SCHED_IDLE) {
+		de_log_info("app.scheduler_slice_us %llu: left alone under scheduling policy %u",
+			    (unsigned long long)us, a.sched_policy);
+		return;
+	}
+	a.size = sizeof(a);
+	a.sched_flags = 0;
+	a.sched_runtime = us * 1000; /* the kernel keeps it within 0.1 .. 100 ms */
+	if (syscall(SYS_sched_setattr, 0, &a, 0) < 0) {
+		de_log_info("app.scheduler_slice_us %llu: the kernel refused it (%s)",
+			    (unsigned long long)us, strerror(errno));
+		return;
+	}
+	if (syscall(SYS_sched_getattr, 0, &a, sizeof(a), 0) == 0 && !a.sched_runtime)
+		de_log_info("app.scheduler_slice_us %llu: this kernel has no per-thread slice "
+			    "(Linux 6.12 and later): its default applies",
+			    (unsigned long long)us);
+	else
+		de_log_debug("app.scheduler_slice_us %llu: slice %llu ns", (unsigned long long)us,
+			     (unsigned long long)a.sched_runtime);
+}
+
 /* Root with no app.state_dir: pin the one chosen now, so that the worker uses it too. */
 static int pin_state_dir(struct parent *p, struct de_error *err)
 {
@@ -573,6 +632,7 @@ static int setup(struct parent *p, struct de_error *err)
 	if (p->set.signing && (rc = agent_key_load(p->set.key_path, &p->key, err)) < 0)
 		goto out;
 	boost_priority(p->cfg);
+	set_slice(p->cfg); /* after the boost: it writes the nice value it reads */
 	if (p->root && drop_caps() < 0) {
 		rc = de_error_set(err, DE_ERR_IO, EPERM, "cannot drop capabilities");
 		goto out;

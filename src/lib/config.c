@@ -51,6 +51,7 @@ static const struct key_spec schema[] = {
 	{"app.run_as_user", V_STR, false, 0, 0, NULL},
 	{"app.scan_timeout_ms", V_U64, false, 1000, 3600000, NULL},
 	{"app.priority_boost", V_U64, false, 0, 20, NULL},
+	{"app.scheduler_slice_us", V_U64, false, 0, 100000, NULL},
 	{"collection.hash_executables", V_BOOL, false, 0, 0, NULL},
 	{"collection.max_hash_size_mb", V_U64, false, 0, 1048576, NULL},
 	{"collection.mask_command_line", V_BOOL, false, 0, 0, NULL},
