@@ -31,7 +31,7 @@ volatile sig_atomic_t procmond_stop;
 static void on_signal(int sig)
 {
 	(void)sig;
-	procmond_stop = 1;
+	procmond_request_stop();
 }
 
 static void usage(FILE *f)
@@ -189,7 +189,7 @@ int main(int argc, char **argv)
 	bool events = false, interval_set = false, sandbox = true, conns = false;
 	char caps[256];
 	int rc;
-	struct procmond_source source = {.name = "none", .wake = {-1, -1}};
+	struct procmond_source source = {.name = "none"};
 	int c, status = 0;
 	char *end;
 

@@ -28,7 +28,6 @@ struct procmond_source {
 	char reason[768];	  /* why not eBPF ("" when eBPF is in use) */
 	struct de_bpfevents *bpf; /* the eBPF sensor, or NULL */
 	struct de_procevents *nl; /* the netlink connector, or NULL */
-	int wake[2];		  /* procmond_source_wake's pipe (-1: none) */
 };
 
 /*
@@ -40,11 +39,12 @@ struct procmond_source {
 int procmond_source_open(const struct de_config *cfg, struct procmond_source *s,
 			 struct de_error *err);
 /*
- * Wake procmond_follow_events at once (it then sees procmond_stop): the
+ * Stop: procmond_stop set, and procmond_follow_events woken at once (its
  * reader otherwise waits out its poll, up to 200 ms on a quiet host, and a
- * stopping procmond with it.  Async-signal-safe.
+ * stopping procmond with it).  Every stop goes through it: the signal
+ * handler, the server's and the watcher's ends.  Async-signal-safe.
  */
-void procmond_source_wake(struct procmond_source *s);
+void procmond_request_stop(void);
 void procmond_source_close(struct procmond_source *s);
 /* Whether a real-time source is open. */
 bool procmond_source_on(const struct procmond_source *s);

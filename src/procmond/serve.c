@@ -331,8 +331,7 @@ int procmond_serve(struct de_collector *col, struct procmond_source *src, int fd
 		}
 	}
 out:
-	procmond_stop = 1;	   /* ends the event thread too */
-	procmond_source_wake(src); /* at once, not at its poll's end */
+	procmond_request_stop(); /* ends the event thread too, at once */
 	if (threaded) {
 		/* a blocked send ends when the agent closes its end */
 		shutdown(fd, SHUT_WR);

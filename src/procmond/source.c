@@ -26,6 +26,11 @@
 #include "daemoneye/procevents.h"
 #include "procmond.h"
 
+/* procmond_request_stop's pipe, made by the first procmond_source_open
+   (before the seccomp filter) and polled by the event reader beside its
+   source, so that a stop reaches it at once, not at its poll's end (up to
+   200 ms on a quiet host); -1: none. */
+static int stop_pipe[2] = {-1, -1};
 /* The collection.ebpf_* settings and collection.env_capture as sensor
    options (strings borrowed from cfg; o->env_names allocated, the
    caller frees it). */
@@ -67,8 +72,8 @@ int procmond_source_open(const struct de_config *cfg, struct procmond_source *s,
 	memset(s, 0, sizeof(*s));
 	s->name = "none";
 	/* made now, before the seccomp filter (which allows read and write) */
-	if (pipe2(s->wake, O_CLOEXEC | O_NONBLOCK) < 0)
-		s->wake[0] = s->wake[1] = -1; /* the reader then wakes at its poll's end */
+	if (stop_pipe[0] < 0 && pipe2(stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+		stop_pipe[0] = stop_pipe[1] = -1; /* the reader then stops at its poll's end */
 	if ((rc = de_config_get_bool(cfg, "collection.events", &events, err)) < 0 ||
 	    (rc = de_config_get_str(cfg, "collection.event_source", &want, err)) < 0)
 		return rc;
@@ -118,18 +123,24 @@ int procmond_source_open(const struct de_config *cfg, struct procmond_source *s,
 	return 0;
 }
 
-void procmond_source_wake(struct procmond_source *s)
+void procmond_request_stop(void)
 {
-	if (s->wake[1] >= 0)
-		(void)!write(s->wake[1], "", 1); /* full: a wake-up is waiting already */
+	int fd = stop_pipe[1], saved = errno;
+
+	procmond_stop = 1;
+	if (fd >= 0)
+		(void)!write(fd, "", 1); /* full: a wake-up is waiting already */
+	errno = saved;
 }
 
 void procmond_source_close(struct procmond_source *s)
 {
-	for (int i = 0; i < 2; i++)
-		if (s->wake[i] >= 0)
-			close(s->wake[i]);
-	s->wake[0] = s->wake[1] = -1;
+	for (int i = 0; i < 2; i++) {
+		int fd = stop_pipe[i];
+		stop_pipe[i] = -1; /* before the close: a signal's write then goes nowhere */
+		if (fd >= 0)
+			close(fd);
+	}
 	de_bpfevents_close(s->bpf);
 	de_procevents_close(s->nl);
 	s->bpf = NULL;
@@ -160,6 +171,24 @@ uint64_t procmond_source_lost(const struct procmond_source *s)
 #define SOURCE_BUSY_EVENTS 16
 #define SOURCE_GATHER_US   1000
 
+/* What waiting for the source's descriptor (source_wait) ended with. */
+enum source_woke {
+	WOKE_SIGNAL, /* a signal: poll returned early, nothing is known */
+	WOKE_IDLE,   /* the time was up, or procmond_request_stop */
+	WOKE_READY,  /* the descriptor is readable (or in error) */
+};
+
+/* Wait up to ms for fd, and for procmond_request_stop's pipe; -errno on error. */
+static int source_wait(int fd, int ms)
+{
+	struct pollfd p[2] = {{fd, POLLIN, 0}, {stop_pipe[0], POLLIN, 0}};
+	int pr = poll(p, 2, ms);
+
+	if (pr < 0)
+		return errno == EINTR ? WOKE_SIGNAL : -errno;
+	return p[0].revents & (POLLIN | POLLERR | POLLHUP) ? WOKE_READY : WOKE_IDLE;
+}
+
 /* fn, counting the events it is given. */
 struct counted {
 	int (*fn)(void *ctx, struct de_process_event *e);
@@ -183,21 +212,20 @@ static int follow_bpf(struct procmond_source *s, struct counted *cnt, int (*flus
 	int rc = 0;
 
 	while (!procmond_stop && rc == 0) {
-		struct pollfd p[2] = {{de_bpfevents_fd(s->bpf), POLLIN, 0},
-				      {s->wake[0], POLLIN, 0}};
 		struct de_error err = {0};
 		size_t before = cnt->n;
-		int pr = poll(p, 2, read_some ? DE_BPFEVENTS_BUSY_POLL_MS : 200);
+		int woke = source_wait(de_bpfevents_fd(s->bpf),
+				       read_some ? DE_BPFEVENTS_BUSY_POLL_MS : 200);
 
-		if (pr < 0 && errno != EINTR)
-			return -errno;
+		if (woke < 0)
+			return woke;
 		if (procmond_stop)
-			break; /* woken to stop (procmond_source_wake) */
+			break;
 		/* readable or not: records may wait without a wake-up */
 		rc = de_bpfevents_read(s->bpf, count_event, cnt, &err);
 		if (rc < 0 && err.message[0])
 			de_log_err(&err);
-		if (pr >= 0) /* a signal's early return says nothing */
+		if (woke != WOKE_SIGNAL) /* a signal's early return says nothing */
 			read_some = cnt->n != before;
 		if (rc == 0 && read_some && flush)
 			rc = flush(ctx);
@@ -215,16 +243,14 @@ static int follow_netlink(struct procmond_source *s, struct counted *cnt, int (*
 	int rc = 0;
 
 	while (!procmond_stop && rc == 0) {
-		struct pollfd p[2] = {{de_procevents_fd(s->nl), POLLIN, 0},
-				      {s->wake[0], POLLIN, 0}};
 		struct de_error err = {0};
 		size_t n;
-		int pr = poll(p, 2, 200);
+		int woke = source_wait(de_procevents_fd(s->nl), 200);
 
-		if (pr < 0 && errno != EINTR)
-			return -errno;
+		if (woke < 0)
+			return woke;
 		if (procmond_stop)
-			break; /* woken to stop (procmond_source_wake) */
+			break;
 		int64_t now = de_mono_ms();
 		if (now - window >= SOURCE_WINDOW_MS) {
 			busy = cnt->n >= SOURCE_BUSY_EVENTS &&
@@ -232,7 +258,7 @@ static int follow_netlink(struct procmond_source *s, struct counted *cnt, int (*
 			window = now;
 			cnt->n = 0;
 		}
-		if (pr <= 0 || !(p[0].revents & (POLLIN | POLLERR | POLLHUP)))
+		if (woke != WOKE_READY)
 			continue;
 		if (busy) {
 			struct timespec ts = {0, SOURCE_GATHER_US * 1000L};

@@ -324,7 +324,7 @@ int procmond_watch(struct de_collector *col, struct procmond_source *src, unsign
 		}
 	}
 out:
-	procmond_stop = 1;
+	procmond_request_stop(); /* the event thread too, at once */
 	if (threaded)
 		pthread_join(th, NULL);
 	if (rc == 0)
