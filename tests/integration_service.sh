@@ -71,33 +71,32 @@ worker_of() { pgrep -P "$1" -f '^daemoneye-worker' | head -n1; }
 status_of() { grep "^$2:" "/proc/$1/status" 2>/dev/null | awk '{print $2}'; }
 # not_boosted NAME PID: the log says the boost was refused, and PID runs at nice 0
 not_boosted() { logged "$1" "app.priority_boost 4: the agent cannot raise its priority" && [ "$(nice_of "$2")" = 0 ]; }
-# the nice values of every thread of process $1, one line each, sorted, unique
-nice_of() {
-	python3 -c '
-import os, sys
-p = sys.argv[1]
-print("\n".join(sorted({open(f"/proc/{p}/task/{t}/stat").read().rsplit(")", 1)[1].split()[16]
-                         for t in os.listdir(f"/proc/{p}/task")})))' "$1" 2>/dev/null
-}
-# the EEVDF slices (us) of every thread of process $1 (sched_getattr), sorted, unique;
-# with no PID: this kernel's answer for a slice of 100 us set on a process of its own
-# (0: no per-thread slices, before Linux 6.12)
-slice_of() {
+# sched_of nice|slice PID: that value of every thread of PID (sched_getattr: the nice value,
+# the EEVDF slice in us), sorted, unique, one a line; with no PID, the slice this kernel
+# reads back after a process of its own asks for 100 us (0: no per-thread slices, before
+# Linux 6.12)
+sched_of() {
 	python3 -c '
 import ctypes, os, struct, sys
 libc = ctypes.CDLL(None, use_errno=True)
-def get(tid):
+def attr(tid):
     b = ctypes.create_string_buffer(48)
-    return struct.unpack("IIQiIQQQ", b.raw)[5] // 1000 if libc.syscall(315, tid, b, 48, 0) == 0 else -1
-if len(sys.argv) < 2:
+    if libc.syscall(315, tid, b, 48, 0):  # sched_getattr
+        return None
+    f = struct.unpack("IIQiIQQQ", b.raw)
+    return {"nice": f[3], "slice": f[5] // 1000}
+if len(sys.argv) < 3:
     a = struct.pack("IIQiIQQQ", 48, 0, 0, os.getpriority(os.PRIO_PROCESS, 0), 0, 100000, 0, 0)
-    libc.syscall(314, 0, ctypes.create_string_buffer(a), 0)
-    print(get(0))
+    libc.syscall(314, 0, ctypes.create_string_buffer(a), 0)  # sched_setattr
+    print(attr(0)["slice"])
 else:
-    p = sys.argv[1]
-    print(" ".join(map(str, sorted({get(int(t)) for t in os.listdir(f"/proc/{p}/task")}))))' "$@" 2>/dev/null
+    p = sys.argv[2]
+    print("\n".join(map(str, sorted({(attr(int(t)) or {}).get(sys.argv[1], -1)
+                                      for t in os.listdir(f"/proc/{p}/task")}))))' "$@" 2>/dev/null
 }
-slices=$(slice_of)
+nice_of() { sched_of nice "$1"; }
+slice_of() { sched_of slice "$1"; }
+slices=$(sched_of slice)
 # sliced WHO PARENT WORKER PROCMOND: app.scheduler_slice_us (100) on every thread of the three
 sliced() {
 	if [ "$slices" != 100 ]; then

@@ -483,6 +483,16 @@ static void boost_priority(const struct de_config *c)
 		de_log_debug("app.priority_boost %llu: nice %d", (unsigned long long)boost, want);
 }
 
+/* the kernel's struct sched_attr, its first version (SCHED_ATTR_SIZE_VER0):
+   glibc has no wrapper, and linux/sched/types.h clashes with sched.h */
+struct slice_attr {
+	uint32_t size, sched_policy;
+	uint64_t sched_flags;
+	int32_t sched_nice;
+	uint32_t sched_priority;
+	uint64_t sched_runtime, sched_deadline, sched_period;
+};
+
 /*
  * app.scheduler_slice_us: the time slice the kernel's EEVDF scheduler
  * (Linux 6.12 and later) gives this thread, set before anything is started
@@ -495,16 +505,6 @@ static void boost_priority(const struct de_config *c)
  * DEADLINE) is left alone.  Older kernels take the call and ignore the
  * slice; it then reads back as 0, and the log says so once.
  */
-/* the kernel's struct sched_attr, its first version (SCHED_ATTR_SIZE_VER0):
-   glibc has no wrapper, and linux/sched/types.h clashes with sched.h */
-struct slice_attr {
-	uint32_t size, sched_policy;
-	uint64_t sched_flags;
-	int32_t sched_nice;
-	uint32_t sched_priority;
-	uint64_t sched_runtime, sched_deadline, sched_period;
-};
-
 static void set_slice(const struct de_config *c)
 {
 	struct slice_attr a = {0};
