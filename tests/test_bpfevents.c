@@ -715,6 +715,8 @@ static void test_exec_record_of_gone_process(void **state)
 	assert_non_null(strstr(json, want));
 	assert_non_null(strstr(json, "\"exe_deleted\":false,\"exe_replaced\":false"));
 	assert_non_null(w.r.executable_hash);
+	/* the kernel's record has no RSS: unknown until a scan reads it, not 0 */
+	assert_false(w.r.has_memory_usage);
 	close_sensor(ev, w.col, &w.r);
 }
 

@@ -356,8 +356,9 @@ void collect_view_record(struct de_collector *c, struct inst *e, int64_t scan_id
 				(int64_t)(ps->starttime * 1000 / (unsigned long long)c->clk_tck);
 	r->has_cpu_usage = e->has_cpu;
 	r->cpu_usage = e->cpu;
-	r->has_memory_usage = true;
-	r->memory_usage = (uint64_t)(ps->rss > 0 ? ps->rss : 0) * (uint64_t)c->page_size;
+	r->has_memory_usage = !e->no_rss;
+	r->memory_usage =
+		e->no_rss ? 0 : (uint64_t)(ps->rss > 0 ? ps->rss : 0) * (uint64_t)c->page_size;
 	r->accessible = e->accessible;
 	r->file_exists = e->file_exists;
 	f->present = true;

@@ -431,6 +431,7 @@ static int kernel_inst(struct de_collector *c, const struct de_kernel_exec *k, s
 	e->ps.starttime = (unsigned long long)k->start_ticks;
 	e->ps.utime = (unsigned long long)k->utime_ticks;
 	e->ps.stime = (unsigned long long)k->stime_ticks;
+	e->no_rss = true; /* unknown, not 0: the next scan reads it */
 	e->collection_time = de_now_ms();
 	e->accessible = true;
 	e->has_ids = true;

@@ -106,6 +106,7 @@ struct inst {
 	int masked;	     /* values masked in argv */
 	unsigned image_mode; /* st_mode of the image (set-id bits) */
 	bool has_cpu;
+	bool no_rss; /* made from the kernel's exec record: its RSS was not read */
 	bool has_ids;
 	bool has_real_ids;
 	bool accessible;
