@@ -92,6 +92,22 @@ start_agent() { # start_agent NAME [--set ...]
 	sed 's/^/#   /' "$tmp/$name.err" | tail -20
 	return 1
 }
+# how two processes ended reaches their history (agent NAME running): an
+# exit status from one that exits, the signal from one killed by SIGKILL
+exit_status() {
+	local name=$1 like victim
+	sh -c 'exit 7' "$mark-$name-exit7"
+	perl -e 'sleep 60' "$mark-$name-kill9" &
+	victim=$!
+	like="'%$mark_a' || '$mark_b-$name-kill9'"
+	until_sql "$name" "SELECT count(*) FROM processes WHERE command_line LIKE $like" 1
+	kill -KILL "$victim"
+	wait "$victim"
+	check "$name: an exit status reaches process_instances" until_sql "$name" \
+		"SELECT exit_code || '/' || ifnull(exit_signal, '-') FROM process_instances WHERE command_line LIKE '%$mark_a' || '$mark_b-$name-exit7'" "7/-"
+	check "$name: a killing signal reaches process_instances" until_sql "$name" \
+		"SELECT ifnull(exit_code, '-') || '/' || exit_signal FROM process_instances WHERE command_line LIKE $like" "-/9"
+}
 stop_agent() {
 	kill -TERM "$agent_pid" 2>/dev/null
 	wait "$agent_pid"
@@ -175,6 +191,7 @@ PY
 for _ in $(seq 400); do [ "$(count_alerts)" = "$N" ] && break; sleep 0.05; done
 check "agent: the single-process rules ran on each run ($(count_alerts) marker alerts of $N)" test "$(count_alerts)" = "$N"
 check "agent: no event was lost" test -z "$(grep 'lost' "$tmp/sat.err" | grep -v ' 0 lost')"
+exit_status sat
 stop_agent
 # the exec path's latency as operators watch it (the metrics textfile is
 # written at stop): every run observed once, each in a bucket
@@ -225,6 +242,7 @@ check "event_source=ebpf without BTF: procmond ends cleanly (rc=$rc)" test "$rc"
 start_agent nobtf --set collection.ebpf_btf=/nonexistent/vmlinux
 check "agent: the fallback and its reason from procmond's HELLO" \
 	grep -q "events: netlink: eBPF sensor not loaded: no BTF type information" "$tmp/nobtf.err"
+exit_status nobtf
 stop_agent
 # a 4 KiB ring buffer and a burst: counted, reported, reconciled at once
 # (each exec's record carries a 3 KB argument: two cannot fit, however fast

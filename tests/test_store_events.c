@@ -41,6 +41,17 @@ static void ev_base(struct de_process_record *r, int64_t t, int64_t scan)
 	mk(&r[11], 129, 1129, t, scan);
 }
 
+/* Keep the numbers of the last row (its strings are not kept). */
+static int exit_row_cb(const struct de_process_row *row, void *arg)
+{
+	struct de_process_row *out = arg;
+	*out = *row;
+	out->name = out->executable_path = out->command_line = out->argv_json = NULL;
+	out->executable_hash = out->user_id = out->user_name = out->group_name = NULL;
+	out->cwd = NULL;
+	return 0;
+}
+
 static void test_events(void **state)
 {
 	(void)state;
@@ -68,9 +79,11 @@ static void test_events(void **state)
 	ev[1] = exec_ev(3, 15002, &x[1]);
 	ev[2] = exec_ev(5, 15003, &x[2]);
 	ev[3] = exit_ev(7, 15004);
+	ev[3].exit_code = 3 << 8; /* exit(3) */
 	ev[4] = exit_ev(4242, 15005); /* never seen */
 	ev[5] = exec_ev(60, 15006, NULL);
 	ev[6] = exit_ev(1, 15007); /* pid 1: 65 and 129 probe past its slot */
+	ev[6].exit_code = 9;	   /* killed by SIGKILL */
 	events_ok(s, scan, ev, 7);
 	d = de_store_last_diff(s);
 	assert_int_equal(d.added, 2);
@@ -99,10 +112,24 @@ static void test_events(void **state)
 			       "SELECT count(*) FROM processes WHERE pid = 5 AND "
 			       "start_time = 14500 AND first_scan_id = 2 AND first_seen = 15003"),
 			 1);
-	/* exit: time and scan of the event */
+	/* exit: time and scan of the event, and how it ended (wait status
+	   decoded); pid reuse says nothing of how the old instance ended */
 	assert_int_equal(count(db, "SELECT count(*) FROM process_instances WHERE pid = 7 AND "
 				   "exited_at = 15004 AND last_seen = 15004 AND exit_scan_id = 2"),
 			 1);
+	assert_int_equal(count(db, "SELECT count(*) FROM process_instances WHERE pid = 7 AND "
+				   "exit_code = 3 AND exit_signal IS NULL"),
+			 1);
+	assert_int_equal(count(db, "SELECT count(*) FROM process_instances WHERE pid = 1 AND "
+				   "exit_code IS NULL AND exit_signal = 9"),
+			 1);
+	assert_int_equal(count(db, "SELECT count(*) FROM process_instances WHERE pid = 5 AND "
+				   "exit_code IS NULL AND exit_signal IS NULL"),
+			 1);
+	struct de_process_query q = {.has_pid = true, .pid = 7};
+	struct de_process_row seen = {0};
+	assert_int_equal(de_store_query_processes(s, &q, exit_row_cb, &seen, &e), 0);
+	assert_true(seen.has_exit_code && seen.exit_code == 3 && !seen.has_exit_signal);
 	assert_int_equal(count(db, "SELECT new_count * 100 + changed_count * 10 + exited_count "
 				   "FROM scans WHERE id = 2"),
 			 213);

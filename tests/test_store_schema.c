@@ -180,6 +180,11 @@ static void test_rule_visible(void **state)
 
 /* ---- migrations ----------------------------------------------------------- */
 
+/* process_instances as schema 10 left it (schema 11 added how it ended). */
+#define V10_INSTANCES                                                                              \
+	"ALTER TABLE process_instances DROP COLUMN exit_code;"                                     \
+	"ALTER TABLE process_instances DROP COLUMN exit_signal;"
+
 static void test_migrates_v1(void **state)
 {
 	(void)state;
@@ -261,9 +266,9 @@ static void test_migrates_v2(void **state)
 	   process_instances rows too (with their first cpu/memory), the
 	   snapshot had no first_seen */
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	/* first what schema 6 added */
+	/* first what schemas 11 and 6 added */
 	assert_int_equal(sqlite3_exec(db,
-				      "DROP TABLE network_connections;"
+				      V10_INSTANCES "DROP TABLE network_connections;"
 				      "ALTER TABLE processes DROP COLUMN user_name;"
 				      "ALTER TABLE processes DROP COLUMN group_name;"
 				      "ALTER TABLE processes DROP COLUMN cwd;"
@@ -424,7 +429,7 @@ static void test_migrates_v8(void **state)
 		old_file("v8.sqlite",
 			 "DROP INDEX alert_deliveries_due;"
 			 "CREATE INDEX alert_deliveries_due ON alert_deliveries(sink,"
-			 " next_attempt_at) WHERE status = 'pending';" V9_STATE_INDEXES
+			 " next_attempt_at) WHERE status = 'pending';" V9_STATE_INDEXES V10_INSTANCES
 			 "INSERT INTO alerts(id, alert_time, rule_id, title, description,"
 			 " severity, affected_processes, process_count, alert_data,"
 			 " dedupe_key) VALUES('a1', 1, 'r', 't', 'd', 'low', '[]', 0,"
@@ -500,7 +505,7 @@ static void test_migrates_v9(void **state)
 {
 	(void)state;
 	char *path =
-		old_file("v9.sqlite", V9_STATE_INDEXES
+		old_file("v9.sqlite", V9_STATE_INDEXES V10_INSTANCES
 			 "INSERT INTO alerts(id, alert_time, rule_id, title, description,"
 			 " severity, affected_processes, process_count, alert_data,"
 			 " dedupe_key) VALUES"

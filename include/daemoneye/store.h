@@ -96,7 +96,7 @@ struct de_store_config {
 
 struct de_store;
 
-#define DE_STORE_SCHEMA_VERSION 10
+#define DE_STORE_SCHEMA_VERSION 11
 
 /*
  * Open (and, unless read_only, lock, create and migrate) the store.  A file
@@ -280,6 +280,10 @@ struct de_process_row {
 	const char *user_name;	/* the user_id's name, NULL when it has none */
 	const char *group_name; /* the effective group's name, NULL when unknown */
 	const char *cwd;	/* working directory, NULL when unknown */
+	/* how it ended, when an exit event said so: its exit status, or the
+	   signal that killed it */
+	bool has_exit_code, has_exit_signal;
+	int exit_code, exit_signal;
 };
 
 /* Return 0 to continue, anything else to stop (de_store_query_processes returns it). */

@@ -180,6 +180,10 @@ static json_t *row_json(const struct de_process_row *r)
 	json_object_set_new(o, "last_seen", json_integer(r->last_seen));
 	json_object_set_new(o, "exited_at",
 			    r->has_exited_at ? json_integer(r->exited_at) : json_null());
+	json_object_set_new(o, "exit_code",
+			    r->has_exit_code ? json_integer(r->exit_code) : json_null());
+	json_object_set_new(o, "exit_signal",
+			    r->has_exit_signal ? json_integer(r->exit_signal) : json_null());
 	json_object_set_new(o, "alive", json_boolean(r->alive));
 	json_object_set_new(o, "first_scan_id", json_integer(r->first_scan_id));
 	json_object_set_new(o, "last_scan_id", json_integer(r->last_scan_id));
@@ -228,6 +232,8 @@ static void csv_row(const struct de_process_row *r)
 	csv_num(true, r->first_seen, false);
 	csv_num(true, r->last_seen, false);
 	csv_num(r->has_exited_at, r->exited_at, false);
+	csv_num(r->has_exit_code, r->exit_code, false);
+	csv_num(r->has_exit_signal, r->exit_signal, false);
 	csv_field(r->alive ? "true" : "false", false);
 	csv_field(r->has_cpu_usage ? cpu : NULL, false);
 	csv_num(r->has_memory_usage, (long long)r->memory_usage, false);
@@ -251,7 +257,7 @@ static int print_row(const struct de_process_row *r, void *arg)
 	case F_CSV:
 		if (o->rows == 0)
 			fputs("instance_id,pid,ppid,name,executable_path,command_line,start_time,"
-			      "first_seen,last_seen,exited_at,alive,cpu_usage,memory_usage,user_id,"
+			      "first_seen,last_seen,exited_at,exit_code,exit_signal,alive,cpu_usage,memory_usage,user_id,"
 			      "user_name,executable_hash,exe_deleted\r\n",
 			      stdout);
 		csv_row(r);

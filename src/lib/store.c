@@ -81,13 +81,13 @@ static const char *const stmt_sql[ST_MAX] = {
 			 " hash_algorithm, user_id, accessible, file_exists, exe_deleted,"
 			 " exe_replaced, platform_data, cpu_usage, memory_usage, first_seen,"
 			 " last_seen, exited_at, first_scan_id, last_scan_id, exit_scan_id,"
-			 " user_name, group_name, cwd)"
+			 " user_name, group_name, cwd, exit_code, exit_signal)"
 			 " SELECT instance_id, pid, start_time, ppid, name, executable_path,"
 			 " command_line, argv_json, executable_hash, hash_algorithm, user_id,"
 			 " accessible, file_exists, exe_deleted, exe_replaced, platform_data,"
 			 " cpu_usage, memory_usage, coalesce(first_seen, collection_time), ?4,"
-			 " ?2, first_scan_id, ?5, ?3, user_name, group_name, cwd FROM processes"
-			 " WHERE pid = ?6 AND instance_id = ?1",
+			 " ?2, first_scan_id, ?5, ?3, user_name, group_name, cwd, ?7, ?8"
+			 " FROM processes WHERE pid = ?6 AND instance_id = ?1",
 	[ST_DEL_SNAP] = "DELETE FROM processes WHERE pid = ?1 AND instance_id = ?2",
 	[ST_INS_SAMPLE] = "INSERT INTO process_samples(instance_id, t, scan_id, cpu_usage,"
 			  " memory_usage) VALUES(?1, ?2, ?3, ?4, ?5)",

@@ -190,10 +190,11 @@ out:
  * process_instances row and leaves the snapshot.
  */
 int store_write_exit(struct de_store *s, const struct snap_ent *e, int64_t t, int64_t scan,
-		     int64_t last_seen, int64_t last_scan, struct de_store_diff *d,
+		     int64_t last_seen, int64_t last_scan, int32_t status, struct de_store_diff *d,
 		     struct de_error *err)
 {
 	sqlite3_stmt *st = s->st[ST_EXIT_INST];
+	int sig = status & 0x7f;
 	int rc;
 
 	sqlite3_bind_int64(st, 1, e->inst);
@@ -202,6 +203,15 @@ int store_write_exit(struct de_store *s, const struct snap_ent *e, int64_t t, in
 	sqlite3_bind_int64(st, 4, last_seen);
 	sqlite3_bind_int64(st, 5, last_scan);
 	sqlite3_bind_int64(st, 6, e->pid);
+	/* exited: WEXITSTATUS; killed: WTERMSIG (0x7f would be a stop) */
+	if (status >= 0 && sig == 0)
+		sqlite3_bind_int(st, 7, (status >> 8) & 0xff);
+	else
+		sqlite3_bind_null(st, 7);
+	if (status >= 0 && sig != 0 && sig != 0x7f)
+		sqlite3_bind_int(st, 8, sig);
+	else
+		sqlite3_bind_null(st, 8);
 	/* below the free-disk watermark an exited instance just leaves the snapshot */
 	if (!s->history_off &&
 	    (rc = store_step(s, s->st[ST_EXIT_INST], err, "cannot record an exited process")) < 0)
@@ -340,7 +350,7 @@ static int apply_one(struct de_store *s, const struct de_process_record *r, cons
 		/* the pid was reused (another start time): the old instance is
 		   over, seen gone by this scan */
 		int rc = store_write_exit(s, old, t, scan, s->snap_time ? s->snap_time : t,
-					  s->snap_scan, d, err);
+					  s->snap_scan, STORE_NO_STATUS, d, err);
 		if (rc < 0)
 			return rc;
 		old->seen = s->gen;
@@ -522,7 +532,7 @@ int de_store_processes(struct de_store *s, int64_t scan_id, const struct de_proc
 		if (!e->used || e->seen == s->gen)
 			continue;
 		if ((rc = store_write_exit(s, e, t, scan, s->snap_time ? s->snap_time : t,
-					   s->snap_scan, &d, err)) < 0)
+					   s->snap_scan, STORE_NO_STATUS, &d, err)) < 0)
 			goto fail;
 	}
 	if (bulk.n && (rc = bulk_end(s, &bulk, err)) < 0)

@@ -33,7 +33,9 @@ static int apply_event(struct de_store *s, int64_t scan, const struct de_process
 			return 0; /* the exit of an earlier process with this pid */
 		if (e->has_start && ev->start_time && ev->start_time != e->start)
 			return 0; /* the kernel says which instance: not this one */
-		if ((rc = store_write_exit(s, e, ev->time_ms, scan, ev->time_ms, scan, d, err)) < 0)
+		if ((rc = store_write_exit(s, e, ev->time_ms, scan, ev->time_ms, scan,
+					   ev->has_exit_code ? ev->exit_code : STORE_NO_STATUS, d,
+					   err)) < 0)
 			return rc;
 		store_tab_del(&s->snap, e);
 		return 0;
@@ -71,7 +73,8 @@ static int apply_event(struct de_store *s, int64_t scan, const struct de_process
 		return 0; /* an earlier process with this pid: a newer one is already known */
 	if (e) {
 		/* the pid was reused: the old instance is over */
-		if ((rc = store_write_exit(s, e, ev->time_ms, scan, ev->time_ms, scan, d, err)) < 0)
+		if ((rc = store_write_exit(s, e, ev->time_ms, scan, ev->time_ms, scan,
+					   STORE_NO_STATUS, d, err)) < 0)
 			return rc;
 		*e = (struct snap_ent){.used = true, .pid = ev->pid};
 	} else {

@@ -19,7 +19,8 @@
 #define QUERY_COLS                                                                                 \
 	" pid, ppid, name, executable_path, command_line, argv_json, start_time, first_seen,"      \
 	" %s, %s, first_scan_id, %s, cpu_usage, memory_usage, executable_hash, user_id,"           \
-	" accessible, file_exists, exe_deleted, exe_replaced, %d, user_name, group_name, cwd"
+	" accessible, file_exists, exe_deleted, exe_replaced, %d, user_name, group_name, cwd,"      \
+	" %s"
 
 static int prepare_query(struct de_store *s, const struct de_process_query *q, bool live,
 			 sqlite3_stmt **out, struct de_error *err)
@@ -38,11 +39,12 @@ static int prepare_query(struct de_store *s, const struct de_process_query *q, b
 					  (STORE_STATE_LAG_MS): never seen last
 					  before first */
 				       "max(ss.t, first_seen)", "NULL",
-				       "max(ss.scan, first_scan_id)", 1);
+				       "max(ss.scan, first_scan_id)", 1, "NULL, NULL");
 	else
 		len = (size_t)snprintf(sql, sizeof(sql),
 				       "SELECT id," QUERY_COLS " FROM process_instances WHERE 1",
-				       "last_seen", "exited_at", "last_scan_id", 0);
+				       "last_seen", "exited_at", "last_scan_id", 0,
+				       "exit_code, exit_signal");
 #define ADD(clause) len += (size_t)snprintf(sql + len, sizeof(sql) - len, "%s", clause)
 	if (q->has_pid)
 		ADD(" AND pid = :pid");
@@ -116,6 +118,10 @@ static void query_row(sqlite3_stmt *st, struct de_process_row *r)
 	r->user_name = (const char *)sqlite3_column_text(st, 22);
 	r->group_name = (const char *)sqlite3_column_text(st, 23);
 	r->cwd = (const char *)sqlite3_column_text(st, 24);
+	r->has_exit_code = sqlite3_column_type(st, 25) != SQLITE_NULL;
+	r->exit_code = sqlite3_column_int(st, 25);
+	r->has_exit_signal = sqlite3_column_type(st, 26) != SQLITE_NULL;
+	r->exit_signal = sqlite3_column_int(st, 26);
 	if (!r->name)
 		r->name = "";
 	if (!r->command_line)

@@ -97,6 +97,8 @@ static const struct de_column instances_cols[] = {
 	{"user_name", "TEXT", "name of the effective uid"},
 	{"group_name", "TEXT", "name of the effective gid"},
 	{"cwd", "TEXT", "working directory"},
+	{"exit_code", "INTEGER", "its exit status (0-255) when an exit event saw it exit"},
+	{"exit_signal", "INTEGER", "the signal that killed it, when an exit event saw that"},
 };
 
 /* Identity changes of a live instance (exec, reparenting, deletion): old values. */
@@ -632,6 +634,14 @@ static const char *const migrations[] = {
 	"DROP INDEX alert_state_alert;"
 	"CREATE INDEX alert_state_alert ON alert_state(alert_id) WHERE status = 'resolved';"
 	"DROP INDEX alert_state_open;",
+
+	/*
+	 * 11: how an instance ended, when an exit event said so (the kernel's
+	 * wait status, decoded): exit_code when it exited, exit_signal when a
+	 * signal killed it; both NULL when a scan found it gone.
+	 */
+	"ALTER TABLE process_instances ADD COLUMN exit_code INTEGER;"
+	"ALTER TABLE process_instances ADD COLUMN exit_signal INTEGER;",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
