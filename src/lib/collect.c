@@ -94,6 +94,7 @@ void collect_inst_clear(struct inst *e)
 	free(e->cgroup);
 	free(e->cwd);
 	free(e->env);
+	free(e->hash_err);
 	memset(e, 0, sizeof(*e));
 }
 
@@ -392,7 +393,7 @@ void collect_view_record(struct de_collector *c, struct inst *e, int64_t scan_id
 		if (e->hex[0]) {
 			r->executable_hash = e->hex;
 			r->hash_algorithm = (char *)"sha256";
-		} else if (e->hash_err[0]) {
+		} else if (e->hash_err) {
 			f->hash_error = e->hash_err;
 		}
 	}
@@ -416,8 +417,10 @@ void collect_view_record(struct de_collector *c, struct inst *e, int64_t scan_id
 		f->net_ns = e->ns[2];
 		f->user_ns = e->ns[3];
 	}
-	if (e->container_id[0]) {
-		f->container_id = e->container_id;
+	if (e->container_at && e->cgroup) {
+		memcpy(c->container_text, e->cgroup + e->container_at - 1, DE_CONTAINER_ID_LEN);
+		c->container_text[DE_CONTAINER_ID_LEN] = '\0';
+		f->container_id = c->container_text;
 		f->container_runtime = (char *)e->runtime;
 	}
 	f->env = e->env;

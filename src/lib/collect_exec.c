@@ -313,38 +313,49 @@ void collect_hasher_join(struct de_collector *c)
 	c->hasher = NULL;
 }
 
+/* e's reason for having no hash := err ("": none); rc, or -ENOMEM. */
+static int keep_reason(struct inst *e, const char *err, int rc)
+{
+	free(e->hash_err);
+	e->hash_err = NULL;
+	if (err[0] && !(e->hash_err = strdup(err)))
+		return -ENOMEM;
+	return rc;
+}
+
+int collect_hash_fail(struct inst *e, const char *why)
+{
+	e->hex[0] = '\0';
+	return keep_reason(e, why, 0);
+}
+
 /* Hash the image of e (through /proc/PID/exe, so a deleted file too). */
 int collect_hash_exe(struct de_collector *c, struct inst *e, struct de_collect_stats *st)
 {
-	char path[64];
+	char path[64], err[DE_EXEHASH_REASON_MAX] = "";
 	int fd, rc;
 
 	if (e->hash_done || !e->exe)
 		return 0;
 	e->hash_done = true;
-	e->hex[0] = e->hash_err[0] = '\0';
-	if (!e->has_image) {
-		snprintf(e->hash_err, sizeof(e->hash_err), "executable not accessible");
-		return 0;
-	}
-	if (de_exehash_lookup(c->hashes, &e->image, e->hex, e->hash_err))
-		return 0;
+	e->hex[0] = '\0';
+	if (!e->has_image)
+		return keep_reason(e, "executable not accessible", 0);
+	if (de_exehash_lookup(c->hashes, &e->image, e->hex, err))
+		return keep_reason(e, err, 0);
 	collect_pid_path(path, e->pid, "/exe");
 	fd = openat(c->procfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
 		int er = errno;
-		if (er == ENOENT || er == ESRCH) {
-			/* exited since: not a property of the file, do not cache */
-			snprintf(e->hash_err, sizeof(e->hash_err), "process exited before hashing");
-			return 0;
-		}
-		snprintf(e->hash_err, sizeof(e->hash_err), "cannot open: %s", strerror(er));
-		return de_exehash_remember_failure(c->hashes, &e->image, e->hash_err);
+		if (er == ENOENT || er == ESRCH) /* exited since: not the file's, not cached */
+			return keep_reason(e, "process exited before hashing", 0);
+		snprintf(err, sizeof(err), "cannot open: %s", strerror(er));
+		return keep_reason(e, err, de_exehash_remember_failure(c->hashes, &e->image, err));
 	}
 	uint64_t before = de_exehash_bytes_hashed(c->hashes),
 		 files = de_exehash_files_hashed(c->hashes);
 	struct de_exehash_key k;
-	rc = de_exehash_fd(c->hashes, fd, e->hex, e->hash_err, &k);
+	rc = de_exehash_fd(c->hashes, fd, e->hex, err, &k);
 	close(fd);
 	if (st) {
 		st->hashed_bytes += de_exehash_bytes_hashed(c->hashes) - before;
@@ -352,7 +363,7 @@ int collect_hash_exe(struct de_collector *c, struct inst *e, struct de_collect_s
 	}
 	if (rc == 0 && !de_exehash_key_equal(&k, &e->image))
 		e->image = k;
-	return rc;
+	return keep_reason(e, err, rc);
 }
 
 /* The kernel's argv of k, split and masked into e (replacing what e had). */
@@ -385,29 +396,28 @@ static int take_kernel_argv(struct de_collector *c, const struct de_kernel_exec 
  */
 static int hash_by_path(struct de_collector *c, struct inst *e)
 {
+	char err[DE_EXEHASH_REASON_MAX] = "";
 	struct de_exehash_key k;
 	struct stat sb;
 	int fd, rc;
 
 	e->hash_done = true;
-	if (de_exehash_lookup(c->hashes, &e->image, e->hex, e->hash_err))
-		return 0;
+	if (de_exehash_lookup(c->hashes, &e->image, e->hex, err))
+		return keep_reason(e, err, 0);
 	fd = open(e->exe, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0 || fstat(fd, &sb) < 0) {
-		snprintf(e->hash_err, sizeof(e->hash_err), "process exited before hashing");
 		if (fd >= 0)
 			close(fd);
-		return 0;
+		return collect_hash_fail(e, "process exited before hashing");
 	}
 	de_exehash_key_from_stat(&sb, &k);
 	if (!de_exehash_key_equal(&k, &e->image)) {
 		close(fd);
-		snprintf(e->hash_err, sizeof(e->hash_err), "process exited before hashing");
-		return 0;
+		return collect_hash_fail(e, "process exited before hashing");
 	}
-	rc = de_exehash_fd(c->hashes, fd, e->hex, e->hash_err, NULL);
+	rc = de_exehash_fd(c->hashes, fd, e->hex, err, NULL);
 	close(fd);
-	return rc;
+	return keep_reason(e, err, rc);
 }
 
 static bool kernel_path_holds(struct de_collector *c, const struct de_kernel_exec *k);
@@ -607,7 +617,7 @@ int de_collector_exec(struct de_collector *c, const struct de_kernel_exec *k, in
 		else if (alive)
 			rc = c->opt.hash ? collect_hash_exe(c, &e, NULL) : 0;
 		else
-			snprintf(e.hash_err, sizeof(e.hash_err), "process exited before hashing");
+			rc = collect_hash_fail(&e, "process exited before hashing");
 	}
 	e.hash_done = true;
 	if (rc == 0) {

@@ -757,10 +757,13 @@ void collect_inst_container(struct inst *e)
 	const char *rt = NULL;
 
 	e->runtime = NULL;
-	e->container_id[0] = '\0';
+	e->container_at = 0;
 	if (e->cgroup && de_identity_container(e->cgroup, id, &rt)) {
-		memcpy(e->container_id, id, sizeof(id));
-		e->runtime = rt;
+		const char *at = strstr(e->cgroup, id);
+		if (at && at - e->cgroup < UINT32_MAX) {
+			e->container_at = (uint32_t)(at - e->cgroup) + 1;
+			e->runtime = rt;
+		}
 	}
 }
 
