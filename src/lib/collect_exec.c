@@ -323,7 +323,8 @@ static int keep_reason(struct inst *e, const char *err, int rc)
 	return rc;
 }
 
-int collect_hash_fail(struct inst *e, const char *why)
+/* e has no hash, for the reason why: 0, or -ENOMEM. */
+static int hash_fail(struct inst *e, const char *why)
 {
 	e->hex[0] = '\0';
 	return keep_reason(e, why, 0);
@@ -408,12 +409,12 @@ static int hash_by_path(struct de_collector *c, struct inst *e)
 	if (fd < 0 || fstat(fd, &sb) < 0) {
 		if (fd >= 0)
 			close(fd);
-		return collect_hash_fail(e, "process exited before hashing");
+		return hash_fail(e, "process exited before hashing");
 	}
 	de_exehash_key_from_stat(&sb, &k);
 	if (!de_exehash_key_equal(&k, &e->image)) {
 		close(fd);
-		return collect_hash_fail(e, "process exited before hashing");
+		return hash_fail(e, "process exited before hashing");
 	}
 	rc = de_exehash_fd(c->hashes, fd, e->hex, err, NULL);
 	close(fd);
@@ -617,7 +618,7 @@ int de_collector_exec(struct de_collector *c, const struct de_kernel_exec *k, in
 		else if (alive)
 			rc = c->opt.hash ? collect_hash_exe(c, &e, NULL) : 0;
 		else
-			rc = collect_hash_fail(&e, "process exited before hashing");
+			rc = hash_fail(&e, "process exited before hashing");
 	}
 	e.hash_done = true;
 	if (rc == 0) {

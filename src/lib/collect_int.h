@@ -336,9 +336,6 @@ void collect_hasher_join(struct de_collector *c);
 /* Hash the image of e (through /proc/PID/exe, so a deleted file too). */
 int collect_hash_exe(struct de_collector *c, struct inst *e, struct de_collect_stats *st);
 
-/* e has no hash, for the reason why: 0, or -ENOMEM. */
-int collect_hash_fail(struct inst *e, const char *why);
-
 #pragma GCC visibility pop
 
 #endif /* DAEMONEYE_COLLECT_INT_H */
