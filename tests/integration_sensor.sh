@@ -107,6 +107,22 @@ exit_status() {
 		"SELECT exit_code || '/' || ifnull(exit_signal, '-') FROM process_instances WHERE command_line LIKE '%$mark_a' || '$mark_b-$name-exit7'" "7/-"
 	check "$name: a killing signal reaches process_instances" until_sql "$name" \
 		"SELECT ifnull(exit_code, '-') || '/' || exit_signal FROM process_instances WHERE command_line LIKE $like" "-/9"
+	# and the CLI's table says it in its EXIT column, after EXITED
+	local t="$tmp/$name.table"
+	"$bin/daemoneye-cli" --set app.state_dir="$tmp/$name" processes --name 'sh' --since -10m >"$t"
+	"$bin/daemoneye-cli" --set app.state_dir="$tmp/$name" processes --name 'perl' --since -10m >>"$t"
+	check "$name: the table's EXIT column shows 7 and SIGKILL" python3 - "$t" "$mark_a" "$mark_b-$name" <<'PY'
+import sys
+lines = open(sys.argv[1]).read().splitlines()
+head = lines[0]
+at = head.index("EXIT ")
+got = {}
+for l in lines:
+    for k in ("exit7", "kill9"):
+        if l.endswith(sys.argv[2] + sys.argv[3] + "-" + k):
+            got[k] = l[at:].split()[0]
+assert got == {"exit7": "7", "kill9": "SIGKILL"}, (got, lines)
+PY
 }
 stop_agent() {
 	kill -TERM "$agent_pid" 2>/dev/null

@@ -88,9 +88,29 @@ static void emit_line(struct out *o, const char *pre, const char *post)
 static void table_header(struct out *o)
 {
 	de_buf_reset(&o->line);
-	put_text(o, "    PID    PPID USER     STARTED (UTC)       EXITED (UTC)          CPU%"
-		    "    RSS NAME            COMMAND");
+	put_text(o, "    PID    PPID USER     STARTED (UTC)       EXITED (UTC)        EXIT      "
+		    "  CPU%    RSS NAME            COMMAND");
 	emit_line(o, o->color ? "\033[1m" : "", o->color ? "\033[0m" : "");
+}
+
+/*
+ * How a process ended, as a shell says it: its exit code ("0", "7"), or
+ * the signal that killed it by name ("SIGKILL"; "SIG34" for one without a
+ * name); "-" while it runs or when nobody saw it end (a scan found it gone).
+ */
+static void fmt_exit(const struct de_process_row *r, char *out, size_t n)
+{
+	const char *abbrev;
+
+	if (r->has_exit_signal) {
+		if ((abbrev = sigabbrev_np((int)r->exit_signal)))
+			snprintf(out, n, "SIG%s", abbrev);
+		else
+			snprintf(out, n, "SIG%d", (int)r->exit_signal);
+	} else if (r->has_exit_code)
+		snprintf(out, n, "%d", (int)r->exit_code);
+	else
+		snprintf(out, n, "-");
 }
 
 static void table_row(struct out *o, const struct de_process_row *r)
@@ -118,7 +138,9 @@ static void table_row(struct out *o, const struct de_process_row *r)
 	const char *who = r->user_name ? r->user_name : r->user_id ? r->user_id : "-";
 	snprintf(user, sizeof(user), "%-8.8s", who);
 	put_text(o, user);
-	snprintf(head, sizeof(head), " %-19s %-19s %6s %6s ", start, exited, cpu, rss);
+	char how[24];
+	fmt_exit(r, how, sizeof(how));
+	snprintf(head, sizeof(head), " %-19s %-19s %-9s %6s %6s ", start, exited, how, cpu, rss);
 	put_text(o, head);
 	size_t before = o->line.len;
 	put_text(o, r->name);
@@ -257,8 +279,9 @@ static int print_row(const struct de_process_row *r, void *arg)
 	case F_CSV:
 		if (o->rows == 0)
 			fputs("instance_id,pid,ppid,name,executable_path,command_line,start_time,"
-			      "first_seen,last_seen,exited_at,exit_code,exit_signal,alive,cpu_usage,memory_usage,user_id,"
-			      "user_name,executable_hash,exe_deleted\r\n",
+			      "first_seen,last_seen,exited_at,exit_code,exit_signal,alive,"
+			      "cpu_usage,memory_usage,user_id,user_name,executable_hash,"
+			      "exe_deleted\r\n",
 			      stdout);
 		csv_row(r);
 		break;
