@@ -480,5 +480,44 @@ check "loop mode: one alert for the persistent process, not one per cycle" \
 	test "$(grep -c "\"pid\":$lp," "$tmp/agentout/alerts.jsonl")" = 1
 kill "$lp"; wait "$lp" 2>/dev/null
 
+# ---- 9. a webhook added by a reload: libcurl starts then, in a running worker ---------
+# The worker starts libcurl only when a webhook or email sink opens; here
+# the first one comes with SIGHUP, while the worker's other threads run.
+cat >"$tmp/nohook.yaml" <<EOF
+detection: { builtin_rules: false, rules_dirs: [] }
+alerting:
+  sinks:
+    - { name: file, type: file, path: "$tmp/agentout/alerts.jsonl", format: ecs }
+EOF
+cp "$tmp/nohook.yaml" "$tmp/reload.yaml"
+"$bin/daemoneye-agent" -c "$tmp/reload.yaml" --rules "$tmp/marker.yaml" \
+	--set app.state_dir="$tmp/rstate" --set app.scan_interval_ms=1000 >/dev/null 2>"$tmp/reload.err" &
+ag=$!
+pids+=("$ag")
+for _ in $(seq 400); do grep -q "scan [0-9]*:" "$tmp/reload.err" && break; sleep 0.05; done
+w=$(pgrep -P "$ag" daemoneye-worke)
+{
+	cat "$tmp/nohook.yaml"
+	echo "    - { name: hook, type: webhook, url: \"http://127.0.0.1:$HTTP/ok\", format: json, timeout_ms: 2000 }"
+} >"$tmp/reload.yaml"
+kill -HUP "$ag"
+for _ in $(seq 400); do grep -q "configuration reloaded" "$tmp/reload.err" && break; sleep 0.05; done
+check "reload: the webhook sink is added" grep -q "configuration reloaded" "$tmp/reload.err"
+sleeper reload
+rp=$sp
+rid=
+for _ in $(seq 400); do
+	rid=$(sqlite3 -readonly "$tmp/rstate/events.sqlite" "SELECT a.id FROM alerts a JOIN alert_deliveries d ON d.alert_id = a.id WHERE a.affected_processes = '[$rp]' AND d.sink = 'hook' AND d.status = 'delivered'" 2>/dev/null)
+	[ -n "$rid" ] && break
+	sleep 0.05
+done
+check "reload: the new webhook delivered the alert ($rid)" test -n "$rid"
+check "  from the same worker" test "$(pgrep -P "$ag" daemoneye-worke)" = "$w"
+check "  the receiver has it" grep -q "\"Idempotency-Key\": \"$rid\"" "$tmp/http.jsonl"
+kill "$ag"
+wait "$ag" 2>/dev/null
+kill "$rp"
+wait "$rp" 2>/dev/null
+
 echo "integration_alerting: $fails failed"
 [ "$fails" = 0 ]

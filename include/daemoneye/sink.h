@@ -148,9 +148,6 @@ extern const struct de_sink_ops de_sink_webhook_ops;
 extern const struct de_sink_ops de_sink_email_ops;
 extern const struct de_sink_ops de_sink_nats_ops;
 
-/* Process-wide setup the sinks need (libcurl), once; call before any sink opens. */
-void de_sink_global_init(void);
-
 /* The ops of a sink type, or NULL. */
 const struct de_sink_ops *de_sink_ops_find(const char *type);
 /* "stdout, file, syslog, webhook, email". */

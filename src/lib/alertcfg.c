@@ -427,7 +427,6 @@ int de_alertmgr_test_sink(struct de_alert_sink *s, uint64_t timeout_ms, struct d
 
 	atomic_init(&stop, false);
 	memset(r, 0, sizeof(*r));
-	de_sink_global_init();
 	if (!s->opened) {
 		if (s->ops->open(s->state, err) < 0)
 			return de_error_prefix(err, "sink '%s': ", s->name);

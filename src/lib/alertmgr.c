@@ -147,7 +147,6 @@ int de_alertmgr_open(struct de_alertmgr_config *cfg, struct de_store *store,
 	de_cond_init_mono(&m->res_cv);
 	if (getrandom(&m->rng, sizeof(m->rng), 0) != sizeof(m->rng))
 		m->rng = (uint64_t)de_now_ms();
-	de_sink_global_init();
 	if (!(m->host = json_pack("{s:s}", "hostname", de_alertfmt_hostname()))) {
 		rc = de_error_set(err, DE_ERR_ALERTING, ENOMEM, "out of memory");
 		goto fail;

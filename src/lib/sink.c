@@ -67,8 +67,23 @@ int de_sink_curl_configure(struct de_sink_conf *c, const char *url_key, const ch
 	return 0;
 }
 
+/*
+ * libcurl's process-wide setup, once, when the first webhook or email sink
+ * opens (a reload may add one while the alert workers run: this libcurl's
+ * global init is thread-safe, and the once makes it one call).  Not at
+ * start: with neither sink configured the worker never starts libcurl's TLS
+ * and name-resolution machinery, 2-3 MB of its resident memory.
+ */
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+
+static void global_init(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
 int de_sink_curl_open(struct de_sink_curl *k, struct de_error *err)
 {
+	pthread_once(&global_once, global_init);
 	if (!k->curl && !(k->curl = curl_easy_init()))
 		return de_error_set(err, DE_ERR_ALERTING, ENOMEM, "cannot start libcurl");
 	return 0;
@@ -131,18 +146,6 @@ bool de_sink_curl_permanent(int code)
 	       c == CURLE_SSL_CERTPROBLEM || c == CURLE_SSL_ISSUER_ERROR ||
 	       c == CURLE_SSL_PINNEDPUBKEYNOTMATCH || c == CURLE_UNSUPPORTED_PROTOCOL ||
 	       c == CURLE_URL_MALFORMAT || c == CURLE_LOGIN_DENIED || c == CURLE_USE_SSL_FAILED;
-}
-
-static pthread_once_t global_once = PTHREAD_ONCE_INIT;
-
-static void global_init(void)
-{
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-void de_sink_global_init(void)
-{
-	pthread_once(&global_once, global_init);
 }
 
 const char *de_sink_types(void)
