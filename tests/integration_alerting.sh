@@ -438,6 +438,17 @@ check "and recorded delivered" \
 kill "$out"; wait "$out" 2>/dev/null
 
 # ---- 7. kill -9 with deliveries in flight, then a restart: nothing lost -------------
+# hook_alert DB PID STATUS: the id of PID's alert once its webhook delivery
+# has STATUS (waits ~20 s; empty if it never does)
+hook_alert() {
+	local id
+	for _ in $(seq 400); do
+		id=$(sqlite3 -readonly "$1" "SELECT a.id FROM alerts a JOIN alert_deliveries d ON d.alert_id = a.id WHERE a.affected_processes = '[$2]' AND d.sink = 'hook' AND d.status = '$3'" 2>/dev/null)
+		[ -n "$id" ] && break
+		sleep 0.05
+	done
+	echo "$id"
+}
 sleeper kill
 kv=$sp
 agent_conf "$tmp/agent-hang.yaml" /hang
@@ -445,12 +456,7 @@ agent_conf "$tmp/agent-hang.yaml" /hang
 	--set app.state_dir="$tmp/astate" --set app.scan_interval_ms=600000 >/dev/null 2>"$tmp/hang.err" &
 ag=$!
 pids+=("$ag")
-kid=
-for _ in $(seq 400); do
-	kid=$(sqlite3 -readonly "$db" "SELECT a.id FROM alerts a JOIN alert_deliveries d ON d.alert_id = a.id WHERE a.affected_processes = '[$kv]' AND d.sink = 'hook' AND d.status = 'pending'" 2>/dev/null)
-	[ -n "$kid" ] && break
-	sleep 0.05
-done
+kid=$(hook_alert "$db" "$kv" pending)
 check "kill -9: the alert and its pending delivery were committed first ($kid)" test -n "$kid"
 kill -9 "$ag"; wait "$ag" 2>/dev/null
 # restarted at once: the killed worker may still be going, its store lock held
@@ -505,12 +511,7 @@ for _ in $(seq 400); do grep -q "configuration reloaded" "$tmp/reload.err" && br
 check "reload: the webhook sink is added" grep -q "configuration reloaded" "$tmp/reload.err"
 sleeper reload
 rp=$sp
-rid=
-for _ in $(seq 400); do
-	rid=$(sqlite3 -readonly "$tmp/rstate/events.sqlite" "SELECT a.id FROM alerts a JOIN alert_deliveries d ON d.alert_id = a.id WHERE a.affected_processes = '[$rp]' AND d.sink = 'hook' AND d.status = 'delivered'" 2>/dev/null)
-	[ -n "$rid" ] && break
-	sleep 0.05
-done
+rid=$(hook_alert "$tmp/rstate/events.sqlite" "$rp" delivered)
 check "reload: the new webhook delivered the alert ($rid)" test -n "$rid"
 check "  from the same worker" test "$(pgrep -P "$ag" daemoneye-worke)" = "$w"
 check "  the receiver has it" grep -q "\"Idempotency-Key\": \"$rid\"" "$tmp/http.jsonl"
