@@ -500,15 +500,14 @@ cp "$tmp/nohook.yaml" "$tmp/reload.yaml"
 	--set app.state_dir="$tmp/rstate" --set app.scan_interval_ms=1000 >/dev/null 2>"$tmp/reload.err" &
 ag=$!
 pids+=("$ag")
-for _ in $(seq 400); do grep -q "scan [0-9]*:" "$tmp/reload.err" && break; sleep 0.05; done
+wait_for 20 grep -q "scan [0-9]*:" "$tmp/reload.err"
 w=$(pgrep -P "$ag" daemoneye-worke)
 {
 	cat "$tmp/nohook.yaml"
 	echo "    - { name: hook, type: webhook, url: \"http://127.0.0.1:$HTTP/ok\", format: json, timeout_ms: 2000 }"
 } >"$tmp/reload.yaml"
 kill -HUP "$ag"
-for _ in $(seq 400); do grep -q "configuration reloaded" "$tmp/reload.err" && break; sleep 0.05; done
-check "reload: the webhook sink is added" grep -q "configuration reloaded" "$tmp/reload.err"
+check "reload: the webhook sink is added" wait_for 20 grep -q "configuration reloaded" "$tmp/reload.err"
 sleeper reload
 rp=$sp
 rid=$(hook_alert "$tmp/rstate/events.sqlite" "$rp" delivered)
