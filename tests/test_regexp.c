@@ -4,7 +4,8 @@
  * patterns as SQL errors with the offset, a catastrophic pattern stopped by
  * the match limit (and a rule using one reported as not finished, its
  * alerts marked incomplete), long subjects that legit patterns handle, the
- * cache beyond its size, non-constant patterns, and de_regexp_check().
+ * cache beyond its size, non-constant patterns, de_regexp_check(), and
+ * values that end where readable memory ends.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -13,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -390,13 +393,67 @@ static void test_rule_stopped(void **state)
 	de_engine_close(eng);
 }
 
+/*
+ * A value whose last byte is the last readable byte of the process: PCRE2's
+ * JIT scans ahead with vector loads, and upstream fixed (PR #985, 2026) a
+ * start-bits scan that loaded past a subject ending on a page boundary.
+ * What regexp() hands PCRE2 is SQLite's text, always NUL-terminated, so
+ * its end is readable; this runs the upstream report's patterns (and the
+ * other JIT fast paths: a character pair, a class, a literal) over every
+ * value length up to 64 placed right before an unmapped page, with their
+ * verdicts.  A fault here kills the worker and blinds the rules.
+ */
+static void test_value_at_page_end(void **state)
+{
+	static const struct {
+		const char *pattern, *value;
+		int want;
+	} cases[] = {
+		{"[a-c](?=\\d)", "zzzzzzza", 0},
+		{"^[a-z\\x80-\\xff]{3,}[a-h]|x", "ab\xd8\x80ijklm", 0},
+		{"[\\xc4][\\x85-\\x89]", "\xc4\x80", 0},
+		{"(bash|sh)\\s+-i", "zzsh -i", 1},
+		{"nc\\s", "zzzzz", 0},
+		{"[^#]", "####", 0},
+		{"q$", "zzzq", 1},
+	};
+	long pg = sysconf(_SC_PAGESIZE);
+	char *m = mmap(NULL, (size_t)pg * 2, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		       -1, 0);
+	sqlite3_stmt *st;
+	(void)state;
+
+	assert_true(m != MAP_FAILED);
+	assert_int_equal(mprotect(m + pg, (size_t)pg, PROT_NONE), 0);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT regexp(?1, ?2)", -1, &st, NULL), SQLITE_OK);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t vn = strlen(cases[i].value);
+		for (size_t pad = 0; pad + vn <= 64; pad++) {
+			/* pad bytes of #, the value, its NUL as the page's last byte */
+			char *v = m + pg - (long)(pad + vn + 1);
+			memset(v, '#', pad);
+			memcpy(v + pad, cases[i].value, vn + 1);
+			sqlite3_bind_text(st, 1, cases[i].pattern, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 2, v, -1, SQLITE_STATIC);
+			assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+			int got = sqlite3_column_int(st, 0);
+			if (got != cases[i].want)
+				fail_msg("regexp(%s) over %zu bytes: %d, want %d", cases[i].pattern,
+					 pad + vn, got, cases[i].want);
+			sqlite3_reset(st);
+		}
+	}
+	sqlite3_finalize(st);
+	munmap(m, (size_t)pg * 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_matches_bytes), cmocka_unit_test(test_bad_patterns),
 		cmocka_unit_test(test_limits),	      cmocka_unit_test(test_cache),
 		cmocka_unit_test(test_literal_sets),  cmocka_unit_test(test_globs),
-		cmocka_unit_test(test_rule_stopped),
+		cmocka_unit_test(test_rule_stopped),  cmocka_unit_test(test_value_at_page_end),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
