@@ -52,7 +52,7 @@
 struct de_bpfevents_options {
 	uint32_t argv_max;	 /* argv bytes read in the kernel, 256 .. 65536 (default 32768) */
 	uint32_t ringbuf_kb;	 /* ring buffer size in KiB, a power of two >= 4 (default 1024) */
-	uint32_t wake_gap_us;	 /* a record wakes the reader at most this often (default 4000) */
+	uint32_t wake_gap_us;	 /* a record wakes the reader at most this often (default 6000) */
 	bool tcp;		 /* also TCP connect, listen and accept (default true) */
 	const char *object_path; /* NULL: the programs built into daemoneye; else this object */
 	const char *btf_path;	 /* NULL: the running kernel's BTF; else this BTF file */
@@ -83,13 +83,21 @@ void de_bpfevents_close(struct de_bpfevents *ev);
 /*
  * A descriptor that polls readable when records wait (CLOEXEC).  While
  * records come fast, not every record makes it readable: one wakes the
- * reader at most every four milliseconds (a fork never; a ring buffer a
- * quarter full at once), and the records after it wait for the next.  A
- * reader that has just read records polls at most
- * DE_BPFEVENTS_BUSY_POLL_MS before reading again, readable or not.
+ * reader at most every DE_BPFEVENTS_WAKE_GAP_US (a fork never; a ring
+ * buffer a quarter full at once), and the records after it wait for the
+ * next.  A reader that has just read records polls at most
+ * DE_BPFEVENTS_BUSY_POLL_MS (a millisecond more) before reading again,
+ * readable or not.
+ *
+ * 6 ms, not 4: at 1,000 execs/s every wake-up costs procmond and the agent
+ * a batch (a read, a frame, a store transaction, a run of the rules), and
+ * 6 ms took a fifth off their CPU; under saturated CPUs it still left
+ * 99.3% of execs detected within 10 ms of the kernel's exec, where 8 ms
+ * left 97.5% (docs/perf.md, stop 28).
  */
 int de_bpfevents_fd(const struct de_bpfevents *ev);
-#define DE_BPFEVENTS_BUSY_POLL_MS 5
+#define DE_BPFEVENTS_WAKE_GAP_US  6000
+#define DE_BPFEVENTS_BUSY_POLL_MS (DE_BPFEVENTS_WAKE_GAP_US / 1000 + 1)
 
 /*
  * Hand every waiting record to fn as a de_process_event, in the kernel's

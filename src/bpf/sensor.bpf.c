@@ -40,7 +40,7 @@ char LICENSE[] SEC("license") = "GPL";
 
 /* Set by user space before loading (collection.ebpf_argv_max and
    collection.env_capture); the object's only constant data. */
-const volatile struct de_bpf_settings settings = {.wake_gap_ns = 4000000, .argv_max = 32768};
+const volatile struct de_bpf_settings settings = {.wake_gap_ns = 6000000, .argv_max = 32768};
 
 struct de_bpf_counters counters;
 
@@ -114,7 +114,7 @@ struct kernfs_node___old {
 /*
  * Wake-ups: a reader woken for every record would pay a poll and a
  * context switch for each of the fork, exec and exit of every process.
- * A record wakes the reader only when settings.wake_gap_ns (4 ms) have passed since the
+ * A record wakes the reader only when settings.wake_gap_ns (6 ms) have passed since the
  * last that did (so the first after a quiet spell goes at once), and a
  * fork never does (the exec that follows it within microseconds does;
  * user space forwards no fork alone).  The others wait for the next

@@ -52,7 +52,7 @@ void de_bpfevents_options_default(struct de_bpfevents_options *o)
 	memset(o, 0, sizeof(*o));
 	o->argv_max = 32768;
 	o->ringbuf_kb = 1024;
-	o->wake_gap_us = 4000;
+	o->wake_gap_us = DE_BPFEVENTS_WAKE_GAP_US;
 	o->tcp = true;
 }
 
@@ -449,7 +449,8 @@ static void set_settings(const struct de_bpfevents_options *o, struct de_bpf_set
 	bool fit = o->nenv_names <= DE_BPF_ENV_NAMES;
 
 	memset(s, 0, sizeof(*s));
-	s->wake_gap_ns = (uint64_t)(o->wake_gap_us ? o->wake_gap_us : 4000) * 1000;
+	s->wake_gap_ns =
+		(uint64_t)(o->wake_gap_us ? o->wake_gap_us : DE_BPFEVENTS_WAKE_GAP_US) * 1000;
 	s->argv_max = o->argv_max;
 	for (size_t i = 0; fit && i < o->nenv_names; i++)
 		fit = strlen(o->env_names[i]) < DE_BPF_ENV_NAME && o->env_names[i][0];

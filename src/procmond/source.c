@@ -164,9 +164,10 @@ uint64_t procmond_source_lost(const struct procmond_source *s)
    several execs instead of one each.  Slower, an event goes on at once (a
    fork, exec and exit of one short process are only a handful).
    The eBPF sensor gathers in the kernel instead (a record wakes us at most
-   every four milliseconds, sensor.bpf.c), with no sleep here: after a read that
-   brought events the next poll waits DE_BPFEVENTS_BUSY_POLL_MS at most,
-   for the records written since without a wake-up. */
+   every DE_BPFEVENTS_WAKE_GAP_US, 6 ms: sensor.bpf.c), with no sleep here:
+   after a read that brought events the next poll waits
+   DE_BPFEVENTS_BUSY_POLL_MS at most, for the records written since without
+   a wake-up. */
 #define SOURCE_WINDOW_MS   10
 #define SOURCE_BUSY_EVENTS 16
 #define SOURCE_GATHER_US   1000
