@@ -5,7 +5,8 @@
 #      cores, 1,000 runs of /bin/true (each exits at once) are each reported
 #      by `procmond --events` with their full argv, image and parent; and
 #      through the agent each is stored and the single-process rules run on
-#      it (one marker alert per run);
+#      it (one marker alert per run); the sensor's wake gap is 8 ms while
+#      the host has idle CPU and 4 ms when every core is busy;
 #   2. faults, each a clear log line, the netlink fallback (or none when
 #      event_source is ebpf), the reason in procmond's HELLO as the agent
 #      logs it, never a crash: no BTF, a program the verifier refuses, a
@@ -208,6 +209,41 @@ for _ in $(seq 400); do [ "$(count_alerts)" = "$N" ] && break; sleep 0.05; done
 check "agent: the single-process rules ran on each run ($(count_alerts) marker alerts of $N)" test "$(count_alerts)" = "$N"
 check "agent: no event was lost" test -z "$(grep 'lost' "$tmp/sat.err" | grep -v ' 0 lost')"
 exit_status sat
+# the sensor's wake gap follows the host's idle CPU (bpfevents.h): 8 ms
+# while it has idle time, 4 ms when every core is busy; procmond looks
+# once a second while events come, and logs each change
+stream() { # stream TAG SECONDS: /bin/true about 50 times a second
+	local end=$((SECONDS + $2))
+	while [ "$SECONDS" -lt "$end" ]; do /bin/true "$mark-$1"; sleep 0.02; done
+}
+gap_now() { # gap_now LINE: until procmond's last wake gap change is LINE (about 10 s)
+	for _ in $(seq 200); do
+		[ "$(grep -- "wake gap" "$tmp/sat.err" | tail -1 | sed 's/.*eBPF sensor: //')" = "$1" ] &&
+			return 0
+		sleep 0.05
+	done
+	return 1
+}
+stream idle 6 &
+sp=$!
+check "wake gap: 8 ms while the host's CPU has idle time" \
+	gap_now "wake gap 8 ms (the host's CPU has idle time)"
+wait "$sp"
+if [ "$(nproc)" -lt "$(grep -c '^cpu[0-9]' /proc/stat)" ]; then
+	echo "# skip: wake gap on busy cores: this test may run on $(nproc) of the host's" \
+		"$(grep -c '^cpu[0-9]' /proc/stat) CPUs, so it cannot make every core busy"
+else
+	for _ in $(seq "$(nproc)"); do # every core busy
+		timeout 600 sh -c 'while :; do :; done' &
+		loops+=($!)
+	done
+	stream busy 6 &
+	sp=$!
+	check "wake gap: 4 ms when every core is busy" \
+		gap_now "wake gap 4 ms (the host's CPU is saturated)"
+	wait "$sp"
+fi
+stop_loops
 stop_agent
 # the exec path's latency as operators watch it (the metrics textfile is
 # written at stop): every run observed once, each in a bucket

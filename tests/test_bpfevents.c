@@ -3,7 +3,9 @@
  * against well-formed and malformed records.  As root (where the kernel
  * has BTF and the build the sensor): an exec, fork and exit of a child are
  * reported with the child's argv, image, parent and exit status; a 4 KiB
- * ring buffer overrun by a burst is counted and reported as LOST; and the
+ * ring buffer overrun by a burst is counted and reported as LOST; the wake
+ * gap set while running is the program's (and, everywhere, the gap the
+ * host's idle CPU picks); and the
  * faults, each a clear error and nothing attached: no BTF, a program the
  * verifier refuses (a deliberately broken object), no privilege (a child
  * turned into nobody) and a seccomp filter that refuses bpf(2).  Loading
@@ -354,6 +356,154 @@ static void test_overrun_is_counted(void **state)
 	       "wake-ups for a quarter-full ring\n",
 	       (unsigned long long)w.lost, w.execs,
 	       (unsigned long long)de_bpfevents_fill_wakes(ev));
+	de_bpfevents_close(ev);
+}
+
+/* ---- the wake gap ----------------------------------------------------------- */
+
+/* /proc/stat's first line, and the gap the host's idle share picks. */
+static void test_wake_gap_policy(void **state)
+{
+	(void)state;
+	struct de_cpu_sample a, b;
+
+	assert_int_equal(
+		de_cpu_sample_parse("cpu  10 1 20 300 5 2 3 4 0 0\ncpu0 1 2 3 4 5 6 7 8\n", &a), 0);
+	assert_int_equal(a.idle, 305);
+	assert_int_equal(a.total, 345);
+	/* older kernels' eight fields, no guest columns */
+	assert_int_equal(de_cpu_sample_parse("cpu 1 2 3 4 5 6 7 8", &a), 0);
+	assert_int_equal(a.total, 36);
+	assert_int_equal(de_cpu_sample_parse("cpu0 1 2 3 4 5 6 7 8", &a), -EBADMSG);
+	assert_int_equal(de_cpu_sample_parse("cpu 1 2 3", &a), -EBADMSG);
+	assert_int_equal(de_cpu_sample_parse("", &a), -EBADMSG);
+	/* this host's */
+	assert_int_equal(de_cpu_sample_read(&a), 0);
+	assert_true(a.total > 0 && a.idle <= a.total);
+
+	/* 1,000 ticks between the samples: idle 12% and more takes the
+	   longer gap, under 8% the shorter, between them the gap stays */
+	a = (struct de_cpu_sample){.idle = 500, .total = 10000};
+	b = (struct de_cpu_sample){.idle = 620, .total = 11000};
+	assert_int_equal(de_bpfevents_gap_for_cpu(DE_BPFEVENTS_WAKE_GAP_US, &a, &b),
+			 DE_BPFEVENTS_WAKE_GAP_IDLE_US);
+	b.idle = 1500; /* all idle */
+	assert_int_equal(de_bpfevents_gap_for_cpu(DE_BPFEVENTS_WAKE_GAP_US, &a, &b),
+			 DE_BPFEVENTS_WAKE_GAP_IDLE_US);
+	b.idle = 579; /* 7.9%: saturated */
+	assert_int_equal(de_bpfevents_gap_for_cpu(DE_BPFEVENTS_WAKE_GAP_IDLE_US, &a, &b),
+			 DE_BPFEVENTS_WAKE_GAP_US);
+	b.idle = 500; /* none */
+	assert_int_equal(de_bpfevents_gap_for_cpu(DE_BPFEVENTS_WAKE_GAP_IDLE_US, &a, &b),
+			 DE_BPFEVENTS_WAKE_GAP_US);
+	b.idle = 600; /* 10%: either stays */
+	assert_int_equal(de_bpfevents_gap_for_cpu(DE_BPFEVENTS_WAKE_GAP_IDLE_US, &a, &b),
+			 DE_BPFEVENTS_WAKE_GAP_IDLE_US);
+	assert_int_equal(de_bpfevents_gap_for_cpu(DE_BPFEVENTS_WAKE_GAP_US, &a, &b),
+			 DE_BPFEVENTS_WAKE_GAP_US);
+	/* no time between the samples, or counters that went back: unchanged */
+	assert_int_equal(de_bpfevents_gap_for_cpu(1234, &a, &a), 1234);
+	b = (struct de_cpu_sample){.idle = 400, .total = 11000};
+	assert_int_equal(de_bpfevents_gap_for_cpu(1234, &a, &b), 1234);
+	assert_int_equal(de_bpfevents_gap_for_cpu(1234, &b, &a), 1234);
+	/* the reader's busy poll follows the gap: none loaded, the default */
+	assert_int_equal(de_bpfevents_busy_poll_ms(NULL), DE_BPFEVENTS_WAKE_GAP_US / 1000 + 1);
+}
+
+static bool exec_done(struct watch *w)
+{
+	return w->exec_seen;
+}
+
+/* A child that sleeps ms, then runs /bin/sh -c 'exit 7' de-sensor-marker. */
+static pid_t exec_later(int ms)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+		nanosleep(&ts, NULL);
+		execl("/bin/sh", "/bin/sh", "-c", "exit 7", "de-sensor-marker", (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+/*
+ * Read what waits until the descriptor polls not ready: a wake-up already
+ * given stays pending in its epoll set (level-triggered) until a poll finds
+ * the ring buffer empty, and would make any later record look like one
+ * that woke the reader.
+ */
+static void drain(struct de_bpfevents *ev, struct watch *w)
+{
+	struct de_error err = {0};
+	struct pollfd p = {de_bpfevents_fd(ev), POLLIN, 0};
+
+	for (int i = 0; i < 1000; i++) {
+		assert_int_equal(de_bpfevents_read(ev, on_event, w, &err), 0);
+		if (poll(&p, 1, 0) == 0)
+			return;
+	}
+	fail_msg("the sensor's descriptor stays ready");
+}
+
+/* A new watch of an exec 100 ms from now; poll(2) for the sensor meanwhile. */
+static int poll_exec(struct de_bpfevents *ev, struct watch *w, int timeout_ms)
+{
+	struct pollfd p = {de_bpfevents_fd(ev), POLLIN, 0};
+	int pr, st;
+
+	memset(w, 0, sizeof(*w));
+	w->child = exec_later(100);
+	pr = poll(&p, 1, timeout_ms);
+	assert_true(waitpid(w->child, &st, 0) == w->child);
+	return pr;
+}
+
+/*
+ * The gap set while running is the program's: loaded with the default
+ * (4 ms), then set to 10 s, an exec 100 ms after the last wake-up wakes
+ * nobody (the reader's poll runs out with the records waiting); set to
+ * 1 us, the next exec wakes the reader at once.
+ */
+static void test_wake_gap_while_running(void **state)
+{
+	(void)state;
+	struct de_bpfevents_options o;
+	struct de_bpfevents *ev;
+	struct de_error err = {0};
+	struct watch w = {0};
+	int st;
+
+	if (!can_load())
+		return;
+	de_bpfevents_options_default(&o);
+	if (de_bpfevents_open(&o, &ev, &err) < 0)
+		fail_msg("the sensor did not load: %s", err.message);
+	assert_int_equal(de_bpfevents_wake_gap_us(ev), DE_BPFEVENTS_WAKE_GAP_US);
+	de_bpfevents_set_wake_gap(ev, 10 * 1000 * 1000);
+	assert_int_equal(de_bpfevents_wake_gap_us(ev), 10 * 1000 * 1000);
+	assert_int_equal(de_bpfevents_busy_poll_ms(ev), 10 * 1000 + 1);
+	/* a first exec: whatever woke the reader last, read it all */
+	w.child = exec_later(0);
+	assert_true(waitpid(w.child, &st, 0) == w.child);
+	read_until(ev, &w, exec_done);
+	assert_true(w.exec_seen);
+	drain(ev, &w);
+	/* within 10 s of the last wake-up: the next exec's records wait unseen */
+	assert_int_equal(poll_exec(ev, &w, 1000), 0);
+	assert_int_equal(de_bpfevents_read(ev, on_event, &w, &err), 0);
+	assert_true(w.exec_seen); /* they were there */
+	/* 1 us: the next wakes the reader (within the bound, not a timing) */
+	de_bpfevents_set_wake_gap(ev, 1);
+	drain(ev, &w);
+	assert_int_equal(poll_exec(ev, &w, 20000), 1);
+	read_until(ev, &w, exec_done);
+	assert_true(w.exec_seen);
+	/* 0: back to the gap set at load */
+	de_bpfevents_set_wake_gap(ev, 0);
+	assert_int_equal(de_bpfevents_wake_gap_us(ev), DE_BPFEVENTS_WAKE_GAP_US);
 	de_bpfevents_close(ev);
 }
 
@@ -900,6 +1050,8 @@ int main(void)
 		cmocka_unit_test(test_load_peak_stays_in_child),
 		cmocka_unit_test(test_exec_fork_exit),
 		cmocka_unit_test(test_overrun_is_counted),
+		cmocka_unit_test(test_wake_gap_policy),
+		cmocka_unit_test(test_wake_gap_while_running),
 		cmocka_unit_test(test_exec_facts_match_proc),
 		cmocka_unit_test(test_exec_env_bounds),
 		cmocka_unit_test(test_exec_record_of_gone_process),

@@ -52,7 +52,7 @@
 struct de_bpfevents_options {
 	uint32_t argv_max;	 /* argv bytes read in the kernel, 256 .. 65536 (default 32768) */
 	uint32_t ringbuf_kb;	 /* ring buffer size in KiB, a power of two >= 4 (default 1024) */
-	uint32_t wake_gap_us;	 /* a record wakes the reader at most this often (default 6000) */
+	uint32_t wake_gap_us;	 /* a record wakes the reader at most this often (default 4000) */
 	bool tcp;		 /* also TCP connect, listen and accept (default true) */
 	const char *object_path; /* NULL: the programs built into daemoneye; else this object */
 	const char *btf_path;	 /* NULL: the running kernel's BTF; else this BTF file */
@@ -83,21 +83,60 @@ void de_bpfevents_close(struct de_bpfevents *ev);
 /*
  * A descriptor that polls readable when records wait (CLOEXEC).  While
  * records come fast, not every record makes it readable: one wakes the
- * reader at most every DE_BPFEVENTS_WAKE_GAP_US (a fork never; a ring
- * buffer a quarter full at once), and the records after it wait for the
- * next.  A reader that has just read records polls at most
- * DE_BPFEVENTS_BUSY_POLL_MS (a millisecond more) before reading again,
- * readable or not.
- *
- * 6 ms, not 4: at 1,000 execs/s every wake-up costs procmond and the agent
- * a batch (a read, a frame, a store transaction, a run of the rules), and
- * 6 ms took a fifth off their CPU; under saturated CPUs it still left
- * 99.3% of execs detected within 10 ms of the kernel's exec, where 8 ms
- * left 97.5% (docs/perf.md, stop 28).
+ * reader at most every wake gap (de_bpfevents_wake_gap_us; a fork never; a
+ * ring buffer a quarter full at once), and the records after it wait for
+ * the next.  A reader that has just read records polls at most
+ * de_bpfevents_busy_poll_ms (the gap and a millisecond) before reading
+ * again, readable or not.
  */
 int de_bpfevents_fd(const struct de_bpfevents *ev);
-#define DE_BPFEVENTS_WAKE_GAP_US  6000
-#define DE_BPFEVENTS_BUSY_POLL_MS (DE_BPFEVENTS_WAKE_GAP_US / 1000 + 1)
+int de_bpfevents_busy_poll_ms(const struct de_bpfevents *ev);
+
+/*
+ * The wake gap: every wake-up costs the reader and the agent a batch (a
+ * read, a frame, a store transaction, a run of the rules), so at 1,000
+ * execs/s a longer gap costs less CPU, and every record may wait the gap
+ * on its way to the rules (10 ms from the exec to its detection).  How
+ * much of those 10 ms it may take depends on whether the reader and the
+ * agent get a core when they wake: DE_BPFEVENTS_WAKE_GAP_IDLE_US while the
+ * host's CPUs have idle time, DE_BPFEVENTS_WAKE_GAP_US (also the gap at
+ * load) when they are saturated and the wait for a core comes out of the
+ * same 10 ms.  Measured (docs/perf.md, stop 28): at 1,000 execs/s 8 ms
+ * took 28% off the CPU of 4 ms; under a flood that saturates both cores,
+ * 8 ms left 97.5-98% of execs detected within 10 ms, 4 ms 99.8%.
+ */
+#define DE_BPFEVENTS_WAKE_GAP_US      4000
+#define DE_BPFEVENTS_WAKE_GAP_IDLE_US 8000
+/* The host idle at or above this share (per mille) takes the longer gap,
+   below the lower one the shorter; between them the gap stays. */
+#define DE_BPFEVENTS_IDLE_LONG_PERMILLE	 120
+#define DE_BPFEVENTS_IDLE_SHORT_PERMILLE 80
+
+/* Set the wake gap while running (us; 0: the gap set at load). */
+void de_bpfevents_set_wake_gap(struct de_bpfevents *ev, uint32_t us);
+/* The wake gap in use (us). */
+uint32_t de_bpfevents_wake_gap_us(const struct de_bpfevents *ev);
+
+/* The CPU time counters of /proc/stat's first line (clock ticks). */
+struct de_cpu_sample {
+	uint64_t idle;	/* idle + iowait */
+	uint64_t total; /* user + nice + system + idle + iowait + irq + softirq + steal */
+};
+
+/* Parse /proc/stat's text (its first line, "cpu  ..."); -EBADMSG when it is not that. */
+int de_cpu_sample_parse(const char *text, struct de_cpu_sample *s);
+/* Read /proc/stat into *s; -errno or -EBADMSG on failure. */
+int de_cpu_sample_read(struct de_cpu_sample *s);
+
+/*
+ * The wake gap for the host's CPU between two samples (prev, cur), from
+ * the gap in use: DE_BPFEVENTS_WAKE_GAP_IDLE_US when idle was at least
+ * DE_BPFEVENTS_IDLE_LONG_PERMILLE of it, DE_BPFEVENTS_WAKE_GAP_US below
+ * DE_BPFEVENTS_IDLE_SHORT_PERMILLE, else current_us (also when no time
+ * passed between the samples).
+ */
+uint32_t de_bpfevents_gap_for_cpu(uint32_t current_us, const struct de_cpu_sample *prev,
+				  const struct de_cpu_sample *cur);
 
 /*
  * Hand every waiting record to fn as a de_process_event, in the kernel's

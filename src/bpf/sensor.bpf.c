@@ -40,7 +40,7 @@ char LICENSE[] SEC("license") = "GPL";
 
 /* Set by user space before loading (collection.ebpf_argv_max and
    collection.env_capture); the object's only constant data. */
-const volatile struct de_bpf_settings settings = {.wake_gap_ns = 6000000, .argv_max = 32768};
+const volatile struct de_bpf_settings settings = {.wake_gap_ns = 4000000, .argv_max = 32768};
 
 struct de_bpf_counters counters;
 
@@ -129,7 +129,8 @@ struct kernfs_node___old {
 static __always_inline void count_output(void *rec, __u64 size, bool may_wake)
 {
 	__u64 now = bpf_ktime_get_ns(), flags = BPF_RB_NO_WAKEUP;
-	bool gap = now - counters.last_wake_ns >= settings.wake_gap_ns;
+	__u64 gap_ns = counters.wake_gap_ns ? counters.wake_gap_ns : settings.wake_gap_ns;
+	bool gap = now - counters.last_wake_ns >= gap_ns;
 
 	if (may_wake && !gap &&
 	    bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >=

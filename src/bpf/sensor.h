@@ -140,6 +140,7 @@ struct de_bpf_counters {
 	__u64 dropped;	    /* records the ring buffer had no room for */
 	__u64 last_wake_ns; /* the program's own: when a record last woke the reader */
 	__u64 fill_wakes;   /* wake-ups a ring buffer a quarter full made before the gap */
+	__u64 wake_gap_ns;  /* user space's, while running: the gap (0: settings.wake_gap_ns) */
 };
 
 #endif

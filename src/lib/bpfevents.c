@@ -22,6 +22,7 @@
 #include "daemoneye/bpfevents.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -63,6 +64,59 @@ bool de_bpfevents_built(void)
 #else
 	return false;
 #endif
+}
+
+int de_bpfevents_busy_poll_ms(const struct de_bpfevents *ev)
+{
+	uint32_t us = de_bpfevents_wake_gap_us(ev);
+
+	return (int)((us ? us : DE_BPFEVENTS_WAKE_GAP_US) / 1000) + 1;
+}
+
+int de_cpu_sample_parse(const char *text, struct de_cpu_sample *s)
+{
+	unsigned long long v[8];
+
+	/* "cpu" and at least the eight fields every kernel since 2.6.11 has */
+	if (strncmp(text, "cpu ", 4) != 0 ||
+	    sscanf(text + 4, "%llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+		   &v[4], &v[5], &v[6], &v[7]) != 8)
+		return -EBADMSG;
+	s->idle = v[3] + v[4];
+	s->total = 0;
+	for (int i = 0; i < 8; i++)
+		s->total += v[i];
+	return 0;
+}
+
+int de_cpu_sample_read(struct de_cpu_sample *s)
+{
+	char buf[512];
+	int fd = open("/proc/stat", O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1); /* the first line is all it takes */
+	int e = errno;
+	close(fd);
+	if (n < 0)
+		return -e;
+	buf[n] = '\0';
+	return de_cpu_sample_parse(buf, s);
+}
+
+uint32_t de_bpfevents_gap_for_cpu(uint32_t current_us, const struct de_cpu_sample *prev,
+				  const struct de_cpu_sample *cur)
+{
+	if (cur->total <= prev->total || cur->idle < prev->idle)
+		return current_us; /* no time passed, or counters that went back */
+	uint64_t idle = (cur->idle - prev->idle) * 1000 / (cur->total - prev->total);
+	if (idle >= DE_BPFEVENTS_IDLE_LONG_PERMILLE)
+		return DE_BPFEVENTS_WAKE_GAP_IDLE_US;
+	if (idle < DE_BPFEVENTS_IDLE_SHORT_PERMILLE)
+		return DE_BPFEVENTS_WAKE_GAP_US;
+	return current_us;
 }
 
 void de_bpf_clock_now(struct de_bpf_clock *c)
@@ -306,6 +360,7 @@ struct de_bpfevents {
 	volatile struct de_bpf_counters *counters; /* the .bss, mmap'd shared */
 	size_t counters_len;			   /* the length of that mapping */
 	uint64_t dropped_seen;			   /* drops already reported as LOST */
+	uint32_t load_gap_us;			   /* the wake gap set at load */
 	struct de_bpf_clock clk;
 	/* the read in progress */
 	int (*fn)(void *ctx, struct de_process_event *e);
@@ -693,6 +748,7 @@ int de_bpfevents_open(const struct de_bpfevents_options *o, struct de_bpfevents 
 	if (!(ev = calloc(1, sizeof(*ev))))
 		return de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
 	ev->map_fd = -1;
+	ev->load_gap_us = o->wake_gap_us ? o->wake_gap_us : DE_BPFEVENTS_WAKE_GAP_US;
 	de_bpf_clock_now(&ev->clk);
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
 		rc = de_error_set(err, DE_ERR_IO, errno, "cannot load the eBPF sensor: %s",
@@ -736,10 +792,11 @@ int de_bpfevents_open(const struct de_bpfevents_options *o, struct de_bpfevents 
 	ev->map_fd = fds[0];
 	ev->nlinks = msg.nlinks;
 	memcpy(ev->link_fds, fds + 2, sizeof(int) * ev->nlinks);
-	/* the program's .bss, mapped shared: read with no system call */
+	/* the program's .bss, mapped shared: read with no system call, and
+	   written for the wake gap (de_bpfevents_set_wake_gap) */
 	ev->counters_len =
 		((size_t)msg.bss_size + (size_t)getpagesize() - 1) & ~((size_t)getpagesize() - 1);
-	void *bss = mmap(NULL, ev->counters_len, PROT_READ, MAP_SHARED, fds[1], 0);
+	void *bss = mmap(NULL, ev->counters_len, PROT_READ | PROT_WRITE, MAP_SHARED, fds[1], 0);
 	close(fds[1]); /* the mapping keeps the map */
 	if (bss == MAP_FAILED) {
 		rc = de_error_set(err, DE_ERR_IO, errno, "cannot map the eBPF counters: %s",
@@ -778,6 +835,20 @@ void de_bpfevents_close(struct de_bpfevents *ev)
 int de_bpfevents_fd(const struct de_bpfevents *ev)
 {
 	return ring_buffer__epoll_fd(ev->rb);
+}
+
+void de_bpfevents_set_wake_gap(struct de_bpfevents *ev, uint32_t us)
+{
+	if (ev)
+		ev->counters->wake_gap_ns = (uint64_t)us * 1000;
+}
+
+uint32_t de_bpfevents_wake_gap_us(const struct de_bpfevents *ev)
+{
+	if (!ev)
+		return 0;
+	uint64_t ns = ev->counters->wake_gap_ns;
+	return ns ? (uint32_t)(ns / 1000) : ev->load_gap_us;
 }
 
 uint64_t de_bpfevents_delivered(const struct de_bpfevents *ev)
@@ -846,6 +917,18 @@ int de_bpfevents_fd(const struct de_bpfevents *ev)
 {
 	(void)ev;
 	return -1;
+}
+
+void de_bpfevents_set_wake_gap(struct de_bpfevents *ev, uint32_t us)
+{
+	(void)ev;
+	(void)us;
+}
+
+uint32_t de_bpfevents_wake_gap_us(const struct de_bpfevents *ev)
+{
+	(void)ev;
+	return 0;
 }
 
 uint64_t de_bpfevents_delivered(const struct de_bpfevents *ev)

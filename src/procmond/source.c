@@ -164,13 +164,15 @@ uint64_t procmond_source_lost(const struct procmond_source *s)
    several execs instead of one each.  Slower, an event goes on at once (a
    fork, exec and exit of one short process are only a handful).
    The eBPF sensor gathers in the kernel instead (a record wakes us at most
-   every DE_BPFEVENTS_WAKE_GAP_US, 6 ms: sensor.bpf.c), with no sleep here:
-   after a read that brought events the next poll waits
-   DE_BPFEVENTS_BUSY_POLL_MS at most, for the records written since without
-   a wake-up. */
+   every wake gap: sensor.bpf.c), with no sleep here: after a read that
+   brought events the next poll waits de_bpfevents_busy_poll_ms at most,
+   for the records written since without a wake-up.  Every SOURCE_ADAPT_MS
+   while events come, the gap follows the host's idle CPU over that while
+   (bpfevents.h: 8 ms with idle time, 4 ms on saturated CPUs). */
 #define SOURCE_WINDOW_MS   10
 #define SOURCE_BUSY_EVENTS 16
 #define SOURCE_GATHER_US   1000
+#define SOURCE_ADAPT_MS	   1000
 
 /* What waiting for the source's descriptor (source_wait) ended with. */
 enum source_woke {
@@ -210,13 +212,37 @@ static int follow_bpf(struct procmond_source *s, struct counted *cnt, int (*flus
 		      void *ctx)
 {
 	bool read_some = false;
+	struct de_cpu_sample cpu = {0}, now_cpu;
+	bool have_cpu = de_cpu_sample_read(&cpu) == 0;
+	int64_t cpu_at = de_mono_ms(), next_adapt = cpu_at + SOURCE_ADAPT_MS;
 	int rc = 0;
 
 	while (!procmond_stop && rc == 0) {
 		struct de_error err = {0};
 		size_t before = cnt->n;
+		int64_t t = de_mono_ms();
+		if (read_some && t >= next_adapt) {
+			/* the wake gap for the host's CPU since the last look (a
+			   look older than two whiles, after a quiet spell, is
+			   only taken again) */
+			uint32_t was = de_bpfevents_wake_gap_us(s->bpf), gap = was;
+			if (de_cpu_sample_read(&now_cpu) == 0) {
+				if (have_cpu && t - cpu_at <= 2 * SOURCE_ADAPT_MS)
+					gap = de_bpfevents_gap_for_cpu(was, &cpu, &now_cpu);
+				cpu = now_cpu;
+				cpu_at = t;
+				have_cpu = true;
+			}
+			if (gap != was) {
+				de_bpfevents_set_wake_gap(s->bpf, gap);
+				de_log_debug("eBPF sensor: wake gap %u ms (the host's CPU %s)",
+					     gap / 1000,
+					     gap > was ? "has idle time" : "is saturated");
+			}
+			next_adapt = t + SOURCE_ADAPT_MS;
+		}
 		int woke = source_wait(de_bpfevents_fd(s->bpf),
-				       read_some ? DE_BPFEVENTS_BUSY_POLL_MS : 200);
+				       read_some ? de_bpfevents_busy_poll_ms(s->bpf) : 200);
 
 		if (woke < 0)
 			return woke;
