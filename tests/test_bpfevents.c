@@ -377,6 +377,8 @@ static void test_wake_gap_policy(void **state)
 	assert_int_equal(de_cpu_sample_parse("cpu0 1 2 3 4 5 6 7 8", &a), -EBADMSG);
 	assert_int_equal(de_cpu_sample_parse("cpu 1 2 3", &a), -EBADMSG);
 	assert_int_equal(de_cpu_sample_parse("", &a), -EBADMSG);
+	assert_int_equal(de_cpu_sample_parse("cpu 1 2 3 4x 5 6 7 8", &a), -EBADMSG);
+	assert_int_equal(de_cpu_sample_parse("cpu 1 2 3 -4 5 6 7 8", &a), -EBADMSG);
 	/* this host's */
 	assert_int_equal(de_cpu_sample_read(&a), 0);
 	assert_true(a.total > 0 && a.idle <= a.total);

@@ -75,13 +75,24 @@ int de_bpfevents_busy_poll_ms(const struct de_bpfevents *ev)
 
 int de_cpu_sample_parse(const char *text, struct de_cpu_sample *s)
 {
-	unsigned long long v[8];
+	const char *p = text + 4;
+	uint64_t v[8];
 
 	/* "cpu" and at least the eight fields every kernel since 2.6.11 has */
-	if (strncmp(text, "cpu ", 4) != 0 ||
-	    sscanf(text + 4, "%llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
-		   &v[4], &v[5], &v[6], &v[7]) != 8)
+	if (strncmp(text, "cpu ", 4) != 0)
 		return -EBADMSG;
+	for (int i = 0; i < 8; i++) {
+		char *end;
+		while (*p == ' ')
+			p++;
+		if (*p < '0' || *p > '9')
+			return -EBADMSG;
+		errno = 0;
+		v[i] = strtoull(p, &end, 10);
+		if (errno || (*end != ' ' && *end != '\n' && *end != '\0'))
+			return -EBADMSG;
+		p = end;
+	}
 	s->idle = v[3] + v[4];
 	s->total = 0;
 	for (int i = 0; i < 8; i++)

@@ -227,7 +227,7 @@ static int follow_bpf(struct procmond_source *s, struct counted *cnt, int (*flus
 			   only taken again) */
 			uint32_t was = de_bpfevents_wake_gap_us(s->bpf), gap = was;
 			if (de_cpu_sample_read(&now_cpu) == 0) {
-				if (have_cpu && t - cpu_at <= 2 * SOURCE_ADAPT_MS)
+				if (have_cpu && t - cpu_at <= 2 * (int64_t)SOURCE_ADAPT_MS)
 					gap = de_bpfevents_gap_for_cpu(was, &cpu, &now_cpu);
 				cpu = now_cpu;
 				cpu_at = t;
