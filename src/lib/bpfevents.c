@@ -510,13 +510,18 @@ struct loaded {
  * DE_BPF_ENV_NAMES, or a name too long): then none, and user space reads
  * the environment from /proc as the record says.
  */
+/* The wake gap an open with o loads (us). */
+static uint32_t load_gap_us(const struct de_bpfevents_options *o)
+{
+	return o->wake_gap_us ? o->wake_gap_us : DE_BPFEVENTS_WAKE_GAP_US;
+}
+
 static void set_settings(const struct de_bpfevents_options *o, struct de_bpf_settings *s)
 {
 	bool fit = o->nenv_names <= DE_BPF_ENV_NAMES;
 
 	memset(s, 0, sizeof(*s));
-	s->wake_gap_ns =
-		(uint64_t)(o->wake_gap_us ? o->wake_gap_us : DE_BPFEVENTS_WAKE_GAP_US) * 1000;
+	s->wake_gap_ns = (uint64_t)load_gap_us(o) * 1000;
 	s->argv_max = o->argv_max;
 	for (size_t i = 0; fit && i < o->nenv_names; i++)
 		fit = strlen(o->env_names[i]) < DE_BPF_ENV_NAME && o->env_names[i][0];
@@ -759,7 +764,7 @@ int de_bpfevents_open(const struct de_bpfevents_options *o, struct de_bpfevents 
 	if (!(ev = calloc(1, sizeof(*ev))))
 		return de_error_set(err, DE_ERR_IO, ENOMEM, "out of memory");
 	ev->map_fd = -1;
-	ev->load_gap_us = o->wake_gap_us ? o->wake_gap_us : DE_BPFEVENTS_WAKE_GAP_US;
+	ev->load_gap_us = load_gap_us(o);
 	de_bpf_clock_now(&ev->clk);
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
 		rc = de_error_set(err, DE_ERR_IO, errno, "cannot load the eBPF sensor: %s",
