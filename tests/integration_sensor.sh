@@ -6,7 +6,8 @@
 #      by `procmond --events` with their full argv, image and parent; and
 #      through the agent each is stored and the single-process rules run on
 #      it (one marker alert per run); the sensor's wake gap is 8 ms while
-#      the host has idle CPU and 4 ms when every core is busy;
+#      the host has idle CPU and 4 ms when every core is busy, and a burst
+#      shorter than a second after a quiet spell gets its gap too;
 #   2. faults, each a clear log line, the netlink fallback (or none when
 #      event_source is ebpf), the reason in procmond's HELLO as the agent
 #      logs it, never a crash: no BTF, a program the verifier refuses, a
@@ -242,6 +243,24 @@ else
 	check "wake gap: 4 ms when every core is busy" \
 		gap_now "wake gap 4 ms (the host's CPU is saturated)"
 	wait "$sp"
+	stop_loops
+	# after a quiet spell procmond's first look at a burst comes a fifth
+	# of a second in (SOURCE_ADAPT_FIRST_MS), not a second: a burst
+	# shorter than a second (15 runs, 20 ms apart) still gets its gap.
+	# Each burst follows 3 s of quiet, so the look before it is stale.
+	burst_gap=""
+	for _ in 1 2 3; do
+		sleep 3
+		for _ in $(seq 15); do /bin/true "$mark-burst"; sleep 0.02; done
+		sleep 0.3
+		if [ "$(grep -- "wake gap" "$tmp/sat.err" | tail -1 | sed 's/.*eBPF sensor: //')" = \
+			"wake gap 8 ms (the host's CPU has idle time)" ]; then
+			burst_gap=8
+			break
+		fi
+	done
+	check "wake gap: a burst under a second after a quiet spell gets 8 ms on idle cores" \
+		test "$burst_gap" = 8
 fi
 stop_loops
 stop_agent
