@@ -36,7 +36,7 @@ enum de_blake3_impl {
 	DE_BLAKE3_PORTABLE,
 	DE_BLAKE3_SSE41,
 	DE_BLAKE3_AVX2,
-	DE_BLAKE3_AVX512, /* AVX2 lanes with AVX-512VL rotations */
+	DE_BLAKE3_AVX512, /* 16 lanes in 512-bit registers (AVX-512F and VL) */
 	DE_BLAKE3_IMPL_MAX
 };
 

@@ -1,17 +1,17 @@
 /*
- * blake3_avx512.c — BLAKE3's "hash many" eight inputs at a time in 256-bit
- * registers with AVX-512VL's rotate instructions (compiled with -mavx512f
- * -mavx512vl; blake3.c calls it only when the CPU has both).  Same body and
- * lanes as blake3_avx2.c; fewer than eight inputs left go to the AVX2 code.
+ * blake3_avx512.c — BLAKE3's "hash many" sixteen inputs at a time in 512-bit
+ * registers (compiled with -mavx512f -mavx512vl; blake3.c calls it only
+ * when the CPU has both): the body of blake3_simd.h over blake3_vec512.h.
+ * Fewer than sixteen inputs left go to the eight-lane AVX-512VL code
+ * (blake3_avx512vl.c).
  */
 #include "blake3_int.h"
 
 #if defined(__x86_64__) || defined(__i386__)
-#define B3_NATIVE_ROTATE
-#include "blake3_vec256.h"
+#include "blake3_vec512.h"
 
 #define HASH_MANY_NAME de_b3_hash_many_avx512
-#define TAIL_FN	       de_b3_hash_many_avx2
+#define TAIL_FN	       de_b3_hash_many_avx512vl
 #include "blake3_simd.h"
 
 #endif /* elsewhere blake3.c uses the portable code for this path */

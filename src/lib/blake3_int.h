@@ -1,8 +1,9 @@
 /*
  * blake3_int.h — what blake3.c shares with its SIMD files (blake3_sse41.c,
- * blake3_avx2.c): the spec's constants and the one operation they speed
- * up, "hash many": N equal-length inputs (whole chunks, or parent blocks)
- * compressed side by side into N chaining values.
+ * blake3_avx2.c, blake3_avx512vl.c, blake3_avx512.c): the spec's constants
+ * and the one operation they speed up, "hash many": N equal-length inputs
+ * (whole chunks, or parent blocks) compressed side by side into N chaining
+ * values.
  */
 #ifndef DAEMONEYE_BLAKE3_INT_H
 #define DAEMONEYE_BLAKE3_INT_H
@@ -73,6 +74,7 @@ typedef void (*b3_hash_many_fn)(B3_HASH_MANY_ARGS);
 void de_b3_hash_many_portable(B3_HASH_MANY_ARGS);
 void de_b3_hash_many_sse41(B3_HASH_MANY_ARGS);
 void de_b3_hash_many_avx2(B3_HASH_MANY_ARGS);
+void de_b3_hash_many_avx512vl(B3_HASH_MANY_ARGS);
 void de_b3_hash_many_avx512(B3_HASH_MANY_ARGS);
 
 /*

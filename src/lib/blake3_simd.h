@@ -5,8 +5,9 @@
  *
  *   VEC, DEGREE (inputs per vector), v_add, v_xor, v_set1, v_loadu,
  *   v_storeu, v_rot16, v_rot12, v_rot8, v_rot7, v_transpose(VEC r[DEGREE])
- *   (r[i] word j <-> r[j] word i), HASH_MANY_NAME (the function defined)
- *   and TAIL_FN (what hashes the last n % DEGREE inputs).
+ *   (r[i] word j <-> r[j] word i), with DEGREE 16 v_store_cv (a vector's
+ *   first eight words out), HASH_MANY_NAME (the function defined) and
+ *   TAIL_FN (what hashes the last n % DEGREE inputs).
  *
  * Lane i of every vector belongs to input i: word w of the state of all
  * DEGREE inputs sits in one vector, so the spec's G runs on DEGREE inputs
@@ -88,6 +89,19 @@ static void simd_hash_group(const uint8_t *const *inputs, size_t blocks, const u
 		for (int i = 0; i < 8; i++)
 			h[i] = v_xor(v[i], v[i + 8]);
 	}
+#if DEGREE > 8
+	/* back to one CV per input: the eight state words as the first rows
+	   of a transpose (the rest is not stored), the first eight words of
+	   each row out (v_store_cv) */
+	{
+		VEC r[DEGREE];
+		for (int j = 0; j < DEGREE; j++)
+			r[j] = h[j % 8];
+		v_transpose(r);
+		for (int i = 0; i < DEGREE; i++)
+			v_store_cv(out + 32 * i, r[i]);
+	}
+#else
 	/* back to one CV per input: words 0..DEGREE-1 first, then the rest */
 	for (int q = 0; q < 8 / DEGREE; q++) {
 		VEC r[DEGREE];
@@ -97,6 +111,7 @@ static void simd_hash_group(const uint8_t *const *inputs, size_t blocks, const u
 		for (int i = 0; i < DEGREE; i++)
 			v_storeu(out + 32 * i + (size_t)q * DEGREE * 4, r[i]);
 	}
+#endif
 }
 
 void HASH_MANY_NAME(const uint8_t *const *inputs, size_t n, size_t blocks, const uint32_t key[8],

@@ -1,6 +1,6 @@
 /*
  * blake3_vec256.h — 256-bit vector operations (eight 32-bit lanes) for
- * blake3_simd.h, shared by blake3_avx2.c and blake3_avx512.c; the latter
+ * blake3_simd.h, shared by blake3_avx2.c and blake3_avx512vl.c; the latter
  * defines B3_NATIVE_ROTATE for AVX-512VL's one-instruction rotations.
  */
 #include <immintrin.h>
