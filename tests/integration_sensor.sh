@@ -217,10 +217,12 @@ stream() { # stream TAG SECONDS: /bin/true about 50 times a second
 	local end=$((SECONDS + $2))
 	while [ "$SECONDS" -lt "$end" ]; do /bin/true "$mark-$1"; sleep 0.02; done
 }
+last_gap() { # procmond's last wake gap change, as logged
+	grep -- "wake gap" "$tmp/sat.err" | tail -1 | sed 's/.*eBPF sensor: //'
+}
 gap_now() { # gap_now LINE: until procmond's last wake gap change is LINE (about 10 s)
 	for _ in $(seq 200); do
-		[ "$(grep -- "wake gap" "$tmp/sat.err" | tail -1 | sed 's/.*eBPF sensor: //')" = "$1" ] &&
-			return 0
+		[ "$(last_gap)" = "$1" ] && return 0
 		sleep 0.05
 	done
 	return 1
@@ -253,8 +255,7 @@ else
 		sleep 3
 		for _ in $(seq 15); do /bin/true "$mark-burst"; sleep 0.02; done
 		sleep 0.3
-		if [ "$(grep -- "wake gap" "$tmp/sat.err" | tail -1 | sed 's/.*eBPF sensor: //')" = \
-			"wake gap 8 ms (the host's CPU has idle time)" ]; then
+		if [ "$(last_gap)" = "wake gap 8 ms (the host's CPU has idle time)" ]; then
 			burst_gap=8
 			break
 		fi

@@ -504,18 +504,18 @@ struct loaded {
 };
 #define LOADED_FDS_MAX (2 + 8)
 
-/*
- * The program's settings from o: the argv bound and the environment
- * variables to look for, unless they do not fit (more than
- * DE_BPF_ENV_NAMES, or a name too long): then none, and user space reads
- * the environment from /proc as the record says.
- */
 /* The wake gap an open with o loads (us). */
 static uint32_t load_gap_us(const struct de_bpfevents_options *o)
 {
 	return o->wake_gap_us ? o->wake_gap_us : DE_BPFEVENTS_WAKE_GAP_US;
 }
 
+/*
+ * The program's settings from o: the wake gap, the argv bound and the
+ * environment variables to look for, unless they do not fit (more than
+ * DE_BPF_ENV_NAMES, or a name too long): then none, and user space reads
+ * the environment from /proc as the record says.
+ */
 static void set_settings(const struct de_bpfevents_options *o, struct de_bpf_settings *s)
 {
 	bool fit = o->nenv_names <= DE_BPF_ENV_NAMES;
