@@ -3,7 +3,9 @@
  * exec in place, pid reuse, exit, unknown pids, stale events ignored, a
  * full scan afterwards agrees, a bad event rolls the whole batch back
  * (memory and file alike), the index reloaded after a restart, read-only
- * stores refuse.
+ * stores refuse; batches held open for one commit (de_store_hold_batches)
+ * read through the shared cache before it, committed by any other write,
+ * rolled back together and said so.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -24,6 +26,9 @@
 #include "testutil.h"
 #include "store_fixtures.h"
 #include "store_int.h" /* store_fold_wal */
+#include "daemoneye/clock.h"
+#include "daemoneye/detect.h"
+#include "daemoneye/validator.h"
 
 static void events_ok(struct de_store *s, int64_t scan, const struct de_process_event *ev, size_t n)
 {
@@ -587,6 +592,175 @@ static void test_failed_statement_rolls_back(void **state)
 	free(path);
 }
 
+/* A store whose writer shares its cache (as the agent's), holding batches. */
+static struct de_store *open_shared(const char *path, int64_t hold_ms)
+{
+	struct de_store_config cfg = {.path = path,
+				      .max_size_mb = 100,
+				      .wal_mode = true,
+				      .max_connections = 1,
+				      .sample_interval_s = 3600,
+				      .shared_cache = true};
+	struct de_store *s = NULL;
+	struct de_error e = {0};
+	if (de_store_open(&cfg, &s, &e) < 0)
+		fail_msg("open %s: %s", path, e.message);
+	de_store_hold_batches(s, hold_ms);
+	return s;
+}
+
+/* Another process's view: a connection of its own (committed rows only). */
+static sqlite3 *outside(const char *path)
+{
+	sqlite3 *db = NULL;
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	return db;
+}
+
+static void batch_ok(struct de_store *s, int64_t now, struct de_process_event *ev, size_t n)
+{
+	struct de_error e = {0};
+	int64_t scan;
+	if (de_store_event_scan(s, now, ev, n, &scan, &e) < 0)
+		fail_msg("batch: %s", e.message);
+}
+
+static void test_held_batches(void **state)
+{
+	(void)state;
+	char *path = db_path("held.sqlite");
+	struct de_store *s = open_shared(path, 3600 * 1000);
+	struct de_process_record base[EV_BASE], y[6];
+	struct de_process_event ev[2];
+	struct de_validator *v = de_validator_new();
+	struct de_engine *eng = NULL;
+	struct de_error e = {0};
+	int64_t scan = 0;
+
+	ev_base(base, 10000, 1);
+	store_ok(s, base, EV_BASE);
+	assert_int_equal(de_store_held_take(s), DE_STORE_HELD_NONE);
+	assert_true(de_store_held_due(s) == INT64_MAX);
+	assert_non_null(de_store_shared_vfs(s));
+	assert_non_null(v);
+	if (de_engine_open_shared(path, de_store_shared_vfs(s), v, &eng, &e) < 0)
+		fail_msg("engine: %s", e.message);
+	sqlite3 *rules = de_engine_db(eng), *other = outside(path);
+
+	/* two batches held: the rules' connection reads them, nobody else */
+	mk(&y[0], 80, 20000, 20000, 0);
+	ev[0] = exec_ev(80, 20000, &y[0]);
+	int64_t t0 = de_mono_ms();
+	batch_ok(s, 20001, ev, 1);
+	assert_int_equal(de_store_held_take(s), DE_STORE_HELD_OPEN);
+	assert_true(de_store_held_due(s) >= t0 + 3600 * 1000);
+	mk(&y[1], 81, 20010, 20010, 0);
+	ev[0] = exec_ev(81, 20010, &y[1]);
+	ev[1] = exit_ev(80, 20011);
+	batch_ok(s, 20012, ev, 2);
+	assert_int_equal(count(rules, "SELECT count(*) FROM processes WHERE pid = 81"), 1);
+	assert_int_equal(count(rules, "SELECT count(*) FROM process_instances WHERE pid = 80"
+				      " AND exited_at = 20011"),
+			 1);
+	assert_int_equal(count(other, "SELECT count(*) FROM processes WHERE pid IN (80, 81)"), 0);
+	assert_int_equal(count(other, "SELECT count(*) FROM process_instances WHERE pid = 80"), 0);
+	/* committed: everyone sees both */
+	if (de_store_commit_held(s, &e) < 0)
+		fail_msg("commit: %s", e.message);
+	assert_int_equal(de_store_held_take(s), DE_STORE_HELD_NONE);
+	assert_true(de_store_held_due(s) == INT64_MAX);
+	assert_int_equal(count(other, "SELECT count(*) FROM processes WHERE pid = 81"), 1);
+	assert_int_equal(count(other, "SELECT count(*) FROM process_instances WHERE pid = 80"
+				      " AND exited_at = 20011"),
+			 1);
+	assert_int_equal(count(other, "SELECT count(*) FROM scans WHERE source = 'event'"), 2);
+
+	/* a batch that fails takes the held one with it, and says so once */
+	mk(&y[2], 82, 20020, 20020, 0);
+	ev[0] = exec_ev(82, 20020, &y[2]);
+	batch_ok(s, 20021, ev, 1);
+	int64_t inst3 = count(de_store_db(s), "SELECT instance_id FROM processes WHERE pid = 3");
+	char sql[256];
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO process_instances(id, pid, name, command_line, argv_json,"
+		 " accessible, file_exists, first_seen, last_seen) VALUES(%lld, 3, 'planted',"
+		 " '', '[]', 1, 1, 1, 1)",
+		 (long long)inst3);
+	/* committed on its own, then the pid-3 collision planted (as above) */
+	assert_int_equal(de_store_commit_held(s, &e), 0);
+	assert_int_equal(de_store_held_take(s), DE_STORE_HELD_NONE);
+	assert_int_equal(count(other, "SELECT count(*) FROM processes WHERE pid = 82"), 1);
+	assert_int_equal(sqlite3_exec(de_store_db(s), sql, NULL, NULL, NULL), SQLITE_OK);
+	mk(&y[3], 83, 20030, 20030, 0);
+	ev[0] = exec_ev(83, 20030, &y[3]);
+	batch_ok(s, 20031, ev, 1); /* held */
+	assert_int_equal(de_store_held_take(s), DE_STORE_HELD_OPEN);
+	ev[0] = exit_ev(3, 20040); /* its instance id is taken: the batch fails */
+	assert_true(de_store_event_scan(s, 20041, ev, 1, &scan, &e) < 0);
+	assert_int_equal(de_store_held_take(s), DE_STORE_HELD_LOST);
+	assert_int_equal(de_store_held_take(s), DE_STORE_HELD_NONE);
+	assert_int_equal(count(rules, "SELECT count(*) FROM processes WHERE pid = 83"), 0);
+	assert_int_equal(count(de_store_db(s), "SELECT count(*) FROM processes WHERE pid = 83"), 0);
+	/* applied again (the index reloaded from the file), with the bad one mended */
+	assert_int_equal(sqlite3_exec(de_store_db(s), "DELETE FROM process_instances WHERE name ="
+						      " 'planted'",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	ev[0] = exec_ev(83, 20030, &y[3]);
+	ev[1] = exit_ev(3, 20040);
+	batch_ok(s, 20042, ev, 2);
+	assert_int_equal(count(rules, "SELECT count(*) FROM processes WHERE pid IN (3, 83)"), 1);
+
+	/* any other write commits what is held first: a full scan ... */
+	assert_int_equal(de_store_held_take(s), DE_STORE_HELD_OPEN);
+	assert_int_equal(count(other, "SELECT count(*) FROM processes WHERE pid = 83"), 0);
+	if (de_store_checkpoint(s, 0, &e) < 0)
+		fail_msg("checkpoint: %s", e.message);
+	assert_int_equal(de_store_held_take(s), DE_STORE_HELD_NONE);
+	assert_int_equal(count(other, "SELECT count(*) FROM processes WHERE pid = 83"), 1);
+	assert_int_equal(count(other, "SELECT count(*) FROM process_instances WHERE pid = 3"
+				      " AND exited_at = 20040"),
+			 1);
+	/* ... and closing */
+	ev[0] = exit_ev(83, 20050);
+	batch_ok(s, 20051, ev, 1);
+	assert_int_equal(de_store_held_take(s), DE_STORE_HELD_OPEN);
+	de_engine_close(eng);
+	de_store_close(s);
+	assert_int_equal(count(other, "SELECT count(*) FROM process_instances WHERE pid = 83"
+				      " AND exited_at = 20050"),
+			 1);
+	assert_integrity(other);
+
+	/* the batch that comes hold_ms after the first commits them all */
+	s = open_shared(path, 20);
+	mk(&y[4], 90, 30000, 30000, 0);
+	ev[0] = exec_ev(90, 30000, &y[4]);
+	batch_ok(s, 30001, ev, 1);
+	assert_int_equal(de_store_held_take(s), DE_STORE_HELD_OPEN);
+	usleep(30 * 1000);
+	ev[0] = exit_ev(90, 30010);
+	batch_ok(s, 30011, ev, 1);
+	assert_int_equal(de_store_held_take(s), DE_STORE_HELD_NONE);
+	assert_int_equal(count(other, "SELECT count(*) FROM process_instances WHERE pid = 90"
+				      " AND exited_at = 30010"),
+			 1);
+	/* without a hold every batch commits (the default) */
+	de_store_hold_batches(s, 0);
+	mk(&y[5], 91, 30020, 30020, 0);
+	ev[0] = exec_ev(91, 30020, &y[5]);
+	batch_ok(s, 30021, ev, 1);
+	assert_int_equal(de_store_held_take(s), DE_STORE_HELD_NONE);
+	assert_int_equal(count(other, "SELECT count(*) FROM processes WHERE pid = 91"), 1);
+	de_store_close(s);
+	sqlite3_close(other);
+	de_validator_free(v);
+	for (int i = 0; i < 6; i++)
+		de_process_record_clear(&y[i]);
+	clear_many(base, EV_BASE);
+	free(path);
+}
+
 /*
  * The writer's side of store_fold_wal's passes: a transaction the writer
  * holds open while a pass runs, committed after it (between), and another
@@ -706,6 +880,7 @@ int main(void)
 		cmocka_unit_test(test_wal_kept_small),
 		cmocka_unit_test(test_full_disk_gives_back),
 		cmocka_unit_test(test_failed_statement_rolls_back),
+		cmocka_unit_test(test_held_batches),
 		cmocka_unit_test(test_checkpointer_catches_up),
 		cmocka_unit_test(test_state_every_lag),
 		cmocka_unit_test(test_state_after_crash),

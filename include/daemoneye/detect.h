@@ -70,6 +70,14 @@ struct de_engine;
 /* Open an engine on the event store file db_path (read-only sandbox). */
 int de_engine_open(const char *db_path, struct de_validator *v, struct de_engine **out,
 		   struct de_error *err);
+/*
+ * Open an engine on the shared cache of the store writing db_path in this
+ * process (vfs: de_store_shared_vfs; NULL opens as de_engine_open does):
+ * its rules read the event batches the writer holds uncommitted
+ * (de_store_hold_batches).  See de_validator_open_db_shared.
+ */
+int de_engine_open_shared(const char *db_path, const char *vfs, struct de_validator *v,
+			  struct de_engine **out, struct de_error *err);
 void de_engine_close(struct de_engine *e);
 /* The sandbox connection (borrowed), e.g. for `daemoneye-cli query`. */
 sqlite3 *de_engine_db(struct de_engine *e);

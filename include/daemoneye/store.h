@@ -92,6 +92,14 @@ struct de_store_config {
 	uint64_t min_free_bytes;
 	/* Free bytes for unprivileged users where path is (NULL: statvfs; tests inject theirs). */
 	uint64_t (*free_bytes)(const char *path);
+	/*
+	 * Open the writer's connection in SQLite's shared-cache mode, so that
+	 * a connection of this process opened on the same cache
+	 * (de_store_shared_vfs, de_engine_open_shared) with read_uncommitted
+	 * reads what this one has not committed yet: the rules over event
+	 * batches a transaction holds open (de_store_hold_batches).
+	 */
+	bool shared_cache;
 };
 
 struct de_store;
@@ -206,10 +214,48 @@ int de_store_apply_events(struct de_store *s, int64_t scan_id, const struct de_p
 			  size_t n, struct de_error *err);
 
 /*
+ * Group commit of event batches.  With ms > 0, a batch of
+ * de_store_event_scan or de_store_apply_events does not commit: its
+ * transaction stays open ("held") for the batches after it, and the batch
+ * that comes ms or more after the first of them commits them all.  Any
+ * other write of this store (a full scan, retention, the outbox, the
+ * spool, a checkpoint, closing) commits what is held first.  Until then
+ * only this connection, and connections sharing its cache with
+ * read_uncommitted, see the held rows; another process sees them at the
+ * commit.  A failure of a later batch, or of the commit, rolls them all
+ * back: de_store_held_take then says so once, and the caller applies
+ * them again.  0 (the default): every batch commits.
+ */
+void de_store_hold_batches(struct de_store *s, int64_t ms);
+
+/* When the held batches are due for their commit (monotonic ms; INT64_MAX: none held). */
+int64_t de_store_held_due(const struct de_store *s);
+
+/* Commit the held batches now, if any (0 if none).  On failure they are rolled back. */
+int de_store_commit_held(struct de_store *s, struct de_error *err);
+
+enum de_store_held {
+	DE_STORE_HELD_NONE, /* nothing held: every batch applied is committed */
+	DE_STORE_HELD_OPEN, /* batches are held, not yet committed */
+	DE_STORE_HELD_LOST, /* held batches were rolled back since the last call */
+};
+
+/* What became of the held batches; LOST is said once, then NONE or OPEN. */
+enum de_store_held de_store_held_take(struct de_store *s);
+
+/*
+ * The VFS name the writer was opened with when its cache is shared
+ * (de_store_config.shared_cache): a connection opened on the store's path
+ * with it and SQLITE_OPEN_SHAREDCACHE shares the cache.  NULL when not shared.
+ */
+const char *de_store_shared_vfs(const struct de_store *s);
+
+/*
  * The event path's batch in one transaction: a finished scan of source
  * "event" (its process_count the execs that carry a record) and
- * de_store_apply_events over it, committed together; its id in *scan_id.
- * 0, or an error after which nothing of it is in the file.
+ * de_store_apply_events over it, committed together (or held:
+ * de_store_hold_batches); its id in *scan_id.  0, or an error after which
+ * nothing of it (nor of the batches held with it) is in the file.
  */
 int de_store_event_scan(struct de_store *s, int64_t now_ms, const struct de_process_event *ev,
 			size_t n, int64_t *scan_id, struct de_error *err);

@@ -124,6 +124,19 @@ int de_validator_open_db(const struct de_validator *v, const char *path, sqlite3
 			 struct de_error *err);
 
 /*
+ * A sandbox connection on the cache of a store opened with
+ * de_store_config.shared_cache in this process (path its file, vfs
+ * de_store_shared_vfs): with read_uncommitted, so that it reads the rows
+ * the store's writer has not committed yet (de_store_hold_batches).  In
+ * shared-cache mode SQLite does not honour SQLITE_OPEN_READONLY for a
+ * connection that joins a writable cache: what keeps the rules from writing
+ * is the authorizer and sqlite3_stmt_readonly() (above), which refuse every
+ * statement but a SELECT before it is ever run, and query_only.
+ */
+int de_validator_open_db_shared(const struct de_validator *v, const char *path, const char *vfs,
+				sqlite3 **out, struct de_error *err);
+
+/*
  * Prepare sql on a sandbox connection with every check above.  On success
  * *out is a statement ready to bind and step under de_validator_arm().
  */

@@ -44,6 +44,17 @@ struct agent_detection {
 	size_t cached;			 /* rules left out by the last full cycle */
 };
 
+/*
+ * Group commit: the exec path's batches (one every few ms under a stream of
+ * executions) are committed together, at most this long after the first of
+ * them (de_store_hold_batches); the rules read them before, through the
+ * store's shared cache (de_engine_open_shared).  A tenth of the worker's
+ * CPU at 1,000 execs/s (docs/perf.md, stop 30).
+ */
+#define AGENT_BATCH_COMMIT_MS 48
+/* ... and at most this many events of the queue's head (AGENT_EVENTS_READY) */
+#define AGENT_HELD_EVENTS_MAX 128
+
 /* The exec path folds the store's WAL into the file beyond this size. */
 #define AGENT_WAL_CHECKPOINT_BYTES (4u << 20)
 
@@ -203,6 +214,14 @@ int64_t agent_execpath_due(struct agent *ag, int64_t now, bool *batching);
  * refuses batches (they are tried again as usual).
  */
 void agent_execpath_flush(struct agent *ag);
+/* The events queued and not applied yet (those of held batches are applied). */
+size_t agent_execpath_pending(const struct agent *ag);
+/*
+ * Commit the event batches the store holds (AGENT_BATCH_COMMIT_MS) now, and
+ * drop their events from the queue; rolled back, they wait for the store
+ * as a refused batch does.  The worker's loop calls it at their deadline.
+ */
+void agent_execpath_commit(struct agent *ag);
 
 /*
  * Set r's user_name and group_name facts from its effective ids, through

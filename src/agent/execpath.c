@@ -137,21 +137,83 @@ static int64_t queue_due(struct agent *ag, const struct execcut_count *c, int64_
 {
 	int64_t due = execcut_due(c, ag->exits_since, now), w = INT64_MAX;
 
-	if (c->active && (w = execwait_due(&ag->exec_wait, ag->pm.queue, ag->pm.nqueue, now)) < due)
+	if (c->active && (w = execwait_due(&ag->exec_wait, ag->pm.queue + ag->pm.applied,
+					   ag->pm.nqueue - ag->pm.applied, now)) < due)
 		due = w;
 	if (wait)
 		*wait = w; /* the fuller batch's wait alone (INT64_MAX: none) */
 	return due;
 }
 
+/*
+ * The events of batches the store holds open (group commit: main.c sets
+ * AGENT_BATCH_COMMIT_MS) stay at the queue's head, counted in
+ * ch->applied, until the store commits them: then they go.  If it rolled
+ * them back (a later batch failed, or the commit: a full disk), they are
+ * pending again, the store is treated as refusing batches (retried each
+ * second, every batch committed at once), and they go again with the next
+ * batch, evaluated again (an alert is state: raised once).  Returns the
+ * events pending (queued, not applied); *lost when they were rolled back.
+ */
+static size_t held_settle(struct agent *ag, bool *lost)
+{
+	struct procmond_chan *ch = &ag->pm;
+	int64_t t;
+
+	if (lost)
+		*lost = false;
+	switch (de_store_held_take(ag->store)) {
+	case DE_STORE_HELD_OPEN:
+		break;
+	case DE_STORE_HELD_LOST:
+		t = de_mono_ms();
+		if (!ag->events_failing_since) {
+			de_log_warnx("applying process events: %zu of them, in batches not yet "
+				     "committed, were rolled back: they wait for the store (tried "
+				     "again every second)",
+				     ch->applied);
+			ag->events_failing_since = t;
+		}
+		ag->events_next_try = t + EXEC_RETRY_MS;
+		ch->applied = 0;
+		if (lost)
+			*lost = true;
+		break;
+	case DE_STORE_HELD_NONE:
+		agent_events_shift(ch, ch->applied); /* committed */
+		break;
+	}
+	return ch->nqueue - ch->applied;
+}
+
+/* Commit the held batches; true when they were rolled back instead. */
+static bool commit_held(struct agent *ag)
+{
+	struct de_error err = {0};
+	bool lost;
+
+	if (de_store_commit_held(ag->store, &err) < 0 && !ag->events_failing_since) {
+		de_error_prefix(&err, "applying process events: ");
+		de_log_err(&err); /* once: then the store refuses batches (held_settle) */
+	}
+	held_settle(ag, &lost);
+	return lost;
+}
+
+void agent_execpath_commit(struct agent *ag)
+{
+	(void)commit_held(ag);
+}
+
 size_t agent_execpath_run(struct agent *ag)
 {
 	struct procmond_chan *ch = &ag->pm;
-	struct de_process_event *q = ch->queue;
-	size_t n = ch->nqueue, now;
+	size_t n = held_settle(ag, NULL), now;
+	struct de_process_event *q = ch->queue + ch->applied;
 	int64_t t = de_mono_ms();
 	struct de_error err = {0};
 	struct execcut_count c;
+	bool lost;
 
 	if (!n) {
 		ag->exits_since = 0;
@@ -170,16 +232,19 @@ size_t agent_execpath_run(struct agent *ag)
 	   goes with them (their deadline cuts the wait short) */
 	if (!release && !exits_forced(ag) && queue_due(ag, &c, t, NULL) > t)
 		return n;
-	now = execcut_cut(q, n, release);
-	if (now && apply_events(ag, q, now, &err) < 0) {
-		/* a batch the store refuses stays queued, with everything after it */
+	if (!(now = execcut_cut(q, n, release)))
+		return n;
+	if (apply_events(ag, q, now, &err) < 0) {
+		/* a batch the store refuses stays queued, with everything after it
+		   (and the batches held with it: rolled back, they go again too) */
 		if (!ag->events_failing_since) {
 			de_log_err(&err);
 			de_log_warnx("%zu process events wait for the store (tried again every "
 				     "second)",
-				     n);
+				     ch->nqueue);
 			ag->events_failing_since = t;
 		}
+		n = held_settle(ag, NULL);
 		ag->events_next_try = t + EXEC_RETRY_MS;
 		if (t - ag->events_failing_since < EXEC_GIVE_UP_MS)
 			return n;
@@ -188,18 +253,32 @@ size_t agent_execpath_run(struct agent *ag)
 			     "next full scan reconciles them",
 			     now, EXEC_GIVE_UP_MS / 1000);
 		ch->events_dropped += now;
-	} else if (now && ag->events_failing_since) {
-		de_log_info("the store takes process events again (after %lld ms)",
-			    (long long)(t - ag->events_failing_since));
+		agent_events_shift(ch, now); /* the head: the batch tried last */
+	} else {
+		ch->applied += now;
+		/* held no longer than the queue's head can spare, nor when
+		   stopping, before a full scan or while the store refused
+		   batches (exits_forced): committed now */
+		if (ch->applied >= AGENT_HELD_EVENTS_MAX || exits_forced(ag))
+			lost = commit_held(ag);
+		else
+			held_settle(ag, &lost);
+		if (lost)
+			return ch->nqueue - ch->applied; /* rolled back: as a refused batch */
+		if (ag->events_failing_since)
+			de_log_info("the store takes process events again (after %lld ms)",
+				    (long long)(t - ag->events_failing_since));
 	}
-	if (now) {
-		ag->events_failing_since = 0;
-		execwait_applied(&ag->exec_wait, de_mono_ms());
-		if (release)
-			ag->exits_since = 0; /* those left start a new deferral */
-	}
-	agent_events_shift(ch, now);
-	return ch->nqueue;
+	ag->events_failing_since = 0;
+	execwait_applied(&ag->exec_wait, de_mono_ms());
+	if (release)
+		ag->exits_since = 0; /* those left start a new deferral */
+	return held_settle(ag, NULL);
+}
+
+size_t agent_execpath_pending(const struct agent *ag)
+{
+	return ag->pm.nqueue - ag->pm.applied;
 }
 
 void agent_execpath_flush(struct agent *ag)
@@ -207,11 +286,12 @@ void agent_execpath_flush(struct agent *ag)
 	ag->events_flush = true;
 	/* each run takes at least the queue's head unless the store refuses it;
 	   an exit of a process exec'd in a batch goes in the next */
-	while (ag->pm.nqueue && !ag->events_failing_since) {
-		size_t before = ag->pm.nqueue;
-		if (agent_execpath_run(ag) >= before)
+	while (!ag->events_failing_since) {
+		size_t before = agent_execpath_pending(ag);
+		if (!before || agent_execpath_run(ag) >= before)
 			break;
 	}
+	agent_execpath_commit(ag); /* and what was held before (forced, each run commits) */
 	ag->events_flush = false;
 }
 
@@ -220,15 +300,17 @@ int64_t agent_execpath_due(struct agent *ag, int64_t now, bool *batching)
 	struct execcut_count c;
 	int64_t due, wait;
 
+	struct procmond_chan *ch = &ag->pm;
+
 	if (batching)
 		*batching = false;
-	if (!ag->pm.nqueue)
+	if (ch->nqueue <= ch->applied)
 		return INT64_MAX;
 	if (ag->events_failing_since)
 		return ag->events_next_try; /* a refused batch is tried again */
 	if (exits_forced(ag))
 		return now;
-	execcut_count(ag->pm.queue, ag->pm.nqueue, &c);
+	execcut_count(ch->queue + ch->applied, ch->nqueue - ch->applied, &c);
 	due = queue_due(ag, &c, now, &wait);
 	if (batching)
 		*batching = c.active && wait > now;

@@ -168,7 +168,9 @@ int agent_detection_load(struct agent *ag, const struct de_config *cfg, struct a
 		rc = de_error_set(err, DE_ERR_DETECTION, ENOMEM, "out of memory");
 		goto out;
 	}
-	if ((rc = de_engine_open(ag->store_path, d.validator, &d.engine, err)) < 0)
+	/* on the store's cache: the rules read the batches it holds uncommitted */
+	if ((rc = de_engine_open_shared(ag->store_path, de_store_shared_vfs(ag->store), d.validator,
+					&d.engine, err)) < 0)
 		goto out;
 	*det = d;
 	memset(&d, 0, sizeof(d));
@@ -284,6 +286,7 @@ static int setup(struct agent *ag, struct de_error *err)
 				    err)) < 0)
 		return rc;
 	sc.max_connections = (uint32_t)u;
+	sc.shared_cache = true; /* the rules' connection reads held batches (below) */
 	if ((rc = de_config_get_bool(ag->cfg, "collection.connections", &ag->want_conns, err)) <
 		    0 ||
 	    (rc = de_config_get_u64(ag->cfg, "collection.full_refresh_every", &ag->conn_every,
@@ -298,6 +301,7 @@ static int setup(struct agent *ag, struct de_error *err)
 	   the store's, never in an event batch's commit */
 	if ((rc = de_store_background_checkpoints(ag->store, AGENT_WAL_CHECKPOINT_BYTES, err)) < 0)
 		return rc;
+	de_store_hold_batches(ag->store, AGENT_BATCH_COMMIT_MS);
 	de_log_info("event store %s", ag->store_path);
 	if ((rc = agent_detection_load(ag, ag->cfg, &ag->det, err)) < 0)
 		return rc;
@@ -826,6 +830,9 @@ static int worker_loop(struct agent *ag)
 			}
 		}
 		agent_execpath_run(ag); /* those that came during the scan, or were retried */
+		/* the batches held since AGENT_BATCH_COMMIT_MS */
+		if (de_mono_ms() >= de_store_held_due(ag->store))
+			agent_execpath_commit(ag);
 		struct de_error perr = {0};
 		if (de_alertmgr_poll(ag->alerts, &perr) < 0) /* the sinks' outcomes, due retries */
 			de_log_err(&perr);
@@ -844,6 +851,8 @@ static int worker_loop(struct agent *ag)
 		int64_t ev_due = agent_execpath_due(ag, now, &batching);
 		if (until > ev_due) /* after a short wait for more, or a refused batch's retry */
 			until = ev_due;
+		if (until > de_store_held_due(ag->store)) /* the held batches' commit */
+			until = de_store_held_due(ag->store);
 		/*
 		 * While the exec path waits a few ms for a fuller batch
 		 * (execwait.h), procmond's frames wait in the socket: one wake-up
@@ -932,8 +941,9 @@ int worker_main(const struct agent_opts *o)
 		/* stopping: persist what the events said, and give the sinks what is
 		   left of the drain second (SIGALRM ends it); the rest stays pending
 		   in the store for the next run */
-		while (ag.pm.nqueue && !drain_over && !ag.events_failing_since)
+		while (agent_execpath_pending(&ag) && !drain_over && !ag.events_failing_since)
 			agent_execpath_run(&ag);
+		agent_execpath_commit(&ag); /* each run commits when stopping: the rest */
 		if (agent_events_count(&ag.pm))
 			de_log_warnx("%zu process events not stored: the next full scan reconciles",
 				     agent_events_count(&ag.pm));

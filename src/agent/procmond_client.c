@@ -281,6 +281,7 @@ void agent_events_shift(struct procmond_chan *ch, size_t n)
 	if (n && ch->nqueue > n)
 		memmove(ch->queue, ch->queue + n, (ch->nqueue - n) * sizeof(*ch->queue));
 	ch->nqueue -= n;
+	ch->applied = ch->applied > n ? ch->applied - n : 0;
 	ch->queue_heap = ch->nqueue && ch->queue_heap > freed ? ch->queue_heap - freed : 0;
 	if (ch->nbacklog && n)
 		backlog_refill(ch);

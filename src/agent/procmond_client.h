@@ -65,8 +65,12 @@ struct procmond_chan {
 	   (the worker clears it once stored): the next scan asks for
 	   connections again, since it drops what conns held */
 	bool conns_unstored;
-	struct de_process_event *queue; /* owned: events not yet applied, oldest first */
+	struct de_process_event *queue; /* owned: events not yet committed, oldest first */
 	size_t nqueue, capqueue;
+	/* of the queue's head, events applied in event batches the store holds
+	   open (de_store_hold_batches): dropped once committed, applied again
+	   if rolled back (execpath.c) */
+	size_t applied;
 	size_t queue_heap; /* the heap bytes of the queued events' records */
 	size_t queue_max;  /* the bound of capqueue events and queue_heap, bytes (0: default) */
 	size_t queue_peak; /* the most the queue held since the heap was last trimmed */

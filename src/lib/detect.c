@@ -189,8 +189,23 @@ static void cache_clear(struct de_engine *e)
 	pf_clear(&e->pf); /* built from entries that are gone */
 }
 
+static int engine_open(const char *db_path, const char *vfs, struct de_validator *v,
+		       struct de_engine **out, struct de_error *err);
+
 int de_engine_open(const char *db_path, struct de_validator *v, struct de_engine **out,
 		   struct de_error *err)
+{
+	return engine_open(db_path, NULL, v, out, err);
+}
+
+int de_engine_open_shared(const char *db_path, const char *vfs, struct de_validator *v,
+			  struct de_engine **out, struct de_error *err)
+{
+	return engine_open(db_path, vfs, v, out, err);
+}
+
+static int engine_open(const char *db_path, const char *vfs, struct de_validator *v,
+		       struct de_engine **out, struct de_error *err)
 {
 	struct de_engine *e = calloc(1, sizeof(*e));
 	int rc;
@@ -200,16 +215,18 @@ int de_engine_open(const char *db_path, struct de_validator *v, struct de_engine
 	e->v = v;
 	e->prefilter = true;
 	e->pf_slow_us = DE_DETECT_PREFILTER_SLOW_US;
-	if ((rc = de_validator_open_db(v, db_path, &e->db, err)) < 0) {
+	if ((rc = vfs ? de_validator_open_db_shared(v, db_path, vfs, &e->db, err)
+		      : de_validator_open_db(v, db_path, &e->db, err)) < 0) {
 		free(e);
 		return rc;
 	}
 	/* the pid table, on the temp schema (in memory).  Writing it needs
 	   query_only off, for good: toggling that pragma expires every prepared
 	   statement, and re-preparing the rules each batch would cost more than
-	   the table saves.  Nothing validated writes anyway: the main database
-	   is opened read-only, and the authorizer refuses every statement but a
-	   SELECT, every temp table and every CREATE (validator.c). */
+	   the table saves.  Nothing validated writes anyway: the authorizer
+	   refuses every statement but a SELECT, every temp table and every
+	   CREATE (validator.c), and the main database is opened read-only
+	   (unless on the writer's shared cache: de_validator_open_db_shared). */
 	if (sqlite3_exec(e->db,
 			 "PRAGMA query_only=0; CREATE TEMP TABLE " PIDSET
 			 "(pid INTEGER PRIMARY KEY)",

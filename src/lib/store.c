@@ -9,6 +9,7 @@
  * other file uses to step a statement and report a failure.
  */
 #include "store_int.h"
+#include "daemoneye/log.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -510,6 +511,10 @@ int de_store_open(const struct de_store_config *cfg, struct de_store **out, stru
 		goto fail;
 	flags = cfg->read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
 	flags |= SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
+	/* the rules' connection reads the held batches through this cache */
+	s->shared = cfg->shared_cache && !cfg->read_only;
+	if (s->shared)
+		flags |= SQLITE_OPEN_SHAREDCACHE;
 	/* the writer's WAL frames of a commit go to the file in one write */
 	if (sqlite3_open_v2(cfg->path, &s->db, flags, cfg->read_only ? NULL : store_walbuf_vfs()) !=
 	    SQLITE_OK) {
@@ -612,6 +617,8 @@ void de_store_close(struct de_store *s)
 	/* what event batches left unwritten of the snapshot's time (a failure
 	   leaves it as a crash would: up to STORE_STATE_LAG_MS stale) */
 	struct de_error err = {0};
+	if (de_store_commit_held(s, &err) < 0) /* the held event batches */
+		de_log_err(&err);
 	(void)store_flush_state(s, &err);
 	ckpt_stop(s);
 	for (int i = 0; i < ST_MAX; i++)
@@ -710,8 +717,56 @@ int de_store_scan_fail(struct de_store *s, int64_t scan_id, int64_t ended_ms, co
 
 /* ---- transactions --------------------------------------------------------- */
 
+int de_store_commit_held(struct de_store *s, struct de_error *err)
+{
+	int rc;
+
+	if (!s->held)
+		return 0;
+	if (sqlite3_get_autocommit(s->db)) { /* ended behind the store's back: nothing open */
+		s->held = false;
+		return 0;
+	}
+	if ((rc = store_step(s, s->st[ST_COMMIT], err, "cannot commit the held event batches")) <
+	    0) {
+		store_rollback(s); /* the batches are lost: de_store_held_take says so */
+		return rc;
+	}
+	s->held = false;
+	return 0;
+}
+
+int64_t de_store_held_due(const struct de_store *s)
+{
+	return s->held ? s->held_since + s->hold_ms : INT64_MAX;
+}
+
+void de_store_hold_batches(struct de_store *s, int64_t ms)
+{
+	s->hold_ms = ms > 0 ? ms : 0;
+}
+
+enum de_store_held de_store_held_take(struct de_store *s)
+{
+	if (s->held_lost) {
+		s->held_lost = false;
+		return DE_STORE_HELD_LOST;
+	}
+	return s->held ? DE_STORE_HELD_OPEN : DE_STORE_HELD_NONE;
+}
+
+const char *de_store_shared_vfs(const struct de_store *s)
+{
+	return s->shared ? STORE_WALBUF_VFS : NULL;
+}
+
 int store_begin_write(struct de_store *s, struct de_error *err, const char *what)
 {
+	int rc;
+
+	/* another write after held event batches: they are committed first */
+	if ((rc = de_store_commit_held(s, err)) < 0)
+		return rc;
 	return store_step(s, s->st[ST_BEGIN], err, what);
 }
 
@@ -727,6 +782,13 @@ void store_rollback(struct de_store *s)
 		sqlite3_reset(s->st[i]);
 	if (!sqlite3_get_autocommit(s->db))
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	if (s->held) {
+		/* held event batches went with it: their rows, and the snapshot's
+		   index they edited in place (rebuilt from the file next time) */
+		s->held = false;
+		s->held_lost = true;
+		s->snap_loaded = false;
+	}
 	/*
 	 * A full disk: the WAL may hold many copies of the same few pages
 	 * (every event batch commits its own).  Folding them into the file
@@ -754,6 +816,10 @@ int de_store_checkpoint(struct de_store *s, uint64_t min_wal_bytes, struct de_er
 	if ((uint64_t)__atomic_load_n(&s->wal_pages, __ATOMIC_RELAXED) * (uint64_t)s->page_bytes <
 	    min_wal_bytes)
 		return 0;
+	/* not inside a transaction: held event batches are committed first */
+	int rc = de_store_commit_held(s, err);
+	if (rc < 0)
+		return rc;
 	if (sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done) !=
 		    SQLITE_OK &&
 	    sqlite3_errcode(s->db) != SQLITE_BUSY)

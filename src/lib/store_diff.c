@@ -276,8 +276,22 @@ int store_finish_batch(struct de_store *s, int64_t t, int64_t scan, int64_t samp
 		    0)
 			return rc;
 	}
+	if (lazy && s->hold_ms) {
+		/* an event batch: left open for the next ones, up to hold_ms
+		   after the first (de_store_hold_batches) */
+		int64_t now = de_mono_ms();
+		if (!s->held) {
+			s->held = true;
+			s->held_since = now;
+		}
+		if (now - s->held_since < s->hold_ms)
+			goto done;
+	}
+	/* (a failure leaves held set: store_rollback says the held are lost) */
 	if ((rc = store_step(s, s->st[ST_COMMIT], err, "cannot commit the snapshot")) < 0)
 		return rc;
+	s->held = false;
+done:
 	if (state)
 		s->state_written = t;
 	s->state_dirty = !state;

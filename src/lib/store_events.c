@@ -105,7 +105,10 @@ static int apply_batch(struct de_store *s, int64_t scan_id, const struct de_proc
 		return de_error_set(err, DE_ERR_VALIDATION, EINVAL, "no events given");
 	if (!s->snap_loaded && (rc = store_load_snapshot(s, err)) < 0)
 		return rc;
-	if ((rc = store_begin_write(s, err, "cannot start the event transaction")) < 0)
+	/* the transaction of held batches (de_store_hold_batches), or a new one */
+	if (s->held && sqlite3_get_autocommit(s->db))
+		s->held = false; /* ended behind the store's back */
+	if (!s->held && (rc = store_begin_write(s, err, "cannot start the event transaction")) < 0)
 		goto fail;
 	if (scan_out) {
 		sqlite3_stmt *st = s->st[ST_EVENT_SCAN];

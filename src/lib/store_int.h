@@ -246,6 +246,12 @@ struct store_pending; /* a queued new instance (store_diff.c) */
 
 struct de_store {
 	sqlite3 *db;
+	/* event batches held open for one commit (de_store_hold_batches) */
+	int64_t hold_ms;    /* how long after the first (0: every batch commits) */
+	bool held;	    /* a transaction of batches is open on db */
+	bool held_lost;	    /* ... and was rolled back since de_store_held_take asked */
+	int64_t held_since; /* monotonic ms of its first batch */
+	bool shared;	    /* db's page cache is shared (de_store_config.shared_cache) */
 	char path[4096];
 	int lock_fd; /* -1 when read-only */
 	bool read_only;

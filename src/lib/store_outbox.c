@@ -312,9 +312,17 @@ static sqlite3_stmt *stmt_raw(struct de_outbox *o, int i, struct de_error *err)
  */
 static sqlite3_stmt *stmt(struct de_outbox *o, int i, struct de_error *err)
 {
+	sqlite3_stmt *st;
+
 	if (i != S_SUBJECT && i != S_LIVE && i != S_ROLLBACK && q_flush(o, err) < 0)
 		return NULL;
-	return stmt_raw(o, i, err);
+	st = stmt_raw(o, i, err);
+	/* a write of its own (outside de_outbox_tx_begin) commits held event
+	   batches first, so that it never joins, nor is lost with, them */
+	if (st && !o->in_tx && !sqlite3_stmt_readonly(st) && i != S_BEGIN &&
+	    de_store_commit_held(o->store, err) < 0)
+		return NULL;
+	return st;
 }
 
 /* ---- rows inserted in groups ----------------------------------------------------------- */
@@ -512,9 +520,14 @@ struct cb_ctx {
 
 int de_outbox_tx_begin(struct de_outbox *o, struct de_error *err)
 {
-	sqlite3_stmt *st = stmt(o, S_BEGIN, err);
+	sqlite3_stmt *st;
 	int rc;
 
+	/* held event batches are committed first: an alert's process rows are
+	   in the file before the alert (de_store_hold_batches) */
+	if ((rc = de_store_commit_held(o->store, err)) < 0)
+		return rc;
+	st = stmt(o, S_BEGIN, err);
 	if (!st)
 		return -EIO;
 	if ((rc = run(o, st, err, "cannot begin an alerting transaction")) == 0)

@@ -255,17 +255,36 @@ static int db_fail(sqlite3 *db, const char *path, struct de_error *err, const ch
 	return rc;
 }
 
+static int open_db(const char *path, const char *vfs, sqlite3 **out, struct de_error *err);
+
 int de_validator_open_db(const struct de_validator *v, const char *path, sqlite3 **out,
 			 struct de_error *err)
+{
+	(void)v; /* the limits are applied per run (de_validator_arm) */
+	return open_db(path, NULL, out, err);
+}
+
+int de_validator_open_db_shared(const struct de_validator *v, const char *path, const char *vfs,
+				sqlite3 **out, struct de_error *err)
+{
+	(void)v;
+	if (!path || !vfs)
+		return de_error_set(err, DE_ERR_DETECTION, EINVAL,
+				    "a shared sandbox connection needs the store's file and VFS");
+	return open_db(path, vfs, out, err);
+}
+
+static int open_db(const char *path, const char *vfs, sqlite3 **out, struct de_error *err)
 {
 	sqlite3 *db = NULL;
 	int flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
 	int on;
 
-	(void)v; /* the limits are applied per run (de_validator_arm) */
-
-	flags |= path ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_MEMORY;
-	if (sqlite3_open_v2(path ? path : ":memory:", &db, flags, NULL) != SQLITE_OK)
+	/* on a shared cache: the writer's (a read-only open of it is not) */
+	flags |= vfs	? SQLITE_OPEN_READWRITE | SQLITE_OPEN_SHAREDCACHE
+		 : path ? SQLITE_OPEN_READONLY
+			: SQLITE_OPEN_READWRITE | SQLITE_OPEN_MEMORY;
+	if (sqlite3_open_v2(path ? path : ":memory:", &db, flags, vfs) != SQLITE_OK)
 		return db_fail(db, path, err, "cannot open for rules");
 	if (sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, &on) != SQLITE_OK || !on ||
 	    sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, &on) != SQLITE_OK ||
@@ -294,7 +313,15 @@ int de_validator_open_db(const struct de_validator *v, const char *path, sqlite3
 		}
 	}
 	if (sqlite3_exec(db,
-			 "PRAGMA query_only=1; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-16384",
+			 /* a shared cache is the writer's, with its size, and its
+			    pager's syncs: this connection's setting (FULL by
+			    default in WAL mode) would be the pager's too, an
+			    fdatasync at every commit of the writer's.  The store
+			    writes with NORMAL (store.c) */
+			 vfs ? "PRAGMA read_uncommitted=1; PRAGMA synchronous=NORMAL; "
+			       "PRAGMA query_only=1; PRAGMA temp_store=MEMORY"
+			     : "PRAGMA query_only=1; PRAGMA temp_store=MEMORY; "
+			       "PRAGMA cache_size=-16384",
 			 NULL, NULL, NULL) != SQLITE_OK)
 		return db_fail(db, path, err, "cannot lock down the connection");
 	for (size_t i = 0; i < NCOLS(limits); i++)
