@@ -103,18 +103,26 @@ __attribute__((unused)) static void clear_many(struct de_process_record *r, size
 		de_process_record_clear(&r[i]);
 }
 
-__attribute__((unused)) static struct de_store *open_at(const char *path, uint64_t sample_s)
+/* shared: the writer's cache shared (de_store_config.shared_cache), as the agent's. */
+__attribute__((unused)) static struct de_store *open_with(const char *path, uint64_t sample_s,
+							 bool shared)
 {
 	struct de_store_config cfg = {.path = path,
 				      .max_size_mb = 100,
 				      .wal_mode = true,
 				      .max_connections = 1,
-				      .sample_interval_s = sample_s};
+				      .sample_interval_s = sample_s,
+				      .shared_cache = shared};
 	struct de_store *s = NULL;
 	struct de_error e = {0};
 	if (de_store_open(&cfg, &s, &e) < 0)
 		fail_msg("open %s: %s", path, e.message);
 	return s;
+}
+
+__attribute__((unused)) static struct de_store *open_at(const char *path, uint64_t sample_s)
+{
+	return open_with(path, sample_s, false);
 }
 
 __attribute__((unused)) static void store_ok(struct de_store *s, struct de_process_record *r,

@@ -595,16 +595,7 @@ static void test_failed_statement_rolls_back(void **state)
 /* A store whose writer shares its cache (as the agent's), holding batches. */
 static struct de_store *open_shared(const char *path, int64_t hold_ms)
 {
-	struct de_store_config cfg = {.path = path,
-				      .max_size_mb = 100,
-				      .wal_mode = true,
-				      .max_connections = 1,
-				      .sample_interval_s = 3600,
-				      .shared_cache = true};
-	struct de_store *s = NULL;
-	struct de_error e = {0};
-	if (de_store_open(&cfg, &s, &e) < 0)
-		fail_msg("open %s: %s", path, e.message);
+	struct de_store *s = open_with(path, 3600, true);
 	de_store_hold_batches(s, hold_ms);
 	return s;
 }
