@@ -105,7 +105,7 @@ __attribute__((unused)) static void clear_many(struct de_process_record *r, size
 
 /* shared: the writer's cache shared (de_store_config.shared_cache), as the agent's. */
 __attribute__((unused)) static struct de_store *open_with(const char *path, uint64_t sample_s,
-							 bool shared)
+							  bool shared)
 {
 	struct de_store_config cfg = {.path = path,
 				      .max_size_mb = 100,

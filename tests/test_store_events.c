@@ -84,7 +84,7 @@ static void test_events(void **state)
 	ev[1] = exec_ev(3, 15002, &x[1]);
 	ev[2] = exec_ev(5, 15003, &x[2]);
 	ev[3] = exit_ev(7, 15004);
-	ev[3].exit_code = 3 << 8; /* exit(3) */
+	ev[3].exit_code = 3 << 8;     /* exit(3) */
 	ev[4] = exit_ev(4242, 15005); /* never seen */
 	ev[5] = exec_ev(60, 15006, NULL);
 	ev[6] = exit_ev(1, 15007); /* pid 1: 65 and 129 probe past its slot */
@@ -693,8 +693,9 @@ static void test_held_batches(void **state)
 	assert_int_equal(count(rules, "SELECT count(*) FROM processes WHERE pid = 83"), 0);
 	assert_int_equal(count(de_store_db(s), "SELECT count(*) FROM processes WHERE pid = 83"), 0);
 	/* applied again (the index reloaded from the file), with the bad one mended */
-	assert_int_equal(sqlite3_exec(de_store_db(s), "DELETE FROM process_instances WHERE name ="
-						      " 'planted'",
+	assert_int_equal(sqlite3_exec(de_store_db(s),
+				      "DELETE FROM process_instances WHERE name ="
+				      " 'planted'",
 				      NULL, NULL, NULL),
 			 SQLITE_OK);
 	ev[0] = exec_ev(83, 20030, &y[3]);

@@ -375,8 +375,8 @@ int store_write_same(struct de_store *s, const struct de_process_record *r,
  */
 #define STORE_NO_STATUS (-1)
 int store_write_exit(struct de_store *s, const struct snap_ent *e, int64_t t, int64_t scan,
-		     int64_t last_seen, int64_t last_scan, int32_t status,
-		     struct de_store_diff *d, struct de_error *err);
+		     int64_t last_seen, int64_t last_scan, int32_t status, struct de_store_diff *d,
+		     struct de_error *err);
 /*
  * An event batch leaves store_state (one page of the WAL) unwritten while
  * the file's snapshot time is less than this much older than the batch's:
