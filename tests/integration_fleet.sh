@@ -413,6 +413,7 @@ stop "$js_nats"
 [ "$(id -u)" = 0 ] && chown nobody "$ledger"
 agent_once >/dev/null 2>"$tmp/v3.err"
 away_size=$(sqlite3 -readonly "$ledger" "SELECT max(size) FROM checkpoints")
+away_scan=$(q "SELECT max(id) FROM scans")
 check "server down: the ledger signed a checkpoint past the last published ($away_size > $last_size)" \
 	test "${away_size:-0}" -gt "$last_size"
 check "nats-server started again for the anchoring check" start_nats js "$PORT" -m "$MPORT"
@@ -423,7 +424,16 @@ check "once it is back, that checkpoint is in the stream" $PY -c '
 import json, sys
 m = [int(json.loads(l)["data"].split("\n")[1]) for l in open(sys.argv[1])]
 assert max(m) >= int(sys.argv[2]), (m, sys.argv[2])
-' "$tmp/ckpts2.ndjson" "${away_size:-0}"
+' "$tmp/ckpts2.ndjson" "${away_size:-0}" || sed 's/^/# v4: /' "$tmp/v4.err"
+cli fleet show scans --host "$hid" >"$tmp/scans4.ndjson"
+check "the checkpoint went ahead of what waited in the spool (the scan summary of the run while away)" $PY -c '
+import json, sys
+c = [json.loads(l) for l in open(sys.argv[1])]
+late = min(x["seq"] for x in c if int(x["data"].split("\n")[1]) >= int(sys.argv[3]))
+s = [json.loads(l) for l in open(sys.argv[2])]
+away = [x["seq"] for x in s if x["data"]["scan_id"] == int(sys.argv[4])]
+assert len(away) == 1 and late < away[0], (late, away)
+' "$tmp/ckpts2.ndjson" "$tmp/scans4.ndjson" "${away_size:-0}" "${away_scan:-0}"
 cli fleet verify "$hid" --pubkey "$tmp/pki/audit.pub" >"$tmp/verify4.out" 2>&1
 rc=$?
 check "fleet verify agrees with every published checkpoint, the late one too (rc=$rc)" sh -c \

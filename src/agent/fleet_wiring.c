@@ -9,7 +9,8 @@
  * crash is stored once.  The spool is bounded (fleet.spool_max_rows); what
  * the bound drops is counted in the store and reported in each scan
  * summary.  The ledger's latest signed checkpoint is published whenever it
- * changes (the ledger is read, never written, here).
+ * changes, at the start of each flush, ahead of what the spool holds (the
+ * ledger is read, never written, here).
  *
  * With fleet.operator_public_key set, the agent also answers signed fleet
  * queries (fleet.h): it listens on <prefix>.query and
@@ -650,6 +651,19 @@ static void flush(struct agent *ag, int64_t budget_ms, bool last)
 	c.fl = fl;
 	c.deadline = de_mono_ms() + budget_ms;
 	c.last = last;
+	/* the checkpoint first: it anchors the ledger off the host, and a
+	   backlog of events in the spool must not hold it back */
+	if (publish_checkpoint(fl, c.deadline, last, &err) < 0) {
+		if (!fl->down)
+			de_log_err(&err);
+		if (err.code == EAGAIN) {
+			if (!fl->down)
+				fl->retry_at = de_mono_ms() + FLUSH_RETRY_MS;
+			fl->down = true;
+			return;
+		}
+		de_error_clear(&err); /* the ledger's trouble: the spool goes on */
+	}
 	do {
 		c.n = c.seen = 0;
 		c.last_id = -1;
@@ -671,14 +685,6 @@ static void flush(struct agent *ag, int64_t budget_ms, bool last)
 		fl->down = true;
 		return;
 	}
-	if (rc == 0 && publish_checkpoint(fl, c.deadline, last, &err) < 0) {
-		if (!fl->down)
-			de_log_err(&err);
-		if (!fl->down && err.code == EAGAIN)
-			fl->retry_at = de_mono_ms() + FLUSH_RETRY_MS;
-		fl->down = err.code == EAGAIN;
-		return;
-	}
 	if (fl->down)
 		de_log_info("fleet: publishing again (%" PRIu64 " messages so far in this run)",
 			    fl->published);
@@ -697,8 +703,12 @@ void agent_fleet_stop(struct agent *ag, int64_t budget_ms)
 
 	if (!fl)
 		return;
-	if (!fl->down) /* a server that did not answer the last flush gets no second wait */
+	/* a server that did not answer the last flush gets no second wait after
+	   a stop request, and a probe's (a --once run's only chance) otherwise */
+	if (!fl->down)
 		flush(ag, budget_ms, true);
+	else if (!agent_stop)
+		flush(ag, budget_ms < FLUSH_PROBE_MS ? budget_ms : FLUSH_PROBE_MS, true);
 	de_audit_close(fl->ledger, &err);
 	fl->ledger = NULL;
 	fleet_free(fl);
