@@ -475,6 +475,27 @@ rc=$?
 check "metrics.listen on 0.0.0.0 is refused: 78 (rc=$rc)" test "$rc" = 78
 check "  because it is not loopback" grep -q "not a loopback address" "$tmp/e"
 
+# ---- 8b. the watchdog's memory limit -----------------------------------------------------------
+# a worker over watchdog.worker_memory_mb for `strikes` samples in a row is
+# restarted, and procmond with it (1 MiB: every worker is over it, in the
+# sanitizer build too, which scales the limit by 4)
+"$bin/daemoneye-agent" --rules "$tmp/mark.yaml" --set app.state_dir="$tmp/mem" \
+	--set 'detection.rules_dirs=[]' --set watchdog.interval_ms=200 --set watchdog.strikes=2 \
+	--set watchdog.worker_memory_mb=1 --set watchdog.restart_delay_ms=300 \
+	>"$tmp/mem.out" 2>"$tmp/mem.err" &
+a=$!
+agents+=("$a")
+check "watchdog: a worker over its memory limit for 2 samples in a row is restarted" until_ 300 \
+	logged mem "watchdog: worker pid [0-9]* used too much memory for 2 samples in a row (limit [14] MiB resident): restarting it"
+check "  with the reason" until_ 300 logged mem "worker pid [0-9]* .*(memory): starting it again in"
+check "  and procmond goes with it" until_ 300 logged mem "procmond pid [0-9]* .*(with_worker)"
+first=$(sed -n 's/.*watchdog: worker pid \([0-9]*\) used too much memory.*/\1/p' "$tmp/mem.err" | head -n1)
+check "  a new worker runs after the old one ($first)" until_ 300 bash -c \
+	"w=\$(pgrep -P $a -f '^daemoneye-worker' | head -n1); [ -n \"\$w\" ] && [ \"\$w\" != '$first' ]"
+stop "$a"
+rc=$?
+check "  and the agent still stops cleanly (rc=$rc)" test "$rc" = 0
+
 # ---- 9. a rule over its time budget ----------------------------------------------------------
 
 cat >"$tmp/slow.yaml" <<'YAML'

@@ -26,6 +26,10 @@
 /* How long a new worker may take to send READY before it counts as hung. */
 #define WORKER_SETUP_MS 120000
 
+/* The sanitizer build's resident memory against the release build's, at
+   most (the watchdog's memory limits are scaled by it in that build). */
+#define DE_SANITIZE_MEMORY_SCALE 4
+
 /* What the parent reads from the configuration (again on SIGHUP). */
 struct settings {
 	uint64_t scan_timeout_ms;
