@@ -273,7 +273,8 @@ size_t agent_execpath_run(struct agent *ag)
 	execwait_applied(&ag->exec_wait, de_mono_ms());
 	if (release)
 		ag->exits_since = 0; /* those left start a new deferral */
-	return held_settle(ag, NULL);
+	/* both paths above settled the held batches */
+	return agent_execpath_pending(ag);
 }
 
 size_t agent_execpath_pending(const struct agent *ag)

@@ -728,12 +728,8 @@ int de_store_commit_held(struct de_store *s, struct de_error *err)
 {
 	int rc;
 
-	if (!s->held)
+	if (!store_held_open(s))
 		return 0;
-	if (sqlite3_get_autocommit(s->db)) { /* ended behind the store's back: nothing open */
-		s->held = false;
-		return 0;
-	}
 	if ((rc = store_step(s, s->st[ST_COMMIT], err, "cannot commit the held event batches")) <
 	    0) {
 		store_rollback(s); /* the batches are lost: de_store_held_take says so */

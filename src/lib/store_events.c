@@ -106,9 +106,8 @@ static int apply_batch(struct de_store *s, int64_t scan_id, const struct de_proc
 	if (!s->snap_loaded && (rc = store_load_snapshot(s, err)) < 0)
 		return rc;
 	/* the transaction of held batches (de_store_hold_batches), or a new one */
-	if (s->held && sqlite3_get_autocommit(s->db))
-		s->held = false; /* ended behind the store's back */
-	if (!s->held && (rc = store_begin_write(s, err, "cannot start the event transaction")) < 0)
+	if (!store_held_open(s) &&
+	    (rc = store_begin_write(s, err, "cannot start the event transaction")) < 0)
 		goto fail;
 	if (scan_out) {
 		sqlite3_stmt *st = s->st[ST_EVENT_SCAN];

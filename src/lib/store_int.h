@@ -314,6 +314,14 @@ int store_db_err(struct de_store *s, struct de_error *err, const char *what);
 int store_step(struct de_store *s, sqlite3_stmt *st, struct de_error *err, const char *what);
 /* BEGIN IMMEDIATE (instance ids come from s->next_inst: one writer). */
 int store_begin_write(struct de_store *s, struct de_error *err, const char *what);
+/* Whether the held event batches' transaction is open; one that ended
+   behind the store's back (nothing open on db) is forgotten. */
+static inline bool store_held_open(struct de_store *s)
+{
+	if (s->held && sqlite3_get_autocommit(s->db))
+		s->held = false;
+	return s->held;
+}
 /* Reset every statement and the insert queue, and roll back any open transaction. */
 void store_rollback(struct de_store *s);
 

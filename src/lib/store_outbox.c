@@ -319,7 +319,7 @@ static sqlite3_stmt *stmt(struct de_outbox *o, int i, struct de_error *err)
 	st = stmt_raw(o, i, err);
 	/* a write of its own (outside de_outbox_tx_begin) commits held event
 	   batches first, so that it never joins, nor is lost with, them */
-	if (st && !o->in_tx && !sqlite3_stmt_readonly(st) && i != S_BEGIN &&
+	if (st && !o->in_tx && !sqlite3_stmt_readonly(st) &&
 	    de_store_commit_held(o->store, err) < 0)
 		return NULL;
 	return st;

@@ -107,10 +107,9 @@ static int prune_step(struct de_store *s, int64_t cutoff, int64_t batch, size_t 
 	int64_t n = 0;
 
 	*deleted = 0;
-	if ((rc = de_store_commit_held(s, err)) < 0) /* held event batches first */
+	/* (held event batches are committed first) */
+	if ((rc = store_begin_write(s, err, "cannot start retention")) < 0)
 		return rc;
-	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-		return store_db_err(s, err, "cannot start retention");
 	for (size_t c = 0; c < ncat; c++) {
 		if ((rc = exec_bound(s, prune_sql[c], cutoff, batch, age_cutoff, &n, err)) < 0)
 			goto fail;
