@@ -621,7 +621,7 @@ static void test_held_batches(void **state)
 	(void)state;
 	char *path = db_path("held.sqlite");
 	struct de_store *s = open_shared(path, 3600 * 1000);
-	struct de_process_record base[EV_BASE], y[6];
+	struct de_process_record base[EV_BASE], y[7];
 	struct de_process_event ev[2];
 	struct de_validator *v = de_validator_new();
 	struct de_engine *eng = NULL;
@@ -713,6 +713,25 @@ static void test_held_batches(void **state)
 	assert_int_equal(count(other, "SELECT count(*) FROM process_instances WHERE pid = 3"
 				      " AND exited_at = 20040"),
 			 1);
+	/* the spool's additions and removals join the held batches, committed
+	   with them */
+	struct de_spool_msg m = {
+		.kind = "events", .msg_id = "ev-84", .payload = "{}", .created_at = 20045};
+	mk(&y[6], 84, 20045, 20045, 0);
+	ev[0] = exec_ev(84, 20045, &y[6]);
+	batch_ok(s, 20046, ev, 1);
+	assert_int_equal(de_store_spool_add(s, &m, 1, 100, NULL, &e), 0);
+	assert_int_equal(de_store_held_take(s), DE_STORE_HELD_OPEN);
+	assert_int_equal(count(de_store_db(s), "SELECT count(*) FROM fleet_spool"), 1);
+	assert_int_equal(count(other, "SELECT count(*) FROM fleet_spool"), 0);
+	assert_int_equal(count(other, "SELECT count(*) FROM processes WHERE pid = 84"), 0);
+	int64_t spooled = count(de_store_db(s), "SELECT max(id) FROM fleet_spool");
+	assert_int_equal(de_store_spool_remove(s, spooled, &e), 0);
+	assert_int_equal(de_store_held_take(s), DE_STORE_HELD_OPEN);
+	assert_int_equal(count(de_store_db(s), "SELECT count(*) FROM fleet_spool"), 0);
+	assert_int_equal(de_store_commit_held(s, &e), 0);
+	assert_int_equal(count(other, "SELECT count(*) FROM processes WHERE pid = 84"), 1);
+	assert_int_equal(count(other, "SELECT count(*) FROM fleet_spool"), 0);
 	/* ... and closing */
 	ev[0] = exit_ev(83, 20050);
 	batch_ok(s, 20051, ev, 1);
@@ -747,7 +766,7 @@ static void test_held_batches(void **state)
 	de_store_close(s);
 	sqlite3_close(other);
 	de_validator_free(v);
-	for (int i = 0; i < 6; i++)
+	for (int i = 0; i < 7; i++)
 		de_process_record_clear(&y[i]);
 	clear_many(base, EV_BASE);
 	free(path);

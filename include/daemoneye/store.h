@@ -218,8 +218,9 @@ int de_store_apply_events(struct de_store *s, int64_t scan_id, const struct de_p
  * de_store_event_scan or de_store_apply_events does not commit: its
  * transaction stays open ("held") for the batches after it, and the batch
  * that comes ms or more after the first of them commits them all.  Any
- * other write of this store (a full scan, retention, the outbox, the
- * spool, a checkpoint, closing) commits what is held first.  Until then
+ * other write of this store (a full scan, retention, the outbox, a
+ * checkpoint, closing) commits what is held first; the fleet spool's
+ * additions and removals join it (de_store_spool_add).  Until then
  * only this connection, and connections sharing its cache with
  * read_uncommitted, see the held rows; another process sees them at the
  * commit.  A failure of a later batch, or of the commit, rolls them all
@@ -462,7 +463,12 @@ struct de_spool_msg {
 /*
  * Add msgs[0..n) in one transaction; those beyond max_rows rows are dropped
  * and counted, their number added to *dropped (may be NULL).  A
- * DatabaseError leaves the spool as it was.
+ * DatabaseError leaves the spool as it was.  While event batches are held
+ * (de_store_hold_batches) the messages join their transaction: they are
+ * committed with the events they describe, and a failure rolls those back
+ * too (de_store_held_take reports it; the caller applies and spools them
+ * again).  de_store_spool_remove joins it too: a removal rolled back with
+ * them publishes those messages again, under the same Nats-Msg-Id.
  */
 int de_store_spool_add(struct de_store *s, const struct de_spool_msg *msgs, size_t n,
 		       uint64_t max_rows, size_t *dropped, struct de_error *err);

@@ -631,6 +631,7 @@ void de_store_close(struct de_store *s)
 	for (int i = 0; i < ST_MAX; i++)
 		sqlite3_finalize(s->st[i]);
 	sqlite3_finalize(s->multi_snap); /* before the close, which fails while any is open */
+	store_spool_close(s);
 	sqlite3_close(s->db);
 	store_tab_free(&s->snap);
 	store_tab_free(&s->spare);

@@ -270,6 +270,7 @@ struct de_store {
 	/* store_bound_make's buffers: one per queued row, and one for single rows */
 	struct textbufs text[STORE_BATCH_ROWS + 1];
 	sqlite3_stmt *multi_snap;    /* the insert of STORE_BATCH_ROWS new instances */
+	sqlite3_stmt *spool_st[6];   /* the fleet spool's, prepared at first use (store_spool.c) */
 	struct store_pending *queue; /* STORE_BATCH_ROWS new instances to insert */
 	size_t queued;
 	bool batching;	   /* queue new instances (a full scan) */
@@ -314,6 +315,8 @@ int store_db_err(struct de_store *s, struct de_error *err, const char *what);
 int store_step(struct de_store *s, sqlite3_stmt *st, struct de_error *err, const char *what);
 /* BEGIN IMMEDIATE (instance ids come from s->next_inst: one writer). */
 int store_begin_write(struct de_store *s, struct de_error *err, const char *what);
+/* Finalize the fleet spool's statements (before the connection closes). */
+void store_spool_close(struct de_store *s);
 /* Whether the held event batches' transaction is open; one that ended
    behind the store's back (nothing open on db) is forgotten. */
 static inline bool store_held_open(struct de_store *s)
