@@ -290,13 +290,25 @@ void agent_fleet_cycle(struct agent *ag, int64_t scan_id, int64_t started_ms, si
 	agent_fleet_flush(ag);
 }
 
+/* A spool row read for publishing (its strings copied: the store's are borrowed). */
+struct flush_msg {
+	int64_t id;
+	bool known; /* a kind we publish (others are skipped) */
+	enum de_fleet_kind kind;
+	char *msg_id, *payload;
+};
+
 struct flush_ctx {
 	struct agent_fleet *fl;
-	int64_t last_id;  /* the last published */
-	size_t n;	  /* published in this batch */
-	size_t seen;	  /* rows read in this batch */
-	int64_t deadline; /* monotonic ms */
-	bool last;	  /* the flush at stop: not cut short by the stop request */
+	struct flush_msg *msgs;	  /* this batch's rows, in order */
+	struct de_fleet_pub *pub; /* one run of msgs, as published */
+	size_t cap;		  /* of msgs and pub: the most read at a time */
+	int64_t last_id;	  /* the last published */
+	size_t n;		  /* published in this batch */
+	size_t seen;		  /* rows read in this batch */
+	int64_t deadline;	  /* monotonic ms */
+	bool last;		  /* the flush at stop: not cut short by the stop request */
+	bool nomem;
 	struct de_error err;
 };
 
@@ -317,25 +329,77 @@ static uint64_t publish_wait(const struct agent_fleet *fl, int64_t deadline, boo
 							   : fl->set.publish_timeout_ms;
 }
 
-static int publish_one(const struct de_spool_msg *m, void *arg)
+static void flush_msgs_clear(struct flush_ctx *c)
+{
+	for (size_t i = 0; i < c->seen; i++) {
+		free(c->msgs[i].msg_id);
+		free(c->msgs[i].payload);
+	}
+	c->seen = 0;
+}
+
+/* de_store_spool_peek's callback: a copy of each row (3: out of memory). */
+static int collect_one(const struct de_spool_msg *m, void *arg)
 {
 	struct flush_ctx *c = arg;
-	enum de_fleet_kind k;
-	uint64_t wait = publish_wait(c->fl, c->deadline, c->last);
+	struct flush_msg *f = &c->msgs[c->seen];
 
-	if (!wait)
-		return 2;
+	f->id = m->id;
+	f->known = de_fleet_kind_parse(m->kind, &f->kind) == 0;
+	f->msg_id = strdup(m->msg_id);
+	f->payload = strdup(m->payload);
 	c->seen++;
-	if (de_fleet_kind_parse(m->kind, &k) < 0) {
-		c->last_id = m->id; /* not ours to publish: skip it */
-		return 0;
+	if (!f->msg_id || !f->payload) {
+		c->nomem = true;
+		return 3;
 	}
-	if (de_fleet_publish(c->fl->f, k, m->msg_id, m->payload, strlen(m->payload), wait, NULL,
-			     &c->err) < 0)
-		return 1;
-	c->last_id = m->id;
-	c->n++;
-	return de_mono_ms() >= c->deadline ? 2 : 0;
+	return 0;
+}
+
+/*
+ * Publish what collect_one read, in order, each run of one kind pipelined
+ * (de_fleet_publish_many: one wait for the run's acks, not one per
+ * message); c->last_id and c->n advance over the acknowledged prefix.
+ * 0: all of it; 1: one failed (c->err, the rest waits); 2: the budget is
+ * spent.  A run acknowledged in part after a failure of its own is sent
+ * again from the failure on, the duplicate window keeping those stored
+ * once (in the rare such case an event can then land after later ones).
+ */
+static int publish_collected(struct flush_ctx *c)
+{
+	for (size_t i = 0; i < c->seen;) {
+		size_t j = i, k;
+		uint64_t wait;
+
+		if (!c->msgs[i].known) {
+			c->last_id = c->msgs[i++].id; /* not ours to publish: skip it */
+			continue;
+		}
+		while (j < c->seen && c->msgs[j].known && c->msgs[j].kind == c->msgs[i].kind)
+			j++;
+		if (!(wait = publish_wait(c->fl, c->deadline, c->last)))
+			return 2;
+		for (k = i; k < j; k++)
+			c->pub[k - i] = (struct de_fleet_pub){.msg_id = c->msgs[k].msg_id,
+							      .data = c->msgs[k].payload,
+							      .len = strlen(c->msgs[k].payload)};
+		de_error_clear(&c->err);
+		if (de_fleet_publish_many(c->fl->f, c->msgs[i].kind, c->pub, j - i, wait, &c->err) <
+		    0)
+			return 1; /* nothing sent: c->err says why */
+		for (k = i; k < j && c->pub[k - i].rc == 0; k++) {
+			c->last_id = c->msgs[k].id;
+			c->n++;
+		}
+		if (k < j) { /* c->err: how many were not stored, and why the first */
+			de_error_prefix(&c->err, "publish: ");
+			return 1;
+		}
+		if (de_mono_ms() >= c->deadline)
+			return 2;
+		i = j;
+	}
+	return 0;
 }
 
 /* Publish the ledger's latest checkpoint when it is not the one last published. */
@@ -664,14 +728,41 @@ static void flush(struct agent *ag, int64_t budget_ms, bool last)
 		}
 		de_error_clear(&err); /* the ledger's trouble: the spool goes on */
 	}
+	/* at most as many at once as may await their acks (no stall in libnats) */
+	c.cap = fl->set.publish_max_pending && fl->set.publish_max_pending < FLUSH_BATCH
+			? (size_t)fl->set.publish_max_pending
+			: FLUSH_BATCH;
+	c.msgs = calloc(c.cap, sizeof(*c.msgs));
+	c.pub = calloc(c.cap, sizeof(*c.pub));
+	if (!c.msgs || !c.pub) {
+		free(c.msgs);
+		free(c.pub);
+		de_log_warnx("fleet: out of memory publishing the spool");
+		return;
+	}
 	do {
-		c.n = c.seen = 0;
+		size_t read;
+		c.n = 0;
 		c.last_id = -1;
-		rc = de_store_spool_peek(ag->store, FLUSH_BATCH, publish_one, &c, &err);
+		rc = de_store_spool_peek(ag->store, c.cap, collect_one, &c, &err);
+		read = c.seen;
+		if (rc == 0)
+			rc = publish_collected(&c);
+		else if (rc == 3)
+			rc = -ENOMEM;
+		flush_msgs_clear(&c);
 		if (c.last_id >= 0 && de_store_spool_remove(ag->store, c.last_id, &err) < 0)
-			break;
+			rc = -EIO;
 		fl->published += c.n;
-	} while (rc == 0 && c.seen == FLUSH_BATCH);
+		if (rc == 0 && read < c.cap)
+			break; /* the spool is empty */
+	} while (rc == 0);
+	free(c.msgs);
+	free(c.pub);
+	if (rc == -ENOMEM) {
+		de_log_warnx("fleet: out of memory publishing the spool");
+		return;
+	}
 	if (rc < 0) {
 		de_log_err(&err);
 		return;
