@@ -64,6 +64,20 @@ static pid_t spawn_in(const char *path, char *const argv[], int *input)
 	close(p[1]);
 	assert_int_equal(read(p[0], &c, 1), 0);
 	close(p[0]);
+	/* the exec closed the pipe before it set the new image's arguments up
+	   (load_elf_binary: begin_new_exec, then the stack): until then
+	   /proc/PID/cmdline is empty */
+	char path_cl[64], buf[16];
+	snprintf(path_cl, sizeof(path_cl), "/proc/%d/cmdline", (int)pid);
+	for (int i = 0; i < 5000; i++) {
+		int fd = open(path_cl, O_RDONLY | O_CLOEXEC);
+		ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf)) : -1;
+		if (fd >= 0)
+			close(fd);
+		if (n != 0)
+			break;
+		usleep(1000);
+	}
 	if (input) {
 		close(in[0]);
 		*input = in[1];
