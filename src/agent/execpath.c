@@ -298,14 +298,13 @@ void agent_execpath_flush(struct agent *ag)
 
 int64_t agent_execpath_due(struct agent *ag, int64_t now, bool *batching)
 {
+	struct procmond_chan *ch = &ag->pm;
 	struct execcut_count c;
 	int64_t due, wait;
 
-	struct procmond_chan *ch = &ag->pm;
-
 	if (batching)
 		*batching = false;
-	if (ch->nqueue <= ch->applied)
+	if (!agent_execpath_pending(ag))
 		return INT64_MAX;
 	if (ag->events_failing_since)
 		return ag->events_next_try; /* a refused batch is tried again */

@@ -308,7 +308,6 @@ struct flush_ctx {
 	size_t seen;		  /* rows read in this batch */
 	int64_t deadline;	  /* monotonic ms */
 	bool last;		  /* the flush at stop: not cut short by the stop request */
-	bool nomem;
 	struct de_error err;
 };
 
@@ -349,11 +348,7 @@ static int collect_one(const struct de_spool_msg *m, void *arg)
 	f->msg_id = strdup(m->msg_id);
 	f->payload = strdup(m->payload);
 	c->seen++;
-	if (!f->msg_id || !f->payload) {
-		c->nomem = true;
-		return 3;
-	}
-	return 0;
+	return f->msg_id && f->payload ? 0 : 3;
 }
 
 /*

@@ -244,6 +244,9 @@ void store_text_free(struct textbufs *t);
 
 struct store_pending; /* a queued new instance (store_diff.c) */
 
+/* The fleet spool's statements (store_spool.c's SP_MAX). */
+#define STORE_SPOOL_STMTS 6
+
 struct de_store {
 	sqlite3 *db;
 	/* event batches held open for one commit (de_store_hold_batches) */
@@ -269,9 +272,9 @@ struct de_store {
 	size_t pd_cap;
 	/* store_bound_make's buffers: one per queued row, and one for single rows */
 	struct textbufs text[STORE_BATCH_ROWS + 1];
-	sqlite3_stmt *multi_snap;    /* the insert of STORE_BATCH_ROWS new instances */
-	sqlite3_stmt *spool_st[6];   /* the fleet spool's, prepared at first use (store_spool.c) */
-	struct store_pending *queue; /* STORE_BATCH_ROWS new instances to insert */
+	sqlite3_stmt *multi_snap; /* the insert of STORE_BATCH_ROWS new instances */
+	sqlite3_stmt *spool_st[STORE_SPOOL_STMTS]; /* the fleet spool's, prepared at first use */
+	struct store_pending *queue;		   /* STORE_BATCH_ROWS new instances to insert */
 	size_t queued;
 	bool batching;	   /* queue new instances (a full scan) */
 	int64_t next_inst; /* id for the next instance (set by store_load_snapshot) */

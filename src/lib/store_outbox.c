@@ -317,8 +317,10 @@ static sqlite3_stmt *stmt(struct de_outbox *o, int i, struct de_error *err)
 	if (i != S_SUBJECT && i != S_LIVE && i != S_ROLLBACK && q_flush(o, err) < 0)
 		return NULL;
 	st = stmt_raw(o, i, err);
-	/* a write of its own (outside de_outbox_tx_begin) commits held event
-	   batches first, so that it never joins, nor is lost with, them */
+	/* a write outside a transaction of the outbox's (its BEGIN included)
+	   commits held event batches first: it never joins, nor is lost with,
+	   them, and an alert's process rows are in the file before the alert
+	   (de_store_hold_batches) */
 	if (st && !o->in_tx && !sqlite3_stmt_readonly(st) &&
 	    de_store_commit_held(o->store, err) < 0)
 		return NULL;
@@ -520,14 +522,9 @@ struct cb_ctx {
 
 int de_outbox_tx_begin(struct de_outbox *o, struct de_error *err)
 {
-	sqlite3_stmt *st;
+	sqlite3_stmt *st = stmt(o, S_BEGIN, err); /* (commits held event batches) */
 	int rc;
 
-	/* held event batches are committed first: an alert's process rows are
-	   in the file before the alert (de_store_hold_batches) */
-	if ((rc = de_store_commit_held(o->store, err)) < 0)
-		return rc;
-	st = stmt(o, S_BEGIN, err);
 	if (!st)
 		return -EIO;
 	if ((rc = run(o, st, err, "cannot begin an alerting transaction")) == 0)

@@ -30,8 +30,7 @@ static const char *const spool_sql[SP_MAX] = {
 	[SP_STATS] = "SELECT (SELECT value FROM store_state WHERE key = '" DROPPED_KEY "'),"
 		     " (SELECT created_at FROM fleet_spool WHERE id = ?1)",
 };
-_Static_assert(SP_MAX <= sizeof(((struct de_store *)0)->spool_st) / sizeof(sqlite3_stmt *),
-	       "store_int.h's spool_st holds every statement");
+_Static_assert(SP_MAX == STORE_SPOOL_STMTS, "store_int.h's spool_st holds every statement");
 
 /* Statement i, prepared at its first use; NULL (err set, as what) when it cannot be. */
 static sqlite3_stmt *spool_stmt(struct de_store *s, int i, struct de_error *err, const char *what)
