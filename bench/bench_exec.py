@@ -18,7 +18,10 @@ With --under-load (bench_exec.sh runs it after the quiet run) the same
 markers run while /bin/true is also spawned at 1,000 per second (each reaped
 by its pid): the exec path then batches (detection.exec_batch_wait_ms), and
 this is the latency that batching costs, at the rate issue 14's CPU budget
-is measured at.
+is measured at.  With --gap4 as well, the sensor's wake gap is fixed at
+4 ms (collection.ebpf_wake_gap_ms; the default follows the host's CPU,
+8 ms while it has idle time), reported only: what the CPU line's gap
+costs in latency while execs stream (bench_sensor reports its CPU).
 
 With --hanging-webhook (bench_alerting.sh) the agent also has a file sink
 and a webhook sink whose receiver never answers
@@ -34,14 +37,14 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import flood_start, flood_stop, marker_rule, percentile, ratio  # noqa: E402
+from benchlib import GAP4, flood_start, flood_stop, marker_rule, percentile, ratio  # noqa: E402
 
 N = 300
 FLOOD_RATE = 1000  # /bin/true per second with --under-load
 BUDGET_MS = {"ebpf": 10.0, "netlink": 100.0}
 
 
-def detection(prom, suffix):
+def detection(prom, suffix, report_only=False):
     """The agent's own daemoneye_exec_detection_seconds (written at its stop):
     from the kernel's time of each exec (the markers and, under load, the
     flood) to its rules having run, without the spawn before it nor the
@@ -63,14 +66,16 @@ def detection(prom, suffix):
     p99 = next(le for le in sorted(buckets) if buckets[le] >= 0.99 * n)
     print(f"exec -> detection in the agent: {n:.0f} execs, {100 * buckets[0.01] / n:.1f}% "
           f"within 10 ms, p99 <= {p99 * 1000:g} ms (bucket bound)")
-    ratio("execs detected within 10 ms of the exec (%)" + suffix, 100 * buckets[0.01] / n, 100.0,
-          ">=", 0.99)
+    if not report_only:
+        ratio("execs detected within 10 ms of the exec (%)" + suffix, 100 * buckets[0.01] / n,
+              100.0, ">=", 0.99)
 
 
 def main():
     bindir = sys.argv[1] if len(sys.argv) > 1 else "build/bin"
     hanging = "--hanging-webhook" in sys.argv
     loaded = "--under-load" in sys.argv
+    gap = list(GAP4) if "--gap4" in sys.argv else []
     if os.geteuid() != 0:
         print("exec -> alert: skipped: the kernel's process events need root "
               "(CAP_BPF, CAP_NET_ADMIN); run make bench as root")
@@ -115,7 +120,7 @@ def main():
         ["--set", f"app.state_dir={tmp}/state", "--set", "detection.rules_dirs=[]",
          "--set", "app.scan_interval_ms=600000", "--set", "alerting.stdout.format=json",
          # as a service runs: the metrics textfile (default) and the listener
-         "--set", "metrics.listen=127.0.0.1:0"],
+         "--set", "metrics.listen=127.0.0.1:0"] + gap,
         stdout=subprocess.PIPE, stderr=log, text=True)
     seen = {}  # pid -> monotonic time its alert was read
     # pid -> how long after its alert was made (alert_time, the rule's match
@@ -214,14 +219,17 @@ def main():
             order = list(started)
             print("slow (index:ms): " + " ".join(f"{i}:{(seen.get(p, 1e9) - started[p]) * 1000:.0f}" for i, p in enumerate(order) if seen.get(p, 1e9) - started[p] > 0.02))
         what = f" ({source}" + (", a hanging webhook configured" if hanging else "") + \
-            (f", /bin/true at {rate:.0f}/s beside" if loaded else "") + ")"
+            (f", /bin/true at {rate:.0f}/s beside" if loaded else "") + \
+            (", " + gap[1] if gap else "") + ")"
         print(f"exec -> alert{what}: {N - missed} of {N} execs of 10 ms processes raised "
               f"their alert; p50 {p50:.1f} ms, p99 {p99:.1f} ms")
-        ratio(f"exec -> alert ({source}), p99 (ms)" + (", hanging webhook" if hanging else "") +
-              (", 1,000 execs/s" if loaded else ""),
-              p99 if p99 != float("inf") else 1e9, BUDGET_MS[source], "<=", 1.0)
-        ratio("execs that raised their alert (%)", 100.0 * (N - missed) / N, 100.0,
-              ">=", 0.99)
+        if not gap:  # (the fixed gap's figures are reported only)
+            ratio(f"exec -> alert ({source}), p99 (ms)" +
+                  (", hanging webhook" if hanging else "") +
+                  (", 1,000 execs/s" if loaded else ""),
+                  p99 if p99 != float("inf") else 1e9, BUDGET_MS[source], "<=", 1.0)
+            ratio("execs that raised their alert (%)", 100.0 * (N - missed) / N, 100.0,
+                  ">=", 0.99)
         # the parent with the signing key loaded (libcrypto): bench_agent
         # checks its 4 MB in the default configuration, without a key
         with open(f"/proc/{agent.pid}/status") as f:
@@ -241,7 +249,7 @@ def main():
         if status == 0:
             detection(os.path.join(tmp, "state", "daemoneye.prom"),
                       (", hanging webhook" if hanging else "") +
-                      (", 1,000 execs/s" if loaded else ""))
+                      (", 1,000 execs/s" if loaded else ""), report_only=bool(gap))
         if receiver:
             receiver.kill()
             receiver.wait()

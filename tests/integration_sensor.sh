@@ -265,6 +265,18 @@ else
 fi
 stop_loops
 stop_agent
+# collection.ebpf_wake_gap_ms fixes the gap: said at start, and never
+# changed by the host's CPU (idle here: a following gap would go to 8 ms
+# within about a second of the stream)
+start_agent fixgap --set collection.ebpf_wake_gap_ms=6 || fails=$((fails + 1))
+check "wake gap: collection.ebpf_wake_gap_ms=6 is in use, fixed" \
+	grep -q "the eBPF sensor (.*; wake gap 6 ms, fixed)" "$tmp/fixgap.err"
+stream fixgap 3
+check "wake gap: the events of a fixed gap reach the store" until_sql fixgap \
+	"SELECT count(*) > 0 FROM process_instances WHERE command_line LIKE '%$mark_a' || '$mark_b-fixgap'" 1
+check "wake gap: a fixed gap does not follow the host's CPU" \
+	bash -c "! grep -q 'eBPF sensor: wake gap' '$tmp/fixgap.err'"
+stop_agent
 # the exec path's latency as operators watch it (the metrics textfile is
 # written at stop): every run observed once, each in a bucket
 hist() { sed -n "s/^daemoneye_exec_detection_seconds_$1 //p" "$tmp/sat/daemoneye.prom"; }

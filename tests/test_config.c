@@ -256,6 +256,8 @@ static void test_bad_yaml(void **state)
 			  "out of range 1000..86400000");
 	expect_yaml_error("app:\n  scheduler_slice_us: 100001\n", "t.yaml:2:23",
 			  "out of range 0..100000");
+	expect_yaml_error("collection:\n  ebpf_wake_gap_ms: 101\n", "t.yaml:2:21",
+			  "out of range 0..100");
 	expect_yaml_error("app:\n  scan_intervl_ms: 5000\n", "t.yaml:2:20",
 			  "unknown configuration key 'app.scan_intervl_ms'");
 	expect_yaml_error("database:\n  wal_mode: yes\n", "t.yaml:2:13", "true or false");

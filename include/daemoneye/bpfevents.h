@@ -103,7 +103,11 @@ int de_bpfevents_busy_poll_ms(const struct de_bpfevents *ev);
  * load) when they are saturated and the wait for a core comes out of the
  * same 10 ms.  Measured (docs/perf.md, stop 28): at 1,000 execs/s 8 ms
  * took 28% off the CPU of 4 ms; under a flood that saturates both cores,
- * 8 ms left 97.5-98% of execs detected within 10 ms, 4 ms 99.8%.
+ * 8 ms left 97.5-98% of execs detected within 10 ms, 4 ms 99.8%.  Stop
+ * 32: under a flood that leaves half the CPU idle (so 8 ms), exec ->
+ * alert p99 is about 11 ms, 7.5-8 ms at 4 ms; collection.ebpf_wake_gap_ms
+ * lets an operator fix the gap (the options' wake_gap_us; procmond then
+ * does not follow the CPU).
  */
 #define DE_BPFEVENTS_WAKE_GAP_US      4000
 #define DE_BPFEVENTS_WAKE_GAP_IDLE_US 8000

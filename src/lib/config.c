@@ -61,6 +61,7 @@ static const struct key_spec schema[] = {
 	{"collection.event_source", V_ENUM, false, 0, 0, "auto ebpf netlink"},
 	{"collection.ebpf_argv_max", V_U64, false, 256, 65536, NULL},
 	{"collection.ebpf_ringbuf_kb", V_U64, false, 4, 1048576, NULL},
+	{"collection.ebpf_wake_gap_ms", V_U64, false, 0, 100, NULL},
 	{"collection.ebpf_tcp", V_BOOL, false, 0, 0, NULL},
 	{"collection.ebpf_object", V_STR, true, 0, 0, NULL},
 	{"collection.ebpf_btf", V_STR, true, 0, 0, NULL},

@@ -28,6 +28,7 @@ struct procmond_source {
 	char reason[768];	  /* why not eBPF ("" when eBPF is in use) */
 	struct de_bpfevents *bpf; /* the eBPF sensor, or NULL */
 	struct de_procevents *nl; /* the netlink connector, or NULL */
+	bool fixed_gap;		  /* collection.ebpf_wake_gap_ms: the gap stays */
 };
 
 /*

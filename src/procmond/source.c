@@ -33,17 +33,18 @@
 static int stop_pipe[2] = {-1, -1};
 /* The collection.ebpf_* settings and collection.env_capture as sensor
    options (strings borrowed from cfg; o->env_names allocated, the
-   caller frees it). */
-static int bpf_options(const struct de_config *cfg, struct de_bpfevents_options *o,
+   caller frees it); *fixed: collection.ebpf_wake_gap_ms sets the gap. */
+static int bpf_options(const struct de_config *cfg, struct de_bpfevents_options *o, bool *fixed,
 		       struct de_error *err)
 {
-	uint64_t argv, rb;
+	uint64_t argv, rb, gap;
 	const char *obj = NULL, *btf = NULL, **env = NULL;
 	int rc;
 
 	de_bpfevents_options_default(o);
 	if ((rc = de_config_get_u64(cfg, "collection.ebpf_argv_max", &argv, err)) < 0 ||
 	    (rc = de_config_get_u64(cfg, "collection.ebpf_ringbuf_kb", &rb, err)) < 0 ||
+	    (rc = de_config_get_u64(cfg, "collection.ebpf_wake_gap_ms", &gap, err)) < 0 ||
 	    (rc = de_config_get_bool(cfg, "collection.ebpf_tcp", &o->tcp, err)) < 0 ||
 	    (rc = de_config_get_str_list(cfg, "collection.env_capture", &env, &o->nenv_names,
 					 err)) < 0)
@@ -55,6 +56,9 @@ static int bpf_options(const struct de_config *cfg, struct de_bpfevents_options 
 		btf = NULL;
 	o->argv_max = (uint32_t)argv;
 	o->ringbuf_kb = (uint32_t)rb;
+	*fixed = gap != 0; /* else the default gap, which then follows the host's CPU */
+	if (gap)
+		o->wake_gap_us = (uint32_t)gap * 1000;
 	o->object_path = obj;
 	o->btf_path = btf;
 	return 0;
@@ -66,7 +70,7 @@ int procmond_source_open(const struct de_config *cfg, struct procmond_source *s,
 	struct de_bpfevents_options bo;
 	struct de_error e = {0};
 	const char *want;
-	bool events;
+	bool events, fixed = false;
 	int rc;
 
 	memset(s, 0, sizeof(*s));
@@ -82,15 +86,19 @@ int procmond_source_open(const struct de_config *cfg, struct procmond_source *s,
 		return 0;
 	}
 	if (strcmp(want, "netlink") != 0) {
-		if ((rc = bpf_options(cfg, &bo, err)) < 0)
+		if ((rc = bpf_options(cfg, &bo, &fixed, err)) < 0)
 			return rc;
 		rc = de_bpfevents_open(&bo, &s->bpf, &e);
 		free((void *)bo.env_names);
 		if (rc == 0) {
+			char gap[64] = "following the host's CPU";
 			s->name = "ebpf";
-			de_log_info(
-				"process events: the eBPF sensor (exec with argv, fork, exit%s)",
-				bo.tcp ? ", TCP connect/listen/accept" : "");
+			s->fixed_gap = fixed;
+			if (fixed)
+				snprintf(gap, sizeof(gap), "%u ms, fixed", bo.wake_gap_us / 1000);
+			de_log_info("process events: the eBPF sensor (exec with argv, fork, "
+				    "exit%s; wake gap %s)",
+				    bo.tcp ? ", TCP connect/listen/accept" : "", gap);
 			return 0;
 		}
 		s->bpf = NULL;
@@ -170,7 +178,8 @@ uint64_t procmond_source_lost(const struct procmond_source *s)
    while events come, the gap follows the host's idle CPU over that while
    (bpfevents.h: 8 ms with idle time, 4 ms on saturated CPUs); the first
    while of events after a quiet spell is SOURCE_ADAPT_FIRST_MS, so that a
-   burst runs at its own gap after a fifth of a second, not a second. */
+   burst runs at its own gap after a fifth of a second, not a second;
+   unless collection.ebpf_wake_gap_ms fixes the gap (s->fixed_gap). */
 #define SOURCE_WINDOW_MS      10
 #define SOURCE_BUSY_EVENTS    16
 #define SOURCE_GATHER_US      1000
@@ -224,7 +233,7 @@ static int follow_bpf(struct procmond_source *s, struct counted *cnt, int (*flus
 		struct de_error err = {0};
 		size_t before = cnt->n;
 		int64_t t = de_mono_ms();
-		if (read_some && t >= next_adapt) {
+		if (read_some && !s->fixed_gap && t >= next_adapt) {
 			/* the wake gap for the host's CPU since the last look (a
 			   look older than two whiles, after a quiet spell, is
 			   only taken again, and the next comes sooner) */
