@@ -20,7 +20,7 @@ by its pid): the exec path then batches (detection.exec_batch_wait_ms), and
 this is the latency that batching costs, at the rate issue 14's CPU budget
 is measured at.  With --gap4 as well, the sensor's wake gap is fixed at
 4 ms (collection.ebpf_wake_gap_ms; the default follows the host's CPU,
-8 ms while it has idle time), reported only: what the CPU line's gap
+6 ms while it has idle time), reported only: what the CPU line's gap
 costs in latency while execs stream (bench_sensor reports its CPU).
 
 With --hanging-webhook (bench_alerting.sh) the agent also has a file sink

@@ -14,7 +14,7 @@
    use over that window per exec, times 1,000/s, as a share of one core
    (budget <= 10%), and the records the ring buffer dropped (budget 0);
    then the same with the sensor's wake gap fixed at 4 ms (reported only:
-   what the default's 8 ms on a host with idle CPU saves; bench_exec
+   what the default's 6 ms on a host with idle CPU saves; bench_exec
    reports what it costs in latency).
 
 Every process started here is reaped by its pid; the loops are bounded by

@@ -89,7 +89,7 @@ def start_quiet_agent(bindir, state_dir, err, extra=()):
 
 
 # the sensor's wake gap fixed at 4 ms (collection.ebpf_wake_gap_ms): what the
-# default (following the host's CPU: 8 ms while it has idle time) saves in
+# default (following the host's CPU: 6 ms while it has idle time) saves in
 # CPU at 1,000 execs/s, and what it costs in exec -> alert while execs
 # stream; bench_sensor and bench_exec report both, measured in one run
 GAP4 = ("--set", "collection.ebpf_wake_gap_ms=4")

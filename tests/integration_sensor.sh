@@ -5,7 +5,7 @@
 #      cores, 1,000 runs of /bin/true (each exits at once) are each reported
 #      by `procmond --events` with their full argv, image and parent; and
 #      through the agent each is stored and the single-process rules run on
-#      it (one marker alert per run); the sensor's wake gap is 8 ms while
+#      it (one marker alert per run); the sensor's wake gap is 6 ms while
 #      the host has idle CPU and 4 ms when every core is busy, and a burst
 #      shorter than a second after a quiet spell gets its gap too;
 #   2. faults, each a clear log line, the netlink fallback (or none when
@@ -210,7 +210,7 @@ for _ in $(seq 400); do [ "$(count_alerts)" = "$N" ] && break; sleep 0.05; done
 check "agent: the single-process rules ran on each run ($(count_alerts) marker alerts of $N)" test "$(count_alerts)" = "$N"
 check "agent: no event was lost" test -z "$(grep 'lost' "$tmp/sat.err" | grep -v ' 0 lost')"
 exit_status sat
-# the sensor's wake gap follows the host's idle CPU (bpfevents.h): 8 ms
+# the sensor's wake gap follows the host's idle CPU (bpfevents.h): 6 ms
 # while it has idle time, 4 ms when every core is busy; procmond looks
 # once a second while events come, and logs each change
 stream() { # stream TAG SECONDS: /bin/true about 50 times a second
@@ -229,8 +229,8 @@ gap_now() { # gap_now LINE: until procmond's last wake gap change is LINE (about
 }
 stream idle 6 &
 sp=$!
-check "wake gap: 8 ms while the host's CPU has idle time" \
-	gap_now "wake gap 8 ms (the host's CPU has idle time)"
+check "wake gap: 6 ms while the host's CPU has idle time" \
+	gap_now "wake gap 6 ms (the host's CPU has idle time)"
 wait "$sp"
 if [ "$(nproc)" -lt "$(grep -c '^cpu[0-9]' /proc/stat)" ]; then
 	echo "# skip: wake gap on busy cores: this test may run on $(nproc) of the host's" \
@@ -255,22 +255,22 @@ else
 		sleep 3
 		for _ in $(seq 15); do /bin/true "$mark-burst"; sleep 0.02; done
 		sleep 0.3
-		if [ "$(last_gap)" = "wake gap 8 ms (the host's CPU has idle time)" ]; then
-			burst_gap=8
+		if [ "$(last_gap)" = "wake gap 6 ms (the host's CPU has idle time)" ]; then
+			burst_gap=6
 			break
 		fi
 	done
-	check "wake gap: a burst under a second after a quiet spell gets 8 ms on idle cores" \
-		test "$burst_gap" = 8
+	check "wake gap: a burst under a second after a quiet spell gets 6 ms on idle cores" \
+		test "$burst_gap" = 6
 fi
 stop_loops
 stop_agent
 # collection.ebpf_wake_gap_ms fixes the gap: said at start, and never
-# changed by the host's CPU (idle here: a following gap would go to 8 ms
+# changed by the host's CPU (idle here: a following gap would go to 6 ms
 # within about a second of the stream)
-start_agent fixgap --set collection.ebpf_wake_gap_ms=6 || fails=$((fails + 1))
-check "wake gap: collection.ebpf_wake_gap_ms=6 is in use, fixed" \
-	grep -q "the eBPF sensor (.*; wake gap 6 ms, fixed)" "$tmp/fixgap.err"
+start_agent fixgap --set collection.ebpf_wake_gap_ms=5 || fails=$((fails + 1))
+check "wake gap: collection.ebpf_wake_gap_ms=5 is in use, fixed" \
+	grep -q "the eBPF sensor (.*; wake gap 5 ms, fixed)" "$tmp/fixgap.err"
 stream fixgap 3
 check "wake gap: the events of a fixed gap reach the store" until_sql fixgap \
 	"SELECT count(*) > 0 FROM process_instances WHERE command_line LIKE '%$mark_a' || '$mark_b-fixgap'" 1

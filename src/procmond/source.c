@@ -176,7 +176,7 @@ uint64_t procmond_source_lost(const struct procmond_source *s)
    brought events the next poll waits de_bpfevents_busy_poll_ms at most,
    for the records written since without a wake-up.  Every SOURCE_ADAPT_MS
    while events come, the gap follows the host's idle CPU over that while
-   (bpfevents.h: 8 ms with idle time, 4 ms on saturated CPUs); the first
+   (bpfevents.h: 6 ms with idle time, 4 ms on saturated CPUs); the first
    while of events after a quiet spell is SOURCE_ADAPT_FIRST_MS, so that a
    burst runs at its own gap after a fifth of a second, not a second;
    unless collection.ebpf_wake_gap_ms fixes the gap (s->fixed_gap). */
