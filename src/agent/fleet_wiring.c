@@ -79,6 +79,11 @@ struct agent_fleet {
 	uint64_t q_dropped;		     /* queries dropped unread, as last logged */
 	uint64_t bundle_rev;		     /* the bundle revision last handled */
 	int64_t bundle_next_ms;		     /* when to look again (monotonic) */
+	/* a flush's rows and their publishes (flush_ctx), kept between flushes:
+	   the loop flushes at every turn */
+	struct flush_msg *msgs;
+	struct de_fleet_pub *pub;
+	size_t cap; /* of msgs and pub */
 };
 
 int agent_fleet_check(const struct de_config *cfg, struct de_error *err)
@@ -100,6 +105,8 @@ static void fleet_free(struct agent_fleet *fl)
 	de_fleet_close(fl->f);
 	de_audit_settings_clear(&fl->audit);
 	de_fleet_settings_clear(&fl->set);
+	free(fl->msgs);
+	free(fl->pub);
 	free(fl);
 }
 
@@ -300,9 +307,9 @@ struct flush_msg {
 
 struct flush_ctx {
 	struct agent_fleet *fl;
-	struct flush_msg *msgs;	  /* this batch's rows, in order */
-	struct de_fleet_pub *pub; /* one run of msgs, as published */
-	size_t cap;		  /* of msgs and pub: the most read at a time */
+	struct flush_msg *msgs;	  /* this batch's rows, in order (fl's) */
+	struct de_fleet_pub *pub; /* one run of msgs, as published (fl's) */
+	size_t cap;		  /* the most read at a time */
 	int64_t last_id;	  /* the last published */
 	size_t n;		  /* published in this batch */
 	size_t seen;		  /* rows read in this batch */
@@ -678,6 +685,35 @@ int agent_fleet_wake_fds(const struct agent *ag, int *fds, int max)
 }
 
 /* agent_fleet_flush within budget_ms; the last one (at stop) serves no queries. */
+/* The flush found the server not answering: in an outage, the next try
+   FLUSH_RETRY_MS after the first failure. */
+static void went_down(struct agent_fleet *fl)
+{
+	if (!fl->down)
+		fl->retry_at = de_mono_ms() + FLUSH_RETRY_MS;
+	fl->down = true;
+}
+
+/* fl's flush buffers for cap rows (kept, grown when cap is larger); -ENOMEM. */
+static int flush_buffers(struct agent_fleet *fl, size_t cap)
+{
+	struct flush_msg *m;
+	struct de_fleet_pub *p;
+
+	if (fl->cap >= cap)
+		return 0;
+	if (!(m = calloc(cap, sizeof(*m))) || !(p = calloc(cap, sizeof(*p)))) {
+		free(m);
+		return -ENOMEM;
+	}
+	free(fl->msgs);
+	free(fl->pub);
+	fl->msgs = m;
+	fl->pub = p;
+	fl->cap = cap;
+	return 0;
+}
+
 static void flush(struct agent *ag, int64_t budget_ms, bool last)
 {
 	struct agent_fleet *fl = ag->fleet;
@@ -716,9 +752,7 @@ static void flush(struct agent *ag, int64_t budget_ms, bool last)
 		if (!fl->down)
 			de_log_err(&err);
 		if (err.code == EAGAIN) {
-			if (!fl->down)
-				fl->retry_at = de_mono_ms() + FLUSH_RETRY_MS;
-			fl->down = true;
+			went_down(fl);
 			return;
 		}
 		de_error_clear(&err); /* the ledger's trouble: the spool goes on */
@@ -727,14 +761,10 @@ static void flush(struct agent *ag, int64_t budget_ms, bool last)
 	c.cap = fl->set.publish_max_pending && fl->set.publish_max_pending < FLUSH_BATCH
 			? (size_t)fl->set.publish_max_pending
 			: FLUSH_BATCH;
-	c.msgs = calloc(c.cap, sizeof(*c.msgs));
-	c.pub = calloc(c.cap, sizeof(*c.pub));
-	if (!c.msgs || !c.pub) {
-		free(c.msgs);
-		free(c.pub);
-		de_log_warnx("fleet: out of memory publishing the spool");
-		return;
-	}
+	if ((rc = flush_buffers(fl, c.cap)) < 0)
+		goto out;
+	c.msgs = fl->msgs;
+	c.pub = fl->pub;
 	do {
 		size_t read;
 		c.n = 0;
@@ -752,8 +782,7 @@ static void flush(struct agent *ag, int64_t budget_ms, bool last)
 		if (rc == 0 && read < c.cap)
 			break; /* the spool is empty */
 	} while (rc == 0);
-	free(c.msgs);
-	free(c.pub);
+out:
 	if (rc == -ENOMEM) {
 		de_log_warnx("fleet: out of memory publishing the spool");
 		return;
@@ -766,9 +795,7 @@ static void flush(struct agent *ag, int64_t budget_ms, bool last)
 		/* the first that failed stops the rest: order is kept */
 		if (!fl->down)
 			de_log_warnx("fleet: %s; will retry", c.err.message);
-		if (!fl->down)
-			fl->retry_at = de_mono_ms() + FLUSH_RETRY_MS;
-		fl->down = true;
+		went_down(fl);
 		return;
 	}
 	if (fl->down)
