@@ -60,5 +60,22 @@ check "procmond text output" test -s "$tmp/pt"
 "$bin/procmond" --output yaml 2>/dev/null; rc=$?
 check "procmond unknown output exits 64 (rc=$rc)" test "$rc" = 64
 
+# health: the summaries are as of the report's writing, and the table says
+# when that was (a report written 7 s ago, by hand: no agent here)
+mkdir -p "$tmp/hs"
+python3 - "$tmp/hs/health.json" <<'PY'
+import json, sys, time
+now = int(time.time() * 1000)
+json.dump({"version": 1, "updated_at": now - 7000, "stale_after_ms": 120000, "status": "ok",
+           "components": [{"name": "parent", "status": "ok", "summary": "pid 1, up 0 s",
+                           "details": {}}]}, open(sys.argv[1], "w"))
+PY
+"$cli" --set app.state_dir="$tmp/hs" health >"$tmp/h"; rc=$?
+check "health on a report of 7 s ago exits 0 (rc=$rc)" test "$rc" = 0
+check "health says the report's age on its last line" \
+	bash -c "tail -n 1 '$tmp/h' | grep -Eq '^report +written ([7-9]|[1-5][0-9]) s ago\$'"
+check "  after the components and the overall status" \
+	bash -c "grep -q '^parent .*pid 1, up 0 s' '$tmp/h' && grep -q '^overall  *ok' '$tmp/h'"
+
 echo "integration_cli: $fails failed"
 [ "$fails" = 0 ]

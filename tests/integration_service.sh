@@ -417,6 +417,8 @@ for c in parent procmond worker store rules sink:stdout audit scan config overal
 	grep -q "^$c " "$tmp/h.txt" || bad=$((bad + 1))
 done
 check "health: parent, procmond, worker, store, rules, sink, audit, scan, config" test "$bad" = 0
+check "health: the report's age on the last line" \
+	bash -c "tail -n 1 '$tmp/h.txt' | grep -Eq '^report +written [0-9]+ (s|min) ago\$'"
 "${cli[@]}" health --format json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["status"] in ("ok","warning") and d["version"] == 1'
 check "health --format json" test $? = 0
 if command -v script >/dev/null; then

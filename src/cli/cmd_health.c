@@ -3,8 +3,9 @@
  * report the agent keeps in <state_dir>/health.json (health.h), one line
  * per component — privileged parent, procmond, worker, event store,
  * rules, each sink, audit ledger, last scan, configuration — with its
- * status in colour (NO_COLOR and non-terminals honoured).  A report nobody
- * has updated for too long adds a critical "agent" line.
+ * status in colour (NO_COLOR and non-terminals honoured), then the worst
+ * status and how long ago the report was written.  A report nobody has
+ * updated for too long adds a critical "agent" line.
  *
  * Exit status: 0 all ok, 1 the worst is a warning, 2 the worst is critical;
  * 69 no report (the agent never ran with this state directory), 77 not
@@ -26,7 +27,8 @@
 
 static const char *const colors[DE_HEALTH_STATUS_MAX] = {"\033[32m", "\033[33m", "\033[1;31m"};
 
-static void table(const json_t *doc, bool color, size_t width)
+/* The report as a table; now_ms for the report's age, on its last line. */
+static void table(const json_t *doc, int64_t now_ms, bool color, size_t width)
 {
 	const json_t *c;
 	size_t i, name_w = 9;
@@ -57,6 +59,12 @@ static void table(const json_t *doc, bool color, size_t width)
 	}
 	printf("%-*s  %s%s%s\n", (int)name_w, "overall", color ? colors[worst] : "",
 	       de_health_status_name(worst), color ? "\033[0m" : "");
+	/* the summaries are as of the report's writing (the agent rewrites it
+	   every few seconds): "up 0 s" read 9 s later is not a restart */
+	char ago[32];
+	de_duration_format(ago, sizeof(ago),
+			   now_ms - json_integer_value(json_object_get(doc, "updated_at")));
+	printf("%-*s  written %s ago\n", (int)name_w, "report", ago);
 }
 
 int cmd_health(struct cli_ctx *ctx, int argc, char **argv)
@@ -81,8 +89,9 @@ int cmd_health(struct cli_ctx *ctx, int argc, char **argv)
 		case 'h':
 			printf("usage: daemoneye-cli health [--format table|json]\n"
 			       "\n"
-			       "The agent's health: each component's status and summary.  Exit "
-			       "status 0 ok,\n"
+			       "The agent's health: each component's status and summary, as of "
+			       "the report's\n"
+			       "writing (its age on the last line).  Exit status 0 ok,\n"
 			       "1 warning, 2 critical (the worst component's); 69 when the agent "
 			       "has published\n"
 			       "no report in app.state_dir.\n");
@@ -99,7 +108,8 @@ int cmd_health(struct cli_ctx *ctx, int argc, char **argv)
 		free(state);
 		return EX_OSERR;
 	}
-	rc = de_health_read(path, de_now_ms(), &doc, &err);
+	int64_t now = de_now_ms();
+	rc = de_health_read(path, now, &doc, &err);
 	if (rc == -ENOENT) {
 		cli_errorf("no health report at %s: is daemoneye-agent running with this "
 			   "app.state_dir (set it with --set app.state_dir=DIR)?",
@@ -112,7 +122,7 @@ int cmd_health(struct cli_ctx *ctx, int argc, char **argv)
 			json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 			putchar('\n');
 		} else {
-			table(doc, ctx->color, de_term_width(STDOUT_FILENO));
+			table(doc, now, ctx->color, de_term_width(STDOUT_FILENO));
 		}
 		rc = fflush(stdout) != 0 ? EX_IOERR : (int)de_health_worst(doc);
 	}
