@@ -101,16 +101,13 @@ int de_bpfevents_busy_poll_ms(const struct de_bpfevents *ev);
  * agent get a core when they wake: DE_BPFEVENTS_WAKE_GAP_IDLE_US while the
  * host's CPUs have idle time, DE_BPFEVENTS_WAKE_GAP_US (also the gap at
  * load) when they are saturated and the wait for a core comes out of the
- * same 10 ms.  Measured (docs/perf.md, stop 28): at 1,000 execs/s 8 ms
- * took 28% off the CPU of 4 ms; under a flood that saturates both cores,
- * 8 ms left 97.5-98% of execs detected within 10 ms, 4 ms 99.8%.  Stop
- * 32: the idle gap went from 8 to 6 ms.  Under a flood that leaves half
- * the CPU idle, exec -> alert p99 was 10.7-19 ms at 8 ms (a record waits
- * up to the gap before procmond reads it, and only 2 ms were left for the
- * rest), 8.6-9.8 ms at 6 ms; CPU at 1,000 execs/s 0.078-0.099 CPU s per
- * 1,000 execs at 8 ms, 0.089-0.115 at 6 ms, depending on the host's hour.
- * collection.ebpf_wake_gap_ms lets an operator fix the gap (the options'
- * wake_gap_us; procmond then does not follow the CPU).
+ * same 10 ms.  The idle gap is the longest that leaves exec -> alert
+ * within 10 ms at p99 under a stream of 1,000 execs/s (a record may wait
+ * the whole gap before procmond reads it, and the agent's own path needs
+ * the rest); the measurements behind both values are in docs/perf.md
+ * (stops 28 and 32).  collection.ebpf_wake_gap_ms lets an operator fix
+ * the gap (the options' wake_gap_us; procmond then does not follow the
+ * CPU).
  */
 #define DE_BPFEVENTS_WAKE_GAP_US      4000
 #define DE_BPFEVENTS_WAKE_GAP_IDLE_US 6000

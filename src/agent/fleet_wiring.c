@@ -684,7 +684,6 @@ int agent_fleet_wake_fds(const struct agent *ag, int *fds, int max)
 	return n;
 }
 
-/* agent_fleet_flush within budget_ms; the last one (at stop) serves no queries. */
 /* The flush found the server not answering: in an outage, the next try
    FLUSH_RETRY_MS after the first failure. */
 static void went_down(struct agent_fleet *fl)
@@ -714,6 +713,7 @@ static int flush_buffers(struct agent_fleet *fl, size_t cap)
 	return 0;
 }
 
+/* agent_fleet_flush within budget_ms; the last one (at stop) serves no queries. */
 static void flush(struct agent *ag, int64_t budget_ms, bool last)
 {
 	struct agent_fleet *fl = ag->fleet;

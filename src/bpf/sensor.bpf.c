@@ -114,12 +114,13 @@ struct kernfs_node___old {
 /*
  * Wake-ups: a reader woken for every record would pay a poll and a
  * context switch for each of the fork, exec and exit of every process.
- * A record wakes the reader only when settings.wake_gap_ns (6 ms) have passed since the
- * last that did (so the first after a quiet spell goes at once), and a
- * fork never does (the exec that follows it within microseconds does;
+ * A record wakes the reader only when the wake gap (counters.wake_gap_ns
+ * as procmond sets it, else settings.wake_gap_ns: bpfevents.h) has passed
+ * since the last that did (so the first after a quiet spell goes at once),
+ * and a fork never does (the exec that follows it within microseconds does;
  * user space forwards no fork alone).  The others wait for the next
  * wake-up, or for the reader's own short poll timeout while records come
- * (bpfevents.h: DE_BPFEVENTS_BUSY_POLL_MS), so a record waits a few
+ * (bpfevents.h: de_bpfevents_busy_poll_ms), so a record waits a few
  * milliseconds at most; the agent counts that wait against its own batch
  * wait (execwait.c), so it adds little to an exec's way to its alert.  A
  * ring buffer a quarter full wakes the reader whatever the gap, so that a
